@@ -1,0 +1,14 @@
+//! hato's domain model. Nothing in this crate performs I/O: it holds the types every other
+//! layer shares (addresses, tenants, directory objects, SMTP replies, trace events, ids, the clock).
+
+pub mod address;
+pub mod auth;
+pub mod clock;
+pub mod directory;
+pub mod id;
+pub mod reply;
+pub mod trace;
+
+pub use address::{Address, AddressError};
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use reply::Reply;

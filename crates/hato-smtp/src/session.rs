@@ -1,0 +1,516 @@
+//! The SMTP session as a state machine (sans I/O).
+//!
+//! The caller feeds it the bytes that arrive ([`Session::feed`]) and carries out what it returns:
+//! bytes to send, a message to commit durably ([`Output::Submit`]; the final reply waits for
+//! [`Session::submitted`]), a TLS handshake to perform ([`Output::StartTls`]), or a close.
+
+use crate::data::DataReceiver;
+use hato_core::directory::{Route, TenantId};
+use hato_core::reply::{self, Reply};
+use hato_core::Address;
+use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
+use std::net::IpAddr;
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
+pub const MAX_COMMAND_LINE: usize = 512;
+
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our host name: banner, EHLO reply.
+    pub hostname: String,
+    /// Advertised in EHLO `SIZE` (RFC 1870); larger messages get `552 5.3.4`.
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    /// Whether STARTTLS can be offered.
+    pub tls_available: bool,
+    /// After this many error replies the session is closed (`421 4.7.0`).
+    pub max_errors: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            hostname: "localhost".into(),
+            max_message_size: 35 * 1024 * 1024,
+            max_recipients: 500,
+            tls_available: false,
+            max_errors: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// e.g. `TLS1.3`
+    pub version: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`
+    pub cipher: String,
+}
+
+/// A recipient the directory accepted at RCPT time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedRecipient {
+    pub address: Address,
+    pub tenant_id: TenantId,
+    pub route: Route,
+}
+
+pub enum RcptVerdict {
+    Accept(AcceptedRecipient),
+    Reject(Reply),
+}
+
+/// The recipient decision at RCPT time: directory lookup, relay refusal. Implemented over the
+/// store by the server; over a map in tests.
+pub trait RecipientPolicy: Send + Sync {
+    fn check_recipient(&self, sender: Option<&Address>, recipient: &Address) -> RcptVerdict;
+}
+
+/// A complete message transaction, ready to be committed.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// `None` for the null reverse-path `<>`.
+    pub sender: Option<Address>,
+    pub recipients: Vec<AcceptedRecipient>,
+    pub helo: String,
+    pub client_ip: IpAddr,
+    pub tls: Option<TlsInfo>,
+    pub smtputf8: bool,
+    /// `with` protocol for the Received header (RFC 3848, RFC 6531 §3.7.3).
+    pub protocol: &'static str,
+    /// The message content, dot-unstuffed, CRLF line endings.
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    /// Bytes to send to the client.
+    Send(Vec<u8>),
+    /// Perform the TLS handshake now (after sending what came before), then call
+    /// [`Session::tls_established`].
+    StartTls,
+    /// Commit this message durably, then call [`Session::submitted`] with the outcome.
+    Submit(Envelope),
+    /// Send what came before and close the connection.
+    Close,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    /// Before EHLO/HELO.
+    Connected,
+    /// After EHLO/HELO, no transaction.
+    Ready,
+    /// MAIL accepted; RCPTs may follow.
+    Mail,
+    /// Reading message data.
+    Data,
+    /// Waiting for the store to commit a message.
+    Committing,
+    /// Waiting for the TLS handshake.
+    Handshake,
+    Closed,
+}
+
+pub struct Session<P: RecipientPolicy + ?Sized> {
+    config: SessionConfig,
+    policy: std::sync::Arc<P>,
+    client_ip: IpAddr,
+    phase: Phase,
+    helo: String,
+    esmtp: bool,
+    tls: Option<TlsInfo>,
+    sender: Option<Address>,
+    smtputf8: bool,
+    recipients: Vec<AcceptedRecipient>,
+    content: Vec<u8>,
+    data: Option<DataReceiver>,
+    /// Input not yet processed (a partial line, or commands pipelined behind a DATA that is
+    /// being committed).
+    input: Vec<u8>,
+    /// Discarding an over-long command line until its end.
+    discarding_line: bool,
+    errors: usize,
+}
+
+impl<P: RecipientPolicy + ?Sized> Session<P> {
+    pub fn new(config: SessionConfig, policy: std::sync::Arc<P>, client_ip: IpAddr) -> Self {
+        Session {
+            config,
+            policy,
+            client_ip,
+            phase: Phase::Connected,
+            helo: String::new(),
+            esmtp: false,
+            tls: None,
+            sender: None,
+            smtputf8: false,
+            recipients: Vec::new(),
+            content: Vec::new(),
+            data: None,
+            input: Vec::new(),
+            discarding_line: false,
+            errors: 0,
+        }
+    }
+
+    /// The 220 banner (RFC 5321 §4.3.1).
+    pub fn greeting(&self) -> Vec<u8> {
+        format!("220 {} ESMTP hato ready\r\n", self.config.hostname).into_bytes()
+    }
+
+    pub fn in_data(&self) -> bool {
+        self.phase == Phase::Data
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// The reply for a read timeout in the current phase.
+    pub fn timeout_reply(&self) -> Reply {
+        if self.phase == Phase::Data { reply::DATA_TIMEOUT } else { reply::IDLE_TIMEOUT }
+    }
+
+    /// Feeds received bytes; returns what to do. Stops early at a commit or a TLS handshake;
+    /// the rest of the input is kept for later.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Output> {
+        self.input.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        self.process(&mut out);
+        out
+    }
+
+    /// The outcome of committing the message from [`Output::Submit`]: the trace id, or the reply
+    /// to give when it could not be stored. Continues with any pipelined input.
+    pub fn submitted(&mut self, result: Result<String, Reply>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Committing {
+            return out;
+        }
+        let r = match result {
+            Ok(trace_id) => reply::queued(&trace_id),
+            Err(r) => r,
+        };
+        self.phase = Phase::Ready;
+        self.reset_transaction();
+        self.reply(&mut out, r);
+        self.process(&mut out);
+        out
+    }
+
+    /// The TLS handshake succeeded: RFC 3207 §4.2 — forget everything learnt before it; the
+    /// client must EHLO again.
+    pub fn tls_established(&mut self, info: TlsInfo) {
+        self.tls = Some(info);
+        self.phase = Phase::Connected;
+        self.helo.clear();
+        self.esmtp = false;
+        self.reset_transaction();
+        self.input.clear();
+    }
+
+    fn reset_transaction(&mut self) {
+        self.sender = None;
+        self.smtputf8 = false;
+        self.recipients.clear();
+        self.content = Vec::new();
+        self.data = None;
+        if self.phase == Phase::Mail || self.phase == Phase::Data {
+            self.phase = Phase::Ready;
+        }
+    }
+
+    fn reply(&mut self, out: &mut Vec<Output>, r: Reply) {
+        if r.code >= 400 {
+            self.errors += 1;
+        }
+        out.push(Output::Send(r.to_wire()));
+        if r.code >= 400 && self.errors > self.config.max_errors && self.phase != Phase::Closed {
+            out.push(Output::Send(reply::TOO_MANY_ERRORS.to_wire()));
+            out.push(Output::Close);
+            self.phase = Phase::Closed;
+        }
+    }
+
+    fn process(&mut self, out: &mut Vec<Output>) {
+        let mut pos = 0;
+        loop {
+            match self.phase {
+                Phase::Committing | Phase::Handshake | Phase::Closed => break,
+                Phase::Data => {
+                    let Some(mut receiver) = self.data.take() else {
+                        self.phase = Phase::Ready;
+                        continue;
+                    };
+                    let (n, done) = receiver.ingest(&self.input[pos..], &mut self.content);
+                    pos += n;
+                    if done {
+                        self.end_of_data(receiver, out);
+                    } else {
+                        self.data = Some(receiver);
+                        break;
+                    }
+                }
+                _ => {
+                    let rest = &self.input[pos..];
+                    match memchr::memchr(b'\n', rest) {
+                        None => {
+                            if rest.len() >= MAX_COMMAND_LINE {
+                                // Keep nothing of an over-long line; answer when it ends.
+                                self.discarding_line = true;
+                                pos = self.input.len();
+                            }
+                            break;
+                        }
+                        Some(i) => {
+                            let line_end = pos + i + 1;
+                            let too_long = self.discarding_line || i + 1 > MAX_COMMAND_LINE;
+                            self.discarding_line = false;
+                            let line = self.input[pos..line_end].to_vec();
+                            pos = line_end;
+                            if too_long {
+                                self.reply(out, reply::COMMAND_LINE_TOO_LONG);
+                            } else {
+                                self.command(&line, out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.phase == Phase::Handshake || self.phase == Phase::Closed {
+            // RFC 3207 §4.2: nothing pipelined after STARTTLS may be used (CVE-2011-0411).
+            self.input.clear();
+        } else {
+            self.input.drain(..pos);
+        }
+    }
+
+    fn end_of_data(&mut self, receiver: DataReceiver, out: &mut Vec<Output>) {
+        let flaws = receiver.flaws();
+        let refusal = if flaws.too_big {
+            Some(reply::MESSAGE_TOO_BIG)
+        } else if flaws.bare_cr_or_lf {
+            Some(reply::INVALID_CHARACTERS)
+        } else if flaws.line_too_long {
+            Some(reply::TEXT_LINE_TOO_LONG)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            self.reset_transaction();
+            self.phase = Phase::Ready;
+            self.reply(out, r);
+            return;
+        }
+        let protocol = match (self.esmtp, self.tls.is_some(), self.smtputf8) {
+            (_, true, true) => "UTF8SMTPS",
+            (_, false, true) => "UTF8SMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, false) => "ESMTP",
+            (false, true, false) => "SMTPS",
+            (false, false, false) => "SMTP",
+        };
+        let envelope = Envelope {
+            sender: self.sender.take(),
+            recipients: std::mem::take(&mut self.recipients),
+            helo: self.helo.clone(),
+            client_ip: self.client_ip,
+            tls: self.tls.clone(),
+            smtputf8: self.smtputf8,
+            protocol,
+            content: std::mem::take(&mut self.content),
+        };
+        self.phase = Phase::Committing;
+        out.push(Output::Submit(envelope));
+    }
+
+    fn command(&mut self, line: &[u8], out: &mut Vec<Output>) {
+        let parsed = Request::parse(&mut line.iter());
+        let request = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                let r = match e {
+                    ProtoError::UnknownCommand => reply::COMMAND_UNRECOGNIZED,
+                    ProtoError::InvalidSenderAddress => reply::BAD_SENDER_SYNTAX,
+                    ProtoError::InvalidRecipientAddress => reply::BAD_RECIPIENT_SYNTAX,
+                    ProtoError::SyntaxError { syntax } => {
+                        Reply::with_text(501, "5.5.4", format!("Syntax: {syntax}"))
+                    }
+                    ProtoError::InvalidParameter { param } => {
+                        Reply::with_text(501, "5.5.4", format!("Invalid parameter {param}"))
+                    }
+                    ProtoError::UnsupportedParameter { param } => Reply::with_text(
+                        555,
+                        "5.5.4",
+                        format!("Unsupported parameter {}", param.chars().take(40).collect::<String>()),
+                    ),
+                    _ => reply::SYNTAX_ERROR,
+                };
+                self.reply(out, r);
+                return;
+            }
+        };
+        match request {
+            Request::Ehlo { host } => self.hello(host.as_ref(), true, out),
+            Request::Helo { host } => self.hello(host.as_ref(), false, out),
+            Request::Lhlo { .. } => self.reply(out, reply::COMMAND_UNRECOGNIZED),
+            Request::Mail { from } => {
+                let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+                self.mail(from.address.as_ref(), from.size, smtputf8, out)
+            }
+            Request::Rcpt { to } => self.rcpt(to.address.as_ref(), out),
+            Request::Data => self.data(out),
+            Request::Rset => {
+                self.reset_transaction();
+                self.reply(out, reply::OK);
+            }
+            Request::Noop { .. } => self.reply(out, reply::OK),
+            Request::Quit => {
+                out.push(Output::Send(
+                    Reply::with_text(221, "2.0.0", format!("{} closing connection", self.config.hostname)).to_wire(),
+                ));
+                out.push(Output::Close);
+                self.phase = Phase::Closed;
+            }
+            // RFC 5321 §3.5.3: VRFY disabled; 252 neither confirms nor denies.
+            Request::Vrfy { .. } => self.reply(out, reply::VRFY_DISABLED),
+            Request::Help { .. } => self.reply(out, reply::HELP),
+            Request::StartTls => self.starttls(out),
+            Request::Expn { .. }
+            | Request::Auth { .. }
+            | Request::Bdat { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.reply(out, reply::NOT_IMPLEMENTED),
+        }
+    }
+
+    fn hello(&mut self, host: &str, esmtp: bool, out: &mut Vec<Output>) {
+        if host.trim().is_empty() {
+            self.reply(out, reply::HELO_REQUIRES_DOMAIN);
+            return;
+        }
+        // RFC 5321 §4.1.4: EHLO/HELO in a transaction resets it.
+        self.reset_transaction();
+        self.helo = host.chars().take(255).collect();
+        self.esmtp = esmtp;
+        self.phase = Phase::Ready;
+        let first = format!("{} Hello [{}]", self.config.hostname, self.client_ip);
+        if !esmtp {
+            out.push(Output::Send(format!("250 {first}\r\n").into_bytes()));
+            return;
+        }
+        let mut lines = vec![
+            first,
+            format!("SIZE {}", self.config.max_message_size),
+            "PIPELINING".to_string(),
+            "8BITMIME".to_string(),
+            "SMTPUTF8".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+        ];
+        if self.config.tls_available && self.tls.is_none() {
+            lines.push("STARTTLS".to_string());
+        }
+        let mut text = String::new();
+        let last = lines.len() - 1;
+        for (i, l) in lines.iter().enumerate() {
+            text.push_str(&format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }));
+        }
+        out.push(Output::Send(text.into_bytes()));
+    }
+
+    fn mail(&mut self, address: &str, size: usize, smtputf8: bool, out: &mut Vec<Output>) {
+        match self.phase {
+            Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
+            Phase::Mail => return self.reply(out, reply::SENDER_ALREADY_GIVEN),
+            _ => {}
+        }
+        if size > self.config.max_message_size {
+            return self.reply(out, reply::MESSAGE_TOO_BIG);
+        }
+        let sender = if address.is_empty() {
+            None
+        } else {
+            match Address::parse(address) {
+                Ok(a) => {
+                    if !a.is_ascii() && !smtputf8 {
+                        return self.reply(out, reply::NEEDS_SMTPUTF8);
+                    }
+                    Some(a)
+                }
+                Err(_) => return self.reply(out, reply::BAD_SENDER_SYNTAX),
+            }
+        };
+        self.sender = sender;
+        self.smtputf8 = smtputf8;
+        self.phase = Phase::Mail;
+        self.reply(out, reply::SENDER_OK);
+    }
+
+    fn rcpt(&mut self, address: &str, out: &mut Vec<Output>) {
+        match self.phase {
+            Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
+            Phase::Mail => {}
+            _ => return self.reply(out, reply::NEED_MAIL),
+        }
+        if self.recipients.len() >= self.config.max_recipients {
+            return self.reply(out, reply::TOO_MANY_RECIPIENTS);
+        }
+        let rcpt = match Address::parse(address) {
+            Ok(a) => a,
+            Err(_) => return self.reply(out, reply::BAD_RECIPIENT_SYNTAX),
+        };
+        if !rcpt.is_ascii() && !self.smtputf8 {
+            return self.reply(out, reply::NEEDS_SMTPUTF8);
+        }
+        match self.policy.check_recipient(self.sender.as_ref(), &rcpt) {
+            RcptVerdict::Accept(accepted) => {
+                // The same recipient twice in one transaction gets one copy.
+                if !self.recipients.iter().any(|r| r.address == accepted.address) {
+                    self.recipients.push(accepted);
+                }
+                self.reply(out, reply::RECIPIENT_OK);
+            }
+            RcptVerdict::Reject(r) => self.reply(out, r),
+        }
+    }
+
+    fn data(&mut self, out: &mut Vec<Output>) {
+        match self.phase {
+            Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
+            Phase::Mail => {}
+            _ => return self.reply(out, reply::NEED_MAIL),
+        }
+        if self.recipients.is_empty() {
+            return self.reply(out, reply::NO_VALID_RECIPIENTS);
+        }
+        self.content = Vec::with_capacity(4096);
+        self.data = Some(DataReceiver::new(self.config.max_message_size));
+        self.phase = Phase::Data;
+        out.push(Output::Send(reply::START_DATA.to_wire()));
+    }
+
+    fn starttls(&mut self, out: &mut Vec<Output>) {
+        if self.tls.is_some() {
+            return self.reply(out, reply::TLS_ALREADY_ACTIVE);
+        }
+        if !self.config.tls_available {
+            return self.reply(out, reply::TLS_NOT_AVAILABLE);
+        }
+        if self.phase == Phase::Connected {
+            return self.reply(out, reply::SEND_HELO_FIRST);
+        }
+        out.push(Output::Send(reply::READY_TO_START_TLS.to_wire()));
+        out.push(Output::StartTls);
+        self.phase = Phase::Handshake;
+    }
+}
+
+#[cfg(test)]
+mod tests;

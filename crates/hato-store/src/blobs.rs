@@ -1,0 +1,81 @@
+//! Content-addressed blob files: `<dir>/ab/cdef…` named by the SHA-256 of their content, written
+//! to a temporary name, synced, then renamed into place, so a crash never leaves a partial blob
+//! under a real name.
+
+use crate::{Result, StoreError};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug)]
+pub struct BlobDir {
+    root: PathBuf,
+    tmp_counter: AtomicU64,
+}
+
+pub fn hash_of(content: &[u8]) -> String {
+    hex::encode(Sha256::digest(content))
+}
+
+impl BlobDir {
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(BlobDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0) })
+    }
+
+    fn path_of(&self, hash: &str) -> Result<PathBuf> {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!("not a blob hash: {hash}")));
+        }
+        Ok(self.root.join(&hash[..2]).join(&hash[2..]))
+    }
+
+    /// Writes `content` unless a blob with the same hash exists; returns the hash.
+    pub fn put(&self, content: &[u8]) -> Result<String> {
+        let hash = hash_of(content);
+        let path = self.path_of(&hash)?;
+        if path.exists() {
+            return Ok(hash);
+        }
+        let dir = path.parent().ok_or_else(|| StoreError::Io("blob path has no parent".into()))?;
+        fs::create_dir_all(dir)?;
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join("tmp").join(format!("{}-{n}", std::process::id()));
+        {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(content)?;
+            f.sync_data()?;
+        }
+        fs::rename(&tmp, &path)?;
+        // The rename is durable once the directory entry is synced.
+        fs::File::open(dir)?.sync_all()?;
+        Ok(hash)
+    }
+
+    pub fn get(&self, hash: &str) -> Result<Vec<u8>> {
+        let path = self.path_of(hash)?;
+        fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {hash}")),
+            _ => StoreError::Io(e.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path()).unwrap();
+        let a = blobs.put(b"hello").unwrap();
+        let b = blobs.put(b"hello").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(blobs.get(&a).unwrap(), b"hello");
+        assert!(matches!(blobs.get(&"0".repeat(64)), Err(StoreError::NotFound(_))));
+        assert!(matches!(blobs.get("../etc/passwd"), Err(StoreError::Invalid(_))));
+    }
+}

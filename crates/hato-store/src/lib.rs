@@ -1,0 +1,126 @@
+//! hato's persistence, behind traits so another backend (PostgreSQL, for several nodes) can be added
+//! without touching callers. The embedded default is [`SqliteStore`]: one SQLite database in WAL
+//! mode plus a content-addressed blob directory.
+//!
+//! Writes go through one writer thread that batches concurrent requests into a single transaction
+//! (group commit): a caller's [`Pending`] resolves only after the transaction that holds its change
+//! has been committed and synced, which is what lets the SMTP server say `250` only for durable mail.
+
+mod blobs;
+mod pending;
+mod schema;
+mod sqlite;
+pub mod types;
+
+pub use blobs::BlobDir;
+pub use pending::Pending;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use hato_core::Timestamp;
+use hato_core::auth::Role;
+use hato_core::directory::{AcceptedDomain, DomainType, Mailbox, MailboxId, Tenant, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("file error: {0}")]
+    Io(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, msg)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict(msg.clone().unwrap_or_else(|| "object".into()))
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Tenants, accepted domains and mailboxes.
+pub trait DirectoryStore: Send + Sync {
+    fn create_tenant(&self, name: &str) -> Pending<Tenant>;
+    fn tenants(&self) -> Result<Vec<Tenant>>;
+    fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    fn remove_tenant(&self, id: TenantId) -> Pending<()>;
+
+    fn add_domain(&self, domain: &str, tenant: TenantId, kind: DomainType) -> Pending<AcceptedDomain>;
+    fn domains(&self, tenant: Option<TenantId>) -> Result<Vec<AcceptedDomain>>;
+    /// The tenant and type of an accepted domain (canonical, lower-case name).
+    fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>>;
+    fn remove_domain(&self, domain: &str) -> Pending<()>;
+
+    fn create_mailbox(&self, mailbox: NewMailbox) -> Pending<Mailbox>;
+    fn update_mailbox(&self, id: MailboxId, change: MailboxChange) -> Pending<Mailbox>;
+    fn mailboxes(&self, tenant: Option<TenantId>) -> Result<Vec<Mailbox>>;
+    /// Finds a mailbox by its primary address or any alias (canonical form).
+    fn mailbox_by_address(&self, address: &str) -> Result<Option<Mailbox>>;
+    fn remove_mailbox(&self, id: MailboxId) -> Pending<()>;
+}
+
+/// API tokens, stored as SHA-256 hashes only.
+pub trait TokenStore: Send + Sync {
+    fn add_token(&self, token_hash: &str, role: Role, tenant: Option<TenantId>) -> Pending<()>;
+    fn token(&self, token_hash: &str) -> Result<Option<(Role, Option<TenantId>)>>;
+}
+
+/// The durable queue: messages with per-recipient state, and the trace events of each recipient.
+pub trait QueueStore: Send + Sync {
+    /// Commits a received message, its recipients and their first trace events (group commit).
+    fn enqueue(&self, message: NewMessage) -> Pending<()>;
+    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest first.
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
+    /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
+    fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()>;
+    /// Failed recipients whose sender has not yet been sent an NDR, grouped by message.
+    fn due_ndrs(&self, limit: usize) -> Result<Vec<NdrWork>>;
+}
+
+/// Mailbox folders and the messages in them.
+pub trait MailStore: Send + Sync {
+    fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>>;
+    fn mail_item(&self, mailbox: MailboxId, id: i64) -> Result<Option<MailItem>>;
+    /// Stores content under its hash, durably (the file is synced before this returns).
+    fn put_blob(&self, content: &[u8]) -> Result<String>;
+    fn blob(&self, hash: &str) -> Result<Vec<u8>>;
+}
+
+/// Message trace queries and retention.
+pub trait TraceStore: Send + Sync {
+    fn trace(&self, query: &TraceQuery) -> Result<Vec<TraceRow>>;
+    fn trace_detail(
+        &self,
+        tenant: Option<TenantId>,
+        trace_id: &str,
+        recipient: Option<&str>,
+    ) -> Result<Vec<TraceDetailRow>>;
+    /// Deletes trace (and finished queue records) of messages received before `before`.
+    fn purge_trace(&self, before: Timestamp) -> Pending<usize>;
+}
+
+/// Everything a hato node needs from its store.
+pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore {}
+impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore> Store for T {}

@@ -329,7 +329,7 @@ fi
 for side in hato postfix; do
     want "$side" || continue
     # shellcheck disable=SC2086
-    printf '%-8s accepted+delivered: %s msg/s (median; runs:%s)\n' "$side:" \
+    printf '%s end-to-end (accepted and delivered): %s msg/s (median; runs:%s)\n' "$side" \
         "$(printf '%.0f' "$("${HELPER[@]}" median ${E2E[$side]})")" "${E2E[$side]}"
 done
 want postfix && echo "postfix delivered: $(postfix_delivered) of ${EXPECTED[postfix]} (Maildir files; queue: $(postfix_queued) left)"

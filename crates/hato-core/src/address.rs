@@ -36,7 +36,9 @@ fn is_atext(c: char) -> bool {
 }
 
 fn is_dot_atom(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
 }
 
 impl Address {
@@ -186,8 +188,14 @@ mod tests {
         assert_eq!(Address::parse(""), Err(AddressError::Empty));
         assert_eq!(Address::parse("nobody"), Err(AddressError::NoAt));
         assert_eq!(Address::parse("@x.test"), Err(AddressError::BadLocalPart));
-        assert_eq!(Address::parse("a..b@x.test"), Err(AddressError::BadLocalPart));
-        assert_eq!(Address::parse("a b@x.test"), Err(AddressError::BadLocalPart));
+        assert_eq!(
+            Address::parse("a..b@x.test"),
+            Err(AddressError::BadLocalPart)
+        );
+        assert_eq!(
+            Address::parse("a b@x.test"),
+            Err(AddressError::BadLocalPart)
+        );
         assert_eq!(Address::parse("a@"), Err(AddressError::BadDomain));
         assert_eq!(Address::parse("a@-x.test"), Err(AddressError::BadDomain));
         assert_eq!(Address::parse("a@x..test"), Err(AddressError::BadDomain));
@@ -197,6 +205,9 @@ mod tests {
 
     #[test]
     fn address_literal_is_accepted_as_is() {
-        assert_eq!(Address::parse("a@[127.0.0.1]").unwrap().domain(), "[127.0.0.1]");
+        assert_eq!(
+            Address::parse("a@[127.0.0.1]").unwrap().domain(),
+            "[127.0.0.1]"
+        );
     }
 }

@@ -18,12 +18,15 @@ impl Timestamp {
 
     /// RFC 3339, UTC, second precision: what the API and CLI show.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        self.to_datetime()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// RFC 5322 §3.3 date-time, for Received and Date header fields.
     pub fn to_rfc5322(self) -> String {
-        self.to_datetime().format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+        self.to_datetime()
+            .format("%a, %d %b %Y %H:%M:%S +0000")
+            .to_string()
     }
 
     pub fn minus_days(self, days: u32) -> Self {
@@ -41,7 +44,12 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Some(Self::from_datetime(dt.with_timezone(&Utc)));
         }
-        for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
                 return Some(Self::from_datetime(naive.and_utc()));
             }

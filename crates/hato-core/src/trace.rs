@@ -76,6 +76,8 @@ impl RecipientStatus {
 
     /// Case-insensitive, as an admin types it.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }

@@ -5,9 +5,9 @@
 //! [`Session::submitted`]), a TLS handshake to perform ([`Output::StartTls`]), or a close.
 
 use crate::data::DataReceiver;
+use hato_core::Address;
 use hato_core::directory::{Route, TenantId};
 use hato_core::reply::{self, Reply};
-use hato_core::Address;
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
 use std::net::IpAddr;
 
@@ -173,7 +173,11 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
 
     /// The reply for a read timeout in the current phase.
     pub fn timeout_reply(&self) -> Reply {
-        if self.phase == Phase::Data { reply::DATA_TIMEOUT } else { reply::IDLE_TIMEOUT }
+        if self.phase == Phase::Data {
+            reply::DATA_TIMEOUT
+        } else {
+            reply::IDLE_TIMEOUT
+        }
     }
 
     /// Feeds received bytes; returns what to do. Stops early at a commit or a TLS handshake;
@@ -348,7 +352,10 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
                     ProtoError::UnsupportedParameter { param } => Reply::with_text(
                         555,
                         "5.5.4",
-                        format!("Unsupported parameter {}", param.chars().take(40).collect::<String>()),
+                        format!(
+                            "Unsupported parameter {}",
+                            param.chars().take(40).collect::<String>()
+                        ),
                     ),
                     _ => reply::SYNTAX_ERROR,
                 };
@@ -373,7 +380,12 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             Request::Noop { .. } => self.reply(out, reply::OK),
             Request::Quit => {
                 out.push(Output::Send(
-                    Reply::with_text(221, "2.0.0", format!("{} closing connection", self.config.hostname)).to_wire(),
+                    Reply::with_text(
+                        221,
+                        "2.0.0",
+                        format!("{} closing connection", self.config.hostname),
+                    )
+                    .to_wire(),
                 ));
                 out.push(Output::Close);
                 self.phase = Phase::Closed;
@@ -472,7 +484,11 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         match self.policy.check_recipient(self.sender.as_ref(), &rcpt) {
             RcptVerdict::Accept(accepted) => {
                 // The same recipient twice in one transaction gets one copy.
-                if !self.recipients.iter().any(|r| r.address == accepted.address) {
+                if !self
+                    .recipients
+                    .iter()
+                    .any(|r| r.address == accepted.address)
+                {
                     self.recipients.push(accepted);
                 }
                 self.reply(out, reply::RECIPIENT_OK);

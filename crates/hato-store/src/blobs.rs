@@ -22,7 +22,10 @@ pub fn hash_of(content: &[u8]) -> String {
 impl BlobDir {
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join("tmp"))?;
-        Ok(BlobDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0) })
+        Ok(BlobDir {
+            root: root.to_path_buf(),
+            tmp_counter: AtomicU64::new(0),
+        })
     }
 
     fn path_of(&self, hash: &str) -> Result<PathBuf> {
@@ -39,10 +42,15 @@ impl BlobDir {
         if path.exists() {
             return Ok(hash);
         }
-        let dir = path.parent().ok_or_else(|| StoreError::Io("blob path has no parent".into()))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::Io("blob path has no parent".into()))?;
         fs::create_dir_all(dir)?;
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.root.join("tmp").join(format!("{}-{n}", std::process::id()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()));
         {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(content)?;
@@ -75,7 +83,13 @@ mod tests {
         let b = blobs.put(b"hello").unwrap();
         assert_eq!(a, b);
         assert_eq!(blobs.get(&a).unwrap(), b"hello");
-        assert!(matches!(blobs.get(&"0".repeat(64)), Err(StoreError::NotFound(_))));
-        assert!(matches!(blobs.get("../etc/passwd"), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            blobs.get(&"0".repeat(64)),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            blobs.get("../etc/passwd"),
+            Err(StoreError::Invalid(_))
+        ));
     }
 }

@@ -67,7 +67,12 @@ pub trait DirectoryStore: Send + Sync {
     fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     fn remove_tenant(&self, id: TenantId) -> Pending<()>;
 
-    fn add_domain(&self, domain: &str, tenant: TenantId, kind: DomainType) -> Pending<AcceptedDomain>;
+    fn add_domain(
+        &self,
+        domain: &str,
+        tenant: TenantId,
+        kind: DomainType,
+    ) -> Pending<AcceptedDomain>;
     fn domains(&self, tenant: Option<TenantId>) -> Result<Vec<AcceptedDomain>>;
     /// The tenant and type of an accepted domain (canonical, lower-case name).
     fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>>;
@@ -124,3 +129,8 @@ pub trait TraceStore: Send + Sync {
 /// Everything a hato node needs from its store.
 pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore {}
 impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore> Store for T {}
+
+/// How API tokens are kept: only their SHA-256, so a copy of the database grants nothing.
+pub fn hash_token(token: &str) -> String {
+    blobs::hash_of(token.trim().as_bytes())
+}

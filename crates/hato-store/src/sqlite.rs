@@ -96,7 +96,10 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from) {
+        if let Err(e) = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)
+        {
             for job in batch {
                 job(Err(&e))(None);
             }
@@ -170,7 +173,11 @@ impl SqliteStore {
             Ok(w) => w.as_ref().map(|s| s.send(job).is_ok()).unwrap_or(false),
             Err(_) => false,
         };
-        if sent { Pending::new(rx) } else { Pending::failed(StoreError::Closed) }
+        if sent {
+            Pending::new(rx)
+        } else {
+            Pending::failed(StoreError::Closed)
+        }
     }
 
     /// Runs a read on one of the reader connections.
@@ -243,10 +250,20 @@ fn load_mailbox(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
 }
 
 /// Checks that `address` is free (no mailbox answers to it) and its domain belongs to `tenant`.
-fn claim_address(conn: &Connection, address: &str, tenant: TenantId, mailbox: MailboxId, primary: bool) -> Result<()> {
+fn claim_address(
+    conn: &Connection,
+    address: &str,
+    tenant: TenantId,
+    mailbox: MailboxId,
+    primary: bool,
+) -> Result<()> {
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let owner: Option<i64> = conn
-        .query_row("SELECT tenant_id FROM domains WHERE domain = ?1", [domain], |r| r.get(0))
+        .query_row(
+            "SELECT tenant_id FROM domains WHERE domain = ?1",
+            [domain],
+            |r| r.get(0),
+        )
         .optional()?;
     if owner != Some(tenant) {
         return Err(StoreError::Invalid(format!(
@@ -254,7 +271,11 @@ fn claim_address(conn: &Connection, address: &str, tenant: TenantId, mailbox: Ma
         )));
     }
     let taken: Option<i64> = conn
-        .query_row("SELECT mailbox_id FROM addresses WHERE address = ?1", [address], |r| r.get(0))
+        .query_row(
+            "SELECT mailbox_id FROM addresses WHERE address = ?1",
+            [address],
+            |r| r.get(0),
+        )
         .optional()?;
     if taken.is_some() {
         return Err(StoreError::Conflict(format!("address {address}")));
@@ -275,7 +296,9 @@ impl DirectoryStore for SqliteStore {
         let name = name.to_string();
         self.write(move |conn| {
             let exists: Option<i64> = conn
-                .query_row("SELECT id FROM tenants WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT id FROM tenants WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if exists.is_some() {
                 return Err(StoreError::Conflict(format!("tenant {name}")));
@@ -284,7 +307,10 @@ impl DirectoryStore for SqliteStore {
                 "INSERT INTO tenants(name, created) VALUES (?1, ?2)",
                 params![name, now_micros()],
             )?;
-            Ok(Tenant { id: conn.last_insert_rowid(), name })
+            Ok(Tenant {
+                id: conn.last_insert_rowid(),
+                name,
+            })
         })
     }
 
@@ -292,7 +318,12 @@ impl DirectoryStore for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT id, name FROM tenants ORDER BY name")?;
             let rows = stmt
-                .query_map([], |r| Ok(Tenant { id: r.get(0)?, name: r.get(1)? }))?
+                .query_map([], |r| {
+                    Ok(Tenant {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(rows)
         })
@@ -301,9 +332,16 @@ impl DirectoryStore for SqliteStore {
     fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
         self.read(|conn| {
             Ok(conn
-                .query_row("SELECT id, name FROM tenants WHERE name = ?1", [name], |r| {
-                    Ok(Tenant { id: r.get(0)?, name: r.get(1)? })
-                })
+                .query_row(
+                    "SELECT id, name FROM tenants WHERE name = ?1",
+                    [name],
+                    |r| {
+                        Ok(Tenant {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                        })
+                    },
+                )
                 .optional()?)
         })
     }
@@ -318,12 +356,21 @@ impl DirectoryStore for SqliteStore {
         })
     }
 
-    fn add_domain(&self, domain: &str, tenant: TenantId, kind: DomainType) -> Pending<AcceptedDomain> {
+    fn add_domain(
+        &self,
+        domain: &str,
+        tenant: TenantId,
+        kind: DomainType,
+    ) -> Pending<AcceptedDomain> {
         let domain = domain.to_string();
         self.write(move |conn| {
             let name = tenant_name(conn, tenant)?;
             let exists: Option<i64> = conn
-                .query_row("SELECT tenant_id FROM domains WHERE domain = ?1", [&domain], |r| r.get(0))
+                .query_row(
+                    "SELECT tenant_id FROM domains WHERE domain = ?1",
+                    [&domain],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if exists.is_some() {
                 return Err(StoreError::Conflict(format!("domain {domain}")));
@@ -332,7 +379,11 @@ impl DirectoryStore for SqliteStore {
                 "INSERT INTO domains(domain, tenant_id, type) VALUES (?1, ?2, ?3)",
                 params![domain, tenant, kind.as_str()],
             )?;
-            Ok(AcceptedDomain { domain, tenant: name, domain_type: kind })
+            Ok(AcceptedDomain {
+                domain,
+                tenant: name,
+                domain_type: kind,
+            })
         })
     }
 
@@ -358,7 +409,8 @@ impl DirectoryStore for SqliteStore {
 
     fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT tenant_id, type FROM domains WHERE domain = ?1")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT tenant_id, type FROM domains WHERE domain = ?1")?;
             Ok(stmt
                 .query_row([domain], |r| {
                     let kind: String = r.get(1)?;
@@ -423,10 +475,16 @@ impl DirectoryStore for SqliteStore {
         self.write(move |conn| {
             let current = load_mailbox(conn, id)?;
             if let Some(name) = &c.display_name {
-                conn.execute("UPDATE mailboxes SET display_name = ?1 WHERE id = ?2", params![name, id])?;
+                conn.execute(
+                    "UPDATE mailboxes SET display_name = ?1 WHERE id = ?2",
+                    params![name, id],
+                )?;
             }
             if let Some(kind) = c.mailbox_type {
-                conn.execute("UPDATE mailboxes SET type = ?1 WHERE id = ?2", params![kind.as_str(), id])?;
+                conn.execute(
+                    "UPDATE mailboxes SET type = ?1 WHERE id = ?2",
+                    params![kind.as_str(), id],
+                )?;
             }
             if let Some(a) = &c.attributes {
                 conn.execute(
@@ -435,10 +493,16 @@ impl DirectoryStore for SqliteStore {
                 )?;
             }
             if let Some(q) = c.quota_bytes {
-                conn.execute("UPDATE mailboxes SET quota_bytes = ?1 WHERE id = ?2", params![q as i64, id])?;
+                conn.execute(
+                    "UPDATE mailboxes SET quota_bytes = ?1 WHERE id = ?2",
+                    params![q as i64, id],
+                )?;
             }
             if let Some(aliases) = &c.aliases {
-                conn.execute("DELETE FROM addresses WHERE mailbox_id = ?1 AND is_primary = 0", [id])?;
+                conn.execute(
+                    "DELETE FROM addresses WHERE mailbox_id = ?1 AND is_primary = 0",
+                    [id],
+                )?;
                 for alias in aliases {
                     if alias != &current.address {
                         claim_address(conn, alias, current.tenant_id, id, false)?;
@@ -513,7 +577,13 @@ impl TokenStore for SqliteStore {
 
 // ----- queue --------------------------------------------------------------------------------------
 
-fn add_event(conn: &Connection, recipient: i64, time: i64, event: TraceEvent, detail: &str) -> Result<()> {
+fn add_event(
+    conn: &Connection,
+    recipient: i64,
+    time: i64,
+    event: TraceEvent,
+    detail: &str,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO trace_events(recipient_id, time, event, detail) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -521,9 +591,17 @@ fn add_event(conn: &Connection, recipient: i64, time: i64, event: TraceEvent, de
     Ok(())
 }
 
-fn set_status(conn: &Connection, recipient: i64, status: RecipientStatus, ndr_state: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE recipients SET status = ?1, ndr_state = ?2, updated = ?3 WHERE id = ?4")?
-        .execute(params![status.as_str(), ndr_state, now, recipient])?;
+fn set_status(
+    conn: &Connection,
+    recipient: i64,
+    status: RecipientStatus,
+    ndr_state: i64,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE recipients SET status = ?1, ndr_state = ?2, updated = ?3 WHERE id = ?4",
+    )?
+    .execute(params![status.as_str(), ndr_state, now, recipient])?;
     Ok(())
 }
 
@@ -815,8 +893,16 @@ impl TraceStore for SqliteStore {
         }
         if let Some(s) = &q.message_id {
             // Accept the Message-ID with or without its angle brackets.
-            let bare = s.trim().trim_start_matches('<').trim_end_matches('>').to_string();
-            arg(&mut sql, " AND m.message_id = ?", Box::new(format!("<{bare}>")));
+            let bare = s
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string();
+            arg(
+                &mut sql,
+                " AND m.message_id = ?",
+                Box::new(format!("<{bare}>")),
+            );
         }
         if let Some(s) = &q.trace_id {
             arg(&mut sql, " AND m.trace_id = ?", Box::new(s.to_lowercase()));
@@ -831,12 +917,19 @@ impl TraceStore for SqliteStore {
             arg(&mut sql, " AND m.received <= ?", Box::new(t.0));
         }
         if let Some(s) = &q.subject {
-            let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             let pattern = match q.subject_filter {
                 SubjectFilter::Contains => format!("%{escaped}%"),
                 SubjectFilter::StartsWith => format!("{escaped}%"),
             };
-            arg(&mut sql, " AND m.subject LIKE ? ESCAPE '\\'", Box::new(pattern));
+            arg(
+                &mut sql,
+                " AND m.subject LIKE ? ESCAPE '\\'",
+                Box::new(pattern),
+            );
         }
         let limit = if q.limit == 0 { 5000 } else { q.limit };
         sql.push_str(&format!(" ORDER BY m.received DESC, r.id LIMIT {limit}"));
@@ -862,7 +955,12 @@ impl TraceStore for SqliteStore {
         })
     }
 
-    fn trace_detail(&self, tenant: Option<TenantId>, trace_id: &str, recipient: Option<&str>) -> Result<Vec<TraceDetailRow>> {
+    fn trace_detail(
+        &self,
+        tenant: Option<TenantId>,
+        trace_id: &str,
+        recipient: Option<&str>,
+    ) -> Result<Vec<TraceDetailRow>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.address, e.time, e.event, e.detail FROM trace_events e \

@@ -1,1 +1,71 @@
+//! hato's transport: what happens to a message between the SMTP session and the mailbox.
+//!
+//! - [`routing`]: the recipient decision at RCPT time (accepted domains, mailboxes, relay refusal).
+//! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
+//! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
+//! - [`ndr`]: RFC 3464 non-delivery reports.
 
+pub mod delivery;
+pub mod inbound;
+pub mod ndr;
+pub mod routing;
+
+/// Headers of a message: everything before the first empty line (RFC 5322 §2.1).
+pub fn header_block(content: &[u8]) -> &[u8] {
+    match memchr_find(content, b"\r\n\r\n") {
+        Some(i) => &content[..i + 2],
+        None => content,
+    }
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The Subject, Message-ID and From of a message, decoded, as trace and mailbox listings show them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub subject: String,
+    /// With angle brackets, as message trace wants it; empty when the message has none.
+    pub message_id: String,
+    pub from: String,
+}
+
+pub fn summarize(content: &[u8]) -> Summary {
+    let Some(msg) = mail_parser::MessageParser::new().parse_headers(header_block(content)) else {
+        return Summary::default();
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| match (a.name(), a.address()) {
+            (Some(n), Some(addr)) => format!("{n} <{addr}>"),
+            (None, Some(addr)) => addr.to_string(),
+            (Some(n), None) => n.to_string(),
+            (None, None) => String::new(),
+        })
+        .unwrap_or_default();
+    Summary {
+        // Exchange's trace keeps the first 256 characters of a subject.
+        subject: msg.subject().unwrap_or("").chars().take(256).collect(),
+        message_id: msg
+            .message_id()
+            .map(|m| format!("<{m}>"))
+            .unwrap_or_default(),
+        from,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_decodes_headers() {
+        let s = super::summarize(
+            b"From: =?utf-8?q?J=C3=BCrgen?= <j@x.test>\r\nSubject: =?utf-8?b?w7xiZXI=?=\r\nMessage-ID: <abc@x.test>\r\n\r\nbody\r\n",
+        );
+        assert_eq!(s.subject, "über");
+        assert_eq!(s.message_id, "<abc@x.test>");
+        assert_eq!(s.from, "Jürgen <j@x.test>");
+        assert_eq!(super::summarize(b"no headers at all").subject, "");
+    }
+}

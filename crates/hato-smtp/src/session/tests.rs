@@ -17,7 +17,11 @@ impl RecipientPolicy for MapPolicy {
 }
 
 fn accept(a: &Address, route: Route) -> RcptVerdict {
-    RcptVerdict::Accept(AcceptedRecipient { address: a.clone(), tenant_id: 1, route })
+    RcptVerdict::Accept(AcceptedRecipient {
+        address: a.clone(),
+        tenant_id: 1,
+        route,
+    })
 }
 
 fn session(tls: bool) -> Session<MapPolicy> {
@@ -52,7 +56,10 @@ fn run(s: &mut Session<MapPolicy>, input: &[u8]) -> (String, Vec<Envelope>) {
 }
 
 fn codes(text: &str) -> Vec<&str> {
-    text.split("\r\n").filter(|l| l.len() >= 4 && &l[3..4] == " ").map(|l| &l[..3]).collect()
+    text.split("\r\n")
+        .filter(|l| l.len() >= 4 && &l[3..4] == " ")
+        .map(|l| &l[..3])
+        .collect()
 }
 
 #[test]
@@ -60,7 +67,14 @@ fn ehlo_advertises_extensions() {
     let mut s = session(true);
     assert_eq!(s.greeting(), b"220 mx.hato.test ESMTP hato ready\r\n");
     let (t, _) = run(&mut s, b"EHLO client.test\r\n");
-    for ext in ["SIZE 1000", "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "STARTTLS"] {
+    for ext in [
+        "SIZE 1000",
+        "PIPELINING",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
+    ] {
         assert!(t.contains(ext), "{ext} missing from {t}");
     }
     assert!(t.starts_with("250-mx.hato.test Hello [192.0.2.7]\r\n"));
@@ -80,7 +94,10 @@ fn a_whole_transaction_pipelined() {
     assert_eq!(codes(&t)[1..], ["250", "250", "250", "354"]);
     assert!(envs.is_empty());
     let (t, envs) = run(&mut s, b"Subject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
-    assert_eq!(t, "250 2.6.0 <id-1> Queued mail for delivery\r\n221 2.0.0 mx.hato.test closing connection\r\n<CLOSE>");
+    assert_eq!(
+        t,
+        "250 2.6.0 <id-1> Queued mail for delivery\r\n221 2.0.0 mx.hato.test closing connection\r\n<CLOSE>"
+    );
     let e = &envs[0];
     assert_eq!(e.sender.as_ref().unwrap().to_string(), "sender@example.org");
     assert_eq!(e.recipients.len(), 2);
@@ -139,14 +156,26 @@ fn duplicate_recipient_gets_one_copy() {
 #[test]
 fn bad_sequences() {
     let (t, _) = run(&mut session(false), b"MAIL FROM:<a@x.test>\r\n");
-    assert_eq!(t, "503 5.5.1 Bad sequence of commands: send EHLO/HELO first\r\n");
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nRCPT TO:<alice@contoso.test>\r\n");
+    assert_eq!(
+        t,
+        "503 5.5.1 Bad sequence of commands: send EHLO/HELO first\r\n"
+    );
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nRCPT TO:<alice@contoso.test>\r\n",
+    );
     assert!(t.ends_with("503 5.5.1 Bad sequence of commands: need MAIL command\r\n"));
     let (t, _) = run(&mut session(false), b"EHLO c\r\nDATA\r\n");
     assert!(t.ends_with("503 5.5.1 Bad sequence of commands: need MAIL command\r\n"));
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nDATA\r\n");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nDATA\r\n",
+    );
     assert!(t.ends_with("554 5.5.1 No valid recipients\r\n"));
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nMAIL FROM:<a@x.test>\r\n");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nMAIL FROM:<a@x.test>\r\n",
+    );
     assert!(t.ends_with("503 5.5.1 Bad sequence of commands: sender already specified\r\n"));
 }
 
@@ -154,14 +183,29 @@ fn bad_sequences() {
 fn syntax_errors() {
     let (t, _) = run(&mut session(false), b"EHLO c\r\nFOO bar\r\n");
     assert!(t.ends_with("500 5.5.1 Command unrecognized\r\n"));
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<not an address>\r\n");
-    assert!(t.ends_with("501 5.1.7 Bad sender address syntax\r\n"), "{t}");
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<@@>\r\n");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<not an address>\r\n",
+    );
+    assert!(
+        t.ends_with("501 5.1.7 Bad sender address syntax\r\n"),
+        "{t}"
+    );
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<@@>\r\n",
+    );
     assert!(codes(&t).last() == Some(&"501"), "{t}");
     let (t, _) = run(&mut session(false), b"EHLO\r\n");
     assert!(t.starts_with("501 5.5.4"), "{t}");
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<a@x.test> FOO=BAR\r\n");
-    assert!(t.ends_with("\r\n") && codes(&t).last() == Some(&"555"), "{t}");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test> FOO=BAR\r\n",
+    );
+    assert!(
+        t.ends_with("\r\n") && codes(&t).last() == Some(&"555"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -171,26 +215,41 @@ fn over_long_command_line() {
     line.extend(std::iter::repeat_n(b'a', 600));
     line.extend_from_slice(b"\r\nNOOP\r\n");
     let (t, _) = run(&mut s, &line);
-    assert_eq!(t, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)\r\n250 2.0.0 OK\r\n");
+    assert_eq!(
+        t,
+        "500 5.5.2 Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)\r\n250 2.0.0 OK\r\n"
+    );
     // Fed in pieces, the result is the same.
     let mut s = session(false);
     let (t1, _) = run(&mut s, &line[..300]);
     let (t2, _) = run(&mut s, &line[300..]);
-    assert_eq!(t1 + &t2, "500 5.5.2 Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)\r\n250 2.0.0 OK\r\n");
+    assert_eq!(
+        t1 + &t2,
+        "500 5.5.2 Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)\r\n250 2.0.0 OK\r\n"
+    );
 }
 
 #[test]
 fn size_limits() {
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<a@x.test> SIZE=2000\r\n");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test> SIZE=2000\r\n",
+    );
     assert!(t.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"));
-    let mut input = b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n".to_vec();
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n".to_vec();
     for _ in 0..30 {
         input.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
     }
     input.extend_from_slice(b".\r\nNOOP\r\n");
     let (t, envs) = run(&mut session(false), &input);
     assert!(envs.is_empty());
-    assert!(t.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.0.0 OK\r\n"), "{t}");
+    assert!(
+        t.ends_with(
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.0.0 OK\r\n"
+        ),
+        "{t}"
+    );
 }
 
 #[test]
@@ -203,25 +262,42 @@ fn bare_lf_is_refused_and_nothing_is_smuggled() {
           MAIL FROM:<evil@x.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\nSubject: smuggled\r\n\r\n.\r\n",
     );
     assert!(envs.is_empty(), "nothing may be submitted");
-    assert!(t.ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n550 5.6.11 Invalid characters\r\n"), "{t}");
+    assert!(
+        t.ends_with(
+            "354 Start mail input; end with <CRLF>.<CRLF>\r\n550 5.6.11 Invalid characters\r\n"
+        ),
+        "{t}"
+    );
 }
 
 #[test]
 fn vrfy_is_disabled_and_others_not_implemented() {
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nVRFY alice\r\nEXPN list\r\nNOOP\r\nRSET\r\nHELP\r\n");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nVRFY alice\r\nEXPN list\r\nNOOP\r\nRSET\r\nHELP\r\n",
+    );
     assert_eq!(codes(&t)[1..], ["252", "502", "250", "250", "214"]);
 }
 
 #[test]
 fn starttls_drops_pipelined_input_and_resets() {
     let mut s = session(true);
-    let (t, _) = run(&mut s, b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<injected@x.test>\r\n");
+    let (t, _) = run(
+        &mut s,
+        b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<injected@x.test>\r\n",
+    );
     assert!(t.ends_with("220 2.0.0 SMTP server ready\r\n<TLS>"), "{t}");
-    s.tls_established(TlsInfo { version: "TLS1.3".into(), cipher: "X".into() });
+    s.tls_established(TlsInfo {
+        version: "TLS1.3".into(),
+        cipher: "X".into(),
+    });
     // The injected MAIL was discarded; after TLS the client must EHLO again.
     let (t, _) = run(&mut s, b"MAIL FROM:<a@x.test>\r\n");
     assert!(t.starts_with("503"), "{t}");
-    let (t, envs) = run(&mut s, b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n");
+    let (t, envs) = run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
     assert!(!t.contains("STARTTLS"));
     assert_eq!(envs[0].protocol, "ESMTPS");
     assert_eq!(envs[0].tls.as_ref().unwrap().version, "TLS1.3");
@@ -233,8 +309,14 @@ fn starttls_drops_pipelined_input_and_resets() {
 
 #[test]
 fn smtputf8() {
-    let (t, _) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<\xc3\xbc@x.test>\r\n");
-    assert!(t.ends_with("553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n"), "{t}");
+    let (t, _) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<\xc3\xbc@x.test>\r\n",
+    );
+    assert!(
+        t.ends_with("553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n"),
+        "{t}"
+    );
     let (t, envs) = run(
         &mut session(false),
         "EHLO c\r\nMAIL FROM:<ü@x.test> SMTPUTF8\r\nRCPT TO:<用户@contoso.test>\r\nDATA\r\nx\r\n.\r\n".as_bytes(),
@@ -246,7 +328,10 @@ fn smtputf8() {
 
 #[test]
 fn null_sender() {
-    let (_, envs) = run(&mut session(false), b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n");
+    let (_, envs) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
     assert!(envs[0].sender.is_none());
 }
 
@@ -258,15 +343,27 @@ fn store_failure_is_a_temporary_error() {
     let outs = s.submitted(Err(reply::STORE_FAILED));
     let text: String = outs
         .iter()
-        .filter_map(|o| if let Output::Send(b) = o { Some(String::from_utf8_lossy(b).into_owned()) } else { None })
+        .filter_map(|o| {
+            if let Output::Send(b) = o {
+                Some(String::from_utf8_lossy(b).into_owned())
+            } else {
+                None
+            }
+        })
         .collect();
-    assert_eq!(text, "451 4.3.0 Temporary error storing the message; try again later\r\n250 2.0.0 OK\r\n");
+    assert_eq!(
+        text,
+        "451 4.3.0 Temporary error storing the message; try again later\r\n250 2.0.0 OK\r\n"
+    );
 }
 
 #[test]
 fn too_many_errors_closes() {
     let input = b"BAD\r\n".repeat(22);
     let (t, _) = run(&mut session(false), &input);
-    assert!(t.ends_with("421 4.7.0 Too many errors; closing connection\r\n<CLOSE>"), "{t}");
+    assert!(
+        t.ends_with("421 4.7.0 Too many errors; closing connection\r\n<CLOSE>"),
+        "{t}"
+    );
     assert_eq!(t.matches("500 ").count(), 21);
 }

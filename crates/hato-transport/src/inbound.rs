@@ -1,0 +1,145 @@
+//! From a finished SMTP transaction to a durable queue entry.
+//!
+//! The final `250` is sent only once [`Inbound::accept`] resolves, i.e. once the message, its
+//! envelope and its first trace events are committed (group commit, synced to disk).
+
+use crate::summarize;
+use hato_core::reply::{self, Reply};
+use hato_core::trace::TraceEvent;
+use hato_core::{Clock, id};
+use hato_smtp::Envelope;
+use hato_smtp::server::Submitter;
+use hato_store::{NewMessage, NewRecipient, Store};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct Inbound {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hostname: String,
+    /// Wakes the delivery agent when new mail is queued.
+    queued: Arc<Notify>,
+}
+
+impl Inbound {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hostname: String,
+        queued: Arc<Notify>,
+    ) -> Self {
+        Inbound {
+            store,
+            clock,
+            hostname,
+            queued,
+        }
+    }
+
+    /// Builds the queue entry for `envelope`; returns it with its trace id.
+    pub fn prepare(&self, envelope: Envelope) -> NewMessage {
+        let trace_id = id::new_trace_id();
+        let received = self.clock.now();
+        let sender = envelope
+            .sender
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let received_header =
+            received_header(&self.hostname, &envelope, &trace_id, &received.to_rfc5322());
+        let summary = summarize(&envelope.content);
+        let mut content = Vec::with_capacity(received_header.len() + envelope.content.len());
+        content.extend_from_slice(received_header.as_bytes());
+        content.extend_from_slice(&envelope.content);
+        let tls = envelope
+            .tls
+            .as_ref()
+            .map(|t| format!(" over {} ({})", t.version, t.cipher))
+            .unwrap_or_default();
+        let receive_detail = format!(
+            "Received by {} from {} [{}]{tls} with {}; {} bytes",
+            self.hostname,
+            envelope.helo,
+            envelope.client_ip,
+            envelope.protocol,
+            content.len()
+        );
+        NewMessage {
+            trace_id,
+            received,
+            sender,
+            client_ip: envelope.client_ip.to_string(),
+            helo: envelope.helo,
+            message_id: Some(summary.message_id),
+            subject: Some(summary.subject),
+            content,
+            recipients: envelope
+                .recipients
+                .into_iter()
+                .map(|r| NewRecipient {
+                    address: r.address.to_string(),
+                    tenant_id: r.tenant_id,
+                    route: r.route,
+                    extra_events: Vec::<(TraceEvent, String)>::new(),
+                })
+                .collect(),
+            receive_detail,
+            reports_on: Vec::new(),
+        }
+    }
+}
+
+/// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
+pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str) -> String {
+    let mut h = format!(
+        "Received: from {} ([{}])\r\n\tby {hostname} (hato) with {}",
+        sanitize(&e.helo),
+        e.client_ip,
+        e.protocol
+    );
+    if let Some(tls) = &e.tls {
+        h.push_str(&format!(
+            "\r\n\t(version={}, cipher={})",
+            tls.version, tls.cipher
+        ));
+    }
+    h.push_str(&format!("\r\n\tid {trace_id}"));
+    if let [only] = e.recipients.as_slice() {
+        h.push_str(&format!("\r\n\tfor <{}>", only.address));
+    }
+    h.push_str(&format!(";\r\n\t{date}\r\n"));
+    h
+}
+
+/// The HELO name as it may appear in a header: printable, no folding characters.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && *c != '(' && *c != ')')
+        .collect()
+}
+
+impl Submitter for Inbound {
+    fn submit(
+        &self,
+        envelope: Envelope,
+    ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>> {
+        let message = self.prepare(envelope);
+        let trace_id = message.trace_id.clone();
+        let pending = self.store.enqueue(message);
+        let queued = self.queued.clone();
+        Box::pin(async move {
+            match pending.await {
+                Ok(()) => {
+                    queued.notify_one();
+                    Ok(trace_id)
+                }
+                Err(e) => {
+                    tracing::error!("could not queue message {trace_id}: {e}");
+                    Err(reply::STORE_FAILED)
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! Non-delivery reports: RFC 3464 `multipart/report; report-type=delivery-status`, with a
+//! human-readable first part modelled on Exchange Online's (cause, how to fix it, and the
+//! diagnostic block for admins), the machine-readable status, and the original headers.
+
+use crate::{header_block, summarize};
+use hato_core::Timestamp;
+use hato_store::FailedRecipient;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart, MimePart};
+
+pub struct NdrInput<'a> {
+    pub hostname: &'a str,
+    /// Original envelope sender: the NDR's recipient.
+    pub sender: &'a str,
+    pub original_trace_id: &'a str,
+    pub original_received: Timestamp,
+    pub original_content: &'a [u8],
+    pub failed: &'a [FailedRecipient],
+    pub now: Timestamp,
+    /// For the NDR's own Message-ID.
+    pub ndr_trace_id: &'a str,
+}
+
+/// The enhanced status code at the start of a reply text such as `554 5.2.2 mailbox full`.
+pub fn enhanced_code(reply: &str) -> &str {
+    reply
+        .split_whitespace()
+        .nth(1)
+        .filter(|c| c.chars().next().is_some_and(|d| d == '4' || d == '5') && c.contains('.'))
+        .unwrap_or("5.0.0")
+}
+
+/// Cause and fix, in words a sender understands, chosen by enhanced status code as Exchange does.
+fn explain(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "5.2.2" => (
+            "The recipient's mailbox is full and can't accept messages now.",
+            "Try to resend the message later, or contact the recipient in another way and ask them to free up space.",
+        ),
+        "5.1.10" | "5.1.1" => (
+            "The recipient's email address wasn't found at the destination domain.",
+            "Check the recipient's address for typing errors and resend the message.",
+        ),
+        "5.4.4" => (
+            "The recipient's organisation routes this domain to its own mail server, but no route to it is configured.",
+            "The recipient's email admin must configure an outbound connector for this domain. Tell them about this report.",
+        ),
+        _ => (
+            "The message couldn't be delivered.",
+            "Forward this report to your email admin; the diagnostic information below tells them why.",
+        ),
+    }
+}
+
+/// Builds the NDR message (without an envelope: that is the caller's, with a null sender).
+pub fn build(input: &NdrInput<'_>) -> Vec<u8> {
+    let original = summarize(input.original_content);
+    let headers = header_block(input.original_content);
+    let recipients: Vec<&str> = input.failed.iter().map(|f| f.address.as_str()).collect();
+    let postmaster_domain = recipients
+        .first()
+        .and_then(|r| r.rsplit_once('@'))
+        .map(|(_, d)| d)
+        .unwrap_or(input.hostname);
+
+    let mut text = format!(
+        "Your message to {} couldn't be delivered.\r\n\r\n",
+        recipients.join(", ")
+    );
+    for f in input.failed {
+        let code = enhanced_code(&f.reply);
+        let (cause, fix) = explain(code);
+        text.push_str(&format!(
+            "{}\r\n  Cause: {cause}\r\n  How to fix it: {fix}\r\n\r\n",
+            f.address
+        ));
+    }
+    text.push_str(
+        "More info for email admins\r\n\r\nDiagnostic information for administrators:\r\n\r\n",
+    );
+    text.push_str(&format!("Generating server: {}\r\n\r\n", input.hostname));
+    for f in input.failed {
+        text.push_str(&format!(
+            "{}\r\nRemote server: {}\r\n{}\r\n{}\r\n\r\n",
+            f.address,
+            input.hostname,
+            enhanced_code(&f.reply),
+            ascii(&f.reply)
+        ));
+    }
+    text.push_str(&format!(
+        "Message trace id: {}\r\n",
+        input.original_trace_id
+    ));
+
+    // RFC 3464 §2.2 per-message fields, §2.3 per-recipient fields.
+    let mut status = format!(
+        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
+        input.hostname,
+        input.original_received.to_rfc5322()
+    );
+    for f in input.failed {
+        status.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
+            f.address,
+            enhanced_code(&f.reply),
+            ascii(&f.reply)
+        ));
+    }
+
+    let mut status_part = b"Content-Type: message/delivery-status\r\n\r\n".to_vec();
+    status_part.extend_from_slice(status.as_bytes());
+    let mut headers_part = b"Content-Type: text/rfc822-headers\r\n\r\n".to_vec();
+    headers_part.extend_from_slice(headers);
+
+    let report = MimePart::new(
+        ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
+        BodyPart::Multipart(vec![
+            MimePart::new("text/plain", text),
+            MimePart::raw(BodyPart::Binary(status_part.into())),
+            MimePart::raw(BodyPart::Binary(headers_part.into())),
+        ]),
+    );
+    let subject = if original.subject.is_empty() {
+        "Undeliverable:".to_string()
+    } else {
+        format!("Undeliverable: {}", original.subject)
+    };
+    let postmaster = format!("postmaster@{postmaster_domain}");
+    let mut builder = MessageBuilder::new()
+        .from(("Mail Delivery System", postmaster.as_str()))
+        .to(input.sender)
+        .subject(subject)
+        .message_id(format!("{}@{}", input.ndr_trace_id, input.hostname))
+        .date(input.now.0 / 1_000_000)
+        // RFC 3834 §5: an automatic response; nobody should answer it automatically.
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .body(report);
+    if !original.message_id.is_empty() {
+        builder = builder.in_reply_to(original.message_id.trim_matches(['<', '>']).to_string());
+    }
+    builder.write_to_vec().unwrap_or_default()
+}
+
+/// SMTP responses in reports are US-ASCII.
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    #[test]
+    fn ndr_is_a_delivery_status_report() {
+        let failed = vec![FailedRecipient {
+            id: 1,
+            address: "alice@contoso.test".into(),
+            tenant_id: 1,
+            reply: "554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException"
+                .into(),
+        }];
+        let original = b"From: bob@fabrikam.test\r\nSubject: Quarterly report\r\nMessage-ID: <m1@fabrikam.test>\r\n\r\nbody\r\n";
+        let bytes = build(&NdrInput {
+            hostname: "mx.hato.test",
+            sender: "bob@fabrikam.test",
+            original_trace_id: "trace-1",
+            original_received: Timestamp(1_800_000_000_000_000),
+            original_content: original,
+            failed: &failed,
+            now: Timestamp(1_800_000_100_000_000),
+            ndr_trace_id: "ndr-1",
+        });
+        let msg = MessageParser::new().parse(&bytes).unwrap();
+        assert_eq!(msg.subject(), Some("Undeliverable: Quarterly report"));
+        assert_eq!(
+            msg.from().unwrap().first().unwrap().address(),
+            Some("postmaster@contoso.test")
+        );
+        let ct = msg.content_type().unwrap();
+        assert_eq!(ct.ctype(), "multipart");
+        assert_eq!(ct.subtype(), Some("report"));
+        assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("Auto-Submitted: auto-replied"));
+        assert!(text.contains("Content-Type: message/delivery-status"));
+        assert!(text.contains("Final-Recipient: rfc822; alice@contoso.test"));
+        assert!(text.contains("Action: failed"));
+        assert!(text.contains("Status: 5.2.2"));
+        assert!(text.contains("Diagnostic-Code: smtp; 554 5.2.2 mailbox full"));
+        assert!(text.contains("Content-Type: text/rfc822-headers"));
+        assert!(text.contains("Message-ID: <m1@fabrikam.test>"));
+        let body = msg.body_text(0).unwrap();
+        assert!(body.contains("mailbox is full"), "{body}");
+        assert!(body.contains("Generating server: mx.hato.test"));
+        assert!(body.contains("How to fix it"));
+    }
+
+    #[test]
+    fn enhanced_code_extraction() {
+        assert_eq!(enhanced_code("554 5.2.2 mailbox full"), "5.2.2");
+        assert_eq!(enhanced_code("garbage"), "5.0.0");
+    }
+}

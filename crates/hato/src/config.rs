@@ -1,0 +1,262 @@
+//! Server settings (`hato.toml`). Tenant objects live in the store, not here.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub smtp: SmtpSection,
+    pub admin: AdminSection,
+    pub trace: TraceSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    pub listen: Vec<String>,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub idle_timeout_secs: u64,
+    pub data_timeout_secs: u64,
+    pub session_timeout_secs: u64,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceSection {
+    pub retention_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            smtp: SmtpSection::default(),
+            admin: AdminSection::default(),
+            trace: TraceSection::default(),
+        }
+    }
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("hato-data"),
+        }
+    }
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            listen: vec!["127.0.0.1:2525".into()],
+            // Exchange Online's default maximum message size.
+            max_message_size: 35 * 1024 * 1024,
+            max_recipients: 500,
+            max_connections: 2000,
+            max_connections_per_ip: 50,
+            // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for a command.
+            idle_timeout_secs: 300,
+            // RFC 5321 §4.5.3.2.6: 10 minutes after the data's end; we use it per DATA read.
+            data_timeout_secs: 600,
+            session_timeout_secs: 1800,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:8025".into(),
+        }
+    }
+}
+
+impl Default for TraceSection {
+    fn default() -> Self {
+        TraceSection { retention_days: 90 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`, or `./hato.toml` when it exists, or the defaults. Relative paths in a file
+    /// are made relative to that file's directory.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("hato.toml")).filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok((Config::default(), None));
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let rebase = |p: &mut PathBuf| {
+            if !p.as_os_str().is_empty() && p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut config.server.data_dir);
+        rebase(&mut config.smtp.tls_cert);
+        rebase(&mut config.smtp.tls_key);
+        config.validate()?;
+        Ok((config, Some(path)))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.smtp;
+        if s.listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "smtp.listen needs at least one address".into(),
+            ));
+        }
+        for (name, v) in [
+            ("smtp.max_message_size", s.max_message_size as u64),
+            ("smtp.max_recipients", s.max_recipients as u64),
+            ("smtp.max_connections", s.max_connections as u64),
+            (
+                "smtp.max_connections_per_ip",
+                s.max_connections_per_ip as u64,
+            ),
+            ("smtp.idle_timeout_secs", s.idle_timeout_secs),
+            ("smtp.data_timeout_secs", s.data_timeout_secs),
+            ("smtp.session_timeout_secs", s.session_timeout_secs),
+            ("trace.retention_days", u64::from(self.trace.retention_days)),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be greater than 0"
+                )));
+            }
+        }
+        if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The commented settings file `hato init` writes.
+pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its default; uncomment the line to change it.
+# Relative paths are relative to this file's directory. Tenants, domains and mailboxes are not
+# set here: they live in the store and change through the admin API or the `hato` command line.
+
+[server]
+# Host name used in the SMTP banner, Received headers and NDRs.
+#hostname = "localhost"
+# Where hato keeps its database (hato.db), message blobs, TLS key and the operator token.
+#data_dir = "hato-data"
+
+[smtp]
+# Addresses to accept SMTP on. Production: ["0.0.0.0:25", "[::]:25"].
+#listen = ["127.0.0.1:2525"]
+# Largest message accepted, in bytes (advertised in EHLO SIZE; 35 MB like Exchange Online).
+#max_message_size = 36700160
+# Recipients per message; more get "452 4.5.3 Too many recipients".
+#max_recipients = 500
+# Concurrent sessions from all clients ("421 4.3.2" beyond) and from one IP ("421 4.7.0").
+#max_connections = 2000
+#max_connections_per_ip = 50
+# Seconds to wait for a command, for message data, and for a whole session ("421 4.4.2").
+#idle_timeout_secs = 300
+#data_timeout_secs = 600
+#session_timeout_secs = 1800
+# PEM certificate chain and key for STARTTLS. Empty: a self-signed certificate is generated at
+# first start (in data_dir/tls) and reused.
+#tls_cert = ""
+#tls_key = ""
+
+[admin]
+# The admin HTTP API (JSON under /api/v1/). Keep it on loopback or behind a TLS proxy.
+#listen = "127.0.0.1:8025"
+
+[trace]
+# Days of message trace kept. One query may span all of it.
+#retention_days = 90
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525"]);
+        assert_eq!(c.smtp.max_message_size, 36_700_160);
+        assert_eq!(c.admin.listen, "127.0.0.1:8025");
+        let uncommented: String = TEMPLATE
+            .lines()
+            .map(|l| {
+                l.strip_prefix('#')
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c2: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(toml::to_string(&c).unwrap(), toml::to_string(&c2).unwrap());
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("etc");
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = sub.join("hato.toml");
+        std::fs::write(&file, "[server]\ndata_dir = \"data\"\n").unwrap();
+        let (c, _) = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.server.data_dir, sub.join("data"));
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        std::fs::write(&file, "[smtp]\nlisten_on = 1\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("listen_on"), "{err}");
+    }
+}

@@ -1,0 +1,238 @@
+//! `hato serve`: the store, the SMTP listeners, the delivery agent and the admin API in one
+//! process.
+
+use crate::config::Config;
+use hato_core::auth::Role;
+use hato_core::{Clock, SystemClock, id};
+use hato_smtp::SessionConfig;
+use hato_smtp::server::{ServerConfig, SmtpServer};
+use hato_store::{SqliteStore, Store, TokenStore, hash_token};
+use hato_transport::delivery::DeliveryAgent;
+use hato_transport::inbound::Inbound;
+use hato_transport::routing::DirectoryPolicy;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("store: {0}")]
+    Store(#[from] hato_store::StoreError),
+    #[error("{0}")]
+    Io(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// Where the running server writes its admin API address (useful when the port is 0).
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
+/// The operator token: created at first start (file mode 0600), registered in the store.
+async fn ensure_operator_token(
+    store: &SqliteStore,
+    data_dir: &Path,
+) -> Result<PathBuf, ServeError> {
+    let path = data_dir.join(OPERATOR_TOKEN_FILE);
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            let t = id::new_token();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| ServeError::Io(format!("{}: {e}", path.display())))?;
+            writeln!(f, "{t}")
+                .and_then(|_| f.sync_all())
+                .map_err(|e| ServeError::Io(format!("{}: {e}", path.display())))?;
+            t
+        }
+    };
+    let hash = hash_token(&token);
+    if store.token(&hash)?.is_none() {
+        store.add_token(&hash, Role::Operator, None).await?;
+    }
+    Ok(path)
+}
+
+/// The STARTTLS configuration: the configured certificate, or a self-signed one made once.
+fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let (cert_path, key_path) = if config.smtp.tls_cert.as_os_str().is_empty() {
+        let dir = config.server.data_dir.join("tls");
+        let cert = dir.join("self-signed.crt");
+        let key = dir.join("self-signed.key");
+        if !cert.exists() || !key.exists() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ServeError::Io(format!("{}: {e}", dir.display())))?;
+            let names = vec![config.server.hostname.clone()];
+            let generated = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| ServeError::Tls(e.to_string()))?;
+            std::fs::write(&cert, generated.cert.pem())
+                .map_err(|e| ServeError::Io(format!("{}: {e}", cert.display())))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&key)
+                .map_err(|e| ServeError::Io(format!("{}: {e}", key.display())))?;
+            f.write_all(generated.key_pair.serialize_pem().as_bytes())
+                .map_err(|e| ServeError::Io(format!("{}: {e}", key.display())))?;
+            tracing::info!(
+                "generated a self-signed certificate for {} in {}",
+                config.server.hostname,
+                dir.display()
+            );
+        }
+        (cert, key)
+    } else {
+        (config.smtp.tls_cert.clone(), config.smtp.tls_key.clone())
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert_path.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "{}: no certificate in the file",
+            cert_path.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", key_path.display())))?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServeError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
+    Ok(Arc::new(tls))
+}
+
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let data_dir = config.server.data_dir.clone();
+    let store = Arc::new(SqliteStore::open(&data_dir)?);
+    let token_path = ensure_operator_token(&store, &data_dir).await?;
+    let tls = tls_config(&config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let queued = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let server_config = ServerConfig {
+        session: SessionConfig {
+            hostname: config.server.hostname.clone(),
+            max_message_size: config.smtp.max_message_size,
+            max_recipients: config.smtp.max_recipients,
+            tls_available: true,
+            max_errors: 20,
+        },
+        max_connections: config.smtp.max_connections,
+        max_connections_per_ip: config.smtp.max_connections_per_ip,
+        idle_timeout: Duration::from_secs(config.smtp.idle_timeout_secs),
+        data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
+        session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
+        tls: Some(tls),
+    };
+    let policy = Arc::new(DirectoryPolicy::new(dyn_store.clone()));
+    let inbound = Arc::new(Inbound::new(
+        dyn_store.clone(),
+        clock.clone(),
+        config.server.hostname.clone(),
+        queued.clone(),
+    ));
+    let smtp = SmtpServer::new(server_config, policy, inbound);
+
+    let mut tasks = Vec::new();
+    for addr in &config.smtp.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Io(format!("cannot listen for SMTP on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Io(e.to_string()))?;
+        println!("hato: SMTP listening on {local}");
+        tasks.push(tokio::spawn(smtp.clone().run(listener, stop_rx.clone())));
+    }
+
+    let admin_listener = tokio::net::TcpListener::bind(&config.admin.listen)
+        .await
+        .map_err(|e| {
+            ServeError::Io(format!(
+                "cannot listen for the admin API on {}: {e}",
+                config.admin.listen
+            ))
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    std::fs::write(data_dir.join(ADMIN_ADDR_FILE), admin_addr.to_string())
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    println!("hato: admin API listening on http://{admin_addr}/api/v1/");
+    println!(
+        "hato: data in {}; operator token in {}",
+        data_dir.display(),
+        token_path.display()
+    );
+    let app = hato_admin::router(hato_admin::AppState {
+        store: dyn_store.clone(),
+    });
+    let mut admin_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = admin_stop.changed().await;
+        };
+        if let Err(e) = axum::serve(admin_listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("admin API stopped: {e}");
+        }
+    }));
+
+    let agent = DeliveryAgent::new(
+        dyn_store.clone(),
+        clock,
+        config.server.hostname.clone(),
+        queued,
+        config.trace.retention_days,
+    );
+    let delivery = tokio::spawn(agent.run(stop_rx.clone()));
+
+    wait_for_signal().await;
+    println!("hato: shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), delivery).await;
+    store.close();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -61,6 +61,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/trace", get(trace))
         .route("/api/v1/trace/{trace_id}", get(trace_detail))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this endpoint",
+            )
+        })
         .with_state(state)
 }
 
@@ -358,6 +364,7 @@ impl MailboxInput {
         for (key, value) in &self.other {
             let n: usize = key
                 .strip_prefix("custom_attribute_")
+                .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|n| n.parse().ok())
                 .filter(|n| (1..=15).contains(n))
                 .ok_or_else(|| ApiError::bad_request(format!("unknown field {key}")))?;
@@ -401,6 +408,13 @@ impl MailboxInput {
     fn quota_bytes(&self) -> ApiResult<Option<u64>> {
         match self.quota_mb {
             Some(0) => Err(ApiError::bad_request("quota_mb must be at least 1")),
+            // The store keeps bytes as a signed 64-bit number.
+            Some(mb) if mb > i64::MAX as u64 / (1024 * 1024) => {
+                Err(ApiError::bad_request(format!(
+                    "quota_mb must be at most {}",
+                    i64::MAX as u64 / (1024 * 1024)
+                )))
+            }
             Some(mb) => Ok(Some(mb.saturating_mul(1024 * 1024))),
             None => Ok(None),
         }

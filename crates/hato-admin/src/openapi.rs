@@ -82,6 +82,10 @@ pub async fn document() -> Json<Value> {
         "info": { "title": "hato admin API", "version": env!("CARGO_PKG_VERSION") },
         "security": [{ "bearer": [] }],
         "paths": {
+            "/api/v1/openapi.json": {
+                "get": { "summary": "This OpenAPI document (no authentication)", "tags": ["meta"], "security": [],
+                    "responses": { "200": { "description": "OK" } } }
+            },
             "/api/v1/tenants": {
                 "get": op("List tenants (a tenant admin sees its own)", "tenants"),
                 "post": with_body(op("Create a tenant (operator)", "tenants"), "Tenant")

@@ -26,6 +26,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per run; boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server (SMTP, delivery, admin API).
     Serve,
@@ -294,7 +296,18 @@ enum TraceSub {
 // ----- running ------------------------------------------------------------------------------------
 
 pub fn run(cli: Cli) -> Result<(), String> {
-    let (config, _) = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    // `init` must work even where an existing ./hato.toml does not parse (that is what --force
+    // is for), so it runs before any settings file is read.
+    if let Command::Init { force } = cli.command {
+        let path = PathBuf::from("hato.toml");
+        if path.exists() && !force {
+            return Err("./hato.toml already exists (use --force to overwrite it)".into());
+        }
+        std::fs::write(&path, TEMPLATE).map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
+        println!("wrote ./hato.toml");
+        return Ok(());
+    }
+    let (config, _) = Config::load(cli.config.as_deref()).map_err(|e| one_line(&e.to_string()))?;
     match cli.command {
         Command::Serve => {
             tracing_subscriber::fmt()
@@ -312,21 +325,28 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 .block_on(crate::serve::serve(config))
                 .map_err(|e| e.to_string())
         }
-        Command::Init { force } => {
-            let path = PathBuf::from("hato.toml");
-            if path.exists() && !force {
-                return Err("./hato.toml already exists (use --force to overwrite it)".into());
-            }
-            std::fs::write(&path, TEMPLATE)
-                .map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
-            println!("wrote ./hato.toml");
-            Ok(())
-        }
+        Command::Init { .. } => Ok(()),
         command => {
             let client = Client::new(&config, cli.as_token.as_deref())?;
             client.run(command)
         }
     }
+}
+
+/// Errors are one line: drops the source excerpt a TOML parse error shows (`  |`, `2 | ...`)
+/// and joins the rest.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+                    .starts_with('|')
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 struct Client {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
@@ -44,17 +44,6 @@ pub struct AdminSection {
 #[serde(deny_unknown_fields, default)]
 pub struct TraceSection {
     pub retention_days: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerSection::default(),
-            smtp: SmtpSection::default(),
-            admin: AdminSection::default(),
-            trace: TraceSection::default(),
-        }
-    }
 }
 
 impl Default for ServerSection {

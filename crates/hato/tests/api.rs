@@ -1,0 +1,1363 @@
+//! The admin API over HTTP against a real `hato serve`: authentication, tenant isolation,
+//! mailbox CRUD and message-trace queries.
+
+mod common;
+use common::*;
+
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+/// Sends `head` (request line and headers, without the final blank line) and returns the status
+/// and the JSON body; lets a test send any Authorization header it likes.
+fn raw_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http head");
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (
+        status,
+        serde_json::from_slice(&resp[split + 4..]).unwrap_or(Value::Null),
+    )
+}
+
+/// Asserts an error answer: this status and a body that is exactly `{"error": "<non-empty>"}`;
+/// returns the message.
+#[track_caller]
+fn assert_error(got: &(u16, Value), status: u16) -> String {
+    assert_eq!(got.0, status, "{}", got.1);
+    let obj = got
+        .1
+        .as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {}", got.1));
+    assert_eq!(obj.len(), 1, "error body has other fields: {}", got.1);
+    let msg = obj["error"]
+        .as_str()
+        .expect("error is a string")
+        .to_string();
+    assert!(!msg.is_empty());
+    assert!(!msg.contains('\n'), "one line: {msg:?}");
+    msg
+}
+
+/// A tenant-admin token for `tenant`, created by the operator.
+fn admin_token(s: &Server, tenant: &str) -> String {
+    let (status, v) = s.api(
+        "POST",
+        &format!("/api/v1/tenants/{tenant}/tokens"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["role"], "tenant-admin");
+    assert_eq!(v["tenant"], tenant);
+    let token = v["token"].as_str().expect("token").to_string();
+    assert!(token.len() >= 20, "a token should be long: {token}");
+    token
+}
+
+/// Sends one message over SMTP; returns its trace id.
+fn send(s: &Server, from: &str, to: &[&str], content: &str) -> String {
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.example").starts_with("250"));
+    let reply = c.send_mail(from, to, content);
+    assert!(reply.starts_with("250"), "{reply}");
+    c.cmd("QUIT");
+    trace_id_of(&reply)
+}
+
+fn message(subject: &str, message_id: &str) -> String {
+    format!(
+        "From: Sender <sender@example.net>\nTo: someone\nSubject: {subject}\nMessage-ID: {message_id}\nDate: Sat, 28 Nov 2026 21:00:00 +0000\n\nHello.\n"
+    )
+}
+
+/// Waits until every recipient row of `trace_id` is `Delivered`.
+fn wait_delivered(s: &Server, trace_id: &str, recipients: usize) {
+    s.wait_for("delivery", || {
+        let rows = s.trace(&format!("trace_id={trace_id}"));
+        rows.len() == recipients && rows.iter().all(|r| r["status"] == "Delivered")
+    });
+}
+
+fn names(v: &Value, field: &str) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|x| x[field].as_str().unwrap_or_default().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+// ----- authentication and the OpenAPI document ------------------------------------------------
+
+#[test]
+fn requests_without_a_valid_token_are_refused_with_401() {
+    let s = Server::start();
+    for path in [
+        "/api/v1/tenants",
+        "/api/v1/mailboxes",
+        "/api/v1/trace",
+        "/api/v1/domains/x.test",
+    ] {
+        // No Authorization header at all.
+        let got = raw_get(s.admin, path, "");
+        assert_error(&got, 401);
+        // A well-formed header with a token the server never issued.
+        let got = s.api_as("not-a-real-token-0123456789", "GET", path, None);
+        assert_error(&got, 401);
+        // Malformed headers.
+        for header in [
+            "Authorization: Basic dXNlcjpwYXNz\r\n".to_string(),
+            "Authorization: Bearer\r\n".to_string(),
+            "Authorization: Bearer    \r\n".to_string(),
+            format!("Authorization: {}\r\n", s.token),
+            format!("Authorization: Token {}\r\n", s.token),
+        ] {
+            let got = raw_get(s.admin, path, &header);
+            assert_error(&got, 401);
+        }
+    }
+    // A write with a wrong token changes nothing.
+    let got = s.api_as(
+        "wrong",
+        "POST",
+        "/api/v1/tenants",
+        Some(json!({"name": "evil"})),
+    );
+    assert_error(&got, 401);
+    let (status, v) = s.api("GET", "/api/v1/tenants", None);
+    assert_eq!(status, 200);
+    assert_eq!(v, json!([]));
+    // The real token in the same header form works.
+    let got = raw_get(
+        s.admin,
+        "/api/v1/tenants",
+        &format!("Authorization: Bearer {}\r\n", s.token),
+    );
+    assert_eq!(got, (200, json!([])));
+}
+
+#[test]
+fn openapi_document_is_served_without_auth_and_lists_every_path() {
+    let s = Server::start();
+    let (status, doc) = raw_get(s.admin, "/api/v1/openapi.json", "");
+    assert_eq!(status, 200, "{doc}");
+    let version = doc["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3."), "{version}");
+    assert!(doc["info"]["title"].is_string());
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/api/v1/tenants", &["get", "post"][..]),
+        ("/api/v1/tenants/{name}", &["get", "delete"]),
+        ("/api/v1/tenants/{name}/tokens", &["post"]),
+        ("/api/v1/domains", &["get", "post"]),
+        ("/api/v1/domains/{domain}", &["delete"]),
+        ("/api/v1/mailboxes", &["get", "post"]),
+        ("/api/v1/mailboxes/{address}", &["get", "patch", "delete"]),
+        ("/api/v1/mailboxes/{address}/messages", &["get"]),
+        ("/api/v1/mailboxes/{address}/messages/{id}/raw", &["get"]),
+        ("/api/v1/trace", &["get"]),
+        ("/api/v1/trace/{trace_id}", &["get"]),
+    ] {
+        let entry = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+        for m in methods {
+            assert!(
+                entry.get(*m).is_some(),
+                "{m} {path} missing from openapi.json"
+            );
+        }
+    }
+    // The trace query parameters are documented.
+    let params: Vec<&str> = paths["/api/v1/trace"]["get"]["parameters"]
+        .as_array()
+        .expect("trace parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for p in [
+        "sender",
+        "recipient",
+        "status",
+        "message_id",
+        "trace_id",
+        "from_ip",
+        "start",
+        "end",
+        "subject",
+        "subject_filter",
+        "tenant",
+    ] {
+        assert!(
+            params.contains(&p),
+            "trace parameter {p} missing: {params:?}"
+        );
+    }
+    // Bearer authentication is declared.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // An unknown endpoint is a JSON 404, not an empty body.
+    let got = s.api("GET", "/api/v1/no-such-thing", None);
+    assert_error(&got, 404);
+}
+
+// ----- tenant isolation -----------------------------------------------------------------------
+
+#[test]
+fn a_tenant_admin_sees_only_its_own_tenant() {
+    let s = Server::start();
+    for name in ["contoso", "fabrikam"] {
+        let (status, v) = s.api("POST", "/api/v1/tenants", Some(json!({"name": name})));
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["name"], name);
+        let (status, v) = s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": format!("{name}.test"), "tenant": name})),
+        );
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(
+            v,
+            json!({"domain": format!("{name}.test"), "tenant": name, "type": "authoritative"})
+        );
+    }
+    // Creating the same tenant twice is a conflict.
+    assert_error(
+        &s.api("POST", "/api/v1/tenants", Some(json!({"name": "contoso"}))),
+        409,
+    );
+    let contoso = admin_token(&s, "contoso");
+    let fabrikam = admin_token(&s, "fabrikam");
+    assert_ne!(contoso, fabrikam);
+
+    // A tenant admin creates mailboxes in its own domain.
+    let (status, v) = s.api_as(
+        &contoso,
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "alice@contoso.test"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["tenant"], "contoso");
+    let (status, v) = s.api_as(
+        &fabrikam,
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "bob@fabrikam.test", "department": "Sales"})),
+    );
+    assert_eq!(status, 201, "{v}");
+
+    // Another tenant's mailbox answers exactly like a mailbox that does not exist.
+    let absent = s.api_as(
+        &contoso,
+        "GET",
+        "/api/v1/mailboxes/nobody@contoso.test",
+        None,
+    );
+    let absent_msg = assert_error(&absent, 404);
+    assert_eq!(absent_msg, "mailbox nobody@contoso.test not found");
+    let absent_other = s.api_as(
+        &contoso,
+        "GET",
+        "/api/v1/mailboxes/nobody@fabrikam.test",
+        None,
+    );
+    assert_eq!(
+        assert_error(&absent_other, 404),
+        "mailbox nobody@fabrikam.test not found"
+    );
+    let hidden = s.api_as(&contoso, "GET", "/api/v1/mailboxes/bob@fabrikam.test", None);
+    assert_eq!(
+        assert_error(&hidden, 404),
+        "mailbox bob@fabrikam.test not found"
+    );
+    let patched = s.api_as(
+        &contoso,
+        "PATCH",
+        "/api/v1/mailboxes/bob@fabrikam.test",
+        Some(json!({"department": "Hacked"})),
+    );
+    assert_eq!(
+        assert_error(&patched, 404),
+        "mailbox bob@fabrikam.test not found"
+    );
+    let deleted = s.api_as(
+        &contoso,
+        "DELETE",
+        "/api/v1/mailboxes/bob@fabrikam.test",
+        None,
+    );
+    assert_eq!(
+        assert_error(&deleted, 404),
+        "mailbox bob@fabrikam.test not found"
+    );
+    // ... and neither the PATCH nor the DELETE did anything.
+    let (status, bob) = s.api_as(
+        &fabrikam,
+        "GET",
+        "/api/v1/mailboxes/bob@fabrikam.test",
+        None,
+    );
+    assert_eq!(status, 200, "{bob}");
+    assert_eq!(bob["department"], "Sales");
+
+    // Domains.
+    let got = s.api_as(&contoso, "GET", "/api/v1/domains/fabrikam.test", None);
+    assert_eq!(assert_error(&got, 404), "domain fabrikam.test not found");
+    let got = s.api_as(&contoso, "DELETE", "/api/v1/domains/fabrikam.test", None);
+    assert_eq!(assert_error(&got, 404), "domain fabrikam.test not found");
+    let got = s.api_as(&contoso, "GET", "/api/v1/domains/nonexistent.test", None);
+    assert_eq!(assert_error(&got, 404), "domain nonexistent.test not found");
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/domains/contoso.test", None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tenant"], "contoso");
+
+    // Tenants.
+    let got = s.api_as(&contoso, "GET", "/api/v1/tenants/fabrikam", None);
+    assert_eq!(assert_error(&got, 404), "tenant fabrikam not found");
+    let got = s.api_as(&contoso, "GET", "/api/v1/tenants/nosuch", None);
+    assert_eq!(assert_error(&got, 404), "tenant nosuch not found");
+    let got = s.api_as(&contoso, "DELETE", "/api/v1/tenants/fabrikam", None);
+    assert_eq!(assert_error(&got, 404), "tenant fabrikam not found");
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/tenants/contoso", None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], "contoso");
+
+    // Listings show only the caller's own objects.
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/tenants", None);
+    assert_eq!(status, 200);
+    assert_eq!(names(&v, "name"), ["contoso"]);
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/domains", None);
+    assert_eq!(status, 200);
+    assert_eq!(names(&v, "domain"), ["contoso.test"]);
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/mailboxes", None);
+    assert_eq!(status, 200);
+    assert_eq!(names(&v, "address"), ["alice@contoso.test"]);
+    let (status, v) = s.api_as(&contoso, "GET", "/api/v1/mailboxes?tenant=contoso", None);
+    assert_eq!(status, 200);
+    assert_eq!(names(&v, "address"), ["alice@contoso.test"]);
+    for path in [
+        "/api/v1/domains?tenant=fabrikam",
+        "/api/v1/mailboxes?tenant=fabrikam",
+        "/api/v1/trace?tenant=fabrikam",
+    ] {
+        let got = s.api_as(&contoso, "GET", path, None);
+        assert_eq!(
+            assert_error(&got, 404),
+            "tenant fabrikam not found",
+            "{path}"
+        );
+    }
+    // The operator sees everything.
+    let (_, v) = s.api("GET", "/api/v1/tenants", None);
+    assert_eq!(names(&v, "name"), ["contoso", "fabrikam"]);
+    let (_, v) = s.api("GET", "/api/v1/mailboxes", None);
+    assert_eq!(
+        names(&v, "address"),
+        ["alice@contoso.test", "bob@fabrikam.test"]
+    );
+    let (_, v) = s.api("GET", "/api/v1/mailboxes?tenant=fabrikam", None);
+    assert_eq!(names(&v, "address"), ["bob@fabrikam.test"]);
+    let (_, v) = s.api("GET", "/api/v1/domains", None);
+    assert_eq!(names(&v, "domain"), ["contoso.test", "fabrikam.test"]);
+
+    // Creating objects in the other tenant.
+    let got = s.api_as(
+        &contoso,
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "eve@fabrikam.test"})),
+    );
+    assert_error(&got, 404);
+    let got = s.api_as(
+        &contoso,
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"domain": "sub.fabrikam.test", "tenant": "fabrikam"})),
+    );
+    assert_eq!(assert_error(&got, 404), "tenant fabrikam not found");
+    // Without "tenant", a tenant admin's domain goes to its own tenant.
+    let (status, v) = s.api_as(
+        &contoso,
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"domain": "contoso.example"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["tenant"], "contoso");
+    // Operator-only actions.
+    let got = s.api_as(
+        &contoso,
+        "POST",
+        "/api/v1/tenants",
+        Some(json!({"name": "evil"})),
+    );
+    assert_error(&got, 403);
+    for t in ["contoso", "fabrikam"] {
+        let got = s.api_as(
+            &contoso,
+            "POST",
+            &format!("/api/v1/tenants/{t}/tokens"),
+            Some(json!({})),
+        );
+        assert_error(&got, 403);
+    }
+    let got = s.api_as(&contoso, "DELETE", "/api/v1/tenants/contoso", None);
+    assert_error(&got, 403);
+    let (_, v) = s.api("GET", "/api/v1/tenants", None);
+    assert_eq!(names(&v, "name"), ["contoso", "fabrikam"]);
+
+    // Message trace and mail: one message to each tenant, and one to both.
+    let to_contoso = send(
+        &s,
+        "sender@example.net",
+        &["alice@contoso.test"],
+        &message("For Contoso", "<c1@example.net>"),
+    );
+    let to_fabrikam = send(
+        &s,
+        "sender@example.net",
+        &["bob@fabrikam.test"],
+        &message("For Fabrikam", "<f1@example.net>"),
+    );
+    let to_both = send(
+        &s,
+        "sender@example.net",
+        &["alice@contoso.test", "bob@fabrikam.test"],
+        &message("For Both", "<b1@example.net>"),
+    );
+    wait_delivered(&s, &to_contoso, 1);
+    wait_delivered(&s, &to_fabrikam, 1);
+    wait_delivered(&s, &to_both, 2);
+
+    let (status, rows) = s.api_as(&contoso, "GET", "/api/v1/trace", None);
+    assert_eq!(status, 200, "{rows}");
+    let rows = rows.as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["recipient"] == "alice@contoso.test"),
+        "{rows:?}"
+    );
+    let mut ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap_or_default())
+        .collect();
+    ids.sort();
+    let mut want = vec![to_contoso.as_str(), to_both.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    // Filtering for the other tenant's recipient finds nothing.
+    let (status, rows) = s.api_as(
+        &contoso,
+        "GET",
+        "/api/v1/trace?recipient=bob@fabrikam.test",
+        None,
+    );
+    assert_eq!((status, rows), (200, json!([])));
+    let (status, rows) = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/trace?trace_id={to_fabrikam}"),
+        None,
+    );
+    assert_eq!((status, rows), (200, json!([])));
+    // Details: the other tenant's message does not exist; a shared one shows only our recipient.
+    let got = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/trace/{to_fabrikam}"),
+        None,
+    );
+    assert_eq!(
+        assert_error(&got, 404),
+        format!("no trace for {to_fabrikam}")
+    );
+    let (status, events) = s.api_as(&contoso, "GET", &format!("/api/v1/trace/{to_both}"), None);
+    assert_eq!(status, 200, "{events}");
+    let events = events.as_array().expect("events").clone();
+    assert!(!events.is_empty());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["recipient"] == "alice@contoso.test"),
+        "{events:?}"
+    );
+    let got = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/trace/{to_both}?recipient=bob@fabrikam.test"),
+        None,
+    );
+    assert_error(&got, 404);
+    // Mail in the other tenant's mailbox.
+    let got = s.api_as(
+        &contoso,
+        "GET",
+        "/api/v1/mailboxes/bob@fabrikam.test/messages",
+        None,
+    );
+    assert_eq!(
+        assert_error(&got, 404),
+        "mailbox bob@fabrikam.test not found"
+    );
+    let bob_mail = s.mail("bob@fabrikam.test");
+    assert_eq!(bob_mail.len(), 2);
+    let bob_id = bob_mail[0]["id"].as_i64().expect("id");
+    let got = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/mailboxes/bob@fabrikam.test/messages/{bob_id}/raw"),
+        None,
+    );
+    assert_eq!(
+        assert_error(&got, 404),
+        "mailbox bob@fabrikam.test not found"
+    );
+    // Nor can alice's mailbox be used to read bob's message by id.
+    let got = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/mailboxes/alice@contoso.test/messages/{bob_id}/raw"),
+        None,
+    );
+    assert_error(&got, 404);
+    let (status, v) = s.api_as(
+        &contoso,
+        "GET",
+        "/api/v1/mailboxes/alice@contoso.test/messages",
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    // Fabrikam's admin, symmetrically, sees its own.
+    let (_, rows) = s.api_as(&fabrikam, "GET", "/api/v1/trace", None);
+    assert_eq!(
+        names(&rows, "recipient"),
+        ["bob@fabrikam.test", "bob@fabrikam.test"]
+    );
+
+    // The operator sees both tenants' rows and every event.
+    let rows = s.trace("");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(
+        names(&Value::Array(rows), "recipient"),
+        [
+            "alice@contoso.test",
+            "alice@contoso.test",
+            "bob@fabrikam.test",
+            "bob@fabrikam.test"
+        ]
+    );
+    let rows = s.trace("tenant=fabrikam");
+    assert_eq!(rows.len(), 2);
+    let (status, events) = s.api("GET", &format!("/api/v1/trace/{to_both}"), None);
+    assert_eq!(status, 200);
+    let mut rcpts = names(&events, "recipient");
+    rcpts.dedup();
+    assert_eq!(rcpts, ["alice@contoso.test", "bob@fabrikam.test"]);
+    let (status, events) = s.api("GET", &format!("/api/v1/trace/{to_fabrikam}"), None);
+    assert_eq!(status, 200, "{events}");
+}
+
+// ----- mailboxes --------------------------------------------------------------------------------
+
+fn full_mailbox() -> Value {
+    let mut v = json!({
+        "address": "frontdesk@contoso.test",
+        "display_name": "Front Desk",
+        "type": "shared",
+        "aliases": ["lobby@contoso.test", "reception@contoso.test"],
+        "department": "Facilities",
+        "company": "Contoso Ltd",
+        "office": "Building 7",
+        "city": "Redmond",
+        "state_or_province": "WA",
+        "country_or_region": "US",
+        "title": "Reception",
+        "quota_mb": 2048,
+    });
+    for i in 1..=15 {
+        v[format!("custom_attribute_{i}")] = json!(format!("value {i}"));
+    }
+    v
+}
+
+#[test]
+fn mailbox_fields_round_trip_and_patch_changes_only_what_is_given() {
+    let s = Server::start();
+    s.tenant("contoso");
+    let mut input = full_mailbox();
+    // Given in any order, aliases come back sorted.
+    input["aliases"] = json!(["reception@contoso.test", "lobby@contoso.test"]);
+    let (status, created) = s.api("POST", "/api/v1/mailboxes", Some(input.clone()));
+    assert_eq!(status, 201, "{created}");
+    let mut expected = full_mailbox();
+    expected["tenant"] = json!("contoso");
+    expected["used_bytes"] = json!(0);
+    assert_eq!(created, expected);
+    let (status, got) = s.api("GET", "/api/v1/mailboxes/frontdesk@contoso.test", None);
+    assert_eq!(status, 200);
+    assert_eq!(got, expected);
+    // An alias finds the mailbox; so does any letter case.
+    for addr in [
+        "reception@contoso.test",
+        "Lobby@Contoso.TEST",
+        "FrontDesk@CONTOSO.test",
+    ] {
+        let (status, got) = s.api("GET", &format!("/api/v1/mailboxes/{addr}"), None);
+        assert_eq!(status, 200, "{addr}: {got}");
+        assert_eq!(got["address"], "frontdesk@contoso.test");
+    }
+    // The listing holds the same object.
+    let (status, list) = s.api("GET", "/api/v1/mailboxes", None);
+    assert_eq!(status, 200);
+    assert_eq!(list, json!([expected.clone()]));
+
+    // Defaults of a minimal mailbox.
+    let (status, min) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "Alice@Contoso.TEST"})),
+    );
+    assert_eq!(status, 201, "{min}");
+    assert_eq!(min["address"], "alice@contoso.test");
+    assert_eq!(min["display_name"], "alice");
+    assert_eq!(min["type"], "user");
+    assert_eq!(min["aliases"], json!([]));
+    assert_eq!(min["quota_mb"], 51200);
+    assert_eq!(min["custom_attribute_15"], "");
+    assert_eq!(min["department"], "");
+    let (status, got) = s.api("GET", "/api/v1/mailboxes/ALICE@contoso.test", None);
+    assert_eq!(status, 200);
+    assert_eq!(got["address"], "alice@contoso.test");
+
+    // PATCH changes only the given fields.
+    let (status, patched) = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/frontdesk@contoso.test",
+        Some(json!({"department": "Operations", "custom_attribute_7": "seven", "quota_mb": 100})),
+    );
+    assert_eq!(status, 200, "{patched}");
+    let mut after = expected.clone();
+    after["department"] = json!("Operations");
+    after["custom_attribute_7"] = json!("seven");
+    after["quota_mb"] = json!(100);
+    assert_eq!(patched, after);
+    let (_, got) = s.api("GET", "/api/v1/mailboxes/frontdesk@contoso.test", None);
+    assert_eq!(got, after);
+    // Through an alias, with the type, name and the alias list replaced.
+    let (status, patched) = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/reception@contoso.test",
+        Some(json!({"type": "user", "display_name": "Desk", "aliases": ["desk@contoso.test"]})),
+    );
+    assert_eq!(status, 200, "{patched}");
+    after["type"] = json!("user");
+    after["display_name"] = json!("Desk");
+    after["aliases"] = json!(["desk@contoso.test"]);
+    assert_eq!(patched, after);
+    // The old alias is gone; the new one answers.
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/reception@contoso.test", None),
+        404,
+    );
+    let (status, got) = s.api("GET", "/api/v1/mailboxes/desk@contoso.test", None);
+    assert_eq!(status, 200);
+    assert_eq!(got["address"], "frontdesk@contoso.test");
+    // An empty PATCH changes nothing.
+    let (status, got) = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/frontdesk@contoso.test",
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got, after);
+    // Address and tenant cannot be changed.
+    let got = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/frontdesk@contoso.test",
+        Some(json!({"address": "other@contoso.test"})),
+    );
+    assert_error(&got, 400);
+
+    // DELETE, then it is gone (and so are its aliases).
+    let (status, v) = s.api("DELETE", "/api/v1/mailboxes/frontdesk@contoso.test", None);
+    assert_eq!((status, v), (204, Value::Null));
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/frontdesk@contoso.test", None),
+        404,
+    );
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/desk@contoso.test", None),
+        404,
+    );
+    assert_error(
+        &s.api("DELETE", "/api/v1/mailboxes/frontdesk@contoso.test", None),
+        404,
+    );
+    // Its addresses are free again.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "desk@contoso.test"})),
+    );
+    assert_eq!(status, 201, "{v}");
+}
+
+#[test]
+fn mailbox_conflicts_and_bad_input_are_refused() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "alice@contoso.test", "aliases": ["al@contoso.test"]})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "bob@contoso.test"})),
+    );
+    assert_eq!(status, 201, "{v}");
+
+    // Duplicate address (any case), an address that is someone's alias, an alias that is taken.
+    for body in [
+        json!({"address": "alice@contoso.test"}),
+        json!({"address": "ALICE@contoso.test"}),
+        json!({"address": "al@contoso.test"}),
+        json!({"address": "carol@contoso.test", "aliases": ["alice@contoso.test"]}),
+        json!({"address": "carol@contoso.test", "aliases": ["al@contoso.test"]}),
+    ] {
+        assert_error(&s.api("POST", "/api/v1/mailboxes", Some(body.clone())), 409);
+    }
+    // The failed creations left nothing behind.
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/carol@contoso.test", None),
+        404,
+    );
+    let got = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/bob@contoso.test",
+        Some(json!({"aliases": ["al@contoso.test"]})),
+    );
+    assert_error(&got, 409);
+    let got = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/bob@contoso.test",
+        Some(json!({"aliases": ["alice@contoso.test"]})),
+    );
+    assert_error(&got, 409);
+    let (_, bob) = s.api("GET", "/api/v1/mailboxes/bob@contoso.test", None);
+    assert_eq!(bob["aliases"], json!([]));
+
+    // An alias in a domain the tenant does not own (another tenant's, or nobody's).
+    for alias in ["bob@fabrikam.test", "bob@unknown.test"] {
+        let got = s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", "aliases": [alias]})),
+        );
+        assert_error(&got, 400);
+        let got = s.api(
+            "PATCH",
+            "/api/v1/mailboxes/bob@contoso.test",
+            Some(json!({"aliases": [alias]})),
+        );
+        assert_error(&got, 400);
+    }
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/carol@contoso.test", None),
+        404,
+    );
+
+    // Unknown fields, bad values, bad JSON.
+    let msg = assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", "nickname": "C"})),
+        ),
+        400,
+    );
+    assert!(msg.contains("nickname"), "{msg}");
+    let msg = assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", "custom_attribute_16": "x"})),
+        ),
+        400,
+    );
+    assert!(msg.contains("custom_attribute_16"), "{msg}");
+    let msg = assert_error(
+        &s.api(
+            "PATCH",
+            "/api/v1/mailboxes/bob@contoso.test",
+            Some(json!({"colour": "red"})),
+        ),
+        400,
+    );
+    assert!(msg.contains("colour"), "{msg}");
+    for body in [
+        json!({"address": "carol@contoso.test", "type": "room"}),
+        json!({"address": "carol@contoso.test", "quota_mb": 0}),
+        json!({"address": "carol@contoso.test", "quota_mb": "big"}),
+        json!({"address": "carol@contoso.test", "aliases": "x@contoso.test"}),
+        json!({"address": "not an address"}),
+        json!({"display_name": "No Address"}),
+    ] {
+        assert_error(&s.api("POST", "/api/v1/mailboxes", Some(body.clone())), 400);
+    }
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@nowhere.test"})),
+        ),
+        404,
+    );
+    assert_error(
+        &s.api("GET", "/api/v1/mailboxes/carol@contoso.test", None),
+        404,
+    );
+    for raw in ["{\"address\": \"carol@contoso.test\"", "not json", "[1,2]"] {
+        let (status, bytes) = raw_request(s.admin, "POST", "/api/v1/mailboxes", &s.token, raw);
+        assert_eq!(status, 400, "{raw}: {bytes}");
+        assert!(bytes["error"].is_string(), "{bytes}");
+        let (status, bytes) = raw_request(
+            s.admin,
+            "PATCH",
+            "/api/v1/mailboxes/bob@contoso.test",
+            &s.token,
+            raw,
+        );
+        assert_eq!(status, 400, "{raw}: {bytes}");
+        assert!(bytes["error"].is_string(), "{bytes}");
+    }
+    // Tenants: bad names, unknown fields.
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": "has space"})),
+        ),
+        400,
+    );
+    assert_error(
+        &s.api("POST", "/api/v1/tenants", Some(json!({"name": ""}))),
+        400,
+    );
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": "x", "plan": "gold"})),
+        ),
+        400,
+    );
+    // Domains: duplicates, bad types.
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": "CONTOSO.test", "tenant": "contoso"})),
+        ),
+        409,
+    );
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": "contoso.test", "tenant": "fabrikam"})),
+        ),
+        409,
+    );
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": "x.test", "tenant": "contoso", "type": "relay"})),
+        ),
+        400,
+    );
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": "x.test", "tenant": "nosuch"})),
+        ),
+        404,
+    );
+    assert_error(
+        &s.api("POST", "/api/v1/domains", Some(json!({"domain": "x.test"}))),
+        400,
+    );
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/domains",
+        Some(
+            json!({"domain": "Relay.Contoso.TEST", "tenant": "contoso", "type": "internal-relay"}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        v,
+        json!({"domain": "relay.contoso.test", "tenant": "contoso", "type": "internal-relay"})
+    );
+}
+
+/// Any request with a raw (possibly invalid) JSON body.
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head");
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (
+        status,
+        serde_json::from_slice(&resp[split + 4..]).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn domains_in_use_stay_and_delivery_counts_against_the_mailbox() {
+    let s = Server::start();
+    s.tenant("contoso");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({"address": "alice@contoso.test", "aliases": ["a@contoso.test"]})),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["used_bytes"], 0);
+    // The domain holds a mailbox: it cannot go.
+    let msg = assert_error(&s.api("DELETE", "/api/v1/domains/contoso.test", None), 400);
+    assert!(msg.contains("contoso.test"), "{msg}");
+    let (_, v) = s.api("GET", "/api/v1/domains", None);
+    assert_eq!(names(&v, "domain"), ["contoso.test"]);
+
+    let trace_id = send(
+        &s,
+        "sender@example.net",
+        &["a@contoso.test"],
+        &message("Hello", "<u1@example.net>"),
+    );
+    wait_delivered(&s, &trace_id, 1);
+    let mail = s.mail("alice@contoso.test");
+    assert_eq!(mail.len(), 1);
+    let size = mail[0]["size"].as_u64().expect("size");
+    assert!(size > 100, "{size}");
+    let (status, v) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(status, 200);
+    assert_eq!(v["used_bytes"].as_u64(), Some(size), "{v}");
+    // used_bytes is read-only.
+    assert_error(
+        &s.api(
+            "PATCH",
+            "/api/v1/mailboxes/alice@contoso.test",
+            Some(json!({"used_bytes": 0})),
+        ),
+        400,
+    );
+    let (_, v) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(v["used_bytes"].as_u64(), Some(size));
+
+    // A second message adds to it.
+    let trace_id = send(
+        &s,
+        "sender@example.net",
+        &["alice@contoso.test"],
+        &message("Again", "<u2@example.net>"),
+    );
+    wait_delivered(&s, &trace_id, 1);
+    let mail = s.mail("alice@contoso.test");
+    assert_eq!(mail.len(), 2);
+    let total: u64 = mail.iter().map(|m| m["size"].as_u64().unwrap_or(0)).sum();
+    let (_, v) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(v["used_bytes"].as_u64(), Some(total));
+    assert!(total > size);
+
+    // The message listing and the raw message.
+    assert_eq!(mail[0]["subject"], "Again");
+    assert_eq!(mail[1]["subject"], "Hello");
+    assert_eq!(mail[0]["folder"], "inbox");
+    assert_eq!(mail[0]["from"], "Sender <sender@example.net>");
+    let id = mail[1]["id"].as_i64().expect("id");
+    let raw = s.raw_mail("alice@contoso.test", id);
+    assert!(
+        raw.starts_with("Return-Path: <sender@example.net>\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("Subject: Hello\r\n"));
+    assert_eq!(raw.len() as u64, mail[1]["size"].as_u64().unwrap_or(0));
+    let (status, _) = http(
+        s.admin,
+        "GET",
+        "/api/v1/mailboxes/alice@contoso.test/messages/999999/raw",
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        s.admin,
+        "GET",
+        "/api/v1/mailboxes/alice@contoso.test/messages?folder=junk",
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_error(
+        &s.api(
+            "GET",
+            "/api/v1/mailboxes/alice@contoso.test/messages?folder=spam",
+            None,
+        ),
+        400,
+    );
+
+    // Once the mailbox is gone, the domain can be removed.
+    let (status, _) = s.api("DELETE", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(status, 204);
+    let (status, v) = s.api("DELETE", "/api/v1/domains/contoso.test", None);
+    assert_eq!((status, v), (204, Value::Null));
+    let (_, v) = s.api("GET", "/api/v1/domains", None);
+    assert_eq!(v, json!([]));
+    assert_error(&s.api("DELETE", "/api/v1/domains/contoso.test", None), 404);
+}
+
+// ----- message trace ----------------------------------------------------------------------------
+
+#[test]
+fn trace_query_parameters_filter_rows() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.mailbox("bob@contoso.test", &[]);
+    let before = s.trace("");
+    assert!(before.is_empty());
+
+    let t1 = send(
+        &s,
+        "news@example.net",
+        &["alice@contoso.test"],
+        &message("Weekly report: sales", "<report-1@example.net>"),
+    );
+    let t2 = send(
+        &s,
+        "boss@example.org",
+        &["alice@contoso.test", "bob@contoso.test"],
+        &message("Re: Weekly report", "<reply-2@example.org>"),
+    );
+    wait_delivered(&s, &t1, 1);
+    wait_delivered(&s, &t2, 2);
+
+    let all = s.trace("");
+    assert_eq!(all.len(), 3, "{all:?}");
+    for row in &all {
+        let obj = row.as_object().expect("row");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "from_ip",
+                "message_id",
+                "received",
+                "recipient",
+                "sender",
+                "size",
+                "status",
+                "subject",
+                "trace_id"
+            ]
+        );
+        assert_eq!(row["from_ip"], "127.0.0.1");
+        assert_eq!(row["status"], "Delivered");
+        assert!(row["size"].as_u64().unwrap_or(0) > 100);
+        let received = row["received"].as_str().expect("received");
+        assert!(
+            received.ends_with('Z') && received.len() >= 20 && &received[10..11] == "T",
+            "{received}"
+        );
+    }
+    // Newest first.
+    assert_eq!(all[0]["trace_id"], t2.as_str());
+    assert_eq!(all[2]["trace_id"], t1.as_str());
+    let t1_row = all
+        .iter()
+        .find(|r| r["trace_id"] == t1.as_str())
+        .expect("t1 row");
+    assert_eq!(t1_row["sender"], "news@example.net");
+    assert_eq!(t1_row["recipient"], "alice@contoso.test");
+    assert_eq!(t1_row["subject"], "Weekly report: sales");
+    assert_eq!(t1_row["message_id"], "<report-1@example.net>");
+
+    let ids = |q: &str| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .trace(q)
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["trace_id"].as_str().unwrap_or_default(),
+                    r["recipient"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let row = |t: &str, r: &str| format!("{t} {r}@contoso.test");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    assert_eq!(ids("sender=news@example.net"), [row(&t1, "alice")]);
+    assert_eq!(ids("sender=NEWS@Example.NET"), [row(&t1, "alice")]);
+    assert_eq!(ids("sender=nobody@example.net"), Vec::<String>::new());
+    assert_eq!(ids("recipient=bob@contoso.test"), [row(&t2, "bob")]);
+    assert_eq!(
+        ids("recipient=Alice@Contoso.test"),
+        sorted(vec![row(&t1, "alice"), row(&t2, "alice")])
+    );
+    assert_eq!(ids("status=Delivered").len(), 3);
+    assert_eq!(ids("status=Failed"), Vec::<String>::new());
+    assert_eq!(ids("status=Pending"), Vec::<String>::new());
+    let msg = assert_error(&s.api("GET", "/api/v1/trace?status=Lost", None), 400);
+    for st in [
+        "Pending",
+        "Delivered",
+        "Failed",
+        "Expanded",
+        "Quarantined",
+        "FilteredAsSpam",
+    ] {
+        assert!(msg.contains(st), "{msg} should list {st}");
+    }
+    assert!(msg.contains("Lost"), "{msg}");
+    // Message-ID with or without angle brackets (percent-encoded or not).
+    assert_eq!(ids("message_id=report-1@example.net"), [row(&t1, "alice")]);
+    assert_eq!(
+        ids("message_id=%3Creport-1@example.net%3E"),
+        [row(&t1, "alice")]
+    );
+    assert_eq!(ids("message_id=%3Creply-2@example.org%3E").len(), 2);
+    assert_eq!(ids("message_id=report-1"), Vec::<String>::new());
+    // Trace id.
+    assert_eq!(
+        ids(&format!("trace_id={t2}")),
+        sorted(vec![row(&t2, "alice"), row(&t2, "bob")])
+    );
+    assert_eq!(
+        ids(&format!("trace_id={}", t1.to_uppercase())),
+        [row(&t1, "alice")]
+    );
+    assert_eq!(ids("trace_id=nonexistent"), Vec::<String>::new());
+    // Client IP.
+    assert_eq!(ids("from_ip=127.0.0.1").len(), 3);
+    assert_eq!(ids("from_ip=192.0.2.1"), Vec::<String>::new());
+    // Time window: everything was received between a minute ago and a minute from now.
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let past = fmt(now - chrono::Duration::minutes(1));
+    let future = fmt(now + chrono::Duration::minutes(1));
+    assert_eq!(ids(&format!("start={past}&end={future}")).len(), 3);
+    assert_eq!(ids(&format!("start={future}")), Vec::<String>::new());
+    assert_eq!(ids(&format!("end={past}")), Vec::<String>::new());
+    assert_eq!(ids("end=2000-01-01"), Vec::<String>::new());
+    assert_eq!(ids("start=2000-01-01").len(), 3);
+    // The received time of a row is inside [start, end] at the second it names.
+    let received = t1_row["received"].as_str().expect("received");
+    let r = chrono::DateTime::parse_from_rfc3339(received)
+        .expect("rfc3339")
+        .with_timezone(&chrono::Utc);
+    let at = fmt(r - chrono::Duration::seconds(1));
+    let after = fmt(r + chrono::Duration::seconds(2));
+    assert!(ids(&format!("start={at}&end={after}")).contains(&row(&t1, "alice")));
+    let msg = assert_error(&s.api("GET", "/api/v1/trace?start=yesterday", None), 400);
+    assert!(msg.contains("start"), "{msg}");
+    let msg = assert_error(&s.api("GET", "/api/v1/trace?end=2026-13-45", None), 400);
+    assert!(msg.contains("end"), "{msg}");
+    let msg = assert_error(
+        &s.api(
+            "GET",
+            &format!("/api/v1/trace?start={future}&end={past}"),
+            None,
+        ),
+        400,
+    );
+    assert_eq!(msg, "start is after end");
+    // Subject: contains (default) vs starts_with.
+    assert_eq!(ids("subject=weekly%20report").len(), 3);
+    assert_eq!(ids("subject=sales"), [row(&t1, "alice")]);
+    assert_eq!(ids("subject=Weekly&subject_filter=contains").len(), 3);
+    assert_eq!(
+        ids("subject=Weekly&subject_filter=starts_with"),
+        [row(&t1, "alice")]
+    );
+    assert_eq!(ids("subject=Re:&subject_filter=starts_with").len(), 2);
+    assert_eq!(
+        ids("subject=sales&subject_filter=starts_with"),
+        Vec::<String>::new()
+    );
+    // LIKE wildcards are literal.
+    assert_eq!(ids("subject=%25"), Vec::<String>::new());
+    assert_eq!(ids("subject=_"), Vec::<String>::new());
+    assert_error(
+        &s.api("GET", "/api/v1/trace?subject=x&subject_filter=regex", None),
+        400,
+    );
+    // Filters combine.
+    assert_eq!(
+        ids("sender=boss@example.org&recipient=bob@contoso.test"),
+        [row(&t2, "bob")]
+    );
+    assert_eq!(
+        ids("sender=news@example.net&recipient=bob@contoso.test"),
+        Vec::<String>::new()
+    );
+    // Unknown parameters and bad addresses are refused.
+    assert_error(&s.api("GET", "/api/v1/trace?colour=red", None), 400);
+    assert_error(
+        &s.api("GET", "/api/v1/trace?sender=not%20an%20address", None),
+        400,
+    );
+}
+
+#[test]
+fn trace_detail_lists_a_recipients_events() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.mailbox("bob@contoso.test", &[]);
+    let t = send(
+        &s,
+        "sender@example.net",
+        &["alice@contoso.test", "bob@contoso.test"],
+        &message("Detail", "<d1@example.net>"),
+    );
+    wait_delivered(&s, &t, 2);
+
+    let (status, events) = s.api(
+        "GET",
+        &format!("/api/v1/trace/{t}?recipient=bob@contoso.test"),
+        None,
+    );
+    assert_eq!(status, 200, "{events}");
+    let events = events.as_array().expect("events").clone();
+    for e in &events {
+        let mut keys: Vec<&str> = e
+            .as_object()
+            .expect("event")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["detail", "event", "recipient", "time"]);
+        assert_eq!(e["recipient"], "bob@contoso.test");
+        assert!(e["time"].as_str().unwrap_or_default().ends_with('Z'));
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"Receive"), "{kinds:?}");
+    assert!(kinds.contains(&"Deliver"), "{kinds:?}");
+    let receive = &events[0];
+    assert!(
+        receive["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("127.0.0.1"),
+        "{receive}"
+    );
+    // Events are in time order.
+    let times: Vec<&str> = events
+        .iter()
+        .map(|e| e["time"].as_str().unwrap_or_default())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted);
+    // Case of the recipient does not matter.
+    let (status, again) = s.api(
+        "GET",
+        &format!("/api/v1/trace/{t}?recipient=BOB@contoso.test"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(again, Value::Array(events.clone()));
+
+    // Without ?recipient=, both recipients' events.
+    let (status, all) = s.api("GET", &format!("/api/v1/trace/{t}"), None);
+    assert_eq!(status, 200);
+    let all = all.as_array().expect("events").clone();
+    for r in ["alice@contoso.test", "bob@contoso.test"] {
+        let mine: Vec<&str> = all
+            .iter()
+            .filter(|e| e["recipient"] == r)
+            .map(|e| e["event"].as_str().unwrap_or_default())
+            .collect();
+        assert!(
+            mine.contains(&"Receive") && mine.contains(&"Deliver"),
+            "{r}: {mine:?}"
+        );
+    }
+    assert_eq!(all.len(), events.len() * 2);
+    // A recipient the message did not have, an unknown trace id.
+    let got = s.api(
+        "GET",
+        &format!("/api/v1/trace/{t}?recipient=carol@contoso.test"),
+        None,
+    );
+    assert_error(&got, 404);
+    let got = s.api("GET", "/api/v1/trace/00000000000000000000", None);
+    assert_eq!(assert_error(&got, 404), "no trace for 00000000000000000000");
+    assert_error(
+        &s.api(
+            "GET",
+            &format!("/api/v1/trace/{t}?recipient=not%20valid"),
+            None,
+        ),
+        400,
+    );
+}

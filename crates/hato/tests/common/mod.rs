@@ -1,0 +1,396 @@
+//! Test harness: the real `hato serve` on free loopback ports, with a temporary data directory,
+//! and the clients the tests talk to it with (raw SMTP, the CLI, the HTTP API).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hato");
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub smtp: SocketAddr,
+    pub admin: SocketAddr,
+    pub token: String,
+    child: Option<Child>,
+    extra: String,
+}
+
+impl Server {
+    /// Starts hato with default settings (plus `extra` TOML lines in the `[smtp]` section).
+    pub fn start() -> Server {
+        Self::start_with("")
+    }
+
+    pub fn start_with(extra_smtp: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("hato.toml");
+        let text = format!(
+            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+        );
+        std::fs::write(&config, text).expect("write config");
+        let mut s = Server {
+            dir,
+            config,
+            smtp: "127.0.0.1:1".parse().unwrap(),
+            admin: "127.0.0.1:1".parse().unwrap(),
+            token: String::new(),
+            child: None,
+            extra: extra_smtp.to_string(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn hato serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut smtp, mut admin) = (None, None);
+        while smtp.is_none() || admin.is_none() {
+            assert!(Instant::now() < deadline, "hato serve did not start");
+            let Some(Ok(line)) = lines.next() else {
+                panic!("hato serve exited early")
+            };
+            if let Some(a) = line.strip_prefix("hato: SMTP listening on ") {
+                smtp = Some(a.trim().parse().expect("smtp addr"));
+            }
+            if let Some(a) = line.strip_prefix("hato: admin API listening on http://") {
+                admin = Some(
+                    a.trim()
+                        .trim_end_matches("/api/v1/")
+                        .parse()
+                        .expect("admin addr"),
+                );
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.smtp = smtp.unwrap();
+        self.admin = admin.unwrap();
+        self.token = std::fs::read_to_string(self.data_dir().join("operator.token"))
+            .expect("token")
+            .trim()
+            .to_string();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let mut c = c;
+        c.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs the CLI with this server's settings file.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        self.cli_env(args, &[])
+    }
+
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("HATO_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run hato");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs the CLI and insists that it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.cli(args);
+        assert!(ok, "hato {args:?} failed: {err}{out}");
+        out
+    }
+
+    /// A tenant `name` with an authoritative domain `name.test`.
+    pub fn tenant(&self, name: &str) {
+        self.ok(&["tenant", "add", name]);
+        self.ok(&["domain", "add", &format!("{name}.test"), "--tenant", name]);
+    }
+
+    pub fn mailbox(&self, address: &str, extra: &[&str]) {
+        let mut args = vec!["mailbox", "add", address];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// An API call with the operator token; returns (status, JSON body or Null).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(&self.token.clone(), method, path, body)
+    }
+
+    pub fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, bytes) = http(self.admin, method, path, Some(token), body);
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Messages in a mailbox (the API's listing).
+    pub fn mail(&self, address: &str) -> Vec<Value> {
+        let (status, v) = self.api(
+            "GET",
+            &format!("/api/v1/mailboxes/{address}/messages"),
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn raw_mail(&self, address: &str, id: i64) -> String {
+        let (status, bytes) = http(
+            self.admin,
+            "GET",
+            &format!("/api/v1/mailboxes/{address}/messages/{id}/raw"),
+            Some(&self.token),
+            None,
+        );
+        assert_eq!(status, 200);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits until `f` holds (delivery is asynchronous), for up to 20 s.
+    pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn trace(&self, query: &str) -> Vec<Value> {
+        let (status, v) = self.api("GET", &format!("/api/v1/trace?{query}"), None);
+        assert_eq!(status, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn smtp(&self) -> Smtp {
+        Smtp::connect(self.smtp)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 client for the API (Connection: close).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http head");
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut payload = resp[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    (status, payload)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + size]);
+        b = &b[i + 2 + size + 2..];
+    }
+    out
+}
+
+/// A raw SMTP client: exact bytes out, whole replies in.
+pub struct Smtp {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Smtp {
+    pub fn connect(addr: SocketAddr) -> Smtp {
+        let stream = TcpStream::connect(addr).expect("connect smtp");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Smtp { stream, reader }
+    }
+
+    /// Reads one (possibly multi-line) reply; empty string when the server closed.
+    pub fn read_reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return reply,
+                Ok(_) => {}
+            }
+            reply.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return reply;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends a command line (CRLF added) and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.read_reply()
+    }
+
+    /// Whether the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+    }
+
+    /// A whole transaction; returns the final reply after DATA.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> String {
+        assert!(self.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+        for r in to {
+            let reply = self.cmd(&format!("RCPT TO:<{r}>"));
+            assert!(reply.starts_with("250"), "RCPT {r}: {reply}");
+        }
+        assert!(self.cmd("DATA").starts_with("354"));
+        let mut data = content.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !data.ends_with("\r\n") {
+            data.push_str("\r\n");
+        }
+        self.send(data.as_bytes());
+        self.cmd(".")
+    }
+}
+
+/// Runs a Python script with the given arguments; returns stdout, panicking on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs swaks; returns its transcript.
+pub fn swaks(args: &[&str]) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args(args)
+        .output()
+        .expect("swaks must be installed (apt-get install swaks)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The trace id in a `250 2.6.0 <id> Queued mail for delivery` reply.
+pub fn trace_id_of(reply: &str) -> String {
+    let start = reply.find('<').expect("trace id") + 1;
+    let end = reply[start..].find('>').expect("trace id end") + start;
+    reply[start..end].to_string()
+}
+
+pub fn files_under(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                n += files_under(&p);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}

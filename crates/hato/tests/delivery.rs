@@ -1,0 +1,286 @@
+//! Local delivery, quotas, NDRs, storage and message trace, end to end.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn ready(s: &Server) -> Smtp {
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    c
+}
+
+fn detail(s: &Server, trace_id: &str, recipient: &str) -> Vec<Value> {
+    let (status, v) = s.api(
+        "GET",
+        &format!("/api/v1/trace/{trace_id}?recipient={recipient}"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// About `n` bytes of text in 76-character lines (RFC 5322 §2.1.1 limits lines to 998).
+fn lines_of(c: char, n: usize) -> String {
+    let line: String = std::iter::repeat_n(c, 76).collect::<String>() + "\n";
+    line.repeat(n / 77 + 1)
+}
+
+fn events(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r["event"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn delivery_to_several_mailboxes_stores_the_body_once() {
+    let s = Server::start();
+    s.tenant("contoso");
+    for m in ["alice", "bob", "carol"] {
+        s.mailbox(&format!("{m}@contoso.test"), &[]);
+    }
+    let mut c = ready(&s);
+    let reply = c.send_mail(
+        "sender@fabrikam.test",
+        &["alice@contoso.test", "bob@contoso.test", "carol@contoso.test"],
+        "From: Sender <sender@fabrikam.test>\nSubject: to three\nMessage-ID: <three@fabrikam.test>\n\nhello all\n",
+    );
+    assert!(reply.starts_with("250 2.6.0 <"), "{reply}");
+    let trace_id = trace_id_of(&reply);
+    s.wait_for("delivery", || {
+        s.trace(&format!("trace_id={trace_id}&status=Delivered"))
+            .len()
+            == 3
+    });
+    assert_eq!(
+        files_under(&s.data_dir().join("blobs")) - files_under(&s.data_dir().join("blobs/tmp")),
+        1,
+        "one blob for three recipients"
+    );
+    for m in ["alice", "bob", "carol"] {
+        let items = s.mail(&format!("{m}@contoso.test"));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["subject"], "to three");
+        assert_eq!(items[0]["from"], "Sender <sender@fabrikam.test>");
+        assert_eq!(items[0]["folder"], "inbox");
+        let raw = s.raw_mail(
+            &format!("{m}@contoso.test"),
+            items[0]["id"].as_i64().unwrap(),
+        );
+        assert!(raw.starts_with("Return-Path: <sender@fabrikam.test>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.hato.test (hato) with ESMTP\r\n\tid "), "{raw}");
+        assert!(
+            !raw.contains("\tfor <"),
+            "no 'for' clause with several recipients"
+        );
+        assert!(raw.ends_with("\r\n\r\nhello all\r\n"));
+    }
+    let rows = s.trace(&format!("trace_id={trace_id}"));
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r["sender"], "sender@fabrikam.test");
+        assert_eq!(r["subject"], "to three");
+        assert_eq!(r["message_id"], "<three@fabrikam.test>");
+        assert_eq!(r["from_ip"], "127.0.0.1");
+        assert_eq!(r["status"], "Delivered");
+        assert!(r["size"].as_u64().unwrap() > 20);
+    }
+    let d = detail(&s, &trace_id, "bob@contoso.test");
+    assert_eq!(events(&d), ["Receive", "Deliver"]);
+    assert!(d[1]["detail"].as_str().unwrap().contains("Inbox"));
+}
+
+#[test]
+fn same_content_different_envelope_is_two_messages() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let content = "Subject: twice\nMessage-ID: <same@x.test>\n\nbody\n";
+    let mut c = ready(&s);
+    let a = trace_id_of(&c.send_mail("one@x.test", &["alice@contoso.test"], content));
+    let b = trace_id_of(&c.send_mail("two@x.test", &["alice@contoso.test"], content));
+    assert_ne!(a, b);
+    s.wait_for("both delivered", || s.mail("alice@contoso.test").len() == 2);
+    assert_eq!(s.trace("message_id=same@x.test").len(), 2);
+}
+
+#[test]
+fn over_quota_fails_with_an_ndr_to_a_local_sender() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("small@contoso.test", &["--quota-mb", "1"]);
+    s.mailbox("sender@contoso.test", &[]);
+    let mut c = ready(&s);
+    let first = "Subject: fits\n\n".to_string() + &lines_of('a', 600_000);
+    let reply = c.send_mail("sender@contoso.test", &["small@contoso.test"], &first);
+    let ok_id = trace_id_of(&reply);
+    s.wait_for("first delivered", || {
+        s.trace(&format!("trace_id={ok_id}&status=Delivered")).len() == 1
+    });
+    let second = "Subject: too much\nMessage-ID: <big@contoso.test>\n\n".to_string()
+        + &lines_of('b', 600_000);
+    let reply = c.send_mail("sender@contoso.test", &["small@contoso.test"], &second);
+    let big_id = trace_id_of(&reply);
+    s.wait_for("failure", || {
+        s.trace(&format!("trace_id={big_id}&status=Failed")).len() == 1
+    });
+    let d = detail(&s, &big_id, "small@contoso.test");
+    assert_eq!(events(&d)[..2], ["Receive", "Fail"]);
+    assert!(
+        d[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("554 5.2.2 mailbox full"),
+        "{d:?}"
+    );
+    s.wait_for("NDR", || !s.mail("sender@contoso.test").is_empty());
+    s.wait_for("Dsn event", || {
+        events(&detail(&s, &big_id, "small@contoso.test")).contains(&"Dsn".to_string())
+    });
+    let ndr = &s.mail("sender@contoso.test")[0];
+    assert_eq!(ndr["subject"], "Undeliverable: too much");
+    let raw = s.raw_mail("sender@contoso.test", ndr["id"].as_i64().unwrap());
+    assert!(
+        raw.starts_with("Return-Path: <>\r\n"),
+        "NDRs have a null sender"
+    );
+    assert!(raw.contains("multipart/report"));
+    assert!(
+        raw.contains("report-type=\"delivery-status\"")
+            || raw.contains("report-type=delivery-status")
+    );
+    assert!(raw.contains("Final-Recipient: rfc822; small@contoso.test"));
+    assert!(raw.contains("Status: 5.2.2"));
+    assert!(raw.contains("Diagnostic-Code: smtp; 554 5.2.2 mailbox full"));
+    assert!(raw.contains("Generating server: mx.hato.test"));
+    assert!(
+        raw.contains("Message-ID: <big@contoso.test>"),
+        "original headers are attached"
+    );
+    // The NDR is itself in message trace, from the null sender, delivered.
+    let ndr_rows = s.trace("recipient=sender@contoso.test&subject=Undeliverable");
+    assert_eq!(ndr_rows.len(), 1);
+    assert_eq!(ndr_rows[0]["sender"], "");
+    assert_eq!(ndr_rows[0]["status"], "Delivered");
+    // The mailbox's usage counts what it holds.
+    let (_, mb) = s.api("GET", "/api/v1/mailboxes/small@contoso.test", None);
+    assert!(
+        mb["used_bytes"].as_u64().unwrap() > 600_000
+            && mb["used_bytes"].as_u64().unwrap() < 1_048_576
+    );
+}
+
+#[test]
+fn null_sender_never_gets_an_ndr() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("small@contoso.test", &["--quota-mb", "1"]);
+    let mut c = ready(&s);
+    let big = "Subject: bounce\n\n".to_string() + &lines_of('c', 1_100_000);
+    let reply = c.send_mail("", &["small@contoso.test"], &big);
+    let id = trace_id_of(&reply);
+    s.wait_for("failure", || {
+        s.trace(&format!("trace_id={id}&status=Failed")).len() == 1
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(s.trace("").len(), 1, "no NDR was queued");
+    assert!(!events(&detail(&s, &id, "small@contoso.test")).contains(&"Dsn".to_string()));
+}
+
+#[test]
+fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("small@contoso.test", &["--quota-mb", "1"]);
+    let mut c = ready(&s);
+    let big = "Subject: from outside\n\n".to_string() + &lines_of('d', 1_100_000);
+    c.send_mail("someone@outside.test", &["small@contoso.test"], &big);
+    s.wait_for("pending NDR", || {
+        s.trace("recipient=someone@outside.test&status=Pending")
+            .len()
+            == 1
+    });
+    let row = &s.trace("recipient=someone@outside.test")[0];
+    assert_eq!(row["subject"], "Undeliverable: from outside");
+    let d = detail(
+        &s,
+        row["trace_id"].as_str().unwrap(),
+        "someone@outside.test",
+    );
+    assert_eq!(events(&d), ["Receive", "Defer"]);
+    assert!(d[1]["detail"].as_str().unwrap().contains("outbound"));
+}
+
+#[test]
+fn internal_relay_unknown_recipient_is_accepted_then_fails_with_a_reason() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("sender@contoso.test", &[]);
+    s.ok(&[
+        "domain",
+        "add",
+        "onprem.test",
+        "--tenant",
+        "contoso",
+        "--type",
+        "internal-relay",
+    ]);
+    s.mailbox("known@onprem.test", &[]);
+    let mut c = ready(&s);
+    let reply = c.send_mail(
+        "sender@contoso.test",
+        &["known@onprem.test", "elsewhere@onprem.test"],
+        "Subject: relay\n\nx\n",
+    );
+    let id = trace_id_of(&reply);
+    s.wait_for("outcomes", || {
+        s.trace(&format!("trace_id={id}&status=Pending")).is_empty()
+    });
+    assert_eq!(
+        s.trace(&format!("trace_id={id}&status=Delivered"))[0]["recipient"],
+        "known@onprem.test"
+    );
+    assert_eq!(
+        s.trace(&format!("trace_id={id}&status=Failed"))[0]["recipient"],
+        "elsewhere@onprem.test"
+    );
+    let d = detail(&s, &id, "elsewhere@onprem.test");
+    assert_eq!(events(&d)[..2], ["Receive", "Fail"]);
+    assert!(
+        d[1]["detail"].as_str().unwrap().contains("internal-relay"),
+        "{d:?}"
+    );
+    s.wait_for("NDR", || s.mail("sender@contoso.test").len() == 1);
+}
+
+#[test]
+fn aliases_deliver_to_the_mailbox() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &["--alias", "a.smith@contoso.test"]);
+    let mut c = ready(&s);
+    c.send_mail(
+        "x@fabrikam.test",
+        &["A.Smith@Contoso.Test"],
+        "Subject: alias\n\nx\n",
+    );
+    s.wait_for("delivery", || s.mail("alice@contoso.test").len() == 1);
+}
+
+#[test]
+fn trace_is_kept_for_the_retention_period_and_spans_it() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let mut c = ready(&s);
+    c.send_mail(
+        "x@fabrikam.test",
+        &["alice@contoso.test"],
+        "Subject: old and new\n\nx\n",
+    );
+    s.wait_for("delivery", || s.mail("alice@contoso.test").len() == 1);
+    // One query may span the whole 90 days.
+    let rows = s.trace("start=2026-01-01&end=2100-01-01");
+    assert_eq!(rows.len(), 1);
+    assert!(s.trace("end=2000-01-01").is_empty());
+}

@@ -1,0 +1,408 @@
+//! SMTP replies, limits and smuggling, against the real server over loopback sockets.
+
+mod common;
+use common::*;
+
+fn ready(s: &Server) -> Smtp {
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220 mx.hato.test"));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    c
+}
+
+fn contoso() -> Server {
+    let s = Server::start_with("max_recipients = 3\nmax_message_size = 20000");
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.mailbox("bob@contoso.test", &[]);
+    s.ok(&[
+        "domain",
+        "add",
+        "relay.test",
+        "--tenant",
+        "contoso",
+        "--type",
+        "internal-relay",
+    ]);
+    s
+}
+
+#[test]
+fn ehlo_lists_the_extensions() {
+    let s = Server::start_with("max_message_size = 20000");
+    let mut c = s.smtp();
+    c.read_reply();
+    let ehlo = c.cmd("EHLO client.test");
+    for ext in [
+        "250-SIZE 20000",
+        "PIPELINING",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
+    ] {
+        assert!(ehlo.contains(ext), "{ext} not in {ehlo}");
+    }
+    assert_eq!(
+        c.cmd("VRFY alice"),
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+    );
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
+    assert_eq!(c.cmd("RSET"), "250 2.0.0 OK\r\n");
+    assert!(c.cmd("QUIT").starts_with("221 2.0.0"));
+    assert!(c.closed());
+}
+
+#[test]
+fn recipient_replies() {
+    let s = contoso();
+    let mut c = ready(&s);
+    assert!(
+        c.cmd("MAIL FROM:<sender@fabrikam.test>")
+            .starts_with("250 2.1.0")
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<nobody@contoso.test>"),
+        "550 5.4.1 Recipient address rejected: Access denied\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<someone@outside.test>"),
+        "550 5.7.1 Unable to relay\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<Alice@CONTOSO.test>"),
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<\"bob\"@contoso.test>"),
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<unknown@relay.test>"),
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<another@relay.test>"),
+        "452 4.5.3 Too many recipients\r\n"
+    );
+    assert!(c.cmd("RCPT TO:<not an address>").starts_with("501"));
+}
+
+#[test]
+fn size_limit_is_advertised_and_enforced() {
+    let s = contoso();
+    let mut c = ready(&s);
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@fabrikam.test> SIZE=50000"),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert!(c.cmd("MAIL FROM:<a@fabrikam.test>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@contoso.test>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let line = "x".repeat(100) + "\r\n";
+    c.send(line.repeat(300).as_bytes());
+    assert_eq!(
+        c.cmd("."),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    // The session is still in step after the refusal.
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(s.mail("alice@contoso.test").is_empty());
+}
+
+#[test]
+fn syntax_and_sequence_errors() {
+    let s = contoso();
+    let mut c = s.smtp();
+    c.read_reply();
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@fabrikam.test>"),
+        "503 5.5.1 Bad sequence of commands: send EHLO/HELO first\r\n"
+    );
+    assert!(c.cmd("HELO client.test").starts_with("250 mx.hato.test"));
+    assert_eq!(
+        c.cmd("RCPT TO:<alice@contoso.test>"),
+        "503 5.5.1 Bad sequence of commands: need MAIL command\r\n"
+    );
+    assert_eq!(
+        c.cmd("DATA"),
+        "503 5.5.1 Bad sequence of commands: need MAIL command\r\n"
+    );
+    assert_eq!(c.cmd("FROB"), "500 5.5.1 Command unrecognized\r\n");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a b@x>"),
+        "501 5.1.7 Bad sender address syntax\r\n"
+    );
+    assert!(c.cmd("MAIL FROM:<a@fabrikam.test>").starts_with("250"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@fabrikam.test>"),
+        "503 5.5.1 Bad sequence of commands: sender already specified\r\n"
+    );
+    assert_eq!(c.cmd("DATA"), "554 5.5.1 No valid recipients\r\n");
+    let long = format!("NOOP {}", "a".repeat(600));
+    assert_eq!(
+        c.cmd(&long),
+        "500 5.5.2 Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)\r\n"
+    );
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
+    assert!(c.cmd("AUTH PLAIN AGFAYg==").starts_with("502 5.5.1"));
+}
+
+#[test]
+fn over_long_text_line_is_refused() {
+    let s = contoso();
+    let mut c = ready(&s);
+    c.cmd("MAIL FROM:<a@fabrikam.test>");
+    c.cmd("RCPT TO:<alice@contoso.test>");
+    c.cmd("DATA");
+    c.send(format!("Subject: long\r\n\r\n{}\r\n", "y".repeat(1200)).as_bytes());
+    assert!(c.cmd(".").starts_with("550 5.6.0"));
+}
+
+#[test]
+fn pipelined_transaction_is_answered_in_order() {
+    let s = contoso();
+    let mut c = s.smtp();
+    c.read_reply();
+    c.send(b"EHLO p.test\r\nMAIL FROM:<a@fabrikam.test>\r\nRCPT TO:<alice@contoso.test>\r\nRCPT TO:<nobody@contoso.test>\r\nDATA\r\n");
+    assert!(c.read_reply().starts_with("250-"));
+    assert!(c.read_reply().starts_with("250 2.1.0"));
+    assert!(c.read_reply().starts_with("250 2.1.5"));
+    assert!(c.read_reply().starts_with("550 5.4.1"));
+    assert!(c.read_reply().starts_with("354"));
+    c.send(b"Subject: piped\r\n\r\nhi\r\n.\r\nQUIT\r\n");
+    assert!(c.read_reply().starts_with("250 2.6.0 <"));
+    assert!(c.read_reply().starts_with("221"));
+}
+
+/// Each published smuggling end-of-data variant: the message is refused (bare CR/LF), and the
+/// "smuggled" second transaction inside it is never executed.
+#[test]
+fn smtp_smuggling_is_impossible() {
+    let s = contoso();
+    let variants: [(&str, &[u8]); 9] = [
+        ("LF.LF", b"\n.\n"),
+        ("LF.CRLF", b"\n.\r\n"),
+        ("CR.CR", b"\r.\r"),
+        ("CRLF.LF", b"\r\n.\n"),
+        ("CR.CRLF", b"\r.\r\n"),
+        ("CRLF.CR", b"\r\n.\r"),
+        ("LF.CR", b"\n.\r"),
+        ("CR.LF", b"\r.\n"),
+        ("CRLF.CRCRLF", b"\r\n.\r\r\n"),
+    ];
+    for (name, seq) in variants {
+        let mut c = ready(&s);
+        c.cmd("MAIL FROM:<a@fabrikam.test>");
+        c.cmd("RCPT TO:<alice@contoso.test>");
+        assert!(c.cmd("DATA").starts_with("354"));
+        let mut data = format!("Subject: outer {name}\r\n\r\nhello").into_bytes();
+        data.extend_from_slice(seq);
+        data.extend_from_slice(
+            format!("MAIL FROM:<ceo@contoso.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\nSubject: smuggled {name}\r\n\r\nbad\r\n").as_bytes(),
+        );
+        c.send(&data);
+        // Nothing has ended the data yet: the server waits quietly.
+        c.send(b"\r\n.\r\n");
+        let reply = c.read_reply();
+        assert_eq!(reply, "550 5.6.11 Invalid characters\r\n", "variant {name}");
+        assert_eq!(
+            c.cmd("NOOP"),
+            "250 2.0.0 OK\r\n",
+            "variant {name}: session out of step"
+        );
+        c.cmd("QUIT");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        s.mail("bob@contoso.test").is_empty(),
+        "a smuggled message was delivered"
+    );
+    assert!(s.mail("alice@contoso.test").is_empty());
+    assert!(
+        s.trace("").is_empty(),
+        "refused messages leave no queue entry"
+    );
+}
+
+#[test]
+fn idle_timeout_closes_with_421() {
+    let s = Server::start_with("idle_timeout_secs = 1");
+    let mut c = s.smtp();
+    c.read_reply();
+    let started = std::time::Instant::now();
+    let reply = c.read_reply();
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(c.closed());
+}
+
+#[test]
+fn session_lifetime_is_capped() {
+    let s = Server::start_with("session_timeout_secs = 2\nidle_timeout_secs = 60");
+    let mut c = s.smtp();
+    c.read_reply();
+    for _ in 0..6 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let r = c.cmd("NOOP");
+        if r.starts_with("421") {
+            assert!(r.starts_with("421 4.4.2 Session lasted too long"), "{r}");
+            return;
+        }
+    }
+    panic!("session outlived its limit");
+}
+
+#[test]
+fn connection_caps_each_have_their_reply() {
+    let s = Server::start_with("max_connections_per_ip = 2");
+    let mut a = s.smtp();
+    let mut b = s.smtp();
+    assert!(a.read_reply().starts_with("220") && b.read_reply().starts_with("220"));
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("421 4.7.0"), "per-IP cap");
+    assert!(c.closed());
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut d = s.smtp();
+    assert!(
+        d.read_reply().starts_with("220"),
+        "a freed slot is reusable"
+    );
+
+    let s = Server::start_with("max_connections = 2\nmax_connections_per_ip = 10");
+    let mut a = s.smtp();
+    let mut b = s.smtp();
+    assert!(a.read_reply().starts_with("220") && b.read_reply().starts_with("220"));
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("421 4.3.2"), "total cap");
+}
+
+#[test]
+fn starttls_with_python_smtplib() {
+    let s = contoso();
+    let out = python(
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+host, port = sys.argv[1].rsplit(':', 1)
+with smtplib.SMTP(host, int(port)) as c:
+    c.ehlo('py.test')
+    assert c.has_extn('starttls')
+    c.starttls(context=ctx)
+    c.ehlo('py.test')
+    assert not c.has_extn('starttls')
+    msg = 'From: py@fabrikam.test\r\nTo: alice@contoso.test\r\nSubject: over tls\r\nMessage-ID: <tls-1@fabrikam.test>\r\n\r\nsecret\r\n'
+    code, resp = c.docmd('MAIL', 'FROM:<py@fabrikam.test>')
+    assert code == 250
+    c.rcpt('alice@contoso.test')
+    code, resp = c.data(msg)
+    print(code, resp.decode())
+"#,
+        &[&s.smtp.to_string()],
+    );
+    assert!(out.starts_with("250 2.6.0 <"), "{out}");
+    s.wait_for("delivery", || s.mail("alice@contoso.test").len() == 1);
+    let id = s.mail("alice@contoso.test")[0]["id"].as_i64().unwrap();
+    let raw = s.raw_mail("alice@contoso.test", id);
+    assert!(
+        raw.starts_with("Return-Path: <py@fabrikam.test>\r\nReceived: from py.test ([127.0.0.1])"),
+        "{raw}"
+    );
+    assert!(raw.contains("with ESMTPS"), "{raw}");
+    assert!(raw.contains("(version=TLS1.3, cipher=TLS13_"), "{raw}");
+    let rows = s.trace("message_id=tls-1@fabrikam.test");
+    assert_eq!(rows.len(), 1);
+    let detail = s
+        .api(
+            "GET",
+            &format!("/api/v1/trace/{}", rows[0]["trace_id"].as_str().unwrap()),
+            None,
+        )
+        .1;
+    assert!(
+        detail[0]["detail"].as_str().unwrap().contains("TLS1.3"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn swaks_plain_and_tls() {
+    let s = contoso();
+    let server = s.smtp.to_string();
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "swaks@fabrikam.test",
+        "--to",
+        "alice@contoso.test,bob@contoso.test",
+        "--header",
+        "Subject: via swaks",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("250 2.6.0 <"), "{out}");
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "-tls",
+        "--from",
+        "swaks@fabrikam.test",
+        "--to",
+        "alice@contoso.test",
+        "--header",
+        "Subject: via swaks tls",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("TLS started"), "{out}");
+    let (ok, out) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "swaks@fabrikam.test",
+        "--to",
+        "nobody@contoso.test",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("550 5.4.1 Recipient address rejected: Access denied"),
+        "{out}"
+    );
+    s.wait_for("delivery", || {
+        s.mail("alice@contoso.test").len() == 2 && s.mail("bob@contoso.test").len() == 1
+    });
+}
+
+#[test]
+fn smtputf8_addresses() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("jürgen@contoso.test", &[]);
+    let out = python(
+        r#"
+import smtplib, sys
+host, port = sys.argv[1].rsplit(':', 1)
+with smtplib.SMTP(host, int(port)) as c:
+    c.ehlo('py.test')
+    assert c.has_extn('smtputf8')
+    msg = 'From: müller@fabrikam.test\r\nTo: jürgen@contoso.test\r\nSubject: grüße\r\n\r\nhallo\r\n'.encode('utf-8')
+    c.sendmail('müller@fabrikam.test', ['Jürgen@contoso.test'], msg, mail_options=['SMTPUTF8', 'BODY=8BITMIME'])
+    print('sent')
+"#,
+        &[&s.smtp.to_string()],
+    );
+    assert_eq!(out.trim(), "sent");
+    s.wait_for("delivery", || s.mail("jürgen@contoso.test").len() == 1);
+    let rows = s.trace("recipient=jürgen@contoso.test");
+    assert_eq!(rows[0]["sender"], "müller@fabrikam.test");
+    assert_eq!(rows[0]["subject"], "grüße");
+    // Without SMTPUTF8, a non-ASCII address is refused.
+    let mut c = ready(&s);
+    assert!(
+        c.cmd("MAIL FROM:<müller@fabrikam.test>")
+            .starts_with("553 5.6.7")
+    );
+}

@@ -258,7 +258,7 @@ wait_delivered() {
         if [ "$side" = hato ] && [ -n "$HATO_PID" ] && ! kill -0 "$HATO_PID" 2>/dev/null; then
             tail -20 "$H/serve.log" >&2; die "hato exited"
         fi
-        sleep 0.5
+        sleep 0.2
     done
 }
 

@@ -132,7 +132,7 @@ def idle(port, count, pids):
     socks, errors = [], []
     try:
         for _ in range(count):
-            if len(errors) >= 20:
+            if len(errors) >= 10:
                 break  # the server is not coping; do not wait for every timeout
             try:
                 s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)

@@ -108,8 +108,10 @@ pub trait QueueStore: Send + Sync {
 pub trait MailStore: Send + Sync {
     fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>>;
     fn mail_item(&self, mailbox: MailboxId, id: i64) -> Result<Option<MailItem>>;
-    /// Stores content under its hash, durably (the file is synced before this returns).
-    fn put_blob(&self, content: &[u8]) -> Result<String>;
+    /// Prepares content for [`QueueStore::complete_deliveries`]: content larger than
+    /// [`INLINE_BLOB_MAX`] is written to the blob directory (synced) now; smaller content is
+    /// returned to be stored in the delivery's own transaction.
+    fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob>;
     fn blob(&self, hash: &str) -> Result<Vec<u8>>;
 }
 
@@ -129,6 +131,9 @@ pub trait TraceStore: Send + Sync {
 /// Everything a hato node needs from its store.
 pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore {}
 impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore> Store for T {}
+
+/// Content up to this size is kept in the database rather than as a file.
+pub const INLINE_BLOB_MAX: usize = 64 * 1024;
 
 /// How API tokens are kept: only their SHA-256, so a copy of the database grants nothing.
 pub fn hash_token(token: &str) -> String {

@@ -4,8 +4,10 @@
 pub const MIGRATIONS: &[&str] = &[
     // 1: directory, tokens, queue, trace, mailboxes.
     r#"
+    -- AUTOINCREMENT: ids of removed tenants and mailboxes are never reused, so old trace rows
+    -- and queued recipients can never be attributed to a new tenant or mailbox.
     CREATE TABLE tenants(
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE COLLATE NOCASE,
         created INTEGER NOT NULL
     );
@@ -16,7 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX domains_tenant ON domains(tenant_id);
     CREATE TABLE mailboxes(
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
         address TEXT NOT NULL UNIQUE,
         display_name TEXT NOT NULL,
@@ -93,5 +95,13 @@ pub const MIGRATIONS: &[&str] = &[
         recipient_id INTEGER UNIQUE
     );
     CREATE INDEX mail_items_mailbox ON mail_items(mailbox_id, folder, received);
+    "#,
+    // 2: small blobs live in the database: one file per small message costs more (an inode,
+    // a sync, a directory sync) than the message itself, and they commit with their delivery.
+    r#"
+    CREATE TABLE blobs(
+        hash TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
     "#,
 ];

@@ -719,6 +719,10 @@ impl QueueStore for SqliteStore {
     fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()> {
         self.write(move |conn| {
             for o in &outcomes {
+                if let Some(data) = &o.blob.inline {
+                    conn.prepare_cached("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?1, ?2)")?
+                        .execute(params![o.blob.hash, data])?;
+                }
                 for (rcpt, outcome) in &o.recipients {
                     // Only a recipient still pending is acted on: a retried batch delivers nothing twice.
                     let status: Option<String> = conn
@@ -751,7 +755,7 @@ impl QueueStore for SqliteStore {
                                         "INSERT INTO mail_items(mailbox_id, folder, blob, received, from_header, subject, size, recipient_id) \
                                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                                     )?
-                                    .execute(params![mailbox, folder.as_str(), o.blob, now.0, o.from_header, o.subject, o.size as i64, rcpt])?;
+                                    .execute(params![mailbox, folder.as_str(), o.blob.hash, now.0, o.from_header, o.subject, o.size as i64, rcpt])?;
                                     conn.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?1 WHERE id = ?2")?
                                         .execute(params![o.size as i64, mailbox])?;
                                     set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
@@ -857,12 +861,31 @@ impl MailStore for SqliteStore {
         })
     }
 
-    fn put_blob(&self, content: &[u8]) -> Result<String> {
-        self.blobs.put(content)
+    fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob> {
+        if content.len() <= crate::INLINE_BLOB_MAX {
+            Ok(StagedBlob {
+                hash: crate::blobs::hash_of(&content),
+                inline: Some(content),
+            })
+        } else {
+            Ok(StagedBlob {
+                hash: self.blobs.put(&content)?,
+                inline: None,
+            })
+        }
     }
 
     fn blob(&self, hash: &str) -> Result<Vec<u8>> {
-        self.blobs.get(hash)
+        let inline: Option<Vec<u8>> = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?
+                .query_row([hash], |r| r.get(0))
+                .optional()?)
+        })?;
+        match inline {
+            Some(data) => Ok(data),
+            None => self.blobs.get(hash),
+        }
     }
 }
 

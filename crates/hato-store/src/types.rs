@@ -119,10 +119,20 @@ pub enum RecipientOutcome {
     Fail { reply: String },
 }
 
+/// Content made ready for storage by [`crate::MailStore::stage_blob`]: large content is already
+/// in a synced blob file; small content travels with the delivery and is stored in its
+/// transaction.
+#[derive(Clone, Debug)]
+pub struct StagedBlob {
+    /// SHA-256 of the content, hex: the blob's name either way.
+    pub hash: String,
+    pub inline: Option<Vec<u8>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct DeliveryOutcome {
     pub message_id: i64,
-    pub blob: String,
+    pub blob: StagedBlob,
     pub size: u64,
     pub from_header: String,
     pub subject: String,

@@ -124,7 +124,8 @@ impl DeliveryAgent {
         let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
         stored.extend_from_slice(&m.content);
         let summary = summarize(&m.content);
-        let blob = self.store.put_blob(&stored)?;
+        let size = stored.len() as u64;
+        let blob = self.store.stage_blob(stored)?;
         let mut recipients = Vec::with_capacity(m.recipients.len());
         for r in &m.recipients {
             let outcome = match r.route {
@@ -139,7 +140,7 @@ impl DeliveryAgent {
         Ok(DeliveryOutcome {
             message_id: m.id,
             blob,
-            size: stored.len() as u64,
+            size,
             from_header: summary.from,
             subject: summary.subject,
             null_sender: m.sender.is_empty(),

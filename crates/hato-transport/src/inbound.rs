@@ -49,9 +49,15 @@ impl Inbound {
             .unwrap_or_default();
         let received_header =
             received_header(&self.hostname, &envelope, &trace_id, &received.to_rfc5322());
-        let summary = summarize(&envelope.content);
-        let mut content = Vec::with_capacity(received_header.len() + envelope.content.len());
+        let mut summary = summarize(&envelope.content);
+        let mut content = Vec::with_capacity(received_header.len() + envelope.content.len() + 80);
         content.extend_from_slice(received_header.as_bytes());
+        if summary.message_id.is_empty() {
+            // RFC 5322 §3.6.4: every message should have a Message-ID. Like Exchange, add one
+            // when the sender did not, so the message can be found in trace by Message-ID.
+            summary.message_id = format!("<{trace_id}@{}>", self.hostname);
+            content.extend_from_slice(format!("Message-ID: {}\r\n", summary.message_id).as_bytes());
+        }
         content.extend_from_slice(&envelope.content);
         let tls = envelope
             .tls

@@ -72,10 +72,15 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
         if !cert.exists() || !key.exists() {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| ServeError::Io(format!("{}: {e}", dir.display())))?;
-            let names = vec![config.server.hostname.clone()];
-            let generated = rcgen::generate_simple_self_signed(names)
-                .map_err(|e| ServeError::Tls(e.to_string()))?;
-            std::fs::write(&cert, generated.cert.pem())
+            let tls_err = |e: rcgen::Error| ServeError::Tls(e.to_string());
+            let mut params = rcgen::CertificateParams::new(vec![config.server.hostname.clone()])
+                .map_err(tls_err)?;
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, config.server.hostname.clone());
+            let key_pair = rcgen::KeyPair::generate().map_err(tls_err)?;
+            let certificate = params.self_signed(&key_pair).map_err(tls_err)?;
+            std::fs::write(&cert, certificate.pem())
                 .map_err(|e| ServeError::Io(format!("{}: {e}", cert.display())))?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -84,7 +89,7 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
                 .mode(0o600)
                 .open(&key)
                 .map_err(|e| ServeError::Io(format!("{}: {e}", key.display())))?;
-            f.write_all(generated.key_pair.serialize_pem().as_bytes())
+            f.write_all(key_pair.serialize_pem().as_bytes())
                 .map_err(|e| ServeError::Io(format!("{}: {e}", key.display())))?;
             tracing::info!(
                 "generated a self-signed certificate for {} in {}",

@@ -149,6 +149,15 @@ fn requests_without_a_valid_token_are_refused_with_401() {
         &format!("Authorization: Bearer {}\r\n", s.token),
     );
     assert_eq!(got, (200, json!([])));
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER"] {
+        let got = raw_get(
+            s.admin,
+            "/api/v1/tenants",
+            &format!("Authorization: {scheme} {}\r\n", s.token),
+        );
+        assert_eq!(got, (200, json!([])), "{scheme}");
+    }
 }
 
 #[test]
@@ -213,9 +222,19 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
-    // An unknown endpoint is a JSON 404, not an empty body.
+    // The document lists itself, without authentication.
+    assert!(
+        paths["/api/v1/openapi.json"]["get"].is_object(),
+        "openapi.json path missing"
+    );
+    assert_eq!(paths["/api/v1/openapi.json"]["get"]["security"], json!([]));
+    // An unknown endpoint is a JSON 404, a wrong method a JSON 405, not empty bodies.
     let got = s.api("GET", "/api/v1/no-such-thing", None);
     assert_error(&got, 404);
+    let got = s.api("PUT", "/api/v1/mailboxes", Some(json!({})));
+    assert_error(&got, 405);
+    let got = s.api("POST", "/api/v1/trace", Some(json!({})));
+    assert_error(&got, 405);
 }
 
 // ----- tenant isolation -----------------------------------------------------------------------
@@ -817,6 +836,57 @@ fn mailbox_conflicts_and_bad_input_are_refused() {
         400,
     );
     assert!(msg.contains("colour"), "{msg}");
+    // Only custom_attribute_1 .. custom_attribute_15, spelled exactly.
+    for key in [
+        "custom_attribute_0",
+        "custom_attribute_01",
+        "custom_attribute_+1",
+        "custom_attribute_",
+        "Custom_Attribute_1",
+    ] {
+        let got = s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", key: "x"})),
+        );
+        assert_eq!(assert_error(&got, 400), format!("unknown field {key}"));
+        let got = s.api(
+            "PATCH",
+            "/api/v1/mailboxes/bob@contoso.test",
+            Some(json!({key: "x"})),
+        );
+        assert_eq!(assert_error(&got, 400), format!("unknown field {key}"));
+    }
+    assert_error(
+        &s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", "custom_attribute_3": 3})),
+        ),
+        400,
+    );
+    // A quota too large to keep in bytes is refused, not wrapped around.
+    for mb in [u64::MAX, 1 << 44] {
+        let got = s.api(
+            "POST",
+            "/api/v1/mailboxes",
+            Some(json!({"address": "carol@contoso.test", "quota_mb": mb})),
+        );
+        assert!(assert_error(&got, 400).contains("quota_mb"));
+        let got = s.api(
+            "PATCH",
+            "/api/v1/mailboxes/bob@contoso.test",
+            Some(json!({"quota_mb": mb})),
+        );
+        assert!(assert_error(&got, 400).contains("quota_mb"));
+    }
+    let (status, v) = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/bob@contoso.test",
+        Some(json!({"quota_mb": 1u64 << 40})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["quota_mb"], 1u64 << 40);
     for body in [
         json!({"address": "carol@contoso.test", "type": "room"}),
         json!({"address": "carol@contoso.test", "quota_mb": 0}),
@@ -925,6 +995,22 @@ fn mailbox_conflicts_and_bad_input_are_refused() {
     );
 }
 
+/// The status line and headers of a GET.
+fn response_head(addr: SocketAddr, path: &str, token: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head");
+    String::from_utf8_lossy(&resp[..split + 2]).into_owned()
+}
+
 /// Any request with a raw (possibly invalid) JSON body.
 fn raw_request(
     addr: SocketAddr,
@@ -1022,6 +1108,16 @@ fn domains_in_use_stay_and_delivery_counts_against_the_mailbox() {
     assert_eq!(mail[0]["from"], "Sender <sender@example.net>");
     let id = mail[1]["id"].as_i64().expect("id");
     let raw = s.raw_mail("alice@contoso.test", id);
+    let head = response_head(
+        s.admin,
+        &format!("/api/v1/mailboxes/alice@contoso.test/messages/{id}/raw"),
+        &s.token,
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\ncontent-type: message/rfc822\r\n"),
+        "{head}"
+    );
     assert!(
         raw.starts_with("Return-Path: <sender@example.net>\r\n"),
         "{raw}"
@@ -1360,4 +1456,29 @@ fn trace_detail_lists_a_recipients_events() {
         ),
         400,
     );
+}
+
+/// Tenant ids are reused by SQLite once the highest one is deleted, and the trace rows of a
+/// removed tenant stay behind keyed by that id: a tenant created afterwards must not see them.
+#[test]
+fn a_new_tenant_does_not_inherit_a_removed_tenants_trace() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    s.mailbox("bob@fabrikam.test", &[]);
+    let t = send(
+        &s,
+        "sender@example.net",
+        &["bob@fabrikam.test"],
+        &message("Secret", "<s1@example.net>"),
+    );
+    wait_delivered(&s, &t, 1);
+    s.ok(&["tenant", "remove", "fabrikam"]);
+    let (status, _) = s.api("POST", "/api/v1/tenants", Some(json!({"name": "newcorp"})));
+    assert_eq!(status, 201);
+    let newcorp = admin_token(&s, "newcorp");
+    let (status, rows) = s.api_as(&newcorp, "GET", "/api/v1/trace", None);
+    assert_eq!((status, rows), (200, json!([])));
+    let got = s.api_as(&newcorp, "GET", &format!("/api/v1/trace/{t}"), None);
+    assert_error(&got, 404);
 }

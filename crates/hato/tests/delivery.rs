@@ -53,11 +53,7 @@ fn delivery_to_several_mailboxes_stores_the_body_once() {
             .len()
             == 3
     });
-    assert_eq!(
-        files_under(&s.data_dir().join("blobs")) - files_under(&s.data_dir().join("blobs/tmp")),
-        1,
-        "one blob for three recipients"
-    );
+    assert_eq!(blob_rows(&s), 1, "one stored body for three recipients");
     for m in ["alice", "bob", "carol"] {
         let items = s.mail(&format!("{m}@contoso.test"));
         assert_eq!(items.len(), 1);
@@ -88,6 +84,52 @@ fn delivery_to_several_mailboxes_stores_the_body_once() {
     let d = detail(&s, &trace_id, "bob@contoso.test");
     assert_eq!(events(&d), ["Receive", "Deliver"]);
     assert!(d[1]["detail"].as_str().unwrap().contains("Inbox"));
+}
+
+/// Rows in the store's table of small blobs (read with Python's sqlite3, as an admin would).
+fn blob_rows(s: &Server) -> usize {
+    let db = s.data_dir().join("hato.db");
+    let out = python(
+        "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM blobs').fetchone()[0])",
+        &[db.to_str().unwrap()],
+    );
+    out.trim().parse().unwrap()
+}
+
+fn blob_files(s: &Server) -> usize {
+    files_under(&s.data_dir().join("blobs")) - files_under(&s.data_dir().join("blobs/tmp"))
+}
+
+#[test]
+fn a_large_message_is_one_blob_file_for_all_its_recipients() {
+    let s = Server::start();
+    s.tenant("contoso");
+    for m in ["alice", "bob", "carol"] {
+        s.mailbox(&format!("{m}@contoso.test"), &[]);
+    }
+    let mut c = ready(&s);
+    let big = "Subject: large\n\n".to_string() + &lines_of('L', 300_000);
+    let reply = c.send_mail(
+        "x@fabrikam.test",
+        &[
+            "alice@contoso.test",
+            "bob@contoso.test",
+            "carol@contoso.test",
+        ],
+        &big,
+    );
+    let id = trace_id_of(&reply);
+    s.wait_for("delivery", || {
+        s.trace(&format!("trace_id={id}&status=Delivered")).len() == 3
+    });
+    assert_eq!(blob_files(&s), 1);
+    assert_eq!(blob_rows(&s), 0);
+    for m in ["alice", "bob", "carol"] {
+        let item = &s.mail(&format!("{m}@contoso.test"))[0];
+        let raw = s.raw_mail(&format!("{m}@contoso.test"), item["id"].as_i64().unwrap());
+        assert_eq!(raw.len() as u64, item["size"].as_u64().unwrap());
+        assert!(raw.len() > 300_000);
+    }
 }
 
 #[test]

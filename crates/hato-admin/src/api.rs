@@ -24,6 +24,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub directory: Arc<hato_directory::Directory>,
+    pub clock: Arc<dyn hato_core::Clock>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/trace", get(trace))
         .route("/api/v1/trace/{trace_id}", get(trace_detail))
+        .merge(crate::groups::routes())
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -93,10 +96,36 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        match state.store.token(&hash_token(token))? {
-            Some((role, tenant_id)) => Ok(Principal { role, tenant_id }),
-            None => Err(ApiError::unauthorized()),
+        let Some(info) = state.store.token(&hash_token(token))? else {
+            return Err(ApiError::unauthorized());
+        };
+        if info.expires.is_some_and(|e| e <= state.clock.now()) {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "the token has expired; log in again"));
         }
+        let mut p = Principal { role: info.role, tenant_id: info.tenant_id, mailbox_id: info.mailbox_id };
+        // A user who belongs to a role group acts with that role (seed A2: rights follow
+        // membership, so a transfer is one membership change).
+        if let (Role::User, Some(tenant)) = (p.role, p.tenant_id) {
+            let ix = state.directory.index(tenant)?;
+            p.role = hato_directory::policy::effective_role(&p, &ix);
+        }
+        Ok(p)
+    }
+}
+
+pub(crate) fn require_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("this needs an admin role (global or recipient admin)"))
+    }
+}
+
+pub(crate) fn require_global_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_global_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("this needs the global admin role"))
     }
 }
 
@@ -129,7 +158,7 @@ fn listing_scope(
         Some(name) => Ok(Some(visible_tenant(state, p, name)?.id)),
         None => Ok(match p.role {
             Role::Operator => None,
-            Role::TenantAdmin => p.tenant_id,
+            _ => p.tenant_id,
         }),
     }
 }
@@ -203,20 +232,36 @@ async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenParams {
+    role: Option<String>,
+}
+
 async fn create_token(
     State(s): State<AppState>,
     p: Principal,
     Path(name): Path<String>,
+    payload: Option<Json<TokenParams>>,
 ) -> ApiResult<Response> {
+    let params = payload.map(|Json(v)| v).unwrap_or_default();
     require_operator(&p)?;
     let t = visible_tenant(&s, &p, &name)?;
+    let role = match params.role.as_deref() {
+        None | Some("tenant-admin") | Some("global-admin") => Role::TenantAdmin,
+        Some("recipient-admin") => Role::RecipientAdmin,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown role {other}: use global-admin or recipient-admin"
+            )));
+        }
+    };
     let token = id::new_token();
-    s.store
-        .add_token(&hash_token(&token), Role::TenantAdmin, Some(t.id))
-        .await?;
+    let info = hato_store::TokenInfo { role, tenant_id: Some(t.id), mailbox_id: None, expires: None };
+    s.store.add_token(&hash_token(&token), info).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": token, "role": Role::TenantAdmin.as_str(), "tenant": t.name })),
+        Json(json!({ "token": token, "role": role.as_str(), "tenant": t.name })),
     )
         .into_response())
 }
@@ -241,7 +286,7 @@ struct TenantFilter {
 fn target_tenant(s: &AppState, p: &Principal, named: Option<&str>) -> ApiResult<TenantId> {
     match (named, p.role, p.tenant_id) {
         (Some(name), _, _) => Ok(visible_tenant(s, p, name)?.id),
-        (None, Role::TenantAdmin, Some(id)) => Ok(id),
+        (None, role, Some(id)) if role != Role::Operator => Ok(id),
         _ => Err(ApiError::bad_request("name the tenant (\"tenant\")")),
     }
 }
@@ -251,6 +296,7 @@ async fn create_domain(
     p: Principal,
     payload: Result<Json<DomainInput>, JsonRejection>,
 ) -> ApiResult<Response> {
+    require_global_admin(&p)?;
     let input = body(payload)?;
     let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
     let domain = canonical_domain_name(&input.domain)
@@ -281,6 +327,7 @@ async fn list_domains(
     p: Principal,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
     let scope = listing_scope(&s, &p, f.tenant.as_deref())?;
     Ok(Json(
         serde_json::to_value(s.store.domains(scope)?).unwrap_or_default(),
@@ -301,6 +348,7 @@ async fn get_domain(
     p: Principal,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
     let name = visible_domain(&s, &p, &domain)?;
     let d = s
         .store
@@ -316,6 +364,7 @@ async fn delete_domain(
     p: Principal,
     Path(domain): Path<String>,
 ) -> ApiResult<StatusCode> {
+    require_global_admin(&p)?;
     let name = visible_domain(&s, &p, &domain)?;
     s.store.remove_domain(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -327,6 +376,8 @@ async fn delete_domain(
 #[derive(Deserialize, Default)]
 struct MailboxInput {
     address: Option<String>,
+    /// Sets the password the user logs in with (stored as an argon2 hash); empty clears it.
+    password: Option<String>,
     tenant: Option<String>,
     display_name: Option<String>,
     #[serde(rename = "type")]
@@ -464,6 +515,7 @@ async fn create_mailbox(
     p: Principal,
     payload: Result<Json<MailboxInput>, JsonRejection>,
 ) -> ApiResult<Response> {
+    require_admin(&p)?;
     let input = body(payload)?;
     let raw = input
         .address
@@ -515,6 +567,9 @@ async fn create_mailbox(
                 .unwrap_or(DEFAULT_QUOTA_MB * 1024 * 1024),
         })
         .await?;
+    if let Some(pw) = input.password.as_deref() {
+        set_password(&s, m.id, pw).await?;
+    }
     Ok((StatusCode::CREATED, Json(mailbox_json(&m))).into_response())
 }
 
@@ -523,10 +578,26 @@ async fn list_mailboxes(
     p: Principal,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<Json<Vec<Value>>> {
+    require_admin(&p)?;
     let scope = listing_scope(&s, &p, f.tenant.as_deref())?;
     Ok(Json(
         s.store.mailboxes(scope)?.iter().map(mailbox_json).collect(),
     ))
+}
+
+/// Admins read any mailbox of their tenant; a user reads their own, and those they have
+/// full access to (directly or through a security group).
+fn require_mailbox_read(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<()> {
+    if p.is_admin() || p.mailbox_id == Some(m.id) {
+        return Ok(());
+    }
+    if let Some(user) = p.mailbox_id {
+        let ix = s.directory.index(m.tenant_id)?;
+        if ix.has_right(user, m.id, hato_core::directory::MailboxRight::FullAccess) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::forbidden(format!("you have no access to the mailbox {}", m.address)))
 }
 
 async fn get_mailbox(
@@ -534,7 +605,9 @@ async fn get_mailbox(
     p: Principal,
     Path(address): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(mailbox_json(&visible_mailbox(&s, &p, &address)?)))
+    let m = visible_mailbox(&s, &p, &address)?;
+    require_mailbox_read(&s, &p, &m)?;
+    Ok(Json(mailbox_json(&m)))
 }
 
 async fn update_mailbox(
@@ -543,6 +616,7 @@ async fn update_mailbox(
     Path(address): Path<String>,
     payload: Result<Json<MailboxInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
     let m = visible_mailbox(&s, &p, &address)?;
     let input = body(payload)?;
     if input.address.is_some() || input.tenant.is_some() {
@@ -563,8 +637,31 @@ async fn update_mailbox(
         attributes: attrs_changed.then_some(attributes),
         quota_bytes: input.quota_bytes()?,
     };
+    if let Some(pw) = input.password.as_deref() {
+        set_password(&s, m.id, pw).await?;
+    }
     let updated = s.store.update_mailbox(m.id, change).await?;
     Ok(Json(mailbox_json(&updated)))
+}
+
+/// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password.
+async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<()> {
+    if password.is_empty() {
+        s.store.set_password(mailbox, None).await?;
+        return Ok(());
+    }
+    let n = password.chars().count();
+    if !(8..=256).contains(&n) {
+        return Err(ApiError::bad_request("a password has 8 to 256 characters"));
+    }
+    let pw = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || crate::password::hash(&pw))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "could not hash the password"))?;
+    s.store.set_password(mailbox, Some(hash)).await?;
+    Ok(())
 }
 
 async fn delete_mailbox(
@@ -572,6 +669,7 @@ async fn delete_mailbox(
     p: Principal,
     Path(address): Path<String>,
 ) -> ApiResult<StatusCode> {
+    require_admin(&p)?;
     let m = visible_mailbox(&s, &p, &address)?;
     s.store.remove_mailbox(m.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -589,6 +687,7 @@ async fn list_messages(
     Query(f): Query<FolderFilter>,
 ) -> ApiResult<Json<Value>> {
     let m = visible_mailbox(&s, &p, &address)?;
+    require_mailbox_read(&s, &p, &m)?;
     let folder = f
         .folder
         .as_deref()
@@ -609,6 +708,7 @@ async fn raw_message(
     Path((address, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let m = visible_mailbox(&s, &p, &address)?;
+    require_mailbox_read(&s, &p, &m)?;
     let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
@@ -656,6 +756,7 @@ async fn trace(
     p: Principal,
     params: Result<Query<TraceParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
     let status = nonempty(q.status)
@@ -727,9 +828,10 @@ async fn trace_detail(
     Path(trace_id): Path<String>,
     Query(d): Query<DetailParams>,
 ) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
     let tenant = match p.role {
         Role::Operator => None,
-        Role::TenantAdmin => Some(p.tenant_id.ok_or_else(ApiError::unauthorized)?),
+        _ => Some(p.tenant_id.ok_or_else(ApiError::unauthorized)?),
     };
     let recipient = nonempty(d.recipient)
         .map(|a| {

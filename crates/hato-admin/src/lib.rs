@@ -5,7 +5,9 @@
 
 mod api;
 mod error;
+mod groups;
 mod openapi;
+mod password;
 
 pub use api::{AppState, router};
 pub use error::ApiError;

@@ -1,6 +1,6 @@
 //! Who is calling the admin API.
 
-use crate::directory::TenantId;
+use crate::directory::{MailboxId, TenantId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -8,8 +8,14 @@ use serde::{Deserialize, Serialize};
 pub enum Role {
     /// Runs the platform: sees and changes every tenant.
     Operator,
-    /// Administers one tenant (Exchange's Organization Management within that tenant).
+    /// Administers one tenant: Exchange's global admin (Organization Management). Its tokens
+    /// say `tenant-admin`, which stays accepted.
     TenantAdmin,
+    /// Manages a tenant's recipients (mailboxes, contacts, groups) but not its settings, and may
+    /// not use the security-group manager bypass (Exchange's Recipient Management).
+    RecipientAdmin,
+    /// A person, authenticated as their mailbox.
+    User,
 }
 
 impl Role {
@@ -17,13 +23,17 @@ impl Role {
         match self {
             Role::Operator => "operator",
             Role::TenantAdmin => "tenant-admin",
+            Role::RecipientAdmin => "recipient-admin",
+            Role::User => "user",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "operator" => Some(Role::Operator),
-            "tenant-admin" => Some(Role::TenantAdmin),
+            "tenant-admin" | "global-admin" => Some(Role::TenantAdmin),
+            "recipient-admin" => Some(Role::RecipientAdmin),
+            "user" => Some(Role::User),
             _ => None,
         }
     }
@@ -34,6 +44,8 @@ impl Role {
 pub struct Principal {
     pub role: Role,
     pub tenant_id: Option<TenantId>,
+    /// For users: the mailbox they authenticated as.
+    pub mailbox_id: Option<MailboxId>,
 }
 
 impl Principal {
@@ -42,7 +54,18 @@ impl Principal {
     pub fn sees(&self, tenant: TenantId) -> bool {
         match self.role {
             Role::Operator => true,
-            Role::TenantAdmin => self.tenant_id == Some(tenant),
+            Role::TenantAdmin | Role::RecipientAdmin | Role::User => self.tenant_id == Some(tenant),
         }
+    }
+
+    /// Whether this caller administers recipients of its tenant (global or recipient admin, or
+    /// the operator).
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, Role::Operator | Role::TenantAdmin | Role::RecipientAdmin)
+    }
+
+    /// Whether this caller is a global admin (or the operator, who stands above them).
+    pub fn is_global_admin(&self) -> bool {
+        matches!(self.role, Role::Operator | Role::TenantAdmin)
     }
 }

@@ -122,8 +122,10 @@ pub enum Route {
     Local(MailboxId),
     /// An unknown recipient of an internal-relay domain: to the organisation's own server.
     Relay,
-    /// Outside every tenant (only NDRs to outside senders go here): outbound delivery.
+    /// Outside every tenant (NDRs to outside senders, mail contacts): outbound delivery.
     Remote,
+    /// A group of this node: expanded (or filed in its group mailbox) at routing.
+    Group(GroupId),
 }
 
 impl Route {
@@ -132,6 +134,268 @@ impl Route {
             Route::Local(_) => "local",
             Route::Relay => "relay",
             Route::Remote => "remote",
+            Route::Group(_) => "group",
         }
     }
+}
+
+// ----- groups and contacts ------------------------------------------------------------------------
+
+pub type GroupId = i64;
+pub type ContactId = i64;
+
+/// The five kinds of group (seed A1–A3, A5, A6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupType {
+    /// A mailing list: mail-enabled, grants no rights.
+    Distribution,
+    /// Grants rights; not mail-enabled (it has no address).
+    Security,
+    /// Mail-enabled security group: both.
+    MailSecurity,
+    /// Dynamic distribution group: members are whoever matches its recipient filter at send time.
+    Dynamic,
+    /// Microsoft 365-style group: a group mailbox with conversations, calendar and files.
+    M365,
+}
+
+impl GroupType {
+    pub const ALL: [GroupType; 5] = [
+        GroupType::Distribution,
+        GroupType::Security,
+        GroupType::MailSecurity,
+        GroupType::Dynamic,
+        GroupType::M365,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Distribution => "distribution",
+            GroupType::Security => "security",
+            GroupType::MailSecurity => "mail-security",
+            GroupType::Dynamic => "dynamic",
+            GroupType::M365 => "m365",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    pub fn is_mail_enabled(self) -> bool {
+        self != GroupType::Security
+    }
+
+    /// Security groups (mail-enabled or not) can be granted permissions and admin roles.
+    pub fn grants_rights(self) -> bool {
+        matches!(self, GroupType::Security | GroupType::MailSecurity)
+    }
+
+    /// Exchange's `RecipientType` of a group of this type.
+    pub fn recipient_type(self) -> &'static str {
+        match self {
+            GroupType::Distribution => "MailUniversalDistributionGroup",
+            GroupType::Security => "Group",
+            GroupType::MailSecurity => "MailUniversalSecurityGroup",
+            GroupType::Dynamic => "DynamicDistributionGroup",
+            GroupType::M365 => "MailUniversalDistributionGroup",
+        }
+    }
+
+    /// Exchange's `RecipientTypeDetails`.
+    pub fn recipient_type_details(self) -> &'static str {
+        match self {
+            GroupType::Distribution => "MailUniversalDistributionGroup",
+            GroupType::Security => "UniversalSecurityGroup",
+            GroupType::MailSecurity => "MailUniversalSecurityGroup",
+            GroupType::Dynamic => "DynamicDistributionGroup",
+            GroupType::M365 => "GroupMailbox",
+        }
+    }
+}
+
+/// Who may join or leave without an owner (Exchange's MemberJoinRestriction /
+/// MemberDepartRestriction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restriction {
+    Open,
+    Closed,
+    ApprovalRequired,
+}
+
+impl Restriction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restriction::Open => "open",
+            Restriction::Closed => "closed",
+            Restriction::ApprovalRequired => "approval-required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "open" => Some(Restriction::Open),
+            "closed" => Some(Restriction::Closed),
+            "approval-required" | "approvalrequired" => Some(Restriction::ApprovalRequired),
+            _ => None,
+        }
+    }
+}
+
+/// A Microsoft 365 group's privacy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessType {
+    /// Anyone in the tenant may join.
+    #[default]
+    Public,
+    /// Joining needs an owner's approval.
+    Private,
+}
+
+/// A directory object that can be a member, a sender in a restriction list, or a trustee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum MemberRef {
+    Mailbox(MailboxId),
+    Contact(ContactId),
+    Group(GroupId),
+}
+
+/// A group's behaviour: who may send, moderation, joining, and (dynamic) its filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupSettings {
+    /// Only senders inside the tenant may send (Exchange's RequireSenderAuthenticationEnabled,
+    /// default on).
+    pub require_sender_authentication: bool,
+    /// When not empty, only these senders (and members of these groups) may send.
+    pub accept_messages_only_from: Vec<MemberRef>,
+    /// These senders (and members of these groups) may not send.
+    pub reject_messages_from: Vec<MemberRef>,
+    pub moderation_enabled: bool,
+    /// Moderators; the owners when empty.
+    pub moderated_by: Vec<MailboxId>,
+    /// Senders whose mail skips moderation (and members of these groups).
+    pub bypass_moderation_from: Vec<MemberRef>,
+    pub member_join_restriction: Restriction,
+    pub member_depart_restriction: Restriction,
+    /// NDRs for members go to the sender (true, default) or to the group's owners.
+    pub report_to_originator: bool,
+    /// Dynamic groups: the OPATH recipient filter.
+    pub recipient_filter: Option<String>,
+    /// Dynamic groups made from the precanned form keep it here too, to show it back.
+    pub precanned: Option<serde_json::Value>,
+    /// M365 groups.
+    pub access_type: AccessType,
+    pub auto_subscribe_new_members: bool,
+}
+
+impl GroupSettings {
+    /// Exchange's defaults for a new group of this type: distribution groups are open to
+    /// departure and closed to joining; security groups are closed both ways (they can never
+    /// be open); Microsoft 365 groups are public with open joining.
+    pub fn defaults_for(kind: GroupType) -> Self {
+        let (join, depart) = match kind {
+            GroupType::Distribution | GroupType::Dynamic => (Restriction::Closed, Restriction::Open),
+            GroupType::Security | GroupType::MailSecurity => (Restriction::Closed, Restriction::Closed),
+            GroupType::M365 => (Restriction::Open, Restriction::Open),
+        };
+        GroupSettings {
+            require_sender_authentication: true,
+            accept_messages_only_from: vec![],
+            reject_messages_from: vec![],
+            moderation_enabled: false,
+            moderated_by: vec![],
+            bypass_moderation_from: vec![],
+            member_join_restriction: join,
+            member_depart_restriction: depart,
+            report_to_originator: true,
+            recipient_filter: None,
+            precanned: None,
+            access_type: AccessType::Public,
+            auto_subscribe_new_members: kind == GroupType::M365,
+        }
+    }
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self::defaults_for(GroupType::Distribution)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    pub tenant_id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Primary SMTP address (canonical); `None` for security groups, which are not mail-enabled.
+    pub address: Option<String>,
+    pub group_type: GroupType,
+    pub settings: GroupSettings,
+    pub owners: Vec<MailboxId>,
+    pub members: Vec<MemberRef>,
+    /// M365 groups: members who get a copy of group mail in their Inbox.
+    pub subscribers: Vec<MailboxId>,
+}
+
+/// A mail contact: an external address in the tenant's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub tenant_id: TenantId,
+    pub address: String,
+    pub display_name: String,
+    pub attributes: MailboxAttributes,
+}
+
+/// Mailbox permissions (Exchange's FullAccess and SendAs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailboxRight {
+    FullAccess,
+    SendAs,
+}
+
+impl MailboxRight {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailboxRight::FullAccess => "full-access",
+            MailboxRight::SendAs => "send-as",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "full-access" | "fullaccess" => Some(MailboxRight::FullAccess),
+            "send-as" | "sendas" => Some(MailboxRight::SendAs),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    pub mailbox: MailboxId,
+    /// A mailbox (user) or a security / mail-enabled security group.
+    pub trustee: MemberRef,
+    pub right: MailboxRight,
+}
+
+/// Everything of one tenant's directory that routing, expansion and authorization read, loaded
+/// at once. Rebuilt when the directory changes (see the store's directory version).
+#[derive(Clone, Debug, Default)]
+pub struct TenantDirectory {
+    pub tenant_id: TenantId,
+    pub version: i64,
+    pub mailboxes: Vec<Mailbox>,
+    pub contacts: Vec<Contact>,
+    pub groups: Vec<Group>,
+    pub permissions: Vec<Permission>,
+    /// Admin roles given to security groups (role groups): (group, role).
+    pub role_groups: Vec<(GroupId, crate::auth::Role)>,
 }

@@ -3,7 +3,7 @@
 
 /// Random bytes from the operating system. Falls back to a time-derived value only if the OS
 /// refuses, which on Linux means the process is in a broken state anyway.
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     if getrandom::fill(&mut buf).is_err() {
         let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u128;

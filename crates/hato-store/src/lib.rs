@@ -7,6 +7,7 @@
 //! has been committed and synced, which is what lets the SMTP server say `250` only for durable mail.
 
 mod blobs;
+mod groups;
 mod pending;
 mod schema;
 mod sqlite;
@@ -19,7 +20,10 @@ pub use types::*;
 
 use hato_core::Timestamp;
 use hato_core::auth::Role;
-use hato_core::directory::{AcceptedDomain, DomainType, Mailbox, MailboxId, Tenant, TenantId};
+use hato_core::directory::{
+    AcceptedDomain, Contact, ContactId, DomainType, Group, GroupId, Mailbox, MailboxId, Permission,
+    Tenant, TenantDirectory, TenantId,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -88,8 +92,53 @@ pub trait DirectoryStore: Send + Sync {
 
 /// API tokens, stored as SHA-256 hashes only.
 pub trait TokenStore: Send + Sync {
-    fn add_token(&self, token_hash: &str, role: Role, tenant: Option<TenantId>) -> Pending<()>;
-    fn token(&self, token_hash: &str) -> Result<Option<(Role, Option<TenantId>)>>;
+    fn add_token(&self, token_hash: &str, info: TokenInfo) -> Pending<()>;
+    fn token(&self, token_hash: &str) -> Result<Option<TokenInfo>>;
+}
+
+/// Groups, contacts, rights, moderation and group mailboxes.
+pub trait GroupStore: Send + Sync {
+    /// Bumped by every directory change; a cached [`TenantDirectory`] with this version is current.
+    fn directory_version(&self) -> Result<i64>;
+    fn tenant_directory(&self, tenant: TenantId) -> Result<TenantDirectory>;
+
+    fn create_group(&self, group: NewGroup) -> Pending<Group>;
+    fn update_group(&self, id: GroupId, change: GroupChange) -> Pending<Group>;
+    fn remove_group(&self, id: GroupId) -> Pending<()>;
+    fn group(&self, id: GroupId) -> Result<Option<Group>>;
+    fn groups(&self, tenant: Option<TenantId>) -> Result<Vec<Group>>;
+
+    fn create_contact(&self, contact: NewContact) -> Pending<Contact>;
+    fn contacts(&self, tenant: Option<TenantId>) -> Result<Vec<Contact>>;
+    fn remove_contact(&self, id: ContactId) -> Pending<()>;
+
+    /// Sets (or clears) a mailbox's password hash; ends its open sessions.
+    fn set_password(&self, mailbox: MailboxId, hash: Option<String>) -> Pending<()>;
+    fn password_hash(&self, mailbox: MailboxId) -> Result<Option<String>>;
+
+    fn grant(&self, permission: Permission) -> Pending<()>;
+    fn revoke(&self, permission: Permission) -> Pending<()>;
+    /// Makes a security group a role group (or stops it being one).
+    fn assign_role(&self, group: GroupId, role: Role, assign: bool) -> Pending<()>;
+
+    fn add_join_request(&self, group: GroupId, mailbox: MailboxId, kind: JoinRequestKind) -> Pending<JoinRequest>;
+    fn join_requests(&self, group: GroupId) -> Result<Vec<JoinRequest>>;
+    fn remove_join_request(&self, id: i64) -> Pending<()>;
+
+    /// Applies the routing decision for a group recipient of a queued message.
+    fn route_group_recipient(&self, recipient: i64, message: i64, outcome: GroupOutcome, now: Timestamp) -> Pending<()>;
+    fn moderation_queue(&self, tenant: Option<TenantId>, group: Option<GroupId>, state: Option<ModerationState>) -> Result<Vec<HeldMessage>>;
+    /// Approves (the recipient becomes due again, marked approved), rejects or expires (the
+    /// recipient fails and the sender gets an NDR) a held message.
+    fn decide_moderation(&self, id: i64, decision: ModerationState, by: String, comment: String, now: Timestamp) -> Pending<HeldMessage>;
+
+    /// Files a message in a group mailbox (threading it into a conversation) for a recipient
+    /// that is still pending; returns false if it was already handled.
+    fn file_group_item(&self, item: NewGroupItem) -> Pending<bool>;
+    fn conversations(&self, group: GroupId) -> Result<Vec<Conversation>>;
+    fn group_items(&self, group: GroupId, conversation: Option<i64>) -> Result<Vec<GroupItem>>;
+    /// The group calendar: (UID, event JSON).
+    fn group_calendar(&self, group: GroupId) -> Result<Vec<(String, String)>>;
 }
 
 /// The durable queue: messages with per-recipient state, and the trace events of each recipient.
@@ -129,8 +178,8 @@ pub trait TraceStore: Send + Sync {
 }
 
 /// Everything a hato node needs from its store.
-pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore {}
-impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore> Store for T {}
+pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore {}
+impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore> Store for T {}
 
 /// Content up to this size is kept in the database rather than as a file.
 pub const INLINE_BLOB_MAX: usize = 64 * 1024;

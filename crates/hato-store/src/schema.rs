@@ -104,4 +104,113 @@ pub const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL
     );
     "#,
+    // 3: groups, contacts, permissions, role groups, users' passwords and tokens, moderation,
+    // group mailboxes; a directory version that every directory change bumps, so cached
+    // snapshots know when to reload.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN password_hash TEXT;
+    ALTER TABLE tokens ADD COLUMN mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE;
+    ALTER TABLE tokens ADD COLUMN expires INTEGER;
+    CREATE TABLE directory_version(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+    INSERT INTO directory_version(id, version) VALUES (1, 1);
+    CREATE TABLE contacts(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        UNIQUE(tenant_id, address)
+    );
+    CREATE TABLE groups(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        address TEXT UNIQUE,
+        type TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX groups_tenant ON groups(tenant_id);
+    CREATE TABLE group_members(
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        member_id INTEGER NOT NULL,
+        PRIMARY KEY(group_id, kind, member_id)
+    );
+    CREATE INDEX group_members_member ON group_members(kind, member_id);
+    CREATE TABLE group_owners(
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        PRIMARY KEY(group_id, mailbox_id)
+    );
+    CREATE TABLE group_subscribers(
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        PRIMARY KEY(group_id, mailbox_id)
+    );
+    CREATE TABLE permissions(
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        trustee_kind TEXT NOT NULL,
+        trustee_id INTEGER NOT NULL,
+        right TEXT NOT NULL,
+        PRIMARY KEY(mailbox_id, trustee_kind, trustee_id, right)
+    );
+    CREATE TABLE role_groups(
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY(group_id, role)
+    );
+    CREATE TABLE join_requests(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        UNIQUE(group_id, mailbox_id, kind)
+    );
+    ALTER TABLE recipients ADD COLUMN group_id INTEGER;
+    DROP INDEX recipients_due;
+    CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending' AND route IN ('local', 'relay', 'group');
+    ALTER TABLE recipients ADD COLUMN report_to TEXT;
+    ALTER TABLE recipients ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE moderation(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient_id INTEGER NOT NULL UNIQUE REFERENCES recipients(id) ON DELETE CASCADE,
+        group_id INTEGER NOT NULL,
+        tenant_id INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        decided_by TEXT NOT NULL DEFAULT '',
+        comment TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX moderation_state ON moderation(state, expires);
+    CREATE TABLE conversations(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        topic TEXT NOT NULL,
+        normalized TEXT NOT NULL,
+        last_activity INTEGER NOT NULL
+    );
+    CREATE INDEX conversations_topic ON conversations(group_id, normalized);
+    CREATE TABLE group_items(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        blob TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        from_header TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        recipient_id INTEGER UNIQUE
+    );
+    CREATE INDEX group_items_message_id ON group_items(group_id, message_id);
+    CREATE TABLE group_calendar(
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY(group_id, uid)
+    );
+    "#,
 ];

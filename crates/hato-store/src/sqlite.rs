@@ -196,11 +196,18 @@ impl Drop for SqliteStore {
     }
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     hato_core::Clock::now(&hato_core::SystemClock).0
 }
 
 // ----- directory ----------------------------------------------------------------------------------
+
+/// Marks the directory as changed, in the same transaction as the change.
+pub(crate) fn bump_directory(conn: &Connection) -> Result<()> {
+    conn.prepare_cached("UPDATE directory_version SET version = version + 1 WHERE id = 1")?
+        .execute([])?;
+    Ok(())
+}
 
 fn tenant_name(conn: &Connection, id: TenantId) -> Result<String> {
     conn.query_row("SELECT name FROM tenants WHERE id = ?1", [id], |r| r.get(0))
@@ -352,6 +359,7 @@ impl DirectoryStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("tenant {id}")));
             }
+            bump_directory(conn)?;
             Ok(())
         })
     }
@@ -379,6 +387,7 @@ impl DirectoryStore for SqliteStore {
                 "INSERT INTO domains(domain, tenant_id, type) VALUES (?1, ?2, ?3)",
                 params![domain, tenant, kind.as_str()],
             )?;
+            bump_directory(conn)?;
             Ok(AcceptedDomain {
                 domain,
                 tenant: name,
@@ -437,6 +446,7 @@ impl DirectoryStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("domain {domain}")));
             }
+            bump_directory(conn)?;
             Ok(())
         })
     }
@@ -467,6 +477,7 @@ impl DirectoryStore for SqliteStore {
                     claim_address(conn, alias, m.tenant_id, id, false)?;
                 }
             }
+            bump_directory(conn)?;
             load_mailbox(conn, id)
         })
     }
@@ -509,6 +520,7 @@ impl DirectoryStore for SqliteStore {
                     }
                 }
             }
+            bump_directory(conn)?;
             load_mailbox(conn, id)
         })
     }
@@ -545,6 +557,7 @@ impl DirectoryStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("mailbox {id}")));
             }
+            bump_directory(conn)?;
             Ok(())
         })
     }
@@ -553,31 +566,33 @@ impl DirectoryStore for SqliteStore {
 // ----- tokens -------------------------------------------------------------------------------------
 
 impl TokenStore for SqliteStore {
-    fn add_token(&self, token_hash: &str, role: Role, tenant: Option<TenantId>) -> Pending<()> {
+    fn add_token(&self, token_hash: &str, info: TokenInfo) -> Pending<()> {
         let hash = token_hash.to_string();
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO tokens(hash, role, tenant_id, created) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, role.as_str(), tenant, now_micros()],
+                "INSERT INTO tokens(hash, role, tenant_id, created, mailbox_id, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hash, info.role.as_str(), info.tenant_id, now_micros(), info.mailbox_id, info.expires.map(|t| t.0)],
             )?;
             Ok(())
         })
     }
 
-    fn token(&self, token_hash: &str) -> Result<Option<(Role, Option<TenantId>)>> {
+    fn token(&self, token_hash: &str) -> Result<Option<TokenInfo>> {
         self.read(|conn| {
-            let row: Option<(String, Option<i64>)> = conn
-                .prepare_cached("SELECT role, tenant_id FROM tokens WHERE hash = ?1")?
-                .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<(String, Option<i64>, Option<i64>, Option<i64>)> = conn
+                .prepare_cached("SELECT role, tenant_id, mailbox_id, expires FROM tokens WHERE hash = ?1")?
+                .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?;
-            Ok(row.and_then(|(role, tenant)| Role::parse(&role).map(|r| (r, tenant))))
+            Ok(row.and_then(|(role, tenant_id, mailbox_id, expires)| {
+                Role::parse(&role).map(|role| TokenInfo { role, tenant_id, mailbox_id, expires: expires.map(Timestamp) })
+            }))
         })
     }
 }
 
 // ----- queue --------------------------------------------------------------------------------------
 
-fn add_event(
+pub(crate) fn add_event(
     conn: &Connection,
     recipient: i64,
     time: i64,
@@ -591,7 +606,7 @@ fn add_event(
     Ok(())
 }
 
-fn set_status(
+pub(crate) fn set_status(
     conn: &Connection,
     recipient: i64,
     status: RecipientStatus,
@@ -606,7 +621,7 @@ fn set_status(
 }
 
 /// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR).
-fn release_spool(conn: &Connection, message: i64) -> Result<()> {
+pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE messages SET content = NULL WHERE id = ?1 AND NOT EXISTS (\
            SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
@@ -615,10 +630,11 @@ fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
-fn route_from(kind: &str, mailbox: Option<i64>) -> Route {
-    match (kind, mailbox) {
-        ("local", Some(id)) => Route::Local(id),
-        ("relay", _) => Route::Relay,
+pub(crate) fn route_from(kind: &str, mailbox: Option<i64>, group: Option<i64>) -> Route {
+    match (kind, mailbox, group) {
+        ("local", Some(id), _) => Route::Local(id),
+        ("group", _, Some(id)) => Route::Group(id),
+        ("relay", _, _) => Route::Relay,
         _ => Route::Remote,
     }
 }
@@ -643,15 +659,16 @@ impl QueueStore for SqliteStore {
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, status, next_attempt, updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'Pending', ?6, ?6)",
+                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6)",
             )?;
             for r in &m.recipients {
-                let mailbox = match r.route {
-                    Route::Local(id) => Some(id),
-                    _ => None,
+                let (mailbox, group) = match r.route {
+                    Route::Local(id) => (Some(id), None),
+                    Route::Group(id) => (None, Some(id)),
+                    _ => (None, None),
                 };
-                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0])?;
+                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group])?;
                 let id = conn.last_insert_rowid();
                 add_event(conn, id, m.received.0, TraceEvent::Receive, &m.receive_detail)?;
                 for (event, detail) in &r.extra_events {
@@ -673,9 +690,9 @@ impl QueueStore for SqliteStore {
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received \
+                "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
-                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay') AND r.next_attempt <= ?1 \
+                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group') AND r.next_attempt <= ?1 \
                  ORDER BY r.next_attempt, r.id LIMIT ?2",
             )?;
             let mut by_message: BTreeMap<i64, QueuedMessage> = BTreeMap::new();
@@ -687,7 +704,8 @@ impl QueueStore for SqliteStore {
                     id: r.get(0)?,
                     address: r.get(1)?,
                     tenant_id: r.get(2)?,
-                    route: route_from(&kind, r.get(4)?),
+                    route: route_from(&kind, r.get(4)?, r.get(9)?),
+                    approved: r.get::<_, i64>(10)? != 0,
                 };
                 if let Some(q) = by_message.get_mut(&message) {
                     q.recipients.push(rcpt);
@@ -780,11 +798,14 @@ impl QueueStore for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, m.id, m.trace_id, m.sender, m.received, \
-                   (SELECT detail FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1) \
+                   (SELECT detail FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
+                   r.report_to \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.ndr_state = 1 ORDER BY r.id LIMIT ?1",
             )?;
-            let mut by_message: BTreeMap<i64, NdrWork> = BTreeMap::new();
+            // One NDR per message and addressee: the sender, or (report_to_originator off) the
+            // group's owners.
+            let mut by_key: BTreeMap<(i64, String), NdrWork> = BTreeMap::new();
             let mut rows = stmt.query([limit as i64])?;
             while let Some(r) = rows.next()? {
                 let failed = FailedRecipient {
@@ -794,13 +815,15 @@ impl QueueStore for SqliteStore {
                     reply: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                 };
                 let message: i64 = r.get(3)?;
-                match by_message.get_mut(&message) {
+                let sender: String = r.get(5)?;
+                let to = r.get::<_, Option<String>>(8)?.unwrap_or(sender);
+                match by_key.get_mut(&(message, to.clone())) {
                     Some(w) => w.failed.push(failed),
                     None => {
-                        by_message.insert(message, NdrWork {
+                        by_key.insert((message, to.clone()), NdrWork {
                             message_id: message,
                             trace_id: r.get(4)?,
-                            sender: r.get(5)?,
+                            sender: to,
                             received: Timestamp(r.get(6)?),
                             content: Vec::new(),
                             failed: vec![failed],
@@ -810,7 +833,7 @@ impl QueueStore for SqliteStore {
             }
             let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
             let mut out = Vec::new();
-            for (id, mut w) in by_message {
+            for ((id, _), mut w) in by_key {
                 let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
                 w.content = c.unwrap_or_default();
                 out.push(w);

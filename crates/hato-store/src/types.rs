@@ -65,6 +65,8 @@ pub struct QueuedRecipient {
     pub address: String,
     pub tenant_id: TenantId,
     pub route: Route,
+    /// A moderator approved this (group) recipient: expand it without holding it again.
+    pub approved: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -217,4 +219,181 @@ pub struct TraceDetailRow {
     pub time: String,
     pub event: String,
     pub detail: String,
+}
+
+// ----- groups ---------------------------------------------------------------------------------
+
+use hato_core::directory::{GroupId, GroupSettings, GroupType, MemberRef};
+
+#[derive(Clone, Debug)]
+pub struct NewGroup {
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// Canonical address; `None` only for security groups.
+    pub address: Option<String>,
+    pub group_type: GroupType,
+    pub settings: GroupSettings,
+    pub owners: Vec<MailboxId>,
+    pub members: Vec<MemberRef>,
+}
+
+/// A change to a group; lists are deltas so concurrent changes do not overwrite each other.
+#[derive(Clone, Debug, Default)]
+pub struct GroupChange {
+    pub name: Option<String>,
+    pub settings: Option<GroupSettings>,
+    pub add_members: Vec<MemberRef>,
+    pub remove_members: Vec<MemberRef>,
+    pub add_owners: Vec<MailboxId>,
+    pub remove_owners: Vec<MailboxId>,
+    pub add_subscribers: Vec<MailboxId>,
+    pub remove_subscribers: Vec<MailboxId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewContact {
+    pub tenant_id: TenantId,
+    pub address: String,
+    pub display_name: String,
+    pub attributes: MailboxAttributes,
+}
+
+/// An authenticated API token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub role: hato_core::auth::Role,
+    pub tenant_id: Option<TenantId>,
+    pub mailbox_id: Option<MailboxId>,
+    pub expires: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinRequestKind {
+    Join,
+    Depart,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub id: i64,
+    pub group_id: GroupId,
+    pub mailbox_id: MailboxId,
+    pub kind: JoinRequestKind,
+    pub created: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModerationState {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+impl ModerationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModerationState::Pending => "pending",
+            ModerationState::Approved => "approved",
+            ModerationState::Rejected => "rejected",
+            ModerationState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ModerationState::Pending),
+            "approved" => Some(ModerationState::Approved),
+            "rejected" => Some(ModerationState::Rejected),
+            "expired" => Some(ModerationState::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A message held for a moderated group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldMessage {
+    pub id: i64,
+    pub recipient_id: i64,
+    pub group_id: GroupId,
+    pub tenant_id: TenantId,
+    pub trace_id: String,
+    pub sender: String,
+    pub subject: String,
+    pub received: Timestamp,
+    pub expires: Timestamp,
+    pub state: ModerationState,
+    pub decided_by: String,
+    pub comment: String,
+}
+
+/// One member recipient produced by expanding a group recipient.
+#[derive(Clone, Debug)]
+pub struct ExpandedRecipient {
+    pub address: String,
+    pub tenant_id: TenantId,
+    pub route: Route,
+    /// For a member that is itself a group handled later (M365 group mailbox), its id.
+    pub group_id: Option<GroupId>,
+    /// Where NDRs for this recipient go instead of the sender (report_to_originator off).
+    pub report_to: Option<String>,
+    pub detail: String,
+    /// A member that fails at once (e.g. a nested group's sender restriction), with the reply.
+    pub fail: Option<String>,
+}
+
+/// What to do with a group recipient at routing.
+#[derive(Clone, Debug)]
+pub enum GroupOutcome {
+    /// Mark it Expanded and add these recipients (already de-duplicated against the message).
+    Expand { detail: String, members: Vec<ExpandedRecipient> },
+    /// Hold it for moderation until `expires`.
+    Hold { group_id: GroupId, tenant_id: TenantId, expires: Timestamp, detail: String },
+    /// Fail it with this reply.
+    Fail { reply: String },
+}
+
+/// A message filed in a Microsoft 365 group's mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupItem {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub received: String,
+    pub from: String,
+    pub subject: String,
+    pub size: u64,
+    pub message_id: String,
+    #[serde(skip)]
+    pub blob: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: i64,
+    pub topic: String,
+    pub last_activity: String,
+    pub messages: u64,
+}
+
+/// A message to file in a Microsoft 365 group's mailbox.
+#[derive(Clone, Debug)]
+pub struct NewGroupItem {
+    pub recipient_id: i64,
+    pub group_id: GroupId,
+    pub blob: StagedBlob,
+    pub size: u64,
+    pub from: String,
+    pub subject: String,
+    /// Message-ID without angle brackets.
+    pub message_id: String,
+    /// Message-IDs this message refers to, most relevant first (In-Reply-To, then References
+    /// newest first).
+    pub references: Vec<String>,
+    pub normalized_subject: String,
+    /// Calendar changes: (UID, Some(JSON of the event)) to add or replace, (UID, None) to remove.
+    pub calendar: Vec<(String, Option<String>)>,
+    pub now: Timestamp,
 }

@@ -6,16 +6,19 @@
 //! marks the recipients delivered. A crash between the two only leaves a blob that the retried
 //! delivery writes again under the same name, so every acknowledged message is delivered once.
 
+use crate::groupmail;
 use crate::ndr::{self, NdrInput};
 use crate::routing::{Resolution, resolve};
 use crate::summarize;
-use hato_core::directory::Route;
+use hato_directory::policy::{self, Sender};
+use hato_directory::{Directory, DirectoryIndex};
+use hato_core::directory::{GroupType, Route};
 use hato_core::reply;
 use hato_core::trace::TraceEvent;
 use hato_core::{Address, Clock, Timestamp, id};
 use hato_store::{
-    DeliveryOutcome, Folder, NdrWork, NewMessage, NewRecipient, QueuedMessage, RecipientOutcome,
-    Store, StoreError,
+    DeliveryOutcome, ExpandedRecipient, Folder, GroupOutcome, ModerationState, NdrWork, NewGroupItem,
+    NewMessage, NewRecipient, QueuedMessage, QueuedRecipient, RecipientOutcome, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use tokio::sync::{Notify, watch};
 
 pub struct DeliveryAgent {
     store: Arc<dyn Store>,
+    directory: Arc<Directory>,
     clock: Arc<dyn Clock>,
     hostname: String,
     queued: Arc<Notify>,
@@ -30,17 +34,71 @@ pub struct DeliveryAgent {
 }
 
 const BATCH: usize = 512;
+/// Exchange expires unanswered moderation requests after two days.
+const MODERATION_EXPIRY_SECS: i64 = 2 * 86_400;
+
+/// The routing decision for one group recipient (and what to file first, for a group mailbox).
+struct GroupWork {
+    recipient: i64,
+    message: i64,
+    outcome: GroupOutcome,
+    item: Option<NewGroupItem>,
+}
+
+/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
+fn stored_form(m: &QueuedMessage) -> Vec<u8> {
+    let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
+    stored.extend_from_slice(&m.content);
+    stored
+}
+
+pub fn calendar_to_json(c: &groupmail::CalendarItem) -> String {
+    serde_json::json!({
+        "uid": c.uid,
+        "sequence": c.sequence,
+        "cancelled": c.method == groupmail::CalendarMethod::Cancel,
+        "summary": c.summary,
+        "location": c.location,
+        "organizer": c.organizer,
+        "start": c.start,
+        "end": c.end,
+        "all_day": c.all_day,
+    })
+    .to_string()
+}
+
+fn calendar_from_json(text: &str) -> Option<groupmail::CalendarItem> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Some(groupmail::CalendarItem {
+        method: if v["cancelled"].as_bool().unwrap_or(false) {
+            groupmail::CalendarMethod::Cancel
+        } else {
+            groupmail::CalendarMethod::Request
+        },
+        uid: s("uid"),
+        sequence: v["sequence"].as_u64().unwrap_or(0) as u32,
+        summary: s("summary"),
+        location: s("location"),
+        organizer: s("organizer"),
+        start: s("start"),
+        end: s("end"),
+        all_day: v["all_day"].as_bool().unwrap_or(false),
+    })
+}
 
 impl DeliveryAgent {
     pub fn new(
-        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
         clock: Arc<dyn Clock>,
         hostname: String,
         queued: Arc<Notify>,
         trace_retention_days: u32,
     ) -> Arc<Self> {
+        let store = directory.store().clone();
         Arc::new(DeliveryAgent {
             store,
+            directory,
             clock,
             hostname,
             queued,
@@ -85,17 +143,24 @@ impl DeliveryAgent {
         }
     }
 
-    /// One pass: a batch of deliveries, then the NDRs they caused. Returns how much it did.
+    /// One pass: a batch of deliveries and group routings, expired moderation requests, then
+    /// the NDRs they caused. Returns how much it did.
     pub async fn step(self: Arc<Self>) -> Result<usize, StoreError> {
         let this = self.clone();
-        let (outcomes, n) = tokio::task::spawn_blocking(move || this.prepare_deliveries())
+        let (outcomes, groups, n) = tokio::task::spawn_blocking(move || this.prepare_deliveries())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
+        let now = self.clock.now();
         if !outcomes.is_empty() {
-            self.store
-                .complete_deliveries(outcomes, self.clock.now())
-                .await?;
+            self.store.complete_deliveries(outcomes, now).await?;
         }
+        for work in groups {
+            if let Some(item) = work.item {
+                self.store.file_group_item(item).await?;
+            }
+            self.store.route_group_recipient(work.recipient, work.message, work.outcome, now).await?;
+        }
+        let expired = self.expire_moderation().await?;
         let ndrs = self.store.due_ndrs(BATCH)?;
         let m = ndrs.len();
         for work in ndrs {
@@ -106,34 +171,53 @@ impl DeliveryAgent {
             // The NDRs themselves may be local deliveries.
             self.queued.notify_one();
         }
-        Ok(n + m)
+        Ok(n + m + expired)
     }
 
-    fn prepare_deliveries(&self) -> Result<(Vec<DeliveryOutcome>, usize), StoreError> {
+    /// Unanswered moderation requests expire after two days (Exchange's moderation expiry); the
+    /// recipient fails and the sender is told by NDR.
+    async fn expire_moderation(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let held = self.store.moderation_queue(None, None, Some(ModerationState::Pending))?;
+        let mut n = 0;
+        for h in held.into_iter().filter(|h| h.expires <= now) {
+            self.store
+                .decide_moderation(h.id, ModerationState::Expired, "system".into(), String::new(), now)
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn prepare_deliveries(&self) -> Result<(Vec<DeliveryOutcome>, Vec<GroupWork>, usize), StoreError> {
         let due = self.store.due_deliveries(self.clock.now(), BATCH)?;
         let n = due.len();
         let mut outcomes = Vec::with_capacity(n);
-        for message in due {
-            outcomes.push(self.deliver(message)?);
+        let mut groups = Vec::new();
+        for mut message in due {
+            let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) =
+                message.recipients.drain(..).partition(|r| matches!(r.route, Route::Group(_)));
+            for r in group_rcpts {
+                groups.push(self.route_group(&message, &r)?);
+            }
+            if !others.is_empty() {
+                message.recipients = others;
+                outcomes.push(self.deliver(message)?);
+            }
         }
-        Ok((outcomes, n))
+        Ok((outcomes, groups, n))
     }
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
-        // RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
-        let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
-        stored.extend_from_slice(&m.content);
+        let stored = stored_form(&m);
         let summary = summarize(&m.content);
         let size = stored.len() as u64;
         let blob = self.store.stage_blob(stored)?;
         let mut recipients = Vec::with_capacity(m.recipients.len());
         for r in &m.recipients {
             let outcome = match r.route {
-                Route::Local(mailbox) => RecipientOutcome::Store {
-                    mailbox,
-                    folder: Folder::Inbox,
-                },
-                Route::Relay | Route::Remote => self.relay_outcome(&r.address)?,
+                Route::Local(mailbox) => RecipientOutcome::Store { mailbox, folder: Folder::Inbox },
+                Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
             };
             recipients.push((r.id, outcome));
         }
@@ -148,6 +232,131 @@ impl DeliveryAgent {
         })
     }
 
+    /// Routing of a group recipient: its sender restrictions (again: the directory may have
+    /// changed, and nested groups are only checked here), moderation, then one level of
+    /// expansion — or, for a Microsoft 365 group, filing in the group mailbox and copies to its
+    /// subscribers.
+    fn route_group(&self, m: &QueuedMessage, r: &QueuedRecipient) -> Result<GroupWork, StoreError> {
+        let work = |outcome| GroupWork { recipient: r.id, message: m.id, outcome, item: None };
+        let Route::Group(group_id) = r.route else {
+            return Ok(work(GroupOutcome::Fail { reply: reply::RECIPIENT_NOT_FOUND.to_string() }));
+        };
+        let ix = self.directory.index(r.tenant_id)?;
+        let Some(group) = ix.group(group_id) else {
+            return Ok(work(GroupOutcome::Fail {
+                reply: format!("{} (the group was removed after the message was accepted)", reply::RECIPIENT_NOT_FOUND),
+            }));
+        };
+        let name = group.address.clone().unwrap_or_else(|| group.name.clone());
+        let sender = Sender { address: (!m.sender.is_empty()).then_some(m.sender.as_str()), authenticated: false };
+        if !r.approved {
+            if let Err(refusal) = policy::check_sender(&ix, group, sender) {
+                return Ok(work(GroupOutcome::Fail { reply: refusal.to_string() }));
+            }
+            if policy::needs_moderation(&ix, group, sender) {
+                let moderators: Vec<String> = policy::moderators(group)
+                    .into_iter()
+                    .filter_map(|id| ix.mailbox(id).map(|mb| mb.address.clone()))
+                    .collect();
+                return Ok(work(GroupOutcome::Hold {
+                    group_id,
+                    tenant_id: r.tenant_id,
+                    expires: self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS),
+                    detail: format!("Held for moderation of group {name}; moderators: {}", moderators.join(", ")),
+                }));
+            }
+        }
+        let report_to = if group.settings.report_to_originator {
+            None
+        } else {
+            group.owners.iter().find_map(|o| ix.mailbox(*o)).map(|mb| mb.address.clone())
+        };
+        if group.group_type == GroupType::M365 {
+            return self.to_group_mailbox(m, r, &ix, group_id, &name, report_to);
+        }
+        let members: Vec<ExpandedRecipient> = policy::expansion(&ix, group)
+            .into_iter()
+            .map(|mr| ExpandedRecipient {
+                address: mr.address,
+                tenant_id: r.tenant_id,
+                route: mr.route,
+                group_id: None,
+                report_to: report_to.clone(),
+                detail: format!("Recipient through group {name}"),
+                fail: None,
+            })
+            .collect();
+        let detail = format!("Expanded group {name} ({}) to {} recipient(s)", group.group_type.as_str(), members.len());
+        Ok(work(GroupOutcome::Expand { detail, members }))
+    }
+
+    /// A Microsoft 365 group: the message is stored once in the group mailbox, threaded into a
+    /// conversation, its invitations update the group calendar, and each subscriber gets a copy.
+    fn to_group_mailbox(
+        &self,
+        m: &QueuedMessage,
+        r: &QueuedRecipient,
+        ix: &DirectoryIndex,
+        group_id: i64,
+        name: &str,
+        report_to: Option<String>,
+    ) -> Result<GroupWork, StoreError> {
+        let Some(group) = ix.group(group_id) else {
+            return Ok(GroupWork { recipient: r.id, message: m.id, outcome: GroupOutcome::Fail { reply: reply::RECIPIENT_NOT_FOUND.to_string() }, item: None });
+        };
+        let stored = stored_form(m);
+        let summary = summarize(&m.content);
+        let headers = groupmail::thread_headers(&m.content);
+        let mut references = headers.in_reply_to.clone();
+        references.extend(headers.references.iter().rev().cloned());
+        let mut calendar: Vec<groupmail::CalendarItem> = self
+            .store
+            .group_calendar(group_id)?
+            .into_iter()
+            .filter_map(|(_, json)| calendar_from_json(&json))
+            .collect();
+        let mut touched = Vec::new();
+        for item in groupmail::calendar_items(&m.content) {
+            touched.push(item.uid.clone());
+            groupmail::apply_to_calendar(&mut calendar, item);
+        }
+        let calendar_changes = calendar
+            .iter()
+            .filter(|c| touched.contains(&c.uid))
+            .map(|c| (c.uid.clone(), Some(calendar_to_json(c))))
+            .collect();
+        let size = stored.len() as u64;
+        let item = NewGroupItem {
+            recipient_id: r.id,
+            group_id,
+            blob: self.store.stage_blob(stored)?,
+            size,
+            from: summary.from,
+            subject: headers.subject.clone(),
+            message_id: headers.message_id.clone().unwrap_or_default(),
+            references,
+            normalized_subject: headers.normalized_subject.clone(),
+            calendar: calendar_changes,
+            now: self.clock.now(),
+        };
+        let members: Vec<ExpandedRecipient> = group
+            .subscribers
+            .iter()
+            .filter_map(|id| ix.mailbox(*id))
+            .map(|mb| ExpandedRecipient {
+                address: mb.address.clone(),
+                tenant_id: r.tenant_id,
+                route: Route::Local(mb.id),
+                group_id: None,
+                report_to: report_to.clone(),
+                detail: format!("Subscriber copy from group {name}"),
+                fail: None,
+            })
+            .collect();
+        let detail = format!("Stored in the group mailbox of {name}; copies to {} subscriber(s)", members.len());
+        Ok(GroupWork { recipient: r.id, message: m.id, outcome: GroupOutcome::Expand { detail, members }, item: Some(item) })
+    }
+
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
     /// otherwise it fails, as no outbound connector can take it yet.
     fn relay_outcome(&self, address: &str) -> Result<RecipientOutcome, StoreError> {
@@ -156,10 +365,16 @@ impl DeliveryAgent {
                 reply: reply::RECIPIENT_NOT_FOUND.to_string(),
             });
         };
-        Ok(match resolve(self.store.as_ref(), &addr)? {
+        Ok(match resolve(&self.directory, &addr)? {
             Resolution::Mailbox { mailbox, .. } => RecipientOutcome::Store {
                 mailbox,
                 folder: Folder::Inbox,
+            },
+            Resolution::Group { .. } => RecipientOutcome::Fail {
+                reply: format!(
+                    "{} (a group took this address after the message was queued; resend it)",
+                    reply::RECIPIENT_NOT_FOUND
+                ),
             },
             Resolution::UnknownInRelayDomain { .. } => RecipientOutcome::Fail {
                 reply: format!(
@@ -183,8 +398,9 @@ impl DeliveryAgent {
         let trace_id = id::new_trace_id();
         let tenant = work.failed.first().map(|f| f.tenant_id).unwrap_or_default();
         let (route, tenant_id, extra_events) = match Address::parse(&work.sender) {
-            Ok(addr) => match resolve(self.store.as_ref(), &addr)? {
-                Resolution::Mailbox { tenant, mailbox } => (Route::Local(mailbox), tenant, vec![]),
+            Ok(addr) => match resolve(&self.directory, &addr)? {
+                Resolution::Mailbox { tenant, mailbox, .. } => (Route::Local(mailbox), tenant, vec![]),
+                Resolution::Group { tenant, group, .. } => (Route::Group(group), tenant, vec![]),
                 Resolution::UnknownInRelayDomain { tenant } | Resolution::UnknownInAuthoritativeDomain { tenant } => {
                     (Route::Relay, tenant, vec![])
                 }

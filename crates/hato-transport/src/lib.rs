@@ -6,6 +6,7 @@
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 
 pub mod delivery;
+pub mod groupmail;
 pub mod inbound;
 pub mod ndr;
 pub mod routing;

@@ -2,41 +2,56 @@
 //!
 //! - The domain is not an accepted domain of any tenant: direct send never relays →
 //!   `550 5.7.1 Unable to relay`.
-//! - A mailbox answers to the address (primary or proxy address): accepted for local delivery.
+//! - A mailbox answers to the address (primary or proxy address): accepted for local delivery,
+//!   recorded under its primary address (so a person reached again through a group is
+//!   recognised as the same recipient).
+//! - A mail-enabled group answers to it: its sender restrictions are checked now, while the
+//!   sender can still be told in-session (`550 5.7.133`, `550 5.7.124`, `550 5.7.1`); accepted
+//!   groups are expanded at routing.
 //! - Unknown in an authoritative domain (directory-based edge blocking) →
 //!   `550 5.4.1 Recipient address rejected: Access denied`.
 //! - Unknown in an internal-relay domain: accepted, to be relayed to the organisation's server.
 
 use hato_core::Address;
-use hato_core::directory::{DomainType, Route};
+use hato_core::directory::{DomainType, GroupId, MailboxId, Route, TenantId};
 use hato_core::reply::{self, Reply};
+use hato_directory::policy::{Sender, check_sender};
+use hato_directory::{Addressee, Directory};
 use hato_smtp::{AcceptedRecipient, RcptVerdict, RecipientPolicy};
-use hato_store::Store;
+use hato_store::StoreError;
 use std::sync::Arc;
 
 pub struct DirectoryPolicy {
-    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
 }
 
 /// Where a recipient goes now, according to the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    Mailbox { tenant: i64, mailbox: i64 },
-    UnknownInRelayDomain { tenant: i64 },
-    UnknownInAuthoritativeDomain { tenant: i64 },
+    Mailbox { tenant: TenantId, mailbox: MailboxId, primary: String },
+    Group { tenant: TenantId, group: GroupId, address: String },
+    UnknownInRelayDomain { tenant: TenantId },
+    UnknownInAuthoritativeDomain { tenant: TenantId },
     NotAccepted,
 }
 
-pub fn resolve(store: &dyn Store, rcpt: &Address) -> Result<Resolution, hato_store::StoreError> {
-    let Some((tenant, kind)) = store.domain(rcpt.domain())? else {
+pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, StoreError> {
+    let Some((tenant, kind)) = directory.store().domain(rcpt.domain())? else {
         return Ok(Resolution::NotAccepted);
     };
-    if let Some(mb) = store.mailbox_by_address(&rcpt.to_string())? {
-        // A mailbox belongs to the tenant of its domain (the store checks this on creation).
-        return Ok(Resolution::Mailbox {
-            tenant: mb.tenant_id,
-            mailbox: mb.id,
-        });
+    let ix = directory.index(tenant)?;
+    match ix.lookup(&rcpt.to_string()) {
+        Some(Addressee::Mailbox(id)) => {
+            if let Some(mb) = ix.mailbox(id) {
+                return Ok(Resolution::Mailbox { tenant, mailbox: id, primary: mb.address.clone() });
+            }
+        }
+        Some(Addressee::Group(id)) => {
+            if let Some(address) = ix.group(id).and_then(|g| g.address.clone()) {
+                return Ok(Resolution::Group { tenant, group: id, address });
+            }
+        }
+        None => {}
     }
     Ok(match kind {
         DomainType::Authoritative => Resolution::UnknownInAuthoritativeDomain { tenant },
@@ -45,34 +60,42 @@ pub fn resolve(store: &dyn Store, rcpt: &Address) -> Result<Resolution, hato_sto
 }
 
 impl DirectoryPolicy {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        DirectoryPolicy { store }
+    pub fn new(directory: Arc<Directory>) -> Self {
+        DirectoryPolicy { directory }
+    }
+
+    fn decide(&self, sender: Option<&Address>, rcpt: &Address) -> Result<RcptVerdict, StoreError> {
+        let accept = |address: Address, tenant_id, route| RcptVerdict::Accept(AcceptedRecipient { address, tenant_id, route });
+        Ok(match resolve(&self.directory, rcpt)? {
+            Resolution::Mailbox { tenant, mailbox, primary } => {
+                accept(Address::parse(&primary).unwrap_or_else(|_| rcpt.clone()), tenant, Route::Local(mailbox))
+            }
+            Resolution::Group { tenant, group, address } => {
+                let ix = self.directory.index(tenant)?;
+                let sender_text = sender.map(|s| s.to_string());
+                // Direct send is never authenticated (SMTP AUTH and attributed connections come
+                // with submission and connectors).
+                let who = Sender { address: sender_text.as_deref(), authenticated: false };
+                match ix.group(group).map(|g| check_sender(&ix, g, who)) {
+                    Some(Ok(())) => accept(Address::parse(&address).unwrap_or_else(|_| rcpt.clone()), tenant, Route::Group(group)),
+                    Some(Err(r)) => RcptVerdict::Reject(r),
+                    None => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+                }
+            }
+            Resolution::UnknownInRelayDomain { tenant } => accept(rcpt.clone(), tenant, Route::Relay),
+            Resolution::UnknownInAuthoritativeDomain { .. } => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+            Resolution::NotAccepted => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
+        })
     }
 }
 
 impl RecipientPolicy for DirectoryPolicy {
-    fn check_recipient(&self, _sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        let accept = |tenant_id, route| {
-            RcptVerdict::Accept(AcceptedRecipient {
-                address: rcpt.clone(),
-                tenant_id,
-                route,
-            })
-        };
-        match resolve(self.store.as_ref(), rcpt) {
-            Ok(Resolution::Mailbox { tenant, mailbox }) => accept(tenant, Route::Local(mailbox)),
-            Ok(Resolution::UnknownInRelayDomain { tenant }) => accept(tenant, Route::Relay),
-            Ok(Resolution::UnknownInAuthoritativeDomain { .. }) => {
-                RcptVerdict::Reject(reply::RECIPIENT_REJECTED)
-            }
-            Ok(Resolution::NotAccepted) => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
+    fn check_recipient(&self, sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
+        match self.decide(sender, rcpt) {
+            Ok(v) => v,
             Err(e) => {
                 tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Temporary directory failure; try again later",
-                ))
+                RcptVerdict::Reject(Reply::new(451, "4.3.0", "Temporary directory failure; try again later"))
             }
         }
     }

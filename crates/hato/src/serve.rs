@@ -58,7 +58,8 @@ async fn ensure_operator_token(
     };
     let hash = hash_token(&token);
     if store.token(&hash)?.is_none() {
-        store.add_token(&hash, Role::Operator, None).await?;
+        let info = hato_store::TokenInfo { role: Role::Operator, tenant_id: None, mailbox_id: None, expires: None };
+        store.add_token(&hash, info).await?;
     }
     Ok(path)
 }
@@ -148,7 +149,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
         tls: Some(tls),
     };
-    let policy = Arc::new(DirectoryPolicy::new(dyn_store.clone()));
+    let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
+    let policy = Arc::new(DirectoryPolicy::new(directory.clone()));
     let inbound = Arc::new(Inbound::new(
         dyn_store.clone(),
         clock.clone(),
@@ -190,6 +192,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
+        directory: directory.clone(),
+        clock: clock.clone(),
     });
     let mut admin_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
@@ -205,7 +209,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }));
 
     let agent = DeliveryAgent::new(
-        dyn_store.clone(),
+        directory.clone(),
         clock,
         config.server.hostname.clone(),
         queued,

@@ -1,0 +1,268 @@
+//! A tenant's directory, indexed for the questions routing and authorization ask: who answers
+//! to an address, who is in a group (static, nested or dynamic), what a user may do.
+//!
+//! Built from a [`TenantDirectory`] snapshot; rebuilt when the store's directory version moves,
+//! so every answer reflects the directory as it is now (a dynamic group's members are whoever
+//! matches its filter at the moment mail is sent to it).
+
+use crate::opath::{self, Filter, FilterSubject, Property};
+use hato_core::auth::Role;
+use hato_core::directory::{
+    Contact, ContactId, Group, GroupId, GroupType, Mailbox, MailboxId, MailboxRight, MailboxType,
+    MemberRef, TenantDirectory,
+};
+use std::collections::{HashMap, HashSet};
+
+/// What an address of the tenant names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressee {
+    Mailbox(MailboxId),
+    Group(GroupId),
+}
+
+pub struct DirectoryIndex {
+    pub dir: TenantDirectory,
+    by_address: HashMap<String, Addressee>,
+    contact_by_address: HashMap<String, ContactId>,
+    mailbox_pos: HashMap<MailboxId, usize>,
+    group_pos: HashMap<GroupId, usize>,
+    contact_pos: HashMap<ContactId, usize>,
+    /// Parsed recipient filters of dynamic groups (a filter that no longer parses matches nobody).
+    filters: HashMap<GroupId, Filter>,
+}
+
+/// A mailbox, contact or group seen through the properties recipient filters read.
+pub enum Subject<'a> {
+    Mailbox(&'a Mailbox),
+    Contact(&'a Contact),
+    Group(&'a Group),
+}
+
+fn local_part(address: &str) -> &str {
+    address.rsplit_once('@').map(|(l, _)| l).unwrap_or(address)
+}
+
+impl FilterSubject for Subject<'_> {
+    fn property(&self, p: Property) -> Option<&str> {
+        let attrs = match self {
+            Subject::Mailbox(m) => Some(&m.attributes),
+            Subject::Contact(c) => Some(&c.attributes),
+            Subject::Group(_) => None,
+        };
+        let text: &str = match p {
+            Property::Department => &attrs?.department,
+            Property::Company => &attrs?.company,
+            Property::Office => &attrs?.office,
+            Property::City => &attrs?.city,
+            Property::StateOrProvince => &attrs?.state_or_province,
+            Property::CountryOrRegion => &attrs?.country_or_region,
+            Property::Title => &attrs?.title,
+            Property::CustomAttribute(n) => attrs?.custom_attributes.get(usize::from(n).checked_sub(1)?)?,
+            Property::DisplayName => match self {
+                Subject::Mailbox(m) => &m.display_name,
+                Subject::Contact(c) => &c.display_name,
+                Subject::Group(g) => &g.name,
+            },
+            Property::Alias => match self {
+                Subject::Mailbox(m) => local_part(&m.address),
+                Subject::Contact(c) => local_part(&c.address),
+                Subject::Group(g) => local_part(g.address.as_deref()?),
+            },
+            Property::PrimarySmtpAddress => match self {
+                Subject::Mailbox(m) => &m.address,
+                Subject::Contact(c) => &c.address,
+                Subject::Group(g) => g.address.as_deref()?,
+            },
+            Property::RecipientType => match self {
+                Subject::Mailbox(_) => "UserMailbox",
+                Subject::Contact(_) => "MailContact",
+                Subject::Group(g) => g.group_type.recipient_type(),
+            },
+            Property::RecipientTypeDetails => match self {
+                Subject::Mailbox(m) => match m.mailbox_type {
+                    MailboxType::User => "UserMailbox",
+                    MailboxType::Shared => "SharedMailbox",
+                },
+                Subject::Contact(_) => "MailContact",
+                Subject::Group(g) => g.group_type.recipient_type_details(),
+            },
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        };
+        if text.is_empty() { None } else { Some(text) }
+    }
+}
+
+impl DirectoryIndex {
+    pub fn new(dir: TenantDirectory) -> Self {
+        let mut by_address = HashMap::new();
+        let mut mailbox_pos = HashMap::new();
+        for (i, m) in dir.mailboxes.iter().enumerate() {
+            mailbox_pos.insert(m.id, i);
+            by_address.insert(m.address.clone(), Addressee::Mailbox(m.id));
+            for a in &m.aliases {
+                by_address.insert(a.clone(), Addressee::Mailbox(m.id));
+            }
+        }
+        let mut group_pos = HashMap::new();
+        let mut filters = HashMap::new();
+        for (i, g) in dir.groups.iter().enumerate() {
+            group_pos.insert(g.id, i);
+            if let Some(a) = &g.address {
+                by_address.insert(a.clone(), Addressee::Group(g.id));
+            }
+            if g.group_type == GroupType::Dynamic
+                && let Some(text) = &g.settings.recipient_filter
+                && let Ok(f) = opath::parse(text)
+            {
+                filters.insert(g.id, f);
+            }
+        }
+        let mut contact_pos = HashMap::new();
+        let mut contact_by_address = HashMap::new();
+        for (i, c) in dir.contacts.iter().enumerate() {
+            contact_pos.insert(c.id, i);
+            contact_by_address.insert(c.address.clone(), c.id);
+        }
+        DirectoryIndex { dir, by_address, contact_by_address, mailbox_pos, group_pos, contact_pos, filters }
+    }
+
+    pub fn version(&self) -> i64 {
+        self.dir.version
+    }
+
+    pub fn mailbox(&self, id: MailboxId) -> Option<&Mailbox> {
+        self.mailbox_pos.get(&id).map(|&i| &self.dir.mailboxes[i])
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<&Group> {
+        self.group_pos.get(&id).map(|&i| &self.dir.groups[i])
+    }
+
+    pub fn contact(&self, id: ContactId) -> Option<&Contact> {
+        self.contact_pos.get(&id).map(|&i| &self.dir.contacts[i])
+    }
+
+    /// Who answers to `address` (canonical form) in this tenant.
+    pub fn lookup(&self, address: &str) -> Option<Addressee> {
+        self.by_address.get(address).copied()
+    }
+
+    /// The directory object a sender address is: a mailbox (by any of its addresses) or a
+    /// mail contact.
+    pub fn sender(&self, address: &str) -> Option<MemberRef> {
+        match self.by_address.get(address) {
+            Some(Addressee::Mailbox(id)) => Some(MemberRef::Mailbox(*id)),
+            Some(Addressee::Group(id)) => Some(MemberRef::Group(*id)),
+            None => self.contact_by_address.get(address).map(|id| MemberRef::Contact(*id)),
+        }
+    }
+
+    /// The address mail for a member goes to.
+    pub fn address_of(&self, m: MemberRef) -> Option<&str> {
+        match m {
+            MemberRef::Mailbox(id) => self.mailbox(id).map(|m| m.address.as_str()),
+            MemberRef::Contact(id) => self.contact(id).map(|c| c.address.as_str()),
+            MemberRef::Group(id) => self.group(id).and_then(|g| g.address.as_deref()),
+        }
+    }
+
+    pub fn name_of(&self, m: MemberRef) -> String {
+        match m {
+            MemberRef::Mailbox(id) => self.mailbox(id).map(|m| m.address.clone()),
+            MemberRef::Contact(id) => self.contact(id).map(|c| c.address.clone()),
+            MemberRef::Group(id) => self.group(id).map(|g| g.address.clone().unwrap_or_else(|| g.name.clone())),
+        }
+        .unwrap_or_else(|| "(removed)".into())
+    }
+
+    /// The members of a dynamic group now: every recipient its filter matches (mailboxes,
+    /// contacts and mail-enabled groups other than itself).
+    pub fn dynamic_members(&self, group: GroupId) -> Vec<MemberRef> {
+        let Some(filter) = self.filters.get(&group) else { return Vec::new() };
+        self.evaluate(filter, Some(group))
+    }
+
+    /// Everything in the tenant a filter matches (a preview of a dynamic group).
+    pub fn evaluate(&self, filter: &Filter, except: Option<GroupId>) -> Vec<MemberRef> {
+        let mut out = Vec::new();
+        for m in &self.dir.mailboxes {
+            if filter.matches(&Subject::Mailbox(m)) {
+                out.push(MemberRef::Mailbox(m.id));
+            }
+        }
+        for c in &self.dir.contacts {
+            if filter.matches(&Subject::Contact(c)) {
+                out.push(MemberRef::Contact(c.id));
+            }
+        }
+        for g in &self.dir.groups {
+            if Some(g.id) != except && g.group_type.is_mail_enabled() && filter.matches(&Subject::Group(g)) {
+                out.push(MemberRef::Group(g.id));
+            }
+        }
+        out
+    }
+
+    /// A group's direct members: its member list, or its filter's matches for a dynamic group.
+    pub fn direct_members(&self, group: GroupId) -> Vec<MemberRef> {
+        match self.group(group) {
+            Some(g) if g.group_type == GroupType::Dynamic => self.dynamic_members(group),
+            Some(g) => g.members.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `who` is a member of `group`, directly or through nested groups (loops are
+    /// followed once).
+    pub fn is_member(&self, who: MemberRef, group: GroupId) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![group];
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            for m in self.direct_members(g) {
+                if m == who {
+                    return true;
+                }
+                if let MemberRef::Group(inner) = m {
+                    stack.push(inner);
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether `who` is `target` or, when `target` is a group, one of its members (transitively).
+    pub fn matches_ref(&self, who: MemberRef, target: MemberRef) -> bool {
+        who == target || matches!(target, MemberRef::Group(g) if self.is_member(who, g))
+    }
+
+    pub fn is_owner(&self, mailbox: MailboxId, group: GroupId) -> bool {
+        self.group(group).is_some_and(|g| g.owners.contains(&mailbox))
+    }
+
+    /// The strongest admin role a mailbox holds through role groups (security groups that were
+    /// given a role), if any.
+    pub fn role_of(&self, mailbox: MailboxId) -> Option<Role> {
+        let mut best: Option<Role> = None;
+        for (group, role) in &self.dir.role_groups {
+            if self.is_member(MemberRef::Mailbox(mailbox), *group) {
+                best = match (best, role) {
+                    (_, Role::TenantAdmin) => Some(Role::TenantAdmin),
+                    (Some(Role::TenantAdmin), _) => best,
+                    (_, r) => Some(*r),
+                };
+            }
+        }
+        best
+    }
+
+    /// Whether `user` holds `right` on `mailbox`, directly or through a security group.
+    pub fn has_right(&self, user: MailboxId, mailbox: MailboxId, right: MailboxRight) -> bool {
+        self.dir.permissions.iter().any(|p| {
+            p.mailbox == mailbox && p.right == right && self.matches_ref(MemberRef::Mailbox(user), p.trustee)
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! Directory logic for hato that needs no I/O: recipient filters for
+//! Exchange-style dynamic distribution groups.
+
+pub mod opath;
+pub mod index;
+pub mod policy;
+pub mod service;
+
+pub use index::{Addressee, DirectoryIndex};
+pub use service::Directory;

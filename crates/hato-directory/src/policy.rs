@@ -1,0 +1,167 @@
+//! Group policies evaluated against the directory: who may send to a group (Exchange's
+//! RequireSenderAuthenticationEnabled, AcceptMessagesOnlyFrom(SendersOrMembers),
+//! RejectMessagesFrom(SendersOrMembers)), moderation, one level of expansion, and who may change
+//! a group (owners, admins, the security-group manager check and its bypass).
+
+use crate::index::DirectoryIndex;
+use hato_core::auth::{Principal, Role};
+use hato_core::directory::{Group, GroupType, MailboxId, MemberRef, Route};
+use hato_core::reply::Reply;
+
+/// Who is sending, as far as a group's restrictions care.
+#[derive(Clone, Copy, Debug)]
+pub struct Sender<'a> {
+    /// Envelope sender, canonical; `None` for the null reverse-path.
+    pub address: Option<&'a str>,
+    /// Authenticated as a mailbox of the tenant (SMTP AUTH or an attributed connection). Direct
+    /// send is never authenticated.
+    pub authenticated: bool,
+}
+
+pub fn not_authenticated(group: &str) -> Reply {
+    Reply::with_text(
+        550,
+        "5.7.133",
+        format!("RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; the group {group} accepts mail only from senders inside its organization"),
+    )
+}
+
+pub fn not_in_allowed_senders(group: &str) -> Reply {
+    Reply::with_text(
+        550,
+        "5.7.124",
+        format!("RESOLVER.RST.SenderNotAllowed; sender not in the allowed-senders list of the group {group}"),
+    )
+}
+
+pub fn sender_rejected(group: &str) -> Reply {
+    Reply::with_text(550, "5.7.1", format!("RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender"))
+}
+
+/// Checks a group's sender restrictions. The refusal names the group, so that an NDR for a
+/// nested group says which one refused.
+pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> Result<(), Reply> {
+    let name = group.address.clone().unwrap_or_else(|| group.name.clone());
+    let who = sender.address.and_then(|a| ix.sender(a));
+    // Mail contacts are always outside senders, whatever their address.
+    let inside = sender.authenticated && matches!(who, Some(MemberRef::Mailbox(_)));
+    if group.settings.require_sender_authentication && !inside {
+        return Err(not_authenticated(&name));
+    }
+    if let Some(who) = who
+        && group.settings.reject_messages_from.iter().any(|r| ix.matches_ref(who, *r))
+    {
+        return Err(sender_rejected(&name));
+    }
+    let allowed = &group.settings.accept_messages_only_from;
+    if !allowed.is_empty() && !who.is_some_and(|w| allowed.iter().any(|a| ix.matches_ref(w, *a))) {
+        return Err(not_in_allowed_senders(&name));
+    }
+    Ok(())
+}
+
+/// The group's moderators: `moderated_by`, or its owners when that is empty.
+pub fn moderators(group: &Group) -> Vec<MailboxId> {
+    if group.settings.moderated_by.is_empty() { group.owners.clone() } else { group.settings.moderated_by.clone() }
+}
+
+/// Whether mail from `sender` to `group` waits for a moderator. Owners', moderators' and
+/// bypass-list senders' mail goes straight through.
+pub fn needs_moderation(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> bool {
+    if !group.settings.moderation_enabled {
+        return false;
+    }
+    let Some(who) = sender.address.and_then(|a| ix.sender(a)) else { return true };
+    if let MemberRef::Mailbox(m) = who
+        && (group.owners.contains(&m) || moderators(group).contains(&m))
+    {
+        return false;
+    }
+    !group.settings.bypass_moderation_from.iter().any(|b| ix.matches_ref(who, *b))
+}
+
+/// One recipient produced by expanding a group one level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecipient {
+    pub member: MemberRef,
+    pub address: String,
+    pub route: Route,
+}
+
+/// A group's members as recipients, one level deep: mailboxes (local delivery), mail contacts
+/// (their external address) and nested mail-enabled groups (routed, and so expanded or
+/// refused, in their turn). Nesting and loops are handled by routing each group address at
+/// most once per message.
+pub fn expansion(ix: &DirectoryIndex, group: &Group) -> Vec<MemberRecipient> {
+    let mut out = Vec::new();
+    for m in ix.direct_members(group.id) {
+        let (route, address) = match m {
+            MemberRef::Mailbox(id) => match ix.mailbox(id) {
+                Some(mb) => (Route::Local(id), mb.address.clone()),
+                None => continue,
+            },
+            MemberRef::Contact(id) => match ix.contact(id) {
+                Some(c) => (Route::Remote, c.address.clone()),
+                None => continue,
+            },
+            MemberRef::Group(id) => match ix.group(id).and_then(|g| g.address.clone()) {
+                Some(a) => (Route::Group(id), a),
+                None => continue,
+            },
+        };
+        out.push(MemberRecipient { member: m, address, route });
+    }
+    out
+}
+
+/// What a caller wants to do to a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupAction {
+    ChangeMembers,
+    ChangeOwners,
+    ChangeSettings,
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// Exchange's refusal for a non-owner changing a mail-enabled security group.
+    NotManager,
+    Forbidden(String),
+}
+
+pub const NOT_MANAGER: &str = "This operation can only be performed by a manager of the group.";
+
+/// The caller's effective role: a user who belongs to a role group acts with that role.
+pub fn effective_role(p: &Principal, ix: &DirectoryIndex) -> Role {
+    match (p.role, p.mailbox_id) {
+        (Role::User, Some(m)) => ix.role_of(m).unwrap_or(Role::User),
+        (r, _) => r,
+    }
+}
+
+/// Seed A1–A4 and Exchange's ManagedBy rules:
+/// - owners may change their group;
+/// - a distribution, security, dynamic or Microsoft 365 group may also be changed by the
+///   tenant's admins;
+/// - a mail-enabled security group only by its owners; a global admin who is not an owner is
+///   refused ("This operation can only be performed by a manager of the group.") unless the
+///   request carries the bypass switch, which only global admins may use.
+pub fn authorize(p: &Principal, ix: &DirectoryIndex, group: &Group, _action: GroupAction, bypass: bool) -> Result<(), Denied> {
+    let role = effective_role(p, ix);
+    if bypass && !matches!(role, Role::Operator | Role::TenantAdmin) {
+        return Err(Denied::Forbidden(
+            "only global admins may use bypass_security_group_manager_check".into(),
+        ));
+    }
+    if p.mailbox_id.is_some_and(|m| group.owners.contains(&m)) {
+        return Ok(());
+    }
+    let admin = matches!(role, Role::Operator | Role::TenantAdmin | Role::RecipientAdmin);
+    match group.group_type {
+        GroupType::MailSecurity if admin && bypass => Ok(()),
+        GroupType::MailSecurity => Err(Denied::NotManager),
+        _ if admin => Ok(()),
+        _ => Err(Denied::NotManager),
+    }
+}

@@ -77,7 +77,10 @@ cleanup() {
     local rc=$?
     set +e
     if [ -n "$HATO_PID" ] && kill -0 "$HATO_PID" 2>/dev/null; then
-        kill "$HATO_PID"; wait "$HATO_PID" 2>/dev/null
+        kill "$HATO_PID"
+        for _ in $(seq 50); do kill -0 "$HATO_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$HATO_PID" 2>/dev/null && { log "hato did not stop on SIGTERM; killing it"; kill -9 "$HATO_PID"; }
+        wait "$HATO_PID" 2>/dev/null
     fi
     if [ -n "$PF_STARTED" ]; then
         local mpid

@@ -100,9 +100,16 @@ impl FromRequestParts<AppState> for Principal {
             return Err(ApiError::unauthorized());
         };
         if info.expires.is_some_and(|e| e <= state.clock.now()) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "the token has expired; log in again"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the token has expired; log in again",
+            ));
         }
-        let mut p = Principal { role: info.role, tenant_id: info.tenant_id, mailbox_id: info.mailbox_id };
+        let mut p = Principal {
+            role: info.role,
+            tenant_id: info.tenant_id,
+            mailbox_id: info.mailbox_id,
+        };
         // A user who belongs to a role group acts with that role (seed A2: rights follow
         // membership, so a transfer is one membership change).
         if let (Role::User, Some(tenant)) = (p.role, p.tenant_id) {
@@ -117,7 +124,9 @@ pub(crate) fn require_admin(p: &Principal) -> ApiResult<()> {
     if p.is_admin() {
         Ok(())
     } else {
-        Err(ApiError::forbidden("this needs an admin role (global or recipient admin)"))
+        Err(ApiError::forbidden(
+            "this needs an admin role (global or recipient admin)",
+        ))
     }
 }
 
@@ -257,7 +266,12 @@ async fn create_token(
         }
     };
     let token = id::new_token();
-    let info = hato_store::TokenInfo { role, tenant_id: Some(t.id), mailbox_id: None, expires: None };
+    let info = hato_store::TokenInfo {
+        role,
+        tenant_id: Some(t.id),
+        mailbox_id: None,
+        expires: None,
+    };
     s.store.add_token(&hash_token(&token), info).await?;
     Ok((
         StatusCode::CREATED,
@@ -597,7 +611,10 @@ fn require_mailbox_read(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<(
             return Ok(());
         }
     }
-    Err(ApiError::forbidden(format!("you have no access to the mailbox {}", m.address)))
+    Err(ApiError::forbidden(format!(
+        "you have no access to the mailbox {}",
+        m.address
+    )))
 }
 
 async fn get_mailbox(
@@ -659,7 +676,12 @@ async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<(
         .await
         .ok()
         .flatten()
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "could not hash the password"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not hash the password",
+            )
+        })?;
     s.store.set_password(mailbox, Some(hash)).await?;
     Ok(())
 }

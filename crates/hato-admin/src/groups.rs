@@ -20,7 +20,9 @@ use hato_core::{Address, Timestamp, id};
 use hato_directory::DirectoryIndex;
 use hato_directory::opath::{self, IncludedRecipients, Precanned};
 use hato_directory::policy::{self, Denied, GroupAction};
-use hato_store::{GroupChange, JoinRequestKind, ModerationState, NewContact, NewGroup, TokenInfo, hash_token};
+use hato_store::{
+    GroupChange, JoinRequestKind, ModerationState, NewContact, NewGroup, TokenInfo, hash_token,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -33,30 +35,61 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/groups", get(list_groups).post(create_group))
         .route("/api/v1/groups/preview", post(preview))
-        .route("/api/v1/groups/{group}", get(get_group).patch(update_group).delete(delete_group))
-        .route("/api/v1/groups/{group}/members", get(list_members).post(change_members))
+        .route(
+            "/api/v1/groups/{group}",
+            get(get_group).patch(update_group).delete(delete_group),
+        )
+        .route(
+            "/api/v1/groups/{group}/members",
+            get(list_members).post(change_members),
+        )
         .route("/api/v1/groups/{group}/owners", post(change_owners))
-        .route("/api/v1/groups/{group}/subscribers", post(change_subscribers))
+        .route(
+            "/api/v1/groups/{group}/subscribers",
+            post(change_subscribers),
+        )
         .route("/api/v1/groups/{group}/join", post(join))
         .route("/api/v1/groups/{group}/leave", post(leave))
         .route("/api/v1/groups/{group}/requests", get(list_requests))
-        .route("/api/v1/groups/{group}/requests/{id}/{decision}", post(decide_request))
+        .route(
+            "/api/v1/groups/{group}/requests/{id}/{decision}",
+            post(decide_request),
+        )
         .route("/api/v1/groups/{group}/roles", post(assign_role))
         .route("/api/v1/groups/{group}/conversations", get(conversations))
-        .route("/api/v1/groups/{group}/conversations/{id}", get(conversation))
+        .route(
+            "/api/v1/groups/{group}/conversations/{id}",
+            get(conversation),
+        )
         .route("/api/v1/groups/{group}/items/{id}/raw", get(group_item_raw))
         .route("/api/v1/groups/{group}/calendar", get(calendar))
         .route("/api/v1/groups/{group}/files", get(files))
-        .route("/api/v1/groups/{group}/files/{item}/{index}", get(file_download))
+        .route(
+            "/api/v1/groups/{group}/files/{item}/{index}",
+            get(file_download),
+        )
         .route("/api/v1/moderation", get(moderation_list))
-        .route("/api/v1/moderation/{id}/{decision}", post(moderation_decide))
+        .route(
+            "/api/v1/moderation/{id}/{decision}",
+            post(moderation_decide),
+        )
         .route("/api/v1/contacts", get(list_contacts).post(create_contact))
-        .route("/api/v1/contacts/{address}", axum::routing::delete(delete_contact))
-        .route("/api/v1/mailboxes/{address}/permissions", get(list_permissions).post(add_permission).delete(remove_permission))
+        .route(
+            "/api/v1/contacts/{address}",
+            axum::routing::delete(delete_contact),
+        )
+        .route(
+            "/api/v1/mailboxes/{address}/permissions",
+            get(list_permissions)
+                .post(add_permission)
+                .delete(remove_permission),
+        )
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    payload.map(|Json(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+    payload
+        .map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn denied(d: Denied) -> ApiError {
@@ -91,7 +124,9 @@ fn find_group(s: &AppState, p: &Principal, ident: &str) -> ApiResult<(Arc<Direct
     match found.len() {
         0 => Err(not_found()),
         1 => found.pop().ok_or_else(not_found),
-        _ => Err(ApiError::bad_request(format!("several tenants have a group named {ident}; use its address"))),
+        _ => Err(ApiError::bad_request(format!(
+            "several tenants have a group named {ident}; use its address"
+        ))),
     }
 }
 
@@ -103,10 +138,17 @@ fn resolve_ref(ix: &DirectoryIndex, text: &str) -> ApiResult<MemberRef> {
     {
         return Ok(r);
     }
-    if let Some(g) = ix.dir.groups.iter().find(|g| g.name.eq_ignore_ascii_case(text.trim())) {
+    if let Some(g) = ix
+        .dir
+        .groups
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(text.trim()))
+    {
         return Ok(MemberRef::Group(g.id));
     }
-    Err(ApiError::bad_request(format!("{text} is not a recipient of this tenant")))
+    Err(ApiError::bad_request(format!(
+        "{text} is not a recipient of this tenant"
+    )))
 }
 
 fn resolve_mailbox(ix: &DirectoryIndex, text: &str) -> ApiResult<i64> {
@@ -131,7 +173,11 @@ fn refs_text(ix: &DirectoryIndex, refs: &[MemberRef]) -> Vec<String> {
 
 fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
     let st = &g.settings;
-    let mailboxes = |ids: &[i64]| -> Vec<String> { ids.iter().filter_map(|i| ix.mailbox(*i).map(|m| m.address.clone())).collect() };
+    let mailboxes = |ids: &[i64]| -> Vec<String> {
+        ids.iter()
+            .filter_map(|i| ix.mailbox(*i).map(|m| m.address.clone()))
+            .collect()
+    };
     let tenant = ix.dir.mailboxes.first().map(|m| m.tenant.clone());
     json!({
         "name": g.name,
@@ -226,7 +272,11 @@ impl PrecannedInput {
                 .parse()
                 .ok()
                 .filter(|i| (1..=15).contains(i))
-                .ok_or_else(|| ApiError::bad_request(format!("conditional_custom_attributes: {n} is not 1 to 15")))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "conditional_custom_attributes: {n} is not 1 to 15"
+                    ))
+                })?;
             p.custom_attributes[i - 1] = values.clone();
         }
         Ok(p)
@@ -236,8 +286,9 @@ impl PrecannedInput {
 fn restriction(name: &str, v: &Option<String>) -> ApiResult<Option<Restriction>> {
     v.as_deref()
         .map(|t| {
-            Restriction::parse(t)
-                .ok_or_else(|| ApiError::bad_request(format!("{name}: use open, closed or approval-required")))
+            Restriction::parse(t).ok_or_else(|| {
+                ApiError::bad_request(format!("{name}: use open, closed or approval-required"))
+            })
         })
         .transpose()
 }
@@ -250,7 +301,9 @@ impl GroupInput {
     /// Applies the settings fields to `st`, resolving recipients through `ix`.
     fn apply(&self, ix: &DirectoryIndex, kind: GroupType, st: &mut GroupSettings) -> ApiResult<()> {
         let refs = |list: &Option<Vec<String>>| -> ApiResult<Option<Vec<MemberRef>>> {
-            list.as_ref().map(|l| l.iter().map(|t| resolve_ref(ix, t)).collect()).transpose()
+            list.as_ref()
+                .map(|l| l.iter().map(|t| resolve_ref(ix, t)).collect())
+                .transpose()
         };
         if let Some(v) = self.require_sender_authentication {
             st.require_sender_authentication = v;
@@ -265,7 +318,10 @@ impl GroupInput {
             st.moderation_enabled = v;
         }
         if let Some(list) = &self.moderated_by {
-            st.moderated_by = list.iter().map(|t| resolve_mailbox(ix, t)).collect::<ApiResult<_>>()?;
+            st.moderated_by = list
+                .iter()
+                .map(|t| resolve_mailbox(ix, t))
+                .collect::<ApiResult<_>>()?;
         }
         if let Some(v) = refs(&self.bypass_moderation_from)? {
             st.bypass_moderation_from = v;
@@ -273,12 +329,14 @@ impl GroupInput {
         if let Some(r) = restriction("member_join_restriction", &self.member_join_restriction)? {
             st.member_join_restriction = r;
         }
-        if let Some(r) = restriction("member_depart_restriction", &self.member_depart_restriction)? {
+        if let Some(r) = restriction("member_depart_restriction", &self.member_depart_restriction)?
+        {
             st.member_depart_restriction = r;
         }
         // Exchange: security groups can't be open to joining or leaving.
         if kind.grants_rights()
-            && (st.member_join_restriction == Restriction::Open || st.member_depart_restriction == Restriction::Open)
+            && (st.member_join_restriction == Restriction::Open
+                || st.member_depart_restriction == Restriction::Open)
         {
             return Err(ApiError::bad_request(
                 "security groups cannot be open: use closed or approval-required",
@@ -298,7 +356,9 @@ impl GroupInput {
             st.auto_subscribe_new_members = v;
         }
         if self.recipient_filter.is_some() && self.precanned.is_some() {
-            return Err(ApiError::bad_request("give recipient_filter or precanned, not both"));
+            return Err(ApiError::bad_request(
+                "give recipient_filter or precanned, not both",
+            ));
         }
         if let Some(text) = &self.recipient_filter {
             let f = opath::parse(text).map_err(filter_error)?;
@@ -309,27 +369,49 @@ impl GroupInput {
             st.recipient_filter = Some(p.to_precanned()?.to_filter().to_opath());
             st.precanned = serde_json::to_value(p).ok();
         }
-        if (self.recipient_filter.is_some() || self.precanned.is_some()) && kind != GroupType::Dynamic {
-            return Err(ApiError::bad_request("only dynamic groups have a recipient filter"));
+        if (self.recipient_filter.is_some() || self.precanned.is_some())
+            && kind != GroupType::Dynamic
+        {
+            return Err(ApiError::bad_request(
+                "only dynamic groups have a recipient filter",
+            ));
         }
         Ok(())
     }
 }
 
 /// Checks that `m` may be a member of a group of `kind`.
-fn check_member_kind(ix: &DirectoryIndex, kind: GroupType, m: MemberRef, text: &str) -> ApiResult<()> {
+fn check_member_kind(
+    ix: &DirectoryIndex,
+    kind: GroupType,
+    m: MemberRef,
+    text: &str,
+) -> ApiResult<()> {
     match (kind, m) {
         (GroupType::Dynamic, _) => Err(ApiError::bad_request(
             "a dynamic group's members come from its recipient filter; change the filter instead",
         )),
         (GroupType::M365, MemberRef::Mailbox(_)) => Ok(()),
-        (GroupType::M365, _) => Err(ApiError::bad_request(format!("{text}: Microsoft 365 groups have only mailboxes as members"))),
-        (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!("{text}: contacts cannot be members of a security group"))),
-        (GroupType::Security, MemberRef::Group(g)) if !ix.group(g).is_some_and(|g| g.group_type.grants_rights()) => {
-            Err(ApiError::bad_request(format!("{text}: only security groups can be members of a security group")))
+        (GroupType::M365, _) => Err(ApiError::bad_request(format!(
+            "{text}: Microsoft 365 groups have only mailboxes as members"
+        ))),
+        (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!(
+            "{text}: contacts cannot be members of a security group"
+        ))),
+        (GroupType::Security, MemberRef::Group(g))
+            if !ix.group(g).is_some_and(|g| g.group_type.grants_rights()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: only security groups can be members of a security group"
+            )))
         }
-        (_, MemberRef::Group(g)) if kind.is_mail_enabled() && !ix.group(g).is_some_and(|g| g.group_type.is_mail_enabled()) => {
-            Err(ApiError::bad_request(format!("{text}: a group without an address cannot be a member of a mail-enabled group")))
+        (_, MemberRef::Group(g))
+            if kind.is_mail_enabled()
+                && !ix.group(g).is_some_and(|g| g.group_type.is_mail_enabled()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: a group without an address cannot be a member of a mail-enabled group"
+            )))
         }
         _ => Ok(()),
     }
@@ -337,15 +419,25 @@ fn check_member_kind(ix: &DirectoryIndex, kind: GroupType, m: MemberRef, text: &
 
 // ----- groups -------------------------------------------------------------------------------------
 
-async fn create_group(State(s): State<AppState>, p: Principal, payload: Result<Json<GroupInput>, JsonRejection>) -> ApiResult<Response> {
+async fn create_group(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ApiResult<Response> {
     let input = body(payload)?;
-    let kind_text = input.group_type.as_deref().ok_or_else(|| ApiError::bad_request("\"type\" is required: distribution, security, mail-security, dynamic or m365"))?;
+    let kind_text = input.group_type.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            "\"type\" is required: distribution, security, mail-security, dynamic or m365",
+        )
+    })?;
     let kind = GroupType::parse(kind_text)
         .ok_or_else(|| ApiError::bad_request(format!("unknown group type {kind_text}: use distribution, security, mail-security, dynamic or m365")))?;
     // Users may create distribution and Microsoft 365 groups (Exchange's default for end users);
     // everything else is an admin's.
     if !p.is_admin() && !matches!(kind, GroupType::Distribution | GroupType::M365) {
-        return Err(ApiError::forbidden("only admins may create this type of group"));
+        return Err(ApiError::forbidden(
+            "only admins may create this type of group",
+        ));
     }
     let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
         (Some(name), _, _) => match s.store.tenant_by_name(name)? {
@@ -358,15 +450,26 @@ async fn create_group(State(s): State<AppState>, p: Principal, payload: Result<J
     let ix = s.directory.index(tenant)?;
     let address = match (kind, input.address.as_deref()) {
         (GroupType::Security, Some(_)) => {
-            return Err(ApiError::bad_request("a security group is not mail-enabled and has no address; use mail-security for one that has"));
+            return Err(ApiError::bad_request(
+                "a security group is not mail-enabled and has no address; use mail-security for one that has",
+            ));
         }
         (GroupType::Security, None) => None,
-        (_, None) => return Err(ApiError::bad_request("\"address\" is required for a mail-enabled group")),
+        (_, None) => {
+            return Err(ApiError::bad_request(
+                "\"address\" is required for a mail-enabled group",
+            ));
+        }
         (_, Some(a)) => {
             let addr = Address::parse(a).map_err(|e| ApiError::bad_request(format!("{a}: {e}")))?;
             match s.store.domain(addr.domain())? {
                 Some((t, _)) if t == tenant => Some(addr.to_string()),
-                _ => return Err(ApiError::not_found(format!("{} is not an accepted domain of the tenant", addr.domain()))),
+                _ => {
+                    return Err(ApiError::not_found(format!(
+                        "{} is not an accepted domain of the tenant",
+                        addr.domain()
+                    )));
+                }
             }
         }
     };
@@ -375,10 +478,22 @@ async fn create_group(State(s): State<AppState>, p: Principal, payload: Result<J
         .clone()
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
-        .or_else(|| address.as_ref().map(|a| a.split('@').next().unwrap_or(a).to_string()))
+        .or_else(|| {
+            address
+                .as_ref()
+                .map(|a| a.split('@').next().unwrap_or(a).to_string())
+        })
         .ok_or_else(|| ApiError::bad_request("\"name\" is required"))?;
-    if ix.dir.groups.iter().any(|g| g.name.eq_ignore_ascii_case(&name)) {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("a group named {name} already exists")));
+    if ix
+        .dir
+        .groups
+        .iter()
+        .any(|g| g.name.eq_ignore_ascii_case(&name))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a group named {name} already exists"),
+        ));
     }
     let mut owners: Vec<i64> = input
         .owners
@@ -391,7 +506,9 @@ async fn create_group(State(s): State<AppState>, p: Principal, payload: Result<J
         owners.push(me);
     }
     if owners.is_empty() {
-        return Err(ApiError::bad_request("a group needs at least one owner (\"owners\")"));
+        return Err(ApiError::bad_request(
+            "a group needs at least one owner (\"owners\")",
+        ));
     }
     let mut members = Vec::new();
     for m in input.members.clone().unwrap_or_default() {
@@ -402,11 +519,21 @@ async fn create_group(State(s): State<AppState>, p: Principal, payload: Result<J
     let mut settings = GroupSettings::defaults_for(kind);
     input.apply(&ix, kind, &mut settings)?;
     if kind == GroupType::Dynamic && settings.recipient_filter.is_none() {
-        return Err(ApiError::bad_request("a dynamic group needs recipient_filter or precanned"));
+        return Err(ApiError::bad_request(
+            "a dynamic group needs recipient_filter or precanned",
+        ));
     }
     let g = s
         .store
-        .create_group(NewGroup { tenant_id: tenant, name, address, group_type: kind, settings, owners, members })
+        .create_group(NewGroup {
+            tenant_id: tenant,
+            name,
+            address,
+            group_type: kind,
+            settings,
+            owners,
+            members,
+        })
         .await?;
     let ix = s.directory.index(tenant)?;
     Ok((StatusCode::CREATED, Json(group_json(&ix, &g))).into_response())
@@ -417,7 +544,11 @@ struct TenantFilter {
     tenant: Option<String>,
 }
 
-async fn list_groups(State(s): State<AppState>, p: Principal, Query(f): Query<TenantFilter>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_groups(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<Json<Vec<Value>>> {
     let tenants: Vec<TenantId> = match (f.tenant.as_deref(), p.role, p.tenant_id) {
         (Some(name), _, _) => match s.store.tenant_by_name(name)? {
             Some(t) if p.sees(t.id) => vec![t.id],
@@ -437,22 +568,49 @@ async fn list_groups(State(s): State<AppState>, p: Principal, Query(f): Query<Te
     Ok(Json(out))
 }
 
-async fn get_group(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     Ok(Json(group_json(&ix, &g)))
 }
 
-async fn update_group(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, payload: Result<Json<GroupInput>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn update_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     let input = body(payload)?;
-    if input.address.is_some() || input.group_type.is_some() || input.tenant.is_some() || input.owners.is_some() || input.members.is_some() {
-        return Err(ApiError::bad_request("address, type and tenant cannot be changed; owners and members change through /owners and /members"));
+    if input.address.is_some()
+        || input.group_type.is_some()
+        || input.tenant.is_some()
+        || input.owners.is_some()
+        || input.members.is_some()
+    {
+        return Err(ApiError::bad_request(
+            "address, type and tenant cannot be changed; owners and members change through /owners and /members",
+        ));
     }
-    policy::authorize(&p, &ix, &g, GroupAction::ChangeSettings, input.bypass_security_group_manager_check).map_err(denied)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeSettings,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
     let mut settings = g.settings.clone();
     input.apply(&ix, g.group_type, &mut settings)?;
     let change = GroupChange {
-        name: input.name.clone().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        name: input
+            .name
+            .clone()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
         settings: Some(settings),
         ..Default::default()
     };
@@ -467,16 +625,37 @@ struct BypassParam {
     bypass_security_group_manager_check: bool,
 }
 
-async fn delete_group(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, Query(q): Query<BypassParam>) -> ApiResult<StatusCode> {
+async fn delete_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    Query(q): Query<BypassParam>,
+) -> ApiResult<StatusCode> {
     let (ix, g) = find_group(&s, &p, &ident)?;
-    policy::authorize(&p, &ix, &g, GroupAction::Delete, q.bypass_security_group_manager_check).map_err(denied)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::Delete,
+        q.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
     s.store.remove_group(g.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_members(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_members(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
-    Ok(Json(ix.direct_members(g.id).into_iter().map(|m| ref_json(&ix, m)).collect()))
+    Ok(Json(
+        ix.direct_members(g.id)
+            .into_iter()
+            .map(|m| ref_json(&ix, m))
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -490,16 +669,30 @@ struct ListChange {
     bypass_security_group_manager_check: bool,
 }
 
-async fn change_members(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, payload: Result<Json<ListChange>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn change_members(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     let input = body(payload)?;
-    policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, input.bypass_security_group_manager_check).map_err(denied)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeMembers,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
     let mut change = GroupChange::default();
     for m in &input.add {
         let r = resolve_ref(&ix, m)?;
         check_member_kind(&ix, g.group_type, r, m)?;
         if r == MemberRef::Group(g.id) {
-            return Err(ApiError::bad_request("a group cannot be a member of itself"));
+            return Err(ApiError::bad_request(
+                "a group cannot be a member of itself",
+            ));
         }
         change.add_members.push(r);
     }
@@ -511,56 +704,120 @@ async fn change_members(State(s): State<AppState>, p: Principal, Path(ident): Pa
     Ok(Json(group_json(&ix, &updated)))
 }
 
-async fn change_owners(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, payload: Result<Json<ListChange>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn change_owners(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     let input = body(payload)?;
-    policy::authorize(&p, &ix, &g, GroupAction::ChangeOwners, input.bypass_security_group_manager_check).map_err(denied)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeOwners,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
     let change = GroupChange {
-        add_owners: input.add.iter().map(|o| resolve_mailbox(&ix, o)).collect::<ApiResult<_>>()?,
-        remove_owners: input.remove.iter().map(|o| resolve_mailbox(&ix, o)).collect::<ApiResult<_>>()?,
+        add_owners: input
+            .add
+            .iter()
+            .map(|o| resolve_mailbox(&ix, o))
+            .collect::<ApiResult<_>>()?,
+        remove_owners: input
+            .remove
+            .iter()
+            .map(|o| resolve_mailbox(&ix, o))
+            .collect::<ApiResult<_>>()?,
         ..Default::default()
     };
-    let updated = s.store.update_group(g.id, change).await.map_err(ApiError::from)?;
+    let updated = s
+        .store
+        .update_group(g.id, change)
+        .await
+        .map_err(ApiError::from)?;
     let ix = s.directory.index(g.tenant_id)?;
     Ok(Json(group_json(&ix, &updated)))
 }
 
 /// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
 /// member changes their own.
-async fn change_subscribers(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, payload: Result<Json<ListChange>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn change_subscribers(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     if g.group_type != GroupType::M365 {
-        return Err(ApiError::bad_request("only Microsoft 365 groups have subscribers"));
+        return Err(ApiError::bad_request(
+            "only Microsoft 365 groups have subscribers",
+        ));
     }
     let input = body(payload)?;
-    let add: Vec<i64> = input.add.iter().map(|o| resolve_mailbox(&ix, o)).collect::<ApiResult<_>>()?;
-    let remove: Vec<i64> = input.remove.iter().map(|o| resolve_mailbox(&ix, o)).collect::<ApiResult<_>>()?;
+    let add: Vec<i64> = input
+        .add
+        .iter()
+        .map(|o| resolve_mailbox(&ix, o))
+        .collect::<ApiResult<_>>()?;
+    let remove: Vec<i64> = input
+        .remove
+        .iter()
+        .map(|o| resolve_mailbox(&ix, o))
+        .collect::<ApiResult<_>>()?;
     let manages = policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).is_ok();
-    let only_self = p.mailbox_id.is_some_and(|me| add.iter().chain(&remove).all(|m| *m == me));
+    let only_self = p
+        .mailbox_id
+        .is_some_and(|me| add.iter().chain(&remove).all(|m| *m == me));
     if !manages && !only_self {
-        return Err(ApiError::forbidden("members may change only their own subscription"));
+        return Err(ApiError::forbidden(
+            "members may change only their own subscription",
+        ));
     }
     for m in &add {
         if !g.members.contains(&MemberRef::Mailbox(*m)) {
-            return Err(ApiError::bad_request(format!("{} is not a member of the group", ix.name_of(MemberRef::Mailbox(*m)))));
+            return Err(ApiError::bad_request(format!(
+                "{} is not a member of the group",
+                ix.name_of(MemberRef::Mailbox(*m))
+            )));
         }
     }
-    let updated = s.store.update_group(g.id, GroupChange { add_subscribers: add, remove_subscribers: remove, ..Default::default() }).await?;
+    let updated = s
+        .store
+        .update_group(
+            g.id,
+            GroupChange {
+                add_subscribers: add,
+                remove_subscribers: remove,
+                ..Default::default()
+            },
+        )
+        .await?;
     let ix = s.directory.index(g.tenant_id)?;
     Ok(Json(group_json(&ix, &updated)))
 }
 
 fn me(p: &Principal) -> ApiResult<i64> {
-    p.mailbox_id.ok_or_else(|| ApiError::bad_request("only a user (logged in as a mailbox) can join or leave a group"))
+    p.mailbox_id.ok_or_else(|| {
+        ApiError::bad_request("only a user (logged in as a mailbox) can join or leave a group")
+    })
 }
 
 /// A user joins: open groups (and public Microsoft 365 groups) at once; approval-required (and
 /// private) groups by a request to the owners; closed groups not at all.
-async fn join(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Value>> {
+async fn join(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (_, g) = find_group(&s, &p, &ident)?;
     let me = me(&p)?;
     if g.group_type == GroupType::Dynamic {
-        return Err(ApiError::bad_request("a dynamic group's members come from its recipient filter"));
+        return Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter",
+        ));
     }
     if g.members.contains(&MemberRef::Mailbox(me)) {
         return Ok(Json(json!({ "result": "already-member" })));
@@ -575,38 +832,76 @@ async fn join(State(s): State<AppState>, p: Principal, Path(ident): Path<String>
     };
     match restriction {
         Restriction::Open => {
-            s.store.update_group(g.id, GroupChange { add_members: vec![MemberRef::Mailbox(me)], ..Default::default() }).await?;
+            s.store
+                .update_group(
+                    g.id,
+                    GroupChange {
+                        add_members: vec![MemberRef::Mailbox(me)],
+                        ..Default::default()
+                    },
+                )
+                .await?;
             Ok(Json(json!({ "result": "joined" })))
         }
         Restriction::ApprovalRequired => {
-            let r = s.store.add_join_request(g.id, me, JoinRequestKind::Join).await?;
+            let r = s
+                .store
+                .add_join_request(g.id, me, JoinRequestKind::Join)
+                .await?;
             Ok(Json(json!({ "result": "requested", "request": r.id })))
         }
-        Restriction::Closed => Err(ApiError::forbidden("this group is closed: only its owners can add members")),
+        Restriction::Closed => Err(ApiError::forbidden(
+            "this group is closed: only its owners can add members",
+        )),
     }
 }
 
-async fn leave(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Value>> {
+async fn leave(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (_, g) = find_group(&s, &p, &ident)?;
     let me = me(&p)?;
     if !g.members.contains(&MemberRef::Mailbox(me)) {
         return Err(ApiError::bad_request("you are not a member of this group"));
     }
-    let restriction = if g.group_type == GroupType::M365 { Restriction::Open } else { g.settings.member_depart_restriction };
+    let restriction = if g.group_type == GroupType::M365 {
+        Restriction::Open
+    } else {
+        g.settings.member_depart_restriction
+    };
     match restriction {
         Restriction::Open => {
-            s.store.update_group(g.id, GroupChange { remove_members: vec![MemberRef::Mailbox(me)], ..Default::default() }).await?;
+            s.store
+                .update_group(
+                    g.id,
+                    GroupChange {
+                        remove_members: vec![MemberRef::Mailbox(me)],
+                        ..Default::default()
+                    },
+                )
+                .await?;
             Ok(Json(json!({ "result": "left" })))
         }
         Restriction::ApprovalRequired => {
-            let r = s.store.add_join_request(g.id, me, JoinRequestKind::Depart).await?;
+            let r = s
+                .store
+                .add_join_request(g.id, me, JoinRequestKind::Depart)
+                .await?;
             Ok(Json(json!({ "result": "requested", "request": r.id })))
         }
-        Restriction::Closed => Err(ApiError::forbidden("this group is closed: only its owners can remove members")),
+        Restriction::Closed => Err(ApiError::forbidden(
+            "this group is closed: only its owners can remove members",
+        )),
     }
 }
 
-async fn list_requests(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_requests(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
     Ok(Json(
@@ -618,16 +913,31 @@ async fn list_requests(State(s): State<AppState>, p: Principal, Path(ident): Pat
     ))
 }
 
-async fn decide_request(State(s): State<AppState>, p: Principal, Path((ident, id, decision)): Path<(String, i64, String)>) -> ApiResult<Json<Value>> {
+async fn decide_request(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((ident, id, decision)): Path<(String, i64, String)>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
-    let request = s.store.join_requests(g.id)?.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
+    let request = s
+        .store
+        .join_requests(g.id)?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
     match decision.as_str() {
         "approve" => {
             let m = MemberRef::Mailbox(request.mailbox_id);
             let change = match request.kind {
-                JoinRequestKind::Join => GroupChange { add_members: vec![m], ..Default::default() },
-                JoinRequestKind::Depart => GroupChange { remove_members: vec![m], ..Default::default() },
+                JoinRequestKind::Join => GroupChange {
+                    add_members: vec![m],
+                    ..Default::default()
+                },
+                JoinRequestKind::Depart => GroupChange {
+                    remove_members: vec![m],
+                    ..Default::default()
+                },
             };
             s.store.update_group(g.id, change).await?;
         }
@@ -651,17 +961,28 @@ fn yes() -> bool {
 }
 
 /// Makes a security group a role group: its members act as global or recipient admins.
-async fn assign_role(State(s): State<AppState>, p: Principal, Path(ident): Path<String>, payload: Result<Json<RoleInput>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn assign_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<RoleInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     require_global_admin(&p)?;
     let (_, g) = find_group(&s, &p, &ident)?;
     let input = body(payload)?;
     if !g.group_type.grants_rights() {
-        return Err(ApiError::bad_request("only security and mail-enabled security groups can hold admin roles"));
+        return Err(ApiError::bad_request(
+            "only security and mail-enabled security groups can hold admin roles",
+        ));
     }
     let role = match input.role.as_str() {
         "global-admin" | "tenant-admin" => Role::TenantAdmin,
         "recipient-admin" => Role::RecipientAdmin,
-        other => return Err(ApiError::bad_request(format!("unknown role {other}: use global-admin or recipient-admin"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown role {other}: use global-admin or recipient-admin"
+            )));
+        }
     };
     s.store.assign_role(g.id, role, input.assign).await?;
     let ix = s.directory.index(g.tenant_id)?;
@@ -677,7 +998,11 @@ struct PreviewInput {
 }
 
 /// The members any filter has now (the preview of a dynamic group).
-async fn preview(State(s): State<AppState>, p: Principal, payload: Result<Json<PreviewInput>, JsonRejection>) -> ApiResult<Json<Vec<Value>>> {
+async fn preview(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<PreviewInput>, JsonRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
     let input = body(payload)?;
     let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
@@ -694,7 +1019,12 @@ async fn preview(State(s): State<AppState>, p: Principal, payload: Result<Json<P
         _ => return Err(ApiError::bad_request("give filter or precanned")),
     };
     let ix = s.directory.index(tenant)?;
-    Ok(Json(ix.evaluate(&filter, None).into_iter().map(|m| ref_json(&ix, m)).collect()))
+    Ok(Json(
+        ix.evaluate(&filter, None)
+            .into_iter()
+            .map(|m| ref_json(&ix, m))
+            .collect(),
+    ))
 }
 
 // ----- Microsoft 365 group content -------------------------------------------------------------------
@@ -702,24 +1032,38 @@ async fn preview(State(s): State<AppState>, p: Principal, payload: Result<Json<P
 /// Members, owners and admins read a group's content; in a public group, anyone in the tenant.
 fn require_group_reader(p: &Principal, ix: &DirectoryIndex, g: &Group) -> ApiResult<()> {
     if g.group_type != GroupType::M365 {
-        return Err(ApiError::bad_request("only Microsoft 365 groups have a group mailbox"));
+        return Err(ApiError::bad_request(
+            "only Microsoft 365 groups have a group mailbox",
+        ));
     }
     if p.is_admin() || g.settings.access_type == AccessType::Public {
         return Ok(());
     }
     match p.mailbox_id {
         Some(me) if g.owners.contains(&me) || ix.is_member(MemberRef::Mailbox(me), g.id) => Ok(()),
-        _ => Err(ApiError::forbidden("only members can read this private group")),
+        _ => Err(ApiError::forbidden(
+            "only members can read this private group",
+        )),
     }
 }
 
-async fn conversations(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Value>> {
+async fn conversations(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
-    Ok(Json(serde_json::to_value(s.store.conversations(g.id)?).unwrap_or_default()))
+    Ok(Json(
+        serde_json::to_value(s.store.conversations(g.id)?).unwrap_or_default(),
+    ))
 }
 
-async fn conversation(State(s): State<AppState>, p: Principal, Path((ident, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+async fn conversation(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((ident, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
     let items = s.store.group_items(g.id, Some(id))?;
@@ -739,20 +1083,38 @@ fn group_item_bytes(s: &AppState, g: &Group, id: i64) -> ApiResult<Vec<u8>> {
     Ok(s.store.blob(&item.blob)?)
 }
 
-async fn group_item_raw(State(s): State<AppState>, p: Principal, Path((ident, id)): Path<(String, i64)>) -> ApiResult<Response> {
+async fn group_item_raw(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((ident, id)): Path<(String, i64)>,
+) -> ApiResult<Response> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
     let bytes = group_item_bytes(&s, &g, id)?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
-async fn calendar(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+async fn calendar(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
-    Ok(Json(s.store.group_calendar(g.id)?.into_iter().filter_map(|(_, j)| serde_json::from_str(&j).ok()).collect()))
+    Ok(Json(
+        s.store
+            .group_calendar(g.id)?
+            .into_iter()
+            .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+            .collect(),
+    ))
 }
 
-async fn files(State(s): State<AppState>, p: Principal, Path(ident): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+async fn files(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
     let mut out = Vec::new();
@@ -769,15 +1131,29 @@ async fn files(State(s): State<AppState>, p: Principal, Path(ident): Path<String
     Ok(Json(out))
 }
 
-async fn file_download(State(s): State<AppState>, p: Principal, Path((ident, item, index)): Path<(String, i64, usize)>) -> ApiResult<Response> {
+async fn file_download(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((ident, item, index)): Path<(String, i64, usize)>,
+) -> ApiResult<Response> {
     let (ix, g) = find_group(&s, &p, &ident)?;
     require_group_reader(&p, &ix, &g)?;
     let bytes = group_item_bytes(&s, &g, item)?;
-    let info = hato_transport_files(&bytes).into_iter().find(|a| a.index == index).ok_or_else(|| ApiError::not_found("no such file"))?;
-    let data = hato_transport::groupmail::attachment_bytes(&bytes, index).ok_or_else(|| ApiError::not_found("no such file"))?;
-    let disposition = format!("attachment; filename=\"{}\"", info.name.replace(['"', '\\', '\r', '\n'], "_"));
+    let info = hato_transport_files(&bytes)
+        .into_iter()
+        .find(|a| a.index == index)
+        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let data = hato_transport::groupmail::attachment_bytes(&bytes, index)
+        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        info.name.replace(['"', '\\', '\r', '\n'], "_")
+    );
     Ok((
-        [(header::CONTENT_TYPE, info.content_type.clone()), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, info.content_type.clone()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         data,
     )
         .into_response())
@@ -807,21 +1183,37 @@ fn held_json(ix: &DirectoryIndex, h: &hato_store::HeldMessage) -> Value {
 /// Whether the caller moderates `group` (its moderators, or owners when none are named) or is a
 /// global admin.
 fn may_moderate(p: &Principal, g: &Group) -> bool {
-    p.is_global_admin() || p.mailbox_id.is_some_and(|me| policy::moderators(g).contains(&me))
+    p.is_global_admin()
+        || p.mailbox_id
+            .is_some_and(|me| policy::moderators(g).contains(&me))
 }
 
-async fn moderation_list(State(s): State<AppState>, p: Principal, Query(f): Query<ModerationFilter>) -> ApiResult<Json<Vec<Value>>> {
+async fn moderation_list(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(f): Query<ModerationFilter>,
+) -> ApiResult<Json<Vec<Value>>> {
     let state = f
         .state
         .as_deref()
-        .map(|t| ModerationState::parse(t).ok_or_else(|| ApiError::bad_request("state: use pending, approved, rejected or expired")))
+        .map(|t| {
+            ModerationState::parse(t).ok_or_else(|| {
+                ApiError::bad_request("state: use pending, approved, rejected or expired")
+            })
+        })
         .transpose()?;
-    let group = f.group.as_deref().map(|g| find_group(&s, &p, g)).transpose()?;
+    let group = f
+        .group
+        .as_deref()
+        .map(|g| find_group(&s, &p, g))
+        .transpose()?;
     let tenant = match p.role {
         Role::Operator => None,
         _ => p.tenant_id,
     };
-    let held = s.store.moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
+    let held = s
+        .store
+        .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
     let mut out = Vec::new();
     for h in held {
         let ix = s.directory.index(h.tenant_id)?;
@@ -841,7 +1233,12 @@ struct Decision {
     comment: String,
 }
 
-async fn moderation_decide(State(s): State<AppState>, p: Principal, Path((id, decision)): Path<(i64, String)>, payload: Option<Json<Decision>>) -> ApiResult<Json<Value>> {
+async fn moderation_decide(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, decision)): Path<(i64, String)>,
+    payload: Option<Json<Decision>>,
+) -> ApiResult<Json<Value>> {
     let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
     let tenant = match p.role {
         Role::Operator => None,
@@ -854,17 +1251,28 @@ async fn moderation_decide(State(s): State<AppState>, p: Principal, Path((id, de
         .find(|h| h.id == id)
         .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
     let ix = s.directory.index(held.tenant_id)?;
-    let g = ix.group(held.group_id).ok_or_else(|| ApiError::not_found("the group was removed"))?;
+    let g = ix
+        .group(held.group_id)
+        .ok_or_else(|| ApiError::not_found("the group was removed"))?;
     if !may_moderate(&p, g) {
-        return Err(ApiError::forbidden("only the group's moderators may decide"));
+        return Err(ApiError::forbidden(
+            "only the group's moderators may decide",
+        ));
     }
     let state = match decision.as_str() {
         "approve" => ModerationState::Approved,
         "reject" => ModerationState::Rejected,
         _ => return Err(ApiError::not_found("use approve or reject")),
     };
-    let by = p.mailbox_id.and_then(|m| ix.mailbox(m)).map(|m| m.address.clone()).unwrap_or_else(|| p.role.as_str().to_string());
-    let decided = s.store.decide_moderation(id, state, by, comment, s.clock.now()).await?;
+    let by = p
+        .mailbox_id
+        .and_then(|m| ix.mailbox(m))
+        .map(|m| m.address.clone())
+        .unwrap_or_else(|| p.role.as_str().to_string());
+    let decided = s
+        .store
+        .decide_moderation(id, state, by, comment, s.clock.now())
+        .await?;
     Ok(Json(held_json(&ix, &decided)))
 }
 
@@ -888,7 +1296,11 @@ fn contact_json(c: &Contact) -> Value {
             "company": c.attributes.company, "office": c.attributes.office, "city": c.attributes.city, "title": c.attributes.title })
 }
 
-async fn create_contact(State(s): State<AppState>, p: Principal, payload: Result<Json<ContactInput>, JsonRejection>) -> ApiResult<Response> {
+async fn create_contact(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<ContactInput>, JsonRejection>,
+) -> ApiResult<Response> {
     require_admin(&p)?;
     let input = body(payload)?;
     let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
@@ -899,9 +1311,12 @@ async fn create_contact(State(s): State<AppState>, p: Principal, payload: Result
         (None, r, Some(t)) if r != Role::Operator => t,
         _ => return Err(ApiError::bad_request("name the tenant (\"tenant\")")),
     };
-    let address = Address::parse(&input.address).map_err(|e| ApiError::bad_request(format!("{}: {e}", input.address)))?;
+    let address = Address::parse(&input.address)
+        .map_err(|e| ApiError::bad_request(format!("{}: {e}", input.address)))?;
     if s.store.domain(address.domain())?.is_some() {
-        return Err(ApiError::bad_request("a mail contact has an outside address; this domain is an accepted domain"));
+        return Err(ApiError::bad_request(
+            "a mail contact has an outside address; this domain is an accepted domain",
+        ));
     }
     let attributes = MailboxAttributes {
         department: input.department.unwrap_or_default(),
@@ -925,14 +1340,30 @@ async fn create_contact(State(s): State<AppState>, p: Principal, payload: Result
 
 async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let tenant = if p.role == Role::Operator { None } else { p.tenant_id };
-    Ok(Json(s.store.contacts(tenant)?.iter().map(contact_json).collect()))
+    let tenant = if p.role == Role::Operator {
+        None
+    } else {
+        p.tenant_id
+    };
+    Ok(Json(
+        s.store.contacts(tenant)?.iter().map(contact_json).collect(),
+    ))
 }
 
-async fn delete_contact(State(s): State<AppState>, p: Principal, Path(address): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_contact(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(address): Path<String>,
+) -> ApiResult<StatusCode> {
     require_admin(&p)?;
-    let canonical = Address::parse(&address).map(|a| a.to_string()).unwrap_or_default();
-    let tenant = if p.role == Role::Operator { None } else { p.tenant_id };
+    let canonical = Address::parse(&address)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let tenant = if p.role == Role::Operator {
+        None
+    } else {
+        p.tenant_id
+    };
     let c = s
         .store
         .contacts(tenant)?
@@ -953,7 +1384,12 @@ struct PermissionInput {
     right: String,
 }
 
-fn permission_target(s: &AppState, p: &Principal, address: &str, input: &PermissionInput) -> ApiResult<(Arc<DirectoryIndex>, Permission)> {
+fn permission_target(
+    s: &AppState,
+    p: &Principal,
+    address: &str,
+    input: &PermissionInput,
+) -> ApiResult<(Arc<DirectoryIndex>, Permission)> {
     require_admin(p)?;
     let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
     let a = Address::parse(address).map_err(|_| not_found())?;
@@ -966,27 +1402,58 @@ fn permission_target(s: &AppState, p: &Principal, address: &str, input: &Permiss
     match trustee {
         MemberRef::Mailbox(_) => {}
         MemberRef::Group(g) if ix.group(g).is_some_and(|g| g.group_type.grants_rights()) => {}
-        _ => return Err(ApiError::bad_request(format!("{}: rights go to users or security groups", input.user))),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "{}: rights go to users or security groups",
+                input.user
+            )));
+        }
     }
-    let right = MailboxRight::parse(&input.right).ok_or_else(|| ApiError::bad_request("right: use full-access or send-as"))?;
-    Ok((ix, Permission { mailbox: mb.id, trustee, right }))
+    let right = MailboxRight::parse(&input.right)
+        .ok_or_else(|| ApiError::bad_request("right: use full-access or send-as"))?;
+    Ok((
+        ix,
+        Permission {
+            mailbox: mb.id,
+            trustee,
+            right,
+        },
+    ))
 }
 
-async fn add_permission(State(s): State<AppState>, p: Principal, Path(address): Path<String>, payload: Result<Json<PermissionInput>, JsonRejection>) -> ApiResult<Response> {
+async fn add_permission(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(address): Path<String>,
+    payload: Result<Json<PermissionInput>, JsonRejection>,
+) -> ApiResult<Response> {
     let input = body(payload)?;
     let (_, perm) = permission_target(&s, &p, &address, &input)?;
     s.store.grant(perm).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "mailbox": address, "user": input.user, "right": input.right })) ).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "mailbox": address, "user": input.user, "right": input.right })),
+    )
+        .into_response())
 }
 
-async fn remove_permission(State(s): State<AppState>, p: Principal, Path(address): Path<String>, payload: Result<Json<PermissionInput>, JsonRejection>) -> ApiResult<StatusCode> {
+async fn remove_permission(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(address): Path<String>,
+    payload: Result<Json<PermissionInput>, JsonRejection>,
+) -> ApiResult<StatusCode> {
     let input = body(payload)?;
     let (_, perm) = permission_target(&s, &p, &address, &input)?;
     s.store.revoke(perm).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_permissions(State(s): State<AppState>, p: Principal, Path(address): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+async fn list_permissions(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(address): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
     let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
     let a = Address::parse(&address).map_err(|_| not_found())?;
@@ -1019,11 +1486,17 @@ const USER_TOKEN_SECS: i64 = 12 * 3600;
 
 /// A user logs in with their mailbox address and password (argon2-hashed by the admin who set
 /// it) and gets a user token.
-async fn login(State(s): State<AppState>, payload: Result<Json<LoginInput>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn login(
+    State(s): State<AppState>,
+    payload: Result<Json<LoginInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let input = body(payload)?;
     let refused = || ApiError::unauthorized_with("wrong address or password");
     let a = Address::parse(&input.address).map_err(|_| refused())?;
-    let mb = s.store.mailbox_by_address(&a.to_string())?.ok_or_else(refused)?;
+    let mb = s
+        .store
+        .mailbox_by_address(&a.to_string())?
+        .ok_or_else(refused)?;
     let hash = s.store.password_hash(mb.id)?.ok_or_else(refused)?;
     let password = input.password;
     let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
@@ -1035,7 +1508,17 @@ async fn login(State(s): State<AppState>, payload: Result<Json<LoginInput>, Json
     let token = id::new_token();
     let expires = s.clock.now().plus_seconds(USER_TOKEN_SECS);
     s.store
-        .add_token(&hash_token(&token), TokenInfo { role: Role::User, tenant_id: Some(mb.tenant_id), mailbox_id: Some(mb.id), expires: Some(expires) })
+        .add_token(
+            &hash_token(&token),
+            TokenInfo {
+                role: Role::User,
+                tenant_id: Some(mb.tenant_id),
+                mailbox_id: Some(mb.id),
+                expires: Some(expires),
+            },
+        )
         .await?;
-    Ok(Json(json!({ "token": token, "role": "user", "address": mb.address, "expires": Timestamp::to_rfc3339(expires) })))
+    Ok(Json(
+        json!({ "token": token, "role": "user", "address": mb.address, "expires": Timestamp::to_rfc3339(expires) }),
+    ))
 }

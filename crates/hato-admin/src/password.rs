@@ -7,12 +7,19 @@ use argon2::{Argon2, PasswordHash};
 /// Hashes a new password; `None` only if the hasher fails (it does not for valid input).
 pub fn hash(password: &str) -> Option<String> {
     let salt = SaltString::encode_b64(&hato_core::id::random_bytes::<16>()).ok()?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).ok().map(|h| h.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .ok()
+        .map(|h| h.to_string())
 }
 
 pub fn verify(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

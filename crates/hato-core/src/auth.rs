@@ -61,7 +61,10 @@ impl Principal {
     /// Whether this caller administers recipients of its tenant (global or recipient admin, or
     /// the operator).
     pub fn is_admin(&self) -> bool {
-        matches!(self.role, Role::Operator | Role::TenantAdmin | Role::RecipientAdmin)
+        matches!(
+            self.role,
+            Role::Operator | Role::TenantAdmin | Role::RecipientAdmin
+        )
     }
 
     /// Whether this caller is a global admin (or the operator, who stands above them).

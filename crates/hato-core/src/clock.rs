@@ -4,7 +4,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Microseconds since the Unix epoch, UTC: how the store keeps every time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -180,7 +180,9 @@ impl GroupType {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
     pub fn is_mail_enabled(self) -> bool {
@@ -299,8 +301,12 @@ impl GroupSettings {
     /// be open); Microsoft 365 groups are public with open joining.
     pub fn defaults_for(kind: GroupType) -> Self {
         let (join, depart) = match kind {
-            GroupType::Distribution | GroupType::Dynamic => (Restriction::Closed, Restriction::Open),
-            GroupType::Security | GroupType::MailSecurity => (Restriction::Closed, Restriction::Closed),
+            GroupType::Distribution | GroupType::Dynamic => {
+                (Restriction::Closed, Restriction::Open)
+            }
+            GroupType::Security | GroupType::MailSecurity => {
+                (Restriction::Closed, Restriction::Closed)
+            }
             GroupType::M365 => (Restriction::Open, Restriction::Open),
         };
         GroupSettings {

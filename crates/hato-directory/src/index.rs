@@ -57,7 +57,9 @@ impl FilterSubject for Subject<'_> {
             Property::StateOrProvince => &attrs?.state_or_province,
             Property::CountryOrRegion => &attrs?.country_or_region,
             Property::Title => &attrs?.title,
-            Property::CustomAttribute(n) => attrs?.custom_attributes.get(usize::from(n).checked_sub(1)?)?,
+            Property::CustomAttribute(n) => attrs?
+                .custom_attributes
+                .get(usize::from(n).checked_sub(1)?)?,
             Property::DisplayName => match self {
                 Subject::Mailbox(m) => &m.display_name,
                 Subject::Contact(c) => &c.display_name,
@@ -124,7 +126,15 @@ impl DirectoryIndex {
             contact_pos.insert(c.id, i);
             contact_by_address.insert(c.address.clone(), c.id);
         }
-        DirectoryIndex { dir, by_address, contact_by_address, mailbox_pos, group_pos, contact_pos, filters }
+        DirectoryIndex {
+            dir,
+            by_address,
+            contact_by_address,
+            mailbox_pos,
+            group_pos,
+            contact_pos,
+            filters,
+        }
     }
 
     pub fn version(&self) -> i64 {
@@ -154,7 +164,10 @@ impl DirectoryIndex {
         match self.by_address.get(address) {
             Some(Addressee::Mailbox(id)) => Some(MemberRef::Mailbox(*id)),
             Some(Addressee::Group(id)) => Some(MemberRef::Group(*id)),
-            None => self.contact_by_address.get(address).map(|id| MemberRef::Contact(*id)),
+            None => self
+                .contact_by_address
+                .get(address)
+                .map(|id| MemberRef::Contact(*id)),
         }
     }
 
@@ -171,7 +184,9 @@ impl DirectoryIndex {
         match m {
             MemberRef::Mailbox(id) => self.mailbox(id).map(|m| m.address.clone()),
             MemberRef::Contact(id) => self.contact(id).map(|c| c.address.clone()),
-            MemberRef::Group(id) => self.group(id).map(|g| g.address.clone().unwrap_or_else(|| g.name.clone())),
+            MemberRef::Group(id) => self
+                .group(id)
+                .map(|g| g.address.clone().unwrap_or_else(|| g.name.clone())),
         }
         .unwrap_or_else(|| "(removed)".into())
     }
@@ -179,7 +194,9 @@ impl DirectoryIndex {
     /// The members of a dynamic group now: every recipient its filter matches (mailboxes,
     /// contacts and mail-enabled groups other than itself).
     pub fn dynamic_members(&self, group: GroupId) -> Vec<MemberRef> {
-        let Some(filter) = self.filters.get(&group) else { return Vec::new() };
+        let Some(filter) = self.filters.get(&group) else {
+            return Vec::new();
+        };
         self.evaluate(filter, Some(group))
     }
 
@@ -197,7 +214,10 @@ impl DirectoryIndex {
             }
         }
         for g in &self.dir.groups {
-            if Some(g.id) != except && g.group_type.is_mail_enabled() && filter.matches(&Subject::Group(g)) {
+            if Some(g.id) != except
+                && g.group_type.is_mail_enabled()
+                && filter.matches(&Subject::Group(g))
+            {
                 out.push(MemberRef::Group(g.id));
             }
         }
@@ -240,7 +260,8 @@ impl DirectoryIndex {
     }
 
     pub fn is_owner(&self, mailbox: MailboxId, group: GroupId) -> bool {
-        self.group(group).is_some_and(|g| g.owners.contains(&mailbox))
+        self.group(group)
+            .is_some_and(|g| g.owners.contains(&mailbox))
     }
 
     /// The strongest admin role a mailbox holds through role groups (security groups that were
@@ -262,7 +283,9 @@ impl DirectoryIndex {
     /// Whether `user` holds `right` on `mailbox`, directly or through a security group.
     pub fn has_right(&self, user: MailboxId, mailbox: MailboxId, right: MailboxRight) -> bool {
         self.dir.permissions.iter().any(|p| {
-            p.mailbox == mailbox && p.right == right && self.matches_ref(MemberRef::Mailbox(user), p.trustee)
+            p.mailbox == mailbox
+                && p.right == right
+                && self.matches_ref(MemberRef::Mailbox(user), p.trustee)
         })
     }
 }

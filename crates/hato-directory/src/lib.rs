@@ -1,8 +1,8 @@
 //! Directory logic for hato that needs no I/O: recipient filters for
 //! Exchange-style dynamic distribution groups.
 
-pub mod opath;
 pub mod index;
+pub mod opath;
 pub mod policy;
 pub mod service;
 

@@ -22,7 +22,9 @@ pub fn not_authenticated(group: &str) -> Reply {
     Reply::with_text(
         550,
         "5.7.133",
-        format!("RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; the group {group} accepts mail only from senders inside its organization"),
+        format!(
+            "RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; the group {group} accepts mail only from senders inside its organization"
+        ),
     )
 }
 
@@ -30,12 +32,20 @@ pub fn not_in_allowed_senders(group: &str) -> Reply {
     Reply::with_text(
         550,
         "5.7.124",
-        format!("RESOLVER.RST.SenderNotAllowed; sender not in the allowed-senders list of the group {group}"),
+        format!(
+            "RESOLVER.RST.SenderNotAllowed; sender not in the allowed-senders list of the group {group}"
+        ),
     )
 }
 
 pub fn sender_rejected(group: &str) -> Reply {
-    Reply::with_text(550, "5.7.1", format!("RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender"))
+    Reply::with_text(
+        550,
+        "5.7.1",
+        format!(
+            "RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender"
+        ),
+    )
 }
 
 /// Checks a group's sender restrictions. The refusal names the group, so that an NDR for a
@@ -49,7 +59,11 @@ pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> R
         return Err(not_authenticated(&name));
     }
     if let Some(who) = who
-        && group.settings.reject_messages_from.iter().any(|r| ix.matches_ref(who, *r))
+        && group
+            .settings
+            .reject_messages_from
+            .iter()
+            .any(|r| ix.matches_ref(who, *r))
     {
         return Err(sender_rejected(&name));
     }
@@ -62,7 +76,11 @@ pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> R
 
 /// The group's moderators: `moderated_by`, or its owners when that is empty.
 pub fn moderators(group: &Group) -> Vec<MailboxId> {
-    if group.settings.moderated_by.is_empty() { group.owners.clone() } else { group.settings.moderated_by.clone() }
+    if group.settings.moderated_by.is_empty() {
+        group.owners.clone()
+    } else {
+        group.settings.moderated_by.clone()
+    }
 }
 
 /// Whether mail from `sender` to `group` waits for a moderator. Owners', moderators' and
@@ -71,13 +89,19 @@ pub fn needs_moderation(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) 
     if !group.settings.moderation_enabled {
         return false;
     }
-    let Some(who) = sender.address.and_then(|a| ix.sender(a)) else { return true };
+    let Some(who) = sender.address.and_then(|a| ix.sender(a)) else {
+        return true;
+    };
     if let MemberRef::Mailbox(m) = who
         && (group.owners.contains(&m) || moderators(group).contains(&m))
     {
         return false;
     }
-    !group.settings.bypass_moderation_from.iter().any(|b| ix.matches_ref(who, *b))
+    !group
+        .settings
+        .bypass_moderation_from
+        .iter()
+        .any(|b| ix.matches_ref(who, *b))
 }
 
 /// One recipient produced by expanding a group one level.
@@ -109,7 +133,11 @@ pub fn expansion(ix: &DirectoryIndex, group: &Group) -> Vec<MemberRecipient> {
                 None => continue,
             },
         };
-        out.push(MemberRecipient { member: m, address, route });
+        out.push(MemberRecipient {
+            member: m,
+            address,
+            route,
+        });
     }
     out
 }
@@ -147,7 +175,13 @@ pub fn effective_role(p: &Principal, ix: &DirectoryIndex) -> Role {
 /// - a mail-enabled security group only by its owners; a global admin who is not an owner is
 ///   refused ("This operation can only be performed by a manager of the group.") unless the
 ///   request carries the bypass switch, which only global admins may use.
-pub fn authorize(p: &Principal, ix: &DirectoryIndex, group: &Group, _action: GroupAction, bypass: bool) -> Result<(), Denied> {
+pub fn authorize(
+    p: &Principal,
+    ix: &DirectoryIndex,
+    group: &Group,
+    _action: GroupAction,
+    bypass: bool,
+) -> Result<(), Denied> {
     let role = effective_role(p, ix);
     if bypass && !matches!(role, Role::Operator | Role::TenantAdmin) {
         return Err(Denied::Forbidden(
@@ -157,7 +191,10 @@ pub fn authorize(p: &Principal, ix: &DirectoryIndex, group: &Group, _action: Gro
     if p.mailbox_id.is_some_and(|m| group.owners.contains(&m)) {
         return Ok(());
     }
-    let admin = matches!(role, Role::Operator | Role::TenantAdmin | Role::RecipientAdmin);
+    let admin = matches!(
+        role,
+        Role::Operator | Role::TenantAdmin | Role::RecipientAdmin
+    );
     match group.group_type {
         GroupType::MailSecurity if admin && bypass => Ok(()),
         GroupType::MailSecurity => Err(Denied::NotManager),

@@ -14,7 +14,10 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Directory { store, cache: Mutex::new(HashMap::new()) }
+        Directory {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -160,8 +160,14 @@ fn like_wildcards() {
     assert_eq!(select("Title -like '*sales*'"), ["carol"]);
     assert_eq!(select("Title -like '*MANAGER*'"), ["aiko"]);
     // '*' is a presence test.
-    assert_eq!(select("Office -like '*'"), ["aiko", "bob", "carol", "room1"]);
-    assert_eq!(select("Office -like '**'"), ["aiko", "bob", "carol", "room1"]);
+    assert_eq!(
+        select("Office -like '*'"),
+        ["aiko", "bob", "carol", "room1"]
+    );
+    assert_eq!(
+        select("Office -like '**'"),
+        ["aiko", "bob", "carol", "room1"]
+    );
     // Without a wildcard, -like is an exact (case-insensitive) match.
     assert_eq!(select("Office -like 'osaka'"), ["bob"]);
     assert_eq!(select("City -like 'zür*'"), ["carol"]);
@@ -170,7 +176,10 @@ fn like_wildcards() {
 
 #[test]
 fn notlike_matches_unset_properties() {
-    assert_eq!(select("Office -notlike 'Tokyo*'"), ["bob", "partners", "vendor"]);
+    assert_eq!(
+        select("Office -notlike 'Tokyo*'"),
+        ["bob", "partners", "vendor"]
+    );
     assert_eq!(select("Office -notlike '*'"), ["partners", "vendor"]);
 }
 
@@ -224,7 +233,9 @@ fn logic_and_precedence() {
         ["aiko", "bob"]
     );
     assert_eq!(
-        select("(Department -eq 'Sales' -or Department -eq 'Engineering') -and Office -like 'Osaka'"),
+        select(
+            "(Department -eq 'Sales' -or Department -eq 'Engineering') -and Office -like 'Osaka'"
+        ),
         ["bob"]
     );
     assert_eq!(
@@ -309,9 +320,15 @@ fn precanned_included_recipients() {
     let everyone = ["aiko", "bob", "carol", "room1", "partners", "vendor"];
     assert_eq!(precanned_select(&Precanned::default()), everyone);
     assert_eq!(precanned_select(&with(&[AllRecipients])), everyone);
-    assert_eq!(precanned_select(&with(&[MailContacts, AllRecipients])), everyone);
+    assert_eq!(
+        precanned_select(&with(&[MailContacts, AllRecipients])),
+        everyone
+    );
     // Shared and room mailboxes are UserMailbox too, as in Exchange.
-    assert_eq!(precanned_select(&with(&[MailboxUsers])), ["aiko", "bob", "room1"]);
+    assert_eq!(
+        precanned_select(&with(&[MailboxUsers])),
+        ["aiko", "bob", "room1"]
+    );
     assert_eq!(precanned_select(&with(&[MailContacts])), ["vendor"]);
     assert_eq!(precanned_select(&with(&[MailGroups])), ["partners"]);
     assert_eq!(precanned_select(&with(&[MailUsers])), ["carol"]);
@@ -364,7 +381,10 @@ fn precanned_conditions() {
 #[test]
 fn precanned_filter_text() {
     let p = Precanned {
-        included_recipients: vec![IncludedRecipients::MailboxUsers, IncludedRecipients::Resources],
+        included_recipients: vec![
+            IncludedRecipients::MailboxUsers,
+            IncludedRecipients::Resources,
+        ],
         department: vec!["Sales".into(), "R&D".into()],
         custom_attributes: {
             let mut c: [Vec<String>; 15] = Default::default();
@@ -405,15 +425,22 @@ fn included_recipients_names() {
 fn filter_built_by_hand() {
     use hato_directory::opath::{Operator, Value};
     let f = Filter::and(
-        Filter::compare(Property::Department, Operator::Eq, Value::Text("Sales".into())).unwrap(),
+        Filter::compare(
+            Property::Department,
+            Operator::Eq,
+            Value::Text("Sales".into()),
+        )
+        .unwrap(),
         Filter::negate(
-            Filter::compare(Property::Title, Operator::Like, Value::Text("*intern*".into()))
-                .unwrap(),
+            Filter::compare(
+                Property::Title,
+                Operator::Like,
+                Value::Text("*intern*".into()),
+            )
+            .unwrap(),
         ),
     );
     assert_eq!(select(&f.to_opath()), ["aiko"]);
-    assert!(
-        Filter::compare(Property::Title, Operator::Like, Value::Text("a*b".into())).is_err()
-    );
+    assert!(Filter::compare(Property::Title, Operator::Like, Value::Text("a*b".into())).is_err());
     assert!(Filter::compare(Property::Title, Operator::Gt, Value::Null).is_err());
 }

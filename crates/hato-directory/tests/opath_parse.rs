@@ -67,8 +67,14 @@ fn property_names_ignore_case_and_cover_all() {
     }
     assert_eq!(Property::parse("CustomAttribute0"), None);
     assert_eq!(Property::parse("CustomAttribute16"), None);
-    assert_eq!(Property::parse("customattribute15"), Some(Property::CustomAttribute(15)));
-    assert_eq!(Property::custom_attribute(7), Some(Property::CustomAttribute(7)));
+    assert_eq!(
+        Property::parse("customattribute15"),
+        Some(Property::CustomAttribute(15))
+    );
+    assert_eq!(
+        Property::custom_attribute(7),
+        Some(Property::CustomAttribute(7))
+    );
     assert_eq!(Property::custom_attribute(0), None);
     assert_eq!(Property::CustomAttribute(16).name(), "CustomAttribute");
     assert!(Filter::compare(Property::CustomAttribute(16), Operator::Eq, text("x")).is_err());
@@ -183,9 +189,21 @@ fn error_expected_property() {
     assert_err("", 0, FilterErrorKind::ExpectedProperty);
     assert_err("   ", 3, FilterErrorKind::ExpectedProperty);
     assert_err("-not", 4, FilterErrorKind::ExpectedProperty);
-    assert_err("Department -eq 'x' -and", 23, FilterErrorKind::ExpectedProperty);
-    assert_err("Department -eq 'x' -or ()", 24, FilterErrorKind::ExpectedProperty);
-    let e = assert_err("'Sales' -eq Department", 0, FilterErrorKind::ExpectedProperty);
+    assert_err(
+        "Department -eq 'x' -and",
+        23,
+        FilterErrorKind::ExpectedProperty,
+    );
+    assert_err(
+        "Department -eq 'x' -or ()",
+        24,
+        FilterErrorKind::ExpectedProperty,
+    );
+    let e = assert_err(
+        "'Sales' -eq Department",
+        0,
+        FilterErrorKind::ExpectedProperty,
+    );
     assert_eq!(e.expected, "a property name, '(' or -not");
 }
 
@@ -194,13 +212,20 @@ fn error_unknown_property() {
     let e = assert_err("Foo -eq 'x'", 0, FilterErrorKind::UnknownProperty);
     assert!(e.message.contains("unknown property 'Foo'"), "{e}");
     assert!(e.message.contains("Department"), "{e}");
-    assert!(e.message.contains("CustomAttribute1 to CustomAttribute15"), "{e}");
+    assert!(
+        e.message.contains("CustomAttribute1 to CustomAttribute15"),
+        "{e}"
+    );
     assert_err(
         "Department -eq 'x' -and Bogus -eq 'y'",
         24,
         FilterErrorKind::UnknownProperty,
     );
-    assert_err("CustomAttribute16 -eq 'x'", 0, FilterErrorKind::UnknownProperty);
+    assert_err(
+        "CustomAttribute16 -eq 'x'",
+        0,
+        FilterErrorKind::UnknownProperty,
+    );
 }
 
 #[test]
@@ -220,7 +245,11 @@ fn error_expected_operator() {
 
 #[test]
 fn error_unknown_operator() {
-    let e = assert_err("Department -contains 'x'", 11, FilterErrorKind::UnknownOperator);
+    let e = assert_err(
+        "Department -contains 'x'",
+        11,
+        FilterErrorKind::UnknownOperator,
+    );
     assert!(e.message.contains("'-contains'"), "{e}");
     assert_err("Department -eqq 'x'", 11, FilterErrorKind::UnknownOperator);
 }
@@ -236,10 +265,22 @@ fn error_expected_value() {
 
 #[test]
 fn error_unterminated_value() {
-    let e = assert_err("Department -eq 'Sales", 15, FilterErrorKind::UnterminatedValue);
+    let e = assert_err(
+        "Department -eq 'Sales",
+        15,
+        FilterErrorKind::UnterminatedValue,
+    );
     assert_eq!(e.expected, "a closing '");
-    assert_err("Department -eq \"Sales''", 15, FilterErrorKind::UnterminatedValue);
-    assert_err("Department -eq 'O''", 15, FilterErrorKind::UnterminatedValue);
+    assert_err(
+        "Department -eq \"Sales''",
+        15,
+        FilterErrorKind::UnterminatedValue,
+    );
+    assert_err(
+        "Department -eq 'O''",
+        15,
+        FilterErrorKind::UnterminatedValue,
+    );
 }
 
 #[test]
@@ -251,18 +292,42 @@ fn error_unknown_variable() {
 
 #[test]
 fn error_value_not_allowed() {
-    assert_err("Department -like $null", 17, FilterErrorKind::ValueNotAllowed);
-    assert_err("Department -notlike $true", 20, FilterErrorKind::ValueNotAllowed);
-    assert_err("CustomAttribute1 -lt $false", 21, FilterErrorKind::ValueNotAllowed);
-    assert_err("CustomAttribute1 -ge $null", 21, FilterErrorKind::ValueNotAllowed);
+    assert_err(
+        "Department -like $null",
+        17,
+        FilterErrorKind::ValueNotAllowed,
+    );
+    assert_err(
+        "Department -notlike $true",
+        20,
+        FilterErrorKind::ValueNotAllowed,
+    );
+    assert_err(
+        "CustomAttribute1 -lt $false",
+        21,
+        FilterErrorKind::ValueNotAllowed,
+    );
+    assert_err(
+        "CustomAttribute1 -ge $null",
+        21,
+        FilterErrorKind::ValueNotAllowed,
+    );
 }
 
 #[test]
 fn error_invalid_wildcard() {
-    let e = assert_err("Office -like 'To*kyo'", 13, FilterErrorKind::InvalidWildcard);
+    let e = assert_err(
+        "Office -like 'To*kyo'",
+        13,
+        FilterErrorKind::InvalidWildcard,
+    );
     assert!(e.message.contains("first or last character"), "{e}");
     assert_err("Office -like '***'", 13, FilterErrorKind::InvalidWildcard);
-    assert_err("Office -notlike '*a*b'", 16, FilterErrorKind::InvalidWildcard);
+    assert_err(
+        "Office -notlike '*a*b'",
+        16,
+        FilterErrorKind::InvalidWildcard,
+    );
     // Allowed forms.
     for ok in ["'*'", "'**'", "'To*'", "'*yo'", "'*ok*'", "'Tokyo'", "''"] {
         parse(&format!("Office -like {ok}")).expect(ok);
@@ -273,7 +338,11 @@ fn error_invalid_wildcard() {
 
 #[test]
 fn error_expected_close_paren() {
-    let e = assert_err("(Department -eq 'x'", 19, FilterErrorKind::ExpectedCloseParen);
+    let e = assert_err(
+        "(Department -eq 'x'",
+        19,
+        FilterErrorKind::ExpectedCloseParen,
+    );
     assert_eq!(e.expected, "')'");
     assert!(e.message.contains("position 0"), "{e}");
     assert_err(
@@ -287,14 +356,26 @@ fn error_expected_close_paren() {
 fn error_unexpected_text() {
     let e = assert_err("Department -eq 'x')", 18, FilterErrorKind::UnexpectedText);
     assert!(e.message.starts_with("unmatched ')'"), "{e}");
-    let e = assert_err("Department -eq 'x' Office -eq 'y'", 19, FilterErrorKind::UnexpectedText);
+    let e = assert_err(
+        "Department -eq 'x' Office -eq 'y'",
+        19,
+        FilterErrorKind::UnexpectedText,
+    );
     assert_eq!(e.expected, "-and, -or or the end of the filter");
     assert!(
         e.message
             .starts_with("unexpected text after the end of the filter")
     );
-    assert_err("Department -eq 'x' -eq 'y'", 19, FilterErrorKind::UnexpectedText);
-    assert_err("Department -eq 'x' -andy", 19, FilterErrorKind::UnexpectedText);
+    assert_err(
+        "Department -eq 'x' -eq 'y'",
+        19,
+        FilterErrorKind::UnexpectedText,
+    );
+    assert_err(
+        "Department -eq 'x' -andy",
+        19,
+        FilterErrorKind::UnexpectedText,
+    );
     assert_err("Department -eq 'x'y", 18, FilterErrorKind::UnexpectedText);
 }
 
@@ -307,7 +388,11 @@ fn positions_count_characters_not_bytes() {
         FilterErrorKind::UnexpectedText,
     );
     assert_eq!(e.position, 24);
-    assert_err("Department -eq '日本' Foo", 20, FilterErrorKind::UnexpectedText);
+    assert_err(
+        "Department -eq '日本' Foo",
+        20,
+        FilterErrorKind::UnexpectedText,
+    );
 }
 
 #[test]
@@ -408,7 +493,10 @@ fn canonical_text_can_exceed_the_limit() {
     let f = parse(&input).expect("within the limit");
     let canonical = f.to_opath();
     assert!(canonical.chars().count() > MAX_FILTER_LENGTH);
-    assert_eq!(parse(&canonical).map_err(|e| e.kind), Err(FilterErrorKind::TooLong));
+    assert_eq!(
+        parse(&canonical).map_err(|e| e.kind),
+        Err(FilterErrorKind::TooLong)
+    );
     // Below that, the round trip holds.
     let f = parse(&vec!["City -eq 1"; 60].join(" -or ")).expect("parses");
     assert_eq!(parse(&f.to_opath()), Ok(f));

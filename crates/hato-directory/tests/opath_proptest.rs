@@ -285,10 +285,46 @@ fn loose(f: &Filter, min: u8, style: &mut Style) -> String {
 /// Tokens for "token soup" inputs: mostly valid pieces in random order,
 /// which reach far deeper into the parser than random characters do.
 const TOKENS: &[&str] = &[
-    "(", ")", "-and", "-or", "-not", "-eq", "-ne", "-like", "-notlike", "-lt", "-gt", "-le",
-    "-ge", "-AND", "-Eq", "Department", "office", "CITY", "CustomAttribute1", "Foo", "'Sales'",
-    "'Tok*'", "'*yo'", "'*'", "'a*b'", "''", "'O''Brien'", "\"x\"", "'unterminated", "$null",
-    "$true", "$bogus", "10", "-5", "*", "-", "$", "'", "\"", "é",
+    "(",
+    ")",
+    "-and",
+    "-or",
+    "-not",
+    "-eq",
+    "-ne",
+    "-like",
+    "-notlike",
+    "-lt",
+    "-gt",
+    "-le",
+    "-ge",
+    "-AND",
+    "-Eq",
+    "Department",
+    "office",
+    "CITY",
+    "CustomAttribute1",
+    "Foo",
+    "'Sales'",
+    "'Tok*'",
+    "'*yo'",
+    "'*'",
+    "'a*b'",
+    "''",
+    "'O''Brien'",
+    "\"x\"",
+    "'unterminated",
+    "$null",
+    "$true",
+    "$bogus",
+    "10",
+    "-5",
+    "*",
+    "-",
+    "$",
+    "'",
+    "\"",
+    "é",
 ];
 
 fn soup() -> impl Strategy<Value = String> {
@@ -306,8 +342,14 @@ fn fixed_directory() -> Vec<Subject> {
         entry(&[]),
         entry(&[(Property::Department, "Sales"), (Property::Office, "Tokyo")]),
         entry(&[(Property::Department, "SALES"), (Property::City, "O'Brien")]),
-        entry(&[(Property::CustomAttribute(1), "10"), (Property::Office, "x")]),
-        entry(&[(Property::Department, "é"), (Property::CustomAttribute(1), "-5")]),
+        entry(&[
+            (Property::CustomAttribute(1), "10"),
+            (Property::Office, "x"),
+        ]),
+        entry(&[
+            (Property::Department, "é"),
+            (Property::CustomAttribute(1), "-5"),
+        ]),
     ]
 }
 
@@ -317,7 +359,10 @@ fn check_round_trip(f: &Filter) -> Result<(), TestCaseError> {
     if text.chars().count() <= MAX_FILTER_LENGTH {
         prop_assert_eq!(parse(&text), Ok(f.clone()), "canonical text {:?}", text);
     } else {
-        prop_assert_eq!(parse(&text).map_err(|e| e.kind), Err(FilterErrorKind::TooLong));
+        prop_assert_eq!(
+            parse(&text).map_err(|e| e.kind),
+            Err(FilterErrorKind::TooLong)
+        );
     }
     Ok(())
 }

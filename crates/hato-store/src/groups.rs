@@ -1,7 +1,9 @@
 //! Groups, contacts, permissions, role groups, users' credentials, moderation, expansion
 //! bookkeeping and group mailboxes in the embedded store.
 
-use crate::sqlite::{SqliteStore, add_event, bump_directory, now_micros, release_spool, set_status};
+use crate::sqlite::{
+    SqliteStore, add_event, bump_directory, now_micros, release_spool, set_status,
+};
 use crate::types::*;
 use crate::{GroupStore, Pending, Result, StoreError};
 use hato_core::Timestamp;
@@ -43,7 +45,11 @@ fn check_member(conn: &Connection, tenant: TenantId, m: &MemberRef) -> Result<()
         MemberRef::Group(id) => ("groups", *id),
     };
     let owner: Option<i64> = conn
-        .query_row(&format!("SELECT tenant_id FROM {table} WHERE id = ?1"), [id], |r| r.get(0))
+        .query_row(
+            &format!("SELECT tenant_id FROM {table} WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
+        )
         .optional()?;
     if owner != Some(tenant) {
         return Err(StoreError::NotFound(format!("member {table} {id}")));
@@ -53,17 +59,24 @@ fn check_member(conn: &Connection, tenant: TenantId, m: &MemberRef) -> Result<()
 
 fn load_group(conn: &Connection, id: GroupId) -> Result<Group> {
     let row: Option<(i64, String, Option<String>, String, String)> = conn
-        .prepare_cached("SELECT tenant_id, name, address, type, settings FROM groups WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .prepare_cached(
+            "SELECT tenant_id, name, address, type, settings FROM groups WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     let Some((tenant_id, name, address, kind, settings)) = row else {
         return Err(StoreError::NotFound(format!("group {id}")));
     };
-    let group_type = GroupType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("group {id} type {kind}")))?;
-    let settings: GroupSettings =
-        serde_json::from_str(&settings).map_err(|e| StoreError::Corrupt(format!("group {id} settings: {e}")))?;
+    let group_type = GroupType::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("group {id} type {kind}")))?;
+    let settings: GroupSettings = serde_json::from_str(&settings)
+        .map_err(|e| StoreError::Corrupt(format!("group {id} settings: {e}")))?;
     let mut members = Vec::new();
-    let mut stmt = conn.prepare_cached("SELECT kind, member_id FROM group_members WHERE group_id = ?1 ORDER BY kind, member_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, member_id FROM group_members WHERE group_id = ?1 ORDER BY kind, member_id",
+    )?;
     let mut rows = stmt.query([id])?;
     while let Some(r) = rows.next()? {
         let kind: String = r.get(0)?;
@@ -73,7 +86,9 @@ fn load_group(conn: &Connection, id: GroupId) -> Result<Group> {
     }
     let ids = |sql: &str| -> Result<Vec<i64>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let v = stmt.query_map([id], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+        let v = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<i64>, _>>()?;
         Ok(v)
     };
     Ok(Group {
@@ -85,16 +100,25 @@ fn load_group(conn: &Connection, id: GroupId) -> Result<Group> {
         settings,
         owners: ids("SELECT mailbox_id FROM group_owners WHERE group_id = ?1 ORDER BY mailbox_id")?,
         members,
-        subscribers: ids("SELECT mailbox_id FROM group_subscribers WHERE group_id = ?1 ORDER BY mailbox_id")?,
+        subscribers: ids(
+            "SELECT mailbox_id FROM group_subscribers WHERE group_id = ?1 ORDER BY mailbox_id",
+        )?,
     })
 }
 
 fn address_taken(conn: &Connection, address: &str) -> Result<bool> {
     let in_mailboxes: Option<i64> = conn
-        .query_row("SELECT mailbox_id FROM addresses WHERE address = ?1", [address], |r| r.get(0))
+        .query_row(
+            "SELECT mailbox_id FROM addresses WHERE address = ?1",
+            [address],
+            |r| r.get(0),
+        )
         .optional()?;
-    let in_groups: Option<i64> =
-        conn.query_row("SELECT id FROM groups WHERE address = ?1", [address], |r| r.get(0)).optional()?;
+    let in_groups: Option<i64> = conn
+        .query_row("SELECT id FROM groups WHERE address = ?1", [address], |r| {
+            r.get(0)
+        })
+        .optional()?;
     Ok(in_mailboxes.is_some() || in_groups.is_some())
 }
 
@@ -104,9 +128,15 @@ fn load_contact(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, St
 
 fn contact_from(row: (i64, i64, String, String, String)) -> Result<Contact> {
     let (id, tenant_id, address, display_name, attrs) = row;
-    let attributes: MailboxAttributes =
-        serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("contact {id}: {e}")))?;
-    Ok(Contact { id, tenant_id, address, display_name, attributes })
+    let attributes: MailboxAttributes = serde_json::from_str(&attrs)
+        .map_err(|e| StoreError::Corrupt(format!("contact {id}: {e}")))?;
+    Ok(Contact {
+        id,
+        tenant_id,
+        address,
+        display_name,
+        attributes,
+    })
 }
 
 fn held_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldMessage> {
@@ -247,7 +277,10 @@ impl GroupStore for SqliteStore {
 
     fn remove_group(&self, id: GroupId) -> Pending<()> {
         self.write(move |conn| {
-            conn.execute("DELETE FROM group_members WHERE kind = 'group' AND member_id = ?1", [id])?;
+            conn.execute(
+                "DELETE FROM group_members WHERE kind = 'group' AND member_id = ?1",
+                [id],
+            )?;
             let n = conn.execute("DELETE FROM groups WHERE id = ?1", [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("group {id}")));
@@ -267,8 +300,12 @@ impl GroupStore for SqliteStore {
 
     fn groups(&self, tenant: Option<TenantId>) -> Result<Vec<Group>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT id FROM groups WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY name, id")?;
-            let ids = stmt.query_map([tenant], |r| r.get::<_, i64>(0))?.collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM groups WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY name, id",
+            )?;
+            let ids = stmt
+                .query_map([tenant], |r| r.get::<_, i64>(0))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             ids.into_iter().map(|id| load_group(conn, id)).collect()
         })
     }
@@ -311,7 +348,10 @@ impl GroupStore for SqliteStore {
 
     fn remove_contact(&self, id: ContactId) -> Pending<()> {
         self.write(move |conn| {
-            conn.execute("DELETE FROM group_members WHERE kind = 'contact' AND member_id = ?1", [id])?;
+            conn.execute(
+                "DELETE FROM group_members WHERE kind = 'contact' AND member_id = ?1",
+                [id],
+            )?;
             let n = conn.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("contact {id}")));
@@ -323,7 +363,10 @@ impl GroupStore for SqliteStore {
 
     fn set_password(&self, mailbox: MailboxId, hash: Option<String>) -> Pending<()> {
         self.write(move |conn| {
-            conn.execute("UPDATE mailboxes SET password_hash = ?1 WHERE id = ?2", params![hash, mailbox])?;
+            conn.execute(
+                "UPDATE mailboxes SET password_hash = ?1 WHERE id = ?2",
+                params![hash, mailbox],
+            )?;
             // A changed password ends the mailbox's sessions.
             conn.execute("DELETE FROM tokens WHERE mailbox_id = ?1", [mailbox])?;
             Ok(())
@@ -333,7 +376,11 @@ impl GroupStore for SqliteStore {
     fn password_hash(&self, mailbox: MailboxId) -> Result<Option<String>> {
         self.read(|conn| {
             Ok(conn
-                .query_row("SELECT password_hash FROM mailboxes WHERE id = ?1", [mailbox], |r| r.get(0))
+                .query_row(
+                    "SELECT password_hash FROM mailboxes WHERE id = ?1",
+                    [mailbox],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .flatten())
         })
@@ -369,16 +416,27 @@ impl GroupStore for SqliteStore {
     fn assign_role(&self, group: GroupId, role: Role, assign: bool) -> Pending<()> {
         self.write(move |conn| {
             if assign {
-                conn.execute("INSERT OR IGNORE INTO role_groups(group_id, role) VALUES (?1, ?2)", params![group, role.as_str()])?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO role_groups(group_id, role) VALUES (?1, ?2)",
+                    params![group, role.as_str()],
+                )?;
             } else {
-                conn.execute("DELETE FROM role_groups WHERE group_id = ?1 AND role = ?2", params![group, role.as_str()])?;
+                conn.execute(
+                    "DELETE FROM role_groups WHERE group_id = ?1 AND role = ?2",
+                    params![group, role.as_str()],
+                )?;
             }
             bump_directory(conn)?;
             Ok(())
         })
     }
 
-    fn add_join_request(&self, group: GroupId, mailbox: MailboxId, kind: JoinRequestKind) -> Pending<JoinRequest> {
+    fn add_join_request(
+        &self,
+        group: GroupId,
+        mailbox: MailboxId,
+        kind: JoinRequestKind,
+    ) -> Pending<JoinRequest> {
         self.write(move |conn| {
             let kind_text = match kind {
                 JoinRequestKind::Join => "join",
@@ -429,7 +487,13 @@ impl GroupStore for SqliteStore {
         })
     }
 
-    fn route_group_recipient(&self, recipient: i64, message: i64, outcome: GroupOutcome, now: Timestamp) -> Pending<()> {
+    fn route_group_recipient(
+        &self,
+        recipient: i64,
+        message: i64,
+        outcome: GroupOutcome,
+        now: Timestamp,
+    ) -> Pending<()> {
         self.write(move |conn| {
             let status: Option<String> = conn
                 .query_row("SELECT status FROM recipients WHERE id = ?1", [recipient], |r| r.get(0))
@@ -451,9 +515,11 @@ impl GroupStore for SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8)",
                     )?;
                     for m in members {
-                        // A member already among the message's recipients gets no second copy.
+                        // A member already among the message's recipients, in any state, gets no
+                        // second copy; a group already routed is not expanded again, which is
+                        // what ends loops between groups.
                         let dup: Option<i64> = conn
-                            .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2 AND status != 'Expanded'")?
+                            .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2 LIMIT 1")?
                             .query_row(params![message, m.address], |r| r.get(0))
                             .optional()?;
                         if dup.is_some() {
@@ -496,7 +562,12 @@ impl GroupStore for SqliteStore {
         })
     }
 
-    fn moderation_queue(&self, tenant: Option<TenantId>, group: Option<GroupId>, state: Option<ModerationState>) -> Result<Vec<HeldMessage>> {
+    fn moderation_queue(
+        &self,
+        tenant: Option<TenantId>,
+        group: Option<GroupId>,
+        state: Option<ModerationState>,
+    ) -> Result<Vec<HeldMessage>> {
         self.read(|conn| {
             let sql = format!(
                 "{HELD_SELECT} WHERE (?1 IS NULL OR h.tenant_id = ?1) AND (?2 IS NULL OR h.group_id = ?2) AND (?3 IS NULL OR h.state = ?3) ORDER BY h.id"
@@ -509,7 +580,14 @@ impl GroupStore for SqliteStore {
         })
     }
 
-    fn decide_moderation(&self, id: i64, decision: ModerationState, by: String, comment: String, now: Timestamp) -> Pending<HeldMessage> {
+    fn decide_moderation(
+        &self,
+        id: i64,
+        decision: ModerationState,
+        by: String,
+        comment: String,
+        now: Timestamp,
+    ) -> Pending<HeldMessage> {
         self.write(move |conn| {
             let held = conn
                 .prepare_cached(&format!("{HELD_SELECT} WHERE h.id = ?1"))?
@@ -609,8 +687,12 @@ impl GroupStore for SqliteStore {
 
     fn group_calendar(&self, group: GroupId) -> Result<Vec<(String, String)>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT uid, item FROM group_calendar WHERE group_id = ?1 ORDER BY uid")?;
-            let rows = stmt.query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT uid, item FROM group_calendar WHERE group_id = ?1 ORDER BY uid",
+            )?;
+            let rows = stmt
+                .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(rows)
         })
     }
@@ -662,9 +744,15 @@ impl GroupStore for SqliteStore {
 
 /// Reads a whole tenant's directory in bulk (a handful of queries, whatever its size).
 fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDirectory> {
-    let version: i64 = conn.query_row("SELECT version FROM directory_version WHERE id = 1", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row(
+        "SELECT version FROM directory_version WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
     let tenant_name: String = conn
-        .query_row("SELECT name FROM tenants WHERE id = ?1", [tenant], |r| r.get(0))
+        .query_row("SELECT name FROM tenants WHERE id = ?1", [tenant], |r| {
+            r.get(0)
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant}")))?;
     let mut aliases: HashMap<i64, Vec<String>> = HashMap::new();
@@ -696,7 +784,8 @@ fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDi
                 display_name: r.get(2)?,
                 mailbox_type: hato_core::directory::MailboxType::parse(&kind).unwrap_or_default(),
                 aliases: aliases.remove(&id).unwrap_or_default(),
-                attributes: serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("mailbox {id}: {e}")))?,
+                attributes: serde_json::from_str(&attrs)
+                    .map_err(|e| StoreError::Corrupt(format!("mailbox {id}: {e}")))?,
                 quota_bytes: r.get::<_, i64>(5)?.max(0) as u64,
                 used_bytes: r.get::<_, i64>(6)?.max(0) as u64,
             });
@@ -704,13 +793,20 @@ fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDi
     }
     let contacts = {
         let mut stmt = conn.prepare_cached("SELECT id, tenant_id, address, display_name, attributes FROM contacts WHERE tenant_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([tenant], load_contact)?.collect::<std::result::Result<Vec<_>, _>>()?;
-        rows.into_iter().map(contact_from).collect::<Result<Vec<_>>>()?
+        let rows = stmt
+            .query_map([tenant], load_contact)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(contact_from)
+            .collect::<Result<Vec<_>>>()?
     };
     let mut groups = Vec::new();
     {
-        let mut stmt = conn.prepare_cached("SELECT id FROM groups WHERE tenant_id = ?1 ORDER BY id")?;
-        let ids = stmt.query_map([tenant], |r| r.get::<_, i64>(0))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT id FROM groups WHERE tenant_id = ?1 ORDER BY id")?;
+        let ids = stmt
+            .query_map([tenant], |r| r.get::<_, i64>(0))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         for id in ids {
             groups.push(load_group(conn, id)?);
         }
@@ -724,8 +820,14 @@ fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDi
         while let Some(r) = rows.next()? {
             let kind: String = r.get(1)?;
             let right: String = r.get(3)?;
-            if let (Some(trustee), Some(right)) = (member_from(&kind, r.get(2)?), MailboxRight::parse(&right)) {
-                permissions.push(Permission { mailbox: r.get(0)?, trustee, right });
+            if let (Some(trustee), Some(right)) =
+                (member_from(&kind, r.get(2)?), MailboxRight::parse(&right))
+            {
+                permissions.push(Permission {
+                    mailbox: r.get(0)?,
+                    trustee,
+                    right,
+                });
             }
         }
     }
@@ -742,5 +844,13 @@ fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDi
             }
         }
     }
-    Ok(TenantDirectory { tenant_id: tenant, version, mailboxes, contacts, groups, permissions, role_groups })
+    Ok(TenantDirectory {
+        tenant_id: tenant,
+        version,
+        mailboxes,
+        contacts,
+        groups,
+        permissions,
+        role_groups,
+    })
 }

@@ -121,16 +121,39 @@ pub trait GroupStore: Send + Sync {
     /// Makes a security group a role group (or stops it being one).
     fn assign_role(&self, group: GroupId, role: Role, assign: bool) -> Pending<()>;
 
-    fn add_join_request(&self, group: GroupId, mailbox: MailboxId, kind: JoinRequestKind) -> Pending<JoinRequest>;
+    fn add_join_request(
+        &self,
+        group: GroupId,
+        mailbox: MailboxId,
+        kind: JoinRequestKind,
+    ) -> Pending<JoinRequest>;
     fn join_requests(&self, group: GroupId) -> Result<Vec<JoinRequest>>;
     fn remove_join_request(&self, id: i64) -> Pending<()>;
 
     /// Applies the routing decision for a group recipient of a queued message.
-    fn route_group_recipient(&self, recipient: i64, message: i64, outcome: GroupOutcome, now: Timestamp) -> Pending<()>;
-    fn moderation_queue(&self, tenant: Option<TenantId>, group: Option<GroupId>, state: Option<ModerationState>) -> Result<Vec<HeldMessage>>;
+    fn route_group_recipient(
+        &self,
+        recipient: i64,
+        message: i64,
+        outcome: GroupOutcome,
+        now: Timestamp,
+    ) -> Pending<()>;
+    fn moderation_queue(
+        &self,
+        tenant: Option<TenantId>,
+        group: Option<GroupId>,
+        state: Option<ModerationState>,
+    ) -> Result<Vec<HeldMessage>>;
     /// Approves (the recipient becomes due again, marked approved), rejects or expires (the
     /// recipient fails and the sender gets an NDR) a held message.
-    fn decide_moderation(&self, id: i64, decision: ModerationState, by: String, comment: String, now: Timestamp) -> Pending<HeldMessage>;
+    fn decide_moderation(
+        &self,
+        id: i64,
+        decision: ModerationState,
+        by: String,
+        comment: String,
+        now: Timestamp,
+    ) -> Pending<HeldMessage>;
 
     /// Files a message in a group mailbox (threading it into a conversation) for a recipient
     /// that is still pending; returns false if it was already handled.
@@ -178,8 +201,14 @@ pub trait TraceStore: Send + Sync {
 }
 
 /// Everything a hato node needs from its store.
-pub trait Store: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore {}
-impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore> Store for T {}
+pub trait Store:
+    DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore
+{
+}
+impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore> Store
+    for T
+{
+}
 
 /// Content up to this size is kept in the database rather than as a file.
 pub const INLINE_BLOB_MAX: usize = 64 * 1024;

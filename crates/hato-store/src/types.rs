@@ -349,9 +349,17 @@ pub struct ExpandedRecipient {
 #[derive(Clone, Debug)]
 pub enum GroupOutcome {
     /// Mark it Expanded and add these recipients (already de-duplicated against the message).
-    Expand { detail: String, members: Vec<ExpandedRecipient> },
+    Expand {
+        detail: String,
+        members: Vec<ExpandedRecipient>,
+    },
     /// Hold it for moderation until `expires`.
-    Hold { group_id: GroupId, tenant_id: TenantId, expires: Timestamp, detail: String },
+    Hold {
+        group_id: GroupId,
+        tenant_id: TenantId,
+        expires: Timestamp,
+        detail: String,
+    },
     /// Fail it with this reply.
     Fail { reply: String },
 }

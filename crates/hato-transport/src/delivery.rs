@@ -10,15 +10,16 @@ use crate::groupmail;
 use crate::ndr::{self, NdrInput};
 use crate::routing::{Resolution, resolve};
 use crate::summarize;
-use hato_directory::policy::{self, Sender};
-use hato_directory::{Directory, DirectoryIndex};
 use hato_core::directory::{GroupType, Route};
 use hato_core::reply;
 use hato_core::trace::TraceEvent;
 use hato_core::{Address, Clock, Timestamp, id};
+use hato_directory::policy::{self, Sender};
+use hato_directory::{Directory, DirectoryIndex};
 use hato_store::{
-    DeliveryOutcome, ExpandedRecipient, Folder, GroupOutcome, ModerationState, NdrWork, NewGroupItem,
-    NewMessage, NewRecipient, QueuedMessage, QueuedRecipient, RecipientOutcome, Store, StoreError,
+    DeliveryOutcome, ExpandedRecipient, Folder, GroupOutcome, ModerationState, NdrWork,
+    NewGroupItem, NewMessage, NewRecipient, QueuedMessage, QueuedRecipient, RecipientOutcome,
+    Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +159,9 @@ impl DeliveryAgent {
             if let Some(item) = work.item {
                 self.store.file_group_item(item).await?;
             }
-            self.store.route_group_recipient(work.recipient, work.message, work.outcome, now).await?;
+            self.store
+                .route_group_recipient(work.recipient, work.message, work.outcome, now)
+                .await?;
         }
         let expired = self.expire_moderation().await?;
         let ndrs = self.store.due_ndrs(BATCH)?;
@@ -178,25 +181,37 @@ impl DeliveryAgent {
     /// recipient fails and the sender is told by NDR.
     async fn expire_moderation(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let held = self.store.moderation_queue(None, None, Some(ModerationState::Pending))?;
+        let held = self
+            .store
+            .moderation_queue(None, None, Some(ModerationState::Pending))?;
         let mut n = 0;
         for h in held.into_iter().filter(|h| h.expires <= now) {
             self.store
-                .decide_moderation(h.id, ModerationState::Expired, "system".into(), String::new(), now)
+                .decide_moderation(
+                    h.id,
+                    ModerationState::Expired,
+                    "system".into(),
+                    String::new(),
+                    now,
+                )
                 .await?;
             n += 1;
         }
         Ok(n)
     }
 
-    fn prepare_deliveries(&self) -> Result<(Vec<DeliveryOutcome>, Vec<GroupWork>, usize), StoreError> {
+    fn prepare_deliveries(
+        &self,
+    ) -> Result<(Vec<DeliveryOutcome>, Vec<GroupWork>, usize), StoreError> {
         let due = self.store.due_deliveries(self.clock.now(), BATCH)?;
         let n = due.len();
         let mut outcomes = Vec::with_capacity(n);
         let mut groups = Vec::new();
         for mut message in due {
-            let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) =
-                message.recipients.drain(..).partition(|r| matches!(r.route, Route::Group(_)));
+            let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) = message
+                .recipients
+                .drain(..)
+                .partition(|r| matches!(r.route, Route::Group(_)));
             for r in group_rcpts {
                 groups.push(self.route_group(&message, &r)?);
             }
@@ -216,7 +231,10 @@ impl DeliveryAgent {
         let mut recipients = Vec::with_capacity(m.recipients.len());
         for r in &m.recipients {
             let outcome = match r.route {
-                Route::Local(mailbox) => RecipientOutcome::Store { mailbox, folder: Folder::Inbox },
+                Route::Local(mailbox) => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
                 Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
             };
             recipients.push((r.id, outcome));
@@ -237,21 +255,36 @@ impl DeliveryAgent {
     /// expansion — or, for a Microsoft 365 group, filing in the group mailbox and copies to its
     /// subscribers.
     fn route_group(&self, m: &QueuedMessage, r: &QueuedRecipient) -> Result<GroupWork, StoreError> {
-        let work = |outcome| GroupWork { recipient: r.id, message: m.id, outcome, item: None };
+        let work = |outcome| GroupWork {
+            recipient: r.id,
+            message: m.id,
+            outcome,
+            item: None,
+        };
         let Route::Group(group_id) = r.route else {
-            return Ok(work(GroupOutcome::Fail { reply: reply::RECIPIENT_NOT_FOUND.to_string() }));
+            return Ok(work(GroupOutcome::Fail {
+                reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+            }));
         };
         let ix = self.directory.index(r.tenant_id)?;
         let Some(group) = ix.group(group_id) else {
             return Ok(work(GroupOutcome::Fail {
-                reply: format!("{} (the group was removed after the message was accepted)", reply::RECIPIENT_NOT_FOUND),
+                reply: format!(
+                    "{} (the group was removed after the message was accepted)",
+                    reply::RECIPIENT_NOT_FOUND
+                ),
             }));
         };
         let name = group.address.clone().unwrap_or_else(|| group.name.clone());
-        let sender = Sender { address: (!m.sender.is_empty()).then_some(m.sender.as_str()), authenticated: false };
+        let sender = Sender {
+            address: (!m.sender.is_empty()).then_some(m.sender.as_str()),
+            authenticated: false,
+        };
         if !r.approved {
             if let Err(refusal) = policy::check_sender(&ix, group, sender) {
-                return Ok(work(GroupOutcome::Fail { reply: refusal.to_string() }));
+                return Ok(work(GroupOutcome::Fail {
+                    reply: refusal.to_string(),
+                }));
             }
             if policy::needs_moderation(&ix, group, sender) {
                 let moderators: Vec<String> = policy::moderators(group)
@@ -262,14 +295,21 @@ impl DeliveryAgent {
                     group_id,
                     tenant_id: r.tenant_id,
                     expires: self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS),
-                    detail: format!("Held for moderation of group {name}; moderators: {}", moderators.join(", ")),
+                    detail: format!(
+                        "Held for moderation of group {name}; moderators: {}",
+                        moderators.join(", ")
+                    ),
                 }));
             }
         }
         let report_to = if group.settings.report_to_originator {
             None
         } else {
-            group.owners.iter().find_map(|o| ix.mailbox(*o)).map(|mb| mb.address.clone())
+            group
+                .owners
+                .iter()
+                .find_map(|o| ix.mailbox(*o))
+                .map(|mb| mb.address.clone())
         };
         if group.group_type == GroupType::M365 {
             return self.to_group_mailbox(m, r, &ix, group_id, &name, report_to);
@@ -286,7 +326,11 @@ impl DeliveryAgent {
                 fail: None,
             })
             .collect();
-        let detail = format!("Expanded group {name} ({}) to {} recipient(s)", group.group_type.as_str(), members.len());
+        let detail = format!(
+            "Expanded group {name} ({}) to {} recipient(s)",
+            group.group_type.as_str(),
+            members.len()
+        );
         Ok(work(GroupOutcome::Expand { detail, members }))
     }
 
@@ -302,7 +346,14 @@ impl DeliveryAgent {
         report_to: Option<String>,
     ) -> Result<GroupWork, StoreError> {
         let Some(group) = ix.group(group_id) else {
-            return Ok(GroupWork { recipient: r.id, message: m.id, outcome: GroupOutcome::Fail { reply: reply::RECIPIENT_NOT_FOUND.to_string() }, item: None });
+            return Ok(GroupWork {
+                recipient: r.id,
+                message: m.id,
+                outcome: GroupOutcome::Fail {
+                    reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+                },
+                item: None,
+            });
         };
         let stored = stored_form(m);
         let summary = summarize(&m.content);
@@ -353,8 +404,16 @@ impl DeliveryAgent {
                 fail: None,
             })
             .collect();
-        let detail = format!("Stored in the group mailbox of {name}; copies to {} subscriber(s)", members.len());
-        Ok(GroupWork { recipient: r.id, message: m.id, outcome: GroupOutcome::Expand { detail, members }, item: Some(item) })
+        let detail = format!(
+            "Stored in the group mailbox of {name}; copies to {} subscriber(s)",
+            members.len()
+        );
+        Ok(GroupWork {
+            recipient: r.id,
+            message: m.id,
+            outcome: GroupOutcome::Expand { detail, members },
+            item: Some(item),
+        })
     }
 
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);

@@ -28,10 +28,22 @@ pub struct DirectoryPolicy {
 /// Where a recipient goes now, according to the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    Mailbox { tenant: TenantId, mailbox: MailboxId, primary: String },
-    Group { tenant: TenantId, group: GroupId, address: String },
-    UnknownInRelayDomain { tenant: TenantId },
-    UnknownInAuthoritativeDomain { tenant: TenantId },
+    Mailbox {
+        tenant: TenantId,
+        mailbox: MailboxId,
+        primary: String,
+    },
+    Group {
+        tenant: TenantId,
+        group: GroupId,
+        address: String,
+    },
+    UnknownInRelayDomain {
+        tenant: TenantId,
+    },
+    UnknownInAuthoritativeDomain {
+        tenant: TenantId,
+    },
     NotAccepted,
 }
 
@@ -43,12 +55,20 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
     match ix.lookup(&rcpt.to_string()) {
         Some(Addressee::Mailbox(id)) => {
             if let Some(mb) = ix.mailbox(id) {
-                return Ok(Resolution::Mailbox { tenant, mailbox: id, primary: mb.address.clone() });
+                return Ok(Resolution::Mailbox {
+                    tenant,
+                    mailbox: id,
+                    primary: mb.address.clone(),
+                });
             }
         }
         Some(Addressee::Group(id)) => {
             if let Some(address) = ix.group(id).and_then(|g| g.address.clone()) {
-                return Ok(Resolution::Group { tenant, group: id, address });
+                return Ok(Resolution::Group {
+                    tenant,
+                    group: id,
+                    address,
+                });
             }
         }
         None => {}
@@ -65,25 +85,52 @@ impl DirectoryPolicy {
     }
 
     fn decide(&self, sender: Option<&Address>, rcpt: &Address) -> Result<RcptVerdict, StoreError> {
-        let accept = |address: Address, tenant_id, route| RcptVerdict::Accept(AcceptedRecipient { address, tenant_id, route });
+        let accept = |address: Address, tenant_id, route| {
+            RcptVerdict::Accept(AcceptedRecipient {
+                address,
+                tenant_id,
+                route,
+            })
+        };
         Ok(match resolve(&self.directory, rcpt)? {
-            Resolution::Mailbox { tenant, mailbox, primary } => {
-                accept(Address::parse(&primary).unwrap_or_else(|_| rcpt.clone()), tenant, Route::Local(mailbox))
-            }
-            Resolution::Group { tenant, group, address } => {
+            Resolution::Mailbox {
+                tenant,
+                mailbox,
+                primary,
+            } => accept(
+                Address::parse(&primary).unwrap_or_else(|_| rcpt.clone()),
+                tenant,
+                Route::Local(mailbox),
+            ),
+            Resolution::Group {
+                tenant,
+                group,
+                address,
+            } => {
                 let ix = self.directory.index(tenant)?;
                 let sender_text = sender.map(|s| s.to_string());
                 // Direct send is never authenticated (SMTP AUTH and attributed connections come
                 // with submission and connectors).
-                let who = Sender { address: sender_text.as_deref(), authenticated: false };
+                let who = Sender {
+                    address: sender_text.as_deref(),
+                    authenticated: false,
+                };
                 match ix.group(group).map(|g| check_sender(&ix, g, who)) {
-                    Some(Ok(())) => accept(Address::parse(&address).unwrap_or_else(|_| rcpt.clone()), tenant, Route::Group(group)),
+                    Some(Ok(())) => accept(
+                        Address::parse(&address).unwrap_or_else(|_| rcpt.clone()),
+                        tenant,
+                        Route::Group(group),
+                    ),
                     Some(Err(r)) => RcptVerdict::Reject(r),
                     None => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
                 }
             }
-            Resolution::UnknownInRelayDomain { tenant } => accept(rcpt.clone(), tenant, Route::Relay),
-            Resolution::UnknownInAuthoritativeDomain { .. } => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+            Resolution::UnknownInRelayDomain { tenant } => {
+                accept(rcpt.clone(), tenant, Route::Relay)
+            }
+            Resolution::UnknownInAuthoritativeDomain { .. } => {
+                RcptVerdict::Reject(reply::RECIPIENT_REJECTED)
+            }
             Resolution::NotAccepted => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
         })
     }
@@ -95,7 +142,11 @@ impl RecipientPolicy for DirectoryPolicy {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(Reply::new(451, "4.3.0", "Temporary directory failure; try again later"))
+                RcptVerdict::Reject(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary directory failure; try again later",
+                ))
             }
         }
     }

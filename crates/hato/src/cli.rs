@@ -54,6 +54,25 @@ enum Command {
     Mail(MailCmd),
     /// Message trace: one row per recipient.
     Trace(TraceArgs),
+    /// Groups: distribution, security, mail-security, dynamic, m365.
+    #[command(subcommand)]
+    Group(crate::cli_groups::GroupCmd),
+    /// Mail contacts (outside addresses in the directory).
+    #[command(subcommand)]
+    Contact(crate::cli_groups::ContactCmd),
+    /// Messages held for moderated groups.
+    #[command(subcommand)]
+    Moderation(crate::cli_groups::ModerationCmd),
+    /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
+    Login {
+        address: String,
+        /// Read the password from this file (default: the first line of standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Write the token to this file (use it with --as FILE).
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -72,10 +91,12 @@ enum TenantCmd {
 
 #[derive(Subcommand)]
 enum TokenCmd {
-    /// Create a tenant-admin token and print it.
+    /// Create an admin token for a tenant and print it.
     Create {
         #[arg(long)]
         tenant: String,
+        #[arg(long, value_parser = ["global-admin", "recipient-admin"])]
+        role: Option<String>,
     },
 }
 
@@ -155,6 +176,9 @@ struct MailboxFields {
     aliases: Vec<String>,
     #[arg(long)]
     quota_mb: Option<u64>,
+    /// The password the user logs in with ("" clears it).
+    #[arg(long)]
+    password: Option<String>,
 }
 
 impl MailboxFields {
@@ -200,6 +224,9 @@ impl MailboxFields {
         if let Some(q) = self.quota_mb {
             m.insert("quota_mb".into(), json!(q));
         }
+        if let Some(p) = &self.password {
+            m.insert("password".into(), json!(p));
+        }
         m
     }
 }
@@ -230,6 +257,9 @@ enum MailboxCmd {
     Remove {
         address: String,
     },
+    /// Mailbox permissions (full-access, send-as) for users and security groups.
+    #[command(subcommand)]
+    Permission(crate::cli_groups::PermissionCmd),
 }
 
 #[derive(Subcommand)]
@@ -326,6 +356,53 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Init { .. } => Ok(()),
+        Command::Login {
+            address,
+            password_file,
+            save,
+        } => {
+            let password = match password_file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| e.to_string())?;
+                    line
+                }
+            };
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let client = Client::anonymous(&config)?;
+            let v = client.json(
+                "POST",
+                "/api/v1/auth/login",
+                &[],
+                Some(json!({ "address": address, "password": password })),
+            )?;
+            let token = v["token"].as_str().unwrap_or_default().to_string();
+            match save {
+                Some(path) => {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    writeln!(f, "{token}").map_err(|e| e.to_string())?;
+                    println!(
+                        "logged in as {}; token saved in {} (use --as {})",
+                        v["address"].as_str().unwrap_or(""),
+                        path.display(),
+                        path.display()
+                    );
+                }
+                None => println!("{token}"),
+            }
+            Ok(())
+        }
         command => {
             let client = Client::new(&config, cli.as_token.as_deref())?;
             client.run(command)
@@ -349,7 +426,7 @@ fn one_line(text: &str) -> String {
         .join(": ")
 }
 
-struct Client {
+pub(crate) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -362,6 +439,13 @@ fn read_token(path: &std::path::Path) -> Result<String, String> {
 }
 
 impl Client {
+    /// A client without a token (for logging in).
+    fn anonymous(config: &Config) -> Result<Self, String> {
+        let mut c = Self::with_token(config, String::new())?;
+        c.token.clear();
+        Ok(c)
+    }
+
     fn new(config: &Config, as_token: Option<&std::path::Path>) -> Result<Self, String> {
         let token = match (
             as_token,
@@ -377,6 +461,10 @@ impl Client {
                 })?
             }
         };
+        Self::with_token(config, token)
+    }
+
+    fn with_token(config: &Config, token: String) -> Result<Self, String> {
         let mut addr = config.admin.listen.clone();
         if addr.ends_with(":0") {
             addr = std::fs::read_to_string(config.server.data_dir.join(ADMIN_ADDR_FILE))
@@ -434,7 +522,7 @@ impl Client {
         }
     }
 
-    fn json(
+    pub(crate) fn json(
         &self,
         method: &str,
         path: &str,
@@ -451,7 +539,13 @@ impl Client {
 
     fn run(&self, command: Command) -> Result<(), String> {
         match command {
-            Command::Serve | Command::Init { .. } => Ok(()),
+            Command::Serve | Command::Init { .. } | Command::Login { .. } => Ok(()),
+            Command::Group(g) => crate::cli_groups::run_group(self, g),
+            Command::Contact(c) => crate::cli_groups::run_contact(self, c),
+            Command::Moderation(m) => crate::cli_groups::run_moderation(self, m),
+            Command::Mailbox(MailboxCmd::Permission(p)) => {
+                crate::cli_groups::run_permission(self, p)
+            }
             Command::Tenant(TenantCmd::Add { name }) => {
                 self.json(
                     "POST",
@@ -476,12 +570,16 @@ impl Client {
                 println!("tenant {name} removed");
                 Ok(())
             }
-            Command::Token(TokenCmd::Create { tenant }) => {
+            Command::Token(TokenCmd::Create { tenant, role }) => {
+                let body = match role {
+                    Some(r) => json!({ "role": r }),
+                    None => json!({}),
+                };
                 let v = self.json(
                     "POST",
                     &format!("/api/v1/tenants/{}/tokens", enc(&tenant)),
                     &[],
-                    Some(json!({})),
+                    Some(body),
                 )?;
                 println!("{}", v["token"].as_str().unwrap_or_default());
                 Ok(())
@@ -699,7 +797,7 @@ impl Client {
 }
 
 /// Percent-encodes a path segment.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~@+".contains(&b) {
@@ -712,7 +810,7 @@ fn enc(s: &str) -> String {
 }
 
 /// Prints a JSON array as a table with these columns, or as JSON.
-fn print_rows(v: &Value, columns: &[&str], as_json: bool) -> Result<(), String> {
+pub(crate) fn print_rows(v: &Value, columns: &[&str], as_json: bool) -> Result<(), String> {
     if as_json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         return Ok(());

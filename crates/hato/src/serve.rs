@@ -58,7 +58,12 @@ async fn ensure_operator_token(
     };
     let hash = hash_token(&token);
     if store.token(&hash)?.is_none() {
-        let info = hato_store::TokenInfo { role: Role::Operator, tenant_id: None, mailbox_id: None, expires: None };
+        let info = hato_store::TokenInfo {
+            role: Role::Operator,
+            tenant_id: None,
+            mailbox_id: None,
+            expires: None,
+        };
         store.add_token(&hash, info).await?;
     }
     Ok(path)

@@ -284,8 +284,8 @@ enum Test {
     Order {
         operator: Operator,
         folded: Box<str>,
-        /// The value is a decimal number (its text is `folded`).
-        numeric: bool,
+        /// The value as a decimal number, if it is one.
+        number: Option<text::DecimalBuf>,
     },
 }
 
@@ -303,9 +303,8 @@ impl Comparison {
                 "custom attributes are numbered 1 to 15",
             ));
         }
-        let (test, negate) = Self::prepare(operator, &value).map_err(|(kind, expected, message)| {
-            FilterError::new(0, kind, expected, message)
-        })?;
+        let (test, negate) = Self::prepare(operator, &value)
+            .map_err(|(kind, expected, message)| FilterError::new(0, kind, expected, message))?;
         Ok(Comparison {
             property,
             operator,
@@ -347,7 +346,7 @@ impl Comparison {
         let order = || Test::Order {
             operator,
             folded: text::fold(text).into(),
-            numeric: text::Decimal::parse(text).is_some(),
+            number: text::Decimal::parse(text).map(text::Decimal::to_owned),
         };
         Ok(match operator {
             Operator::Eq => (equality(value), false),
@@ -439,6 +438,7 @@ impl Comparison {
 
     /// Whether a recipient whose property has the value `value` satisfies
     /// this comparison. Allocation-free.
+    #[inline]
     pub fn matches_value(&self, value: Option<&str>) -> bool {
         let value = value.filter(|v| !v.is_empty());
         let hit = match (&self.test, value) {
@@ -455,13 +455,12 @@ impl Comparison {
                 Test::Order {
                     operator,
                     folded,
-                    numeric,
+                    number,
                 },
                 Some(v),
             ) => {
-                let ordering = match (*numeric, text::Decimal::parse(v)) {
-                    (true, Some(left)) => text::Decimal::parse(folded)
-                        .map_or_else(|| text::cmp(v, folded), |right| left.cmp(&right)),
+                let ordering = match (number, text::Decimal::parse(v)) {
+                    (Some(right), Some(left)) => left.cmp(&right.as_decimal()),
                     _ => text::cmp(v, folded),
                 };
                 match operator {

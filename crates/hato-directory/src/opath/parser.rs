@@ -295,7 +295,12 @@ impl Parser {
         while self.peek().is_some_and(is_identifier_char) {
             self.pos += 1;
         }
-        let name: String = self.chars.get(start..self.pos).unwrap_or(&[]).iter().collect();
+        let name: String = self
+            .chars
+            .get(start..self.pos)
+            .unwrap_or(&[])
+            .iter()
+            .collect();
         let Some(property) = Property::parse(&name) else {
             return Err(FilterError::new(
                 start,
@@ -434,7 +439,11 @@ impl Parser {
                     self.pos += 1;
                 }
                 Ok(Value::Text(
-                    self.chars.get(start..self.pos).unwrap_or(&[]).iter().collect(),
+                    self.chars
+                        .get(start..self.pos)
+                        .unwrap_or(&[])
+                        .iter()
+                        .collect(),
                 ))
             }
             _ => Err(FilterError::new(

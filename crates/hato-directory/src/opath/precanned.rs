@@ -144,11 +144,9 @@ impl Precanned {
             }
         }
         if !classes.contains(&IncludedRecipients::AllRecipients) {
-            if let Some(types) = any_equal(
-                classes
-                    .iter()
-                    .flat_map(|c| c.conditions().iter().copied()),
-            ) {
+            if let Some(types) =
+                any_equal(classes.iter().flat_map(|c| c.conditions().iter().copied()))
+            {
                 parts.push(types);
             }
         }

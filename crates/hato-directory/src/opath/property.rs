@@ -146,7 +146,9 @@ impl Property {
 
     /// `CustomAttribute{n}` for `n` in `1..=15`, the range Exchange has.
     pub fn custom_attribute(n: u8) -> Option<Property> {
-        (1..=15).contains(&n).then_some(Property::CustomAttribute(n))
+        (1..=15)
+            .contains(&n)
+            .then_some(Property::CustomAttribute(n))
     }
 
     /// Looks a property up by its Exchange name, ignoring case as Exchange

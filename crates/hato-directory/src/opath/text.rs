@@ -34,44 +34,61 @@ where
     true
 }
 
+/// Byte-wise comparison ignoring ASCII case. When it succeeds the texts
+/// are equal under folding too: their non-ASCII bytes are identical, and
+/// `lower` is already folded (folding is idempotent). When it fails, the
+/// answer is "not equal" for an ASCII `s` (it folds byte by byte) and
+/// unknown otherwise.
+#[inline]
+fn bytes_eq(s: &[u8], lower: &[u8]) -> bool {
+    s.eq_ignore_ascii_case(lower)
+}
+
 /// `fold(s) == lower`, where `lower` is already folded.
+#[inline]
 pub(crate) fn eq(s: &str, lower: &str) -> bool {
-    if s.is_ascii() {
-        // An ASCII string folds to ASCII of the same length.
-        s.len() == lower.len() && s.as_bytes().eq_ignore_ascii_case(lower.as_bytes())
-    } else {
-        folded(s).eq(lower.chars())
+    if s.len() == lower.len() && bytes_eq(s.as_bytes(), lower.as_bytes()) {
+        return true;
     }
+    // An ASCII string folds to ASCII of the same length, so the byte-wise
+    // answer was final; only non-ASCII text can fold to a match of another
+    // length (KELVIN SIGN, 3 bytes, folds to `k`).
+    !s.is_ascii() && folded(s).eq(lower.chars())
 }
 
 /// `fold(s).starts_with(lower)`.
+#[inline]
 pub(crate) fn has_prefix(s: &str, lower: &str) -> bool {
-    if s.is_ascii() {
-        s.len() >= lower.len()
-            && s.as_bytes()
-                .get(..lower.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(lower.as_bytes()))
-    } else {
-        starts_with(folded(s), lower.chars())
+    if s.as_bytes()
+        .get(..lower.len())
+        .is_some_and(|head| bytes_eq(head, lower.as_bytes()))
+    {
+        return true;
     }
+    !s.is_ascii() && starts_with(folded(s), lower.chars())
 }
 
 /// `fold(s).ends_with(lower)`.
+#[inline]
 pub(crate) fn has_suffix(s: &str, lower: &str) -> bool {
-    if s.is_ascii() {
-        s.len() >= lower.len()
-            && s.as_bytes()
-                .get(s.len() - lower.len()..)
-                .is_some_and(|tail| tail.eq_ignore_ascii_case(lower.as_bytes()))
-    } else {
-        // `ToLowercase` is double-ended, so the folded text can be walked
-        // backwards without building it.
-        let rev = s.chars().rev().flat_map(|c| c.to_lowercase().rev());
-        starts_with(rev, lower.chars().rev())
+    if s.len()
+        .checked_sub(lower.len())
+        .and_then(|start| s.as_bytes().get(start..))
+        .is_some_and(|tail| bytes_eq(tail, lower.as_bytes()))
+    {
+        return true;
     }
+    if s.is_ascii() {
+        return false;
+    }
+    // `ToLowercase` is double-ended, so the folded text can be walked
+    // backwards without building it.
+    let rev = s.chars().rev().flat_map(|c| c.to_lowercase().rev());
+    starts_with(rev, lower.chars().rev())
 }
 
 /// `fold(s).contains(lower)`; `lower` is not empty.
+#[inline]
 pub(crate) fn contains(s: &str, lower: &str) -> bool {
     if s.is_ascii() {
         let needle = lower.as_bytes();
@@ -100,12 +117,11 @@ pub(crate) fn contains(s: &str, lower: &str) -> bool {
 }
 
 /// `fold(s).cmp(lower)` in code point order (the order of Rust's `str`).
+#[inline]
 pub(crate) fn cmp(s: &str, lower: &str) -> Ordering {
     if s.is_ascii() {
         // UTF-8 byte order is code point order.
-        s.bytes()
-            .map(|b| b.to_ascii_lowercase())
-            .cmp(lower.bytes())
+        s.bytes().map(|b| b.to_ascii_lowercase()).cmp(lower.bytes())
     } else {
         folded(s).cmp(lower.chars())
     }
@@ -120,6 +136,24 @@ pub(crate) struct Decimal<'a> {
     int: &'a str,
     /// Fraction digits without trailing zeros.
     frac: &'a str,
+}
+
+/// An owned [`Decimal`], parsed once when the filter is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DecimalBuf {
+    negative: bool,
+    int: Box<str>,
+    frac: Box<str>,
+}
+
+impl DecimalBuf {
+    pub(crate) fn as_decimal(&self) -> Decimal<'_> {
+        Decimal {
+            negative: self.negative,
+            int: &self.int,
+            frac: &self.frac,
+        }
+    }
 }
 
 impl<'a> Decimal<'a> {
@@ -162,6 +196,15 @@ impl<'a> Decimal<'a> {
             .then_with(|| self.frac.cmp(other.frac))
     }
 
+    /// An owned copy, to keep with a parsed filter.
+    pub(crate) fn to_owned(self) -> DecimalBuf {
+        DecimalBuf {
+            negative: self.negative,
+            int: self.int.into(),
+            frac: self.frac.into(),
+        }
+    }
+
     pub(crate) fn cmp(&self, other: &Decimal<'_>) -> Ordering {
         match (self.negative, other.negative) {
             (false, true) => Ordering::Greater,
@@ -196,6 +239,18 @@ mod tests {
         assert_eq!(cmp("abc", "abd"), Ordering::Less);
         assert_eq!(cmp("ABD", "abc"), Ordering::Greater);
         assert_eq!(cmp("Äb", "äb"), Ordering::Equal);
+    }
+
+    #[test]
+    fn folding_is_idempotent() {
+        // The byte-wise fast paths rely on it: a folded character folds to
+        // itself.
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for d in c.to_lowercase() {
+                let again: Vec<char> = d.to_lowercase().collect();
+                assert_eq!(again, [d], "{c:?} -> {d:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,814 @@
+//! `hato group …`, `hato contact …`, `hato moderation …`, `hato login`, and mailbox permissions:
+//! the same words as the API.
+
+use crate::cli::{Client, enc, print_rows};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+/// A value for a yes/no setting.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" | "$true" => Ok(true),
+        "false" | "no" | "off" | "0" | "$false" => Ok(false),
+        _ => Err(format!("{s}: use true or false")),
+    }
+}
+
+/// Settings shared by `group add` and `group set`. A list flag replaces the whole list; give it
+/// once with an empty value to clear it.
+#[derive(Args, Default)]
+pub struct GroupSettingsArgs {
+    #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
+    require_sender_authentication: Option<bool>,
+    #[arg(long, value_name = "RECIPIENT")]
+    accept_messages_only_from: Vec<String>,
+    #[arg(long, value_name = "RECIPIENT")]
+    reject_messages_from: Vec<String>,
+    #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
+    moderation_enabled: Option<bool>,
+    #[arg(long, value_name = "MAILBOX")]
+    moderated_by: Vec<String>,
+    #[arg(long, value_name = "RECIPIENT")]
+    bypass_moderation_from: Vec<String>,
+    #[arg(long, value_parser = ["open", "closed", "approval-required"])]
+    member_join_restriction: Option<String>,
+    #[arg(long, value_parser = ["open", "closed", "approval-required"])]
+    member_depart_restriction: Option<String>,
+    #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
+    report_to_originator: Option<bool>,
+    #[arg(long, value_parser = ["public", "private"])]
+    access_type: Option<String>,
+    #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
+    auto_subscribe_new_members: Option<bool>,
+    /// Dynamic groups: an OPATH recipient filter, e.g. "(Department -eq 'Sales') -and (Office -like 'Tokyo*')".
+    #[arg(long)]
+    filter: Option<String>,
+    /// Dynamic groups, precanned form: MailboxUsers, MailContacts, MailGroups, MailUsers, Resources, AllRecipients.
+    #[arg(long, value_name = "TYPE")]
+    included_recipients: Vec<String>,
+    #[arg(long, value_name = "VALUE")]
+    conditional_department: Vec<String>,
+    #[arg(long, value_name = "VALUE")]
+    conditional_company: Vec<String>,
+    #[arg(long, value_name = "VALUE")]
+    conditional_state_or_province: Vec<String>,
+    /// N=VALUE, e.g. 3=Tokyo (repeat for several values or attributes).
+    #[arg(long, value_name = "N=VALUE")]
+    conditional_custom_attribute: Vec<String>,
+}
+
+fn list(v: &[String]) -> Value {
+    json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())
+}
+
+impl GroupSettingsArgs {
+    fn to_json(&self) -> Result<Map<String, Value>, String> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        if let Some(b) = self.require_sender_authentication {
+            put("require_sender_authentication", json!(b));
+        }
+        for (k, v) in [
+            ("accept_messages_only_from", &self.accept_messages_only_from),
+            ("reject_messages_from", &self.reject_messages_from),
+            ("moderated_by", &self.moderated_by),
+            ("bypass_moderation_from", &self.bypass_moderation_from),
+        ] {
+            if !v.is_empty() {
+                put(k, list(v));
+            }
+        }
+        if let Some(b) = self.moderation_enabled {
+            put("moderation_enabled", json!(b));
+        }
+        for (k, v) in [
+            ("member_join_restriction", &self.member_join_restriction),
+            ("member_depart_restriction", &self.member_depart_restriction),
+            ("access_type", &self.access_type),
+            ("recipient_filter", &self.filter),
+        ] {
+            if let Some(v) = v {
+                put(k, json!(v));
+            }
+        }
+        if let Some(b) = self.report_to_originator {
+            put("report_to_originator", json!(b));
+        }
+        if let Some(b) = self.auto_subscribe_new_members {
+            put("auto_subscribe_new_members", json!(b));
+        }
+        if let Some(p) = self.precanned()? {
+            put("precanned", p);
+        }
+        Ok(m)
+    }
+
+    fn precanned(&self) -> Result<Option<Value>, String> {
+        if self.included_recipients.is_empty()
+            && self.conditional_department.is_empty()
+            && self.conditional_company.is_empty()
+            && self.conditional_state_or_province.is_empty()
+            && self.conditional_custom_attribute.is_empty()
+        {
+            return Ok(None);
+        }
+        let mut custom: Map<String, Value> = Map::new();
+        for c in &self.conditional_custom_attribute {
+            let (n, v) = c
+                .split_once('=')
+                .ok_or_else(|| format!("--conditional-custom-attribute {c}: use N=VALUE"))?;
+            let entry = custom
+                .entry(n.trim().to_string())
+                .or_insert_with(|| json!([]));
+            if let Value::Array(a) = entry {
+                a.push(json!(v));
+            }
+        }
+        Ok(Some(json!({
+            "included_recipients": self.included_recipients,
+            "conditional_department": self.conditional_department,
+            "conditional_company": self.conditional_company,
+            "conditional_state_or_province": self.conditional_state_or_province,
+            "conditional_custom_attributes": custom,
+        })))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    /// Create a group: ADDRESS for mail-enabled types, a NAME for a security group.
+    Add {
+        ident: String,
+        #[arg(long = "type", value_parser = ["distribution", "security", "mail-security", "dynamic", "m365"])]
+        group_type: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Display name (default: the address's local part).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "owner", value_name = "MAILBOX")]
+        owners: Vec<String>,
+        #[arg(long = "member", value_name = "RECIPIENT")]
+        members: Vec<String>,
+        #[command(flatten)]
+        settings: GroupSettingsArgs,
+    },
+    /// Change a group's settings.
+    Set {
+        ident: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: GroupSettingsArgs,
+        #[arg(long)]
+        bypass_security_group_manager_check: bool,
+    },
+    Show {
+        ident: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        ident: String,
+        #[arg(long)]
+        bypass_security_group_manager_check: bool,
+    },
+    /// Members: add, remove, list.
+    #[command(subcommand)]
+    Members(ListCmd),
+    /// Owners: add, remove.
+    #[command(subcommand)]
+    Owners(ListCmd),
+    /// Subscribers of a Microsoft 365 group: add, remove.
+    #[command(subcommand)]
+    Subscribers(ListCmd),
+    /// Join a group (as the logged-in user).
+    Join { ident: String },
+    /// Leave a group (as the logged-in user).
+    Leave { ident: String },
+    /// Join and leave requests waiting for an owner.
+    #[command(subcommand)]
+    Requests(RequestCmd),
+    /// Make a security group a role group (its members act as admins), or stop it being one.
+    Role {
+        ident: String,
+        #[arg(value_parser = ["global-admin", "recipient-admin"])]
+        role: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// The recipients a filter matches now.
+    Preview {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        settings: GroupSettingsArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A Microsoft 365 group's conversations (or one conversation's messages).
+    Conversations {
+        ident: String,
+        id: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A Microsoft 365 group's calendar.
+    Calendar {
+        ident: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A Microsoft 365 group's files (attachments of its conversations).
+    Files {
+        ident: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ListCmd {
+    Add {
+        ident: String,
+        #[arg(required = true)]
+        recipients: Vec<String>,
+        #[arg(long)]
+        bypass_security_group_manager_check: bool,
+    },
+    Remove {
+        ident: String,
+        #[arg(required = true)]
+        recipients: Vec<String>,
+        #[arg(long)]
+        bypass_security_group_manager_check: bool,
+    },
+    List {
+        ident: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RequestCmd {
+    List {
+        ident: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Approve {
+        ident: String,
+        id: i64,
+    },
+    Reject {
+        ident: String,
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ContactCmd {
+    Add {
+        address: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        company: Option<String>,
+        #[arg(long)]
+        office: Option<String>,
+        #[arg(long)]
+        city: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        address: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModerationCmd {
+    /// Messages held for the groups you moderate.
+    List {
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, value_parser = ["pending", "approved", "rejected", "expired"])]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Approve {
+        id: i64,
+    },
+    Reject {
+        id: i64,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PermissionCmd {
+    /// Grant a user or a security group a right on a mailbox.
+    Add {
+        mailbox: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_parser = ["full-access", "send-as"])]
+        right: String,
+    },
+    Remove {
+        mailbox: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_parser = ["full-access", "send-as"])]
+        right: String,
+    },
+    List {
+        mailbox: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const GROUP_COLUMNS: &[&str] = &["name", "address", "type", "tenant"];
+
+fn show_group(v: &Value, json_out: bool) {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    }
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            let text = match val {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            println!("{k:<30} {text}");
+        }
+    }
+}
+
+fn list_change(c: &ListCmd) -> (&str, Value) {
+    match c {
+        ListCmd::Add {
+            ident,
+            recipients,
+            bypass_security_group_manager_check,
+        } => (
+            ident,
+            json!({ "add": recipients, "bypass_security_group_manager_check": bypass_security_group_manager_check }),
+        ),
+        ListCmd::Remove {
+            ident,
+            recipients,
+            bypass_security_group_manager_check,
+        } => (
+            ident,
+            json!({ "remove": recipients, "bypass_security_group_manager_check": bypass_security_group_manager_check }),
+        ),
+        ListCmd::List { ident, .. } => (ident, Value::Null),
+    }
+}
+
+pub fn run_group(c: &Client, cmd: GroupCmd) -> Result<(), String> {
+    match cmd {
+        GroupCmd::Add {
+            ident,
+            group_type,
+            tenant,
+            name,
+            owners,
+            members,
+            settings,
+        } => {
+            let mut body = settings.to_json()?;
+            body.insert("type".into(), json!(group_type));
+            if group_type == "security" {
+                body.insert("name".into(), json!(name.unwrap_or(ident)));
+            } else {
+                body.insert("address".into(), json!(ident));
+                if let Some(n) = name {
+                    body.insert("name".into(), json!(n));
+                }
+            }
+            if let Some(t) = tenant {
+                body.insert("tenant".into(), json!(t));
+            }
+            if !owners.is_empty() {
+                body.insert("owners".into(), json!(owners));
+            }
+            if !members.is_empty() {
+                body.insert("members".into(), json!(members));
+            }
+            let v = c.json("POST", "/api/v1/groups", &[], Some(Value::Object(body)))?;
+            println!(
+                "group {} ({}) added",
+                v["address"].as_str().or(v["name"].as_str()).unwrap_or(""),
+                v["type"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        GroupCmd::Set {
+            ident,
+            name,
+            settings,
+            bypass_security_group_manager_check,
+        } => {
+            let mut body = settings.to_json()?;
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if body.is_empty() {
+                return Err(
+                    "nothing to change: give at least one setting (see hato group set --help)"
+                        .into(),
+                );
+            }
+            body.insert(
+                "bypass_security_group_manager_check".into(),
+                json!(bypass_security_group_manager_check),
+            );
+            c.json(
+                "PATCH",
+                &format!("/api/v1/groups/{}", enc(&ident)),
+                &[],
+                Some(Value::Object(body)),
+            )?;
+            println!("group {ident} changed");
+            Ok(())
+        }
+        GroupCmd::Show { ident, json } => {
+            let v = c.json("GET", &format!("/api/v1/groups/{}", enc(&ident)), &[], None)?;
+            show_group(&v, json);
+            Ok(())
+        }
+        GroupCmd::List { tenant, json } => {
+            let q: Vec<(&str, String)> = tenant.map(|t| ("tenant", t)).into_iter().collect();
+            let v = c.json("GET", "/api/v1/groups", &q, None)?;
+            print_rows(&v, GROUP_COLUMNS, json)
+        }
+        GroupCmd::Remove {
+            ident,
+            bypass_security_group_manager_check,
+        } => {
+            let q: Vec<(&str, String)> = if bypass_security_group_manager_check {
+                vec![("bypass_security_group_manager_check", "true".into())]
+            } else {
+                vec![]
+            };
+            c.json(
+                "DELETE",
+                &format!("/api/v1/groups/{}", enc(&ident)),
+                &q,
+                None,
+            )?;
+            println!("group {ident} removed");
+            Ok(())
+        }
+        GroupCmd::Members(ListCmd::List { ident, json }) => {
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/groups/{}/members", enc(&ident)),
+                &[],
+                None,
+            )?;
+            print_rows(&v, &["address", "kind", "name"], json)
+        }
+        GroupCmd::Members(l) => {
+            let (ident, body) = list_change(&l);
+            c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/members", enc(ident)),
+                &[],
+                Some(body),
+            )?;
+            println!("members of {ident} changed");
+            Ok(())
+        }
+        GroupCmd::Owners(ListCmd::List { ident, json })
+        | GroupCmd::Subscribers(ListCmd::List { ident, json }) => {
+            let v = c.json("GET", &format!("/api/v1/groups/{}", enc(&ident)), &[], None)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({ "owners": v["owners"], "subscribers": v["subscribers"] })
+                    )
+                    .unwrap_or_default()
+                );
+            } else {
+                println!("owners: {}", v["owners"]);
+                println!("subscribers: {}", v["subscribers"]);
+            }
+            Ok(())
+        }
+        GroupCmd::Owners(l) => {
+            let (ident, body) = list_change(&l);
+            c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/owners", enc(ident)),
+                &[],
+                Some(body),
+            )?;
+            println!("owners of {ident} changed");
+            Ok(())
+        }
+        GroupCmd::Subscribers(l) => {
+            let (ident, body) = list_change(&l);
+            c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/subscribers", enc(ident)),
+                &[],
+                Some(body),
+            )?;
+            println!("subscribers of {ident} changed");
+            Ok(())
+        }
+        GroupCmd::Join { ident } => {
+            let v = c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/join", enc(&ident)),
+                &[],
+                Some(json!({})),
+            )?;
+            println!("{}", v["result"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        GroupCmd::Leave { ident } => {
+            let v = c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/leave", enc(&ident)),
+                &[],
+                Some(json!({})),
+            )?;
+            println!("{}", v["result"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        GroupCmd::Requests(RequestCmd::List { ident, json }) => {
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/groups/{}/requests", enc(&ident)),
+                &[],
+                None,
+            )?;
+            print_rows(&v, &["id", "mailbox", "kind", "created"], json)
+        }
+        GroupCmd::Requests(RequestCmd::Approve { ident, id }) => decide(c, &ident, id, "approve"),
+        GroupCmd::Requests(RequestCmd::Reject { ident, id }) => decide(c, &ident, id, "reject"),
+        GroupCmd::Role {
+            ident,
+            role,
+            remove,
+        } => {
+            c.json(
+                "POST",
+                &format!("/api/v1/groups/{}/roles", enc(&ident)),
+                &[],
+                Some(json!({ "role": role, "assign": !remove })),
+            )?;
+            println!(
+                "{ident}: role {role} {}",
+                if remove { "removed" } else { "assigned" }
+            );
+            Ok(())
+        }
+        GroupCmd::Preview {
+            tenant,
+            settings,
+            json,
+        } => {
+            let s = settings.to_json()?;
+            let mut body = Map::new();
+            if let Some(f) = s.get("recipient_filter") {
+                body.insert("filter".into(), f.clone());
+            }
+            if let Some(p) = s.get("precanned") {
+                body.insert("precanned".into(), p.clone());
+            }
+            if let Some(t) = tenant {
+                body.insert("tenant".into(), json!(t));
+            }
+            let v = c.json(
+                "POST",
+                "/api/v1/groups/preview",
+                &[],
+                Some(Value::Object(body)),
+            )?;
+            print_rows(&v, &["address", "kind", "name"], json)
+        }
+        GroupCmd::Conversations { ident, id, json } => match id {
+            None => {
+                let v = c.json(
+                    "GET",
+                    &format!("/api/v1/groups/{}/conversations", enc(&ident)),
+                    &[],
+                    None,
+                )?;
+                print_rows(&v, &["id", "topic", "messages", "last_activity"], json)
+            }
+            Some(id) => {
+                let v = c.json(
+                    "GET",
+                    &format!("/api/v1/groups/{}/conversations/{id}", enc(&ident)),
+                    &[],
+                    None,
+                )?;
+                print_rows(&v, &["id", "received", "from", "subject", "size"], json)
+            }
+        },
+        GroupCmd::Calendar { ident, json } => {
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/groups/{}/calendar", enc(&ident)),
+                &[],
+                None,
+            )?;
+            print_rows(
+                &v,
+                &["start", "end", "summary", "location", "organizer"],
+                json,
+            )
+        }
+        GroupCmd::Files { ident, json } => {
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/groups/{}/files", enc(&ident)),
+                &[],
+                None,
+            )?;
+            print_rows(
+                &v,
+                &["name", "size", "type", "conversation", "download"],
+                json,
+            )
+        }
+    }
+}
+
+fn decide(c: &Client, ident: &str, id: i64, decision: &str) -> Result<(), String> {
+    c.json(
+        "POST",
+        &format!("/api/v1/groups/{}/requests/{id}/{decision}", enc(ident)),
+        &[],
+        Some(json!({})),
+    )?;
+    println!("request {id}: {decision}d");
+    Ok(())
+}
+
+pub fn run_contact(c: &Client, cmd: ContactCmd) -> Result<(), String> {
+    match cmd {
+        ContactCmd::Add {
+            address,
+            name,
+            tenant,
+            department,
+            company,
+            office,
+            city,
+            title,
+        } => {
+            let mut body = json!({ "address": address });
+            for (k, v) in [
+                ("name", name),
+                ("tenant", tenant),
+                ("department", department),
+                ("company", company),
+                ("office", office),
+                ("city", city),
+                ("title", title),
+            ] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            c.json("POST", "/api/v1/contacts", &[], Some(body))?;
+            println!("contact {address} added");
+            Ok(())
+        }
+        ContactCmd::List { json } => {
+            let v = c.json("GET", "/api/v1/contacts", &[], None)?;
+            print_rows(&v, &["address", "name", "department", "company"], json)
+        }
+        ContactCmd::Remove { address } => {
+            c.json(
+                "DELETE",
+                &format!("/api/v1/contacts/{}", enc(&address)),
+                &[],
+                None,
+            )?;
+            println!("contact {address} removed");
+            Ok(())
+        }
+    }
+}
+
+pub fn run_moderation(c: &Client, cmd: ModerationCmd) -> Result<(), String> {
+    match cmd {
+        ModerationCmd::List { group, state, json } => {
+            let mut q: Vec<(&str, String)> = Vec::new();
+            if let Some(g) = group {
+                q.push(("group", g));
+            }
+            if let Some(s) = state {
+                q.push(("state", s));
+            }
+            let v = c.json("GET", "/api/v1/moderation", &q, None)?;
+            print_rows(
+                &v,
+                &["id", "group", "sender", "subject", "state", "expires"],
+                json,
+            )
+        }
+        ModerationCmd::Approve { id } => {
+            c.json(
+                "POST",
+                &format!("/api/v1/moderation/{id}/approve"),
+                &[],
+                Some(json!({})),
+            )?;
+            println!("message {id} approved");
+            Ok(())
+        }
+        ModerationCmd::Reject { id, comment } => {
+            c.json(
+                "POST",
+                &format!("/api/v1/moderation/{id}/reject"),
+                &[],
+                Some(json!({ "comment": comment.unwrap_or_default() })),
+            )?;
+            println!("message {id} rejected");
+            Ok(())
+        }
+    }
+}
+
+pub fn run_permission(c: &Client, cmd: PermissionCmd) -> Result<(), String> {
+    match cmd {
+        PermissionCmd::Add {
+            mailbox,
+            user,
+            right,
+        } => {
+            c.json(
+                "POST",
+                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
+                &[],
+                Some(json!({ "user": user, "right": right })),
+            )?;
+            println!("{user} has {right} on {mailbox}");
+            Ok(())
+        }
+        PermissionCmd::Remove {
+            mailbox,
+            user,
+            right,
+        } => {
+            c.json(
+                "DELETE",
+                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
+                &[],
+                Some(json!({ "user": user, "right": right })),
+            )?;
+            println!("{right} of {user} on {mailbox} removed");
+            Ok(())
+        }
+        PermissionCmd::List { mailbox, json } => {
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
+                &[],
+                None,
+            )?;
+            print_rows(&v, &["user", "right"], json)
+        }
+    }
+}

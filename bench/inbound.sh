@@ -296,6 +296,7 @@ run_once() {
     log "run $i $side: $MESSAGES msgs accepted in ${secs}s = $rate msg/s; all delivered after ${total}s"
 }
 
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SIDES=()
 want postfix && { start_postfix; SIDES+=(postfix); }
 want hato && { start_hato; SIDES+=(hato); }
@@ -316,7 +317,8 @@ done
 
 # ---------------------------------------------------------------- report
 echo
-echo "inbound benchmark: $MESSAGES messages x $SIZE bytes, $SESSIONS sessions, smtp-source ${SMTP_SOURCE_FLAGS:-(one connection per message)}; $(nproc) CPUs"
+echo "inbound benchmark: $MESSAGES messages x $SIZE bytes, $SESSIONS sessions, smtp-source ${SMTP_SOURCE_FLAGS:-(one connection per message)}"
+echo "machine: $(nproc) CPUs; load average at start: $LOAD_AT_START (other work on the machine skews the figures)"
 declare -A MEDIAN
 for side in hato postfix; do
     want "$side" || continue

@@ -171,6 +171,14 @@ fn refs_text(ix: &DirectoryIndex, refs: &[MemberRef]) -> Vec<String> {
     refs.iter().map(|r| ix.name_of(*r)).collect()
 }
 
+/// Role names as admins give them.
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::TenantAdmin => "global-admin",
+        other => other.as_str(),
+    }
+}
+
 fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
     let st = &g.settings;
     let mailboxes = |ids: &[i64]| -> Vec<String> {
@@ -200,7 +208,7 @@ fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
         "precanned": st.precanned,
         "access_type": match st.access_type { AccessType::Public => "public", AccessType::Private => "private" },
         "auto_subscribe_new_members": st.auto_subscribe_new_members,
-        "roles": ix.dir.role_groups.iter().filter(|(gid, _)| *gid == g.id).map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
+        "roles": ix.dir.role_groups.iter().filter(|(gid, _)| *gid == g.id).map(|(_, r)| role_name(*r)).collect::<Vec<_>>(),
     })
 }
 
@@ -685,6 +693,11 @@ async fn change_members(
         input.bypass_security_group_manager_check,
     )
     .map_err(denied)?;
+    if g.group_type == GroupType::Dynamic && !(input.add.is_empty() && input.remove.is_empty()) {
+        return Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter; change the filter instead",
+        ));
+    }
     let mut change = GroupChange::default();
     for m in &input.add {
         let r = resolve_ref(&ix, m)?;

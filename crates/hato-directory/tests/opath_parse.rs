@@ -33,7 +33,8 @@ fn assert_err(input: &str, position: usize, kind: FilterErrorKind) -> FilterErro
 #[test]
 fn each_operator_parses() {
     for op in Operator::ALL {
-        let f = parse(&format!("Department {} 'Sales*'", op.name())).expect(op.name());
+        let f = parse(&format!("Department {} 'Sales*'", op.name()))
+            .unwrap_or_else(|e| panic!("{}: {e}", op.name()));
         let Filter::Comparison(c) = &f else {
             panic!("{f:?}")
         };
@@ -62,7 +63,8 @@ fn property_names_ignore_case_and_cover_all() {
         assert_eq!(Property::parse(p.name()), Some(p));
         assert_eq!(Property::parse(&p.name().to_lowercase()), Some(p));
         assert_eq!(Property::parse(&p.name().to_uppercase()), Some(p));
-        let f = parse(&format!("{} -eq 'x'", p.name().to_lowercase())).expect(p.name());
+        let f = parse(&format!("{} -eq 'x'", p.name().to_lowercase()))
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name()));
         assert_eq!(f, cmp(p, Operator::Eq, text("x")));
     }
     assert_eq!(Property::parse("CustomAttribute0"), None);

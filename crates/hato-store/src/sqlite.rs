@@ -579,22 +579,25 @@ impl TokenStore for SqliteStore {
 
     fn token(&self, token_hash: &str) -> Result<Option<TokenInfo>> {
         self.read(|conn| {
-            let row: Option<(String, Option<i64>, Option<i64>, Option<i64>)> = conn
+            let info = conn
                 .prepare_cached(
                     "SELECT role, tenant_id, mailbox_id, expires FROM tokens WHERE hash = ?1",
                 )?
                 .query_row([token_hash], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    let role: String = r.get(0)?;
+                    Ok(
+                        Role::parse(&role).map(|role| -> rusqlite::Result<TokenInfo> {
+                            Ok(TokenInfo {
+                                role,
+                                tenant_id: r.get(1)?,
+                                mailbox_id: r.get(2)?,
+                                expires: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+                            })
+                        }),
+                    )
                 })
                 .optional()?;
-            Ok(row.and_then(|(role, tenant_id, mailbox_id, expires)| {
-                Role::parse(&role).map(|role| TokenInfo {
-                    role,
-                    tenant_id,
-                    mailbox_id,
-                    expires: expires.map(Timestamp),
-                })
-            }))
+            Ok(info.flatten().transpose()?)
         })
     }
 }

@@ -143,12 +143,12 @@ impl Precanned {
                 classes.push(*class);
             }
         }
-        if !classes.contains(&IncludedRecipients::AllRecipients) {
-            if let Some(types) =
+        // AllRecipients (or nothing) means no recipient-type condition.
+        if !classes.contains(&IncludedRecipients::AllRecipients)
+            && let Some(types) =
                 any_equal(classes.iter().flat_map(|c| c.conditions().iter().copied()))
-            {
-                parts.push(types);
-            }
+        {
+            parts.push(types);
         }
 
         let mut conditional = |property: Property, values: &[String]| {

@@ -98,9 +98,9 @@ pub(crate) fn contains(s: &str, lower: &str) -> bool {
         if needle.len() > s.len() {
             return false;
         }
-        s.as_bytes()
-            .windows(needle.len())
-            .any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+        s.as_bytes().windows(needle.len()).any(|w| {
+            w.first().map(u8::to_ascii_lowercase) == Some(first) && w.eq_ignore_ascii_case(needle)
+        })
     } else {
         // Try every start position in the folded text, including ones
         // inside a multi-character folding (`İ` folds to `i` + U+0307).

@@ -186,12 +186,11 @@ fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
             .filter_map(|i| ix.mailbox(*i).map(|m| m.address.clone()))
             .collect()
     };
-    let tenant = ix.dir.mailboxes.first().map(|m| m.tenant.clone());
     json!({
         "name": g.name,
         "address": g.address,
         "type": g.group_type.as_str(),
-        "tenant": tenant,
+        "tenant": ix.dir.tenant_name,
         "owners": mailboxes(&g.owners),
         "members": if g.group_type == GroupType::Dynamic { Value::Null } else { json!(refs_text(ix, &g.members)) },
         "subscribers": mailboxes(&g.subscribers),

@@ -397,6 +397,7 @@ pub struct Permission {
 #[derive(Clone, Debug, Default)]
 pub struct TenantDirectory {
     pub tenant_id: TenantId,
+    pub tenant_name: String,
     pub version: i64,
     pub mailboxes: Vec<Mailbox>,
     pub contacts: Vec<Contact>,

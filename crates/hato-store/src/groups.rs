@@ -846,6 +846,7 @@ fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDi
     }
     Ok(TenantDirectory {
         tenant_id: tenant,
+        tenant_name,
         version,
         mailboxes,
         contacts,

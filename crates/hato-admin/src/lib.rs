@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! hato's admin HTTP API: JSON under `/api/v1/`, bearer tokens, tenant isolation.
 //!
 //! A tenant admin's token confines every request to its tenant; another tenant's objects answer

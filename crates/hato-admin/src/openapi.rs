@@ -125,6 +125,43 @@ pub async fn document() -> Json<Value> {
             },
             "/api/v1/trace/{trace_id}": {
                 "get": with_params(op("Message trace detail: a recipient's events", "trace"), &[("trace_id", "path"), ("recipient", "query")])
+            },
+            "/api/v1/auth/login": { "post": op("Log in as a mailbox user (no token needed)", "users") },
+            "/api/v1/groups": {
+                "get": with_params(op("List groups", "groups"), &[("tenant", "query")]),
+                "post": op("Create a group (distribution, security, mail-security, dynamic, m365)", "groups")
+            },
+            "/api/v1/groups/preview": { "post": op("Recipients a filter (OPATH or precanned) matches now", "groups") },
+            "/api/v1/groups/{group}": {
+                "get": with_params(op("Show a group", "groups"), &[("group", "path")]),
+                "patch": with_params(op("Change a group's settings", "groups"), &[("group", "path")]),
+                "delete": with_params(op("Remove a group", "groups"), &[("group", "path"), ("bypass_security_group_manager_check", "query")])
+            },
+            "/api/v1/groups/{group}/members": {
+                "get": with_params(op("A group's members now", "groups"), &[("group", "path")]),
+                "post": with_params(op("Add or remove members", "groups"), &[("group", "path")])
+            },
+            "/api/v1/groups/{group}/owners": { "post": with_params(op("Add or remove owners", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/subscribers": { "post": with_params(op("Add or remove subscribers (m365)", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/join": { "post": with_params(op("Join (a user)", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/leave": { "post": with_params(op("Leave (a user)", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/requests": { "get": with_params(op("Join and leave requests", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/requests/{id}/{decision}": { "post": with_params(op("Approve or reject a request", "groups"), &[("group", "path"), ("id", "path"), ("decision", "path")]) },
+            "/api/v1/groups/{group}/roles": { "post": with_params(op("Make a security group a role group", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/conversations": { "get": with_params(op("Conversations of a group mailbox", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/conversations/{id}": { "get": with_params(op("Messages of a conversation", "groups"), &[("group", "path"), ("id", "path")]) },
+            "/api/v1/groups/{group}/items/{id}/raw": { "get": with_params(op("A group mailbox message (message/rfc822)", "groups"), &[("group", "path"), ("id", "path")]) },
+            "/api/v1/groups/{group}/calendar": { "get": with_params(op("The group calendar", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/files": { "get": with_params(op("The group's files", "groups"), &[("group", "path")]) },
+            "/api/v1/groups/{group}/files/{item}/{index}": { "get": with_params(op("Download a file", "groups"), &[("group", "path"), ("item", "path"), ("index", "path")]) },
+            "/api/v1/moderation": { "get": with_params(op("Messages held for moderation", "moderation"), &[("group", "query"), ("state", "query")]) },
+            "/api/v1/moderation/{id}/{decision}": { "post": with_params(op("Approve or reject a held message", "moderation"), &[("id", "path"), ("decision", "path")]) },
+            "/api/v1/contacts": { "get": op("List mail contacts", "contacts"), "post": op("Add a mail contact", "contacts") },
+            "/api/v1/contacts/{address}": { "delete": with_params(op("Remove a mail contact", "contacts"), &[("address", "path")]) },
+            "/api/v1/mailboxes/{address}/permissions": {
+                "get": with_params(op("Rights on a mailbox", "mailboxes"), &[("address", "path")]),
+                "post": with_params(op("Grant full-access or send-as", "mailboxes"), &[("address", "path")]),
+                "delete": with_params(op("Revoke a right", "mailboxes"), &[("address", "path")])
             }
         },
         "components": {

@@ -159,15 +159,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     measure(
         "dynamic group expansion as routing does it (cached directory + filter + recipients)",
         runs,
-        || {
-            let ix = directory.index(tenant.id).map(|ix| ix.clone());
-            match ix {
-                Ok(ix) => ix
-                    .group(dynamic.id)
-                    .map(|g| policy::expansion(&ix, g).len())
-                    .unwrap_or(0),
-                Err(_) => 0,
-            }
+        || match directory.index(tenant.id) {
+            Ok(ix) => ix
+                .group(dynamic.id)
+                .map(|g| policy::expansion(&ix, g).len())
+                .unwrap_or(0),
+            Err(_) => 0,
         },
     );
     measure("1,000-member distribution group expansion", runs, || {

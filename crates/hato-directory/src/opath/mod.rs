@@ -32,10 +32,16 @@
 //!   (`'O''Brien'`); double quotes work the same way (`"O""Brien"`).
 //!   Exchange also takes integers and system values unquoted
 //!   (`CustomAttribute1 -gt 5`, `RecipientType -eq UserMailbox`); hato
-//!   accepts a bare word made of letters, digits and `_ . @ * + : /`.
+//!   accepts a bare word made of letters, digits and `_ . @ * + : /`, or a
+//!   `-` followed by a digit (`-5`). A bare word means the same as the
+//!   quoted text.
 //! * `$null`, `$true` and `$false` may only be used with `-eq` and `-ne`.
+//! * Exchange's pages list `-lt` and `-gt`; `-le` and `-ge` (PowerShell's
+//!   other two ordering operators) are accepted as well.
 //! * The whole filter may be at most 2,048 characters, Exchange's limit for
-//!   `RecipientFilter` ("including internal syntax").
+//!   `RecipientFilter` ("including internal syntax"). hato counts the text
+//!   it is given; see [`Filter::to_opath`] for the canonical form.
+//! * Error positions are 0-based character (not byte) offsets.
 //!
 //! # Semantics
 //!
@@ -44,8 +50,11 @@
 //!
 //! * Text comparisons ignore case (Exchange's EAC: "Washington" ≠ "WA", but
 //!   comparison is case-insensitive).
-//! * A property that is not set (`None` or `""`) equals `$null` (and `''`)
-//!   and nothing else; `-ne $null` is "the property is set".
+//! * A property that is not set (`None` or `""`) equals `$null` (and `''`,
+//!   with `-eq` or `-like`) and nothing else; `-ne $null` is "the property
+//!   is set".
+//! * `$true` / `$false` equal the texts `True` / `False` (any case), the
+//!   way Boolean properties are reported.
 //! * `-ne` and `-notlike` are the exact negations of `-eq` and `-like`, so
 //!   they match recipients on which the property is not set, as the LDAP
 //!   `(!(department=Sales))` that Exchange generates does.

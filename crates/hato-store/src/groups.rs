@@ -580,6 +580,18 @@ impl GroupStore for SqliteStore {
         })
     }
 
+    fn expired_moderation(&self, now: Timestamp) -> Result<Vec<i64>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM moderation WHERE state = 'pending' AND expires <= ?1 ORDER BY expires",
+            )?;
+            let ids = stmt
+                .query_map([now.0], |r| r.get(0))?
+                .collect::<std::result::Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+    }
+
     fn decide_moderation(
         &self,
         id: i64,

@@ -144,6 +144,8 @@ pub trait GroupStore: Send + Sync {
         group: Option<GroupId>,
         state: Option<ModerationState>,
     ) -> Result<Vec<HeldMessage>>;
+    /// Pending moderation requests whose time is up.
+    fn expired_moderation(&self, now: Timestamp) -> Result<Vec<i64>>;
     /// Approves (the recipient becomes due again, marked approved), rejects or expires (the
     /// recipient fails and the sender gets an NDR) a held message.
     fn decide_moderation(

@@ -38,7 +38,7 @@ pub struct SqliteStore {
     blobs: BlobDir,
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
+fn open_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -51,6 +51,14 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A larger page cache (negative = KiB) keeps the hot index pages in memory instead of
+    // re-reading them with a system call per miss (measured: pread was 7% of the server's time
+    // under load with the 2 MB default).
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    // Checkpoint the WAL into the database every ~40 MB instead of every ~4 MB: a page changed
+    // by many transactions in between is copied once, not once per checkpoint.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -74,14 +82,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Runs `f` inside a savepoint, so that one failing write in a batch leaves the others intact.
 fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-    conn.execute_batch("SAVEPOINT op")?;
+    // Cached statements: this runs once per write, so re-parsing the SQL each time shows.
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     match f(conn) {
         Ok(r) => {
-            conn.execute_batch("RELEASE op")?;
+            conn.prepare_cached("RELEASE op")?.execute([])?;
             Ok(r)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            conn.prepare_cached("ROLLBACK TO op")?.execute([])?;
+            conn.prepare_cached("RELEASE op")?.execute([])?;
             Err(e)
         }
     }
@@ -122,10 +132,10 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("hato.db");
-        let mut conn = open_connection(&db_path)?;
+        let mut conn = open_connection(&db_path, 16 * 1024)?;
         migrate(&mut conn)?;
         let readers = (0..READERS)
-            .map(|_| open_connection(&db_path).map(Mutex::new))
+            .map(|_| open_connection(&db_path, 8 * 1024).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
@@ -813,7 +823,7 @@ impl QueueStore for SqliteStore {
                    (SELECT detail FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
                    r.report_to \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
-                 WHERE r.ndr_state = 1 ORDER BY r.id LIMIT ?1",
+                 WHERE r.ndr_state = 1 ORDER BY r.message_id, r.id LIMIT ?1",
             )?;
             // One NDR per message and addressee: the sender, or (report_to_originator off) the
             // group's owners.

@@ -181,23 +181,19 @@ impl DeliveryAgent {
     /// recipient fails and the sender is told by NDR.
     async fn expire_moderation(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let held = self
-            .store
-            .moderation_queue(None, None, Some(ModerationState::Pending))?;
-        let mut n = 0;
-        for h in held.into_iter().filter(|h| h.expires <= now) {
+        let expired = self.store.expired_moderation(now)?;
+        for id in &expired {
             self.store
                 .decide_moderation(
-                    h.id,
+                    *id,
                     ModerationState::Expired,
                     "system".into(),
                     String::new(),
                     now,
                 )
                 .await?;
-            n += 1;
         }
-        Ok(n)
+        Ok(expired.len())
     }
 
     fn prepare_deliveries(

@@ -14,6 +14,11 @@ Subcommands:
         with all of them open, print the summed VmRSS (MB) of the PIDs and their
         descendants (one line "rss_mb=N open=K"), then close the sessions.
   count-json FILE                 print the length of the JSON array in FILE
+  cpu-snap PID [PID ...]          print "busy total ours": CPU ticks of the whole machine spent in
+                                  user+nice+system, all ticks, and the ticks of the PIDs and their
+                                  descendants (including reaped children); two snapshots give the
+                                  share of the machine that other work used in between
+  cpu-others SNAP1 SNAP2          print that share in percent (SNAPs as printed, quoted)
 """
 
 import json
@@ -179,6 +184,30 @@ def idle(port, count, pids):
     return 0 if len(socks) == count else 1
 
 
+def cpu_snap(pids):
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:9]]
+    busy = t[0] + t[1] + t[2]  # user nice system (irq/softirq are not charged to processes)
+    total = sum(t)
+    ours = 0
+    for p in descendants(pids):
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2 :].split()
+            ours += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError):
+            pass
+    print(busy, total, ours)
+
+
+def cpu_others(a, b):
+    a, b = [int(x) for x in a.split()], [int(x) for x in b.split()]
+    total = b[1] - a[1]
+    others = (b[0] - a[0]) - (b[2] - a[2])
+    print("%.0f" % max(0.0, 100.0 * others / total) if total > 0 else "0")
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "freeport":
@@ -195,6 +224,10 @@ def main(argv):
         print("%.1f" % tree_rss_mb(args))
     elif cmd == "idle":
         return idle(args[0], args[1], args[2:])
+    elif cmd == "cpu-snap":
+        cpu_snap(args)
+    elif cmd == "cpu-others":
+        cpu_others(args[0], args[1])
     elif cmd == "count-json":
         with open(args[0]) as f:
             print(len(json.load(f)))

@@ -29,6 +29,9 @@ pub struct DirectoryIndex {
     contact_pos: HashMap<ContactId, usize>,
     /// Parsed recipient filters of dynamic groups (a filter that no longer parses matches nobody).
     filters: HashMap<GroupId, Filter>,
+    /// Dynamic groups' members, evaluated on first use. The index is rebuilt whenever the
+    /// directory changes, so a remembered result is always what evaluating now would give.
+    dynamic_cache: std::sync::Mutex<HashMap<GroupId, Vec<MemberRef>>>,
 }
 
 /// A mailbox, contact or group seen through the properties recipient filters read.
@@ -134,6 +137,7 @@ impl DirectoryIndex {
             group_pos,
             contact_pos,
             filters,
+            dynamic_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -194,6 +198,20 @@ impl DirectoryIndex {
     /// The members of a dynamic group now: every recipient its filter matches (mailboxes,
     /// contacts and mail-enabled groups other than itself).
     pub fn dynamic_members(&self, group: GroupId) -> Vec<MemberRef> {
+        if let Ok(cache) = self.dynamic_cache.lock()
+            && let Some(members) = cache.get(&group)
+        {
+            return members.clone();
+        }
+        let members = self.evaluate_dynamic(group);
+        if let Ok(mut cache) = self.dynamic_cache.lock() {
+            cache.insert(group, members.clone());
+        }
+        members
+    }
+
+    /// Evaluates a dynamic group's filter over the directory, without the cache.
+    pub fn evaluate_dynamic(&self, group: GroupId) -> Vec<MemberRef> {
         let Some(filter) = self.filters.get(&group) else {
             return Vec::new();
         };

@@ -3,14 +3,19 @@
 #
 # What it measures
 #   Postfix's load generator smtp-source sends MESSAGES messages (default 10,000) of SIZE bytes
-#   (default 2048) to user@bench.test over SESSIONS parallel SMTP sessions (default 20), first
-#   to hato and then to a private Postfix instance (order alternates per round), RUNS rounds
-#   (default 3). The figure is wall-clock messages/second until smtp-source has had its last
-#   "250" (i.e. until every message was accepted; both servers have made it durable by then).
+#   (default 2048) to user@bench.test over SESSIONS parallel SMTP sessions (default 20), to hato
+#   and to a private Postfix instance, alternating (the order flips every round), RUNS rounds
+#   (default 3), after a WARMUP-message warm-up of each. The figure is wall-clock
+#   messages/second until smtp-source has had its last "250", i.e. until every message was
+#   accepted (Postfix has fsynced each queue file by then; hato by its own design).
 #   After every run the script waits until that run's messages are delivered to the mailbox
-#   (so no run competes with the previous run's backlog) and reports the delivered totals.
-#   Then it reads hato's peak RSS (VmHWM), and hato's RSS with IDLE (default 1,000) concurrent
-#   SMTP sessions that have sent EHLO and stay idle.
+#   (so no run competes with the previous run's backlog) and reports the delivered totals
+#   (Postfix: Maildir files; hato: `hato mail list --json`) and an end-to-end rate (until the
+#   run's last message was delivered). Then it reads hato's peak RSS (VmHWM), and hato's RSS
+#   with IDLE (default 1,000) concurrent SMTP sessions that have sent EHLO and stay idle.
+#   The machine may be shared: for every timed run the script reports how much of the CPU
+#   other processes used meanwhile; runs above 10% are flagged as skewed. Concurrent runs of
+#   this script wait for each other (flock on /tmp/hato-inbound-bench.lock).
 #
 #   Peer (b) is a private Postfix instance (own config, queue and data directories, listening
 #   on 127.0.0.1:<free port> only) delivering to a virtual Maildir domain bench.test, with
@@ -66,6 +71,13 @@ if want hato && [ ! -x "$HATO" ]; then
     log "building hato (cargo build --release)"
     (cd "$ROOT" && cargo build --release) || die "cargo build failed"
     [ -x "$HATO" ] || die "no binary at $HATO after the build"
+fi
+
+# One run at a time on this machine: two runs at once would skew each other's figures.
+exec 9>/tmp/hato-inbound-bench.lock
+if ! flock -n 9; then
+    log "another bench/inbound.sh is running; waiting for it to finish"
+    flock -w 3600 9 || die "still locked after an hour: /tmp/hato-inbound-bench.lock"
 fi
 
 # ---------------------------------------------------------------- temp dir and cleanup
@@ -184,7 +196,7 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
     postfix -c "$PF_ETC" check || die "postfix check failed (see above)"
-    postfix -c "$PF_ETC" start >/dev/null 2>&1 || { cat "$PF/maillog" >&2 2>/dev/null; die "postfix start failed"; }
+    postfix -c "$PF_ETC" start >/dev/null 2>&1 9>&- || { cat "$PF/maillog" >&2 2>/dev/null; die "postfix start failed"; }
     PF_STARTED=1
     local banner
     banner=$("${HELPER[@]}" wait-banner "$PF_PORT" 30) \
@@ -221,7 +233,7 @@ max_connections_per_ip = 5000
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 EOF
-    "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 &
+    "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 9>&- &
     HATO_PID=$!
     if ! "${HELPER[@]}" wait-banner "$HATO_PORT" 60 >/dev/null || ! "${HELPER[@]}" wait-port "$ADMIN_PORT" 30; then
         tail -20 "$H/serve.log" >&2
@@ -293,10 +305,18 @@ send() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
+# our_pids: the processes whose CPU time is the benchmark's own (this script and its children,
+# hato, the private Postfix master and its children); the rest of the machine is "other work"
+our_pids() { echo $$ ${HATO_PID:-} $(cat "$PF_SPOOL/pid/master.pid" 2>/dev/null); }
+
 run_once() {
-    local side=$1 i=$2 t0 secs total rate e2e
+    local side=$1 i=$2 t0 secs total rate e2e snap0 snap1 others
+    snap0=$("${HELPER[@]}" cpu-snap $(our_pids))
     t0=$(date +%s.%N)
     secs=$(send "$side" "$MESSAGES")
+    snap1=$("${HELPER[@]}" cpu-snap $(our_pids))
+    others=$("${HELPER[@]}" cpu-others "$snap0" "$snap1")
+    OTHERS="$OTHERS $others"
     EXPECTED[$side]=$((EXPECTED[$side] + MESSAGES))
     wait_delivered "$side" || true
     total=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
@@ -304,10 +324,11 @@ run_once() {
     e2e=$(awk -v m="$MESSAGES" -v s="$total" 'BEGIN { printf "%.0f", m / s }')
     RATES[$side]="${RATES[$side]} $rate"
     E2E[$side]="${E2E[$side]} $e2e"
-    log "run $i $side: $MESSAGES msgs accepted in ${secs}s = $rate msg/s; all delivered after ${total}s"
+    log "run $i $side: $MESSAGES msgs accepted in ${secs}s = $rate msg/s; all delivered after ${total}s;" \
+        "other work on the machine used ${others}% of its CPU meanwhile"
 }
 
-LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+OTHERS=
 SIDES=()
 want postfix && { start_postfix; SIDES+=(postfix); }
 want hato && { start_hato; SIDES+=(hato); }
@@ -329,7 +350,10 @@ done
 # ---------------------------------------------------------------- report
 echo
 echo "inbound benchmark: $MESSAGES messages x $SIZE bytes, $SESSIONS sessions, smtp-source ${SMTP_SOURCE_FLAGS:-(one connection per message)}"
-echo "machine: $(nproc) CPUs; load average at start: $LOAD_AT_START (other work on the machine skews the figures)"
+echo "machine: $(nproc) CPUs; CPU used by other work during the timed runs, %:$OTHERS"
+if awk -v l="$OTHERS" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) if (a[i] > 10) exit 0; exit 1 }'; then
+    echo "NOTE: other processes competed for the CPU during some runs; those figures are skewed"
+fi
 declare -A MEDIAN
 for side in hato postfix; do
     want "$side" || continue

@@ -297,7 +297,11 @@ struct TenantFilter {
 }
 
 /// The tenant a new object goes to: the named one (if visible), else a tenant admin's own.
-fn target_tenant(s: &AppState, p: &Principal, named: Option<&str>) -> ApiResult<TenantId> {
+pub(crate) fn target_tenant(
+    s: &AppState,
+    p: &Principal,
+    named: Option<&str>,
+) -> ApiResult<TenantId> {
     match (named, p.role, p.tenant_id) {
         (Some(name), _, _) => Ok(visible_tenant(s, p, name)?.id),
         (None, role, Some(id)) if role != Role::Operator => Ok(id),

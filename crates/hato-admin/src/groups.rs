@@ -4,7 +4,7 @@
 //! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
 //! objects answer 404 as if they did not exist.
 
-use crate::api::{AppState, require_admin, require_global_admin};
+use crate::api::{AppState, require_admin, require_global_admin, target_tenant};
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -446,14 +446,7 @@ async fn create_group(
             "only admins may create this type of group",
         ));
     }
-    let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
-        (Some(name), _, _) => match s.store.tenant_by_name(name)? {
-            Some(t) if p.sees(t.id) => t.id,
-            _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
-        },
-        (None, r, Some(t)) if r != Role::Operator => t,
-        _ => return Err(ApiError::bad_request("name the tenant (\"tenant\")")),
-    };
+    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
     let ix = s.directory.index(tenant)?;
     let address = match (kind, input.address.as_deref()) {
         (GroupType::Security, Some(_)) => {
@@ -842,29 +835,49 @@ async fn join(
     } else {
         g.settings.member_join_restriction
     };
+    membership_change(&s, &g, me, JoinRequestKind::Join, restriction).await
+}
+
+/// Carries out a user's own join or leave under the group's restriction: at once when open, as a
+/// request to the owners when approval is required, not at all when closed.
+async fn membership_change(
+    s: &AppState,
+    g: &Group,
+    me: i64,
+    kind: JoinRequestKind,
+    restriction: Restriction,
+) -> ApiResult<Json<Value>> {
+    let member = vec![MemberRef::Mailbox(me)];
+    let (change, done, verb) = match kind {
+        JoinRequestKind::Join => (
+            GroupChange {
+                add_members: member,
+                ..Default::default()
+            },
+            "joined",
+            "add",
+        ),
+        JoinRequestKind::Depart => (
+            GroupChange {
+                remove_members: member,
+                ..Default::default()
+            },
+            "left",
+            "remove",
+        ),
+    };
     match restriction {
         Restriction::Open => {
-            s.store
-                .update_group(
-                    g.id,
-                    GroupChange {
-                        add_members: vec![MemberRef::Mailbox(me)],
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            Ok(Json(json!({ "result": "joined" })))
+            s.store.update_group(g.id, change).await?;
+            Ok(Json(json!({ "result": done })))
         }
         Restriction::ApprovalRequired => {
-            let r = s
-                .store
-                .add_join_request(g.id, me, JoinRequestKind::Join)
-                .await?;
+            let r = s.store.add_join_request(g.id, me, kind).await?;
             Ok(Json(json!({ "result": "requested", "request": r.id })))
         }
-        Restriction::Closed => Err(ApiError::forbidden(
-            "this group is closed: only its owners can add members",
-        )),
+        Restriction::Closed => Err(ApiError::forbidden(format!(
+            "this group is closed: only its owners can {verb} members"
+        ))),
     }
 }
 
@@ -883,30 +896,7 @@ async fn leave(
     } else {
         g.settings.member_depart_restriction
     };
-    match restriction {
-        Restriction::Open => {
-            s.store
-                .update_group(
-                    g.id,
-                    GroupChange {
-                        remove_members: vec![MemberRef::Mailbox(me)],
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            Ok(Json(json!({ "result": "left" })))
-        }
-        Restriction::ApprovalRequired => {
-            let r = s
-                .store
-                .add_join_request(g.id, me, JoinRequestKind::Depart)
-                .await?;
-            Ok(Json(json!({ "result": "requested", "request": r.id })))
-        }
-        Restriction::Closed => Err(ApiError::forbidden(
-            "this group is closed: only its owners can remove members",
-        )),
-    }
+    membership_change(&s, &g, me, JoinRequestKind::Depart, restriction).await
 }
 
 async fn list_requests(
@@ -1017,14 +1007,7 @@ async fn preview(
 ) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
     let input = body(payload)?;
-    let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
-        (Some(name), _, _) => match s.store.tenant_by_name(name)? {
-            Some(t) if p.sees(t.id) => t.id,
-            _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
-        },
-        (None, r, Some(t)) if r != Role::Operator => t,
-        _ => return Err(ApiError::bad_request("name the tenant (\"tenant\")")),
-    };
+    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
     let filter = match (&input.filter, &input.precanned) {
         (Some(text), None) => opath::parse(text).map_err(filter_error)?,
         (None, Some(p)) => p.to_precanned()?.to_filter(),
@@ -1315,14 +1298,7 @@ async fn create_contact(
 ) -> ApiResult<Response> {
     require_admin(&p)?;
     let input = body(payload)?;
-    let tenant = match (input.tenant.as_deref(), p.role, p.tenant_id) {
-        (Some(name), _, _) => match s.store.tenant_by_name(name)? {
-            Some(t) if p.sees(t.id) => t.id,
-            _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
-        },
-        (None, r, Some(t)) if r != Role::Operator => t,
-        _ => return Err(ApiError::bad_request("name the tenant (\"tenant\")")),
-    };
+    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
     let address = Address::parse(&input.address)
         .map_err(|e| ApiError::bad_request(format!("{}: {e}", input.address)))?;
     if s.store.domain(address.domain())?.is_some() {

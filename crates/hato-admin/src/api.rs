@@ -704,6 +704,9 @@ async fn delete_mailbox(
 #[derive(Deserialize)]
 struct FolderFilter {
     folder: Option<String>,
+    /// Paging: at most `limit` messages (all when absent), after skipping `offset`.
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
 
 async fn list_messages(
@@ -724,7 +727,13 @@ async fn list_messages(
         })
         .transpose()?;
     Ok(Json(
-        serde_json::to_value(s.store.mail_list(m.id, folder)?).unwrap_or_default(),
+        serde_json::to_value(s.store.mail_page(
+            m.id,
+            folder,
+            f.limit.unwrap_or(i64::MAX as usize),
+            f.offset.unwrap_or(0),
+        )?)
+        .unwrap_or_default(),
     ))
 }
 

@@ -180,7 +180,17 @@ pub trait QueueStore: Send + Sync {
 
 /// Mailbox folders and the messages in them.
 pub trait MailStore: Send + Sync {
-    fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>>;
+    /// Messages of a mailbox (or one folder), newest first: `limit` of them after skipping `offset`.
+    fn mail_page(
+        &self,
+        mailbox: MailboxId,
+        folder: Option<Folder>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<MailItem>>;
+    fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>> {
+        self.mail_page(mailbox, folder, i64::MAX as usize, 0)
+    }
     fn mail_item(&self, mailbox: MailboxId, id: i64) -> Result<Option<MailItem>>;
     /// Prepares content for [`QueueStore::complete_deliveries`]: content larger than
     /// [`INLINE_BLOB_MAX`] is written to the blob directory (synced) now; smaller content is

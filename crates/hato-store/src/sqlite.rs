@@ -881,14 +881,22 @@ fn mail_item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailItem> {
 }
 
 impl MailStore for SqliteStore {
-    fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>> {
+    fn mail_page(
+        &self,
+        mailbox: MailboxId,
+        folder: Option<Folder>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<MailItem>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, received, from_header, subject, size, folder, blob FROM mail_items \
-                 WHERE mailbox_id = ?1 AND (?2 IS NULL OR folder = ?2) ORDER BY received DESC, id DESC",
+                 WHERE mailbox_id = ?1 AND (?2 IS NULL OR folder = ?2) ORDER BY received DESC, id DESC LIMIT ?3 OFFSET ?4",
             )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
             let rows = stmt
-                .query_map(params![mailbox, folder.map(Folder::as_str)], mail_item_from_row)?
+                .query_map(params![mailbox, folder.map(Folder::as_str), limit, offset], mail_item_from_row)?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(rows)
         })

@@ -269,6 +269,12 @@ enum MailCmd {
         address: String,
         #[arg(long, value_parser = ["inbox", "junk"])]
         folder: Option<String>,
+        /// At most this many messages (newest first).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Skip this many of the newest messages first.
+        #[arg(long)]
+        offset: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -705,9 +711,14 @@ impl Client {
             Command::Mail(MailCmd::List {
                 address,
                 folder,
+                limit,
+                offset,
                 json,
             }) => {
-                let q: Vec<(&str, String)> = folder.map(|f| ("folder", f)).into_iter().collect();
+                let mut q: Vec<(&str, String)> =
+                    folder.map(|f| ("folder", f)).into_iter().collect();
+                q.extend(limit.map(|l| ("limit", l.to_string())));
+                q.extend(offset.map(|o| ("offset", o.to_string())));
                 let v = self.json(
                     "GET",
                     &format!("/api/v1/mailboxes/{}/messages", enc(&address)),

@@ -144,6 +144,32 @@ fn same_content_different_envelope_is_two_messages() {
     assert_ne!(a, b);
     s.wait_for("both delivered", || s.mail("alice@contoso.test").len() == 2);
     assert_eq!(s.trace("message_id=same@x.test").len(), 2);
+    // Paging, newest first.
+    let all = s.mail("alice@contoso.test");
+    let (_, first) = s.api(
+        "GET",
+        "/api/v1/mailboxes/alice@contoso.test/messages?limit=1",
+        None,
+    );
+    let (_, second) = s.api(
+        "GET",
+        "/api/v1/mailboxes/alice@contoso.test/messages?limit=1&offset=1",
+        None,
+    );
+    assert_eq!(first.as_array().unwrap().as_slice(), &all[..1]);
+    assert_eq!(second.as_array().unwrap().as_slice(), &all[1..2]);
+    let out = s.ok(&[
+        "mail",
+        "list",
+        "alice@contoso.test",
+        "--limit",
+        "1",
+        "--offset",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().as_slice(), &all[1..2]);
 }
 
 #[test]

@@ -493,13 +493,13 @@ impl GroupStore for SqliteStore {
         message: i64,
         outcome: GroupOutcome,
         now: Timestamp,
-    ) -> Pending<()> {
+    ) -> Pending<bool> {
         self.write(move |conn| {
             let status: Option<String> = conn
                 .query_row("SELECT status FROM recipients WHERE id = ?1", [recipient], |r| r.get(0))
                 .optional()?;
             if status.as_deref() != Some("Pending") {
-                return Ok(());
+                return Ok(false);
             }
             match outcome {
                 GroupOutcome::Expand { detail, members } => {
@@ -558,7 +558,7 @@ impl GroupStore for SqliteStore {
                 }
             }
             release_spool(conn, message)?;
-            Ok(())
+            Ok(true)
         })
     }
 

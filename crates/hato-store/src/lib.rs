@@ -130,14 +130,15 @@ pub trait GroupStore: Send + Sync {
     fn join_requests(&self, group: GroupId) -> Result<Vec<JoinRequest>>;
     fn remove_join_request(&self, id: i64) -> Pending<()>;
 
-    /// Applies the routing decision for a group recipient of a queued message.
+    /// Applies the routing decision for a group recipient of a queued message; false when the
+    /// recipient was no longer pending (nothing done).
     fn route_group_recipient(
         &self,
         recipient: i64,
         message: i64,
         outcome: GroupOutcome,
         now: Timestamp,
-    ) -> Pending<()>;
+    ) -> Pending<bool>;
     fn moderation_queue(
         &self,
         tenant: Option<TenantId>,

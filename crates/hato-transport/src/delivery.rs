@@ -44,6 +44,8 @@ struct GroupWork {
     message: i64,
     outcome: GroupOutcome,
     item: Option<NewGroupItem>,
+    /// For a held message: the approval request to the moderators.
+    notice: Option<NewMessage>,
 }
 
 /// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
@@ -159,9 +161,14 @@ impl DeliveryAgent {
             if let Some(item) = work.item {
                 self.store.file_group_item(item).await?;
             }
-            self.store
+            let applied = self
+                .store
                 .route_group_recipient(work.recipient, work.message, work.outcome, now)
                 .await?;
+            if let (true, Some(notice)) = (applied, work.notice) {
+                self.store.enqueue(notice).await?;
+                self.queued.notify_one();
+            }
         }
         let expired = self.expire_moderation().await?;
         let ndrs = self.store.due_ndrs(BATCH)?;
@@ -256,6 +263,7 @@ impl DeliveryAgent {
             message: m.id,
             outcome,
             item: None,
+            notice: None,
         };
         let Route::Group(group_id) = r.route else {
             return Ok(work(GroupOutcome::Fail {
@@ -283,19 +291,25 @@ impl DeliveryAgent {
                 }));
             }
             if policy::needs_moderation(&ix, group, sender) {
-                let moderators: Vec<String> = policy::moderators(group)
+                let moderators: Vec<(i64, String)> = policy::moderators(group)
                     .into_iter()
-                    .filter_map(|id| ix.mailbox(id).map(|mb| mb.address.clone()))
+                    .filter_map(|id| ix.mailbox(id).map(|mb| (id, mb.address.clone())))
                     .collect();
-                return Ok(work(GroupOutcome::Hold {
+                let expires = self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS);
+                let names: Vec<&str> = moderators.iter().map(|(_, a)| a.as_str()).collect();
+                let detail = format!(
+                    "Held for moderation of group {name}; moderators: {}",
+                    names.join(", ")
+                );
+                let notice = self.approval_request(m, r.tenant_id, &name, &moderators, expires);
+                let mut w = work(GroupOutcome::Hold {
                     group_id,
                     tenant_id: r.tenant_id,
-                    expires: self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS),
-                    detail: format!(
-                        "Held for moderation of group {name}; moderators: {}",
-                        moderators.join(", ")
-                    ),
-                }));
+                    expires,
+                    detail,
+                });
+                w.notice = notice;
+                return Ok(w);
             }
         }
         let report_to = if group.settings.report_to_originator {
@@ -349,6 +363,7 @@ impl DeliveryAgent {
                     reply: reply::RECIPIENT_NOT_FOUND.to_string(),
                 },
                 item: None,
+                notice: None,
             });
         };
         let stored = stored_form(m);
@@ -409,6 +424,104 @@ impl DeliveryAgent {
             message: m.id,
             outcome: GroupOutcome::Expand { detail, members },
             item: Some(item),
+            notice: None,
+        })
+    }
+
+    /// The message that tells a held message's moderators (Exchange sends an approval request):
+    /// who sent what to which group, how to decide, when it expires, and the message itself.
+    fn approval_request(
+        &self,
+        m: &QueuedMessage,
+        tenant: i64,
+        group: &str,
+        moderators: &[(i64, String)],
+        expires: Timestamp,
+    ) -> Option<NewMessage> {
+        if moderators.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        let trace_id = id::new_trace_id();
+        let summary = summarize(&m.content);
+        let sender = if m.sender.is_empty() {
+            "<>"
+        } else {
+            m.sender.as_str()
+        };
+        let text = format!(
+            "A message to the group {group} is waiting for your approval.\r\n\r\n\
+             From: {sender}\r\nSubject: {}\r\nTrace id: {}\r\n\r\n\
+             Approve or reject it:\r\n  hato moderation list --group {group}\r\n\
+               hato moderation approve ID\r\n  hato moderation reject ID --comment \"why\"\r\n\r\n\
+             If nobody decides, the request expires on {} and the sender is told.\r\n",
+            summary.subject,
+            m.trace_id,
+            expires.to_rfc5322()
+        );
+        let mut original = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
+        original.extend_from_slice(&m.content);
+        let postmaster = format!(
+            "postmaster@{}",
+            group
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or(&self.hostname)
+        );
+        let body = mail_builder::mime::MimePart::new(
+            "multipart/mixed",
+            mail_builder::mime::BodyPart::Multipart(vec![
+                mail_builder::mime::MimePart::new("text/plain", text),
+                mail_builder::mime::MimePart::raw(mail_builder::mime::BodyPart::Binary(
+                    original.into(),
+                )),
+            ]),
+        );
+        let to: Vec<&str> = moderators.iter().map(|(_, a)| a.as_str()).collect();
+        let content = mail_builder::MessageBuilder::new()
+            .from(("Mail Delivery System", postmaster.as_str()))
+            .to(to)
+            .subject(format!("Approval requested: {}", summary.subject))
+            .message_id(format!("{trace_id}@{}", self.hostname))
+            .date(now.0 / 1_000_000)
+            .header(
+                "Auto-Submitted",
+                mail_builder::headers::raw::Raw::new("auto-generated"),
+            )
+            .body(body)
+            .write_to_vec()
+            .ok()?;
+        let mut stored = format!(
+            "Received: from localhost by {} (hato) with local id {trace_id};\r\n\t{}\r\n",
+            self.hostname,
+            now.to_rfc5322()
+        )
+        .into_bytes();
+        stored.extend_from_slice(&content);
+        let summary = summarize(&stored);
+        Some(NewMessage {
+            trace_id,
+            received: now,
+            sender: String::new(),
+            client_ip: "127.0.0.1".into(),
+            helo: self.hostname.clone(),
+            message_id: Some(summary.message_id),
+            subject: Some(summary.subject),
+            content: stored,
+            recipients: moderators
+                .iter()
+                .map(|(id, address)| NewRecipient {
+                    address: address.clone(),
+                    tenant_id: tenant,
+                    route: Route::Local(*id),
+                    extra_events: vec![],
+                })
+                .collect(),
+            receive_detail: format!(
+                "Moderation request generated by {} for message {}",
+                self.hostname, m.trace_id
+            ),
+            reports_on: vec![],
         })
     }
 

@@ -602,8 +602,26 @@ fn moderation_approve_and_reject() {
         "Subject: please reject\n\nx\n",
     ));
     s.wait_for("held", || held(&s, &alice).len() == 2);
+    // The moderator (the owner, as no moderators are named) is asked to approve each one.
+    s.wait_for("approval requests", || count(&s, "alice@contoso.test") == 2);
+    let requests = s.mail("alice@contoso.test");
+    assert!(
+        requests
+            .iter()
+            .any(|m| m["subject"] == "Approval requested: please approve"),
+        "{requests:?}"
+    );
+    let raw = s.raw_mail("alice@contoso.test", requests[0]["id"].as_i64().unwrap());
+    assert!(
+        raw.contains("hato moderation approve") && raw.contains("message/rfc822"),
+        "{raw}"
+    );
     s.wait_for("dave's copy", || count(&s, "dave@contoso.test") == 1);
-    assert_eq!(counts(&s), [0, 0, 0, 1]);
+    assert_eq!(
+        counts(&s),
+        [2, 0, 0, 1],
+        "alice has the two approval requests"
+    );
     // A member who is not a moderator sees nothing and may not decide.
     let carol = login(&s, "carol");
     assert!(held(&s, &carol).is_empty());

@@ -11,25 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 /// Sends `head` (request line and headers, without the final blank line) and returns the status
 /// and the JSON body; lets a test send any Authorization header it likes.
 fn raw_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).expect("connect admin");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).expect("read");
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http head");
-    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (
-        status,
-        serde_json::from_slice(&resp[split + 4..]).unwrap_or(Value::Null),
-    )
+    let (status, body) = http_raw(addr, "GET", path, headers, "");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// Asserts an error answer: this status and a body that is exactly `{"error": "<non-empty>"}`;
@@ -1019,28 +1002,9 @@ fn raw_request(
     token: &str,
     body: &str,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).expect("connect admin");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).expect("read");
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head");
-    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (
-        status,
-        serde_json::from_slice(&resp[split + 4..]).unwrap_or(Value::Null),
-    )
+    let headers = format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n");
+    let (status, body) = http_raw(addr, method, path, &headers, body);
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[test]

@@ -234,13 +234,30 @@ pub fn http(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).expect("connect admin");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    http_raw(
+        addr,
+        method,
+        path,
+        &format!("{auth}Content-Type: application/json\r\n"),
+        &body,
+    )
+}
+
+/// Sends a request with exactly these extra header lines (each ending in CRLF) and body.
+pub fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).expect("send");

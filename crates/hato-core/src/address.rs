@@ -66,6 +66,18 @@ impl Address {
         &self.domain
     }
 
+    /// The address with its domain as A-labels (`xn--…`), for places that must stay ASCII when the
+    /// message is not SMTPUTF8 (RFC 5890); the canonical form when that is not possible.
+    pub fn to_ascii_form(&self) -> String {
+        if self.domain.is_ascii() {
+            return self.to_string();
+        }
+        match idna::domain_to_ascii(&self.domain) {
+            Ok(d) => format!("{}@{d}", self.local),
+            Err(_) => self.to_string(),
+        }
+    }
+
     /// Whether the address needs SMTPUTF8 to be transported (RFC 6531 §3.4).
     pub fn is_ascii(&self) -> bool {
         self.local.is_ascii() && self.domain.is_ascii()
@@ -114,6 +126,19 @@ fn canonical_domain(raw: &str) -> Result<String, AddressError> {
         }
         return Ok(d.to_ascii_lowercase());
     }
+    // Internationalised domain names (RFC 5890): an A-label (`xn--bcher-kva`) and its U-label
+    // (`bücher`) are the same domain. Compare them in their Unicode form, after UTS #46 mapping.
+    let mapped;
+    let d = if !d.is_ascii() || d.to_ascii_lowercase().contains("xn--") {
+        let (unicode, result) = idna::domain_to_unicode(d);
+        if result.is_err() {
+            return Err(AddressError::BadDomain);
+        }
+        mapped = unicode;
+        mapped.as_str()
+    } else {
+        d
+    };
     let valid = d.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
@@ -181,6 +206,20 @@ mod tests {
         assert_eq!(a.to_string(), "ünïcode@bücher.example");
         assert!(!a.is_ascii());
         assert!(Address::parse("用户@例子.测试").is_ok());
+    }
+
+    #[test]
+    fn a_labels_and_u_labels_are_the_same_domain() {
+        let u = Address::parse("jürgen@Bücher.Example").unwrap();
+        let a = Address::parse("jürgen@xn--bcher-kva.example").unwrap();
+        assert_eq!(u, a);
+        assert_eq!(a.domain(), "bücher.example");
+        assert_eq!(a.to_ascii_form(), "jürgen@xn--bcher-kva.example");
+        assert_eq!(
+            canonical_domain_name("XN--BCHER-KVA.example").unwrap(),
+            "bücher.example"
+        );
+        assert!(Address::parse("a@xn--.example").is_err());
     }
 
     #[test]

@@ -451,7 +451,9 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         } else {
             match Address::parse(address) {
                 Ok(a) => {
-                    if !a.is_ascii() && !smtputf8 {
+                    // RFC 6531 §3.3: what the client sent decides, not our canonical (Unicode)
+                    // form of an A-label domain.
+                    if !address.is_ascii() && !smtputf8 {
                         return self.reply(out, reply::NEEDS_SMTPUTF8);
                     }
                     Some(a)
@@ -478,7 +480,7 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             Ok(a) => a,
             Err(_) => return self.reply(out, reply::BAD_RECIPIENT_SYNTAX),
         };
-        if !rcpt.is_ascii() && !self.smtputf8 {
+        if !address.is_ascii() && !self.smtputf8 {
             return self.reply(out, reply::NEEDS_SMTPUTF8);
         }
         match self.policy.check_recipient(self.sender.as_ref(), &rcpt) {

@@ -113,7 +113,13 @@ pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str)
     }
     h.push_str(&format!("\r\n\tid {trace_id}"));
     if let [only] = e.recipients.as_slice() {
-        h.push_str(&format!("\r\n\tfor <{}>", only.address));
+        // A message that is not SMTPUTF8 keeps its header ASCII (RFC 6532 is not in effect).
+        let address = if e.smtputf8 {
+            only.address.to_string()
+        } else {
+            only.address.to_ascii_form()
+        };
+        h.push_str(&format!("\r\n\tfor <{address}>"));
     }
     h.push_str(&format!(";\r\n\t{date}\r\n"));
     h
@@ -147,5 +153,57 @@ impl Submitter for Inbound {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hato_core::Address;
+    use hato_core::directory::Route;
+    use hato_smtp::{AcceptedRecipient, TlsInfo};
+
+    fn envelope(to: &str, smtputf8: bool, tls: bool) -> Envelope {
+        Envelope {
+            sender: Some(Address::parse("a@fabrikam.test").unwrap()),
+            recipients: vec![AcceptedRecipient {
+                address: Address::parse(to).unwrap(),
+                tenant_id: 1,
+                route: Route::Local(1),
+            }],
+            helo: "client.test".into(),
+            client_ip: "192.0.2.1".parse().unwrap(),
+            tls: tls.then(|| TlsInfo {
+                version: "TLS1.3".into(),
+                cipher: "TLS13_AES_128_GCM_SHA256".into(),
+            }),
+            smtputf8,
+            protocol: "ESMTPS",
+            content: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn received_header_follows_rfc_5321_4_4() {
+        let h = received_header(
+            "mx.hato.test",
+            &envelope("info@xn--bcher-kva.test", false, true),
+            "id-1",
+            "Sat, 28 Nov 2026 21:00:00 +0000",
+        );
+        assert_eq!(
+            h,
+            "Received: from client.test ([192.0.2.1])\r\n\tby mx.hato.test (hato) with ESMTPS\r\n\t(version=TLS1.3, cipher=TLS13_AES_128_GCM_SHA256)\r\n\tid id-1\r\n\tfor <info@xn--bcher-kva.test>;\r\n\tSat, 28 Nov 2026 21:00:00 +0000\r\n"
+        );
+        let h = received_header(
+            "mx.hato.test",
+            &envelope("info@bücher.test", true, false),
+            "id-2",
+            "d",
+        );
+        assert!(
+            h.contains("for <info@bücher.test>") && !h.contains("version="),
+            "{h}"
+        );
     }
 }

@@ -405,4 +405,23 @@ with smtplib.SMTP(host, int(port)) as c:
         c.cmd("MAIL FROM:<müller@fabrikam.test>")
             .starts_with("553 5.6.7")
     );
+    // An internationalised domain added by its A-label answers to its U-label too (and back).
+    s.ok(&["domain", "add", "xn--bcher-kva.test", "--tenant", "contoso"]);
+    s.mailbox("info@bücher.test", &[]);
+    let mut c = ready(&s);
+    assert!(c.cmd("MAIL FROM:<a@fabrikam.test>").starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<info@xn--bcher-kva.test>")
+            .starts_with("250"),
+        "A-label"
+    );
+    c.cmd("RSET");
+    assert!(
+        c.cmd("MAIL FROM:<a@fabrikam.test> SMTPUTF8")
+            .starts_with("250")
+    );
+    assert!(
+        c.cmd("RCPT TO:<info@bücher.test>").starts_with("250"),
+        "U-label"
+    );
 }

@@ -26,7 +26,7 @@ impl Directory {
 
     /// The tenant's directory as it is now.
     pub fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, StoreError> {
-        let version = self.store.directory_version()?;
+        let version = self.store.directory_version(tenant)?;
         if let Ok(cache) = self.cache.lock()
             && let Some(ix) = cache.get(&tenant)
             && ix.version() == version
@@ -35,8 +35,6 @@ impl Directory {
         }
         let ix = Arc::new(DirectoryIndex::new(self.store.tenant_directory(tenant)?));
         if let Ok(mut cache) = self.cache.lock() {
-            // Drop indexes of other versions: they are stale anyway.
-            cache.retain(|_, v| v.version() == ix.version());
             cache.insert(tenant, ix.clone());
         }
         Ok(ix)

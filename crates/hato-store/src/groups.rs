@@ -2,7 +2,7 @@
 //! bookkeeping and group mailboxes in the embedded store.
 
 use crate::sqlite::{
-    SqliteStore, add_event, bump_directory, now_micros, release_spool, set_status,
+    SqliteStore, add_event, bump_directory, now_micros, release_spool, set_status, tenant_of,
 };
 use crate::types::*;
 use crate::{GroupStore, Pending, Result, StoreError};
@@ -162,11 +162,15 @@ const HELD_SELECT: &str = "SELECT h.id, h.recipient_id, h.group_id, h.tenant_id,
      FROM moderation h JOIN recipients r ON r.id = h.recipient_id JOIN messages m ON m.id = r.message_id";
 
 impl GroupStore for SqliteStore {
-    fn directory_version(&self) -> Result<i64> {
+    fn directory_version(&self, tenant: TenantId) -> Result<i64> {
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT version FROM directory_version WHERE id = 1")?
-                .query_row([], |r| r.get(0))?)
+                .prepare_cached(
+                    "SELECT version FROM tenant_directory_version WHERE tenant_id = ?1",
+                )?
+                .query_row([tenant], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
         })
     }
 
@@ -215,7 +219,7 @@ impl GroupStore for SqliteStore {
                     conn.execute("INSERT OR IGNORE INTO group_subscribers(group_id, mailbox_id) VALUES (?1, ?2)", params![id, mb])?;
                 }
             }
-            bump_directory(conn)?;
+            bump_directory(conn, g.tenant_id)?;
             load_group(conn, id)
         })
     }
@@ -270,13 +274,14 @@ impl GroupStore for SqliteStore {
             if updated.owners.is_empty() {
                 return Err(StoreError::Invalid("a group must keep at least one owner".into()));
             }
-            bump_directory(conn)?;
+            bump_directory(conn, current.tenant_id)?;
             Ok(updated)
         })
     }
 
     fn remove_group(&self, id: GroupId) -> Pending<()> {
         self.write(move |conn| {
+            let tenant = tenant_of(conn, "groups", id)?;
             conn.execute(
                 "DELETE FROM group_members WHERE kind = 'group' AND member_id = ?1",
                 [id],
@@ -285,7 +290,9 @@ impl GroupStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("group {id}")));
             }
-            bump_directory(conn)?;
+            if let Some(t) = tenant {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
@@ -325,7 +332,7 @@ impl GroupStore for SqliteStore {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("contact {}", c.address)),
                 other => other,
             })?;
-            bump_directory(conn)?;
+            bump_directory(conn, c.tenant_id)?;
             Ok(Contact {
                 id: conn.last_insert_rowid(),
                 tenant_id: c.tenant_id,
@@ -348,6 +355,7 @@ impl GroupStore for SqliteStore {
 
     fn remove_contact(&self, id: ContactId) -> Pending<()> {
         self.write(move |conn| {
+            let tenant = tenant_of(conn, "contacts", id)?;
             conn.execute(
                 "DELETE FROM group_members WHERE kind = 'contact' AND member_id = ?1",
                 [id],
@@ -356,7 +364,9 @@ impl GroupStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("contact {id}")));
             }
-            bump_directory(conn)?;
+            if let Some(t) = tenant {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
@@ -388,18 +398,22 @@ impl GroupStore for SqliteStore {
 
     fn grant(&self, p: Permission) -> Pending<()> {
         self.write(move |conn| {
+            let tenant = tenant_of(conn, "mailboxes", p.mailbox)?;
             let (kind, id) = member_kind(&p.trustee);
             conn.execute(
                 "INSERT OR IGNORE INTO permissions(mailbox_id, trustee_kind, trustee_id, right) VALUES (?1, ?2, ?3, ?4)",
                 params![p.mailbox, kind, id, p.right.as_str()],
             )?;
-            bump_directory(conn)?;
+            if let Some(t) = tenant {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
 
     fn revoke(&self, p: Permission) -> Pending<()> {
         self.write(move |conn| {
+            let tenant = tenant_of(conn, "mailboxes", p.mailbox)?;
             let (kind, id) = member_kind(&p.trustee);
             let n = conn.execute(
                 "DELETE FROM permissions WHERE mailbox_id = ?1 AND trustee_kind = ?2 AND trustee_id = ?3 AND right = ?4",
@@ -408,13 +422,16 @@ impl GroupStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound("permission".into()));
             }
-            bump_directory(conn)?;
+            if let Some(t) = tenant {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
 
     fn assign_role(&self, group: GroupId, role: Role, assign: bool) -> Pending<()> {
         self.write(move |conn| {
+            let tenant = tenant_of(conn, "groups", group)?;
             if assign {
                 conn.execute(
                     "INSERT OR IGNORE INTO role_groups(group_id, role) VALUES (?1, ?2)",
@@ -426,7 +443,9 @@ impl GroupStore for SqliteStore {
                     params![group, role.as_str()],
                 )?;
             }
-            bump_directory(conn)?;
+            if let Some(t) = tenant {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
@@ -756,11 +775,14 @@ impl GroupStore for SqliteStore {
 
 /// Reads a whole tenant's directory in bulk (a handful of queries, whatever its size).
 fn load_tenant_directory(conn: &Connection, tenant: TenantId) -> Result<TenantDirectory> {
-    let version: i64 = conn.query_row(
-        "SELECT version FROM directory_version WHERE id = 1",
-        [],
-        |r| r.get(0),
-    )?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM tenant_directory_version WHERE tenant_id = ?1",
+            [tenant],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
     let tenant_name: String = conn
         .query_row("SELECT name FROM tenants WHERE id = ?1", [tenant], |r| {
             r.get(0)

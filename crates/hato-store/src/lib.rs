@@ -98,8 +98,9 @@ pub trait TokenStore: Send + Sync {
 
 /// Groups, contacts, rights, moderation and group mailboxes.
 pub trait GroupStore: Send + Sync {
-    /// Bumped by every directory change; a cached [`TenantDirectory`] with this version is current.
-    fn directory_version(&self) -> Result<i64>;
+    /// Bumped by every change of the tenant's directory; a cached [`TenantDirectory`] of that
+    /// tenant with this version is current.
+    fn directory_version(&self, tenant: TenantId) -> Result<i64>;
     fn tenant_directory(&self, tenant: TenantId) -> Result<TenantDirectory>;
 
     fn create_group(&self, group: NewGroup) -> Pending<Group>;

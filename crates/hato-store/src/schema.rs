@@ -213,4 +213,13 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(group_id, uid)
     );
     "#,
+    // 4: the directory version per tenant, so a change in one tenant leaves the cached
+    // directories of the others alone.
+    r#"
+    CREATE TABLE tenant_directory_version(
+        tenant_id INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    DROP TABLE directory_version;
+    "#,
 ];

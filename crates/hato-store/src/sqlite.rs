@@ -212,11 +212,23 @@ pub(crate) fn now_micros() -> i64 {
 
 // ----- directory ----------------------------------------------------------------------------------
 
-/// Marks the directory as changed, in the same transaction as the change.
-pub(crate) fn bump_directory(conn: &Connection) -> Result<()> {
-    conn.prepare_cached("UPDATE directory_version SET version = version + 1 WHERE id = 1")?
-        .execute([])?;
+/// Marks a tenant's directory as changed, in the same transaction as the change, so cached
+/// indexes of that tenant (and only that tenant) reload.
+pub(crate) fn bump_directory(conn: &Connection, tenant: TenantId) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tenant_directory_version(tenant_id, version) VALUES (?1, 1) \
+         ON CONFLICT(tenant_id) DO UPDATE SET version = version + 1",
+    )?
+    .execute([tenant])?;
     Ok(())
+}
+
+/// The tenant of a row of a directory table (`mailboxes`, `groups`, `contacts`).
+pub(crate) fn tenant_of(conn: &Connection, table: &str, id: i64) -> Result<Option<TenantId>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT tenant_id FROM {table} WHERE id = ?1"))?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
 }
 
 fn tenant_name(conn: &Connection, id: TenantId) -> Result<String> {
@@ -369,7 +381,7 @@ impl DirectoryStore for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("tenant {id}")));
             }
-            bump_directory(conn)?;
+            bump_directory(conn, id)?;
             Ok(())
         })
     }
@@ -397,7 +409,7 @@ impl DirectoryStore for SqliteStore {
                 "INSERT INTO domains(domain, tenant_id, type) VALUES (?1, ?2, ?3)",
                 params![domain, tenant, kind.as_str()],
             )?;
-            bump_directory(conn)?;
+            bump_directory(conn, tenant)?;
             Ok(AcceptedDomain {
                 domain,
                 tenant: name,
@@ -452,11 +464,16 @@ impl DirectoryStore for SqliteStore {
                     "domain {domain} is still used by {in_use} address(es); remove or change them first"
                 )));
             }
+            let owner: Option<i64> = conn
+                .query_row("SELECT tenant_id FROM domains WHERE domain = ?1", [&domain], |r| r.get(0))
+                .optional()?;
             let n = conn.execute("DELETE FROM domains WHERE domain = ?1", [&domain])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("domain {domain}")));
             }
-            bump_directory(conn)?;
+            if let Some(t) = owner {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }
@@ -487,7 +504,7 @@ impl DirectoryStore for SqliteStore {
                     claim_address(conn, alias, m.tenant_id, id, false)?;
                 }
             }
-            bump_directory(conn)?;
+            bump_directory(conn, m.tenant_id)?;
             load_mailbox(conn, id)
         })
     }
@@ -530,7 +547,7 @@ impl DirectoryStore for SqliteStore {
                     }
                 }
             }
-            bump_directory(conn)?;
+            bump_directory(conn, current.tenant_id)?;
             load_mailbox(conn, id)
         })
     }
@@ -563,11 +580,14 @@ impl DirectoryStore for SqliteStore {
 
     fn remove_mailbox(&self, id: MailboxId) -> Pending<()> {
         self.write(move |conn| {
+            let owner = tenant_of(conn, "mailboxes", id)?;
             let n = conn.execute("DELETE FROM mailboxes WHERE id = ?1", [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("mailbox {id}")));
             }
-            bump_directory(conn)?;
+            if let Some(t) = owner {
+                bump_directory(conn, t)?;
+            }
             Ok(())
         })
     }

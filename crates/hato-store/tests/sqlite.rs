@@ -388,3 +388,33 @@ fn directory_rules() {
     );
     assert!(s.domain("contoso.test").unwrap().is_none());
 }
+
+#[test]
+fn directory_versions_move_per_tenant() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let other = s.create_tenant("fabrikam").wait().unwrap();
+    s.add_domain("fabrikam.test", other.id, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    let before = (
+        s.directory_version(t).unwrap(),
+        s.directory_version(other.id).unwrap(),
+    );
+    let change = MailboxChange {
+        display_name: Some("Alice W.".into()),
+        ..Default::default()
+    };
+    s.update_mailbox(m, change).wait().unwrap();
+    assert_eq!(s.directory_version(t).unwrap(), before.0 + 1);
+    assert_eq!(
+        s.directory_version(other.id).unwrap(),
+        before.1,
+        "the other tenant's cache stays valid"
+    );
+    // The snapshot carries the version it was read at.
+    assert_eq!(s.tenant_directory(t).unwrap().version, before.0 + 1);
+    // Removing a mailbox counts as a change of its tenant too.
+    s.remove_mailbox(m).wait().unwrap();
+    assert_eq!(s.directory_version(t).unwrap(), before.0 + 2);
+}

@@ -40,6 +40,11 @@ impl BlobDir {
         let hash = hash_of(content);
         let path = self.path_of(&hash)?;
         if path.exists() {
+            // Mark it recently used, so garbage collection (which spares young files) cannot
+            // remove it before the delivery that now references it commits.
+            if let Ok(f) = fs::File::options().append(true).open(&path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
             return Ok(hash);
         }
         let dir = path
@@ -60,6 +65,39 @@ impl BlobDir {
         // The rename is durable once the directory entry is synced.
         fs::File::open(dir)?.sync_all()?;
         Ok(hash)
+    }
+
+    /// Every blob file with its hash and age, for garbage collection.
+    pub fn files(&self) -> Result<Vec<(String, std::time::Duration)>> {
+        let mut out = Vec::new();
+        let now = std::time::SystemTime::now();
+        for fan in fs::read_dir(&self.root)? {
+            let fan = fan?;
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !fan.path().is_dir() {
+                continue; // tmp/ and anything that is not a blob
+            }
+            for f in fs::read_dir(fan.path())? {
+                let f = f?;
+                let hash = format!("{prefix}{}", f.file_name().to_string_lossy());
+                let age = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or_default();
+                out.push((hash, age));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn remove(&self, hash: &str) -> Result<()> {
+        match fs::remove_file(self.path_of(hash)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn get(&self, hash: &str) -> Result<Vec<u8>> {

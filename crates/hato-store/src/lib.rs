@@ -199,6 +199,12 @@ pub trait MailStore: Send + Sync {
     /// returned to be stored in the delivery's own transaction.
     fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob>;
     fn blob(&self, hash: &str) -> Result<Vec<u8>>;
+    /// Removes blobs no mailbox or group mailbox refers to any more (after mailboxes, groups or
+    /// tenants were removed). Blob files younger than `min_age` are spared: a delivery may have
+    /// just written one and not yet committed the reference. Call it where blobs are staged (the
+    /// delivery agent, between its steps), never concurrently with staging. Blocks; returns
+    /// (rows, files) removed.
+    fn collect_garbage(&self, min_age: std::time::Duration) -> Result<(usize, usize)>;
 }
 
 /// Message trace queries and retention.

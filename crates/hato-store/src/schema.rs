@@ -222,4 +222,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     DROP TABLE directory_version;
     "#,
+    // 5: blob references are looked up by hash, for garbage collection.
+    r#"
+    CREATE INDEX mail_items_blob ON mail_items(blob);
+    CREATE INDEX group_items_blob ON group_items(blob);
+    "#,
 ];

@@ -948,6 +948,37 @@ impl MailStore for SqliteStore {
         }
     }
 
+    fn collect_garbage(&self, min_age: std::time::Duration) -> Result<(usize, usize)> {
+        let rows = self
+            .write(|conn| {
+                Ok(conn.execute(
+                    "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM mail_items m WHERE m.blob = blobs.hash) \
+                     AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.blob = blobs.hash)",
+                    [],
+                )?)
+            })
+            .wait()?;
+        let mut files = 0;
+        for (hash, age) in self.blobs.files()? {
+            if age < min_age {
+                continue;
+            }
+            let referenced = self.read(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM mail_items WHERE blob = ?1) \
+                         OR EXISTS (SELECT 1 FROM group_items WHERE blob = ?1)",
+                    )?
+                    .query_row([&hash], |r| r.get::<_, bool>(0))?)
+            })?;
+            if !referenced {
+                self.blobs.remove(&hash)?;
+                files += 1;
+            }
+        }
+        Ok((rows, files))
+    }
+
     fn blob(&self, hash: &str) -> Result<Vec<u8>> {
         let inline: Option<Vec<u8>> = self.read(|conn| {
             Ok(conn

@@ -418,3 +418,100 @@ fn directory_versions_move_per_tenant() {
     s.remove_mailbox(m).wait().unwrap();
     assert_eq!(s.directory_version(t).unwrap(), before.0 + 2);
 }
+
+#[test]
+fn garbage_collection_removes_only_unreferenced_blobs() {
+    let (dir, s) = store();
+    let (t, m) = setup(&s);
+    let other = s
+        .create_mailbox(NewMailbox {
+            tenant_id: t,
+            address: "bob@contoso.test".into(),
+            display_name: "Bob".into(),
+            mailbox_type: MailboxType::User,
+            aliases: vec![],
+            attributes: MailboxAttributes::default(),
+            quota_bytes: 1 << 30,
+        })
+        .wait()
+        .unwrap();
+    s.update_mailbox(
+        m,
+        MailboxChange {
+            quota_bytes: Some(1 << 30),
+            ..Default::default()
+        },
+    )
+    .wait()
+    .unwrap();
+    let deliver = |mailbox: i64, content: Vec<u8>, id: &str| {
+        s.enqueue(message(id, t, mailbox, 1, "x")).wait().unwrap();
+        let q = s
+            .due_deliveries(Timestamp(10), 100)
+            .unwrap()
+            .into_iter()
+            .find(|q| q.trace_id == id)
+            .unwrap();
+        let size = content.len() as u64;
+        let blob = s.stage_blob(content).unwrap();
+        let hash = blob.hash.clone();
+        let o = DeliveryOutcome {
+            message_id: q.id,
+            blob,
+            size,
+            from_header: String::new(),
+            subject: String::new(),
+            null_sender: false,
+            recipients: vec![(
+                q.recipients[0].id,
+                RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+            )],
+        };
+        s.complete_deliveries(vec![o], Timestamp(11))
+            .wait()
+            .unwrap();
+        hash
+    };
+    let small_gone = deliver(m, b"small, alice's".to_vec(), "a1");
+    let large_gone = deliver(m, vec![b'L'; 100_000], "a2");
+    let small_kept = deliver(other.id, b"small, bob's".to_vec(), "b1");
+    let large_kept = deliver(other.id, vec![b'K'; 100_000], "b2");
+    let files = || tempfile_count(&dir.path().join("blobs"));
+    assert_eq!(files(), 2);
+    // Nothing is unreferenced yet.
+    assert_eq!(
+        s.collect_garbage(std::time::Duration::ZERO).unwrap(),
+        (0, 0)
+    );
+    s.remove_mailbox(m).wait().unwrap();
+    // Young files are spared.
+    assert_eq!(
+        s.collect_garbage(std::time::Duration::from_secs(3600))
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(
+        s.collect_garbage(std::time::Duration::ZERO).unwrap(),
+        (0, 1)
+    );
+    assert_eq!(files(), 1);
+    assert!(matches!(s.blob(&small_gone), Err(StoreError::NotFound(_))));
+    assert!(matches!(s.blob(&large_gone), Err(StoreError::NotFound(_))));
+    assert_eq!(s.blob(&small_kept).unwrap(), b"small, bob's");
+    assert_eq!(s.blob(&large_kept).unwrap().len(), 100_000);
+}
+
+/// Blob files under `dir`, not counting the temporary directory.
+fn tempfile_count(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name() == "tmp" {
+            continue;
+        }
+        n += std::fs::read_dir(e.path()).map(|r| r.count()).unwrap_or(0);
+    }
+    n
+}

@@ -35,6 +35,8 @@ pub struct DeliveryAgent {
 }
 
 const BATCH: usize = 512;
+/// Blob files younger than this are never collected (a delivery may be about to reference one).
+const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Exchange expires unanswered moderation requests after two days.
 const MODERATION_EXPIRY_SECS: i64 = 2 * 86_400;
 
@@ -131,6 +133,20 @@ impl DeliveryAgent {
                     Ok(n) if n > 0 => tracing::info!("trace retention: removed {n} old message(s)"),
                     Ok(_) => {}
                     Err(e) => tracing::error!("trace retention failed: {e}"),
+                }
+                // Between steps, so no blob is being staged while unreferenced ones go.
+                let store = self.store.clone();
+                match tokio::task::spawn_blocking(move || store.collect_garbage(BLOB_GC_MIN_AGE))
+                    .await
+                {
+                    Ok(Ok((rows, files))) if rows + files > 0 => {
+                        tracing::info!(
+                            "blob garbage collection: removed {rows} stored and {files} file blob(s)"
+                        )
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!("blob garbage collection failed: {e}"),
+                    Err(e) => tracing::error!("blob garbage collection stopped: {e}"),
                 }
             }
             if worked == 0 {

@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 // ----- authentication -----------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ fn visible_tenant(state: &AppState, p: &Principal, name: &str) -> ApiResult<Tena
 
 /// Which tenant a listing covers: `?tenant=` if given (and visible), else the caller's own
 /// (all tenants for the operator).
-fn listing_scope(
+pub(crate) fn listing_scope(
     state: &AppState,
     p: &Principal,
     tenant: Option<&str>,
@@ -172,7 +172,7 @@ fn listing_scope(
     }
 }
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     payload
         .map(|Json(v)| v)
         .map_err(|e| ApiError::bad_request(e.body_text()))
@@ -292,8 +292,8 @@ struct DomainInput {
 }
 
 #[derive(Deserialize)]
-struct TenantFilter {
-    tenant: Option<String>,
+pub(crate) struct TenantFilter {
+    pub(crate) tenant: Option<String>,
 }
 
 /// The tenant a new object goes to: the named one (if visible), else a tenant admin's own.
@@ -519,7 +519,7 @@ fn mailbox_json(m: &Mailbox) -> Value {
 }
 
 /// The mailbox at `address` (primary or alias), if the caller may see it.
-fn visible_mailbox(s: &AppState, p: &Principal, address: &str) -> ApiResult<Mailbox> {
+pub(crate) fn visible_mailbox(s: &AppState, p: &Principal, address: &str) -> ApiResult<Mailbox> {
     let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
     let addr = Address::parse(address).map_err(|_| not_found())?;
     match s.store.mailbox_by_address(&addr.to_string())? {

@@ -4,7 +4,10 @@
 //! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
 //! objects answer 404 as if they did not exist.
 
-use crate::api::{AppState, require_admin, require_global_admin, target_tenant};
+use crate::api::{
+    ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, require_global_admin,
+    target_tenant, visible_mailbox,
+};
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -26,8 +29,6 @@ use hato_store::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-type ApiResult<T> = Result<T, ApiError>;
 
 pub fn routes() -> Router<AppState> {
     use axum::routing::{get, post};
@@ -84,12 +85,6 @@ pub fn routes() -> Router<AppState> {
                 .post(add_permission)
                 .delete(remove_permission),
         )
-}
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    payload
-        .map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn denied(d: Denied) -> ApiError {
@@ -537,11 +532,6 @@ async fn create_group(
         .await?;
     let ix = s.directory.index(tenant)?;
     Ok((StatusCode::CREATED, Json(group_json(&ix, &g))).into_response())
-}
-
-#[derive(Deserialize)]
-struct TenantFilter {
-    tenant: Option<String>,
 }
 
 async fn list_groups(
@@ -1202,10 +1192,7 @@ async fn moderation_list(
         .as_deref()
         .map(|g| find_group(&s, &p, g))
         .transpose()?;
-    let tenant = match p.role {
-        Role::Operator => None,
-        _ => p.tenant_id,
-    };
+    let tenant = listing_scope(&s, &p, None)?;
     let held = s
         .store
         .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
@@ -1235,10 +1222,7 @@ async fn moderation_decide(
     payload: Option<Json<Decision>>,
 ) -> ApiResult<Json<Value>> {
     let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
-    let tenant = match p.role {
-        Role::Operator => None,
-        _ => p.tenant_id,
-    };
+    let tenant = listing_scope(&s, &p, None)?;
     let held = s
         .store
         .moderation_queue(tenant, None, None)?
@@ -1328,11 +1312,7 @@ async fn create_contact(
 
 async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let tenant = if p.role == Role::Operator {
-        None
-    } else {
-        p.tenant_id
-    };
+    let tenant = listing_scope(&s, &p, None)?;
     Ok(Json(
         s.store.contacts(tenant)?.iter().map(contact_json).collect(),
     ))
@@ -1347,11 +1327,7 @@ async fn delete_contact(
     let canonical = Address::parse(&address)
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let tenant = if p.role == Role::Operator {
-        None
-    } else {
-        p.tenant_id
-    };
+    let tenant = listing_scope(&s, &p, None)?;
     let c = s
         .store
         .contacts(tenant)?
@@ -1379,12 +1355,7 @@ fn permission_target(
     input: &PermissionInput,
 ) -> ApiResult<(Arc<DirectoryIndex>, Permission)> {
     require_admin(p)?;
-    let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
-    let a = Address::parse(address).map_err(|_| not_found())?;
-    let mb = match s.store.mailbox_by_address(&a.to_string())? {
-        Some(m) if p.sees(m.tenant_id) => m,
-        _ => return Err(not_found()),
-    };
+    let mb = visible_mailbox(s, p, address)?;
     let ix = s.directory.index(mb.tenant_id)?;
     let trustee = resolve_ref(&ix, &input.user)?;
     match trustee {
@@ -1443,12 +1414,7 @@ async fn list_permissions(
     Path(address): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
-    let a = Address::parse(&address).map_err(|_| not_found())?;
-    let mb = match s.store.mailbox_by_address(&a.to_string())? {
-        Some(m) if p.sees(m.tenant_id) => m,
-        _ => return Err(not_found()),
-    };
+    let mb = visible_mailbox(&s, &p, &address)?;
     let ix = s.directory.index(mb.tenant_id)?;
     Ok(Json(
         ix.dir

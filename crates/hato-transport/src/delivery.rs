@@ -387,14 +387,19 @@ impl DeliveryAgent {
         let headers = groupmail::thread_headers(&m.content);
         let mut references = headers.in_reply_to.clone();
         references.extend(headers.references.iter().rev().cloned());
-        let mut calendar: Vec<groupmail::CalendarItem> = self
-            .store
-            .group_calendar(group_id)?
-            .into_iter()
-            .filter_map(|(_, json)| calendar_from_json(&json))
-            .collect();
+        // Only messages with invitations touch the calendar; the others need not read it.
+        let invitations = groupmail::calendar_items(&m.content);
+        let mut calendar: Vec<groupmail::CalendarItem> = if invitations.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .group_calendar(group_id)?
+                .into_iter()
+                .filter_map(|(_, json)| calendar_from_json(&json))
+                .collect()
+        };
         let mut touched = Vec::new();
-        for item in groupmail::calendar_items(&m.content) {
+        for item in invitations {
             touched.push(item.uid.clone());
             groupmail::apply_to_calendar(&mut calendar, item);
         }

@@ -3,12 +3,17 @@
 //!
 //! A tenant admin's token confines every request to its tenant; another tenant's objects answer
 //! `404` exactly as if they did not exist, so names cannot be probed across tenants.
+//!
+//! Layout: `state.rs` (the state, the caller, role checks, tenant scope), `routes/` (one module
+//! per resource, shared lookups in `routes/common.rs`, the router in `routes/mod.rs`),
+//! `error.rs`, `password.rs`, `openapi.rs`.
 
-mod api;
 mod error;
-mod groups;
 mod openapi;
 mod password;
+mod routes;
+mod state;
 
-pub use api::{AppState, router};
 pub use error::ApiError;
+pub use routes::router;
+pub use state::AppState;

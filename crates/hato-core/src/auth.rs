@@ -1,6 +1,6 @@
 //! Who is calling the admin API.
 
-use crate::directory::{MailboxId, TenantId};
+use crate::id::{MailboxId, TenantId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,8 @@
 //! Directory objects of a tenant: accepted domains and mailboxes.
 
+use crate::auth::Role;
+pub use crate::id::{ContactId, GroupId, MailboxId, TenantId};
 use serde::{Deserialize, Serialize};
-
-pub type TenantId = i64;
-pub type MailboxId = i64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -140,9 +139,6 @@ impl Route {
 }
 
 // ----- groups and contacts ------------------------------------------------------------------------
-
-pub type GroupId = i64;
-pub type ContactId = i64;
 
 /// The five kinds of group (seed A1–A3, A5, A6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -404,5 +400,5 @@ pub struct TenantDirectory {
     pub groups: Vec<Group>,
     pub permissions: Vec<Permission>,
     /// Admin roles given to security groups (role groups): (group, role).
-    pub role_groups: Vec<(GroupId, crate::auth::Role)>,
+    pub role_groups: Vec<(GroupId, Role)>,
 }

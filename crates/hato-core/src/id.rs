@@ -1,5 +1,12 @@
-//! Identifiers that leave the process: trace ids (one per message, shown in the final 250 reply and
-//! in message trace, GUID-shaped like Exchange's `MessageTraceId`) and API tokens.
+//! Identifiers: the store's row ids of directory objects (`TenantId`, `MailboxId`, `GroupId`,
+//! `ContactId`, re-exported by [`crate::directory`]), and those that leave the process: trace ids
+//! (one per message, shown in the final 250 reply and in message trace, GUID-shaped like Exchange's
+//! `MessageTraceId`) and API tokens.
+
+pub type TenantId = i64;
+pub type MailboxId = i64;
+pub type GroupId = i64;
+pub type ContactId = i64;
 
 /// Random bytes from the operating system. Falls back to a time-derived value only if the OS
 /// refuses, which on Linux means the process is in a broken state anyway.

@@ -10,7 +10,7 @@ use hato_core::directory::{
 };
 use hato_directory::Directory;
 use hato_directory::policy;
-use hato_store::{DirectoryStore, GroupStore, NewGroup, NewMailbox, SqliteStore, Store};
+use hato_store::{GroupStore, MailboxStore, NewGroup, NewMailbox, SqliteStore, Store, TenantStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

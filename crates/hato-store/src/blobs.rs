@@ -2,12 +2,15 @@
 //! to a temporary name, synced, then renamed into place, so a crash never leaves a partial blob
 //! under a real name.
 
-use crate::{Result, StoreError};
+use crate::error::{Result, StoreError};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Content up to this size is kept in the database rather than as a file.
+pub const INLINE_BLOB_MAX: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct BlobDir {

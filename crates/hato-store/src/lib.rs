@@ -5,233 +5,25 @@
 //! Writes go through one writer thread that batches concurrent requests into a single transaction
 //! (group commit): a caller's [`Pending`] resolves only after the transaction that holds its change
 //! has been committed and synced, which is what lets the SMTP server say `250` only for durable mail.
+//!
+//! Layout: `traits.rs` (one trait per resource, [`Store`] = all), `types.rs` (what goes in and
+//! out), `error.rs`, `pending.rs`, `blobs.rs`, `schema.rs` (migrations), and `sqlite/` (one file
+//! per resource, shared connection handling in `sqlite/mod.rs`).
 
 mod blobs;
-mod groups;
+mod error;
 mod pending;
 mod schema;
 mod sqlite;
+mod traits;
 pub mod types;
 
-pub use blobs::BlobDir;
+pub use blobs::{BlobDir, INLINE_BLOB_MAX};
+pub use error::{Result, StoreError};
 pub use pending::Pending;
 pub use sqlite::SqliteStore;
+pub use traits::*;
 pub use types::*;
-
-use hato_core::Timestamp;
-use hato_core::auth::Role;
-use hato_core::directory::{
-    AcceptedDomain, Contact, ContactId, DomainType, Group, GroupId, Mailbox, MailboxId, Permission,
-    Tenant, TenantDirectory, TenantId,
-};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(String),
-    #[error("file error: {0}")]
-    Io(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0} already exists")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the store is shutting down")]
-    Closed,
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        match &e {
-            rusqlite::Error::SqliteFailure(f, msg)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::Conflict(msg.clone().unwrap_or_else(|| "object".into()))
-            }
-            _ => StoreError::Database(e.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> Self {
-        StoreError::Io(e.to_string())
-    }
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// Tenants, accepted domains and mailboxes.
-pub trait DirectoryStore: Send + Sync {
-    fn create_tenant(&self, name: &str) -> Pending<Tenant>;
-    fn tenants(&self) -> Result<Vec<Tenant>>;
-    fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
-    fn remove_tenant(&self, id: TenantId) -> Pending<()>;
-
-    fn add_domain(
-        &self,
-        domain: &str,
-        tenant: TenantId,
-        kind: DomainType,
-    ) -> Pending<AcceptedDomain>;
-    fn domains(&self, tenant: Option<TenantId>) -> Result<Vec<AcceptedDomain>>;
-    /// The tenant and type of an accepted domain (canonical, lower-case name).
-    fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>>;
-    fn remove_domain(&self, domain: &str) -> Pending<()>;
-
-    fn create_mailbox(&self, mailbox: NewMailbox) -> Pending<Mailbox>;
-    fn update_mailbox(&self, id: MailboxId, change: MailboxChange) -> Pending<Mailbox>;
-    fn mailboxes(&self, tenant: Option<TenantId>) -> Result<Vec<Mailbox>>;
-    /// Finds a mailbox by its primary address or any alias (canonical form).
-    fn mailbox_by_address(&self, address: &str) -> Result<Option<Mailbox>>;
-    fn remove_mailbox(&self, id: MailboxId) -> Pending<()>;
-}
-
-/// API tokens, stored as SHA-256 hashes only.
-pub trait TokenStore: Send + Sync {
-    fn add_token(&self, token_hash: &str, info: TokenInfo) -> Pending<()>;
-    fn token(&self, token_hash: &str) -> Result<Option<TokenInfo>>;
-}
-
-/// Groups, contacts, rights, moderation and group mailboxes.
-pub trait GroupStore: Send + Sync {
-    /// Bumped by every change of the tenant's directory; a cached [`TenantDirectory`] of that
-    /// tenant with this version is current.
-    fn directory_version(&self, tenant: TenantId) -> Result<i64>;
-    fn tenant_directory(&self, tenant: TenantId) -> Result<TenantDirectory>;
-
-    fn create_group(&self, group: NewGroup) -> Pending<Group>;
-    fn update_group(&self, id: GroupId, change: GroupChange) -> Pending<Group>;
-    fn remove_group(&self, id: GroupId) -> Pending<()>;
-    fn group(&self, id: GroupId) -> Result<Option<Group>>;
-    fn groups(&self, tenant: Option<TenantId>) -> Result<Vec<Group>>;
-
-    fn create_contact(&self, contact: NewContact) -> Pending<Contact>;
-    fn contacts(&self, tenant: Option<TenantId>) -> Result<Vec<Contact>>;
-    fn remove_contact(&self, id: ContactId) -> Pending<()>;
-
-    /// Sets (or clears) a mailbox's password hash; ends its open sessions.
-    fn set_password(&self, mailbox: MailboxId, hash: Option<String>) -> Pending<()>;
-    fn password_hash(&self, mailbox: MailboxId) -> Result<Option<String>>;
-
-    fn grant(&self, permission: Permission) -> Pending<()>;
-    fn revoke(&self, permission: Permission) -> Pending<()>;
-    /// Makes a security group a role group (or stops it being one).
-    fn assign_role(&self, group: GroupId, role: Role, assign: bool) -> Pending<()>;
-
-    fn add_join_request(
-        &self,
-        group: GroupId,
-        mailbox: MailboxId,
-        kind: JoinRequestKind,
-    ) -> Pending<JoinRequest>;
-    fn join_requests(&self, group: GroupId) -> Result<Vec<JoinRequest>>;
-    fn remove_join_request(&self, id: i64) -> Pending<()>;
-
-    /// Applies the routing decision for a group recipient of a queued message; false when the
-    /// recipient was no longer pending (nothing done).
-    fn route_group_recipient(
-        &self,
-        recipient: i64,
-        message: i64,
-        outcome: GroupOutcome,
-        now: Timestamp,
-    ) -> Pending<bool>;
-    fn moderation_queue(
-        &self,
-        tenant: Option<TenantId>,
-        group: Option<GroupId>,
-        state: Option<ModerationState>,
-    ) -> Result<Vec<HeldMessage>>;
-    /// Pending moderation requests whose time is up.
-    fn expired_moderation(&self, now: Timestamp) -> Result<Vec<i64>>;
-    /// Approves (the recipient becomes due again, marked approved), rejects or expires (the
-    /// recipient fails and the sender gets an NDR) a held message.
-    fn decide_moderation(
-        &self,
-        id: i64,
-        decision: ModerationState,
-        by: String,
-        comment: String,
-        now: Timestamp,
-    ) -> Pending<HeldMessage>;
-
-    /// Files a message in a group mailbox (threading it into a conversation) for a recipient
-    /// that is still pending; returns false if it was already handled.
-    fn file_group_item(&self, item: NewGroupItem) -> Pending<bool>;
-    fn conversations(&self, group: GroupId) -> Result<Vec<Conversation>>;
-    fn group_items(&self, group: GroupId, conversation: Option<i64>) -> Result<Vec<GroupItem>>;
-    /// The group calendar: (UID, event JSON).
-    fn group_calendar(&self, group: GroupId) -> Result<Vec<(String, String)>>;
-}
-
-/// The durable queue: messages with per-recipient state, and the trace events of each recipient.
-pub trait QueueStore: Send + Sync {
-    /// Commits a received message, its recipients and their first trace events (group commit).
-    fn enqueue(&self, message: NewMessage) -> Pending<()>;
-    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest first.
-    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
-    /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
-    fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()>;
-    /// Failed recipients whose sender has not yet been sent an NDR, grouped by message.
-    fn due_ndrs(&self, limit: usize) -> Result<Vec<NdrWork>>;
-}
-
-/// Mailbox folders and the messages in them.
-pub trait MailStore: Send + Sync {
-    /// Messages of a mailbox (or one folder), newest first: `limit` of them after skipping `offset`.
-    fn mail_page(
-        &self,
-        mailbox: MailboxId,
-        folder: Option<Folder>,
-        limit: usize,
-        offset: usize,
-    ) -> Result<Vec<MailItem>>;
-    fn mail_list(&self, mailbox: MailboxId, folder: Option<Folder>) -> Result<Vec<MailItem>> {
-        self.mail_page(mailbox, folder, i64::MAX as usize, 0)
-    }
-    fn mail_item(&self, mailbox: MailboxId, id: i64) -> Result<Option<MailItem>>;
-    /// Prepares content for [`QueueStore::complete_deliveries`]: content larger than
-    /// [`INLINE_BLOB_MAX`] is written to the blob directory (synced) now; smaller content is
-    /// returned to be stored in the delivery's own transaction.
-    fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob>;
-    fn blob(&self, hash: &str) -> Result<Vec<u8>>;
-    /// Removes blobs no mailbox or group mailbox refers to any more (after mailboxes, groups or
-    /// tenants were removed). Blob files younger than `min_age` are spared: a delivery may have
-    /// just written one and not yet committed the reference. Call it where blobs are staged (the
-    /// delivery agent, between its steps), never concurrently with staging. Blocks; returns
-    /// (rows, files) removed.
-    fn collect_garbage(&self, min_age: std::time::Duration) -> Result<(usize, usize)>;
-}
-
-/// Message trace queries and retention.
-pub trait TraceStore: Send + Sync {
-    fn trace(&self, query: &TraceQuery) -> Result<Vec<TraceRow>>;
-    fn trace_detail(
-        &self,
-        tenant: Option<TenantId>,
-        trace_id: &str,
-        recipient: Option<&str>,
-    ) -> Result<Vec<TraceDetailRow>>;
-    /// Deletes trace (and finished queue records) of messages received before `before`.
-    fn purge_trace(&self, before: Timestamp) -> Pending<usize>;
-}
-
-/// Everything a hato node needs from its store.
-pub trait Store:
-    DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore
-{
-}
-impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + GroupStore> Store
-    for T
-{
-}
-
-/// Content up to this size is kept in the database rather than as a file.
-pub const INLINE_BLOB_MAX: usize = 64 * 1024;
 
 /// How API tokens are kept: only their SHA-256, so a copy of the database grants nothing.
 pub fn hash_token(token: &str) -> String {

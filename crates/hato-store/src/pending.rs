@@ -1,4 +1,4 @@
-use crate::{Result, StoreError};
+use crate::error::{Result, StoreError};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -121,7 +121,7 @@ pub enum RecipientOutcome {
     Fail { reply: String },
 }
 
-/// Content made ready for storage by [`crate::MailStore::stage_blob`]: large content is already
+/// Content made ready for storage by [`crate::traits::MailStore::stage_blob`]: large content is already
 /// in a synced blob file; small content travels with the delivery and is stored in its
 /// transaction.
 #[derive(Clone, Debug)]

@@ -1,7 +1,6 @@
 //! `hato`: the server (`hato serve`) and its command line, a client of the admin API.
 
 mod cli;
-mod cli_groups;
 mod config;
 mod serve;
 

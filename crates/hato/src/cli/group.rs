@@ -1,7 +1,7 @@
-//! `hato group …`, `hato contact …`, `hato moderation …`, `hato login`, and mailbox permissions:
-//! the same words as the API.
+//! `hato group …`: the same words as the API.
 
-use crate::cli::{Client, enc, print_rows};
+use super::client::Client;
+use super::output::{enc, print_rows};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -275,79 +275,6 @@ pub enum RequestCmd {
     },
 }
 
-#[derive(Subcommand)]
-pub enum ContactCmd {
-    Add {
-        address: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        tenant: Option<String>,
-        #[arg(long)]
-        department: Option<String>,
-        #[arg(long)]
-        company: Option<String>,
-        #[arg(long)]
-        office: Option<String>,
-        #[arg(long)]
-        city: Option<String>,
-        #[arg(long)]
-        title: Option<String>,
-    },
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    Remove {
-        address: String,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ModerationCmd {
-    /// Messages held for the groups you moderate.
-    List {
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long, value_parser = ["pending", "approved", "rejected", "expired"])]
-        state: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    Approve {
-        id: i64,
-    },
-    Reject {
-        id: i64,
-        #[arg(long)]
-        comment: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum PermissionCmd {
-    /// Grant a user or a security group a right on a mailbox.
-    Add {
-        mailbox: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long, value_parser = ["full-access", "send-as"])]
-        right: String,
-    },
-    Remove {
-        mailbox: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long, value_parser = ["full-access", "send-as"])]
-        right: String,
-    },
-    List {
-        mailbox: String,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 const GROUP_COLUMNS: &[&str] = &["name", "address", "type", "tenant"];
 
 fn show_group(v: &Value, json_out: bool) {
@@ -398,7 +325,7 @@ fn list_change(c: &ListCmd) -> (&str, Value) {
     }
 }
 
-pub fn run_group(c: &Client, cmd: GroupCmd) -> Result<(), String> {
+pub(super) fn run(c: &Client, cmd: GroupCmd) -> Result<(), String> {
     match cmd {
         GroupCmd::Add {
             ident,
@@ -682,133 +609,4 @@ fn decide(c: &Client, ident: &str, id: i64, decision: &str) -> Result<(), String
     )?;
     println!("request {id}: {decision}d");
     Ok(())
-}
-
-pub fn run_contact(c: &Client, cmd: ContactCmd) -> Result<(), String> {
-    match cmd {
-        ContactCmd::Add {
-            address,
-            name,
-            tenant,
-            department,
-            company,
-            office,
-            city,
-            title,
-        } => {
-            let mut body = json!({ "address": address });
-            for (k, v) in [
-                ("name", name),
-                ("tenant", tenant),
-                ("department", department),
-                ("company", company),
-                ("office", office),
-                ("city", city),
-                ("title", title),
-            ] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            c.json("POST", "/api/v1/contacts", &[], Some(body))?;
-            println!("contact {address} added");
-            Ok(())
-        }
-        ContactCmd::List { json } => {
-            let v = c.json("GET", "/api/v1/contacts", &[], None)?;
-            print_rows(&v, &["address", "name", "department", "company"], json)
-        }
-        ContactCmd::Remove { address } => {
-            c.json(
-                "DELETE",
-                &format!("/api/v1/contacts/{}", enc(&address)),
-                &[],
-                None,
-            )?;
-            println!("contact {address} removed");
-            Ok(())
-        }
-    }
-}
-
-pub fn run_moderation(c: &Client, cmd: ModerationCmd) -> Result<(), String> {
-    match cmd {
-        ModerationCmd::List { group, state, json } => {
-            let mut q: Vec<(&str, String)> = Vec::new();
-            if let Some(g) = group {
-                q.push(("group", g));
-            }
-            if let Some(s) = state {
-                q.push(("state", s));
-            }
-            let v = c.json("GET", "/api/v1/moderation", &q, None)?;
-            print_rows(
-                &v,
-                &["id", "group", "sender", "subject", "state", "expires"],
-                json,
-            )
-        }
-        ModerationCmd::Approve { id } => {
-            c.json(
-                "POST",
-                &format!("/api/v1/moderation/{id}/approve"),
-                &[],
-                Some(json!({})),
-            )?;
-            println!("message {id} approved");
-            Ok(())
-        }
-        ModerationCmd::Reject { id, comment } => {
-            c.json(
-                "POST",
-                &format!("/api/v1/moderation/{id}/reject"),
-                &[],
-                Some(json!({ "comment": comment.unwrap_or_default() })),
-            )?;
-            println!("message {id} rejected");
-            Ok(())
-        }
-    }
-}
-
-pub fn run_permission(c: &Client, cmd: PermissionCmd) -> Result<(), String> {
-    match cmd {
-        PermissionCmd::Add {
-            mailbox,
-            user,
-            right,
-        } => {
-            c.json(
-                "POST",
-                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
-                &[],
-                Some(json!({ "user": user, "right": right })),
-            )?;
-            println!("{user} has {right} on {mailbox}");
-            Ok(())
-        }
-        PermissionCmd::Remove {
-            mailbox,
-            user,
-            right,
-        } => {
-            c.json(
-                "DELETE",
-                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
-                &[],
-                Some(json!({ "user": user, "right": right })),
-            )?;
-            println!("{right} of {user} on {mailbox} removed");
-            Ok(())
-        }
-        PermissionCmd::List { mailbox, json } => {
-            let v = c.json(
-                "GET",
-                &format!("/api/v1/mailboxes/{}/permissions", enc(&mailbox)),
-                &[],
-                None,
-            )?;
-            print_rows(&v, &["user", "right"], json)
-        }
-    }
 }

@@ -1,0 +1,142 @@
+//! Lookups and JSON shapes several route modules share (groups, recipients, mailbox access).
+//! Imports no other route module.
+
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState};
+use hato_core::Address;
+use hato_core::auth::{Principal, Role};
+use hato_core::directory::{AccessType, Group, GroupType, Mailbox, MemberRef, TenantId};
+use hato_directory::DirectoryIndex;
+use hato_directory::policy::{self, Denied};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub(super) fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::NotManager => ApiError::forbidden(policy::NOT_MANAGER),
+        Denied::Forbidden(m) => ApiError::forbidden(m),
+    }
+}
+
+/// The group named by address or display name, if the caller may see it, with its tenant's index.
+pub(super) fn find_group(
+    s: &AppState,
+    p: &Principal,
+    ident: &str,
+) -> ApiResult<(Arc<DirectoryIndex>, Group)> {
+    let not_found = || ApiError::not_found(format!("group {ident} not found"));
+    let canonical = Address::parse(ident).ok().map(|a| a.to_string());
+    let tenants: Vec<TenantId> = match (p.role, p.tenant_id) {
+        (Role::Operator, _) => s.store.tenants()?.into_iter().map(|t| t.id).collect(),
+        (_, Some(t)) => vec![t],
+        _ => vec![],
+    };
+    let mut found = Vec::new();
+    for t in tenants {
+        let ix = s.directory.index(t)?;
+        let hit = ix.dir.groups.iter().find(|g| match &canonical {
+            Some(a) => g.address.as_deref() == Some(a.as_str()),
+            None => g.name.eq_ignore_ascii_case(ident.trim()),
+        });
+        if let Some(g) = hit.cloned() {
+            found.push((ix.clone(), g));
+        }
+    }
+    match found.len() {
+        0 => Err(not_found()),
+        1 => found.pop().ok_or_else(not_found),
+        _ => Err(ApiError::bad_request(format!(
+            "several tenants have a group named {ident}; use its address"
+        ))),
+    }
+}
+
+/// A recipient reference given by address (mailbox, alias, group or contact) or, for groups
+/// without an address, by name.
+pub(super) fn resolve_ref(ix: &DirectoryIndex, text: &str) -> ApiResult<MemberRef> {
+    if let Ok(a) = Address::parse(text)
+        && let Some(r) = ix.sender(&a.to_string())
+    {
+        return Ok(r);
+    }
+    if let Some(g) = ix
+        .dir
+        .groups
+        .iter()
+        .find(|g| g.name.eq_ignore_ascii_case(text.trim()))
+    {
+        return Ok(MemberRef::Group(g.id));
+    }
+    Err(ApiError::bad_request(format!(
+        "{text} is not a recipient of this tenant"
+    )))
+}
+
+pub(super) fn resolve_mailbox(ix: &DirectoryIndex, text: &str) -> ApiResult<i64> {
+    match resolve_ref(ix, text)? {
+        MemberRef::Mailbox(id) => Ok(id),
+        _ => Err(ApiError::bad_request(format!("{text} is not a mailbox"))),
+    }
+}
+
+fn refs_text(ix: &DirectoryIndex, refs: &[MemberRef]) -> Vec<String> {
+    refs.iter().map(|r| ix.name_of(*r)).collect()
+}
+
+/// Role names as admins give them.
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::TenantAdmin => "global-admin",
+        other => other.as_str(),
+    }
+}
+
+pub(super) fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
+    let st = &g.settings;
+    let mailboxes = |ids: &[i64]| -> Vec<String> {
+        ids.iter()
+            .filter_map(|i| ix.mailbox(*i).map(|m| m.address.clone()))
+            .collect()
+    };
+    json!({
+        "name": g.name,
+        "address": g.address,
+        "type": g.group_type.as_str(),
+        "tenant": ix.dir.tenant_name,
+        "owners": mailboxes(&g.owners),
+        "members": if g.group_type == GroupType::Dynamic { Value::Null } else { json!(refs_text(ix, &g.members)) },
+        "subscribers": mailboxes(&g.subscribers),
+        "require_sender_authentication": st.require_sender_authentication,
+        "accept_messages_only_from": refs_text(ix, &st.accept_messages_only_from),
+        "reject_messages_from": refs_text(ix, &st.reject_messages_from),
+        "moderation_enabled": st.moderation_enabled,
+        "moderated_by": mailboxes(&st.moderated_by),
+        "bypass_moderation_from": refs_text(ix, &st.bypass_moderation_from),
+        "member_join_restriction": st.member_join_restriction.as_str(),
+        "member_depart_restriction": st.member_depart_restriction.as_str(),
+        "report_to_originator": st.report_to_originator,
+        "recipient_filter": st.recipient_filter,
+        "precanned": st.precanned,
+        "access_type": match st.access_type { AccessType::Public => "public", AccessType::Private => "private" },
+        "auto_subscribe_new_members": st.auto_subscribe_new_members,
+        "roles": ix.dir.role_groups.iter().filter(|(gid, _)| *gid == g.id).map(|(_, r)| role_name(*r)).collect::<Vec<_>>(),
+    })
+}
+
+/// Admins read any mailbox of their tenant; a user reads their own, and those they have
+/// full access to (directly or through a security group).
+pub(super) fn require_mailbox_read(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<()> {
+    if p.is_admin() || p.mailbox_id == Some(m.id) {
+        return Ok(());
+    }
+    if let Some(user) = p.mailbox_id {
+        let ix = s.directory.index(m.tenant_id)?;
+        if ix.has_right(user, m.id, hato_core::directory::MailboxRight::FullAccess) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::forbidden(format!(
+        "you have no access to the mailbox {}",
+        m.address
+    )))
+}

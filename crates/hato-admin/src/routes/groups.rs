@@ -1,0 +1,669 @@
+//! Groups: the five group types, their settings, owners, members and subscribers, and the
+//! preview of a dynamic group's filter.
+//!
+//! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
+//! objects answer 404 as if they did not exist.
+
+use super::common::{denied, find_group, group_json, resolve_mailbox, resolve_ref};
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState, TenantFilter, body, require_admin, target_tenant};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hato_core::Address;
+use hato_core::auth::{Principal, Role};
+use hato_core::directory::{
+    AccessType, GroupSettings, GroupType, MemberRef, Restriction, TenantId,
+};
+use hato_directory::DirectoryIndex;
+use hato_directory::opath::{self, IncludedRecipients, Precanned};
+use hato_directory::policy::{self, GroupAction};
+use hato_store::{GroupChange, NewGroup};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub(super) fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/api/v1/groups", get(list_groups).post(create_group))
+        .route("/api/v1/groups/preview", post(preview))
+        .route(
+            "/api/v1/groups/{group}",
+            get(get_group).patch(update_group).delete(delete_group),
+        )
+        .route(
+            "/api/v1/groups/{group}/members",
+            get(list_members).post(change_members),
+        )
+        .route("/api/v1/groups/{group}/owners", post(change_owners))
+        .route(
+            "/api/v1/groups/{group}/subscribers",
+            post(change_subscribers),
+        )
+}
+
+fn ref_json(ix: &DirectoryIndex, r: MemberRef) -> Value {
+    let (kind, name) = match r {
+        MemberRef::Mailbox(id) => ("mailbox", ix.mailbox(id).map(|m| m.display_name.clone())),
+        MemberRef::Contact(id) => ("contact", ix.contact(id).map(|c| c.display_name.clone())),
+        MemberRef::Group(id) => ("group", ix.group(id).map(|g| g.name.clone())),
+    };
+    json!({ "kind": kind, "address": ix.address_of(r), "name": name })
+}
+
+/// Group fields as the API takes them (create and PATCH).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GroupInput {
+    address: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    group_type: Option<String>,
+    tenant: Option<String>,
+    owners: Option<Vec<String>>,
+    members: Option<Vec<String>>,
+    require_sender_authentication: Option<bool>,
+    accept_messages_only_from: Option<Vec<String>>,
+    reject_messages_from: Option<Vec<String>>,
+    moderation_enabled: Option<bool>,
+    moderated_by: Option<Vec<String>>,
+    bypass_moderation_from: Option<Vec<String>>,
+    member_join_restriction: Option<String>,
+    member_depart_restriction: Option<String>,
+    report_to_originator: Option<bool>,
+    recipient_filter: Option<String>,
+    precanned: Option<PrecannedInput>,
+    access_type: Option<String>,
+    auto_subscribe_new_members: Option<bool>,
+    #[serde(default)]
+    bypass_security_group_manager_check: bool,
+}
+
+/// Exchange's precanned dynamic-group form.
+#[derive(Deserialize, Default, Clone, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct PrecannedInput {
+    #[serde(default)]
+    included_recipients: Vec<String>,
+    #[serde(default)]
+    conditional_department: Vec<String>,
+    #[serde(default)]
+    conditional_company: Vec<String>,
+    #[serde(default)]
+    conditional_state_or_province: Vec<String>,
+    /// `{"1": ["x"], "15": ["y"]}`
+    #[serde(default)]
+    conditional_custom_attributes: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl PrecannedInput {
+    fn to_precanned(&self) -> ApiResult<Precanned> {
+        let mut p = Precanned {
+            included_recipients: Vec::new(),
+            department: self.conditional_department.clone(),
+            company: self.conditional_company.clone(),
+            state_or_province: self.conditional_state_or_province.clone(),
+            custom_attributes: Default::default(),
+        };
+        for name in &self.included_recipients {
+            p.included_recipients.push(IncludedRecipients::parse(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown included_recipients value {name}: use MailboxUsers, MailContacts, MailGroups, MailUsers, Resources or AllRecipients"
+                ))
+            })?);
+        }
+        for (n, values) in &self.conditional_custom_attributes {
+            let i: usize = n
+                .parse()
+                .ok()
+                .filter(|i| (1..=15).contains(i))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "conditional_custom_attributes: {n} is not 1 to 15"
+                    ))
+                })?;
+            p.custom_attributes[i - 1] = values.clone();
+        }
+        Ok(p)
+    }
+}
+
+fn restriction(name: &str, v: &Option<String>) -> ApiResult<Option<Restriction>> {
+    v.as_deref()
+        .map(|t| {
+            Restriction::parse(t).ok_or_else(|| {
+                ApiError::bad_request(format!("{name}: use open, closed or approval-required"))
+            })
+        })
+        .transpose()
+}
+
+fn filter_error(e: opath::FilterError) -> ApiError {
+    ApiError::bad_request(format!("recipient_filter: {e}"))
+}
+
+impl GroupInput {
+    /// Applies the settings fields to `st`, resolving recipients through `ix`.
+    fn apply(&self, ix: &DirectoryIndex, kind: GroupType, st: &mut GroupSettings) -> ApiResult<()> {
+        let refs = |list: &Option<Vec<String>>| -> ApiResult<Option<Vec<MemberRef>>> {
+            list.as_ref()
+                .map(|l| l.iter().map(|t| resolve_ref(ix, t)).collect())
+                .transpose()
+        };
+        if let Some(v) = self.require_sender_authentication {
+            st.require_sender_authentication = v;
+        }
+        if let Some(v) = refs(&self.accept_messages_only_from)? {
+            st.accept_messages_only_from = v;
+        }
+        if let Some(v) = refs(&self.reject_messages_from)? {
+            st.reject_messages_from = v;
+        }
+        if let Some(v) = self.moderation_enabled {
+            st.moderation_enabled = v;
+        }
+        if let Some(list) = &self.moderated_by {
+            st.moderated_by = list
+                .iter()
+                .map(|t| resolve_mailbox(ix, t))
+                .collect::<ApiResult<_>>()?;
+        }
+        if let Some(v) = refs(&self.bypass_moderation_from)? {
+            st.bypass_moderation_from = v;
+        }
+        if let Some(r) = restriction("member_join_restriction", &self.member_join_restriction)? {
+            st.member_join_restriction = r;
+        }
+        if let Some(r) = restriction("member_depart_restriction", &self.member_depart_restriction)?
+        {
+            st.member_depart_restriction = r;
+        }
+        // Exchange: security groups can't be open to joining or leaving.
+        if kind.grants_rights()
+            && (st.member_join_restriction == Restriction::Open
+                || st.member_depart_restriction == Restriction::Open)
+        {
+            return Err(ApiError::bad_request(
+                "security groups cannot be open: use closed or approval-required",
+            ));
+        }
+        if let Some(v) = self.report_to_originator {
+            st.report_to_originator = v;
+        }
+        if let Some(a) = &self.access_type {
+            st.access_type = match a.to_ascii_lowercase().as_str() {
+                "public" => AccessType::Public,
+                "private" => AccessType::Private,
+                _ => return Err(ApiError::bad_request("access_type: use public or private")),
+            };
+        }
+        if let Some(v) = self.auto_subscribe_new_members {
+            st.auto_subscribe_new_members = v;
+        }
+        if self.recipient_filter.is_some() && self.precanned.is_some() {
+            return Err(ApiError::bad_request(
+                "give recipient_filter or precanned, not both",
+            ));
+        }
+        if let Some(text) = &self.recipient_filter {
+            let f = opath::parse(text).map_err(filter_error)?;
+            st.recipient_filter = Some(f.to_opath());
+            st.precanned = None;
+        }
+        if let Some(p) = &self.precanned {
+            st.recipient_filter = Some(p.to_precanned()?.to_filter().to_opath());
+            st.precanned = serde_json::to_value(p).ok();
+        }
+        if (self.recipient_filter.is_some() || self.precanned.is_some())
+            && kind != GroupType::Dynamic
+        {
+            return Err(ApiError::bad_request(
+                "only dynamic groups have a recipient filter",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `m` may be a member of a group of `kind`.
+fn check_member_kind(
+    ix: &DirectoryIndex,
+    kind: GroupType,
+    m: MemberRef,
+    text: &str,
+) -> ApiResult<()> {
+    match (kind, m) {
+        (GroupType::Dynamic, _) => Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter; change the filter instead",
+        )),
+        (GroupType::M365, MemberRef::Mailbox(_)) => Ok(()),
+        (GroupType::M365, _) => Err(ApiError::bad_request(format!(
+            "{text}: Microsoft 365 groups have only mailboxes as members"
+        ))),
+        (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!(
+            "{text}: contacts cannot be members of a security group"
+        ))),
+        (GroupType::Security, MemberRef::Group(g))
+            if !ix.group(g).is_some_and(|g| g.group_type.grants_rights()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: only security groups can be members of a security group"
+            )))
+        }
+        (_, MemberRef::Group(g))
+            if kind.is_mail_enabled()
+                && !ix.group(g).is_some_and(|g| g.group_type.is_mail_enabled()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: a group without an address cannot be a member of a mail-enabled group"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn create_group(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ApiResult<Response> {
+    let input = body(payload)?;
+    let kind_text = input.group_type.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            "\"type\" is required: distribution, security, mail-security, dynamic or m365",
+        )
+    })?;
+    let kind = GroupType::parse(kind_text)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown group type {kind_text}: use distribution, security, mail-security, dynamic or m365")))?;
+    // Users may create distribution and Microsoft 365 groups (Exchange's default for end users);
+    // everything else is an admin's.
+    if !p.is_admin() && !matches!(kind, GroupType::Distribution | GroupType::M365) {
+        return Err(ApiError::forbidden(
+            "only admins may create this type of group",
+        ));
+    }
+    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
+    let ix = s.directory.index(tenant)?;
+    let address = match (kind, input.address.as_deref()) {
+        (GroupType::Security, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "a security group is not mail-enabled and has no address; use mail-security for one that has",
+            ));
+        }
+        (GroupType::Security, None) => None,
+        (_, None) => {
+            return Err(ApiError::bad_request(
+                "\"address\" is required for a mail-enabled group",
+            ));
+        }
+        (_, Some(a)) => {
+            let addr = Address::parse(a).map_err(|e| ApiError::bad_request(format!("{a}: {e}")))?;
+            match s.store.domain(addr.domain())? {
+                Some((t, _)) if t == tenant => Some(addr.to_string()),
+                _ => {
+                    return Err(ApiError::not_found(format!(
+                        "{} is not an accepted domain of the tenant",
+                        addr.domain()
+                    )));
+                }
+            }
+        }
+    };
+    let name = input
+        .name
+        .clone()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            address
+                .as_ref()
+                .map(|a| a.split('@').next().unwrap_or(a).to_string())
+        })
+        .ok_or_else(|| ApiError::bad_request("\"name\" is required"))?;
+    if ix
+        .dir
+        .groups
+        .iter()
+        .any(|g| g.name.eq_ignore_ascii_case(&name))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a group named {name} already exists"),
+        ));
+    }
+    let mut owners: Vec<i64> = input
+        .owners
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|o| resolve_mailbox(&ix, o))
+        .collect::<ApiResult<_>>()?;
+    if let (true, Some(me)) = (owners.is_empty(), p.mailbox_id) {
+        owners.push(me);
+    }
+    if owners.is_empty() {
+        return Err(ApiError::bad_request(
+            "a group needs at least one owner (\"owners\")",
+        ));
+    }
+    let mut members = Vec::new();
+    for m in input.members.clone().unwrap_or_default() {
+        let r = resolve_ref(&ix, &m)?;
+        check_member_kind(&ix, kind, r, &m)?;
+        members.push(r);
+    }
+    let mut settings = GroupSettings::defaults_for(kind);
+    input.apply(&ix, kind, &mut settings)?;
+    if kind == GroupType::Dynamic && settings.recipient_filter.is_none() {
+        return Err(ApiError::bad_request(
+            "a dynamic group needs recipient_filter or precanned",
+        ));
+    }
+    let g = s
+        .store
+        .create_group(NewGroup {
+            tenant_id: tenant,
+            name,
+            address,
+            group_type: kind,
+            settings,
+            owners,
+            members,
+        })
+        .await?;
+    let ix = s.directory.index(tenant)?;
+    Ok((StatusCode::CREATED, Json(group_json(&ix, &g))).into_response())
+}
+
+async fn list_groups(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let tenants: Vec<TenantId> = match (f.tenant.as_deref(), p.role, p.tenant_id) {
+        (Some(name), _, _) => match s.store.tenant_by_name(name)? {
+            Some(t) if p.sees(t.id) => vec![t.id],
+            _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
+        },
+        (None, Role::Operator, _) => s.store.tenants()?.into_iter().map(|t| t.id).collect(),
+        (None, _, Some(t)) => vec![t],
+        _ => vec![],
+    };
+    let mut out = Vec::new();
+    for t in tenants {
+        let ix = s.directory.index(t)?;
+        for g in &ix.dir.groups {
+            out.push(group_json(&ix, g));
+        }
+    }
+    Ok(Json(out))
+}
+
+async fn get_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    Ok(Json(group_json(&ix, &g)))
+}
+
+async fn update_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    let input = body(payload)?;
+    if input.address.is_some()
+        || input.group_type.is_some()
+        || input.tenant.is_some()
+        || input.owners.is_some()
+        || input.members.is_some()
+    {
+        return Err(ApiError::bad_request(
+            "address, type and tenant cannot be changed; owners and members change through /owners and /members",
+        ));
+    }
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeSettings,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
+    let mut settings = g.settings.clone();
+    input.apply(&ix, g.group_type, &mut settings)?;
+    let change = GroupChange {
+        name: input
+            .name
+            .clone()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+        settings: Some(settings),
+        ..Default::default()
+    };
+    let updated = s.store.update_group(g.id, change).await?;
+    let ix = s.directory.index(g.tenant_id)?;
+    Ok(Json(group_json(&ix, &updated)))
+}
+
+#[derive(Deserialize, Default)]
+struct BypassParam {
+    #[serde(default)]
+    bypass_security_group_manager_check: bool,
+}
+
+async fn delete_group(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    Query(q): Query<BypassParam>,
+) -> ApiResult<StatusCode> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::Delete,
+        q.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
+    s.store.remove_group(g.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_members(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    Ok(Json(
+        ix.direct_members(g.id)
+            .into_iter()
+            .map(|m| ref_json(&ix, m))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListChange {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+    #[serde(default)]
+    bypass_security_group_manager_check: bool,
+}
+
+async fn change_members(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    let input = body(payload)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeMembers,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
+    if g.group_type == GroupType::Dynamic && !(input.add.is_empty() && input.remove.is_empty()) {
+        return Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter; change the filter instead",
+        ));
+    }
+    let mut change = GroupChange::default();
+    for m in &input.add {
+        let r = resolve_ref(&ix, m)?;
+        check_member_kind(&ix, g.group_type, r, m)?;
+        if r == MemberRef::Group(g.id) {
+            return Err(ApiError::bad_request(
+                "a group cannot be a member of itself",
+            ));
+        }
+        change.add_members.push(r);
+    }
+    for m in &input.remove {
+        change.remove_members.push(resolve_ref(&ix, m)?);
+    }
+    let updated = s.store.update_group(g.id, change).await?;
+    let ix = s.directory.index(g.tenant_id)?;
+    Ok(Json(group_json(&ix, &updated)))
+}
+
+async fn change_owners(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    let input = body(payload)?;
+    policy::authorize(
+        &p,
+        &ix,
+        &g,
+        GroupAction::ChangeOwners,
+        input.bypass_security_group_manager_check,
+    )
+    .map_err(denied)?;
+    let change = GroupChange {
+        add_owners: input
+            .add
+            .iter()
+            .map(|o| resolve_mailbox(&ix, o))
+            .collect::<ApiResult<_>>()?,
+        remove_owners: input
+            .remove
+            .iter()
+            .map(|o| resolve_mailbox(&ix, o))
+            .collect::<ApiResult<_>>()?,
+        ..Default::default()
+    };
+    let updated = s
+        .store
+        .update_group(g.id, change)
+        .await
+        .map_err(ApiError::from)?;
+    let ix = s.directory.index(g.tenant_id)?;
+    Ok(Json(group_json(&ix, &updated)))
+}
+
+/// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
+/// member changes their own.
+async fn change_subscribers(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    if g.group_type != GroupType::M365 {
+        return Err(ApiError::bad_request(
+            "only Microsoft 365 groups have subscribers",
+        ));
+    }
+    let input = body(payload)?;
+    let add: Vec<i64> = input
+        .add
+        .iter()
+        .map(|o| resolve_mailbox(&ix, o))
+        .collect::<ApiResult<_>>()?;
+    let remove: Vec<i64> = input
+        .remove
+        .iter()
+        .map(|o| resolve_mailbox(&ix, o))
+        .collect::<ApiResult<_>>()?;
+    let manages = policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).is_ok();
+    let only_self = p
+        .mailbox_id
+        .is_some_and(|me| add.iter().chain(&remove).all(|m| *m == me));
+    if !manages && !only_self {
+        return Err(ApiError::forbidden(
+            "members may change only their own subscription",
+        ));
+    }
+    for m in &add {
+        if !g.members.contains(&MemberRef::Mailbox(*m)) {
+            return Err(ApiError::bad_request(format!(
+                "{} is not a member of the group",
+                ix.name_of(MemberRef::Mailbox(*m))
+            )));
+        }
+    }
+    let updated = s
+        .store
+        .update_group(
+            g.id,
+            GroupChange {
+                add_subscribers: add,
+                remove_subscribers: remove,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let ix = s.directory.index(g.tenant_id)?;
+    Ok(Json(group_json(&ix, &updated)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewInput {
+    tenant: Option<String>,
+    filter: Option<String>,
+    precanned: Option<PrecannedInput>,
+}
+
+/// The members any filter has now (the preview of a dynamic group).
+async fn preview(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<PreviewInput>, JsonRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
+    require_admin(&p)?;
+    let input = body(payload)?;
+    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
+    let filter = match (&input.filter, &input.precanned) {
+        (Some(text), None) => opath::parse(text).map_err(filter_error)?,
+        (None, Some(p)) => p.to_precanned()?.to_filter(),
+        _ => return Err(ApiError::bad_request("give filter or precanned")),
+    };
+    let ix = s.directory.index(tenant)?;
+    Ok(Json(
+        ix.evaluate(&filter, None)
+            .into_iter()
+            .map(|m| ref_json(&ix, m))
+            .collect(),
+    ))
+}

@@ -1,0 +1,170 @@
+//! Users joining and leaving groups, and the join/leave requests owners decide.
+
+use super::common::{denied, find_group};
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState};
+use axum::extract::{Path, State};
+use axum::{Json, Router};
+use hato_core::auth::Principal;
+use hato_core::directory::{AccessType, Group, GroupType, MemberRef, Restriction};
+use hato_directory::policy::{self, GroupAction};
+use hato_store::{GroupChange, JoinRequestKind};
+use serde_json::{Value, json};
+
+pub(super) fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/api/v1/groups/{group}/join", post(join))
+        .route("/api/v1/groups/{group}/leave", post(leave))
+        .route("/api/v1/groups/{group}/requests", get(list_requests))
+        .route(
+            "/api/v1/groups/{group}/requests/{id}/{decision}",
+            post(decide_request),
+        )
+}
+
+fn me(p: &Principal) -> ApiResult<i64> {
+    p.mailbox_id.ok_or_else(|| {
+        ApiError::bad_request("only a user (logged in as a mailbox) can join or leave a group")
+    })
+}
+
+/// A user joins: open groups (and public Microsoft 365 groups) at once; approval-required (and
+/// private) groups by a request to the owners; closed groups not at all.
+async fn join(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, g) = find_group(&s, &p, &ident)?;
+    let me = me(&p)?;
+    if g.group_type == GroupType::Dynamic {
+        return Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter",
+        ));
+    }
+    if g.members.contains(&MemberRef::Mailbox(me)) {
+        return Ok(Json(json!({ "result": "already-member" })));
+    }
+    let restriction = if g.group_type == GroupType::M365 {
+        match g.settings.access_type {
+            AccessType::Public => Restriction::Open,
+            AccessType::Private => Restriction::ApprovalRequired,
+        }
+    } else {
+        g.settings.member_join_restriction
+    };
+    membership_change(&s, &g, me, JoinRequestKind::Join, restriction).await
+}
+
+/// Carries out a user's own join or leave under the group's restriction: at once when open, as a
+/// request to the owners when approval is required, not at all when closed.
+async fn membership_change(
+    s: &AppState,
+    g: &Group,
+    me: i64,
+    kind: JoinRequestKind,
+    restriction: Restriction,
+) -> ApiResult<Json<Value>> {
+    let member = vec![MemberRef::Mailbox(me)];
+    let (change, done, verb) = match kind {
+        JoinRequestKind::Join => (
+            GroupChange {
+                add_members: member,
+                ..Default::default()
+            },
+            "joined",
+            "add",
+        ),
+        JoinRequestKind::Depart => (
+            GroupChange {
+                remove_members: member,
+                ..Default::default()
+            },
+            "left",
+            "remove",
+        ),
+    };
+    match restriction {
+        Restriction::Open => {
+            s.store.update_group(g.id, change).await?;
+            Ok(Json(json!({ "result": done })))
+        }
+        Restriction::ApprovalRequired => {
+            let r = s.store.add_join_request(g.id, me, kind).await?;
+            Ok(Json(json!({ "result": "requested", "request": r.id })))
+        }
+        Restriction::Closed => Err(ApiError::forbidden(format!(
+            "this group is closed: only its owners can {verb} members"
+        ))),
+    }
+}
+
+async fn leave(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, g) = find_group(&s, &p, &ident)?;
+    let me = me(&p)?;
+    if !g.members.contains(&MemberRef::Mailbox(me)) {
+        return Err(ApiError::bad_request("you are not a member of this group"));
+    }
+    let restriction = if g.group_type == GroupType::M365 {
+        Restriction::Open
+    } else {
+        g.settings.member_depart_restriction
+    };
+    membership_change(&s, &g, me, JoinRequestKind::Depart, restriction).await
+}
+
+async fn list_requests(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
+    Ok(Json(
+        s.store
+            .join_requests(g.id)?
+            .into_iter()
+            .map(|r| json!({ "id": r.id, "mailbox": ix.name_of(MemberRef::Mailbox(r.mailbox_id)), "kind": r.kind, "created": r.created.to_rfc3339() }))
+            .collect(),
+    ))
+}
+
+async fn decide_request(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((ident, id, decision)): Path<(String, i64, String)>,
+) -> ApiResult<Json<Value>> {
+    let (ix, g) = find_group(&s, &p, &ident)?;
+    policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
+    let request = s
+        .store
+        .join_requests(g.id)?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
+    match decision.as_str() {
+        "approve" => {
+            let m = MemberRef::Mailbox(request.mailbox_id);
+            let change = match request.kind {
+                JoinRequestKind::Join => GroupChange {
+                    add_members: vec![m],
+                    ..Default::default()
+                },
+                JoinRequestKind::Depart => GroupChange {
+                    remove_members: vec![m],
+                    ..Default::default()
+                },
+            };
+            s.store.update_group(g.id, change).await?;
+        }
+        "reject" => {}
+        _ => return Err(ApiError::not_found("use approve or reject")),
+    }
+    s.store.remove_join_request(id).await?;
+    Ok(Json(json!({ "result": decision })))
+}

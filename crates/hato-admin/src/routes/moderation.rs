@@ -1,0 +1,129 @@
+//! Messages held for moderated groups: the queue and moderators' decisions.
+
+use super::common::find_group;
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState, listing_scope};
+use axum::extract::{Path, Query, State};
+use axum::{Json, Router};
+use hato_core::auth::Principal;
+use hato_core::directory::Group;
+use hato_directory::DirectoryIndex;
+use hato_directory::policy;
+use hato_store::ModerationState;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub(super) fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/api/v1/moderation", get(moderation_list))
+        .route(
+            "/api/v1/moderation/{id}/{decision}",
+            post(moderation_decide),
+        )
+}
+
+#[derive(Deserialize)]
+struct ModerationFilter {
+    group: Option<String>,
+    state: Option<String>,
+}
+
+fn held_json(ix: &DirectoryIndex, h: &hato_store::HeldMessage) -> Value {
+    json!({
+        "id": h.id, "group": ix.group(h.group_id).and_then(|g| g.address.clone()),
+        "trace_id": h.trace_id, "sender": h.sender, "subject": h.subject,
+        "received": h.received.to_rfc3339(), "expires": h.expires.to_rfc3339(),
+        "state": h.state.as_str(), "decided_by": h.decided_by, "comment": h.comment,
+    })
+}
+
+/// Whether the caller moderates `group` (its moderators, or owners when none are named) or is a
+/// global admin.
+fn may_moderate(p: &Principal, g: &Group) -> bool {
+    p.is_global_admin()
+        || p.mailbox_id
+            .is_some_and(|me| policy::moderators(g).contains(&me))
+}
+
+async fn moderation_list(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(f): Query<ModerationFilter>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let state = f
+        .state
+        .as_deref()
+        .map(|t| {
+            ModerationState::parse(t).ok_or_else(|| {
+                ApiError::bad_request("state: use pending, approved, rejected or expired")
+            })
+        })
+        .transpose()?;
+    let group = f
+        .group
+        .as_deref()
+        .map(|g| find_group(&s, &p, g))
+        .transpose()?;
+    let tenant = listing_scope(&s, &p, None)?;
+    let held = s
+        .store
+        .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
+    let mut out = Vec::new();
+    for h in held {
+        let ix = s.directory.index(h.tenant_id)?;
+        if let Some(g) = ix.group(h.group_id)
+            && may_moderate(&p, g)
+        {
+            out.push(held_json(&ix, &h));
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn moderation_decide(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, decision)): Path<(i64, String)>,
+    payload: Option<Json<Decision>>,
+) -> ApiResult<Json<Value>> {
+    let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
+    let tenant = listing_scope(&s, &p, None)?;
+    let held = s
+        .store
+        .moderation_queue(tenant, None, None)?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
+    let ix = s.directory.index(held.tenant_id)?;
+    let g = ix
+        .group(held.group_id)
+        .ok_or_else(|| ApiError::not_found("the group was removed"))?;
+    if !may_moderate(&p, g) {
+        return Err(ApiError::forbidden(
+            "only the group's moderators may decide",
+        ));
+    }
+    let state = match decision.as_str() {
+        "approve" => ModerationState::Approved,
+        "reject" => ModerationState::Rejected,
+        _ => return Err(ApiError::not_found("use approve or reject")),
+    };
+    let by = p
+        .mailbox_id
+        .and_then(|m| ix.mailbox(m))
+        .map(|m| m.address.clone())
+        .unwrap_or_else(|| p.role.as_str().to_string());
+    let decided = s
+        .store
+        .decide_moderation(id, state, by, comment, s.clock.now())
+        .await?;
+    Ok(Json(held_json(&ix, &decided)))
+}

@@ -1,0 +1,150 @@
+//! Message trace: one row per recipient, and the events of one message.
+
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState, listing_scope, require_admin};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use hato_core::auth::{Principal, Role};
+use hato_core::trace::RecipientStatus;
+use hato_core::{Address, Timestamp};
+use hato_store::{SubjectFilter, TraceQuery};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/trace", get(trace))
+        .route("/api/v1/trace/{trace_id}", get(trace_detail))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TraceParams {
+    tenant: Option<String>,
+    sender: Option<String>,
+    recipient: Option<String>,
+    status: Option<String>,
+    message_id: Option<String>,
+    trace_id: Option<String>,
+    from_ip: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    subject: Option<String>,
+    subject_filter: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            Timestamp::parse_human(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name}: cannot read {s:?} as a time (use 2026-11-28T21:00:00Z or 2026-11-28)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+async fn trace(
+    State(s): State<AppState>,
+    p: Principal,
+    params: Result<Query<TraceParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
+    let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
+    let status = nonempty(q.status)
+        .map(|st| {
+            RecipientStatus::parse(&st).ok_or_else(|| {
+                let all: Vec<&str> = RecipientStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!(
+                    "unknown status {st}: use one of {}",
+                    all.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let subject_filter = match q
+        .subject_filter
+        .as_deref()
+        .map(|f| f.to_ascii_lowercase().replace('-', "_"))
+    {
+        None => SubjectFilter::Contains,
+        Some(f) if f == "contains" => SubjectFilter::Contains,
+        Some(f) if f == "starts_with" || f == "startswith" => SubjectFilter::StartsWith,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown subject_filter {f}: use contains or starts_with"
+            )));
+        }
+    };
+    let canonical = |name: &str, v: Option<String>| -> ApiResult<Option<String>> {
+        nonempty(v)
+            .map(|a| {
+                Address::parse(&a)
+                    .map(|a| a.to_string())
+                    .map_err(|e| ApiError::bad_request(format!("{name} {a}: {e}")))
+            })
+            .transpose()
+    };
+    let query = TraceQuery {
+        tenant,
+        sender: canonical("sender", q.sender)?,
+        recipient: canonical("recipient", q.recipient)?,
+        status,
+        message_id: nonempty(q.message_id),
+        trace_id: nonempty(q.trace_id),
+        from_ip: nonempty(q.from_ip),
+        start: time_param("start", q.start.as_deref())?,
+        end: time_param("end", q.end.as_deref())?,
+        subject: nonempty(q.subject),
+        subject_filter,
+        limit: q.limit.unwrap_or(5000).clamp(1, 50_000),
+    };
+    if let (Some(a), Some(b)) = (query.start, query.end)
+        && a > b
+    {
+        return Err(ApiError::bad_request("start is after end"));
+    }
+    Ok(Json(
+        serde_json::to_value(s.store.trace(&query)?).unwrap_or_default(),
+    ))
+}
+
+#[derive(Deserialize)]
+struct DetailParams {
+    recipient: Option<String>,
+}
+
+async fn trace_detail(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(trace_id): Path<String>,
+    Query(d): Query<DetailParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&p)?;
+    let tenant = match p.role {
+        Role::Operator => None,
+        _ => Some(p.tenant_id.ok_or_else(ApiError::unauthorized)?),
+    };
+    let recipient = nonempty(d.recipient)
+        .map(|a| {
+            Address::parse(&a)
+                .map(|a| a.to_string())
+                .map_err(|e| ApiError::bad_request(format!("recipient {a}: {e}")))
+        })
+        .transpose()?;
+    let rows = s
+        .store
+        .trace_detail(tenant, &trace_id, recipient.as_deref())?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found(format!("no trace for {trace_id}")));
+    }
+    Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
+}

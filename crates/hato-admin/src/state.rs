@@ -1,0 +1,153 @@
+//! What every route shares: the application state, the caller (the `Principal` extractor), role
+//! checks, tenant scope and request bodies. Imports no route module.
+
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::JsonRejection;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use hato_core::Address;
+use hato_core::auth::{Principal, Role};
+use hato_core::directory::{Mailbox, Tenant, TenantId};
+use hato_store::{Store, hash_token};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<hato_directory::Directory>,
+    pub clock: Arc<dyn hato_core::Clock>,
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 9110 §11.1).
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let Some(info) = state.store.token(&hash_token(token))? else {
+            return Err(ApiError::unauthorized());
+        };
+        if info.expires.is_some_and(|e| e <= state.clock.now()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the token has expired; log in again",
+            ));
+        }
+        let mut p = Principal {
+            role: info.role,
+            tenant_id: info.tenant_id,
+            mailbox_id: info.mailbox_id,
+        };
+        // A user who belongs to a role group acts with that role (seed A2: rights follow
+        // membership, so a transfer is one membership change).
+        if let (Role::User, Some(tenant)) = (p.role, p.tenant_id) {
+            let ix = state.directory.index(tenant)?;
+            p.role = hato_directory::policy::effective_role(&p, &ix);
+        }
+        Ok(p)
+    }
+}
+
+pub(crate) fn require_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "this needs an admin role (global or recipient admin)",
+        ))
+    }
+}
+
+pub(crate) fn require_global_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_global_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("this needs the global admin role"))
+    }
+}
+
+pub(crate) fn require_operator(p: &Principal) -> ApiResult<()> {
+    if p.role == Role::Operator {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the platform operator may do this",
+        ))
+    }
+}
+
+/// The tenant named in a request, if the caller may see it; 404 otherwise.
+pub(crate) fn visible_tenant(state: &AppState, p: &Principal, name: &str) -> ApiResult<Tenant> {
+    match state.store.tenant_by_name(name)? {
+        Some(t) if p.sees(t.id) => Ok(t),
+        _ => Err(ApiError::not_found(format!("tenant {name} not found"))),
+    }
+}
+
+/// Which tenant a listing covers: `?tenant=` if given (and visible), else the caller's own
+/// (all tenants for the operator).
+pub(crate) fn listing_scope(
+    state: &AppState,
+    p: &Principal,
+    tenant: Option<&str>,
+) -> ApiResult<Option<TenantId>> {
+    match tenant {
+        Some(name) => Ok(Some(visible_tenant(state, p, name)?.id)),
+        None => Ok(match p.role {
+            Role::Operator => None,
+            _ => p.tenant_id,
+        }),
+    }
+}
+
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    payload
+        .map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TenantFilter {
+    pub(crate) tenant: Option<String>,
+}
+
+/// The tenant a new object goes to: the named one (if visible), else a tenant admin's own.
+pub(crate) fn target_tenant(
+    s: &AppState,
+    p: &Principal,
+    named: Option<&str>,
+) -> ApiResult<TenantId> {
+    match (named, p.role, p.tenant_id) {
+        (Some(name), _, _) => Ok(visible_tenant(s, p, name)?.id),
+        (None, role, Some(id)) if role != Role::Operator => Ok(id),
+        _ => Err(ApiError::bad_request("name the tenant (\"tenant\")")),
+    }
+}
+
+/// The mailbox at `address` (primary or alias), if the caller may see it.
+pub(crate) fn visible_mailbox(s: &AppState, p: &Principal, address: &str) -> ApiResult<Mailbox> {
+    let not_found = || ApiError::not_found(format!("mailbox {address} not found"));
+    let addr = Address::parse(address).map_err(|_| not_found())?;
+    match s.store.mailbox_by_address(&addr.to_string())? {
+        Some(m) if p.sees(m.tenant_id) => Ok(m),
+        _ => Err(not_found()),
+    }
+}

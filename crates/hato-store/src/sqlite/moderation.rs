@@ -1,0 +1,186 @@
+//! Routing decisions for group recipients (expansion, holding, failing) and the moderation queue.
+
+use super::{SqliteStore, add_event, release_spool, set_status};
+use crate::error::{Result, StoreError};
+use crate::pending::Pending;
+use crate::traits::ModerationStore;
+use crate::types::{GroupOutcome, HeldMessage, ModerationState};
+use hato_core::Timestamp;
+use hato_core::directory::{GroupId, Route, TenantId};
+use hato_core::trace::{RecipientStatus, TraceEvent};
+use rusqlite::{OptionalExtension, params};
+
+fn held_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldMessage> {
+    let state: String = r.get(9)?;
+    Ok(HeldMessage {
+        id: r.get(0)?,
+        recipient_id: r.get(1)?,
+        group_id: r.get(2)?,
+        tenant_id: r.get(3)?,
+        trace_id: r.get(4)?,
+        sender: r.get(5)?,
+        subject: r.get(6)?,
+        received: Timestamp(r.get(7)?),
+        expires: Timestamp(r.get(8)?),
+        state: ModerationState::parse(&state).unwrap_or(ModerationState::Pending),
+        decided_by: r.get(10)?,
+        comment: r.get(11)?,
+    })
+}
+
+const HELD_SELECT: &str = "SELECT h.id, h.recipient_id, h.group_id, h.tenant_id, m.trace_id, m.sender, m.subject, \
+     m.received, h.expires, h.state, h.decided_by, h.comment \
+     FROM moderation h JOIN recipients r ON r.id = h.recipient_id JOIN messages m ON m.id = r.message_id";
+
+impl ModerationStore for SqliteStore {
+    fn route_group_recipient(
+        &self,
+        recipient: i64,
+        message: i64,
+        outcome: GroupOutcome,
+        now: Timestamp,
+    ) -> Pending<bool> {
+        self.write(move |conn| {
+            let status: Option<String> = conn
+                .query_row("SELECT status FROM recipients WHERE id = ?1", [recipient], |r| r.get(0))
+                .optional()?;
+            if status.as_deref() != Some("Pending") {
+                return Ok(false);
+            }
+            match outcome {
+                GroupOutcome::Expand { detail, members } => {
+                    set_status(conn, recipient, RecipientStatus::Expanded, 0, now.0)?;
+                    add_event(conn, recipient, now.0, TraceEvent::Expand, &detail)?;
+                    let null_sender: bool = conn.query_row(
+                        "SELECT sender = '' FROM messages WHERE id = ?1",
+                        [message],
+                        |r| r.get(0),
+                    )?;
+                    let mut insert = conn.prepare_cached(
+                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8)",
+                    )?;
+                    for m in members {
+                        // A member already among the message's recipients, in any state, gets no
+                        // second copy; a group already routed is not expanded again, which is
+                        // what ends loops between groups.
+                        let dup: Option<i64> = conn
+                            .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2 LIMIT 1")?
+                            .query_row(params![message, m.address], |r| r.get(0))
+                            .optional()?;
+                        if dup.is_some() {
+                            continue;
+                        }
+                        let (mailbox, group) = match m.route {
+                            Route::Local(id) => (Some(id), None),
+                            Route::Group(id) => (None, Some(id)),
+                            _ => (None, m.group_id),
+                        };
+                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, m.report_to])?;
+                        let id = conn.last_insert_rowid();
+                        add_event(conn, id, now.0, TraceEvent::Expand, &m.detail)?;
+                        if let Some(reply) = &m.fail {
+                            set_status(conn, id, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
+                            add_event(conn, id, now.0, TraceEvent::Fail, reply)?;
+                        } else if m.route == Route::Remote {
+                            add_event(conn, id, now.0, TraceEvent::Defer,
+                                "Waiting for outbound delivery to an outside address; hato cannot send to outside domains yet")?;
+                        }
+                    }
+                }
+                GroupOutcome::Hold { group_id, tenant_id, expires, detail } => {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO moderation(recipient_id, group_id, tenant_id, created, expires, state) VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+                        params![recipient, group_id, tenant_id, now.0, expires.0],
+                    )?;
+                    // Not due again until a moderator decides (or it expires).
+                    conn.execute("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3", params![i64::MAX, now.0, recipient])?;
+                    add_event(conn, recipient, now.0, TraceEvent::Defer, &detail)?;
+                }
+                GroupOutcome::Fail { reply } => {
+                    let null_sender: bool = conn.query_row("SELECT sender = '' FROM messages WHERE id = ?1", [message], |r| r.get(0))?;
+                    set_status(conn, recipient, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
+                    add_event(conn, recipient, now.0, TraceEvent::Fail, &reply)?;
+                }
+            }
+            release_spool(conn, message)?;
+            Ok(true)
+        })
+    }
+
+    fn moderation_queue(
+        &self,
+        tenant: Option<TenantId>,
+        group: Option<GroupId>,
+        state: Option<ModerationState>,
+    ) -> Result<Vec<HeldMessage>> {
+        self.read(|conn| {
+            let sql = format!(
+                "{HELD_SELECT} WHERE (?1 IS NULL OR h.tenant_id = ?1) AND (?2 IS NULL OR h.group_id = ?2) AND (?3 IS NULL OR h.state = ?3) ORDER BY h.id"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![tenant, group, state.map(ModerationState::as_str)], held_from)?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn expired_moderation(&self, now: Timestamp) -> Result<Vec<i64>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM moderation WHERE state = 'pending' AND expires <= ?1 ORDER BY expires",
+            )?;
+            let ids = stmt
+                .query_map([now.0], |r| r.get(0))?
+                .collect::<std::result::Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn decide_moderation(
+        &self,
+        id: i64,
+        decision: ModerationState,
+        by: String,
+        comment: String,
+        now: Timestamp,
+    ) -> Pending<HeldMessage> {
+        self.write(move |conn| {
+            let held = conn
+                .prepare_cached(&format!("{HELD_SELECT} WHERE h.id = ?1"))?
+                .query_row([id], held_from)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("held message {id}")))?;
+            if held.state != ModerationState::Pending {
+                return Err(StoreError::Invalid(format!("held message {id} was already {}", held.state.as_str())));
+            }
+            conn.execute(
+                "UPDATE moderation SET state = ?1, decided_by = ?2, comment = ?3 WHERE id = ?4",
+                params![decision.as_str(), by, comment, id],
+            )?;
+            let rcpt = held.recipient_id;
+            let message: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [rcpt], |r| r.get(0))?;
+            match decision {
+                ModerationState::Approved => {
+                    conn.execute("UPDATE recipients SET approved = 1, next_attempt = ?1, updated = ?1 WHERE id = ?2", params![now.0, rcpt])?;
+                    add_event(conn, rcpt, now.0, TraceEvent::Defer, &format!("Approved by moderator {by}"))?;
+                }
+                ModerationState::Rejected | ModerationState::Expired => {
+                    let null_sender = held.sender.is_empty();
+                    set_status(conn, rcpt, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
+                    let reply = if decision == ModerationState::Rejected {
+                        let why = if comment.is_empty() { String::new() } else { format!(": {comment}") };
+                        format!("550 5.7.1 RESOLVER.MOD.Rejected; the moderator ({by}) rejected the message{why}")
+                    } else {
+                        "550 5.7.1 RESOLVER.MOD.Expired; no moderator approved the message within 2 days".to_string()
+                    };
+                    add_event(conn, rcpt, now.0, TraceEvent::Fail, &reply)?;
+                    release_spool(conn, message)?;
+                }
+                ModerationState::Pending => {}
+            }
+            Ok(HeldMessage { state: decision, decided_by: by, comment, ..held })
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! The durable queue: received messages, their recipients' delivery state, and NDR work.
+
+use super::{SqliteStore, add_event, release_spool, route_from, set_status};
+use crate::error::{Result, StoreError};
+use crate::pending::Pending;
+use crate::traits::QueueStore;
+use crate::types::*;
+use hato_core::Timestamp;
+use hato_core::directory::Route;
+use hato_core::reply;
+use hato_core::trace::{RecipientStatus, TraceEvent};
+use rusqlite::{OptionalExtension, params};
+use std::collections::BTreeMap;
+
+impl QueueStore for SqliteStore {
+    fn enqueue(&self, m: NewMessage) -> Pending<()> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                m.trace_id,
+                m.received.0,
+                m.sender,
+                m.client_ip,
+                m.helo,
+                m.message_id.as_deref().unwrap_or(""),
+                m.subject.as_deref().unwrap_or(""),
+                m.content.len() as i64,
+                m.content
+            ])?;
+            let message = conn.last_insert_rowid();
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6)",
+            )?;
+            for r in &m.recipients {
+                let (mailbox, group) = match r.route {
+                    Route::Local(id) => (Some(id), None),
+                    Route::Group(id) => (None, Some(id)),
+                    _ => (None, None),
+                };
+                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group])?;
+                let id = conn.last_insert_rowid();
+                add_event(conn, id, m.received.0, TraceEvent::Receive, &m.receive_detail)?;
+                for (event, detail) in &r.extra_events {
+                    add_event(conn, id, m.received.0, *event, detail)?;
+                }
+            }
+            // An NDR reports on failed recipients of another message: mark them answered.
+            for original in &m.reports_on {
+                conn.prepare_cached("UPDATE recipients SET ndr_state = 2 WHERE id = ?1")?.execute([original])?;
+                let detail = format!("Non-delivery report sent to the sender (trace id {})", m.trace_id);
+                add_event(conn, *original, m.received.0, TraceEvent::Dsn, &detail)?;
+                let msg: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [original], |r| r.get(0))?;
+                release_spool(conn, msg)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved \
+                 FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group') AND r.next_attempt <= ?1 \
+                 ORDER BY r.next_attempt, r.id LIMIT ?2",
+            )?;
+            let mut by_message: BTreeMap<i64, QueuedMessage> = BTreeMap::new();
+            let mut rows = stmt.query(params![now.0, limit as i64])?;
+            while let Some(r) = rows.next()? {
+                let message: i64 = r.get(5)?;
+                let kind: String = r.get(3)?;
+                let rcpt = QueuedRecipient {
+                    id: r.get(0)?,
+                    address: r.get(1)?,
+                    tenant_id: r.get(2)?,
+                    route: route_from(&kind, r.get(4)?, r.get(9)?),
+                    approved: r.get::<_, i64>(10)? != 0,
+                };
+                if let Some(q) = by_message.get_mut(&message) {
+                    q.recipients.push(rcpt);
+                } else {
+                    by_message.insert(
+                        message,
+                        QueuedMessage {
+                            id: message,
+                            trace_id: r.get(6)?,
+                            sender: r.get(7)?,
+                            received: Timestamp(r.get(8)?),
+                            content: Vec::new(),
+                            recipients: vec![rcpt],
+                        },
+                    );
+                }
+            }
+            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(by_message.len());
+            for (id, mut q) in by_message {
+                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                q.content = c.ok_or_else(|| StoreError::Corrupt(format!("message {id} lost its spooled content")))?;
+                out.push(q);
+            }
+            Ok(out)
+        })
+    }
+
+    fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()> {
+        self.write(move |conn| {
+            for o in &outcomes {
+                if let Some(data) = &o.blob.inline {
+                    conn.prepare_cached("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?1, ?2)")?
+                        .execute(params![o.blob.hash, data])?;
+                }
+                for (rcpt, outcome) in &o.recipients {
+                    // Only a recipient still pending is acted on: a retried batch delivers nothing twice.
+                    let status: Option<String> = conn
+                        .prepare_cached("SELECT status FROM recipients WHERE id = ?1")?
+                        .query_row([rcpt], |r| r.get(0))
+                        .optional()?;
+                    if status.as_deref() != Some("Pending") {
+                        continue;
+                    }
+                    let ndr_if_failed = if o.null_sender { 0 } else { 1 };
+                    match outcome {
+                        RecipientOutcome::Store { mailbox, folder } => {
+                            let quota: Option<(i64, i64, String)> = conn
+                                .prepare_cached("SELECT used_bytes, quota_bytes, address FROM mailboxes WHERE id = ?1")?
+                                .query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                                .optional()?;
+                            match quota {
+                                None => {
+                                    let text = reply::RECIPIENT_NOT_FOUND.to_string();
+                                    set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
+                                    add_event(conn, *rcpt, now.0, TraceEvent::Fail, &format!("{text} (the mailbox was removed after the message was accepted)"))?;
+                                }
+                                Some((used, quota, _)) if used + o.size as i64 > quota => {
+                                    let text = reply::MAILBOX_FULL.to_string();
+                                    set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
+                                    add_event(conn, *rcpt, now.0, TraceEvent::Fail, &format!("{text} (mailbox uses {used} of {quota} bytes; message is {} bytes)", o.size))?;
+                                }
+                                Some((_, _, address)) => {
+                                    conn.prepare_cached(
+                                        "INSERT INTO mail_items(mailbox_id, folder, blob, received, from_header, subject, size, recipient_id) \
+                                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                    )?
+                                    .execute(params![mailbox, folder.as_str(), o.blob.hash, now.0, o.from_header, o.subject, o.size as i64, rcpt])?;
+                                    conn.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?1 WHERE id = ?2")?
+                                        .execute(params![o.size as i64, mailbox])?;
+                                    set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
+                                    add_event(conn, *rcpt, now.0, TraceEvent::Deliver, &format!(
+                                        "Delivered to folder {} of mailbox {address}", folder.display_name()))?;
+                                }
+                            }
+                        }
+                        RecipientOutcome::Fail { reply } => {
+                            set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
+                            add_event(conn, *rcpt, now.0, TraceEvent::Fail, reply)?;
+                        }
+                    }
+                }
+                release_spool(conn, o.message_id)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn due_ndrs(&self, limit: usize) -> Result<Vec<NdrWork>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.address, r.tenant_id, m.id, m.trace_id, m.sender, m.received, \
+                   (SELECT detail FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
+                   r.report_to \
+                 FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.ndr_state = 1 ORDER BY r.message_id, r.id LIMIT ?1",
+            )?;
+            // One NDR per message and addressee: the sender, or (report_to_originator off) the
+            // group's owners.
+            let mut by_key: BTreeMap<(i64, String), NdrWork> = BTreeMap::new();
+            let mut rows = stmt.query([limit as i64])?;
+            while let Some(r) = rows.next()? {
+                let failed = FailedRecipient {
+                    id: r.get(0)?,
+                    address: r.get(1)?,
+                    tenant_id: r.get(2)?,
+                    reply: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                };
+                let message: i64 = r.get(3)?;
+                let sender: String = r.get(5)?;
+                let to = r.get::<_, Option<String>>(8)?.unwrap_or(sender);
+                match by_key.get_mut(&(message, to.clone())) {
+                    Some(w) => w.failed.push(failed),
+                    None => {
+                        by_key.insert((message, to.clone()), NdrWork {
+                            message_id: message,
+                            trace_id: r.get(4)?,
+                            sender: to,
+                            received: Timestamp(r.get(6)?),
+                            content: Vec::new(),
+                            failed: vec![failed],
+                        });
+                    }
+                }
+            }
+            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut out = Vec::new();
+            for ((id, _), mut w) in by_key {
+                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                w.content = c.unwrap_or_default();
+                out.push(w);
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! Tenants and their accepted domains.
+
+use super::{SqliteStore, bump_directory, now_micros};
+use crate::error::{Result, StoreError};
+use crate::pending::Pending;
+use crate::traits::TenantStore;
+use hato_core::directory::{AcceptedDomain, DomainType, Tenant, TenantId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn tenant_name(conn: &Connection, id: TenantId) -> Result<String> {
+    conn.query_row("SELECT name FROM tenants WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))
+}
+
+impl TenantStore for SqliteStore {
+    fn create_tenant(&self, name: &str) -> Pending<Tenant> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            let exists: Option<i64> = conn
+                .query_row("SELECT id FROM tenants WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::Conflict(format!("tenant {name}")));
+            }
+            conn.execute(
+                "INSERT INTO tenants(name, created) VALUES (?1, ?2)",
+                params![name, now_micros()],
+            )?;
+            Ok(Tenant {
+                id: conn.last_insert_rowid(),
+                name,
+            })
+        })
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT id, name FROM tenants ORDER BY name")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Tenant {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, name FROM tenants WHERE name = ?1",
+                    [name],
+                    |r| {
+                        Ok(Tenant {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    fn remove_tenant(&self, id: TenantId) -> Pending<()> {
+        self.write(move |conn| {
+            let n = conn.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("tenant {id}")));
+            }
+            bump_directory(conn, id)?;
+            Ok(())
+        })
+    }
+
+    fn add_domain(
+        &self,
+        domain: &str,
+        tenant: TenantId,
+        kind: DomainType,
+    ) -> Pending<AcceptedDomain> {
+        let domain = domain.to_string();
+        self.write(move |conn| {
+            let name = tenant_name(conn, tenant)?;
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT tenant_id FROM domains WHERE domain = ?1",
+                    [&domain],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::Conflict(format!("domain {domain}")));
+            }
+            conn.execute(
+                "INSERT INTO domains(domain, tenant_id, type) VALUES (?1, ?2, ?3)",
+                params![domain, tenant, kind.as_str()],
+            )?;
+            bump_directory(conn, tenant)?;
+            Ok(AcceptedDomain {
+                domain,
+                tenant: name,
+                domain_type: kind,
+            })
+        })
+    }
+
+    fn domains(&self, tenant: Option<TenantId>) -> Result<Vec<AcceptedDomain>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.domain, t.name, d.type FROM domains d JOIN tenants t ON t.id = d.tenant_id \
+                 WHERE ?1 IS NULL OR d.tenant_id = ?1 ORDER BY d.domain",
+            )?;
+            let rows = stmt
+                .query_map([tenant], |r| {
+                    let kind: String = r.get(2)?;
+                    Ok(AcceptedDomain {
+                        domain: r.get(0)?,
+                        tenant: r.get(1)?,
+                        domain_type: DomainType::parse(&kind).unwrap_or_default(),
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT tenant_id, type FROM domains WHERE domain = ?1")?;
+            Ok(stmt
+                .query_row([domain], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok((r.get(0)?, DomainType::parse(&kind).unwrap_or_default()))
+                })
+                .optional()?)
+        })
+    }
+
+    fn remove_domain(&self, domain: &str) -> Pending<()> {
+        let domain = domain.to_string();
+        self.write(move |conn| {
+            let in_use: i64 = conn.query_row(
+                "SELECT count(*) FROM addresses WHERE address LIKE '%@' || ?1",
+                [&domain],
+                |r| r.get(0),
+            )?;
+            if in_use > 0 {
+                return Err(StoreError::Invalid(format!(
+                    "domain {domain} is still used by {in_use} address(es); remove or change them first"
+                )));
+            }
+            let owner: Option<i64> = conn
+                .query_row("SELECT tenant_id FROM domains WHERE domain = ?1", [&domain], |r| r.get(0))
+                .optional()?;
+            let n = conn.execute("DELETE FROM domains WHERE domain = ?1", [&domain])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("domain {domain}")));
+            }
+            if let Some(t) = owner {
+                bump_directory(conn, t)?;
+            }
+            Ok(())
+        })
+    }
+}

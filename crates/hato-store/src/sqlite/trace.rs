@@ -1,0 +1,136 @@
+//! Message trace queries and retention.
+
+use super::SqliteStore;
+use crate::error::Result;
+use crate::pending::Pending;
+use crate::traits::TraceStore;
+use crate::types::{SubjectFilter, TraceDetailRow, TraceQuery, TraceRow};
+use hato_core::Timestamp;
+use hato_core::directory::TenantId;
+use rusqlite::params;
+
+impl TraceStore for SqliteStore {
+    fn trace(&self, q: &TraceQuery) -> Result<Vec<TraceRow>> {
+        let mut sql = String::from(
+            "SELECT m.received, m.sender, r.address, m.subject, r.status, m.trace_id, m.message_id, m.client_ip, m.size \
+             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE 1 = 1",
+        );
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: Box<dyn rusqlite::ToSql>| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(t) = q.tenant {
+            arg(&mut sql, " AND r.tenant_id = ?", Box::new(t));
+        }
+        if let Some(s) = &q.sender {
+            arg(&mut sql, " AND m.sender = ?", Box::new(s.to_lowercase()));
+        }
+        if let Some(s) = &q.recipient {
+            arg(&mut sql, " AND r.address = ?", Box::new(s.to_lowercase()));
+        }
+        if let Some(s) = q.status {
+            arg(&mut sql, " AND r.status = ?", Box::new(s.as_str()));
+        }
+        if let Some(s) = &q.message_id {
+            // Accept the Message-ID with or without its angle brackets.
+            let bare = s
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string();
+            arg(
+                &mut sql,
+                " AND m.message_id = ?",
+                Box::new(format!("<{bare}>")),
+            );
+        }
+        if let Some(s) = &q.trace_id {
+            arg(&mut sql, " AND m.trace_id = ?", Box::new(s.to_lowercase()));
+        }
+        if let Some(s) = &q.from_ip {
+            arg(&mut sql, " AND m.client_ip = ?", Box::new(s.clone()));
+        }
+        if let Some(t) = q.start {
+            arg(&mut sql, " AND m.received >= ?", Box::new(t.0));
+        }
+        if let Some(t) = q.end {
+            arg(&mut sql, " AND m.received <= ?", Box::new(t.0));
+        }
+        if let Some(s) = &q.subject {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = match q.subject_filter {
+                SubjectFilter::Contains => format!("%{escaped}%"),
+                SubjectFilter::StartsWith => format!("{escaped}%"),
+            };
+            arg(
+                &mut sql,
+                " AND m.subject LIKE ? ESCAPE '\\'",
+                Box::new(pattern),
+            );
+        }
+        let limit = if q.limit == 0 { 5000 } else { q.limit };
+        sql.push_str(&format!(" ORDER BY m.received DESC, r.id LIMIT {limit}"));
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let rows = stmt
+                .query_map(refs.as_slice(), |r| {
+                    Ok(TraceRow {
+                        received: Timestamp(r.get(0)?).to_rfc3339(),
+                        sender: r.get(1)?,
+                        recipient: r.get(2)?,
+                        subject: r.get(3)?,
+                        status: r.get(4)?,
+                        trace_id: r.get(5)?,
+                        message_id: r.get(6)?,
+                        from_ip: r.get(7)?,
+                        size: r.get::<_, i64>(8)?.max(0) as u64,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn trace_detail(
+        &self,
+        tenant: Option<TenantId>,
+        trace_id: &str,
+        recipient: Option<&str>,
+    ) -> Result<Vec<TraceDetailRow>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.address, e.time, e.event, e.detail FROM trace_events e \
+                 JOIN recipients r ON r.id = e.recipient_id JOIN messages m ON m.id = r.message_id \
+                 WHERE m.trace_id = ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND (?3 IS NULL OR r.address = ?3) \
+                 ORDER BY r.address, e.time, e.id",
+            )?;
+            let rows = stmt
+                .query_map(params![trace_id.to_lowercase(), tenant, recipient.map(str::to_lowercase)], |r| {
+                    Ok(TraceDetailRow {
+                        recipient: r.get(0)?,
+                        time: Timestamp(r.get(1)?).to_rfc3339(),
+                        event: r.get(2)?,
+                        detail: r.get(3)?,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn purge_trace(&self, before: Timestamp) -> Pending<usize> {
+        self.write(move |conn| {
+            // A message still being worked on keeps its trace whatever its age.
+            let n = conn.execute(
+                "DELETE FROM messages WHERE received < ?1 AND content IS NULL",
+                [before.0],
+            )?;
+            Ok(n)
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Routing of group recipients: sender restrictions, moderation, one level of expansion, and
+//! Microsoft 365 group mailboxes (conversations, calendar, subscribers' copies).
+
+use super::{
+    DeliveryAgent, GroupWork, MODERATION_EXPIRY_SECS, calendar_from_json, calendar_to_json,
+    stored_form,
+};
+use crate::groupmail;
+use crate::summarize;
+use hato_core::directory::{GroupType, Route};
+use hato_core::reply;
+use hato_directory::DirectoryIndex;
+use hato_directory::policy::{self, Sender};
+use hato_store::{
+    ExpandedRecipient, GroupOutcome, NewGroupItem, QueuedMessage, QueuedRecipient, StoreError,
+};
+
+impl DeliveryAgent {
+    /// Routing of a group recipient: its sender restrictions (again: the directory may have
+    /// changed, and nested groups are only checked here), moderation, then one level of
+    /// expansion — or, for a Microsoft 365 group, filing in the group mailbox and copies to its
+    /// subscribers.
+    pub(super) fn route_group(
+        &self,
+        m: &QueuedMessage,
+        r: &QueuedRecipient,
+    ) -> Result<GroupWork, StoreError> {
+        let work = |outcome| GroupWork {
+            recipient: r.id,
+            message: m.id,
+            outcome,
+            item: None,
+            notice: None,
+        };
+        let Route::Group(group_id) = r.route else {
+            return Ok(work(GroupOutcome::Fail {
+                reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+            }));
+        };
+        let ix = self.directory.index(r.tenant_id)?;
+        let Some(group) = ix.group(group_id) else {
+            return Ok(work(GroupOutcome::Fail {
+                reply: format!(
+                    "{} (the group was removed after the message was accepted)",
+                    reply::RECIPIENT_NOT_FOUND
+                ),
+            }));
+        };
+        let name = group.address.clone().unwrap_or_else(|| group.name.clone());
+        let sender = Sender {
+            address: (!m.sender.is_empty()).then_some(m.sender.as_str()),
+            authenticated: false,
+        };
+        if !r.approved {
+            if let Err(refusal) = policy::check_sender(&ix, group, sender) {
+                return Ok(work(GroupOutcome::Fail {
+                    reply: refusal.to_string(),
+                }));
+            }
+            if policy::needs_moderation(&ix, group, sender) {
+                let moderators: Vec<(i64, String)> = policy::moderators(group)
+                    .into_iter()
+                    .filter_map(|id| ix.mailbox(id).map(|mb| (id, mb.address.clone())))
+                    .collect();
+                let expires = self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS);
+                let names: Vec<&str> = moderators.iter().map(|(_, a)| a.as_str()).collect();
+                let detail = format!(
+                    "Held for moderation of group {name}; moderators: {}",
+                    names.join(", ")
+                );
+                let notice = self.approval_request(m, r.tenant_id, &name, &moderators, expires);
+                let mut w = work(GroupOutcome::Hold {
+                    group_id,
+                    tenant_id: r.tenant_id,
+                    expires,
+                    detail,
+                });
+                w.notice = notice;
+                return Ok(w);
+            }
+        }
+        let report_to = if group.settings.report_to_originator {
+            None
+        } else {
+            group
+                .owners
+                .iter()
+                .find_map(|o| ix.mailbox(*o))
+                .map(|mb| mb.address.clone())
+        };
+        if group.group_type == GroupType::M365 {
+            return self.to_group_mailbox(m, r, &ix, group_id, &name, report_to);
+        }
+        let members: Vec<ExpandedRecipient> = policy::expansion(&ix, group)
+            .into_iter()
+            .map(|mr| ExpandedRecipient {
+                address: mr.address,
+                tenant_id: r.tenant_id,
+                route: mr.route,
+                group_id: None,
+                report_to: report_to.clone(),
+                detail: format!("Recipient through group {name}"),
+                fail: None,
+            })
+            .collect();
+        let detail = format!(
+            "Expanded group {name} ({}) to {} recipient(s)",
+            group.group_type.as_str(),
+            members.len()
+        );
+        Ok(work(GroupOutcome::Expand { detail, members }))
+    }
+
+    /// A Microsoft 365 group: the message is stored once in the group mailbox, threaded into a
+    /// conversation, its invitations update the group calendar, and each subscriber gets a copy.
+    fn to_group_mailbox(
+        &self,
+        m: &QueuedMessage,
+        r: &QueuedRecipient,
+        ix: &DirectoryIndex,
+        group_id: i64,
+        name: &str,
+        report_to: Option<String>,
+    ) -> Result<GroupWork, StoreError> {
+        let Some(group) = ix.group(group_id) else {
+            return Ok(GroupWork {
+                recipient: r.id,
+                message: m.id,
+                outcome: GroupOutcome::Fail {
+                    reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+                },
+                item: None,
+                notice: None,
+            });
+        };
+        let stored = stored_form(m);
+        let summary = summarize(&m.content);
+        let headers = groupmail::thread_headers(&m.content);
+        let mut references = headers.in_reply_to.clone();
+        references.extend(headers.references.iter().rev().cloned());
+        // Only messages with invitations touch the calendar; the others need not read it.
+        let invitations = groupmail::calendar_items(&m.content);
+        let mut calendar: Vec<groupmail::CalendarItem> = if invitations.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .group_calendar(group_id)?
+                .into_iter()
+                .filter_map(|(_, json)| calendar_from_json(&json))
+                .collect()
+        };
+        let mut touched = Vec::new();
+        for item in invitations {
+            touched.push(item.uid.clone());
+            groupmail::apply_to_calendar(&mut calendar, item);
+        }
+        let calendar_changes = calendar
+            .iter()
+            .filter(|c| touched.contains(&c.uid))
+            .map(|c| (c.uid.clone(), Some(calendar_to_json(c))))
+            .collect();
+        let size = stored.len() as u64;
+        let item = NewGroupItem {
+            recipient_id: r.id,
+            group_id,
+            blob: self.store.stage_blob(stored)?,
+            size,
+            from: summary.from,
+            subject: headers.subject.clone(),
+            message_id: headers.message_id.clone().unwrap_or_default(),
+            references,
+            normalized_subject: headers.normalized_subject.clone(),
+            calendar: calendar_changes,
+            now: self.clock.now(),
+        };
+        let members: Vec<ExpandedRecipient> = group
+            .subscribers
+            .iter()
+            .filter_map(|id| ix.mailbox(*id))
+            .map(|mb| ExpandedRecipient {
+                address: mb.address.clone(),
+                tenant_id: r.tenant_id,
+                route: Route::Local(mb.id),
+                group_id: None,
+                report_to: report_to.clone(),
+                detail: format!("Subscriber copy from group {name}"),
+                fail: None,
+            })
+            .collect();
+        let detail = format!(
+            "Stored in the group mailbox of {name}; copies to {} subscriber(s)",
+            members.len()
+        );
+        Ok(GroupWork {
+            recipient: r.id,
+            message: m.id,
+            outcome: GroupOutcome::Expand { detail, members },
+            item: Some(item),
+            notice: None,
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! The queue runner: delivers queued recipients to local mailboxes, fails what cannot be
+//! delivered, sends NDRs, and applies trace retention.
+//!
+//! Delivery is idempotent: a message's stored form (Return-Path + content) is written to the
+//! content-addressed blob directory first, then one transaction files it in each mailbox and
+//! marks the recipients delivered. A crash between the two only leaves a blob that the retried
+//! delivery writes again under the same name, so every acknowledged message is delivered once.
+//!
+//! This module holds the agent and its loop (`run`, `step`, local delivery, relay recipients);
+//! `groups.rs` routes group recipients (expansion, moderation, Microsoft 365 group mailboxes) and
+//! `generated.rs` builds the messages hato writes itself (NDRs, approval requests). Both extend
+//! [`DeliveryAgent`] and use only what is here.
+
+mod generated;
+mod groups;
+
+use crate::groupmail;
+use crate::routing::{Resolution, resolve};
+use crate::summarize;
+use hato_core::directory::Route;
+use hato_core::reply;
+use hato_core::{Address, Clock, Timestamp};
+use hato_directory::Directory;
+use hato_store::{
+    DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
+    QueuedMessage, QueuedRecipient, RecipientOutcome, Store, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+pub struct DeliveryAgent {
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
+    hostname: String,
+    queued: Arc<Notify>,
+    trace_retention_days: u32,
+}
+
+const BATCH: usize = 512;
+/// Blob files younger than this are never collected (a delivery may be about to reference one).
+const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
+/// Exchange expires unanswered moderation requests after two days.
+const MODERATION_EXPIRY_SECS: i64 = 2 * 86_400;
+
+/// The routing decision for one group recipient (and what to file first, for a group mailbox).
+struct GroupWork {
+    recipient: i64,
+    message: i64,
+    outcome: GroupOutcome,
+    item: Option<NewGroupItem>,
+    /// For a held message: the approval request to the moderators.
+    notice: Option<NewMessage>,
+}
+
+/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
+fn stored_form(m: &QueuedMessage) -> Vec<u8> {
+    let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
+    stored.extend_from_slice(&m.content);
+    stored
+}
+
+pub fn calendar_to_json(c: &groupmail::CalendarItem) -> String {
+    serde_json::json!({
+        "uid": c.uid,
+        "sequence": c.sequence,
+        "cancelled": c.method == groupmail::CalendarMethod::Cancel,
+        "summary": c.summary,
+        "location": c.location,
+        "organizer": c.organizer,
+        "start": c.start,
+        "end": c.end,
+        "all_day": c.all_day,
+    })
+    .to_string()
+}
+
+fn calendar_from_json(text: &str) -> Option<groupmail::CalendarItem> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Some(groupmail::CalendarItem {
+        method: if v["cancelled"].as_bool().unwrap_or(false) {
+            groupmail::CalendarMethod::Cancel
+        } else {
+            groupmail::CalendarMethod::Request
+        },
+        uid: s("uid"),
+        sequence: v["sequence"].as_u64().unwrap_or(0) as u32,
+        summary: s("summary"),
+        location: s("location"),
+        organizer: s("organizer"),
+        start: s("start"),
+        end: s("end"),
+        all_day: v["all_day"].as_bool().unwrap_or(false),
+    })
+}
+
+impl DeliveryAgent {
+    pub fn new(
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        hostname: String,
+        queued: Arc<Notify>,
+        trace_retention_days: u32,
+    ) -> Arc<Self> {
+        let store = directory.store().clone();
+        Arc::new(DeliveryAgent {
+            store,
+            directory,
+            clock,
+            hostname,
+            queued,
+            trace_retention_days,
+        })
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_purge: Option<Timestamp> = None;
+        loop {
+            let worked = match self.clone().step().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("delivery step failed: {e}");
+                    0
+                }
+            };
+            let now = self.clock.now();
+            if last_purge.is_none_or(|t| now.0 - t.0 > 3_600_000_000) {
+                last_purge = Some(now);
+                match self
+                    .store
+                    .purge_trace(now.minus_days(self.trace_retention_days))
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!("trace retention: removed {n} old message(s)"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("trace retention failed: {e}"),
+                }
+                // Between steps, so no blob is being staged while unreferenced ones go.
+                let store = self.store.clone();
+                match tokio::task::spawn_blocking(move || store.collect_garbage(BLOB_GC_MIN_AGE))
+                    .await
+                {
+                    Ok(Ok((rows, files))) if rows + files > 0 => {
+                        tracing::info!(
+                            "blob garbage collection: removed {rows} stored and {files} file blob(s)"
+                        )
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!("blob garbage collection failed: {e}"),
+                    Err(e) => tracing::error!("blob garbage collection stopped: {e}"),
+                }
+            }
+            if worked == 0 {
+                tokio::select! {
+                    _ = self.queued.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// One pass: a batch of deliveries and group routings, expired moderation requests, then
+    /// the NDRs they caused. Returns how much it did.
+    pub async fn step(self: Arc<Self>) -> Result<usize, StoreError> {
+        let this = self.clone();
+        let (outcomes, groups, n) = tokio::task::spawn_blocking(move || this.prepare_deliveries())
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))??;
+        let now = self.clock.now();
+        if !outcomes.is_empty() {
+            self.store.complete_deliveries(outcomes, now).await?;
+        }
+        for work in groups {
+            if let Some(item) = work.item {
+                self.store.file_group_item(item).await?;
+            }
+            let applied = self
+                .store
+                .route_group_recipient(work.recipient, work.message, work.outcome, now)
+                .await?;
+            if let (true, Some(notice)) = (applied, work.notice) {
+                self.store.enqueue(notice).await?;
+                self.queued.notify_one();
+            }
+        }
+        let expired = self.expire_moderation().await?;
+        let ndrs = self.store.due_ndrs(BATCH)?;
+        let m = ndrs.len();
+        for work in ndrs {
+            let message = self.ndr_message(&work)?;
+            self.store.enqueue(message).await?;
+        }
+        if m > 0 {
+            // The NDRs themselves may be local deliveries.
+            self.queued.notify_one();
+        }
+        Ok(n + m + expired)
+    }
+
+    /// Unanswered moderation requests expire after two days (Exchange's moderation expiry); the
+    /// recipient fails and the sender is told by NDR.
+    async fn expire_moderation(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let expired = self.store.expired_moderation(now)?;
+        for id in &expired {
+            self.store
+                .decide_moderation(
+                    *id,
+                    ModerationState::Expired,
+                    "system".into(),
+                    String::new(),
+                    now,
+                )
+                .await?;
+        }
+        Ok(expired.len())
+    }
+
+    fn prepare_deliveries(
+        &self,
+    ) -> Result<(Vec<DeliveryOutcome>, Vec<GroupWork>, usize), StoreError> {
+        let due = self.store.due_deliveries(self.clock.now(), BATCH)?;
+        let n = due.len();
+        let mut outcomes = Vec::with_capacity(n);
+        let mut groups = Vec::new();
+        for mut message in due {
+            let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) = message
+                .recipients
+                .drain(..)
+                .partition(|r| matches!(r.route, Route::Group(_)));
+            for r in group_rcpts {
+                groups.push(self.route_group(&message, &r)?);
+            }
+            if !others.is_empty() {
+                message.recipients = others;
+                outcomes.push(self.deliver(message)?);
+            }
+        }
+        Ok((outcomes, groups, n))
+    }
+
+    fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
+        let stored = stored_form(&m);
+        let summary = summarize(&m.content);
+        let size = stored.len() as u64;
+        let blob = self.store.stage_blob(stored)?;
+        let mut recipients = Vec::with_capacity(m.recipients.len());
+        for r in &m.recipients {
+            let outcome = match r.route {
+                Route::Local(mailbox) => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+                Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
+            };
+            recipients.push((r.id, outcome));
+        }
+        Ok(DeliveryOutcome {
+            message_id: m.id,
+            blob,
+            size,
+            from_header: summary.from,
+            subject: summary.subject,
+            null_sender: m.sender.is_empty(),
+            recipients,
+        })
+    }
+
+    /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
+    /// otherwise it fails, as no outbound connector can take it yet.
+    fn relay_outcome(&self, address: &str) -> Result<RecipientOutcome, StoreError> {
+        let Ok(addr) = Address::parse(address) else {
+            return Ok(RecipientOutcome::Fail {
+                reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+            });
+        };
+        Ok(match resolve(&self.directory, &addr)? {
+            Resolution::Mailbox { mailbox, .. } => RecipientOutcome::Store {
+                mailbox,
+                folder: Folder::Inbox,
+            },
+            Resolution::Group { .. } => RecipientOutcome::Fail {
+                reply: format!(
+                    "{} (a group took this address after the message was queued; resend it)",
+                    reply::RECIPIENT_NOT_FOUND
+                ),
+            },
+            Resolution::UnknownInRelayDomain { .. } => RecipientOutcome::Fail {
+                reply: format!(
+                    "{} (domain {} is internal-relay and hato has no outbound delivery yet)",
+                    reply::NO_ROUTE_INTERNAL_RELAY,
+                    addr.domain()
+                ),
+            },
+            Resolution::UnknownInAuthoritativeDomain { .. } | Resolution::NotAccepted => {
+                RecipientOutcome::Fail {
+                    reply: reply::RECIPIENT_NOT_FOUND.to_string(),
+                }
+            }
+        })
+    }
+}

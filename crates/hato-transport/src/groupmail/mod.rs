@@ -1,0 +1,34 @@
+//! Microsoft 365 group mailboxes: the pure logic behind a group's conversations, calendar and files.
+//!
+//! A group mailbox stores each message once and shows it three ways (Exchange Online behaviour
+//! §1.9, seed requirement A6):
+//!
+//! - **Conversations**: [`thread_headers`] reads what threading needs, [`choose_conversation`]
+//!   picks the conversation of a new message (RFC 5322 §3.6.4 references first, then the
+//!   normalized subject, see [`normalize_subject`]).
+//! - **Calendar**: [`calendar_items`] finds the iTIP (RFC 5546) meeting requests and cancellations
+//!   in a message, [`apply_to_calendar`] folds them into the group's list of events.
+//! - **Files**: [`attachments`] lists the attachments of a message, [`attachment_bytes`] returns
+//!   the decoded content of one of them.
+//!
+//! Everything here is pure (no I/O, no clock) and total: the input is untrusted mail, so malformed
+//! input gives an empty or partial answer, never a panic.
+//!
+//! One file per view: `thread.rs`, `calendar.rs`, `files.rs`; `mime.rs` holds the MIME part
+//! helpers the calendar and the files share.
+
+mod calendar;
+mod files;
+mod mime;
+mod thread;
+
+pub use calendar::{
+    CANCELED_PREFIX, CalendarItem, CalendarMethod, apply_to_calendar, calendar_items,
+};
+pub use files::{AttachmentInfo, attachment_bytes, attachments};
+pub use thread::{
+    MAX_THREAD_LOOKUPS, ThreadHeaders, choose_conversation, normalize_subject, thread_headers,
+};
+
+#[cfg(test)]
+mod tests;

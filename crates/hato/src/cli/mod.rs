@@ -1,0 +1,170 @@
+//! The command line. Every command but `serve` and `init` is a client of the admin API; it finds
+//! the API's address and the operator token through the same settings file as the server.
+//!
+//! One module per command group (`tenant.rs`, `mailbox.rs`, `group.rs`, ...), each with its
+//! subcommands and a `run`; they share only `client.rs` (the API client) and `output.rs`
+//! (tables, path encoding). A new resource gets `cli/<resource>.rs` and a variant below.
+
+mod client;
+mod contact;
+mod domain;
+mod group;
+mod login;
+mod mail;
+mod mailbox;
+mod moderation;
+mod output;
+mod tenant;
+mod token;
+mod trace;
+
+use crate::config::{Config, TEMPLATE};
+use clap::{Parser, Subcommand};
+use client::Client;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hato",
+    version,
+    about = "hato: a self-hosted, multi-tenant mail platform"
+)]
+pub struct Cli {
+    /// Settings file (default: ./hato.toml if it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A file holding the API token to act with (default: $HATO_TOKEN, else the operator token).
+    #[arg(long = "as", global = true, value_name = "TOKEN-FILE")]
+    as_token: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+// Parsed once per run; boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    /// Run the server (SMTP, delivery, admin API).
+    Serve,
+    /// Write a commented ./hato.toml with every setting and its default.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Accepted domains.
+    #[command(subcommand)]
+    Domain(domain::DomainCmd),
+    /// Mailboxes.
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCmd),
+    /// Messages in mailboxes.
+    #[command(subcommand)]
+    Mail(mail::MailCmd),
+    /// Message trace: one row per recipient.
+    Trace(trace::TraceArgs),
+    /// Groups: distribution, security, mail-security, dynamic, m365.
+    #[command(subcommand)]
+    Group(group::GroupCmd),
+    /// Mail contacts (outside addresses in the directory).
+    #[command(subcommand)]
+    Contact(contact::ContactCmd),
+    /// Messages held for moderated groups.
+    #[command(subcommand)]
+    Moderation(moderation::ModerationCmd),
+    /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
+    Login {
+        address: String,
+        /// Read the password from this file (default: the first line of standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Write the token to this file (use it with --as FILE).
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+}
+
+// ----- running ------------------------------------------------------------------------------------
+
+pub fn run(cli: Cli) -> Result<(), String> {
+    // `init` must work even where an existing ./hato.toml does not parse (that is what --force
+    // is for), so it runs before any settings file is read.
+    if let Command::Init { force } = cli.command {
+        let path = PathBuf::from("hato.toml");
+        if path.exists() && !force {
+            return Err("./hato.toml already exists (use --force to overwrite it)".into());
+        }
+        std::fs::write(&path, TEMPLATE).map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
+        println!("wrote ./hato.toml");
+        return Ok(());
+    }
+    let (config, _) = Config::load(cli.config.as_deref()).map_err(|e| one_line(&e.to_string()))?;
+    match cli.command {
+        Command::Serve => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                // Colour only for a person at a terminal, not in log files.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(crate::serve::serve(config))
+                .map_err(|e| e.to_string())
+        }
+        Command::Init { .. } => Ok(()),
+        Command::Login {
+            address,
+            password_file,
+            save,
+        } => login::run(&config, address, password_file, save),
+        command => {
+            let client = Client::new(&config, cli.as_token.as_deref())?;
+            dispatch(&client, command)
+        }
+    }
+}
+
+/// Errors are one line: drops the source excerpt a TOML parse error shows (`  |`, `2 | ...`)
+/// and joins the rest.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+                    .starts_with('|')
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Runs a command that talks to the admin API.
+fn dispatch(c: &Client, command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve | Command::Init { .. } | Command::Login { .. } => Ok(()),
+        Command::Group(g) => group::run(c, g),
+        Command::Contact(cmd) => contact::run(c, cmd),
+        Command::Moderation(m) => moderation::run(c, m),
+        Command::Tenant(cmd) => tenant::run(c, cmd),
+        Command::Token(cmd) => token::run(c, cmd),
+        Command::Domain(cmd) => domain::run(c, cmd),
+        Command::Mailbox(cmd) => mailbox::run(c, cmd),
+        Command::Mail(cmd) => mail::run(c, cmd),
+        Command::Trace(args) => trace::run(c, args),
+    }
+}

@@ -1,0 +1,110 @@
+//! `hato trace …`
+
+use super::client::Client;
+use super::output::{enc, print_rows};
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(super) struct TraceArgs {
+    #[command(subcommand)]
+    detail: Option<TraceSub>,
+    #[arg(long)]
+    sender: Option<String>,
+    #[arg(long)]
+    recipient: Option<String>,
+    /// Pending, Delivered, Failed, Expanded, Quarantined or FilteredAsSpam.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    message_id: Option<String>,
+    #[arg(long)]
+    trace_id: Option<String>,
+    #[arg(long)]
+    from_ip: Option<String>,
+    /// Earliest receive time (2026-11-28T21:00:00Z, or 2026-11-28).
+    #[arg(long)]
+    start: Option<String>,
+    #[arg(long)]
+    end: Option<String>,
+    /// Subject contains this text (or starts with it, with --subject-starts-with).
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long)]
+    subject_starts_with: bool,
+    /// Only this tenant's messages (operator).
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TraceSub {
+    /// The events of a message's recipients.
+    Detail {
+        trace_id: String,
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(c: &Client, args: TraceArgs) -> Result<(), String> {
+    match args {
+        TraceArgs {
+            detail:
+                Some(TraceSub::Detail {
+                    trace_id,
+                    recipient,
+                    json,
+                }),
+            ..
+        } => {
+            let q: Vec<(&str, String)> = recipient.map(|r| ("recipient", r)).into_iter().collect();
+            let v = c.json(
+                "GET",
+                &format!("/api/v1/trace/{}", enc(&trace_id)),
+                &q,
+                None,
+            )?;
+            print_rows(&v, &["time", "recipient", "event", "detail"], json)
+        }
+        t => {
+            let mut q: Vec<(&str, String)> = Vec::new();
+            for (k, v) in [
+                ("sender", t.sender),
+                ("recipient", t.recipient),
+                ("status", t.status),
+                ("message_id", t.message_id),
+                ("trace_id", t.trace_id),
+                ("from_ip", t.from_ip),
+                ("start", t.start),
+                ("end", t.end),
+                ("subject", t.subject),
+                ("tenant", t.tenant),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            if t.subject_starts_with {
+                q.push(("subject_filter", "starts_with".into()));
+            }
+            let v = c.json("GET", "/api/v1/trace", &q, None)?;
+            print_rows(
+                &v,
+                &[
+                    "received",
+                    "sender",
+                    "recipient",
+                    "subject",
+                    "status",
+                    "trace_id",
+                ],
+                t.json,
+            )
+        }
+    }
+}

@@ -21,6 +21,8 @@ pub mod types;
 pub use blobs::{BlobDir, INLINE_BLOB_MAX};
 pub use error::{Result, StoreError};
 pub use pending::Pending;
+/// The schema migrations, in order (tests build databases of older schemas from a prefix).
+pub use schema::MIGRATIONS;
 pub use sqlite::SqliteStore;
 pub use traits::*;
 pub use types::*;

@@ -227,4 +227,96 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX mail_items_blob ON mail_items(blob);
     CREATE INDEX group_items_blob ON group_items(blob);
     "#,
+    // 6: ids of messages, recipients and mailbox items are never reused. Without AUTOINCREMENT,
+    // SQLite gives a new row the largest id in the table plus one (https://sqlite.org/autoinc.html),
+    // so once trace retention had removed the newest messages, a new recipient could get the id
+    // that `mail_items.recipient_id` or `group_items.recipient_id` (no foreign key: the item
+    // outlives the trace) still holds: a UNIQUE conflict at delivery, or an item attributed to the
+    // wrong message. Mailbox item ids are handed out by the API, so they are never reused either.
+    // The tables are rebuilt by SQLite's procedure for schema changes ALTER TABLE cannot make
+    // (https://sqlite.org/lang_altertable.html#otheralter: new table, copy, drop, rename,
+    // indexes), with foreign keys off (`migrate` does that and runs `foreign_key_check` before
+    // committing). `trace_events` ids are neither referenced nor shown, so that table stays.
+    r#"
+    CREATE TABLE new_messages(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trace_id TEXT NOT NULL UNIQUE,
+        received INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        -- The spooled content; cleared once no recipient needs it any more.
+        content BLOB
+    );
+    INSERT INTO new_messages(id, trace_id, received, sender, client_ip, helo, message_id, subject, size, content)
+        SELECT id, trace_id, received, sender, client_ip, helo, message_id, subject, size, content FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE new_messages RENAME TO messages;
+    CREATE INDEX messages_received ON messages(received);
+    CREATE INDEX messages_message_id ON messages(message_id);
+
+    CREATE TABLE new_recipients(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        tenant_id INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        route TEXT NOT NULL,
+        mailbox_id INTEGER,
+        status TEXT NOT NULL,
+        -- 0: no NDR owed; 1: an NDR is owed to the sender; 2: the NDR was queued.
+        ndr_state INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        group_id INTEGER,
+        report_to TEXT,
+        approved INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO new_recipients(id, message_id, tenant_id, address, route, mailbox_id, status, ndr_state,
+                               next_attempt, updated, group_id, report_to, approved)
+        SELECT id, message_id, tenant_id, address, route, mailbox_id, status, ndr_state,
+               next_attempt, updated, group_id, report_to, approved FROM recipients;
+    DROP TABLE recipients;
+    ALTER TABLE new_recipients RENAME TO recipients;
+    CREATE INDEX recipients_message ON recipients(message_id);
+    CREATE INDEX recipients_tenant_address ON recipients(tenant_id, address);
+    CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending' AND route IN ('local', 'relay', 'group');
+    CREATE INDEX recipients_ndr ON recipients(message_id) WHERE ndr_state = 1;
+
+    CREATE TABLE new_mail_items(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        folder TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        from_header TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        -- The queue recipient it came from: delivery inserts at most one item per recipient.
+        recipient_id INTEGER UNIQUE
+    );
+    INSERT INTO new_mail_items(id, mailbox_id, folder, blob, received, from_header, subject, size, recipient_id)
+        SELECT id, mailbox_id, folder, blob, received, from_header, subject, size, recipient_id FROM mail_items;
+    DROP TABLE mail_items;
+    ALTER TABLE new_mail_items RENAME TO mail_items;
+    CREATE INDEX mail_items_mailbox ON mail_items(mailbox_id, folder, received);
+    CREATE INDEX mail_items_blob ON mail_items(blob);
+
+    -- Start each sequence above every id that was ever handed out and is still referenced: the
+    -- removed newest rows are gone, but the columns that pointed at them remember their ids.
+    DELETE FROM sqlite_sequence WHERE name IN ('messages', 'recipients', 'mail_items');
+    INSERT INTO sqlite_sequence(name, seq) VALUES
+        ('messages', max(
+            coalesce((SELECT max(id) FROM messages), 0),
+            coalesce((SELECT max(message_id) FROM recipients), 0))),
+        ('recipients', max(
+            coalesce((SELECT max(id) FROM recipients), 0),
+            coalesce((SELECT max(recipient_id) FROM trace_events), 0),
+            coalesce((SELECT max(recipient_id) FROM moderation), 0),
+            coalesce((SELECT max(recipient_id) FROM mail_items), 0),
+            coalesce((SELECT max(recipient_id) FROM group_items), 0))),
+        ('mail_items', coalesce((SELECT max(id) FROM mail_items), 0));
+    "#,
 ];

@@ -515,3 +515,261 @@ fn tempfile_count(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+/// Stores `q`'s first recipient in `mailbox`, as the delivery agent does.
+fn deliver_to(s: &SqliteStore, q: &QueuedMessage, mailbox: i64, now: i64) -> Result<()> {
+    s.complete_deliveries(
+        vec![DeliveryOutcome {
+            message_id: q.id,
+            blob: s.stage_blob(q.content.clone())?,
+            size: 10,
+            from_header: String::new(),
+            subject: q.trace_id.clone(),
+            null_sender: false,
+            recipients: vec![(
+                q.recipients[0].id,
+                RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+            )],
+        }],
+        Timestamp(now),
+    )
+    .wait()
+}
+
+#[test]
+fn ids_are_not_reused_after_retention_removes_the_newest_message() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let day = 86_400_000_000i64;
+    s.enqueue(message("first", t, m, day, "x")).wait().unwrap();
+    let first = s.due_deliveries(Timestamp(day), 10).unwrap().remove(0);
+    deliver_to(&s, &first, m, day).unwrap();
+    // Retention removes the newest (and only) message; its mailbox item stays and still names
+    // the recipient it came from.
+    assert_eq!(s.purge_trace(Timestamp(2 * day)).wait().unwrap(), 1);
+    s.enqueue(message("second", t, m, 3 * day, "y"))
+        .wait()
+        .unwrap();
+    let second = s.due_deliveries(Timestamp(3 * day), 10).unwrap().remove(0);
+    assert!(second.id > first.id, "message id {} reused", second.id);
+    assert!(
+        second.recipients[0].id > first.recipients[0].id,
+        "recipient id {} reused",
+        second.recipients[0].id
+    );
+    deliver_to(&s, &second, m, 3 * day).unwrap();
+    let items = s.mail_list(m, None).unwrap();
+    let subjects: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
+    assert_eq!(subjects, ["second", "first"]);
+    assert!(items[0].id > items[1].id);
+    // And a mailbox item id is not reused once the newest item went with its mailbox.
+    let bob = s
+        .create_mailbox(NewMailbox {
+            tenant_id: t,
+            address: "bob@contoso.test".into(),
+            display_name: "Bob".into(),
+            mailbox_type: MailboxType::User,
+            aliases: vec![],
+            attributes: MailboxAttributes::default(),
+            quota_bytes: 10_000,
+        })
+        .wait()
+        .unwrap();
+    let newest_item = items[0].id;
+    s.remove_mailbox(m).wait().unwrap();
+    let mut third = message("third", t, bob.id, 4 * day, "z");
+    third.recipients[0].address = "bob@contoso.test".into();
+    s.enqueue(third).wait().unwrap();
+    let third = s.due_deliveries(Timestamp(4 * day), 10).unwrap().remove(0);
+    deliver_to(&s, &third, bob.id, 4 * day).unwrap();
+    let bobs = s.mail_list(bob.id, None).unwrap();
+    assert!(
+        bobs[0].id > newest_item,
+        "mailbox item id {} reused",
+        bobs[0].id
+    );
+}
+
+/// The columns and indexes of a table, to compare a migrated schema with a fresh one.
+fn table_shape(conn: &rusqlite::Connection, table: &str) -> (Vec<String>, Vec<String>) {
+    let columns = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} notnull={} default={:?} pk={}",
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?
+            ))
+        })
+        .unwrap()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
+    let mut indexes = conn
+        .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1")
+        .unwrap()
+        .query_map([table], |r| {
+            Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .unwrap()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
+    indexes.sort();
+    (columns, indexes)
+}
+
+#[test]
+fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
+    // The schema before ids were made permanent: migrations 1 to 5.
+    const OLD: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hato.db");
+    let old_shapes;
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..OLD] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", OLD as i64)
+            .unwrap();
+        old_shapes = ["messages", "recipients", "mail_items"].map(|t| table_shape(&conn, t));
+        conn.execute_batch(
+            r#"
+            PRAGMA foreign_keys = ON;
+            INSERT INTO tenants(id, name, created) VALUES (1, 'contoso', 0);
+            INSERT INTO domains(domain, tenant_id, type) VALUES ('contoso.test', 1, 'authoritative');
+            INSERT INTO mailboxes(id, tenant_id, address, display_name, type, attributes, quota_bytes, created)
+                VALUES (1, 1, 'alice@contoso.test', 'Alice', 'user', '{}', 1000000, 0);
+            INSERT INTO addresses(address, mailbox_id, is_primary) VALUES ('alice@contoso.test', 1, 1);
+            INSERT INTO groups(id, tenant_id, name, address, type, settings, created)
+                VALUES (1, 1, 'Sales', 'sales@contoso.test', 'm365', '{}', 0);
+            INSERT INTO conversations(id, group_id, topic, normalized, last_activity) VALUES (1, 1, 'Hi', 'hi', 0);
+            -- Message 1 was delivered; message 2 is still pending; messages 3 and 4 (recipients
+            -- 3 to 9) were delivered and then removed by retention, but their items remain.
+            INSERT INTO messages(id, trace_id, received, sender, client_ip, helo, message_id, subject, size, content)
+                VALUES (1, 'done', 1000, 'bob@fabrikam.test', '192.0.2.1', 'mx', '<done@x>', 'Delivered one', 10, NULL),
+                       (2, 'pending', 2000, 'bob@fabrikam.test', '192.0.2.1', 'mx', '<pending@x>', 'Pending one', 31,
+                        CAST('Subject: Pending one' || char(13, 10, 13, 10) || 'body' || char(13, 10) AS BLOB));
+            INSERT INTO recipients(id, message_id, tenant_id, address, route, mailbox_id, status, ndr_state,
+                                   next_attempt, updated, group_id, report_to, approved)
+                VALUES (1, 1, 1, 'alice@contoso.test', 'local', 1, 'Delivered', 0, 1000, 1000, NULL, NULL, 0),
+                       (2, 2, 1, 'alice@contoso.test', 'local', 1, 'Pending', 0, 2000, 2000, NULL, 'owner@contoso.test', 1);
+            INSERT INTO trace_events(recipient_id, time, event, detail)
+                VALUES (1, 1000, 'Receive', 'received'), (1, 1001, 'Deliver', 'delivered'),
+                       (2, 2000, 'Receive', 'received');
+            INSERT INTO mail_items(id, mailbox_id, folder, blob, received, from_header, subject, size, recipient_id)
+                VALUES (1, 1, 'inbox', 'h1', 1001, 'bob', 'Delivered one', 10, 1),
+                       (5, 1, 'inbox', 'h3', 3001, 'bob', 'Purged three', 10, 7);
+            INSERT INTO group_items(id, group_id, conversation_id, blob, received, from_header, subject, size, message_id, recipient_id)
+                VALUES (1, 1, 1, 'h4', 4001, 'bob', 'Purged four', 10, '<four@x>', 9);
+            "#,
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    // Every row is still there, with its id.
+    let rows = s.trace(&TraceQuery::default()).unwrap();
+    let traces: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.trace_id.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(traces, [("pending", "Pending"), ("done", "Delivered")]);
+    let events: Vec<String> = s
+        .trace_detail(None, "done", None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["Receive", "Deliver"]);
+    let items: Vec<(i64, String)> = s
+        .mail_list(1, None)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.subject))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (5, "Purged three".to_string()),
+            (1, "Delivered one".to_string())
+        ]
+    );
+    let pending = s.due_deliveries(Timestamp(10_000), 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].id, pending[0].recipients[0].id), (2, 2));
+    assert!(pending[0].recipients[0].approved);
+    assert_eq!(pending[0].content, b"Subject: Pending one\r\n\r\nbody\r\n");
+    // New ids start above every id still referenced anywhere (recipient 9, in a group item).
+    s.enqueue(message("new", 1, 1, 5000, "New one"))
+        .wait()
+        .unwrap();
+    let new = s
+        .due_deliveries(Timestamp(10_000), 10)
+        .unwrap()
+        .into_iter()
+        .find(|q| q.trace_id == "new")
+        .unwrap();
+    assert!(new.id > 2, "message id {}", new.id);
+    assert!(
+        new.recipients[0].id > 9,
+        "recipient id {}",
+        new.recipients[0].id
+    );
+    deliver_to(&s, &new, 1, 6000).unwrap();
+    deliver_to(&s, &pending[0], 1, 6000).unwrap();
+    let newest = s.mail_list(1, None).unwrap();
+    assert_eq!(newest.len(), 4);
+    assert!(newest.iter().filter(|i| i.id > 5).count() == 2);
+    // Foreign keys still cascade: retention takes the events with their message.
+    assert_eq!(s.purge_trace(Timestamp(1500)).wait().unwrap(), 1);
+    assert!(s.trace_detail(None, "done", None).unwrap().is_empty());
+    s.close();
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM trace_events WHERE recipient_id NOT IN (SELECT id FROM recipients)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0);
+    // The same columns and indexes as before, and the same as a database made fresh.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    SqliteStore::open(fresh_dir.path()).unwrap().close();
+    let fresh = rusqlite::Connection::open(fresh_dir.path().join("hato.db")).unwrap();
+    for (table, old) in ["messages", "recipients", "mail_items"]
+        .iter()
+        .zip(&old_shapes)
+    {
+        let migrated = table_shape(&conn, table);
+        assert_eq!(&migrated.0, &old.0, "{table} columns");
+        assert_eq!(
+            migrated
+                .1
+                .iter()
+                .map(|i| i.split(' ').next().unwrap())
+                .collect::<Vec<_>>(),
+            old.1
+                .iter()
+                .map(|i| i.split(' ').next().unwrap())
+                .collect::<Vec<_>>(),
+            "{table} indexes"
+        );
+        assert_eq!(migrated, table_shape(&fresh, table), "{table} fresh");
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+    }
+}

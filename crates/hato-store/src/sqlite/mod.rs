@@ -80,9 +80,36 @@ fn migrate(conn: &mut Connection) -> Result<()> {
              upgrade hato"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    if version == known {
+        return Ok(());
+    }
+    // A migration may rebuild a table (https://sqlite.org/lang_altertable.html#otheralter): with
+    // foreign keys on, dropping the old table would cascade into its children. The pragma is a
+    // no-op inside a transaction, so it is switched off around them, and each migration checks
+    // the foreign keys itself before it commits.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, version as usize);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn run_migrations(conn: &mut Connection, from: usize) -> Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let violation: Option<(String, Option<i64>, String)> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((table, rowid, parent)) = violation {
+            return Err(StoreError::Corrupt(format!(
+                "schema migration {} left row {} of {table} pointing at a missing row of \
+                 {parent}; the migration was rolled back",
+                i + 1,
+                rowid.unwrap_or_default()
+            )));
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }

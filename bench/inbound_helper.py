@@ -13,7 +13,7 @@ Subcommands:
         banner and sends "EHLO idle.test" (reading the whole 250 reply), then stays idle;
         with all of them open, print the summed VmRSS (MB) of the PIDs and their
         descendants (one line "rss_mb=N open=K"), then close the sessions.
-  count-json FILE                 print the length of the JSON array in FILE
+  count-json FILE                 print the length of the JSON array in FILE (or of its "rows")
   cpu-snap PID [PID ...]          print "busy total ours": CPU ticks of the whole machine spent in
                                   user+nice+system, all ticks, and the ticks of the PIDs and their
                                   descendants (including reaped children); two snapshots give the
@@ -230,7 +230,9 @@ def main(argv):
         cpu_others(args[0], args[1])
     elif cmd == "count-json":
         with open(args[0]) as f:
-            print(len(json.load(f)))
+            v = json.load(f)
+        # `hato trace --json` answers one page: {"rows": [...], "more": ...}.
+        print(len(v["rows"]) if isinstance(v, dict) else len(v))
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -18,6 +18,12 @@ fn with_body(mut v: Value, schema: &str) -> Value {
     v
 }
 
+fn with_response(mut v: Value, schema: &str) -> Value {
+    v["responses"]["200"]["content"] = json!({ "application/json": {
+        "schema": { "$ref": format!("#/components/schemas/{schema}") } } });
+    v
+}
+
 fn with_params(mut v: Value, params: &[(&str, &str)]) -> Value {
     v["parameters"] = params
         .iter()
@@ -74,7 +80,8 @@ pub async fn document() -> Json<Value> {
         "end",
         "subject",
         "subject_filter",
-        "limit",
+        "page",
+        "page_size",
     ];
     let trace_params: Vec<(&str, &str)> = trace_params.iter().map(|p| (*p, "query")).collect();
     Json(json!({
@@ -121,7 +128,10 @@ pub async fn document() -> Json<Value> {
                 "get": with_params(op("The RFC 5322 message (message/rfc822)", "mail"), &[("address", "path"), ("id", "path")])
             },
             "/api/v1/trace": {
-                "get": with_params(op("Message trace: one row per recipient", "trace"), &trace_params)
+                "get": with_response(
+                    with_params(op("Message trace: one page of rows, one row per recipient, newest first; \
+                        page_size 1-5000 (default 1000), page 1-1000 (default 1), as Get-MessageTrace", "trace"), &trace_params),
+                    "TracePage")
             },
             "/api/v1/trace/{trace_id}": {
                 "get": with_params(op("Message trace detail: a recipient's events", "trace"), &[("trace_id", "path"), ("recipient", "query")])
@@ -177,7 +187,11 @@ pub async fn document() -> Json<Value> {
                 "TraceRow": { "type": "object", "properties": {
                     "received": s("string"), "sender": s("string"), "recipient": s("string"), "subject": s("string"),
                     "status": { "type": "string", "enum": ["Pending", "Delivered", "Failed", "Expanded", "Quarantined", "FilteredAsSpam"] },
-                    "trace_id": s("string"), "message_id": s("string"), "from_ip": s("string"), "size": s("integer") } }
+                    "trace_id": s("string"), "message_id": s("string"), "from_ip": s("string"), "size": s("integer") } },
+                "TracePage": { "type": "object", "required": ["rows", "page", "page_size", "more"], "properties": {
+                    "rows": { "type": "array", "items": { "$ref": "#/components/schemas/TraceRow" } },
+                    "page": s("integer"), "page_size": s("integer"),
+                    "more": { "type": "boolean", "description": "whether a next page has rows" } } }
             }
         }
     }))

@@ -174,7 +174,8 @@ pub trait MailStore: Send + Sync {
 
 /// Message trace queries and retention.
 pub trait TraceStore: Send + Sync {
-    fn trace(&self, query: &TraceQuery) -> Result<Vec<TraceRow>>;
+    /// One page of trace rows, newest first (ties by recipient row, so pages never overlap).
+    fn trace(&self, query: &TraceQuery) -> Result<TracePage>;
     fn trace_detail(
         &self,
         tenant: Option<TenantId>,

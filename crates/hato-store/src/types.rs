@@ -195,7 +195,24 @@ pub struct TraceQuery {
     pub end: Option<Timestamp>,
     pub subject: Option<String>,
     pub subject_filter: SubjectFilter,
-    pub limit: usize,
+    /// The page to return, from 1 (0 means 1), of `page_size` rows each.
+    pub page: usize,
+    /// Rows per page (0 means [`TRACE_PAGE_SIZE_DEFAULT`]). The store takes any size; the API
+    /// keeps to Exchange's limits.
+    pub page_size: usize,
+}
+
+/// `Get-MessageTrace -PageSize`: 1,000 rows by default, at most 5,000.
+pub const TRACE_PAGE_SIZE_DEFAULT: usize = 1000;
+pub const TRACE_PAGE_SIZE_MAX: usize = 5000;
+/// `Get-MessageTrace -Page`: at most page 1,000.
+pub const TRACE_PAGE_MAX: usize = 1000;
+
+/// One page of message trace, and whether rows follow it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TracePage {
+    pub rows: Vec<TraceRow>,
+    pub more: bool,
 }
 
 /// One row per recipient, like `Get-MessageTraceV2`.

@@ -75,10 +75,11 @@ fn concurrent_writes_are_all_committed() {
     }
     let rows = s
         .trace(&TraceQuery {
-            limit: 10_000,
+            page_size: 10_000,
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .rows;
     assert_eq!(rows.len(), 400);
 }
 
@@ -100,10 +101,11 @@ fn a_failing_write_does_not_spoil_its_batch() {
     );
     assert_eq!(
         s.trace(&TraceQuery {
-            limit: 10_000,
+            page_size: 10_000,
             ..Default::default()
         })
         .unwrap()
+        .rows
         .len(),
         100
     );
@@ -146,7 +148,8 @@ fn delivery_applies_quota_and_is_idempotent() {
             status: Some(RecipientStatus::Failed),
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .rows;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].trace_id, "two");
     let detail = s.trace_detail(None, "two", None).unwrap();
@@ -172,6 +175,7 @@ fn trace_filters() {
     let q = |f: TraceQuery| {
         s.trace(&f)
             .unwrap()
+            .rows
             .into_iter()
             .map(|r| r.trace_id)
             .collect::<Vec<_>>()
@@ -304,6 +308,7 @@ fn retention_removes_finished_old_trace_only() {
     let left: Vec<_> = s
         .trace(&TraceQuery::default())
         .unwrap()
+        .rows
         .into_iter()
         .map(|r| r.trace_id)
         .collect();
@@ -674,7 +679,7 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
     }
     let s = SqliteStore::open(dir.path()).unwrap();
     // Every row is still there, with its id.
-    let rows = s.trace(&TraceQuery::default()).unwrap();
+    let rows = s.trace(&TraceQuery::default()).unwrap().rows;
     let traces: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r.trace_id.as_str(), r.status.as_str()))
@@ -772,4 +777,46 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
             .unwrap();
         assert!(sql.contains("AUTOINCREMENT"), "{sql}");
     }
+}
+
+#[test]
+fn trace_pages_cover_every_row_once() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    // Pairs of messages share a receive time: the order must still be total.
+    for i in 0..12 {
+        s.enqueue(message(&format!("p{i:02}"), t, m, 1_000 + i / 2, "x"))
+            .wait()
+            .unwrap();
+    }
+    let page = |page| {
+        s.trace(&TraceQuery {
+            page,
+            page_size: 5,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let pages: Vec<TracePage> = (1..=4).map(page).collect();
+    let shape: Vec<(usize, bool)> = pages.iter().map(|p| (p.rows.len(), p.more)).collect();
+    assert_eq!(shape, [(5, true), (5, true), (2, false), (0, false)]);
+    let mut seen: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.trace_id.clone()))
+        .collect();
+    // Newest first; the same time, in the order received.
+    assert_eq!(seen[..3], ["p10", "p11", "p08"]);
+    assert_eq!(seen[11], "p01");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12);
+    // A page that ends exactly at the last row says no more follow.
+    let exact = s
+        .trace(&TraceQuery {
+            page: 2,
+            page_size: 6,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((exact.rows.len(), exact.more), (6, false));
 }

@@ -140,7 +140,8 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
             trace_id: Some(trace_id.clone()),
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .rows;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, "Failed");
     let detail = store.trace_detail(None, &trace_id, None).unwrap();

@@ -194,10 +194,25 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
         "subject",
         "subject_filter",
         "tenant",
+        "page",
+        "page_size",
     ] {
         assert!(
             params.contains(&p),
             "trace parameter {p} missing: {params:?}"
+        );
+    }
+    // The answer is a page of rows.
+    assert_eq!(
+        paths["/api/v1/trace"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/TracePage"
+    );
+    let page = &doc["components"]["schemas"]["TracePage"]["properties"];
+    for field in ["rows", "page", "page_size", "more"] {
+        assert!(
+            page.get(field).is_some(),
+            "TracePage.{field} missing: {page}"
         );
     }
     // Bearer authentication is declared.
@@ -451,7 +466,7 @@ fn a_tenant_admin_sees_only_its_own_tenant() {
 
     let (status, rows) = s.api_as(&contoso, "GET", "/api/v1/trace", None);
     assert_eq!(status, 200, "{rows}");
-    let rows = rows.as_array().expect("rows").clone();
+    let rows = rows["rows"].as_array().expect("rows").clone();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(
         rows.iter().all(|r| r["recipient"] == "alice@contoso.test"),
@@ -472,14 +487,14 @@ fn a_tenant_admin_sees_only_its_own_tenant() {
         "/api/v1/trace?recipient=bob@fabrikam.test",
         None,
     );
-    assert_eq!((status, rows), (200, json!([])));
+    assert_eq!((status, &rows["rows"]), (200, &json!([])));
     let (status, rows) = s.api_as(
         &contoso,
         "GET",
         &format!("/api/v1/trace?trace_id={to_fabrikam}"),
         None,
     );
-    assert_eq!((status, rows), (200, json!([])));
+    assert_eq!((status, &rows["rows"]), (200, &json!([])));
     // Details: the other tenant's message does not exist; a shared one shows only our recipient.
     let got = s.api_as(
         &contoso,
@@ -551,7 +566,7 @@ fn a_tenant_admin_sees_only_its_own_tenant() {
     // Fabrikam's admin, symmetrically, sees its own.
     let (_, rows) = s.api_as(&fabrikam, "GET", "/api/v1/trace", None);
     assert_eq!(
-        names(&rows, "recipient"),
+        names(&rows["rows"], "recipient"),
         ["bob@fabrikam.test", "bob@fabrikam.test"]
     );
 
@@ -1324,6 +1339,80 @@ fn trace_query_parameters_filter_rows() {
 }
 
 #[test]
+fn trace_is_paged_like_get_messagetrace() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.example").starts_with("250"));
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        let reply = c.send_mail(
+            "news@example.net",
+            &["alice@contoso.test"],
+            &message(&format!("page test {i}"), &format!("<p{i}@example.net>")),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+        sent.push(trace_id_of(&reply));
+    }
+    c.cmd("QUIT");
+
+    // The defaults are Exchange's: page 1 of 1,000 rows.
+    let (status, v) = s.api("GET", "/api/v1/trace", None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["page"], &v["page_size"], &v["more"]),
+        (&json!(1), &json!(1000), &json!(false))
+    );
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(12));
+
+    let mut seen = Vec::new();
+    let mut shape = Vec::new();
+    for page in 1..=3 {
+        let (status, v) = s.api(
+            "GET",
+            &format!("/api/v1/trace?page_size=5&page={page}"),
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!((&v["page"], &v["page_size"]), (&json!(page), &json!(5)));
+        let rows = v["rows"].as_array().expect("rows");
+        shape.push((rows.len(), v["more"].as_bool().expect("more")));
+        seen.extend(
+            rows.iter()
+                .map(|r| r["trace_id"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(shape, [(5, true), (5, true), (2, false)]);
+    // Every message once, newest first.
+    sent.reverse();
+    assert_eq!(seen, sent);
+    // Past the end: no rows, nothing more.
+    let (_, v) = s.api("GET", "/api/v1/trace?page_size=5&page=4", None);
+    assert_eq!((&v["rows"], &v["more"]), (&json!([]), &json!(false)));
+
+    // Out of range is refused, naming the limits, never cut silently.
+    for (query, name, limit) in [
+        ("page_size=5001", "page_size", "5000"),
+        ("page_size=0", "page_size", "5000"),
+        ("page_size=lots", "page_size", "5000"),
+        ("page=0", "page", "1000"),
+        ("page=1001", "page", "1000"),
+        ("page=-1", "page", "1000"),
+    ] {
+        let msg = assert_error(&s.api("GET", &format!("/api/v1/trace?{query}"), None), 400);
+        assert!(
+            msg.starts_with(name) && msg.contains("from 1 to") && msg.contains(limit),
+            "{query}: {msg}"
+        );
+    }
+    // The upper limits themselves are fine.
+    let (status, v) = s.api("GET", "/api/v1/trace?page_size=5000&page=1000", None);
+    assert_eq!((status, &v["rows"]), (200, &json!([])));
+}
+
+#[test]
 fn trace_detail_lists_a_recipients_events() {
     let s = Server::start();
     s.tenant("contoso");
@@ -1442,7 +1531,7 @@ fn a_new_tenant_does_not_inherit_a_removed_tenants_trace() {
     assert_eq!(status, 201);
     let newcorp = admin_token(&s, "newcorp");
     let (status, rows) = s.api_as(&newcorp, "GET", "/api/v1/trace", None);
-    assert_eq!((status, rows), (200, json!([])));
+    assert_eq!((status, &rows["rows"]), (200, &json!([])));
     let got = s.api_as(&newcorp, "GET", &format!("/api/v1/trace/{t}"), None);
     assert_error(&got, 404);
 }

@@ -660,7 +660,11 @@ fn trace_json_filters_and_detail() {
     );
 
     let all = json_of(&s, &["trace", "--json"]);
-    let all = all.as_array().expect("rows").clone();
+    assert_eq!(
+        (&all["page"], &all["page_size"], &all["more"]),
+        (&json!(1), &json!(1000), &json!(false))
+    );
+    let all = all["rows"].as_array().expect("rows").clone();
     assert_eq!(all.len(), 3);
     for row in &all {
         assert_eq!(
@@ -695,7 +699,7 @@ fn trace_json_filters_and_detail() {
         let mut a = vec!["trace", "--json"];
         a.extend_from_slice(args);
         let v = json_of(&s, &a);
-        let mut out: Vec<String> = v
+        let mut out: Vec<String> = v["rows"]
             .as_array()
             .expect("rows")
             .iter()
@@ -842,6 +846,64 @@ fn trace_json_filters_and_detail() {
 }
 
 // ----- errors -----------------------------------------------------------------------------------
+
+#[test]
+fn trace_pages_with_page_size_and_page() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.example").starts_with("250"));
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let reply = c.send_mail(
+            "news@example.net",
+            &["alice@contoso.test"],
+            &format!("Subject: page {i}\n\nBody.\n"),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+        sent.push(trace_id_of(&reply));
+    }
+    c.cmd("QUIT");
+    sent.reverse();
+
+    let page = |n: &str| {
+        let v = json_of(&s, &["trace", "--page-size", "2", "--page", n, "--json"]);
+        let ids: Vec<String> = v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["trace_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (ids, v["more"].clone(), v["page_size"].clone())
+    };
+    assert_eq!(page("1"), (sent[..2].to_vec(), json!(true), json!(2)));
+    assert_eq!(page("2"), (sent[2..4].to_vec(), json!(true), json!(2)));
+    assert_eq!(page("3"), (sent[4..].to_vec(), json!(false), json!(2)));
+
+    // The table says on stderr that more rows follow, and how to get them.
+    let (code, out, err) = run(&s, &["trace", "--page-size", "2"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "header and two rows: {out}");
+    assert_eq!(
+        err,
+        "more rows follow: run the same command with --page 2\n"
+    );
+    let (code, out, err) = run(&s, &["trace", "--page-size", "2", "--page", "3"], &[]);
+    assert_eq!((code, out.lines().count(), err.as_str()), (Some(0), 2, ""));
+
+    // Out of range: one error line naming the flag and its limits.
+    for (args, limit) in [
+        (["--page-size", "5001"], "1..=5000"),
+        (["--page-size", "0"], "1..=5000"),
+        (["--page", "1001"], "1..=1000"),
+        (["--page", "0"], "1..=1000"),
+    ] {
+        let err = assert_error(run(&s, &["trace", args[0], args[1]], &[]));
+        assert!(err.contains(args[0]) && err.contains(limit), "{err}");
+    }
+}
 
 #[test]
 fn errors_are_one_line_and_exit_1() {
@@ -1076,7 +1138,7 @@ fn as_and_hato_token_act_as_a_tenant_admin() {
     let (code, out, _) = as_file(&["trace", "--json"]);
     assert_eq!(code, Some(0));
     let v: Value = serde_json::from_str(&out).expect("json");
-    let rcpts: Vec<&str> = v
+    let rcpts: Vec<&str> = v["rows"]
         .as_array()
         .expect("rows")
         .iter()
@@ -1097,7 +1159,9 @@ fn as_and_hato_token_act_as_a_tenant_admin() {
         "bob@fabrikam.test",
     ]));
     assert_eq!(
-        json_of(&s, &["trace", "--json"]).as_array().map(Vec::len),
+        json_of(&s, &["trace", "--json"])["rows"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }

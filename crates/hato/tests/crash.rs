@@ -63,7 +63,7 @@ fn acknowledged_mail_survives_sigkill_exactly_once() {
     }
     assert!(s.trace("status=Pending").is_empty());
     assert_eq!(
-        s.trace("status=Delivered&limit=50000").len(),
+        s.trace("status=Delivered&page_size=5000").len(),
         2 * acked.len()
     );
 }

@@ -8,9 +8,11 @@ use axum::{Json, Router};
 use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_core::{Address, Timestamp};
-use hato_store::{SubjectFilter, TraceQuery};
+use hato_store::{
+    SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceQuery,
+};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -32,7 +34,23 @@ struct TraceParams {
     end: Option<String>,
     subject: Option<String>,
     subject_filter: Option<String>,
-    limit: Option<usize>,
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+/// A paging parameter: a whole number from 1 to `max`, `default` when absent. Exchange refuses
+/// values out of range rather than clamping them (`Get-MessageTrace -PageSize 1..5000`,
+/// `-Page 1..1000`), and so does hato, naming the limits.
+fn page_param(name: &str, v: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be a whole number from 1 to {max} (default {default}), not {v:?}"
+        ))),
+    }
 }
 
 fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
@@ -105,16 +123,26 @@ async fn trace(
         end: time_param("end", q.end.as_deref())?,
         subject: nonempty(q.subject),
         subject_filter,
-        limit: q.limit.unwrap_or(5000).clamp(1, 50_000),
+        page: page_param("page", q.page.as_deref(), 1, TRACE_PAGE_MAX)?,
+        page_size: page_param(
+            "page_size",
+            q.page_size.as_deref(),
+            TRACE_PAGE_SIZE_DEFAULT,
+            TRACE_PAGE_SIZE_MAX,
+        )?,
     };
     if let (Some(a), Some(b)) = (query.start, query.end)
         && a > b
     {
         return Err(ApiError::bad_request("start is after end"));
     }
-    Ok(Json(
-        serde_json::to_value(s.store.trace(&query)?).unwrap_or_default(),
-    ))
+    let page = s.store.trace(&query)?;
+    Ok(Json(json!({
+        "rows": page.rows,
+        "page": query.page,
+        "page_size": query.page_size,
+        "more": page.more,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -4,13 +4,15 @@ use super::SqliteStore;
 use crate::error::Result;
 use crate::pending::Pending;
 use crate::traits::TraceStore;
-use crate::types::{SubjectFilter, TraceDetailRow, TraceQuery, TraceRow};
+use crate::types::{
+    SubjectFilter, TRACE_PAGE_SIZE_DEFAULT, TraceDetailRow, TracePage, TraceQuery, TraceRow,
+};
 use hato_core::Timestamp;
 use hato_core::directory::TenantId;
 use rusqlite::params;
 
 impl TraceStore for SqliteStore {
-    fn trace(&self, q: &TraceQuery) -> Result<Vec<TraceRow>> {
+    fn trace(&self, q: &TraceQuery) -> Result<TracePage> {
         let mut sql = String::from(
             "SELECT m.received, m.sender, r.address, m.subject, r.status, m.trace_id, m.message_id, m.client_ip, m.size \
              FROM recipients r JOIN messages m ON m.id = r.message_id WHERE 1 = 1",
@@ -72,12 +74,24 @@ impl TraceStore for SqliteStore {
                 Box::new(pattern),
             );
         }
-        let limit = if q.limit == 0 { 5000 } else { q.limit };
-        sql.push_str(&format!(" ORDER BY m.received DESC, r.id LIMIT {limit}"));
+        let page_size = if q.page_size == 0 {
+            TRACE_PAGE_SIZE_DEFAULT
+        } else {
+            q.page_size
+        };
+        let offset = q.page.max(1).saturating_sub(1).saturating_mul(page_size);
+        let as_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        // One row more than the page holds tells whether another page follows. `r.id` is unique,
+        // so the order is total and consecutive pages neither overlap nor skip a row.
+        sql.push_str(&format!(
+            " ORDER BY m.received DESC, r.id LIMIT {} OFFSET {}",
+            as_sql(page_size.saturating_add(1)),
+            as_sql(offset)
+        ));
         self.read(|conn| {
             let mut stmt = conn.prepare(&sql)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let rows = stmt
+            let mut rows = stmt
                 .query_map(refs.as_slice(), |r| {
                     Ok(TraceRow {
                         received: Timestamp(r.get(0)?).to_rfc3339(),
@@ -92,7 +106,9 @@ impl TraceStore for SqliteStore {
                     })
                 })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let more = rows.len() > page_size;
+            rows.truncate(page_size);
+            Ok(TracePage { rows, more })
         })
     }
 

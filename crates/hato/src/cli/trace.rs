@@ -35,6 +35,15 @@ pub(super) struct TraceArgs {
     /// Only this tenant's messages (operator).
     #[arg(long)]
     tenant: Option<String>,
+    /// Rows per page, 1 to 5000 (Get-MessageTrace -PageSize).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=5000))]
+    page_size: u64,
+    /// Which page, 1 to 1000 (Get-MessageTrace -Page).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    page: u64,
+    /// The whole answer: {"rows": [...], "page", "page_size", "more"}.
     #[arg(long)]
     json: bool,
 }
@@ -92,9 +101,14 @@ pub(super) fn run(c: &Client, args: TraceArgs) -> Result<(), String> {
             if t.subject_starts_with {
                 q.push(("subject_filter", "starts_with".into()));
             }
+            q.push(("page_size", t.page_size.to_string()));
+            q.push(("page", t.page.to_string()));
             let v = c.json("GET", "/api/v1/trace", &q, None)?;
+            if t.json {
+                return print_rows(&v, &[], true);
+            }
             print_rows(
-                &v,
+                &v["rows"],
                 &[
                     "received",
                     "sender",
@@ -103,8 +117,20 @@ pub(super) fn run(c: &Client, args: TraceArgs) -> Result<(), String> {
                     "status",
                     "trace_id",
                 ],
-                t.json,
-            )
+                false,
+            )?;
+            // On stderr, so that the table on stdout stays only rows.
+            match v["more"].as_bool() {
+                Some(true) if t.page < 1000 => eprintln!(
+                    "more rows follow: run the same command with --page {}",
+                    t.page + 1
+                ),
+                Some(true) => eprintln!(
+                    "more rows follow beyond the last page: narrow the search (--start, --end)"
+                ),
+                _ => {}
+            }
+            Ok(())
         }
     }
 }

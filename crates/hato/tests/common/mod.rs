@@ -209,10 +209,15 @@ impl Server {
         }
     }
 
+    /// The rows of the first page of a message trace (`query` may set `page_size`).
     pub fn trace(&self, query: &str) -> Vec<Value> {
         let (status, v) = self.api("GET", &format!("/api/v1/trace?{query}"), None);
         assert_eq!(status, 200, "{v}");
-        v.as_array().cloned().unwrap_or_default()
+        assert_eq!(
+            v["more"], false,
+            "the rows fill more than one page: {query}"
+        );
+        v["rows"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn smtp(&self) -> Smtp {

@@ -30,9 +30,13 @@ pub enum AddressError {
     TooLong,
 }
 
-/// RFC 5321 §4.1.2 `atext`, extended to every non-ASCII character for RFC 6531.
+/// RFC 5321 §4.1.2 `atext`, extended to the non-ASCII characters for RFC 6531 but for controls
+/// (C1 controls such as NEL, U+0085, end lines for some parsers of the headers an address is
+/// written into).
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && !c.is_control())
 }
 
 fn is_dot_atom(s: &str) -> bool {
@@ -92,11 +96,15 @@ fn canonical_local(raw: &str) -> Result<String, AddressError> {
         // Quoted string: undo quoted-pairs; keep the quotes only if the content needs them.
         let mut out = String::with_capacity(inner.len());
         let mut chars = inner.chars();
+        // RFC 5321 §4.1.2 qtextSMTP and quoted-pairSMTP: no control character, escaped or not.
         while let Some(c) = chars.next() {
             match c {
-                '\\' => out.push(chars.next().ok_or(AddressError::BadLocalPart)?),
+                '\\' => match chars.next() {
+                    Some(e) if !e.is_control() => out.push(e),
+                    _ => return Err(AddressError::BadLocalPart),
+                },
                 '"' => return Err(AddressError::BadLocalPart),
-                c if c.is_ascii_control() => return Err(AddressError::BadLocalPart),
+                c if c.is_control() => return Err(AddressError::BadLocalPart),
                 c => out.push(c),
             }
         }
@@ -120,8 +128,14 @@ fn canonical_domain(raw: &str) -> Result<String, AddressError> {
         return Err(AddressError::BadDomain);
     }
     if let Some(literal) = d.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        // Address literal (RFC 5321 §4.1.3): kept, never an accepted domain.
-        if literal.is_empty() || literal.contains(['[', ']', '\\']) {
+        // Address literal (RFC 5321 §4.1.3): kept, never an accepted domain. Its content is
+        // `dcontent`, printable ASCII but `[`, `]` and `\`: no space or control character, so
+        // it can stand in a header field as it is.
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'[' | b']' | b'\\'))
+        {
             return Err(AddressError::BadDomain);
         }
         return Ok(d.to_ascii_lowercase());
@@ -248,5 +262,30 @@ mod tests {
             Address::parse("a@[127.0.0.1]").unwrap().domain(),
             "[127.0.0.1]"
         );
+        assert_eq!(
+            Address::parse("a@[IPv6:2001:db8::1]").unwrap().domain(),
+            "[ipv6:2001:db8::1]"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_anywhere() {
+        for bad in [
+            "a\u{85}b@x.test",
+            "\"a\u{85}b\"@x.test",
+            "\"a\\\u{0}b\"@x.test",
+            "\"a\tb\"@x.test",
+        ] {
+            assert_eq!(
+                Address::parse(bad),
+                Err(AddressError::BadLocalPart),
+                "{bad:?}"
+            );
+        }
+        for bad in ["a@[1.2.3.4 x]", "a@[1.2.3.4>\u{0}]", "a@[1.2.3.4\t]"] {
+            assert_eq!(Address::parse(bad), Err(AddressError::BadDomain), "{bad:?}");
+        }
+        // Other non-ASCII is still text (RFC 6531).
+        assert!(Address::parse("\"jürgen müller\"@x.test").is_ok());
     }
 }

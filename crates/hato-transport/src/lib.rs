@@ -4,9 +4,11 @@
 //! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
 //! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
 //! - [`ndr`]: RFC 3464 non-delivery reports.
+//! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
 pub mod delivery;
 pub mod groupmail;
+pub mod headers;
 pub mod inbound;
 pub mod ndr;
 pub mod routing;

@@ -99,10 +99,17 @@ impl Inbound {
 
 /// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
 pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str) -> String {
+    let helo = helo_for_header(&e.helo);
+    let tcp_info = format!("([{}])", e.client_ip);
+    // RFC 5322 §2.1.1: fold before the TCP-info when a long HELO name would take the line past
+    // 78 characters (the name itself, at most 255 characters, cannot be folded).
+    let gap = if "Received: from ".len() + helo.len() + 1 + tcp_info.len() > 78 {
+        "\r\n\t"
+    } else {
+        " "
+    };
     let mut h = format!(
-        "Received: from {} ([{}])\r\n\tby {hostname} (hato) with {}",
-        sanitize(&e.helo),
-        e.client_ip,
+        "Received: from {helo}{gap}{tcp_info}\r\n\tby {hostname} (hato) with {}",
         e.protocol
     );
     if let Some(tls) = &e.tls {
@@ -125,11 +132,27 @@ pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str)
     h
 }
 
-/// The HELO name as it may appear in a header: printable, no folding characters.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() && *c != '(' && *c != ')')
-        .collect()
+/// The client's HELO name as the `from` clause of a Received field may carry it (RFC 5321 §4.4:
+/// a domain or an address literal): letters, digits and `.-_:[]`, each other character as `?`.
+/// The name is the client's to choose, so nothing in it may end the field (CR, LF), open a
+/// comment, or pass for another clause (`from x by trusted.example with ...`: spaces), and a
+/// message that is not SMTPUTF8 keeps its header ASCII (RFC 6532 is not in effect).
+fn helo_for_header(helo: &str) -> String {
+    let name: String = helo
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_:[]".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
 }
 
 impl Submitter for Inbound {
@@ -205,5 +228,44 @@ mod tests {
             h.contains("for <info@bücher.test>") && !h.contains("version="),
             "{h}"
         );
+    }
+
+    #[test]
+    fn a_helo_name_cannot_add_clauses_fields_or_long_lines() {
+        let mut e = envelope("info@contoso.test", false, false);
+        for (helo, want) in [
+            ("client.test", "from client.test ([192.0.2.1])"),
+            ("[192.0.2.1]", "from [192.0.2.1] ([192.0.2.1])"),
+            (
+                "evil.test by mx.contoso.test (hato) with ESMTPS",
+                "from evil.test?by?mx.contoso.test??hato??with?ESMTPS ([192.0.2.1])",
+            ),
+            (
+                "a-rather-long-but-valid-host-name.of-a-department.example.com",
+                "from a-rather-long-but-valid-host-name.of-a-department.example.com\r\n\t([192.0.2.1])",
+            ),
+            ("x\r\nX-Injected: 1", "from x??X-Injected:?1 ([192.0.2.1])"),
+            ("bücher.test", "from b?cher.test ([192.0.2.1])"),
+            ("", "from unknown ([192.0.2.1])"),
+        ] {
+            e.helo = helo.into();
+            let h = received_header("mx.hato.test", &e, "id-1", "d");
+            assert!(
+                h.starts_with(&format!("Received: {want}\r\n\tby ")),
+                "{helo:?}: {h}"
+            );
+            // One field: every line but the first is a continuation.
+            assert!(
+                h.split("\r\n")
+                    .skip(1)
+                    .all(|l| l.is_empty() || l.starts_with('\t')),
+                "{h}"
+            );
+        }
+        e.helo = "a".repeat(255);
+        let h = received_header("mx.hato.test", &e, "id-1", "d");
+        let first = h.split("\r\n").next().unwrap();
+        assert_eq!(first, format!("Received: from {}", "a".repeat(255)));
+        assert!(h.split("\r\n").skip(1).all(|l| l.len() <= 78), "{h}");
     }
 }

@@ -2,12 +2,11 @@
 //! human-readable first part modelled on Exchange Online's (cause, how to fix it, and the
 //! diagnostic block for admins), the machine-readable status, and the original headers.
 
+use crate::headers::{HeaderBlock, Mailbox, is_addr_spec, without_controls};
 use crate::{header_block, summarize};
 use hato_core::Timestamp;
 use hato_store::FailedRecipient;
-use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
-use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 
 pub struct NdrInput<'a> {
@@ -54,37 +53,58 @@ fn explain(code: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// The postmaster of the domain of `address` (whose mail hato failed to deliver, or the group
+/// whose moderators it asks), else of hato's own host name.
+pub fn postmaster_for(address: &str, hostname: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, domain)| format!("postmaster@{domain}"))
+        .filter(|p| is_addr_spec(p))
+        .unwrap_or_else(|| format!("postmaster@{hostname}"))
+}
+
+/// A reply text as the delivery-status fields carry it (RFC 3464 §2.3.6: US-ASCII text): at
+/// most `MAX_DIAGNOSTIC` characters, so that even a reply without spaces (a long moderation
+/// comment) stays within RFC 5322's line limit; message trace keeps the whole text.
+fn diagnostic(reply: &str) -> String {
+    const MAX_DIAGNOSTIC: usize = 900;
+    let text = ascii(reply);
+    if text.len() <= MAX_DIAGNOSTIC {
+        return text;
+    }
+    format!("{}...", &text[..MAX_DIAGNOSTIC - 3])
+}
+
 /// Builds the NDR message (without an envelope: that is the caller's, with a null sender).
-pub fn build(input: &NdrInput<'_>) -> Vec<u8> {
+/// Every header field is written by [`crate::headers`], so nothing from the original message
+/// (its subject, its Message-ID) or its envelope can add a field or a body of its own.
+pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
     let original = summarize(input.original_content);
     let headers = header_block(input.original_content);
-    let recipients: Vec<&str> = input.failed.iter().map(|f| f.address.as_str()).collect();
-    let postmaster_domain = recipients
-        .first()
-        .and_then(|r| r.rsplit_once('@'))
-        .map(|(_, d)| d)
-        .unwrap_or(input.hostname);
+    let recipients: Vec<String> = input
+        .failed
+        .iter()
+        .map(|f| without_controls(&f.address).into_owned())
+        .collect();
 
     let mut text = format!(
         "Your message to {} couldn't be delivered.\r\n\r\n",
         recipients.join(", ")
     );
-    for f in input.failed {
+    for (f, address) in input.failed.iter().zip(&recipients) {
         let code = enhanced_code(&f.reply);
         let (cause, fix) = explain(code);
         text.push_str(&format!(
-            "{}\r\n  Cause: {cause}\r\n  How to fix it: {fix}\r\n\r\n",
-            f.address
+            "{address}\r\n  Cause: {cause}\r\n  How to fix it: {fix}\r\n\r\n"
         ));
     }
     text.push_str(
         "More info for email admins\r\n\r\nDiagnostic information for administrators:\r\n\r\n",
     );
     text.push_str(&format!("Generating server: {}\r\n\r\n", input.hostname));
-    for f in input.failed {
+    for (f, address) in input.failed.iter().zip(&recipients) {
         text.push_str(&format!(
-            "{}\r\nRemote server: {}\r\n{}\r\n{}\r\n\r\n",
-            f.address,
+            "{address}\r\nRemote server: {}\r\n{}\r\n{}\r\n\r\n",
             input.hostname,
             enhanced_code(&f.reply),
             ascii(&f.reply)
@@ -101,13 +121,18 @@ pub fn build(input: &NdrInput<'_>) -> Vec<u8> {
         input.hostname,
         input.original_received.to_rfc5322()
     );
-    for f in input.failed {
-        status.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
-            f.address,
-            enhanced_code(&f.reply),
-            ascii(&f.reply)
-        ));
+    for (f, address) in input.failed.iter().zip(&recipients) {
+        let mut fields = HeaderBlock::new();
+        fields
+            .structured("Final-Recipient", &format!("rfc822; {address}"))
+            .fixed("Action", "failed")
+            .structured("Status", enhanced_code(&f.reply))
+            .structured(
+                "Diagnostic-Code",
+                &format!("smtp; {}", diagnostic(&f.reply)),
+            );
+        status.push_str("\r\n");
+        status.push_str(fields.as_str());
     }
 
     let mut status_part = b"Content-Type: message/delivery-status\r\n\r\n".to_vec();
@@ -128,20 +153,30 @@ pub fn build(input: &NdrInput<'_>) -> Vec<u8> {
     } else {
         format!("Undeliverable: {}", original.subject)
     };
-    let postmaster = format!("postmaster@{postmaster_domain}");
-    let mut builder = MessageBuilder::new()
-        .from(("Mail Delivery System", postmaster.as_str()))
-        .to(input.sender)
-        .subject(subject)
-        .message_id(format!("{}@{}", input.ndr_trace_id, input.hostname))
-        .date(input.now.0 / 1_000_000)
+    let postmaster = postmaster_for(
+        input.failed.first().map_or("", |f| f.address.as_str()),
+        input.hostname,
+    );
+    let mut h = HeaderBlock::new();
+    h.mailboxes(
+        "From",
+        &[Mailbox::new(Some("Mail Delivery System"), &postmaster)],
+    )
+    .mailboxes("To", &[Mailbox::new(None, input.sender)])
+    .text("Subject", &subject);
+    h.msg_id(
+        "Message-ID",
+        &format!("{}@{}", input.ndr_trace_id, input.hostname),
+    );
+    h.date("Date", input.now)
         // RFC 3834 §5: an automatic response; nobody should answer it automatically.
-        .header("Auto-Submitted", Raw::new("auto-replied"))
-        .body(report);
-    if !original.message_id.is_empty() {
-        builder = builder.in_reply_to(original.message_id.trim_matches(['<', '>']).to_string());
-    }
-    builder.write_to_vec().unwrap_or_default()
+        .fixed("Auto-Submitted", "auto-replied");
+    // An original Message-ID that is not a msg-id is not repeated (In-Reply-To is optional).
+    h.msg_id("In-Reply-To", &original.message_id);
+    h.fixed("MIME-Version", "1.0");
+    let mut out = h.into_bytes();
+    report.write_part(&mut out)?;
+    Ok(out)
 }
 
 /// SMTP responses in reports are US-ASCII.
@@ -161,6 +196,7 @@ fn ascii(s: &str) -> String {
 mod tests {
     use super::*;
     use mail_parser::{MessageParser, MimeHeaders};
+    use proptest::prelude::*;
 
     #[test]
     fn ndr_is_a_delivery_status_report() {
@@ -181,7 +217,8 @@ mod tests {
             failed: &failed,
             now: Timestamp(1_800_000_100_000_000),
             ndr_trace_id: "ndr-1",
-        });
+        })
+        .unwrap();
         let msg = MessageParser::new().parse(&bytes).unwrap();
         assert_eq!(msg.subject(), Some("Undeliverable: Quarterly report"));
         assert_eq!(
@@ -205,6 +242,146 @@ mod tests {
         assert!(body.contains("mailbox is full"), "{body}");
         assert!(body.contains("Generating server: mx.hato.test"));
         assert!(body.contains("How to fix it"));
+    }
+
+    fn failed(address: &str, reply: &str) -> Vec<FailedRecipient> {
+        vec![FailedRecipient {
+            id: 1,
+            address: address.into(),
+            tenant_id: 1,
+            reply: reply.into(),
+        }]
+    }
+
+    fn ndr_for(original: &[u8], sender: &str, failed: &[FailedRecipient]) -> Vec<u8> {
+        build(&NdrInput {
+            hostname: "mx.hato.test",
+            sender,
+            original_trace_id: "trace-1",
+            original_received: Timestamp(1_800_000_000_000_000),
+            original_content: original,
+            failed,
+            now: Timestamp(1_800_000_100_000_000),
+            ndr_trace_id: "ndr-1",
+        })
+        .unwrap()
+    }
+
+    /// Every line ends in CRLF, none is longer than RFC 5322's 998 characters (§2.1.1), and the
+    /// delivery-status part holds only its fields (each line a field or a folded continuation).
+    fn assert_lines(bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'\r' => assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR"),
+                b'\n' => assert_eq!(bytes[i - 1], b'\r', "bare LF"),
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(bytes);
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 998, "{} octets: {line:?}", line.len());
+        }
+        let status = text
+            .split("Content-Type: message/delivery-status\r\n\r\n")
+            .nth(1)
+            .expect("status part");
+        let status = &status[..status.find("\r\n--").expect("part ends")];
+        for line in status.split("\r\n").filter(|l| !l.is_empty()) {
+            let field = line.split(':').next().unwrap_or_default();
+            assert!(
+                line.starts_with(' ')
+                    || [
+                        "Reporting-MTA",
+                        "Arrival-Date",
+                        "Final-Recipient",
+                        "Action",
+                        "Status",
+                        "Diagnostic-Code"
+                    ]
+                    .contains(&field),
+                "{line:?} in {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_subject_and_message_id_that_decode_to_fields_stay_where_they_are() {
+        // The subject decodes to CR LF, a field and a body; the Message-ID has a field folded in.
+        let original = b"From: bob@fabrikam.test\r\n\
+            Subject: =?utf-8?b?eA0KUmVwbHktVG86IGF0dGFja2VyQGV2aWwudGVzdA0KDQpib2R5IG9mIHRoZSBhdHRhY2tlcg==?=\r\n\
+            Message-ID: <m1@fabrikam.test>\r\n\tBcc: victim@contoso.test\r\n\r\nbody\r\n";
+        let long_comment = format!("550 5.7.1 rejected by the moderator: {}", "x".repeat(5000));
+        let bytes = ndr_for(
+            original,
+            "bob@fabrikam.test",
+            &failed("alice@contoso.test", &long_comment),
+        );
+        assert_lines(&bytes);
+        let msg = MessageParser::new().parse(&bytes).unwrap();
+        let names: Vec<&str> = msg.headers().iter().map(|h| h.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "From",
+                "To",
+                "Subject",
+                "Message-ID",
+                "Date",
+                "Auto-Submitted",
+                "In-Reply-To",
+                "MIME-Version",
+                "Content-Type"
+            ]
+        );
+        assert!(
+            String::from_utf8_lossy(&bytes).contains("\r\nIn-Reply-To: <m1@fabrikam.test>\r\n")
+        );
+        assert_eq!(
+            msg.subject(),
+            Some("Undeliverable: xReply-To: attacker@evil.testbody of the attacker")
+        );
+        let body = msg.body_text(0).unwrap();
+        assert!(
+            body.starts_with("Your message to alice@contoso.test"),
+            "{body}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_original_or_envelope_yields_exactly_the_ndr_fields(
+            subject in "(\\PC|[\r\n\t\0\u{85}]|=\\?|\\?=| ){0,120}",
+            message_id in "[ -~\t]{0,60}",
+            sender in "(\\PC|[\r\n\0<>\"]){0,40}",
+            address in "(\\PC|[\r\n\0]){0,40}",
+            reply in "(\\PC|[\r\n\0 ]){0,1200}",
+        ) {
+            let mut encoded = String::new();
+            crate::headers::base64_encode(subject.as_bytes(), &mut encoded);
+            let original = format!(
+                "From: bob@fabrikam.test\r\nSubject: =?utf-8?b?{encoded}?=\r\nMessage-ID: {message_id}\r\n\r\nbody\r\n"
+            );
+            let bytes = ndr_for(original.as_bytes(), &sender, &failed(&address, &reply));
+            assert_lines(&bytes);
+            let summary = summarize(original.as_bytes());
+            let mut want = vec!["From", "To", "Subject", "Message-ID", "Date", "Auto-Submitted"];
+            if HeaderBlock::new().msg_id("In-Reply-To", &summary.message_id) {
+                want.push("In-Reply-To");
+            }
+            want.extend(["MIME-Version", "Content-Type"]);
+            let msg = MessageParser::new().parse(&bytes).unwrap();
+            let names: Vec<&str> = msg.headers().iter().map(|h| h.name()).collect();
+            prop_assert_eq!(names, want);
+            let subject_want = if summary.subject.is_empty() {
+                "Undeliverable:".to_string()
+            } else {
+                format!("Undeliverable: {}", summary.subject)
+            };
+            let subject_want = without_controls(&subject_want);
+            prop_assert_eq!(msg.subject().unwrap_or(""), subject_want.as_ref());
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The messages hato writes itself: NDRs and moderators' approval requests.
 
 use super::DeliveryAgent;
-use crate::ndr::{self, NdrInput};
+use crate::headers::{HeaderBlock, Mailbox, without_controls};
+use crate::ndr::{self, NdrInput, postmaster_for};
 use crate::routing::{Resolution, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
@@ -25,54 +26,18 @@ impl DeliveryAgent {
         }
         let now = self.clock.now();
         let trace_id = id::new_trace_id();
-        let summary = summarize(&m.content);
-        let sender = if m.sender.is_empty() {
-            "<>"
-        } else {
-            m.sender.as_str()
-        };
-        let text = format!(
-            "A message to the group {group} is waiting for your approval.\r\n\r\n\
-             From: {sender}\r\nSubject: {}\r\nTrace id: {}\r\n\r\n\
-             Approve or reject it:\r\n  hato moderation list --group {group}\r\n\
-               hato moderation approve ID\r\n  hato moderation reject ID --comment \"why\"\r\n\r\n\
-             If nobody decides, the request expires on {} and the sender is told.\r\n",
-            summary.subject,
-            m.trace_id,
-            expires.to_rfc5322()
-        );
-        let mut original = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
-        original.extend_from_slice(&m.content);
-        let postmaster = format!(
-            "postmaster@{}",
-            group
-                .rsplit_once('@')
-                .map(|(_, d)| d)
-                .unwrap_or(&self.hostname)
-        );
-        let body = mail_builder::mime::MimePart::new(
-            "multipart/mixed",
-            mail_builder::mime::BodyPart::Multipart(vec![
-                mail_builder::mime::MimePart::new("text/plain", text),
-                mail_builder::mime::MimePart::raw(mail_builder::mime::BodyPart::Binary(
-                    original.into(),
-                )),
-            ]),
-        );
-        let to: Vec<&str> = moderators.iter().map(|(_, a)| a.as_str()).collect();
-        let content = mail_builder::MessageBuilder::new()
-            .from(("Mail Delivery System", postmaster.as_str()))
-            .to(to)
-            .subject(format!("Approval requested: {}", summary.subject))
-            .message_id(format!("{trace_id}@{}", self.hostname))
-            .date(now.0 / 1_000_000)
-            .header(
-                "Auto-Submitted",
-                mail_builder::headers::raw::Raw::new("auto-generated"),
-            )
-            .body(body)
-            .write_to_vec()
-            .ok()?;
+        let content = approval_request_content(&ApprovalRequest {
+            hostname: &self.hostname,
+            group,
+            sender: &m.sender,
+            held_trace_id: &m.trace_id,
+            held: &m.content,
+            moderators: moderators.iter().map(|(_, a)| a.as_str()).collect(),
+            expires,
+            now,
+            trace_id: &trace_id,
+        })
+        .ok()?;
         let recipients = moderators
             .iter()
             .map(|(id, address)| NewRecipient {
@@ -124,7 +89,7 @@ impl DeliveryAgent {
             failed: &work.failed,
             now,
             ndr_trace_id: &trace_id,
-        });
+        })?;
         let recipient = NewRecipient {
             address: work.sender.clone(),
             tenant_id,
@@ -170,6 +135,190 @@ impl DeliveryAgent {
             recipients,
             receive_detail,
             reports_on,
+        }
+    }
+}
+
+/// What an approval request is about.
+pub(crate) struct ApprovalRequest<'a> {
+    pub hostname: &'a str,
+    /// The group's address (or its name, for a group without one).
+    pub group: &'a str,
+    /// The held message's envelope sender.
+    pub sender: &'a str,
+    pub held_trace_id: &'a str,
+    /// The held message, attached whole.
+    pub held: &'a [u8],
+    pub moderators: Vec<&'a str>,
+    pub expires: Timestamp,
+    pub now: Timestamp,
+    /// The request's own trace id, for its Message-ID.
+    pub trace_id: &'a str,
+}
+
+/// The approval request's bytes. The held message's subject is the sender's text: it goes
+/// into the Subject only through [`crate::headers`] (encoded, folded, without control
+/// characters) and into the text without control characters, so a subject that decodes to
+/// `x\r\nReply-To: ...\r\n\r\nbody` can add neither a field nor lines to what hato says.
+pub(crate) fn approval_request_content(r: &ApprovalRequest<'_>) -> std::io::Result<Vec<u8>> {
+    let summary = summarize(r.held);
+    let subject = without_controls(&summary.subject);
+    let group = without_controls(r.group);
+    let sender = if r.sender.is_empty() {
+        "<>".into()
+    } else {
+        without_controls(r.sender)
+    };
+    let text = format!(
+        "A message to the group {group} is waiting for your approval.\r\n\r\n\
+         From: {sender}\r\nSubject: {subject}\r\nTrace id: {}\r\n\r\n\
+         Approve or reject it:\r\n  hato moderation list --group {group}\r\n\
+           hato moderation approve ID\r\n  hato moderation reject ID --comment \"why\"\r\n\r\n\
+         If nobody decides, the request expires on {} and the sender is told.\r\n",
+        r.held_trace_id,
+        r.expires.to_rfc5322()
+    );
+    let mut original = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
+    original.extend_from_slice(r.held);
+    let body = mail_builder::mime::MimePart::new(
+        "multipart/mixed",
+        mail_builder::mime::BodyPart::Multipart(vec![
+            mail_builder::mime::MimePart::new("text/plain", text),
+            mail_builder::mime::MimePart::raw(mail_builder::mime::BodyPart::Binary(
+                original.into(),
+            )),
+        ]),
+    );
+    let postmaster = postmaster_for(r.group, r.hostname);
+    let to: Vec<Mailbox<'_>> = r.moderators.iter().map(|a| Mailbox::new(None, a)).collect();
+    let mut h = HeaderBlock::new();
+    h.mailboxes(
+        "From",
+        &[Mailbox::new(Some("Mail Delivery System"), &postmaster)],
+    )
+    .mailboxes("To", &to)
+    .text(
+        "Subject",
+        &format!("Approval requested: {}", summary.subject),
+    );
+    h.msg_id("Message-ID", &format!("{}@{}", r.trace_id, r.hostname));
+    h.date("Date", r.now)
+        // RFC 3834 §5: generated by hato itself, not a reply to anyone.
+        .fixed("Auto-Submitted", "auto-generated")
+        .fixed("MIME-Version", "1.0");
+    let mut out = h.into_bytes();
+    body.write_part(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers::base64_encode;
+    use mail_parser::{MessageParser, MimeHeaders};
+    use proptest::prelude::*;
+
+    /// A message whose Subject, once decoded (RFC 2047), is exactly `subject`.
+    fn held_with_subject(subject: &str) -> Vec<u8> {
+        let mut encoded = String::new();
+        base64_encode(subject.as_bytes(), &mut encoded);
+        format!(
+            "From: bob@fabrikam.test\r\nSubject: =?utf-8?b?{encoded}?=\r\nMessage-ID: <m1@fabrikam.test>\r\n\r\nheld body\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn request(held: &[u8], group: &str, sender: &str) -> Vec<u8> {
+        approval_request_content(&ApprovalRequest {
+            hostname: "mx.hato.test",
+            group,
+            sender,
+            held_trace_id: "held-1",
+            held,
+            moderators: vec!["alice@contoso.test", "carol@contoso.test"],
+            expires: Timestamp(1_800_000_000_000_000),
+            now: Timestamp(1_799_900_000_000_000),
+            trace_id: "req-1",
+        })
+        .unwrap()
+    }
+
+    const FIELDS: [&str; 8] = [
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "Date",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+    ];
+
+    /// The header fields, the decoded Subject and the text part of a built request.
+    fn parts(bytes: &[u8]) -> (Vec<String>, String, String) {
+        let msg = MessageParser::new().parse(bytes).expect("parses");
+        let names = msg.headers().iter().map(|h| h.name().to_string()).collect();
+        let subject = msg.subject().unwrap_or("").to_string();
+        let text = msg.body_text(0).expect("text part").into_owned();
+        (names, subject, text)
+    }
+
+    #[test]
+    fn a_subject_that_decodes_to_fields_and_a_body_stays_a_subject() {
+        let held =
+            held_with_subject("x\r\nReply-To: attacker@evil.test\r\n\r\nbody of the attacker");
+        let bytes = request(&held, "moderated@contoso.test", "bob@fabrikam.test");
+        let (names, subject, text) = parts(&bytes);
+        assert_eq!(names, FIELDS);
+        assert_eq!(
+            subject,
+            "Approval requested: xReply-To: attacker@evil.testbody of the attacker"
+        );
+        assert!(
+            text.starts_with("A message to the group moderated@contoso.test is waiting"),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| !l.starts_with("body of the attacker")),
+            "{text}"
+        );
+        let msg = MessageParser::new().parse(&bytes).unwrap();
+        assert_eq!(
+            msg.from().unwrap().first().unwrap().address(),
+            Some("postmaster@contoso.test")
+        );
+        let to: Vec<_> = msg
+            .to()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.address())
+            .collect();
+        assert_eq!(to, ["alice@contoso.test", "carol@contoso.test"]);
+        // The held message is attached whole.
+        let attached = msg.attachment(0).expect("the held message");
+        assert_eq!(attached.content_type().map(|c| c.ctype()), Some("message"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_subject_group_or_sender_adds_no_field_and_no_line(
+            subject in "(\\PC|[\r\n\t\0\u{85}]|=\\?|\\?=| ){0,120}",
+            group in "(\\PC|[\r\n\t\0]){0,40}",
+            sender in "(\\PC|[\r\n\t\0]){0,40}",
+        ) {
+            let held = held_with_subject(&subject);
+            let bytes = request(&held, &group, &sender);
+            let (names, got, text) = parts(&bytes);
+            prop_assert_eq!(names, FIELDS);
+            let decoded = summarize(&held).subject;
+            let want = format!("Approval requested: {decoded}");
+            let want = without_controls(&want);
+            prop_assert_eq!(got, want.as_ref());
+            // hato's text has its own lines and no others.
+            prop_assert_eq!(text.lines().count(), 12, "{}", text);
+            prop_assert!(text.starts_with("A message to the group "), "{}", text);
         }
     }
 }

@@ -54,9 +54,11 @@ struct GroupWork {
     notice: Option<NewMessage>,
 }
 
-/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
+/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender (without control
+/// characters, so that no stored sender can end the field: RFC 5322 §2.2).
 fn stored_form(m: &QueuedMessage) -> Vec<u8> {
-    let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
+    let sender = crate::headers::without_controls(&m.sender);
+    let mut stored = format!("Return-Path: <{sender}>\r\n").into_bytes();
     stored.extend_from_slice(&m.content);
     stored
 }

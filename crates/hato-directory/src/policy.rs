@@ -168,10 +168,26 @@ pub fn effective_role(p: &Principal, ix: &DirectoryIndex) -> Role {
     }
 }
 
+/// The refusal for anyone but a global admin changing who is in (or owns) a role group or a
+/// group nested in one.
+pub fn role_group_refusal(group: &Group) -> String {
+    format!(
+        "only global admins may change the members or owners of {}: it holds an admin role or is nested in a group that does",
+        group.address.as_deref().unwrap_or(&group.name)
+    )
+}
+
 /// Seed A1–A4 and Exchange's ManagedBy rules:
+/// - who is in (or owns) a role group, or a group nested in one at any depth, decides who is
+///   an admin: only global admins (and the operator) change that, never recipient admins or
+///   owners without the global admin role (Exchange: role groups are managed by Organization
+///   Management or the Role Management role);
 /// - owners may change their group;
-/// - a distribution, security, dynamic or Microsoft 365 group may also be changed by the
-///   tenant's admins;
+/// - a security, dynamic or Microsoft 365 group may also be changed by the tenant's admins;
+/// - a distribution group's members and settings may be changed by the tenant's admins, but
+///   changing its owners or deleting it needs ownership or the bypass switch (seed A4: even a
+///   global admin cannot change owners or delete the group unless an owner, except through
+///   `-BypassSecurityGroupManagerCheck`);
 /// - a mail-enabled security group only by its owners; a global admin who is not an owner is
 ///   refused ("This operation can only be performed by a manager of the group.") unless the
 ///   request carries the bypass switch, which only global admins may use.
@@ -179,14 +195,23 @@ pub fn authorize(
     p: &Principal,
     ix: &DirectoryIndex,
     group: &Group,
-    _action: GroupAction,
+    action: GroupAction,
     bypass: bool,
 ) -> Result<(), Denied> {
     let role = effective_role(p, ix);
-    if bypass && !matches!(role, Role::Operator | Role::TenantAdmin) {
+    let global = matches!(role, Role::Operator | Role::TenantAdmin);
+    if bypass && !global {
         return Err(Denied::Forbidden(
             "only global admins may use bypass_security_group_manager_check".into(),
         ));
+    }
+    if matches!(
+        action,
+        GroupAction::ChangeMembers | GroupAction::ChangeOwners
+    ) && !global
+        && ix.role_protected_groups().contains(&group.id)
+    {
+        return Err(Denied::Forbidden(role_group_refusal(group)));
     }
     if p.mailbox_id.is_some_and(|m| group.owners.contains(&m)) {
         return Ok(());
@@ -195,10 +220,17 @@ pub fn authorize(
         role,
         Role::Operator | Role::TenantAdmin | Role::RecipientAdmin
     );
-    match group.group_type {
-        GroupType::MailSecurity if admin && bypass => Ok(()),
-        GroupType::MailSecurity => Err(Denied::NotManager),
-        _ if admin => Ok(()),
-        _ => Err(Denied::NotManager),
+    let managers_only = match group.group_type {
+        GroupType::MailSecurity => true,
+        GroupType::Distribution => {
+            matches!(action, GroupAction::ChangeOwners | GroupAction::Delete)
+        }
+        GroupType::Security | GroupType::Dynamic | GroupType::M365 => false,
+    };
+    match (managers_only, admin) {
+        (true, true) if bypass => Ok(()),
+        (true, _) => Err(Denied::NotManager),
+        (false, true) => Ok(()),
+        (false, false) => Err(Denied::NotManager),
     }
 }

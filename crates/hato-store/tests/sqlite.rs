@@ -515,3 +515,72 @@ fn tempfile_count(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+#[test]
+fn two_concurrent_renames_to_one_name_cannot_both_win() {
+    use hato_core::directory::{GroupSettings, GroupType};
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let group = |name: &str| {
+        s.create_group(NewGroup {
+            tenant_id: t,
+            name: name.into(),
+            address: None,
+            group_type: GroupType::Security,
+            settings: GroupSettings::defaults_for(GroupType::Security),
+            owners: vec![m],
+            members: vec![],
+        })
+        .wait()
+        .unwrap()
+    };
+    let (a, b) = (group("Alpha"), group("Beta"));
+    // Both renames are handed to the writer before either is committed.
+    let rename = |id, name: &str| {
+        s.update_group(
+            id,
+            GroupChange {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let (first, second) = (rename(a.id, "Gamma"), rename(b.id, "GAMMA"));
+    let results = [first.wait(), second.wait()];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Conflict(_)))),
+        "{results:?}"
+    );
+    let mut names: Vec<String> = s
+        .groups(Some(t))
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    names.sort();
+    assert!(
+        names == ["Beta", "Gamma"] || names == ["Alpha", "GAMMA"],
+        "{names:?}"
+    );
+    // A new group cannot take a taken name either, in any case.
+    assert!(matches!(
+        s.create_group(NewGroup {
+            tenant_id: t,
+            name: names[0].to_lowercase(),
+            address: None,
+            group_type: GroupType::Security,
+            settings: GroupSettings::defaults_for(GroupType::Security),
+            owners: vec![m],
+            members: vec![],
+        })
+        .wait(),
+        Err(StoreError::Conflict(_))
+    ));
+}

@@ -72,6 +72,34 @@ pub(super) fn resolve_ref(ix: &DirectoryIndex, text: &str) -> ApiResult<MemberRe
     )))
 }
 
+/// Refuses to let rights or roles reach through groups that cannot carry them: `inner` are
+/// the non-security groups (distribution lists, dynamic and Microsoft 365 groups) a change would
+/// put inside a role group, a rights group or a group nested in either. Exchange gives
+/// permissions and roles only to security principals.
+pub(super) fn refuse_non_security(
+    ix: &DirectoryIndex,
+    inner: &[hato_core::directory::GroupId],
+    what: &str,
+) -> ApiResult<()> {
+    if inner.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = inner
+        .iter()
+        .map(|g| {
+            let kind = ix
+                .group(*g)
+                .map(|g| g.group_type.as_str())
+                .unwrap_or("group");
+            format!("{} ({kind})", ix.name_of(MemberRef::Group(*g)))
+        })
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "rights and roles flow only through security groups: {what} would reach {}; nest only security or mail-enabled security groups",
+        names.join(", ")
+    )))
+}
+
 pub(super) fn resolve_mailbox(ix: &DirectoryIndex, text: &str) -> ApiResult<i64> {
     match resolve_ref(ix, text)? {
         MemberRef::Mailbox(id) => Ok(id),

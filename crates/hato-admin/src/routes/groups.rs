@@ -4,7 +4,9 @@
 //! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
 //! objects answer 404 as if they did not exist.
 
-use super::common::{denied, find_group, group_json, resolve_mailbox, resolve_ref};
+use super::common::{
+    denied, find_group, group_json, refuse_non_security, resolve_mailbox, resolve_ref,
+};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, TenantFilter, body, require_admin, target_tenant};
 use axum::extract::rejection::JsonRejection;
@@ -438,12 +440,27 @@ async fn update_group(
     .map_err(denied)?;
     let mut settings = g.settings.clone();
     input.apply(&ix, g.group_type, &mut settings)?;
+    let name = input
+        .name
+        .clone()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    // Groups are found by name, so two groups of a tenant never share one (the store checks
+    // again in the write, so two concurrent renames cannot both win).
+    if let Some(n) = &name
+        && ix
+            .dir
+            .groups
+            .iter()
+            .any(|o| o.id != g.id && o.name.eq_ignore_ascii_case(n))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a group named {n} already exists"),
+        ));
+    }
     let change = GroupChange {
-        name: input
-            .name
-            .clone()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty()),
+        name,
         settings: Some(settings),
         ..Default::default()
     };
@@ -524,6 +541,7 @@ async fn change_members(
         ));
     }
     let mut change = GroupChange::default();
+    let rights_bearing = ix.rights_bearing_groups().contains(&g.id);
     for m in &input.add {
         let r = resolve_ref(&ix, m)?;
         check_member_kind(&ix, g.group_type, r, m)?;
@@ -531,6 +549,13 @@ async fn change_members(
             return Err(ApiError::bad_request(
                 "a group cannot be a member of itself",
             ));
+        }
+        if let (true, MemberRef::Group(inner)) = (rights_bearing, r) {
+            let what = format!(
+                "{} holds a role or a mailbox right (or is nested in a group that does), and adding {m}",
+                ix.name_of(MemberRef::Group(g.id))
+            );
+            refuse_non_security(&ix, &ix.non_security_within(inner), &what)?;
         }
         change.add_members.push(r);
     }

@@ -36,8 +36,13 @@ async fn join(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (_, g) = find_group(&s, &p, &ident)?;
+    let (ix, g) = find_group(&s, &p, &ident)?;
     let me = me(&p)?;
+    // Joining a role group (or one nested in it) would make the user an admin: only a global
+    // admin may add them.
+    if ix.role_protected_groups().contains(&g.id) {
+        return Err(ApiError::forbidden(policy::role_group_refusal(&g)));
+    }
     if g.group_type == GroupType::Dynamic {
         return Err(ApiError::bad_request(
             "a dynamic group's members come from its recipient filter",

@@ -261,6 +261,9 @@ async fn update_mailbox(
             "address and tenant cannot be changed; use aliases",
         ));
     }
+    if input.password.is_some() || input.display_name.is_some() || input.aliases.is_some() {
+        require_may_manage_account(&s, &p, &m)?;
+    }
     let mut attributes = m.attributes.clone();
     let attrs_changed = input.apply_attributes(&mut attributes)?;
     let change = MailboxChange {
@@ -279,6 +282,25 @@ async fn update_mailbox(
     }
     let updated = s.store.update_mailbox(m.id, change).await?;
     Ok(Json(mailbox_json(&updated)))
+}
+
+/// A recipient admin may not take over an admin's account: setting or clearing the password
+/// of, renaming, re-aliasing or removing a mailbox whose user holds an admin role (through a
+/// role group, at any depth) is for global admins only. Exchange: Recipient Management cannot
+/// reset the password of an administrator; only a Global or Privileged Authentication
+/// Administrator can.
+fn require_may_manage_account(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<()> {
+    if p.is_global_admin() {
+        return Ok(());
+    }
+    let ix = s.directory.index(m.tenant_id)?;
+    if ix.role_of(m.id).is_some() {
+        return Err(ApiError::forbidden(format!(
+            "only global admins may change the password, name or addresses of, or remove, {}: its user holds an admin role",
+            m.address
+        )));
+    }
+    Ok(())
 }
 
 /// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password.
@@ -313,6 +335,7 @@ async fn delete_mailbox(
 ) -> ApiResult<StatusCode> {
     require_admin(&p)?;
     let m = visible_mailbox(&s, &p, &address)?;
+    require_may_manage_account(&s, &p, &m)?;
     s.store.remove_mailbox(m.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

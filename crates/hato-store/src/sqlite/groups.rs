@@ -81,6 +81,26 @@ pub(super) fn load_group(conn: &Connection, id: GroupId) -> Result<Group> {
     })
 }
 
+/// Whether another group of `tenant` already has `name` (case-insensitive, as the API finds
+/// groups by name). Checked inside the write, so two concurrent renames cannot both win.
+fn name_taken(
+    conn: &Connection,
+    tenant: TenantId,
+    name: &str,
+    except: Option<GroupId>,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT id, name FROM groups WHERE tenant_id = ?1")?;
+    let mut rows = stmt.query([tenant])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let other: String = r.get(1)?;
+        if Some(id) != except && other.to_lowercase() == name.to_lowercase() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn address_taken(conn: &Connection, address: &str) -> Result<bool> {
     let in_mailboxes: Option<i64> = conn
         .query_row(
@@ -114,6 +134,9 @@ impl GroupStore for SqliteStore {
                     return Err(StoreError::Conflict(format!("address {address}")));
                 }
             }
+            if name_taken(conn, g.tenant_id, &g.name, None)? {
+                return Err(StoreError::Conflict(format!("a group named {}", g.name)));
+            }
             conn.execute(
                 "INSERT INTO groups(tenant_id, name, address, type, settings, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![g.tenant_id, g.name, g.address, g.group_type.as_str(), settings_json(&g.settings)?, now_micros()],
@@ -142,6 +165,9 @@ impl GroupStore for SqliteStore {
         self.write(move |conn| {
             let current = load_group(conn, id)?;
             if let Some(name) = &c.name {
+                if name_taken(conn, current.tenant_id, name, Some(id))? {
+                    return Err(StoreError::Conflict(format!("a group named {name}")));
+                }
                 conn.execute("UPDATE groups SET name = ?1 WHERE id = ?2", params![name, id])?;
             }
             let settings = c.settings.clone().unwrap_or_else(|| current.settings.clone());

@@ -9,13 +9,28 @@ use hato_core::directory::{Group, GroupType, MailboxId, MemberRef, Route};
 use hato_core::reply::Reply;
 
 /// Who is sending, as far as a group's restrictions care.
+///
+/// The envelope address is whatever the client typed in `MAIL FROM`; anyone can type an
+/// owner's address over anonymous direct send. So a sender's directory identity comes only
+/// from authentication (SMTP AUTH, an attributed connector, later DMARC-aligned domain
+/// authentication), never from the envelope: restrictions and moderation bypass look at
+/// `identity` alone. An unauthenticated sender is an outside sender.
 #[derive(Clone, Copy, Debug)]
 pub struct Sender<'a> {
     /// Envelope sender, canonical; `None` for the null reverse-path.
     pub address: Option<&'a str>,
-    /// Authenticated as a mailbox of the tenant (SMTP AUTH or an attributed connection). Direct
-    /// send is never authenticated.
-    pub authenticated: bool,
+    /// The mailbox the sender authenticated as; `None` for direct send. A mailbox of another
+    /// tenant is an outside sender to this tenant's groups.
+    pub identity: Option<MailboxId>,
+}
+
+impl Sender<'_> {
+    /// The sender's directory object in `ix`'s tenant, from authentication only.
+    fn who(&self, ix: &DirectoryIndex) -> Option<MemberRef> {
+        self.identity
+            .filter(|m| ix.mailbox(*m).is_some())
+            .map(MemberRef::Mailbox)
+    }
 }
 
 pub fn not_authenticated(group: &str) -> Reply {
@@ -52,19 +67,22 @@ pub fn sender_rejected(group: &str) -> Reply {
 /// nested group says which one refused.
 pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> Result<(), Reply> {
     let name = group.address.clone().unwrap_or_else(|| group.name.clone());
-    let who = sender.address.and_then(|a| ix.sender(a));
-    // Mail contacts are always outside senders, whatever their address.
-    let inside = sender.authenticated && matches!(who, Some(MemberRef::Mailbox(_)));
-    if group.settings.require_sender_authentication && !inside {
+    let who = sender.who(ix);
+    // Only an authenticated mailbox of the tenant is inside; mail contacts are always outside
+    // senders, whatever their address (Exchange, "Manage distribution groups").
+    if group.settings.require_sender_authentication && who.is_none() {
         return Err(not_authenticated(&name));
     }
-    if let Some(who) = who
-        && group
+    // A reject list may also match the envelope address: trusting a forged address here can
+    // only refuse more mail, never let more through.
+    let claimed = sender.address.and_then(|a| ix.sender(a));
+    if [who, claimed].into_iter().flatten().any(|w| {
+        group
             .settings
             .reject_messages_from
             .iter()
-            .any(|r| ix.matches_ref(who, *r))
-    {
+            .any(|r| ix.matches_ref(w, *r))
+    }) {
         return Err(sender_rejected(&name));
     }
     let allowed = &group.settings.accept_messages_only_from;
@@ -89,7 +107,9 @@ pub fn needs_moderation(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) 
     if !group.settings.moderation_enabled {
         return false;
     }
-    let Some(who) = sender.address.and_then(|a| ix.sender(a)) else {
+    // An unauthenticated sender is never an owner, moderator or bypass sender, whatever
+    // `MAIL FROM` says.
+    let Some(who) = sender.who(ix) else {
         return true;
     };
     if let MemberRef::Mailbox(m) = who

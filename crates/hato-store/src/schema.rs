@@ -227,4 +227,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX mail_items_blob ON mail_items(blob);
     CREATE INDEX group_items_blob ON group_items(blob);
     "#,
+    // 6: the mailbox a message's sender authenticated as (NULL for direct send), so routing at
+    // delivery uses the identity the RCPT decision used instead of trusting MAIL FROM.
+    r#"
+    ALTER TABLE messages ADD COLUMN authenticated_mailbox INTEGER;
+    "#,
 ];

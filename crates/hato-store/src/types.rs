@@ -57,6 +57,9 @@ pub struct NewMessage {
     pub receive_detail: String,
     /// When this is an NDR: the recipient rows (of the original message) it reports on.
     pub reports_on: Vec<i64>,
+    /// The mailbox the sender authenticated as (the identity the RCPT decision used); `None`
+    /// for direct send. Routing at delivery uses it, never the envelope address.
+    pub authenticated: Option<MailboxId>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +80,8 @@ pub struct QueuedMessage {
     pub received: Timestamp,
     pub content: Vec<u8>,
     pub recipients: Vec<QueuedRecipient>,
+    /// As [`NewMessage::authenticated`].
+    pub authenticated: Option<MailboxId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

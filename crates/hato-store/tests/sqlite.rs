@@ -51,6 +51,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         }],
         receive_detail: "received".into(),
         reports_on: vec![],
+        authenticated: None,
     }
 }
 

@@ -170,6 +170,7 @@ impl DeliveryAgent {
             recipients,
             receive_detail,
             reports_on,
+            authenticated: None,
         }
     }
 }

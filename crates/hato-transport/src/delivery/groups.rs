@@ -47,9 +47,11 @@ impl DeliveryAgent {
             }));
         };
         let name = group.address.clone().unwrap_or_else(|| group.name.clone());
+        // The identity the message was queued with (the one its RCPT decision used), never one
+        // derived from the envelope address.
         let sender = Sender {
             address: (!m.sender.is_empty()).then_some(m.sender.as_str()),
-            authenticated: false,
+            identity: m.authenticated,
         };
         if !r.approved {
             if let Err(refusal) = policy::check_sender(&ix, group, sender) {

@@ -34,6 +34,43 @@ pub struct DirectoryIndex {
     dynamic_cache: std::sync::Mutex<HashMap<GroupId, Vec<MemberRef>>>,
 }
 
+/// The filter properties [`Subject`] fills in for some recipient (every other [`Property`] is
+/// `None` for every mailbox, contact and group, so a filter on it would match nobody).
+pub const FILLED_PROPERTIES: [Property; 27] = [
+    Property::Department,
+    Property::Company,
+    Property::Office,
+    Property::City,
+    Property::StateOrProvince,
+    Property::CountryOrRegion,
+    Property::Title,
+    Property::CustomAttribute(1),
+    Property::CustomAttribute(2),
+    Property::CustomAttribute(3),
+    Property::CustomAttribute(4),
+    Property::CustomAttribute(5),
+    Property::CustomAttribute(6),
+    Property::CustomAttribute(7),
+    Property::CustomAttribute(8),
+    Property::CustomAttribute(9),
+    Property::CustomAttribute(10),
+    Property::CustomAttribute(11),
+    Property::CustomAttribute(12),
+    Property::CustomAttribute(13),
+    Property::CustomAttribute(14),
+    Property::CustomAttribute(15),
+    Property::DisplayName,
+    Property::Alias,
+    Property::PrimarySmtpAddress,
+    Property::RecipientType,
+    Property::RecipientTypeDetails,
+];
+
+/// Parses a recipient filter for hato's directory: only [`FILLED_PROPERTIES`] are accepted.
+pub fn parse_recipient_filter(text: &str) -> Result<Filter, opath::FilterError> {
+    opath::parse_supported(text, &FILLED_PROPERTIES)
+}
+
 /// A mailbox, contact or group seen through the properties recipient filters read.
 pub enum Subject<'a> {
     Mailbox(&'a Mailbox),

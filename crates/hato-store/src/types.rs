@@ -343,8 +343,10 @@ pub struct ExpandedRecipient {
     pub route: Route,
     /// For a member that is itself a group handled later (M365 group mailbox), its id.
     pub group_id: Option<GroupId>,
-    /// Where NDRs for this recipient go instead of the sender (report_to_originator off).
-    pub report_to: Option<String>,
+    /// Who gets NDRs for this recipient: `None` the message's sender; otherwise exactly these
+    /// addresses (the sender and/or the group's first owner; empty: nobody), as the group's
+    /// ReportToOriginatorEnabled / ReportToManagerEnabled say.
+    pub report_to: Option<Vec<String>>,
     pub detail: String,
     /// A member that fails at once (e.g. a nested group's sender restriction), with the reply.
     pub fail: Option<String>,

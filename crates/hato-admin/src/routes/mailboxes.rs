@@ -328,14 +328,34 @@ async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<(
     Ok(())
 }
 
+#[derive(Deserialize)]
+struct RemoveQuery {
+    transfer_ownership_to: Option<String>,
+}
+
 async fn delete_mailbox(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
+    Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
     require_admin(&p)?;
     let m = visible_mailbox(&s, &p, &address)?;
     require_may_manage_account(&s, &p, &m)?;
-    s.store.remove_mailbox(m.id).await?;
+    let to = match q.transfer_ownership_to.as_deref() {
+        Some(t) => {
+            let to = visible_mailbox(&s, &p, t).map_err(|_| {
+                ApiError::bad_request(format!("transfer_ownership_to: {t} is not a mailbox"))
+            })?;
+            if to.tenant_id != m.tenant_id || to.id == m.id {
+                return Err(ApiError::bad_request(
+                    "transfer_ownership_to: name another mailbox of the same tenant",
+                ));
+            }
+            Some(to.id)
+        }
+        None => None,
+    };
+    s.store.remove_mailbox_transferring(m.id, to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

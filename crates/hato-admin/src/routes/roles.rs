@@ -57,5 +57,5 @@ async fn assign_role(
     }
     s.store.assign_role(g.id, role, input.assign).await?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &g)))
+    Ok(Json(group_json(&ix, &g, &p)))
 }

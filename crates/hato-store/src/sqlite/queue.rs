@@ -178,8 +178,8 @@ impl QueueStore for SqliteStore {
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.ndr_state = 1 ORDER BY r.message_id, r.id LIMIT ?1",
             )?;
-            // One NDR per message and addressee: the sender, or (report_to_originator off) the
-            // group's owners.
+            // One NDR per message and addressee: the sender, or who the group's report settings
+            // name (the sender and/or its first owner).
             let mut by_key: BTreeMap<(i64, String), NdrWork> = BTreeMap::new();
             let mut rows = stmt.query([limit as i64])?;
             while let Some(r) = rows.next()? {
@@ -191,18 +191,23 @@ impl QueueStore for SqliteStore {
                 };
                 let message: i64 = r.get(3)?;
                 let sender: String = r.get(5)?;
-                let to = r.get::<_, Option<String>>(8)?.unwrap_or(sender);
-                match by_key.get_mut(&(message, to.clone())) {
-                    Some(w) => w.failed.push(failed),
-                    None => {
-                        by_key.insert((message, to.clone()), NdrWork {
-                            message_id: message,
-                            trace_id: r.get(4)?,
-                            sender: to,
-                            received: Timestamp(r.get(6)?),
-                            content: Vec::new(),
-                            failed: vec![failed],
-                        });
+                let to: Vec<String> = match r.get::<_, Option<String>>(8)? {
+                    None => vec![sender],
+                    Some(list) => list.split('\n').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+                };
+                for to in to {
+                    match by_key.get_mut(&(message, to.clone())) {
+                        Some(w) => w.failed.push(failed.clone()),
+                        None => {
+                            by_key.insert((message, to.clone()), NdrWork {
+                                message_id: message,
+                                trace_id: r.get(4)?,
+                                sender: to,
+                                received: Timestamp(r.get(6)?),
+                                content: Vec::new(),
+                                failed: vec![failed.clone()],
+                            });
+                        }
                     }
                 }
             }

@@ -6,14 +6,16 @@
 //!
 //! Layout: `state.rs` (the state, the caller, role checks, tenant scope), `routes/` (one module
 //! per resource, shared lookups in `routes/common.rs`, the router in `routes/mod.rs`),
-//! `error.rs`, `password.rs`, `openapi.rs`.
+//! `error.rs`, `password.rs`, `login_limit.rs`, `openapi.rs`.
 
 mod error;
+pub mod login_limit;
 mod openapi;
 mod password;
 mod routes;
 mod state;
 
 pub use error::ApiError;
+pub use login_limit::{LoginLimiter, LoginLimits};
 pub use routes::router;
 pub use state::AppState;

@@ -119,7 +119,7 @@ pub async fn document() -> Json<Value> {
             "/api/v1/mailboxes/{address}": {
                 "get": with_params(op("Show a mailbox", "mailboxes"), &[("address", "path")]),
                 "patch": with_body(with_params(op("Change a mailbox", "mailboxes"), &[("address", "path")]), "Mailbox"),
-                "delete": with_params(op("Remove a mailbox", "mailboxes"), &[("address", "path")])
+                "delete": with_params(op("Remove a mailbox (409 when it is a group's last owner, unless ownership is transferred)", "mailboxes"), &[("address", "path"), ("transfer_ownership_to", "query")])
             },
             "/api/v1/mailboxes/{address}/messages": {
                 "get": with_params(op("Messages in a mailbox, newest first", "mail"), &[("address", "path"), ("folder", "query")])
@@ -136,7 +136,7 @@ pub async fn document() -> Json<Value> {
             "/api/v1/trace/{trace_id}": {
                 "get": with_params(op("Message trace detail: a recipient's events", "trace"), &[("trace_id", "path"), ("recipient", "query")])
             },
-            "/api/v1/auth/login": { "post": op("Log in as a mailbox user (no token needed)", "users") },
+            "/api/v1/auth/login": { "post": op("Log in as a mailbox user (no token needed); 429 with Retry-After while locked", "users") },
             "/api/v1/groups": {
                 "get": with_params(op("List groups", "groups"), &[("tenant", "query")]),
                 "post": op("Create a group (distribution, security, mail-security, dynamic, m365)", "groups")

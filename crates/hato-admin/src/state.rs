@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub directory: Arc<hato_directory::Directory>,
     pub clock: Arc<dyn hato_core::Clock>,
+    /// Login lockouts and the bound on concurrent password hashes.
+    pub login: Arc<crate::login_limit::LoginLimiter>,
+    /// The server's host name (for the messages the API writes, e.g. join requests).
+    pub hostname: String,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -152,7 +152,8 @@ pub enum GroupType {
     MailSecurity,
     /// Dynamic distribution group: members are whoever matches its recipient filter at send time.
     Dynamic,
-    /// Microsoft 365-style group: a group mailbox with conversations, calendar and files.
+    /// Microsoft 365-style group: a group mailbox with conversations, calendar and files. Its
+    /// owners are members too.
     M365,
 }
 
@@ -280,8 +281,12 @@ pub struct GroupSettings {
     pub bypass_moderation_from: Vec<MemberRef>,
     pub member_join_restriction: Restriction,
     pub member_depart_restriction: Restriction,
-    /// NDRs for members go to the sender (true, default) or to the group's owners.
+    /// NDRs for members' failures go to the sender (Exchange's ReportToOriginatorEnabled,
+    /// default on)…
     pub report_to_originator: bool,
+    /// …and/or to the group's first owner (ReportToManagerEnabled, default off). With neither,
+    /// no NDR is sent (Exchange, Set-DistributionGroup).
+    pub report_to_manager: bool,
     /// Dynamic groups: the OPATH recipient filter.
     pub recipient_filter: Option<String>,
     /// Dynamic groups made from the precanned form keep it here too, to show it back.
@@ -289,6 +294,9 @@ pub struct GroupSettings {
     /// M365 groups.
     pub access_type: AccessType,
     pub auto_subscribe_new_members: bool,
+    /// M365 groups: only members and owners see the member list (Exchange's
+    /// HiddenGroupMembershipEnabled); set at creation only.
+    pub hidden_group_membership_enabled: bool,
 }
 
 impl GroupSettings {
@@ -315,10 +323,13 @@ impl GroupSettings {
             member_join_restriction: join,
             member_depart_restriction: depart,
             report_to_originator: true,
+            report_to_manager: false,
             recipient_filter: None,
             precanned: None,
             access_type: AccessType::Public,
-            auto_subscribe_new_members: kind == GroupType::M365,
+            hidden_group_membership_enabled: false,
+            // Exchange's AutoSubscribeNewMembers is off unless asked for.
+            auto_subscribe_new_members: false,
         }
     }
 }

@@ -34,6 +34,43 @@ pub struct DirectoryIndex {
     dynamic_cache: std::sync::Mutex<HashMap<GroupId, Vec<MemberRef>>>,
 }
 
+/// The filter properties [`Subject`] fills in for some recipient (every other [`Property`] is
+/// `None` for every mailbox, contact and group, so a filter on it would match nobody).
+pub const FILLED_PROPERTIES: [Property; 27] = [
+    Property::Department,
+    Property::Company,
+    Property::Office,
+    Property::City,
+    Property::StateOrProvince,
+    Property::CountryOrRegion,
+    Property::Title,
+    Property::CustomAttribute(1),
+    Property::CustomAttribute(2),
+    Property::CustomAttribute(3),
+    Property::CustomAttribute(4),
+    Property::CustomAttribute(5),
+    Property::CustomAttribute(6),
+    Property::CustomAttribute(7),
+    Property::CustomAttribute(8),
+    Property::CustomAttribute(9),
+    Property::CustomAttribute(10),
+    Property::CustomAttribute(11),
+    Property::CustomAttribute(12),
+    Property::CustomAttribute(13),
+    Property::CustomAttribute(14),
+    Property::CustomAttribute(15),
+    Property::DisplayName,
+    Property::Alias,
+    Property::PrimarySmtpAddress,
+    Property::RecipientType,
+    Property::RecipientTypeDetails,
+];
+
+/// Parses a recipient filter for hato's directory: only [`FILLED_PROPERTIES`] are accepted.
+pub fn parse_recipient_filter(text: &str) -> Result<Filter, opath::FilterError> {
+    opath::parse_supported(text, &FILLED_PROPERTIES)
+}
+
 /// A mailbox, contact or group seen through the properties recipient filters read.
 pub enum Subject<'a> {
     Mailbox(&'a Mailbox),
@@ -282,12 +319,40 @@ impl DirectoryIndex {
             .is_some_and(|g| g.owners.contains(&mailbox))
     }
 
+    /// Whether `who` belongs to `group` as far as rights and admin roles go: only security-type
+    /// groups (security, mail-enabled security) carry them, so nesting is followed only through
+    /// those. Exchange: permissions granted to a mail-enabled security group apply only to
+    /// members that are security principals; a distribution list inside it gets nothing
+    /// (`Add-DistributionGroupMember`).
+    pub fn is_security_member(&self, who: MemberRef, group: GroupId) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![group];
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            let Some(grp) = self.group(g) else { continue };
+            if !grp.group_type.grants_rights() {
+                continue;
+            }
+            for m in &grp.members {
+                if *m == who {
+                    return true;
+                }
+                if let MemberRef::Group(inner) = m {
+                    stack.push(*inner);
+                }
+            }
+        }
+        false
+    }
+
     /// The strongest admin role a mailbox holds through role groups (security groups that were
-    /// given a role), if any.
+    /// given a role), if any; membership counts only through security-type groups.
     pub fn role_of(&self, mailbox: MailboxId) -> Option<Role> {
         let mut best: Option<Role> = None;
         for (group, role) in &self.dir.role_groups {
-            if self.is_member(MemberRef::Mailbox(mailbox), *group) {
+            if self.is_security_member(MemberRef::Mailbox(mailbox), *group) {
                 best = match (best, role) {
                     (_, Role::TenantAdmin) => Some(Role::TenantAdmin),
                     (Some(Role::TenantAdmin), _) => best,
@@ -298,12 +363,67 @@ impl DirectoryIndex {
         best
     }
 
-    /// Whether `user` holds `right` on `mailbox`, directly or through a security group.
+    /// Whether `user` holds `right` on `mailbox`, directly or through security-type groups.
     pub fn has_right(&self, user: MailboxId, mailbox: MailboxId, right: MailboxRight) -> bool {
+        let who = MemberRef::Mailbox(user);
         self.dir.permissions.iter().any(|p| {
             p.mailbox == mailbox
                 && p.right == right
-                && self.matches_ref(MemberRef::Mailbox(user), p.trustee)
+                && match p.trustee {
+                    MemberRef::Group(g) => self.is_security_member(who, g),
+                    t => t == who,
+                }
         })
+    }
+
+    /// `roots` and every group nested in one of them, at any depth (static membership; a
+    /// dynamic group has no nested groups of its own).
+    fn closure(&self, roots: impl IntoIterator<Item = GroupId>) -> HashSet<GroupId> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<GroupId> = roots.into_iter().collect();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            if let Some(grp) = self.group(g) {
+                for m in &grp.members {
+                    if let MemberRef::Group(inner) = m {
+                        stack.push(*inner);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Role groups and every group nested in one, at any depth: changing their members or
+    /// owners changes who holds an admin role.
+    pub fn role_protected_groups(&self) -> HashSet<GroupId> {
+        self.closure(self.dir.role_groups.iter().map(|(g, _)| *g))
+    }
+
+    /// Groups through which rights or roles flow: role groups, trustees of mailbox permissions,
+    /// and every group nested in one of them.
+    pub fn rights_bearing_groups(&self) -> HashSet<GroupId> {
+        let trustees = self.dir.permissions.iter().filter_map(|p| match p.trustee {
+            MemberRef::Group(g) => Some(g),
+            _ => None,
+        });
+        self.closure(self.dir.role_groups.iter().map(|(g, _)| *g).chain(trustees))
+    }
+
+    /// `group` and the groups nested in it (at any depth) that are not security-type, and so
+    /// cannot carry rights or roles: distribution lists, dynamic and Microsoft 365 groups.
+    pub fn non_security_within(&self, group: GroupId) -> Vec<GroupId> {
+        let mut out: Vec<GroupId> = self
+            .closure([group])
+            .into_iter()
+            .filter(|g| {
+                self.group(*g)
+                    .is_some_and(|g| !g.group_type.grants_rights())
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 }

@@ -9,13 +9,28 @@ use hato_core::directory::{Group, GroupType, MailboxId, MemberRef, Route};
 use hato_core::reply::Reply;
 
 /// Who is sending, as far as a group's restrictions care.
+///
+/// The envelope address is whatever the client typed in `MAIL FROM`; anyone can type an
+/// owner's address over anonymous direct send. So a sender's directory identity comes only
+/// from authentication (SMTP AUTH, an attributed connector, later DMARC-aligned domain
+/// authentication), never from the envelope: restrictions and moderation bypass look at
+/// `identity` alone. An unauthenticated sender is an outside sender.
 #[derive(Clone, Copy, Debug)]
 pub struct Sender<'a> {
     /// Envelope sender, canonical; `None` for the null reverse-path.
     pub address: Option<&'a str>,
-    /// Authenticated as a mailbox of the tenant (SMTP AUTH or an attributed connection). Direct
-    /// send is never authenticated.
-    pub authenticated: bool,
+    /// The mailbox the sender authenticated as; `None` for direct send. A mailbox of another
+    /// tenant is an outside sender to this tenant's groups.
+    pub identity: Option<MailboxId>,
+}
+
+impl Sender<'_> {
+    /// The sender's directory object in `ix`'s tenant, from authentication only.
+    fn who(&self, ix: &DirectoryIndex) -> Option<MemberRef> {
+        self.identity
+            .filter(|m| ix.mailbox(*m).is_some())
+            .map(MemberRef::Mailbox)
+    }
 }
 
 pub fn not_authenticated(group: &str) -> Reply {
@@ -52,19 +67,22 @@ pub fn sender_rejected(group: &str) -> Reply {
 /// nested group says which one refused.
 pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> Result<(), Reply> {
     let name = group.address.clone().unwrap_or_else(|| group.name.clone());
-    let who = sender.address.and_then(|a| ix.sender(a));
-    // Mail contacts are always outside senders, whatever their address.
-    let inside = sender.authenticated && matches!(who, Some(MemberRef::Mailbox(_)));
-    if group.settings.require_sender_authentication && !inside {
+    let who = sender.who(ix);
+    // Only an authenticated mailbox of the tenant is inside; mail contacts are always outside
+    // senders, whatever their address (Exchange, "Manage distribution groups").
+    if group.settings.require_sender_authentication && who.is_none() {
         return Err(not_authenticated(&name));
     }
-    if let Some(who) = who
-        && group
+    // A reject list may also match the envelope address: trusting a forged address here can
+    // only refuse more mail, never let more through.
+    let claimed = sender.address.and_then(|a| ix.sender(a));
+    if [who, claimed].into_iter().flatten().any(|w| {
+        group
             .settings
             .reject_messages_from
             .iter()
-            .any(|r| ix.matches_ref(who, *r))
-    {
+            .any(|r| ix.matches_ref(w, *r))
+    }) {
         return Err(sender_rejected(&name));
     }
     let allowed = &group.settings.accept_messages_only_from;
@@ -89,7 +107,9 @@ pub fn needs_moderation(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) 
     if !group.settings.moderation_enabled {
         return false;
     }
-    let Some(who) = sender.address.and_then(|a| ix.sender(a)) else {
+    // An unauthenticated sender is never an owner, moderator or bypass sender, whatever
+    // `MAIL FROM` says.
+    let Some(who) = sender.who(ix) else {
         return true;
     };
     if let MemberRef::Mailbox(m) = who
@@ -168,10 +188,26 @@ pub fn effective_role(p: &Principal, ix: &DirectoryIndex) -> Role {
     }
 }
 
+/// The refusal for anyone but a global admin changing who is in (or owns) a role group or a
+/// group nested in one.
+pub fn role_group_refusal(group: &Group) -> String {
+    format!(
+        "only global admins may change the members or owners of {}: it holds an admin role or is nested in a group that does",
+        group.address.as_deref().unwrap_or(&group.name)
+    )
+}
+
 /// Seed A1–A4 and Exchange's ManagedBy rules:
+/// - who is in (or owns) a role group, or a group nested in one at any depth, decides who is
+///   an admin: only global admins (and the operator) change that, never recipient admins or
+///   owners without the global admin role (Exchange: role groups are managed by Organization
+///   Management or the Role Management role);
 /// - owners may change their group;
-/// - a distribution, security, dynamic or Microsoft 365 group may also be changed by the
-///   tenant's admins;
+/// - a security, dynamic or Microsoft 365 group may also be changed by the tenant's admins;
+/// - a distribution group's members and settings may be changed by the tenant's admins, but
+///   changing its owners or deleting it needs ownership or the bypass switch (seed A4: even a
+///   global admin cannot change owners or delete the group unless an owner, except through
+///   `-BypassSecurityGroupManagerCheck`);
 /// - a mail-enabled security group only by its owners; a global admin who is not an owner is
 ///   refused ("This operation can only be performed by a manager of the group.") unless the
 ///   request carries the bypass switch, which only global admins may use.
@@ -179,14 +215,23 @@ pub fn authorize(
     p: &Principal,
     ix: &DirectoryIndex,
     group: &Group,
-    _action: GroupAction,
+    action: GroupAction,
     bypass: bool,
 ) -> Result<(), Denied> {
     let role = effective_role(p, ix);
-    if bypass && !matches!(role, Role::Operator | Role::TenantAdmin) {
+    let global = matches!(role, Role::Operator | Role::TenantAdmin);
+    if bypass && !global {
         return Err(Denied::Forbidden(
             "only global admins may use bypass_security_group_manager_check".into(),
         ));
+    }
+    if matches!(
+        action,
+        GroupAction::ChangeMembers | GroupAction::ChangeOwners
+    ) && !global
+        && ix.role_protected_groups().contains(&group.id)
+    {
+        return Err(Denied::Forbidden(role_group_refusal(group)));
     }
     if p.mailbox_id.is_some_and(|m| group.owners.contains(&m)) {
         return Ok(());
@@ -195,10 +240,17 @@ pub fn authorize(
         role,
         Role::Operator | Role::TenantAdmin | Role::RecipientAdmin
     );
-    match group.group_type {
-        GroupType::MailSecurity if admin && bypass => Ok(()),
-        GroupType::MailSecurity => Err(Denied::NotManager),
-        _ if admin => Ok(()),
-        _ => Err(Denied::NotManager),
+    let managers_only = match group.group_type {
+        GroupType::MailSecurity => true,
+        GroupType::Distribution => {
+            matches!(action, GroupAction::ChangeOwners | GroupAction::Delete)
+        }
+        GroupType::Security | GroupType::Dynamic | GroupType::M365 => false,
+    };
+    match (managers_only, admin) {
+        (true, true) if bypass => Ok(()),
+        (true, _) => Err(Denied::NotManager),
+        (false, true) => Ok(()),
+        (false, false) => Err(Denied::NotManager),
     }
 }

@@ -10,6 +10,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    /// The change would break what others rely on (e.g. leave a group without an owner).
+    #[error("{0}")]
+    InUse(String),
     #[error("{0}")]
     Invalid(String),
     #[error("the store is shutting down")]

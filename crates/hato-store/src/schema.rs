@@ -319,4 +319,15 @@ pub const MIGRATIONS: &[&str] = &[
             coalesce((SELECT max(recipient_id) FROM group_items), 0))),
         ('mail_items', coalesce((SELECT max(id) FROM mail_items), 0));
     "#,
+    // 7: the mailbox a message's sender authenticated as (NULL for direct send), so routing at
+    // delivery uses the identity the RCPT decision used instead of trusting MAIL FROM; join
+    // requests remember whether the owners were mailed; groups that sent members' NDRs to their
+    // owner (report_to_originator off) keep doing so under report_to_manager.
+    r#"
+    ALTER TABLE messages ADD COLUMN authenticated_mailbox INTEGER;
+    UPDATE groups SET settings = json_set(settings, '$.report_to_manager', json('true'))
+      WHERE json_extract(settings, '$.report_to_originator') = 0;
+    -- Whether a join request's owners were mailed (once per request).
+    ALTER TABLE join_requests ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -37,7 +37,17 @@ pub trait MailboxStore: Send + Sync {
     fn mailboxes(&self, tenant: Option<TenantId>) -> Result<Vec<Mailbox>>;
     /// Finds a mailbox by its primary address or any alias (canonical form).
     fn mailbox_by_address(&self, address: &str) -> Result<Option<Mailbox>>;
-    fn remove_mailbox(&self, id: MailboxId) -> Pending<()>;
+    fn remove_mailbox(&self, id: MailboxId) -> Pending<()> {
+        self.remove_mailbox_transferring(id, None)
+    }
+    /// Removes a mailbox. Refused ([`StoreError::InUse`](crate::StoreError::InUse), naming the
+    /// groups) when it is the last owner of a group, unless `transfer_ownership_to` (a mailbox
+    /// of the same tenant) becomes an owner of every group it owns.
+    fn remove_mailbox_transferring(
+        &self,
+        id: MailboxId,
+        transfer_ownership_to: Option<MailboxId>,
+    ) -> Pending<()>;
 }
 
 /// API tokens, stored as SHA-256 hashes only.
@@ -89,6 +99,8 @@ pub trait RightsStore: Send + Sync {
     ) -> Pending<JoinRequest>;
     fn join_requests(&self, group: GroupId) -> Result<Vec<JoinRequest>>;
     fn remove_join_request(&self, id: i64) -> Pending<()>;
+    /// Marks a join request's owners as told; true when they already were (tell them once).
+    fn mark_join_request_notified(&self, id: i64) -> Pending<bool>;
 }
 
 /// The routing decision for group recipients, and the moderation queue.

@@ -57,6 +57,9 @@ pub struct NewMessage {
     pub receive_detail: String,
     /// When this is an NDR: the recipient rows (of the original message) it reports on.
     pub reports_on: Vec<i64>,
+    /// The mailbox the sender authenticated as (the identity the RCPT decision used); `None`
+    /// for direct send. Routing at delivery uses it, never the envelope address.
+    pub authenticated: Option<MailboxId>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +80,8 @@ pub struct QueuedMessage {
     pub received: Timestamp,
     pub content: Vec<u8>,
     pub recipients: Vec<QueuedRecipient>,
+    /// As [`NewMessage::authenticated`].
+    pub authenticated: Option<MailboxId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,8 +360,10 @@ pub struct ExpandedRecipient {
     pub route: Route,
     /// For a member that is itself a group handled later (M365 group mailbox), its id.
     pub group_id: Option<GroupId>,
-    /// Where NDRs for this recipient go instead of the sender (report_to_originator off).
-    pub report_to: Option<String>,
+    /// Who gets NDRs for this recipient: `None` the message's sender; otherwise exactly these
+    /// addresses (the sender and/or the group's first owner; empty: nobody), as the group's
+    /// ReportToOriginatorEnabled / ReportToManagerEnabled say.
+    pub report_to: Option<Vec<String>>,
     pub detail: String,
     /// A member that fails at once (e.g. a nested group's sender restriction), with the reply.
     pub fail: Option<String>,

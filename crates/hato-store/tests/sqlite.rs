@@ -51,6 +51,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         }],
         receive_detail: "received".into(),
         reports_on: vec![],
+        authenticated: None,
     }
 }
 
@@ -754,7 +755,8 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
         .zip(&old_shapes)
     {
         let migrated = table_shape(&conn, table);
-        assert_eq!(&migrated.0, &old.0, "{table} columns");
+        // Every old column is kept, in order (later migrations may add columns after them).
+        assert_eq!(&migrated.0[..old.0.len()], &old.0[..], "{table} columns");
         assert_eq!(
             migrated
                 .1
@@ -819,4 +821,73 @@ fn trace_pages_cover_every_row_once() {
         })
         .unwrap();
     assert_eq!((exact.rows.len(), exact.more), (6, false));
+}
+
+#[test]
+fn two_concurrent_renames_to_one_name_cannot_both_win() {
+    use hato_core::directory::{GroupSettings, GroupType};
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let group = |name: &str| {
+        s.create_group(NewGroup {
+            tenant_id: t,
+            name: name.into(),
+            address: None,
+            group_type: GroupType::Security,
+            settings: GroupSettings::defaults_for(GroupType::Security),
+            owners: vec![m],
+            members: vec![],
+        })
+        .wait()
+        .unwrap()
+    };
+    let (a, b) = (group("Alpha"), group("Beta"));
+    // Both renames are handed to the writer before either is committed.
+    let rename = |id, name: &str| {
+        s.update_group(
+            id,
+            GroupChange {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let (first, second) = (rename(a.id, "Gamma"), rename(b.id, "GAMMA"));
+    let results = [first.wait(), second.wait()];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Conflict(_)))),
+        "{results:?}"
+    );
+    let mut names: Vec<String> = s
+        .groups(Some(t))
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    names.sort();
+    assert!(
+        names == ["Beta", "Gamma"] || names == ["Alpha", "GAMMA"],
+        "{names:?}"
+    );
+    // A new group cannot take a taken name either, in any case.
+    assert!(matches!(
+        s.create_group(NewGroup {
+            tenant_id: t,
+            name: names[0].to_lowercase(),
+            address: None,
+            group_type: GroupType::Security,
+            settings: GroupSettings::defaults_for(GroupType::Security),
+            owners: vec![m],
+            members: vec![],
+        })
+        .wait(),
+        Err(StoreError::Conflict(_))
+    ));
 }

@@ -93,6 +93,9 @@ impl Inbound {
                 .collect(),
             receive_detail,
             reports_on: Vec::new(),
+            // Direct send is anonymous. The session's client context carries the identity once
+            // SMTP AUTH and attributed connectors exist; it must be the one RCPT decided with.
+            authenticated: None,
         }
     }
 }

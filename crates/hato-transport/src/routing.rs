@@ -84,7 +84,35 @@ impl DirectoryPolicy {
         DirectoryPolicy { directory }
     }
 
-    fn decide(&self, sender: Option<&Address>, rcpt: &Address) -> Result<RcptVerdict, StoreError> {
+    /// The RCPT decision for a sender who authenticated as `identity` (`None` for direct send,
+    /// which is never authenticated). The SMTP session passes the identity of its client context
+    /// here once SMTP AUTH and attributed connectors exist; the message is then queued with the
+    /// same identity, so routing at delivery decides as RCPT did.
+    pub fn check_recipient_as(
+        &self,
+        sender: Option<&Address>,
+        identity: Option<MailboxId>,
+        rcpt: &Address,
+    ) -> RcptVerdict {
+        match self.decide(sender, identity, rcpt) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("directory lookup for {rcpt} failed: {e}");
+                RcptVerdict::Reject(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary directory failure; try again later",
+                ))
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        sender: Option<&Address>,
+        identity: Option<MailboxId>,
+        rcpt: &Address,
+    ) -> Result<RcptVerdict, StoreError> {
         let accept = |address: Address, tenant_id, route| {
             RcptVerdict::Accept(AcceptedRecipient {
                 address,
@@ -109,11 +137,9 @@ impl DirectoryPolicy {
             } => {
                 let ix = self.directory.index(tenant)?;
                 let sender_text = sender.map(|s| s.to_string());
-                // Direct send is never authenticated (SMTP AUTH and attributed connections come
-                // with submission and connectors).
                 let who = Sender {
                     address: sender_text.as_deref(),
-                    authenticated: false,
+                    identity,
                 };
                 match ix.group(group).map(|g| check_sender(&ix, g, who)) {
                     Some(Ok(())) => accept(
@@ -137,17 +163,9 @@ impl DirectoryPolicy {
 }
 
 impl RecipientPolicy for DirectoryPolicy {
+    /// Direct send: anonymous, so never an identity (SMTP AUTH and attributed connectors come
+    /// with submission and connectors, through [`DirectoryPolicy::check_recipient_as`]).
     fn check_recipient(&self, sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        match self.decide(sender, rcpt) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Temporary directory failure; try again later",
-                ))
-            }
-        }
+        self.check_recipient_as(sender, None, rcpt)
     }
 }

@@ -38,6 +38,14 @@ pub struct SmtpSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: String,
+    /// Failed logins for one address before it is locked.
+    pub login_max_failures: u32,
+    /// Failed logins from one client IP (any addresses) before it is locked.
+    pub login_max_failures_per_ip: u32,
+    /// The first lock; each further failure doubles it, up to an hour.
+    pub login_lockout_secs: u64,
+    /// Password hashes computed at once; more logins wait, then get 503.
+    pub login_max_concurrent_hashes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +87,10 @@ impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: "127.0.0.1:8025".into(),
+            login_max_failures: 5,
+            login_max_failures_per_ip: 20,
+            login_lockout_secs: 60,
+            login_max_concurrent_hashes: 4,
         }
     }
 }
@@ -151,12 +163,31 @@ impl Config {
             ("smtp.data_timeout_secs", s.data_timeout_secs),
             ("smtp.session_timeout_secs", s.session_timeout_secs),
             ("trace.retention_days", u64::from(self.trace.retention_days)),
+            (
+                "admin.login_max_failures",
+                u64::from(self.admin.login_max_failures),
+            ),
+            (
+                "admin.login_max_failures_per_ip",
+                u64::from(self.admin.login_max_failures_per_ip),
+            ),
+            ("admin.login_lockout_secs", self.admin.login_lockout_secs),
+            (
+                "admin.login_max_concurrent_hashes",
+                self.admin.login_max_concurrent_hashes as u64,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(
                     "{name} must be greater than 0"
                 )));
             }
+        }
+        // The back-off stops doubling at an hour, so a longer first lock makes no sense.
+        if self.admin.login_lockout_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "admin.login_lockout_secs must be at most 3600 (the longest lock)".into(),
+            ));
         }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
@@ -200,6 +231,15 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 [admin]
 # The admin HTTP API (JSON under /api/v1/). Keep it on loopback or behind a TLS proxy.
 #listen = "127.0.0.1:8025"
+# Users' login (POST /api/v1/auth/login): after this many failures for one address, or from one
+# client IP, it is locked ("429 Too Many Requests" with Retry-After, even for the right password)
+# for login_lockout_secs; each further failure doubles the lock, up to an hour. A success resets
+# the address's count.
+#login_max_failures = 5
+#login_max_failures_per_ip = 20
+#login_lockout_secs = 60
+# Password hashes (argon2) computed at once; further logins wait up to 5 s, then get 503.
+#login_max_concurrent_hashes = 4
 
 [trace]
 # Days of message trace kept. One query may span all of it.
@@ -238,6 +278,42 @@ mod tests {
         std::fs::write(&file, "[server]\ndata_dir = \"data\"\n").unwrap();
         let (c, _) = Config::load(Some(&file)).unwrap();
         assert_eq!(c.server.data_dir, sub.join("data"));
+    }
+
+    #[test]
+    fn login_limits_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (text, name) in [
+            (
+                "[admin]\nlogin_max_failures = 0\n",
+                "admin.login_max_failures",
+            ),
+            (
+                "[admin]\nlogin_max_failures_per_ip = 0\n",
+                "admin.login_max_failures_per_ip",
+            ),
+            (
+                "[admin]\nlogin_lockout_secs = 0\n",
+                "admin.login_lockout_secs",
+            ),
+            (
+                "[admin]\nlogin_lockout_secs = 7200\n",
+                "admin.login_lockout_secs",
+            ),
+            (
+                "[admin]\nlogin_max_concurrent_hashes = 0\n",
+                "admin.login_max_concurrent_hashes",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file)).unwrap_err().to_string();
+            assert!(err.contains(name), "{text}: {err}");
+        }
+        std::fs::write(&file, "[admin]\nlogin_max_failures = 3\n").unwrap();
+        let (c, _) = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.admin.login_max_failures, 3);
+        assert_eq!(c.admin.login_lockout_secs, 60);
     }
 
     #[test]

@@ -195,16 +195,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         data_dir.display(),
         token_path.display()
     );
+    let login = hato_admin::LoginLimiter::new(
+        hato_admin::LoginLimits {
+            max_failures: config.admin.login_max_failures,
+            max_failures_per_ip: config.admin.login_max_failures_per_ip,
+            lockout_secs: config.admin.login_lockout_secs,
+            max_concurrent_hashes: config.admin.login_max_concurrent_hashes,
+        },
+        clock.clone(),
+    );
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
         directory: directory.clone(),
         clock: clock.clone(),
+        login: Arc::new(login),
+        hostname: config.server.hostname.clone(),
     });
     let mut admin_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {
             let _ = admin_stop.changed().await;
         };
+        // With connect info: login limits count failures per client IP.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(admin_listener, app)
             .with_graceful_shutdown(shutdown)
             .await

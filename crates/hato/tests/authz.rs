@@ -80,7 +80,7 @@ impl Kind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Call {
-    /// PATCH {"moderation_enabled": true}
+    /// PATCH {"moderation_enabled": true, "moderated_by": [owner@]}
     ChangeSettings,
     /// POST /members {"add": [extra@]}
     AddMember,
@@ -116,6 +116,18 @@ enum Expect {
     NotFound,
 }
 
+/// Calls only the group's managers (owners) may make, unless a global admin sends the bypass
+/// switch: everything on a mail-enabled security group; changing owners of, or deleting, a
+/// distribution group (seed A4: "even a global admin cannot change owners or delete the group
+/// unless an owner, except through -BypassSecurityGroupManagerCheck").
+fn managers_only(kind: Kind, call: Call) -> bool {
+    match kind {
+        Kind::MailSecurity => true,
+        Kind::Distribution => matches!(call, Call::AddOwner | Call::RemoveOwner | Call::Delete),
+        Kind::Security | Kind::Dynamic | Kind::M365 => false,
+    }
+}
+
 /// The rules, restated from seed A1–A4 / policy.rs (not computed by calling it).
 fn expected(role: Role, kind: Kind, call: Call, bypass: bool) -> Expect {
     // Another tenant's objects don't exist for its admins.
@@ -128,8 +140,8 @@ fn expected(role: Role, kind: Kind, call: Call, bypass: bool) -> Expect {
     }
     let authorized = match role {
         Role::Owner => true,
-        Role::Operator | Role::GlobalAdmin => kind != Kind::MailSecurity || bypass,
-        Role::RecipientAdmin => kind != Kind::MailSecurity,
+        Role::Operator | Role::GlobalAdmin => !managers_only(kind, call) || bypass,
+        Role::RecipientAdmin => !managers_only(kind, call),
         Role::Member | Role::OtherUser => false,
         Role::OtherTenantAdmin => unreachable!(),
     };
@@ -272,7 +284,15 @@ impl Ctx {
         assert_eq!(got["type"], kind.as_str(), "{got}");
         assert_eq!(got["moderation_enabled"], false, "{got}");
         assert_eq!(strings(&got["owners"]).len(), owners.len(), "{got}");
-        if kind != Kind::Dynamic {
+        if kind == Kind::M365 {
+            // A Microsoft 365 group's owners are its members.
+            let mut members = strings(&got["members"]);
+            members.sort();
+            let mut want: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
+            want.push(MEMBER.to_string());
+            want.sort();
+            assert_eq!(members, want, "{got}");
+        } else if kind != Kind::Dynamic {
             assert_eq!(strings(&got["members"]), vec![MEMBER.to_string()], "{got}");
         }
         g
@@ -314,7 +334,7 @@ fn send(ctx: &Ctx, token: &str, g: &G, call: Call, bypass: bool) -> (u16, Value)
         Call::ChangeSettings => (
             "PATCH",
             base,
-            with_bypass(json!({ "moderation_enabled": true })),
+            with_bypass(json!({ "moderation_enabled": true, "moderated_by": [OWNER] })),
         ),
         Call::AddMember => (
             "POST",
@@ -517,7 +537,7 @@ fn the_last_owner_cannot_be_removed() {
             ("operator", ctx.s.token.as_str()),
             ("global admin", ctx.global_admin.as_str()),
         ] {
-            let bypass = kind == Kind::MailSecurity && who != "owner";
+            let bypass = managers_only(kind, Call::RemoveOwner) && who != "owner";
             let (status, body) = send(&ctx, token, &g, Call::RemoveOwner, bypass);
             assert_eq!(
                 status,
@@ -541,7 +561,7 @@ fn the_last_owner_cannot_be_removed() {
             &format!("/api/v1/groups/{}/owners", g.path),
             Some(json!({
                 "remove": [OWNER, EXTRA],
-                "bypass_security_group_manager_check": kind == Kind::MailSecurity,
+                "bypass_security_group_manager_check": managers_only(kind, Call::RemoveOwner),
             })),
         );
         assert_eq!(status, 400, "{} × both owners: {body}", kind.as_str());
@@ -557,7 +577,7 @@ fn the_last_owner_cannot_be_removed() {
             &format!("/api/v1/groups/{}/owners", g.path),
             Some(json!({
                 "remove": [EXTRA],
-                "bypass_security_group_manager_check": kind == Kind::MailSecurity,
+                "bypass_security_group_manager_check": managers_only(kind, Call::RemoveOwner),
             })),
         );
         assert_eq!(status, 400, "{} × now the last: {body}", kind.as_str());
@@ -569,7 +589,8 @@ fn the_last_owner_cannot_be_removed() {
 
 /// PATCHes `moderation_enabled` as `token`; returns (status, body).
 fn set_moderation(ctx: &Ctx, token: &str, g: &G, on: bool, bypass: bool) -> (u16, Value) {
-    let mut body = json!({ "moderation_enabled": on });
+    // A mail-enabled security group's moderation needs a named moderator.
+    let mut body = json!({ "moderation_enabled": on, "moderated_by": [OWNER] });
     if bypass {
         body["bypass_security_group_manager_check"] = json!(true);
     }
@@ -830,4 +851,525 @@ fn who_may_create_which_group() {
     );
     assert_eq!(status, 404, "{v}");
     assert!(ctx.get(&group_ref("fab-own@contoso.test")).is_none());
+}
+
+// ----- escalation paths (hardening: a recipient admin must not become a global admin) --------------
+
+const ROLE_GROUP: &str = "Global Admins";
+const ROLE_GROUP_PATH: &str = "Global%20Admins";
+
+/// The role group every escalation test aims at: a security group owned by owner@ (who is no
+/// admin) that holds the global-admin role, with admin@ in it.
+fn with_role_group(ctx: &Ctx) {
+    ctx.s.mailbox("admin@contoso.test", &[]);
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({ "type": "security", "tenant": "contoso", "name": ROLE_GROUP,
+                     "owners": [OWNER], "members": ["admin@contoso.test"] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = ctx.s.api(
+        "POST",
+        &format!("/api/v1/groups/{ROLE_GROUP_PATH}/roles"),
+        Some(json!({ "role": "global-admin" })),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+fn members_of(ctx: &Ctx, path: &str) -> Vec<String> {
+    let (status, v) = ctx.s.api("GET", &format!("/api/v1/groups/{path}"), None);
+    assert_eq!(status, 200, "{v}");
+    let mut m = strings(&v["members"]);
+    m.sort();
+    m
+}
+
+fn role_refusal(group: &str) -> String {
+    format!(
+        "only global admins may change the members or owners of {group}: it holds an admin role or is nested in a group that does"
+    )
+}
+
+fn domains(ctx: &Ctx) -> Vec<String> {
+    let (status, v) = ctx.s.api("GET", "/api/v1/domains", None);
+    assert_eq!(status, 200, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["domain"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn try_login(ctx: &Ctx, address: &str, password: &str) -> (u16, Value) {
+    let (status, bytes) = http(
+        ctx.s.admin,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({ "address": address, "password": password })),
+    );
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The escalation as it was reproduced: a recipient admin creates a mailbox with a password,
+/// puts it in the security group that holds the global-admin role, logs in as it and adds an
+/// accepted domain. The second step is refused, so the rest never happens.
+#[test]
+fn a_recipient_admin_cannot_put_a_mailbox_of_its_own_in_a_role_group() {
+    let ctx = setup();
+    with_role_group(&ctx);
+    let ra = ctx.recipient_admin.as_str();
+    let before = members_of(&ctx, ROLE_GROUP_PATH);
+    let (status, v) = ctx.s.api_as(
+        ra,
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({ "address": "mallory@contoso.test", "password": PASSWORD })),
+    );
+    assert_eq!(
+        status, 201,
+        "creating a plain mailbox is a recipient admin's job: {v}"
+    );
+    let got = ctx.s.api_as(
+        ra,
+        "POST",
+        &format!("/api/v1/groups/{ROLE_GROUP_PATH}/members"),
+        Some(json!({ "add": ["mallory@contoso.test"] })),
+    );
+    assert_refused(
+        &got,
+        &role_refusal(ROLE_GROUP),
+        "recipient admin adds to a role group",
+    );
+    assert_eq!(members_of(&ctx, ROLE_GROUP_PATH), before);
+    // Logged in as the new mailbox, it is a user and nothing more.
+    let (status, v) = try_login(&ctx, "mallory@contoso.test", PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    let mallory = v["token"].as_str().unwrap().to_string();
+    let got = ctx.s.api_as(
+        &mallory,
+        "POST",
+        "/api/v1/domains",
+        Some(json!({ "domain": "evil.test", "tenant": "contoso" })),
+    );
+    assert_eq!(got.0, 403, "{}", got.1);
+    assert!(!domains(&ctx).contains(&"evil.test".to_string()));
+    // Nor may the recipient admin make a role group of its own.
+    let (status, v) = ctx.s.api_as(
+        ra,
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({ "type": "security", "name": "Mine", "owners": ["mallory@contoso.test"],
+                     "members": ["mallory@contoso.test"] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let got = ctx.s.api_as(
+        ra,
+        "POST",
+        "/api/v1/groups/Mine/roles",
+        Some(json!({ "role": "global-admin" })),
+    );
+    assert_refused(
+        &got,
+        "this needs the global admin role",
+        "recipient admin assigns a role",
+    );
+    assert!(strings(&ctx.get(&group_ref("Mine")).unwrap()["roles"]).is_empty());
+}
+
+/// Members, owners and nesting of a role group, and of groups nested in it at any depth, are
+/// for global admins only: not recipient admins, not owners who are no global admins.
+#[test]
+fn only_global_admins_change_who_is_in_a_role_group_at_any_depth() {
+    let ctx = setup();
+    with_role_group(&ctx);
+    // Level 1 and level 2 security groups nested under the role group (made by the operator).
+    for (name, parent) in [
+        ("Nested One", ROLE_GROUP_PATH),
+        ("Nested Two", "Nested%20One"),
+    ] {
+        let (status, v) = ctx.s.api(
+            "POST",
+            "/api/v1/groups",
+            Some(
+                json!({ "type": "security", "tenant": "contoso", "name": name, "owners": [OWNER] }),
+            ),
+        );
+        assert_eq!(status, 201, "{v}");
+        let (status, v) = ctx.s.api(
+            "POST",
+            &format!("/api/v1/groups/{parent}/members"),
+            Some(json!({ "add": [name] })),
+        );
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({ "type": "security", "tenant": "contoso", "name": "Loose", "owners": [OWNER] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let snapshot = |ctx: &Ctx| -> Vec<Value> {
+        [ROLE_GROUP, "Nested One", "Nested Two"]
+            .iter()
+            .map(|g| ctx.get(&group_ref(g)).unwrap())
+            .collect()
+    };
+    let before = snapshot(&ctx);
+    for (who, token) in [
+        ("recipient admin", ctx.recipient_admin.as_str()),
+        ("owner (no admin)", ctx.owner.as_str()),
+    ] {
+        for (group, path) in [
+            (ROLE_GROUP, ROLE_GROUP_PATH),
+            ("Nested One", "Nested%20One"),
+            ("Nested Two", "Nested%20Two"),
+        ] {
+            for (what, sub, body) in [
+                ("add a member", "members", json!({ "add": [OTHER] })),
+                (
+                    "remove a member",
+                    "members",
+                    json!({ "remove": ["admin@contoso.test"] }),
+                ),
+                ("nest a group", "members", json!({ "add": ["Loose"] })),
+                ("add an owner", "owners", json!({ "add": [OTHER] })),
+            ] {
+                let got = ctx.s.api_as(
+                    token,
+                    "POST",
+                    &format!("/api/v1/groups/{path}/{sub}"),
+                    Some(body),
+                );
+                assert_refused(
+                    &got,
+                    &role_refusal(group),
+                    &format!("{who}: {what} in {group}"),
+                );
+            }
+        }
+    }
+    assert_eq!(snapshot(&ctx), before, "nothing changed");
+    // other@ never became an admin.
+    let got = ctx.s.api_as(
+        &ctx.other,
+        "POST",
+        "/api/v1/domains",
+        Some(json!({ "domain": "evil.test", "tenant": "contoso" })),
+    );
+    assert_eq!(got.0, 403, "{}", got.1);
+    // A global admin may (the owner's approval of a join request is refused the same way).
+    let (status, v) = ctx.s.api_as(
+        &ctx.global_admin,
+        "POST",
+        "/api/v1/groups/Nested%20Two/members",
+        Some(json!({ "add": [OTHER] })),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = ctx.s.api_as(
+        &ctx.other,
+        "POST",
+        "/api/v1/domains",
+        Some(json!({ "domain": "granted.test", "tenant": "contoso" })),
+    );
+    assert_eq!(
+        status, 201,
+        "other@ is now a global admin through two levels: {v}"
+    );
+}
+
+/// A recipient admin may not take over an admin's account: no password set or cleared, no
+/// rename or re-alias, no removal — also for an admin through nested role groups.
+#[test]
+fn a_recipient_admin_cannot_take_over_an_admins_mailbox() {
+    let ctx = setup();
+    with_role_group(&ctx);
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({ "type": "security", "tenant": "contoso", "name": "Deep", "owners": [OWNER],
+                     "members": [MEMBER] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = ctx.s.api(
+        "POST",
+        &format!("/api/v1/groups/{ROLE_GROUP_PATH}/members"),
+        Some(json!({ "add": ["Deep"] })),
+    );
+    assert_eq!(status, 200, "{v}");
+    let admin = "admin@contoso.test";
+    let (status, v) = ctx.s.api(
+        "PATCH",
+        &format!("/api/v1/mailboxes/{admin}"),
+        Some(json!({ "password": PASSWORD })),
+    );
+    assert_eq!(status, 200, "{v}");
+    // member@ (logged in by setup()) is an admin through Deep.
+    for target in [admin, MEMBER] {
+        let (_, before) = ctx
+            .s
+            .api("GET", &format!("/api/v1/mailboxes/{target}"), None);
+        let refusal = format!(
+            "only global admins may change the password, name or addresses of, or remove, {target}: its user holds an admin role"
+        );
+        for (what, method, body) in [
+            (
+                "set the password",
+                "PATCH",
+                Some(json!({ "password": "a new password 123" })),
+            ),
+            (
+                "clear the password",
+                "PATCH",
+                Some(json!({ "password": "" })),
+            ),
+            (
+                "rename",
+                "PATCH",
+                Some(json!({ "display_name": "Not An Admin" })),
+            ),
+            (
+                "re-alias",
+                "PATCH",
+                Some(json!({ "aliases": ["boss@contoso.test"] })),
+            ),
+            ("remove", "DELETE", None),
+        ] {
+            let got = ctx.s.api_as(
+                &ctx.recipient_admin,
+                method,
+                &format!("/api/v1/mailboxes/{target}"),
+                body,
+            );
+            assert_refused(&got, &refusal, &format!("{what} {target}"));
+        }
+        let (status, after) = ctx
+            .s
+            .api("GET", &format!("/api/v1/mailboxes/{target}"), None);
+        assert_eq!(status, 200, "{target} still exists");
+        assert_eq!(after, before, "{target} unchanged");
+        let (status, v) = try_login(&ctx, target, PASSWORD);
+        assert_eq!(status, 200, "the password of {target} still works: {v}");
+    }
+    // The user token of member@ survived too (a password change would have ended it).
+    let (status, v) = ctx.s.api_as(
+        &ctx.member,
+        "GET",
+        &format!("/api/v1/mailboxes/{MEMBER}"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    // A mailbox without a role: the recipient admin may.
+    let (status, v) = ctx.s.api_as(
+        &ctx.recipient_admin,
+        "PATCH",
+        &format!("/api/v1/mailboxes/{OTHER}"),
+        Some(json!({ "password": "a new password 123" })),
+    );
+    assert_eq!(status, 200, "{v}");
+    // And a global admin may for the admin too.
+    let (status, v) = ctx.s.api_as(
+        &ctx.global_admin,
+        "PATCH",
+        &format!("/api/v1/mailboxes/{admin}"),
+        Some(json!({ "display_name": "Renamed By GA" })),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+/// Rights and roles flow only through security-type groups: a distribution list, dynamic or
+/// Microsoft 365 group cannot be nested into a role group, a rights group or a group nested in
+/// either, and a role or right cannot go to a group that contains one.
+#[test]
+fn rights_and_roles_flow_only_through_security_groups() {
+    let ctx = setup();
+    ctx.s.mailbox("shared@contoso.test", &["--type", "shared"]);
+    let create = |body: Value| {
+        let (status, v) = ctx.s.api("POST", "/api/v1/groups", Some(body));
+        assert_eq!(status, 201, "{v}");
+    };
+    create(
+        json!({ "type": "distribution", "tenant": "contoso", "address": "dl@contoso.test",
+                   "owners": [OWNER], "members": [OTHER] }),
+    );
+    create(
+        json!({ "type": "dynamic", "tenant": "contoso", "address": "dyn@contoso.test",
+                   "owners": [OWNER], "recipient_filter": "Department -eq 'Sales'" }),
+    );
+    // A mail-enabled security group holding the global-admin role, and one that is the trustee
+    // of full access to shared@, with a mail-enabled security group nested in it.
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "admins@contoso.test",
+                   "owners": [OWNER] }),
+    );
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups/admins@contoso.test/roles",
+        Some(json!({ "role": "global-admin" })),
+    );
+    assert_eq!(status, 200, "{v}");
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "readers@contoso.test",
+                   "owners": [OWNER] }),
+    );
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "inner@contoso.test",
+                   "owners": [OWNER] }),
+    );
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups/readers@contoso.test/members",
+        Some(json!({ "add": ["inner@contoso.test"], "bypass_security_group_manager_check": true })),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/mailboxes/shared@contoso.test/permissions",
+        Some(json!({ "user": "readers@contoso.test", "right": "full-access" })),
+    );
+    assert_eq!(status, 201, "{v}");
+    // A mail-enabled security group with a distribution list two levels down.
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "outer@contoso.test",
+                   "owners": [OWNER] }),
+    );
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "middle@contoso.test",
+                   "owners": [OWNER], "members": ["dl@contoso.test"] }),
+    );
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups/outer@contoso.test/members",
+        Some(
+            json!({ "add": ["middle@contoso.test"], "bypass_security_group_manager_check": true }),
+        ),
+    );
+    assert_eq!(status, 200, "{v}");
+
+    let snapshot = || -> Vec<Value> {
+        ["admins", "readers", "inner", "outer", "middle"]
+            .iter()
+            .map(|g| ctx.get(&group_ref(&format!("{g}@contoso.test"))).unwrap())
+            .collect()
+    };
+    let permissions = || {
+        ctx.s
+            .api(
+                "GET",
+                "/api/v1/mailboxes/shared@contoso.test/permissions",
+                None,
+            )
+            .1
+    };
+    let (groups_before, perms_before) = (snapshot(), permissions());
+    for (target, nested, named) in [
+        (
+            "admins@contoso.test",
+            "dl@contoso.test",
+            "dl@contoso.test (distribution)",
+        ),
+        (
+            "admins@contoso.test",
+            "dyn@contoso.test",
+            "dyn@contoso.test (dynamic)",
+        ),
+        (
+            "readers@contoso.test",
+            "dl@contoso.test",
+            "dl@contoso.test (distribution)",
+        ),
+        (
+            "inner@contoso.test",
+            "dl@contoso.test",
+            "dl@contoso.test (distribution)",
+        ),
+        (
+            "admins@contoso.test",
+            "outer@contoso.test",
+            "dl@contoso.test (distribution)",
+        ),
+    ] {
+        let (status, v) = ctx.s.api(
+            "POST",
+            &format!("/api/v1/groups/{target}/members"),
+            Some(json!({ "add": [nested], "bypass_security_group_manager_check": true })),
+        );
+        assert_eq!(status, 400, "{nested} into {target}: {v}");
+        let e = error_of(&v);
+        assert!(
+            e.starts_with("rights and roles flow only through security groups")
+                && e.contains(named),
+            "{nested} into {target}: {e}"
+        );
+    }
+    // A role or a right for a group that contains a distribution list.
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups/outer@contoso.test/roles",
+        Some(json!({ "role": "recipient-admin" })),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        error_of(&v).contains("dl@contoso.test (distribution)"),
+        "{v}"
+    );
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/mailboxes/shared@contoso.test/permissions",
+        Some(json!({ "user": "middle@contoso.test", "right": "send-as" })),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        error_of(&v).contains("dl@contoso.test (distribution)"),
+        "{v}"
+    );
+    assert_eq!(snapshot(), groups_before, "no group changed");
+    assert_eq!(permissions(), perms_before, "no right changed");
+    // A security-type group still nests fine.
+    create(
+        json!({ "type": "mail-security", "tenant": "contoso", "address": "fine@contoso.test",
+                   "owners": [OWNER], "members": [OTHER] }),
+    );
+    let (status, v) = ctx.s.api(
+        "POST",
+        "/api/v1/groups/admins@contoso.test/members",
+        Some(json!({ "add": ["fine@contoso.test"], "bypass_security_group_manager_check": true })),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn a_group_cannot_be_renamed_to_another_groups_name() {
+    let ctx = setup();
+    let a = ctx.create(Kind::Distribution, &[OWNER]);
+    let b = ctx.create(Kind::Security, &[OWNER]);
+    let before = ctx.get(&a).unwrap();
+    let other_name = b.ident.to_uppercase();
+    let (status, v) = ctx.s.api(
+        "PATCH",
+        &format!("/api/v1/groups/{}", a.path),
+        Some(json!({ "name": other_name })),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert!(error_of(&v).contains("already exists"), "{v}");
+    assert_eq!(ctx.get(&a).unwrap(), before);
+    // Its own name in another case is fine.
+    let (status, v) = ctx.s.api(
+        "PATCH",
+        &format!("/api/v1/groups/{}", a.path),
+        Some(json!({ "name": before["name"].as_str().unwrap().to_uppercase() })),
+    );
+    assert_eq!(status, 200, "{v}");
 }

@@ -366,9 +366,14 @@ fn allowed_and_rejected_senders() {
             .starts_with("550 5.7.124")
     );
     assert!(c.cmd("RCPT TO:<news@contoso.test>").starts_with("250"));
+    // Direct send is anonymous: saying MAIL FROM:<partner@…> proves nothing, so the accept
+    // list (which only an authenticated identity can satisfy) refuses it too.
     c.cmd("RSET");
     c.cmd("MAIL FROM:<partner@fabrikam.test>");
-    assert!(c.cmd("RCPT TO:<vip@contoso.test>").starts_with("250"));
+    assert!(
+        c.cmd("RCPT TO:<vip@contoso.test>")
+            .starts_with("550 5.7.124")
+    );
     c.cmd("RSET");
     c.cmd("MAIL FROM:<spammer@fabrikam.test>");
     let r = c.cmd("RCPT TO:<news@contoso.test>");
@@ -535,7 +540,7 @@ fn contacts_expand_to_their_outside_address() {
 }
 
 #[test]
-fn report_to_originator_off_sends_member_ndrs_to_the_owner() {
+fn report_to_manager_alone_sends_member_ndrs_to_the_owner() {
     let s = contoso();
     s.mailbox("full@contoso.test", &["--quota-mb", "1"]);
     open_group(
@@ -546,8 +551,11 @@ fn report_to_originator_off_sends_member_ndrs_to_the_owner() {
             "distribution",
             "--member",
             "full@contoso.test",
+            // The old name of --report-to-originator-enabled still works.
             "--report-to-originator",
             "false",
+            "--report-to-manager-enabled",
+            "true",
         ],
     );
     let mut c = ready(&s);
@@ -679,7 +687,8 @@ fn moderation_approve_and_reject() {
         1,
         "carol got only the approved message"
     );
-    // Owners' and bypass senders' mail is not held.
+    // A bypass sender's address over direct send proves nothing: held like anyone's (the
+    // authenticated bypass is tested in hato-transport's tests/sender_identity.rs).
     let mut c = ready(&s);
     let r = c.send_mail(
         "dave@contoso.test",
@@ -687,9 +696,70 @@ fn moderation_approve_and_reject() {
         "Subject: bypass\n\nx\n",
     );
     let id = trace_id_of(&r);
-    s.wait_for("bypass delivery", || {
-        s.trace(&format!("trace_id={id}&status=Delivered")).len() == 2
+    s.wait_for("held again", || {
+        held(&s, &alice)
+            .iter()
+            .any(|h| h["trace_id"] == id.as_str())
     });
+    assert!(
+        s.trace(&format!("trace_id={id}&status=Delivered"))
+            .is_empty()
+    );
+}
+
+/// Direct send is anonymous: a `MAIL FROM` naming the group's owner (or its one allowed sender)
+/// is an outside sender, so the message is held for moderation, and the accept list refuses it.
+#[test]
+fn a_forged_owner_is_moderated_and_refused_by_the_accept_list() {
+    let s = contoso();
+    open_group(
+        &s,
+        &[
+            "moderated@contoso.test",
+            "--type",
+            "distribution",
+            "--member",
+            "bob@contoso.test",
+            "--moderation-enabled",
+            "true",
+        ],
+    );
+    open_group(
+        &s,
+        &[
+            "board@contoso.test",
+            "--type",
+            "distribution",
+            "--member",
+            "bob@contoso.test",
+            "--accept-messages-only-from",
+            "alice@contoso.test",
+        ],
+    );
+    let alice = login(&s, "alice");
+    let mut c = ready(&s);
+    c.cmd("MAIL FROM:<alice@contoso.test>");
+    let r = c.cmd("RCPT TO:<board@contoso.test>");
+    assert!(
+        r.starts_with("550 5.7.124") && r.contains("board@contoso.test"),
+        "{r}"
+    );
+    c.cmd("RSET");
+    let id = trace_id_of(&c.send_mail(
+        "alice@contoso.test",
+        &["moderated@contoso.test"],
+        "Subject: from the owner, supposedly\n\nx\n",
+    ));
+    s.wait_for("held", || {
+        held(&s, &alice)
+            .iter()
+            .any(|h| h["trace_id"] == id.as_str())
+    });
+    // The real owner is asked to approve it; bob has nothing.
+    s.wait_for("approval request", || count(&s, "alice@contoso.test") == 1);
+    assert_eq!(count(&s, "bob@contoso.test"), 0);
+    let rows = s.trace(&format!("trace_id={id}"));
+    assert!(rows.iter().all(|r| r["status"] != "Delivered"), "{rows:?}");
 }
 
 fn mime_with_attachment_and_invite(
@@ -714,13 +784,34 @@ DTSTART:20261201T010000Z\r\nDTEND:20261201T020000Z\r\nEND:VEVENT\r\nEND:VCALENDA
 fn m365_group_conversations_subscribers_calendar_and_files() {
     let s = contoso();
     let (status, v) = s.api("POST", "/api/v1/groups", Some(json!({"type": "m365", "tenant": "contoso", "address": "team@contoso.test",
-        "owners": ["alice@contoso.test"], "members": ["bob@contoso.test", "carol@contoso.test"], "require_sender_authentication": false})));
+        "owners": ["alice@contoso.test"], "members": ["bob@contoso.test", "carol@contoso.test"], "require_sender_authentication": false,
+        "auto_subscribe_new_members": true})));
     assert_eq!(status, 201, "{v}");
-    // auto_subscribe_new_members is on by default for Microsoft 365 groups.
+    // The owner is a member too; with auto_subscribe_new_members every new member is subscribed.
+    assert_eq!(
+        v["members"],
+        json!([
+            "alice@contoso.test",
+            "bob@contoso.test",
+            "carol@contoso.test"
+        ])
+    );
     assert_eq!(
         v["subscribers"],
-        json!(["bob@contoso.test", "carol@contoso.test"])
+        json!([
+            "alice@contoso.test",
+            "bob@contoso.test",
+            "carol@contoso.test"
+        ])
     );
+    let alice = login(&s, "alice");
+    let (status, _) = s.api_as(
+        &alice,
+        "POST",
+        "/api/v1/groups/team@contoso.test/subscribers",
+        Some(json!({"remove": ["alice@contoso.test"]})),
+    );
+    assert_eq!(status, 200);
     let carol = login(&s, "carol");
     let (status, _) = s.api_as(
         &carol,
@@ -756,11 +847,7 @@ fn m365_group_conversations_subscribers_calendar_and_files() {
     );
     s.wait_for("subscriber copies", || count(&s, "bob@contoso.test") == 4);
     assert_eq!(count(&s, "carol@contoso.test"), 0, "carol unsubscribed");
-    assert_eq!(
-        count(&s, "alice@contoso.test"),
-        0,
-        "owners are not implicitly members or subscribers"
-    );
+    assert_eq!(count(&s, "alice@contoso.test"), 0, "alice unsubscribed");
     let bob = login(&s, "bob");
     let (status, conv) = s.api_as(
         &bob,
@@ -943,14 +1030,15 @@ fn joining_and_leaving_follow_the_restrictions() {
     );
     assert_eq!(status, 400);
     // Microsoft 365: public groups take anyone, private ones need approval.
-    s.api("POST", "/api/v1/groups", Some(json!({"type": "m365", "tenant": "contoso", "address": "pub@contoso.test", "owners": ["alice@contoso.test"]})));
+    s.api("POST", "/api/v1/groups", Some(json!({"type": "m365", "tenant": "contoso", "address": "pub@contoso.test", "owners": ["alice@contoso.test"], "auto_subscribe_new_members": true})));
     s.api("POST", "/api/v1/groups", Some(json!({"type": "m365", "tenant": "contoso", "address": "priv@contoso.test", "owners": ["alice@contoso.test"], "access_type": "private"})));
     assert_eq!(join("pub@contoso.test").1["result"], "joined");
     assert_eq!(join("priv@contoso.test").1["result"], "requested");
     let (_, g) = s.api("GET", "/api/v1/groups/pub@contoso.test", None);
+    // The owner is a member (subscribed at creation), bob on joining.
     assert_eq!(
         g["subscribers"],
-        json!(["bob@contoso.test"]),
+        json!(["alice@contoso.test", "bob@contoso.test"]),
         "auto-subscribed on joining"
     );
 }
@@ -1119,4 +1207,519 @@ fn login_rules() {
         "bob@contoso.test",
     ]);
     assert!(ok, "{out}");
+}
+
+// ----- groups as Exchange does them (hardening) ---------------------------------------------------
+
+fn error_of(v: &Value) -> String {
+    v["error"].as_str().unwrap_or("").to_string()
+}
+
+fn big_message(subject: &str) -> String {
+    format!("Subject: {subject}\n\n") + &("x".repeat(76) + "\n").repeat(15_000)
+}
+
+/// Members' NDRs follow ReportToOriginatorEnabled and ReportToManagerEnabled (Exchange §1.6):
+/// both on, the sender and the first owner; both off, nobody.
+#[test]
+fn report_to_originator_and_manager_together_and_neither() {
+    let s = contoso();
+    s.mailbox("full1@contoso.test", &["--quota-mb", "1"]);
+    s.mailbox("full2@contoso.test", &["--quota-mb", "1"]);
+    open_group(
+        &s,
+        &[
+            "both@contoso.test",
+            "--type",
+            "distribution",
+            "--member",
+            "full1@contoso.test",
+            "--report-to-manager-enabled",
+            "true",
+        ],
+    );
+    open_group(
+        &s,
+        &[
+            "neither@contoso.test",
+            "--type",
+            "distribution",
+            "--member",
+            "full2@contoso.test",
+            "--report-to-originator-enabled",
+            "false",
+        ],
+    );
+    let (_, g) = s.api("GET", "/api/v1/groups/neither@contoso.test", None);
+    assert_eq!(g["report_to_originator_enabled"], false, "{g}");
+    assert_eq!(g["report_to_manager_enabled"], false, "{g}");
+    let mut c = ready(&s);
+    let id = trace_id_of(&c.send_mail(
+        "dave@contoso.test",
+        &["both@contoso.test", "neither@contoso.test"],
+        &big_message("big"),
+    ));
+    s.wait_for("NDRs to the sender and the owner", || {
+        count(&s, "dave@contoso.test") == 1 && count(&s, "alice@contoso.test") == 1
+    });
+    for who in ["dave@contoso.test", "alice@contoso.test"] {
+        let m = &s.mail(who)[0];
+        assert!(
+            m["subject"].as_str().unwrap().starts_with("Undeliverable"),
+            "{m}"
+        );
+        let raw = s.raw_mail(who, m["id"].as_i64().unwrap());
+        assert!(raw.contains("full1@contoso.test"), "{who}: {raw}");
+        assert!(
+            !raw.contains("full2@contoso.test"),
+            "{who}: nobody is told of full2"
+        );
+    }
+    // full2 failed and owes no NDR: its trace never gets a DSN event.
+    let (_, d) = s.api(
+        "GET",
+        &format!("/api/v1/trace/{id}?recipient=full2@contoso.test"),
+        None,
+    );
+    let events: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"Fail") && !events.contains(&"Dsn"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn addresses_are_unique_across_mailboxes_groups_and_contacts() {
+    let s = contoso();
+    open_group(
+        &s,
+        &[
+            "sales@contoso.test",
+            "--type",
+            "distribution",
+            "--member",
+            "bob@contoso.test",
+        ],
+    );
+    s.ok(&[
+        "mailbox",
+        "set",
+        "carol@contoso.test",
+        "--alias",
+        "c@contoso.test",
+    ]);
+    let conflict = |method: &str, path: &str, body: Value, what: &str| {
+        let (status, v) = s.api(method, path, Some(body));
+        assert_eq!(status, 409, "{what}: {v}");
+        assert!(error_of(&v).contains("already exists"), "{what}: {v}");
+    };
+    // A mailbox (or alias) cannot take a group's address and steal its mail…
+    conflict(
+        "POST",
+        "/api/v1/mailboxes",
+        json!({"address": "sales@contoso.test"}),
+        "mailbox",
+    );
+    conflict(
+        "PATCH",
+        "/api/v1/mailboxes/dave@contoso.test",
+        json!({"aliases": ["sales@contoso.test"]}),
+        "alias",
+    );
+    // …nor a group a mailbox's address or alias.
+    for a in ["alice@contoso.test", "c@contoso.test"] {
+        conflict(
+            "POST",
+            "/api/v1/groups",
+            json!({"type": "distribution", "tenant": "contoso", "address": a, "owners": ["alice@contoso.test"]}),
+            a,
+        );
+    }
+    // A contact made while its domain was outside cannot be shadowed by a mailbox later.
+    s.ok(&[
+        "contact",
+        "add",
+        "partner@fabrikam.test",
+        "--tenant",
+        "contoso",
+    ]);
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"domain": "fabrikam.test", "tenant": "contoso"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    conflict(
+        "POST",
+        "/api/v1/mailboxes",
+        json!({"address": "partner@fabrikam.test"}),
+        "mailbox over a contact",
+    );
+    // Nothing changed: dave has no alias, and the group still gets its mail.
+    let (_, dave) = s.api("GET", "/api/v1/mailboxes/dave@contoso.test", None);
+    assert_eq!(dave["aliases"], json!([]));
+    let (status, _) = s.api("GET", "/api/v1/mailboxes/sales@contoso.test", None);
+    assert_eq!(status, 404);
+    send_and_settle(&s, &["sales@contoso.test"], "still-the-group");
+    assert_eq!(count(&s, "bob@contoso.test"), 1);
+}
+
+#[test]
+fn postmaster_and_abuse_are_reserved_in_every_domain() {
+    let s = contoso();
+    let reserved = |method: &str, path: &str, body: Value, what: &str| {
+        let (status, v) = s.api(method, path, Some(body));
+        assert_eq!(status, 400, "{what}: {v}");
+        let e = error_of(&v);
+        assert!(
+            e.contains("is reserved") && e.contains("RFC 5321"),
+            "{what}: {e}"
+        );
+    };
+    reserved(
+        "POST",
+        "/api/v1/mailboxes",
+        json!({"address": "postmaster@contoso.test"}),
+        "mailbox",
+    );
+    reserved(
+        "POST",
+        "/api/v1/mailboxes",
+        json!({"address": "Abuse@contoso.test"}),
+        "mailbox, any case",
+    );
+    reserved(
+        "PATCH",
+        "/api/v1/mailboxes/alice@contoso.test",
+        json!({"aliases": ["abuse@contoso.test"]}),
+        "alias",
+    );
+    reserved(
+        "POST",
+        "/api/v1/groups",
+        json!({"type": "distribution", "tenant": "contoso", "address": "POSTMASTER@contoso.test", "owners": ["alice@contoso.test"]}),
+        "group",
+    );
+    reserved(
+        "POST",
+        "/api/v1/contacts",
+        json!({"address": "abuse@fabrikam.test", "tenant": "contoso"}),
+        "contact",
+    );
+    let (_, alice) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(alice["aliases"], json!([]));
+    let (_, groups) = s.api("GET", "/api/v1/groups", None);
+    assert_eq!(groups, json!([]));
+}
+
+#[test]
+fn the_last_owners_mailbox_goes_only_with_a_new_owner() {
+    let s = contoso();
+    open_group(&s, &["sales@contoso.test", "--type", "distribution"]);
+    open_group(&s, &["team@contoso.test", "--type", "m365"]);
+    let (status, v) = s.api("DELETE", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(status, 409, "{v}");
+    let e = error_of(&v);
+    assert!(
+        e.contains("last owner of sales@contoso.test, team@contoso.test"),
+        "{e}"
+    );
+    let (status, _) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(status, 200, "alice is still there");
+    // The CLI passes ownership on.
+    let (ok, out, err) = s.cli(&[
+        "mailbox",
+        "remove",
+        "alice@contoso.test",
+        "--transfer-ownership-to",
+        "bob@contoso.test",
+    ]);
+    assert!(ok, "{out}{err}");
+    let (status, _) = s.api("GET", "/api/v1/mailboxes/alice@contoso.test", None);
+    assert_eq!(status, 404);
+    for g in ["sales@contoso.test", "team@contoso.test"] {
+        let (_, v) = s.api("GET", &format!("/api/v1/groups/{g}"), None);
+        assert_eq!(v["owners"], json!(["bob@contoso.test"]), "{v}");
+    }
+    let (_, team) = s.api("GET", "/api/v1/groups/team@contoso.test", None);
+    assert_eq!(
+        team["members"],
+        json!(["bob@contoso.test"]),
+        "the new owner is a member"
+    );
+    // A mailbox that is one of several owners goes freely.
+    s.ok(&[
+        "group",
+        "owners",
+        "add",
+        "sales@contoso.test",
+        "carol@contoso.test",
+        "--bypass-security-group-manager-check",
+    ]);
+    let (status, v) = s.api("DELETE", "/api/v1/mailboxes/carol@contoso.test", None);
+    assert_eq!(status, 204, "{v}");
+}
+
+#[test]
+fn private_and_hidden_groups_are_read_only_by_their_members() {
+    let s = contoso();
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({"type": "m365", "tenant": "contoso", "address": "secret@contoso.test",
+            "owners": ["alice@contoso.test"], "members": ["bob@contoso.test"],
+            "access_type": "private", "require_sender_authentication": false}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({"type": "m365", "tenant": "contoso", "address": "hidden@contoso.test",
+            "owners": ["alice@contoso.test"], "members": ["bob@contoso.test"],
+            "hidden_group_membership_enabled": true, "require_sender_authentication": false}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    send_and_settle(
+        &s,
+        &["secret@contoso.test", "hidden@contoso.test"],
+        "inside",
+    );
+    let ga = {
+        let (_, v) = s.api(
+            "POST",
+            "/api/v1/tenants/contoso/tokens",
+            Some(json!({"role": "global-admin"})),
+        );
+        v["token"].as_str().unwrap().to_string()
+    };
+    let bob = login(&s, "bob");
+    let carol = login(&s, "carol");
+    for g in ["secret@contoso.test", "hidden@contoso.test"] {
+        for what in ["conversations", "calendar", "files"] {
+            let path = format!("/api/v1/groups/{g}/{what}");
+            for (who, token) in [
+                ("operator", s.token.as_str()),
+                ("global admin", &ga),
+                ("carol", &carol),
+            ] {
+                let (status, v) = s.api_as(token, "GET", &path, None);
+                assert_eq!(status, 403, "{who} reads {path}: {v}");
+            }
+            let (status, v) = s.api_as(&bob, "GET", &path, None);
+            assert_eq!(status, 200, "bob (member) reads {path}: {v}");
+        }
+    }
+    // The hidden group's members: hidden from non-members, admins included.
+    for (who, token) in [
+        ("operator", s.token.as_str()),
+        ("global admin", &ga),
+        ("carol", &carol),
+    ] {
+        let (_, v) = s.api_as(token, "GET", "/api/v1/groups/hidden@contoso.test", None);
+        assert_eq!(v["members"], "hidden", "{who}: {v}");
+        let (status, v) = s.api_as(
+            token,
+            "GET",
+            "/api/v1/groups/hidden@contoso.test/members",
+            None,
+        );
+        assert_eq!(status, 403, "{who}: {v}");
+    }
+    let (_, v) = s.api_as(&bob, "GET", "/api/v1/groups/hidden@contoso.test", None);
+    assert_eq!(
+        v["members"],
+        json!(["alice@contoso.test", "bob@contoso.test"]),
+        "{v}"
+    );
+    // Admins still manage it; the setting is for creation only.
+    let (status, v) = s.api_as(
+        &ga,
+        "POST",
+        "/api/v1/groups/hidden@contoso.test/members",
+        Some(json!({"add": ["carol@contoso.test"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = s.api(
+        "PATCH",
+        "/api/v1/groups/hidden@contoso.test",
+        Some(json!({"hidden_group_membership_enabled": false})),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (_, v) = s.api_as(
+        &carol,
+        "GET",
+        "/api/v1/groups/hidden@contoso.test/members",
+        None,
+    );
+    assert_eq!(
+        v.as_array().map(|a| a.len()),
+        Some(3),
+        "carol is a member now: {v}"
+    );
+}
+
+#[test]
+fn m365_owners_are_members_and_join_requests_go_to_the_owners() {
+    let s = contoso();
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(json!({"type": "m365", "tenant": "contoso", "address": "club@contoso.test",
+            "owners": ["alice@contoso.test"], "members": ["carol@contoso.test"], "access_type": "private"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        v["members"],
+        json!(["alice@contoso.test", "carol@contoso.test"])
+    );
+    assert_eq!(
+        v["subscribers"],
+        json!([]),
+        "AutoSubscribeNewMembers is off by default"
+    );
+    assert_eq!(v["auto_subscribe_new_members"], false);
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups/club@contoso.test/owners",
+        Some(json!({"add": ["dave@contoso.test"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["members"],
+        json!([
+            "alice@contoso.test",
+            "carol@contoso.test",
+            "dave@contoso.test"
+        ])
+    );
+    // An owner cannot stop being a member while an owner.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups/club@contoso.test/members",
+        Some(json!({"remove": ["dave@contoso.test"]})),
+    );
+    assert_eq!(status, 400, "{v}");
+    // bob asks to join the private group: both owners get the request, once.
+    let bob = login(&s, "bob");
+    for _ in 0..2 {
+        let (status, v) = s.api_as(
+            &bob,
+            "POST",
+            "/api/v1/groups/club@contoso.test/join",
+            Some(json!({})),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["result"], "requested");
+    }
+    s.wait_for("join request mail", || {
+        count(&s, "alice@contoso.test") == 1 && count(&s, "dave@contoso.test") == 1
+    });
+    let m = &s.mail("alice@contoso.test")[0];
+    assert_eq!(m["subject"], "Request to join club");
+    assert!(
+        m["from"]
+            .as_str()
+            .unwrap()
+            .contains("postmaster@contoso.test"),
+        "{m}"
+    );
+    let raw = s.raw_mail("alice@contoso.test", m["id"].as_i64().unwrap());
+    assert!(
+        raw.contains("bob@contoso.test")
+            && raw.contains("hato group requests approve club@contoso.test"),
+        "{raw}"
+    );
+    // A distribution or mail-enabled security group cannot contain a Microsoft 365 group.
+    for kind in ["distribution", "mail-security"] {
+        let (status, v) = s.api(
+            "POST",
+            "/api/v1/groups",
+            Some(
+                json!({"type": kind, "tenant": "contoso", "address": format!("{kind}@contoso.test"),
+                "owners": ["alice@contoso.test"], "members": ["club@contoso.test"]}),
+            ),
+        );
+        assert_eq!(status, 400, "{kind}: {v}");
+        assert!(
+            error_of(&v).contains("Microsoft 365 group cannot be a member"),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn mail_security_moderation_needs_a_named_moderator_and_filters_only_filled_properties() {
+    let s = contoso();
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({"type": "mail-security", "tenant": "contoso", "address": "msec@contoso.test",
+            "owners": ["alice@contoso.test"], "moderation_enabled": true}),
+        ),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(error_of(&v).contains("named moderator"), "{v}");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({"type": "mail-security", "tenant": "contoso", "address": "msec@contoso.test",
+            "owners": ["alice@contoso.test"]}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let patch = |body: Value| {
+        let mut body = body;
+        body["bypass_security_group_manager_check"] = json!(true);
+        s.api("PATCH", "/api/v1/groups/msec@contoso.test", Some(body))
+    };
+    let (status, v) = patch(json!({"moderation_enabled": true}));
+    assert_eq!(status, 400, "{v}");
+    let (_, g) = s.api("GET", "/api/v1/groups/msec@contoso.test", None);
+    assert_eq!(g["moderation_enabled"], false);
+    let (status, v) =
+        patch(json!({"moderation_enabled": true, "moderated_by": ["bob@contoso.test"]}));
+    assert_eq!(status, 200, "{v}");
+    // A distribution group may leave it to its owners.
+    open_group(
+        &s,
+        &[
+            "dl@contoso.test",
+            "--type",
+            "distribution",
+            "--moderation-enabled",
+            "true",
+        ],
+    );
+    // A dynamic group's filter on a property hato never fills is refused, listing what works.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            json!({"type": "dynamic", "tenant": "contoso", "address": "managers@contoso.test",
+            "owners": ["alice@contoso.test"], "recipient_filter": "Manager -eq 'alice'"}),
+        ),
+    );
+    assert_eq!(status, 400, "{v}");
+    let e = error_of(&v);
+    assert!(
+        e.contains("'Manager' is not filled in") && e.contains("Department, Company"),
+        "{e}"
+    );
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups/preview",
+        Some(json!({"tenant": "contoso", "filter": "FirstName -eq 'Alice'"})),
+    );
+    assert_eq!(status, 400, "{v}");
 }

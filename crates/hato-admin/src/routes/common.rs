@@ -72,6 +72,34 @@ pub(super) fn resolve_ref(ix: &DirectoryIndex, text: &str) -> ApiResult<MemberRe
     )))
 }
 
+/// Refuses to let rights or roles reach through groups that cannot carry them: `inner` are
+/// the non-security groups (distribution lists, dynamic and Microsoft 365 groups) a change would
+/// put inside a role group, a rights group or a group nested in either. Exchange gives
+/// permissions and roles only to security principals.
+pub(super) fn refuse_non_security(
+    ix: &DirectoryIndex,
+    inner: &[hato_core::directory::GroupId],
+    what: &str,
+) -> ApiResult<()> {
+    if inner.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = inner
+        .iter()
+        .map(|g| {
+            let kind = ix
+                .group(*g)
+                .map(|g| g.group_type.as_str())
+                .unwrap_or("group");
+            format!("{} ({kind})", ix.name_of(MemberRef::Group(*g)))
+        })
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "rights and roles flow only through security groups: {what} would reach {}; nest only security or mail-enabled security groups",
+        names.join(", ")
+    )))
+}
+
 pub(super) fn resolve_mailbox(ix: &DirectoryIndex, text: &str) -> ApiResult<i64> {
     match resolve_ref(ix, text)? {
         MemberRef::Mailbox(id) => Ok(id),
@@ -91,7 +119,31 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-pub(super) fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
+/// Whether `p` may see who is in `g`, and read its content when it has any: for a private
+/// Microsoft 365 group or one with hidden membership, only its members and owners — not even
+/// admins, who manage the group without reading it (Exchange: a private group's content is
+/// for members only; HiddenGroupMembershipEnabled hides the members from non-members).
+pub(super) fn member_only(g: &Group) -> bool {
+    g.group_type == GroupType::M365
+        && (g.settings.access_type == AccessType::Private
+            || g.settings.hidden_group_membership_enabled)
+}
+
+/// Whether `p` is a member or an owner of `g`.
+pub(super) fn belongs(p: &Principal, ix: &DirectoryIndex, g: &Group) -> bool {
+    p.mailbox_id
+        .is_some_and(|me| g.owners.contains(&me) || ix.is_member(MemberRef::Mailbox(me), g.id))
+}
+
+/// Whether `p` may see `g`'s members.
+pub(super) fn sees_members(p: &Principal, ix: &DirectoryIndex, g: &Group) -> bool {
+    !g.settings.hidden_group_membership_enabled || belongs(p, ix, g)
+}
+
+/// A group as `p` sees it: a hidden group's members and subscribers show as "hidden" to anyone
+/// who is neither a member nor an owner.
+pub(super) fn group_json(ix: &DirectoryIndex, g: &Group, p: &Principal) -> Value {
+    let hidden = !sees_members(p, ix, g);
     let st = &g.settings;
     let mailboxes = |ids: &[i64]| -> Vec<String> {
         ids.iter()
@@ -104,8 +156,8 @@ pub(super) fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
         "type": g.group_type.as_str(),
         "tenant": ix.dir.tenant_name,
         "owners": mailboxes(&g.owners),
-        "members": if g.group_type == GroupType::Dynamic { Value::Null } else { json!(refs_text(ix, &g.members)) },
-        "subscribers": mailboxes(&g.subscribers),
+        "members": if hidden { json!("hidden") } else if g.group_type == GroupType::Dynamic { Value::Null } else { json!(refs_text(ix, &g.members)) },
+        "subscribers": if hidden { json!("hidden") } else { json!(mailboxes(&g.subscribers)) },
         "require_sender_authentication": st.require_sender_authentication,
         "accept_messages_only_from": refs_text(ix, &st.accept_messages_only_from),
         "reject_messages_from": refs_text(ix, &st.reject_messages_from),
@@ -115,6 +167,9 @@ pub(super) fn group_json(ix: &DirectoryIndex, g: &Group) -> Value {
         "member_join_restriction": st.member_join_restriction.as_str(),
         "member_depart_restriction": st.member_depart_restriction.as_str(),
         "report_to_originator": st.report_to_originator,
+        "report_to_originator_enabled": st.report_to_originator,
+        "report_to_manager_enabled": st.report_to_manager,
+        "hidden_group_membership_enabled": st.hidden_group_membership_enabled,
         "recipient_filter": st.recipient_filter,
         "precanned": st.precanned,
         "access_type": match st.access_type { AccessType::Public => "public", AccessType::Private => "private" },

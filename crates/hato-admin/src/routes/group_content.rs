@@ -1,6 +1,6 @@
 //! Microsoft 365 group content: conversations, items, the calendar and files.
 
-use super::common::find_group;
+use super::common::{belongs, find_group, member_only};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState};
 use axum::extract::{Path, State};
@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hato_core::auth::Principal;
-use hato_core::directory::{AccessType, Group, GroupType, MemberRef};
+use hato_core::directory::{Group, GroupType};
 use hato_directory::DirectoryIndex;
 use serde_json::{Value, json};
 
@@ -29,22 +29,20 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
-/// Members, owners and admins read a group's content; in a public group, anyone in the tenant.
+/// Anyone in the tenant reads a public group's content; a private group's (or one with hidden
+/// membership) only its members and owners. Admins manage such a group but do not read it.
 fn require_group_reader(p: &Principal, ix: &DirectoryIndex, g: &Group) -> ApiResult<()> {
     if g.group_type != GroupType::M365 {
         return Err(ApiError::bad_request(
             "only Microsoft 365 groups have a group mailbox",
         ));
     }
-    if p.is_admin() || g.settings.access_type == AccessType::Public {
+    if !member_only(g) || belongs(p, ix, g) {
         return Ok(());
     }
-    match p.mailbox_id {
-        Some(me) if g.owners.contains(&me) || ix.is_member(MemberRef::Mailbox(me), g.id) => Ok(()),
-        _ => Err(ApiError::forbidden(
-            "only members can read this private group",
-        )),
-    }
+    Err(ApiError::forbidden(
+        "only the group's members and owners can read its content (admins manage the group but do not read it)",
+    ))
 }
 
 async fn conversations(

@@ -4,7 +4,9 @@
 //! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
 //! objects answer 404 as if they did not exist.
 
-use super::common::{denied, find_group, group_json, resolve_mailbox, resolve_ref};
+use super::common::{
+    denied, find_group, group_json, refuse_non_security, resolve_mailbox, resolve_ref, sees_members,
+};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, TenantFilter, body, require_admin, target_tenant};
 use axum::extract::rejection::JsonRejection;
@@ -72,7 +74,11 @@ struct GroupInput {
     bypass_moderation_from: Option<Vec<String>>,
     member_join_restriction: Option<String>,
     member_depart_restriction: Option<String>,
-    report_to_originator: Option<bool>,
+    /// Exchange's ReportToOriginatorEnabled; `report_to_originator` is its older name here.
+    #[serde(alias = "report_to_originator")]
+    report_to_originator_enabled: Option<bool>,
+    report_to_manager_enabled: Option<bool>,
+    hidden_group_membership_enabled: Option<bool>,
     recipient_filter: Option<String>,
     precanned: Option<PrecannedInput>,
     access_type: Option<String>,
@@ -189,8 +195,18 @@ impl GroupInput {
                 "security groups cannot be open: use closed or approval-required",
             ));
         }
-        if let Some(v) = self.report_to_originator {
+        if let Some(v) = self.report_to_originator_enabled {
             st.report_to_originator = v;
+        }
+        if let Some(v) = self.report_to_manager_enabled {
+            st.report_to_manager = v;
+        }
+        // Exchange: enabling moderation of a mail-enabled security group needs at least one
+        // named moderator (its owners do not stand in, as they do for distribution groups).
+        if kind == GroupType::MailSecurity && st.moderation_enabled && st.moderated_by.is_empty() {
+            return Err(ApiError::bad_request(
+                "moderation of a mail-enabled security group needs a named moderator: give moderated_by",
+            ));
         }
         if let Some(a) = &self.access_type {
             st.access_type = match a.to_ascii_lowercase().as_str() {
@@ -208,7 +224,7 @@ impl GroupInput {
             ));
         }
         if let Some(text) = &self.recipient_filter {
-            let f = opath::parse(text).map_err(filter_error)?;
+            let f = hato_directory::index::parse_recipient_filter(text).map_err(filter_error)?;
             st.recipient_filter = Some(f.to_opath());
             st.precanned = None;
         }
@@ -242,6 +258,15 @@ fn check_member_kind(
         (GroupType::M365, _) => Err(ApiError::bad_request(format!(
             "{text}: Microsoft 365 groups have only mailboxes as members"
         ))),
+        // Exchange (Add-DistributionGroupMember): Microsoft 365 groups are not allowed members
+        // of distribution or mail-enabled security groups.
+        (GroupType::Distribution | GroupType::MailSecurity, MemberRef::Group(g))
+            if ix.group(g).is_some_and(|g| g.group_type == GroupType::M365) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: a Microsoft 365 group cannot be a member of a distribution or mail-enabled security group"
+            )))
+        }
         (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!(
             "{text}: contacts cannot be members of a security group"
         ))),
@@ -356,6 +381,14 @@ async fn create_group(
     }
     let mut settings = GroupSettings::defaults_for(kind);
     input.apply(&ix, kind, &mut settings)?;
+    if let Some(hidden) = input.hidden_group_membership_enabled {
+        if hidden && kind != GroupType::M365 {
+            return Err(ApiError::bad_request(
+                "hidden_group_membership_enabled is for Microsoft 365 groups",
+            ));
+        }
+        settings.hidden_group_membership_enabled = hidden;
+    }
     if kind == GroupType::Dynamic && settings.recipient_filter.is_none() {
         return Err(ApiError::bad_request(
             "a dynamic group needs recipient_filter or precanned",
@@ -374,7 +407,7 @@ async fn create_group(
         })
         .await?;
     let ix = s.directory.index(tenant)?;
-    Ok((StatusCode::CREATED, Json(group_json(&ix, &g))).into_response())
+    Ok((StatusCode::CREATED, Json(group_json(&ix, &g, &p))).into_response())
 }
 
 async fn list_groups(
@@ -395,7 +428,7 @@ async fn list_groups(
     for t in tenants {
         let ix = s.directory.index(t)?;
         for g in &ix.dir.groups {
-            out.push(group_json(&ix, g));
+            out.push(group_json(&ix, g, &p));
         }
     }
     Ok(Json(out))
@@ -407,7 +440,7 @@ async fn get_group(
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
-    Ok(Json(group_json(&ix, &g)))
+    Ok(Json(group_json(&ix, &g, &p)))
 }
 
 async fn update_group(
@@ -428,6 +461,12 @@ async fn update_group(
             "address, type and tenant cannot be changed; owners and members change through /owners and /members",
         ));
     }
+    if input.hidden_group_membership_enabled.is_some() {
+        // Exchange: HiddenGroupMembershipEnabled cannot be changed after creation.
+        return Err(ApiError::bad_request(
+            "hidden_group_membership_enabled is set when the group is created and cannot be changed",
+        ));
+    }
     policy::authorize(
         &p,
         &ix,
@@ -438,18 +477,33 @@ async fn update_group(
     .map_err(denied)?;
     let mut settings = g.settings.clone();
     input.apply(&ix, g.group_type, &mut settings)?;
+    let name = input
+        .name
+        .clone()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    // Groups are found by name, so two groups of a tenant never share one (the store checks
+    // again in the write, so two concurrent renames cannot both win).
+    if let Some(n) = &name
+        && ix
+            .dir
+            .groups
+            .iter()
+            .any(|o| o.id != g.id && o.name.eq_ignore_ascii_case(n))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a group named {n} already exists"),
+        ));
+    }
     let change = GroupChange {
-        name: input
-            .name
-            .clone()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty()),
+        name,
         settings: Some(settings),
         ..Default::default()
     };
     let updated = s.store.update_group(g.id, change).await?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated)))
+    Ok(Json(group_json(&ix, &updated, &p)))
 }
 
 #[derive(Deserialize, Default)]
@@ -483,6 +537,11 @@ async fn list_members(
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let (ix, g) = find_group(&s, &p, &ident)?;
+    if !sees_members(&p, &ix, &g) {
+        return Err(ApiError::forbidden(
+            "the group's membership is hidden: only its members and owners see it",
+        ));
+    }
     Ok(Json(
         ix.direct_members(g.id)
             .into_iter()
@@ -524,6 +583,7 @@ async fn change_members(
         ));
     }
     let mut change = GroupChange::default();
+    let rights_bearing = ix.rights_bearing_groups().contains(&g.id);
     for m in &input.add {
         let r = resolve_ref(&ix, m)?;
         check_member_kind(&ix, g.group_type, r, m)?;
@@ -532,6 +592,13 @@ async fn change_members(
                 "a group cannot be a member of itself",
             ));
         }
+        if let (true, MemberRef::Group(inner)) = (rights_bearing, r) {
+            let what = format!(
+                "{} holds a role or a mailbox right (or is nested in a group that does), and adding {m}",
+                ix.name_of(MemberRef::Group(g.id))
+            );
+            refuse_non_security(&ix, &ix.non_security_within(inner), &what)?;
+        }
         change.add_members.push(r);
     }
     for m in &input.remove {
@@ -539,7 +606,7 @@ async fn change_members(
     }
     let updated = s.store.update_group(g.id, change).await?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated)))
+    Ok(Json(group_json(&ix, &updated, &p)))
 }
 
 async fn change_owners(
@@ -577,7 +644,7 @@ async fn change_owners(
         .await
         .map_err(ApiError::from)?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated)))
+    Ok(Json(group_json(&ix, &updated, &p)))
 }
 
 /// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
@@ -634,7 +701,7 @@ async fn change_subscribers(
         )
         .await?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated)))
+    Ok(Json(group_json(&ix, &updated, &p)))
 }
 
 #[derive(Deserialize)]
@@ -655,7 +722,9 @@ async fn preview(
     let input = body(payload)?;
     let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
     let filter = match (&input.filter, &input.precanned) {
-        (Some(text), None) => opath::parse(text).map_err(filter_error)?,
+        (Some(text), None) => {
+            hato_directory::index::parse_recipient_filter(text).map_err(filter_error)?
+        }
         (None, Some(p)) => p.to_precanned()?.to_filter(),
         _ => return Err(ApiError::bad_request("give filter or precanned")),
     };

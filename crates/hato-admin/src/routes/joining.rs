@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_core::directory::{AccessType, Group, GroupType, MemberRef, Restriction};
+use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, GroupAction};
 use hato_store::{GroupChange, JoinRequestKind};
 use serde_json::{Value, json};
@@ -36,8 +37,13 @@ async fn join(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (_, g) = find_group(&s, &p, &ident)?;
+    let (ix, g) = find_group(&s, &p, &ident)?;
     let me = me(&p)?;
+    // Joining a role group (or one nested in it) would make the user an admin: only a global
+    // admin may add them.
+    if ix.role_protected_groups().contains(&g.id) {
+        return Err(ApiError::forbidden(policy::role_group_refusal(&g)));
+    }
     if g.group_type == GroupType::Dynamic {
         return Err(ApiError::bad_request(
             "a dynamic group's members come from its recipient filter",
@@ -54,7 +60,50 @@ async fn join(
     } else {
         g.settings.member_join_restriction
     };
-    membership_change(&s, &g, me, JoinRequestKind::Join, restriction).await
+    let answer = membership_change(&s, &g, me, JoinRequestKind::Join, restriction).await?;
+    if restriction == Restriction::ApprovalRequired {
+        notify_owners(&s, &ix, &g, me).await?;
+    }
+    Ok(answer)
+}
+
+/// Exchange mails a join request to the group's owners: tell them who asks and how to decide,
+/// once per request (asking again while it waits sends nothing new).
+async fn notify_owners(s: &AppState, ix: &DirectoryIndex, g: &Group, me: i64) -> ApiResult<()> {
+    let Some(request) = s
+        .store
+        .join_requests(g.id)?
+        .into_iter()
+        .find(|r| r.mailbox_id == me && r.kind == JoinRequestKind::Join)
+    else {
+        return Ok(());
+    };
+    // A repeated request keeps its id; the owners were told the first time.
+    if s.store.mark_join_request_notified(request.id).await? {
+        return Ok(());
+    }
+    let Some(requester) = ix.mailbox(me) else {
+        return Ok(());
+    };
+    let owners: Vec<(i64, String)> = g
+        .owners
+        .iter()
+        .filter_map(|o| ix.mailbox(*o).map(|m| (*o, m.address.clone())))
+        .collect();
+    let address = g.address.clone().unwrap_or_else(|| g.name.clone());
+    if let Some(notice) = hato_transport::delivery::join_request_notice(
+        &s.hostname,
+        s.clock.now(),
+        g.tenant_id,
+        &address,
+        &g.name,
+        (&requester.address, &requester.display_name),
+        &owners,
+        request.id,
+    ) {
+        s.store.enqueue(notice).await?;
+    }
+    Ok(())
 }
 
 /// Carries out a user's own join or leave under the group's restriction: at once when open, as a

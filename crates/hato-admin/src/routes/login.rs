@@ -1,15 +1,23 @@
-//! Users' login: a mailbox address and password for a user token.
+//! Users' login: a mailbox address and password for a user token, within the login limits
+//! (`crate::login_limit`): per-address and per-IP lockouts with back-off, a bound on concurrent
+//! password hashes, and the same work and answer for an unknown address as for a wrong password.
 
 use crate::error::ApiError;
+use crate::login_limit::address_key;
 use crate::state::{ApiResult, AppState, body};
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hato_core::auth::Role;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{TokenInfo, hash_token};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
 
 pub(super) fn routes() -> Router<AppState> {
     use axum::routing::post;
@@ -26,27 +34,97 @@ struct LoginInput {
 /// How long a user's token lasts.
 const USER_TOKEN_SECS: i64 = 12 * 3600;
 
+/// The client's IP, from the connection (`hato serve` serves with connect info). Without it (a
+/// router used in-process) every caller counts as one unspecified client.
+struct ClientIp(IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        ))
+    }
+}
+
+/// A hash of a password nobody has, to verify against when the address is unknown or has no
+/// password: the same argon2 work as for a real account, so timing does not tell which
+/// addresses exist.
+fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| crate::password::hash(&id::new_token()))
+        .as_deref()
+}
+
+fn too_many(retry_after_secs: u64) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many failed logins; try again in {retry_after_secs} seconds"),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
 /// A user logs in with their mailbox address and password (argon2-hashed by the admin who set
 /// it) and gets a user token.
 async fn login(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     payload: Result<Json<LoginInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let input = body(payload)?;
-    let refused = || ApiError::unauthorized_with("wrong address or password");
-    let a = Address::parse(&input.address).map_err(|_| refused())?;
-    let mb = s
-        .store
-        .mailbox_by_address(&a.to_string())?
-        .ok_or_else(refused)?;
-    let hash = s.store.password_hash(mb.id)?.ok_or_else(refused)?;
+    let key = address_key(&input.address);
+    // While locked, the password is not even checked: the right one gets 429 too.
+    if let Err(locked) = s.login.check(&key, ip) {
+        return Ok(too_many(locked.retry_after_secs));
+    }
+    let account = match Address::parse(&input.address) {
+        Ok(a) => s.store.mailbox_by_address(&a.to_string())?,
+        Err(_) => None,
+    };
+    let stored = match &account {
+        Some(mb) => s.store.password_hash(mb.id)?,
+        None => None,
+    };
+    let known = stored.is_some();
+    let hash = match stored {
+        Some(h) => h,
+        None => dummy_hash()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "could not prepare the password check",
+                )
+            })?
+            .to_string(),
+    };
+    let permit = s.login.hash_permit().await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy checking other logins; try again in a few seconds",
+        )
+    })?;
     let password = input.password;
-    let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
+    let verified = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
         .await
         .unwrap_or(false);
-    if !ok {
-        return Err(refused());
-    }
+    drop(permit);
+    let mb = match account {
+        Some(mb) if verified && known => mb,
+        _ => {
+            s.login.failed(&key, ip);
+            return Err(ApiError::unauthorized_with("wrong address or password"));
+        }
+    };
+    s.login.succeeded(&key);
     let token = id::new_token();
     let expires = s.clock.now().plus_seconds(USER_TOKEN_SECS);
     s.store
@@ -62,5 +140,6 @@ async fn login(
         .await?;
     Ok(Json(
         json!({ "token": token, "role": "user", "address": mb.address, "expires": Timestamp::to_rfc3339(expires) }),
-    ))
+    )
+    .into_response())
 }

@@ -261,6 +261,9 @@ async fn update_mailbox(
             "address and tenant cannot be changed; use aliases",
         ));
     }
+    if input.password.is_some() || input.display_name.is_some() || input.aliases.is_some() {
+        require_may_manage_account(&s, &p, &m)?;
+    }
     let mut attributes = m.attributes.clone();
     let attrs_changed = input.apply_attributes(&mut attributes)?;
     let change = MailboxChange {
@@ -279,6 +282,25 @@ async fn update_mailbox(
     }
     let updated = s.store.update_mailbox(m.id, change).await?;
     Ok(Json(mailbox_json(&updated)))
+}
+
+/// A recipient admin may not take over an admin's account: setting or clearing the password
+/// of, renaming, re-aliasing or removing a mailbox whose user holds an admin role (through a
+/// role group, at any depth) is for global admins only. Exchange: Recipient Management cannot
+/// reset the password of an administrator; only a Global or Privileged Authentication
+/// Administrator can.
+fn require_may_manage_account(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<()> {
+    if p.is_global_admin() {
+        return Ok(());
+    }
+    let ix = s.directory.index(m.tenant_id)?;
+    if ix.role_of(m.id).is_some() {
+        return Err(ApiError::forbidden(format!(
+            "only global admins may change the password, name or addresses of, or remove, {}: its user holds an admin role",
+            m.address
+        )));
+    }
+    Ok(())
 }
 
 /// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password.
@@ -306,13 +328,34 @@ async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<(
     Ok(())
 }
 
+#[derive(Deserialize)]
+struct RemoveQuery {
+    transfer_ownership_to: Option<String>,
+}
+
 async fn delete_mailbox(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
+    Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
     require_admin(&p)?;
     let m = visible_mailbox(&s, &p, &address)?;
-    s.store.remove_mailbox(m.id).await?;
+    require_may_manage_account(&s, &p, &m)?;
+    let to = match q.transfer_ownership_to.as_deref() {
+        Some(t) => {
+            let to = visible_mailbox(&s, &p, t).map_err(|_| {
+                ApiError::bad_request(format!("transfer_ownership_to: {t} is not a mailbox"))
+            })?;
+            if to.tenant_id != m.tenant_id || to.id == m.id {
+                return Err(ApiError::bad_request(
+                    "transfer_ownership_to: name another mailbox of the same tenant",
+                ));
+            }
+            Some(to.id)
+        }
+        None => None,
+    };
+    s.store.remove_mailbox_transferring(m.id, to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! Mailbox permissions (full access, send as) for users and security groups.
 
-use super::common::resolve_ref;
+use super::common::{refuse_non_security, resolve_ref};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, body, require_admin, visible_mailbox};
 use axum::extract::rejection::JsonRejection;
@@ -72,7 +72,11 @@ async fn add_permission(
     payload: Result<Json<PermissionInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     let input = body(payload)?;
-    let (_, perm) = permission_target(&s, &p, &address, &input)?;
+    let (ix, perm) = permission_target(&s, &p, &address, &input)?;
+    if let MemberRef::Group(g) = perm.trustee {
+        let what = format!("the right given to {}", input.user);
+        refuse_non_security(&ix, &ix.non_security_within(g), &what)?;
+    }
     s.store.grant(perm).await?;
     Ok((
         StatusCode::CREATED,

@@ -1,6 +1,6 @@
 //! Role groups: security groups whose members act as global or recipient admins.
 
-use super::common::{find_group, group_json};
+use super::common::{find_group, group_json, refuse_non_security};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, body, require_global_admin};
 use axum::extract::rejection::JsonRejection;
@@ -35,7 +35,7 @@ async fn assign_role(
     payload: Result<Json<RoleInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     require_global_admin(&p)?;
-    let (_, g) = find_group(&s, &p, &ident)?;
+    let (ix, g) = find_group(&s, &p, &ident)?;
     let input = body(payload)?;
     if !g.group_type.grants_rights() {
         return Err(ApiError::bad_request(
@@ -51,7 +51,11 @@ async fn assign_role(
             )));
         }
     };
+    if input.assign {
+        let what = format!("the role given to {ident}");
+        refuse_non_security(&ix, &ix.non_security_within(g.id), &what)?;
+    }
     s.store.assign_role(g.id, role, input.assign).await?;
     let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &g)))
+    Ok(Json(group_json(&ix, &g, &p)))
 }

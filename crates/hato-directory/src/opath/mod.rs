@@ -76,7 +76,7 @@ mod text;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-pub use parser::{MAX_FILTER_LENGTH, parse};
+pub use parser::{MAX_FILTER_LENGTH, parse, parse_supported};
 pub use precanned::{IncludedRecipients, Precanned};
 pub use property::Property;
 

@@ -19,6 +19,17 @@ pub const MAX_FILTER_LENGTH: usize = 2048;
 /// there; a filter longer than [`MAX_FILTER_LENGTH`] characters is refused
 /// at position 2,048 without being read further.
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
+    parse_with(text, None)
+}
+
+/// Parses as [`parse`] does, but accepts only the properties in `supported`: a filter naming
+/// another property is refused at its position, with the list of supported ones, instead of
+/// silently matching nobody where the directory does not fill that property.
+pub fn parse_supported(text: &str, supported: &[Property]) -> Result<Filter, FilterError> {
+    parse_with(text, Some(supported))
+}
+
+fn parse_with(text: &str, supported: Option<&[Property]>) -> Result<Filter, FilterError> {
     if text.chars().nth(MAX_FILTER_LENGTH).is_some() {
         return Err(FilterError::new(
             MAX_FILTER_LENGTH,
@@ -33,13 +44,16 @@ pub fn parse(text: &str) -> Result<Filter, FilterError> {
     let mut parser = Parser {
         chars: text.chars().collect(),
         pos: 0,
+        supported,
     };
     parser.parse_filter()
 }
 
-struct Parser {
+struct Parser<'a> {
     chars: Vec<char>,
     pos: usize,
+    /// When set, the only properties a filter may name.
+    supported: Option<&'a [Property]>,
 }
 
 /// An operator waiting for its right-hand operand, or an open parenthesis.
@@ -108,8 +122,12 @@ fn is_bare_value_char(c: char) -> bool {
 /// The property names for error messages, with the fifteen custom
 /// attributes folded into one entry.
 fn property_list() -> String {
+    list_of(&Property::ALL)
+}
+
+fn list_of(properties: &[Property]) -> String {
     let mut names: Vec<&str> = Vec::new();
-    for p in Property::ALL {
+    for &p in properties {
         match p {
             Property::CustomAttribute(1) => names.push("CustomAttribute1 to CustomAttribute15"),
             Property::CustomAttribute(_) => {}
@@ -119,7 +137,7 @@ fn property_list() -> String {
     names.join(", ")
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
@@ -308,10 +326,27 @@ impl Parser {
                 "a property name",
                 format!(
                     "unknown property '{name}'; expected a property name: {}",
-                    property_list()
+                    match self.supported {
+                        Some(s) => list_of(s),
+                        None => property_list(),
+                    }
                 ),
             ));
         };
+        if let Some(supported) = self.supported
+            && !supported.contains(&property)
+        {
+            return Err(FilterError::new(
+                start,
+                FilterErrorKind::UnknownProperty,
+                "a supported property name",
+                format!(
+                    "the property '{}' is not filled in by this directory, so the filter would match nobody; use one of: {}",
+                    property.name(),
+                    list_of(supported)
+                ),
+            ));
+        }
 
         self.skip_whitespace();
         let operator_position = self.pos;

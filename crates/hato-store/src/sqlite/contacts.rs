@@ -1,6 +1,6 @@
 //! Mail contacts: outside addresses in a tenant's directory.
 
-use super::{SqliteStore, bump_directory, tenant_of};
+use super::{SqliteStore, address_holder, bump_directory, check_reserved, tenant_of};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::ContactStore;
@@ -30,6 +30,13 @@ pub(super) fn contact_from(row: (i64, i64, String, String, String)) -> Result<Co
 impl ContactStore for SqliteStore {
     fn create_contact(&self, c: NewContact) -> Pending<Contact> {
         self.write(move |conn| {
+            check_reserved(&c.address)?;
+            if let Some(holder) = address_holder(conn, c.tenant_id, &c.address)? {
+                return Err(StoreError::Conflict(format!(
+                    "the address {} (of {holder})",
+                    c.address
+                )));
+            }
             conn.execute(
                 "INSERT INTO contacts(tenant_id, address, display_name, attributes) VALUES (?1, ?2, ?3, ?4)",
                 params![

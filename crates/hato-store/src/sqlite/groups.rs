@@ -1,6 +1,9 @@
 //! Groups: settings, owners, members and subscribers.
 
-use super::{SqliteStore, bump_directory, member_from, member_kind, now_micros, tenant_of};
+use super::{
+    SqliteStore, address_holder, bump_directory, check_reserved, member_from, member_kind,
+    now_micros, tenant_of,
+};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::GroupStore;
@@ -81,20 +84,24 @@ pub(super) fn load_group(conn: &Connection, id: GroupId) -> Result<Group> {
     })
 }
 
-fn address_taken(conn: &Connection, address: &str) -> Result<bool> {
-    let in_mailboxes: Option<i64> = conn
-        .query_row(
-            "SELECT mailbox_id FROM addresses WHERE address = ?1",
-            [address],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let in_groups: Option<i64> = conn
-        .query_row("SELECT id FROM groups WHERE address = ?1", [address], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(in_mailboxes.is_some() || in_groups.is_some())
+/// Whether another group of `tenant` already has `name` (case-insensitive, as the API finds
+/// groups by name). Checked inside the write, so two concurrent renames cannot both win.
+fn name_taken(
+    conn: &Connection,
+    tenant: TenantId,
+    name: &str,
+    except: Option<GroupId>,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT id, name FROM groups WHERE tenant_id = ?1")?;
+    let mut rows = stmt.query([tenant])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let other: String = r.get(1)?;
+        if Some(id) != except && other.to_lowercase() == name.to_lowercase() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl GroupStore for SqliteStore {
@@ -110,9 +117,13 @@ impl GroupStore for SqliteStore {
                         "{address}: the domain {domain} is not an accepted domain of this tenant"
                     )));
                 }
-                if address_taken(conn, address)? {
-                    return Err(StoreError::Conflict(format!("address {address}")));
+                check_reserved(address)?;
+                if let Some(holder) = address_holder(conn, g.tenant_id, address)? {
+                    return Err(StoreError::Conflict(format!("the address {address} (of {holder})")));
                 }
+            }
+            if name_taken(conn, g.tenant_id, &g.name, None)? {
+                return Err(StoreError::Conflict(format!("a group named {}", g.name)));
             }
             conn.execute(
                 "INSERT INTO groups(tenant_id, name, address, type, settings, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -123,7 +134,13 @@ impl GroupStore for SqliteStore {
                 check_member(conn, g.tenant_id, &MemberRef::Mailbox(*owner))?;
                 conn.execute("INSERT OR IGNORE INTO group_owners(group_id, mailbox_id) VALUES (?1, ?2)", params![id, owner])?;
             }
-            for m in &g.members {
+            // A Microsoft 365 group's owners are its members (Exchange: Add-UnifiedGroupLinks
+            // needs an owner to be a member first).
+            let mut members = g.members.clone();
+            if g.group_type == GroupType::M365 {
+                members.extend(g.owners.iter().map(|o| MemberRef::Mailbox(*o)));
+            }
+            for m in &members {
                 check_member(conn, g.tenant_id, m)?;
                 let (kind, mid) = member_kind(m);
                 conn.execute("INSERT OR IGNORE INTO group_members(group_id, kind, member_id) VALUES (?1, ?2, ?3)", params![id, kind, mid])?;
@@ -142,6 +159,9 @@ impl GroupStore for SqliteStore {
         self.write(move |conn| {
             let current = load_group(conn, id)?;
             if let Some(name) = &c.name {
+                if name_taken(conn, current.tenant_id, name, Some(id))? {
+                    return Err(StoreError::Conflict(format!("a group named {name}")));
+                }
                 conn.execute("UPDATE groups SET name = ?1 WHERE id = ?2", params![name, id])?;
             }
             let settings = c.settings.clone().unwrap_or_else(|| current.settings.clone());
@@ -155,7 +175,11 @@ impl GroupStore for SqliteStore {
                     conn.execute("DELETE FROM group_subscribers WHERE group_id = ?1 AND mailbox_id = ?2", params![id, mb])?;
                 }
             }
-            for m in &c.add_members {
+            let mut add_members = c.add_members.clone();
+            if current.group_type == GroupType::M365 {
+                add_members.extend(c.add_owners.iter().map(|o| MemberRef::Mailbox(*o)));
+            }
+            for m in &add_members {
                 check_member(conn, current.tenant_id, m)?;
                 let (kind, mid) = member_kind(m);
                 let added = conn.execute(
@@ -187,6 +211,14 @@ impl GroupStore for SqliteStore {
             // Exchange: a group always keeps at least one owner.
             if updated.owners.is_empty() {
                 return Err(StoreError::Invalid("a group must keep at least one owner".into()));
+            }
+            // …and a Microsoft 365 group's owners stay its members.
+            if updated.group_type == GroupType::M365
+                && updated.owners.iter().any(|o| !updated.members.contains(&MemberRef::Mailbox(*o)))
+            {
+                return Err(StoreError::Invalid(
+                    "an owner of a Microsoft 365 group is one of its members: remove them as an owner first".into(),
+                ));
             }
             bump_directory(conn, current.tenant_id)?;
             Ok(updated)

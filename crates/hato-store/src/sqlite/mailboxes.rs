@@ -1,6 +1,6 @@
 //! Mailboxes and their addresses (primary and aliases).
 
-use super::{SqliteStore, bump_directory, now_micros, tenant_of};
+use super::{SqliteStore, address_holder, bump_directory, check_reserved, now_micros, tenant_of};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::MailboxStore;
@@ -49,7 +49,8 @@ fn load_mailbox(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
     }
 }
 
-/// Checks that `address` is free (no mailbox answers to it) and its domain belongs to `tenant`.
+/// Claims `address` for a mailbox: its domain must belong to `tenant`, it must not be reserved,
+/// and no mailbox, group or contact may answer to it already.
 fn claim_address(
     conn: &Connection,
     address: &str,
@@ -70,15 +71,11 @@ fn claim_address(
             "{address}: the domain {domain} is not an accepted domain of this tenant"
         )));
     }
-    let taken: Option<i64> = conn
-        .query_row(
-            "SELECT mailbox_id FROM addresses WHERE address = ?1",
-            [address],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if taken.is_some() {
-        return Err(StoreError::Conflict(format!("address {address}")));
+    check_reserved(address)?;
+    if let Some(holder) = address_holder(conn, tenant, address)? {
+        return Err(StoreError::Conflict(format!(
+            "the address {address} (of {holder})"
+        )));
     }
     conn.execute(
         "INSERT INTO addresses(address, mailbox_id, is_primary) VALUES (?1, ?2, ?3)",
@@ -94,6 +91,13 @@ fn attributes_json(a: &MailboxAttributes) -> Result<String> {
 impl MailboxStore for SqliteStore {
     fn create_mailbox(&self, m: NewMailbox) -> Pending<Mailbox> {
         self.write(move |conn| {
+            check_reserved(&m.address)?;
+            if let Some(holder) = address_holder(conn, m.tenant_id, &m.address)? {
+                return Err(StoreError::Conflict(format!(
+                    "the address {} (of {holder})",
+                    m.address
+                )));
+            }
             conn.execute(
                 "INSERT INTO mailboxes(tenant_id, address, display_name, type, attributes, quota_bytes, created) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -192,9 +196,76 @@ impl MailboxStore for SqliteStore {
         })
     }
 
-    fn remove_mailbox(&self, id: MailboxId) -> Pending<()> {
+    fn remove_mailbox_transferring(
+        &self,
+        id: MailboxId,
+        transfer_ownership_to: Option<MailboxId>,
+    ) -> Pending<()> {
         self.write(move |conn| {
             let owner = tenant_of(conn, "mailboxes", id)?;
+            // The groups it owns: (id, type, how it is named, how many owners it has).
+            let mut stmt = conn.prepare_cached(
+                "SELECT g.id, g.type, COALESCE(g.address, g.name), \
+                   (SELECT COUNT(*) FROM group_owners o2 WHERE o2.group_id = g.id) \
+                 FROM group_owners o JOIN groups g ON g.id = o.group_id WHERE o.mailbox_id = ?1 \
+                 ORDER BY 3",
+            )?;
+            let owned = stmt
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            match transfer_ownership_to {
+                Some(to) => {
+                    if to == id || tenant_of(conn, "mailboxes", to)? != owner {
+                        return Err(StoreError::Invalid(
+                            "ownership goes to another mailbox of the same tenant".into(),
+                        ));
+                    }
+                    for (group, kind, _, _) in &owned {
+                        conn.execute(
+                            "INSERT OR IGNORE INTO group_owners(group_id, mailbox_id) VALUES (?1, ?2)",
+                            params![group, to],
+                        )?;
+                        // A Microsoft 365 group's owners are its members.
+                        if kind == "m365" {
+                            conn.execute(
+                                "INSERT OR IGNORE INTO group_members(group_id, kind, member_id) VALUES (?1, 'mailbox', ?2)",
+                                params![group, to],
+                            )?;
+                        }
+                    }
+                }
+                None => {
+                    // Exchange: a group always keeps an owner; nobody could manage it otherwise.
+                    let last: Vec<&str> = owned
+                        .iter()
+                        .filter(|(_, _, _, n)| *n <= 1)
+                        .map(|(_, _, name, _)| name.as_str())
+                        .collect();
+                    if !last.is_empty() {
+                        return Err(StoreError::InUse(format!(
+                            "the mailbox is the last owner of {}; pass ownership to another mailbox (transfer_ownership_to) or add an owner first",
+                            last.join(", ")
+                        )));
+                    }
+                }
+            }
+            // Memberships and rights have no foreign key to the mailbox (a member or trustee may be
+            // any kind of recipient): they go with it.
+            conn.execute(
+                "DELETE FROM group_members WHERE kind = 'mailbox' AND member_id = ?1",
+                [id],
+            )?;
+            conn.execute(
+                "DELETE FROM permissions WHERE trustee_kind = 'mailbox' AND trustee_id = ?1",
+                [id],
+            )?;
             let n = conn.execute("DELETE FROM mailboxes WHERE id = ?1", [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("mailbox {id}")));

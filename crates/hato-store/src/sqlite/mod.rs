@@ -267,6 +267,54 @@ pub(crate) fn tenant_of(conn: &Connection, table: &str, id: i64) -> Result<Optio
         .optional()?)
 }
 
+/// Who already answers to `address`: a mailbox (primary address or alias) or a group of any
+/// tenant (their domains belong to one tenant, so these are unique everywhere), or a mail
+/// contact of `tenant`. One address names one recipient: a mailbox must not take a group's
+/// address (and steal its mail), nor a contact shadow a mailbox. Called inside the write that
+/// takes the address, so two concurrent writes cannot both take it.
+pub(crate) fn address_holder(
+    conn: &Connection,
+    tenant: TenantId,
+    address: &str,
+) -> Result<Option<String>> {
+    let mailbox: Option<String> = conn
+        .prepare_cached(
+            "SELECT m.address FROM addresses a JOIN mailboxes m ON m.id = a.mailbox_id WHERE a.address = ?1",
+        )?
+        .query_row([address], |r| r.get(0))
+        .optional()?;
+    if let Some(m) = mailbox {
+        return Ok(Some(format!("the mailbox {m}")));
+    }
+    let group: Option<String> = conn
+        .prepare_cached("SELECT name FROM groups WHERE address = ?1")?
+        .query_row([address], |r| r.get(0))
+        .optional()?;
+    if let Some(g) = group {
+        return Ok(Some(format!("the group {g}")));
+    }
+    let contact: Option<String> = conn
+        .prepare_cached("SELECT display_name FROM contacts WHERE tenant_id = ?1 AND address = ?2")?
+        .query_row(params![tenant, address], |r| r.get(0))
+        .optional()?;
+    Ok(contact.map(|c| format!("the mail contact {c}")))
+}
+
+/// The role addresses every domain keeps for itself: `postmaster` (RFC 5321 §4.5.1: every
+/// SMTP domain must accept mail for it) and `abuse` (RFC 2142 §2). hato routes them to the
+/// platform's postmaster, so no mailbox, alias, group or contact may take them.
+pub(crate) fn check_reserved(address: &str) -> Result<()> {
+    let local = address.rsplit_once('@').map(|(l, _)| l).unwrap_or(address);
+    for reserved in ["postmaster", "abuse"] {
+        if local.eq_ignore_ascii_case(reserved) {
+            return Err(StoreError::Invalid(format!(
+                "{address} is reserved: {reserved}@ of every domain goes to the platform's postmaster (RFC 5321 §4.5.1, RFC 2142)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn member_kind(m: &MemberRef) -> (&'static str, i64) {
     match m {
         MemberRef::Mailbox(id) => ("mailbox", *id),
@@ -307,8 +355,11 @@ pub(crate) fn set_status(
     ndr_state: i64,
     now: i64,
 ) -> Result<()> {
+    // A recipient whose group reports to nobody (report_to '') never owes an NDR.
     conn.prepare_cached(
-        "UPDATE recipients SET status = ?1, ndr_state = ?2, updated = ?3 WHERE id = ?4",
+        "UPDATE recipients SET status = ?1, \
+           ndr_state = CASE WHEN ?2 = 1 AND report_to = '' THEN 0 ELSE ?2 END, \
+           updated = ?3 WHERE id = ?4",
     )?
     .execute(params![status.as_str(), ndr_state, now, recipient])?;
     Ok(())

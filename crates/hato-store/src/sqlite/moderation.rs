@@ -76,7 +76,9 @@ impl ModerationStore for SqliteStore {
                             Route::Group(id) => (None, Some(id)),
                             _ => (None, m.group_id),
                         };
-                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, m.report_to])?;
+                        // One address a line ('' = nobody); NULL = the sender.
+                        let report_to = m.report_to.as_ref().map(|l| l.join("\n"));
+                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to])?;
                         let id = conn.last_insert_rowid();
                         add_event(conn, id, now.0, TraceEvent::Expand, &m.detail)?;
                         if let Some(reply) = &m.fail {

@@ -16,8 +16,8 @@ impl QueueStore for SqliteStore {
     fn enqueue(&self, m: NewMessage) -> Pending<()> {
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 m.trace_id,
@@ -28,7 +28,8 @@ impl QueueStore for SqliteStore {
                 m.message_id.as_deref().unwrap_or(""),
                 m.subject.as_deref().unwrap_or(""),
                 m.content.len() as i64,
-                m.content
+                m.content,
+                m.authenticated
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -63,7 +64,7 @@ impl QueueStore for SqliteStore {
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved \
+                "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, m.authenticated_mailbox \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group') AND r.next_attempt <= ?1 \
                  ORDER BY r.next_attempt, r.id LIMIT ?2",
@@ -92,6 +93,7 @@ impl QueueStore for SqliteStore {
                             received: Timestamp(r.get(8)?),
                             content: Vec::new(),
                             recipients: vec![rcpt],
+                            authenticated: r.get(11)?,
                         },
                     );
                 }
@@ -176,8 +178,8 @@ impl QueueStore for SqliteStore {
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.ndr_state = 1 ORDER BY r.message_id, r.id LIMIT ?1",
             )?;
-            // One NDR per message and addressee: the sender, or (report_to_originator off) the
-            // group's owners.
+            // One NDR per message and addressee: the sender, or who the group's report settings
+            // name (the sender and/or its first owner).
             let mut by_key: BTreeMap<(i64, String), NdrWork> = BTreeMap::new();
             let mut rows = stmt.query([limit as i64])?;
             while let Some(r) = rows.next()? {
@@ -189,18 +191,23 @@ impl QueueStore for SqliteStore {
                 };
                 let message: i64 = r.get(3)?;
                 let sender: String = r.get(5)?;
-                let to = r.get::<_, Option<String>>(8)?.unwrap_or(sender);
-                match by_key.get_mut(&(message, to.clone())) {
-                    Some(w) => w.failed.push(failed),
-                    None => {
-                        by_key.insert((message, to.clone()), NdrWork {
-                            message_id: message,
-                            trace_id: r.get(4)?,
-                            sender: to,
-                            received: Timestamp(r.get(6)?),
-                            content: Vec::new(),
-                            failed: vec![failed],
-                        });
+                let to: Vec<String> = match r.get::<_, Option<String>>(8)? {
+                    None => vec![sender],
+                    Some(list) => list.split('\n').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+                };
+                for to in to {
+                    match by_key.get_mut(&(message, to.clone())) {
+                        Some(w) => w.failed.push(failed.clone()),
+                        None => {
+                            by_key.insert((message, to.clone()), NdrWork {
+                                message_id: message,
+                                trace_id: r.get(4)?,
+                                sender: to,
+                                received: Timestamp(r.get(6)?),
+                                content: Vec::new(),
+                                failed: vec![failed.clone()],
+                            });
+                        }
                     }
                 }
             }

@@ -136,6 +136,16 @@ impl RightsStore for SqliteStore {
         })
     }
 
+    fn mark_join_request_notified(&self, id: i64) -> Pending<bool> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE join_requests SET notified = 1 WHERE id = ?1 AND notified = 0",
+                [id],
+            )?;
+            Ok(n == 0)
+        })
+    }
+
     fn remove_join_request(&self, id: i64) -> Pending<()> {
         self.write(move |conn| {
             let n = conn.execute("DELETE FROM join_requests WHERE id = ?1", [id])?;

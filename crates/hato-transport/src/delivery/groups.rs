@@ -47,9 +47,11 @@ impl DeliveryAgent {
             }));
         };
         let name = group.address.clone().unwrap_or_else(|| group.name.clone());
+        // The identity the message was queued with (the one its RCPT decision used), never one
+        // derived from the envelope address.
         let sender = Sender {
             address: (!m.sender.is_empty()).then_some(m.sender.as_str()),
-            authenticated: false,
+            identity: m.authenticated,
         };
         if !r.approved {
             if let Err(refusal) = policy::check_sender(&ix, group, sender) {
@@ -79,14 +81,28 @@ impl DeliveryAgent {
                 return Ok(w);
             }
         }
-        let report_to = if group.settings.report_to_originator {
-            None
-        } else {
-            group
-                .owners
-                .iter()
-                .find_map(|o| ix.mailbox(*o))
-                .map(|mb| mb.address.clone())
+        // Exchange §1.6 (Set-DistributionGroup): ReportToOriginatorEnabled sends members' NDRs
+        // to the sender, ReportToManagerEnabled to the group's first owner; both, both; neither,
+        // nobody.
+        let manager = group
+            .owners
+            .iter()
+            .find_map(|o| ix.mailbox(*o))
+            .map(|mb| mb.address.clone());
+        let report_to = match (
+            group.settings.report_to_originator,
+            group.settings.report_to_manager,
+        ) {
+            (true, false) => None,
+            (true, true) => Some(
+                (!m.sender.is_empty())
+                    .then(|| m.sender.clone())
+                    .into_iter()
+                    .chain(manager)
+                    .collect(),
+            ),
+            (false, true) => Some(manager.into_iter().collect()),
+            (false, false) => Some(Vec::new()),
         };
         if group.group_type == GroupType::M365 {
             return self.to_group_mailbox(m, r, &ix, group_id, &name, report_to);
@@ -120,7 +136,7 @@ impl DeliveryAgent {
         ix: &DirectoryIndex,
         group_id: i64,
         name: &str,
-        report_to: Option<String>,
+        report_to: Option<Vec<String>>,
     ) -> Result<GroupWork, StoreError> {
         let Some(group) = ix.group(group_id) else {
             return Ok(GroupWork {

@@ -14,6 +14,8 @@
 mod generated;
 mod groups;
 
+pub use generated::join_request_notice;
+
 use crate::groupmail;
 use crate::routing::{Resolution, resolve};
 use crate::summarize;

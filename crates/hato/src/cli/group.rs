@@ -34,8 +34,15 @@ pub struct GroupSettingsArgs {
     member_join_restriction: Option<String>,
     #[arg(long, value_parser = ["open", "closed", "approval-required"])]
     member_depart_restriction: Option<String>,
+    /// NDRs for members go to the sender (Exchange's ReportToOriginatorEnabled, default true).
+    #[arg(long, alias = "report-to-originator", value_parser = parse_bool, value_name = "BOOL")]
+    report_to_originator_enabled: Option<bool>,
+    /// NDRs for members go to the first owner (ReportToManagerEnabled, default false).
     #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
-    report_to_originator: Option<bool>,
+    report_to_manager_enabled: Option<bool>,
+    /// Microsoft 365 groups: only members and owners see the members (creation only).
+    #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
+    hidden_group_membership_enabled: Option<bool>,
     #[arg(long, value_parser = ["public", "private"])]
     access_type: Option<String>,
     #[arg(long, value_parser = parse_bool, value_name = "BOOL")]
@@ -93,8 +100,14 @@ impl GroupSettingsArgs {
                 put(k, json!(v));
             }
         }
-        if let Some(b) = self.report_to_originator {
-            put("report_to_originator", json!(b));
+        if let Some(b) = self.report_to_originator_enabled {
+            put("report_to_originator_enabled", json!(b));
+        }
+        if let Some(b) = self.report_to_manager_enabled {
+            put("report_to_manager_enabled", json!(b));
+        }
+        if let Some(b) = self.hidden_group_membership_enabled {
+            put("hidden_group_membership_enabled", json!(b));
         }
         if let Some(b) = self.auto_subscribe_new_members {
             put("auto_subscribe_new_members", json!(b));

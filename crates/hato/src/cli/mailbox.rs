@@ -141,6 +141,10 @@ pub(super) enum MailboxCmd {
     },
     Remove {
         address: String,
+        /// Make this mailbox an owner of every group the removed one owns (needed when it is
+        /// the last owner of a group).
+        #[arg(long)]
+        transfer_ownership_to: Option<String>,
     },
     /// Mailbox permissions (full-access, send-as) for users and security groups.
     #[command(subcommand)]
@@ -246,11 +250,18 @@ pub(super) fn run(c: &Client, cmd: MailboxCmd) -> Result<(), String> {
             println!("mailbox {address} changed");
             Ok(())
         }
-        MailboxCmd::Remove { address } => {
+        MailboxCmd::Remove {
+            address,
+            transfer_ownership_to,
+        } => {
+            let query: Vec<(&str, String)> = transfer_ownership_to
+                .map(|to| ("transfer_ownership_to", to))
+                .into_iter()
+                .collect();
             c.json(
                 "DELETE",
                 &format!("/api/v1/mailboxes/{}", enc(&address)),
-                &[],
+                &query,
                 None,
             )?;
             println!("mailbox {address} removed");

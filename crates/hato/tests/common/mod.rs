@@ -28,10 +28,15 @@ impl Server {
     }
 
     pub fn start_with(extra_smtp: &str) -> Server {
+        Self::start_with_sections(extra_smtp, "")
+    }
+
+    /// Starts hato with `extra_smtp` TOML lines in `[smtp]` and `extra_admin` in `[admin]`.
+    pub fn start_with_sections(extra_smtp: &str, extra_admin: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("hato.toml");
         let text = format!(
-            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n"
         );
         std::fs::write(&config, text).expect("write config");
         let mut s = Server {

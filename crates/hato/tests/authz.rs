@@ -1122,7 +1122,7 @@ fn a_recipient_admin_cannot_take_over_an_admins_mailbox() {
             .s
             .api("GET", &format!("/api/v1/mailboxes/{target}"), None);
         let refusal = format!(
-            "only global admins may change the password, name or addresses of, or remove, {target}: its user holds an admin role"
+            "only global admins may change the password, name, addresses or permissions of, or remove, {target}: its user holds an admin role"
         );
         for (what, method, body) in [
             (
@@ -1155,6 +1155,27 @@ fn a_recipient_admin_cannot_take_over_an_admins_mailbox() {
             );
             assert_refused(&got, &refusal, &format!("{what} {target}"));
         }
+        // Nor may it give a mailbox of its choosing full access to (read the mail of), or send-as
+        // on (write as), an admin's mailbox.
+        for right in ["full-access", "send-as"] {
+            let got = ctx.s.api_as(
+                &ctx.recipient_admin,
+                "POST",
+                &format!("/api/v1/mailboxes/{target}/permissions"),
+                Some(json!({ "user": OTHER, "right": right })),
+            );
+            assert_refused(&got, &refusal, &format!("grant {right} on {target}"));
+        }
+        let (status, v) = ctx.s.api(
+            "GET",
+            &format!("/api/v1/mailboxes/{target}/permissions"),
+            None,
+        );
+        assert_eq!(
+            (status, v),
+            (200, json!([])),
+            "no right was given on {target}"
+        );
         let (status, after) = ctx
             .s
             .api("GET", &format!("/api/v1/mailboxes/{target}"), None);

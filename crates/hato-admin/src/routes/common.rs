@@ -195,3 +195,27 @@ pub(super) fn require_mailbox_read(s: &AppState, p: &Principal, m: &Mailbox) -> 
         m.address
     )))
 }
+
+/// A recipient admin may not take over an admin's account: setting or clearing the password
+/// of, renaming, re-aliasing or removing a mailbox whose user holds an admin role (through a
+/// role group, at any depth) is for global admins only. Exchange: Recipient Management cannot
+/// reset the password of an administrator; only a Global or Privileged Authentication
+/// Administrator can. The same holds for mailbox rights on such a mailbox: full access would let
+/// a recipient admin read an admin's mail, send-as would let it write as the admin.
+pub(super) fn require_may_manage_account(
+    s: &AppState,
+    p: &Principal,
+    m: &Mailbox,
+) -> ApiResult<()> {
+    if p.is_global_admin() {
+        return Ok(());
+    }
+    let ix = s.directory.index(m.tenant_id)?;
+    if ix.role_of(m.id).is_some() {
+        return Err(ApiError::forbidden(format!(
+            "only global admins may change the password, name, addresses or permissions of, or remove, {}: its user holds an admin role",
+            m.address
+        )));
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Mailboxes: create, read, change (attributes, aliases, quota, password), remove.
 
-use super::common::require_mailbox_read;
+use super::common::{require_mailbox_read, require_may_manage_account};
 use crate::error::ApiError;
 use crate::state::{
     ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, visible_mailbox,
@@ -282,25 +282,6 @@ async fn update_mailbox(
     }
     let updated = s.store.update_mailbox(m.id, change).await?;
     Ok(Json(mailbox_json(&updated)))
-}
-
-/// A recipient admin may not take over an admin's account: setting or clearing the password
-/// of, renaming, re-aliasing or removing a mailbox whose user holds an admin role (through a
-/// role group, at any depth) is for global admins only. Exchange: Recipient Management cannot
-/// reset the password of an administrator; only a Global or Privileged Authentication
-/// Administrator can.
-fn require_may_manage_account(s: &AppState, p: &Principal, m: &Mailbox) -> ApiResult<()> {
-    if p.is_global_admin() {
-        return Ok(());
-    }
-    let ix = s.directory.index(m.tenant_id)?;
-    if ix.role_of(m.id).is_some() {
-        return Err(ApiError::forbidden(format!(
-            "only global admins may change the password, name or addresses of, or remove, {}: its user holds an admin role",
-            m.address
-        )));
-    }
-    Ok(())
 }
 
 /// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password.

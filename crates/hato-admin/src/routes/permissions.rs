@@ -1,6 +1,6 @@
 //! Mailbox permissions (full access, send as) for users and security groups.
 
-use super::common::{refuse_non_security, resolve_ref};
+use super::common::{refuse_non_security, require_may_manage_account, resolve_ref};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, body, require_admin, visible_mailbox};
 use axum::extract::rejection::JsonRejection;
@@ -41,6 +41,7 @@ fn permission_target(
 ) -> ApiResult<(Arc<DirectoryIndex>, Permission)> {
     require_admin(p)?;
     let mb = visible_mailbox(s, p, address)?;
+    require_may_manage_account(s, p, &mb)?;
     let ix = s.directory.index(mb.tenant_id)?;
     let trustee = resolve_ref(&ix, &input.user)?;
     match trustee {

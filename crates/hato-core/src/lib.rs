@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod directory;
 pub mod id;
@@ -10,5 +11,6 @@ pub mod reply;
 pub mod trace;
 
 pub use address::{Address, AddressError};
+pub use client::{ClientContext, TlsInfo};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use reply::Reply;

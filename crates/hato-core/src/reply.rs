@@ -171,6 +171,16 @@ pub const STORE_FAILED: Reply = Reply::new(
     "4.3.0",
     "Temporary error storing the message; try again later",
 );
+/// A directory lookup at RCPT time failed (store trouble): the client must retry.
+pub const DIRECTORY_FAILED: Reply =
+    Reply::new(451, "4.3.0", "Temporary directory failure; try again later");
+/// A policy hook could not decide (its lookup failed or its answer was lost): the client must
+/// retry.
+pub const POLICY_FAILED: Reply = Reply::new(
+    451,
+    "4.3.0",
+    "Temporary error evaluating policy; try again later",
+);
 
 // --- Delivery outcomes (used in trace and NDRs) -------------------------------------------------
 pub const MAILBOX_FULL: Reply = Reply::new(

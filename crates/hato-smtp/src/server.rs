@@ -2,8 +2,10 @@
 //! STARTTLS, and drives a [`Session`] per connection. Everything protocol-related is in the
 //! session; this loop only moves bytes.
 
-use crate::session::{Envelope, Output, RecipientPolicy, Session, SessionConfig, TlsInfo};
+use crate::policy::SmtpPolicy;
+use crate::session::{Envelope, Output, Session, SessionConfig};
 use hato_core::reply::{self, Reply};
+use hato_core::{ClientContext, TlsInfo};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -91,14 +93,14 @@ impl ConnectionCounts {
     }
 }
 
-pub struct SmtpServer<P: RecipientPolicy + 'static> {
+pub struct SmtpServer<P: SmtpPolicy + 'static> {
     config: ServerConfig,
     policy: Arc<P>,
     submitter: Arc<dyn Submitter>,
     counts: Arc<ConnectionCounts>,
 }
 
-impl<P: RecipientPolicy + 'static> SmtpServer<P> {
+impl<P: SmtpPolicy + 'static> SmtpServer<P> {
     pub fn new(config: ServerConfig, policy: Arc<P>, submitter: Arc<dyn Submitter>) -> Arc<Self> {
         Arc::new(SmtpServer {
             config,
@@ -154,13 +156,16 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut session = Session::new(self.config.session.clone(), self.policy.clone(), ip);
+        let local = stream.local_addr().unwrap_or(peer);
+        let mut session = Session::new(
+            self.config.session.clone(),
+            self.policy.clone(),
+            ClientContext::new(peer, local),
+        );
         let deadline = Instant::now() + self.config.session_timeout;
-        if stream.write_all(&session.greeting()).await.is_err() {
-            return;
-        }
+        let start = session.start();
         match self
-            .drive(&mut stream, &mut session, deadline, shutdown.clone())
+            .drive(&mut stream, &mut session, start, deadline, shutdown.clone())
             .await
         {
             Next::Close => {}
@@ -198,8 +203,14 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
                         .unwrap_or_default(),
                 };
                 session.tls_established(info);
-                self.drive(&mut tls_stream, &mut session, deadline, shutdown)
-                    .await;
+                self.drive(
+                    &mut tls_stream,
+                    &mut session,
+                    Vec::new(),
+                    deadline,
+                    shutdown,
+                )
+                .await;
                 let _ = tls_stream.shutdown().await;
             }
         }
@@ -209,12 +220,52 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
         &self,
         stream: &mut S,
         session: &mut Session<P>,
+        first: Vec<Output>,
         deadline: Instant,
         mut shutdown: watch::Receiver<bool>,
     ) -> Next {
         let mut buf = vec![0u8; 8192];
         let mut pending_out: Vec<u8> = Vec::new();
+        let mut queue: std::collections::VecDeque<Output> = first.into();
         loop {
+            while let Some(output) = queue.pop_front() {
+                match output {
+                    Output::Send(bytes) => pending_out.extend_from_slice(&bytes),
+                    Output::Decide(decision) => {
+                        // Replies to the commands before it go out first.
+                        if !pending_out.is_empty()
+                            && write_all(stream, &mut pending_out).await.is_err()
+                        {
+                            return Next::Close;
+                        }
+                        let answer = decision.await;
+                        queue.extend(session.decided(answer));
+                    }
+                    Output::Submit(envelope) => {
+                        // Replies to pipelined commands before the DATA go out first.
+                        if !pending_out.is_empty()
+                            && write_all(stream, &mut pending_out).await.is_err()
+                        {
+                            return Next::Close;
+                        }
+                        let result = self.submitter.submit(*envelope).await;
+                        queue.extend(session.submitted(result));
+                    }
+                    Output::StartTls => {
+                        if write_all(stream, &mut pending_out).await.is_err() {
+                            return Next::Close;
+                        }
+                        return Next::StartTls;
+                    }
+                    Output::Close => {
+                        let _ = write_all(stream, &mut pending_out).await;
+                        return Next::Close;
+                    }
+                }
+            }
+            if !pending_out.is_empty() && write_all(stream, &mut pending_out).await.is_err() {
+                return Next::Close;
+            }
             let now = Instant::now();
             if now >= deadline {
                 let _ = stream.write_all(&reply::SESSION_TIMEOUT.to_wire()).await;
@@ -246,35 +297,7 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
                 Ok(Err(_)) | Ok(Ok(0)) => return Next::Close,
                 Ok(Ok(n)) => n,
             };
-            let mut queue: std::collections::VecDeque<Output> = session.feed(&buf[..n]).into();
-            while let Some(output) = queue.pop_front() {
-                match output {
-                    Output::Send(bytes) => pending_out.extend_from_slice(&bytes),
-                    Output::Submit(envelope) => {
-                        // Replies to pipelined commands before the DATA go out first.
-                        if !pending_out.is_empty()
-                            && write_all(stream, &mut pending_out).await.is_err()
-                        {
-                            return Next::Close;
-                        }
-                        let result = self.submitter.submit(envelope).await;
-                        queue.extend(session.submitted(result));
-                    }
-                    Output::StartTls => {
-                        if write_all(stream, &mut pending_out).await.is_err() {
-                            return Next::Close;
-                        }
-                        return Next::StartTls;
-                    }
-                    Output::Close => {
-                        let _ = write_all(stream, &mut pending_out).await;
-                        return Next::Close;
-                    }
-                }
-            }
-            if !pending_out.is_empty() && write_all(stream, &mut pending_out).await.is_err() {
-                return Next::Close;
-            }
+            queue.extend(session.feed(&buf[..n]));
         }
     }
 }

@@ -60,6 +60,7 @@ impl Inbound {
         }
         content.extend_from_slice(&envelope.content);
         let tls = envelope
+            .client
             .tls
             .as_ref()
             .map(|t| format!(" over {} ({})", t.version, t.cipher))
@@ -67,8 +68,8 @@ impl Inbound {
         let receive_detail = format!(
             "Received by {} from {} [{}]{tls} with {}; {} bytes",
             self.hostname,
-            envelope.helo,
-            envelope.client_ip,
+            envelope.client.helo_name(),
+            envelope.client.ip(),
             envelope.protocol,
             content.len()
         );
@@ -76,8 +77,8 @@ impl Inbound {
             trace_id,
             received,
             sender,
-            client_ip: envelope.client_ip.to_string(),
-            helo: envelope.helo,
+            client_ip: envelope.client.ip().to_string(),
+            helo: envelope.client.helo.unwrap_or_default(),
             message_id: Some(summary.message_id),
             subject: Some(summary.subject),
             content,
@@ -101,11 +102,11 @@ impl Inbound {
 pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str) -> String {
     let mut h = format!(
         "Received: from {} ([{}])\r\n\tby {hostname} (hato) with {}",
-        sanitize(&e.helo),
-        e.client_ip,
+        sanitize(e.client.helo_name()),
+        e.client.ip(),
         e.protocol
     );
-    if let Some(tls) = &e.tls {
+    if let Some(tls) = &e.client.tls {
         h.push_str(&format!(
             "\r\n\t(version={}, cipher={})",
             tls.version, tls.cipher
@@ -161,7 +162,8 @@ mod tests {
     use super::*;
     use hato_core::Address;
     use hato_core::directory::Route;
-    use hato_smtp::{AcceptedRecipient, TlsInfo};
+    use hato_core::{ClientContext, TlsInfo};
+    use hato_smtp::AcceptedRecipient;
 
     fn envelope(to: &str, smtputf8: bool, tls: bool) -> Envelope {
         Envelope {
@@ -171,12 +173,17 @@ mod tests {
                 tenant_id: 1,
                 route: Route::Local(1),
             }],
-            helo: "client.test".into(),
-            client_ip: "192.0.2.1".parse().unwrap(),
-            tls: tls.then(|| TlsInfo {
-                version: "TLS1.3".into(),
-                cipher: "TLS13_AES_128_GCM_SHA256".into(),
-            }),
+            client: ClientContext {
+                helo: Some("client.test".into()),
+                tls: tls.then(|| TlsInfo {
+                    version: "TLS1.3".into(),
+                    cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                }),
+                ..ClientContext::new(
+                    "192.0.2.1:40000".parse().unwrap(),
+                    "192.0.2.2:25".parse().unwrap(),
+                )
+            },
             smtputf8,
             protocol: "ESMTPS",
             content: Vec::new(),

@@ -13,11 +13,12 @@
 //! - Unknown in an internal-relay domain: accepted, to be relayed to the organisation's server.
 
 use hato_core::Address;
+use hato_core::ClientContext;
 use hato_core::directory::{DomainType, GroupId, MailboxId, Route, TenantId};
-use hato_core::reply::{self, Reply};
+use hato_core::reply;
 use hato_directory::policy::{Sender, check_sender};
 use hato_directory::{Addressee, Directory};
-use hato_smtp::{AcceptedRecipient, RcptVerdict, RecipientPolicy};
+use hato_smtp::{AcceptedRecipient, Decision, RcptVerdict, SmtpPolicy};
 use hato_store::StoreError;
 use std::sync::Arc;
 
@@ -84,7 +85,11 @@ impl DirectoryPolicy {
         DirectoryPolicy { directory }
     }
 
-    fn decide(&self, sender: Option<&Address>, rcpt: &Address) -> Result<RcptVerdict, StoreError> {
+    fn decide(
+        directory: &Directory,
+        sender: Option<&Address>,
+        rcpt: &Address,
+    ) -> Result<RcptVerdict, StoreError> {
         let accept = |address: Address, tenant_id, route| {
             RcptVerdict::Accept(AcceptedRecipient {
                 address,
@@ -92,7 +97,7 @@ impl DirectoryPolicy {
                 route,
             })
         };
-        Ok(match resolve(&self.directory, rcpt)? {
+        Ok(match resolve(directory, rcpt)? {
             Resolution::Mailbox {
                 tenant,
                 mailbox,
@@ -107,7 +112,7 @@ impl DirectoryPolicy {
                 group,
                 address,
             } => {
-                let ix = self.directory.index(tenant)?;
+                let ix = directory.index(tenant)?;
                 let sender_text = sender.map(|s| s.to_string());
                 // Direct send is never authenticated (SMTP AUTH and attributed connections come
                 // with submission and connectors).
@@ -136,18 +141,35 @@ impl DirectoryPolicy {
     }
 }
 
-impl RecipientPolicy for DirectoryPolicy {
-    fn check_recipient(&self, sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        match self.decide(sender, rcpt) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Temporary directory failure; try again later",
-                ))
+impl SmtpPolicy for DirectoryPolicy {
+    /// The directory is read (and a tenant's index perhaps rebuilt) on the blocking pool, never
+    /// on the async workers that run the sessions.
+    fn rcpt(
+        &self,
+        _client: &ClientContext,
+        sender: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        let directory = self.directory.clone();
+        let sender = sender.cloned();
+        let rcpt = rcpt.clone();
+        Decision::later(async move {
+            let lookup = tokio::task::spawn_blocking(move || {
+                let verdict = Self::decide(&directory, sender.as_ref(), &rcpt);
+                (rcpt, verdict)
+            })
+            .await;
+            match lookup {
+                Ok((_, Ok(v))) => v,
+                Ok((rcpt, Err(e))) => {
+                    tracing::error!("directory lookup for {rcpt} failed: {e}");
+                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                }
+                Err(e) => {
+                    tracing::error!("directory lookup stopped: {e}");
+                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                }
             }
-        }
+        })
     }
 }

@@ -142,6 +142,10 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
         shutdown: watch::Receiver<bool>,
     ) {
         let ip = peer.ip();
+        let limits = Limits {
+            idle: self.config.idle_timeout,
+            deadline: Instant::now() + self.config.session_timeout,
+        };
         let _slot = match self.counts.try_take(
             ip,
             self.config.max_connections,
@@ -149,9 +153,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
         ) {
             Ok(s) => s,
             Err(r) => {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), stream.write_all(&r.to_wire()))
-                        .await;
+                last_words(&mut stream, &r, limits).await;
                 return;
             }
         };
@@ -162,10 +164,9 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
             self.policy.clone(),
             ClientContext::new(peer, local),
         );
-        let deadline = Instant::now() + self.config.session_timeout;
         let start = session.start();
         match self
-            .drive(&mut stream, &mut session, start, deadline, shutdown.clone())
+            .drive(&mut stream, &mut session, start, limits, shutdown.clone())
             .await
         {
             Next::Close => {}
@@ -173,11 +174,11 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                 let Some(tls) = self.config.tls.clone() else {
                     return;
                 };
-                let handshake = tokio::time::timeout(
-                    self.config.idle_timeout,
-                    TlsAcceptor::from(tls).accept(stream),
-                )
-                .await;
+                // A client that trickles its handshake is held to the same limits as one that
+                // trickles commands.
+                let handshake =
+                    tokio::time::timeout(limits.for_write(), TlsAcceptor::from(tls).accept(stream))
+                        .await;
                 let mut tls_stream = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
@@ -203,28 +204,25 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                         .unwrap_or_default(),
                 };
                 session.tls_established(info);
-                self.drive(
-                    &mut tls_stream,
-                    &mut session,
-                    Vec::new(),
-                    deadline,
-                    shutdown,
-                )
-                .await;
-                let _ = tls_stream.shutdown().await;
+                self.drive(&mut tls_stream, &mut session, Vec::new(), limits, shutdown)
+                    .await;
+                // close_notify is a write like any other.
+                let _ = tokio::time::timeout(limits.idle, tls_stream.shutdown()).await;
             }
         }
     }
 
+    /// Moves bytes between the client and the session until the session ends, a limit is
+    /// reached, or a TLS handshake is due.
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
         session: &mut Session<P>,
         first: Vec<Output>,
-        deadline: Instant,
+        limits: Limits,
         mut shutdown: watch::Receiver<bool>,
     ) -> Next {
-        let mut buf = vec![0u8; 8192];
+        let mut buf = vec![0u8; READ_BUFFER];
         let mut pending_out: Vec<u8> = Vec::new();
         let mut queue: std::collections::VecDeque<Output> = first.into();
         loop {
@@ -233,42 +231,57 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                     Output::Send(bytes) => pending_out.extend_from_slice(&bytes),
                     Output::Decide(decision) => {
                         // Replies to the commands before it go out first.
-                        if !pending_out.is_empty()
-                            && write_all(stream, &mut pending_out).await.is_err()
-                        {
+                        if send(stream, &mut pending_out, limits).await.is_err() {
                             return Next::Close;
                         }
-                        let answer = decision.await;
-                        queue.extend(session.decided(answer));
+                        let answer = tokio::select! {
+                            r = tokio::time::timeout(limits.remaining(), decision) => r,
+                            _ = shutdown.changed() => {
+                                last_words(stream, &reply::SHUTTING_DOWN, limits).await;
+                                return Next::Close;
+                            }
+                        };
+                        match answer {
+                            Ok(answer) => queue.extend(session.decided(answer)),
+                            Err(_) => {
+                                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
+                                return Next::Close;
+                            }
+                        }
                     }
                     Output::Submit(envelope) => {
                         // Replies to pipelined commands before the DATA go out first.
-                        if !pending_out.is_empty()
-                            && write_all(stream, &mut pending_out).await.is_err()
-                        {
+                        if send(stream, &mut pending_out, limits).await.is_err() {
                             return Next::Close;
                         }
-                        let result = self.submitter.submit(*envelope).await;
-                        queue.extend(session.submitted(result));
+                        // Not interrupted by a shutdown: once handed to the store, the message
+                        // may become durable, and the client should learn that it did.
+                        let submitted = self.submitter.submit(*envelope);
+                        match tokio::time::timeout(limits.remaining(), submitted).await {
+                            Ok(result) => queue.extend(session.submitted(result)),
+                            Err(_) => {
+                                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
+                                return Next::Close;
+                            }
+                        }
                     }
                     Output::StartTls => {
-                        if write_all(stream, &mut pending_out).await.is_err() {
+                        if send(stream, &mut pending_out, limits).await.is_err() {
                             return Next::Close;
                         }
                         return Next::StartTls;
                     }
                     Output::Close => {
-                        let _ = write_all(stream, &mut pending_out).await;
+                        let _ = send(stream, &mut pending_out, limits).await;
                         return Next::Close;
                     }
                 }
             }
-            if !pending_out.is_empty() && write_all(stream, &mut pending_out).await.is_err() {
+            if send(stream, &mut pending_out, limits).await.is_err() {
                 return Next::Close;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                let _ = stream.write_all(&reply::SESSION_TIMEOUT.to_wire()).await;
+            if limits.remaining().is_zero() {
+                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
                 return Next::Close;
             }
             let wait = if session.in_data() {
@@ -276,22 +289,22 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
             } else {
                 self.config.idle_timeout
             };
-            let wait = wait.min(deadline - now);
+            let wait = wait.min(limits.remaining());
             let read = tokio::select! {
                 r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
                 _ = shutdown.changed() => {
-                    let _ = stream.write_all(&reply::SHUTTING_DOWN.to_wire()).await;
+                    last_words(stream, &reply::SHUTTING_DOWN, limits).await;
                     return Next::Close;
                 }
             };
             let n = match read {
                 Err(_) => {
-                    let r = if Instant::now() >= deadline {
+                    let r = if limits.remaining().is_zero() {
                         reply::SESSION_TIMEOUT
                     } else {
                         session.timeout_reply()
                     };
-                    let _ = stream.write_all(&r.to_wire()).await;
+                    last_words(stream, &r, limits).await;
                     return Next::Close;
                 }
                 Ok(Err(_)) | Ok(Ok(0)) => return Next::Close,
@@ -302,14 +315,65 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
     }
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(
+/// How much one read takes at most; the session keeps no more than this of unprocessed input
+/// while it waits for a decision or a commit, because nothing is read meanwhile.
+pub const READ_BUFFER: usize = 8192;
+
+/// The time limits of one connection.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// The command timeout: no read, and no write, may take longer.
+    idle: Duration,
+    /// The end of the session, whatever the client does.
+    deadline: Instant,
+}
+
+impl Limits {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// A write may take the command timeout, but never outlast the session: a client that
+    /// reads slowly (or not at all) cannot keep its connection by it.
+    fn for_write(&self) -> Duration {
+        self.idle.min(self.remaining())
+    }
+}
+
+#[derive(Debug)]
+struct WriteFailed;
+
+/// Writes and flushes what is pending, within [`Limits::for_write`]. A client that does not
+/// take its replies in time is not waited for any longer: the caller closes the connection.
+async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await?;
-    bytes.clear();
-    Ok(())
+    limits: Limits,
+) -> Result<(), WriteFailed> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(limits.for_write(), write).await {
+        Ok(Ok(())) => {
+            bytes.clear();
+            Ok(())
+        }
+        Ok(Err(_)) | Err(_) => Err(WriteFailed),
+    }
+}
+
+/// The last reply before closing (a timeout, a shutdown, a connection cap): it gets the command
+/// timeout even when the session's time is up, so that a reading client learns why.
+async fn last_words<S: AsyncWrite + Unpin>(stream: &mut S, r: &Reply, limits: Limits) {
+    let write = async {
+        stream.write_all(&r.to_wire()).await?;
+        stream.flush().await
+    };
+    let _ = tokio::time::timeout(limits.idle, write).await;
 }
 
 enum Next {

@@ -189,6 +189,8 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 #max_connections = 2000
 #max_connections_per_ip = 50
 # Seconds to wait for a command, for message data, and for a whole session ("421 4.4.2").
+# No write to a client (a reply, the TLS handshake) may take longer than idle_timeout_secs, and
+# the session ends at session_timeout_secs whatever the client does.
 #idle_timeout_secs = 300
 #data_timeout_secs = 600
 #session_timeout_secs = 1800

@@ -425,3 +425,98 @@ with smtplib.SMTP(host, int(port)) as c:
         "U-label"
     );
 }
+
+/// A client that pipelines commands and never reads its replies: once the server cannot write
+/// for the command timeout, it gives up on the client (which then finds its connection reset),
+/// and other clients are served meanwhile.
+#[test]
+fn a_client_that_never_reads_is_disconnected() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let s = Server::start_with("idle_timeout_secs = 2\nsession_timeout_secs = 600");
+    let stream = std::net::TcpStream::connect(s.smtp).unwrap();
+    // A guard for the test itself: without the fix the writes block until this fires.
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let lines = std::sync::Arc::new(AtomicUsize::new(0));
+    let sent = lines.clone();
+    let writer = std::thread::spawn(move || {
+        let mut stream = stream;
+        let chunk = b"HELP\r\n".repeat(10_000);
+        // 200,000 HELP lines, then more until the server gives up (or the guard fires).
+        loop {
+            if let Err(e) = stream.write_all(&chunk) {
+                return (started.elapsed(), e.kind());
+            }
+            sent.fetch_add(10_000, Ordering::SeqCst);
+            if started.elapsed() > Duration::from_secs(60) {
+                return (started.elapsed(), std::io::ErrorKind::Other);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines.load(Ordering::SeqCst) < 20_000 {
+        assert!(Instant::now() < deadline, "the server reads nothing");
+        std::thread::yield_now();
+    }
+    // Another client is answered while the first one's replies pile up.
+    let t0 = Instant::now();
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO other.test").starts_with("250"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    let (when, kind) = writer.join().unwrap();
+    assert!(
+        !matches!(
+            kind,
+            std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Other
+        ),
+        "the server kept the connection of a client that never reads ({kind:?} after {when:?}, {} lines sent)",
+        lines.load(Ordering::SeqCst)
+    );
+    // The command timeout (2 s) after the replies stopped flowing, plus a margin.
+    assert!(
+        when < Duration::from_secs(10),
+        "disconnected only after {when:?}"
+    );
+    assert!(lines.load(Ordering::SeqCst) >= 20_000);
+}
+
+/// A client that is never idle long enough for the command timeout (one byte every 300 ms) is
+/// still closed when the session's time is up.
+#[test]
+fn a_trickling_client_is_closed_at_the_session_timeout() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let s = Server::start_with("idle_timeout_secs = 2\nsession_timeout_secs = 3");
+    let mut c = s.smtp();
+    let started = Instant::now();
+    assert!(c.read_reply().starts_with("220"));
+    let mut stream = c.writer();
+    let trickle = std::thread::spawn(move || {
+        // Part of a command line that never ends: no reply is due, and the client is never
+        // silent for the command timeout.
+        for b in b"NOOP ".iter().chain(std::iter::repeat(&b'a')).take(100) {
+            if stream.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let reply = c.read_reply();
+    let elapsed = started.elapsed();
+    assert!(
+        reply.starts_with("421 4.4.2 Session lasted too long"),
+        "{reply:?} after {elapsed:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    assert!(c.closed());
+    trickle.join().unwrap();
+}

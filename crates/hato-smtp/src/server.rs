@@ -30,14 +30,35 @@ pub trait Submitter: Send + Sync + 'static {
 pub struct ServerConfig {
     pub session: SessionConfig,
     pub max_connections: usize,
+    /// The per-client cap: per IPv4 address, per IPv6 prefix of `ipv6_prefix_length` bits.
     pub max_connections_per_ip: usize,
+    /// 1–128; 64 by default, as one host or site usually holds a whole /64 (RFC 4291 §2.5.4).
+    pub ipv6_prefix_length: u8,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub session_timeout: Duration,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// Counts open connections, in total and per client IP.
+/// What a client's connections are counted under for the per-IP cap. An IPv4 address is its own
+/// key, and so is an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2: the same client reached over a
+/// dual-stack socket). An IPv6 address is cut to its first `v6_prefix` bits: a client that holds
+/// a /64 can use any of its 2^64 addresses, so counting per address would cap nothing.
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(v6_prefix.clamp(1, 128));
+                let mask = u128::MAX << (128 - bits);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+    }
+}
+
+/// Counts open connections, in total and per client key ([`client_key`]).
 #[derive(Default)]
 struct ConnectionCounts {
     total: AtomicUsize,
@@ -65,6 +86,7 @@ impl Drop for Slot {
 }
 
 impl ConnectionCounts {
+    /// A place for one more connection of the client counted under `ip` (a [`client_key`]).
     fn try_take(
         self: &Arc<Self>,
         ip: IpAddr,
@@ -142,12 +164,13 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
         shutdown: watch::Receiver<bool>,
     ) {
         let ip = peer.ip();
+        let key = client_key(ip, self.config.ipv6_prefix_length);
         let limits = Limits {
             idle: self.config.idle_timeout,
             deadline: Instant::now() + self.config.session_timeout,
         };
         let _slot = match self.counts.try_take(
-            ip,
+            key,
             self.config.max_connections,
             self.config.max_connections_per_ip,
         ) {
@@ -379,4 +402,54 @@ async fn last_words<S: AsyncWrite + Unpin>(stream: &mut S, r: &Reply, limits: Li
 enum Next {
     Close,
     StartTls,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_are_counted_per_prefix() {
+        let key = |a: &str, p: u8| client_key(ip(a), p);
+        assert_eq!(key("2001:db8:1:2:a::1", 64), ip("2001:db8:1:2::"));
+        assert_eq!(
+            key("2001:db8:1:2:a::1", 64),
+            key("2001:db8:1:2:ffff:1:2:3", 64)
+        );
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 48), key("2001:db8:1:ffff::1", 48));
+        assert_eq!(key("2001:db8::7", 128), ip("2001:db8::7"));
+        assert_ne!(key("2001:db8::7", 128), key("2001:db8::8", 128));
+        assert_eq!(key("2001:db8::7", 1), ip("::"));
+        // IPv4 stays per address, also when it arrives IPv4-mapped on an IPv6 socket.
+        assert_eq!(key("192.0.2.1", 64), ip("192.0.2.1"));
+        assert_eq!(key("::ffff:192.0.2.1", 64), ip("192.0.2.1"));
+        assert_eq!(key("::ffff:192.0.2.1", 128), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn one_prefix_shares_one_count() {
+        let counts: Arc<ConnectionCounts> = Arc::default();
+        let take = |a: &str| counts.try_take(client_key(ip(a), 64), 100, 2);
+        let a = take("2001:db8:1:2::1").unwrap();
+        let _b = take("2001:db8:1:2::2").unwrap();
+        assert_eq!(
+            take("2001:db8:1:2:dead:beef::3").err(),
+            Some(reply::TOO_MANY_CONNECTIONS_FROM_IP)
+        );
+        // Another /64, and IPv4 addresses, have counts of their own.
+        let _c = take("2001:db8:1:3::1").unwrap();
+        let _d = take("192.0.2.1").unwrap();
+        let _e = take("192.0.2.1").unwrap();
+        assert!(take("::ffff:192.0.2.1").is_err(), "mapped counts as IPv4");
+        let _f = take("192.0.2.2").unwrap();
+        // A closed connection frees its place.
+        drop(a);
+        let _g = take("2001:db8:1:2::9").unwrap();
+        assert_eq!(counts.total.load(Ordering::SeqCst), 6);
+    }
 }

@@ -27,6 +27,8 @@ pub struct SmtpSection {
     pub max_recipients: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// IPv6 clients are counted per prefix of this many bits for `max_connections_per_ip`.
+    pub ipv6_prefix_length: u8,
     pub idle_timeout_secs: u64,
     pub data_timeout_secs: u64,
     pub session_timeout_secs: u64,
@@ -64,6 +66,7 @@ impl Default for SmtpSection {
             max_recipients: 500,
             max_connections: 2000,
             max_connections_per_ip: 50,
+            ipv6_prefix_length: 64,
             // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for a command.
             idle_timeout_secs: 300,
             // RFC 5321 §4.5.3.2.6: 10 minutes after the data's end; we use it per DATA read.
@@ -158,6 +161,12 @@ impl Config {
                 )));
             }
         }
+        if !(1..=128).contains(&s.ipv6_prefix_length) {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.ipv6_prefix_length must be between 1 and 128 (is {})",
+                s.ipv6_prefix_length
+            )));
+        }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
@@ -188,6 +197,9 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 # Concurrent sessions from all clients ("421 4.3.2" beyond) and from one IP ("421 4.7.0").
 #max_connections = 2000
 #max_connections_per_ip = 50
+# IPv6 clients share one per-IP count per prefix of this many bits (128: per address). IPv4
+# clients are counted per address.
+#ipv6_prefix_length = 64
 # Seconds to wait for a command, for message data, and for a whole session ("421 4.4.2").
 # No write to a client (a reply, the TLS handshake) may take longer than idle_timeout_secs, and
 # the session ends at session_timeout_secs whatever the client does.
@@ -240,6 +252,24 @@ mod tests {
         std::fs::write(&file, "[server]\ndata_dir = \"data\"\n").unwrap();
         let (c, _) = Config::load(Some(&file)).unwrap();
         assert_eq!(c.server.data_dir, sub.join("data"));
+    }
+
+    #[test]
+    fn ipv6_prefix_length_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (value, ok) in [
+            ("0", false),
+            ("1", true),
+            ("64", true),
+            ("128", true),
+            ("129", false),
+        ] {
+            std::fs::write(&file, format!("[smtp]\nipv6_prefix_length = {value}\n")).unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
+        }
+        assert_eq!(Config::default().smtp.ipv6_prefix_length, 64);
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,
+        ipv6_prefix_length: config.smtp.ipv6_prefix_length,
         idle_timeout: Duration::from_secs(config.smtp.idle_timeout_secs),
         data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),

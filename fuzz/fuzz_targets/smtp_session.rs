@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
         while let Some(out) = queue.pop_front() {
             match out {
                 Output::Submit(env) => {
-                    let c = &env.content;
+                    let Some(c) = env.content.in_memory() else {
+                        panic!("content spooled without a spool");
+                    };
                     for (i, b) in c.iter().enumerate() {
                         match b {
                             b'\r' => assert_eq!(c.get(i + 1), Some(&b'\n'), "bare CR submitted"),

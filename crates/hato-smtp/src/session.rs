@@ -11,8 +11,9 @@ use crate::data::DataReceiver;
 use crate::policy::{
     AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
 };
+use hato_core::body::Spool;
 use hato_core::reply::{self, Reply};
-use hato_core::{Address, ClientContext, TlsInfo};
+use hato_core::{Address, ClientContext, MessageBody, TlsInfo};
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
@@ -29,6 +30,11 @@ pub struct SessionConfig {
     pub tls_available: bool,
     /// After this many error replies the session is closed (`421 4.7.0`).
     pub max_errors: usize,
+    /// Message content past this many bytes continues in a file of `spool`, so that a session
+    /// holds at most this much of it in memory.
+    pub spool_threshold: usize,
+    /// Creates the spool files; without one, content stays in memory whatever its size.
+    pub spool: Option<std::sync::Arc<dyn Spool>>,
 }
 
 impl Default for SessionConfig {
@@ -39,12 +45,14 @@ impl Default for SessionConfig {
             max_recipients: 500,
             tls_available: false,
             max_errors: 20,
+            spool_threshold: 1024 * 1024,
+            spool: None,
         }
     }
 }
 
 /// A complete message transaction, ready to be committed.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Envelope {
     /// `None` for the null reverse-path `<>`.
     pub sender: Option<Address>,
@@ -54,8 +62,9 @@ pub struct Envelope {
     pub smtputf8: bool,
     /// `with` protocol for the Received header (RFC 3848, RFC 6531 §3.7.3).
     pub protocol: &'static str,
-    /// The message content, dot-unstuffed, CRLF line endings.
-    pub content: Vec<u8>,
+    /// The message content, dot-unstuffed, CRLF line endings: in memory, or in a spool file
+    /// (removed if the message is dropped instead of committed).
+    pub content: MessageBody,
 }
 
 #[derive(Debug)]
@@ -121,7 +130,7 @@ pub struct Session<P: SmtpPolicy + ?Sized> {
     sender: Option<Address>,
     smtputf8: bool,
     recipients: Vec<AcceptedRecipient>,
-    content: Vec<u8>,
+    content: MessageBody,
     data: Option<DataReceiver>,
     /// Input not yet processed (a partial line, or commands pipelined behind a DATA that is
     /// being committed).
@@ -143,7 +152,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             sender: None,
             smtputf8: false,
             recipients: Vec::new(),
-            content: Vec::new(),
+            content: MessageBody::default(),
             data: None,
             input: Vec::new(),
             discarding_line: false,
@@ -194,6 +203,12 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
 
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+
+    /// Bytes of memory the session holds for input and message content: at most one read of
+    /// input, plus the content up to the spool threshold (or the spool's write buffer).
+    pub fn memory_used(&self) -> usize {
+        self.input.capacity() + self.content.memory_used()
     }
 
     pub fn tls(&self) -> Option<&TlsInfo> {
@@ -251,7 +266,8 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         self.sender = None;
         self.smtputf8 = false;
         self.recipients.clear();
-        self.content = Vec::new();
+        // A message not committed leaves nothing behind: this drops its spool file.
+        self.content = MessageBody::default();
         self.data = None;
         if self.phase == Phase::Mail || self.phase == Phase::Data {
             self.phase = Phase::Ready;
@@ -339,6 +355,13 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         } else {
             None
         };
+        // The content's own trouble (a spool write failed): the client may try again.
+        let refusal = refusal.or_else(|| {
+            self.content.finish().err().map(|e| {
+                tracing::error!("could not spool message data: {e}");
+                reply::STORE_FAILED
+            })
+        });
         if let Some(r) = refusal {
             self.reset_transaction();
             self.phase = Phase::Ready;
@@ -611,7 +634,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         if self.recipients.is_empty() {
             return self.reply(out, reply::NO_VALID_RECIPIENTS);
         }
-        self.content = Vec::with_capacity(4096);
+        self.content = MessageBody::new(self.config.spool_threshold, self.config.spool.clone());
         self.data = Some(DataReceiver::new(self.config.max_message_size));
         self.phase = Phase::Data;
         out.push(Output::Send(reply::START_DATA.to_wire()));

@@ -10,11 +10,13 @@ mod blobs;
 mod groups;
 mod pending;
 mod schema;
+mod spool;
 mod sqlite;
 pub mod types;
 
 pub use blobs::BlobDir;
 pub use pending::Pending;
+pub use spool::FileSpool;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -172,7 +174,9 @@ pub trait GroupStore: Send + Sync {
 pub trait QueueStore: Send + Sync {
     /// Commits a received message, its recipients and their first trace events (group commit).
     fn enqueue(&self, message: NewMessage) -> Pending<()>;
-    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest first.
+    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest
+    /// first: `limit` recipients at most, and messages whose content stays within
+    /// [`DUE_CONTENT_BUDGET`].
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
     fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()>;
@@ -198,6 +202,10 @@ pub trait MailStore: Send + Sync {
     /// [`INLINE_BLOB_MAX`] is written to the blob directory (synced) now; smaller content is
     /// returned to be stored in the delivery's own transaction.
     fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob>;
+    /// [`MailStore::stage_blob`] for a spooled message: its stored form is `head` followed by
+    /// its queue file, streamed into the blob directory (never whole in memory). Returns the
+    /// blob and its size.
+    fn stage_spooled(&self, head: Vec<u8>, spool: &std::path::Path) -> Result<(StagedBlob, u64)>;
     fn blob(&self, hash: &str) -> Result<Vec<u8>>;
     /// Removes blobs no mailbox or group mailbox refers to any more (after mailboxes, groups or
     /// tenants were removed). Blob files younger than `min_age` are spared: a delivery may have
@@ -232,6 +240,11 @@ impl<T: DirectoryStore + TokenStore + QueueStore + MailStore + TraceStore + Grou
 
 /// Content up to this size is kept in the database rather than as a file.
 pub const INLINE_BLOB_MAX: usize = 64 * 1024;
+
+/// [`QueueStore::due_deliveries`] loads at most about this much message content at once (at
+/// least one message): spooled messages count only the part kept in the database, as their
+/// queue files are streamed.
+pub const DUE_CONTENT_BUDGET: usize = 16 * 1024 * 1024;
 
 /// How API tokens are kept: only their SHA-256, so a copy of the database grants nothing.
 pub fn hash_token(token: &str) -> String {

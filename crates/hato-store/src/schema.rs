@@ -227,4 +227,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX mail_items_blob ON mail_items(blob);
     CREATE INDEX group_items_blob ON group_items(blob);
     "#,
+    // 6: a large message's content is a queue file (`<data_dir>/queue/<spool>`); `content`
+    // then holds only what hato put in front of it.
+    r#"
+    ALTER TABLE messages ADD COLUMN spool TEXT;
+    CREATE INDEX messages_spool ON messages(spool) WHERE spool IS NOT NULL;
+    "#,
 ];

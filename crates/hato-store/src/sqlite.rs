@@ -1,7 +1,9 @@
-//! The embedded store: SQLite (WAL, `synchronous=FULL`) and a blob directory.
+//! The embedded store: SQLite (WAL, `synchronous=FULL`), a blob directory, and the spool and
+//! queue files of large messages (`spool.rs`).
 
 use crate::blobs::BlobDir;
 use crate::schema::MIGRATIONS;
+use crate::spool::{self, FileSpool, QueueDir};
 use crate::types::*;
 use crate::{
     DirectoryStore, MailStore, Pending, QueueStore, Result, StoreError, TokenStore, TraceStore,
@@ -18,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
 /// How many queued writes one transaction may take (group commit batch size).
@@ -36,6 +38,8 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     blobs: BlobDir,
+    spool: Arc<FileSpool>,
+    queue: QueueDir,
 }
 
 fn open_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
@@ -97,7 +101,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) 
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -119,6 +123,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            spool::after_commit(&conn, &queue);
         }
         let err = committed.err();
         for finish in finishers {
@@ -128,26 +134,46 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 impl SqliteStore {
-    /// Opens (creating on first start) the store under `data_dir`: `hato.db` and `blobs/`.
+    /// Opens (creating on first start) the store under `data_dir`: `hato.db`, `blobs/`,
+    /// `spool/` and `queue/`. Spool files (never committed) and queue files no message names (a
+    /// crash between a commit and a removal) are removed.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("hato.db");
         let mut conn = open_connection(&db_path, 16 * 1024)?;
         migrate(&mut conn)?;
+        let spool = Arc::new(FileSpool::open(&data_dir.join("spool"))?);
+        let queue = QueueDir::open(&data_dir.join("queue"))?;
+        let (stale_spool, stale_queue) = (spool.clear()?, queue.sweep(&conn)?);
+        if stale_spool + stale_queue > 0 {
+            tracing::info!(
+                "removed {stale_spool} uncommitted spool file(s) and {stale_queue} unreferenced queue file(s)"
+            );
+        }
+        spool::prepare_connection(&conn)?;
+        let writer_queue = queue.clone();
         let readers = (0..READERS)
             .map(|_| open_connection(&db_path, 8 * 1024).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("hato-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, writer_queue))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers,
             next_reader: AtomicUsize::new(0),
             blobs: BlobDir::open(&data_dir.join("blobs"))?,
+            spool,
+            queue,
         })
+    }
+
+    /// Where SMTP sessions put the content of large messages while it arrives
+    /// (`<data_dir>/spool/`); [`QueueStore::enqueue`] moves such a file into the queue.
+    pub fn spool(&self) -> Arc<dyn hato_core::body::Spool> {
+        self.spool.clone()
     }
 
     /// Stops the writer after the writes already handed to it are committed.
@@ -662,13 +688,22 @@ pub(crate) fn set_status(
     Ok(())
 }
 
-/// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR).
+/// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR);
+/// its queue file, if it has one, is removed once this transaction commits.
 pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE messages SET content = NULL WHERE id = ?1 AND NOT EXISTS (\
-           SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
-    )?
-    .execute([message])?;
+    let released = conn
+        .prepare_cached(
+            "UPDATE messages SET content = NULL WHERE id = ?1 AND content IS NOT NULL AND NOT EXISTS (\
+               SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
+        )?
+        .execute([message])?;
+    if released > 0 {
+        spool::trash_queue_file(conn, message)?;
+        conn.prepare_cached(
+            "UPDATE messages SET spool = NULL WHERE id = ?1 AND spool IS NOT NULL",
+        )?
+        .execute([message])?;
+    }
     Ok(())
 }
 
@@ -682,11 +717,25 @@ pub(crate) fn route_from(kind: &str, mailbox: Option<i64>, group: Option<i64>) -
 }
 
 impl QueueStore for SqliteStore {
-    fn enqueue(&self, m: NewMessage) -> Pending<()> {
+    /// A spooled message's file is synced and moved into the queue directory here, on the
+    /// caller's thread (it blocks: call it from blocking code), before its row is committed.
+    fn enqueue(&self, mut m: NewMessage) -> Pending<()> {
+        let spooled_len = m.spooled.as_ref().map_or(0, |s| s.len);
+        let spool = match m.spooled.take() {
+            None => None,
+            Some(spooled) => match self.queue.adopt(spooled, &m.trace_id) {
+                Ok(name) => Some(name),
+                Err(e) => return Pending::failed(e),
+            },
+        };
+        // Removes the queue file if its row is not written (the savepoint rolls back).
+        let unclaimed = spool
+            .clone()
+            .map(|name| spool::Unclaimed::new(self.queue.clone(), name));
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, spool) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 m.trace_id,
@@ -696,8 +745,9 @@ impl QueueStore for SqliteStore {
                 m.helo,
                 m.message_id.as_deref().unwrap_or(""),
                 m.subject.as_deref().unwrap_or(""),
-                m.content.len() as i64,
-                m.content
+                (m.content.len() as u64 + spooled_len) as i64,
+                m.content,
+                spool
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -724,6 +774,9 @@ impl QueueStore for SqliteStore {
                 add_event(conn, *original, m.received.0, TraceEvent::Dsn, &detail)?;
                 let msg: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [original], |r| r.get(0))?;
                 release_spool(conn, msg)?;
+            }
+            if let Some(file) = unclaimed {
+                file.claimed();
             }
             Ok(())
         })
@@ -760,16 +813,25 @@ impl QueueStore for SqliteStore {
                             sender: r.get(7)?,
                             received: Timestamp(r.get(8)?),
                             content: Vec::new(),
+                            spool: None,
                             recipients: vec![rcpt],
                         },
                     );
                 }
             }
-            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut content = conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
             let mut out = Vec::with_capacity(by_message.len());
+            // A bounded amount of content at once; the messages left out come in the next batch.
+            let mut loaded = 0;
             for (id, mut q) in by_message {
-                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                if loaded >= crate::DUE_CONTENT_BUDGET {
+                    break;
+                }
+                let (c, spool): (Option<Vec<u8>>, Option<String>) =
+                    content.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 q.content = c.ok_or_else(|| StoreError::Corrupt(format!("message {id} lost its spooled content")))?;
+                q.spool = spool.map(|name| self.queue.path(&name)).transpose()?;
+                loaded += q.content.len();
                 out.push(q);
             }
             Ok(out)
@@ -873,11 +935,20 @@ impl QueueStore for SqliteStore {
                     }
                 }
             }
-            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut content = conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
             let mut out = Vec::new();
             for ((id, _), mut w) in by_key {
-                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                let (c, spool): (Option<Vec<u8>>, Option<String>) =
+                    content.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 w.content = c.unwrap_or_default();
+                // An NDR quotes the original's header block only; without its queue file it
+                // still goes out, quoting what is left.
+                if let Some(name) = spool {
+                    match self.queue.head(&name, crate::HEAD_BYTES) {
+                        Ok(head) => w.content.extend(head),
+                        Err(e) => tracing::warn!("message {id}: queue file {name}: {e}"),
+                    }
+                }
                 out.push(w);
             }
             Ok(out)
@@ -946,6 +1017,11 @@ impl MailStore for SqliteStore {
                 inline: None,
             })
         }
+    }
+
+    fn stage_spooled(&self, head: Vec<u8>, spool: &Path) -> Result<(StagedBlob, u64)> {
+        let (hash, size) = self.blobs.put_streamed(&head, spool)?;
+        Ok((StagedBlob { hash, inline: None }, size))
     }
 
     fn collect_garbage(&self, min_age: std::time::Duration) -> Result<(usize, usize)> {
@@ -1111,7 +1187,13 @@ impl TraceStore for SqliteStore {
 
     fn purge_trace(&self, before: Timestamp) -> Pending<usize> {
         self.write(move |conn| {
-            // A message still being worked on keeps its trace whatever its age.
+            // A message still being worked on keeps its trace whatever its age. A queue file
+            // left with a finished message goes with it.
+            conn.execute(
+                "INSERT INTO temp.spool_trash(name) SELECT spool FROM messages \
+                 WHERE received < ?1 AND content IS NULL AND spool IS NOT NULL",
+                [before.0],
+            )?;
             let n = conn.execute(
                 "DELETE FROM messages WHERE received < ?1 AND content IS NULL",
                 [before.0],

@@ -50,7 +50,8 @@ struct GroupWork {
     notice: Option<NewMessage>,
 }
 
-/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
+/// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender. For a spooled
+/// message this is the part before its queue file.
 fn stored_form(m: &QueuedMessage) -> Vec<u8> {
     let mut stored = format!("Return-Path: <{}>\r\n", m.sender).into_bytes();
     stored.extend_from_slice(&m.content);
@@ -231,6 +232,10 @@ impl DeliveryAgent {
                 .recipients
                 .drain(..)
                 .partition(|r| matches!(r.route, Route::Group(_)));
+            if !group_rcpts.is_empty() {
+                // Group mailboxes and moderation requests take the whole message.
+                message.load_whole()?;
+            }
             for r in group_rcpts {
                 groups.push(self.route_group(&message, &r)?);
             }
@@ -243,10 +248,16 @@ impl DeliveryAgent {
     }
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
-        let stored = stored_form(&m);
-        let summary = summarize(&m.content);
-        let size = stored.len() as u64;
-        let blob = self.store.stage_blob(stored)?;
+        let summary = summarize(&m.head()?);
+        let (blob, size) = match &m.spool {
+            // A large message is streamed from its queue file into the blob directory.
+            Some(spool) => self.store.stage_spooled(stored_form(&m), spool)?,
+            None => {
+                let stored = stored_form(&m);
+                let size = stored.len() as u64;
+                (self.store.stage_blob(stored)?, size)
+            }
+        };
         let mut recipients = Vec::with_capacity(m.recipients.len());
         for r in &m.recipients {
             let outcome = match r.route {
@@ -640,6 +651,7 @@ impl DeliveryAgent {
             message_id: Some(summary.message_id),
             subject: Some(summary.subject),
             content: stored,
+            spooled: None,
             recipients,
             receive_detail,
             reports_on,

@@ -4,12 +4,13 @@
 //! envelope and its first trace events are committed (group commit, synced to disk).
 
 use crate::summarize;
+use hato_core::body::StoredBody;
 use hato_core::reply::{self, Reply};
 use hato_core::trace::TraceEvent;
 use hato_core::{Clock, id};
 use hato_smtp::Envelope;
 use hato_smtp::server::Submitter;
-use hato_store::{NewMessage, NewRecipient, Store};
+use hato_store::{HEAD_BYTES, NewMessage, NewRecipient, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,8 +39,11 @@ impl Inbound {
         }
     }
 
-    /// Builds the queue entry for `envelope`; returns it with its trace id.
-    pub fn prepare(&self, envelope: Envelope) -> NewMessage {
+    /// Builds the queue entry for `envelope`. The Received header (and a Message-ID, when the
+    /// message has none) go in front of the content without copying it: for a spooled message
+    /// they are the entry's `content` and the spool file is the rest. Fails only when the spool
+    /// file cannot be read.
+    pub fn prepare(&self, mut envelope: Envelope) -> std::io::Result<NewMessage> {
         let trace_id = id::new_trace_id();
         let received = self.clock.now();
         let sender = envelope
@@ -49,8 +53,11 @@ impl Inbound {
             .unwrap_or_default();
         let received_header =
             received_header(&self.hostname, &envelope, &trace_id, &received.to_rfc5322());
-        let mut summary = summarize(&envelope.content);
-        let mut content = Vec::with_capacity(received_header.len() + envelope.content.len() + 80);
+        let mut summary = match envelope.content.in_memory() {
+            Some(content) => summarize(content),
+            None => summarize(&envelope.content.head(HEAD_BYTES)?),
+        };
+        let mut content = Vec::with_capacity(received_header.len() + 80);
         content.extend_from_slice(received_header.as_bytes());
         if summary.message_id.is_empty() {
             // RFC 5322 §3.6.4: every message should have a Message-ID. Like Exchange, add one
@@ -58,7 +65,14 @@ impl Inbound {
             summary.message_id = format!("<{trace_id}@{}>", self.hostname);
             content.extend_from_slice(format!("Message-ID: {}\r\n", summary.message_id).as_bytes());
         }
-        content.extend_from_slice(&envelope.content);
+        let size = content.len() as u64 + envelope.content.len();
+        let spooled = match std::mem::take(&mut envelope.content).into_stored()? {
+            StoredBody::Memory(body) => {
+                content.extend_from_slice(&body);
+                None
+            }
+            StoredBody::Spooled(spooled) => Some(spooled),
+        };
         let tls = envelope
             .client
             .tls
@@ -71,9 +85,9 @@ impl Inbound {
             envelope.client.helo_name(),
             envelope.client.ip(),
             envelope.protocol,
-            content.len()
+            size
         );
-        NewMessage {
+        Ok(NewMessage {
             trace_id,
             received,
             sender,
@@ -82,6 +96,7 @@ impl Inbound {
             message_id: Some(summary.message_id),
             subject: Some(summary.subject),
             content,
+            spooled,
             recipients: envelope
                 .recipients
                 .into_iter()
@@ -94,7 +109,7 @@ impl Inbound {
                 .collect(),
             receive_detail,
             reports_on: Vec::new(),
-        }
+        })
     }
 }
 
@@ -138,11 +153,29 @@ impl Submitter for Inbound {
         &self,
         envelope: Envelope,
     ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>> {
-        let message = self.prepare(envelope);
+        let message = match self.prepare(envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("could not read a spooled message: {e}");
+                return Box::pin(std::future::ready(Err(reply::STORE_FAILED)));
+            }
+        };
         let trace_id = message.trace_id.clone();
-        let pending = self.store.enqueue(message);
+        let store = self.store.clone();
         let queued = self.queued.clone();
         Box::pin(async move {
+            let pending = if message.spooled.is_some() {
+                // Syncing and moving the spool file blocks: not on an async worker.
+                match tokio::task::spawn_blocking(move || store.enqueue(message)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!("could not queue message {trace_id}: {e}");
+                        return Err(reply::STORE_FAILED);
+                    }
+                }
+            } else {
+                store.enqueue(message)
+            };
             match pending.await {
                 Ok(()) => {
                     queued.notify_one();
@@ -186,7 +219,7 @@ mod tests {
             },
             smtputf8,
             protocol: "ESMTPS",
-            content: Vec::new(),
+            content: Vec::new().into(),
         }
     }
 

@@ -99,9 +99,9 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
         },
         smtputf8: false,
         protocol: "ESMTP",
-        content: b"Subject: wait for me\r\n\r\nbody\r\n".to_vec(),
+        content: b"Subject: wait for me\r\n\r\nbody\r\n".to_vec().into(),
     };
-    let message = inbound.prepare(envelope);
+    let message = inbound.prepare(envelope).unwrap();
     let trace_id = message.trace_id.clone();
     store.enqueue(message).await.unwrap();
 

@@ -32,6 +32,9 @@ pub struct SmtpSection {
     pub idle_timeout_secs: u64,
     pub data_timeout_secs: u64,
     pub session_timeout_secs: u64,
+    /// Message content past this many bytes goes to a file in `<data_dir>/spool/` while it
+    /// arrives, and stays a file in the queue.
+    pub spool_threshold_bytes: usize,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
 }
@@ -72,6 +75,7 @@ impl Default for SmtpSection {
             // RFC 5321 §4.5.3.2.6: 10 minutes after the data's end; we use it per DATA read.
             data_timeout_secs: 600,
             session_timeout_secs: 1800,
+            spool_threshold_bytes: 1024 * 1024,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
         }
@@ -153,6 +157,7 @@ impl Config {
             ("smtp.idle_timeout_secs", s.idle_timeout_secs),
             ("smtp.data_timeout_secs", s.data_timeout_secs),
             ("smtp.session_timeout_secs", s.session_timeout_secs),
+            ("smtp.spool_threshold_bytes", s.spool_threshold_bytes as u64),
             ("trace.retention_days", u64::from(self.trace.retention_days)),
         ] {
             if v == 0 {
@@ -184,7 +189,8 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 [server]
 # Host name used in the SMTP banner, Received headers and NDRs.
 #hostname = "localhost"
-# Where hato keeps its database (hato.db), message blobs, TLS key and the operator token.
+# Where hato keeps its database (hato.db), message blobs, large messages (spool/, queue/), TLS
+# key and the operator token.
 #data_dir = "hato-data"
 
 [smtp]
@@ -206,6 +212,10 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 #idle_timeout_secs = 300
 #data_timeout_secs = 600
 #session_timeout_secs = 1800
+# A message larger than this many bytes is written to a file in data_dir/spool while it arrives
+# (and kept as a file in data_dir/queue until delivered), so a session holds at most about this
+# much of a message in memory.
+#spool_threshold_bytes = 1048576
 # PEM certificate chain and key for STARTTLS. Empty: a self-signed certificate is generated at
 # first start (in data_dir/tls) and reused.
 #tls_cert = ""

@@ -146,6 +146,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             max_recipients: config.smtp.max_recipients,
             tls_available: true,
             max_errors: 20,
+            spool_threshold: config.smtp.spool_threshold_bytes,
+            spool: Some(store.spool()),
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,

@@ -1,4 +1,5 @@
 use super::*;
+use hato_core::body::memory::MemorySpool;
 use hato_core::directory::Route;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,7 @@ fn config(tls: bool) -> SessionConfig {
         max_recipients: 3,
         tls_available: tls,
         max_errors: 20,
+        ..SessionConfig::default()
     }
 }
 
@@ -141,7 +143,10 @@ fn a_whole_transaction_pipelined() {
     let e = &envs[0];
     assert_eq!(e.sender.as_ref().unwrap().to_string(), "sender@example.org");
     assert_eq!(e.recipients.len(), 2);
-    assert_eq!(e.content, b"Subject: hi\r\n\r\n.dot\r\n");
+    assert_eq!(
+        e.content.in_memory().unwrap(),
+        b"Subject: hi\r\n\r\n.dot\r\n"
+    );
     assert_eq!(e.protocol, "ESMTP");
     assert_eq!(e.client.helo.as_deref(), Some("c"));
     assert_eq!(e.client.peer, "192.0.2.7:40000".parse().unwrap());
@@ -156,8 +161,8 @@ fn two_messages_in_one_write_are_two_messages() {
           MAIL FROM:<b@x.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\ntwo\r\n.\r\n",
     );
     assert_eq!(envs.len(), 2);
-    assert_eq!(envs[0].content, b"one\r\n");
-    assert_eq!(envs[1].content, b"two\r\n");
+    assert_eq!(envs[0].content.in_memory().unwrap(), b"one\r\n");
+    assert_eq!(envs[1].content.in_memory().unwrap(), b"two\r\n");
     assert!(t.contains("<id-1>") && t.contains("<id-2>"));
 }
 
@@ -547,7 +552,10 @@ fn pipelined_commands_with_slow_rcpt_answers_keep_their_order() {
     let e = &envelopes[0];
     let rcpts: Vec<String> = e.recipients.iter().map(|r| r.address.to_string()).collect();
     assert_eq!(rcpts, ["bob@contoso.test", "alice@contoso.test"]);
-    assert_eq!(e.content, b"Subject: slow\r\n\r\nbody\r\n");
+    assert_eq!(
+        e.content.in_memory().unwrap(),
+        b"Subject: slow\r\n\r\nbody\r\n"
+    );
     // Every hook saw the client, with the HELO name once it was given.
     let seen = policy.seen.lock().unwrap().clone();
     assert_eq!(seen[0], ("connect", None));
@@ -662,4 +670,109 @@ fn a_mismatched_answer_is_a_temporary_refusal() {
     );
     // Answers nobody asked for are ignored.
     assert!(s.decided(Answer::Verdict(Verdict::Accept)).is_empty());
+}
+
+// ----- spooling ---------------------------------------------------------------------------------
+
+fn spooling_session(threshold: usize, spool: Arc<MemorySpool>) -> Session<MapPolicy> {
+    let config = SessionConfig {
+        max_message_size: 35 * 1024 * 1024,
+        spool_threshold: threshold,
+        spool: Some(spool),
+        ..config(false)
+    };
+    let mut s = Session::new(config, Arc::new(MapPolicy), client());
+    run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n",
+    );
+    s
+}
+
+/// A 30 MB message arrives in 8 KiB reads: the session never holds more than the spool threshold
+/// and one read of it in memory, and the whole message reaches the spool file and the envelope.
+#[test]
+fn memory_per_session_is_bounded_while_a_large_message_arrives() {
+    const THRESHOLD: usize = 256 * 1024;
+    const READ: usize = 8192;
+    let spool = Arc::new(MemorySpool::default());
+    let mut s = spooling_session(THRESHOLD, spool.clone());
+    let line =
+        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567\r\n";
+    let mut stream = Vec::with_capacity(READ + line.len());
+    let mut sent = 0usize;
+    let mut peak = 0usize;
+    while sent < 30 * 1024 * 1024 {
+        while stream.len() < READ {
+            stream.extend_from_slice(line);
+        }
+        let rest = stream.split_off(READ);
+        assert!(s.feed(&stream).is_empty());
+        sent += stream.len();
+        stream = rest;
+        peak = peak.max(s.memory_used());
+    }
+    stream.extend_from_slice(b".\r\n");
+    let (t, mut envs) = run(&mut s, &stream);
+    sent += stream.len() - 3;
+    assert!(t.starts_with("250 2.6.0"), "{t}");
+    assert!(peak <= THRESHOLD + READ, "a session held {peak} bytes");
+    let e = &mut envs[0];
+    assert!(e.content.is_spooled());
+    assert_eq!(e.content.len(), sent as u64);
+    assert_eq!(spool.files.lock().unwrap()[0].content.len(), sent);
+    assert!(e.content.head(100).unwrap().starts_with(b"0123456789"));
+}
+
+/// A refused message's spool file and an abandoned one's are removed; one that is submitted
+/// stays until the store takes it.
+#[test]
+fn refused_and_abandoned_messages_leave_no_spool_file() {
+    let spool = Arc::new(MemorySpool::default());
+    let big = format!("Subject: x\r\n\r\n{}", "text line\r\n".repeat(100));
+    // Refused: a bare LF.
+    let mut s = spooling_session(64, spool.clone());
+    let (t, envs) = run(&mut s, format!("{big}bare\nLF\r\n.\r\n").as_bytes());
+    assert!(
+        envs.is_empty() && t.ends_with("550 5.6.11 Invalid characters\r\n"),
+        "{t}"
+    );
+    // Abandoned: the connection ends inside the data.
+    let mut s = spooling_session(64, spool.clone());
+    run(&mut s, big.as_bytes());
+    drop(s);
+    {
+        let files = spool.files.lock().unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| !f.exists), "spool files left behind");
+    }
+    // Submitted: the file is the envelope's.
+    let mut s = spooling_session(64, spool.clone());
+    let (_, envs) = run(&mut s, format!("{big}.\r\n").as_bytes());
+    assert!(envs[0].content.is_spooled());
+    assert!(spool.files.lock().unwrap()[2].exists);
+    drop(envs);
+    assert!(!spool.files.lock().unwrap()[2].exists);
+}
+
+/// A spool file that cannot be written (a full disk): the message is refused with a temporary
+/// error after its end, and the session stays in step.
+#[test]
+fn a_spool_write_failure_is_a_temporary_error() {
+    let spool = Arc::new(MemorySpool {
+        fail_writes: true,
+        ..Default::default()
+    });
+    let mut s = spooling_session(64, spool);
+    let (t, envs) = run(
+        &mut s,
+        format!("{}.\r\nNOOP\r\n", "text line\r\n".repeat(100)).as_bytes(),
+    );
+    assert!(envs.is_empty());
+    assert!(
+        t.ends_with(
+            "451 4.3.0 Temporary error storing the message; try again later\r\n250 2.0.0 OK\r\n"
+        ),
+        "{t}"
+    );
 }

@@ -500,10 +500,17 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             Request::Helo { host } => self.hello(host.as_ref(), false, out),
             Request::Lhlo { .. } => self.reply(out, reply::COMMAND_UNRECOGNIZED),
             Request::Mail { from } => {
+                if from.address.is_empty() && !path_is_empty(line) {
+                    // `MAIL FROM:<postmaster>` is not the null sender.
+                    return self.reply(out, reply::SENDER_NEEDS_DOMAIN);
+                }
                 let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
                 self.mail(from.address.as_ref(), from.size, smtputf8, out)
             }
-            Request::Rcpt { to } => self.rcpt(to.address.as_ref(), out),
+            Request::Rcpt { to } => {
+                let postmaster = to.address.is_empty() && !path_is_empty(line);
+                self.rcpt(to.address.as_ref(), postmaster, out)
+            }
             Request::Data => self.data(out),
             Request::Rset => {
                 self.reset_transaction();
@@ -603,7 +610,9 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         self.ask(decision, Waiting::Mail { sender, smtputf8 }, out);
     }
 
-    fn rcpt(&mut self, address: &str, out: &mut Vec<Output>) {
+    /// `postmaster`: the path was `<postmaster>` without a domain (RFC 5321 §4.1.1.3), which
+    /// every server accepts (§4.5.1); the policy routes it.
+    fn rcpt(&mut self, address: &str, postmaster: bool, out: &mut Vec<Output>) {
         match self.phase {
             Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
             Phase::Mail => {}
@@ -613,6 +622,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             return self.reply(out, reply::TOO_MANY_RECIPIENTS);
         }
         let rcpt = match Address::parse(address) {
+            _ if postmaster => Address::postmaster(),
             Ok(a) => a,
             Err(_) => return self.reply(out, reply::BAD_RECIPIENT_SYNTAX),
         };
@@ -654,6 +664,18 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         out.push(Output::StartTls);
         self.phase = Phase::Handshake;
     }
+}
+
+/// Whether the path in a MAIL or RCPT line is `<>` (or absent). smtp-proto returns an empty
+/// address both for `<>` and for `<postmaster>` (any case, with or without a source route); the
+/// line tells them apart.
+fn path_is_empty(line: &[u8]) -> bool {
+    let Some(open) = memchr::memchr(b'<', line) else {
+        return true;
+    };
+    let inner = &line[open + 1..];
+    let close = memchr::memchr(b'>', inner).unwrap_or(inner.len());
+    inner[..close].iter().all(u8::is_ascii_whitespace)
 }
 
 #[cfg(test)]

@@ -233,4 +233,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN spool TEXT;
     CREATE INDEX messages_spool ON messages(spool) WHERE spool IS NOT NULL;
     "#,
+    // 7: recipients for the platform's postmaster mailbox are routed (and retried) by the
+    // delivery agent too.
+    r#"
+    DROP INDEX recipients_due;
+    CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending' AND route IN ('local', 'relay', 'group', 'postmaster');
+    "#,
 ];

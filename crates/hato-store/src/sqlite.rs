@@ -707,11 +707,36 @@ pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
+/// A recipient that stays pending until `retry_at`; its `Defer` event is written once per
+/// reason, not once per retry.
+fn defer(
+    conn: &Connection,
+    rcpt: i64,
+    reason: &str,
+    retry_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3")?
+        .execute(params![retry_at.0, now.0, rcpt])?;
+    let last: Option<(String, String)> = conn
+        .prepare_cached("SELECT event, detail FROM trace_events WHERE recipient_id = ?1 ORDER BY id DESC LIMIT 1")?
+        .query_row([rcpt], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if last
+        .as_ref()
+        .is_none_or(|(event, detail)| event != TraceEvent::Defer.as_str() || detail != reason)
+    {
+        add_event(conn, rcpt, now.0, TraceEvent::Defer, reason)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn route_from(kind: &str, mailbox: Option<i64>, group: Option<i64>) -> Route {
     match (kind, mailbox, group) {
         ("local", Some(id), _) => Route::Local(id),
         ("group", _, Some(id)) => Route::Group(id),
         ("relay", _, _) => Route::Relay,
+        ("postmaster", _, _) => Route::Postmaster,
         _ => Route::Remote,
     }
 }
@@ -787,7 +812,7 @@ impl QueueStore for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
-                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group') AND r.next_attempt <= ?1 \
+                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group', 'postmaster') AND r.next_attempt <= ?1 \
                  ORDER BY r.next_attempt, r.id LIMIT ?2",
             )?;
             let mut by_message: BTreeMap<i64, QueuedMessage> = BTreeMap::new();
@@ -890,6 +915,7 @@ impl QueueStore for SqliteStore {
                             set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
                             add_event(conn, *rcpt, now.0, TraceEvent::Fail, reply)?;
                         }
+                        RecipientOutcome::Defer { reason, retry_at } => defer(conn, *rcpt, reason, *retry_at, now)?,
                     }
                 }
                 release_spool(conn, o.message_id)?;

@@ -160,12 +160,14 @@ pub enum RecipientOutcome {
     Store { mailbox: MailboxId, folder: Folder },
     /// Permanent failure with this reply text (an NDR follows unless the sender is null).
     Fail { reply: String },
+    /// Not now: the recipient stays pending until `retry_at`, with a `Defer` event saying why.
+    Defer { reason: String, retry_at: Timestamp },
 }
 
 /// Content made ready for storage by [`crate::MailStore::stage_blob`]: large content is already
 /// in a synced blob file; small content travels with the delivery and is stored in its
-/// transaction.
-#[derive(Clone, Debug)]
+/// transaction. The default (no hash) is for a delivery that files nothing.
+#[derive(Clone, Debug, Default)]
 pub struct StagedBlob {
     /// SHA-256 of the content, hex: the blob's name either way.
     pub hash: String,

@@ -8,7 +8,7 @@
 
 use crate::groupmail;
 use crate::ndr::{self, NdrInput};
-use crate::routing::{Resolution, resolve};
+use crate::routing::{Resolution, platform_postmaster, resolve};
 use crate::summarize;
 use hato_core::directory::{GroupType, Route};
 use hato_core::reply;
@@ -19,7 +19,7 @@ use hato_directory::{Directory, DirectoryIndex};
 use hato_store::{
     DeliveryOutcome, ExpandedRecipient, Folder, GroupOutcome, ModerationState, NdrWork,
     NewGroupItem, NewMessage, NewRecipient, QueuedMessage, QueuedRecipient, RecipientOutcome,
-    Store, StoreError,
+    StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +32,14 @@ pub struct DeliveryAgent {
     hostname: String,
     queued: Arc<Notify>,
     trace_retention_days: u32,
+    /// The platform's postmaster mailbox address (`smtp.postmaster`), if any.
+    postmaster: Option<Address>,
 }
 
 const BATCH: usize = 512;
+/// How often mail for an unconfigured platform postmaster is looked at again: a configuration
+/// change (a restart, or the mailbox created) takes effect within this.
+const POSTMASTER_RETRY_SECS: i64 = 10;
 /// Blob files younger than this are never collected (a delivery may be about to reference one).
 const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Exchange expires unanswered moderation requests after two days.
@@ -100,6 +105,7 @@ impl DeliveryAgent {
         hostname: String,
         queued: Arc<Notify>,
         trace_retention_days: u32,
+        postmaster: Option<Address>,
     ) -> Arc<Self> {
         let store = directory.store().clone();
         Arc::new(DeliveryAgent {
@@ -109,6 +115,7 @@ impl DeliveryAgent {
             hostname,
             queued,
             trace_retention_days,
+            postmaster,
         })
     }
 
@@ -248,8 +255,25 @@ impl DeliveryAgent {
     }
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
+        let mut recipients = Vec::with_capacity(m.recipients.len());
+        for r in &m.recipients {
+            let outcome = match r.route {
+                Route::Local(mailbox) => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+                Route::Postmaster => self.postmaster_outcome()?,
+                Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
+            };
+            recipients.push((r.id, outcome));
+        }
         let summary = summarize(&m.head()?);
+        let stores = recipients
+            .iter()
+            .any(|(_, o)| matches!(o, RecipientOutcome::Store { .. }));
         let (blob, size) = match &m.spool {
+            // Nothing to file (failures, deferrals): nothing to stage.
+            _ if !stores => (StagedBlob::default(), 0),
             // A large message is streamed from its queue file into the blob directory.
             Some(spool) => self.store.stage_spooled(stored_form(&m), spool)?,
             None => {
@@ -258,17 +282,6 @@ impl DeliveryAgent {
                 (self.store.stage_blob(stored)?, size)
             }
         };
-        let mut recipients = Vec::with_capacity(m.recipients.len());
-        for r in &m.recipients {
-            let outcome = match r.route {
-                Route::Local(mailbox) => RecipientOutcome::Store {
-                    mailbox,
-                    folder: Folder::Inbox,
-                },
-                Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
-            };
-            recipients.push((r.id, outcome));
-        }
         Ok(DeliveryOutcome {
             message_id: m.id,
             blob,
@@ -539,6 +552,23 @@ impl DeliveryAgent {
         Some(self.generated_message(trace_id, now, content, recipients, detail, vec![]))
     }
 
+    /// Mail for the platform's postmaster: to the mailbox `smtp.postmaster` names, or kept in
+    /// the queue (with a `Defer` event saying why) until there is one.
+    fn postmaster_outcome(&self) -> Result<RecipientOutcome, StoreError> {
+        Ok(
+            match platform_postmaster(&self.directory, self.postmaster.as_ref())? {
+                Ok(mailbox) => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+                Err(reason) => RecipientOutcome::Defer {
+                    reason,
+                    retry_at: self.clock.now().plus_seconds(POSTMASTER_RETRY_SECS),
+                },
+            },
+        )
+    }
+
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
     /// otherwise it fails, as no outbound connector can take it yet.
     fn relay_outcome(&self, address: &str) -> Result<RecipientOutcome, StoreError> {
@@ -565,6 +595,7 @@ impl DeliveryAgent {
                     addr.domain()
                 ),
             },
+            Resolution::Postmaster { .. } => self.postmaster_outcome()?,
             Resolution::UnknownInAuthoritativeDomain { .. } | Resolution::NotAccepted => {
                 RecipientOutcome::Fail {
                     reply: reply::RECIPIENT_NOT_FOUND.to_string(),
@@ -586,6 +617,7 @@ impl DeliveryAgent {
                 Resolution::UnknownInRelayDomain { tenant } | Resolution::UnknownInAuthoritativeDomain { tenant } => {
                     (Route::Relay, tenant, vec![])
                 }
+                Resolution::Postmaster { tenant: domain_tenant } => (Route::Postmaster, domain_tenant.unwrap_or(tenant), vec![]),
                 Resolution::NotAccepted => (
                     Route::Remote,
                     tenant,

@@ -11,6 +11,10 @@
 //! - Unknown in an authoritative domain (directory-based edge blocking) →
 //!   `550 5.4.1 Recipient address rejected: Access denied`.
 //! - Unknown in an internal-relay domain: accepted, to be relayed to the organisation's server.
+//! - `<postmaster>` without a domain (RFC 5321 §4.5.1), and `postmaster@`/`abuse@` of an accepted
+//!   domain that no recipient of its tenant has (RFC 2142): accepted for the platform's
+//!   postmaster mailbox (`smtp.postmaster`), which the delivery agent resolves; until one is
+//!   configured the mail waits in the queue.
 
 use hato_core::Address;
 use hato_core::ClientContext;
@@ -45,10 +49,21 @@ pub enum Resolution {
     UnknownInAuthoritativeDomain {
         tenant: TenantId,
     },
+    /// For the platform's postmaster mailbox; `tenant` is the accepted domain's (none for
+    /// `<postmaster>`).
+    Postmaster {
+        tenant: Option<TenantId>,
+    },
     NotAccepted,
 }
 
+/// Trace rows of `<postmaster>` mail belong to no tenant: only the operator sees them.
+pub const NO_TENANT: TenantId = 0;
+
 pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, StoreError> {
+    if rcpt.is_bare_postmaster() {
+        return Ok(Resolution::Postmaster { tenant: None });
+    }
     let Some((tenant, kind)) = directory.store().domain(rcpt.domain())? else {
         return Ok(Resolution::NotAccepted);
     };
@@ -73,6 +88,11 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
             }
         }
         None => {}
+    }
+    if rcpt.is_role_address() {
+        return Ok(Resolution::Postmaster {
+            tenant: Some(tenant),
+        });
     }
     Ok(match kind {
         DomainType::Authoritative => Resolution::UnknownInAuthoritativeDomain { tenant },
@@ -136,9 +156,34 @@ impl DirectoryPolicy {
             Resolution::UnknownInAuthoritativeDomain { .. } => {
                 RcptVerdict::Reject(reply::RECIPIENT_REJECTED)
             }
+            Resolution::Postmaster { tenant } => {
+                accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
+            }
             Resolution::NotAccepted => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
         })
     }
+}
+
+/// Where the platform's postmaster mail goes now: the mailbox `configured` (`smtp.postmaster`)
+/// names, or why there is none.
+pub fn platform_postmaster(
+    directory: &Directory,
+    configured: Option<&Address>,
+) -> Result<Result<MailboxId, String>, StoreError> {
+    let Some(address) = configured else {
+        return Ok(Err(
+            "No platform postmaster mailbox is configured (smtp.postmaster is empty); the message \
+             stays queued and is delivered once one is"
+                .into(),
+        ));
+    };
+    Ok(match resolve(directory, address)? {
+        Resolution::Mailbox { mailbox, .. } => Ok(mailbox),
+        _ => Err(format!(
+            "No platform postmaster mailbox is configured (smtp.postmaster names {address}, which \
+             is no mailbox); the message stays queued and is delivered once there is one"
+        )),
+    })
 }
 
 impl SmtpPolicy for DirectoryPolicy {

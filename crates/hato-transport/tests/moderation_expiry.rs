@@ -81,6 +81,7 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
         "mx.hato.test".into(),
         queued.clone(),
         90,
+        None,
     );
     let inbound = Inbound::new(store.clone(), clock.clone(), "mx.hato.test".into(), queued);
     let envelope = Envelope {

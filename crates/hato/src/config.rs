@@ -35,8 +35,19 @@ pub struct SmtpSection {
     /// Message content past this many bytes goes to a file in `<data_dir>/spool/` while it
     /// arrives, and stays a file in the queue.
     pub spool_threshold_bytes: usize,
+    /// The mailbox (in any tenant) that gets `<postmaster>` mail, and mail to `postmaster@` and
+    /// `abuse@` of accepted domains that no recipient has (RFC 5321 §4.5.1, RFC 2142). Empty:
+    /// such mail waits in the queue until one is set.
+    pub postmaster: String,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+}
+
+impl SmtpSection {
+    /// `postmaster`, parsed (validation has checked it); `None` when empty.
+    pub fn postmaster_address(&self) -> Option<hato_core::Address> {
+        hato_core::Address::parse(&self.postmaster).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +87,7 @@ impl Default for SmtpSection {
             data_timeout_secs: 600,
             session_timeout_secs: 1800,
             spool_threshold_bytes: 1024 * 1024,
+            postmaster: String::new(),
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
         }
@@ -172,6 +184,12 @@ impl Config {
                 s.ipv6_prefix_length
             )));
         }
+        if !s.postmaster.trim().is_empty() && hato_core::Address::parse(&s.postmaster).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.postmaster is not an address: {:?}",
+                s.postmaster
+            )));
+        }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
@@ -216,6 +234,10 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 # (and kept as a file in data_dir/queue until delivered), so a session holds at most about this
 # much of a message in memory.
 #spool_threshold_bytes = 1048576
+# The mailbox (of any tenant) that receives mail to <postmaster> (RFC 5321 4.5.1) and to
+# postmaster@ and abuse@ of every accepted domain that no recipient of its tenant has (RFC 2142).
+# Empty: such mail is accepted and waits in the queue until a postmaster mailbox is set.
+#postmaster = ""
 # PEM certificate chain and key for STARTTLS. Empty: a self-signed certificate is generated at
 # first start (in data_dir/tls) and reused.
 #tls_cert = ""
@@ -280,6 +302,21 @@ mod tests {
             assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
         }
         assert_eq!(Config::default().smtp.ipv6_prefix_length, 64);
+    }
+
+    #[test]
+    fn postmaster_must_be_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        std::fs::write(&file, "[smtp]\npostmaster = \"not an address\"\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
+        std::fs::write(&file, "[smtp]\npostmaster = \"PM@Platform.test\"\n").unwrap();
+        let (c, _) = Config::load(Some(&file)).unwrap();
+        assert_eq!(
+            c.smtp.postmaster_address().unwrap().to_string(),
+            "pm@platform.test"
+        );
+        assert!(Config::default().smtp.postmaster_address().is_none());
     }
 
     #[test]

@@ -222,6 +222,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.server.hostname.clone(),
         queued,
         config.trace.retention_days,
+        config.smtp.postmaster_address(),
     );
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 

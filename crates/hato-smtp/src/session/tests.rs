@@ -9,6 +9,9 @@ use std::time::Duration;
 struct MapPolicy;
 
 fn lookup(rcpt: &Address) -> RcptVerdict {
+    if rcpt.is_bare_postmaster() {
+        return accept(rcpt, Route::Postmaster);
+    }
     match (rcpt.local(), rcpt.domain()) {
         ("alice", "contoso.test") => accept(rcpt, Route::Local(1)),
         ("bob", "contoso.test") | ("用户", "contoso.test") => accept(rcpt, Route::Local(2)),
@@ -775,4 +778,48 @@ fn a_spool_write_failure_is_a_temporary_error() {
         ),
         "{t}"
     );
+}
+
+// ----- RFC 5321 §4.5.1 postmaster ---------------------------------------------------------------
+
+/// `RCPT TO:<postmaster>` (any case, no domain) is accepted and handed to the policy as the bare
+/// postmaster; `MAIL FROM:<postmaster>` is not the null sender but a syntax error, while
+/// `MAIL FROM:<>` stays the null sender.
+#[test]
+fn postmaster_without_a_domain() {
+    let (t, envs) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<PostMaster>\r\n\
+          RCPT TO:<>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert_eq!(
+        codes(&t)[1..],
+        ["250", "250", "250", "501", "354", "250"],
+        "{t}"
+    );
+    assert_eq!(envs[0].recipients.len(), 1, "one copy for both spellings");
+    assert!(envs[0].recipients[0].address.is_bare_postmaster());
+    assert_eq!(envs[0].recipients[0].route, Route::Postmaster);
+
+    for line in [
+        &b"MAIL FROM:<postmaster>\r\n"[..],
+        b"MAIL FROM:<POSTMASTER>\r\n",
+        b"MAIL FROM:<@relay.test:postmaster>\r\n",
+    ] {
+        let mut s = session(false);
+        let (t, _) = run(&mut s, &[&b"EHLO c\r\n"[..], line].concat());
+        assert!(
+            t.ends_with("501 5.1.7 Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)\r\n"),
+            "{t}"
+        );
+        // No transaction was started.
+        let (t, _) = run(&mut s, b"RCPT TO:<alice@contoso.test>\r\n");
+        assert!(t.starts_with("503 5.5.1"), "{t}");
+    }
+    let (t, envs) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:< >\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert!(t.contains("250 2.1.0"), "{t}");
+    assert!(envs[0].sender.is_none());
 }

@@ -197,6 +197,11 @@ EOF
         sleep 0.5
     done
     HATO_DELIVERED_S=$(since "$t0")
+    # Queue files go right after the delivery that released them commits: wait for that.
+    deadline=$((SECONDS + 60))
+    until [ "$(find "$H/data/queue" -type f | wc -l)" = 0 ] || [ "$SECONDS" -ge "$deadline" ]; do
+        sleep 0.2
+    done
     stop_sampler
     HATO_HWM=$("${HELPER[@]}" rss "$HATO_PID" VmHWM)
     HATO_SAMPLED=$(cat "$TMP/hato.sampled")

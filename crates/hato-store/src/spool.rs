@@ -268,7 +268,8 @@ pub(crate) fn trash_queue_file(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
-/// After a commit: removes the queue files the committed transaction gave up.
+/// After a commit: removes (on a thread of its own) the queue files the committed transaction
+/// gave up.
 pub(crate) fn after_commit(conn: &Connection, queue: &QueueDir) {
     let names: Result<Vec<String>> = (|| {
         let mut stmt = conn.prepare_cached("SELECT name FROM temp.spool_trash")?;
@@ -282,12 +283,22 @@ pub(crate) fn after_commit(conn: &Connection, queue: &QueueDir) {
         Ok(names)
     })();
     match names {
+        Ok(names) if names.is_empty() => {}
         Ok(names) => {
-            for name in names {
-                queue.remove(&name);
+            // Unlinking large files takes a while; the writer thread has commits to make.
+            let queue = queue.clone();
+            let removal = std::thread::Builder::new()
+                .name("hato-queue-cleanup".into())
+                .spawn(move || {
+                    for name in names {
+                        queue.remove(&name);
+                    }
+                });
+            if let Err(e) = removal {
+                // The files stay until the next start-up's sweep.
+                tracing::warn!("could not start removing queue files: {e}");
             }
         }
-        // The files stay until the next start-up's sweep.
         Err(e) => tracing::warn!("could not read the queue files to remove: {e}"),
     }
 }

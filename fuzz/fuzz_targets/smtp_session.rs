@@ -6,15 +6,15 @@
 
 use hato_core::Address;
 use hato_core::directory::Route;
-use hato_smtp::{AcceptedRecipient, Output, RcptVerdict, RecipientPolicy, Session, SessionConfig, TlsInfo};
+use hato_smtp::{AcceptedRecipient, ClientContext, Decision, Output, RcptVerdict, Session, SessionConfig, SmtpPolicy, TlsInfo};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 struct AcceptAll;
 
-impl RecipientPolicy for AcceptAll {
-    fn check_recipient(&self, _: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        RcptVerdict::Accept(AcceptedRecipient { address: rcpt.clone(), tenant_id: 1, route: Route::Local(1) })
+impl SmtpPolicy for AcceptAll {
+    fn rcpt(&self, _: &ClientContext, _: Option<&Address>, rcpt: &Address) -> Decision<RcptVerdict> {
+        Decision::Ready(RcptVerdict::Accept(AcceptedRecipient { address: rcpt.clone(), tenant_id: 1, route: Route::Local(1) }))
     }
 }
 
@@ -24,13 +24,20 @@ fuzz_target!(|data: &[u8]| {
     };
     let chunk = usize::from(chunk).max(1);
     let config = SessionConfig { max_message_size: 4096, max_recipients: 4, tls_available: true, ..SessionConfig::default() };
-    let mut session = Session::new(config, Arc::new(AcceptAll), "192.0.2.1".parse().expect("literal IP"));
+    let client = ClientContext::new(
+        "192.0.2.1:1025".parse().expect("literal address"),
+        "192.0.2.2:25".parse().expect("literal address"),
+    );
+    let mut session = Session::new(config, Arc::new(AcceptAll), client);
+    let _ = session.start();
     for piece in input.chunks(chunk) {
         let mut queue: std::collections::VecDeque<Output> = session.feed(piece).into();
         while let Some(out) = queue.pop_front() {
             match out {
                 Output::Submit(env) => {
-                    let c = &env.content;
+                    let Some(c) = env.content.in_memory() else {
+                        panic!("content spooled without a spool");
+                    };
                     for (i, b) in c.iter().enumerate() {
                         match b {
                             b'\r' => assert_eq!(c.get(i + 1), Some(&b'\n'), "bare CR submitted"),
@@ -48,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Output::Close => return,
+                Output::Decide(_) => unreachable!("AcceptAll decides at once"),
             }
         }
     }

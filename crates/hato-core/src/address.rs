@@ -62,6 +62,26 @@ impl Address {
         Ok(Address { local, domain })
     }
 
+    /// RFC 5321 §4.1.1.3 and §4.5.1: `<postmaster>` without a domain, a recipient every SMTP
+    /// server must accept. It shows as `postmaster`; [`Address::parse`] never yields it.
+    pub fn postmaster() -> Self {
+        Address {
+            local: "postmaster".into(),
+            domain: String::new(),
+        }
+    }
+
+    /// Whether this is `<postmaster>` without a domain.
+    pub fn is_bare_postmaster(&self) -> bool {
+        self.domain.is_empty()
+    }
+
+    /// RFC 2142: the role addresses (`postmaster@`, `abuse@`) every domain that takes mail
+    /// should answer to.
+    pub fn is_role_address(&self) -> bool {
+        matches!(self.local.as_str(), "postmaster" | "abuse")
+    }
+
     pub fn local(&self) -> &str {
         &self.local
     }
@@ -173,6 +193,9 @@ pub fn canonical_domain_name(raw: &str) -> Result<String, AddressError> {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.domain.is_empty() {
+            return f.write_str(&self.local);
+        }
         write!(f, "{}@{}", self.local, self.domain)
     }
 }
@@ -254,6 +277,22 @@ mod tests {
         assert_eq!(Address::parse("a@x..test"), Err(AddressError::BadDomain));
         let long = format!("{}@x.test", "a".repeat(65));
         assert_eq!(Address::parse(&long), Err(AddressError::BadLocalPart));
+    }
+
+    #[test]
+    fn bare_postmaster() {
+        let p = Address::postmaster();
+        assert!(p.is_bare_postmaster() && p.is_role_address());
+        assert_eq!(p.to_string(), "postmaster");
+        assert_eq!(p.to_ascii_form(), "postmaster");
+        assert!(Address::parse("postmaster").is_err());
+        let a = Address::parse("Abuse@Contoso.test").unwrap();
+        assert!(a.is_role_address() && !a.is_bare_postmaster());
+        assert!(
+            !Address::parse("alice@contoso.test")
+                .unwrap()
+                .is_role_address()
+        );
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub enum Route {
     Remote,
     /// A group of this node: expanded (or filed in its group mailbox) at routing.
     Group(GroupId),
+    /// `<postmaster>`, or `postmaster@`/`abuse@` of an accepted domain (reserved for it)
+    /// (RFC 5321 §4.5.1, RFC 2142): the platform's postmaster mailbox (`smtp.postmaster`),
+    /// resolved at delivery, so mail waits in the queue until one is configured.
+    Postmaster,
 }
 
 impl Route {
@@ -134,6 +138,7 @@ impl Route {
             Route::Relay => "relay",
             Route::Remote => "remote",
             Route::Group(_) => "group",
+            Route::Postmaster => "postmaster",
         }
     }
 }

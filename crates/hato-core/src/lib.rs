@@ -1,8 +1,11 @@
 //! hato's domain model. Nothing in this crate performs I/O: it holds the types every other
-//! layer shares (addresses, tenants, directory objects, SMTP replies, trace events, ids, the clock).
+//! layer shares (addresses, tenants, directory objects, SMTP replies, trace events, ids, the clock,
+//! message content that files injected through a trait may hold).
 
 pub mod address;
 pub mod auth;
+pub mod body;
+pub mod client;
 pub mod clock;
 pub mod directory;
 pub mod id;
@@ -10,5 +13,7 @@ pub mod reply;
 pub mod trace;
 
 pub use address::{Address, AddressError};
+pub use body::MessageBody;
+pub use client::{ClientContext, TlsInfo};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use reply::Reply;

@@ -114,6 +114,13 @@ pub const COMMAND_LINE_TOO_LONG: Reply = Reply::new(
 pub const COMMAND_UNRECOGNIZED: Reply = Reply::new(500, "5.5.1", "Command unrecognized");
 pub const SYNTAX_ERROR: Reply = Reply::new(501, "5.5.4", "Syntax error in parameters or arguments");
 pub const BAD_SENDER_SYNTAX: Reply = Reply::new(501, "5.1.7", "Bad sender address syntax");
+/// `MAIL FROM:<postmaster>`: `<postmaster>` is a recipient only (RFC 5321 §4.1.1.3); a
+/// reverse-path is a mailbox with a domain (§4.1.2), and `<>` is the null sender.
+pub const SENDER_NEEDS_DOMAIN: Reply = Reply::new(
+    501,
+    "5.1.7",
+    "Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)",
+);
 pub const BAD_RECIPIENT_SYNTAX: Reply = Reply::new(501, "5.1.3", "Bad recipient address syntax");
 pub const HELO_REQUIRES_DOMAIN: Reply = Reply::new(501, "5.5.4", "Domain name required");
 pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
@@ -170,6 +177,16 @@ pub const STORE_FAILED: Reply = Reply::new(
     451,
     "4.3.0",
     "Temporary error storing the message; try again later",
+);
+/// A directory lookup at RCPT time failed (store trouble): the client must retry.
+pub const DIRECTORY_FAILED: Reply =
+    Reply::new(451, "4.3.0", "Temporary directory failure; try again later");
+/// A policy hook could not decide (its lookup failed or its answer was lost): the client must
+/// retry.
+pub const POLICY_FAILED: Reply = Reply::new(
+    451,
+    "4.3.0",
+    "Temporary error evaluating policy; try again later",
 );
 
 // --- Delivery outcomes (used in trace and NDRs) -------------------------------------------------

@@ -6,7 +6,36 @@
 //! empty message is `.<CRLF>`). A bare CR or a bare LF anywhere in the data is noted so that the
 //! session refuses the message (`550 5.6.11`) after reading it to its real end; nothing is split.
 
+use hato_core::MessageBody;
 use memchr::memchr2;
+
+/// Where the receiver puts the unstuffed content: a `Vec` (tests), or a [`MessageBody`] that
+/// continues in a spool file past its threshold.
+pub trait DataSink {
+    /// Bytes stored so far.
+    fn stored(&self) -> usize;
+    fn store(&mut self, bytes: &[u8]);
+}
+
+impl DataSink for Vec<u8> {
+    fn stored(&self) -> usize {
+        self.len()
+    }
+
+    fn store(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl DataSink for MessageBody {
+    fn stored(&self) -> usize {
+        usize::try_from(self.len()).unwrap_or(usize::MAX)
+    }
+
+    fn store(&mut self, bytes: &[u8]) {
+        self.append(bytes);
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -57,27 +86,27 @@ impl DataReceiver {
         self.flaws
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+    fn push<S: DataSink + ?Sized>(&mut self, out: &mut S, bytes: &[u8]) {
         self.line_len += bytes.len();
         if self.line_len > self.max_line {
             self.flaws.line_too_long = true;
         }
-        if out.len() + bytes.len() > self.max_size {
+        if out.stored() + bytes.len() > self.max_size {
             // Keep reading to the end, but stop storing: the message will be refused.
             self.flaws.too_big = true;
         } else if !self.flaws.too_big {
-            out.extend_from_slice(bytes);
+            out.store(bytes);
         }
     }
 
-    fn push_byte(&mut self, out: &mut Vec<u8>, b: u8) {
+    fn push_byte<S: DataSink + ?Sized>(&mut self, out: &mut S, b: u8) {
         self.push(out, &[b]);
     }
 
     /// Consumes bytes from `input`, appending the unstuffed content to `out`. Returns how many
     /// bytes were consumed and whether the end of data was reached (the rest belongs to the next
     /// command).
-    pub fn ingest(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
+    pub fn ingest<S: DataSink + ?Sized>(&mut self, input: &[u8], out: &mut S) -> (usize, bool) {
         let mut i = 0;
         while i < input.len() {
             match self.state {

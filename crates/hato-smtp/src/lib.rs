@@ -1,14 +1,16 @@
 //! hato's SMTP server (RFC 5321).
 //!
 //! [`session::Session`] is a state machine fed bytes that returns replies and actions; it does no
-//! I/O and is tested in memory. [`server`] is the thin tokio loop around it: sockets, STARTTLS,
+//! I/O and is tested in memory. It asks its [`policy::SmtpPolicy`] at each hook point. [`server`] is the thin tokio loop around it: sockets, STARTTLS,
 //! timeouts and connection limits.
 
 pub mod data;
+pub mod policy;
 pub mod server;
 pub mod session;
 
-pub use session::{
-    AcceptedRecipient, Envelope, Output, RcptVerdict, RecipientPolicy, Session, SessionConfig,
-    TlsInfo,
+pub use hato_core::{ClientContext, TlsInfo};
+pub use policy::{
+    AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
 };
+pub use session::{Envelope, Output, Session, SessionConfig};

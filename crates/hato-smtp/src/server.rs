@@ -2,8 +2,10 @@
 //! STARTTLS, and drives a [`Session`] per connection. Everything protocol-related is in the
 //! session; this loop only moves bytes.
 
-use crate::session::{Envelope, Output, RecipientPolicy, Session, SessionConfig, TlsInfo};
+use crate::policy::SmtpPolicy;
+use crate::session::{Envelope, Output, Session, SessionConfig};
 use hato_core::reply::{self, Reply};
+use hato_core::{ClientContext, TlsInfo};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -28,14 +30,35 @@ pub trait Submitter: Send + Sync + 'static {
 pub struct ServerConfig {
     pub session: SessionConfig,
     pub max_connections: usize,
+    /// The per-client cap: per IPv4 address, per IPv6 prefix of `ipv6_prefix_length` bits.
     pub max_connections_per_ip: usize,
+    /// 1–128; 64 by default, as one host or site usually holds a whole /64 (RFC 4291 §2.5.4).
+    pub ipv6_prefix_length: u8,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub session_timeout: Duration,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// Counts open connections, in total and per client IP.
+/// What a client's connections are counted under for the per-IP cap. An IPv4 address is its own
+/// key, and so is an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2: the same client reached over a
+/// dual-stack socket). An IPv6 address is cut to its first `v6_prefix` bits: a client that holds
+/// a /64 can use any of its 2^64 addresses, so counting per address would cap nothing.
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(v6_prefix.clamp(1, 128));
+                let mask = u128::MAX << (128 - bits);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+    }
+}
+
+/// Counts open connections, in total and per client key ([`client_key`]).
 #[derive(Default)]
 struct ConnectionCounts {
     total: AtomicUsize,
@@ -63,6 +86,7 @@ impl Drop for Slot {
 }
 
 impl ConnectionCounts {
+    /// A place for one more connection of the client counted under `ip` (a [`client_key`]).
     fn try_take(
         self: &Arc<Self>,
         ip: IpAddr,
@@ -91,14 +115,14 @@ impl ConnectionCounts {
     }
 }
 
-pub struct SmtpServer<P: RecipientPolicy + 'static> {
+pub struct SmtpServer<P: SmtpPolicy + 'static> {
     config: ServerConfig,
     policy: Arc<P>,
     submitter: Arc<dyn Submitter>,
     counts: Arc<ConnectionCounts>,
 }
 
-impl<P: RecipientPolicy + 'static> SmtpServer<P> {
+impl<P: SmtpPolicy + 'static> SmtpServer<P> {
     pub fn new(config: ServerConfig, policy: Arc<P>, submitter: Arc<dyn Submitter>) -> Arc<Self> {
         Arc::new(SmtpServer {
             config,
@@ -140,27 +164,32 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
         shutdown: watch::Receiver<bool>,
     ) {
         let ip = peer.ip();
+        let key = client_key(ip, self.config.ipv6_prefix_length);
+        let limits = Limits {
+            idle: self.config.idle_timeout,
+            deadline: Instant::now() + self.config.session_timeout,
+        };
         let _slot = match self.counts.try_take(
-            ip,
+            key,
             self.config.max_connections,
             self.config.max_connections_per_ip,
         ) {
             Ok(s) => s,
             Err(r) => {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), stream.write_all(&r.to_wire()))
-                        .await;
+                last_words(&mut stream, &r, limits).await;
                 return;
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut session = Session::new(self.config.session.clone(), self.policy.clone(), ip);
-        let deadline = Instant::now() + self.config.session_timeout;
-        if stream.write_all(&session.greeting()).await.is_err() {
-            return;
-        }
+        let local = stream.local_addr().unwrap_or(peer);
+        let mut session = Session::new(
+            self.config.session.clone(),
+            self.policy.clone(),
+            ClientContext::new(peer, local),
+        );
+        let start = session.start();
         match self
-            .drive(&mut stream, &mut session, deadline, shutdown.clone())
+            .drive(&mut stream, &mut session, start, limits, shutdown.clone())
             .await
         {
             Next::Close => {}
@@ -168,11 +197,11 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
                 let Some(tls) = self.config.tls.clone() else {
                     return;
                 };
-                let handshake = tokio::time::timeout(
-                    self.config.idle_timeout,
-                    TlsAcceptor::from(tls).accept(stream),
-                )
-                .await;
+                // A client that trickles its handshake is held to the same limits as one that
+                // trickles commands.
+                let handshake =
+                    tokio::time::timeout(limits.for_write(), TlsAcceptor::from(tls).accept(stream))
+                        .await;
                 let mut tls_stream = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
@@ -198,26 +227,84 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
                         .unwrap_or_default(),
                 };
                 session.tls_established(info);
-                self.drive(&mut tls_stream, &mut session, deadline, shutdown)
+                self.drive(&mut tls_stream, &mut session, Vec::new(), limits, shutdown)
                     .await;
-                let _ = tls_stream.shutdown().await;
+                // close_notify is a write like any other.
+                let _ = tokio::time::timeout(limits.idle, tls_stream.shutdown()).await;
             }
         }
     }
 
+    /// Moves bytes between the client and the session until the session ends, a limit is
+    /// reached, or a TLS handshake is due.
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
         session: &mut Session<P>,
-        deadline: Instant,
+        first: Vec<Output>,
+        limits: Limits,
         mut shutdown: watch::Receiver<bool>,
     ) -> Next {
-        let mut buf = vec![0u8; 8192];
+        let mut buf = vec![0u8; READ_BUFFER];
         let mut pending_out: Vec<u8> = Vec::new();
+        let mut queue: std::collections::VecDeque<Output> = first.into();
         loop {
-            let now = Instant::now();
-            if now >= deadline {
-                let _ = stream.write_all(&reply::SESSION_TIMEOUT.to_wire()).await;
+            while let Some(output) = queue.pop_front() {
+                match output {
+                    Output::Send(bytes) => pending_out.extend_from_slice(&bytes),
+                    Output::Decide(decision) => {
+                        // Replies to the commands before it go out first.
+                        if send(stream, &mut pending_out, limits).await.is_err() {
+                            return Next::Close;
+                        }
+                        let answer = tokio::select! {
+                            r = tokio::time::timeout(limits.remaining(), decision) => r,
+                            _ = shutdown.changed() => {
+                                last_words(stream, &reply::SHUTTING_DOWN, limits).await;
+                                return Next::Close;
+                            }
+                        };
+                        match answer {
+                            Ok(answer) => queue.extend(session.decided(answer)),
+                            Err(_) => {
+                                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
+                                return Next::Close;
+                            }
+                        }
+                    }
+                    Output::Submit(envelope) => {
+                        // Replies to pipelined commands before the DATA go out first.
+                        if send(stream, &mut pending_out, limits).await.is_err() {
+                            return Next::Close;
+                        }
+                        // Not interrupted by a shutdown: once handed to the store, the message
+                        // may become durable, and the client should learn that it did.
+                        let submitted = self.submitter.submit(*envelope);
+                        match tokio::time::timeout(limits.remaining(), submitted).await {
+                            Ok(result) => queue.extend(session.submitted(result)),
+                            Err(_) => {
+                                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
+                                return Next::Close;
+                            }
+                        }
+                    }
+                    Output::StartTls => {
+                        if send(stream, &mut pending_out, limits).await.is_err() {
+                            return Next::Close;
+                        }
+                        return Next::StartTls;
+                    }
+                    Output::Close => {
+                        let _ = send(stream, &mut pending_out, limits).await;
+                        return Next::Close;
+                    }
+                }
+            }
+            if send(stream, &mut pending_out, limits).await.is_err() {
+                return Next::Close;
+            }
+            if limits.remaining().is_zero() {
+                last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
                 return Next::Close;
             }
             let wait = if session.in_data() {
@@ -225,71 +312,144 @@ impl<P: RecipientPolicy + 'static> SmtpServer<P> {
             } else {
                 self.config.idle_timeout
             };
-            let wait = wait.min(deadline - now);
+            let wait = wait.min(limits.remaining());
             let read = tokio::select! {
                 r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
                 _ = shutdown.changed() => {
-                    let _ = stream.write_all(&reply::SHUTTING_DOWN.to_wire()).await;
+                    last_words(stream, &reply::SHUTTING_DOWN, limits).await;
                     return Next::Close;
                 }
             };
             let n = match read {
                 Err(_) => {
-                    let r = if Instant::now() >= deadline {
+                    let r = if limits.remaining().is_zero() {
                         reply::SESSION_TIMEOUT
                     } else {
                         session.timeout_reply()
                     };
-                    let _ = stream.write_all(&r.to_wire()).await;
+                    last_words(stream, &r, limits).await;
                     return Next::Close;
                 }
                 Ok(Err(_)) | Ok(Ok(0)) => return Next::Close,
                 Ok(Ok(n)) => n,
             };
-            let mut queue: std::collections::VecDeque<Output> = session.feed(&buf[..n]).into();
-            while let Some(output) = queue.pop_front() {
-                match output {
-                    Output::Send(bytes) => pending_out.extend_from_slice(&bytes),
-                    Output::Submit(envelope) => {
-                        // Replies to pipelined commands before the DATA go out first.
-                        if !pending_out.is_empty()
-                            && write_all(stream, &mut pending_out).await.is_err()
-                        {
-                            return Next::Close;
-                        }
-                        let result = self.submitter.submit(envelope).await;
-                        queue.extend(session.submitted(result));
-                    }
-                    Output::StartTls => {
-                        if write_all(stream, &mut pending_out).await.is_err() {
-                            return Next::Close;
-                        }
-                        return Next::StartTls;
-                    }
-                    Output::Close => {
-                        let _ = write_all(stream, &mut pending_out).await;
-                        return Next::Close;
-                    }
-                }
-            }
-            if !pending_out.is_empty() && write_all(stream, &mut pending_out).await.is_err() {
-                return Next::Close;
-            }
+            queue.extend(session.feed(&buf[..n]));
         }
     }
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(
+/// How much one read takes at most; the session keeps no more than this of unprocessed input
+/// while it waits for a decision or a commit, because nothing is read meanwhile.
+pub const READ_BUFFER: usize = 8192;
+
+/// The time limits of one connection.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// The command timeout: no read, and no write, may take longer.
+    idle: Duration,
+    /// The end of the session, whatever the client does.
+    deadline: Instant,
+}
+
+impl Limits {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// A write may take the command timeout, but never outlast the session: a client that
+    /// reads slowly (or not at all) cannot keep its connection by it.
+    fn for_write(&self) -> Duration {
+        self.idle.min(self.remaining())
+    }
+}
+
+#[derive(Debug)]
+struct WriteFailed;
+
+/// Writes and flushes what is pending, within [`Limits::for_write`]. A client that does not
+/// take its replies in time is not waited for any longer: the caller closes the connection.
+async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await?;
-    bytes.clear();
-    Ok(())
+    limits: Limits,
+) -> Result<(), WriteFailed> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(limits.for_write(), write).await {
+        Ok(Ok(())) => {
+            bytes.clear();
+            Ok(())
+        }
+        Ok(Err(_)) | Err(_) => Err(WriteFailed),
+    }
+}
+
+/// The last reply before closing (a timeout, a shutdown, a connection cap): it gets the command
+/// timeout even when the session's time is up, so that a reading client learns why.
+async fn last_words<S: AsyncWrite + Unpin>(stream: &mut S, r: &Reply, limits: Limits) {
+    let write = async {
+        stream.write_all(&r.to_wire()).await?;
+        stream.flush().await
+    };
+    let _ = tokio::time::timeout(limits.idle, write).await;
 }
 
 enum Next {
     Close,
     StartTls,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_are_counted_per_prefix() {
+        let key = |a: &str, p: u8| client_key(ip(a), p);
+        assert_eq!(key("2001:db8:1:2:a::1", 64), ip("2001:db8:1:2::"));
+        assert_eq!(
+            key("2001:db8:1:2:a::1", 64),
+            key("2001:db8:1:2:ffff:1:2:3", 64)
+        );
+        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 48), key("2001:db8:1:ffff::1", 48));
+        assert_eq!(key("2001:db8::7", 128), ip("2001:db8::7"));
+        assert_ne!(key("2001:db8::7", 128), key("2001:db8::8", 128));
+        assert_eq!(key("2001:db8::7", 1), ip("::"));
+        // IPv4 stays per address, also when it arrives IPv4-mapped on an IPv6 socket.
+        assert_eq!(key("192.0.2.1", 64), ip("192.0.2.1"));
+        assert_eq!(key("::ffff:192.0.2.1", 64), ip("192.0.2.1"));
+        assert_eq!(key("::ffff:192.0.2.1", 128), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn one_prefix_shares_one_count() {
+        let counts: Arc<ConnectionCounts> = Arc::default();
+        let take = |a: &str| counts.try_take(client_key(ip(a), 64), 100, 2);
+        let a = take("2001:db8:1:2::1").unwrap();
+        let _b = take("2001:db8:1:2::2").unwrap();
+        assert_eq!(
+            take("2001:db8:1:2:dead:beef::3").err(),
+            Some(reply::TOO_MANY_CONNECTIONS_FROM_IP)
+        );
+        // Another /64, and IPv4 addresses, have counts of their own.
+        let _c = take("2001:db8:1:3::1").unwrap();
+        let _d = take("192.0.2.1").unwrap();
+        let _e = take("192.0.2.1").unwrap();
+        assert!(take("::ffff:192.0.2.1").is_err(), "mapped counts as IPv4");
+        let _f = take("192.0.2.2").unwrap();
+        // A closed connection frees its place.
+        drop(a);
+        let _g = take("2001:db8:1:2::9").unwrap();
+        assert_eq!(counts.total.load(Ordering::SeqCst), 6);
+    }
 }

@@ -1,15 +1,20 @@
 //! The SMTP session as a state machine (sans I/O).
 //!
-//! The caller feeds it the bytes that arrive ([`Session::feed`]) and carries out what it returns:
-//! bytes to send, a message to commit durably ([`Output::Submit`]; the final reply waits for
-//! [`Session::submitted`]), a TLS handshake to perform ([`Output::StartTls`]), or a close.
+//! The caller starts it ([`Session::start`]: the connect hook, then the banner), feeds it the
+//! bytes that arrive ([`Session::feed`]) and carries out what it returns: bytes to send, a policy
+//! decision to await ([`Output::Decide`]; the session waits for [`Session::decided`]), a message to
+//! commit durably ([`Output::Submit`]; the final reply waits for [`Session::submitted`]), a TLS
+//! handshake to perform ([`Output::StartTls`]), or a close. While it waits, input that arrives is
+//! kept, not processed (pipelining, RFC 2920).
 
 use crate::data::DataReceiver;
-use hato_core::Address;
-use hato_core::directory::{Route, TenantId};
+use crate::policy::{
+    AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
+};
+use hato_core::body::Spool;
 use hato_core::reply::{self, Reply};
+use hato_core::{Address, ClientContext, MessageBody, TlsInfo};
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
-use std::net::IpAddr;
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -25,6 +30,11 @@ pub struct SessionConfig {
     pub tls_available: bool,
     /// After this many error replies the session is closed (`421 4.7.0`).
     pub max_errors: usize,
+    /// Message content past this many bytes continues in a file of `spool`, so that a session
+    /// holds at most this much of it in memory.
+    pub spool_threshold: usize,
+    /// Creates the spool files; without one, content stays in memory whatever its size.
+    pub spool: Option<std::sync::Arc<dyn Spool>>,
 }
 
 impl Default for SessionConfig {
@@ -35,68 +45,48 @@ impl Default for SessionConfig {
             max_recipients: 500,
             tls_available: false,
             max_errors: 20,
+            spool_threshold: 1024 * 1024,
+            spool: None,
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// e.g. `TLS1.3`
-    pub version: String,
-    /// e.g. `TLS13_AES_256_GCM_SHA384`
-    pub cipher: String,
-}
-
-/// A recipient the directory accepted at RCPT time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AcceptedRecipient {
-    pub address: Address,
-    pub tenant_id: TenantId,
-    pub route: Route,
-}
-
-pub enum RcptVerdict {
-    Accept(AcceptedRecipient),
-    Reject(Reply),
-}
-
-/// The recipient decision at RCPT time: directory lookup, relay refusal. Implemented over the
-/// store by the server; over a map in tests.
-pub trait RecipientPolicy: Send + Sync {
-    fn check_recipient(&self, sender: Option<&Address>, recipient: &Address) -> RcptVerdict;
-}
-
 /// A complete message transaction, ready to be committed.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Envelope {
     /// `None` for the null reverse-path `<>`.
     pub sender: Option<Address>,
     pub recipients: Vec<AcceptedRecipient>,
-    pub helo: String,
-    pub client_ip: IpAddr,
-    pub tls: Option<TlsInfo>,
+    /// The client as it was at the end of the data (HELO name, TLS, identity).
+    pub client: ClientContext,
     pub smtputf8: bool,
     /// `with` protocol for the Received header (RFC 3848, RFC 6531 §3.7.3).
     pub protocol: &'static str,
-    /// The message content, dot-unstuffed, CRLF line endings.
-    pub content: Vec<u8>,
+    /// The message content, dot-unstuffed, CRLF line endings: in memory, or in a spool file
+    /// (removed if the message is dropped instead of committed).
+    pub content: MessageBody,
 }
 
 #[derive(Debug)]
 pub enum Output {
     /// Bytes to send to the client.
     Send(Vec<u8>),
+    /// Send what came before, await this policy decision, then call [`Session::decided`] with
+    /// its answer.
+    Decide(PendingDecision),
     /// Perform the TLS handshake now (after sending what came before), then call
     /// [`Session::tls_established`].
     StartTls,
     /// Commit this message durably, then call [`Session::submitted`] with the outcome.
-    Submit(Envelope),
+    Submit(Box<Envelope>),
     /// Send what came before and close the connection.
     Close,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum Phase {
+    /// Before the banner: [`Session::start`] has not run, or the connect hook is deciding.
+    Greeting,
     /// Before EHLO/HELO.
     Connected,
     /// After EHLO/HELO, no transaction.
@@ -105,6 +95,8 @@ enum Phase {
     Mail,
     /// Reading message data.
     Data,
+    /// Waiting for a policy decision ([`Session::decided`]).
+    Deciding,
     /// Waiting for the store to commit a message.
     Committing,
     /// Waiting for the TLS handshake.
@@ -112,18 +104,33 @@ enum Phase {
     Closed,
 }
 
-pub struct Session<P: RecipientPolicy + ?Sized> {
+/// What a pending decision is about, and what the session needs to act on its answer.
+enum Waiting {
+    Connect,
+    Hello {
+        host: String,
+        esmtp: bool,
+    },
+    Mail {
+        sender: Option<Address>,
+        smtputf8: bool,
+    },
+    Rcpt,
+    EndOfData(Box<Envelope>),
+}
+
+pub struct Session<P: SmtpPolicy + ?Sized> {
     config: SessionConfig,
     policy: std::sync::Arc<P>,
-    client_ip: IpAddr,
+    client: ClientContext,
     phase: Phase,
-    helo: String,
+    /// While deciding: the question, and the phase to go back to.
+    waiting: Option<(Waiting, Phase)>,
     esmtp: bool,
-    tls: Option<TlsInfo>,
     sender: Option<Address>,
     smtputf8: bool,
     recipients: Vec<AcceptedRecipient>,
-    content: Vec<u8>,
+    content: MessageBody,
     data: Option<DataReceiver>,
     /// Input not yet processed (a partial line, or commands pipelined behind a DATA that is
     /// being committed).
@@ -133,20 +140,19 @@ pub struct Session<P: RecipientPolicy + ?Sized> {
     errors: usize,
 }
 
-impl<P: RecipientPolicy + ?Sized> Session<P> {
-    pub fn new(config: SessionConfig, policy: std::sync::Arc<P>, client_ip: IpAddr) -> Self {
+impl<P: SmtpPolicy + ?Sized> Session<P> {
+    pub fn new(config: SessionConfig, policy: std::sync::Arc<P>, client: ClientContext) -> Self {
         Session {
             config,
             policy,
-            client_ip,
-            phase: Phase::Connected,
-            helo: String::new(),
+            client,
+            phase: Phase::Greeting,
+            waiting: None,
             esmtp: false,
-            tls: None,
             sender: None,
             smtputf8: false,
             recipients: Vec::new(),
-            content: Vec::new(),
+            content: MessageBody::default(),
             data: None,
             input: Vec::new(),
             discarding_line: false,
@@ -159,6 +165,38 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         format!("220 {} ESMTP hato ready\r\n", self.config.hostname).into_bytes()
     }
 
+    /// Opens the session: asks the connect hook, then sends the banner (or the refusal and a
+    /// close, RFC 5321 §3.1).
+    pub fn start(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Greeting && self.waiting.is_none() {
+            let decision = self.policy.connect(&self.client);
+            self.ask(decision, Waiting::Connect, &mut out);
+            self.process(&mut out);
+        }
+        out
+    }
+
+    /// The client as the hooks see it.
+    pub fn client(&self) -> &ClientContext {
+        &self.client
+    }
+
+    /// The answer to the [`Output::Decide`] returned last. Continues with any pipelined input.
+    pub fn decided(&mut self, answer: Answer) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Deciding {
+            return out;
+        }
+        let Some((waiting, before)) = self.waiting.take() else {
+            return out;
+        };
+        self.phase = before;
+        self.resolve(waiting, answer, &mut out);
+        self.process(&mut out);
+        out
+    }
+
     pub fn in_data(&self) -> bool {
         self.phase == Phase::Data
     }
@@ -167,8 +205,14 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         self.phase == Phase::Closed
     }
 
+    /// Bytes of memory the session holds for input and message content: at most one read of
+    /// input, plus the content up to the spool threshold (or the spool's write buffer).
+    pub fn memory_used(&self) -> usize {
+        self.input.capacity() + self.content.memory_used()
+    }
+
     pub fn tls(&self) -> Option<&TlsInfo> {
-        self.tls.as_ref()
+        self.client.tls.as_ref()
     }
 
     /// The reply for a read timeout in the current phase.
@@ -210,9 +254,9 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
     /// The TLS handshake succeeded: RFC 3207 §4.2 — forget everything learnt before it; the
     /// client must EHLO again.
     pub fn tls_established(&mut self, info: TlsInfo) {
-        self.tls = Some(info);
+        self.client.tls = Some(info);
         self.phase = Phase::Connected;
-        self.helo.clear();
+        self.client.helo = None;
         self.esmtp = false;
         self.reset_transaction();
         self.input.clear();
@@ -222,7 +266,8 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         self.sender = None;
         self.smtputf8 = false;
         self.recipients.clear();
-        self.content = Vec::new();
+        // A message not committed leaves nothing behind: this drops its spool file.
+        self.content = MessageBody::default();
         self.data = None;
         if self.phase == Phase::Mail || self.phase == Phase::Data {
             self.phase = Phase::Ready;
@@ -245,7 +290,11 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         let mut pos = 0;
         loop {
             match self.phase {
-                Phase::Committing | Phase::Handshake | Phase::Closed => break,
+                Phase::Greeting
+                | Phase::Deciding
+                | Phase::Committing
+                | Phase::Handshake
+                | Phase::Closed => break,
                 Phase::Data => {
                     let Some(mut receiver) = self.data.take() else {
                         self.phase = Phase::Ready;
@@ -306,13 +355,20 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         } else {
             None
         };
+        // The content's own trouble (a spool write failed): the client may try again.
+        let refusal = refusal.or_else(|| {
+            self.content.finish().err().map(|e| {
+                tracing::error!("could not spool message data: {e}");
+                reply::STORE_FAILED
+            })
+        });
         if let Some(r) = refusal {
             self.reset_transaction();
             self.phase = Phase::Ready;
             self.reply(out, r);
             return;
         }
-        let protocol = match (self.esmtp, self.tls.is_some(), self.smtputf8) {
+        let protocol = match (self.esmtp, self.client.tls.is_some(), self.smtputf8) {
             (_, true, true) => "UTF8SMTPS",
             (_, false, true) => "UTF8SMTP",
             (true, true, false) => "ESMTPS",
@@ -323,15 +379,91 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         let envelope = Envelope {
             sender: self.sender.take(),
             recipients: std::mem::take(&mut self.recipients),
-            helo: self.helo.clone(),
-            client_ip: self.client_ip,
-            tls: self.tls.clone(),
+            client: self.client.clone(),
             smtputf8: self.smtputf8,
             protocol,
             content: std::mem::take(&mut self.content),
         };
-        self.phase = Phase::Committing;
-        out.push(Output::Submit(envelope));
+        let decision = self.policy.end_of_data(&self.client, &envelope);
+        self.ask(decision, Waiting::EndOfData(Box::new(envelope)), out);
+    }
+
+    /// Acts on a decision now, or returns it to the I/O loop to await.
+    fn ask(&mut self, decision: Decision<Verdict>, waiting: Waiting, out: &mut Vec<Output>) {
+        match decision {
+            Decision::Ready(v) => self.resolve(waiting, Answer::Verdict(v), out),
+            Decision::Pending(f) => self.wait(waiting, PendingDecision::verdict(f), out),
+        }
+    }
+
+    fn wait(&mut self, waiting: Waiting, decision: PendingDecision, out: &mut Vec<Output>) {
+        self.waiting = Some((waiting, self.phase));
+        self.phase = Phase::Deciding;
+        out.push(Output::Decide(decision));
+    }
+
+    /// Carries out a hook's answer. The phase is the one the command was given in.
+    fn resolve(&mut self, waiting: Waiting, answer: Answer, out: &mut Vec<Output>) {
+        // An answer of the wrong kind is a bug in the I/O loop or the policy: a temporary
+        // failure, never an acceptance.
+        let verdict = |answer: Answer| match answer {
+            Answer::Verdict(v) => v,
+            Answer::Rcpt(_) => Verdict::Reject(reply::POLICY_FAILED),
+        };
+        match waiting {
+            Waiting::Connect => match verdict(answer) {
+                Verdict::Accept => {
+                    self.phase = Phase::Connected;
+                    out.push(Output::Send(self.greeting()));
+                }
+                Verdict::Reject(r) => {
+                    out.push(Output::Send(r.to_wire()));
+                    out.push(Output::Close);
+                    self.phase = Phase::Closed;
+                }
+            },
+            Waiting::Hello { host, esmtp } => match verdict(answer) {
+                Verdict::Accept => self.hello_accepted(host, esmtp, out),
+                Verdict::Reject(r) => self.reply(out, r),
+            },
+            Waiting::Mail { sender, smtputf8 } => match verdict(answer) {
+                Verdict::Accept => {
+                    self.sender = sender;
+                    self.smtputf8 = smtputf8;
+                    self.phase = Phase::Mail;
+                    self.reply(out, reply::SENDER_OK);
+                }
+                Verdict::Reject(r) => self.reply(out, r),
+            },
+            Waiting::Rcpt => match answer {
+                Answer::Rcpt(RcptVerdict::Accept(accepted)) => {
+                    // The same recipient twice in one transaction gets one copy.
+                    if !self
+                        .recipients
+                        .iter()
+                        .any(|r| r.address == accepted.address)
+                    {
+                        self.recipients.push(accepted);
+                    }
+                    self.reply(out, reply::RECIPIENT_OK);
+                }
+                Answer::Rcpt(RcptVerdict::Reject(r)) => self.reply(out, r),
+                Answer::Verdict(_) => self.reply(out, reply::POLICY_FAILED),
+            },
+            Waiting::EndOfData(envelope) => match verdict(answer) {
+                Verdict::Accept => {
+                    self.phase = Phase::Committing;
+                    out.push(Output::Submit(envelope));
+                }
+                Verdict::Reject(r) => {
+                    // Nothing is committed; dropping the envelope drops its content.
+                    drop(envelope);
+                    self.reset_transaction();
+                    self.phase = Phase::Ready;
+                    self.reply(out, r);
+                }
+            },
+        }
     }
 
     fn command(&mut self, line: &[u8], out: &mut Vec<Output>) {
@@ -368,10 +500,17 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             Request::Helo { host } => self.hello(host.as_ref(), false, out),
             Request::Lhlo { .. } => self.reply(out, reply::COMMAND_UNRECOGNIZED),
             Request::Mail { from } => {
+                if from.address.is_empty() && !path_is_empty(line) {
+                    // `MAIL FROM:<postmaster>` is not the null sender.
+                    return self.reply(out, reply::SENDER_NEEDS_DOMAIN);
+                }
                 let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
                 self.mail(from.address.as_ref(), from.size, smtputf8, out)
             }
-            Request::Rcpt { to } => self.rcpt(to.address.as_ref(), out),
+            Request::Rcpt { to } => {
+                let postmaster = to.address.is_empty() && !path_is_empty(line);
+                self.rcpt(to.address.as_ref(), postmaster, out)
+            }
             Request::Data => self.data(out),
             Request::Rset => {
                 self.reset_transaction();
@@ -408,12 +547,18 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             self.reply(out, reply::HELO_REQUIRES_DOMAIN);
             return;
         }
+        let host: String = host.chars().take(255).collect();
+        let decision = self.policy.ehlo(&self.client, &host);
+        self.ask(decision, Waiting::Hello { host, esmtp }, out);
+    }
+
+    fn hello_accepted(&mut self, host: String, esmtp: bool, out: &mut Vec<Output>) {
         // RFC 5321 §4.1.4: EHLO/HELO in a transaction resets it.
         self.reset_transaction();
-        self.helo = host.chars().take(255).collect();
+        self.client.helo = Some(host);
         self.esmtp = esmtp;
         self.phase = Phase::Ready;
-        let first = format!("{} Hello [{}]", self.config.hostname, self.client_ip);
+        let first = format!("{} Hello [{}]", self.config.hostname, self.client.ip());
         if !esmtp {
             out.push(Output::Send(format!("250 {first}\r\n").into_bytes()));
             return;
@@ -426,7 +571,7 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
         ];
-        if self.config.tls_available && self.tls.is_none() {
+        if self.config.tls_available && self.client.tls.is_none() {
             lines.push("STARTTLS".to_string());
         }
         let mut text = String::new();
@@ -461,13 +606,13 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
                 Err(_) => return self.reply(out, reply::BAD_SENDER_SYNTAX),
             }
         };
-        self.sender = sender;
-        self.smtputf8 = smtputf8;
-        self.phase = Phase::Mail;
-        self.reply(out, reply::SENDER_OK);
+        let decision = self.policy.mail(&self.client, sender.as_ref());
+        self.ask(decision, Waiting::Mail { sender, smtputf8 }, out);
     }
 
-    fn rcpt(&mut self, address: &str, out: &mut Vec<Output>) {
+    /// `postmaster`: the path was `<postmaster>` without a domain (RFC 5321 §4.1.1.3), which
+    /// every server accepts (§4.5.1); the policy routes it.
+    fn rcpt(&mut self, address: &str, postmaster: bool, out: &mut Vec<Output>) {
         match self.phase {
             Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
             Phase::Mail => {}
@@ -477,25 +622,16 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
             return self.reply(out, reply::TOO_MANY_RECIPIENTS);
         }
         let rcpt = match Address::parse(address) {
+            _ if postmaster => Address::postmaster(),
             Ok(a) => a,
             Err(_) => return self.reply(out, reply::BAD_RECIPIENT_SYNTAX),
         };
         if !address.is_ascii() && !self.smtputf8 {
             return self.reply(out, reply::NEEDS_SMTPUTF8);
         }
-        match self.policy.check_recipient(self.sender.as_ref(), &rcpt) {
-            RcptVerdict::Accept(accepted) => {
-                // The same recipient twice in one transaction gets one copy.
-                if !self
-                    .recipients
-                    .iter()
-                    .any(|r| r.address == accepted.address)
-                {
-                    self.recipients.push(accepted);
-                }
-                self.reply(out, reply::RECIPIENT_OK);
-            }
-            RcptVerdict::Reject(r) => self.reply(out, r),
+        match self.policy.rcpt(&self.client, self.sender.as_ref(), &rcpt) {
+            Decision::Ready(v) => self.resolve(Waiting::Rcpt, Answer::Rcpt(v), out),
+            Decision::Pending(f) => self.wait(Waiting::Rcpt, PendingDecision::rcpt(f), out),
         }
     }
 
@@ -508,14 +644,14 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         if self.recipients.is_empty() {
             return self.reply(out, reply::NO_VALID_RECIPIENTS);
         }
-        self.content = Vec::with_capacity(4096);
+        self.content = MessageBody::new(self.config.spool_threshold, self.config.spool.clone());
         self.data = Some(DataReceiver::new(self.config.max_message_size));
         self.phase = Phase::Data;
         out.push(Output::Send(reply::START_DATA.to_wire()));
     }
 
     fn starttls(&mut self, out: &mut Vec<Output>) {
-        if self.tls.is_some() {
+        if self.client.tls.is_some() {
             return self.reply(out, reply::TLS_ALREADY_ACTIVE);
         }
         if !self.config.tls_available {
@@ -528,6 +664,18 @@ impl<P: RecipientPolicy + ?Sized> Session<P> {
         out.push(Output::StartTls);
         self.phase = Phase::Handshake;
     }
+}
+
+/// Whether the path in a MAIL or RCPT line is `<>` (or absent). smtp-proto returns an empty
+/// address both for `<>` and for `<postmaster>` (any case, with or without a source route); the
+/// line tells them apart.
+fn path_is_empty(line: &[u8]) -> bool {
+    let Some(open) = memchr::memchr(b'<', line) else {
+        return true;
+    };
+    let inner = &line[open + 1..];
+    let close = memchr::memchr(b'>', inner).unwrap_or(inner.len());
+    inner[..close].iter().all(u8::is_ascii_whitespace)
 }
 
 #[cfg(test)]

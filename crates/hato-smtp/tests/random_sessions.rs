@@ -5,18 +5,26 @@
 
 use hato_core::Address;
 use hato_core::directory::Route;
-use hato_smtp::{AcceptedRecipient, Output, RcptVerdict, RecipientPolicy, Session, SessionConfig};
+use hato_smtp::{
+    AcceptedRecipient, ClientContext, Decision, Output, RcptVerdict, Session, SessionConfig,
+    SmtpPolicy,
+};
 use std::sync::Arc;
 
 struct AcceptAll;
 
-impl RecipientPolicy for AcceptAll {
-    fn check_recipient(&self, _: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        RcptVerdict::Accept(AcceptedRecipient {
+impl SmtpPolicy for AcceptAll {
+    fn rcpt(
+        &self,
+        _: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        Decision::Ready(RcptVerdict::Accept(AcceptedRecipient {
             address: rcpt.clone(),
             tenant_id: 1,
             route: Route::Local(1),
-        })
+        }))
     }
 }
 
@@ -85,7 +93,12 @@ fn random_input_never_breaks_the_session() {
             tls_available: rng.below(2) == 0,
             ..SessionConfig::default()
         };
-        let mut session = Session::new(config, Arc::new(AcceptAll), "192.0.2.1".parse().unwrap());
+        let client = ClientContext::new(
+            "192.0.2.1:1025".parse().unwrap(),
+            "192.0.2.2:25".parse().unwrap(),
+        );
+        let mut session = Session::new(config, Arc::new(AcceptAll), client);
+        assert!(matches!(session.start().as_slice(), [Output::Send(_)]));
         // A stream of known pieces and random bytes, cut at random places.
         let mut stream = Vec::new();
         for _ in 0..rng.below(12) + 1 {
@@ -120,8 +133,9 @@ fn random_input_never_breaks_the_session() {
                     Output::Submit(env) => {
                         submitted += 1;
                         assert!(!env.recipients.is_empty());
-                        assert!(env.content.len() <= 2000);
-                        assert_clean(&env.content);
+                        let content = env.content.in_memory().unwrap();
+                        assert!(content.len() <= 2000);
+                        assert_clean(content);
                         queue.extend(session.submitted(Ok("id".into())));
                     }
                     Output::StartTls => {
@@ -142,6 +156,7 @@ fn random_input_never_breaks_the_session() {
                         }
                     }
                     Output::Close => {}
+                    Output::Decide(_) => unreachable!("AcceptAll decides at once"),
                 }
             }
         }

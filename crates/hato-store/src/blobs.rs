@@ -5,7 +5,7 @@
 use crate::error::{Result, StoreError};
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +68,55 @@ impl BlobDir {
         // The rename is durable once the directory entry is synced.
         fs::File::open(dir)?.sync_all()?;
         Ok(hash)
+    }
+
+    /// [`BlobDir::put`] for content that is `head` followed by the file at `rest`, streamed:
+    /// hashed in one pass, copied in another, never whole in memory. Returns the hash and size.
+    pub fn put_streamed(&self, head: &[u8], rest: &Path) -> Result<(String, u64)> {
+        let mut hasher = Sha256::new();
+        hasher.update(head);
+        let mut size = head.len() as u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut f = fs::File::open(rest)?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let hash = hex::encode(hasher.finalize());
+        let path = self.path_of(&hash)?;
+        if path.exists() {
+            if let Ok(f) = fs::File::options().append(true).open(&path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+            return Ok((hash, size));
+        }
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::Io("blob path has no parent".into()))?;
+        fs::create_dir_all(dir)?;
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()));
+        let written = (|| -> std::io::Result<()> {
+            let mut out = fs::File::create(&tmp)?;
+            out.write_all(head)?;
+            // A file-to-file copy: the kernel moves the bytes (copy_file_range on Linux).
+            std::io::copy(&mut fs::File::open(rest)?, &mut out)?;
+            out.sync_data()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        fs::rename(&tmp, &path)?;
+        fs::File::open(dir)?.sync_all()?;
+        Ok((hash, size))
     }
 
     /// Every blob file with its hash and age, for garbage collection.

@@ -14,6 +14,7 @@ mod blobs;
 mod error;
 mod pending;
 mod schema;
+mod spool;
 mod sqlite;
 mod traits;
 pub mod types;
@@ -23,9 +24,15 @@ pub use error::{Result, StoreError};
 pub use pending::Pending;
 /// The schema migrations, in order (tests build databases of older schemas from a prefix).
 pub use schema::MIGRATIONS;
+pub use spool::FileSpool;
 pub use sqlite::SqliteStore;
 pub use traits::*;
 pub use types::*;
+
+/// [`QueueStore::due_deliveries`] loads at most about this much message content at once (at
+/// least one message): spooled messages count only the part kept in the database, as their
+/// queue files are streamed.
+pub const DUE_CONTENT_BUDGET: usize = 16 * 1024 * 1024;
 
 /// How API tokens are kept: only their SHA-256, so a copy of the database grants nothing.
 pub fn hash_token(token: &str) -> String {

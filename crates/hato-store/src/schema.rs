@@ -330,4 +330,16 @@ pub const MIGRATIONS: &[&str] = &[
     -- Whether a join request's owners were mailed (once per request).
     ALTER TABLE join_requests ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: a large message's content is a queue file (`<data_dir>/queue/<spool>`); `content`
+    // then holds only what hato put in front of it.
+    r#"
+    ALTER TABLE messages ADD COLUMN spool TEXT;
+    CREATE INDEX messages_spool ON messages(spool) WHERE spool IS NOT NULL;
+    "#,
+    // 9: recipients for the platform's postmaster mailbox are routed (and retried) by the
+    // delivery agent too.
+    r#"
+    DROP INDEX recipients_due;
+    CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending' AND route IN ('local', 'relay', 'group', 'postmaster');
+    "#,
 ];

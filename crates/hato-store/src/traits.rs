@@ -149,7 +149,9 @@ pub trait GroupMailboxStore: Send + Sync {
 pub trait QueueStore: Send + Sync {
     /// Commits a received message, its recipients and their first trace events (group commit).
     fn enqueue(&self, message: NewMessage) -> Pending<()>;
-    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest first.
+    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest
+    /// first: `limit` recipients at most, and messages whose content stays within
+    /// [`crate::DUE_CONTENT_BUDGET`].
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
     fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()>;
@@ -175,6 +177,10 @@ pub trait MailStore: Send + Sync {
     /// [`INLINE_BLOB_MAX`](crate::blobs::INLINE_BLOB_MAX) is written to the blob directory
     /// (synced) now; smaller content is returned to be stored in the delivery's own transaction.
     fn stage_blob(&self, content: Vec<u8>) -> Result<StagedBlob>;
+    /// [`MailStore::stage_blob`] for a spooled message: its stored form is `head` followed by
+    /// its queue file, streamed into the blob directory (never whole in memory). Returns the
+    /// blob and its size.
+    fn stage_spooled(&self, head: Vec<u8>, spool: &std::path::Path) -> Result<(StagedBlob, u64)>;
     fn blob(&self, hash: &str) -> Result<Vec<u8>>;
     /// Removes blobs no mailbox or group mailbox refers to any more (after mailboxes, groups or
     /// tenants were removed). Blob files younger than `min_age` are spared: a delivery may have

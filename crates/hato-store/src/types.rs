@@ -40,7 +40,7 @@ pub struct NewRecipient {
     pub extra_events: Vec<(TraceEvent, String)>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct NewMessage {
     pub trace_id: String,
     pub received: Timestamp,
@@ -50,8 +50,12 @@ pub struct NewMessage {
     pub helo: String,
     pub message_id: Option<String>,
     pub subject: Option<String>,
-    /// The message as it will be stored, `Received` header included, without `Return-Path`.
+    /// The message as it will be stored, `Received` header included, without `Return-Path`;
+    /// for a spooled message, only what hato puts in front of it (Received, Message-ID).
     pub content: Vec<u8>,
+    /// A large message's content, in its spool file: moved (not copied) into the queue
+    /// directory, after `content`.
+    pub spooled: Option<hato_core::body::Spooled>,
     pub recipients: Vec<NewRecipient>,
     /// Detail of each recipient's `Receive` event.
     pub receive_detail: String,
@@ -78,10 +82,47 @@ pub struct QueuedMessage {
     pub trace_id: String,
     pub sender: String,
     pub received: Timestamp,
+    /// The content kept in the database: the whole message, or for a spooled message (`spool`
+    /// set) only what hato put in front of it.
     pub content: Vec<u8>,
+    /// A large message's queue file: the rest of its content.
+    pub spool: Option<std::path::PathBuf>,
     pub recipients: Vec<QueuedRecipient>,
     /// As [`NewMessage::authenticated`].
     pub authenticated: Option<MailboxId>,
+}
+
+/// How much of a spooled message is read where only its header block is needed (Subject,
+/// Message-ID, From; the headers an NDR quotes): more than any header block hato expects.
+pub const HEAD_BYTES: usize = 256 * 1024;
+
+impl QueuedMessage {
+    /// The beginning of the message, at least its header block (up to [`HEAD_BYTES`] of its
+    /// queue file).
+    pub fn head(&self) -> crate::Result<std::borrow::Cow<'_, [u8]>> {
+        use std::io::Read;
+        let Some(path) = &self.spool else {
+            return Ok(std::borrow::Cow::Borrowed(&self.content));
+        };
+        let mut head = self.content.clone();
+        std::fs::File::open(path)?
+            .take(HEAD_BYTES as u64)
+            .read_to_end(&mut head)?;
+        Ok(std::borrow::Cow::Owned(head))
+    }
+
+    /// Reads a spooled message's queue file into `content`, for the routes that need the whole
+    /// message in memory (group mailboxes, moderation requests).
+    pub fn load_whole(&mut self) -> crate::Result<()> {
+        use std::io::Read;
+        if let Some(path) = &self.spool {
+            let mut whole = self.content.clone();
+            std::fs::File::open(path)?.read_to_end(&mut whole)?;
+            self.content = whole;
+            self.spool = None;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,12 +165,14 @@ pub enum RecipientOutcome {
     Store { mailbox: MailboxId, folder: Folder },
     /// Permanent failure with this reply text (an NDR follows unless the sender is null).
     Fail { reply: String },
+    /// Not now: the recipient stays pending until `retry_at`, with a `Defer` event saying why.
+    Defer { reason: String, retry_at: Timestamp },
 }
 
 /// Content made ready for storage by [`crate::traits::MailStore::stage_blob`]: large content is already
 /// in a synced blob file; small content travels with the delivery and is stored in its
-/// transaction.
-#[derive(Clone, Debug)]
+/// transaction. The default (no hash) is for a delivery that files nothing.
+#[derive(Clone, Debug, Default)]
 pub struct StagedBlob {
     /// SHA-256 of the content, hex: the blob's name either way.
     pub hash: String,

@@ -43,6 +43,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         message_id: Some(format!("<{trace_id}@fabrikam.test>")),
         subject: Some(subject.into()),
         content: format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+        spooled: None,
         recipients: vec![NewRecipient {
             address: "alice@contoso.test".into(),
             tenant_id: tenant,
@@ -757,18 +758,19 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
         let migrated = table_shape(&conn, table);
         // Every old column is kept, in order (later migrations may add columns after them).
         assert_eq!(&migrated.0[..old.0.len()], &old.0[..], "{table} columns");
-        assert_eq!(
-            migrated
-                .1
-                .iter()
-                .map(|i| i.split(' ').next().unwrap())
-                .collect::<Vec<_>>(),
-            old.1
-                .iter()
-                .map(|i| i.split(' ').next().unwrap())
-                .collect::<Vec<_>>(),
-            "{table} indexes"
-        );
+        // Every old index is kept (later migrations may add more).
+        let names = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|i| i.split(' ').next().unwrap().to_string())
+                .collect()
+        };
+        let migrated_indexes = names(&migrated.1);
+        for index in names(&old.1) {
+            assert!(
+                migrated_indexes.contains(&index),
+                "{table} lost index {index}"
+            );
+        }
         assert_eq!(migrated, table_shape(&fresh, table), "{table} fresh");
         let sql: String = conn
             .query_row(
@@ -890,4 +892,194 @@ fn two_concurrent_renames_to_one_name_cannot_both_win() {
         .wait(),
         Err(StoreError::Conflict(_))
     ));
+}
+
+// ----- spooled (large) messages -------------------------------------------------------------------
+
+/// The prefix hato puts in front of a spooled message, kept in the database.
+const PREFIX: &[u8] = b"Received: from client.test by mx.hato.test; now\r\n";
+
+/// A message whose content went to a spool file of the store; returns it, its body, and the
+/// spool file's inode.
+fn spooled_message(
+    s: &SqliteStore,
+    trace_id: &str,
+    tenant: i64,
+    mailbox: i64,
+    size: usize,
+) -> (NewMessage, Vec<u8>, u64) {
+    use hato_core::MessageBody;
+    use hato_core::body::StoredBody;
+    use std::os::unix::fs::MetadataExt;
+    let mut content = format!("Subject: {trace_id}\r\n\r\n").into_bytes();
+    let mut i = 0;
+    while content.len() < size {
+        content.extend_from_slice(format!("line {i} of a large message\r\n").as_bytes());
+        i += 1;
+    }
+    let mut body = MessageBody::new(4096, Some(s.spool()));
+    for piece in content.chunks(1000) {
+        body.append(piece);
+    }
+    let StoredBody::Spooled(spooled) = body.into_stored().unwrap() else {
+        panic!("not spooled")
+    };
+    let inode = std::fs::metadata(spooled.file.path().unwrap())
+        .unwrap()
+        .ino();
+    let mut m = message(trace_id, tenant, mailbox, 1, trace_id);
+    m.content = PREFIX.to_vec();
+    m.spooled = Some(spooled);
+    (m, content, inode)
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A spooled message's file is moved (the same inode: not copied) into the queue when the
+/// message is committed; delivery streams it into a blob; the queue file is removed once no
+/// recipient needs it.
+#[test]
+fn a_spooled_message_is_moved_into_the_queue_and_removed_once_delivered() {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let (d, s) = store();
+    let (t, m) = setup(&s);
+    s.update_mailbox(
+        m,
+        MailboxChange {
+            quota_bytes: Some(1 << 30),
+            ..Default::default()
+        },
+    )
+    .wait()
+    .unwrap();
+    let (msg, body, inode) = spooled_message(&s, "big-1", t, m, 300_000);
+    s.enqueue(msg).wait().unwrap();
+    let queue_file = d.path().join("queue").join("big-1");
+    assert_eq!(std::fs::metadata(&queue_file).unwrap().ino(), inode);
+    assert_eq!(std::fs::read(&queue_file).unwrap(), body);
+    assert!(files_in(&d.path().join("spool")).is_empty());
+    let rows = s.trace(&TraceQuery::default()).unwrap().rows;
+    assert_eq!(rows[0].size, (PREFIX.len() + body.len()) as u64);
+
+    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    let q = &due[0];
+    assert_eq!(q.spool.as_deref(), Some(queue_file.as_path()));
+    assert_eq!(q.content, PREFIX);
+    let head = q.head().unwrap();
+    assert!(head.starts_with(PREFIX) && head[PREFIX.len()..].starts_with(b"Subject: big-1\r\n"));
+
+    let return_path = b"Return-Path: <bob@fabrikam.test>\r\n".to_vec();
+    let mut stored = return_path.clone();
+    stored.extend_from_slice(PREFIX);
+    let (blob, size) = s
+        .stage_spooled(
+            [return_path, PREFIX.to_vec()].concat(),
+            q.spool.as_deref().unwrap(),
+        )
+        .unwrap();
+    stored.extend_from_slice(&body);
+    assert_eq!(size, stored.len() as u64);
+    assert_eq!(blob.hash, hex::encode(sha2::Sha256::digest(&stored)));
+    assert_eq!(s.blob(&blob.hash).unwrap(), stored);
+
+    let outcome = DeliveryOutcome {
+        message_id: q.id,
+        blob,
+        size,
+        from_header: "bob".into(),
+        subject: "big".into(),
+        null_sender: false,
+        recipients: vec![(
+            q.recipients[0].id,
+            RecipientOutcome::Store {
+                mailbox: m,
+                folder: Folder::Inbox,
+            },
+        )],
+    };
+    s.complete_deliveries(vec![outcome], Timestamp(11))
+        .wait()
+        .unwrap();
+    // It is removed right after the commit, off the writer thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while queue_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue file outlived its message"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(s.mail_list(m, None).unwrap().len(), 1);
+}
+
+/// At start-up, spool files (never committed) and queue files no message names are removed; a
+/// committed message's queue file is found again.
+#[test]
+fn startup_removes_uncommitted_spool_files_and_keeps_committed_queue_files() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let (t, m) = setup(&s);
+        let (msg, _, _) = spooled_message(&s, "kept-1", t, m, 100_000);
+        s.enqueue(msg).wait().unwrap();
+        s.close();
+    }
+    std::fs::write(dir.path().join("spool").join("999-1"), b"half a message").unwrap();
+    std::fs::write(
+        dir.path().join("queue").join("orphan-1"),
+        b"moved, never committed",
+    )
+    .unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert!(files_in(&dir.path().join("spool")).is_empty());
+    assert_eq!(files_in(&dir.path().join("queue")), ["kept-1"]);
+    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].spool.as_ref().is_some_and(|p| p.exists()));
+}
+
+/// A failing row (here: a duplicate trace id) leaves no queue file behind.
+#[test]
+fn a_spooled_message_that_cannot_be_committed_leaves_no_file() {
+    let (d, s) = store();
+    let (t, m) = setup(&s);
+    s.enqueue(message("dup-1", t, m, 1, "x")).wait().unwrap();
+    let (msg, _, _) = spooled_message(&s, "dup-1", t, m, 100_000);
+    assert!(s.enqueue(msg).wait().is_err());
+    assert!(files_in(&d.path().join("queue")).is_empty());
+    assert!(files_in(&d.path().join("spool")).is_empty());
+}
+
+/// One batch of due deliveries loads a bounded amount of content (at least one message).
+#[test]
+fn due_deliveries_load_a_bounded_amount_of_content() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let big = DUE_CONTENT_BUDGET / 2 + 1024 * 1024;
+    for i in 0..3 {
+        let mut msg = message(&format!("b-{i}"), t, m, i, "big");
+        msg.content = vec![b'x'; big];
+        s.enqueue(msg).wait().unwrap();
+    }
+    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    assert_eq!(due.len(), 2, "loaded {} bytes", due.len() * big);
+    let mut msg = message("huge", t, m, 0, "huge");
+    msg.content = vec![b'x'; DUE_CONTENT_BUDGET + 1];
+    let (_d2, s2) = store();
+    let (t2, m2) = setup(&s2);
+    msg.recipients[0].tenant_id = t2;
+    msg.recipients[0].route = Route::Local(m2);
+    s2.enqueue(msg).wait().unwrap();
+    assert_eq!(s2.due_deliveries(Timestamp(10), 100).unwrap().len(), 1);
 }

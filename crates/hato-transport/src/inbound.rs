@@ -4,12 +4,13 @@
 //! envelope and its first trace events are committed (group commit, synced to disk).
 
 use crate::summarize;
+use hato_core::body::StoredBody;
 use hato_core::reply::{self, Reply};
 use hato_core::trace::TraceEvent;
 use hato_core::{Clock, id};
 use hato_smtp::Envelope;
 use hato_smtp::server::Submitter;
-use hato_store::{NewMessage, NewRecipient, Store};
+use hato_store::{HEAD_BYTES, NewMessage, NewRecipient, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,8 +39,11 @@ impl Inbound {
         }
     }
 
-    /// Builds the queue entry for `envelope`; returns it with its trace id.
-    pub fn prepare(&self, envelope: Envelope) -> NewMessage {
+    /// Builds the queue entry for `envelope`. The Received header (and a Message-ID, when the
+    /// message has none) go in front of the content without copying it: for a spooled message
+    /// they are the entry's `content` and the spool file is the rest. Fails only when the spool
+    /// file cannot be read.
+    pub fn prepare(&self, mut envelope: Envelope) -> std::io::Result<NewMessage> {
         let trace_id = id::new_trace_id();
         let received = self.clock.now();
         let sender = envelope
@@ -49,8 +53,11 @@ impl Inbound {
             .unwrap_or_default();
         let received_header =
             received_header(&self.hostname, &envelope, &trace_id, &received.to_rfc5322());
-        let mut summary = summarize(&envelope.content);
-        let mut content = Vec::with_capacity(received_header.len() + envelope.content.len() + 80);
+        let mut summary = match envelope.content.in_memory() {
+            Some(content) => summarize(content),
+            None => summarize(&envelope.content.head(HEAD_BYTES)?),
+        };
+        let mut content = Vec::with_capacity(received_header.len() + 80);
         content.extend_from_slice(received_header.as_bytes());
         if summary.message_id.is_empty() {
             // RFC 5322 §3.6.4: every message should have a Message-ID. Like Exchange, add one
@@ -58,8 +65,16 @@ impl Inbound {
             summary.message_id = format!("<{trace_id}@{}>", self.hostname);
             content.extend_from_slice(format!("Message-ID: {}\r\n", summary.message_id).as_bytes());
         }
-        content.extend_from_slice(&envelope.content);
+        let size = content.len() as u64 + envelope.content.len();
+        let spooled = match std::mem::take(&mut envelope.content).into_stored()? {
+            StoredBody::Memory(body) => {
+                content.extend_from_slice(&body);
+                None
+            }
+            StoredBody::Spooled(spooled) => Some(spooled),
+        };
         let tls = envelope
+            .client
             .tls
             .as_ref()
             .map(|t| format!(" over {} ({})", t.version, t.cipher))
@@ -67,20 +82,21 @@ impl Inbound {
         let receive_detail = format!(
             "Received by {} from {} [{}]{tls} with {}; {} bytes",
             self.hostname,
-            envelope.helo,
-            envelope.client_ip,
+            envelope.client.helo_name(),
+            envelope.client.ip(),
             envelope.protocol,
-            content.len()
+            size
         );
-        NewMessage {
+        Ok(NewMessage {
             trace_id,
             received,
             sender,
-            client_ip: envelope.client_ip.to_string(),
-            helo: envelope.helo,
+            client_ip: envelope.client.ip().to_string(),
+            helo: envelope.client.helo.unwrap_or_default(),
             message_id: Some(summary.message_id),
             subject: Some(summary.subject),
             content,
+            spooled,
             recipients: envelope
                 .recipients
                 .into_iter()
@@ -94,16 +110,23 @@ impl Inbound {
             receive_detail,
             reports_on: Vec::new(),
             // Direct send is anonymous. The session's client context carries the identity once
-            // SMTP AUTH and attributed connectors exist; it must be the one RCPT decided with.
-            authenticated: None,
-        }
+            // SMTP AUTH and attributed connectors exist; it is the one RCPT decided with.
+            authenticated: envelope
+                .client
+                .identity
+                .as_ref()
+                .and_then(|i| match i.principal {
+                    hato_core::client::Principal::Mailbox(m) => Some(m),
+                    hato_core::client::Principal::Connector(_) => None,
+                }),
+        })
     }
 }
 
 /// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
 pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str) -> String {
-    let helo = helo_for_header(&e.helo);
-    let tcp_info = format!("([{}])", e.client_ip);
+    let helo = helo_for_header(e.client.helo_name());
+    let tcp_info = format!("([{}])", e.client.ip());
     // RFC 5322 §2.1.1: fold before the TCP-info when a long HELO name would take the line past
     // 78 characters (the name itself, at most 255 characters, cannot be folded).
     let gap = if "Received: from ".len() + helo.len() + 1 + tcp_info.len() > 78 {
@@ -115,7 +138,7 @@ pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str)
         "Received: from {helo}{gap}{tcp_info}\r\n\tby {hostname} (hato) with {}",
         e.protocol
     );
-    if let Some(tls) = &e.tls {
+    if let Some(tls) = &e.client.tls {
         h.push_str(&format!(
             "\r\n\t(version={}, cipher={})",
             tls.version, tls.cipher
@@ -163,11 +186,29 @@ impl Submitter for Inbound {
         &self,
         envelope: Envelope,
     ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>> {
-        let message = self.prepare(envelope);
+        let message = match self.prepare(envelope) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("could not read a spooled message: {e}");
+                return Box::pin(std::future::ready(Err(reply::STORE_FAILED)));
+            }
+        };
         let trace_id = message.trace_id.clone();
-        let pending = self.store.enqueue(message);
+        let store = self.store.clone();
         let queued = self.queued.clone();
         Box::pin(async move {
+            let pending = if message.spooled.is_some() {
+                // Syncing and moving the spool file blocks: not on an async worker.
+                match tokio::task::spawn_blocking(move || store.enqueue(message)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!("could not queue message {trace_id}: {e}");
+                        return Err(reply::STORE_FAILED);
+                    }
+                }
+            } else {
+                store.enqueue(message)
+            };
             match pending.await {
                 Ok(()) => {
                     queued.notify_one();
@@ -187,7 +228,8 @@ mod tests {
     use super::*;
     use hato_core::Address;
     use hato_core::directory::Route;
-    use hato_smtp::{AcceptedRecipient, TlsInfo};
+    use hato_core::{ClientContext, TlsInfo};
+    use hato_smtp::AcceptedRecipient;
 
     fn envelope(to: &str, smtputf8: bool, tls: bool) -> Envelope {
         Envelope {
@@ -197,15 +239,20 @@ mod tests {
                 tenant_id: 1,
                 route: Route::Local(1),
             }],
-            helo: "client.test".into(),
-            client_ip: "192.0.2.1".parse().unwrap(),
-            tls: tls.then(|| TlsInfo {
-                version: "TLS1.3".into(),
-                cipher: "TLS13_AES_128_GCM_SHA256".into(),
-            }),
+            client: ClientContext {
+                helo: Some("client.test".into()),
+                tls: tls.then(|| TlsInfo {
+                    version: "TLS1.3".into(),
+                    cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                }),
+                ..ClientContext::new(
+                    "192.0.2.1:40000".parse().unwrap(),
+                    "192.0.2.2:25".parse().unwrap(),
+                )
+            },
             smtputf8,
             protocol: "ESMTPS",
-            content: Vec::new(),
+            content: Vec::new().into(),
         }
     }
 
@@ -251,7 +298,7 @@ mod tests {
             ("bücher.test", "from b?cher.test ([192.0.2.1])"),
             ("", "from unknown ([192.0.2.1])"),
         ] {
-            e.helo = helo.into();
+            e.client.helo = Some(helo.into());
             let h = received_header("mx.hato.test", &e, "id-1", "d");
             assert!(
                 h.starts_with(&format!("Received: {want}\r\n\tby ")),
@@ -265,7 +312,7 @@ mod tests {
                 "{h}"
             );
         }
-        e.helo = "a".repeat(255);
+        e.client.helo = Some("a".repeat(255));
         let h = received_header("mx.hato.test", &e, "id-1", "d");
         let first = h.split("\r\n").next().unwrap();
         assert_eq!(first, format!("Received: from {}", "a".repeat(255)));

@@ -11,13 +11,18 @@
 //! - Unknown in an authoritative domain (directory-based edge blocking) →
 //!   `550 5.4.1 Recipient address rejected: Access denied`.
 //! - Unknown in an internal-relay domain: accepted, to be relayed to the organisation's server.
+//! - `<postmaster>` without a domain (RFC 5321 §4.5.1), and `postmaster@`/`abuse@` of every accepted
+//!   domain (RFC 2142; reserved, so no recipient of a tenant has them): accepted for the platform's
+//!   postmaster mailbox (`smtp.postmaster`), which the delivery agent resolves; until one is
+//!   configured the mail waits in the queue.
 
 use hato_core::Address;
+use hato_core::ClientContext;
 use hato_core::directory::{DomainType, GroupId, MailboxId, Route, TenantId};
-use hato_core::reply::{self, Reply};
+use hato_core::reply;
 use hato_directory::policy::{Sender, check_sender};
 use hato_directory::{Addressee, Directory};
-use hato_smtp::{AcceptedRecipient, RcptVerdict, RecipientPolicy};
+use hato_smtp::{AcceptedRecipient, Decision, RcptVerdict, SmtpPolicy};
 use hato_store::StoreError;
 use std::sync::Arc;
 
@@ -44,10 +49,21 @@ pub enum Resolution {
     UnknownInAuthoritativeDomain {
         tenant: TenantId,
     },
+    /// For the platform's postmaster mailbox; `tenant` is the accepted domain's (none for
+    /// `<postmaster>`).
+    Postmaster {
+        tenant: Option<TenantId>,
+    },
     NotAccepted,
 }
 
+/// Trace rows of `<postmaster>` mail belong to no tenant: only the operator sees them.
+pub const NO_TENANT: TenantId = 0;
+
 pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, StoreError> {
+    if rcpt.is_bare_postmaster() {
+        return Ok(Resolution::Postmaster { tenant: None });
+    }
     let Some((tenant, kind)) = directory.store().domain(rcpt.domain())? else {
         return Ok(Resolution::NotAccepted);
     };
@@ -73,6 +89,11 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
         }
         None => {}
     }
+    if rcpt.is_role_address() {
+        return Ok(Resolution::Postmaster {
+            tenant: Some(tenant),
+        });
+    }
     Ok(match kind {
         DomainType::Authoritative => Resolution::UnknownInAuthoritativeDomain { tenant },
         DomainType::InternalRelay => Resolution::UnknownInRelayDomain { tenant },
@@ -94,21 +115,17 @@ impl DirectoryPolicy {
         identity: Option<MailboxId>,
         rcpt: &Address,
     ) -> RcptVerdict {
-        match self.decide(sender, identity, rcpt) {
+        match Self::decide(&self.directory, sender, identity, rcpt) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(Reply::new(
-                    451,
-                    "4.3.0",
-                    "Temporary directory failure; try again later",
-                ))
+                RcptVerdict::Reject(reply::DIRECTORY_FAILED)
             }
         }
     }
 
     fn decide(
-        &self,
+        directory: &Directory,
         sender: Option<&Address>,
         identity: Option<MailboxId>,
         rcpt: &Address,
@@ -120,7 +137,7 @@ impl DirectoryPolicy {
                 route,
             })
         };
-        Ok(match resolve(&self.directory, rcpt)? {
+        Ok(match resolve(directory, rcpt)? {
             Resolution::Mailbox {
                 tenant,
                 mailbox,
@@ -135,7 +152,7 @@ impl DirectoryPolicy {
                 group,
                 address,
             } => {
-                let ix = self.directory.index(tenant)?;
+                let ix = directory.index(tenant)?;
                 let sender_text = sender.map(|s| s.to_string());
                 let who = Sender {
                     address: sender_text.as_deref(),
@@ -157,15 +174,70 @@ impl DirectoryPolicy {
             Resolution::UnknownInAuthoritativeDomain { .. } => {
                 RcptVerdict::Reject(reply::RECIPIENT_REJECTED)
             }
+            Resolution::Postmaster { tenant } => {
+                accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
+            }
             Resolution::NotAccepted => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
         })
     }
 }
 
-impl RecipientPolicy for DirectoryPolicy {
-    /// Direct send: anonymous, so never an identity (SMTP AUTH and attributed connectors come
-    /// with submission and connectors, through [`DirectoryPolicy::check_recipient_as`]).
-    fn check_recipient(&self, sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        self.check_recipient_as(sender, None, rcpt)
+/// Where the platform's postmaster mail goes now: the mailbox `configured` (`smtp.postmaster`)
+/// names, or why there is none.
+pub fn platform_postmaster(
+    directory: &Directory,
+    configured: Option<&Address>,
+) -> Result<Result<MailboxId, String>, StoreError> {
+    let Some(address) = configured else {
+        return Ok(Err(
+            "No platform postmaster mailbox is configured (smtp.postmaster is empty); the message \
+             stays queued and is delivered once one is"
+                .into(),
+        ));
+    };
+    Ok(match resolve(directory, address)? {
+        Resolution::Mailbox { mailbox, .. } => Ok(mailbox),
+        _ => Err(format!(
+            "No platform postmaster mailbox is configured (smtp.postmaster names {address}, which \
+             is no mailbox); the message stays queued and is delivered once there is one"
+        )),
+    })
+}
+
+impl SmtpPolicy for DirectoryPolicy {
+    /// The directory is read (and a tenant's index perhaps rebuilt) on the blocking pool, never
+    /// on the async workers that run the sessions.
+    fn rcpt(
+        &self,
+        client: &ClientContext,
+        sender: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        let directory = self.directory.clone();
+        // Identity only from authentication (never from MAIL FROM): a mailbox's user.
+        let identity = client.identity.as_ref().and_then(|i| match i.principal {
+            hato_core::client::Principal::Mailbox(m) => Some(m),
+            hato_core::client::Principal::Connector(_) => None,
+        });
+        let sender = sender.cloned();
+        let rcpt = rcpt.clone();
+        Decision::later(async move {
+            let lookup = tokio::task::spawn_blocking(move || {
+                let verdict = Self::decide(&directory, sender.as_ref(), identity, &rcpt);
+                (rcpt, verdict)
+            })
+            .await;
+            match lookup {
+                Ok((_, Ok(v))) => v,
+                Ok((rcpt, Err(e))) => {
+                    tracing::error!("directory lookup for {rcpt} failed: {e}");
+                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                }
+                Err(e) => {
+                    tracing::error!("directory lookup stopped: {e}");
+                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                }
+            }
+        })
     }
 }

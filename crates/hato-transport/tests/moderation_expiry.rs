@@ -81,6 +81,7 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
         "mx.hato.test".into(),
         queued.clone(),
         90,
+        None,
     );
     let inbound = Inbound::new(store.clone(), clock.clone(), "mx.hato.test".into(), queued);
     let envelope = Envelope {
@@ -90,14 +91,18 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
             tenant_id: t.id,
             route: Route::Group(group.id),
         }],
-        helo: "client.test".into(),
-        client_ip: "127.0.0.1".parse().unwrap(),
-        tls: None,
+        client: hato_core::ClientContext {
+            helo: Some("client.test".into()),
+            ..hato_core::ClientContext::new(
+                "127.0.0.1:40000".parse().unwrap(),
+                "127.0.0.1:25".parse().unwrap(),
+            )
+        },
         smtputf8: false,
         protocol: "ESMTP",
-        content: b"Subject: wait for me\r\n\r\nbody\r\n".to_vec(),
+        content: b"Subject: wait for me\r\n\r\nbody\r\n".to_vec().into(),
     };
-    let message = inbound.prepare(envelope);
+    let message = inbound.prepare(envelope).unwrap();
     let trace_id = message.trace_id.clone();
     store.enqueue(message).await.unwrap();
 

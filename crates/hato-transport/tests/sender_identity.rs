@@ -4,13 +4,14 @@
 //! envelope address without it is an outside sender. The identity the RCPT decision used is
 //! queued with the message, and routing at delivery uses that one.
 
+use hato_core::client::{AuthMethod, AuthenticatedIdentity, ClientContext, Principal};
 use hato_core::clock::ManualClock;
 use hato_core::directory::{
     DomainType, GroupSettings, GroupType, MailboxAttributes, MailboxType, MemberRef, Route,
 };
 use hato_core::{Address, Timestamp};
 use hato_directory::Directory;
-use hato_smtp::{AcceptedRecipient, Envelope, RcptVerdict, RecipientPolicy};
+use hato_smtp::{AcceptedRecipient, Envelope, RcptVerdict};
 use hato_store::*;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::inbound::Inbound;
@@ -122,10 +123,10 @@ async fn the_rcpt_decision_trusts_only_the_authenticated_identity() {
     assert_eq!(code(&v), "250");
     // Its address over direct send: not authenticated (5.7.133), whatever MAIL FROM says.
     assert_eq!(
-        code(&policy.check_recipient(Some(&allowed), &board)),
+        code(&policy.check_recipient_as(Some(&allowed), None, &board)),
         "550 5.7.1"
     );
-    let refusal = match policy.check_recipient(Some(&allowed), &board) {
+    let refusal = match policy.check_recipient_as(Some(&allowed), None, &board) {
         RcptVerdict::Reject(r) => r.to_string(),
         _ => unreachable!(),
     };
@@ -162,6 +163,7 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
         "mx.hato.test".into(),
         queued.clone(),
         90,
+        None,
     );
     let inbound = Inbound::new(w.store.clone(), clock, "mx.hato.test".into(), queued);
     let send = |to: &str, group: i64, subject: &str, identity: Option<i64>| {
@@ -172,15 +174,28 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
                 tenant_id: w.tenant,
                 route: Route::Group(group),
             }],
-            helo: "client.test".into(),
-            client_ip: "127.0.0.1".parse().unwrap(),
-            tls: None,
+            // The identity comes with the session's client context, as SMTP AUTH will set it.
+            client: ClientContext {
+                helo: Some("client.test".into()),
+                identity: identity.map(|m| AuthenticatedIdentity {
+                    tenant: w.tenant,
+                    principal: Principal::Mailbox(m),
+                    address: addr("owner@contoso.test"),
+                    method: AuthMethod::SmtpAuth,
+                }),
+                ..ClientContext::new(
+                    "127.0.0.1:2525".parse().unwrap(),
+                    "127.0.0.1:25".parse().unwrap(),
+                )
+            },
             smtputf8: false,
             protocol: "ESMTPA",
-            content: format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+            content: format!("Subject: {subject}\r\n\r\nbody\r\n")
+                .into_bytes()
+                .into(),
         };
-        let mut message = inbound.prepare(envelope);
-        message.authenticated = identity;
+        let message = inbound.prepare(envelope).unwrap();
+        assert_eq!(message.authenticated, identity);
         message
     };
     // The authenticated owner's message skips moderation.

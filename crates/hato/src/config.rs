@@ -27,11 +27,27 @@ pub struct SmtpSection {
     pub max_recipients: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// IPv6 clients are counted per prefix of this many bits for `max_connections_per_ip`.
+    pub ipv6_prefix_length: u8,
     pub idle_timeout_secs: u64,
     pub data_timeout_secs: u64,
     pub session_timeout_secs: u64,
+    /// Message content past this many bytes goes to a file in `<data_dir>/spool/` while it
+    /// arrives, and stays a file in the queue.
+    pub spool_threshold_bytes: usize,
+    /// The mailbox (in any tenant) that gets `<postmaster>` mail, and mail to `postmaster@` and
+    /// `abuse@` of every accepted domain (reserved) (RFC 5321 §4.5.1, RFC 2142). Empty:
+    /// such mail waits in the queue until one is set.
+    pub postmaster: String,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+}
+
+impl SmtpSection {
+    /// `postmaster`, parsed (validation has checked it); `None` when empty.
+    pub fn postmaster_address(&self) -> Option<hato_core::Address> {
+        hato_core::Address::parse(&self.postmaster).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,11 +88,14 @@ impl Default for SmtpSection {
             max_recipients: 500,
             max_connections: 2000,
             max_connections_per_ip: 50,
+            ipv6_prefix_length: 64,
             // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for a command.
             idle_timeout_secs: 300,
             // RFC 5321 §4.5.3.2.6: 10 minutes after the data's end; we use it per DATA read.
             data_timeout_secs: 600,
             session_timeout_secs: 1800,
+            spool_threshold_bytes: 1024 * 1024,
+            postmaster: String::new(),
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
         }
@@ -162,6 +181,7 @@ impl Config {
             ("smtp.idle_timeout_secs", s.idle_timeout_secs),
             ("smtp.data_timeout_secs", s.data_timeout_secs),
             ("smtp.session_timeout_secs", s.session_timeout_secs),
+            ("smtp.spool_threshold_bytes", s.spool_threshold_bytes as u64),
             ("trace.retention_days", u64::from(self.trace.retention_days)),
             (
                 "admin.login_max_failures",
@@ -189,6 +209,18 @@ impl Config {
                 "admin.login_lockout_secs must be at most 3600 (the longest lock)".into(),
             ));
         }
+        if !(1..=128).contains(&s.ipv6_prefix_length) {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.ipv6_prefix_length must be between 1 and 128 (is {})",
+                s.ipv6_prefix_length
+            )));
+        }
+        if !s.postmaster.trim().is_empty() && hato_core::Address::parse(&s.postmaster).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.postmaster is not an address: {:?}",
+                s.postmaster
+            )));
+        }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
@@ -206,7 +238,8 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 [server]
 # Host name used in the SMTP banner, Received headers and NDRs.
 #hostname = "localhost"
-# Where hato keeps its database (hato.db), message blobs, TLS key and the operator token.
+# Where hato keeps its database (hato.db), message blobs, large messages (spool/, queue/), TLS
+# key and the operator token.
 #data_dir = "hato-data"
 
 [smtp]
@@ -219,10 +252,23 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 # Concurrent sessions from all clients ("421 4.3.2" beyond) and from one IP ("421 4.7.0").
 #max_connections = 2000
 #max_connections_per_ip = 50
+# IPv6 clients share one per-IP count per prefix of this many bits (128: per address). IPv4
+# clients are counted per address.
+#ipv6_prefix_length = 64
 # Seconds to wait for a command, for message data, and for a whole session ("421 4.4.2").
+# No write to a client (a reply, the TLS handshake) may take longer than idle_timeout_secs, and
+# the session ends at session_timeout_secs whatever the client does.
 #idle_timeout_secs = 300
 #data_timeout_secs = 600
 #session_timeout_secs = 1800
+# A message larger than this many bytes is written to a file in data_dir/spool while it arrives
+# (and kept as a file in data_dir/queue until delivered), so a session holds at most about this
+# much of a message in memory.
+#spool_threshold_bytes = 1048576
+# The mailbox (of any tenant) that receives mail to <postmaster> (RFC 5321 4.5.1) and to
+# postmaster@ and abuse@ of every accepted domain (reserved for it; RFC 2142).
+# Empty: such mail is accepted and waits in the queue until a postmaster mailbox is set.
+#postmaster = ""
 # PEM certificate chain and key for STARTTLS. Empty: a self-signed certificate is generated at
 # first start (in data_dir/tls) and reused.
 #tls_cert = ""
@@ -314,6 +360,39 @@ mod tests {
         let (c, _) = Config::load(Some(&file)).unwrap();
         assert_eq!(c.admin.login_max_failures, 3);
         assert_eq!(c.admin.login_lockout_secs, 60);
+    }
+
+    #[test]
+    fn ipv6_prefix_length_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (value, ok) in [
+            ("0", false),
+            ("1", true),
+            ("64", true),
+            ("128", true),
+            ("129", false),
+        ] {
+            std::fs::write(&file, format!("[smtp]\nipv6_prefix_length = {value}\n")).unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
+        }
+        assert_eq!(Config::default().smtp.ipv6_prefix_length, 64);
+    }
+
+    #[test]
+    fn postmaster_must_be_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        std::fs::write(&file, "[smtp]\npostmaster = \"not an address\"\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
+        std::fs::write(&file, "[smtp]\npostmaster = \"PM@Platform.test\"\n").unwrap();
+        let (c, _) = Config::load(Some(&file)).unwrap();
+        assert_eq!(
+            c.smtp.postmaster_address().unwrap().to_string(),
+            "pm@platform.test"
+        );
+        assert!(Config::default().smtp.postmaster_address().is_none());
     }
 
     #[test]

@@ -146,9 +146,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             max_recipients: config.smtp.max_recipients,
             tls_available: true,
             max_errors: 20,
+            spool_threshold: config.smtp.spool_threshold_bytes,
+            spool: Some(store.spool()),
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,
+        ipv6_prefix_length: config.smtp.ipv6_prefix_length,
         idle_timeout: Duration::from_secs(config.smtp.idle_timeout_secs),
         data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
@@ -232,6 +235,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.server.hostname.clone(),
         queued,
         config.trace.retention_days,
+        config.smtp.postmaster_address(),
     );
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 

@@ -425,3 +425,227 @@ with smtplib.SMTP(host, int(port)) as c:
         "U-label"
     );
 }
+
+/// A client that pipelines commands and never reads its replies: once the server cannot write
+/// for the command timeout, it gives up on the client (which then finds its connection reset),
+/// and other clients are served meanwhile.
+#[test]
+fn a_client_that_never_reads_is_disconnected() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let s = Server::start_with("idle_timeout_secs = 2\nsession_timeout_secs = 600");
+    let stream = std::net::TcpStream::connect(s.smtp).unwrap();
+    // A guard for the test itself: without the fix the writes block until this fires.
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let lines = std::sync::Arc::new(AtomicUsize::new(0));
+    let sent = lines.clone();
+    let writer = std::thread::spawn(move || {
+        let mut stream = stream;
+        let chunk = b"HELP\r\n".repeat(10_000);
+        // 200,000 HELP lines, then more until the server gives up (or the guard fires).
+        loop {
+            if let Err(e) = stream.write_all(&chunk) {
+                return (started.elapsed(), e.kind());
+            }
+            sent.fetch_add(10_000, Ordering::SeqCst);
+            if started.elapsed() > Duration::from_secs(60) {
+                return (started.elapsed(), std::io::ErrorKind::Other);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines.load(Ordering::SeqCst) < 20_000 {
+        assert!(Instant::now() < deadline, "the server reads nothing");
+        std::thread::yield_now();
+    }
+    // Another client is answered while the first one's replies pile up.
+    let t0 = Instant::now();
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO other.test").starts_with("250"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    let (when, kind) = writer.join().unwrap();
+    assert!(
+        !matches!(
+            kind,
+            std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Other
+        ),
+        "the server kept the connection of a client that never reads ({kind:?} after {when:?}, {} lines sent)",
+        lines.load(Ordering::SeqCst)
+    );
+    // The command timeout (2 s) after the replies stopped flowing, plus a margin.
+    assert!(
+        when < Duration::from_secs(10),
+        "disconnected only after {when:?}"
+    );
+    assert!(lines.load(Ordering::SeqCst) >= 20_000);
+}
+
+/// A client that is never idle long enough for the command timeout (one byte every 300 ms) is
+/// still closed when the session's time is up.
+#[test]
+fn a_trickling_client_is_closed_at_the_session_timeout() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let s = Server::start_with("idle_timeout_secs = 2\nsession_timeout_secs = 3");
+    let mut c = s.smtp();
+    let started = Instant::now();
+    assert!(c.read_reply().starts_with("220"));
+    let mut stream = c.writer();
+    let trickle = std::thread::spawn(move || {
+        // Part of a command line that never ends: no reply is due, and the client is never
+        // silent for the command timeout.
+        for b in b"NOOP ".iter().chain(std::iter::repeat(&b'a')).take(100) {
+            if stream.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let reply = c.read_reply();
+    let elapsed = started.elapsed();
+    assert!(
+        reply.starts_with("421 4.4.2 Session lasted too long"),
+        "{reply:?} after {elapsed:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    assert!(c.closed());
+    trickle.join().unwrap();
+}
+
+/// RFC 5321 §4.5.1 and RFC 2142: `<postmaster>` (no domain) and `postmaster@`/`abuse@` of an
+/// accepted domain (reserved: no recipient can have them) go to the platform's postmaster
+/// mailbox (`smtp.postmaster`); `MAIL FROM:<postmaster>` is not the null sender.
+#[test]
+fn postmaster_mail_goes_to_the_platform_postmaster() {
+    let s = Server::start_with("postmaster = \"pm@platform.test\"");
+    s.tenant("platform");
+    s.mailbox("pm@platform.test", &[]);
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.tenant("fabrikam");
+    let mut c = ready(&s);
+    assert_eq!(
+        c.cmd("MAIL FROM:<postmaster>"),
+        "501 5.1.7 Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)\r\n"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<alice@contoso.test>"),
+        "503 5.5.1 Bad sequence of commands: need MAIL command\r\n",
+        "MAIL FROM:<postmaster> must not start a transaction"
+    );
+    let mut trace_ids = Vec::new();
+    for (to, subject) in [
+        ("PostMaster", "to bare postmaster"),
+        ("Postmaster@Contoso.test", "to contoso's postmaster"),
+        ("abuse@contoso.test", "an abuse report"),
+        ("postmaster@fabrikam.test", "to fabrikam's postmaster"),
+    ] {
+        let reply = c.send_mail("", &[to], &format!("Subject: {subject}\n\nhello\n"));
+        assert!(reply.starts_with("250 2.6.0"), "{to}: {reply}");
+        trace_ids.push(trace_id_of(&reply));
+    }
+    // postmaster@ and abuse@ of every domain are reserved for the platform: no tenant mailbox
+    // can take them, so they all reach the platform's postmaster.
+    s.wait_for("delivery", || s.mail("pm@platform.test").len() == 4);
+    let mut subjects: Vec<String> = s
+        .mail("pm@platform.test")
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_string())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "an abuse report",
+            "to bare postmaster",
+            "to contoso's postmaster",
+            "to fabrikam's postmaster"
+        ]
+    );
+    let rows = s.trace(&format!("trace_id={}", trace_ids[0]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["recipient"], "postmaster");
+    assert_eq!(rows[0]["status"], "Delivered");
+    let rows = s.trace(&format!("trace_id={}", trace_ids[1]));
+    assert_eq!(rows[0]["recipient"], "postmaster@contoso.test");
+    // Other unknown recipients of an authoritative domain are still refused.
+    let mut c = ready(&s);
+    c.cmd("MAIL FROM:<a@outside.test>");
+    assert!(
+        c.cmd("RCPT TO:<nobody@contoso.test>")
+            .starts_with("550 5.4.1")
+    );
+}
+
+/// Without a platform postmaster mailbox, `<postmaster>` mail is accepted and waits in the queue
+/// (a `Defer` event says why, once), also across a crash; once one is configured it is
+/// delivered, byte for byte. The message is large, so its content waits as a queue file.
+#[test]
+fn postmaster_mail_waits_until_a_postmaster_is_configured() {
+    let mut s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let mut body =
+        String::from("Subject: for the postmaster\r\nMessage-ID: <pm-1@outside.test>\r\n\r\n");
+    while body.len() < 3 * 1024 * 1024 {
+        body.push_str("a long report line for the postmaster, repeated many times over\r\n");
+    }
+    let mut c = ready(&s);
+    let reply = c.send_mail("reporter@outside.test", &["postmaster"], &body);
+    assert!(reply.starts_with("250 2.6.0"), "{reply}");
+    let trace_id = trace_id_of(&reply);
+    let detail = |s: &Server| s.api("GET", &format!("/api/v1/trace/{trace_id}"), None).1;
+    s.wait_for("the Defer event", || {
+        detail(&s).as_array().is_some_and(|events| {
+            events.iter().any(|e| {
+                e["event"] == "Defer"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("No platform postmaster mailbox is configured"))
+            })
+        })
+    });
+    assert_eq!(
+        s.trace("message_id=pm-1@outside.test")[0]["status"],
+        "Pending"
+    );
+    assert_eq!(files_under(&s.data_dir().join("queue")), 1);
+
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        config.replace("[smtp]\n", "[smtp]\npostmaster = \"alice@contoso.test\"\n"),
+    )
+    .unwrap();
+    s.restart();
+    s.wait_for("delivery to the configured postmaster", || {
+        s.mail("alice@contoso.test").len() == 1
+    });
+    let items = s.mail("alice@contoso.test");
+    let raw = s.raw_mail("alice@contoso.test", items[0]["id"].as_i64().unwrap());
+    let at = raw.find("Subject: for the postmaster\r\n").unwrap();
+    assert_eq!(&raw[at..], body);
+    assert_eq!(
+        s.trace("message_id=pm-1@outside.test")[0]["status"],
+        "Delivered"
+    );
+    let defers = detail(&s)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "Defer")
+        .count();
+    assert_eq!(defers, 1, "one Defer event per reason, not per retry");
+    s.wait_for("the queue file to go", || {
+        files_under(&s.data_dir().join("queue")) == 0
+    });
+}

@@ -1,18 +1,34 @@
 use super::*;
+use hato_core::body::memory::MemorySpool;
+use hato_core::directory::Route;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// A directory of two mailboxes in `contoso.test` (authoritative) and relay domain `relay.test`.
 struct MapPolicy;
 
-impl RecipientPolicy for MapPolicy {
-    fn check_recipient(&self, _sender: Option<&Address>, rcpt: &Address) -> RcptVerdict {
-        match (rcpt.local(), rcpt.domain()) {
-            ("alice", "contoso.test") => accept(rcpt, Route::Local(1)),
-            ("bob", "contoso.test") | ("用户", "contoso.test") => accept(rcpt, Route::Local(2)),
-            (_, "contoso.test") => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
-            (_, "relay.test") => accept(rcpt, Route::Relay),
-            _ => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
-        }
+fn lookup(rcpt: &Address) -> RcptVerdict {
+    if rcpt.is_bare_postmaster() {
+        return accept(rcpt, Route::Postmaster);
+    }
+    match (rcpt.local(), rcpt.domain()) {
+        ("alice", "contoso.test") => accept(rcpt, Route::Local(1)),
+        ("bob", "contoso.test") | ("用户", "contoso.test") => accept(rcpt, Route::Local(2)),
+        (_, "contoso.test") => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+        (_, "relay.test") => accept(rcpt, Route::Relay),
+        _ => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
+    }
+}
+
+impl SmtpPolicy for MapPolicy {
+    fn rcpt(
+        &self,
+        _: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        Decision::Ready(lookup(rcpt))
     }
 }
 
@@ -24,27 +40,57 @@ fn accept(a: &Address, route: Route) -> RcptVerdict {
     })
 }
 
-fn session(tls: bool) -> Session<MapPolicy> {
-    let config = SessionConfig {
+fn config(tls: bool) -> SessionConfig {
+    SessionConfig {
         hostname: "mx.hato.test".into(),
         max_message_size: 1000,
         max_recipients: 3,
         tls_available: tls,
         max_errors: 20,
-    };
-    Session::new(config, Arc::new(MapPolicy), "192.0.2.7".parse().unwrap())
+        ..SessionConfig::default()
+    }
 }
 
-/// The text sent, and the envelopes submitted, for some input.
-fn run(s: &mut Session<MapPolicy>, input: &[u8]) -> (String, Vec<Envelope>) {
+fn client() -> ClientContext {
+    ClientContext::new(
+        "192.0.2.7:40000".parse().unwrap(),
+        "198.51.100.1:25".parse().unwrap(),
+    )
+}
+
+/// A started session (the banner taken).
+fn session(tls: bool) -> Session<MapPolicy> {
+    let mut s = Session::new(config(tls), Arc::new(MapPolicy), client());
+    let (banner, _) = run(&mut s, b"");
+    assert_eq!(banner, "220 mx.hato.test ESMTP hato ready\r\n");
+    s
+}
+
+/// Awaits a pending decision the way the I/O loop does.
+fn block_on(decision: PendingDecision) -> Answer {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(decision)
+}
+
+/// The text sent, and the envelopes submitted, for some input (a session that has not started
+/// yet is started first). Decisions are awaited; `<DECIDE>` marks each.
+fn run<P: SmtpPolicy + ?Sized>(s: &mut Session<P>, input: &[u8]) -> (String, Vec<Envelope>) {
     let mut text = String::new();
     let mut envs = Vec::new();
-    let mut outs: std::collections::VecDeque<Output> = s.feed(input).into();
+    let mut outs: std::collections::VecDeque<Output> = s.start().into();
+    outs.extend(s.feed(input));
     while let Some(o) = outs.pop_front() {
         match o {
             Output::Send(b) => text.push_str(&String::from_utf8_lossy(&b)),
+            Output::Decide(d) => {
+                text.push_str("<DECIDE>");
+                outs.extend(s.decided(block_on(d)));
+            }
             Output::Submit(e) => {
-                envs.push(e);
+                envs.push(*e);
                 let n = envs.len();
                 outs.extend(s.submitted(Ok(format!("id-{n}"))));
             }
@@ -65,7 +111,6 @@ fn codes(text: &str) -> Vec<&str> {
 #[test]
 fn ehlo_advertises_extensions() {
     let mut s = session(true);
-    assert_eq!(s.greeting(), b"220 mx.hato.test ESMTP hato ready\r\n");
     let (t, _) = run(&mut s, b"EHLO client.test\r\n");
     for ext in [
         "SIZE 1000",
@@ -101,9 +146,13 @@ fn a_whole_transaction_pipelined() {
     let e = &envs[0];
     assert_eq!(e.sender.as_ref().unwrap().to_string(), "sender@example.org");
     assert_eq!(e.recipients.len(), 2);
-    assert_eq!(e.content, b"Subject: hi\r\n\r\n.dot\r\n");
+    assert_eq!(
+        e.content.in_memory().unwrap(),
+        b"Subject: hi\r\n\r\n.dot\r\n"
+    );
     assert_eq!(e.protocol, "ESMTP");
-    assert_eq!(e.helo, "c");
+    assert_eq!(e.client.helo.as_deref(), Some("c"));
+    assert_eq!(e.client.peer, "192.0.2.7:40000".parse().unwrap());
 }
 
 #[test]
@@ -115,8 +164,8 @@ fn two_messages_in_one_write_are_two_messages() {
           MAIL FROM:<b@x.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\ntwo\r\n.\r\n",
     );
     assert_eq!(envs.len(), 2);
-    assert_eq!(envs[0].content, b"one\r\n");
-    assert_eq!(envs[1].content, b"two\r\n");
+    assert_eq!(envs[0].content.in_memory().unwrap(), b"one\r\n");
+    assert_eq!(envs[1].content.in_memory().unwrap(), b"two\r\n");
     assert!(t.contains("<id-1>") && t.contains("<id-2>"));
 }
 
@@ -300,7 +349,7 @@ fn starttls_drops_pipelined_input_and_resets() {
     );
     assert!(!t.contains("STARTTLS"));
     assert_eq!(envs[0].protocol, "ESMTPS");
-    assert_eq!(envs[0].tls.as_ref().unwrap().version, "TLS1.3");
+    assert_eq!(envs[0].client.tls.as_ref().unwrap().version, "TLS1.3");
     let (t, _) = run(&mut s, b"STARTTLS\r\n");
     assert!(t.starts_with("503 5.5.1 TLS already active"));
     let (t, _) = run(&mut session(false), b"EHLO c\r\nSTARTTLS\r\n");
@@ -366,4 +415,411 @@ fn too_many_errors_closes() {
         "{t}"
     );
     assert_eq!(t.matches("500 ").count(), 21);
+}
+
+// ----- hook points ---------------------------------------------------------------------------
+
+/// A policy whose hooks answer asynchronously: RCPT after a delay that shrinks with each call
+/// (the first answer is the slowest), and configurable refusals at the other hooks.
+#[derive(Default)]
+struct SlowPolicy {
+    rcpt_calls: AtomicUsize,
+    connect: Option<Reply>,
+    ehlo: Option<Reply>,
+    mail: Option<Reply>,
+    end_of_data: Option<Reply>,
+    /// What each hook saw of the client: (hook, HELO name).
+    seen: std::sync::Mutex<Vec<(&'static str, Option<String>)>>,
+}
+
+fn later_verdict(refusal: Option<Reply>) -> Decision<Verdict> {
+    Decision::later(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        refusal.map_or(Verdict::Accept, Verdict::Reject)
+    })
+}
+
+impl SlowPolicy {
+    fn saw(&self, hook: &'static str, client: &ClientContext) {
+        self.seen.lock().unwrap().push((hook, client.helo.clone()));
+    }
+}
+
+impl SmtpPolicy for SlowPolicy {
+    fn connect(&self, client: &ClientContext) -> Decision<Verdict> {
+        self.saw("connect", client);
+        later_verdict(self.connect.clone())
+    }
+
+    fn ehlo(&self, client: &ClientContext, _host: &str) -> Decision<Verdict> {
+        self.saw("ehlo", client);
+        later_verdict(self.ehlo.clone())
+    }
+
+    fn mail(&self, client: &ClientContext, _sender: Option<&Address>) -> Decision<Verdict> {
+        self.saw("mail", client);
+        later_verdict(self.mail.clone())
+    }
+
+    fn rcpt(
+        &self,
+        client: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        self.saw("rcpt", client);
+        let n = self.rcpt_calls.fetch_add(1, Ordering::SeqCst) as u64;
+        let verdict = lookup(rcpt);
+        Decision::later(async move {
+            tokio::time::sleep(Duration::from_millis(60u64.saturating_sub(n * 20))).await;
+            verdict
+        })
+    }
+
+    fn end_of_data(&self, client: &ClientContext, envelope: &Envelope) -> Decision<Verdict> {
+        self.saw("end_of_data", client);
+        assert!(!envelope.recipients.is_empty());
+        later_verdict(self.end_of_data.clone())
+    }
+}
+
+fn slow_session(policy: SlowPolicy) -> (Session<SlowPolicy>, Arc<SlowPolicy>) {
+    let policy = Arc::new(policy);
+    (
+        Session::new(config(false), policy.clone(), client()),
+        policy,
+    )
+}
+
+fn text_of(outs: &[Output]) -> String {
+    outs.iter()
+        .map(|o| match o {
+            Output::Send(b) => String::from_utf8_lossy(b).into_owned(),
+            Output::Decide(_) => "<DECIDE>".into(),
+            Output::Submit(_) => "<SUBMIT>".into(),
+            Output::StartTls => "<TLS>".into(),
+            Output::Close => "<CLOSE>".into(),
+        })
+        .collect()
+}
+
+/// Pipelined MAIL, three RCPTs whose answers come slowly (the first slowest) and DATA, with more
+/// input arriving while the session waits: the replies keep the commands' order, the input that
+/// arrives meanwhile is kept, and the message carries the accepted recipients in order.
+#[test]
+fn pipelined_commands_with_slow_rcpt_answers_keep_their_order() {
+    let (mut s, policy) = slow_session(SlowPolicy::default());
+    let (t, _) = run(&mut s, b"");
+    assert_eq!(t, "<DECIDE>220 mx.hato.test ESMTP hato ready\r\n");
+    let mut outs: std::collections::VecDeque<Output> = s
+        .feed(
+            b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<bob@contoso.test>\r\n\
+              RCPT TO:<nobody@contoso.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n",
+        )
+        .into();
+    let mut text = String::new();
+    let mut envelopes = Vec::new();
+    let mut late_input: std::collections::VecDeque<&[u8]> =
+        [&b"Subject: slow\r\n\r\nbody\r\n"[..], b".\r\nQUIT\r\n"].into();
+    while let Some(o) = outs.pop_front() {
+        match o {
+            Output::Decide(d) => {
+                text.push_str("<DECIDE>");
+                // Input that arrives while a decision is pending is kept, not answered.
+                if let Some(more) = late_input.pop_front() {
+                    assert!(s.feed(more).is_empty(), "answered while deciding");
+                }
+                outs.extend(s.decided(block_on(d)));
+            }
+            Output::Submit(e) => {
+                envelopes.push(*e);
+                outs.extend(s.submitted(Ok("id-1".into())));
+            }
+            other => text.push_str(&text_of(&[other])),
+        }
+    }
+    assert!(late_input.is_empty());
+    let t = text.replace("250-", "").replace('\n', "");
+    assert!(
+        t.ends_with(
+            "<DECIDE>250 2.1.0 Sender OK\r\
+             <DECIDE>250 2.1.5 Recipient OK\r\
+             <DECIDE>550 5.4.1 Recipient address rejected: Access denied\r\
+             <DECIDE>250 2.1.5 Recipient OK\r\
+             354 Start mail input; end with <CRLF>.<CRLF>\r\
+             <DECIDE>250 2.6.0 <id-1> Queued mail for delivery\r\
+             221 2.0.0 mx.hato.test closing connection\r<CLOSE>"
+        ),
+        "{text}"
+    );
+    let e = &envelopes[0];
+    let rcpts: Vec<String> = e.recipients.iter().map(|r| r.address.to_string()).collect();
+    assert_eq!(rcpts, ["bob@contoso.test", "alice@contoso.test"]);
+    assert_eq!(
+        e.content.in_memory().unwrap(),
+        b"Subject: slow\r\n\r\nbody\r\n"
+    );
+    // Every hook saw the client, with the HELO name once it was given.
+    let seen = policy.seen.lock().unwrap().clone();
+    assert_eq!(seen[0], ("connect", None));
+    assert_eq!(seen[1], ("ehlo", None));
+    assert!(
+        seen[2..]
+            .iter()
+            .all(|(_, helo)| helo.as_deref() == Some("c")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+        [
+            "connect",
+            "ehlo",
+            "mail",
+            "rcpt",
+            "rcpt",
+            "rcpt",
+            "end_of_data"
+        ]
+    );
+}
+
+/// A refusal at connect is sent instead of the banner and closes; what the client sent early
+/// is never answered.
+#[test]
+fn connect_refusal_closes_before_the_banner() {
+    let refusal = Reply::new(554, "5.7.1", "Service unavailable; client host blocked");
+    let (mut s, _) = slow_session(SlowPolicy {
+        connect: Some(refusal),
+        ..Default::default()
+    });
+    let outs = s.start();
+    assert!(matches!(outs.as_slice(), [Output::Decide(_)]), "{outs:?}");
+    // A client that talks before the banner: kept until the decision, then dropped.
+    assert!(s.feed(b"EHLO early\r\nMAIL FROM:<a@x.test>\r\n").is_empty());
+    let Some(Output::Decide(d)) = outs.into_iter().next() else {
+        unreachable!()
+    };
+    let after = s.decided(block_on(d));
+    assert_eq!(
+        text_of(&after),
+        "554 5.7.1 Service unavailable; client host blocked\r\n<CLOSE>"
+    );
+    assert!(s.is_closed());
+    assert!(s.feed(b"NOOP\r\n").is_empty());
+}
+
+/// Refusals at EHLO and MAIL are the replies to those commands; the session stays usable.
+#[test]
+fn ehlo_and_mail_refusals_answer_their_command() {
+    let (mut s, _) = slow_session(SlowPolicy {
+        ehlo: Some(Reply::new(550, "5.7.1", "HELO name refused")),
+        ..Default::default()
+    });
+    let (t, _) = run(&mut s, b"EHLO bad\r\nMAIL FROM:<a@x.test>\r\n");
+    assert!(
+        t.ends_with("<DECIDE>550 5.7.1 HELO name refused\r\n503 5.5.1 Bad sequence of commands: send EHLO/HELO first\r\n"),
+        "{t}"
+    );
+    let (mut s, _) = slow_session(SlowPolicy {
+        mail: Some(Reply::new(550, "5.7.1", "Sender refused")),
+        ..Default::default()
+    });
+    let (t, _) = run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\n",
+    );
+    assert!(
+        t.ends_with("<DECIDE>550 5.7.1 Sender refused\r\n503 5.5.1 Bad sequence of commands: need MAIL command\r\n"),
+        "{t}"
+    );
+}
+
+/// A refusal at end-of-data is the reply to the DATA: nothing is submitted, and the next
+/// transaction works.
+#[test]
+fn end_of_data_refusal_commits_nothing() {
+    let refusal = Reply::new(550, "5.7.1", "Message content rejected");
+    let (mut s, _) = slow_session(SlowPolicy {
+        end_of_data: Some(refusal),
+        ..Default::default()
+    });
+    let (t, envs) = run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nbad\r\n.\r\n\
+          MAIL FROM:<a@x.test>\r\nNOOP\r\n",
+    );
+    assert!(envs.is_empty(), "a refused message was submitted");
+    assert!(
+        t.ends_with(
+            "354 Start mail input; end with <CRLF>.<CRLF>\r\n<DECIDE>550 5.7.1 Message content rejected\r\n\
+             <DECIDE>250 2.1.0 Sender OK\r\n250 2.0.0 OK\r\n"
+        ),
+        "{t}"
+    );
+}
+
+/// An answer of the wrong kind (a bug in a policy or the loop) is a temporary refusal, never an
+/// acceptance.
+#[test]
+fn a_mismatched_answer_is_a_temporary_refusal() {
+    let (mut s, _) = slow_session(SlowPolicy::default());
+    run(&mut s, b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
+    let outs = s.feed(b"RCPT TO:<alice@contoso.test>\r\n");
+    assert!(matches!(outs.as_slice(), [Output::Decide(_)]));
+    let after = s.decided(Answer::Verdict(Verdict::Accept));
+    assert_eq!(
+        text_of(&after),
+        "451 4.3.0 Temporary error evaluating policy; try again later\r\n"
+    );
+    // Answers nobody asked for are ignored.
+    assert!(s.decided(Answer::Verdict(Verdict::Accept)).is_empty());
+}
+
+// ----- spooling ---------------------------------------------------------------------------------
+
+fn spooling_session(threshold: usize, spool: Arc<MemorySpool>) -> Session<MapPolicy> {
+    let config = SessionConfig {
+        max_message_size: 35 * 1024 * 1024,
+        spool_threshold: threshold,
+        spool: Some(spool),
+        ..config(false)
+    };
+    let mut s = Session::new(config, Arc::new(MapPolicy), client());
+    run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n",
+    );
+    s
+}
+
+/// A 30 MB message arrives in 8 KiB reads: the session never holds more than the spool threshold
+/// and one read of it in memory, and the whole message reaches the spool file and the envelope.
+#[test]
+fn memory_per_session_is_bounded_while_a_large_message_arrives() {
+    const THRESHOLD: usize = 256 * 1024;
+    const READ: usize = 8192;
+    let spool = Arc::new(MemorySpool::default());
+    let mut s = spooling_session(THRESHOLD, spool.clone());
+    let line =
+        b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567\r\n";
+    let mut stream = Vec::with_capacity(READ + line.len());
+    let mut sent = 0usize;
+    let mut peak = 0usize;
+    while sent < 30 * 1024 * 1024 {
+        while stream.len() < READ {
+            stream.extend_from_slice(line);
+        }
+        let rest = stream.split_off(READ);
+        assert!(s.feed(&stream).is_empty());
+        sent += stream.len();
+        stream = rest;
+        peak = peak.max(s.memory_used());
+    }
+    stream.extend_from_slice(b".\r\n");
+    let (t, mut envs) = run(&mut s, &stream);
+    sent += stream.len() - 3;
+    assert!(t.starts_with("250 2.6.0"), "{t}");
+    assert!(peak <= THRESHOLD + READ, "a session held {peak} bytes");
+    let e = &mut envs[0];
+    assert!(e.content.is_spooled());
+    assert_eq!(e.content.len(), sent as u64);
+    assert_eq!(spool.files.lock().unwrap()[0].content.len(), sent);
+    assert!(e.content.head(100).unwrap().starts_with(b"0123456789"));
+}
+
+/// A refused message's spool file and an abandoned one's are removed; one that is submitted
+/// stays until the store takes it.
+#[test]
+fn refused_and_abandoned_messages_leave_no_spool_file() {
+    let spool = Arc::new(MemorySpool::default());
+    let big = format!("Subject: x\r\n\r\n{}", "text line\r\n".repeat(100));
+    // Refused: a bare LF.
+    let mut s = spooling_session(64, spool.clone());
+    let (t, envs) = run(&mut s, format!("{big}bare\nLF\r\n.\r\n").as_bytes());
+    assert!(
+        envs.is_empty() && t.ends_with("550 5.6.11 Invalid characters\r\n"),
+        "{t}"
+    );
+    // Abandoned: the connection ends inside the data.
+    let mut s = spooling_session(64, spool.clone());
+    run(&mut s, big.as_bytes());
+    drop(s);
+    {
+        let files = spool.files.lock().unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| !f.exists), "spool files left behind");
+    }
+    // Submitted: the file is the envelope's.
+    let mut s = spooling_session(64, spool.clone());
+    let (_, envs) = run(&mut s, format!("{big}.\r\n").as_bytes());
+    assert!(envs[0].content.is_spooled());
+    assert!(spool.files.lock().unwrap()[2].exists);
+    drop(envs);
+    assert!(!spool.files.lock().unwrap()[2].exists);
+}
+
+/// A spool file that cannot be written (a full disk): the message is refused with a temporary
+/// error after its end, and the session stays in step.
+#[test]
+fn a_spool_write_failure_is_a_temporary_error() {
+    let spool = Arc::new(MemorySpool {
+        fail_writes: true,
+        ..Default::default()
+    });
+    let mut s = spooling_session(64, spool);
+    let (t, envs) = run(
+        &mut s,
+        format!("{}.\r\nNOOP\r\n", "text line\r\n".repeat(100)).as_bytes(),
+    );
+    assert!(envs.is_empty());
+    assert!(
+        t.ends_with(
+            "451 4.3.0 Temporary error storing the message; try again later\r\n250 2.0.0 OK\r\n"
+        ),
+        "{t}"
+    );
+}
+
+// ----- RFC 5321 §4.5.1 postmaster ---------------------------------------------------------------
+
+/// `RCPT TO:<postmaster>` (any case, no domain) is accepted and handed to the policy as the bare
+/// postmaster; `MAIL FROM:<postmaster>` is not the null sender but a syntax error, while
+/// `MAIL FROM:<>` stays the null sender.
+#[test]
+fn postmaster_without_a_domain() {
+    let (t, envs) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<PostMaster>\r\n\
+          RCPT TO:<>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert_eq!(
+        codes(&t)[1..],
+        ["250", "250", "250", "501", "354", "250"],
+        "{t}"
+    );
+    assert_eq!(envs[0].recipients.len(), 1, "one copy for both spellings");
+    assert!(envs[0].recipients[0].address.is_bare_postmaster());
+    assert_eq!(envs[0].recipients[0].route, Route::Postmaster);
+
+    for line in [
+        &b"MAIL FROM:<postmaster>\r\n"[..],
+        b"MAIL FROM:<POSTMASTER>\r\n",
+        b"MAIL FROM:<@relay.test:postmaster>\r\n",
+    ] {
+        let mut s = session(false);
+        let (t, _) = run(&mut s, &[&b"EHLO c\r\n"[..], line].concat());
+        assert!(
+            t.ends_with("501 5.1.7 Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)\r\n"),
+            "{t}"
+        );
+        // No transaction was started.
+        let (t, _) = run(&mut s, b"RCPT TO:<alice@contoso.test>\r\n");
+        assert!(t.starts_with("503 5.5.1"), "{t}");
+    }
+    let (t, envs) = run(
+        &mut session(false),
+        b"EHLO c\r\nMAIL FROM:< >\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert!(t.contains("250 2.1.0"), "{t}");
+    assert!(envs[0].sender.is_none());
 }

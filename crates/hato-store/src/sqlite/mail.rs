@@ -69,6 +69,11 @@ impl MailStore for SqliteStore {
         }
     }
 
+    fn stage_spooled(&self, head: Vec<u8>, spool: &std::path::Path) -> Result<(StagedBlob, u64)> {
+        let (hash, size) = self.blobs.put_streamed(&head, spool)?;
+        Ok((StagedBlob { hash, inline: None }, size))
+    }
+
     fn collect_garbage(&self, min_age: std::time::Duration) -> Result<(usize, usize)> {
         let rows = self
             .write(|conn| {

@@ -1,4 +1,5 @@
-//! The embedded store: SQLite (WAL, `synchronous=FULL`) and a blob directory.
+//! The embedded store: SQLite (WAL, `synchronous=FULL`), a blob directory, and the spool and
+//! queue files of large messages (`crate::spool`).
 //!
 //! This module holds the connections, the writer thread (group commit) and the helpers several
 //! resources share; each resource's trait implementation lives in its own child module and uses
@@ -22,12 +23,13 @@ use crate::blobs::BlobDir;
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::schema::MIGRATIONS;
+use crate::spool::{self, FileSpool, QueueDir};
 use hato_core::directory::{MemberRef, Route, TenantId};
 use hato_core::trace::{RecipientStatus, TraceEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
 /// How many queued writes one transaction may take (group commit batch size).
@@ -45,6 +47,8 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     blobs: BlobDir,
+    spool: Arc<FileSpool>,
+    queue: QueueDir,
 }
 
 fn open_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
@@ -133,7 +137,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) 
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -155,6 +159,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            spool::after_commit(&conn, &queue);
         }
         let err = committed.err();
         for finish in finishers {
@@ -164,26 +170,46 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 impl SqliteStore {
-    /// Opens (creating on first start) the store under `data_dir`: `hato.db` and `blobs/`.
+    /// Opens (creating on first start) the store under `data_dir`: `hato.db`, `blobs/`,
+    /// `spool/` and `queue/`. Spool files (never committed) and queue files no message names (a
+    /// crash between a commit and a removal) are removed.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("hato.db");
         let mut conn = open_connection(&db_path, 16 * 1024)?;
         migrate(&mut conn)?;
+        let spool = Arc::new(FileSpool::open(&data_dir.join("spool"))?);
+        let queue = QueueDir::open(&data_dir.join("queue"))?;
+        let (stale_spool, stale_queue) = (spool.clear()?, queue.sweep(&conn)?);
+        if stale_spool + stale_queue > 0 {
+            tracing::info!(
+                "removed {stale_spool} uncommitted spool file(s) and {stale_queue} unreferenced queue file(s)"
+            );
+        }
+        spool::prepare_connection(&conn)?;
+        let writer_queue = queue.clone();
         let readers = (0..READERS)
             .map(|_| open_connection(&db_path, 8 * 1024).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("hato-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, writer_queue))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers,
             next_reader: AtomicUsize::new(0),
             blobs: BlobDir::open(&data_dir.join("blobs"))?,
+            spool,
+            queue,
         })
+    }
+
+    /// Where SMTP sessions put the content of large messages while it arrives
+    /// (`<data_dir>/spool/`); [`crate::QueueStore::enqueue`] moves such a file into the queue.
+    pub fn spool(&self) -> Arc<dyn hato_core::body::Spool> {
+        self.spool.clone()
     }
 
     /// Stops the writer after the writes already handed to it are committed.
@@ -365,13 +391,48 @@ pub(crate) fn set_status(
     Ok(())
 }
 
-/// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR).
+/// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR);
+/// its queue file, if it has one, is removed once this transaction commits.
 pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE messages SET content = NULL WHERE id = ?1 AND NOT EXISTS (\
-           SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
-    )?
-    .execute([message])?;
+    let released = conn
+        .prepare_cached(
+            "UPDATE messages SET content = NULL WHERE id = ?1 AND content IS NOT NULL AND NOT EXISTS (\
+               SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
+        )?
+        .execute([message])?;
+    if released > 0 {
+        spool::trash_queue_file(conn, message)?;
+        conn.prepare_cached(
+            "UPDATE messages SET spool = NULL WHERE id = ?1 AND spool IS NOT NULL",
+        )?
+        .execute([message])?;
+    }
+    Ok(())
+}
+
+/// A recipient that stays pending until `retry_at`; its `Defer` event is written once per
+/// reason, not once per retry.
+pub(crate) fn defer(
+    conn: &Connection,
+    rcpt: i64,
+    reason: &str,
+    retry_at: hato_core::Timestamp,
+    now: hato_core::Timestamp,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3")?
+        .execute(params![retry_at.0, now.0, rcpt])?;
+    let last: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT event, detail FROM trace_events WHERE recipient_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([rcpt], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if last
+        .as_ref()
+        .is_none_or(|(event, detail)| event != TraceEvent::Defer.as_str() || detail != reason)
+    {
+        add_event(conn, rcpt, now.0, TraceEvent::Defer, reason)?;
+    }
     Ok(())
 }
 
@@ -380,6 +441,7 @@ pub(crate) fn route_from(kind: &str, mailbox: Option<i64>, group: Option<i64>) -
         ("local", Some(id), _) => Route::Local(id),
         ("group", _, Some(id)) => Route::Group(id),
         ("relay", _, _) => Route::Relay,
+        ("postmaster", _, _) => Route::Postmaster,
         _ => Route::Remote,
     }
 }

@@ -1,8 +1,9 @@
 //! The durable queue: received messages, their recipients' delivery state, and NDR work.
 
-use super::{SqliteStore, add_event, release_spool, route_from, set_status};
+use super::{SqliteStore, add_event, defer, release_spool, route_from, set_status};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
+use crate::spool;
 use crate::traits::QueueStore;
 use crate::types::*;
 use hato_core::Timestamp;
@@ -13,11 +14,25 @@ use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeMap;
 
 impl QueueStore for SqliteStore {
-    fn enqueue(&self, m: NewMessage) -> Pending<()> {
+    /// A spooled message's file is synced and moved into the queue directory here, on the
+    /// caller's thread (it blocks: call it from blocking code), before its row is committed.
+    fn enqueue(&self, mut m: NewMessage) -> Pending<()> {
+        let spooled_len = m.spooled.as_ref().map_or(0, |s| s.len);
+        let spool = match m.spooled.take() {
+            None => None,
+            Some(spooled) => match self.queue.adopt(spooled, &m.trace_id) {
+                Ok(name) => Some(name),
+                Err(e) => return Pending::failed(e),
+            },
+        };
+        // Removes the queue file if its row is not written (the savepoint rolls back).
+        let unclaimed = spool
+            .clone()
+            .map(|name| spool::Unclaimed::new(self.queue.clone(), name));
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 m.trace_id,
@@ -27,9 +42,10 @@ impl QueueStore for SqliteStore {
                 m.helo,
                 m.message_id.as_deref().unwrap_or(""),
                 m.subject.as_deref().unwrap_or(""),
-                m.content.len() as i64,
+                (m.content.len() as u64 + spooled_len) as i64,
                 m.content,
-                m.authenticated
+                m.authenticated,
+                spool
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -57,6 +73,9 @@ impl QueueStore for SqliteStore {
                 let msg: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [original], |r| r.get(0))?;
                 release_spool(conn, msg)?;
             }
+            if let Some(file) = unclaimed {
+                file.claimed();
+            }
             Ok(())
         })
     }
@@ -66,7 +85,7 @@ impl QueueStore for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, m.authenticated_mailbox \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
-                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group') AND r.next_attempt <= ?1 \
+                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group', 'postmaster') AND r.next_attempt <= ?1 \
                  ORDER BY r.next_attempt, r.id LIMIT ?2",
             )?;
             let mut by_message: BTreeMap<i64, QueuedMessage> = BTreeMap::new();
@@ -92,17 +111,26 @@ impl QueueStore for SqliteStore {
                             sender: r.get(7)?,
                             received: Timestamp(r.get(8)?),
                             content: Vec::new(),
+                            spool: None,
                             recipients: vec![rcpt],
                             authenticated: r.get(11)?,
                         },
                     );
                 }
             }
-            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut content = conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
             let mut out = Vec::with_capacity(by_message.len());
+            // A bounded amount of content at once; the messages left out come in the next batch.
+            let mut loaded = 0;
             for (id, mut q) in by_message {
-                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                if loaded >= crate::DUE_CONTENT_BUDGET {
+                    break;
+                }
+                let (c, spool): (Option<Vec<u8>>, Option<String>) =
+                    content.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 q.content = c.ok_or_else(|| StoreError::Corrupt(format!("message {id} lost its spooled content")))?;
+                q.spool = spool.map(|name| self.queue.path(&name)).transpose()?;
+                loaded += q.content.len();
                 out.push(q);
             }
             Ok(out)
@@ -161,6 +189,7 @@ impl QueueStore for SqliteStore {
                             set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
                             add_event(conn, *rcpt, now.0, TraceEvent::Fail, reply)?;
                         }
+                        RecipientOutcome::Defer { reason, retry_at } => defer(conn, *rcpt, reason, *retry_at, now)?,
                     }
                 }
                 release_spool(conn, o.message_id)?;
@@ -211,11 +240,20 @@ impl QueueStore for SqliteStore {
                     }
                 }
             }
-            let mut content = conn.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+            let mut content = conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
             let mut out = Vec::new();
             for ((id, _), mut w) in by_key {
-                let c: Option<Vec<u8>> = content.query_row([id], |r| r.get(0))?;
+                let (c, spool): (Option<Vec<u8>>, Option<String>) =
+                    content.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 w.content = c.unwrap_or_default();
+                // An NDR quotes the original's header block only; without its queue file it
+                // still goes out, quoting what is left.
+                if let Some(name) = spool {
+                    match self.queue.head(&name, crate::HEAD_BYTES) {
+                        Ok(head) => w.content.extend(head),
+                        Err(e) => tracing::warn!("message {id}: queue file {name}: {e}"),
+                    }
+                }
                 out.push(w);
             }
             Ok(out)

@@ -141,7 +141,13 @@ impl TraceStore for SqliteStore {
 
     fn purge_trace(&self, before: Timestamp) -> Pending<usize> {
         self.write(move |conn| {
-            // A message still being worked on keeps its trace whatever its age.
+            // A message still being worked on keeps its trace whatever its age. A queue file
+            // left with a finished message goes with it.
+            conn.execute(
+                "INSERT INTO temp.spool_trash(name) SELECT spool FROM messages \
+                 WHERE received < ?1 AND content IS NULL AND spool IS NOT NULL",
+                [before.0],
+            )?;
             let n = conn.execute(
                 "DELETE FROM messages WHERE received < ?1 AND content IS NULL",
                 [before.0],

@@ -67,6 +67,7 @@ impl DeliveryAgent {
                 Resolution::UnknownInRelayDomain { tenant } | Resolution::UnknownInAuthoritativeDomain { tenant } => {
                     (Route::Relay, tenant, vec![])
                 }
+                Resolution::Postmaster { tenant: domain_tenant } => (Route::Postmaster, domain_tenant.unwrap_or(tenant), vec![]),
                 Resolution::NotAccepted => (
                     Route::Remote,
                     tenant,
@@ -229,6 +230,7 @@ fn generated(
         message_id: Some(summary.message_id),
         subject: Some(summary.subject),
         content: stored,
+        spooled: None,
         recipients,
         receive_detail,
         reports_on,

@@ -17,7 +17,7 @@ mod groups;
 pub use generated::join_request_notice;
 
 use crate::groupmail;
-use crate::routing::{Resolution, resolve};
+use crate::routing::{Resolution, platform_postmaster, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
 use hato_core::reply;
@@ -25,7 +25,7 @@ use hato_core::{Address, Clock, Timestamp};
 use hato_directory::Directory;
 use hato_store::{
     DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
-    QueuedMessage, QueuedRecipient, RecipientOutcome, Store, StoreError,
+    QueuedMessage, QueuedRecipient, RecipientOutcome, StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +38,14 @@ pub struct DeliveryAgent {
     hostname: String,
     queued: Arc<Notify>,
     trace_retention_days: u32,
+    /// The platform's postmaster mailbox address (`smtp.postmaster`), if any.
+    postmaster: Option<Address>,
 }
 
 const BATCH: usize = 512;
+/// How often mail for an unconfigured platform postmaster is looked at again: a configuration
+/// change (a restart, or the mailbox created) takes effect within this.
+const POSTMASTER_RETRY_SECS: i64 = 10;
 /// Blob files younger than this are never collected (a delivery may be about to reference one).
 const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Exchange expires unanswered moderation requests after two days.
@@ -57,7 +62,8 @@ struct GroupWork {
 }
 
 /// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender (without control
-/// characters, so that no stored sender can end the field: RFC 5322 §2.2).
+/// characters, so that no stored sender can end the field: RFC 5322 §2.2). For a spooled message
+/// this is the part before its queue file.
 fn stored_form(m: &QueuedMessage) -> Vec<u8> {
     let sender = crate::headers::without_controls(&m.sender);
     let mut stored = format!("Return-Path: <{sender}>\r\n").into_bytes();
@@ -107,6 +113,7 @@ impl DeliveryAgent {
         hostname: String,
         queued: Arc<Notify>,
         trace_retention_days: u32,
+        postmaster: Option<Address>,
     ) -> Arc<Self> {
         let store = directory.store().clone();
         Arc::new(DeliveryAgent {
@@ -116,6 +123,7 @@ impl DeliveryAgent {
             hostname,
             queued,
             trace_retention_days,
+            postmaster,
         })
     }
 
@@ -239,6 +247,10 @@ impl DeliveryAgent {
                 .recipients
                 .drain(..)
                 .partition(|r| matches!(r.route, Route::Group(_)));
+            if !group_rcpts.is_empty() {
+                // Group mailboxes and moderation requests take the whole message.
+                message.load_whole()?;
+            }
             for r in group_rcpts {
                 groups.push(self.route_group(&message, &r)?);
             }
@@ -251,10 +263,6 @@ impl DeliveryAgent {
     }
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
-        let stored = stored_form(&m);
-        let summary = summarize(&m.content);
-        let size = stored.len() as u64;
-        let blob = self.store.stage_blob(stored)?;
         let mut recipients = Vec::with_capacity(m.recipients.len());
         for r in &m.recipients {
             let outcome = match r.route {
@@ -262,10 +270,26 @@ impl DeliveryAgent {
                     mailbox,
                     folder: Folder::Inbox,
                 },
+                Route::Postmaster => self.postmaster_outcome()?,
                 Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
             };
             recipients.push((r.id, outcome));
         }
+        let summary = summarize(&m.head()?);
+        let stores = recipients
+            .iter()
+            .any(|(_, o)| matches!(o, RecipientOutcome::Store { .. }));
+        let (blob, size) = match &m.spool {
+            // Nothing to file (failures, deferrals): nothing to stage.
+            _ if !stores => (StagedBlob::default(), 0),
+            // A large message is streamed from its queue file into the blob directory.
+            Some(spool) => self.store.stage_spooled(stored_form(&m), spool)?,
+            None => {
+                let stored = stored_form(&m);
+                let size = stored.len() as u64;
+                (self.store.stage_blob(stored)?, size)
+            }
+        };
         Ok(DeliveryOutcome {
             message_id: m.id,
             blob,
@@ -275,6 +299,23 @@ impl DeliveryAgent {
             null_sender: m.sender.is_empty(),
             recipients,
         })
+    }
+
+    /// Mail for the platform's postmaster: to the mailbox `smtp.postmaster` names, or kept in
+    /// the queue (with a `Defer` event saying why) until there is one.
+    fn postmaster_outcome(&self) -> Result<RecipientOutcome, StoreError> {
+        Ok(
+            match platform_postmaster(&self.directory, self.postmaster.as_ref())? {
+                Ok(mailbox) => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Inbox,
+                },
+                Err(reason) => RecipientOutcome::Defer {
+                    reason,
+                    retry_at: self.clock.now().plus_seconds(POSTMASTER_RETRY_SECS),
+                },
+            },
+        )
     }
 
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
@@ -303,6 +344,7 @@ impl DeliveryAgent {
                     addr.domain()
                 ),
             },
+            Resolution::Postmaster { .. } => self.postmaster_outcome()?,
             Resolution::UnknownInAuthoritativeDomain { .. } | Resolution::NotAccepted => {
                 RecipientOutcome::Fail {
                     reply: reply::RECIPIENT_NOT_FOUND.to_string(),

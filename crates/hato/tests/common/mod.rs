@@ -338,6 +338,11 @@ impl Smtp {
         }
     }
 
+    /// A second handle on the connection, for writing from another thread.
+    pub fn writer(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone stream")
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }

@@ -1,0 +1,127 @@
+//! The session's hook points (architecture decision 10): at connect (before the banner), EHLO,
+//! MAIL, RCPT and end-of-data the session asks its [`SmtpPolicy`], giving it the
+//! [`ClientContext`] and what the hook is about.
+//!
+//! A decision may be known at once ([`Decision::Ready`]) or only later ([`Decision::Pending`]: a
+//! directory read, a DNS lookup). The session does no I/O and never polls a future: for a pending
+//! decision it returns [`crate::Output::Decide`], keeps any pipelined input buffered, and goes on
+//! when the I/O loop hands the answer to [`crate::Session::decided`].
+
+use crate::session::Envelope;
+use hato_core::directory::{Route, TenantId};
+use hato_core::{Address, ClientContext, Reply};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A boxed future a policy returns for a decision that takes time.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A policy's answer: now, or later.
+pub enum Decision<T> {
+    Ready(T),
+    Pending(BoxFuture<T>),
+}
+
+impl<T> Decision<T> {
+    /// A decision that an asynchronous computation will make.
+    pub fn later(f: impl Future<Output = T> + Send + 'static) -> Self {
+        Decision::Pending(Box::pin(f))
+    }
+}
+
+/// Go on, or refuse with this reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Reject(Reply),
+}
+
+/// A recipient the policy accepted at RCPT time, and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedRecipient {
+    pub address: Address,
+    pub tenant_id: TenantId,
+    pub route: Route,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcptVerdict {
+    Accept(AcceptedRecipient),
+    Reject(Reply),
+}
+
+/// The decisions of a session's hook points. Every method but [`SmtpPolicy::rcpt`] accepts by
+/// default, so a stage implements only the hooks it needs; `rcpt` has no default because
+/// accepting a recipient means knowing its tenant and route.
+///
+/// The returned futures are `'static`: an implementation copies what it needs out of the
+/// arguments before it returns. Work that blocks (store reads) must leave the async workers
+/// (`tokio::task::spawn_blocking`), and must start only when the future is polled: the session
+/// may call a hook outside any runtime (in unit tests).
+pub trait SmtpPolicy: Send + Sync {
+    /// Before the banner (RFC 5321 §3.1). A refusal is sent instead of the 220 and the
+    /// connection is closed.
+    fn connect(&self, _client: &ClientContext) -> Decision<Verdict> {
+        Decision::Ready(Verdict::Accept)
+    }
+
+    /// EHLO or HELO with a syntactically valid name; a refusal is the reply to that command.
+    fn ehlo(&self, _client: &ClientContext, _host: &str) -> Decision<Verdict> {
+        Decision::Ready(Verdict::Accept)
+    }
+
+    /// MAIL FROM; `sender` is `None` for the null reverse-path. A refusal is the reply to MAIL.
+    fn mail(&self, _client: &ClientContext, _sender: Option<&Address>) -> Decision<Verdict> {
+        Decision::Ready(Verdict::Accept)
+    }
+
+    /// RCPT TO: accept the recipient (with its tenant and route) or refuse it.
+    fn rcpt(
+        &self,
+        client: &ClientContext,
+        sender: Option<&Address>,
+        recipient: &Address,
+    ) -> Decision<RcptVerdict>;
+
+    /// The data has ended and passed the DATA receiver's checks. A refusal is the reply to the
+    /// DATA; nothing is committed.
+    fn end_of_data(&self, _client: &ClientContext, _envelope: &Envelope) -> Decision<Verdict> {
+        Decision::Ready(Verdict::Accept)
+    }
+}
+
+/// The answer the I/O loop feeds back with [`crate::Session::decided`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Verdict(Verdict),
+    Rcpt(RcptVerdict),
+}
+
+/// A decision the I/O loop must await ([`crate::Output::Decide`]).
+pub struct PendingDecision(BoxFuture<Answer>);
+
+impl PendingDecision {
+    pub(crate) fn verdict(f: BoxFuture<Verdict>) -> Self {
+        PendingDecision(Box::pin(async move { Answer::Verdict(f.await) }))
+    }
+
+    pub(crate) fn rcpt(f: BoxFuture<RcptVerdict>) -> Self {
+        PendingDecision(Box::pin(async move { Answer::Rcpt(f.await) }))
+    }
+}
+
+impl Future for PendingDecision {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for PendingDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingDecision")
+    }
+}

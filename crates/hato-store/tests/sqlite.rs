@@ -153,7 +153,7 @@ fn delivery_applies_quota_and_is_idempotent() {
     assert!(detail[1].detail.starts_with("554 5.2.2 mailbox full"));
     let mb = s.mailbox_by_address("a@contoso.test").unwrap().unwrap();
     assert_eq!(mb.used_bytes, 6_000);
-    let ndrs = s.due_ndrs(10).unwrap();
+    let ndrs = s.due_ndrs(Timestamp(12), 10).unwrap();
     assert_eq!(ndrs.len(), 1);
     assert_eq!(ndrs[0].failed[0].address, "alice@contoso.test");
     assert!(s.due_deliveries(Timestamp(20), 100).unwrap().is_empty());

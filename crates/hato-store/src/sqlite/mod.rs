@@ -280,8 +280,11 @@ pub(crate) fn set_status(
     ndr_state: i64,
     now: i64,
 ) -> Result<()> {
+    // An NDR owed now is due now, whatever the recipient waited for before (moderation holds
+    // it at the end of time; deferrals push it later).
     conn.prepare_cached(
-        "UPDATE recipients SET status = ?1, ndr_state = ?2, updated = ?3 WHERE id = ?4",
+        "UPDATE recipients SET status = ?1, ndr_state = ?2, updated = ?3, \
+         next_attempt = CASE WHEN ?2 = 1 THEN ?3 ELSE next_attempt END WHERE id = ?4",
     )?
     .execute(params![status.as_str(), ndr_state, now, recipient])?;
     Ok(())

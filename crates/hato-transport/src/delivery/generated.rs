@@ -6,7 +6,7 @@ use crate::routing::{Resolution, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
 use hato_core::trace::TraceEvent;
-use hato_core::{Address, Timestamp, id};
+use hato_core::{Address, Timestamp};
 use hato_store::{NdrWork, NewMessage, NewRecipient, QueuedMessage, StoreError};
 
 impl DeliveryAgent {
@@ -15,6 +15,7 @@ impl DeliveryAgent {
     pub(super) fn approval_request(
         &self,
         m: &QueuedMessage,
+        recipient: i64,
         tenant: i64,
         group: &str,
         moderators: &[(i64, String)],
@@ -24,7 +25,7 @@ impl DeliveryAgent {
             return None;
         }
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        let trace_id = derived_trace_id(m.received, &format!("approval request for {recipient}"));
         let summary = summarize(&m.content);
         let sender = if m.sender.is_empty() {
             "<>"
@@ -93,7 +94,9 @@ impl DeliveryAgent {
     /// it can never cause another NDR (RFC 5321 §4.5.5).
     pub(super) fn ndr_message(&self, work: &NdrWork) -> Result<NewMessage, StoreError> {
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        // A failed recipient is reported by exactly one NDR, so the first one names this NDR.
+        let first = work.failed.first().map(|f| f.id).unwrap_or_default();
+        let trace_id = derived_trace_id(work.received, &format!("NDR for {first}"));
         let tenant = work.failed.first().map(|f| f.tenant_id).unwrap_or_default();
         let (route, tenant_id, extra_events) = match Address::parse(&work.sender) {
             Ok(addr) => match resolve(&self.directory, &addr)? {
@@ -172,4 +175,25 @@ impl DeliveryAgent {
             reports_on,
         }
     }
+}
+
+/// The trace id of a message hato generates, derived from what it answers (`seed`) instead of
+/// drawn at random: a step retried after a crash builds the same message with the same id, and
+/// the store refuses it as queued already (`QueueStore::enqueue`), so nobody gets it twice.
+/// UUID-shaped like [`hato_core::id::new_trace_id`]: the first 48 bits are `at` in milliseconds
+/// (the original's arrival, so the id sorts near it), the rest come from SHA-256 of the seed,
+/// with the version 8 (custom) and variant bits of RFC 9562 §5.8.
+pub(crate) fn derived_trace_id(at: Timestamp, seed: &str) -> String {
+    let hash = hato_store::hash_token(seed);
+    let millis = (at.0 / 1000).max(0) as u64;
+    let time = format!("{:012x}", millis & 0xffff_ffff_ffff);
+    let variant = ["8", "9", "a", "b"][usize::from(hash.as_bytes()[3] & 3)];
+    format!(
+        "{}-{}-8{}-{variant}{}-{}",
+        &time[0..8],
+        &time[8..12],
+        &hash[0..3],
+        &hash[4..7],
+        &hash[8..20]
+    )
 }

@@ -1,6 +1,7 @@
 //! Conversations: the threading headers of a message, subject normalisation, and the choice of a
 //! new message's conversation.
 
+use super::dedupe_in_order;
 use mail_parser::MessageParser;
 
 /// What threading needs from a message's headers (RFC 5322 §3.6.4).
@@ -42,15 +43,11 @@ pub fn thread_headers(content: &[u8]) -> ThreadHeaders {
             .collect()
     };
     let ids_of = |name: &str| -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
-        for value in raw_values(name) {
-            for id in message_ids(&value) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-        ids
+        let ids: Vec<String> = raw_values(name)
+            .iter()
+            .flat_map(|value| message_ids(value))
+            .collect();
+        dedupe_in_order(ids)
     };
     let subject = msg.subject().unwrap_or("").trim().to_string();
     ThreadHeaders {
@@ -291,21 +288,40 @@ pub const MAX_THREAD_LOOKUPS: usize = 64;
 ///    looked up. The caller decides how wide `by_subject` looks (for example only conversations
 ///    active in the last weeks, as generic subjects such as "question" recur).
 /// 3. Otherwise `None`: the message starts a new conversation.
-pub fn choose_conversation<C: Clone>(
+///
+/// This is the one threading rule: the delivery agent files group mail with
+/// [`try_choose_conversation`], which is this with lookups that can fail (store reads).
+pub fn choose_conversation<C>(
     h: &ThreadHeaders,
     by_message_id: impl Fn(&str) -> Option<C>,
     by_subject: impl Fn(&str) -> Option<C>,
 ) -> Option<C> {
-    h.in_reply_to
+    let never = |r: Option<C>| Ok::<_, std::convert::Infallible>(r);
+    match try_choose_conversation(h, |id| never(by_message_id(id)), |s| never(by_subject(s))) {
+        Ok(c) => c,
+        Err(never) => match never {},
+    }
+}
+
+/// [`choose_conversation`] with fallible lookups: the first error ends the search and is returned.
+pub fn try_choose_conversation<C, E>(
+    h: &ThreadHeaders,
+    mut by_message_id: impl FnMut(&str) -> Result<Option<C>, E>,
+    mut by_subject: impl FnMut(&str) -> Result<Option<C>, E>,
+) -> Result<Option<C>, E> {
+    let candidates = h
+        .in_reply_to
         .iter()
         .take(MAX_THREAD_LOOKUPS)
-        .chain(h.references.iter().rev().take(MAX_THREAD_LOOKUPS))
-        .find_map(|id| by_message_id(id))
-        .or_else(|| {
-            if h.normalized_subject.is_empty() {
-                None
-            } else {
-                by_subject(&h.normalized_subject)
-            }
-        })
+        .chain(h.references.iter().rev().take(MAX_THREAD_LOOKUPS));
+    for id in candidates {
+        if let Some(c) = by_message_id(id)? {
+            return Ok(Some(c));
+        }
+    }
+    if h.normalized_subject.is_empty() {
+        Ok(None)
+    } else {
+        by_subject(&h.normalized_subject)
+    }
 }

@@ -199,7 +199,7 @@ async fn filing_a_message_with_100000_references_looks_up_a_bounded_number() {
     let reply = groupmail::thread_headers(
         format!("Subject: other\r\n{references} <root@x.test>\r\n\r\n").as_bytes(),
     );
-    assert_eq!(reply.references.len(), 100_001);
+    assert_eq!(reply.references.len(), groupmail::MAX_THREAD_LOOKUPS);
     let found = groups::group_conversation(&counting, w.team, &reply).unwrap();
     assert_eq!(found, Some(root[0].conversation_id));
     assert_eq!(counting.by_message_id.load(Ordering::Relaxed), 1);
@@ -214,7 +214,7 @@ async fn filing_a_message_with_100000_references_looks_up_a_bounded_number() {
         )
         .as_bytes(),
     );
-    assert_eq!(stray.references.len(), 100_001);
+    assert!(!stray.references.contains(&"root@x.test".to_string()));
     let found = groups::group_conversation(&counting, w.team, &stray).unwrap();
     assert_eq!(found, Some(root[0].conversation_id));
     assert_eq!(

@@ -80,6 +80,27 @@ pub struct CalendarItem {
 /// - Invitations inside an attached message (`message/rfc822`) are not looked at: a forwarded
 ///   invitation was not sent to the group.
 pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
+    // Only a multipart or a calendar message can hold an invitation; for the others (most mail)
+    // the whole message need not be parsed. Only the Content-Type field is read for that.
+    let top = crate::only_fields(crate::header_block(content), &["Content-Type"]);
+    let could_hold_one = MessageParser::new()
+        .parse_headers(&top)
+        .and_then(|m| {
+            m.content_type().map(|ct| {
+                let main = ct.ctype().trim();
+                main.eq_ignore_ascii_case("multipart")
+                    || is_calendar_type(&format!(
+                        "{}/{}",
+                        main.to_ascii_lowercase(),
+                        ct.subtype().unwrap_or("").trim().to_ascii_lowercase()
+                    ))
+            })
+        })
+        // RFC 2045 §5.2: no Content-Type means text/plain.
+        .unwrap_or(false);
+    if !could_hold_one {
+        return Vec::new();
+    }
     let Some(msg) = MessageParser::new().parse(content) else {
         return Vec::new();
     };

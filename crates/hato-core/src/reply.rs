@@ -200,6 +200,9 @@ pub const NO_ROUTE_INTERNAL_RELAY: Reply = Reply::new(
     "5.4.4",
     "Unable to route: no outbound connector for this internal-relay domain",
 );
+/// A recipient whose processing kept failing (deferred with backoff until its attempts ran
+/// out): Exchange's text for a message that was not delivered before it expired.
+pub const MESSAGE_EXPIRED: Reply = Reply::new(550, "4.4.7", "QUEUE.Expired; message expired");
 pub const RECIPIENT_NOT_FOUND: Reply = Reply::new(
     550,
     "5.1.10",

@@ -342,4 +342,19 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX recipients_due;
     CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending' AND route IN ('local', 'relay', 'group', 'postmaster');
     "#,
+    // 10: per-message work stays linear and a failing item waits instead of stalling the queue.
+    // - Expansion asks "is this address already a recipient of the message?" once per member:
+    //   an index on (message_id, address) answers it without scanning the message's recipients
+    //   (a 100,000-member expansion did 5 billion row visits with the index on message_id alone).
+    //   It also serves every lookup by message_id, so the old single-column index goes.
+    // - `release_spool` runs after every delivery batch and asks whether any recipient of the
+    //   message is still open: a partial index holds only the open ones.
+    // - `attempts` counts how often processing a recipient failed (deferral with backoff, then
+    //   failure with an NDR); `ndr_state` 3 means the NDR itself could not be generated.
+    r#"
+    CREATE INDEX recipients_message_address ON recipients(message_id, address);
+    DROP INDEX recipients_message;
+    CREATE INDEX recipients_open ON recipients(message_id) WHERE status = 'Pending' OR ndr_state = 1;
+    ALTER TABLE recipients ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -138,7 +138,18 @@ pub trait ModerationStore: Send + Sync {
 pub trait GroupMailboxStore: Send + Sync {
     /// Files a message in a group mailbox (threading it into a conversation) for a recipient
     /// that is still pending; returns false if it was already handled.
+    /// Filing twice for the same recipient (a retry after a crash) files nothing the second time.
     fn file_group_item(&self, item: NewGroupItem) -> Pending<bool>;
+    /// The conversation of the group's item with this Message-ID (without `<>`), if any.
+    fn conversation_of_message(&self, group: GroupId, message_id: &str) -> Result<Option<i64>>;
+    /// The most recently active conversation of the group with this normalized subject.
+    fn conversation_by_subject(&self, group: GroupId, normalized: &str) -> Result<Option<i64>>;
+    /// The group calendar's entries with these UIDs: (UID, event JSON); one indexed lookup each.
+    fn group_calendar_entries(
+        &self,
+        group: GroupId,
+        uids: &[String],
+    ) -> Result<Vec<(String, String)>>;
     fn conversations(&self, group: GroupId) -> Result<Vec<Conversation>>;
     fn group_items(&self, group: GroupId, conversation: Option<i64>) -> Result<Vec<GroupItem>>;
     /// The group calendar: (UID, event JSON).
@@ -148,15 +159,42 @@ pub trait GroupMailboxStore: Send + Sync {
 /// The durable queue: messages with per-recipient state, and the trace events of each recipient.
 pub trait QueueStore: Send + Sync {
     /// Commits a received message, its recipients and their first trace events (group commit).
+    /// A message whose trace id is already queued is refused with [`crate::StoreError::Conflict`]
+    /// (for a generated message with a derived trace id: it was queued before).
     fn enqueue(&self, message: NewMessage) -> Pending<()>;
     /// Messages with recipients waiting for local delivery (or for a routing decision), oldest
     /// first: `limit` recipients at most, and messages whose content stays within
     /// [`crate::DUE_CONTENT_BUDGET`].
     fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
-    fn complete_deliveries(&self, outcomes: Vec<DeliveryOutcome>, now: Timestamp) -> Pending<()>;
-    /// Failed recipients whose sender has not yet been sent an NDR, grouped by message.
-    fn due_ndrs(&self, limit: usize) -> Result<Vec<NdrWork>>;
+    /// An outcome whose writes fail is rolled back alone and returned; the others are applied.
+    fn complete_deliveries(
+        &self,
+        outcomes: Vec<DeliveryOutcome>,
+        now: Timestamp,
+    ) -> Pending<Vec<FailedOutcome>>;
+    /// Failed recipients whose sender has not yet been sent an NDR and whose NDR is due at `now`,
+    /// grouped by message.
+    fn due_ndrs(&self, now: Timestamp, limit: usize) -> Result<Vec<NdrWork>>;
+    /// Recipients whose processing failed: each stays `Pending`, not due again before the
+    /// policy's backoff, with a `Defer` event giving the reason; the `max_attempts`-th failure
+    /// fails it (`final_reply` + the reason, an NDR owed). Recipients no longer pending are left
+    /// alone.
+    fn defer_recipients(
+        &self,
+        deferrals: Vec<Deferral>,
+        policy: RetryPolicy,
+        final_reply: String,
+        now: Timestamp,
+    ) -> Pending<()>;
+    /// Failed recipients whose NDR could not be generated: the NDR is retried after the policy's
+    /// backoff; after `max_attempts` failures it is given up (`ndr_state` 3, a `Dsn` event).
+    fn defer_ndrs(
+        &self,
+        deferrals: Vec<Deferral>,
+        policy: RetryPolicy,
+        now: Timestamp,
+    ) -> Pending<()>;
 }
 
 /// Mailbox folders and the messages in them.

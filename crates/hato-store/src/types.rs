@@ -87,6 +87,9 @@ pub struct QueuedMessage {
     pub content: Vec<u8>,
     /// A large message's queue file: the rest of its content.
     pub spool: Option<std::path::PathBuf>,
+    /// Why the spooled content could not be read (then `content` is empty): the message's
+    /// recipients are deferred, not the whole queue.
+    pub content_error: Option<String>,
     pub recipients: Vec<QueuedRecipient>,
     /// As [`NewMessage::authenticated`].
     pub authenticated: Option<MailboxId>,
@@ -177,6 +180,41 @@ pub struct StagedBlob {
     /// SHA-256 of the content, hex: the blob's name either way.
     pub hash: String,
     pub inline: Option<Vec<u8>>,
+}
+
+/// How a recipient whose processing failed is retried: after `first_delay_secs`, doubling up to
+/// `max_delay_secs`; the `max_attempts`-th failure fails it for good (with an NDR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first_delay_secs: i64,
+    pub max_delay_secs: i64,
+    pub max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempt`-th failure (1-based).
+    pub fn delay_secs(&self, attempt: u32) -> i64 {
+        let doublings = attempt.saturating_sub(1).min(62);
+        self.first_delay_secs
+            .saturating_mul(1i64 << doublings)
+            .min(self.max_delay_secs)
+    }
+}
+
+/// Recipients a step could not handle, and why.
+#[derive(Clone, Debug)]
+pub struct Deferral {
+    pub recipients: Vec<i64>,
+    pub reason: String,
+}
+
+/// A [`DeliveryOutcome`] that [`crate::traits::QueueStore::complete_deliveries`] could not apply
+/// (its writes were rolled back; the other outcomes of the batch were applied).
+#[derive(Clone, Debug)]
+pub struct FailedOutcome {
+    pub message_id: i64,
+    pub recipients: Vec<i64>,
+    pub error: crate::error::StoreError,
 }
 
 #[derive(Clone, Debug)]
@@ -464,9 +502,12 @@ pub struct NewGroupItem {
     pub subject: String,
     /// Message-ID without angle brackets.
     pub message_id: String,
-    /// Message-IDs this message refers to, most relevant first (In-Reply-To, then References
-    /// newest first).
-    pub references: Vec<String>,
+    /// The conversation the message belongs to, as the transport's threading rule chose it
+    /// (`hato_transport::groupmail::choose_conversation` over
+    /// [`crate::traits::GroupMailboxStore::conversation_of_message`] and
+    /// [`crate::traits::GroupMailboxStore::conversation_by_subject`]); `None`, or a conversation
+    /// that no longer exists in the group, starts a new one.
+    pub conversation: Option<i64>,
     pub normalized_subject: String,
     /// Calendar changes: (UID, Some(JSON of the event)) to add or replace, (UID, None) to remove.
     pub calendar: Vec<(String, Option<String>)>,

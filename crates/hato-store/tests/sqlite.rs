@@ -158,7 +158,7 @@ fn delivery_applies_quota_and_is_idempotent() {
     assert!(detail[1].detail.starts_with("554 5.2.2 mailbox full"));
     let mb = s.mailbox_by_address("a@contoso.test").unwrap().unwrap();
     assert_eq!(mb.used_bytes, 6_000);
-    let ndrs = s.due_ndrs(10).unwrap();
+    let ndrs = s.due_ndrs(Timestamp(12), 10).unwrap();
     assert_eq!(ndrs.len(), 1);
     assert_eq!(ndrs[0].failed[0].address, "alice@contoso.test");
     assert!(s.due_deliveries(Timestamp(20), 100).unwrap().is_empty());
@@ -544,6 +544,7 @@ fn deliver_to(s: &SqliteStore, q: &QueuedMessage, mailbox: i64, now: i64) -> Res
         Timestamp(now),
     )
     .wait()
+    .map(|failed| assert!(failed.is_empty(), "{failed:?}"))
 }
 
 #[test]
@@ -758,19 +759,8 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
         let migrated = table_shape(&conn, table);
         // Every old column is kept, in order (later migrations may add columns after them).
         assert_eq!(&migrated.0[..old.0.len()], &old.0[..], "{table} columns");
-        // Every old index is kept (later migrations may add more).
-        let names = |v: &[String]| -> Vec<String> {
-            v.iter()
-                .map(|i| i.split(' ').next().unwrap().to_string())
-                .collect()
-        };
-        let migrated_indexes = names(&migrated.1);
-        for index in names(&old.1) {
-            assert!(
-                migrated_indexes.contains(&index),
-                "{table} lost index {index}"
-            );
-        }
+        // The indexes are those of a fresh database (later migrations replace some of the old
+        // ones).
         assert_eq!(migrated, table_shape(&fresh, table), "{table} fresh");
         let sql: String = conn
             .query_row(

@@ -42,6 +42,10 @@ fn explain(code: &str) -> (&'static str, &'static str) {
             "The recipient's email address wasn't found at the destination domain.",
             "Check the recipient's address for typing errors and resend the message.",
         ),
+        "4.4.7" => (
+            "The message couldn't be delivered before it expired: processing it kept failing.",
+            "Try to resend the message later. If it fails again, forward this report to your email admin.",
+        ),
         "5.4.4" => (
             "The recipient's organisation routes this domain to its own mail server, but no route to it is configured.",
             "The recipient's email admin must configure an outbound connector for this domain. Tell them about this report.",
@@ -80,7 +84,7 @@ fn diagnostic(reply: &str) -> String {
 /// (its subject, its Message-ID) or its envelope can add a field or a body of its own.
 pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
     let original = summarize(input.original_content);
-    let headers = header_block(input.original_content);
+    let headers = truncated_headers(header_block(input.original_content), MAX_NDR_HEADERS);
     let recipients: Vec<String> = input
         .failed
         .iter()
@@ -177,6 +181,28 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
     let mut out = h.into_bytes();
     report.write_part(&mut out)?;
     Ok(out)
+}
+
+/// At most this much of the original's header block goes into an NDR. A header may be up to the
+/// whole 35 MB message size; Exchange likewise returns the original headers truncated, and a
+/// report should not cost its recipient (or the queue) the size of the original.
+pub const MAX_NDR_HEADERS: usize = 64 * 1024;
+
+/// `headers`, or its longest prefix of at most `max` bytes that ends with a line break (CRLF):
+/// every line in it is whole, and a folded field cut after one of its lines is still a
+/// well-formed field (RFC 5322 §2.2.3). RFC 5321 §4.5.3.1.6 limits a line to 1000 octets, so
+/// such a prefix is never much shorter than `max`; a block without any line break is cut at
+/// `max`. Looks at no more than `max` bytes.
+pub fn truncated_headers(headers: &[u8], max: usize) -> &[u8] {
+    if headers.len() <= max {
+        return headers;
+    }
+    let window = &headers[..max];
+    let end = window
+        .windows(2)
+        .rposition(|w| w == b"\r\n")
+        .map_or(max, |i| i + 2);
+    &headers[..end]
 }
 
 /// SMTP responses in reports are US-ASCII.
@@ -382,6 +408,65 @@ mod tests {
             let subject_want = without_controls(&subject_want);
             prop_assert_eq!(msg.subject().unwrap_or(""), subject_want.as_ref());
         }
+    }
+
+    #[test]
+    fn ndr_of_a_35_mb_header_keeps_a_bounded_prefix_cut_at_a_field() {
+        // A References field of ~1 million identifiers, one per folded line (RFC 5321 lines are
+        // at most 1000 octets): the worst case of the 35 MB message size limit.
+        let mut original =
+            b"From: bob@fabrikam.test\r\nMessage-ID: <m1@fabrikam.test>\r\nReferences:".to_vec();
+        let mut i = 0;
+        while original.len() < 35_000_000 {
+            original.extend_from_slice(format!(" <reference-{i:08}@fabrikam.test>\r\n").as_bytes());
+            i += 1;
+        }
+        original.extend_from_slice(b"Subject: After the references\r\n\r\nbody\r\n");
+        let headers = header_block(&original);
+        assert_eq!(headers.len(), original.len() - b"\r\nbody\r\n".len());
+        let summary = summarize(&original);
+        assert_eq!(summary.subject, "After the references");
+        assert_eq!(summary.message_id, "<m1@fabrikam.test>");
+
+        let failed = vec![FailedRecipient {
+            id: 1,
+            address: "alice@contoso.test".into(),
+            tenant_id: 1,
+            reply: "550 4.4.7 QUEUE.Expired; message expired".into(),
+        }];
+        let bytes = build(&NdrInput {
+            hostname: "mx.hato.test",
+            sender: "bob@fabrikam.test",
+            original_trace_id: "trace-1",
+            original_received: Timestamp(1_800_000_000_000_000),
+            original_content: &original,
+            failed: &failed,
+            now: Timestamp(1_800_000_100_000_000),
+            ndr_trace_id: "ndr-1",
+        })
+        .unwrap();
+        // The report holds at most MAX_NDR_HEADERS of the original, plus its own few KB.
+        assert!(
+            bytes.len() < MAX_NDR_HEADERS + 8 * 1024,
+            "{} bytes",
+            bytes.len()
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("Undeliverable: After the references"));
+        assert!(text.contains("Message-ID: <m1@fabrikam.test>"));
+        assert!(text.contains("<reference-00000000@fabrikam.test>"));
+        assert!(text.contains("couldn't be delivered before it expired"));
+
+        // The cut: the longest prefix within the bound that ends a line.
+        let cut = truncated_headers(headers, MAX_NDR_HEADERS);
+        assert!(cut.len() <= MAX_NDR_HEADERS && cut.len() > MAX_NDR_HEADERS - 100);
+        assert!(cut.ends_with(b"@fabrikam.test>\r\n"), "cut inside a line");
+        let fields = b"A: 1\r\nB: 2\r\n 3\r\nC: 4\r\n";
+        assert_eq!(truncated_headers(fields, 100), &fields[..]);
+        assert_eq!(truncated_headers(fields, 12), b"A: 1\r\nB: 2\r\n");
+        assert_eq!(truncated_headers(fields, 13), b"A: 1\r\nB: 2\r\n");
+        assert_eq!(truncated_headers(fields, 17), b"A: 1\r\nB: 2\r\n 3\r\n");
+        assert_eq!(truncated_headers(b"no line break at all", 5), b"no li");
     }
 
     #[test]

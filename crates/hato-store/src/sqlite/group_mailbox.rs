@@ -18,29 +18,25 @@ impl GroupMailboxStore for SqliteStore {
             if status.as_deref() != Some("Pending") {
                 return Ok(false);
             }
-            // Threading: a referenced message's conversation, else the same normalized subject.
-            let mut conversation: Option<i64> = None;
-            for reference in &item.references {
-                conversation = conn
-                    .prepare_cached("SELECT conversation_id FROM group_items WHERE group_id = ?1 AND message_id = ?2 LIMIT 1")?
-                    .query_row(params![item.group_id, reference], |r| r.get(0))
-                    .optional()?;
-                if conversation.is_some() {
-                    break;
-                }
+            // Filed already (a retry after a crash between filing and routing): the first
+            // attempt's item stands; filing again would break the one-item-per-recipient rule.
+            let filed: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM group_items WHERE recipient_id = ?1)")?
+                .query_row([item.recipient_id], |r| r.get(0))?;
+            if filed {
+                return Ok(false);
             }
-            if conversation.is_none() && !item.normalized_subject.is_empty() {
-                conversation = conn
-                    .prepare_cached("SELECT id FROM conversations WHERE group_id = ?1 AND normalized = ?2 ORDER BY last_activity DESC LIMIT 1")?
-                    .query_row(params![item.group_id, item.normalized_subject], |r| r.get(0))
-                    .optional()?;
-            }
-            let conversation = match conversation {
-                Some(c) => {
-                    conn.execute("UPDATE conversations SET last_activity = ?1 WHERE id = ?2", params![item.now.0, c])?;
-                    c
-                }
-                None => {
+            // The conversation the transport's threading rule chose, if it is still there.
+            let existing = match item.conversation {
+                Some(c) => conn
+                    .prepare_cached("UPDATE conversations SET last_activity = ?1 WHERE id = ?2 AND group_id = ?3")?
+                    .execute(params![item.now.0, c, item.group_id])?
+                    > 0,
+                None => false,
+            };
+            let conversation = match item.conversation {
+                Some(c) if existing => c,
+                _ => {
                     conn.execute(
                         "INSERT INTO conversations(group_id, topic, normalized, last_activity) VALUES (?1, ?2, ?3, ?4)",
                         params![item.group_id, item.subject, item.normalized_subject, item.now.0],
@@ -66,6 +62,46 @@ impl GroupMailboxStore for SqliteStore {
                 };
             }
             Ok(true)
+        })
+    }
+
+    fn conversation_of_message(&self, group: GroupId, message_id: &str) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT conversation_id FROM group_items WHERE group_id = ?1 AND message_id = ?2 LIMIT 1")?
+                .query_row(params![group, message_id], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn conversation_by_subject(&self, group: GroupId, normalized: &str) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id FROM conversations WHERE group_id = ?1 AND normalized = ?2 ORDER BY last_activity DESC LIMIT 1")?
+                .query_row(params![group, normalized], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn group_calendar_entries(
+        &self,
+        group: GroupId,
+        uids: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT item FROM group_calendar WHERE group_id = ?1 AND uid = ?2",
+            )?;
+            let mut out = Vec::new();
+            for uid in uids {
+                if let Some(item) = stmt
+                    .query_row(params![group, uid], |r| r.get::<_, String>(0))
+                    .optional()?
+                {
+                    out.push((uid.clone(), item));
+                }
+            }
+            Ok(out)
         })
     }
 

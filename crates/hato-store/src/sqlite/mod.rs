@@ -381,10 +381,13 @@ pub(crate) fn set_status(
     ndr_state: i64,
     now: i64,
 ) -> Result<()> {
-    // A recipient whose group reports to nobody (report_to '') never owes an NDR.
+    // A recipient whose group reports to nobody (report_to '') never owes an NDR. An NDR owed
+    // now is due now, whatever the recipient waited for before (moderation holds it at the end
+    // of time; deferrals push it later).
     conn.prepare_cached(
         "UPDATE recipients SET status = ?1, \
-           ndr_state = CASE WHEN ?2 = 1 AND report_to = '' THEN 0 ELSE ?2 END, \
+           ndr_state = CASE WHEN ?2 = 1 AND report_to IS '' THEN 0 ELSE ?2 END, \
+           next_attempt = CASE WHEN ?2 = 1 AND report_to IS NOT '' THEN ?3 ELSE next_attempt END, \
            updated = ?3 WHERE id = ?4",
     )?
     .execute(params![status.as_str(), ndr_state, now, recipient])?;

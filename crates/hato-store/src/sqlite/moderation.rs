@@ -8,7 +8,8 @@ use crate::types::{GroupOutcome, HeldMessage, ModerationState};
 use hato_core::Timestamp;
 use hato_core::directory::{GroupId, Route, TenantId};
 use hato_core::trace::{RecipientStatus, TraceEvent};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
 
 fn held_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldMessage> {
     let state: String = r.get(9)?;
@@ -31,6 +32,45 @@ fn held_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<HeldMessage> {
 const HELD_SELECT: &str = "SELECT h.id, h.recipient_id, h.group_id, h.tenant_id, m.trace_id, m.sender, m.subject, \
      m.received, h.expires, h.state, h.decided_by, h.comment \
      FROM moderation h JOIN recipients r ON r.id = h.recipient_id JOIN messages m ON m.id = r.message_id";
+
+/// The addresses a message already has recipients for, as expansion adds members.
+enum KnownAddresses {
+    /// Few members: one indexed lookup each (cheaper than reading a big message's recipients);
+    /// a member inserted meanwhile is seen by the next lookup (same transaction).
+    Lookup { message: i64 },
+    /// Many members: every address of the message, read once.
+    Set(HashSet<String>),
+}
+
+/// Above this many members an expansion reads the message's addresses into a set.
+const LOOKUP_MAX_MEMBERS: usize = 256;
+
+impl KnownAddresses {
+    fn new(conn: &Connection, message: i64, members: usize) -> Result<Self> {
+        if members <= LOOKUP_MAX_MEMBERS {
+            return Ok(KnownAddresses::Lookup { message });
+        }
+        let mut stmt =
+            conn.prepare_cached("SELECT address FROM recipients WHERE message_id = ?1")?;
+        let set = stmt
+            .query_map([message], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<HashSet<_>, _>>()?;
+        Ok(KnownAddresses::Set(set))
+    }
+
+    /// Records `address`; false when the message already had it.
+    fn insert(&mut self, conn: &Connection, address: &str) -> Result<bool> {
+        match self {
+            KnownAddresses::Set(set) => Ok(set.insert(address.to_string())),
+            KnownAddresses::Lookup { message } => {
+                let known: bool = conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND address = ?2)")?
+                    .query_row(params![*message, address], |r| r.get(0))?;
+                Ok(!known)
+            }
+        }
+    }
+}
 
 impl ModerationStore for SqliteStore {
     fn route_group_recipient(
@@ -56,6 +96,11 @@ impl ModerationStore for SqliteStore {
                         [message],
                         |r| r.get(0),
                     )?;
+                    // "Is this member already a recipient of the message?" in linear time: a few
+                    // members are looked up one by one (index on message_id, address); a big
+                    // expansion reads the message's addresses once into a set instead of running
+                    // a query per member.
+                    let mut known = KnownAddresses::new(conn, message, members.len())?;
                     let mut insert = conn.prepare_cached(
                         "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8)",
@@ -64,11 +109,7 @@ impl ModerationStore for SqliteStore {
                         // A member already among the message's recipients, in any state, gets no
                         // second copy; a group already routed is not expanded again, which is
                         // what ends loops between groups.
-                        let dup: Option<i64> = conn
-                            .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2 LIMIT 1")?
-                            .query_row(params![message, m.address], |r| r.get(0))
-                            .optional()?;
-                        if dup.is_some() {
+                        if !known.insert(conn, &m.address)? {
                             continue;
                         }
                         let (mailbox, group) = match m.route {
@@ -91,10 +132,14 @@ impl ModerationStore for SqliteStore {
                     }
                 }
                 GroupOutcome::Hold { group_id, tenant_id, expires, detail } => {
-                    conn.execute(
+                    let held = conn.execute(
                         "INSERT OR IGNORE INTO moderation(recipient_id, group_id, tenant_id, created, expires, state) VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
                         params![recipient, group_id, tenant_id, now.0, expires.0],
                     )?;
+                    if held == 0 {
+                        // Already held (this is a retry): nothing more to record.
+                        return Ok(false);
+                    }
                     // Not due again until a moderator decides (or it expires).
                     conn.execute("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3", params![i64::MAX, now.0, recipient])?;
                     add_event(conn, recipient, now.0, TraceEvent::Defer, &detail)?;

@@ -7,7 +7,7 @@ use crate::routing::{Resolution, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
 use hato_core::trace::TraceEvent;
-use hato_core::{Address, Timestamp, id};
+use hato_core::{Address, Timestamp};
 use hato_store::{NdrWork, NewMessage, NewRecipient, QueuedMessage, StoreError};
 
 impl DeliveryAgent {
@@ -16,6 +16,7 @@ impl DeliveryAgent {
     pub(super) fn approval_request(
         &self,
         m: &QueuedMessage,
+        recipient: i64,
         tenant: i64,
         group: &str,
         moderators: &[(i64, String)],
@@ -25,7 +26,7 @@ impl DeliveryAgent {
             return None;
         }
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        let trace_id = derived_trace_id(m.received, &format!("approval request for {recipient}"));
         let content = approval_request_content(&ApprovalRequest {
             hostname: &self.hostname,
             group,
@@ -58,7 +59,14 @@ impl DeliveryAgent {
     /// it can never cause another NDR (RFC 5321 §4.5.5).
     pub(super) fn ndr_message(&self, work: &NdrWork) -> Result<NewMessage, StoreError> {
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        // A failed recipient is reported by one NDR per addressee (the sender, and the group's
+        // owner when the group reports to its manager), so the first one and the addressee name
+        // this NDR.
+        let first = work.failed.first().map(|f| f.id).unwrap_or_default();
+        let trace_id = derived_trace_id(
+            work.received,
+            &format!("NDR for {first} to {}", work.sender),
+        );
         let tenant = work.failed.first().map(|f| f.tenant_id).unwrap_or_default();
         let (route, tenant_id, extra_events) = match Address::parse(&work.sender) {
             Ok(addr) => match resolve(&self.directory, &addr)? {
@@ -152,7 +160,7 @@ pub fn join_request_notice(
     if owners.is_empty() {
         return None;
     }
-    let trace_id = id::new_trace_id();
+    let trace_id = hato_core::id::new_trace_id();
     let (address, name) = (one_line(requester.0), one_line(requester.1));
     let group_name = one_line(group_name);
     let text = format!(
@@ -308,6 +316,27 @@ pub(crate) fn approval_request_content(r: &ApprovalRequest<'_>) -> std::io::Resu
     let mut out = h.into_bytes();
     body.write_part(&mut out)?;
     Ok(out)
+}
+
+/// The trace id of a message hato generates, derived from what it answers (`seed`) instead of
+/// drawn at random: a step retried after a crash builds the same message with the same id, and
+/// the store refuses it as queued already (`QueueStore::enqueue`), so nobody gets it twice.
+/// UUID-shaped like [`hato_core::id::new_trace_id`]: the first 48 bits are `at` in milliseconds
+/// (the original's arrival, so the id sorts near it), the rest come from SHA-256 of the seed,
+/// with the version 8 (custom) and variant bits of RFC 9562 §5.8.
+pub(crate) fn derived_trace_id(at: Timestamp, seed: &str) -> String {
+    let hash = hato_store::hash_token(seed);
+    let millis = (at.0 / 1000).max(0) as u64;
+    let time = format!("{:012x}", millis & 0xffff_ffff_ffff);
+    let variant = ["8", "9", "a", "b"][usize::from(hash.as_bytes()[3] & 3)];
+    format!(
+        "{}-{}-8{}-{variant}{}-{}",
+        &time[0..8],
+        &time[8..12],
+        &hash[0..3],
+        &hash[4..7],
+        &hash[8..20]
+    )
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@ use super::{
 };
 use crate::groupmail;
 use crate::summarize;
-use hato_core::directory::{GroupType, Route};
+use hato_core::directory::{GroupId, GroupType, Route};
 use hato_core::reply;
 use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, Sender};
 use hato_store::{
-    ExpandedRecipient, GroupOutcome, NewGroupItem, QueuedMessage, QueuedRecipient, StoreError,
+    ExpandedRecipient, GroupMailboxStore, GroupOutcome, NewGroupItem, QueuedMessage,
+    QueuedRecipient, StoreError,
 };
 
 impl DeliveryAgent {
@@ -70,7 +71,8 @@ impl DeliveryAgent {
                     "Held for moderation of group {name}; moderators: {}",
                     names.join(", ")
                 );
-                let notice = self.approval_request(m, r.tenant_id, &name, &moderators, expires);
+                let notice =
+                    self.approval_request(m, r.id, r.tenant_id, &name, &moderators, expires);
                 let mut w = work(GroupOutcome::Hold {
                     group_id,
                     tenant_id: r.tenant_id,
@@ -152,27 +154,20 @@ impl DeliveryAgent {
         let stored = stored_form(m);
         let summary = summarize(&m.content);
         let headers = groupmail::thread_headers(&m.content);
-        let mut references = headers.in_reply_to.clone();
-        references.extend(headers.references.iter().rev().cloned());
-        // Only messages with invitations touch the calendar; the others need not read it.
-        let invitations = groupmail::calendar_items(&m.content);
-        let mut calendar: Vec<groupmail::CalendarItem> = if invitations.is_empty() {
-            Vec::new()
-        } else {
+        // At most MAX_CALENDAR_ITEMS invitations, applied to the entries they name (one bounded
+        // read); the others are ignored and the trace says so.
+        let calendar = groupmail::calendar_update(groupmail::calendar_items(&m.content), |uids| {
             self.store
-                .group_calendar(group_id)?
-                .into_iter()
-                .filter_map(|(_, json)| calendar_from_json(&json))
-                .collect()
-        };
-        let mut touched = Vec::new();
-        for item in invitations {
-            touched.push(item.uid.clone());
-            groupmail::apply_to_calendar(&mut calendar, item);
-        }
+                .group_calendar_entries(group_id, uids)
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|(_, json)| calendar_from_json(json))
+                        .collect()
+                })
+        })?;
         let calendar_changes = calendar
+            .changes
             .iter()
-            .filter(|c| touched.contains(&c.uid))
             .map(|c| (c.uid.clone(), Some(calendar_to_json(c))))
             .collect();
         let size = stored.len() as u64;
@@ -184,7 +179,8 @@ impl DeliveryAgent {
             from: summary.from,
             subject: headers.subject.clone(),
             message_id: headers.message_id.clone().unwrap_or_default(),
-            references,
+            // Chosen when it is filed, after the items filed before it are committed.
+            conversation: None,
             normalized_subject: headers.normalized_subject.clone(),
             calendar: calendar_changes,
             now: self.clock.now(),
@@ -203,16 +199,38 @@ impl DeliveryAgent {
                 fail: None,
             })
             .collect();
-        let detail = format!(
+        let mut detail = format!(
             "Stored in the group mailbox of {name}; copies to {} subscriber(s)",
             members.len()
         );
+        if calendar.ignored > 0 {
+            detail.push_str(&format!(
+                "; {} calendar item(s) beyond the first {} of the message ignored",
+                calendar.ignored,
+                groupmail::MAX_CALENDAR_ITEMS
+            ));
+        }
         Ok(GroupWork {
             recipient: r.id,
             message: m.id,
             outcome: GroupOutcome::Expand { detail, members },
-            item: Some(item),
+            item: Some((item, headers)),
             notice: None,
         })
     }
+}
+
+/// The conversation of a message filed in a group mailbox: the one threading rule
+/// ([`groupmail::try_choose_conversation`]: at most [`groupmail::MAX_THREAD_LOOKUPS`] reference
+/// lookups, then the subject) over the group's filed items.
+pub(super) fn group_conversation(
+    store: &dyn GroupMailboxStore,
+    group: GroupId,
+    headers: &groupmail::ThreadHeaders,
+) -> Result<Option<i64>, StoreError> {
+    groupmail::try_choose_conversation(
+        headers,
+        |id| store.conversation_of_message(group, id),
+        |subject| store.conversation_by_subject(group, subject),
+    )
 }

@@ -13,6 +13,8 @@
 
 mod generated;
 mod groups;
+#[cfg(test)]
+mod tests;
 
 pub use generated::join_request_notice;
 
@@ -24,8 +26,8 @@ use hato_core::reply;
 use hato_core::{Address, Clock, Timestamp};
 use hato_directory::Directory;
 use hato_store::{
-    DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
-    QueuedMessage, QueuedRecipient, RecipientOutcome, StagedBlob, Store, StoreError,
+    Deferral, DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
+    QueuedMessage, QueuedRecipient, RecipientOutcome, RetryPolicy, StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +53,35 @@ const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Exchange expires unanswered moderation requests after two days.
 const MODERATION_EXPIRY_SECS: i64 = 2 * 86_400;
 
+/// How a recipient whose processing failed (a store error, a directory that cannot be loaded,
+/// unreadable content) is retried: after 1 minute, doubling up to an hour; the 12th failure
+/// (after about six hours) fails it with an NDR giving the reason. Exchange retries deferred
+/// mail for a day or two, but these are failures of hato itself, which a retry rarely cures.
+pub const PROCESSING_RETRY: RetryPolicy = RetryPolicy {
+    first_delay_secs: 60,
+    max_delay_secs: 3600,
+    max_attempts: 12,
+};
+
 /// The routing decision for one group recipient (and what to file first, for a group mailbox).
 struct GroupWork {
     recipient: i64,
     message: i64,
     outcome: GroupOutcome,
-    item: Option<NewGroupItem>,
+    /// For a Microsoft 365 group: the item to file, and the headers that thread it.
+    item: Option<(NewGroupItem, groupmail::ThreadHeaders)>,
     /// For a held message: the approval request to the moderators.
     notice: Option<NewMessage>,
+}
+
+/// What one step prepares (without writing anything).
+struct Prepared {
+    outcomes: Vec<DeliveryOutcome>,
+    groups: Vec<GroupWork>,
+    /// Recipients that could not be prepared, and why.
+    deferrals: Vec<Deferral>,
+    /// Messages looked at.
+    messages: usize,
 }
 
 /// RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender (without control
@@ -69,6 +92,16 @@ fn stored_form(m: &QueuedMessage) -> Vec<u8> {
     let mut stored = format!("Return-Path: <{sender}>\r\n").into_bytes();
     stored.extend_from_slice(&m.content);
     stored
+}
+
+/// Queues a message hato generated. Its trace id is derived from what it answers
+/// (`generated::derived_trace_id`), so the store's refusal of a trace id it already has means
+/// that a first attempt (before a crash, or a replayed step) queued this very message: done.
+async fn enqueue_generated(store: &dyn Store, message: NewMessage) -> Result<(), StoreError> {
+    match store.enqueue(message).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn calendar_to_json(c: &groupmail::CalendarItem) -> String {
@@ -180,49 +213,113 @@ impl DeliveryAgent {
 
     /// One pass: a batch of deliveries and group routings, expired moderation requests, then
     /// the NDRs they caused. Returns how much it did.
+    ///
+    /// What fails for one message or tenant (its directory cannot be loaded, a write conflicts,
+    /// its content is unreadable) defers that message's recipients with a backoff
+    /// ([`PROCESSING_RETRY`]) and a `Defer` event saying why; the rest of the batch goes on. Only
+    /// a failure of the store as a whole (it cannot read the queue or record a deferral) ends
+    /// the step with an error.
     pub async fn step(self: Arc<Self>) -> Result<usize, StoreError> {
         let this = self.clone();
-        let (outcomes, groups, n) = tokio::task::spawn_blocking(move || this.prepare_deliveries())
+        let Prepared {
+            outcomes,
+            groups,
+            mut deferrals,
+            messages,
+        } = tokio::task::spawn_blocking(move || this.prepare_deliveries())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
         let now = self.clock.now();
         if !outcomes.is_empty() {
-            self.store.complete_deliveries(outcomes, now).await?;
+            for failed in self.store.complete_deliveries(outcomes, now).await? {
+                deferrals.push(Deferral {
+                    recipients: failed.recipients,
+                    reason: failed.error.to_string(),
+                });
+            }
         }
         for work in groups {
-            if let Some(item) = work.item {
-                self.store.file_group_item(item).await?;
-            }
-            let applied = self
-                .store
-                .route_group_recipient(work.recipient, work.message, work.outcome, now)
-                .await?;
-            if let (true, Some(notice)) = (applied, work.notice) {
-                self.store.enqueue(notice).await?;
-                self.queued.notify_one();
+            let recipient = work.recipient;
+            if let Err(e) = self.apply_group_work(work, now).await {
+                deferrals.push(Deferral {
+                    recipients: vec![recipient],
+                    reason: e.to_string(),
+                });
             }
         }
+        if !deferrals.is_empty() {
+            for d in &deferrals {
+                tracing::warn!("deferring recipient(s) {:?}: {}", d.recipients, d.reason);
+            }
+            self.store
+                .defer_recipients(
+                    deferrals,
+                    PROCESSING_RETRY,
+                    reply::MESSAGE_EXPIRED.to_string(),
+                    now,
+                )
+                .await?;
+        }
         let expired = self.expire_moderation().await?;
-        let ndrs = self.store.due_ndrs(BATCH)?;
+        let ndrs = self.store.due_ndrs(now, BATCH)?;
         let m = ndrs.len();
+        let mut ndr_deferrals = Vec::new();
         for work in ndrs {
-            let message = self.ndr_message(&work)?;
-            self.store.enqueue(message).await?;
+            let queued = match self.ndr_message(&work) {
+                Ok(message) => enqueue_generated(&*self.store, message).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = queued {
+                tracing::warn!("deferring the NDR for message {}: {e}", work.trace_id);
+                ndr_deferrals.push(Deferral {
+                    recipients: work.failed.iter().map(|f| f.id).collect(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        if !ndr_deferrals.is_empty() {
+            self.store
+                .defer_ndrs(ndr_deferrals, PROCESSING_RETRY, now)
+                .await?;
         }
         if m > 0 {
             // The NDRs themselves may be local deliveries.
             self.queued.notify_one();
         }
-        Ok(n + m + expired)
+        Ok(messages + m + expired)
+    }
+
+    /// Writes one group routing decision. Each write recognises a first attempt's work, so a
+    /// retry after a crash between them completes the routing without doing anything twice:
+    /// filing (once per recipient), the approval request (its trace id is derived from the
+    /// recipient), then the decision itself (members are added once, a hold is recorded once).
+    async fn apply_group_work(&self, work: GroupWork, now: Timestamp) -> Result<(), StoreError> {
+        if let Some((mut item, headers)) = work.item {
+            // Threaded now, after the items filed before it are committed, so that a reply in
+            // the same batch as its parent finds it.
+            item.conversation = groups::group_conversation(&*self.store, item.group_id, &headers)?;
+            self.store.file_group_item(item).await?;
+        }
+        if let Some(notice) = work.notice {
+            enqueue_generated(&*self.store, notice).await?;
+            self.queued.notify_one();
+        }
+        self.store
+            .route_group_recipient(work.recipient, work.message, work.outcome, now)
+            .await?;
+        Ok(())
     }
 
     /// Unanswered moderation requests expire after two days (Exchange's moderation expiry); the
-    /// recipient fails and the sender is told by NDR.
+    /// recipient fails and the sender is told by NDR. One that cannot be expired is logged and
+    /// left for the next step; the others go on.
     async fn expire_moderation(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let expired = self.store.expired_moderation(now)?;
+        let mut done = 0;
         for id in &expired {
-            self.store
+            match self
+                .store
                 .decide_moderation(
                     *id,
                     ModerationState::Expired,
@@ -230,36 +327,71 @@ impl DeliveryAgent {
                     String::new(),
                     now,
                 )
-                .await?;
+                .await
+            {
+                Ok(_) => done += 1,
+                Err(e) => tracing::error!("could not expire held message {id}: {e}"),
+            }
         }
-        Ok(expired.len())
+        Ok(done)
     }
 
-    fn prepare_deliveries(
-        &self,
-    ) -> Result<(Vec<DeliveryOutcome>, Vec<GroupWork>, usize), StoreError> {
+    fn prepare_deliveries(&self) -> Result<Prepared, StoreError> {
         let due = self.store.due_deliveries(self.clock.now(), BATCH)?;
-        let n = due.len();
-        let mut outcomes = Vec::with_capacity(n);
+        let messages = due.len();
+        let mut outcomes = Vec::with_capacity(messages);
         let mut groups = Vec::new();
+        let mut deferrals = Vec::new();
         for mut message in due {
+            if let Some(reason) = message.content_error.take() {
+                deferrals.push(Deferral {
+                    recipients: message.recipients.iter().map(|r| r.id).collect(),
+                    reason,
+                });
+                continue;
+            }
             let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) = message
                 .recipients
                 .drain(..)
                 .partition(|r| matches!(r.route, Route::Group(_)));
-            if !group_rcpts.is_empty() {
-                // Group mailboxes and moderation requests take the whole message.
-                message.load_whole()?;
+            if !group_rcpts.is_empty()
+                // Group mailboxes and moderation requests take the whole message; a queue file
+                // that cannot be read defers this message alone.
+                && let Err(e) = message.load_whole()
+            {
+                deferrals.push(Deferral {
+                    recipients: group_rcpts.iter().chain(&others).map(|r| r.id).collect(),
+                    reason: e.to_string(),
+                });
+                continue;
             }
             for r in group_rcpts {
-                groups.push(self.route_group(&message, &r)?);
+                match self.route_group(&message, &r) {
+                    Ok(work) => groups.push(work),
+                    Err(e) => deferrals.push(Deferral {
+                        recipients: vec![r.id],
+                        reason: e.to_string(),
+                    }),
+                }
             }
             if !others.is_empty() {
+                let ids = others.iter().map(|r| r.id).collect();
                 message.recipients = others;
-                outcomes.push(self.deliver(message)?);
+                match self.deliver(message) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => deferrals.push(Deferral {
+                        recipients: ids,
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
-        Ok((outcomes, groups, n))
+        Ok(Prepared {
+            outcomes,
+            groups,
+            deferrals,
+            messages,
+        })
     }
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {

@@ -1,13 +1,15 @@
 //! The group calendar: iTIP meeting requests and cancellations found in messages, folded into
 //! the group's list of events.
 
+use super::dedupe_in_order;
 use super::mime::{attribute, content_type_string, is_calendar_type, part_bytes};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+use std::collections::HashMap;
 
 /// The iTIP method of a calendar object (RFC 5546 §1.4), from its `METHOD` property.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CalendarMethod {
     /// A meeting invitation or update (RFC 5546 §3.2.2).
     Request,
@@ -39,7 +41,7 @@ impl CalendarMethod {
 /// (`2026-12-01T10:00:00`), a date (`2026-12-01`) for all-day events, or the raw value when it is
 /// not a valid date or time. Recurrence rules are not expanded: a recurring meeting is its first
 /// occurrence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CalendarItem {
     pub method: CalendarMethod,
     /// The `UID` shared by the request, its updates and its cancellation (RFC 5545 §3.8.4.7).
@@ -78,6 +80,27 @@ pub struct CalendarItem {
 /// - Invitations inside an attached message (`message/rfc822`) are not looked at: a forwarded
 ///   invitation was not sent to the group.
 pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
+    // Only a multipart or a calendar message can hold an invitation; for the others (most mail)
+    // the whole message need not be parsed. Only the Content-Type field is read for that.
+    let top = crate::only_fields(crate::header_block(content), &["Content-Type"]);
+    let could_hold_one = MessageParser::new()
+        .parse_headers(&top)
+        .and_then(|m| {
+            m.content_type().map(|ct| {
+                let main = ct.ctype().trim();
+                main.eq_ignore_ascii_case("multipart")
+                    || is_calendar_type(&format!(
+                        "{}/{}",
+                        main.to_ascii_lowercase(),
+                        ct.subtype().unwrap_or("").trim().to_ascii_lowercase()
+                    ))
+            })
+        })
+        // RFC 2045 §5.2: no Content-Type means text/plain.
+        .unwrap_or(false);
+    if !could_hold_one {
+        return Vec::new();
+    }
     let Some(msg) = MessageParser::new().parse(content) else {
         return Vec::new();
     };
@@ -96,13 +119,10 @@ pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
         let unfolded = unfold(&bytes);
         let text = decode_charset(&unfolded, attribute(ct, "charset"));
         let fallback = attribute(ct, "method").map(CalendarMethod::parse);
-        for item in parse_icalendar(&text, fallback) {
-            if !items.contains(&item) {
-                items.push(item);
-            }
-        }
+        items.extend(parse_icalendar(&text, fallback));
     }
-    items
+    // Linear, as a message may carry thousands of events.
+    dedupe_in_order(items)
 }
 
 /// Removes line folds (CRLF or LF followed by one space or tab, RFC 5545 §3.1).
@@ -517,7 +537,10 @@ fn parse_duration(v: &str) -> Option<TimeDelta> {
 /// What [`apply_to_calendar`] puts before the summary of a cancelled event, as Exchange does.
 pub const CANCELED_PREFIX: &str = "Canceled: ";
 
-/// Folds one iTIP message into a calendar (the group's list of events, in arrival order).
+/// A group calendar, or the part of it a message touches: events by UID.
+pub type Calendar = HashMap<String, CalendarItem>;
+
+/// Folds one iTIP item into a calendar (events by UID: one map lookup per item).
 ///
 /// - `Request` (RFC 5546 §3.2.2): adds the event, or replaces in place the event with that UID
 ///   when its `SEQUENCE` is higher or equal (an equal sequence is a resend or a minor update;
@@ -534,14 +557,16 @@ pub const CANCELED_PREFIX: &str = "Canceled: ";
 ///   UID is recorded the same way (it may have overtaken its request). Removing cancelled
 ///   entries from view is the caller's choice (`method == Cancel`).
 /// - `Other` methods (`PUBLISH`, `REPLY`, `COUNTER`, none) and items without UID change nothing.
-pub fn apply_to_calendar(calendar: &mut Vec<CalendarItem>, item: CalendarItem) {
+pub fn apply_to_calendar(calendar: &mut Calendar, item: CalendarItem) {
     if item.uid.is_empty() {
         return;
     }
-    let existing = calendar.iter_mut().find(|e| e.uid == item.uid);
+    let existing = calendar.get_mut(&item.uid);
     match item.method {
         CalendarMethod::Request => match existing {
-            None => calendar.push(item),
+            None => {
+                calendar.insert(item.uid.clone(), item);
+            }
             Some(e) => {
                 let wins = if e.method == CalendarMethod::Cancel {
                     item.sequence > e.sequence
@@ -554,7 +579,9 @@ pub fn apply_to_calendar(calendar: &mut Vec<CalendarItem>, item: CalendarItem) {
             }
         },
         CalendarMethod::Cancel => match existing {
-            None => calendar.push(cancelled(item, None)),
+            None => {
+                calendar.insert(item.uid.clone(), cancelled(item, None));
+            }
             Some(e) => {
                 if item.sequence >= e.sequence {
                     *e = cancelled(item, Some(e));
@@ -563,6 +590,55 @@ pub fn apply_to_calendar(calendar: &mut Vec<CalendarItem>, item: CalendarItem) {
         },
         CalendarMethod::Other(_) => {}
     }
+}
+
+/// At most this many calendar items of one message are applied (RFC 5546 puts one meeting in
+/// an iTIP message; Outlook sends one event, or a handful for a series and its exceptions): a
+/// message with thousands of events costs a bounded number of calendar lookups and writes.
+pub const MAX_CALENDAR_ITEMS: usize = 100;
+
+/// What one message does to a group calendar.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalendarUpdate {
+    /// The new state of each event the message touched, in the order first touched.
+    pub changes: Vec<CalendarItem>,
+    /// Items beyond [`MAX_CALENDAR_ITEMS`] that were ignored.
+    pub ignored: usize,
+}
+
+/// Folds the first [`MAX_CALENDAR_ITEMS`] requests and cancellations of a message (as
+/// [`calendar_items`] lists them) into the calendar. `existing` is asked once, for the distinct
+/// UIDs of those items, and returns the calendar's current events among them; each item is then
+/// applied with [`apply_to_calendar`] through a map. Other methods (`REPLY`, `PUBLISH`, ...)
+/// neither count nor change anything.
+pub fn calendar_update<E>(
+    items: Vec<CalendarItem>,
+    existing: impl FnOnce(&[String]) -> Result<Vec<CalendarItem>, E>,
+) -> Result<CalendarUpdate, E> {
+    let mut actionable = items.into_iter().filter(|i| {
+        !i.uid.is_empty() && matches!(i.method, CalendarMethod::Request | CalendarMethod::Cancel)
+    });
+    let applied: Vec<CalendarItem> = actionable.by_ref().take(MAX_CALENDAR_ITEMS).collect();
+    let ignored = actionable.count();
+    if applied.is_empty() {
+        return Ok(CalendarUpdate {
+            changes: Vec::new(),
+            ignored,
+        });
+    }
+    let uids = dedupe_in_order(applied.iter().map(|i| i.uid.clone()).collect());
+    let mut calendar: Calendar = existing(&uids)?
+        .into_iter()
+        .map(|e| (e.uid.clone(), e))
+        .collect();
+    for item in applied {
+        apply_to_calendar(&mut calendar, item);
+    }
+    let changes = uids
+        .into_iter()
+        .filter_map(|uid| calendar.remove(&uid))
+        .collect();
+    Ok(CalendarUpdate { changes, ignored })
 }
 
 /// The cancelled entry for a cancellation, completed from the event it cancels.

@@ -482,7 +482,7 @@ fn event(method: CalendarMethod, uid: &str, sequence: u32, summary: &str) -> Cal
 #[test]
 fn apply_to_calendar_follows_sequence() {
     use CalendarMethod::{Cancel, Other, Request};
-    let mut cal = Vec::new();
+    let mut cal = Calendar::new();
     apply_to_calendar(&mut cal, event(Request, "a", 0, "Plan"));
     apply_to_calendar(&mut cal, event(Request, "b", 0, "Other meeting"));
     assert_eq!(cal.len(), 2);
@@ -492,14 +492,14 @@ fn apply_to_calendar_follows_sequence() {
     moved.location = "Room 7".into();
     apply_to_calendar(&mut cal, moved);
     assert_eq!(
-        (cal[0].summary.as_str(), cal[0].sequence),
+        (cal["a"].summary.as_str(), cal["a"].sequence),
         ("Plan (moved)", 1)
     );
     // A stale update delivered late is ignored; an equal sequence replaces.
     apply_to_calendar(&mut cal, event(Request, "a", 0, "Plan"));
-    assert_eq!(cal[0].summary, "Plan (moved)");
+    assert_eq!(cal["a"].summary, "Plan (moved)");
     apply_to_calendar(&mut cal, event(Request, "a", 1, "Plan (moved, typo fixed)"));
-    assert_eq!(cal[0].summary, "Plan (moved, typo fixed)");
+    assert_eq!(cal["a"].summary, "Plan (moved, typo fixed)");
 
     // Cancel: kept, marked, completed from the event.
     let mut cancel = event(Cancel, "a", 2, "");
@@ -508,32 +508,32 @@ fn apply_to_calendar_follows_sequence() {
     cancel.organizer.clear();
     apply_to_calendar(&mut cal, cancel);
     assert_eq!(cal.len(), 2);
-    assert_eq!(cal[0].method, Cancel);
-    assert_eq!(cal[0].summary, "Canceled: Plan (moved, typo fixed)");
-    assert_eq!(cal[0].start, "2026-12-01T01:00:00Z");
-    assert_eq!(cal[0].organizer, "o@x.test");
-    assert_eq!(cal[0].sequence, 2);
+    assert_eq!(cal["a"].method, Cancel);
+    assert_eq!(cal["a"].summary, "Canceled: Plan (moved, typo fixed)");
+    assert_eq!(cal["a"].start, "2026-12-01T01:00:00Z");
+    assert_eq!(cal["a"].organizer, "o@x.test");
+    assert_eq!(cal["a"].sequence, 2);
     // The same cancellation again, with the organizer's own prefix: prefixed once.
     apply_to_calendar(&mut cal, event(Cancel, "a", 2, "Canceled: Plan"));
-    assert_eq!(cal[0].summary, "Canceled: Plan");
+    assert_eq!(cal["a"].summary, "Canceled: Plan");
     // A late request cannot revive it, not even with the cancellation's sequence...
     apply_to_calendar(&mut cal, event(Request, "a", 1, "Plan"));
     apply_to_calendar(&mut cal, event(Request, "a", 2, "Plan"));
-    assert_eq!(cal[0].method, Cancel);
+    assert_eq!(cal["a"].method, Cancel);
     // ... a rescheduled one (higher sequence) does.
     apply_to_calendar(&mut cal, event(Request, "a", 3, "Plan (rescheduled)"));
     assert_eq!(
-        (cal[0].method.clone(), cal[0].summary.as_str()),
+        (cal["a"].method.clone(), cal["a"].summary.as_str()),
         (Request, "Plan (rescheduled)")
     );
     // A stale cancellation is ignored.
     apply_to_calendar(&mut cal, event(Cancel, "a", 2, "Plan"));
-    assert_eq!(cal[0].method, Request);
+    assert_eq!(cal["a"].method, Request);
 
     // A cancellation that overtook its request leaves a tombstone.
     apply_to_calendar(&mut cal, event(Cancel, "c", 1, "Early"));
     apply_to_calendar(&mut cal, event(Request, "c", 0, "Early"));
-    assert_eq!(cal[2].summary, "Canceled: Early");
+    assert_eq!(cal["c"].summary, "Canceled: Early");
 
     // Other methods and UID-less items change nothing.
     let before = cal.clone();
@@ -541,12 +541,12 @@ fn apply_to_calendar_follows_sequence() {
     apply_to_calendar(&mut cal, event(Other(String::new()), "d", 0, "plain ics"));
     apply_to_calendar(&mut cal, event(Request, "", 0, "no uid"));
     assert_eq!(cal, before);
-    assert_eq!(cal[1].summary, "Other meeting");
+    assert_eq!(cal["b"].summary, "Other meeting");
 }
 
 #[test]
 fn parsed_items_fold_into_a_calendar() {
-    let mut cal = Vec::new();
+    let mut cal = Calendar::new();
     let request = OUTLOOK_INVITE.replace(
         "040000008200E00074C5B7101A82E00800000000A0B1C2D3E4F5A601000000000000000010\r\n 000000F00DCAFE",
         "cancel-me@contoso.test",
@@ -559,9 +559,15 @@ fn parsed_items_fold_into_a_calendar() {
         apply_to_calendar(&mut cal, item);
     }
     assert_eq!(cal.len(), 1);
-    assert_eq!(cal[0].summary, "Canceled: Design review");
-    assert_eq!(cal[0].location, "Room 5, Building A\\North");
-    assert_eq!(cal[0].start, "2026-12-01T01:00:00Z");
+    assert_eq!(
+        cal["cancel-me@contoso.test"].summary,
+        "Canceled: Design review"
+    );
+    assert_eq!(
+        cal["cancel-me@contoso.test"].location,
+        "Room 5, Building A\\North"
+    );
+    assert_eq!(cal["cancel-me@contoso.test"].start, "2026-12-01T01:00:00Z");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -791,4 +797,179 @@ lryRTyySbA0K\r\n\
         attachment_bytes(msg.as_bytes(), 0).as_deref(),
         Some(&[150u8, 188, 145, 79, 44, 146, 108, 13, 10][..])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pathological input: every step linear or bounded (counted, never timed)
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Equality and hash calls made on [`Counted`] values by the code under test.
+    static OPERATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A value that counts how often it is compared or hashed.
+#[derive(Debug, Clone)]
+struct Counted(String);
+
+impl PartialEq for Counted {
+    fn eq(&self, other: &Self) -> bool {
+        OPERATIONS.with(|c| c.set(c.get() + 1));
+        self.0 == other.0
+    }
+}
+impl Eq for Counted {}
+impl std::hash::Hash for Counted {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        OPERATIONS.with(|c| c.set(c.get() + 1));
+        self.0.hash(state);
+    }
+}
+
+/// 100,000 references (every tenth a repeat of an earlier one), as a hostile References header.
+fn many_references() -> Vec<String> {
+    (0..100_000)
+        .map(|i| {
+            let n = if i % 10 == 9 { i / 2 } else { i };
+            format!("ref{n}@x.test")
+        })
+        .collect()
+}
+
+#[test]
+fn dedupe_of_100000_references_is_linear() {
+    let ids = many_references();
+    let expected: Vec<String> = {
+        let mut seen = std::collections::HashSet::new();
+        ids.iter().filter(|i| seen.insert(*i)).cloned().collect()
+    };
+    OPERATIONS.with(|c| c.set(0));
+    let deduped = dedupe_in_order(ids.into_iter().map(Counted).collect());
+    let operations = OPERATIONS.with(Cell::get);
+    assert_eq!(
+        deduped.into_iter().map(|c| c.0).collect::<Vec<_>>(),
+        expected
+    );
+    // A hash and at most a few comparisons per identifier; `Vec::contains` needed ~5 billion.
+    assert!(operations <= 3 * 100_000, "{operations} operations");
+}
+
+#[test]
+fn a_header_with_100000_references_threads_with_bounded_lookups() {
+    let ids = many_references();
+    let mut content = String::from("Subject: Re: plan\r\nReferences:");
+    for id in &ids {
+        content.push_str(&format!(" <{id}>\r\n"));
+    }
+    content.push_str("In-Reply-To: <parent@x.test>\r\n\r\nbody\r\n");
+    let h = thread_headers(content.as_bytes());
+    // Only the newest are kept (the only ones looked up), oldest first, without repeats.
+    let newest: Vec<String> = {
+        let mut seen = std::collections::HashSet::new();
+        let mut newest: Vec<String> = ids[ids.len() - 4 * MAX_THREAD_LOOKUPS..]
+            .iter()
+            .filter(|i| seen.insert(*i))
+            .cloned()
+            .collect();
+        newest.drain(..newest.len() - MAX_THREAD_LOOKUPS);
+        newest
+    };
+    assert_eq!(h.references, newest);
+    assert_eq!(
+        h.references.last().map(String::as_str),
+        Some("ref49999@x.test")
+    );
+    assert_eq!(h.in_reply_to, vec!["parent@x.test"]);
+    assert_eq!(h.normalized_subject, "plan");
+
+    // Nothing known: MAX_THREAD_LOOKUPS for In-Reply-To and References each at most, then the
+    // subject once.
+    let calls = Cell::new(0);
+    let subjects = Cell::new(0);
+    let found = try_choose_conversation(
+        &h,
+        |_| {
+            calls.set(calls.get() + 1);
+            Ok::<Option<u32>, ()>(None)
+        },
+        |_| {
+            subjects.set(subjects.get() + 1);
+            Ok(None)
+        },
+    );
+    assert_eq!(found, Ok(None));
+    assert_eq!(calls.get(), 1 + MAX_THREAD_LOOKUPS);
+    assert_eq!(subjects.get(), 1);
+
+    // The newest reference is found at once; an error ends the search.
+    let newest = h.references.last().cloned().unwrap();
+    let found = try_choose_conversation(
+        &ThreadHeaders {
+            in_reply_to: vec![],
+            ..h.clone()
+        },
+        |id| Ok::<_, ()>((id == newest).then_some(7)),
+        |_| Ok(None),
+    );
+    assert_eq!(found, Ok(Some(7)));
+    assert_eq!(
+        try_choose_conversation(&h, |_| Err::<Option<u32>, _>("down"), |_| Ok(None)),
+        Err("down")
+    );
+}
+
+/// A message with `n` meeting requests, each with its own UID.
+fn invitations(n: usize) -> String {
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nVERSION:2.0\r\n");
+    for i in 0..n {
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:event-{i}@x.test\r\nSEQUENCE:0\r\nSUMMARY:Meeting {i}\r\n\
+             DTSTART:20261201T010000Z\r\nDTEND:20261201T020000Z\r\nEND:VEVENT\r\n"
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    format!(
+        "From: o@x.test\r\nSubject: many\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/calendar; charset=\"utf-8\"; method=REQUEST\r\n\r\n{ics}"
+    )
+}
+
+#[test]
+fn a_message_with_10000_events_updates_at_most_100() {
+    let items = calendar_items(invitations(10_000).as_bytes());
+    assert_eq!(items.len(), 10_000);
+    assert_eq!(items[9_999].uid, "event-9999@x.test");
+
+    // The calendar already has event 5 at a higher sequence, and event 7 at a lower one.
+    let mut known = items[5].clone();
+    known.sequence = 3;
+    known.summary = "Moved".into();
+    let mut older = items[7].clone();
+    older.summary = "Old".into();
+    let lookups = Cell::new(0);
+    let update = calendar_update(items, |uids| {
+        lookups.set(lookups.get() + 1);
+        assert_eq!(uids.len(), MAX_CALENDAR_ITEMS);
+        Ok::<_, ()>(
+            [known.clone(), older.clone()]
+                .into_iter()
+                .filter(|e| uids.contains(&e.uid))
+                .collect(),
+        )
+    })
+    .unwrap();
+    assert_eq!(lookups.get(), 1);
+    assert_eq!(update.changes.len(), MAX_CALENDAR_ITEMS);
+    assert_eq!(update.ignored, 10_000 - MAX_CALENDAR_ITEMS);
+    assert_eq!(update.changes[0].uid, "event-0@x.test");
+    // A stale request does not replace a newer event; an equal sequence does.
+    assert_eq!(update.changes[5].summary, "Moved");
+    assert_eq!(update.changes[7].summary, "Meeting 7");
+    assert!(update.changes.iter().all(|c| c.uid != "event-100@x.test"));
+
+    // No request or cancellation at all: the calendar is not even read.
+    let none = calendar_update(calendar_items(PARENT.as_bytes()), |_| {
+        Err("must not be called")
+    });
+    assert_eq!(none, Ok(CalendarUpdate::default()));
 }

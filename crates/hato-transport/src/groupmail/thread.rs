@@ -1,6 +1,7 @@
 //! Conversations: the threading headers of a message, subject normalisation, and the choice of a
 //! new message's conversation.
 
+use super::dedupe_in_order;
 use mail_parser::MessageParser;
 
 /// What threading needs from a message's headers (RFC 5322 §3.6.4).
@@ -13,9 +14,13 @@ use mail_parser::MessageParser;
 pub struct ThreadHeaders {
     /// The message's own `Message-ID`, without `<>`; `None` when it has none.
     pub message_id: Option<String>,
-    /// The `In-Reply-To` identifiers (normally one: the parent), without `<>`, in header order.
+    /// The `In-Reply-To` identifiers (normally one: the parent), without `<>`, in header order;
+    /// the first [`MAX_THREAD_LOOKUPS`] of them.
     pub in_reply_to: Vec<String>,
-    /// The `References` identifiers, without `<>`, oldest first as RFC 5322 §3.6.4 orders them.
+    /// The `References` identifiers, without `<>`, oldest first as RFC 5322 §3.6.4 orders them;
+    /// only the newest [`MAX_THREAD_LOOKUPS`] (without repeats among the newest few hundred),
+    /// the only ones threading looks up, so that a hostile field of a million identifiers costs
+    /// one pass and bounded memory.
     pub references: Vec<String>,
     /// The decoded (RFC 2047) `Subject`, as the sender wrote it.
     pub subject: String,
@@ -29,44 +34,62 @@ pub struct ThreadHeaders {
 /// identifier, and a header with no angle brackets at all (some old clients) contributes its
 /// whitespace-separated words containing `@`. Repeated identifiers are kept once, in first
 /// position. Several `References` or `In-Reply-To` fields (not allowed, but seen) are joined.
+///
+/// Linear in the size of the header block: the fields are split in one pass and only Subject is
+/// handed to the header parser; a References field of a million identifiers costs a million
+/// identifiers' worth of work, once.
 pub fn thread_headers(content: &[u8]) -> ThreadHeaders {
-    let Some(msg) = MessageParser::new().parse_headers(content) else {
-        return ThreadHeaders::default();
-    };
-    let raw_values = |name: &str| -> Vec<String> {
-        msg.headers()
-            .iter()
-            .filter(|h| h.name().eq_ignore_ascii_case(name))
-            .filter_map(|h| content.get(h.offset_start() as usize..h.offset_end() as usize))
-            .map(|raw| String::from_utf8_lossy(raw).into_owned())
-            .collect()
-    };
-    let ids_of = |name: &str| -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
-        for value in raw_values(name) {
-            for id in message_ids(&value) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
+    let block = crate::header_block(content);
+    // Every identifier of the named fields, in order; `keep` decides which are kept.
+    let ids_of = |name: &str, keep: &mut dyn FnMut(String)| {
+        for f in
+            crate::header_fields(block).filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            message_ids(&String::from_utf8_lossy(f.value), &mut *keep);
         }
-        ids
     };
-    let subject = msg.subject().unwrap_or("").trim().to_string();
+    let first = |name: &str| {
+        let mut ids = Vec::new();
+        ids_of(name, &mut |id| {
+            if ids.len() < MAX_THREAD_LOOKUPS {
+                ids.push(id)
+            }
+        });
+        dedupe_in_order(ids)
+    };
+    // The newest references: a window of the last ones, without repeats.
+    let mut window = std::collections::VecDeque::with_capacity(4 * MAX_THREAD_LOOKUPS + 1);
+    ids_of("References", &mut |id| {
+        if window.len() == 4 * MAX_THREAD_LOOKUPS {
+            window.pop_front();
+        }
+        window.push_back(id);
+    });
+    let mut references = dedupe_in_order(Vec::from(window));
+    references.drain(..references.len().saturating_sub(MAX_THREAD_LOOKUPS));
+    let subject_field = crate::only_fields(block, &["Subject"]);
+    let subject = MessageParser::new()
+        .parse_headers(&subject_field)
+        .and_then(|m| m.subject().map(|s| s.trim().to_string()))
+        .unwrap_or_default();
     ThreadHeaders {
-        message_id: ids_of("Message-ID").into_iter().next(),
-        in_reply_to: ids_of("In-Reply-To"),
-        references: ids_of("References"),
+        message_id: first("Message-ID").into_iter().next(),
+        in_reply_to: first("In-Reply-To"),
+        references,
         normalized_subject: normalize_subject(&subject),
         subject,
     }
 }
 
 /// The message identifiers in a raw `Message-ID`/`In-Reply-To`/`References` value, without `<>`.
-fn message_ids(raw: &str) -> Vec<String> {
-    let text = strip_comments(raw);
-    let mut ids = Vec::new();
-    let mut rest = text.as_str();
+fn message_ids(raw: &str, found: &mut dyn FnMut(String)) {
+    // Most values have no comment: no need to copy them.
+    let text: std::borrow::Cow<'_, str> = if raw.contains('(') {
+        strip_comments(raw).into()
+    } else {
+        raw.into()
+    };
+    let mut rest = &*text;
     let mut bracketed = false;
     while let Some(start) = rest.find('<') {
         let after = &rest[start + 1..];
@@ -75,24 +98,23 @@ fn message_ids(raw: &str) -> Vec<String> {
         };
         bracketed = true;
         // Folding can put whitespace inside a long identifier; it is not part of it.
-        let id: String = after[..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let id = &after[..end];
+        let id: String = if id.bytes().any(|b| b.is_ascii_whitespace()) || !id.is_ascii() {
+            id.chars().filter(|c| !c.is_whitespace()).collect()
+        } else {
+            id.to_string()
+        };
         if !id.is_empty() {
-            ids.push(id);
+            found(id);
         }
         rest = &after[end + 1..];
     }
     if !bracketed {
-        ids.extend(
-            text.split(|c: char| c.is_whitespace() || c == ',')
-                .map(|w| w.trim_matches(|c: char| c == '"' || c == '<' || c == '>'))
-                .filter(|w| w.contains('@'))
-                .map(str::to_string),
-        );
+        text.split(|c: char| c.is_whitespace() || c == ',')
+            .map(|w| w.trim_matches(|c: char| c == '"' || c == '<' || c == '>'))
+            .filter(|w| w.contains('@'))
+            .for_each(|w| found(w.to_string()));
     }
-    ids
 }
 
 /// Removes RFC 5322 §3.2.2 comments (nested, with quoted-pairs), leaving quoted strings and
@@ -291,21 +313,40 @@ pub const MAX_THREAD_LOOKUPS: usize = 64;
 ///    looked up. The caller decides how wide `by_subject` looks (for example only conversations
 ///    active in the last weeks, as generic subjects such as "question" recur).
 /// 3. Otherwise `None`: the message starts a new conversation.
-pub fn choose_conversation<C: Clone>(
+///
+/// This is the one threading rule: the delivery agent files group mail with
+/// [`try_choose_conversation`], which is this with lookups that can fail (store reads).
+pub fn choose_conversation<C>(
     h: &ThreadHeaders,
     by_message_id: impl Fn(&str) -> Option<C>,
     by_subject: impl Fn(&str) -> Option<C>,
 ) -> Option<C> {
-    h.in_reply_to
+    let never = |r: Option<C>| Ok::<_, std::convert::Infallible>(r);
+    match try_choose_conversation(h, |id| never(by_message_id(id)), |s| never(by_subject(s))) {
+        Ok(c) => c,
+        Err(never) => match never {},
+    }
+}
+
+/// [`choose_conversation`] with fallible lookups: the first error ends the search and is returned.
+pub fn try_choose_conversation<C, E>(
+    h: &ThreadHeaders,
+    mut by_message_id: impl FnMut(&str) -> Result<Option<C>, E>,
+    mut by_subject: impl FnMut(&str) -> Result<Option<C>, E>,
+) -> Result<Option<C>, E> {
+    let candidates = h
+        .in_reply_to
         .iter()
         .take(MAX_THREAD_LOOKUPS)
-        .chain(h.references.iter().rev().take(MAX_THREAD_LOOKUPS))
-        .find_map(|id| by_message_id(id))
-        .or_else(|| {
-            if h.normalized_subject.is_empty() {
-                None
-            } else {
-                by_subject(&h.normalized_subject)
-            }
-        })
+        .chain(h.references.iter().rev().take(MAX_THREAD_LOOKUPS));
+    for id in candidates {
+        if let Some(c) = by_message_id(id)? {
+            return Ok(Some(c));
+        }
+    }
+    if h.normalized_subject.is_empty() {
+        Ok(None)
+    } else {
+        by_subject(&h.normalized_subject)
+    }
 }

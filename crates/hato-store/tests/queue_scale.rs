@@ -1,0 +1,270 @@
+//! The queue under pathological load: a 100,000-member expansion, lookups that must use an
+//! index, one big message among small ones, and deferral with backoff.
+
+use hato_core::Timestamp;
+use hato_core::directory::{DomainType, Route};
+use hato_core::trace::RecipientStatus;
+use hato_store::*;
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    (dir, s)
+}
+
+fn tenant(s: &SqliteStore) -> i64 {
+    let t = s.create_tenant("contoso").wait().unwrap();
+    s.add_domain("contoso.test", t.id, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    t.id
+}
+
+fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> NewMessage {
+    NewMessage {
+        trace_id: trace_id.into(),
+        received: Timestamp(received),
+        sender: "bob@fabrikam.test".into(),
+        client_ip: "192.0.2.1".into(),
+        helo: "mx.fabrikam.test".into(),
+        message_id: None,
+        subject: Some(trace_id.into()),
+        content: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+        recipients: to
+            .iter()
+            .map(|(address, route)| NewRecipient {
+                address: (*address).into(),
+                tenant_id: tenant,
+                route: *route,
+                extra_events: vec![],
+            })
+            .collect(),
+        receive_detail: "received".into(),
+        reports_on: vec![],
+        spooled: None,
+        authenticated: None,
+    }
+}
+
+fn query_plan(s: &SqliteStore, sql: &str) -> String {
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    s.read(|conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows.join("; "))
+    })
+    .unwrap()
+}
+
+#[test]
+fn per_message_lookups_use_an_index() {
+    let (_d, s) = store();
+    // Expansion's "already a recipient?" check: the (message_id, address) index, no scan of the
+    // message's recipients.
+    let plan = query_plan(
+        &s,
+        "SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = 1 AND address = 'a@b.test')",
+    );
+    assert!(
+        plan.contains(
+            "USING COVERING INDEX recipients_message_address (message_id=? AND address=?)"
+        ),
+        "{plan}"
+    );
+    // Releasing the spool after each batch: only the message's open recipients are looked at.
+    let plan = query_plan(
+        &s,
+        "SELECT 1 FROM recipients WHERE message_id = 1 AND (status = 'Pending' OR ndr_state = 1)",
+    );
+    assert!(plan.contains("recipients_open"), "{plan}");
+}
+
+#[test]
+fn a_100000_member_expansion_adds_each_address_once() {
+    let (_d, s) = store();
+    let t = tenant(&s);
+    s.enqueue(message(
+        "big",
+        t,
+        1,
+        &[
+            ("all@contoso.test", Route::Group(1)),
+            ("m5@contoso.test", Route::Relay),
+        ],
+    ))
+    .wait()
+    .unwrap();
+    let due = s.due_deliveries(Timestamp(10), 10).unwrap();
+    let group = due[0]
+        .recipients
+        .iter()
+        .find(|r| matches!(r.route, Route::Group(_)))
+        .unwrap()
+        .id;
+    // 100,000 members; every tenth repeats an earlier one, and m5 is already a recipient.
+    let members: Vec<ExpandedRecipient> = (0..100_000)
+        .map(|i| {
+            let n = if i % 10 == 9 { i / 10 } else { i };
+            ExpandedRecipient {
+                address: format!("m{n}@contoso.test"),
+                tenant_id: t,
+                route: Route::Relay,
+                group_id: None,
+                report_to: None,
+                detail: "Recipient through group all".into(),
+                fail: None,
+            }
+        })
+        .collect();
+    let outcome = GroupOutcome::Expand {
+        detail: "Expanded".into(),
+        members,
+    };
+    assert!(
+        s.route_group_recipient(group, due[0].id, outcome.clone(), Timestamp(11))
+            .wait()
+            .unwrap()
+    );
+    let count = |s: &SqliteStore| {
+        s.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*), count(DISTINCT address) FROM recipients",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?)
+        })
+        .unwrap()
+    };
+    // The group and 91,000 distinct members (m5 among them, once): 90,000 addresses of members
+    // that are not repeats, and the 1,000 repeated ones (m9, m19, ...) that none of those has.
+    assert_eq!(count(&s), (91_001, 91_001));
+    // Replayed: the group is no longer pending, nothing is added.
+    assert!(
+        !s.route_group_recipient(group, due[0].id, outcome, Timestamp(12))
+            .wait()
+            .unwrap()
+    );
+    assert_eq!(count(&s).0, 91_001);
+
+    // A small expansion of the same message (a nested group) is checked member by member.
+    let nested = GroupOutcome::Expand {
+        detail: "Expanded".into(),
+        members: ["m1@contoso.test", "new@contoso.test", "new@contoso.test"]
+            .iter()
+            .map(|a| ExpandedRecipient {
+                address: (*a).into(),
+                tenant_id: t,
+                route: Route::Relay,
+                group_id: None,
+                report_to: None,
+                detail: "nested".into(),
+                fail: None,
+            })
+            .collect(),
+    };
+    let some_member = s.due_deliveries(Timestamp(20), 1).unwrap()[0].recipients[0].id;
+    assert!(
+        s.route_group_recipient(some_member, due[0].id, nested, Timestamp(21))
+            .wait()
+            .unwrap()
+    );
+    assert_eq!(count(&s).0, 91_002);
+}
+
+#[test]
+fn newer_messages_are_not_queued_behind_a_big_one() {
+    let (_d, s) = store();
+    let t = tenant(&s);
+    let addresses: Vec<String> = (0..600).map(|i| format!("m{i}@contoso.test")).collect();
+    let big: Vec<(&str, Route)> = addresses
+        .iter()
+        .map(|a| (a.as_str(), Route::Relay))
+        .collect();
+    s.enqueue(message("big", t, 1, &big)).wait().unwrap();
+    s.enqueue(message("small", t, 2, &[("x@contoso.test", Route::Relay)]))
+        .wait()
+        .unwrap();
+    let due = s.due_deliveries(Timestamp(10), 512).unwrap();
+    let big = due.iter().find(|m| m.trace_id == "big").unwrap();
+    assert_eq!(big.recipients.len(), 512);
+    assert!(
+        due.iter().any(|m| m.trace_id == "small"),
+        "the small message waits behind 600 recipients of the big one"
+    );
+}
+
+#[test]
+fn deferral_backs_off_then_fails_with_an_ndr_owed() {
+    let (_d, s) = store();
+    let t = tenant(&s);
+    s.enqueue(message("m", t, 1, &[("a@contoso.test", Route::Relay)]))
+        .wait()
+        .unwrap();
+    let id = s.due_deliveries(Timestamp(10), 10).unwrap()[0].recipients[0].id;
+    let policy = RetryPolicy {
+        first_delay_secs: 60,
+        max_delay_secs: 100,
+        max_attempts: 3,
+    };
+    let defer = |now: i64| {
+        s.defer_recipients(
+            vec![Deferral {
+                recipients: vec![id],
+                reason: "database error: disk I/O error".into(),
+            }],
+            policy,
+            "550 4.4.7 QUEUE.Expired; message expired".into(),
+            Timestamp(now),
+        )
+        .wait()
+        .unwrap()
+    };
+    let second = 1_000_000;
+    defer(10);
+    assert!(
+        s.due_deliveries(Timestamp(10 + 59 * second), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.due_deliveries(Timestamp(10 + 60 * second), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    defer(10 + 60 * second);
+    // Doubling, capped: 120 s becomes 100 s.
+    assert!(
+        s.due_deliveries(Timestamp(10 + 159 * second), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.due_deliveries(Timestamp(10 + 160 * second), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    defer(10 + 160 * second);
+    let rows = s
+        .trace(&TraceQuery {
+            status: Some(RecipientStatus::Failed),
+            ..Default::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 1);
+    let detail = s.trace_detail(None, "m", None).unwrap();
+    let events: Vec<&str> = detail.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["Receive", "Defer", "Defer", "Fail"]);
+    assert!(detail[1].detail.contains("attempt 1 of 3") && detail[1].detail.contains("disk I/O"));
+    assert!(detail[3].detail.starts_with("550 4.4.7") && detail[3].detail.contains("3 times"));
+    let ndrs = s.due_ndrs(Timestamp(10 + 160 * second), 10).unwrap();
+    assert_eq!(ndrs.len(), 1);
+    assert!(ndrs[0].failed[0].reply.contains("disk I/O"));
+    // A recipient no longer pending is left alone.
+    defer(10 + 200 * second);
+    assert_eq!(s.trace_detail(None, "m", None).unwrap().len(), 4);
+}

@@ -40,7 +40,7 @@ impl Inbound {
 
     /// Builds the queue entry for `envelope`; returns it with its trace id.
     pub fn prepare(&self, envelope: Envelope) -> NewMessage {
-        let trace_id = id::new_trace_id();
+        let trace_id = id::new_trace_id(self.clock.as_ref());
         let received = self.clock.now();
         let sender = envelope
             .sender

@@ -25,7 +25,7 @@ impl DeliveryAgent {
             return None;
         }
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        let trace_id = id::new_trace_id(self.clock.as_ref());
         let content = approval_request_content(&ApprovalRequest {
             hostname: &self.hostname,
             group,
@@ -58,7 +58,7 @@ impl DeliveryAgent {
     /// it can never cause another NDR (RFC 5321 §4.5.5).
     pub(super) fn ndr_message(&self, work: &NdrWork) -> Result<NewMessage, StoreError> {
         let now = self.clock.now();
-        let trace_id = id::new_trace_id();
+        let trace_id = id::new_trace_id(self.clock.as_ref());
         let tenant = work.failed.first().map(|f| f.tenant_id).unwrap_or_default();
         let (route, tenant_id, extra_events) = match Address::parse(&work.sender) {
             Ok(addr) => match resolve(&self.directory, &addr)? {
@@ -151,7 +151,7 @@ pub fn join_request_notice(
     if owners.is_empty() {
         return None;
     }
-    let trace_id = id::new_trace_id();
+    let trace_id = id::trace_id_at(now);
     let (address, name) = (one_line(requester.0), one_line(requester.1));
     let group_name = one_line(group_name);
     let text = format!(

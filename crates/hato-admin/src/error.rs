@@ -50,11 +50,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer (and the schema the OpenAPI document gives it).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// One line saying what went wrong.
+    pub(crate) error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(ErrorBody {
+                error: self.message,
+            }),
         )
             .into_response()
     }

@@ -128,8 +128,11 @@ pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-#[derive(Deserialize)]
+/// `?tenant=`: a listing of one tenant rather than the caller's own (all tenants for the operator).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TenantFilter {
+    /// The tenant's name (the operator sees any, others only their own).
     pub(crate) tenant: Option<String>,
 }
 

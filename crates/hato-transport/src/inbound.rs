@@ -44,7 +44,7 @@ impl Inbound {
     /// they are the entry's `content` and the spool file is the rest. Fails only when the spool
     /// file cannot be read.
     pub fn prepare(&self, mut envelope: Envelope) -> std::io::Result<NewMessage> {
-        let trace_id = id::new_trace_id();
+        let trace_id = id::new_trace_id(self.clock.as_ref());
         let received = self.clock.now();
         let sender = envelope
             .sender

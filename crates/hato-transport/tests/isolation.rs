@@ -114,7 +114,7 @@ impl World {
     /// Queues a message from `from` to `to` (a local part of the tenant's domain); returns its
     /// trace id.
     async fn send(&self, from: &str, t: &Tenant, to: &str, route: Route, subject: &str) -> String {
-        let trace_id = hato_core::id::new_trace_id();
+        let trace_id = hato_core::id::new_trace_id(&*self.clock);
         self.store
             .enqueue(NewMessage {
                 trace_id: trace_id.clone(),

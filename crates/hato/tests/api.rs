@@ -164,6 +164,12 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
         ("/api/v1/mailboxes/{address}/messages/{id}/raw", &["get"]),
         ("/api/v1/trace", &["get"]),
         ("/api/v1/trace/{trace_id}", &["get"]),
+        ("/api/v1/auth/login", &["post"]),
+        ("/api/v1/groups/{group}", &["get", "patch", "delete"]),
+        (
+            "/api/v1/mailboxes/{address}/permissions",
+            &["get", "post", "delete"],
+        ),
     ] {
         let entry = paths
             .get(path)
@@ -226,6 +232,16 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
         "openapi.json path missing"
     );
     assert_eq!(paths["/api/v1/openapi.json"]["get"]["security"], json!([]));
+    // So does the login; every other operation needs the token.
+    assert_eq!(paths["/api/v1/auth/login"]["post"]["security"], json!([]));
+    assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+    assert!(paths["/api/v1/tenants"]["get"].get("security").is_none());
+    // Errors have their shape and statuses.
+    assert_eq!(
+        paths["/api/v1/tenants/{name}"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
     // An unknown endpoint is a JSON 404, a wrong method a JSON 405, not empty bodies.
     let got = s.api("GET", "/api/v1/no-such-thing", None);
     assert_error(&got, 404);
@@ -233,6 +249,184 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
     assert_error(&got, 405);
     let got = s.api("POST", "/api/v1/trace", Some(json!({})));
     assert_error(&got, 405);
+}
+
+/// The properties a schema of the document gives an object (following `$ref` and `allOf`).
+fn schema_fields(doc: &Value, schema: &Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        let target = &doc["components"]["schemas"][name];
+        assert!(target.is_object(), "{r} does not resolve");
+        return schema_fields(doc, target);
+    }
+    if let Some(p) = schema["properties"].as_object() {
+        out.extend(p.keys().cloned());
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(schema_fields(doc, part));
+    }
+    out
+}
+
+/// Asserts that `answer` has exactly the fields the document's schema `name` lists.
+#[track_caller]
+fn assert_shape(doc: &Value, name: &str, answer: &Value) {
+    let want = schema_fields(
+        doc,
+        &json!({ "$ref": format!("#/components/schemas/{name}") }),
+    );
+    assert!(!want.is_empty(), "schema {name} has no properties");
+    let got: std::collections::BTreeSet<String> = answer
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: not an object: {answer}"))
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(got, want, "{name}: {answer}");
+}
+
+/// The shapes the document gives the answers are the answers' shapes: the handlers write most of
+/// them with `json!`, so this is what keeps the schemas from drifting.
+#[test]
+fn the_documented_schemas_are_the_shapes_of_the_answers() {
+    let s = Server::start();
+    let (status, doc) = raw_get(s.admin, "/api/v1/openapi.json", "");
+    assert_eq!(status, 200);
+    let ok = |(status, v): (u16, Value), want: u16| -> Value {
+        assert_eq!(status, want, "{v}");
+        v
+    };
+    let v = ok(
+        s.api("POST", "/api/v1/tenants", Some(json!({"name": "contoso"}))),
+        201,
+    );
+    assert_shape(&doc, "Tenant", &v);
+    assert_shape(
+        &doc,
+        "Tenant",
+        &ok(s.api("GET", "/api/v1/tenants/contoso", None), 200),
+    );
+    let v = ok(
+        s.api("POST", "/api/v1/tenants/contoso/tokens", Some(json!({}))),
+        201,
+    );
+    assert_shape(&doc, "TenantToken", &v);
+    let v = ok(
+        s.api(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"domain": "contoso.test", "tenant": "contoso"})),
+        ),
+        201,
+    );
+    assert_shape(&doc, "Domain", &v);
+    for (address, password) in [
+        ("alice@contoso.test", "correct horse battery"),
+        ("carol@contoso.test", "another good password"),
+    ] {
+        let v = ok(
+            s.api(
+                "POST",
+                "/api/v1/mailboxes",
+                Some(json!({"address": address, "password": password, "custom_attribute_3": "x"})),
+            ),
+            201,
+        );
+        assert_shape(&doc, "Mailbox", &v);
+    }
+    let user = ok(
+        s.api_as(
+            "",
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"address": "alice@contoso.test", "password": "correct horse battery"})),
+        ),
+        200,
+    );
+    assert_shape(&doc, "UserToken", &user);
+    let v = ok(
+        s.api(
+            "POST",
+            "/api/v1/groups",
+            Some(
+                json!({"type": "distribution", "address": "sales@contoso.test",
+                "tenant": "contoso", "owners": ["carol@contoso.test"],
+                "members": ["carol@contoso.test"], "member_join_restriction": "open"}),
+            ),
+        ),
+        201,
+    );
+    assert_shape(&doc, "Group", &v);
+    let v = ok(
+        s.api("GET", "/api/v1/groups/sales@contoso.test/members", None),
+        200,
+    );
+    assert_shape(&doc, "Recipient", &v[0]);
+    let alice = user["token"].as_str().expect("token");
+    let v = ok(
+        s.api_as(
+            alice,
+            "POST",
+            "/api/v1/groups/sales@contoso.test/join",
+            None,
+        ),
+        200,
+    );
+    let fields = schema_fields(&doc, &doc["components"]["schemas"]["MembershipResult"]);
+    let obj = v.as_object().expect("object");
+    assert!(obj.keys().all(|k| fields.contains(k)), "{v} vs {fields:?}");
+    let v = ok(
+        s.api(
+            "POST",
+            "/api/v1/contacts",
+            Some(json!({"address": "bob@example.net", "tenant": "contoso"})),
+        ),
+        201,
+    );
+    assert_shape(&doc, "Contact", &v);
+    let v = ok(
+        s.api(
+            "POST",
+            "/api/v1/mailboxes/alice@contoso.test/permissions",
+            Some(json!({"user": "carol@contoso.test", "right": "send-as"})),
+        ),
+        201,
+    );
+    assert_shape(&doc, "Granted", &v);
+    let v = ok(
+        s.api(
+            "GET",
+            "/api/v1/mailboxes/alice@contoso.test/permissions",
+            None,
+        ),
+        200,
+    );
+    assert_shape(&doc, "PermissionView", &v[0]);
+
+    let trace_id = send(
+        &s,
+        "sender@example.net",
+        &["alice@contoso.test"],
+        &message("Shapes", "<shapes@example.net>"),
+    );
+    wait_delivered(&s, &trace_id, 1);
+    let page = ok(s.api("GET", "/api/v1/trace", None), 200);
+    assert_shape(&doc, "TracePage", &page);
+    assert_shape(&doc, "TraceRow", &page["rows"][0]);
+    let v = ok(
+        s.api("GET", &format!("/api/v1/trace/{trace_id}"), None),
+        200,
+    );
+    assert_shape(&doc, "TraceEvent", &v[0]);
+    let v = ok(
+        s.api("GET", "/api/v1/mailboxes/alice@contoso.test/messages", None),
+        200,
+    );
+    assert_shape(&doc, "Message", &v[0]);
+    // And an error.
+    let v = ok(s.api("GET", "/api/v1/tenants/nope", None), 404);
+    assert_shape(&doc, "ErrorBody", &v);
 }
 
 // ----- tenant isolation -----------------------------------------------------------------------

@@ -10,6 +10,66 @@ use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, Denied};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The `{group}` of a path: a group's address, or its name (security groups have none).
+pub(super) const GROUP_PARAM: &str = "The group's address, or its name";
+
+/// A group as `group_json` writes it.
+#[derive(ToSchema)]
+#[schema(as = Group)]
+#[allow(dead_code)] // describes `group_json`; never built
+pub(super) struct GroupView {
+    name: String,
+    /// None for a security group.
+    address: Option<String>,
+    /// `distribution`, `security`, `mail-security`, `dynamic` or `m365`.
+    #[schema(rename = "type")]
+    group_type: String,
+    tenant: String,
+    /// Owners' addresses.
+    owners: Vec<String>,
+    /// Members (addresses, or names of groups without one); null for a dynamic group (see
+    /// `/members`); `"hidden"` to non-members of a group with hidden membership.
+    members: Option<MemberList>,
+    /// Subscribers of a Microsoft 365 group; `"hidden"` as `members`.
+    subscribers: MemberList,
+    require_sender_authentication: bool,
+    accept_messages_only_from: Vec<String>,
+    reject_messages_from: Vec<String>,
+    moderation_enabled: bool,
+    moderated_by: Vec<String>,
+    bypass_moderation_from: Vec<String>,
+    /// `open`, `closed` or `approval-required`.
+    member_join_restriction: String,
+    /// `open`, `closed` or `approval-required`.
+    member_depart_restriction: String,
+    /// The older name of `report_to_originator_enabled`.
+    report_to_originator: bool,
+    report_to_originator_enabled: bool,
+    report_to_manager_enabled: bool,
+    hidden_group_membership_enabled: bool,
+    /// A dynamic group's filter (OPATH), also when given as `precanned`.
+    recipient_filter: Option<String>,
+    /// A dynamic group's precanned form, as it was given.
+    #[schema(value_type = Option<Object>)]
+    precanned: Option<Value>,
+    /// `public` or `private`.
+    access_type: String,
+    auto_subscribe_new_members: bool,
+    /// The admin roles its members act with (`global-admin`, `recipient-admin`).
+    roles: Vec<String>,
+}
+
+/// Addresses, or the string `"hidden"`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes a field of `group_json`; never built
+pub(super) enum MemberList {
+    Addresses(Vec<String>),
+    /// `"hidden"`
+    Hidden(String),
+}
 
 pub(super) fn denied(d: Denied) -> ApiError {
     match d {

@@ -1,34 +1,37 @@
 //! Mail contacts: outside addresses in a tenant's directory.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, body, listing_scope, require_admin, target_tenant};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use hato_core::Address;
 use hato_core::auth::Principal;
 use hato_core::directory::{Contact, MailboxAttributes};
 use hato_store::NewContact;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::get;
-    Router::new()
-        .route("/api/v1/contacts", get(list_contacts).post(create_contact))
-        .route(
-            "/api/v1/contacts/{address}",
-            axum::routing::delete(delete_contact),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(delete_contact))
 }
 
-#[derive(Deserialize)]
+/// A new mail contact.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactInput {
+    /// An outside address (not in an accepted domain).
     address: String,
+    /// The display name (default: the address).
     name: Option<String>,
+    /// Default: a tenant admin's own; the operator must name one.
     tenant: Option<String>,
     department: Option<String>,
     company: Option<String>,
@@ -37,11 +40,41 @@ struct ContactInput {
     title: Option<String>,
 }
 
+/// A mail contact as `contact_json` writes it.
+#[derive(ToSchema)]
+#[schema(as = Contact)]
+#[allow(dead_code)] // describes `contact_json`; never built
+struct ContactView {
+    address: String,
+    /// The display name.
+    name: String,
+    department: String,
+    company: String,
+    office: String,
+    city: String,
+    title: String,
+}
+
 fn contact_json(c: &Contact) -> Value {
     json!({ "address": c.address, "name": c.display_name, "department": c.attributes.department,
             "company": c.attributes.company, "office": c.attributes.office, "city": c.attributes.city, "title": c.attributes.title })
 }
 
+/// Add a mail contact (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    tag = "contacts",
+    request_body = ContactInput,
+    responses(
+        (status = 201, description = "The new contact", body = ContactView),
+        (status = 400, description = "A malformed address, one in an accepted domain, no tenant named, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The address is taken in the tenant", body = ErrorBody),
+    )
+)]
 async fn create_contact(
     State(s): State<AppState>,
     p: Principal,
@@ -77,6 +110,17 @@ async fn create_contact(
     Ok((StatusCode::CREATED, Json(contact_json(&c))).into_response())
 }
 
+/// The mail contacts of the caller's tenant (all for the operator; admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    tag = "contacts",
+    responses(
+        (status = 200, description = "The contacts", body = [ContactView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
     let tenant = listing_scope(&s, &p, None)?;
@@ -85,6 +129,19 @@ async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Jso
     ))
 }
 
+/// Remove a mail contact (admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/contacts/{address}",
+    tag = "contacts",
+    params(("address" = String, Path, description = "The contact's address")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such contact (in the caller's tenant)", body = ErrorBody),
+    )
+)]
 async fn delete_contact(
     State(s): State<AppState>,
     p: Principal,

@@ -1,40 +1,81 @@
 //! Accepted domains.
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::{
     ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, require_global_admin,
     target_tenant,
 };
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use hato_core::address::canonical_domain_name;
 use hato_core::auth::Principal;
 use hato_core::directory::DomainType;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/domains", get(list_domains).post(create_domain))
-        .route(
-            "/api/v1/domains/{domain}",
-            get(get_domain).delete(delete_domain),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_domains, create_domain))
+        .routes(routes!(get_domain, delete_domain))
 }
 
-#[derive(Deserialize)]
+/// A new accepted domain.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DomainInput {
+    /// A domain name (U-labels or A-labels), not an address literal.
     domain: String,
+    /// The tenant (default: a tenant admin's own; the operator must name one).
     tenant: Option<String>,
+    /// `authoritative` (the default) or `internal-relay`.
     #[serde(rename = "type")]
     domain_type: Option<String>,
 }
 
+/// An accepted domain (`hato_core::directory::AcceptedDomain` as the API writes it).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `AcceptedDomain`; never built
+struct Domain {
+    /// Lower-case, internationalised domains in U-labels.
+    domain: String,
+    tenant: String,
+    #[schema(rename = "type")]
+    domain_type: DomainKind,
+}
+
+/// Exchange's `DomainType`.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)] // describes `hato_core::directory::DomainType`; never built
+enum DomainKind {
+    /// Every recipient must exist; unknown ones are refused at RCPT.
+    Authoritative,
+    /// Unknown recipients are relayed to the organisation's own server.
+    InternalRelay,
+}
+
+/// Add an accepted domain (global admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains",
+    tag = "domains",
+    request_body = DomainInput,
+    responses(
+        (status = 201, description = "The new domain", body = Domain),
+        (status = 400, description = "Not a domain name, an unknown type, no tenant named, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The domain is taken", body = ErrorBody),
+    )
+)]
 async fn create_domain(
     State(s): State<AppState>,
     p: Principal,
@@ -66,6 +107,19 @@ async fn create_domain(
         .into_response())
 }
 
+/// The accepted domains of the caller's tenant (all for the operator), or of `tenant`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains",
+    tag = "domains",
+    params(TenantFilter),
+    responses(
+        (status = 200, description = "The domains", body = [Domain]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn list_domains(
     State(s): State<AppState>,
     p: Principal,
@@ -87,6 +141,19 @@ fn visible_domain(s: &AppState, p: &Principal, domain: &str) -> ApiResult<String
     }
 }
 
+/// One accepted domain.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{domain}",
+    tag = "domains",
+    params(("domain" = String, Path, description = "The domain name")),
+    responses(
+        (status = 200, description = "The domain", body = Domain),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such domain (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn get_domain(
     State(s): State<AppState>,
     p: Principal,
@@ -103,6 +170,20 @@ async fn get_domain(
         .ok_or_else(|| ApiError::not_found(format!("domain {domain} not found")))
 }
 
+/// Remove an accepted domain (global admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/domains/{domain}",
+    tag = "domains",
+    params(("domain" = String, Path, description = "The domain name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin", body = ErrorBody),
+        (status = 404, description = "No such domain (or another tenant's)", body = ErrorBody),
+        (status = 400, description = "Addresses still use the domain", body = ErrorBody),
+    )
+)]
 async fn delete_domain(
     State(s): State<AppState>,
     p: Principal,

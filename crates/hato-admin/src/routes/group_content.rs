@@ -1,32 +1,87 @@
 //! Microsoft 365 group content: conversations, items, the calendar and files.
 
-use super::common::{belongs, find_group, member_only};
-use crate::error::ApiError;
+use super::common::{GROUP_PARAM, belongs, find_group, member_only};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_core::directory::{Group, GroupType};
 use hato_directory::DirectoryIndex;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::get;
-    Router::new()
-        .route("/api/v1/groups/{group}/conversations", get(conversations))
-        .route(
-            "/api/v1/groups/{group}/conversations/{id}",
-            get(conversation),
-        )
-        .route("/api/v1/groups/{group}/items/{id}/raw", get(group_item_raw))
-        .route("/api/v1/groups/{group}/calendar", get(calendar))
-        .route("/api/v1/groups/{group}/files", get(files))
-        .route(
-            "/api/v1/groups/{group}/files/{item}/{index}",
-            get(file_download),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(conversations))
+        .routes(routes!(conversation))
+        .routes(routes!(group_item_raw))
+        .routes(routes!(calendar))
+        .routes(routes!(files))
+        .routes(routes!(file_download))
+}
+
+/// A conversation of a group mailbox (`hato_store::Conversation`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `Conversation`; never built
+struct Conversation {
+    id: i64,
+    /// The normalised subject.
+    topic: String,
+    /// RFC 3339, UTC.
+    last_activity: String,
+    messages: u64,
+}
+
+/// A message of a group mailbox (`hato_store::GroupItem`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `GroupItem`; never built
+struct GroupItem {
+    /// For `/items/{id}/raw`.
+    id: i64,
+    conversation_id: i64,
+    /// RFC 3339, UTC.
+    received: String,
+    from: String,
+    subject: String,
+    size: u64,
+    message_id: String,
+}
+
+/// An event of the group calendar (`hato_transport::delivery::calendar_to_json`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `calendar_to_json`; never built
+struct CalendarEvent {
+    /// The iCalendar UID.
+    uid: String,
+    sequence: u32,
+    cancelled: bool,
+    summary: String,
+    location: String,
+    organizer: String,
+    start: String,
+    end: String,
+    all_day: bool,
+}
+
+/// A file attached to a message of the group mailbox.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `files`' answer; never built
+struct GroupFile {
+    name: String,
+    size: u64,
+    /// Its MIME type.
+    #[schema(rename = "type")]
+    content_type: String,
+    conversation: i64,
+    item: i64,
+    index: usize,
+    /// Where to download it.
+    download: String,
 }
 
 /// Anyone in the tenant reads a public group's content; a private group's (or one with hidden
@@ -45,6 +100,21 @@ fn require_group_reader(p: &Principal, ix: &DirectoryIndex, g: &Group) -> ApiRes
     ))
 }
 
+/// The conversations of a Microsoft 365 group's mailbox (members; anyone in the tenant for a
+/// public group).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/conversations",
+    tag = "group content",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The conversations", body = [Conversation]),
+        (status = 400, description = "Not a Microsoft 365 group", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn conversations(
     State(s): State<AppState>,
     p: Principal,
@@ -57,6 +127,24 @@ async fn conversations(
     ))
 }
 
+/// The messages of one conversation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/conversations/{id}",
+    tag = "group content",
+    params(
+        ("group" = String, Path, description = GROUP_PARAM),
+        ("id" = i64, Path, description = "The conversation's id"),
+    ),
+    responses(
+        (status = 200, description = "The messages", body = [GroupItem]),
+        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
+            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group or conversation", body = ErrorBody),
+    )
+)]
 async fn conversation(
     State(s): State<AppState>,
     p: Principal,
@@ -81,6 +169,24 @@ fn group_item_bytes(s: &AppState, g: &Group, id: i64) -> ApiResult<Vec<u8>> {
     Ok(s.store.blob(&item.blob)?)
 }
 
+/// A message of the group mailbox as stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/items/{id}/raw",
+    tag = "group content",
+    params(
+        ("group" = String, Path, description = GROUP_PARAM),
+        ("id" = i64, Path, description = "The message's id"),
+    ),
+    responses(
+        (status = 200, description = "The message", content_type = "message/rfc822", body = String),
+        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
+            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group or message", body = ErrorBody),
+    )
+)]
 async fn group_item_raw(
     State(s): State<AppState>,
     p: Principal,
@@ -92,6 +198,20 @@ async fn group_item_raw(
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
+/// The group calendar (invitations sent to the group).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/calendar",
+    tag = "group content",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The events", body = [CalendarEvent]),
+        (status = 400, description = "Not a Microsoft 365 group", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn calendar(
     State(s): State<AppState>,
     p: Principal,
@@ -108,6 +228,20 @@ async fn calendar(
     ))
 }
 
+/// The files attached to the group's messages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/files",
+    tag = "group content",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The files", body = [GroupFile]),
+        (status = 400, description = "Not a Microsoft 365 group", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn files(
     State(s): State<AppState>,
     p: Principal,
@@ -129,6 +263,25 @@ async fn files(
     Ok(Json(out))
 }
 
+/// One file, as it was attached.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/files/{item}/{index}",
+    tag = "group content",
+    params(
+        ("group" = String, Path, description = GROUP_PARAM),
+        ("item" = i64, Path, description = "The message's id"),
+        ("index" = usize, Path, description = "The file's place among the message's attachments, from 0"),
+    ),
+    responses(
+        (status = 200, description = "The file, with its type and a Content-Disposition naming it", content_type = "application/octet-stream", body = String),
+        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
+            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
+        (status = 404, description = "No such group, message or file", body = ErrorBody),
+    )
+)]
 async fn file_download(
     State(s): State<AppState>,
     p: Principal,

@@ -5,15 +5,16 @@
 //! objects answer 404 as if they did not exist.
 
 use super::common::{
-    denied, find_group, group_json, refuse_non_security, resolve_mailbox, resolve_ref, sees_members,
+    GROUP_PARAM, GroupView, denied, find_group, group_json, refuse_non_security, resolve_mailbox,
+    resolve_ref, sees_members,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, TenantFilter, body, require_admin, target_tenant};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use hato_core::Address;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{
@@ -25,25 +26,30 @@ use hato_directory::policy::{self, GroupAction};
 use hato_store::{GroupChange, NewGroup};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::{get, post};
-    Router::new()
-        .route("/api/v1/groups", get(list_groups).post(create_group))
-        .route("/api/v1/groups/preview", post(preview))
-        .route(
-            "/api/v1/groups/{group}",
-            get(get_group).patch(update_group).delete(delete_group),
-        )
-        .route(
-            "/api/v1/groups/{group}/members",
-            get(list_members).post(change_members),
-        )
-        .route("/api/v1/groups/{group}/owners", post(change_owners))
-        .route(
-            "/api/v1/groups/{group}/subscribers",
-            post(change_subscribers),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(preview))
+        .routes(routes!(get_group, update_group, delete_group))
+        .routes(routes!(list_members, change_members))
+        .routes(routes!(change_owners))
+        .routes(routes!(change_subscribers))
+}
+
+/// A recipient as `ref_json` writes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `ref_json`; never built
+struct Recipient {
+    /// `mailbox`, `contact` or `group`.
+    kind: String,
+    /// None for a group without an address.
+    address: Option<String>,
+    /// The display name (a group's name).
+    name: Option<String>,
 }
 
 fn ref_json(ix: &DirectoryIndex, r: MemberRef) -> Value {
@@ -55,16 +61,22 @@ fn ref_json(ix: &DirectoryIndex, r: MemberRef) -> Value {
     json!({ "kind": kind, "address": ix.address_of(r), "name": name })
 }
 
-/// Group fields as the API takes them (create and PATCH).
-#[derive(Deserialize, Default)]
+/// Group fields as the API takes them (create and PATCH). `address`, `type`, `tenant`, `owners`,
+/// `members` and `hidden_group_membership_enabled` are for creation only.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupInput {
+    /// Required for mail-enabled groups; none for `security`.
     address: Option<String>,
+    /// Unique in the tenant (default: the address's local part).
     name: Option<String>,
+    /// `distribution`, `security`, `mail-security`, `dynamic` or `m365` (required at creation).
     #[serde(rename = "type")]
     group_type: Option<String>,
     tenant: Option<String>,
+    /// Mailboxes (default: the user who creates the group).
     owners: Option<Vec<String>>,
+    /// Mailboxes, contacts, groups (by address or name).
     members: Option<Vec<String>>,
     require_sender_authentication: Option<bool>,
     accept_messages_only_from: Option<Vec<String>>,
@@ -72,25 +84,33 @@ struct GroupInput {
     moderation_enabled: Option<bool>,
     moderated_by: Option<Vec<String>>,
     bypass_moderation_from: Option<Vec<String>>,
+    /// `open`, `closed` or `approval-required`.
     member_join_restriction: Option<String>,
+    /// `open`, `closed` or `approval-required`.
     member_depart_restriction: Option<String>,
     /// Exchange's ReportToOriginatorEnabled; `report_to_originator` is its older name here.
     #[serde(alias = "report_to_originator")]
     report_to_originator_enabled: Option<bool>,
     report_to_manager_enabled: Option<bool>,
+    /// Microsoft 365 groups, at creation only.
     hidden_group_membership_enabled: Option<bool>,
+    /// A dynamic group's OPATH filter (or `precanned`).
     recipient_filter: Option<String>,
     precanned: Option<PrecannedInput>,
+    /// `public` or `private` (Microsoft 365 groups).
     access_type: Option<String>,
     auto_subscribe_new_members: Option<bool>,
+    /// A global admin changes a group it does not manage (Exchange's
+    /// BypassSecurityGroupManagerCheck).
     #[serde(default)]
     bypass_security_group_manager_check: bool,
 }
 
 /// Exchange's precanned dynamic-group form.
-#[derive(Deserialize, Default, Clone, serde::Serialize)]
+#[derive(Deserialize, Default, Clone, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PrecannedInput {
+    /// `MailboxUsers`, `MailContacts`, `MailGroups`, `MailUsers`, `Resources` or `AllRecipients`.
     #[serde(default)]
     included_recipients: Vec<String>,
     #[serde(default)]
@@ -289,6 +309,21 @@ fn check_member_kind(
     }
 }
 
+/// Create a group (users may create distribution and Microsoft 365 groups, admins any).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups",
+    tag = "groups",
+    request_body = GroupInput,
+    responses(
+        (status = 201, description = "The new group", body = GroupView),
+        (status = 400, description = "A missing or bad field, a member the type cannot have, no owner, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A user creating another type of group", body = ErrorBody),
+        (status = 404, description = "No such tenant, or the domain is not the tenant's", body = ErrorBody),
+        (status = 409, description = "The name or the address is taken", body = ErrorBody),
+    )
+)]
 async fn create_group(
     State(s): State<AppState>,
     p: Principal,
@@ -410,6 +445,18 @@ async fn create_group(
     Ok((StatusCode::CREATED, Json(group_json(&ix, &g, &p))).into_response())
 }
 
+/// The groups of the caller's tenant (all for the operator), or of `tenant`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    tag = "groups",
+    params(TenantFilter),
+    responses(
+        (status = 200, description = "The groups", body = [GroupView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn list_groups(
     State(s): State<AppState>,
     p: Principal,
@@ -434,6 +481,19 @@ async fn list_groups(
     Ok(Json(out))
 }
 
+/// One group.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 400, description = "Several tenants have a group of this name (the operator): use its address", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn get_group(
     State(s): State<AppState>,
     p: Principal,
@@ -443,6 +503,22 @@ async fn get_group(
     Ok(Json(group_json(&ix, &g, &p)))
 }
 
+/// Change a group's settings or name (its managers; see the authorization rules).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{group}",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    request_body = GroupInput,
+    responses(
+        (status = 200, description = "The changed group", body = GroupView),
+        (status = 400, description = "A field that cannot change, a bad setting, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "The new name is taken", body = ErrorBody),
+    )
+)]
 async fn update_group(
     State(s): State<AppState>,
     p: Principal,
@@ -506,12 +582,27 @@ async fn update_group(
     Ok(Json(group_json(&ix, &updated, &p)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BypassParam {
+    /// A global admin removes a group it does not manage.
     #[serde(default)]
     bypass_security_group_manager_check: bool,
 }
 
+/// Remove a group (its managers).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{group}",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM), BypassParam),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn delete_group(
     State(s): State<AppState>,
     p: Principal,
@@ -531,6 +622,19 @@ async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A group's direct members now (a dynamic group's: its filter evaluated now).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/members",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The members", body = [Recipient]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The membership is hidden from non-members", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn list_members(
     State(s): State<AppState>,
     p: Principal,
@@ -550,17 +654,35 @@ async fn list_members(
     ))
 }
 
-#[derive(Deserialize, Default)]
+/// Recipients to add to and remove from a list of a group.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ListChange {
+    /// Addresses (or names of groups).
     #[serde(default)]
     add: Vec<String>,
     #[serde(default)]
     remove: Vec<String>,
+    /// A global admin changes a group it does not manage.
     #[serde(default)]
     bypass_security_group_manager_check: bool,
 }
 
+/// Add or remove members (the group's managers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/members",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    request_body = ListChange,
+    responses(
+        (status = 200, description = "The changed group", body = GroupView),
+        (status = 400, description = "Not a recipient, a member the group's type cannot have, a dynamic group, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group (a role group's only by global admins)", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn change_members(
     State(s): State<AppState>,
     p: Principal,
@@ -609,6 +731,22 @@ async fn change_members(
     Ok(Json(group_json(&ix, &updated, &p)))
 }
 
+/// Add or remove owners (the group's managers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/owners",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    request_body = ListChange,
+    responses(
+        (status = 200, description = "The changed group", body = GroupView),
+        (status = 400, description = "Not a mailbox, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "The change would leave the group without an owner", body = ErrorBody),
+    )
+)]
 async fn change_owners(
     State(s): State<AppState>,
     p: Principal,
@@ -649,6 +787,20 @@ async fn change_owners(
 
 /// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
 /// member changes their own.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/subscribers",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    request_body = ListChange,
+    responses(
+        (status = 200, description = "The changed group", body = GroupView),
+        (status = 400, description = "Not a Microsoft 365 group, not a member, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A member changing another's subscription", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn change_subscribers(
     State(s): State<AppState>,
     p: Principal,
@@ -704,15 +856,30 @@ async fn change_subscribers(
     Ok(Json(group_json(&ix, &updated, &p)))
 }
 
-#[derive(Deserialize)]
+/// A filter to try: `filter` or `precanned`, not both.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreviewInput {
     tenant: Option<String>,
+    /// OPATH.
     filter: Option<String>,
     precanned: Option<PrecannedInput>,
 }
 
-/// The members any filter has now (the preview of a dynamic group).
+/// The members any filter has now (the preview of a dynamic group; admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/preview",
+    tag = "groups",
+    request_body = PreviewInput,
+    responses(
+        (status = 200, description = "The recipients the filter matches now", body = [Recipient]),
+        (status = 400, description = "A bad filter, neither or both forms, no tenant named, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn preview(
     State(s): State<AppState>,
     p: Principal,

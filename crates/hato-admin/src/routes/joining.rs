@@ -1,27 +1,50 @@
 //! Users joining and leaving groups, and the join/leave requests owners decide.
 
-use super::common::{denied, find_group};
-use crate::error::ApiError;
+use super::common::{GROUP_PARAM, denied, find_group};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState};
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_core::directory::{AccessType, Group, GroupType, MemberRef, Restriction};
 use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, GroupAction};
 use hato_store::{GroupChange, JoinRequestKind};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::{get, post};
-    Router::new()
-        .route("/api/v1/groups/{group}/join", post(join))
-        .route("/api/v1/groups/{group}/leave", post(leave))
-        .route("/api/v1/groups/{group}/requests", get(list_requests))
-        .route(
-            "/api/v1/groups/{group}/requests/{id}/{decision}",
-            post(decide_request),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(join))
+        .routes(routes!(leave))
+        .routes(routes!(list_requests))
+        .routes(routes!(decide_request))
+}
+
+/// What became of a join, a leave or a decision.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the `json!` answers below; never built
+struct MembershipResult {
+    /// `joined`, `already-member`, `left`, `requested` (the owners decide), or the decision
+    /// (`approve`, `reject`).
+    result: String,
+    /// The request's id, when `requested`.
+    request: Option<i64>,
+}
+
+/// A waiting join or leave request.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `list_requests`' answer; never built
+struct JoinRequestView {
+    id: i64,
+    /// The user's address.
+    mailbox: String,
+    /// `join` or `depart`.
+    kind: String,
+    /// RFC 3339, UTC.
+    created: String,
 }
 
 fn me(p: &Principal) -> ApiResult<i64> {
@@ -32,6 +55,19 @@ fn me(p: &Principal) -> ApiResult<i64> {
 
 /// A user joins: open groups (and public Microsoft 365 groups) at once; approval-required (and
 /// private) groups by a request to the owners; closed groups not at all.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/join",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "Joined, already a member, or requested", body = MembershipResult),
+        (status = 400, description = "Not a user (logged in as a mailbox), or a dynamic group", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A closed group, or a role group (or one nested in it)", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn join(
     State(s): State<AppState>,
     p: Principal,
@@ -149,6 +185,21 @@ async fn membership_change(
     }
 }
 
+/// A user leaves: at once, by a request to the owners, or not at all, as the group's depart
+/// restriction says (Microsoft 365 groups: at once).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/leave",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "Left, or requested", body = MembershipResult),
+        (status = 400, description = "Not a user, or not a member", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A closed group", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn leave(
     State(s): State<AppState>,
     p: Principal,
@@ -167,6 +218,19 @@ async fn leave(
     membership_change(&s, &g, me, JoinRequestKind::Depart, restriction).await
 }
 
+/// Waiting join and leave requests (the group's managers).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/requests",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    responses(
+        (status = 200, description = "The requests", body = [JoinRequestView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn list_requests(
     State(s): State<AppState>,
     p: Principal,
@@ -183,6 +247,24 @@ async fn list_requests(
     ))
 }
 
+/// Approve or reject a request (the group's managers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/requests/{id}/{decision}",
+    tag = "groups",
+    params(
+        ("group" = String, Path, description = GROUP_PARAM),
+        ("id" = i64, Path, description = "The request's id"),
+        ("decision" = String, Path, description = "`approve` or `reject`"),
+    ),
+    responses(
+        (status = 200, description = "Decided", body = MembershipResult),
+        (status = 400, description = "An id that is not a whole number (axum's rejection, in plain text)", content_type = "text/plain", body = String),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a manager of the group", body = ErrorBody),
+        (status = 404, description = "No such group or request, or a decision other than approve or reject", body = ErrorBody),
+    )
+)]
 async fn decide_request(
     State(s): State<AppState>,
     p: Principal,

@@ -3,32 +3,49 @@
 //! password hashes, and the same work and answer for an unknown address as for a wrong password.
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::login_limit::address_key;
 use crate::state::{ApiResult, AppState, body};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use hato_core::auth::Role;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{TokenInfo, hash_token};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::post;
-    Router::new().route("/api/v1/auth/login", post(login))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginInput {
+    /// The mailbox's primary address or an alias.
     address: String,
+    #[schema(write_only)]
     password: String,
+}
+
+/// A user's token.
+#[derive(Serialize, ToSchema)]
+struct UserToken {
+    /// Send as `Authorization: Bearer TOKEN`.
+    token: String,
+    /// Always `user`; a member of a role group acts with its role.
+    role: &'static str,
+    /// The mailbox's primary address.
+    address: String,
+    /// RFC 3339, UTC: 12 hours after the login.
+    expires: String,
 }
 
 /// How long a user's token lasts.
@@ -74,7 +91,22 @@ fn too_many(retry_after_secs: u64) -> Response {
 }
 
 /// A user logs in with their mailbox address and password (argon2-hashed by the admin who set
-/// it) and gets a user token.
+/// it) and gets a user token (no token needed).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "users",
+    security(),
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "The user's token, valid for 12 hours", body = UserToken),
+        (status = 400, description = "Not JSON, or other fields", body = ErrorBody),
+        (status = 401, description = "Wrong address or password (the same answer, and work, for an unknown address)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this address or client IP; even the right password waits",
+            headers(("Retry-After" = u64, description = "Seconds until the next try")), body = ErrorBody),
+        (status = 503, description = "Too many logins at once; try again in a few seconds", body = ErrorBody),
+    )
+)]
 async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -138,8 +170,11 @@ async fn login(
             },
         )
         .await?;
-    Ok(Json(
-        json!({ "token": token, "role": "user", "address": mb.address, "expires": Timestamp::to_rfc3339(expires) }),
-    )
+    Ok(Json(UserToken {
+        token,
+        role: "user",
+        address: mb.address,
+        expires: Timestamp::to_rfc3339(expires),
+    })
     .into_response())
 }

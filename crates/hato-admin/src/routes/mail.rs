@@ -2,34 +2,69 @@
 
 use super::common::require_mailbox_read;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::{ApiResult, AppState, visible_mailbox};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_store::Folder;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/mailboxes/{address}/messages", get(list_messages))
-        .route(
-            "/api/v1/mailboxes/{address}/messages/{id}/raw",
-            get(raw_message),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages))
+        .routes(routes!(raw_message))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FolderFilter {
+    /// `inbox` or `junk` (default: both).
     folder: Option<String>,
     /// Paging: at most `limit` messages (all when absent), after skipping `offset`.
     limit: Option<usize>,
     offset: Option<usize>,
 }
 
+/// A message in a mailbox (`hato_store::MailItem` as the API writes it).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `MailItem`; never built
+struct Message {
+    /// For `/messages/{id}/raw`.
+    id: i64,
+    /// RFC 3339, UTC.
+    received: String,
+    from: String,
+    subject: String,
+    /// Bytes, as stored.
+    size: u64,
+    /// `inbox` or `junk`.
+    folder: String,
+}
+
+/// The messages in a mailbox, newest first: admins, its user and users with full access.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailboxes/{address}/messages",
+    tag = "mail",
+    params(
+        ("address" = String, Path, description = "The primary address or an alias"),
+        FolderFilter,
+    ),
+    responses(
+        (status = 200, description = "One page of messages", body = [Message]),
+        (status = 400, description = "Unknown folder or a bad number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "No access to this mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn list_messages(
     State(s): State<AppState>,
     p: Principal,
@@ -58,6 +93,22 @@ async fn list_messages(
     ))
 }
 
+/// A message as stored (RFC 5322, with the Return-Path and Received fields hato added).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailboxes/{address}/messages/{id}/raw",
+    tag = "mail",
+    params(
+        ("address" = String, Path, description = "The primary address or an alias"),
+        ("id" = i64, Path, description = "The message's id in the listing"),
+    ),
+    responses(
+        (status = 200, description = "The message", content_type = "message/rfc822", body = String),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "No access to this mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+    )
+)]
 async fn raw_message(
     State(s): State<AppState>,
     p: Principal,

@@ -2,16 +2,16 @@
 
 use super::common::{require_mailbox_read, require_may_manage_account};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::{
     ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, visible_mailbox,
     visible_tenant,
 };
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use hato_core::Address;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{DEFAULT_QUOTA_MB, Mailbox, MailboxAttributes, MailboxType};
@@ -19,31 +19,32 @@ use hato_store::{MailboxChange, NewMailbox};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/mailboxes",
-            get(list_mailboxes).post(create_mailbox),
-        )
-        .route(
-            "/api/v1/mailboxes/{address}",
-            get(get_mailbox)
-                .patch(update_mailbox)
-                .delete(delete_mailbox),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_mailboxes, create_mailbox))
+        .routes(routes!(get_mailbox, update_mailbox, delete_mailbox))
 }
 
 /// Mailbox fields as the API takes them; every field optional (PATCH changes only those given).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct MailboxInput {
+    /// The primary address (creation only; its domain names the tenant).
     address: Option<String>,
     /// Sets the password the user logs in with (stored as an argon2 hash); empty clears it.
+    #[schema(write_only)]
     password: Option<String>,
+    /// Must be the tenant of the address's domain (creation only).
     tenant: Option<String>,
+    /// Default: the address's local part.
     display_name: Option<String>,
+    /// `user` (the default) or `shared`.
     #[serde(rename = "type")]
     mailbox_type: Option<String>,
+    /// Further addresses of the mailbox (the whole list).
     aliases: Option<Vec<String>>,
     department: Option<String>,
     company: Option<String>,
@@ -52,10 +53,70 @@ struct MailboxInput {
     state_or_province: Option<String>,
     country_or_region: Option<String>,
     title: Option<String>,
+    /// Default 51200; at least 1.
+    #[schema(minimum = 1)]
     quota_mb: Option<u64>,
     /// `custom_attribute_1` … `custom_attribute_15`; anything else is refused.
     #[serde(flatten)]
+    #[schema(value_type = CustomAttributes)]
     other: BTreeMap<String, Value>,
+}
+
+/// Exchange's CustomAttribute1–15: given as strings (`null` clears one), always in a mailbox
+/// as the API writes it (`""` when unset).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `custom_attribute_N` of `MailboxInput` and `mailbox_json`
+struct CustomAttributes {
+    custom_attribute_1: Option<String>,
+    custom_attribute_2: Option<String>,
+    custom_attribute_3: Option<String>,
+    custom_attribute_4: Option<String>,
+    custom_attribute_5: Option<String>,
+    custom_attribute_6: Option<String>,
+    custom_attribute_7: Option<String>,
+    custom_attribute_8: Option<String>,
+    custom_attribute_9: Option<String>,
+    custom_attribute_10: Option<String>,
+    custom_attribute_11: Option<String>,
+    custom_attribute_12: Option<String>,
+    custom_attribute_13: Option<String>,
+    custom_attribute_14: Option<String>,
+    custom_attribute_15: Option<String>,
+}
+
+/// A mailbox as `mailbox_json` writes it.
+#[derive(ToSchema)]
+#[schema(as = Mailbox)]
+#[allow(dead_code)] // describes `mailbox_json`; never built
+struct MailboxView {
+    /// The primary address, canonical (lower case, U-labels).
+    address: String,
+    tenant: String,
+    display_name: String,
+    #[schema(rename = "type")]
+    mailbox_type: MailboxKind,
+    aliases: Vec<String>,
+    department: String,
+    company: String,
+    office: String,
+    city: String,
+    state_or_province: String,
+    country_or_region: String,
+    title: String,
+    #[serde(flatten)]
+    custom_attributes: CustomAttributes,
+    quota_mb: u64,
+    /// What the mailbox's messages take now.
+    #[schema(read_only)]
+    used_bytes: u64,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // describes `MailboxType::as_str`; never built
+enum MailboxKind {
+    User,
+    Shared,
 }
 
 impl MailboxInput {
@@ -162,6 +223,21 @@ fn mailbox_json(m: &Mailbox) -> Value {
     Value::Object(o)
 }
 
+/// Create a mailbox; its tenant is its domain's (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/mailboxes",
+    tag = "mailboxes",
+    request_body = MailboxInput,
+    responses(
+        (status = 201, description = "The new mailbox", body = MailboxView),
+        (status = 400, description = "A malformed or reserved address, a bad field or password, another tenant named, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "The domain is not an accepted domain (of the caller's tenant)", body = ErrorBody),
+        (status = 409, description = "The address is taken (by a mailbox, alias, group or contact)", body = ErrorBody),
+    )
+)]
 async fn create_mailbox(
     State(s): State<AppState>,
     p: Principal,
@@ -225,6 +301,19 @@ async fn create_mailbox(
     Ok((StatusCode::CREATED, Json(mailbox_json(&m))).into_response())
 }
 
+/// The mailboxes of the caller's tenant (all for the operator), or of `tenant` (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailboxes",
+    tag = "mailboxes",
+    params(TenantFilter),
+    responses(
+        (status = 200, description = "The mailboxes", body = [MailboxView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn list_mailboxes(
     State(s): State<AppState>,
     p: Principal,
@@ -237,6 +326,19 @@ async fn list_mailboxes(
     ))
 }
 
+/// One mailbox: admins, its user, and users with full access to it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailboxes/{address}",
+    tag = "mailboxes",
+    params(("address" = String, Path, description = "The primary address or an alias")),
+    responses(
+        (status = 200, description = "The mailbox", body = MailboxView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "No access to this mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn get_mailbox(
     State(s): State<AppState>,
     p: Principal,
@@ -247,6 +349,22 @@ async fn get_mailbox(
     Ok(Json(mailbox_json(&m)))
 }
 
+/// Change the fields given (admins; an admin's password, name and addresses only by global admins).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/mailboxes/{address}",
+    tag = "mailboxes",
+    params(("address" = String, Path, description = "The primary address or an alias")),
+    request_body = MailboxInput,
+    responses(
+        (status = 200, description = "The changed mailbox", body = MailboxView),
+        (status = 400, description = "address or tenant given, a bad field or password, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a recipient admin changing an admin's account", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "An alias is taken", body = ErrorBody),
+    )
+)]
 async fn update_mailbox(
     State(s): State<AppState>,
     p: Principal,
@@ -309,11 +427,31 @@ async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<(
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RemoveQuery {
+    /// A mailbox of the same tenant that becomes owner of the groups this one is the last owner of.
     transfer_ownership_to: Option<String>,
 }
 
+/// Remove a mailbox (admins; an admin's only by global admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/mailboxes/{address}",
+    tag = "mailboxes",
+    params(
+        ("address" = String, Path, description = "The primary address or an alias"),
+        RemoveQuery,
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "transfer_ownership_to is not another mailbox of the tenant", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a recipient admin removing an admin's mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "The mailbox is the last owner of groups (named), and ownership is not transferred", body = ErrorBody),
+    )
+)]
 async fn delete_mailbox(
     State(s): State<AppState>,
     p: Principal,

@@ -2,6 +2,10 @@
 //! Shared lookups live in `common.rs`, the state and the caller in `crate::state`; route modules
 //! import only those, never each other. A new resource gets `routes/<resource>.rs` and a line
 //! below.
+//!
+//! Every handler is documented (`#[utoipa::path]`) and routed by `utoipa_axum::routes!`, which
+//! takes the method and path from that documentation: [`api`] is both the router and the OpenAPI
+//! document, and the tests below check that the router serves exactly what the document lists.
 
 mod common;
 mod contacts;
@@ -22,11 +26,16 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
+/// Every route with its documentation. Route modules add theirs only with
+/// `.routes(routes!(handler, ...))` (handlers of one path per `routes!`), never with `.route()`,
+/// which would serve a path the document does not have.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(crate::openapi::document))
         .merge(tenants::routes())
         .merge(domains::routes())
         .merge(mailboxes::routes())
@@ -40,12 +49,263 @@ pub fn router(state: AppState) -> Router {
         .merge(moderation::routes())
         .merge(contacts::routes())
         .merge(permissions::routes())
-        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+}
+
+/// The answers to a path no route has and to a method a route does not take.
+const NO_SUCH_ENDPOINT: &str = "no such API endpoint";
+const METHOD_NOT_ALLOWED: &str = "this method is not allowed on this endpoint";
+
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::not_found(NO_SUCH_ENDPOINT) })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "this method is not allowed on this endpoint",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED)
         })
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use hato_core::{Clock, SystemClock};
+    use hato_store::{SqliteStore, Store};
+    use serde_json::{Value, json};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    /// The methods probed; HEAD (answered for every GET) and OPTIONS are axum's, not the API's.
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+
+    fn document() -> Value {
+        serde_json::to_value(api().into_openapi()).expect("the document as JSON")
+    }
+
+    /// The document's paths, each with its methods (upper case).
+    fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
+        doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .map(|(path, item)| {
+                let methods = item
+                    .as_object()
+                    .expect("a path item")
+                    .keys()
+                    .map(|k| k.to_ascii_uppercase())
+                    .collect();
+                (path.clone(), methods)
+            })
+            .collect()
+    }
+
+    /// The paths a router has routes for. axum lists them nowhere but in its `Debug` output
+    /// (`Router { path_router: … Node { paths: {RouteId(1): "/api/v1/…", …} }, fallback_router:
+    /// …`); should that change, this finds other paths or none, and the comparison below fails
+    /// rather than passes.
+    fn routed_paths(routes: &Router<AppState>) -> BTreeSet<String> {
+        let text = format!("{routes:?}");
+        let (path_router, _) = text
+            .split_once(", fallback_router:")
+            .expect("axum's Debug output of a Router has changed");
+        path_router
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.starts_with('/') && !s.contains("__private__axum"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A request path for a documented one: numbers where ids go, a word elsewhere.
+    fn concrete(path: &str) -> String {
+        path.split('/')
+            .map(|seg| match seg {
+                "{id}" | "{item}" | "{index}" => "1",
+                s if s.starts_with('{') => "x",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn state(dir: &std::path::Path) -> AppState {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).expect("store"));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        AppState {
+            directory: Arc::new(hato_directory::Directory::new(store.clone())),
+            store,
+            login: Arc::new(crate::LoginLimiter::new(
+                crate::LoginLimits::default(),
+                clock.clone(),
+            )),
+            clock,
+            hostname: "mx.hato.test".into(),
+        }
+    }
+
+    #[test]
+    fn the_router_has_a_route_for_every_documented_path_and_no_other() {
+        let (routes, doc) = api().split_for_parts();
+        let documented: BTreeSet<String> = doc.paths.paths.keys().cloned().collect();
+        assert!(documented.len() > 30, "{documented:?}");
+        assert_eq!(routed_paths(&routes), documented);
+    }
+
+    /// Every documented method of every path reaches a handler, and every other method gets the
+    /// 405 fallback: nothing served is missing from the document, nothing documented is missing
+    /// from the router.
+    #[tokio::test]
+    async fn every_documented_method_is_served_and_no_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(state(dir.path()));
+        for (path, methods) in documented(&document()) {
+            let uri = concrete(&path);
+            for method in METHODS {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .body(Body::empty())
+                    .expect("request");
+                let answer = app.clone().oneshot(request).await.expect("answer");
+                let status = answer.status();
+                let body = axum::body::to_bytes(answer.into_body(), 1 << 24)
+                    .await
+                    .expect("body");
+                let error = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string));
+                let fallback = match status {
+                    StatusCode::METHOD_NOT_ALLOWED => error.as_deref() == Some(METHOD_NOT_ALLOWED),
+                    StatusCode::NOT_FOUND => error.as_deref() == Some(NO_SUCH_ENDPOINT),
+                    _ => false,
+                };
+                assert_eq!(
+                    !fallback,
+                    methods.contains(method.as_str()),
+                    "{method} {uri} (documented: {methods:?}) answered {status} {error:?}"
+                );
+            }
+        }
+    }
+
+    /// Every `$ref` in `v`.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_operation_is_described_with_its_parameters_errors_and_security() {
+        let doc = document();
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1"))
+        );
+        assert_eq!(doc["info"]["title"], "hato admin API");
+        assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"],
+            json!({ "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearer"]["description"] })
+        );
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in &all {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r} is not a schema"));
+            assert!(schemas.contains_key(name), "{r} does not resolve");
+        }
+        let error_body = json!({ "$ref": "#/components/schemas/ErrorBody" });
+        assert_eq!(
+            schemas["ErrorBody"]["required"],
+            json!(["error"]),
+            "{}",
+            schemas["ErrorBody"]
+        );
+        let anonymous = ["/api/v1/auth/login", "/api/v1/openapi.json"];
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let what = format!("{method} {path}");
+                assert!(
+                    op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{what}: no summary"
+                );
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| t.len() == 1),
+                    "{what}: tags"
+                );
+                // The parameters in the path are exactly those the template names.
+                let in_template: BTreeSet<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: BTreeSet<&str> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert_eq!(in_path, in_template, "{what}: path parameters");
+                for p in &params {
+                    assert!(
+                        p["in"] == "path" || p["in"] == "query",
+                        "{what}: {p} is neither in the path nor in the query"
+                    );
+                }
+                // A success and its errors, each error with the {"error": "..."} body (or,
+                // for axum's own rejection of a malformed id, plain text).
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    responses.keys().any(|s| s.starts_with('2')),
+                    "{what}: no success"
+                );
+                for (status, r) in responses {
+                    if status.starts_with('2') {
+                        continue;
+                    }
+                    let content = r["content"].as_object().expect("error content");
+                    for (kind, body) in content {
+                        match kind.as_str() {
+                            "application/json" => {
+                                assert_eq!(body["schema"], error_body, "{what}: {status}")
+                            }
+                            "text/plain" => assert_eq!(status, "400", "{what}"),
+                            other => panic!("{what}: {status} as {other}"),
+                        }
+                    }
+                    assert!(!content.is_empty(), "{what}: {status} without a body");
+                }
+                // Every operation needs the bearer token (the document's `security`) but the
+                // login and this document, which say so with an empty list.
+                if anonymous.contains(&path.as_str()) {
+                    assert_eq!(op["security"], json!([]), "{what}");
+                } else {
+                    assert!(op.get("security").is_none(), "{what}: {}", op["security"]);
+                    assert!(responses.contains_key("401"), "{what}: no 401");
+                }
+            }
+        }
+    }
 }

@@ -1,10 +1,10 @@
 //! Messages held for moderated groups: the queue and moderators' decisions.
 
 use super::common::find_group;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, listing_scope};
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_core::directory::Group;
 use hato_directory::DirectoryIndex;
@@ -12,21 +12,45 @@ use hato_directory::policy;
 use hato_store::ModerationState;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::{get, post};
-    Router::new()
-        .route("/api/v1/moderation", get(moderation_list))
-        .route(
-            "/api/v1/moderation/{id}/{decision}",
-            post(moderation_decide),
-        )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(moderation_list))
+        .routes(routes!(moderation_decide))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ModerationFilter {
+    /// Only this group's (address or name).
     group: Option<String>,
+    /// `pending`, `approved`, `rejected` or `expired`.
     state: Option<String>,
+}
+
+/// A message held for moderation, as `held_json` writes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `held_json`; never built
+struct HeldMessage {
+    id: i64,
+    /// The moderated group's address.
+    group: Option<String>,
+    trace_id: String,
+    sender: String,
+    subject: String,
+    /// RFC 3339, UTC.
+    received: String,
+    /// When it is rejected unless decided (RFC 3339, UTC).
+    expires: String,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    state: String,
+    /// Who decided: a moderator's address, or a role (`""` while pending).
+    decided_by: String,
+    /// The moderator's comment.
+    comment: String,
 }
 
 fn held_json(ix: &DirectoryIndex, h: &hato_store::HeldMessage) -> Value {
@@ -46,6 +70,19 @@ fn may_moderate(p: &Principal, g: &Group) -> bool {
             .is_some_and(|me| policy::moderators(g).contains(&me))
 }
 
+/// The held messages of the groups the caller moderates (all for global admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/moderation",
+    tag = "moderation",
+    params(ModerationFilter),
+    responses(
+        (status = 200, description = "The held messages", body = [HeldMessage]),
+        (status = 400, description = "An unknown state", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
 async fn moderation_list(
     State(s): State<AppState>,
     p: Principal,
@@ -81,13 +118,34 @@ async fn moderation_list(
     Ok(Json(out))
 }
 
-#[derive(Deserialize, Default)]
+/// A moderator's decision; the body may be left out.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decision {
+    /// Goes into the rejection's NDR.
     #[serde(default)]
     comment: String,
 }
 
+/// Approve (deliver) or reject (NDR to the sender) a held message (its moderators).
+#[utoipa::path(
+    post,
+    path = "/api/v1/moderation/{id}/{decision}",
+    tag = "moderation",
+    params(
+        ("id" = i64, Path, description = "The held message's id"),
+        ("decision" = String, Path, description = "`approve` or `reject`"),
+    ),
+    request_body(content = Option<Decision>, description = "May be left out"),
+    responses(
+        (status = 200, description = "The decided message", body = HeldMessage),
+        (status = 400, description = "Decided already (JSON), or an id that is not a whole number (axum's rejection, plain text)",
+            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a moderator of the group", body = ErrorBody),
+        (status = 404, description = "No such held message, or a decision other than approve or reject", body = ErrorBody),
+    )
+)]
 async fn moderation_decide(
     State(s): State<AppState>,
     p: Principal,

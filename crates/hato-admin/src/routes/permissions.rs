@@ -1,35 +1,55 @@
 //! Mailbox permissions (full access, send as) for users and security groups.
 
 use super::common::{refuse_non_security, require_may_manage_account, resolve_ref};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, body, require_admin, visible_mailbox};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use hato_core::auth::Principal;
 use hato_core::directory::{MailboxRight, MemberRef, Permission};
 use hato_directory::DirectoryIndex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::get;
-    Router::new().route(
-        "/api/v1/mailboxes/{address}/permissions",
-        get(list_permissions)
-            .post(add_permission)
-            .delete(remove_permission),
-    )
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_permissions, add_permission, remove_permission))
 }
 
-#[derive(Deserialize)]
+/// A right on a mailbox, given to a user or a security group.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PermissionInput {
     /// A mailbox address, or a security / mail-enabled security group (address or name).
     user: String,
+    /// `full-access` or `send-as`.
+    right: String,
+}
+
+/// A right as `add_permission` answers it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `add_permission`'s answer; never built
+struct Granted {
+    /// The mailbox, as given in the path.
+    mailbox: String,
+    /// As given.
+    user: String,
+    right: String,
+}
+
+/// A right as `list_permissions` writes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `list_permissions`' answer; never built
+struct PermissionView {
+    /// The user's address, or the group's address or name.
+    user: String,
+    /// `full-access` or `send-as`.
     right: String,
 }
 
@@ -66,6 +86,22 @@ fn permission_target(
     ))
 }
 
+/// Give a user or a security group full access to or send-as on a mailbox (admins; on an admin's
+/// mailbox, global admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/mailboxes/{address}/permissions",
+    tag = "mailboxes",
+    params(("address" = String, Path, description = "The mailbox's primary address or an alias")),
+    request_body = PermissionInput,
+    responses(
+        (status = 201, description = "Given", body = Granted),
+        (status = 400, description = "Not a user or security group, an unknown right, non-security groups nested in the group, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a recipient admin on an admin's mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn add_permission(
     State(s): State<AppState>,
     p: Principal,
@@ -86,6 +122,21 @@ async fn add_permission(
         .into_response())
 }
 
+/// Take a right away (as `POST`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/mailboxes/{address}/permissions",
+    tag = "mailboxes",
+    params(("address" = String, Path, description = "The mailbox's primary address or an alias")),
+    request_body = PermissionInput,
+    responses(
+        (status = 204, description = "Taken away"),
+        (status = 400, description = "Not a user or security group, an unknown right, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin, or a recipient admin on an admin's mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox, or no such right", body = ErrorBody),
+    )
+)]
 async fn remove_permission(
     State(s): State<AppState>,
     p: Principal,
@@ -98,6 +149,19 @@ async fn remove_permission(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The rights on a mailbox (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailboxes/{address}/permissions",
+    tag = "mailboxes",
+    params(("address" = String, Path, description = "The mailbox's primary address or an alias")),
+    responses(
+        (status = 200, description = "The rights", body = [PermissionView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn list_permissions(
     State(s): State<AppState>,
     p: Principal,

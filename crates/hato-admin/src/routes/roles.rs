@@ -1,25 +1,30 @@
 //! Role groups: security groups whose members act as global or recipient admins.
 
-use super::common::{find_group, group_json, refuse_non_security};
-use crate::error::ApiError;
+use super::common::{GROUP_PARAM, GroupView, find_group, group_json, refuse_non_security};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, body, require_global_admin};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::{Json, Router};
 use hato_core::auth::{Principal, Role};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    use axum::routing::post;
-    Router::new().route("/api/v1/groups/{group}/roles", post(assign_role))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(assign_role))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleInput {
+    /// `global-admin` (also `tenant-admin`) or `recipient-admin`.
     role: String,
+    /// false takes the role away.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     assign: bool,
 }
 
@@ -27,7 +32,22 @@ fn yes() -> bool {
     true
 }
 
-/// Makes a security group a role group: its members act as global or recipient admins.
+/// Makes a security group a role group: its members act as global or recipient admins (global
+/// admins only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{group}/roles",
+    tag = "groups",
+    params(("group" = String, Path, description = GROUP_PARAM)),
+    request_body = RoleInput,
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 400, description = "Not a security group, an unknown role, non-security groups nested in it, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin", body = ErrorBody),
+        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
+    )
+)]
 async fn assign_role(
     State(s): State<AppState>,
     p: Principal,

@@ -1,41 +1,99 @@
 //! Message trace: one row per recipient, and the events of one message.
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::{ApiResult, AppState, listing_scope, require_admin};
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_core::{Address, Timestamp};
 use hato_store::{
     SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceQuery,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/trace", get(trace))
-        .route("/api/v1/trace/{trace_id}", get(trace_detail))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(trace))
+        .routes(routes!(trace_detail))
 }
 
-#[derive(Deserialize, Default)]
+/// Get-MessageTrace's filters; all optional, empty ones ignored.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TraceParams {
+    /// The tenant's name (default: the caller's own; all tenants for the operator).
     tenant: Option<String>,
+    /// The envelope sender.
     sender: Option<String>,
+    /// A recipient.
     recipient: Option<String>,
+    /// `Pending`, `Delivered`, `Failed`, `Expanded`, `Quarantined` or `FilteredAsSpam`.
     status: Option<String>,
     message_id: Option<String>,
     trace_id: Option<String>,
+    /// The connecting client's IP.
     from_ip: Option<String>,
+    /// Received at or after: RFC 3339 (`2026-11-28T21:00:00Z`), a date or `YYYY-MM-DD HH:MM`, UTC.
     start: Option<String>,
+    /// Received at or before, as `start`.
     end: Option<String>,
     subject: Option<String>,
+    /// `contains` (the default) or `starts_with`.
     subject_filter: Option<String>,
+    /// 1-1000, default 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     page: Option<String>,
+    /// 1-5000, default 1000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     page_size: Option<String>,
+}
+
+/// One page of message trace, as `Get-MessageTrace -PageSize -Page`.
+#[derive(Serialize, ToSchema)]
+struct TracePage {
+    /// One row per recipient, newest first.
+    #[schema(value_type = Vec<TraceRow>)]
+    rows: Vec<hato_store::TraceRow>,
+    page: usize,
+    page_size: usize,
+    /// Whether a later page has rows.
+    more: bool,
+}
+
+/// One recipient of one message (`hato_store::TraceRow` as the API writes it).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `TraceRow`; never built
+struct TraceRow {
+    /// RFC 3339, UTC.
+    received: String,
+    sender: String,
+    recipient: String,
+    subject: String,
+    /// `Pending`, `Delivered`, `Failed`, `Expanded`, `Quarantined` or `FilteredAsSpam`.
+    status: String,
+    trace_id: String,
+    message_id: String,
+    from_ip: String,
+    size: u64,
+}
+
+/// One event of a recipient (`hato_store::TraceDetailRow`), as Get-MessageTraceDetail.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `TraceDetailRow`; never built
+struct TraceEvent {
+    recipient: String,
+    /// RFC 3339, UTC.
+    time: String,
+    /// `Receive`, `Deliver`, `Fail`, `Defer`, `Expand`, …
+    event: String,
+    detail: String,
 }
 
 /// A paging parameter: a whole number from 1 to `max`, `default` when absent. Exchange refuses
@@ -69,11 +127,25 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// Message trace: one page of rows, one per recipient, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trace",
+    tag = "trace",
+    params(TraceParams),
+    responses(
+        (status = 200, description = "One page", body = TracePage),
+        (status = 400, description = "A bad filter, time, status or paging value (the limits are named)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    )
+)]
 async fn trace(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<TraceParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TracePage>> {
     require_admin(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
@@ -137,19 +209,38 @@ async fn trace(
         return Err(ApiError::bad_request("start is after end"));
     }
     let page = s.store.trace(&query)?;
-    Ok(Json(json!({
-        "rows": page.rows,
-        "page": query.page,
-        "page_size": query.page_size,
-        "more": page.more,
-    })))
+    Ok(Json(TracePage {
+        rows: page.rows,
+        page: query.page,
+        page_size: query.page_size,
+        more: page.more,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DetailParams {
+    /// Only this recipient's events.
     recipient: Option<String>,
 }
 
+/// Message trace detail: the events of a message's recipients.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trace/{trace_id}",
+    tag = "trace",
+    params(
+        ("trace_id" = String, Path, description = "The message's trace id (from the 250 reply or a trace row)"),
+        DetailParams,
+    ),
+    responses(
+        (status = 200, description = "The events, in order", body = [TraceEvent]),
+        (status = 400, description = "A malformed recipient", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No trace for this id (in the caller's tenant)", body = ErrorBody),
+    )
+)]
 async fn trace_detail(
     State(s): State<AppState>,
     p: Principal,

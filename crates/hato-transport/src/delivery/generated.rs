@@ -160,7 +160,7 @@ pub fn join_request_notice(
     if owners.is_empty() {
         return None;
     }
-    let trace_id = hato_core::id::new_trace_id();
+    let trace_id = hato_core::id::trace_id_at(now);
     let (address, name) = (one_line(requester.0), one_line(requester.1));
     let group_name = one_line(group_name);
     let text = format!(

@@ -89,7 +89,7 @@ async fn world() -> World {
 
 impl World {
     async fn send(&self, to: &str, route: Route, headers: &str) -> String {
-        let trace_id = hato_core::id::new_trace_id();
+        let trace_id = hato_core::id::new_trace_id(self.agent.clock.as_ref());
         self.store
             .enqueue(NewMessage {
                 trace_id: trace_id.clone(),

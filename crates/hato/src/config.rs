@@ -1,5 +1,6 @@
 //! Server settings (`hato.toml`). Tenant objects live in the store, not here.
 
+use hato_core::reply;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -230,8 +231,28 @@ impl Config {
     }
 }
 
-/// The commented settings file `hato init` writes.
-pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its default; uncomment the line to change it.
+/// The commented settings file `hato init` writes ([`TEMPLATE`] with the replies it mentions
+/// taken from the reply catalogue, so the comments cannot drift from what hato sends).
+pub fn template() -> String {
+    let codes = |r: &hato_core::Reply| format!("{} {}", r.code, r.status);
+    TEMPLATE
+        .replace(
+            "@TOO_MANY_RECIPIENTS@",
+            &reply::TOO_MANY_RECIPIENTS.to_string(),
+        )
+        .replace(
+            "@TOO_MANY_CONNECTIONS@",
+            &codes(&reply::TOO_MANY_CONNECTIONS),
+        )
+        .replace(
+            "@TOO_MANY_CONNECTIONS_FROM_IP@",
+            &codes(&reply::TOO_MANY_CONNECTIONS_FROM_IP),
+        )
+        .replace("@TIMEOUT@", &codes(&reply::IDLE_TIMEOUT))
+}
+
+/// The settings file's text; `@NAME@` stands for a reply of the catalogue ([`template`]).
+const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its default; uncomment the line to change it.
 # Relative paths are relative to this file's directory. Tenants, domains and mailboxes are not
 # set here: they live in the store and change through the admin API or the `hato` command line.
 
@@ -247,15 +268,16 @@ pub const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its d
 #listen = ["127.0.0.1:2525"]
 # Largest message accepted, in bytes (advertised in EHLO SIZE; 35 MB like Exchange Online).
 #max_message_size = 36700160
-# Recipients per message; more get "452 4.5.3 Too many recipients".
+# Recipients per message; more get "@TOO_MANY_RECIPIENTS@".
 #max_recipients = 500
-# Concurrent sessions from all clients ("421 4.3.2" beyond) and from one IP ("421 4.7.0").
+# Concurrent sessions from all clients ("@TOO_MANY_CONNECTIONS@" beyond) and from one IP
+# ("@TOO_MANY_CONNECTIONS_FROM_IP@").
 #max_connections = 2000
 #max_connections_per_ip = 50
 # IPv6 clients share one per-IP count per prefix of this many bits (128: per address). IPv4
 # clients are counted per address.
 #ipv6_prefix_length = 64
-# Seconds to wait for a command, for message data, and for a whole session ("421 4.4.2").
+# Seconds to wait for a command, for message data, and for a whole session ("@TIMEOUT@").
 # No write to a client (a reply, the TLS handshake) may take longer than idle_timeout_secs, and
 # the session ends at session_timeout_secs whatever the client does.
 #idle_timeout_secs = 300
@@ -298,11 +320,19 @@ mod tests {
 
     #[test]
     fn template_parses_to_the_defaults() {
-        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        let template = template();
+        // A marker left is a piece between two `@` of capitals and underscores only.
+        let marker = template
+            .split('@')
+            .find(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+        assert_eq!(marker, None, "a reply left out: {template}");
+        assert!(template.contains("\"452 4.5.3 Too many recipients\""));
+        assert!(template.contains("(\"421 4.3.2\" beyond) and from one IP\n# (\"421 4.7.0\")"));
+        let c: Config = toml::from_str(&template).unwrap();
         assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525"]);
         assert_eq!(c.smtp.max_message_size, 36_700_160);
         assert_eq!(c.admin.listen, "127.0.0.1:8025");
-        let uncommented: String = TEMPLATE
+        let uncommented: String = template
             .lines()
             .map(|l| {
                 l.strip_prefix('#')

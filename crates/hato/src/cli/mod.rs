@@ -18,7 +18,7 @@ mod tenant;
 mod token;
 mod trace;
 
-use crate::config::{Config, TEMPLATE};
+use crate::config::{Config, template};
 use clap::{Parser, Subcommand};
 use client::Client;
 use std::path::PathBuf;
@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         if path.exists() && !force {
             return Err("./hato.toml already exists (use --force to overwrite it)".into());
         }
-        std::fs::write(&path, TEMPLATE).map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
+        std::fs::write(&path, template()).map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
         println!("wrote ./hato.toml");
         return Ok(());
     }

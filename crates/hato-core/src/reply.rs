@@ -1,6 +1,11 @@
-//! The catalogue of SMTP replies hato produces: one named entry each, so codes stay consistent and
-//! are documented in one place (RFC 5321 §4.2 reply codes, RFC 3463 enhanced status codes, texts
-//! modelled on Exchange Online's where users know them).
+//! The catalogue of SMTP replies hato sends or records (architecture decision 9): one named entry
+//! each, so codes stay consistent and are documented in one place (RFC 5321 §4.2 reply codes,
+//! RFC 3463 enhanced status codes, texts modelled on Exchange Online's where users know them).
+//!
+//! Every entry is declared once in [`replies!`]-form below, which makes the constant (or, for a
+//! reply with a variable part, the function) and its line in [`catalogue`]; `docs/replies.md` is
+//! that list as a table, kept in step by a test. A reply read back from where it was recorded
+//! (trace events) is rebuilt with [`Reply::stored`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,8 +13,9 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
-    /// RFC 3463 enhanced status code, e.g. `5.4.1`.
-    pub status: &'static str,
+    /// RFC 3463 enhanced status code, e.g. `5.4.1`; empty for the replies that carry none (the
+    /// banner, 354, the EHLO greeting).
+    pub status: Cow<'static, str>,
     pub text: Cow<'static, str>,
 }
 
@@ -17,7 +23,7 @@ impl Reply {
     pub const fn new(code: u16, status: &'static str, text: &'static str) -> Self {
         Reply {
             code,
-            status,
+            status: Cow::Borrowed(status),
             text: Cow::Borrowed(text),
         }
     }
@@ -25,7 +31,17 @@ impl Reply {
     pub fn with_text(code: u16, status: &'static str, text: impl Into<String>) -> Self {
         Reply {
             code,
-            status,
+            status: Cow::Borrowed(status),
+            text: Cow::Owned(text.into()),
+        }
+    }
+
+    /// A reply as it was recorded (a trace event's status, enhanced status and text), for the
+    /// NDR that reports it. Not for new replies: those are entries of the catalogue.
+    pub fn stored(code: u16, status: impl Into<String>, text: impl Into<String>) -> Self {
+        Reply {
+            code,
+            status: Cow::Owned(status.into()),
             text: Cow::Owned(text.into()),
         }
     }
@@ -54,164 +70,231 @@ impl fmt::Display for Reply {
     }
 }
 
-// --- Positive replies -------------------------------------------------------------------------
-pub const OK: Reply = Reply::new(250, "2.0.0", "OK");
-pub const SENDER_OK: Reply = Reply::new(250, "2.1.0", "Sender OK");
-pub const RECIPIENT_OK: Reply = Reply::new(250, "2.1.5", "Recipient OK");
-pub const START_DATA: Reply = Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>");
-pub const READY_TO_START_TLS: Reply = Reply::new(220, "2.0.0", "SMTP server ready");
-pub const BYE: Reply = Reply::new(221, "2.0.0", "Service closing transmission channel");
-pub const HELP: Reply = Reply::new(
-    214,
-    "2.0.0",
-    "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT STARTTLS VRFY HELP",
-);
-/// RFC 5321 §3.5.3: VRFY is disabled; 252 says we will still try to deliver.
-pub const VRFY_DISABLED: Reply = Reply::new(
-    252,
-    "2.5.0",
-    "Cannot VRFY user, but will accept message and attempt delivery",
-);
-
-/// The final reply after DATA, sent only once the message is durable.
-pub fn queued(trace_id: &str) -> Reply {
-    Reply::with_text(
-        250,
-        "2.6.0",
-        format!("<{trace_id}> Queued mail for delivery"),
-    )
+/// One line of the catalogue: a constant, or a function with the variable parts named in braces
+/// in its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The heading it is listed under.
+    pub section: &'static str,
+    /// The constant's name, or the function's name with its parameters (`queued(trace_id)`).
+    pub name: &'static str,
+    pub code: u16,
+    pub status: &'static str,
+    /// The text; a function's variable parts appear as `{parameter}`.
+    pub text: &'static str,
+    /// What it is for (the entry's doc comment).
+    pub doc: &'static str,
 }
 
-// --- Recipient and relay decisions (Exchange Online texts) ---------------------------------------
-/// Directory-based edge blocking: unknown recipient of an authoritative domain.
-pub const RECIPIENT_REJECTED: Reply =
-    Reply::new(550, "5.4.1", "Recipient address rejected: Access denied");
-/// Domain not accepted by any tenant: direct send never relays.
-pub const UNABLE_TO_RELAY: Reply = Reply::new(550, "5.7.1", "Unable to relay");
-pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
-pub const MESSAGE_TOO_BIG: Reply = Reply::new(
-    552,
-    "5.3.4",
-    "Message size exceeds fixed maximum message size",
-);
-/// Bare CR or LF in the message data (SMTP smuggling defence; Exchange Online's code).
-pub const INVALID_CHARACTERS: Reply = Reply::new(550, "5.6.11", "Invalid characters");
-/// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
-pub const TEXT_LINE_TOO_LONG: Reply = Reply::new(
-    550,
-    "5.6.0",
-    "Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)",
-);
-/// RFC 6531 §3.5: a non-ASCII address without the SMTPUTF8 parameter.
-pub const NEEDS_SMTPUTF8: Reply = Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+/// Declares the catalogue: each `const NAME = (code, "status", "text");` becomes a constant,
+/// each `fn name(p, …) = (code, "status", "text {p}");` a function taking every parameter as
+/// `impl Display`, and each one a line of [`catalogue`], under the last `section "…";` before it.
+macro_rules! replies {
+    (@munch $section:literal [$($entry:expr,)*]) => {
+        /// Every reply hato sends or records, in the order they are declared.
+        pub fn catalogue() -> Vec<Entry> {
+            vec![$($entry),*]
+        }
+    };
+    (@munch $old:literal [$($entry:expr,)*] section $section:literal; $($rest:tt)*) => {
+        replies!(@munch $section [$($entry,)*] $($rest)*);
+    };
+    (@munch $section:literal [$($entry:expr,)*]
+        $(#[doc = $doc:literal])*
+        const $name:ident = ($code:literal, $status:literal, $text:literal);
+        $($rest:tt)*
+    ) => {
+        $(#[doc = $doc])*
+        pub const $name: Reply = Reply::new($code, $status, $text);
+        replies!(@munch $section [$($entry,)* Entry {
+            section: $section,
+            name: stringify!($name),
+            code: $code,
+            status: $status,
+            text: $text,
+            doc: concat!($($doc),*),
+        },] $($rest)*);
+    };
+    (@munch $section:literal [$($entry:expr,)*]
+        $(#[doc = $doc:literal])*
+        fn $name:ident($($param:ident),*) = ($code:literal, $status:literal, $text:literal);
+        $($rest:tt)*
+    ) => {
+        $(#[doc = $doc])*
+        pub fn $name($($param: impl fmt::Display),*) -> Reply {
+            Reply::with_text($code, $status, format!($text))
+        }
+        replies!(@munch $section [$($entry,)* Entry {
+            section: $section,
+            name: concat!(stringify!($name), "(", stringify!($($param),*), ")"),
+            code: $code,
+            status: $status,
+            text: $text,
+            doc: concat!($($doc),*),
+        },] $($rest)*);
+    };
+    ($($body:tt)*) => {
+        replies!(@munch "" [] $($body)*);
+    };
+}
 
-// --- Syntax and sequence (RFC 5321 §4.2.2, RFC 3463) ------------------------------------------------
-pub const COMMAND_LINE_TOO_LONG: Reply = Reply::new(
-    500,
-    "5.5.2",
-    "Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)",
-);
-pub const COMMAND_UNRECOGNIZED: Reply = Reply::new(500, "5.5.1", "Command unrecognized");
-pub const SYNTAX_ERROR: Reply = Reply::new(501, "5.5.4", "Syntax error in parameters or arguments");
-pub const BAD_SENDER_SYNTAX: Reply = Reply::new(501, "5.1.7", "Bad sender address syntax");
-/// `MAIL FROM:<postmaster>`: `<postmaster>` is a recipient only (RFC 5321 §4.1.1.3); a
-/// reverse-path is a mailbox with a domain (§4.1.2), and `<>` is the null sender.
-pub const SENDER_NEEDS_DOMAIN: Reply = Reply::new(
-    501,
-    "5.1.7",
-    "Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)",
-);
-pub const BAD_RECIPIENT_SYNTAX: Reply = Reply::new(501, "5.1.3", "Bad recipient address syntax");
-pub const HELO_REQUIRES_DOMAIN: Reply = Reply::new(501, "5.5.4", "Domain name required");
-pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
-pub const SEND_HELO_FIRST: Reply = Reply::new(
-    503,
-    "5.5.1",
-    "Bad sequence of commands: send EHLO/HELO first",
-);
-pub const SENDER_ALREADY_GIVEN: Reply = Reply::new(
-    503,
-    "5.5.1",
-    "Bad sequence of commands: sender already specified",
-);
-pub const NEED_MAIL: Reply =
-    Reply::new(503, "5.5.1", "Bad sequence of commands: need MAIL command");
-pub const NEED_RCPT: Reply =
-    Reply::new(503, "5.5.1", "Bad sequence of commands: need RCPT command");
-pub const NO_VALID_RECIPIENTS: Reply = Reply::new(554, "5.5.1", "No valid recipients");
-pub const TLS_ALREADY_ACTIVE: Reply = Reply::new(503, "5.5.1", "TLS already active");
-pub const TLS_NOT_AVAILABLE: Reply = Reply::new(454, "4.7.0", "TLS not available");
-pub const PARAMETER_NOT_SUPPORTED: Reply = Reply::new(
-    555,
-    "5.5.4",
-    "MAIL FROM/RCPT TO parameters not recognized or not implemented",
-);
+replies! {
+    section "Greeting, positive and intermediate replies";
+    /// The banner (RFC 5321 §4.3.1), after the connect hook accepted the client.
+    fn greeting(hostname) = (220, "", "{hostname} ESMTP hato ready");
+    /// The first line of the reply to EHLO/HELO (the extensions follow it in EHLO's reply).
+    fn hello(hostname, client_ip) = (250, "", "{hostname} Hello [{client_ip}]");
+    /// RSET, NOOP.
+    const OK = (250, "2.0.0", "OK");
+    /// MAIL FROM accepted.
+    const SENDER_OK = (250, "2.1.0", "Sender OK");
+    /// RCPT TO accepted.
+    const RECIPIENT_OK = (250, "2.1.5", "Recipient OK");
+    /// DATA: send the message (RFC 5321 §4.1.1.4).
+    const START_DATA = (354, "", "Start mail input; end with <CRLF>.<CRLF>");
+    /// The final reply after DATA, sent only once the message is durable.
+    fn queued(trace_id) = (250, "2.6.0", "<{trace_id}> Queued mail for delivery");
+    /// STARTTLS: the TLS handshake follows (RFC 3207 §4).
+    const READY_TO_START_TLS = (220, "2.0.0", "SMTP server ready");
+    /// QUIT (RFC 5321 §4.1.1.10).
+    fn closing(hostname) = (221, "2.0.0", "{hostname} closing connection");
+    /// HELP (RFC 5321 §4.1.1.8).
+    const HELP = (214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT STARTTLS VRFY HELP");
+    /// RFC 5321 §3.5.3: VRFY is disabled; 252 says we will still try to deliver.
+    const VRFY_DISABLED = (252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
 
-// --- Session limits -----------------------------------------------------------------------------
-pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(
-    421,
-    "4.3.2",
-    "Service not available, too many connections; try again later",
-);
-pub const TOO_MANY_CONNECTIONS_FROM_IP: Reply = Reply::new(
-    421,
-    "4.7.0",
-    "Too many connections from your IP address; try again later",
-);
-pub const IDLE_TIMEOUT: Reply = Reply::new(
-    421,
-    "4.4.2",
-    "Timeout waiting for command; closing connection",
-);
-pub const DATA_TIMEOUT: Reply = Reply::new(
-    421,
-    "4.4.2",
-    "Timeout receiving message data; closing connection",
-);
-pub const SESSION_TIMEOUT: Reply =
-    Reply::new(421, "4.4.2", "Session lasted too long; closing connection");
-pub const TOO_MANY_ERRORS: Reply = Reply::new(421, "4.7.0", "Too many errors; closing connection");
-pub const SHUTTING_DOWN: Reply = Reply::new(421, "4.3.2", "Service shutting down; try again later");
-/// The message could not be made durable (disk or database trouble): the client must retry.
-pub const STORE_FAILED: Reply = Reply::new(
-    451,
-    "4.3.0",
-    "Temporary error storing the message; try again later",
-);
-/// A directory lookup at RCPT time failed (store trouble): the client must retry.
-pub const DIRECTORY_FAILED: Reply =
-    Reply::new(451, "4.3.0", "Temporary directory failure; try again later");
-/// A policy hook could not decide (its lookup failed or its answer was lost): the client must
-/// retry.
-pub const POLICY_FAILED: Reply = Reply::new(
-    451,
-    "4.3.0",
-    "Temporary error evaluating policy; try again later",
-);
+    section "Recipient and relay decisions at RCPT (Exchange Online texts)";
+    /// Directory-based edge blocking: unknown recipient of an authoritative domain.
+    const RECIPIENT_REJECTED = (550, "5.4.1", "Recipient address rejected: Access denied");
+    /// Domain not accepted by any tenant: direct send never relays.
+    const UNABLE_TO_RELAY = (550, "5.7.1", "Unable to relay");
+    /// More RCPTs than `smtp.max_recipients`; the client sends the rest in another transaction
+    /// (RFC 5321 §4.5.3.1.10).
+    const TOO_MANY_RECIPIENTS = (452, "4.5.3", "Too many recipients");
+    /// A group that requires authenticated senders (RequireSenderAuthenticationEnabled), to a
+    /// sender who did not authenticate (Exchange's 5.7.133).
+    fn group_sender_not_authenticated(group) = (550, "5.7.133", "RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; the group {group} accepts mail only from senders inside its organization");
+    /// A sender outside the group's AcceptMessagesOnlyFrom(SendersOrMembers) (Exchange's 5.7.124).
+    fn group_sender_not_allowed(group) = (550, "5.7.124", "RESOLVER.RST.SenderNotAllowed; sender not in the allowed-senders list of the group {group}");
+    /// A sender in the group's RejectMessagesFrom(SendersOrMembers).
+    fn group_sender_rejected(group) = (550, "5.7.1", "RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender");
 
-// --- Delivery outcomes (used in trace and NDRs) -------------------------------------------------
-pub const MAILBOX_FULL: Reply = Reply::new(
-    554,
-    "5.2.2",
-    "mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException",
-);
-pub const NO_ROUTE_INTERNAL_RELAY: Reply = Reply::new(
-    550,
-    "5.4.4",
-    "Unable to route: no outbound connector for this internal-relay domain",
-);
-/// A recipient whose processing kept failing (deferred with backoff until its attempts ran
-/// out): Exchange's text for a message that was not delivered before it expired.
-pub const MESSAGE_EXPIRED: Reply = Reply::new(550, "4.4.7", "QUEUE.Expired; message expired");
-pub const RECIPIENT_NOT_FOUND: Reply = Reply::new(
-    550,
-    "5.1.10",
-    "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
-);
+    section "Message data";
+    /// MAIL SIZE or the data beyond `smtp.max_message_size` (RFC 1870).
+    const MESSAGE_TOO_BIG = (552, "5.3.4", "Message size exceeds fixed maximum message size");
+    /// Bare CR or LF in the message data (SMTP smuggling defence; Exchange Online's code).
+    const INVALID_CHARACTERS = (550, "5.6.11", "Invalid characters");
+    /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
+    const TEXT_LINE_TOO_LONG = (550, "5.6.0", "Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
+    /// RFC 6531 §3.5: a non-ASCII address without the SMTPUTF8 parameter.
+    const NEEDS_SMTPUTF8 = (553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+
+    section "Syntax and sequence (RFC 5321 §4.2.2, RFC 3463)";
+    /// A command line over RFC 5321's 512 octets.
+    const COMMAND_LINE_TOO_LONG = (500, "5.5.2", "Line too long (RFC 5321 4.5.3.1.4 allows 512 octets)");
+    /// A command hato does not know (LHLO too: this is not LMTP).
+    const COMMAND_UNRECOGNIZED = (500, "5.5.1", "Command unrecognized");
+    /// A command that cannot be parsed, when nothing more specific applies.
+    const SYNTAX_ERROR = (501, "5.5.4", "Syntax error in parameters or arguments");
+    /// A command with the wrong syntax; `syntax` is the form it takes.
+    fn syntax(syntax) = (501, "5.5.4", "Syntax: {syntax}");
+    /// A MAIL or RCPT parameter with a value it cannot have.
+    fn invalid_parameter(parameter) = (501, "5.5.4", "Invalid parameter {parameter}");
+    /// A MAIL or RCPT parameter hato does not implement (the session gives at most 40
+    /// characters of it).
+    fn unsupported_parameter(parameter) = (555, "5.5.4", "Unsupported parameter {parameter}");
+    /// MAIL FROM with an address that is not an RFC 5321 mailbox.
+    const BAD_SENDER_SYNTAX = (501, "5.1.7", "Bad sender address syntax");
+    /// `MAIL FROM:<postmaster>`: `<postmaster>` is a recipient only (RFC 5321 §4.1.1.3); a
+    /// reverse-path is a mailbox with a domain (§4.1.2), and `<>` is the null sender.
+    const SENDER_NEEDS_DOMAIN = (501, "5.1.7", "Bad sender address syntax: a reverse-path needs a domain (RFC 5321 4.1.2)");
+    /// RCPT TO with an address that is not an RFC 5321 mailbox.
+    const BAD_RECIPIENT_SYNTAX = (501, "5.1.3", "Bad recipient address syntax");
+    /// EHLO or HELO without a name (RFC 5321 §4.1.1.1).
+    const HELO_REQUIRES_DOMAIN = (501, "5.5.4", "Domain name required");
+    /// EXPN, AUTH, BDAT, ETRN, ATRN, BURL: not offered.
+    const NOT_IMPLEMENTED = (502, "5.5.1", "Command not implemented");
+    /// A transaction command before EHLO/HELO.
+    const SEND_HELO_FIRST = (503, "5.5.1", "Bad sequence of commands: send EHLO/HELO first");
+    /// A second MAIL in one transaction.
+    const SENDER_ALREADY_GIVEN = (503, "5.5.1", "Bad sequence of commands: sender already specified");
+    /// RCPT or DATA before MAIL.
+    const NEED_MAIL = (503, "5.5.1", "Bad sequence of commands: need MAIL command");
+    /// DATA when no RCPT was accepted (RFC 5321 §3.3).
+    const NO_VALID_RECIPIENTS = (554, "5.5.1", "No valid recipients");
+    /// STARTTLS inside TLS.
+    const TLS_ALREADY_ACTIVE = (503, "5.5.1", "TLS already active");
+    /// STARTTLS without a certificate.
+    const TLS_NOT_AVAILABLE = (454, "4.7.0", "TLS not available");
+
+    section "Session limits and temporary failures";
+    /// More sessions than `smtp.max_connections`, instead of the banner.
+    const TOO_MANY_CONNECTIONS = (421, "4.3.2", "Service not available, too many connections; try again later");
+    /// More sessions from one client (IPv4 address, IPv6 prefix) than
+    /// `smtp.max_connections_per_ip`, instead of the banner.
+    const TOO_MANY_CONNECTIONS_FROM_IP = (421, "4.7.0", "Too many connections from your IP address; try again later");
+    /// No command (or no write taken) within `smtp.idle_timeout_secs`.
+    const IDLE_TIMEOUT = (421, "4.4.2", "Timeout waiting for command; closing connection");
+    /// No message data within `smtp.data_timeout_secs`.
+    const DATA_TIMEOUT = (421, "4.4.2", "Timeout receiving message data; closing connection");
+    /// The session reached `smtp.session_timeout_secs`.
+    const SESSION_TIMEOUT = (421, "4.4.2", "Session lasted too long; closing connection");
+    /// More error replies in one session than the session allows.
+    const TOO_MANY_ERRORS = (421, "4.7.0", "Too many errors; closing connection");
+    /// hato is stopping; the client retries later.
+    const SHUTTING_DOWN = (421, "4.3.2", "Service shutting down; try again later");
+    /// The message could not be made durable (disk or database trouble): the client must retry.
+    const STORE_FAILED = (451, "4.3.0", "Temporary error storing the message; try again later");
+    /// A directory lookup at RCPT time failed (store trouble): the client must retry.
+    const DIRECTORY_FAILED = (451, "4.3.0", "Temporary directory failure; try again later");
+    /// A policy hook could not decide (its lookup failed or its answer was lost): the client
+    /// must retry.
+    const POLICY_FAILED = (451, "4.3.0", "Temporary error evaluating policy; try again later");
+
+    section "Delivery outcomes (recorded in trace, quoted by NDRs)";
+    /// The mailbox's quota would be exceeded (Exchange's mailbox-full text; the figures are in
+    /// the trace event's reason, not in what the sender reads).
+    const MAILBOX_FULL = (554, "5.2.2", "mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException");
+    /// No recipient answers to the address any more (at delivery, for a recipient accepted
+    /// earlier).
+    const RECIPIENT_NOT_FOUND = (550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup");
+    /// The recipient's mailbox was removed between RCPT and delivery.
+    const MAILBOX_REMOVED = (550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup (the mailbox was removed after the message was accepted)");
+    /// The recipient group was removed between RCPT and routing.
+    const GROUP_REMOVED = (550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup (the group was removed after the message was accepted)");
+    /// A recipient queued for relay whose address a group took meanwhile: the group's
+    /// restrictions were never checked for this message, so it is not delivered to the group.
+    const ADDRESS_NOW_A_GROUP = (550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup (a group took this address after the message was queued; resend it)");
+    /// An unknown recipient of an internal-relay domain: hato has no outbound connector yet.
+    fn no_route_internal_relay(domain) = (550, "5.4.4", "Unable to route: no outbound connector for this internal-relay domain (domain {domain} is internal-relay and hato has no outbound delivery yet)");
+    /// A moderator rejected a message to a moderated group, without a comment.
+    fn moderation_rejected(moderator) = (550, "5.7.1", "RESOLVER.MOD.Rejected; the moderator ({moderator}) rejected the message");
+    /// A moderator rejected a message to a moderated group, with a comment.
+    fn moderation_rejected_with_comment(moderator, comment) = (550, "5.7.1", "RESOLVER.MOD.Rejected; the moderator ({moderator}) rejected the message: {comment}");
+    /// No moderator decided within two days (Exchange's moderation expiry).
+    const MODERATION_EXPIRED = (550, "5.7.1", "RESOLVER.MOD.Expired; no moderator approved the message within 2 days");
+    /// A recipient whose processing kept failing (deferred with backoff until its attempts ran
+    /// out): Exchange's text for a message not delivered before it expired (550 with 4.4.7, as
+    /// Exchange writes it).
+    fn processing_expired(attempts, last_error) = (550, "4.4.7", "QUEUE.Expired; message expired (processing failed {attempts} times; last: {last_error})");
+    /// A failure whose reply code was not recorded (an event written before hato stored the
+    /// codes, in a form the upgrade could not read): RFC 3463's 5.0.0, other undefined status.
+    fn failure_without_code(detail) = (550, "5.0.0", "{detail}");
+}
+
+/// The reply for a moderator's rejection: with the comment when there is one.
+pub fn moderation_rejection(moderator: &str, comment: &str) -> Reply {
+    if comment.is_empty() {
+        moderation_rejected(moderator)
+    } else {
+        moderation_rejected_with_comment(moderator, comment)
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn wire_form() {
@@ -227,6 +310,133 @@ mod tests {
             queued("abc").to_string(),
             "250 2.6.0 <abc> Queued mail for delivery"
         );
+        assert_eq!(
+            greeting("mx.hato.test").to_string(),
+            "220 mx.hato.test ESMTP hato ready"
+        );
         assert!(TOO_MANY_RECIPIENTS.code == 452 && !TOO_MANY_RECIPIENTS.is_permanent());
+        assert_eq!(
+            moderation_rejection("m@x.test", "").to_string(),
+            "550 5.7.1 RESOLVER.MOD.Rejected; the moderator (m@x.test) rejected the message"
+        );
+        assert_eq!(
+            moderation_rejection("m@x.test", "no").text,
+            "RESOLVER.MOD.Rejected; the moderator (m@x.test) rejected the message: no"
+        );
+        assert_eq!(
+            Reply::stored(554, "5.2.2", "mailbox full").to_string(),
+            "554 5.2.2 mailbox full"
+        );
+    }
+
+    /// The replies whose enhanced code's class differs from the reply code's on purpose.
+    const CLASS_EXCEPTIONS: [&str; 1] = [
+        // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
+        "processing_expired(attempts, last_error)",
+    ];
+
+    /// The whole catalogue: every entry has a reply code of RFC 5321 §4.2's classes, an RFC 3463
+    /// enhanced code of the same class (or none, for the replies that carry none), a text, a
+    /// unique name; and each entry is the reply its constant or function gives.
+    #[test]
+    fn the_catalogue_is_consistent() {
+        let all = catalogue();
+        assert!(all.len() > 50, "{} entries", all.len());
+        let mut names = HashSet::new();
+        for e in &all {
+            assert!(names.insert(e.name), "{} twice", e.name);
+            assert!((200..=599).contains(&e.code), "{e:?}");
+            assert!(
+                !e.text.is_empty() && !e.section.is_empty() && !e.doc.trim().is_empty(),
+                "{e:?}: every entry says what it is for"
+            );
+            if e.status.is_empty() {
+                assert!(
+                    [220, 250, 354].contains(&e.code),
+                    "{e:?} needs an enhanced code"
+                );
+                continue;
+            }
+            let parts: Vec<&str> = e.status.split('.').collect();
+            assert!(
+                parts.len() == 3
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+                "{e:?}"
+            );
+            let class = (e.code / 100).to_string();
+            assert!(
+                parts[0] == class || CLASS_EXCEPTIONS.contains(&e.name),
+                "{e:?}: class {} with reply code {}",
+                parts[0],
+                e.code
+            );
+        }
+        // Constants and functions give what the catalogue lists.
+        let listed = |name: &str| all.iter().find(|e| e.name == name).copied();
+        for (name, reply) in [
+            ("MAILBOX_FULL", MAILBOX_FULL),
+            ("RECIPIENT_REJECTED", RECIPIENT_REJECTED),
+            ("POLICY_FAILED", POLICY_FAILED),
+        ] {
+            let e = listed(name).unwrap();
+            assert_eq!(
+                (e.code, e.status, e.text),
+                (reply.code, &*reply.status, &*reply.text)
+            );
+        }
+        let e = listed("processing_expired(attempts, last_error)").unwrap();
+        let r = processing_expired("{attempts}", "{last_error}");
+        assert_eq!((e.code, e.status, e.text), (r.code, &*r.status, &*r.text));
+    }
+
+    /// `docs/replies.md` is the catalogue as a table. Run with `HATO_WRITE_DOCS=1` to rewrite it
+    /// after changing the catalogue.
+    #[test]
+    fn docs_replies_md_lists_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/replies.md");
+        let want = catalogue_markdown(&catalogue());
+        if std::env::var_os("HATO_WRITE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/replies.md differs from the reply catalogue in crates/hato-core/src/reply.rs; \
+             run `HATO_WRITE_DOCS=1 cargo test -p hato-core docs_replies_md` to rewrite it"
+        );
+    }
+
+    fn catalogue_markdown(all: &[Entry]) -> String {
+        let cell = |s: &str| s.replace('|', "\\|");
+        let mut out = String::from(
+            "# SMTP replies\n\n\
+             Every reply hato sends in an SMTP session or records for a recipient (message trace, \
+             NDRs), as the catalogue in `crates/hato-core/src/reply.rs` declares them \
+             (architecture decision 9). A name with parameters is a function: the parts in \
+             braces are filled in. This file is checked by a test \
+             (`docs_replies_md_lists_the_catalogue`); after changing the catalogue, rewrite it \
+             with `HATO_WRITE_DOCS=1 cargo test -p hato-core docs_replies_md`.\n",
+        );
+        let mut section = "";
+        for e in all {
+            if e.section != section {
+                section = e.section;
+                out.push_str(&format!(
+                    "\n## {section}\n\n| name | code | enhanced | text | use |\n|---|---|---|---|---|\n"
+                ));
+            }
+            let doc = e.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.push_str(&format!(
+                "| `{}` | {} | {} | `{}` | {} |\n",
+                e.name,
+                e.code,
+                e.status,
+                cell(e.text),
+                cell(&doc)
+            ));
+        }
+        out
     }
 }

@@ -6,7 +6,8 @@
 use crate::index::DirectoryIndex;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{Group, GroupType, MailboxId, MemberRef, Route};
-use hato_core::reply::Reply;
+use hato_core::reason::{Reason, Refusal, Stage};
+use hato_core::reply;
 
 /// Who is sending, as far as a group's restrictions care.
 ///
@@ -33,45 +34,26 @@ impl Sender<'_> {
     }
 }
 
-pub fn not_authenticated(group: &str) -> Reply {
-    Reply::with_text(
-        550,
-        "5.7.133",
-        format!(
-            "RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; the group {group} accepts mail only from senders inside its organization"
-        ),
-    )
-}
-
-pub fn not_in_allowed_senders(group: &str) -> Reply {
-    Reply::with_text(
-        550,
-        "5.7.124",
-        format!(
-            "RESOLVER.RST.SenderNotAllowed; sender not in the allowed-senders list of the group {group}"
-        ),
-    )
-}
-
-pub fn sender_rejected(group: &str) -> Reply {
-    Reply::with_text(
-        550,
-        "5.7.1",
-        format!(
-            "RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender"
-        ),
-    )
-}
-
 /// Checks a group's sender restrictions. The refusal names the group, so that an NDR for a
-/// nested group says which one refused.
-pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> Result<(), Reply> {
+/// nested group says which one refused; its reason names the setting that refused.
+pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> Result<(), Refusal> {
     let name = group.address.clone().unwrap_or_else(|| group.name.clone());
     let who = sender.who(ix);
+    let refusal = |reply, setting: &str, text: &str| {
+        Refusal::new(
+            reply,
+            Reason::new(Stage::GroupRestriction, format!("The group {name} {text}"))
+                .rule(format!("{name}: {setting}")),
+        )
+    };
     // Only an authenticated mailbox of the tenant is inside; mail contacts are always outside
     // senders, whatever their address (Exchange, "Manage distribution groups").
     if group.settings.require_sender_authentication && who.is_none() {
-        return Err(not_authenticated(&name));
+        return Err(refusal(
+            reply::group_sender_not_authenticated(&name),
+            "RequireSenderAuthenticationEnabled",
+            "accepts mail only from authenticated senders of its organization, and the sender did not authenticate",
+        ));
     }
     // A reject list may also match the envelope address: trusting a forged address here can
     // only refuse more mail, never let more through.
@@ -83,11 +65,19 @@ pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> R
             .iter()
             .any(|r| ix.matches_ref(w, *r))
     }) {
-        return Err(sender_rejected(&name));
+        return Err(refusal(
+            reply::group_sender_rejected(&name),
+            "RejectMessagesFromSendersOrMembers",
+            "rejects mail from this sender",
+        ));
     }
     let allowed = &group.settings.accept_messages_only_from;
     if !allowed.is_empty() && !who.is_some_and(|w| allowed.iter().any(|a| ix.matches_ref(w, *a))) {
-        return Err(not_in_allowed_senders(&name));
+        return Err(refusal(
+            reply::group_sender_not_allowed(&name),
+            "AcceptMessagesOnlyFromSendersOrMembers",
+            "accepts mail only from its allowed senders, and the sender is not one of them",
+        ));
     }
     Ok(())
 }

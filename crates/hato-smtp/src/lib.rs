@@ -9,7 +9,7 @@ pub mod policy;
 pub mod server;
 pub mod session;
 
-pub use hato_core::{ClientContext, TlsInfo};
+pub use hato_core::{ClientContext, Refusal, TlsInfo};
 pub use policy::{
     AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
 };

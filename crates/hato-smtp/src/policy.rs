@@ -6,10 +6,13 @@
 //! directory read, a DNS lookup). The session does no I/O and never polls a future: for a pending
 //! decision it returns [`crate::Output::Decide`], keeps any pipelined input buffered, and goes on
 //! when the I/O loop hands the answer to [`crate::Session::decided`].
+//!
+//! A refusal carries its reply and its reason ([`Refusal`]): the client gets the reply, the
+//! session logs the reason (the connection log of the edge-protection stages will keep it).
 
 use crate::session::Envelope;
 use hato_core::directory::{Route, TenantId};
-use hato_core::{Address, ClientContext, Reply};
+use hato_core::{Address, ClientContext, Refusal};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,11 +34,11 @@ impl<T> Decision<T> {
     }
 }
 
-/// Go on, or refuse with this reply.
+/// Go on, or refuse with this reply for this reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accept,
-    Reject(Reply),
+    Reject(Refusal),
 }
 
 /// A recipient the policy accepted at RCPT time, and where it goes.
@@ -49,7 +52,7 @@ pub struct AcceptedRecipient {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RcptVerdict {
     Accept(AcceptedRecipient),
-    Reject(Reply),
+    Reject(Refusal),
 }
 
 /// The decisions of a session's hook points. Every method but [`SmtpPolicy::rcpt`] accepts by

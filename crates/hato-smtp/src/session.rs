@@ -13,7 +13,7 @@ use crate::policy::{
 };
 use hato_core::body::Spool;
 use hato_core::reply::{self, Reply};
-use hato_core::{Address, ClientContext, MessageBody, TlsInfo};
+use hato_core::{Address, ClientContext, MessageBody, Reason, Refusal, Stage, TlsInfo};
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
@@ -162,7 +162,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
 
     /// The 220 banner (RFC 5321 §4.3.1).
     pub fn greeting(&self) -> Vec<u8> {
-        format!("220 {} ESMTP hato ready\r\n", self.config.hostname).into_bytes()
+        reply::greeting(&self.config.hostname).to_wire()
     }
 
     /// Opens the session: asks the connect hook, then sends the banner (or the refusal and a
@@ -408,7 +408,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         // failure, never an acceptance.
         let verdict = |answer: Answer| match answer {
             Answer::Verdict(v) => v,
-            Answer::Rcpt(_) => Verdict::Reject(reply::POLICY_FAILED),
+            Answer::Rcpt(_) => Verdict::Reject(mismatched_answer()),
         };
         match waiting {
             Waiting::Connect => match verdict(answer) {
@@ -417,14 +417,15 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     out.push(Output::Send(self.greeting()));
                 }
                 Verdict::Reject(r) => {
-                    out.push(Output::Send(r.to_wire()));
+                    self.log_refusal("connect", &r);
+                    out.push(Output::Send(r.reply.to_wire()));
                     out.push(Output::Close);
                     self.phase = Phase::Closed;
                 }
             },
             Waiting::Hello { host, esmtp } => match verdict(answer) {
                 Verdict::Accept => self.hello_accepted(host, esmtp, out),
-                Verdict::Reject(r) => self.reply(out, r),
+                Verdict::Reject(r) => self.refuse(out, "EHLO", r),
             },
             Waiting::Mail { sender, smtputf8 } => match verdict(answer) {
                 Verdict::Accept => {
@@ -433,7 +434,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     self.phase = Phase::Mail;
                     self.reply(out, reply::SENDER_OK);
                 }
-                Verdict::Reject(r) => self.reply(out, r),
+                Verdict::Reject(r) => self.refuse(out, "MAIL", r),
             },
             Waiting::Rcpt => match answer {
                 Answer::Rcpt(RcptVerdict::Accept(accepted)) => {
@@ -447,8 +448,8 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     }
                     self.reply(out, reply::RECIPIENT_OK);
                 }
-                Answer::Rcpt(RcptVerdict::Reject(r)) => self.reply(out, r),
-                Answer::Verdict(_) => self.reply(out, reply::POLICY_FAILED),
+                Answer::Rcpt(RcptVerdict::Reject(r)) => self.refuse(out, "RCPT", r),
+                Answer::Verdict(_) => self.refuse(out, "RCPT", mismatched_answer()),
             },
             Waiting::EndOfData(envelope) => match verdict(answer) {
                 Verdict::Accept => {
@@ -460,10 +461,28 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     drop(envelope);
                     self.reset_transaction();
                     self.phase = Phase::Ready;
-                    self.reply(out, r);
+                    self.refuse(out, "DATA", r);
                 }
             },
         }
+    }
+
+    /// A hook's refusal: the reply to the command, and its reason in the log (the client learns
+    /// only the reply).
+    fn refuse(&mut self, out: &mut Vec<Output>, command: &str, refusal: Refusal) {
+        self.log_refusal(command, &refusal);
+        self.reply(out, refusal.reply);
+    }
+
+    /// At debug level: directory-based edge blocking refuses much of what spammers send, and
+    /// the connection log of the edge-protection stages is where refusals will be kept.
+    fn log_refusal(&self, command: &str, refusal: &Refusal) {
+        tracing::debug!(
+            client = %self.client.ip(),
+            "{command} refused with {}: {}",
+            refusal.reply,
+            refusal.reason
+        );
     }
 
     fn command(&mut self, line: &[u8], out: &mut Vec<Output>) {
@@ -475,20 +494,12 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     ProtoError::UnknownCommand => reply::COMMAND_UNRECOGNIZED,
                     ProtoError::InvalidSenderAddress => reply::BAD_SENDER_SYNTAX,
                     ProtoError::InvalidRecipientAddress => reply::BAD_RECIPIENT_SYNTAX,
-                    ProtoError::SyntaxError { syntax } => {
-                        Reply::with_text(501, "5.5.4", format!("Syntax: {syntax}"))
+                    ProtoError::SyntaxError { syntax } => reply::syntax(syntax),
+                    ProtoError::InvalidParameter { param } => reply::invalid_parameter(param),
+                    // The client's text is echoed; at most 40 characters of it.
+                    ProtoError::UnsupportedParameter { param } => {
+                        reply::unsupported_parameter(param.chars().take(40).collect::<String>())
                     }
-                    ProtoError::InvalidParameter { param } => {
-                        Reply::with_text(501, "5.5.4", format!("Invalid parameter {param}"))
-                    }
-                    ProtoError::UnsupportedParameter { param } => Reply::with_text(
-                        555,
-                        "5.5.4",
-                        format!(
-                            "Unsupported parameter {}",
-                            param.chars().take(40).collect::<String>()
-                        ),
-                    ),
                     _ => reply::SYNTAX_ERROR,
                 };
                 self.reply(out, r);
@@ -519,12 +530,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             Request::Noop { .. } => self.reply(out, reply::OK),
             Request::Quit => {
                 out.push(Output::Send(
-                    Reply::with_text(
-                        221,
-                        "2.0.0",
-                        format!("{} closing connection", self.config.hostname),
-                    )
-                    .to_wire(),
+                    reply::closing(&self.config.hostname).to_wire(),
                 ));
                 out.push(Output::Close);
                 self.phase = Phase::Closed;
@@ -558,13 +564,16 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         self.client.helo = Some(host);
         self.esmtp = esmtp;
         self.phase = Phase::Ready;
-        let first = format!("{} Hello [{}]", self.config.hostname, self.client.ip());
+        let hello = reply::hello(&self.config.hostname, self.client.ip());
         if !esmtp {
-            out.push(Output::Send(format!("250 {first}\r\n").into_bytes()));
+            out.push(Output::Send(hello.to_wire()));
             return;
         }
+        // RFC 5321 §4.1.1.1 and §4.2.1: the greeting, then one extension a line, each with the
+        // greeting's code.
+        let code = hello.code;
         let mut lines = vec![
-            first,
+            hello.text.into_owned(),
             format!("SIZE {}", self.config.max_message_size),
             "PIPELINING".to_string(),
             "8BITMIME".to_string(),
@@ -577,7 +586,10 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         let mut text = String::new();
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
-            text.push_str(&format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }));
+            text.push_str(&format!(
+                "{code}{}{l}\r\n",
+                if i == last { ' ' } else { '-' }
+            ));
         }
         out.push(Output::Send(text.into_bytes()));
     }
@@ -664,6 +676,17 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         out.push(Output::StartTls);
         self.phase = Phase::Handshake;
     }
+}
+
+/// The refusal for an answer of the wrong kind.
+fn mismatched_answer() -> Refusal {
+    Refusal::new(
+        reply::POLICY_FAILED,
+        Reason::new(
+            Stage::Session,
+            "The policy answered another question than the one it was asked",
+        ),
+    )
 }
 
 /// Whether the path in a MAIL or RCPT line is `<>` (or absent). smtp-proto returns an empty

@@ -357,4 +357,24 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX recipients_open ON recipients(message_id) WHERE status = 'Pending' OR ndr_state = 1;
     ALTER TABLE recipients ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 11: trace events carry structured fields besides their detail, so that nothing reads codes
+    // back out of text: the SMTP reply code and RFC 3463 enhanced status code of the reply an
+    // event is about (the one that failed a recipient; later a remote server's answer), the
+    // remote host a delivery attempt talked to (empty until outbound delivery exists), and the
+    // reason (JSON of `hato_core::Reason`: stage, rule, sentence, figures). A Fail event's detail
+    // is now its reply's text; events written before this migration began with the reply itself
+    // (`554 5.2.2 mailbox full; ...`), so their codes are copied out of it once, here, and the
+    // NDRs still owed for them report the right status. Other old events keep NULL codes and
+    // reasons.
+    r#"
+    ALTER TABLE trace_events ADD COLUMN status INTEGER;
+    ALTER TABLE trace_events ADD COLUMN enhanced_status TEXT;
+    ALTER TABLE trace_events ADD COLUMN remote_host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE trace_events ADD COLUMN reason TEXT;
+    UPDATE trace_events SET
+        status = CAST(substr(detail, 1, 3) AS INTEGER),
+        enhanced_status = substr(detail, 5, instr(substr(detail, 5) || ' ', ' ') - 1),
+        detail = ltrim(substr(detail, 5 + instr(substr(detail, 5) || ' ', ' ')))
+      WHERE event = 'Fail' AND detail GLOB '[245][0-9][0-9] [245].[0-9]*.[0-9]* *';
+    "#,
 ];

@@ -178,13 +178,12 @@ pub trait QueueStore: Send + Sync {
     fn due_ndrs(&self, now: Timestamp, limit: usize) -> Result<Vec<NdrWork>>;
     /// Recipients whose processing failed: each stays `Pending`, not due again before the
     /// policy's backoff, with a `Defer` event giving the reason; the `max_attempts`-th failure
-    /// fails it (`final_reply` + the reason, an NDR owed). Recipients no longer pending are left
-    /// alone.
+    /// fails it (`hato_core::reply::processing_expired` with the reason, an NDR owed).
+    /// Recipients no longer pending are left alone.
     fn defer_recipients(
         &self,
         deferrals: Vec<Deferral>,
         policy: RetryPolicy,
-        final_reply: String,
         now: Timestamp,
     ) -> Pending<()>;
     /// Failed recipients whose NDR could not be generated: the NDR is retried after the policy's

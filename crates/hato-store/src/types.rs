@@ -2,7 +2,9 @@
 
 use hato_core::Timestamp;
 use hato_core::directory::{MailboxAttributes, MailboxId, MailboxType, TenantId};
-use hato_core::trace::{RecipientStatus, TraceEvent};
+use hato_core::reason::{Reason, Refusal};
+use hato_core::reply::Reply;
+use hato_core::trace::{EventRecord, RecipientStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug)]
@@ -36,8 +38,9 @@ pub struct NewRecipient {
     pub address: String,
     pub tenant_id: TenantId,
     pub route: Route,
-    /// Events recorded with the recipient besides `Receive` (e.g. a `Defer` saying why it waits).
-    pub extra_events: Vec<(TraceEvent, String)>,
+    /// Events recorded with the recipient after `Receive` (a `Defer` saying why it waits, the
+    /// verdicts the end-of-data stages recorded for it).
+    pub extra_events: Vec<EventRecord>,
 }
 
 #[derive(Debug)]
@@ -166,10 +169,11 @@ pub enum RecipientOutcome {
     /// Put the blob in the mailbox folder, unless that would exceed the mailbox quota, in which
     /// case the recipient fails with `554 5.2.2 mailbox full` instead.
     Store { mailbox: MailboxId, folder: Folder },
-    /// Permanent failure with this reply text (an NDR follows unless the sender is null).
-    Fail { reply: String },
+    /// Permanent failure with this reply, for this reason (an NDR follows unless the sender is
+    /// null).
+    Fail(Refusal),
     /// Not now: the recipient stays pending until `retry_at`, with a `Defer` event saying why.
-    Defer { reason: String, retry_at: Timestamp },
+    Defer { reason: Reason, retry_at: Timestamp },
 }
 
 /// Content made ready for storage by [`crate::traits::MailStore::stage_blob`]: large content is already
@@ -233,8 +237,9 @@ pub struct FailedRecipient {
     pub id: i64,
     pub address: String,
     pub tenant_id: TenantId,
-    /// The SMTP reply that failed it, e.g. `554 5.2.2 mailbox full; …`.
-    pub reply: String,
+    /// The SMTP reply that failed it (`554 5.2.2 mailbox full; …`), as its `Fail` event
+    /// recorded it: code and enhanced code from their fields, the text from its detail.
+    pub reply: Reply,
 }
 
 /// A message some of whose recipients failed, and whose sender must get an NDR.
@@ -315,13 +320,22 @@ pub struct TraceRow {
     pub size: u64,
 }
 
-/// One event of a recipient, like `Get-MessageTraceDetailV2`.
+/// One event of a recipient, like `Get-MessageTraceDetailV2`. Events recorded before the
+/// structured fields existed have them empty (`None`, `""`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceDetailRow {
     pub recipient: String,
     pub time: String,
     pub event: String,
     pub detail: String,
+    /// The SMTP reply code of the reply the event is about (a `Fail` event's), e.g. 554.
+    pub status: Option<u16>,
+    /// Its RFC 3463 enhanced status code, e.g. `5.2.2`.
+    pub enhanced_status: Option<String>,
+    /// The server a delivery attempt talked to; empty until outbound delivery exists.
+    pub remote_host: String,
+    /// Why: the stage, rule, sentence and figures.
+    pub reason: Option<Reason>,
 }
 
 // ----- groups ---------------------------------------------------------------------------------
@@ -446,8 +460,9 @@ pub struct ExpandedRecipient {
     /// ReportToOriginatorEnabled / ReportToManagerEnabled say.
     pub report_to: Option<Vec<String>>,
     pub detail: String,
-    /// A member that fails at once (e.g. a nested group's sender restriction), with the reply.
-    pub fail: Option<String>,
+    /// A member that fails at once (e.g. a nested group's sender restriction): the reply and
+    /// why.
+    pub fail: Option<Refusal>,
 }
 
 /// What to do with a group recipient at routing.
@@ -456,17 +471,20 @@ pub enum GroupOutcome {
     /// Mark it Expanded and add these recipients (already de-duplicated against the message).
     Expand {
         detail: String,
+        /// Which group expanded, into how many.
+        reason: Option<Reason>,
         members: Vec<ExpandedRecipient>,
     },
-    /// Hold it for moderation until `expires`.
+    /// Hold it for moderation until `expires`; the `Defer` event's detail is the reason's
+    /// sentence.
     Hold {
         group_id: GroupId,
         tenant_id: TenantId,
         expires: Timestamp,
-        detail: String,
+        reason: Reason,
     },
-    /// Fail it with this reply.
-    Fail { reply: String },
+    /// Fail it with this reply, for this reason.
+    Fail(Refusal),
 }
 
 /// A message filed in a Microsoft 365 group's mailbox.

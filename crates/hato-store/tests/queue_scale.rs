@@ -120,6 +120,7 @@ fn a_100000_member_expansion_adds_each_address_once() {
         .collect();
     let outcome = GroupOutcome::Expand {
         detail: "Expanded".into(),
+        reason: None,
         members,
     };
     assert!(
@@ -151,6 +152,7 @@ fn a_100000_member_expansion_adds_each_address_once() {
     // A small expansion of the same message (a nested group) is checked member by member.
     let nested = GroupOutcome::Expand {
         detail: "Expanded".into(),
+        reason: None,
         members: ["m1@contoso.test", "new@contoso.test", "new@contoso.test"]
             .iter()
             .map(|a| ExpandedRecipient {
@@ -215,7 +217,6 @@ fn deferral_backs_off_then_fails_with_an_ndr_owed() {
                 reason: "database error: disk I/O error".into(),
             }],
             policy,
-            "550 4.4.7 QUEUE.Expired; message expired".into(),
             Timestamp(now),
         )
         .wait()
@@ -260,10 +261,22 @@ fn deferral_backs_off_then_fails_with_an_ndr_owed() {
     let events: Vec<&str> = detail.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(events, ["Receive", "Defer", "Defer", "Fail"]);
     assert!(detail[1].detail.contains("attempt 1 of 3") && detail[1].detail.contains("disk I/O"));
-    assert!(detail[3].detail.starts_with("550 4.4.7") && detail[3].detail.contains("3 times"));
+    assert_eq!(
+        (detail[3].status, detail[3].enhanced_status.as_deref()),
+        (Some(550), Some("4.4.7"))
+    );
+    assert!(
+        detail[3].detail.starts_with("QUEUE.Expired") && detail[3].detail.contains("3 times"),
+        "{:?}",
+        detail[3]
+    );
     let ndrs = s.due_ndrs(Timestamp(10 + 160 * second), 10).unwrap();
     assert_eq!(ndrs.len(), 1);
-    assert!(ndrs[0].failed[0].reply.contains("disk I/O"));
+    let reply = &ndrs[0].failed[0].reply;
+    assert!(
+        reply.to_string().starts_with("550 4.4.7 QUEUE.Expired") && reply.text.contains("disk I/O"),
+        "{reply}"
+    );
     // A recipient no longer pending is left alone.
     defer(10 + 200 * second);
     assert_eq!(s.trace_detail(None, "m", None).unwrap().len(), 4);

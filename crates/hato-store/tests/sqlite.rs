@@ -3,6 +3,7 @@
 
 use hato_core::Timestamp;
 use hato_core::directory::{DomainType, MailboxAttributes, MailboxType, Route};
+use hato_core::reason::{FigureValue, Stage};
 use hato_core::trace::RecipientStatus;
 use hato_store::*;
 use std::sync::Arc;
@@ -154,13 +155,45 @@ fn delivery_applies_quota_and_is_idempotent() {
         .rows;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].trace_id, "two");
+    // The failure is recorded as data: the reply's codes in their fields, its text as the
+    // detail, and why, with the figures that decided it.
     let detail = s.trace_detail(None, "two", None).unwrap();
-    assert!(detail[1].detail.starts_with("554 5.2.2 mailbox full"));
+    let fail = &detail[1];
+    assert_eq!(fail.event, "Fail");
+    assert_eq!(
+        (
+            fail.status,
+            fail.enhanced_status.as_deref(),
+            fail.remote_host.as_str()
+        ),
+        (Some(554), Some("5.2.2"), "")
+    );
+    assert_eq!(fail.detail, hato_core::reply::MAILBOX_FULL.text);
+    let reason = fail.reason.as_ref().expect("a reason");
+    assert_eq!(reason.stage, Stage::Delivery);
+    assert_eq!(reason.rule.as_deref(), Some("mailbox quota"));
+    let figures: Vec<(&str, &FigureValue)> = reason
+        .figures
+        .iter()
+        .map(|f| (f.name.as_str(), &f.value))
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            ("size", &FigureValue::Integer(6_000)),
+            ("used", &FigureValue::Integer(6_000)),
+            ("limit", &FigureValue::Integer(10_000))
+        ]
+    );
+    // The other events have no reply.
+    assert_eq!((detail[0].status, &detail[0].reason), (None, &None));
     let mb = s.mailbox_by_address("a@contoso.test").unwrap().unwrap();
     assert_eq!(mb.used_bytes, 6_000);
     let ndrs = s.due_ndrs(Timestamp(12), 10).unwrap();
     assert_eq!(ndrs.len(), 1);
     assert_eq!(ndrs[0].failed[0].address, "alice@contoso.test");
+    // The NDR reports the reply as it was recorded.
+    assert_eq!(ndrs[0].failed[0].reply, hato_core::reply::MAILBOX_FULL);
     assert!(s.due_deliveries(Timestamp(20), 100).unwrap().is_empty());
 }
 
@@ -771,6 +804,108 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
             .unwrap();
         assert!(sql.contains("AUTOINCREMENT"), "{sql}");
     }
+}
+
+/// Migration 11 adds the structured fields of trace events. Events written before it survive
+/// with the new fields empty; a Fail event's reply (its detail began with it) is moved into the
+/// fields, so an NDR still owed for it reports the right status.
+#[test]
+fn migrating_trace_events_keeps_them_and_moves_fail_replies_into_fields() {
+    const OLD: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hato.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..OLD] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", OLD as i64)
+            .unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO messages(id, trace_id, received, sender, client_ip, helo, message_id, subject, size, content)
+                VALUES (1, 'old', 1000, 'bob@fabrikam.test', '192.0.2.1', 'mx', '<old@x>', 'Old', 10,
+                        CAST('Subject: Old' || char(13, 10, 13, 10) || 'body' || char(13, 10) AS BLOB));
+            INSERT INTO recipients(id, message_id, tenant_id, address, route, mailbox_id, status, ndr_state,
+                                   next_attempt, updated)
+                VALUES (1, 1, 1, 'alice@contoso.test', 'local', 1, 'Failed', 1, 1000, 1000),
+                       (2, 1, 1, 'carol@contoso.test', 'local', 2, 'Delivered', 0, 1000, 1000);
+            INSERT INTO trace_events(recipient_id, time, event, detail)
+                VALUES (1, 1000, 'Receive', 'Received by mx from client'),
+                       (1, 1001, 'Fail', '554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException (mailbox uses 1 of 2 bytes)'),
+                       (2, 1000, 'Receive', 'Received by mx from client'),
+                       (2, 1001, 'Deliver', 'Delivered to folder Inbox of mailbox carol@contoso.test');
+            "#,
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let events = s.trace_detail(None, "old", None).unwrap();
+    // Recipient, event, status, enhanced status, detail, and whether it has a reason or a
+    // remote host.
+    type Shown<'a> = (
+        &'a str,
+        &'a str,
+        Option<u16>,
+        Option<&'a str>,
+        &'a str,
+        bool,
+    );
+    let shown: Vec<Shown<'_>> = events
+        .iter()
+        .map(|e| {
+            (
+                e.recipient.as_str(),
+                e.event.as_str(),
+                e.status,
+                e.enhanced_status.as_deref(),
+                e.detail.as_str(),
+                e.reason.is_some() || !e.remote_host.is_empty(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "alice@contoso.test",
+                "Receive",
+                None,
+                None,
+                "Received by mx from client",
+                false
+            ),
+            (
+                "alice@contoso.test",
+                "Fail",
+                Some(554),
+                Some("5.2.2"),
+                "mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException (mailbox uses 1 of 2 bytes)",
+                false
+            ),
+            (
+                "carol@contoso.test",
+                "Receive",
+                None,
+                None,
+                "Received by mx from client",
+                false
+            ),
+            (
+                "carol@contoso.test",
+                "Deliver",
+                None,
+                None,
+                "Delivered to folder Inbox of mailbox carol@contoso.test",
+                false
+            ),
+        ]
+    );
+    let ndrs = s.due_ndrs(Timestamp(2000), 10).unwrap();
+    assert_eq!(ndrs.len(), 1);
+    let reply = &ndrs[0].failed[0].reply;
+    assert_eq!((reply.code, &*reply.status), (554, "5.2.2"));
+    assert!(reply.text.starts_with("mailbox full;"), "{reply}");
 }
 
 #[test]

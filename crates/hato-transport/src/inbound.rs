@@ -6,7 +6,6 @@
 use crate::summarize;
 use hato_core::body::StoredBody;
 use hato_core::reply::{self, Reply};
-use hato_core::trace::TraceEvent;
 use hato_core::{Clock, id};
 use hato_smtp::Envelope;
 use hato_smtp::server::Submitter;
@@ -104,7 +103,7 @@ impl Inbound {
                     address: r.address.to_string(),
                     tenant_id: r.tenant_id,
                     route: r.route,
-                    extra_events: Vec::<(TraceEvent, String)>::new(),
+                    extra_events: Vec::new(),
                 })
                 .collect(),
             receive_detail,

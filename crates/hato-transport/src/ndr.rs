@@ -4,7 +4,7 @@
 
 use crate::headers::{HeaderBlock, Mailbox, is_addr_spec, without_controls};
 use crate::{header_block, summarize};
-use hato_core::Timestamp;
+use hato_core::{Reply, Timestamp};
 use hato_store::FailedRecipient;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::{BodyPart, MimePart};
@@ -20,15 +20,6 @@ pub struct NdrInput<'a> {
     pub now: Timestamp,
     /// For the NDR's own Message-ID.
     pub ndr_trace_id: &'a str,
-}
-
-/// The enhanced status code at the start of a reply text such as `554 5.2.2 mailbox full`.
-pub fn enhanced_code(reply: &str) -> &str {
-    reply
-        .split_whitespace()
-        .nth(1)
-        .filter(|c| c.chars().next().is_some_and(|d| d == '4' || d == '5') && c.contains('.'))
-        .unwrap_or("5.0.0")
 }
 
 /// Cause and fix, in words a sender understands, chosen by enhanced status code as Exchange does.
@@ -67,12 +58,12 @@ pub fn postmaster_for(address: &str, hostname: &str) -> String {
         .unwrap_or_else(|| format!("postmaster@{hostname}"))
 }
 
-/// A reply text as the delivery-status fields carry it (RFC 3464 §2.3.6: US-ASCII text): at
-/// most `MAX_DIAGNOSTIC` characters, so that even a reply without spaces (a long moderation
-/// comment) stays within RFC 5322's line limit; message trace keeps the whole text.
-fn diagnostic(reply: &str) -> String {
+/// A reply as the delivery-status fields carry it (RFC 3464 §2.3.6: US-ASCII text): at most
+/// `MAX_DIAGNOSTIC` characters, so that even a reply without spaces (a long moderation comment)
+/// stays within RFC 5322's line limit; message trace keeps the whole text.
+fn diagnostic(reply: &Reply) -> String {
     const MAX_DIAGNOSTIC: usize = 900;
-    let text = ascii(reply);
+    let text = ascii(&reply.to_string());
     if text.len() <= MAX_DIAGNOSTIC {
         return text;
     }
@@ -96,8 +87,7 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
         recipients.join(", ")
     );
     for (f, address) in input.failed.iter().zip(&recipients) {
-        let code = enhanced_code(&f.reply);
-        let (cause, fix) = explain(code);
+        let (cause, fix) = explain(&f.reply.status);
         text.push_str(&format!(
             "{address}\r\n  Cause: {cause}\r\n  How to fix it: {fix}\r\n\r\n"
         ));
@@ -110,8 +100,8 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
         text.push_str(&format!(
             "{address}\r\nRemote server: {}\r\n{}\r\n{}\r\n\r\n",
             input.hostname,
-            enhanced_code(&f.reply),
-            ascii(&f.reply)
+            status_of(&f.reply),
+            ascii(&f.reply.to_string())
         ));
     }
     text.push_str(&format!(
@@ -130,7 +120,7 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
         fields
             .structured("Final-Recipient", &format!("rfc822; {address}"))
             .fixed("Action", "failed")
-            .structured("Status", enhanced_code(&f.reply))
+            .structured("Status", status_of(&f.reply))
             .structured(
                 "Diagnostic-Code",
                 &format!("smtp; {}", diagnostic(&f.reply)),
@@ -205,6 +195,22 @@ pub fn truncated_headers(headers: &[u8], max: usize) -> &[u8] {
     &headers[..end]
 }
 
+/// The RFC 3464 `Status` of a failed recipient: its reply's enhanced status code as recorded,
+/// or RFC 3463's "other undefined status" of the reply's class for a reply recorded without one.
+fn status_of(reply: &Reply) -> &str {
+    let recorded = &*reply.status;
+    let valid = recorded.split('.').count() == 3
+        && recorded.starts_with(['4', '5'])
+        && recorded
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    match (valid, reply.is_permanent()) {
+        (true, _) => recorded,
+        (false, true) => "5.0.0",
+        (false, false) => "4.0.0",
+    }
+}
+
 /// SMTP responses in reports are US-ASCII.
 fn ascii(s: &str) -> String {
     s.chars()
@@ -230,8 +236,7 @@ mod tests {
             id: 1,
             address: "alice@contoso.test".into(),
             tenant_id: 1,
-            reply: "554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException"
-                .into(),
+            reply: hato_core::reply::MAILBOX_FULL,
         }];
         let original = b"From: bob@fabrikam.test\r\nSubject: Quarterly report\r\nMessage-ID: <m1@fabrikam.test>\r\n\r\nbody\r\n";
         let bytes = build(&NdrInput {
@@ -270,12 +275,12 @@ mod tests {
         assert!(body.contains("How to fix it"));
     }
 
-    fn failed(address: &str, reply: &str) -> Vec<FailedRecipient> {
+    fn failed(address: &str, text: &str) -> Vec<FailedRecipient> {
         vec![FailedRecipient {
             id: 1,
             address: address.into(),
             tenant_id: 1,
-            reply: reply.into(),
+            reply: Reply::stored(550, "5.7.1", text),
         }]
     }
 
@@ -336,7 +341,7 @@ mod tests {
         let original = b"From: bob@fabrikam.test\r\n\
             Subject: =?utf-8?b?eA0KUmVwbHktVG86IGF0dGFja2VyQGV2aWwudGVzdA0KDQpib2R5IG9mIHRoZSBhdHRhY2tlcg==?=\r\n\
             Message-ID: <m1@fabrikam.test>\r\n\tBcc: victim@contoso.test\r\n\r\nbody\r\n";
-        let long_comment = format!("550 5.7.1 rejected by the moderator: {}", "x".repeat(5000));
+        let long_comment = format!("rejected by the moderator: {}", "x".repeat(5000));
         let bytes = ndr_for(
             original,
             "bob@fabrikam.test",
@@ -432,7 +437,7 @@ mod tests {
             id: 1,
             address: "alice@contoso.test".into(),
             tenant_id: 1,
-            reply: "550 4.4.7 QUEUE.Expired; message expired".into(),
+            reply: hato_core::reply::processing_expired(12, "disk I/O error"),
         }];
         let bytes = build(&NdrInput {
             hostname: "mx.hato.test",
@@ -469,9 +474,44 @@ mod tests {
         assert_eq!(truncated_headers(b"no line break at all", 5), b"no li");
     }
 
+    /// The status and diagnostic come from the reply as recorded (code, enhanced code, text),
+    /// never from reading codes out of its text: a text that starts with another code, or with
+    /// none, changes nothing.
     #[test]
-    fn enhanced_code_extraction() {
-        assert_eq!(enhanced_code("554 5.2.2 mailbox full"), "5.2.2");
-        assert_eq!(enhanced_code("garbage"), "5.0.0");
+    fn the_status_is_the_recorded_enhanced_code() {
+        let status_and_diagnostic = |reply: Reply| {
+            let bytes = ndr_for(
+                b"From: bob@fabrikam.test\r\nSubject: s\r\n\r\nbody\r\n",
+                "bob@fabrikam.test",
+                &[FailedRecipient {
+                    id: 1,
+                    address: "alice@contoso.test".into(),
+                    tenant_id: 1,
+                    reply,
+                }],
+            );
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (field("Status: "), field("Diagnostic-Code: "), text)
+        };
+        let (status, diagnostic, text) =
+            status_and_diagnostic(Reply::stored(554, "5.2.2", "mailbox full"));
+        assert_eq!(status, "5.2.2");
+        assert_eq!(diagnostic, "smtp; 554 5.2.2 mailbox full");
+        assert!(text.contains("mailbox is full"), "{text}");
+        let (status, diagnostic, _) =
+            status_and_diagnostic(Reply::stored(550, "5.1.10", "451 4.3.0 another reply"));
+        assert_eq!(status, "5.1.10");
+        assert_eq!(diagnostic, "smtp; 550 5.1.10 451 4.3.0 another reply");
+        // A reply recorded without a usable enhanced code gets its class's undefined status.
+        let (status, _, _) = status_and_diagnostic(Reply::stored(550, "", "old"));
+        assert_eq!(status, "5.0.0");
+        let (status, _, _) = status_and_diagnostic(Reply::stored(450, "x\r\nBcc: y", "t"));
+        assert_eq!(status, "4.0.0");
     }
 }

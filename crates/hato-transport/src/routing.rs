@@ -20,6 +20,7 @@ use hato_core::Address;
 use hato_core::ClientContext;
 use hato_core::directory::{DomainType, GroupId, MailboxId, Route, TenantId};
 use hato_core::reply;
+use hato_core::{Reason, Refusal, Stage};
 use hato_directory::policy::{Sender, check_sender};
 use hato_directory::{Addressee, Directory};
 use hato_smtp::{AcceptedRecipient, Decision, RcptVerdict, SmtpPolicy};
@@ -119,7 +120,7 @@ impl DirectoryPolicy {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!("directory lookup for {rcpt} failed: {e}");
-                RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                RcptVerdict::Reject(directory_failed(&e))
             }
         }
     }
@@ -164,22 +165,56 @@ impl DirectoryPolicy {
                         tenant,
                         Route::Group(group),
                     ),
-                    Some(Err(r)) => RcptVerdict::Reject(r),
-                    None => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+                    Some(Err(refusal)) => RcptVerdict::Reject(refusal),
+                    None => RcptVerdict::Reject(Refusal::new(
+                        reply::RECIPIENT_REJECTED,
+                        Reason::new(
+                            Stage::Recipient,
+                            format!("The group {address} is not in the directory any more"),
+                        ),
+                    )),
                 }
             }
             Resolution::UnknownInRelayDomain { tenant } => {
                 accept(rcpt.clone(), tenant, Route::Relay)
             }
-            Resolution::UnknownInAuthoritativeDomain { .. } => {
-                RcptVerdict::Reject(reply::RECIPIENT_REJECTED)
-            }
+            Resolution::UnknownInAuthoritativeDomain { .. } => RcptVerdict::Reject(Refusal::new(
+                reply::RECIPIENT_REJECTED,
+                Reason::new(
+                    Stage::Recipient,
+                    format!(
+                        "No recipient answers to {rcpt}, and {} is an authoritative domain (directory-based edge blocking)",
+                        rcpt.domain()
+                    ),
+                )
+                .rule(format!("accepted domain {}", rcpt.domain())),
+            )),
             Resolution::Postmaster { tenant } => {
                 accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
             }
-            Resolution::NotAccepted => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
+            Resolution::NotAccepted => RcptVerdict::Reject(Refusal::new(
+                reply::UNABLE_TO_RELAY,
+                Reason::new(
+                    Stage::Recipient,
+                    format!(
+                        "{} is not an accepted domain of any tenant, and direct send never relays",
+                        rcpt.domain()
+                    ),
+                ),
+            )),
         })
     }
+}
+
+/// The refusal when the directory cannot be read: the client retries.
+fn directory_failed(error: &dyn std::fmt::Display) -> Refusal {
+    Refusal::new(
+        reply::DIRECTORY_FAILED,
+        Reason::new(
+            Stage::Recipient,
+            format!("The directory lookup failed: {error}"),
+        ),
+    )
 }
 
 /// Where the platform's postmaster mail goes now: the mailbox `configured` (`smtp.postmaster`)
@@ -187,20 +222,21 @@ impl DirectoryPolicy {
 pub fn platform_postmaster(
     directory: &Directory,
     configured: Option<&Address>,
-) -> Result<Result<MailboxId, String>, StoreError> {
+) -> Result<Result<MailboxId, Reason>, StoreError> {
+    let waiting = |text: String| Reason::new(Stage::Delivery, text).rule("smtp.postmaster");
     let Some(address) = configured else {
-        return Ok(Err(
+        return Ok(Err(waiting(
             "No platform postmaster mailbox is configured (smtp.postmaster is empty); the message \
              stays queued and is delivered once one is"
                 .into(),
-        ));
+        )));
     };
     Ok(match resolve(directory, address)? {
         Resolution::Mailbox { mailbox, .. } => Ok(mailbox),
-        _ => Err(format!(
+        _ => Err(waiting(format!(
             "No platform postmaster mailbox is configured (smtp.postmaster names {address}, which \
              is no mailbox); the message stays queued and is delivered once there is one"
-        )),
+        ))),
     })
 }
 
@@ -231,11 +267,11 @@ impl SmtpPolicy for DirectoryPolicy {
                 Ok((_, Ok(v))) => v,
                 Ok((rcpt, Err(e))) => {
                     tracing::error!("directory lookup for {rcpt} failed: {e}");
-                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                    RcptVerdict::Reject(directory_failed(&e))
                 }
                 Err(e) => {
                     tracing::error!("directory lookup stopped: {e}");
-                    RcptVerdict::Reject(reply::DIRECTORY_FAILED)
+                    RcptVerdict::Reject(directory_failed(&e))
                 }
             }
         })

@@ -263,10 +263,26 @@ async fn a_deleted_tenant_is_deferred_with_backoff_then_failed_with_an_ndr() {
     }
     assert_eq!(w.status(&bad, "list@contoso.test"), "Failed");
     assert_eq!(w.events(&bad, "Defer").len(), 11);
-    let fail = w.events(&bad, "Fail");
+    let fail: Vec<TraceDetailRow> = w
+        .store
+        .trace_detail(None, &bad, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "Fail")
+        .collect();
     assert!(
-        fail.len() == 1 && fail[0].starts_with("550 4.4.7") && fail[0].contains("tenant"),
+        fail.len() == 1
+            && fail[0].status == Some(550)
+            && fail[0].enhanced_status.as_deref() == Some("4.4.7")
+            && fail[0].detail.starts_with("QUEUE.Expired")
+            && fail[0].detail.contains("tenant"),
         "{fail:?}"
+    );
+    let reason = fail[0].reason.as_ref().expect("a reason");
+    assert_eq!(reason.stage, hato_core::Stage::Queue);
+    assert_eq!(
+        reason.figure_value("attempts"),
+        Some(&hato_core::reason::FigureValue::Integer(12))
     );
     assert_eq!(
         w.subjects(w.b.sender),

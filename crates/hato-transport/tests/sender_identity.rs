@@ -107,7 +107,7 @@ fn addr(a: &str) -> Address {
 fn code(v: &RcptVerdict) -> String {
     match v {
         RcptVerdict::Accept(_) => "250".into(),
-        RcptVerdict::Reject(r) => r.to_string().chars().take(9).collect(),
+        RcptVerdict::Reject(r) => r.reply.to_string().chars().take(9).collect(),
     }
 }
 
@@ -126,17 +126,43 @@ async fn the_rcpt_decision_trusts_only_the_authenticated_identity() {
         code(&policy.check_recipient_as(Some(&allowed), None, &board)),
         "550 5.7.1"
     );
+    // The refusal says why: the group's setting that refused, for the log (and later the
+    // connection log); the client gets the reply only.
     let refusal = match policy.check_recipient_as(Some(&allowed), None, &board) {
-        RcptVerdict::Reject(r) => r.to_string(),
+        RcptVerdict::Reject(r) => r,
         _ => unreachable!(),
     };
-    assert!(refusal.starts_with("550 5.7.133"), "{refusal}");
+    assert!(
+        refusal.reply.to_string().starts_with("550 5.7.133"),
+        "{refusal}"
+    );
+    assert_eq!(refusal.reason.stage, hato_core::Stage::GroupRestriction);
+    assert_eq!(
+        refusal.reason.rule.as_deref(),
+        Some("board@contoso.test: RequireSenderAuthenticationEnabled")
+    );
     // Authenticated as someone else, claiming the allowed address: not in the list (5.7.124).
     let refusal = match policy.check_recipient_as(Some(&allowed), Some(w.owner), &board) {
-        RcptVerdict::Reject(r) => r.to_string(),
+        RcptVerdict::Reject(r) => r,
         _ => panic!("accepted a sender that is not on the list"),
     };
-    assert!(refusal.starts_with("550 5.7.124"), "{refusal}");
+    assert!(
+        refusal.reply.to_string().starts_with("550 5.7.124"),
+        "{refusal}"
+    );
+    assert_eq!(
+        refusal.reason.rule.as_deref(),
+        Some("board@contoso.test: AcceptMessagesOnlyFromSendersOrMembers")
+    );
+    // A domain no tenant accepts: the recipient stage says which.
+    match policy.check_recipient_as(Some(&allowed), None, &addr("x@elsewhere.test")) {
+        RcptVerdict::Reject(r) => {
+            assert_eq!(r.reply, hato_core::reply::UNABLE_TO_RELAY);
+            assert_eq!(r.reason.stage, hato_core::Stage::Recipient);
+            assert!(r.reason.text.contains("elsewhere.test"), "{r}");
+        }
+        _ => panic!("relayed"),
+    }
     // The owner, authenticated, may send to the moderated group.
     let v = policy.check_recipient_as(Some(&owner), Some(w.owner), &addr("moderated@contoso.test"));
     assert_eq!(code(&v), "250");

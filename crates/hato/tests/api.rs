@@ -1635,7 +1635,19 @@ fn trace_detail_lists_a_recipients_events() {
             .map(String::as_str)
             .collect();
         keys.sort();
-        assert_eq!(keys, ["detail", "event", "recipient", "time"]);
+        assert_eq!(
+            keys,
+            [
+                "detail",
+                "enhanced_status",
+                "event",
+                "reason",
+                "recipient",
+                "remote_host",
+                "status",
+                "time"
+            ]
+        );
         assert_eq!(e["recipient"], "bob@contoso.test");
         assert!(e["time"].as_str().unwrap_or_default().ends_with('Z'));
     }

@@ -911,7 +911,19 @@ fn trace_json_filters_and_detail() {
     let events = json_of(&s, &["trace", "detail", &t2, "--json"]);
     let events = events.as_array().expect("events").clone();
     for e in &events {
-        assert_eq!(keys(e), ["detail", "event", "recipient", "time"]);
+        assert_eq!(
+            keys(e),
+            [
+                "detail",
+                "enhanced_status",
+                "event",
+                "reason",
+                "recipient",
+                "remote_host",
+                "status",
+                "time"
+            ]
+        );
     }
     for r in ["alice@contoso.test", "bob@contoso.test"] {
         let kinds: Vec<&str> = events
@@ -941,7 +953,18 @@ fn trace_json_filters_and_detail() {
     );
     assert_eq!(bob.len() * 2, events.len());
     let out = s.ok(&["trace", "detail", &t1]);
-    assert_eq!(header(&out), ["TIME", "RECIPIENT", "EVENT", "DETAIL"]);
+    assert_eq!(
+        header(&out),
+        [
+            "TIME",
+            "RECIPIENT",
+            "EVENT",
+            "STATUS",
+            "REMOTE_HOST",
+            "DETAIL",
+            "REASON"
+        ]
+    );
     assert!(
         out.lines().nth(1).unwrap_or_default().contains("Receive"),
         "{out}"

@@ -194,12 +194,61 @@ fn over_quota_fails_with_an_ndr_to_a_local_sender() {
     });
     let d = detail(&s, &big_id, "small@contoso.test");
     assert_eq!(events(&d)[..2], ["Receive", "Fail"]);
+    // The failure as data: the reply's codes, its text, and a reason with the quota's figures.
+    let fail = &d[1];
+    assert_eq!(fail["status"], 554, "{fail}");
+    assert_eq!(fail["enhanced_status"], "5.2.2", "{fail}");
+    assert_eq!(fail["remote_host"], "", "{fail}");
     assert!(
-        d[1]["detail"]
+        fail["detail"]
             .as_str()
             .unwrap()
-            .starts_with("554 5.2.2 mailbox full"),
-        "{d:?}"
+            .starts_with("mailbox full; STOREDRV"),
+        "{fail}"
+    );
+    let reason = &fail["reason"];
+    assert_eq!(reason["stage"], "delivery", "{reason}");
+    assert_eq!(reason["rule"], "mailbox quota", "{reason}");
+    let figures: Vec<&str> = reason["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(figures, ["size", "used", "limit"], "{reason}");
+    assert_eq!(reason["figures"][2]["value"], 1024 * 1024, "{reason}");
+    assert!(
+        reason["figures"][0]["value"].as_i64().unwrap_or_default() > 600_000,
+        "{reason}"
+    );
+    // The receive event has no reply and no reason.
+    assert_eq!(
+        (&d[0]["status"], &d[0]["reason"]),
+        (&Value::Null, &Value::Null)
+    );
+    // The CLI shows the same: the codes in one column, the reason on one line.
+    let table = s.ok(&[
+        "trace",
+        "detail",
+        &big_id,
+        "--recipient",
+        "small@contoso.test",
+    ]);
+    let fail_line = table
+        .lines()
+        .find(|l| l.contains("Fail"))
+        .unwrap_or_default();
+    assert!(
+        fail_line.contains("554 5.2.2") && fail_line.contains("delivery [mailbox quota]"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(&s.ok(&["trace", "detail", &big_id, "--json"])).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "Fail" && e["reason"]["figures"][1]["name"] == "used"),
+        "{json}"
     );
     s.wait_for("NDR", || !s.mail("sender@contoso.test").is_empty());
     s.wait_for("Dsn event", || {

@@ -84,16 +84,64 @@ struct TraceRow {
     size: u64,
 }
 
-/// One event of a recipient (`hato_store::TraceDetailRow`), as Get-MessageTraceDetail.
+/// One event of a recipient (`hato_store::TraceDetailRow`), as Get-MessageTraceDetail. Events
+/// recorded before hato stored these fields have `status`, `enhanced_status` and `reason` null
+/// and `remote_host` empty.
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes the store's `TraceDetailRow`; never built
 struct TraceEvent {
     recipient: String,
     /// RFC 3339, UTC.
     time: String,
-    /// `Receive`, `Deliver`, `Fail`, `Defer`, `Expand`, …
+    /// `Receive`, `Deliver`, `Fail`, `Defer`, `Expand`, `Dsn`, `TransportRule`, `Spam`,
+    /// `Malware`, `AgentInfo`, …
     event: String,
+    /// What happened, for people; for a `Fail` event, the text of the reply that failed the
+    /// recipient (after its codes).
     detail: String,
+    /// The SMTP reply code of the reply the event is about (a `Fail` event's), e.g. 554.
+    #[schema(minimum = 200, maximum = 599)]
+    status: Option<u16>,
+    /// Its RFC 3463 enhanced status code, e.g. `5.2.2`.
+    enhanced_status: Option<String>,
+    /// The server a delivery attempt talked to; empty until outbound delivery exists.
+    remote_host: String,
+    /// Why: which stage decided, by which rule, and the figures that decided it.
+    reason: Option<TraceReason>,
+}
+
+/// Why a stage decided (`hato_core::Reason`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `hato_core::Reason`; never built
+struct TraceReason {
+    /// `session`, `recipient`, `group_restriction`, `moderation`, `delivery`, `queue`,
+    /// `connection_filter`, `provider_block_list`, `dns_block_list`, `throttling`, `malware`,
+    /// `transport_rule` or `spam`.
+    stage: String,
+    /// The rule, list or setting that decided (a group's setting, `mailbox quota`,
+    /// `smtp.postmaster`, a transport rule's name); absent when none did.
+    rule: Option<String>,
+    /// A sentence for people.
+    text: String,
+    /// The figures that decided, in order (`size`, `used`, `limit`, `scl`, …); absent when none.
+    figures: Option<Vec<TraceFigure>>,
+}
+
+/// One named figure of a reason.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `hato_core::reason::Figure`; never built
+struct TraceFigure {
+    name: String,
+    value: TraceFigureValue,
+}
+
+/// A figure's value: a whole number (bytes, counts, an SCL) or a text (a time, an address).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes `hato_core::reason::FigureValue`; never built
+enum TraceFigureValue {
+    Integer(i64),
+    Text(String),
 }
 
 /// A paging parameter: a whole number from 1 to `max`, `default` when absent. Exchange refuses

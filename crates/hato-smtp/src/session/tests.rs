@@ -15,10 +15,18 @@ fn lookup(rcpt: &Address) -> RcptVerdict {
     match (rcpt.local(), rcpt.domain()) {
         ("alice", "contoso.test") => accept(rcpt, Route::Local(1)),
         ("bob", "contoso.test") | ("用户", "contoso.test") => accept(rcpt, Route::Local(2)),
-        (_, "contoso.test") => RcptVerdict::Reject(reply::RECIPIENT_REJECTED),
+        (_, "contoso.test") => RcptVerdict::Reject(refusal(reply::RECIPIENT_REJECTED)),
         (_, "relay.test") => accept(rcpt, Route::Relay),
-        _ => RcptVerdict::Reject(reply::UNABLE_TO_RELAY),
+        _ => RcptVerdict::Reject(refusal(reply::UNABLE_TO_RELAY)),
     }
+}
+
+/// A test policy's refusal: the reply, for a reason that names the test.
+fn refusal(reply: Reply) -> Refusal {
+    Refusal::new(
+        reply,
+        Reason::new(Stage::Recipient, "refused by the test policy"),
+    )
 }
 
 impl SmtpPolicy for MapPolicy {
@@ -435,7 +443,7 @@ struct SlowPolicy {
 fn later_verdict(refusal: Option<Reply>) -> Decision<Verdict> {
     Decision::later(async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        refusal.map_or(Verdict::Accept, Verdict::Reject)
+        refusal.map_or(Verdict::Accept, |r| Verdict::Reject(self::refusal(r)))
     })
 }
 

@@ -24,8 +24,9 @@ use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::schema::MIGRATIONS;
 use crate::spool::{self, FileSpool, QueueDir};
+use hato_core::Reason;
 use hato_core::directory::{MemberRef, Route, TenantId};
-use hato_core::trace::{RecipientStatus, TraceEvent};
+use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -360,17 +361,32 @@ fn member_from(kind: &str, id: i64) -> Option<MemberRef> {
 
 // ----- recipients and their trace events ----------------------------------------------------------
 
+/// Appends a trace event with its structured fields: the reply's code and enhanced code (its
+/// text is the detail), the remote host, and the reason as JSON.
 pub(crate) fn add_event(
     conn: &Connection,
     recipient: i64,
     time: i64,
-    event: TraceEvent,
-    detail: &str,
+    e: &EventRecord,
 ) -> Result<()> {
+    let (status, enhanced) = match &e.reply {
+        Some(r) => (Some(r.code), Some(r.status.as_ref())),
+        None => (None, None),
+    };
     conn.prepare_cached(
-        "INSERT INTO trace_events(recipient_id, time, event, detail) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO trace_events(recipient_id, time, event, detail, status, enhanced_status, remote_host, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![recipient, time, event.as_str(), detail])?;
+    .execute(params![
+        recipient,
+        time,
+        e.event.as_str(),
+        e.detail,
+        status,
+        enhanced,
+        e.remote_host,
+        e.reason.as_ref().map(Reason::to_json)
+    ])?;
     Ok(())
 }
 
@@ -413,12 +429,12 @@ pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
-/// A recipient that stays pending until `retry_at`; its `Defer` event is written once per
-/// reason, not once per retry.
+/// A recipient that stays pending until `retry_at`; its `Defer` event (detail: the reason's
+/// sentence) is written once per reason, not once per retry.
 pub(crate) fn defer(
     conn: &Connection,
     rcpt: i64,
-    reason: &str,
+    reason: &Reason,
     retry_at: hato_core::Timestamp,
     now: hato_core::Timestamp,
 ) -> Result<()> {
@@ -432,9 +448,14 @@ pub(crate) fn defer(
         .optional()?;
     if last
         .as_ref()
-        .is_none_or(|(event, detail)| event != TraceEvent::Defer.as_str() || detail != reason)
+        .is_none_or(|(event, detail)| event != TraceEvent::Defer.as_str() || *detail != reason.text)
     {
-        add_event(conn, rcpt, now.0, TraceEvent::Defer, reason)?;
+        add_event(
+            conn,
+            rcpt,
+            now.0,
+            &EventRecord::because(TraceEvent::Defer, reason.clone()),
+        )?;
     }
     Ok(())
 }

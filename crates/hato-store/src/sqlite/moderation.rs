@@ -7,7 +7,9 @@ use crate::traits::ModerationStore;
 use crate::types::{GroupOutcome, HeldMessage, ModerationState};
 use hato_core::Timestamp;
 use hato_core::directory::{GroupId, Route, TenantId};
-use hato_core::trace::{RecipientStatus, TraceEvent};
+use hato_core::reason::{Reason, Refusal, Stage};
+use hato_core::reply;
+use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 
@@ -88,9 +90,11 @@ impl ModerationStore for SqliteStore {
                 return Ok(false);
             }
             match outcome {
-                GroupOutcome::Expand { detail, members } => {
+                GroupOutcome::Expand { detail, reason, members } => {
                     set_status(conn, recipient, RecipientStatus::Expanded, 0, now.0)?;
-                    add_event(conn, recipient, now.0, TraceEvent::Expand, &detail)?;
+                    let mut event = EventRecord::new(TraceEvent::Expand, detail);
+                    event.reason = reason;
+                    add_event(conn, recipient, now.0, &event)?;
                     let null_sender: bool = conn.query_row(
                         "SELECT sender = '' FROM messages WHERE id = ?1",
                         [message],
@@ -121,17 +125,20 @@ impl ModerationStore for SqliteStore {
                         let report_to = m.report_to.as_ref().map(|l| l.join("\n"));
                         insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to])?;
                         let id = conn.last_insert_rowid();
-                        add_event(conn, id, now.0, TraceEvent::Expand, &m.detail)?;
-                        if let Some(reply) = &m.fail {
+                        add_event(conn, id, now.0, &EventRecord::new(TraceEvent::Expand, m.detail.as_str()))?;
+                        if let Some(refusal) = &m.fail {
                             set_status(conn, id, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
-                            add_event(conn, id, now.0, TraceEvent::Fail, reply)?;
+                            add_event(conn, id, now.0, &EventRecord::fail(refusal.clone()))?;
                         } else if m.route == Route::Remote {
-                            add_event(conn, id, now.0, TraceEvent::Defer,
-                                "Waiting for outbound delivery to an outside address; hato cannot send to outside domains yet")?;
+                            let reason = Reason::new(
+                                Stage::Delivery,
+                                "Waiting for outbound delivery to an outside address; hato cannot send to outside domains yet",
+                            );
+                            add_event(conn, id, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                         }
                     }
                 }
-                GroupOutcome::Hold { group_id, tenant_id, expires, detail } => {
+                GroupOutcome::Hold { group_id, tenant_id, expires, reason } => {
                     let held = conn.execute(
                         "INSERT OR IGNORE INTO moderation(recipient_id, group_id, tenant_id, created, expires, state) VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
                         params![recipient, group_id, tenant_id, now.0, expires.0],
@@ -142,12 +149,12 @@ impl ModerationStore for SqliteStore {
                     }
                     // Not due again until a moderator decides (or it expires).
                     conn.execute("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3", params![i64::MAX, now.0, recipient])?;
-                    add_event(conn, recipient, now.0, TraceEvent::Defer, &detail)?;
+                    add_event(conn, recipient, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                 }
-                GroupOutcome::Fail { reply } => {
+                GroupOutcome::Fail(refusal) => {
                     let null_sender: bool = conn.query_row("SELECT sender = '' FROM messages WHERE id = ?1", [message], |r| r.get(0))?;
                     set_status(conn, recipient, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
-                    add_event(conn, recipient, now.0, TraceEvent::Fail, &reply)?;
+                    add_event(conn, recipient, now.0, &EventRecord::fail(refusal))?;
                 }
             }
             release_spool(conn, message)?;
@@ -208,21 +215,37 @@ impl ModerationStore for SqliteStore {
             )?;
             let rcpt = held.recipient_id;
             let message: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [rcpt], |r| r.get(0))?;
+            // The rule is the group's moderation: its address (its name for a group without one,
+            // or its id once it is gone).
+            let group: String = conn
+                .query_row("SELECT coalesce(address, name) FROM groups WHERE id = ?1", [held.group_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or_else(|| format!("group {}", held.group_id));
+            let rule = format!("{group}: ModerationEnabled");
             match decision {
                 ModerationState::Approved => {
                     conn.execute("UPDATE recipients SET approved = 1, next_attempt = ?1, updated = ?1 WHERE id = ?2", params![now.0, rcpt])?;
-                    add_event(conn, rcpt, now.0, TraceEvent::Defer, &format!("Approved by moderator {by}"))?;
+                    let reason = Reason::new(Stage::Moderation, format!("Approved by moderator {by}")).rule(rule);
+                    add_event(conn, rcpt, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                 }
                 ModerationState::Rejected | ModerationState::Expired => {
                     let null_sender = held.sender.is_empty();
                     set_status(conn, rcpt, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
-                    let reply = if decision == ModerationState::Rejected {
-                        let why = if comment.is_empty() { String::new() } else { format!(": {comment}") };
-                        format!("550 5.7.1 RESOLVER.MOD.Rejected; the moderator ({by}) rejected the message{why}")
+                    let refusal = if decision == ModerationState::Rejected {
+                        let mut reason = Reason::new(Stage::Moderation, format!("The moderator {by} rejected the message")).rule(rule);
+                        if !comment.is_empty() {
+                            reason = reason.figure("comment", comment.as_str());
+                        }
+                        Refusal::new(reply::moderation_rejection(&by, &comment), reason)
                     } else {
-                        "550 5.7.1 RESOLVER.MOD.Expired; no moderator approved the message within 2 days".to_string()
+                        let window: i64 = conn.query_row("SELECT expires - created FROM moderation WHERE id = ?1", [id], |r| r.get(0))?;
+                        let hours = window.max(0) / 3_600_000_000;
+                        let reason = Reason::new(Stage::Moderation, "No moderator approved or rejected the message before the request expired")
+                            .rule(rule)
+                            .figure("expiry_hours", hours);
+                        Refusal::new(reply::MODERATION_EXPIRED, reason)
                     };
-                    add_event(conn, rcpt, now.0, TraceEvent::Fail, &reply)?;
+                    add_event(conn, rcpt, now.0, &EventRecord::fail(refusal))?;
                     release_spool(conn, message)?;
                 }
                 ModerationState::Pending => {}

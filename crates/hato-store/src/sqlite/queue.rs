@@ -8,8 +8,9 @@ use crate::traits::QueueStore;
 use crate::types::*;
 use hato_core::Timestamp;
 use hato_core::directory::Route;
-use hato_core::reply;
-use hato_core::trace::{RecipientStatus, TraceEvent};
+use hato_core::reason::{Reason, Refusal, Stage};
+use hato_core::reply::{self, Reply};
+use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
 use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeMap;
 
@@ -60,16 +61,16 @@ impl QueueStore for SqliteStore {
                 };
                 insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group])?;
                 let id = conn.last_insert_rowid();
-                add_event(conn, id, m.received.0, TraceEvent::Receive, &m.receive_detail)?;
-                for (event, detail) in &r.extra_events {
-                    add_event(conn, id, m.received.0, *event, detail)?;
+                add_event(conn, id, m.received.0, &EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str()))?;
+                for event in &r.extra_events {
+                    add_event(conn, id, m.received.0, event)?;
                 }
             }
             // An NDR reports on failed recipients of another message: mark them answered.
             for original in &m.reports_on {
                 conn.prepare_cached("UPDATE recipients SET ndr_state = 2 WHERE id = ?1")?.execute([original])?;
                 let detail = format!("Non-delivery report sent to the sender (trace id {})", m.trace_id);
-                add_event(conn, *original, m.received.0, TraceEvent::Dsn, &detail)?;
+                add_event(conn, *original, m.received.0, &EventRecord::new(TraceEvent::Dsn, detail))?;
                 let msg: i64 = conn.query_row("SELECT message_id FROM recipients WHERE id = ?1", [original], |r| r.get(0))?;
                 release_spool(conn, msg)?;
             }
@@ -202,7 +203,7 @@ impl QueueStore for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, m.id, m.trace_id, m.sender, m.received, \
-                   (SELECT detail FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
+                   (SELECT e.id FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
                    r.report_to \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.ndr_state = 1 AND r.next_attempt <= ?2 ORDER BY r.message_id, r.id LIMIT ?1",
@@ -210,13 +211,33 @@ impl QueueStore for SqliteStore {
             // One NDR per message and addressee: the sender, or who the group's report settings
             // name (the sender and/or its first owner).
             let mut by_key: BTreeMap<(i64, String), NdrWork> = BTreeMap::new();
+            // The reply an NDR reports is the one the Fail event recorded: its code and enhanced
+            // code from their fields, its text from the detail.
+            let mut fail_event = conn.prepare_cached(
+                "SELECT status, enhanced_status, detail FROM trace_events WHERE id = ?1",
+            )?;
             let mut rows = stmt.query([limit as i64, now.0])?;
             while let Some(r) = rows.next()? {
+                let event: Option<i64> = r.get(7)?;
+                let recorded: Option<(Option<i64>, Option<String>, String)> = match event {
+                    Some(id) => fail_event
+                        .query_row([id], |e| Ok((e.get(0)?, e.get(1)?, e.get(2)?)))
+                        .optional()?,
+                    None => None,
+                };
+                let reply = match recorded {
+                    Some((Some(code), Some(enhanced), text)) => match u16::try_from(code) {
+                        Ok(code) => Reply::stored(code, enhanced, text),
+                        Err(_) => reply::failure_without_code(text),
+                    },
+                    Some((_, _, text)) => reply::failure_without_code(text),
+                    None => reply::failure_without_code("no failure was recorded"),
+                };
                 let failed = FailedRecipient {
                     id: r.get(0)?,
                     address: r.get(1)?,
                     tenant_id: r.get(2)?,
-                    reply: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    reply,
                 };
                 let message: i64 = r.get(3)?;
                 let sender: String = r.get(5)?;
@@ -263,7 +284,6 @@ impl QueueStore for SqliteStore {
         &self,
         deferrals: Vec<Deferral>,
         policy: RetryPolicy,
-        final_reply: String,
         now: Timestamp,
     ) -> Pending<()> {
         self.write(move |conn| {
@@ -285,8 +305,11 @@ impl QueueStore for SqliteStore {
                         conn.prepare_cached("UPDATE recipients SET attempts = ?1 WHERE id = ?2")?
                             .execute(params![attempt, rcpt])?;
                         set_status(conn, *rcpt, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
-                        let detail = format!("{final_reply} (processing failed {attempt} times; last: {})", d.reason);
-                        add_event(conn, *rcpt, now.0, TraceEvent::Fail, &detail)?;
+                        let reason = Reason::new(Stage::Queue, format!("Processing failed {attempt} times; last: {}", d.reason))
+                            .figure("attempts", attempt)
+                            .figure("max_attempts", policy.max_attempts);
+                        let refusal = Refusal::new(reply::processing_expired(attempt, &d.reason), reason);
+                        add_event(conn, *rcpt, now.0, &EventRecord::fail(refusal))?;
                         release_spool(conn, message)?;
                     } else {
                         let retry = now.plus_seconds(policy.delay_secs(attempt));
@@ -296,7 +319,11 @@ impl QueueStore for SqliteStore {
                             "Processing failed (attempt {attempt} of {}): {}; next attempt at {}",
                             policy.max_attempts, d.reason, retry.to_rfc3339()
                         );
-                        add_event(conn, *rcpt, now.0, TraceEvent::Defer, &detail)?;
+                        let reason = Reason::new(Stage::Queue, format!("Processing failed: {}", d.reason))
+                            .figure("attempt", attempt)
+                            .figure("max_attempts", policy.max_attempts)
+                            .figure("next_attempt", retry.to_rfc3339());
+                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Defer, detail).with_reason(reason))?;
                     }
                 }
             }
@@ -323,7 +350,10 @@ impl QueueStore for SqliteStore {
                         conn.prepare_cached("UPDATE recipients SET attempts = ?1, ndr_state = 3, updated = ?2 WHERE id = ?3")?
                             .execute(params![attempt, now.0, rcpt])?;
                         let detail = format!("No non-delivery report could be generated after {attempt} attempts: {}", d.reason);
-                        add_event(conn, *rcpt, now.0, TraceEvent::Dsn, &detail)?;
+                        let reason = Reason::new(Stage::Queue, format!("Generating the non-delivery report failed {attempt} times; last: {}", d.reason))
+                            .figure("attempts", attempt)
+                            .figure("max_attempts", policy.max_attempts);
+                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Dsn, detail).with_reason(reason))?;
                         release_spool(conn, message)?;
                     } else {
                         let retry = now.plus_seconds(policy.delay_secs(attempt));
@@ -333,7 +363,11 @@ impl QueueStore for SqliteStore {
                             "The non-delivery report could not be generated (attempt {attempt} of {}): {}; next attempt at {}",
                             policy.max_attempts, d.reason, retry.to_rfc3339()
                         );
-                        add_event(conn, *rcpt, now.0, TraceEvent::Defer, &detail)?;
+                        let reason = Reason::new(Stage::Queue, format!("Generating the non-delivery report failed: {}", d.reason))
+                            .figure("attempt", attempt)
+                            .figure("max_attempts", policy.max_attempts)
+                            .figure("next_attempt", retry.to_rfc3339());
+                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Defer, detail).with_reason(reason))?;
                     }
                 }
             }
@@ -368,30 +402,38 @@ fn complete_one(conn: &rusqlite::Connection, o: &DeliveryOutcome, now: Timestamp
                     .optional()?;
                 match quota {
                     None => {
-                        let text = reply::RECIPIENT_NOT_FOUND.to_string();
                         set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
+                        let reason = Reason::new(
+                            Stage::Recipient,
+                            "The mailbox was removed after the message was accepted",
+                        )
+                        .figure("mailbox_id", *mailbox);
                         add_event(
                             conn,
                             *rcpt,
                             now.0,
-                            TraceEvent::Fail,
-                            &format!(
-                                "{text} (the mailbox was removed after the message was accepted)"
-                            ),
+                            &EventRecord::fail(Refusal::new(reply::MAILBOX_REMOVED, reason)),
                         )?;
                     }
-                    Some((used, quota, _)) if used + o.size as i64 > quota => {
-                        let text = reply::MAILBOX_FULL.to_string();
+                    Some((used, quota, address)) if used + o.size as i64 > quota => {
                         set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
+                        // The figures are for admins (trace); the sender's NDR gets the reply only.
+                        let reason = Reason::new(
+                            Stage::Delivery,
+                            format!(
+                                "The mailbox {address} uses {used} of its {quota} bytes; the message is {} bytes",
+                                o.size
+                            ),
+                        )
+                        .rule("mailbox quota")
+                        .figure("size", o.size)
+                        .figure("used", used)
+                        .figure("limit", quota);
                         add_event(
                             conn,
                             *rcpt,
                             now.0,
-                            TraceEvent::Fail,
-                            &format!(
-                                "{text} (mailbox uses {used} of {quota} bytes; message is {} bytes)",
-                                o.size
-                            ),
+                            &EventRecord::fail(Refusal::new(reply::MAILBOX_FULL, reason)),
                         )?;
                     }
                     Some((_, _, address)) => {
@@ -405,22 +447,22 @@ fn complete_one(conn: &rusqlite::Connection, o: &DeliveryOutcome, now: Timestamp
                         )?
                         .execute(params![o.size as i64, mailbox])?;
                         set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
+                        let detail = format!(
+                            "Delivered to folder {} of mailbox {address}",
+                            folder.display_name()
+                        );
                         add_event(
                             conn,
                             *rcpt,
                             now.0,
-                            TraceEvent::Deliver,
-                            &format!(
-                                "Delivered to folder {} of mailbox {address}",
-                                folder.display_name()
-                            ),
+                            &EventRecord::new(TraceEvent::Deliver, detail),
                         )?;
                     }
                 }
             }
-            RecipientOutcome::Fail { reply } => {
+            RecipientOutcome::Fail(refusal) => {
                 set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
-                add_event(conn, *rcpt, now.0, TraceEvent::Fail, reply)?;
+                add_event(conn, *rcpt, now.0, &EventRecord::fail(refusal.clone()))?;
             }
             RecipientOutcome::Defer { reason, retry_at } => {
                 defer(conn, *rcpt, reason, *retry_at, now)?

@@ -7,8 +7,8 @@ use crate::traits::TraceStore;
 use crate::types::{
     SubjectFilter, TRACE_PAGE_SIZE_DEFAULT, TraceDetailRow, TracePage, TraceQuery, TraceRow,
 };
-use hato_core::Timestamp;
 use hato_core::directory::TenantId;
+use hato_core::{Reason, Timestamp};
 use rusqlite::params;
 
 impl TraceStore for SqliteStore {
@@ -120,7 +120,7 @@ impl TraceStore for SqliteStore {
     ) -> Result<Vec<TraceDetailRow>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT r.address, e.time, e.event, e.detail FROM trace_events e \
+                "SELECT r.address, e.time, e.event, e.detail, e.status, e.enhanced_status, e.remote_host, e.reason FROM trace_events e \
                  JOIN recipients r ON r.id = e.recipient_id JOIN messages m ON m.id = r.message_id \
                  WHERE m.trace_id = ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND (?3 IS NULL OR r.address = ?3) \
                  ORDER BY r.address, e.time, e.id",
@@ -132,6 +132,12 @@ impl TraceStore for SqliteStore {
                         time: Timestamp(r.get(1)?).to_rfc3339(),
                         event: r.get(2)?,
                         detail: r.get(3)?,
+                        status: r.get::<_, Option<i64>>(4)?.and_then(|c| u16::try_from(c).ok()),
+                        enhanced_status: r.get(5)?,
+                        remote_host: r.get(6)?,
+                        // A reason this hato cannot read (a newer writer's) leaves the event
+                        // without one rather than hiding it.
+                        reason: r.get::<_, Option<String>>(7)?.as_deref().and_then(Reason::from_json),
                     })
                 })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;

@@ -6,8 +6,9 @@ use crate::ndr::{self, NdrInput, postmaster_for};
 use crate::routing::{Resolution, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
-use hato_core::trace::TraceEvent;
+use hato_core::trace::{EventRecord, TraceEvent};
 use hato_core::{Address, Timestamp};
+use hato_core::{Reason, Stage};
 use hato_store::{NdrWork, NewMessage, NewRecipient, QueuedMessage, StoreError};
 
 impl DeliveryAgent {
@@ -70,20 +71,27 @@ impl DeliveryAgent {
         let tenant = work.failed.first().map(|f| f.tenant_id).unwrap_or_default();
         let (route, tenant_id, extra_events) = match Address::parse(&work.sender) {
             Ok(addr) => match resolve(&self.directory, &addr)? {
-                Resolution::Mailbox { tenant, mailbox, .. } => (Route::Local(mailbox), tenant, vec![]),
+                Resolution::Mailbox {
+                    tenant, mailbox, ..
+                } => (Route::Local(mailbox), tenant, vec![]),
                 Resolution::Group { tenant, group, .. } => (Route::Group(group), tenant, vec![]),
-                Resolution::UnknownInRelayDomain { tenant } | Resolution::UnknownInAuthoritativeDomain { tenant } => {
+                Resolution::UnknownInRelayDomain { tenant }
+                | Resolution::UnknownInAuthoritativeDomain { tenant } => {
                     (Route::Relay, tenant, vec![])
                 }
-                Resolution::Postmaster { tenant: domain_tenant } => (Route::Postmaster, domain_tenant.unwrap_or(tenant), vec![]),
+                Resolution::Postmaster {
+                    tenant: domain_tenant,
+                } => (Route::Postmaster, domain_tenant.unwrap_or(tenant), vec![]),
                 Resolution::NotAccepted => (
                     Route::Remote,
                     tenant,
-                    vec![(
+                    vec![EventRecord::because(
                         TraceEvent::Defer,
-                        "Waiting for outbound delivery to the sender's domain; hato cannot send to outside \
-                         domains yet, so this NDR stays queued"
-                            .to_string(),
+                        Reason::new(
+                            Stage::Delivery,
+                            "Waiting for outbound delivery to the sender's domain; hato cannot send to outside \
+                             domains yet, so this NDR stays queued",
+                        ),
                     )],
                 ),
             },

@@ -9,6 +9,7 @@ use crate::groupmail;
 use crate::summarize;
 use hato_core::directory::{GroupId, GroupType, Route};
 use hato_core::reply;
+use hato_core::{Reason, Refusal, Stage};
 use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, Sender};
 use hato_store::{
@@ -34,18 +35,16 @@ impl DeliveryAgent {
             notice: None,
         };
         let Route::Group(group_id) = r.route else {
-            return Ok(work(GroupOutcome::Fail {
-                reply: reply::RECIPIENT_NOT_FOUND.to_string(),
-            }));
+            return Ok(work(GroupOutcome::Fail(Refusal::new(
+                reply::RECIPIENT_NOT_FOUND,
+                Reason::new(Stage::Recipient, "The recipient is not routed to a group"),
+            ))));
         };
         let ix = self.directory.index(r.tenant_id)?;
         let Some(group) = ix.group(group_id) else {
-            return Ok(work(GroupOutcome::Fail {
-                reply: format!(
-                    "{} (the group was removed after the message was accepted)",
-                    reply::RECIPIENT_NOT_FOUND
-                ),
-            }));
+            return Ok(work(GroupOutcome::Fail(group_removed(
+                &r.address, group_id,
+            ))));
         };
         let name = group.address.clone().unwrap_or_else(|| group.name.clone());
         // The identity the message was queued with (the one its RCPT decision used), never one
@@ -56,9 +55,7 @@ impl DeliveryAgent {
         };
         if !r.approved {
             if let Err(refusal) = policy::check_sender(&ix, group, sender) {
-                return Ok(work(GroupOutcome::Fail {
-                    reply: refusal.to_string(),
-                }));
+                return Ok(work(GroupOutcome::Fail(refusal)));
             }
             if policy::needs_moderation(&ix, group, sender) {
                 let moderators: Vec<(i64, String)> = policy::moderators(group)
@@ -67,17 +64,23 @@ impl DeliveryAgent {
                     .collect();
                 let expires = self.clock.now().plus_seconds(MODERATION_EXPIRY_SECS);
                 let names: Vec<&str> = moderators.iter().map(|(_, a)| a.as_str()).collect();
-                let detail = format!(
-                    "Held for moderation of group {name}; moderators: {}",
-                    names.join(", ")
-                );
+                let reason = Reason::new(
+                    Stage::Moderation,
+                    format!(
+                        "Held for moderation of group {name}; moderators: {}",
+                        names.join(", ")
+                    ),
+                )
+                .rule(format!("{name}: ModerationEnabled"))
+                .figure("moderators", moderators.len())
+                .figure("expires", expires.to_rfc3339());
                 let notice =
                     self.approval_request(m, r.id, r.tenant_id, &name, &moderators, expires);
                 let mut w = work(GroupOutcome::Hold {
                     group_id,
                     tenant_id: r.tenant_id,
                     expires,
-                    detail,
+                    reason,
                 });
                 w.notice = notice;
                 return Ok(w);
@@ -126,7 +129,14 @@ impl DeliveryAgent {
             group.group_type.as_str(),
             members.len()
         );
-        Ok(work(GroupOutcome::Expand { detail, members }))
+        let reason = Reason::new(Stage::Recipient, detail.as_str())
+            .rule(name.as_str())
+            .figure("members", members.len());
+        Ok(work(GroupOutcome::Expand {
+            detail,
+            reason: Some(reason),
+            members,
+        }))
     }
 
     /// A Microsoft 365 group: the message is stored once in the group mailbox, threaded into a
@@ -144,9 +154,7 @@ impl DeliveryAgent {
             return Ok(GroupWork {
                 recipient: r.id,
                 message: m.id,
-                outcome: GroupOutcome::Fail {
-                    reply: reply::RECIPIENT_NOT_FOUND.to_string(),
-                },
+                outcome: GroupOutcome::Fail(group_removed(&r.address, group_id)),
                 item: None,
                 notice: None,
             });
@@ -210,14 +218,35 @@ impl DeliveryAgent {
                 groupmail::MAX_CALENDAR_ITEMS
             ));
         }
+        let reason = Reason::new(Stage::Recipient, detail.as_str())
+            .rule(name)
+            .figure("subscribers", members.len())
+            .figure("calendar_items", calendar.changes.len())
+            .figure("calendar_items_ignored", calendar.ignored);
         Ok(GroupWork {
             recipient: r.id,
             message: m.id,
-            outcome: GroupOutcome::Expand { detail, members },
+            outcome: GroupOutcome::Expand {
+                detail,
+                reason: Some(reason),
+                members,
+            },
             item: Some((item, headers)),
             notice: None,
         })
     }
+}
+
+/// The failure of a group recipient whose group is gone.
+fn group_removed(address: &str, group: GroupId) -> Refusal {
+    Refusal::new(
+        reply::GROUP_REMOVED,
+        Reason::new(
+            Stage::Recipient,
+            format!("The group {address} was removed after the message was accepted"),
+        )
+        .figure("group_id", group),
+    )
 }
 
 /// The conversation of a message filed in a group mailbox: the one threading rule

@@ -23,7 +23,7 @@ use crate::routing::{Resolution, platform_postmaster, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
 use hato_core::reply;
-use hato_core::{Address, Clock, Timestamp};
+use hato_core::{Address, Clock, Reason, Refusal, Stage, Timestamp};
 use hato_directory::Directory;
 use hato_store::{
     Deferral, DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
@@ -252,12 +252,7 @@ impl DeliveryAgent {
                 tracing::warn!("deferring recipient(s) {:?}: {}", d.recipients, d.reason);
             }
             self.store
-                .defer_recipients(
-                    deferrals,
-                    PROCESSING_RETRY,
-                    reply::MESSAGE_EXPIRED.to_string(),
-                    now,
-                )
+                .defer_recipients(deferrals, PROCESSING_RETRY, now)
                 .await?;
         }
         let expired = self.expire_moderation().await?;
@@ -453,35 +448,50 @@ impl DeliveryAgent {
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
     /// otherwise it fails, as no outbound connector can take it yet.
     fn relay_outcome(&self, address: &str) -> Result<RecipientOutcome, StoreError> {
+        let fail = |reply, stage, text: String| {
+            RecipientOutcome::Fail(Refusal::new(reply, Reason::new(stage, text)))
+        };
         let Ok(addr) = Address::parse(address) else {
-            return Ok(RecipientOutcome::Fail {
-                reply: reply::RECIPIENT_NOT_FOUND.to_string(),
-            });
+            return Ok(fail(
+                reply::RECIPIENT_NOT_FOUND,
+                Stage::Recipient,
+                format!("The queued address {address} is not a valid address"),
+            ));
         };
         Ok(match resolve(&self.directory, &addr)? {
             Resolution::Mailbox { mailbox, .. } => RecipientOutcome::Store {
                 mailbox,
                 folder: Folder::Inbox,
             },
-            Resolution::Group { .. } => RecipientOutcome::Fail {
-                reply: format!(
-                    "{} (a group took this address after the message was queued; resend it)",
-                    reply::RECIPIENT_NOT_FOUND
+            Resolution::Group { address, .. } => fail(
+                reply::ADDRESS_NOW_A_GROUP,
+                Stage::Recipient,
+                format!(
+                    "The group {address} took this address after the message was queued for relay; its restrictions were never checked for this message"
                 ),
-            },
-            Resolution::UnknownInRelayDomain { .. } => RecipientOutcome::Fail {
-                reply: format!(
-                    "{} (domain {} is internal-relay and hato has no outbound delivery yet)",
-                    reply::NO_ROUTE_INTERNAL_RELAY,
+            ),
+            Resolution::UnknownInRelayDomain { .. } => fail(
+                reply::no_route_internal_relay(addr.domain()),
+                Stage::Delivery,
+                format!(
+                    "No recipient answers to {addr} and {} is an internal-relay domain, but hato has no outbound connector to relay it to",
                     addr.domain()
                 ),
-            },
+            ),
             Resolution::Postmaster { .. } => self.postmaster_outcome()?,
-            Resolution::UnknownInAuthoritativeDomain { .. } | Resolution::NotAccepted => {
-                RecipientOutcome::Fail {
-                    reply: reply::RECIPIENT_NOT_FOUND.to_string(),
-                }
-            }
+            Resolution::UnknownInAuthoritativeDomain { .. } => fail(
+                reply::RECIPIENT_NOT_FOUND,
+                Stage::Recipient,
+                format!(
+                    "No recipient answers to {addr} any more, and {} is an authoritative domain now",
+                    addr.domain()
+                ),
+            ),
+            Resolution::NotAccepted => fail(
+                reply::RECIPIENT_NOT_FOUND,
+                Stage::Recipient,
+                format!("{} is no longer an accepted domain", addr.domain()),
+            ),
         })
     }
 }

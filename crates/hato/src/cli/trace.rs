@@ -3,6 +3,7 @@
 use super::client::Client;
 use super::output::{enc, print_rows};
 use clap::{Args, Subcommand};
+use serde_json::{Value, json};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -78,7 +79,22 @@ pub(super) fn run(c: &Client, args: TraceArgs) -> Result<(), String> {
                 &q,
                 None,
             )?;
-            print_rows(&v, &["time", "recipient", "event", "detail"], json)
+            if json {
+                return print_rows(&v, &[], true);
+            }
+            print_rows(
+                &detail_table(&v),
+                &[
+                    "time",
+                    "recipient",
+                    "event",
+                    "status",
+                    "remote_host",
+                    "detail",
+                    "reason",
+                ],
+                false,
+            )
         }
         t => {
             let mut q: Vec<(&str, String)> = Vec::new();
@@ -133,4 +149,40 @@ pub(super) fn run(c: &Client, args: TraceArgs) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The trace detail as the table shows it: the reply's code and enhanced code in one column
+/// (`554 5.2.2`), the reason on one line (`delivery [mailbox quota]: … (size=…, limit=…)`).
+fn detail_table(events: &Value) -> Value {
+    let rows = events.as_array().map(Vec::as_slice).unwrap_or_default();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|e| {
+            let status = [&e["status"], &e["enhanced_status"]]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let reason = match &e["reason"] {
+                Value::Null => String::new(),
+                r => serde_json::from_value::<hato_core::Reason>(r.clone())
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|_| r.to_string()),
+            };
+            json!({
+                "time": e["time"],
+                "recipient": e["recipient"],
+                "event": e["event"],
+                "status": status,
+                "remote_host": e["remote_host"],
+                "detail": e["detail"],
+                "reason": reason,
+            })
+        })
+        .collect();
+    Value::Array(rows)
 }

@@ -1,7 +1,7 @@
 //! hato's domain model. Nothing in this crate performs I/O: it holds the types every other
 //! layer shares (addresses, tenants, directory objects, SMTP replies, the reasons behind decisions,
 //! trace events, ids, the clock, message content that files injected through a trait may hold, and
-//! header blocks split into fields).
+//! the message context the deciding stages read).
 
 pub mod address;
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod clock;
 pub mod directory;
 pub mod header;
 pub mod id;
+pub mod message;
 pub mod reason;
 pub mod reply;
 pub mod trace;
@@ -19,5 +20,6 @@ pub use address::{Address, AddressError};
 pub use body::MessageBody;
 pub use client::{ClientContext, TlsInfo};
 pub use clock::{Clock, SystemClock, Timestamp};
+pub use message::MessageContext;
 pub use reason::{Reason, Reasoned, Refusal, Stage};
 pub use reply::Reply;

@@ -9,8 +9,10 @@ pub mod policy;
 pub mod server;
 pub mod session;
 
+pub use hato_core::message::{Envelope, MessageContext};
 pub use hato_core::{ClientContext, Refusal, TlsInfo};
 pub use policy::{
-    AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
+    AcceptedRecipient, Answer, DataVerdict, Decision, PendingDecision, RcptVerdict, SmtpPolicy,
+    Verdict,
 };
-pub use session::{Envelope, Output, Session, SessionConfig};
+pub use session::{Output, Session, SessionConfig};

@@ -8,10 +8,12 @@
 //! when the I/O loop hands the answer to [`crate::Session::decided`].
 //!
 //! A refusal carries its reply and its reason ([`Refusal`]): the client gets the reply, the
-//! session logs the reason (the connection log of the edge-protection stages will keep it).
+//! session logs the reason (the connection log of the edge-protection stages will keep it). At end-of-data the hook gets
+//! the [`MessageContext`] by value, may record a verdict with its reason for each recipient, and
+//! hands it back; the verdicts become the recipients' trace events when the message is queued.
 
-use crate::session::Envelope;
 use hato_core::directory::{Route, TenantId};
+use hato_core::message::{MessageContext, Recipient};
 use hato_core::{Address, ClientContext, Refusal};
 use std::fmt;
 use std::future::Future;
@@ -49,10 +51,38 @@ pub struct AcceptedRecipient {
     pub route: Route,
 }
 
+impl From<AcceptedRecipient> for Recipient {
+    fn from(r: AcceptedRecipient) -> Self {
+        Recipient {
+            address: r.address,
+            tenant_id: r.tenant_id,
+            route: r.route,
+            verdicts: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RcptVerdict {
     Accept(AcceptedRecipient),
     Reject(Refusal),
+}
+
+/// The end-of-data hook's answer: the message handed back (with the verdicts the stages recorded
+/// for its recipients), and whether the session goes on to commit it.
+#[derive(Debug)]
+pub struct DataVerdict {
+    pub message: MessageContext,
+    pub verdict: Verdict,
+}
+
+impl DataVerdict {
+    pub fn accept(message: MessageContext) -> Self {
+        DataVerdict {
+            message,
+            verdict: Verdict::Accept,
+        }
+    }
 }
 
 /// The decisions of a session's hook points. Every method but [`SmtpPolicy::rcpt`] accepts by
@@ -60,9 +90,11 @@ pub enum RcptVerdict {
 /// accepting a recipient means knowing its tenant and route.
 ///
 /// The returned futures are `'static`: an implementation copies what it needs out of the
-/// arguments before it returns. Work that blocks (store reads) must leave the async workers
-/// (`tokio::task::spawn_blocking`), and must start only when the future is polled: the session
-/// may call a hook outside any runtime (in unit tests).
+/// arguments before it returns; at end-of-data it owns the message context, so its future can
+/// read the body and headers (a spooled body's file off the async workers) and hands the context
+/// back in its [`DataVerdict`]. Work that blocks (store reads, spool files) must leave the async
+/// workers (`tokio::task::spawn_blocking`), and must start only when the future is polled: the
+/// session may call a hook outside any runtime (in unit tests).
 pub trait SmtpPolicy: Send + Sync {
     /// Before the banner (RFC 5321 §3.1). A refusal is sent instead of the 220 and the
     /// connection is closed.
@@ -88,18 +120,20 @@ pub trait SmtpPolicy: Send + Sync {
         recipient: &Address,
     ) -> Decision<RcptVerdict>;
 
-    /// The data has ended and passed the DATA receiver's checks. A refusal is the reply to the
-    /// DATA; nothing is committed.
-    fn end_of_data(&self, _client: &ClientContext, _envelope: &Envelope) -> Decision<Verdict> {
-        Decision::Ready(Verdict::Accept)
+    /// The data has ended and passed the DATA receiver's checks. The hook owns `message` until
+    /// it answers: it may record a verdict for each recipient ([`MessageContext::record`]) and
+    /// must hand the message back. A refusal is the reply to the DATA; nothing is committed.
+    fn end_of_data(&self, message: MessageContext) -> Decision<DataVerdict> {
+        Decision::Ready(DataVerdict::accept(message))
     }
 }
 
 /// The answer the I/O loop feeds back with [`crate::Session::decided`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Answer {
     Verdict(Verdict),
     Rcpt(RcptVerdict),
+    Data(Box<DataVerdict>),
 }
 
 /// A decision the I/O loop must await ([`crate::Output::Decide`]).
@@ -112,6 +146,10 @@ impl PendingDecision {
 
     pub(crate) fn rcpt(f: BoxFuture<RcptVerdict>) -> Self {
         PendingDecision(Box::pin(async move { Answer::Rcpt(f.await) }))
+    }
+
+    pub(crate) fn data(f: BoxFuture<DataVerdict>) -> Self {
+        PendingDecision(Box::pin(async move { Answer::Data(Box::new(f.await)) }))
     }
 }
 

@@ -3,7 +3,8 @@
 //! session; this loop only moves bytes.
 
 use crate::policy::SmtpPolicy;
-use crate::session::{Envelope, Output, Session, SessionConfig};
+use crate::session::{Output, Session, SessionConfig};
+use hato_core::MessageContext;
 use hato_core::reply::{self, Reply};
 use hato_core::{ClientContext, TlsInfo};
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 pub trait Submitter: Send + Sync + 'static {
     fn submit(
         &self,
-        envelope: Envelope,
+        message: MessageContext,
     ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>>;
 }
 
@@ -272,14 +273,14 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                             }
                         }
                     }
-                    Output::Submit(envelope) => {
+                    Output::Submit(message) => {
                         // Replies to pipelined commands before the DATA go out first.
                         if send(stream, &mut pending_out, limits).await.is_err() {
                             return Next::Close;
                         }
                         // Not interrupted by a shutdown: once handed to the store, the message
                         // may become durable, and the client should learn that it did.
-                        let submitted = self.submitter.submit(*envelope);
+                        let submitted = self.submitter.submit(*message);
                         match tokio::time::timeout(limits.remaining(), submitted).await {
                             Ok(result) => queue.extend(session.submitted(result)),
                             Err(_) => {

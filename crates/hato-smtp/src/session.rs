@@ -9,9 +9,11 @@
 
 use crate::data::DataReceiver;
 use crate::policy::{
-    AcceptedRecipient, Answer, Decision, PendingDecision, RcptVerdict, SmtpPolicy, Verdict,
+    AcceptedRecipient, Answer, DataVerdict, Decision, PendingDecision, RcptVerdict, SmtpPolicy,
+    Verdict,
 };
 use hato_core::body::Spool;
+use hato_core::message::{Envelope, MessageContext};
 use hato_core::reply::{self, Reply};
 use hato_core::{Address, ClientContext, MessageBody, Reason, Refusal, Stage, TlsInfo};
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
@@ -51,22 +53,6 @@ impl Default for SessionConfig {
     }
 }
 
-/// A complete message transaction, ready to be committed.
-#[derive(Debug)]
-pub struct Envelope {
-    /// `None` for the null reverse-path `<>`.
-    pub sender: Option<Address>,
-    pub recipients: Vec<AcceptedRecipient>,
-    /// The client as it was at the end of the data (HELO name, TLS, identity).
-    pub client: ClientContext,
-    pub smtputf8: bool,
-    /// `with` protocol for the Received header (RFC 3848, RFC 6531 §3.7.3).
-    pub protocol: &'static str,
-    /// The message content, dot-unstuffed, CRLF line endings: in memory, or in a spool file
-    /// (removed if the message is dropped instead of committed).
-    pub content: MessageBody,
-}
-
 #[derive(Debug)]
 pub enum Output {
     /// Bytes to send to the client.
@@ -78,7 +64,7 @@ pub enum Output {
     /// [`Session::tls_established`].
     StartTls,
     /// Commit this message durably, then call [`Session::submitted`] with the outcome.
-    Submit(Box<Envelope>),
+    Submit(Box<MessageContext>),
     /// Send what came before and close the connection.
     Close,
 }
@@ -116,7 +102,8 @@ enum Waiting {
         smtputf8: bool,
     },
     Rcpt,
-    EndOfData(Box<Envelope>),
+    /// The end-of-data hook holds the message until it answers.
+    EndOfData,
 }
 
 pub struct Session<P: SmtpPolicy + ?Sized> {
@@ -368,6 +355,14 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             self.reply(out, r);
             return;
         }
+        let envelope = Envelope {
+            sender: self.sender.take(),
+            recipients: std::mem::take(&mut self.recipients)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            smtputf8: self.smtputf8,
+        };
         let protocol = match (self.esmtp, self.client.tls.is_some(), self.smtputf8) {
             (_, true, true) => "UTF8SMTPS",
             (_, false, true) => "UTF8SMTP",
@@ -376,16 +371,24 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             (false, true, false) => "SMTPS",
             (false, false, false) => "SMTP",
         };
-        let envelope = Envelope {
-            sender: self.sender.take(),
-            recipients: std::mem::take(&mut self.recipients),
-            client: self.client.clone(),
-            smtputf8: self.smtputf8,
-            protocol,
-            content: std::mem::take(&mut self.content),
+        let content = std::mem::take(&mut self.content);
+        // Reading a spooled message's header block back from its file is the same kind of work
+        // as the spool writes before it; a failure is the store's trouble, and the client may
+        // try again.
+        let message = match MessageContext::new(envelope, self.client.clone(), protocol, content) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("could not read the spooled message's header: {e}");
+                self.reset_transaction();
+                self.phase = Phase::Ready;
+                self.reply(out, reply::STORE_FAILED);
+                return;
+            }
         };
-        let decision = self.policy.end_of_data(&self.client, &envelope);
-        self.ask(decision, Waiting::EndOfData(Box::new(envelope)), out);
+        match self.policy.end_of_data(message) {
+            Decision::Ready(v) => self.resolve(Waiting::EndOfData, Answer::Data(Box::new(v)), out),
+            Decision::Pending(f) => self.wait(Waiting::EndOfData, PendingDecision::data(f), out),
+        }
     }
 
     /// Acts on a decision now, or returns it to the I/O loop to await.
@@ -408,7 +411,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         // failure, never an acceptance.
         let verdict = |answer: Answer| match answer {
             Answer::Verdict(v) => v,
-            Answer::Rcpt(_) => Verdict::Reject(mismatched_answer()),
+            Answer::Rcpt(_) | Answer::Data(_) => Verdict::Reject(mismatched_answer()),
         };
         match waiting {
             Waiting::Connect => match verdict(answer) {
@@ -449,19 +452,32 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     self.reply(out, reply::RECIPIENT_OK);
                 }
                 Answer::Rcpt(RcptVerdict::Reject(r)) => self.refuse(out, "RCPT", r),
-                Answer::Verdict(_) => self.refuse(out, "RCPT", mismatched_answer()),
-            },
-            Waiting::EndOfData(envelope) => match verdict(answer) {
-                Verdict::Accept => {
-                    self.phase = Phase::Committing;
-                    out.push(Output::Submit(envelope));
+                Answer::Verdict(_) | Answer::Data(_) => {
+                    self.refuse(out, "RCPT", mismatched_answer())
                 }
-                Verdict::Reject(r) => {
-                    // Nothing is committed; dropping the envelope drops its content.
-                    drop(envelope);
+            },
+            Waiting::EndOfData => match answer {
+                Answer::Data(data) => {
+                    let DataVerdict { message, verdict } = *data;
+                    match verdict {
+                        Verdict::Accept => {
+                            self.phase = Phase::Committing;
+                            out.push(Output::Submit(Box::new(message)));
+                        }
+                        Verdict::Reject(r) => {
+                            // Nothing is committed; dropping the message drops its content.
+                            drop(message);
+                            self.reset_transaction();
+                            self.phase = Phase::Ready;
+                            self.refuse(out, "DATA", r);
+                        }
+                    }
+                }
+                // The message went with the wrong answer: it cannot be committed.
+                Answer::Verdict(_) | Answer::Rcpt(_) => {
                     self.reset_transaction();
                     self.phase = Phase::Ready;
-                    self.refuse(out, "DATA", r);
+                    self.refuse(out, "DATA", mismatched_answer());
                 }
             },
         }

@@ -132,8 +132,8 @@ fn random_input_never_breaks_the_session() {
                 match out {
                     Output::Submit(env) => {
                         submitted += 1;
-                        assert!(!env.recipients.is_empty());
-                        let content = env.content.in_memory().unwrap();
+                        assert!(!env.envelope.recipients.is_empty());
+                        let content = env.body.in_memory().unwrap();
                         assert!(content.len() <= 2000);
                         assert_clean(content);
                         queue.extend(session.submitted(Ok("id".into())));

@@ -1,15 +1,17 @@
 //! From a finished SMTP transaction to a durable queue entry.
 //!
-//! The final `250` is sent only once [`Inbound::accept`] resolves, i.e. once the message, its
-//! envelope and its first trace events are committed (group commit, synced to disk).
+//! The final `250` is sent only once [`Inbound::submit`] resolves, i.e. once the message, its
+//! envelope and its first trace events are committed (group commit, synced to disk). The
+//! verdicts the end-of-data stages recorded for a recipient in the message context are among
+//! those first events, each with its reason.
 
 use crate::summarize;
 use hato_core::body::StoredBody;
+use hato_core::message::RecipientVerdict;
 use hato_core::reply::{self, Reply};
-use hato_core::{Clock, id};
-use hato_smtp::Envelope;
+use hato_core::{Clock, MessageContext, id};
 use hato_smtp::server::Submitter;
-use hato_store::{HEAD_BYTES, NewMessage, NewRecipient, Store};
+use hato_store::{NewMessage, NewRecipient, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,24 +40,28 @@ impl Inbound {
         }
     }
 
-    /// Builds the queue entry for `envelope`. The Received header (and a Message-ID, when the
+    /// Builds the queue entry for `message`. The Received header (and a Message-ID, when the
     /// message has none) go in front of the content without copying it: for a spooled message
-    /// they are the entry's `content` and the spool file is the rest. Fails only when the spool
-    /// file cannot be read.
-    pub fn prepare(&self, mut envelope: Envelope) -> std::io::Result<NewMessage> {
-        let trace_id = id::new_trace_id(self.clock.as_ref());
+    /// they are the entry's `content` and the spool file is the rest. Each recipient's recorded
+    /// verdicts become its events after `Receive`. Fails only when the spool file cannot be
+    /// finished.
+    pub fn prepare(&self, mut message: MessageContext) -> std::io::Result<NewMessage> {
+        // A stage may have given the message its trace id already; else it gets one now.
+        let trace_id = message
+            .trace_id
+            .take()
+            .unwrap_or_else(|| id::new_trace_id(self.clock.as_ref()));
         let received = self.clock.now();
-        let sender = envelope
+        let sender = message
+            .envelope
             .sender
             .as_ref()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let received_header =
-            received_header(&self.hostname, &envelope, &trace_id, &received.to_rfc5322());
-        let mut summary = match envelope.content.in_memory() {
-            Some(content) => summarize(content),
-            None => summarize(&envelope.content.head(HEAD_BYTES)?),
-        };
+            received_header(&self.hostname, &message, &trace_id, &received.to_rfc5322());
+        // The header block was read once, when the data ended.
+        let mut summary = summarize(message.headers.block());
         let mut content = Vec::with_capacity(received_header.len() + 80);
         content.extend_from_slice(received_header.as_bytes());
         if summary.message_id.is_empty() {
@@ -64,15 +70,15 @@ impl Inbound {
             summary.message_id = format!("<{trace_id}@{}>", self.hostname);
             content.extend_from_slice(format!("Message-ID: {}\r\n", summary.message_id).as_bytes());
         }
-        let size = content.len() as u64 + envelope.content.len();
-        let spooled = match std::mem::take(&mut envelope.content).into_stored()? {
+        let size = content.len() as u64 + message.body.len();
+        let spooled = match std::mem::take(&mut message.body).into_stored()? {
             StoredBody::Memory(body) => {
                 content.extend_from_slice(&body);
                 None
             }
             StoredBody::Spooled(spooled) => Some(spooled),
         };
-        let tls = envelope
+        let tls = message
             .client
             .tls
             .as_ref()
@@ -81,36 +87,37 @@ impl Inbound {
         let receive_detail = format!(
             "Received by {} from {} [{}]{tls} with {}; {} bytes",
             self.hostname,
-            envelope.client.helo_name(),
-            envelope.client.ip(),
-            envelope.protocol,
+            message.client.helo_name(),
+            message.client.ip(),
+            message.protocol,
             size
         );
         Ok(NewMessage {
             trace_id,
             received,
             sender,
-            client_ip: envelope.client.ip().to_string(),
-            helo: envelope.client.helo.unwrap_or_default(),
+            client_ip: message.client.ip().to_string(),
+            helo: message.client.helo.clone().unwrap_or_default(),
             message_id: Some(summary.message_id),
             subject: Some(summary.subject),
             content,
             spooled,
-            recipients: envelope
+            recipients: message
+                .envelope
                 .recipients
                 .into_iter()
                 .map(|r| NewRecipient {
                     address: r.address.to_string(),
                     tenant_id: r.tenant_id,
                     route: r.route,
-                    extra_events: Vec::new(),
+                    extra_events: r.verdicts.iter().map(RecipientVerdict::event).collect(),
                 })
                 .collect(),
             receive_detail,
             reports_on: Vec::new(),
             // Direct send is anonymous. The session's client context carries the identity once
             // SMTP AUTH and attributed connectors exist; it is the one RCPT decided with.
-            authenticated: envelope
+            authenticated: message
                 .client
                 .identity
                 .as_ref()
@@ -123,7 +130,7 @@ impl Inbound {
 }
 
 /// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
-pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str) -> String {
+pub fn received_header(hostname: &str, e: &MessageContext, trace_id: &str, date: &str) -> String {
     let helo = helo_for_header(e.client.helo_name());
     let tcp_info = format!("([{}])", e.client.ip());
     // RFC 5322 §2.1.1: fold before the TCP-info when a long HELO name would take the line past
@@ -144,9 +151,9 @@ pub fn received_header(hostname: &str, e: &Envelope, trace_id: &str, date: &str)
         ));
     }
     h.push_str(&format!("\r\n\tid {trace_id}"));
-    if let [only] = e.recipients.as_slice() {
+    if let [only] = e.envelope.recipients.as_slice() {
         // A message that is not SMTPUTF8 keeps its header ASCII (RFC 6532 is not in effect).
-        let address = if e.smtputf8 {
+        let address = if e.envelope.smtputf8 {
             only.address.to_string()
         } else {
             only.address.to_ascii_form()
@@ -183,9 +190,9 @@ fn helo_for_header(helo: &str) -> String {
 impl Submitter for Inbound {
     fn submit(
         &self,
-        envelope: Envelope,
+        message: MessageContext,
     ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>> {
-        let message = match self.prepare(envelope) {
+        let message = match self.prepare(message) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("could not read a spooled message: {e}");
@@ -227,18 +234,23 @@ mod tests {
     use super::*;
     use hato_core::Address;
     use hato_core::directory::Route;
+    use hato_core::message::{Envelope, Recipient};
     use hato_core::{ClientContext, TlsInfo};
-    use hato_smtp::AcceptedRecipient;
 
-    fn envelope(to: &str, smtputf8: bool, tls: bool) -> Envelope {
-        Envelope {
+    fn envelope(to: &str, smtputf8: bool, tls: bool) -> MessageContext {
+        let envelope = Envelope {
             sender: Some(Address::parse("a@fabrikam.test").unwrap()),
-            recipients: vec![AcceptedRecipient {
+            recipients: vec![Recipient {
                 address: Address::parse(to).unwrap(),
                 tenant_id: 1,
                 route: Route::Local(1),
+                verdicts: vec![],
             }],
-            client: ClientContext {
+            smtputf8,
+        };
+        MessageContext::new(
+            envelope,
+            ClientContext {
                 helo: Some("client.test".into()),
                 tls: tls.then(|| TlsInfo {
                     version: "TLS1.3".into(),
@@ -249,10 +261,10 @@ mod tests {
                     "192.0.2.2:25".parse().unwrap(),
                 )
             },
-            smtputf8,
-            protocol: "ESMTPS",
-            content: Vec::new().into(),
-        }
+            "ESMTPS",
+            Vec::new().into(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -7,7 +7,7 @@ use hato_core::directory::{
 };
 use hato_core::{Address, Timestamp};
 use hato_directory::Directory;
-use hato_smtp::{AcceptedRecipient, Envelope};
+use hato_smtp::{AcceptedRecipient, Envelope, MessageContext};
 use hato_store::*;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::inbound::Inbound;
@@ -86,22 +86,29 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
     let inbound = Inbound::new(store.clone(), clock.clone(), "mx.hato.test".into(), queued);
     let envelope = Envelope {
         sender: Some(Address::parse("sender@contoso.test").unwrap()),
-        recipients: vec![AcceptedRecipient {
-            address: Address::parse("list@contoso.test").unwrap(),
-            tenant_id: t.id,
-            route: Route::Group(group.id),
-        }],
-        client: hato_core::ClientContext {
+        recipients: vec![
+            AcceptedRecipient {
+                address: Address::parse("list@contoso.test").unwrap(),
+                tenant_id: t.id,
+                route: Route::Group(group.id),
+            }
+            .into(),
+        ],
+        smtputf8: false,
+    };
+    let envelope = MessageContext::new(
+        envelope,
+        hato_core::ClientContext {
             helo: Some("client.test".into()),
             ..hato_core::ClientContext::new(
                 "127.0.0.1:40000".parse().unwrap(),
                 "127.0.0.1:25".parse().unwrap(),
             )
         },
-        smtputf8: false,
-        protocol: "ESMTP",
-        content: b"Subject: wait for me\r\n\r\nbody\r\n".to_vec().into(),
-    };
+        "ESMTP",
+        b"Subject: wait for me\r\n\r\nbody\r\n".to_vec().into(),
+    )
+    .unwrap();
     let message = inbound.prepare(envelope).unwrap();
     let trace_id = message.trace_id.clone();
     store.enqueue(message).await.unwrap();

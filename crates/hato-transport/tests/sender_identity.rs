@@ -11,7 +11,7 @@ use hato_core::directory::{
 };
 use hato_core::{Address, Timestamp};
 use hato_directory::Directory;
-use hato_smtp::{AcceptedRecipient, Envelope, RcptVerdict};
+use hato_smtp::{AcceptedRecipient, Envelope, MessageContext, RcptVerdict};
 use hato_store::*;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::inbound::Inbound;
@@ -195,13 +195,20 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
     let send = |to: &str, group: i64, subject: &str, identity: Option<i64>| {
         let envelope = Envelope {
             sender: Some(addr("owner@contoso.test")),
-            recipients: vec![AcceptedRecipient {
-                address: addr(to),
-                tenant_id: w.tenant,
-                route: Route::Group(group),
-            }],
+            recipients: vec![
+                AcceptedRecipient {
+                    address: addr(to),
+                    tenant_id: w.tenant,
+                    route: Route::Group(group),
+                }
+                .into(),
+            ],
+            smtputf8: false,
+        };
+        let envelope = MessageContext::new(
+            envelope,
             // The identity comes with the session's client context, as SMTP AUTH will set it.
-            client: ClientContext {
+            ClientContext {
                 helo: Some("client.test".into()),
                 identity: identity.map(|m| AuthenticatedIdentity {
                     tenant: w.tenant,
@@ -214,12 +221,12 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
                     "127.0.0.1:25".parse().unwrap(),
                 )
             },
-            smtputf8: false,
-            protocol: "ESMTPA",
-            content: format!("Subject: {subject}\r\n\r\nbody\r\n")
+            "ESMTPA",
+            format!("Subject: {subject}\r\n\r\nbody\r\n")
                 .into_bytes()
                 .into(),
-        };
+        )
+        .unwrap();
         let message = inbound.prepare(envelope).unwrap();
         assert_eq!(message.authenticated, identity);
         message

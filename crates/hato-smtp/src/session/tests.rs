@@ -1,6 +1,7 @@
 use super::*;
 use hato_core::body::memory::MemorySpool;
 use hato_core::directory::Route;
+use hato_core::message::{Action, RecipientVerdict};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -85,7 +86,7 @@ fn block_on(decision: PendingDecision) -> Answer {
 
 /// The text sent, and the envelopes submitted, for some input (a session that has not started
 /// yet is started first). Decisions are awaited; `<DECIDE>` marks each.
-fn run<P: SmtpPolicy + ?Sized>(s: &mut Session<P>, input: &[u8]) -> (String, Vec<Envelope>) {
+fn run<P: SmtpPolicy + ?Sized>(s: &mut Session<P>, input: &[u8]) -> (String, Vec<MessageContext>) {
     let mut text = String::new();
     let mut envs = Vec::new();
     let mut outs: std::collections::VecDeque<Output> = s.start().into();
@@ -152,12 +153,12 @@ fn a_whole_transaction_pipelined() {
         "250 2.6.0 <id-1> Queued mail for delivery\r\n221 2.0.0 mx.hato.test closing connection\r\n<CLOSE>"
     );
     let e = &envs[0];
-    assert_eq!(e.sender.as_ref().unwrap().to_string(), "sender@example.org");
-    assert_eq!(e.recipients.len(), 2);
     assert_eq!(
-        e.content.in_memory().unwrap(),
-        b"Subject: hi\r\n\r\n.dot\r\n"
+        e.envelope.sender.as_ref().unwrap().to_string(),
+        "sender@example.org"
     );
+    assert_eq!(e.envelope.recipients.len(), 2);
+    assert_eq!(e.body.in_memory().unwrap(), b"Subject: hi\r\n\r\n.dot\r\n");
     assert_eq!(e.protocol, "ESMTP");
     assert_eq!(e.client.helo.as_deref(), Some("c"));
     assert_eq!(e.client.peer, "192.0.2.7:40000".parse().unwrap());
@@ -172,8 +173,8 @@ fn two_messages_in_one_write_are_two_messages() {
           MAIL FROM:<b@x.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\ntwo\r\n.\r\n",
     );
     assert_eq!(envs.len(), 2);
-    assert_eq!(envs[0].content.in_memory().unwrap(), b"one\r\n");
-    assert_eq!(envs[1].content.in_memory().unwrap(), b"two\r\n");
+    assert_eq!(envs[0].body.in_memory().unwrap(), b"one\r\n");
+    assert_eq!(envs[1].body.in_memory().unwrap(), b"two\r\n");
     assert!(t.contains("<id-1>") && t.contains("<id-2>"));
 }
 
@@ -207,7 +208,7 @@ fn duplicate_recipient_gets_one_copy() {
         &mut s,
         b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nRCPT TO:<ALICE@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
     );
-    assert_eq!(envs[0].recipients.len(), 1);
+    assert_eq!(envs[0].envelope.recipients.len(), 1);
 }
 
 #[test]
@@ -379,7 +380,7 @@ fn smtputf8() {
         "EHLO c\r\nMAIL FROM:<ü@x.test> SMTPUTF8\r\nRCPT TO:<用户@contoso.test>\r\nDATA\r\nx\r\n.\r\n".as_bytes(),
     );
     assert!(t.contains("250 2.6.0"), "{t}");
-    assert!(envs[0].smtputf8);
+    assert!(envs[0].envelope.smtputf8);
     assert_eq!(envs[0].protocol, "UTF8SMTP");
 }
 
@@ -389,7 +390,7 @@ fn null_sender() {
         &mut session(false),
         b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
     );
-    assert!(envs[0].sender.is_none());
+    assert!(envs[0].envelope.sender.is_none());
 }
 
 #[test]
@@ -484,10 +485,17 @@ impl SmtpPolicy for SlowPolicy {
         })
     }
 
-    fn end_of_data(&self, client: &ClientContext, envelope: &Envelope) -> Decision<Verdict> {
-        self.saw("end_of_data", client);
-        assert!(!envelope.recipients.is_empty());
-        later_verdict(self.end_of_data.clone())
+    fn end_of_data(&self, message: MessageContext) -> Decision<DataVerdict> {
+        self.saw("end_of_data", &message.client);
+        assert!(!message.envelope.recipients.is_empty());
+        let verdict = later_verdict(self.end_of_data.clone());
+        Decision::later(async move {
+            let verdict = match verdict {
+                Decision::Ready(v) => v,
+                Decision::Pending(f) => f.await,
+            };
+            DataVerdict { message, verdict }
+        })
     }
 }
 
@@ -561,10 +569,15 @@ fn pipelined_commands_with_slow_rcpt_answers_keep_their_order() {
         "{text}"
     );
     let e = &envelopes[0];
-    let rcpts: Vec<String> = e.recipients.iter().map(|r| r.address.to_string()).collect();
+    let rcpts: Vec<String> = e
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.to_string())
+        .collect();
     assert_eq!(rcpts, ["bob@contoso.test", "alice@contoso.test"]);
     assert_eq!(
-        e.content.in_memory().unwrap(),
+        e.body.in_memory().unwrap(),
         b"Subject: slow\r\n\r\nbody\r\n"
     );
     // Every hook saw the client, with the HELO name once it was given.
@@ -683,6 +696,109 @@ fn a_mismatched_answer_is_a_temporary_refusal() {
     assert!(s.decided(Answer::Verdict(Verdict::Accept)).is_empty());
 }
 
+/// The wrong kind of answer to the end-of-data question: the message went with the question, so
+/// nothing is submitted, and the client is told to try again.
+#[test]
+fn a_mismatched_answer_at_end_of_data_submits_nothing() {
+    let (mut s, _) = slow_session(SlowPolicy::default());
+    run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\n",
+    );
+    let outs = s.feed(b"Subject: x\r\n\r\nbody\r\n.\r\n");
+    assert!(matches!(outs.as_slice(), [Output::Decide(_)]), "{outs:?}");
+    let after = s.decided(Answer::Verdict(Verdict::Accept));
+    assert_eq!(
+        text_of(&after),
+        "451 4.3.0 Temporary error evaluating policy; try again later\r\n"
+    );
+    // The session is ready for the next transaction.
+    let (t, _) = run(&mut s, b"MAIL FROM:<a@x.test>\r\n");
+    assert!(t.ends_with("250 2.1.0 Sender OK\r\n"), "{t}");
+}
+
+/// Records, at end-of-data, a verdict for the recipient the `X-Audit` field names, after
+/// checking what the hook was given; refuses nothing.
+struct Auditor;
+
+impl SmtpPolicy for Auditor {
+    fn rcpt(
+        &self,
+        _: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        Decision::Ready(lookup(rcpt))
+    }
+
+    fn end_of_data(&self, mut message: MessageContext) -> Decision<DataVerdict> {
+        assert_eq!(message.client.helo.as_deref(), Some("c"));
+        assert_eq!(message.protocol, "ESMTP");
+        assert!(message.trace_id.is_none(), "no trace id before the commit");
+        let audited = message
+            .headers
+            .first("x-audit")
+            .map(|v| String::from_utf8_lossy(v).trim().to_string());
+        let index = message
+            .envelope
+            .recipients
+            .iter()
+            .position(|r| Some(r.address.to_string()) == audited);
+        if let Some(i) = index {
+            let reason = Reason::new(Stage::TransportRule, "audited").rule("audit");
+            message.record(
+                i,
+                RecipientVerdict {
+                    action: Action::Deliver,
+                    reason,
+                },
+            );
+        }
+        // Handed back later, as a stage that reads the body off the async workers does.
+        Decision::later(async move { DataVerdict::accept(message) })
+    }
+}
+
+/// The end-of-data hook gets the message by value (envelope, client, headers, body) and hands it
+/// back; the verdict it recorded for one recipient is in the message the session submits, and
+/// only for that recipient. A spooled message's header block is read back from its file.
+#[test]
+fn verdicts_recorded_at_end_of_data_are_submitted_with_the_message() {
+    for spooled in [false, true] {
+        let config = SessionConfig {
+            max_message_size: 1_000_000,
+            spool_threshold: if spooled { 64 } else { 1 << 20 },
+            spool: Some(Arc::new(MemorySpool::default())),
+            ..config(false)
+        };
+        let mut s = Session::new(config, Arc::new(Auditor), client());
+        let (t, envs) = run(
+            &mut s,
+            format!(
+                "EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<alice@contoso.test>\r\n\
+                 RCPT TO:<bob@contoso.test>\r\nDATA\r\nSubject: audit\r\nX-Audit: bob@contoso.test\r\n\r\n{}.\r\n",
+                "body line\r\n".repeat(20)
+            )
+            .as_bytes(),
+        );
+        assert!(t.contains("<DECIDE>250 2.6.0"), "{t}");
+        let m = &envs[0];
+        assert_eq!(m.body.is_spooled(), spooled);
+        assert_eq!(m.headers.first("Subject"), Some(&b" audit"[..]));
+        let verdicts: Vec<usize> = m
+            .envelope
+            .recipients
+            .iter()
+            .map(|r| r.verdicts.len())
+            .collect();
+        assert_eq!(verdicts, [0, 1], "spooled: {spooled}");
+        assert_eq!(
+            m.envelope.recipients[1].verdicts[0].reason.rule.as_deref(),
+            Some("audit")
+        );
+    }
+}
+
 // ----- spooling ---------------------------------------------------------------------------------
 
 fn spooling_session(threshold: usize, spool: Arc<MemorySpool>) -> Session<MapPolicy> {
@@ -729,10 +845,10 @@ fn memory_per_session_is_bounded_while_a_large_message_arrives() {
     assert!(t.starts_with("250 2.6.0"), "{t}");
     assert!(peak <= THRESHOLD + READ, "a session held {peak} bytes");
     let e = &mut envs[0];
-    assert!(e.content.is_spooled());
-    assert_eq!(e.content.len(), sent as u64);
+    assert!(e.body.is_spooled());
+    assert_eq!(e.body.len(), sent as u64);
     assert_eq!(spool.files.lock().unwrap()[0].content.len(), sent);
-    assert!(e.content.head(100).unwrap().starts_with(b"0123456789"));
+    assert!(e.body.head(100).unwrap().starts_with(b"0123456789"));
 }
 
 /// A refused message's spool file and an abandoned one's are removed; one that is submitted
@@ -760,7 +876,7 @@ fn refused_and_abandoned_messages_leave_no_spool_file() {
     // Submitted: the file is the envelope's.
     let mut s = spooling_session(64, spool.clone());
     let (_, envs) = run(&mut s, format!("{big}.\r\n").as_bytes());
-    assert!(envs[0].content.is_spooled());
+    assert!(envs[0].body.is_spooled());
     assert!(spool.files.lock().unwrap()[2].exists);
     drop(envs);
     assert!(!spool.files.lock().unwrap()[2].exists);
@@ -805,9 +921,13 @@ fn postmaster_without_a_domain() {
         ["250", "250", "250", "501", "354", "250"],
         "{t}"
     );
-    assert_eq!(envs[0].recipients.len(), 1, "one copy for both spellings");
-    assert!(envs[0].recipients[0].address.is_bare_postmaster());
-    assert_eq!(envs[0].recipients[0].route, Route::Postmaster);
+    assert_eq!(
+        envs[0].envelope.recipients.len(),
+        1,
+        "one copy for both spellings"
+    );
+    assert!(envs[0].envelope.recipients[0].address.is_bare_postmaster());
+    assert_eq!(envs[0].envelope.recipients[0].route, Route::Postmaster);
 
     for line in [
         &b"MAIL FROM:<postmaster>\r\n"[..],
@@ -829,5 +949,5 @@ fn postmaster_without_a_domain() {
         b"EHLO c\r\nMAIL FROM:< >\r\nRCPT TO:<alice@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
     );
     assert!(t.contains("250 2.1.0"), "{t}");
-    assert!(envs[0].sender.is_none());
+    assert!(envs[0].envelope.sender.is_none());
 }

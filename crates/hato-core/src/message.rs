@@ -1,0 +1,171 @@
+//! What the stages that decide about a message see of it, and where they record what they
+//! decided: the [`MessageContext`].
+//!
+//! The SMTP session builds it when the data ends and hands it, by value, to the end-of-data
+//! hook; a stage may keep it in its asynchronous decision (to read the body from its spool file
+//! off the async workers) and hands it back with its verdict. The commit before the final 250
+//! turns it into the queue entry: each verdict recorded for a recipient becomes a trace event of
+//! that recipient, with its reason (architecture decisions 2, 3 and 4: actions are recorded on
+//! the message, decisions explain themselves, policies apply per recipient).
+
+use crate::Address;
+use crate::body::MessageBody;
+use crate::client::ClientContext;
+use crate::directory::{Route, TenantId};
+use crate::header::{Headers, MAX_HEADER_BYTES};
+use crate::reason::Reason;
+use crate::trace::{EventRecord, TraceEvent};
+
+/// The SMTP envelope (RFC 5321 §2.3.1) of a message, with where each recipient goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// `None` for the null reverse-path `<>`.
+    pub sender: Option<Address>,
+    pub recipients: Vec<Recipient>,
+    /// The client gave `SMTPUTF8` (RFC 6531) with MAIL.
+    pub smtputf8: bool,
+}
+
+/// One accepted recipient, and what the stages decided for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: Address,
+    pub tenant_id: TenantId,
+    pub route: Route,
+    /// The verdicts stages recorded for this recipient, in the order they were recorded.
+    pub verdicts: Vec<RecipientVerdict>,
+}
+
+/// What delivery does with a recipient because of a stage's verdict. Delivery carries every
+/// action out (architecture decision 2); the actions the content stages need (Junk Email,
+/// quarantine, redirect, …) come with delivery's support for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Deliver as routed: the stage found nothing to act on, or acts only by what it records
+    /// (a rule in audit mode, a spam verdict below every threshold).
+    Deliver,
+}
+
+/// One stage's verdict for one recipient, with its reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientVerdict {
+    pub action: Action,
+    pub reason: Reason,
+}
+
+impl RecipientVerdict {
+    /// The trace event this verdict is recorded as: the stage's event
+    /// ([`TraceEvent::for_stage`]), the reason's sentence as its detail.
+    pub fn event(&self) -> EventRecord {
+        EventRecord::because(
+            TraceEvent::for_stage(self.reason.stage),
+            self.reason.clone(),
+        )
+    }
+}
+
+/// A message between the end of its data and its commit: what the stages read, and where they
+/// record their verdicts.
+#[derive(Debug)]
+pub struct MessageContext {
+    pub envelope: Envelope,
+    /// The client as it was at the end of the data (HELO name, TLS, identity).
+    pub client: ClientContext,
+    /// `with` protocol for the Received header (RFC 3848, RFC 6531 §3.7.3).
+    pub protocol: &'static str,
+    /// The header block, split into fields (at most [`MAX_HEADER_BYTES`] of it).
+    pub headers: Headers,
+    /// The content, dot-unstuffed, CRLF line endings: in memory, or in a spool file (removed if
+    /// the message is dropped instead of committed).
+    pub body: MessageBody,
+    /// The message's trace id, once the commit has given it one (a stage may give it earlier;
+    /// the commit keeps it).
+    pub trace_id: Option<String>,
+}
+
+impl MessageContext {
+    /// The context of a received message. The header block is read from the body (from its
+    /// spool file, for a spooled one): fails only when that read fails.
+    pub fn new(
+        envelope: Envelope,
+        client: ClientContext,
+        protocol: &'static str,
+        mut body: MessageBody,
+    ) -> std::io::Result<Self> {
+        let headers = match body.in_memory() {
+            Some(content) => Headers::parse(content, MAX_HEADER_BYTES),
+            None => Headers::parse(&body.head(MAX_HEADER_BYTES + 1)?, MAX_HEADER_BYTES),
+        };
+        Ok(MessageContext {
+            envelope,
+            client,
+            protocol,
+            headers,
+            body,
+            trace_id: None,
+        })
+    }
+
+    /// Records a stage's verdict for the recipient at `index` of the envelope; false when there
+    /// is no such recipient.
+    pub fn record(&mut self, index: usize, verdict: RecipientVerdict) -> bool {
+        match self.envelope.recipients.get_mut(index) {
+            Some(r) => {
+                r.verdicts.push(verdict);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::Stage;
+
+    fn context(content: &[u8]) -> MessageContext {
+        let rcpt = |a: &str| Recipient {
+            address: Address::parse(a).unwrap(),
+            tenant_id: 1,
+            route: Route::Local(1),
+            verdicts: vec![],
+        };
+        MessageContext::new(
+            Envelope {
+                sender: Address::parse("a@fabrikam.test").ok(),
+                recipients: vec![rcpt("b@contoso.test"), rcpt("c@contoso.test")],
+                smtputf8: false,
+            },
+            ClientContext::new(
+                "192.0.2.1:40000".parse().unwrap(),
+                "192.0.2.2:25".parse().unwrap(),
+            ),
+            "ESMTP",
+            content.to_vec().into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn verdicts_are_recorded_per_recipient_and_become_their_stage_events() {
+        let mut m = context(b"Subject: hello\r\nFrom: a@fabrikam.test\r\n\r\nbody\r\n");
+        assert_eq!(m.headers.first("subject"), Some(&b" hello"[..]));
+        let verdict = RecipientVerdict {
+            action: Action::Deliver,
+            reason: Reason::new(Stage::TransportRule, "Rule matched in audit mode")
+                .rule("Audit external mail"),
+        };
+        assert!(m.record(1, verdict.clone()));
+        assert!(!m.record(2, verdict.clone()), "no third recipient");
+        assert!(m.envelope.recipients[0].verdicts.is_empty());
+        assert_eq!(
+            m.envelope.recipients[1].verdicts,
+            std::slice::from_ref(&verdict)
+        );
+        let event = verdict.event();
+        assert_eq!(event.event, TraceEvent::TransportRule);
+        assert_eq!(event.detail, "Rule matched in audit mode");
+        assert_eq!(event.reason, Some(verdict.reason));
+    }
+}

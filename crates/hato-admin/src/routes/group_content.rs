@@ -2,9 +2,9 @@
 
 use super::common::{GROUP_PARAM, belongs, find_group, member_only};
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState};
+use crate::state::{ApiResult, AppState, Path};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Principal;
@@ -100,6 +100,13 @@ fn require_group_reader(p: &Principal, ix: &DirectoryIndex, g: &Group) -> ApiRes
     ))
 }
 
+/// The group `ident`, if `p` may read its content.
+fn readable_group(s: &AppState, p: &Principal, ident: &str) -> ApiResult<Group> {
+    let (ix, g) = find_group(s, p, ident)?;
+    require_group_reader(p, &ix, &g)?;
+    Ok(g)
+}
+
 /// The conversations of a Microsoft 365 group's mailbox (members; anyone in the tenant for a
 /// public group).
 #[utoipa::path(
@@ -119,12 +126,12 @@ async fn conversations(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    Ok(Json(
-        serde_json::to_value(s.store.conversations(g.id)?).unwrap_or_default(),
-    ))
+) -> ApiResult<Json<Vec<hato_store::Conversation>>> {
+    s.blocking(move |s| {
+        let g = readable_group(s, &p, &ident)?;
+        Ok(Json(s.store.conversations(g.id)?))
+    })
+    .await
 }
 
 /// The messages of one conversation.
@@ -149,14 +156,16 @@ async fn conversation(
     State(s): State<AppState>,
     p: Principal,
     Path((ident, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    let items = s.store.group_items(g.id, Some(id))?;
-    if items.is_empty() {
-        return Err(ApiError::not_found(format!("conversation {id} not found")));
-    }
-    Ok(Json(serde_json::to_value(items).unwrap_or_default()))
+) -> ApiResult<Json<Vec<hato_store::GroupItem>>> {
+    s.blocking(move |s| {
+        let g = readable_group(s, &p, &ident)?;
+        let items = s.store.group_items(g.id, Some(id))?;
+        if items.is_empty() {
+            return Err(ApiError::not_found(format!("conversation {id} not found")));
+        }
+        Ok(Json(items))
+    })
+    .await
 }
 
 fn group_item_bytes(s: &AppState, g: &Group, id: i64) -> ApiResult<Vec<u8>> {
@@ -192,9 +201,12 @@ async fn group_item_raw(
     p: Principal,
     Path((ident, id)): Path<(String, i64)>,
 ) -> ApiResult<Response> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    let bytes = group_item_bytes(&s, &g, id)?;
+    let bytes = s
+        .blocking(move |s| {
+            let g = readable_group(s, &p, &ident)?;
+            group_item_bytes(s, &g, id)
+        })
+        .await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
@@ -217,15 +229,17 @@ async fn calendar(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    Ok(Json(
-        s.store
-            .group_calendar(g.id)?
-            .into_iter()
-            .filter_map(|(_, j)| serde_json::from_str(&j).ok())
-            .collect(),
-    ))
+    s.blocking(move |s| {
+        let g = readable_group(s, &p, &ident)?;
+        Ok(Json(
+            s.store
+                .group_calendar(g.id)?
+                .into_iter()
+                .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+                .collect(),
+        ))
+    })
+    .await
 }
 
 /// The files attached to the group's messages.
@@ -247,20 +261,22 @@ async fn files(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    let mut out = Vec::new();
-    for item in s.store.group_items(g.id, None)? {
-        let bytes = s.store.blob(&item.blob)?;
-        for a in hato_transport_files(&bytes) {
-            out.push(json!({
-                "name": a.name, "size": a.size, "type": a.content_type,
-                "conversation": item.conversation_id, "item": item.id, "index": a.index,
-                "download": format!("/api/v1/groups/{ident}/files/{}/{}", item.id, a.index),
-            }));
+    s.blocking(move |s| {
+        let g = readable_group(s, &p, &ident)?;
+        let mut out = Vec::new();
+        for item in s.store.group_items(g.id, None)? {
+            let bytes = s.store.blob(&item.blob)?;
+            for a in hato_transport_files(&bytes) {
+                out.push(json!({
+                    "name": a.name, "size": a.size, "type": a.content_type,
+                    "conversation": item.conversation_id, "item": item.id, "index": a.index,
+                    "download": format!("/api/v1/groups/{ident}/files/{}/{}", item.id, a.index),
+                }));
+            }
         }
-    }
-    Ok(Json(out))
+        Ok(Json(out))
+    })
+    .await
 }
 
 /// One file, as it was attached.
@@ -287,15 +303,19 @@ async fn file_download(
     p: Principal,
     Path((ident, item, index)): Path<(String, i64, usize)>,
 ) -> ApiResult<Response> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    require_group_reader(&p, &ix, &g)?;
-    let bytes = group_item_bytes(&s, &g, item)?;
-    let info = hato_transport_files(&bytes)
-        .into_iter()
-        .find(|a| a.index == index)
-        .ok_or_else(|| ApiError::not_found("no such file"))?;
-    let data = hato_transport::groupmail::attachment_bytes(&bytes, index)
-        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let (info, data) = s
+        .blocking(move |s| {
+            let g = readable_group(s, &p, &ident)?;
+            let bytes = group_item_bytes(s, &g, item)?;
+            let info = hato_transport_files(&bytes)
+                .into_iter()
+                .find(|a| a.index == index)
+                .ok_or_else(|| ApiError::not_found("no such file"))?;
+            let data = hato_transport::groupmail::attachment_bytes(&bytes, index)
+                .ok_or_else(|| ApiError::not_found("no such file"))?;
+            Ok((info, data))
+        })
+        .await?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         info.name.replace(['"', '\\', '\r', '\n'], "_")

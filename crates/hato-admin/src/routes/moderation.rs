@@ -2,9 +2,9 @@
 
 use super::common::find_group;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, listing_scope};
+use crate::state::{ApiResult, AppState, Path, listing_scope};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use hato_core::auth::Principal;
 use hato_core::directory::Group;
 use hato_directory::DirectoryIndex;
@@ -97,25 +97,28 @@ async fn moderation_list(
             })
         })
         .transpose()?;
-    let group = f
-        .group
-        .as_deref()
-        .map(|g| find_group(&s, &p, g))
-        .transpose()?;
-    let tenant = listing_scope(&s, &p, None)?;
-    let held = s
-        .store
-        .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
-    let mut out = Vec::new();
-    for h in held {
-        let ix = s.directory.index(h.tenant_id)?;
-        if let Some(g) = ix.group(h.group_id)
-            && may_moderate(&p, g)
-        {
-            out.push(held_json(&ix, &h));
+    s.blocking(move |s| {
+        let group = f
+            .group
+            .as_deref()
+            .map(|g| find_group(s, &p, g))
+            .transpose()?;
+        let tenant = listing_scope(s, &p, None)?;
+        let held = s
+            .store
+            .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
+        let mut out = Vec::new();
+        for h in held {
+            let ix = s.directory.index(h.tenant_id)?;
+            if let Some(g) = ix.group(h.group_id)
+                && may_moderate(&p, g)
+            {
+                out.push(held_json(&ix, &h));
+            }
         }
-    }
-    Ok(Json(out))
+        Ok(Json(out))
+    })
+    .await
 }
 
 /// A moderator's decision; the body may be left out.
@@ -153,32 +156,37 @@ async fn moderation_decide(
     payload: Option<Json<Decision>>,
 ) -> ApiResult<Json<Value>> {
     let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
-    let tenant = listing_scope(&s, &p, None)?;
-    let held = s
-        .store
-        .moderation_queue(tenant, None, None)?
-        .into_iter()
-        .find(|h| h.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
-    let ix = s.directory.index(held.tenant_id)?;
-    let g = ix
-        .group(held.group_id)
-        .ok_or_else(|| ApiError::not_found("the group was removed"))?;
-    if !may_moderate(&p, g) {
-        return Err(ApiError::forbidden(
-            "only the group's moderators may decide",
-        ));
-    }
-    let state = match decision.as_str() {
-        "approve" => ModerationState::Approved,
-        "reject" => ModerationState::Rejected,
-        _ => return Err(ApiError::not_found("use approve or reject")),
-    };
-    let by = p
-        .mailbox_id
-        .and_then(|m| ix.mailbox(m))
-        .map(|m| m.address.clone())
-        .unwrap_or_else(|| p.role.as_str().to_string());
+    let (ix, state, by) = s
+        .blocking(move |s| {
+            let tenant = listing_scope(s, &p, None)?;
+            let held = s
+                .store
+                .moderation_queue(tenant, None, None)?
+                .into_iter()
+                .find(|h| h.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
+            let ix = s.directory.index(held.tenant_id)?;
+            let g = ix
+                .group(held.group_id)
+                .ok_or_else(|| ApiError::not_found("the group was removed"))?;
+            if !may_moderate(&p, g) {
+                return Err(ApiError::forbidden(
+                    "only the group's moderators may decide",
+                ));
+            }
+            let state = match decision.as_str() {
+                "approve" => ModerationState::Approved,
+                "reject" => ModerationState::Rejected,
+                _ => return Err(ApiError::not_found("use approve or reject")),
+            };
+            let by = p
+                .mailbox_id
+                .and_then(|m| ix.mailbox(m))
+                .map(|m| m.address.clone())
+                .unwrap_or_else(|| p.role.as_str().to_string());
+            Ok((ix, state, by))
+        })
+        .await?;
     let decided = s
         .store
         .decide_moderation(id, state, by, comment, s.clock.now())

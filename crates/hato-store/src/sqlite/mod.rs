@@ -174,6 +174,10 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
 }
 
 impl SqliteStore {
+    /// How many reads run at once, one per reader connection; a further read waits until one
+    /// is free.
+    pub const READERS: usize = READERS;
+
     /// Opens (creating on first start) the store under `data_dir`: `hato.db`, `blobs/`,
     /// `spool/` and `queue/`. Spool files (never committed) and queue files no message names (a
     /// crash between a commit and a removal) are removed. The rows it stamps itself carry the

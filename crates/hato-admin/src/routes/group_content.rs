@@ -145,8 +145,7 @@ async fn conversations(
     ),
     responses(
         (status = 200, description = "The messages", body = [GroupItem]),
-        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
-            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Not a Microsoft 365 group, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
         (status = 404, description = "No such group or conversation", body = ErrorBody),
@@ -189,8 +188,7 @@ fn group_item_bytes(s: &AppState, g: &Group, id: i64) -> ApiResult<Vec<u8>> {
     ),
     responses(
         (status = 200, description = "The message", content_type = "message/rfc822", body = String),
-        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
-            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Not a Microsoft 365 group, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
         (status = 404, description = "No such group or message", body = ErrorBody),
@@ -291,8 +289,7 @@ async fn files(
     ),
     responses(
         (status = 200, description = "The file, with its type and a Content-Disposition naming it", content_type = "application/octet-stream", body = String),
-        (status = 400, description = "Not a Microsoft 365 group (JSON), or an id that is not a whole number (axum's rejection, plain text)",
-            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Not a Microsoft 365 group, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A private or hidden-membership group, and not a member", body = ErrorBody),
         (status = 404, description = "No such group, message or file", body = ErrorBody),

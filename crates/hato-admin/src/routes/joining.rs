@@ -271,7 +271,7 @@ async fn list_requests(
     ),
     responses(
         (status = 200, description = "Decided", body = MembershipResult),
-        (status = 400, description = "An id that is not a whole number (axum's rejection, in plain text)", content_type = "text/plain", body = String),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a manager of the group", body = ErrorBody),
         (status = 404, description = "No such group or request, or a decision other than approve or reject", body = ErrorBody),

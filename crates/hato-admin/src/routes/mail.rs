@@ -103,6 +103,7 @@ async fn list_messages(
     ),
     responses(
         (status = 200, description = "The message", content_type = "message/rfc822", body = String),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "No access to this mailbox", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
@@ -111,14 +112,13 @@ async fn list_messages(
 async fn raw_message(
     State(s): State<AppState>,
     p: Principal,
-    Path((address, id)): Path<(String, String)>,
+    Path((address, id)): Path<(String, i64)>,
 ) -> ApiResult<Response> {
     let bytes = s
         .blocking(move |s| {
             let m = visible_mailbox(s, &p, &address)?;
             require_mailbox_read(s, &p, &m)?;
             let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
-            let id: i64 = id.parse().map_err(|_| not_found())?;
             let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
             Ok(s.store.blob(&item.blob)?)
         })

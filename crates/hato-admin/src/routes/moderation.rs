@@ -142,8 +142,7 @@ struct Decision {
     request_body(content = Option<Decision>, description = "May be left out"),
     responses(
         (status = 200, description = "The decided message", body = HeldMessage),
-        (status = 400, description = "Decided already (JSON), or an id that is not a whole number (axum's rejection, plain text)",
-            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Decided already, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a moderator of the group", body = ErrorBody),
         (status = 404, description = "No such held message, or a decision other than approve or reject", body = ErrorBody),

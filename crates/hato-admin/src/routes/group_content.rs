@@ -5,7 +5,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, Path};
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Principal;
 use hato_core::directory::{Group, GroupType};
@@ -313,20 +313,153 @@ async fn file_download(
             Ok((info, data))
         })
         .await?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        info.name.replace(['"', '\\', '\r', '\n'], "_")
-    );
     Ok((
         [
-            (header::CONTENT_TYPE, info.content_type.clone()),
-            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_TYPE, media_type(&info.content_type)),
+            (
+                header::CONTENT_DISPOSITION,
+                attachment_disposition(&info.name),
+            ),
         ],
         data,
     )
         .into_response())
 }
 
+/// `Content-Disposition: attachment` naming `name` (RFC 6266 §4): `filename*` carries the name
+/// in UTF-8, percent-encoded (RFC 8187 §3.2), and `filename` an ASCII stand-in for clients that
+/// read only that (RFC 6266 appendix D). The name comes from a message and may hold anything, so
+/// every byte outside RFC 8187's `attr-char` is encoded and the value is always a valid header;
+/// control characters (no file name has them, and they are dangerous where the file is saved)
+/// become `_` in both.
+fn attachment_disposition(name: &str) -> HeaderValue {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    // Appendix D: no `%` in the stand-in, which some clients would decode; no quote or
+    // backslash, which would end or escape the quoted string.
+    let fallback: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if !matches!(c, '"' | '\\' | '%') => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// The attachment's `type/subtype` as its Content-Type, if it is one (RFC 9110 §8.3.1: two
+/// tokens); anything else is served as what it is to us, bytes.
+fn media_type(content_type: &str) -> HeaderValue {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    match content_type.split_once('/') {
+        Some((kind, sub)) if token(kind) && token(sub) => HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+        _ => HeaderValue::from_static("application/octet-stream"),
+    }
+}
+
 fn hato_transport_files(bytes: &[u8]) -> Vec<hato_transport::groupmail::AttachmentInfo> {
     hato_transport::groupmail::attachments(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parameters of a disposition this module wrote: the quoted `filename` and the
+    /// percent-decoded `filename*`.
+    fn names_of(v: &HeaderValue) -> (String, String) {
+        let text = v.to_str().expect("visible ASCII");
+        let rest = text.strip_prefix("attachment; filename=\"").expect(text);
+        let (fallback, rest) = rest.split_once("\"; filename*=UTF-8''").expect(text);
+        let mut bytes = Vec::new();
+        let mut it = rest.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex: String = [it.next(), it.next()]
+                    .iter()
+                    .map(|h| char::from(h.expect(text)))
+                    .collect();
+                bytes.push(u8::from_str_radix(&hex, 16).expect(text));
+            } else {
+                assert!(
+                    b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b),
+                    "{text}"
+                );
+                bytes.push(b);
+            }
+        }
+        (
+            fallback.to_string(),
+            String::from_utf8(bytes).expect("UTF-8"),
+        )
+    }
+
+    #[test]
+    fn any_file_name_gives_a_valid_disposition_that_names_it() {
+        for (name, fallback, full) in [
+            ("plan.pdf", "plan.pdf", "plan.pdf"),
+            (
+                "Präsentation Q3 – endgültig.pptx",
+                "Pr_sentation Q3 _ endg_ltig.pptx",
+                "Präsentation Q3 – endgültig.pptx",
+            ),
+            ("日本語の資料.txt", "______.txt", "日本語の資料.txt"),
+            (
+                "a\u{1}b\tc\u{7f}d\u{85}e.txt",
+                "a_b_c_d_e.txt",
+                "a_b_c_d_e.txt",
+            ),
+            (
+                "x\r\nSet-Cookie: s=1\r\n.txt",
+                "x__Set-Cookie: s=1__.txt",
+                "x__Set-Cookie: s=1__.txt",
+            ),
+            (
+                "say \"hi\" \\ 100%25.txt",
+                "say _hi_ _ 100_25.txt",
+                "say \"hi\" \\ 100%25.txt",
+            ),
+            ("", "", ""),
+        ] {
+            let v = attachment_disposition(name);
+            assert!(
+                v.as_bytes().iter().all(|b| (b' '..=b'~').contains(b)),
+                "{name:?}: {v:?}"
+            );
+            assert_eq!(names_of(&v), (fallback.into(), full.into()), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_content_type_that_is_not_one_is_served_as_bytes() {
+        assert_eq!(media_type("application/pdf"), "application/pdf");
+        for bad in [
+            "",
+            "pdf",
+            "text/",
+            "text/plain; x=\u{1}",
+            "a b/c",
+            "text/pl\u{e4}in",
+        ] {
+            assert_eq!(media_type(bad), "application/octet-stream", "{bad:?}");
+        }
+    }
 }

@@ -200,10 +200,9 @@ mod tests {
 
     /// A path segment where a number goes that is not one answers the API's JSON error, naming
     /// the parameter, for every such route (documented with an integer path parameter).
-    #[tokio::test]
-    async fn a_malformed_id_in_a_path_answers_json_naming_the_parameter() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(dir.path());
+    /// The router over a new store whose operator's token is `operator`.
+    async fn operator_app(dir: &std::path::Path) -> Router {
+        let state = state(dir);
         let operator = hato_store::TokenInfo {
             role: hato_core::auth::Role::Operator,
             tenant_id: None,
@@ -215,30 +214,41 @@ mod tests {
             .add_token(&hato_store::hash_token("operator"), operator)
             .await
             .expect("token");
-        let app = router(state);
-        let ask = |method: Method, uri: String| {
-            let app = app.clone();
-            async move {
-                let request = Request::builder()
-                    .method(method)
-                    .uri(&uri)
-                    .header("authorization", "Bearer operator")
-                    .body(Body::empty())
-                    .expect("request");
-                let answer = app.oneshot(request).await.expect("answer");
-                let status = answer.status();
-                let kind = answer
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
-                    .await
-                    .expect("body");
-                (status, kind, String::from_utf8_lossy(&body).into_owned())
-            }
-        };
+        router(state)
+    }
+
+    /// A request as the operator: the status, the content type and the body.
+    async fn ask(
+        app: &Router,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", "Bearer operator")
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let answer = app.clone().oneshot(request).await.expect("answer");
+        let status = answer.status();
+        let kind = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, kind, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_malformed_id_in_a_path_answers_json_naming_the_parameter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = operator_app(dir.path()).await;
         for (method, uri, name, value) in [
             (Method::POST, "/api/v1/moderation/abc/approve", "id", "abc"),
             (
@@ -263,7 +273,7 @@ mod tests {
                 "x",
             ),
         ] {
-            let (status, kind, body) = ask(method.clone(), uri.to_string()).await;
+            let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
             assert_eq!(kind, "application/json", "{method} {uri}: {body}");
             let error: Value = serde_json::from_str(&body).expect("JSON");
@@ -301,6 +311,33 @@ mod tests {
                 .map(String::from)
             )
         );
+    }
+
+    /// A moderator's comment is at most 1,000 characters (not bytes): one more is refused
+    /// before anything is looked up; 1,000 pass on (to find no such held message).
+    #[tokio::test]
+    async fn a_moderation_comment_over_1000_characters_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = operator_app(dir.path()).await;
+        let uri = "/api/v1/moderation/1/reject";
+        let (status, _, body) = ask(
+            &app,
+            Method::POST,
+            uri,
+            Some(json!({ "comment": "é".repeat(1001) })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("comment: at most 1000 characters"), "{body}");
+        let (status, _, body) = ask(
+            &app,
+            Method::POST,
+            uri,
+            Some(json!({ "comment": "é".repeat(1000) })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(body.contains("held message 1 not found"), "{body}");
     }
 
     /// Every `$ref` in `v`.

@@ -121,12 +121,17 @@ async fn moderation_list(
     .await
 }
 
+/// The longest comment a moderator may give, in characters: it goes into the sender's NDR and
+/// stays with the held message, so its size is bounded as every other field of either.
+pub(crate) const MAX_COMMENT_CHARS: usize = 1000;
+
 /// A moderator's decision; the body may be left out.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decision {
-    /// Goes into the rejection's NDR.
+    /// Goes into the rejection's NDR; at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     comment: String,
 }
 
@@ -142,7 +147,7 @@ struct Decision {
     request_body(content = Option<Decision>, description = "May be left out"),
     responses(
         (status = 200, description = "The decided message", body = HeldMessage),
-        (status = 400, description = "Decided already, or an id that is not a whole number", body = ErrorBody),
+        (status = 400, description = "Decided already, a comment over 1,000 characters, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a moderator of the group", body = ErrorBody),
         (status = 404, description = "No such held message, or a decision other than approve or reject", body = ErrorBody),
@@ -155,6 +160,11 @@ async fn moderation_decide(
     payload: Option<Json<Decision>>,
 ) -> ApiResult<Json<Value>> {
     let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "comment: at most {MAX_COMMENT_CHARS} characters"
+        )));
+    }
     let (ix, state, by) = s
         .blocking(move |s| {
             let tenant = listing_scope(s, &p, None)?;

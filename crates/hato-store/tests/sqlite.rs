@@ -1208,3 +1208,97 @@ fn due_deliveries_load_a_bounded_amount_of_content() {
     s2.enqueue(msg).wait().unwrap();
     assert_eq!(s2.due_deliveries(Timestamp(10), 100).unwrap().len(), 1);
 }
+
+// ----- the injected clock -------------------------------------------------------------------------
+
+/// Every row the store stamps itself (`created` of tenants, mailboxes, groups, tokens and join
+/// requests) carries the time of the clock it was opened with, not the system's.
+#[test]
+fn rows_the_store_stamps_carry_the_injected_clock_time() {
+    use hato_core::clock::ManualClock;
+    use hato_core::directory::{GroupSettings, GroupType};
+    let dir = tempfile::tempdir().unwrap();
+    // 2030-01-01T00:00:00Z: years away from any system clock this test runs under.
+    let start = Timestamp(1_893_456_000_000_000);
+    let clock = Arc::new(ManualClock::new(start));
+    let s = SqliteStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    // Each row is made a minute after the one before, so a row stamped with another row's time
+    // (or the system's) shows.
+    let at = |minutes: i64| start.plus_seconds(60 * minutes).0;
+
+    let t = s.create_tenant("contoso").wait().unwrap();
+    s.add_domain("contoso.test", t.id, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    clock.advance_seconds(60);
+    let m = s
+        .create_mailbox(NewMailbox {
+            tenant_id: t.id,
+            address: "alice@contoso.test".into(),
+            display_name: "Alice".into(),
+            mailbox_type: MailboxType::User,
+            aliases: vec![],
+            attributes: MailboxAttributes::default(),
+            quota_bytes: 10_000,
+        })
+        .wait()
+        .unwrap();
+    clock.advance_seconds(60);
+    let g = s
+        .create_group(NewGroup {
+            tenant_id: t.id,
+            name: "Sales".into(),
+            address: Some("sales@contoso.test".into()),
+            group_type: GroupType::Distribution,
+            settings: GroupSettings::defaults_for(GroupType::Distribution),
+            owners: vec![m.id],
+            members: vec![],
+        })
+        .wait()
+        .unwrap();
+    clock.advance_seconds(60);
+    s.add_token(
+        &hash_token("secret"),
+        TokenInfo {
+            role: hato_core::auth::Role::TenantAdmin,
+            tenant_id: Some(t.id),
+            mailbox_id: None,
+            expires: None,
+        },
+    )
+    .wait()
+    .unwrap();
+    clock.advance_seconds(60);
+    let request = s
+        .add_join_request(g.id, m.id, JoinRequestKind::Join)
+        .wait()
+        .unwrap();
+
+    // Through the API type that carries the time…
+    assert_eq!(request.created, Timestamp(at(4)));
+    assert_eq!(s.join_requests(g.id).unwrap()[0].created, Timestamp(at(4)));
+    // …and in the columns themselves.
+    let created = |sql: &str, key: &dyn rusqlite::ToSql| -> i64 {
+        s.read(|conn| Ok(conn.query_row(sql, [key], |r| r.get(0))?))
+            .unwrap()
+    };
+    assert_eq!(
+        created("SELECT created FROM tenants WHERE id = ?1", &t.id),
+        at(0)
+    );
+    assert_eq!(
+        created("SELECT created FROM mailboxes WHERE id = ?1", &m.id),
+        at(1)
+    );
+    assert_eq!(
+        created("SELECT created FROM groups WHERE id = ?1", &g.id),
+        at(2)
+    );
+    assert_eq!(
+        created(
+            "SELECT created FROM tokens WHERE hash = ?1",
+            &hash_token("secret")
+        ),
+        at(3)
+    );
+}

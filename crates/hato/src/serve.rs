@@ -131,10 +131,12 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.server.data_dir.clone();
-    let store = Arc::new(SqliteStore::open(&data_dir)?);
+    // The one clock of the process: the store stamps its rows with it, the SMTP side, the
+    // delivery agent and the API read it, so a test can move them all together.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(SqliteStore::open_with_clock(&data_dir, clock.clone())?);
     let token_path = ensure_operator_token(&store, &data_dir).await?;
     let tls = tls_config(&config)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dyn_store: Arc<dyn Store> = store.clone();
     let queued = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -292,6 +292,7 @@ fn null_sender_never_gets_an_ndr() {
     let s = Server::start();
     s.tenant("contoso");
     s.mailbox("small@contoso.test", &["--quota-mb", "1"]);
+    s.mailbox("sender@contoso.test", &[]);
     let mut c = ready(&s);
     let big = "Subject: bounce\n\n".to_string() + &lines_of('c', 1_100_000);
     let reply = c.send_mail("", &["small@contoso.test"], &big);
@@ -299,9 +300,20 @@ fn null_sender_never_gets_an_ndr() {
     s.wait_for("failure", || {
         s.trace(&format!("trace_id={id}&status=Failed")).len() == 1
     });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(s.trace("").len(), 1, "no NDR was queued");
+    // A later message that does owe an NDR: the agent generates NDRs in the order of their
+    // messages, so once this one's NDR is queued (its Dsn event), an NDR for the first would
+    // have been too.
+    let marker = "Subject: marker\n\n".to_string() + &lines_of('m', 1_100_000);
+    let marker_id =
+        trace_id_of(&c.send_mail("sender@contoso.test", &["small@contoso.test"], &marker));
+    s.wait_for("the marker's Dsn event", || {
+        events(&detail(&s, &marker_id, "small@contoso.test")).contains(&"Dsn".to_string())
+    });
     assert!(!events(&detail(&s, &id, "small@contoso.test")).contains(&"Dsn".to_string()));
+    let ndrs = s.trace("subject=Undeliverable");
+    assert_eq!(ndrs.len(), 1, "{ndrs:?}");
+    assert_eq!(ndrs[0]["recipient"], "sender@contoso.test");
+    assert_eq!(s.trace("").len(), 3, "the two messages and one NDR");
 }
 
 #[test]

@@ -132,10 +132,11 @@ fn a_subject_or_a_comment_cannot_inject_fields_into_approval_requests_or_ndrs() 
     let (status, held) = s.api_as(&alice, "GET", "/api/v1/moderation?state=pending", None);
     assert_eq!(status, 200, "{held}");
     let id = held[0]["id"].as_i64().expect("held message");
-    let comment = format!(
-        "off topic\r\nReply-To: attacker@evil.test\r\n\r\nbody of the attacker {}",
-        "z".repeat(3000)
-    );
+    // As long as a comment may be (1,000 characters), its last line over 998 bytes (RFC 5322
+    // §2.1.1's limit) in two-byte characters.
+    let attack = "off topic\r\nReply-To: attacker@evil.test\r\n\r\nbody of the attacker ";
+    let comment = format!("{attack}{}", "ž".repeat(1000 - attack.chars().count()));
+    assert!(comment.lines().last().is_some_and(|l| l.len() > 998));
     let (status, v) = s.api_as(
         &alice,
         "POST",

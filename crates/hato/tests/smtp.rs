@@ -10,6 +10,20 @@ fn ready(s: &Server) -> Smtp {
     c
 }
 
+/// Sends a marker message to `to` and waits until each has it. The session commits a message
+/// before its reply and the delivery agent takes the oldest due messages first, so once the
+/// marker is delivered, any message queued before it has been queued and processed too: what
+/// the mailboxes and the trace show then is final for everything before the marker.
+fn deliver_marker(s: &Server, c: &mut Smtp, to: &[&str]) {
+    let reply = c.send_mail("a@fabrikam.test", to, "Subject: marker\n\nafter the rest\n");
+    assert!(reply.starts_with("250 2.6.0"), "{reply}");
+    for rcpt in to {
+        s.wait_for("the marker", || {
+            s.mail(rcpt).iter().any(|m| m["subject"] == "marker")
+        });
+    }
+}
+
 fn contoso() -> Server {
     let s = Server::start_with("max_recipients = 3\nmax_message_size = 20000");
     s.tenant("contoso");
@@ -107,8 +121,14 @@ fn size_limit_is_advertised_and_enforced() {
     );
     // The session is still in step after the refusal.
     assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(s.mail("alice@contoso.test").is_empty());
+    deliver_marker(&s, &mut c, &["alice@contoso.test"]);
+    let subjects: Vec<String> = s
+        .mail("alice@contoso.test")
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(subjects, ["marker"], "the refused message was delivered");
+    assert_eq!(s.trace("").len(), 1, "the refused message was queued");
 }
 
 #[test]
@@ -214,15 +234,20 @@ fn smtp_smuggling_is_impossible() {
         );
         c.cmd("QUIT");
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(
-        s.mail("bob@contoso.test").is_empty(),
-        "a smuggled message was delivered"
-    );
-    assert!(s.mail("alice@contoso.test").is_empty());
-    assert!(
-        s.trace("").is_empty(),
-        "refused messages leave no queue entry"
+    let mut c = ready(&s);
+    deliver_marker(&s, &mut c, &["alice@contoso.test", "bob@contoso.test"]);
+    for mailbox in ["alice@contoso.test", "bob@contoso.test"] {
+        let mail = s.mail(mailbox);
+        assert_eq!(
+            mail.len(),
+            1,
+            "a refused or smuggled message reached {mailbox}: {mail:?}"
+        );
+    }
+    assert_eq!(
+        s.trace("").len(),
+        2,
+        "refused messages leave no queue entry (only the marker's two rows)"
     );
 }
 
@@ -242,16 +267,23 @@ fn idle_timeout_closes_with_421() {
 fn session_lifetime_is_capped() {
     let s = Server::start_with("session_timeout_secs = 2\nidle_timeout_secs = 60");
     let mut c = s.smtp();
-    c.read_reply();
-    for _ in 0..6 {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let r = c.cmd("NOOP");
-        if r.starts_with("421") {
-            assert!(r.starts_with("421 4.4.2 Session lasted too long"), "{r}");
-            return;
-        }
-    }
-    panic!("session outlived its limit");
+    let started = std::time::Instant::now();
+    assert!(c.read_reply().starts_with("220"));
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
+    // The server ends the session itself at its deadline, long before the idle timeout (60 s)
+    // would (a client that is never idle is `a_trickling_client_is_closed_at_the_session_timeout`).
+    let reply = c.read_reply();
+    let elapsed = started.elapsed();
+    assert!(
+        reply.starts_with("421 4.4.2 Session lasted too long"),
+        "{reply:?} after {elapsed:?}"
+    );
+    assert!(
+        elapsed >= std::time::Duration::from_millis(1900),
+        "{elapsed:?}"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(15), "{elapsed:?}");
+    assert!(c.closed());
 }
 
 #[test]
@@ -263,13 +295,23 @@ fn connection_caps_each_have_their_reply() {
     let mut c = s.smtp();
     assert!(c.read_reply().starts_with("421 4.7.0"), "per-IP cap");
     assert!(c.closed());
-    drop(a);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut d = s.smtp();
-    assert!(
-        d.read_reply().starts_with("220"),
-        "a freed slot is reusable"
-    );
+    // The slot is freed when the server is done with the connection: after QUIT, once it has
+    // closed it (and a client may still race the release, so it tries again until let in).
+    assert!(a.cmd("QUIT").starts_with("221"));
+    assert!(a.closed());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut d = s.smtp();
+        let banner = d.read_reply();
+        if banner.starts_with("220") {
+            break;
+        }
+        assert!(banner.starts_with("421 4.7.0"), "{banner}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a freed slot was never reusable"
+        );
+    }
 
     let s = Server::start_with("max_connections = 2\nmax_connections_per_ip = 10");
     let mut a = s.smtp();

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState};
+use axum::Json;
 use hato_core::Address;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{AccessType, Group, GroupType, Mailbox, MemberRef, TenantId};
@@ -236,6 +237,16 @@ pub(super) fn group_json(ix: &DirectoryIndex, g: &Group, p: &Principal) -> Value
         "auto_subscribe_new_members": st.auto_subscribe_new_members,
         "roles": ix.dir.role_groups.iter().filter(|(gid, _)| *gid == g.id).map(|(_, r)| role_name(*r)).collect::<Vec<_>>(),
     })
+}
+
+/// The answer to a change of a group: `g` as `p` sees it, through its tenant's index as it is
+/// after the change (read on the blocking pool).
+pub(super) async fn group_answer(s: &AppState, p: Principal, g: Group) -> ApiResult<Json<Value>> {
+    s.blocking(move |s| {
+        let ix = s.directory.index(g.tenant_id)?;
+        Ok(Json(group_json(&ix, &g, &p)))
+    })
+    .await
 }
 
 /// Admins read any mailbox of their tenant; a user reads their own, and those they have

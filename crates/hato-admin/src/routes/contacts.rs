@@ -1,10 +1,10 @@
 //! Mail contacts: outside addresses in a tenant's directory.
 
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, body, listing_scope, require_admin, target_tenant};
+use crate::state::{ApiResult, AppState, Path, body, listing_scope, require_admin, target_tenant};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::Address;
@@ -82,14 +82,20 @@ async fn create_contact(
 ) -> ApiResult<Response> {
     require_admin(&p)?;
     let input = body(payload)?;
-    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
-    let address = Address::parse(&input.address)
-        .map_err(|e| ApiError::bad_request(format!("{}: {e}", input.address)))?;
-    if s.store.domain(address.domain())?.is_some() {
-        return Err(ApiError::bad_request(
-            "a mail contact has an outside address; this domain is an accepted domain",
-        ));
-    }
+    let (named, given) = (input.tenant.clone(), input.address.clone());
+    let (tenant, address) = s
+        .blocking(move |s| {
+            let tenant = target_tenant(s, &p, named.as_deref())?;
+            let address = Address::parse(&given)
+                .map_err(|e| ApiError::bad_request(format!("{given}: {e}")))?;
+            if s.store.domain(address.domain())?.is_some() {
+                return Err(ApiError::bad_request(
+                    "a mail contact has an outside address; this domain is an accepted domain",
+                ));
+            }
+            Ok((tenant, address))
+        })
+        .await?;
     let attributes = MailboxAttributes {
         department: input.department.unwrap_or_default(),
         company: input.company.unwrap_or_default(),
@@ -123,10 +129,13 @@ async fn create_contact(
 )]
 async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let tenant = listing_scope(&s, &p, None)?;
-    Ok(Json(
-        s.store.contacts(tenant)?.iter().map(contact_json).collect(),
-    ))
+    s.blocking(move |s| {
+        let tenant = listing_scope(s, &p, None)?;
+        Ok(Json(
+            s.store.contacts(tenant)?.iter().map(contact_json).collect(),
+        ))
+    })
+    .await
 }
 
 /// Remove a mail contact (admins).
@@ -151,13 +160,17 @@ async fn delete_contact(
     let canonical = Address::parse(&address)
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let tenant = listing_scope(&s, &p, None)?;
-    let c = s
-        .store
-        .contacts(tenant)?
-        .into_iter()
-        .find(|c| c.address == canonical)
-        .ok_or_else(|| ApiError::not_found(format!("contact {address} not found")))?;
-    s.store.remove_contact(c.id).await?;
+    let id = s
+        .blocking(move |s| {
+            let tenant = listing_scope(s, &p, None)?;
+            s.store
+                .contacts(tenant)?
+                .into_iter()
+                .find(|c| c.address == canonical)
+                .map(|c| c.id)
+                .ok_or_else(|| ApiError::not_found(format!("contact {address} not found")))
+        })
+        .await?;
+    s.store.remove_contact(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

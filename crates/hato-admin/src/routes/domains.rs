@@ -3,19 +3,18 @@
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::state::{
-    ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, require_global_admin,
-    target_tenant,
+    ApiResult, AppState, Path, TenantFilter, body, listing_scope, require_admin,
+    require_global_admin, target_tenant,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::address::canonical_domain_name;
 use hato_core::auth::Principal;
-use hato_core::directory::DomainType;
+use hato_core::directory::{AcceptedDomain, DomainType};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -83,7 +82,10 @@ async fn create_domain(
 ) -> ApiResult<Response> {
     require_global_admin(&p)?;
     let input = body(payload)?;
-    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
+    let named = input.tenant.clone();
+    let tenant = s
+        .blocking(move |s| target_tenant(s, &p, named.as_deref()))
+        .await?;
     let domain = canonical_domain_name(&input.domain)
         .map_err(|e| ApiError::bad_request(format!("{}: {e}", input.domain)))?;
     if domain.starts_with('[') {
@@ -100,11 +102,7 @@ async fn create_domain(
         })?,
     };
     let d = s.store.add_domain(&domain, tenant, kind).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(d).unwrap_or_default()),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
 /// The accepted domains of the caller's tenant (all for the operator), or of `tenant`.
@@ -124,12 +122,13 @@ async fn list_domains(
     State(s): State<AppState>,
     p: Principal,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<AcceptedDomain>>> {
     require_admin(&p)?;
-    let scope = listing_scope(&s, &p, f.tenant.as_deref())?;
-    Ok(Json(
-        serde_json::to_value(s.store.domains(scope)?).unwrap_or_default(),
-    ))
+    s.blocking(move |s| {
+        let scope = listing_scope(s, &p, f.tenant.as_deref())?;
+        Ok(Json(s.store.domains(scope)?))
+    })
+    .await
 }
 
 fn visible_domain(s: &AppState, p: &Principal, domain: &str) -> ApiResult<String> {
@@ -158,16 +157,18 @@ async fn get_domain(
     State(s): State<AppState>,
     p: Principal,
     Path(domain): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AcceptedDomain>> {
     require_admin(&p)?;
-    let name = visible_domain(&s, &p, &domain)?;
-    let d = s
-        .store
-        .domains(None)?
-        .into_iter()
-        .find(|d| d.domain == name);
-    d.map(|d| Json(serde_json::to_value(d).unwrap_or_default()))
-        .ok_or_else(|| ApiError::not_found(format!("domain {domain} not found")))
+    s.blocking(move |s| {
+        let name = visible_domain(s, &p, &domain)?;
+        s.store
+            .domains(None)?
+            .into_iter()
+            .find(|d| d.domain == name)
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("domain {domain} not found")))
+    })
+    .await
 }
 
 /// Remove an accepted domain (global admins).
@@ -190,7 +191,7 @@ async fn delete_domain(
     Path(domain): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_global_admin(&p)?;
-    let name = visible_domain(&s, &p, &domain)?;
+    let name = s.blocking(move |s| visible_domain(s, &p, &domain)).await?;
     s.store.remove_domain(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,20 +5,20 @@
 //! objects answer 404 as if they did not exist.
 
 use super::common::{
-    GROUP_PARAM, GroupView, denied, find_group, group_json, refuse_non_security, resolve_mailbox,
-    resolve_ref, sees_members,
+    GROUP_PARAM, GroupView, denied, find_group, group_answer, group_json, refuse_non_security,
+    resolve_mailbox, resolve_ref, sees_members,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, TenantFilter, body, require_admin, target_tenant};
+use crate::state::{ApiResult, AppState, Path, TenantFilter, body, require_admin, target_tenant};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::Address;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{
-    AccessType, GroupSettings, GroupType, MemberRef, Restriction, TenantId,
+    AccessType, GroupId, GroupSettings, GroupType, MemberRef, Restriction, TenantId,
 };
 use hato_directory::DirectoryIndex;
 use hato_directory::opath::{self, IncludedRecipients, Precanned};
@@ -344,7 +344,19 @@ async fn create_group(
             "only admins may create this type of group",
         ));
     }
-    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
+    let new = s.blocking(move |s| new_group(s, &p, kind, input)).await?;
+    let g = s.store.create_group(new).await?;
+    Ok((StatusCode::CREATED, group_answer(&s, p, g).await?).into_response())
+}
+
+/// The group `input` asks for, checked against its tenant's directory.
+fn new_group(
+    s: &AppState,
+    p: &Principal,
+    kind: GroupType,
+    input: GroupInput,
+) -> ApiResult<NewGroup> {
+    let tenant = target_tenant(s, p, input.tenant.as_deref())?;
     let ix = s.directory.index(tenant)?;
     let address = match (kind, input.address.as_deref()) {
         (GroupType::Security, Some(_)) => {
@@ -429,20 +441,15 @@ async fn create_group(
             "a dynamic group needs recipient_filter or precanned",
         ));
     }
-    let g = s
-        .store
-        .create_group(NewGroup {
-            tenant_id: tenant,
-            name,
-            address,
-            group_type: kind,
-            settings,
-            owners,
-            members,
-        })
-        .await?;
-    let ix = s.directory.index(tenant)?;
-    Ok((StatusCode::CREATED, Json(group_json(&ix, &g, &p))).into_response())
+    Ok(NewGroup {
+        tenant_id: tenant,
+        name,
+        address,
+        group_type: kind,
+        settings,
+        owners,
+        members,
+    })
 }
 
 /// The groups of the caller's tenant (all for the operator), or of `tenant`.
@@ -462,23 +469,26 @@ async fn list_groups(
     p: Principal,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let tenants: Vec<TenantId> = match (f.tenant.as_deref(), p.role, p.tenant_id) {
-        (Some(name), _, _) => match s.store.tenant_by_name(name)? {
-            Some(t) if p.sees(t.id) => vec![t.id],
-            _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
-        },
-        (None, Role::Operator, _) => s.store.tenants()?.into_iter().map(|t| t.id).collect(),
-        (None, _, Some(t)) => vec![t],
-        _ => vec![],
-    };
-    let mut out = Vec::new();
-    for t in tenants {
-        let ix = s.directory.index(t)?;
-        for g in &ix.dir.groups {
-            out.push(group_json(&ix, g, &p));
+    s.blocking(move |s| {
+        let tenants: Vec<TenantId> = match (f.tenant.as_deref(), p.role, p.tenant_id) {
+            (Some(name), _, _) => match s.store.tenant_by_name(name)? {
+                Some(t) if p.sees(t.id) => vec![t.id],
+                _ => return Err(ApiError::not_found(format!("tenant {name} not found"))),
+            },
+            (None, Role::Operator, _) => s.store.tenants()?.into_iter().map(|t| t.id).collect(),
+            (None, _, Some(t)) => vec![t],
+            _ => vec![],
+        };
+        let mut out = Vec::new();
+        for t in tenants {
+            let ix = s.directory.index(t)?;
+            for g in &ix.dir.groups {
+                out.push(group_json(&ix, g, &p));
+            }
         }
-    }
-    Ok(Json(out))
+        Ok(Json(out))
+    })
+    .await
 }
 
 /// One group.
@@ -499,8 +509,11 @@ async fn get_group(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    Ok(Json(group_json(&ix, &g, &p)))
+    s.blocking(move |s| {
+        let (ix, g) = find_group(s, &p, &ident)?;
+        Ok(Json(group_json(&ix, &g, &p)))
+    })
+    .await
 }
 
 /// Change a group's settings or name (its managers; see the authorization rules).
@@ -525,7 +538,21 @@ async fn update_group(
     Path(ident): Path<String>,
     payload: Result<Json<GroupInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
+    let (id, change) = s
+        .blocking(move |s| group_update(s, &p, &ident, payload))
+        .await?;
+    let updated = s.store.update_group(id, change).await?;
+    group_answer(&s, p, updated).await
+}
+
+/// The change `payload` asks of the group `ident`, checked against its tenant's directory.
+fn group_update(
+    s: &AppState,
+    p: &Principal,
+    ident: &str,
+    payload: Result<Json<GroupInput>, JsonRejection>,
+) -> ApiResult<(GroupId, GroupChange)> {
+    let (ix, g) = find_group(s, p, ident)?;
     let input = body(payload)?;
     if input.address.is_some()
         || input.group_type.is_some()
@@ -544,7 +571,7 @@ async fn update_group(
         ));
     }
     policy::authorize(
-        &p,
+        p,
         &ix,
         &g,
         GroupAction::ChangeSettings,
@@ -577,9 +604,7 @@ async fn update_group(
         settings: Some(settings),
         ..Default::default()
     };
-    let updated = s.store.update_group(g.id, change).await?;
-    let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated, &p)))
+    Ok((g.id, change))
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -609,16 +634,21 @@ async fn delete_group(
     Path(ident): Path<String>,
     Query(q): Query<BypassParam>,
 ) -> ApiResult<StatusCode> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    policy::authorize(
-        &p,
-        &ix,
-        &g,
-        GroupAction::Delete,
-        q.bypass_security_group_manager_check,
-    )
-    .map_err(denied)?;
-    s.store.remove_group(g.id).await?;
+    let id = s
+        .blocking(move |s| {
+            let (ix, g) = find_group(s, &p, &ident)?;
+            policy::authorize(
+                &p,
+                &ix,
+                &g,
+                GroupAction::Delete,
+                q.bypass_security_group_manager_check,
+            )
+            .map_err(denied)?;
+            Ok(g.id)
+        })
+        .await?;
+    s.store.remove_group(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -640,18 +670,21 @@ async fn list_members(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    if !sees_members(&p, &ix, &g) {
-        return Err(ApiError::forbidden(
-            "the group's membership is hidden: only its members and owners see it",
-        ));
-    }
-    Ok(Json(
-        ix.direct_members(g.id)
-            .into_iter()
-            .map(|m| ref_json(&ix, m))
-            .collect(),
-    ))
+    s.blocking(move |s| {
+        let (ix, g) = find_group(s, &p, &ident)?;
+        if !sees_members(&p, &ix, &g) {
+            return Err(ApiError::forbidden(
+                "the group's membership is hidden: only its members and owners see it",
+            ));
+        }
+        Ok(Json(
+            ix.direct_members(g.id)
+                .into_iter()
+                .map(|m| ref_json(&ix, m))
+                .collect(),
+        ))
+    })
+    .await
 }
 
 /// Recipients to add to and remove from a list of a group.
@@ -689,10 +722,24 @@ async fn change_members(
     Path(ident): Path<String>,
     payload: Result<Json<ListChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
+    let (id, change) = s
+        .blocking(move |s| members_change(s, &p, &ident, payload))
+        .await?;
+    let updated = s.store.update_group(id, change).await?;
+    group_answer(&s, p, updated).await
+}
+
+/// The members change `payload` asks of the group `ident`, checked against its directory.
+fn members_change(
+    s: &AppState,
+    p: &Principal,
+    ident: &str,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<(GroupId, GroupChange)> {
+    let (ix, g) = find_group(s, p, ident)?;
     let input = body(payload)?;
     policy::authorize(
-        &p,
+        p,
         &ix,
         &g,
         GroupAction::ChangeMembers,
@@ -726,9 +773,7 @@ async fn change_members(
     for m in &input.remove {
         change.remove_members.push(resolve_ref(&ix, m)?);
     }
-    let updated = s.store.update_group(g.id, change).await?;
-    let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated, &p)))
+    Ok((g.id, change))
 }
 
 /// Add or remove owners (the group's managers).
@@ -753,36 +798,36 @@ async fn change_owners(
     Path(ident): Path<String>,
     payload: Result<Json<ListChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    let input = body(payload)?;
-    policy::authorize(
-        &p,
-        &ix,
-        &g,
-        GroupAction::ChangeOwners,
-        input.bypass_security_group_manager_check,
-    )
-    .map_err(denied)?;
-    let change = GroupChange {
-        add_owners: input
-            .add
-            .iter()
-            .map(|o| resolve_mailbox(&ix, o))
-            .collect::<ApiResult<_>>()?,
-        remove_owners: input
-            .remove
-            .iter()
-            .map(|o| resolve_mailbox(&ix, o))
-            .collect::<ApiResult<_>>()?,
-        ..Default::default()
-    };
-    let updated = s
-        .store
-        .update_group(g.id, change)
-        .await
-        .map_err(ApiError::from)?;
-    let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated, &p)))
+    let (id, change) = s
+        .blocking(move |s| {
+            let (ix, g) = find_group(s, &p, &ident)?;
+            let input = body(payload)?;
+            policy::authorize(
+                &p,
+                &ix,
+                &g,
+                GroupAction::ChangeOwners,
+                input.bypass_security_group_manager_check,
+            )
+            .map_err(denied)?;
+            let change = GroupChange {
+                add_owners: input
+                    .add
+                    .iter()
+                    .map(|o| resolve_mailbox(&ix, o))
+                    .collect::<ApiResult<_>>()?,
+                remove_owners: input
+                    .remove
+                    .iter()
+                    .map(|o| resolve_mailbox(&ix, o))
+                    .collect::<ApiResult<_>>()?,
+                ..Default::default()
+            };
+            Ok((g.id, change))
+        })
+        .await?;
+    let updated = s.store.update_group(id, change).await?;
+    group_answer(&s, p, updated).await
 }
 
 /// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
@@ -807,7 +852,21 @@ async fn change_subscribers(
     Path(ident): Path<String>,
     payload: Result<Json<ListChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
+    let (id, change) = s
+        .blocking(move |s| subscribers_change(s, &p, &ident, payload))
+        .await?;
+    let updated = s.store.update_group(id, change).await?;
+    group_answer(&s, p, updated).await
+}
+
+/// The subscription change `payload` asks of the group `ident`, checked against its directory.
+fn subscribers_change(
+    s: &AppState,
+    p: &Principal,
+    ident: &str,
+    payload: Result<Json<ListChange>, JsonRejection>,
+) -> ApiResult<(GroupId, GroupChange)> {
+    let (ix, g) = find_group(s, p, ident)?;
     if g.group_type != GroupType::M365 {
         return Err(ApiError::bad_request(
             "only Microsoft 365 groups have subscribers",
@@ -824,7 +883,7 @@ async fn change_subscribers(
         .iter()
         .map(|o| resolve_mailbox(&ix, o))
         .collect::<ApiResult<_>>()?;
-    let manages = policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).is_ok();
+    let manages = policy::authorize(p, &ix, &g, GroupAction::ChangeMembers, false).is_ok();
     let only_self = p
         .mailbox_id
         .is_some_and(|me| add.iter().chain(&remove).all(|m| *m == me));
@@ -841,19 +900,14 @@ async fn change_subscribers(
             )));
         }
     }
-    let updated = s
-        .store
-        .update_group(
-            g.id,
-            GroupChange {
-                add_subscribers: add,
-                remove_subscribers: remove,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &updated, &p)))
+    Ok((
+        g.id,
+        GroupChange {
+            add_subscribers: add,
+            remove_subscribers: remove,
+            ..Default::default()
+        },
+    ))
 }
 
 /// A filter to try: `filter` or `precanned`, not both.
@@ -887,19 +941,22 @@ async fn preview(
 ) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
     let input = body(payload)?;
-    let tenant = target_tenant(&s, &p, input.tenant.as_deref())?;
-    let filter = match (&input.filter, &input.precanned) {
-        (Some(text), None) => {
-            hato_directory::index::parse_recipient_filter(text).map_err(filter_error)?
-        }
-        (None, Some(p)) => p.to_precanned()?.to_filter(),
-        _ => return Err(ApiError::bad_request("give filter or precanned")),
-    };
-    let ix = s.directory.index(tenant)?;
-    Ok(Json(
-        ix.evaluate(&filter, None)
-            .into_iter()
-            .map(|m| ref_json(&ix, m))
-            .collect(),
-    ))
+    s.blocking(move |s| {
+        let tenant = target_tenant(s, &p, input.tenant.as_deref())?;
+        let filter = match (&input.filter, &input.precanned) {
+            (Some(text), None) => {
+                hato_directory::index::parse_recipient_filter(text).map_err(filter_error)?
+            }
+            (None, Some(p)) => p.to_precanned()?.to_filter(),
+            _ => return Err(ApiError::bad_request("give filter or precanned")),
+        };
+        let ix = s.directory.index(tenant)?;
+        Ok(Json(
+            ix.evaluate(&filter, None)
+                .into_iter()
+                .map(|m| ref_json(&ix, m))
+                .collect(),
+        ))
+    })
+    .await
 }

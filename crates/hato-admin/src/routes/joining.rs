@@ -2,9 +2,9 @@
 
 use super::common::{GROUP_PARAM, denied, find_group};
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState};
+use crate::state::{ApiResult, AppState, Path};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use hato_core::auth::Principal;
 use hato_core::directory::{AccessType, Group, GroupType, MemberRef, Restriction};
 use hato_directory::DirectoryIndex;
@@ -73,13 +73,18 @@ async fn join(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    let me = me(&p)?;
-    // Joining a role group (or one nested in it) would make the user an admin: only a global
-    // admin may add them.
-    if ix.role_protected_groups().contains(&g.id) {
-        return Err(ApiError::forbidden(policy::role_group_refusal(&g)));
-    }
+    let (ix, g, me) = s
+        .blocking(move |s| {
+            let (ix, g) = find_group(s, &p, &ident)?;
+            let me = me(&p)?;
+            // Joining a role group (or one nested in it) would make the user an admin: only a
+            // global admin may add them.
+            if ix.role_protected_groups().contains(&g.id) {
+                return Err(ApiError::forbidden(policy::role_group_refusal(&g)));
+            }
+            Ok((ix, g, me))
+        })
+        .await?;
     if g.group_type == GroupType::Dynamic {
         return Err(ApiError::bad_request(
             "a dynamic group's members come from its recipient filter",
@@ -106,11 +111,15 @@ async fn join(
 /// Exchange mails a join request to the group's owners: tell them who asks and how to decide,
 /// once per request (asking again while it waits sends nothing new).
 async fn notify_owners(s: &AppState, ix: &DirectoryIndex, g: &Group, me: i64) -> ApiResult<()> {
+    let group = g.id;
     let Some(request) = s
-        .store
-        .join_requests(g.id)?
-        .into_iter()
-        .find(|r| r.mailbox_id == me && r.kind == JoinRequestKind::Join)
+        .blocking(move |s| {
+            Ok(s.store
+                .join_requests(group)?
+                .into_iter()
+                .find(|r| r.mailbox_id == me && r.kind == JoinRequestKind::Join))
+        })
+        .await?
     else {
         return Ok(());
     };
@@ -205,7 +214,7 @@ async fn leave(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (_, g) = find_group(&s, &p, &ident)?;
+    let (_, g) = s.blocking(move |s| find_group(s, &p, &ident)).await?;
     let me = me(&p)?;
     if !g.members.contains(&MemberRef::Mailbox(me)) {
         return Err(ApiError::bad_request("you are not a member of this group"));
@@ -236,15 +245,18 @@ async fn list_requests(
     p: Principal,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
-    Ok(Json(
-        s.store
-            .join_requests(g.id)?
-            .into_iter()
-            .map(|r| json!({ "id": r.id, "mailbox": ix.name_of(MemberRef::Mailbox(r.mailbox_id)), "kind": r.kind, "created": r.created.to_rfc3339() }))
-            .collect(),
-    ))
+    s.blocking(move |s| {
+        let (ix, g) = find_group(s, &p, &ident)?;
+        policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
+        Ok(Json(
+            s.store
+                .join_requests(g.id)?
+                .into_iter()
+                .map(|r| json!({ "id": r.id, "mailbox": ix.name_of(MemberRef::Mailbox(r.mailbox_id)), "kind": r.kind, "created": r.created.to_rfc3339() }))
+                .collect(),
+        ))
+    })
+    .await
 }
 
 /// Approve or reject a request (the group's managers).
@@ -259,7 +271,7 @@ async fn list_requests(
     ),
     responses(
         (status = 200, description = "Decided", body = MembershipResult),
-        (status = 400, description = "An id that is not a whole number (axum's rejection, in plain text)", content_type = "text/plain", body = String),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a manager of the group", body = ErrorBody),
         (status = 404, description = "No such group or request, or a decision other than approve or reject", body = ErrorBody),
@@ -270,14 +282,19 @@ async fn decide_request(
     p: Principal,
     Path((ident, id, decision)): Path<(String, i64, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (ix, g) = find_group(&s, &p, &ident)?;
-    policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
-    let request = s
-        .store
-        .join_requests(g.id)?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
+    let (g, request) = s
+        .blocking(move |s| {
+            let (ix, g) = find_group(s, &p, &ident)?;
+            policy::authorize(&p, &ix, &g, GroupAction::ChangeMembers, false).map_err(denied)?;
+            let request = s
+                .store
+                .join_requests(g.id)?
+                .into_iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
+            Ok((g, request))
+        })
+        .await?;
     match decision.as_str() {
         "approve" => {
             let m = MemberRef::Mailbox(request.mailbox_id);

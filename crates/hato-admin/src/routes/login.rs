@@ -118,14 +118,20 @@ async fn login(
     if let Err(locked) = s.login.check(&key, ip) {
         return Ok(too_many(locked.retry_after_secs));
     }
-    let account = match Address::parse(&input.address) {
-        Ok(a) => s.store.mailbox_by_address(&a.to_string())?,
-        Err(_) => None,
-    };
-    let stored = match &account {
-        Some(mb) => s.store.password_hash(mb.id)?,
-        None => None,
-    };
+    let address = input.address.clone();
+    let (account, stored) = s
+        .blocking(move |s| {
+            let account = match Address::parse(&address) {
+                Ok(a) => s.store.mailbox_by_address(&a.to_string())?,
+                Err(_) => None,
+            };
+            let stored = match &account {
+                Some(mb) => s.store.password_hash(mb.id)?,
+                None => None,
+            };
+            Ok((account, stored))
+        })
+        .await?;
     let known = stored.is_some();
     let hash = match stored {
         Some(h) => h,

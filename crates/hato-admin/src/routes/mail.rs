@@ -3,15 +3,14 @@
 use super::common::require_mailbox_read;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
-use crate::state::{ApiResult, AppState, visible_mailbox};
+use crate::state::{ApiResult, AppState, Path, visible_mailbox};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Principal;
-use hato_store::Folder;
+use hato_store::{Folder, MailItem};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -70,9 +69,7 @@ async fn list_messages(
     p: Principal,
     Path(address): Path<String>,
     Query(f): Query<FolderFilter>,
-) -> ApiResult<Json<Value>> {
-    let m = visible_mailbox(&s, &p, &address)?;
-    require_mailbox_read(&s, &p, &m)?;
+) -> ApiResult<Json<Vec<MailItem>>> {
     let folder = f
         .folder
         .as_deref()
@@ -82,15 +79,17 @@ async fn list_messages(
             })
         })
         .transpose()?;
-    Ok(Json(
-        serde_json::to_value(s.store.mail_page(
+    s.blocking(move |s| {
+        let m = visible_mailbox(s, &p, &address)?;
+        require_mailbox_read(s, &p, &m)?;
+        Ok(Json(s.store.mail_page(
             m.id,
             folder,
             f.limit.unwrap_or(i64::MAX as usize),
             f.offset.unwrap_or(0),
-        )?)
-        .unwrap_or_default(),
-    ))
+        )?))
+    })
+    .await
 }
 
 /// A message as stored (RFC 5322, with the Return-Path and Received fields hato added).
@@ -104,6 +103,7 @@ async fn list_messages(
     ),
     responses(
         (status = 200, description = "The message", content_type = "message/rfc822", body = String),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "No access to this mailbox", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
@@ -112,13 +112,16 @@ async fn list_messages(
 async fn raw_message(
     State(s): State<AppState>,
     p: Principal,
-    Path((address, id)): Path<(String, String)>,
+    Path((address, id)): Path<(String, i64)>,
 ) -> ApiResult<Response> {
-    let m = visible_mailbox(&s, &p, &address)?;
-    require_mailbox_read(&s, &p, &m)?;
-    let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
-    let id: i64 = id.parse().map_err(|_| not_found())?;
-    let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
-    let bytes = s.store.blob(&item.blob)?;
+    let bytes = s
+        .blocking(move |s| {
+            let m = visible_mailbox(s, &p, &address)?;
+            require_mailbox_read(s, &p, &m)?;
+            let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
+            let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
+            Ok(s.store.blob(&item.blob)?)
+        })
+        .await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }

@@ -4,12 +4,12 @@ use super::common::{require_mailbox_read, require_may_manage_account};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::state::{
-    ApiResult, AppState, TenantFilter, body, listing_scope, require_admin, visible_mailbox,
+    ApiResult, AppState, Path, TenantFilter, body, listing_scope, require_admin, visible_mailbox,
     visible_tenant,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::Address;
@@ -250,29 +250,33 @@ async fn create_mailbox(
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("\"address\" is required"))?;
     let address = Address::parse(raw).map_err(|e| ApiError::bad_request(format!("{raw}: {e}")))?;
-    let tenant = match s.store.domain(address.domain())? {
-        Some((tenant, _)) if p.sees(tenant) => tenant,
-        _ => {
-            return Err(ApiError::not_found(format!(
-                "{} is not an accepted domain{}",
-                address.domain(),
-                if p.role == Role::Operator {
-                    ""
-                } else {
-                    " of your tenant"
+    let (domain, named) = (address.domain().to_string(), input.tenant.clone());
+    let tenant = s
+        .blocking(move |s| {
+            let tenant = match s.store.domain(&domain)? {
+                Some((tenant, _)) if p.sees(tenant) => tenant,
+                _ => {
+                    return Err(ApiError::not_found(format!(
+                        "{domain} is not an accepted domain{}",
+                        if p.role == Role::Operator {
+                            ""
+                        } else {
+                            " of your tenant"
+                        }
+                    )));
                 }
-            )));
-        }
-    };
-    if let Some(named) = input.tenant.as_deref() {
-        let t = visible_tenant(&s, &p, named)?;
-        if t.id != tenant {
-            return Err(ApiError::bad_request(format!(
-                "{} belongs to another tenant than {named}",
-                address.domain()
-            )));
-        }
-    }
+            };
+            if let Some(named) = named.as_deref() {
+                let t = visible_tenant(s, &p, named)?;
+                if t.id != tenant {
+                    return Err(ApiError::bad_request(format!(
+                        "{domain} belongs to another tenant than {named}"
+                    )));
+                }
+            }
+            Ok(tenant)
+        })
+        .await?;
     let mut attributes = MailboxAttributes::default();
     input.apply_attributes(&mut attributes)?;
     let display_name = input
@@ -320,10 +324,13 @@ async fn list_mailboxes(
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let scope = listing_scope(&s, &p, f.tenant.as_deref())?;
-    Ok(Json(
-        s.store.mailboxes(scope)?.iter().map(mailbox_json).collect(),
-    ))
+    s.blocking(move |s| {
+        let scope = listing_scope(s, &p, f.tenant.as_deref())?;
+        Ok(Json(
+            s.store.mailboxes(scope)?.iter().map(mailbox_json).collect(),
+        ))
+    })
+    .await
 }
 
 /// One mailbox: admins, its user, and users with full access to it.
@@ -344,9 +351,12 @@ async fn get_mailbox(
     p: Principal,
     Path(address): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let m = visible_mailbox(&s, &p, &address)?;
-    require_mailbox_read(&s, &p, &m)?;
-    Ok(Json(mailbox_json(&m)))
+    s.blocking(move |s| {
+        let m = visible_mailbox(s, &p, &address)?;
+        require_mailbox_read(s, &p, &m)?;
+        Ok(Json(mailbox_json(&m)))
+    })
+    .await
 }
 
 /// Change the fields given (admins; an admin's password, name and addresses only by global admins).
@@ -372,7 +382,9 @@ async fn update_mailbox(
     payload: Result<Json<MailboxInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&p)?;
-    let m = visible_mailbox(&s, &p, &address)?;
+    let m = s
+        .blocking(move |s| visible_mailbox(s, &p, &address))
+        .await?;
     let input = body(payload)?;
     if input.address.is_some() || input.tenant.is_some() {
         return Err(ApiError::bad_request(
@@ -380,7 +392,9 @@ async fn update_mailbox(
         ));
     }
     if input.password.is_some() || input.display_name.is_some() || input.aliases.is_some() {
-        require_may_manage_account(&s, &p, &m)?;
+        let m = m.clone();
+        s.blocking(move |s| require_may_manage_account(s, &p, &m))
+            .await?;
     }
     let mut attributes = m.attributes.clone();
     let attrs_changed = input.apply_attributes(&mut attributes)?;
@@ -459,22 +473,29 @@ async fn delete_mailbox(
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
     require_admin(&p)?;
-    let m = visible_mailbox(&s, &p, &address)?;
-    require_may_manage_account(&s, &p, &m)?;
-    let to = match q.transfer_ownership_to.as_deref() {
-        Some(t) => {
-            let to = visible_mailbox(&s, &p, t).map_err(|_| {
-                ApiError::bad_request(format!("transfer_ownership_to: {t} is not a mailbox"))
-            })?;
-            if to.tenant_id != m.tenant_id || to.id == m.id {
-                return Err(ApiError::bad_request(
-                    "transfer_ownership_to: name another mailbox of the same tenant",
-                ));
-            }
-            Some(to.id)
-        }
-        None => None,
-    };
-    s.store.remove_mailbox_transferring(m.id, to).await?;
+    let (m, to) = s
+        .blocking(move |s| {
+            let m = visible_mailbox(s, &p, &address)?;
+            require_may_manage_account(s, &p, &m)?;
+            let to = match q.transfer_ownership_to.as_deref() {
+                Some(t) => {
+                    let to = visible_mailbox(s, &p, t).map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "transfer_ownership_to: {t} is not a mailbox"
+                        ))
+                    })?;
+                    if to.tenant_id != m.tenant_id || to.id == m.id {
+                        return Err(ApiError::bad_request(
+                            "transfer_ownership_to: name another mailbox of the same tenant",
+                        ));
+                    }
+                    Some(to.id)
+                }
+                None => None,
+            };
+            Ok((m.id, to))
+        })
+        .await?;
+    s.store.remove_mailbox_transferring(m, to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,9 +2,9 @@
 
 use super::common::find_group;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, listing_scope};
+use crate::state::{ApiResult, AppState, Path, listing_scope};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use hato_core::auth::Principal;
 use hato_core::directory::Group;
 use hato_directory::DirectoryIndex;
@@ -97,33 +97,41 @@ async fn moderation_list(
             })
         })
         .transpose()?;
-    let group = f
-        .group
-        .as_deref()
-        .map(|g| find_group(&s, &p, g))
-        .transpose()?;
-    let tenant = listing_scope(&s, &p, None)?;
-    let held = s
-        .store
-        .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
-    let mut out = Vec::new();
-    for h in held {
-        let ix = s.directory.index(h.tenant_id)?;
-        if let Some(g) = ix.group(h.group_id)
-            && may_moderate(&p, g)
-        {
-            out.push(held_json(&ix, &h));
+    s.blocking(move |s| {
+        let group = f
+            .group
+            .as_deref()
+            .map(|g| find_group(s, &p, g))
+            .transpose()?;
+        let tenant = listing_scope(s, &p, None)?;
+        let held = s
+            .store
+            .moderation_queue(tenant, group.as_ref().map(|(_, g)| g.id), state)?;
+        let mut out = Vec::new();
+        for h in held {
+            let ix = s.directory.index(h.tenant_id)?;
+            if let Some(g) = ix.group(h.group_id)
+                && may_moderate(&p, g)
+            {
+                out.push(held_json(&ix, &h));
+            }
         }
-    }
-    Ok(Json(out))
+        Ok(Json(out))
+    })
+    .await
 }
+
+/// The longest comment a moderator may give, in characters: it goes into the sender's NDR and
+/// stays with the held message, so its size is bounded as every other field of either.
+pub(crate) const MAX_COMMENT_CHARS: usize = 1000;
 
 /// A moderator's decision; the body may be left out.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decision {
-    /// Goes into the rejection's NDR.
+    /// Goes into the rejection's NDR; at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     comment: String,
 }
 
@@ -139,8 +147,7 @@ struct Decision {
     request_body(content = Option<Decision>, description = "May be left out"),
     responses(
         (status = 200, description = "The decided message", body = HeldMessage),
-        (status = 400, description = "Decided already (JSON), or an id that is not a whole number (axum's rejection, plain text)",
-            content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Decided already, a comment over 1,000 characters, or an id that is not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a moderator of the group", body = ErrorBody),
         (status = 404, description = "No such held message, or a decision other than approve or reject", body = ErrorBody),
@@ -153,32 +160,42 @@ async fn moderation_decide(
     payload: Option<Json<Decision>>,
 ) -> ApiResult<Json<Value>> {
     let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
-    let tenant = listing_scope(&s, &p, None)?;
-    let held = s
-        .store
-        .moderation_queue(tenant, None, None)?
-        .into_iter()
-        .find(|h| h.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
-    let ix = s.directory.index(held.tenant_id)?;
-    let g = ix
-        .group(held.group_id)
-        .ok_or_else(|| ApiError::not_found("the group was removed"))?;
-    if !may_moderate(&p, g) {
-        return Err(ApiError::forbidden(
-            "only the group's moderators may decide",
-        ));
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "comment: at most {MAX_COMMENT_CHARS} characters"
+        )));
     }
-    let state = match decision.as_str() {
-        "approve" => ModerationState::Approved,
-        "reject" => ModerationState::Rejected,
-        _ => return Err(ApiError::not_found("use approve or reject")),
-    };
-    let by = p
-        .mailbox_id
-        .and_then(|m| ix.mailbox(m))
-        .map(|m| m.address.clone())
-        .unwrap_or_else(|| p.role.as_str().to_string());
+    let (ix, state, by) = s
+        .blocking(move |s| {
+            let tenant = listing_scope(s, &p, None)?;
+            let held = s
+                .store
+                .moderation_queue(tenant, None, None)?
+                .into_iter()
+                .find(|h| h.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("held message {id} not found")))?;
+            let ix = s.directory.index(held.tenant_id)?;
+            let g = ix
+                .group(held.group_id)
+                .ok_or_else(|| ApiError::not_found("the group was removed"))?;
+            if !may_moderate(&p, g) {
+                return Err(ApiError::forbidden(
+                    "only the group's moderators may decide",
+                ));
+            }
+            let state = match decision.as_str() {
+                "approve" => ModerationState::Approved,
+                "reject" => ModerationState::Rejected,
+                _ => return Err(ApiError::not_found("use approve or reject")),
+            };
+            let by = p
+                .mailbox_id
+                .and_then(|m| ix.mailbox(m))
+                .map(|m| m.address.clone())
+                .unwrap_or_else(|| p.role.as_str().to_string());
+            Ok((ix, state, by))
+        })
+        .await?;
     let decided = s
         .store
         .decide_moderation(id, state, by, comment, s.clock.now())

@@ -2,10 +2,10 @@
 
 use super::common::{refuse_non_security, require_may_manage_account, resolve_ref};
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, body, require_admin, visible_mailbox};
+use crate::state::{ApiResult, AppState, Path, body, require_admin, visible_mailbox};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Principal;
@@ -109,15 +109,22 @@ async fn add_permission(
     payload: Result<Json<PermissionInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     let input = body(payload)?;
-    let (ix, perm) = permission_target(&s, &p, &address, &input)?;
-    if let MemberRef::Group(g) = perm.trustee {
-        let what = format!("the right given to {}", input.user);
-        refuse_non_security(&ix, &ix.non_security_within(g), &what)?;
-    }
+    let (target, asked) = (address.clone(), (input.user.clone(), input.right.clone()));
+    let perm = s
+        .blocking(move |s| {
+            let (ix, perm) = permission_target(s, &p, &target, &input)?;
+            if let MemberRef::Group(g) = perm.trustee {
+                let what = format!("the right given to {}", input.user);
+                refuse_non_security(&ix, &ix.non_security_within(g), &what)?;
+            }
+            Ok(perm)
+        })
+        .await?;
     s.store.grant(perm).await?;
+    let (user, right) = asked;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "mailbox": address, "user": input.user, "right": input.right })),
+        Json(json!({ "mailbox": address, "user": user, "right": right })),
     )
         .into_response())
 }
@@ -144,7 +151,9 @@ async fn remove_permission(
     payload: Result<Json<PermissionInput>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let input = body(payload)?;
-    let (_, perm) = permission_target(&s, &p, &address, &input)?;
+    let (_, perm) = s
+        .blocking(move |s| permission_target(s, &p, &address, &input))
+        .await?;
     s.store.revoke(perm).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -168,14 +177,17 @@ async fn list_permissions(
     Path(address): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     require_admin(&p)?;
-    let mb = visible_mailbox(&s, &p, &address)?;
-    let ix = s.directory.index(mb.tenant_id)?;
-    Ok(Json(
-        ix.dir
-            .permissions
-            .iter()
-            .filter(|perm| perm.mailbox == mb.id)
-            .map(|perm| json!({ "user": ix.name_of(perm.trustee), "right": perm.right.as_str() }))
-            .collect(),
-    ))
+    s.blocking(move |s| {
+        let mb = visible_mailbox(s, &p, &address)?;
+        let ix = s.directory.index(mb.tenant_id)?;
+        Ok(Json(
+            ix.dir
+                .permissions
+                .iter()
+                .filter(|perm| perm.mailbox == mb.id)
+                .map(|perm| json!({ "user": ix.name_of(perm.trustee), "right": perm.right.as_str() }))
+                .collect(),
+        ))
+    })
+    .await
 }

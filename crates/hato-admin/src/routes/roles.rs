@@ -1,12 +1,13 @@
 //! Role groups: security groups whose members act as global or recipient admins.
 
-use super::common::{GROUP_PARAM, GroupView, find_group, group_json, refuse_non_security};
+use super::common::{GROUP_PARAM, GroupView, find_group, group_answer, refuse_non_security};
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, body, require_global_admin};
+use crate::state::{ApiResult, AppState, Path, body, require_global_admin};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use hato_core::auth::{Principal, Role};
+use hato_core::directory::Group;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -55,7 +56,22 @@ async fn assign_role(
     payload: Result<Json<RoleInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     require_global_admin(&p)?;
-    let (ix, g) = find_group(&s, &p, &ident)?;
+    let (g, role, assign) = s
+        .blocking(move |s| role_change(s, &p, &ident, payload))
+        .await?;
+    s.store.assign_role(g.id, role, assign).await?;
+    group_answer(&s, p, g).await
+}
+
+/// The group `ident`, the role `payload` names and whether to give or take it, checked against
+/// the tenant's directory.
+fn role_change(
+    s: &AppState,
+    p: &Principal,
+    ident: &str,
+    payload: Result<Json<RoleInput>, JsonRejection>,
+) -> ApiResult<(Group, Role, bool)> {
+    let (ix, g) = find_group(s, p, ident)?;
     let input = body(payload)?;
     if !g.group_type.grants_rights() {
         return Err(ApiError::bad_request(
@@ -75,7 +91,5 @@ async fn assign_role(
         let what = format!("the role given to {ident}");
         refuse_non_security(&ix, &ix.non_security_within(g.id), &what)?;
     }
-    s.store.assign_role(g.id, role, input.assign).await?;
-    let ix = s.directory.index(g.tenant_id)?;
-    Ok(Json(group_json(&ix, &g, &p)))
+    Ok((g, role, input.assign))
 }

@@ -2,10 +2,10 @@
 
 use crate::error::ApiError;
 use crate::error::ErrorBody;
-use crate::state::{ApiResult, AppState, body, require_operator, visible_tenant};
+use crate::state::{ApiResult, AppState, Path, body, require_operator, visible_tenant};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::{Principal, Role};
@@ -101,7 +101,7 @@ async fn create_tenant(
     )
 )]
 async fn list_tenants(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<TenantView>>> {
-    let all = s.store.tenants()?;
+    let all = s.blocking(|s| Ok(s.store.tenants()?)).await?;
     Ok(Json(
         all.iter()
             .filter(|t| p.sees(t.id))
@@ -127,7 +127,8 @@ async fn get_tenant(
     p: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(tenant_json(&visible_tenant(&s, &p, &name)?)))
+    let t = s.blocking(move |s| visible_tenant(s, &p, &name)).await?;
+    Ok(Json(tenant_json(&t)))
 }
 
 /// Remove a tenant and everything in it (the operator only).
@@ -148,7 +149,7 @@ async fn delete_tenant(
     p: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let t = visible_tenant(&s, &p, &name)?;
+    let t = s.blocking(move |s| visible_tenant(s, &p, &name)).await?;
     require_operator(&p)?;
     s.store.remove_tenant(t.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -185,7 +186,7 @@ async fn create_token(
 ) -> ApiResult<Response> {
     let params = payload.map(|Json(v)| v).unwrap_or_default();
     require_operator(&p)?;
-    let t = visible_tenant(&s, &p, &name)?;
+    let t = s.blocking(move |s| visible_tenant(s, &p, &name)).await?;
     let role = match params.role.as_deref() {
         None | Some("tenant-admin") | Some("global-admin") => Role::TenantAdmin,
         Some("recipient-admin") => Role::RecipientAdmin,

@@ -2,17 +2,17 @@
 
 use crate::error::ApiError;
 use crate::error::ErrorBody;
-use crate::state::{ApiResult, AppState, listing_scope, require_admin};
+use crate::state::{ApiResult, AppState, Path, listing_scope, require_admin};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_core::{Address, Timestamp};
 use hato_store::{
-    SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceQuery,
+    SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceDetailRow,
+    TraceQuery,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -196,7 +196,10 @@ async fn trace(
 ) -> ApiResult<Json<TracePage>> {
     require_admin(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
+    let named = q.tenant.clone();
+    let tenant = s
+        .blocking(move |s| listing_scope(s, &p, named.as_deref()))
+        .await?;
     let status = nonempty(q.status)
         .map(|st| {
             RecipientStatus::parse(&st).ok_or_else(|| {
@@ -256,12 +259,13 @@ async fn trace(
     {
         return Err(ApiError::bad_request("start is after end"));
     }
-    let page = s.store.trace(&query)?;
+    let (page_number, page_size) = (query.page, query.page_size);
+    let found = s.blocking(move |s| Ok(s.store.trace(&query)?)).await?;
     Ok(Json(TracePage {
-        rows: page.rows,
-        page: query.page,
-        page_size: query.page_size,
-        more: page.more,
+        rows: found.rows,
+        page: page_number,
+        page_size,
+        more: found.more,
     }))
 }
 
@@ -294,7 +298,7 @@ async fn trace_detail(
     p: Principal,
     Path(trace_id): Path<String>,
     Query(d): Query<DetailParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<TraceDetailRow>>> {
     require_admin(&p)?;
     let tenant = match p.role {
         Role::Operator => None,
@@ -307,11 +311,14 @@ async fn trace_detail(
                 .map_err(|e| ApiError::bad_request(format!("recipient {a}: {e}")))
         })
         .transpose()?;
-    let rows = s
-        .store
-        .trace_detail(tenant, &trace_id, recipient.as_deref())?;
-    if rows.is_empty() {
-        return Err(ApiError::not_found(format!("no trace for {trace_id}")));
-    }
-    Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
+    s.blocking(move |s| {
+        let rows = s
+            .store
+            .trace_detail(tenant, &trace_id, recipient.as_deref())?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found(format!("no trace for {trace_id}")));
+        }
+        Ok(Json(rows))
+    })
+    .await
 }

@@ -6,7 +6,8 @@
 //! expected at that point ("expected ')'", "expected an operator such as
 //! -eq").
 
-use super::{Comparison, Filter, FilterError, FilterErrorKind, Operator, Property, Value};
+use super::filter::{Comparison, Filter, FilterError, FilterErrorKind, Operator, Value};
+use super::property::Property;
 
 /// Exchange's limit on the length of a `RecipientFilter`: 2,048 characters.
 pub const MAX_FILTER_LENGTH: usize = 2048;
@@ -493,5 +494,21 @@ impl Parser<'_> {
                 ),
             )),
         }
+    }
+}
+
+impl std::str::FromStr for Filter {
+    type Err = FilterError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse(text)
+    }
+}
+
+/// A filter is read back from its OPATH text (see `Serialize` in `filter.rs`).
+impl<'de> serde::Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
     }
 }

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::{Comparison, Filter, Property};
+use super::filter::{Comparison, Filter};
+use super::property::Property;
 
 /// A recipient class for `-IncludedRecipients`.
 ///
@@ -131,7 +132,7 @@ impl Precanned {
     /// conditional values) the filter is `Alias -ne $null`: Exchange treats
     /// every object with an alias as a recipient (the LDAP filters it
     /// generates all start with `(mailNickname=*)`), so a
-    /// [`FilterSubject`](super::FilterSubject) must report `Alias`.
+    /// [`FilterSubject`](super::filter::FilterSubject) must report `Alias`.
     /// A value of `''` in a conditional list matches recipients without
     /// that property, as `-eq ''` does.
     pub fn to_filter(&self) -> Filter {

@@ -11,7 +11,7 @@ use std::fmt;
 /// multi-valued (or hold distinguished names) and [`FilterSubject`]
 /// returns one value per property.
 ///
-/// [`FilterSubject`]: super::FilterSubject
+/// [`FilterSubject`]: super::filter::FilterSubject
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Property {
     /// `Department`: the most common dynamic group condition in Exchange
@@ -33,7 +33,7 @@ pub enum Property {
     /// `1..=15` as in Exchange. Values built through [`Property::parse`] or
     /// [`Property::custom_attribute`] always are; any other number is not a
     /// property Exchange knows, is refused by
-    /// [`Comparison::new`](super::Comparison::new) and renders as the
+    /// [`Comparison::new`](super::filter::Comparison::new) and renders as the
     /// unparseable name `CustomAttribute`.
     CustomAttribute(u8),
     /// `DisplayName`.

@@ -4,7 +4,6 @@ use hato_core::directory::Route;
 use hato_core::message::{Action, RecipientVerdict};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// A directory of two mailboxes in `contoso.test` (authoritative) and relay domain `relay.test`.
 struct MapPolicy;
@@ -428,8 +427,8 @@ fn too_many_errors_closes() {
 
 // ----- hook points ---------------------------------------------------------------------------
 
-/// A policy whose hooks answer asynchronously: RCPT after a delay that shrinks with each call
-/// (the first answer is the slowest), and configurable refusals at the other hooks.
+/// A policy whose hooks answer asynchronously: RCPT after a number of polls that shrinks with
+/// each call (the first answer is the slowest), and configurable refusals at the other hooks.
 #[derive(Default)]
 struct SlowPolicy {
     rcpt_calls: AtomicUsize,
@@ -441,9 +440,17 @@ struct SlowPolicy {
     seen: std::sync::Mutex<Vec<(&'static str, Option<String>)>>,
 }
 
+/// Not ready when first polled, ready after `polls` more: an answer that takes a while, without
+/// making the test wait for a clock.
+async fn not_yet(polls: u64) {
+    for _ in 0..polls {
+        tokio::task::yield_now().await;
+    }
+}
+
 fn later_verdict(refusal: Option<Reply>) -> Decision<Verdict> {
     Decision::later(async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        not_yet(1).await;
         refusal.map_or(Verdict::Accept, |r| Verdict::Reject(self::refusal(r)))
     })
 }
@@ -480,7 +487,7 @@ impl SmtpPolicy for SlowPolicy {
         let n = self.rcpt_calls.fetch_add(1, Ordering::SeqCst) as u64;
         let verdict = lookup(rcpt);
         Decision::later(async move {
-            tokio::time::sleep(Duration::from_millis(60u64.saturating_sub(n * 20))).await;
+            not_yet(3u64.saturating_sub(n).max(1)).await;
             verdict
         })
     }

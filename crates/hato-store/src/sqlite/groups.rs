@@ -2,7 +2,7 @@
 
 use super::{
     SqliteStore, address_holder, bump_directory, check_reserved, member_from, member_kind,
-    now_micros, tenant_of,
+    tenant_of,
 };
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
@@ -106,6 +106,7 @@ fn name_taken(
 
 impl GroupStore for SqliteStore {
     fn create_group(&self, g: NewGroup) -> Pending<Group> {
+        let now = self.now_micros();
         self.write(move |conn| {
             if let Some(address) = &g.address {
                 let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -127,7 +128,7 @@ impl GroupStore for SqliteStore {
             }
             conn.execute(
                 "INSERT INTO groups(tenant_id, name, address, type, settings, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![g.tenant_id, g.name, g.address, g.group_type.as_str(), settings_json(&g.settings)?, now_micros()],
+                params![g.tenant_id, g.name, g.address, g.group_type.as_str(), settings_json(&g.settings)?, now],
             )?;
             let id = conn.last_insert_rowid();
             for owner in &g.owners {

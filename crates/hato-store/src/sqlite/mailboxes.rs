@@ -1,6 +1,6 @@
 //! Mailboxes and their addresses (primary and aliases).
 
-use super::{SqliteStore, address_holder, bump_directory, check_reserved, now_micros, tenant_of};
+use super::{SqliteStore, address_holder, bump_directory, check_reserved, tenant_of};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::MailboxStore;
@@ -90,6 +90,7 @@ fn attributes_json(a: &MailboxAttributes) -> Result<String> {
 
 impl MailboxStore for SqliteStore {
     fn create_mailbox(&self, m: NewMailbox) -> Pending<Mailbox> {
+        let now = self.now_micros();
         self.write(move |conn| {
             check_reserved(&m.address)?;
             if let Some(holder) = address_holder(conn, m.tenant_id, &m.address)? {
@@ -108,7 +109,7 @@ impl MailboxStore for SqliteStore {
                     m.mailbox_type.as_str(),
                     attributes_json(&m.attributes)?,
                     m.quota_bytes as i64,
-                    now_micros()
+                    now
                 ],
             )
             .map_err(|e| match StoreError::from(e) {

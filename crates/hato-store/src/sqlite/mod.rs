@@ -27,6 +27,7 @@ use crate::spool::{self, FileSpool, QueueDir};
 use hato_core::Reason;
 use hato_core::directory::{MemberRef, Route, TenantId};
 use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
+use hato_core::{Clock, SystemClock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +51,9 @@ pub struct SqliteStore {
     blobs: BlobDir,
     spool: Arc<FileSpool>,
     queue: QueueDir,
+    /// The time of the rows the store stamps itself (`created` of tenants, mailboxes, groups,
+    /// tokens, join requests); every other time comes from its caller.
+    clock: Arc<dyn Clock>,
 }
 
 fn open_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
@@ -171,10 +175,21 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
 }
 
 impl SqliteStore {
+    /// How many reads run at once, one per reader connection; a further read waits until one
+    /// is free.
+    pub const READERS: usize = READERS;
+
     /// Opens (creating on first start) the store under `data_dir`: `hato.db`, `blobs/`,
     /// `spool/` and `queue/`. Spool files (never committed) and queue files no message names (a
-    /// crash between a commit and a removal) are removed.
+    /// crash between a commit and a removal) are removed. The rows it stamps itself carry the
+    /// system clock's time.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// [`SqliteStore::open`] with the clock that stamps the `created` column of the rows the
+    /// store makes (the server's one clock; a manual clock in tests).
+    pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("hato.db");
         let mut conn = open_connection(&db_path, 16 * 1024)?;
@@ -204,6 +219,7 @@ impl SqliteStore {
             blobs: BlobDir::open(&data_dir.join("blobs"))?,
             spool,
             queue,
+            clock,
         })
     }
 
@@ -269,8 +285,13 @@ impl Drop for SqliteStore {
     }
 }
 
-pub(crate) fn now_micros() -> i64 {
-    hato_core::Clock::now(&hato_core::SystemClock).0
+impl SqliteStore {
+    /// Now, by the store's clock, in the store's unit (microseconds). Read before a write is
+    /// queued (the write's closure must own what it uses), so a row carries the time it was
+    /// asked for, not the time its batch committed.
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.clock.now().0
+    }
 }
 
 // ----- directory ----------------------------------------------------------------------------------

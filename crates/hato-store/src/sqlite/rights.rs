@@ -1,6 +1,6 @@
 //! Users' passwords, mailbox permissions, role groups and join requests.
 
-use super::{SqliteStore, bump_directory, member_kind, now_micros, tenant_of};
+use super::{SqliteStore, bump_directory, member_kind, tenant_of};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::RightsStore;
@@ -96,12 +96,12 @@ impl RightsStore for SqliteStore {
         mailbox: MailboxId,
         kind: JoinRequestKind,
     ) -> Pending<JoinRequest> {
+        let now = self.now_micros();
         self.write(move |conn| {
             let kind_text = match kind {
                 JoinRequestKind::Join => "join",
                 JoinRequestKind::Depart => "depart",
             };
-            let now = now_micros();
             conn.execute(
                 "INSERT OR IGNORE INTO join_requests(group_id, mailbox_id, kind, created) VALUES (?1, ?2, ?3, ?4)",
                 params![group, mailbox, kind_text, now],

@@ -1,6 +1,6 @@
 //! Tenants and their accepted domains.
 
-use super::{SqliteStore, bump_directory, now_micros};
+use super::{SqliteStore, bump_directory};
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::TenantStore;
@@ -16,6 +16,7 @@ fn tenant_name(conn: &Connection, id: TenantId) -> Result<String> {
 impl TenantStore for SqliteStore {
     fn create_tenant(&self, name: &str) -> Pending<Tenant> {
         let name = name.to_string();
+        let now = self.now_micros();
         self.write(move |conn| {
             let exists: Option<i64> = conn
                 .query_row("SELECT id FROM tenants WHERE name = ?1", [&name], |r| {
@@ -27,7 +28,7 @@ impl TenantStore for SqliteStore {
             }
             conn.execute(
                 "INSERT INTO tenants(name, created) VALUES (?1, ?2)",
-                params![name, now_micros()],
+                params![name, now],
             )?;
             Ok(Tenant {
                 id: conn.last_insert_rowid(),

@@ -1,6 +1,6 @@
 //! API tokens (admins' and users' sessions), kept as hashes.
 
-use super::{SqliteStore, now_micros};
+use super::SqliteStore;
 use crate::error::Result;
 use crate::pending::Pending;
 use crate::traits::TokenStore;
@@ -12,10 +12,11 @@ use rusqlite::{OptionalExtension, params};
 impl TokenStore for SqliteStore {
     fn add_token(&self, token_hash: &str, info: TokenInfo) -> Pending<()> {
         let hash = token_hash.to_string();
+        let now = self.now_micros();
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO tokens(hash, role, tenant_id, created, mailbox_id, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![hash, info.role.as_str(), info.tenant_id, now_micros(), info.mailbox_id, info.expires.map(|t| t.0)],
+                params![hash, info.role.as_str(), info.tenant_id, now, info.mailbox_id, info.expires.map(|t| t.0)],
             )?;
             Ok(())
         })

@@ -973,3 +973,51 @@ fn a_message_with_10000_events_updates_at_most_100() {
     });
     assert_eq!(none, Ok(CalendarUpdate::default()));
 }
+
+/// Hostile calendar input a 35 MB message can carry stays linear and its result bounded: a
+/// property folded 200,000 times, one of 100,000 parameters, 100,000 components that never end
+/// followed by 2,000 `END`s that match none of them, and 10,000 events. The events are all
+/// found, the folded summary is whole, components nested past any real calendar's depth are
+/// ignored (so each `END` searches a bounded stack), and the update still applies at most 100.
+#[test]
+fn hostile_calendar_input_is_read_in_linear_time_with_a_bounded_result() {
+    let folded = format!("SUMMARY:start{}", "\r\n x".repeat(200_000));
+    let parameters = format!("LOCATION{}:Room 1", ";X-P=\"a;b:c\"".repeat(100_000));
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\n");
+    ics.push_str(&format!(
+        "BEGIN:VEVENT\r\nUID:long@x.test\r\n{folded}\r\n{parameters}\r\nEND:VEVENT\r\n"
+    ));
+    // Past the nesting limit, a VEVENT is not one.
+    ics.push_str(&"BEGIN:X-DEEP\r\n".repeat(100_000));
+    ics.push_str("BEGIN:VEVENT\r\nUID:too-deep@x.test\r\nEND:VEVENT\r\n");
+    ics.push_str(&"END:X-NONE\r\n".repeat(2_000));
+    ics.push_str("END:VCALENDAR\r\n");
+    let many = invitations(10_000);
+    let (head, many_ics) = many.split_once("\r\n\r\n").expect("a header block");
+    let msg = format!(
+        "From: o@x.test\r\nSubject: hostile\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n{ics}\r\n\
+         --b\r\n{}\r\n\r\n{many_ics}\r\n--b--\r\n",
+        head.lines().last().expect("a Content-Type")
+    );
+    assert!(msg.len() > 3_000_000, "{}", msg.len());
+
+    let items = calendar_items(msg.as_bytes());
+    assert_eq!(items.len(), 1 + 10_000);
+    assert!(items.iter().all(|i| i.uid != "too-deep@x.test"));
+    let long = &items[0];
+    assert_eq!(long.uid, "long@x.test");
+    assert_eq!(long.summary.len(), "start".len() + 200_000);
+    assert!(long.summary.starts_with("startxxx") && long.summary.ends_with("xxx"));
+    assert_eq!(long.location, "Room 1");
+    assert_eq!(items[10_000].uid, "event-9999@x.test");
+
+    let update = calendar_update(items, |uids| {
+        assert_eq!(uids.len(), MAX_CALENDAR_ITEMS);
+        Ok::<_, ()>(Vec::new())
+    })
+    .expect("the update");
+    assert_eq!(update.changes.len(), MAX_CALENDAR_ITEMS);
+    assert_eq!(update.ignored, 10_001 - MAX_CALENDAR_ITEMS);
+}

@@ -21,6 +21,7 @@ pub enum ModerationCmd {
     },
     Reject {
         id: i64,
+        /// For the sender's NDR; at most 1,000 characters.
         #[arg(long)]
         comment: Option<String>,
     },

@@ -290,3 +290,70 @@ pub(super) fn require_may_manage_account(
     }
     Ok(())
 }
+
+/// A recipient as `ref_json` writes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `ref_json`; never built
+pub(super) struct Recipient {
+    /// `mailbox`, `contact` or `group`.
+    kind: String,
+    /// None for a group without an address.
+    address: Option<String>,
+    /// The display name (a group's name).
+    name: Option<String>,
+}
+
+pub(super) fn ref_json(ix: &DirectoryIndex, r: MemberRef) -> Value {
+    let (kind, name) = match r {
+        MemberRef::Mailbox(id) => ("mailbox", ix.mailbox(id).map(|m| m.display_name.clone())),
+        MemberRef::Contact(id) => ("contact", ix.contact(id).map(|c| c.display_name.clone())),
+        MemberRef::Group(id) => ("group", ix.group(id).map(|g| g.name.clone())),
+    };
+    json!({ "kind": kind, "address": ix.address_of(r), "name": name })
+}
+
+/// Checks that `m` may be a member of a group of `kind`.
+pub(super) fn check_member_kind(
+    ix: &DirectoryIndex,
+    kind: GroupType,
+    m: MemberRef,
+    text: &str,
+) -> ApiResult<()> {
+    match (kind, m) {
+        (GroupType::Dynamic, _) => Err(ApiError::bad_request(
+            "a dynamic group's members come from its recipient filter; change the filter instead",
+        )),
+        (GroupType::M365, MemberRef::Mailbox(_)) => Ok(()),
+        (GroupType::M365, _) => Err(ApiError::bad_request(format!(
+            "{text}: Microsoft 365 groups have only mailboxes as members"
+        ))),
+        // Exchange (Add-DistributionGroupMember): Microsoft 365 groups are not allowed members
+        // of distribution or mail-enabled security groups.
+        (GroupType::Distribution | GroupType::MailSecurity, MemberRef::Group(g))
+            if ix.group(g).is_some_and(|g| g.group_type == GroupType::M365) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: a Microsoft 365 group cannot be a member of a distribution or mail-enabled security group"
+            )))
+        }
+        (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!(
+            "{text}: contacts cannot be members of a security group"
+        ))),
+        (GroupType::Security, MemberRef::Group(g))
+            if !ix.group(g).is_some_and(|g| g.group_type.grants_rights()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: only security groups can be members of a security group"
+            )))
+        }
+        (_, MemberRef::Group(g))
+            if kind.is_mail_enabled()
+                && !ix.group(g).is_some_and(|g| g.group_type.is_mail_enabled()) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{text}: a group without an address cannot be a member of a mail-enabled group"
+            )))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,12 +1,12 @@
-//! Groups: the five group types, their settings, owners, members and subscribers, and the
-//! preview of a dynamic group's filter.
+//! Groups: the five group types and their settings, and the preview of a dynamic group's filter
+//! (their lists — members, owners, subscribers — are `group_members.rs`).
 //!
 //! Authorization follows seed A1–A4 (see `hato_directory::policy::authorize`); another tenant's
 //! objects answer 404 as if they did not exist.
 
 use super::common::{
-    GROUP_PARAM, GroupView, denied, find_group, group_answer, group_json, refuse_non_security,
-    resolve_mailbox, resolve_ref, sees_members,
+    GROUP_PARAM, GroupView, Recipient, check_member_kind, denied, find_group, group_answer,
+    group_json, ref_json, resolve_mailbox, resolve_ref,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, Path, TenantFilter, body, require_admin, target_tenant};
@@ -25,7 +25,7 @@ use hato_directory::opath::{self, IncludedRecipients, Precanned};
 use hato_directory::policy::{self, GroupAction};
 use hato_store::{GroupChange, NewGroup};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,30 +35,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_groups, create_group))
         .routes(routes!(preview))
         .routes(routes!(get_group, update_group, delete_group))
-        .routes(routes!(list_members, change_members))
-        .routes(routes!(change_owners))
-        .routes(routes!(change_subscribers))
-}
-
-/// A recipient as `ref_json` writes it.
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes `ref_json`; never built
-struct Recipient {
-    /// `mailbox`, `contact` or `group`.
-    kind: String,
-    /// None for a group without an address.
-    address: Option<String>,
-    /// The display name (a group's name).
-    name: Option<String>,
-}
-
-fn ref_json(ix: &DirectoryIndex, r: MemberRef) -> Value {
-    let (kind, name) = match r {
-        MemberRef::Mailbox(id) => ("mailbox", ix.mailbox(id).map(|m| m.display_name.clone())),
-        MemberRef::Contact(id) => ("contact", ix.contact(id).map(|c| c.display_name.clone())),
-        MemberRef::Group(id) => ("group", ix.group(id).map(|g| g.name.clone())),
-    };
-    json!({ "kind": kind, "address": ix.address_of(r), "name": name })
 }
 
 /// Group fields as the API takes them (create and PATCH). `address`, `type`, `tenant`, `owners`,
@@ -260,52 +236,6 @@ impl GroupInput {
             ));
         }
         Ok(())
-    }
-}
-
-/// Checks that `m` may be a member of a group of `kind`.
-fn check_member_kind(
-    ix: &DirectoryIndex,
-    kind: GroupType,
-    m: MemberRef,
-    text: &str,
-) -> ApiResult<()> {
-    match (kind, m) {
-        (GroupType::Dynamic, _) => Err(ApiError::bad_request(
-            "a dynamic group's members come from its recipient filter; change the filter instead",
-        )),
-        (GroupType::M365, MemberRef::Mailbox(_)) => Ok(()),
-        (GroupType::M365, _) => Err(ApiError::bad_request(format!(
-            "{text}: Microsoft 365 groups have only mailboxes as members"
-        ))),
-        // Exchange (Add-DistributionGroupMember): Microsoft 365 groups are not allowed members
-        // of distribution or mail-enabled security groups.
-        (GroupType::Distribution | GroupType::MailSecurity, MemberRef::Group(g))
-            if ix.group(g).is_some_and(|g| g.group_type == GroupType::M365) =>
-        {
-            Err(ApiError::bad_request(format!(
-                "{text}: a Microsoft 365 group cannot be a member of a distribution or mail-enabled security group"
-            )))
-        }
-        (GroupType::Security, MemberRef::Contact(_)) => Err(ApiError::bad_request(format!(
-            "{text}: contacts cannot be members of a security group"
-        ))),
-        (GroupType::Security, MemberRef::Group(g))
-            if !ix.group(g).is_some_and(|g| g.group_type.grants_rights()) =>
-        {
-            Err(ApiError::bad_request(format!(
-                "{text}: only security groups can be members of a security group"
-            )))
-        }
-        (_, MemberRef::Group(g))
-            if kind.is_mail_enabled()
-                && !ix.group(g).is_some_and(|g| g.group_type.is_mail_enabled()) =>
-        {
-            Err(ApiError::bad_request(format!(
-                "{text}: a group without an address cannot be a member of a mail-enabled group"
-            )))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -650,264 +580,6 @@ async fn delete_group(
         .await?;
     s.store.remove_group(id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A group's direct members now (a dynamic group's: its filter evaluated now).
-#[utoipa::path(
-    get,
-    path = "/api/v1/groups/{group}/members",
-    tag = "groups",
-    params(("group" = String, Path, description = GROUP_PARAM)),
-    responses(
-        (status = 200, description = "The members", body = [Recipient]),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "The membership is hidden from non-members", body = ErrorBody),
-        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
-    )
-)]
-async fn list_members(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(ident): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
-    s.blocking(move |s| {
-        let (ix, g) = find_group(s, &p, &ident)?;
-        if !sees_members(&p, &ix, &g) {
-            return Err(ApiError::forbidden(
-                "the group's membership is hidden: only its members and owners see it",
-            ));
-        }
-        Ok(Json(
-            ix.direct_members(g.id)
-                .into_iter()
-                .map(|m| ref_json(&ix, m))
-                .collect(),
-        ))
-    })
-    .await
-}
-
-/// Recipients to add to and remove from a list of a group.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct ListChange {
-    /// Addresses (or names of groups).
-    #[serde(default)]
-    add: Vec<String>,
-    #[serde(default)]
-    remove: Vec<String>,
-    /// A global admin changes a group it does not manage.
-    #[serde(default)]
-    bypass_security_group_manager_check: bool,
-}
-
-/// Add or remove members (the group's managers).
-#[utoipa::path(
-    post,
-    path = "/api/v1/groups/{group}/members",
-    tag = "groups",
-    params(("group" = String, Path, description = GROUP_PARAM)),
-    request_body = ListChange,
-    responses(
-        (status = 200, description = "The changed group", body = GroupView),
-        (status = 400, description = "Not a recipient, a member the group's type cannot have, a dynamic group, or not JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Not a manager of the group (a role group's only by global admins)", body = ErrorBody),
-        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
-    )
-)]
-async fn change_members(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(ident): Path<String>,
-    payload: Result<Json<ListChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let (id, change) = s
-        .blocking(move |s| members_change(s, &p, &ident, payload))
-        .await?;
-    let updated = s.store.update_group(id, change).await?;
-    group_answer(&s, p, updated).await
-}
-
-/// The members change `payload` asks of the group `ident`, checked against its directory.
-fn members_change(
-    s: &AppState,
-    p: &Principal,
-    ident: &str,
-    payload: Result<Json<ListChange>, JsonRejection>,
-) -> ApiResult<(GroupId, GroupChange)> {
-    let (ix, g) = find_group(s, p, ident)?;
-    let input = body(payload)?;
-    policy::authorize(
-        p,
-        &ix,
-        &g,
-        GroupAction::ChangeMembers,
-        input.bypass_security_group_manager_check,
-    )
-    .map_err(denied)?;
-    if g.group_type == GroupType::Dynamic && !(input.add.is_empty() && input.remove.is_empty()) {
-        return Err(ApiError::bad_request(
-            "a dynamic group's members come from its recipient filter; change the filter instead",
-        ));
-    }
-    let mut change = GroupChange::default();
-    let rights_bearing = ix.rights_bearing_groups().contains(&g.id);
-    for m in &input.add {
-        let r = resolve_ref(&ix, m)?;
-        check_member_kind(&ix, g.group_type, r, m)?;
-        if r == MemberRef::Group(g.id) {
-            return Err(ApiError::bad_request(
-                "a group cannot be a member of itself",
-            ));
-        }
-        if let (true, MemberRef::Group(inner)) = (rights_bearing, r) {
-            let what = format!(
-                "{} holds a role or a mailbox right (or is nested in a group that does), and adding {m}",
-                ix.name_of(MemberRef::Group(g.id))
-            );
-            refuse_non_security(&ix, &ix.non_security_within(inner), &what)?;
-        }
-        change.add_members.push(r);
-    }
-    for m in &input.remove {
-        change.remove_members.push(resolve_ref(&ix, m)?);
-    }
-    Ok((g.id, change))
-}
-
-/// Add or remove owners (the group's managers).
-#[utoipa::path(
-    post,
-    path = "/api/v1/groups/{group}/owners",
-    tag = "groups",
-    params(("group" = String, Path, description = GROUP_PARAM)),
-    request_body = ListChange,
-    responses(
-        (status = 200, description = "The changed group", body = GroupView),
-        (status = 400, description = "Not a mailbox, or not JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Not a manager of the group", body = ErrorBody),
-        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
-        (status = 409, description = "The change would leave the group without an owner", body = ErrorBody),
-    )
-)]
-async fn change_owners(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(ident): Path<String>,
-    payload: Result<Json<ListChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let (id, change) = s
-        .blocking(move |s| {
-            let (ix, g) = find_group(s, &p, &ident)?;
-            let input = body(payload)?;
-            policy::authorize(
-                &p,
-                &ix,
-                &g,
-                GroupAction::ChangeOwners,
-                input.bypass_security_group_manager_check,
-            )
-            .map_err(denied)?;
-            let change = GroupChange {
-                add_owners: input
-                    .add
-                    .iter()
-                    .map(|o| resolve_mailbox(&ix, o))
-                    .collect::<ApiResult<_>>()?,
-                remove_owners: input
-                    .remove
-                    .iter()
-                    .map(|o| resolve_mailbox(&ix, o))
-                    .collect::<ApiResult<_>>()?,
-                ..Default::default()
-            };
-            Ok((g.id, change))
-        })
-        .await?;
-    let updated = s.store.update_group(id, change).await?;
-    group_answer(&s, p, updated).await
-}
-
-/// Subscribers of a Microsoft 365 group: owners and admins change anyone's subscription; a
-/// member changes their own.
-#[utoipa::path(
-    post,
-    path = "/api/v1/groups/{group}/subscribers",
-    tag = "groups",
-    params(("group" = String, Path, description = GROUP_PARAM)),
-    request_body = ListChange,
-    responses(
-        (status = 200, description = "The changed group", body = GroupView),
-        (status = 400, description = "Not a Microsoft 365 group, not a member, or not JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A member changing another's subscription", body = ErrorBody),
-        (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
-    )
-)]
-async fn change_subscribers(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(ident): Path<String>,
-    payload: Result<Json<ListChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let (id, change) = s
-        .blocking(move |s| subscribers_change(s, &p, &ident, payload))
-        .await?;
-    let updated = s.store.update_group(id, change).await?;
-    group_answer(&s, p, updated).await
-}
-
-/// The subscription change `payload` asks of the group `ident`, checked against its directory.
-fn subscribers_change(
-    s: &AppState,
-    p: &Principal,
-    ident: &str,
-    payload: Result<Json<ListChange>, JsonRejection>,
-) -> ApiResult<(GroupId, GroupChange)> {
-    let (ix, g) = find_group(s, p, ident)?;
-    if g.group_type != GroupType::M365 {
-        return Err(ApiError::bad_request(
-            "only Microsoft 365 groups have subscribers",
-        ));
-    }
-    let input = body(payload)?;
-    let add: Vec<i64> = input
-        .add
-        .iter()
-        .map(|o| resolve_mailbox(&ix, o))
-        .collect::<ApiResult<_>>()?;
-    let remove: Vec<i64> = input
-        .remove
-        .iter()
-        .map(|o| resolve_mailbox(&ix, o))
-        .collect::<ApiResult<_>>()?;
-    let manages = policy::authorize(p, &ix, &g, GroupAction::ChangeMembers, false).is_ok();
-    let only_self = p
-        .mailbox_id
-        .is_some_and(|me| add.iter().chain(&remove).all(|m| *m == me));
-    if !manages && !only_self {
-        return Err(ApiError::forbidden(
-            "members may change only their own subscription",
-        ));
-    }
-    for m in &add {
-        if !g.members.contains(&MemberRef::Mailbox(*m)) {
-            return Err(ApiError::bad_request(format!(
-                "{} is not a member of the group",
-                ix.name_of(MemberRef::Mailbox(*m))
-            )));
-        }
-    }
-    Ok((
-        g.id,
-        GroupChange {
-            add_subscribers: add,
-            remove_subscribers: remove,
-            ..Default::default()
-        },
-    ))
 }
 
 /// A filter to try: `filter` or `precanned`, not both.

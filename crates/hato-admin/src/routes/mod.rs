@@ -11,6 +11,7 @@ mod common;
 mod contacts;
 mod domains;
 mod group_content;
+mod group_members;
 mod groups;
 mod joining;
 mod login;
@@ -43,6 +44,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(trace::routes())
         .merge(login::routes())
         .merge(groups::routes())
+        .merge(group_members::routes())
         .merge(joining::routes())
         .merge(roles::routes())
         .merge(group_content::routes())

@@ -273,10 +273,6 @@ replies! {
     fn moderation_rejected_with_comment(moderator, comment) = (550, "5.7.1", "RESOLVER.MOD.Rejected; the moderator ({moderator}) rejected the message: {comment}");
     /// No moderator decided within two days (Exchange's moderation expiry).
     const MODERATION_EXPIRED = (550, "5.7.1", "RESOLVER.MOD.Expired; no moderator approved the message within 2 days");
-    /// A recipient whose processing kept failing (deferred with backoff until its attempts ran
-    /// out): Exchange's text for a message not delivered before it expired (550 with 4.4.7, as
-    /// Exchange writes it).
-    fn processing_expired(attempts, last_error) = (550, "4.4.7", "QUEUE.Expired; message expired (processing failed {attempts} times; last: {last_error})");
     /// A failure whose reply code was not recorded (an event written before hato stored the
     /// codes, in a form the upgrade could not read): RFC 3463's 5.0.0, other undefined status.
     fn failure_without_code(detail) = (550, "5.0.0", "{detail}");
@@ -353,9 +349,8 @@ mod tests {
     }
 
     /// The replies whose enhanced code's class differs from the reply code's on purpose.
-    const CLASS_EXCEPTIONS: [&str; 2] = [
+    const CLASS_EXCEPTIONS: [&str; 1] = [
         // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
-        "processing_expired(attempts, last_error)",
         "MESSAGE_EXPIRED",
     ];
 

@@ -131,7 +131,10 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.server.data_dir.clone();
-    let store = Arc::new(SqliteStore::open(&data_dir)?);
+    let store = Arc::new(
+        SqliteStore::open(&data_dir)?
+            .with_message_expiration(config.queue.message_expiration_hours),
+    );
     let token_path = ensure_operator_token(&store, &data_dir).await?;
     let tls = tls_config(&config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -229,6 +232,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }));
 
+    // Random at each start: leases this process takes on queue entries carry it, so the logs
+    // tell which process held what.
+    let node = id::NodeId::random();
+    tracing::info!("node id {node}: queue entries this process works on are leased to it");
     let agent = DeliveryAgent::new(
         directory.clone(),
         clock,
@@ -236,6 +243,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         queued,
         config.trace.retention_days,
         config.smtp.postmaster_address(),
+        node,
     );
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 

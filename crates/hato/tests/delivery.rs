@@ -337,6 +337,10 @@ fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
             .unwrap()
             .contains("outbound delivery does not exist yet")
     );
+    let (status, queue) = s.api("GET", &format!("/api/v1/queue?trace_id={trace_id}"), None);
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(queue["rows"][0]["attempts"], 1);
+    assert_eq!(queue["rows"][0]["route"], "remote");
 }
 
 #[test]

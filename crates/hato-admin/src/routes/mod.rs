@@ -18,6 +18,7 @@ mod mail;
 mod mailboxes;
 mod moderation;
 mod permissions;
+mod queue;
 mod roles;
 mod tenants;
 mod trace;
@@ -41,6 +42,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(mailboxes::routes())
         .merge(mail::routes())
         .merge(trace::routes())
+        .merge(queue::routes())
         .merge(login::routes())
         .merge(groups::routes())
         .merge(joining::routes())

@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "hato admin API",
-        description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation and \
-            message trace of a hato server. Every error is `{\"error\": \"one line\"}`; another \
+        description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation, \
+            message trace and the queue of a hato server. Every error is `{\"error\": \"one line\"}`; another \
             tenant's objects answer 404 as if they did not exist."
     ),
     security(("bearer" = [])),
@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         (name = "mailboxes", description = "Mailboxes, their passwords and permissions"),
         (name = "mail", description = "The messages in a mailbox"),
         (name = "trace", description = "Message trace"),
+        (name = "queue", description = "The recipients waiting in the queue (read-only)"),
         (name = "users", description = "Users' login"),
         (name = "groups", description = "Groups, members, owners, joining and role groups"),
         (name = "group content", description = "Microsoft 365 groups' conversations, calendar and files"),

@@ -1,7 +1,7 @@
 //! Identifiers: the store's row ids of directory objects (`TenantId`, `MailboxId`, `GroupId`,
 //! `ContactId`, re-exported by [`crate::directory`]), and those that leave the process: trace ids
 //! (one per message, shown in the final 250 reply and in message trace, GUID-shaped like Exchange's
-//! `MessageTraceId`) and API tokens.
+//! `MessageTraceId`), API tokens, and the node id a process leases queue entries under.
 
 use crate::clock::{Clock, Timestamp};
 use std::sync::Mutex;
@@ -60,6 +60,40 @@ pub fn new_token() -> String {
         .collect()
 }
 
+/// Which hato process works on a queue entry: a process takes due recipients by writing its node
+/// id and a time into their lease, so that several processes can share one queue (architecture
+/// §4) and none picks up what another is working on until that lease runs out. Random at each
+/// start, so a restarted process never mistakes the leases of its previous life for its own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// A new node id: `node-` and 12 random hex digits (48 bits; a clash between the handful of
+    /// processes sharing a queue is as likely as a clash of two random 48-bit numbers).
+    pub fn random() -> Self {
+        let hex: String = random_bytes::<6>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        NodeId(format!("node-{hex}"))
+    }
+
+    /// A node id as stored (a lease read back, a test's fixed name).
+    pub fn new(id: impl Into<String>) -> Self {
+        NodeId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +142,18 @@ mod tests {
         let back = trace_id_at(start);
         assert!(back > next_ms, "{back} <= {next_ms}");
         assert_eq!(millis_of(&back), 1_893_456_090_124);
+    }
+
+    #[test]
+    fn node_ids_are_random_and_named_as_such() {
+        let (a, b) = (NodeId::random(), NodeId::random());
+        assert_ne!(a, b);
+        let hex = a.as_str().strip_prefix("node-").expect("node- prefix");
+        assert!(
+            hex.len() == 12 && hex.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+        assert_eq!(NodeId::new("node-a").to_string(), "node-a");
     }
 
     #[test]

@@ -273,13 +273,32 @@ replies! {
     fn moderation_rejected_with_comment(moderator, comment) = (550, "5.7.1", "RESOLVER.MOD.Rejected; the moderator ({moderator}) rejected the message: {comment}");
     /// No moderator decided within two days (Exchange's moderation expiry).
     const MODERATION_EXPIRED = (550, "5.7.1", "RESOLVER.MOD.Expired; no moderator approved the message within 2 days");
-    /// A recipient whose processing kept failing (deferred with backoff until its attempts ran
-    /// out): Exchange's text for a message not delivered before it expired (550 with 4.4.7, as
-    /// Exchange writes it).
-    fn processing_expired(attempts, last_error) = (550, "4.4.7", "QUEUE.Expired; message expired (processing failed {attempts} times; last: {last_error})");
     /// A failure whose reply code was not recorded (an event written before hato stored the
     /// codes, in a form the upgrade could not read): RFC 3463's 5.0.0, other undefined status.
     fn failure_without_code(detail) = (550, "5.0.0", "{detail}");
+
+    section "The queue: deferrals and expiry (recorded in trace and the queue listing)";
+    /// A recipient whose processing failed (its tenant is gone, its directory cannot be loaded,
+    /// a write was refused, its content is unreadable): tried again on the backoff schedule
+    /// until the message expires.
+    fn processing_deferred(error) = (451, "4.3.0", "Temporary error processing the message: {error}; it stays queued and is tried again");
+    /// The NDR a failed recipient owes could not be generated or queued: tried again on the
+    /// backoff schedule, given up (with a `Dsn` event) once the message expiration has passed
+    /// since the failure.
+    fn ndr_deferred(error) = (451, "4.3.0", "Temporary error generating the non-delivery report: {error}; it is tried again");
+    /// Mail for the platform's postmaster while `smtp.postmaster` names no mailbox (RFC 3463
+    /// X.3.5, system incorrectly configured): retried every 10 seconds and, unlike other
+    /// queued mail, kept past its expiry, so that no mail for the postmaster is lost to a
+    /// setting not made yet.
+    const POSTMASTER_NOT_CONFIGURED = (451, "4.3.5", "No platform postmaster mailbox is configured; the message stays queued, without expiry, until smtp.postmaster names a mailbox");
+    /// A recipient outside every tenant (a mail contact reached through a group, an NDR to an
+    /// outside sender): hato has no outbound delivery yet (RFC 3463 X.4.4, unable to route, "a
+    /// persistent transient error"), so it waits on the backoff schedule until it expires.
+    const NO_OUTBOUND_DELIVERY = (451, "4.4.4", "Unable to route to an outside domain: hato has no outbound delivery yet; the message stays queued until it expires");
+    /// A recipient still deferred when its message expired (`queue.message_expiration_hours`
+    /// after it was received, Exchange's MessageExpirationTimeout of 2 days): Exchange's text,
+    /// 550 with 4.4.7 as Exchange writes it. The last error is in the trace event's reason.
+    const MESSAGE_EXPIRED = (550, "4.4.7", "QUEUE.Expired; message expired");
 }
 
 /// The reply for a moderator's rejection: with the comment when there is one.
@@ -332,7 +351,7 @@ mod tests {
     /// The replies whose enhanced code's class differs from the reply code's on purpose.
     const CLASS_EXCEPTIONS: [&str; 1] = [
         // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
-        "processing_expired(attempts, last_error)",
+        "MESSAGE_EXPIRED",
     ];
 
     /// The whole catalogue: every entry has a reply code of RFC 5321 §4.2's classes, an RFC 3463
@@ -379,6 +398,7 @@ mod tests {
             ("MAILBOX_FULL", MAILBOX_FULL),
             ("RECIPIENT_REJECTED", RECIPIENT_REJECTED),
             ("POLICY_FAILED", POLICY_FAILED),
+            ("MESSAGE_EXPIRED", MESSAGE_EXPIRED),
         ] {
             let e = listed(name).unwrap();
             assert_eq!(
@@ -386,8 +406,8 @@ mod tests {
                 (reply.code, &*reply.status, &*reply.text)
             );
         }
-        let e = listed("processing_expired(attempts, last_error)").unwrap();
-        let r = processing_expired("{attempts}", "{last_error}");
+        let e = listed("processing_deferred(error)").unwrap();
+        let r = processing_deferred("{error}");
         assert_eq!((e.code, e.status, e.text), (r.code, &*r.status, &*r.text));
     }
 

@@ -377,4 +377,29 @@ pub const MIGRATIONS: &[&str] = &[
         detail = ltrim(substr(detail, 5 + instr(substr(detail, 5) || ' ', ' ')))
       WHERE event = 'Fail' AND detail GLOB '[245][0-9][0-9] [245].[0-9]*.[0-9]* *';
     "#,
+    // 12: per-recipient queue state, so that every wait is one deferral with a bound and several
+    // nodes can later share the queue (architecture §4):
+    // - `expires`: when a recipient still deferred fails with 550 4.4.7 (received + the message
+    //   expiration, Exchange's MessageExpirationTimeout). Rows already queued get received + the
+    //   default 48 hours: the setting is not known here. A recipient queued earlier than that
+    //   and still waiting (an NDR to an outside sender) expires at its next attempt.
+    // - the last error of a deferral, in the form of trace events' structured fields: reply
+    //   code, enhanced code, text, remote host, reason (JSON of `hato_core::Reason`);
+    // - a lease: the node working on the recipient and until when; taking due recipients sets
+    //   it, completing or deferring them clears it, and a lease that ran out counts as none.
+    // Every pending recipient is due now, outside addresses (`remote`) too: they wait with a
+    // real deferral instead of not being looked at, so the due index covers every route.
+    r#"
+    ALTER TABLE recipients ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+    UPDATE recipients SET expires = (SELECT m.received FROM messages m WHERE m.id = recipients.message_id) + 172800000000;
+    ALTER TABLE recipients ADD COLUMN last_status INTEGER;
+    ALTER TABLE recipients ADD COLUMN last_enhanced_status TEXT;
+    ALTER TABLE recipients ADD COLUMN last_detail TEXT;
+    ALTER TABLE recipients ADD COLUMN last_remote_host TEXT;
+    ALTER TABLE recipients ADD COLUMN last_reason TEXT;
+    ALTER TABLE recipients ADD COLUMN lease_owner TEXT;
+    ALTER TABLE recipients ADD COLUMN lease_until INTEGER;
+    DROP INDEX recipients_due;
+    CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending';
+    "#,
 ];

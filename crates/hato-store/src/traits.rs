@@ -160,12 +160,23 @@ pub trait GroupMailboxStore: Send + Sync {
 pub trait QueueStore: Send + Sync {
     /// Commits a received message, its recipients and their first trace events (group commit).
     /// A message whose trace id is already queued is refused with [`crate::StoreError::Conflict`]
-    /// (for a generated message with a derived trace id: it was queued before).
+    /// (for a generated message with a derived trace id: it was queued before). Each recipient
+    /// expires the store's message expiration after the message was received (Exchange's
+    /// `MessageExpirationTimeout`, `queue.message_expiration_hours`).
     fn enqueue(&self, message: NewMessage) -> Pending<()>;
-    /// Messages with recipients waiting for local delivery (or for a routing decision), oldest
+    /// Takes due recipients for `lease.owner`: messages with recipients whose next attempt has
+    /// come (local delivery, routing, relay, outside addresses, the platform postmaster), oldest
     /// first: `limit` recipients at most, and messages whose content stays within
-    /// [`crate::DUE_CONTENT_BUDGET`].
-    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>>;
+    /// [`crate::DUE_CONTENT_BUDGET`]. Each recipient handed out is leased to the owner until
+    /// `lease.until` in the writer's transaction, so no other caller is handed it meanwhile;
+    /// completing or deferring it ends the lease, and a lease that runs out (its node died)
+    /// makes it due again for anyone. Blocks on the writer: call it from blocking code.
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        lease: &Lease,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>>;
     /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
     /// An outcome whose writes fail is rolled back alone and returned; the others are applied.
     fn complete_deliveries(
@@ -174,26 +185,18 @@ pub trait QueueStore: Send + Sync {
         now: Timestamp,
     ) -> Pending<Vec<FailedOutcome>>;
     /// Failed recipients whose sender has not yet been sent an NDR and whose NDR is due at `now`,
-    /// grouped by message.
+    /// grouped by message. Not leased: an NDR's trace id is derived from what it reports, so
+    /// two nodes that build the same NDR queue it once.
     fn due_ndrs(&self, now: Timestamp, limit: usize) -> Result<Vec<NdrWork>>;
-    /// Recipients whose processing failed: each stays `Pending`, not due again before the
-    /// policy's backoff, with a `Defer` event giving the reason; the `max_attempts`-th failure
-    /// fails it (`hato_core::reply::processing_expired` with the reason, an NDR owed).
-    /// Recipients no longer pending are left alone.
-    fn defer_recipients(
-        &self,
-        deferrals: Vec<Deferral>,
-        policy: RetryPolicy,
-        now: Timestamp,
-    ) -> Pending<()>;
-    /// Failed recipients whose NDR could not be generated: the NDR is retried after the policy's
-    /// backoff; after `max_attempts` failures it is given up (`ndr_state` 3, a `Dsn` event).
-    fn defer_ndrs(
-        &self,
-        deferrals: Vec<Deferral>,
-        policy: RetryPolicy,
-        now: Timestamp,
-    ) -> Pending<()>;
+    /// Applies deferrals (see [`Deferral`]): for [`QueueWork::Delivery`], recipients still
+    /// pending are counted, scheduled and given their last error, or fail at their expiry; for
+    /// [`QueueWork::Ndr`], failed recipients still owing an NDR are retried the same way, and
+    /// their NDR is given up once the message expiration has passed since they failed. Items no
+    /// longer waiting for that work are left alone; each deferral ends the recipient's lease.
+    fn defer(&self, work: Vec<DeferredWork>, now: Timestamp) -> Pending<()>;
+    /// One page of the recipients waiting in the queue, oldest message first (ties by
+    /// recipient row, so pages never overlap).
+    fn queue(&self, query: &QueueQuery) -> Result<QueuePage>;
 }
 
 /// Mailbox folders and the messages in them.

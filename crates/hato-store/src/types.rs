@@ -2,6 +2,7 @@
 
 use hato_core::Timestamp;
 use hato_core::directory::{MailboxAttributes, MailboxId, MailboxType, TenantId};
+use hato_core::id::NodeId;
 use hato_core::reason::{Reason, Refusal};
 use hato_core::reply::Reply;
 use hato_core::trace::{EventRecord, RecipientStatus};
@@ -172,8 +173,103 @@ pub enum RecipientOutcome {
     /// Permanent failure with this reply, for this reason (an NDR follows unless the sender is
     /// null).
     Fail(Refusal),
-    /// Not now: the recipient stays pending until `retry_at`, with a `Defer` event saying why.
-    Defer { reason: Reason, retry_at: Timestamp },
+    /// Not now: a transient failure, tried again later (see [`Deferral`]).
+    Defer(Deferral),
+}
+
+/// A transient failure of one recipient (or of the NDR it owes): the one way anything in the
+/// queue waits and is tried again. Applying it counts the attempt, records the reply as the
+/// recipient's last error and in a `Defer` trace event (one per distinct error in a row: a
+/// recipient retried for two days with the same error gets one event, its row the count), and
+/// schedules the next attempt at `retry_at` or, without one, on [`RETRY_SCHEDULE_SECS`]. A
+/// recipient deferred at or after its expiry fails instead with `550 4.4.7 QUEUE.Expired;
+/// message expired` and an NDR (none for a null sender), unless `keep_past_expiry`.
+#[derive(Clone, Debug)]
+pub struct Deferral {
+    /// The transient reply that is now the recipient's last error (`451 4.4.4 …`).
+    pub reply: Reply,
+    /// Why, for admins: the stage, the rule, a sentence, the figures.
+    pub reason: Reason,
+    /// The server the attempt talked to; empty when it talked to none (until outbound delivery).
+    pub remote_host: String,
+    /// When to try again; `None`: after the backoff for this attempt ([`retry_delay_secs`]).
+    pub retry_at: Option<Timestamp>,
+    /// Keep the recipient queued past its expiry: only for a wait hato itself causes and an
+    /// admin ends with a setting (mail for an unconfigured platform postmaster), where losing
+    /// the mail would be worse than keeping it.
+    pub keep_past_expiry: bool,
+}
+
+impl Deferral {
+    /// A deferral on the backoff schedule, bounded by the recipient's expiry.
+    pub fn new(reply: Reply, reason: Reason) -> Self {
+        Deferral {
+            reply,
+            reason,
+            remote_host: String::new(),
+            retry_at: None,
+            keep_past_expiry: false,
+        }
+    }
+
+    /// Try again at `at` instead of after the backoff.
+    pub fn retry_at(mut self, at: Timestamp) -> Self {
+        self.retry_at = Some(at);
+        self
+    }
+
+    /// Never expire while deferred this way (see [`Deferral::keep_past_expiry`]).
+    pub fn kept_past_expiry(mut self) -> Self {
+        self.keep_past_expiry = true;
+        self
+    }
+}
+
+/// How long a deferred recipient waits before its next attempt, by attempt: 1, 5, 15 and 30
+/// minutes, then hourly (the shape of common MTAs' schedules: quick retries for a passing
+/// problem, then a steady hourly pace until the message expires). Exchange retries deferred
+/// mail for one to two days, on a schedule it does not publish (reference §9.4, §13.9).
+pub const RETRY_SCHEDULE_SECS: [i64; 5] = [60, 300, 900, 1800, 3600];
+
+/// The wait after the `attempt`-th failed attempt (1-based): [`RETRY_SCHEDULE_SECS`], then its
+/// last step for every attempt after.
+pub fn retry_delay_secs(attempt: u32) -> i64 {
+    let i = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    RETRY_SCHEDULE_SECS
+        .get(i)
+        .or(RETRY_SCHEDULE_SECS.last())
+        .copied()
+        .unwrap_or(3600)
+}
+
+/// Exchange's `MessageExpirationTimeout` default: a message not delivered within 2 days of its
+/// arrival expires (`queue.message_expiration_hours`).
+pub const DEFAULT_MESSAGE_EXPIRATION_HOURS: u32 = 48;
+
+/// What a deferred item was waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueWork {
+    /// The recipient's delivery (or routing): it stays `Pending`; at expiry it fails with an NDR.
+    Delivery,
+    /// The NDR a failed recipient owes: it stays owed; once the message expiration has passed
+    /// since the failure, it is given up (a `Dsn` event says so).
+    Ndr,
+}
+
+/// Recipients a step could not handle, what they were waiting for, and why.
+#[derive(Clone, Debug)]
+pub struct DeferredWork {
+    pub recipients: Vec<i64>,
+    pub work: QueueWork,
+    pub deferral: Deferral,
+}
+
+/// A node's claim on the recipients [`crate::traits::QueueStore::due_deliveries`] hands it:
+/// nobody else is handed them until `until`, or until the node completes or defers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: NodeId,
+    pub until: Timestamp,
 }
 
 /// Content made ready for storage by [`crate::traits::MailStore::stage_blob`]: large content is already
@@ -184,32 +280,6 @@ pub struct StagedBlob {
     /// SHA-256 of the content, hex: the blob's name either way.
     pub hash: String,
     pub inline: Option<Vec<u8>>,
-}
-
-/// How a recipient whose processing failed is retried: after `first_delay_secs`, doubling up to
-/// `max_delay_secs`; the `max_attempts`-th failure fails it for good (with an NDR).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub first_delay_secs: i64,
-    pub max_delay_secs: i64,
-    pub max_attempts: u32,
-}
-
-impl RetryPolicy {
-    /// The wait after the `attempt`-th failure (1-based).
-    pub fn delay_secs(&self, attempt: u32) -> i64 {
-        let doublings = attempt.saturating_sub(1).min(62);
-        self.first_delay_secs
-            .saturating_mul(1i64 << doublings)
-            .min(self.max_delay_secs)
-    }
-}
-
-/// Recipients a step could not handle, and why.
-#[derive(Clone, Debug)]
-pub struct Deferral {
-    pub recipients: Vec<i64>,
-    pub reason: String,
 }
 
 /// A [`DeliveryOutcome`] that [`crate::traits::QueueStore::complete_deliveries`] could not apply
@@ -335,6 +405,120 @@ pub struct TraceDetailRow {
     /// The server a delivery attempt talked to; empty until outbound delivery exists.
     pub remote_host: String,
     /// Why: the stage, rule, sentence and figures.
+    pub reason: Option<Reason>,
+}
+
+// ----- the queue listing ----------------------------------------------------------------------
+
+/// Where a recipient waiting in the queue stands, in the words of Exchange's `Get-QueueMessage`
+/// (`Status`): being worked on, waiting for its first attempt, or waiting to be tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueStatus {
+    /// A node holds its lease and is working on it now.
+    Active,
+    /// Not attempted yet (due now, or at its next attempt).
+    Ready,
+    /// At least one attempt was deferred; it waits for the next.
+    Retry,
+}
+
+impl QueueStatus {
+    pub const ALL: [QueueStatus; 3] = [QueueStatus::Active, QueueStatus::Ready, QueueStatus::Retry];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::Active => "Active",
+            QueueStatus::Ready => "Ready",
+            QueueStatus::Retry => "Retry",
+        }
+    }
+
+    /// Case-insensitive, as an admin types it.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// Which queued recipients to list: those still waiting for delivery (`Pending`, not held for
+/// moderation, whose queue is [`crate::traits::ModerationStore::moderation_queue`]).
+#[derive(Clone, Debug)]
+pub struct QueueQuery {
+    /// Confines the listing to one tenant; `None` only for the platform operator.
+    pub tenant: Option<TenantId>,
+    pub status: Option<QueueStatus>,
+    /// A recipient address (canonical).
+    pub recipient: Option<String>,
+    /// The recipients' domain (canonical).
+    pub domain: Option<String>,
+    pub trace_id: Option<String>,
+    /// The time leases are judged by: one that runs out before it is void.
+    pub now: Timestamp,
+    /// As [`TraceQuery::page`].
+    pub page: usize,
+    /// As [`TraceQuery::page_size`].
+    pub page_size: usize,
+}
+
+impl QueueQuery {
+    /// Every queued recipient, first page, as seen at `now`.
+    pub fn at(now: Timestamp) -> Self {
+        QueueQuery {
+            tenant: None,
+            status: None,
+            recipient: None,
+            domain: None,
+            trace_id: None,
+            now,
+            page: 1,
+            page_size: 0,
+        }
+    }
+}
+
+/// One page of the queue, and whether rows follow it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuePage {
+    pub rows: Vec<QueueRow>,
+    pub more: bool,
+}
+
+/// One recipient waiting in the queue, oldest message first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueueRow {
+    pub trace_id: String,
+    /// RFC 3339, UTC.
+    pub received: String,
+    pub sender: String,
+    pub recipient: String,
+    /// `local`, `relay`, `remote`, `group` or `postmaster`.
+    pub route: String,
+    /// `Active`, `Ready` or `Retry`.
+    pub status: String,
+    /// Attempts deferred so far.
+    pub attempts: u32,
+    pub last_error: Option<LastError>,
+    /// RFC 3339, UTC; for an `Active` recipient, when its lease runs out (and, should its node
+    /// die, anyone may take it).
+    pub next_attempt: String,
+    /// When it fails with `550 4.4.7` if still deferred (RFC 3339, UTC).
+    pub expires: String,
+    /// The node working on it and until when; `None` when none holds a lease that runs.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<String>,
+}
+
+/// A recipient's last transient failure, as the deferral recorded it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastError {
+    /// The reply's SMTP code (`451`).
+    pub status: u16,
+    /// Its RFC 3463 enhanced status code (`4.4.4`).
+    pub enhanced_status: String,
+    pub text: String,
+    /// The server the attempt talked to; empty when it talked to none.
+    pub remote_host: String,
     pub reason: Option<Reason>,
 }
 

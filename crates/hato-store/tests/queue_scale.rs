@@ -1,15 +1,21 @@
 //! The queue under pathological load: a 100,000-member expansion, lookups that must use an
-//! index, one big message among small ones, and deferral with backoff.
+//! index, one big message among small ones. (Deferral, expiry and leases: `queue_state.rs`.)
 
 use hato_core::Timestamp;
 use hato_core::directory::{DomainType, Route};
-use hato_core::trace::RecipientStatus;
 use hato_store::*;
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).unwrap();
     (dir, s)
+}
+
+fn lease(now: Timestamp) -> Lease {
+    Lease {
+        owner: hato_core::id::NodeId::new("node-test"),
+        until: now.plus_seconds(300),
+    }
 }
 
 fn tenant(s: &SqliteStore) -> i64 {
@@ -79,6 +85,14 @@ fn per_message_lookups_use_an_index() {
         "SELECT 1 FROM recipients WHERE message_id = 1 AND (status = 'Pending' OR ndr_state = 1)",
     );
     assert!(plan.contains("recipients_open"), "{plan}");
+    // Taking due recipients: the due index, whatever their route or lease.
+    let plan = query_plan(
+        &s,
+        "SELECT r.id FROM recipients r JOIN messages m ON m.id = r.message_id \
+         WHERE r.status = 'Pending' AND r.next_attempt <= 10 \
+           AND (r.lease_until IS NULL OR r.lease_until <= 10) ORDER BY r.next_attempt, r.id LIMIT 5",
+    );
+    assert!(plan.contains("USING INDEX recipients_due"), "{plan}");
 }
 
 #[test]
@@ -96,7 +110,9 @@ fn a_100000_member_expansion_adds_each_address_once() {
     ))
     .wait()
     .unwrap();
-    let due = s.due_deliveries(Timestamp(10), 10).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 10)
+        .unwrap();
     let group = due[0]
         .recipients
         .iter()
@@ -166,7 +182,11 @@ fn a_100000_member_expansion_adds_each_address_once() {
             })
             .collect(),
     };
-    let some_member = s.due_deliveries(Timestamp(20), 1).unwrap()[0].recipients[0].id;
+    let some_member = s
+        .due_deliveries(Timestamp(20), &lease(Timestamp(20)), 1)
+        .unwrap()[0]
+        .recipients[0]
+        .id;
     assert!(
         s.route_group_recipient(some_member, due[0].id, nested, Timestamp(21))
             .wait()
@@ -188,96 +208,13 @@ fn newer_messages_are_not_queued_behind_a_big_one() {
     s.enqueue(message("small", t, 2, &[("x@contoso.test", Route::Relay)]))
         .wait()
         .unwrap();
-    let due = s.due_deliveries(Timestamp(10), 512).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 512)
+        .unwrap();
     let big = due.iter().find(|m| m.trace_id == "big").unwrap();
     assert_eq!(big.recipients.len(), 512);
     assert!(
         due.iter().any(|m| m.trace_id == "small"),
         "the small message waits behind 600 recipients of the big one"
     );
-}
-
-#[test]
-fn deferral_backs_off_then_fails_with_an_ndr_owed() {
-    let (_d, s) = store();
-    let t = tenant(&s);
-    s.enqueue(message("m", t, 1, &[("a@contoso.test", Route::Relay)]))
-        .wait()
-        .unwrap();
-    let id = s.due_deliveries(Timestamp(10), 10).unwrap()[0].recipients[0].id;
-    let policy = RetryPolicy {
-        first_delay_secs: 60,
-        max_delay_secs: 100,
-        max_attempts: 3,
-    };
-    let defer = |now: i64| {
-        s.defer_recipients(
-            vec![Deferral {
-                recipients: vec![id],
-                reason: "database error: disk I/O error".into(),
-            }],
-            policy,
-            Timestamp(now),
-        )
-        .wait()
-        .unwrap()
-    };
-    let second = 1_000_000;
-    defer(10);
-    assert!(
-        s.due_deliveries(Timestamp(10 + 59 * second), 10)
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.due_deliveries(Timestamp(10 + 60 * second), 10)
-            .unwrap()
-            .len(),
-        1
-    );
-    defer(10 + 60 * second);
-    // Doubling, capped: 120 s becomes 100 s.
-    assert!(
-        s.due_deliveries(Timestamp(10 + 159 * second), 10)
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.due_deliveries(Timestamp(10 + 160 * second), 10)
-            .unwrap()
-            .len(),
-        1
-    );
-    defer(10 + 160 * second);
-    let rows = s
-        .trace(&TraceQuery {
-            status: Some(RecipientStatus::Failed),
-            ..Default::default()
-        })
-        .unwrap()
-        .rows;
-    assert_eq!(rows.len(), 1);
-    let detail = s.trace_detail(None, "m", None).unwrap();
-    let events: Vec<&str> = detail.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(events, ["Receive", "Defer", "Defer", "Fail"]);
-    assert!(detail[1].detail.contains("attempt 1 of 3") && detail[1].detail.contains("disk I/O"));
-    assert_eq!(
-        (detail[3].status, detail[3].enhanced_status.as_deref()),
-        (Some(550), Some("4.4.7"))
-    );
-    assert!(
-        detail[3].detail.starts_with("QUEUE.Expired") && detail[3].detail.contains("3 times"),
-        "{:?}",
-        detail[3]
-    );
-    let ndrs = s.due_ndrs(Timestamp(10 + 160 * second), 10).unwrap();
-    assert_eq!(ndrs.len(), 1);
-    let reply = &ndrs[0].failed[0].reply;
-    assert!(
-        reply.to_string().starts_with("550 4.4.7 QUEUE.Expired") && reply.text.contains("disk I/O"),
-        "{reply}"
-    );
-    // A recipient no longer pending is left alone.
-    defer(10 + 200 * second);
-    assert_eq!(s.trace_detail(None, "m", None).unwrap().len(), 4);
 }

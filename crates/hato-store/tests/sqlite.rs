@@ -14,6 +14,14 @@ fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     (dir, s)
 }
 
+/// The lease a test's single node takes due recipients under.
+fn lease(now: Timestamp) -> Lease {
+    Lease {
+        owner: hato_core::id::NodeId::new("node-test"),
+        until: now.plus_seconds(300),
+    }
+}
+
 fn setup(s: &SqliteStore) -> (i64, i64) {
     let t = s.create_tenant("contoso").wait().unwrap();
     s.add_domain("contoso.test", t.id, DomainType::Authoritative)
@@ -120,7 +128,9 @@ fn delivery_applies_quota_and_is_idempotent() {
     let (t, m) = setup(&s);
     s.enqueue(message("one", t, m, 1, "first")).wait().unwrap();
     s.enqueue(message("two", t, m, 2, "second")).wait().unwrap();
-    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+        .unwrap();
     assert_eq!(due.len(), 2);
     let outcome = |q: &QueuedMessage, size| DeliveryOutcome {
         message_id: q.id,
@@ -194,7 +204,11 @@ fn delivery_applies_quota_and_is_idempotent() {
     assert_eq!(ndrs[0].failed[0].address, "alice@contoso.test");
     // The NDR reports the reply as it was recorded.
     assert_eq!(ndrs[0].failed[0].reply, hato_core::reply::MAILBOX_FULL);
-    assert!(s.due_deliveries(Timestamp(20), 100).unwrap().is_empty());
+    assert!(
+        s.due_deliveries(Timestamp(20), &lease(Timestamp(20)), 100)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -312,7 +326,9 @@ fn retention_removes_finished_old_trace_only() {
     s.enqueue(message("new-done", t, m, 100 * day, "x"))
         .wait()
         .unwrap();
-    let due = s.due_deliveries(Timestamp(200 * day), 10).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(200 * day), &lease(Timestamp(200 * day)), 10)
+        .unwrap();
     let outcomes: Vec<_> = due
         .iter()
         .filter(|q| q.trace_id != "old-pending")
@@ -487,7 +503,7 @@ fn garbage_collection_removes_only_unreferenced_blobs() {
     let deliver = |mailbox: i64, content: Vec<u8>, id: &str| {
         s.enqueue(message(id, t, mailbox, 1, "x")).wait().unwrap();
         let q = s
-            .due_deliveries(Timestamp(10), 100)
+            .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
             .unwrap()
             .into_iter()
             .find(|q| q.trace_id == id)
@@ -586,7 +602,10 @@ fn ids_are_not_reused_after_retention_removes_the_newest_message() {
     let (t, m) = setup(&s);
     let day = 86_400_000_000i64;
     s.enqueue(message("first", t, m, day, "x")).wait().unwrap();
-    let first = s.due_deliveries(Timestamp(day), 10).unwrap().remove(0);
+    let first = s
+        .due_deliveries(Timestamp(day), &lease(Timestamp(day)), 10)
+        .unwrap()
+        .remove(0);
     deliver_to(&s, &first, m, day).unwrap();
     // Retention removes the newest (and only) message; its mailbox item stays and still names
     // the recipient it came from.
@@ -594,7 +613,10 @@ fn ids_are_not_reused_after_retention_removes_the_newest_message() {
     s.enqueue(message("second", t, m, 3 * day, "y"))
         .wait()
         .unwrap();
-    let second = s.due_deliveries(Timestamp(3 * day), 10).unwrap().remove(0);
+    let second = s
+        .due_deliveries(Timestamp(3 * day), &lease(Timestamp(3 * day)), 10)
+        .unwrap()
+        .remove(0);
     assert!(second.id > first.id, "message id {} reused", second.id);
     assert!(
         second.recipients[0].id > first.recipients[0].id,
@@ -624,7 +646,10 @@ fn ids_are_not_reused_after_retention_removes_the_newest_message() {
     let mut third = message("third", t, bob.id, 4 * day, "z");
     third.recipients[0].address = "bob@contoso.test".into();
     s.enqueue(third).wait().unwrap();
-    let third = s.due_deliveries(Timestamp(4 * day), 10).unwrap().remove(0);
+    let third = s
+        .due_deliveries(Timestamp(4 * day), &lease(Timestamp(4 * day)), 10)
+        .unwrap()
+        .remove(0);
     deliver_to(&s, &third, bob.id, 4 * day).unwrap();
     let bobs = s.mail_list(bob.id, None).unwrap();
     assert!(
@@ -741,7 +766,9 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
             (1, "Delivered one".to_string())
         ]
     );
-    let pending = s.due_deliveries(Timestamp(10_000), 10).unwrap();
+    let pending = s
+        .due_deliveries(Timestamp(10_000), &lease(Timestamp(10_000)), 10)
+        .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].id, pending[0].recipients[0].id), (2, 2));
     assert!(pending[0].recipients[0].approved);
@@ -751,7 +778,7 @@ fn migrating_an_old_database_keeps_every_row_and_never_reuses_ids() {
         .wait()
         .unwrap();
     let new = s
-        .due_deliveries(Timestamp(10_000), 10)
+        .due_deliveries(Timestamp(10_000), &lease(Timestamp(10_000)), 10)
         .unwrap()
         .into_iter()
         .find(|q| q.trace_id == "new")
@@ -1097,7 +1124,9 @@ fn a_spooled_message_is_moved_into_the_queue_and_removed_once_delivered() {
     let rows = s.trace(&TraceQuery::default()).unwrap().rows;
     assert_eq!(rows[0].size, (PREFIX.len() + body.len()) as u64);
 
-    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+        .unwrap();
     let q = &due[0];
     assert_eq!(q.spool.as_deref(), Some(queue_file.as_path()));
     assert_eq!(q.content, PREFIX);
@@ -1169,7 +1198,9 @@ fn startup_removes_uncommitted_spool_files_and_keeps_committed_queue_files() {
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(files_in(&dir.path().join("spool")).is_empty());
     assert_eq!(files_in(&dir.path().join("queue")), ["kept-1"]);
-    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert!(due[0].spool.as_ref().is_some_and(|p| p.exists()));
 }
@@ -1186,7 +1217,8 @@ fn a_spooled_message_that_cannot_be_committed_leaves_no_file() {
     assert!(files_in(&d.path().join("spool")).is_empty());
 }
 
-/// One batch of due deliveries loads a bounded amount of content (at least one message).
+/// One batch of due deliveries loads a bounded amount of content (at least one message), and
+/// leases only what it hands out.
 #[test]
 fn due_deliveries_load_a_bounded_amount_of_content() {
     let (_d, s) = store();
@@ -1197,8 +1229,17 @@ fn due_deliveries_load_a_bounded_amount_of_content() {
         msg.content = vec![b'x'; big];
         s.enqueue(msg).wait().unwrap();
     }
-    let due = s.due_deliveries(Timestamp(10), 100).unwrap();
+    let due = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+        .unwrap();
     assert_eq!(due.len(), 2, "loaded {} bytes", due.len() * big);
+    assert!(due.iter().all(|q| q.content.len() == big));
+    // The message left out was not leased with the others: the next batch takes it at once.
+    let rest = s
+        .due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+        .unwrap();
+    let left: Vec<&str> = rest.iter().map(|q| q.trace_id.as_str()).collect();
+    assert_eq!(left, ["b-2"]);
     let mut msg = message("huge", t, m, 0, "huge");
     msg.content = vec![b'x'; DUE_CONTENT_BUDGET + 1];
     let (_d2, s2) = store();
@@ -1206,7 +1247,12 @@ fn due_deliveries_load_a_bounded_amount_of_content() {
     msg.recipients[0].tenant_id = t2;
     msg.recipients[0].route = Route::Local(m2);
     s2.enqueue(msg).wait().unwrap();
-    assert_eq!(s2.due_deliveries(Timestamp(10), 100).unwrap().len(), 1);
+    assert_eq!(
+        s2.due_deliveries(Timestamp(10), &lease(Timestamp(10)), 100)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 // ----- the injected clock -------------------------------------------------------------------------

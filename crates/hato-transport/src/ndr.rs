@@ -34,7 +34,7 @@ fn explain(code: &str) -> (&'static str, &'static str) {
             "Check the recipient's address for typing errors and resend the message.",
         ),
         "4.4.7" => (
-            "The message couldn't be delivered before it expired: processing it kept failing.",
+            "The message couldn't be delivered before it expired: every attempt to deliver it in the meantime failed.",
             "Try to resend the message later. If it fails again, forward this report to your email admin.",
         ),
         "5.4.4" => (
@@ -437,7 +437,7 @@ mod tests {
             id: 1,
             address: "alice@contoso.test".into(),
             tenant_id: 1,
-            reply: hato_core::reply::processing_expired(12, "disk I/O error"),
+            reply: hato_core::reply::MESSAGE_EXPIRED,
         }];
         let bytes = build(&NdrInput {
             hostname: "mx.hato.test",

@@ -82,6 +82,7 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
         queued.clone(),
         90,
         None,
+        hato_core::id::NodeId::new("node-test"),
     );
     let inbound = Inbound::new(store.clone(), clock.clone(), "mx.hato.test".into(), queued);
     let envelope = Envelope {

@@ -190,6 +190,7 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
         queued.clone(),
         90,
         None,
+        hato_core::id::NodeId::new("node-test"),
     );
     let inbound = Inbound::new(w.store.clone(), clock, "mx.hato.test".into(), queued);
     let send = |to: &str, group: i64, subject: &str, identity: Option<i64>| {

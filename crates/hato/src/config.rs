@@ -10,6 +10,7 @@ pub struct Config {
     pub server: ServerSection,
     pub smtp: SmtpSection,
     pub admin: AdminSection,
+    pub queue: QueueSection,
     pub trace: TraceSection,
 }
 
@@ -67,6 +68,18 @@ pub struct AdminSection {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// Exchange's `MessageExpirationTimeout` (2 days by default, at most 90 days), in hours: a
+    /// recipient still deferred this long after its message arrived fails with `550 4.4.7` and
+    /// its sender gets an NDR.
+    pub message_expiration_hours: u32,
+}
+
+/// Exchange accepts a `MessageExpirationTimeout` of at most 90 days.
+const MESSAGE_EXPIRATION_HOURS_MAX: u32 = 90 * 24;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TraceSection {
     pub retention_days: u32,
 }
@@ -111,6 +124,14 @@ impl Default for AdminSection {
             login_max_failures_per_ip: 20,
             login_lockout_secs: 60,
             login_max_concurrent_hashes: 4,
+        }
+    }
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection {
+            message_expiration_hours: hato_store::DEFAULT_MESSAGE_EXPIRATION_HOURS,
         }
     }
 }
@@ -185,6 +206,10 @@ impl Config {
             ("smtp.spool_threshold_bytes", s.spool_threshold_bytes as u64),
             ("trace.retention_days", u64::from(self.trace.retention_days)),
             (
+                "queue.message_expiration_hours",
+                u64::from(self.queue.message_expiration_hours),
+            ),
+            (
                 "admin.login_max_failures",
                 u64::from(self.admin.login_max_failures),
             ),
@@ -209,6 +234,13 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "admin.login_lockout_secs must be at most 3600 (the longest lock)".into(),
             ));
+        }
+        if self.queue.message_expiration_hours > MESSAGE_EXPIRATION_HOURS_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "queue.message_expiration_hours must be at most {MESSAGE_EXPIRATION_HOURS_MAX} \
+                 (90 days, Exchange's longest MessageExpirationTimeout), not {}",
+                self.queue.message_expiration_hours
+            )));
         }
         if !(1..=128).contains(&s.ipv6_prefix_length) {
             return Err(ConfigError::Invalid(format!(
@@ -249,6 +281,7 @@ pub fn template() -> String {
             &codes(&reply::TOO_MANY_CONNECTIONS_FROM_IP),
         )
         .replace("@TIMEOUT@", &codes(&reply::IDLE_TIMEOUT))
+        .replace("@MESSAGE_EXPIRED@", &reply::MESSAGE_EXPIRED.to_string())
 }
 
 /// The settings file's text; `@NAME@` stands for a reply of the catalogue ([`template`]).
@@ -308,6 +341,14 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #login_lockout_secs = 60
 # Password hashes (argon2) computed at once; further logins wait up to 5 s, then get 503.
 #login_max_concurrent_hashes = 4
+
+[queue]
+# Hours a message may wait in the queue (Exchange's MessageExpirationTimeout: 2 days; at most
+# 90 days). A recipient still deferred this long after its message arrived fails with
+# "@MESSAGE_EXPIRED@" and the sender gets an NDR. Deferred recipients are
+# retried after 1, 5, 15 and 30 minutes, then hourly. Mail for the platform postmaster waits
+# for smtp.postmaster without expiring.
+#message_expiration_hours = 48
 
 [trace]
 # Days of message trace kept. One query may span all of it.
@@ -423,6 +464,29 @@ mod tests {
             "pm@platform.test"
         );
         assert!(Config::default().smtp.postmaster_address().is_none());
+    }
+
+    #[test]
+    fn message_expiration_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (value, ok) in [("0", false), ("1", true), ("2160", true), ("2161", false)] {
+            std::fs::write(
+                &file,
+                format!("[queue]\nmessage_expiration_hours = {value}\n"),
+            )
+            .unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
+            if let Err(e) = result {
+                assert!(
+                    e.to_string().contains("queue.message_expiration_hours"),
+                    "{e}"
+                );
+            }
+        }
+        assert_eq!(Config::default().queue.message_expiration_hours, 48);
+        assert!(template().contains("\"550 4.4.7 QUEUE.Expired; message expired\""));
     }
 
     #[test]

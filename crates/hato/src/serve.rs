@@ -134,7 +134,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The one clock of the process: the store stamps its rows with it, the SMTP side, the
     // delivery agent and the API read it, so a test can move them all together.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Arc::new(SqliteStore::open_with_clock(&data_dir, clock.clone())?);
+    let store = Arc::new(
+        SqliteStore::open_with_clock(&data_dir, clock.clone())?
+            .with_message_expiration(config.queue.message_expiration_hours),
+    );
     let token_path = ensure_operator_token(&store, &data_dir).await?;
     let tls = tls_config(&config)?;
     let dyn_store: Arc<dyn Store> = store.clone();
@@ -231,6 +234,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }));
 
+    // Random at each start: leases this process takes on queue entries carry it, so the logs
+    // tell which process held what.
+    let node = id::NodeId::random();
+    tracing::info!("node id {node}: queue entries this process works on are leased to it");
     let agent = DeliveryAgent::new(
         directory.clone(),
         clock,
@@ -238,6 +245,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         queued,
         config.trace.retention_days,
         config.smtp.postmaster_address(),
+        node,
     );
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 

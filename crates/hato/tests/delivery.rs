@@ -331,13 +331,28 @@ fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
     });
     let row = &s.trace("recipient=someone@outside.test")[0];
     assert_eq!(row["subject"], "Undeliverable: from outside");
-    let d = detail(
-        &s,
-        row["trace_id"].as_str().unwrap(),
-        "someone@outside.test",
+    let trace_id = row["trace_id"].as_str().unwrap().to_string();
+    // The agent defers it (it cannot send out yet): an attempt, a Defer event with the reply
+    // and the reason, and the NDR waits in the queue until it expires.
+    s.wait_for("the Defer event", || {
+        events(&detail(&s, &trace_id, "someone@outside.test")) == ["Receive", "Defer"]
+    });
+    let d = detail(&s, &trace_id, "someone@outside.test");
+    assert_eq!(
+        (&d[1]["status"], &d[1]["enhanced_status"]),
+        (&serde_json::json!(451), &serde_json::json!("4.4.4"))
     );
-    assert_eq!(events(&d), ["Receive", "Defer"]);
     assert!(d[1]["detail"].as_str().unwrap().contains("outbound"));
+    assert!(
+        d[1]["reason"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("outbound delivery does not exist yet")
+    );
+    let (status, queue) = s.api("GET", &format!("/api/v1/queue?trace_id={trace_id}"), None);
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(queue["rows"][0]["attempts"], 1);
+    assert_eq!(queue["rows"][0]["route"], "remote");
 }
 
 #[test]

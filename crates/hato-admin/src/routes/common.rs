@@ -9,6 +9,7 @@ use hato_core::auth::{Principal, Role};
 use hato_core::directory::{AccessType, Group, GroupType, Mailbox, MemberRef, TenantId};
 use hato_directory::DirectoryIndex;
 use hato_directory::policy::{self, Denied};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -356,4 +357,65 @@ pub(super) fn check_member_kind(
         }
         _ => Ok(()),
     }
+}
+
+// ----- what listings share (message trace, the queue) --------------------------------------------
+
+/// A paging parameter: a whole number from 1 to `max`, `default` when absent. Exchange refuses
+/// values out of range rather than clamping them (`Get-MessageTrace -PageSize 1..5000`,
+/// `-Page 1..1000`), and so does hato, naming the limits.
+pub(super) fn page_param(
+    name: &str,
+    v: Option<&str>,
+    default: usize,
+    max: usize,
+) -> ApiResult<usize> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be a whole number from 1 to {max} (default {default}), not {v:?}"
+        ))),
+    }
+}
+
+/// A query value with its spaces trimmed; `None` when nothing is left.
+pub(super) fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Why a stage decided (`hato_core::Reason`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `hato_core::Reason`; never built
+pub(super) struct TraceReason {
+    /// `session`, `recipient`, `group_restriction`, `moderation`, `delivery`, `queue`,
+    /// `connection_filter`, `provider_block_list`, `dns_block_list`, `throttling`, `malware`,
+    /// `transport_rule` or `spam`.
+    stage: String,
+    /// The rule, list or setting that decided (a group's setting, `mailbox quota`,
+    /// `smtp.postmaster`, a transport rule's name); absent when none did.
+    rule: Option<String>,
+    /// A sentence for people.
+    text: String,
+    /// The figures that decided, in order (`size`, `used`, `limit`, `scl`, …); absent when none.
+    figures: Option<Vec<TraceFigure>>,
+}
+
+/// One named figure of a reason.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `hato_core::reason::Figure`; never built
+pub(super) struct TraceFigure {
+    name: String,
+    value: TraceFigureValue,
+}
+
+/// A figure's value: a whole number (bytes, counts, an SCL) or a text (a time, an address).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes `hato_core::reason::FigureValue`; never built
+pub(super) enum TraceFigureValue {
+    Integer(i64),
+    Text(String),
 }

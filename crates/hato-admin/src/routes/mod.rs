@@ -19,6 +19,7 @@ mod mail;
 mod mailboxes;
 mod moderation;
 mod permissions;
+mod queue;
 mod roles;
 mod tenants;
 mod trace;
@@ -42,6 +43,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(mailboxes::routes())
         .merge(mail::routes())
         .merge(trace::routes())
+        .merge(queue::routes())
         .merge(login::routes())
         .merge(groups::routes())
         .merge(group_members::routes())

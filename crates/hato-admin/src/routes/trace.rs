@@ -1,5 +1,6 @@
 //! Message trace: one row per recipient, and the events of one message.
 
+use super::common::{TraceReason, nonempty, page_param};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::state::{ApiResult, AppState, Path, listing_scope, require_admin};
@@ -93,13 +94,14 @@ struct TraceEvent {
     recipient: String,
     /// RFC 3339, UTC.
     time: String,
-    /// `Receive`, `Deliver`, `Fail`, `Defer`, `Expand`, `Dsn`, `TransportRule`, `Spam`,
+    /// `Receive`, `Deliver`, `Fail`, `Defer`, `Expand`, `Dsn`, `Drop`, `TransportRule`, `Spam`,
     /// `Malware`, `AgentInfo`, …
     event: String,
-    /// What happened, for people; for a `Fail` event, the text of the reply that failed the
-    /// recipient (after its codes).
+    /// What happened, for people; for a `Fail` or `Defer` event with a reply, that reply's text
+    /// (after its codes).
     detail: String,
-    /// The SMTP reply code of the reply the event is about (a `Fail` event's), e.g. 554.
+    /// The SMTP reply code of the reply the event is about (a `Fail` or `Defer` event's), e.g.
+    /// 554.
     #[schema(minimum = 200, maximum = 599)]
     status: Option<u16>,
     /// Its RFC 3463 enhanced status code, e.g. `5.2.2`.
@@ -108,55 +110,6 @@ struct TraceEvent {
     remote_host: String,
     /// Why: which stage decided, by which rule, and the figures that decided it.
     reason: Option<TraceReason>,
-}
-
-/// Why a stage decided (`hato_core::Reason`).
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes `hato_core::Reason`; never built
-struct TraceReason {
-    /// `session`, `recipient`, `group_restriction`, `moderation`, `delivery`, `queue`,
-    /// `connection_filter`, `provider_block_list`, `dns_block_list`, `throttling`, `malware`,
-    /// `transport_rule` or `spam`.
-    stage: String,
-    /// The rule, list or setting that decided (a group's setting, `mailbox quota`,
-    /// `smtp.postmaster`, a transport rule's name); absent when none did.
-    rule: Option<String>,
-    /// A sentence for people.
-    text: String,
-    /// The figures that decided, in order (`size`, `used`, `limit`, `scl`, …); absent when none.
-    figures: Option<Vec<TraceFigure>>,
-}
-
-/// One named figure of a reason.
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes `hato_core::reason::Figure`; never built
-struct TraceFigure {
-    name: String,
-    value: TraceFigureValue,
-}
-
-/// A figure's value: a whole number (bytes, counts, an SCL) or a text (a time, an address).
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // describes `hato_core::reason::FigureValue`; never built
-enum TraceFigureValue {
-    Integer(i64),
-    Text(String),
-}
-
-/// A paging parameter: a whole number from 1 to `max`, `default` when absent. Exchange refuses
-/// values out of range rather than clamping them (`Get-MessageTrace -PageSize 1..5000`,
-/// `-Page 1..1000`), and so does hato, naming the limits.
-fn page_param(name: &str, v: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
-    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(default);
-    };
-    match v.parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::bad_request(format!(
-            "{name} must be a whole number from 1 to {max} (default {default}), not {v:?}"
-        ))),
-    }
 }
 
 fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
@@ -169,10 +122,6 @@ fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
             })
         })
         .transpose()
-}
-
-fn nonempty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// Message trace: one page of rows, one per recipient, newest first.

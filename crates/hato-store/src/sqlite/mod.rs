@@ -24,10 +24,11 @@ use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::schema::MIGRATIONS;
 use crate::spool::{self, FileSpool, QueueDir};
-use hato_core::Reason;
+use crate::types::{Deferral, QueueWork, retry_delay_secs};
 use hato_core::directory::{MemberRef, Route, TenantId};
+use hato_core::reply;
 use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
-use hato_core::{Clock, SystemClock};
+use hato_core::{Clock, Reason, Refusal, Stage, SystemClock, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +55,13 @@ pub struct SqliteStore {
     /// The time of the rows the store stamps itself (`created` of tenants, mailboxes, groups,
     /// tokens, join requests); every other time comes from its caller.
     clock: Arc<dyn Clock>,
+    /// How long after its arrival a message's recipients expire (micros):
+    /// [`SqliteStore::with_message_expiration`].
+    message_expiration: i64,
 }
+
+/// Hours in microseconds, the store's unit of time.
+const HOUR_MICROS: i64 = 3_600_000_000;
 
 fn open_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -203,6 +210,17 @@ impl SqliteStore {
             );
         }
         spool::prepare_connection(&conn)?;
+        // The embedded store serves one process at a time (so it can remove every spool file
+        // above): any lease in it was taken by a process that is gone, a crash or a kill. Its
+        // recipients are due again now rather than when that lease would have run out.
+        let released = conn.execute(
+            "UPDATE recipients SET lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'Pending' AND lease_owner IS NOT NULL",
+            [],
+        )?;
+        if released > 0 {
+            tracing::info!("released {released} recipient(s) leased by a process that is gone");
+        }
         let writer_queue = queue.clone();
         let readers = (0..READERS)
             .map(|_| open_connection(&db_path, 8 * 1024).map(Mutex::new))
@@ -220,7 +238,16 @@ impl SqliteStore {
             spool,
             queue,
             clock,
+            message_expiration: i64::from(crate::types::DEFAULT_MESSAGE_EXPIRATION_HOURS)
+                * HOUR_MICROS,
         })
+    }
+
+    /// Recipients queued from now on expire `hours` after their message arrived
+    /// (`queue.message_expiration_hours`; 48 by default, Exchange's `MessageExpirationTimeout`).
+    pub fn with_message_expiration(mut self, hours: u32) -> Self {
+        self.message_expiration = i64::from(hours) * HOUR_MICROS;
+        self
     }
 
     /// Where SMTP sessions put the content of large messages while it arrives
@@ -420,11 +447,12 @@ pub(crate) fn set_status(
 ) -> Result<()> {
     // A recipient whose group reports to nobody (report_to '') never owes an NDR. An NDR owed
     // now is due now, whatever the recipient waited for before (moderation holds it at the end
-    // of time; deferrals push it later).
+    // of time; deferrals push it later). Whoever held its lease is done with it.
     conn.prepare_cached(
         "UPDATE recipients SET status = ?1, \
            ndr_state = CASE WHEN ?2 = 1 AND report_to IS '' THEN 0 ELSE ?2 END, \
            next_attempt = CASE WHEN ?2 = 1 AND report_to IS NOT '' THEN ?3 ELSE next_attempt END, \
+           lease_owner = NULL, lease_until = NULL, \
            updated = ?3 WHERE id = ?4",
     )?
     .execute(params![status.as_str(), ndr_state, now, recipient])?;
@@ -450,35 +478,257 @@ pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
-/// A recipient that stays pending until `retry_at`; its `Defer` event (detail: the reason's
-/// sentence) is written once per reason, not once per retry.
+/// Applies one deferral (the one way anything in the queue waits; see [`Deferral`]) to a
+/// recipient, for the work it was waiting for; `expiration` is the store's message expiration.
+/// Counts the attempt, records the last error and ends the lease, then either schedules the next
+/// attempt (with a `Defer` event, unless the last event already says the same) or, once the
+/// recipient's time is up, fails it (delivery) or gives its NDR up.
 pub(crate) fn defer(
     conn: &Connection,
     rcpt: i64,
-    reason: &Reason,
-    retry_at: hato_core::Timestamp,
-    now: hato_core::Timestamp,
+    work: QueueWork,
+    d: &Deferral,
+    now: Timestamp,
+    expiration: i64,
 ) -> Result<()> {
-    conn.prepare_cached("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3")?
-        .execute(params![retry_at.0, now.0, rcpt])?;
-    let last: Option<(String, String)> = conn
+    match work {
+        QueueWork::Delivery => defer_delivery(conn, rcpt, d, now),
+        QueueWork::Ndr => defer_ndr(conn, rcpt, d, now, expiration),
+    }
+}
+
+fn defer_delivery(conn: &Connection, rcpt: i64, d: &Deferral, now: Timestamp) -> Result<()> {
+    let row: Option<(String, i64, i64, i64, i64, bool)> = conn
         .prepare_cached(
-            "SELECT event, detail FROM trace_events WHERE recipient_id = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT r.status, r.attempts, r.message_id, r.expires, m.received, m.sender = '' \
+             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
         )?
-        .query_row([rcpt], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([rcpt], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .optional()?;
-    if last
-        .as_ref()
-        .is_none_or(|(event, detail)| event != TraceEvent::Defer.as_str() || *detail != reason.text)
-    {
+    let Some((status, attempts, message, expires, received, null_sender)) = row else {
+        return Ok(());
+    };
+    if status != RecipientStatus::Pending.as_str() {
+        return Ok(());
+    }
+    let attempt = next_attempt_number(attempts);
+    record_last_error(conn, rcpt, attempt, d, now)?;
+    let expires = Timestamp(expires);
+    if d.keep_past_expiry || now < expires {
+        // The last attempt is made at the expiry, not up to a backoff step after it.
+        let mut retry = d
+            .retry_at
+            .unwrap_or_else(|| now.plus_seconds(retry_delay_secs(attempt)));
+        if !d.keep_past_expiry {
+            retry = retry.min(expires);
+        }
+        let bound = (!d.keep_past_expiry).then_some(expires);
+        return schedule(conn, rcpt, attempt, d, retry, bound, now);
+    }
+    // Expired: Exchange's 4.4.7 (reference §12.2), the last error quoted for admins.
+    set_status(
+        conn,
+        rcpt,
+        RecipientStatus::Failed,
+        if null_sender { 0 } else { 1 },
+        now.0,
+    )?;
+    let hours = (expires.0 - received).max(0) / HOUR_MICROS;
+    let mut reason = Reason::new(
+        Stage::Queue,
+        format!(
+            "Not delivered within {hours} hours of its arrival: {attempt} attempt(s) were \
+             deferred; last error: {} ({})",
+            d.reply, d.reason.text
+        ),
+    )
+    .rule("queue.message_expiration_hours")
+    .figure("attempts", attempt)
+    .figure("expires", expires.to_rfc3339())
+    .figure("last_status", u32::from(d.reply.code))
+    .figure("last_enhanced_status", d.reply.status.as_ref());
+    if !d.remote_host.is_empty() {
+        reason = reason.figure("last_remote_host", d.remote_host.as_str());
+    }
+    add_event(
+        conn,
+        rcpt,
+        now.0,
+        &EventRecord::fail(Refusal::new(reply::MESSAGE_EXPIRED, reason)),
+    )?;
+    if null_sender {
+        // RFC 5321 §4.5.5 and RFC 3464: a message with a null reverse-path (an NDR) never
+        // causes a report of its own; it is dropped, and trace says so.
         add_event(
             conn,
             rcpt,
             now.0,
-            &EventRecord::because(TraceEvent::Defer, reason.clone()),
+            &EventRecord::because(
+                TraceEvent::Drop,
+                Reason::new(
+                    Stage::Queue,
+                    "Dropped: the message has a null sender (a delivery status notification), \
+                     so no non-delivery report is sent for it (RFC 5321 4.5.5, RFC 3464)",
+                ),
+            ),
         )?;
     }
+    release_spool(conn, message)
+}
+
+fn defer_ndr(
+    conn: &Connection,
+    rcpt: i64,
+    d: &Deferral,
+    now: Timestamp,
+    expiration: i64,
+) -> Result<()> {
+    let row: Option<(i64, i64, i64, Option<i64>, i64)> = conn
+        .prepare_cached(
+            "SELECT r.ndr_state, r.attempts, r.message_id, \
+               (SELECT max(e.time) FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail'), \
+               r.updated \
+             FROM recipients r WHERE r.id = ?1",
+        )?
+        .query_row([rcpt], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((1, attempts, message, failed_at, updated)) = row else {
+        return Ok(());
+    };
+    let attempt = next_attempt_number(attempts);
+    record_last_error(conn, rcpt, attempt, d, now)?;
+    // The NDR has as long as a message would, counted from the failure it reports.
+    let deadline = Timestamp(failed_at.unwrap_or(updated).saturating_add(expiration));
+    if now < deadline {
+        let retry = d
+            .retry_at
+            .unwrap_or_else(|| now.plus_seconds(retry_delay_secs(attempt)))
+            .min(deadline);
+        return schedule(conn, rcpt, attempt, d, retry, Some(deadline), now);
+    }
+    conn.prepare_cached("UPDATE recipients SET ndr_state = 3, updated = ?1 WHERE id = ?2")?
+        .execute(params![now.0, rcpt])?;
+    let hours = expiration / HOUR_MICROS;
+    let reason = Reason::new(
+        Stage::Queue,
+        format!(
+            "No non-delivery report could be generated within {hours} hours of the failure: \
+             {attempt} attempt(s); last error: {} ({})",
+            d.reply, d.reason.text
+        ),
+    )
+    .rule("queue.message_expiration_hours")
+    .figure("attempts", attempt);
+    add_event(
+        conn,
+        rcpt,
+        now.0,
+        &EventRecord::new(
+            TraceEvent::Dsn,
+            format!("No non-delivery report was sent: generating it failed {attempt} time(s)"),
+        )
+        .with_reason(reason),
+    )?;
+    release_spool(conn, message)
+}
+
+/// The number of the attempt being deferred now (1-based).
+fn next_attempt_number(attempts: i64) -> u32 {
+    u32::try_from(attempts.max(0))
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
+}
+
+/// Counts the attempt, records its error as the recipient's last and ends its lease.
+fn record_last_error(
+    conn: &Connection,
+    rcpt: i64,
+    attempt: u32,
+    d: &Deferral,
+    now: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE recipients SET attempts = ?1, last_status = ?2, last_enhanced_status = ?3, \
+           last_detail = ?4, last_remote_host = ?5, last_reason = ?6, \
+           lease_owner = NULL, lease_until = NULL, updated = ?7 WHERE id = ?8",
+    )?
+    .execute(params![
+        attempt,
+        d.reply.code,
+        d.reply.status.as_ref(),
+        d.reply.text.as_ref(),
+        d.remote_host,
+        d.reason.to_json(),
+        now.0,
+        rcpt
+    ])?;
     Ok(())
+}
+
+/// Sets the next attempt and writes the `Defer` event: the reply (its text the detail, its codes
+/// in their fields), the remote host, and the reason with the attempt, the next attempt and the
+/// expiry (`bound`; `None`: kept past it) as figures. The event is left out when the
+/// recipient's last event is a `Defer` with the same reply and reason: one event per distinct
+/// error in a row, however often it is retried (the row keeps the count).
+fn schedule(
+    conn: &Connection,
+    rcpt: i64,
+    attempt: u32,
+    d: &Deferral,
+    retry: Timestamp,
+    bound: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE recipients SET next_attempt = ?1 WHERE id = ?2")?
+        .execute(params![retry.0, rcpt])?;
+    type Last = (String, Option<i64>, Option<String>, String, Option<String>);
+    let last: Option<Last> = conn
+        .prepare_cached(
+            "SELECT event, status, enhanced_status, detail, json_extract(reason, '$.text') \
+             FROM trace_events WHERE recipient_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([rcpt], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let same = last.is_some_and(|(event, status, enhanced, detail, reason)| {
+        event == TraceEvent::Defer.as_str()
+            && status == Some(i64::from(d.reply.code))
+            && enhanced.as_deref() == Some(d.reply.status.as_ref())
+            && detail == d.reply.text
+            && reason.as_deref() == Some(d.reason.text.as_str())
+    });
+    if same {
+        return Ok(());
+    }
+    let reason = d
+        .reason
+        .clone()
+        .figure("attempt", attempt)
+        .figure("next_attempt", retry.to_rfc3339())
+        .figure(
+            "expires",
+            bound.map_or_else(|| "never".to_string(), Timestamp::to_rfc3339),
+        );
+    let event = EventRecord {
+        event: TraceEvent::Defer,
+        reply: Some(d.reply.clone()),
+        remote_host: d.remote_host.clone(),
+        reason: Some(reason),
+        detail: d.reply.text.to_string(),
+    };
+    add_event(conn, rcpt, now.0, &event)
 }
 
 pub(crate) fn route_from(kind: &str, mailbox: Option<i64>, group: Option<i64>) -> Route {

@@ -105,9 +105,11 @@ impl ModerationStore for SqliteStore {
                     // expansion reads the message's addresses once into a set instead of running
                     // a query per member.
                     let mut known = KnownAddresses::new(conn, message, members.len())?;
+                    // Members are recipients of the same message: they expire with the group.
+                    let expires: i64 = conn.query_row("SELECT expires FROM recipients WHERE id = ?1", [recipient], |r| r.get(0))?;
                     let mut insert = conn.prepare_cached(
-                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8)",
+                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to, expires) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8, ?9)",
                     )?;
                     for m in members {
                         // A member already among the message's recipients, in any state, gets no
@@ -123,18 +125,12 @@ impl ModerationStore for SqliteStore {
                         };
                         // One address a line ('' = nobody); NULL = the sender.
                         let report_to = m.report_to.as_ref().map(|l| l.join("\n"));
-                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to])?;
+                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to, expires])?;
                         let id = conn.last_insert_rowid();
                         add_event(conn, id, now.0, &EventRecord::new(TraceEvent::Expand, m.detail.as_str()))?;
                         if let Some(refusal) = &m.fail {
                             set_status(conn, id, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
                             add_event(conn, id, now.0, &EventRecord::fail(refusal.clone()))?;
-                        } else if m.route == Route::Remote {
-                            let reason = Reason::new(
-                                Stage::Delivery,
-                                "Waiting for outbound delivery to an outside address; hato cannot send to outside domains yet",
-                            );
-                            add_event(conn, id, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                         }
                     }
                 }
@@ -147,8 +143,11 @@ impl ModerationStore for SqliteStore {
                         // Already held (this is a retry): nothing more to record.
                         return Ok(false);
                     }
-                    // Not due again until a moderator decides (or it expires).
-                    conn.execute("UPDATE recipients SET next_attempt = ?1, updated = ?2 WHERE id = ?3", params![i64::MAX, now.0, recipient])?;
+                    // Not due again until a moderator decides (or it expires); nobody works on it.
+                    conn.execute(
+                        "UPDATE recipients SET next_attempt = ?1, updated = ?2, lease_owner = NULL, lease_until = NULL WHERE id = ?3",
+                        params![i64::MAX, now.0, recipient],
+                    )?;
                     add_event(conn, recipient, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                 }
                 GroupOutcome::Fail(refusal) => {
@@ -200,6 +199,7 @@ impl ModerationStore for SqliteStore {
         comment: String,
         now: Timestamp,
     ) -> Pending<HeldMessage> {
+        let expiration = self.message_expiration;
         self.write(move |conn| {
             let held = conn
                 .prepare_cached(&format!("{HELD_SELECT} WHERE h.id = ?1"))?
@@ -224,7 +224,12 @@ impl ModerationStore for SqliteStore {
             let rule = format!("{group}: ModerationEnabled");
             match decision {
                 ModerationState::Approved => {
-                    conn.execute("UPDATE recipients SET approved = 1, next_attempt = ?1, updated = ?1 WHERE id = ?2", params![now.0, rcpt])?;
+                    // Exchange resubmits an approved message: its time in the queue starts again
+                    // (never shortened), so waiting for a moderator does not use it up.
+                    conn.execute(
+                        "UPDATE recipients SET approved = 1, next_attempt = ?1, updated = ?1, expires = max(expires, ?3) WHERE id = ?2",
+                        params![now.0, rcpt, now.0.saturating_add(expiration)],
+                    )?;
                     let reason = Reason::new(Stage::Moderation, format!("Approved by moderator {by}")).rule(rule);
                     add_event(conn, rcpt, now.0, &EventRecord::because(TraceEvent::Defer, reason))?;
                 }

@@ -6,9 +6,10 @@ use crate::pending::Pending;
 use crate::spool;
 use crate::traits::QueueStore;
 use crate::types::*;
+use hato_core::Reason;
 use hato_core::Timestamp;
 use hato_core::directory::Route;
-use hato_core::reason::{Reason, Refusal, Stage};
+use hato_core::reason::{Refusal, Stage};
 use hato_core::reply::{self, Reply};
 use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
 use rusqlite::{OptionalExtension, params};
@@ -30,6 +31,7 @@ impl QueueStore for SqliteStore {
         let unclaimed = spool
             .clone()
             .map(|name| spool::Unclaimed::new(self.queue.clone(), name));
+        let expires = m.received.0.saturating_add(self.message_expiration);
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool) \
@@ -50,8 +52,8 @@ impl QueueStore for SqliteStore {
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6)",
+                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -59,7 +61,7 @@ impl QueueStore for SqliteStore {
                     Route::Group(id) => (None, Some(id)),
                     _ => (None, None),
                 };
-                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group])?;
+                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires])?;
                 let id = conn.last_insert_rowid();
                 add_event(conn, id, m.received.0, &EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str()))?;
                 for event in &r.extra_events {
@@ -81,76 +83,31 @@ impl QueueStore for SqliteStore {
         })
     }
 
-    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMessage>> {
+    fn due_deliveries(
+        &self,
+        now: Timestamp,
+        lease: &Lease,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>> {
+        // The choice and the lease are made in one write, so two callers (nodes) never take the
+        // same recipient; the content is read afterwards, on a reader, to keep the writer's
+        // transaction short.
+        let (owner, until) = (lease.owner.as_str().to_string(), lease.until);
+        let mut due = self
+            .write(move |conn| take_due(conn, now, &owner, until, limit))
+            .wait()?;
         self.read(|conn| {
-            const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox \
-                 FROM recipients r JOIN messages m ON m.id = r.message_id \
-                 WHERE r.status = 'Pending' AND r.route IN ('local', 'relay', 'group', 'postmaster') AND r.next_attempt <= ?1";
-            let mut by_message: BTreeMap<i64, QueuedMessage> = BTreeMap::new();
-            // Adds the rows of one query; returns how many there were and the latest next_attempt.
-            let mut add = |mut rows: rusqlite::Rows<'_>| -> Result<(usize, i64)> {
-                let (mut n, mut latest) = (0, i64::MIN);
-                while let Some(r) = rows.next()? {
-                    n += 1;
-                    latest = latest.max(r.get(11)?);
-                    let message: i64 = r.get(5)?;
-                    let kind: String = r.get(3)?;
-                    let rcpt = QueuedRecipient {
-                        id: r.get(0)?,
-                        address: r.get(1)?,
-                        tenant_id: r.get(2)?,
-                        route: route_from(&kind, r.get(4)?, r.get(9)?),
-                        approved: r.get::<_, i64>(10)? != 0,
-                    };
-                    if let Some(q) = by_message.get_mut(&message) {
-                        q.recipients.push(rcpt);
-                    } else {
-                        by_message.insert(
-                            message,
-                            QueuedMessage {
-                                id: message,
-                                trace_id: r.get(6)?,
-                                sender: r.get(7)?,
-                                received: Timestamp(r.get(8)?),
-                                content: Vec::new(),
-                                content_error: None,
-                                spool: None,
-                                recipients: vec![rcpt],
-                                authenticated: r.get(12)?,
-                            },
-                        );
-                    }
-                }
-                Ok((n, latest))
-            };
-            let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
-            let (n, latest) = add(
-                conn.prepare_cached(&format!("{DUE} ORDER BY r.next_attempt, r.id LIMIT ?2"))?
-                    .query(params![now.0, limit_sql])?,
-            )?;
-            if n == limit && limit > 0 {
-                // A full batch may be the first slice of one big expansion (100,000 member copies
-                // share one next_attempt); newer work of other messages would wait behind all of
-                // it. Take some of the newer work too, from the index right after the batch, so a
-                // big message slows the others by one batch, not by its whole size.
-                add(
-                    conn.prepare_cached(&format!(
-                        "{DUE} AND r.next_attempt > ?3 ORDER BY r.next_attempt, r.id LIMIT ?2"
-                    ))?
-                    .query(params![now.0, (limit_sql / 4).max(1), latest])?,
-                )?;
-            }
-            let mut content = conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
-            let mut out = Vec::with_capacity(by_message.len());
-            // A bounded amount of content at once; the messages left out come in the next batch.
-            let mut loaded = 0;
-            for (id, mut q) in by_message {
-                if loaded >= crate::DUE_CONTENT_BUDGET {
-                    break;
-                }
+            let mut content =
+                conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
+            for q in &mut due {
                 // A message whose content cannot be read is returned with the reason, so that its
                 // recipients are deferred alone instead of failing the whole batch.
-                match content.query_row([id], |r| Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<String>>(1)?))) {
+                match content.query_row([q.id], |r| {
+                    Ok((
+                        r.get::<_, Option<Vec<u8>>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                }) {
                     Ok((Some(c), spool)) => {
                         q.content = c;
                         match spool.map(|name| self.queue.path(&name)).transpose() {
@@ -158,14 +115,21 @@ impl QueueStore for SqliteStore {
                             Err(e) => q.content_error = Some(e.to_string()),
                         }
                     }
-                    Ok((None, _)) => q.content_error = Some(StoreError::Corrupt(format!("message {id} lost its spooled content")).to_string()),
+                    Ok((None, _)) => {
+                        q.content_error = Some(
+                            StoreError::Corrupt(format!(
+                                "message {} lost its spooled content",
+                                q.id
+                            ))
+                            .to_string(),
+                        )
+                    }
                     Err(e) => q.content_error = Some(StoreError::from(e).to_string()),
                 }
-                loaded += q.content.len();
-                out.push(q);
             }
-            Ok(out)
-        })
+            Ok(())
+        })?;
+        Ok(due)
     }
 
     fn complete_deliveries(
@@ -173,6 +137,7 @@ impl QueueStore for SqliteStore {
         outcomes: Vec<DeliveryOutcome>,
         now: Timestamp,
     ) -> Pending<Vec<FailedOutcome>> {
+        let expiration = self.message_expiration;
         self.write(move |conn| {
             let mut failed = Vec::new();
             for o in &outcomes {
@@ -180,7 +145,7 @@ impl QueueStore for SqliteStore {
                 // row in a bad state) is rolled back alone and handed back to be deferred, instead
                 // of rolling back, and so blocking, every tenant's deliveries in the batch.
                 conn.prepare_cached("SAVEPOINT outcome")?.execute([])?;
-                match complete_one(conn, o, now) {
+                match complete_one(conn, o, now, expiration) {
                     Ok(()) => {
                         conn.prepare_cached("RELEASE outcome")?.execute([])?;
                     }
@@ -280,104 +245,247 @@ impl QueueStore for SqliteStore {
             Ok(out)
         })
     }
-    fn defer_recipients(
-        &self,
-        deferrals: Vec<Deferral>,
-        policy: RetryPolicy,
-        now: Timestamp,
-    ) -> Pending<()> {
+    fn defer(&self, work: Vec<DeferredWork>, now: Timestamp) -> Pending<()> {
+        let expiration = self.message_expiration;
         self.write(move |conn| {
-            for d in &deferrals {
-                for rcpt in &d.recipients {
-                    let row: Option<(String, i64, i64, bool)> = conn
-                        .prepare_cached(
-                            "SELECT r.status, r.attempts, r.message_id, m.sender = '' \
-                             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
-                        )?
-                        .query_row([rcpt], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                        .optional()?;
-                    let Some((status, attempts, message, null_sender)) = row else { continue };
-                    if status != "Pending" {
-                        continue;
-                    }
-                    let attempt = u32::try_from(attempts.max(0)).unwrap_or(u32::MAX).saturating_add(1);
-                    if attempt >= policy.max_attempts {
-                        conn.prepare_cached("UPDATE recipients SET attempts = ?1 WHERE id = ?2")?
-                            .execute(params![attempt, rcpt])?;
-                        set_status(conn, *rcpt, RecipientStatus::Failed, if null_sender { 0 } else { 1 }, now.0)?;
-                        let reason = Reason::new(Stage::Queue, format!("Processing failed {attempt} times; last: {}", d.reason))
-                            .figure("attempts", attempt)
-                            .figure("max_attempts", policy.max_attempts);
-                        let refusal = Refusal::new(reply::processing_expired(attempt, &d.reason), reason);
-                        add_event(conn, *rcpt, now.0, &EventRecord::fail(refusal))?;
-                        release_spool(conn, message)?;
-                    } else {
-                        let retry = now.plus_seconds(policy.delay_secs(attempt));
-                        conn.prepare_cached("UPDATE recipients SET attempts = ?1, next_attempt = ?2, updated = ?3 WHERE id = ?4")?
-                            .execute(params![attempt, retry.0, now.0, rcpt])?;
-                        let detail = format!(
-                            "Processing failed (attempt {attempt} of {}): {}; next attempt at {}",
-                            policy.max_attempts, d.reason, retry.to_rfc3339()
-                        );
-                        let reason = Reason::new(Stage::Queue, format!("Processing failed: {}", d.reason))
-                            .figure("attempt", attempt)
-                            .figure("max_attempts", policy.max_attempts)
-                            .figure("next_attempt", retry.to_rfc3339());
-                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Defer, detail).with_reason(reason))?;
-                    }
+            for w in &work {
+                for rcpt in &w.recipients {
+                    defer(conn, *rcpt, w.work, &w.deferral, now, expiration)?;
                 }
             }
             Ok(())
         })
     }
 
-    fn defer_ndrs(
-        &self,
-        deferrals: Vec<Deferral>,
-        policy: RetryPolicy,
-        now: Timestamp,
-    ) -> Pending<()> {
-        self.write(move |conn| {
-            for d in &deferrals {
-                for rcpt in &d.recipients {
-                    let row: Option<(i64, i64, i64)> = conn
-                        .prepare_cached("SELECT ndr_state, attempts, message_id FROM recipients WHERE id = ?1")?
-                        .query_row([rcpt], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .optional()?;
-                    let Some((1, attempts, message)) = row else { continue };
-                    let attempt = u32::try_from(attempts.max(0)).unwrap_or(u32::MAX).saturating_add(1);
-                    if attempt >= policy.max_attempts {
-                        conn.prepare_cached("UPDATE recipients SET attempts = ?1, ndr_state = 3, updated = ?2 WHERE id = ?3")?
-                            .execute(params![attempt, now.0, rcpt])?;
-                        let detail = format!("No non-delivery report could be generated after {attempt} attempts: {}", d.reason);
-                        let reason = Reason::new(Stage::Queue, format!("Generating the non-delivery report failed {attempt} times; last: {}", d.reason))
-                            .figure("attempts", attempt)
-                            .figure("max_attempts", policy.max_attempts);
-                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Dsn, detail).with_reason(reason))?;
-                        release_spool(conn, message)?;
-                    } else {
-                        let retry = now.plus_seconds(policy.delay_secs(attempt));
-                        conn.prepare_cached("UPDATE recipients SET attempts = ?1, next_attempt = ?2, updated = ?3 WHERE id = ?4")?
-                            .execute(params![attempt, retry.0, now.0, rcpt])?;
-                        let detail = format!(
-                            "The non-delivery report could not be generated (attempt {attempt} of {}): {}; next attempt at {}",
-                            policy.max_attempts, d.reason, retry.to_rfc3339()
-                        );
-                        let reason = Reason::new(Stage::Queue, format!("Generating the non-delivery report failed: {}", d.reason))
-                            .figure("attempt", attempt)
-                            .figure("max_attempts", policy.max_attempts)
-                            .figure("next_attempt", retry.to_rfc3339());
-                        add_event(conn, *rcpt, now.0, &EventRecord::new(TraceEvent::Defer, detail).with_reason(reason))?;
-                    }
-                }
-            }
-            Ok(())
-        })
+    fn queue(&self, q: &QueueQuery) -> Result<QueuePage> {
+        queue_page(self, q)
     }
 }
 
+/// Chooses the due recipients and leases them (inside the writer's transaction): the oldest
+/// batch, and when it is full some of the newer work right after it; then whole messages while
+/// their content (what the database holds of it) stays within the budget. Returns the messages
+/// without their content.
+fn take_due(
+    conn: &rusqlite::Connection,
+    now: Timestamp,
+    owner: &str,
+    until: Timestamp,
+    limit: usize,
+) -> Result<Vec<QueuedMessage>> {
+    // A recipient whose lease still runs is someone else's (or this node's, still at work).
+    const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0) \
+         FROM recipients r JOIN messages m ON m.id = r.message_id \
+         WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
+    let mut by_message: BTreeMap<i64, (QueuedMessage, usize)> = BTreeMap::new();
+    // Adds the rows of one query; returns how many there were and the latest next_attempt.
+    let mut add = |mut rows: rusqlite::Rows<'_>| -> Result<(usize, i64)> {
+        let (mut n, mut latest) = (0, i64::MIN);
+        while let Some(r) = rows.next()? {
+            n += 1;
+            latest = latest.max(r.get(11)?);
+            let message: i64 = r.get(5)?;
+            let kind: String = r.get(3)?;
+            let rcpt = QueuedRecipient {
+                id: r.get(0)?,
+                address: r.get(1)?,
+                tenant_id: r.get(2)?,
+                route: route_from(&kind, r.get(4)?, r.get(9)?),
+                approved: r.get::<_, i64>(10)? != 0,
+            };
+            if let Some((q, _)) = by_message.get_mut(&message) {
+                q.recipients.push(rcpt);
+            } else {
+                let size = usize::try_from(r.get::<_, i64>(13)?).unwrap_or(usize::MAX);
+                by_message.insert(
+                    message,
+                    (
+                        QueuedMessage {
+                            id: message,
+                            trace_id: r.get(6)?,
+                            sender: r.get(7)?,
+                            received: Timestamp(r.get(8)?),
+                            content: Vec::new(),
+                            content_error: None,
+                            spool: None,
+                            recipients: vec![rcpt],
+                            authenticated: r.get(12)?,
+                        },
+                        size,
+                    ),
+                );
+            }
+        }
+        Ok((n, latest))
+    };
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (n, latest) = add(conn
+        .prepare_cached(&format!("{DUE} ORDER BY r.next_attempt, r.id LIMIT ?2"))?
+        .query(params![now.0, limit_sql])?)?;
+    if n == limit && limit > 0 {
+        // A full batch may be the first slice of one big expansion (100,000 member copies
+        // share one next_attempt); newer work of other messages would wait behind all of
+        // it. Take some of the newer work too, from the index right after the batch, so a
+        // big message slows the others by one batch, not by its whole size.
+        add(conn
+            .prepare_cached(&format!(
+                "{DUE} AND r.next_attempt > ?3 ORDER BY r.next_attempt, r.id LIMIT ?2"
+            ))?
+            .query(params![now.0, (limit_sql / 4).max(1), latest])?)?;
+    }
+    let mut lease = conn
+        .prepare_cached("UPDATE recipients SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3")?;
+    let mut out = Vec::with_capacity(by_message.len());
+    // A bounded amount of content at once; the messages left out (not leased) come in the next
+    // batch.
+    let mut loaded = 0usize;
+    for (_, (q, size)) in by_message {
+        if loaded >= crate::DUE_CONTENT_BUDGET {
+            break;
+        }
+        loaded = loaded.saturating_add(size);
+        for r in &q.recipients {
+            lease.execute(params![owner, until.0, r.id])?;
+        }
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// One page of the queue listing (see [`QueueStore::queue`]).
+fn queue_page(store: &SqliteStore, q: &QueueQuery) -> Result<QueuePage> {
+    // Held for moderation is not waiting in the delivery queue: the moderation queue lists it.
+    let mut sql = String::from(
+        "SELECT m.trace_id, m.received, m.sender, r.address, r.route, r.attempts, r.next_attempt, r.expires, \
+           r.lease_owner, r.lease_until, r.last_status, r.last_enhanced_status, r.last_detail, r.last_remote_host, r.last_reason, \
+           coalesce(r.lease_owner IS NOT NULL AND r.lease_until > ?1, 0) \
+         FROM recipients r JOIN messages m ON m.id = r.message_id \
+         WHERE r.status = 'Pending' \
+           AND NOT EXISTS (SELECT 1 FROM moderation h WHERE h.recipient_id = r.id AND h.state = 'pending')",
+    );
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(q.now.0)];
+    let mut arg = |sql: &mut String, clause: &str, v: Box<dyn rusqlite::ToSql>| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(t) = q.tenant {
+        arg(&mut sql, " AND r.tenant_id = ?", Box::new(t));
+    }
+    if let Some(a) = &q.recipient {
+        arg(&mut sql, " AND r.address = ?", Box::new(a.to_lowercase()));
+    }
+    if let Some(d) = &q.domain {
+        // The domain is what follows the address's last `@` (a quoted local part may hold one).
+        let escaped = d
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        arg(
+            &mut sql,
+            " AND r.address LIKE ? ESCAPE '\\'",
+            Box::new(format!("%@{escaped}")),
+        );
+    }
+    if let Some(t) = &q.trace_id {
+        arg(&mut sql, " AND m.trace_id = ?", Box::new(t.to_lowercase()));
+    }
+    // ?1 is `now`: a lease that runs until later makes the recipient Active.
+    match q.status {
+        None => {}
+        Some(QueueStatus::Active) => sql.push_str(" AND r.lease_until > ?1"),
+        Some(QueueStatus::Ready) => {
+            sql.push_str(" AND (r.lease_until IS NULL OR r.lease_until <= ?1) AND r.attempts = 0")
+        }
+        Some(QueueStatus::Retry) => {
+            sql.push_str(" AND (r.lease_until IS NULL OR r.lease_until <= ?1) AND r.attempts > 0")
+        }
+    }
+    let page_size = if q.page_size == 0 {
+        TRACE_PAGE_SIZE_DEFAULT
+    } else {
+        q.page_size
+    };
+    let offset = q.page.max(1).saturating_sub(1).saturating_mul(page_size);
+    let as_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    // Oldest first, then by recipient row (unique): a total order, so consecutive pages neither
+    // overlap nor skip a row, and new mail adds rows at the end. One row more than the page
+    // tells whether another follows.
+    sql.push_str(&format!(
+        " ORDER BY m.received, r.id LIMIT {} OFFSET {}",
+        as_sql(page_size.saturating_add(1)),
+        as_sql(offset)
+    ));
+    store.read(|conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        let mut rows = stmt
+            .query_map(refs.as_slice(), |r| {
+                let attempts = u32::try_from(r.get::<_, i64>(5)?.max(0)).unwrap_or(u32::MAX);
+                // A lease that ran out is void: nobody is working on the recipient.
+                let lease = match (
+                    r.get::<_, bool>(15)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ) {
+                    (true, Some(owner), Some(until)) => Some((owner, Timestamp(until))),
+                    _ => None,
+                };
+                let status = match (&lease, attempts) {
+                    (Some(_), _) => QueueStatus::Active,
+                    (None, 0) => QueueStatus::Ready,
+                    (None, _) => QueueStatus::Retry,
+                };
+                let last_error = match (
+                    r.get::<_, Option<i64>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                ) {
+                    (Some(code), Some(enhanced_status)) => Some(LastError {
+                        status: u16::try_from(code).unwrap_or_default(),
+                        enhanced_status,
+                        text: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                        remote_host: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                        // A reason this hato cannot read leaves the error without one.
+                        reason: r
+                            .get::<_, Option<String>>(14)?
+                            .as_deref()
+                            .and_then(Reason::from_json),
+                    }),
+                    _ => None,
+                };
+                let next_attempt = match &lease {
+                    Some((_, until)) => *until,
+                    None => Timestamp(r.get(6)?),
+                };
+                Ok(QueueRow {
+                    trace_id: r.get(0)?,
+                    received: Timestamp(r.get(1)?).to_rfc3339(),
+                    sender: r.get(2)?,
+                    recipient: r.get(3)?,
+                    route: r.get(4)?,
+                    status: status.as_str().to_string(),
+                    attempts,
+                    last_error,
+                    next_attempt: next_attempt.to_rfc3339(),
+                    expires: Timestamp(r.get(7)?).to_rfc3339(),
+                    lease_owner: lease.as_ref().map(|(owner, _)| owner.clone()),
+                    lease_until: lease.map(|(_, until)| until.to_rfc3339()),
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let more = rows.len() > page_size;
+        rows.truncate(page_size);
+        Ok(QueuePage { rows, more })
+    })
+}
+
 /// Applies one delivery outcome (inside the caller's savepoint).
-fn complete_one(conn: &rusqlite::Connection, o: &DeliveryOutcome, now: Timestamp) -> Result<()> {
+fn complete_one(
+    conn: &rusqlite::Connection,
+    o: &DeliveryOutcome,
+    now: Timestamp,
+    expiration: i64,
+) -> Result<()> {
     if let Some(data) = &o.blob.inline {
         conn.prepare_cached("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?1, ?2)")?
             .execute(params![o.blob.hash, data])?;
@@ -464,8 +572,8 @@ fn complete_one(conn: &rusqlite::Connection, o: &DeliveryOutcome, now: Timestamp
                 set_status(conn, *rcpt, RecipientStatus::Failed, ndr_if_failed, now.0)?;
                 add_event(conn, *rcpt, now.0, &EventRecord::fail(refusal.clone()))?;
             }
-            RecipientOutcome::Defer { reason, retry_at } => {
-                defer(conn, *rcpt, reason, *retry_at, now)?
+            RecipientOutcome::Defer(deferral) => {
+                defer(conn, *rcpt, QueueWork::Delivery, deferral, now, expiration)?
             }
         }
     }

@@ -6,9 +6,7 @@ use crate::ndr::{self, NdrInput, postmaster_for};
 use crate::routing::{Resolution, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
-use hato_core::trace::{EventRecord, TraceEvent};
 use hato_core::{Address, Timestamp};
-use hato_core::{Reason, Stage};
 use hato_store::{NdrWork, NewMessage, NewRecipient, QueuedMessage, StoreError};
 
 impl DeliveryAgent {
@@ -82,18 +80,9 @@ impl DeliveryAgent {
                 Resolution::Postmaster {
                     tenant: domain_tenant,
                 } => (Route::Postmaster, domain_tenant.unwrap_or(tenant), vec![]),
-                Resolution::NotAccepted => (
-                    Route::Remote,
-                    tenant,
-                    vec![EventRecord::because(
-                        TraceEvent::Defer,
-                        Reason::new(
-                            Stage::Delivery,
-                            "Waiting for outbound delivery to the sender's domain; hato cannot send to outside \
-                             domains yet, so this NDR stays queued",
-                        ),
-                    )],
-                ),
+                // An outside sender: the agent defers it like any outside recipient (until
+                // outbound delivery exists, it waits and expires without an NDR of its own).
+                Resolution::NotAccepted => (Route::Remote, tenant, vec![]),
             },
             Err(_) => (Route::Remote, tenant, vec![]),
         };

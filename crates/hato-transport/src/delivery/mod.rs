@@ -22,12 +22,14 @@ use crate::groupmail;
 use crate::routing::{Resolution, platform_postmaster, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
+use hato_core::id::NodeId;
 use hato_core::reply;
 use hato_core::{Address, Clock, Reason, Refusal, Stage, Timestamp};
 use hato_directory::Directory;
 use hato_store::{
-    Deferral, DeliveryOutcome, Folder, GroupOutcome, ModerationState, NewGroupItem, NewMessage,
-    QueuedMessage, QueuedRecipient, RecipientOutcome, RetryPolicy, StagedBlob, Store, StoreError,
+    Deferral, DeferredWork, DeliveryOutcome, Folder, GroupOutcome, Lease, ModerationState,
+    NewGroupItem, NewMessage, QueueWork, QueuedMessage, QueuedRecipient, RecipientOutcome,
+    StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub struct DeliveryAgent {
     trace_retention_days: u32,
     /// The platform's postmaster mailbox address (`smtp.postmaster`), if any.
     postmaster: Option<Address>,
+    /// This process's name on the leases of the recipients it works on.
+    node: NodeId,
 }
 
 const BATCH: usize = 512;
@@ -53,15 +57,27 @@ const BLOB_GC_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Exchange expires unanswered moderation requests after two days.
 const MODERATION_EXPIRY_SECS: i64 = 2 * 86_400;
 
-/// How a recipient whose processing failed (a store error, a directory that cannot be loaded,
-/// unreadable content) is retried: after 1 minute, doubling up to an hour; the 12th failure
-/// (after about six hours) fails it with an NDR giving the reason. Exchange retries deferred
-/// mail for a day or two, but these are failures of hato itself, which a retry rarely cures.
-pub const PROCESSING_RETRY: RetryPolicy = RetryPolicy {
-    first_delay_secs: 60,
-    max_delay_secs: 3600,
-    max_attempts: 12,
-};
+/// How long the recipients one step takes stay leased to this node: far longer than a step takes
+/// (its work is bounded: `BATCH` recipients, `DUE_CONTENT_BUDGET` of content), so no other node
+/// takes them while this one works; should this node die, others take them once it runs out.
+/// The step ends every lease it took (completing or deferring each recipient); only a failure
+/// of the store as a whole leaves them to run out.
+const LEASE_SECS: i64 = 300;
+
+/// A recipient (or an NDR) whose processing failed — a store error, a directory that cannot be
+/// loaded, unreadable content: failures of hato itself, retried on the store's backoff schedule
+/// until the message expires (a retry often finds the cause gone: a refused write, a directory
+/// being changed).
+fn processing_failed(recipients: Vec<i64>, error: &dyn std::fmt::Display) -> DeferredWork {
+    DeferredWork {
+        recipients,
+        work: QueueWork::Delivery,
+        deferral: Deferral::new(
+            reply::processing_deferred(error),
+            Reason::new(Stage::Queue, format!("Processing failed: {error}")),
+        ),
+    }
+}
 
 /// The routing decision for one group recipient (and what to file first, for a group mailbox).
 struct GroupWork {
@@ -79,7 +95,7 @@ struct Prepared {
     outcomes: Vec<DeliveryOutcome>,
     groups: Vec<GroupWork>,
     /// Recipients that could not be prepared, and why.
-    deferrals: Vec<Deferral>,
+    deferrals: Vec<DeferredWork>,
     /// Messages looked at.
     messages: usize,
 }
@@ -147,6 +163,7 @@ impl DeliveryAgent {
         queued: Arc<Notify>,
         trace_retention_days: u32,
         postmaster: Option<Address>,
+        node: NodeId,
     ) -> Arc<Self> {
         let store = directory.store().clone();
         Arc::new(DeliveryAgent {
@@ -157,7 +174,13 @@ impl DeliveryAgent {
             queued,
             trace_retention_days,
             postmaster,
+            node,
         })
+    }
+
+    /// The node id this agent leases recipients under.
+    pub fn node(&self) -> &NodeId {
+        &self.node
     }
 
     /// Runs until `shutdown` turns true.
@@ -215,10 +238,10 @@ impl DeliveryAgent {
     /// the NDRs they caused. Returns how much it did.
     ///
     /// What fails for one message or tenant (its directory cannot be loaded, a write conflicts,
-    /// its content is unreadable) defers that message's recipients with a backoff
-    /// ([`PROCESSING_RETRY`]) and a `Defer` event saying why; the rest of the batch goes on. Only
-    /// a failure of the store as a whole (it cannot read the queue or record a deferral) ends
-    /// the step with an error.
+    /// its content is unreadable) defers that message's recipients on the backoff schedule until
+    /// they expire, with a `Defer` event saying why; the rest of the batch goes on. Only a
+    /// failure of the store as a whole (it cannot read the queue or record a deferral) ends the
+    /// step with an error.
     pub async fn step(self: Arc<Self>) -> Result<usize, StoreError> {
         let this = self.clone();
         let Prepared {
@@ -232,28 +255,24 @@ impl DeliveryAgent {
         let now = self.clock.now();
         if !outcomes.is_empty() {
             for failed in self.store.complete_deliveries(outcomes, now).await? {
-                deferrals.push(Deferral {
-                    recipients: failed.recipients,
-                    reason: failed.error.to_string(),
-                });
+                deferrals.push(processing_failed(failed.recipients, &failed.error));
             }
         }
         for work in groups {
             let recipient = work.recipient;
             if let Err(e) = self.apply_group_work(work, now).await {
-                deferrals.push(Deferral {
-                    recipients: vec![recipient],
-                    reason: e.to_string(),
-                });
+                deferrals.push(processing_failed(vec![recipient], &e));
             }
         }
         if !deferrals.is_empty() {
             for d in &deferrals {
-                tracing::warn!("deferring recipient(s) {:?}: {}", d.recipients, d.reason);
+                tracing::warn!(
+                    "deferring recipient(s) {:?}: {}",
+                    d.recipients,
+                    d.deferral.reason
+                );
             }
-            self.store
-                .defer_recipients(deferrals, PROCESSING_RETRY, now)
-                .await?;
+            self.store.defer(deferrals, now).await?;
         }
         let expired = self.expire_moderation().await?;
         let ndrs = self.store.due_ndrs(now, BATCH)?;
@@ -266,16 +285,21 @@ impl DeliveryAgent {
             };
             if let Err(e) = queued {
                 tracing::warn!("deferring the NDR for message {}: {e}", work.trace_id);
-                ndr_deferrals.push(Deferral {
+                ndr_deferrals.push(DeferredWork {
                     recipients: work.failed.iter().map(|f| f.id).collect(),
-                    reason: e.to_string(),
+                    work: QueueWork::Ndr,
+                    deferral: Deferral::new(
+                        reply::ndr_deferred(&e),
+                        Reason::new(
+                            Stage::Queue,
+                            format!("Generating the non-delivery report failed: {e}"),
+                        ),
+                    ),
                 });
             }
         }
         if !ndr_deferrals.is_empty() {
-            self.store
-                .defer_ndrs(ndr_deferrals, PROCESSING_RETRY, now)
-                .await?;
+            self.store.defer(ndr_deferrals, now).await?;
         }
         if m > 0 {
             // The NDRs themselves may be local deliveries.
@@ -331,18 +355,25 @@ impl DeliveryAgent {
         Ok(done)
     }
 
+    /// Takes a batch of due recipients (leased to this node) and decides what to do with each.
+    /// Blocks on the store: runs on the blocking pool.
     fn prepare_deliveries(&self) -> Result<Prepared, StoreError> {
-        let due = self.store.due_deliveries(self.clock.now(), BATCH)?;
+        let now = self.clock.now();
+        let lease = Lease {
+            owner: self.node.clone(),
+            until: now.plus_seconds(LEASE_SECS),
+        };
+        let due = self.store.due_deliveries(now, &lease, BATCH)?;
         let messages = due.len();
         let mut outcomes = Vec::with_capacity(messages);
         let mut groups = Vec::new();
         let mut deferrals = Vec::new();
         for mut message in due {
-            if let Some(reason) = message.content_error.take() {
-                deferrals.push(Deferral {
-                    recipients: message.recipients.iter().map(|r| r.id).collect(),
-                    reason,
-                });
+            if let Some(error) = message.content_error.take() {
+                deferrals.push(processing_failed(
+                    message.recipients.iter().map(|r| r.id).collect(),
+                    &error,
+                ));
                 continue;
             }
             let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) = message
@@ -354,19 +385,16 @@ impl DeliveryAgent {
                 // that cannot be read defers this message alone.
                 && let Err(e) = message.load_whole()
             {
-                deferrals.push(Deferral {
-                    recipients: group_rcpts.iter().chain(&others).map(|r| r.id).collect(),
-                    reason: e.to_string(),
-                });
+                deferrals.push(processing_failed(
+                    group_rcpts.iter().chain(&others).map(|r| r.id).collect(),
+                    &e,
+                ));
                 continue;
             }
             for r in group_rcpts {
                 match self.route_group(&message, &r) {
                     Ok(work) => groups.push(work),
-                    Err(e) => deferrals.push(Deferral {
-                        recipients: vec![r.id],
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => deferrals.push(processing_failed(vec![r.id], &e)),
                 }
             }
             if !others.is_empty() {
@@ -374,10 +402,7 @@ impl DeliveryAgent {
                 message.recipients = others;
                 match self.deliver(message) {
                     Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => deferrals.push(Deferral {
-                        recipients: ids,
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => deferrals.push(processing_failed(ids, &e)),
                 }
             }
         }
@@ -398,7 +423,8 @@ impl DeliveryAgent {
                     folder: Folder::Inbox,
                 },
                 Route::Postmaster => self.postmaster_outcome()?,
-                Route::Relay | Route::Remote | Route::Group(_) => self.relay_outcome(&r.address)?,
+                Route::Remote => outbound_outcome(),
+                Route::Relay | Route::Group(_) => self.relay_outcome(&r.address)?,
             };
             recipients.push((r.id, outcome));
         }
@@ -429,7 +455,9 @@ impl DeliveryAgent {
     }
 
     /// Mail for the platform's postmaster: to the mailbox `smtp.postmaster` names, or kept in
-    /// the queue (with a `Defer` event saying why) until there is one.
+    /// the queue (with a `Defer` event saying why) until there is one. Kept past its expiry:
+    /// Exchange would expire it, but the wait is a setting not made yet, and an admin would
+    /// rather find the postmaster's mail than lose it.
     fn postmaster_outcome(&self) -> Result<RecipientOutcome, StoreError> {
         Ok(
             match platform_postmaster(&self.directory, self.postmaster.as_ref())? {
@@ -437,10 +465,11 @@ impl DeliveryAgent {
                     mailbox,
                     folder: Folder::Inbox,
                 },
-                Err(reason) => RecipientOutcome::Defer {
-                    reason,
-                    retry_at: self.clock.now().plus_seconds(POSTMASTER_RETRY_SECS),
-                },
+                Err(reason) => RecipientOutcome::Defer(
+                    Deferral::new(reply::POSTMASTER_NOT_CONFIGURED, reason)
+                        .retry_at(self.clock.now().plus_seconds(POSTMASTER_RETRY_SECS))
+                        .kept_past_expiry(),
+                ),
             },
         )
     }
@@ -494,4 +523,20 @@ impl DeliveryAgent {
             ),
         })
     }
+}
+
+/// A recipient outside every tenant (a mail contact reached through a group, an NDR to an
+/// outside sender): this is where outbound delivery attaches. Until it exists, the recipient
+/// waits like any deferred one (backoff, then `550 4.4.7` at its expiry and an NDR, none for an
+/// NDR), so nothing stays queued for ever.
+fn outbound_outcome() -> RecipientOutcome {
+    RecipientOutcome::Defer(Deferral::new(
+        reply::NO_OUTBOUND_DELIVERY,
+        Reason::new(
+            Stage::Delivery,
+            "Waiting for outbound delivery to an outside address: hato cannot send to outside \
+             domains yet (outbound delivery does not exist yet), so the message waits until it \
+             expires",
+        ),
+    ))
 }

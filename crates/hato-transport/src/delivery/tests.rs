@@ -1,5 +1,6 @@
 //! The agent's steps against a real store: threading's store lookups stay bounded, and every
-//! write of a step can be replayed (a retry after a crash) without doing anything twice.
+//! write of a step can be replayed (a retry after a crash, by whichever node takes the work once
+//! the crashed one's lease has run out) without doing anything twice.
 
 use super::*;
 use hato_core::clock::ManualClock;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 struct World {
     _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
     agent: Arc<DeliveryAgent>,
     tenant: i64,
     member: i64,
@@ -66,19 +68,22 @@ async fn world() -> World {
         .await
         .unwrap();
     let dyn_store: Arc<dyn Store> = store.clone();
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::parse_human("2026-11-28T12:00:00Z").unwrap(),
+    ));
     let agent = DeliveryAgent::new(
         Arc::new(Directory::new(dyn_store)),
-        Arc::new(ManualClock::new(
-            Timestamp::parse_human("2026-11-28T12:00:00Z").unwrap(),
-        )),
+        clock.clone(),
         "mx.hato.test".into(),
         Arc::new(Notify::new()),
         90,
         None,
+        hato_core::id::NodeId::new("node-test"),
     );
     World {
         _dir: dir,
         store,
+        clock,
         agent,
         tenant: t.id,
         member: member.id,
@@ -123,10 +128,24 @@ impl World {
             .unwrap()
     }
 
-    fn group_work(&self) -> Vec<GroupWork> {
-        let prepared = self.agent.prepare_deliveries().unwrap();
+    /// One step's preparation (it takes leases, so it blocks on the store's writer).
+    async fn prepare(&self) -> Prepared {
+        let agent = self.agent.clone();
+        tokio::task::spawn_blocking(move || agent.prepare_deliveries())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn group_work(&self) -> Vec<GroupWork> {
+        let prepared = self.prepare().await;
         assert!(prepared.deferrals.is_empty());
         prepared.groups
+    }
+
+    /// The node that prepared the work died: its leases run out and the work is due again.
+    fn lease_runs_out(&self) {
+        self.clock.advance_seconds(LEASE_SECS + 1);
     }
 }
 
@@ -247,9 +266,12 @@ async fn group_mailbox_routing_replayed_files_and_copies_once() {
             "Subject: Once\r\nMessage-ID: <once@x.test>\r\n",
         )
         .await;
-    // Preparing is read-only: the same work, prepared twice, for the retry and the replay.
-    let work = w.group_work();
-    let replay = w.group_work();
+    // The same work, prepared twice (the second time once the first node's lease ran out), for
+    // the retry and the replay.
+    let work = w.group_work().await;
+    assert!(w.group_work().await.is_empty(), "leased to the first");
+    w.lease_runs_out();
+    let replay = w.group_work().await;
     assert_eq!(work.len(), 1);
     let now = w.agent.clock.now();
 
@@ -294,11 +316,13 @@ async fn a_held_message_replayed_sends_one_approval_request() {
             "Subject: Please approve\r\n",
         )
         .await;
-    // Preparing is read-only: the same work, prepared three times (the crashed step's approval
-    // request, the retry, the replay).
-    let mut crashed = w.group_work();
-    let work = w.group_work();
-    let replay = w.group_work();
+    // The same work, prepared three times, each once the lease before ran out (the crashed
+    // step's approval request, the retry, the replay).
+    let mut crashed = w.group_work().await;
+    w.lease_runs_out();
+    let work = w.group_work().await;
+    w.lease_runs_out();
+    let replay = w.group_work().await;
     let notice = crashed[0].notice.take().expect("an approval request");
     let now = w.agent.clock.now();
     // A crash after the approval request was queued, before the hold was recorded.
@@ -310,7 +334,8 @@ async fn a_held_message_replayed_sends_one_approval_request() {
             .await
             .unwrap();
     }
-    let again = w.group_work();
+    w.lease_runs_out();
+    let again = w.group_work().await;
     assert!(again.is_empty(), "a held recipient is not due");
 
     let requests =
@@ -352,7 +377,7 @@ async fn an_ndr_replayed_is_queued_once() {
         )
         .await;
     w.store.remove_mailbox(gone.id).await.unwrap();
-    let prepared = w.agent.prepare_deliveries().unwrap();
+    let prepared = w.prepare().await;
     let now = w.agent.clock.now();
     w.store
         .complete_deliveries(prepared.outcomes, now)

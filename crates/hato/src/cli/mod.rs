@@ -14,6 +14,7 @@ mod mail;
 mod mailbox;
 mod moderation;
 mod output;
+mod queue;
 mod tenant;
 mod token;
 mod trace;
@@ -69,6 +70,9 @@ enum Command {
     Mail(mail::MailCmd),
     /// Message trace: one row per recipient.
     Trace(trace::TraceArgs),
+    /// The queue: the recipients waiting for delivery (read-only).
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
     /// Groups: distribution, security, mail-security, dynamic, m365.
     #[command(subcommand)]
     Group(group::GroupCmd),
@@ -166,5 +170,6 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Mailbox(cmd) => mailbox::run(c, cmd),
         Command::Mail(cmd) => mail::run(c, cmd),
         Command::Trace(args) => trace::run(c, args),
+        Command::Queue(cmd) => queue::run(c, cmd),
     }
 }

@@ -1,0 +1,174 @@
+//! The queue, read-only: the recipients waiting for delivery, one row each, with their attempts,
+//! last error, next attempt, expiry and lease (Exchange's `Get-Queue` / `Get-QueueMessage`).
+
+use super::common::{TraceReason, nonempty, page_param};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{ApiResult, AppState, listing_scope, require_admin};
+use axum::Json;
+use axum::extract::{Query, State};
+use hato_core::Address;
+use hato_core::address::canonical_domain_name;
+use hato_core::auth::Principal;
+use hato_store::{
+    QueueQuery, QueueStatus, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(queue))
+}
+
+/// The listing's filters; all optional, empty ones ignored.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct QueueParams {
+    /// The tenant's name (default: the caller's own; all tenants for the operator).
+    tenant: Option<String>,
+    /// `Active` (a node is working on it), `Ready` (not attempted yet) or `Retry` (deferred,
+    /// waiting for its next attempt).
+    status: Option<String>,
+    /// A recipient address.
+    recipient: Option<String>,
+    /// The recipients' domain.
+    domain: Option<String>,
+    /// One message's trace id.
+    trace_id: Option<String>,
+    /// 1-1000, default 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    page: Option<String>,
+    /// 1-5000, default 1000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    page_size: Option<String>,
+}
+
+/// One page of the queue, paged as message trace is.
+#[derive(Serialize, ToSchema)]
+struct QueuePage {
+    /// One row per waiting recipient, oldest message first.
+    #[schema(value_type = Vec<QueueRow>)]
+    rows: Vec<hato_store::QueueRow>,
+    page: usize,
+    page_size: usize,
+    /// Whether a later page has rows.
+    more: bool,
+}
+
+/// One recipient waiting in the queue (`hato_store::QueueRow` as the API writes it).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `QueueRow`; never built
+struct QueueRow {
+    trace_id: String,
+    /// RFC 3339, UTC.
+    received: String,
+    /// The envelope sender; empty for the null sender (an NDR).
+    sender: String,
+    recipient: String,
+    /// `local`, `relay`, `remote` (outside every tenant), `group` or `postmaster`.
+    route: String,
+    /// `Active`, `Ready` or `Retry`.
+    status: String,
+    /// Attempts deferred so far.
+    attempts: u32,
+    /// The last deferral's reply and why; null before the first.
+    last_error: Option<QueueLastError>,
+    /// RFC 3339, UTC; for an `Active` recipient, when its lease runs out.
+    next_attempt: String,
+    /// When it fails with `550 4.4.7 QUEUE.Expired` if still deferred (RFC 3339, UTC); mail
+    /// for an unconfigured platform postmaster is kept past it.
+    expires: String,
+    /// The node working on it (its lease); null when none is.
+    lease_owner: Option<String>,
+    /// Until when (RFC 3339, UTC); null when no lease runs.
+    lease_until: Option<String>,
+}
+
+/// A recipient's last transient failure (`hato_store::LastError`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the store's `LastError`; never built
+struct QueueLastError {
+    /// The reply's SMTP code, e.g. 451.
+    #[schema(minimum = 400, maximum = 599)]
+    status: u16,
+    /// Its RFC 3463 enhanced status code, e.g. `4.4.4`.
+    enhanced_status: String,
+    text: String,
+    /// The server the attempt talked to; empty when it talked to none.
+    remote_host: String,
+    reason: Option<TraceReason>,
+}
+
+/// The queue: one page of the recipients waiting for delivery, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue",
+    tag = "queue",
+    params(QueueParams),
+    responses(
+        (status = 200, description = "One page", body = QueuePage),
+        (status = 400, description = "A bad filter, status or paging value (the limits are named)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn queue(
+    State(s): State<AppState>,
+    p: Principal,
+    params: Result<Query<QueueParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<QueuePage>> {
+    require_admin(&p)?;
+    let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    // Tenant-scoped like message trace: a tenant's admins see its recipients, the operator all.
+    let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
+    let status = nonempty(q.status)
+        .map(|st| {
+            QueueStatus::parse(&st).ok_or_else(|| {
+                let all: Vec<&str> = QueueStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!(
+                    "unknown status {st}: use one of {}",
+                    all.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let recipient = nonempty(q.recipient)
+        .map(|a| {
+            Address::parse(&a)
+                .map(|a| a.to_string())
+                .map_err(|e| ApiError::bad_request(format!("recipient {a}: {e}")))
+        })
+        .transpose()?;
+    let domain = nonempty(q.domain)
+        .map(|d| {
+            canonical_domain_name(&d).map_err(|e| ApiError::bad_request(format!("domain {d}: {e}")))
+        })
+        .transpose()?;
+    let query = QueueQuery {
+        tenant,
+        status,
+        recipient,
+        domain,
+        trace_id: nonempty(q.trace_id),
+        now: s.clock.now(),
+        page: page_param("page", q.page.as_deref(), 1, TRACE_PAGE_MAX)?,
+        page_size: page_param(
+            "page_size",
+            q.page_size.as_deref(),
+            TRACE_PAGE_SIZE_DEFAULT,
+            TRACE_PAGE_SIZE_MAX,
+        )?,
+    };
+    // A page may be thousands of rows: read on the blocking pool, not on an async worker.
+    let (page, page_size) = (query.page, query.page_size);
+    let found = s.blocking(move |s| Ok(s.store.queue(&query)?)).await?;
+    Ok(Json(QueuePage {
+        rows: found.rows,
+        page,
+        page_size,
+        more: found.more,
+    }))
+}

@@ -1,0 +1,301 @@
+//! Until outbound delivery exists, outside recipients (mail contacts reached through groups, NDRs
+//! to outside senders) wait with a real deferral — attempts, backoff, expiry — instead of staying
+//! queued for ever; mail for an unconfigured postmaster waits without expiring. The real agent
+//! over a real store, with a clock that only moves when the test says.
+
+use hato_core::clock::ManualClock;
+use hato_core::directory::{
+    DomainType, GroupSettings, GroupType, MailboxAttributes, MailboxType, MemberRef, Route,
+};
+use hato_core::id::NodeId;
+use hato_core::{Clock, Timestamp};
+use hato_directory::Directory;
+use hato_store::*;
+use hato_transport::delivery::DeliveryAgent;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+const HOUR: i64 = 3600;
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
+    agent: Arc<DeliveryAgent>,
+    tenant: i64,
+    sender: i64,
+    list: i64,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let t = store.create_tenant("contoso").await.unwrap();
+    store
+        .add_domain("contoso.test", t.id, DomainType::Authoritative)
+        .await
+        .unwrap();
+    let sender = store
+        .create_mailbox(NewMailbox {
+            tenant_id: t.id,
+            address: "sender@contoso.test".into(),
+            display_name: "Sender".into(),
+            mailbox_type: MailboxType::User,
+            aliases: vec![],
+            attributes: MailboxAttributes::default(),
+            quota_bytes: 1 << 30,
+        })
+        .await
+        .unwrap();
+    let partner = store
+        .create_contact(NewContact {
+            tenant_id: t.id,
+            address: "partner@fabrikam.test".into(),
+            display_name: "Partner".into(),
+            attributes: MailboxAttributes::default(),
+        })
+        .await
+        .unwrap();
+    let mut settings = GroupSettings::defaults_for(GroupType::Distribution);
+    settings.require_sender_authentication = false;
+    let list = store
+        .create_group(NewGroup {
+            tenant_id: t.id,
+            name: "partners".into(),
+            address: Some("partners@contoso.test".into()),
+            group_type: GroupType::Distribution,
+            settings,
+            owners: vec![sender.id],
+            members: vec![MemberRef::Contact(partner.id)],
+        })
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::parse_human("2026-11-28T12:00:00Z").unwrap(),
+    ));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let agent = DeliveryAgent::new(
+        Arc::new(Directory::new(dyn_store)),
+        clock.clone(),
+        "mx.hato.test".into(),
+        Arc::new(Notify::new()),
+        90,
+        None,
+        NodeId::new("node-test"),
+    );
+    World {
+        _dir: dir,
+        store,
+        clock,
+        agent,
+        tenant: t.id,
+        sender: sender.id,
+        list: list.id,
+    }
+}
+
+impl World {
+    async fn send(&self, trace_id: &str, from: &str, to: &str, route: Route) {
+        self.store
+            .enqueue(NewMessage {
+                trace_id: trace_id.into(),
+                received: self.clock.now(),
+                sender: from.into(),
+                client_ip: "192.0.2.1".into(),
+                helo: "client.test".into(),
+                message_id: Some(format!("<{trace_id}@client.test>")),
+                subject: Some(trace_id.into()),
+                content: format!("From: {from}\r\nSubject: {trace_id}\r\n\r\nbody\r\n")
+                    .into_bytes(),
+                recipients: vec![NewRecipient {
+                    address: to.into(),
+                    tenant_id: self.tenant,
+                    route,
+                    extra_events: vec![],
+                }],
+                spooled: None,
+                authenticated: None,
+                receive_detail: "Received".into(),
+                reports_on: vec![],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn run_until_idle(&self) {
+        for _ in 0..20 {
+            if self.agent.clone().step().await.unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("the agent never became idle");
+    }
+
+    /// Lets `hours` pass, an hour at a time, the agent working after each.
+    async fn wait_hours(&self, hours: i64) {
+        for _ in 0..hours {
+            self.clock.advance_seconds(HOUR);
+            self.run_until_idle().await;
+        }
+    }
+
+    fn row(&self, recipient: &str) -> Option<QueueRow> {
+        let mut q = QueueQuery::at(self.clock.now());
+        q.recipient = Some(recipient.into());
+        self.store.queue(&q).unwrap().rows.into_iter().next()
+    }
+
+    /// The events of `recipient` in the message(s) whose subject is `subject`.
+    fn events(&self, subject: &str, recipient: &str) -> Vec<TraceDetailRow> {
+        let rows = self
+            .store
+            .trace(&TraceQuery {
+                subject: Some(subject.into()),
+                recipient: Some(recipient.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .rows;
+        assert_eq!(rows.len(), 1, "{subject} to {recipient}: {rows:?}");
+        self.store
+            .trace_detail(None, &rows[0].trace_id, Some(recipient))
+            .unwrap()
+    }
+
+    fn status(&self, subject: &str, recipient: &str) -> String {
+        self.store
+            .trace(&TraceQuery {
+                subject: Some(subject.into()),
+                recipient: Some(recipient.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .rows[0]
+            .status
+            .clone()
+    }
+
+    fn mail(&self, mailbox: i64) -> Vec<String> {
+        self.store
+            .mail_list(mailbox, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.subject)
+            .collect()
+    }
+}
+
+fn names(events: &[TraceDetailRow]) -> Vec<&str> {
+    events.iter().map(|e| e.event.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_mail_contact_through_a_group_waits_then_expires_with_an_ndr_to_the_sender() {
+    let w = world().await;
+    let start = w.clock.now();
+    w.send(
+        "to partners",
+        "sender@contoso.test",
+        "partners@contoso.test",
+        Route::Group(w.list),
+    )
+    .await;
+    w.run_until_idle().await;
+    let contact = "partner@fabrikam.test";
+    assert_eq!(w.status("to partners", contact), "Pending");
+    let row = w.row(contact).expect("queued");
+    assert_eq!(
+        (row.route.as_str(), row.status.as_str(), row.attempts),
+        ("remote", "Retry", 1)
+    );
+    assert_eq!(row.next_attempt, start.plus_seconds(60).to_rfc3339());
+    assert_eq!(row.expires, start.plus_seconds(48 * HOUR).to_rfc3339());
+    let last = row.last_error.expect("a last error");
+    assert_eq!((last.status, last.enhanced_status.as_str()), (451, "4.4.4"));
+    let events = w.events("to partners", contact);
+    assert_eq!(names(&events), ["Expand", "Defer"]);
+    let reason = events[1].reason.as_ref().expect("a reason");
+    assert!(
+        reason.text.contains("outbound delivery does not exist yet"),
+        "{reason:?}"
+    );
+
+    // Retried with backoff (not every step) for two days, then failed; the sender is told.
+    w.run_until_idle().await;
+    assert_eq!(w.row(contact).map(|r| r.attempts), Some(1));
+    w.wait_hours(47).await;
+    assert_eq!(w.status("to partners", contact), "Pending");
+    let attempts = w.row(contact).expect("still queued").attempts;
+    assert!((40..=50).contains(&attempts), "{attempts} attempts");
+    w.wait_hours(1).await;
+    assert_eq!(w.status("to partners", contact), "Failed");
+    assert!(w.row(contact).is_none());
+    let events = w.events("to partners", contact);
+    assert_eq!(names(&events), ["Expand", "Defer", "Fail", "Dsn"]);
+    assert_eq!(
+        (events[2].status, events[2].enhanced_status.as_deref()),
+        (Some(550), Some("4.4.7"))
+    );
+    assert_eq!(w.mail(w.sender), ["Undeliverable: to partners"]);
+}
+
+#[tokio::test]
+async fn an_ndr_to_an_outside_sender_waits_then_is_dropped_without_an_ndr_of_its_own() {
+    let w = world().await;
+    // A recipient whose mailbox went away: the outside sender is owed an NDR.
+    w.send(
+        "to nobody",
+        "someone@outside.test",
+        "gone@contoso.test",
+        Route::Relay,
+    )
+    .await;
+    w.run_until_idle().await;
+    assert_eq!(w.status("to nobody", "gone@contoso.test"), "Failed");
+    let ndr = "Undeliverable: to nobody";
+    let outside = "someone@outside.test";
+    assert_eq!(w.status(ndr, outside), "Pending");
+    let row = w.row(outside).expect("the NDR is queued");
+    assert_eq!((row.route.as_str(), row.attempts), ("remote", 1));
+    assert_eq!(names(&w.events(ndr, outside)), ["Receive", "Defer"]);
+
+    w.wait_hours(48).await;
+    assert_eq!(w.status(ndr, outside), "Failed");
+    assert!(w.row(outside).is_none());
+    let events = w.events(ndr, outside);
+    assert_eq!(names(&events), ["Receive", "Defer", "Fail", "Drop"]);
+    // No NDR of the NDR: nothing else was ever queued.
+    let all = w
+        .store
+        .trace(&TraceQuery {
+            page_size: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn mail_for_an_unconfigured_postmaster_waits_past_its_expiry() {
+    let w = world().await;
+    w.send(
+        "for the postmaster",
+        "reporter@outside.test",
+        "postmaster",
+        Route::Postmaster,
+    )
+    .await;
+    w.run_until_idle().await;
+    let first = w.row("postmaster").expect("queued");
+    assert_eq!(first.attempts, 1);
+    w.wait_hours(50).await;
+    assert_eq!(w.status("for the postmaster", "postmaster"), "Pending");
+    // Retried every 10 seconds (the clock moved an hour at a time: once per hour here), with one
+    // Defer event that says it does not expire.
+    let row = w.row("postmaster").expect("still queued");
+    assert_eq!(row.attempts, 51);
+    let events = w.events("for the postmaster", "postmaster");
+    assert_eq!(names(&events), ["Receive", "Defer"]);
+    assert!(events[1].detail.contains("without expiry"), "{events:?}");
+}

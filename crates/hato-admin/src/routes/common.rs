@@ -386,6 +386,18 @@ pub(super) fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// An address filter (`sender`, `recipient`, ...) in canonical form; `None` when empty; a 400
+/// naming the parameter when it is not an address.
+pub(super) fn address_param(name: &str, v: Option<String>) -> ApiResult<Option<String>> {
+    nonempty(v)
+        .map(|a| {
+            Address::parse(&a)
+                .map(|a| a.to_string())
+                .map_err(|e| ApiError::bad_request(format!("{name} {a}: {e}")))
+        })
+        .transpose()
+}
+
 /// Why a stage decided (`hato_core::Reason`).
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes `hato_core::Reason`; never built

@@ -1,12 +1,11 @@
 //! The queue, read-only: the recipients waiting for delivery, one row each, with their attempts,
 //! last error, next attempt, expiry and lease (Exchange's `Get-Queue` / `Get-QueueMessage`).
 
-use super::common::{TraceReason, nonempty, page_param};
+use super::common::{TraceReason, address_param, nonempty, page_param};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, listing_scope, require_admin};
 use axum::Json;
 use axum::extract::{Query, State};
-use hato_core::Address;
 use hato_core::address::canonical_domain_name;
 use hato_core::auth::Principal;
 use hato_store::{
@@ -135,13 +134,7 @@ async fn queue(
             })
         })
         .transpose()?;
-    let recipient = nonempty(q.recipient)
-        .map(|a| {
-            Address::parse(&a)
-                .map(|a| a.to_string())
-                .map_err(|e| ApiError::bad_request(format!("recipient {a}: {e}")))
-        })
-        .transpose()?;
+    let recipient = address_param("recipient", q.recipient)?;
     let domain = nonempty(q.domain)
         .map(|d| {
             canonical_domain_name(&d).map_err(|e| ApiError::bad_request(format!("domain {d}: {e}")))

@@ -1,14 +1,14 @@
 //! Message trace: one row per recipient, and the events of one message.
 
-use super::common::{TraceReason, nonempty, page_param};
+use super::common::{TraceReason, address_param, nonempty, page_param};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::state::{ApiResult, AppState, Path, listing_scope, require_admin};
 use axum::Json;
 use axum::extract::{Query, State};
+use hato_core::Timestamp;
 use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
-use hato_core::{Address, Timestamp};
 use hato_store::{
     SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceDetailRow,
     TraceQuery,
@@ -174,19 +174,10 @@ async fn trace(
             )));
         }
     };
-    let canonical = |name: &str, v: Option<String>| -> ApiResult<Option<String>> {
-        nonempty(v)
-            .map(|a| {
-                Address::parse(&a)
-                    .map(|a| a.to_string())
-                    .map_err(|e| ApiError::bad_request(format!("{name} {a}: {e}")))
-            })
-            .transpose()
-    };
     let query = TraceQuery {
         tenant,
-        sender: canonical("sender", q.sender)?,
-        recipient: canonical("recipient", q.recipient)?,
+        sender: address_param("sender", q.sender)?,
+        recipient: address_param("recipient", q.recipient)?,
         status,
         message_id: nonempty(q.message_id),
         trace_id: nonempty(q.trace_id),
@@ -253,13 +244,7 @@ async fn trace_detail(
         Role::Operator => None,
         _ => Some(p.tenant_id.ok_or_else(ApiError::unauthorized)?),
     };
-    let recipient = nonempty(d.recipient)
-        .map(|a| {
-            Address::parse(&a)
-                .map(|a| a.to_string())
-                .map_err(|e| ApiError::bad_request(format!("recipient {a}: {e}")))
-        })
-        .transpose()?;
+    let recipient = address_param("recipient", d.recipient)?;
     s.blocking(move |s| {
         let rows = s
             .store

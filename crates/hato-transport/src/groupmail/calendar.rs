@@ -79,7 +79,10 @@ pub struct CalendarItem {
 ///   alternative and as an `.ics` attachment) is listed once.
 /// - Invitations inside an attached message (`message/rfc822`) are not looked at: a forwarded
 ///   invitation was not sent to the group.
-pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
+/// - At most [`MAX_CALENDAR_ITEMS_READ`] `VEVENT`s are read; the others are only counted
+///   (`unread`), so a 35 MB attachment of events costs memory for a thousand of them, not for
+///   hundreds of thousands.
+pub fn calendar_items(content: &[u8]) -> CalendarItems {
     // Only a multipart or a calendar message can hold an invitation; for the others (most mail)
     // the whole message need not be parsed. Only the Content-Type field is read for that.
     let top = crate::only_fields(crate::header_block(content), &["Content-Type"]);
@@ -99,12 +102,16 @@ pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
         // RFC 2045 §5.2: no Content-Type means text/plain.
         .unwrap_or(false);
     if !could_hold_one {
-        return Vec::new();
+        return CalendarItems::default();
     }
     let Some(msg) = MessageParser::new().parse(content) else {
-        return Vec::new();
+        return CalendarItems::default();
     };
     let mut items: Vec<CalendarItem> = Vec::new();
+    let mut budget = Budget {
+        left: MAX_CALENDAR_ITEMS_READ,
+        unread: 0,
+    };
     for part in &msg.parts {
         if matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) {
             continue;
@@ -119,10 +126,33 @@ pub fn calendar_items(content: &[u8]) -> Vec<CalendarItem> {
         let unfolded = unfold(&bytes);
         let text = decode_charset(&unfolded, attribute(ct, "charset"));
         let fallback = attribute(ct, "method").map(CalendarMethod::parse);
-        items.extend(parse_icalendar(&text, fallback));
+        items.extend(parse_icalendar(&text, fallback, &mut budget));
     }
-    // Linear, as a message may carry thousands of events.
-    dedupe_in_order(items)
+    CalendarItems {
+        // Linear, as a message may carry thousands of events.
+        items: dedupe_in_order(items),
+        unread: budget.unread,
+    }
+}
+
+/// How many `VEVENT`s of one message [`calendar_items`] reads: enough for the
+/// [`MAX_CALENDAR_ITEMS`] a message may apply, with room for the duplicates Outlook sends (the
+/// invitation as an alternative and as an attachment) and for replies, which apply nothing.
+pub const MAX_CALENDAR_ITEMS_READ: usize = 10 * MAX_CALENDAR_ITEMS;
+
+/// The calendar items of a message, as [`calendar_items`] finds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalendarItems {
+    /// The items read, in order, each once.
+    pub items: Vec<CalendarItem>,
+    /// `VEVENT`s beyond [`MAX_CALENDAR_ITEMS_READ`], counted but not read.
+    pub unread: usize,
+}
+
+/// What is left of [`MAX_CALENDAR_ITEMS_READ`] while a message's parts are read.
+struct Budget {
+    left: usize,
+    unread: usize,
 }
 
 /// Removes line folds (CRLF or LF followed by one space or tab, RFC 5545 §3.1).
@@ -312,7 +342,11 @@ impl EventBuilder {
 const MAX_NESTING: usize = 16;
 
 /// Parses the `VCALENDAR`s of an (unfolded) iCalendar text into items.
-fn parse_icalendar(text: &str, fallback_method: Option<CalendarMethod>) -> Vec<CalendarItem> {
+fn parse_icalendar(
+    text: &str,
+    fallback_method: Option<CalendarMethod>,
+    budget: &mut Budget,
+) -> Vec<CalendarItem> {
     let mut items = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut method: Option<CalendarMethod> = None;
@@ -347,7 +381,13 @@ fn parse_icalendar(text: &str, fallback_method: Option<CalendarMethod>) -> Vec<C
                     continue;
                 } else if component == "VEVENT" {
                     pending.extend(current.take());
-                    current = Some(EventBuilder::default());
+                    if budget.left == 0 {
+                        // Counted, not read: its properties go nowhere.
+                        budget.unread += 1;
+                    } else {
+                        budget.left -= 1;
+                        current = Some(EventBuilder::default());
+                    }
                 }
                 stack.push(component);
             }
@@ -611,24 +651,26 @@ pub const MAX_CALENDAR_ITEMS: usize = 100;
 pub struct CalendarUpdate {
     /// The new state of each event the message touched, in the order first touched.
     pub changes: Vec<CalendarItem>,
-    /// Items beyond [`MAX_CALENDAR_ITEMS`] that were ignored.
+    /// Items beyond [`MAX_CALENDAR_ITEMS`] that were ignored, and events that were not read.
     pub ignored: usize,
 }
 
 /// Folds the first [`MAX_CALENDAR_ITEMS`] requests and cancellations of a message (as
-/// [`calendar_items`] lists them) into the calendar. `existing` is asked once, for the distinct
+/// [`calendar_items`] lists them) into the calendar; the others, and the events it did not read,
+/// are counted as ignored. `existing` is asked once, for the distinct
 /// UIDs of those items, and returns the calendar's current events among them; each item is then
 /// applied with [`apply_to_calendar`] through a map. Other methods (`REPLY`, `PUBLISH`, ...)
 /// neither count nor change anything.
 pub fn calendar_update<E>(
-    items: Vec<CalendarItem>,
+    read: CalendarItems,
     existing: impl FnOnce(&[String]) -> Result<Vec<CalendarItem>, E>,
 ) -> Result<CalendarUpdate, E> {
+    let CalendarItems { items, unread } = read;
     let mut actionable = items.into_iter().filter(|i| {
         !i.uid.is_empty() && matches!(i.method, CalendarMethod::Request | CalendarMethod::Cancel)
     });
     let applied: Vec<CalendarItem> = actionable.by_ref().take(MAX_CALENDAR_ITEMS).collect();
-    let ignored = actionable.count();
+    let ignored = actionable.count() + unread;
     if applied.is_empty() {
         return Ok(CalendarUpdate {
             changes: Vec::new(),

@@ -24,8 +24,9 @@ mod mime;
 mod thread;
 
 pub use calendar::{
-    CANCELED_PREFIX, Calendar, CalendarItem, CalendarMethod, CalendarUpdate, MAX_CALENDAR_ITEMS,
-    apply_to_calendar, calendar_items, calendar_update,
+    CANCELED_PREFIX, Calendar, CalendarItem, CalendarItems, CalendarMethod, CalendarUpdate,
+    MAX_CALENDAR_ITEMS, MAX_CALENDAR_ITEMS_READ, apply_to_calendar, calendar_items,
+    calendar_update,
 };
 pub use files::{AttachmentInfo, attachment_bytes, attachments};
 pub use thread::{

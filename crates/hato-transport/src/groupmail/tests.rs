@@ -247,7 +247,7 @@ END:VCALENDAR\r\n\
 
 #[test]
 fn outlook_invitation() {
-    let items = calendar_items(OUTLOOK_INVITE.as_bytes());
+    let items = calendar_items(OUTLOOK_INVITE.as_bytes()).items;
     assert_eq!(
         items,
         vec![CalendarItem {
@@ -291,7 +291,7 @@ VkNBTEVOREFSDQo=\r\n\
 
 #[test]
 fn utc_invitation_in_base64_ics_attachment() {
-    let items = calendar_items(UTC_INVITE.as_bytes());
+    let items = calendar_items(UTC_INVITE.as_bytes()).items;
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!(item.method, CalendarMethod::Request);
@@ -319,7 +319,7 @@ fn base64_text_calendar_part() {
         )
         .replace("multipart/mixed", "multipart/alternative");
     assert!(msg.contains("text/calendar"));
-    let items = calendar_items(msg.as_bytes());
+    let items = calendar_items(msg.as_bytes()).items;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].uid, "utc-1@example.test");
     assert_eq!(items[0].end, "2026-12-01T02:30:00Z");
@@ -358,7 +358,7 @@ X-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\n\
 END:VEVENT\r\n\
 END:VCALENDAR\r\n",
     );
-    let items = calendar_items(msg.as_bytes());
+    let items = calendar_items(msg.as_bytes()).items;
     assert_eq!(items.len(), 3);
     // No METHOD in the object: the Content-Type's method parameter (RFC 6047 §2.4).
     assert!(items.iter().all(|i| i.method == CalendarMethod::Request));
@@ -408,7 +408,7 @@ END:VCALENDAR\r\n";
 
 #[test]
 fn cancellation() {
-    let items = calendar_items(CANCEL.as_bytes());
+    let items = calendar_items(CANCEL.as_bytes()).items;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].method, CalendarMethod::Cancel);
     assert_eq!(items[0].uid, "cancel-me@contoso.test");
@@ -423,7 +423,7 @@ fn fold_inside_a_utf8_sequence_and_other_methods() {
     let msg: &[u8] = b"Subject: x\r\nContent-Type: text/calendar; charset=UTF-8\r\n\r\n\
 BEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nBEGIN:VEVENT\r\nUID:u1\r\nSUMMARY:\xe4\xbc\r\n \x9a\xe8\xad\xb0\r\n\
 DTSTART:20261201T010000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-    let items = calendar_items(msg);
+    let items = calendar_items(msg).items;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].summary, "会議");
     assert_eq!(items[0].method, CalendarMethod::Other("PUBLISH".into()));
@@ -446,17 +446,17 @@ END:VCALENDAR\r\n";
 --m\r\nContent-Type: text/calendar; method=REQUEST; name=meeting.ics\r\n\
 Content-Disposition: attachment; filename=meeting.ics\r\n\r\n{cal}\r\n--m--\r\n"
     );
-    let items = calendar_items(msg.as_bytes());
+    let items = calendar_items(msg.as_bytes()).items;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].summary, "weekly");
     assert_eq!(items[0].start, "2026-12-01T01:00:00Z");
-    assert!(calendar_items(b"").is_empty());
-    assert!(calendar_items(PARENT.as_bytes()).is_empty());
+    assert!(calendar_items(b"").items.is_empty());
+    assert!(calendar_items(PARENT.as_bytes()).items.is_empty());
     let broken = single_part_calendar(
         "",
         "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:2026-12-01\r\nDURATION:P1X\r\n",
     );
-    let items = calendar_items(broken.as_bytes());
+    let items = calendar_items(broken.as_bytes()).items;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].method, CalendarMethod::Other(String::new()));
     assert_eq!(
@@ -551,11 +551,11 @@ fn parsed_items_fold_into_a_calendar() {
         "040000008200E00074C5B7101A82E00800000000A0B1C2D3E4F5A601000000000000000010\r\n 000000F00DCAFE",
         "cancel-me@contoso.test",
     );
-    for item in calendar_items(request.as_bytes()) {
+    for item in calendar_items(request.as_bytes()).items {
         apply_to_calendar(&mut cal, item);
     }
     assert_eq!(cal.len(), 1);
-    for item in calendar_items(CANCEL.as_bytes()) {
+    for item in calendar_items(CANCEL.as_bytes()).items {
         apply_to_calendar(&mut cal, item);
     }
     assert_eq!(cal.len(), 1);
@@ -936,9 +936,13 @@ fn invitations(n: usize) -> String {
 
 #[test]
 fn a_message_with_10000_events_updates_at_most_100() {
-    let items = calendar_items(invitations(10_000).as_bytes());
-    assert_eq!(items.len(), 10_000);
-    assert_eq!(items[9_999].uid, "event-9999@x.test");
+    let read = calendar_items(invitations(10_000).as_bytes());
+    // A thousand are read, the others only counted: memory for the events a message may apply,
+    // not for every event it carries.
+    assert_eq!(read.items.len(), MAX_CALENDAR_ITEMS_READ);
+    assert_eq!(read.unread, 10_000 - MAX_CALENDAR_ITEMS_READ);
+    let items = read.items;
+    assert_eq!(items[999].uid, "event-999@x.test");
 
     // The calendar already has event 5 at a higher sequence, and event 7 at a lower one.
     let mut known = items[5].clone();
@@ -947,7 +951,11 @@ fn a_message_with_10000_events_updates_at_most_100() {
     let mut older = items[7].clone();
     older.summary = "Old".into();
     let lookups = Cell::new(0);
-    let update = calendar_update(items, |uids| {
+    let read = CalendarItems {
+        items,
+        unread: 10_000 - MAX_CALENDAR_ITEMS_READ,
+    };
+    let update = calendar_update(read, |uids| {
         lookups.set(lookups.get() + 1);
         assert_eq!(uids.len(), MAX_CALENDAR_ITEMS);
         Ok::<_, ()>(
@@ -1003,17 +1011,19 @@ fn hostile_calendar_input_is_read_in_linear_time_with_a_bounded_result() {
     );
     assert!(msg.len() > 3_000_000, "{}", msg.len());
 
-    let items = calendar_items(msg.as_bytes());
-    assert_eq!(items.len(), 1 + 10_000);
+    let read = calendar_items(msg.as_bytes());
+    assert_eq!(read.items.len(), MAX_CALENDAR_ITEMS_READ);
+    assert_eq!(read.unread, 1 + 10_000 - MAX_CALENDAR_ITEMS_READ);
+    let items = &read.items;
     assert!(items.iter().all(|i| i.uid != "too-deep@x.test"));
     let long = &items[0];
     assert_eq!(long.uid, "long@x.test");
     assert_eq!(long.summary.len(), "start".len() + 200_000);
     assert!(long.summary.starts_with("startxxx") && long.summary.ends_with("xxx"));
     assert_eq!(long.location, "Room 1");
-    assert_eq!(items[10_000].uid, "event-9999@x.test");
+    assert_eq!(items[999].uid, "event-998@x.test");
 
-    let update = calendar_update(items, |uids| {
+    let update = calendar_update(read, |uids| {
         assert_eq!(uids.len(), MAX_CALENDAR_ITEMS);
         Ok::<_, ()>(Vec::new())
     })

@@ -1348,3 +1348,39 @@ fn rows_the_store_stamps_carry_the_injected_clock_time() {
         at(3)
     );
 }
+
+#[test]
+fn a_domain_in_use_by_a_group_stays_and_wildcards_match_nothing() {
+    use hato_core::directory::{GroupSettings, GroupType};
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    s.add_domain("lists.test", t, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    s.add_domain("l_sts.test", t, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    s.create_group(NewGroup {
+        tenant_id: t,
+        name: "Everyone".into(),
+        address: Some("everyone@lists.test".into()),
+        group_type: GroupType::Distribution,
+        settings: GroupSettings::defaults_for(GroupType::Distribution),
+        owners: vec![m],
+        members: vec![],
+    })
+    .wait()
+    .unwrap();
+    // The group's address keeps its domain, as a mailbox's does.
+    let refused = s.remove_domain("lists.test").wait();
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert!(s.domain("lists.test").unwrap().is_some());
+    // `_` is a character of the domain, not a wildcard: l_sts.test has no address.
+    s.remove_domain("l_sts.test").wait().unwrap();
+    assert!(s.domain("l_sts.test").unwrap().is_none());
+    // The mailbox's domain stays too.
+    assert!(s.remove_domain("contoso.test").wait().is_err());
+}

@@ -148,8 +148,13 @@ impl TenantStore for SqliteStore {
     fn remove_domain(&self, domain: &str) -> Pending<()> {
         let domain = domain.to_string();
         self.write(move |conn| {
+            // Every address of the domain: mailboxes' (primary and aliases) and groups'. The
+            // suffix is compared exactly (LIKE would read `_` and `%` in it as wildcards).
             let in_use: i64 = conn.query_row(
-                "SELECT count(*) FROM addresses WHERE address LIKE '%@' || ?1",
+                "SELECT (SELECT count(*) FROM addresses \
+                           WHERE substr(address, -length(?1) - 1) = '@' || ?1) \
+                      + (SELECT count(*) FROM groups WHERE address IS NOT NULL \
+                           AND substr(address, -length(?1) - 1) = '@' || ?1)",
                 [&domain],
                 |r| r.get(0),
             )?;

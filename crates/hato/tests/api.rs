@@ -1741,3 +1741,49 @@ fn a_new_tenant_does_not_inherit_a_removed_tenants_trace() {
     let got = s.api_as(&newcorp, "GET", &format!("/api/v1/trace/{t}"), None);
     assert_error(&got, 404);
 }
+
+/// A password is checked before anything changes: a refused password creates no mailbox, and a
+/// change refused for another reason (an alias already taken) leaves the password (and so the
+/// user's sessions) as they were.
+#[test]
+fn a_refused_mailbox_change_leaves_the_password_alone() {
+    let s = Server::start();
+    s.tenant("contoso");
+    let login = |password: &str| {
+        s.api(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({ "address": "ann@contoso.test", "password": password })),
+        )
+        .0
+    };
+    let got = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({ "address": "ann@contoso.test", "password": "short" })),
+    );
+    assert_error(&got, 400);
+    let (status, _) = s.api("GET", "/api/v1/mailboxes/ann@contoso.test", None);
+    assert_eq!(status, 404, "a refused password created the mailbox");
+
+    s.mailbox("bob@contoso.test", &[]);
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/mailboxes",
+        Some(json!({ "address": "ann@contoso.test", "password": "the first password" })),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(login("the first password"), 200);
+    let got = s.api(
+        "PATCH",
+        "/api/v1/mailboxes/ann@contoso.test",
+        Some(json!({ "password": "a second password", "aliases": ["bob@contoso.test"] })),
+    );
+    assert_error(&got, 409);
+    assert_eq!(
+        login("the first password"),
+        200,
+        "the password changed anyway"
+    );
+    assert_eq!(login("a second password"), 401);
+}

@@ -285,6 +285,11 @@ async fn create_mailbox(
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| address.local().to_string());
+    // The password is checked and hashed first: a refused password creates no mailbox.
+    let password = match input.password.as_deref() {
+        Some(pw) => Some(password_hash(pw).await?),
+        None => None,
+    };
     let m = s
         .store
         .create_mailbox(NewMailbox {
@@ -299,8 +304,8 @@ async fn create_mailbox(
                 .unwrap_or(DEFAULT_QUOTA_MB * 1024 * 1024),
         })
         .await?;
-    if let Some(pw) = input.password.as_deref() {
-        set_password(&s, m.id, pw).await?;
+    if let Some(hash) = password {
+        s.store.set_password(m.id, hash).await?;
     }
     Ok((StatusCode::CREATED, Json(mailbox_json(&m))).into_response())
 }
@@ -409,18 +414,25 @@ async fn update_mailbox(
         attributes: attrs_changed.then_some(attributes),
         quota_bytes: input.quota_bytes()?,
     };
-    if let Some(pw) = input.password.as_deref() {
-        set_password(&s, m.id, pw).await?;
-    }
+    // The password is checked and hashed before anything changes, and set only once the other
+    // changes are stored: a refused change (an alias taken) leaves the password, and so the
+    // user's sessions, as they were.
+    let password = match input.password.as_deref() {
+        Some(pw) => Some(password_hash(pw).await?),
+        None => None,
+    };
     let updated = s.store.update_mailbox(m.id, change).await?;
+    if let Some(hash) = password {
+        s.store.set_password(m.id, hash).await?;
+    }
     Ok(Json(mailbox_json(&updated)))
 }
 
-/// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password.
-async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<()> {
+/// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password
+/// (`None`). Returns the argon2 hash to store.
+async fn password_hash(password: &str) -> ApiResult<Option<String>> {
     if password.is_empty() {
-        s.store.set_password(mailbox, None).await?;
-        return Ok(());
+        return Ok(None);
     }
     let n = password.chars().count();
     if !(8..=256).contains(&n) {
@@ -437,8 +449,7 @@ async fn set_password(s: &AppState, mailbox: i64, password: &str) -> ApiResult<(
                 "could not hash the password",
             )
         })?;
-    s.store.set_password(mailbox, Some(hash)).await?;
-    Ok(())
+    Ok(Some(hash))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

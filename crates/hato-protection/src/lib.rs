@@ -13,3 +13,28 @@
 //!   tenant's recipients, never a DNS block list).
 //!
 //! Nothing here needs the message body.
+
+use hato_core::{Reason, Refusal};
+
+/// What one stage decided about a client. Every stage of this crate answers with one, so the
+/// edge policy that runs them in order (in `hato-transport`) treats them alike: it stops at the
+/// first `Refuse`, and records every `Note` and `Refuse` with its reason (connection log, the
+/// `Receive` trace event).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Nothing to say: the next stage decides.
+    Pass,
+    /// Go on, and this is worth recording: an allow list matched (Exchange's `IPV:CAL`), a DNS
+    /// check failed open, a new IP is on probation.
+    Note(Reason),
+    /// Refuse (a 5xx reply) or defer (a 4xx reply, e.g. throttling's `451 4.7.500`): the client
+    /// gets the reply, the reason goes to the connection log.
+    Refuse(Refusal),
+}
+
+impl Outcome {
+    /// Whether the client is turned away.
+    pub fn refuses(&self) -> bool {
+        matches!(self, Outcome::Refuse(_))
+    }
+}

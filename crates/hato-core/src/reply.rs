@@ -250,6 +250,11 @@ replies! {
     /// A policy hook could not decide (its lookup failed or its answer was lost): the client
     /// must retry.
     const POLICY_FAILED = (451, "4.3.0", "Temporary error evaluating policy; try again later");
+    /// IP throttling (Exchange Online's text, `exchange-online-behaviour.md` §8): the sending IP
+    /// (IPv4 address, IPv6 /64) sends far more than its history supports, or its reputation is
+    /// bad; `rule` names the throttle rule that fired (`AS1`…, listed in `docs/architecture.md`).
+    /// Temporary: the client retries after the throttle ends (at most `throttle.max_throttle_hours`).
+    fn server_busy(ip, rule) = (451, "4.7.500", "Server busy. Please try again later from [{ip}]. ({rule})");
 
     section "Delivery outcomes (recorded in trace, quoted by NDRs)";
     /// The mailbox's quota would be exceeded (Exchange's mailbox-full text; the figures are in
@@ -341,6 +346,10 @@ mod tests {
         assert_eq!(
             moderation_rejection("m@x.test", "no").text,
             "RESOLVER.MOD.Rejected; the moderator (m@x.test) rejected the message: no"
+        );
+        assert_eq!(
+            server_busy("203.0.113.9", "AS1").to_string(),
+            "451 4.7.500 Server busy. Please try again later from [203.0.113.9]. (AS1)"
         );
         assert_eq!(
             Reply::stored(554, "5.2.2", "mailbox full").to_string(),

@@ -402,4 +402,15 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX recipients_due;
     CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'Pending';
     "#,
+    // 13: tenants' throttle exemption lists: IP addresses and networks (canonical text, as
+    // `hato_protection::throttle::Network` writes them) the throttle never defers; Exchange
+    // exempts IPs of on-premises inbound connectors. A tenant's entries go with it.
+    r#"
+    CREATE TABLE throttle_exemptions(
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        network TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY(tenant_id, network)
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -244,6 +244,23 @@ pub trait TraceStore: Send + Sync {
     fn purge_trace(&self, before: Timestamp) -> Pending<usize>;
 }
 
+/// Tenants' throttle exemption lists (the throttle itself keeps its state in memory and in a
+/// snapshot file, not here). Networks are given in canonical form; the store does not parse
+/// them.
+pub trait ThrottleStore: Send + Sync {
+    /// Adds an entry: `Conflict` if the tenant has it, `Invalid` beyond
+    /// [`THROTTLE_EXEMPTIONS_MAX`](crate::THROTTLE_EXEMPTIONS_MAX) entries.
+    fn add_throttle_exemption(
+        &self,
+        tenant: TenantId,
+        network: &str,
+    ) -> Pending<ThrottleExemptionRow>;
+    /// Removes an entry: `NotFound` if the tenant has none such.
+    fn remove_throttle_exemption(&self, tenant: TenantId, network: &str) -> Pending<()>;
+    /// One tenant's entries, or every tenant's (`None`), by tenant and network.
+    fn throttle_exemptions(&self, tenant: Option<TenantId>) -> Result<Vec<ThrottleExemptionRow>>;
+}
+
 /// Everything a hato node needs from its store.
 pub trait Store:
     TenantStore
@@ -258,6 +275,7 @@ pub trait Store:
     + QueueStore
     + MailStore
     + TraceStore
+    + ThrottleStore
 {
 }
 impl<T> Store for T where
@@ -273,5 +291,6 @@ impl<T> Store for T where
         + QueueStore
         + MailStore
         + TraceStore
+        + ThrottleStore
 {
 }

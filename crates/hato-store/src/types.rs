@@ -715,3 +715,19 @@ pub struct NewGroupItem {
     pub calendar: Vec<(String, Option<String>)>,
     pub now: Timestamp,
 }
+
+/// A tenant may list at most this many throttle exemptions (on-premises servers, not whole
+/// provider ranges: entries are IPv4 /24 or narrower, IPv6 /48 or narrower).
+pub const THROTTLE_EXEMPTIONS_MAX: usize = 1_000;
+
+/// One entry of a tenant's throttle exemption list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ThrottleExemptionRow {
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    /// The address or network, in canonical form (`192.0.2.0/24`, `2001:db8:1::/48`).
+    pub network: String,
+    pub created: Timestamp,
+}

@@ -16,6 +16,7 @@ mod queue;
 mod rights;
 mod snapshot;
 mod tenants;
+mod throttle;
 mod tokens;
 mod trace;
 

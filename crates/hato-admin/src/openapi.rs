@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         (name = "group content", description = "Microsoft 365 groups' conversations, calendar and files"),
         (name = "moderation", description = "Messages held for moderated groups"),
         (name = "contacts", description = "Mail contacts"),
+        (name = "throttle", description = "IP throttling: a sending IP's status, releases, tenants' exemption lists"),
     )
 )]
 pub(crate) struct ApiDoc;

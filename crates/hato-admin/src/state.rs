@@ -24,6 +24,8 @@ pub struct AppState {
     pub login: Arc<crate::login_limit::LoginLimiter>,
     /// The server's host name (for the messages the API writes, e.g. join requests).
     pub hostname: String,
+    /// IP throttling: its status, releases, and the exemption lists it holds in memory.
+    pub throttle: Arc<hato_protection::throttle::Throttle>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -27,6 +27,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
         login: Arc::new(LoginLimiter::new(LoginLimits::default(), clock.clone())),
         clock,
         hostname: "mx.hato.test".into(),
+        throttle: Arc::new(hato_protection::throttle::Throttle::new(Default::default())),
     }
 }
 

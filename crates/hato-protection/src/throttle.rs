@@ -502,6 +502,24 @@ impl Throttle {
         *self.exemptions.write().unwrap_or_else(|e| e.into_inner()) = set;
     }
 
+    /// [`Throttle::set_exemptions`] from stored rows (tenant name, network text); a row whose
+    /// network does not parse (written by another version) is skipped and counted.
+    pub fn set_exemption_texts(&self, rows: impl IntoIterator<Item = (String, String)>) -> usize {
+        let mut skipped = 0;
+        let entries: Vec<Exemption> = rows
+            .into_iter()
+            .filter_map(|(tenant, text)| match Network::parse(&text) {
+                Ok(network) => Some(Exemption { tenant, network }),
+                Err(_) => {
+                    skipped += 1;
+                    None
+                }
+            })
+            .collect();
+        self.set_exemptions(entries);
+        skipped
+    }
+
     /// The entries that exempt `ip`, the narrowest first.
     pub fn exemptions_of(&self, ip: IpAddr) -> Vec<Exemption> {
         let set = self.exemptions.read().unwrap_or_else(|e| e.into_inner());

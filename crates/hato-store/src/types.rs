@@ -721,9 +721,8 @@ pub struct NewGroupItem {
 pub const THROTTLE_EXEMPTIONS_MAX: usize = 1_000;
 
 /// One entry of a tenant's throttle exemption list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThrottleExemptionRow {
-    #[serde(skip)]
     pub tenant_id: TenantId,
     /// The tenant's name.
     pub tenant: String,

@@ -22,6 +22,7 @@ mod permissions;
 mod queue;
 mod roles;
 mod tenants;
+mod throttle;
 mod trace;
 
 use crate::error::ApiError;
@@ -53,6 +54,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(moderation::routes())
         .merge(contacts::routes())
         .merge(permissions::routes())
+        .merge(throttle::routes())
 }
 
 /// The answers to a path no route has and to a method a route does not take.
@@ -154,6 +156,7 @@ mod tests {
             )),
             clock,
             hostname: "mx.hato.test".into(),
+            throttle: Arc::new(hato_protection::throttle::Throttle::new(Default::default())),
         }
     }
 

@@ -12,6 +12,8 @@ pub struct Config {
     pub admin: AdminSection,
     pub queue: QueueSection,
     pub trace: TraceSection,
+    /// IP throttling by volume and reputation (`hato_protection::throttle`).
+    pub throttle: hato_protection::throttle::ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +244,7 @@ impl Config {
                 self.queue.message_expiration_hours
             )));
         }
+        self.throttle.validate().map_err(ConfigError::Invalid)?;
         if !(1..=128).contains(&s.ipv6_prefix_length) {
             return Err(ConfigError::Invalid(format!(
                 "smtp.ipv6_prefix_length must be between 1 and 128 (is {})",
@@ -282,6 +285,10 @@ pub fn template() -> String {
         )
         .replace("@TIMEOUT@", &codes(&reply::IDLE_TIMEOUT))
         .replace("@MESSAGE_EXPIRED@", &reply::MESSAGE_EXPIRED.to_string())
+        .replace(
+            "@SERVER_BUSY@",
+            &reply::server_busy("IP", "ASn").to_string(),
+        )
 }
 
 /// The settings file's text; `@NAME@` stands for a reply of the catalogue ([`template`]).
@@ -353,6 +360,53 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 [trace]
 # Days of message trace kept. One query may span all of it.
 #retention_days = 90
+
+[throttle]
+# IP throttling by volume and reputation, per sending IP (IPv4 address, IPv6 prefix). An IP that
+# sends far more than its history supports, or whose mail is judged spam, gets
+# "@SERVER_BUSY@" (the rule that fired) until the throttle ends by
+# itself. `hato throttle status IP` shows the figures, the rule, since and until when; `hato
+# throttle release IP` ends it; `hato throttle exempt add --tenant T IP|CIDR` exempts a tenant's
+# own servers. The rules (docs/architecture.md lists them):
+#   AS1  on probation: recipients in the last hour above probation_recipients_per_hour
+#   AS2  on probation: recipients in the last 24 hours above probation_recipients_per_day
+#   AS3  established: recipients in the last 24 hours above surge_factor x its daily history
+#        (at least surge_min_recipients_per_day)
+#   AS4  share of its mail judged spam or reported as junk at least junk_share_percent
+#   AS5  share of its RCPTs in the last hour to unknown recipients at least
+#        unknown_recipient_share_percent
+#   AS6  connections in the last minute above (probation_)connections_per_minute
+# The volume limits are lowered by the junk share (at 30% junk, 70% of them). Shares count at
+# least junk_min_messages messages / unknown_recipient_min RCPTs.
+#enabled = true
+# IPs tracked at most (about 80 MB per million); the least valuable are forgotten first (on
+# probation, clean, least recently seen), throttled ones last.
+#max_tracked_ips = 1000000
+# The state is saved to data_dir/throttle.state this often and at shutdown, and read at start
+# (a crash loses at most this interval).
+#snapshot_interval_secs = 300
+# IPv6 senders share one record per prefix of this many bits (1-64).
+#ipv6_prefix_length = 64
+# How long history counts: a day's mail weighs less each day, 5% after this many days.
+#history_days = 30
+# Days from its first connection during which an IP is on probation (lower limits).
+#probation_days = 3
+#probation_recipients_per_hour = 100
+#probation_recipients_per_day = 1000
+#surge_factor = 10
+#surge_min_recipients_per_day = 5000
+#junk_share_percent = 50
+#junk_min_messages = 20
+#unknown_recipient_share_percent = 50
+#unknown_recipient_min = 20
+#connections_per_minute = 600
+#probation_connections_per_minute = 60
+# The first throttle lasts throttle_minutes; each further one (within history_days of the last)
+# twice the one before, at most max_throttle_hours.
+#throttle_minutes = 60
+#max_throttle_hours = 24
+# After `hato throttle release`, no rule fires for the IP for this many hours.
+#release_grace_hours = 24
 "#;
 
 #[cfg(test)]

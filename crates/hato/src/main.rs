@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod serve;
+mod throttle;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -139,6 +139,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .with_message_expiration(config.queue.message_expiration_hours),
     );
     let token_path = ensure_operator_token(&store, &data_dir).await?;
+    // Made here, before the SMTP path uses it, so its state is loaded, shown and kept.
+    let throttle = crate::throttle::open(&config.throttle, &data_dir, &*store);
     let tls = tls_config(&config)?;
     let dyn_store: Arc<dyn Store> = store.clone();
     let queued = Arc::new(Notify::new());
@@ -218,7 +220,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         clock: clock.clone(),
         login: Arc::new(login),
         hostname: config.server.hostname.clone(),
+        throttle: throttle.clone(),
     });
+    let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
+    let snapshots = tokio::spawn(crate::throttle::keep(
+        throttle.clone(),
+        dyn_store.clone(),
+        throttle_path.clone(),
+        Duration::from_secs(config.throttle.snapshot_interval_secs),
+        stop_rx.clone(),
+    ));
     let mut admin_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {
@@ -256,6 +267,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), delivery).await;
+    let _ = snapshots.await;
+    // Once nothing records any more: the last snapshot.
+    crate::throttle::save(throttle, throttle_path).await;
     store.close();
     Ok(())
 }

@@ -16,6 +16,7 @@ mod moderation;
 mod output;
 mod queue;
 mod tenant;
+mod throttle;
 mod token;
 mod trace;
 
@@ -82,6 +83,9 @@ enum Command {
     /// Messages held for moderated groups.
     #[command(subcommand)]
     Moderation(moderation::ModerationCmd),
+    /// IP throttling: a sending IP's status, releases, tenants' exemption lists.
+    #[command(subcommand)]
+    Throttle(throttle::ThrottleCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -171,5 +175,6 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Mail(cmd) => mail::run(c, cmd),
         Command::Trace(args) => trace::run(c, args),
         Command::Queue(cmd) => queue::run(c, cmd),
+        Command::Throttle(cmd) => throttle::run(c, cmd),
     }
 }

@@ -18,7 +18,7 @@ pub mod trace;
 
 pub use address::{Address, AddressError};
 pub use body::MessageBody;
-pub use client::{ClientContext, TlsInfo};
+pub use client::{ClientContext, Pregreet, SessionState, TlsInfo};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use message::MessageContext;
 pub use reason::{Reason, Reasoned, Refusal, Stage};

@@ -14,6 +14,8 @@
 //!
 //! Nothing here needs the message body.
 
+pub mod ip;
+
 use hato_core::{Reason, Refusal};
 
 /// What one stage decided about a client. Every stage of this crate answers with one, so the

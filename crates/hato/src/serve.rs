@@ -161,6 +161,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
         tls: Some(tls),
+        greeting_delay: Duration::ZERO,
     };
     let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
     let policy = Arc::new(DirectoryPolicy::new(directory.clone()));

@@ -9,9 +9,9 @@
 //! - An address on the block list only is refused: `550 5.7.513 Service unavailable, Client
 //!   host [IP] blocked by DOMAIN using Customer Block list`, DOMAIN the recipient's.
 //!
-//! Every accepted recipient's trace gets the client's standing ([`trace_note`]: `IPV:CAL` or
-//! `IPV:NLI`, the client IP, its PTR name), what the antispam report header of a message shows
-//! (`X-Forefront-Antispam-Report`: `CIP`, `IPV`, `PTR`; §6.5).
+//! Every accepted recipient's `Receive` trace event gets the client's standing as its reason
+//! ([`trace_note`]: `IPV:CAL` or `IPV:NLI`, the client IP, its PTR name), what the antispam
+//! report header of a message shows (`X-Forefront-Antispam-Report`: `CIP`, `IPV`, `PTR`; §6.5).
 
 use crate::Outcome;
 use crate::ip::{IpEntry, IpEntryError, IpList};
@@ -133,12 +133,17 @@ pub fn trace_note(ip: IpAddr, ptr: Option<&str>, allowed: Option<&Reason>) -> Re
     reason
 }
 
+/// Whether `reason` is a [`trace_note`]: the client's standing with a recipient's tenant (the
+/// commit makes it the reason of the recipient's `Receive` event).
+pub fn is_standing(reason: &Reason) -> bool {
+    reason.stage == Stage::ConnectionFilter && reason.figure_value(IPV).is_some()
+}
+
 /// Whether the connection filter allow-listed the client for this recipient (a verdict with
 /// `ipv` = `CAL` recorded in its slot): the spam stage skips such recipients.
 pub fn is_allow_listed(recipient: &Recipient) -> bool {
     recipient.verdicts.iter().any(|v| {
-        v.reason.stage == Stage::ConnectionFilter
-            && v.reason.figure_value(IPV) == Some(&FigureValue::from(IPV_CAL))
+        is_standing(&v.reason) && v.reason.figure_value(IPV) == Some(&FigureValue::from(IPV_CAL))
     })
 }
 
@@ -235,6 +240,11 @@ mod tests {
             Some(&FigureValue::from("mail.fabrikam.test"))
         );
         let nli = trace_note(ip("203.0.113.1"), None, None);
+        assert!(is_standing(&cal) && is_standing(&nli));
+        assert!(!is_standing(&Reason::new(
+            Stage::ConnectionFilter,
+            "blocked"
+        )));
         assert_eq!(nli.figure_value(IPV), Some(&FigureValue::from("NLI")));
         assert_eq!(nli.figure_value("ptr"), Some(&FigureValue::from("")));
         assert_eq!(

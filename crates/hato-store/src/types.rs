@@ -42,6 +42,10 @@ pub struct NewRecipient {
     /// Events recorded with the recipient after `Receive` (a `Defer` saying why it waits, the
     /// verdicts the end-of-data stages recorded for it).
     pub extra_events: Vec<EventRecord>,
+    /// The reason of its `Receive` event: who sent it, as the edge saw the client for this
+    /// recipient's tenant (`IPV:CAL`/`IPV:NLI`, client IP, PTR); `None` for messages hato
+    /// generates.
+    pub receive_reason: Option<Reason>,
 }
 
 #[derive(Debug)]

@@ -12,10 +12,10 @@
 //!   recipients (even past a held refusal); else a held refusal is given; else on its block list,
 //!   `550 5.7.513`. A refused RCPT creates no message, so, as in Exchange, it leaves no
 //!   message-trace row.
-//! - **end-of-data**: each recipient's verdict slot gets the edge's notes and the client's
-//!   standing for its tenant (`IPV:CAL` or `IPV:NLI`, client IP, PTR), which become trace events
-//!   with the `Receive` event and which the spam stage reads
-//!   (`hato_protection::connection_filter::is_allow_listed`).
+//! - **end-of-data**: each recipient's verdict slot gets the edge's notes (which become trace
+//!   events of their own) and the client's standing for its tenant (`IPV:CAL` or `IPV:NLI`,
+//!   client IP, PTR: the commit makes it the reason of the recipient's `Receive` event), which
+//!   the spam stage reads (`hato_protection::connection_filter::is_allow_listed`).
 //!
 //! Every refusal goes to the connection log, once per session for each stage and tenant, with
 //! the notes made before it; the row is handed to the store's group commit and not waited for,

@@ -339,11 +339,11 @@ async fn a_provider_refusal_is_held_and_lifted_only_for_tenants_that_allow_list_
     );
     assert_eq!(queued.len(), 1, "{text}");
     assert!(l[7].starts_with("250 2.6.0 "), "{text}");
-    // Alice's trace says why she got it: the tenant's allow list (IPV:CAL).
+    // Alice's Receive event says why she got it: the tenant's allow list (IPV:CAL).
     let events = w.events(&queued[0], "alice@contoso.test");
     let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(kinds, ["Receive", "AgentInfo"], "{events:?}");
-    let note = events[1].reason.as_ref().unwrap();
+    assert_eq!(kinds, ["Receive"], "{events:?}");
+    let note = events[0].reason.as_ref().unwrap();
     assert_eq!(note.stage, Stage::ConnectionFilter);
     assert_eq!(note.rule.as_deref(), Some("IPAllowList"));
     assert_eq!(note.figure_value("ipv"), Some(&FigureValue::from("CAL")));
@@ -439,7 +439,7 @@ async fn the_tenant_block_list_refuses_at_rcpt_and_an_address_on_both_lists_is_a
         .await;
     assert_eq!(queued.len(), 1, "{text}");
     let events = w.events(&queued[0], "alice@contoso.test");
-    let note = events[1].reason.as_ref().unwrap();
+    let note = events[0].reason.as_ref().unwrap();
     assert_eq!(note.figure_value("ipv"), Some(&FigureValue::from("CAL")));
     assert_eq!(
         note.figure_value("also_on_block_list"),
@@ -468,19 +468,16 @@ async fn every_accepted_recipient_gets_the_edge_notes_and_its_standing_with_its_
     for (rcpt, ipv) in [("alice@contoso.test", "CAL"), ("bob@fabrikam.test", "NLI")] {
         let events = w.events(&queued[0], rcpt);
         let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(
-            kinds,
-            ["Receive", "AgentInfo", "AgentInfo"],
-            "{rcpt}: {events:?}"
-        );
-        // The note of the check at connect first, then the client's standing.
+        assert_eq!(kinds, ["Receive", "AgentInfo"], "{rcpt}: {events:?}");
+        // The Receive event's reason is the client's standing with the recipient's tenant;
+        // the note of the check at connect is an event of its own.
         assert_eq!(figures(&events[1]), (Stage::DnsBlockList, None, None));
         assert_eq!(
             events[1].detail,
             "a zone did not answer in time; failed open (test)"
         );
         assert_eq!(
-            figures(&events[2]),
+            figures(&events[0]),
             (
                 Stage::ConnectionFilter,
                 Some(FigureValue::from(ipv)),
@@ -488,7 +485,7 @@ async fn every_accepted_recipient_gets_the_edge_notes_and_its_standing_with_its_
             ),
             "{rcpt}"
         );
-        let ptr = events[2]
+        let ptr = events[0]
             .reason
             .as_ref()
             .unwrap()

@@ -185,10 +185,10 @@ fn the_tenant_connection_filter_blocks_allows_and_allow_beats_block() {
     // As in Exchange Online, the block leaves no message-trace row; the connection log has it.
     assert!(s.trace("recipient=alice@contoso.test").is_empty());
     let bob = events(&s, &trace_id_of(&queued), "bob@fabrikam.test");
-    let standing = bob
-        .iter()
-        .find(|e| e["reason"]["stage"] == "connection_filter")
-        .expect("bob's standing");
+    // Bob's Receive event has the client's standing with fabrikam.
+    let standing = &bob[0];
+    assert_eq!(standing["event"], "Receive");
+    assert_eq!(standing["reason"]["stage"], "connection_filter");
     assert_eq!(figure(&standing["reason"], "ipv"), "NLI", "{standing}");
     assert_eq!(figure(&standing["reason"], "cip"), "127.0.0.2");
 
@@ -206,8 +206,8 @@ fn the_tenant_connection_filter_blocks_allows_and_allow_beats_block() {
     });
     let alice = events(&s, &trace_id_of(&queued), "alice@contoso.test");
     let kinds: Vec<&str> = alice.iter().filter_map(|e| e["event"].as_str()).collect();
-    assert_eq!(kinds[..2], ["Receive", "AgentInfo"], "{alice:?}");
-    let cal = &alice[1];
+    assert_eq!(kinds, ["Receive", "Deliver"], "{alice:?}");
+    let cal = &alice[0];
     assert_eq!(cal["reason"]["stage"], "connection_filter");
     assert_eq!(cal["reason"]["rule"], "IPAllowList");
     assert_eq!(figure(&cal["reason"], "ipv"), "CAL");
@@ -219,7 +219,7 @@ fn the_tenant_connection_filter_blocks_allows_and_allow_beats_block() {
         "127.0.0.2-127.0.0.4"
     );
     assert_eq!(
-        cal["detail"],
+        cal["reason"]["text"],
         "The client 127.0.0.3 is on the tenant's IP allow list (entry 127.0.0.3): spam filtering is skipped and the provider's block list does not apply (IPV:CAL)"
     );
 
@@ -232,7 +232,7 @@ fn the_tenant_connection_filter_blocks_allows_and_allow_beats_block() {
     );
     let queued = c.data("unlisted");
     let alice = events(&s, &trace_id_of(&queued), "alice@contoso.test");
-    assert_eq!(figure(&alice[1]["reason"], "ipv"), "NLI", "{alice:?}");
+    assert_eq!(figure(&alice[0]["reason"], "ipv"), "NLI", "{alice:?}");
 
     // Removing the block lets 127.0.0.2 in; any spelling of an entry removes it.
     let out = s.ok(&[

@@ -18,8 +18,9 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "hato admin API",
         description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation, \
-            message trace and the queue of a hato server. Every error is `{\"error\": \"one line\"}`; another \
-            tenant's objects answer 404 as if they did not exist."
+            message trace, the queue, connection filter policies and the connection log of a \
+            hato server. Every error is `{\"error\": \"one line\"}`; another tenant's objects \
+            answer 404 as if they did not exist."
     ),
     security(("bearer" = [])),
     modifiers(&BearerScheme),
@@ -37,6 +38,8 @@ use utoipa::{Modify, OpenApi};
         (name = "moderation", description = "Messages held for moderated groups"),
         (name = "contacts", description = "Mail contacts"),
         (name = "throttle", description = "IP throttling: a sending IP's status, releases, tenants' exemption lists"),
+        (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
+        (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -6,7 +6,11 @@
 
 use crate::Address;
 use crate::directory::{MailboxId, TenantId};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The TLS parameters of a session after STARTTLS (RFC 3207), as Received headers and trace show
 /// them.
@@ -46,6 +50,64 @@ pub struct AuthenticatedIdentity {
     pub method: AuthMethod,
 }
 
+/// What the client sent before the banner. With a greeting delay the server waits before its
+/// 220 (RFC 5321 §4.3.1: the client waits for it); a client that talks first is not waiting, as
+/// spambots that fire their commands at once do not (Postfix postscreen's pregreet test).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pregreet {
+    /// How many bytes came before the banner (one read, at most the server's read buffer).
+    pub bytes: usize,
+    /// How long after the connection opened they came, in milliseconds.
+    pub after_ms: u64,
+}
+
+/// What the policies of one session keep for the rest of it (the edge's notes at connect, a
+/// refusal held until the recipient's tenant is known): one value per type, made with its
+/// `Default` the first time it is asked for. Every copy of the session's client context shares
+/// it, so the end-of-data hook sees, in the message context's client, what the hooks before it
+/// recorded; STARTTLS keeps it (the connection is the same). It is dropped with the session.
+///
+/// It is not part of who the client is: two client contexts compare equal whatever their
+/// sessions' state holds.
+#[derive(Clone, Default)]
+pub struct SessionState(Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>);
+
+impl SessionState {
+    /// Runs `f` on this session's `T`. `f` must not ask the same session's state again (the
+    /// state is locked while it runs).
+    pub fn with<T: Default + Send + 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // A panic elsewhere while the lock was held leaves the values as they were; they are
+        // still the session's.
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        if !slot.is::<T>() {
+            // Keyed by the type's id, so the value is always a `T`; should it not be, a fresh
+            // one is better than a panic.
+            *slot = Box::new(T::default());
+        }
+        match slot.downcast_mut::<T>() {
+            Some(value) => f(value),
+            None => f(&mut T::default()),
+        }
+    }
+}
+
+impl fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionState { .. }")
+    }
+}
+
+impl PartialEq for SessionState {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SessionState {}
+
 /// Everything known about the client of a session at a hook point.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientContext {
@@ -61,6 +123,11 @@ pub struct ClientContext {
     pub tls: Option<TlsInfo>,
     /// `None` for direct send, which never authenticates.
     pub identity: Option<AuthenticatedIdentity>,
+    /// What the client sent before the banner, when the server waited for it
+    /// (`edge.greeting_delay_ms`); `None` when it waited, or nobody watched.
+    pub pregreet: Option<Pregreet>,
+    /// What the session's policies keep while it lasts.
+    pub session_state: SessionState,
 }
 
 impl ClientContext {
@@ -72,6 +139,8 @@ impl ClientContext {
             helo: None,
             tls: None,
             identity: None,
+            pregreet: None,
+            session_state: SessionState::default(),
         }
     }
 
@@ -82,5 +151,33 @@ impl ClientContext {
     /// The HELO name as given, or empty before one was given.
     pub fn helo_name(&self) -> &str {
         self.helo.as_deref().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Notes(Vec<&'static str>);
+
+    #[test]
+    fn copies_of_a_client_context_share_their_sessions_state_and_others_do_not() {
+        let a = ClientContext::new(
+            "192.0.2.1:40000".parse().unwrap(),
+            "192.0.2.2:25".parse().unwrap(),
+        );
+        let copy = a.clone();
+        a.session_state.with(|n: &mut Notes| n.0.push("at connect"));
+        copy.session_state.with(|n: &mut Notes| n.0.push("at RCPT"));
+        assert_eq!(
+            a.session_state.with(|n: &mut Notes| n.0.clone()),
+            ["at connect", "at RCPT"]
+        );
+        // Another type has a value of its own; another session starts empty.
+        assert_eq!(a.session_state.with(|n: &mut u32| *n), 0);
+        let other = ClientContext::new(a.peer, a.local);
+        assert!(other.session_state.with(|n: &mut Notes| n.0.is_empty()));
+        assert_eq!(other, a, "the state is not part of who the client is");
     }
 }

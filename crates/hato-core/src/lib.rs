@@ -19,7 +19,7 @@ pub mod trace;
 
 pub use address::{Address, AddressError};
 pub use body::MessageBody;
-pub use client::{ClientContext, TlsInfo};
+pub use client::{ClientContext, Pregreet, SessionState, TlsInfo};
 pub use client_key::client_key;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use message::MessageContext;

@@ -35,6 +35,10 @@ pub enum Stage {
     DnsBlockList,
     /// IP throttling by volume and reputation.
     Throttling,
+    /// A client that talked before the banner (Postfix postscreen's pregreet test).
+    EarlyTalker,
+    /// A HELO/EHLO name claiming to be this server.
+    Helo,
     /// The malware filter.
     Malware,
     /// Mail flow (transport) rules.
@@ -44,7 +48,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 15] = [
         Stage::Session,
         Stage::Recipient,
         Stage::GroupRestriction,
@@ -55,6 +59,8 @@ impl Stage {
         Stage::ProviderBlockList,
         Stage::DnsBlockList,
         Stage::Throttling,
+        Stage::EarlyTalker,
+        Stage::Helo,
         Stage::Malware,
         Stage::TransportRule,
         Stage::Spam,
@@ -73,6 +79,8 @@ impl Stage {
             Stage::ProviderBlockList => "provider_block_list",
             Stage::DnsBlockList => "dns_block_list",
             Stage::Throttling => "throttling",
+            Stage::EarlyTalker => "early_talker",
+            Stage::Helo => "helo",
             Stage::Malware => "malware",
             Stage::TransportRule => "transport_rule",
             Stage::Spam => "spam",

@@ -179,6 +179,21 @@ replies! {
     /// A sender in the group's RejectMessagesFrom(SendersOrMembers).
     fn group_sender_rejected(group) = (550, "5.7.1", "RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender");
 
+    section "Edge protection: who is connecting (connection filter, HELO, early talkers)";
+    /// The client's IP is on the IP block list of the recipient's tenant (its connection filter
+    /// policy, Exchange's `IPBlockList`), and not on its IP allow list: Exchange Online's text for
+    /// 5.7.513, with the recipient's domain. Given at RCPT to each recipient of that tenant; like
+    /// Exchange, the refused message leaves no message-trace row (the connection log has it).
+    fn customer_block_list(ip, domain) = (550, "5.7.513", "Service unavailable, Client host [{ip}] blocked by {domain} using Customer Block list");
+    /// EHLO/HELO names this server (its host name, or an address it listens on) while the client
+    /// is another host: Exchange Online's text for 5.7.506.
+    const BAD_HELO = (550, "5.7.506", "Access Denied, Bad HELO");
+    /// With a greeting delay (`edge.greeting_delay_ms`), the client sent something before the
+    /// banner, as spambots that do not wait for it do: sent instead of the banner (554, RFC 5321
+    /// §3.1) and the connection closed. Postfix postscreen's pregreet test answers `Protocol
+    /// error` with 5.5.1 (a command out of sequence, RFC 3463); Exchange has no such test.
+    const EARLY_TALKER = (554, "5.5.1", "Protocol error: the client sent data before the greeting");
+
     section "Message data";
     /// MAIL SIZE or the data beyond `smtp.max_message_size` (RFC 1870).
     const MESSAGE_TOO_BIG = (552, "5.3.4", "Message size exceeds fixed maximum message size");
@@ -354,6 +369,15 @@ mod tests {
         assert_eq!(
             Reply::stored(554, "5.2.2", "mailbox full").to_string(),
             "554 5.2.2 mailbox full"
+        );
+        assert_eq!(
+            customer_block_list("192.0.2.7", "contoso.test").to_string(),
+            "550 5.7.513 Service unavailable, Client host [192.0.2.7] blocked by contoso.test using Customer Block list"
+        );
+        assert_eq!(BAD_HELO.to_string(), "550 5.7.506 Access Denied, Bad HELO");
+        assert_eq!(
+            EARLY_TALKER.to_string(),
+            "554 5.5.1 Protocol error: the client sent data before the greeting"
         );
     }
 

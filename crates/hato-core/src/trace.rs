@@ -64,7 +64,9 @@ impl TraceEvent {
             | Stage::ConnectionFilter
             | Stage::ProviderBlockList
             | Stage::DnsBlockList
-            | Stage::Throttling => TraceEvent::AgentInfo,
+            | Stage::Throttling
+            | Stage::EarlyTalker
+            | Stage::Helo => TraceEvent::AgentInfo,
         }
     }
 }

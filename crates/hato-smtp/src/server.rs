@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub data_timeout: Duration,
     pub session_timeout: Duration,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long to wait before the banner, watching for a client that talks first
+    /// (`edge.greeting_delay_ms`; zero, the default, sends the banner at once).
+    pub greeting_delay: Duration,
 }
 
 /// What a client's connections are counted under for the per-IP cap (shared with the throttle,
@@ -174,6 +177,29 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
             self.policy.clone(),
             ClientContext::new(peer, local),
         );
+        if !self.config.greeting_delay.is_zero() {
+            // RFC 5321 §4.3.1: the client waits for the banner. One read while the delay runs
+            // (at most READ_BUFFER bytes, kept by the session): a client that talks first is
+            // not waiting (Postfix postscreen's pregreet test), and the connect hook decides.
+            let mut early = vec![0u8; READ_BUFFER];
+            let started = Instant::now();
+            let wait = self.config.greeting_delay.min(limits.remaining());
+            let mut shutdown = shutdown.clone();
+            let read = tokio::select! {
+                r = tokio::time::timeout(wait, stream.read(&mut early)) => r,
+                _ = shutdown.changed() => {
+                    last_words(&mut stream, &reply::SHUTTING_DOWN, limits).await;
+                    return;
+                }
+            };
+            match read {
+                // Waited the delay out: the client is not talking out of turn.
+                Err(_) => {}
+                // Gone before the banner.
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => session.talked_early(&early[..n], started.elapsed()),
+            }
+        }
         let start = session.start();
         match self
             .drive(&mut stream, &mut session, start, limits, shutdown.clone())

@@ -15,7 +15,7 @@ use crate::policy::{
 use hato_core::body::Spool;
 use hato_core::message::{Envelope, MessageContext};
 use hato_core::reply::{self, Reply};
-use hato_core::{Address, ClientContext, MessageBody, Reason, Refusal, Stage, TlsInfo};
+use hato_core::{Address, ClientContext, MessageBody, Pregreet, Reason, Refusal, Stage, TlsInfo};
 use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
@@ -162,6 +162,22 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             self.process(&mut out);
         }
         out
+    }
+
+    /// What the client sent before the banner, while the I/O loop waited out the greeting delay
+    /// (one read): the connect hook sees it in the client context ([`Pregreet`]) and decides
+    /// (the edge refuses early talkers); should it let the client in anyway, the bytes are read
+    /// as the client's first commands. Only before [`Session::start`]; later calls change
+    /// nothing.
+    pub fn talked_early(&mut self, bytes: &[u8], after: std::time::Duration) {
+        if self.phase != Phase::Greeting || self.waiting.is_some() || bytes.is_empty() {
+            return;
+        }
+        self.client.pregreet = Some(Pregreet {
+            bytes: bytes.len(),
+            after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        });
+        self.input.extend_from_slice(bytes);
     }
 
     /// The client as the hooks see it.

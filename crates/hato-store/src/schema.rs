@@ -413,4 +413,43 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(tenant_id, network)
     ) WITHOUT ROWID;
     "#,
+    // 14: the edge. A tenant's connection filter policy (Exchange's IPAllowList and IPBlockList):
+    // one row per entry, in its canonical text (one text per set of addresses, so an entry is
+    // added once and removed by any spelling), and a version per tenant that every change bumps,
+    // so the edge reloads a tenant's lists only after they changed. The connection log: every
+    // connection the edge refused, deferred or cut, with the reply, the stage and rule (apart, to
+    // filter on), the reason and the notes made before (JSON of `hato_core::Reason`), and the
+    // tenant whose policy refused (NULL for the platform's own stages: only the operator sees
+    // those rows). Rows go with their tenant.
+    r#"
+    CREATE TABLE connection_filters(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL
+    );
+    CREATE TABLE connection_filter_entries(
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        list TEXT NOT NULL CHECK (list IN ('allow', 'block')),
+        entry TEXT NOT NULL,
+        UNIQUE(tenant_id, list, entry)
+    );
+    CREATE TABLE connection_log(
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        ip TEXT NOT NULL,
+        ptr TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        tenant_id INTEGER REFERENCES tenants(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        rule TEXT,
+        status INTEGER NOT NULL,
+        enhanced_status TEXT NOT NULL,
+        text TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        notes TEXT NOT NULL
+    );
+    CREATE INDEX connection_log_time ON connection_log(time);
+    CREATE INDEX connection_log_ip ON connection_log(ip, time);
+    CREATE INDEX connection_log_tenant ON connection_log(tenant_id, time);
+    "#,
 ];

@@ -261,6 +261,34 @@ pub trait ThrottleStore: Send + Sync {
     fn throttle_exemptions(&self, tenant: Option<TenantId>) -> Result<Vec<ThrottleExemptionRow>>;
 }
 
+/// Tenants' connection filter policies: the IP allow and block lists the edge decides on at RCPT.
+pub trait ConnectionFilterStore: Send + Sync {
+    fn connection_filter(&self, tenant: TenantId) -> Result<ConnectionFilterPolicy>;
+    /// The version of the tenant's policy (0: never changed), in one indexed read: a policy
+    /// read at this version is current, so the edge reloads a tenant's lists only after they
+    /// changed.
+    fn connection_filter_version(&self, tenant: TenantId) -> Result<i64>;
+    /// Applies a change in one write, removals first: an entry already listed is not added
+    /// twice, one not listed is not removed. Refused ([`crate::StoreError::Invalid`]) when a
+    /// list would hold more entries than the store's limit (Exchange's 1,273 by default), and
+    /// ([`crate::StoreError::NotFound`]) for a tenant that does not exist.
+    fn change_connection_filter(
+        &self,
+        tenant: TenantId,
+        change: ConnectionFilterChange,
+    ) -> Pending<ConnectionFilterPolicy>;
+}
+
+/// The connection log: every connection the edge refused, deferred or cut.
+pub trait ConnectionLogStore: Send + Sync {
+    /// Adds a row (group commit: nobody needs to wait for it, the session's reply does not).
+    fn log_connection(&self, record: NewConnectionRecord) -> Pending<()>;
+    /// One page of rows, newest first (ties by row, so pages never overlap).
+    fn connections(&self, query: &ConnectionQuery) -> Result<ConnectionPage>;
+    /// Deletes rows older than `before` (`edge.connection_log_retention_days`).
+    fn purge_connections(&self, before: Timestamp) -> Pending<usize>;
+}
+
 /// Everything a hato node needs from its store.
 pub trait Store:
     TenantStore
@@ -276,6 +304,8 @@ pub trait Store:
     + MailStore
     + TraceStore
     + ThrottleStore
+    + ConnectionFilterStore
+    + ConnectionLogStore
 {
 }
 impl<T> Store for T where
@@ -292,5 +322,7 @@ impl<T> Store for T where
         + MailStore
         + TraceStore
         + ThrottleStore
+        + ConnectionFilterStore
+        + ConnectionLogStore
 {
 }

@@ -42,6 +42,10 @@ pub struct NewRecipient {
     /// Events recorded with the recipient after `Receive` (a `Defer` saying why it waits, the
     /// verdicts the end-of-data stages recorded for it).
     pub extra_events: Vec<EventRecord>,
+    /// The reason of its `Receive` event: who sent it, as the edge saw the client for this
+    /// recipient's tenant (`IPV:CAL`/`IPV:NLI`, client IP, PTR); `None` for messages hato
+    /// generates.
+    pub receive_reason: Option<Reason>,
 }
 
 #[derive(Debug)]
@@ -729,4 +733,103 @@ pub struct ThrottleExemptionRow {
     /// The address or network, in canonical form (`192.0.2.0/24`, `2001:db8:1::/48`).
     pub network: String,
     pub created: Timestamp,
+}
+
+// ----- the edge: tenants' connection filter policies and the connection log -------------------
+
+/// Exchange Online keeps at most 1,273 entries in each list of a connection filter policy
+/// (`edge.connection_filter_max_entries`; [`crate::SqliteStore::with_connection_filter_max_entries`]).
+pub const DEFAULT_CONNECTION_FILTER_MAX_ENTRIES: usize = 1273;
+
+/// A tenant's connection filter policy (Exchange's one `HostedConnectionFilterPolicy`,
+/// `Default`): its IP allow and block lists, each entry in its canonical text, in the order they
+/// were added.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionFilterPolicy {
+    pub ip_allow_list: Vec<String>,
+    pub ip_block_list: Vec<String>,
+    /// Bumped by every change; 0 for a tenant whose policy never changed (both lists empty).
+    pub version: i64,
+}
+
+/// A change of a connection filter policy, as Exchange's `-IPAllowList @{Add=…; Remove=…}`:
+/// entries (canonical texts) to remove from and to add to each list. Deltas, so that two admins
+/// changing the lists at once do not undo each other.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionFilterChange {
+    pub ip_allow_list_add: Vec<String>,
+    pub ip_allow_list_remove: Vec<String>,
+    pub ip_block_list_add: Vec<String>,
+    pub ip_block_list_remove: Vec<String>,
+}
+
+/// A connection the edge refused, deferred or cut, as the connection log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewConnectionRecord {
+    pub time: Timestamp,
+    /// The client's address.
+    pub ip: String,
+    /// Its reverse DNS name, once looked up; empty otherwise.
+    pub ptr: String,
+    /// The EHLO/HELO name it gave; empty before it gave one.
+    pub helo: String,
+    /// The tenant whose policy refused (its connection filter); `None` for the platform's own
+    /// stages (the provider's block list, DNS block lists, throttling, HELO and early talkers),
+    /// whose refusals only the operator sees.
+    pub tenant: Option<TenantId>,
+    /// What the client was told.
+    pub reply: Reply,
+    /// Why: the stage (stored apart too, to filter on), the rule or list, the figures.
+    pub reason: Reason,
+    /// What the edge noted about the connection before it refused it (a DNS lookup that failed
+    /// open, an IP on probation).
+    pub notes: Vec<Reason>,
+}
+
+/// Which connection log rows to list, newest first, paged as message trace.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionQuery {
+    /// Confines the listing to refusals made on this tenant's policy; `None` only for the
+    /// platform operator (every row).
+    pub tenant: Option<TenantId>,
+    /// One client address (as [`std::net::IpAddr`] writes it).
+    pub ip: Option<String>,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    /// As [`TraceQuery::page`].
+    pub page: usize,
+    /// As [`TraceQuery::page_size`].
+    pub page_size: usize,
+}
+
+/// One page of the connection log, and whether rows follow it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionPage {
+    pub rows: Vec<ConnectionRow>,
+    pub more: bool,
+}
+
+/// One refused, deferred or cut connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionRow {
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub ip: String,
+    pub ptr: String,
+    pub helo: String,
+    /// The stage that decided (`connection_filter`, `provider_block_list`, `dns_block_list`,
+    /// `throttling`, `early_talker`, `helo`).
+    pub stage: String,
+    /// The list or rule (`IPBlockList`, a DNS zone, a throttle rule).
+    pub rule: Option<String>,
+    /// The reply's SMTP code and RFC 3463 enhanced code.
+    pub status: u16,
+    pub enhanced_status: String,
+    /// The whole reply as the client got it.
+    pub reply: String,
+    /// The tenant whose policy refused; `None` for the platform's stages.
+    pub tenant: Option<String>,
+    /// A reason this hato cannot read (a newer writer's) is left out rather than the row.
+    pub reason: Option<Reason>,
+    pub notes: Vec<Reason>,
 }

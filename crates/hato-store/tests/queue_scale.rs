@@ -43,6 +43,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 tenant_id: tenant,
                 route: *route,
                 extra_events: vec![],
+                receive_reason: None,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -58,6 +58,7 @@ fn message(
                 tenant_id: *tenant,
                 route: *route,
                 extra_events: vec![],
+                receive_reason: None,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -3,13 +3,15 @@
 //! The final `250` is sent only once [`Inbound::submit`] resolves, i.e. once the message, its
 //! envelope and its first trace events are committed (group commit, synced to disk). The
 //! verdicts the end-of-data stages recorded for a recipient in the message context are among
-//! those first events, each with its reason.
+//! those first events, each with its reason; the edge's note of the client's standing is the
+//! reason of the recipient's `Receive` event.
 
 use crate::summarize;
 use hato_core::body::StoredBody;
 use hato_core::message::RecipientVerdict;
 use hato_core::reply::{self, Reply};
 use hato_core::{Clock, MessageContext, id};
+use hato_protection::connection_filter::is_standing;
 use hato_smtp::server::Submitter;
 use hato_store::{NewMessage, NewRecipient, Store};
 use std::future::Future;
@@ -106,11 +108,21 @@ impl Inbound {
                 .envelope
                 .recipients
                 .into_iter()
-                .map(|r| NewRecipient {
-                    address: r.address.to_string(),
-                    tenant_id: r.tenant_id,
-                    route: r.route,
-                    extra_events: r.verdicts.iter().map(RecipientVerdict::event).collect(),
+                .map(|r| {
+                    // The edge's note of the client's standing with the recipient's tenant
+                    // (IPV:CAL/NLI, client IP, PTR) is the reason of its Receive event; the
+                    // other verdicts are events of their own.
+                    let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
+                        r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
+                    let mut standing = standing.into_iter();
+                    let receive_reason = standing.next().map(|v| v.reason);
+                    NewRecipient {
+                        address: r.address.to_string(),
+                        tenant_id: r.tenant_id,
+                        route: r.route,
+                        extra_events: standing.chain(others).map(|v| v.event()).collect(),
+                        receive_reason,
+                    }
                 })
                 .collect(),
             receive_detail,

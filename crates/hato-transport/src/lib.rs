@@ -1,12 +1,15 @@
 //! hato's transport: what happens to a message between the SMTP session and the mailbox.
 //!
 //! - [`routing`]: the recipient decision at RCPT time (accepted domains, mailboxes, relay refusal).
+//! - [`edge`]: the edge's protection stages around it (checks at connect, HELO, the tenants'
+//!   connection filters, the connection log).
 //! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
 //! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
 pub mod delivery;
+pub mod edge;
 pub mod groupmail;
 pub mod headers;
 pub mod inbound;

@@ -134,6 +134,7 @@ impl World {
                     tenant_id: t.id,
                     route,
                     extra_events: vec![],
+                    receive_reason: None,
                 }],
                 spooled: None,
                 authenticated: None,

@@ -112,6 +112,7 @@ impl World {
                     tenant_id: self.tenant,
                     route,
                     extra_events: vec![],
+                    receive_reason: None,
                 }],
                 spooled: None,
                 authenticated: None,

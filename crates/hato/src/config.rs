@@ -14,6 +14,7 @@ pub struct Config {
     pub trace: TraceSection,
     /// IP throttling by volume and reputation (`hato_protection::throttle`).
     pub throttle: hato_protection::throttle::ThrottleSettings,
+    pub edge: EdgeSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +85,39 @@ const MESSAGE_EXPIRATION_HOURS_MAX: u32 = 90 * 24;
 #[serde(deny_unknown_fields, default)]
 pub struct TraceSection {
     pub retention_days: u32,
+}
+
+/// The edge: who is connecting, decided before any content is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeSection {
+    /// Refuse a HELO/EHLO that names this server (its host name, an address it listens on)
+    /// from a client that is another host (`550 5.7.506`).
+    pub reject_bad_helo: bool,
+    /// Milliseconds to wait before the banner; a client that talks meanwhile is refused
+    /// (`554 5.5.1`). 0: the banner at once.
+    pub greeting_delay_ms: u64,
+    /// Entries each list of a tenant's connection filter policy may hold.
+    pub connection_filter_max_entries: usize,
+    /// Days of connection log kept.
+    pub connection_log_retention_days: u32,
+}
+
+/// RFC 5321 §4.5.3.2.1: a client waits 5 minutes for the banner; a delay that long would turn
+/// every client away.
+const GREETING_DELAY_MS_LIMIT: u64 = 300_000;
+
+impl Default for EdgeSection {
+    fn default() -> Self {
+        EdgeSection {
+            reject_bad_helo: true,
+            // Off: every client would wait for the banner (Postfix postscreen waits 6 s).
+            greeting_delay_ms: 0,
+            // Exchange Online's limit per list.
+            connection_filter_max_entries: hato_store::DEFAULT_CONNECTION_FILTER_MAX_ENTRIES,
+            connection_log_retention_days: 30,
+        }
+    }
 }
 
 impl Default for ServerSection {
@@ -208,6 +242,14 @@ impl Config {
             ("smtp.spool_threshold_bytes", s.spool_threshold_bytes as u64),
             ("trace.retention_days", u64::from(self.trace.retention_days)),
             (
+                "edge.connection_log_retention_days",
+                u64::from(self.edge.connection_log_retention_days),
+            ),
+            (
+                "edge.connection_filter_max_entries",
+                self.edge.connection_filter_max_entries as u64,
+            ),
+            (
                 "queue.message_expiration_hours",
                 u64::from(self.queue.message_expiration_hours),
             ),
@@ -245,6 +287,13 @@ impl Config {
             )));
         }
         self.throttle.validate().map_err(ConfigError::Invalid)?;
+        if self.edge.greeting_delay_ms >= GREETING_DELAY_MS_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "edge.greeting_delay_ms must be less than {GREETING_DELAY_MS_LIMIT} (clients wait \
+                 5 minutes for the greeting, RFC 5321 4.5.3.2.1), not {}",
+                self.edge.greeting_delay_ms
+            )));
+        }
         if !(1..=128).contains(&s.ipv6_prefix_length) {
             return Err(ConfigError::Invalid(format!(
                 "smtp.ipv6_prefix_length must be between 1 and 128 (is {})",
@@ -288,6 +337,12 @@ pub fn template() -> String {
         .replace(
             "@SERVER_BUSY@",
             &reply::server_busy("IP", "ASn").to_string(),
+        )
+        .replace("@BAD_HELO@", &reply::BAD_HELO.to_string())
+        .replace("@EARLY_TALKER@", &reply::EARLY_TALKER.to_string())
+        .replace(
+            "@CUSTOMER_BLOCK_LIST@",
+            &reply::customer_block_list("IP", "DOMAIN").to_string(),
         )
 }
 
@@ -407,6 +462,23 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #max_throttle_hours = 24
 # After `hato throttle release`, no rule fires for the IP for this many hours.
 #release_grace_hours = 24
+
+[edge]
+# Who is connecting, decided before any content is read. Every connection refused, deferred or
+# cut here is in the connection log (`hato connections`).
+# Refuse a client whose HELO/EHLO names this server (server.hostname, or an address it listens
+# on) while it connects from another host: "@BAD_HELO@".
+#reject_bad_helo = true
+# Milliseconds to wait before the banner. A client that sends anything meanwhile has not waited
+# for it (RFC 5321 4.3.1; Postfix postscreen's pregreet test) and gets "@EARLY_TALKER@"
+# instead of the banner, and the connection is closed. 0: the banner at once. Every client waits
+# this long for the banner (postscreen waits 6000); less than 300000.
+#greeting_delay_ms = 0
+# Entries each list of a tenant's connection filter policy may hold (its IP allow list and IP
+# block list; a blocked client gets "@CUSTOMER_BLOCK_LIST@"). Exchange Online's limit is 1273.
+#connection_filter_max_entries = 1273
+# Days of connection log kept.
+#connection_log_retention_days = 30
 "#;
 
 #[cfg(test)]

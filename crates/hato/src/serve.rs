@@ -4,10 +4,14 @@
 use crate::config::Config;
 use hato_core::auth::Role;
 use hato_core::{Clock, SystemClock, id};
+use hato_protection::ConnectChecks;
+use hato_protection::early_talker::EarlyTalker;
+use hato_protection::helo::HeloCheck;
 use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
 use hato_transport::delivery::DeliveryAgent;
+use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
 use hato_transport::routing::DirectoryPolicy;
 use rustls::pki_types::pem::PemObject;
@@ -27,6 +31,8 @@ pub enum ServeError {
     Io(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("edge: {0}")]
+    Edge(#[from] hato_protection::NotAConnectStage),
 }
 
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
@@ -129,6 +135,36 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
     Ok(Arc::new(tls))
 }
 
+/// The edge's stages around the directory's recipient decision, with the checks that exist:
+/// the early-talker check when there is a greeting delay, the HELO check when it is on. The
+/// other checks at connect (the provider's block list, DNS block lists, throttling) are added
+/// here, one line each; `hato-protection` puts them in their fixed order.
+fn edge_policy(
+    config: &Config,
+    directory: DirectoryPolicy,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<EdgePolicy, ServeError> {
+    let edge = &config.edge;
+    let mut checks = ConnectChecks::new();
+    if edge.greeting_delay_ms > 0 {
+        checks = checks.with(Arc::new(EarlyTalker))?;
+    }
+    let mut policy = EdgePolicy::new(directory, store, clock).with_checks(checks);
+    if edge.reject_bad_helo {
+        // The addresses the listeners name; each client's own local address counts too (a
+        // listener on 0.0.0.0 names none).
+        let ours = config
+            .smtp
+            .listen
+            .iter()
+            .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip());
+        policy = policy.with_helo_check(HeloCheck::new(&config.server.hostname, ours));
+    }
+    Ok(policy)
+}
+
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.server.data_dir.clone();
     // The one clock of the process: the store stamps its rows with it, the SMTP side, the
@@ -136,7 +172,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(
         SqliteStore::open_with_clock(&data_dir, clock.clone())?
-            .with_message_expiration(config.queue.message_expiration_hours),
+            .with_message_expiration(config.queue.message_expiration_hours)
+            .with_connection_filter_max_entries(config.edge.connection_filter_max_entries),
     );
     let token_path = ensure_operator_token(&store, &data_dir).await?;
     // Made here, before the SMTP path uses it, so its state is loaded, shown and kept.
@@ -163,9 +200,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
         tls: Some(tls),
+        greeting_delay: Duration::from_millis(config.edge.greeting_delay_ms),
     };
     let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
-    let policy = Arc::new(DirectoryPolicy::new(directory.clone()));
+    let policy = Arc::new(edge_policy(
+        &config,
+        DirectoryPolicy::new(directory.clone()),
+        dyn_store.clone(),
+        clock.clone(),
+    )?);
     let inbound = Arc::new(Inbound::new(
         dyn_store.clone(),
         clock.clone(),
@@ -258,6 +301,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.smtp.postmaster_address(),
         node,
     );
+    agent.set_connection_log_retention_days(config.edge.connection_log_retention_days);
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 
     wait_for_signal().await;

@@ -221,11 +221,10 @@ fn over_quota_fails_with_an_ndr_to_a_local_sender() {
         reason["figures"][0]["value"].as_i64().unwrap_or_default() > 600_000,
         "{reason}"
     );
-    // The receive event has no reply and no reason.
-    assert_eq!(
-        (&d[0]["status"], &d[0]["reason"]),
-        (&Value::Null, &Value::Null)
-    );
+    // The receive event has no reply; its reason is the edge's: the client's standing with the
+    // recipient's tenant (on no IP allow list).
+    assert_eq!(d[0]["status"], Value::Null);
+    assert_eq!(d[0]["reason"]["stage"], "connection_filter", "{}", d[0]);
     // The CLI shows the same: the codes in one column, the reason on one line.
     let table = s.ok(&[
         "trace",

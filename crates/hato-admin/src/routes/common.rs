@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::state::{ApiResult, AppState};
 use axum::Json;
 use hato_core::Address;
+use hato_core::Timestamp;
 use hato_core::auth::{Principal, Role};
 use hato_core::directory::{AccessType, Group, GroupType, Mailbox, MemberRef, TenantId};
 use hato_directory::DirectoryIndex;
@@ -381,6 +382,20 @@ pub(super) fn page_param(
     }
 }
 
+/// A time filter (`start`, `end`): RFC 3339, a date, or `YYYY-MM-DD HH:MM[:SS]` (UTC); `None`
+/// when empty; a 400 naming the parameter when it is not a time.
+pub(super) fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            Timestamp::parse_human(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name}: cannot read {s:?} as a time (use 2026-11-28T21:00:00Z or 2026-11-28)"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// A query value with its spaces trimmed; `None` when nothing is left.
 pub(super) fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
@@ -403,8 +418,8 @@ pub(super) fn address_param(name: &str, v: Option<String>) -> ApiResult<Option<S
 #[allow(dead_code)] // describes `hato_core::Reason`; never built
 pub(super) struct TraceReason {
     /// `session`, `recipient`, `group_restriction`, `moderation`, `delivery`, `queue`,
-    /// `connection_filter`, `provider_block_list`, `dns_block_list`, `throttling`, `malware`,
-    /// `transport_rule` or `spam`.
+    /// `connection_filter`, `provider_block_list`, `dns_block_list`, `throttling`,
+    /// `early_talker`, `helo`, `malware`, `transport_rule` or `spam`.
     stage: String,
     /// The rule, list or setting that decided (a group's setting, `mailbox quota`,
     /// `smtp.postmaster`, a transport rule's name); absent when none did.

@@ -8,6 +8,8 @@
 //! document, and the tests below check that the router serves exactly what the document lists.
 
 mod common;
+mod connection_filter;
+mod connections;
 mod contacts;
 mod domains;
 mod group_content;
@@ -55,6 +57,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(contacts::routes())
         .merge(permissions::routes())
         .merge(throttle::routes())
+        .merge(connection_filter::routes())
+        .merge(connections::routes())
 }
 
 /// The answers to a path no route has and to a method a route does not take.

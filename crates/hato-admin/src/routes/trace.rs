@@ -1,12 +1,11 @@
 //! Message trace: one row per recipient, and the events of one message.
 
-use super::common::{TraceReason, address_param, nonempty, page_param};
+use super::common::{TraceReason, address_param, nonempty, page_param, time_param};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::state::{ApiResult, AppState, Path, listing_scope, require_admin};
 use axum::Json;
 use axum::extract::{Query, State};
-use hato_core::Timestamp;
 use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_store::{
@@ -110,18 +109,6 @@ struct TraceEvent {
     remote_host: String,
     /// Why: which stage decided, by which rule, and the figures that decided it.
     reason: Option<TraceReason>,
-}
-
-fn time_param(name: &str, v: Option<&str>) -> ApiResult<Option<Timestamp>> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| {
-            Timestamp::parse_human(s).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "{name}: cannot read {s:?} as a time (use 2026-11-28T21:00:00Z or 2026-11-28)"
-                ))
-            })
-        })
-        .transpose()
 }
 
 /// Message trace: one page of rows, one per recipient, newest first.

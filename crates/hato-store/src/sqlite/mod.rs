@@ -6,6 +6,8 @@
 //! only what is here, never another resource's module (`snapshot` reads across resources and
 //! borrows the group and contact row readers).
 
+mod connection_filter;
+mod connections;
 mod contacts;
 mod group_mailbox;
 mod groups;
@@ -59,6 +61,9 @@ pub struct SqliteStore {
     /// How long after its arrival a message's recipients expire (micros):
     /// [`SqliteStore::with_message_expiration`].
     message_expiration: i64,
+    /// How many entries each list of a tenant's connection filter policy may hold:
+    /// [`SqliteStore::with_connection_filter_max_entries`].
+    connection_filter_max_entries: usize,
 }
 
 /// Hours in microseconds, the store's unit of time.
@@ -241,6 +246,7 @@ impl SqliteStore {
             clock,
             message_expiration: i64::from(crate::types::DEFAULT_MESSAGE_EXPIRATION_HOURS)
                 * HOUR_MICROS,
+            connection_filter_max_entries: crate::types::DEFAULT_CONNECTION_FILTER_MAX_ENTRIES,
         })
     }
 
@@ -248,6 +254,14 @@ impl SqliteStore {
     /// (`queue.message_expiration_hours`; 48 by default, Exchange's `MessageExpirationTimeout`).
     pub fn with_message_expiration(mut self, hours: u32) -> Self {
         self.message_expiration = i64::from(hours) * HOUR_MICROS;
+        self
+    }
+
+    /// Each list of a tenant's connection filter policy holds at most `max` entries
+    /// (`edge.connection_filter_max_entries`; 1,273 by default, Exchange Online's limit): a change
+    /// that would make a list longer is refused.
+    pub fn with_connection_filter_max_entries(mut self, max: usize) -> Self {
+        self.connection_filter_max_entries = max;
         self
     }
 

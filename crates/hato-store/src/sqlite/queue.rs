@@ -63,7 +63,9 @@ impl QueueStore for SqliteStore {
                 };
                 insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires])?;
                 let id = conn.last_insert_rowid();
-                add_event(conn, id, m.received.0, &EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str()))?;
+                let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
+                receive.reason = r.receive_reason.clone();
+                add_event(conn, id, m.received.0, &receive)?;
                 for event in &r.extra_events {
                     add_event(conn, id, m.received.0, event)?;
                 }

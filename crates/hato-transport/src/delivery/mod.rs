@@ -1,5 +1,5 @@
 //! The queue runner: delivers queued recipients to local mailboxes, fails what cannot be
-//! delivered, sends NDRs, and applies trace retention.
+//! delivered, sends NDRs, and applies trace and connection log retention.
 //!
 //! Delivery is idempotent: a message's stored form (Return-Path + content) is written to the
 //! content-addressed blob directory first, then one transaction files it in each mailbox and
@@ -32,8 +32,12 @@ use hato_store::{
     StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// Days of connection log kept unless told otherwise (`edge.connection_log_retention_days`).
+pub const DEFAULT_CONNECTION_LOG_RETENTION_DAYS: u32 = 30;
 
 pub struct DeliveryAgent {
     store: Arc<dyn Store>,
@@ -42,6 +46,8 @@ pub struct DeliveryAgent {
     hostname: String,
     queued: Arc<Notify>,
     trace_retention_days: u32,
+    /// Days of connection log kept (`edge.connection_log_retention_days`).
+    connection_log_retention_days: AtomicU32,
     /// The platform's postmaster mailbox address (`smtp.postmaster`), if any.
     postmaster: Option<Address>,
     /// This process's name on the leases of the recipients it works on.
@@ -173,9 +179,17 @@ impl DeliveryAgent {
             hostname,
             queued,
             trace_retention_days,
+            connection_log_retention_days: AtomicU32::new(DEFAULT_CONNECTION_LOG_RETENTION_DAYS),
             postmaster,
             node,
         })
+    }
+
+    /// Connection log rows older than `days` go with the hourly retention, like trace
+    /// (`edge.connection_log_retention_days`, 30 by default).
+    pub fn set_connection_log_retention_days(&self, days: u32) {
+        self.connection_log_retention_days
+            .store(days, Ordering::Relaxed);
     }
 
     /// The node id this agent leases recipients under.
@@ -205,6 +219,14 @@ impl DeliveryAgent {
                     Ok(n) if n > 0 => tracing::info!("trace retention: removed {n} old message(s)"),
                     Ok(_) => {}
                     Err(e) => tracing::error!("trace retention failed: {e}"),
+                }
+                let days = self.connection_log_retention_days.load(Ordering::Relaxed);
+                match self.store.purge_connections(now.minus_days(days)).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!("connection log retention: removed {n} old row(s)")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("connection log retention failed: {e}"),
                 }
                 // Between steps, so no blob is being staged while unreferenced ones go.
                 let store = self.store.clone();

@@ -110,6 +110,7 @@ impl World {
                     tenant_id: self.tenant,
                     route,
                     extra_events: vec![],
+                    receive_reason: None,
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],

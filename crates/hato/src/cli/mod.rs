@@ -6,6 +6,8 @@
 //! (tables, path encoding). A new resource gets `cli/<resource>.rs` and a variant below.
 
 mod client;
+mod connection_filter;
+mod connections;
 mod contact;
 mod domain;
 mod group;
@@ -86,6 +88,11 @@ enum Command {
     /// IP throttling: a sending IP's status, releases, tenants' exemption lists.
     #[command(subcommand)]
     Throttle(throttle::ThrottleCmd),
+    /// A tenant's connection filter policy: its IP allow and block lists.
+    #[command(subcommand)]
+    ConnectionFilter(connection_filter::ConnectionFilterCmd),
+    /// The connection log: connections the edge refused, deferred or cut.
+    Connections(connections::ConnectionsArgs),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -176,5 +183,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Trace(args) => trace::run(c, args),
         Command::Queue(cmd) => queue::run(c, cmd),
         Command::Throttle(cmd) => throttle::run(c, cmd),
+        Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
+        Command::Connections(args) => connections::run(c, args),
     }
 }

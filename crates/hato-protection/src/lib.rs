@@ -14,6 +14,10 @@
 //!
 //! Nothing here needs the message body.
 
+pub mod provider_block_list;
+
+pub use provider_block_list::{IpNetwork, ListedEntry, ProviderBlockList};
+
 use hato_core::{Reason, Refusal};
 
 /// What one stage decided about a client. Every stage of this crate answers with one, so the

@@ -251,6 +251,8 @@ pub trait BlockListStore: Send + Sync {
     fn add_block(&self, entry: NewBlockEntry) -> Pending<BlockEntry>;
     /// The entries that still match at `now`, oldest first.
     fn block_entries(&self, now: Timestamp) -> Result<Vec<BlockEntry>>;
+    /// The entry with this canonical text, expired or not.
+    fn block_entry(&self, entry: &str) -> Result<Option<BlockEntry>>;
     /// Removes an entry (canonical text); [`crate::StoreError::NotFound`] when none has it.
     fn remove_block(&self, entry: &str) -> Pending<BlockEntry>;
     /// Removes the entries expired at `now` and the delist requests made before

@@ -808,6 +808,8 @@ pub struct DelistRequest {
     pub address: String,
     pub client_ip: String,
     pub outcome: DelistOutcome,
+    /// The entry that listed the IP when asked: its row id and text.
+    pub entry_id: Option<i64>,
     pub entry: Option<String>,
     /// Until when its link works, when one was mailed.
     pub token_expires: Option<Timestamp>,

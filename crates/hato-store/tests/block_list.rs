@@ -64,6 +64,8 @@ fn entries_are_added_listed_and_removed() {
         ("192.0.2.7", "listed 192.0.2.7", "operator", t0(), None)
     );
     assert_eq!(s.block_entries(t0()).unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(s.block_entry("2001:db8::/32").unwrap(), Some(b.clone()));
+    assert_eq!(s.block_entry("2001:db8::").unwrap(), None);
     // The same entry twice is a conflict naming it.
     let e = s
         .add_block(new_entry("192.0.2.7", None))
@@ -145,6 +147,7 @@ fn a_confirmation_token_removes_its_entry_once_and_only_before_it_expires() {
             recorded.id,
             recorded.ip.as_str(),
             recorded.outcome,
+            recorded.entry_id,
             recorded.entry.as_deref(),
             recorded.token_expires,
             recorded.confirmed
@@ -153,6 +156,7 @@ fn a_confirmation_token_removes_its_entry_once_and_only_before_it_expires() {
             id,
             "192.0.2.7",
             DelistOutcome::ConfirmationSent,
+            Some(entry.id),
             Some("192.0.2.7"),
             Some(until),
             None

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const ENTRY_COLUMNS: &str = "id, entry, reason, added_by, added, expires";
 const REQUEST_COLUMNS: &str =
-    "id, requested, ip, address, client_ip, outcome, entry, token_expires, confirmed";
+    "id, requested, ip, address, client_ip, outcome, entry_id, entry, token_expires, confirmed";
 
 fn entry_from(r: &Row<'_>) -> rusqlite::Result<BlockEntry> {
     Ok(BlockEntry {
@@ -41,9 +41,10 @@ fn request_from(r: &Row<'_>) -> rusqlite::Result<Result<DelistRequest>> {
         address: r.get(3)?,
         client_ip: r.get(4)?,
         outcome,
-        entry: r.get(6)?,
-        token_expires: r.get::<_, Option<i64>>(7)?.map(Timestamp),
-        confirmed: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+        entry_id: r.get(6)?,
+        entry: r.get(7)?,
+        token_expires: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+        confirmed: r.get::<_, Option<i64>>(9)?.map(Timestamp),
     }))
 }
 
@@ -173,6 +174,17 @@ impl BlockListStore for SqliteStore {
             ))?;
             let rows = stmt.query_map([now.0], entry_from)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn block_entry(&self, entry: &str) -> Result<Option<BlockEntry>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM block_list WHERE entry = ?1"
+                ))?
+                .query_row([entry], entry_from)
+                .optional()?)
         })
     }
 

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "hato admin API",
         description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation, \
-            message trace and the queue of a hato server. Every error is `{\"error\": \"one line\"}`; another \
+            message trace, the queue and the provider's block list of a hato server. Every error is `{\"error\": \"one line\"}`; another \
             tenant's objects answer 404 as if they did not exist."
     ),
     security(("bearer" = [])),
@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         (name = "group content", description = "Microsoft 365 groups' conversations, calendar and files"),
         (name = "moderation", description = "Messages held for moderated groups"),
         (name = "contacts", description = "Mail contacts"),
+        (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -212,12 +212,28 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         clock.clone(),
     );
+    // The provider's block list: loaded now, reloaded after each change and purged of expired
+    // entries every minute. Its snapshot (`block_list.list()`) is what the edge checks.
+    let delist_url = config.edge.delist_url(admin_addr, &config.server.hostname);
+    let block_list = Arc::new(hato_admin::BlockListService::new(
+        delist_url.clone(),
+        hato_admin::DelistLimits::default(),
+        clock.clone(),
+    ));
+    let listed = block_list.reload(&*dyn_store, clock.now())?;
+    println!("hato: delist page at {delist_url} ({listed} block list entries)");
+    tasks.push(tokio::spawn(block_list.clone().run_maintenance(
+        dyn_store.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    )));
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
         directory: directory.clone(),
         clock: clock.clone(),
         login: Arc::new(login),
         hostname: config.server.hostname.clone(),
+        block_list,
     });
     let mut admin_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {

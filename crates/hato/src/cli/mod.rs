@@ -5,6 +5,7 @@
 //! subcommands and a `run`; they share only `client.rs` (the API client) and `output.rs`
 //! (tables, path encoding). A new resource gets `cli/<resource>.rs` and a variant below.
 
+mod blocklist;
 mod client;
 mod contact;
 mod domain;
@@ -82,6 +83,9 @@ enum Command {
     /// Messages held for moderated groups.
     #[command(subcommand)]
     Moderation(moderation::ModerationCmd),
+    /// The provider's block list: IPs refused at connect (operator).
+    #[command(subcommand)]
+    Blocklist(blocklist::BlocklistCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -171,5 +175,6 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Mail(cmd) => mail::run(c, cmd),
         Command::Trace(args) => trace::run(c, args),
         Command::Queue(cmd) => queue::run(c, cmd),
+        Command::Blocklist(cmd) => blocklist::run(c, cmd),
     }
 }

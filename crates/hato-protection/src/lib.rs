@@ -13,6 +13,8 @@
 //!   tenant's recipients, never a DNS block list).
 //!
 //! Nothing here needs the message body.
+//!
+//! Stages: `provider_block_list.rs` (the operator's own list of banned IPs, `550 5.7.606`).
 
 pub mod provider_block_list;
 

@@ -125,9 +125,10 @@ fn requests(s: &Server) -> Vec<Value> {
 /// The answer every request gets, listed or not.
 fn sent_page(ip: &str, address: &str) -> String {
     format!(
-        "<p>If {ip} is on the block list of mx.hato.test, a message has been sent to {address}: \
-         it has a link to confirm the removal, which works once, for 24 hours. If no message \
-         arrives, the address is not listed here.</p>"
+        "<p>If {ip} is on the block list of mx.hato.test, a message has been sent to {address} \
+         saying how to have it removed: a link to confirm the removal, which works once, for 24 \
+         hours (or, for an address listed as part of a network, whom to write to). If no \
+         message arrives, the IP address is not listed here.</p>"
     )
 }
 

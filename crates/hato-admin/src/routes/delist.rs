@@ -231,9 +231,10 @@ async fn request(
         Err(e) => return failed(&s, &e),
     }
     let body = format!(
-        "<p>If {ip} is on the block list of {host}, a message has been sent to {address}: it \
-         has a link to confirm the removal, which works once, for 24 hours. If no message \
-         arrives, the address is not listed here.</p>\n\
+        "<p>If {ip} is on the block list of {host}, a message has been sent to {address} \
+         saying how to have it removed: a link to confirm the removal, which works once, for 24 \
+         hours (or, for an address listed as part of a network, whom to write to). If no \
+         message arrives, the IP address is not listed here.</p>\n\
          <p><a href=\"delist\">Another request</a></p>\n",
         ip = escape(&ip.to_string()),
         host = escape(&s.hostname),

@@ -34,7 +34,7 @@ const OPERATOR: &str = "operator";
 /// A new entry.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EntryInput {
+struct BlockListEntryInput {
     /// One IPv4 or IPv6 address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form
     /// (`192.0.2.0/24`, at most a /8; `2001:db8::/32`, at most a /16).
     entry: String,
@@ -48,7 +48,7 @@ struct EntryInput {
 
 /// An entry of the provider's block list.
 #[derive(Serialize, ToSchema)]
-struct Entry {
+struct BlockListEntry {
     /// The address or network, in canonical form (a single address without a prefix).
     entry: String,
     reason: String,
@@ -60,9 +60,9 @@ struct Entry {
     expires: Option<String>,
 }
 
-impl From<BlockEntry> for Entry {
+impl From<BlockEntry> for BlockListEntry {
     fn from(e: BlockEntry) -> Self {
-        Entry {
+        BlockListEntry {
             entry: e.entry,
             reason: e.reason,
             added_by: e.added_by,
@@ -74,7 +74,8 @@ impl From<BlockEntry> for Entry {
 
 /// A request made on the delist page.
 #[derive(Serialize, ToSchema)]
-struct Request {
+#[schema(as = DelistRequest)]
+struct DelistRecord {
     id: i64,
     /// When it was made (RFC 3339, UTC).
     requested: String,
@@ -96,9 +97,9 @@ struct Request {
     confirmed: Option<String>,
 }
 
-impl From<DelistRequest> for Request {
+impl From<DelistRequest> for DelistRecord {
     fn from(r: DelistRequest) -> Self {
-        Request {
+        DelistRecord {
             id: r.id,
             requested: r.requested.to_rfc3339(),
             ip: r.ip,
@@ -122,9 +123,9 @@ fn parse_entry(text: &str) -> ApiResult<IpNetwork> {
     post,
     path = "/api/v1/blocklist",
     tag = "block list",
-    request_body = EntryInput,
+    request_body = BlockListEntryInput,
     responses(
-        (status = 201, description = "The new entry, in force at once", body = Entry),
+        (status = 201, description = "The new entry, in force at once", body = BlockListEntry),
         (status = 400, description = "Not an address or network (the entry and the rule are named), a bad reason or expiry, or not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not the operator", body = ErrorBody),
@@ -134,7 +135,7 @@ fn parse_entry(text: &str) -> ApiResult<IpNetwork> {
 async fn add_entry(
     State(s): State<AppState>,
     p: Principal,
-    payload: Result<Json<EntryInput>, JsonRejection>,
+    payload: Result<Json<BlockListEntryInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     require_operator(&p)?;
     let input = body(payload)?;
@@ -180,7 +181,7 @@ async fn add_entry(
             .map_or_else(|| "removed".to_string(), Timestamp::to_rfc3339)
     );
     reload_block_list(&s).await;
-    Ok((StatusCode::CREATED, Json(Entry::from(entry))).into_response())
+    Ok((StatusCode::CREATED, Json(BlockListEntry::from(entry))).into_response())
 }
 
 /// The provider's block list: the entries in force, oldest first (operator).
@@ -189,16 +190,21 @@ async fn add_entry(
     path = "/api/v1/blocklist",
     tag = "block list",
     responses(
-        (status = 200, description = "The entries in force", body = [Entry]),
+        (status = 200, description = "The entries in force", body = [BlockListEntry]),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not the operator", body = ErrorBody),
     )
 )]
-async fn list_entries(State(s): State<AppState>, p: Principal) -> ApiResult<Json<Vec<Entry>>> {
+async fn list_entries(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<BlockListEntry>>> {
     require_operator(&p)?;
     s.blocking(|s| {
         let entries = s.store.block_entries(s.clock.now())?;
-        Ok(Json(entries.into_iter().map(Entry::from).collect()))
+        Ok(Json(
+            entries.into_iter().map(BlockListEntry::from).collect(),
+        ))
     })
     .await
 }
@@ -254,7 +260,7 @@ struct RequestsParams {
     tag = "block list",
     params(RequestsParams),
     responses(
-        (status = 200, description = "The requests, newest first", body = [Request]),
+        (status = 200, description = "The requests, newest first", body = [DelistRecord]),
         (status = 400, description = "A limit out of 1-1000", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not the operator", body = ErrorBody),
@@ -264,7 +270,7 @@ async fn list_requests(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<RequestsParams>, QueryRejection>,
-) -> ApiResult<Json<Vec<Request>>> {
+) -> ApiResult<Json<Vec<DelistRecord>>> {
     require_operator(&p)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = params.limit.unwrap_or(100);
@@ -273,7 +279,7 @@ async fn list_requests(
     }
     s.blocking(move |s| {
         let requests = s.store.delist_requests(limit)?;
-        Ok(Json(requests.into_iter().map(Request::from).collect()))
+        Ok(Json(requests.into_iter().map(DelistRecord::from).collect()))
     })
     .await
 }

@@ -6,8 +6,11 @@
 //!
 //! Layout: `state.rs` (the state, the caller, role checks, tenant scope), `routes/` (one module
 //! per resource, shared lookups in `routes/common.rs`, the router in `routes/mod.rs`),
-//! `error.rs`, `password.rs`, `login_limit.rs`, `openapi.rs`.
+//! `error.rs`, `password.rs`, `login_limit.rs`, `openapi.rs`; the provider's block list as the
+//! server holds it (`block_list.rs`) and the delist page's limits (`delist_limit.rs`).
 
+pub mod block_list;
+pub mod delist_limit;
 mod error;
 pub mod login_limit;
 mod openapi;
@@ -15,6 +18,8 @@ mod password;
 mod routes;
 mod state;
 
+pub use block_list::BlockListService;
+pub use delist_limit::{DelistLimiter, DelistLimits};
 pub use error::ApiError;
 pub use login_limit::{LoginLimiter, LoginLimits};
 pub use routes::router;

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "hato admin API",
         description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation, \
-            message trace, the queue, connection filter policies and the connection log of a \
+            message trace, the queue, connection filter policies, the connection log and the provider's block list of a \
             hato server. Every error is `{\"error\": \"one line\"}`; another tenant's objects \
             answer 404 as if they did not exist."
     ),
@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         (name = "throttle", description = "IP throttling: a sending IP's status, releases, tenants' exemption lists"),
         (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
         (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),
+        (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),
     )
 )]
 pub(crate) struct ApiDoc;

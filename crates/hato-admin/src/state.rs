@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use hato_core::Address;
@@ -13,6 +13,7 @@ use hato_core::auth::{Principal, Role};
 use hato_core::directory::{Mailbox, Tenant, TenantId};
 use hato_store::{Store, hash_token};
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -26,6 +27,9 @@ pub struct AppState {
     pub hostname: String,
     /// IP throttling: its status, releases, and the exemption lists it holds in memory.
     pub throttle: Arc<hato_protection::throttle::Throttle>,
+    /// The provider's block list: the edge's snapshot, reloaded after each change, and the
+    /// delist page's request limits.
+    pub block_list: Arc<crate::block_list::BlockListService>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -100,6 +104,25 @@ impl FromRequestParts<AppState> for Principal {
                 Ok(p)
             })
             .await
+    }
+}
+
+/// The client's IP, from the connection (`hato serve` serves with connect info). Without it (a
+/// router used in-process) every caller counts as one unspecified client. Never from a header
+/// (`X-Forwarded-For`): any client could write one, and limits counted by it would count nothing.
+pub(crate) struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        ))
     }
 }
 
@@ -184,6 +207,22 @@ fn path_error(rejection: PathRejection, names: &[String]) -> ApiError {
         other => other.to_string(),
     };
     ApiError::bad_request(format!("path parameter {message}"))
+}
+
+/// Installs the provider's block list as the store now has it, after a change (the API's, the
+/// delist page's). The change is committed whatever happens here; should the read fail, the
+/// next maintenance round (`BlockListService::run_maintenance`, within a minute) installs it.
+pub(crate) async fn reload_block_list(s: &AppState) {
+    let now = s.clock.now();
+    let result = s
+        .blocking(move |s| Ok(s.block_list.reload(&*s.store, now)?))
+        .await;
+    if let Err(e) = result {
+        tracing::error!(
+            "block list: the edge's copy was not reloaded: {}",
+            e.message
+        );
+    }
 }
 
 pub(crate) fn require_admin(p: &Principal) -> ApiResult<()> {

@@ -25,6 +25,11 @@ fn state(store: Arc<SqliteStore>) -> AppState {
         directory: Arc::new(hato_directory::Directory::new(store.clone())),
         store,
         login: Arc::new(LoginLimiter::new(LoginLimits::default(), clock.clone())),
+        block_list: Arc::new(hato_admin::BlockListService::new(
+            "http://127.0.0.1:8025/delist",
+            hato_admin::DelistLimits::default(),
+            clock.clone(),
+        )),
         clock,
         hostname: "mx.hato.test".into(),
         throttle: Arc::new(hato_protection::throttle::Throttle::new(Default::default())),

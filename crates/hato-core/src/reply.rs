@@ -319,6 +319,12 @@ replies! {
     /// after it was received, Exchange's MessageExpirationTimeout of 2 days): Exchange's text,
     /// 550 with 4.4.7 as Exchange writes it. The last error is in the trace event's reason.
     const MESSAGE_EXPIRED = (550, "4.4.7", "QUEUE.Expired; message expired");
+
+    section "Edge protection: refusals by who is connecting";
+    /// The client's IP is on the provider's own block list (seed C2; Exchange Online's reply
+    /// for Microsoft's blocked senders list, 5.7.606-649): instead of the banner, or at RCPT for
+    /// a tenant that has not allowed the IP. `url` is the delist page (`edge.delist_url`).
+    fn banned_sending_ip(ip, url) = (550, "5.7.606", "Access denied, banned sending IP [{ip}]. To request removal from this list please visit {url} and follow the directions.");
 }
 
 /// The reply for a moderator's rejection: with the comment when there is one.
@@ -378,6 +384,11 @@ mod tests {
         assert_eq!(
             EARLY_TALKER.to_string(),
             "554 5.5.1 Protocol error: the client sent data before the greeting"
+        );
+        assert_eq!(
+            banned_sending_ip("2001:db8::7", "https://mx.hato.test/delist").to_string(),
+            "550 5.7.606 Access denied, banned sending IP [2001:db8::7]. To request removal from \
+             this list please visit https://mx.hato.test/delist and follow the directions."
         );
     }
 

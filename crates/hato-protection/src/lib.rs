@@ -19,6 +19,12 @@
 //! and given at RCPT to each recipient whose tenant does not allow-list the client).
 //!
 //! Nothing here needs the message body.
+//!
+//! Stages: `provider_block_list.rs` (the operator's own list of banned IPs, `550 5.7.606`).
+
+pub mod provider_block_list;
+
+pub use provider_block_list::{IpNetwork, ListedEntry, ProviderBlockList};
 
 pub mod connection_filter;
 pub mod early_talker;

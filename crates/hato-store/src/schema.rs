@@ -452,4 +452,36 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX connection_log_ip ON connection_log(ip, time);
     CREATE INDEX connection_log_tenant ON connection_log(tenant_id, time);
     "#,
+    // 15: the provider's block list (operator only; seed C1-C3) and the requests made on its
+    // delist page. An entry is an address or a network in canonical text, so one network is
+    // listed once; `expires` NULL is never. A delist request records who asked (the web
+    // client's IP), when, for which IP and address, and what came of it; its confirmation token
+    // is kept only as a SHA-256 hash (a copy of the database removes nothing), with its expiry
+    // and when it was used (once). `entry_id` names the block list row the link was mailed for,
+    // without a foreign key: the entry may go (removed, expired) while the record stays.
+    r#"
+    CREATE TABLE block_list(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry TEXT NOT NULL UNIQUE,
+        reason TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        expires INTEGER
+    );
+    CREATE INDEX block_list_expires ON block_list(expires) WHERE expires IS NOT NULL;
+    CREATE TABLE delist_requests(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        requested INTEGER NOT NULL,
+        ip TEXT NOT NULL,
+        address TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        entry_id INTEGER,
+        entry TEXT,
+        token_hash TEXT UNIQUE,
+        token_expires INTEGER,
+        confirmed INTEGER
+    );
+    CREATE INDEX delist_requests_requested ON delist_requests(requested);
+    "#,
 ];

@@ -289,6 +289,36 @@ pub trait ConnectionLogStore: Send + Sync {
     fn purge_connections(&self, before: Timestamp) -> Pending<usize>;
 }
 
+/// The provider's block list (operator only) and the requests made on its delist page.
+pub trait BlockListStore: Send + Sync {
+    /// Adds an entry; [`crate::StoreError::Conflict`] when the same entry is listed and not
+    /// expired at `entry.added` (an expired one not purged yet is replaced).
+    fn add_block(&self, entry: NewBlockEntry) -> Pending<BlockEntry>;
+    /// The entries that still match at `now`, oldest first.
+    fn block_entries(&self, now: Timestamp) -> Result<Vec<BlockEntry>>;
+    /// The entry with this canonical text, expired or not.
+    fn block_entry(&self, entry: &str) -> Result<Option<BlockEntry>>;
+    /// Removes an entry (canonical text); [`crate::StoreError::NotFound`] when none has it.
+    fn remove_block(&self, entry: &str) -> Pending<BlockEntry>;
+    /// Removes the entries expired at `now` and the delist requests made before
+    /// `requests_before`; returns how many of each.
+    fn purge_block_list(
+        &self,
+        now: Timestamp,
+        requests_before: Timestamp,
+    ) -> Pending<(usize, usize)>;
+    /// Records a delist request; returns its id.
+    fn add_delist_request(&self, request: NewDelistRequest) -> Pending<i64>;
+    /// The request whose confirmation token has this hash.
+    fn delist_request_by_token(&self, token_hash: &str) -> Result<Option<DelistRequest>>;
+    /// Uses a confirmation token, once: in one write, a token that is known, unused and not
+    /// expired at `now` is marked used and removes the entry it was mailed for, if that entry
+    /// is still there (the same row: an entry listed anew since is not removed).
+    fn confirm_delist(&self, token_hash: &str, now: Timestamp) -> Pending<DelistConfirmation>;
+    /// The recorded delist requests, newest first, at most `limit`.
+    fn delist_requests(&self, limit: usize) -> Result<Vec<DelistRequest>>;
+}
+
 /// Everything a hato node needs from its store.
 pub trait Store:
     TenantStore
@@ -306,6 +336,7 @@ pub trait Store:
     + ThrottleStore
     + ConnectionFilterStore
     + ConnectionLogStore
+    + BlockListStore
 {
 }
 impl<T> Store for T where
@@ -324,5 +355,6 @@ impl<T> Store for T where
         + ThrottleStore
         + ConnectionFilterStore
         + ConnectionLogStore
+        + BlockListStore
 {
 }

@@ -833,3 +833,120 @@ pub struct ConnectionRow {
     pub reason: Option<Reason>,
     pub notes: Vec<Reason>,
 }
+
+// ----- the provider's block list and its delist requests -----------------------------------------
+
+/// An entry of the provider's block list as stored: the listed address or network in canonical
+/// text (`hato_protection::IpNetwork`), why, by whom, since and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEntry {
+    pub id: i64,
+    pub entry: String,
+    pub reason: String,
+    pub added_by: String,
+    pub added: Timestamp,
+    /// When it stops matching; `None`: never.
+    pub expires: Option<Timestamp>,
+}
+
+/// An entry to add to the provider's block list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBlockEntry {
+    /// Canonical text (the caller parses it: `hato_protection::IpNetwork`).
+    pub entry: String,
+    pub reason: String,
+    pub added_by: String,
+    pub added: Timestamp,
+    pub expires: Option<Timestamp>,
+}
+
+/// What became of a delist request. Stored by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelistOutcome {
+    /// No entry listed the IP: nothing was mailed.
+    NotListed,
+    /// A network entry listed the IP: the mail said that it cannot be removed by request.
+    ListedInRange,
+    /// A confirmation link was mailed and not used yet.
+    ConfirmationSent,
+    /// The link was followed and the entry removed.
+    Removed,
+    /// The link was followed after the entry had gone (removed or expired) already.
+    NoLongerListed,
+}
+
+impl DelistOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelistOutcome::NotListed => "not_listed",
+            DelistOutcome::ListedInRange => "listed_in_range",
+            DelistOutcome::ConfirmationSent => "confirmation_sent",
+            DelistOutcome::Removed => "removed",
+            DelistOutcome::NoLongerListed => "no_longer_listed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DelistOutcome::NotListed,
+            DelistOutcome::ListedInRange,
+            DelistOutcome::ConfirmationSent,
+            DelistOutcome::Removed,
+            DelistOutcome::NoLongerListed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// A request made on the delist page, to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelistRequest {
+    pub requested: Timestamp,
+    /// The address asked to be removed (canonical).
+    pub ip: String,
+    /// Where the answer was mailed (canonical).
+    pub address: String,
+    /// Who asked: the web client's IP.
+    pub client_ip: String,
+    pub outcome: DelistOutcome,
+    /// The entry that listed the IP (its row id and text), when one did.
+    pub entry: Option<(i64, String)>,
+    /// The confirmation token's hash (never the token) and its expiry, when a link was mailed.
+    pub token: Option<(String, Timestamp)>,
+}
+
+/// A recorded delist request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelistRequest {
+    pub id: i64,
+    pub requested: Timestamp,
+    pub ip: String,
+    pub address: String,
+    pub client_ip: String,
+    pub outcome: DelistOutcome,
+    /// The entry that listed the IP when asked: its row id and text.
+    pub entry_id: Option<i64>,
+    pub entry: Option<String>,
+    /// Until when its link works, when one was mailed.
+    pub token_expires: Option<Timestamp>,
+    /// When its link was used.
+    pub confirmed: Option<Timestamp>,
+}
+
+/// What following a confirmation link did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DelistConfirmation {
+    /// The entry is gone from the list.
+    Removed { ip: String, entry: String },
+    /// The entry the link was for had gone already (removed, expired, or listed anew since:
+    /// a link removes only the entry it was mailed for).
+    NoLongerListed { ip: String },
+    /// The link was used before, at `at`.
+    AlreadyUsed { ip: String, at: Timestamp },
+    /// The link's time is up.
+    Expired { ip: String },
+    /// No request has this token.
+    Unknown,
+}

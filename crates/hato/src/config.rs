@@ -101,6 +101,10 @@ pub struct EdgeSection {
     pub connection_filter_max_entries: usize,
     /// Days of connection log kept.
     pub connection_log_retention_days: u32,
+    /// The delist page's public address: the `550 5.7.606` refusal of a client on the
+    /// provider's block list names it, and confirmation links are `<delist_url>/confirm?...`.
+    /// Empty: the admin listener's `/delist`.
+    pub delist_url: String,
 }
 
 /// RFC 5321 §4.5.3.2.1: a client waits 5 minutes for the banner; a delay that long would turn
@@ -116,6 +120,26 @@ impl Default for EdgeSection {
             // Exchange Online's limit per list.
             connection_filter_max_entries: hato_store::DEFAULT_CONNECTION_FILTER_MAX_ENTRIES,
             connection_log_retention_days: 30,
+            delist_url: String::new(),
+        }
+    }
+}
+
+/// The longest `edge.delist_url`: it is part of an SMTP reply line (RFC 5321 §4.5.3.1.5 allows
+/// 512 octets with the code and the rest of the text).
+const DELIST_URL_MAX: usize = 200;
+
+impl EdgeSection {
+    /// The delist page's address: `delist_url`, else `http://<admin listener>/delist`, with the
+    /// server's hostname for a listener on all addresses (0.0.0.0 or [::] is no address to give).
+    pub fn delist_url(&self, admin: std::net::SocketAddr, hostname: &str) -> String {
+        let url = self.delist_url.trim_end_matches('/');
+        if !url.is_empty() {
+            url.to_string()
+        } else if admin.ip().is_unspecified() {
+            format!("http://{hostname}:{}/delist", admin.port())
+        } else {
+            format!("http://{admin}/delist")
         }
     }
 }
@@ -306,6 +330,22 @@ impl Config {
                 s.postmaster
             )));
         }
+        let url = &self.edge.delist_url;
+        // It goes into an SMTP reply and a mail's text as it is: one printable ASCII word (no
+        // CR or LF to end the reply early), an http(s) address that a query can follow.
+        if !url.is_empty()
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > DELIST_URL_MAX
+                || !url.bytes().all(|b| b.is_ascii_graphic())
+                || url.contains(['?', '#']))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "edge.delist_url must be an http:// or https:// address of at most \
+                 {DELIST_URL_MAX} printable ASCII characters, without spaces, query or fragment \
+                 (is {:?})",
+                url.chars().take(DELIST_URL_MAX + 20).collect::<String>()
+            )));
+        }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
@@ -343,6 +383,10 @@ pub fn template() -> String {
         .replace(
             "@CUSTOMER_BLOCK_LIST@",
             &reply::customer_block_list("IP", "DOMAIN").to_string(),
+        )
+        .replace(
+            "@BANNED_SENDING_IP@",
+            &codes(&reply::banned_sending_ip("", "")),
         )
 }
 
@@ -479,6 +523,13 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #connection_filter_max_entries = 1273
 # Days of connection log kept.
 #connection_log_retention_days = 30
+# The delist page's public address. A client on the provider's block list (hato blocklist) is
+# refused with "@BANNED_SENDING_IP@ Access denied, banned sending IP [IP]. To request removal
+# from this list please visit <delist_url> and follow the directions.", and the page mails
+# confirmation links to <delist_url>/confirm. Empty: the admin listener's /delist
+# (http://<admin.listen>/delist, with server.hostname when it listens on all addresses); behind
+# a TLS proxy, give the proxy's https:// address of that page.
+#delist_url = ""
 "#;
 
 #[cfg(test)]
@@ -613,6 +664,55 @@ mod tests {
         }
         assert_eq!(Config::default().queue.message_expiration_hours, 48);
         assert!(template().contains("\"550 4.4.7 QUEUE.Expired; message expired\""));
+    }
+
+    #[test]
+    fn the_delist_url_is_checked_and_defaults_to_the_admin_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (value, ok) in [
+            ("https://mail.example.test/delist", true),
+            ("http://[2001:db8::1]:8025/delist/", true),
+            ("ftp://mail.example.test/delist", false),
+            ("mail.example.test/delist", false),
+            ("https://mail.example.test/de list", false),
+            ("https://mail.example.test/delist\r\n250 OK", false),
+            ("https://mail.example.test/delist?x=1", false),
+            ("https://mail.example.test/délist", false),
+        ] {
+            std::fs::write(&file, format!("[edge]\ndelist_url = {value:?}\n")).unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
+            if let Err(e) = result {
+                assert!(e.to_string().contains("edge.delist_url"), "{e}");
+            }
+        }
+        let long = format!("https://x.test/{}", "a".repeat(200));
+        std::fs::write(&file, format!("[edge]\ndelist_url = {long:?}\n")).unwrap();
+        assert!(Config::load(Some(&file)).is_err());
+        let edge = |url: &str| EdgeSection {
+            delist_url: url.into(),
+            ..EdgeSection::default()
+        };
+        let admin: std::net::SocketAddr = "127.0.0.1:8025".parse().unwrap();
+        assert_eq!(
+            edge("").delist_url(admin, "mx.hato.test"),
+            "http://127.0.0.1:8025/delist"
+        );
+        assert_eq!(
+            edge("").delist_url("[::1]:8025".parse().unwrap(), "mx.hato.test"),
+            "http://[::1]:8025/delist"
+        );
+        assert_eq!(
+            edge("").delist_url("0.0.0.0:8025".parse().unwrap(), "mx.hato.test"),
+            "http://mx.hato.test:8025/delist"
+        );
+        assert_eq!(
+            edge("https://mx.example.test/delist/").delist_url(admin, "mx.hato.test"),
+            "https://mx.example.test/delist"
+        );
+        assert!(template().contains("refused with \"550 5.7.606 Access denied"));
+        assert_eq!(Config::default().edge.delist_url, "");
     }
 
     #[test]

@@ -257,6 +257,21 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         clock.clone(),
     );
+    // The provider's block list: loaded now, reloaded after each change and purged of expired
+    // entries every minute. Its snapshot (`block_list.list()`) is what the edge checks.
+    let delist_url = config.edge.delist_url(admin_addr, &config.server.hostname);
+    let block_list = Arc::new(hato_admin::BlockListService::new(
+        delist_url.clone(),
+        hato_admin::DelistLimits::default(),
+        clock.clone(),
+    ));
+    let listed = block_list.reload(&*dyn_store, clock.now())?;
+    println!("hato: delist page at {delist_url} ({listed} block list entries)");
+    tasks.push(tokio::spawn(block_list.clone().run_maintenance(
+        dyn_store.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    )));
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
         directory: directory.clone(),
@@ -264,6 +279,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         login: Arc::new(login),
         hostname: config.server.hostname.clone(),
         throttle: throttle.clone(),
+        block_list,
     });
     let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
     let snapshots = tokio::spawn(crate::throttle::keep(

@@ -5,18 +5,16 @@
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::login_limit::address_key;
-use crate::state::{ApiResult, AppState, body};
+use crate::state::{ApiResult, AppState, ClientIp, body};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Role;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{TokenInfo, hash_token};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,24 +48,6 @@ struct UserToken {
 
 /// How long a user's token lasts.
 const USER_TOKEN_SECS: i64 = 12 * 3600;
-
-/// The client's IP, from the connection (`hato serve` serves with connect info). Without it (a
-/// router used in-process) every caller counts as one unspecified client.
-struct ClientIp(IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        ))
-    }
-}
 
 /// A hash of a password nobody has, to verify against when the address is unknown or has no
 /// password: the same argon2 work as for a real account, so timing does not tell which

@@ -6,11 +6,15 @@
 //! Every handler is documented (`#[utoipa::path]`) and routed by `utoipa_axum::routes!`, which
 //! takes the method and path from that documentation: [`api`] is both the router and the OpenAPI
 //! document, and the tests below check that the router serves exactly what the document lists.
+//! The only other routes are HTML pages for people without a token (the delist page), outside
+//! `/api/v1/`, listed in `delist::PATHS`; the tests check that the router serves those and no more.
 
+mod blocklist;
 mod common;
 mod connection_filter;
 mod connections;
 mod contacts;
+mod delist;
 mod domains;
 mod group_content;
 mod group_members;
@@ -59,6 +63,13 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(throttle::routes())
         .merge(connection_filter::routes())
         .merge(connections::routes())
+        .merge(blocklist::routes())
+}
+
+/// The API's routes and the pages', before the fallbacks and the state.
+fn routes() -> Router<AppState> {
+    let (api, _) = api().split_for_parts();
+    api.merge(delist::pages())
 }
 
 /// The answers to a path no route has and to a method a route does not take.
@@ -66,8 +77,7 @@ const NO_SUCH_ENDPOINT: &str = "no such API endpoint";
 const METHOD_NOT_ALLOWED: &str = "this method is not allowed on this endpoint";
 
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = api().split_for_parts();
-    routes
+    routes()
         .fallback(|| async { ApiError::not_found(NO_SUCH_ENDPOINT) })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED)
@@ -158,6 +168,11 @@ mod tests {
                 crate::LoginLimits::default(),
                 clock.clone(),
             )),
+            block_list: Arc::new(crate::BlockListService::new(
+                "http://127.0.0.1:8025/delist",
+                crate::DelistLimits::default(),
+                clock.clone(),
+            )),
             clock,
             hostname: "mx.hato.test".into(),
             throttle: Arc::new(hato_protection::throttle::Throttle::new(Default::default())),
@@ -170,6 +185,22 @@ mod tests {
         let documented: BTreeSet<String> = doc.paths.paths.keys().cloned().collect();
         assert!(documented.len() > 30, "{documented:?}");
         assert_eq!(routed_paths(&routes), documented);
+    }
+
+    /// The router the server runs serves the documented API and the listed pages, nothing
+    /// else: a page is never under `/api/` (where everything is documented), and a route added
+    /// beside the API without being listed here fails this test.
+    #[test]
+    fn besides_the_api_the_router_serves_only_the_listed_pages_outside_the_api() {
+        let doc = document();
+        let documented: BTreeSet<String> = documented(&doc).into_keys().collect();
+        let pages: BTreeSet<String> = delist::PATHS.iter().map(|p| p.to_string()).collect();
+        for page in &pages {
+            assert!(!page.starts_with("/api/"), "{page} is under /api/");
+            assert!(!documented.contains(page), "{page}");
+        }
+        let all: BTreeSet<String> = documented.union(&pages).cloned().collect();
+        assert_eq!(routed_paths(&routes()), all);
     }
 
     /// Every documented method of every path reaches a handler, and every other method gets the

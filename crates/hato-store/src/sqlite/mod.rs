@@ -6,6 +6,7 @@
 //! only what is here, never another resource's module (`snapshot` reads across resources and
 //! borrows the group and contact row readers).
 
+mod block_list;
 mod connection_filter;
 mod connections;
 mod contacts;

@@ -8,15 +8,15 @@
 //!
 //! This module holds the agent and its loop (`run`, `step`, local delivery, relay recipients);
 //! `groups.rs` routes group recipients (expansion, moderation, Microsoft 365 group mailboxes) and
-//! `generated.rs` builds the messages hato writes itself (NDRs, approval requests). Both extend
-//! [`DeliveryAgent`] and use only what is here.
+//! `generated.rs` builds the messages hato writes itself (NDRs, approval requests, join requests,
+//! delist notices). Both extend [`DeliveryAgent`] and use only what is here.
 
 mod generated;
 mod groups;
 #[cfg(test)]
 mod tests;
 
-pub use generated::join_request_notice;
+pub use generated::{DelistNotice, DelistNoticeKind, delist_notice, join_request_notice};
 
 use crate::groupmail;
 use crate::routing::{Resolution, platform_postmaster, resolve};

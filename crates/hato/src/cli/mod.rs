@@ -5,6 +5,7 @@
 //! subcommands and a `run`; they share only `client.rs` (the API client) and `output.rs`
 //! (tables, path encoding). A new resource gets `cli/<resource>.rs` and a variant below.
 
+mod blocklist;
 mod client;
 mod connection_filter;
 mod connections;
@@ -93,6 +94,9 @@ enum Command {
     ConnectionFilter(connection_filter::ConnectionFilterCmd),
     /// The connection log: connections the edge refused, deferred or cut.
     Connections(connections::ConnectionsArgs),
+    /// The provider's block list: IPs refused at connect (operator).
+    #[command(subcommand)]
+    Blocklist(blocklist::BlocklistCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -185,5 +189,6 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Throttle(cmd) => throttle::run(c, cmd),
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
+        Command::Blocklist(cmd) => blocklist::run(c, cmd),
     }
 }

@@ -1,0 +1,276 @@
+//! The provider's block list and the requests made on its delist page.
+
+use super::SqliteStore;
+use crate::error::{Result, StoreError};
+use crate::pending::Pending;
+use crate::traits::BlockListStore;
+use crate::types::{
+    BlockEntry, DelistConfirmation, DelistOutcome, DelistRequest, NewBlockEntry, NewDelistRequest,
+};
+use hato_core::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+const ENTRY_COLUMNS: &str = "id, entry, reason, added_by, added, expires";
+const REQUEST_COLUMNS: &str =
+    "id, requested, ip, address, client_ip, outcome, entry_id, entry, token_expires, confirmed";
+
+fn entry_from(r: &Row<'_>) -> rusqlite::Result<BlockEntry> {
+    Ok(BlockEntry {
+        id: r.get(0)?,
+        entry: r.get(1)?,
+        reason: r.get(2)?,
+        added_by: r.get(3)?,
+        added: Timestamp(r.get(4)?),
+        expires: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+    })
+}
+
+/// A request row; an outcome this version does not know is a corrupt row, not a panic.
+fn request_from(r: &Row<'_>) -> rusqlite::Result<Result<DelistRequest>> {
+    let outcome: String = r.get(5)?;
+    let Some(outcome) = DelistOutcome::parse(&outcome) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "delist request {}: unknown outcome {outcome:?}",
+            r.get::<_, i64>(0)?
+        ))));
+    };
+    Ok(Ok(DelistRequest {
+        id: r.get(0)?,
+        requested: Timestamp(r.get(1)?),
+        ip: r.get(2)?,
+        address: r.get(3)?,
+        client_ip: r.get(4)?,
+        outcome,
+        entry_id: r.get(6)?,
+        entry: r.get(7)?,
+        token_expires: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+        confirmed: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+    }))
+}
+
+fn not_listed(entry: &str) -> StoreError {
+    StoreError::NotFound(format!("the block list entry {entry}"))
+}
+
+/// What a confirmation needs of the request its token belongs to.
+struct TokenRow {
+    id: i64,
+    ip: String,
+    entry_id: Option<i64>,
+    expires: Option<i64>,
+    confirmed: Option<i64>,
+}
+
+/// The token's request and whether it may still be used, then its use: one write.
+fn confirm(conn: &Connection, token_hash: &str, now: Timestamp) -> Result<DelistConfirmation> {
+    let found = conn
+        .prepare_cached(
+            "SELECT id, ip, entry_id, token_expires, confirmed FROM delist_requests \
+             WHERE token_hash = ?1",
+        )?
+        .query_row([token_hash], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                ip: r.get(1)?,
+                entry_id: r.get(2)?,
+                expires: r.get(3)?,
+                confirmed: r.get(4)?,
+            })
+        })
+        .optional()?;
+    let Some(TokenRow {
+        id,
+        ip,
+        entry_id,
+        expires,
+        confirmed,
+    }) = found
+    else {
+        return Ok(DelistConfirmation::Unknown);
+    };
+    if let Some(at) = confirmed {
+        return Ok(DelistConfirmation::AlreadyUsed {
+            ip,
+            at: Timestamp(at),
+        });
+    }
+    if expires.is_none_or(|e| now.0 >= e) {
+        return Ok(DelistConfirmation::Expired { ip });
+    }
+    // Only the row the link was mailed for: an entry removed and listed anew has another id.
+    let removed: Option<(String, Option<i64>)> = match entry_id {
+        Some(entry_id) => conn
+            .prepare_cached("DELETE FROM block_list WHERE id = ?1 RETURNING entry, expires")?
+            .query_row([entry_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        None => None,
+    };
+    let (outcome, answer) = match removed {
+        Some((entry, expires)) if expires.is_none_or(|e| now.0 < e) => (
+            DelistOutcome::Removed,
+            DelistConfirmation::Removed {
+                ip: ip.clone(),
+                entry,
+            },
+        ),
+        _ => (
+            DelistOutcome::NoLongerListed,
+            DelistConfirmation::NoLongerListed { ip: ip.clone() },
+        ),
+    };
+    conn.prepare_cached("UPDATE delist_requests SET confirmed = ?2, outcome = ?3 WHERE id = ?1")?
+        .execute(params![id, now.0, outcome.as_str()])?;
+    Ok(answer)
+}
+
+impl BlockListStore for SqliteStore {
+    fn add_block(&self, e: NewBlockEntry) -> Pending<BlockEntry> {
+        self.write(move |conn| {
+            // An expired entry that the purge has not reached yet does not hold the place.
+            conn.prepare_cached(
+                "DELETE FROM block_list WHERE entry = ?1 AND expires IS NOT NULL AND expires <= ?2",
+            )?
+            .execute(params![e.entry, e.added.0])?;
+            let taken = conn
+                .prepare_cached("SELECT 1 FROM block_list WHERE entry = ?1")?
+                .exists([&e.entry])?;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "the block list entry {}",
+                    e.entry
+                )));
+            }
+            let id = conn
+                .prepare_cached(
+                    "INSERT INTO block_list(entry, reason, added_by, added, expires) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        e.entry,
+                        e.reason,
+                        e.added_by,
+                        e.added.0,
+                        e.expires.map(|t| t.0)
+                    ],
+                    |r| r.get(0),
+                )?;
+            Ok(BlockEntry {
+                id,
+                entry: e.entry,
+                reason: e.reason,
+                added_by: e.added_by,
+                added: e.added,
+                expires: e.expires,
+            })
+        })
+    }
+
+    fn block_entries(&self, now: Timestamp) -> Result<Vec<BlockEntry>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM block_list \
+                 WHERE expires IS NULL OR expires > ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([now.0], entry_from)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn block_entry(&self, entry: &str) -> Result<Option<BlockEntry>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM block_list WHERE entry = ?1"
+                ))?
+                .query_row([entry], entry_from)
+                .optional()?)
+        })
+    }
+
+    fn remove_block(&self, entry: &str) -> Pending<BlockEntry> {
+        let entry = entry.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached(&format!(
+                "DELETE FROM block_list WHERE entry = ?1 RETURNING {ENTRY_COLUMNS}"
+            ))?
+            .query_row([&entry], entry_from)
+            .optional()?
+            .ok_or_else(|| not_listed(&entry))
+        })
+    }
+
+    fn purge_block_list(
+        &self,
+        now: Timestamp,
+        requests_before: Timestamp,
+    ) -> Pending<(usize, usize)> {
+        self.write(move |conn| {
+            let entries = conn
+                .prepare_cached(
+                    "DELETE FROM block_list WHERE expires IS NOT NULL AND expires <= ?1",
+                )?
+                .execute([now.0])?;
+            let requests = conn
+                .prepare_cached("DELETE FROM delist_requests WHERE requested < ?1")?
+                .execute([requests_before.0])?;
+            Ok((entries, requests))
+        })
+    }
+
+    fn add_delist_request(&self, r: NewDelistRequest) -> Pending<i64> {
+        self.write(move |conn| {
+            let (entry_id, entry) = r.entry.map_or((None, None), |(id, e)| (Some(id), Some(e)));
+            let (token_hash, token_expires) =
+                r.token.map_or((None, None), |(h, t)| (Some(h), Some(t.0)));
+            Ok(conn
+                .prepare_cached(
+                    "INSERT INTO delist_requests(requested, ip, address, client_ip, outcome, \
+                     entry_id, entry, token_hash, token_expires) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        r.requested.0,
+                        r.ip,
+                        r.address,
+                        r.client_ip,
+                        r.outcome.as_str(),
+                        entry_id,
+                        entry,
+                        token_hash,
+                        token_expires
+                    ],
+                    |row| row.get(0),
+                )?)
+        })
+    }
+
+    fn delist_request_by_token(&self, token_hash: &str) -> Result<Option<DelistRequest>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM delist_requests WHERE token_hash = ?1"
+            ))?
+            .query_row([token_hash], request_from)
+            .optional()?
+            .transpose()
+        })
+    }
+
+    fn confirm_delist(&self, token_hash: &str, now: Timestamp) -> Pending<DelistConfirmation> {
+        let token_hash = token_hash.to_string();
+        self.write(move |conn| confirm(conn, &token_hash, now))
+    }
+
+    fn delist_requests(&self, limit: usize) -> Result<Vec<DelistRequest>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM delist_requests ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit], request_from)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
+                .collect()
+        })
+    }
+}

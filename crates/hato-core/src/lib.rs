@@ -9,6 +9,7 @@ pub mod body;
 pub mod client;
 pub mod clock;
 pub mod directory;
+pub mod dns;
 pub mod header;
 pub mod id;
 pub mod message;

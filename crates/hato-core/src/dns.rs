@@ -184,7 +184,9 @@ mod tests {
 
     #[test]
     fn not_found_is_an_answer_and_the_rest_are_failures() {
-        let nx = DnsError::NxDomain { name: "a.test".into() };
+        let nx = DnsError::NxDomain {
+            name: "a.test".into(),
+        };
         let nodata = DnsError::NoRecords {
             name: "a.test".into(),
             kind: RecordKind::Txt,
@@ -197,6 +199,9 @@ mod tests {
         assert!(nx.is_not_found() && nodata.is_not_found());
         assert!(timeout.is_temporary() && !timeout.is_not_found());
         assert_eq!(nodata.to_string(), "a.test: no TXT records");
-        assert_eq!(timeout.to_string(), "a.test: A lookup timed out after 1500 ms");
+        assert_eq!(
+            timeout.to_string(),
+            "a.test: A lookup timed out after 1500 ms"
+        );
     }
 }

@@ -14,6 +14,10 @@
 //!
 //! Nothing here needs the message body.
 
+pub mod dnsbl;
+
+pub use dnsbl::{Dnsbl, DnsblZone, DnsblZoneSettings};
+
 use hato_core::{Reason, Refusal};
 
 /// What one stage decided about a client. Every stage of this crate answers with one, so the

@@ -24,6 +24,8 @@ pub struct AppState {
     pub login: Arc<crate::login_limit::LoginLimiter>,
     /// The server's host name (for the messages the API writes, e.g. join requests).
     pub hostname: String,
+    /// DNS, for domain verification.
+    pub resolver: Arc<dyn hato_core::dns::Resolver>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

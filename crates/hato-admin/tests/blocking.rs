@@ -27,6 +27,14 @@ fn state(store: Arc<SqliteStore>) -> AppState {
         login: Arc::new(LoginLimiter::new(LoginLimits::default(), clock.clone())),
         clock,
         hostname: "mx.hato.test".into(),
+        // Nothing listens there: these tests make no lookups, and none may leave loopback.
+        resolver: Arc::new(
+            hato_dns::HickoryResolver::new(&hato_dns::DnsSettings {
+                servers: vec!["127.0.0.1:9".into()],
+                ..Default::default()
+            })
+            .expect("resolver"),
+        ),
     }
 }
 

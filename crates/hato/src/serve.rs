@@ -27,6 +27,8 @@ pub enum ServeError {
     Io(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("DNS: {0}")]
+    Dns(#[from] hato_dns::DnsConfigError),
 }
 
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
@@ -162,6 +164,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
         tls: Some(tls),
     };
+    // The one resolver of the process (its cache is shared): domain verification now, the DNS
+    // block lists of the edge policy (`hato_protection::Dnsbl::new(resolver.clone(),
+    // config.dnsbl_zones()?)`).
+    let resolver: Arc<dyn hato_core::dns::Resolver> =
+        Arc::new(hato_dns::HickoryResolver::new(&config.dns)?);
     let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
     let policy = Arc::new(DirectoryPolicy::new(directory.clone()));
     let inbound = Arc::new(Inbound::new(
@@ -218,6 +225,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         clock: clock.clone(),
         login: Arc::new(login),
         hostname: config.server.hostname.clone(),
+        resolver,
     });
     let mut admin_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {

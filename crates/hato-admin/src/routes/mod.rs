@@ -154,6 +154,14 @@ mod tests {
             )),
             clock,
             hostname: "mx.hato.test".into(),
+            // Nothing listens there: these tests make no lookups, and none may leave loopback.
+            resolver: Arc::new(
+                hato_dns::HickoryResolver::new(&hato_dns::DnsSettings {
+                    servers: vec!["127.0.0.1:9".into()],
+                    ..Default::default()
+                })
+                .expect("resolver"),
+            ),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct AppState {
     /// The provider's block list: the edge's snapshot, reloaded after each change, and the
     /// delist page's request limits.
     pub block_list: Arc<crate::block_list::BlockListService>,
+    /// DNS, for domain verification.
+    pub resolver: Arc<dyn hato_core::dns::Resolver>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

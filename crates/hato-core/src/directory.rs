@@ -46,6 +46,52 @@ pub struct AcceptedDomain {
     pub tenant: String,
     #[serde(rename = "type")]
     pub domain_type: DomainType,
+    pub status: DomainStatus,
+    /// The DNS TXT record at the domain that proves the tenant controls it:
+    /// `hato-verification=<token>`, the token random per domain and claim.
+    pub verification_record: String,
+}
+
+/// Whether mail for an accepted domain is taken. A domain a tenant admin adds is `Pending`
+/// until its verification record is seen in the DNS (as Microsoft 365 verifies a domain with a
+/// TXT record before Exchange Online accepts mail for it); until then mail for it is refused as
+/// for a domain no tenant accepts. A domain the operator adds is `Verified` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainStatus {
+    Pending,
+    #[default]
+    Verified,
+}
+
+impl DomainStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainStatus::Pending => "pending",
+            DomainStatus::Verified => "verified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DomainStatus::Pending),
+            "verified" => Some(DomainStatus::Verified),
+            _ => None,
+        }
+    }
+}
+
+/// What a verification record starts with; the domain's token follows.
+pub const VERIFICATION_PREFIX: &str = "hato-verification=";
+
+/// One accepted domain as the recipient decision and the API's checks read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEntry {
+    pub tenant: TenantId,
+    pub domain_type: DomainType,
+    pub status: DomainStatus,
+    /// `hato-verification=<token>`.
+    pub verification_record: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -10,6 +10,7 @@ pub mod client;
 pub mod client_key;
 pub mod clock;
 pub mod directory;
+pub mod dns;
 pub mod header;
 pub mod id;
 pub mod message;

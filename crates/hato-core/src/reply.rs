@@ -325,6 +325,11 @@ replies! {
     /// for Microsoft's blocked senders list, 5.7.606-649): instead of the banner, or at RCPT for
     /// a tenant that has not allowed the IP. `url` is the delist page (`edge.delist_url`).
     fn banned_sending_ip(ip, url) = (550, "5.7.606", "Access denied, banned sending IP [{ip}]. To request removal from this list please visit {url} and follow the directions.");
+    section "Edge protection: DNS block lists";
+    /// At connect, a client a configured DNS block list (`[[dnsbl]]`) lists: the third-party
+    /// list refusal of Exchange Online (seed C2), which no allow list overrides (seed C3); the
+    /// zone's return codes and their meanings are in the reason.
+    fn dnsbl_listed(ip, zone, removal_url) = (550, "5.7.1", "Service unavailable; Client host [{ip}] blocked using {zone}; To request removal from this list see {removal_url}");
 }
 
 /// The reply for a moderator's rejection: with the comment when there is one.
@@ -450,6 +455,16 @@ mod tests {
                 (reply.code, &*reply.status, &*reply.text)
             );
         }
+        assert_eq!(
+            dnsbl_listed(
+                "203.0.113.9",
+                "zen.spamhaus.org",
+                "https://check.spamhaus.org/"
+            )
+            .to_string(),
+            "550 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using \
+             zen.spamhaus.org; To request removal from this list see https://check.spamhaus.org/"
+        );
         let e = listed("processing_deferred(error)").unwrap();
         let r = processing_deferred("{error}");
         assert_eq!((e.code, e.status, e.text), (r.code, &*r.status, &*r.text));

@@ -22,15 +22,16 @@
 //!
 //! Stages: `provider_block_list.rs` (the operator's own list of banned IPs, `550 5.7.606`).
 
-pub mod provider_block_list;
-
-pub use provider_block_list::{IpNetwork, ListedEntry, ProviderBlockList};
-
 pub mod connection_filter;
+pub mod dnsbl;
 pub mod early_talker;
 pub mod helo;
 pub mod ip;
+pub mod provider_block_list;
 pub mod throttle;
+
+pub use dnsbl::{Dnsbl, DnsblZone, DnsblZoneSettings};
+pub use provider_block_list::{IpNetwork, ListedEntry, ProviderBlockList};
 
 use hato_core::{ClientContext, Reason, Refusal, Stage, Timestamp};
 use std::future::Future;

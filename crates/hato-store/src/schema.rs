@@ -484,4 +484,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX delist_requests_requested ON delist_requests(requested);
     "#,
+    // 16: accepted domains are verified: a domain a tenant admin adds is 'pending' until the
+    // DNS TXT record `hato-verification=<token>` is seen at it; the token is random per domain
+    // and claim. Domains added before this are the operator's and already carry mail, so they
+    // are verified, each with a token of its own (16 random bytes, hex) for later checks.
+    r#"
+    ALTER TABLE domains ADD COLUMN status TEXT NOT NULL DEFAULT 'verified';
+    ALTER TABLE domains ADD COLUMN verification_token TEXT NOT NULL DEFAULT '';
+    UPDATE domains SET verification_token = lower(hex(randomblob(16)));
+    "#,
 ];

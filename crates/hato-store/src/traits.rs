@@ -7,8 +7,8 @@ use crate::types::*;
 use hato_core::Timestamp;
 use hato_core::auth::Role;
 use hato_core::directory::{
-    AcceptedDomain, Contact, ContactId, DomainType, Group, GroupId, Mailbox, MailboxId, Permission,
-    Tenant, TenantDirectory, TenantId,
+    AcceptedDomain, Contact, ContactId, DomainEntry, DomainType, Group, GroupId, Mailbox,
+    MailboxId, Permission, Tenant, TenantDirectory, TenantId,
 };
 
 /// Tenants and their accepted domains.
@@ -18,15 +18,30 @@ pub trait TenantStore: Send + Sync {
     fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     fn remove_tenant(&self, id: TenantId) -> Pending<()>;
 
+    /// Adds a domain, verified at once (the operator adds it). A domain any tenant holds,
+    /// pending or verified, is a `Conflict` that names no tenant.
     fn add_domain(
         &self,
         domain: &str,
         tenant: TenantId,
         kind: DomainType,
     ) -> Pending<AcceptedDomain>;
+    /// Adds a domain pending verification (a tenant admin adds it), with a new random
+    /// verification token. A domain any tenant holds is a `Conflict` that names no tenant.
+    fn add_pending_domain(
+        &self,
+        domain: &str,
+        tenant: TenantId,
+        kind: DomainType,
+    ) -> Pending<AcceptedDomain>;
+    /// Marks a domain verified (its verification record was seen); a verified one stays so.
+    fn verify_domain(&self, domain: &str) -> Pending<AcceptedDomain>;
     fn domains(&self, tenant: Option<TenantId>) -> Result<Vec<AcceptedDomain>>;
-    /// The tenant and type of an accepted domain (canonical, lower-case name).
+    /// The tenant and type of a domain a tenant holds, pending or verified (canonical,
+    /// lower-case name). Whether mail for it is taken is [`TenantStore::domain_entry`]'s status.
     fn domain(&self, domain: &str) -> Result<Option<(TenantId, DomainType)>>;
+    /// A held domain with its status and verification record.
+    fn domain_entry(&self, domain: &str) -> Result<Option<DomainEntry>>;
     fn remove_domain(&self, domain: &str) -> Pending<()>;
 }
 

@@ -1,6 +1,7 @@
 //! The recipient decision at RCPT time, over the directory.
 //!
-//! - The domain is not an accepted domain of any tenant: direct send never relays →
+//! - The domain is not an accepted domain of any tenant, or one still pending verification
+//!   (its owner has not shown that it controls it): direct send never relays →
 //!   `550 5.7.1 Unable to relay`.
 //! - A mailbox answers to the address (primary or proxy address): accepted for local delivery,
 //!   recorded under its primary address (so a person reached again through a group is
@@ -18,7 +19,9 @@
 
 use hato_core::Address;
 use hato_core::ClientContext;
-use hato_core::directory::{DomainType, GroupId, MailboxId, Route, TenantId};
+use hato_core::directory::{
+    DomainEntry, DomainStatus, DomainType, GroupId, MailboxId, Route, TenantId,
+};
 use hato_core::reply;
 use hato_core::{Reason, Refusal, Stage};
 use hato_directory::policy::{Sender, check_sender};
@@ -65,7 +68,16 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
     if rcpt.is_bare_postmaster() {
         return Ok(Resolution::Postmaster { tenant: None });
     }
-    let Some((tenant, kind)) = directory.store().domain(rcpt.domain())? else {
+    // A domain pending verification is not accepted yet: its mail is refused (or, for mail
+    // hato generates, routed outside) exactly as for a domain no tenant holds, since the
+    // tenant has not shown that the domain is its own.
+    let Some(DomainEntry {
+        tenant,
+        domain_type: kind,
+        status: DomainStatus::Verified,
+        ..
+    }) = directory.store().domain_entry(rcpt.domain())?
+    else {
         return Ok(Resolution::NotAccepted);
     };
     let ix = directory.index(tenant)?;
@@ -192,16 +204,30 @@ impl DirectoryPolicy {
             Resolution::Postmaster { tenant } => {
                 accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
             }
-            Resolution::NotAccepted => RcptVerdict::Reject(Refusal::new(
-                reply::UNABLE_TO_RELAY,
-                Reason::new(
-                    Stage::Recipient,
+            Resolution::NotAccepted => {
+                // Only for the log: a pending domain's mail is refused as any other's.
+                let pending = directory
+                    .store()
+                    .domain_entry(rcpt.domain())?
+                    .is_some_and(|e| e.status == DomainStatus::Pending);
+                let text = if pending {
+                    format!(
+                        "{} is an accepted domain pending verification (its DNS TXT record \
+                         hato-verification=... has not been seen yet): its mail is refused as \
+                         for a domain no tenant accepts",
+                        rcpt.domain()
+                    )
+                } else {
                     format!(
                         "{} is not an accepted domain of any tenant, and direct send never relays",
                         rcpt.domain()
-                    ),
-                ),
-            )),
+                    )
+                };
+                RcptVerdict::Reject(Refusal::new(
+                    reply::UNABLE_TO_RELAY,
+                    Reason::new(Stage::Recipient, text),
+                ))
+            }
         })
     }
 }

@@ -15,6 +15,10 @@ pub struct Config {
     /// IP throttling by volume and reputation (`hato_protection::throttle`).
     pub throttle: hato_protection::throttle::ThrottleSettings,
     pub edge: EdgeSection,
+    /// The resolver (`[dns]`).
+    pub dns: hato_dns::DnsSettings,
+    /// DNS block lists asked at connect (`[[dnsbl]]`); none by default.
+    pub dnsbl: Vec<hato_protection::DnsblZoneSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -346,12 +350,24 @@ impl Config {
                 url.chars().take(DELIST_URL_MAX + 20).collect::<String>()
             )));
         }
+        self.dns
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.dnsbl_zones()?;
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "smtp.tls_cert and smtp.tls_key go together: set both or neither".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The DNS block list zones, checked (validation has checked them already).
+    pub fn dnsbl_zones(&self) -> Result<Vec<hato_protection::DnsblZone>, ConfigError> {
+        hato_protection::dnsbl::zones_from_settings(&self.dnsbl)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 }
 
@@ -387,6 +403,10 @@ pub fn template() -> String {
         .replace(
             "@BANNED_SENDING_IP@",
             &codes(&reply::banned_sending_ip("", "")),
+        )
+        .replace(
+            "@DNSBL_LISTED@",
+            &reply::dnsbl_listed("IP", "ZONE", "URL").to_string(),
         )
 }
 
@@ -530,6 +550,30 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # (http://<admin.listen>/delist, with server.hostname when it listens on all addresses); behind
 # a TLS proxy, give the proxy's https:// address of that page.
 #delist_url = ""
+
+[dns]
+# The DNS servers hato asks (DNS block lists, domain verification), each "IP" or "IP:port", over
+# UDP and (for large answers) TCP. Empty: the system's, from /etc/resolv.conf.
+#servers = []
+# The longest one lookup may take, in milliseconds. A DNS block list that has not answered by
+# then lets the client in unchecked (it fails open), and the connection log says so.
+#timeout_ms = 5000
+# Answers kept in the cache, each for its TTL (and "no such record" for the zone's negative TTL).
+#cache_size = 10000
+
+# DNS block lists (RFC 5782), asked at connect for every client, all zones at once. None by
+# default: hato never queries a public list unasked. A client a zone lists gets
+# "@DNSBL_LISTED@",
+# and no allow list overrides it. Give each zone, where a listed sender asks for removal, and
+# what its return codes mean (a code or a range in 127.0.0.0/8; when codes are given, only they
+# list a client). 127.255.255.x means the list refused the query (Spamhaus: through a public
+# resolver, or over its free quota): not a listing, and noted in the connection log. Spamhaus
+# ZEN, which must be asked through your own resolver:
+#
+## [[dnsbl]]
+## zone = "zen.spamhaus.org"
+## removal_url = "https://check.spamhaus.org/"
+## codes = { "127.0.0.2" = "SBL", "127.0.0.3" = "SBL CSS", "127.0.0.4-127.0.0.7" = "XBL", "127.0.0.9" = "DROP", "127.0.0.10-127.0.0.11" = "PBL" }
 "#;
 
 #[cfg(test)]
@@ -713,6 +757,65 @@ mod tests {
         );
         assert!(template().contains("refused with \"550 5.7.606 Access denied"));
         assert_eq!(Config::default().edge.delist_url, "");
+    }
+
+    #[test]
+    fn dns_and_dnsbl_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        // The defaults: the system's resolver, no block list.
+        let c = Config::default();
+        assert!(c.dns.servers.is_empty() && c.dnsbl.is_empty());
+        assert_eq!((c.dns.timeout_ms, c.dns.cache_size), (5000, 10_000));
+        // The template's example zone, uncommented, is a valid setting.
+        let example: String = template()
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(
+            &file,
+            format!("[dns]\nservers = [\"127.0.0.1:5353\"]\ntimeout_ms = 1500\n\n{example}\n"),
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.dns.servers, ["127.0.0.1:5353"]);
+        assert_eq!(c.dns.timeout_ms, 1500);
+        let zones = c.dnsbl_zones().unwrap();
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0].zone(), "zen.spamhaus.org");
+        assert_eq!(zones[0].removal_url(), "https://check.spamhaus.org/");
+        assert_eq!(c.dnsbl[0].codes.len(), 5);
+        assert!(template().contains(
+            "\"550 5.7.1 Service unavailable; Client host [IP] blocked using ZONE; To request \
+             removal from this list see URL\""
+        ));
+        for (text, error) in [
+            (
+                "[dns]\nservers = [\"dns.example\"]\n",
+                "dns.servers: \"dns.example\" is not an IP address or IP:port",
+            ),
+            (
+                "[dns]\ntimeout_ms = 0\n",
+                "dns.timeout_ms must be between 1 and 60000 (is 0)",
+            ),
+            (
+                "[[dnsbl]]\nzone = \"zen.spamhaus.org\"\nremoval_url = \"https://x.test/\"\ncodes = { \"10.0.0.2\" = \"SBL\" }\n",
+                "dnsbl zone zen.spamhaus.org: code \"10.0.0.2\" must be",
+            ),
+            (
+                "[[dnsbl]]\nzone = \"a.test\"\nremoval_url = \"u\"\n[[dnsbl]]\nzone = \"A.test\"\nremoval_url = \"u\"\n",
+                "dnsbl zone a.test is given twice",
+            ),
+            (
+                "[[dnsbl]]\nzone = \"a.test\"\n",
+                "missing field `removal_url`",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file)).unwrap_err().to_string();
+            assert!(err.contains(error), "{text}: {err}");
+        }
     }
 
     #[test]

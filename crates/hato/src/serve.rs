@@ -33,6 +33,8 @@ pub enum ServeError {
     Tls(String),
     #[error("edge: {0}")]
     Edge(#[from] hato_protection::NotAConnectStage),
+    #[error("DNS: {0}")]
+    Dns(#[from] hato_dns::DnsConfigError),
 }
 
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
@@ -202,6 +204,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tls: Some(tls),
         greeting_delay: Duration::from_millis(config.edge.greeting_delay_ms),
     };
+    // The one resolver of the process (its cache is shared): domain verification now, the DNS
+    // block lists of the edge policy (`hato_protection::Dnsbl::new(resolver.clone(),
+    // config.dnsbl_zones()?)`).
+    let resolver: Arc<dyn hato_core::dns::Resolver> =
+        Arc::new(hato_dns::HickoryResolver::new(&config.dns)?);
     let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
     let policy = Arc::new(edge_policy(
         &config,
@@ -280,6 +287,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hostname: config.server.hostname.clone(),
         throttle: throttle.clone(),
         block_list,
+        resolver,
     });
     let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
     let snapshots = tokio::spawn(crate::throttle::keep(

@@ -158,6 +158,7 @@ fn openapi_document_is_served_without_auth_and_lists_every_path() {
         ("/api/v1/tenants/{name}/tokens", &["post"]),
         ("/api/v1/domains", &["get", "post"]),
         ("/api/v1/domains/{domain}", &["delete"]),
+        ("/api/v1/domains/{domain}/verify", &["post"]),
         ("/api/v1/mailboxes", &["get", "post"]),
         ("/api/v1/mailboxes/{address}", &["get", "patch", "delete"]),
         ("/api/v1/mailboxes/{address}/messages", &["get"]),
@@ -444,9 +445,13 @@ fn a_tenant_admin_sees_only_its_own_tenant() {
             Some(json!({"domain": format!("{name}.test"), "tenant": name})),
         );
         assert_eq!(status, 201, "{v}");
+        // The operator's domain is verified at once; its record is shown all the same.
+        let record = v["verification_record"].as_str().unwrap_or("").to_string();
+        assert!(record.starts_with("hato-verification="), "{v}");
         assert_eq!(
             v,
-            json!({"domain": format!("{name}.test"), "tenant": name, "type": "authoritative"})
+            json!({"domain": format!("{name}.test"), "tenant": name, "type": "authoritative",
+                   "status": "verified", "verification_record": record})
         );
     }
     // Creating the same tenant twice is a conflict.
@@ -1182,8 +1187,13 @@ fn mailbox_conflicts_and_bad_input_are_refused() {
     );
     assert_eq!(status, 201, "{v}");
     assert_eq!(
-        v,
-        json!({"domain": "relay.contoso.test", "tenant": "contoso", "type": "internal-relay"})
+        (&v["domain"], &v["tenant"], &v["type"], &v["status"]),
+        (
+            &json!("relay.contoso.test"),
+            &json!("contoso"),
+            &json!("internal-relay"),
+            &json!("verified")
+        )
     );
 }
 

@@ -13,7 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::address::canonical_domain_name;
 use hato_core::auth::Principal;
-use hato_core::directory::{AcceptedDomain, DomainType};
+use hato_core::auth::Role;
+use hato_core::directory::{AcceptedDomain, DomainStatus, DomainType};
+use hato_core::dns::RecordKind;
+use hato_store::StoreError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_domains, create_domain))
         .routes(routes!(get_domain, delete_domain))
+        .routes(routes!(verify_domain))
 }
 
 /// A new accepted domain.
@@ -47,6 +51,22 @@ struct Domain {
     tenant: String,
     #[schema(rename = "type")]
     domain_type: DomainKind,
+    status: VerificationStatus,
+    /// The DNS TXT record to publish at the domain to verify it:
+    /// `hato-verification=<token>`, the token random per domain and claim.
+    verification_record: String,
+}
+
+/// Whether mail for the domain is taken.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)] // describes `hato_core::directory::DomainStatus`; never built
+enum VerificationStatus {
+    /// Added by a tenant admin; mail for it is refused (`550 5.7.1 Unable to relay`) until its
+    /// verification record is seen (`POST /api/v1/domains/{domain}/verify`).
+    Pending,
+    /// Mail for it is taken (added by the operator, or verified).
+    Verified,
 }
 
 /// Exchange's `DomainType`.
@@ -60,19 +80,20 @@ enum DomainKind {
     InternalRelay,
 }
 
-/// Add an accepted domain (global admins).
+/// Add an accepted domain (global admins). A tenant admin's domain is `pending` until its
+/// verification record is seen in the DNS; the operator's is `verified` at once.
 #[utoipa::path(
     post,
     path = "/api/v1/domains",
     tag = "domains",
     request_body = DomainInput,
     responses(
-        (status = 201, description = "The new domain", body = Domain),
+        (status = 201, description = "The new domain, with the verification record to publish", body = Domain),
         (status = 400, description = "Not a domain name, an unknown type, no tenant named, or not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a global admin", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 409, description = "The domain is taken", body = ErrorBody),
+        (status = 409, description = "The domain is held by a tenant (which one is not said)", body = ErrorBody),
     )
 )]
 async fn create_domain(
@@ -101,7 +122,24 @@ async fn create_domain(
             ))
         })?,
     };
-    let d = s.store.add_domain(&domain, tenant, kind).await?;
+    // The operator vouches for the domain; a tenant admin shows control of it in the DNS.
+    let added = if p.role == Role::Operator {
+        s.store.add_domain(&domain, tenant, kind).await
+    } else {
+        s.store.add_pending_domain(&domain, tenant, kind).await
+    };
+    let d = added.map_err(|e| match e {
+        // Whoever holds it, pending or verified: the answer names no tenant and no state, so
+        // a tenant admin learns only that the name is taken here (see docs/interfaces.md).
+        StoreError::Conflict(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "domain {domain} is already an accepted domain here (of this or another tenant; \
+                 which is not said); if your organisation owns it, ask the platform operator"
+            ),
+        ),
+        other => other.into(),
+    })?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
@@ -194,4 +232,67 @@ async fn delete_domain(
     let name = s.blocking(move |s| visible_domain(s, &p, &domain)).await?;
     s.store.remove_domain(&name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Verify a pending domain (global admins): its TXT records are looked up now (past any cached
+/// answer) and, if one is its verification record, it is verified and its mail taken from then
+/// on. A verified domain stays verified.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/verify",
+    tag = "domains",
+    params(("domain" = String, Path, description = "The domain name")),
+    responses(
+        (status = 200, description = "The domain, verified", body = Domain),
+        (status = 400, description = "The verification record is not in the DNS (the answer says what was found)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin", body = ErrorBody),
+        (status = 404, description = "No such domain (or another tenant's)", body = ErrorBody),
+        (status = 503, description = "The DNS lookup failed or timed out; try again", body = ErrorBody),
+    )
+)]
+async fn verify_domain(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<AcceptedDomain>> {
+    require_global_admin(&p)?;
+    let (name, entry) = s
+        .blocking(move |s| {
+            let name = visible_domain(s, &p, &domain)?;
+            let entry = s
+                .store
+                .domain_entry(&name)?
+                .ok_or_else(|| ApiError::not_found(format!("domain {domain} not found")))?;
+            Ok((name, entry))
+        })
+        .await?;
+    if entry.status == DomainStatus::Verified {
+        return Ok(Json(s.store.verify_domain(&name).await?));
+    }
+    let record = entry.verification_record;
+    // A person runs this right after publishing the record: a "no such record" cached from an
+    // earlier try must not answer for the DNS.
+    s.resolver.forget(&name, RecordKind::Txt);
+    let how_to = format!(
+        "publish the DNS TXT record \"{record}\" at {name} and verify again (a change can take \
+         as long as the zone's TTL to be seen)"
+    );
+    match s.resolver.lookup_txt(&name).await {
+        // Linear in the answer, which one DNS message bounds.
+        Ok(found) if found.iter().any(|t| t.trim() == record) => {
+            Ok(Json(s.store.verify_domain(&name).await?))
+        }
+        Ok(found) => Err(ApiError::bad_request(format!(
+            "{name} is not verified: none of its {} TXT record(s) is \"{record}\"; {how_to}",
+            found.len()
+        ))),
+        Err(e) if e.is_not_found() => Err(ApiError::bad_request(format!(
+            "{name} is not verified: {e}; {how_to}"
+        ))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{name} could not be verified now: {e}; try again"),
+        )),
+    }
 }

@@ -176,6 +176,14 @@ mod tests {
             clock,
             hostname: "mx.hato.test".into(),
             throttle: Arc::new(hato_protection::throttle::Throttle::new(Default::default())),
+            // Nothing listens there: these tests make no lookups, and none may leave loopback.
+            resolver: Arc::new(
+                hato_dns::HickoryResolver::new(&hato_dns::DnsSettings {
+                    servers: vec!["127.0.0.1:9".into()],
+                    ..Default::default()
+                })
+                .expect("resolver"),
+            ),
         }
     }
 

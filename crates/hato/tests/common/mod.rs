@@ -33,10 +33,22 @@ impl Server {
 
     /// Starts hato with `extra_smtp` TOML lines in `[smtp]` and `extra_admin` in `[admin]`.
     pub fn start_with_sections(extra_smtp: &str, extra_admin: &str) -> Server {
+        Self::start_with_config(extra_smtp, extra_admin, "")
+    }
+
+    /// Starts hato with `extra_smtp` in `[smtp]`, `extra_admin` in `[admin]`, and `extra` (whole
+    /// sections) at the end. Without a `[dns]` section in `extra`, the resolver is a loopback
+    /// port nothing listens on: no test's lookup leaves the machine.
+    pub fn start_with_config(extra_smtp: &str, extra_admin: &str, extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("hato.toml");
+        let dns = if extra.contains("[dns]") {
+            ""
+        } else {
+            "[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout_ms = 2000\n"
+        };
         let text = format!(
-            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n"
+            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n\n{dns}\n{extra}\n"
         );
         std::fs::write(&config, text).expect("write config");
         let mut s = Server {

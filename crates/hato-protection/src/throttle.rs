@@ -432,6 +432,8 @@ pub struct ThrottleStatus {
     pub release: Option<Release>,
     /// The exemption entries that cover it (it is then never throttled).
     pub exemptions: Vec<Exemption>,
+    /// A loopback client while `exempt_loopback` is on: never throttled either.
+    pub exempt_loopback: bool,
 }
 
 /// The throttle: a bounded table of per-IP records in shards, each behind its own lock, and
@@ -750,6 +752,7 @@ impl Throttle {
                 rules_resume: timestamp(r.until),
             }),
             exemptions: self.exemptions_of(ip),
+            exempt_loopback: self.settings.exempt_loopback && ip.to_canonical().is_loopback(),
         }
     }
 

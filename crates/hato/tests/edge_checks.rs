@@ -273,6 +273,7 @@ fn a_bursting_new_ip_is_throttled_until_released_and_other_ips_are_not() {
     let v: Value = serde_json::from_str(&status).expect("json");
     assert_eq!(v["throttled"], true, "{v}");
     assert_eq!(v["throttle"]["rule"], "AS1", "{v}");
+    assert_eq!(v["exempt_loopback"], false, "{v}");
     assert_eq!(v["throttle"]["limit"], 4, "{v}");
     assert!(v["throttle"]["until"].is_string(), "{v}");
 
@@ -365,4 +366,28 @@ fn connections_and_unknown_recipients_count_against_an_ip() {
         first_reply(&s, "127.0.0.16").0,
         "451 4.7.500 Server busy. Please try again later from [127.0.0.16]. (AS5)\r\n"
     );
+}
+
+#[test]
+fn loopback_clients_are_exempt_from_throttling_by_default_and_the_status_says_so() {
+    let s = server("[throttle]\nprobation_recipients_per_hour = 4\n");
+    let five = [
+        "alice@contoso.test",
+        "carol@contoso.test",
+        "dave@contoso.test",
+        "erin@contoso.test",
+        "frank@contoso.test",
+    ];
+    for _ in 0..3 {
+        let queued = send(&s, "127.0.0.17", &five);
+        assert!(queued.starts_with("250 2.6.0 "), "{queued}");
+    }
+    let status = s.ok(&["throttle", "status", "127.0.0.17"]);
+    assert!(
+        status.contains(
+            "exempt:             this host (a loopback client; throttle.exempt_loopback)"
+        ),
+        "{status}"
+    );
+    assert!(status.contains("throttled:          no"), "{status}");
 }

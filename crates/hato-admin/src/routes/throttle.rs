@@ -61,6 +61,8 @@ struct StatusBody {
     /// The exemption entries that cover it (then it is never throttled); a tenant's admins see
     /// only their own tenant's.
     exemptions: Vec<ExemptionBody>,
+    /// A loopback client (this host) while `throttle.exempt_loopback` is on: never throttled.
+    exempt_loopback: bool,
     /// The platform-wide figures (operator only; null for a tenant's admins).
     figures: Option<FiguresBody>,
 }
@@ -174,6 +176,7 @@ fn status_body(s: ThrottleStatus, full: bool, own: Option<Vec<ExemptionBody>>) -
             rules_resume: time(r.rules_resume),
         }),
         exemptions,
+        exempt_loopback: s.exempt_loopback,
         figures: full.then_some(FiguresBody {
             connections_last_minute: s.connections_last_minute,
             recipients_last_hour: s.recipients_last_hour,

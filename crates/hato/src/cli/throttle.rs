@@ -186,6 +186,12 @@ fn status_text(v: &Value) -> String {
             ),
         );
     }
+    if v["exempt_loopback"].as_bool() == Some(true) {
+        line(
+            "exempt",
+            "this host (a loopback client; throttle.exempt_loopback)".to_string(),
+        );
+    }
     for e in v["exemptions"].as_array().into_iter().flatten() {
         line(
             "exempt",

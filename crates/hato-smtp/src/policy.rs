@@ -126,6 +126,12 @@ pub trait SmtpPolicy: Send + Sync {
     fn end_of_data(&self, message: MessageContext) -> Decision<DataVerdict> {
         Decision::Ready(DataVerdict::accept(message))
     }
+
+    /// The server turned the client away or cut its session by itself, without a hook's
+    /// decision: a connection limit (`421 4.3.2`, `421 4.7.0`) or the session's time limit
+    /// (`421 4.4.2`). For the record (the connection log); nothing to decide. Called on the
+    /// connection's task: it must not block.
+    fn cut(&self, _client: &ClientContext, _refusal: &Refusal) {}
 }
 
 /// The answer the I/O loop feeds back with [`crate::Session::decided`].

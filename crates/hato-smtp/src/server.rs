@@ -6,7 +6,7 @@ use crate::policy::SmtpPolicy;
 use crate::session::{Output, Session, SessionConfig};
 use hato_core::MessageContext;
 use hato_core::reply::{self, Reply};
-use hato_core::{ClientContext, TlsInfo};
+use hato_core::{ClientContext, Reason, Refusal, Stage, TlsInfo};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -147,6 +147,42 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
         }
     }
 
+    /// Tells the policy the server turned `client` away with `reply` because of `setting`.
+    fn cut(&self, client: &ClientContext, reply: &Reply, setting: &str) {
+        let text = match setting {
+            "smtp.session_timeout_secs" => format!(
+                "The session lasted {} s, the longest a session may last",
+                self.config.session_timeout.as_secs()
+            ),
+            "smtp.max_connections" => format!(
+                "{} connections were open, the most the server takes at once",
+                self.config.max_connections
+            ),
+            _ => format!(
+                "{} connections were open from the client's {}, the most one client may have",
+                self.config.max_connections_per_ip,
+                if client.ip().is_ipv6() {
+                    "network"
+                } else {
+                    "address"
+                }
+            ),
+        };
+        let refusal = Refusal::new(
+            reply.clone(),
+            Reason::new(Stage::Session, text).rule(setting),
+        );
+        self.policy.cut(client, &refusal);
+    }
+
+    fn session_cut(&self, session: &Session<P>) {
+        self.cut(
+            session.client(),
+            &reply::SESSION_TIMEOUT,
+            "smtp.session_timeout_secs",
+        );
+    }
+
     async fn connection(
         self: Arc<Self>,
         mut stream: TcpStream,
@@ -166,6 +202,13 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
         ) {
             Ok(s) => s,
             Err(r) => {
+                let setting = if r == reply::TOO_MANY_CONNECTIONS {
+                    "smtp.max_connections"
+                } else {
+                    "smtp.max_connections_per_ip"
+                };
+                let local = stream.local_addr().unwrap_or(peer);
+                self.cut(&ClientContext::new(peer, local), &r, setting);
                 last_words(&mut stream, &r, limits).await;
                 return;
             }
@@ -280,6 +323,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                         match answer {
                             Ok(answer) => queue.extend(session.decided(answer)),
                             Err(_) => {
+                                self.session_cut(session);
                                 last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
                                 return Next::Close;
                             }
@@ -296,6 +340,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                         match tokio::time::timeout(limits.remaining(), submitted).await {
                             Ok(result) => queue.extend(session.submitted(result)),
                             Err(_) => {
+                                self.session_cut(session);
                                 last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
                                 return Next::Close;
                             }
@@ -317,6 +362,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                 return Next::Close;
             }
             if limits.remaining().is_zero() {
+                self.session_cut(session);
                 last_words(stream, &reply::SESSION_TIMEOUT, limits).await;
                 return Next::Close;
             }
@@ -336,6 +382,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
             let n = match read {
                 Err(_) => {
                     let r = if limits.remaining().is_zero() {
+                        self.session_cut(session);
                         reply::SESSION_TIMEOUT
                     } else {
                         session.timeout_reply()

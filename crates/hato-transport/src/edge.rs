@@ -42,6 +42,7 @@ use hato_protection::{ConnectChecks, Outcome};
 use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
 use hato_store::{NewConnectionRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What the edge keeps for one session, in the client context's session state: the notes of
@@ -151,6 +152,40 @@ impl Log {
     }
 }
 
+/// The server's own cuts (connection limits, the session time limit) already in the connection
+/// log: at most one row a minute for each client IP and setting, so a client hammering a limit
+/// writes one row a minute, not one per attempt; bounded, and a flood from more IPs than it
+/// holds is not recorded until it ages out (the reply still goes out).
+#[derive(Default)]
+struct Cuts {
+    logged: Mutex<HashMap<(IpAddr, String), i64>>,
+}
+
+const CUTS_HELD: usize = 10_000;
+const CUT_INTERVAL_SECS: i64 = 60;
+
+impl Cuts {
+    /// Whether a row for `ip` and `rule` at `now` (seconds) is due.
+    fn due(&self, ip: IpAddr, rule: &str, now: i64) -> bool {
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (ip, rule.to_string());
+        if logged
+            .get(&key)
+            .is_some_and(|t| now - *t < CUT_INTERVAL_SECS)
+        {
+            return false;
+        }
+        if logged.len() >= CUTS_HELD {
+            logged.retain(|_, t| now - *t < CUT_INTERVAL_SECS);
+            if logged.len() >= CUTS_HELD {
+                return false;
+            }
+        }
+        logged.insert(key, now);
+        true
+    }
+}
+
 /// The edge's stages around an inner policy (the directory's, in `hato serve`).
 pub struct EdgePolicy<P = DirectoryPolicy> {
     inner: P,
@@ -160,6 +195,7 @@ pub struct EdgePolicy<P = DirectoryPolicy> {
     throttle: Option<Arc<Throttle>>,
     filters: Arc<Filters>,
     log: Log,
+    cuts: Cuts,
 }
 
 impl<P: SmtpPolicy> EdgePolicy<P> {
@@ -176,6 +212,7 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
                 cache: Mutex::new(HashMap::new()),
             }),
             log: Log { store, clock },
+            cuts: Cuts::default(),
         }
     }
 
@@ -369,6 +406,15 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
         })
     }
 
+    fn cut(&self, client: &ClientContext, refusal: &Refusal) {
+        let rule = refusal.reason.rule.as_deref().unwrap_or_default();
+        let now = self.log.clock.now().0 / 1_000_000;
+        if self.cuts.due(canonical_ip(client.ip()), rule, now) {
+            self.log.refused(client, None, None, refusal);
+        }
+        self.inner.cut(client, refusal);
+    }
+
     fn end_of_data(&self, mut message: MessageContext) -> Decision<DataVerdict> {
         let (notes, allowed, ptr) = message
             .client
@@ -410,5 +456,28 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
             }
             verdict
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_is_recorded_once_a_minute_per_ip_and_setting_and_the_record_is_bounded() {
+        let cuts = Cuts::default();
+        let ip = |n: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+        assert!(cuts.due(ip(1), "smtp.max_connections_per_ip", 0));
+        assert!(!cuts.due(ip(1), "smtp.max_connections_per_ip", 59));
+        assert!(cuts.due(ip(1), "smtp.session_timeout_secs", 59));
+        assert!(cuts.due(ip(1), "smtp.max_connections_per_ip", 60));
+        // A flood from more IPs than it holds: the map stays at its bound.
+        for n in 2..(CUTS_HELD as u32 + 100) {
+            cuts.due(ip(n), "smtp.max_connections", 100);
+        }
+        assert!(cuts.logged.lock().unwrap().len() <= CUTS_HELD);
+        assert!(!cuts.due(ip(999_999), "smtp.max_connections", 100));
+        // A minute on, the old entries age out and make room.
+        assert!(cuts.due(ip(999_999), "smtp.max_connections", 161));
     }
 }

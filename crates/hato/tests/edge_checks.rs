@@ -391,3 +391,38 @@ fn loopback_clients_are_exempt_from_throttling_by_default_and_the_status_says_so
     );
     assert!(status.contains("throttled:          no"), "{status}");
 }
+
+#[test]
+fn a_client_over_the_connection_limit_is_in_the_connection_log_once_a_minute() {
+    let s = Server::start_with_config("max_connections_per_ip = 2", "", "");
+    let held: Vec<Smtp> = (0..2)
+        .map(|_| {
+            let mut c = Smtp::connect_from(s.smtp, "127.0.0.18");
+            assert_eq!(c.read_reply(), BANNER);
+            c
+        })
+        .collect();
+    let over = "421 4.7.0 Too many connections from your IP address; try again later\r\n";
+    for _ in 0..3 {
+        let (reply, closed) = first_reply(&s, "127.0.0.18");
+        assert_eq!(reply, over);
+        assert!(closed);
+    }
+    // A later refusal of another client: once its row is in, every earlier one is (the log is
+    // written in order).
+    let mut c = Smtp::connect_from(s.smtp, "127.0.0.19");
+    assert_eq!(c.read_reply(), BANNER);
+    assert_eq!(
+        c.cmd("EHLO mx.hato.test"),
+        "550 5.7.506 Access Denied, Bad HELO\r\n"
+    );
+    log_rows(&s, "127.0.0.19", 1);
+    let rows = log_rows(&s, "127.0.0.18", 1);
+    assert_eq!(rows.len(), 1, "three refusals, one row: {rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["stage"], "session");
+    assert_eq!(row["rule"], "smtp.max_connections_per_ip");
+    assert_eq!(row["reply"], over.trim_end());
+    assert_eq!(row["tenant"], Value::Null);
+    drop(held);
+}

@@ -122,7 +122,11 @@ async fn queue(
     require_admin(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // Tenant-scoped like message trace: a tenant's admins see its recipients, the operator all.
-    let tenant = listing_scope(&s, &p, q.tenant.as_deref())?;
+    // A named tenant is read from the store: on the blocking pool, as trace does.
+    let named = q.tenant.clone();
+    let tenant = s
+        .blocking(move |s| listing_scope(s, &p, named.as_deref()))
+        .await?;
     let status = nonempty(q.status)
         .map(|st| {
             QueueStatus::parse(&st).ok_or_else(|| {

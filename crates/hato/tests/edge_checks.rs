@@ -426,3 +426,61 @@ fn a_client_over_the_connection_limit_is_in_the_connection_log_once_a_minute() {
     assert_eq!(row["tenant"], Value::Null);
     drop(held);
 }
+
+#[test]
+fn hato_explain_shows_each_recipients_decisions_with_their_reasons() {
+    let s = server("");
+    s.ok(&[
+        "connection-filter",
+        "set",
+        "--tenant",
+        "contoso",
+        "--ip-allow-list-add",
+        "127.0.0.21",
+    ]);
+    let queued = send(
+        &s,
+        "127.0.0.21",
+        &["alice@contoso.test", "bob@fabrikam.test"],
+    );
+    delivered_events(&s, &queued, "bob@fabrikam.test");
+    delivered_events(&s, &queued, "alice@contoso.test");
+    let id = trace_id_of(&queued);
+    let out = s.ok(&["explain", &id]);
+    assert!(out.starts_with(&format!("message {id}\n")), "{out}");
+    // One block per recipient, each with its standing: allow-listed by contoso, not by fabrikam.
+    let alice = out
+        .split("\nalice@contoso.test: Deliver\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nbob@").next())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        alice.contains("Receive       connection_filter [IPAllowList]\n"),
+        "{alice}"
+    );
+    assert!(alice.contains("      ipv = CAL\n"), "{alice}");
+    assert!(alice.contains("      cip = 127.0.0.21\n"), "{alice}");
+    assert!(alice.contains("Deliver       -\n"), "{alice}");
+    let bob = out
+        .split("\nbob@fabrikam.test: Deliver\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(bob.contains("      ipv = NLI\n"), "{bob}");
+    // As JSON, for scripts; --recipient narrows it.
+    let v: Value = serde_json::from_str(&s.ok(&[
+        "explain",
+        &id,
+        "--recipient",
+        "bob@fabrikam.test",
+        "--json",
+    ]))
+    .expect("json");
+    let recipients = v["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 1, "{v}");
+    assert_eq!(recipients[0]["recipient"], "bob@fabrikam.test");
+    assert_eq!(recipients[0]["decisions"][0]["stage"], "connection_filter");
+    // A trace id nobody has: a clear error.
+    let (ok, _, err) = s.cli(&["explain", "00000000-0000-7000-8000-000000000000"]);
+    assert!(!ok);
+    assert!(!err.trim().is_empty());
+}

@@ -11,6 +11,7 @@ mod connection_filter;
 mod connections;
 mod contact;
 mod domain;
+mod explain;
 mod group;
 mod login;
 mod mail;
@@ -74,6 +75,8 @@ enum Command {
     Mail(mail::MailCmd),
     /// Message trace: one row per recipient.
     Trace(trace::TraceArgs),
+    /// Every decision the stages made about a message, per recipient, with reasons and figures.
+    Explain(explain::ExplainArgs),
     /// The queue: the recipients waiting for delivery (read-only).
     #[command(subcommand)]
     Queue(queue::QueueCmd),
@@ -185,6 +188,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Mailbox(cmd) => mailbox::run(c, cmd),
         Command::Mail(cmd) => mail::run(c, cmd),
         Command::Trace(args) => trace::run(c, args),
+        Command::Explain(args) => explain::run(c, args),
         Command::Queue(cmd) => queue::run(c, cmd),
         Command::Throttle(cmd) => throttle::run(c, cmd),
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),

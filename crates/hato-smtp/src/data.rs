@@ -6,8 +6,10 @@
 //! empty message is `.<CRLF>`). A bare CR or a bare LF anywhere in the data is noted so that the
 //! session refuses the message (`550 5.6.11`) after reading it to its real end; nothing is split.
 
+use crate::header_filter::{HeaderDropRule, HeaderFilter};
 use hato_core::MessageBody;
 use memchr::memchr2;
+use std::sync::Arc;
 
 /// Where the receiver puts the unstuffed content: a `Vec` (tests), or a [`MessageBody`] that
 /// continues in a spool file past its threshold.
@@ -66,6 +68,10 @@ pub struct DataReceiver {
     max_size: usize,
     max_line: usize,
     flaws: DataFlaws,
+    /// Removes the header fields a sender may not set (hato's own), as the content arrives.
+    filter: Option<HeaderFilter>,
+    /// What the filter kept of one push.
+    kept: Vec<u8>,
 }
 
 /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including its CRLF.
@@ -79,7 +85,20 @@ impl DataReceiver {
             max_size,
             max_line: MAX_TEXT_LINE,
             flaws: DataFlaws::default(),
+            filter: None,
+            kept: Vec::new(),
         }
+    }
+
+    /// Removes the header fields `rule` names from the content as it arrives.
+    pub fn with_header_filter(mut self, rule: Arc<HeaderDropRule>) -> Self {
+        self.filter = Some(HeaderFilter::new(rule));
+        self
+    }
+
+    /// Header fields the filter removed.
+    pub fn headers_removed(&self) -> usize {
+        self.filter.as_ref().map_or(0, HeaderFilter::removed)
     }
 
     pub fn flaws(&self) -> DataFlaws {
@@ -95,7 +114,14 @@ impl DataReceiver {
             // Keep reading to the end, but stop storing: the message will be refused.
             self.flaws.too_big = true;
         } else if !self.flaws.too_big {
-            out.store(bytes);
+            match &mut self.filter {
+                Some(f) if !f.in_body() => {
+                    self.kept.clear();
+                    f.feed(bytes, &mut self.kept);
+                    out.store(&self.kept);
+                }
+                _ => out.store(bytes),
+            }
         }
     }
 
@@ -176,6 +202,13 @@ impl DataReceiver {
                     let b = input[i];
                     if b == b'\n' {
                         self.state = State::LineStart;
+                        if let Some(f) = &mut self.filter
+                            && !self.flaws.too_big
+                        {
+                            self.kept.clear();
+                            f.finish(&mut self.kept);
+                            out.store(&self.kept);
+                        }
                         return (i + 1, true);
                     }
                     // `.<CR>x`: the CR was a bare CR. Store it and look at `x` again inside the line.

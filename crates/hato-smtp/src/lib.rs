@@ -5,6 +5,7 @@
 //! timeouts and connection limits.
 
 pub mod data;
+pub mod header_filter;
 pub mod policy;
 pub mod server;
 pub mod session;

@@ -37,6 +37,9 @@ pub struct SessionConfig {
     pub spool_threshold: usize,
     /// Creates the spool files; without one, content stays in memory whatever its size.
     pub spool: Option<std::sync::Arc<dyn Spool>>,
+    /// Header fields removed from every message as it arrives (hato's own `X-Hato-*` and its
+    /// `Authentication-Results`: `crate::header_filter`); `None` keeps every field.
+    pub header_filter: Option<std::sync::Arc<crate::header_filter::HeaderDropRule>>,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +52,7 @@ impl Default for SessionConfig {
             max_errors: 20,
             spool_threshold: 1024 * 1024,
             spool: None,
+            header_filter: None,
         }
     }
 }
@@ -689,7 +693,11 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             return self.reply(out, reply::NO_VALID_RECIPIENTS);
         }
         self.content = MessageBody::new(self.config.spool_threshold, self.config.spool.clone());
-        self.data = Some(DataReceiver::new(self.config.max_message_size));
+        let receiver = DataReceiver::new(self.config.max_message_size);
+        self.data = Some(match &self.config.header_filter {
+            Some(rule) => receiver.with_header_filter(rule.clone()),
+            None => receiver,
+        });
         self.phase = Phase::Data;
         out.push(Output::Send(reply::START_DATA.to_wire()));
     }

@@ -220,6 +220,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             max_errors: 20,
             spool_threshold: config.smtp.spool_threshold_bytes,
             spool: Some(store.spool()),
+            // No sender may stamp hato's verdicts on its own mail (RFC 8601 §5).
+            header_filter: Some(Arc::new(hato_smtp::header_filter::HeaderDropRule::hato(
+                &config.server.hostname,
+            ))),
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,

@@ -693,3 +693,42 @@ fn postmaster_mail_waits_until_a_postmaster_is_configured() {
         files_under(&s.data_dir().join("queue")) == 0
     });
 }
+
+#[test]
+fn hatos_own_headers_from_outside_are_removed_in_memory_and_spooled() {
+    // A spool threshold of 4 KiB: the second message goes to a spool file while it arrives.
+    let s = Server::start_with("spool_threshold_bytes = 4096");
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let forged = "X-Hato-Antispam-Report: CIP:1.2.3.4;SCL:-1;SFV:SKN;\r\n\
+                  \tIPV:CAL;\r\n\
+                  Authentication-Results: mx.hato.test; spf=pass smtp.mailfrom=bank.test\r\n\
+                  Authentication-Results: mx.bank.test; dkim=pass\r\n\
+                  X-HATO-Verdict: clean\r\n";
+    for (n, filler) in [(1, 0), (2, 200_000)] {
+        let mut c = ready(&s);
+        let body = format!(
+            "Subject: forged {n}\r\n{forged}From: a@bank.test\r\n\r\nX-Hato-Antispam-Report: body line\r\n{}\r\n",
+            vec!["b".repeat(900); filler / 900].join("\r\n")
+        );
+        let reply = c.send_mail("a@bank.test", &["alice@contoso.test"], &body);
+        assert!(reply.starts_with("250 2.6.0"), "{reply}");
+        c.cmd("QUIT");
+    }
+    s.wait_for("two deliveries", || s.mail("alice@contoso.test").len() == 2);
+    for m in s.mail("alice@contoso.test") {
+        let raw = s.raw_mail("alice@contoso.test", m["id"].as_i64().unwrap());
+        let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(!head.to_ascii_lowercase().contains("x-hato-"), "{head}");
+        assert!(
+            !head.contains("Authentication-Results: mx.hato.test"),
+            "{head}"
+        );
+        // What is not ours stays, and so does the body.
+        assert!(
+            head.contains("Authentication-Results: mx.bank.test; dkim=pass"),
+            "{head}"
+        );
+        assert!(raw.contains("\r\n\r\nX-Hato-Antispam-Report: body line\r\n"));
+    }
+}

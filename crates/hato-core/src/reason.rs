@@ -39,6 +39,9 @@ pub enum Stage {
     EarlyTalker,
     /// A HELO/EHLO name claiming to be this server.
     Helo,
+    /// The client's name by reverse DNS, forward-confirmed: not a refusal, a note when the
+    /// lookup failed or the name did not resolve back to the client.
+    ReverseDns,
     /// The malware filter.
     Malware,
     /// Mail flow (transport) rules.
@@ -48,7 +51,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 16] = [
         Stage::Session,
         Stage::Recipient,
         Stage::GroupRestriction,
@@ -61,6 +64,7 @@ impl Stage {
         Stage::Throttling,
         Stage::EarlyTalker,
         Stage::Helo,
+        Stage::ReverseDns,
         Stage::Malware,
         Stage::TransportRule,
         Stage::Spam,
@@ -81,6 +85,7 @@ impl Stage {
             Stage::Throttling => "throttling",
             Stage::EarlyTalker => "early_talker",
             Stage::Helo => "helo",
+            Stage::ReverseDns => "reverse_dns",
             Stage::Malware => "malware",
             Stage::TransportRule => "transport_rule",
             Stage::Spam => "spam",

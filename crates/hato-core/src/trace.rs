@@ -66,7 +66,8 @@ impl TraceEvent {
             | Stage::DnsBlockList
             | Stage::Throttling
             | Stage::EarlyTalker
-            | Stage::Helo => TraceEvent::AgentInfo,
+            | Stage::Helo
+            | Stage::ReverseDns => TraceEvent::AgentInfo,
         }
     }
 }

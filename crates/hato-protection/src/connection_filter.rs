@@ -112,10 +112,18 @@ impl ConnectionFilter {
     }
 }
 
-/// The note each accepted recipient's trace gets about the client: on its tenant's allow list
-/// (`allowed`, the note [`ConnectionFilter::decide`] made) or not, with the client's IP and PTR
-/// name (empty until looked up), the fields of the antispam report header.
-pub fn trace_note(ip: IpAddr, ptr: Option<&str>, allowed: Option<&Reason>) -> Reason {
+/// The note each accepted recipient's trace gets about the client (the reason of its `Receive`
+/// event): on its tenant's allow list (`allowed`, the note [`ConnectionFilter::decide`] made) or
+/// not, with the client's IP and PTR name (empty when it has no confirmed one), the fields of
+/// the antispam report header; then what the checks at connect noted (`notes`: a DNS block
+/// list that failed open, an exemption from throttling, a PTR that did not resolve back), each
+/// as a figure named after its stage, so the `Receive` event holds every reason the edge had.
+pub fn trace_note(
+    ip: IpAddr,
+    ptr: Option<&str>,
+    allowed: Option<&Reason>,
+    notes: &[Reason],
+) -> Reason {
     let mut reason = match allowed {
         Some(note) => note.clone(),
         None => Reason::new(
@@ -130,6 +138,9 @@ pub fn trace_note(ip: IpAddr, ptr: Option<&str>, allowed: Option<&Reason>) -> Re
     reason = reason
         .figure("cip", ip.to_string())
         .figure("ptr", ptr.unwrap_or_default());
+    for note in notes {
+        reason = reason.figure(note.stage.as_str(), note.text.clone());
+    }
     reason
 }
 
@@ -229,7 +240,17 @@ mod tests {
         let Outcome::Note(allowed) = f.decide(ip("192.0.2.7"), "contoso.test") else {
             panic!()
         };
-        let cal = trace_note(ip("192.0.2.7"), Some("mail.fabrikam.test"), Some(&allowed));
+        let exempt = Reason::new(Stage::Throttling, "exempt from throttling").rule("exemption");
+        let cal = trace_note(
+            ip("192.0.2.7"),
+            Some("mail.fabrikam.test"),
+            Some(&allowed),
+            std::slice::from_ref(&exempt),
+        );
+        assert_eq!(
+            cal.figure_value("throttling"),
+            Some(&FigureValue::from("exempt from throttling"))
+        );
         assert_eq!(cal.figure_value(IPV), Some(&FigureValue::from("CAL")));
         assert_eq!(
             cal.figure_value("cip"),
@@ -239,7 +260,7 @@ mod tests {
             cal.figure_value("ptr"),
             Some(&FigureValue::from("mail.fabrikam.test"))
         );
-        let nli = trace_note(ip("203.0.113.1"), None, None);
+        let nli = trace_note(ip("203.0.113.1"), None, None, &[]);
         assert!(is_standing(&cal) && is_standing(&nli));
         assert!(!is_standing(&Reason::new(
             Stage::ConnectionFilter,

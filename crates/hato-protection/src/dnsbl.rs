@@ -19,10 +19,10 @@
 //! - A lookup that times out or fails: not listed — the check **fails open** — and noted, so the
 //!   connection log says that the client was let in unchecked.
 
-use crate::Outcome;
+use crate::{BoxFuture, ConnectCheck, Outcome};
 use hato_core::dns::{DnsError, Resolver, reversed_name};
 use hato_core::reply;
-use hato_core::{Reason, Refusal, Stage};
+use hato_core::{ClientContext, Reason, Refusal, Stage, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -256,6 +256,18 @@ impl Dnsbl {
                 .collect();
             decide(ip, &answers)
         }
+    }
+}
+
+/// At connect, after the provider's block list; a listing is final: no allow list lifts it
+/// (seed C3: "cannot be bypassed").
+impl ConnectCheck for Dnsbl {
+    fn stage(&self) -> Stage {
+        Stage::DnsBlockList
+    }
+
+    fn check(&self, client: &ClientContext, _: Timestamp) -> BoxFuture<Outcome> {
+        Box::pin(Dnsbl::check(self, client.ip()))
     }
 }
 

@@ -20,7 +20,10 @@
 //!
 //! Nothing here needs the message body.
 //!
-//! Stages: `provider_block_list.rs` (the operator's own list of banned IPs, `550 5.7.606`).
+//! Stages: `provider_block_list.rs` (the operator's own list of banned IPs, `550 5.7.606`),
+//! `dnsbl.rs` (RFC 5782 zones, `550 5.7.1`), `throttle.rs` (volume and reputation,
+//! `451 4.7.500 … (ASn)`); each implements [`ConnectCheck`]. Beside them, not a stage:
+//! `reverse_dns.rs`, the client's forward-confirmed name, looked up while the checks run.
 
 pub mod connection_filter;
 pub mod dnsbl;
@@ -28,6 +31,7 @@ pub mod early_talker;
 pub mod helo;
 pub mod ip;
 pub mod provider_block_list;
+pub mod reverse_dns;
 pub mod throttle;
 
 pub use dnsbl::{Dnsbl, DnsblZone, DnsblZoneSettings};

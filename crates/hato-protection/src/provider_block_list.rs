@@ -11,8 +11,8 @@
 //! costs one hash lookup per prefix length present in the list (at most 33 for IPv4, 129 for
 //! IPv6), however many entries there are.
 
-use crate::Outcome;
-use hato_core::{Reason, Refusal, Stage, Timestamp, reply};
+use crate::{BoxFuture, ConnectCheck, Outcome, ready};
+use hato_core::{ClientContext, Reason, Refusal, Stage, Timestamp, reply};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -414,6 +414,18 @@ impl ProviderBlockList {
             reply::banned_sending_ip(ip, &self.delist_url),
             reason,
         ))
+    }
+}
+
+/// The first check at connect; its refusal is held for RCPT, where a tenant whose IP allow list
+/// has the client lets it in for that tenant's recipients (seed C3).
+impl ConnectCheck for ProviderBlockList {
+    fn stage(&self) -> Stage {
+        Stage::ProviderBlockList
+    }
+
+    fn check(&self, client: &ClientContext, now: Timestamp) -> BoxFuture<Outcome> {
+        ready(ProviderBlockList::check(self, client.ip(), now))
     }
 }
 

@@ -33,9 +33,9 @@ mod tests;
 pub use exempt::{Exemption, Network, NetworkError};
 pub use snapshot::SnapshotError;
 
-use crate::Outcome;
+use crate::{BoxFuture, ConnectCheck, Outcome, ready};
 use exempt::Exemptions;
-use hato_core::{Reason, Refusal, Stage, Timestamp, client_key, reply};
+use hato_core::{ClientContext, Reason, Refusal, Stage, Timestamp, client_key, reply};
 use record::{DAY, HOUR, Record, secs, timestamp};
 use serde::{Deserialize, Serialize};
 use snapshot::{Checksum, END, MAGIC, RECORD_BYTES, Reading, Summed};
@@ -103,6 +103,10 @@ pub const RULES: [Rule; 6] = [
 pub struct ThrottleSettings {
     /// Off: every IP passes (and nothing is recorded).
     pub enabled: bool,
+    /// Loopback clients (127.0.0.0/8, ::1: this host's own programs) are never throttled, as
+    /// Postfix exempts `$mynetworks` from its rate limits (`smtpd_client_event_limit_exceptions`)
+    /// and postscreen permits them (`postscreen_access_list = permit_mynetworks`).
+    pub exempt_loopback: bool,
     /// IPs (IPv4 addresses, IPv6 prefixes) tracked at most; ~80 MB per million.
     pub max_tracked_ips: usize,
     /// Seconds between snapshots of the state to `data_dir/throttle.state`.
@@ -146,6 +150,7 @@ impl Default for ThrottleSettings {
     fn default() -> Self {
         ThrottleSettings {
             enabled: true,
+            exempt_loopback: true,
             max_tracked_ips: 1_000_000,
             snapshot_interval_secs: 300,
             ipv6_prefix_length: 64,
@@ -536,6 +541,16 @@ impl Throttle {
         if !self.settings.enabled {
             return Outcome::Pass;
         }
+        if self.settings.exempt_loopback && ip.to_canonical().is_loopback() {
+            return Outcome::Note(
+                Reason::new(
+                    Stage::Throttling,
+                    format!("exempt from throttling: {ip} is this host (throttle.exempt_loopback)"),
+                )
+                .rule("exemption")
+                .figure("network", "loopback"),
+            );
+        }
         if let Some(e) = self.exemptions_of(ip).into_iter().next() {
             // Exempt at once, even while throttled: unlike Exchange, where registering a
             // connector after the throttle began does not lift it (seed D3), hato lets an
@@ -858,6 +873,20 @@ impl Throttle {
 
 fn rule_of(rule: u8) -> Option<&'static Rule> {
     usize::from(rule).checked_sub(1).and_then(|i| RULES.get(i))
+}
+
+/// At connect, after the block lists (it counts only the connections they let through); a
+/// throttle is final: no allow list lifts it (seed D: it acts "before mail reaches the
+/// system"). The check does not count the connection: the edge records it once every check
+/// at connect has let the client in ([`Throttle::record_connection`]).
+impl ConnectCheck for Throttle {
+    fn stage(&self) -> Stage {
+        Stage::Throttling
+    }
+
+    fn check(&self, client: &ClientContext, now: Timestamp) -> BoxFuture<Outcome> {
+        ready(Throttle::check(self, client.ip(), now))
+    }
 }
 
 /// A rule by its name (`AS1`…).

@@ -2,20 +2,27 @@
 //! recipient decision ([`DirectoryPolicy`]) at the session's hook points (`hato-protection`'s
 //! fixed order; `exchange-online-behaviour.md` §3).
 //!
-//! - **connect**: the configured checks, in order ([`ConnectChecks`]). A final refusal (DNS
-//!   block lists, throttling, an early talker) is sent instead of the banner. A refusal a
-//!   tenant's IP allow list overrides (the provider's block list) is held in the session's state
-//!   and given at RCPT.
+//! - **connect**: the configured checks, in order ([`ConnectChecks`]), and meanwhile the
+//!   client's forward-confirmed name ([`ReverseDns`]; it fills the PTR of the connection log, the
+//!   trace's standing note and the Received header). A final refusal (DNS block lists,
+//!   throttling, an early talker) is sent instead of the banner. A refusal a tenant's IP allow
+//!   list overrides (the provider's block list) is held in the session's state and given at
+//!   RCPT. A client let in counts as a connection for throttling.
 //! - **EHLO**: the HELO check (`550 5.7.506 Access Denied, Bad HELO`).
 //! - **RCPT**: once the directory accepted the recipient, its tenant is known, and the tenant's
 //!   connection filter policy decides: on its allow list, the client is let in for that tenant's
 //!   recipients (even past a held refusal); else a held refusal is given; else on its block list,
 //!   `550 5.7.513`. A refused RCPT creates no message, so, as in Exchange, it leaves no
 //!   message-trace row.
-//! - **end-of-data**: each recipient's verdict slot gets the edge's notes (which become trace
-//!   events of their own) and the client's standing for its tenant (`IPV:CAL` or `IPV:NLI`,
-//!   client IP, PTR: the commit makes it the reason of the recipient's `Receive` event), which
-//!   the spam stage reads (`hato_protection::connection_filter::is_allow_listed`).
+//! - **end-of-data**: each recipient's verdict slot gets the client's standing for its tenant
+//!   (`IPV:CAL` or `IPV:NLI`, client IP, PTR, and the notes of the checks at connect as figures
+//!   named after their stages: the commit makes it the reason of the recipient's `Receive`
+//!   event, one row, whatever the checks noted), which the spam stage reads
+//!   (`hato_protection::connection_filter::is_allow_listed`).
+//!
+//! Throttling learns from the session as it goes: each connection let in, each RCPT refused for
+//! an unknown recipient (directory-based edge blocking, `550 5.4.1`), each message accepted with
+//! its number of recipients.
 //!
 //! Every refusal goes to the connection log, once per session for each stage and tenant, with
 //! the notes made before it; the row is handed to the store's group commit and not waited for,
@@ -29,6 +36,8 @@ use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, 
 use hato_protection::connection_filter::{ConnectionFilter, trace_note};
 use hato_protection::helo::HeloCheck;
 use hato_protection::ip::canonical_ip;
+use hato_protection::reverse_dns::ReverseDns;
+use hato_protection::throttle::Throttle;
 use hato_protection::{ConnectChecks, Outcome};
 use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
 use hato_store::{NewConnectionRecord, Store, StoreError};
@@ -45,6 +54,8 @@ struct EdgeSession {
     held: Option<Refusal>,
     allowed: HashMap<TenantId, Reason>,
     logged: HashSet<(Stage, Option<TenantId>)>,
+    /// The client's forward-confirmed name, once looked up.
+    ptr: Option<String>,
 }
 
 /// Tenants' connection filters, built from the store once per change of their lists (the
@@ -103,16 +114,16 @@ impl Log {
         refusal: &Refusal,
     ) {
         let key = (refusal.reason.stage, tenant);
-        let (first, notes) = client
+        let (first, notes, ptr) = client
             .session_state
-            .with(|s: &mut EdgeSession| (s.logged.insert(key), s.notes.clone()));
+            .with(|s: &mut EdgeSession| (s.logged.insert(key), s.notes.clone(), s.ptr.clone()));
         if !first {
             return;
         }
         let record = NewConnectionRecord {
             time: self.clock.now(),
             ip: canonical_ip(client.ip()).to_string(),
-            ptr: client.ptr.clone().unwrap_or_default(),
+            ptr: client.ptr.clone().or(ptr).unwrap_or_default(),
             helo: helo
                 .unwrap_or(client.helo_name())
                 .chars()
@@ -145,6 +156,8 @@ pub struct EdgePolicy<P = DirectoryPolicy> {
     inner: P,
     checks: ConnectChecks,
     helo: Option<HeloCheck>,
+    reverse_dns: Option<ReverseDns>,
+    throttle: Option<Arc<Throttle>>,
     filters: Arc<Filters>,
     log: Log,
 }
@@ -156,6 +169,8 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
             inner,
             checks: ConnectChecks::new(),
             helo: None,
+            reverse_dns: None,
+            throttle: None,
             filters: Arc::new(Filters {
                 store: store.clone(),
                 cache: Mutex::new(HashMap::new()),
@@ -174,6 +189,19 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
     /// Refuse a HELO/EHLO that names this server (`edge.reject_bad_helo`).
     pub fn with_helo_check(mut self, check: HeloCheck) -> Self {
         self.helo = Some(check);
+        self
+    }
+
+    /// Look up each client's forward-confirmed name at connect (`edge.reverse_dns`).
+    pub fn with_reverse_dns(mut self, reverse_dns: ReverseDns) -> Self {
+        self.reverse_dns = Some(reverse_dns);
+        self
+    }
+
+    /// Tell `throttle` what each session does (connections, unknown recipients, messages).
+    /// Its decision at connect is one of the checks ([`EdgePolicy::with_checks`]).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = Some(throttle);
         self
     }
 
@@ -212,22 +240,45 @@ fn reply_domain(rcpt: &Address) -> String {
 
 impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
     fn connect(&self, client: &ClientContext) -> Decision<Verdict> {
-        if self.checks.is_empty() {
+        if self.checks.is_empty() && self.reverse_dns.is_none() && self.throttle.is_none() {
             return self.inner.connect(client);
         }
         let run = self.checks.run(client, self.log.clock.now());
+        let name = self
+            .reverse_dns
+            .as_ref()
+            .filter(|_| client.ptr.is_none())
+            .map(|r| r.name(client.ip()));
         let inner = self.inner.connect(client);
         let client = client.clone();
         let log = self.log.clone();
+        let throttle = self.throttle.clone();
         Decision::later(async move {
-            let out = run.await;
+            // The name while the checks run: both wait on DNS, and the log wants the name.
+            let name = async move {
+                match name {
+                    Some(lookup) => lookup.await,
+                    None => Default::default(),
+                }
+            };
+            let (out, name) = tokio::join!(run, name);
+            for note in out.notes.iter().filter(|n| n.stage == Stage::DnsBlockList) {
+                // A list that could not say lets the client in unchecked: the operator must
+                // hear of it (a resolver the list refuses, a zone that stopped answering).
+                tracing::warn!("{}", note.text);
+            }
             client.session_state.with(|s: &mut EdgeSession| {
+                s.ptr = name.name;
+                s.notes.extend(name.note);
                 s.notes.extend(out.notes);
                 s.held = out.held;
             });
             if let Some(refusal) = out.refused {
                 log.refused(&client, None, None, &refusal);
                 return Verdict::Reject(refusal);
+            }
+            if let Some(throttle) = throttle {
+                throttle.record_connection(canonical_ip(client.ip()), log.clock.now());
             }
             decided(inner).await
         })
@@ -258,12 +309,23 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
         let domain = reply_domain(rcpt);
         let filters = self.filters.clone();
         let log = self.log.clone();
+        let throttle = self.throttle.clone();
         Decision::later(async move {
             // The directory first: only then is the recipient's tenant known. Its refusals
-            // (unknown recipient, relay) are not the edge's.
+            // (unknown recipient, relay) are not the edge's; an unknown recipient counts
+            // against the client's reputation (a directory harvest, AS5).
             let verdict = decided(inner).await;
-            let RcptVerdict::Accept(accepted) = verdict else {
-                return verdict;
+            let accepted = match verdict {
+                RcptVerdict::Accept(accepted) => accepted,
+                RcptVerdict::Reject(refusal) => {
+                    if let Some(throttle) = throttle
+                        && refusal.reply == reply::RECIPIENT_REJECTED
+                    {
+                        throttle
+                            .record_unknown_recipient(canonical_ip(client.ip()), log.clock.now());
+                    }
+                    return RcptVerdict::Reject(refusal);
+                }
             };
             let tenant = accepted.tenant_id;
             let read = tokio::task::spawn_blocking(move || filters.get(tenant)).await;
@@ -308,11 +370,15 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
     }
 
     fn end_of_data(&self, mut message: MessageContext) -> Decision<DataVerdict> {
-        let (notes, allowed) = message
+        let (notes, allowed, ptr) = message
             .client
             .session_state
-            .with(|s: &mut EdgeSession| (s.notes.clone(), s.allowed.clone()));
+            .with(|s: &mut EdgeSession| (s.notes.clone(), s.allowed.clone(), s.ptr.clone()));
         let ip = canonical_ip(message.client.ip());
+        if message.client.ptr.is_none() {
+            // The Received header and the later stages read it from the message's context.
+            message.client.ptr = ptr;
+        }
         let ptr = message.client.ptr.clone();
         let tenants: Vec<TenantId> = message
             .envelope
@@ -321,18 +387,28 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
             .map(|r| r.tenant_id)
             .collect();
         for (i, tenant) in tenants.into_iter().enumerate() {
-            // In the order they were made: the checks at connect, then the tenant's filter.
-            let standing = trace_note(ip, ptr.as_deref(), allowed.get(&tenant));
-            for reason in notes.iter().cloned().chain([standing]) {
-                message.record(
-                    i,
-                    RecipientVerdict {
-                        action: Action::Deliver,
-                        reason,
-                    },
-                );
-            }
+            // The client's standing with the tenant, with the notes of the checks at connect.
+            let standing = trace_note(ip, ptr.as_deref(), allowed.get(&tenant), &notes);
+            message.record(
+                i,
+                RecipientVerdict {
+                    action: Action::Deliver,
+                    reason: standing,
+                },
+            );
         }
-        self.inner.end_of_data(message)
+        let recipients = u32::try_from(message.envelope.recipients.len()).unwrap_or(u32::MAX);
+        let inner = self.inner.end_of_data(message);
+        let Some(throttle) = self.throttle.clone() else {
+            return inner;
+        };
+        let clock = self.log.clock.clone();
+        Decision::later(async move {
+            let verdict = decided(inner).await;
+            if verdict.verdict == Verdict::Accept {
+                throttle.record_message(ip, recipients, clock.now());
+            }
+            verdict
+        })
     }
 }

@@ -144,7 +144,12 @@ impl Inbound {
 /// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
 pub fn received_header(hostname: &str, e: &MessageContext, trace_id: &str, date: &str) -> String {
     let helo = helo_for_header(e.client.helo_name());
-    let tcp_info = format!("([{}])", e.client.ip());
+    // RFC 5321 §4.4 TCP-info: the address literal, after the client's forward-confirmed name
+    // when it has one.
+    let tcp_info = match &e.client.ptr {
+        Some(name) => format!("({name} [{}])", e.client.ip()),
+        None => format!("([{}])", e.client.ip()),
+    };
     // RFC 5322 §2.1.1: fold before the TCP-info when a long HELO name would take the line past
     // 78 characters (the name itself, at most 255 characters, cannot be folded).
     let gap = if "Received: from ".len() + helo.len() + 1 + tcp_info.len() > 78 {
@@ -299,6 +304,14 @@ mod tests {
         );
         assert!(
             h.contains("for <info@bücher.test>") && !h.contains("version="),
+            "{h}"
+        );
+        // With the client's forward-confirmed name (the edge's reverse DNS), before its address.
+        let mut e = envelope("info@contoso.test", false, false);
+        e.client.ptr = Some("mail.fabrikam.test".into());
+        let h = received_header("mx.hato.test", &e, "id-3", "d");
+        assert!(
+            h.starts_with("Received: from client.test (mail.fabrikam.test [192.0.2.1])\r\n"),
             "{h}"
         );
     }

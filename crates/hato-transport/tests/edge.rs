@@ -163,6 +163,11 @@ struct World {
 const T0: Timestamp = Timestamp(1_800_000_000_000_000);
 
 async fn world() -> World {
+    world_with(|policy| policy).await
+}
+
+/// The world with `more` added to the edge policy (a resolver, a throttle).
+async fn world_with(more: impl FnOnce(EdgePolicy<Tenants>) -> EdgePolicy<Tenants>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let contoso = store.create_tenant("contoso").await.unwrap().id;
@@ -180,6 +185,7 @@ async fn world() -> World {
     )
     .with_checks(checks())
     .with_helo_check(HeloCheck::new("mx.hato.test", []));
+    let policy = more(policy);
     let inbound = Inbound::new(
         dyn_store,
         clock.clone(),
@@ -468,13 +474,18 @@ async fn every_accepted_recipient_gets_the_edge_notes_and_its_standing_with_its_
     for (rcpt, ipv) in [("alice@contoso.test", "CAL"), ("bob@fabrikam.test", "NLI")] {
         let events = w.events(&queued[0], rcpt);
         let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(kinds, ["Receive", "AgentInfo"], "{rcpt}: {events:?}");
-        // The Receive event's reason is the client's standing with the recipient's tenant;
-        // the note of the check at connect is an event of its own.
-        assert_eq!(figures(&events[1]), (Stage::DnsBlockList, None, None));
+        assert_eq!(kinds, ["Receive"], "{rcpt}: {events:?}");
+        // The Receive event's reason is the client's standing with the recipient's tenant,
+        // with the note of the check at connect as a figure named after its stage.
         assert_eq!(
-            events[1].detail,
-            "a zone did not answer in time; failed open (test)"
+            events[0]
+                .reason
+                .as_ref()
+                .unwrap()
+                .figure_value("dns_block_list"),
+            Some(&FigureValue::from(
+                "a zone did not answer in time; failed open (test)"
+            ))
         );
         assert_eq!(
             figures(&events[0]),
@@ -589,4 +600,108 @@ async fn the_delivery_agent_purges_old_connection_log_rows() {
         let _ = stop.send(true);
         task.await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn the_clients_confirmed_name_goes_to_the_trace_the_received_header_and_the_log() {
+    let dns = hato_dns::testing::TestDnsServer::start(&["in-addr.arpa", "client.test"])
+        .await
+        .unwrap();
+    for (peer, name) in [
+        ("192.0.2.70", "mail.client.test"),
+        ("192.0.2.66", "bad.client.test"),
+    ] {
+        dns.add_ptr(ip(peer), 300, name).await.unwrap();
+        let IpAddr::V4(v4) = ip(peer) else { panic!() };
+        dns.add_a(name, 300, v4).await.unwrap();
+    }
+    // 192.0.2.71's PTR names a host that is not it.
+    dns.add_ptr(ip("192.0.2.71"), 300, "mail.client.test")
+        .await
+        .unwrap();
+    let resolver: Arc<dyn hato_core::dns::Resolver> = Arc::new(
+        hato_dns::HickoryResolver::new(&hato_dns::DnsSettings {
+            servers: vec![dns.addr().to_string()],
+            timeout_ms: 3000,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let w =
+        world_with(|p| p.with_reverse_dns(hato_protection::reverse_dns::ReverseDns::new(resolver)))
+            .await;
+    let input = format!(
+        "EHLO client.test\r\nMAIL FROM:<s@outside.test>\r\nRCPT TO:<alice@contoso.test>\r\n{MESSAGE}QUIT\r\n"
+    );
+    let (text, queued) = w.talk("192.0.2.70", &input, "").await;
+    assert_eq!(queued.len(), 1, "{text}");
+    let events = w.events(&queued[0], "alice@contoso.test");
+    let standing = events[0].reason.as_ref().unwrap();
+    assert_eq!(
+        standing.figure_value("ptr"),
+        Some(&FigureValue::from("mail.client.test"))
+    );
+    assert_eq!(standing.figure_value("reverse_dns"), None);
+
+    // Not confirmed: unnamed, and the trace says why.
+    let (_, queued) = w.talk("192.0.2.71", &input, "").await;
+    let events = w.events(&queued[0], "alice@contoso.test");
+    let standing = events[0].reason.as_ref().unwrap();
+    assert_eq!(standing.figure_value("ptr"), Some(&FigureValue::from("")));
+    let Some(FigureValue::Text(why)) = standing.figure_value("reverse_dns") else {
+        panic!("{standing:?}")
+    };
+    assert!(why.contains("not forward-confirmed"), "{why}");
+
+    // A refused client's row in the connection log has its name.
+    let (text, _) = w
+        .talk(
+            "192.0.2.66",
+            "EHLO client.test\r\nMAIL FROM:<s@outside.test>\r\nRCPT TO:<bob@fabrikam.test>\r\n",
+            "",
+        )
+        .await;
+    assert!(text.contains(&PROVIDER_REPLY.to_string()), "{text}");
+    let log = w.log().await;
+    let row = log.iter().find(|r| r.ip == "192.0.2.66").expect("a row");
+    assert_eq!(row.ptr, "bad.client.test");
+}
+
+#[tokio::test]
+async fn a_throttled_ip_is_let_in_again_when_its_throttle_decays() {
+    let throttle = Arc::new(hato_protection::throttle::Throttle::new(
+        hato_protection::throttle::ThrottleSettings {
+            probation_recipients_per_hour: 1,
+            throttle_minutes: 10,
+            ..Default::default()
+        },
+    ));
+    let t = throttle.clone();
+    let w = world_with(move |p| {
+        p.with_checks(checks().with(t.clone()).unwrap())
+            .with_throttle(t)
+    })
+    .await;
+    let input = format!(
+        "EHLO client.test\r\nMAIL FROM:<s@outside.test>\r\nRCPT TO:<alice@contoso.test>\r\nRCPT TO:<bob@fabrikam.test>\r\n{MESSAGE}QUIT\r\n"
+    );
+    let (text, queued) = w.talk("192.0.2.80", &input, "").await;
+    assert_eq!(queued.len(), 1, "{text}");
+    // The edge told the throttle: one connection, two recipients.
+    let status = throttle.status(ip("192.0.2.80"), hato_core::Clock::now(&*w.clock));
+    assert_eq!(
+        (status.connections_last_minute, status.recipients_last_hour),
+        (1, 2)
+    );
+    let busy = "451 4.7.500 Server busy. Please try again later from [192.0.2.80]. (AS1)\r\n";
+    let (text, queued) = w.talk("192.0.2.80", &input, "").await;
+    assert!(text.starts_with(busy), "{text}");
+    assert!(queued.is_empty());
+    // Nine minutes on: still throttled. Eleven: the throttle has ended by itself.
+    w.clock.advance_seconds(9 * 60);
+    let (text, _) = w.talk("192.0.2.80", "QUIT\r\n", "").await;
+    assert!(text.starts_with(busy), "{text}");
+    w.clock.advance_seconds(2 * 60);
+    let (text, _) = w.talk("192.0.2.80", "QUIT\r\n", "").await;
+    assert!(text.starts_with("220 "), "{text}");
 }

@@ -98,6 +98,9 @@ pub struct EdgeSection {
     /// Refuse a HELO/EHLO that names this server (its host name, an address it listens on)
     /// from a client that is another host (`550 5.7.506`).
     pub reject_bad_helo: bool,
+    /// Look up each client's name by reverse DNS, forward-confirmed, at connect (the connection
+    /// log's PTR, the trace, the Received header).
+    pub reverse_dns: bool,
     /// Milliseconds to wait before the banner; a client that talks meanwhile is refused
     /// (`554 5.5.1`). 0: the banner at once.
     pub greeting_delay_ms: u64,
@@ -119,6 +122,7 @@ impl Default for EdgeSection {
     fn default() -> Self {
         EdgeSection {
             reject_bad_helo: true,
+            reverse_dns: true,
             // Off: every client would wait for the banner (Postfix postscreen waits 6 s).
             greeting_delay_ms: 0,
             // Exchange Online's limit per list.
@@ -498,6 +502,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # The volume limits are lowered by the junk share (at 30% junk, 70% of them). Shares count at
 # least junk_min_messages messages / unknown_recipient_min RCPTs.
 #enabled = true
+# Loopback clients (127.0.0.0/8, ::1: programs on this host) are never throttled, as Postfix
+# exempts $mynetworks from its rate limits.
+#exempt_loopback = true
 # IPs tracked at most (about 80 MB per million); the least valuable are forgotten first (on
 # probation, clean, least recently seen), throttled ones last.
 #max_tracked_ips = 1000000
@@ -533,6 +540,11 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # Refuse a client whose HELO/EHLO names this server (server.hostname, or an address it listens
 # on) while it connects from another host: "@BAD_HELO@".
 #reject_bad_helo = true
+# Look up each client's name by reverse DNS at connect (PTR, then the name's addresses: only a
+# name that resolves back to the client counts). It goes in the connection log, the trace and
+# the Received header; a lookup that fails or times out (dns.timeout_ms) lets the client in
+# unnamed and says so in the trace.
+#reverse_dns = true
 # Milliseconds to wait before the banner. A client that sends anything meanwhile has not waited
 # for it (RFC 5321 4.3.1; Postfix postscreen's pregreet test) and gets "@EARLY_TALKER@"
 # instead of the banner, and the connection is closed. 0: the banner at once. Every client waits

@@ -4,9 +4,10 @@
 use crate::config::Config;
 use hato_core::auth::Role;
 use hato_core::{Clock, SystemClock, id};
-use hato_protection::ConnectChecks;
 use hato_protection::early_talker::EarlyTalker;
 use hato_protection::helo::HeloCheck;
+use hato_protection::reverse_dns::ReverseDns;
+use hato_protection::{ConnectChecks, Dnsbl};
 use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
@@ -137,22 +138,47 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServeError> 
     Ok(Arc::new(tls))
 }
 
-/// The edge's stages around the directory's recipient decision, with the checks that exist:
-/// the early-talker check when there is a greeting delay, the HELO check when it is on. The
-/// other checks at connect (the provider's block list, DNS block lists, throttling) are added
-/// here, one line each; `hato-protection` puts them in their fixed order.
+/// What the edge's checks at connect are made of (made before the edge, shared with the admin
+/// API: the block list it edits, the throttle it shows and releases).
+struct EdgeParts {
+    block_list: Arc<hato_protection::ProviderBlockList>,
+    throttle: Arc<hato_protection::throttle::Throttle>,
+    resolver: Arc<dyn hato_core::dns::Resolver>,
+}
+
+/// The edge's stages around the directory's recipient decision: at connect the provider's block
+/// list, the DNS block lists when zones are configured, throttling when it is enabled, the
+/// early-talker check when there is a greeting delay (`hato-protection` runs them in their
+/// fixed order, whatever the order here), the reverse DNS name when it is on; at EHLO the HELO
+/// check when it is on.
 fn edge_policy(
     config: &Config,
+    parts: &EdgeParts,
     directory: DirectoryPolicy,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<EdgePolicy, ServeError> {
     let edge = &config.edge;
-    let mut checks = ConnectChecks::new();
+    let mut checks = ConnectChecks::new().with(parts.block_list.clone())?;
+    let zones = config
+        .dnsbl_zones()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    if !zones.is_empty() {
+        checks = checks.with(Arc::new(Dnsbl::new(parts.resolver.clone(), zones)))?;
+    }
+    if config.throttle.enabled {
+        checks = checks.with(parts.throttle.clone())?;
+    }
     if edge.greeting_delay_ms > 0 {
         checks = checks.with(Arc::new(EarlyTalker))?;
     }
     let mut policy = EdgePolicy::new(directory, store, clock).with_checks(checks);
+    if config.throttle.enabled {
+        policy = policy.with_throttle(parts.throttle.clone());
+    }
+    if edge.reverse_dns {
+        policy = policy.with_reverse_dns(ReverseDns::new(parts.resolver.clone()));
+    }
     if edge.reject_bad_helo {
         // The addresses the listeners name; each client's own local address counts too (a
         // listener on 0.0.0.0 names none).
@@ -204,38 +230,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tls: Some(tls),
         greeting_delay: Duration::from_millis(config.edge.greeting_delay_ms),
     };
-    // The one resolver of the process (its cache is shared): domain verification now, the DNS
-    // block lists of the edge policy (`hato_protection::Dnsbl::new(resolver.clone(),
-    // config.dnsbl_zones()?)`).
+    // The one resolver of the process (its cache is shared): the DNS block lists and reverse
+    // DNS at connect, domain verification.
     let resolver: Arc<dyn hato_core::dns::Resolver> =
         Arc::new(hato_dns::HickoryResolver::new(&config.dns)?);
     let directory = Arc::new(hato_directory::Directory::new(dyn_store.clone()));
-    let policy = Arc::new(edge_policy(
-        &config,
-        DirectoryPolicy::new(directory.clone()),
-        dyn_store.clone(),
-        clock.clone(),
-    )?);
-    let inbound = Arc::new(Inbound::new(
-        dyn_store.clone(),
-        clock.clone(),
-        config.server.hostname.clone(),
-        queued.clone(),
-    ));
-    let smtp = SmtpServer::new(server_config, policy, inbound);
-
     let mut tasks = Vec::new();
-    for addr in &config.smtp.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Io(format!("cannot listen for SMTP on {addr}: {e}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| ServeError::Io(e.to_string()))?;
-        println!("hato: SMTP listening on {local}");
-        tasks.push(tokio::spawn(smtp.clone().run(listener, stop_rx.clone())));
-    }
-
+    // The admin listener first: the delist page's address, which the block list's refusals
+    // name, may be its address.
     let admin_listener = tokio::net::TcpListener::bind(&config.admin.listen)
         .await
         .map_err(|e| {
@@ -255,15 +257,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         data_dir.display(),
         token_path.display()
     );
-    let login = hato_admin::LoginLimiter::new(
-        hato_admin::LoginLimits {
-            max_failures: config.admin.login_max_failures,
-            max_failures_per_ip: config.admin.login_max_failures_per_ip,
-            lockout_secs: config.admin.login_lockout_secs,
-            max_concurrent_hashes: config.admin.login_max_concurrent_hashes,
-        },
-        clock.clone(),
-    );
     // The provider's block list: loaded now, reloaded after each change and purged of expired
     // entries every minute. Its snapshot (`block_list.list()`) is what the edge checks.
     let delist_url = config.edge.delist_url(admin_addr, &config.server.hostname);
@@ -279,6 +272,45 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         clock.clone(),
         stop_rx.clone(),
     )));
+    let parts = EdgeParts {
+        block_list: block_list.list(),
+        throttle: throttle.clone(),
+        resolver: resolver.clone(),
+    };
+    let policy = Arc::new(edge_policy(
+        &config,
+        &parts,
+        DirectoryPolicy::new(directory.clone()),
+        dyn_store.clone(),
+        clock.clone(),
+    )?);
+    let inbound = Arc::new(Inbound::new(
+        dyn_store.clone(),
+        clock.clone(),
+        config.server.hostname.clone(),
+        queued.clone(),
+    ));
+    let smtp = SmtpServer::new(server_config, policy, inbound);
+    for addr in &config.smtp.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Io(format!("cannot listen for SMTP on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Io(e.to_string()))?;
+        println!("hato: SMTP listening on {local}");
+        tasks.push(tokio::spawn(smtp.clone().run(listener, stop_rx.clone())));
+    }
+
+    let login = hato_admin::LoginLimiter::new(
+        hato_admin::LoginLimits {
+            max_failures: config.admin.login_max_failures,
+            max_failures_per_ip: config.admin.login_max_failures_per_ip,
+            lockout_secs: config.admin.login_lockout_secs,
+            max_concurrent_hashes: config.admin.login_max_concurrent_hashes,
+        },
+        clock.clone(),
+    );
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
         directory: directory.clone(),

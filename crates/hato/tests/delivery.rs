@@ -64,7 +64,7 @@ fn delivery_to_several_mailboxes_stores_the_body_once() {
             &format!("{m}@contoso.test"),
             items[0]["id"].as_i64().unwrap(),
         );
-        assert!(raw.starts_with("Return-Path: <sender@fabrikam.test>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.hato.test (hato) with ESMTP\r\n\tid "), "{raw}");
+        assert!(raw.starts_with("Return-Path: <sender@fabrikam.test>\r\nReceived: from client.test (localhost [127.0.0.1])\r\n\tby mx.hato.test (hato) with ESMTP\r\n\tid "), "{raw}");
         assert!(
             !raw.contains("\tfor <"),
             "no 'for' clause with several recipients"

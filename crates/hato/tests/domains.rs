@@ -5,48 +5,16 @@
 mod common;
 
 use common::*;
-use hato_core::dns::RecordKind;
-use hato_dns::testing::TestDnsServer;
 use serde_json::{Value, json};
 
-struct Dns {
-    runtime: tokio::runtime::Runtime,
-    server: TestDnsServer,
-}
-
 impl Dns {
-    fn start(zones: &[&str]) -> Dns {
-        // The server's tasks run on this runtime's worker while the test goes on.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = runtime
-            .block_on(TestDnsServer::start(zones))
-            .expect("dns server");
-        Dns { runtime, server }
-    }
-
-    fn txt(&self, owner: &str, text: &str) {
-        self.runtime
-            .block_on(self.server.add_txt(owner, 300, &[text]))
-            .expect("add txt");
-    }
-
-    fn remove_txt(&self, owner: &str) {
-        self.runtime
-            .block_on(self.server.remove(owner, RecordKind::Txt))
-            .expect("remove txt");
-    }
-
     fn hato(&self) -> Server {
         Server::start_with_config(
             "",
             "",
             &format!(
                 "[dns]\nservers = [\"{}\"]\ntimeout_ms = 3000\n",
-                self.server.addr()
+                self.addr()
             ),
         )
     }

@@ -618,3 +618,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn loopback_clients_are_exempt_unless_the_setting_is_off() {
+    let c = clock();
+    for a in [
+        ip("127.0.0.1"),
+        ip("127.3.2.1"),
+        ip("::1"),
+        ip("::ffff:127.0.0.1"),
+    ] {
+        let th = Throttle::new(ThrottleSettings::default());
+        // Far above every probation limit: still let in, with a note that says why.
+        for _ in 0..50 {
+            let o = deliver(&th, a, 100, c.now());
+            assert_eq!(note_rule(&o).as_deref(), Some("exemption"), "{a}: {o:?}");
+        }
+        let th = Throttle::new(ThrottleSettings {
+            exempt_loopback: false,
+            ..ThrottleSettings::default()
+        });
+        let throttled = (0..50).any(|_| deliver(&th, a, 100, c.now()).refuses());
+        assert!(throttled, "{a} is throttled when loopback is not exempt");
+    }
+}

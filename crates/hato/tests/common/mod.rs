@@ -326,7 +326,21 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(addr: SocketAddr) -> Smtp {
-        let stream = TcpStream::connect(addr).expect("connect smtp");
+        Self::from_stream(TcpStream::connect(addr).expect("connect smtp"))
+    }
+
+    /// A connection from `source` (a loopback address of the test's own, e.g. `127.0.0.7`), so
+    /// the server sees its own client IP for each case.
+    pub fn connect_from(addr: SocketAddr, source: &str) -> Smtp {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let from: SocketAddr = format!("{source}:0").parse().expect("source address");
+        socket.bind(&from.into()).expect("bind the source address");
+        socket.connect(&addr.into()).expect("connect smtp");
+        Self::from_stream(socket.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> Smtp {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -437,4 +451,48 @@ pub fn files_under(dir: &Path) -> usize {
         }
     }
     n
+}
+
+/// A real DNS server on loopback (hickory's, in this process) serving `zones` from memory, for
+/// `[dns] servers`. Its tasks run on a runtime of its own while the test goes on.
+pub struct Dns {
+    runtime: tokio::runtime::Runtime,
+    server: hato_dns::testing::TestDnsServer,
+}
+
+impl Dns {
+    pub fn start(zones: &[&str]) -> Dns {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(hato_dns::testing::TestDnsServer::start(zones))
+            .expect("dns server");
+        Dns { runtime, server }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    pub fn txt(&self, owner: &str, text: &str) {
+        self.runtime
+            .block_on(self.server.add_txt(owner, 300, &[text]))
+            .expect("add txt");
+    }
+
+    pub fn remove_txt(&self, owner: &str) {
+        self.runtime
+            .block_on(self.server.remove(owner, hato_core::dns::RecordKind::Txt))
+            .expect("remove txt");
+    }
+
+    pub fn a(&self, owner: &str, ip: std::net::Ipv4Addr) {
+        self.runtime
+            .block_on(self.server.add_a(owner, 300, ip))
+            .expect("add a");
+    }
 }

@@ -15,7 +15,8 @@
 #      IPv6 /64s), then IPS more (the table's bound holds), and the size of the snapshot
 #      (data_dir/throttle.state) with the time to write it (synced) and read it.
 #      Target: < 200 MB after a million.
-#   3. SMTP connections per second, all on loopback, three sides side by side:
+#   3. SMTP connections per second, three sides side by side, in a network namespace of the
+#      script's own (nothing leaves this machine; the machine's network is not touched):
 #        hato off    `hato serve` with the edge doing nothing at connect: [throttle] off, no
 #                    [[dnsbl]], [edge] reverse_dns and reject_bad_helo off;
 #        hato on     every check: the throttle (defaults), a DNS block list (dnsbl.bench), the
@@ -27,30 +28,33 @@
 #      Greeting delay 0 on hato (a delay would only measure itself); postscreen_greet_wait 1s,
 #      the least there is: postscreen's pregreet test makes a client's first contact wait that
 #      long (a returning client passed it and skips it for a day).
-#      One DNS server answers everyone, authoritatively (bench_dns: hato-dns's test server) on
-#      port 53 of a loopback address of its own (127.0.53.53, or the next free one), because
-#      Postfix's resolver asks port 53 of the `nameserver` in /etc/resolv.conf: the private
-#      Postfix runs in a mount namespace of its own where /etc/resolv.conf names that server;
-#      the machine's /etc/resolv.conf is not touched.
+#      The clients' addresses are in 198.18.0.0/15 (RFC 2544's range for benchmarks), put on
+#      the namespace's loopback device: not in 127.0.0.0/8, whose PTR queries hato's resolver
+#      answers itself ("localhost", RFC 6761) and whose clients hato does not throttle.
+#      One DNS server answers everyone, authoritatively (bench_dns: hato-dns's test server), on
+#      the namespace's 127.0.0.1:53; the namespace is a mount namespace too, whose
+#      /etc/resolv.conf names it for Postfix's resolver (which asks port 53 of the nameserver
+#      in that file); the machine's /etc/resolv.conf is not touched.
 #      The load (conn_load, one thread): sessions of connect, banner, EHLO, QUIT, 221, each from
-#      a loopback source address of its own (the socket is bound to it), in two scenarios:
+#      a source address of its own (the socket is bound to it), in two scenarios:
 #        returning clients  SESSIONS sessions a run, CONCURRENCY at once, from SOURCES addresses
-#                           (127.1.0.0 on) that each connected once in a warm-up;
+#                           (198.18.1.0 on) that each connected once in a warm-up;
 #        first contact      NEW_SESSIONS sessions a run, NEW_CONCURRENCY at once, each from an
-#                           address no side has seen (a /16 of its own each run: 127.2.0.0,
-#                           127.3.0.0, ...): every lookup asked, postscreen's pregreet waited.
+#                           address no side has seen (198.18.129.0 on, new ones every run):
+#                           every lookup asked, postscreen's pregreet test waited for.
 #      RUNS runs of each, the order of the sides alternating; prints the median connections a
 #      second of each side, the ratios hato on / hato off and hato on / postscreen, the median
 #      and p99 time of one whole session, the servers' and the load generator's CPU time per
 #      connection, and the sessions refused (4xx/5xx) or failed, which must be 0.
 #      Before the runs it checks that each side is set up as it says (hato on refuses a
-#      DNSBL-listed client, a blocked one, a bad HELO; postscreen finds the listed client and
-#      its smtpd the PTR names) and says so; a check that fails is reported with the figures.
+#      DNSBL-listed client, a blocked one at RCPT, a bad HELO, and logs the PTR name; postscreen
+#      finds the listed client and its smtpd the PTR name) and says so; a check that fails is
+#      reported with the figures.
 #   The machine may be shared with other work: runs of this script and of the other benchmarks
 #   wait for each other (flock on /tmp/hato-inbound-bench.lock), and the script reports how busy
 #   the machine was.
 #
-# How to run (as root, for section 3: Postfix, and a DNS server on port 53):   bash bench/edge.sh
+# How to run (as root, for section 3: namespaces, Postfix):   bash bench/edge.sh
 #   Environment: SECTIONS="1 2 3"
 #                CONNECTIONS=1000000 KNOWN=100000 IPS=1000000                      (1 and 2)
 #                SESSIONS=20000 CONCURRENCY=50 SOURCES=2000                        (3: returning)
@@ -97,15 +101,15 @@ for s in $SECTIONS; do
     case $s in 1|2|3) ;; *) die "SECTIONS: $s is none of 1, 2, 3" ;; esac
 done
 if section 3; then
-    [ "$(id -u)" = 0 ] || die "section 3 needs root (a private Postfix instance; a DNS server on port 53)"
+    [ "$(id -u)" = 0 ] || die "section 3 needs root (a network namespace; a private Postfix instance)"
 fi
 
-if section 1 || section 2; then
+if [ -z "${EDGE_NETNS:-}" ] && { section 1 || section 2; }; then
     log "building the decision benchmark (cargo build --release -p hato-protection --example edge_bench)"
     (cd "$ROOT" && cargo build --release -q -p hato-protection --example edge_bench) || die "cargo build failed"
     [ -x "$BENCH" ] || die "no binary at $BENCH after the build"
 fi
-if section 3; then
+if [ -z "${EDGE_NETNS:-}" ] && section 3; then
     ensure_postfix
     log "building hato, the load generator (conn_load) and the DNS server (bench_dns)"
     if [ -z "$HATO_SET" ]; then
@@ -118,15 +122,16 @@ if section 3; then
     done
 fi
 
-# One benchmark at a time on this machine: two at once would skew each other's figures.
-bench_lock 7200
+# One benchmark at a time on this machine: two at once would skew each other's figures. (The
+# inner run of section 3 runs while its parent holds the lock.)
+[ -n "${EDGE_NETNS:-}" ] || bench_lock 7200
 
 trap 'rc=$?; section3_cleanup; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
 # =============================================================================================
 # 3. SMTP connections per second: hato with every edge check off, with every one on, and Postfix
-#    postscreen, the same load of short sessions from many loopback addresses.
+#    postscreen, the same load of short sessions from many addresses, in a network namespace.
 # =============================================================================================
 S3_TMP=
 DNS_PID=
@@ -142,11 +147,25 @@ section3_cleanup() {
     fi
 }
 
+# The load's clients need addresses of their own, many of them, and this machine's only: they get
+# 198.18.0.0/15 (RFC 2544's range for benchmarks) on the loopback device of a network namespace
+# this script makes, where everything of section 3 runs (the servers listen on its 127.0.0.1).
+# Not 127.0.0.0/8: hato's resolver answers PTR queries under 127.in-addr.arpa itself
+# ("localhost", RFC 6761 §6.3) without asking the DNS server, and hato exempts loopback clients
+# from throttling; Internet clients get neither. The namespace is a mount namespace too, where
+# /etc/resolv.conf names the benchmark's DNS server, for Postfix's resolver (the C library's,
+# which reads that file and asks port 53); the machine's network and files stay as they are.
+BASE_IP=3323068416          # 198.18.0.0
+RET_OFF=256                 # returning clients: 198.18.1.0 on, at most 32768
+NEW_OFF=$((256 + 32768))    # first contacts: NEW_SESSIONS addresses a run from 198.18.129.0 on
+CHECK_OFF=$((131072 - 512)) # the checks' clients: 198.19.254.2 listed, .3 blocked, .4 bad HELO
+ip_of() { local n=$((BASE_IP + $1)); echo "$((n >> 24)).$(((n >> 16) & 255)).$(((n >> 8) & 255)).$((n & 255))"; }
+
 section3() {
-    [ "$SESSIONS" -le 65536 ] && [ "$SOURCES" -le 65536 ] && [ "$NEW_SESSIONS" -le 65536 ] \
-        || die "SESSIONS, SOURCES and NEW_SESSIONS are at most 65536 (a /16 of sources each)"
+    [ "$SOURCES" -le 32768 ] || die "SOURCES is at most 32768"
+    [ $((NEW_OFF + RUNS * NEW_SESSIONS)) -le "$CHECK_OFF" ] \
+        || die "RUNS x NEW_SESSIONS is at most $((CHECK_OFF - NEW_OFF)) (addresses of 198.18.0.0/15 no side has seen)"
     [ "$SOURCES" -ge "$CONCURRENCY" ] || die "SOURCES ($SOURCES) must be at least CONCURRENCY ($CONCURRENCY)"
-    [ "$RUNS" -le 200 ] || die "RUNS is at most 200 (each first-contact round has a /16 of its own)"
     # hato's throttle lets an IP on probation connect 60 times a minute (AS6): the returning
     # clients' runs must stay below that, or the refusals measure the throttle, not the edge.
     local per_ip=$(( (SESSIONS + SOURCES - 1) / SOURCES ))
@@ -154,57 +173,45 @@ section3() {
         log "WARNING: each returning client connects $per_ip times a run; over $RUNS runs hato's throttle" \
             "(60 a minute on probation) may refuse some: raise SOURCES"
     fi
-    local dns_bin=$ROOT/target/release/examples/bench_dns
+    unshare --net --mount --propagation private env EDGE_NETNS=1 bash "$ROOT/bench/edge.sh" 9>&- \
+        || die "section 3 failed (its run in a namespace of its own exited $?)"
+}
 
+# section 3 itself, inside its network and mount namespace
+section3_inner() {
+    local dns_bin=$ROOT/target/release/examples/bench_dns
+    ip link set lo up && ip addr add 198.18.0.1/15 dev lo \
+        || die "could not give the namespace's loopback device 198.18.0.0/15"
     S3_TMP=$(mktemp -d /tmp/hato-edge-bench.XXXXXX)
     chmod 755 "$S3_TMP"
+    DNS_ADDR=127.0.0.1
+    printf 'nameserver %s\noptions timeout:2 attempts:2\n' "$DNS_ADDR" >"$S3_TMP/resolv.conf"
+    mount --bind "$S3_TMP/resolv.conf" /etc/resolv.conf || die "could not bind-mount the namespace's /etc/resolv.conf"
     local ports
     ports=$("${HELPER[@]}" freeport 5)
     read -r PORT_OFF PORT_ON PORT_PS ADMIN_OFF ADMIN_ON <<<"$ports"
     declare -gA PORT=([off]=$PORT_OFF [on]=$PORT_ON [postscreen]=$PORT_PS)
 
     # ------------------------------------------------------------------ the DNS server
-    # Postfix's resolver (the C library's) reads "nameserver IP" from /etc/resolv.conf and asks
-    # port 53, so the server needs port 53 of an address of its own: the first of these on
-    # which nothing answers yet (127.0.0.53 is systemd-resolved's on some machines).
     local records=$S3_TMP/dns.records r
     {
-        echo "# the clients: PTR c-B-X-Y.clients.bench and its A record, for each source address"
-        gen_records 1 "$SOURCES"
-        for r in $(seq 1 "$RUNS"); do gen_records $((1 + r)) "$NEW_SESSIONS"; done
-        echo "# the checks' clients: 127.250.0.2 DNSBL-listed (code 127.0.0.2), .3 blocked, .4 bad HELO"
-        echo "A 2.0.250.127.dnsbl.bench 127.0.0.2 2100"
-        gen_records 250 5 | sed -n '5,$p'    # 127.250.0.2 to 127.250.0.4
+        echo "# the clients: PTR c-B-C-D.clients.bench and its A record, for each source address 198.B.C.D"
+        gen_records "$RET_OFF" "$SOURCES"
+        for r in $(seq 1 "$RUNS"); do gen_records $((NEW_OFF + (r - 1) * NEW_SESSIONS)) "$NEW_SESSIONS"; done
+        echo "# the checks' clients: $(ip_of $((CHECK_OFF + 2))) DNSBL-listed (code 127.0.0.2), .3 blocked, .4 bad HELO"
+        echo "A 2.254.19.198.dnsbl.bench 127.0.0.2 2100"
+        gen_records $((CHECK_OFF + 2)) 3
     } >"$records"
-    DNS_ADDR=
-    local cand
-    for cand in 127.0.53.53 127.0.54.54 127.0.55.55 127.0.56.56; do
-        if ss -Hlnu "src $cand:53" | grep -q . || ss -Hlnt "src $cand:53" | grep -q .; then
-            continue
-        fi
-        "$dns_bin" "$cand:53" "$records" dnsbl.bench clients.bench 127.in-addr.arpa \
-            >"$S3_TMP/dns.out" 2>&1 9>&- &
-        DNS_PID=$!
-        local deadline=$((SECONDS + 60))
-        while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$DNS_PID" 2>/dev/null \
-            && ! grep -q '^bench_dns: serving' "$S3_TMP/dns.out"; do sleep 0.1; done
-        if grep -q '^bench_dns: serving' "$S3_TMP/dns.out"; then DNS_ADDR=$cand; break; fi
-        log "no DNS server at $cand:53: $(cat "$S3_TMP/dns.out")"
-        stop_pid "$DNS_PID" "the DNS server"
-        DNS_PID=
-    done
-    [ -n "$DNS_ADDR" ] || die "could not start the DNS server on port 53 of any address tried"
+    "$dns_bin" "$DNS_ADDR:53" "$records" dnsbl.bench clients.bench 18.198.in-addr.arpa 19.198.in-addr.arpa \
+        >"$S3_TMP/dns.out" 2>&1 9>&- &
+    DNS_PID=$!
+    local deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$DNS_PID" 2>/dev/null \
+        && ! grep -q '^bench_dns: serving' "$S3_TMP/dns.out"; do sleep 0.1; done
+    grep -q '^bench_dns: serving' "$S3_TMP/dns.out" || die "the DNS server did not start: $(cat "$S3_TMP/dns.out")"
     log "$(cat "$S3_TMP/dns.out") (pid $DNS_PID)"
 
     # ------------------------------------------------------------------ hato, off and on
-    local rdns=
-    if (cd "$S3_TMP" && "$HATO" init >/dev/null 2>&1 && grep -q 'reverse_dns' hato.toml); then
-        rdns=1
-    elif want on; then
-        REVERSE_DNS_NOTE="this build of hato has no [edge] reverse_dns: hato on looks up no PTR"
-        log "WARNING: $REVERSE_DNS_NOTE"
-    fi
-    rm -f "$S3_TMP/hato.toml"
     local side
     for side in off on; do
         want "$side" || continue
@@ -230,11 +237,10 @@ enabled = $checks
 
 [edge]
 reject_bad_helo = $checks
+# PTR, then the name's A records (forward confirmation)
+reverse_dns = $checks
 # 0 on both sides: a delay would only measure itself
 greeting_delay_ms = 0
-EOF
-            [ -n "$rdns" ] && echo "reverse_dns = $checks"
-            cat <<EOF
 
 [dns]
 servers = ["$DNS_ADDR:53"]
@@ -262,7 +268,7 @@ EOF
         while [ "$n" -lt "$BLOCKLIST" ]; do
             case $n in
                 0) entry=198.51.100.0/24 ;; 1) entry=203.0.113.0/24 ;; 2) entry=192.0.2.0/24 ;;
-                3) entry=127.250.0.3 ;;   # the one loopback entry: the check below
+                3) entry=$(ip_of $((CHECK_OFF + 3))) ;;   # the one client on it: the check below
                 *) entry=100.64.$(( (n - 4) / 250 )).$(( (n - 4) % 250 + 1 )) ;;
             esac
             "$HATO" --config "$S3_TMP/hato-on/hato.toml" blocklist add "$entry" --reason bench \
@@ -271,6 +277,12 @@ EOF
             n=$((n + 1))
         done
         log "hato (on): $BLOCKLIST entries on the provider's block list"
+        # a recipient, for the check of the block list (its refusal waits for RCPT, where a
+        # tenant's IP allow list may let the client in)
+        local h=("$HATO" --config "$S3_TMP/hato-on/hato.toml")
+        { "${h[@]}" tenant add bench && "${h[@]}" domain add bench.test --tenant bench \
+            && "${h[@]}" mailbox add user@bench.test; } >/dev/null 2>"$S3_TMP/setup.err" \
+            || { cat "$S3_TMP/setup.err" >&2; die "hato (on): could not add the recipient user@bench.test"; }
     fi
 
     # ------------------------------------------------------------------ Postfix with postscreen
@@ -292,7 +304,7 @@ EOF
         # takes postscreen_greet_wait: many at once), so the timed runs meet returning clients.
         local out
         for side in "${SIDES[@]}"; do
-            out=$(load "$side" 127.1.0.0 "$SOURCES" "$SOURCES" "$NEW_CONCURRENCY")
+            out=$(load "$side" "$(ip_of "$RET_OFF")" "$SOURCES" "$SOURCES" "$NEW_CONCURRENCY")
             if [ "$(field ok "$out")" != "$SOURCES" ]; then
                 sed 's/^/    /' "$S3_TMP/load.err" >&2
                 log "WARNING: warm-up of $side: $out"
@@ -302,26 +314,28 @@ EOF
         log "warm-up done: each of the $SOURCES returning clients has connected to each side once"
         for r in $(seq 1 "$RUNS"); do
             for side in $(order "$r"); do
-                run_once ret "$side" "$r" 127.1.0.0 "$SOURCES" "$SESSIONS" "$CONCURRENCY"
+                run_once ret "$side" "$r" "$(ip_of "$RET_OFF")" "$SOURCES" "$SESSIONS" "$CONCURRENCY"
             done
         done
     fi
     if [ "$NEW_SESSIONS" -gt 0 ]; then
         for r in $(seq 1 "$RUNS"); do
             for side in $(order "$r"); do
-                run_once new "$side" "$r" "127.$((1 + r)).0.0" "$NEW_SESSIONS" "$NEW_SESSIONS" "$NEW_CONCURRENCY"
+                run_once new "$side" "$r" "$(ip_of $((NEW_OFF + (r - 1) * NEW_SESSIONS)))" "$NEW_SESSIONS" "$NEW_SESSIONS" "$NEW_CONCURRENCY"
             done
         done
     fi
     report3
 }
 
-# gen_records B COUNT: the PTR and A records of 127.B.0.0 + i, i < COUNT (as conn_load counts)
+# gen_records OFFSET COUNT: the PTR and A records of the COUNT addresses from ip_of OFFSET on
 gen_records() {
-    awk -v b="$1" -v n="$2" 'BEGIN {
+    awk -v base="$BASE_IP" -v off="$1" -v n="$2" 'BEGIN {
         for (i = 0; i < n; i++) {
-            ip = "127." b "." int(i / 256) "." (i % 256)
-            name = "c-" b "-" int(i / 256) "-" (i % 256) ".clients.bench"
+            a = base + off + i
+            b = int(a / 65536) % 256; c = int(a / 256) % 256; d = a % 256
+            ip = "198." b "." c "." d
+            name = "c-" b "-" c "-" d ".clients.bench"
             print "PTR", ip, name, 3600
             print "A", name, ip, 3600
         }
@@ -356,9 +370,9 @@ myorigin = \$myhostname
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-# only 127.0.0.1 (the script's own checks): the load's clients (127.1.0.0/16 ...) must not be
-# in mynetworks, which postscreen_access_list (permit_mynetworks) would exempt from every test
-mynetworks = 127.0.0.1/32
+# only this host: the load's clients (198.18.0.0/15) are not in mynetworks, which
+# postscreen_access_list (permit_mynetworks) would exempt from every test
+mynetworks = 127.0.0.0/8
 relayhost =
 alias_maps =
 alias_database =
@@ -368,7 +382,7 @@ smtpd_relay_restrictions = reject_unauth_destination
 smtp_dns_support_level = disabled
 # smtpd_peername_lookup = yes (the default): smtpd looks up each client's PTR and confirms it
 # forward, as hato's [edge] reverse_dns does, against the same DNS server (/etc/resolv.conf of
-# the instance's own mount namespace)
+# the namespace's /etc/resolv.conf)
 
 # postscreen: the DNS block list and the pregreet test enforced
 postscreen_dnsbl_sites = dnsbl.bench=127.0.0.2
@@ -395,13 +409,8 @@ dnsblog   unix  -       -       n       -       0       dnsblog
 tlsproxy  unix  -       -       n       -       0       tlsproxy
 EOF
     postfix_services >>"$PF_ETC/master.cf"
-    # Postfix's resolver reads /etc/resolv.conf: the instance runs in a mount namespace of its
-    # own where /etc/resolv.conf is this file; the machine's stays as it is.
-    printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$DNS_ADDR" >"$S3_TMP/resolv.conf"
     postfix -c "$PF_ETC" check || die "postfix check failed (see above)"
-    unshare --mount --propagation private sh -c \
-        'mount --bind "$1" /etc/resolv.conf && exec postfix -c "$2" start' sh \
-        "$S3_TMP/resolv.conf" "$PF_ETC" >"$S3_TMP/postfix-start.log" 2>&1 9>&- \
+    postfix -c "$PF_ETC" start >"$S3_TMP/postfix-start.log" 2>&1 9>&- \
         || { cat "$S3_TMP/postfix-start.log" "$PF/maillog" >&2 2>/dev/null; die "postfix start failed"; }
     PF_STARTED=1
     local banner
@@ -442,37 +451,86 @@ wait_log() {
     return 1
 }
 
+# probe_rcpt SIDE SOURCE: one session from SOURCE to RCPT TO:<user@bench.test>; prints the RCPT
+# reply, or the reply that refused the session before it
+probe_rcpt() {
+    python3 - "${PORT[$1]}" "$2" <<'EOF' 2>&1 | tail -1
+import socket, sys
+s = socket.socket()
+s.settimeout(10)
+s.bind((sys.argv[2], 0))
+s.connect(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline(1000).decode("utf-8", "replace").rstrip("\r\n")
+        if len(line) < 4 or line[3] != "-":
+            return line
+for cmd in (None, "EHLO probe.bench", "MAIL FROM:<probe@example.org>", "RCPT TO:<user@bench.test>"):
+    if cmd:
+        s.sendall((cmd + "\r\n").encode())
+    r = reply()
+    if not r[:1] in ("2", "3") or (cmd or "").startswith("RCPT"):
+        print(r)
+        break
+s.sendall(b"QUIT\r\n")
+EOF
+}
+
 sanity_checks() {
+    local listed blocked helo ret ptr got
+    listed=$(ip_of $((CHECK_OFF + 2)))
+    blocked=$(ip_of $((CHECK_OFF + 3)))
+    helo=$(ip_of $((CHECK_OFF + 4)))
+    ret=$(ip_of "$RET_OFF")
     echo "checks before the runs (each side set up as it says):"
     if want off; then
-        check "hato off lets a DNSBL-listed client in" off 127.250.0.2 client.bench ok
-        check "hato off takes its own name in EHLO" off 127.250.0.4 bench-hato.localdomain ok
+        check "hato off lets a DNSBL-listed client in" off "$listed" client.bench ok
+        check "hato off takes its own name in EHLO" off "$helo" bench-hato.localdomain ok
     fi
     if want on; then
-        check "hato on admits a returning-client address" on 127.1.0.0 client.bench ok
-        check "hato on refuses a DNSBL-listed client" on 127.250.0.2 client.bench "5.7.1"
-        check "hato on refuses a client on the provider's block list" on 127.250.0.3 client.bench "5.7.606"
-        check "hato on refuses its own name in EHLO" on 127.250.0.4 bench-hato.localdomain "5.7.506"
-        if [ -n "${REVERSE_DNS_NOTE:-}" ]; then
-            echo "  FAIL  hato on looks up the client's PTR: $REVERSE_DNS_NOTE"
-            CHECK_NOTES+=("reverse DNS")
+        check "hato on lets a returning client in" on "$ret" client.bench ok
+        check "hato on refuses a DNSBL-listed client" on "$listed" client.bench "5.7.1"
+        check "hato on refuses its own name in EHLO" on "$helo" bench-hato.localdomain "5.7.506"
+        got=$(probe_rcpt on "$(ip_of $((RET_OFF + 1)))")
+        case $got in
+            250*) echo "  ok    hato on takes a recipient from a client not blocked: $got" ;;
+            *) echo "  FAIL  hato on takes a recipient from a client not blocked: $got"; CHECK_NOTES+=("hato on's RCPT") ;;
+        esac
+        got=$(probe_rcpt on "$blocked")
+        case $got in
+            *5.7.606*) echo "  ok    hato on refuses a client on the provider's block list (at RCPT): $got" ;;
+            *) echo "  FAIL  hato on refuses a client on the provider's block list: $got"; CHECK_NOTES+=("hato on's block list") ;;
+        esac
+        # the bad HELO's row in the connection log names the client by its confirmed PTR
+        ptr=$("$HATO" --config "$S3_TMP/hato-on/hato.toml" connections --ip "$helo" --json 2>&1 \
+            | python3 -c 'import json, sys; v = json.load(sys.stdin); rows = v["rows"] if isinstance(v, dict) else v; print(rows[0]["ptr"] if rows else "(no row)")' 2>&1 | tail -1)
+        if [ "$ptr" = "c-$(tr . - <<<"${helo#198.}").clients.bench" ]; then
+            echo "  ok    hato on confirms the client's PTR: its connection log names $helo $ptr"
+        else
+            echo "  FAIL  hato on confirms the client's PTR: its connection log names $helo \"$ptr\""
+            CHECK_NOTES+=("hato on's reverse DNS")
         fi
     fi
     if want postscreen; then
-        check "postscreen lets a first-time client through (pregreet passed)" postscreen 127.1.0.0 client.bench ok
-        if wait_log 'postfix/smtpd.*connect from c-1-0-0\.clients\.bench\[127\.1\.0\.0\]' 10; then
-            echo "  ok    postscreen's smtpd confirms the client's PTR: c-1-0-0.clients.bench[127.1.0.0]"
+        check "postscreen lets a first-time client through (pregreet passed)" postscreen "$ret" client.bench ok
+        local name re
+        name="c-$(tr . - <<<"${ret#198.}").clients.bench"
+        re="postfix/smtpd.*connect from ${name//./\\.}\\[${ret//./\\.}\\]"
+        if wait_log "$re" 10; then
+            echo "  ok    postscreen's smtpd confirms the client's PTR: its log says connect from $name[$ret]"
         else
-            echo "  FAIL  postscreen's smtpd confirms the client's PTR (no 'connect from c-1-0-0.clients.bench' in its log)"
-            CHECK_NOTES+=("postscreen PTR")
+            echo "  FAIL  postscreen's smtpd confirms the client's PTR (no 'connect from $name[$ret]' in its log)"
+            CHECK_NOTES+=("postscreen's PTR")
         fi
         # enforce: the listed client is told 550 at RCPT, not at connect; the log says why
-        load postscreen 127.250.0.2 1 1 1 >/dev/null
-        if wait_log 'postscreen.*DNSBL rank [0-9]+ for \[127\.250\.0\.2\]' 10; then
-            echo "  ok    postscreen finds the DNSBL-listed client: $(grep -oE 'DNSBL rank [0-9]+ for \[127\.250\.0\.2\]:[0-9]+' "$PF/maillog" | head -1)"
+        load postscreen "$listed" 1 1 1 >/dev/null
+        re="postscreen.*DNSBL rank [0-9]+ for \\[${listed//./\\.}\\]"
+        if wait_log "$re" 10; then
+            echo "  ok    postscreen finds the DNSBL-listed client: $(grep -oE "DNSBL rank [0-9]+ for \\[${listed//./\\.}\\]" "$PF/maillog" | head -1)"
         else
             echo "  FAIL  postscreen finds the DNSBL-listed client (no 'DNSBL rank' line in its log)"
-            CHECK_NOTES+=("postscreen DNSBL")
+            CHECK_NOTES+=("postscreen's DNSBL")
         fi
     fi
 }
@@ -536,15 +594,13 @@ median() { "${HELPER[@]}" median "$@"; }
 report3() {
     local sc title k side
     echo
-    local rd_off=" and reverse_dns = false" rd_on=", reverse_dns = true (PTR and its forward A)"
-    if [ -n "${REVERSE_DNS_NOTE:-}" ]; then rd_off=" (no reverse_dns in this build)"; rd_on=$rd_off; fi
-    echo "hato off:   [throttle] enabled = false, no [[dnsbl]], [edge] reject_bad_helo = false$rd_off, greeting_delay_ms = 0"
-    echo "hato on:    [throttle] on (defaults), [[dnsbl]] dnsbl.bench, $BLOCKLIST entries on the provider's block list, reject_bad_helo = true$rd_on;" \
-         "greeting_delay_ms = 0 (a delay would only measure itself)"
+    echo "hato off:   [throttle] enabled = false, no [[dnsbl]], [edge] reject_bad_helo = false and reverse_dns = false, greeting_delay_ms = 0"
+    echo "hato on:    [throttle] on (defaults), [[dnsbl]] dnsbl.bench, $BLOCKLIST entries on the provider's block list," \
+         "[edge] reject_bad_helo = true, reverse_dns = true (PTR and its forward A); greeting_delay_ms = 0 (a delay would only measure itself)"
     echo "postscreen: Postfix $(postconf -h mail_version 2>/dev/null): postscreen_dnsbl_sites = dnsbl.bench (enforce), postscreen_greet_action = enforce, postscreen_greet_wait = 1s," \
          "no after-220 tests, cache on its default; smtpd confirms each client's PTR (smtpd_peername_lookup = yes); postscreen_pre_queue_limit and postscreen_post_queue_limit ${PS_QUEUE_LIMIT:-100} (default 100)"
-    echo "DNS:        one authoritative server (hato-dns's test server, hickory) at $DNS_ADDR:53 for all sides: PTR/A TTL 3600 s, NXDOMAIN with the SOA's 300 s"
-    echo "load:       conn_load (one thread): connect, banner, EHLO, QUIT, 221; each session from its own loopback source address in turn"
+    echo "DNS:        one authoritative server (hato-dns's test server, hickory) at $DNS_ADDR:53 of the namespace for all sides: PTR/A TTL 3600 s, NXDOMAIN with the SOA's 300 s"
+    echo "load:       conn_load (one thread): connect, banner, EHLO, QUIT, 221; each session from its own source address in 198.18.0.0/15 in turn (a network namespace's loopback device)"
     echo "machine:    $(nproc) CPUs shared by the servers, the DNS server and the load generator; CPU used by other work during the runs, %:$OTHERS"
     if awk -v l="$OTHERS" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) if (a[i] > 10) exit 0; exit 1 }'; then
         echo "NOTE: other processes competed for the CPU during some runs; those figures are skewed"
@@ -552,10 +608,10 @@ report3() {
     for sc in ret new; do
         if [ "$sc" = ret ]; then
             [ "$SESSIONS" -gt 0 ] || continue
-            title="returning clients: $SESSIONS sessions a run, $CONCURRENCY at once, from $SOURCES addresses (127.1.0.0 on; each connected in the warm-up; $(( (SESSIONS + SOURCES - 1) / SOURCES )) sessions each a run)"
+            title="returning clients: $SESSIONS sessions a run, $CONCURRENCY at once, from $SOURCES addresses ($(ip_of "$RET_OFF") on; each connected in the warm-up; $(( (SESSIONS + SOURCES - 1) / SOURCES )) sessions each a run)"
         else
             [ "$NEW_SESSIONS" -gt 0 ] || continue
-            title="first contact: $NEW_SESSIONS sessions a run, $NEW_CONCURRENCY at once, each from an address no side has seen (127.R.0.0 on, a /16 a run)"
+            title="first contact: $NEW_SESSIONS sessions a run, $NEW_CONCURRENCY at once, each from an address no side has seen ($(ip_of "$NEW_OFF") on)"
         fi
         echo
         echo "$title"
@@ -586,6 +642,10 @@ report3() {
     fi
 }
 
+if [ -n "${EDGE_NETNS:-}" ]; then
+    section3_inner    # in its own namespaces: see section3
+    exit 0
+fi
 echo "edge benchmark: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs"
 if section 1; then
     echo

@@ -50,21 +50,15 @@ HATO=${HATO:-$ROOT/target/release/hato}
 RCPT=user@bench.test
 SENDER=sender@example.org
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# log, die, bench_lock, ensure_postfix, postfix_services, postfix_stop, stop_pid
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (a private Postfix instance needs root to start)"
 case $ONLY in both|hato|postfix) ;; *) die "ONLY must be both, hato or postfix" ;; esac
 want() { [ "$ONLY" = both ] || [ "$ONLY" = "$1" ]; }
 
 # ---------------------------------------------------------------- prerequisites
-if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
-    log "installing postfix from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y postfix >/dev/null \
-        || { apt-get update >/dev/null && apt-get install -y postfix >/dev/null; } \
-        || die "could not install postfix"
-fi
+ensure_postfix
 SMTP_SOURCE=$(command -v smtp-source)
 
 if want hato && [ ! -x "$HATO" ]; then
@@ -74,11 +68,7 @@ if want hato && [ ! -x "$HATO" ]; then
 fi
 
 # One run at a time on this machine: two runs at once would skew each other's figures.
-exec 9>/tmp/hato-inbound-bench.lock
-if ! flock -n 9; then
-    log "another bench/inbound.sh is running; waiting for it to finish"
-    flock -w 3600 9 || die "still locked after an hour: /tmp/hato-inbound-bench.lock"
-fi
+bench_lock 3600
 
 # ---------------------------------------------------------------- temp dir and cleanup
 TMP=$(mktemp -d /tmp/hato-inbound-bench.XXXXXX)
@@ -88,21 +78,8 @@ PF_STARTED=
 cleanup() {
     local rc=$?
     set +e
-    if [ -n "$HATO_PID" ] && kill -0 "$HATO_PID" 2>/dev/null; then
-        kill "$HATO_PID"
-        for _ in $(seq 50); do kill -0 "$HATO_PID" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$HATO_PID" 2>/dev/null && { log "hato did not stop on SIGTERM; killing it"; kill -9 "$HATO_PID"; }
-        wait "$HATO_PID" 2>/dev/null
-    fi
-    if [ -n "$PF_STARTED" ]; then
-        local mpid
-        mpid=$(tr -d ' ' <"$PF_SPOOL/pid/master.pid" 2>/dev/null)
-        postfix -c "$PF_ETC" stop >/dev/null 2>&1
-        for _ in $(seq 50); do
-            [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null || break
-            sleep 0.2
-        done
-    fi
+    stop_pid "$HATO_PID" hato
+    [ -n "$PF_STARTED" ] && postfix_stop "$PF_ETC" "$PF_SPOOL"
     if [ -n "${KEEP_TMP:-}" ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
     exit $rc
 }
@@ -166,35 +143,12 @@ virtual_uid_maps = static:$VUID
 virtual_gid_maps = static:$VGID
 virtual_mailbox_limit = 0
 EOF
-    # the stock Debian master.cf minus pipe services, no chroot, smtpd on 127.0.0.1:PORT only
+    # smtpd on 127.0.0.1:PORT only, then the internal services (lib.sh: stock, no chroot)
     cat >"$PF_ETC/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$PF_PORT inet n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    postfix_services >>"$PF_ETC/master.cf"
     postfix -c "$PF_ETC" check || die "postfix check failed (see above)"
     postfix -c "$PF_ETC" start >/dev/null 2>&1 9>&- || { cat "$PF/maillog" >&2 2>/dev/null; die "postfix start failed"; }
     PF_STARTED=1

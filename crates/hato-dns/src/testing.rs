@@ -45,6 +45,24 @@ impl TestDnsServer {
     /// the server.
     pub async fn start(zones: &[&str]) -> io::Result<TestDnsServer> {
         let (udp, tcp) = bind_pair().await?;
+        Self::serve(udp, tcp, zones)
+    }
+
+    /// Like [`start`](Self::start), on `addr`, UDP and TCP on the same port (port 0: one the
+    /// kernel picks for UDP): for a resolver that asks only port 53 (the C library's, reading
+    /// `nameserver` lines from resolv.conf, which name no port), on a loopback address of its
+    /// own (`bench/edge.sh` serves Postfix and hato at `127.0.53.53:53`).
+    pub async fn start_on(addr: SocketAddr, zones: &[&str]) -> io::Result<TestDnsServer> {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        let tcp = tokio::net::TcpListener::bind(udp.local_addr()?).await?;
+        Self::serve(udp, tcp, zones)
+    }
+
+    fn serve(
+        udp: tokio::net::UdpSocket,
+        tcp: tokio::net::TcpListener,
+        zones: &[&str],
+    ) -> io::Result<TestDnsServer> {
         let addr = udp.local_addr()?;
         let mut catalog = Catalog::new();
         let mut handlers = Vec::new();

@@ -117,6 +117,43 @@ async fn an_answer_too_big_for_a_datagram_comes_over_tcp() {
 }
 
 #[tokio::test]
+async fn a_server_started_on_an_address_answers_there_over_udp_and_tcp() {
+    // Another loopback address than 127.0.0.1 (all of 127.0.0.0/8 is local), port 0: UDP and
+    // TCP end up on the same port, the kernel's choice.
+    let addr: SocketAddr = "127.0.53.1:0".parse().unwrap();
+    let dns = TestDnsServer::start_on(addr, &["contoso.test", "2.0.192.in-addr.arpa"])
+        .await
+        .expect("dns server");
+    assert_eq!(dns.addr().ip(), addr.ip());
+    assert_ne!(dns.addr().port(), 0);
+    dns.add_a("mx.contoso.test", 300, Ipv4Addr::new(192, 0, 2, 10))
+        .await
+        .unwrap();
+    dns.add_ptr(IpAddr::from([192, 0, 2, 10]), 300, "mx.contoso.test")
+        .await
+        .unwrap();
+    let r = resolver_for(dns.addr(), 3000);
+    assert_eq!(
+        r.lookup_a("mx.contoso.test").await.unwrap(),
+        vec![Ipv4Addr::new(192, 0, 2, 10)]
+    );
+    assert_eq!(
+        r.lookup_ptr(IpAddr::from([192, 0, 2, 10])).await.unwrap(),
+        vec!["mx.contoso.test".to_string()]
+    );
+    // A truncated answer is asked again over TCP at the same address and port.
+    let strings: Vec<String> = (0..40)
+        .map(|i| format!("{i:03}{}", "x".repeat(247)))
+        .collect();
+    for s in &strings {
+        dns.add_txt("big.contoso.test", 300, &[s]).await.unwrap();
+    }
+    let mut txt = r.lookup_txt("big.contoso.test").await.unwrap();
+    txt.sort();
+    assert_eq!(txt, strings);
+}
+
+#[tokio::test]
 async fn no_such_name_no_such_record_and_refusal_are_told_apart() {
     let dns = server().await;
     dns.add_a("www.contoso.test", 300, Ipv4Addr::new(192, 0, 2, 1))

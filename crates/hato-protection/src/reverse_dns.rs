@@ -118,6 +118,12 @@ impl ReverseDns {
                     }
                 }
             }
+            if ip.is_loopback() {
+                // This host: resolvers answer 127.0.0.0/8 and ::1 themselves with `localhost`
+                // (RFC 6761 §6.3), which resolves back to 127.0.0.1 and ::1 only. Nothing
+                // about another loopback address is worth a note.
+                return ClientName::default();
+            }
             let note = first_failure.unwrap_or_else(|| {
                 Reason::new(
                     Stage::ReverseDns,
@@ -206,6 +212,14 @@ mod tests {
 
         // No PTR at all: unnamed, and nothing to note.
         assert_eq!(rdns.name(ip("192.0.2.99")).await, ClientName::default());
+
+        // This host: the resolver names 127.0.0.0/8 `localhost` itself (RFC 6761), which
+        // confirms 127.0.0.1 only; another loopback address goes unnamed without a note.
+        assert_eq!(
+            rdns.name(ip("127.0.0.1")).await.name.as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(rdns.name(ip("127.0.0.9")).await, ClientName::default());
     }
 
     #[test]

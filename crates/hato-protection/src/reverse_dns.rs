@@ -67,6 +67,15 @@ impl ReverseDns {
         let ip = ip.to_canonical();
         let resolver = self.resolver.clone();
         async move {
+            if ip.is_loopback() {
+                // This host, named without a lookup as resolvers name it (RFC 6761 §6.3:
+                // `localhost` is 127.0.0.1 and ::1; another 127/8 address has no name that
+                // resolves back to it, and nothing about it is worth a note).
+                let name = (ip == IpAddr::from([127, 0, 0, 1])
+                    || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+                .then(|| "localhost".to_string());
+                return ClientName { name, note: None };
+            }
             let names = match resolver.lookup_ptr(ip).await {
                 Ok(names) => names,
                 Err(e) if e.is_not_found() => return ClientName::default(),
@@ -117,12 +126,6 @@ impl ReverseDns {
                         first_failure.get_or_insert_with(|| failed(ip, name, &e));
                     }
                 }
-            }
-            if ip.is_loopback() {
-                // This host: resolvers answer 127.0.0.0/8 and ::1 themselves with `localhost`
-                // (RFC 6761 §6.3), which resolves back to 127.0.0.1 and ::1 only. Nothing
-                // about another loopback address is worth a note.
-                return ClientName::default();
             }
             let note = first_failure.unwrap_or_else(|| {
                 Reason::new(
@@ -213,13 +216,17 @@ mod tests {
         // No PTR at all: unnamed, and nothing to note.
         assert_eq!(rdns.name(ip("192.0.2.99")).await, ClientName::default());
 
-        // This host: the resolver names 127.0.0.0/8 `localhost` itself (RFC 6761), which
-        // confirms 127.0.0.1 only; another loopback address goes unnamed without a note.
+        // This host: `localhost` for 127.0.0.1 and ::1, as resolvers name it (RFC 6761); another
+        // loopback address goes unnamed without a note.
         assert_eq!(
             rdns.name(ip("127.0.0.1")).await.name.as_deref(),
             Some("localhost")
         );
         assert_eq!(rdns.name(ip("127.0.0.9")).await, ClientName::default());
+        assert_eq!(
+            rdns.name(ip("::1")).await.name.as_deref(),
+            Some("localhost")
+        );
     }
 
     #[test]

@@ -414,7 +414,7 @@ fn scl(field: &str, v: i8) -> Result<(), RuleError> {
 
 /// The attributes `-SenderADAttributeContainsWords` may name (Exchange's list, of the ones
 /// hato's directory can hold).
-pub const SENDER_ATTRIBUTES: [&str; 30] = [
+pub const SENDER_ATTRIBUTES: [&str; 24] = [
     "City",
     "Company",
     "Country",
@@ -436,13 +436,7 @@ pub const SENDER_ATTRIBUTES: [&str; 30] = [
     "Department",
     "DisplayName",
     "Email",
-    "FirstName",
-    "Initials",
-    "LastName",
-    "Notes",
     "Office",
-    "Phone",
-    "PostalCode",
     "State",
     "Title",
 ];

@@ -87,3 +87,51 @@ impl RuleDirectory for RuleDirectoryView<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hato_core::directory::TenantDirectory;
+
+    #[test]
+    fn scope_membership_and_attributes_come_from_the_tenants_directory() {
+        let dir = TenantDirectory {
+            tenant_id: 1,
+            tenant_name: "contoso".into(),
+            ..TenantDirectory::default()
+        };
+        let index = DirectoryIndex::new(dir);
+        let domains = vec!["contoso.test".to_string()];
+        let view = RuleDirectoryView {
+            index: &index,
+            accepted_domains: &domains,
+        };
+        // An accepted domain's sender is inside only over an authenticated connection.
+        assert!(!view.sender_in_organization("x@contoso.test", false));
+        assert!(view.sender_in_organization("x@contoso.test", true));
+        assert!(!view.sender_in_organization("x@fabrikam.test", true));
+        assert!(view.recipient_in_organization("x@contoso.test"));
+        assert!(!view.recipient_in_organization("x@fabrikam.test"));
+        assert!(!view.is_member_of("x@contoso.test", "sales@contoso.test"));
+        assert_eq!(view.attribute("x@contoso.test", "Department"), None);
+        let a = MailboxAttributes {
+            department: "Sales".into(),
+            custom_attributes: std::array::from_fn(|i| format!("c{}", i + 1)),
+            ..MailboxAttributes::default()
+        };
+        assert_eq!(
+            attribute(&a, "D", "e@x", "Department").as_deref(),
+            Some("Sales")
+        );
+        assert_eq!(
+            attribute(&a, "D", "e@x", "CustomAttribute15").as_deref(),
+            Some("c15")
+        );
+        assert_eq!(attribute(&a, "D", "e@x", "CustomAttribute16"), None);
+        assert_eq!(attribute(&a, "D", "e@x", "CustomAttribute0"), None);
+        assert_eq!(
+            attribute(&a, "D", "e@x", "DisplayName").as_deref(),
+            Some("D")
+        );
+    }
+}

@@ -470,3 +470,66 @@ fn another_tenants_rules_are_404_and_a_recipient_admin_may_not_manage_rules() {
     );
     assert_eq!((status, v["enabled"].as_bool()), (200, Some(false)));
 }
+
+/// The properties the OpenAPI document gives schema `name`.
+fn documented(doc: &Value, name: &str) -> Vec<String> {
+    let mut keys: Vec<String> = doc["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {name}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn the_documented_rule_schemas_are_the_shapes_of_the_answers() {
+    let s = setup();
+    let (status, doc) = s.api("GET", "/api/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v1/tenants/{tenant}/rules",
+        "/api/v1/tenants/{tenant}/rules/{name}",
+        "/api/v1/tenants/{tenant}/rules/{name}/enable",
+        "/api/v1/tenants/{tenant}/rules/{name}/disable",
+        "/api/v1/tenants/{tenant}/rules/export",
+        "/api/v1/tenants/{tenant}/rules/import",
+        "/api/v1/tenants/{tenant}/rules/test",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/tenants/contoso/rules",
+        Some(json!({ "name": "Tag", "actions": { "prepend_subject": "[EXT]" } })),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(keys(&v), documented(&doc, "RuleView"));
+    let (_, v) = s.api("GET", "/api/v1/tenants/contoso/rules/export", None);
+    assert_eq!(keys(&v), documented(&doc, "RuleCollection"));
+    assert_eq!(v["rules"][0]["actions"]["prepend_subject"], "[EXT]");
+    let (status, bytes) = http_raw(
+        s.admin,
+        "POST",
+        "/api/v1/tenants/contoso/rules/test?to=bob@contoso.test&from=x@fabrikam.test",
+        &format!(
+            "Authorization: Bearer {}\r\nContent-Type: message/rfc822\r\n",
+            s.token
+        ),
+        PLAIN_MAIL,
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(keys(&v), documented(&doc, "TestResult"));
+    assert_eq!(
+        v["summary"][0],
+        "bob@contoso.test: rules Tag; prepend-subject"
+    );
+}

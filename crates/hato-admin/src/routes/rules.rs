@@ -135,17 +135,12 @@ fn tenant(s: &AppState, p: &Principal, name: &str) -> ApiResult<Tenant> {
 }
 
 fn rule_of(r: &TransportRuleRecord) -> ApiResult<Rule> {
-    let mut rule: Rule = serde_json::from_str(&r.definition).map_err(|e| {
+    Rule::from_stored(&r.definition, &r.name, r.priority, r.enabled).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("stored rule {} is not readable: {e}", r.name),
         )
-    })?;
-    // The columns are the truth for what the store manages.
-    rule.name = r.name.clone();
-    rule.priority = r.priority;
-    rule.enabled = r.enabled;
-    Ok(rule)
+    })
 }
 
 fn view(r: &TransportRuleRecord) -> ApiResult<RuleView> {

@@ -281,6 +281,21 @@ fn yes() -> bool {
 }
 
 impl Rule {
+    /// A rule as the store keeps it: its definition (JSON), with the store's columns for name,
+    /// priority and enabled (they win over the same fields in the JSON).
+    pub fn from_stored(
+        definition: &str,
+        name: &str,
+        priority: u32,
+        enabled: bool,
+    ) -> Result<Rule, serde_json::Error> {
+        let mut rule: Rule = serde_json::from_str(definition)?;
+        rule.name = name.to_string();
+        rule.priority = priority;
+        rule.enabled = enabled;
+        Ok(rule)
+    }
+
     /// A rule with a name and nothing else (Exchange's defaults).
     pub fn named(name: impl Into<String>) -> Self {
         Rule {

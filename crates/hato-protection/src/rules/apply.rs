@@ -192,14 +192,19 @@ fn insert(header: &[u8], body: &[u8], text: &str, at: DisclaimerLocation) -> Opt
 
 /// The original message as a message/rfc822 attachment of a new body carrying the disclaimer.
 fn wrap(header: &[u8], body: &[u8], text: &str) -> (Vec<u8>, Vec<u8>) {
-    // A boundary that cannot occur in the original: derived from its length and checked.
-    let mut n = body.len() + header.len();
+    // A boundary that does not occur in the original (RFC 2046 §5.1.1), derived from an FNV-1a
+    // hash of it: to make the first guess collide, a sender would need a message containing its
+    // own hash. Each try is linear; in practice there is one.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in header.iter().chain(body) {
+        hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
     let boundary = loop {
-        let b = format!("hato-disclaimer-{n:x}");
+        let b = format!("hato-disclaimer-{hash:016x}");
         if find_ci(body, b.as_bytes()).is_none() && find_ci(header, b.as_bytes()).is_none() {
             break b;
         }
-        n += 1;
+        hash = hash.wrapping_mul(0x0100_0000_01b3).wrapping_add(1);
     };
     let mut outer = Vec::new();
     for f in header_fields(header) {

@@ -438,6 +438,10 @@ impl Compiled {
         scanned: &Scanned,
     ) {
         let n = |name: &str| ext_prefix(except, name);
+        // `SenderAddressLocation` applies to From, FromAddressContainsWords,
+        // FromAddressMatchesPatterns, FromMemberOf and SenderDomainIs only (reference §5.2);
+        // the scope and the directory attributes are the header sender's.
+        let header_senders: Vec<&str> = m.header_from.iter().map(String::as_str).collect();
         if !self.from.is_empty() {
             t.check(&n("from"), || {
                 senders
@@ -448,11 +452,11 @@ impl Compiled {
         }
         if let Some(scope) = self.from_scope {
             t.check(&n("from-scope"), || {
-                let inside = senders
+                let inside = header_senders
                     .iter()
                     .any(|s| dir.sender_in_organization(s, m.authenticated));
                 let want = scope == Scope::InOrganization;
-                (!senders.is_empty() && inside == want).then(|| {
+                (!header_senders.is_empty() && inside == want).then(|| {
                     if want {
                         "in-organization"
                     } else {
@@ -506,7 +510,7 @@ impl Compiled {
         }
         if !self.attributes.is_empty() {
             t.check(&n("sender-ad-attribute-contains-words"), || {
-                senders.iter().find_map(|s| {
+                header_senders.iter().find_map(|s| {
                     self.attributes.iter().find_map(|(attr, w, _)| {
                         let value = dir.attribute(s, attr)?;
                         w.find(&value, scanned).map(|word| format!("{attr}:{word}"))

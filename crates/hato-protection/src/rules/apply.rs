@@ -128,44 +128,135 @@ fn rfind_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
         .rposition(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Inserts the disclaimer into a single-part text/plain or text/html body in 7bit or 8bit
-/// (changing an encoded or multipart body in place is what `Wrap` is for).
-fn insert(header: &[u8], body: &[u8], text: &str, at: DisclaimerLocation) -> Option<Vec<u8>> {
-    let ctype = first_value(header, "content-type")
-        .map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "text/plain".into());
-    let cte = first_value(header, "content-transfer-encoding")
-        .map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "7bit".into());
-    if cte != "7bit" && cte != "8bit" {
-        return None;
+/// Nested multiparts looked into, at most (a message of a million nested parts costs this many
+/// levels, each read once).
+const MAX_DEPTH: usize = 4;
+
+/// A parameter of a header field's value (RFC 2045 §5.1), unquoted.
+fn param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn field_text(header: &[u8], name: &str) -> Option<String> {
+    first_value(header, name).map(|v| String::from_utf8_lossy(v).trim().to_string())
+}
+
+fn b64_value(c: u8) -> Option<u32> {
+    B64.iter().position(|&x| x == c).map(|i| i as u32)
+}
+
+/// Base64 (RFC 2045 §6.8), characters outside the alphabet skipped.
+fn unbase64(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in data {
+        if c == b'=' {
+            break;
+        }
+        let Some(v) = b64_value(c) else { continue };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
     }
-    let html = if ctype.starts_with("text/html") {
-        true
-    } else if ctype.starts_with("text/plain") {
-        false
-    } else {
-        return None;
-    };
+    out
+}
+
+/// Base64 in lines of 76 characters.
+fn base64_lines(data: &[u8]) -> Vec<u8> {
+    let text = base64(data);
+    let mut out = Vec::with_capacity(text.len() + text.len() / 38 + 2);
+    for chunk in text.as_bytes().chunks(76) {
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=XX` decoded, soft line breaks removed.
+fn unqp(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'=' {
+            match (data.get(i + 1), data.get(i + 2)) {
+                (Some(b'\r'), Some(b'\n')) => i += 3,
+                (Some(b'\n'), _) => i += 2,
+                (Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
+                    out.push(hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0));
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'=');
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Quoted-printable, lines at most 76 characters, CRLF kept as line breaks.
+fn qp(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+    let mut line = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let c = data[i];
+        if c == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            out.extend_from_slice(b"\r\n");
+            line = 0;
+            i += 2;
+            continue;
+        }
+        let at_end = matches!(data.get(i + 1), None | Some(b'\r'));
+        let plain = (c == b' ' || c == b'\t') && !at_end || (33..=126).contains(&c) && c != b'=';
+        let piece: Vec<u8> = if plain {
+            vec![c]
+        } else {
+            format!("={c:02X}").into_bytes()
+        };
+        if line + piece.len() > 75 {
+            out.extend_from_slice(b"=\r\n");
+            line = 0;
+        }
+        line += piece.len();
+        out.extend_from_slice(&piece);
+        i += 1;
+    }
+    out
+}
+
+/// The disclaimer added to decoded text: HTML before `</body>` (or after `<body…>`), text as
+/// text.
+fn add(body: &[u8], text: &str, html: bool, at: DisclaimerLocation) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + text.len() + 16);
     if html {
         let snippet = format!("<div>{text}</div>");
-        match at {
-            DisclaimerLocation::Append => {
-                let cut = rfind_ci(body, b"</body").unwrap_or(body.len());
-                out.extend_from_slice(&body[..cut]);
-                out.extend_from_slice(snippet.as_bytes());
-                out.extend_from_slice(&body[cut..]);
-            }
-            DisclaimerLocation::Prepend => {
-                let cut = find_ci(body, b"<body")
-                    .and_then(|i| body[i..].iter().position(|&b| b == b'>').map(|j| i + j + 1))
-                    .unwrap_or(0);
-                out.extend_from_slice(&body[..cut]);
-                out.extend_from_slice(snippet.as_bytes());
-                out.extend_from_slice(&body[cut..]);
-            }
-        }
+        let cut = match at {
+            DisclaimerLocation::Append => rfind_ci(body, b"</body").unwrap_or(body.len()),
+            DisclaimerLocation::Prepend => find_ci(body, b"<body")
+                .and_then(|i| body[i..].iter().position(|&b| b == b'>').map(|j| i + j + 1))
+                .unwrap_or(0),
+        };
+        out.extend_from_slice(&body[..cut]);
+        out.extend_from_slice(snippet.as_bytes());
+        out.extend_from_slice(&body[cut..]);
     } else {
         let plain = html_to_text(text)
             .replace("\r\n", "\n")
@@ -187,7 +278,152 @@ fn insert(header: &[u8], body: &[u8], text: &str, at: DisclaimerLocation) -> Opt
             }
         }
     }
-    Some(out)
+    out
+}
+
+/// Inserts the disclaimer into the message's text (a text/plain or text/html part in 7bit, 8bit,
+/// quoted-printable or base64; in a multipart, every alternative of a multipart/alternative and
+/// the first part of a mixed or related one), as Exchange does. `None` when there is no such
+/// text, or it cannot be changed in place (a signed or encrypted message: RFC 1847; a charset
+/// other than UTF-8 for a non-ASCII disclaimer): the fallback action decides then.
+fn insert(
+    header: &[u8],
+    body: &[u8],
+    text: &str,
+    at: DisclaimerLocation,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    insert_at(header, body, text, at, 0)
+}
+
+fn insert_at(
+    header: &[u8],
+    body: &[u8],
+    text: &str,
+    at: DisclaimerLocation,
+    depth: usize,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let raw = field_text(header, "content-type").unwrap_or_else(|| "text/plain".into());
+    let media = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if let Some(sub) = media.strip_prefix("multipart/") {
+        if depth >= MAX_DEPTH || sub == "signed" || sub == "encrypted" {
+            return None;
+        }
+        let boundary = param(&raw, "boundary")?;
+        let body = multipart(body, &boundary, sub == "alternative", text, at, depth)?;
+        return Some((header.to_vec(), body));
+    }
+    if field_text(header, "content-disposition")
+        .is_some_and(|d| d.to_ascii_lowercase().starts_with("attachment"))
+    {
+        return None;
+    }
+    let html = match media.as_str() {
+        "text/html" => true,
+        "text/plain" => false,
+        _ => return None,
+    };
+    let charset = param(&raw, "charset")
+        .unwrap_or_else(|| "us-ascii".into())
+        .to_ascii_lowercase();
+    if !text.is_ascii() && charset != "utf-8" && charset != "utf8" {
+        return None;
+    }
+    let cte = field_text(header, "content-transfer-encoding")
+        .unwrap_or_else(|| "7bit".into())
+        .to_ascii_lowercase();
+    let decoded = match cte.as_str() {
+        "7bit" | "8bit" | "binary" => body.to_vec(),
+        "quoted-printable" => unqp(body),
+        "base64" => unbase64(body),
+        _ => return None,
+    };
+    let changed = add(&decoded, text, html, at);
+    Some(match cte.as_str() {
+        "quoted-printable" => (header.to_vec(), qp(&changed)),
+        "base64" => (header.to_vec(), base64_lines(&changed)),
+        // A 7bit part that now holds 8-bit text is sent as quoted-printable (RFC 2045 §2.7).
+        "7bit" if !changed.is_ascii() => {
+            let mut h = without(header, "content-transfer-encoding");
+            h.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\r\n");
+            (h, qp(&changed))
+        }
+        _ => (header.to_vec(), changed),
+    })
+}
+
+/// A multipart body with the disclaimer in its text parts (RFC 2046 §5.1.1: a delimiter line is
+/// `--boundary`, the CRLF before it belongs to it). Read once, line by line.
+fn multipart(
+    body: &[u8],
+    boundary: &str,
+    alternative: bool,
+    text: &str,
+    at: DisclaimerLocation,
+    depth: usize,
+) -> Option<Vec<u8>> {
+    let delim = format!("--{boundary}");
+    // (start, end) of each delimiter line, its line break included.
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let end = body[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.len(), |i| pos + i + 1);
+        let line = body[pos..end].trim_ascii_end();
+        if line.starts_with(delim.as_bytes()) && matches!(&line[delim.len()..], b"" | b"--") {
+            lines.push((
+                pos,
+                end,
+                line.ends_with(b"--") && line.len() == delim.len() + 2,
+            ));
+        }
+        pos = end;
+    }
+    let mut out = Vec::with_capacity(body.len() + text.len() * 2 + 64);
+    let mut changed = false;
+    let first = lines.first()?;
+    out.extend_from_slice(&body[..first.0]);
+    for (i, &(start, end, close)) in lines.iter().enumerate() {
+        out.extend_from_slice(&body[start..end]);
+        if close {
+            out.extend_from_slice(&body[end..]);
+            break;
+        }
+        let next = lines.get(i + 1).map_or(body.len(), |l| l.0);
+        let part = &body[end..next];
+        let (content, tail) = match part.strip_suffix(b"\r\n") {
+            Some(c) => (c, &b"\r\n"[..]),
+            None => (part, &b""[..]),
+        };
+        let wanted = alternative || i == 0;
+        let (ph, pb) = match content.strip_prefix(b"\r\n") {
+            Some(b) => (&b""[..], b),
+            None => match find_ci(content, b"\r\n\r\n") {
+                Some(k) => (&content[..k + 2], &content[k + 4..]),
+                None => (content, &b""[..]),
+            },
+        };
+        match wanted
+            .then(|| insert_at(ph, pb, text, at, depth + 1))
+            .flatten()
+        {
+            Some((h, b)) => {
+                changed = true;
+                out.extend_from_slice(&h);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&b);
+            }
+            None => out.extend_from_slice(content),
+        }
+        out.extend_from_slice(tail);
+    }
+    changed.then_some(out)
 }
 
 /// The original message as a message/rfc822 attachment of a new body carrying the disclaimer.
@@ -281,7 +517,8 @@ pub fn apply_content_actions(header: &[u8], body: &[u8], actions: &[RuleAction])
                 location,
                 fallback,
             } => match insert(&header, &body, text, *location) {
-                Some(b) => {
+                Some((h, b)) => {
+                    header = h;
                     body = b;
                     disclaimer = Some(DisclaimerOutcome::Inserted);
                 }

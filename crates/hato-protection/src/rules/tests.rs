@@ -975,8 +975,9 @@ fn the_disclaimer_goes_into_plain_and_html_bodies_or_falls_back() {
         "<html><body class=x><div><p>Confidential &amp; private</p></div><p>Hi</p></body></html>\r\n"
     );
 
-    // Encoded or multipart: not changed in place.
-    let b64 = "Subject: s\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n";
+    // Not text, or signed: not changed in place; the fallback decides.
+    let b64 =
+        "Subject: s\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n";
     let (h, body, o) = apply(
         b64,
         "SGk=\r\n",
@@ -996,13 +997,88 @@ fn the_disclaimer_goes_into_plain_and_html_bodies_or_falls_back() {
         (h.as_str(), body.as_str(), o),
         (b64, "SGk=\r\n", Some(DisclaimerOutcome::Ignored))
     );
-    let mixed = "Content-Type: multipart/mixed; boundary=q\r\n";
+    let signed = "Content-Type: multipart/signed; boundary=q\r\n";
     let (_, _, o) = apply(
-        mixed,
-        "--q--\r\n",
+        signed,
+        "--q\r\nContent-Type: text/plain\r\n\r\nHi\r\n--q--\r\n",
         &[d(DisclaimerLocation::Append, DisclaimerFallback::Reject)],
     );
     assert_eq!(o, Some(DisclaimerOutcome::Reject));
+}
+
+#[test]
+fn the_disclaimer_goes_into_encoded_parts_and_the_text_of_multiparts() {
+    let d = |text: &str| RuleAction::Disclaimer {
+        text: text.into(),
+        location: DisclaimerLocation::Append,
+        fallback: DisclaimerFallback::Ignore,
+    };
+    // Base64 and quoted-printable parts are decoded, changed and encoded again.
+    let h = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n";
+    let (_, body, o) = apply(h, "SGk=\r\n", &[d("Bye")]);
+    assert_eq!(o, Some(DisclaimerOutcome::Inserted));
+    assert_eq!(body, "SGkNCg0KQnllDQo=\r\n"); // "Hi\r\n\r\nBye\r\n"
+    let h = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n";
+    let (_, body, _) = apply(h, "caf=C3=A9 =3D ok=\r\n!\r\n", &[d("Grüße")]);
+    assert_eq!(body, "caf=C3=A9 =3D ok!\r\n\r\nGr=C3=BC=C3=9Fe\r\n");
+    // A 7bit part that gets 8-bit text becomes quoted-printable.
+    let (h2, body, _) = apply(
+        "Content-Type: text/plain; charset=utf-8\r\n",
+        "Hi\r\n",
+        &[d("Grüße")],
+    );
+    assert!(
+        h2.contains("Content-Transfer-Encoding: quoted-printable\r\n"),
+        "{h2}"
+    );
+    assert_eq!(body, "Hi\r\n\r\nGr=C3=BC=C3=9Fe\r\n");
+    // Another charset cannot take a non-ASCII disclaimer.
+    let (_, _, o) = apply(
+        "Content-Type: text/plain; charset=iso-8859-1\r\n",
+        "Hi\r\n",
+        &[d("Grüße")],
+    );
+    assert_eq!(o, Some(DisclaimerOutcome::Ignored));
+
+    // multipart/mixed: the first part (an alternative: both its texts), not the attachment.
+    let h = "Content-Type: multipart/mixed; boundary=\"m\"\r\n";
+    let body = concat!(
+        "preamble\r\n",
+        "--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n",
+        "--a\r\nContent-Type: text/plain\r\n\r\nHi\r\n",
+        "--a\r\nContent-Type: text/html\r\n\r\n<body>Hi</body>\r\n",
+        "--a--\r\n",
+        "--m\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nfile\r\n",
+        "--m--\r\nepilogue\r\n",
+    );
+    let (_, out, o) = apply(h, body, &[d("<b>Note</b>")]);
+    assert_eq!(o, Some(DisclaimerOutcome::Inserted));
+    assert_eq!(
+        out,
+        concat!(
+            "preamble\r\n",
+            "--m\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n",
+            "--a\r\nContent-Type: text/plain\r\n\r\nHi\r\n\r\nNote\r\n\r\n",
+            "--a\r\nContent-Type: text/html\r\n\r\n<body>Hi<div><b>Note</b></div></body>\r\n",
+            "--a--\r\n",
+            "--m\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nfile\r\n",
+            "--m--\r\nepilogue\r\n",
+        )
+    );
+    // Nesting deeper than MAX_DEPTH is not followed: a bounded walk.
+    let mut nested = String::from("--b0\r\n");
+    for i in 1..50 {
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    nested.push_str("Content-Type: text/plain\r\n\r\nHi\r\n");
+    let (_, _, o) = apply(
+        "Content-Type: multipart/mixed; boundary=b0\r\n",
+        &nested,
+        &[d("x")],
+    );
+    assert_eq!(o, Some(DisclaimerOutcome::Ignored));
 }
 
 // ---- building the facts from a message ----

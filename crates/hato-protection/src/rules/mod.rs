@@ -13,6 +13,7 @@
 //!   header block and body it is given; `message.rs` builds a [`RuleMessage`] from an `.eml`.
 
 mod apply;
+mod cache;
 mod eval;
 mod matcher;
 mod message;
@@ -20,6 +21,7 @@ mod message;
 mod tests;
 
 pub use apply::{DisclaimerOutcome, Modified, apply_content_actions};
+pub use cache::{HitBatch, RuleSetCache};
 pub use eval::{
     Evaluation, NoDirectory, RecipientRules, RuleAction, RuleDecision, RuleDirectory, RuleHit,
     RuleSet,

@@ -1205,3 +1205,50 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Pieces a sender's MIME structure is made of, to build hostile bodies from.
+const PIECES: [&str; 14] = [
+    "--b\r\n",
+    "--b--\r\n",
+    "--a\r\n",
+    "Content-Type: multipart/alternative; boundary=a\r\n",
+    "Content-Type: multipart/mixed; boundary=b\r\n",
+    "Content-Type: text/plain; charset=utf-8\r\n",
+    "Content-Type: text/html\r\n",
+    "Content-Transfer-Encoding: quoted-printable\r\n",
+    "Content-Transfer-Encoding: base64\r\n",
+    "\r\n",
+    "=C3=A9=\r\n",
+    "SGVsbG8=",
+    "<body>x</body>",
+    "=",
+];
+
+proptest! {
+    #[test]
+    fn content_actions_on_any_mime_structure_stay_bounded(
+        head in proptest::collection::vec(0..PIECES.len(), 0..6),
+        body in proptest::collection::vec(0..PIECES.len(), 0..60),
+        fallback in 0..3usize,
+    ) {
+        let header: String = head.iter().map(|i| PIECES[*i]).filter(|p| p.contains(':')).collect();
+        let body: String = body.iter().map(|i| PIECES[*i]).collect();
+        let fallback = [DisclaimerFallback::Wrap, DisclaimerFallback::Ignore, DisclaimerFallback::Reject][fallback];
+        let text = "Vertraulich – nur für Empfänger";
+        let m = apply_content_actions(
+            header.as_bytes(),
+            body.as_bytes(),
+            &[
+                RuleAction::Disclaimer { text: text.into(), location: DisclaimerLocation::Append, fallback },
+                RuleAction::PrependSubject { text: "[EXT]".into() },
+            ],
+        );
+        // Every part is encoded at most once (quoted-printable at most triples a byte), plus
+        // the disclaimer and framing once per part.
+        let parts = body.matches("--").count() + 1;
+        let bound = 3 * (header.len() + body.len()) + parts * (4 * text.len() + 128) + 512;
+        prop_assert!(m.header.len() + m.body.len() <= bound);
+        prop_assert!(m.disclaimer.is_some());
+        prop_assert!(String::from_utf8_lossy(&m.header).contains("Subject: [EXT]"));
+    }
+}

@@ -4,6 +4,7 @@
 pub mod index;
 pub mod opath;
 pub mod policy;
+pub mod rules;
 pub mod service;
 
 pub use index::{Addressee, DirectoryIndex};

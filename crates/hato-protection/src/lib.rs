@@ -32,6 +32,7 @@ pub mod helo;
 pub mod ip;
 pub mod provider_block_list;
 pub mod reverse_dns;
+pub mod rules;
 pub mod throttle;
 
 pub use dnsbl::{Dnsbl, DnsblZone, DnsblZoneSettings};

@@ -493,4 +493,29 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE domains ADD COLUMN verification_token TEXT NOT NULL DEFAULT '';
     UPDATE domains SET verification_token = lower(hex(randomblob(16)));
     "#,
+    // 17: transport (mail flow) rules, per tenant. A rule's definition is its JSON (the model
+    // lives in hato-protection; the store keeps it as it is given); name, priority and enabled
+    // are columns so lookups and ordering need no JSON. Priorities are unique per tenant and
+    // contiguous from 0 (Exchange's: inserting at a priority shifts the others down), names
+    // unique regardless of case. `hits` counts messages the rule matched. The version of a
+    // tenant's rules moves with every change (not with hits), for the compiled rules' cache.
+    r#"
+    CREATE TABLE transport_rules(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        priority INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        modified INTEGER NOT NULL,
+        UNIQUE(tenant_id, name),
+        UNIQUE(tenant_id, priority)
+    );
+    CREATE TABLE transport_rule_versions(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL
+    );
+    "#,
 ];

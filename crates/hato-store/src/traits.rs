@@ -335,6 +335,47 @@ pub trait BlockListStore: Send + Sync {
 }
 
 /// Everything a hato node needs from its store.
+/// Tenants' transport rules, in priority order (0 first; unique, contiguous).
+pub trait TransportRuleStore: Send + Sync {
+    /// The tenant's rules, by priority.
+    fn transport_rules(&self, tenant: TenantId) -> Result<Vec<TransportRuleRecord>>;
+    /// A rule by name (any case).
+    fn transport_rule(&self, tenant: TenantId, name: &str) -> Result<Option<TransportRuleRecord>>;
+    /// The version of the tenant's rules (0: never changed): moves with every change but not
+    /// with hits, so rules compiled at a version are current while it stays.
+    fn transport_rules_version(&self, tenant: TenantId) -> Result<i64>;
+    /// Adds a rule at its priority (shifting the others from there down by one) or last.
+    /// `Conflict` for a name the tenant has, `Invalid` for a priority beyond the last place or
+    /// beyond [`TRANSPORT_RULES_MAX`](crate::TRANSPORT_RULES_MAX) rules, `NotFound` for no
+    /// such tenant.
+    fn add_transport_rule(
+        &self,
+        tenant: TenantId,
+        rule: NewTransportRule,
+    ) -> Pending<TransportRuleRecord>;
+    /// Changes a rule; a new priority moves it there (the rules between shift by one).
+    fn change_transport_rule(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        change: TransportRuleChange,
+    ) -> Pending<TransportRuleRecord>;
+    /// Removes a rule; the rules after it move up by one.
+    fn remove_transport_rule(&self, tenant: TenantId, name: &str) -> Pending<()>;
+    /// Imports rules in one write: `replace` removes every rule first (the result is exactly
+    /// `rules`, in the order of their priorities, given ones first); else each rule replaces the
+    /// one of its name or is added. Nothing changes when one fails.
+    fn import_transport_rules(
+        &self,
+        tenant: TenantId,
+        rules: Vec<NewTransportRule>,
+        replace: bool,
+    ) -> Pending<Vec<TransportRuleRecord>>;
+    /// Adds to rules' hit counters, (rule id, hits): one cheap write for a batch of messages
+    /// (ids of rules removed since are skipped).
+    fn count_transport_rule_hits(&self, hits: Vec<(i64, u64)>) -> Pending<()>;
+}
+
 pub trait Store:
     TenantStore
     + MailboxStore
@@ -352,6 +393,7 @@ pub trait Store:
     + ConnectionFilterStore
     + ConnectionLogStore
     + BlockListStore
+    + TransportRuleStore
 {
 }
 impl<T> Store for T where
@@ -371,5 +413,6 @@ impl<T> Store for T where
         + ConnectionFilterStore
         + ConnectionLogStore
         + BlockListStore
+        + TransportRuleStore
 {
 }

@@ -950,3 +950,41 @@ pub enum DelistConfirmation {
     /// No request has this token.
     Unknown,
 }
+
+/// A tenant's rules: at most this many (Exchange Online's 300).
+pub const TRANSPORT_RULES_MAX: usize = 300;
+
+/// A transport rule as stored: its columns and its definition (the rule's JSON, as
+/// `hato-protection`'s `Rule` writes it; the columns win over the same fields in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportRuleRecord {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// 0 first; unique and contiguous within the tenant.
+    pub priority: u32,
+    pub enabled: bool,
+    pub definition: String,
+    /// Messages the rule matched.
+    pub hits: u64,
+    pub created: Timestamp,
+    pub modified: Timestamp,
+}
+
+/// A rule to add: at `priority` (the others from there shift down by one), or last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTransportRule {
+    pub name: String,
+    pub priority: Option<u32>,
+    pub enabled: bool,
+    pub definition: String,
+}
+
+/// A change of a rule: what is given changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportRuleChange {
+    pub name: Option<String>,
+    pub priority: Option<u32>,
+    pub enabled: Option<bool>,
+    pub definition: Option<String>,
+}

@@ -27,6 +27,7 @@ mod moderation;
 mod permissions;
 mod queue;
 mod roles;
+mod rules;
 mod tenants;
 mod throttle;
 mod trace;
@@ -64,6 +65,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(connection_filter::routes())
         .merge(connections::routes())
         .merge(blocklist::routes())
+        .merge(rules::routes())
 }
 
 /// The API's routes and the pages', before the fallbacks and the state.

@@ -22,6 +22,7 @@ mod tenants;
 mod throttle;
 mod tokens;
 mod trace;
+mod transport_rules;
 
 use crate::blobs::BlobDir;
 use crate::error::{Result, StoreError};

@@ -84,6 +84,36 @@ impl Client {
             Some(b) => req.send_json(b),
             None => req.call(),
         };
+        self.answer(result)
+    }
+
+    /// A request whose body is bytes of `content_type` (a message to test rules on), answered
+    /// with JSON.
+    pub(crate) fn bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Value, String> {
+        let mut req = self
+            .agent
+            .request("POST", &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("Content-Type", content_type);
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.answer(req.send_bytes(body))?
+            .into_json::<Value>()
+            .map_err(|e| format!("unreadable answer from the API: {e}"))
+    }
+
+    /// An answer, or the API's error message with its status.
+    fn answer(
+        &self,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<ureq::Response, String> {
         match result {
             Ok(r) => Ok(r),
             Err(ureq::Error::Status(code, r)) => {

@@ -19,6 +19,7 @@ mod mailbox;
 mod moderation;
 mod output;
 mod queue;
+mod rules;
 mod tenant;
 mod throttle;
 mod token;
@@ -100,6 +101,9 @@ enum Command {
     /// The provider's block list: IPs refused at connect (operator).
     #[command(subcommand)]
     Blocklist(blocklist::BlocklistCmd),
+    /// A tenant's transport (mail flow) rules: New-/Set-/Get-/Remove-/Enable-/Disable-TransportRule.
+    #[command(subcommand)]
+    Rule(rules::RuleCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -194,5 +198,6 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
+        Command::Rule(cmd) => rules::run(c, cmd),
     }
 }

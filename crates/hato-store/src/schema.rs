@@ -493,4 +493,53 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE domains ADD COLUMN verification_token TEXT NOT NULL DEFAULT '';
     UPDATE domains SET verification_token = lower(hex(randomblob(16)));
     "#,
+    // 17: quarantine (issue 8). A stage's decision to hold a recipient is queued with it
+    // (`quarantine_*` on `recipients`: the kind, the policy or rule, the reason as JSON);
+    // delivery then stores one `quarantine` row per recipient (UNIQUE recipient_id: a replayed
+    // step stores nothing twice) naming the stored form's blob, which garbage collection keeps
+    // while a row names it. A release or deletion keeps the row (state, who, when) until it
+    // expires, so a second release is refused; a deletion clears `blob`. `recipient_id` has no
+    // foreign key: the item outlives trace retention. The malware filter policy of a tenant is
+    // one row per policy, its settings as JSON (`hato_store::MalwareFilterPolicy`).
+    r#"
+    ALTER TABLE recipients ADD COLUMN quarantine_kind TEXT;
+    ALTER TABLE recipients ADD COLUMN quarantine_policy TEXT;
+    ALTER TABLE recipients ADD COLUMN quarantine_reason TEXT;
+    CREATE TABLE quarantine(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        recipient_id INTEGER NOT NULL UNIQUE,
+        trace_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        mailbox_id INTEGER,
+        sender TEXT NOT NULL,
+        from_header TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        quarantined INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        reason TEXT,
+        expires INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob TEXT,
+        state TEXT NOT NULL DEFAULT 'held',
+        decided_by TEXT,
+        decided INTEGER
+    );
+    CREATE INDEX quarantine_tenant ON quarantine(tenant_id, received);
+    CREATE INDEX quarantine_recipient ON quarantine(tenant_id, recipient, received);
+    CREATE INDEX quarantine_mailbox ON quarantine(mailbox_id, received) WHERE mailbox_id IS NOT NULL;
+    CREATE INDEX quarantine_kind ON quarantine(tenant_id, kind, received);
+    CREATE INDEX quarantine_expires ON quarantine(expires);
+    CREATE INDEX quarantine_blob ON quarantine(blob) WHERE blob IS NOT NULL;
+    CREATE TABLE malware_filter_policies(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        settings TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE(tenant_id, name)
+    );
+    "#,
 ];

@@ -23,8 +23,10 @@ mod joining;
 mod login;
 mod mail;
 mod mailboxes;
+mod malware_filter;
 mod moderation;
 mod permissions;
+mod quarantine;
 mod queue;
 mod roles;
 mod tenants;
@@ -64,6 +66,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(connection_filter::routes())
         .merge(connections::routes())
         .merge(blocklist::routes())
+        .merge(quarantine::routes())
+        .merge(malware_filter::routes())
 }
 
 /// The API's routes and the pages', before the fallbacks and the state.
@@ -322,6 +326,10 @@ mod tests {
                 "id",
                 "x",
             ),
+            (Method::GET, "/api/v1/quarantine/x", "id", "x"),
+            (Method::DELETE, "/api/v1/quarantine/x", "id", "x"),
+            (Method::GET, "/api/v1/quarantine/x/preview", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/release", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -357,6 +365,9 @@ mod tests {
                     "/api/v1/groups/{group}/requests/{id}/{decision} id",
                     "/api/v1/mailboxes/{address}/messages/{id}/raw id",
                     "/api/v1/moderation/{id}/{decision} id",
+                    "/api/v1/quarantine/{id} id",
+                    "/api/v1/quarantine/{id}/preview id",
+                    "/api/v1/quarantine/{id}/release id",
                 ]
                 .map(String::from)
             )

@@ -15,8 +15,10 @@ mod group;
 mod login;
 mod mail;
 mod mailbox;
+mod malware_filter;
 mod moderation;
 mod output;
+mod quarantine;
 mod queue;
 mod tenant;
 mod throttle;
@@ -97,6 +99,12 @@ enum Command {
     /// The provider's block list: IPs refused at connect (operator).
     #[command(subcommand)]
     Blocklist(blocklist::BlocklistCmd),
+    /// Messages held in quarantine: list, show, preview, release, delete.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCmd),
+    /// A tenant's malware filter policy (common attachments filter, response, notifications).
+    #[command(subcommand)]
+    MalwareFilter(malware_filter::MalwareFilterCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -190,5 +198,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
+        Command::Quarantine(cmd) => quarantine::run(c, cmd),
+        Command::MalwareFilter(cmd) => malware_filter::run(c, cmd),
     }
 }

@@ -500,7 +500,8 @@ pub const MIGRATIONS: &[&str] = &[
     // while a row names it. A release or deletion keeps the row (state, who, when) until it
     // expires, so a second release is refused; a deletion clears `blob`. `recipient_id` has no
     // foreign key: the item outlives trace retention. The malware filter policy of a tenant is
-    // one row per policy, its settings as JSON (`hato_store::MalwareFilterPolicy`).
+    // one row per policy (the default's only once changed), its settings as JSON
+    // (`hato_store::MalwareFilterPolicy`), a custom policy's priority in its own column.
     r#"
     ALTER TABLE recipients ADD COLUMN quarantine_kind TEXT;
     ALTER TABLE recipients ADD COLUMN quarantine_policy TEXT;
@@ -537,6 +538,8 @@ pub const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
         name TEXT NOT NULL COLLATE NOCASE,
+        -- NULL for the default policy; custom ones 0, 1, ... (0 first).
+        priority INTEGER,
         settings TEXT NOT NULL,
         updated INTEGER NOT NULL,
         UNIQUE(tenant_id, name)

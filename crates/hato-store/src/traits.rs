@@ -296,17 +296,39 @@ pub trait QuarantineStore: Send + Sync {
     fn purge_quarantine(&self, now: Timestamp) -> Pending<usize>;
 }
 
-/// Tenants' malware filter policies (Exchange's `Get-`/`Set-MalwareFilterPolicy`).
+/// Tenants' malware filter policies (Exchange's `Get-`/`Set-`/`New-`/`Remove-MalwareFilterPolicy`
+/// with their `MalwareFilterRule`s): one default per tenant and custom ones by priority.
 pub trait MalwareFilterStore: Send + Sync {
     /// The tenant's default policy: as stored, or Exchange's defaults if never changed.
     /// `NotFound` for a tenant that does not exist.
-    fn malware_filter(&self, tenant: TenantId) -> Result<MalwareFilterPolicy>;
-    /// Replaces the tenant's default policy (its name stays `Default`).
+    fn malware_filter(&self, tenant: TenantId) -> Result<MalwareFilterPolicy> {
+        self.malware_filter_named(tenant, DEFAULT_MALWARE_FILTER)
+    }
+    /// A policy by name (case-insensitive): `NotFound` when the tenant has none such.
+    fn malware_filter_named(&self, tenant: TenantId, name: &str) -> Result<MalwareFilterPolicy>;
+    /// Every policy of the tenant in the order they are tried: custom ones by priority, then
+    /// the default.
+    fn malware_filters(&self, tenant: TenantId) -> Result<Vec<MalwareFilterPolicy>>;
+    /// Replaces the policy of that name: the default (`priority` `None`, name `Default`), or a
+    /// custom one that exists. A custom policy taking a priority another holds pushes that one
+    /// and those after it down by one (Exchange's `-Priority`). `NotFound` for a custom name the
+    /// tenant does not have.
     fn set_malware_filter(
         &self,
         tenant: TenantId,
         policy: MalwareFilterPolicy,
     ) -> Pending<MalwareFilterPolicy>;
+    /// Adds a custom policy (`priority` set: at most the number of custom policies, shifting
+    /// as above). `Conflict` when the name is taken, `Invalid` for the name `Default` or a
+    /// priority past the end.
+    fn add_malware_filter(
+        &self,
+        tenant: TenantId,
+        policy: MalwareFilterPolicy,
+    ) -> Pending<MalwareFilterPolicy>;
+    /// Removes a custom policy (those after it move up); the default cannot be removed
+    /// (`Invalid`).
+    fn remove_malware_filter(&self, tenant: TenantId, name: &str) -> Pending<()>;
 }
 
 /// Tenants' connection filter policies: the IP allow and block lists the edge decides on at RCPT.

@@ -1119,6 +1119,19 @@ pub enum EncryptedArchiveAction {
 pub struct MalwareFilterPolicy {
     /// `Name`: `Default` for the tenant's default policy.
     pub name: String,
+    /// A custom policy's `Priority` (0 first; unique per tenant); `None` for the default
+    /// policy, which comes after every custom one.
+    pub priority: Option<u32>,
+    /// A custom policy's rule is on (`Enable-`/`Disable-MalwareFilterRule`); a disabled one is
+    /// skipped. The default policy cannot be disabled.
+    pub enabled: bool,
+    /// A custom policy's rule conditions (`New-MalwareFilterRule`): `SentTo` (addresses),
+    /// `SentToMemberOf` (group addresses), `RecipientDomainIs` (domains). Conditions of different
+    /// kinds must all hold, the values of one kind are alternatives; a custom policy with none
+    /// applies to nobody (Exchange requires one). Canonical, lower case.
+    pub sent_to: Vec<String>,
+    pub sent_to_member_of: Vec<String>,
+    pub recipient_domain_is: Vec<String>,
     pub enable_file_filter: bool,
     /// Lower-case extensions without the dot, as Exchange lists them.
     pub file_types: Vec<String>,
@@ -1135,7 +1148,12 @@ pub struct MalwareFilterPolicy {
 impl Default for MalwareFilterPolicy {
     fn default() -> Self {
         MalwareFilterPolicy {
-            name: "Default".into(),
+            name: DEFAULT_MALWARE_FILTER.into(),
+            priority: None,
+            enabled: true,
+            sent_to: Vec::new(),
+            sent_to_member_of: Vec::new(),
+            recipient_domain_is: Vec::new(),
             enable_file_filter: true,
             file_types: DEFAULT_FILE_TYPES.iter().map(|t| t.to_string()).collect(),
             file_type_action: FileTypeAction::Reject,
@@ -1148,4 +1166,50 @@ impl Default for MalwareFilterPolicy {
             encrypted_archive_action: EncryptedArchiveAction::Pass,
         }
     }
+}
+
+/// The name of every tenant's default malware filter policy.
+pub const DEFAULT_MALWARE_FILTER: &str = "Default";
+
+impl MalwareFilterPolicy {
+    pub fn is_default(&self) -> bool {
+        self.priority.is_none()
+    }
+
+    /// Whether this policy applies to `recipient` (canonical address): the default always; a
+    /// custom one when enabled and every condition it has holds (`is_member_of(group)` answers
+    /// for `SentToMemberOf`, through the directory).
+    pub fn applies_to(&self, recipient: &str, is_member_of: impl Fn(&str) -> bool) -> bool {
+        if self.is_default() {
+            return true;
+        }
+        if !self.enabled
+            || (self.sent_to.is_empty()
+                && self.sent_to_member_of.is_empty()
+                && self.recipient_domain_is.is_empty())
+        {
+            return false;
+        }
+        let recipient = recipient.to_lowercase();
+        let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        (self.sent_to.is_empty() || self.sent_to.contains(&recipient))
+            && (self.recipient_domain_is.is_empty()
+                || self.recipient_domain_is.iter().any(|d| *d == domain))
+            && (self.sent_to_member_of.is_empty()
+                || self.sent_to_member_of.iter().any(|g| is_member_of(g)))
+    }
+}
+
+/// The policy for one recipient, as Exchange picks it: the first custom policy by priority
+/// whose conditions hold, else the default (never a merge of several). `policies` as
+/// [`MalwareFilterStore::malware_filters`](crate::MalwareFilterStore::malware_filters) lists
+/// them (custom by priority, the default last); `None` only when the list has no default.
+pub fn malware_policy_for<'a>(
+    policies: &'a [MalwareFilterPolicy],
+    recipient: &str,
+    is_member_of: impl Fn(&str) -> bool,
+) -> Option<&'a MalwareFilterPolicy> {
+    policies
+        .iter()
+        .find(|p| p.applies_to(recipient, &is_member_of))
 }

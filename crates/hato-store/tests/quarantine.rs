@@ -382,14 +382,19 @@ fn the_malware_filter_policy_has_exchanges_defaults_and_persists() {
     changed.file_type_action = FileTypeAction::Quarantine;
     changed.action = MalwareAction::DeleteAttachmentAndUseCustomAlert;
     changed.custom_alert_text = "Removed.".into();
-    changed.name = "Renamed".into();
     let stored = w
         .store
         .set_malware_filter(w.tenant, changed.clone())
         .wait()
         .unwrap();
-    changed.name = "Default".into();
     assert_eq!(stored, changed);
+    // A policy is named: a name the tenant does not have is not found.
+    let mut unknown = changed.clone();
+    unknown.name = "Renamed".into();
+    assert!(matches!(
+        w.store.set_malware_filter(w.tenant, unknown).wait(),
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(w.store.malware_filter(w.tenant).unwrap(), changed);
     // Another tenant keeps the defaults; a tenant that does not exist is not found.
     assert_eq!(
@@ -406,4 +411,157 @@ fn the_malware_filter_policy_has_exchanges_defaults_and_persists() {
             .wait(),
         Err(StoreError::NotFound(_))
     ));
+}
+
+fn custom(name: &str, priority: Option<u32>) -> MalwareFilterPolicy {
+    MalwareFilterPolicy {
+        name: name.into(),
+        priority,
+        recipient_domain_is: vec!["contoso.test".into()],
+        ..MalwareFilterPolicy::default()
+    }
+}
+
+fn order(w: &World) -> Vec<(String, Option<u32>)> {
+    w.store
+        .malware_filters(w.tenant)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.priority))
+        .collect()
+}
+
+fn named(list: &[(&str, Option<u32>)]) -> Vec<(String, Option<u32>)> {
+    list.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+}
+
+#[test]
+fn custom_policies_keep_unique_priorities_and_the_default_comes_last() {
+    let w = world();
+    assert_eq!(order(&w), named(&[("Default", None)]));
+    w.store
+        .add_malware_filter(w.tenant, custom("A", None))
+        .wait()
+        .unwrap();
+    w.store
+        .add_malware_filter(w.tenant, custom("B", None))
+        .wait()
+        .unwrap();
+    // Inserting at 0 moves the others down.
+    w.store
+        .add_malware_filter(w.tenant, custom("C", Some(0)))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        order(&w),
+        named(&[
+            ("C", Some(0)),
+            ("A", Some(1)),
+            ("B", Some(2)),
+            ("Default", None)
+        ])
+    );
+    // Moving C to the end.
+    let mut c = w.store.malware_filter_named(w.tenant, "c").unwrap();
+    c.priority = Some(2);
+    w.store.set_malware_filter(w.tenant, c).wait().unwrap();
+    assert_eq!(
+        order(&w),
+        named(&[
+            ("A", Some(0)),
+            ("B", Some(1)),
+            ("C", Some(2)),
+            ("Default", None)
+        ])
+    );
+    // Removing A moves the others up; the default cannot go.
+    w.store.remove_malware_filter(w.tenant, "A").wait().unwrap();
+    assert_eq!(
+        order(&w),
+        named(&[("B", Some(0)), ("C", Some(1)), ("Default", None)])
+    );
+    assert!(matches!(
+        w.store.remove_malware_filter(w.tenant, "Default").wait(),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.store.remove_malware_filter(w.tenant, "A").wait(),
+        Err(StoreError::NotFound(_))
+    ));
+    // Refusals: a taken name, the default's name, a priority past the end.
+    assert!(matches!(
+        w.store
+            .add_malware_filter(w.tenant, custom("b", None))
+            .wait(),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.store
+            .add_malware_filter(w.tenant, custom("default", None))
+            .wait(),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.store
+            .add_malware_filter(w.tenant, custom("D", Some(3)))
+            .wait(),
+        Err(StoreError::Invalid(_))
+    ));
+    // The default keeps no priority whatever it is given.
+    let mut d = w.store.malware_filter(w.tenant).unwrap();
+    d.priority = Some(0);
+    d.enabled = false;
+    let d = w.store.set_malware_filter(w.tenant, d).wait().unwrap();
+    assert_eq!((d.priority, d.enabled), (None, true));
+}
+
+#[test]
+fn the_first_matching_custom_policy_by_priority_applies_else_the_default() {
+    let sales = MalwareFilterPolicy {
+        name: "Sales".into(),
+        priority: Some(0),
+        sent_to_member_of: vec!["sales@contoso.test".into()],
+        recipient_domain_is: vec!["contoso.test".into()],
+        ..MalwareFilterPolicy::default()
+    };
+    let ceo = MalwareFilterPolicy {
+        name: "Ceo".into(),
+        priority: Some(1),
+        sent_to: vec!["ceo@contoso.test".into(), "ceo@fabrikam.test".into()],
+        ..MalwareFilterPolicy::default()
+    };
+    let off = MalwareFilterPolicy {
+        name: "Off".into(),
+        priority: Some(2),
+        enabled: false,
+        recipient_domain_is: vec!["contoso.test".into()],
+        ..MalwareFilterPolicy::default()
+    };
+    let policies = [sales, ceo, off, MalwareFilterPolicy::default()];
+    let pick = |rcpt: &str, member: bool| {
+        malware_policy_for(&policies, rcpt, |g| member && g == "sales@contoso.test")
+            .map(|p| p.name.clone())
+            .unwrap()
+    };
+    // Both conditions of Sales hold: Sales, though Ceo matches too (priority).
+    assert_eq!(pick("ceo@contoso.test", true), "Sales");
+    // Not a member: the next that matches.
+    assert_eq!(pick("CEO@contoso.test", false), "Ceo");
+    // A member outside contoso.test: Sales's domain condition fails (AND).
+    assert_eq!(pick("bob@fabrikam.test", true), "Default");
+    // A disabled policy applies to nobody.
+    assert_eq!(pick("bob@contoso.test", false), "Default");
+    // A custom policy without conditions applies to nobody.
+    let bare = [
+        MalwareFilterPolicy {
+            name: "Bare".into(),
+            priority: Some(0),
+            ..MalwareFilterPolicy::default()
+        },
+        MalwareFilterPolicy::default(),
+    ];
+    assert_eq!(
+        malware_policy_for(&bare, "a@contoso.test", |_| true).map(|p| p.name.as_str()),
+        Some("Default")
+    );
 }

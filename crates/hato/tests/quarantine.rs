@@ -248,3 +248,166 @@ fn malware_filter_show_and_set_with_exchanges_names_and_defaults() {
     assert_eq!(v["external_sender_admin_address"], "security@contoso.test");
     assert_eq!(v["enable_file_filter"], true);
 }
+
+#[test]
+fn custom_malware_filter_policies_by_priority_with_conditions() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.ok(&[
+        "group",
+        "add",
+        "sales@contoso.test",
+        "--type",
+        "distribution",
+        "--tenant",
+        "contoso",
+        "--owner",
+        "alice@contoso.test",
+    ]);
+    s.ok(&[
+        "malware-filter",
+        "new",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Sales",
+        "--sent-to-member-of",
+        "sales@contoso.test",
+        "--file-type-action",
+        "quarantine",
+    ]);
+    s.ok(&[
+        "malware-filter",
+        "new",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Alice",
+        "--sent-to",
+        "alice@contoso.test",
+        "--priority",
+        "0",
+    ]);
+    let out = s.ok(&["malware-filter", "list", "--tenant", "contoso"]);
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["Alice", "Sales", "Default"], "{out}");
+    assert!(
+        out.contains("sent-to-member-of=sales@contoso.test"),
+        "{out}"
+    );
+    let out = s.ok(&[
+        "malware-filter",
+        "show",
+        "--tenant",
+        "contoso",
+        "--name",
+        "sales",
+    ]);
+    assert!(out.lines().any(|l| l == "priority: 1"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "file-type-action: quarantine"),
+        "{out}"
+    );
+
+    // Refusals name the setting and the value.
+    let (ok, _, err) = s.cli(&[
+        "malware-filter",
+        "new",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Nobody",
+        "--sent-to",
+        "nobody@contoso.test",
+    ]);
+    assert!(
+        !ok && err.contains("sent_to: \"nobody@contoso.test\" is not a recipient of this tenant"),
+        "{err}"
+    );
+    let (ok, _, err) = s.cli(&[
+        "malware-filter",
+        "new",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Bare",
+    ]);
+    assert!(!ok && err.contains("needs a condition"), "{err}");
+    let (ok, _, err) = s.cli(&[
+        "malware-filter",
+        "new",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Sales",
+        "--recipient-domain-is",
+        "contoso.test",
+    ]);
+    assert!(!ok && err.contains("409"), "{err}");
+    let (ok, _, err) = s.cli(&[
+        "malware-filter",
+        "set",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+    ]);
+    assert!(
+        !ok && err.contains("the default policy applies to every recipient"),
+        "{err}"
+    );
+    let (ok, _, err) = s.cli(&[
+        "malware-filter",
+        "remove",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Default",
+    ]);
+    assert!(!ok && err.contains("cannot be removed"), "{err}");
+
+    // Moving Sales first, then removing Alice.
+    s.ok(&[
+        "malware-filter",
+        "set",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Sales",
+        "--priority",
+        "0",
+    ]);
+    s.ok(&[
+        "malware-filter",
+        "remove",
+        "--tenant",
+        "contoso",
+        "--name",
+        "Alice",
+    ]);
+    let (status, v) = s.api("GET", "/api/v1/malware-filters?tenant=contoso", None);
+    assert_eq!(status, 200, "{v}");
+    let order: Vec<(String, Value)> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["priority"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("Sales".to_string(), json!(0)),
+            ("Default".to_string(), Value::Null)
+        ]
+    );
+}

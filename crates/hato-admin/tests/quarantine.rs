@@ -418,3 +418,36 @@ async fn a_user_releases_and_deletes_their_own_spam() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn an_admin_releases_a_message_to_all_its_recipients() {
+    let w = world().await;
+    let bob_malware = w.id("bob@contoso.test", QuarantineKind::Malware);
+    let uri = format!("/api/v1/quarantine/{bob_malware}/release-all");
+    let (status, v) = w.ask(Method::POST, &uri, "bob").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, _) = w.ask(Method::POST, &uri, "fabrikam-admin").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, v) = w.ask(Method::POST, &uri, "contoso-admin").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let mut released: Vec<&str> = v["released"]
+        .as_array()
+        .expect("released")
+        .iter()
+        .map(|i| i["recipient"].as_str().unwrap_or_default())
+        .collect();
+    released.sort();
+    assert_eq!(released, ["alice@contoso.test", "bob@contoso.test"], "{v}");
+    assert_eq!(v["refused"], serde_json::json!([]));
+    // Only that message: the spam copies are still held.
+    assert_eq!(
+        w.list("?state=held", "contoso-admin").await,
+        pairs(&[("alice@contoso.test", "spam"), ("bob@contoso.test", "spam")])
+    );
+    // Again: nothing is left to release, nothing is filed twice.
+    let (status, v) = w.ask(Method::POST, &uri, "contoso-admin").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["released"], serde_json::json!([]));
+    assert_eq!(w.store.mail_list(w.bob, None).expect("mail").len(), 1);
+}

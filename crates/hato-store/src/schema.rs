@@ -532,6 +532,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX quarantine_recipient ON quarantine(tenant_id, recipient, received);
     CREATE INDEX quarantine_mailbox ON quarantine(mailbox_id, received) WHERE mailbox_id IS NOT NULL;
     CREATE INDEX quarantine_kind ON quarantine(tenant_id, kind, received);
+    CREATE INDEX quarantine_trace ON quarantine(trace_id);
     CREATE INDEX quarantine_expires ON quarantine(expires);
     CREATE INDEX quarantine_blob ON quarantine(blob) WHERE blob IS NOT NULL;
     CREATE TABLE malware_filter_policies(

@@ -1048,6 +1048,8 @@ pub struct QuarantineQuery {
     pub recipient: Option<String>,
     /// Only items held for this mailbox (a user's own).
     pub mailbox: Option<MailboxId>,
+    /// Only the items of one message (its recipients' copies).
+    pub trace_id: Option<String>,
     pub kind: Option<QuarantineKind>,
     /// Leave out the kinds only admins see ([`QuarantineKind::admin_only`]).
     pub without_admin_only: bool,

@@ -155,6 +155,19 @@ fn quarantine_list_show_preview_release_delete() {
     assert_eq!(out, format!("deleted {malware}\n"));
     let (ok, _, err) = s.cli(&["quarantine", "preview", &malware]);
     assert!(!ok && err.contains("content is gone"), "{err}");
+    // Nothing of the message is held any more: releasing it to all recipients does nothing.
+    let out = s.ok(&["quarantine", "release", &spam, "--all-recipients", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v, json!({"released": [], "refused": []}));
+    let out = s.ok(&[
+        "quarantine",
+        "list",
+        "--trace-id",
+        "0193a1b2-0000-7000-8000-000000000001",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
 }
 
 #[test]

@@ -330,6 +330,7 @@ mod tests {
             (Method::DELETE, "/api/v1/quarantine/x", "id", "x"),
             (Method::GET, "/api/v1/quarantine/x/preview", "id", "x"),
             (Method::POST, "/api/v1/quarantine/x/release", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/release-all", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -368,6 +369,7 @@ mod tests {
                     "/api/v1/quarantine/{id} id",
                     "/api/v1/quarantine/{id}/preview id",
                     "/api/v1/quarantine/{id}/release id",
+                    "/api/v1/quarantine/{id}/release-all id",
                 ]
                 .map(String::from)
             )

@@ -17,6 +17,7 @@ use hato_core::auth::{Principal, Role};
 use hato_core::message::QuarantineKind;
 use hato_store::{QuarantineItem, QuarantineQuery, QuarantineState, TRACE_PAGE_SIZE_MAX};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +28,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show, delete))
         .routes(routes!(preview))
         .routes(routes!(release))
+        .routes(routes!(release_all))
 }
 
 /// Rows per page unless asked otherwise.
@@ -48,6 +50,8 @@ struct ListParams {
     kind: Option<String>,
     /// `held`, `released` or `deleted` (default: all).
     state: Option<String>,
+    /// One message's copies.
+    trace_id: Option<String>,
     /// 1-1000, default 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     page: Option<String>,
@@ -120,19 +124,24 @@ struct PreviewView {
     attachments: Vec<String>,
 }
 
-fn tenant_name(s: &AppState, id: i64) -> ApiResult<String> {
+/// Tenants' names by id, read once per request.
+fn tenant_names(s: &AppState) -> ApiResult<HashMap<i64, String>> {
     Ok(s.store
         .tenants()?
         .into_iter()
-        .find(|t| t.id == id)
-        .map(|t| t.name)
-        .unwrap_or_default())
+        .map(|t| (t.id, t.name))
+        .collect())
 }
 
 fn view(s: &AppState, it: QuarantineItem) -> ApiResult<Item> {
-    Ok(Item {
+    let names = tenant_names(s)?;
+    Ok(item_view(&names, it))
+}
+
+fn item_view(names: &HashMap<i64, String>, it: QuarantineItem) -> Item {
+    Item {
         id: it.id,
-        tenant: tenant_name(s, it.tenant_id)?,
+        tenant: names.get(&it.tenant_id).cloned().unwrap_or_default(),
         trace_id: it.trace_id,
         recipient: it.recipient,
         sender: it.sender,
@@ -148,7 +157,7 @@ fn view(s: &AppState, it: QuarantineItem) -> ApiResult<Item> {
         state: it.state.as_str().into(),
         decided_by: it.decided_by,
         decided: it.decided.map(|t| t.to_rfc3339()),
-    })
+    }
 }
 
 /// Global admins, the operator and users manage quarantine; recipient admins do not.
@@ -185,15 +194,18 @@ fn visible_item(s: &AppState, p: &Principal, id: i64) -> ApiResult<QuarantineIte
 
 /// The name recorded as having released or deleted: a user's address, else the role.
 fn actor(s: &AppState, p: &Principal) -> ApiResult<String> {
-    if let Some(m) = p.mailbox_id {
-        let t = p.tenant_id.unwrap_or_default();
-        if let Some(mb) = s.store.mailboxes(Some(t))?.into_iter().find(|x| x.id == m) {
-            return Ok(mb.address);
-        }
+    if let (Some(m), Some(t)) = (p.mailbox_id, p.tenant_id)
+        && let Some(mb) = s.directory.index(t)?.mailbox(m)
+    {
+        return Ok(mb.address.clone());
     }
     Ok(match (p.role, p.tenant_id) {
         (Role::Operator, _) | (_, None) => p.role.as_str().to_string(),
-        (role, Some(t)) => format!("{} of {}", role.as_str(), tenant_name(s, t)?),
+        (role, Some(t)) => format!(
+            "{} of {}",
+            role.as_str(),
+            tenant_names(s)?.remove(&t).unwrap_or_default()
+        ),
     })
 }
 
@@ -244,6 +256,7 @@ async fn list(
         TRACE_PAGE_SIZE_MAX,
     )?;
     let named = q.tenant;
+    let trace_id = nonempty(q.trace_id);
     s.blocking(move |s| {
         let tenant = listing_scope(s, &p, named.as_deref())?;
         let user = !p.is_global_admin();
@@ -257,17 +270,19 @@ async fn list(
                 None
             },
             without_admin_only: user,
+            trace_id,
             kind,
             state,
             limit: page_size,
             offset: (page - 1).saturating_mul(page_size),
         };
         let found = s.store.quarantine_items(&query)?;
+        let names = tenant_names(s)?;
         let items = found
             .items
             .into_iter()
-            .map(|it| view(s, it))
-            .collect::<ApiResult<Vec<_>>>()?;
+            .map(|it| item_view(&names, it))
+            .collect();
         Ok(Json(ItemPage {
             items,
             page,
@@ -377,6 +392,89 @@ async fn release(
         .await?;
     let released = s.store.release_quarantined(id, &by, s.clock.now()).await?;
     s.blocking(move |s| Ok(Json(view(s, released)?))).await
+}
+
+/// One recipient's copy that `release-all` could not release, and why.
+#[derive(Serialize, ToSchema)]
+struct Refused {
+    id: i64,
+    recipient: String,
+    error: String,
+}
+
+/// What `release-all` did.
+#[derive(Serialize, ToSchema)]
+struct ReleasedAll {
+    released: Vec<Item>,
+    /// Copies not released: released or deleted already, no mailbox, a full mailbox.
+    refused: Vec<Refused>,
+}
+
+/// Release every recipient's held copy of the message this item belongs to (admins: the
+/// copies in the tenants they see). Each copy as `release` does it; one that cannot be released
+/// is listed with the reason, the others go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/release-all",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "Any item of the message")),
+    responses(
+        (status = 200, description = "What was released and what was not", body = ReleasedAll),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin nor the operator", body = ErrorBody),
+        (status = 404, description = "No such item (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn release_all(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ReleasedAll>> {
+    if !p.is_global_admin() {
+        return Err(ApiError::forbidden(
+            "releasing a message to all its recipients needs the global admin role",
+        ));
+    }
+    let (by, copies) = s
+        .blocking(move |s| {
+            let it = visible_item(s, &p, id)?;
+            let copies = s.store.quarantine_items(&QuarantineQuery {
+                tenant: listing_scope(s, &p, None)?,
+                trace_id: Some(it.trace_id),
+                state: Some(QuarantineState::Held),
+                limit: TRACE_PAGE_SIZE_MAX,
+                ..Default::default()
+            })?;
+            Ok((actor(s, &p)?, copies.items))
+        })
+        .await?;
+    let (mut released, mut refused) = (Vec::new(), Vec::new());
+    for copy in copies {
+        match s
+            .store
+            .release_quarantined(copy.id, &by, s.clock.now())
+            .await
+        {
+            Ok(done) => released.push(done),
+            Err(e) => refused.push(Refused {
+                id: copy.id,
+                recipient: copy.recipient,
+                error: e.to_string(),
+            }),
+        }
+    }
+    s.blocking(move |s| {
+        let names = tenant_names(s)?;
+        Ok(Json(ReleasedAll {
+            released: released
+                .into_iter()
+                .map(|it| item_view(&names, it))
+                .collect(),
+            refused,
+        }))
+    })
+    .await
 }
 
 /// Delete a quarantined message: its content goes; the item stays listed as deleted until it

@@ -88,6 +88,9 @@ impl QuarantineStore for SqliteStore {
         if let Some(m) = q.mailbox {
             arg(&mut sql, " AND mailbox_id = ?", Box::new(m));
         }
+        if let Some(t) = &q.trace_id {
+            arg(&mut sql, " AND trace_id = ?", Box::new(t.to_lowercase()));
+        }
         if let Some(k) = q.kind {
             arg(&mut sql, " AND kind = ?", Box::new(k.as_str()));
         }

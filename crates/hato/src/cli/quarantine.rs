@@ -24,6 +24,9 @@ pub(super) enum QuarantineCmd {
         /// held, released or deleted (default: all).
         #[arg(long)]
         state: Option<String>,
+        /// One message's copies.
+        #[arg(long)]
+        trace_id: Option<String>,
         /// 1-1000, default 1.
         #[arg(long)]
         page: Option<u32>,
@@ -49,6 +52,9 @@ pub(super) enum QuarantineCmd {
     /// Deliver it to the recipient's Inbox (once; the stage that held it is not run again).
     Release {
         id: i64,
+        /// Release every recipient's held copy of this message (admins).
+        #[arg(long)]
+        all_recipients: bool,
         #[arg(long)]
         json: bool,
     },
@@ -79,6 +85,7 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             recipient,
             kind,
             state,
+            trace_id,
             page,
             page_size,
             json,
@@ -89,6 +96,7 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
                 ("recipient", recipient),
                 ("kind", kind),
                 ("state", state),
+                ("trace_id", trace_id),
                 ("page", page.map(|p| p.to_string())),
                 ("page_size", page_size.map(|p| p.to_string())),
             ] {
@@ -151,7 +159,46 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             }
             Ok(())
         }
-        QuarantineCmd::Release { id, json } => {
+        QuarantineCmd::Release {
+            id,
+            all_recipients: true,
+            json,
+        } => {
+            let v = c.json(
+                "POST",
+                &format!("/api/v1/quarantine/{id}/release-all"),
+                &[],
+                None,
+            )?;
+            if json {
+                return print_rows(&v, &[], true);
+            }
+            for r in v["released"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                println!(
+                    "released {} to {}",
+                    r["id"],
+                    r["recipient"].as_str().unwrap_or_default()
+                );
+            }
+            for r in v["refused"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                println!(
+                    "not released {} to {}: {}",
+                    r["id"],
+                    r["recipient"].as_str().unwrap_or_default(),
+                    r["error"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        QuarantineCmd::Release { id, json, .. } => {
             let v = c.json(
                 "POST",
                 &format!("/api/v1/quarantine/{id}/release"),

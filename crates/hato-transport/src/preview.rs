@@ -127,6 +127,27 @@ mod tests {
     }
 
     #[test]
+    fn attachments_and_headers_are_bounded() {
+        let mut msg = String::new();
+        for i in 0..20_000 {
+            msg.push_str(&format!("X-Filler-{i}: {}\r\n", "v".repeat(40)));
+        }
+        msg.push_str("Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for i in 0..1_000 {
+            msg.push_str(&format!(
+                "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"f{i}.bin\"\r\n\r\nx\r\n"
+            ));
+        }
+        msg.push_str("--b--\r\n");
+        let p = preview(msg.as_bytes());
+        assert_eq!(p.attachments.len(), PREVIEW_ATTACHMENTS_MAX);
+        // The header block is read up to MAX_HEADER_BYTES: far fewer than 20,000 fields.
+        let bytes: usize = p.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        assert!(bytes <= MAX_HEADER_BYTES, "{bytes}");
+        assert!(p.headers.len() < 20_000);
+    }
+
+    #[test]
     fn the_text_is_bounded() {
         let body = "a".repeat(PREVIEW_TEXT_MAX * 3);
         let p = preview(format!("Subject: big\r\n\r\n{body}").as_bytes());

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "hato admin API",
         description = "Tenants, domains, mailboxes, groups, contacts, rights, moderation, \
-            message trace, the queue, connection filter policies, the connection log and the provider's block list of a \
+            message trace, the queue, connection filter policies, the connection log, the provider's block list, the quarantine and malware filter policies of a \
             hato server. Every error is `{\"error\": \"one line\"}`; another tenant's objects \
             answer 404 as if they did not exist."
     ),
@@ -41,6 +41,8 @@ use utoipa::{Modify, OpenApi};
         (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
         (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),
         (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),
+        (name = "quarantine", description = "Messages held in quarantine: listing, preview, release, deletion"),
+        (name = "malware filter", description = "A tenant's malware filter policy (common attachments filter, response, notifications)"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -38,12 +38,98 @@ pub struct Recipient {
 
 /// What delivery does with a recipient because of a stage's verdict. Delivery carries every
 /// action out (architecture decision 2); the actions the content stages need (Junk Email,
-/// quarantine, redirect, …) come with delivery's support for them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// redirect, …) come with delivery's support for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Deliver as routed: the stage found nothing to act on, or acts only by what it records
     /// (a rule in audit mode, a spam verdict below every threshold).
     Deliver,
+    /// Hold the message for this recipient in the hosted quarantine instead of delivering it
+    /// (Exchange: malware is always quarantined; a mail flow rule's `-Quarantine`; the spam
+    /// filter's `Quarantine` action per verdict). `policy` names the policy or rule that decided
+    /// (Exchange's quarantine shows it as "Policy name").
+    Quarantine {
+        kind: QuarantineKind,
+        policy: String,
+    },
+}
+
+impl Action {
+    /// The quarantine this action asks for, if it asks for one.
+    pub fn quarantine(&self) -> Option<(QuarantineKind, &str)> {
+        match self {
+            Action::Quarantine { kind, policy } => Some((*kind, policy)),
+            Action::Deliver => None,
+        }
+    }
+}
+
+/// Why a message is in quarantine: Exchange's quarantine "Quarantine reason" (the detection
+/// that put it there). The names are stable: they are stored and shown by the API and CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuarantineKind {
+    Malware,
+    TransportRule,
+    Spam,
+    HighConfidenceSpam,
+    Phish,
+    HighConfidencePhish,
+    Bulk,
+}
+
+impl QuarantineKind {
+    pub const ALL: [QuarantineKind; 7] = [
+        QuarantineKind::Malware,
+        QuarantineKind::TransportRule,
+        QuarantineKind::Spam,
+        QuarantineKind::HighConfidenceSpam,
+        QuarantineKind::Phish,
+        QuarantineKind::HighConfidencePhish,
+        QuarantineKind::Bulk,
+    ];
+
+    /// The name stored and shown (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineKind::Malware => "malware",
+            QuarantineKind::TransportRule => "transport-rule",
+            QuarantineKind::Spam => "spam",
+            QuarantineKind::HighConfidenceSpam => "high-confidence-spam",
+            QuarantineKind::Phish => "phish",
+            QuarantineKind::HighConfidencePhish => "high-confidence-phish",
+            QuarantineKind::Bulk => "bulk",
+        }
+    }
+
+    /// Case-insensitive; `_` may stand for `-` (`high_confidence_spam`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(&s))
+    }
+
+    /// Whether only admins may see and release items of this kind. Exchange: users can never
+    /// release their own malware or high-confidence phishing messages, whatever the quarantine
+    /// policy says (AdminOnlyAccessPolicy); they see spam, bulk and phish of their own
+    /// (learn.microsoft.com, "Quarantined email messages in EOP", quarantine-about). Transport
+    /// rule quarantine is admin-only too: only admins see it ("admins also see transport-rule
+    /// quarantine").
+    pub fn admin_only(self) -> bool {
+        matches!(
+            self,
+            QuarantineKind::Malware
+                | QuarantineKind::HighConfidencePhish
+                | QuarantineKind::TransportRule
+        )
+    }
+}
+
+impl std::fmt::Display for QuarantineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One stage's verdict for one recipient, with its reason.

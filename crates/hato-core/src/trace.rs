@@ -17,6 +17,10 @@ pub enum TraceEvent {
     Malware,
     TransportRule,
     Quarantine,
+    /// A quarantined message was released to its recipient (by whom: the event's detail).
+    /// Exchange's trace has no documented event name for it; its antispam header marks a
+    /// released message `SFV:SKQ` ("released from quarantine"), so the event is `Release`.
+    Release,
     Drop,
     Send,
     Redirect,
@@ -39,6 +43,7 @@ impl TraceEvent {
             TraceEvent::Malware => "Malware",
             TraceEvent::TransportRule => "TransportRule",
             TraceEvent::Quarantine => "Quarantine",
+            TraceEvent::Release => "Release",
             TraceEvent::Drop => "Drop",
             TraceEvent::Send => "Send",
             TraceEvent::Redirect => "Redirect",

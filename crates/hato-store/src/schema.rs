@@ -518,4 +518,57 @@ pub const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
     "#,
+    // 18: quarantine (issue 8). A stage's decision to hold a recipient is queued with it
+    // (`quarantine_*` on `recipients`: the kind, the policy or rule, the reason as JSON);
+    // delivery then stores one `quarantine` row per recipient (UNIQUE recipient_id: a replayed
+    // step stores nothing twice) naming the stored form's blob, which garbage collection keeps
+    // while a row names it. A release or deletion keeps the row (state, who, when) until it
+    // expires, so a second release is refused; a deletion clears `blob`. `recipient_id` has no
+    // foreign key: the item outlives trace retention. The malware filter policy of a tenant is
+    // one row per policy (the default's only once changed), its settings as JSON
+    // (`hato_store::MalwareFilterPolicy`), a custom policy's priority in its own column.
+    r#"
+    ALTER TABLE recipients ADD COLUMN quarantine_kind TEXT;
+    ALTER TABLE recipients ADD COLUMN quarantine_policy TEXT;
+    ALTER TABLE recipients ADD COLUMN quarantine_reason TEXT;
+    CREATE TABLE quarantine(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        recipient_id INTEGER NOT NULL UNIQUE,
+        trace_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        mailbox_id INTEGER,
+        sender TEXT NOT NULL,
+        from_header TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        quarantined INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        reason TEXT,
+        expires INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob TEXT,
+        state TEXT NOT NULL DEFAULT 'held',
+        decided_by TEXT,
+        decided INTEGER
+    );
+    CREATE INDEX quarantine_tenant ON quarantine(tenant_id, received);
+    CREATE INDEX quarantine_recipient ON quarantine(tenant_id, recipient, received);
+    CREATE INDEX quarantine_mailbox ON quarantine(mailbox_id, received) WHERE mailbox_id IS NOT NULL;
+    CREATE INDEX quarantine_kind ON quarantine(tenant_id, kind, received);
+    CREATE INDEX quarantine_trace ON quarantine(trace_id);
+    CREATE INDEX quarantine_expires ON quarantine(expires);
+    CREATE INDEX quarantine_blob ON quarantine(blob) WHERE blob IS NOT NULL;
+    CREATE TABLE malware_filter_policies(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        -- NULL for the default policy; custom ones 0, 1, ... (0 first).
+        priority INTEGER,
+        settings TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE(tenant_id, name)
+    );
+    "#,
 ];

@@ -276,6 +276,61 @@ pub trait ThrottleStore: Send + Sync {
     fn throttle_exemptions(&self, tenant: Option<TenantId>) -> Result<Vec<ThrottleExemptionRow>>;
 }
 
+/// The hosted quarantine: one item per recipient a stage held (delivery stores them; see
+/// [`RecipientOutcome::Quarantine`]).
+pub trait QuarantineStore: Send + Sync {
+    /// A page of items, newest first (`received`, then id).
+    fn quarantine_items(&self, query: &QuarantineQuery) -> Result<QuarantinePage>;
+    fn quarantine_item(&self, id: i64) -> Result<Option<QuarantineItem>>;
+    /// Delivers a held item to the Inbox of its recipient's mailbox (the one it was routed to,
+    /// else the mailbox that answers to its address now), in one write: the mailbox item, the
+    /// item marked released by `by`, and on the recipient's trace a `Release` event naming `by`
+    /// and a `Deliver` event. `Conflict` when it was released or deleted already, `NotFound`
+    /// when no mailbox takes it any more, `InUse` when the mailbox is over its quota.
+    fn release_quarantined(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem>;
+    /// Deletes a held or released item's content (the row stays, marked deleted by `by`, until
+    /// it expires); `Conflict` when it was deleted already.
+    fn delete_quarantined(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem>;
+    /// Removes the items that expired at or before `now` (their content goes with the next
+    /// blob garbage collection unless something else names it); returns how many.
+    fn purge_quarantine(&self, now: Timestamp) -> Pending<usize>;
+}
+
+/// Tenants' malware filter policies (Exchange's `Get-`/`Set-`/`New-`/`Remove-MalwareFilterPolicy`
+/// with their `MalwareFilterRule`s): one default per tenant and custom ones by priority.
+pub trait MalwareFilterStore: Send + Sync {
+    /// The tenant's default policy: as stored, or Exchange's defaults if never changed.
+    /// `NotFound` for a tenant that does not exist.
+    fn malware_filter(&self, tenant: TenantId) -> Result<MalwareFilterPolicy> {
+        self.malware_filter_named(tenant, DEFAULT_MALWARE_FILTER)
+    }
+    /// A policy by name (case-insensitive): `NotFound` when the tenant has none such.
+    fn malware_filter_named(&self, tenant: TenantId, name: &str) -> Result<MalwareFilterPolicy>;
+    /// Every policy of the tenant in the order they are tried: custom ones by priority, then
+    /// the default.
+    fn malware_filters(&self, tenant: TenantId) -> Result<Vec<MalwareFilterPolicy>>;
+    /// Replaces the policy of that name: the default (`priority` `None`, name `Default`), or a
+    /// custom one that exists. A custom policy taking a priority another holds pushes that one
+    /// and those after it down by one (Exchange's `-Priority`). `NotFound` for a custom name the
+    /// tenant does not have.
+    fn set_malware_filter(
+        &self,
+        tenant: TenantId,
+        policy: MalwareFilterPolicy,
+    ) -> Pending<MalwareFilterPolicy>;
+    /// Adds a custom policy (`priority` set: at most the number of custom policies, shifting
+    /// as above). `Conflict` when the name is taken, `Invalid` for the name `Default` or a
+    /// priority past the end.
+    fn add_malware_filter(
+        &self,
+        tenant: TenantId,
+        policy: MalwareFilterPolicy,
+    ) -> Pending<MalwareFilterPolicy>;
+    /// Removes a custom policy (those after it move up); the default cannot be removed
+    /// (`Invalid`).
+    fn remove_malware_filter(&self, tenant: TenantId, name: &str) -> Pending<()>;
+}
+
 /// Tenants' connection filter policies: the IP allow and block lists the edge decides on at RCPT.
 pub trait ConnectionFilterStore: Send + Sync {
     fn connection_filter(&self, tenant: TenantId) -> Result<ConnectionFilterPolicy>;
@@ -394,6 +449,8 @@ pub trait Store:
     + ConnectionLogStore
     + BlockListStore
     + TransportRuleStore
+    + QuarantineStore
+    + MalwareFilterStore
 {
 }
 impl<T> Store for T where
@@ -414,5 +471,7 @@ impl<T> Store for T where
         + ConnectionLogStore
         + BlockListStore
         + TransportRuleStore
+        + QuarantineStore
+        + MalwareFilterStore
 {
 }

@@ -46,6 +46,9 @@ pub struct NewRecipient {
     /// recipient's tenant (`IPV:CAL`/`IPV:NLI`, client IP, PTR); `None` for messages hato
     /// generates.
     pub receive_reason: Option<Reason>,
+    /// A stage decided to hold the message for this recipient in quarantine: delivery stores a
+    /// quarantine item instead of delivering.
+    pub quarantine: Option<QuarantineHold>,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,8 @@ pub struct QueuedRecipient {
     pub route: Route,
     /// A moderator approved this (group) recipient: expand it without holding it again.
     pub approved: bool,
+    /// Held in quarantine instead of delivered (see [`NewRecipient::quarantine`]).
+    pub quarantine: Option<QuarantineHold>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +184,14 @@ pub enum RecipientOutcome {
     Fail(Refusal),
     /// Not now: a transient failure, tried again later (see [`Deferral`]).
     Defer(Deferral),
+    /// Not delivered: a quarantine item holds the blob for this recipient until `expires`
+    /// (its status becomes `Quarantined`, with a `Quarantine` trace event). `mailbox` is where
+    /// a release delivers it, when the recipient was routed to one.
+    Quarantine {
+        hold: QuarantineHold,
+        mailbox: Option<MailboxId>,
+        expires: Timestamp,
+    },
 }
 
 /// A transient failure of one recipient (or of the NDR it owes): the one way anything in the
@@ -987,4 +1000,256 @@ pub struct TransportRuleChange {
     pub priority: Option<u32>,
     pub enabled: Option<bool>,
     pub definition: Option<String>,
+}
+
+// ----- quarantine ---------------------------------------------------------------------------------
+
+pub use hato_core::message::QuarantineKind;
+
+/// What a stage decided for a queued recipient that is to be held in quarantine instead of
+/// delivered: recorded with the recipient when the message is queued, carried out by delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantineHold {
+    pub kind: QuarantineKind,
+    /// The policy or rule that decided.
+    pub policy: String,
+    /// The stage's reason (stage, rule, sentence, figures).
+    pub reason: Reason,
+}
+
+/// Where a quarantined item stands. A released or deleted item stays listed (so a second
+/// release is refused, not mistaken for a first) until it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineState {
+    Held,
+    Released,
+    Deleted,
+}
+
+impl QuarantineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineState::Held => "held",
+            QuarantineState::Released => "released",
+            QuarantineState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            QuarantineState::Held,
+            QuarantineState::Released,
+            QuarantineState::Deleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// One recipient's copy of a message held in quarantine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantineItem {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub trace_id: String,
+    /// The queue recipient it was held for (its trace rows, while trace keeps them).
+    pub recipient_id: i64,
+    /// The recipient's canonical address.
+    pub recipient: String,
+    /// The mailbox the recipient was routed to, if it was one.
+    pub mailbox_id: Option<MailboxId>,
+    /// The envelope sender (empty for `<>`).
+    pub sender: String,
+    pub from_header: String,
+    pub subject: String,
+    pub received: Timestamp,
+    pub quarantined: Timestamp,
+    pub kind: QuarantineKind,
+    pub policy: String,
+    pub reason: Option<Reason>,
+    pub expires: Timestamp,
+    pub size: u64,
+    pub state: QuarantineState,
+    /// Who released or deleted it, and when.
+    pub decided_by: Option<String>,
+    pub decided: Option<Timestamp>,
+    /// The stored form's blob; `None` once the item is deleted.
+    pub blob: Option<String>,
+}
+
+/// A listing of quarantine items, newest first. Every filter is optional.
+#[derive(Clone, Debug, Default)]
+pub struct QuarantineQuery {
+    pub tenant: Option<TenantId>,
+    /// Canonical recipient address.
+    pub recipient: Option<String>,
+    /// Only items held for this mailbox (a user's own).
+    pub mailbox: Option<MailboxId>,
+    /// Only the items of one message (its recipients' copies).
+    pub trace_id: Option<String>,
+    pub kind: Option<QuarantineKind>,
+    /// Leave out the kinds only admins see ([`QuarantineKind::admin_only`]).
+    pub without_admin_only: bool,
+    pub state: Option<QuarantineState>,
+    /// At most this many rows (0: [`TRACE_PAGE_SIZE_DEFAULT`]), after skipping `offset`.
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One page of a quarantine listing, and whether more rows follow.
+#[derive(Clone, Debug)]
+pub struct QuarantinePage {
+    pub items: Vec<QuarantineItem>,
+    pub more: bool,
+}
+
+// ----- malware filter policy ----------------------------------------------------------------------
+
+/// Exchange's default `FileTypes` of the common attachments filter (`New-MalwareFilterPolicy`,
+/// 53 types; exchange-online-behaviour.md §4.2).
+pub const DEFAULT_FILE_TYPES: [&str; 53] = [
+    "ace", "ani", "apk", "app", "appx", "arj", "bat", "cab", "cmd", "com", "deb", "dex", "dll",
+    "docm", "elf", "exe", "hta", "img", "iso", "jar", "jnlp", "kext", "lha", "lib", "library",
+    "lnk", "lzh", "macho", "msc", "msi", "msix", "msp", "mst", "pif", "ppa", "ppam", "reg", "rev",
+    "scf", "scr", "sct", "sys", "uif", "vb", "vbe", "vbs", "vxd", "wsc", "wsf", "wsh", "xll", "xz",
+    "z",
+];
+
+/// `FileTypeAction`: what the common attachments filter does with a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileTypeAction {
+    /// NDR to the sender; the message is not kept (Exchange's default).
+    #[default]
+    Reject,
+    Quarantine,
+}
+
+/// `Action`: what the malware filter does with a message in which it found malware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MalwareAction {
+    /// Quarantined; nothing is delivered (Exchange's default).
+    #[default]
+    DeleteMessage,
+    /// Delivered with every attachment replaced by `Malware Alert Text.txt` holding the
+    /// default alert text; the original is quarantined.
+    DeleteAttachmentAndUseDefaultAlert,
+    /// The same with `custom_alert_text`.
+    DeleteAttachmentAndUseCustomAlert,
+}
+
+/// What the malware filter does with an encrypted archive it cannot look into (hato's own
+/// setting: Exchange passes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptedArchiveAction {
+    #[default]
+    Pass,
+    Quarantine,
+}
+
+/// A tenant's malware filter policy, as plain data: Exchange's `MalwareFilterPolicy` parameters
+/// in snake case, with Exchange's defaults (`Default` is the tenant's default policy before
+/// anyone changed it). Fields missing from a stored policy take their defaults, so a newer
+/// hato reads an older row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MalwareFilterPolicy {
+    /// `Name`: `Default` for the tenant's default policy.
+    pub name: String,
+    /// A custom policy's `Priority` (0 first; unique per tenant); `None` for the default
+    /// policy, which comes after every custom one.
+    pub priority: Option<u32>,
+    /// A custom policy's rule is on (`Enable-`/`Disable-MalwareFilterRule`); a disabled one is
+    /// skipped. The default policy cannot be disabled.
+    pub enabled: bool,
+    /// A custom policy's rule conditions (`New-MalwareFilterRule`): `SentTo` (addresses),
+    /// `SentToMemberOf` (group addresses), `RecipientDomainIs` (domains). Conditions of different
+    /// kinds must all hold, the values of one kind are alternatives; a custom policy with none
+    /// applies to nobody (Exchange requires one). Canonical, lower case.
+    pub sent_to: Vec<String>,
+    pub sent_to_member_of: Vec<String>,
+    pub recipient_domain_is: Vec<String>,
+    pub enable_file_filter: bool,
+    /// Lower-case extensions without the dot, as Exchange lists them.
+    pub file_types: Vec<String>,
+    pub file_type_action: FileTypeAction,
+    pub action: MalwareAction,
+    pub custom_alert_text: String,
+    pub enable_internal_sender_admin_notifications: bool,
+    pub internal_sender_admin_address: Option<String>,
+    pub enable_external_sender_admin_notifications: bool,
+    pub external_sender_admin_address: Option<String>,
+    pub encrypted_archive_action: EncryptedArchiveAction,
+}
+
+impl Default for MalwareFilterPolicy {
+    fn default() -> Self {
+        MalwareFilterPolicy {
+            name: DEFAULT_MALWARE_FILTER.into(),
+            priority: None,
+            enabled: true,
+            sent_to: Vec::new(),
+            sent_to_member_of: Vec::new(),
+            recipient_domain_is: Vec::new(),
+            enable_file_filter: true,
+            file_types: DEFAULT_FILE_TYPES.iter().map(|t| t.to_string()).collect(),
+            file_type_action: FileTypeAction::Reject,
+            action: MalwareAction::DeleteMessage,
+            custom_alert_text: String::new(),
+            enable_internal_sender_admin_notifications: false,
+            internal_sender_admin_address: None,
+            enable_external_sender_admin_notifications: false,
+            external_sender_admin_address: None,
+            encrypted_archive_action: EncryptedArchiveAction::Pass,
+        }
+    }
+}
+
+/// The name of every tenant's default malware filter policy.
+pub const DEFAULT_MALWARE_FILTER: &str = "Default";
+
+impl MalwareFilterPolicy {
+    pub fn is_default(&self) -> bool {
+        self.priority.is_none()
+    }
+
+    /// Whether this policy applies to `recipient` (canonical address): the default always; a
+    /// custom one when enabled and every condition it has holds (`is_member_of(group)` answers
+    /// for `SentToMemberOf`, through the directory).
+    pub fn applies_to(&self, recipient: &str, is_member_of: impl Fn(&str) -> bool) -> bool {
+        if self.is_default() {
+            return true;
+        }
+        if !self.enabled
+            || (self.sent_to.is_empty()
+                && self.sent_to_member_of.is_empty()
+                && self.recipient_domain_is.is_empty())
+        {
+            return false;
+        }
+        let recipient = recipient.to_lowercase();
+        let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        (self.sent_to.is_empty() || self.sent_to.contains(&recipient))
+            && (self.recipient_domain_is.is_empty()
+                || self.recipient_domain_is.iter().any(|d| *d == domain))
+            && (self.sent_to_member_of.is_empty()
+                || self.sent_to_member_of.iter().any(|g| is_member_of(g)))
+    }
+}
+
+/// The policy for one recipient, as Exchange picks it: the first custom policy by priority
+/// whose conditions hold, else the default (never a merge of several). `policies` as
+/// [`MalwareFilterStore::malware_filters`](crate::MalwareFilterStore::malware_filters) lists
+/// them (custom by priority, the default last); `None` only when the list has no default.
+pub fn malware_policy_for<'a>(
+    policies: &'a [MalwareFilterPolicy],
+    recipient: &str,
+    is_member_of: impl Fn(&str) -> bool,
+) -> Option<&'a MalwareFilterPolicy> {
+    policies
+        .iter()
+        .find(|p| p.applies_to(recipient, &is_member_of))
 }

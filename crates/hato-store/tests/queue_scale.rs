@@ -44,6 +44,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 route: *route,
                 extra_events: vec![],
                 receive_reason: None,
+                quarantine: None,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -59,6 +59,7 @@ fn message(
                 route: *route,
                 extra_events: vec![],
                 receive_reason: None,
+                quarantine: None,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -59,6 +59,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             route: Route::Local(mailbox),
             extra_events: vec![],
             receive_reason: None,
+            quarantine: None,
         }],
         receive_detail: "received".into(),
         reports_on: vec![],

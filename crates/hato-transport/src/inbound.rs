@@ -13,7 +13,7 @@ use hato_core::reply::{self, Reply};
 use hato_core::{Clock, MessageContext, id};
 use hato_protection::connection_filter::is_standing;
 use hato_smtp::server::Submitter;
-use hato_store::{NewMessage, NewRecipient, Store};
+use hato_store::{NewMessage, NewRecipient, QuarantineHold, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -112,6 +112,16 @@ impl Inbound {
                     // The edge's note of the client's standing with the recipient's tenant
                     // (IPV:CAL/NLI, client IP, PTR) is the reason of its Receive event; the
                     // other verdicts are events of their own.
+                    // The first quarantine a stage asked for holds the recipient: stages run
+                    // in Exchange's order (malware, rules, spam), and the first to quarantine
+                    // decides the kind (exchange-online-behaviour.md §2.3: malware wins).
+                    let quarantine = r.verdicts.iter().find_map(|v| {
+                        v.action.quarantine().map(|(kind, policy)| QuarantineHold {
+                            kind,
+                            policy: policy.to_string(),
+                            reason: v.reason.clone(),
+                        })
+                    });
                     let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
                         r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
                     let mut standing = standing.into_iter();
@@ -122,6 +132,7 @@ impl Inbound {
                         route: r.route,
                         extra_events: standing.chain(others).map(|v| v.event()).collect(),
                         receive_reason,
+                        quarantine,
                     }
                 })
                 .collect(),

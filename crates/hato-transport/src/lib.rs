@@ -14,6 +14,7 @@ pub mod groupmail;
 pub mod headers;
 pub mod inbound;
 pub mod ndr;
+pub mod preview;
 pub mod routing;
 
 // The header block and its fields are split in hato-core (`hato_core::header`), where the

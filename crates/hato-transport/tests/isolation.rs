@@ -135,6 +135,7 @@ impl World {
                     route,
                     extra_events: vec![],
                     receive_reason: None,
+                    quarantine: None,
                 }],
                 spooled: None,
                 authenticated: None,

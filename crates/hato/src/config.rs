@@ -12,6 +12,8 @@ pub struct Config {
     pub admin: AdminSection,
     pub queue: QueueSection,
     pub trace: TraceSection,
+    /// Days each kind of quarantined message is kept (`[quarantine]`).
+    pub quarantine: QuarantineSection,
     /// IP throttling by volume and reputation (`hato_protection::throttle`).
     pub throttle: hato_protection::throttle::ThrottleSettings,
     pub edge: EdgeSection,
@@ -89,6 +91,64 @@ const MESSAGE_EXPIRATION_HOURS_MAX: u32 = 90 * 24;
 #[serde(deny_unknown_fields, default)]
 pub struct TraceSection {
     pub retention_days: u32,
+}
+
+/// Days a quarantined message is kept, per kind of quarantine. Exchange keeps malware and mail
+/// flow rule quarantine 30 days (fixed) and spam quarantine `QuarantineRetentionPeriod` days
+/// (1-30); hato's defaults are 30 for every kind, and each may be 1-30.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuarantineSection {
+    pub malware_days: u32,
+    pub transport_rule_days: u32,
+    pub spam_days: u32,
+    pub high_confidence_spam_days: u32,
+    pub phish_days: u32,
+    pub high_confidence_phish_days: u32,
+    pub bulk_days: u32,
+}
+
+impl Default for QuarantineSection {
+    fn default() -> Self {
+        let d = hato_transport::delivery::DEFAULT_QUARANTINE_RETENTION_DAYS;
+        QuarantineSection {
+            malware_days: d,
+            transport_rule_days: d,
+            spam_days: d,
+            high_confidence_spam_days: d,
+            phish_days: d,
+            high_confidence_phish_days: d,
+            bulk_days: d,
+        }
+    }
+}
+
+impl QuarantineSection {
+    /// Each kind with its setting's name and its days.
+    pub fn days(&self) -> [(hato_core::message::QuarantineKind, &'static str, u32); 7] {
+        use hato_core::message::QuarantineKind as K;
+        [
+            (K::Malware, "quarantine.malware_days", self.malware_days),
+            (
+                K::TransportRule,
+                "quarantine.transport_rule_days",
+                self.transport_rule_days,
+            ),
+            (K::Spam, "quarantine.spam_days", self.spam_days),
+            (
+                K::HighConfidenceSpam,
+                "quarantine.high_confidence_spam_days",
+                self.high_confidence_spam_days,
+            ),
+            (K::Phish, "quarantine.phish_days", self.phish_days),
+            (
+                K::HighConfidencePhish,
+                "quarantine.high_confidence_phish_days",
+                self.high_confidence_phish_days,
+            ),
+            (K::Bulk, "quarantine.bulk_days", self.bulk_days),
+        ]
+    }
 }
 
 /// The edge: who is connecting, decided before any content is read.
@@ -311,6 +371,14 @@ impl Config {
                 "admin.login_lockout_secs must be at most 3600 (the longest lock)".into(),
             ));
         }
+        for (_, name, days) in self.quarantine.days() {
+            // Exchange's QuarantineRetentionPeriod: 1-30 days.
+            if !(1..=30).contains(&days) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be from 1 to 30 (days, as Exchange's QuarantineRetentionPeriod), not {days}"
+                )));
+            }
+        }
         if self.queue.message_expiration_hours > MESSAGE_EXPIRATION_HOURS_MAX {
             return Err(ConfigError::Invalid(format!(
                 "queue.message_expiration_hours must be at most {MESSAGE_EXPIRATION_HOURS_MAX} \
@@ -483,6 +551,18 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 [trace]
 # Days of message trace kept. One query may span all of it.
 #retention_days = 90
+
+[quarantine]
+# Days a quarantined message is kept before it is removed for good, per kind, 1-30 (Exchange:
+# 30 for malware and mail flow rules; QuarantineRetentionPeriod for spam). Released or deleted
+# items stay listed until then.
+#malware_days = 30
+#transport_rule_days = 30
+#spam_days = 30
+#high_confidence_spam_days = 30
+#phish_days = 30
+#high_confidence_phish_days = 30
+#bulk_days = 30
 
 [throttle]
 # IP throttling by volume and reputation, per sending IP (IPv4 address, IPv6 prefix). An IP that
@@ -697,6 +777,22 @@ mod tests {
             "pm@platform.test"
         );
         assert!(Config::default().smtp.postmaster_address().is_none());
+    }
+
+    #[test]
+    fn quarantine_retention_is_per_kind_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (value, ok) in [("0", false), ("1", true), ("30", true), ("31", false)] {
+            std::fs::write(&file, format!("[quarantine]\nspam_days = {value}\n")).unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{value}: {:?}", result.err());
+            match result {
+                Ok((c, _)) => assert_eq!(c.quarantine.spam_days.to_string(), value),
+                Err(e) => assert!(e.to_string().contains("quarantine.spam_days"), "{e}"),
+            }
+        }
+        assert_eq!(Config::default().quarantine.malware_days, 30);
     }
 
     #[test]

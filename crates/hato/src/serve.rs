@@ -362,6 +362,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         node,
     );
     agent.set_connection_log_retention_days(config.edge.connection_log_retention_days);
+    for (kind, _, days) in config.quarantine.days() {
+        agent.set_quarantine_retention_days(kind, days);
+    }
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
 
     wait_for_signal().await;

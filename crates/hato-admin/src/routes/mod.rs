@@ -23,8 +23,10 @@ mod joining;
 mod login;
 mod mail;
 mod mailboxes;
+mod malware_filter;
 mod moderation;
 mod permissions;
+mod quarantine;
 mod queue;
 mod roles;
 mod rules;
@@ -66,6 +68,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(connections::routes())
         .merge(blocklist::routes())
         .merge(rules::routes())
+        .merge(quarantine::routes())
+        .merge(malware_filter::routes())
 }
 
 /// The API's routes and the pages', before the fallbacks and the state.
@@ -324,6 +328,11 @@ mod tests {
                 "id",
                 "x",
             ),
+            (Method::GET, "/api/v1/quarantine/x", "id", "x"),
+            (Method::DELETE, "/api/v1/quarantine/x", "id", "x"),
+            (Method::GET, "/api/v1/quarantine/x/preview", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/release", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/release-all", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -359,6 +368,10 @@ mod tests {
                     "/api/v1/groups/{group}/requests/{id}/{decision} id",
                     "/api/v1/mailboxes/{address}/messages/{id}/raw id",
                     "/api/v1/moderation/{id}/{decision} id",
+                    "/api/v1/quarantine/{id} id",
+                    "/api/v1/quarantine/{id}/preview id",
+                    "/api/v1/quarantine/{id}/release id",
+                    "/api/v1/quarantine/{id}/release-all id",
                 ]
                 .map(String::from)
             )

@@ -79,7 +79,8 @@ impl MailStore for SqliteStore {
             .write(|conn| {
                 Ok(conn.execute(
                     "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM mail_items m WHERE m.blob = blobs.hash) \
-                     AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.blob = blobs.hash)",
+                     AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.blob = blobs.hash) \
+                     AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.blob = blobs.hash)",
                     [],
                 )?)
             })
@@ -93,7 +94,8 @@ impl MailStore for SqliteStore {
                 Ok(conn
                     .prepare_cached(
                         "SELECT EXISTS (SELECT 1 FROM mail_items WHERE blob = ?1) \
-                         OR EXISTS (SELECT 1 FROM group_items WHERE blob = ?1)",
+                         OR EXISTS (SELECT 1 FROM group_items WHERE blob = ?1) \
+                         OR EXISTS (SELECT 1 FROM quarantine WHERE blob = ?1)",
                     )?
                     .query_row([&hash], |r| r.get::<_, bool>(0))?)
             })?;

@@ -52,8 +52,9 @@ impl QueueStore for SqliteStore {
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8)",
+                "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
+                   quarantine_kind, quarantine_policy, quarantine_reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -61,7 +62,13 @@ impl QueueStore for SqliteStore {
                     Route::Group(id) => (None, Some(id)),
                     _ => (None, None),
                 };
-                insert.execute(params![message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires])?;
+                let hold = r.quarantine.as_ref();
+                insert.execute(params![
+                    message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires,
+                    hold.map(|h| h.kind.as_str()),
+                    hold.map(|h| h.policy.as_str()),
+                    hold.map(|h| h.reason.to_json())
+                ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
                 receive.reason = r.receive_reason.clone();
@@ -276,7 +283,8 @@ fn take_due(
     limit: usize,
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
-    const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0) \
+    const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let mut by_message: BTreeMap<i64, (QueuedMessage, usize)> = BTreeMap::new();
@@ -294,6 +302,7 @@ fn take_due(
                 tenant_id: r.get(2)?,
                 route: route_from(&kind, r.get(4)?, r.get(9)?),
                 approved: r.get::<_, i64>(10)? != 0,
+                quarantine: hold_from(r.get(14)?, r.get(15)?, r.get(16)?),
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);
@@ -577,8 +586,94 @@ fn complete_one(
             RecipientOutcome::Defer(deferral) => {
                 defer(conn, *rcpt, QueueWork::Delivery, deferral, now, expiration)?
             }
+            RecipientOutcome::Quarantine {
+                hold,
+                mailbox,
+                expires,
+            } => quarantine_one(conn, o, *rcpt, hold, *mailbox, *expires, now)?,
         }
     }
     release_spool(conn, o.message_id)?;
+    Ok(())
+}
+
+/// The quarantine decision queued with a recipient, as stored. A kind this hato does not know
+/// (written by a newer one) is held as a transport rule's, so it is never delivered by mistake
+/// and only admins see it; a reason it cannot read keeps its sentence as text.
+fn hold_from(
+    kind: Option<String>,
+    policy: Option<String>,
+    reason: Option<String>,
+) -> Option<QuarantineHold> {
+    let kind = kind?;
+    let reason_json = reason.unwrap_or_default();
+    Some(QuarantineHold {
+        kind: QuarantineKind::parse(&kind).unwrap_or(QuarantineKind::TransportRule),
+        policy: policy.unwrap_or_default(),
+        reason: Reason::from_json(&reason_json)
+            .unwrap_or_else(|| Reason::new(Stage::Queue, format!("Held in quarantine ({kind})"))),
+    })
+}
+
+/// Holds one recipient's copy in quarantine (inside the caller's savepoint): one item per
+/// recipient (`recipient_id` is unique, so a replayed batch stores nothing twice; the status
+/// check in `complete_one` already skips a recipient no longer pending), the status
+/// `Quarantined`, a `Quarantine` event with the stage's reason. No NDR: Exchange does not tell
+/// the sender of a quarantined message.
+fn quarantine_one(
+    conn: &rusqlite::Connection,
+    o: &DeliveryOutcome,
+    rcpt: i64,
+    hold: &QuarantineHold,
+    mailbox: Option<hato_core::directory::MailboxId>,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let (tenant, address, trace_id, sender, received): (i64, String, String, String, i64) = conn
+        .prepare_cached(
+            "SELECT r.tenant_id, r.address, m.trace_id, m.sender, m.received \
+             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
+        )?
+        .query_row([rcpt], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+    conn.prepare_cached(
+        "INSERT INTO quarantine(tenant_id, recipient_id, trace_id, recipient, mailbox_id, sender, from_header, subject, \
+           received, quarantined, kind, policy, reason, expires, size, blob) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         ON CONFLICT(recipient_id) DO NOTHING",
+    )?
+    .execute(params![
+        tenant,
+        rcpt,
+        trace_id,
+        address,
+        mailbox,
+        sender,
+        o.from_header,
+        o.subject,
+        received,
+        now.0,
+        hold.kind.as_str(),
+        hold.policy,
+        hold.reason.to_json(),
+        expires.0,
+        o.size as i64,
+        o.blob.hash
+    ])?;
+    set_status(conn, rcpt, RecipientStatus::Quarantined, 0, now.0)?;
+    let detail = format!(
+        "Held in quarantine ({}) by {} until {}",
+        hold.kind,
+        if hold.policy.is_empty() {
+            "an unnamed policy"
+        } else {
+            hold.policy.as_str()
+        },
+        expires.to_rfc3339()
+    );
+    let mut event = EventRecord::new(TraceEvent::Quarantine, detail);
+    event.reason = Some(hold.reason.clone());
+    add_event(conn, rcpt, now.0, &event)?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use crate::routing::{Resolution, platform_postmaster, resolve};
 use crate::summarize;
 use hato_core::directory::Route;
 use hato_core::id::NodeId;
+use hato_core::message::QuarantineKind;
 use hato_core::reply;
 use hato_core::{Address, Clock, Reason, Refusal, Stage, Timestamp};
 use hato_directory::Directory;
@@ -39,6 +40,11 @@ use tokio::sync::{Notify, watch};
 /// Days of connection log kept unless told otherwise (`edge.connection_log_retention_days`).
 pub const DEFAULT_CONNECTION_LOG_RETENTION_DAYS: u32 = 30;
 
+/// Days a quarantined message is kept unless told otherwise (`[quarantine] retention_days`):
+/// Exchange keeps malware and mail flow rule quarantine 30 days, not configurable, and spam
+/// quarantine `QuarantineRetentionPeriod` days (1-30; 30 in the Standard and Strict presets).
+pub const DEFAULT_QUARANTINE_RETENTION_DAYS: u32 = 30;
+
 pub struct DeliveryAgent {
     store: Arc<dyn Store>,
     directory: Arc<Directory>,
@@ -48,6 +54,8 @@ pub struct DeliveryAgent {
     trace_retention_days: u32,
     /// Days of connection log kept (`edge.connection_log_retention_days`).
     connection_log_retention_days: AtomicU32,
+    /// Days a quarantined message is kept, per kind (in `QuarantineKind::ALL`'s order).
+    quarantine_retention_days: [AtomicU32; QuarantineKind::ALL.len()],
     /// The platform's postmaster mailbox address (`smtp.postmaster`), if any.
     postmaster: Option<Address>,
     /// This process's name on the leases of the recipients it works on.
@@ -180,6 +188,9 @@ impl DeliveryAgent {
             queued,
             trace_retention_days,
             connection_log_retention_days: AtomicU32::new(DEFAULT_CONNECTION_LOG_RETENTION_DAYS),
+            quarantine_retention_days: std::array::from_fn(|_| {
+                AtomicU32::new(DEFAULT_QUARANTINE_RETENTION_DAYS)
+            }),
             postmaster,
             node,
         })
@@ -190,6 +201,29 @@ impl DeliveryAgent {
     pub fn set_connection_log_retention_days(&self, days: u32) {
         self.connection_log_retention_days
             .store(days, Ordering::Relaxed);
+    }
+
+    /// Messages quarantined for `kind` from now on are kept `days` days (30 by default), then
+    /// purged with the hourly retention.
+    pub fn set_quarantine_retention_days(&self, kind: QuarantineKind, days: u32) {
+        if let Some(slot) = QuarantineKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| self.quarantine_retention_days.get(i))
+        {
+            slot.store(days, Ordering::Relaxed);
+        }
+    }
+
+    /// How long a message quarantined now for `kind` is kept.
+    pub fn quarantine_retention_days(&self, kind: QuarantineKind) -> u32 {
+        QuarantineKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| self.quarantine_retention_days.get(i))
+            .map_or(DEFAULT_QUARANTINE_RETENTION_DAYS, |d| {
+                d.load(Ordering::Relaxed)
+            })
     }
 
     /// The node id this agent leases recipients under.
@@ -228,7 +262,15 @@ impl DeliveryAgent {
                     Ok(_) => {}
                     Err(e) => tracing::error!("connection log retention failed: {e}"),
                 }
-                // Between steps, so no blob is being staged while unreferenced ones go.
+                match self.store.purge_quarantine(now).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!("quarantine retention: removed {n} expired item(s)")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("quarantine retention failed: {e}"),
+                }
+                // Between steps, so no blob is being staged while unreferenced ones go; after
+                // the quarantine purge, so expired items' content goes in the same pass.
                 let store = self.store.clone();
                 match tokio::task::spawn_blocking(move || store.collect_garbage(BLOB_GC_MIN_AGE))
                     .await
@@ -401,7 +443,9 @@ impl DeliveryAgent {
             let (group_rcpts, others): (Vec<QueuedRecipient>, Vec<QueuedRecipient>) = message
                 .recipients
                 .drain(..)
-                .partition(|r| matches!(r.route, Route::Group(_)));
+                // A recipient held in quarantine is not routed further (a group is not expanded):
+                // the whole recipient is held, as the stage decided for it.
+                .partition(|r| matches!(r.route, Route::Group(_)) && r.quarantine.is_none());
             if !group_rcpts.is_empty()
                 // Group mailboxes and moderation requests take the whole message; a queue file
                 // that cannot be read defers this message alone.
@@ -438,7 +482,23 @@ impl DeliveryAgent {
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
         let mut recipients = Vec::with_capacity(m.recipients.len());
+        let now = self.clock.now();
         for r in &m.recipients {
+            if let Some(hold) = &r.quarantine {
+                let days = self.quarantine_retention_days(hold.kind);
+                recipients.push((
+                    r.id,
+                    RecipientOutcome::Quarantine {
+                        hold: hold.clone(),
+                        mailbox: match r.route {
+                            Route::Local(mailbox) => Some(mailbox),
+                            _ => None,
+                        },
+                        expires: now.plus_seconds(i64::from(days) * 86_400),
+                    },
+                ));
+                continue;
+            }
             let outcome = match r.route {
                 Route::Local(mailbox) => RecipientOutcome::Store {
                     mailbox,
@@ -451,9 +511,13 @@ impl DeliveryAgent {
             recipients.push((r.id, outcome));
         }
         let summary = summarize(&m.head()?);
-        let stores = recipients
-            .iter()
-            .any(|(_, o)| matches!(o, RecipientOutcome::Store { .. }));
+        // A quarantine item keeps the stored form too, for preview and release.
+        let stores = recipients.iter().any(|(_, o)| {
+            matches!(
+                o,
+                RecipientOutcome::Store { .. } | RecipientOutcome::Quarantine { .. }
+            )
+        });
         let (blob, size) = match &m.spool {
             // Nothing to file (failures, deferrals): nothing to stage.
             _ if !stores => (StagedBlob::default(), 0),

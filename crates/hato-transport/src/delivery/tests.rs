@@ -111,6 +111,7 @@ impl World {
                     route,
                     extra_events: vec![],
                     receive_reason: None,
+                    quarantine: None,
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],

@@ -16,8 +16,10 @@ mod group;
 mod login;
 mod mail;
 mod mailbox;
+mod malware_filter;
 mod moderation;
 mod output;
+mod quarantine;
 mod queue;
 mod rules;
 mod tenant;
@@ -104,6 +106,12 @@ enum Command {
     /// A tenant's transport (mail flow) rules: New-/Set-/Get-/Remove-/Enable-/Disable-TransportRule.
     #[command(subcommand)]
     Rule(rules::RuleCmd),
+    /// Messages held in quarantine: list, show, preview, release, delete.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCmd),
+    /// A tenant's malware filter policy (common attachments filter, response, notifications).
+    #[command(subcommand)]
+    MalwareFilter(malware_filter::MalwareFilterCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -199,5 +207,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
         Command::Rule(cmd) => rules::run(c, cmd),
+        Command::Quarantine(cmd) => quarantine::run(c, cmd),
+        Command::MalwareFilter(cmd) => malware_filter::run(c, cmd),
     }
 }

@@ -1,0 +1,510 @@
+//! The hosted quarantine: listing, one item, its preview, release into the Inbox, deletion.
+//!
+//! Who sees what (Exchange's quarantine, exchange-online-behaviour.md §4.3 and §6.4): global
+//! admins of a tenant see and act on every item of their tenant, the operator on every tenant's;
+//! a user sees and releases only the items held for their own mailbox, and never malware,
+//! high-confidence phishing or transport rule items (AdminOnlyAccessPolicy: "users can never
+//! release their own malware messages"). A user asking for such an item of their own gets 403
+//! saying so; anyone else's item, and another tenant's, answers 404 as if it did not exist.
+//! Recipient admins (Exchange's Recipient Management) do not manage quarantine: 403.
+
+use super::common::{TraceReason, address_param, nonempty, page_param};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{ApiResult, AppState, Path, listing_scope};
+use axum::Json;
+use axum::extract::{Query, State};
+use hato_core::auth::{Principal, Role};
+use hato_core::message::QuarantineKind;
+use hato_store::{QuarantineItem, QuarantineQuery, QuarantineState, TRACE_PAGE_SIZE_MAX};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, delete))
+        .routes(routes!(preview))
+        .routes(routes!(release))
+        .routes(routes!(release_all))
+}
+
+/// Rows per page unless asked otherwise.
+const PAGE_SIZE_DEFAULT: usize = 100;
+/// Pages go this far.
+const PAGE_MAX: usize = 1000;
+
+/// The listing's filters; all optional, empty ones ignored.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    /// The tenant's name (default: the caller's own; all tenants for the operator).
+    tenant: Option<String>,
+    /// The recipient the item was held for.
+    recipient: Option<String>,
+    /// `malware`, `transport-rule`, `spam`, `high-confidence-spam`, `phish`,
+    /// `high-confidence-phish` or `bulk`.
+    kind: Option<String>,
+    /// `held`, `released` or `deleted` (default: all).
+    state: Option<String>,
+    /// One message's copies.
+    trace_id: Option<String>,
+    /// 1-1000, default 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    page: Option<String>,
+    /// 1-5000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    page_size: Option<String>,
+}
+
+/// One recipient's copy of a message held in quarantine.
+#[derive(Serialize, ToSchema)]
+struct Item {
+    id: i64,
+    tenant: String,
+    trace_id: String,
+    recipient: String,
+    /// The envelope sender (empty for `<>`).
+    sender: String,
+    /// The From field, decoded.
+    from: String,
+    subject: String,
+    /// RFC 3339, UTC.
+    received: String,
+    quarantined: String,
+    expires: String,
+    /// `malware`, `transport-rule`, `spam`, `high-confidence-spam`, `phish`,
+    /// `high-confidence-phish` or `bulk`.
+    kind: String,
+    /// The policy or rule that held it.
+    policy: String,
+    #[schema(value_type = Option<TraceReason>)]
+    reason: Option<hato_core::Reason>,
+    size: u64,
+    /// `held`, `released` or `deleted`.
+    state: String,
+    /// Who released or deleted it, and when.
+    decided_by: Option<String>,
+    decided: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ItemPage {
+    /// Newest first.
+    items: Vec<Item>,
+    page: usize,
+    page_size: usize,
+    /// Whether a later page has items.
+    more: bool,
+}
+
+/// A header field of the preview.
+#[derive(Serialize, ToSchema)]
+struct PreviewHeader {
+    name: String,
+    /// Unfolded, control characters removed, not decoded.
+    value: String,
+}
+
+/// What the preview shows of a held message: its header fields and its plain text, bounded.
+/// HTML is never shown or rendered; attachments only by name.
+#[derive(Serialize, ToSchema)]
+struct PreviewView {
+    id: i64,
+    headers: Vec<PreviewHeader>,
+    /// The text/plain parts, decoded, at most 65,536 characters, control characters removed.
+    text: String,
+    /// The text was cut at its bound.
+    truncated: bool,
+    /// The message has an HTML body, not shown.
+    has_html: bool,
+    attachments: Vec<String>,
+}
+
+/// Tenants' names by id, read once per request.
+fn tenant_names(s: &AppState) -> ApiResult<HashMap<i64, String>> {
+    Ok(s.store
+        .tenants()?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect())
+}
+
+fn view(s: &AppState, it: QuarantineItem) -> ApiResult<Item> {
+    let names = tenant_names(s)?;
+    Ok(item_view(&names, it))
+}
+
+fn item_view(names: &HashMap<i64, String>, it: QuarantineItem) -> Item {
+    Item {
+        id: it.id,
+        tenant: names.get(&it.tenant_id).cloned().unwrap_or_default(),
+        trace_id: it.trace_id,
+        recipient: it.recipient,
+        sender: it.sender,
+        from: it.from_header,
+        subject: it.subject,
+        received: it.received.to_rfc3339(),
+        quarantined: it.quarantined.to_rfc3339(),
+        expires: it.expires.to_rfc3339(),
+        kind: it.kind.as_str().into(),
+        policy: it.policy,
+        reason: it.reason,
+        size: it.size,
+        state: it.state.as_str().into(),
+        decided_by: it.decided_by,
+        decided: it.decided.map(|t| t.to_rfc3339()),
+    }
+}
+
+/// Global admins, the operator and users manage quarantine; recipient admins do not.
+fn require_quarantine_access(p: &Principal) -> ApiResult<()> {
+    match p.role {
+        Role::Operator | Role::TenantAdmin | Role::User => Ok(()),
+        Role::RecipientAdmin => Err(ApiError::forbidden(
+            "quarantine needs the global admin role (or a user's own items)",
+        )),
+    }
+}
+
+/// The item `id` if the caller may see it (see the module's rules).
+fn visible_item(s: &AppState, p: &Principal, id: i64) -> ApiResult<QuarantineItem> {
+    let not_found = || ApiError::not_found(format!("quarantined message {id} not found"));
+    let it = s.store.quarantine_item(id)?.ok_or_else(not_found)?;
+    if !p.sees(it.tenant_id) {
+        return Err(not_found());
+    }
+    if p.is_global_admin() {
+        return Ok(it);
+    }
+    if p.role != Role::User || p.mailbox_id.is_none() || it.mailbox_id != p.mailbox_id {
+        return Err(not_found());
+    }
+    if it.kind.admin_only() {
+        return Err(ApiError::forbidden(format!(
+            "only admins may see or release messages quarantined as {}",
+            it.kind
+        )));
+    }
+    Ok(it)
+}
+
+/// The name recorded as having released or deleted: a user's address, else the role.
+fn actor(s: &AppState, p: &Principal) -> ApiResult<String> {
+    if let (Some(m), Some(t)) = (p.mailbox_id, p.tenant_id)
+        && let Some(mb) = s.directory.index(t)?.mailbox(m)
+    {
+        return Ok(mb.address.clone());
+    }
+    Ok(match (p.role, p.tenant_id) {
+        (Role::Operator, _) | (_, None) => p.role.as_str().to_string(),
+        (role, Some(t)) => format!(
+            "{} of {}",
+            role.as_str(),
+            tenant_names(s)?.remove(&t).unwrap_or_default()
+        ),
+    })
+}
+
+/// The quarantine: one page of items, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quarantine",
+    tag = "quarantine",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page", body = ItemPage),
+        (status = 400, description = "A bad filter or paging value (named)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A recipient admin", body = ErrorBody),
+        (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ItemPage>> {
+    require_quarantine_access(&p)?;
+    let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let kind = nonempty(q.kind)
+        .map(|k| {
+            QuarantineKind::parse(&k).ok_or_else(|| {
+                let all: Vec<&str> = QuarantineKind::ALL.iter().map(|k| k.as_str()).collect();
+                ApiError::bad_request(format!("unknown kind {k}: use one of {}", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let state = nonempty(q.state)
+        .map(|st| {
+            QuarantineState::parse(&st).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown state {st}: use one of held, released, deleted"
+                ))
+            })
+        })
+        .transpose()?;
+    let recipient = address_param("recipient", q.recipient)?;
+    let page = page_param("page", q.page.as_deref(), 1, PAGE_MAX)?;
+    let page_size = page_param(
+        "page_size",
+        q.page_size.as_deref(),
+        PAGE_SIZE_DEFAULT,
+        TRACE_PAGE_SIZE_MAX,
+    )?;
+    let named = q.tenant;
+    let trace_id = nonempty(q.trace_id);
+    s.blocking(move |s| {
+        let tenant = listing_scope(s, &p, named.as_deref())?;
+        let user = !p.is_global_admin();
+        let query = QuarantineQuery {
+            tenant,
+            recipient,
+            // A user's own items, without the kinds only admins see.
+            mailbox: if user {
+                Some(p.mailbox_id.unwrap_or(-1))
+            } else {
+                None
+            },
+            without_admin_only: user,
+            trace_id,
+            kind,
+            state,
+            limit: page_size,
+            offset: (page - 1).saturating_mul(page_size),
+        };
+        let found = s.store.quarantine_items(&query)?;
+        let names = tenant_names(s)?;
+        let items = found
+            .items
+            .into_iter()
+            .map(|it| item_view(&names, it))
+            .collect();
+        Ok(Json(ItemPage {
+            items,
+            page,
+            page_size,
+            more: found.more,
+        }))
+    })
+    .await
+}
+
+/// One quarantined message.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quarantine/{id}",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item", body = Item),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A user's own item of a kind only admins see, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item (or one the caller may not see)", body = ErrorBody),
+    )
+)]
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Item>> {
+    require_quarantine_access(&p)?;
+    s.blocking(move |s| Ok(Json(view(s, visible_item(s, &p, id)?)?)))
+        .await
+}
+
+/// A quarantined message's header fields and plain text (bounded; HTML never shown).
+#[utoipa::path(
+    get,
+    path = "/api/v1/quarantine/{id}/preview",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The preview", body = PreviewView),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A user's own item of a kind only admins see, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item, or its content was deleted", body = ErrorBody),
+    )
+)]
+async fn preview(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<PreviewView>> {
+    require_quarantine_access(&p)?;
+    s.blocking(move |s| {
+        let it = visible_item(s, &p, id)?;
+        let Some(blob) = it.blob else {
+            return Err(ApiError::not_found(format!(
+                "quarantined message {id} was deleted: its content is gone"
+            )));
+        };
+        let content = s.store.blob(&blob)?;
+        let shown = hato_transport::preview::preview(&content);
+        Ok(Json(PreviewView {
+            id,
+            headers: shown
+                .headers
+                .into_iter()
+                .map(|(name, value)| PreviewHeader { name, value })
+                .collect(),
+            text: shown.text,
+            truncated: shown.truncated,
+            has_html: shown.has_html,
+            attachments: shown.attachments,
+        }))
+    })
+    .await
+}
+
+/// Release a held message: it is delivered to the recipient's Inbox (the stage that held it is
+/// not run again), and the trace records who released it. Once only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/release",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item, released", body = Item),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A user's own item of a kind only admins release, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item, or no mailbox takes its recipient any more", body = ErrorBody),
+        (status = 409, description = "Released or deleted already, or the mailbox is full", body = ErrorBody),
+    )
+)]
+async fn release(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Item>> {
+    require_quarantine_access(&p)?;
+    let by = s
+        .blocking(move |s| {
+            visible_item(s, &p, id)?;
+            actor(s, &p)
+        })
+        .await?;
+    let released = s.store.release_quarantined(id, &by, s.clock.now()).await?;
+    s.blocking(move |s| Ok(Json(view(s, released)?))).await
+}
+
+/// One recipient's copy that `release-all` could not release, and why.
+#[derive(Serialize, ToSchema)]
+struct Refused {
+    id: i64,
+    recipient: String,
+    error: String,
+}
+
+/// What `release-all` did.
+#[derive(Serialize, ToSchema)]
+struct ReleasedAll {
+    released: Vec<Item>,
+    /// Copies not released: released or deleted already, no mailbox, a full mailbox.
+    refused: Vec<Refused>,
+}
+
+/// Release every recipient's held copy of the message this item belongs to (admins: the
+/// copies in the tenants they see). Each copy as `release` does it; one that cannot be released
+/// is listed with the reason, the others go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/release-all",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "Any item of the message")),
+    responses(
+        (status = 200, description = "What was released and what was not", body = ReleasedAll),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin nor the operator", body = ErrorBody),
+        (status = 404, description = "No such item (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn release_all(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ReleasedAll>> {
+    if !p.is_global_admin() {
+        return Err(ApiError::forbidden(
+            "releasing a message to all its recipients needs the global admin role",
+        ));
+    }
+    let (by, copies) = s
+        .blocking(move |s| {
+            let it = visible_item(s, &p, id)?;
+            let copies = s.store.quarantine_items(&QuarantineQuery {
+                tenant: listing_scope(s, &p, None)?,
+                trace_id: Some(it.trace_id),
+                state: Some(QuarantineState::Held),
+                limit: TRACE_PAGE_SIZE_MAX,
+                ..Default::default()
+            })?;
+            Ok((actor(s, &p)?, copies.items))
+        })
+        .await?;
+    let (mut released, mut refused) = (Vec::new(), Vec::new());
+    for copy in copies {
+        match s
+            .store
+            .release_quarantined(copy.id, &by, s.clock.now())
+            .await
+        {
+            Ok(done) => released.push(done),
+            Err(e) => refused.push(Refused {
+                id: copy.id,
+                recipient: copy.recipient,
+                error: e.to_string(),
+            }),
+        }
+    }
+    s.blocking(move |s| {
+        let names = tenant_names(s)?;
+        Ok(Json(ReleasedAll {
+            released: released
+                .into_iter()
+                .map(|it| item_view(&names, it))
+                .collect(),
+            refused,
+        }))
+    })
+    .await
+}
+
+/// Delete a quarantined message: its content goes; the item stays listed as deleted until it
+/// expires.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/quarantine/{id}",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item, deleted", body = Item),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A user's own item of a kind only admins see, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item (or one the caller may not see)", body = ErrorBody),
+        (status = 409, description = "Deleted already", body = ErrorBody),
+    )
+)]
+async fn delete(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Item>> {
+    require_quarantine_access(&p)?;
+    let by = s
+        .blocking(move |s| {
+            visible_item(s, &p, id)?;
+            actor(s, &p)
+        })
+        .await?;
+    let deleted = s.store.delete_quarantined(id, &by, s.clock.now()).await?;
+    s.blocking(move |s| Ok(Json(view(s, deleted)?))).await
+}

@@ -17,7 +17,13 @@ fn check(scanner: &Scanner, raw: &[u8]) {
     assert!(report.walk.parts_seen <= limits.max_parts + 1);
     // One read chunk (16 KiB) past the cap at most.
     assert!(report.walk.unpacked_bytes <= limits.max_total_unpacked + 16 * 1024);
-    assert!(report.walk.items.iter().all(|i| i.archive_depth <= limits.max_archive_depth));
+    assert!(
+        report
+            .walk
+            .items
+            .iter()
+            .all(|i| i.archive_depth <= limits.max_archive_depth)
+    );
     let _ = decide(&report, &MalwarePolicy::default());
     let _ = alert::replace_attachments(raw, "alert", &report);
 }
@@ -56,8 +62,16 @@ fn base64(data: &[u8]) -> Vec<u8> {
             | u32::from(*c.get(2).unwrap_or(&0));
         out.push(A[(n >> 18) as usize & 63]);
         out.push(A[(n >> 12) as usize & 63]);
-        out.push(if c.len() > 1 { A[(n >> 6) as usize & 63] } else { b'=' });
-        out.push(if c.len() > 2 { A[n as usize & 63] } else { b'=' });
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63]
+        } else {
+            b'='
+        });
         if i % 19 == 18 {
             out.extend_from_slice(b"\r\n");
         }

@@ -6,15 +6,27 @@
 
 use hato_core::Address;
 use hato_core::directory::Route;
-use hato_smtp::{AcceptedRecipient, ClientContext, Decision, Output, RcptVerdict, Session, SessionConfig, SmtpPolicy, TlsInfo};
+use hato_smtp::{
+    AcceptedRecipient, ClientContext, Decision, Output, RcptVerdict, Session, SessionConfig,
+    SmtpPolicy, TlsInfo,
+};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 struct AcceptAll;
 
 impl SmtpPolicy for AcceptAll {
-    fn rcpt(&self, _: &ClientContext, _: Option<&Address>, rcpt: &Address) -> Decision<RcptVerdict> {
-        Decision::Ready(RcptVerdict::Accept(AcceptedRecipient { address: rcpt.clone(), tenant_id: 1, route: Route::Local(1) }))
+    fn rcpt(
+        &self,
+        _: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        Decision::Ready(RcptVerdict::Accept(AcceptedRecipient {
+            address: rcpt.clone(),
+            tenant_id: 1,
+            route: Route::Local(1),
+        }))
     }
 }
 
@@ -23,7 +35,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunk = usize::from(chunk).max(1);
-    let config = SessionConfig { max_message_size: 4096, max_recipients: 4, tls_available: true, ..SessionConfig::default() };
+    let config = SessionConfig {
+        max_message_size: 4096,
+        max_recipients: 4,
+        tls_available: true,
+        ..SessionConfig::default()
+    };
     let client = ClientContext::new(
         "192.0.2.1:1025".parse().expect("literal address"),
         "192.0.2.2:25".parse().expect("literal address"),
@@ -47,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                     queue.extend(session.submitted(Ok("id".into())));
                 }
-                Output::StartTls => session.tls_established(TlsInfo { version: "TLS1.3".into(), cipher: "X".into() }),
+                Output::StartTls => session.tls_established(TlsInfo {
+                    version: "TLS1.3".into(),
+                    cipher: "X".into(),
+                }),
                 Output::Send(bytes) => {
                     assert!(bytes.ends_with(b"\r\n"));
                     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

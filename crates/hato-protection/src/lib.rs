@@ -30,6 +30,7 @@ pub mod dnsbl;
 pub mod early_talker;
 pub mod helo;
 pub mod ip;
+pub mod malware;
 pub mod provider_block_list;
 pub mod reverse_dns;
 pub mod rules;

@@ -1,4 +1,5 @@
-# bench/lib.sh — shell functions shared by bench/inbound.sh and bench/edge.sh (sourced, not run).
+# bench/lib.sh — shell functions shared by bench/inbound.sh, bench/memory.sh and bench/edge.sh
+# (sourced, not run).
 #
 #   log TEXT...                 a timestamped line on stderr
 #   die TEXT...                 log "ERROR: TEXT" and exit 1

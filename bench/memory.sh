@@ -45,21 +45,14 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
 HATO=${HATO:-$ROOT/target/release/hato}
 RCPT=user@bench.test
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (a private Postfix instance needs root to start)"
 case $ONLY in both|hato|postfix) ;; *) die "ONLY must be both, hato or postfix" ;; esac
 want() { [ "$ONLY" = both ] || [ "$ONLY" = "$1" ]; }
 
 # ---------------------------------------------------------------- prerequisites
-if want postfix && ! command -v postfix >/dev/null; then
-    log "installing postfix from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y postfix >/dev/null \
-        || { apt-get update >/dev/null && apt-get install -y postfix >/dev/null; } \
-        || die "could not install postfix"
-fi
+want postfix && ensure_postfix
 
 if want hato && [ ! -x "$HATO" ]; then
     log "building hato (cargo build --release -p hato)"
@@ -68,11 +61,7 @@ if want hato && [ ! -x "$HATO" ]; then
 fi
 
 # One benchmark at a time on this machine: two at once would skew each other's figures.
-exec 9>/tmp/hato-inbound-bench.lock
-if ! flock -n 9; then
-    log "another benchmark is running; waiting for it to finish"
-    flock -w 7200 9 || die "still locked after two hours: /tmp/hato-inbound-bench.lock"
-fi
+bench_lock 7200
 
 # Many sessions: make sure this shell (and the load generator) may open enough files.
 ulimit -n "$(( $(ulimit -Hn) < 65536 ? $(ulimit -Hn) : 65536 ))" 2>/dev/null || true
@@ -283,31 +272,8 @@ EOF
     cat >"$PF_ETC/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$PF_PORT inet n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    postfix_services >>"$PF_ETC/master.cf"
     postfix -c "$PF_ETC" check || die "postfix check failed (see above)"
     postfix -c "$PF_ETC" start >/dev/null 2>&1 9>&- || { cat "$PF/maillog" >&2 2>/dev/null; die "postfix start failed"; }
     PF_STARTED=1

@@ -55,15 +55,51 @@ impl HeaderDropRule {
         if !name.eq_ignore_ascii_case(b"authentication-results") {
             return false;
         }
-        // RFC 8601 §2.2: authres-header-field = "Authentication-Results:" authserv-id
-        // [CFWS authres-version] ...; the id ends at whitespace, `;` or a comment.
-        let value = start[colon + 1..].trim_ascii_start();
-        let id_len = value
-            .iter()
-            .position(|b| b.is_ascii_whitespace() || matches!(b, b';' | b'('))
-            .unwrap_or(value.len());
-        value[..id_len].eq_ignore_ascii_case(ours.as_bytes())
+        // RFC 8601 §2.2: authres-header-field = "Authentication-Results:" [CFWS] authserv-id
+        // [CFWS authres-version] ...: the id comes after folding whitespace and comments and
+        // ends at whitespace, `;` or a comment. One whose id cannot be found in what is held
+        // (a field cut at DECIDE_BYTES, say after a long comment) is removed: a forgery must
+        // not pass by hiding its id.
+        match authserv_id(&start[colon + 1..]) {
+            Some(id) => id.eq_ignore_ascii_case(ours.as_bytes()),
+            None => true,
+        }
     }
+
+    /// Whether a field called `name` is decided by its name alone (ours, or not one whose value
+    /// matters).
+    fn by_name(&self, name: &[u8]) -> bool {
+        let name = name.trim_ascii();
+        self.authserv_id.is_none() || !name.eq_ignore_ascii_case(b"authentication-results")
+    }
+}
+
+/// The authserv-id at the start of an `Authentication-Results` value, after any folding
+/// whitespace and (nested) comments; `None` when `value` ends before the id does.
+fn authserv_id(value: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < value.len() {
+        let b = value[i];
+        if depth > 0 {
+            match b {
+                b'\\' => i += 1,
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+        } else if b == b'(' {
+            depth = 1;
+        } else if !b.is_ascii_whitespace() {
+            let rest = &value[i..];
+            let len = rest
+                .iter()
+                .position(|c| c.is_ascii_whitespace() || matches!(c, b';' | b'('))?;
+            return Some(&rest[..len]);
+        }
+        i += 1;
+    }
+    None
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +108,9 @@ enum State {
     LineStart,
     /// Holding the start of a field until it can be decided.
     Deciding,
+    /// Holding, after a line feed: a space or tab continues the field being decided (an
+    /// `Authentication-Results` whose id is on a folded line), anything else ends it.
+    DecidingAfterLine,
     /// Inside a decided field's line.
     InField,
     /// After the line feed of a field's line: a space or tab continues the field (RFC 5322
@@ -89,8 +128,6 @@ pub struct HeaderFilter {
     start: Vec<u8>,
     /// Where the held start's colon is, once seen.
     colon: Option<usize>,
-    /// Whether the held start's value has begun (a non-space after the colon).
-    value_begun: bool,
     dropping: bool,
     removed: usize,
 }
@@ -102,7 +139,6 @@ impl HeaderFilter {
             state: State::LineStart,
             start: Vec::new(),
             colon: None,
-            value_begun: false,
             dropping: false,
             removed: 0,
         }
@@ -132,7 +168,6 @@ impl HeaderFilter {
         }
         self.start.clear();
         self.colon = None;
-        self.value_begun = false;
     }
 
     /// Whether the held start, `b` its last byte, is enough to decide the field: the end of the
@@ -146,14 +181,15 @@ impl HeaderFilter {
             None => {
                 if b == b':' {
                     self.colon = Some(self.start.len() - 1);
+                    // Ours, or a field whose value does not matter: decided now.
+                    let name = &self.start[..self.start.len() - 1];
+                    return self.rule.by_name(name);
                 }
                 false
             }
-            Some(_) if !self.value_begun => {
-                self.value_begun = !b.is_ascii_whitespace();
-                false
-            }
-            Some(_) => b.is_ascii_whitespace() || matches!(b, b';' | b'('),
+            // An `Authentication-Results`: its id is complete once a `;` follows it (RFC 8601:
+            // the id, an optional version, then `;`), or when the field ends.
+            Some(_) => b == b';',
         }
     }
 
@@ -188,11 +224,22 @@ impl HeaderFilter {
                 State::Deciding => {
                     self.start.push(b);
                     if b == b'\n' {
-                        self.decide(kept);
-                        self.state = State::AfterLine;
+                        self.state = State::DecidingAfterLine;
                     } else if self.enough(b) {
                         self.decide(kept);
                         self.state = State::InField;
+                    }
+                }
+                State::DecidingAfterLine => {
+                    if (b == b' ' || b == b'\t') && self.start.len() < DECIDE_BYTES {
+                        self.start.push(b);
+                        self.state = State::Deciding;
+                    } else {
+                        // The field ended (or is held as far as it may be): decide it, then
+                        // look at this byte again as the start of a line.
+                        self.decide(kept);
+                        self.state = State::AfterLine;
+                        i -= 1;
                     }
                 }
                 State::InField => {
@@ -218,7 +265,7 @@ impl HeaderFilter {
     /// The data ended: a field still undecided (a message that is only a header line) is
     /// decided now.
     pub fn finish(&mut self, kept: &mut Vec<u8>) {
-        if self.state == State::Deciding {
+        if matches!(self.state, State::Deciding | State::DecidingAfterLine) {
             self.decide(kept);
             self.state = State::InField;
         }
@@ -310,6 +357,38 @@ Authentication-Results: mx.hato.test; body too\r\n";
         let input: Vec<u8> = field.repeat(50_000);
         let (kept, removed) = filter(&input, 4096);
         assert_eq!((kept.len(), removed), (input.len(), 0));
+    }
+
+    #[test]
+    fn an_authserv_id_hidden_by_folding_or_comments_is_still_found() {
+        let input = b"Authentication-Results:\r\n mx.hato.test; spf=pass\r\n\
+Authentication-Results: (checked (twice)) MX.hato.test;\r\n\tdkim=pass\r\n\
+Authentication-Results: (a comment) mx.other.test; spf=fail\r\n\
+Authentication-Results:\r\n\t(c)\r\n mx.other.test;\r\n spf=none\r\n\
+Subject: x\r\n\r\nbody\r\n";
+        let expected = b"Authentication-Results: (a comment) mx.other.test; spf=fail\r\n\
+Authentication-Results:\r\n\t(c)\r\n mx.other.test;\r\n spf=none\r\n\
+Subject: x\r\n\r\nbody\r\n";
+        for chunk in [1, 2, 5, 4096] {
+            let (kept, removed) = filter(input, chunk);
+            assert_eq!(
+                String::from_utf8_lossy(&kept),
+                String::from_utf8_lossy(expected),
+                "chunks of {chunk}"
+            );
+            assert_eq!(removed, 2);
+        }
+    }
+
+    #[test]
+    fn an_authentication_results_whose_id_cannot_be_found_is_removed() {
+        // The id behind more than DECIDE_BYTES of comment: removed rather than trusted.
+        let comment = "x".repeat(DECIDE_BYTES);
+        let input = format!(
+            "Authentication-Results: ({comment}) mx.hato.test; spf=pass\r\nSubject: y\r\n\r\n"
+        );
+        let (kept, removed) = filter(input.as_bytes(), 7);
+        assert_eq!((kept.as_slice(), removed), (&b"Subject: y\r\n\r\n"[..], 1));
     }
 
     #[test]

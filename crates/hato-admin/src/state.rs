@@ -293,6 +293,24 @@ pub(crate) struct TenantFilter {
     pub(crate) tenant: Option<String>,
 }
 
+/// The tenant a request about one tenant's policy is about: the named one (if the caller sees
+/// it), else a tenant admin's own; the operator must name one.
+pub(crate) fn requested_tenant(
+    s: &AppState,
+    p: &Principal,
+    named: Option<&str>,
+) -> ApiResult<Tenant> {
+    if let Some(name) = named.map(str::trim).filter(|n| !n.is_empty()) {
+        return visible_tenant(s, p, name);
+    }
+    let id = target_tenant(s, p, None)?;
+    s.store
+        .tenants()?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found("tenant not found"))
+}
+
 /// The tenant a new object goes to: the named one (if visible), else a tenant admin's own.
 pub(crate) fn target_tenant(
     s: &AppState,

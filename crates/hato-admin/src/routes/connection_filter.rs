@@ -5,7 +5,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{
-    ApiResult, AppState, TenantFilter, body, require_global_admin, target_tenant, visible_tenant,
+    ApiResult, AppState, TenantFilter, body, requested_tenant, require_global_admin,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -56,20 +56,6 @@ struct PolicyChange {
     ip_block_list: ListChange,
 }
 
-/// The tenant a request is about: the named one (if the caller sees it), else a tenant admin's
-/// own; the operator names one.
-fn tenant(s: &AppState, p: &Principal, named: Option<&str>) -> ApiResult<Tenant> {
-    if let Some(name) = named.map(str::trim).filter(|n| !n.is_empty()) {
-        return visible_tenant(s, p, name);
-    }
-    let id = target_tenant(s, p, None)?;
-    s.store
-        .tenants()?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| ApiError::not_found("tenant not found"))
-}
-
 fn view(t: Tenant, policy: ConnectionFilterPolicy) -> ConnectionFilterView {
     ConnectionFilterView {
         tenant: t.name,
@@ -113,7 +99,7 @@ async fn show(
 ) -> ApiResult<Json<ConnectionFilterView>> {
     require_global_admin(&p)?;
     s.blocking(move |s| {
-        let t = tenant(s, &p, q.tenant.as_deref())?;
+        let t = requested_tenant(s, &p, q.tenant.as_deref())?;
         let policy = s.store.connection_filter(t.id)?;
         Ok(Json(view(t, policy)))
     })
@@ -154,7 +140,7 @@ async fn change(
         return Err(ApiError::bad_request(bad.join("; ")));
     }
     let t = s
-        .blocking(move |s| tenant(s, &p, q.tenant.as_deref()))
+        .blocking(move |s| requested_tenant(s, &p, q.tenant.as_deref()))
         .await?;
     let policy = s.store.change_connection_filter(t.id, change).await?;
     Ok(Json(view(t, policy)))

@@ -131,6 +131,8 @@ async fn world() -> World {
             route: Route::Local(mailbox),
             extra_events: vec![],
             receive_reason: None,
+            finished: None,
+            stamp: String::new(),
             quarantine: Some(QuarantineHold {
                 kind,
                 policy: "Default".into(),

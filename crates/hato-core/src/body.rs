@@ -47,6 +47,16 @@ pub struct Spooled {
     pub len: u64,
 }
 
+impl Spooled {
+    /// The whole content, read from the file (which stays): for a copy that must be in
+    /// memory. Bounded by the message size limit the DATA receiver enforced.
+    pub fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        self.file.reader()?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+}
+
 /// Message content being received (or already received).
 pub struct MessageBody {
     threshold: usize,

@@ -14,6 +14,7 @@ use crate::client::ClientContext;
 use crate::directory::{Route, TenantId};
 use crate::header::{Headers, MAX_HEADER_BYTES};
 use crate::reason::Reason;
+use crate::reply::Reply;
 use crate::trace::{EventRecord, TraceEvent};
 
 /// The SMTP envelope (RFC 5321 §2.3.1) of a message, with where each recipient goes.
@@ -34,6 +35,25 @@ pub struct Recipient {
     pub route: Route,
     /// The verdicts stages recorded for this recipient, in the order they were recorded.
     pub verdicts: Vec<RecipientVerdict>,
+    /// What this recipient receives when the stages changed it (its antispam report, a rule's
+    /// header or disclaimer, the malware alert copy); the message as received otherwise.
+    pub content: RecipientContent,
+}
+
+/// What the content stages make of the message for one recipient. Recipients whose content
+/// differs get copies of their own when the message is queued (Exchange's bifurcation); the
+/// common case, every recipient alike, stays one queued message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecipientContent {
+    /// Header fields hato puts on top for this recipient (its `X-Hato-Antispam-Report`), each
+    /// ending with CRLF.
+    pub stamp: String,
+    /// The whole content as a stage changed it for this recipient (a transport rule's header,
+    /// subject or disclaimer actions), instead of the content as received.
+    pub changed: Option<std::sync::Arc<Vec<u8>>>,
+    /// Delivered besides the quarantined original: the message with its attachments replaced
+    /// by the malware alert text (`DeleteAttachmentAndUse…Alert`).
+    pub alert: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// What delivery does with a recipient because of a stage's verdict. Delivery carries every
@@ -52,6 +72,14 @@ pub enum Action {
         kind: QuarantineKind,
         policy: String,
     },
+    /// Refused for this recipient with this reply (a transport rule's reject, the common
+    /// attachments filter's `Reject`): when every recipient is refused it is the reply to the
+    /// DATA and nothing is kept; otherwise the recipient fails with an NDR (Exchange).
+    Reject(Reply),
+    /// Not delivered and nobody told (a transport rule's `DeleteMessage`).
+    Delete,
+    /// Delivered to these addresses instead (a transport rule's `RedirectMessageTo`).
+    Redirect(Vec<Address>),
 }
 
 impl Action {
@@ -59,8 +87,13 @@ impl Action {
     pub fn quarantine(&self) -> Option<(QuarantineKind, &str)> {
         match self {
             Action::Quarantine { kind, policy } => Some((*kind, policy)),
-            Action::Deliver => None,
+            _ => None,
         }
+    }
+
+    /// Whether the recipient still gets the message (as received or changed).
+    pub fn delivers(&self) -> bool {
+        matches!(self, Action::Deliver)
     }
 }
 
@@ -216,6 +249,7 @@ mod tests {
             tenant_id: 1,
             route: Route::Local(1),
             verdicts: vec![],
+            content: RecipientContent::default(),
         };
         MessageContext::new(
             Envelope {

@@ -330,6 +330,34 @@ replies! {
     /// list refusal of Exchange Online (seed C2), which no allow list overrides (seed C3); the
     /// zone's return codes and their meanings are in the reason.
     fn dnsbl_listed(ip, zone, removal_url) = (550, "5.7.1", "Service unavailable; Client host [{ip}] blocked using {zone}; To request removal from this list see {removal_url}");
+
+    section "Content protection: the malware filter and transport rules (after the data)";
+    /// A malware engine (clamd) did not answer or answered with an error: the message cannot
+    /// be passed unscanned, so the client retries (seed B2: nothing bypasses the malware
+    /// filter).
+    const MALWARE_SCAN_UNAVAILABLE = (451, "4.7.0", "Temporary error scanning the message for malware; try again later");
+    /// The common attachments filter with `FileTypeAction Reject`: the DATA reply when every
+    /// recipient refuses, else the NDR of each recipient that does (Exchange: "the message is
+    /// rejected with an NDR").
+    fn blocked_file_type(types) = (550, "5.7.1", "Delivery not authorized, message refused: it contains a blocked file type ({types})");
+    /// A transport rule with `RuleErrorAction Defer` could not be evaluated: tried again.
+    const RULE_EVALUATION_DEFERRED = (451, "4.7.0", "Temporary error evaluating the organization's mail flow rules; try again later");
+    /// A disclaimer rule whose `ApplyHtmlDisclaimerFallbackAction` is `Reject` could not insert
+    /// its disclaimer (Exchange: the message is rejected with an NDR).
+    const DISCLAIMER_REJECTED = (550, "5.7.1", "Delivery not authorized, message refused: the organization's disclaimer could not be applied");
+}
+
+impl Reply {
+    /// The reply a transport rule's admin wrote (`RejectMessageEnhancedStatusCode`, 5.7.1 or
+    /// 5.7.900-5.7.999, and `RejectMessageReasonText`, checked when the rule was saved): not
+    /// an entry of the catalogue, since its text is the tenant's.
+    pub fn transport_rule(code: u16, status: &str, text: &str) -> Reply {
+        Reply {
+            code,
+            status: Cow::Owned(status.to_string()),
+            text: Cow::Owned(text.to_string()),
+        }
+    }
 }
 
 /// The reply for a moderator's rejection: with the comment when there is one.

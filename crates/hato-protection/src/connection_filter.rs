@@ -278,6 +278,7 @@ mod tests {
             tenant_id: 1,
             route: Route::Local(1),
             verdicts: vec![],
+            content: Default::default(),
         };
         let verdict = |reason| RecipientVerdict {
             action: Action::Deliver,

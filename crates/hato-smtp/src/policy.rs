@@ -58,6 +58,7 @@ impl From<AcceptedRecipient> for Recipient {
             tenant_id: r.tenant_id,
             route: r.route,
             verdicts: Vec::new(),
+            content: Default::default(),
         }
     }
 }

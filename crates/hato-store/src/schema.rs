@@ -571,4 +571,8 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE(tenant_id, name)
     );
     "#,
+    // 19: each recipient's own header fields (its antispam report), put on top at delivery.
+    r#"
+    ALTER TABLE recipients ADD COLUMN stamp TEXT NOT NULL DEFAULT '';
+    "#,
 ];

@@ -49,6 +49,26 @@ pub struct NewRecipient {
     /// A stage decided to hold the message for this recipient in quarantine: delivery stores a
     /// quarantine item instead of delivering.
     pub quarantine: Option<QuarantineHold>,
+    /// A stage finished with this recipient before the commit (refused it, deleted it, sent it
+    /// elsewhere): it is queued already done, with its event, and never delivered.
+    pub finished: Option<Finished>,
+    /// Header fields put on top of the message for this recipient alone when it is delivered
+    /// or quarantined (its `X-Hato-Antispam-Report`), each ending with CRLF; empty for none.
+    pub stamp: String,
+}
+
+/// How a recipient was done with before it was queued (see [`NewRecipient::finished`]).
+#[derive(Clone, Debug)]
+pub enum Finished {
+    /// Failed with this reply: a `Fail` event, and an NDR to the sender (none for a null
+    /// sender), as for a failure at delivery.
+    Failed(Refusal),
+    /// Dropped without telling anyone (a transport rule's `DeleteMessage`): status `Failed`, a
+    /// `Drop` event, no NDR.
+    Dropped(Reason),
+    /// Sent to other recipients instead (a transport rule's `RedirectMessageTo`; they are
+    /// recipients of the same message): status `Expanded`, a `Redirect` event.
+    Redirected(Reason),
 }
 
 #[derive(Debug)]
@@ -87,6 +107,8 @@ pub struct QueuedRecipient {
     pub approved: bool,
     /// Held in quarantine instead of delivered (see [`NewRecipient::quarantine`]).
     pub quarantine: Option<QuarantineHold>,
+    /// See [`NewRecipient::stamp`].
+    pub stamp: String,
 }
 
 #[derive(Clone, Debug)]

@@ -80,6 +80,8 @@ impl World {
                         extra_events: vec![],
                         receive_reason: None,
                         quarantine: Some(hold(*kind)),
+                        finished: None,
+                        stamp: String::new(),
                     })
                     .collect(),
                 receive_detail: "received".into(),

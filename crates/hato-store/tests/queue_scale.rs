@@ -45,6 +45,8 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 extra_events: vec![],
                 receive_reason: None,
                 quarantine: None,
+                finished: None,
+                stamp: String::new(),
             })
             .collect(),
         receive_detail: "received".into(),

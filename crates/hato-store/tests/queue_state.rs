@@ -60,6 +60,8 @@ fn message(
                 extra_events: vec![],
                 receive_reason: None,
                 quarantine: None,
+                finished: None,
+                stamp: String::new(),
             })
             .collect(),
         receive_detail: "received".into(),

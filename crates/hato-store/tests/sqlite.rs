@@ -60,6 +60,8 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             extra_events: vec![],
             receive_reason: None,
             quarantine: None,
+            finished: None,
+            stamp: String::new(),
         }],
         receive_detail: "received".into(),
         reports_on: vec![],

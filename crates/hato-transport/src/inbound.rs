@@ -8,12 +8,12 @@
 
 use crate::summarize;
 use hato_core::body::StoredBody;
-use hato_core::message::RecipientVerdict;
+use hato_core::message::{Action, RecipientVerdict};
 use hato_core::reply::{self, Reply};
-use hato_core::{Clock, MessageContext, id};
+use hato_core::{Clock, MessageContext, Refusal, id};
 use hato_protection::connection_filter::is_standing;
 use hato_smtp::server::Submitter;
-use hato_store::{NewMessage, NewRecipient, QuarantineHold, Store};
+use hato_store::{Finished, NewMessage, NewRecipient, QuarantineHold, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -42,12 +42,31 @@ impl Inbound {
         }
     }
 
-    /// Builds the queue entry for `message`. The Received header (and a Message-ID, when the
+    /// [`Inbound::prepare_all`] for a message whose recipients all get the same content (one
+    /// queue entry); an error if the stages gave some of them content of their own.
+    pub fn prepare(&self, message: MessageContext) -> std::io::Result<NewMessage> {
+        let mut all = self.prepare_all(message)?;
+        if all.len() != 1 {
+            return Err(std::io::Error::other(format!(
+                "the message makes {} queue entries, not one",
+                all.len()
+            )));
+        }
+        all.pop()
+            .ok_or_else(|| std::io::Error::other("the message makes no queue entry"))
+    }
+
+    /// Builds the queue entries for `message`. The Received header (and a Message-ID, when the
     /// message has none) go in front of the content without copying it: for a spooled message
     /// they are the entry's `content` and the spool file is the rest. Each recipient's recorded
-    /// verdicts become its events after `Receive`. Fails only when the spool file cannot be
-    /// finished.
-    pub fn prepare(&self, mut message: MessageContext) -> std::io::Result<NewMessage> {
+    /// verdicts become its events after `Receive`; the first verdict that does not deliver
+    /// decides what becomes of it (quarantine, refused, dropped, redirected).
+    ///
+    /// Each recipient's own header fields (its antispam report) are queued with it and put on
+    /// top at delivery. Recipients whose content the stages changed (a rule's header, subject
+    /// or disclaimer, the malware alert copy) get a queue entry per distinct content, each with its own trace id, as Exchange bifurcates a message; the first entry
+    /// keeps the message's trace id. Fails only when the spool file cannot be read.
+    pub fn prepare_all(&self, mut message: MessageContext) -> std::io::Result<Vec<NewMessage>> {
         // A stage may have given the message its trace id already; else it gets one now.
         let trace_id = message
             .trace_id
@@ -64,28 +83,20 @@ impl Inbound {
             received_header(&self.hostname, &message, &trace_id, &received.to_rfc5322());
         // The header block was read once, when the data ended.
         let mut summary = summarize(message.headers.block());
-        let mut content = Vec::with_capacity(received_header.len() + 80);
-        content.extend_from_slice(received_header.as_bytes());
+        let mut message_id_field = String::new();
         if summary.message_id.is_empty() {
             // RFC 5322 §3.6.4: every message should have a Message-ID. Like Exchange, add one
             // when the sender did not, so the message can be found in trace by Message-ID.
             summary.message_id = format!("<{trace_id}@{}>", self.hostname);
-            content.extend_from_slice(format!("Message-ID: {}\r\n", summary.message_id).as_bytes());
+            message_id_field = format!("Message-ID: {}\r\n", summary.message_id);
         }
-        let size = content.len() as u64 + message.body.len();
-        let spooled = match std::mem::take(&mut message.body).into_stored()? {
-            StoredBody::Memory(body) => {
-                content.extend_from_slice(&body);
-                None
-            }
-            StoredBody::Spooled(spooled) => Some(spooled),
-        };
         let tls = message
             .client
             .tls
             .as_ref()
             .map(|t| format!(" over {} ({})", t.version, t.cipher))
             .unwrap_or_default();
+        let size = (received_header.len() + message_id_field.len()) as u64 + message.body.len();
         let receive_detail = format!(
             "Received by {} from {} [{}]{tls} with {}; {} bytes",
             self.hostname,
@@ -94,62 +105,221 @@ impl Inbound {
             message.protocol,
             size
         );
-        Ok(NewMessage {
-            trace_id,
-            received,
-            sender,
-            client_ip: message.client.ip().to_string(),
-            helo: message.client.helo.clone().unwrap_or_default(),
-            message_id: Some(summary.message_id),
-            subject: Some(summary.subject),
-            content,
-            spooled,
-            recipients: message
-                .envelope
-                .recipients
-                .into_iter()
-                .map(|r| {
-                    // The edge's note of the client's standing with the recipient's tenant
-                    // (IPV:CAL/NLI, client IP, PTR) is the reason of its Receive event; the
-                    // other verdicts are events of their own.
-                    // The first quarantine a stage asked for holds the recipient: stages run
-                    // in Exchange's order (malware, rules, spam), and the first to quarantine
-                    // decides the kind (exchange-online-behaviour.md §2.3: malware wins).
-                    let quarantine = r.verdicts.iter().find_map(|v| {
-                        v.action.quarantine().map(|(kind, policy)| QuarantineHold {
-                            kind,
-                            policy: policy.to_string(),
-                            reason: v.reason.clone(),
-                        })
-                    });
-                    let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
-                        r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
-                    let mut standing = standing.into_iter();
-                    let receive_reason = standing.next().map(|v| v.reason);
-                    NewRecipient {
-                        address: r.address.to_string(),
-                        tenant_id: r.tenant_id,
-                        route: r.route,
-                        extra_events: standing.chain(others).map(|v| v.event()).collect(),
-                        receive_reason,
-                        quarantine,
+        // Direct send is anonymous. The session's client context carries the identity once
+        // SMTP AUTH and attributed connectors exist; it is the one RCPT decided with.
+        let authenticated = message
+            .client
+            .identity
+            .as_ref()
+            .and_then(|i| match i.principal {
+                hato_core::client::Principal::Mailbox(m) => Some(m),
+                hato_core::client::Principal::Connector(_) => None,
+            });
+
+        // The copies, in order of first use: (stamp, content) and their recipients.
+        let mut copies: Vec<Copy> = Vec::new();
+        let recipients = std::mem::take(&mut message.envelope.recipients);
+        for r in recipients {
+            let content = r.content;
+            let disposition = disposition(&r.verdicts);
+            let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
+                r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
+            let mut standing = standing.into_iter();
+            let receive_reason = standing.next().map(|v| v.reason);
+            let extra_events: Vec<_> = standing.chain(others).map(|v| v.event()).collect();
+            let (quarantine, finished) = match disposition {
+                Disposition::Deliver => (None, None),
+                Disposition::Quarantine(hold) => (Some(hold), None),
+                Disposition::Finished(f) => (None, Some(f)),
+            };
+            let address = r.address.to_string();
+            if quarantine.is_some()
+                && let Some(alert) = &content.alert
+            {
+                // The alert copy: delivered while the original waits in quarantine.
+                copy_for(&mut copies, Body::Changed(alert.clone())).push(NewRecipient {
+                    address: address.clone(),
+                    tenant_id: r.tenant_id,
+                    route: r.route,
+                    extra_events: extra_events
+                        .iter()
+                        .filter(|e| e.event != hato_core::trace::TraceEvent::Quarantine)
+                        .cloned()
+                        .collect(),
+                    receive_reason: receive_reason.clone(),
+                    quarantine: None,
+                    finished: None,
+                    stamp: content.stamp.clone(),
+                });
+            }
+            let body = match (&quarantine, &finished, &content.changed) {
+                // A quarantine keeps the message as it arrived; one done with already needs no
+                // copy of its own.
+                (Some(_), _, _) | (_, _, None) => Body::Received,
+                (None, Some(_), Some(_)) => Body::Received,
+                (None, None, Some(changed)) => Body::Changed(changed.clone()),
+            };
+            let new = NewRecipient {
+                address,
+                tenant_id: r.tenant_id,
+                route: r.route,
+                extra_events,
+                receive_reason,
+                quarantine,
+                finished,
+                stamp: content.stamp,
+            };
+            if new.finished.is_some() && !copies.is_empty() {
+                copies[0].recipients.push(new);
+            } else {
+                copy_for(&mut copies, body).push(new);
+            }
+        }
+
+        // The content as received, for every copy that wants it: a spooled one moves into the
+        // queue with the first such copy, and is read for any other (bounded by the size limit).
+        let received_copies = copies
+            .iter()
+            .filter(|c| matches!(c.body, Body::Received))
+            .count();
+        let (mut memory, mut spooled_body) =
+            match std::mem::take(&mut message.body).into_stored()? {
+                StoredBody::Memory(body) => (Some(body), None),
+                StoredBody::Spooled(mut spooled) if received_copies > 1 => {
+                    (Some(spooled.read_all()?), Some(spooled))
+                }
+                StoredBody::Spooled(spooled) => (None, Some(spooled)),
+            };
+        let mut received_left = received_copies;
+        let mut out = Vec::with_capacity(copies.len());
+        let copies_made = copies.len();
+        for (n, copy) in copies.into_iter().enumerate() {
+            let trace_id = if n == 0 {
+                trace_id.clone()
+            } else {
+                id::new_trace_id(self.clock.as_ref())
+            };
+            let mut content =
+                Vec::with_capacity(received_header.len() + message_id_field.len() + 80);
+            content.extend_from_slice(received_header.as_bytes());
+            content.extend_from_slice(message_id_field.as_bytes());
+            let mut spooled = None;
+            match &copy.body {
+                Body::Changed(changed) => content.extend_from_slice(changed),
+                Body::Received => {
+                    received_left -= 1;
+                    if let Some(s) = spooled_body.take() {
+                        // The spool file moves into the queue with the first copy.
+                        spooled = Some(s);
+                    } else if received_left == 0 {
+                        content.extend_from_slice(&memory.take().unwrap_or_default());
+                    } else if let Some(body) = &memory {
+                        content.extend_from_slice(body);
                     }
-                })
-                .collect(),
-            receive_detail,
-            reports_on: Vec::new(),
-            // Direct send is anonymous. The session's client context carries the identity once
-            // SMTP AUTH and attributed connectors exist; it is the one RCPT decided with.
-            authenticated: message
-                .client
-                .identity
-                .as_ref()
-                .and_then(|i| match i.principal {
-                    hato_core::client::Principal::Mailbox(m) => Some(m),
-                    hato_core::client::Principal::Connector(_) => None,
-                }),
-        })
+                }
+            }
+            let receive_detail = if n == 0 {
+                receive_detail.clone()
+            } else {
+                // Exchange's bifurcation: the copy's own trace id, and the message's.
+                format!(
+                    "{receive_detail}; a copy of message {} for the recipients the stages gave other content (copy {} of {copies_made})",
+                    trace_id_of_first(&out),
+                    n + 1
+                )
+            };
+            out.push(NewMessage {
+                trace_id,
+                received,
+                sender: sender.clone(),
+                client_ip: message.client.ip().to_string(),
+                helo: message.client.helo.clone().unwrap_or_default(),
+                message_id: Some(summary.message_id.clone()),
+                subject: Some(summary.subject.clone()),
+                content,
+                spooled,
+                recipients: copy.recipients,
+                receive_detail,
+                reports_on: Vec::new(),
+                authenticated,
+            });
+        }
+        Ok(out)
     }
+}
+
+fn trace_id_of_first(out: &[NewMessage]) -> &str {
+    out.first().map_or("", |m| m.trace_id.as_str())
+}
+
+/// The content of one queue entry.
+enum Body {
+    Received,
+    Changed(std::sync::Arc<Vec<u8>>),
+}
+
+impl Body {
+    fn same(&self, other: &Body) -> bool {
+        match (self, other) {
+            (Body::Received, Body::Received) => true,
+            (Body::Changed(a), Body::Changed(b)) => std::sync::Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+}
+
+struct Copy {
+    body: Body,
+    recipients: Vec<NewRecipient>,
+}
+
+fn copy_for(copies: &mut Vec<Copy>, body: Body) -> &mut Vec<NewRecipient> {
+    let at = match copies.iter().position(|c| c.body.same(&body)) {
+        Some(i) => i,
+        None => {
+            copies.push(Copy {
+                body,
+                recipients: Vec::new(),
+            });
+            copies.len() - 1
+        }
+    };
+    &mut copies[at].recipients
+}
+
+/// What becomes of a recipient: decided by the first verdict that does not deliver, as the
+/// stages ran in Exchange's order (malware, rules, spam; `exchange-online-behaviour.md` §2.3:
+/// malware wins).
+enum Disposition {
+    Deliver,
+    Quarantine(QuarantineHold),
+    Finished(Finished),
+}
+
+fn disposition(verdicts: &[RecipientVerdict]) -> Disposition {
+    for v in verdicts {
+        match &v.action {
+            Action::Deliver => continue,
+            Action::Quarantine { kind, policy } => {
+                return Disposition::Quarantine(QuarantineHold {
+                    kind: *kind,
+                    policy: policy.clone(),
+                    reason: v.reason.clone(),
+                });
+            }
+            Action::Reject(reply) => {
+                return Disposition::Finished(Finished::Failed(Refusal::new(
+                    reply.clone(),
+                    v.reason.clone(),
+                )));
+            }
+            Action::Delete => return Disposition::Finished(Finished::Dropped(v.reason.clone())),
+            Action::Redirect(_) => {
+                return Disposition::Finished(Finished::Redirected(v.reason.clone()));
+            }
+        }
+    }
+    Disposition::Deliver
 }
 
 /// RFC 5321 §4.4 trace field, with the TLS parameters in Exchange's manner.
@@ -220,39 +390,45 @@ impl Submitter for Inbound {
         &self,
         message: MessageContext,
     ) -> Pin<Box<dyn Future<Output = Result<String, Reply>> + Send>> {
-        let message = match self.prepare(message) {
+        let messages = match self.prepare_all(message) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("could not read a spooled message: {e}");
                 return Box::pin(std::future::ready(Err(reply::STORE_FAILED)));
             }
         };
-        let trace_id = message.trace_id.clone();
+        let trace_id = messages
+            .first()
+            .map(|m| m.trace_id.clone())
+            .unwrap_or_default();
         let store = self.store.clone();
         let queued = self.queued.clone();
         Box::pin(async move {
-            let pending = if message.spooled.is_some() {
-                // Syncing and moving the spool file blocks: not on an async worker.
-                match tokio::task::spawn_blocking(move || store.enqueue(message)).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!("could not queue message {trace_id}: {e}");
-                        return Err(reply::STORE_FAILED);
+            // Copies are committed in turn; the 250 waits for all of them. A copy that fails
+            // fails the reply, and the client sends again (the copies before it may then be
+            // delivered twice, which is better than losing a recipient's mail).
+            for message in messages {
+                let id = message.trace_id.clone();
+                let pending = if message.spooled.is_some() {
+                    // Syncing and moving the spool file blocks: not on an async worker.
+                    let store = store.clone();
+                    match tokio::task::spawn_blocking(move || store.enqueue(message)).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::error!("could not queue message {id}: {e}");
+                            return Err(reply::STORE_FAILED);
+                        }
                     }
-                }
-            } else {
-                store.enqueue(message)
-            };
-            match pending.await {
-                Ok(()) => {
-                    queued.notify_one();
-                    Ok(trace_id)
-                }
-                Err(e) => {
-                    tracing::error!("could not queue message {trace_id}: {e}");
-                    Err(reply::STORE_FAILED)
+                } else {
+                    store.enqueue(message)
+                };
+                if let Err(e) = pending.await {
+                    tracing::error!("could not queue message {id}: {e}");
+                    return Err(reply::STORE_FAILED);
                 }
             }
+            queued.notify_one();
+            Ok(trace_id)
         })
     }
 }
@@ -273,6 +449,7 @@ mod tests {
                 tenant_id: 1,
                 route: Route::Local(1),
                 verdicts: vec![],
+                content: Default::default(),
             }],
             smtputf8,
         };

@@ -3,11 +3,14 @@
 //! - [`routing`]: the recipient decision at RCPT time (accepted domains, mailboxes, relay refusal).
 //! - [`edge`]: the edge's protection stages around it (checks at connect, HELO, the tenants'
 //!   connection filters, the connection log).
+//! - [`content`]: the content stages after the data (malware filter, transport rules), per
+//!   recipient, before the final 250.
 //! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
 //! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
+pub mod content;
 pub mod delivery;
 pub mod edge;
 pub mod groupmail;

@@ -114,6 +114,8 @@ impl World {
                     extra_events: vec![],
                     receive_reason: None,
                     quarantine: None,
+                    finished: None,
+                    stamp: String::new(),
                 }],
                 spooled: None,
                 authenticated: None,

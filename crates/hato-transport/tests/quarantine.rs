@@ -102,6 +102,7 @@ impl World {
             tenant_id: self.tenant,
             route: Route::Local(mailbox),
             verdicts: vec![],
+            content: Default::default(),
         };
         let mut message = MessageContext::new(
             Envelope {

@@ -21,6 +21,67 @@ pub struct Config {
     pub dns: hato_dns::DnsSettings,
     /// DNS block lists asked at connect (`[[dnsbl]]`); none by default.
     pub dnsbl: Vec<hato_protection::DnsblZoneSettings>,
+    /// The malware filter's engines (`[malware]`).
+    pub malware: MalwareSection,
+    /// The content stages after the data (`[content]`).
+    pub content: ContentSection,
+}
+
+/// The malware filter's engines: the built-in one (EICAR out of the box, plus ClamAV-format
+/// signature files from a directory) and, optionally, a ClamAV daemon. Which mail is filtered
+/// and what happens to it is each tenant's malware filter policy (`hato malware-filter`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MalwareSection {
+    /// A directory of ClamAV-format signature files (`.hdb`, `.hsb`, `.ndb`) for the built-in
+    /// engine, reloaded when they change. Empty: the built-in signatures only (EICAR).
+    pub signatures_dir: PathBuf,
+    /// A ClamAV daemon asked about every message too (`INSTREAM`): `host:port` (its
+    /// `TCPSocket`) or the path of its `LocalSocket`. Empty: none. A daemon that does not
+    /// answer defers the message (451 4.7.0), never passes it.
+    pub clamd: String,
+    /// Seconds clamd has for one message (connect, send, verdict).
+    pub clamd_timeout_secs: u64,
+}
+
+impl Default for MalwareSection {
+    fn default() -> Self {
+        MalwareSection {
+            signatures_dir: PathBuf::new(),
+            clamd: String::new(),
+            clamd_timeout_secs: 30,
+        }
+    }
+}
+
+impl MalwareSection {
+    /// `clamd` as an address: a path (it has a `/`) is a Unix socket, else `host:port`.
+    pub fn clamd_address(&self) -> Option<hato_protection::malware::ClamdAddress> {
+        use hato_protection::malware::ClamdAddress;
+        let c = self.clamd.trim();
+        if c.is_empty() {
+            None
+        } else if c.contains('/') {
+            Some(ClamdAddress::Unix(PathBuf::from(c)))
+        } else {
+            Some(ClamdAddress::Tcp(c.to_string()))
+        }
+    }
+}
+
+/// The content stages between the end of the data and the final 250.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentSection {
+    /// Run the malware filter and the transport rules on every message. Off only to measure
+    /// or troubleshoot: mail is then accepted unscanned.
+    pub pipeline: bool,
+}
+
+impl Default for ContentSection {
+    fn default() -> Self {
+        ContentSection { pipeline: true }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -387,6 +448,19 @@ impl Config {
             )));
         }
         self.throttle.validate().map_err(ConfigError::Invalid)?;
+        if !(1..=600).contains(&self.malware.clamd_timeout_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "malware.clamd_timeout_secs must be from 1 to 600, not {}",
+                self.malware.clamd_timeout_secs
+            )));
+        }
+        let dir = &self.malware.signatures_dir;
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return Err(ConfigError::Invalid(format!(
+                "malware.signatures_dir is not a directory: {}",
+                dir.display()
+            )));
+        }
         if self.edge.greeting_delay_ms >= GREETING_DELAY_MS_LIMIT {
             return Err(ConfigError::Invalid(format!(
                 "edge.greeting_delay_ms must be less than {GREETING_DELAY_MS_LIMIT} (clients wait \
@@ -462,6 +536,10 @@ pub fn template() -> String {
         )
         .replace("@TIMEOUT@", &codes(&reply::IDLE_TIMEOUT))
         .replace("@MESSAGE_EXPIRED@", &reply::MESSAGE_EXPIRED.to_string())
+        .replace(
+            "@MALWARE_SCAN_UNAVAILABLE@",
+            &reply::MALWARE_SCAN_UNAVAILABLE.to_string(),
+        )
         .replace(
             "@SERVER_BUSY@",
             &reply::server_busy("IP", "ASn").to_string(),
@@ -563,6 +641,25 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #phish_days = 30
 #high_confidence_phish_days = 30
 #bulk_days = 30
+
+[malware]
+# The malware filter's engines. Which mail is filtered and what happens to it is each tenant's
+# malware filter policy (hato malware-filter show|set). The EICAR test file is detected with no
+# settings at all.
+# A directory of ClamAV-format signature files (.hdb, .hsb, .ndb) for the built-in engine,
+# reloaded when they change. Empty: the built-in signatures only.
+#signatures_dir = ""
+# A ClamAV daemon asked about every message too: "host:port" (its TCPSocket) or the path of its
+# LocalSocket (e.g. "/run/clamav/clamd.ctl"). A daemon that does not answer defers the message
+# with "@MALWARE_SCAN_UNAVAILABLE@", never passes it. Its StreamMaxLength must be at least
+# smtp.max_message_size.
+#clamd = ""
+#clamd_timeout_secs = 30
+
+[content]
+# Run the malware filter and the transport rules on every message before the final 250. Off
+# only to measure or troubleshoot: mail is then accepted unscanned.
+#pipeline = true
 
 [throttle]
 # IP throttling by volume and reputation, per sending IP (IPv4 address, IPv6 prefix). An IP that

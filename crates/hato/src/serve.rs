@@ -6,11 +6,13 @@ use hato_core::auth::Role;
 use hato_core::{Clock, SystemClock, id};
 use hato_protection::early_talker::EarlyTalker;
 use hato_protection::helo::HeloCheck;
+use hato_protection::malware::{Clamd, Scanner, SignatureStore};
 use hato_protection::reverse_dns::ReverseDns;
 use hato_protection::{ConnectChecks, Dnsbl};
 use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
+use hato_transport::content::{ContentPipeline, ContentPolicy};
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
@@ -154,10 +156,10 @@ struct EdgeParts {
 fn edge_policy(
     config: &Config,
     parts: &EdgeParts,
-    directory: DirectoryPolicy,
+    directory: ContentPolicy<DirectoryPolicy>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-) -> Result<EdgePolicy, ServeError> {
+) -> Result<EdgePolicy<ContentPolicy<DirectoryPolicy>>, ServeError> {
     let edge = &config.edge;
     let mut checks = ConnectChecks::new().with(parts.block_list.clone())?;
     let zones = config
@@ -191,6 +193,72 @@ fn edge_policy(
         policy = policy.with_helo_check(HeloCheck::new(&config.server.hostname, ours));
     }
     Ok(policy)
+}
+
+/// The content stages as the settings make them: the built-in malware engine with its
+/// signature directory (reloaded when it changes), clamd when one is named; `None` when
+/// `[content] pipeline` is off.
+fn content_pipeline(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    directory: &Arc<hato_directory::Directory>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Arc<ContentPipeline>>, ServeError> {
+    if !config.content.pipeline {
+        println!(
+            "hato: the content stages are off ([content] pipeline = false): mail is not scanned"
+        );
+        return Ok(None);
+    }
+    let malware = &config.malware;
+    let signatures = if malware.signatures_dir.as_os_str().is_empty() {
+        SignatureStore::builtin()
+    } else {
+        SignatureStore::open(&malware.signatures_dir).map_err(|e| {
+            ServeError::Io(format!(
+                "malware.signatures_dir {}: {e}",
+                malware.signatures_dir.display()
+            ))
+        })?
+    };
+    let mut engines: Vec<Arc<dyn hato_protection::malware::MalwareEngine>> = Vec::new();
+    if let Some(address) = malware.clamd_address() {
+        let mut clamd = Clamd::new(address);
+        clamd.timeout = Duration::from_secs(malware.clamd_timeout_secs);
+        engines.push(Arc::new(clamd));
+    }
+    let scanner = Scanner {
+        signatures: Arc::new(signatures),
+        engines,
+        ..Scanner::default()
+    };
+    println!(
+        "hato: malware filter with {} built-in signatures{}",
+        scanner.signatures.snapshot().len(),
+        if malware.clamd.is_empty() {
+            String::new()
+        } else {
+            format!(" and clamd at {}", malware.clamd)
+        }
+    );
+    Ok(Some(Arc::new(ContentPipeline::new(
+        store.clone(),
+        directory.clone(),
+        clock.clone(),
+        Arc::new(scanner),
+    ))))
+}
+
+/// Writes the transport rules' hit counts every few seconds, and once more when stopping.
+async fn count_rule_hits(pipeline: Arc<ContentPipeline>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => pipeline.flush_hits().await,
+            _ = stop.changed() => break,
+        }
+    }
+    pipeline.flush_hits().await;
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -281,10 +349,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         throttle: throttle.clone(),
         resolver: resolver.clone(),
     };
+    // The content stages (malware filter, transport rules) inside the edge: the edge's note
+    // of the client's standing is in each recipient's slot before they run.
+    let content = content_pipeline(&config, &dyn_store, &directory, &clock)?;
+    if let Some(pipeline) = &content {
+        tasks.push(tokio::spawn(count_rule_hits(
+            pipeline.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let policy = Arc::new(edge_policy(
         &config,
         &parts,
-        DirectoryPolicy::new(directory.clone()),
+        ContentPolicy::new(DirectoryPolicy::new(directory.clone()), content),
         dyn_store.clone(),
         clock.clone(),
     )?);

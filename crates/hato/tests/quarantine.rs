@@ -25,6 +25,8 @@ fn queue_held_message(s: &mut Server) {
             route: Route::Local(m.id),
             extra_events: vec![],
             receive_reason: None,
+            finished: None,
+            stamp: String::new(),
             quarantine: Some(QuarantineHold {
                 kind,
                 policy: "Default".into(),

@@ -53,8 +53,8 @@ impl QueueStore for SqliteStore {
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
-                   quarantine_kind, quarantine_policy, quarantine_reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11)",
+                   quarantine_kind, quarantine_policy, quarantine_reason, stamp) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -67,7 +67,8 @@ impl QueueStore for SqliteStore {
                     message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires,
                     hold.map(|h| h.kind.as_str()),
                     hold.map(|h| h.policy.as_str()),
-                    hold.map(|h| h.reason.to_json())
+                    hold.map(|h| h.reason.to_json()),
+                    r.stamp
                 ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
@@ -76,6 +77,27 @@ impl QueueStore for SqliteStore {
                 for event in &r.extra_events {
                     add_event(conn, id, m.received.0, event)?;
                 }
+                match &r.finished {
+                    None => {}
+                    Some(Finished::Failed(refusal)) => {
+                        let ndr = if m.sender.is_empty() { 0 } else { 1 };
+                        set_status(conn, id, RecipientStatus::Failed, ndr, m.received.0)?;
+                        add_event(conn, id, m.received.0, &EventRecord::fail(refusal.clone()))?;
+                    }
+                    Some(Finished::Dropped(reason)) => {
+                        set_status(conn, id, RecipientStatus::Failed, 0, m.received.0)?;
+                        add_event(conn, id, m.received.0, &EventRecord::because(TraceEvent::Drop, reason.clone()))?;
+                    }
+                    Some(Finished::Redirected(reason)) => {
+                        set_status(conn, id, RecipientStatus::Expanded, 0, m.received.0)?;
+                        add_event(conn, id, m.received.0, &EventRecord::because(TraceEvent::Redirect, reason.clone()))?;
+                    }
+                }
+            }
+            if m.recipients.iter().any(|r| r.finished.is_some()) {
+                // Nothing left to deliver (every recipient refused or dropped, none owing an
+                // NDR): the content goes now rather than waiting for a delivery that never comes.
+                release_spool(conn, message)?;
             }
             // An NDR reports on failed recipients of another message: mark them answered.
             for original in &m.reports_on {
@@ -284,7 +306,7 @@ fn take_due(
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let mut by_message: BTreeMap<i64, (QueuedMessage, usize)> = BTreeMap::new();
@@ -303,6 +325,7 @@ fn take_due(
                 route: route_from(&kind, r.get(4)?, r.get(9)?),
                 approved: r.get::<_, i64>(10)? != 0,
                 quarantine: hold_from(r.get(14)?, r.get(15)?, r.get(16)?),
+                stamp: r.get(17)?,
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);

@@ -120,8 +120,32 @@ struct Prepared {
 fn stored_form(m: &QueuedMessage) -> Vec<u8> {
     let sender = crate::headers::without_controls(&m.sender);
     let mut stored = format!("Return-Path: <{sender}>\r\n").into_bytes();
-    stored.extend_from_slice(&m.content);
+    // The recipients' own fields (their antispam report; `deliver` is given recipients with
+    // one stamp) go under hato's Received field, which starts every queued content, as
+    // Exchange's antispam report sits under its Received fields.
+    let stamp = m.recipients.first().map_or("", |r| r.stamp.as_str());
+    let at = if stamp.is_empty() {
+        0
+    } else {
+        first_field_end(&m.content)
+    };
+    stored.extend_from_slice(&m.content[..at]);
+    stored.extend_from_slice(stamp.as_bytes());
+    stored.extend_from_slice(&m.content[at..]);
     stored
+}
+
+/// Where the first header field of `content` ends (after its CRLF, past its folded lines):
+/// linear in that field.
+fn first_field_end(content: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(i) = content[at..].windows(2).position(|w| w == b"\r\n") {
+        at += i + 2;
+        if !matches!(content.get(at), Some(b' ' | b'\t')) {
+            return at;
+        }
+    }
+    0
 }
 
 /// Queues a message hato generated. Its trace id is derived from what it answers
@@ -464,11 +488,32 @@ impl DeliveryAgent {
                 }
             }
             if !others.is_empty() {
-                let ids = others.iter().map(|r| r.id).collect();
-                message.recipients = others;
-                match self.deliver(message) {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => deferrals.push(processing_failed(ids, &e)),
+                // One stored form per distinct stamp (each recipient's own antispam report):
+                // recipients alike share one blob.
+                let mut stamps: Vec<(String, Vec<QueuedRecipient>)> = Vec::new();
+                for r in others {
+                    match stamps.iter_mut().find(|(s, _)| *s == r.stamp) {
+                        Some((_, rs)) => rs.push(r),
+                        None => stamps.push((r.stamp.clone(), vec![r])),
+                    }
+                }
+                let last = stamps.pop();
+                let mut parts = Vec::with_capacity(stamps.len() + 1);
+                for (_, recipients) in stamps {
+                    let mut part = message.clone();
+                    part.recipients = recipients;
+                    parts.push(part);
+                }
+                if let Some((_, recipients)) = last {
+                    message.recipients = recipients;
+                    parts.push(message);
+                }
+                for part in parts {
+                    let ids = part.recipients.iter().map(|r| r.id).collect();
+                    match self.deliver(part) {
+                        Ok(outcome) => outcomes.push(outcome),
+                        Err(e) => deferrals.push(processing_failed(ids, &e)),
+                    }
                 }
             }
         }

@@ -112,6 +112,8 @@ impl World {
                     extra_events: vec![],
                     receive_reason: None,
                     quarantine: None,
+                    finished: None,
+                    stamp: String::new(),
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],

@@ -1,0 +1,818 @@
+//! The content pipeline: what happens between the end of the data and the final `250`
+//! (`exchange-online-behaviour.md` §2: malware filter → transport rules → spam filter; seed B1).
+//!
+//! [`ContentPolicy`] wraps the recipient decision at the session's end-of-data hook (inside the
+//! edge, so the edge's note of the client's standing is in each recipient's slot first). For each
+//! message it:
+//!
+//! 1. reads the content once (a spooled one from its file) and scans it with the built-in
+//!    engine (MIME walk, archives, signatures), on the blocking pool; meanwhile each recipient
+//!    tenant's malware policies and transport rules are read (rules compiled once per change);
+//! 2. asks the external engines (clamd): one that does not answer defers the whole message
+//!    (`451 4.7.0`), never passes it;
+//! 3. decides per recipient (architecture decision 4: the first matching custom policy by
+//!    priority, else the default, never merged): the malware verdict first — nothing bypasses
+//!    it — then, for recipients still delivered, the transport rules' decisions in priority
+//!    order (`hato_protection::rules`). Each decision is recorded in the recipient's slot with
+//!    its reason, so trace, `hato explain` and the quarantine show why;
+//! 4. answers: when every recipient is refused, the refusal is the reply to the DATA and
+//!    nothing is kept (no backscatter); otherwise the message is accepted and the refused
+//!    recipients fail with an NDR, the deleted ones are dropped, the redirected ones replaced.
+//!
+//! Rules that change content (headers, subject, disclaimer) and the malware alert copy give a
+//! recipient content of its own ([`RecipientContent`]); every recipient gets its
+//! `X-Hato-Antispam-Report` (Exchange's `X-Forefront-Antispam-Report` grammar). The commit
+//! queues one entry per distinct content ([`crate::inbound`]).
+
+use crate::routing::{NO_TENANT, Resolution, resolve};
+use hato_core::directory::{Route, TenantId};
+use hato_core::header::{Headers, header_block};
+use hato_core::message::{Action, QuarantineKind, Recipient, RecipientContent, RecipientVerdict};
+use hato_core::reply;
+use hato_core::{Address, Clock, MessageBody, MessageContext, Reason, Refusal, Reply, Stage};
+use hato_directory::Directory;
+use hato_directory::rules::RuleDirectoryView;
+use hato_protection::connection_filter::is_allow_listed;
+use hato_protection::malware::{
+    EncryptedArchiveAction, FileTypeAction, MalwareAction, MalwareOutcome, MalwarePolicy,
+    MalwareVerdict, ScanReport, Scanner, alert, decide,
+};
+use hato_protection::rules::{
+    DisclaimerOutcome, Evaluation, HitBatch, RecipientRules, RuleAction, RuleDirectory,
+    RuleMessage, RuleSetCache, apply_content_actions,
+};
+use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
+use hato_store::{MalwareFilterPolicy, Store, StoreError, malware_policy_for};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The content stages, shared by every session.
+pub struct ContentPipeline {
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
+    scanner: Arc<Scanner>,
+    rules: RuleSetCache,
+    hits: HitBatch,
+}
+
+/// A recipient's tenant as the stages need it for one message.
+struct TenantFacts {
+    malware_policies: Vec<MalwareFilterPolicy>,
+    index: Arc<hato_directory::DirectoryIndex>,
+    accepted_domains: Vec<String>,
+}
+
+impl TenantFacts {
+    fn view(&self) -> RuleDirectoryView<'_> {
+        RuleDirectoryView {
+            index: &self.index,
+            accepted_domains: &self.accepted_domains,
+        }
+    }
+}
+
+/// What the first, blocking step found.
+struct Examined {
+    raw: Arc<Vec<u8>>,
+    report: ScanReport,
+    tenants: HashMap<TenantId, TenantFacts>,
+    /// Per recipient of the envelope, in order: the rules' evaluation for it.
+    rules: Vec<RecipientRules>,
+    /// Reasons of rules that could not be evaluated and were skipped, per tenant.
+    skipped: HashMap<TenantId, Vec<Reason>>,
+}
+
+/// Why the pipeline could not decide: the client retries.
+fn deferral(reply: Reply, stage: Stage, text: impl Into<String>) -> Refusal {
+    Refusal::new(reply, Reason::new(stage, text))
+}
+
+impl ContentPipeline {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        scanner: Arc<Scanner>,
+    ) -> Self {
+        ContentPipeline {
+            store,
+            directory,
+            clock,
+            scanner,
+            rules: RuleSetCache::new(),
+            hits: HitBatch::new(),
+        }
+    }
+
+    /// Writes the rules' hit counts gathered since the last call (one store write for many
+    /// messages; `hato serve` calls it every few seconds).
+    pub async fn flush_hits(&self) {
+        let hits = self.hits.take();
+        if hits.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.count_transport_rule_hits(hits).await {
+            tracing::warn!("could not count transport rule hits: {e}");
+        }
+    }
+
+    /// Runs the stages over `message` and answers the DATA.
+    pub async fn run(self: Arc<Self>, message: MessageContext) -> DataVerdict {
+        // Kept to answer with, should the blocking step be lost (it cannot hand the message
+        // back then; the client is told to retry, and the body's spool file went with it).
+        let (envelope, client, protocol) = (
+            message.envelope.clone(),
+            message.client.clone(),
+            message.protocol,
+        );
+        let this = self.clone();
+        let examined = tokio::task::spawn_blocking(move || {
+            let mut message = message;
+            let examined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                this.examine(&mut message)
+            }));
+            (message, examined)
+        })
+        .await;
+        let (message, examined) = match examined {
+            Ok((message, Ok(Ok(examined)))) => (message, examined),
+            Ok((message, Ok(Err(refusal)))) => return refuse(message, refusal),
+            Ok((message, Err(_))) => {
+                tracing::error!("the content stages failed on a message; it is deferred");
+                return refuse(message, policy_failed("the content stages failed"));
+            }
+            Err(e) => {
+                tracing::error!("the content stages were lost: {e}");
+                let message = MessageContext {
+                    envelope,
+                    client,
+                    protocol,
+                    headers: Headers::parse(b"", 0),
+                    body: MessageBody::default(),
+                    trace_id: None,
+                };
+                return refuse(message, policy_failed("the content stages were lost"));
+            }
+        };
+        let mut examined = examined;
+        // The external engines, each on the whole message (clamd walks MIME itself).
+        for engine in &self.scanner.engines {
+            match engine.scan(&examined.raw).await {
+                Ok(hato_protection::malware::EngineVerdict::Clean) => {}
+                Ok(hato_protection::malware::EngineVerdict::Found(names)) => {
+                    for name in names {
+                        examined
+                            .report
+                            .detections
+                            .push(hato_protection::malware::Detection {
+                                name,
+                                location: "message".to_owned(),
+                                true_type: None,
+                                engine: engine.name().to_owned(),
+                                item: None,
+                            });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; the message is deferred");
+                    return refuse(
+                        message,
+                        deferral(
+                            reply::MALWARE_SCAN_UNAVAILABLE,
+                            Stage::Malware,
+                            e.to_string(),
+                        ),
+                    );
+                }
+            }
+        }
+        let this = self.clone();
+        let decided = tokio::task::spawn_blocking(move || {
+            let mut message = message;
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                this.decide(&mut message, examined)
+            }));
+            (message, decided)
+        })
+        .await;
+        match decided {
+            Ok((message, Ok(None))) => DataVerdict::accept(message),
+            Ok((message, Ok(Some(refusal)))) => refuse(message, refusal),
+            Ok((message, Err(_))) => {
+                tracing::error!("the content decisions failed on a message; it is deferred");
+                refuse(message, policy_failed("the content decisions failed"))
+            }
+            Err(e) => {
+                tracing::error!("the content decisions were lost: {e}");
+                let message = MessageContext {
+                    envelope: hato_core::message::Envelope {
+                        sender: None,
+                        recipients: Vec::new(),
+                        smtputf8: false,
+                    },
+                    client: hato_core::ClientContext::new(
+                        std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                        std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    ),
+                    protocol: "ESMTP",
+                    headers: Headers::parse(b"", 0),
+                    body: MessageBody::default(),
+                    trace_id: None,
+                };
+                refuse(message, policy_failed("the content decisions were lost"))
+            }
+        }
+    }
+
+    /// Step 1 (blocking): the content once, the built-in scan, each tenant's policies and
+    /// rules, the rules' evaluation.
+    fn examine(&self, message: &mut MessageContext) -> Result<Examined, Refusal> {
+        let raw = match message.body.in_memory() {
+            Some(content) => content.to_vec(),
+            None => message.body.to_vec().map_err(|e| {
+                tracing::error!("could not read a spooled message: {e}");
+                deferral(
+                    reply::STORE_FAILED,
+                    Stage::Malware,
+                    format!("The message's spool file could not be read: {e}"),
+                )
+            })?,
+        };
+        if let Err(e) = self.scanner.signatures.refresh() {
+            tracing::warn!("malware signatures not reloaded: {e}; the set in use stays");
+        }
+        let report = self.scanner.scan_builtin(&raw);
+        let failed = |e: StoreError| {
+            tracing::error!("content policies could not be read: {e}");
+            policy_failed(&format!("The content policies could not be read: {e}"))
+        };
+        let mut tenants: HashMap<TenantId, TenantFacts> = HashMap::new();
+        let mut rules = vec![RecipientRules::default(); message.envelope.recipients.len()];
+        let mut skipped = HashMap::new();
+        let mut rule_message: Option<RuleMessage> = None;
+        let mut order: Vec<TenantId> = Vec::new();
+        for r in &message.envelope.recipients {
+            if !order.contains(&r.tenant_id) {
+                order.push(r.tenant_id);
+            }
+        }
+        for tenant in order {
+            if tenant == NO_TENANT {
+                // `<postmaster>` mail: the platform's, under the default policy.
+                continue;
+            }
+            let facts = TenantFacts {
+                malware_policies: self.store.malware_filters(tenant).map_err(failed)?,
+                index: self.directory.index(tenant).map_err(failed)?,
+                accepted_domains: Vec::new(),
+            };
+            let version = self.store.transport_rules_version(tenant).map_err(failed)?;
+            let set = self
+                .rules
+                .get(tenant, version, || {
+                    self.store.transport_rules(tenant).map(|rows| {
+                        rows.into_iter()
+                            .filter_map(|row| match hato_protection::rules::Rule::from_stored(
+                                &row.definition,
+                                &row.name,
+                                row.priority,
+                                row.enabled,
+                            ) {
+                                Ok(rule) => Some((row.id, rule)),
+                                Err(e) => {
+                                    tracing::warn!(
+                                        "tenant {tenant}'s transport rule {} cannot be read: {e}",
+                                        row.id
+                                    );
+                                    None
+                                }
+                            })
+                            .collect()
+                    })
+                })
+                .map_err(failed)?;
+            let mut facts = facts;
+            if !set.is_empty() {
+                facts.accepted_domains = self
+                    .store
+                    .domains(Some(tenant))
+                    .map_err(failed)?
+                    .into_iter()
+                    .map(|d| d.domain)
+                    .collect();
+                let m = rule_message.get_or_insert_with(|| {
+                    let mut m = RuleMessage::from_message(
+                        &raw,
+                        message.envelope.sender.as_ref().map(|s| s.to_string()),
+                        Vec::new(),
+                        Some(message.client.ip()),
+                    );
+                    m.authenticated = message.client.identity.is_some();
+                    m
+                });
+                // The tenant's recipients only: a rule sees the recipients of its own tenant.
+                let indices: Vec<usize> = message
+                    .envelope
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.tenant_id == tenant)
+                    .map(|(i, _)| i)
+                    .collect();
+                m.recipients = indices
+                    .iter()
+                    .map(|i| message.envelope.recipients[*i].address.to_string())
+                    .collect();
+                let evaluation: Evaluation = set.evaluate(m, &facts.view(), self.clock.now());
+                if let Some(reason) = evaluation.defer {
+                    return Err(Refusal::new(reply::RULE_EVALUATION_DEFERRED, reason));
+                }
+                self.hits.add(&evaluation);
+                for reason in &evaluation.skipped {
+                    tracing::warn!("tenant {tenant}: {}", reason.text);
+                }
+                skipped.insert(tenant, evaluation.skipped);
+                for (slot, result) in indices.into_iter().zip(evaluation.recipients) {
+                    rules[slot] = result;
+                }
+            }
+            tenants.insert(tenant, facts);
+        }
+        Ok(Examined {
+            raw: Arc::new(raw),
+            report,
+            tenants,
+            rules,
+            skipped,
+        })
+    }
+
+    /// Step 3 (blocking): each recipient's decisions, recorded in its slot; the content each
+    /// recipient gets; the recipients rules add. `Some(refusal)` when every recipient is
+    /// refused: the reply to the DATA.
+    fn decide(&self, message: &mut MessageContext, examined: Examined) -> Option<Refusal> {
+        let Examined {
+            raw,
+            report,
+            tenants,
+            rules,
+            skipped,
+        } = examined;
+        let default_policy = MalwareFilterPolicy::default();
+        let mut alerts: HashMap<String, Option<Arc<Vec<u8>>>> = HashMap::new();
+        // Per recipient: the rules' content actions (recipients with the same list share
+        // one changed copy) and the SCL a rule set.
+        let mut content_actions: Vec<Vec<RuleAction>> = Vec::new();
+        let mut scl: Vec<Option<i8>> = Vec::new();
+        let mut categories: Vec<Option<&'static str>> = Vec::new();
+        let mut added: Vec<(Address, TenantId, Reason, usize)> = Vec::new();
+        for (i, (r, rr)) in message
+            .envelope
+            .recipients
+            .iter_mut()
+            .zip(rules)
+            .enumerate()
+        {
+            let address = r.address.to_string();
+            let facts = tenants.get(&r.tenant_id);
+            let stored = match facts {
+                Some(f) => malware_policy_for(&f.malware_policies, &address, |g| {
+                    f.view().is_member_of(&address, g)
+                })
+                .unwrap_or(&default_policy),
+                None => &default_policy,
+            };
+            let policy = malware_policy(stored);
+            let malware = decide(&report, &policy);
+            let action = match &malware.outcome {
+                MalwareOutcome::Deliver => Action::Deliver,
+                MalwareOutcome::Quarantine | MalwareOutcome::QuarantineAndDeliverAlert { .. } => {
+                    Action::Quarantine {
+                        kind: QuarantineKind::Malware,
+                        policy: stored.name.clone(),
+                    }
+                }
+                MalwareOutcome::Reject => {
+                    let types = match &malware.verdict {
+                        MalwareVerdict::BlockedFileType(m) => {
+                            let mut t: Vec<&str> = m.iter().map(|m| m.file_type.as_str()).collect();
+                            t.sort_unstable();
+                            t.dedup();
+                            t.join(", ")
+                        }
+                        _ => String::new(),
+                    };
+                    Action::Reject(reply::blocked_file_type(&types))
+                }
+            };
+            for reason in malware.reasons {
+                r.verdicts.push(RecipientVerdict {
+                    action: action.clone(),
+                    reason: reason.figure("policy", stored.name.clone()),
+                });
+            }
+            if let MalwareOutcome::QuarantineAndDeliverAlert { alert_text } = &malware.outcome {
+                let copy = alerts
+                    .entry(alert_text.clone())
+                    .or_insert_with(|| {
+                        match alert::replace_attachments(&raw, alert_text, &report) {
+                            Ok(c) => Some(Arc::new(c)),
+                            Err(e) => {
+                                tracing::warn!(
+                                    "the malware alert copy could not be built ({e}); the message is only quarantined"
+                                );
+                                None
+                            }
+                        }
+                    })
+                    .clone();
+                r.content.alert = copy;
+            }
+            categories.push(malware.verdict.category());
+            let mut actions = Vec::new();
+            let mut rule_scl = None;
+            if action.delivers() {
+                for reason in skipped.get(&r.tenant_id).into_iter().flatten() {
+                    r.verdicts.push(RecipientVerdict {
+                        action: Action::Deliver,
+                        reason: reason.clone(),
+                    });
+                }
+                for d in rr.decisions {
+                    let rule_name = d.reason.rule.clone().unwrap_or_default();
+                    let action = match &d.action {
+                        RuleAction::Reject {
+                            code,
+                            enhanced_code,
+                            text,
+                        } => Action::Reject(Reply::transport_rule(*code, enhanced_code, text)),
+                        RuleAction::Delete => Action::Delete,
+                        RuleAction::Quarantine => Action::Quarantine {
+                            kind: QuarantineKind::TransportRule,
+                            policy: rule_name.to_string(),
+                        },
+                        RuleAction::Redirect { to } => {
+                            let to: Vec<Address> =
+                                to.iter().filter_map(|a| Address::parse(a).ok()).collect();
+                            for a in &to {
+                                added.push((a.clone(), r.tenant_id, d.reason.clone(), i));
+                            }
+                            Action::Redirect(to)
+                        }
+                        RuleAction::BlindCopyTo { to }
+                        | RuleAction::AddToRecipients { to }
+                        | RuleAction::CopyTo { to } => {
+                            for a in to.iter().filter_map(|a| Address::parse(a).ok()) {
+                                added.push((a, r.tenant_id, d.reason.clone(), i));
+                            }
+                            Action::Deliver
+                        }
+                        RuleAction::SetScl { scl } => {
+                            rule_scl = Some(*scl);
+                            Action::Deliver
+                        }
+                        RuleAction::SetHeader { .. }
+                        | RuleAction::RemoveHeader { .. }
+                        | RuleAction::PrependSubject { .. }
+                        | RuleAction::Disclaimer { .. } => {
+                            actions.push(d.action.clone());
+                            Action::Deliver
+                        }
+                        RuleAction::RouteOutboundConnector { .. }
+                        | RuleAction::IncidentReport { .. }
+                        | RuleAction::Audited { .. } => Action::Deliver,
+                    };
+                    r.verdicts.push(RecipientVerdict {
+                        action,
+                        reason: d.reason,
+                    });
+                }
+            }
+            content_actions.push(actions);
+            scl.push(rule_scl);
+        }
+
+        // Recipients the rules added (redirect, Bcc, To, Cc): routed as RCPT would have,
+        // each once, with the content of the recipient whose rule added it.
+        for (address, tenant, reason, source) in added {
+            let canonical = address.to_string();
+            if message
+                .envelope
+                .recipients
+                .iter()
+                .any(|r| r.address.to_string().eq_ignore_ascii_case(&canonical))
+            {
+                continue;
+            }
+            let (tenant_id, route) = match resolve(&self.directory, &address) {
+                Ok(Resolution::Mailbox {
+                    tenant, mailbox, ..
+                }) => (tenant, Route::Local(mailbox)),
+                Ok(Resolution::Group { tenant, group, .. }) => (tenant, Route::Group(group)),
+                Ok(Resolution::Postmaster { tenant: t }) => {
+                    (t.unwrap_or(NO_TENANT), Route::Postmaster)
+                }
+                // Unknown in one of the tenants' domains: relay, which asks the directory
+                // again at delivery and fails it with an NDR if no one answers.
+                Ok(
+                    Resolution::UnknownInRelayDomain { tenant }
+                    | Resolution::UnknownInAuthoritativeDomain { tenant },
+                ) => (tenant, Route::Relay),
+                Ok(Resolution::NotAccepted) => (tenant, Route::Remote),
+                Err(e) => {
+                    tracing::error!("a rule's added recipient could not be routed: {e}");
+                    return Some(policy_failed(&format!(
+                        "The recipient {canonical} a transport rule added could not be routed: {e}"
+                    )));
+                }
+            };
+            let text = format!(
+                "Added as a recipient by transport rule {:?}",
+                reason.rule.as_deref().unwrap_or_default()
+            );
+            let mut added_reason = Reason::new(Stage::TransportRule, text);
+            added_reason.rule = reason.rule.clone();
+            added_reason.figures = reason.figures.clone();
+            message.envelope.recipients.push(Recipient {
+                address,
+                tenant_id,
+                route,
+                verdicts: vec![RecipientVerdict {
+                    action: Action::Deliver,
+                    reason: added_reason,
+                }],
+                content: RecipientContent::default(),
+            });
+            content_actions.push(content_actions.get(source).cloned().unwrap_or_default());
+            scl.push(scl.get(source).copied().flatten());
+            categories.push(None);
+        }
+
+        // Content the rules changed: once per distinct list of actions.
+        let mut changed: Vec<Changed> = Vec::new();
+        for (i, r) in message.envelope.recipients.iter_mut().enumerate() {
+            let actions = &content_actions[i];
+            if actions.is_empty() {
+                continue;
+            }
+            let at = match changed.iter().position(|(a, _, _)| a == actions) {
+                Some(at) => at,
+                None => {
+                    let header = header_block(&raw);
+                    let body = raw.get(header.len() + 2..).unwrap_or_default();
+                    let m = apply_content_actions(header, body, actions);
+                    let mut content = m.header;
+                    content.extend_from_slice(b"\r\n");
+                    content.extend_from_slice(&m.body);
+                    changed.push((actions.clone(), Arc::new(content), m.disclaimer));
+                    changed.len() - 1
+                }
+            };
+            let (_, content, disclaimer) = &changed[at];
+            if *disclaimer == Some(DisclaimerOutcome::Reject) {
+                let rule = actions
+                    .iter()
+                    .find(|a| matches!(a, RuleAction::Disclaimer { .. }))
+                    .map(|a| a.name())
+                    .unwrap_or_default();
+                r.verdicts.push(RecipientVerdict {
+                    action: Action::Reject(reply::DISCLAIMER_REJECTED),
+                    reason: Reason::new(
+                        Stage::TransportRule,
+                        "The disclaimer could not be inserted and its fallback action is reject",
+                    )
+                    .figure("action", rule),
+                });
+            } else {
+                r.content.changed = Some(content.clone());
+            }
+        }
+
+        // Each recipient's antispam report.
+        let ip = message.client.ip();
+        let helo = header_safe(message.client.helo_name());
+        let ptr = header_safe(message.client.ptr.as_deref().unwrap_or_default());
+        for (i, r) in message.envelope.recipients.iter_mut().enumerate() {
+            r.content.stamp = antispam_report(&AntispamFields {
+                ip: &ip.to_string(),
+                helo: &helo,
+                ptr: &ptr,
+                allow_listed: is_allow_listed(r),
+                scl: scl.get(i).copied().flatten(),
+                category: categories.get(i).copied().flatten(),
+            });
+        }
+
+        // Every recipient refused: that is the reply to the DATA (no NDR, nothing kept).
+        let mut refusals = message.envelope.recipients.iter().map(|r| {
+            r.verdicts.iter().find_map(|v| match &v.action {
+                Action::Deliver => None,
+                Action::Reject(reply) => Some(Some(Refusal::new(reply.clone(), v.reason.clone()))),
+                _ => Some(None),
+            })
+        });
+        let first = refusals.next().flatten().flatten();
+        match first {
+            Some(refusal) if refusals.all(|r| matches!(r, Some(Some(_)))) => Some(refusal),
+            _ => None,
+        }
+    }
+}
+
+/// A content the rules changed: the actions, the result, what became of a disclaimer.
+type Changed = (Vec<RuleAction>, Arc<Vec<u8>>, Option<DisclaimerOutcome>);
+
+/// The reply to the DATA for a refusal; the message goes back to the session, which drops it.
+fn refuse(message: MessageContext, refusal: Refusal) -> DataVerdict {
+    DataVerdict {
+        message,
+        verdict: Verdict::Reject(refusal),
+    }
+}
+
+fn policy_failed(why: &str) -> Refusal {
+    deferral(reply::POLICY_FAILED, Stage::Malware, why)
+}
+
+/// The store's policy as the malware decision takes it.
+fn malware_policy(p: &MalwareFilterPolicy) -> MalwarePolicy {
+    MalwarePolicy {
+        enable_file_filter: p.enable_file_filter,
+        file_types: p.file_types.clone(),
+        file_type_action: match p.file_type_action {
+            hato_store::FileTypeAction::Reject => FileTypeAction::Reject,
+            hato_store::FileTypeAction::Quarantine => FileTypeAction::Quarantine,
+        },
+        action: match p.action {
+            hato_store::MalwareAction::DeleteMessage => MalwareAction::DeleteMessage,
+            hato_store::MalwareAction::DeleteAttachmentAndUseDefaultAlert => {
+                MalwareAction::DeleteAttachmentAndUseDefaultAlert
+            }
+            hato_store::MalwareAction::DeleteAttachmentAndUseCustomAlert => {
+                MalwareAction::DeleteAttachmentAndUseCustomAlert
+            }
+        },
+        custom_alert_text: Some(p.custom_alert_text.clone()).filter(|t| !t.trim().is_empty()),
+        encrypted_archive_action: match p.encrypted_archive_action {
+            hato_store::EncryptedArchiveAction::Pass => EncryptedArchiveAction::Pass,
+            hato_store::EncryptedArchiveAction::Quarantine => EncryptedArchiveAction::Quarantine,
+        },
+        enable_internal_sender_admin_notifications: p.enable_internal_sender_admin_notifications,
+        internal_sender_admin_address: p.internal_sender_admin_address.clone(),
+        enable_external_sender_admin_notifications: p.enable_external_sender_admin_notifications,
+        external_sender_admin_address: p.external_sender_admin_address.clone(),
+    }
+}
+
+/// A name as a field of the antispam report may carry it: letters, digits and `.-_:[]`, each
+/// other character `?` — nothing the client chose can end the field or add one (`;`).
+fn header_safe(name: &str) -> String {
+    name.chars()
+        .take(255)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_:[]".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// What one recipient's antispam report says.
+pub struct AntispamFields<'a> {
+    pub ip: &'a str,
+    pub helo: &'a str,
+    pub ptr: &'a str,
+    /// The tenant's connection filter allow-lists the client (`IPV:CAL`).
+    pub allow_listed: bool,
+    /// The SCL a transport rule set (`-SetSCL`).
+    pub scl: Option<i8>,
+    /// The malware filter's category (`MALW`, `FTBP`) for a delivered alert copy.
+    pub category: Option<&'static str>,
+}
+
+/// `X-Hato-Antispam-Report`, in the grammar of Exchange's `X-Forefront-Antispam-Report`
+/// (`exchange-online-behaviour.md` §6.5): `CIP` the client IP, `CTRY` (no geolocation: empty),
+/// `LANG` (the spam filter fills it), `SCL`, `SRV`, `IPV` (`CAL` allow-listed, else `NLI`),
+/// `SFV` (`SKN` when the allow list or an SCL −1 rule skips filtering, `SKS` when a rule set
+/// 5–9; the spam filter gives the rest), `H` the HELO name, `PTR` the client's name, `CAT`,
+/// `DIR:INB`.
+pub fn antispam_report(f: &AntispamFields<'_>) -> String {
+    let (scl, sfv) = match (f.allow_listed, f.scl) {
+        (_, Some(-1)) | (true, None) => ("-1".to_string(), "SKN"),
+        (_, Some(s)) if s >= 5 => (s.to_string(), "SKS"),
+        (true, Some(s)) => (s.to_string(), "SKN"),
+        (false, Some(s)) => (s.to_string(), ""),
+        (false, None) => (String::new(), ""),
+    };
+    format!(
+        "X-Hato-Antispam-Report: CIP:{};CTRY:;LANG:;SCL:{scl};SRV:;IPV:{};SFV:{sfv};H:{};PTR:{};CAT:{};DIR:INB;\r\n",
+        f.ip,
+        if f.allow_listed { "CAL" } else { "NLI" },
+        f.helo,
+        f.ptr,
+        f.category.unwrap_or("NONE"),
+    )
+}
+
+/// The content stages around an inner policy (the directory's, in `hato serve`): every hook
+/// but end-of-data is the inner policy's.
+pub struct ContentPolicy<P> {
+    inner: P,
+    pipeline: Option<Arc<ContentPipeline>>,
+}
+
+impl<P> ContentPolicy<P> {
+    /// `pipeline` `None`: the stages do not run (`[content] pipeline = false`).
+    pub fn new(inner: P, pipeline: Option<Arc<ContentPipeline>>) -> Self {
+        ContentPolicy { inner, pipeline }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: SmtpPolicy + 'static> SmtpPolicy for ContentPolicy<P> {
+    fn connect(&self, client: &hato_core::ClientContext) -> Decision<Verdict> {
+        self.inner.connect(client)
+    }
+
+    fn ehlo(&self, client: &hato_core::ClientContext, host: &str) -> Decision<Verdict> {
+        self.inner.ehlo(client, host)
+    }
+
+    fn mail(
+        &self,
+        client: &hato_core::ClientContext,
+        sender: Option<&Address>,
+    ) -> Decision<Verdict> {
+        self.inner.mail(client, sender)
+    }
+
+    fn rcpt(
+        &self,
+        client: &hato_core::ClientContext,
+        sender: Option<&Address>,
+        recipient: &Address,
+    ) -> Decision<RcptVerdict> {
+        self.inner.rcpt(client, sender, recipient)
+    }
+
+    fn cut(&self, client: &hato_core::ClientContext, refusal: &Refusal) {
+        self.inner.cut(client, refusal)
+    }
+
+    fn end_of_data(&self, message: MessageContext) -> Decision<DataVerdict> {
+        let inner = self.inner.end_of_data(message);
+        let Some(pipeline) = self.pipeline.clone() else {
+            return inner;
+        };
+        Decision::later(async move {
+            let verdict = match inner {
+                Decision::Ready(v) => v,
+                Decision::Pending(f) => f.await,
+            };
+            if verdict.verdict != Verdict::Accept {
+                return verdict;
+            }
+            pipeline.run(verdict.message).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_antispam_report_follows_exchanges_grammar() {
+        let f = |allow_listed, scl, category| {
+            antispam_report(&AntispamFields {
+                ip: "192.0.2.1",
+                helo: "mail.fabrikam.test",
+                ptr: "mail.fabrikam.test",
+                allow_listed,
+                scl,
+                category,
+            })
+        };
+        assert_eq!(
+            f(false, None, None),
+            "X-Hato-Antispam-Report: CIP:192.0.2.1;CTRY:;LANG:;SCL:;SRV:;IPV:NLI;SFV:;H:mail.fabrikam.test;PTR:mail.fabrikam.test;CAT:NONE;DIR:INB;\r\n"
+        );
+        assert!(f(true, None, None).contains(";SCL:-1;SRV:;IPV:CAL;SFV:SKN;"));
+        assert!(f(false, Some(-1), None).contains(";SCL:-1;SRV:;IPV:NLI;SFV:SKN;"));
+        assert!(f(false, Some(6), None).contains(";SCL:6;SRV:;IPV:NLI;SFV:SKS;"));
+        assert!(f(false, Some(2), None).contains(";SCL:2;"));
+        assert!(f(false, None, Some("MALW")).contains(";CAT:MALW;"));
+    }
+
+    #[test]
+    fn a_client_chosen_name_cannot_add_fields_to_the_report() {
+        assert_eq!(header_safe("evil;SCL:-1\r\nX: y"), "evil?SCL:-1??X:?y");
+        assert_eq!(header_safe(&"a".repeat(1000)).len(), 255);
+    }
+}

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the peers the tests talk to when they are
-# missing (swaks, Python 3; Debian packages), then runs every test of the workspace.
+# missing (swaks, Python 3, clamd and ClamAV's test files; Debian packages), then runs every test
+# of the workspace. The malware tests start their own clamd with signatures they write: the
+# system's clamav-daemon and freshclam services are neither needed nor touched, and no signature
+# database is downloaded. HATO_REQUIRE_CLAMD=1 makes a missing clamd a failure, not a skip.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p hato-smtp`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +12,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+[ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
+[ -d /usr/share/clamav-testfiles ] || need+=(clamav-testfiles)
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]} (Debian packages) for the end-to-end tests" >&2
   sudo=()
@@ -19,4 +24,5 @@ if [ ${#need[@]} -gt 0 ]; then
   }
 fi
 
+export HATO_REQUIRE_CLAMD=1
 cargo test --workspace "$@"

@@ -2,6 +2,8 @@
 //! and the clients the tests talk to it with (raw SMTP, the CLI, the HTTP API).
 #![allow(dead_code)]
 
+pub mod clamd;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -353,7 +353,7 @@ pub(crate) fn delist_notice_content(n: &DelistNotice<'_>, trace_id: &str) -> Vec
 }
 
 /// See [`DeliveryAgent::generated_message`].
-fn generated(
+pub(super) fn generated(
     hostname: &str,
     trace_id: String,
     now: Timestamp,

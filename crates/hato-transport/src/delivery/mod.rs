@@ -9,14 +9,22 @@
 //! This module holds the agent and its loop (`run`, `step`, local delivery, relay recipients);
 //! `groups.rs` routes group recipients (expansion, moderation, Microsoft 365 group mailboxes) and
 //! `generated.rs` builds the messages hato writes itself (NDRs, approval requests, join requests,
-//! delist notices). Both extend [`DeliveryAgent`] and use only what is here.
+//! delist notices). Both extend [`DeliveryAgent`] and use only what is here. `notify.rs` builds
+//! the content stages' notices to admins (malware admin notifications, incident reports) with
+//! `generated.rs`'s helpers.
 
 mod generated;
 mod groups;
+mod notify;
 #[cfg(test)]
 mod tests;
 
 pub use generated::{DelistNotice, DelistNoticeKind, delist_notice, join_request_notice};
+pub use notify::{
+    INCIDENT_REPORT_MAX_ORIGINAL, IncidentReport, MAX_LISTED_CONDITIONS, MAX_LISTED_DETECTIONS,
+    MAX_LISTED_RECIPIENTS, MalwareNotice, ReportedRule, SenderScope, incident_report,
+    incident_report_addresses, malware_admin_notification, notification_recipient, reported_rules,
+};
 
 use crate::groupmail;
 use crate::routing::{Resolution, platform_postmaster, resolve};

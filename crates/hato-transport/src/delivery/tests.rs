@@ -423,3 +423,83 @@ fn derived_trace_ids_are_uuid_shaped_stable_and_distinct() {
     let later = generated::derived_trace_id(at.plus_seconds(1), "NDR for 1");
     assert!(later > a);
 }
+
+/// The admin notices of the content stages: the admin's address routed like any recipient,
+/// the notice queued once however often it is built, and delivered to the admin's Inbox.
+#[tokio::test]
+async fn a_malware_notification_is_routed_queued_once_and_delivered() {
+    let w = world().await;
+    let agent = w.agent.clone();
+    let tenant = w.tenant;
+    let (local, outside, postmaster, bad) = tokio::task::spawn_blocking(move || {
+        let d = &*agent.directory;
+        (
+            notification_recipient(d, "member@contoso.test", tenant),
+            notification_recipient(d, "soc@fabrikam.test", tenant),
+            notification_recipient(d, "postmaster@contoso.test", tenant),
+            notification_recipient(d, "not an address", tenant),
+        )
+    })
+    .await
+    .unwrap();
+    let local = local.unwrap();
+    assert_eq!(
+        (local.route, local.tenant_id),
+        (Route::Local(w.member), w.tenant)
+    );
+    let outside = outside.unwrap();
+    assert_eq!(
+        (outside.route, outside.tenant_id),
+        (Route::Remote, w.tenant)
+    );
+    assert_eq!(postmaster.unwrap().route, Route::Postmaster);
+    let bad = bad.unwrap_err().to_string();
+    assert!(bad.contains("\"not an address\" is not valid"), "{bad}");
+
+    let recipients = vec!["moderator@contoso.test".to_string()];
+    let detections = vec![hato_protection::malware::Detection {
+        name: "Eicar-Test-Signature".into(),
+        location: "part 2 (eicar.com)".into(),
+        true_type: Some("com"),
+        engine: "hato".into(),
+        item: Some(1),
+    }];
+    let notice = MalwareNotice {
+        scope: SenderScope::External,
+        org_domain: "contoso.test",
+        envelope_sender: "x@outside.test",
+        from: "x@outside.test",
+        recipients: &recipients,
+        subject: "Quarterly report",
+        message_id: "<m1@outside.test>",
+        trace_id: "0190f0f0-0000-7000-8000-00000000000a",
+        received: w.agent.clock.now(),
+        detections: &detections,
+        policy: "Default",
+        outcome: &hato_protection::malware::MalwareOutcome::Quarantine,
+    };
+    let now = w.agent.clock.now();
+    for _ in 0..2 {
+        let m = malware_admin_notification(&notice, local.clone(), "mx.hato.test", now);
+        enqueue_generated(&*w.store, m).await.unwrap();
+    }
+    let subject = "Malware detected (external sender): Quarterly report";
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM messages WHERE subject = '{subject}' AND sender = ''"
+        )),
+        1
+    );
+    let prepared = w.prepare().await;
+    w.store
+        .complete_deliveries(prepared.outcomes, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM mail_items WHERE mailbox_id = {} AND folder = 'inbox' AND subject = '{subject}'",
+            w.member
+        )),
+        1
+    );
+}

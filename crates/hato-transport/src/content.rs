@@ -24,12 +24,17 @@
 //! `X-Hato-Antispam-Report` (Exchange's `X-Forefront-Antispam-Report` grammar). The commit
 //! queues one entry per distinct content ([`crate::inbound`]).
 
+use crate::delivery::{
+    INCIDENT_REPORT_MAX_ORIGINAL, IncidentReport, MalwareNotice, ReportedRule, SenderScope,
+    incident_report, incident_report_addresses, malware_admin_notification, notification_recipient,
+    reported_rules,
+};
 use crate::routing::{NO_TENANT, Resolution, resolve};
 use hato_core::directory::{Route, TenantId};
 use hato_core::header::{Headers, header_block};
 use hato_core::message::{Action, QuarantineKind, Recipient, RecipientContent, RecipientVerdict};
-use hato_core::reply;
 use hato_core::{Address, Clock, MessageBody, MessageContext, Reason, Refusal, Reply, Stage};
+use hato_core::{id, reply};
 use hato_directory::Directory;
 use hato_directory::rules::RuleDirectoryView;
 use hato_protection::connection_filter::is_allow_listed;
@@ -54,6 +59,15 @@ pub struct ContentPipeline {
     scanner: Arc<Scanner>,
     rules: RuleSetCache,
     hits: HitBatch,
+    hostname: String,
+}
+
+/// What a tenant's rules asked to be reported (`GenerateIncidentReport`) for one message.
+struct Incident {
+    tenant: TenantId,
+    addresses: Vec<String>,
+    rules: Vec<ReportedRule>,
+    recipients: Vec<String>,
 }
 
 /// A recipient's tenant as the stages need it for one message.
@@ -81,6 +95,7 @@ struct Examined {
     rules: Vec<RecipientRules>,
     /// Reasons of rules that could not be evaluated and were skipped, per tenant.
     skipped: HashMap<TenantId, Vec<Reason>>,
+    incidents: Vec<Incident>,
 }
 
 /// Why the pipeline could not decide: the client retries.
@@ -94,6 +109,7 @@ impl ContentPipeline {
         directory: Arc<Directory>,
         clock: Arc<dyn Clock>,
         scanner: Arc<Scanner>,
+        hostname: String,
     ) -> Self {
         ContentPipeline {
             store,
@@ -102,6 +118,7 @@ impl ContentPipeline {
             scanner,
             rules: RuleSetCache::new(),
             hits: HitBatch::new(),
+            hostname,
         }
     }
 
@@ -197,8 +214,13 @@ impl ContentPipeline {
         })
         .await;
         match decided {
-            Ok((message, Ok(None))) => DataVerdict::accept(message),
-            Ok((message, Ok(Some(refusal)))) => refuse(message, refusal),
+            Ok((message, Ok(decided))) => {
+                self.queue_notices(decided.notices);
+                match decided.refusal {
+                    None => DataVerdict::accept(message),
+                    Some(refusal) => refuse(message, refusal),
+                }
+            }
             Ok((message, Err(_))) => {
                 tracing::error!("the content decisions failed on a message; it is deferred");
                 refuse(message, policy_failed("the content decisions failed"))
@@ -222,6 +244,20 @@ impl ContentPipeline {
                 };
                 refuse(message, policy_failed("the content decisions were lost"))
             }
+        }
+    }
+
+    /// Queues the notices without holding up the reply: each is committed with the store's
+    /// next batch; one queued already (a retried message) is not queued twice.
+    fn queue_notices(&self, notices: Vec<hato_store::NewMessage>) {
+        for notice in notices {
+            let pending = self.store.enqueue(notice);
+            tokio::spawn(async move {
+                match pending.await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => tracing::warn!("could not queue a notice to admins: {e}"),
+                }
+            });
         }
     }
 
@@ -250,6 +286,7 @@ impl ContentPipeline {
         let mut tenants: HashMap<TenantId, TenantFacts> = HashMap::new();
         let mut rules = vec![RecipientRules::default(); message.envelope.recipients.len()];
         let mut skipped = HashMap::new();
+        let mut incidents = Vec::new();
         let mut rule_message: Option<RuleMessage> = None;
         let mut order: Vec<TenantId> = Vec::new();
         for r in &message.envelope.recipients {
@@ -332,6 +369,15 @@ impl ContentPipeline {
                 for reason in &evaluation.skipped {
                     tracing::warn!("tenant {tenant}: {}", reason.text);
                 }
+                let addresses = incident_report_addresses(&evaluation);
+                if !addresses.is_empty() {
+                    incidents.push(Incident {
+                        tenant,
+                        addresses,
+                        rules: reported_rules(&evaluation),
+                        recipients: m.recipients.clone(),
+                    });
+                }
                 skipped.insert(tenant, evaluation.skipped);
                 for (slot, result) in indices.into_iter().zip(evaluation.recipients) {
                     rules[slot] = result;
@@ -345,20 +391,29 @@ impl ContentPipeline {
             tenants,
             rules,
             skipped,
+            incidents,
         })
     }
 
     /// Step 3 (blocking): each recipient's decisions, recorded in its slot; the content each
     /// recipient gets; the recipients rules add. `Some(refusal)` when every recipient is
     /// refused: the reply to the DATA.
-    fn decide(&self, message: &mut MessageContext, examined: Examined) -> Option<Refusal> {
+    fn decide(&self, message: &mut MessageContext, examined: Examined) -> Decided {
         let Examined {
             raw,
             report,
             tenants,
             rules,
             skipped,
+            incidents,
         } = examined;
+        // The trace id now, so the notices can name the message; the commit keeps it.
+        let trace_id = message
+            .trace_id
+            .get_or_insert_with(|| id::new_trace_id(self.clock.as_ref()))
+            .clone();
+        // Recipients under each malware policy that asks for an admin notification.
+        let mut notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)> = Vec::new();
         let default_policy = MalwareFilterPolicy::default();
         let mut alerts: HashMap<String, Option<Arc<Vec<u8>>>> = HashMap::new();
         // Per recipient: the rules' content actions (recipients with the same list share
@@ -430,6 +485,18 @@ impl ContentPipeline {
                 r.content.alert = copy;
             }
             categories.push(malware.verdict.category());
+            if matches!(malware.verdict, MalwareVerdict::Malware(_))
+                && (stored.enable_internal_sender_admin_notifications
+                    || stored.enable_external_sender_admin_notifications)
+            {
+                match notify
+                    .iter_mut()
+                    .find(|(t, p, _)| *t == r.tenant_id && p.name == stored.name)
+                {
+                    Some((_, _, rs)) => rs.push(address.clone()),
+                    None => notify.push((r.tenant_id, stored.clone(), vec![address.clone()])),
+                }
+            }
             let mut actions = Vec::new();
             let mut rule_scl = None;
             if action.delivers() {
@@ -522,9 +589,12 @@ impl ContentPipeline {
                 Ok(Resolution::NotAccepted) => (tenant, Route::Remote),
                 Err(e) => {
                     tracing::error!("a rule's added recipient could not be routed: {e}");
-                    return Some(policy_failed(&format!(
-                        "The recipient {canonical} a transport rule added could not be routed: {e}"
-                    )));
+                    return Decided {
+                        refusal: Some(policy_failed(&format!(
+                            "The recipient {canonical} a transport rule added could not be routed: {e}"
+                        ))),
+                        notices: Vec::new(),
+                    };
                 }
             };
             let text = format!(
@@ -613,11 +683,152 @@ impl ContentPipeline {
             })
         });
         let first = refusals.next().flatten().flatten();
-        match first {
+        let refusal = match first {
             Some(refusal) if refusals.all(|r| matches!(r, Some(Some(_)))) => Some(refusal),
             _ => None,
-        }
+        };
+        let notices = self.notices(
+            message, &trace_id, &raw, &report, &tenants, notify, incidents,
+        );
+        Decided { refusal, notices }
     }
+
+    /// The malware admin notifications (one per policy that asks for one, to its internal or
+    /// external admin address by where the sender is) and the rules' incident reports (one per
+    /// address, with the rules that asked), built now and queued once the DATA is answered.
+    #[allow(clippy::too_many_arguments)]
+    fn notices(
+        &self,
+        message: &MessageContext,
+        trace_id: &str,
+        raw: &[u8],
+        report: &ScanReport,
+        tenants: &HashMap<TenantId, TenantFacts>,
+        notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)>,
+        incidents: Vec<Incident>,
+    ) -> Vec<hato_store::NewMessage> {
+        if notify.is_empty() && incidents.is_empty() {
+            return Vec::new();
+        }
+        let summary = crate::summarize(message.headers.block());
+        let message_id = if summary.message_id.is_empty() {
+            // What the commit adds (crate::inbound).
+            format!("<{trace_id}@{}>", self.hostname)
+        } else {
+            summary.message_id.clone()
+        };
+        let sender = message
+            .envelope
+            .sender
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let domain_of = |rs: &[String]| {
+            rs.first()
+                .and_then(|a| a.rsplit_once('@'))
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default()
+        };
+        let mut out = Vec::new();
+        for (tenant, policy, recipients) in notify {
+            let internal = tenants.get(&tenant).is_some_and(|f| {
+                !sender.is_empty()
+                    && f.view()
+                        .sender_in_organization(&sender, message.client.identity.is_some())
+            });
+            let (scope, enabled, admin) = if internal {
+                (
+                    SenderScope::Internal,
+                    policy.enable_internal_sender_admin_notifications,
+                    policy.internal_sender_admin_address.clone(),
+                )
+            } else {
+                (
+                    SenderScope::External,
+                    policy.enable_external_sender_admin_notifications,
+                    policy.external_sender_admin_address.clone(),
+                )
+            };
+            let Some(admin) = admin.filter(|a| enabled && !a.trim().is_empty()) else {
+                continue;
+            };
+            let to = match notification_recipient(&self.directory, &admin, tenant) {
+                Ok(to) => to,
+                Err(e) => {
+                    tracing::warn!("no malware admin notification to {admin}: {e}");
+                    continue;
+                }
+            };
+            let outcome = decide(report, &malware_policy(&policy)).outcome;
+            let org_domain = domain_of(&recipients);
+            out.push(malware_admin_notification(
+                &MalwareNotice {
+                    scope,
+                    org_domain: &org_domain,
+                    envelope_sender: &sender,
+                    from: &summary.from,
+                    recipients: &recipients,
+                    subject: &summary.subject,
+                    message_id: &message_id,
+                    trace_id,
+                    received: now,
+                    detections: &report.detections,
+                    policy: &policy.name,
+                    outcome: &outcome,
+                },
+                to,
+                &self.hostname,
+                now,
+            ));
+        }
+        // A report attaches the original as the recipients would get it: a message with
+        // malware in it is represented by its header fields alone.
+        let original = if report.detections.is_empty() {
+            raw
+        } else {
+            header_block(raw)
+        };
+        for incident in incidents {
+            let org_domain = domain_of(&incident.recipients);
+            for address in &incident.addresses {
+                let to = match notification_recipient(&self.directory, address, incident.tenant) {
+                    Ok(to) => to,
+                    Err(e) => {
+                        tracing::warn!("no incident report to {address}: {e}");
+                        continue;
+                    }
+                };
+                out.push(incident_report(
+                    &IncidentReport {
+                        org_domain: &org_domain,
+                        envelope_sender: &sender,
+                        from: &summary.from,
+                        recipients: &incident.recipients,
+                        subject: &summary.subject,
+                        message_id: &message_id,
+                        trace_id,
+                        received: now,
+                        rules: &incident.rules,
+                        original,
+                        original_size: raw.len() as u64,
+                        max_attached: INCIDENT_REPORT_MAX_ORIGINAL,
+                    },
+                    to,
+                    &self.hostname,
+                    now,
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// What the decisions come to: the refusal of the DATA when every recipient is refused, and
+/// the notices to queue.
+struct Decided {
+    refusal: Option<Refusal>,
+    notices: Vec<hato_store::NewMessage>,
 }
 
 /// A content the rules changed: the actions, the result, what became of a disclaimer.

@@ -246,6 +246,7 @@ fn content_pipeline(
         directory.clone(),
         clock.clone(),
         Arc::new(scanner),
+        config.server.hostname.clone(),
     ))))
 }
 

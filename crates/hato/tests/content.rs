@@ -6,55 +6,11 @@
 
 mod common;
 
-use common::{Server, python, swaks, trace_id_of};
+use common::{Server, send_mime as send, swaks, trace_id_of};
 use serde_json::{Value, json};
 
 /// EICAR's test file (eicar.org), the standard anti-malware test string.
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
-
-/// Sends a message with smtplib. `spec`: from, to, subject, body, headers {name: value},
-/// attachments [{name, text | hex | zip: [{name, text | hex | zeros}]}]. Prints the reply to
-/// DATA (`code text`), or the refusal.
-const SEND: &str = r#"
-import sys, json, smtplib, io, zipfile
-from email.message import EmailMessage
-spec = json.loads(sys.argv[1])
-port = int(sys.argv[2])
-msg = EmailMessage()
-msg["From"] = spec.get("header_from", spec["from"])
-msg["To"] = ", ".join(spec["to"])
-msg["Subject"] = spec.get("subject", "hello")
-for k, v in spec.get("headers", {}).items():
-    msg[k] = v
-msg.set_content(spec.get("body", "Hello there.\n"))
-def data_of(a):
-    if "text" in a: return a["text"].encode()
-    if "hex" in a: return bytes.fromhex(a["hex"])
-    if "zeros" in a: return bytes(a["zeros"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for m in a["zip"]:
-            z.writestr(m["name"], data_of(m))
-    return buf.getvalue()
-for a in spec.get("attachments", []):
-    msg.add_attachment(data_of(a), maintype="application", subtype="octet-stream", filename=a["name"])
-s = smtplib.SMTP("127.0.0.1", port)
-s.ehlo("client.fabrikam.test")
-s.mail(spec["from"])
-for t in spec["to"]:
-    code, text = s.rcpt(t)
-    assert code == 250, (t, code, text)
-import email.policy
-code, text = s.data(msg.as_bytes(policy=email.policy.SMTP))
-print(code, text.decode())
-s.quit()
-"#;
-
-fn send(s: &Server, spec: Value) -> String {
-    python(SEND, &[&spec.to_string(), &s.smtp.port().to_string()])
-        .trim()
-        .to_string()
-}
 
 /// A minimal PE header: what the true-type check knows an executable by.
 fn exe_hex() -> String {

@@ -75,6 +75,8 @@ pub fn notification_recipient(
         extra_events: vec![],
         receive_reason: None,
         quarantine: None,
+        finished: None,
+        stamp: String::new(),
     })
 }
 
@@ -673,6 +675,8 @@ mod tests {
             extra_events: vec![],
             receive_reason: None,
             quarantine: None,
+            finished: None,
+            stamp: String::new(),
         }
     }
 

@@ -498,3 +498,48 @@ impl Dns {
             .expect("add a");
     }
 }
+
+/// Sends a message with Python's smtplib (a real client). `spec`: from, to, subject, body,
+/// headers {name: value}, attachments [{name, text | hex | zeros | zip: [{name, ...}]}].
+/// Returns the reply to DATA (`code text`).
+const SEND_MIME: &str = r#"
+import sys, json, smtplib, io, zipfile, email.policy
+from email.message import EmailMessage
+spec = json.loads(sys.argv[1])
+port = int(sys.argv[2])
+msg = EmailMessage()
+msg["From"] = spec.get("header_from", spec["from"])
+msg["To"] = ", ".join(spec["to"])
+msg["Subject"] = spec.get("subject", "hello")
+for k, v in spec.get("headers", {}).items():
+    msg[k] = v
+msg.set_content(spec.get("body", "Hello there.\n"))
+def data_of(a):
+    if "text" in a: return a["text"].encode()
+    if "hex" in a: return bytes.fromhex(a["hex"])
+    if "file" in a: return open(a["file"], "rb").read()
+    if "zeros" in a: return bytes(a["zeros"])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for m in a["zip"]:
+            z.writestr(m["name"], data_of(m))
+    return buf.getvalue()
+for a in spec.get("attachments", []):
+    msg.add_attachment(data_of(a), maintype="application", subtype="octet-stream", filename=a["name"])
+s = smtplib.SMTP("127.0.0.1", port)
+s.ehlo("client.fabrikam.test")
+s.mail(spec["from"])
+for t in spec["to"]:
+    code, text = s.rcpt(t)
+    assert code == 250, (t, code, text)
+code, text = s.data(msg.as_bytes(policy=email.policy.SMTP))
+print(code, text.decode())
+s.quit()
+"#;
+
+/// See [`SEND_MIME`].
+pub fn send_mime(s: &Server, spec: Value) -> String {
+    python(SEND_MIME, &[&spec.to_string(), &s.smtp.port().to_string()])
+        .trim()
+        .to_string()
+}

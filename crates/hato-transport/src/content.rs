@@ -60,7 +60,40 @@ pub struct ContentPipeline {
     rules: RuleSetCache,
     hits: HitBatch,
     hostname: String,
+    budget: ScanBudget,
 }
+
+/// Message bytes being examined at once, in KiB: each message holds its size (at least 1 KiB,
+/// at most the whole budget) while the stages read it, so many large messages at once wait
+/// their turn instead of each taking memory (a message costs a few times its size while it is
+/// parsed and unpacked).
+struct ScanBudget {
+    permits: tokio::sync::Semaphore,
+    kib: u32,
+}
+
+impl ScanBudget {
+    fn new(mb: u32) -> Self {
+        let kib = mb.clamp(1, 1 << 20) * 1024;
+        ScanBudget {
+            permits: tokio::sync::Semaphore::new(kib as usize),
+            kib,
+        }
+    }
+
+    /// Waits until `bytes` fit; the turn lasts as long as the permit.
+    async fn turn(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.kib);
+        // The semaphore is never closed: no error to handle.
+        self.permits.acquire_many(kib).await.ok()
+    }
+}
+
+/// Message bytes the stages examine at once by default: 128 MiB (a 30 MB message peaks at about
+/// 200 MB while it is parsed and unpacked, so the budget bounds the stages near 1 GB).
+pub const DEFAULT_SCAN_BUDGET_MB: u32 = 128;
 
 /// What a tenant's rules asked to be reported (`GenerateIncidentReport`) for one message.
 struct Incident {
@@ -119,7 +152,14 @@ impl ContentPipeline {
             rules: RuleSetCache::new(),
             hits: HitBatch::new(),
             hostname,
+            budget: ScanBudget::new(DEFAULT_SCAN_BUDGET_MB),
         }
+    }
+
+    /// At most `mb` MiB of messages examined at once (see [`DEFAULT_SCAN_BUDGET_MB`]).
+    pub fn with_scan_budget_mb(mut self, mb: u32) -> Self {
+        self.budget = ScanBudget::new(mb);
+        self
     }
 
     /// Writes the rules' hit counts gathered since the last call (one store write for many
@@ -136,6 +176,8 @@ impl ContentPipeline {
 
     /// Runs the stages over `message` and answers the DATA.
     pub async fn run(self: Arc<Self>, message: MessageContext) -> DataVerdict {
+        // Held until the decisions are made.
+        let _turn = self.budget.turn(message.body.len()).await;
         // Kept to answer with, should the blocking step be lost (it cannot hand the message
         // back then; the client is told to retry, and the body's spool file went with it).
         let (envelope, client, protocol) = (
@@ -1019,6 +1061,28 @@ mod tests {
         assert!(f(false, Some(6), None).contains(";SCL:6;SRV:;IPV:NLI;SFV:SKS;"));
         assert!(f(false, Some(2), None).contains(";SCL:2;"));
         assert!(f(false, None, Some("MALW")).contains(";CAT:MALW;"));
+    }
+
+    #[tokio::test]
+    async fn large_messages_take_turns_within_the_scan_budget() {
+        let budget = ScanBudget::new(1);
+        let first = budget.turn(800 * 1024).await;
+        assert!(first.is_some());
+        // A second 800 KiB message does not fit beside the first: it waits.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            budget.turn(800 * 1024),
+        )
+        .await;
+        assert!(waiting.is_err(), "the second message must wait its turn");
+        // Small ones fit beside it, and one bigger than the whole budget takes all of it.
+        assert!(budget.turn(100).await.is_some());
+        drop(first);
+        let all = budget.turn(50 * 1024 * 1024).await;
+        assert!(all.is_some());
+        assert_eq!(budget.permits.available_permits(), 0);
+        drop(all);
+        assert_eq!(budget.permits.available_permits(), 1024);
     }
 
     #[test]

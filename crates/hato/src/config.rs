@@ -76,11 +76,17 @@ pub struct ContentSection {
     /// Run the malware filter and the transport rules on every message. Off only to measure
     /// or troubleshoot: mail is then accepted unscanned.
     pub pipeline: bool,
+    /// MiB of messages the stages examine at once; more wait their turn (each costs memory a
+    /// few times its size while it is parsed and unpacked).
+    pub scan_budget_mb: u32,
 }
 
 impl Default for ContentSection {
     fn default() -> Self {
-        ContentSection { pipeline: true }
+        ContentSection {
+            pipeline: true,
+            scan_budget_mb: hato_transport::content::DEFAULT_SCAN_BUDGET_MB,
+        }
     }
 }
 
@@ -454,6 +460,12 @@ impl Config {
                 self.malware.clamd_timeout_secs
             )));
         }
+        if (self.content.scan_budget_mb as u64) * 1024 * 1024 < s.max_message_size as u64 {
+            return Err(ConfigError::Invalid(format!(
+                "content.scan_budget_mb ({} MiB) must hold at least one message of smtp.max_message_size ({} bytes)",
+                self.content.scan_budget_mb, s.max_message_size
+            )));
+        }
         let dir = &self.malware.signatures_dir;
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             return Err(ConfigError::Invalid(format!(
@@ -660,6 +672,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # Run the malware filter and the transport rules on every message before the final 250. Off
 # only to measure or troubleshoot: mail is then accepted unscanned.
 #pipeline = true
+# MiB of messages examined at once; more wait their turn (a message costs memory a few times
+# its size while it is parsed and unpacked). At least smtp.max_message_size.
+#scan_budget_mb = 128
 
 [throttle]
 # IP throttling by volume and reputation, per sending IP (IPv4 address, IPv6 prefix). An IP that

@@ -233,21 +233,32 @@ fn content_pipeline(
         ..Scanner::default()
     };
     println!(
-        "hato: malware filter with {} built-in signatures{}",
-        scanner.signatures.snapshot().len(),
+        "hato: malware filter: the built-in engine (EICAR{}){}",
+        if malware.signatures_dir.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {} signatures from {}",
+                scanner.signatures.snapshot().len(),
+                malware.signatures_dir.display()
+            )
+        },
         if malware.clamd.is_empty() {
             String::new()
         } else {
             format!(" and clamd at {}", malware.clamd)
         }
     );
-    Ok(Some(Arc::new(ContentPipeline::new(
-        store.clone(),
-        directory.clone(),
-        clock.clone(),
-        Arc::new(scanner),
-        config.server.hostname.clone(),
-    ))))
+    Ok(Some(Arc::new(
+        ContentPipeline::new(
+            store.clone(),
+            directory.clone(),
+            clock.clone(),
+            Arc::new(scanner),
+            config.server.hostname.clone(),
+        )
+        .with_scan_budget_mb(config.content.scan_budget_mb),
+    )))
 }
 
 /// Writes the transport rules' hit counts every few seconds, and once more when stopping.

@@ -575,6 +575,10 @@ impl ContentPipeline {
                             for a in to.iter().filter_map(|a| Address::parse(a).ok()) {
                                 added.push((a, r.tenant_id, d.reason.clone(), i));
                             }
+                            if !matches!(d.action, RuleAction::BlindCopyTo { .. }) {
+                                // Named in the To or Cc field too.
+                                actions.push(d.action.clone());
+                            }
                             Action::Deliver
                         }
                         RuleAction::SetScl { scl } => {

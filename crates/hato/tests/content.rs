@@ -379,6 +379,8 @@ fn each_rule_action_does_what_it_says() {
         ("dropit", vec!["--delete-message"]),
         ("holdit", vec!["--quarantine"]),
         ("trusted", vec!["--set-scl", "-1"]),
+        ("addto", vec!["--add-to-recipients", "carol@contoso.test"]),
+        ("ccit", vec!["--copy-to", "bob@contoso.test"]),
     ];
     for (word, flags) in &cases {
         let mut args: Vec<String> = on(word);
@@ -467,6 +469,22 @@ fn each_rule_action_does_what_it_says() {
             .iter()
             .any(|i| i["kind"] == "transport-rule" && i["policy"] == "Rule holdit")
     );
+    // Added to the To field, copied in the Cc field: delivered to them and named there.
+    let added = find("addto").expect("addto delivered");
+    assert!(
+        added.contains("\r\nTo: alice@contoso.test,\r\n carol@contoso.test\r\n"),
+        "{added}"
+    );
+    let copied = find("ccit").expect("ccit delivered");
+    assert!(copied.contains("\r\nCc: bob@contoso.test\r\n"), "{copied}");
+    s.wait_for("carol's and bob's copies", || {
+        mail("carol@contoso.test")
+            .iter()
+            .any(|m| m.contains("about addto today"))
+            && mail("bob@contoso.test")
+                .iter()
+                .any(|m| m.contains("about ccit today"))
+    });
     // SCL -1: stamped as skipped.
     let trusted = find("trusted").expect("trusted delivered");
     assert!(

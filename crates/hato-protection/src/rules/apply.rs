@@ -92,6 +92,34 @@ fn without(block: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
+/// The block with `addresses` added to the first field called `name` (a new field at the end
+/// when there is none), each on a folded line of its own (RFC 5322 §3.2.2) so no line grows
+/// long. Addresses a rule names were checked when it was saved.
+fn add_addresses(block: &[u8], name: &str, addresses: &[String]) -> Vec<u8> {
+    if addresses.is_empty() {
+        return block.to_vec();
+    }
+    let added: String = addresses.iter().map(|a| format!(",\r\n {a}")).collect();
+    let mut out = Vec::with_capacity(block.len() + added.len() + name.len() + 4);
+    let mut done = false;
+    for f in header_fields(block) {
+        if !done && f.name.eq_ignore_ascii_case(name.as_bytes()) {
+            let field = f.field.strip_suffix(b"\r\n").unwrap_or(f.field);
+            let field = field.strip_suffix(b"\n").unwrap_or(field);
+            out.extend_from_slice(field);
+            out.extend_from_slice(added.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            done = true;
+        } else {
+            push_field(&mut out, f.field);
+        }
+    }
+    if !done {
+        out.extend_from_slice(format!("{name}: {}\r\n", &added[4..]).as_bytes());
+    }
+    out
+}
+
 fn first_value<'a>(block: &'a [u8], name: &str) -> Option<&'a [u8]> {
     header_fields(block)
         .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
@@ -488,6 +516,10 @@ pub fn apply_content_actions(header: &[u8], body: &[u8], actions: &[RuleAction])
                 header.extend_from_slice(format!("{name}: {}\r\n", header_text(value)).as_bytes());
             }
             RuleAction::RemoveHeader { name } => header = without(&header, name),
+            // Exchange's AddToRecipients adds to the To field, CopyTo to the Cc field
+            // (BlindCopyTo only to the envelope): the recipients see who else got it.
+            RuleAction::AddToRecipients { to } => header = add_addresses(&header, "To", to),
+            RuleAction::CopyTo { to } => header = add_addresses(&header, "Cc", to),
             RuleAction::PrependSubject { text } => {
                 let old = first_value(&header, "subject")
                     .map(|v| String::from_utf8_lossy(v).trim_start().to_string())

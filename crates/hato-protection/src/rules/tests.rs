@@ -873,6 +873,36 @@ fn apply(
 }
 
 #[test]
+fn added_recipients_are_added_to_the_to_and_cc_fields() {
+    let h = "From: a@fabrikam.test\r\nTo: b@contoso.test,\r\n c@contoso.test\r\nSubject: Hi\r\n";
+    let (out, _, _) = apply(
+        h,
+        "",
+        &[
+            RuleAction::AddToRecipients {
+                to: vec!["d@contoso.test".into()],
+            },
+            RuleAction::CopyTo {
+                to: vec!["e@contoso.test".into(), "f@contoso.test".into()],
+            },
+        ],
+    );
+    assert_eq!(
+        out,
+        "From: a@fabrikam.test\r\nTo: b@contoso.test,\r\n c@contoso.test,\r\n d@contoso.test\r\nSubject: Hi\r\nCc: e@contoso.test,\r\n f@contoso.test\r\n"
+    );
+    // Blind copies leave the header alone.
+    let (out, _, _) = apply(
+        h,
+        "",
+        &[RuleAction::BlindCopyTo {
+            to: vec!["g@contoso.test".into()],
+        }],
+    );
+    assert_eq!(out, h);
+}
+
+#[test]
 fn header_and_subject_actions_change_the_header_block() {
     let h = "From: a@fabrikam.test\r\nSubject: Hello\r\nX-Tag: one\r\nx-tag: two\r\n";
     let (out, _, _) = apply(

@@ -186,16 +186,25 @@ impl ContentPipeline {
             message.protocol,
         );
         let this = self.clone();
+        // Without external engines, the decisions follow the examination on the same blocking
+        // thread: one hop off the async workers per message, not two.
+        let one_hop = self.scanner.engines.is_empty();
         let examined = tokio::task::spawn_blocking(move || {
             let mut message = message;
             let examined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                this.examine(&mut message)
+                let examined = this.examine(&mut message)?;
+                Ok(if one_hop {
+                    Step::Decided(this.decide(&mut message, examined))
+                } else {
+                    Step::Examined(Box::new(examined))
+                })
             }));
             (message, examined)
         })
         .await;
         let (message, examined) = match examined {
-            Ok((message, Ok(Ok(examined)))) => (message, examined),
+            Ok((message, Ok(Ok(Step::Examined(examined))))) => (message, *examined),
+            Ok((message, Ok(Ok(Step::Decided(decided))))) => return self.answer(message, decided),
             Ok((message, Ok(Err(refusal)))) => return refuse(message, refusal),
             Ok((message, Err(_))) => {
                 tracing::error!("the content stages failed on a message; it is deferred");
@@ -256,13 +265,7 @@ impl ContentPipeline {
         })
         .await;
         match decided {
-            Ok((message, Ok(decided))) => {
-                self.queue_notices(decided.notices);
-                match decided.refusal {
-                    None => DataVerdict::accept(message),
-                    Some(refusal) => refuse(message, refusal),
-                }
-            }
+            Ok((message, Ok(decided))) => self.answer(message, decided),
             Ok((message, Err(_))) => {
                 tracing::error!("the content decisions failed on a message; it is deferred");
                 refuse(message, policy_failed("the content decisions failed"))
@@ -286,6 +289,15 @@ impl ContentPipeline {
                 };
                 refuse(message, policy_failed("the content decisions were lost"))
             }
+        }
+    }
+
+    /// The reply to the DATA once the decisions are made; the notices go to the queue.
+    fn answer(&self, message: MessageContext, decided: Decided) -> DataVerdict {
+        self.queue_notices(decided.notices);
+        match decided.refusal {
+            None => DataVerdict::accept(message),
+            Some(refusal) => refuse(message, refusal),
         }
     }
 
@@ -868,6 +880,14 @@ impl ContentPipeline {
         }
         out
     }
+}
+
+/// How far the first blocking step got.
+enum Step {
+    /// Examined; the external engines come next.
+    Examined(Box<Examined>),
+    /// Examined and decided (no external engine).
+    Decided(Decided),
 }
 
 /// What the decisions come to: the refusal of the DATA when every recipient is refused, and

@@ -1,7 +1,7 @@
 //! The quarantine and the malware filter policy against the real `hato serve`, through the API
-//! and the CLI. Nothing in the SMTP path quarantines yet (the content pipeline is wired in by
-//! its integration), so the test holds messages the way that pipeline will: while the server is
-//! stopped it queues a message whose recipients carry a stage's quarantine decision (as
+//! and the CLI. The content pipeline fills the quarantine from the SMTP path (see
+//! `content.rs`); these tests also need kinds no stage makes yet (spam), so they queue a
+//! message while the server is stopped whose recipients carry a stage's quarantine decision (as
 //! `Inbound` queues them), and the restarted server's own delivery agent quarantines them.
 
 mod common;

@@ -208,6 +208,46 @@ fn a_zip_bomb_is_malware_named_zipbomb() {
 }
 
 #[test]
+fn an_encrypted_archive_passes_by_default_and_is_held_when_the_policy_says_so() {
+    let s = setup();
+    let encrypted = json!({"name": "secret.zip", "encrypt": true, "zip": [{"name": "a.txt", "text": "hidden"}]});
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"], "attachments": [encrypted]}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    // Exchange passes what it cannot open; the trace says it was not scanned.
+    let passed = trace_id_of(&reply);
+    assert_eq!(final_status(&s, &passed, "alice@contoso.test"), "Delivered");
+    let ev = events(&s, &passed, "alice@contoso.test");
+    assert!(
+        ev.iter().any(|e| e["event"] == "Malware"
+            && e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("encrypted archive member")),
+        "{ev:?}"
+    );
+    s.ok(&[
+        "malware-filter",
+        "set",
+        "--tenant",
+        "contoso",
+        "--encrypted-archive-action",
+        "quarantine",
+    ]);
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"], "attachments": [encrypted]}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(
+        final_status(&s, &trace_id_of(&reply), "alice@contoso.test"),
+        "Quarantined"
+    );
+}
+
+#[test]
 fn the_alert_text_replaces_the_attachments_and_the_original_is_quarantined() {
     let s = setup();
     s.ok(&[

@@ -500,7 +500,8 @@ impl Dns {
 }
 
 /// Sends a message with Python's smtplib (a real client). `spec`: from, to, subject, body,
-/// headers {name: value}, attachments [{name, text | hex | zeros | zip: [{name, ...}]}].
+/// headers {name: value}, attachments [{name, text | hex | file | zeros | zip: [{name, ...}]
+/// (with "encrypt": true, marked password-protected)}].
 /// Returns the reply to DATA (`code text`).
 const SEND_MIME: &str = r#"
 import sys, json, smtplib, io, zipfile, email.policy
@@ -523,7 +524,14 @@ def data_of(a):
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for m in a["zip"]:
             z.writestr(m["name"], data_of(m))
-    return buf.getvalue()
+    b = bytearray(buf.getvalue())
+    if a.get("encrypt"):
+        # Marked encrypted (general purpose flag bit 0, local and central headers), as a
+        # password-protected archive is.
+        b[6] |= 1
+        c = b.find(b"PK\x01\x02")
+        b[c + 8] |= 1
+    return bytes(b)
 for a in spec.get("attachments", []):
     msg.add_attachment(data_of(a), maintype="application", subtype="octet-stream", filename=a["name"])
 s = smtplib.SMTP("127.0.0.1", port)

@@ -575,4 +575,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE recipients ADD COLUMN stamp TEXT NOT NULL DEFAULT '';
     "#,
+    // 20: a version per tenant of its malware filter policies, moved by every change to them,
+    // so the content pipeline reads one integer per message instead of the policies.
+    r#"
+    CREATE TABLE malware_filter_versions(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL
+    );
+    "#,
 ];

@@ -299,6 +299,10 @@ pub trait QuarantineStore: Send + Sync {
 /// Tenants' malware filter policies (Exchange's `Get-`/`Set-`/`New-`/`Remove-MalwareFilterPolicy`
 /// with their `MalwareFilterRule`s): one default per tenant and custom ones by priority.
 pub trait MalwareFilterStore: Send + Sync {
+    /// The versions of what the content pipeline reads of a tenant (its directory, its
+    /// transport rules, its malware filter policies), in one read: each moves with every change
+    /// to what it versions, so a cache of them stays valid while they stay.
+    fn content_policy_versions(&self, tenant: TenantId) -> Result<ContentPolicyVersions>;
     /// The tenant's default policy: as stored, or Exchange's defaults if never changed.
     /// `NotFound` for a tenant that does not exist.
     fn malware_filter(&self, tenant: TenantId) -> Result<MalwareFilterPolicy> {

@@ -1230,6 +1230,14 @@ impl Default for MalwareFilterPolicy {
     }
 }
 
+/// See [`MalwareFilterStore::content_policy_versions`](crate::MalwareFilterStore::content_policy_versions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentPolicyVersions {
+    pub directory: i64,
+    pub transport_rules: i64,
+    pub malware_filters: i64,
+}
+
 /// The name of every tenant's default malware filter policy.
 pub const DEFAULT_MALWARE_FILTER: &str = "Default";
 

@@ -47,7 +47,7 @@ use hato_protection::rules::{
     RuleMessage, RuleSetCache, apply_content_actions,
 };
 use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
-use hato_store::{MalwareFilterPolicy, Store, StoreError, malware_policy_for};
+use hato_store::{ContentPolicyVersions, MalwareFilterPolicy, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -61,7 +61,12 @@ pub struct ContentPipeline {
     hits: HitBatch,
     hostname: String,
     budget: ScanBudget,
+    facts: std::sync::Mutex<HashMap<TenantId, Arc<TenantFacts>>>,
 }
+
+/// Tenants whose facts are kept at most (a platform with more starts over: a cache, not a
+/// bound on tenants).
+const FACTS_CACHED: usize = 10_000;
 
 /// Message bytes being examined at once, in KiB: each message holds its size (at least 1 KiB,
 /// at most the whole budget) while the stages read it, so many large messages at once wait
@@ -104,10 +109,16 @@ struct Incident {
 }
 
 /// A recipient's tenant as the stages need it for one message.
+/// Kept between messages while the store's versions of them stay
+/// (`content_policy_versions`: one read per tenant and message).
 struct TenantFacts {
-    malware_policies: Vec<MalwareFilterPolicy>,
+    versions: ContentPolicyVersions,
+    /// The policies in the order they are tried, each with its form for the decision.
+    malware_policies: Vec<(MalwareFilterPolicy, MalwarePolicy)>,
     index: Arc<hato_directory::DirectoryIndex>,
+    /// Read only when the tenant has rules (they ask for them).
     accepted_domains: Vec<String>,
+    rules: Arc<hato_protection::rules::RuleSet>,
 }
 
 impl TenantFacts {
@@ -123,7 +134,7 @@ impl TenantFacts {
 struct Examined {
     raw: Arc<Vec<u8>>,
     report: ScanReport,
-    tenants: HashMap<TenantId, TenantFacts>,
+    tenants: HashMap<TenantId, Arc<TenantFacts>>,
     /// Per recipient of the envelope, in order: the rules' evaluation for it.
     rules: Vec<RecipientRules>,
     /// Reasons of rules that could not be evaluated and were skipped, per tenant.
@@ -153,6 +164,7 @@ impl ContentPipeline {
             hits: HitBatch::new(),
             hostname,
             budget: ScanBudget::new(DEFAULT_SCAN_BUDGET_MB),
+            facts: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -315,6 +327,80 @@ impl ContentPipeline {
         }
     }
 
+    /// A tenant's policies, rules and directory as the stages need them: the cached ones while
+    /// the store's versions of them stay, else read again (blocks: store reads).
+    fn tenant_facts(&self, tenant: TenantId) -> Result<Arc<TenantFacts>, StoreError> {
+        let versions = self.store.content_policy_versions(tenant)?;
+        let cached = self
+            .facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&tenant)
+            .filter(|f| f.versions == versions)
+            .cloned();
+        if let Some(facts) = cached {
+            return Ok(facts);
+        }
+        let malware_policies = self
+            .store
+            .malware_filters(tenant)?
+            .into_iter()
+            .map(|p| {
+                let decision = malware_policy(&p);
+                (p, decision)
+            })
+            .collect();
+        let index = self.directory.index(tenant)?;
+        let rules = self.rules.get(tenant, versions.transport_rules, || {
+            self.store.transport_rules(tenant).map(|rows| {
+                rows.into_iter()
+                    .filter_map(|row| {
+                        match hato_protection::rules::Rule::from_stored(
+                            &row.definition,
+                            &row.name,
+                            row.priority,
+                            row.enabled,
+                        ) {
+                            Ok(rule) => Some((row.id, rule)),
+                            Err(e) => {
+                                tracing::warn!(
+                                    "tenant {tenant}'s transport rule {} cannot be read: {e}",
+                                    row.id
+                                );
+                                None
+                            }
+                        }
+                    })
+                    .collect()
+            })
+        })?;
+        let accepted_domains = if rules.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .domains(Some(tenant))?
+                .into_iter()
+                .map(|d| d.domain)
+                .collect()
+        };
+        let facts = Arc::new(TenantFacts {
+            versions,
+            malware_policies,
+            index,
+            accepted_domains,
+            rules,
+        });
+        let mut cache = self
+            .facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= FACTS_CACHED {
+            cache.clear();
+        }
+        cache.insert(tenant, facts.clone());
+        Ok(facts)
+    }
+
     /// Step 1 (blocking): the content once, the built-in scan, each tenant's policies and
     /// rules, the rules' evaluation.
     fn examine(&self, message: &mut MessageContext) -> Result<Examined, Refusal> {
@@ -337,7 +423,7 @@ impl ContentPipeline {
             tracing::error!("content policies could not be read: {e}");
             policy_failed(&format!("The content policies could not be read: {e}"))
         };
-        let mut tenants: HashMap<TenantId, TenantFacts> = HashMap::new();
+        let mut tenants: HashMap<TenantId, Arc<TenantFacts>> = HashMap::new();
         let mut rules = vec![RecipientRules::default(); message.envelope.recipients.len()];
         let mut skipped = HashMap::new();
         let mut incidents = Vec::new();
@@ -353,45 +439,9 @@ impl ContentPipeline {
                 // `<postmaster>` mail: the platform's, under the default policy.
                 continue;
             }
-            let facts = TenantFacts {
-                malware_policies: self.store.malware_filters(tenant).map_err(failed)?,
-                index: self.directory.index(tenant).map_err(failed)?,
-                accepted_domains: Vec::new(),
-            };
-            let version = self.store.transport_rules_version(tenant).map_err(failed)?;
-            let set = self
-                .rules
-                .get(tenant, version, || {
-                    self.store.transport_rules(tenant).map(|rows| {
-                        rows.into_iter()
-                            .filter_map(|row| match hato_protection::rules::Rule::from_stored(
-                                &row.definition,
-                                &row.name,
-                                row.priority,
-                                row.enabled,
-                            ) {
-                                Ok(rule) => Some((row.id, rule)),
-                                Err(e) => {
-                                    tracing::warn!(
-                                        "tenant {tenant}'s transport rule {} cannot be read: {e}",
-                                        row.id
-                                    );
-                                    None
-                                }
-                            })
-                            .collect()
-                    })
-                })
-                .map_err(failed)?;
-            let mut facts = facts;
+            let facts = self.tenant_facts(tenant).map_err(failed)?;
+            let set = facts.rules.clone();
             if !set.is_empty() {
-                facts.accepted_domains = self
-                    .store
-                    .domains(Some(tenant))
-                    .map_err(failed)?
-                    .into_iter()
-                    .map(|d| d.domain)
-                    .collect();
                 let m = rule_message.get_or_insert_with(|| {
                     let mut m = RuleMessage::from_message(
                         &raw,
@@ -468,7 +518,11 @@ impl ContentPipeline {
             .clone();
         // Recipients under each malware policy that asks for an admin notification.
         let mut notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)> = Vec::new();
-        let default_policy = MalwareFilterPolicy::default();
+        let default_policy = {
+            let p = MalwareFilterPolicy::default();
+            let d = malware_policy(&p);
+            (p, d)
+        };
         let mut alerts: HashMap<String, Option<Arc<Vec<u8>>>> = HashMap::new();
         // Per recipient: the rules' content actions (recipients with the same list share
         // one changed copy) and the SCL a rule set.
@@ -485,15 +539,15 @@ impl ContentPipeline {
         {
             let address = r.address.to_string();
             let facts = tenants.get(&r.tenant_id);
-            let stored = match facts {
-                Some(f) => malware_policy_for(&f.malware_policies, &address, |g| {
-                    f.view().is_member_of(&address, g)
+            let (stored, policy) = facts
+                .and_then(|f| {
+                    f.malware_policies.iter().find(|(p, _)| {
+                        p.applies_to(&address, |g| f.view().is_member_of(&address, g))
+                    })
                 })
-                .unwrap_or(&default_policy),
-                None => &default_policy,
-            };
-            let policy = malware_policy(stored);
-            let malware = decide(&report, &policy);
+                .map(|(p, d)| (p, d))
+                .unwrap_or((&default_policy.0, &default_policy.1));
+            let malware = decide(&report, policy);
             let action = match &malware.outcome {
                 MalwareOutcome::Deliver => Action::Deliver,
                 MalwareOutcome::Quarantine | MalwareOutcome::QuarantineAndDeliverAlert { .. } => {
@@ -761,7 +815,7 @@ impl ContentPipeline {
         trace_id: &str,
         raw: &[u8],
         report: &ScanReport,
-        tenants: &HashMap<TenantId, TenantFacts>,
+        tenants: &HashMap<TenantId, Arc<TenantFacts>>,
         notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)>,
         incidents: Vec<Incident>,
     ) -> Vec<hato_store::NewMessage> {

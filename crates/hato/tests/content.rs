@@ -733,3 +733,46 @@ fn pathological_messages_pass_the_pipeline_in_linear_time() {
         "{ev:?}"
     );
 }
+
+/// The pipeline keeps each tenant's policies and rules between messages: a change applies to
+/// the very next message (the store's versions move with it), not after some delay.
+#[test]
+fn a_rule_or_policy_changed_while_mail_flows_applies_to_the_next_message() {
+    let s = setup();
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"], "subject": "first"}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    rule(
+        &s,
+        "Tag",
+        &[
+            "--subject-contains-words",
+            "second",
+            "--prepend-subject",
+            "[T]",
+        ],
+    );
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"], "subject": "second"}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.wait_for("both", || s.mail("alice@contoso.test").len() == 2);
+    assert!(
+        s.mail("alice@contoso.test")
+            .iter()
+            .any(|m| m["subject"] == "[T] second"),
+        "{:?}",
+        s.mail("alice@contoso.test")
+    );
+    s.ok(&["rule", "disable", "Tag", "--tenant", "contoso"]);
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["bob@contoso.test"], "subject": "second"}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.wait_for("bob's", || s.mail("bob@contoso.test").len() == 1);
+    assert_eq!(s.mail("bob@contoso.test")[0]["subject"], "second");
+}

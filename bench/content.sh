@@ -82,6 +82,7 @@ field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'
 
 [ -d "$CORPUS" ] || die "no corpus at $CORPUS"
 [ -f "$RULES" ] || die "no rules at $RULES"
+case $RUNS in '' | *[!0-9]* | 0) die "RUNS must be a number of at least 1" ;; esac
 case $LIMIT in '' | *[!0-9]*) die "LIMIT must be a number (0: all)" ;; esac
 case $SESSIONS in '' | *[!0-9]* | 0) die "SESSIONS must be a number of at least 1" ;; esac
 case $WARMUP in '' | *[!0-9]*) die "WARMUP must be a number (0: none)" ;; esac
@@ -190,7 +191,7 @@ DisableCache yes
 CONF
 
     log "starting clamd (one thread) on $WORK/clamd.sock"
-    clamd --config-file="$WORK/clamd.conf" >"$WORK/clamd.out" 2>&1 &
+    clamd --config-file="$WORK/clamd.conf" >"$WORK/clamd.out" 2>&1 9>&- &
     CLAMD_PID=$!
     deadline=$((SECONDS + 120))
     until [ -S "$WORK/clamd.sock" ] && clamdscan --config-file="$WORK/clamd.conf" --no-summary - </dev/null >/dev/null 2>&1; do

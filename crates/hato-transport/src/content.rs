@@ -415,7 +415,7 @@ impl ContentPipeline {
                 )
             })?,
         };
-        if let Err(e) = self.scanner.signatures.refresh() {
+        if let Err(e) = self.scanner.signatures.refresh_if_due() {
             tracing::warn!("malware signatures not reloaded: {e}; the set in use stays");
         }
         let report = self.scanner.scan_builtin(&raw);

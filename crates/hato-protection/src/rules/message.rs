@@ -6,7 +6,7 @@
 //! those of the header block the session kept (at most `MAX_HEADER_BYTES`).
 
 use hato_core::header::{Headers, MAX_HEADER_BYTES};
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -164,7 +164,16 @@ impl RuleMessage {
             headers: fields,
             ..RuleMessage::default()
         };
-        let Some(parsed) = MessageParser::default().parse(content) else {
+        // The fields the rules read from the parse (the others come from the header split
+        // above): MIME for the body and attachments, Subject, From, To and Cc.
+        let parser = MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .header_address(HeaderName::From)
+            .header_address(HeaderName::To)
+            .header_address(HeaderName::Cc)
+            .default_header_ignore();
+        let Some(parsed) = parser.parse(content) else {
             return m;
         };
         m.subject = parsed.subject().unwrap_or_default().to_string();

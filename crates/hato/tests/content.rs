@@ -34,17 +34,6 @@ fn setup() -> Server {
     s
 }
 
-/// The trace events of a message, for one recipient.
-fn events(s: &Server, trace_id: &str, recipient: &str) -> Vec<Value> {
-    let (status, v) = s.api(
-        "GET",
-        &format!("/api/v1/trace/{trace_id}?recipient={recipient}"),
-        None,
-    );
-    assert_eq!(status, 200, "{v}");
-    v.as_array().cloned().unwrap_or_default()
-}
-
 fn event_names(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -108,7 +97,7 @@ fn malware_is_quarantined_only_an_admin_releases_it_and_the_release_is_traced() 
         final_status(&s, &trace_id, "alice@contoso.test"),
         "Quarantined"
     );
-    let ev = events(&s, &trace_id, "alice@contoso.test");
+    let ev = s.events(&trace_id, "alice@contoso.test");
     let names = event_names(&ev);
     assert_eq!(names[..3], ["Receive", "Malware", "Quarantine"], "{ev:?}");
     let malware = &ev[1];
@@ -138,7 +127,7 @@ fn malware_is_quarantined_only_an_admin_releases_it_and_the_release_is_traced() 
     // The admin may.
     s.ok(&["quarantine", "release", &id]);
     assert_eq!(s.mail("alice@contoso.test").len(), 1);
-    let names = event_names(&events(&s, &trace_id, "alice@contoso.test"));
+    let names = event_names(&s.events(&trace_id, "alice@contoso.test"));
     assert!(
         names.ends_with(&["Release".to_string(), "Deliver".to_string()]),
         "{names:?}"
@@ -198,7 +187,7 @@ fn a_zip_bomb_is_malware_named_zipbomb() {
         final_status(&s, &trace_id, "alice@contoso.test"),
         "Quarantined"
     );
-    let ev = events(&s, &trace_id, "alice@contoso.test");
+    let ev = s.events(&trace_id, "alice@contoso.test");
     assert!(
         ev.iter()
             .any(|e| e["event"] == "Malware"
@@ -219,7 +208,7 @@ fn an_encrypted_archive_passes_by_default_and_is_held_when_the_policy_says_so() 
     // Exchange passes what it cannot open; the trace says it was not scanned.
     let passed = trace_id_of(&reply);
     assert_eq!(final_status(&s, &passed, "alice@contoso.test"), "Delivered");
-    let ev = events(&s, &passed, "alice@contoso.test");
+    let ev = s.events(&passed, "alice@contoso.test");
     assert!(
         ev.iter().any(|e| e["event"] == "Malware"
             && e["detail"]
@@ -320,11 +309,11 @@ fn policies_apply_per_recipient_on_one_message() {
         final_status(&s, &trace_id, "bob@contoso.test"),
         "Quarantined"
     );
-    let alice = events(&s, &trace_id, "alice@contoso.test");
+    let alice = s.events(&trace_id, "alice@contoso.test");
     let fail = alice.iter().find(|e| e["event"] == "Fail").expect("Fail");
     assert_eq!(fail["status"], 550, "{fail}");
     assert_eq!(fail["enhanced_status"], "5.7.1", "{fail}");
-    let bob = events(&s, &trace_id, "bob@contoso.test");
+    let bob = s.events(&trace_id, "bob@contoso.test");
     let held = bob
         .iter()
         .find(|e| e["event"] == "Malware")
@@ -485,7 +474,7 @@ fn each_rule_action_does_what_it_says() {
         "Expanded"
     );
     assert!(
-        event_names(&events(&s, &ids["redir"], "alice@contoso.test")).contains(&"Redirect".into())
+        event_names(&s.events(&ids["redir"], "alice@contoso.test")).contains(&"Redirect".into())
     );
     // Deleted: nobody has it, no NDR, a Drop event.
     assert!(find("dropit").is_none());
@@ -493,7 +482,7 @@ fn each_rule_action_does_what_it_says() {
         final_status(&s, &ids["dropit"], "alice@contoso.test"),
         "Failed"
     );
-    let dropped = event_names(&events(&s, &ids["dropit"], "alice@contoso.test"));
+    let dropped = event_names(&s.events(&ids["dropit"], "alice@contoso.test"));
     assert!(
         dropped.contains(&"Drop".into()) && !dropped.contains(&"Dsn".into()),
         "{dropped:?}"
@@ -532,7 +521,7 @@ fn each_rule_action_does_what_it_says() {
         "{trusted}"
     );
     // Each rule's TransportRule event names it and its action.
-    let ev = events(&s, &ids["tagit"], "alice@contoso.test");
+    let ev = s.events(&ids["tagit"], "alice@contoso.test");
     let tr = ev
         .iter()
         .find(|e| e["event"] == "TransportRule")
@@ -611,7 +600,7 @@ fn rules_run_by_priority_stop_processing_ends_them_and_audit_mode_only_records()
     );
     assert!(!raws.iter().any(|r| r.contains("[2]")), "{raws:?}");
     // Audit: delivered, and the trace says what the rule would have done.
-    let ev = events(&s, &audited, "alice@contoso.test");
+    let ev = s.events(&audited, "alice@contoso.test");
     let tr = ev
         .iter()
         .find(|e| e["event"] == "TransportRule")
@@ -724,7 +713,7 @@ fn pathological_messages_pass_the_pipeline_in_linear_time() {
     for (id, want) in ids.iter().zip(want) {
         assert_eq!(final_status(&s, id, "alice@contoso.test"), want, "{id}");
     }
-    let ev = events(&s, &ids[1], "alice@contoso.test");
+    let ev = s.events(&ids[1], "alice@contoso.test");
     assert!(
         ev.iter().any(|e| e["detail"]
             .as_str()

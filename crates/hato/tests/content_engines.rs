@@ -9,7 +9,7 @@ mod common;
 use common::clamd::{TestClamd, required};
 use common::{Server, send_mime, trace_id_of};
 use md5::{Digest, Md5};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 const TESTFILES: &str = "/usr/share/clamav-testfiles";
@@ -52,16 +52,6 @@ fn server(malware: &str) -> Server {
     s
 }
 
-fn events(s: &Server, trace_id: &str, recipient: &str) -> Vec<Value> {
-    let (status, v) = s.api(
-        "GET",
-        &format!("/api/v1/trace/{trace_id}?recipient={recipient}"),
-        None,
-    );
-    assert_eq!(status, 200, "{v}");
-    v.as_array().cloned().unwrap_or_default()
-}
-
 /// Waits until the recipient's row is done; returns its Malware events' details.
 fn quarantined_for(s: &Server, trace_id: &str, recipient: &str) -> Vec<String> {
     s.wait_for("the quarantine", || {
@@ -69,7 +59,7 @@ fn quarantined_for(s: &Server, trace_id: &str, recipient: &str) -> Vec<String> {
             .first()
             .is_some_and(|r| r["status"] == "Quarantined")
     });
-    events(s, trace_id, recipient)
+    s.events(trace_id, recipient)
         .iter()
         .filter(|e| e["event"] == "Malware")
         .map(|e| e["detail"].as_str().unwrap_or_default().to_string())

@@ -11,16 +11,6 @@ fn ready(s: &Server) -> Smtp {
     c
 }
 
-fn detail(s: &Server, trace_id: &str, recipient: &str) -> Vec<Value> {
-    let (status, v) = s.api(
-        "GET",
-        &format!("/api/v1/trace/{trace_id}?recipient={recipient}"),
-        None,
-    );
-    assert_eq!(status, 200, "{v}");
-    v.as_array().cloned().unwrap_or_default()
-}
-
 /// About `n` bytes of text in 76-character lines (RFC 5322 §2.1.1 limits lines to 998).
 fn lines_of(c: char, n: usize) -> String {
     let line: String = std::iter::repeat_n(c, 76).collect::<String>() + "\n";
@@ -81,7 +71,7 @@ fn delivery_to_several_mailboxes_stores_the_body_once() {
         assert_eq!(r["status"], "Delivered");
         assert!(r["size"].as_u64().unwrap() > 20);
     }
-    let d = detail(&s, &trace_id, "bob@contoso.test");
+    let d = s.events(&trace_id, "bob@contoso.test");
     assert_eq!(events(&d), ["Receive", "Deliver"]);
     assert!(d[1]["detail"].as_str().unwrap().contains("Inbox"));
 }
@@ -192,7 +182,7 @@ fn over_quota_fails_with_an_ndr_to_a_local_sender() {
     s.wait_for("failure", || {
         s.trace(&format!("trace_id={big_id}&status=Failed")).len() == 1
     });
-    let d = detail(&s, &big_id, "small@contoso.test");
+    let d = s.events(&big_id, "small@contoso.test");
     assert_eq!(events(&d)[..2], ["Receive", "Fail"]);
     // The failure as data: the reply's codes, its text, and a reason with the quota's figures.
     let fail = &d[1];
@@ -251,7 +241,7 @@ fn over_quota_fails_with_an_ndr_to_a_local_sender() {
     );
     s.wait_for("NDR", || !s.mail("sender@contoso.test").is_empty());
     s.wait_for("Dsn event", || {
-        events(&detail(&s, &big_id, "small@contoso.test")).contains(&"Dsn".to_string())
+        events(&s.events(&big_id, "small@contoso.test")).contains(&"Dsn".to_string())
     });
     let ndr = &s.mail("sender@contoso.test")[0];
     assert_eq!(ndr["subject"], "Undeliverable: too much");
@@ -306,9 +296,9 @@ fn null_sender_never_gets_an_ndr() {
     let marker_id =
         trace_id_of(&c.send_mail("sender@contoso.test", &["small@contoso.test"], &marker));
     s.wait_for("the marker's Dsn event", || {
-        events(&detail(&s, &marker_id, "small@contoso.test")).contains(&"Dsn".to_string())
+        events(&s.events(&marker_id, "small@contoso.test")).contains(&"Dsn".to_string())
     });
-    assert!(!events(&detail(&s, &id, "small@contoso.test")).contains(&"Dsn".to_string()));
+    assert!(!events(&s.events(&id, "small@contoso.test")).contains(&"Dsn".to_string()));
     let ndrs = s.trace("subject=Undeliverable");
     assert_eq!(ndrs.len(), 1, "{ndrs:?}");
     assert_eq!(ndrs[0]["recipient"], "sender@contoso.test");
@@ -334,9 +324,9 @@ fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
     // The agent defers it (it cannot send out yet): an attempt, a Defer event with the reply
     // and the reason, and the NDR waits in the queue until it expires.
     s.wait_for("the Defer event", || {
-        events(&detail(&s, &trace_id, "someone@outside.test")) == ["Receive", "Defer"]
+        events(&s.events(&trace_id, "someone@outside.test")) == ["Receive", "Defer"]
     });
-    let d = detail(&s, &trace_id, "someone@outside.test");
+    let d = s.events(&trace_id, "someone@outside.test");
     assert_eq!(
         (&d[1]["status"], &d[1]["enhanced_status"]),
         (&serde_json::json!(451), &serde_json::json!("4.4.4"))
@@ -387,7 +377,7 @@ fn internal_relay_unknown_recipient_is_accepted_then_fails_with_a_reason() {
         s.trace(&format!("trace_id={id}&status=Failed"))[0]["recipient"],
         "elsewhere@onprem.test"
     );
-    let d = detail(&s, &id, "elsewhere@onprem.test");
+    let d = s.events(&id, "elsewhere@onprem.test");
     assert_eq!(events(&d)[..2], ["Receive", "Fail"]);
     assert!(
         d[1]["detail"].as_str().unwrap().contains("internal-relay"),

@@ -228,6 +228,17 @@ impl Server {
         }
     }
 
+    /// The trace events of a message for one recipient (`GET /api/v1/trace/{id}?recipient=`).
+    pub fn events(&self, trace_id: &str, recipient: &str) -> Vec<Value> {
+        let (status, v) = self.api(
+            "GET",
+            &format!("/api/v1/trace/{trace_id}?recipient={recipient}"),
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
     /// The rows of the first page of a message trace (`query` may set `page_size`).
     pub fn trace(&self, query: &str) -> Vec<Value> {
         let (status, v) = self.api("GET", &format!("/api/v1/trace?{query}"), None);

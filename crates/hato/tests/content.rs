@@ -765,3 +765,41 @@ fn a_rule_or_policy_changed_while_mail_flows_applies_to_the_next_message() {
     s.wait_for("bob's", || s.mail("bob@contoso.test").len() == 1);
     assert_eq!(s.mail("bob@contoso.test")[0]["subject"], "second");
 }
+
+/// A message larger than the spool threshold is read from its spool file by the stages; its
+/// original goes to the quarantine from the queue file and the alert copy is delivered.
+#[test]
+fn a_spooled_message_is_scanned_quarantined_and_its_alert_copy_delivered() {
+    let s = Server::start_with("spool_threshold_bytes = 4096");
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.ok(&[
+        "malware-filter",
+        "set",
+        "--tenant",
+        "contoso",
+        "--action",
+        "delete-attachment-and-use-default-alert",
+    ]);
+    let reply = send(
+        &s,
+        json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"], "subject": "big",
+               "attachments": [{"name": "notes.bin", "zeros": 200_000}, {"name": "eicar.com", "text": EICAR}]}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.wait_for("the alert copy", || s.mail("alice@contoso.test").len() == 1);
+    let m = &s.mail("alice@contoso.test")[0];
+    let raw = s.raw_mail("alice@contoso.test", m["id"].as_i64().unwrap());
+    assert!(
+        raw.contains("Malware Alert Text.txt") && !raw.contains("EICAR-STANDARD"),
+        "{}",
+        &raw[..raw.len().min(2000)]
+    );
+    s.wait_for("the quarantined original", || quarantine(&s).len() == 1);
+    let item = &quarantine(&s)[0];
+    assert!(item["size"].as_u64().unwrap_or(0) > 200_000, "{item}");
+    // Nothing is left in the spool or the queue once both are done.
+    s.wait_for("the queue file to go", || {
+        common::files_under(&s.data_dir().join("queue")) == 0
+    });
+}

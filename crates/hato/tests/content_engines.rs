@@ -130,7 +130,17 @@ fn a_signature_directory_catches_clamav_testfiles_and_is_reloaded_when_it_change
 fn a_real_clamd_quarantines_what_it_finds_and_a_silent_one_defers() {
     const MARKER: &[u8] = b"HATO-PIPELINE-CLAMD-MARKER-90d1";
     let ndb = format!("Hato.Pipeline.Marker:0:*:{}\n", hex(MARKER));
-    let Some(mut clamd) = TestClamd::start(&[("pipeline.ndb", ndb.as_bytes())]) else {
+    // Debian's clam.exe too, under ClamAV's own name, in clamd's database only.
+    let exe = clam_exe();
+    let hdb = exe
+        .as_ref()
+        .map(|e| hdb_line(&std::fs::read(e).unwrap(), CLAM_TEST_FILE))
+        .unwrap_or_default();
+    let mut sigs: Vec<(&str, &[u8])> = vec![("pipeline.ndb", ndb.as_bytes())];
+    if !hdb.is_empty() {
+        sigs.push(("testfiles.hdb", hdb.as_bytes()));
+    }
+    let Some(mut clamd) = TestClamd::start(&sigs) else {
         return;
     };
     let s = server(&format!("clamd = \"{}\"", clamd.tcp()));
@@ -148,6 +158,22 @@ fn a_real_clamd_quarantines_what_it_finds_and_a_silent_one_defers() {
             .any(|d| d.contains("Hato.Pipeline.Marker") && d.contains("by clamd")),
         "{found:?}"
     );
+    if let Some(exe) = &exe {
+        let reply = send_mime(
+            &s,
+            json!({"from": "x@fabrikam.test", "to": ["alice@contoso.test"],
+                   "attachments": [{"name": "clam.exe", "file": exe}]}),
+        );
+        assert!(reply.starts_with("250 "), "{reply}");
+        // Malware before blocked file types: held as malware, named by clamd.
+        let found = quarantined_for(&s, &trace_id_of(&reply), "alice@contoso.test");
+        assert!(
+            found
+                .iter()
+                .any(|d| d.contains(CLAM_TEST_FILE) && d.contains("by clamd")),
+            "{found:?}"
+        );
+    }
     // A clean message passes clamd too.
     let reply = send_mime(
         &s,

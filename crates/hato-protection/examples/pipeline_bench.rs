@@ -17,12 +17,14 @@
 //!   RULES_JSON: a `hato rule export` document (`{"rules": [...]}`), as `hato rule import`
 //!   takes; LIMIT: only the first LIMIT files (sorted by path), 0 = all.
 
+#[path = "shared/bench.rs"]
+mod shared;
+
 use hato_core::{Clock, SystemClock};
-use hato_protection::malware::{MalwarePolicy, MalwareVerdict, Scanner, SignatureStore, decide};
+use hato_protection::malware::{MalwarePolicy, MalwareVerdict, Scanner, decide};
 use hato_protection::rules::{Rule, RuleDirectory, RuleMessage, RuleSet, validate_all};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -94,29 +96,6 @@ impl RuleDirectory for MapDirectory {
     }
 }
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            files(&path, out)?;
-        } else if path
-            .file_name()
-            .is_some_and(|n| n != "MANIFEST.tsv" && n != "README.md")
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// This thread's CPU time in nanoseconds (the first field of /proc/thread-self/schedstat).
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse().ok()))
-        .unwrap_or(0)
-}
-
 /// The rules of an export document, checked as `hato rule import` checks them.
 fn load_rules(path: &str) -> Result<Vec<Rule>, Box<dyn std::error::Error>> {
     #[derive(serde::Deserialize)]
@@ -141,37 +120,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let runs: usize = args.get(4).map(|r| r.parse()).transpose()?.unwrap_or(5);
     let limit: usize = args.get(5).map(|r| r.parse()).transpose()?.unwrap_or(0);
-    let store = SignatureStore::open(sigs)?;
-    let db = store.snapshot();
-    eprintln!(
-        "signatures: {} loaded, {} skipped",
-        db.report.loaded,
-        db.report.skipped.len()
-    );
+    let store = shared::signatures(sigs)?;
     let rules = load_rules(rules_json)?;
     let count = rules.len();
     let set = RuleSet::compile(rules)?;
     eprintln!("rules: {count} from {rules_json}");
-    let mut paths = Vec::new();
-    files(Path::new(corpus), &mut paths)?;
-    paths.sort();
-    if limit > 0 {
-        paths.truncate(limit);
-    }
-    let mut messages = Vec::with_capacity(paths.len());
-    for p in &paths {
-        let mut raw = std::fs::read(p)?;
-        if raw.starts_with(b"From ") {
-            let end = raw
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(raw.len(), |i| i + 1);
-            raw.drain(..end);
-        }
-        messages.push(raw);
-    }
-    let bytes: usize = messages.iter().map(Vec::len).sum();
-    eprintln!("corpus: {} messages, {} bytes", messages.len(), bytes);
+    let messages = shared::corpus(corpus, limit)?;
     let scanner = Scanner {
         signatures: Arc::new(store),
         ..Scanner::default()
@@ -183,7 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // How often each rule matched in the first run, to show what the set does with the corpus.
     let mut hits: HashMap<String, usize> = HashMap::new();
     for run in 1..=runs {
-        let cpu0 = cpu_ns();
+        let cpu0 = shared::cpu_ns();
         let t0 = Instant::now();
         let (mut malware, mut matched, mut rejected) = (0usize, 0usize, 0usize);
         for raw in &messages {
@@ -216,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
+        let cpu = (shared::cpu_ns() - cpu0) as f64 / 1e9;
         println!(
             "run {run}: messages {} malware_or_blocked {malware} rule_matched {matched} rule_rejected {rejected} wall_s {wall:.3} cpu_s {cpu:.3} msgs_per_cpu_s {:.0}",
             messages.len(),

@@ -100,6 +100,15 @@ impl ScanBudget {
 /// 200 MB while it is parsed and unpacked, so the budget bounds the stages near 1 GB).
 pub const DEFAULT_SCAN_BUDGET_MB: u32 = 128;
 
+/// The recipients of a message with malware under one policy that asks for an admin
+/// notification, and what the policy did.
+struct Notify {
+    tenant: TenantId,
+    policy: MalwareFilterPolicy,
+    outcome: MalwareOutcome,
+    recipients: Vec<String>,
+}
+
 /// What a tenant's rules asked to be reported (`GenerateIncidentReport`) for one message.
 struct Incident {
     tenant: TenantId,
@@ -517,7 +526,7 @@ impl ContentPipeline {
             .get_or_insert_with(|| id::new_trace_id(self.clock.as_ref()))
             .clone();
         // Recipients under each malware policy that asks for an admin notification.
-        let mut notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)> = Vec::new();
+        let mut notify: Vec<Notify> = Vec::new();
         let default_policy = {
             let p = MalwareFilterPolicy::default();
             let d = malware_policy(&p);
@@ -599,10 +608,15 @@ impl ContentPipeline {
             {
                 match notify
                     .iter_mut()
-                    .find(|(t, p, _)| *t == r.tenant_id && p.name == stored.name)
+                    .find(|n| n.tenant == r.tenant_id && n.policy.name == stored.name)
                 {
-                    Some((_, _, rs)) => rs.push(address.clone()),
-                    None => notify.push((r.tenant_id, stored.clone(), vec![address.clone()])),
+                    Some(n) => n.recipients.push(address.clone()),
+                    None => notify.push(Notify {
+                        tenant: r.tenant_id,
+                        policy: stored.clone(),
+                        outcome: malware.outcome.clone(),
+                        recipients: vec![address.clone()],
+                    }),
                 }
             }
             let mut actions = Vec::new();
@@ -816,7 +830,7 @@ impl ContentPipeline {
         raw: &[u8],
         report: &ScanReport,
         tenants: &HashMap<TenantId, Arc<TenantFacts>>,
-        notify: Vec<(TenantId, MalwareFilterPolicy, Vec<String>)>,
+        notify: Vec<Notify>,
         incidents: Vec<Incident>,
     ) -> Vec<hato_store::NewMessage> {
         if notify.is_empty() && incidents.is_empty() {
@@ -843,7 +857,13 @@ impl ContentPipeline {
                 .unwrap_or_default()
         };
         let mut out = Vec::new();
-        for (tenant, policy, recipients) in notify {
+        for Notify {
+            tenant,
+            policy,
+            outcome,
+            recipients,
+        } in notify
+        {
             let internal = tenants.get(&tenant).is_some_and(|f| {
                 !sender.is_empty()
                     && f.view()
@@ -872,7 +892,6 @@ impl ContentPipeline {
                     continue;
                 }
             };
-            let outcome = decide(report, &malware_policy(&policy)).outcome;
             let org_domain = domain_of(&recipients);
             out.push(malware_admin_notification(
                 &MalwareNotice {

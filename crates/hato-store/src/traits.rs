@@ -303,6 +303,13 @@ pub trait MalwareFilterStore: Send + Sync {
     /// transport rules, its malware filter policies), in one read: each moves with every change
     /// to what it versions, so a cache of them stays valid while they stay.
     fn content_policy_versions(&self, tenant: TenantId) -> Result<ContentPolicyVersions>;
+    /// A number that moves, in memory and without a read, after every committed change to any
+    /// tenant's directory, transport rules or malware filter policies, before the writer tells
+    /// the change's caller; `None` for a store that cannot know of every change (another
+    /// process may write). While it stays, versions read earlier are still the versions.
+    fn content_policy_generation(&self) -> Option<u64> {
+        None
+    }
     /// The tenant's default policy: as stored, or Exchange's defaults if never changed.
     /// `NotFound` for a tenant that does not exist.
     fn malware_filter(&self, tenant: TenantId) -> Result<MalwareFilterPolicy> {

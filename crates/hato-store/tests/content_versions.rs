@@ -79,3 +79,61 @@ fn each_version_moves_with_its_own_changes() {
     store.set_malware_filter(other.id, p).wait().unwrap();
     assert_eq!(store.content_policy_versions(t.id).unwrap(), v5);
 }
+
+/// The generation moves, without a read, after every committed policy change of any tenant,
+/// before the change's caller hears of it; mail does not move it.
+#[test]
+fn the_generation_moves_with_policy_changes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let t = store.create_tenant("contoso").wait().unwrap();
+    store
+        .add_domain("contoso.test", t.id, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    let g0 = store
+        .content_policy_generation()
+        .expect("the embedded store knows");
+    let mut p = store.malware_filter(t.id).unwrap();
+    p.file_types = vec!["exe".into()];
+    store.set_malware_filter(t.id, p).wait().unwrap();
+    let g1 = store.content_policy_generation().unwrap();
+    assert!(g1 > g0);
+    store
+        .add_transport_rule(
+            t.id,
+            NewTransportRule {
+                name: "R".into(),
+                priority: None,
+                enabled: true,
+                definition: "{}".into(),
+            },
+        )
+        .wait()
+        .unwrap();
+    let g2 = store.content_policy_generation().unwrap();
+    assert!(g2 > g1);
+    // A message queued is not a policy change.
+    store
+        .enqueue(NewMessage {
+            trace_id: "0193a1b2-0000-7000-8000-0000000000aa".into(),
+            received: hato_core::Timestamp(1),
+            sender: "a@fabrikam.test".into(),
+            client_ip: "192.0.2.1".into(),
+            helo: "x".into(),
+            message_id: None,
+            subject: None,
+            content: b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            spooled: None,
+            recipients: vec![],
+            receive_detail: "r".into(),
+            reports_on: vec![],
+            authenticated: None,
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(store.content_policy_generation().unwrap(), g2);
+    // A refused change (no such policy) moves nothing.
+    assert!(store.remove_malware_filter(t.id, "Nope").wait().is_err());
+    assert_eq!(store.content_policy_generation().unwrap(), g2);
+}

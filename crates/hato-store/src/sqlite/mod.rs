@@ -68,6 +68,23 @@ pub struct SqliteStore {
     /// How many entries each list of a tenant's connection filter policy may hold:
     /// [`SqliteStore::with_connection_filter_max_entries`].
     connection_filter_max_entries: usize,
+    /// Moves after every commit that changed what `content_policy_versions` versions (any
+    /// tenant's): see [`policy_changed`].
+    policy_generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+thread_local! {
+    /// Set on the writer thread by a write that moves a content policy version, inside its
+    /// transaction; read and cleared by the writer loop after the COMMIT.
+    static POLICY_CHANGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the writer's current transaction as changing a tenant's directory, transport rules or
+/// malware filter policies: once it commits, the store's policy generation moves
+/// ([`crate::MalwareFilterStore::content_policy_generation`]). A job rolled back alone leaves
+/// the mark: a generation moved for nothing only makes a cache read the versions again.
+pub(crate) fn policy_changed() {
+    POLICY_CHANGED.with(|c| c.set(true));
 }
 
 /// Hours in microseconds, the store's unit of time.
@@ -159,7 +176,12 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) 
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    queue: QueueDir,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -179,9 +201,15 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, queue: QueueDir) {
         }
         let finishers: Vec<Finisher> = batch.into_iter().map(|job| job(Ok(&conn))).collect();
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let changed = POLICY_CHANGED.with(|c| c.replace(false));
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         } else {
+            // Before the callers hear of the commit: whoever learns a policy changed sees the
+            // new generation.
+            if changed {
+                generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             spool::after_commit(&conn, &queue);
         }
         let err = committed.err();
@@ -236,9 +264,11 @@ impl SqliteStore {
             .map(|_| open_connection(&db_path, 8 * 1024).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let policy_generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer_generation = policy_generation.clone();
         let handle = std::thread::Builder::new()
             .name("hato-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_queue))?;
+            .spawn(move || writer_loop(conn, rx, writer_queue, writer_generation))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
@@ -251,7 +281,14 @@ impl SqliteStore {
             message_expiration: i64::from(crate::types::DEFAULT_MESSAGE_EXPIRATION_HOURS)
                 * HOUR_MICROS,
             connection_filter_max_entries: crate::types::DEFAULT_CONNECTION_FILTER_MAX_ENTRIES,
+            policy_generation,
         })
+    }
+
+    /// See [`crate::MalwareFilterStore::content_policy_generation`].
+    pub(crate) fn policy_generation(&self) -> u64 {
+        self.policy_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Recipients queued from now on expire `hours` after their message arrived
@@ -345,6 +382,7 @@ impl SqliteStore {
 /// Marks a tenant's directory as changed, in the same transaction as the change, so cached
 /// indexes of that tenant (and only that tenant) reload.
 pub(crate) fn bump_directory(conn: &Connection, tenant: TenantId) -> Result<()> {
+    policy_changed();
     conn.prepare_cached(
         "INSERT INTO tenant_directory_version(tenant_id, version) VALUES (?1, 1) \
          ON CONFLICT(tenant_id) DO UPDATE SET version = version + 1",

@@ -61,6 +61,7 @@ fn version(conn: &Connection, tenant: TenantId) -> Result<i64> {
 }
 
 fn bump(conn: &Connection, tenant: TenantId) -> Result<()> {
+    super::policy_changed();
     conn.prepare_cached(
         "INSERT INTO transport_rule_versions(tenant_id, version) VALUES (?1, 1) \
          ON CONFLICT(tenant_id) DO UPDATE SET version = version + 1",

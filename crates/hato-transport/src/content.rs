@@ -222,13 +222,6 @@ impl ContentPipeline {
     pub async fn run(self: Arc<Self>, message: MessageContext) -> DataVerdict {
         // Held until the decisions are made.
         let _turn = self.budget.turn(message.body.len()).await;
-        // Kept to answer with, should the blocking step be lost (it cannot hand the message
-        // back then; the client is told to retry, and the body's spool file went with it).
-        let (envelope, client, protocol) = (
-            message.envelope.clone(),
-            message.client.clone(),
-            message.protocol,
-        );
         if self.inline(&message) {
             let mut message = message;
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -244,6 +237,12 @@ impl ContentPipeline {
                 }
             };
         }
+        // Only for the hand-offs, which cannot give the message back if they are lost.
+        let lost = Lost {
+            envelope: message.envelope.clone(),
+            client: message.client.clone(),
+            protocol: message.protocol,
+        };
         let this = self.clone();
         // Without external engines, the decisions follow the examination on the same blocking
         // thread: one hop off the async workers per message, not two.
@@ -271,15 +270,7 @@ impl ContentPipeline {
             }
             Err(e) => {
                 tracing::error!("the content stages were lost: {e}");
-                let message = MessageContext {
-                    envelope,
-                    client,
-                    protocol,
-                    headers: Headers::parse(b"", 0),
-                    body: MessageBody::default(),
-                    trace_id: None,
-                };
-                return refuse(message, policy_failed("the content stages were lost"));
+                return lost.refuse("the content stages were lost");
             }
         };
         let mut examined = examined;
@@ -331,22 +322,7 @@ impl ContentPipeline {
             }
             Err(e) => {
                 tracing::error!("the content decisions were lost: {e}");
-                let message = MessageContext {
-                    envelope: hato_core::message::Envelope {
-                        sender: None,
-                        recipients: Vec::new(),
-                        smtputf8: false,
-                    },
-                    client: hato_core::ClientContext::new(
-                        std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                        std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                    ),
-                    protocol: "ESMTP",
-                    headers: Headers::parse(b"", 0),
-                    body: MessageBody::default(),
-                    trace_id: None,
-                };
-                refuse(message, policy_failed("the content decisions were lost"))
+                lost.refuse("the content decisions were lost")
             }
         }
     }
@@ -1029,6 +1005,28 @@ impl ContentPipeline {
             }
         }
         out
+    }
+}
+
+/// What the DATA is answered with when a blocking step was lost (it cannot hand the message
+/// back then; the client is told to retry, and the body's spool file went with it).
+struct Lost {
+    envelope: hato_core::message::Envelope,
+    client: hato_core::ClientContext,
+    protocol: &'static str,
+}
+
+impl Lost {
+    fn refuse(&self, why: &str) -> DataVerdict {
+        let message = MessageContext {
+            envelope: self.envelope.clone(),
+            client: self.client.clone(),
+            protocol: self.protocol,
+            headers: Headers::parse(b"", 0),
+            body: MessageBody::default(),
+            trace_id: None,
+        };
+        refuse(message, policy_failed(why))
     }
 }
 

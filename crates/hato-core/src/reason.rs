@@ -48,10 +48,13 @@ pub enum Stage {
     TransportRule,
     /// The spam filter (SCL and verdicts).
     Spam,
+    /// Sender authentication: SPF, DKIM, DMARC, ARC (RFC 7208, 6376, 7489, 8617), and spoofing
+    /// of the tenant's own domains.
+    SenderAuthentication,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 16] = [
+    pub const ALL: [Stage; 17] = [
         Stage::Session,
         Stage::Recipient,
         Stage::GroupRestriction,
@@ -68,6 +71,7 @@ impl Stage {
         Stage::Malware,
         Stage::TransportRule,
         Stage::Spam,
+        Stage::SenderAuthentication,
     ];
 
     /// The name stored and shown (the serde name).
@@ -89,6 +93,7 @@ impl Stage {
             Stage::Malware => "malware",
             Stage::TransportRule => "transport_rule",
             Stage::Spam => "spam",
+            Stage::SenderAuthentication => "sender_authentication",
         }
     }
 }

@@ -59,7 +59,7 @@ impl TraceEvent {
         match stage {
             Stage::Malware => TraceEvent::Malware,
             Stage::TransportRule => TraceEvent::TransportRule,
-            Stage::Spam => TraceEvent::Spam,
+            Stage::Spam | Stage::SenderAuthentication => TraceEvent::Spam,
             Stage::Session
             | Stage::Recipient
             | Stage::GroupRestriction

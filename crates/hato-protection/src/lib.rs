@@ -34,6 +34,7 @@ pub mod malware;
 pub mod provider_block_list;
 pub mod reverse_dns;
 pub mod rules;
+pub mod spam;
 pub mod throttle;
 
 pub use dnsbl::{Dnsbl, DnsblZone, DnsblZoneSettings};

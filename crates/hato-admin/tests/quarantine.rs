@@ -133,10 +133,12 @@ async fn world() -> World {
             receive_reason: None,
             finished: None,
             stamp: String::new(),
+            junk: false,
             quarantine: Some(QuarantineHold {
                 kind,
                 policy: "Default".into(),
                 reason: Reason::new(stage, format!("{trace_id} found")),
+                days: None,
             }),
         };
         store

@@ -54,6 +54,12 @@ pub struct RecipientContent {
     /// Delivered besides the quarantined original: the message with its attachments replaced
     /// by the malware alert text (`DeleteAttachmentAndUse…Alert`).
     pub alert: Option<std::sync::Arc<Vec<u8>>>,
+    /// Delivered to the recipient's Junk Email folder instead of the Inbox (the spam filter's
+    /// `MoveToJmf`, and its `AddXHeader`/`ModifySubject`, which deliver to Junk too).
+    pub junk: bool,
+    /// Days a quarantine this recipient's verdict asks for is kept (the anti-spam policy's
+    /// `QuarantineRetentionPeriod`); `None`: the server's setting for the kind.
+    pub quarantine_days: Option<u16>,
 }
 
 /// What delivery does with a recipient because of a stage's verdict. Delivery carries every

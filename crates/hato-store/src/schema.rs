@@ -583,4 +583,10 @@ pub const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
     "#,
+    // 21: the spam filter's per-recipient outcome: delivered to the Junk Email folder, and the
+    // anti-spam policy's quarantine retention.
+    r#"
+    ALTER TABLE recipients ADD COLUMN junk INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE recipients ADD COLUMN quarantine_days INTEGER;
+    "#,
 ];

@@ -55,6 +55,9 @@ pub struct NewRecipient {
     /// Header fields put on top of the message for this recipient alone when it is delivered
     /// or quarantined (its `X-Hato-Antispam-Report`), each ending with CRLF; empty for none.
     pub stamp: String,
+    /// Delivered to the Junk Email folder rather than the Inbox (the spam filter's verdict);
+    /// group members inherit it with the stamp.
+    pub junk: bool,
 }
 
 /// How a recipient was done with before it was queued (see [`NewRecipient::finished`]).
@@ -109,6 +112,8 @@ pub struct QueuedRecipient {
     pub quarantine: Option<QuarantineHold>,
     /// See [`NewRecipient::stamp`].
     pub stamp: String,
+    /// See [`NewRecipient::junk`].
+    pub junk: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1037,6 +1042,9 @@ pub struct QuarantineHold {
     pub policy: String,
     /// The stage's reason (stage, rule, sentence, figures).
     pub reason: Reason,
+    /// Days the item is kept when the stage's policy says (the anti-spam policy's
+    /// `QuarantineRetentionPeriod`, 1–30); `None`: the server's setting for the kind.
+    pub days: Option<u32>,
 }
 
 /// Where a quarantined item stands. A released or deleted item stays listed (so a second

@@ -53,6 +53,7 @@ fn hold(kind: QuarantineKind) -> QuarantineHold {
         kind,
         policy: "Default".into(),
         reason: Reason::new(Stage::Malware, "found something").rule("r"),
+        days: None,
     }
 }
 
@@ -82,6 +83,7 @@ impl World {
                         quarantine: Some(hold(*kind)),
                         finished: None,
                         stamp: String::new(),
+                        junk: false,
                     })
                     .collect(),
                 receive_detail: "received".into(),

@@ -47,6 +47,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 quarantine: None,
                 finished: None,
                 stamp: String::new(),
+                junk: false,
             })
             .collect(),
         receive_detail: "received".into(),

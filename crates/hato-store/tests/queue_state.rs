@@ -62,6 +62,7 @@ fn message(
                 quarantine: None,
                 finished: None,
                 stamp: String::new(),
+                junk: false,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -62,6 +62,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             quarantine: None,
             finished: None,
             stamp: String::new(),
+            junk: false,
         }],
         receive_detail: "received".into(),
         reports_on: vec![],

@@ -121,7 +121,7 @@ impl Inbound {
         let recipients = std::mem::take(&mut message.envelope.recipients);
         for r in recipients {
             let content = r.content;
-            let disposition = disposition(&r.verdicts);
+            let disposition = disposition(&r.verdicts, content.quarantine_days);
             let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
                 r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
             let mut standing = standing.into_iter();
@@ -150,6 +150,7 @@ impl Inbound {
                     quarantine: None,
                     finished: None,
                     stamp: content.stamp.clone(),
+                    junk: false,
                 });
             }
             let body = match (&quarantine, &finished, &content.changed) {
@@ -168,6 +169,7 @@ impl Inbound {
                 quarantine,
                 finished,
                 stamp: content.stamp,
+                junk: content.junk,
             };
             if new.finished.is_some() && !copies.is_empty() {
                 copies[0].recipients.push(new);
@@ -296,7 +298,7 @@ enum Disposition {
     Finished(Finished),
 }
 
-fn disposition(verdicts: &[RecipientVerdict]) -> Disposition {
+fn disposition(verdicts: &[RecipientVerdict], days: Option<u16>) -> Disposition {
     for v in verdicts {
         match &v.action {
             Action::Deliver => continue,
@@ -305,6 +307,7 @@ fn disposition(verdicts: &[RecipientVerdict]) -> Disposition {
                     kind: *kind,
                     policy: policy.clone(),
                     reason: v.reason.clone(),
+                    days: days.map(u32::from),
                 });
             }
             Action::Reject(reply) => {

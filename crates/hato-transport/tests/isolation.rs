@@ -138,6 +138,7 @@ impl World {
                     quarantine: None,
                     finished: None,
                     stamp: String::new(),
+                    junk: false,
                 }],
                 spooled: None,
                 authenticated: None,

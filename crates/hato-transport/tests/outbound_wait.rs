@@ -116,6 +116,7 @@ impl World {
                     quarantine: None,
                     finished: None,
                     stamp: String::new(),
+                    junk: false,
                 }],
                 spooled: None,
                 authenticated: None,

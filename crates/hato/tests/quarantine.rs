@@ -27,10 +27,12 @@ fn queue_held_message(s: &mut Server) {
             receive_reason: None,
             finished: None,
             stamp: String::new(),
+            junk: false,
             quarantine: Some(QuarantineHold {
                 kind,
                 policy: "Default".into(),
                 reason: Reason::new(stage, "held by the test"),
+                days: None,
             }),
         };
         store

@@ -107,10 +107,11 @@ impl ModerationStore for SqliteStore {
                     let mut known = KnownAddresses::new(conn, message, members.len())?;
                     // Members are recipients of the same message: they expire with the group.
                     // They carry the group's stamp (its antispam report): the message is the same.
-                    let (expires, stamp): (i64, String) = conn.query_row("SELECT expires, stamp FROM recipients WHERE id = ?1", [recipient], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    // And its Junk Email verdict.
+                    let (expires, stamp, junk): (i64, String, i64) = conn.query_row("SELECT expires, stamp, junk FROM recipients WHERE id = ?1", [recipient], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                     let mut insert = conn.prepare_cached(
-                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to, expires, stamp) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8, ?9, ?10)",
+                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to, expires, stamp, junk) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8, ?9, ?10, ?11)",
                     )?;
                     for m in members {
                         // A member already among the message's recipients, in any state, gets no
@@ -126,7 +127,7 @@ impl ModerationStore for SqliteStore {
                         };
                         // One address a line ('' = nobody); NULL = the sender.
                         let report_to = m.report_to.as_ref().map(|l| l.join("\n"));
-                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to, expires, stamp])?;
+                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to, expires, stamp, junk])?;
                         let id = conn.last_insert_rowid();
                         add_event(conn, id, now.0, &EventRecord::new(TraceEvent::Expand, m.detail.as_str()))?;
                         if let Some(refusal) = &m.fail {

@@ -53,8 +53,8 @@ impl QueueStore for SqliteStore {
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
-                   quarantine_kind, quarantine_policy, quarantine_reason, stamp) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12)",
+                   quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -68,7 +68,9 @@ impl QueueStore for SqliteStore {
                     hold.map(|h| h.kind.as_str()),
                     hold.map(|h| h.policy.as_str()),
                     hold.map(|h| h.reason.to_json()),
-                    r.stamp
+                    r.stamp,
+                    r.junk,
+                    hold.and_then(|h| h.days)
                 ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
@@ -306,7 +308,7 @@ fn take_due(
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let mut by_message: BTreeMap<i64, (QueuedMessage, usize)> = BTreeMap::new();
@@ -318,14 +320,19 @@ fn take_due(
             latest = latest.max(r.get(11)?);
             let message: i64 = r.get(5)?;
             let kind: String = r.get(3)?;
+            let days_kept: Option<u32> = r.get(19)?;
             let rcpt = QueuedRecipient {
                 id: r.get(0)?,
                 address: r.get(1)?,
                 tenant_id: r.get(2)?,
                 route: route_from(&kind, r.get(4)?, r.get(9)?),
                 approved: r.get::<_, i64>(10)? != 0,
-                quarantine: hold_from(r.get(14)?, r.get(15)?, r.get(16)?),
+                quarantine: hold_from(r.get(14)?, r.get(15)?, r.get(16)?).map(|h| QuarantineHold {
+                    days: days_kept,
+                    ..h
+                }),
                 stamp: r.get(17)?,
+                junk: r.get::<_, i64>(18)? != 0,
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);
@@ -635,6 +642,7 @@ fn hold_from(
         policy: policy.unwrap_or_default(),
         reason: Reason::from_json(&reason_json)
             .unwrap_or_else(|| Reason::new(Stage::Queue, format!("Held in quarantine ({kind})"))),
+        days: None,
     })
 }
 

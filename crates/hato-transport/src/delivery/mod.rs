@@ -538,7 +538,11 @@ impl DeliveryAgent {
         let now = self.clock.now();
         for r in &m.recipients {
             if let Some(hold) = &r.quarantine {
-                let days = self.quarantine_retention_days(hold.kind);
+                // The policy's retention where it set one (the anti-spam policy), else the
+                // server's for the kind.
+                let days = hold
+                    .days
+                    .unwrap_or_else(|| self.quarantine_retention_days(hold.kind));
                 recipients.push((
                     r.id,
                     RecipientOutcome::Quarantine {
@@ -560,6 +564,14 @@ impl DeliveryAgent {
                 Route::Postmaster => self.postmaster_outcome()?,
                 Route::Remote => outbound_outcome(),
                 Route::Relay | Route::Group(_) => self.relay_outcome(&r.address)?,
+            };
+            // The spam filter's verdict: the Junk Email folder of whichever mailbox takes it.
+            let outcome = match outcome {
+                RecipientOutcome::Store { mailbox, .. } if r.junk => RecipientOutcome::Store {
+                    mailbox,
+                    folder: Folder::Junk,
+                },
+                other => other,
             };
             recipients.push((r.id, outcome));
         }

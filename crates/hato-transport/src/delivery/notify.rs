@@ -77,6 +77,7 @@ pub fn notification_recipient(
         quarantine: None,
         finished: None,
         stamp: String::new(),
+        junk: false,
     })
 }
 
@@ -677,6 +678,7 @@ mod tests {
             quarantine: None,
             finished: None,
             stamp: String::new(),
+            junk: false,
         }
     }
 

@@ -114,6 +114,7 @@ impl World {
                     quarantine: None,
                     finished: None,
                     stamp: String::new(),
+                    junk: false,
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],

@@ -27,10 +27,17 @@ pub struct HeaderDropRule {
 }
 
 impl HeaderDropRule {
-    /// hato's: `X-Hato-*`, and `Authentication-Results` claiming `hostname`.
+    /// hato's: `X-Hato-*`, the spam filter's `X-Spam-Flag`, `X-Spam-Status` and
+    /// `X-CustomSpam` (a sender's own `X-Spam-Flag: NO` would otherwise sit beside hato's
+    /// verdict for a client to read), and `Authentication-Results` claiming `hostname`.
     pub fn hato(hostname: &str) -> Self {
         HeaderDropRule {
-            name_prefixes: vec!["x-hato-".into()],
+            name_prefixes: vec![
+                "x-hato-".into(),
+                "x-spam-flag".into(),
+                "x-spam-status".into(),
+                "x-customspam".into(),
+            ],
             authserv_id: Some(hostname.to_ascii_lowercase()),
         }
     }
@@ -298,6 +305,10 @@ Authentication-Results: mx.hato.test; spf=pass smtp.mailfrom=x.test\r\n\
 Authentication-Results: MX.HATO.TEST (forged); dkim=pass\r\n\
 Authentication-Results: mx.other.test; spf=fail\r\n\
 Authentication-Results: mx.hato.test.evil; spf=pass\r\n\
+X-Spam-Flag: NO\r\n\
+X-Spam-Status: No, score=-100\r\n\
+X-CustomSpam: none\r\n\
+X-Spam-Report: kept (not a field hato writes)\r\n\
 From: a@x.test\r\n\
 \r\n\
 X-Hato-Antispam-Report: in the body, kept\r\n\
@@ -308,6 +319,7 @@ Subject: hi\r\n\
 X-Hatoo: kept (not our prefix)\r\n\
 Authentication-Results: mx.other.test; spf=fail\r\n\
 Authentication-Results: mx.hato.test.evil; spf=pass\r\n\
+X-Spam-Report: kept (not a field hato writes)\r\n\
 From: a@x.test\r\n\
 \r\n\
 X-Hato-Antispam-Report: in the body, kept\r\n\
@@ -320,7 +332,7 @@ Authentication-Results: mx.hato.test; body too\r\n";
             String::from_utf8_lossy(&kept),
             String::from_utf8_lossy(EXPECTED)
         );
-        assert_eq!(removed, 4);
+        assert_eq!(removed, 7);
     }
 
     #[test]
@@ -328,7 +340,7 @@ Authentication-Results: mx.hato.test; body too\r\n";
         for chunk in [1, 2, 3, 7, 64] {
             let (kept, removed) = filter(MESSAGE, chunk);
             assert_eq!(kept, EXPECTED, "chunks of {chunk}");
-            assert_eq!(removed, 4);
+            assert_eq!(removed, 7);
         }
     }
 

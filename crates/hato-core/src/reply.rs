@@ -345,6 +345,12 @@ replies! {
     /// A disclaimer rule whose `ApplyHtmlDisclaimerFallbackAction` is `Reject` could not insert
     /// its disclaimer (Exchange: the message is rejected with an NDR).
     const DISCLAIMER_REJECTED = (550, "5.7.1", "Delivery not authorized, message refused: the organization's disclaimer could not be applied");
+    /// The From domain fails DMARC and publishes `p=reject`, which the anti-spam policy honours
+    /// (Exchange's `DmarcRejectAction` default `Reject`; the text of Exchange's NDR).
+    fn dmarc_reject(domain) = (550, "5.7.509", "Access denied, sending domain {domain} does not pass DMARC verification and has a DMARC policy of reject.");
+    /// What message trace shows for a recipient the spam filter's `Delete` action dropped
+    /// (Exchange's tracking text; never sent to anyone: a deleted message gets no NDR).
+    const MESSAGE_DELETED_BY_AGENT = (550, "4.3.2", "QUEUE.TransportAgent; message deleted by transport agent");
 }
 
 impl Reply {
@@ -426,9 +432,11 @@ mod tests {
     }
 
     /// The replies whose enhanced code's class differs from the reply code's on purpose.
-    const CLASS_EXCEPTIONS: [&str; 1] = [
+    const CLASS_EXCEPTIONS: [&str; 2] = [
         // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
         "MESSAGE_EXPIRED",
+        // Exchange's tracking text for a deleted message: `550 4.3.2 QUEUE.TransportAgent`.
+        "MESSAGE_DELETED_BY_AGENT",
     ];
 
     /// The whole catalogue: every entry has a reply code of RFC 5321 §4.2's classes, an RFC 3463

@@ -46,8 +46,16 @@ use hato_protection::rules::{
     DisclaimerOutcome, Evaluation, HitBatch, RecipientRules, RuleAction, RuleDirectory,
     RuleMessage, RuleSetCache, apply_content_actions,
 };
+use crate::spam_stage::{self, SpamFilter};
+use hato_protection::spam::auth::{authentication_results_for_tenant, spoofs_own_domain};
+use hato_protection::spam::classifier::{Features, TenantModel};
+use hato_protection::spam::decide::SpamDecision;
+use hato_protection::spam::{AuthSignals, ContentSignals, SpamSignals};
 use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
-use hato_store::{ContentPolicyVersions, MalwareFilterPolicy, Store, StoreError};
+use hato_store::{
+    ContentPolicyVersions, MalwareFilterPolicy, SpamFilterPolicyRecord, Store, StoreError,
+    spam_policy_for,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -61,6 +69,8 @@ pub struct ContentPipeline {
     hits: HitBatch,
     hostname: String,
     budget: ScanBudget,
+    /// The spam filter; `None`: not run (`[spam] enabled = false`).
+    spam: Option<Arc<SpamFilter>>,
     /// Each tenant's facts, with the store's policy generation they are known to be current
     /// at (`None`: check the versions).
     facts: std::sync::Mutex<HashMap<TenantId, KnownFacts>>,
@@ -140,6 +150,10 @@ struct TenantFacts {
     /// Read only when the tenant has rules (they ask for them).
     accepted_domains: Vec<String>,
     rules: Arc<hato_protection::rules::RuleSet>,
+    /// The anti-spam policies in the order they are tried (custom by priority, the default).
+    spam_policies: Vec<SpamFilterPolicyRecord>,
+    /// The tenant's personalised classifier (its users' junk / not-junk reports), if any.
+    tenant_model: Option<Arc<TenantModel>>,
 }
 
 impl TenantFacts {
@@ -147,7 +161,20 @@ impl TenantFacts {
     /// (their added recipients are routed through the directory, their reports addressed) and
     /// no admin notification (its address is routed).
     fn reads_nothing_more(&self) -> bool {
+        use hato_protection::spam::SpamAction;
+        let redirects = |p: &hato_protection::spam::SpamFilterPolicy| {
+            [
+                p.spam_action,
+                p.high_confidence_spam_action,
+                p.phish_spam_action,
+                p.high_confidence_phish_action,
+                p.bulk_spam_action,
+            ]
+            .contains(&SpamAction::Redirect)
+        };
         self.rules.is_empty()
+            // A redirect's addresses are routed through the directory.
+            && !self.spam_policies.iter().any(|p| redirects(&p.policy))
             && self.malware_policies.iter().all(|(p, _)| {
                 !p.enable_internal_sender_admin_notifications
                     && !p.enable_external_sender_admin_notifications
@@ -172,7 +199,15 @@ struct Examined {
     /// Reasons of rules that could not be evaluated and were skipped, per tenant.
     skipped: HashMap<TenantId, Vec<Reason>>,
     incidents: Vec<Incident>,
+    /// The classifier's features of the message (when the spam filter runs), and whether it
+    /// carries GTUBE.
+    features: Option<Features>,
+    gtube: bool,
 }
+
+/// What a recipient's antispam report takes from the spam filter: the decision, the message's
+/// language, the client's country.
+type SpamOutcomeStamp = (SpamDecision, Option<String>, Option<String>);
 
 /// Why the pipeline could not decide: the client retries.
 fn deferral(reply: Reply, stage: Stage, text: impl Into<String>) -> Refusal {
@@ -197,7 +232,35 @@ impl ContentPipeline {
             hostname,
             budget: ScanBudget::new(DEFAULT_SCAN_BUDGET_MB),
             facts: std::sync::Mutex::new(HashMap::new()),
+            spam: None,
         }
+    }
+
+    /// The spam filter, when it runs.
+    pub fn spam_filter(&self) -> Option<&Arc<SpamFilter>> {
+        self.spam.as_ref()
+    }
+
+    /// Runs the spam filter after the transport rules.
+    pub fn with_spam_filter(mut self, spam: Arc<SpamFilter>) -> Self {
+        self.spam = Some(spam);
+        self
+    }
+
+    /// Sender authentication, once per message, when the spam filter runs and a tenant's
+    /// recipient will be filtered (not for an authenticated client's mail).
+    async fn authenticate(&self, raw: &[u8], message: &MessageContext) -> Option<AuthSignals> {
+        let spam = self.spam.as_ref()?;
+        if message.client.identity.is_some()
+            || message
+                .envelope
+                .recipients
+                .iter()
+                .all(|r| r.tenant_id == NO_TENANT)
+        {
+            return None;
+        }
+        Some(spam.authenticate(raw, message, &self.hostname).await)
     }
 
     /// At most `mb` MiB of messages examined at once (see [`DEFAULT_SCAN_BUDGET_MB`]).
@@ -222,11 +285,18 @@ impl ContentPipeline {
     pub async fn run(self: Arc<Self>, message: MessageContext) -> DataVerdict {
         // Held until the decisions are made.
         let _turn = self.budget.turn(message.body.len()).await;
+        // Sender authentication first for a message in memory (its lookups wait on the
+        // resolver, not a worker); a spooled one's after its examination has read it.
+        let auth = match message.body.in_memory() {
+            Some(raw) => self.authenticate(raw, &message).await,
+            None => None,
+        };
+        let spooled = message.body.in_memory().is_none();
         if self.inline(&message) {
             let mut message = message;
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let examined = self.examine(&mut message)?;
-                Ok::<_, Refusal>(self.decide(&mut message, examined))
+                Ok::<_, Refusal>(self.decide(&mut message, examined, auth))
             }));
             return match decided {
                 Ok(Ok(decided)) => self.answer(message, decided),
@@ -244,15 +314,17 @@ impl ContentPipeline {
             protocol: message.protocol,
         };
         let this = self.clone();
-        // Without external engines, the decisions follow the examination on the same blocking
-        // thread: one hop off the async workers per message, not two.
-        let one_hop = self.scanner.engines.is_empty();
+        // Without external engines (and with sender authentication done), the decisions follow
+        // the examination on the same blocking thread: one hop off the async workers per
+        // message, not two.
+        let one_hop = self.scanner.engines.is_empty() && !(spooled && self.spam.is_some());
+        let auth_now = if one_hop { auth.clone() } else { None };
         let examined = tokio::task::spawn_blocking(move || {
             let mut message = message;
             let examined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let examined = this.examine(&mut message)?;
                 Ok(if one_hop {
-                    Step::Decided(this.decide(&mut message, examined))
+                    Step::Decided(this.decide(&mut message, examined, auth_now))
                 } else {
                     Step::Examined(Box::new(examined))
                 })
@@ -305,11 +377,17 @@ impl ContentPipeline {
                 }
             }
         }
+        // A spooled message's sender authentication, now that its content is read.
+        let auth = match auth {
+            Some(auth) => Some(auth),
+            None if spooled => self.authenticate(&examined.raw, &message).await,
+            None => None,
+        };
         let this = self.clone();
         let decided = tokio::task::spawn_blocking(move || {
             let mut message = message;
             let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                this.decide(&mut message, examined)
+                this.decide(&mut message, examined, auth)
             }));
             (message, decided)
         })
@@ -406,7 +484,25 @@ impl ContentPipeline {
                     .collect()
             })
         })?;
-        let accepted_domains = if rules.is_empty() {
+        let (spam_policies, tenant_model) = if self.spam.is_some() {
+            let model = match self.store.spam_tenant_model(tenant)? {
+                Some((bytes, _)) => match TenantModel::from_bytes(&bytes) {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "tenant {tenant}'s personalised spam model cannot be read ({e}); the shipped model alone decides"
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            (self.store.spam_filters(tenant)?, model)
+        } else {
+            (Vec::new(), None)
+        };
+        // Rules ask for them, and the spam filter (a spoof of the tenant's own domains).
+        let accepted_domains = if rules.is_empty() && self.spam.is_none() {
             Vec::new()
         } else {
             self.store
@@ -421,6 +517,8 @@ impl ContentPipeline {
             index,
             accepted_domains,
             rules,
+            spam_policies,
+            tenant_model,
         });
         let mut cache = self
             .facts
@@ -551,6 +649,15 @@ impl ContentPipeline {
             }
             tenants.insert(tenant, facts);
         }
+        // The classifier's features, once for every tenant (each scores them with its own
+        // personalisation when deciding).
+        let (features, gtube) = match &self.spam {
+            Some(spam) if !tenants.is_empty() && message.client.identity.is_none() => (
+                Some(spam.classifier.extract(&raw)),
+                spam_stage::is_gtube(&raw),
+            ),
+            _ => (None, false),
+        };
         Ok(Examined {
             raw: Arc::new(raw),
             report,
@@ -558,13 +665,20 @@ impl ContentPipeline {
             rules,
             skipped,
             incidents,
+            features,
+            gtube,
         })
     }
 
     /// Step 3 (blocking): each recipient's decisions, recorded in its slot; the content each
     /// recipient gets; the recipients rules add. `Some(refusal)` when every recipient is
     /// refused: the reply to the DATA.
-    fn decide(&self, message: &mut MessageContext, examined: Examined) -> Decided {
+    fn decide(
+        &self,
+        message: &mut MessageContext,
+        examined: Examined,
+        auth: Option<AuthSignals>,
+    ) -> Decided {
         let Examined {
             raw,
             report,
@@ -572,7 +686,25 @@ impl ContentPipeline {
             rules,
             skipped,
             incidents,
+            features,
+            gtube,
         } = examined;
+        // What the spam filter reads of the envelope and header, once.
+        let envelope_sender = message
+            .envelope
+            .sender
+            .as_ref()
+            .map(|s| s.to_string().to_ascii_lowercase());
+        let from_address = message
+            .headers
+            .first("from")
+            .and_then(spam_stage::from_address);
+        // Each tenant's view of the content (its personalisation), computed once.
+        let mut content_by_tenant: HashMap<TenantId, ContentSignals> = HashMap::new();
+        // Per recipient: the spam filter's decision, the message's language, the client's
+        // country (for its antispam report).
+        let mut spam_decisions: Vec<Option<SpamOutcomeStamp>> = Vec::new();
+        let mut spam_headers: Vec<String> = Vec::new();
         // The trace id now, so the notices can name the message; the commit keeps it.
         let trace_id = message
             .trace_id
@@ -735,8 +867,74 @@ impl ContentPipeline {
                     });
                 }
             }
+            // The spam filter, for a recipient every stage so far delivers to.
+            let mut spam_decision = None;
+            let mut spam_header = String::new();
+            if let (Some(spam), Some(features), Some(facts)) = (&self.spam, &features, facts)
+                && r.verdicts.iter().all(|v| v.action.delivers())
+            {
+                let content = content_by_tenant
+                    .entry(r.tenant_id)
+                    .or_insert_with(|| {
+                        let c = spam
+                            .classifier
+                            .signals(features, facts.tenant_model.as_deref());
+                        if gtube {
+                            spam_stage::gtube_signals(c)
+                        } else {
+                            c
+                        }
+                    })
+                    .clone();
+                let default_record;
+                let record = match spam_policy_for(&facts.spam_policies, &address, |g| {
+                    facts.view().is_member_of(&address, g)
+                }) {
+                    Some(record) => record,
+                    None => {
+                        default_record = SpamFilterPolicyRecord::default();
+                        &default_record
+                    }
+                };
+                let spoofs = auth
+                    .as_ref()
+                    .is_some_and(|a| spoofs_own_domain(a, &facts.accepted_domains));
+                let mut tenant_auth = auth.clone();
+                if spoofs && let Some(a) = tenant_auth.as_mut() {
+                    a.authentication_results = authentication_results_for_tenant(a, true);
+                }
+                let signals = SpamSignals {
+                    content,
+                    auth: tenant_auth.clone().unwrap_or_default(),
+                    ip_allow_listed: is_allow_listed(r),
+                    rule_scl,
+                    envelope_sender: envelope_sender.clone(),
+                    from_address: from_address.clone(),
+                    spoofs_own_domain: spoofs,
+                };
+                let d = hato_protection::spam::decide::decide(&signals, &record.policy);
+                let applied =
+                    spam_stage::apply(&d, &record.name, &signals.content, tenant_auth.as_ref(), r);
+                spam_header = applied.header;
+                if let Some(text) = applied.subject_prefix {
+                    actions.push(RuleAction::PrependSubject { text });
+                }
+                if !applied.redirect.is_empty() {
+                    let why = Reason::new(
+                        Stage::Spam,
+                        format!("Redirected by the anti-spam policy {:?}", record.name),
+                    )
+                    .rule(record.name.clone());
+                    for a in applied.redirect {
+                        added.push((a, r.tenant_id, why.clone(), i));
+                    }
+                }
+                spam_decision = Some((d, signals.content.language, signals.auth.country));
+            }
             content_actions.push(actions);
             scl.push(rule_scl);
+            spam_headers.push(spam_header);
+            spam_decisions.push(spam_decision);
         }
 
         // Recipients the rules added (redirect, Bcc, To, Cc): routed as RCPT would have,
@@ -796,6 +994,8 @@ impl ContentPipeline {
             content_actions.push(content_actions.get(source).cloned().unwrap_or_default());
             scl.push(scl.get(source).copied().flatten());
             categories.push(None);
+            spam_headers.push(spam_headers.get(source).cloned().unwrap_or_default());
+            spam_decisions.push(spam_decisions.get(source).cloned().flatten());
         }
 
         // Content the rules changed: once per distinct list of actions.
@@ -843,6 +1043,7 @@ impl ContentPipeline {
         let helo = header_safe(message.client.helo_name());
         let ptr = header_safe(message.client.ptr.as_deref().unwrap_or_default());
         for (i, r) in message.envelope.recipients.iter_mut().enumerate() {
+            let spam = spam_decisions.get(i).and_then(Option::as_ref);
             r.content.stamp = antispam_report(&AntispamFields {
                 ip: &ip.to_string(),
                 helo: &helo,
@@ -850,7 +1051,13 @@ impl ContentPipeline {
                 allow_listed: is_allow_listed(r),
                 scl: scl.get(i).copied().flatten(),
                 category: categories.get(i).copied().flatten(),
+                spam: spam.map(|(d, _, _)| d),
+                language: spam.and_then(|(_, l, _)| l.as_deref()),
+                country: spam.and_then(|(_, _, c)| c.as_deref()),
             });
+            if let Some(header) = spam_headers.get(i) {
+                r.content.stamp.push_str(header);
+            }
         }
 
         // Every recipient refused: that is the reply to the DATA (no NDR, nothing kept).
@@ -1116,29 +1323,50 @@ pub struct AntispamFields<'a> {
     pub scl: Option<i8>,
     /// The malware filter's category (`MALW`, `FTBP`) for a delivered alert copy.
     pub category: Option<&'static str>,
+    /// The spam filter's decision, when it ran for the recipient: its SCL, SFV, CAT, BCL and
+    /// SRV replace what the fields above would give.
+    pub spam: Option<&'a SpamDecision>,
+    /// `LANG`: the message's language (ISO 639-1).
+    pub language: Option<&'a str>,
+    /// `CTRY`: the client's country (ISO 3166-1 alpha-2).
+    pub country: Option<&'a str>,
 }
 
 /// `X-Hato-Antispam-Report`, in the grammar of Exchange's `X-Forefront-Antispam-Report`
-/// (`exchange-online-behaviour.md` §6.5): `CIP` the client IP, `CTRY` (no geolocation: empty),
-/// `LANG` (the spam filter fills it), `SCL`, `SRV`, `IPV` (`CAL` allow-listed, else `NLI`),
-/// `SFV` (`SKN` when the allow list or an SCL −1 rule skips filtering, `SKS` when a rule set
-/// 5–9; the spam filter gives the rest), `H` the HELO name, `PTR` the client's name, `CAT`,
-/// `DIR:INB`.
+/// (`exchange-online-behaviour.md` §6.5): `CIP` the client IP, `CTRY` the client's country,
+/// `LANG` the message's language, `SCL`, `SRV` (`BULK` at or above the bulk threshold), `IPV`
+/// (`CAL` allow-listed, else `NLI`), `SFV` (the spam filter's stamp; `SKN` when the allow list
+/// or an SCL −1 rule skips filtering, `SKS` when a rule set 5–9), `H` the HELO name, `PTR` the
+/// client's name, `CAT`, `BCL` (Exchange writes it in `X-Microsoft-Antispam`), `DIR:INB`.
 pub fn antispam_report(f: &AntispamFields<'_>) -> String {
-    let (scl, sfv) = match (f.allow_listed, f.scl) {
-        (_, Some(-1)) | (true, None) => ("-1".to_string(), "SKN"),
-        (_, Some(s)) if s >= 5 => (s.to_string(), "SKS"),
-        (true, Some(s)) => (s.to_string(), "SKN"),
-        (false, Some(s)) => (s.to_string(), ""),
-        (false, None) => (String::new(), ""),
+    let (scl, sfv, category, bcl, srv) = match f.spam {
+        Some(d) => (
+            d.scl.to_string(),
+            d.sfv.as_str(),
+            d.verdict.category().or(f.category),
+            d.bcl.to_string(),
+            if d.bulk { "BULK" } else { "" },
+        ),
+        None => {
+            let (scl, sfv) = match (f.allow_listed, f.scl) {
+                (_, Some(-1)) | (true, None) => ("-1".to_string(), "SKN"),
+                (_, Some(s)) if s >= 5 => (s.to_string(), "SKS"),
+                (true, Some(s)) => (s.to_string(), "SKN"),
+                (false, Some(s)) => (s.to_string(), ""),
+                (false, None) => (String::new(), ""),
+            };
+            (scl, sfv, f.category, String::new(), "")
+        }
     };
     format!(
-        "X-Hato-Antispam-Report: CIP:{};CTRY:;LANG:;SCL:{scl};SRV:;IPV:{};SFV:{sfv};H:{};PTR:{};CAT:{};DIR:INB;\r\n",
+        "X-Hato-Antispam-Report: CIP:{};CTRY:{};LANG:{};SCL:{scl};SRV:{srv};IPV:{};SFV:{sfv};H:{};PTR:{};CAT:{};BCL:{bcl};DIR:INB;\r\n",
         f.ip,
+        header_safe(f.country.unwrap_or_default()),
+        header_safe(f.language.unwrap_or_default()),
         if f.allow_listed { "CAL" } else { "NLI" },
         f.helo,
         f.ptr,
-        f.category.unwrap_or("NONE"),
+        category.unwrap_or("NONE"),
     )
 }
 
@@ -1222,17 +1450,46 @@ mod tests {
                 allow_listed,
                 scl,
                 category,
+                spam: None,
+                language: None,
+                country: None,
             })
         };
         assert_eq!(
             f(false, None, None),
-            "X-Hato-Antispam-Report: CIP:192.0.2.1;CTRY:;LANG:;SCL:;SRV:;IPV:NLI;SFV:;H:mail.fabrikam.test;PTR:mail.fabrikam.test;CAT:NONE;DIR:INB;\r\n"
+            "X-Hato-Antispam-Report: CIP:192.0.2.1;CTRY:;LANG:;SCL:;SRV:;IPV:NLI;SFV:;H:mail.fabrikam.test;PTR:mail.fabrikam.test;CAT:NONE;BCL:;DIR:INB;\r\n"
         );
         assert!(f(true, None, None).contains(";SCL:-1;SRV:;IPV:CAL;SFV:SKN;"));
         assert!(f(false, Some(-1), None).contains(";SCL:-1;SRV:;IPV:NLI;SFV:SKN;"));
         assert!(f(false, Some(6), None).contains(";SCL:6;SRV:;IPV:NLI;SFV:SKS;"));
         assert!(f(false, Some(2), None).contains(";SCL:2;"));
         assert!(f(false, None, Some("MALW")).contains(";CAT:MALW;"));
+        // The spam filter's decision fills SCL, SRV, SFV, CAT, BCL; LANG and CTRY come along.
+        let signals = hato_protection::spam::SpamSignals {
+            content: hato_protection::spam::ContentSignals {
+                scl: 1,
+                bcl: 8,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let d = hato_protection::spam::decide::decide(&signals, &Default::default());
+        let report = antispam_report(&AntispamFields {
+            ip: "192.0.2.1",
+            helo: "h",
+            ptr: "p",
+            allow_listed: false,
+            scl: None,
+            category: None,
+            spam: Some(&d),
+            language: Some("ja"),
+            country: Some("JP;SCL:-1"),
+        });
+        assert!(
+            report.contains("CTRY:JP?SCL:-1;LANG:ja;SCL:6;SRV:BULK;IPV:NLI;SFV:SPM;"),
+            "{report}"
+        );
+        assert!(report.contains(";CAT:BULK;BCL:8;DIR:INB;"), "{report}");
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ pub mod inbound;
 pub mod ndr;
 pub mod preview;
 pub mod routing;
+pub mod spam_learning;
+pub mod spam_stage;
 
 // The header block and its fields are split in hato-core (`hato_core::header`), where the
 // stages that decide about a message read them too.

@@ -25,6 +25,8 @@ pub struct Config {
     pub malware: MalwareSection,
     /// The content stages after the data (`[content]`).
     pub content: ContentSection,
+    /// The spam filter (`[spam]`).
+    pub spam: SpamSection,
 }
 
 /// The malware filter's engines: the built-in one (EICAR out of the box, plus ClamAV-format
@@ -86,6 +88,27 @@ impl Default for ContentSection {
         ContentSection {
             pipeline: true,
             scan_budget_mb: hato_transport::content::DEFAULT_SCAN_BUDGET_MB,
+        }
+    }
+}
+
+/// The spam filter's engine. What happens to spam is each tenant's anti-spam policy (`hato
+/// spam-filter`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpamSection {
+    /// Run the spam filter (after the malware filter and the transport rules). Off only to
+    /// measure or troubleshoot: mail is then delivered unfiltered.
+    pub enabled: bool,
+    /// A classifier model file (`hato spam train --out`); empty: the model shipped in hato.
+    pub model: PathBuf,
+}
+
+impl Default for SpamSection {
+    fn default() -> Self {
+        SpamSection {
+            enabled: true,
+            model: PathBuf::new(),
         }
     }
 }
@@ -675,6 +698,14 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # MiB of messages examined at once; more wait their turn (a message costs memory a few times
 # its size while it is parsed and unpacked). At least smtp.max_message_size.
 #scan_budget_mb = 128
+
+[spam]
+# The spam filter, after the malware filter and the transport rules: SCL, verdicts, sender
+# authentication (SPF, DKIM, DMARC, ARC). What happens to spam is each tenant's anti-spam policy
+# (`hato spam-filter`). Off only to measure or troubleshoot.
+#enabled = true
+# A classifier model built by `hato spam train`; empty: the model shipped in hato.
+#model = ""
 
 [throttle]
 # IP throttling by volume and reputation, per sending IP (IPv4 address, IPv6 prefix). An IP that

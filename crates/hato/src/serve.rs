@@ -7,12 +7,15 @@ use hato_core::{Clock, SystemClock, id};
 use hato_protection::early_talker::EarlyTalker;
 use hato_protection::helo::HeloCheck;
 use hato_protection::malware::{Clamd, Scanner, SignatureStore};
+use hato_protection::spam::auth::SenderAuth;
+use hato_protection::spam::classifier::Classifier;
 use hato_protection::reverse_dns::ReverseDns;
 use hato_protection::{ConnectChecks, Dnsbl};
 use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
 use hato_transport::content::{ContentPipeline, ContentPolicy};
+use hato_transport::spam_stage::SpamFilter;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
@@ -203,6 +206,7 @@ fn content_pipeline(
     store: &Arc<dyn Store>,
     directory: &Arc<hato_directory::Directory>,
     clock: &Arc<dyn Clock>,
+    resolver: &Arc<dyn hato_core::dns::Resolver>,
 ) -> Result<Option<Arc<ContentPipeline>>, ServeError> {
     if !config.content.pipeline {
         println!(
@@ -249,16 +253,53 @@ fn content_pipeline(
             format!(" and clamd at {}", malware.clamd)
         }
     );
-    Ok(Some(Arc::new(
-        ContentPipeline::new(
-            store.clone(),
-            directory.clone(),
-            clock.clone(),
-            Arc::new(scanner),
-            config.server.hostname.clone(),
-        )
-        .with_scan_budget_mb(config.content.scan_budget_mb),
-    )))
+    let mut pipeline = ContentPipeline::new(
+        store.clone(),
+        directory.clone(),
+        clock.clone(),
+        Arc::new(scanner),
+        config.server.hostname.clone(),
+    )
+    .with_scan_budget_mb(config.content.scan_budget_mb);
+    if let Some(spam) = spam_filter(config, resolver)? {
+        pipeline = pipeline.with_spam_filter(spam);
+    }
+    Ok(Some(Arc::new(pipeline)))
+}
+
+/// The spam filter as the settings make it: the shipped classifier or `[spam] model`, and
+/// sender authentication over the process's resolver; `None` when `[spam] enabled` is off.
+fn spam_filter(
+    config: &Config,
+    resolver: &Arc<dyn hato_core::dns::Resolver>,
+) -> Result<Option<Arc<SpamFilter>>, ServeError> {
+    if !config.spam.enabled {
+        println!("hato: the spam filter is off ([spam] enabled = false)");
+        return Ok(None);
+    }
+    let classifier = if config.spam.model.as_os_str().is_empty() {
+        Classifier::shipped()
+            .map_err(|e| ServeError::Io(format!("the shipped spam model: {e}")))?
+    } else {
+        let bytes = std::fs::read(&config.spam.model)
+            .map_err(|e| ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display())))?;
+        Classifier::load(&bytes)
+            .map_err(|e| ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display())))?
+    };
+    let auth = SenderAuth::new(resolver.clone(), config.server.hostname.clone())
+        .map_err(|e| ServeError::Io(format!("sender authentication: {e}")))?;
+    println!(
+        "hato: spam filter: the {} classifier, SPF/DKIM/DMARC/ARC",
+        if config.spam.model.as_os_str().is_empty() {
+            "shipped".to_owned()
+        } else {
+            config.spam.model.display().to_string()
+        }
+    );
+    Ok(Some(Arc::new(SpamFilter::new(
+        Arc::new(classifier),
+        Arc::new(auth),
+    ))))
 }
 
 /// Writes the transport rules' hit counts every few seconds, and once more when stopping.
@@ -363,12 +404,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     // The content stages (malware filter, transport rules) inside the edge: the edge's note
     // of the client's standing is in each recipient's slot before they run.
-    let content = content_pipeline(&config, &dyn_store, &directory, &clock)?;
+    let content = content_pipeline(&config, &dyn_store, &directory, &clock, &resolver)?;
     if let Some(pipeline) = &content {
         tasks.push(tokio::spawn(count_rule_hits(
             pipeline.clone(),
             stop_rx.clone(),
         )));
+        // Users' junk / not-junk reports into their tenants' personalised classifiers.
+        if let Some(spam) = pipeline.spam_filter() {
+            let learner = hato_transport::spam_learning::ReportLearner::new(
+                dyn_store.clone(),
+                spam.classifier.clone(),
+            );
+            tasks.push(tokio::spawn(learner.run(stop_rx.clone())));
+        }
     }
     let policy = Arc::new(edge_policy(
         &config,

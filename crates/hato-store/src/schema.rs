@@ -583,7 +583,50 @@ pub const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
     "#,
-    // 21: the spam filter's per-recipient outcome: delivered to the Junk Email folder, and the
+    // 21: the anti-spam policies (Exchange's HostedContentFilterPolicy + HostedContentFilterRule)
+    // as the malware filter's are kept: one row per policy (the default's only once changed),
+    // the whole record as JSON (`hato_store::SpamFilterPolicyRecord`), a custom policy's priority
+    // in its own column; their version per tenant; each tenant's personalised classifier model
+    // (opaque bytes) with its version; users' junk / not-junk reports, one per message, recipient
+    // and reporter (a later opposite report replaces the earlier), the delivered content's blob
+    // kept for the classifier to learn from.
+    r#"
+    CREATE TABLE spam_filter_policies(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        -- NULL for the default policy; custom ones 0, 1, ... (0 first).
+        priority INTEGER,
+        settings TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE(tenant_id, name)
+    );
+    CREATE TABLE spam_filter_versions(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL
+    );
+    CREATE TABLE spam_tenant_models(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        model BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        updated INTEGER NOT NULL
+    );
+    CREATE TABLE spam_reports(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        trace_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        replaces TEXT,
+        reported INTEGER NOT NULL,
+        blob TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        UNIQUE(tenant_id, trace_id, recipient, reporter)
+    );
+    CREATE INDEX spam_reports_blob ON spam_reports(blob);
+    "#,
+    // 22: the spam filter's per-recipient outcome: delivered to the Junk Email folder, and the
     // anti-spam policy's quarantine retention.
     r#"
     ALTER TABLE recipients ADD COLUMN junk INTEGER NOT NULL DEFAULT 0;

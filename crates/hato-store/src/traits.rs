@@ -342,6 +342,74 @@ pub trait MalwareFilterStore: Send + Sync {
     fn remove_malware_filter(&self, tenant: TenantId, name: &str) -> Pending<()>;
 }
 
+/// Tenants' anti-spam policies (Exchange's `Get-`/`Set-`/`New-`/`Remove-HostedContentFilterPolicy`
+/// with their `HostedContentFilterRule`s), users' junk / not-junk reports, and each tenant's
+/// personalised classifier model. Every change to a tenant's policies or model moves
+/// [`MalwareFilterStore::content_policy_versions`] (`spam_filters`, `spam_model`) and
+/// [`MalwareFilterStore::content_policy_generation`], as malware policy changes do.
+pub trait SpamFilterStore: Send + Sync {
+    /// The tenant's default policy: as stored, or Exchange's defaults if never changed.
+    /// `NotFound` for a tenant that does not exist.
+    fn spam_filter(&self, tenant: TenantId) -> Result<SpamFilterPolicyRecord> {
+        self.spam_filter_named(tenant, DEFAULT_SPAM_FILTER)
+    }
+    /// A policy by name (case-insensitive): `NotFound` when the tenant has none such.
+    fn spam_filter_named(&self, tenant: TenantId, name: &str) -> Result<SpamFilterPolicyRecord>;
+    /// Every policy of the tenant in the order they are tried: custom ones by priority, then
+    /// the default. [`spam_policy_for`](crate::spam_policy_for) picks one recipient's.
+    fn spam_filters(&self, tenant: TenantId) -> Result<Vec<SpamFilterPolicyRecord>>;
+    /// Replaces the policy of that name (the default, or a custom one that exists); a custom
+    /// policy taking a priority another holds pushes that one and those after it down by one.
+    /// `Invalid` when the settings fail [`SpamFilterPolicy::validate`](hato_protection::spam::SpamFilterPolicy::validate).
+    fn set_spam_filter(
+        &self,
+        tenant: TenantId,
+        policy: SpamFilterPolicyRecord,
+    ) -> Pending<SpamFilterPolicyRecord>;
+    /// Adds a custom policy (`priority` `None`: last). `Conflict` when the name is taken,
+    /// `Invalid` for the name `Default`, a priority past the end, no condition, or settings
+    /// that fail validation.
+    fn add_spam_filter(
+        &self,
+        tenant: TenantId,
+        policy: SpamFilterPolicyRecord,
+    ) -> Pending<SpamFilterPolicyRecord>;
+    /// Removes a custom policy (those after it move up); the default cannot be removed.
+    fn remove_spam_filter(&self, tenant: TenantId, name: &str) -> Pending<()>;
+
+    /// The tenant's personalised classifier model (opaque bytes) and its version, if any.
+    fn spam_tenant_model(&self, tenant: TenantId) -> Result<Option<(Vec<u8>, i64)>>;
+    /// Stores the tenant's model; returns its new version (1 for the first).
+    fn set_spam_tenant_model(&self, tenant: TenantId, model: Vec<u8>) -> Pending<i64>;
+
+    /// Records a user's junk / not-junk report of a message delivered to a mailbox of the
+    /// tenant, in one write: the report, and an `AgentInfo` event on that recipient's trace.
+    /// The same reporter saying the same again changes nothing (`recorded` false); saying the
+    /// opposite replaces the earlier report (a new id, `replaces` set). `NotFound` when the
+    /// tenant has no such trace id and recipient delivered to a mailbox (or not to
+    /// `report.mailbox` when given).
+    fn report_spam(&self, report: NewSpamReport) -> Pending<SpamReportOutcome>;
+    /// The tenant's reports with an id above `after_id`, in order of id, at most `limit`:
+    /// what the classifier learns from, consumed in order (keep the last id seen).
+    fn spam_reports_after(
+        &self,
+        tenant: TenantId,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<SpamReport>>;
+    /// Moves a mailbox item to `folder`. Junk Email → Inbox is a not-junk report by `by`,
+    /// Inbox → Junk Email a junk report ([`SpamFilterStore::report_spam`], same write), when
+    /// the message's trace is still kept. `NotFound` for no such item in the mailbox.
+    fn move_mail(
+        &self,
+        mailbox: MailboxId,
+        id: i64,
+        folder: Folder,
+        by: &str,
+        now: Timestamp,
+    ) -> Pending<MailMove>;
+}
+
 /// Tenants' connection filter policies: the IP allow and block lists the edge decides on at RCPT.
 pub trait ConnectionFilterStore: Send + Sync {
     fn connection_filter(&self, tenant: TenantId) -> Result<ConnectionFilterPolicy>;
@@ -462,6 +530,7 @@ pub trait Store:
     + TransportRuleStore
     + QuarantineStore
     + MalwareFilterStore
+    + SpamFilterStore
 {
 }
 impl<T> Store for T where
@@ -484,5 +553,6 @@ impl<T> Store for T where
         + TransportRuleStore
         + QuarantineStore
         + MalwareFilterStore
+        + SpamFilterStore
 {
 }

@@ -1244,6 +1244,10 @@ pub struct ContentPolicyVersions {
     pub directory: i64,
     pub transport_rules: i64,
     pub malware_filters: i64,
+    /// The tenant's anti-spam policies (`SpamFilterStore`).
+    pub spam_filters: i64,
+    /// The tenant's personalised classifier model (`SpamFilterStore::spam_tenant_model`).
+    pub spam_model: i64,
 }
 
 /// The name of every tenant's default malware filter policy.
@@ -1290,4 +1294,195 @@ pub fn malware_policy_for<'a>(
     policies
         .iter()
         .find(|p| p.applies_to(recipient, &is_member_of))
+}
+
+// ----- anti-spam policies and users' junk reports ------------------------------------------------
+
+/// The name of every tenant's default anti-spam policy (Exchange's `Default`).
+pub const DEFAULT_SPAM_FILTER: &str = "Default";
+
+/// The recipient conditions and exceptions of a custom policy's rule (Exchange's
+/// `HostedContentFilterRule`: `SentTo`, `SentToMemberOf`, `RecipientDomainIs` and their
+/// `ExceptIf*` forms). Canonical, lower case.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecipientConditions {
+    pub sent_to: Vec<String>,
+    pub sent_to_member_of: Vec<String>,
+    pub recipient_domain_is: Vec<String>,
+    pub except_if_sent_to: Vec<String>,
+    pub except_if_sent_to_member_of: Vec<String>,
+    pub except_if_recipient_domain_is: Vec<String>,
+}
+
+impl RecipientConditions {
+    /// Whether any condition (not exception) is given: a rule needs one (Exchange refuses a
+    /// `New-HostedContentFilterRule` without).
+    pub fn has_condition(&self) -> bool {
+        !(self.sent_to.is_empty()
+            && self.sent_to_member_of.is_empty()
+            && self.recipient_domain_is.is_empty())
+    }
+
+    /// Whether they hold for `recipient` (canonical address): every kind of condition given
+    /// holds (one value of a kind is enough) and no exception does (Exchange: "conditions and
+    /// exceptions of different types use AND logic; the values of one type use OR logic").
+    pub fn hold_for(&self, recipient: &str, is_member_of: impl Fn(&str) -> bool) -> bool {
+        if !self.has_condition() {
+            return false;
+        }
+        let recipient = recipient.to_lowercase();
+        let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        let conditions = (self.sent_to.is_empty() || self.sent_to.contains(&recipient))
+            && (self.recipient_domain_is.is_empty()
+                || self.recipient_domain_is.iter().any(|d| *d == domain))
+            && (self.sent_to_member_of.is_empty()
+                || self.sent_to_member_of.iter().any(|g| is_member_of(g)));
+        let excepted = self.except_if_sent_to.contains(&recipient)
+            || self
+                .except_if_recipient_domain_is
+                .iter()
+                .any(|d| *d == domain)
+            || self
+                .except_if_sent_to_member_of
+                .iter()
+                .any(|g| is_member_of(g));
+        conditions && !excepted
+    }
+}
+
+/// A tenant's anti-spam policy (Exchange's `HostedContentFilterPolicy` with its
+/// `HostedContentFilterRule`): its name, place and conditions, and the settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpamFilterPolicyRecord {
+    /// `Default` for the tenant's default policy.
+    pub name: String,
+    /// A custom policy's priority (0 first; unique per tenant); `None` for the default, which
+    /// comes after every custom one.
+    pub priority: Option<u32>,
+    /// A custom policy's rule is on (`Enable-`/`Disable-HostedContentFilterRule`); the default
+    /// is always on.
+    pub enabled: bool,
+    /// A custom policy's rule (the default has none: it applies to everyone).
+    pub conditions: RecipientConditions,
+    pub policy: hato_protection::spam::SpamFilterPolicy,
+}
+
+impl Default for SpamFilterPolicyRecord {
+    fn default() -> Self {
+        SpamFilterPolicyRecord {
+            name: DEFAULT_SPAM_FILTER.into(),
+            priority: None,
+            enabled: true,
+            conditions: RecipientConditions::default(),
+            policy: hato_protection::spam::SpamFilterPolicy::default(),
+        }
+    }
+}
+
+impl SpamFilterPolicyRecord {
+    pub fn is_default(&self) -> bool {
+        self.priority.is_none()
+    }
+
+    /// Whether this policy applies to `recipient`: the default always; a custom one when
+    /// enabled and its rule holds ([`RecipientConditions::hold_for`]).
+    pub fn applies_to(&self, recipient: &str, is_member_of: impl Fn(&str) -> bool) -> bool {
+        self.is_default() || (self.enabled && self.conditions.hold_for(recipient, is_member_of))
+    }
+}
+
+/// The anti-spam policy for one recipient, as Exchange picks it: the first enabled custom
+/// policy by priority whose rule holds, else the default (never a merge of several).
+/// `policies` as [`SpamFilterStore::spam_filters`](crate::SpamFilterStore::spam_filters) lists
+/// them (custom by priority, the default last); `None` only when the list has no default.
+pub fn spam_policy_for<'a>(
+    policies: &'a [SpamFilterPolicyRecord],
+    recipient: &str,
+    is_member_of: impl Fn(&str) -> bool,
+) -> Option<&'a SpamFilterPolicyRecord> {
+    policies
+        .iter()
+        .find(|p| p.applies_to(recipient, &is_member_of))
+}
+
+/// What a user says of a delivered message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpamReportVerdict {
+    Junk,
+    NotJunk,
+}
+
+impl SpamReportVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpamReportVerdict::Junk => "junk",
+            SpamReportVerdict::NotJunk => "not-junk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "junk" => Some(SpamReportVerdict::Junk),
+            "not-junk" | "notjunk" => Some(SpamReportVerdict::NotJunk),
+            _ => None,
+        }
+    }
+}
+
+/// A junk / not-junk report to record ([`SpamFilterStore::report_spam`](crate::SpamFilterStore::report_spam)).
+#[derive(Clone, Debug)]
+pub struct NewSpamReport {
+    pub tenant: TenantId,
+    pub trace_id: String,
+    /// The recipient address as traced (canonical).
+    pub recipient: String,
+    /// Only a message delivered to this mailbox (a user reports their own mail); `None` for
+    /// an admin of the tenant.
+    pub mailbox: Option<MailboxId>,
+    pub verdict: SpamReportVerdict,
+    /// Who reports: a user's address, else the role (`tenant-admin of contoso`).
+    pub reporter: String,
+    pub now: Timestamp,
+}
+
+/// A stored report: what the classifier learns from, in order of `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpamReport {
+    /// Increases with every report recorded (a replaced report gets a new id, after the others).
+    pub id: i64,
+    pub tenant: TenantId,
+    pub trace_id: String,
+    pub recipient: String,
+    pub verdict: SpamReportVerdict,
+    /// The verdict this report replaced (the same reporter said the opposite before), so a
+    /// learner can take back what it learnt from that one.
+    pub replaces: Option<SpamReportVerdict>,
+    pub reporter: String,
+    pub reported: Timestamp,
+    /// The delivered message's content (a blob for [`MailStore::blob`](crate::MailStore::blob));
+    /// kept from garbage collection while the report is stored.
+    pub blob: String,
+    /// The sending client's IP as traced (for its reputation).
+    pub client_ip: String,
+}
+
+/// What [`SpamFilterStore::report_spam`](crate::SpamFilterStore::report_spam) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpamReportOutcome {
+    pub report: SpamReport,
+    /// `false` when the same reporter had already said the same of this message: nothing
+    /// changed and nothing is to be counted again.
+    pub recorded: bool,
+}
+
+/// What moving a message between Inbox and Junk Email did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailMove {
+    pub item: MailItem,
+    /// The report the move made (Junk→Inbox: not junk; Inbox→Junk: junk); `None` when the
+    /// message stayed in its folder or its trace is gone (retention).
+    pub report: Option<SpamReportOutcome>,
 }

@@ -80,7 +80,8 @@ impl MailStore for SqliteStore {
                 Ok(conn.execute(
                     "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM mail_items m WHERE m.blob = blobs.hash) \
                      AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.blob = blobs.hash) \
-                     AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.blob = blobs.hash)",
+                     AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.blob = blobs.hash) \
+                     AND NOT EXISTS (SELECT 1 FROM spam_reports s WHERE s.blob = blobs.hash)",
                     [],
                 )?)
             })
@@ -95,7 +96,8 @@ impl MailStore for SqliteStore {
                     .prepare_cached(
                         "SELECT EXISTS (SELECT 1 FROM mail_items WHERE blob = ?1) \
                          OR EXISTS (SELECT 1 FROM group_items WHERE blob = ?1) \
-                         OR EXISTS (SELECT 1 FROM quarantine WHERE blob = ?1)",
+                         OR EXISTS (SELECT 1 FROM quarantine WHERE blob = ?1) \
+                         OR EXISTS (SELECT 1 FROM spam_reports WHERE blob = ?1)",
                     )?
                     .query_row([&hash], |r| r.get::<_, bool>(0))?)
             })?;

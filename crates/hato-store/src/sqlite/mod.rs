@@ -20,6 +20,7 @@ mod quarantine;
 mod queue;
 mod rights;
 mod snapshot;
+mod spam_filter;
 mod tenants;
 mod throttle;
 mod tokens;

@@ -46,7 +46,7 @@ use hato_protection::rules::{
     DisclaimerOutcome, Evaluation, HitBatch, RecipientRules, RuleAction, RuleDirectory,
     RuleMessage, RuleSetCache, apply_content_actions,
 };
-use crate::spam_stage::{self, SpamFilter};
+use crate::spam_stage::{self, AuthRequest, SpamFilter};
 use hato_protection::spam::auth::{authentication_results_for_tenant, spoofs_own_domain};
 use hato_protection::spam::classifier::{Features, TenantModel};
 use hato_protection::spam::decide::SpamDecision;
@@ -247,10 +247,10 @@ impl ContentPipeline {
         self
     }
 
-    /// Sender authentication, once per message, when the spam filter runs and a tenant's
-    /// recipient will be filtered (not for an authenticated client's mail).
-    async fn authenticate(&self, raw: &[u8], message: &MessageContext) -> Option<AuthSignals> {
-        let spam = self.spam.as_ref()?;
+    /// What sender authentication needs of a message, when the spam filter runs and a
+    /// tenant's recipient will be filtered (not for an authenticated client's mail).
+    fn auth_request(&self, message: &MessageContext) -> Option<AuthRequest> {
+        self.spam.as_ref()?;
         if message.client.identity.is_some()
             || message
                 .envelope
@@ -260,7 +260,18 @@ impl ContentPipeline {
         {
             return None;
         }
-        Some(spam.authenticate(raw, message, &self.hostname).await)
+        Some(AuthRequest {
+            client_ip: message.client.ip(),
+            helo: message.client.helo_name().to_owned(),
+            mail_from: message.envelope.sender.as_ref().map(|s| s.to_string()),
+        })
+    }
+
+    /// Sender authentication of `raw` (the message as received), once per message.
+    async fn authenticate(&self, raw: &[u8], request: Option<AuthRequest>) -> Option<AuthSignals> {
+        let spam = self.spam.as_ref()?;
+        let request = request?;
+        Some(spam.authenticate(raw, &request, &self.hostname).await)
     }
 
     /// At most `mb` MiB of messages examined at once (see [`DEFAULT_SCAN_BUDGET_MB`]).
@@ -287,8 +298,9 @@ impl ContentPipeline {
         let _turn = self.budget.turn(message.body.len()).await;
         // Sender authentication first for a message in memory (its lookups wait on the
         // resolver, not a worker); a spooled one's after its examination has read it.
+        let request = self.auth_request(&message);
         let auth = match message.body.in_memory() {
-            Some(raw) => self.authenticate(raw, &message).await,
+            Some(raw) => self.authenticate(raw, request.clone()).await,
             None => None,
         };
         let spooled = message.body.in_memory().is_none();
@@ -380,7 +392,7 @@ impl ContentPipeline {
         // A spooled message's sender authentication, now that its content is read.
         let auth = match auth {
             Some(auth) => Some(auth),
-            None if spooled => self.authenticate(&examined.raw, &message).await,
+            None if spooled => self.authenticate(&examined.raw, request).await,
             None => None,
         };
         let this = self.clone();

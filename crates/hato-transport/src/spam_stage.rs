@@ -5,7 +5,7 @@
 //! delete, the DMARC refusal), and the header fields and subject the recipient's copy gets.
 
 use hato_core::message::{Action, Recipient, RecipientVerdict};
-use hato_core::{Address, MessageContext, Reason, Stage, reply};
+use hato_core::{Address, Reason, Stage, reply};
 use hato_protection::spam::auth::{AuthInput, SenderAuth};
 use hato_protection::spam::classifier::Classifier;
 use hato_protection::spam::decide::{SpamDecision, SpamOutcome};
@@ -29,19 +29,28 @@ impl SpamFilter {
     pub async fn authenticate(
         &self,
         raw: &[u8],
-        message: &MessageContext,
+        request: &AuthRequest,
         hostname: &str,
     ) -> AuthSignals {
-        let sender = message.envelope.sender.as_ref().map(|s| s.to_string());
         let input = AuthInput {
             message: raw,
-            client_ip: message.client.ip(),
-            helo: message.client.helo_name(),
-            mail_from: sender.as_deref(),
+            client_ip: request.client_ip,
+            helo: &request.helo,
+            mail_from: request.mail_from.as_deref(),
             receiving_host: hostname,
         };
         self.auth.check(&input).await
     }
+}
+
+/// What sender authentication needs of the envelope and the client (owned: the check awaits
+/// DNS answers while the session's message waits).
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    pub client_ip: std::net::IpAddr,
+    pub helo: String,
+    /// `MAIL FROM`; `None` for the null reverse-path.
+    pub mail_from: Option<String>,
 }
 
 /// The RFC 5322 From field's address, lower case (`"Name" <a@b>` → `a@b`), from its raw

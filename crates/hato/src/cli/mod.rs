@@ -22,6 +22,7 @@ mod output;
 mod quarantine;
 mod queue;
 mod rules;
+mod spam;
 mod tenant;
 mod throttle;
 mod token;
@@ -112,6 +113,9 @@ enum Command {
     /// A tenant's malware filter policy (common attachments filter, response, notifications).
     #[command(subcommand)]
     MalwareFilter(malware_filter::MalwareFilterCmd),
+    /// The spam classifier, offline: train a model from labelled folders, or evaluate one.
+    #[command(subcommand)]
+    Spam(spam::SpamCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -137,6 +141,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
         std::fs::write(&path, template()).map_err(|e| format!("cannot write ./hato.toml: {e}"))?;
         println!("wrote ./hato.toml");
         return Ok(());
+    }
+    // Offline: no server, and no settings file to read (a broken one must not stop training).
+    if let Command::Spam(cmd) = cli.command {
+        return spam::run(cmd);
     }
     let (config, _) = Config::load(cli.config.as_deref()).map_err(|e| one_line(&e.to_string()))?;
     match cli.command {
@@ -190,7 +198,7 @@ fn one_line(text: &str) -> String {
 /// Runs a command that talks to the admin API.
 fn dispatch(c: &Client, command: Command) -> Result<(), String> {
     match command {
-        Command::Serve | Command::Init { .. } | Command::Login { .. } => Ok(()),
+        Command::Serve | Command::Init { .. } | Command::Login { .. } | Command::Spam(_) => Ok(()),
         Command::Group(g) => group::run(c, g),
         Command::Contact(cmd) => contact::run(c, cmd),
         Command::Moderation(m) => moderation::run(c, m),

@@ -1,0 +1,679 @@
+use super::*;
+use crate::spam::Asf;
+use std::path::PathBuf;
+
+const BITS: u32 = 14;
+
+fn ex(raw: &str) -> Features {
+    Classifier::extract_with_bits(raw.as_bytes(), BITS)
+}
+
+fn fired(f: &Features, h: H) -> bool {
+    f.heuristic(h) > 0.0
+}
+
+fn asf_evidence(f: &Features, option: Asf) -> Option<&str> {
+    f.asf
+        .iter()
+        .find(|a| a.option == option)
+        .map(|a| a.evidence.as_str())
+}
+
+fn html_msg(html: &str) -> String {
+    format!(
+        "From: Shop <news@shop.example>\r\nTo: you@example.org\r\nSubject: Offer\r\n\
+         Date: Mon, 2 Sep 2002 10:00:00 +0000\r\nMessage-ID: <1.2@shop.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n{html}\r\n"
+    )
+}
+
+/// A small deterministic generator of ham- and spam-like mail for training in tests.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
+        list[(self.next() % list.len() as u64) as usize]
+    }
+    fn words(&mut self, list: &[&str], n: usize) -> String {
+        (0..n)
+            .map(|_| self.pick(list))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+const HAM_WORDS: &[&str] = &[
+    "meeting", "notes", "patch", "kernel", "build", "thanks", "review", "tomorrow", "lunch",
+    "project", "release", "debian", "package", "config", "wrote", "think", "agree", "bug", "fixed",
+    "version", "mailing", "server", "perl", "python", "compile", "question",
+];
+const SPAM_WORDS: &[&str] = &[
+    "free",
+    "offer",
+    "money",
+    "cash",
+    "guaranteed",
+    "winner",
+    "credit",
+    "mortgage",
+    "rates",
+    "click",
+    "save",
+    "cheap",
+    "viagra",
+    "order",
+    "limited",
+    "bonus",
+    "income",
+    "million",
+    "unsubscribe",
+    "amazing",
+    "deal",
+    "investment",
+    "lowest",
+    "prize",
+];
+
+fn ham(g: &mut Gen, i: usize) -> String {
+    let subject = g.words(HAM_WORDS, 4);
+    let body = g.words(HAM_WORDS, 60);
+    let quote = g.words(HAM_WORDS, 10);
+    format!(
+        "From: Person {i} <person{i}@lists.example.org>\r\nTo: list@lists.example.org\r\n\
+         Subject: Re: {subject}\r\nDate: Tue, 3 Sep 2002 11:{:02}:00 +0100\r\n\
+         Message-ID: <{i}.{}@mail.example.org>\r\nIn-Reply-To: <x{i}@example.org>\r\n\
+         User-Agent: Mutt/1.4i\r\n\r\n> {quote}\r\n> more\r\n\r\n{body}\r\n-- \r\nPerson\r\n",
+        i % 60,
+        g.next()
+    )
+}
+
+fn spam(g: &mut Gen, i: usize) -> String {
+    let subject = g.words(SPAM_WORDS, 3).to_uppercase();
+    let body = g.words(SPAM_WORDS, 50);
+    format!(
+        "From: deals{i}@offers{}.biz\r\nTo: undisclosed-recipients:;\r\n\
+         Subject: {subject}!!!     {}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html\r\n\r\n<html><body bgcolor=\"#ffffff\"><p>{body}</p>\
+         <a href=\"http://203.0.113.{}/buy\">CLICK HERE</a>\
+         <img src=\"http://track.example.biz/p.gif\" width=1 height=1>\
+         <p>To be removed from our mailing list <a href=\"http://x.example.biz/unsubscribe\">click</a></p>\
+         </body></html>\r\n",
+        i % 7,
+        g.next() % 100000,
+        i % 250
+    )
+}
+
+fn small_set(n: usize) -> Vec<Sample> {
+    let mut g = Gen(7);
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(Sample::new(&ex(&ham(&mut g, i)), false));
+        out.push(Sample::new(&ex(&spam(&mut g, i)), true));
+    }
+    out
+}
+
+fn small_options() -> TrainOptions {
+    TrainOptions {
+        bits: BITS,
+        content_epochs: 4,
+        heur_epochs: 10,
+        folds: 3,
+        ..TrainOptions::default()
+    }
+}
+
+fn small_classifier() -> Classifier {
+    Classifier::train(&small_set(60), &small_options()).0
+}
+
+#[test]
+fn collector_headers_and_recipient_addresses_are_never_features() {
+    let base = "From: Alice <alice@example.org>\r\nSubject: lunch\r\n\
+                Date: Tue, 3 Sep 2002 11:00:00 +0100\r\nMessage-ID: <a.1@example.org>\r\n";
+    let body = "\r\nShall we have lunch tomorrow?\r\n";
+    let plain = format!("{base}To: bob@example.org\r\n{body}");
+    let collected = format!(
+        "Return-Path: <zzzzcollector@spamassassin.taint.org>\r\n\
+         Received: from collectorrelay.example ([192.0.2.1]) by jmason.org\r\n\
+         Delivered-To: zzzz@localhost.spamassassin.taint.org\r\n\
+         X-Spam-Status: No, hits=-5.0 required=5.0\r\nX-Loop: collectorloop\r\n\
+         Envelope-To: jm@jmason.org\r\nX-Original-To: jm@jmason.org\r\n\
+         {base}To: zzzz@spamassassin.taint.org\r\nCc: jm@jmason.org\r\n{body}"
+    );
+    let a = ex(&plain);
+    let b = ex(&collected);
+    assert_eq!(
+        a.hashed, b.hashed,
+        "the collector's fields changed the features"
+    );
+    assert_eq!(a.heur, b.heur);
+    for k in 0..b.hashed.len() {
+        let t = b.hashed_text(k);
+        for bad in ["taint", "zzzz", "jmason", "collector", "192.0.2.1"] {
+            assert!(
+                !t.contains(bad),
+                "feature {t:?} comes from a collector's field"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_messages_stay_within_the_caps() {
+    // 100,000 URLs.
+    let mut urls = String::new();
+    for i in 0..100_000 {
+        urls.push_str(&format!("http://h{i}.example.biz/x\n"));
+    }
+    let f = ex(&format!("Subject: urls\r\n\r\n{urls}"));
+    assert_eq!(f.stats.urls, extract::MAX_URLS);
+    assert!(f.stats.raw_bytes <= extract::MAX_RAW_BYTES);
+    assert!(f.stats.tokens <= extract::MAX_TOKENS);
+    assert!(fired(&f, H::UrlBizInfo));
+
+    // 10 MB of HTML.
+    let html = "<div><a href=\"http://a.example/\">x</a><b>word</b></div>".repeat(200_000);
+    assert!(html.len() > 10_000_000);
+    let f = ex(&html_msg(&html));
+    assert!(f.stats.raw_bytes <= extract::MAX_RAW_BYTES);
+    assert!(f.stats.html_bytes <= extract::MAX_HTML_BYTES);
+    assert!(f.stats.text_bytes <= extract::MAX_TEXT_BYTES);
+    assert!(f.stats.urls <= extract::MAX_URLS);
+    assert!(f.hashed.len() <= extract::MAX_TOKENS + extract::NGRAM_BYTES);
+
+    // 1,000 nested multiparts.
+    let mut m = String::from("Subject: nested\r\nMIME-Version: 1.0\r\n");
+    for i in 0..1000 {
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    m.push_str("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+    for i in (0..1000).rev() {
+        m.push_str(&format!("--b{i}--\r\n"));
+    }
+    let f = ex(&m);
+    assert!(f.stats.parts <= extract::MAX_PARTS);
+
+    // A 1 MB header field.
+    let long = "x".repeat(1 << 20);
+    let f = ex(&format!(
+        "Subject: {long}\r\nX-Mailer: {long}\r\nFrom: {long}@example.org\r\n\r\nbody\r\n"
+    ));
+    assert!(f.stats.raw_bytes <= extract::MAX_RAW_BYTES);
+    assert!(
+        f.stats.header_bytes <= 16 * extract::MAX_HEADER_VALUE,
+        "{:?}",
+        f.stats
+    );
+    assert!(f.aux.len() <= 64 * 1024, "{}", f.aux.len());
+
+    // An unclosed tag and an unclosed comment do not make the scan quadratic or lose text.
+    let f = ex(&html_msg(&format!("hello <!-- {}", "a<b".repeat(100_000))));
+    assert!(f.stats.html_bytes <= extract::MAX_HTML_BYTES);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    #[test]
+    fn arbitrary_bytes_never_panic_the_extractor(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+        let f = Classifier::extract_with_bits(&bytes, BITS);
+        proptest::prop_assert!(f.hashed.windows(2).all(|w| w[0] < w[1]));
+        proptest::prop_assert!(f.hashed.iter().all(|b| *b < (1 << BITS)));
+        for k in 0..f.hashed.len() {
+            let _ = f.hashed_text(k);
+        }
+    }
+
+    #[test]
+    fn arbitrary_mime_shaped_text_never_panics(
+        head in "[A-Za-z-]{1,12}: [ -~]{0,40}",
+        html in "[<>a-z =\"/!&#;0-9:.@-]{0,400}",
+    ) {
+        let raw = format!("{head}\r\nContent-Type: text/html\r\n\r\n{html}");
+        let c = Classifier::extract_with_bits(raw.as_bytes(), BITS);
+        let _ = c.asf.len();
+    }
+}
+
+#[test]
+fn links_that_disguise_where_they_go() {
+    let f = ex(&html_msg(
+        "<p>Your account</p><a href=\"http://198.51.100.7:8080/login.php\">https://www.paypal.com/</a>\
+         <a href=\"http://www.bank.example@evil.example/\">bank</a>\
+         <a href=\"http://xn--pypal-4ve.example/\">paypal</a>\
+         <a href=\"http://deals.example.info/\">deals</a><a href=\"http://bit.ly/abc\">short</a>",
+    ));
+    assert!(fired(&f, H::UrlAnchorMismatch));
+    assert!(
+        f.evidence(H::UrlAnchorMismatch)
+            .is_some_and(|e| e.contains("paypal.com") && e.contains("198.51.100.7")),
+        "{:?}",
+        f.evidence(H::UrlAnchorMismatch)
+    );
+    assert_eq!(
+        asf_evidence(&f, Asf::IncreaseScoreWithNumericIps),
+        Some("http://198.51.100.7:8080/login.php")
+    );
+    assert!(asf_evidence(&f, Asf::IncreaseScoreWithRedirectToOtherPort).is_some());
+    assert!(asf_evidence(&f, Asf::IncreaseScoreWithBizOrInfoUrls).is_some());
+    assert!(fired(&f, H::UrlUserinfo));
+    assert!(fired(&f, H::UrlPunycode));
+    assert!(fired(&f, H::UrlShortener));
+    assert!(fired(&f, H::UrlLoginPath));
+    // Plain links: none of that.
+    let f = ex(&html_msg(
+        "<a href=\"https://www.example.com/docs\">www.example.com/docs</a> and https://example.com:443/",
+    ));
+    for h in [
+        H::UrlAnchorMismatch,
+        H::UrlNumericIp,
+        H::UrlOtherPort,
+        H::UrlUserinfo,
+        H::UrlShortener,
+    ] {
+        assert!(!fired(&f, h), "{h:?}");
+    }
+}
+
+#[test]
+fn html_tricks_are_seen_and_reported_as_asf_options() {
+    let f = ex(&html_msg(
+        "<html><body bgcolor=white><script>x()</script><iframe src=x></iframe>\
+         <object data=x></object><embed src=x><form action=\"http://198.51.100.9/p\"><input type=password></form>\
+         <img src=\"http://t.example.net/o.gif\" width=\"1\" height=\"1\">\
+         <div style=\"display: none\">hidden words poison</div>\
+         <font color=\"#FFFFFF\">white on white</font>\
+         fr&#101;&#101; m&#111;&#110;&#101;&#121; &#99;&#97;&#115;&#104;\
+         vi<!-- x -->agra <meta http-equiv=\"refresh\" content=\"0\"></body></html>",
+    ));
+    for (asf, h) in [
+        (Asf::MarkAsSpamJavaScriptInHtml, H::HtmlScript),
+        (Asf::MarkAsSpamFramesInHtml, H::HtmlFrame),
+        (Asf::MarkAsSpamObjectTagsInHtml, H::HtmlObject),
+        (Asf::MarkAsSpamEmbedTagsInHtml, H::HtmlEmbed),
+        (Asf::MarkAsSpamFormTagsInHtml, H::HtmlForm),
+        (Asf::MarkAsSpamWebBugsInHtml, H::HtmlWebBug),
+        (Asf::IncreaseScoreWithImageLinks, H::HtmlRemoteImage),
+    ] {
+        assert!(fired(&f, h), "{h:?}");
+        assert!(
+            asf_evidence(&f, asf).is_some_and(|e| !e.is_empty()),
+            "{asf:?}"
+        );
+    }
+    assert!(asf_evidence(&f, Asf::MarkAsSpamWebBugsInHtml).is_some_and(|e| e.contains("o.gif")));
+    assert!(fired(&f, H::HtmlInvisibleText));
+    assert!(fired(&f, H::HtmlEntitySoup));
+    assert!(fired(&f, H::HtmlCommentSplit));
+    assert!(fired(&f, H::HtmlMetaRefresh));
+    assert!(fired(&f, H::HtmlOnly));
+    // Hidden text is not the message's text; split and entity-written words are rejoined.
+    assert!(!f.doc.contains("poison"), "{}", f.doc);
+    assert!(!f.doc.contains("white on white"), "{}", f.doc);
+    assert!(f.doc.contains("free money cash"), "{}", f.doc);
+    assert!(f.doc.contains("viagra"), "{}", f.doc);
+    assert!(asf_evidence(&f, Asf::MarkAsSpamSensitiveWordList) == Some("viagra"));
+    // The password field and the form to an IP: phish evidence.
+    assert!(
+        f.phish_evidence.iter().any(|e| e.contains("password")),
+        "{:?}",
+        f.phish_evidence
+    );
+}
+
+#[test]
+fn obfuscated_text_and_shouting() {
+    let f = ex("From: X <x@example.com>\r\nSubject: HELLO FRIEND\r\n\r\n\
+         FREE\u{200b}DOM V1AGRA AND C1ALIS FOR YOU!!! BUY NOW!!! THE BEST PRICE ON THE NET!!!\r\n");
+    assert!(fired(&f, H::TextZeroWidth));
+    assert!(fired(&f, H::TextLeet));
+    assert!(fired(&f, H::TextCaps));
+    assert!(fired(&f, H::TextExclamation));
+    assert!(
+        f.doc.contains("freedom"),
+        "zero-width characters are dropped: {}",
+        f.doc
+    );
+}
+
+#[test]
+fn odd_headers() {
+    let f = ex(
+        "From: \"service@paypal.com\" <x9342@mailer.example.ru>\r\nSubject: Your account   8823\r\n\
+         Date: Sat, 99 Foo 2002 99:99\r\nMessage-ID: not an id\r\nReply-To: a@other.example\r\n\
+         X-Mailer: Advanced Mass Sender 3.1\r\n\r\nhello\r\n",
+    );
+    assert!(fired(&f, H::FromNameOtherAddress));
+    assert_eq!(
+        f.evidence(H::FromNameOtherAddress),
+        Some("display name shows paypal.com, the address is at mailer.example.ru")
+    );
+    assert!(fired(&f, H::FromLocalDigits));
+    assert!(fired(&f, H::DateMalformed));
+    assert!(fired(&f, H::MsgIdMalformed));
+    assert!(fired(&f, H::ReplyToOther));
+    assert!(fired(&f, H::MailerBulk));
+    assert!(fired(&f, H::SubjectTrailingId));
+    assert!(fired(&f, H::ToMissing));
+    assert!(fired(&f, H::UrlRiskyTld) || !fired(&f, H::UrlRiskyTld));
+    let f = ex("Subject: x\r\n\r\nbody\r\n");
+    assert!(fired(&f, H::DateMissing));
+    assert!(fired(&f, H::MsgIdMissing));
+    assert!(fired(&f, H::FromMissing));
+    let ok = ex(
+        "From: Alice <alice@example.org>\r\nTo: b@example.org\r\nSubject: Re: lunch\r\n\
+         Date: Tue, 3 Sep 2002 11:00:00 +0100\r\nMessage-ID: <a.1@example.org>\r\n\r\nyes\r\n",
+    );
+    for h in [
+        H::DateMissing,
+        H::DateMalformed,
+        H::MsgIdMissing,
+        H::MsgIdMalformed,
+        H::FromMissing,
+        H::FromNameOtherAddress,
+        H::ToMissing,
+    ] {
+        assert!(!fired(&ok, h), "{h:?}");
+    }
+    assert!(fired(&ok, H::SubjectReply));
+}
+
+#[test]
+fn empty_messages_are_an_asf_option() {
+    let f = ex("From: a@example.org\r\nTo: b@example.org\r\n\r\n");
+    assert!(asf_evidence(&f, Asf::MarkAsSpamEmptyMessages).is_some());
+    let f = ex("From: a@example.org\r\nSubject: hi\r\n\r\n");
+    assert!(asf_evidence(&f, Asf::MarkAsSpamEmptyMessages).is_none());
+}
+
+#[test]
+fn a_bounce_is_reported_with_the_original_message_id() {
+    let dsn = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n\
+               To: someone@contoso.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+               MIME-Version: 1.0\r\n\
+               Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+               --B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n\
+               --B\r\nContent-Type: message/delivery-status\r\n\r\n\
+               Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; x@example.net\r\n\
+               Action: failed\r\nStatus: 5.1.1\r\n\r\n\
+               --B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+               From: someone@contoso.test\r\nMessage-ID: <orig.42@contoso.test>\r\nSubject: hi\r\n\r\n\
+               --B--\r\n";
+    let f = ex(dsn);
+    assert_eq!(
+        f.bounce_original_message_id.as_deref(),
+        Some("orig.42@contoso.test")
+    );
+    let e = asf_evidence(&f, Asf::MarkAsSpamNdrBackscatter).unwrap();
+    assert!(e.contains("<orig.42@contoso.test>"), "{e}");
+    // A plain bounce by its subject and sender.
+    let f = ex(
+        "From: postmaster@mx.example.net\r\nSubject: failure notice\r\n\r\n\
+         Sorry.\r\n--- Below this line is a copy of the message.\r\n\r\n\
+         Message-ID: <orig.7@contoso.test>\r\nSubject: hi\r\n",
+    );
+    assert_eq!(
+        f.bounce_original_message_id.as_deref(),
+        Some("orig.7@contoso.test")
+    );
+    assert!(asf_evidence(&f, Asf::MarkAsSpamNdrBackscatter).is_some());
+    // An ordinary message is no bounce.
+    let f = ex("From: a@example.org\r\nSubject: failure of the build\r\n\r\nhi\r\n");
+    assert!(asf_evidence(&f, Asf::MarkAsSpamNdrBackscatter).is_none());
+}
+
+#[test]
+fn bulk_complaint_level_from_bulk_traits() {
+    let newsletter = "From: Shop News <news@shop.example>\r\nTo: a@example.org\r\n\
+        Subject: This week's deals\r\nList-Unsubscribe: <https://shop.example/unsubscribe?u=1>\r\n\
+        X-Mailer: MailChimp Mailer\r\nPrecedence: bulk\r\nContent-Type: text/html\r\n\r\n\
+        <img src=\"https://shop.example/a.png\"><img src=\"https://shop.example/b.png\">\
+        <img src=\"https://shop.example/c.png\"><img src=\"https://t.shop.example/o.gif\" width=1 height=1>\
+        <p>You are receiving this because you opted in. \
+        <a href=\"https://shop.example/unsubscribe?u=1\">Unsubscribe</a></p>\r\n";
+    let f = ex(newsletter);
+    assert!(f.bcl >= 7, "bcl {} {:?}", f.bcl, f.bulk_evidence);
+    let discussion = "From: Bob <bob@example.org>\r\nTo: list@lists.example.org\r\n\
+        Subject: Re: patch\r\nList-Id: <dev.lists.example.org>\r\n\
+        List-Unsubscribe: <mailto:dev-request@lists.example.org?subject=unsubscribe>\r\n\
+        Precedence: list\r\n\r\nLooks good to me.\r\n___\r\ndev mailing list\r\n";
+    let f = ex(discussion);
+    assert!(f.bcl < 7, "bcl {} {:?}", f.bcl, f.bulk_evidence);
+    let personal = ex("From: a@example.org\r\nSubject: hi\r\n\r\nsee you\r\n");
+    assert_eq!(personal.bcl, 0);
+}
+
+#[test]
+fn phish_level_needs_a_credential_request_and_disguises() {
+    let phish = html_msg(
+        "<p>Dear customer, we noticed unusual activity. Please verify your account \
+         and confirm your password within 24 hours or your account will be suspended.</p>\
+         <a href=\"http://198.51.100.7/paypal/login\">https://www.paypal.com/signin</a>\
+         <form action=\"http://198.51.100.7/p\"><input type=\"password\"></form>",
+    );
+    let f = ex(&phish);
+    assert_eq!(
+        f.phish,
+        PhishLevel::HighConfidence,
+        "{:?}",
+        f.phish_evidence
+    );
+    assert!(f.phish_evidence.iter().any(|e| e.contains("paypal.com")));
+    let mild = html_msg(
+        "<p>Please verify your account.</p><a href=\"http://login.example.net/\">www.example.com</a>",
+    );
+    assert_eq!(ex(&mild).phish, PhishLevel::Phish);
+    let honest = html_msg(
+        "<p>Reset your password here:</p><a href=\"https://shop.example/reset\">https://shop.example/reset</a>",
+    );
+    assert_eq!(ex(&honest).phish, PhishLevel::None);
+}
+
+#[test]
+fn language_is_iso_639_1() {
+    let en = ex(
+        "Subject: x\r\n\r\nThe quick brown fox jumps over the lazy dog while the \
+                 committee reviews the quarterly report and prepares the minutes.\r\n",
+    );
+    assert_eq!(en.language, Some("en"));
+    let ja = ex(
+        "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                 お世話になっております。来週の会議の資料をお送りしますので、ご確認のほどよろしくお願いいたします。\r\n",
+    );
+    assert_eq!(ja.language, Some("ja"));
+    let short = ex("Subject: x\r\n\r\nok\r\n");
+    assert_eq!(short.language, None);
+}
+
+#[test]
+fn training_is_reproducible_byte_for_byte() {
+    let samples = small_set(40);
+    let (a, ra) = Classifier::train(&samples, &small_options());
+    let (b, rb) = Classifier::train(&samples, &small_options());
+    assert_eq!(a.to_bytes(), b.to_bytes());
+    assert_eq!(ra, rb);
+    // And it learned something: the synthetic sets are separable.
+    assert!(ra.cv_auc > 0.95, "{ra:?}");
+    // The trained classifier and its stored form agree.
+    let loaded = Classifier::load(&a.to_bytes()).unwrap();
+    assert_eq!(loaded.to_bytes(), a.to_bytes());
+}
+
+#[test]
+fn signals_give_scl_on_exchanges_scale_and_readable_reasons() {
+    let c = small_classifier();
+    let mut g = Gen(99);
+    let s = c.signals(&c.extract(spam(&mut g, 3).as_bytes()), None);
+    assert!(s.scl >= 5, "{s:?}");
+    assert!(s.spam_probability > 0.5);
+    let h = c.signals(&c.extract(ham(&mut g, 4).as_bytes()), None);
+    assert_eq!(h.scl, 1, "{h:?}");
+    assert!(h.spam_probability < 0.5);
+    for sig in [&s, &h] {
+        assert!(matches!(sig.scl, 1 | 5..=9));
+        let r = &sig.reasons[0];
+        assert_eq!(r.stage, hato_core::Stage::Spam);
+        assert_eq!(r.rule.as_deref(), Some("classifier"));
+        // Named features with their weights: words, 4-grams, header tokens or heuristics.
+        let named: Vec<&str> = r
+            .figures
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| *n != "scl" && *n != "score")
+            .collect();
+        assert!(!named.is_empty(), "{r:?}");
+        for n in named {
+            assert!(
+                n.starts_with("word:")
+                    || n.starts_with("4-gram:")
+                    || n.contains(':')
+                    || H::ALL.iter().any(|h| h.name() == n),
+                "{n}"
+            );
+        }
+    }
+    assert!(s.reasons.iter().any(|r| r.rule.as_deref() == Some("bulk")));
+    // Every SCL the model can give is 1 or 5–9.
+    for x in -200..200 {
+        let scl = c.model.scl(x as f32 / 10.0);
+        assert!(matches!(scl, 1 | 5..=9), "{scl}");
+    }
+}
+
+#[test]
+fn a_tenant_model_learns_reports_and_round_trips() {
+    let c = small_classifier();
+    let mut g = Gen(5);
+    let raw = ham(&mut g, 1);
+    let f = c.extract(raw.as_bytes());
+    let before = c.score(&f, None);
+    assert_eq!(before.scl, 1);
+    let mut t = TenantModel::new(&c);
+    // A tenant whose users keep reporting this kind of message as junk.
+    let mut last = before.score;
+    for _ in 0..30 {
+        t.learn(&c, &f, true);
+        let now = c.score(&f, Some(&t)).score;
+        assert!(now >= last);
+        last = now;
+    }
+    assert!(
+        c.score(&f, Some(&t)).scl >= 5,
+        "{:?}",
+        c.score(&f, Some(&t))
+    );
+    assert_eq!(c.score(&f, None), before, "the shipped model is untouched");
+    assert_eq!(t.updates(), 30);
+    // The tenant's reasons carry the learned weights.
+    let s = c.signals(&f, Some(&t));
+    assert!(s.scl >= 5);
+    // Round trip, and damage is an error.
+    let bytes = t.to_bytes();
+    let back = TenantModel::from_bytes(&bytes).unwrap();
+    assert_eq!(back, t);
+    assert_eq!(back.to_bytes(), bytes);
+    assert!(TenantModel::from_bytes(b"HATOTM").is_err());
+    let mut bad = bytes.clone();
+    bad[20] ^= 0x40;
+    assert_eq!(TenantModel::from_bytes(&bad), Err(ModelError::Checksum));
+    let mut v9 = bytes.clone();
+    v9[6] = 9;
+    assert_eq!(TenantModel::from_bytes(&v9), Err(ModelError::Version(9)));
+    for len in 0..40.min(bytes.len()) {
+        assert!(TenantModel::from_bytes(&bytes[..len]).is_err());
+    }
+}
+
+#[test]
+fn a_tenant_model_stays_bounded() {
+    let c = small_classifier();
+    let mut t = TenantModel::new(&c);
+    t.max_entries = 500;
+    let mut g = Gen(11);
+    for i in 0..40 {
+        let body = (0..80)
+            .map(|k| format!("tok{}x{}", g.next() % 100_000, k + i))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let f = c.extract(format!("Subject: s{i}\r\n\r\n{body}\r\n").as_bytes());
+        t.learn(&c, &f, i % 2 == 0);
+        assert!(t.len() <= 500, "{}", t.len());
+    }
+    assert!(t.len() > 100);
+}
+
+#[test]
+fn corpus_files_split_by_the_md5_in_their_names() {
+    assert_eq!(
+        corpus_split("spam-1.00001.7848dde101aa985090474a91ec93fcf0.eml"),
+        Some(Split::Train)
+    );
+    assert_eq!(
+        corpus_split("easy-ham-1.00003.c60c3cee1b42ead714c5c874fe25f7aa.eml"),
+        Some(Split::Test)
+    );
+    assert_eq!(
+        corpus_split("b0000000000000000000000000000000"),
+        Some(Split::Train)
+    );
+    assert_eq!(corpus_split("notes.txt"), None);
+    assert_eq!(
+        corpus_split("x.7848dde101aa985090474a91ec93fcf0ab.eml"),
+        None
+    );
+}
+
+fn corpus() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/spamassassin");
+    p.is_dir().then_some(p)
+}
+
+#[test]
+fn the_shipped_model_loads_and_judges_held_out_corpus_mail() {
+    let c = Classifier::shipped().expect("the shipped model loads");
+    let Some(dir) = corpus() else {
+        eprintln!("no corpus beside the checkout; only the load is checked");
+        return;
+    };
+    // A few messages of the test split (never trained on).
+    let mut checked = 0;
+    for (sub, spam) in [("spam", true), ("ham", false)] {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| corpus_split(n) == Some(Split::Test))
+            .collect();
+        names.sort();
+        let mut right = 0;
+        let take = 40;
+        for n in names.iter().take(take) {
+            let raw = std::fs::read(dir.join(sub).join(n)).unwrap();
+            let s = c.signals(&c.extract(&raw), None);
+            if (s.scl >= 5) == spam {
+                right += 1;
+            }
+            checked += 1;
+        }
+        assert!(right >= take * 9 / 10, "{sub}: {right} of {take} right");
+    }
+    assert_eq!(checked, 80);
+}
+
+#[test]
+fn classifier_is_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Classifier>();
+    is::<TenantModel>();
+    is::<Features>();
+}

@@ -21,6 +21,7 @@ use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
+use sha2::Digest;
 
 const CLIENT: &str = "192.0.2.1";
 const OTHER_CLIENT: &str = "198.51.100.7";
@@ -878,4 +879,43 @@ async fn a_message_makes_at_most_max_lookups() {
             .iter()
             .all(|h| h.option != Asf::MarkAsSpamFromAddressAuthFail)
     );
+}
+
+#[tokio::test]
+async fn a_signature_over_thousands_of_fields_is_refused_without_a_lookup() {
+    let w = world().await;
+    dkim_key(&w, "contoso.test", "s1").await;
+    // A correct body hash (relaxed canonicalisation leaves this body as it is), so that without
+    // the cap the signature would reach the key lookup and the search of its 5000 names.
+    let body_hash = base64(&sha2::Sha256::digest(b"The figures are attached.\r\n"));
+    let names: Vec<String> = (0..5000).map(|i| format!("x-f{i}")).collect();
+    let mut msg = format!(
+        "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=contoso.test; s=s1; h={}; bh={body_hash}; b=AAAA\r\n",
+        names.join(":")
+    );
+    for i in 0..2000 {
+        msg.push_str(&format!("X-Filler-{i}: {i}\r\n"));
+    }
+    msg.push_str(&message("a@contoso.test"));
+    let s = w.check(&msg, CLIENT, Some("a@contoso.test")).await;
+    assert_eq!(s.dkim, AuthResult::PermError, "{}", reason_of(&s, "dkim"));
+    assert!(reason_of(&s, "dkim").contains("signs 5000 header fields"));
+    assert_eq!(w.counting.asked(|n| n.contains("._domainkey.")), 0);
+}
+
+#[tokio::test]
+async fn an_arc_message_signature_over_too_many_fields_fails_without_a_lookup() {
+    let w = world().await;
+    let names: Vec<String> = (0..100).map(|i| format!("x-f{i}")).collect();
+    let msg = format!(
+        "ARC-Seal: i=1; a=rsa-sha256; cv=none; d=hop.test; s=s; t=1; b=AAAA\r\n\
+         ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=hop.test; s=s; h={}; bh=AAAA; b=AAAA\r\n\
+         ARC-Authentication-Results: i=1; hop.test; spf=pass\r\n{}",
+        names.join(":"),
+        message("a@contoso.test")
+    );
+    let s = w.check(&msg, CLIENT, Some("a@contoso.test")).await;
+    assert_eq!(s.arc, AuthResult::Fail);
+    assert!(reason_of(&s, "arc").contains("signs 100 header fields"));
+    assert_eq!(w.counting.asked(|n| n.contains("._domainkey.")), 0);
 }

@@ -9,7 +9,9 @@
 //!
 //! Bounds: the first [`MAX_DKIM_SIGNATURES`] DKIM-Signature fields are verified (the others
 //! are left out of the copy mail-auth parses, so their body hashes are not computed either);
-//! a chain of more than [`MAX_ARC_SETS`] ARC sets is judged `fail` without a lookup.
+//! a chain of more than [`MAX_ARC_SETS`] ARC sets is judged `fail` without a lookup; a
+//! signature that signs more than [`MAX_SIGNED_FIELDS`] fields is a `permerror` (ARC: `fail`)
+//! without a lookup.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -35,6 +37,11 @@ pub const MAX_DKIM_SIGNATURES: usize = 5;
 /// How many ARC sets a chain may have for hato to verify it. RFC 8617 §4.2.1 allows 50; each
 /// set costs a key lookup and a signature check, and real chains have a handful of hops.
 pub const MAX_ARC_SETS: usize = 10;
+/// How many header fields a DKIM signature or ARC message signature may sign (its `h=` list)
+/// for hato to check it. mail-auth finds each listed name among the message's fields by a
+/// linear search per name, so a list of thousands of names against thousands of fields would
+/// cost their product; real signers list a few dozen (oversigning included).
+pub const MAX_SIGNED_FIELDS: usize = 64;
 
 /// One DKIM signature's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,12 +190,38 @@ pub async fn verify(
 ) -> DkimOutcome {
     let (copy, skipped, arc_sets) = bounded_copy(raw);
     let bytes = copy.as_deref().unwrap_or(raw);
-    let Some(message) = AuthenticatedMessage::parse(bytes) else {
+    let Some(mut message) = AuthenticatedMessage::parse(bytes) else {
         return DkimOutcome {
             arc_why: "the message has no header fields".into(),
             ..DkimOutcome::default()
         };
     };
+    // Signatures over too many fields are judged here, before any lookup.
+    let mut oversized = Vec::new();
+    message.dkim_headers.retain(|h| {
+        let fine = h.header.h.len() <= MAX_SIGNED_FIELDS;
+        if !fine {
+            oversized.push(DkimSignatureOutcome {
+                result: AuthResult::PermError,
+                domain: h.header.d.to_ascii_lowercase(),
+                comment: format!(
+                    "signature signs {} header fields, more than hato checks ({MAX_SIGNED_FIELDS})",
+                    h.header.h.len()
+                ),
+            });
+        }
+        fine
+    });
+    let oversized_arc = message
+        .ams_headers
+        .iter()
+        .map(|h| h.header.h.len())
+        .max()
+        .filter(|n| *n > MAX_SIGNED_FIELDS);
+    if oversized_arc.is_some() {
+        message.ams_headers.clear();
+        message.as_headers.clear();
+    }
 
     // The key records this message's signatures and seals name.
     let mut names: Vec<String> = Vec::new();
@@ -239,8 +272,14 @@ pub async fn verify(
             None => outcome.malformed += 1,
         }
     }
+    outcome.signatures.extend(oversized);
 
-    if arc_sets > MAX_ARC_SETS {
+    if let Some(fields) = oversized_arc {
+        outcome.arc = AuthResult::Fail;
+        outcome.arc_why = format!(
+            "an ARC message signature signs {fields} header fields, more than hato checks ({MAX_SIGNED_FIELDS}); not verified"
+        );
+    } else if arc_sets > MAX_ARC_SETS {
         outcome.arc = AuthResult::Fail;
         outcome.arc_why = format!(
             "a chain of {arc_sets} ARC sets, more than hato verifies ({MAX_ARC_SETS}); not verified"

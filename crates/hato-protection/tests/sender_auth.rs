@@ -919,3 +919,19 @@ async fn an_arc_message_signature_over_too_many_fields_fails_without_a_lookup() 
     assert!(reason_of(&s, "arc").contains("signs 100 header fields"));
     assert_eq!(w.counting.asked(|n| n.contains("._domainkey.")), 0);
 }
+
+#[tokio::test]
+async fn a_large_signed_message_is_verified_off_the_async_workers() {
+    let w = world().await;
+    let pkcs8 = dkim_key(&w, "contoso.test", "s1").await;
+    // Over OFFLOAD_BYTES: parsed, hashed and verified on the blocking pool.
+    let body = "All work and no play makes Jack a dull boy.\r\n".repeat(8000);
+    let big = format!("From: a@contoso.test\r\nTo: user@hato.test\r\nSubject: Long\r\n\r\n{body}");
+    assert!(big.len() > hato_protection::spam::auth::dkim::OFFLOAD_BYTES);
+    let signed = sign(&pkcs8, "contoso.test", "s1", &big);
+    let s = w.check(&signed, CLIENT, Some("a@contoso.test")).await;
+    assert_eq!(s.dkim, AuthResult::Pass, "{}", reason_of(&s, "dkim"));
+    let tampered = signed.replacen("Jack", "Jill", 1);
+    let s = w.check(&tampered, CLIENT, Some("a@contoso.test")).await;
+    assert_eq!(s.dkim, AuthResult::Fail, "{}", reason_of(&s, "dkim"));
+}

@@ -65,9 +65,22 @@ pub struct DkimOutcome {
     pub arc_why: String,
     /// The RFC 5322.From addresses, lower case.
     pub from: Vec<String>,
+    /// Verification could not run to its end (a lost blocking task): DKIM is a `temperror`.
+    pub failed: Option<String>,
+}
+
+impl DkimOutcome {
+    fn failed(why: &str) -> DkimOutcome {
+        DkimOutcome {
+            failed: Some(why.to_string()),
+            arc_why: why.to_string(),
+            ..DkimOutcome::default()
+        }
+    }
 }
 
 /// The answers fetched for this message: mail-auth's lookups are served from here only.
+#[derive(Clone)]
 struct Fetched(HashMap<Box<str>, Txt>);
 
 impl ResolverCache<Box<str>, Txt> for Fetched {
@@ -182,20 +195,21 @@ fn bounded_copy(raw: &[u8]) -> (Option<Vec<u8>>, usize, usize) {
     )
 }
 
-/// Verifies the message's DKIM signatures and ARC chain.
-pub async fn verify(
-    authenticator: &MessageAuthenticator,
-    lookups: &Lookups<'_>,
-    raw: &[u8],
-) -> DkimOutcome {
-    let (copy, skipped, arc_sets) = bounded_copy(raw);
-    let bytes = copy.as_deref().unwrap_or(raw);
-    let Some(mut message) = AuthenticatedMessage::parse(bytes) else {
-        return DkimOutcome {
-            arc_why: "the message has no header fields".into(),
-            ..DkimOutcome::default()
-        };
-    };
+/// Messages larger than this are parsed, hashed and verified on tokio's blocking pool, so a
+/// worker thread is never held for long: the body hashes are linear in the message (SHA-256 at
+/// some hundreds of MB/s), a few milliseconds per megabyte and canonicalisation.
+pub const OFFLOAD_BYTES: usize = 128 * 1024;
+
+/// The message as mail-auth is given it, its caps applied: signatures over too many fields
+/// taken out (their outcomes kept), an ARC chain with such a signature emptied.
+struct Bounded<'x> {
+    message: AuthenticatedMessage<'x>,
+    oversized: Vec<DkimSignatureOutcome>,
+    oversized_arc: Option<usize>,
+}
+
+fn parse_bounded(bytes: &[u8]) -> Option<Bounded<'_>> {
+    let mut message = AuthenticatedMessage::parse(bytes)?;
     // Signatures over too many fields are judged here, before any lookup.
     let mut oversized = Vec::new();
     message.dkim_headers.retain(|h| {
@@ -222,20 +236,70 @@ pub async fn verify(
         message.ams_headers.clear();
         message.as_headers.clear();
     }
+    Some(Bounded {
+        message,
+        oversized,
+        oversized_arc,
+    })
+}
 
-    // The key records this message's signatures and seals name.
-    let mut names: Vec<String> = Vec::new();
-    for header in &message.dkim_headers {
-        names.push(header.header.domain_key());
-    }
-    for header in &message.ams_headers {
-        names.push(header.header.domain_key());
-    }
-    for header in &message.as_headers {
-        names.push(header.header.domain_key());
-    }
+/// The key records the signatures and seals name, as mail-auth will ask for them.
+fn key_names(header: &[u8]) -> Vec<String> {
+    let Some(bounded) = parse_bounded(header) else {
+        return Vec::new();
+    };
+    let m = &bounded.message;
+    let mut names: Vec<String> = m
+        .dkim_headers
+        .iter()
+        .map(|h| h.header.domain_key())
+        .chain(m.ams_headers.iter().map(|h| h.header.domain_key()))
+        .chain(m.as_headers.iter().map(|h| h.header.domain_key()))
+        .collect();
     names.sort();
     names.dedup();
+    names
+}
+
+/// Runs `work` here when the input is small, else on tokio's blocking pool (with its own copy
+/// of the bytes). `None` if the blocking task was lost (it panicked or the runtime is going
+/// down).
+async fn cpu<T: Send + 'static>(
+    bytes: &[u8],
+    work: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> Option<T> {
+    if bytes.len() <= OFFLOAD_BYTES {
+        return Some(work(bytes));
+    }
+    let owned = bytes.to_vec();
+    tokio::task::spawn_blocking(move || work(&owned)).await.ok()
+}
+
+/// Polls a future that cannot wait: mail-auth's verifiers are `async` for their lookups, and
+/// every lookup is answered at once by [`Fetched`]. `None` if one did wait.
+fn now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Verifies the message's DKIM signatures and ARC chain.
+pub async fn verify(
+    authenticator: &MessageAuthenticator,
+    lookups: &Lookups<'_>,
+    raw: &[u8],
+) -> DkimOutcome {
+    let (copy, skipped, arc_sets) = bounded_copy(raw);
+    let bytes = copy.as_deref().unwrap_or(raw);
+    let (_, body) = header_fields(bytes);
+    let header = &bytes[..body.min(bytes.len())];
+
+    let Some(names) = cpu(header, key_names).await else {
+        return DkimOutcome::failed("the signature parser stopped");
+    };
     let answers = join_all(names.iter().map(|name| async move {
         let lookup_name = name.trim_end_matches('.');
         let txt = match lookups.txt(lookup_name).await {
@@ -251,10 +315,38 @@ pub async fn verify(
     }))
     .await;
     let fetched = Fetched(answers.into_iter().collect());
+    let authenticator = authenticator.clone();
+    cpu(bytes, move |bytes| {
+        verify_now(&authenticator, bytes, &fetched, skipped, arc_sets)
+    })
+    .await
+    .unwrap_or_else(|| DkimOutcome::failed("the verifier stopped"))
+}
 
-    let outputs = authenticator
-        .verify_dkim(Parameters::new(&message).with_txt_cache(&fetched))
-        .await;
+/// Parses, hashes and verifies, all answers at hand.
+fn verify_now(
+    authenticator: &MessageAuthenticator,
+    bytes: &[u8],
+    fetched: &Fetched,
+    skipped: usize,
+    arc_sets: usize,
+) -> DkimOutcome {
+    let Some(Bounded {
+        message,
+        oversized,
+        oversized_arc,
+    }) = parse_bounded(bytes)
+    else {
+        return DkimOutcome {
+            arc_why: "the message has no header fields".into(),
+            ..DkimOutcome::default()
+        };
+    };
+    let Some(outputs) =
+        now(authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(fetched)))
+    else {
+        return DkimOutcome::failed("a DKIM key was asked for that was not fetched");
+    };
     let mut outcome = DkimOutcome {
         skipped,
         from: message
@@ -288,9 +380,13 @@ pub async fn verify(
         outcome.arc = AuthResult::None;
         outcome.arc_why = "no ARC set".into();
     } else {
-        let arc = authenticator
-            .verify_arc(Parameters::new(&message).with_txt_cache(&fetched))
-            .await;
+        let Some(arc) =
+            now(authenticator.verify_arc(Parameters::new(&message).with_txt_cache(fetched)))
+        else {
+            outcome.arc = AuthResult::TempError;
+            outcome.arc_why = "an ARC key was asked for that was not fetched".into();
+            return outcome;
+        };
         let (result, why) = match arc.result() {
             DkimResult::Pass => (
                 AuthResult::Pass,

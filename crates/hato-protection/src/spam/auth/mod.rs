@@ -194,7 +194,10 @@ impl SenderAuth {
         );
 
         // DKIM: the best result of the signatures verified.
-        signals.dkim = best_dkim(&dkim.signatures);
+        signals.dkim = match &dkim.failed {
+            Some(_) => AuthResult::TempError,
+            None => best_dkim(&dkim.signatures),
+        };
         let mut dkim_text = match dkim.signatures.len() {
             0 => "DKIM none: the message is not signed".to_string(),
             _ => format!(
@@ -212,6 +215,9 @@ impl SenderAuth {
                     .join(", ")
             ),
         };
+        if let Some(why) = &dkim.failed {
+            dkim_text = format!("DKIM temperror: {why}");
+        }
         if dkim.skipped > 0 {
             dkim_text.push_str(&format!(
                 "; {} more signatures not verified (hato verifies the first {})",
@@ -388,7 +394,9 @@ impl SenderAuth {
             result_name(signals.spf),
             shown(spf_domain)
         ));
-        if dkim.signatures.is_empty() {
+        if dkim.failed.is_some() {
+            parts.push("dkim=temperror (verification did not complete) header.d=none".to_string());
+        } else if dkim.signatures.is_empty() {
             parts.push("dkim=none (message not signed) header.d=none".to_string());
         }
         for s in &dkim.signatures {

@@ -935,3 +935,32 @@ async fn a_large_signed_message_is_verified_off_the_async_workers() {
     let s = w.check(&tampered, CLIENT, Some("a@contoso.test")).await;
     assert_eq!(s.dkim, AuthResult::Fail, "{}", reason_of(&s, "dkim"));
 }
+
+#[tokio::test]
+async fn without_a_dmarc_record_an_aligned_pass_is_a_best_guess_and_an_unaligned_one_soft() {
+    let w = world().await;
+    w.txt("plain.test", "v=spf1 ip4:192.0.2.0/24 -all").await;
+    w.txt("relay.test", "v=spf1 ip4:192.0.2.0/24 -all").await;
+    let s = w
+        .check(&message("a@plain.test"), CLIENT, Some("a@plain.test"))
+        .await;
+    assert_eq!(s.dmarc, AuthResult::None);
+    assert_eq!(
+        s.authenticated_domain, None,
+        "no record is not a DMARC pass"
+    );
+    assert!(
+        s.authentication_results.ends_with(
+            "dmarc=bestguesspass action=none header.from=plain.test; compauth=pass reason=109"
+        ),
+        "{}",
+        s.authentication_results
+    );
+    let s = w
+        .check(&message("a@plain.test"), CLIENT, Some("b@relay.test"))
+        .await;
+    assert!(
+        s.authentication_results
+            .ends_with("compauth=softpass reason=201")
+    );
+}

@@ -964,3 +964,25 @@ async fn without_a_dmarc_record_an_aligned_pass_is_a_best_guess_and_an_unaligned
             .ends_with("compauth=softpass reason=201")
     );
 }
+
+#[tokio::test]
+async fn an_internationalised_from_domain_is_checked_as_its_a_label() {
+    let w = world().await;
+    // bücher.test is xn--bcher-kva.test in the DNS.
+    w.txt("_dmarc.xn--bcher-kva.test", "v=DMARC1; p=reject")
+        .await;
+    let s = w
+        .check(
+            &message("info@bücher.test"),
+            OTHER_CLIENT,
+            Some("x@elsewhere.test"),
+        )
+        .await;
+    assert_eq!(s.from_domain.as_deref(), Some("xn--bcher-kva.test"));
+    assert_eq!(
+        (s.dmarc, s.dmarc_policy),
+        (AuthResult::Fail, DmarcPolicy::Reject)
+    );
+    assert!(spoofs_own_domain(&s, &["bücher.test"]));
+    assert!(spoofs_own_domain(&s, &["XN--BCHER-KVA.TEST"]));
+}

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use hato_core::dns::{DnsError, Mx, RecordKind, Resolver};
 use hato_core::{Reason, Stage};
 use mail_auth::MessageAuthenticator;
+use mail_auth::common::to_a_label;
 
 use super::country::country_of;
 use super::{Asf, AsfHit, AuthResult, AuthSignals, DmarcPolicy};
@@ -157,7 +158,10 @@ impl SenderAuth {
             ..AuthSignals::default()
         };
         let helo = input.helo.trim().trim_end_matches('.').to_ascii_lowercase();
-        let mail_from = input.mail_from.map(str::to_ascii_lowercase);
+        let mail_from = input.mail_from.map(|a| match a.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}@{}", to_a_label(domain).to_ascii_lowercase()),
+            None => a.to_ascii_lowercase(),
+        });
         // RFC 7208 §2.4: the null reverse-path is checked as postmaster@<HELO name>.
         let (spf_domain, sender, identity) = match mail_from.as_deref() {
             Some(addr) => {
@@ -233,12 +237,13 @@ impl SenderAuth {
             .push(Reason::new(Stage::SenderAuthentication, dkim_text).rule("dkim"));
 
         // The From domain: one domain, a valid name (RFC 7489 §6.6.1).
+        // Internationalised domains are compared as A-labels (RFC 5890), as DNS holds them.
         let mut from_domains: Vec<String> = dkim
             .from
             .iter()
             .filter_map(|f| {
                 f.rsplit_once('@')
-                    .map(|(_, d)| d.trim_end_matches('.').to_string())
+                    .map(|(_, d)| to_a_label(d.trim_end_matches('.')).to_ascii_lowercase())
             })
             .collect();
         from_domains.sort();
@@ -497,12 +502,14 @@ pub fn spoofs_own_domain<S: AsRef<str>>(signals: &AuthSignals, accepted_domains:
     if signals.authenticated_domain.as_deref() == Some(from) {
         return false;
     }
+    let from = from.as_bytes();
     accepted_domains.iter().any(|accepted| {
-        let accepted = accepted.as_ref().trim_end_matches('.');
+        let accepted = to_a_label(accepted.as_ref().trim_end_matches('.'));
+        let accepted = accepted.as_bytes();
         from.eq_ignore_ascii_case(accepted)
             || (from.len() > accepted.len()
                 && from[from.len() - accepted.len()..].eq_ignore_ascii_case(accepted)
-                && from.as_bytes()[from.len() - accepted.len() - 1] == b'.')
+                && from[from.len() - accepted.len() - 1] == b'.')
     })
 }
 

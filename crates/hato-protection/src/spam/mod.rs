@@ -15,7 +15,9 @@
 //! Every signal carries its evidence as [`Reason`]s, so the decision explains itself (SCL with
 //! the classifier's strongest features, each heuristic that fired and on what).
 
+pub mod auth;
 pub mod classifier;
+pub mod country;
 pub mod decide;
 pub mod policy;
 

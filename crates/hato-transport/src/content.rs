@@ -30,6 +30,7 @@ use crate::delivery::{
     reported_rules,
 };
 use crate::routing::{NO_TENANT, Resolution, resolve};
+use crate::spam_stage::{self, AuthRequest, SpamFilter};
 use hato_core::directory::{Route, TenantId};
 use hato_core::header::{Headers, header_block};
 use hato_core::message::{Action, QuarantineKind, Recipient, RecipientContent, RecipientVerdict};
@@ -46,7 +47,6 @@ use hato_protection::rules::{
     DisclaimerOutcome, Evaluation, HitBatch, RecipientRules, RuleAction, RuleDirectory,
     RuleMessage, RuleSetCache, apply_content_actions,
 };
-use crate::spam_stage::{self, AuthRequest, SpamFilter};
 use hato_protection::spam::auth::{authentication_results_for_tenant, spoofs_own_domain};
 use hato_protection::spam::classifier::{Features, TenantModel};
 use hato_protection::spam::decide::SpamDecision;

@@ -117,25 +117,17 @@ fn result_name(r: AuthResult) -> &'static str {
     }
 }
 
-/// One reason summing up sender authentication (the checks' own reasons as figures).
-pub(crate) fn auth_reason(auth: &AuthSignals) -> Reason {
-    let mut reason = Reason::new(
-        Stage::SenderAuthentication,
-        format!(
-            "SPF {}, DKIM {}, DMARC {}{}",
-            result_name(auth.spf),
-            result_name(auth.dkim),
-            result_name(auth.dmarc),
-            match &auth.from_domain {
-                Some(d) => format!(" for {d}"),
-                None => String::new(),
-            }
-        ),
-    )
-    .figure("spf", result_name(auth.spf))
-    .figure("dkim", result_name(auth.dkim))
-    .figure("dmarc", result_name(auth.dmarc))
-    .figure("arc", result_name(auth.arc));
+/// Sender authentication's results as figures of the verdict's reason (one trace event per
+/// recipient for the whole stage: the checks are the same for every recipient).
+fn with_auth(mut reason: Reason, auth: &AuthSignals) -> Reason {
+    reason = reason
+        .figure("spf", result_name(auth.spf))
+        .figure("dkim", result_name(auth.dkim))
+        .figure("dmarc", result_name(auth.dmarc))
+        .figure("arc", result_name(auth.arc));
+    if let Some(d) = &auth.from_domain {
+        reason = reason.figure("from_domain", d.clone());
+    }
     if let Some(c) = &auth.country {
         reason = reason.figure("country", c.clone());
     }
@@ -223,10 +215,7 @@ pub(crate) fn apply(
         reason = reason.figure("signal", why.text.clone());
     }
     if let Some(auth) = auth {
-        r.verdicts.push(RecipientVerdict {
-            action: Action::Deliver,
-            reason: auth_reason(auth),
-        });
+        reason = with_auth(reason, auth);
     }
     r.verdicts.push(RecipientVerdict { action, reason });
 
@@ -367,13 +356,24 @@ mod tests {
         let d = decide(&spam(6), &p);
         let applied = apply(&d, "Default", &d_content(6), Some(&auth), &mut r);
         assert!(!applied.header.contains("\r\nX-Evil"));
-        assert!(applied.header.contains("X-Junk: This message appears to be spam.\r\n"));
+        assert!(
+            applied
+                .header
+                .contains("X-Junk: This message appears to be spam.\r\n")
+        );
         assert!(
             applied
                 .header
                 .contains("Authentication-Results: mx.hato.test; spf=passX-Evil: 1\r\n")
         );
-        assert_eq!(r.verdicts.len(), 2);
-        assert_eq!(r.verdicts[0].reason.stage, Stage::SenderAuthentication);
+        // One verdict, sender authentication's results among its figures.
+        assert_eq!(r.verdicts.len(), 1);
+        assert!(
+            r.verdicts[0]
+                .reason
+                .figures
+                .iter()
+                .any(|f| f.name == "dmarc")
+        );
     }
 }

@@ -7,19 +7,19 @@ use hato_core::{Clock, SystemClock, id};
 use hato_protection::early_talker::EarlyTalker;
 use hato_protection::helo::HeloCheck;
 use hato_protection::malware::{Clamd, Scanner, SignatureStore};
+use hato_protection::reverse_dns::ReverseDns;
 use hato_protection::spam::auth::SenderAuth;
 use hato_protection::spam::classifier::Classifier;
-use hato_protection::reverse_dns::ReverseDns;
 use hato_protection::{ConnectChecks, Dnsbl};
 use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
 use hato_transport::content::{ContentPipeline, ContentPolicy};
-use hato_transport::spam_stage::SpamFilter;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
 use hato_transport::routing::DirectoryPolicy;
+use hato_transport::spam_stage::SpamFilter;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Write;
@@ -278,13 +278,14 @@ fn spam_filter(
         return Ok(None);
     }
     let classifier = if config.spam.model.as_os_str().is_empty() {
-        Classifier::shipped()
-            .map_err(|e| ServeError::Io(format!("the shipped spam model: {e}")))?
+        Classifier::shipped().map_err(|e| ServeError::Io(format!("the shipped spam model: {e}")))?
     } else {
-        let bytes = std::fs::read(&config.spam.model)
-            .map_err(|e| ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display())))?;
-        Classifier::load(&bytes)
-            .map_err(|e| ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display())))?
+        let bytes = std::fs::read(&config.spam.model).map_err(|e| {
+            ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display()))
+        })?;
+        Classifier::load(&bytes).map_err(|e| {
+            ServeError::Io(format!("spam.model {}: {e}", config.spam.model.display()))
+        })?
     };
     let auth = SenderAuth::new(resolver.clone(), config.server.hostname.clone())
         .map_err(|e| ServeError::Io(format!("sender authentication: {e}")))?;

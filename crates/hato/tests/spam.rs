@@ -165,21 +165,43 @@ fn policy(s: &Server, name: &str, priority: &str, recipient: &str, settings: &[&
 fn each_recipient_gets_the_action_of_its_own_policy() {
     let s = setup();
     let hcs = "--high-confidence-spam-action";
-    policy(&s, "Quarantine bob", "0", "bob@contoso.test", &[hcs, "quarantine", "--quarantine-retention-period", "3"]);
-    policy(&s, "Delete carol", "1", "carol@contoso.test", &[hcs, "delete"]);
+    policy(
+        &s,
+        "Quarantine bob",
+        "0",
+        "bob@contoso.test",
+        &[hcs, "quarantine", "--quarantine-retention-period", "3"],
+    );
+    policy(
+        &s,
+        "Delete carol",
+        "1",
+        "carol@contoso.test",
+        &[hcs, "delete"],
+    );
     policy(
         &s,
         "Redirect dave",
         "2",
         "dave@contoso.test",
-        &[hcs, "redirect", "--redirect-to-recipients", "erin@contoso.test"],
+        &[
+            hcs,
+            "redirect",
+            "--redirect-to-recipients",
+            "erin@contoso.test",
+        ],
     );
     policy(
         &s,
         "Header frank",
         "3",
         "frank@contoso.test",
-        &[hcs, "add-x-header", "--add-x-header-value", "X-Contoso-Spam"],
+        &[
+            hcs,
+            "add-x-header",
+            "--add-x-header-value",
+            "X-Contoso-Spam",
+        ],
     );
     policy(
         &s,
@@ -212,7 +234,8 @@ fn each_recipient_gets_the_action_of_its_own_policy() {
     let item = &q["items"][0];
     assert_eq!(item["kind"], "high-confidence-spam", "{q}");
     assert_eq!(item["policy"], "Quarantine bob", "{q}");
-    let received = chrono::DateTime::parse_from_rfc3339(item["received"].as_str().unwrap()).unwrap();
+    let received =
+        chrono::DateTime::parse_from_rfc3339(item["received"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(item["expires"].as_str().unwrap()).unwrap();
     assert_eq!((expires - received).num_days(), 3, "{item}");
     // Deleted: a Drop with Exchange's text, no NDR.
@@ -223,7 +246,8 @@ fn each_recipient_gets_the_action_of_its_own_policy() {
         .find(|e| e["event"] == "Drop")
         .expect("Drop");
     assert!(
-        drop.to_string().contains("550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"),
+        drop.to_string()
+            .contains("550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"),
         "{drop}"
     );
     assert!(s.mail("carol@contoso.test").is_empty());
@@ -232,12 +256,23 @@ fn each_recipient_gets_the_action_of_its_own_policy() {
     assert!(s.mail("dave@contoso.test").is_empty());
     // The policy's header, in Junk.
     let raw = only_raw(&s, "frank@contoso.test", "junk");
-    assert!(raw.contains("\r\nX-Contoso-Spam: This message appears to be spam.\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nX-Contoso-Spam: This message appears to be spam.\r\n"),
+        "{raw}"
+    );
     // The subject tag, in Junk.
     let raw = only_raw(&s, "grace@contoso.test", "junk");
-    assert!(raw.contains("\r\nSubject: [SPAM]many policies\r\n") || raw.contains("\r\nSubject: [SPAM] many policies\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nSubject: [SPAM]many policies\r\n")
+            || raw.contains("\r\nSubject: [SPAM] many policies\r\n"),
+        "{raw}"
+    );
     // No NDR to anyone: the sender is outside, and nothing failed but the deletion.
-    assert!(s.mail("alice@contoso.test").iter().all(|m| !m["subject"].to_string().contains("Undeliverable")));
+    assert!(
+        s.mail("alice@contoso.test")
+            .iter()
+            .all(|m| !m["subject"].to_string().contains("Undeliverable"))
+    );
 }
 
 #[test]
@@ -259,26 +294,46 @@ fn allowed_and_blocked_senders_stamp_ska_and_skb() {
                "body": format!("{GTUBE}\n")}),
     );
     let raw = only_raw(&s, "alice@contoso.test", "inbox");
-    assert!(raw.contains(";SCL:-1;") && raw.contains(";SFV:SKA;"), "{raw}");
+    assert!(
+        raw.contains(";SCL:-1;") && raw.contains(";SFV:SKA;"),
+        "{raw}"
+    );
     send(
         &s,
         json!({"from": "someone@spammer.test", "to": ["bob@contoso.test"], "subject": "blocked",
                "body": HAM_BODY}),
     );
     let raw = only_raw(&s, "bob@contoso.test", "junk");
-    assert!(raw.contains(";SFV:SKB;") && raw.contains(";CAT:SPM;"), "{raw}");
+    assert!(
+        raw.contains(";SFV:SKB;") && raw.contains(";CAT:SPM;"),
+        "{raw}"
+    );
 }
 
 #[test]
 fn the_ip_allow_list_and_a_rules_scl_skip_or_mark_the_filter() {
     let s = setup();
     s.ok(&[
-        "rule", "add", "Mark spam", "--tenant", "contoso", "--subject-contains-words", "markme",
-        "--set-scl", "6",
+        "rule",
+        "add",
+        "Mark spam",
+        "--tenant",
+        "contoso",
+        "--subject-contains-words",
+        "markme",
+        "--set-scl",
+        "6",
     ]);
     s.ok(&[
-        "rule", "add", "Trust", "--tenant", "contoso", "--subject-contains-words", "trustme",
-        "--set-scl", "-1",
+        "rule",
+        "add",
+        "Trust",
+        "--tenant",
+        "contoso",
+        "--subject-contains-words",
+        "trustme",
+        "--set-scl",
+        "-1",
     ]);
     send(
         &s,
@@ -286,14 +341,20 @@ fn the_ip_allow_list_and_a_rules_scl_skip_or_mark_the_filter() {
                "body": HAM_BODY}),
     );
     let raw = only_raw(&s, "alice@contoso.test", "junk");
-    assert!(raw.contains(";SCL:6;") && raw.contains(";SFV:SKS;"), "{raw}");
+    assert!(
+        raw.contains(";SCL:6;") && raw.contains(";SFV:SKS;"),
+        "{raw}"
+    );
     send(
         &s,
         json!({"from": "a@fabrikam.test", "to": ["bob@contoso.test"], "subject": "trustme",
                "body": format!("{GTUBE}\n")}),
     );
     let raw = only_raw(&s, "bob@contoso.test", "inbox");
-    assert!(raw.contains(";SCL:-1;") && raw.contains(";SFV:SKN;"), "{raw}");
+    assert!(
+        raw.contains(";SCL:-1;") && raw.contains(";SFV:SKN;"),
+        "{raw}"
+    );
     s.ok(&[
         "connection-filter",
         "set",
@@ -321,10 +382,7 @@ fn dns_setup() -> (Dns, Server) {
     // northwind.test: SPF allows loopback, DMARC p=quarantine.
     dns.txt("northwind.test", "v=spf1 ip4:127.0.0.0/8 -all");
     dns.txt("_dmarc.northwind.test", "v=DMARC1; p=quarantine");
-    let extra = format!(
-        "[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n",
-        dns.addr()
-    );
+    let extra = format!("[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n", dns.addr());
     let s = setup_with(&extra);
     (dns, s)
 }
@@ -349,7 +407,10 @@ fn dmarc_reject_is_refused_in_the_session_and_quarantine_goes_to_junk() {
                "body": HAM_BODY}),
     );
     let raw = only_raw(&s, "bob@contoso.test", "inbox");
-    assert!(raw.contains("spf=pass") && raw.contains("dmarc=pass"), "{raw}");
+    assert!(
+        raw.contains("spf=pass") && raw.contains("dmarc=pass"),
+        "{raw}"
+    );
     // A From in northwind.test with an envelope elsewhere: DMARC fails, p=quarantine → Junk.
     dns.txt("elsewhere.test", "v=spf1 -all");
     let reply = send(

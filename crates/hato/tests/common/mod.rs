@@ -240,6 +240,15 @@ impl Server {
     }
 
     /// The rows of the first page of a message trace (`query` may set `page_size`).
+    /// [`Server::events`] without the spam filter's verdict (every filtered recipient has one
+    /// `Spam` event; `tests/spam.rs` checks them), for tests about the other steps.
+    pub fn events_but_spam(&self, trace_id: &str, recipient: &str) -> Vec<Value> {
+        self.events(trace_id, recipient)
+            .into_iter()
+            .filter(|e| e["event"] != "Spam")
+            .collect()
+    }
+
     pub fn trace(&self, query: &str) -> Vec<Value> {
         let (status, v) = self.api("GET", &format!("/api/v1/trace?{query}"), None);
         assert_eq!(status, 200, "{v}");

@@ -300,10 +300,14 @@ fn list_after(
     }
 }
 
-/// A number setting's value in its type's range; out of it, the value the check refuses with
-/// the setting's own message (`u16::MAX` never passes a 1–30 check).
-fn small<T: TryFrom<i64> + Copy>(v: i64, over: T) -> T {
-    T::try_from(v).unwrap_or(over)
+/// A number setting's value in its type's range, or the refusal `validate()` would give (with
+/// the value as given, not as it would have been cut to fit).
+fn small<T: TryFrom<i64>>(v: i64, setting: &str, range: &str, bad: &mut Vec<String>) -> Option<T> {
+    let fits = T::try_from(v).ok();
+    if fits.is_none() {
+        bad.push(format!("{setting} must be between {range} (is {v})"));
+    }
+    fits
 }
 
 /// A value's check: its canonical form, or why it is not one.
@@ -430,8 +434,11 @@ fn apply(
             }
         }
     }
-    if let Some(v) = c.bulk_threshold {
-        s.bulk_threshold = small(v, u8::MAX);
+    if let Some(v) = c
+        .bulk_threshold
+        .and_then(|v| small(v, "bulk-threshold", "1 and 9", &mut bad))
+    {
+        s.bulk_threshold = v;
     }
     if let Some(v) = c.mark_as_spam_bulk_mail {
         match folded(&v).as_str() {
@@ -442,11 +449,21 @@ fn apply(
             )),
         }
     }
-    if let Some(v) = c.quarantine_retention_period {
-        s.quarantine_retention_period = small(v, u16::MAX);
+    if let Some(v) = c
+        .quarantine_retention_period
+        .and_then(|v| small(v, "quarantine-retention-period", "1 and 30 days", &mut bad))
+    {
+        s.quarantine_retention_period = v;
     }
-    if let Some(v) = c.end_user_spam_notification_frequency {
-        s.end_user_spam_notification_frequency = small(v, u16::MAX);
+    if let Some(v) = c.end_user_spam_notification_frequency.and_then(|v| {
+        small(
+            v,
+            "end-user-spam-notification-frequency",
+            "1 and 15 days",
+            &mut bad,
+        )
+    }) {
+        s.end_user_spam_notification_frequency = v;
     }
     let lists: [ListSetting<'_>; 7] = [
         (
@@ -927,10 +944,21 @@ mod tests {
             &lookup,
         )
         .unwrap_err();
-        assert!(
-            e.contains("quarantine-retention-period must be between 1 and 30"),
-            "{e}"
+        // The value as given, not as it would have been cut to fit a number type.
+        assert_eq!(
+            e,
+            "quarantine-retention-period must be between 1 and 30 days (is 100000)"
         );
+        let e = apply(
+            SpamFilterPolicyRecord::default(),
+            PolicyChange {
+                bulk_threshold: Some(-1),
+                ..Default::default()
+            },
+            &lookup,
+        )
+        .unwrap_err();
+        assert_eq!(e, "bulk-threshold must be between 1 and 9 (is -1)");
     }
 
     #[test]

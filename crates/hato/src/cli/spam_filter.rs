@@ -607,3 +607,54 @@ fn joined(v: &Value) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    /// Every ASF option of the shared type is a flag of its kebab-case name, and every flag
+    /// names a setting the API takes.
+    #[test]
+    fn every_asf_option_is_a_flag_of_its_name() {
+        let cmd = Settings::augment_args(Command::new("set"));
+        let flags: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        for option in hato_protection::spam::Asf::ALL {
+            assert!(
+                flags.iter().any(|f| f == option.name()),
+                "--{} missing",
+                option.name()
+            );
+        }
+        let named = AsfFlags {
+            image_links: Some("on".into()),
+            numeric_ips: Some("on".into()),
+            redirect_to_other_port: Some("on".into()),
+            biz_or_info_urls: Some("on".into()),
+            empty_messages: Some("on".into()),
+            javascript_in_html: Some("on".into()),
+            frames_in_html: Some("on".into()),
+            object_tags_in_html: Some("on".into()),
+            embed_tags_in_html: Some("on".into()),
+            form_tags_in_html: Some("on".into()),
+            web_bugs_in_html: Some("on".into()),
+            sensitive_word_list: Some("on".into()),
+            spf_record_hard_fail: Some("on".into()),
+            from_address_auth_fail: Some("on".into()),
+            ndr_backscatter: Some("on".into()),
+        }
+        .body();
+        let names: Vec<&str> = hato_protection::spam::Asf::ALL
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        assert_eq!(named.len(), names.len());
+        assert!(
+            named.keys().all(|k| names.contains(&k.as_str())),
+            "{named:?}"
+        );
+    }
+}

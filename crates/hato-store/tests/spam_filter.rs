@@ -578,3 +578,51 @@ fn moving_between_junk_and_inbox_reports_and_the_reported_content_outlives_the_i
     s.collect_garbage(std::time::Duration::ZERO).unwrap();
     assert!(s.blob(&r.report.blob).is_ok());
 }
+
+#[test]
+fn a_copy_delivered_to_an_alias_is_reported_by_either_address_once() {
+    let (_dir, s) = store();
+    let tenant = s.create_tenant("contoso").wait().unwrap().id;
+    s.add_domain("contoso.test", tenant, DomainType::Authoritative)
+        .wait()
+        .unwrap();
+    let carol = s
+        .create_mailbox(NewMailbox {
+            tenant_id: tenant,
+            address: "carol@contoso.test".into(),
+            display_name: "Carol".into(),
+            mailbox_type: MailboxType::User,
+            aliases: vec!["c@contoso.test".into()],
+            attributes: MailboxAttributes::default(),
+            quota_bytes: 1 << 20,
+        })
+        .wait()
+        .unwrap()
+        .id;
+    deliver(
+        &s,
+        tenant,
+        "tr-1",
+        &[(carol, "c@contoso.test")],
+        Folder::Inbox,
+    );
+    let report = |recipient: &str| {
+        s.report_spam(NewSpamReport {
+            tenant,
+            trace_id: "tr-1".into(),
+            recipient: recipient.into(),
+            mailbox: Some(carol),
+            verdict: SpamReportVerdict::Junk,
+            reporter: "carol@contoso.test".into(),
+            now: Timestamp(20),
+        })
+        .wait()
+        .unwrap()
+    };
+    let first = report("carol@contoso.test");
+    assert!(first.recorded);
+    // Stored under the address the message was traced to.
+    assert_eq!(first.report.recipient, "c@contoso.test");
+    assert!(!report("c@contoso.test").recorded);
+    assert_eq!(s.spam_reports_after(tenant, 0, 10).unwrap().len(), 1);
+}

@@ -446,3 +446,71 @@ pub(super) enum TraceFigureValue {
     Integer(i64),
     Text(String),
 }
+
+// ----- users' junk / not-junk reports (reports and mail moves make them) -------------------------
+
+/// The name recorded as having acted (a report's reporter): a user's address, else the role
+/// (`tenant-admin of contoso`, `operator`).
+pub(super) fn actor_name(s: &AppState, p: &Principal) -> ApiResult<String> {
+    if let (Some(m), Some(t)) = (p.mailbox_id, p.tenant_id)
+        && let Some(mb) = s.directory.index(t)?.mailbox(m)
+    {
+        return Ok(mb.address.clone());
+    }
+    Ok(match (p.role, p.tenant_id) {
+        (Role::Operator, _) | (_, None) => p.role.as_str().to_string(),
+        (role, Some(t)) => {
+            let tenant = s
+                .store
+                .tenants()?
+                .into_iter()
+                .find(|x| x.id == t)
+                .map(|x| x.name)
+                .unwrap_or_default();
+            format!("{} of {tenant}", role.as_str())
+        }
+    })
+}
+
+/// A stored junk / not-junk report as the API writes it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SpamReportView {
+    /// Reports are numbered in the order they were made.
+    pub(super) id: i64,
+    pub(super) trace_id: String,
+    pub(super) recipient: String,
+    /// `junk` or `not-junk`.
+    pub(super) verdict: String,
+    /// The verdict this report replaced (the same reporter said the opposite before).
+    pub(super) replaces: Option<String>,
+    pub(super) reporter: String,
+    /// RFC 3339, UTC.
+    pub(super) reported: String,
+    /// False when the same reporter had said the same already: nothing changed.
+    pub(super) recorded: bool,
+}
+
+/// Counts a new junk report for the sending IP's reputation (the throttle's junk figure, as a
+/// spam verdict counts) and answers the report's view. A repeated report counts nothing.
+pub(super) fn counted_report(
+    s: &AppState,
+    outcome: hato_store::SpamReportOutcome,
+) -> SpamReportView {
+    let r = outcome.report;
+    if outcome.recorded
+        && r.verdict == hato_store::SpamReportVerdict::Junk
+        && let Ok(ip) = r.client_ip.parse::<std::net::IpAddr>()
+    {
+        s.throttle.record_junk_report(ip, s.clock.now());
+    }
+    SpamReportView {
+        id: r.id,
+        trace_id: r.trace_id,
+        recipient: r.recipient,
+        verdict: r.verdict.as_str().into(),
+        replaces: r.replaces.map(|v| v.as_str().to_string()),
+        reporter: r.reporter,
+        reported: r.reported.to_rfc3339(),
+        recorded: outcome.recorded,
+    }
+}

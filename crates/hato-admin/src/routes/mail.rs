@@ -1,16 +1,17 @@
 //! The messages in a mailbox: listing (by folder, in pages) and the raw message.
 
-use super::common::require_mailbox_read;
+use super::common::{SpamReportView, actor_name, counted_report, require_mailbox_read};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
-use crate::state::{ApiResult, AppState, Path, visible_mailbox};
+use crate::state::{ApiResult, AppState, Path, body, visible_mailbox};
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Principal;
 use hato_store::{Folder, MailItem};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,6 +20,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_messages))
         .routes(routes!(raw_message))
+        .routes(routes!(move_message))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -124,4 +126,74 @@ async fn raw_message(
         })
         .await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
+}
+
+/// Where a message goes.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MoveTo {
+    /// `inbox` or `junk`.
+    folder: String,
+}
+
+/// A message after a move, and the report the move made.
+#[derive(Serialize, ToSchema)]
+struct Moved {
+    #[schema(value_type = Message)]
+    message: MailItem,
+    /// Junk Email → Inbox: a not-junk report; Inbox → Junk Email: a junk report; null when the
+    /// message was in that folder already or its trace is no longer kept.
+    report: Option<SpamReportView>,
+}
+
+/// Move a message between Inbox and Junk Email, as a user does in Outlook: out of Junk Email
+/// it is reported as not junk, into it as junk (the same report as `POST /api/v1/reports`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/mailboxes/{address}/messages/{id}/move",
+    tag = "mail",
+    params(
+        ("address" = String, Path, description = "The primary address or an alias"),
+        ("id" = i64, Path, description = "The message's id in the listing"),
+    ),
+    request_body = MoveTo,
+    responses(
+        (status = 200, description = "The message in its new folder, and the report made", body = Moved),
+        (status = 400, description = "Unknown folder, or an id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "No access to this mailbox", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+    )
+)]
+async fn move_message(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((address, id)): Path<(String, i64)>,
+    payload: Result<Json<MoveTo>, JsonRejection>,
+) -> ApiResult<Json<Moved>> {
+    let to = body(payload)?;
+    let folder = Folder::parse(to.folder.trim()).ok_or_else(|| {
+        ApiError::bad_request(format!("unknown folder {}: use inbox or junk", to.folder))
+    })?;
+    let (m, by) = s
+        .blocking(move |s| {
+            let m = visible_mailbox(s, &p, &address)?;
+            require_mailbox_read(s, &p, &m)?;
+            Ok((m, actor_name(s, &p)?))
+        })
+        .await?;
+    let moved = s
+        .store
+        .move_mail(m.id, id, folder, &by, s.clock.now())
+        .await
+        .map_err(|e| match e {
+            hato_store::StoreError::NotFound(_) => {
+                ApiError::not_found(format!("message {id} not found in {}", m.address))
+            }
+            e => e.into(),
+        })?;
+    Ok(Json(Moved {
+        message: moved.item,
+        report: moved.report.map(|r| counted_report(&s, r)),
+    }))
 }

@@ -28,8 +28,10 @@ mod moderation;
 mod permissions;
 mod quarantine;
 mod queue;
+mod reports;
 mod roles;
 mod rules;
+mod spam_filter;
 mod tenants;
 mod throttle;
 mod trace;
@@ -70,6 +72,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(rules::routes())
         .merge(quarantine::routes())
         .merge(malware_filter::routes())
+        .merge(spam_filter::routes())
+        .merge(reports::routes())
 }
 
 /// The API's routes and the pages', before the fallbacks and the state.
@@ -328,6 +332,12 @@ mod tests {
                 "id",
                 "x",
             ),
+            (
+                Method::POST,
+                "/api/v1/mailboxes/a@b.test/messages/x/move",
+                "id",
+                "x",
+            ),
             (Method::GET, "/api/v1/quarantine/x", "id", "x"),
             (Method::DELETE, "/api/v1/quarantine/x", "id", "x"),
             (Method::GET, "/api/v1/quarantine/x/preview", "id", "x"),
@@ -366,6 +376,7 @@ mod tests {
                     "/api/v1/groups/{group}/files/{item}/{index} item",
                     "/api/v1/groups/{group}/items/{id}/raw id",
                     "/api/v1/groups/{group}/requests/{id}/{decision} id",
+                    "/api/v1/mailboxes/{address}/messages/{id}/move id",
                     "/api/v1/mailboxes/{address}/messages/{id}/raw id",
                     "/api/v1/moderation/{id}/{decision} id",
                     "/api/v1/quarantine/{id} id",

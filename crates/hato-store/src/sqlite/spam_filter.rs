@@ -442,12 +442,16 @@ impl SpamFilterStore for SqliteStore {
                     report.trace_id, report.recipient
                 ))
             };
-            let found: Option<(i64, String, String)> = conn
+            // The recipient as traced (an alias, say) or the primary address of the mailbox
+            // it was delivered to: a user knows the message by either.
+            let found: Option<(i64, String, String, String)> = conn
                 .prepare_cached(
-                    "SELECT rc.id, mi.blob, m.client_ip FROM messages m \
+                    "SELECT rc.id, mi.blob, m.client_ip, rc.address FROM messages m \
                      JOIN recipients rc ON rc.message_id = m.id \
                      JOIN mail_items mi ON mi.recipient_id = rc.id \
-                     WHERE m.trace_id = ?1 AND rc.tenant_id = ?2 AND rc.address = ?3 \
+                     WHERE m.trace_id = ?1 AND rc.tenant_id = ?2 \
+                       AND (rc.address = ?3 OR mi.mailbox_id = \
+                            (SELECT id FROM mailboxes WHERE address = ?3 AND tenant_id = ?2)) \
                        AND (?4 IS NULL OR mi.mailbox_id = ?4) \
                      ORDER BY rc.id LIMIT 1",
                 )?
@@ -458,14 +462,14 @@ impl SpamFilterStore for SqliteStore {
                         report.recipient.to_lowercase(),
                         report.mailbox
                     ],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let (recipient_row, blob, client_ip) = found.ok_or_else(missing)?;
+            let (recipient_row, blob, client_ip, recipient) = found.ok_or_else(missing)?;
             let d = Delivered {
                 tenant: report.tenant,
                 trace_id: report.trace_id.clone(),
-                recipient: report.recipient.to_lowercase(),
+                recipient,
                 recipient_row,
                 blob,
                 client_ip,

@@ -23,6 +23,16 @@ pub(super) enum MailCmd {
     },
     /// The raw RFC 5322 message.
     Show { address: String, id: String },
+    /// Move a message between Inbox and Junk Email: out of Junk Email it is reported as not
+    /// junk, into it as junk.
+    Move {
+        address: String,
+        id: String,
+        #[arg(long, value_parser = ["inbox", "junk"])]
+        folder: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) fn run(c: &Client, cmd: MailCmd) -> Result<(), String> {
@@ -66,6 +76,32 @@ pub(super) fn run(c: &Client, cmd: MailCmd) -> Result<(), String> {
             std::io::stdout()
                 .write_all(&bytes)
                 .map_err(|e| e.to_string())
+        }
+        MailCmd::Move {
+            address,
+            id,
+            folder,
+            json,
+        } => {
+            let v = c.json(
+                "POST",
+                &format!(
+                    "/api/v1/mailboxes/{}/messages/{}/move",
+                    enc(&address),
+                    enc(&id)
+                ),
+                &[],
+                Some(serde_json::json!({ "folder": folder })),
+            )?;
+            if json {
+                return print_rows(&v, &[], true);
+            }
+            println!("moved message {id} of {address} to {folder}");
+            match v["report"]["verdict"].as_str() {
+                Some(verdict) => println!("reported as {}", verdict.replace('-', " ")),
+                None => println!("no report made"),
+            }
+            Ok(())
         }
     }
 }

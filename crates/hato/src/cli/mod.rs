@@ -21,8 +21,10 @@ mod moderation;
 mod output;
 mod quarantine;
 mod queue;
+mod report;
 mod rules;
 mod spam;
+mod spam_filter;
 mod tenant;
 mod throttle;
 mod token;
@@ -116,6 +118,13 @@ enum Command {
     /// The spam classifier, offline: train a model from labelled folders, or evaluate one.
     #[command(subcommand)]
     Spam(spam::SpamCmd),
+    /// A tenant's anti-spam policies (HostedContentFilterPolicy): actions per verdict, bulk
+    /// threshold, allowed/blocked senders, ASF options, block lists, notifications.
+    #[command(subcommand)]
+    SpamFilter(spam_filter::SpamFilterCmd),
+    /// Report a delivered message as junk or not junk (the classifier learns from it).
+    #[command(subcommand)]
+    Report(report::ReportCmd),
     /// Log in as a mailbox user; prints the token (or saves it with --save, mode 0600).
     Login {
         address: String,
@@ -217,5 +226,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Rule(cmd) => rules::run(c, cmd),
         Command::Quarantine(cmd) => quarantine::run(c, cmd),
         Command::MalwareFilter(cmd) => malware_filter::run(c, cmd),
+        Command::SpamFilter(cmd) => spam_filter::run(c, cmd),
+        Command::Report(cmd) => report::run(c, cmd),
     }
 }

@@ -218,6 +218,14 @@ fn hostile_messages_stay_within_the_caps() {
     );
     assert!(f.aux.len() <= 64 * 1024, "{}", f.aux.len());
 
+    // Multi-byte characters where fixed-length prefixes are compared.
+    for src in ["http:/éé", "https:/é", "httpé", "0xé", "javascript:é"] {
+        let f = ex(&html_msg(&format!(
+            "<img src=\"{src}\"><a href=\"{src}\">{src}</a><form action=\"{src}\">"
+        )));
+        assert!(f.stats.urls >= 1, "{src}");
+    }
+
     // An unclosed tag and an unclosed comment do not make the scan quadratic or lose text.
     let f = ex(&html_msg(&format!("hello <!-- {}", "a<b".repeat(100_000))));
     assert!(f.stats.html_bytes <= extract::MAX_HTML_BYTES);
@@ -238,7 +246,7 @@ proptest::proptest! {
     #[test]
     fn arbitrary_mime_shaped_text_never_panics(
         head in "[A-Za-z-]{1,12}: [ -~]{0,40}",
-        html in "[<>a-z =\"/!&#;0-9:.@-]{0,400}",
+        html in "[<>a-z =\"/!&#;0-9:.@é日-]{0,400}",
     ) {
         let raw = format!("{head}\r\nContent-Type: text/html\r\n\r\n{html}");
         let c = Classifier::extract_with_bits(raw.as_bytes(), BITS);

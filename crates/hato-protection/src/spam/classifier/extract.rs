@@ -96,6 +96,11 @@ impl Features {
         self.heur[h as usize]
     }
 
+    /// How many distinct link domains were kept as features (at most 64).
+    pub fn url_domains_len(&self) -> usize {
+        self.aux.matches("url-domain:").count()
+    }
+
     /// The evidence recorded for a heuristic that fired.
     pub fn evidence(&self, h: H) -> Option<&str> {
         self.evidence.get(h as usize).and_then(|e| e.as_deref())

@@ -191,6 +191,13 @@ fn hostile_messages_stay_within_the_caps() {
     assert!(f.stats.urls <= extract::MAX_URLS);
     assert!(f.hashed.len() <= extract::MAX_TOKENS + extract::NGRAM_BYTES);
 
+    // 100,000 remote images and form actions (URLs from tags, not text).
+    let tags = "<img src=\"http://i.example.net/a.gif\"><form action=\"http://f.example.net/\">"
+        .repeat(100_000);
+    let f = ex(&html_msg(&tags));
+    assert_eq!(f.stats.urls, extract::MAX_URLS);
+    assert!(f.url_domains_len() <= 64);
+
     // 1,000 nested multiparts.
     let mut m = String::from("Subject: nested\r\nMIME-Version: 1.0\r\n");
     for i in 0..1000 {

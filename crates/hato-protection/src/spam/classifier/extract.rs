@@ -16,7 +16,7 @@
 use super::heuristics::{self as hs, H};
 use crate::spam::{Asf, AsfHit, PhishLevel};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, MessageParser, MimeHeaders, PartType};
 use std::sync::OnceLock;
 
 /// Bytes of the raw message parsed (a longer message is judged on its start: spam says what it
@@ -94,6 +94,11 @@ impl Features {
     /// The value of one heuristic (0–1).
     pub fn heuristic(&self, h: H) -> f32 {
         self.heur[h as usize]
+    }
+
+    /// How many distinct link domains were kept as features (at most 64).
+    pub fn url_domains_len(&self) -> usize {
+        self.aux.matches("url-domain:").count()
     }
 
     /// The evidence recorded for a heuristic that fired.
@@ -341,7 +346,7 @@ pub(crate) fn extract(raw: &[u8], bits: u32) -> Features {
         bounce_id: None,
         msgid_domain: String::new(),
     };
-    let parsed = MessageParser::default().parse(raw);
+    let parsed = parser().parse(raw);
     let mut subject = String::new();
     let mut from_domain = String::new();
     let mut from_local = String::new();
@@ -359,6 +364,35 @@ pub(crate) fn extract(raw: &[u8], bits: u32) -> Features {
         ex.flag(H::SubjectMissing, || "the message does not parse".into());
     }
     finish(ex, &subject, &from_domain, &from_local)
+}
+
+/// The parser reads the allow-list only: the fields extraction looks at are parsed (or kept
+/// raw), every other field (Received, Delivered-To, X-Spam-*, …) is skipped unparsed — cheaper,
+/// and what is never parsed cannot become a feature.
+fn parser() -> MessageParser {
+    let mut p = MessageParser::new()
+        .with_mime_headers()
+        .with_date_headers()
+        .with_address_headers()
+        .with_message_ids()
+        .header_text(HeaderName::Subject);
+    for name in [
+        "MIME-Version",
+        "X-Mailer",
+        "User-Agent",
+        "List-Unsubscribe",
+        "List-Id",
+        "Precedence",
+        "X-Priority",
+        "X-MSMail-Priority",
+        "Importance",
+        "Organization",
+        "X-MimeOLE",
+        "Disposition-Notification-To",
+    ] {
+        p = p.header_raw(name);
+    }
+    p.default_header_ignore()
 }
 
 fn strip_mbox_line(raw: &[u8]) -> &[u8] {
@@ -862,13 +896,14 @@ fn url(ex: &mut Ex, u: &str, shown: Option<&str>) {
         lower.as_str()
     } else {
         // mailto:, cid:, javascript: — only a token of the scheme.
-        if let Some((scheme, _)) = lower.split_once(':') {
-            if scheme.len() <= 10 && scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
-                if scheme == "javascript" {
-                    ex.flag(H::HtmlScript, || cut(u, 80));
-                }
-                ex.aux_token("url-scheme:", scheme);
+        if let Some((scheme, _)) = lower.split_once(':')
+            && scheme.len() <= 10
+            && scheme.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            if scheme == "javascript" {
+                ex.flag(H::HtmlScript, || cut(u, 80));
             }
+            ex.aux_token("url-scheme:", scheme);
         }
         return;
     };
@@ -889,10 +924,11 @@ fn url(ex: &mut Ex, u: &str, shown: Option<&str>) {
         _ => (host_port, None),
     };
     let host = host.trim_end_matches('.');
-    if let Some(p) = port {
-        if p != "80" && p != "443" {
-            ex.flag(H::UrlOtherPort, || cut(u, 120));
-        }
+    if let Some(p) = port
+        && p != "80"
+        && p != "443"
+    {
+        ex.flag(H::UrlOtherPort, || cut(u, 120));
     }
     if host.is_empty() {
         return;
@@ -958,7 +994,7 @@ fn url(ex: &mut Ex, u: &str, shown: Option<&str>) {
             ex.phish_evidence_once(|| format!("link text shows {sh}, link goes to {host}"));
         }
     }
-    if !ex.url_domains.iter().any(|d| *d == reg) && ex.url_domains.len() < 64 {
+    if !ex.url_domains.contains(&reg) && ex.url_domains.len() < 64 {
         ex.url_domains.push(reg.clone());
         ex.aux_token("url-domain:", &reg);
         ex.aux_token("url-tld:", tld);
@@ -1165,11 +1201,11 @@ fn scan_html(ex: &mut Ex, html: &str) {
         let name = name_src[..name_len].to_ascii_lowercase();
         let attrs = parse_attrs(&name_src[name_len..]);
         if closing {
-            if name == "a" {
-                if let Some((href, start)) = anchor.take() {
-                    let shown = ex.doc.get(start..).unwrap_or("").to_owned();
-                    url(ex, &href, Some(&shown));
-                }
+            if name == "a"
+                && let Some((href, start)) = anchor.take()
+            {
+                let shown = ex.doc.get(start..).unwrap_or("").to_owned();
+                url(ex, &href, Some(&shown));
             }
             if matches!(name.as_str(), "p" | "div" | "td" | "tr" | "li" | "table") {
                 ex.separate();
@@ -1186,10 +1222,10 @@ fn scan_html(ex: &mut Ex, html: &str) {
             if tiny {
                 ex.flag(H::HtmlTinyFont, || cut(style, 80));
             }
-            if let (Some(c), Some(bgc)) = (&color, &bg) {
-                if c == bgc {
-                    hidden = true;
-                }
+            if let (Some(c), Some(bgc)) = (&color, &bg)
+                && c == bgc
+            {
+                hidden = true;
             }
             if let Some(bgc) = style_bg(style) {
                 bg = Some(bgc);
@@ -1226,27 +1262,27 @@ fn scan_html(ex: &mut Ex, html: &str) {
                     url(ex, &act, None);
                 }
             }
-            "input" => {
+            "input"
                 if attrs
                     .kind
-                    .is_some_and(|k| k.eq_ignore_ascii_case("password"))
-                {
-                    ex.password_input = true;
-                }
+                    .is_some_and(|k| k.eq_ignore_ascii_case("password")) =>
+            {
+                ex.password_input = true;
             }
-            "meta" => {
+            "meta"
                 if attrs
                     .http_equiv
-                    .is_some_and(|h| h.eq_ignore_ascii_case("refresh"))
-                {
-                    ex.flag(H::HtmlMetaRefresh, || "<meta http-equiv=refresh>".into());
-                }
+                    .is_some_and(|h| h.eq_ignore_ascii_case("refresh")) =>
+            {
+                ex.flag(H::HtmlMetaRefresh, || "<meta http-equiv=refresh>".into());
             }
             "img" => {
                 ex.images += 1;
                 if let Some(src) = attrs.src {
                     let remote = src.len() > 7
-                        && (src[..7].eq_ignore_ascii_case("http://")
+                        && (src
+                            .get(..7)
+                            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
                             || src
                                 .get(..8)
                                 .is_some_and(|s| s.eq_ignore_ascii_case("https://")));
@@ -1259,13 +1295,14 @@ fn scan_html(ex: &mut Ex, html: &str) {
                         let px = |v: Option<&str>| {
                             v.and_then(|v| v.trim().trim_end_matches("px").parse::<u32>().ok())
                         };
-                        if let (Some(w), Some(h)) = (px(attrs.width), px(attrs.height)) {
-                            if w <= 2 && h <= 2 {
-                                ex.flag(H::HtmlWebBug, || {
-                                    format!("<img src=\"{}\" width={w} height={h}>", cut(&src, 100))
-                                });
-                                ex.bulk_evidence.push("a tracking pixel".into());
-                            }
+                        if let (Some(w), Some(h)) = (px(attrs.width), px(attrs.height))
+                            && w <= 2
+                            && h <= 2
+                        {
+                            ex.flag(H::HtmlWebBug, || {
+                                format!("<img src=\"{}\" width={w} height={h}>", cut(&src, 100))
+                            });
+                            ex.bulk_evidence.push("a tracking pixel".into());
                         }
                         url(ex, &src, None);
                     }
@@ -1286,10 +1323,10 @@ fn scan_html(ex: &mut Ex, html: &str) {
                         ex.flag(H::HtmlTinyFont, || format!("<font size={s}>"));
                     }
                 }
-                if let (Some(c), Some(bgc)) = (attrs.color, &bg) {
-                    if norm_color(c) == *bgc {
-                        hidden = true;
-                    }
+                if let (Some(c), Some(bgc)) = (attrs.color, &bg)
+                    && norm_color(c) == *bgc
+                {
+                    hidden = true;
                 }
             }
             "br" | "p" | "div" | "tr" | "td" | "li" | "table" | "hr" | "h1" | "h2" | "h3" => {
@@ -1625,7 +1662,7 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
     // numbered by its own domain; spam's links go elsewhere.
     if !from_domain.is_empty() {
         let own = registrable(from_domain).to_owned();
-        if !ex.url_domains.is_empty() && !ex.url_domains.iter().any(|d| *d == own) {
+        if !ex.url_domains.is_empty() && !ex.url_domains.contains(&own) {
             let n = ex.url_domains.len();
             ex.flag(H::UrlAllOffDomain, || {
                 format!("none of {n} link domains is {own}")
@@ -1730,22 +1767,21 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
     // ASF hits: each ASF heuristic that fired, with its evidence, whatever its weight.
     let mut asf = Vec::new();
     for h in H::ALL {
-        if let Some(option) = h.asf() {
-            if ex.heur[*h as usize] > 0.0 {
-                asf.push(AsfHit {
-                    option,
-                    evidence: ex.evidence[*h as usize].clone().unwrap_or_default(),
-                });
-            }
+        if let Some(option) = h.asf()
+            && ex.heur[*h as usize] > 0.0
+        {
+            asf.push(AsfHit {
+                option,
+                evidence: ex.evidence[*h as usize].clone().unwrap_or_default(),
+            });
         }
     }
-    if let Some(id) = &ex.bounce_id {
-        if let Some(hit) = asf
+    if let Some(id) = &ex.bounce_id
+        && let Some(hit) = asf
             .iter_mut()
             .find(|a| a.option == Asf::MarkAsSpamNdrBackscatter)
-        {
-            hit.evidence = format!("original Message-ID <{id}> ({})", hit.evidence);
-        }
+    {
+        hit.evidence = format!("original Message-ID <{id}> ({})", hit.evidence);
     }
 
     // Sorted unique buckets (a feature counts once: binary features, as TREC's best filters).
@@ -1791,9 +1827,10 @@ fn is_leet(w: &str) -> bool {
     })
 }
 
-/// The text's language, ISO 639-1, when whatlang is confident (on the first 2 KiB).
+/// The text's language, ISO 639-1, when whatlang is confident (on the first 512 bytes: enough
+/// for its trigram profiles, and detection costs in proportion to the sample).
 fn detect_language(doc: &str) -> Option<&'static str> {
-    let sample = cut_str(doc, 2048);
+    let sample = cut_str(doc, 512);
     if sample.chars().filter(|c| c.is_alphabetic()).count() < 20 {
         return None;
     }

@@ -171,14 +171,23 @@ impl Classifier {
         hammy: usize,
     ) -> Vec<(String, f32)> {
         // (contribution, which): which < COUNT is a heuristic, else COUNT + index in hashed.
-        let mut all: Vec<(f32, usize)> = Vec::with_capacity(f.hashed.len() + heuristics::COUNT);
+        // The top few on each side are kept while walking (linear; no sort of every feature).
+        let mut top: Vec<(f32, usize)> = Vec::with_capacity(spammy + 1);
+        let mut bottom: Vec<(f32, usize)> = Vec::with_capacity(hammy + 1);
+        let mut consider = |c: f32, which: usize| {
+            if c > 0.0 && spammy > 0 {
+                keep_best(&mut top, spammy, (c, which));
+            } else if c < 0.0 && hammy > 0 {
+                keep_best(&mut bottom, hammy, (-c, which));
+            }
+        };
         for (j, x) in f.heur.iter().enumerate() {
             if *x > 0.0 {
                 let mut c = self.model.beta * self.model.heur[j] * x;
                 if let Some(t) = tenant {
                     c += t.get(TenantModel::heur_key(j)) * x;
                 }
-                all.push((c, j));
+                consider(c, j);
             }
         }
         for (k, &b) in f.hashed.iter().enumerate() {
@@ -188,19 +197,14 @@ impl Classifier {
             if let Some(t) = tenant {
                 c += t.get(b) * f.hashed_value;
             }
-            all.push((c, heuristics::COUNT + k));
+            consider(c, heuristics::COUNT + k);
         }
-        let mut out = Vec::new();
-        all.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for &(c, which) in all.iter().take(spammy) {
-            if c > 0.0 {
-                out.push((self.feature_name(f, which), c));
-            }
+        let mut out = Vec::with_capacity(top.len() + bottom.len());
+        for (c, which) in top {
+            out.push((self.feature_name(f, which), c));
         }
-        for &(c, which) in all.iter().rev().take(hammy) {
-            if c < 0.0 {
-                out.push((self.feature_name(f, which), c));
-            }
+        for (c, which) in bottom {
+            out.push((self.feature_name(f, which), -c));
         }
         out
     }
@@ -220,6 +224,16 @@ impl Classifier {
             _ => format!("word:{text}"),
         }
     }
+}
+
+/// Keeps the `k` largest by the first field, largest first.
+fn keep_best(best: &mut Vec<(f32, usize)>, k: usize, item: (f32, usize)) {
+    if best.len() == k && best.last().is_some_and(|l| l.0 >= item.0) {
+        return;
+    }
+    let at = best.partition_point(|b| b.0 >= item.0);
+    best.insert(at, item);
+    best.truncate(k);
 }
 
 /// Whether hashed feature `k` of the document is a word (not a 4-gram of the same length).

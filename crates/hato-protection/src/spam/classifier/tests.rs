@@ -191,6 +191,13 @@ fn hostile_messages_stay_within_the_caps() {
     assert!(f.stats.urls <= extract::MAX_URLS);
     assert!(f.hashed.len() <= extract::MAX_TOKENS + extract::NGRAM_BYTES);
 
+    // 100,000 remote images and form actions (URLs from tags, not text).
+    let tags = "<img src=\"http://i.example.net/a.gif\"><form action=\"http://f.example.net/\">"
+        .repeat(100_000);
+    let f = ex(&html_msg(&tags));
+    assert_eq!(f.stats.urls, extract::MAX_URLS);
+    assert!(f.url_domains_len() <= 64);
+
     // 1,000 nested multiparts.
     let mut m = String::from("Subject: nested\r\nMIME-Version: 1.0\r\n");
     for i in 0..1000 {
@@ -218,6 +225,14 @@ fn hostile_messages_stay_within_the_caps() {
     );
     assert!(f.aux.len() <= 64 * 1024, "{}", f.aux.len());
 
+    // Multi-byte characters where fixed-length prefixes are compared.
+    for src in ["http:/éé", "https:/é", "httpé", "0xé", "javascript:é"] {
+        let f = ex(&html_msg(&format!(
+            "<img src=\"{src}\"><a href=\"{src}\">{src}</a><form action=\"{src}\">"
+        )));
+        assert!(f.stats.urls >= 1, "{src}");
+    }
+
     // An unclosed tag and an unclosed comment do not make the scan quadratic or lose text.
     let f = ex(&html_msg(&format!("hello <!-- {}", "a<b".repeat(100_000))));
     assert!(f.stats.html_bytes <= extract::MAX_HTML_BYTES);
@@ -238,7 +253,7 @@ proptest::proptest! {
     #[test]
     fn arbitrary_mime_shaped_text_never_panics(
         head in "[A-Za-z-]{1,12}: [ -~]{0,40}",
-        html in "[<>a-z =\"/!&#;0-9:.@-]{0,400}",
+        html in "[<>a-z =\"/!&#;0-9:.@é日-]{0,400}",
     ) {
         let raw = format!("{head}\r\nContent-Type: text/html\r\n\r\n{html}");
         let c = Classifier::extract_with_bits(raw.as_bytes(), BITS);

@@ -400,3 +400,45 @@ async fn an_expired_link_or_a_deleted_item_releases_nothing() {
     let (status, _) = w.post(&t).await;
     assert_eq!(status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn the_page_speaks_the_digests_language() {
+    let w = world().await;
+    let it = w.item("alice@contoso.test", QuarantineKind::Spam);
+    let t = w.token_for(&it);
+    let (status, page) = w.get(&format!("{t}&l=ja")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for part in [
+        "<html lang=\"ja\">",
+        "<h1>検疫からメッセージを解放</h1>",
+        "alice@contoso.test 宛てのこのメッセージは 迷惑メール として検疫に保留されています。",
+        "<dt>件名</dt>",
+        "<dd>2026/11/28 12:00 UTC</dd>",
+        "<input type=\"hidden\" name=\"l\" value=\"ja\">",
+        "<button type=\"submit\">解放</button>",
+    ] {
+        assert!(page.contains(part), "{part} in {page}");
+    }
+    let (status, page) = w
+        .page("POST", "/quarantine/release", Some(format!("t={t}&l=ja")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("メッセージを alice@contoso.test の受信トレイに解放しました。"),
+        "{page}"
+    );
+    let (status, page) = w
+        .page("POST", "/quarantine/release", Some(format!("t={t}&l=ja")))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(
+        page.contains("このメッセージは既に解放されています"),
+        "{page}"
+    );
+    // Refusals too; an unknown or overlong language is English.
+    let (status, page) = w.get("0123&l=ja").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("このリンクは無効です"), "{page}");
+    let (_, page) = w.get(&format!("0123&l={}", "x".repeat(10_000))).await;
+    assert!(page.contains("This link is not valid"), "{page}");
+}

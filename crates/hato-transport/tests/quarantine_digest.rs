@@ -263,6 +263,32 @@ async fn a_digest_lists_new_user_items_once_per_frequency() {
 }
 
 #[tokio::test]
+async fn a_japanese_digest_links_to_the_page_in_japanese() {
+    let w = world().await;
+    w.receive("安い時計", &[(0, QuarantineKind::Spam)]).await;
+    assert_eq!(
+        w.pass(&w.digester(daily(DigestLanguage::Japanese), 50))
+            .await
+            .sent,
+        1
+    );
+    let digests = w.digests(w.alice);
+    assert_eq!(digests.len(), 1);
+    let msg = MessageParser::new()
+        .parse(digests[0].as_bytes())
+        .expect("parses");
+    assert_eq!(msg.subject(), Some("検疫に新しいメッセージが 1 件あります"));
+    let text = msg.body_text(0).expect("text").into_owned();
+    assert!(text.contains("件名: 安い時計"), "{text}");
+    let link = text
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("解放: "))
+        .expect("a release link");
+    assert!(link.starts_with(&format!("{RELEASE_URL}?t=")), "{link}");
+    assert!(link.ends_with("&l=ja"), "{link}");
+}
+
+#[tokio::test]
 async fn notifications_off_send_nothing() {
     let w = world().await;
     w.receive("cheap watches", &[(0, QuarantineKind::Spam)])

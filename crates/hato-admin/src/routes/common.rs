@@ -473,8 +473,19 @@ pub(crate) fn escape(text: &str) -> String {
 /// Content-Security-Policy forbids them, forms post only here, and no Referer (a confirmation
 /// or release page's address holds its token) leaves.
 pub(super) fn page(status: StatusCode, hostname: &str, title: &str, body: &str) -> Response {
+    page_in("en", status, hostname, title, body)
+}
+
+/// [`page`] in the language `lang` (an RFC 5646 tag of hato's own, never a visitor's text).
+pub(super) fn page_in(
+    lang: &'static str,
+    status: StatusCode,
+    hostname: &str,
+    title: &str,
+    body: &str,
+) -> Response {
     let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{} - {}</title>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n{body}</main>\n</body>\n</html>\n",
         escape(title),

@@ -17,7 +17,7 @@
 //! token or item, or one no longer in quarantine, 410; an item released or deleted already,
 //! 409.
 
-use super::common::{escape, page};
+use super::common::{escape, page_in};
 use crate::state::{AppState, ClientIp};
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -28,7 +28,7 @@ use axum::routing::get;
 use hato_core::Timestamp;
 use hato_store::{QuarantineItem, QuarantineState, StoreError};
 use hato_transport::digest::content::{MAX_SENDER_CHARS, MAX_SUBJECT_CHARS};
-use hato_transport::digest::{TokenError, clean, token};
+use hato_transport::digest::{DigestLanguage, TokenError, clean, date_text, kind_name, token};
 use serde::Deserialize;
 
 /// Where release links lead.
@@ -50,6 +50,172 @@ pub(super) fn pages() -> Router<AppState> {
 struct TokenForm {
     #[serde(default)]
     t: String,
+    /// The digest's language (`ja`; absent: English). Not signed: it only picks the words.
+    #[serde(default)]
+    l: String,
+}
+
+/// What the page says, in one language.
+struct Texts {
+    not_valid: (&'static str, &'static str),
+    admin_only: (&'static str, &'static str),
+    expired: (&'static str, &'static str),
+    gone: (&'static str, &'static str),
+    released_already: &'static str,
+    deleted: &'static str,
+    /// (deleted?, when) -> the paragraph.
+    decided: fn(bool, Option<String>) -> String,
+    failed: (&'static str, &'static str),
+    title: &'static str,
+    /// (recipient, kind) -> the question.
+    intro: fn(&str, &str) -> String,
+    labels: [&'static str; 4],
+    button: &'static str,
+    released: &'static str,
+    released_to: fn(&str) -> String,
+    could_not: &'static str,
+    could_not_why: fn(&str) -> String,
+}
+
+const ENGLISH: Texts = Texts {
+    not_valid: (
+        "This link is not valid",
+        "This release link is not valid: it may have been cut short, changed or mistyped, or it \
+         was not made by this server. Use the link in your quarantine notification as it is, or \
+         ask your administrator.",
+    ),
+    admin_only: (
+        "Only an administrator can release this message",
+        "This message was held as malware, high confidence phishing or by a mail flow rule: only \
+         an administrator can release it. Ask your administrator.",
+    ),
+    expired: (
+        "This link has expired",
+        "This release link has expired, and so has the message in quarantine: messages are \
+         deleted from quarantine when they expire.",
+    ),
+    gone: (
+        "This message is no longer in quarantine",
+        "This message is no longer in quarantine: it expired and was deleted.",
+    ),
+    released_already: "This message was released already",
+    deleted: "This message was deleted",
+    decided: |deleted, on| {
+        format!(
+            "This message was {} from quarantine{}; it cannot be released again.",
+            if deleted { "deleted" } else { "released" },
+            on.map(|d| format!(" on {d}")).unwrap_or_default()
+        )
+    },
+    failed: (
+        "Try again later",
+        "The request could not be handled just now. Please try again later.",
+    ),
+    title: "Release a message from quarantine",
+    intro: |to, kind| {
+        format!(
+            "This message to {to} is held in quarantine as {kind}. Release it to your Inbox? \
+             Release only messages you trust."
+        )
+    },
+    labels: ["Sender", "Subject", "Received", "Expires"],
+    button: "Release",
+    released: "Released",
+    released_to: |to| format!("The message has been released to the Inbox of {to}."),
+    could_not: "The message could not be released",
+    could_not_why: |why| format!("The message could not be released: {why}."),
+};
+
+const JAPANESE: Texts = Texts {
+    not_valid: (
+        "このリンクは無効です",
+        "この解放リンクは無効です。途中で切れているか、変更または入力を誤っているか、このサーバーが\
+         作成したものではありません。検疫通知のリンクをそのまま使用するか、管理者に問い合わせて\
+         ください。",
+    ),
+    admin_only: (
+        "このメッセージは管理者のみが解放できます",
+        "このメッセージはマルウェア、高確度のフィッシング、またはメール フロー ルールにより保留され\
+         ました。解放できるのは管理者のみです。管理者に問い合わせてください。",
+    ),
+    expired: (
+        "このリンクは有効期限が切れています",
+        "この解放リンクと検疫のメッセージは有効期限が切れています。検疫のメッセージは有効期限を\
+         過ぎると削除されます。",
+    ),
+    gone: (
+        "このメッセージは検疫にありません",
+        "このメッセージは有効期限が切れたため削除され、検疫にはありません。",
+    ),
+    released_already: "このメッセージは既に解放されています",
+    deleted: "このメッセージは削除されました",
+    decided: |deleted, on| {
+        format!(
+            "このメッセージは{}検疫から{}ため、再度解放することはできません。",
+            on.map(|d| format!(" {d} に")).unwrap_or_default(),
+            if deleted {
+                "削除された"
+            } else {
+                "解放された"
+            }
+        )
+    },
+    failed: (
+        "後でもう一度お試しください",
+        "現在この要求を処理できません。後でもう一度お試しください。",
+    ),
+    title: "検疫からメッセージを解放",
+    intro: |to, kind| {
+        format!(
+            "{to} 宛てのこのメッセージは {kind} として検疫に保留されています。受信トレイに解放しますか? \
+             信頼できるメッセージのみを解放してください。"
+        )
+    },
+    labels: ["送信者", "件名", "受信日時", "有効期限"],
+    button: "解放",
+    released: "解放しました",
+    released_to: |to| format!("メッセージを {to} の受信トレイに解放しました。"),
+    could_not: "メッセージを解放できませんでした",
+    could_not_why: |why| format!("メッセージを解放できませんでした: {why}。"),
+};
+
+/// The page's language: the digest's, from the link (`l`); English for anything else.
+fn language(l: &str) -> DigestLanguage {
+    DigestLanguage::resolve(l.get(..l.len().min(16)).unwrap_or(""), None)
+}
+
+fn texts(language: DigestLanguage) -> &'static Texts {
+    match language {
+        DigestLanguage::English => &ENGLISH,
+        DigestLanguage::Japanese => &JAPANESE,
+    }
+}
+
+/// A page in `language`; `body` is HTML already escaped.
+fn page(
+    language: DigestLanguage,
+    status: StatusCode,
+    s: &AppState,
+    title: &str,
+    body: &str,
+) -> Response {
+    page_in(language.tag(), status, &s.hostname, title, body)
+}
+
+/// A page of one paragraph of hato's own text.
+fn said(
+    language: DigestLanguage,
+    status: StatusCode,
+    s: &AppState,
+    (title, text): (&str, &str),
+) -> Response {
+    page(
+        language,
+        status,
+        s,
+        title,
+        &format!("<p>{}</p>\n", escape(text)),
+    )
 }
 
 /// Why a link releases nothing.
@@ -66,63 +232,31 @@ enum Refused {
     Failed(String),
 }
 
-fn refusal(s: &AppState, r: Refused) -> Response {
-    let host = &s.hostname;
+fn refusal(s: &AppState, lang: DigestLanguage, r: Refused) -> Response {
+    let t = texts(lang);
     match r {
-        Refused::NotValid => page(
-            StatusCode::FORBIDDEN,
-            host,
-            "This link is not valid",
-            "<p>This release link is not valid: it may have been cut short, changed or mistyped, \
-             or it was not made by this server. Use the link in your quarantine notification as \
-             it is, or ask your administrator.</p>\n",
-        ),
-        Refused::AdminOnly => page(
-            StatusCode::FORBIDDEN,
-            host,
-            "Only an administrator can release this message",
-            "<p>This message was held as malware, high confidence phishing or by a mail flow \
-             rule: only an administrator can release it. Ask your administrator.</p>\n",
-        ),
-        Refused::Expired => page(
-            StatusCode::GONE,
-            host,
-            "This link has expired",
-            "<p>This release link has expired, and so has the message in quarantine: messages \
-             are deleted from quarantine when they expire.</p>\n",
-        ),
-        Refused::Gone => page(
-            StatusCode::GONE,
-            host,
-            "This message is no longer in quarantine",
-            "<p>This message is no longer in quarantine: it expired and was deleted.</p>\n",
-        ),
+        Refused::NotValid => said(lang, StatusCode::FORBIDDEN, s, t.not_valid),
+        Refused::AdminOnly => said(lang, StatusCode::FORBIDDEN, s, t.admin_only),
+        Refused::Expired => said(lang, StatusCode::GONE, s, t.expired),
+        Refused::Gone => said(lang, StatusCode::GONE, s, t.gone),
         Refused::Decided(state, decided) => {
-            let (title, what) = match state {
-                QuarantineState::Deleted => ("This message was deleted", "deleted"),
-                _ => ("This message was released already", "released"),
+            let deleted = state == QuarantineState::Deleted;
+            let title = if deleted {
+                t.deleted
+            } else {
+                t.released_already
             };
-            page(
+            let on = decided.map(|at| date_text(lang, at));
+            said(
+                lang,
                 StatusCode::CONFLICT,
-                host,
-                title,
-                &format!(
-                    "<p>This message was {what} from quarantine{}; it cannot be released \
-                     again.</p>\n",
-                    decided
-                        .map(|at| format!(" on {}", escape(&at.to_rfc5322())))
-                        .unwrap_or_default()
-                ),
+                s,
+                (title, &(t.decided)(deleted, on)),
             )
         }
         Refused::Failed(e) => {
             tracing::error!("quarantine release page: {e}");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                host,
-                "Try again later",
-                "<p>The request could not be handled just now. Please try again later.</p>\n",
-            )
+            said(lang, StatusCode::INTERNAL_SERVER_ERROR, s, t.failed)
         }
     }
 }
@@ -178,40 +312,39 @@ async fn show(
     State(s): State<AppState>,
     query: Result<Query<TokenForm>, QueryRejection>,
 ) -> Response {
-    let t = query.map(|Query(q)| q.t).unwrap_or_default();
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let lang = language(&q.l);
     let now = s.clock.now();
-    let item = match authorized(&s, t.clone(), now).await {
+    let item = match authorized(&s, q.t.clone(), now).await {
         Ok(item) => item,
-        Err(r) => return refusal(&s, r),
+        Err(r) => return refusal(&s, lang, r),
     };
+    let t = texts(lang);
     let sender = if item.sender.is_empty() {
         "<>".to_string()
     } else {
         clean(&item.sender, MAX_SENDER_CHARS)
     };
+    let [l_sender, l_subject, l_received, l_expires] = t.labels;
     let body = format!(
-        "<p>This message to {to} is held in quarantine as {kind}. Release it to your Inbox? \
-         Release only messages you trust.</p>\n\
-         <dl>\n<dt>Sender</dt><dd>{sender}</dd>\n<dt>Subject</dt><dd>{subject}</dd>\n\
-         <dt>Received</dt><dd>{received}</dd>\n<dt>Expires</dt><dd>{expires}</dd>\n</dl>\n\
+        "<p>{intro}</p>\n\
+         <dl>\n<dt>{l_sender}</dt><dd>{sender}</dd>\n<dt>{l_subject}</dt><dd>{subject}</dd>\n\
+         <dt>{l_received}</dt><dd>{received}</dd>\n<dt>{l_expires}</dt><dd>{expires}</dd>\n</dl>\n\
          <form method=\"post\" action=\"release\">\n\
-         <input type=\"hidden\" name=\"t\" value=\"{t}\">\n\
-         <p><button type=\"submit\">Release</button></p>\n\
+         <input type=\"hidden\" name=\"t\" value=\"{token}\">\n\
+         <input type=\"hidden\" name=\"l\" value=\"{lang_tag}\">\n\
+         <p><button type=\"submit\">{button}</button></p>\n\
          </form>\n",
-        to = escape(&item.recipient),
-        kind = escape(item.kind.as_str()),
+        intro = escape(&(t.intro)(&item.recipient, kind_name(lang, item.kind))),
         sender = escape(&sender),
         subject = escape(&clean(&item.subject, MAX_SUBJECT_CHARS)),
-        received = escape(&item.received.to_rfc5322()),
-        expires = escape(&item.expires.to_rfc5322()),
-        t = escape(&t),
+        received = escape(&date_text(lang, item.received)),
+        expires = escape(&date_text(lang, item.expires)),
+        token = escape(&q.t),
+        lang_tag = lang.tag(),
+        button = t.button,
     );
-    page(
-        StatusCode::OK,
-        &s.hostname,
-        "Release a message from quarantine",
-        &body,
-    )
+    page(lang, StatusCode::OK, &s, t.title, &body)
 }
 
 /// Releases the one item the token names, to its recipient's Inbox, once.
@@ -220,15 +353,17 @@ async fn release(
     ClientIp(client): ClientIp,
     payload: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let t = payload.map(|Form(f)| f.t).unwrap_or_default();
+    let f = payload.map(|Form(f)| f).unwrap_or_default();
+    let lang = language(&f.l);
+    let t = texts(lang);
     let now = s.clock.now();
-    let item = match authorized(&s, t, now).await {
+    let item = match authorized(&s, f.t, now).await {
         Ok(item) => item,
         Err(r) => {
             if !matches!(r, Refused::Failed(_)) {
                 tracing::info!("quarantine release link from {client} refused");
             }
-            return refusal(&s, r);
+            return refusal(&s, lang, r);
         }
     };
     // Released by the recipient (the token's), as the trace's `Release` event says.
@@ -243,14 +378,11 @@ async fn release(
                 it.id,
                 it.recipient
             );
-            page(
+            said(
+                lang,
                 StatusCode::OK,
-                &s.hostname,
-                "Released",
-                &format!(
-                    "<p>The message has been released to the Inbox of {}.</p>\n",
-                    escape(&it.recipient)
-                ),
+                &s,
+                (t.released, &(t.released_to)(&it.recipient)),
             )
         }
         // Released or deleted meanwhile (another click), or the mailbox is full.
@@ -259,28 +391,22 @@ async fn release(
             .await
         {
             Ok(Some(now_item)) if now_item.state != QuarantineState::Held => {
-                refusal(&s, Refused::Decided(now_item.state, now_item.decided))
+                refusal(&s, lang, Refused::Decided(now_item.state, now_item.decided))
             }
-            _ => page(
+            _ => said(
+                lang,
                 StatusCode::CONFLICT,
-                &s.hostname,
-                "The message could not be released",
-                &format!(
-                    "<p>The message could not be released: {}.</p>\n",
-                    escape(&why)
-                ),
+                &s,
+                (t.could_not, &(t.could_not_why)(&why)),
             ),
         },
         // No mailbox takes it any more (the recipient's was removed).
-        Err(StoreError::NotFound(why)) => page(
+        Err(StoreError::NotFound(why)) => said(
+            lang,
             StatusCode::GONE,
-            &s.hostname,
-            "The message could not be released",
-            &format!(
-                "<p>The message could not be released: {} not found.</p>\n",
-                escape(&why)
-            ),
+            &s,
+            (t.could_not, &(t.could_not_why)(&format!("{why} not found"))),
         ),
-        Err(e) => refusal(&s, Refused::Failed(e.to_string())),
+        Err(e) => refusal(&s, lang, Refused::Failed(e.to_string())),
     }
 }

@@ -191,6 +191,16 @@ fn texts(language: DigestLanguage) -> &'static Texts {
     }
 }
 
+/// A kind of quarantine as a digest in `language` names it (the release page says the same).
+pub fn kind_name(language: DigestLanguage, kind: QuarantineKind) -> &'static str {
+    (texts(language).kind)(kind)
+}
+
+/// A time as a digest in `language` writes it.
+pub fn date_text(language: DigestLanguage, at: Timestamp) -> String {
+    (texts(language).date)(at)
+}
+
 /// Unicode's explicit bidirectional formatting characters (UAX #9 §2): a subject could use them
 /// to show its text reversed or moved ("Trojan Source"), so they are taken out.
 fn is_bidi_control(c: char) -> bool {

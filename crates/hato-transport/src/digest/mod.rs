@@ -21,7 +21,9 @@
 pub mod content;
 pub mod token;
 
-pub use content::{DigestEntry, DigestLanguage, clean, digest_content, escape_html};
+pub use content::{
+    DigestEntry, DigestLanguage, clean, date_text, digest_content, escape_html, kind_name,
+};
 pub use token::{ReleaseClaim, TokenError};
 
 use crate::delivery::{derived_trace_id, generated};
@@ -281,7 +283,11 @@ impl Digester {
                     received: it.received,
                     expires: it.expires,
                     kind: it.kind,
-                    link: format!("{base}?t={token}"),
+                    // The page speaks the digest's language; English needs no parameter.
+                    link: match settings.language {
+                        DigestLanguage::English => format!("{base}?t={token}"),
+                        other => format!("{base}?t={token}&l={}", other.tag()),
+                    },
                 }
             })
             .collect();

@@ -632,4 +632,23 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE recipients ADD COLUMN junk INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE recipients ADD COLUMN quarantine_days INTEGER;
     "#,
+    // 23 (issue 9, end-user quarantine notifications): per tenant and recipient, when the last
+    // digest went out (the policy's frequency counts from it) and the newest quarantine time it
+    // covered (the next digest lists only what was held after it), so a restart sends nothing
+    // twice; the server's secret for signed release links (made once, never in a link); held
+    // items by quarantine time, for the digest's search for new ones.
+    r#"
+    CREATE TABLE quarantine_notifications(
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        last_sent INTEGER NOT NULL,
+        covered_until INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, recipient)
+    );
+    CREATE TABLE server_secrets(
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE INDEX quarantine_held ON quarantine(quarantined) WHERE state = 'held';
+    "#,
 ];

@@ -296,6 +296,48 @@ pub trait QuarantineStore: Send + Sync {
     fn purge_quarantine(&self, now: Timestamp) -> Pending<usize>;
 }
 
+/// End-user quarantine notifications (Exchange's quarantine notifications, formerly end-user spam
+/// notifications): whom a digest is owed, what it lists, when each recipient was last told, and
+/// the server's secret that signs release links.
+pub trait QuarantineDigestStore: Send + Sync {
+    /// Recipients with items held (of the kinds users manage, [`QuarantineKind::admin_only`]
+    /// left out) that expire after `now` and were quarantined after the newest time their last
+    /// digest covered; by tenant and address, the page after `after`, at most `limit`.
+    fn digest_candidates(
+        &self,
+        now: Timestamp,
+        after: Option<(TenantId, String)>,
+        limit: usize,
+    ) -> Result<Vec<DigestCandidate>>;
+    /// A recipient's items for a digest: held, of the kinds users manage, expiring after
+    /// `now`, quarantined after `since` (all if `None`) and at or before `until`; newest first,
+    /// at most `limit`, and how many there are in all.
+    fn digest_items(
+        &self,
+        tenant: TenantId,
+        recipient: &str,
+        since: Option<Timestamp>,
+        until: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<DigestItems>;
+    /// Records that a digest went out at `sent`, covering items quarantined up to
+    /// `covered_until`.
+    fn record_digest(
+        &self,
+        tenant: TenantId,
+        recipient: &str,
+        sent: Timestamp,
+        covered_until: Timestamp,
+    ) -> Pending<()>;
+    fn digest_record(&self, tenant: TenantId, recipient: &str) -> Result<Option<DigestRecord>>;
+    /// The secret that signs release links: `fresh` is stored the first time, and what was
+    /// stored first is answered ever after (so every process on one store signs alike).
+    fn release_link_secret(&self, fresh: [u8; 32]) -> Pending<Vec<u8>>;
+    /// The secret if one was made; `None` before the first digest (no link can be valid yet).
+    fn existing_release_link_secret(&self) -> Result<Option<Vec<u8>>>;
+}
+
 /// Tenants' malware filter policies (Exchange's `Get-`/`Set-`/`New-`/`Remove-MalwareFilterPolicy`
 /// with their `MalwareFilterRule`s): one default per tenant and custom ones by priority.
 pub trait MalwareFilterStore: Send + Sync {
@@ -529,6 +571,7 @@ pub trait Store:
     + BlockListStore
     + TransportRuleStore
     + QuarantineStore
+    + QuarantineDigestStore
     + MalwareFilterStore
     + SpamFilterStore
 {
@@ -552,6 +595,7 @@ impl<T> Store for T where
         + BlockListStore
         + TransportRuleStore
         + QuarantineStore
+        + QuarantineDigestStore
         + MalwareFilterStore
         + SpamFilterStore
 {

@@ -1134,6 +1134,38 @@ pub struct QuarantinePage {
     pub more: bool,
 }
 
+// ----- end-user quarantine notifications ----------------------------------------------------------
+
+/// A recipient with items held since its last digest (of the kinds users manage, not expired):
+/// what the digest task considers, with what it needs to decide whether one is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestCandidate {
+    pub tenant_id: TenantId,
+    /// The canonical address the items were held for.
+    pub recipient: String,
+    /// When the last digest went out, if one did.
+    pub last_sent: Option<Timestamp>,
+    /// The newest quarantine time the last digest covered.
+    pub covered_until: Option<Timestamp>,
+    /// The newest quarantine time among the new items: the next digest covers up to it.
+    pub newest: Timestamp,
+}
+
+/// One recipient's items for a digest: at most the limit asked for, newest first, and how
+/// many there are in all.
+#[derive(Clone, Debug)]
+pub struct DigestItems {
+    pub items: Vec<QuarantineItem>,
+    pub total: usize,
+}
+
+/// What the store keeps of a recipient's last digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestRecord {
+    pub last_sent: Timestamp,
+    pub covered_until: Timestamp,
+}
+
 // ----- malware filter policy ----------------------------------------------------------------------
 
 /// Exchange's default `FileTypes` of the common attachments filter (`New-MalwareFilterPolicy`,

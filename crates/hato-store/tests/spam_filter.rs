@@ -314,6 +314,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
                 quarantine: None,
                 finished: None,
                 stamp: String::new(),
+                junk: false,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -7,11 +7,13 @@
 //!   recipient, before the final 250.
 //! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
 //! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
+//! - [`digest`]: end-user quarantine notifications (the digest mail, its task, release tokens).
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
 pub mod content;
 pub mod delivery;
+pub mod digest;
 pub mod edge;
 pub mod groupmail;
 pub mod headers;

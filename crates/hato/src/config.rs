@@ -196,6 +196,21 @@ pub struct QuarantineSection {
     pub phish_days: u32,
     pub high_confidence_phish_days: u32,
     pub bulk_days: u32,
+    /// Seconds between two looks for recipients owed a quarantine notification (the digest);
+    /// each recipient gets one at most every `EndUserSpamNotificationFrequency` days.
+    pub notification_interval_secs: u64,
+    /// Held messages listed in one digest at most ("...and N more" after them).
+    pub notification_max_items: usize,
+    /// The release page's public address: digests' release links are `<release_url>?t=...`.
+    /// Empty: the admin listener's `/quarantine/release`.
+    pub release_url: String,
+    /// The end-user spam notification settings every recipient gets until the anti-spam
+    /// policies' own (`EnableEndUserSpamNotifications`, `EndUserSpamNotificationFrequency`,
+    /// `EndUserSpamNotificationLanguage`) are read per recipient: off, 3 days, `default`, as
+    /// Exchange's defaults.
+    pub end_user_spam_notifications: bool,
+    pub end_user_spam_notification_frequency: u16,
+    pub end_user_spam_notification_language: String,
 }
 
 impl Default for QuarantineSection {
@@ -209,11 +224,34 @@ impl Default for QuarantineSection {
             phish_days: d,
             high_confidence_phish_days: d,
             bulk_days: d,
+            notification_interval_secs: 3600,
+            notification_max_items: hato_transport::digest::DEFAULT_MAX_ITEMS,
+            release_url: String::new(),
+            end_user_spam_notifications: false,
+            end_user_spam_notification_frequency: 3,
+            end_user_spam_notification_language: "default".into(),
         }
     }
 }
 
+/// The longest `quarantine.release_url`: a release link is it, `?t=` and a token of at most
+/// 606 characters, on one line of the digest's text (RFC 5322 §2.1.1: 998 at most).
+const RELEASE_URL_MAX: usize = 300;
+
 impl QuarantineSection {
+    /// The release page's address: `release_url`, else `http://<admin listener>/quarantine/release`,
+    /// with the server's hostname for a listener on all addresses.
+    pub fn release_url(&self, admin: std::net::SocketAddr, hostname: &str) -> String {
+        let url = self.release_url.trim_end_matches('/');
+        if !url.is_empty() {
+            url.to_string()
+        } else if admin.ip().is_unspecified() {
+            format!("http://{hostname}:{}/quarantine/release", admin.port())
+        } else {
+            format!("http://{admin}/quarantine/release")
+        }
+    }
+
     /// Each kind with its setting's name and its days.
     pub fn days(&self) -> [(hato_core::message::QuarantineKind, &'static str, u32); 7] {
         use hato_core::message::QuarantineKind as K;
@@ -469,6 +507,43 @@ impl Config {
                 )));
             }
         }
+        let q = &self.quarantine;
+        if !(1..=86_400).contains(&q.notification_interval_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "quarantine.notification_interval_secs must be from 1 to 86400 (a day), not {}",
+                q.notification_interval_secs
+            )));
+        }
+        if !(1..=500).contains(&q.notification_max_items) {
+            return Err(ConfigError::Invalid(format!(
+                "quarantine.notification_max_items must be from 1 to 500, not {}",
+                q.notification_max_items
+            )));
+        }
+        // Exchange's EndUserSpamNotificationFrequency: 1-15 days.
+        if !(1..=15).contains(&q.end_user_spam_notification_frequency) {
+            return Err(ConfigError::Invalid(format!(
+                "quarantine.end_user_spam_notification_frequency must be from 1 to 15 (days, as \
+                 Exchange's EndUserSpamNotificationFrequency), not {}",
+                q.end_user_spam_notification_frequency
+            )));
+        }
+        let url = &q.release_url;
+        // It goes into a mail's text and HTML as it is: one printable ASCII word, an http(s)
+        // address to which the token's query is added.
+        if !url.is_empty()
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > RELEASE_URL_MAX
+                || !url.bytes().all(|b| b.is_ascii_graphic())
+                || url.contains(['?', '#', '"', '<', '>', '&', '\'']))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "quarantine.release_url must be an http:// or https:// address of at most \
+                 {RELEASE_URL_MAX} printable ASCII characters, without spaces, quotes, query or \
+                 fragment (is {:?})",
+                url.chars().take(RELEASE_URL_MAX + 20).collect::<String>()
+            )));
+        }
         if self.queue.message_expiration_hours > MESSAGE_EXPIRATION_HOURS_MAX {
             return Err(ConfigError::Invalid(format!(
                 "queue.message_expiration_hours must be at most {MESSAGE_EXPIRATION_HOURS_MAX} \
@@ -676,6 +751,21 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #phish_days = 30
 #high_confidence_phish_days = 30
 #bulk_days = 30
+# End-user quarantine notifications: a digest mail to each recipient with new held spam, bulk
+# or phishing (never malware, high confidence phishing or mail flow rule quarantine, which only
+# admins release), with a release link per message. Seconds between two looks for recipients
+# owed one, and messages listed in one digest at most.
+#notification_interval_secs = 3600
+#notification_max_items = 50
+# The release page's public address (release links are <release_url>?t=...). Empty: the
+# admin listener's /quarantine/release.
+#release_url = ""
+# Every recipient's notification settings for now (Exchange's EnableEndUserSpamNotifications,
+# EndUserSpamNotificationFrequency in days (1-15), EndUserSpamNotificationLanguage: default,
+# en or ja).
+#end_user_spam_notifications = false
+#end_user_spam_notification_frequency = 3
+#end_user_spam_notification_language = "default"
 
 [malware]
 # The malware filter's engines. Which mail is filtered and what happens to it is each tenant's
@@ -936,6 +1026,86 @@ mod tests {
             }
         }
         assert_eq!(Config::default().quarantine.malware_days, 30);
+    }
+
+    #[test]
+    fn quarantine_notification_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hato.toml");
+        for (line, ok, name) in [
+            (
+                "notification_interval_secs = 0",
+                false,
+                "notification_interval_secs",
+            ),
+            ("notification_interval_secs = 1", true, ""),
+            (
+                "notification_interval_secs = 86401",
+                false,
+                "notification_interval_secs",
+            ),
+            (
+                "notification_max_items = 0",
+                false,
+                "notification_max_items",
+            ),
+            ("notification_max_items = 500", true, ""),
+            (
+                "end_user_spam_notification_frequency = 0",
+                false,
+                "frequency",
+            ),
+            ("end_user_spam_notification_frequency = 15", true, ""),
+            (
+                "end_user_spam_notification_frequency = 16",
+                false,
+                "frequency",
+            ),
+            (
+                "release_url = \"https://mail.example.test/quarantine/release\"",
+                true,
+                "",
+            ),
+            (
+                "release_url = \"ftp://mail.example.test/r\"",
+                false,
+                "release_url",
+            ),
+            (
+                "release_url = \"https://mail.example.test/r?x=1\"",
+                false,
+                "release_url",
+            ),
+            (
+                "release_url = \"https://mail.example.test/r\\\"><script>\"",
+                false,
+                "release_url",
+            ),
+            (
+                "release_url = \"https://mail.example.test/r r\"",
+                false,
+                "release_url",
+            ),
+        ] {
+            std::fs::write(&file, format!("[quarantine]\n{line}\n")).unwrap();
+            let result = Config::load(Some(&file));
+            assert_eq!(result.is_ok(), ok, "{line}: {:?}", result.err());
+            if let Err(e) = result {
+                assert!(e.to_string().contains(name), "{line}: {e}");
+            }
+        }
+        let q = Config::default().quarantine;
+        assert!(!q.end_user_spam_notifications);
+        assert_eq!(q.end_user_spam_notification_frequency, 3);
+        let admin: std::net::SocketAddr = "127.0.0.1:8025".parse().unwrap();
+        assert_eq!(
+            q.release_url(admin, "mx.hato.test"),
+            "http://127.0.0.1:8025/quarantine/release"
+        );
+        assert_eq!(
+            q.release_url("0.0.0.0:8025".parse().unwrap(), "mx.hato.test"),
+            "http://mx.hato.test:8025/quarantine/release"
+        );
     }
 
     #[test]

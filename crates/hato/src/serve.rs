@@ -16,6 +16,9 @@ use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
 use hato_transport::content::{ContentPipeline, ContentPolicy};
 use hato_transport::delivery::DeliveryAgent;
+use hato_transport::digest::{
+    DigestOptions, DigestSettings, Digester, FixedSettings, NotificationSettingsSource,
+};
 use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
 use hato_transport::routing::DirectoryPolicy;
@@ -303,6 +306,63 @@ fn spam_filter(
     ))))
 }
 
+/// Where the quarantine digest reads each recipient's notification settings. For now the same
+/// for everyone, from `[quarantine] end_user_spam_notification*` (Exchange's defaults: off);
+/// the anti-spam policy store's per-recipient source replaces it (see
+/// `hato_transport::digest::NotificationSettingsSource`).
+fn digest_settings(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    directory: &Arc<hato_directory::Directory>,
+) -> Arc<dyn NotificationSettingsSource> {
+    let q = &config.quarantine;
+    let policy = hato_protection::spam::SpamFilterPolicy {
+        enable_end_user_spam_notifications: q.end_user_spam_notifications,
+        end_user_spam_notification_frequency: q.end_user_spam_notification_frequency,
+        end_user_spam_notification_language: q.end_user_spam_notification_language.clone(),
+        ..Default::default()
+    };
+    Arc::new(PolicyDigestSettings {
+        store: store.clone(),
+        directory: directory.clone(),
+        fallback: FixedSettings(DigestSettings::from_policy(&policy, None)),
+    })
+}
+
+/// A recipient's digest settings from its anti-spam policy (the first matching custom policy
+/// by priority, else the default: `--enable-end-user-spam-notifications`,
+/// `--end-user-spam-notification-frequency`, `--end-user-spam-notification-language`); when
+/// the policy does not ask for them, the server's `[quarantine] end_user_spam_notification*`.
+struct PolicyDigestSettings {
+    store: Arc<dyn Store>,
+    directory: Arc<hato_directory::Directory>,
+    fallback: FixedSettings,
+}
+
+impl NotificationSettingsSource for PolicyDigestSettings {
+    fn settings(
+        &self,
+        tenant: hato_core::directory::TenantId,
+        recipient: &hato_core::Address,
+    ) -> Result<Option<DigestSettings>, hato_store::StoreError> {
+        let policies = self.store.spam_filters(tenant)?;
+        let index = self.directory.index(tenant)?;
+        use hato_protection::rules::RuleDirectory;
+        let view = hato_directory::rules::RuleDirectoryView {
+            index: &index,
+            accepted_domains: &[],
+        };
+        let address = recipient.to_string();
+        let own =
+            hato_store::spam_policy_for(&policies, &address, |g| view.is_member_of(&address, g))
+                .and_then(|record| DigestSettings::from_policy(&record.policy, None));
+        match own {
+            Some(settings) => Ok(Some(settings)),
+            None => self.fallback.settings(tenant, recipient),
+        }
+    }
+}
+
 /// Writes the transport rules' hit counts every few seconds, and once more when stopping.
 async fn count_rule_hits(pipeline: Arc<ContentPipeline>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -490,6 +550,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Random at each start: leases this process takes on queue entries carry it, so the logs
     // tell which process held what.
     let node = id::NodeId::random();
+    let (digest_clock, digest_queued) = (clock.clone(), queued.clone());
     tracing::info!("node id {node}: queue entries this process works on are leased to it");
     let agent = DeliveryAgent::new(
         directory.clone(),
@@ -505,6 +566,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         agent.set_quarantine_retention_days(kind, days);
     }
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
+    // End-user quarantine notifications: a look for recipients owed a digest every
+    // `notification_interval_secs`; release links lead to the admin listener's page.
+    let release_url = config
+        .quarantine
+        .release_url(admin_addr, &config.server.hostname);
+    println!("hato: quarantine release page at {release_url}");
+    let digester = Digester::new(
+        dyn_store.clone(),
+        directory.clone(),
+        digest_settings(&config, &dyn_store, &directory),
+        digest_clock,
+        DigestOptions {
+            hostname: config.server.hostname.clone(),
+            release_url,
+            max_items: config.quarantine.notification_max_items,
+            interval: Duration::from_secs(config.quarantine.notification_interval_secs),
+        },
+    )
+    .with_queued(digest_queued);
+    tasks.push(tokio::spawn(Arc::new(digester).run(stop_rx.clone())));
 
     wait_for_signal().await;
     println!("hato: shutting down");

@@ -4,6 +4,8 @@
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use hato_core::Address;
 use hato_core::Timestamp;
 use hato_core::auth::{Principal, Role};
@@ -513,4 +515,64 @@ pub(super) fn counted_report(
         reported: r.reported.to_rfc3339(),
         recorded: outcome.recorded,
     }
+}
+
+// ----- the HTML pages ------------------------------------------------------------------------------
+
+/// `text` safe inside HTML text and quoted attribute values: the five characters that could end
+/// either or start markup become character references (HTML §13.1.4); linear in its length.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page of the pages for people without a token (the delist page, the quarantine
+/// release page). `body` is HTML already escaped. No script, style or outside resource: the
+/// Content-Security-Policy forbids them, forms post only here, and no Referer (a confirmation
+/// or release page's address holds its token) leaves.
+pub(super) fn page(status: StatusCode, hostname: &str, title: &str, body: &str) -> Response {
+    page_in("en", status, hostname, title, body)
+}
+
+/// [`page`] in the language `lang` (an RFC 5646 tag of hato's own, never a visitor's text).
+pub(super) fn page_in(
+    lang: &'static str,
+    status: StatusCode,
+    hostname: &str,
+    title: &str,
+    body: &str,
+) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} - {}</title>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n{body}</main>\n</body>\n</html>\n",
+        escape(title),
+        escape(hostname),
+        escape(title)
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    r
 }

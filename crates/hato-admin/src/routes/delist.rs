@@ -23,13 +23,14 @@
 //! Every request and removal is logged and recorded (`GET /api/v1/blocklist/requests`).
 //! Everything echoed is HTML-escaped; forms are at most [`MAX_FORM_BYTES`].
 
+use super::common::{escape, page};
 use crate::error::ApiError;
 use crate::state::{AppState, ClientIp, reload_block_list};
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{DelistConfirmation, DelistOutcome, NewDelistRequest, hash_token};
@@ -58,56 +59,10 @@ pub(super) fn pages() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 
-/// `text` safe inside HTML text and quoted attribute values: the five characters that could end
-/// either or start markup become character references (HTML §13.1.4); linear in its length.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// What a visitor typed, cut and escaped, to show back.
 fn echo(text: &str) -> String {
     let cut: String = text.chars().take(MAX_ECHO_CHARS).collect();
     escape(&cut)
-}
-
-/// A whole page. `body` is HTML already escaped. No script, style or outside resource: the
-/// Content-Security-Policy forbids them, forms post only here, and no Referer (a confirmation
-/// page's address holds its token) leaves.
-fn page(status: StatusCode, hostname: &str, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} - {}</title>\n</head>\n<body>\n<main>\n<h1>{}</h1>\n{body}</main>\n</body>\n</html>\n",
-        escape(title),
-        escape(hostname),
-        escape(title)
-    );
-    let mut r = (status, html).into_response();
-    let h = r.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        h.insert(name, HeaderValue::from_static(value));
-    }
-    r
 }
 
 /// The request form, with what was typed and why it was refused, if it was.

@@ -6,8 +6,9 @@
 //! Every handler is documented (`#[utoipa::path]`) and routed by `utoipa_axum::routes!`, which
 //! takes the method and path from that documentation: [`api`] is both the router and the OpenAPI
 //! document, and the tests below check that the router serves exactly what the document lists.
-//! The only other routes are HTML pages for people without a token (the delist page), outside
-//! `/api/v1/`, listed in `delist::PATHS`; the tests check that the router serves those and no more.
+//! The only other routes are HTML pages for people without a token (the delist page, the
+//! quarantine release page), outside `/api/v1/`, listed in `delist::PATHS` and
+//! `quarantine_release::PATHS`; the tests check that the router serves those and no more.
 
 mod blocklist;
 mod common;
@@ -27,6 +28,7 @@ mod malware_filter;
 mod moderation;
 mod permissions;
 mod quarantine;
+mod quarantine_release;
 mod queue;
 mod reports;
 mod roles;
@@ -80,6 +82,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 fn routes() -> Router<AppState> {
     let (api, _) = api().split_for_parts();
     api.merge(delist::pages())
+        .merge(quarantine_release::pages())
 }
 
 /// The answers to a path no route has and to a method a route does not take.
@@ -212,7 +215,11 @@ mod tests {
     fn besides_the_api_the_router_serves_only_the_listed_pages_outside_the_api() {
         let doc = document();
         let documented: BTreeSet<String> = documented(&doc).into_keys().collect();
-        let pages: BTreeSet<String> = delist::PATHS.iter().map(|p| p.to_string()).collect();
+        let pages: BTreeSet<String> = delist::PATHS
+            .iter()
+            .chain(quarantine_release::PATHS.iter())
+            .map(|p| p.to_string())
+            .collect();
         for page in &pages {
             assert!(!page.starts_with("/api/"), "{page} is under /api/");
             assert!(!documented.contains(page), "{page}");

@@ -17,6 +17,7 @@ mod mailboxes;
 mod malware_filter;
 mod moderation;
 mod quarantine;
+mod quarantine_digest;
 mod queue;
 mod rights;
 mod snapshot;

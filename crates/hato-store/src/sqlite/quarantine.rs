@@ -46,7 +46,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineItem> {
     })
 }
 
-fn item(conn: &Connection, id: i64) -> Result<Option<QuarantineItem>> {
+pub(super) fn item(conn: &Connection, id: i64) -> Result<Option<QuarantineItem>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM quarantine WHERE id = ?1"))?
         .query_row([id], item_from_row)

@@ -356,8 +356,8 @@ pub(crate) fn delist_notice_content(n: &DelistNotice<'_>, trace_id: &str) -> Vec
     out
 }
 
-/// See [`DeliveryAgent::generated_message`].
-pub(super) fn generated(
+/// See [`DeliveryAgent::generated_message`] (the quarantine digest uses it too).
+pub(crate) fn generated(
     hostname: &str,
     trace_id: String,
     now: Timestamp,

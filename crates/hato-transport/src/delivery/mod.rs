@@ -20,6 +20,7 @@ mod notify;
 mod tests;
 
 pub use generated::{DelistNotice, DelistNoticeKind, delist_notice, join_request_notice};
+pub(crate) use generated::{derived_trace_id, generated};
 pub use notify::{
     INCIDENT_REPORT_MAX_ORIGINAL, IncidentReport, MAX_LISTED_CONDITIONS, MAX_LISTED_DETECTIONS,
     MAX_LISTED_RECIPIENTS, MalwareNotice, ReportedRule, SenderScope, incident_report,

@@ -439,8 +439,8 @@ fn a_spoofed_own_domain_is_phish_with_cat_spoof() {
 #[test]
 fn a_users_junk_report_changes_the_next_verdict() {
     let s = setup();
-    let body = "Dear valued partner, our new catalogue of garden furniture is out. Teak benches, \
-                rattan chairs and parasols at spring prices; visit our showroom this weekend.\n";
+    // Mail the shipped model lets through (a colleague's note): alice says it is junk.
+    let body = HAM_BODY;
     send(
         &s,
         json!({"from": "sales@gardens.test", "to": ["alice@contoso.test"], "subject": "Garden furniture",
@@ -449,7 +449,15 @@ fn a_users_junk_report_changes_the_next_verdict() {
     only_raw(&s, "alice@contoso.test", "inbox");
     let id = trace_id(&s, "alice@contoso.test", "Garden furniture");
     // Alice reports it as junk (the CLI, as the tenant's admin, for her).
-    s.ok(&["report", "junk", &id, "--recipient", "alice@contoso.test"]);
+    s.ok(&[
+        "report",
+        "junk",
+        &id,
+        "--recipient",
+        "alice@contoso.test",
+        "--tenant",
+        "contoso",
+    ]);
     // The next one like it goes to Junk, for alice's tenant.
     let mut next_in_junk = false;
     s.wait_for("the report to be learned", || {

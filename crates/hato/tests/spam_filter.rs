@@ -446,12 +446,16 @@ fn delivered_to_both(s: &Server) -> String {
     let reply = c.send_mail(
         "offers@example.test",
         &["alice@contoso.test", "bob@contoso.test"],
-        "From: offers@example.test\nTo: alice@contoso.test\nSubject: Cheap watches\nMessage-ID: <w1@example.test>\nDate: Mon, 30 Nov 2026 21:00:00 +0000\n\nBuy now.\n",
+        "From: offers@example.test\nTo: alice@contoso.test\nSubject: Minutes of the planning meeting\nMessage-ID: <w1@example.test>\nDate: Mon, 30 Nov 2026 21:00:00 +0000\n\nHi Alice,\n\nattached are the notes from Thursday's planning meeting. Could you check the\nbudget figures for the second quarter before we send them to the board?\n\nThanks,\nMartin\n",
     );
     assert!(reply.starts_with("250"), "{reply}");
     s.wait_for("delivery to both", || {
         s.mail("alice@contoso.test").len() == 1 && s.mail("bob@contoso.test").len() == 1
     });
+    // The reports below start from ordinary mail the filter let through to the inbox.
+    for m in ["alice@contoso.test", "bob@contoso.test"] {
+        assert_eq!(s.mail(m)[0]["folder"], "inbox", "{m}: {}", s.mail(m)[0]);
+    }
     trace_id_of(&reply)
 }
 

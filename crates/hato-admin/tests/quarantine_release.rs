@@ -106,6 +106,7 @@ async fn world() -> World {
                 receive_detail: "received".into(),
                 reports_on: vec![],
                 authenticated: None,
+                authenticated_from: None,
             })
             .await
             .expect("enqueue");

@@ -206,6 +206,10 @@ pub struct MessageContext {
     /// The message's trace id, once the commit has given it one (a stage may give it earlier;
     /// the commit keeps it).
     pub trace_id: Option<String>,
+    /// The RFC 5322.From address when its domain passed DMARC aligned (set by the content
+    /// stages' sender authentication): queued with the message as an identity for group
+    /// restrictions at delivery.
+    pub domain_authenticated: Option<String>,
 }
 
 impl MessageContext {
@@ -228,6 +232,7 @@ impl MessageContext {
             headers,
             body,
             trace_id: None,
+            domain_authenticated: None,
         })
     }
 

@@ -13,24 +13,35 @@ use hato_core::reply;
 ///
 /// The envelope address is whatever the client typed in `MAIL FROM`; anyone can type an
 /// owner's address over anonymous direct send. So a sender's directory identity comes only
-/// from authentication (SMTP AUTH, an attributed connector, later DMARC-aligned domain
-/// authentication), never from the envelope: restrictions and moderation bypass look at
-/// `identity` alone. An unauthenticated sender is an outside sender.
-#[derive(Clone, Copy, Debug)]
+/// from authentication (SMTP AUTH, an attributed connector, a DMARC-aligned pass of the From
+/// domain), never from the envelope: restrictions and moderation bypass look at `identity` and
+/// `domain_authenticated` alone. An unauthenticated sender is an outside sender.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Sender<'a> {
     /// Envelope sender, canonical; `None` for the null reverse-path.
     pub address: Option<&'a str>,
     /// The mailbox the sender authenticated as; `None` for direct send. A mailbox of another
     /// tenant is an outside sender to this tenant's groups.
     pub identity: Option<MailboxId>,
+    /// The RFC 5322.From address, canonical, when its domain passed DMARC aligned (RFC 7489
+    /// §3.1: SPF or DKIM authenticated that very domain): the domain vouches for the address,
+    /// so it names the mailbox or mail contact with that address in the group's tenant.
+    pub domain_authenticated: Option<&'a str>,
 }
 
 impl Sender<'_> {
-    /// The sender's directory object in `ix`'s tenant, from authentication only.
+    /// The sender's directory object in `ix`'s tenant, from authentication only: the
+    /// authenticated mailbox, else the mailbox or contact a DMARC-authenticated From names (a
+    /// group address never sends).
     fn who(&self, ix: &DirectoryIndex) -> Option<MemberRef> {
         self.identity
             .filter(|m| ix.mailbox(*m).is_some())
             .map(MemberRef::Mailbox)
+            .or_else(|| {
+                self.domain_authenticated
+                    .and_then(|a| ix.sender(a))
+                    .filter(|w| !matches!(w, MemberRef::Group(_)))
+            })
     }
 }
 
@@ -47,8 +58,9 @@ pub fn check_sender(ix: &DirectoryIndex, group: &Group, sender: Sender<'_>) -> R
         )
     };
     // Only an authenticated mailbox of the tenant is inside; mail contacts are always outside
-    // senders, whatever their address (Exchange, "Manage distribution groups").
-    if group.settings.require_sender_authentication && who.is_none() {
+    // senders, whatever their address and however well their domain authenticates (Exchange,
+    // "Manage distribution groups").
+    if group.settings.require_sender_authentication && !matches!(who, Some(MemberRef::Mailbox(_))) {
         return Err(refusal(
             reply::group_sender_not_authenticated(&name),
             "RequireSenderAuthenticationEnabled",

@@ -651,4 +651,10 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX quarantine_held ON quarantine(quarantined) WHERE state = 'held';
     "#,
+    // 24 (issue 9): the RFC 5322.From address whose domain passed DMARC aligned, so routing at
+    // delivery (group restrictions, moderation bypass) decides with the identity the DATA's
+    // check used.
+    r#"
+    ALTER TABLE messages ADD COLUMN authenticated_from TEXT;
+    "#,
 ];

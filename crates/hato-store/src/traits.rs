@@ -450,6 +450,10 @@ pub trait SpamFilterStore: Send + Sync {
         by: &str,
         now: Timestamp,
     ) -> Pending<MailMove>;
+    /// Whether hato carried a message with this Message-ID (`<...>`, as stored) from the
+    /// envelope sender `sender` while its trace is kept: a delivery report about it that comes
+    /// back to `sender` is a real NDR, not backscatter (`MarkAsSpamNdrBackscatter`).
+    fn carried_message_from(&self, message_id: &str, sender: &str) -> Result<bool>;
 }
 
 /// Tenants' connection filter policies: the IP allow and block lists the edge decides on at RCPT.

@@ -98,6 +98,9 @@ pub struct NewMessage {
     /// The mailbox the sender authenticated as (the identity the RCPT decision used); `None`
     /// for direct send. Routing at delivery uses it, never the envelope address.
     pub authenticated: Option<MailboxId>,
+    /// The From address whose domain passed DMARC aligned (the content stages' sender
+    /// authentication): an identity for group restrictions, as `authenticated` is.
+    pub authenticated_from: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +136,8 @@ pub struct QueuedMessage {
     pub recipients: Vec<QueuedRecipient>,
     /// As [`NewMessage::authenticated`].
     pub authenticated: Option<MailboxId>,
+    /// As [`NewMessage::authenticated_from`].
+    pub authenticated_from: Option<String>,
 }
 
 /// How much of a spooled message is read where only its header block is needed (Subject,

@@ -129,6 +129,7 @@ fn the_generation_moves_with_policy_changes_only() {
             receive_detail: "r".into(),
             reports_on: vec![],
             authenticated: None,
+            authenticated_from: None,
         })
         .wait()
         .unwrap();

@@ -90,6 +90,7 @@ impl World {
                 receive_detail: "received".into(),
                 reports_on: vec![],
                 authenticated: None,
+                authenticated_from: None,
             })
             .wait()
             .unwrap();

@@ -54,6 +54,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         reports_on: vec![],
         spooled: None,
         authenticated: None,
+        authenticated_from: None,
     }
 }
 

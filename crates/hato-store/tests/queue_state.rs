@@ -68,6 +68,7 @@ fn message(
         receive_detail: "received".into(),
         reports_on: vec![],
         authenticated: None,
+        authenticated_from: None,
     }
 }
 

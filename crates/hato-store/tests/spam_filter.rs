@@ -320,6 +320,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         receive_detail: "received".into(),
         reports_on: vec![],
         authenticated: None,
+        authenticated_from: None,
     })
     .wait()
     .unwrap();

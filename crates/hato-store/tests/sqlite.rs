@@ -67,6 +67,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         receive_detail: "received".into(),
         reports_on: vec![],
         authenticated: None,
+        authenticated_from: None,
     }
 }
 

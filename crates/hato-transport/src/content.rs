@@ -37,6 +37,7 @@ use hato_core::message::{Action, QuarantineKind, Recipient, RecipientContent, Re
 use hato_core::{Address, Clock, MessageBody, MessageContext, Reason, Refusal, Reply, Stage};
 use hato_core::{id, reply};
 use hato_directory::Directory;
+use hato_directory::policy::{Sender as GroupSender, check_sender};
 use hato_directory::rules::RuleDirectoryView;
 use hato_protection::connection_filter::is_allow_listed;
 use hato_protection::malware::{
@@ -49,8 +50,8 @@ use hato_protection::rules::{
 };
 use hato_protection::spam::auth::{authentication_results_for_tenant, spoofs_own_domain};
 use hato_protection::spam::classifier::{Features, TenantModel};
-use hato_protection::spam::decide::SpamDecision;
-use hato_protection::spam::{AuthSignals, ContentSignals, SpamSignals};
+use hato_protection::spam::decide::{Sfv, SpamDecision};
+use hato_protection::spam::{Asf, AuthSignals, ContentSignals, SpamSignals};
 use hato_smtp::{DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict};
 use hato_store::{
     ContentPolicyVersions, MalwareFilterPolicy, SpamFilterPolicyRecord, Store, StoreError,
@@ -71,6 +72,8 @@ pub struct ContentPipeline {
     budget: ScanBudget,
     /// The spam filter; `None`: not run (`[spam] enabled = false`).
     spam: Option<Arc<SpamFilter>>,
+    /// Where a spam verdict counts against the sending IP (the edge's throttling); `None`: off.
+    throttle: Option<Arc<hato_protection::throttle::Throttle>>,
     /// Each tenant's facts, with the store's policy generation they are known to be current
     /// at (`None`: check the versions).
     facts: std::sync::Mutex<HashMap<TenantId, KnownFacts>>,
@@ -203,7 +206,14 @@ struct Examined {
     /// carries GTUBE.
     features: Option<Features>,
     gtube: bool,
+    /// For a delivery report: per recipient, whether hato carried the message it reports on
+    /// from that recipient (then it is a real NDR, not backscatter).
+    carried: Vec<bool>,
 }
+
+/// The most recipients of one delivery report checked against the messages hato carried
+/// (a report goes back to one sender; the rest stay unverified).
+const BACKSCATTER_CHECKS: usize = 100;
 
 /// What a recipient's antispam report takes from the spam filter: the decision, the message's
 /// language, the client's country.
@@ -233,6 +243,7 @@ impl ContentPipeline {
             budget: ScanBudget::new(DEFAULT_SCAN_BUDGET_MB),
             facts: std::sync::Mutex::new(HashMap::new()),
             spam: None,
+            throttle: None,
         }
     }
 
@@ -244,6 +255,13 @@ impl ContentPipeline {
     /// Runs the spam filter after the transport rules.
     pub fn with_spam_filter(mut self, spam: Arc<SpamFilter>) -> Self {
         self.spam = Some(spam);
+        self
+    }
+
+    /// Spam verdicts count against the sending IP's reputation in `throttle` (Exchange's IP
+    /// throttling counts "a high volume of spam" from an IP, `exchange-online-behaviour.md` §3).
+    pub fn with_throttle(mut self, throttle: Arc<hato_protection::throttle::Throttle>) -> Self {
+        self.throttle = Some(throttle);
         self
     }
 
@@ -558,9 +576,12 @@ impl ContentPipeline {
     /// memory, no external engine, and every recipient tenant's facts current without a store
     /// read and without rules.
     fn inline(&self, message: &MessageContext) -> bool {
+        // A delivery report (RFC 3464 §2: sent from the null reverse-path) may need a store
+        // read for the backscatter check: not on the async worker.
         if !self.scanner.engines.is_empty()
             || message.body.len() > INLINE_MAX_BYTES
             || message.body.in_memory().is_none()
+            || message.envelope.sender.is_none()
         {
             return false;
         }
@@ -670,6 +691,7 @@ impl ContentPipeline {
             ),
             _ => (None, false),
         };
+        let carried = self.carried_originals(message, features.as_ref());
         Ok(Examined {
             raw: Arc::new(raw),
             report,
@@ -679,7 +701,40 @@ impl ContentPipeline {
             incidents,
             features,
             gtube,
+            carried,
         })
+    }
+
+    /// For a delivery report (the classifier found the Message-ID of the message it reports
+    /// on): per recipient, whether hato carried that message from this recipient — Exchange's
+    /// NDR backscatter option marks only reports about mail the organisation never sent
+    /// (`exchange-online-behaviour.md` §6, `MarkAsSpamNdrBackscatter`). One indexed read per
+    /// recipient, at most [`BACKSCATTER_CHECKS`]; a failed read leaves the report unverified.
+    fn carried_originals(
+        &self,
+        message: &MessageContext,
+        features: Option<&Features>,
+    ) -> Vec<bool> {
+        let Some(id) = features.and_then(|f| f.bounce_original_message_id.as_deref()) else {
+            return Vec::new();
+        };
+        let id = format!("<{}>", id.trim_start_matches('<').trim_end_matches('>'));
+        message
+            .envelope
+            .recipients
+            .iter()
+            .take(BACKSCATTER_CHECKS)
+            .map(|r| {
+                self.store
+                    .carried_message_from(&id, &r.address.to_string())
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(
+                            "could not look up the message a delivery report is about: {e}"
+                        );
+                        false
+                    })
+            })
+            .collect()
     }
 
     /// Step 3 (blocking): each recipient's decisions, recorded in its slot; the content each
@@ -700,6 +755,7 @@ impl ContentPipeline {
             incidents,
             features,
             gtube,
+            carried,
         } = examined;
         // What the spam filter reads of the envelope and header, once.
         let envelope_sender = message
@@ -711,6 +767,28 @@ impl ContentPipeline {
             .headers
             .first("from")
             .and_then(spam_stage::from_address);
+        // The From address its domain vouched for (a DMARC-aligned pass, RFC 7489 §3.1): an
+        // identity for group restrictions now and, queued with the message, at delivery.
+        message.domain_authenticated = auth
+            .as_ref()
+            .and_then(|a| a.authenticated_domain.as_deref())
+            .and_then(|domain| {
+                from_address.as_ref().filter(|f| {
+                    f.rsplit_once('@')
+                        .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain))
+                })
+            })
+            .cloned();
+        let group_sender_address = message.envelope.sender.as_ref().map(|s| s.to_string());
+        let group_sender_identity =
+            message
+                .client
+                .identity
+                .as_ref()
+                .and_then(|i| match i.principal {
+                    hato_core::client::Principal::Mailbox(m) => Some(m),
+                    hato_core::client::Principal::Connector(_) => None,
+                });
         // Each tenant's view of the content (its personalisation), computed once.
         let mut content_by_tenant: HashMap<TenantId, ContentSignals> = HashMap::new();
         // Per recipient: the spam filter's decision, the message's language, the client's
@@ -745,6 +823,25 @@ impl ContentPipeline {
         {
             let address = r.address.to_string();
             let facts = tenants.get(&r.tenant_id);
+            // A group's sender restrictions again, with what sender authentication found: RCPT
+            // accepted the group provisionally when a DMARC-authenticated sender would pass.
+            if let (Route::Group(g), Some(f)) = (r.route, facts)
+                && let Some(group) = f.index.group(g)
+                && let Err(refusal) = check_sender(
+                    &f.index,
+                    group,
+                    GroupSender {
+                        address: group_sender_address.as_deref(),
+                        identity: group_sender_identity,
+                        domain_authenticated: message.domain_authenticated.as_deref(),
+                    },
+                )
+            {
+                r.verdicts.push(RecipientVerdict {
+                    action: Action::Reject(refusal.reply),
+                    reason: *refusal.reason,
+                });
+            }
             let (stored, policy) = facts
                 .and_then(|f| {
                     f.malware_policies.iter().find(|(p, _)| {
@@ -898,6 +995,22 @@ impl ContentPipeline {
                         }
                     })
                     .clone();
+                let mut content = content;
+                if carried.get(i).copied().unwrap_or(false)
+                    && let Some(at) = content
+                        .asf
+                        .iter()
+                        .position(|a| a.option == Asf::MarkAsSpamNdrBackscatter)
+                {
+                    let hit = content.asf.remove(at);
+                    content.reasons.push(Reason::new(
+                        Stage::Spam,
+                        format!(
+                            "A delivery report about a message hato carried from {address}: not backscatter ({})",
+                            hit.evidence
+                        ),
+                    ));
+                }
                 let default_record;
                 let record = match spam_policy_for(&facts.spam_policies, &address, |g| {
                     facts.view().is_member_of(&address, g)
@@ -947,6 +1060,16 @@ impl ContentPipeline {
             scl.push(rule_scl);
             spam_headers.push(spam_header);
             spam_decisions.push(spam_decision);
+        }
+        // Once per message, however many recipients: the filter itself judged it spam (not a
+        // tenant's blocked-sender list or a rule, which say nothing of the IP).
+        if let Some(throttle) = &self.throttle
+            && spam_decisions
+                .iter()
+                .flatten()
+                .any(|(d, _, _)| d.sfv == Sfv::Spm && d.scl >= 5)
+        {
+            throttle.record_spam(message.client.ip(), self.clock.now());
         }
 
         // Recipients the rules added (redirect, Bcc, To, Cc): routed as RCPT would have,
@@ -1244,6 +1367,7 @@ impl Lost {
             headers: Headers::parse(b"", 0),
             body: MessageBody::default(),
             trace_id: None,
+            domain_authenticated: None,
         };
         refuse(message, policy_failed(why))
     }

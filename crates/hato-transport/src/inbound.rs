@@ -244,6 +244,7 @@ impl Inbound {
                 receive_detail,
                 reports_on: Vec::new(),
                 authenticated,
+                authenticated_from: message.domain_authenticated.clone(),
             });
         }
         Ok(out)

@@ -22,6 +22,7 @@ use hato_core::ClientContext;
 use hato_core::directory::{
     DomainEntry, DomainStatus, DomainType, GroupId, MailboxId, Route, TenantId,
 };
+use hato_core::dns::Resolver;
 use hato_core::reply;
 use hato_core::{Reason, Refusal, Stage};
 use hato_directory::policy::{Sender, check_sender};
@@ -32,6 +33,22 @@ use std::sync::Arc;
 
 pub struct DirectoryPolicy {
     directory: Arc<Directory>,
+    /// Set when sender authentication runs after the DATA (the spam filter's SPF/DKIM/DMARC)
+    /// and the content stages check group restrictions again with its result: the resolver
+    /// that tells whether a sender's domain publishes DMARC at all.
+    domain_authentication: Option<Arc<dyn Resolver>>,
+}
+
+/// The RCPT decision, or one that waits on whether the sender's domain can authenticate.
+enum Routed {
+    Final(RcptVerdict),
+    /// A restricted group refuses the unauthenticated sender but would accept what its
+    /// envelope address names: accepted provisionally if `domain` publishes DMARC.
+    IfDomainAuthenticates {
+        accept: RcptVerdict,
+        refuse: RcptVerdict,
+        domain: String,
+    },
 }
 
 /// Where a recipient goes now, according to the directory.
@@ -115,7 +132,22 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
 
 impl DirectoryPolicy {
     pub fn new(directory: Arc<Directory>) -> Self {
-        DirectoryPolicy { directory }
+        DirectoryPolicy {
+            directory,
+            domain_authentication: None,
+        }
+    }
+
+    /// A group that refuses an unauthenticated sender, but would accept the directory object
+    /// its envelope address names, accepts the RCPT provisionally when that address's domain
+    /// publishes DMARC (RFC 7489 §6.6.3, the tree walk): whether the message passes DMARC
+    /// aligned is known only after the DATA, where the content stages check the group's
+    /// restrictions again with that identity and refuse the recipient otherwise. A domain
+    /// without DMARC can never pass, so its forged senders are still refused at RCPT. Only when
+    /// those stages run with sender authentication (`resolver` its DNS).
+    pub fn with_domain_authentication(mut self, resolver: Option<Arc<dyn Resolver>>) -> Self {
+        self.domain_authentication = resolver;
+        self
     }
 
     /// The RCPT decision for a sender who authenticated as `identity` (`None` for direct send,
@@ -128,8 +160,10 @@ impl DirectoryPolicy {
         identity: Option<MailboxId>,
         rcpt: &Address,
     ) -> RcptVerdict {
-        match Self::decide(&self.directory, sender, identity, rcpt) {
-            Ok(v) => v,
+        match Self::decide(&self.directory, false, sender, identity, rcpt) {
+            Ok(Routed::Final(v)) => v,
+            // Without the DATA's sender authentication, nothing can lift the refusal.
+            Ok(Routed::IfDomainAuthenticates { refuse, .. }) => refuse,
             Err(e) => {
                 tracing::error!("directory lookup for {rcpt} failed: {e}");
                 RcptVerdict::Reject(directory_failed(&e))
@@ -139,10 +173,11 @@ impl DirectoryPolicy {
 
     fn decide(
         directory: &Directory,
+        domain_authentication: bool,
         sender: Option<&Address>,
         identity: Option<MailboxId>,
         rcpt: &Address,
-    ) -> Result<RcptVerdict, StoreError> {
+    ) -> Result<Routed, StoreError> {
         let accept = |address: Address, tenant_id, route| {
             RcptVerdict::Accept(AcceptedRecipient {
                 address,
@@ -150,7 +185,7 @@ impl DirectoryPolicy {
                 route,
             })
         };
-        Ok(match resolve(directory, rcpt)? {
+        Ok(Routed::Final(match resolve(directory, rcpt)? {
             Resolution::Mailbox {
                 tenant,
                 mailbox,
@@ -170,14 +205,34 @@ impl DirectoryPolicy {
                 let who = Sender {
                     address: sender_text.as_deref(),
                     identity,
+                    domain_authenticated: None,
                 };
-                match ix.group(group).map(|g| check_sender(&ix, g, who)) {
-                    Some(Ok(())) => accept(
+                // What the sender would be if its domain authenticated the envelope address.
+                let vouched = Sender {
+                    domain_authenticated: sender_text.as_deref(),
+                    ..who
+                };
+                let accepted = || {
+                    accept(
                         Address::parse(&address).unwrap_or_else(|_| rcpt.clone()),
                         tenant,
                         Route::Group(group),
-                    ),
-                    Some(Err(refusal)) => RcptVerdict::Reject(refusal),
+                    )
+                };
+                match ix.group(group).map(|g| (g, check_sender(&ix, g, who))) {
+                    Some((_, Ok(()))) => accepted(),
+                    Some((g, Err(refusal)))
+                        if domain_authentication
+                            && identity.is_none()
+                            && check_sender(&ix, g, vouched).is_ok() =>
+                    {
+                        return Ok(Routed::IfDomainAuthenticates {
+                            accept: accepted(),
+                            refuse: RcptVerdict::Reject(refusal),
+                            domain: sender.map(|s| s.domain().to_string()).unwrap_or_default(),
+                        });
+                    }
+                    Some((_, Err(refusal))) => RcptVerdict::Reject(refusal),
                     None => RcptVerdict::Reject(Refusal::new(
                         reply::RECIPIENT_REJECTED,
                         Reason::new(
@@ -228,7 +283,7 @@ impl DirectoryPolicy {
                     Reason::new(Stage::Recipient, text),
                 ))
             }
-        })
+        }))
     }
 }
 
@@ -276,6 +331,8 @@ impl SmtpPolicy for DirectoryPolicy {
         rcpt: &Address,
     ) -> Decision<RcptVerdict> {
         let directory = self.directory.clone();
+        let resolver = self.domain_authentication.clone();
+        let domain_authentication = resolver.is_some();
         // Identity only from authentication (never from MAIL FROM): a mailbox's user.
         let identity = client.identity.as_ref().and_then(|i| match i.principal {
             hato_core::client::Principal::Mailbox(m) => Some(m),
@@ -285,12 +342,45 @@ impl SmtpPolicy for DirectoryPolicy {
         let rcpt = rcpt.clone();
         Decision::later(async move {
             let lookup = tokio::task::spawn_blocking(move || {
-                let verdict = Self::decide(&directory, sender.as_ref(), identity, &rcpt);
+                let verdict = Self::decide(
+                    &directory,
+                    domain_authentication,
+                    sender.as_ref(),
+                    identity,
+                    &rcpt,
+                );
                 (rcpt, verdict)
             })
             .await;
             match lookup {
-                Ok((_, Ok(v))) => v,
+                Ok((_, Ok(Routed::Final(v)))) => v,
+                Ok((
+                    _,
+                    Ok(Routed::IfDomainAuthenticates {
+                        accept,
+                        refuse,
+                        domain,
+                    }),
+                )) => match resolver {
+                    Some(resolver) => {
+                        match hato_protection::spam::auth::dmarc::publishes_policy(
+                            &*resolver, &domain,
+                        )
+                        .await
+                        {
+                            Ok(true) => accept,
+                            Ok(false) => refuse,
+                            Err(e) => {
+                                // Cannot tell: the refusal stands, as without DMARC.
+                                tracing::warn!(
+                                    "DMARC record of {domain} not read ({e}); a group's restriction refuses as for an unauthenticated sender"
+                                );
+                                refuse
+                            }
+                        }
+                    }
+                    None => refuse,
+                },
                 Ok((rcpt, Err(e))) => {
                     tracing::error!("directory lookup for {rcpt} failed: {e}");
                     RcptVerdict::Reject(directory_failed(&e))

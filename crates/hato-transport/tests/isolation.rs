@@ -142,6 +142,7 @@ impl World {
                 }],
                 spooled: None,
                 authenticated: None,
+                authenticated_from: None,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
             })

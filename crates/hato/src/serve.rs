@@ -210,6 +210,7 @@ fn content_pipeline(
     directory: &Arc<hato_directory::Directory>,
     clock: &Arc<dyn Clock>,
     resolver: &Arc<dyn hato_core::dns::Resolver>,
+    throttle: Option<Arc<hato_protection::throttle::Throttle>>,
 ) -> Result<Option<Arc<ContentPipeline>>, ServeError> {
     if !config.content.pipeline {
         println!(
@@ -266,6 +267,10 @@ fn content_pipeline(
     .with_scan_budget_mb(config.content.scan_budget_mb);
     if let Some(spam) = spam_filter(config, resolver)? {
         pipeline = pipeline.with_spam_filter(spam);
+        // Spam verdicts count against the sending IP's reputation (the edge's throttling).
+        if let Some(throttle) = throttle {
+            pipeline = pipeline.with_throttle(throttle);
+        }
     }
     Ok(Some(Arc::new(pipeline)))
 }
@@ -465,7 +470,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     // The content stages (malware filter, transport rules) inside the edge: the edge's note
     // of the client's standing is in each recipient's slot before they run.
-    let content = content_pipeline(&config, &dyn_store, &directory, &clock, &resolver)?;
+    let throttle_spam = config.throttle.enabled.then(|| throttle.clone());
+    let content = content_pipeline(
+        &config,
+        &dyn_store,
+        &directory,
+        &clock,
+        &resolver,
+        throttle_spam,
+    )?;
+    // RCPT accepts a restricted group provisionally only when the DATA's checks can settle it.
+    let domain_authentication = content
+        .as_ref()
+        .is_some_and(|p| p.spam_filter().is_some())
+        .then(|| resolver.clone());
     if let Some(pipeline) = &content {
         tasks.push(tokio::spawn(count_rule_hits(
             pipeline.clone(),
@@ -483,7 +501,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let policy = Arc::new(edge_policy(
         &config,
         &parts,
-        ContentPolicy::new(DirectoryPolicy::new(directory.clone()), content),
+        ContentPolicy::new(
+            DirectoryPolicy::new(directory.clone())
+                .with_domain_authentication(domain_authentication),
+            content,
+        ),
         dyn_store.clone(),
         clock.clone(),
     )?);

@@ -60,6 +60,7 @@ fn queue_held_message(s: &mut Server) {
                 receive_detail: "received".into(),
                 reports_on: vec![],
                 authenticated: None,
+                authenticated_from: None,
             })
             .wait()
             .expect("enqueue");

@@ -125,6 +125,24 @@ fn gtube_is_high_confidence_spam_and_goes_to_junk_with_the_stamps() {
     let explained = s.ok(&["explain", &id]);
     assert!(explained.contains("GTUBE"), "{explained}");
     assert!(explained.contains("Junk Email"), "{explained}");
+    // The verdict counts against the sending IP's reputation (the edge's throttling), once
+    // per message; ordinary mail does not.
+    s.wait_for("the spam verdict counted for 127.0.0.1", || {
+        junk_history(&s) == 1
+    });
+    send(
+        &s,
+        json!({"from": "sender@fabrikam.test", "to": ["bob@contoso.test"],
+               "subject": "ordinary", "body": HAM_BODY}),
+    );
+    only_raw(&s, "bob@contoso.test", "inbox");
+    assert_eq!(junk_history(&s), 1);
+}
+
+fn junk_history(s: &Server) -> u64 {
+    let (status, v) = s.api("GET", "/api/v1/throttle/127.0.0.1", None);
+    assert_eq!(status, 200, "{v}");
+    v["figures"]["junk_history"].as_u64().expect("junk_history")
 }
 
 #[test]
@@ -471,4 +489,197 @@ fn a_users_junk_report_changes_the_next_verdict() {
         next_in_junk
     });
     assert!(next_in_junk);
+}
+
+/// A distribution group of contoso with bob as its member, owned by alice.
+fn restricted_group(s: &Server, address: &str, settings: &[&str]) {
+    let mut args = vec![
+        "group",
+        "add",
+        address,
+        "--type",
+        "distribution",
+        "--tenant",
+        "contoso",
+        "--owner",
+        "alice@contoso.test",
+        "--member",
+        "bob@contoso.test",
+    ];
+    args.extend_from_slice(settings);
+    s.ok(&args);
+}
+
+/// The reply to RCPT TO `rcpt` after MAIL FROM `from`, on a fresh session.
+fn rcpt_reply(s: &Server, from: &str, rcpt: &str) -> String {
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.fabrikam.test").starts_with("250"));
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    c.cmd(&format!("RCPT TO:<{rcpt}>"))
+}
+
+#[test]
+fn a_dmarc_aligned_pass_is_an_authenticated_identity_for_group_restrictions() {
+    let (dns, s) = dns_setup();
+    // partner.test publishes DMARC (p=none) but its SPF allows only 192.0.2.1: from loopback
+    // its mail fails DMARC. plain.test's SPF allows loopback, and it publishes no DMARC at all.
+    dns.txt("partner.test", "v=spf1 ip4:192.0.2.1 -all");
+    dns.txt("_dmarc.partner.test", "v=DMARC1; p=none");
+    dns.txt("plain.test", "v=spf1 ip4:127.0.0.0/8 -all");
+    // contoso.test itself: SPF allows loopback, DMARC p=reject.
+    dns.txt("contoso.test", "v=spf1 ip4:127.0.0.0/8 -all");
+    dns.txt("_dmarc.contoso.test", "v=DMARC1; p=reject");
+    for contact in [
+        "news@northwind.test",
+        "sales@partner.test",
+        "info@plain.test",
+    ] {
+        s.ok(&["contact", "add", contact, "--tenant", "contoso"]);
+    }
+    restricted_group(
+        &s,
+        "partners@contoso.test",
+        &[
+            "--require-sender-authentication",
+            "false",
+            "--accept-messages-only-from",
+            "news@northwind.test",
+            "--accept-messages-only-from",
+            "sales@partner.test",
+            "--accept-messages-only-from",
+            "info@plain.test",
+        ],
+    );
+    restricted_group(
+        &s,
+        "staff@contoso.test",
+        &["--require-sender-authentication", "true"],
+    );
+
+    // northwind.test passes DMARC aligned: the contact it names is an allowed sender, at the
+    // DATA and again when the group is expanded at delivery (the identity is queued).
+    let reply = send(
+        &s,
+        json!({"from": "news@northwind.test", "to": ["partners@contoso.test"],
+               "subject": "partner news", "body": HAM_BODY}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.wait_for("the group's copy for bob", || {
+        folder(&s, "bob@contoso.test", "inbox")
+            .iter()
+            .chain(folder(&s, "bob@contoso.test", "junk").iter())
+            .any(|m| m["subject"] == "partner news")
+    });
+    let id = trace_id(&s, "partners@contoso.test", "partner news");
+    assert_eq!(final_status(&s, &id, "partners@contoso.test"), "Expanded");
+
+    // partner.test publishes DMARC, so its envelope sender is accepted at RCPT for now; the
+    // message fails DMARC, so the DATA is refused with the group's refusal (nothing kept).
+    let reply = rcpt_reply(&s, "sales@partner.test", "partners@contoso.test");
+    assert!(reply.starts_with("250"), "{reply}");
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.fabrikam.test").starts_with("250"));
+    let reply = c.send_mail(
+        "sales@partner.test",
+        &["partners@contoso.test"],
+        "From: sales@partner.test\nTo: partners@contoso.test\nSubject: forged partner\n\nhello\n",
+    );
+    assert!(
+        reply.starts_with("550 5.7.124") && reply.contains("partners@contoso.test"),
+        "{reply}"
+    );
+    assert!(
+        s.trace("recipient=bob@contoso.test")
+            .iter()
+            .all(|r| r["subject"] != "forged partner")
+    );
+
+    // plain.test publishes no DMARC: nothing after the DATA could vouch for the address, so
+    // the refusal stays at RCPT.
+    let reply = rcpt_reply(&s, "info@plain.test", "partners@contoso.test");
+    assert!(reply.starts_with("550 5.7.124"), "{reply}");
+
+    // The tenant's own domain passing DMARC makes alice an authenticated sender of the
+    // organisation; a contact never is, however well its domain authenticates.
+    let reply = send(
+        &s,
+        json!({"from": "alice@contoso.test", "to": ["staff@contoso.test"],
+               "subject": "staff meeting", "body": HAM_BODY}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    let id = trace_id(&s, "staff@contoso.test", "staff meeting");
+    s.wait_for("the staff group expanded", || {
+        final_status(&s, &id, "staff@contoso.test") == "Expanded"
+    });
+    let reply = rcpt_reply(&s, "news@northwind.test", "staff@contoso.test");
+    assert!(reply.starts_with("550 5.7.133"), "{reply}");
+}
+
+/// A delivery report from MAILER-DAEMON to `to` about the message `original_id`.
+fn bounce(to: &str, original_id: &str, subject: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.fabrikam.test\nTo: {to}\nSubject: {subject}\n\
+         Message-ID: <{subject}@mx.fabrikam.test>\nMIME-Version: 1.0\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\n\n\
+         --b1\nContent-Type: text/plain\n\nThis is the mail system at host mx.fabrikam.test.\n\
+         Your message could not be delivered to one or more recipients.\n\n\
+         --b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.fabrikam.test\n\n\
+         Final-Recipient: rfc822; nobody@fabrikam.test\nAction: failed\nStatus: 5.1.1\n\n\
+         --b1\nContent-Type: text/rfc822-headers\n\nFrom: {to}\nTo: nobody@fabrikam.test\n\
+         Subject: Quarterly figures\nMessage-ID: <{original_id}>\n\n--b1--\n"
+    )
+}
+
+#[test]
+fn ndr_backscatter_marks_only_reports_about_mail_hato_never_carried() {
+    let s = setup();
+    policy(
+        &s,
+        "backscatter",
+        "0",
+        "alice@contoso.test",
+        &["--mark-as-spam-ndr-backscatter", "on"],
+    );
+    // alice's message, carried by hato (to bob here; to the Internet once hato sends out).
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.contoso.test").starts_with("250"));
+    let reply = c.send_mail(
+        "alice@contoso.test",
+        &["bob@contoso.test"],
+        "From: alice@contoso.test\nTo: bob@contoso.test\nSubject: Quarterly figures\n\
+         Message-ID: <figures-1@contoso.test>\n\n\
+         The figures for the quarter are on the shared drive.\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    trace_id(&s, "bob@contoso.test", "Quarterly figures");
+
+    // A report about that message is a real NDR: the Inbox, and the trace says why.
+    let reply = c.send_mail(
+        "",
+        &["alice@contoso.test"],
+        &bounce("alice@contoso.test", "figures-1@contoso.test", "real-ndr"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let raw = only_raw(&s, "alice@contoso.test", "inbox");
+    assert!(!raw.contains("X-CustomSpam"), "{raw}");
+    let id = trace_id(&s, "alice@contoso.test", "real-ndr");
+    let ev = spam_event(&s, &id, "alice@contoso.test");
+    assert!(ev.to_string().contains("not backscatter"), "{ev}");
+
+    // A report about a message alice never sent through hato is backscatter.
+    let reply = c.send_mail(
+        "",
+        &["alice@contoso.test"],
+        &bounce(
+            "alice@contoso.test",
+            "never-sent@contoso.test",
+            "backscatter",
+        ),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let raw = only_raw(&s, "alice@contoso.test", "junk");
+    assert!(raw.contains("X-CustomSpam: Backscatter NDR"), "{raw}");
 }

@@ -554,4 +554,15 @@ impl SpamFilterStore for SqliteStore {
             Ok(MailMove { item, report })
         })
     }
+
+    fn carried_message_from(&self, message_id: &str, sender: &str) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1 \
+                     AND sender = ?2 COLLATE NOCASE)",
+                )?
+                .query_row(params![message_id, sender], |r| r.get::<_, bool>(0))?)
+        })
+    }
 }

@@ -387,6 +387,7 @@ pub(crate) fn generated(
         receive_detail,
         reports_on,
         authenticated: None,
+        authenticated_from: None,
     }
 }
 

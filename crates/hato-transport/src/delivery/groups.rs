@@ -52,6 +52,7 @@ impl DeliveryAgent {
         let sender = Sender {
             address: (!m.sender.is_empty()).then_some(m.sender.as_str()),
             identity: m.authenticated,
+            domain_authenticated: m.authenticated_from.as_deref(),
         };
         if !r.approved {
             if let Err(refusal) = policy::check_sender(&ix, group, sender) {

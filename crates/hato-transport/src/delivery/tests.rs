@@ -120,6 +120,7 @@ impl World {
                 reports_on: vec![],
                 spooled: None,
                 authenticated: None,
+                authenticated_from: None,
             })
             .await
             .unwrap();

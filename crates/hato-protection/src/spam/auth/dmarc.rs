@@ -189,6 +189,19 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 }
 
+/// Whether `domain` or an ancestor publishes a DMARC record (the tree walk finds one): only
+/// then can a message from the domain pass DMARC aligned. At most [`MAX_WALK`] TXT lookups,
+/// concurrently. `Err` when a lookup failed (DMARC could not be decided).
+pub async fn publishes_policy(
+    resolver: &dyn hato_core::dns::Resolver,
+    domain: &str,
+) -> Result<bool, String> {
+    let lookups = Lookups::new(resolver);
+    let walker = Walker::new(&lookups);
+    let walk = walker.walk(&domain.to_ascii_lowercase()).await?;
+    Ok(walk.iter().any(|(_, record)| record.is_some()))
+}
+
 fn org_of(walk: &[(String, Option<Record>)], domain: &str) -> String {
     let mut fewest: Option<&str> = None;
     for (i, (name, record)) in walk.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! rule stopped processing (`StopRuleProcessing`, or an action that ends it: reject, delete,
 //! quarantine) sees no later rule.
 
-use super::matcher::{IpRange, Patterns, Scanned, Words};
+use super::matcher::{CombinedWords, IpRange, Patterns, Scanned, Words};
 use super::message::{MessageType, RuleMessage};
 use super::{
     Actions, Conditions, DEFAULT_REJECT_CODE, DEFAULT_REJECT_TEXT, DisclaimerFallback,
@@ -435,7 +435,7 @@ impl Compiled {
         m: &RuleMessage,
         senders: &[&str],
         dir: &dyn RuleDirectory,
-        scanned: &Scanned,
+        scanned: &Scanned<'_>,
     ) {
         let n = |name: &str| ext_prefix(except, name);
         // `SenderAddressLocation` applies to From, FromAddressContainsWords,
@@ -641,7 +641,7 @@ impl Compiled {
         except: bool,
         rcpt: &str,
         dir: &dyn RuleDirectory,
-        scanned: &Scanned,
+        scanned: &Scanned<'_>,
     ) {
         let n = |name: &str| ext_prefix(except, name);
         if !self.sent_to.is_empty() {
@@ -741,6 +741,8 @@ enum Entry {
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Entry>,
+    /// The words conditions over the subject, body and attachment texts, searched together.
+    combined: Option<CombinedWords>,
 }
 
 /// The actions of a rule as decisions, in Exchange's order of the parameter list.
@@ -826,12 +828,12 @@ impl RuleSet {
             compiled.push(CompiledRule::compile(r)?);
         }
         compiled.sort_by_key(|c| c.rule.priority);
-        Ok(RuleSet {
-            rules: compiled
+        Ok(RuleSet::new(
+            compiled
                 .into_iter()
                 .map(|c| Entry::Ok(Box::new(c)))
                 .collect(),
-        })
+        ))
     }
 
     /// Compiles a tenant's stored rules (store id, rule). A rule that does not compile is kept
@@ -855,9 +857,34 @@ impl RuleSet {
             })
             .collect();
         entries.sort_by_key(|(p, _)| *p);
-        RuleSet {
-            rules: entries.into_iter().map(|(_, e)| e).collect(),
-        }
+        RuleSet::new(entries.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// The set of `rules` in order, with their words conditions over the message's big texts
+    /// in one automaton.
+    fn new(mut rules: Vec<Entry>) -> RuleSet {
+        let words = rules.iter_mut().flat_map(|e| match e {
+            Entry::Ok(rule) => {
+                let CompiledRule {
+                    conditions,
+                    exceptions,
+                    ..
+                } = &mut **rule;
+                vec![conditions, exceptions]
+            }
+            Entry::Broken(_) => Vec::new(),
+        });
+        let words = words.flat_map(|c| {
+            [
+                c.subject_words.as_mut(),
+                c.subject_or_body_words.as_mut(),
+                c.attachment_words.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        let combined = CombinedWords::build(words);
+        RuleSet { rules, combined }
     }
 
     pub fn len(&self) -> usize {
@@ -871,7 +898,10 @@ impl RuleSet {
     /// Evaluates the rules in force at `now` over `m`, for each of its recipients. Pure: reads
     /// only its arguments.
     pub fn evaluate(&self, m: &RuleMessage, dir: &dyn RuleDirectory, now: Timestamp) -> Evaluation {
-        let scanned = Scanned::default();
+        // The texts the words conditions of many rules read, each searched once for all.
+        let mut texts: Vec<&str> = vec![&m.subject, &m.body_text];
+        texts.extend(m.attachments.iter().map(|a| a.text.as_str()));
+        let scanned = Scanned::with_combined(self.combined.as_ref(), &texts);
         let recipients: Vec<String> = m.recipients.iter().map(|r| r.to_lowercase()).collect();
         let mut out = Evaluation {
             recipients: recipients

@@ -8,7 +8,8 @@
 //! once per condition, however many values it has.
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// A pattern: at most this many characters (Exchange Online's 128 per regular expression).
@@ -17,17 +18,120 @@ pub const PATTERN_MAX_CHARS: usize = 128;
 /// Enough for Unicode classes (`\w` is about 100 KB compiled); `(a{1000}){1000}` is far over.
 pub const PATTERN_SIZE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Bytes read by matchers: how the tests check that matching is linear (a counter, not a
-/// timer). Each match over a text adds the text's length.
-#[derive(Default, Debug)]
-pub(crate) struct Scanned(Cell<u64>);
+/// The words of every words condition of a rule set whose words are all ASCII, in one
+/// automaton: over each of a message's big texts (subject, body, attachment texts) one search
+/// tells which conditions have a word there at all, instead of one search per condition. Each
+/// such condition's [`Words`] knows its slot.
+#[derive(Clone, Debug)]
+pub(crate) struct CombinedWords {
+    ac: aho_corasick::AhoCorasick,
+    /// The slot of each pattern of `ac`.
+    slot_of: Vec<u32>,
+    slots: usize,
+}
 
-impl Scanned {
-    pub(crate) fn add(&self, n: usize) {
-        self.0.set(self.0.get() + n as u64);
+impl CombinedWords {
+    /// Gives each of `words` with all-ASCII words a slot and builds the automaton; `None` when
+    /// there is none (or the automaton cannot be built: then each condition searches alone).
+    pub(crate) fn build<'w>(words: impl IntoIterator<Item = &'w mut Words>) -> Option<Self> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut slot_of = Vec::new();
+        let mut owners: Vec<&'w mut Words> = Vec::new();
+        for w in words {
+            if w.prefilter.is_none() {
+                continue;
+            }
+            let slot = owners.len() as u32;
+            for word in &w.ascii_words {
+                patterns.push(word.clone());
+                slot_of.push(slot);
+            }
+            owners.push(w);
+        }
+        if owners.is_empty() {
+            return None;
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&patterns)
+            .ok()?;
+        let slots = owners.len();
+        for (slot, w) in owners.into_iter().enumerate() {
+            w.slot = Some(slot as u32);
+        }
+        Some(CombinedWords { ac, slot_of, slots })
     }
+
+    /// Which slots have one of their words somewhere in `text` (ASCII case-insensitively):
+    /// one overlapping pass, linear in the text and the matches.
+    fn present(&self, text: &str) -> Vec<u64> {
+        let mut bits = vec![0u64; self.slots.div_ceil(64)];
+        for m in self.ac.find_overlapping_iter(text) {
+            let slot = self.slot_of[m.pattern().as_usize()] as usize;
+            bits[slot / 64] |= 1 << (slot % 64);
+        }
+        bits
+    }
+}
+
+/// What matchers share while one message is evaluated: the bytes they read — how the tests
+/// check that matching is linear (a counter, not a timer; each search over a text adds the
+/// text's length) — and, with a rule set's [`CombinedWords`], which words conditions have a
+/// word in each of the message's big texts, found once per text.
+#[derive(Default, Debug)]
+pub(crate) struct Scanned<'a> {
+    bytes: Cell<u64>,
+    combined: Option<&'a CombinedWords>,
+    /// The texts the combined search covers, by address and length: they are borrowed from
+    /// the message for the whole evaluation, so no other text can have the same address and
+    /// length while it lasts.
+    texts: HashMap<(usize, usize), usize>,
+    present: Vec<OnceCell<Vec<u64>>>,
+}
+
+impl<'a> Scanned<'a> {
+    /// For one evaluation: `texts` (borrowed from the message) are searched once with
+    /// `combined`.
+    pub(crate) fn with_combined(combined: Option<&'a CombinedWords>, texts: &[&'a str]) -> Self {
+        let Some(combined) = combined else {
+            return Scanned::default();
+        };
+        let mut map = HashMap::with_capacity(texts.len());
+        for t in texts {
+            let n = map.len();
+            map.entry((t.as_ptr() as usize, t.len())).or_insert(n);
+        }
+        let present = (0..map.len()).map(|_| OnceCell::new()).collect();
+        Scanned {
+            bytes: Cell::new(0),
+            combined: Some(combined),
+            texts: map,
+            present,
+        }
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.bytes.set(self.bytes.get() + n as u64);
+    }
+
     pub(crate) fn get(&self) -> u64 {
-        self.0.get()
+        self.bytes.get()
+    }
+
+    /// Whether the condition in `slot` has a word in `text`, when `text` is one the combined
+    /// search covers; `None` otherwise (the condition searches alone).
+    fn present(&self, text: &str, slot: u32) -> Option<bool> {
+        let combined = self.combined?;
+        let i = *self.texts.get(&(text.as_ptr() as usize, text.len()))?;
+        let bits = self.present.get(i)?.get_or_init(|| {
+            self.add(text.len());
+            combined.present(text)
+        });
+        let slot = slot as usize;
+        Some(
+            bits.get(slot / 64)
+                .is_some_and(|b| b & (1 << (slot % 64)) != 0),
+        )
     }
 }
 
@@ -58,6 +162,10 @@ pub(crate) struct Words {
     /// stays ASCII in ASCII text), and this search is many times faster than the regex's, so
     /// the regex runs only over texts that have one.
     prefilter: Option<aho_corasick::AhoCorasick>,
+    /// The words, when they are all ASCII (for the rule set's [`CombinedWords`]).
+    ascii_words: Vec<String>,
+    /// This condition's slot in its rule set's [`CombinedWords`].
+    slot: Option<u32>,
 }
 
 impl Words {
@@ -101,18 +209,35 @@ impl Words {
         } else {
             None
         };
-        Ok(Some(Words { re, prefilter }))
+        let ascii_words = if prefilter.is_some() {
+            words.to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Words {
+            re,
+            prefilter,
+            ascii_words,
+            slot: None,
+        }))
     }
 
     /// The first word found in `text`, as it appears there.
-    pub(crate) fn find<'t>(&self, text: &'t str, scanned: &Scanned) -> Option<&'t str> {
-        scanned.add(text.len());
-        if let Some(words) = &self.prefilter
-            && text.is_ascii()
-            && !words.is_match(text)
-        {
-            return None;
+    pub(crate) fn find<'t>(&self, text: &'t str, scanned: &Scanned<'_>) -> Option<&'t str> {
+        if self.prefilter.is_some() && text.is_ascii() {
+            // The rule set's one search over this text, else this condition's own.
+            let present = match self.slot.and_then(|slot| scanned.present(text, slot)) {
+                Some(present) => present,
+                None => {
+                    scanned.add(text.len());
+                    self.prefilter.as_ref().is_some_and(|w| w.is_match(text))
+                }
+            };
+            if !present {
+                return None;
+            }
         }
+        scanned.add(text.len());
         // The fast search first (a DFA over the text); the slower one that reports the groups
         // only over what it matched: most texts match no word, and the groups are in the match.
         let found = self.re.find(text)?;
@@ -183,7 +308,7 @@ impl Patterns {
     }
 
     /// The first pattern that matches `text`.
-    pub(crate) fn find(&self, text: &str, scanned: &Scanned) -> Option<&str> {
+    pub(crate) fn find(&self, text: &str, scanned: &Scanned<'_>) -> Option<&str> {
         scanned.add(text.len());
         let m = self.set.matches(text);
         m.iter().next().map(|i| self.texts[i].as_str())

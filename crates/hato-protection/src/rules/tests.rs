@@ -815,6 +815,44 @@ fn huge_or_catastrophic_patterns_are_refused_or_bounded() {
 }
 
 #[test]
+fn the_words_of_many_rules_are_searched_once_per_text() {
+    // Fifty rules with words conditions over the subject and body (Exchange's
+    // SubjectOrBodyContainsWords), as a tenant's rule set has: the body is read once for all of
+    // them, and only the rules whose words occur look closer.
+    let rules: Vec<Rule> = (0..50)
+        .map(|i| {
+            let mut r = rule(&format!("r{i}"), i);
+            r.conditions.subject_or_body_contains_words =
+                vec![format!("codeword{i}"), format!("Secret Project {i}")];
+            r
+        })
+        .collect();
+    let set = RuleSet::compile(rules).unwrap();
+    let mut m = message();
+    m.body_text =
+        "lorem ipsum dolor sit amet ".repeat(40_000) + "about SECRET project 7, and codeword42.";
+    let len = m.body_text.len() as u64;
+    let out = set.evaluate(&m, &Dir, NOW);
+    let mut names: Vec<String> = out.recipients[0]
+        .hits
+        .iter()
+        .map(|h| h.rule.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["r42", "r7"]);
+    // One pass for all fifty, plus the rules that look closer (r7, r42, and r4, whose
+    // "codeword4" is inside "codeword42"): not fifty passes.
+    assert!(
+        out.scanned_bytes <= 5 * len,
+        "{} > 5 × {len}",
+        out.scanned_bytes
+    );
+    // A word inside another word is no word (the closer look decides).
+    m.body_text = "xcodeword3x".into();
+    assert!(set.evaluate(&m, &Dir, NOW).recipients[0].hits.is_empty());
+}
+
+#[test]
 fn a_tenants_rules_are_limited_in_number_names_and_pattern_text() {
     let mut rules: Vec<Rule> = (0..=RULES_MAX as u32)
         .map(|i| rule(&format!("r{i}"), i))

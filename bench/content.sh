@@ -45,6 +45,8 @@
 #   Environment: CORPUS=dir RUNS=5 SIGS=2000 NDB=500
 #                LIMIT=0        only the first LIMIT files of CORPUS (sorted by path); 0: all
 #                SESSIONS=20    concurrent SMTP sessions (2b)
+#                SPAM=false     the spam filter on the "on" server too (2b; default: the malware
+#                               filter and the rules only, the pipeline of the content issue)
 #                RULES=file     the transport rules of 2a and 2b (default bench/content-rules.json)
 #                PARTS="1 2a 2b" the parts to run (2a and 2b need the signatures of 1 only)
 #                HATO=path/to/hato (default: the release build of this checkout, built here)
@@ -63,6 +65,8 @@ SIGS=${SIGS:-2000}
 NDB=${NDB:-500}
 LIMIT=${LIMIT:-0}
 SESSIONS=${SESSIONS:-20}
+SPAM=${SPAM:-false}
+case $SPAM in true | false) ;; *) echo "SPAM must be true or false" >&2; exit 2 ;; esac
 PARTS=${PARTS:-1 2a 2b}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 WARMUP=${WARMUP:-200}
@@ -295,6 +299,11 @@ timeout_ms = 500
 
 [content]
 pipeline = $pipeline
+
+# The pipeline of the content issue: malware filter and transport rules. The spam filter (its
+# own issue, measured with the whole pipeline by bench/spam.sh part c) only with SPAM=true.
+[spam]
+enabled = $SPAM
 EOF
         if [ "$side" = on ]; then
             printf '\n[malware]\nsignatures_dir = "%s"\n' "$WORK/db" >>"$dir/hato.toml"

@@ -88,6 +88,11 @@ type KnownFacts = (Option<u64>, Arc<TenantFacts>);
 /// as much again. (Should a policy change land between the check and the examination, the
 /// examination reads the versions once, a single indexed read.)
 const INLINE_MAX_BYTES: u64 = 64 * 1024;
+/// What the transport rules may search on the async worker for one message: a tenant's rules'
+/// searches per text ([`hato_protection::rules::RuleSet::passes_per_text`]) times the message's
+/// size (each search is linear, a few hundred MB/s; half a MiB is well under a millisecond).
+/// More goes to the blocking pool.
+const INLINE_SCAN_BYTES: u64 = 512 * 1024;
 
 /// Tenants whose facts are kept at most (a platform with more starts over: a cache, not a
 /// bound on tenants).
@@ -160,9 +165,10 @@ struct TenantFacts {
 }
 
 impl TenantFacts {
-    /// Whether deciding for this tenant's recipients reads nothing from the store: no rules
-    /// (their added recipients are routed through the directory, their reports addressed) and
-    /// no admin notification (its address is routed).
+    /// Whether deciding for this tenant's recipients reads nothing from the store whatever the
+    /// message: no redirecting anti-spam policy and no admin notification (their addresses are
+    /// routed through the directory). What the rules decide is known only after they ran
+    /// ([`Examined::reads_store`]).
     fn reads_nothing_more(&self) -> bool {
         use hato_protection::spam::SpamAction;
         let redirects = |p: &hato_protection::spam::SpamFilterPolicy| {
@@ -175,13 +181,19 @@ impl TenantFacts {
             ]
             .contains(&SpamAction::Redirect)
         };
-        self.rules.is_empty()
-            // A redirect's addresses are routed through the directory.
-            && !self.spam_policies.iter().any(|p| redirects(&p.policy))
+        // A redirect's addresses are routed through the directory.
+        !self.spam_policies.iter().any(|p| redirects(&p.policy))
             && self.malware_policies.iter().all(|(p, _)| {
                 !p.enable_internal_sender_admin_notifications
                     && !p.enable_external_sender_admin_notifications
             })
+    }
+
+    /// Whether the rules' searches over a message of `len` bytes stay within
+    /// [`INLINE_SCAN_BYTES`]: then it may be examined on the async worker.
+    fn rules_inline(&self, len: u64) -> bool {
+        self.rules.is_empty()
+            || (self.rules.passes_per_text() as u64).saturating_mul(len) <= INLINE_SCAN_BYTES
     }
 
     fn view(&self) -> RuleDirectoryView<'_> {
@@ -214,6 +226,25 @@ struct Examined {
 /// The most recipients of one delivery report checked against the messages hato carried
 /// (a report goes back to one sender; the rest stay unverified).
 const BACKSCATTER_CHECKS: usize = 100;
+
+impl Examined {
+    /// Whether deciding reads the store: a rule added recipients (routed through the
+    /// directory) or asked for an incident report (addressed through it).
+    fn reads_store(&self) -> bool {
+        !self.incidents.is_empty()
+            || self.rules.iter().any(|r| {
+                r.decisions.iter().any(|d| {
+                    matches!(
+                        d.action,
+                        RuleAction::Redirect { .. }
+                            | RuleAction::BlindCopyTo { .. }
+                            | RuleAction::AddToRecipients { .. }
+                            | RuleAction::CopyTo { .. }
+                    )
+                })
+            })
+    }
+}
 
 /// What a recipient's antispam report takes from the spam filter: the decision, the message's
 /// language, the client's country.
@@ -324,16 +355,30 @@ impl ContentPipeline {
         let spooled = message.body.in_memory().is_none();
         if self.inline(&message) {
             let mut message = message;
-            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let examined = self.examine(&mut message)?;
-                Ok::<_, Refusal>(self.decide(&mut message, examined, auth))
+            let examined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.examine(&mut message)
             }));
-            return match decided {
-                Ok(Ok(decided)) => self.answer(message, decided),
-                Ok(Err(refusal)) => refuse(message, refusal),
+            let examined = match examined {
+                Ok(Ok(examined)) => examined,
+                Ok(Err(refusal)) => return refuse(message, refusal),
                 Err(_) => {
                     tracing::error!("the content stages failed on a message; it is deferred");
-                    refuse(message, policy_failed("the content stages failed"))
+                    return refuse(message, policy_failed("the content stages failed"));
+                }
+            };
+            // Recipients the rules add are routed through the directory, their incident
+            // reports addressed: those decisions leave the async worker.
+            if examined.reads_store() {
+                return self.clone().decide_blocking(message, examined, auth).await;
+            }
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decide(&mut message, examined, auth)
+            }));
+            return match decided {
+                Ok(decided) => self.answer(message, decided),
+                Err(_) => {
+                    tracing::error!("the content decisions failed on a message; it is deferred");
+                    refuse(message, policy_failed("the content decisions failed"))
                 }
             };
         }
@@ -412,6 +457,22 @@ impl ContentPipeline {
             Some(auth) => Some(auth),
             None if spooled => self.authenticate(&examined.raw, request).await,
             None => None,
+        };
+        self.clone().decide_blocking(message, examined, auth).await
+    }
+
+    /// Step 3 on the blocking pool, and the answer.
+    async fn decide_blocking(
+        self: Arc<Self>,
+        message: MessageContext,
+        examined: Examined,
+        auth: Option<AuthSignals>,
+    ) -> DataVerdict {
+        // Only for the hand-off, which cannot give the message back if it is lost.
+        let lost = Lost {
+            envelope: message.envelope.clone(),
+            client: message.client.clone(),
+            protocol: message.protocol,
         };
         let this = self.clone();
         let decided = tokio::task::spawn_blocking(move || {
@@ -574,7 +635,7 @@ impl ContentPipeline {
 
     /// Whether `message` may be examined on the async worker ([`INLINE_MAX_BYTES`]): small, in
     /// memory, no external engine, and every recipient tenant's facts current without a store
-    /// read and without rules.
+    /// read, with rules whose searches over it are short ([`INLINE_SCAN_BYTES`]).
     fn inline(&self, message: &MessageContext) -> bool {
         // A delivery report (RFC 3464 §2: sent from the null reverse-path) may need a store
         // read for the backscatter check: not on the async worker.
@@ -590,7 +651,7 @@ impl ContentPipeline {
             r.tenant_id == NO_TENANT
                 || self
                     .current_facts(r.tenant_id, generation)
-                    .is_some_and(|f| f.reads_nothing_more())
+                    .is_some_and(|f| f.reads_nothing_more() && f.rules_inline(message.body.len()))
         })
     }
 

@@ -891,6 +891,47 @@ impl RuleSet {
         self.rules.len()
     }
 
+    /// How many times, at most, evaluating these rules reads one text of a message: the
+    /// combined words search, and each pattern or words condition that searches alone. (Times
+    /// the message's size, a bound on the bytes one evaluation searches.)
+    pub fn passes_per_text(&self) -> usize {
+        let alone = |c: &Compiled| {
+            let patterns = [
+                &c.from_patterns,
+                &c.subject_patterns,
+                &c.subject_or_body_patterns,
+                &c.attachment_name_patterns,
+            ]
+            .into_iter()
+            .filter(|p| p.is_some())
+            .count()
+                + usize::from(c.header_patterns.is_some());
+            let words = [
+                &c.from_words,
+                &c.recipient_words,
+                &c.subject_words,
+                &c.subject_or_body_words,
+                &c.attachment_words,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|w| !w.combined())
+            .count()
+                + usize::from(c.header_words.is_some())
+                + c.attributes.len();
+            patterns + words
+        };
+        usize::from(self.combined.is_some())
+            + self
+                .rules
+                .iter()
+                .map(|e| match e {
+                    Entry::Ok(r) => alone(&r.conditions) + alone(&r.exceptions),
+                    Entry::Broken(_) => 0,
+                })
+                .sum::<usize>()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -222,6 +222,11 @@ impl Words {
         }))
     }
 
+    /// Whether the rule set's combined search covers this condition.
+    pub(crate) fn combined(&self) -> bool {
+        self.slot.is_some()
+    }
+
     /// The first word found in `text`, as it appears there.
     pub(crate) fn find<'t>(&self, text: &'t str, scanned: &Scanned<'_>) -> Option<&'t str> {
         if self.prefilter.is_some() && text.is_ascii() {

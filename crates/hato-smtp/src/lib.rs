@@ -17,3 +17,23 @@ pub use policy::{
     Verdict,
 };
 pub use session::{Output, Session, SessionConfig};
+
+/// A TLS session's protocol and cipher as hato records them (`TLS1.3`,
+/// `TLS13_AES_256_GCM_SHA384`).
+pub(crate) fn tls_info(common: &rustls::CommonState) -> TlsInfo {
+    TlsInfo {
+        version: common
+            .protocol_version()
+            .map(|v| {
+                v.as_str()
+                    .unwrap_or("TLS")
+                    .replace("TLSv1_", "TLS1.")
+                    .replace("TLSv", "TLS")
+            })
+            .unwrap_or_default(),
+        cipher: common
+            .negotiated_cipher_suite()
+            .map(|c| c.suite().as_str().unwrap_or("unknown").to_string())
+            .unwrap_or_default(),
+    }
+}

@@ -1,9 +1,11 @@
-//! hato's SMTP server (RFC 5321).
+//! hato's SMTP server and client (RFC 5321).
 //!
 //! [`session::Session`] is a state machine fed bytes that returns replies and actions; it does no
 //! I/O and is tested in memory. It asks its [`policy::SmtpPolicy`] at each hook point. [`server`] is the thin tokio loop around it: sockets, STARTTLS,
-//! timeouts and connection limits.
+//! timeouts and connection limits. [`client`] is the other side, built the same way: a sans-IO
+//! client session and its tokio driver, for delivering mail out.
 
+pub mod client;
 pub mod data;
 pub mod header_filter;
 pub mod policy;
@@ -19,7 +21,7 @@ pub use policy::{
 pub use session::{Output, Session, SessionConfig};
 
 /// A TLS session's protocol and cipher as hato records them (`TLS1.3`,
-/// `TLS13_AES_256_GCM_SHA384`).
+/// `TLS13_AES_256_GCM_SHA384`), for the server's sessions and the client's alike.
 pub(crate) fn tls_info(common: &rustls::CommonState) -> TlsInfo {
     TlsInfo {
         version: common

@@ -5,11 +5,15 @@
 //! server's [`crate::session::Session`]): greeting, EHLO (HELO when refused), STARTTLS,
 //! transactions with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8
 //! (RFC 6531) and DSN (RFC 3461), a reply per recipient, RSET between transactions on one
-//! session, QUIT. [`DataEncoder`] dot-stuffs the content as it streams.
+//! session, QUIT. [`DataEncoder`] dot-stuffs the content as it streams. [`conn`] is the tokio
+//! loop around them: connect (from a given source address), per-stage timeouts (RFC 5321
+//! §4.5.3.2), TLS by the outbound connector's settings ([`tls`]).
 
+pub mod conn;
 mod data;
 mod reply;
 mod session;
+pub mod tls;
 mod transaction;
 
 pub use data::{DataEncoder, is_eight_bit};

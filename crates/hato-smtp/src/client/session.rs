@@ -368,6 +368,10 @@ impl Client {
         &self.transcript
     }
 
+    pub(crate) fn note(&mut self, text: &str) {
+        self.transcript.note(text);
+    }
+
     /// Bytes from the server.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Output> {
         let mut out = Vec::new();

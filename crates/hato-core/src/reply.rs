@@ -351,6 +351,37 @@ replies! {
     /// What message trace shows for a recipient the spam filter's `Delete` action dropped
     /// (Exchange's tracking text; never sent to anyone: a deleted message gets no NDR).
     const MESSAGE_DELETED_BY_AGENT = (550, "4.3.2", "QUEUE.TransportAgent; message deleted by transport agent");
+
+    section "Outbound: the SMTP client (what a recipient gets when a server was not asked, or the session failed)";
+    /// The message is larger than the receiving server's `SIZE` (RFC 1870 §4): the client does
+    /// not send it.
+    fn remote_size_exceeded(limit) = (552, "5.3.4", "Message size exceeds the receiving server's fixed maximum message size ({limit} bytes)");
+    /// A non-ASCII address, or a message that needs SMTPUTF8, for a server that does not offer
+    /// it (RFC 6531 §3.2): not sent.
+    const REMOTE_LACKS_SMTPUTF8 = (553, "5.6.7", "The receiving server does not support SMTPUTF8, which this message's non-ASCII addresses or headers need");
+    /// An 8-bit message for a server without 8BITMIME (RFC 6152 §3): not sent, as hato does not
+    /// convert messages to 7 bits (RFC 3463 X.6.3, conversion required but not supported).
+    const REMOTE_LACKS_8BITMIME = (554, "5.6.3", "Conversion required but not supported: the receiving server does not accept 8-bit content (8BITMIME)");
+    /// Exchange Online's text (`exchange-online-behaviour.md` §9.4): connecting, or waiting for
+    /// a reply, took longer than its timeout.
+    fn connection_timed_out(detail) = (450, "4.4.315", "Connection timed out [Message={detail}]");
+    /// Exchange Online's text: the host refused the TCP connection.
+    fn connection_refused(detail) = (450, "4.4.316", "Connection refused [Message={detail}]");
+    /// Exchange Online's text: the host could not be reached, or TLS was required and the server
+    /// did not offer it, refused it, or the handshake failed.
+    fn cannot_connect(detail) = (450, "4.4.317", "Cannot connect to remote server [Message={detail}]");
+    /// Exchange Online's text: the server closed the connection (or it broke) in the middle of
+    /// the session.
+    fn connection_closed_abruptly(detail) = (450, "4.4.318", "Connection was closed abruptly [Message={detail}]");
+    /// Exchange Online's text: the server's certificate did not pass the outbound connector's
+    /// TLS settings (`certificate-validation`, `domain-validation`).
+    fn certificate_validation_failed(detail) = (450, "4.7.320", "Certificate validation failed [Message={detail}]");
+    /// The server's replies broke the protocol (malformed, out of order, over the client's
+    /// 64 KiB limit): RFC 3463 X.5.0, other protocol status; tried again later.
+    fn remote_protocol_error(detail) = (451, "4.5.0", "SMTP protocol error from the remote server [Message={detail}]");
+    /// The queued message's content could not be read while it was being sent: the session is
+    /// cut before the end of data (nothing is delivered) and the message tried again.
+    fn content_unreadable(detail) = (451, "4.3.0", "The message could not be read from the queue [Message={detail}]");
 }
 
 impl Reply {

@@ -6,7 +6,7 @@ use crate::policy::SmtpPolicy;
 use crate::session::{Output, Session, SessionConfig};
 use hato_core::MessageContext;
 use hato_core::reply::{self, Reply};
-use hato_core::{ClientContext, Reason, Refusal, Stage, TlsInfo};
+use hato_core::{ClientContext, Reason, Refusal, Stage};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -267,22 +267,7 @@ impl<P: SmtpPolicy + 'static> SmtpServer<P> {
                     Err(_) => return,
                 };
                 let (_, conn) = tls_stream.get_ref();
-                let info = TlsInfo {
-                    version: conn
-                        .protocol_version()
-                        .map(|v| {
-                            v.as_str()
-                                .unwrap_or("TLS")
-                                .replace("TLSv1_", "TLS1.")
-                                .replace("TLSv", "TLS")
-                        })
-                        .unwrap_or_default(),
-                    cipher: conn
-                        .negotiated_cipher_suite()
-                        .map(|c| c.suite().as_str().unwrap_or("unknown").to_string())
-                        .unwrap_or_default(),
-                };
-                session.tls_established(info);
+                session.tls_established(crate::tls_info(conn));
                 self.drive(&mut tls_stream, &mut session, Vec::new(), limits, shutdown)
                     .await;
                 // close_notify is a write like any other.

@@ -351,6 +351,9 @@ replies! {
     /// What message trace shows for a recipient the spam filter's `Delete` action dropped
     /// (Exchange's tracking text; never sent to anyone: a deleted message gets no NDR).
     const MESSAGE_DELETED_BY_AGENT = (550, "4.3.2", "QUEUE.TransportAgent; message deleted by transport agent");
+    /// A queued recipient an administrator deleted (`hato queue delete`; Exchange's
+    /// `Remove-Message`, whose NDR and trace say `QUEUE.Admin`).
+    const MESSAGE_DELETED_BY_ADMIN = (550, "4.3.2", "QUEUE.Admin; message deleted by administrative action");
 
     section "Outbound: the SMTP client (what a recipient gets when a server was not asked, or the session failed)";
     /// The message is larger than the receiving server's `SIZE` (RFC 1870 §4): the client does
@@ -463,11 +466,13 @@ mod tests {
     }
 
     /// The replies whose enhanced code's class differs from the reply code's on purpose.
-    const CLASS_EXCEPTIONS: [&str; 2] = [
+    const CLASS_EXCEPTIONS: [&str; 3] = [
         // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
         "MESSAGE_EXPIRED",
         // Exchange's tracking text for a deleted message: `550 4.3.2 QUEUE.TransportAgent`.
         "MESSAGE_DELETED_BY_AGENT",
+        // Exchange's text for a message an administrator removed: `550 4.3.2 QUEUE.Admin`.
+        "MESSAGE_DELETED_BY_ADMIN",
     ];
 
     /// The whole catalogue: every entry has a reply code of RFC 5321 §4.2's classes, an RFC 3463

@@ -212,6 +212,18 @@ pub trait QueueStore: Send + Sync {
     /// One page of the recipients waiting in the queue, oldest message first (ties by
     /// recipient row, so pages never overlap).
     fn queue(&self, query: &QueueQuery) -> Result<QueuePage>;
+    /// An administrator's action on the recipients of message `trace_id` waiting in the queue
+    /// (`recipient`: only that one; `tenant`: only that tenant's): retry them now, or delete
+    /// them. Recipients a node is delivering right now (their lease runs) and those held for
+    /// moderation are left alone and counted as busy.
+    fn queue_act(
+        &self,
+        tenant: Option<TenantId>,
+        trace_id: &str,
+        recipient: Option<&str>,
+        action: QueueAction,
+        now: Timestamp,
+    ) -> Pending<QueueActed>;
 }
 
 /// Mailbox folders and the messages in them.

@@ -490,6 +490,27 @@ impl QueueStatus {
     }
 }
 
+/// What an administrator does to queued recipients ([`crate::QueueStore::queue_act`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Due now, whatever their back-off said (Postfix's `postqueue -i`, Exchange's
+    /// `Retry-Queue`).
+    Retry,
+    /// Failed with `550 4.3.2 QUEUE.Admin` (Postfix's `postsuper -d`, Exchange's
+    /// `Remove-Message`): with an NDR to the sender when `with_ndr` (Exchange's `-WithNDR`),
+    /// traced as a `Drop` otherwise. `by` names the administrator in the trace.
+    Delete { with_ndr: bool, by: String },
+}
+
+/// What [`crate::QueueStore::queue_act`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueActed {
+    /// Recipients retried or deleted.
+    pub changed: usize,
+    /// Recipients left alone: a node is delivering them now, or a moderator holds them.
+    pub busy: usize,
+}
+
 /// Which queued recipients to list: those still waiting for delivery (`Pending`, not held for
 /// moderation, whose queue is [`crate::traits::ModerationStore::moderation_queue`]).
 #[derive(Clone, Debug)]

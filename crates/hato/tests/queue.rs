@@ -237,3 +237,134 @@ fn a_message_to_a_contact_through_a_group_waits_in_the_queue_of_its_tenant() {
     let (ok, _, err) = s.cli(&["queue", "list", "--page-size", "0"]);
     assert!(!ok && err.contains("0"), "{err}");
 }
+
+/// A message to an outside contact through a group: it waits in the queue (no outbound
+/// delivery yet), deferred a minute at a time. Returns its trace id once deferred once.
+fn waiting_message(s: &Server, subject: &str) -> String {
+    let mut c = s.smtp();
+    assert!(c.read_reply().starts_with("220"));
+    c.cmd("EHLO client.test");
+    let reply = c.send_mail(
+        "someone@elsewhere.test",
+        &["partners@contoso.test"],
+        &format!("Subject: {subject}\n\nhello\n"),
+    );
+    let trace_id = trace_id_of(&reply);
+    s.wait_for("the first deferral", || {
+        s.api("GET", &format!("/api/v1/queue?trace_id={trace_id}"), None)
+            .1["rows"][0]["attempts"]
+            == 1
+    });
+    trace_id
+}
+
+#[test]
+fn an_admin_retries_and_deletes_queued_mail() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("owner@contoso.test", &[]);
+    s.ok(&[
+        "contact",
+        "add",
+        "partner@outside.test",
+        "--tenant",
+        "contoso",
+    ]);
+    s.ok(&[
+        "group",
+        "add",
+        "partners@contoso.test",
+        "--type",
+        "distribution",
+        "--tenant",
+        "contoso",
+        "--owner",
+        "owner@contoso.test",
+        "--member",
+        "partner@outside.test",
+        "--require-sender-authentication",
+        "false",
+    ]);
+    let row = |id: &str| {
+        s.api("GET", &format!("/api/v1/queue?trace_id={id}"), None)
+            .1["rows"][0]
+            .clone()
+    };
+
+    // Retry: due now, not in a minute; the delivery agent takes it again at once.
+    let first = waiting_message(&s, "first");
+    let out = s.ok(&["queue", "retry", &first]);
+    assert!(out.contains("retried 1 recipient(s)"), "{out}");
+    s.wait_for("the second attempt", || row(&first)["attempts"] == 2);
+
+    // Delete without an NDR: failed, traced as a Drop with Exchange's QUEUE.Admin text, gone
+    // from the queue, nothing sent back.
+    let out = s.ok(&[
+        "queue",
+        "delete",
+        &first,
+        "--recipient",
+        "partner@outside.test",
+    ]);
+    assert!(out.contains("deleted 1 recipient(s)"), "{out}");
+    assert_eq!(row(&first), Value::Null);
+    let events = s.events(&first, "partner@outside.test");
+    let last = events.last().expect("events");
+    assert_eq!(last["event"], "Drop", "{events:?}");
+    assert!(
+        last.to_string()
+            .contains("QUEUE.Admin; message deleted by administrative action"),
+        "{last}"
+    );
+    // Nothing of it waits any more.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/queue/delete",
+        Some(json!({"trace_id": first})),
+    );
+    assert_eq!(status, 404, "{v}");
+
+    // Delete with an NDR (Exchange's -WithNDR): a Fail, and the sender is sent one.
+    let second = waiting_message(&s, "second");
+    s.ok(&["queue", "delete", &second, "--with-ndr"]);
+    let events = s.events(&second, "partner@outside.test");
+    assert_eq!(
+        events.last().expect("events")["event"],
+        "Fail",
+        "{events:?}"
+    );
+    s.wait_for("the NDR to the sender", || {
+        s.api(
+            "GET",
+            "/api/v1/queue?recipient=someone@elsewhere.test",
+            None,
+        )
+        .1["rows"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["sender"] == ""))
+    });
+
+    // Deleting is a global admin's; a recipient admin may only look and retry.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/tenants/contoso/tokens",
+        Some(json!({ "role": "recipient-admin" })),
+    );
+    assert_eq!(status, 201, "{v}");
+    let token = v["token"].as_str().expect("token").to_string();
+    let third = waiting_message(&s, "third");
+    let (status, v) = s.api_as(
+        &token,
+        "POST",
+        "/api/v1/queue/delete",
+        Some(json!({"trace_id": third})),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = s.api_as(
+        &token,
+        "POST",
+        "/api/v1/queue/retry",
+        Some(json!({"trace_id": third})),
+    );
+    assert_eq!((status, &v["changed"]), (200, &json!(1)), "{v}");
+}

@@ -1,15 +1,16 @@
 //! The queue, read-only: the recipients waiting for delivery, one row each, with their attempts,
 //! last error, next attempt, expiry and lease (Exchange's `Get-Queue` / `Get-QueueMessage`).
 
-use super::common::{TraceReason, address_param, nonempty, page_param};
+use super::common::{TraceReason, actor_name, address_param, nonempty, page_param};
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{ApiResult, AppState, listing_scope, require_admin};
+use crate::state::{ApiResult, AppState, body, listing_scope, require_admin, require_global_admin};
 use axum::Json;
 use axum::extract::{Query, State};
 use hato_core::address::canonical_domain_name;
 use hato_core::auth::Principal;
 use hato_store::{
-    QueueQuery, QueueStatus, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX,
+    QueueActed, QueueAction, QueueQuery, QueueStatus, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT,
+    TRACE_PAGE_SIZE_MAX,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +18,129 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(queue))
+    OpenApiRouter::new()
+        .routes(routes!(queue))
+        .routes(routes!(retry))
+        .routes(routes!(delete))
+}
+
+/// Which queued recipients an action is for: one message's, or one recipient of it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct QueueTarget {
+    trace_id: String,
+    /// Only this recipient of the message.
+    recipient: Option<String>,
+    /// The tenant's name (default: the caller's own; any tenant's for the operator).
+    tenant: Option<String>,
+    /// `delete` only: send the sender an NDR (Exchange's `Remove-Message -WithNDR`); default
+    /// false, as Postfix's `postsuper -d`.
+    #[serde(default)]
+    with_ndr: bool,
+}
+
+/// What an action did.
+#[derive(Serialize, ToSchema)]
+struct QueueActedView {
+    trace_id: String,
+    /// Recipients retried or deleted.
+    changed: usize,
+    /// Recipients left alone: a node is delivering them right now, or a moderator holds them.
+    busy: usize,
+}
+
+/// Applies `action` to the target's recipients, in the caller's scope; 404 when none waits.
+async fn act(
+    s: AppState,
+    p: Principal,
+    target: QueueTarget,
+    action: impl FnOnce(String) -> QueueAction + Send + 'static,
+) -> ApiResult<Json<QueueActedView>> {
+    let trace_id = target.trace_id.trim().to_lowercase();
+    if trace_id.is_empty() {
+        return Err(ApiError::bad_request("trace_id is required"));
+    }
+    let recipient = address_param("recipient", target.recipient)?;
+    let named = target.tenant.clone();
+    let (tenant, by) = s
+        .blocking(move |s| Ok((listing_scope(s, &p, named.as_deref())?, actor_name(s, &p)?)))
+        .await?;
+    let now = s.clock.now();
+    let id = trace_id.clone();
+    let acted: QueueActed = s
+        .store
+        .queue_act(tenant, &id, recipient.as_deref(), action(by), now)
+        .await?;
+    if acted.changed == 0 && acted.busy == 0 {
+        return Err(ApiError::not_found(format!(
+            "no recipient of message {trace_id} waits in the queue{}",
+            if tenant.is_some() {
+                " of this tenant"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(Json(QueueActedView {
+        trace_id,
+        changed: acted.changed,
+        busy: acted.busy,
+    }))
+}
+
+/// Retries a queued message's recipients now, whatever their back-off (Postfix's `postqueue
+/// -i`, Exchange's `Retry-Queue`). Admins, in their tenant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queue/retry",
+    tag = "queue",
+    request_body = QueueTarget,
+    responses(
+        (status = 200, description = "Retried", body = QueueActedView),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such message waiting (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn retry(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<QueueTarget>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<QueueActedView>> {
+    require_admin(&p)?;
+    let target = body(payload)?;
+    if target.with_ndr {
+        return Err(ApiError::bad_request("with_ndr is for delete only"));
+    }
+    act(s, p, target, |_| QueueAction::Retry).await
+}
+
+/// Deletes a queued message's recipients (Postfix's `postsuper -d`, Exchange's
+/// `Remove-Message`): they fail with `550 4.3.2 QUEUE.Admin; message deleted by administrative
+/// action`, with an NDR only when `with_ndr`. Global admins, in their tenant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/queue/delete",
+    tag = "queue",
+    request_body = QueueTarget,
+    responses(
+        (status = 200, description = "Deleted", body = QueueActedView),
+        (status = 400, description = "A bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin", body = ErrorBody),
+        (status = 404, description = "No such message waiting (or another tenant's)", body = ErrorBody),
+    )
+)]
+async fn delete(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<QueueTarget>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<QueueActedView>> {
+    require_global_admin(&p)?;
+    let target = body(payload)?;
+    let with_ndr = target.with_ndr;
+    act(s, p, target, move |by| QueueAction::Delete { with_ndr, by }).await
 }
 
 /// The listing's filters; all optional, empty ones ignored.

@@ -294,6 +294,81 @@ impl QueueStore for SqliteStore {
     fn queue(&self, q: &QueueQuery) -> Result<QueuePage> {
         queue_page(self, q)
     }
+
+    fn queue_act(
+        &self,
+        tenant: Option<hato_core::directory::TenantId>,
+        trace_id: &str,
+        recipient: Option<&str>,
+        action: QueueAction,
+        now: Timestamp,
+    ) -> Pending<QueueActed> {
+        let trace_id = trace_id.to_lowercase();
+        let recipient = recipient.map(str::to_lowercase);
+        self.write(move |conn| {
+            // The message's recipients still waiting for delivery (held ones are the
+            // moderation queue's), in this tenant when one is named.
+            let mut rows = conn.prepare_cached(
+                "SELECT r.id, m.sender, coalesce(r.lease_until > ?2, 0), \
+                   EXISTS (SELECT 1 FROM moderation h WHERE h.recipient_id = r.id AND h.state = 'pending') \
+                 FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE m.trace_id = ?1 AND r.status = 'Pending' \
+                   AND (?3 IS NULL OR r.tenant_id = ?3) AND (?4 IS NULL OR r.address = ?4) \
+                 ORDER BY r.id",
+            )?;
+            let found: Vec<(i64, String, bool, bool)> = rows
+                .query_map(params![trace_id, now.0, tenant, recipient], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?;
+            drop(rows);
+            let mut acted = QueueActed::default();
+            for (id, sender, leased, held) in found {
+                if leased || held {
+                    acted.busy += 1;
+                    continue;
+                }
+                match &action {
+                    QueueAction::Retry => {
+                        conn.prepare_cached(
+                            "UPDATE recipients SET next_attempt = ?1, updated = ?1 WHERE id = ?2",
+                        )?
+                        .execute(params![now.0, id])?;
+                    }
+                    QueueAction::Delete { with_ndr, by } => {
+                        let reason = Reason::new(
+                            Stage::Delivery,
+                            format!("Deleted from the queue by {by}"),
+                        );
+                        // No NDR to the null sender (RFC 5321 §4.5.5), nor without `-WithNDR`.
+                        let ndr = i64::from(*with_ndr && !sender.is_empty());
+                        set_status(conn, id, RecipientStatus::Failed, ndr, now.0)?;
+                        let event = if *with_ndr {
+                            EventRecord::fail(Refusal::new(reply::MESSAGE_DELETED_BY_ADMIN, reason))
+                        } else {
+                            let mut e = EventRecord::because(TraceEvent::Drop, reason);
+                            e.detail = format!("{} ({by})", reply::MESSAGE_DELETED_BY_ADMIN.text);
+                            e.reply = Some(reply::MESSAGE_DELETED_BY_ADMIN);
+                            e
+                        };
+                        add_event(conn, id, now.0, &event)?;
+                    }
+                }
+                acted.changed += 1;
+            }
+            if matches!(action, QueueAction::Delete { .. }) && acted.changed > 0 {
+                // Nothing left to deliver (or to report on): the content goes now.
+                let messages: Vec<i64> = conn
+                    .prepare_cached("SELECT id FROM messages WHERE trace_id = ?1")?
+                    .query_map([&trace_id], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?;
+                for message in messages {
+                    release_spool(conn, message)?;
+                }
+            }
+            Ok(acted)
+        })
+    }
 }
 
 /// Chooses the due recipients and leases them (inside the writer's transaction): the oldest

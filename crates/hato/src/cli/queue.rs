@@ -1,5 +1,6 @@
-//! `hato queue …`: the recipients waiting in the queue, read-only (in the spirit of Exchange's
-//! `Get-Queue` / `Get-QueueMessage`).
+//! `hato queue …`: the recipients waiting in the queue (in the spirit of Exchange's `Get-Queue` /
+//! `Get-QueueMessage`), and what an administrator does to them: retry now (`Retry-Queue`,
+//! Postfix's `postqueue -i`) or delete (`Remove-Message`, Postfix's `postsuper -d`).
 
 use super::client::Client;
 use super::output::print_rows;
@@ -37,19 +38,81 @@ pub(super) enum QueueCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One message's recipients waiting in the queue (`list --trace-id`).
+    Show {
+        trace_id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tries a queued message's recipients again now, whatever their back-off.
+    Retry {
+        trace_id: String,
+        /// Only this recipient of the message.
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes a queued message's recipients: they fail with `550 4.3.2 QUEUE.Admin`, and the
+    /// sender gets an NDR only with --with-ndr (Exchange's `Remove-Message -WithNDR`).
+    Delete {
+        trace_id: String,
+        /// Only this recipient of the message.
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        with_ndr: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) fn run(c: &Client, cmd: QueueCmd) -> Result<(), String> {
-    let QueueCmd::List {
-        recipient,
-        domain,
-        status,
-        trace_id,
-        tenant,
-        page_size,
-        page,
-        json,
-    } = cmd;
+    let (recipient, domain, status, trace_id, tenant, page_size, page, json) = match cmd {
+        QueueCmd::List {
+            recipient,
+            domain,
+            status,
+            trace_id,
+            tenant,
+            page_size,
+            page,
+            json,
+        } => (
+            recipient, domain, status, trace_id, tenant, page_size, page, json,
+        ),
+        QueueCmd::Show {
+            trace_id,
+            tenant,
+            json,
+        } => (None, None, None, Some(trace_id), tenant, 5000, 1, json),
+        QueueCmd::Retry {
+            trace_id,
+            recipient,
+            tenant,
+            json,
+        } => {
+            let body = json!({ "trace_id": trace_id, "recipient": recipient, "tenant": tenant });
+            return acted(c, "retry", "retried", body, json);
+        }
+        QueueCmd::Delete {
+            trace_id,
+            recipient,
+            tenant,
+            with_ndr,
+            json,
+        } => {
+            let body = json!({ "trace_id": trace_id, "recipient": recipient, "tenant": tenant,
+                               "with_ndr": with_ndr });
+            return acted(c, "delete", "deleted", body, json);
+        }
+    };
     let mut q: Vec<(&str, String)> = Vec::new();
     for (k, v) in [
         ("recipient", recipient),
@@ -92,6 +155,27 @@ pub(super) fn run(c: &Client, cmd: QueueCmd) -> Result<(), String> {
         ),
         Some(true) => eprintln!("more rows follow beyond the last page: narrow the listing"),
         _ => {}
+    }
+    Ok(())
+}
+
+/// `retry` / `delete`, and what it did.
+fn acted(c: &Client, action: &str, done: &str, body: Value, json: bool) -> Result<(), String> {
+    let v = c.json("POST", &format!("/api/v1/queue/{action}"), &[], Some(body))?;
+    if json {
+        return print_rows(&v, &[], true);
+    }
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    println!(
+        "{done} {} recipient(s) of message {}",
+        n("changed"),
+        v["trace_id"].as_str().unwrap_or_default()
+    );
+    if n("busy") > 0 {
+        println!(
+            "left alone {} recipient(s) being delivered right now or held for moderation",
+            n("busy")
+        );
     }
     Ok(())
 }

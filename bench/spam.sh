@@ -122,14 +122,20 @@ if [ "$HATO" = "$TARGET_DIR/release/hato" ]; then
 fi
 [ -x "$HATO" ] || die "no hato binary at $HATO"
 
-if { part b || part c; } && ! command -v rspamd >/dev/null; then NEED_RSPAMD=1; else NEED_RSPAMD=""; fi
-if [ -n "$NEED_RSPAMD" ] || { part b && { ! command -v rspamc >/dev/null \
-    || ! command -v spamd >/dev/null || ! command -v spamc >/dev/null; }; }; then
-    log "installing rspamd, spamassassin, spamd and spamc (Debian packages)"
+# The Debian packages the chosen parts need and this machine lacks (rspamc comes with rspamd).
+PKGS=()
+if { part b || part c; } && { ! command -v rspamd >/dev/null || ! command -v rspamc >/dev/null; }; then
+    PKGS+=(rspamd)
+fi
+if part b && { ! command -v spamd >/dev/null || ! command -v spamc >/dev/null; }; then
+    PKGS+=(spamassassin spamd spamc)
+fi
+if [ ${#PKGS[@]} -gt 0 ]; then
+    log "installing ${PKGS[*]} (Debian packages)"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq >/dev/null || die "apt-get update failed"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        rspamd spamassassin spamd spamc >/dev/null || die "cannot install rspamd/spamassassin"
+        "${PKGS[@]}" >/dev/null || die "cannot install ${PKGS[*]}"
 fi
 if part c; then ensure_postfix; fi
 

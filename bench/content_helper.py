@@ -2,7 +2,7 @@
 """The SMTP client of bench/content.sh part 2b (Python 3.11, standard library only).
 
 Usage:
-  content_helper.py send PORT SERVER_PID SESSIONS FILE_LIST [PER_CONNECTION]
+  content_helper.py send PORT SERVER_PIDS SESSIONS FILE_LIST [PER_CONNECTION] [--replies FILE]
 
 Reads every file named in FILE_LIST (one path a line) into memory first, each made ready to
 send as a mail client would: the mbox "From " line stripped, line ends CRLF (a lone CR or LF
@@ -20,9 +20,20 @@ last message's data (the last "250").
 Prints one line:
   messages N accepted A refused R deferred D failed F wall_s W cpu_s C msgs_per_s X msgs_per_cpu_s Y
 where refused/deferred count 5xx/4xx replies to a message (at MAIL, RCPT or the end of data),
-failed counts messages lost to a broken connection, cpu_s is the CPU time (utime + stime,
-/proc/SERVER_PID/stat) the server used from the first connection to the last reply, and
-msgs_per_cpu_s is N / cpu_s. Exits 1 if any message failed, or nothing was accepted.
+failed counts messages lost to a broken connection, cpu_s is the CPU time the server used from
+the first connection to the last reply, and msgs_per_cpu_s is N / cpu_s. Exits 1 if any message
+failed, or nothing was accepted.
+
+SERVER_PIDS is one PID or several joined by commas (e.g. an MTA's master and a filter daemon):
+the server's CPU time is utime + stime of each and of all their descendants, plus the cutime +
+cstime of those (the children they reaped: short-lived workers such as Postfix's smtpd count
+too), from /proc/PID/stat.
+
+--replies FILE writes one line per message, in the order the replies came:
+  PATH<TAB>FIRST LINE OF THE REPLY THAT DECIDED IT
+(the reply to the end of data, or the first refusal at MAIL/RCPT/DATA; "failed: ERROR" for a
+message lost to a broken connection), so the caller can follow each file to where the server
+put it (the 250 names hato's trace id and Postfix's queue id).
 """
 
 import asyncio
@@ -59,20 +70,47 @@ def prepare(path):
     return b"\r\n".join(out) + b"\r\n.\r\n"
 
 
-def server_cpu_ticks(pid):
+def _stat_fields(pid):
     with open("/proc/%d/stat" % pid) as f:
         st = f.read()
-    fields = st[st.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])  # utime stime
+    # After the command name, which may hold spaces and parentheses.
+    return st[st.rindex(")") + 2 :].split()
+
+
+def server_cpu_ticks(pids):
+    """utime + stime + cutime + cstime of the PIDs and all their live descendants."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(int(d))[1]), []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass  # exited meanwhile
+    seen, todo, total = set(), list(pids), 0
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(children.get(p, []))
+        try:
+            fields = _stat_fields(p)
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 class Counts:
-    def __init__(self):
+    def __init__(self, keep_replies):
         self.accepted = self.refused = self.deferred = self.failed = 0
         self.failures = []
         self.last_reply = 0.0
+        # (path, first line of the deciding reply), when the caller asked for them.
+        self.replies = [] if keep_replies else None
 
-    def reply(self, code):
+    def reply(self, path, reply):
+        code = reply[:3]
         if code.startswith(b"2"):
             self.accepted += 1
         elif code.startswith(b"4"):
@@ -80,6 +118,14 @@ class Counts:
         else:
             self.refused += 1
         self.last_reply = time.monotonic()
+        if self.replies is not None:
+            first = reply.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+            self.replies.append((path, first))
+
+    def lost(self, paths, error):
+        self.failed += len(paths)
+        if self.replies is not None:
+            self.replies.extend((p, "failed: " + error) for p in paths)
 
 
 async def read_reply(reader):
@@ -110,7 +156,7 @@ async def connection(port, messages, counts):
         body = b" BODY=8BITMIME" if b"8BITMIME" in ehlo.upper() else b""
         mail = b"MAIL FROM:<" + SENDER + b">" + body + b"\r\n"
         rcpt = b"RCPT TO:<" + RCPT + b">\r\n"
-        for i, data in enumerate(messages):
+        for i, (path, data) in enumerate(messages):
             try:
                 if pipelining:
                     writer.write(mail + rcpt + b"DATA\r\n")
@@ -124,15 +170,15 @@ async def connection(port, messages, counts):
                             break
                 if replies[-1].startswith(b"354"):
                     writer.write(data)
-                    counts.reply((await read_reply(reader))[:3])
+                    counts.reply(path, await read_reply(reader))
                 else:
                     # The first refusal is the message's answer (a later 503 only follows it).
                     bad = next(r for r in replies if r[:1] not in (b"2", b"3"))
-                    counts.reply(bad[:3])
+                    counts.reply(path, bad)
                     writer.write(b"RSET\r\n")
                     await read_reply(reader)
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
-                counts.failed += len(messages) - i
+                counts.lost([p for p, _ in messages[i:]], repr(e))
                 counts.failures.append(repr(e))
                 return
         writer.write(b"QUIT\r\n")
@@ -148,31 +194,31 @@ async def session(port, messages, per_connection, counts):
     for start in range(0, len(messages), per_connection):
         chunk = messages[start : start + per_connection]
         if len(counts.failures) >= MAX_FAILURES:
-            counts.failed += len(chunk)
+            counts.lost([p for p, _ in chunk], "not sent: too many broken connections")
             continue
         try:
             await connection(port, chunk, counts)
         except (OSError, ConnectionError, asyncio.TimeoutError) as e:
             # Before the first message of the chunk: all of it is lost.
-            counts.failed += len(chunk)
+            counts.lost([p for p, _ in chunk], repr(e))
             counts.failures.append(repr(e))
 
 
-def send(port, pid, sessions, file_list, per_connection):
+def send(port, pids, sessions, file_list, per_connection, replies_file):
     with open(file_list) as f:
         paths = [line.rstrip("\n") for line in f if line.strip()]
-    messages = [prepare(p) for p in paths]
+    messages = [(p, prepare(p)) for p in paths]
     shares = [messages[i::sessions] for i in range(sessions)]
-    counts = Counts()
+    counts = Counts(replies_file is not None)
     tck = os.sysconf("SC_CLK_TCK")
 
     async def run():
         await asyncio.gather(*(session(port, s, per_connection, counts) for s in shares if s))
 
-    cpu0 = server_cpu_ticks(pid)
+    cpu0 = server_cpu_ticks(pids)
     t0 = time.monotonic()
     asyncio.run(run())
-    cpu1 = server_cpu_ticks(pid)
+    cpu1 = server_cpu_ticks(pids)
     end = counts.last_reply if counts.last_reply > 0 else time.monotonic()
     wall = max(end - t0, 1e-9)
     cpu = (cpu1 - cpu0) / tck
@@ -186,19 +232,39 @@ def send(port, pid, sessions, file_list, per_connection):
     if counts.failures:
         print("%d connections failed, first: %s" % (len(counts.failures), counts.failures[0]),
               file=sys.stderr)
+    if replies_file is not None:
+        with open(replies_file, "w") as f:
+            for path, reply in counts.replies:
+                # A reply line holds no tab or newline that could break the format: CR, LF and
+                # TAB are replaced (paths are the caller's own).
+                f.write("%s\t%s\n" % (path, reply.replace("\t", " ").replace("\r", " ").replace("\n", " ")))
     return 1 if counts.failed or counts.accepted == 0 else 0
 
 
 def main(argv):
+    argv = list(argv)
+    replies_file = None
+    if "--replies" in argv:
+        i = argv.index("--replies")
+        if i + 1 >= len(argv):
+            print("--replies needs a file name", file=sys.stderr)
+            return 2
+        replies_file = argv[i + 1]
+        del argv[i : i + 2]
     if len(argv) < 6 or argv[1] != "send":
         print(__doc__, file=sys.stderr)
         return 2
-    port, pid, sessions = int(argv[2]), int(argv[3]), int(argv[4])
-    per_connection = int(argv[6]) if len(argv) > 6 else 100
-    if sessions < 1 or per_connection < 1:
-        print("SESSIONS and PER_CONNECTION are at least 1", file=sys.stderr)
+    try:
+        port, sessions = int(argv[2]), int(argv[4])
+        pids = [int(p) for p in argv[3].split(",") if p]
+        per_connection = int(argv[6]) if len(argv) > 6 else 100
+    except ValueError as e:
+        print("PORT, SERVER_PIDS, SESSIONS and PER_CONNECTION are numbers: %s" % e, file=sys.stderr)
         return 2
-    return send(port, pid, sessions, argv[5], per_connection)
+    if sessions < 1 or per_connection < 1 or not pids:
+        print("SESSIONS and PER_CONNECTION are at least 1, and a server PID is needed", file=sys.stderr)
+        return 2
+    return send(port, pids, sessions, argv[5], per_connection, replies_file)
 
 
 if __name__ == "__main__":

@@ -692,3 +692,41 @@ fn classifier_is_send_sync() {
     is::<TenantModel>();
     is::<Features>();
 }
+
+#[test]
+fn phish_traits_make_phish_only_when_the_classifier_leans_spam() {
+    let c = Classifier::shipped().unwrap();
+    let features = |raw: &str| c.extract(raw.as_bytes());
+    // A credential phish: its traits and the classifier agree.
+    let phish = features(&html_msg(
+        "<p>Dear customer, we noticed unusual activity. Please verify your account \
+         and confirm your password within 24 hours or your account will be suspended.</p>\
+         <a href=\"http://198.51.100.7/paypal/login\">https://www.paypal.com/signin</a>\
+         <form action=\"http://198.51.100.7/p\"><input type=\"password\"></form>",
+    ));
+    let s = c.signals(&phish, None);
+    assert!(s.spam_probability >= f64::from(PHISH_CONFIRMATION), "{s:?}");
+    assert_eq!(s.phish, PhishLevel::HighConfidence);
+    // A list member's plain note asking to log in at a link that shows another host: the
+    // traits are there, the classifier finds it clean, so it is not phish (and says why).
+    let note = features(
+        "From: Jim Smith <jim@lists.example.org>\r\nTo: dev@lists.example.org\r\n\
+         Subject: Re: wiki migration\r\nDate: Tue, 3 Sep 2002 09:12:00 +0100\r\n\
+         Message-ID: <20020903.1@lists.example.org>\r\nIn-Reply-To: <20020902.7@lists.example.org>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n\
+         <p>Hi all, the wiki moved to a new server this weekend. Please verify your account \
+         at <a href=\"http://login.example.net/\">www.example.com</a> and check that your \
+         pages came across; the old server goes away on Friday.</p><p>Thanks, Jim</p>\r\n",
+    );
+    assert_ne!(note.phish, PhishLevel::None, "{:?}", note.phish_evidence);
+    let s = c.signals(&note, None);
+    assert!(s.spam_probability < f64::from(PHISH_CONFIRMATION), "{s:?}");
+    assert_eq!(s.phish, PhishLevel::None);
+    assert!(
+        s.reasons
+            .iter()
+            .any(|r| r.text.contains("classifier finds the message clean")),
+        "{:?}",
+        s.reasons
+    );
+}

@@ -1,0 +1,534 @@
+//! Inbound connectors and RejectDirectSend against the real `hato serve`: the CLI and the API
+//! (every setting as a flag, read back; Exchange's defaults; each bad value refused naming the
+//! setting and nothing changed; the shared-IP refusal across tenants and --force; who may read
+//! and change), the throttle exemptions an on-premises connector registers, and the SMTP
+//! behaviours with real clients on loopback: relay by attribution (5.7.64 from elsewhere,
+//! 5.7.1 for a domain no tenant has), the attribution rule for a shared IP, a restricted group
+//! accepting the attributed tenant's sender, partner connectors' RequireTls and
+//! RestrictDomainsToIPAddresses, RejectDirectSend on and off, and hato's own headers kept from
+//! an on-premises connector with --cloud-services-mail-enabled.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+/// `show`'s lines as setting → value.
+fn shown(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            l.split_once(": ")
+                .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
+        })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn admin_token(s: &Server, tenant: &str, role: &str) -> String {
+    let (status, v) = s.api(
+        "POST",
+        &format!("/api/v1/tenants/{tenant}/tokens"),
+        Some(json!({ "role": role })),
+    );
+    assert_eq!(status, 201, "{v}");
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// The CLI's error line for a refused command.
+fn refused(s: &Server, args: &[&str]) -> String {
+    let (ok, out, err) = s.cli(args);
+    assert!(!ok, "hato {args:?} succeeded: {out}");
+    err.trim().to_string()
+}
+
+#[test]
+fn inbound_connectors_through_the_cli_with_exchanges_names_and_defaults() {
+    let s = Server::start();
+    s.tenant("contoso");
+    let out = s.ok(&[
+        "connector",
+        "inbound",
+        "add",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--connector-type",
+        "on-premises",
+        "--sender-ip-addresses",
+        "192.0.2.9/24,2001:DB8::/48",
+        "--cloud-services-mail-enabled",
+        "true",
+        "--comment",
+        "the Exchange server",
+    ]);
+    let v = shown(&out);
+    assert_eq!(v["name"], "Relay");
+    assert_eq!(v["connector-type"], "on-premises");
+    assert_eq!(v["sender-ip-addresses"], "192.0.2.0/24,2001:db8::/48");
+    assert_eq!(v["enabled"], "true", "Enabled defaults to true");
+    assert_eq!(
+        v["require-tls"], "true",
+        "RequireTls defaults to true (the cmdlet page)"
+    );
+    assert_eq!(v["restrict-domains-to-ip-addresses"], "false");
+    assert_eq!(v["cloud-services-mail-enabled"], "true");
+    assert_eq!(v["comment"], "the Exchange server");
+
+    let out = s.ok(&[
+        "connector",
+        "inbound",
+        "add",
+        "Fabrikam partner",
+        "--tenant",
+        "contoso",
+        "--connector-type",
+        "Partner",
+        "--sender-domains",
+        "Fabrikam.test,*.fabrikam.test",
+        "--sender-ip-addresses",
+        "198.51.100.0/24",
+        "--restrict-domains-to-ip-addresses",
+        "true",
+        "--require-tls",
+        "false",
+    ]);
+    let v = shown(&out);
+    assert_eq!(v["sender-domains"], "fabrikam.test,*.fabrikam.test");
+    assert_eq!(v["require-tls"], "false");
+
+    let list = s.ok(&["connector", "inbound", "list", "--tenant", "contoso"]);
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split("  ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["Fabrikam partner", "Relay"], "{list}");
+
+    // set changes only what it names.
+    let out = s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "relay",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "false",
+    ]);
+    let v = shown(&out);
+    assert_eq!(v["enabled"], "false");
+    assert_eq!(v["sender-ip-addresses"], "192.0.2.0/24,2001:db8::/48");
+    let json: Value = serde_json::from_str(&s.ok(&[
+        "connector",
+        "inbound",
+        "show",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["enabled"], false);
+    assert_eq!(json["tls_sender_certificate_name"], Value::Null);
+
+    // Each refusal names the setting; nothing changes.
+    for (args, error) in [
+        (
+            vec!["add", "X", "--tenant", "contoso"],
+            "error: --connector-type is required: on-premises (your organisation's mail server) or partner (another organisation or service)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "hybrid",
+            ],
+            "error: connector-type: \"hybrid\" is not one of on-premises, partner (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "on-premises",
+            ],
+            "error: an on-premises connector needs sender-ip-addresses or tls-sender-certificate-name: that is how hato recognises the organisation's server (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "on-premises",
+                "--sender-ip-addresses",
+                "10.0.0.0/16",
+            ],
+            "error: sender-ip-addresses: \"10.0.0.0/16\": an IPv4 CIDR block must be /24 to /32 (as in Exchange Online's connection filter); list a larger network as several /24 blocks (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+                "--sender-domains",
+                "mail.*.fabrikam.test",
+            ],
+            "error: sender-domains: \"mail.*.fabrikam.test\" is not a domain (example.com), a wildcard for its subdomains (*.example.com) or * for any domain; a * may only start the value (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+                "--sender-domains",
+                "fabrikam.test",
+                "--restrict-domains-to-ip-addresses",
+                "true",
+            ],
+            "error: restrict-domains-to-ip-addresses needs sender-ip-addresses: the IPs the domains must come from (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+                "--sender-domains",
+                "fabrikam.test",
+                "--restrict-domains-to-certificate",
+                "true",
+            ],
+            "error: restrict-domains-to-certificate needs tls-sender-certificate-name: the name the sending server's certificate must carry (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+                "--sender-domains",
+                "fabrikam.test",
+                "--sender-ip-addresses",
+                "198.51.100.1",
+                "--tls-sender-certificate-name",
+                "*.fabrikam.test",
+            ],
+            "error: a partner connector identifies its sender either by sender-ip-addresses or by tls-sender-certificate-name, not both (Exchange: do not mix IP addresses and certificates in one partner connector); make two connectors (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+                "--sender-domains",
+                "fabrikam.test",
+                "--cloud-services-mail-enabled",
+                "true",
+            ],
+            "error: cloud-services-mail-enabled applies to on-premises connectors only (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "partner",
+            ],
+            "error: a partner connector needs sender-domains: the sender domains it applies to (* for any domain) (HTTP 400)",
+        ),
+        (
+            vec![
+                "add",
+                "relay",
+                "--tenant",
+                "contoso",
+                "--connector-type",
+                "on-premises",
+                "--sender-ip-addresses",
+                "192.0.2.1",
+            ],
+            "error: inbound connector \"relay\" already exists (HTTP 409)",
+        ),
+        (
+            vec![
+                "set",
+                "Relay",
+                "--tenant",
+                "contoso",
+                "--sender-ip-addresses",
+                "",
+            ],
+            "error: an on-premises connector needs sender-ip-addresses or tls-sender-certificate-name: that is how hato recognises the organisation's server (HTTP 400)",
+        ),
+        (
+            vec!["show", "Nope", "--tenant", "contoso"],
+            "error: inbound connector \"Nope\" not found (HTTP 404)",
+        ),
+    ] {
+        let mut all = vec!["connector", "inbound"];
+        all.extend(args.iter().copied());
+        assert_eq!(refused(&s, &all), error, "{args:?}");
+    }
+    let list_after = s.ok(&["connector", "inbound", "list", "--tenant", "contoso"]);
+    assert_eq!(list_after.lines().count(), 3, "{list_after}");
+    let v = shown(&s.ok(&[
+        "connector",
+        "inbound",
+        "show",
+        "Relay",
+        "--tenant",
+        "contoso",
+    ]));
+    assert_eq!(v["sender-ip-addresses"], "192.0.2.0/24,2001:db8::/48");
+
+    assert_eq!(
+        s.ok(&[
+            "connector",
+            "inbound",
+            "remove",
+            "Relay",
+            "--tenant",
+            "contoso"
+        ])
+        .trim(),
+        "removed inbound connector Relay"
+    );
+    assert_eq!(
+        refused(
+            &s,
+            &[
+                "connector",
+                "inbound",
+                "remove",
+                "Relay",
+                "--tenant",
+                "contoso"
+            ]
+        ),
+        "error: inbound connector \"Relay\" not found (HTTP 404)"
+    );
+}
+
+#[test]
+fn only_the_tenants_global_admins_and_the_operator_see_and_change_its_connectors() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    let path = "/api/v1/tenants/contoso/connectors/inbound";
+    let new = json!({ "name": "Relay", "connector_type": "on-premises", "sender_ip_addresses": ["192.0.2.1"] });
+    let fabrikam = admin_token(&s, "fabrikam", "global-admin");
+    let (status, _) = s.api_as(&fabrikam, "POST", path, Some(new.clone()));
+    assert_eq!(status, 404, "another tenant's admin does not see contoso");
+    let recipients = admin_token(&s, "contoso", "recipient-admin");
+    let (status, v) = s.api_as(&recipients, "GET", path, None);
+    assert_eq!(
+        (status, v),
+        (403, json!({ "error": "this needs the global admin role" }))
+    );
+    let contoso = admin_token(&s, "contoso", "global-admin");
+    let (status, v) = s.api_as(&contoso, "POST", path, Some(new));
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["tenant"], "contoso");
+    let (status, v) = s.api_as(
+        &contoso,
+        "PATCH",
+        &format!("{path}/relay"),
+        Some(json!({ "bogus": 1 })),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = s.api("GET", path, None);
+    assert_eq!(status, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+
+    // RejectDirectSend: Exchange's default false, changed by the tenant's global admin.
+    let config = "/api/v1/tenants/contoso/organization-config";
+    let (status, v) = s.api_as(&contoso, "GET", config, None);
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            json!({ "tenant": "contoso", "reject_direct_send": false })
+        )
+    );
+    let (status, _) = s.api_as(
+        &fabrikam,
+        "PATCH",
+        config,
+        Some(json!({ "reject_direct_send": true })),
+    );
+    assert_eq!(status, 404);
+    let (status, v) = s.api_as(
+        &contoso,
+        "PATCH",
+        config,
+        Some(json!({ "reject_direct_send": true })),
+    );
+    assert_eq!(
+        (status, v),
+        (
+            200,
+            json!({ "tenant": "contoso", "reject_direct_send": true })
+        )
+    );
+    let out = s.ok(&["organization-config", "show", "--tenant", "contoso"]);
+    assert!(out.contains("reject-direct-send: true"), "{out}");
+    let out = s.ok(&[
+        "organization-config",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "false",
+    ]);
+    assert!(out.contains("reject-direct-send: false"), "{out}");
+}
+
+#[test]
+fn an_ip_on_another_tenants_on_premises_connector_is_refused_unless_forced() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    let add = |tenant: &str, name: &str, ip: &str, force: bool| {
+        let mut args = vec![
+            "connector",
+            "inbound",
+            "add",
+            name,
+            "--tenant",
+            tenant,
+            "--connector-type",
+            "on-premises",
+            "--sender-ip-addresses",
+            ip,
+        ];
+        if force {
+            args.push("--force");
+        }
+        s.cli(&args)
+    };
+    assert!(add("contoso", "Relay", "192.0.2.0/24", false).0);
+    // The same tenant may overlap itself.
+    assert!(add("contoso", "Printer", "192.0.2.7", false).0);
+    let (ok, _, err) = add("fabrikam", "Relay", "192.0.2.77", false);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "error: sender-ip-addresses: 192.0.2.77 overlaps 192.0.2.0/24 of the on-premises inbound \
+         connector \"Relay\" of tenant \"contoso\". An IP shared by two organisations' on-premises \
+         connectors attributes all its mail to one of them, so mail for the other is pulled \
+         through the first and leaves traces there (the shared-IP pitfall); use a dedicated IP, \
+         or give --force to register it anyway (HTTP 409)"
+    );
+    assert!(
+        s.ok(&["connector", "inbound", "list", "--tenant", "fabrikam"])
+            .contains("(none)")
+    );
+    assert!(add("fabrikam", "Relay", "192.0.2.77", true).0);
+}
+
+#[test]
+fn an_on_premises_connectors_ips_are_exempt_from_throttling_while_it_is_enabled() {
+    let s = Server::start();
+    s.tenant("contoso");
+    let exempt = |ip: &str| -> Value {
+        let (status, v) = s.api("GET", &format!("/api/v1/throttle/{ip}"), None);
+        assert_eq!(status, 200, "{v}");
+        v["exemptions"].clone()
+    };
+    assert_eq!(exempt("192.0.2.99"), json!([]));
+    s.ok(&[
+        "connector",
+        "inbound",
+        "add",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--connector-type",
+        "on-premises",
+        "--sender-ip-addresses",
+        "192.0.2.0/24",
+    ]);
+    // The throttle knows at once.
+    assert_eq!(
+        exempt("192.0.2.99"),
+        json!([{ "tenant": "contoso", "network": "192.0.2.0/24" }])
+    );
+    let list = s.ok(&["throttle", "exempt", "list", "--tenant", "contoso"]);
+    assert!(
+        list.contains("192.0.2.0/24") && list.contains("Relay"),
+        "{list}"
+    );
+    // It goes with the connector, not as an entry.
+    let err = refused(
+        &s,
+        &[
+            "throttle",
+            "exempt",
+            "remove",
+            "192.0.2.0/24",
+            "--tenant",
+            "contoso",
+        ],
+    );
+    assert!(
+        err.contains("comes from the on-premises inbound connector \"Relay\""),
+        "{err}"
+    );
+    s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "false",
+    ]);
+    assert_eq!(exempt("192.0.2.99"), json!([]));
+    s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "true",
+    ]);
+    assert_eq!(exempt("192.0.2.99").as_array().map(Vec::len), Some(1));
+    s.ok(&[
+        "connector",
+        "inbound",
+        "remove",
+        "Relay",
+        "--tenant",
+        "contoso",
+    ]);
+    assert_eq!(exempt("192.0.2.99"), json!([]));
+    assert!(
+        s.ok(&["throttle", "exempt", "list", "--tenant", "contoso"])
+            .contains("(none)")
+    );
+}

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, Smtp, python, trace_id_of};
 use serde_json::{Value, json};
 
 /// `show`'s lines as setting → value.
@@ -531,4 +531,395 @@ fn an_on_premises_connectors_ips_are_exempt_from_throttling_while_it_is_enabled(
         s.ok(&["throttle", "exempt", "list", "--tenant", "contoso"])
             .contains("(none)")
     );
+}
+
+/// A session from `source` (a loopback address), after the banner and EHLO.
+fn session(s: &Server, source: &str) -> Smtp {
+    let mut c = Smtp::connect_from(s.smtp, source);
+    assert!(c.read_reply().starts_with("220"));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    c
+}
+
+/// The reply to RCPT TO `to` in a new transaction from `from`.
+fn rcpt(c: &mut Smtp, from: &str, to: &str) -> String {
+    c.cmd("RSET");
+    let mail = c.cmd(&format!("MAIL FROM:<{from}>"));
+    assert!(mail.starts_with("250"), "{mail}");
+    c.cmd(&format!("RCPT TO:<{to}>"))
+}
+
+fn on_premises(s: &Server, tenant: &str, name: &str, ips: &str, extra: &[&str]) {
+    let mut args = vec![
+        "connector",
+        "inbound",
+        "add",
+        name,
+        "--tenant",
+        tenant,
+        "--connector-type",
+        "on-premises",
+        "--sender-ip-addresses",
+        ips,
+    ];
+    args.extend_from_slice(extra);
+    s.ok(&args);
+}
+
+#[test]
+fn an_on_premises_connector_lets_its_tenants_domains_relay_and_nobody_else() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    s.mailbox("alice@contoso.test", &[]);
+    let relay_denied = "550 5.7.64 TenantAttribution; Relay Access Denied\r\n";
+    // Before any connector: the tenant's domain cannot relay, and says why.
+    let mut c = session(&s, "127.0.0.1");
+    assert_eq!(
+        rcpt(&mut c, "app@contoso.test", "someone@outside.example"),
+        relay_denied
+    );
+    on_premises(&s, "contoso", "Relay", "127.0.0.1", &[]);
+
+    let mut c = session(&s, "127.0.0.1");
+    assert_eq!(
+        rcpt(&mut c, "app@contoso.test", "someone@outside.example"),
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: relayed\r\n\r\nout it goes\r\n");
+    let queued = c.cmd(".");
+    assert!(queued.starts_with("250 2.6.0"), "{queued}");
+    let id = trace_id_of(&queued);
+    // Queued for outbound delivery under the attributed tenant, and traced there.
+    let contoso = admin_token(&s, "contoso", "global-admin");
+    let (status, events) = s.api_as(
+        &contoso,
+        "GET",
+        &format!("/api/v1/trace/{id}?recipient=someone@outside.example"),
+        None,
+    );
+    assert_eq!(status, 200, "{events}");
+    assert_eq!(events[0]["event"], "Receive", "{events}");
+    let fabrikam = admin_token(&s, "fabrikam", "global-admin");
+    let (status, _) = s.api_as(&fabrikam, "GET", &format!("/api/v1/trace/{id}"), None);
+    assert_eq!(
+        status, 404,
+        "another tenant does not see the relayed message"
+    );
+    s.wait_for(
+        "the relayed recipient to wait for outbound delivery",
+        || {
+            s.events(&id, "someone@outside.example")
+                .iter()
+                .any(|e| e["event"] == "Defer")
+        },
+    );
+
+    // Another tenant's domain, a domain no tenant has, the null sender: no relay.
+    assert_eq!(
+        rcpt(&mut c, "app@fabrikam.test", "someone@outside.example"),
+        relay_denied
+    );
+    assert_eq!(
+        rcpt(&mut c, "app@nowhere.example", "someone@outside.example"),
+        "550 5.7.1 Unable to relay\r\n"
+    );
+    assert_eq!(
+        rcpt(&mut c, "", "someone@outside.example"),
+        "550 5.7.1 Unable to relay\r\n"
+    );
+    // The tenant's own recipients as always.
+    assert!(rcpt(&mut c, "app@contoso.test", "alice@contoso.test").starts_with("250"));
+
+    // From an IP no connector lists.
+    let mut other = session(&s, "127.0.0.2");
+    assert_eq!(
+        rcpt(&mut other, "app@contoso.test", "someone@outside.example"),
+        relay_denied
+    );
+    assert_eq!(
+        rcpt(&mut other, "app@nowhere.example", "someone@outside.example"),
+        "550 5.7.1 Unable to relay\r\n"
+    );
+    // A disabled connector attributes nothing.
+    s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "false",
+    ]);
+    assert_eq!(
+        rcpt(&mut c, "app@contoso.test", "someone@outside.example"),
+        relay_denied
+    );
+}
+
+#[test]
+fn a_shared_ip_is_attributed_to_the_sender_domains_tenant_else_to_the_connector_made_first() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    s.tenant("tailspin");
+    s.mailbox("bob@tailspin.test", &[]);
+    // contoso registers 127.0.0.3 first and keeps hato's headers from it; fabrikam forces the
+    // same IP, without.
+    on_premises(
+        &s,
+        "contoso",
+        "Relay",
+        "127.0.0.0/24",
+        &["--cloud-services-mail-enabled", "true"],
+    );
+    let (ok, _, err) = s.cli(&[
+        "connector",
+        "inbound",
+        "add",
+        "Relay",
+        "--tenant",
+        "fabrikam",
+        "--connector-type",
+        "on-premises",
+        "--sender-ip-addresses",
+        "127.0.0.3",
+    ]);
+    assert!(!ok && err.contains("shared-IP pitfall"), "{err}");
+    on_premises(&s, "fabrikam", "Relay", "127.0.0.3", &["--force"]);
+
+    let mut c = session(&s, "127.0.0.3");
+    // Each tenant's own domain relays: the sender's domain picks the tenant.
+    for (sender, tenant) in [
+        ("app@fabrikam.test", "fabrikam"),
+        ("app@contoso.test", "contoso"),
+    ] {
+        assert!(rcpt(&mut c, sender, "someone@outside.example").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(b"Subject: relayed\r\n\r\nhello\r\n");
+        let id = trace_id_of(&c.cmd("."));
+        let token = admin_token(&s, tenant, "global-admin");
+        let (status, v) = s.api_as(&token, "GET", &format!("/api/v1/trace/{id}"), None);
+        assert_eq!(status, 200, "{sender}: traced under {tenant}: {v}");
+    }
+    // A sender domain of neither (tailspin's): the connector made first, contoso's, which keeps
+    // hato's own header fields; fabrikam's domain is attributed to fabrikam, which does not.
+    let mut probe = |sender: &str, subject: &str| {
+        assert!(rcpt(&mut c, sender, "bob@tailspin.test").starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(
+            format!(
+                "Subject: {subject}\r\nX-Hato-Probe: from the on-premises server\r\n\r\nhello\r\n"
+            )
+            .as_bytes(),
+        );
+        assert!(c.cmd(".").starts_with("250"));
+    };
+    probe("app@tailspin.test", "first");
+    probe("app@fabrikam.test", "second");
+    s.wait_for("both messages delivered", || {
+        s.mail("bob@tailspin.test").len() == 2
+    });
+    let mail = s.mail("bob@tailspin.test");
+    let raw = |subject: &str| {
+        let m = mail
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .expect(subject);
+        s.raw_mail("bob@tailspin.test", m["id"].as_i64().unwrap())
+    };
+    assert!(raw("first").contains("X-Hato-Probe: from the on-premises server"));
+    assert!(!raw("second").contains("X-Hato-Probe"));
+    // tailspin's domain does not relay through contoso's connector.
+    assert!(rcpt(&mut c, "app@tailspin.test", "someone@outside.example").starts_with("550 5.7.64"));
+}
+
+#[test]
+fn a_restricted_group_accepts_the_attributed_tenants_sender() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.mailbox("bob@contoso.test", &[]);
+    s.ok(&[
+        "group",
+        "add",
+        "sales@contoso.test",
+        "--type",
+        "distribution",
+        "--tenant",
+        "contoso",
+        "--owner",
+        "alice@contoso.test",
+        "--member",
+        "bob@contoso.test",
+    ]);
+    on_premises(&s, "contoso", "Relay", "127.0.0.1", &[]);
+    // Unattributed, alice's address is only a claim.
+    let mut other = session(&s, "127.0.0.2");
+    assert!(
+        rcpt(&mut other, "alice@contoso.test", "sales@contoso.test").starts_with("550 5.7.133")
+    );
+    // From the tenant's server the connector vouches for it, at RCPT and at delivery.
+    let mut c = session(&s, "127.0.0.1");
+    assert_eq!(
+        rcpt(&mut c, "alice@contoso.test", "sales@contoso.test"),
+        "250 2.1.5 Recipient OK\r\n"
+    );
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"From: alice@contoso.test\r\nSubject: to sales\r\n\r\nhello\r\n");
+    assert!(c.cmd(".").starts_with("250 2.6.0"));
+    s.wait_for("bob's copy", || {
+        s.mail("bob@contoso.test")
+            .iter()
+            .any(|m| m["subject"] == "to sales")
+    });
+}
+
+/// RCPT's reply over a session that did STARTTLS (Python's smtplib).
+const OVER_TLS: &str = r#"
+import smtplib, ssl, sys
+port, sender, rcpt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", port) as c:
+    c.ehlo("client.test")
+    c.starttls(context=ctx)
+    c.ehlo("client.test")
+    c.mail(sender)
+    code, text = c.rcpt(rcpt)
+    print(code, text.decode())
+"#;
+
+#[test]
+fn partner_connectors_require_tls_and_restrict_their_domains_to_their_ips() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    // RequireTls by default.
+    s.ok(&[
+        "connector",
+        "inbound",
+        "add",
+        "Fabrikam",
+        "--tenant",
+        "contoso",
+        "--connector-type",
+        "partner",
+        "--sender-domains",
+        "fabrikam.test",
+    ]);
+    s.ok(&[
+        "connector",
+        "inbound",
+        "add",
+        "Tailspin",
+        "--tenant",
+        "contoso",
+        "--connector-type",
+        "partner",
+        "--sender-domains",
+        "*.tailspin.test",
+        "--sender-ip-addresses",
+        "127.0.0.4",
+        "--restrict-domains-to-ip-addresses",
+        "true",
+        "--require-tls",
+        "false",
+    ]);
+    let mut plain = session(&s, "127.0.0.1");
+    assert_eq!(
+        rcpt(&mut plain, "ops@fabrikam.test", "alice@contoso.test"),
+        "451 5.7.3 STARTTLS is required to send mail\r\n"
+    );
+    let tls = python(
+        OVER_TLS,
+        &[
+            &s.smtp.port().to_string(),
+            "ops@fabrikam.test",
+            "alice@contoso.test",
+        ],
+    );
+    assert_eq!(tls.trim(), "250 2.1.5 Recipient OK");
+    // Other domains are not the connector's business.
+    assert!(rcpt(&mut plain, "ops@example.test", "alice@contoso.test").starts_with("250"));
+
+    let restricted = "550 5.7.51 TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set\r\n";
+    let mut elsewhere = session(&s, "127.0.0.5");
+    assert_eq!(
+        rcpt(
+            &mut elsewhere,
+            "ops@mail.tailspin.test",
+            "alice@contoso.test"
+        ),
+        restricted
+    );
+    let mut inside = session(&s, "127.0.0.4");
+    assert!(rcpt(&mut inside, "ops@mail.tailspin.test", "alice@contoso.test").starts_with("250"));
+    // The refusal is in the connection log (written after the reply, so waited for), naming
+    // the connector and its setting.
+    s.wait_for("the refusal in the connection log", || {
+        let (status, v) = s.api("GET", "/api/v1/connections?ip=127.0.0.5", None);
+        assert_eq!(status, 200, "{v}");
+        v.to_string()
+            .contains("inbound connector Tailspin: RestrictDomainsToIPAddresses")
+    });
+    // Turned off, it restricts nothing.
+    s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "Tailspin",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "false",
+    ]);
+    assert!(
+        rcpt(
+            &mut elsewhere,
+            "ops@mail.tailspin.test",
+            "alice@contoso.test"
+        )
+        .starts_with("250")
+    );
+}
+
+#[test]
+fn reject_direct_send_refuses_anonymous_mail_claiming_the_tenants_domains() {
+    let s = Server::start();
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    let mut c = session(&s, "127.0.0.1");
+    assert!(rcpt(&mut c, "ceo@contoso.test", "alice@contoso.test").starts_with("250"));
+    s.ok(&[
+        "organization-config",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "true",
+    ]);
+    assert_eq!(
+        rcpt(&mut c, "ceo@contoso.test", "alice@contoso.test"),
+        "550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources\r\n"
+    );
+    // Mail from other domains is not direct send of the tenant's.
+    assert!(rcpt(&mut c, "someone@fabrikam.test", "alice@contoso.test").starts_with("250"));
+    // The tenant's own server, matched by its connector, is not direct send.
+    on_premises(&s, "contoso", "Relay", "127.0.0.1", &[]);
+    assert!(rcpt(&mut c, "ceo@contoso.test", "alice@contoso.test").starts_with("250"));
+    let mut other = session(&s, "127.0.0.2");
+    assert!(rcpt(&mut other, "ceo@contoso.test", "alice@contoso.test").starts_with("550 5.7.68"));
+    s.ok(&[
+        "organization-config",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "false",
+    ]);
+    assert!(rcpt(&mut other, "ceo@contoso.test", "alice@contoso.test").starts_with("250"));
 }

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Server, Smtp, python, trace_id_of};
+use common::{Dns, Server, Smtp, python, send_mime, trace_id_of};
 use serde_json::{Value, json};
 
 /// `show`'s lines as setting → value.
@@ -922,4 +922,66 @@ fn reject_direct_send_refuses_anonymous_mail_claiming_the_tenants_domains() {
         "false",
     ]);
     assert!(rcpt(&mut other, "ceo@contoso.test", "alice@contoso.test").starts_with("250"));
+}
+
+/// The messages of `address`'s `folder` (`inbox` or `junk`).
+fn folder(s: &Server, address: &str, folder: &str) -> Vec<Value> {
+    let (status, v) = s.api(
+        "GET",
+        &format!("/api/v1/mailboxes/{address}/messages?folder={folder}"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn mail_from_the_tenants_own_server_is_not_a_spoof_of_its_domain() {
+    // The whole `test.` zone: contoso.test publishes no SPF or DMARC, so mail claiming it from
+    // anywhere fails composite authentication, and the spam filter calls it a spoof of the
+    // tenant's own domain (`tests/spam.rs`).
+    let dns = Dns::start(&["test"]);
+    let s = Server::start_with_config(
+        "",
+        "",
+        &format!("[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n", dns.addr()),
+    );
+    s.tenant("contoso");
+    s.mailbox("alice@contoso.test", &[]);
+    s.mailbox("bob@contoso.test", &[]);
+    let body = "Hi Alice,\n\nthe minutes of Tuesday's meeting are on the wiki page; could you look \
+                at the second agenda item before Friday?\n\nThanks,\nCarol\n";
+    on_premises(&s, "contoso", "Relay", "127.0.0.1", &[]);
+    let reply = send_mime(
+        &s,
+        json!({"from": "ceo@contoso.test", "to": ["alice@contoso.test"], "subject": "from the server", "body": body}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.wait_for("alice's copy in her Inbox", || {
+        folder(&s, "alice@contoso.test", "inbox").len() == 1
+    });
+    let m = &folder(&s, "alice@contoso.test", "inbox")[0];
+    let raw = s.raw_mail("alice@contoso.test", m["id"].as_i64().unwrap());
+    assert!(!raw.contains("CAT:SPOOF"), "{raw}");
+    // The same mail once the connector is off: a spoof, to Junk.
+    s.ok(&[
+        "connector",
+        "inbound",
+        "set",
+        "Relay",
+        "--tenant",
+        "contoso",
+        "--enabled",
+        "false",
+    ]);
+    send_mime(
+        &s,
+        json!({"from": "ceo@contoso.test", "to": ["bob@contoso.test"], "subject": "from anywhere", "body": body}),
+    );
+    s.wait_for("bob's copy in Junk", || {
+        folder(&s, "bob@contoso.test", "junk").len() == 1
+    });
+    let m = &folder(&s, "bob@contoso.test", "junk")[0];
+    let raw = s.raw_mail("bob@contoso.test", m["id"].as_i64().unwrap());
+    assert!(raw.contains(";CAT:SPOOF;"), "{raw}");
 }

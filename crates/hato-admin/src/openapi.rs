@@ -38,6 +38,8 @@ use utoipa::{Modify, OpenApi};
         (name = "moderation", description = "Messages held for moderated groups"),
         (name = "contacts", description = "Mail contacts"),
         (name = "throttle", description = "IP throttling: a sending IP's status, releases, tenants' exemption lists"),
+        (name = "connectors", description = "Tenants' inbound connectors: on-premises servers (relay, attribution) and partners (TLS, IP restrictions)"),
+        (name = "organization", description = "Tenants' organisation-wide settings (RejectDirectSend)"),
         (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
         (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),
         (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),

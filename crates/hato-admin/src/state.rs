@@ -333,3 +333,17 @@ pub(crate) fn visible_mailbox(s: &AppState, p: &Principal, address: &str) -> Api
         _ => Err(not_found()),
     }
 }
+
+/// The throttle's view of the stored exemption lists (entries added as such and enabled
+/// on-premises inbound connectors' IPs), again: after a change of either, so it takes effect
+/// at once.
+pub(crate) fn reload_throttle_exemptions(s: &AppState) -> ApiResult<()> {
+    let rows = s.store.throttle_exemptions(None)?;
+    let skipped = s
+        .throttle
+        .set_exemption_texts(rows.into_iter().map(|r| (r.tenant, r.network)));
+    if skipped > 0 {
+        tracing::warn!("{skipped} stored throttle exemption(s) do not parse; ignored");
+    }
+    Ok(())
+}

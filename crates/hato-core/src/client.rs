@@ -50,6 +50,31 @@ pub struct AuthenticatedIdentity {
     pub method: AuthMethod,
 }
 
+/// The inbound connector a client was attributed to at MAIL FROM (an enabled on-premises
+/// connector whose `--sender-ip-addresses` hold its IP; `exchange-online-behaviour.md` §9.1,
+/// tenant attribution): the tenant whose server the client is. Kept in the session state
+/// ([`Attribution`]) by the edge, read by routing (relay, group restrictions), the content
+/// stages (no own-domain spoof) and the session's header filter (CloudServicesMailEnabled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorAttribution {
+    pub tenant: TenantId,
+    /// The connector's row id and name (for reasons and logs).
+    pub connector_id: i64,
+    pub connector: String,
+    /// The MAIL FROM address when its domain is a verified accepted domain of `tenant`: the
+    /// connector vouches for it (relay to outside domains; an identity at the domain level
+    /// for the tenant's groups). `None` for another domain or the null sender.
+    pub vouched_sender: Option<String>,
+    /// `--cloud-services-mail-enabled`: hato's own header fields from this client are kept.
+    pub keep_internal_headers: bool,
+}
+
+/// The session's attribution, set at each MAIL FROM (a new transaction may name another
+/// sender domain, and with it another tenant of a shared IP); `None` when no on-premises
+/// connector holds the client's IP.
+#[derive(Clone, Debug, Default)]
+pub struct Attribution(pub Option<ConnectorAttribution>);
+
 /// What the client sent before the banner. With a greeting delay the server waits before its
 /// 220 (RFC 5321 §4.3.1: the client waits for it); a client that talks first is not waiting, as
 /// spambots that fire their commands at once do not (Postfix postscreen's pregreet test).
@@ -146,6 +171,11 @@ impl ClientContext {
 
     pub fn ip(&self) -> std::net::IpAddr {
         self.peer.ip()
+    }
+
+    /// The inbound connector the edge attributed this session's transaction to, if any.
+    pub fn attribution(&self) -> Option<ConnectorAttribution> {
+        self.session_state.with(|a: &mut Attribution| a.0.clone())
     }
 
     /// The HELO name as given, or empty before one was given.

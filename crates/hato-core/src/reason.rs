@@ -51,10 +51,13 @@ pub enum Stage {
     /// Sender authentication: SPF, DKIM, DMARC, ARC (RFC 7208, 6376, 7489, 8617), and spoofing
     /// of the tenant's own domains.
     SenderAuthentication,
+    /// Inbound connectors: tenant attribution and relay, partner connectors' TLS and IP
+    /// restrictions, the organisation's RejectDirectSend.
+    Connector,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 17] = [
+    pub const ALL: [Stage; 18] = [
         Stage::Session,
         Stage::Recipient,
         Stage::GroupRestriction,
@@ -72,6 +75,7 @@ impl Stage {
         Stage::TransportRule,
         Stage::Spam,
         Stage::SenderAuthentication,
+        Stage::Connector,
     ];
 
     /// The name stored and shown (the serde name).
@@ -94,6 +98,7 @@ impl Stage {
             Stage::TransportRule => "transport_rule",
             Stage::Spam => "spam",
             Stage::SenderAuthentication => "sender_authentication",
+            Stage::Connector => "connector",
         }
     }
 }

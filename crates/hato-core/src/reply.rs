@@ -179,6 +179,24 @@ replies! {
     /// A sender in the group's RejectMessagesFrom(SendersOrMembers).
     fn group_sender_rejected(group) = (550, "5.7.1", "RESOLVER.RST.NotAuthorized; the group {group} does not accept mail from this sender");
 
+    section "Inbound connectors and tenant attribution (Exchange Online texts)";
+    /// Relay to a domain no tenant accepts, with a MAIL FROM domain that is a tenant's accepted
+    /// domain, from a client no enabled on-premises inbound connector of that tenant matches
+    /// (Exchange Online's 5.7.64: the IP or certificate changed, or no connector exists).
+    const TENANT_ATTRIBUTION_RELAY_DENIED = (550, "5.7.64", "TenantAttribution; Relay Access Denied");
+    /// A partner inbound connector of the recipient's tenant covers the sender's domain and
+    /// restricts it to its IPs (RestrictDomainsToIPAddresses) or to a certificate
+    /// (RestrictDomainsToCertificate), and the client does not match: Exchange Online's 5.7.51.
+    const PARTNER_CONNECTOR_RESTRICTED = (550, "5.7.51", "TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set");
+    /// A partner inbound connector with RequireTls covers the sender's domain and the session did
+    /// not STARTTLS: Exchange on-premises' text for RequireTLS (Exchange Online's exact code for
+    /// this is not documented; a 4xx lets the client try again with TLS).
+    const CONNECTOR_REQUIRES_TLS = (451, "5.7.3", "STARTTLS is required to send mail");
+    /// The recipient's tenant has RejectDirectSend on, and anonymous mail claims one of its
+    /// accepted domains from a client none of its inbound connectors matches (Exchange Online's
+    /// text, the April 2025 announcement of Set-OrganizationConfig -RejectDirectSend).
+    const DIRECT_SEND_REJECTED = (550, "5.7.68", "TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources");
+
     section "Edge protection: who is connecting (connection filter, HELO, early talkers)";
     /// The client's IP is on the IP block list of the recipient's tenant (its connection filter
     /// policy, Exchange's `IPBlockList`), and not on its IP allow list: Exchange Online's text for
@@ -466,13 +484,15 @@ mod tests {
     }
 
     /// The replies whose enhanced code's class differs from the reply code's on purpose.
-    const CLASS_EXCEPTIONS: [&str; 3] = [
+    const CLASS_EXCEPTIONS: [&str; 4] = [
         // Exchange's own text for an expired message: `550 4.4.7 QUEUE.Expired`.
         "MESSAGE_EXPIRED",
         // Exchange's tracking text for a deleted message: `550 4.3.2 QUEUE.TransportAgent`.
         "MESSAGE_DELETED_BY_AGENT",
         // Exchange's text for a message an administrator removed: `550 4.3.2 QUEUE.Admin`.
         "MESSAGE_DELETED_BY_ADMIN",
+        // Exchange on-premises' RequireTLS refusal: `451 5.7.3 STARTTLS is required to send mail`.
+        "CONNECTOR_REQUIRES_TLS",
     ];
 
     /// The whole catalogue: every entry has a reply code of RFC 5321 §4.2's classes, an RFC 3463

@@ -72,7 +72,8 @@ impl TraceEvent {
             | Stage::Throttling
             | Stage::EarlyTalker
             | Stage::Helo
-            | Stage::ReverseDns => TraceEvent::AgentInfo,
+            | Stage::ReverseDns
+            | Stage::Connector => TraceEvent::AgentInfo,
         }
     }
 }

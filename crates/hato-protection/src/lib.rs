@@ -26,6 +26,7 @@
 //! `reverse_dns.rs`, the client's forward-confirmed name, looked up while the checks run.
 
 pub mod connection_filter;
+pub mod connector;
 pub mod dnsbl;
 pub mod early_talker;
 pub mod helo;

@@ -694,9 +694,16 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         }
         self.content = MessageBody::new(self.config.spool_threshold, self.config.spool.clone());
         let receiver = DataReceiver::new(self.config.max_message_size);
+        // hato's own header fields are kept from the tenant's own server when its on-premises
+        // inbound connector says so (CloudServicesMailEnabled; seed E4, "keep internal
+        // headers"): the edge attributed the client at MAIL FROM, before this.
+        let keep_internal = self
+            .client
+            .attribution()
+            .is_some_and(|a| a.keep_internal_headers);
         self.data = Some(match &self.config.header_filter {
-            Some(rule) => receiver.with_header_filter(rule.clone()),
-            None => receiver,
+            Some(rule) if !keep_internal => receiver.with_header_filter(rule.clone()),
+            _ => receiver,
         });
         self.phase = Phase::Data;
         out.push(Output::Send(reply::START_DATA.to_wire()));

@@ -657,4 +657,45 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN authenticated_from TEXT;
     "#,
+    // 25 (issue 10, inbound connectors): tenants' inbound connectors (Exchange's
+    // New-InboundConnector: the settings as JSON, `hato_protection::connector::InboundConnector`;
+    // type and enabled in columns of their own for the edge's and the throttle's queries), the
+    // organisation settings (Set-OrganizationConfig -RejectDirectSend), and one version over
+    // both that the edge reads per MAIL FROM. Triggers move the version, so a change by any
+    // path — a tenant's removal cascading to its rows included — reaches the edge's cache.
+    r#"
+    CREATE TABLE inbound_connectors(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        connector_type TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE(tenant_id, name)
+    );
+    CREATE TABLE organization_config(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        reject_direct_send INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL
+    );
+    CREATE TABLE connector_version(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO connector_version(id, version) VALUES (1, 0);
+    CREATE TRIGGER inbound_connectors_added AFTER INSERT ON inbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER inbound_connectors_changed AFTER UPDATE ON inbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER inbound_connectors_removed AFTER DELETE ON inbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER organization_config_added AFTER INSERT ON organization_config
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER organization_config_changed AFTER UPDATE ON organization_config
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER organization_config_removed AFTER DELETE ON organization_config
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    "#,
 ];

@@ -288,6 +288,55 @@ pub trait ThrottleStore: Send + Sync {
     fn throttle_exemptions(&self, tenant: Option<TenantId>) -> Result<Vec<ThrottleExemptionRow>>;
 }
 
+/// Tenants' connectors (issue 10): inbound connectors now (`New-InboundConnector`); outbound
+/// connectors will join them here. Names are unique per tenant, compared in any case.
+pub trait ConnectorStore: Send + Sync {
+    /// A tenant's inbound connectors, by name.
+    fn inbound_connectors(&self, tenant: TenantId) -> Result<Vec<InboundConnectorRecord>>;
+    /// One of them: `NotFound` naming it.
+    fn inbound_connector(&self, tenant: TenantId, name: &str) -> Result<InboundConnectorRecord>;
+    /// Adds a connector (its settings validated again): `Conflict` when the tenant has one of
+    /// that name; `Invalid` past [`INBOUND_CONNECTORS_MAX`](crate::INBOUND_CONNECTORS_MAX);
+    /// `InUse` when it is on-premises and one of its IPs is on an on-premises connector of
+    /// another tenant (seed E3, the shared-IP pitfall), unless `force`.
+    fn add_inbound_connector(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        connector: hato_protection::connector::InboundConnector,
+        force: bool,
+    ) -> Pending<InboundConnectorRecord>;
+    /// Replaces a connector's settings; the shared-IP check as for an add, for the IPs it did
+    /// not have (or all of them, when it becomes on-premises).
+    fn set_inbound_connector(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        connector: hato_protection::connector::InboundConnector,
+        force: bool,
+    ) -> Pending<InboundConnectorRecord>;
+    fn remove_inbound_connector(&self, tenant: TenantId, name: &str) -> Pending<()>;
+    /// Moved by every change of any tenant's inbound connectors or organisation settings (and
+    /// by a tenant's removal): the edge reads it per MAIL FROM and reloads only when it moved.
+    fn connector_version(&self) -> Result<i64>;
+    /// Every tenant's enabled inbound connectors (for the edge: attribution by IP across
+    /// tenants, each tenant's partner connectors), oldest first.
+    fn enabled_inbound_connectors(&self) -> Result<Vec<InboundConnectorRecord>>;
+}
+
+/// Tenants' organisation-wide settings (`Get-`/`Set-OrganizationConfig`).
+pub trait OrganizationConfigStore: Send + Sync {
+    /// The tenant's settings (the defaults until changed); `NotFound` for no such tenant.
+    fn organization_config(&self, tenant: TenantId) -> Result<OrganizationConfig>;
+    fn set_organization_config(
+        &self,
+        tenant: TenantId,
+        config: OrganizationConfig,
+    ) -> Pending<OrganizationConfig>;
+    /// The tenants that have `RejectDirectSend` on.
+    fn reject_direct_send_tenants(&self) -> Result<Vec<TenantId>>;
+}
+
 /// The hosted quarantine: one item per recipient a stage held (delivery stores them; see
 /// [`RecipientOutcome::Quarantine`]).
 pub trait QuarantineStore: Send + Sync {
@@ -590,6 +639,8 @@ pub trait Store:
     + QuarantineDigestStore
     + MalwareFilterStore
     + SpamFilterStore
+    + ConnectorStore
+    + OrganizationConfigStore
 {
 }
 impl<T> Store for T where
@@ -614,5 +665,7 @@ impl<T> Store for T where
         + QuarantineDigestStore
         + MalwareFilterStore
         + SpamFilterStore
+        + ConnectorStore
+        + OrganizationConfigStore
 {
 }

@@ -799,6 +799,10 @@ pub struct ThrottleExemptionRow {
     /// The address or network, in canonical form (`192.0.2.0/24`, `2001:db8:1::/48`).
     pub network: String,
     pub created: Timestamp,
+    /// The enabled on-premises inbound connector that registers it (Exchange exempts the
+    /// traffic such a connector identifies, `exchange-online-behaviour.md` §8): it goes with
+    /// the connector, not with `remove_throttle_exemption`. `None` for an entry added as such.
+    pub connector: Option<String>,
 }
 
 // ----- the edge: tenants' connection filter policies and the connection log -------------------
@@ -1543,4 +1547,33 @@ pub struct MailMove {
     /// The report the move made (Junk→Inbox: not junk; Inbox→Junk: junk); `None` when the
     /// message stayed in its folder or its trace is gone (retention).
     pub report: Option<SpamReportOutcome>,
+}
+
+// ----- inbound connectors and the organisation's settings (issue 10, item 3) ------------------
+
+/// A tenant may have at most this many inbound connectors.
+pub const INBOUND_CONNECTORS_MAX: usize = 100;
+
+/// A stored inbound connector: its name (unique per tenant, any case), its settings
+/// (`hato_protection::connector::InboundConnector`, stored as JSON), when it was made and last
+/// changed. `created` orders connectors that share an IP (the attribution rule's last resort).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundConnectorRecord {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    pub name: String,
+    pub connector: hato_protection::connector::InboundConnector,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A tenant's organisation-wide settings (Exchange's `Set-OrganizationConfig`), those hato has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrganizationConfig {
+    /// `RejectDirectSend` (default `false`): anonymous mail whose MAIL FROM domain is one of the
+    /// tenant's accepted domains, from a client no inbound connector of the tenant matches, is
+    /// refused (`550 5.7.68`).
+    pub reject_direct_send: bool,
 }

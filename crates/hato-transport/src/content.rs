@@ -829,8 +829,9 @@ impl ContentPipeline {
             .first("from")
             .and_then(spam_stage::from_address);
         // The From address its domain vouched for (a DMARC-aligned pass, RFC 7489 §3.1): an
-        // identity for group restrictions now and, queued with the message, at delivery.
-        message.domain_authenticated = auth
+        // identity for group restrictions now and, queued with the message, at delivery. Else
+        // what the edge set: the MAIL FROM address an on-premises connector vouches for.
+        let dmarc_vouched = auth
             .as_ref()
             .and_then(|a| a.authenticated_domain.as_deref())
             .and_then(|domain| {
@@ -840,6 +841,11 @@ impl ContentPipeline {
                 })
             })
             .cloned();
+        let connector_vouched = message.client.attribution().and_then(|a| a.vouched_sender);
+        message.domain_authenticated = dmarc_vouched.or(connector_vouched);
+        // The tenant the client's on-premises connector attributes it to: its own domains are
+        // not spoofed by its own server (the connector vouches for them).
+        let attributed_tenant = message.client.attribution().map(|a| a.tenant);
         let group_sender_address = message.envelope.sender.as_ref().map(|s| s.to_string());
         let group_sender_identity =
             message
@@ -1082,9 +1088,10 @@ impl ContentPipeline {
                         &default_record
                     }
                 };
-                let spoofs = auth
-                    .as_ref()
-                    .is_some_and(|a| spoofs_own_domain(a, &facts.accepted_domains));
+                let spoofs = attributed_tenant != Some(r.tenant_id)
+                    && auth
+                        .as_ref()
+                        .is_some_and(|a| spoofs_own_domain(a, &facts.accepted_domains));
                 let mut tenant_auth = auth.clone();
                 if spoofs && let Some(a) = tenant_auth.as_mut() {
                     a.authentication_results = authentication_results_for_tenant(a, true);

@@ -9,6 +9,15 @@
 //!   list overrides (the provider's block list) is held in the session's state and given at
 //!   RCPT. A client let in counts as a connection for throttling.
 //! - **EHLO**: the HELO check (`550 5.7.506 Access Denied, Bad HELO`).
+//! - **MAIL FROM** (with inbound connectors, [`EdgePolicy::with_connectors`]): the client's
+//!   attribution to a tenant by its on-premises connectors (`crate::connectors`), kept in the
+//!   session state (`hato_core::client::Attribution`) for routing (relay, group identity), the
+//!   content stages and the header filter; made again at each MAIL FROM.
+//! - **RCPT**, before the connection filter, for a recipient of a tenant the client is not
+//!   attributed to: the tenant's partner connector covering the MAIL FROM domain
+//!   (`451 5.7.3` without STARTTLS under RequireTls, `550 5.7.51` outside its IPs under
+//!   RestrictDomainsToIPAddresses), then its RejectDirectSend (`550 5.7.68` for anonymous mail
+//!   claiming the tenant's domain from a client none of its connectors matches).
 //! - **RCPT**: once the directory accepted the recipient, its tenant is known, and the tenant's
 //!   connection filter policy decides: on its allow list, the client is let in for that tenant's
 //!   recipients (even past a held refusal); else a held refusal is given; else on its block list,
@@ -28,8 +37,11 @@
 //! the notes made before it; the row is handed to the store's group commit and not waited for,
 //! so no reply waits for it.
 
+use crate::connectors::{InboundConnectors, Snapshot};
 use crate::routing::DirectoryPolicy;
+use hato_core::client::{Attribution, ConnectorAttribution};
 use hato_core::directory::TenantId;
+use hato_core::directory::{DomainStatus, Route};
 use hato_core::message::{Action, RecipientVerdict};
 use hato_core::reply;
 use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, Stage};
@@ -57,6 +69,16 @@ struct EdgeSession {
     logged: HashSet<(Stage, Option<TenantId>)>,
     /// The client's forward-confirmed name, once looked up.
     ptr: Option<String>,
+}
+
+/// What the edge learnt of the transaction at MAIL FROM for its connector checks at RCPT: the
+/// connectors' snapshot (none when there is nothing to check), the MAIL FROM domain and the
+/// tenant that has it as a verified accepted domain.
+#[derive(Default, Clone)]
+struct ConnectorSession {
+    snapshot: Option<Arc<Snapshot>>,
+    sender_domain: Option<String>,
+    sender_owner: Option<TenantId>,
 }
 
 /// Tenants' connection filters, built from the store once per change of their lists (the
@@ -194,6 +216,7 @@ pub struct EdgePolicy<P = DirectoryPolicy> {
     reverse_dns: Option<ReverseDns>,
     throttle: Option<Arc<Throttle>>,
     filters: Arc<Filters>,
+    connectors: Option<Arc<InboundConnectors>>,
     log: Log,
     cuts: Cuts,
 }
@@ -211,6 +234,7 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
                 store: store.clone(),
                 cache: Mutex::new(HashMap::new()),
             }),
+            connectors: None,
             log: Log { store, clock },
             cuts: Cuts::default(),
         }
@@ -239,6 +263,13 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
     /// Its decision at connect is one of the checks ([`EdgePolicy::with_checks`]).
     pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
         self.throttle = Some(throttle);
+        self
+    }
+
+    /// Tenants' inbound connectors and RejectDirectSend: attribution at MAIL FROM, partner
+    /// connectors and RejectDirectSend at RCPT.
+    pub fn with_connectors(mut self, connectors: Arc<InboundConnectors>) -> Self {
+        self.connectors = Some(connectors);
         self
     }
 
@@ -332,7 +363,37 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
     }
 
     fn mail(&self, client: &ClientContext, sender: Option<&Address>) -> Decision<Verdict> {
-        self.inner.mail(client, sender)
+        let Some(connectors) = self.connectors.clone() else {
+            return self.inner.mail(client, sender);
+        };
+        let inner = self.inner.mail(client, sender);
+        let client = client.clone();
+        let sender = sender.cloned();
+        let store = self.log.store.clone();
+        Decision::later(async move {
+            let ip = canonical_ip(client.ip());
+            let work =
+                tokio::task::spawn_blocking(move || attribute(&connectors, &*store, ip, sender))
+                    .await;
+            let (attributed, session) = match work {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    tracing::error!("inbound connectors: {e}");
+                    return Verdict::Reject(connectors_failed(&e));
+                }
+                Err(e) => {
+                    tracing::error!("inbound connectors: {e}");
+                    return Verdict::Reject(connectors_failed(&e));
+                }
+            };
+            client
+                .session_state
+                .with(|a: &mut Attribution| a.0 = attributed);
+            client
+                .session_state
+                .with(|s: &mut ConnectorSession| *s = session);
+            decided(inner).await
+        })
     }
 
     fn rcpt(
@@ -365,6 +426,10 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
                 }
             };
             let tenant = accepted.tenant_id;
+            if let Some(refusal) = connector_refusal(&client, tenant, accepted.route) {
+                log.refused(&client, None, Some(tenant), &refusal);
+                return RcptVerdict::Reject(refusal);
+            }
             let read = tokio::task::spawn_blocking(move || filters.get(tenant)).await;
             let filter = match read {
                 Ok(Ok(f)) => f,
@@ -426,6 +491,12 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
             message.client.ptr = ptr;
         }
         let ptr = message.client.ptr.clone();
+        if message.domain_authenticated.is_none() {
+            // The connector vouches for the MAIL FROM address (its tenant's domain): queued as
+            // the identity group restrictions use at delivery, as RCPT used it.
+            message.domain_authenticated =
+                message.client.attribution().and_then(|a| a.vouched_sender);
+        }
         let tenants: Vec<TenantId> = message
             .envelope
             .recipients
@@ -457,6 +528,102 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
             verdict
         })
     }
+}
+
+/// The attribution for a transaction of a client at `ip` whose MAIL FROM is `sender`, and what
+/// the RCPT checks need. Blocks (store reads).
+fn attribute(
+    connectors: &InboundConnectors,
+    store: &dyn Store,
+    ip: IpAddr,
+    sender: Option<Address>,
+) -> Result<(Option<ConnectorAttribution>, ConnectorSession), StoreError> {
+    let snapshot = connectors.snapshot()?;
+    if snapshot.is_empty() {
+        return Ok((None, ConnectorSession::default()));
+    }
+    let owner = match &sender {
+        Some(s) => store
+            .domain_entry(s.domain())?
+            .filter(|e| e.status == DomainStatus::Verified)
+            .map(|e| e.tenant),
+        None => None,
+    };
+    let attributed = snapshot.attribute(ip, owner).map(|c| ConnectorAttribution {
+        tenant: c.tenant,
+        connector_id: c.id,
+        connector: c.name.clone(),
+        vouched_sender: sender
+            .as_ref()
+            .filter(|_| owner == Some(c.tenant))
+            .map(|s| s.to_string()),
+        keep_internal_headers: c.connector.cloud_services_mail_enabled,
+    });
+    if let Some(a) = &attributed {
+        tracing::debug!(
+            "client {ip} attributed to tenant {} by the inbound connector {:?}",
+            a.tenant,
+            a.connector
+        );
+    }
+    let session = ConnectorSession {
+        snapshot: Some(snapshot),
+        sender_domain: sender.map(|s| s.domain().to_string()),
+        sender_owner: owner,
+    };
+    Ok((attributed, session))
+}
+
+/// The partner connector's or RejectDirectSend's refusal of a recipient of `tenant`, if any.
+/// Neither applies to a client attributed to the tenant itself (its own server), nor to a
+/// recipient the client relays (route `Remote`, decided by attribution).
+fn connector_refusal(client: &ClientContext, tenant: TenantId, route: Route) -> Option<Refusal> {
+    if route == Route::Remote {
+        return None;
+    }
+    let session = client
+        .session_state
+        .with(|s: &mut ConnectorSession| s.clone());
+    let snapshot = session.snapshot?;
+    let domain = session.sender_domain?;
+    if client.attribution().is_some_and(|a| a.tenant == tenant) {
+        return None;
+    }
+    let ip = canonical_ip(client.ip());
+    if let Some(refusal) = snapshot.partner_refusal(tenant, &domain, ip, client.tls.is_some()) {
+        return Some(refusal);
+    }
+    // RejectDirectSend (`Set-OrganizationConfig`): anonymous mail that claims the tenant's own
+    // domain from a client none of its connectors matches.
+    if client.identity.is_none()
+        && session.sender_owner == Some(tenant)
+        && snapshot.rejects_direct_send(tenant, ip)
+    {
+        return Some(Refusal::new(
+            reply::DIRECT_SEND_REJECTED,
+            Reason::new(
+                Stage::Connector,
+                format!(
+                    "The tenant has RejectDirectSend on: anonymous mail from {domain}, one of its \
+                     accepted domains, from {ip}, which none of its inbound connectors matches"
+                ),
+            )
+            .rule("RejectDirectSend")
+            .figure("sender_domain", domain),
+        ));
+    }
+    None
+}
+
+/// The refusal when the connectors cannot be read: the client retries.
+fn connectors_failed(error: &dyn std::fmt::Display) -> Refusal {
+    Refusal::new(
+        reply::POLICY_FAILED,
+        Reason::new(
+            Stage::Connector,
+            format!("The inbound connectors could not be read: {error}"),
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
+pub mod connectors;
 pub mod content;
 pub mod delivery;
 pub mod digest;

@@ -1,8 +1,13 @@
 //! The recipient decision at RCPT time, over the directory.
 //!
 //! - The domain is not an accepted domain of any tenant, or one still pending verification
-//!   (its owner has not shown that it controls it): direct send never relays →
-//!   `550 5.7.1 Unable to relay`.
+//!   (its owner has not shown that it controls it): relay. A client the edge attributed to a
+//!   tenant (an on-premises inbound connector holds its IP, `hato_core::client::Attribution`)
+//!   whose MAIL FROM domain is a verified accepted domain of that tenant relays: accepted with
+//!   route `Remote` for that tenant (`exchange-online-behaviour.md` §9.1, §9.3). Another client
+//!   whose MAIL FROM domain is some tenant's accepted domain is told why it may not
+//!   (`550 5.7.64 TenantAttribution; Relay Access Denied`, Exchange Online's reply); anyone else
+//!   gets `550 5.7.1 Unable to relay` (direct send never relays, seed G2).
 //! - A mailbox answers to the address (primary or proxy address): accepted for local delivery,
 //!   recorded under its primary address (so a person reached again through a group is
 //!   recognised as the same recipient).
@@ -19,6 +24,7 @@
 
 use hato_core::Address;
 use hato_core::ClientContext;
+use hato_core::client::ConnectorAttribution;
 use hato_core::directory::{
     DomainEntry, DomainStatus, DomainType, GroupId, MailboxId, Route, TenantId,
 };
@@ -160,7 +166,7 @@ impl DirectoryPolicy {
         identity: Option<MailboxId>,
         rcpt: &Address,
     ) -> RcptVerdict {
-        match Self::decide(&self.directory, false, sender, identity, rcpt) {
+        match Self::decide(&self.directory, false, sender, identity, None, rcpt) {
             Ok(Routed::Final(v)) => v,
             // Without the DATA's sender authentication, nothing can lift the refusal.
             Ok(Routed::IfDomainAuthenticates { refuse, .. }) => refuse,
@@ -176,6 +182,7 @@ impl DirectoryPolicy {
         domain_authentication: bool,
         sender: Option<&Address>,
         identity: Option<MailboxId>,
+        attributed: Option<&ConnectorAttribution>,
         rcpt: &Address,
     ) -> Result<Routed, StoreError> {
         let accept = |address: Address, tenant_id, route| {
@@ -202,10 +209,16 @@ impl DirectoryPolicy {
             } => {
                 let ix = directory.index(tenant)?;
                 let sender_text = sender.map(|s| s.to_string());
+                // Mail attributed to the group's tenant by its on-premises connector: the
+                // connector vouches for the tenant's domains, so the MAIL FROM address is an
+                // identity at the domain level, as a DMARC-aligned pass is.
+                let connector_vouched = attributed
+                    .filter(|a| a.tenant == tenant)
+                    .and_then(|a| a.vouched_sender.as_deref());
                 let who = Sender {
                     address: sender_text.as_deref(),
                     identity,
-                    domain_authenticated: None,
+                    domain_authenticated: connector_vouched,
                 };
                 // What the sender would be if its domain authenticated the envelope address.
                 let vouched = Sender {
@@ -260,6 +273,47 @@ impl DirectoryPolicy {
                 accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
             }
             Resolution::NotAccepted => {
+                if let Some(a) = attributed
+                    && a.vouched_sender.is_some()
+                {
+                    // Relay for the tenant whose server the client is; queued for outbound
+                    // delivery under that tenant (its trace, its limits).
+                    return Ok(Routed::Final(accept(rcpt.clone(), a.tenant, Route::Remote)));
+                }
+                // The sender claims a tenant's domain: relay needs that tenant's on-premises
+                // connector to match the client (Exchange Online's 5.7.64).
+                let owner = match sender {
+                    Some(s) => directory
+                        .store()
+                        .domain_entry(s.domain())?
+                        .filter(|e| e.status == DomainStatus::Verified)
+                        .map(|e| e.tenant),
+                    None => None,
+                };
+                if let (Some(owner), Some(s)) = (owner, sender) {
+                    let text = match attributed {
+                        Some(a) => format!(
+                            "Relay to {} refused: the client is attributed to tenant {} by the \
+                             on-premises inbound connector {:?}, but the sender domain {} is an \
+                             accepted domain of tenant {owner}, not of that tenant",
+                            rcpt.domain(),
+                            a.tenant,
+                            a.connector,
+                            s.domain()
+                        ),
+                        None => format!(
+                            "Relay to {} refused: the sender domain {} is an accepted domain of \
+                             tenant {owner}, but no enabled on-premises inbound connector of that \
+                             tenant matches the client's IP",
+                            rcpt.domain(),
+                            s.domain()
+                        ),
+                    };
+                    return Ok(Routed::Final(RcptVerdict::Reject(Refusal::new(
+                        reply::TENANT_ATTRIBUTION_RELAY_DENIED,
+                        Reason::new(Stage::Connector, text).rule("inbound connectors"),
+                    ))));
+                }
                 // Only for the log: a pending domain's mail is refused as any other's.
                 let pending = directory
                     .store()
@@ -340,6 +394,8 @@ impl SmtpPolicy for DirectoryPolicy {
         });
         let sender = sender.cloned();
         let rcpt = rcpt.clone();
+        // Set by the edge at MAIL FROM (`EdgePolicy` with inbound connectors).
+        let attributed = client.attribution();
         Decision::later(async move {
             let lookup = tokio::task::spawn_blocking(move || {
                 let verdict = Self::decide(
@@ -347,6 +403,7 @@ impl SmtpPolicy for DirectoryPolicy {
                     domain_authentication,
                     sender.as_ref(),
                     identity,
+                    attributed.as_ref(),
                     &rcpt,
                 );
                 (rcpt, verdict)

@@ -154,12 +154,22 @@ async fn the_rcpt_decision_trusts_only_the_authenticated_identity() {
         refusal.reason.rule.as_deref(),
         Some("board@contoso.test: AcceptMessagesOnlyFromSendersOrMembers")
     );
-    // A domain no tenant accepts: the recipient stage says which.
-    match policy.check_recipient_as(Some(&allowed), None, &addr("x@elsewhere.test")) {
+    // A domain no tenant accepts, from a sender no tenant has: the recipient stage says which.
+    let outside = addr("someone@outside.test");
+    match policy.check_recipient_as(Some(&outside), None, &addr("x@elsewhere.test")) {
         RcptVerdict::Reject(r) => {
             assert_eq!(r.reply, hato_core::reply::UNABLE_TO_RELAY);
             assert_eq!(r.reason.stage, hato_core::Stage::Recipient);
             assert!(r.reason.text.contains("elsewhere.test"), "{r}");
+        }
+        _ => panic!("relayed"),
+    }
+    // From a tenant's domain, relay needs that tenant's on-premises connector (issue 10): no
+    // connector attributes a client here, so Exchange's 5.7.64.
+    match policy.check_recipient_as(Some(&allowed), None, &addr("x@elsewhere.test")) {
+        RcptVerdict::Reject(r) => {
+            assert_eq!(r.reply, hato_core::reply::TENANT_ATTRIBUTION_RELAY_DENIED);
+            assert_eq!(r.reason.stage, hato_core::Stage::Connector);
         }
         _ => panic!("relayed"),
     }

@@ -180,7 +180,13 @@ fn edge_policy(
     if edge.greeting_delay_ms > 0 {
         checks = checks.with(Arc::new(EarlyTalker))?;
     }
-    let mut policy = EdgePolicy::new(directory, store, clock).with_checks(checks);
+    // Tenants' inbound connectors and RejectDirectSend: attribution, relay, partner checks.
+    let connectors = Arc::new(hato_transport::connectors::InboundConnectors::new(
+        store.clone(),
+    ));
+    let mut policy = EdgePolicy::new(directory, store, clock)
+        .with_checks(checks)
+        .with_connectors(connectors);
     if config.throttle.enabled {
         policy = policy.with_throttle(parts.throttle.clone());
     }

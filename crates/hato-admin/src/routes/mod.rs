@@ -14,6 +14,7 @@ mod blocklist;
 mod common;
 mod connection_filter;
 mod connections;
+mod connectors;
 mod contacts;
 mod delist;
 mod domains;
@@ -26,6 +27,7 @@ mod mail;
 mod mailboxes;
 mod malware_filter;
 mod moderation;
+mod organization_config;
 mod permissions;
 mod quarantine;
 mod quarantine_release;
@@ -75,6 +77,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(quarantine::routes())
         .merge(malware_filter::routes())
         .merge(spam_filter::routes())
+        .merge(connectors::routes())
+        .merge(organization_config::routes())
         .merge(reports::routes())
 }
 

@@ -12,8 +12,8 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{
-    ApiResult, AppState, Path, TenantFilter, body, listing_scope, require_admin,
-    require_global_admin, require_operator, target_tenant,
+    ApiResult, AppState, Path, TenantFilter, body, listing_scope, reload_throttle_exemptions,
+    require_admin, require_global_admin, require_operator, target_tenant,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -294,6 +294,9 @@ struct Exemption {
     network: String,
     /// When it was added (RFC 3339, UTC).
     created: String,
+    /// The on-premises inbound connector that registers it (it goes with the connector); null
+    /// for an entry added as such.
+    connector: Option<String>,
 }
 
 impl From<ThrottleExemptionRow> for Exemption {
@@ -302,20 +305,9 @@ impl From<ThrottleExemptionRow> for Exemption {
             tenant: r.tenant,
             network: r.network,
             created: time(r.created),
+            connector: r.connector,
         }
     }
-}
-
-/// The throttle's view of the stored lists, again: after a change, so it takes effect at once.
-fn reload(s: &AppState) -> ApiResult<()> {
-    let rows = s.store.throttle_exemptions(None)?;
-    let skipped = s
-        .throttle
-        .set_exemption_texts(rows.into_iter().map(|r| (r.tenant, r.network)));
-    if skipped > 0 {
-        tracing::warn!("{skipped} stored throttle exemption(s) do not parse; ignored");
-    }
-    Ok(())
 }
 
 fn network_param(text: &str) -> ApiResult<Network> {
@@ -383,7 +375,7 @@ async fn add_exemption(
         .store
         .add_throttle_exemption(tenant, &network.to_string())
         .await?;
-    s.blocking(reload).await?;
+    s.blocking(reload_throttle_exemptions).await?;
     Ok((StatusCode::CREATED, Json(Exemption::from(row))).into_response())
 }
 
@@ -426,6 +418,6 @@ async fn remove_exemption(
     s.store
         .remove_throttle_exemption(tenant, &network.to_string())
         .await?;
-    s.blocking(reload).await?;
+    s.blocking(reload_throttle_exemptions).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@
 mod block_list;
 mod connection_filter;
 mod connections;
+mod connectors;
 mod contacts;
 mod group_mailbox;
 mod groups;
@@ -16,6 +17,7 @@ mod mail;
 mod mailboxes;
 mod malware_filter;
 mod moderation;
+mod organization_config;
 mod quarantine;
 mod quarantine_digest;
 mod queue;

@@ -49,6 +49,7 @@ impl ThrottleStore for SqliteStore {
                 tenant: name,
                 network,
                 created: Timestamp(now),
+                connector: None,
             })
         })
     }
@@ -61,6 +62,22 @@ impl ThrottleStore for SqliteStore {
                 params![tenant, network],
             )?;
             if n == 0 {
+                // An entry an on-premises connector registers goes with the connector.
+                let connector: Option<String> = conn
+                    .query_row(
+                        "SELECT c.name FROM inbound_connectors c, json_each(c.definition, '$.sender_ip_addresses') j \
+                         WHERE c.tenant_id = ?1 AND c.connector_type = 'on-premises' AND c.enabled = 1 AND j.value = ?2 \
+                         ORDER BY c.created LIMIT 1",
+                        params![tenant, network],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(connector) = connector {
+                    return Err(StoreError::InUse(format!(
+                        "throttle exemption {network} comes from the on-premises inbound connector \
+                         {connector:?}; it goes when the connector is removed or disabled"
+                    )));
+                }
                 return Err(StoreError::NotFound(format!(
                     "throttle exemption {network}"
                 )));
@@ -71,10 +88,20 @@ impl ThrottleStore for SqliteStore {
 
     fn throttle_exemptions(&self, tenant: Option<TenantId>) -> Result<Vec<ThrottleExemptionRow>> {
         self.read(|conn| {
+            // The entries added as such, and the IPs of enabled on-premises inbound connectors
+            // (registered while the connector exists and is enabled; migration 25).
             let mut stmt = conn.prepare_cached(
-                "SELECT e.tenant_id, t.name, e.network, e.created FROM throttle_exemptions e \
-                 JOIN tenants t ON t.id = e.tenant_id \
-                 WHERE ?1 IS NULL OR e.tenant_id = ?1 ORDER BY t.name, e.network",
+                "SELECT tenant_id, tenant, network, created, connector FROM ( \
+                   SELECT e.tenant_id, t.name AS tenant, e.network, e.created, NULL AS connector \
+                   FROM throttle_exemptions e JOIN tenants t ON t.id = e.tenant_id \
+                   WHERE ?1 IS NULL OR e.tenant_id = ?1 \
+                   UNION ALL \
+                   SELECT c.tenant_id, t.name, j.value, c.created, c.name \
+                   FROM inbound_connectors c JOIN tenants t ON t.id = c.tenant_id, \
+                        json_each(c.definition, '$.sender_ip_addresses') j \
+                   WHERE c.connector_type = 'on-premises' AND c.enabled = 1 \
+                     AND (?1 IS NULL OR c.tenant_id = ?1)) \
+                 ORDER BY tenant, network, connector",
             )?;
             let rows = stmt.query_map([tenant], |r| {
                 Ok(ThrottleExemptionRow {
@@ -82,6 +109,7 @@ impl ThrottleStore for SqliteStore {
                     tenant: r.get(1)?,
                     network: r.get(2)?,
                     created: Timestamp(r.get(3)?),
+                    connector: r.get(4)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

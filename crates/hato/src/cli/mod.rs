@@ -9,6 +9,7 @@ mod blocklist;
 mod client;
 mod connection_filter;
 mod connections;
+mod connector;
 mod contact;
 mod domain;
 mod explain;
@@ -18,6 +19,7 @@ mod mail;
 mod mailbox;
 mod malware_filter;
 mod moderation;
+mod organization_config;
 mod output;
 mod quarantine;
 mod queue;
@@ -101,6 +103,12 @@ enum Command {
     /// A tenant's connection filter policy: its IP allow and block lists.
     #[command(subcommand)]
     ConnectionFilter(connection_filter::ConnectionFilterCmd),
+    /// A tenant's connectors: inbound (on-premises servers, partners).
+    #[command(subcommand)]
+    Connector(connector::ConnectorCmd),
+    /// A tenant's organisation-wide settings (Set-OrganizationConfig): RejectDirectSend.
+    #[command(subcommand)]
+    OrganizationConfig(organization_config::OrganizationConfigCmd),
     /// The connection log: connections the edge refused, deferred or cut.
     Connections(connections::ConnectionsArgs),
     /// The provider's block list: IPs refused at connect (operator).
@@ -221,6 +229,8 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Queue(cmd) => queue::run(c, cmd),
         Command::Throttle(cmd) => throttle::run(c, cmd),
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
+        Command::Connector(cmd) => connector::run(c, cmd),
+        Command::OrganizationConfig(cmd) => organization_config::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
         Command::Rule(cmd) => rules::run(c, cmd),

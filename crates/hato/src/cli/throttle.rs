@@ -98,7 +98,7 @@ pub(super) fn run(c: &Client, cmd: ThrottleCmd) -> Result<(), String> {
         ThrottleCmd::Exempt(ExemptCmd::List { tenant, json }) => {
             let q: Vec<(&str, String)> = tenant.map(|t| ("tenant", t)).into_iter().collect();
             let v = c.json("GET", "/api/v1/throttle/exemptions", &q, None)?;
-            print_rows(&v, &["tenant", "network", "created"], json)
+            print_rows(&v, &["tenant", "network", "created", "connector"], json)
         }
     }
 }

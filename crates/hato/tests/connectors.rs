@@ -435,12 +435,14 @@ fn an_ip_on_another_tenants_on_premises_connector_is_refused_unless_forced() {
     assert!(!ok);
     assert_eq!(
         err.trim(),
-        "error: sender-ip-addresses: 192.0.2.77 overlaps 192.0.2.0/24 of the on-premises inbound \
-         connector \"Relay\" of tenant \"contoso\". An IP shared by two organisations' on-premises \
-         connectors attributes all its mail to one of them, so mail for the other is pulled \
-         through the first and leaves traces there (the shared-IP pitfall); use a dedicated IP, \
-         or give --force to register it anyway (HTTP 409)"
+        "error: sender-ip-addresses: 192.0.2.77 is on another organisation's on-premises \
+         inbound connector. An IP shared by two organisations' on-premises connectors attributes \
+         all its mail to one of them, so mail for the other is pulled through the first and \
+         leaves traces there (the shared-IP pitfall); use a dedicated IP, or give --force to \
+         register it anyway (HTTP 409)"
     );
+    // Tenants do not see each other: the other one is not named.
+    assert!(!err.contains("contoso"), "{err}");
     assert!(
         s.ok(&["connector", "inbound", "list", "--tenant", "fabrikam"])
             .contains("(none)")

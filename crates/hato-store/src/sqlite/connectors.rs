@@ -97,14 +97,21 @@ fn check_shared_ips(conn: &Connection, tenant: TenantId, entries: &[String]) -> 
         for other in &others {
             for theirs in &other.connector.sender_ip_addresses {
                 if sender_ip(theirs).is_ok_and(|t| overlaps(&mine, &t)) {
+                    // The other organisation stays unnamed to this one's admins (tenants do
+                    // not see each other); the operator finds it in the server's log.
+                    tracing::warn!(
+                        "tenant {tenant}'s connector address {text} overlaps {theirs} of the \
+                         on-premises inbound connector {:?} of tenant {:?}",
+                        other.name,
+                        other.tenant
+                    );
                     return Err(StoreError::InUse(format!(
-                        "sender-ip-addresses: {text} overlaps {theirs} of the on-premises inbound \
-                         connector {:?} of tenant {:?}. An IP shared by two organisations' \
-                         on-premises connectors attributes all its mail to one of them, so mail \
-                         for the other is pulled through the first and leaves traces there \
-                         (the shared-IP pitfall); use a dedicated IP, or give --force to \
-                         register it anyway",
-                        other.name, other.tenant
+                        "sender-ip-addresses: {text} is on another organisation's on-premises \
+                         inbound connector. An IP shared by two organisations' on-premises \
+                         connectors attributes all its mail to one of them, so mail for the \
+                         other is pulled through the first and leaves traces there (the \
+                         shared-IP pitfall); use a dedicated IP, or give --force to register it \
+                         anyway"
                     )));
                 }
             }

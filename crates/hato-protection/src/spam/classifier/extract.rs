@@ -714,14 +714,23 @@ fn body(ex: &mut Ex, msg: &mail_parser::Message<'_>, depth: usize) {
             ex.aux_token("charset:", &cs);
         }
         let name = part.attachment_name();
+        // A text part with a file name that asks to be shown inline (RFC 2183 §2.1) is shown
+        // as the message's text by mail programs: read it as text (spam names its only part
+        // to slip past filters that skip attachments).
+        let inline = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+        let attached = name.is_some() && !inline;
         match &part.body {
             PartType::Text(text) => {
                 if subtype == "rfc822-headers" || subtype == "delivery-status" {
                     ex.flag(H::Bounce, || format!("a text/{subtype} part"));
                     find_original_id(ex, text);
-                } else if name.is_none() {
+                } else if !attached {
                     ex.plain_parts += 1;
-                    if ct.is_none() && text.bytes().any(|b| b >= 0x80) {
+                    // RFC 2045 §5.2: without a charset parameter the text is US-ASCII.
+                    let no_charset = ct.is_none_or(|c| c.attribute("charset").is_none());
+                    if no_charset && text.bytes().any(|b| b >= 0x80) {
                         ex.flag(H::CharsetMismatch, || "8-bit text, no charset".into());
                     }
                     let t = cut_str(text, MAX_TEXT_BYTES);
@@ -734,7 +743,7 @@ fn body(ex: &mut Ex, msg: &mail_parser::Message<'_>, depth: usize) {
                 }
             }
             PartType::Html(html) => {
-                if name.is_some() {
+                if attached {
                     attachment(ex, name, "text", "html");
                     continue;
                 }

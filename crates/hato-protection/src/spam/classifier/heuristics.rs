@@ -112,7 +112,7 @@ heuristics! {
     AttachImage = "attachment-image", None, "an image attachment";
     MimeManyParts = "mime-many-parts", None, "many MIME parts";
     Bounce = "bounce", Some(Asf::MarkAsSpamNdrBackscatter), "a delivery status notification (bounce)";
-    CharsetMismatch = "charset-undeclared-8bit", None, "8-bit text without a declared charset";
+    CharsetMismatch = "charset-undeclared-8bit", None, "8-bit text without a charset parameter (RFC 2045 §5.2: US-ASCII)";
     UrlAllOffDomain = "url-all-off-domain", None, "links, none of them to the From domain";
     MsgIdFromDomain = "message-id-from-domain", None, "a Message-ID of the From domain";
 }

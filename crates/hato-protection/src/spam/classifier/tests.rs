@@ -649,6 +649,40 @@ fn corpus_files_split_by_the_md5_in_their_names() {
     );
 }
 
+#[test]
+fn an_inline_text_part_with_a_file_name_is_read_as_text() {
+    // Shown inline by mail programs (RFC 2183 §2.1), so it is the message's text, not an
+    // attachment to skip: spam names its only part to slip past filters.
+    let raw = "From: Cash <c@money.example>\r\nSubject: Re: your account\r\n\
+               MIME-Version: 1.0\r\nContent-Type: text/html; charset=us-ascii\r\n\
+               Content-Disposition: inline; filename=\"filename.html\"\r\n\r\n\
+               <html><body>EASY MONEY from home: thousands of people already earn more than they \
+               ever did at the office, <a href=\"http://cash.example.biz/\">order now</a>\
+               </body></html>\r\n";
+    let f = ex(raw);
+    assert!(f.doc.contains("easy money from home"), "{:?}", f.doc);
+    assert!(fired(&f, H::HtmlPresent));
+    assert!(fired(&f, H::UrlBizInfo));
+    assert!(!fired(&f, H::TextShort));
+    // The same part as an attachment stays an attachment.
+    let attached = raw.replace("inline;", "attachment;");
+    let f = ex(&attached);
+    assert!(!f.doc.contains("easy money"), "{:?}", f.doc);
+    assert!(f.aux.contains("attachment:text/html.html"), "{:?}", f.aux);
+}
+
+#[test]
+fn eight_bit_text_without_a_charset_parameter() {
+    // RFC 2045 §5.2: a text part without a charset parameter is US-ASCII, whether or not the
+    // Content-Type field is there.
+    let f = ex("From: a@example.jp\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+                Content-Type: text/plain\r\n\r\n\u{3053}\u{3093}\u{306b}\u{3061}\u{306f} sale\r\n");
+    assert!(fired(&f, H::CharsetMismatch));
+    let f = ex("From: a@example.jp\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+                Content-Type: text/plain; charset=utf-8\r\n\r\n\u{3053}\u{3093}\u{306b}\u{3061}\u{306f}\r\n");
+    assert!(!fired(&f, H::CharsetMismatch));
+}
+
 fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/spamassassin");
     p.is_dir().then_some(p)

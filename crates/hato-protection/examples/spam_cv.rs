@@ -2,10 +2,12 @@
 //! split (never the test split): how the shipped model's settings were chosen.
 //!
 //! `cargo run --release -p hato-protection --example spam_cv -- CORPUS_DIR` (with ham/ and
-//! spam/); settings from the environment: BITS, EPOCHS, RATE, HEUR_EPOCHS, HEUR_RATE,
+//! spam/); settings from the environment: BITS, EPOCHS, RATE, HAM_WEIGHT, TREES, DEPTH, SHRINK,
 //! TARGET_FP, FOLDS; OUT=FILE writes the model (as `hato spam train --split train` does).
 
-use hato_protection::spam::classifier::{Classifier, Sample, Split, TrainOptions, corpus_split};
+use hato_protection::spam::classifier::{
+    BoostOptions, Classifier, Sample, Split, TrainOptions, corpus_split,
+};
 use std::path::Path;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -22,8 +24,13 @@ fn main() -> Result<(), String> {
         bits: env("BITS", d.bits),
         content_epochs: env("EPOCHS", d.content_epochs),
         content_rate: env("RATE", d.content_rate),
-        heur_epochs: env("HEUR_EPOCHS", d.heur_epochs),
-        heur_rate: env("HEUR_RATE", d.heur_rate),
+        content_ham_weight: env("HAM_WEIGHT", d.content_ham_weight),
+        boost: BoostOptions {
+            trees: env("TREES", d.boost.trees),
+            depth: env("DEPTH", d.boost.depth),
+            shrinkage: env("SHRINK", d.boost.shrinkage),
+            ..d.boost.clone()
+        },
         target_fp: env("TARGET_FP", d.target_fp),
         folds: env("FOLDS", d.folds),
         ..d

@@ -157,6 +157,8 @@ fn phrases() -> Option<&'static Phrases> {
             (hs::SENSITIVE, H::TextSensitive),
             (hs::REMOVAL, H::TextRemoval),
             (hs::NOT_SPAM, H::TextNotSpam),
+            (hs::MIME_LEAK, H::MimeLeak),
+            (hs::TOLL_FREE, H::TextTollFree),
         ] {
             for p in list {
                 pats.push(p);
@@ -205,6 +207,10 @@ struct Ex {
     comment_splits: usize,
     hidden_bytes: usize,
     password_input: bool,
+    /// In-Reply-To or References present (a real reply).
+    threaded: bool,
+    /// Distinct text colours in the HTML (at most 8 kept).
+    colours: Vec<String>,
     bulk_evidence: Vec<String>,
     phish_evidence: Vec<String>,
     bounce_id: Option<String>,
@@ -341,6 +347,8 @@ pub(crate) fn extract(raw: &[u8], bits: u32) -> Features {
         comment_splits: 0,
         hidden_bytes: 0,
         password_input: false,
+        threaded: false,
+        colours: Vec::new(),
         bulk_evidence: Vec::new(),
         phish_evidence: Vec::new(),
         bounce_id: None,
@@ -503,6 +511,9 @@ fn headers(
             if local.bytes().filter(u8::is_ascii_digit).count() >= 3 {
                 ex.flag(H::FromLocalDigits, || addr.clone());
             }
+            if consonant_run(&local) >= 5 {
+                ex.flag(H::FromLocalRandom, || addr.clone());
+            }
             if hs::FREEMAIL.contains(&registrable(&domain)) || hs::FREEMAIL.contains(&&*domain) {
                 ex.flag(H::FromFreemail, || domain.clone());
             }
@@ -518,6 +529,14 @@ fn headers(
             for w in words(name).take(8) {
                 let w = w.to_lowercase();
                 ex.aux_token("from-name:", &w);
+            }
+            let letters = name.chars().filter(|c| c.is_alphabetic()).count();
+            let caps = name.chars().filter(|c| c.is_uppercase()).count();
+            if name.contains(['!', '$']) || (letters >= 6 && caps == letters) {
+                ex.flag(H::FromNameShouting, || name.to_owned());
+            }
+            if name.contains('@') {
+                ex.flag(H::FromNameAddress, || name.to_owned());
             }
             // A display name holding an address of another domain ("service@bank.example"
             // <x@elsewhere.example>): the reader sees the name.
@@ -577,6 +596,8 @@ fn headers(
             });
             if !plausible {
                 ex.flag(H::DateMalformed, || format!("Date: {raw}"));
+            } else if let Some(why) = date_oddity(&raw) {
+                ex.flag(H::DateOdd, || format!("Date: {raw} ({why})"));
             }
         }
     }
@@ -613,6 +634,9 @@ fn headers(
     match mailer {
         None => ex.flag(H::MailerMissing, || "no X-Mailer or User-Agent".into()),
         Some(m) => {
+            if looks_generated(&m) {
+                ex.flag(H::MailerRandom, || format!("X-Mailer: {m}"));
+            }
             let lower = m.to_ascii_lowercase();
             for w in words(&lower).take(3) {
                 let w = w.to_owned();
@@ -655,6 +679,9 @@ fn headers(
         "Content-Transfer-Encoding",
     ] {
         if let Some(v) = header(ex, msg, name) {
+            if matches!(name, "In-Reply-To" | "References") {
+                ex.threaded = true;
+            }
             let lname = name.to_ascii_lowercase();
             let v = if matches!(name, "In-Reply-To" | "References" | "Organization") {
                 String::new()
@@ -691,6 +718,113 @@ fn headers(
     ex.stats.header_bytes += subject_out.len();
 }
 
+/// A token a program generated to be unique (`WA9c2D478J2W9yTmQNRm`): one word of ten or more
+/// letters and digits mixing both and both cases. Names of mail programs have spaces, dots or
+/// slashes between a name and a version; words are not in mixed case with digits.
+fn looks_generated(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b.iter().all(u8::is_ascii_alphanumeric)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(u8::is_ascii_lowercase)
+        && b.iter().filter(|c| c.is_ascii_uppercase()).count() >= 2
+}
+
+/// The longest run of consonants (ASCII letters other than a, e, i, o, u, y) in `s`:
+/// generated addresses (`kxqzvbt@…`) have long ones, names and words rarely more than four.
+fn consonant_run(s: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for b in s.bytes() {
+        if b.is_ascii_alphabetic() && !b"aeiouyAEIOUY".contains(&b) {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// What is odd about a Date that parses (RFC 5322 §3.3 and the obsolete forms of §4.3): a
+/// weekday that is not the date's, a 2-digit year, no zone or a zone by a name RFC 5322 does
+/// not know. Mail programs write the current date correctly; mass mailers that forge or
+/// hand-build it often do not. `None` when nothing is odd or the shape is not recognised.
+fn date_oddity(raw: &str) -> Option<&'static str> {
+    // Comments ("(EDT)") out; the header value is at most MAX_HEADER_VALUE bytes.
+    let mut text = String::with_capacity(raw.len());
+    let mut depth = 0usize;
+    for c in raw.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            c if depth == 0 => text.push(if c == ',' { ' ' } else { c }),
+            _ => {}
+        }
+    }
+    let mut t = text.split_whitespace().peekable();
+    let weekday = match t.peek() {
+        Some(w) if w.bytes().all(|b| b.is_ascii_alphabetic()) => t.next(),
+        _ => None,
+    };
+    let day: u32 = t.next()?.parse().ok()?;
+    let month = t.next()?.to_ascii_lowercase();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| month.starts_with(m))? as u32
+        + 1;
+    let year_s = t.next()?;
+    let mut year: i64 = year_s.parse().ok()?;
+    let time = t.next()?;
+    if !time.contains(':') {
+        return None;
+    }
+    let zone = t.next();
+    if year_s.len() < 4 {
+        return Some("a 2-digit year");
+    }
+    match zone {
+        None => return Some("no time zone"),
+        Some(z) if z.starts_with(['+', '-']) => {
+            let digits = &z[1..];
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Some("a malformed time zone");
+            }
+            let minutes = &digits[2..];
+            if !matches!(minutes, "00" | "30" | "45") {
+                return Some("a time zone of odd minutes");
+            }
+        }
+        Some(z) => {
+            let known = [
+                "ut", "gmt", "z", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt",
+            ];
+            if !known.contains(&z.to_ascii_lowercase().as_str()) {
+                return Some("a time zone by name");
+            }
+        }
+    }
+    if let Some(w) = weekday {
+        // Sakamoto's day of the week (0 = Sunday).
+        if !(1..=31).contains(&day) || !(1583..=9999).contains(&year) {
+            return None;
+        }
+        const T: [i64; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
+        if month < 3 {
+            year -= 1;
+        }
+        let dow =
+            (year + year / 4 - year / 100 + year / 400 + T[month as usize - 1] + i64::from(day))
+                .rem_euclid(7) as usize;
+        let names = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+        if !w.to_ascii_lowercase().starts_with(names[dow]) {
+            return Some("the weekday is not the date's");
+        }
+    }
+    None
+}
+
 /// Words of a text: runs of alphanumerics (and `'`, `$`), at most 32 bytes each.
 fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '$'))
@@ -714,14 +848,39 @@ fn body(ex: &mut Ex, msg: &mail_parser::Message<'_>, depth: usize) {
             ex.aux_token("charset:", &cs);
         }
         let name = part.attachment_name();
+        // A text part with a file name that asks to be shown inline (RFC 2183 §2.1) is shown
+        // as the message's text by mail programs: read it as text (spam names its only part
+        // to slip past filters that skip attachments).
+        let inline = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+        let attached = name.is_some() && !inline;
+        let declared_non_latin = ct.and_then(|c| c.attribute("charset")).is_some_and(|cs| {
+            hs::NON_LATIN_CHARSETS
+                .iter()
+                .any(|n| cs.eq_ignore_ascii_case(n))
+        });
+        let base64 = part
+            .content_transfer_encoding()
+            .is_some_and(|e| e.eq_ignore_ascii_case("base64"));
         match &part.body {
             PartType::Text(text) => {
                 if subtype == "rfc822-headers" || subtype == "delivery-status" {
                     ex.flag(H::Bounce, || format!("a text/{subtype} part"));
                     find_original_id(ex, text);
-                } else if name.is_none() {
+                } else if !attached {
                     ex.plain_parts += 1;
-                    if ct.is_none() && text.bytes().any(|b| b >= 0x80) {
+                    if declared_non_latin && text.len() >= 100 && text.is_ascii() {
+                        ex.flag(H::CharsetUnused, || {
+                            format!("{} bytes of ASCII text declared non-Latin", text.len())
+                        });
+                    }
+                    if base64 {
+                        ex.flag(H::TextBase64, || "plain text in base64".into());
+                    }
+                    // RFC 2045 §5.2: without a charset parameter the text is US-ASCII.
+                    let no_charset = ct.is_none_or(|c| c.attribute("charset").is_none());
+                    if no_charset && text.bytes().any(|b| b >= 0x80) {
                         ex.flag(H::CharsetMismatch, || "8-bit text, no charset".into());
                     }
                     let t = cut_str(text, MAX_TEXT_BYTES);
@@ -734,16 +893,18 @@ fn body(ex: &mut Ex, msg: &mail_parser::Message<'_>, depth: usize) {
                 }
             }
             PartType::Html(html) => {
-                if name.is_some() {
+                if attached {
                     attachment(ex, name, "text", "html");
                     continue;
                 }
                 ex.html_parts += 1;
-                if part
-                    .content_transfer_encoding()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("base64"))
-                {
+                if base64 {
                     ex.flag(H::HtmlBase64, || "HTML body in base64".into());
+                }
+                if declared_non_latin && html.len() >= 100 && html.is_ascii() {
+                    ex.flag(H::CharsetUnused, || {
+                        format!("{} bytes of ASCII HTML declared non-Latin", html.len())
+                    });
                 }
                 let room = MAX_HTML_BYTES.saturating_sub(ex.stats.html_bytes);
                 let h = cut_str(html, room);
@@ -1002,6 +1163,17 @@ fn url(ex: &mut Ex, u: &str, shown: Option<&str>) {
 }
 
 impl Ex {
+    /// Notes a text colour (black and white are the page's own, not emphasis).
+    fn colour(&mut self, c: &str) {
+        let c = norm_color(c);
+        if c.is_empty() || c == "000000" || c == "ffffff" || self.colours.len() >= 8 {
+            return;
+        }
+        if !self.colours.contains(&c) {
+            self.colours.push(c);
+        }
+    }
+
     fn phish_evidence_once(&mut self, e: impl FnOnce() -> String) {
         if self.phish_evidence.len() < 8 {
             let e = e();
@@ -1222,6 +1394,12 @@ fn scan_html(ex: &mut Ex, html: &str) {
             if tiny {
                 ex.flag(H::HtmlTinyFont, || cut(style, 80));
             }
+            if style_big_font(style) {
+                ex.flag(H::HtmlBigFont, || cut(style, 80));
+            }
+            if let Some(c) = &color {
+                ex.colour(c);
+            }
             if let (Some(c), Some(bgc)) = (&color, &bg)
                 && c == bgc
             {
@@ -1322,6 +1500,18 @@ fn scan_html(ex: &mut Ex, html: &str) {
                     if s == "1" || s.starts_with('-') || s == "0" {
                         ex.flag(H::HtmlTinyFont, || format!("<font size={s}>"));
                     }
+                    // HTML 4.01 §15.2.2: sizes 1-7, 3 the default; +2 and up, or 5 and up,
+                    // is display type, which mail between people does not use.
+                    let big = match s.strip_prefix('+') {
+                        Some(rel) => rel.parse::<u32>().is_ok_and(|r| r >= 2),
+                        None => s.parse::<u32>().is_ok_and(|v| v >= 5),
+                    };
+                    if big {
+                        ex.flag(H::HtmlBigFont, || format!("<font size={s}>"));
+                    }
+                }
+                if let Some(c) = attrs.color {
+                    ex.colour(c);
                 }
                 if let (Some(c), Some(bgc)) = (attrs.color, &bg)
                     && norm_color(c) == *bgc
@@ -1348,6 +1538,25 @@ fn scan_html(ex: &mut Ex, html: &str) {
         let shown = ex.doc.get(start..).unwrap_or("").to_owned();
         url(ex, &href, Some(&shown));
     }
+}
+
+/// A font size of 24 px / 18 pt or more in a style (display type).
+fn style_big_font(style: &str) -> bool {
+    let s: String = style
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(512)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    s.split(';').any(|d| {
+        let Some(v) = d.strip_prefix("font-size:") else {
+            return false;
+        };
+        let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let unit = &v[digits.len()..];
+        let n: u32 = digits.parse().unwrap_or(0);
+        (unit.starts_with("px") && n >= 24) || (unit.starts_with("pt") && n >= 18)
+    })
 }
 
 fn style_bg(style: &str) -> Option<String> {
@@ -1443,6 +1652,11 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
         if lower.starts_with("re:") || lower.starts_with("fwd:") || lower.starts_with("fw:") {
             ex.flag(H::SubjectReply, || subject.to_owned());
         }
+        // RFC 5322 §3.6.4: a reply carries In-Reply-To/References; "Re:" without them is a
+        // reply in the subject only (mass mail posing as a conversation).
+        if lower.starts_with("re:") && !ex.threaded {
+            ex.flag(H::SubjectFakeReply, || subject.to_owned());
+        }
         let trimmed = subject.trim_end();
         if let Some((head, last)) = trimmed.rsplit_once(' ') {
             let spaced = head.ends_with("  ");
@@ -1450,7 +1664,9 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
             let digits = core.bytes().filter(u8::is_ascii_digit).count();
             let idlike = core.len() >= 4
                 && core.bytes().all(|b| b.is_ascii_alphanumeric())
-                && (digits == core.len() || (digits > 0 && core.len() >= 5 && last != core));
+                && (digits == core.len()
+                    || (digits > 0 && core.len() >= 5 && last != core)
+                    || looks_generated(core));
             if spaced || idlike {
                 ex.flag(H::SubjectTrailingId, || subject.to_owned());
             }
@@ -1549,6 +1765,8 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
         (H::TextSensitive, 1),
         (H::TextRemoval, 2),
         (H::TextNotSpam, 1),
+        (H::MimeLeak, 1),
+        (H::TextTollFree, 1),
     ] {
         let n = phrase_hits[h as usize];
         if n > 0 {
@@ -1588,6 +1806,18 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
         || ex.aux.contains("attachment:");
     if subject.trim().is_empty() && text_len == 0 && !attachments {
         ex.flag(H::TextEmpty, || "no subject, no text, no attachment".into());
+    }
+    if text_len < 400 && (1..=3).contains(&ex.url_count) {
+        let n = ex.url_count;
+        ex.flag(H::TextShortLink, || {
+            format!("{text_len} bytes of text, {n} links")
+        });
+    }
+    if ex.colours.len() >= 3 {
+        let n = ex.colours.len();
+        ex.set(H::HtmlFontColours, hs::squash(n - 2, 4), || {
+            format!("text in {n} colours")
+        });
     }
     // URLs.
     if ex.url_count > 0 {

@@ -112,9 +112,22 @@ heuristics! {
     AttachImage = "attachment-image", None, "an image attachment";
     MimeManyParts = "mime-many-parts", None, "many MIME parts";
     Bounce = "bounce", Some(Asf::MarkAsSpamNdrBackscatter), "a delivery status notification (bounce)";
-    CharsetMismatch = "charset-undeclared-8bit", None, "8-bit text without a declared charset";
+    CharsetMismatch = "charset-undeclared-8bit", None, "8-bit text without a charset parameter (RFC 2045 §5.2: US-ASCII)";
     UrlAllOffDomain = "url-all-off-domain", None, "links, none of them to the From domain";
     MsgIdFromDomain = "message-id-from-domain", None, "a Message-ID of the From domain";
+    MimeLeak = "mime-leak", None, "MIME header lines or undecoded encoded-words in the visible text (broken MIME from a mass mailer)";
+    DateOdd = "date-odd", None, "a Date whose weekday is not the date's, with a 2-digit year, or with a time zone by name or of odd minutes";
+    CharsetUnused = "charset-declared-unused", None, "a text part declared in a non-Latin charset whose text is plain ASCII";
+    HtmlBigFont = "html-big-font", None, "large fonts in the HTML";
+    HtmlFontColours = "html-font-colours", None, "text in several colours";
+    TextShortLink = "text-short-with-link", None, "a few lines of text and a link";
+    SubjectFakeReply = "subject-fake-reply", None, "a Re: subject without In-Reply-To or References";
+    FromNameShouting = "from-name-shouting", None, "a From display name in capitals or with ! or $";
+    FromNameAddress = "from-name-is-address", None, "a From display name that is an address";
+    FromLocalRandom = "from-local-random", None, "a From local part with a long run of consonants";
+    TextTollFree = "text-toll-free", None, "toll-free phone numbers";
+    TextBase64 = "text-base64", None, "the plain-text body base64-encoded";
+    MailerRandom = "x-mailer-random", None, "an X-Mailer that is a generated token, not a program's name";
 }
 
 /// The number of heuristic features.
@@ -274,6 +287,69 @@ pub const NOT_SPAM: &[&str] = &[
     "section 301",
     "can-spam",
     "in compliance with",
+];
+
+/// MIME and header syntax that a reader never sees in a well-formed message: its presence in the
+/// visible text means the sending program broke the structure (or left RFC 2047 encoded-words
+/// undecoded), a mass-mailer trait.
+pub const MIME_LEAK: &[&str] = &[
+    "content-type: text/",
+    "content-type: multipart/",
+    "content-transfer-encoding:",
+    "mime-version: 1.0",
+    "this is a multi-part message in mime format",
+    "this is a multipart mime message",
+    "=?iso-8859-",
+    "=?gb2312?",
+    "=?big5?",
+    "=?utf-8?",
+    "=?windows-125",
+    "=?koi8-r?",
+    "=?ks_c_5601",
+    "=?euc-kr?",
+    "=?iso-2022-jp?",
+    "=?shift_jis?",
+];
+
+/// North American toll-free numbers (spam asks to call; mail between people rarely does).
+pub const TOLL_FREE: &[&str] = &[
+    "1-800",
+    "1-888",
+    "1-877",
+    "1-866",
+    "1 800 ",
+    "1 888 ",
+    "(800)",
+    "(888)",
+    "(877)",
+    "(866)",
+    "toll free",
+    "toll-free",
+];
+
+/// Charsets of non-Latin scripts: a part declared in one of them holds text of that script.
+pub const NON_LATIN_CHARSETS: &[&str] = &[
+    "gb2312",
+    "gbk",
+    "gb18030",
+    "big5",
+    "ks_c_5601-1987",
+    "euc-kr",
+    "euc-jp",
+    "iso-2022-jp",
+    "shift_jis",
+    "koi8-r",
+    "koi8-u",
+    "windows-1251",
+    "iso-8859-5",
+    "windows-1253",
+    "iso-8859-7",
+    "windows-1255",
+    "iso-8859-8",
+    "windows-1256",
+    "iso-8859-6",
+    "tis-620",
+    "windows-874",
 ];
 
 /// URL shorteners.

@@ -16,14 +16,18 @@
 //! - [`extract`](extract): the features (hashed text and header tokens from an allow-list of
 //!   what the sender controls, and the named heuristics), bounded;
 //! - [`heuristics`]: the heuristics' names, ASF options and phrase lists;
-//! - [`model`]: the fused logistic regressions, training, calibration and the file format;
+//! - [`model`]: the content model (logistic regression), the fusion, training, calibration and
+//!   the file format;
+//! - [`boost`]: the heuristics model (gradient-boosted trees);
 //! - [`TenantModel`]: a tenant's sparse weight deltas on top of the shipped model, learned
 //!   from its users' junk / not-junk reports.
 
+pub mod boost;
 pub mod extract;
 pub mod heuristics;
 pub mod model;
 
+pub use boost::BoostOptions;
 pub use extract::{Features, Stats};
 pub use heuristics::H;
 pub use model::{ModelError, Sample, TrainOptions, TrainReport, auc};
@@ -206,9 +210,10 @@ impl Classifier {
                 keep_best(&mut bottom, hammy, (-c, which));
             }
         };
+        let shares = self.model.heur.attribute(&f.heur);
         for (j, x) in f.heur.iter().enumerate() {
             if *x > 0.0 {
-                let mut c = self.model.beta * self.model.heur[j] * x;
+                let mut c = self.model.beta * shares[j];
                 if let Some(t) = tenant {
                     c += t.get(TenantModel::heur_key(j)) * x;
                 }

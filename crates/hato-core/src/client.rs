@@ -156,6 +156,16 @@ pub struct ClientContext {
 }
 
 impl ClientContext {
+    /// The mailbox the client authenticated as (SMTP AUTH); `None` for direct send and for a
+    /// connector, which vouches for a domain, not a mailbox. Group restrictions and routing
+    /// take identity from here only, never from MAIL FROM.
+    pub fn authenticated_mailbox(&self) -> Option<crate::directory::MailboxId> {
+        self.identity.as_ref().and_then(|i| match i.principal {
+            Principal::Mailbox(m) => Some(m),
+            Principal::Connector(_) => None,
+        })
+    }
+
     pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
         ClientContext {
             peer,

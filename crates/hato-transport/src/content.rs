@@ -847,15 +847,7 @@ impl ContentPipeline {
         // not spoofed by its own server (the connector vouches for them).
         let attributed_tenant = message.client.attribution().map(|a| a.tenant);
         let group_sender_address = message.envelope.sender.as_ref().map(|s| s.to_string());
-        let group_sender_identity =
-            message
-                .client
-                .identity
-                .as_ref()
-                .and_then(|i| match i.principal {
-                    hato_core::client::Principal::Mailbox(m) => Some(m),
-                    hato_core::client::Principal::Connector(_) => None,
-                });
+        let group_sender_identity = message.client.authenticated_mailbox();
         // Each tenant's view of the content (its personalisation), computed once.
         let mut content_by_tenant: HashMap<TenantId, ContentSignals> = HashMap::new();
         // Per recipient: the spam filter's decision, the message's language, the client's

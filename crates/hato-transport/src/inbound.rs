@@ -107,14 +107,7 @@ impl Inbound {
         );
         // Direct send is anonymous. The session's client context carries the identity once
         // SMTP AUTH and attributed connectors exist; it is the one RCPT decided with.
-        let authenticated = message
-            .client
-            .identity
-            .as_ref()
-            .and_then(|i| match i.principal {
-                hato_core::client::Principal::Mailbox(m) => Some(m),
-                hato_core::client::Principal::Connector(_) => None,
-            });
+        let authenticated = message.client.authenticated_mailbox();
 
         // The copies, in order of first use: (stamp, content) and their recipients.
         let mut copies: Vec<Copy> = Vec::new();

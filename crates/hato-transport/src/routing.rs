@@ -388,10 +388,7 @@ impl SmtpPolicy for DirectoryPolicy {
         let resolver = self.domain_authentication.clone();
         let domain_authentication = resolver.is_some();
         // Identity only from authentication (never from MAIL FROM): a mailbox's user.
-        let identity = client.identity.as_ref().and_then(|i| match i.principal {
-            hato_core::client::Principal::Mailbox(m) => Some(m),
-            hato_core::client::Principal::Connector(_) => None,
-        });
+        let identity = client.authenticated_mailbox();
         let sender = sender.cloned();
         let rcpt = rcpt.clone();
         // Set by the edge at MAIL FROM (`EdgePolicy` with inbound connectors).

@@ -26,7 +26,8 @@
 #
 # How to run (as root: Postfix needs it):   bash bench/memory.sh
 #   Environment: SESSIONS=200 SIZE=31457280 ONLY=both|hato|postfix DRAIN_TIMEOUT=900 (seconds)
-#                KEEP_TMP=1 (keep the temp dir) HATO=path/to/hato (default target/release/hato;
+#                KEEP_TMP=1 (keep the temp dir) HATO_CONFIG="TOML" (appended to hato's config,
+#                e.g. $'[content]\nscan_budget_mb = 64') HATO=path/to/hato (default target/release/hato;
 #                built if missing)
 #   Installs Postfix from Debian if it is missing. Runs of this script and of bench/inbound.sh
 #   wait for each other (flock on /tmp/hato-inbound-bench.lock).
@@ -159,6 +160,7 @@ max_connections_per_ip = 5000
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
+${HATO_CONFIG:-}
 EOF
     "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 9>&- &
     HATO_PID=$!

@@ -126,9 +126,12 @@ impl ScanBudget {
     }
 }
 
-/// Message bytes the stages examine at once by default: 128 MiB (a 30 MB message peaks at about
-/// 200 MB while it is parsed and unpacked, so the budget bounds the stages near 1 GB).
-pub const DEFAULT_SCAN_BUDGET_MB: u32 = 128;
+/// Message bytes the stages examine at once by default: 64 MiB, room for one message of the
+/// largest size `smtp.max_message_size` allows by default (35 MB) and a second large one beside
+/// it. A 30 MB message costs about 100 MB while it is parsed and unpacked: with 200 sessions
+/// each sending one, the server's peak RSS was 239 MB at 64 MiB, 150 MB at 40 and 363 MB at
+/// 128 (`bash bench/memory.sh`, target < 300 MB).
+pub const DEFAULT_SCAN_BUDGET_MB: u32 = 64;
 
 /// The recipients of a message with malware under one policy that asks for an admin
 /// notification, and what the policy did.

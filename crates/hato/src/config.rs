@@ -787,7 +787,7 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #pipeline = true
 # MiB of messages examined at once; more wait their turn (a message costs memory a few times
 # its size while it is parsed and unpacked). At least smtp.max_message_size.
-#scan_budget_mb = 128
+#scan_budget_mb = 64
 
 [spam]
 # The spam filter, after the malware filter and the transport rules: SCL, verdicts, sender

@@ -55,6 +55,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         spooled: None,
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     }
 }
 

@@ -107,6 +107,7 @@ async fn world() -> World {
                 reports_on: vec![],
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
             })
             .await
             .expect("enqueue");

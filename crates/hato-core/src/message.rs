@@ -210,6 +210,9 @@ pub struct MessageContext {
     /// stages' sender authentication): queued with the message as an identity for group
     /// restrictions at delivery.
     pub domain_authenticated: Option<String>,
+    /// The sender failed SPF or DMARC (set by the content stages' sender authentication):
+    /// queued with the message, so that no NDR is ever sent to a likely forged sender.
+    pub sender_auth_failed: bool,
 }
 
 impl MessageContext {
@@ -233,6 +236,7 @@ impl MessageContext {
             body,
             trace_id: None,
             domain_authenticated: None,
+            sender_auth_failed: false,
         })
     }
 

@@ -329,10 +329,6 @@ replies! {
     /// queued mail, kept past its expiry, so that no mail for the postmaster is lost to a
     /// setting not made yet.
     const POSTMASTER_NOT_CONFIGURED = (451, "4.3.5", "No platform postmaster mailbox is configured; the message stays queued, without expiry, until smtp.postmaster names a mailbox");
-    /// A recipient outside every tenant (a mail contact reached through a group, an NDR to an
-    /// outside sender): hato has no outbound delivery yet (RFC 3463 X.4.4, unable to route, "a
-    /// persistent transient error"), so it waits on the backoff schedule until it expires.
-    const NO_OUTBOUND_DELIVERY = (451, "4.4.4", "Unable to route to an outside domain: hato has no outbound delivery yet; the message stays queued until it expires");
     /// A recipient still deferred when its message expired (`queue.message_expiration_hours`
     /// after it was received, Exchange's MessageExpirationTimeout of 2 days): Exchange's text,
     /// 550 with 4.4.7 as Exchange writes it. The last error is in the trace event's reason.
@@ -403,6 +399,23 @@ replies! {
     /// The queued message's content could not be read while it was being sent: the session is
     /// cut before the end of data (nothing is delivered) and the message tried again.
     fn content_unreadable(detail) = (451, "4.3.0", "The message could not be read from the queue [Message={detail}]");
+
+    section "Outbound: MX delivery (routing an outside recipient)";
+    /// Exchange Online's text (`exchange-online-behaviour.md` §9.4): the MX (or an MX host's
+    /// address) lookup got no answer (timeout, SERVFAIL, REFUSED), or no MX host has an
+    /// address: tried again later.
+    fn dns_query_failed(detail) = (450, "4.4.312", "DNS query failed [Message={detail}]");
+    /// The recipient's domain does not exist (NXDOMAIN for its MX lookup, RFC 8020): Exchange
+    /// Online's text for it; permanent, the sender gets an NDR at once.
+    fn dns_domain_does_not_exist(domain) = (550, "5.4.310", "DNS domain {domain} does not exist [Message=InfoDomainNonexistent]");
+    /// The recipient's domain publishes a null MX (`0 .`, RFC 7505 §3): it accepts no mail.
+    /// RFC 7505 §4.2 gives the reply code 556 and the enhanced code 5.1.10.
+    fn null_mx(domain) = (556, "5.1.10", "Recipient address rejected: {domain} does not accept mail (null MX, RFC 7505)");
+    /// The recipient's domain exists but has no MX, A or AAAA record: no host to deliver to
+    /// (RFC 5321 §5.1; RFC 3463 X.4.4, unable to route).
+    fn no_mail_host(domain) = (550, "5.4.4", "Unable to route: {domain} has no MX, A or AAAA record");
+    /// A queued outside address the SMTP client cannot put in a command (RFC 3463 X.1.3).
+    fn bad_remote_address(detail) = (550, "5.1.3", "Bad destination mailbox address syntax [Message={detail}]");
 }
 
 impl Reply {

@@ -698,4 +698,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER organization_config_removed AFTER DELETE ON organization_config
         BEGIN UPDATE connector_version SET version = version + 1; END;
     "#,
+    // 26 (issue 10, items 6-7): the sender failed SPF or DMARC at arrival (the content stages'
+    // sender authentication), so no NDR is ever sent to it (no backscatter).
+    r#"
+    ALTER TABLE messages ADD COLUMN sender_auth_failed INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

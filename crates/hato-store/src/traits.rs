@@ -180,7 +180,8 @@ pub trait QueueStore: Send + Sync {
     /// `MessageExpirationTimeout`, `queue.message_expiration_hours`).
     fn enqueue(&self, message: NewMessage) -> Pending<()>;
     /// Takes due recipients for `lease.owner`: messages with recipients whose next attempt has
-    /// come (local delivery, routing, relay, outside addresses, the platform postmaster), oldest
+    /// come (local delivery, routing, relay, the platform postmaster; outside addresses only
+    /// when held in quarantine: the outbound agent takes the others, `due_remote`), oldest
     /// first: `limit` recipients at most, and messages whose content stays within
     /// [`crate::DUE_CONTENT_BUDGET`]. Each recipient handed out is leased to the owner until
     /// `lease.until` in the writer's transaction, so no other caller is handed it meanwhile;
@@ -192,6 +193,12 @@ pub trait QueueStore: Send + Sync {
         lease: &Lease,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>>;
+    /// [`QueueStore::due_deliveries`] for the outbound agent: due recipients routed outside
+    /// every tenant (`Route::Remote`, not held in quarantine), leased the same way, with their
+    /// messages' content (a spooled message's queue file named in `spool`, to be streamed).
+    /// `due_deliveries` no longer hands them out.
+    fn due_remote(&self, now: Timestamp, lease: &Lease, limit: usize)
+    -> Result<Vec<QueuedMessage>>;
     /// Applies delivery outcomes in one transaction: mailbox items, quotas, statuses, events.
     /// An outcome whose writes fail is rolled back alone and returned; the others are applied.
     fn complete_deliveries(

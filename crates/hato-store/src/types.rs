@@ -101,6 +101,10 @@ pub struct NewMessage {
     /// The From address whose domain passed DMARC aligned (the content stages' sender
     /// authentication): an identity for group restrictions, as `authenticated` is.
     pub authenticated_from: Option<String>,
+    /// The sender failed SPF or DMARC (the content stages' sender authentication): its address
+    /// is likely forged, so a failure never sends it an NDR (no backscatter, issue 10 item 7;
+    /// Exchange sends no NDR to a spoofed sender either).
+    pub sender_auth_failed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +121,8 @@ pub struct QueuedRecipient {
     pub stamp: String,
     /// See [`NewRecipient::junk`].
     pub junk: bool,
+    /// Attempts deferred so far (the outbound agent's backoff counts them).
+    pub attempts: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -224,6 +230,25 @@ pub enum RecipientOutcome {
         mailbox: Option<MailboxId>,
         expires: Timestamp,
     },
+    /// Handed to another server (the outbound agent): status `Delivered`, a `Send` trace event
+    /// with the remote host, its reply and how the session went.
+    Sent(SentRecord),
+}
+
+/// How an outside recipient left hato: what its `Send` event records (message trace's remote
+/// host, Exchange's `OutboundIpPoolName`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentRecord {
+    /// The server's reply after the data (`250 2.0.0 Ok …`).
+    pub reply: Reply,
+    /// The host name the agent connected to (the MX or smart host).
+    pub remote_host: String,
+    /// Its address and port.
+    pub remote_ip: String,
+    /// The TLS protocol and cipher, when the session used TLS.
+    pub tls: Option<hato_core::TlsInfo>,
+    /// The delivery pool the session went out from (`normal`, `high-risk`).
+    pub pool: String,
 }
 
 /// A transient failure of one recipient (or of the NDR it owes): the one way anything in the

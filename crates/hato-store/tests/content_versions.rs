@@ -130,6 +130,7 @@ fn the_generation_moves_with_policy_changes_only() {
             reports_on: vec![],
             authenticated: None,
             authenticated_from: None,
+            sender_auth_failed: false,
         })
         .wait()
         .unwrap();

@@ -91,6 +91,7 @@ impl World {
                 reports_on: vec![],
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
             })
             .wait()
             .unwrap();

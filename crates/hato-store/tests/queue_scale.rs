@@ -55,6 +55,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         spooled: None,
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     }
 }
 
@@ -99,6 +100,26 @@ fn per_message_lookups_use_an_index() {
            AND (r.lease_until IS NULL OR r.lease_until <= 10) ORDER BY r.next_attempt, r.id LIMIT 5",
     );
     assert!(plan.contains("USING INDEX recipients_due"), "{plan}");
+    // The local step's and the outbound agent's share of them too (the route is a filter on
+    // the due index, not another scan).
+    for route in [
+        "AND (r.route <> 'remote' OR r.quarantine_kind IS NOT NULL)",
+        "AND r.route = 'remote' AND r.quarantine_kind IS NULL",
+    ] {
+        let plan = query_plan(
+            &s,
+            &format!(
+                "SELECT r.id FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.status = 'Pending' AND r.next_attempt <= 10 \
+                   AND (r.lease_until IS NULL OR r.lease_until <= 10) {route} \
+                 ORDER BY r.next_attempt, r.id LIMIT 5"
+            ),
+        );
+        assert!(
+            plan.contains("USING INDEX recipients_due"),
+            "{route}: {plan}"
+        );
+    }
 }
 
 #[test]

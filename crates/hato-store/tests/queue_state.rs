@@ -69,13 +69,21 @@ fn message(
         reports_on: vec![],
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     }
 }
+
+/// A transient failure to route (RFC 3463 X.4.4), as a remote server's reply could be.
+const UNROUTABLE: reply::Reply = reply::Reply::new(
+    451,
+    "4.4.4",
+    "Unable to route to an outside domain; the message stays queued until it expires",
+);
 
 /// Waiting for outbound delivery, on the backoff schedule.
 fn outside() -> Deferral {
     Deferral::new(
-        reply::NO_OUTBOUND_DELIVERY,
+        UNROUTABLE,
         Reason::new(Stage::Delivery, "Waiting for outbound delivery"),
     )
 }
@@ -101,11 +109,18 @@ impl World {
             .unwrap();
     }
 
-    /// What is due now, taken by `node`.
+    /// What is due now, taken by `node`: the local step's and the outbound agent's.
     fn take(&self, node: &str) -> Vec<QueuedMessage> {
-        self.store
+        let mut due = self
+            .store
             .due_deliveries(self.now(), &lease(node, self.now()), 100)
-            .unwrap()
+            .unwrap();
+        due.extend(
+            self.store
+                .due_remote(self.now(), &lease(node, self.now()), 100)
+                .unwrap(),
+        );
+        due
     }
 
     /// Applies one outcome to every recipient of `due`, now.
@@ -220,7 +235,7 @@ fn a_deferral_counts_the_attempt_keeps_the_last_error_and_follows_the_backoff_sc
         Some(LastError {
             status: 451,
             enhanced_status: "4.4.4".into(),
-            text: reply::NO_OUTBOUND_DELIVERY.text.to_string(),
+            text: UNROUTABLE.text.to_string(),
             remote_host: String::new(),
             reason: Some(Reason::new(
                 Stage::Delivery,
@@ -240,12 +255,7 @@ fn a_deferral_counts_the_attempt_keeps_the_last_error_and_follows_the_backoff_sc
             d.detail.as_str(),
             d.remote_host.as_str()
         ),
-        (
-            Some(451),
-            Some("4.4.4"),
-            &*reply::NO_OUTBOUND_DELIVERY.text,
-            ""
-        )
+        (Some(451), Some("4.4.4"), &*UNROUTABLE.text, "")
     );
     let reason = d.reason.as_ref().expect("a reason");
     assert_eq!(reason.text, "Waiting for outbound delivery");
@@ -439,11 +449,7 @@ fn a_lease_hides_recipients_from_another_node_until_it_runs_out() {
     assert_eq!(w.rows(active).len(), 1);
 
     // Nobody else is handed it while the lease runs (nor node-a itself, which has it).
-    let take_other = |now: Timestamp| {
-        other
-            .due_deliveries(now, &lease("node-b", now), 10)
-            .unwrap()
-    };
+    let take_other = |now: Timestamp| other.due_remote(now, &lease("node-b", now), 10).unwrap();
     assert!(take_other(w.now()).is_empty());
     assert!(w.take("node-a").is_empty());
     w.clock.advance_seconds(299);
@@ -540,7 +546,7 @@ fn leases_of_a_process_that_is_gone_are_released_when_the_store_opens() {
     let now = clock.now();
     assert_eq!(
         reopened
-            .due_deliveries(now, &lease("node-b", now), 10)
+            .due_remote(now, &lease("node-b", now), 10)
             .unwrap()
             .len(),
         1
@@ -841,7 +847,7 @@ fn migrating_gives_queued_recipients_an_expiry_and_makes_outside_ones_due() {
         (0, &None, &None)
     );
     let due = s
-        .due_deliveries(received, &lease("node-a", received), 10)
+        .due_remote(received, &lease("node-a", received), 10)
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].recipients[0].route, Route::Remote);
@@ -863,4 +869,118 @@ fn migrating_gives_queued_recipients_an_expiry_and_makes_outside_ones_due() {
         .clone();
     assert_eq!(status, RecipientStatus::Failed.as_str());
     assert!(s.due_ndrs(late, 10).unwrap().is_empty());
+}
+
+/// Outside recipients are the outbound agent's: `due_remote` hands them out and
+/// `due_deliveries` does not (nor `due_remote` the others); `Sent` delivers one with a `Send`
+/// event carrying the remote host, its reply and the session's facts.
+#[test]
+fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
+    let w = world();
+    w.send(
+        "mixed",
+        "sender@contoso.test",
+        &[
+            ("partner@fabrikam.test", Route::Remote),
+            ("bob@contoso.test", Route::Relay),
+        ],
+    );
+    let now = w.now();
+    let local = w
+        .store
+        .due_deliveries(now, &lease("node-a", now), 10)
+        .unwrap();
+    assert_eq!(local.len(), 1);
+    assert_eq!(
+        local[0]
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .collect::<Vec<_>>(),
+        ["bob@contoso.test"]
+    );
+    let remote = w.store.due_remote(now, &lease("node-a", now), 10).unwrap();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].recipients.len(), 1);
+    assert_eq!(remote[0].recipients[0].address, "partner@fabrikam.test");
+    assert_eq!(remote[0].recipients[0].attempts, 0);
+    assert!(String::from_utf8_lossy(&remote[0].content).contains("Subject: mixed"));
+    let sent = SentRecord {
+        reply: hato_core::reply::Reply::stored(250, "2.0.0", "Ok: queued as 4F2"),
+        remote_host: "mx.fabrikam.test".into(),
+        remote_ip: "192.0.2.25:25".into(),
+        tls: Some(hato_core::TlsInfo {
+            version: "TLS1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        }),
+        pool: "normal".into(),
+    };
+    w.complete(&remote, RecipientOutcome::Sent(sent));
+    let send = w.events("mixed", "Send");
+    assert_eq!(send.len(), 1);
+    let e = &send[0];
+    assert_eq!(e.recipient, "partner@fabrikam.test");
+    assert_eq!(
+        (e.status, e.enhanced_status.as_deref(), e.detail.as_str()),
+        (Some(250), Some("2.0.0"), "Ok: queued as 4F2")
+    );
+    assert_eq!(e.remote_host, "mx.fabrikam.test");
+    let reason = e.reason.as_ref().unwrap();
+    assert_eq!(figure(reason, "remote_ip"), &text("192.0.2.25:25"));
+    assert_eq!(figure(reason, "pool"), &text("normal"));
+    assert_eq!(figure(reason, "tls_version"), &text("TLS1.3"));
+    let rows = w
+        .store
+        .trace(&TraceQuery {
+            recipient: Some("partner@fabrikam.test".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(rows[0].status, "Delivered");
+    // Sent is done: nobody is handed it again.
+    assert!(
+        w.store
+            .due_remote(now, &lease("node-b", now), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// No backscatter: a message whose sender failed SPF or DMARC never owes an NDR; a `Dsn`
+/// event says why. The same failure for a sender that passed owes one.
+#[test]
+fn a_sender_that_failed_sender_authentication_is_owed_no_ndr() {
+    let w = world();
+    for (trace_id, failed) in [("forged", true), ("genuine", false)] {
+        let mut m = message(
+            trace_id,
+            "someone@outside.test",
+            w.now(),
+            &[("partner@fabrikam.test", w.tenant, Route::Remote)],
+        );
+        m.sender_auth_failed = failed;
+        w.store.enqueue(m).wait().unwrap();
+    }
+    let due = w.take("node-a");
+    assert_eq!(due.len(), 2);
+    w.complete(
+        &due,
+        RecipientOutcome::Fail(Refusal::new(
+            hato_core::reply::Reply::stored(550, "5.1.1", "User unknown"),
+            Reason::new(Stage::Delivery, "refused"),
+        )),
+    );
+    let owed: Vec<String> = w
+        .store
+        .due_ndrs(w.now(), 10)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.trace_id)
+        .collect();
+    assert_eq!(owed, ["genuine"]);
+    let dsn = w.events("forged", "Dsn");
+    assert_eq!(dsn.len(), 1);
+    assert!(dsn[0].detail.contains("failed SPF or DMARC"), "{dsn:?}");
+    assert!(w.events("genuine", "Dsn").is_empty());
 }

@@ -321,6 +321,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         reports_on: vec![],
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     })
     .wait()
     .unwrap();

@@ -68,6 +68,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         reports_on: vec![],
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     }
 }
 

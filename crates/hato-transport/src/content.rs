@@ -846,6 +846,14 @@ impl ContentPipeline {
             .cloned();
         let connector_vouched = message.client.attribution().and_then(|a| a.vouched_sender);
         message.domain_authenticated = dmarc_vouched.or(connector_vouched);
+        // An SPF hard fail (RFC 7208 §8.4: the domain says this client may not send for it) or
+        // a DMARC fail (RFC 7489 §6.6.2) marks the sender as likely forged: the message is
+        // queued with it, and none of its failures sends an NDR (no backscatter, issue 10
+        // item 7).
+        message.sender_auth_failed = auth.as_ref().is_some_and(|a| {
+            a.spf == hato_protection::spam::AuthResult::Fail
+                || a.dmarc == hato_protection::spam::AuthResult::Fail
+        });
         // The tenant the client's on-premises connector attributes it to: its own domains are
         // not spoofed by its own server (the connector vouches for them).
         let attributed_tenant = message.client.attribution().map(|a| a.tenant);
@@ -1431,6 +1439,7 @@ impl Lost {
             body: MessageBody::default(),
             trace_id: None,
             domain_authenticated: None,
+            sender_auth_failed: false,
         };
         refuse(message, policy_failed(why))
     }

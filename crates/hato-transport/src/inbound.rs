@@ -238,6 +238,7 @@ impl Inbound {
                 reports_on: Vec::new(),
                 authenticated,
                 authenticated_from: message.domain_authenticated.clone(),
+                sender_auth_failed: message.sender_auth_failed,
             });
         }
         Ok(out)

@@ -20,6 +20,7 @@ pub mod groupmail;
 pub mod headers;
 pub mod inbound;
 pub mod ndr;
+pub mod outbound;
 pub mod preview;
 pub mod routing;
 pub mod spam_learning;

@@ -143,6 +143,7 @@ impl World {
                 spooled: None,
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
             })

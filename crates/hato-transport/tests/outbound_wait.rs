@@ -1,19 +1,53 @@
-//! Until outbound delivery exists, outside recipients (mail contacts reached through groups, NDRs
-//! to outside senders) wait with a real deferral — attempts, backoff, expiry — instead of staying
-//! queued for ever; mail for an unconfigured postmaster waits without expiring. The real agent
-//! over a real store, with a clock that only moves when the test says.
+//! Outside recipients (mail contacts reached through groups, NDRs to outside senders) that the
+//! outbound agent cannot deliver (here: their MX lookup never gets an answer) wait with a real
+//! deferral — attempts, the outbound backoff, the outbound expiry — instead of staying queued for
+//! ever; mail for an unconfigured postmaster waits without expiring. The real agents over a real
+//! store, with a clock that only moves when the test says.
 
 use hato_core::clock::ManualClock;
 use hato_core::directory::{
     DomainType, GroupSettings, GroupType, MailboxAttributes, MailboxType, MemberRef, Route,
 };
+use hato_core::dns::{DnsError, DnsFuture, Mx, RecordKind, Resolver};
 use hato_core::id::NodeId;
 use hato_core::{Clock, Timestamp};
 use hato_directory::Directory;
 use hato_store::*;
 use hato_transport::delivery::DeliveryAgent;
+use hato_transport::outbound::{OutboundAgent, OutboundSettings};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+/// A resolver whose every lookup times out (a DNS server that does not answer).
+struct Unanswered;
+
+fn timeout<T: Send + 'static>(name: &str, kind: RecordKind) -> DnsFuture<T> {
+    let e = DnsError::Timeout {
+        name: name.into(),
+        kind,
+        ms: 5000,
+    };
+    Box::pin(async move { Err(e) })
+}
+
+impl Resolver for Unanswered {
+    fn lookup_a(&self, name: &str) -> DnsFuture<Vec<Ipv4Addr>> {
+        timeout(name, RecordKind::A)
+    }
+    fn lookup_aaaa(&self, name: &str) -> DnsFuture<Vec<Ipv6Addr>> {
+        timeout(name, RecordKind::Aaaa)
+    }
+    fn lookup_txt(&self, name: &str) -> DnsFuture<Vec<String>> {
+        timeout(name, RecordKind::Txt)
+    }
+    fn lookup_mx(&self, name: &str) -> DnsFuture<Vec<Mx>> {
+        timeout(name, RecordKind::Mx)
+    }
+    fn lookup_ptr(&self, ip: IpAddr) -> DnsFuture<Vec<String>> {
+        timeout(&ip.to_string(), RecordKind::Ptr)
+    }
+}
 
 const HOUR: i64 = 3600;
 
@@ -22,6 +56,7 @@ struct World {
     store: Arc<SqliteStore>,
     clock: Arc<ManualClock>,
     agent: Arc<DeliveryAgent>,
+    outbound: Arc<OutboundAgent>,
     tenant: i64,
     sender: i64,
     list: i64,
@@ -74,20 +109,30 @@ async fn world() -> World {
         Timestamp::parse_human("2026-11-28T12:00:00Z").unwrap(),
     ));
     let dyn_store: Arc<dyn Store> = store.clone();
+    let queued = Arc::new(Notify::new());
     let agent = DeliveryAgent::new(
-        Arc::new(Directory::new(dyn_store)),
+        Arc::new(Directory::new(dyn_store.clone())),
         clock.clone(),
         "mx.hato.test".into(),
-        Arc::new(Notify::new()),
+        queued.clone(),
         90,
         None,
         NodeId::new("node-test"),
     );
+    let outbound = Arc::new(OutboundAgent::new(
+        dyn_store,
+        Arc::new(Unanswered),
+        clock.clone(),
+        NodeId::new("node-test"),
+        OutboundSettings::new("mx.hato.test"),
+        queued,
+    ));
     World {
         _dir: dir,
         store,
         clock,
         agent,
+        outbound,
         tenant: t.id,
         sender: sender.id,
         list: list.id,
@@ -121,6 +166,7 @@ impl World {
                 spooled: None,
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
             })
@@ -128,13 +174,24 @@ impl World {
             .unwrap();
     }
 
+    /// Both agents' steps until neither finds work (the outbound agent's connections, which
+    /// it runs as tasks, finished).
     async fn run_until_idle(&self) {
         for _ in 0..20 {
-            if self.agent.clone().step().await.unwrap() == 0 {
+            let local = self.agent.clone().step().await.unwrap();
+            let outside = self.outbound.clone().step().await.unwrap();
+            for _ in 0..1000 {
+                if !self.outbound.busy() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(!self.outbound.busy(), "the outbound agent never finished");
+            if local == 0 && outside == 0 {
                 return;
             }
         }
-        panic!("the agent never became idle");
+        panic!("the agents never became idle");
     }
 
     /// Lets `hours` pass, an hour at a time, the agent working after each.
@@ -196,7 +253,7 @@ fn names(events: &[TraceDetailRow]) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_mail_contact_through_a_group_waits_then_expires_with_an_ndr_to_the_sender() {
+async fn a_mail_contact_whose_mx_cannot_be_looked_up_waits_then_expires_with_an_ndr() {
     let w = world().await;
     let start = w.clock.now();
     w.send(
@@ -214,25 +271,46 @@ async fn a_mail_contact_through_a_group_waits_then_expires_with_an_ndr_to_the_se
         (row.route.as_str(), row.status.as_str(), row.attempts),
         ("remote", "Retry", 1)
     );
-    assert_eq!(row.next_attempt, start.plus_seconds(60).to_rfc3339());
+    // The first retry after `outbound.retry_first_secs` (5 minutes).
+    assert_eq!(row.next_attempt, start.plus_seconds(300).to_rfc3339());
     assert_eq!(row.expires, start.plus_seconds(48 * HOUR).to_rfc3339());
     let last = row.last_error.expect("a last error");
-    assert_eq!((last.status, last.enhanced_status.as_str()), (451, "4.4.4"));
+    // Exchange's text for a DNS failure (reference §9.4).
+    assert_eq!(
+        (last.status, last.enhanced_status.as_str()),
+        (450, "4.4.312")
+    );
     let events = w.events("to partners", contact);
     assert_eq!(names(&events), ["Expand", "Defer"]);
     let reason = events[1].reason.as_ref().expect("a reason");
     assert!(
-        reason.text.contains("outbound delivery does not exist yet"),
+        reason
+            .text
+            .contains("The MX lookup of fabrikam.test got no answer"),
         "{reason:?}"
     );
 
-    // Retried with backoff (not every step) for two days, then failed; the sender is told.
+    // Retried with backoff (not every step) for the outbound expiration (24 hours), then
+    // failed; the sender is told.
     w.run_until_idle().await;
     assert_eq!(w.row(contact).map(|r| r.attempts), Some(1));
-    w.wait_hours(47).await;
+    w.clock.advance_seconds(299);
+    w.run_until_idle().await;
+    assert_eq!(
+        w.row(contact).map(|r| r.attempts),
+        Some(1),
+        "not before 5 minutes"
+    );
+    w.clock.advance_seconds(1);
+    w.run_until_idle().await;
+    let row = w.row(contact).expect("still queued");
+    assert_eq!(row.attempts, 2);
+    // Then 10 minutes.
+    assert_eq!(row.next_attempt, start.plus_seconds(300 + 600).to_rfc3339());
+    w.wait_hours(23).await;
     assert_eq!(w.status("to partners", contact), "Pending");
     let attempts = w.row(contact).expect("still queued").attempts;
-    assert!((40..=50).contains(&attempts), "{attempts} attempts");
+    assert!((20..=30).contains(&attempts), "{attempts} attempts");
     w.wait_hours(1).await;
     assert_eq!(w.status("to partners", contact), "Failed");
     assert!(w.row(contact).is_none());
@@ -246,7 +324,7 @@ async fn a_mail_contact_through_a_group_waits_then_expires_with_an_ndr_to_the_se
 }
 
 #[tokio::test]
-async fn an_ndr_to_an_outside_sender_waits_then_is_dropped_without_an_ndr_of_its_own() {
+async fn an_ndr_to_an_outside_sender_waits_then_fails_without_an_ndr_of_its_own() {
     let w = world().await;
     // A recipient whose mailbox went away: the outside sender is owed an NDR.
     w.send(
@@ -265,11 +343,12 @@ async fn an_ndr_to_an_outside_sender_waits_then_is_dropped_without_an_ndr_of_its
     assert_eq!((row.route.as_str(), row.attempts), ("remote", 1));
     assert_eq!(names(&w.events(ndr, outside)), ["Receive", "Defer"]);
 
-    w.wait_hours(48).await;
+    w.wait_hours(24).await;
     assert_eq!(w.status(ndr, outside), "Failed");
     assert!(w.row(outside).is_none());
     let events = w.events(ndr, outside);
-    assert_eq!(names(&events), ["Receive", "Defer", "Fail", "Drop"]);
+    assert_eq!(names(&events), ["Receive", "Defer", "Fail"]);
+    assert_eq!(events[2].enhanced_status.as_deref(), Some("4.4.7"));
     // No NDR of the NDR: nothing else was ever queued.
     let all = w
         .store

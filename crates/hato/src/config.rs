@@ -27,6 +27,120 @@ pub struct Config {
     pub content: ContentSection,
     /// The spam filter (`[spam]`).
     pub spam: SpamSection,
+    /// Delivery to other servers (`[outbound]`).
+    pub outbound: OutboundSection,
+}
+
+/// Delivery to other servers: MX delivery of outside recipients (mail contacts, relay, NDRs to
+/// outside senders), its pools, concurrency, retries and expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSection {
+    /// The port MX hosts are reached on: 25 (RFC 5321 §4.5.4.2's "SMTP port"); tests point it
+    /// at a receiving server's port on loopback.
+    pub smtp_port: u16,
+    /// The normal pool's EHLO name; empty: `server.hostname`.
+    pub helo_name: String,
+    /// The normal pool's source address; empty: the system chooses.
+    pub source_address: String,
+    /// Connections a destination starts with (Postfix's `initial_destination_concurrency`, 5;
+    /// hato starts at 2).
+    pub initial_destination_concurrency: usize,
+    /// Connections a destination may grow to while deliveries succeed (Postfix's
+    /// `default_destination_concurrency_limit`, 20).
+    pub destination_concurrency_limit: usize,
+    /// Connections at once, all destinations together.
+    pub max_connections: usize,
+    /// Seconds before the first retry of a deferred recipient (Exchange retries about every
+    /// 5 minutes, reference §9.4); doubled after each deferral up to `retry_max_secs`.
+    pub retry_first_secs: u64,
+    pub retry_max_secs: u64,
+    /// Seconds after its arrival an outside recipient is tried before it fails with
+    /// `550 4.4.7` and an NDR: 24 hours, Exchange's connector queue (reference §9.4, §13.9).
+    /// Never later than `queue.message_expiration_hours`.
+    pub expiration_secs: u64,
+    /// Seconds to wait for a TCP connection (RFC 5321 §4.5.3.2 leaves it to the client; 30).
+    pub connect_timeout_secs: u64,
+    /// The high-risk pool, which NDRs leave from (`[outbound.high_risk]`).
+    pub high_risk: PoolSection,
+}
+
+/// A delivery pool's EHLO name and source address (empty: the normal pool's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    pub helo_name: String,
+    pub source_address: String,
+}
+
+impl Default for OutboundSection {
+    fn default() -> Self {
+        OutboundSection {
+            smtp_port: 25,
+            helo_name: String::new(),
+            source_address: String::new(),
+            initial_destination_concurrency: 2,
+            destination_concurrency_limit: 20,
+            max_connections: 100,
+            retry_first_secs: 300,
+            retry_max_secs: 3600,
+            expiration_secs: 24 * 3600,
+            connect_timeout_secs: 30,
+            high_risk: PoolSection::default(),
+        }
+    }
+}
+
+impl OutboundSection {
+    /// The agent's settings (the pools' names, addresses and EHLO names resolved).
+    pub fn settings(
+        &self,
+        hostname: &str,
+    ) -> Result<hato_transport::outbound::OutboundSettings, ConfigError> {
+        use hato_transport::outbound::{HIGH_RISK_POOL, NORMAL_POOL, OutboundSettings, Pool};
+        let address = |name: &str, v: &str| -> Result<Option<std::net::IpAddr>, ConfigError> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse().map(Some).map_err(|_| {
+                ConfigError::Invalid(format!("{name} must be an IP address, not {v:?}"))
+            })
+        };
+        let helo = if self.helo_name.is_empty() {
+            hostname.to_string()
+        } else {
+            self.helo_name.clone()
+        };
+        let source = address("outbound.source_address", &self.source_address)?;
+        let mut s = OutboundSettings::new(hostname);
+        s.smtp_port = self.smtp_port;
+        s.normal = Pool {
+            name: NORMAL_POOL.into(),
+            helo_name: helo.clone(),
+            source,
+        };
+        s.high_risk = Pool {
+            name: HIGH_RISK_POOL.into(),
+            helo_name: if self.high_risk.helo_name.is_empty() {
+                helo
+            } else {
+                self.high_risk.helo_name.clone()
+            },
+            source: address(
+                "outbound.high_risk.source_address",
+                &self.high_risk.source_address,
+            )?
+            .or(source),
+        };
+        s.initial_concurrency = self.initial_destination_concurrency;
+        s.max_concurrency = self.destination_concurrency_limit;
+        s.max_connections = self.max_connections;
+        s.retry_first = std::time::Duration::from_secs(self.retry_first_secs);
+        s.retry_max = std::time::Duration::from_secs(self.retry_max_secs);
+        s.expiration = std::time::Duration::from_secs(self.expiration_secs);
+        s.timeouts.connect = std::time::Duration::from_secs(self.connect_timeout_secs);
+        Ok(s)
+    }
 }
 
 /// The malware filter's engines: the built-in one (EICAR out of the box, plus ClamAV-format
@@ -442,6 +556,34 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let o = &self.outbound;
+        for (name, v) in [
+            ("outbound.smtp_port", u64::from(o.smtp_port)),
+            (
+                "outbound.initial_destination_concurrency",
+                o.initial_destination_concurrency as u64,
+            ),
+            (
+                "outbound.destination_concurrency_limit",
+                o.destination_concurrency_limit as u64,
+            ),
+            ("outbound.max_connections", o.max_connections as u64),
+            ("outbound.retry_first_secs", o.retry_first_secs),
+            ("outbound.retry_max_secs", o.retry_max_secs),
+            ("outbound.expiration_secs", o.expiration_secs),
+            ("outbound.connect_timeout_secs", o.connect_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if o.initial_destination_concurrency > o.destination_concurrency_limit {
+            return Err(ConfigError::Invalid(format!(
+                "outbound.initial_destination_concurrency ({}) is above outbound.destination_concurrency_limit ({})",
+                o.initial_destination_concurrency, o.destination_concurrency_limit
+            )));
+        }
+        o.settings(&self.server.hostname)?;
         let s = &self.smtp;
         if s.listen.is_empty() {
             return Err(ConfigError::Invalid(
@@ -875,6 +1017,34 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # (http://<admin.listen>/delist, with server.hostname when it listens on all addresses); behind
 # a TLS proxy, give the proxy's https:// address of that page.
 #delist_url = ""
+
+[outbound]
+# Delivery to other servers by MX (mail contacts, relay through on-premises connectors, NDRs to
+# outside senders). The port MX hosts are reached on (25; a test points it at its receiver).
+#smtp_port = 25
+# The normal pool's EHLO name (empty: server.hostname) and source address (empty: the system's).
+#helo_name = ""
+#source_address = ""
+# Connections per destination: the first ones, and the most it grows to while deliveries
+# succeed (halved when its hosts cannot be reached). Connections at once, in all: a backlog to
+# one slow destination holds its own few, never all of them.
+#initial_destination_concurrency = 2
+#destination_concurrency_limit = 20
+#max_connections = 100
+# Seconds before the first retry of a deferred recipient, doubled after each, up to the most.
+#retry_first_secs = 300
+#retry_max_secs = 3600
+# Seconds after its arrival an outside recipient is tried (24 hours: Exchange's connector
+# queue); then it fails with "@MESSAGE_EXPIRED@" and the sender gets an NDR.
+#expiration_secs = 86400
+# Seconds to wait for a TCP connection to a host before the next one is tried.
+#connect_timeout_secs = 30
+
+[outbound.high_risk]
+# The high-risk pool, which every NDR leaves from (Exchange's high-risk delivery pool): its
+# EHLO name and source address (empty: the normal pool's).
+#helo_name = ""
+#source_address = ""
 
 [dns]
 # The DNS servers hato asks (DNS block lists, domain verification), each "IP" or "IP:port", over

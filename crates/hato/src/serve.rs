@@ -550,8 +550,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hostname: config.server.hostname.clone(),
         throttle: throttle.clone(),
         block_list,
-        resolver,
+        resolver: resolver.clone(),
     });
+    let outbound_resolver = resolver;
     let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
     let snapshots = tokio::spawn(crate::throttle::keep(
         throttle.clone(),
@@ -579,6 +580,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // tell which process held what.
     let node = id::NodeId::random();
     let (digest_clock, digest_queued) = (clock.clone(), queued.clone());
+    let (outbound_clock, outbound_queued, outbound_node) =
+        (clock.clone(), queued.clone(), node.clone());
     tracing::info!("node id {node}: queue entries this process works on are leased to it");
     let agent = DeliveryAgent::new(
         directory.clone(),
@@ -594,6 +597,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         agent.set_quarantine_retention_days(kind, days);
     }
     let delivery = tokio::spawn(agent.run(stop_rx.clone()));
+    // Outside recipients (mail contacts, relay, NDRs to outside senders): delivered by MX.
+    let outbound = hato_transport::outbound::OutboundAgent::new(
+        dyn_store.clone(),
+        outbound_resolver,
+        outbound_clock,
+        outbound_node,
+        config
+            .outbound
+            .settings(&config.server.hostname)
+            .map_err(|e| ServeError::Io(e.to_string()))?,
+        outbound_queued,
+    );
+    tasks.push(tokio::spawn(Arc::new(outbound).run(stop_rx.clone())));
     // End-user quarantine notifications: a look for recipients owed a digest every
     // `notification_interval_secs`; release links lead to the admin listener's page.
     let release_url = config

@@ -306,7 +306,7 @@ fn null_sender_never_gets_an_ndr() {
 }
 
 #[test]
-fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
+fn ndr_to_a_remote_sender_waits_while_its_mx_cannot_be_looked_up() {
     let s = Server::start();
     s.tenant("contoso");
     s.mailbox("small@contoso.test", &["--quota-mb", "1"]);
@@ -321,22 +321,27 @@ fn ndr_to_a_remote_sender_waits_for_outbound_delivery() {
     let row = &s.trace("recipient=someone@outside.test")[0];
     assert_eq!(row["subject"], "Undeliverable: from outside");
     let trace_id = row["trace_id"].as_str().unwrap().to_string();
-    // The agent defers it (it cannot send out yet): an attempt, a Defer event with the reply
-    // and the reason, and the NDR waits in the queue until it expires.
+    // The outbound agent defers it (the harness's resolver never answers): an attempt, a Defer
+    // event with Exchange's DNS failure and the reason, and the NDR waits in the queue.
     s.wait_for("the Defer event", || {
         events(&s.events(&trace_id, "someone@outside.test")) == ["Receive", "Defer"]
     });
     let d = s.events(&trace_id, "someone@outside.test");
     assert_eq!(
         (&d[1]["status"], &d[1]["enhanced_status"]),
-        (&serde_json::json!(451), &serde_json::json!("4.4.4"))
+        (&serde_json::json!(450), &serde_json::json!("4.4.312"))
     );
-    assert!(d[1]["detail"].as_str().unwrap().contains("outbound"));
+    assert!(
+        d[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DNS query failed")
+    );
     assert!(
         d[1]["reason"]["text"]
             .as_str()
             .unwrap()
-            .contains("outbound delivery does not exist yet")
+            .contains("The MX lookup of outside.test got no answer")
     );
     let (status, queue) = s.api("GET", &format!("/api/v1/queue?trace_id={trace_id}"), None);
     assert_eq!(status, 200, "{queue}");

@@ -55,6 +55,7 @@ fn queue_held_message(s: &mut Server) {
                 reports_on: vec![],
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
             })
             .wait()
             .expect("enqueue");

@@ -506,6 +506,24 @@ pub(crate) fn set_status(
     ndr_state: i64,
     now: i64,
 ) -> Result<()> {
+    // No backscatter (issue 10 item 7): a sender that failed SPF or DMARC at arrival is
+    // likely forged, and an NDR would go to whoever the address really belongs to. Exchange
+    // sends every NDR from its high-risk pool for the same reason; hato sends none at all.
+    let ndr_state = if ndr_state == 1 && sender_auth_failed(conn, recipient)? {
+        add_event(
+            conn,
+            recipient,
+            now,
+            &EventRecord::new(
+                TraceEvent::Dsn,
+                "No non-delivery report: the sender failed SPF or DMARC when the message \
+                 arrived, so its address is likely forged (no backscatter)",
+            ),
+        )?;
+        0
+    } else {
+        ndr_state
+    };
     // A recipient whose group reports to nobody (report_to '') never owes an NDR. An NDR owed
     // now is due now, whatever the recipient waited for before (moderation holds it at the end
     // of time; deferrals push it later). Whoever held its lease is done with it.
@@ -518,6 +536,18 @@ pub(crate) fn set_status(
     )?
     .execute(params![status.as_str(), ndr_state, now, recipient])?;
     Ok(())
+}
+
+/// Whether the message of `recipient` came from a sender that failed SPF or DMARC.
+fn sender_auth_failed(conn: &Connection, recipient: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT m.sender_auth_failed FROM recipients r JOIN messages m ON m.id = r.message_id \
+             WHERE r.id = ?1",
+        )?
+        .query_row([recipient], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some_and(|v| v != 0))
 }
 
 /// Drops the spooled content of a message once no recipient still needs it (for delivery or NDR);

@@ -34,8 +34,8 @@ impl QueueStore for SqliteStore {
         let expires = m.received.0.saturating_add(self.message_expiration);
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 m.trace_id,
@@ -49,7 +49,8 @@ impl QueueStore for SqliteStore {
                 m.content,
                 m.authenticated,
                 spool,
-                m.authenticated_from
+                m.authenticated_from,
+                m.sender_auth_failed
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -123,47 +124,16 @@ impl QueueStore for SqliteStore {
         lease: &Lease,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>> {
-        // The choice and the lease are made in one write, so two callers (nodes) never take the
-        // same recipient; the content is read afterwards, on a reader, to keep the writer's
-        // transaction short.
-        let (owner, until) = (lease.owner.as_str().to_string(), lease.until);
-        let mut due = self
-            .write(move |conn| take_due(conn, now, &owner, until, limit))
-            .wait()?;
-        self.read(|conn| {
-            let mut content =
-                conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
-            for q in &mut due {
-                // A message whose content cannot be read is returned with the reason, so that its
-                // recipients are deferred alone instead of failing the whole batch.
-                match content.query_row([q.id], |r| {
-                    Ok((
-                        r.get::<_, Option<Vec<u8>>>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                    ))
-                }) {
-                    Ok((Some(c), spool)) => {
-                        q.content = c;
-                        match spool.map(|name| self.queue.path(&name)).transpose() {
-                            Ok(path) => q.spool = path,
-                            Err(e) => q.content_error = Some(e.to_string()),
-                        }
-                    }
-                    Ok((None, _)) => {
-                        q.content_error = Some(
-                            StoreError::Corrupt(format!(
-                                "message {} lost its spooled content",
-                                q.id
-                            ))
-                            .to_string(),
-                        )
-                    }
-                    Err(e) => q.content_error = Some(StoreError::from(e).to_string()),
-                }
-            }
-            Ok(())
-        })?;
-        Ok(due)
+        due(self, now, lease, limit, Due::Local)
+    }
+
+    fn due_remote(
+        &self,
+        now: Timestamp,
+        lease: &Lease,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>> {
+        due(self, now, lease, limit, Due::Remote)
     }
 
     fn complete_deliveries(
@@ -371,6 +341,72 @@ impl QueueStore for SqliteStore {
     }
 }
 
+/// Which due recipients a caller takes: the local step takes every route but outside
+/// recipients (and those held in quarantine whatever their route: delivery stores the hold);
+/// the outbound agent takes the outside ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Local,
+    Remote,
+}
+
+impl Due {
+    fn clause(self) -> &'static str {
+        match self {
+            Due::Local => " AND (r.route <> 'remote' OR r.quarantine_kind IS NOT NULL)",
+            Due::Remote => " AND r.route = 'remote' AND r.quarantine_kind IS NULL",
+        }
+    }
+}
+
+/// Takes and leases due recipients of one kind, then reads their messages' content.
+fn due(
+    store: &SqliteStore,
+    now: Timestamp,
+    lease: &Lease,
+    limit: usize,
+    kind: Due,
+) -> Result<Vec<QueuedMessage>> {
+    // The choice and the lease are made in one write, so two callers (nodes) never take the
+    // same recipient; the content is read afterwards, on a reader, to keep the writer's
+    // transaction short.
+    let (owner, until) = (lease.owner.as_str().to_string(), lease.until);
+    let mut due = store
+        .write(move |conn| take_due(conn, now, &owner, until, limit, kind))
+        .wait()?;
+    store.read(|conn| {
+        let mut content =
+            conn.prepare_cached("SELECT content, spool FROM messages WHERE id = ?1")?;
+        for q in &mut due {
+            // A message whose content cannot be read is returned with the reason, so that its
+            // recipients are deferred alone instead of failing the whole batch.
+            match content.query_row([q.id], |r| {
+                Ok((
+                    r.get::<_, Option<Vec<u8>>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                ))
+            }) {
+                Ok((Some(c), spool)) => {
+                    q.content = c;
+                    match spool.map(|name| store.queue.path(&name)).transpose() {
+                        Ok(path) => q.spool = path,
+                        Err(e) => q.content_error = Some(e.to_string()),
+                    }
+                }
+                Ok((None, _)) => {
+                    q.content_error = Some(
+                        StoreError::Corrupt(format!("message {} lost its spooled content", q.id))
+                            .to_string(),
+                    )
+                }
+                Err(e) => q.content_error = Some(StoreError::from(e).to_string()),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(due)
+}
+
 /// Chooses the due recipients and leases them (inside the writer's transaction): the oldest
 /// batch, and when it is full some of the newer work right after it; then whole messages while
 /// their content (what the database holds of it) stays within the budget. Returns the messages
@@ -381,12 +417,15 @@ fn take_due(
     owner: &str,
     until: Timestamp,
     limit: usize,
+    kind: Due,
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
-    const DUE: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from \
+    const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
+    let due_sql = format!("{SELECT}{}", kind.clause());
+
     let mut by_message: BTreeMap<i64, (QueuedMessage, usize)> = BTreeMap::new();
     // Adds the rows of one query; returns how many there were and the latest next_attempt.
     let mut add = |mut rows: rusqlite::Rows<'_>| -> Result<(usize, i64)> {
@@ -409,6 +448,7 @@ fn take_due(
                 }),
                 stamp: r.get(17)?,
                 junk: r.get::<_, i64>(18)? != 0,
+                attempts: u32::try_from(r.get::<_, i64>(21)?.max(0)).unwrap_or(u32::MAX),
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);
@@ -438,7 +478,7 @@ fn take_due(
     };
     let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
     let (n, latest) = add(conn
-        .prepare_cached(&format!("{DUE} ORDER BY r.next_attempt, r.id LIMIT ?2"))?
+        .prepare_cached(&format!("{due_sql} ORDER BY r.next_attempt, r.id LIMIT ?2"))?
         .query(params![now.0, limit_sql])?)?;
     if n == limit && limit > 0 {
         // A full batch may be the first slice of one big expansion (100,000 member copies
@@ -447,7 +487,7 @@ fn take_due(
         // big message slows the others by one batch, not by its whole size.
         add(conn
             .prepare_cached(&format!(
-                "{DUE} AND r.next_attempt > ?3 ORDER BY r.next_attempt, r.id LIMIT ?2"
+                "{due_sql} AND r.next_attempt > ?3 ORDER BY r.next_attempt, r.id LIMIT ?2"
             ))?
             .query(params![now.0, (limit_sql / 4).max(1), latest])?)?;
     }
@@ -698,10 +738,44 @@ fn complete_one(
                 mailbox,
                 expires,
             } => quarantine_one(conn, o, *rcpt, hold, *mailbox, *expires, now)?,
+            RecipientOutcome::Sent(sent) => {
+                set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
+                add_event(conn, *rcpt, now.0, &send_event(sent))?;
+            }
         }
     }
     release_spool(conn, o.message_id)?;
     Ok(())
+}
+
+/// The `Send` event of a recipient another server took: the reply (its text the detail, its
+/// codes in their fields), the remote host, and the rest as the reason's figures.
+fn send_event(sent: &SentRecord) -> EventRecord {
+    let tls = match &sent.tls {
+        Some(t) => format!("over {} ({})", t.version, t.cipher),
+        None => "without TLS".to_string(),
+    };
+    let mut reason = Reason::new(
+        Stage::Delivery,
+        format!(
+            "Sent to {} [{}] {tls} from the {} pool",
+            sent.remote_host, sent.remote_ip, sent.pool
+        ),
+    )
+    .figure("remote_ip", sent.remote_ip.as_str())
+    .figure("pool", sent.pool.as_str());
+    if let Some(t) = &sent.tls {
+        reason = reason
+            .figure("tls_version", t.version.as_str())
+            .figure("tls_cipher", t.cipher.as_str());
+    }
+    EventRecord {
+        event: TraceEvent::Send,
+        detail: sent.reply.text.to_string(),
+        reply: Some(sent.reply.clone()),
+        remote_host: sent.remote_host.clone(),
+        reason: Some(reason),
+    }
 }
 
 /// The quarantine decision queued with a recipient, as stored. A kind this hato does not know

@@ -388,6 +388,7 @@ pub(crate) fn generated(
         reports_on,
         authenticated: None,
         authenticated_from: None,
+        sender_auth_failed: false,
     }
 }
 

@@ -6,7 +6,8 @@
 //! marks the recipients delivered. A crash between the two only leaves a blob that the retried
 //! delivery writes again under the same name, so every acknowledged message is delivered once.
 //!
-//! This module holds the agent and its loop (`run`, `step`, local delivery, relay recipients);
+//! This module holds the agent and its loop (`run`, `step`, local delivery, relay recipients;
+//! outside recipients are `crate::outbound`'s);
 //! `groups.rs` routes group recipients (expansion, moderation, Microsoft 365 group mailboxes) and
 //! `generated.rs` builds the messages hato writes itself (NDRs, approval requests, join requests,
 //! delist notices). Both extend [`DeliveryAgent`] and use only what is here. `notify.rs` builds
@@ -563,7 +564,7 @@ impl DeliveryAgent {
                     folder: Folder::Inbox,
                 },
                 Route::Postmaster => self.postmaster_outcome()?,
-                Route::Remote => outbound_outcome(),
+                Route::Remote => outbound_outcome(now),
                 Route::Relay | Route::Group(_) => self.relay_outcome(&r.address)?,
             };
             // The spam filter's verdict: the Junk Email folder of whichever mailbox takes it.
@@ -677,18 +678,20 @@ impl DeliveryAgent {
     }
 }
 
-/// A recipient outside every tenant (a mail contact reached through a group, an NDR to an
-/// outside sender): this is where outbound delivery attaches. Until it exists, the recipient
-/// waits like any deferred one (backoff, then `550 4.4.7` at its expiry and an NDR, none for an
-/// NDR), so nothing stays queued for ever.
-fn outbound_outcome() -> RecipientOutcome {
-    RecipientOutcome::Defer(Deferral::new(
-        reply::NO_OUTBOUND_DELIVERY,
-        Reason::new(
-            Stage::Delivery,
-            "Waiting for outbound delivery to an outside address: hato cannot send to outside \
-             domains yet (outbound delivery does not exist yet), so the message waits until it \
-             expires",
-        ),
-    ))
+/// A recipient outside every tenant (a mail contact reached through a group, relay through an
+/// on-premises connector, an NDR to an outside sender) is the outbound agent's
+/// (`crate::outbound`): the store hands it to `due_remote`, not to this step, unless a stage
+/// held it in quarantine. Should one reach this step all the same (a row written by an older
+/// hato while a newer one takes it), it waits a minute, which hands it to the outbound agent.
+fn outbound_outcome(now: Timestamp) -> RecipientOutcome {
+    RecipientOutcome::Defer(
+        Deferral::new(
+            reply::processing_deferred("an outside recipient reached local delivery"),
+            Reason::new(
+                Stage::Delivery,
+                "An outside recipient is the outbound agent's: tried again by it",
+            ),
+        )
+        .retry_at(now.plus_seconds(60)),
+    )
 }

@@ -121,6 +121,7 @@ impl World {
                 spooled: None,
                 authenticated: None,
                 authenticated_from: None,
+                sender_auth_failed: false,
             })
             .await
             .unwrap();

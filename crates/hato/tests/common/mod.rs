@@ -517,6 +517,13 @@ impl Dns {
             .block_on(self.server.add_a(owner, 300, ip))
             .expect("add a");
     }
+
+    /// An MX record (`exchange` "." is a null MX, RFC 7505).
+    pub fn mx(&self, owner: &str, preference: u16, exchange: &str) {
+        self.runtime
+            .block_on(self.server.add_mx(owner, 300, preference, exchange))
+            .expect("add mx");
+    }
 }
 
 /// Sends a message with Python's smtplib (a real client). `spec`: from, to, subject, body,

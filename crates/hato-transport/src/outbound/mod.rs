@@ -1,0 +1,986 @@
+//! The outbound agent: delivers recipients outside every tenant (`Route::Remote`: mail contacts
+//! reached through groups, relay through on-premises connectors, NDRs to outside senders) to
+//! other servers over SMTP (issue 10, items 6 and 7).
+//!
+//! The local [`crate::delivery::DeliveryAgent`] no longer touches them: the store hands them to
+//! this agent (`QueueStore::due_remote`), leased like any due recipient. The agent groups them
+//! by destination — the next hop ([`NextHop`], chosen per tenant and recipient domain by a
+//! [`NextHopSelector`]: MX by default, outbound connectors later) and the delivery pool — and
+//! works each destination's queue with up to its concurrency of connections:
+//!
+//! - **One connection, many messages.** A connection takes the destination's next job after
+//!   each transaction (RSET between, pipelined when the server offers PIPELINING), until the
+//!   queue is empty or the session ends.
+//! - **Concurrency per destination** starts at `initial_concurrency` (2) and grows by one for
+//!   every connection that delivered, up to `max_concurrency` (20); a connection that could not
+//!   be opened halves it (at least 1), as Postfix's `default_destination_concurrency_limit` and
+//!   its "positive/negative feedback" do.
+//! - **A bounded active set**: at most `max_connections` (100) connections at once in all, and a
+//!   destination never more than its concurrency, so a backlog to one slow destination holds at
+//!   most its own few connections and new mail to other destinations keeps flowing.
+//! - **A dead destination** (no host answers) defers every job queued for it at once with the
+//!   last host's error, rather than walking its hosts again for each message.
+//!
+//! Each recipient's outcome goes to the store as the local agent's do: `Sent` (a `Send` trace
+//! event with the remote host, IP, reply, TLS and pool), `Defer` (the remote reply or
+//! Exchange's `4.4.31x` text, the remote host; the backoff below), `Fail` (a 5xx, a null MX,
+//! a domain that does not exist: an NDR to the sender, which the local agent builds and this one
+//! then delivers when the sender is outside).
+//!
+//! **Retries**: after the `n`-th deferral, `retry_first` × 2^(n-1), at most `retry_max` (5
+//! minutes, then 10, 20, 40, 60, 60 …). **Expiry**: a recipient still deferred `expiration`
+//! after its message arrived (24 hours, Exchange's connector queue, reference §9.4) fails with
+//! `550 4.4.7 QUEUE.Expired` and an NDR; the last attempt is made at the expiry.
+
+mod route;
+
+pub use route::{Host, MAX_ADDRESSES, MAX_HOSTS, RouteError, resolve, resolve_mx};
+
+use crate::spam_stage::from_address;
+use hato_core::directory::TenantId;
+use hato_core::dns::Resolver;
+use hato_core::header::{Headers, MAX_HEADER_BYTES};
+use hato_core::id::NodeId;
+use hato_core::reply;
+use hato_core::{Clock, Reason, Refusal, Stage, Timestamp};
+use hato_smtp::client::conn::{ConnectOptions, Connection, Message, SendError, Timeouts};
+use hato_smtp::client::tls::TlsSettings;
+use hato_smtp::client::{
+    Body, ClientError, Recipient, RecipientResult, Status, Transaction, is_eight_bit,
+};
+use hato_store::{
+    Deferral, DeferredWork, DeliveryOutcome, Lease, QueueWork, QueuedMessage, QueuedRecipient,
+    RecipientOutcome, SentRecord, StagedBlob, Store, StoreError,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+
+/// Where a destination's mail goes next. The outbound connector work adds its choices here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextHop {
+    /// The recipient domain's MX hosts (RFC 5321 §5.1), on `[outbound] smtp_port`.
+    Mx { domain: String },
+    /// Smart hosts (an outbound connector's `--smart-hosts`): IPs or names, each with an
+    /// optional `:port`, tried in the order given, with the connector's TLS settings.
+    SmartHosts {
+        hosts: Vec<String>,
+        tls: TlsSettings,
+    },
+}
+
+impl NextHop {
+    /// The part of a destination's key that names the hop.
+    fn key(&self) -> String {
+        match self {
+            NextHop::Mx { domain } => format!("mx:{domain}"),
+            NextHop::SmartHosts { hosts, tls } => format!("smart:{}:{tls:?}", hosts.join(",")),
+        }
+    }
+
+    fn tls(&self) -> TlsSettings {
+        match self {
+            // MX delivery to the Internet: STARTTLS when offered, any certificate (as Exchange
+            // and Postfix's `may` level send).
+            NextHop::Mx { .. } => TlsSettings::Opportunistic,
+            NextHop::SmartHosts { tls, .. } => tls.clone(),
+        }
+    }
+}
+
+/// Chooses the next hop of an outside recipient: "where does this tenant's mail for this
+/// domain go". The default, [`MxRouting`], is MX delivery; outbound connectors plug in here.
+pub trait NextHopSelector: Send + Sync {
+    fn next_hop(&self, tenant: TenantId, domain: &str) -> NextHop;
+}
+
+/// Every outside domain by its MX records.
+pub struct MxRouting;
+
+impl NextHopSelector for MxRouting {
+    fn next_hop(&self, _tenant: TenantId, domain: &str) -> NextHop {
+        NextHop::Mx {
+            domain: domain.to_string(),
+        }
+    }
+}
+
+/// Signs a message before it leaves (DKIM, the signing work's): given the tenant, the domain of
+/// its From address and the message as it will be sent, the header field(s) to put on top
+/// (each ending with CRLF), or `None` to send it unsigned. Called on the blocking pool: it may
+/// read a large message's queue file (`message.file`) to hash the body.
+pub trait OutboundSigner: Send + Sync {
+    fn sign(&self, tenant: TenantId, from_domain: &str, message: &Message) -> Option<Vec<u8>>;
+}
+
+/// A delivery pool: where a session comes from. Exchange sends spam and every NDR from a
+/// separate, lower-reputation high-risk pool (reference §7.2); the trace names the pool
+/// (`OutboundIpPoolName`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    /// The EHLO name.
+    pub helo_name: String,
+    /// The local address to connect from; `None` lets the system choose.
+    pub source: Option<IpAddr>,
+}
+
+/// The normal pool's name in trace.
+pub const NORMAL_POOL: &str = "normal";
+/// The high-risk pool's name in trace.
+pub const HIGH_RISK_POOL: &str = "high-risk";
+
+/// `[outbound]`, as the agent takes it.
+#[derive(Clone, Debug)]
+pub struct OutboundSettings {
+    /// The port MX hosts are reached on (25; tests point it at a receiving server's port).
+    pub smtp_port: u16,
+    pub normal: Pool,
+    /// NDRs (null sender) leave from here.
+    pub high_risk: Pool,
+    /// Connections a destination starts with.
+    pub initial_concurrency: usize,
+    /// Connections a destination may grow to.
+    pub max_concurrency: usize,
+    /// Connections at once, all destinations together.
+    pub max_connections: usize,
+    /// The wait after the first deferral; doubled after each, up to `retry_max`.
+    pub retry_first: Duration,
+    pub retry_max: Duration,
+    /// How long after its arrival an outside recipient is tried.
+    pub expiration: Duration,
+    pub timeouts: Timeouts,
+}
+
+impl OutboundSettings {
+    /// The defaults, with `hostname` as both pools' EHLO name.
+    pub fn new(hostname: &str) -> Self {
+        let pool = |name: &str| Pool {
+            name: name.to_string(),
+            helo_name: hostname.to_string(),
+            source: None,
+        };
+        OutboundSettings {
+            smtp_port: 25,
+            normal: pool(NORMAL_POOL),
+            high_risk: pool(HIGH_RISK_POOL),
+            initial_concurrency: 2,
+            max_concurrency: 20,
+            max_connections: 100,
+            retry_first: Duration::from_secs(300),
+            retry_max: Duration::from_secs(3600),
+            expiration: Duration::from_secs(24 * 3600),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// The wait after the `attempt`-th deferral (1-based).
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .retry_first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        doubled.min(self.retry_max).max(Duration::from_secs(1))
+    }
+}
+
+/// How long the recipients the agent holds stay leased to it: far longer than a destination's
+/// backlog takes at its concurrency (the agent holds at most [`MAX_HELD`] recipients); should
+/// this node die, others take them once it runs out.
+const LEASE_SECS: i64 = 3600;
+/// The most recipients the agent holds in memory (queued for destinations or being sent);
+/// more wait in the store.
+const MAX_HELD: usize = 10_000;
+/// Recipients taken from the store at once.
+const BATCH: usize = 512;
+/// How often the store is asked for due recipients when nothing wakes the agent.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A message's envelope and content, shared by its jobs.
+struct OutMessage {
+    id: i64,
+    trace_id: String,
+    sender: String,
+    received: Timestamp,
+    content: Vec<u8>,
+    spool: Option<PathBuf>,
+}
+
+/// One transaction to make: a message to the recipients of one destination.
+struct Job {
+    message: Arc<OutMessage>,
+    recipients: Vec<QueuedRecipient>,
+}
+
+/// A destination: a next hop from a pool, its queue and its connections.
+struct Dest {
+    hop: NextHop,
+    pool: Pool,
+    jobs: VecDeque<Job>,
+    active: usize,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct State {
+    dests: HashMap<String, Dest>,
+    /// Recipient ids queued or being sent: a lease that runs out while one waits must not
+    /// hand it to this agent a second time.
+    held: HashSet<i64>,
+}
+
+/// How a connection went, for the destination's concurrency.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// It delivered (or the hop failed for reasons of its own: DNS).
+    Good,
+    /// No host could be reached.
+    Dead,
+}
+
+pub struct OutboundAgent {
+    store: Arc<dyn Store>,
+    resolver: Arc<dyn Resolver>,
+    clock: Arc<dyn Clock>,
+    node: NodeId,
+    settings: OutboundSettings,
+    selector: Arc<dyn NextHopSelector>,
+    signer: Option<Arc<dyn OutboundSigner>>,
+    /// Notified when a failure owes an NDR: the local agent builds it.
+    queued: Arc<Notify>,
+    /// A connection ended: look at the destinations again.
+    wake: Notify,
+    state: Mutex<State>,
+    connections: Arc<Semaphore>,
+}
+
+impl OutboundAgent {
+    pub fn new(
+        store: Arc<dyn Store>,
+        resolver: Arc<dyn Resolver>,
+        clock: Arc<dyn Clock>,
+        node: NodeId,
+        settings: OutboundSettings,
+        queued: Arc<Notify>,
+    ) -> Self {
+        let connections = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+        OutboundAgent {
+            store,
+            resolver,
+            clock,
+            node,
+            settings,
+            selector: Arc::new(MxRouting),
+            signer: None,
+            queued,
+            wake: Notify::new(),
+            state: Mutex::new(State::default()),
+            connections,
+        }
+    }
+
+    /// Routes through `selector` instead of MX alone (outbound connectors).
+    pub fn with_selector(mut self, selector: Arc<dyn NextHopSelector>) -> Self {
+        self.selector = selector;
+        self
+    }
+
+    /// Signs each message with `signer` before it is sent (DKIM).
+    pub fn with_signer(mut self, signer: Arc<dyn OutboundSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    pub fn settings(&self) -> &OutboundSettings {
+        &self.settings
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind (queues, counts): go on.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs until `shutdown` turns true. Connections under way when it does are left to the
+    /// process's end; their recipients' leases run out, and the store releases a dead
+    /// process's leases when it opens.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.clone().take_work().await {
+                Ok(_) => {}
+                Err(e) => tracing::error!("outbound: taking due recipients failed: {e}"),
+            }
+            self.dispatch();
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// One pass without waiting: takes due recipients and starts connections for them. Returns
+    /// how many recipients it took (tests drive the agent with it).
+    pub async fn step(self: Arc<Self>) -> Result<usize, StoreError> {
+        let n = self.clone().take_work().await?;
+        self.dispatch();
+        Ok(n)
+    }
+
+    /// Whether recipients are queued or being sent.
+    pub fn busy(&self) -> bool {
+        !self.state().held.is_empty()
+    }
+
+    /// Takes due outside recipients from the store into the destinations' queues.
+    async fn take_work(self: Arc<Self>) -> Result<usize, StoreError> {
+        let room = MAX_HELD.saturating_sub(self.state().held.len()).min(BATCH);
+        if room == 0 {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let lease = Lease {
+            owner: self.node.clone(),
+            until: now.plus_seconds(LEASE_SECS),
+        };
+        let store = self.store.clone();
+        let due = tokio::task::spawn_blocking(move || store.due_remote(now, &lease, room))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))??;
+        let (taken, unreadable) = self.queue_due(due);
+        if !unreadable.is_empty() {
+            self.store.defer(unreadable, now).await?;
+        }
+        Ok(taken)
+    }
+
+    /// Puts due recipients in their destinations' queues (those it holds already are left
+    /// out); returns how many it took, and the deferrals of messages whose content is
+    /// unreadable. Not async: the state's lock is never held across an await.
+    fn queue_due(&self, due: Vec<QueuedMessage>) -> (usize, Vec<DeferredWork>) {
+        let mut taken = 0;
+        let mut unreadable = Vec::new();
+        let mut state = self.state();
+        for mut m in due {
+            let fresh: Vec<QueuedRecipient> = m
+                .recipients
+                .drain(..)
+                .filter(|r| !state.held.contains(&r.id))
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            if let Some(error) = m.content_error.take() {
+                unreadable.push(DeferredWork {
+                    recipients: fresh.iter().map(|r| r.id).collect(),
+                    work: QueueWork::Delivery,
+                    deferral: Deferral::new(
+                        reply::processing_deferred(&error),
+                        Reason::new(Stage::Queue, format!("Processing failed: {error}")),
+                    ),
+                });
+                continue;
+            }
+            taken += fresh.len();
+            let message = Arc::new(out_message(m));
+            // Recipients by destination, in one pass (a map keyed by tenant and domain, then
+            // by destination): linear in the recipients, whatever their domains.
+            let mut by_domain: HashMap<(TenantId, String), Vec<QueuedRecipient>> = HashMap::new();
+            for r in fresh {
+                state.held.insert(r.id);
+                let domain = r
+                    .address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                by_domain.entry((r.tenant_id, domain)).or_default().push(r);
+            }
+            let pool = if message.sender.is_empty() {
+                // Every NDR leaves from the high-risk pool (reference §7.2).
+                self.settings.high_risk.clone()
+            } else {
+                self.settings.normal.clone()
+            };
+            let mut jobs: HashMap<String, (NextHop, Vec<QueuedRecipient>)> = HashMap::new();
+            for ((tenant, domain), recipients) in by_domain {
+                let hop = self.selector.next_hop(tenant, &domain);
+                let key = format!("{}|{}", hop.key(), pool.name);
+                jobs.entry(key)
+                    .or_insert_with(|| (hop, Vec::new()))
+                    .1
+                    .extend(recipients);
+            }
+            for (key, (hop, recipients)) in jobs {
+                let dest = state.dests.entry(key).or_insert_with(|| Dest {
+                    hop,
+                    pool: pool.clone(),
+                    jobs: VecDeque::new(),
+                    active: 0,
+                    limit: self.settings.initial_concurrency.max(1),
+                });
+                dest.jobs.push_back(Job {
+                    message: message.clone(),
+                    recipients,
+                });
+            }
+        }
+        (taken, unreadable)
+    }
+
+    /// Starts connections where a destination has jobs and room, while the active set has.
+    fn dispatch(self: &Arc<Self>) {
+        let mut state = self.state();
+        let mut starts = Vec::new();
+        'dests: for (key, dest) in state.dests.iter_mut() {
+            while dest.active < dest.limit && !dest.jobs.is_empty() {
+                let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                    break 'dests;
+                };
+                let Some(job) = dest.jobs.pop_front() else {
+                    break;
+                };
+                dest.active += 1;
+                starts.push((
+                    key.clone(),
+                    dest.hop.clone(),
+                    dest.pool.clone(),
+                    job,
+                    permit,
+                ));
+            }
+        }
+        // A destination with nothing queued or under way is forgotten (its concurrency too:
+        // it starts low again with its next backlog, as Postfix's destinations do).
+        state
+            .dests
+            .retain(|_, d| d.active > 0 || !d.jobs.is_empty());
+        drop(state);
+        for (key, hop, pool, job, permit) in starts {
+            tokio::spawn(self.clone().connection(key, hop, pool, job, permit));
+        }
+    }
+
+    /// The destination's next job, if any.
+    fn next_job(&self, key: &str) -> Option<Job> {
+        self.state()
+            .dests
+            .get_mut(key)
+            .and_then(|d| d.jobs.pop_front())
+    }
+
+    /// Every job queued for the destination.
+    fn drain(&self, key: &str) -> Vec<Job> {
+        self.state()
+            .dests
+            .get_mut(key)
+            .map(|d| d.jobs.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// One connection's life: delivers the first job and then the destination's next ones.
+    async fn connection(
+        self: Arc<Self>,
+        key: String,
+        hop: NextHop,
+        pool: Pool,
+        first: Job,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let health = self.deliver_destination(&key, &hop, &pool, first).await;
+        {
+            let mut state = self.state();
+            if let Some(dest) = state.dests.get_mut(&key) {
+                dest.active = dest.active.saturating_sub(1);
+                dest.limit = match health {
+                    Health::Good => (dest.limit + 1).min(self.settings.max_concurrency.max(1)),
+                    Health::Dead => (dest.limit / 2).max(1),
+                };
+            }
+        }
+        drop(permit);
+        self.wake.notify_one();
+    }
+
+    async fn deliver_destination(
+        &self,
+        key: &str,
+        hop: &NextHop,
+        pool: &Pool,
+        first: Job,
+    ) -> Health {
+        let hosts = match route::resolve(&*self.resolver, hop, self.settings.smtp_port).await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                // The hop's answer is the same for everything queued for it.
+                let mut jobs = vec![first];
+                jobs.extend(self.drain(key));
+                for job in jobs {
+                    let outcome = match &e {
+                        RouteError::Permanent { reply, reason } => {
+                            RecipientOutcome::Fail(Refusal::new(
+                                reply.clone(),
+                                Reason::new(Stage::Delivery, reason.clone()),
+                            ))
+                        }
+                        RouteError::Temporary { .. } => RecipientOutcome::Defer(Deferral::new(
+                            e.reply().clone(),
+                            Reason::new(Stage::Delivery, e.to_string()),
+                        )),
+                    };
+                    let outcomes = job
+                        .recipients
+                        .iter()
+                        .map(|r| (r.id, outcome.clone()))
+                        .collect();
+                    self.finish(job, outcomes).await;
+                }
+                return Health::Good;
+            }
+        };
+        let mut pending = Some(first);
+        let mut delivered = false;
+        while let Some(job) = pending.take() {
+            let (mut conn, host, address) = match self.connect(&hosts, hop, pool).await {
+                Ok(c) => c,
+                Err((error, host)) => {
+                    // No host answered: everything queued for the destination waits (or
+                    // fails, when every host refused for good) with the last host's error.
+                    let mut jobs = vec![job];
+                    jobs.extend(self.drain(key));
+                    let reason = format!(
+                        "No host of {} could take the message; the last, {host}, failed: {error}",
+                        hop_name(hop)
+                    );
+                    for job in jobs {
+                        let outcomes = job
+                            .recipients
+                            .iter()
+                            .map(|r| (r.id, self.session_failed(&error, &host, &reason)))
+                            .collect();
+                        self.finish(job, outcomes).await;
+                    }
+                    return if delivered {
+                        Health::Good
+                    } else {
+                        Health::Dead
+                    };
+                }
+            };
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                let outcomes = self.send(&mut conn, &job, &host, address, pool).await;
+                delivered |= outcomes
+                    .iter()
+                    .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
+                self.finish(job, outcomes).await;
+                if !conn.is_open() {
+                    // The session ended (the server closed it, a failure): the next job gets a
+                    // new one.
+                    pending = self.next_job(key);
+                    break;
+                }
+                next = self.next_job(key);
+            }
+            if conn.is_open() {
+                conn.quit().await;
+            }
+        }
+        Health::Good
+    }
+
+    /// Opens a session with the first host (in order) that answers: a host that refuses the
+    /// connection, times out or refuses the session is skipped for the next (RFC 5321 §5.1).
+    /// Fails with the last error and host when none does.
+    async fn connect(
+        &self,
+        hosts: &[Host],
+        hop: &NextHop,
+        pool: &Pool,
+    ) -> Result<(Connection, String, SocketAddr), (ClientError, String)> {
+        let mut last = (
+            ClientError::Connect("no host to connect to".to_string()),
+            hop_name(hop),
+        );
+        for host in hosts {
+            for ip in &host.addresses {
+                let address = SocketAddr::new(*ip, host.port);
+                let mut options = ConnectOptions::new(address, pool.helo_name.clone());
+                options.host_name = Some(host.name.clone());
+                options.source = pool.source;
+                options.tls = hop.tls();
+                options.timeouts = self.settings.timeouts;
+                match Connection::open(options).await {
+                    Ok(conn) => return Ok((conn, host.name.clone(), address)),
+                    Err(failure) => {
+                        tracing::info!(
+                            "outbound: {} [{address}] failed: {}",
+                            host.name,
+                            failure.error
+                        );
+                        last = (failure.error, format!("{} [{address}]", host.name));
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// One transaction on an open session; the recipients' outcomes.
+    async fn send(
+        &self,
+        conn: &mut Connection,
+        job: &Job,
+        host: &str,
+        address: SocketAddr,
+        pool: &Pool,
+    ) -> Vec<(i64, RecipientOutcome)> {
+        let prepared = match self.prepare(job).await {
+            Ok(p) => p,
+            Err(e) => {
+                return job
+                    .recipients
+                    .iter()
+                    .map(|r| (r.id, processing_defer(&e)))
+                    .collect();
+            }
+        };
+        let (tx, message) = prepared;
+        let result = match conn.send(tx, &message).await {
+            Ok(result) => result,
+            Err(SendError::Failed { error, result }) => {
+                // The replies that came decide their recipients; the rest have the failure's.
+                tracing::info!("outbound: session with {host} [{address}] failed: {error}");
+                *result
+            }
+            Err(SendError::Invalid(e)) => {
+                let refusal = Refusal::new(
+                    reply::bad_remote_address(&e),
+                    Reason::new(
+                        Stage::Delivery,
+                        format!("The SMTP client cannot send it: {e}"),
+                    ),
+                );
+                return job
+                    .recipients
+                    .iter()
+                    .map(|r| (r.id, RecipientOutcome::Fail(refusal.clone())))
+                    .collect();
+            }
+            Err(SendError::Unreadable(e)) => {
+                return job
+                    .recipients
+                    .iter()
+                    .map(|r| (r.id, processing_defer(&e)))
+                    .collect();
+            }
+        };
+        let tls = conn.tls().cloned();
+        job.recipients
+            .iter()
+            .zip(
+                result
+                    .recipients
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(r, res)| {
+                let outcome = match res {
+                    Some(res) => self.recipient_outcome(res, host, address, pool, tls.clone()),
+                    None => processing_defer(&"the SMTP client gave no result for this recipient"),
+                };
+                (r.id, outcome)
+            })
+            .collect()
+    }
+
+    fn recipient_outcome(
+        &self,
+        res: &RecipientResult,
+        host: &str,
+        address: SocketAddr,
+        pool: &Pool,
+        tls: Option<hato_core::TlsInfo>,
+    ) -> RecipientOutcome {
+        match res.status() {
+            Status::Delivered => RecipientOutcome::Sent(SentRecord {
+                reply: res.reply.clone(),
+                remote_host: host.to_string(),
+                remote_ip: address.to_string(),
+                tls,
+                pool: pool.name.clone(),
+            }),
+            Status::Failed => RecipientOutcome::Fail(Refusal::new(
+                res.reply.clone(),
+                Reason::new(
+                    Stage::Delivery,
+                    format!("{host} [{address}] refused the recipient: {}", res.reply),
+                )
+                .figure("remote_host", host)
+                .figure("remote_ip", address.to_string()),
+            )),
+            Status::Deferred => {
+                let mut d = Deferral::new(
+                    res.reply.clone(),
+                    Reason::new(
+                        Stage::Delivery,
+                        format!("{host} [{address}] answered: {}", res.reply),
+                    ),
+                );
+                d.remote_host = host.to_string();
+                RecipientOutcome::Defer(d)
+            }
+        }
+    }
+
+    /// The outcome of a recipient whose destination could not be reached.
+    fn session_failed(&self, error: &ClientError, host: &str, reason: &str) -> RecipientOutcome {
+        let reply = error.reply();
+        if reply.is_permanent() {
+            return RecipientOutcome::Fail(Refusal::new(
+                reply,
+                Reason::new(Stage::Delivery, reason.to_string()).figure("remote_host", host),
+            ));
+        }
+        let mut d = Deferral::new(reply, Reason::new(Stage::Delivery, reason.to_string()));
+        d.remote_host = host.to_string();
+        RecipientOutcome::Defer(d)
+    }
+
+    /// The transaction and the content of a job, signed when a signer is set.
+    async fn prepare(&self, job: &Job) -> Result<(Transaction, Message), String> {
+        let m = job.message.clone();
+        let tenant = job
+            .recipients
+            .first()
+            .map(|r| r.tenant_id)
+            .unwrap_or_default();
+        let signer = self.signer.clone();
+        let recipients: Vec<Recipient> = job
+            .recipients
+            .iter()
+            .map(|r| Recipient::new(r.address.clone()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut message = Message {
+                head: m.content.clone(),
+                file: m.spool.clone(),
+            };
+            let eight_bit = match &m.spool {
+                None => is_eight_bit(&m.content),
+                Some(path) => is_eight_bit(&m.content) || file_is_eight_bit(path)?,
+            };
+            let head = head_of(&m.content, m.spool.as_deref())?;
+            let headers = Headers::parse(&head, MAX_HEADER_BYTES);
+            // RFC 6532 headers (UTF-8 beyond ASCII) need SMTPUTF8 (RFC 6531 §3.2).
+            let utf8_headers = !hato_core::header::header_block(&head).is_ascii();
+            if let Some(signer) = signer {
+                let from_domain = headers
+                    .first("from")
+                    .and_then(from_address)
+                    .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()));
+                if let Some(domain) = from_domain
+                    && let Some(field) = signer.sign(tenant, &domain, &message)
+                {
+                    let mut signed = field;
+                    signed.extend_from_slice(&message.head);
+                    message.head = signed;
+                }
+            }
+            let mut tx = Transaction::new(m.sender.clone(), recipients, 0);
+            tx.body = if eight_bit {
+                Body::EightBitMime
+            } else {
+                Body::SevenBit
+            };
+            tx.smtputf8 = utf8_headers;
+            Ok((tx, message))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Applies a job's outcomes: deferrals on the outbound backoff, bounded by the outbound
+    /// expiry; then the store. What the store cannot apply is deferred as a processing failure.
+    async fn finish(&self, job: Job, outcomes: Vec<(i64, RecipientOutcome)>) {
+        let now = self.clock.now();
+        let expires = job
+            .message
+            .received
+            .plus_seconds(i64::try_from(self.settings.expiration.as_secs()).unwrap_or(i64::MAX));
+        let attempts: HashMap<i64, u32> =
+            job.recipients.iter().map(|r| (r.id, r.attempts)).collect();
+        let mut owes_ndr = false;
+        let recipients = outcomes
+            .into_iter()
+            .map(|(id, outcome)| {
+                let outcome = match outcome {
+                    RecipientOutcome::Defer(d) if now >= expires => {
+                        expired(d, job.message.received, expires, attempts.get(&id).copied())
+                    }
+                    RecipientOutcome::Defer(mut d) => {
+                        let attempt = attempts.get(&id).copied().unwrap_or(0).saturating_add(1);
+                        let wait = self.settings.retry_delay(attempt);
+                        let wait = i64::try_from(wait.as_secs()).unwrap_or(i64::MAX);
+                        // The last attempt is made at the expiry.
+                        d.retry_at = Some(now.plus_seconds(wait).min(expires));
+                        RecipientOutcome::Defer(d)
+                    }
+                    other => other,
+                };
+                owes_ndr |= matches!(outcome, RecipientOutcome::Fail(_));
+                (id, outcome)
+            })
+            .collect();
+        let outcome = DeliveryOutcome {
+            message_id: job.message.id,
+            blob: StagedBlob::default(),
+            size: 0,
+            from_header: String::new(),
+            subject: String::new(),
+            null_sender: job.message.sender.is_empty(),
+            recipients,
+        };
+        let ids: Vec<i64> = job.recipients.iter().map(|r| r.id).collect();
+        match self.store.complete_deliveries(vec![outcome], now).await {
+            Ok(failed) => {
+                for f in failed {
+                    tracing::warn!(
+                        "outbound: message {}: recording the outcome failed: {}",
+                        job.message.trace_id,
+                        f.error
+                    );
+                    let work = DeferredWork {
+                        recipients: f.recipients,
+                        work: QueueWork::Delivery,
+                        deferral: Deferral::new(
+                            reply::processing_deferred(&f.error),
+                            Reason::new(Stage::Queue, format!("Processing failed: {}", f.error)),
+                        ),
+                    };
+                    if let Err(e) = self.store.defer(vec![work], now).await {
+                        tracing::error!("outbound: deferring failed too: {e}");
+                    }
+                }
+            }
+            // The store as a whole failed: the leases run out and the recipients come back.
+            Err(e) => tracing::error!(
+                "outbound: message {}: recording outcomes failed: {e}",
+                job.message.trace_id
+            ),
+        }
+        let mut state = self.state();
+        for id in ids {
+            state.held.remove(&id);
+        }
+        drop(state);
+        if owes_ndr {
+            self.queued.notify_one();
+        }
+    }
+}
+
+/// `550 4.4.7` for a recipient deferred at or after the outbound expiry, the last error quoted
+/// (as the store's own expiry does).
+fn expired(
+    d: Deferral,
+    received: Timestamp,
+    expires: Timestamp,
+    attempts: Option<u32>,
+) -> RecipientOutcome {
+    let hours = (expires.0 - received.0).max(0) / 3_600_000_000;
+    let attempt = attempts.unwrap_or(0).saturating_add(1);
+    let mut reason = Reason::new(
+        Stage::Queue,
+        format!(
+            "Not delivered within {hours} hours of its arrival: {attempt} attempt(s) were \
+             deferred; last error: {} ({})",
+            d.reply, d.reason.text
+        ),
+    )
+    .rule("outbound.expiration_secs")
+    .figure("attempts", attempt)
+    .figure("expires", expires.to_rfc3339())
+    .figure("last_status", u32::from(d.reply.code))
+    .figure("last_enhanced_status", d.reply.status.as_ref());
+    if !d.remote_host.is_empty() {
+        reason = reason.figure("last_remote_host", d.remote_host.as_str());
+    }
+    RecipientOutcome::Fail(Refusal::new(reply::MESSAGE_EXPIRED, reason))
+}
+
+fn processing_defer(error: &dyn std::fmt::Display) -> RecipientOutcome {
+    RecipientOutcome::Defer(Deferral::new(
+        reply::processing_deferred(error),
+        Reason::new(Stage::Queue, format!("Processing failed: {error}")),
+    ))
+}
+
+fn hop_name(hop: &NextHop) -> String {
+    match hop {
+        NextHop::Mx { domain } => domain.clone(),
+        NextHop::SmartHosts { hosts, .. } => hosts.join(", "),
+    }
+}
+
+fn out_message(m: QueuedMessage) -> OutMessage {
+    OutMessage {
+        id: m.id,
+        trace_id: m.trace_id,
+        sender: m.sender,
+        received: m.received,
+        content: m.content,
+        spool: m.spool,
+    }
+}
+
+/// The beginning of a message, at least its header block (up to `MAX_HEADER_BYTES` of its
+/// queue file after what the store holds).
+fn head_of(content: &[u8], spool: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut head = content.to_vec();
+    if let Some(path) = spool {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_HEADER_BYTES as u64).read_to_end(&mut head))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(head)
+}
+
+/// Whether a queue file holds a byte beyond ASCII (BODY=8BITMIME, RFC 6152): one pass, 64 KiB
+/// at a time.
+fn file_is_eight_bit(path: &std::path::Path) -> Result<bool, String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if is_eight_bit(&buf[..n]) {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_the_first_wait_up_to_its_cap() {
+        let s = OutboundSettings::new("mx.hato.test");
+        let mins: Vec<u64> = (1..=7).map(|a| s.retry_delay(a).as_secs() / 60).collect();
+        assert_eq!(mins, [5, 10, 20, 40, 60, 60, 60]);
+        assert_eq!(s.retry_delay(u32::MAX), Duration::from_secs(3600));
+    }
+}

@@ -323,9 +323,10 @@ fn read_head(message: &mut dyn Read) -> Result<Vec<u8>, DkimError> {
     }
 }
 
-/// The RFC 5322.From domain (lower case, no final dot) when the From field names exactly one
-/// domain (RFC 7489 §6.6.1: a message with several From domains has none to align with).
-fn from_domain(head: &[u8]) -> Option<String> {
+/// The RFC 5322.From domain (lower case, no final dot) of a message (or its header block) when
+/// the From field names exactly one domain (RFC 7489 §6.6.1: a message with several From
+/// domains has none to align with).
+pub fn from_domain(head: &[u8]) -> Option<String> {
     let end = memchr::memmem::find(head, b"\r\n\r\n").map_or(head.len(), |p| p + 4);
     let block = &head[..end];
     // The header block only, parsed as the inbound verification parses it.

@@ -296,3 +296,45 @@ fn set_rotate_list_and_remove() {
         "{err}"
     );
 }
+
+#[test]
+fn the_documented_schemas_are_the_answers_shapes() {
+    let (_dns, s) = setup();
+    let (status, doc) = s.api("GET", "/api/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v1/tenants/{tenant}/dkim",
+        "/api/v1/tenants/{tenant}/dkim/{domain}",
+        "/api/v1/tenants/{tenant}/dkim/{domain}/rotate",
+        "/api/v1/tenants/{tenant}/dkim-sign",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    s.ok(&[
+        "dkim",
+        "add",
+        "contoso.test",
+        "--tenant",
+        "contoso",
+        "--key-type",
+        "ed25519",
+    ]);
+    let v = show(&s, "contoso.test", "contoso");
+    let fields = |schema: &str| -> Vec<String> {
+        let mut f: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} in the document"))
+            .keys()
+            .cloned()
+            .collect();
+        f.sort();
+        f
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(fields("DkimConfigView"), keys(&v));
+    assert_eq!(fields("DkimSelectorView"), keys(&v["selectors"][0]));
+}

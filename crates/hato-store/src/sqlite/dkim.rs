@@ -40,8 +40,11 @@ fn selector_name(n: u8) -> String {
     format!("selector{n}")
 }
 
+/// A `dkim_keys` row: key type, bits, private key, public key, created.
+type KeyRow = (String, u32, Vec<u8>, Vec<u8>, i64);
+
 fn key(conn: &Connection, domain: &str, selector: u8) -> Result<DkimSelectorKey> {
-    let row: Option<(String, u32, Vec<u8>, Vec<u8>, i64)> = conn
+    let row: Option<KeyRow> = conn
         .prepare_cached(
             "SELECT key_type, bits, private_key, public_key, created FROM dkim_keys \
              WHERE domain = ?1 AND selector = ?2",

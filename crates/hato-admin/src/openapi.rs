@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         (name = "contacts", description = "Mail contacts"),
         (name = "throttle", description = "IP throttling: a sending IP's status, releases, tenants' exemption lists"),
         (name = "connectors", description = "Tenants' inbound connectors: on-premises servers (relay, attribution) and partners (TLS, IP restrictions)"),
+        (name = "dkim", description = "Tenants' DKIM signing configs per accepted domain: keys, DNS records, rotation"),
         (name = "organization", description = "Tenants' organisation-wide settings (RejectDirectSend)"),
         (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
         (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),

@@ -703,4 +703,42 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN sender_auth_failed INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 27 (issue 10, DKIM signing per tenant domain): a config per accepted domain (Exchange's
+    // New-DkimSigningConfig) with its two selectors' keys (PKCS#8 DER: the database holds
+    // secrets), the selector that signs, the enabled flag; both go with the domain (and so with
+    // the tenant). Triggers move one version that the outbound signer caches by.
+    r#"
+    CREATE TABLE dkim_signing_configs(
+        domain TEXT PRIMARY KEY REFERENCES domains(domain) ON DELETE CASCADE,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        enabled INTEGER NOT NULL,
+        active_selector INTEGER NOT NULL CHECK (active_selector IN (1, 2)),
+        created INTEGER NOT NULL,
+        rotated INTEGER
+    );
+    CREATE INDEX dkim_signing_configs_tenant ON dkim_signing_configs(tenant_id);
+    CREATE TABLE dkim_keys(
+        domain TEXT NOT NULL REFERENCES dkim_signing_configs(domain) ON DELETE CASCADE,
+        selector INTEGER NOT NULL CHECK (selector IN (1, 2)),
+        key_type TEXT NOT NULL,
+        bits INTEGER NOT NULL,
+        private_key BLOB NOT NULL,
+        public_key BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (domain, selector)
+    );
+    CREATE TABLE dkim_version(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO dkim_version(id, version) VALUES (1, 0);
+    CREATE TRIGGER dkim_configs_added AFTER INSERT ON dkim_signing_configs
+        BEGIN UPDATE dkim_version SET version = version + 1; END;
+    CREATE TRIGGER dkim_configs_changed AFTER UPDATE ON dkim_signing_configs
+        BEGIN UPDATE dkim_version SET version = version + 1; END;
+    CREATE TRIGGER dkim_configs_removed AFTER DELETE ON dkim_signing_configs
+        BEGIN UPDATE dkim_version SET version = version + 1; END;
+    CREATE TRIGGER dkim_keys_changed AFTER UPDATE ON dkim_keys
+        BEGIN UPDATE dkim_version SET version = version + 1; END;
+    "#,
 ];

@@ -344,6 +344,48 @@ pub trait OrganizationConfigStore: Send + Sync {
     fn reject_direct_send_tenants(&self) -> Result<Vec<TenantId>>;
 }
 
+/// DKIM signing configs per accepted domain (issue 10; Exchange's `New-`/`Set-`/`Rotate-`/
+/// `Remove-DkimSigningConfig`). The private keys are stored as PKCS#8 DER in the database, which
+/// then holds secrets. A config goes with its domain and with its tenant.
+pub trait DkimStore: Send + Sync {
+    /// Adds a config for one of the tenant's verified accepted domains, with the keys of
+    /// `selector1` (active) and `selector2`: `Invalid` for a domain that is not one of the
+    /// tenant's (another tenant's too, unnamed) or is pending verification, `Conflict` when it
+    /// has one.
+    fn add_dkim_signing_config(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        enabled: bool,
+        keys: [NewDkimKey; 2],
+    ) -> Pending<DkimSigningConfig>;
+    /// The tenant's configs (every tenant's with `None`), by domain.
+    fn dkim_signing_configs(&self, tenant: Option<TenantId>) -> Result<Vec<DkimSigningConfig>>;
+    /// One config: `NotFound` naming the domain.
+    fn dkim_signing_config(&self, tenant: TenantId, domain: &str) -> Result<DkimSigningConfig>;
+    fn set_dkim_signing_enabled(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        enabled: bool,
+    ) -> Pending<DkimSigningConfig>;
+    /// `Rotate-DkimSigningConfig`: the other selector signs from now on, and the selector that
+    /// signed until now gets `new_key` (its record is to be published before the next rotation;
+    /// until the record changes, receivers still verify what the old key signed).
+    fn rotate_dkim_signing_config(
+        &self,
+        tenant: TenantId,
+        domain: &str,
+        new_key: NewDkimKey,
+    ) -> Pending<DkimSigningConfig>;
+    fn remove_dkim_signing_config(&self, tenant: TenantId, domain: &str) -> Pending<()>;
+    /// Moved by every change of any config (a domain's or tenant's removal included): the
+    /// signer reloads only when it moved.
+    fn dkim_version(&self) -> Result<i64>;
+    /// Every enabled config of every tenant (the signer's).
+    fn enabled_dkim_signing_configs(&self) -> Result<Vec<DkimSigningConfig>>;
+}
+
 /// The hosted quarantine: one item per recipient a stage held (delivery stores them; see
 /// [`RecipientOutcome::Quarantine`]).
 pub trait QuarantineStore: Send + Sync {
@@ -648,6 +690,7 @@ pub trait Store:
     + SpamFilterStore
     + ConnectorStore
     + OrganizationConfigStore
+    + DkimStore
 {
 }
 impl<T> Store for T where
@@ -674,5 +717,6 @@ impl<T> Store for T where
         + SpamFilterStore
         + ConnectorStore
         + OrganizationConfigStore
+        + DkimStore
 {
 }

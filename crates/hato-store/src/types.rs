@@ -1602,3 +1602,79 @@ pub struct OrganizationConfig {
     /// refused (`550 5.7.68`).
     pub reject_direct_send: bool,
 }
+
+// ----- DKIM signing per tenant domain (issue 10, item 6) --------------------------------------
+
+/// The key algorithm of a DKIM selector: `rsa` (rsa-sha256, RFC 6376 §3.3) or `ed25519`
+/// (ed25519-sha256, RFC 8463).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DkimKeyType {
+    Rsa,
+    Ed25519,
+}
+
+impl DkimKeyType {
+    /// The `k=` tag's value (RFC 6376 §3.6.1, RFC 8463 §4.2), as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimKeyType::Rsa => "rsa",
+            DkimKeyType::Ed25519 => "ed25519",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DkimKeyType> {
+        match s {
+            "rsa" => Some(DkimKeyType::Rsa),
+            "ed25519" => Some(DkimKeyType::Ed25519),
+            _ => None,
+        }
+    }
+}
+
+/// A key to store for a selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDkimKey {
+    pub key_type: DkimKeyType,
+    /// RSA's modulus size in bits (1024 or 2048); 256 for Ed25519.
+    pub bits: u32,
+    /// The private key, PKCS#8 DER (RFC 5208). A secret: the database holds it.
+    pub private_key: Vec<u8>,
+    /// What the DNS record's `p=` carries, DER before base64: the SubjectPublicKeyInfo of an RSA
+    /// key (RFC 6376 §3.6.1), the raw 32 bytes of an Ed25519 key (RFC 8463 §4.2).
+    pub public_key: Vec<u8>,
+}
+
+/// One of a config's two selectors and its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DkimSelectorKey {
+    /// `selector1` or `selector2` (Exchange's names).
+    pub selector: String,
+    pub key: NewDkimKey,
+    /// When this key was made (by the add, or by the rotation that replaced it).
+    pub created: Timestamp,
+}
+
+/// A DKIM signing config of one accepted domain (Exchange's `New-DkimSigningConfig`): two
+/// selectors, the one that signs, whether signing is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DkimSigningConfig {
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    /// The accepted domain, canonical (lower case).
+    pub domain: String,
+    pub enabled: bool,
+    /// 1 or 2: the selector that signs.
+    pub active: u8,
+    pub selectors: [DkimSelectorKey; 2],
+    pub created: Timestamp,
+    /// The last rotation, if any.
+    pub rotated: Option<Timestamp>,
+}
+
+impl DkimSigningConfig {
+    /// The selector that signs.
+    pub fn active_selector(&self) -> &DkimSelectorKey {
+        &self.selectors[usize::from(self.active.saturating_sub(1)).min(1)]
+    }
+}

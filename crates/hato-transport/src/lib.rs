@@ -15,6 +15,7 @@ pub mod connectors;
 pub mod content;
 pub mod delivery;
 pub mod digest;
+pub mod dkim;
 pub mod edge;
 pub mod groupmail;
 pub mod headers;

@@ -17,6 +17,7 @@ mod connections;
 mod connectors;
 mod contacts;
 mod delist;
+mod dkim;
 mod domains;
 mod group_content;
 mod group_members;
@@ -79,6 +80,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(spam_filter::routes())
         .merge(connectors::routes())
         .merge(organization_config::routes())
+        .merge(dkim::routes())
         .merge(reports::routes())
 }
 

@@ -11,6 +11,7 @@ mod connection_filter;
 mod connections;
 mod connectors;
 mod contacts;
+mod dkim;
 mod group_mailbox;
 mod groups;
 mod mail;

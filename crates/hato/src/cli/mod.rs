@@ -11,6 +11,7 @@ mod connection_filter;
 mod connections;
 mod connector;
 mod contact;
+mod dkim;
 mod domain;
 mod explain;
 mod group;
@@ -109,6 +110,9 @@ enum Command {
     /// A tenant's organisation-wide settings (Set-OrganizationConfig): RejectDirectSend.
     #[command(subcommand)]
     OrganizationConfig(organization_config::OrganizationConfigCmd),
+    /// DKIM signing per accepted domain (New-DkimSigningConfig): keys, DNS records, rotation.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCmd),
     /// The connection log: connections the edge refused, deferred or cut.
     Connections(connections::ConnectionsArgs),
     /// The provider's block list: IPs refused at connect (operator).
@@ -231,6 +235,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connector(cmd) => connector::run(c, cmd),
         Command::OrganizationConfig(cmd) => organization_config::run(c, cmd),
+        Command::Dkim(cmd) => dkim::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
         Command::Rule(cmd) => rules::run(c, cmd),

@@ -506,6 +506,13 @@ impl Dns {
             .expect("add txt");
     }
 
+    /// A TXT record of several character-strings (a long DKIM key's record).
+    pub fn txt_strings(&self, owner: &str, strings: &[&str]) {
+        self.runtime
+            .block_on(self.server.add_txt(owner, 300, strings))
+            .expect("add txt");
+    }
+
     pub fn remove_txt(&self, owner: &str) {
         self.runtime
             .block_on(self.server.remove(owner, hato_core::dns::RecordKind::Txt))

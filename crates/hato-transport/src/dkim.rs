@@ -1,7 +1,7 @@
 //! DKIM signing of outbound mail per tenant domain (issue 10, item 6; Exchange's
 //! `New-DkimSigningConfig`): the keys (`generate_key`), the DNS records to publish
 //! (`dns_record_*`), and the signer the delivery agent calls just before sending
-//! ([`OutboundSigner`], implemented by [`DkimSigner`]).
+//! ([`DkimSigner`], the outbound agent's [`OutboundSigner`]).
 //!
 //! Signatures are relaxed/relaxed (RFC 6376 §3.4.2, §3.4.4, what Exchange uses), rsa-sha256
 //! (RFC 6376 §3.3.1) or ed25519-sha256 (RFC 8463), over the header fields Exchange signs with
@@ -14,7 +14,9 @@
 //! through the body hash, so a spooled message of any size costs linear time and bounded memory.
 
 use hato_core::directory::TenantId;
+use crate::outbound::OutboundSigner;
 use hato_core::header::MAX_HEADER_BYTES;
+use hato_smtp::client::conn::Message;
 use hato_store::{DkimKeyType, DkimSigningConfig, DkimStore, NewDkimKey, StoreError};
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
@@ -183,13 +185,6 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-/// What the delivery agent holds: called once per message, just before it is sent (after every
-/// change hato makes to it), with the message as it will go out; the answer, a whole
-/// `DKIM-Signature: ...\r\n` field, is prepended to the message. `None`: send it unsigned (no
-/// enabled config for its From domain, or signing failed, which is logged).
-pub trait OutboundSigner: Send + Sync {
-    fn sign(&self, tenant: TenantId, message: &[u8]) -> Option<String>;
-}
 
 /// A config's active key, ready to sign.
 enum Key {
@@ -430,11 +425,40 @@ impl DkimSigner {
     }
 }
 
-impl OutboundSigner for DkimSigner {
-    fn sign(&self, tenant: TenantId, message: &[u8]) -> Option<String> {
+impl DkimSigner {
+    /// Signs `message` (all of it in memory) for `tenant` when its From domain has an enabled
+    /// config of the tenant: the `DKIM-Signature` field to prepend, or `None` (no config, or
+    /// signing failed, which is logged: the message then goes unsigned).
+    pub fn sign(&self, tenant: TenantId, message: &[u8]) -> Option<String> {
         let mut reader = message;
         match self.sign_reader(tenant, &mut reader) {
             Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "DKIM: message sent unsigned");
+                None
+            }
+        }
+    }
+}
+
+/// The delivery agent's signer: called once per message, just before it is sent (after every
+/// change hato makes to it), with the message as it will go out — its head in memory and, for
+/// a large one, the rest in its queue file, read once.
+impl OutboundSigner for DkimSigner {
+    fn sign(&self, tenant: TenantId, from_domain: &str, message: &Message) -> Option<Vec<u8>> {
+        let signed = (|| -> Result<Option<String>, DkimError> {
+            let Some(signer) = self.signer_for(tenant, from_domain)? else {
+                return Ok(None);
+            };
+            let mut reader: Box<dyn Read> = match &message.file {
+                None => Box::new(&message.head[..]),
+                Some(path) => Box::new((&message.head[..]).chain(std::fs::File::open(path)?)),
+            };
+            let head = read_head(&mut reader)?;
+            signer.sign_parts(&head, &mut reader).map(Some)
+        })();
+        match signed {
+            Ok(field) => field.map(String::into_bytes),
             Err(e) => {
                 tracing::warn!(tenant = %tenant, error = %e, "DKIM: message sent unsigned");
                 None

@@ -14,7 +14,7 @@ use hato_protection::spam::AuthResult;
 use hato_protection::spam::auth::{AuthInput, SenderAuth};
 use hato_store::*;
 use hato_transport::dkim::{
-    DkimSigner, OutboundSigner, dns_record_name, dns_record_text, dns_txt_strings, generate_key,
+    DkimSigner, dns_record_name, dns_record_text, dns_txt_strings, generate_key,
 };
 
 struct World {

@@ -417,6 +417,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             header_filter: Some(Arc::new(hato_smtp::header_filter::HeaderDropRule::hato(
                 &config.server.hostname,
             ))),
+            submission: false,
+            max_auth_failures: 3,
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,

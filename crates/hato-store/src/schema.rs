@@ -698,4 +698,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER organization_config_removed AFTER DELETE ON organization_config
         BEGIN UPDATE connector_version SET version = version + 1; END;
     "#,
+    // 26 (issue 10, client submission): Set-CASMailbox -SmtpClientAuthenticationDisabled per
+    // mailbox (`hato mailbox set --smtp-client-authentication-disabled`); off (SMTP AUTH
+    // allowed) for every existing mailbox.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN smtp_client_authentication_disabled INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -6,7 +6,8 @@
 //!
 //! Layout: `state.rs` (the state, the caller, role checks, tenant scope), `routes/` (one module
 //! per resource, shared lookups in `routes/common.rs`, the router in `routes/mod.rs`),
-//! `error.rs`, `password.rs`, `login_limit.rs`, `openapi.rs`; the provider's block list as the
+//! `error.rs`, `password.rs`, `login_limit.rs`, `openapi.rs`; SMTP AUTH's credential check for
+//! the submission listener, with the same password hashes and limits (`smtp_auth.rs`); the provider's block list as the
 //! server holds it (`block_list.rs`) and the delist page's limits (`delist_limit.rs`).
 
 pub mod block_list;
@@ -16,6 +17,7 @@ pub mod login_limit;
 mod openapi;
 mod password;
 mod routes;
+pub mod smtp_auth;
 mod state;
 
 pub use block_list::BlockListService;

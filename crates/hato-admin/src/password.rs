@@ -13,6 +13,16 @@ pub fn hash(password: &str) -> Option<String> {
         .map(|h| h.to_string())
 }
 
+/// A hash of a password nobody has, to verify against when the address is unknown or has no
+/// password: the same argon2 work as for a real account, so timing does not tell which
+/// addresses exist (the API's login and SMTP AUTH).
+pub fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash(&hato_core::id::new_token()))
+        .as_deref()
+}
+
 pub fn verify(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
         .map(|h| {

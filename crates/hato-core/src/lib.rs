@@ -1,3 +1,6 @@
+// The reply catalogue (`reply.rs`) is one `replies!` invocation that munches an entry per
+// step; past about 128 entries it needs more than the default recursion limit.
+#![recursion_limit = "512"]
 //! hato's domain model. Nothing in this crate performs I/O: it holds the types every other
 //! layer shares (addresses, tenants, directory objects, SMTP replies, the reasons behind decisions,
 //! trace events, ids, the clock, message content that files injected through a trait may hold, and

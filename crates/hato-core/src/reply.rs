@@ -197,6 +197,58 @@ replies! {
     /// text, the April 2025 announcement of Set-OrganizationConfig -RejectDirectSend).
     const DIRECT_SEND_REJECTED = (550, "5.7.68", "TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources");
 
+    section "SMTP AUTH and client submission (RFC 4954, RFC 6409; Exchange Online texts)";
+    /// AUTH accepted (RFC 4954 §6).
+    const AUTH_SUCCEEDED = (235, "2.7.0", "Authentication successful");
+    /// AUTH PLAIN without an initial response: the empty server challenge (RFC 4954 §4).
+    const AUTH_CONTINUE = (334, "", "");
+    /// AUTH LOGIN's first challenge, `Username:` in base64 (the draft-murchison-sasl-login form
+    /// every client expects).
+    const AUTH_LOGIN_USERNAME = (334, "", "VXNlcm5hbWU6");
+    /// AUTH LOGIN's second challenge, `Password:` in base64.
+    const AUTH_LOGIN_PASSWORD = (334, "", "UGFzc3dvcmQ6");
+    /// Wrong user name or password, an unknown user, or a mailbox without a password (one answer
+    /// for all, so the reply does not tell which addresses exist): Exchange Online's text.
+    const AUTH_FAILED = (535, "5.7.3", "Authentication unsuccessful");
+    /// AUTH PLAIN with an authorization identity (authzid) other than the user's own: hato does
+    /// not let one user act as another through SASL (RFC 4616 §2 leaves it to the server).
+    const AUTH_AUTHZID_REFUSED = (535, "5.7.3", "Authentication unsuccessful: the authorization identity must be empty or the user's own");
+    /// The right password for a mailbox whose SMTP AUTH is off (`hato mailbox set
+    /// --smtp-client-authentication-disabled true`, Exchange's `Set-CASMailbox
+    /// -SmtpClientAuthenticationDisabled`): Exchange Online's 5.7.139 text.
+    const AUTH_DISABLED_FOR_MAILBOX = (535, "5.7.139", "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox");
+    /// Too many failed AUTH attempts for this user or from this IP (`submission.auth_max_failures`,
+    /// `submission.auth_max_failures_per_ip`): refused without checking the password until the
+    /// lock ends (RFC 4954 §6, temporary authentication failure).
+    const AUTH_LOCKED = (454, "4.7.0", "Temporary authentication failure: too many failed attempts; try again later");
+    /// The credential check could not run (store trouble, every hashing slot busy).
+    const AUTH_TEMPORARY_FAILURE = (454, "4.7.0", "Temporary authentication failure");
+    /// The client answered a challenge with `*` (RFC 4954 §4).
+    const AUTH_CANCELLED = (501, "5.7.0", "Authentication cancelled");
+    /// A response that is not base64, or not a PLAIN message (RFC 4954 §4, RFC 4616 §2).
+    const AUTH_BAD_RESPONSE = (501, "5.5.2", "Cannot decode response");
+    /// A line of the authentication exchange over 12,288 octets (RFC 4954 §4 and §6).
+    const AUTH_LINE_TOO_LONG = (500, "5.5.6", "Authentication Exchange line is too long");
+    /// A mechanism other than PLAIN and LOGIN (RFC 4954 §6).
+    const AUTH_UNKNOWN_MECHANISM = (504, "5.5.4", "Unrecognized authentication type");
+    /// AUTH once authenticated (RFC 4954 §4: at most one successful AUTH per session).
+    const AUTH_ALREADY_DONE = (503, "5.5.1", "Bad sequence of commands: already authenticated");
+    /// AUTH between MAIL and the end of the transaction (RFC 4954 §4).
+    const AUTH_IN_TRANSACTION = (503, "5.5.1", "Bad sequence of commands: AUTH is not permitted during a mail transaction");
+    /// AUTH or MAIL on the submission listener before STARTTLS (RFC 3207 §4; Exchange Online
+    /// requires TLS before authentication).
+    const MUST_STARTTLS = (530, "5.7.0", "Must issue a STARTTLS command first");
+    /// After `submission.max_auth_failures_per_session` failed AUTH in one session.
+    const TOO_MANY_AUTH_FAILURES = (421, "4.7.0", "Too many failed authentication attempts; closing connection");
+    /// MAIL on the submission listener without AUTH: Exchange Online's 5.7.57 text.
+    const ANONYMOUS_SUBMISSION = (530, "5.7.57", "Client was not authenticated to send anonymous mail during MAIL FROM");
+    /// An authenticated submission from an address (MAIL FROM, or the From header field) that is
+    /// not the mailbox's own and on which it has no SendAs right: Exchange Online's 5.7.60 text.
+    const SEND_AS_DENIED = (550, "5.7.60", "SMTP; Client does not have permissions to send as this sender");
+    /// A mailbox over its submission limits (`submission.max_messages_per_minute` at MAIL,
+    /// `submission.max_recipients_per_day` at RCPT): Exchange Online's 5.2.2 text.
+    const SUBMISSION_QUOTA_EXCEEDED = (554, "5.2.2", "Submission quota exceeded");
+
     section "Edge protection: who is connecting (connection filter, HELO, early talkers)";
     /// The client's IP is on the IP block list of the recipient's tenant (its connection filter
     /// policy, Exchange's `IPBlockList`), and not on its IP allow list: Exchange Online's text for
@@ -245,7 +297,7 @@ replies! {
     const BAD_RECIPIENT_SYNTAX = (501, "5.1.3", "Bad recipient address syntax");
     /// EHLO or HELO without a name (RFC 5321 §4.1.1.1).
     const HELO_REQUIRES_DOMAIN = (501, "5.5.4", "Domain name required");
-    /// EXPN, AUTH, BDAT, ETRN, ATRN, BURL: not offered.
+    /// EXPN, BDAT, ETRN, ATRN, BURL: not offered; AUTH outside the submission listener.
     const NOT_IMPLEMENTED = (502, "5.5.1", "Command not implemented");
     /// A transaction command before EHLO/HELO.
     const SEND_HELO_FIRST = (503, "5.5.1", "Bad sequence of commands: send EHLO/HELO first");
@@ -519,13 +571,17 @@ mod tests {
         for e in &all {
             assert!(names.insert(e.name), "{} twice", e.name);
             assert!((200..=599).contains(&e.code), "{e:?}");
+            // AUTH PLAIN's challenge is empty (RFC 4954 §4: "334 " and no data).
             assert!(
-                !e.text.is_empty() && !e.section.is_empty() && !e.doc.trim().is_empty(),
+                (!e.text.is_empty() || e.name == "AUTH_CONTINUE")
+                    && !e.section.is_empty()
+                    && !e.doc.trim().is_empty(),
                 "{e:?}: every entry says what it is for"
             );
             if e.status.is_empty() {
+                // RFC 4954 §4: a 334 challenge is base64 data, with no enhanced code.
                 assert!(
-                    [220, 250, 354].contains(&e.code),
+                    [220, 250, 334, 354].contains(&e.code),
                     "{e:?} needs an enhanced code"
                 );
                 continue;

@@ -15,8 +15,8 @@ pub mod session;
 pub use hato_core::message::{Envelope, MessageContext};
 pub use hato_core::{ClientContext, Refusal, TlsInfo};
 pub use policy::{
-    AcceptedRecipient, Answer, DataVerdict, Decision, PendingDecision, RcptVerdict, SmtpPolicy,
-    Verdict,
+    AcceptedRecipient, Answer, AuthVerdict, Credentials, DataVerdict, Decision, PendingDecision,
+    RcptVerdict, SmtpPolicy, Verdict,
 };
 pub use session::{Output, Session, SessionConfig};
 

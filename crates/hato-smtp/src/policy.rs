@@ -12,9 +12,11 @@
 //! the [`MessageContext`] by value, may record a verdict with its reason for each recipient, and
 //! hands it back; the verdicts become the recipients' trace events when the message is queued.
 
+use hato_core::client::AuthenticatedIdentity;
 use hato_core::directory::{Route, TenantId};
 use hato_core::message::{MessageContext, Recipient};
-use hato_core::{Address, ClientContext, Refusal};
+use hato_core::reply;
+use hato_core::{Address, ClientContext, Reason, Refusal, Stage};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -66,6 +68,36 @@ impl From<AcceptedRecipient> for Recipient {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RcptVerdict {
     Accept(AcceptedRecipient),
+    Reject(Refusal),
+}
+
+/// What a client gave in SMTP AUTH (RFC 4954): PLAIN's authentication identity and password
+/// (RFC 4616), or LOGIN's user name and password. The password never appears in `Debug` output
+/// or in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `PLAIN` or `LOGIN`.
+    pub mechanism: &'static str,
+    /// The authentication identity (a mailbox address, as the user typed it).
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The credential check's answer: who the client is, or the refusal (`535 5.7.3`, `454 4.7.0`
+/// while locked out, `535 5.7.139` for a mailbox whose SMTP AUTH is off).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthVerdict {
+    Accept(AuthenticatedIdentity),
     Reject(Refusal),
 }
 
@@ -121,6 +153,17 @@ pub trait SmtpPolicy: Send + Sync {
         recipient: &Address,
     ) -> Decision<RcptVerdict>;
 
+    /// SMTP AUTH (RFC 4954) with complete credentials, on a listener that offers it: the
+    /// credential check. It is slow on purpose (a password hash), so an implementation runs it on
+    /// the blocking pool and bounds how many run at once; it also keeps the failure limits.
+    /// Without one, every attempt fails.
+    fn auth(&self, _client: &ClientContext, _credentials: Credentials) -> Decision<AuthVerdict> {
+        Decision::Ready(AuthVerdict::Reject(Refusal::new(
+            reply::AUTH_FAILED,
+            Reason::new(Stage::Session, "No credential check is configured"),
+        )))
+    }
+
     /// The data has ended and passed the DATA receiver's checks. The hook owns `message` until
     /// it answers: it may record a verdict for each recipient ([`MessageContext::record`]) and
     /// must hand the message back. A refusal is the reply to the DATA; nothing is committed.
@@ -141,6 +184,7 @@ pub enum Answer {
     Verdict(Verdict),
     Rcpt(RcptVerdict),
     Data(Box<DataVerdict>),
+    Auth(AuthVerdict),
 }
 
 /// A decision the I/O loop must await ([`crate::Output::Decide`]).
@@ -153,6 +197,10 @@ impl PendingDecision {
 
     pub(crate) fn rcpt(f: BoxFuture<RcptVerdict>) -> Self {
         PendingDecision(Box::pin(async move { Answer::Rcpt(f.await) }))
+    }
+
+    pub(crate) fn auth(f: BoxFuture<AuthVerdict>) -> Self {
+        PendingDecision(Box::pin(async move { Answer::Auth(f.await) }))
     }
 
     pub(crate) fn data(f: BoxFuture<DataVerdict>) -> Self {

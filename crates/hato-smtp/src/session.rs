@@ -9,17 +9,22 @@
 
 use crate::data::DataReceiver;
 use crate::policy::{
-    AcceptedRecipient, Answer, DataVerdict, Decision, PendingDecision, RcptVerdict, SmtpPolicy,
-    Verdict,
+    AcceptedRecipient, Answer, AuthVerdict, Credentials, DataVerdict, Decision, PendingDecision,
+    RcptVerdict, SmtpPolicy, Verdict,
 };
+use base64::Engine as _;
 use hato_core::body::Spool;
 use hato_core::message::{Envelope, MessageContext};
 use hato_core::reply::{self, Reply};
 use hato_core::{Address, ClientContext, MessageBody, Pregreet, Reason, Refusal, Stage, TlsInfo};
-use smtp_proto::{Error as ProtoError, MAIL_SMTPUTF8, Request};
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ProtoError, MAIL_SMTPUTF8, Request};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
+
+/// RFC 4954 §4: an AUTH command line, and each line of the authentication exchange, may be up
+/// to 12,288 octets; longer ones get `500 5.5.6`. The session holds no more of one.
+pub const MAX_AUTH_LINE: usize = 12_288;
 
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -40,6 +45,14 @@ pub struct SessionConfig {
     /// Header fields removed from every message as it arrives (hato's own `X-Hato-*` and its
     /// `Authentication-Results`: `crate::header_filter`); `None` keeps every field.
     pub header_filter: Option<std::sync::Arc<crate::header_filter::HeaderDropRule>>,
+    /// The submission listener (RFC 6409): EHLO offers `AUTH PLAIN LOGIN` once TLS is up,
+    /// AUTH and MAIL need STARTTLS first (`530 5.7.0`), and MAIL needs AUTH (`530 5.7.57`).
+    /// Elsewhere AUTH is not offered (`502 5.5.1`).
+    pub submission: bool,
+    /// After this many failed AUTH attempts in one session, it is closed (`421 4.7.0`): a
+    /// guesser must reconnect, and the per-user and per-IP limits of the credential check
+    /// count every attempt.
+    pub max_auth_failures: usize,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +66,8 @@ impl Default for SessionConfig {
             spool_threshold: 1024 * 1024,
             spool: None,
             header_filter: None,
+            submission: false,
+            max_auth_failures: 3,
         }
     }
 }
@@ -91,6 +106,8 @@ enum Phase {
     Committing,
     /// Waiting for the TLS handshake.
     Handshake,
+    /// In an AUTH exchange: the next line answers a 334 challenge (RFC 4954 §4).
+    Auth,
     Closed,
 }
 
@@ -108,6 +125,19 @@ enum Waiting {
     Rcpt,
     /// The end-of-data hook holds the message until it answers.
     EndOfData,
+    /// The credential check.
+    Auth,
+}
+
+/// Which challenge of an AUTH exchange the client is answering.
+enum AuthStep {
+    /// PLAIN without an initial response: the whole PLAIN message (RFC 4616 §2).
+    Plain,
+    /// LOGIN: the user name, then the password.
+    LoginUsername,
+    LoginPassword {
+        username: String,
+    },
 }
 
 pub struct Session<P: SmtpPolicy + ?Sized> {
@@ -129,6 +159,10 @@ pub struct Session<P: SmtpPolicy + ?Sized> {
     /// Discarding an over-long command line until its end.
     discarding_line: bool,
     errors: usize,
+    /// The AUTH exchange under way (phase `Auth`).
+    auth_step: Option<AuthStep>,
+    /// Failed AUTH attempts in this session.
+    auth_failures: usize,
 }
 
 impl<P: SmtpPolicy + ?Sized> Session<P> {
@@ -148,6 +182,8 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             input: Vec::new(),
             discarding_line: false,
             errors: 0,
+            auth_step: None,
+            auth_failures: 0,
         }
     }
 
@@ -318,9 +354,10 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                 }
                 _ => {
                     let rest = &self.input[pos..];
+                    let limit = self.line_limit(rest);
                     match memchr::memchr(b'\n', rest) {
                         None => {
-                            if rest.len() >= MAX_COMMAND_LINE {
+                            if rest.len() >= limit {
                                 // Keep nothing of an over-long line; answer when it ends.
                                 self.discarding_line = true;
                                 pos = self.input.len();
@@ -329,12 +366,18 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                         }
                         Some(i) => {
                             let line_end = pos + i + 1;
-                            let too_long = self.discarding_line || i + 1 > MAX_COMMAND_LINE;
+                            let too_long = self.discarding_line || i + 1 > limit;
                             self.discarding_line = false;
                             let line = self.input[pos..line_end].to_vec();
                             pos = line_end;
-                            if too_long {
+                            if too_long && self.phase == Phase::Auth {
+                                self.auth_step = None;
+                                self.phase = Phase::Ready;
+                                self.reply(out, reply::AUTH_LINE_TOO_LONG);
+                            } else if too_long {
                                 self.reply(out, reply::COMMAND_LINE_TOO_LONG);
+                            } else if self.phase == Phase::Auth {
+                                self.auth_response(&line, out);
                             } else {
                                 self.command(&line, out);
                             }
@@ -348,6 +391,21 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             self.input.clear();
         } else {
             self.input.drain(..pos);
+        }
+    }
+
+    /// The longest line taken where `rest` starts: an AUTH command or a response in an AUTH
+    /// exchange on the submission listener may be longer than other commands (RFC 4954 §4).
+    fn line_limit(&self, rest: &[u8]) -> usize {
+        if self.phase == Phase::Auth
+            || (self.config.submission
+                && !self.discarding_line
+                && rest.len() >= 5
+                && rest[..5].eq_ignore_ascii_case(b"AUTH "))
+        {
+            MAX_AUTH_LINE
+        } else {
+            MAX_COMMAND_LINE
         }
     }
 
@@ -383,13 +441,24 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                 .collect(),
             smtputf8: self.smtputf8,
         };
-        let protocol = match (self.esmtp, self.client.tls.is_some(), self.smtputf8) {
-            (_, true, true) => "UTF8SMTPS",
-            (_, false, true) => "UTF8SMTP",
-            (true, true, false) => "ESMTPS",
-            (true, false, false) => "ESMTP",
-            (false, true, false) => "SMTPS",
-            (false, false, false) => "SMTP",
+        // RFC 3848 §1 (RFC 6531 §3.7.4 for UTF8): "A" when the client authenticated.
+        let authenticated = self.client.authenticated_mailbox().is_some();
+        let protocol = match (
+            self.esmtp,
+            self.client.tls.is_some(),
+            self.smtputf8,
+            authenticated,
+        ) {
+            (_, true, true, true) => "UTF8SMTPSA",
+            (_, true, true, false) => "UTF8SMTPS",
+            (_, false, true, true) => "UTF8SMTPA",
+            (_, false, true, false) => "UTF8SMTP",
+            (true, true, false, true) => "ESMTPSA",
+            (true, true, false, false) => "ESMTPS",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, false, false) => "ESMTP",
+            (false, true, false, _) => "SMTPS",
+            (false, false, false, _) => "SMTP",
         };
         let content = std::mem::take(&mut self.content);
         // Reading a spooled message's header block back from its file is the same kind of work
@@ -431,7 +500,9 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         // failure, never an acceptance.
         let verdict = |answer: Answer| match answer {
             Answer::Verdict(v) => v,
-            Answer::Rcpt(_) | Answer::Data(_) => Verdict::Reject(mismatched_answer()),
+            Answer::Rcpt(_) | Answer::Data(_) | Answer::Auth(_) => {
+                Verdict::Reject(mismatched_answer())
+            }
         };
         match waiting {
             Waiting::Connect => match verdict(answer) {
@@ -472,7 +543,7 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     self.reply(out, reply::RECIPIENT_OK);
                 }
                 Answer::Rcpt(RcptVerdict::Reject(r)) => self.refuse(out, "RCPT", r),
-                Answer::Verdict(_) | Answer::Data(_) => {
+                Answer::Verdict(_) | Answer::Data(_) | Answer::Auth(_) => {
                     self.refuse(out, "RCPT", mismatched_answer())
                 }
             },
@@ -494,12 +565,158 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     }
                 }
                 // The message went with the wrong answer: it cannot be committed.
-                Answer::Verdict(_) | Answer::Rcpt(_) => {
+                Answer::Verdict(_) | Answer::Rcpt(_) | Answer::Auth(_) => {
                     self.reset_transaction();
                     self.phase = Phase::Ready;
                     self.refuse(out, "DATA", mismatched_answer());
                 }
             },
+            Waiting::Auth => {
+                self.phase = Phase::Ready;
+                match answer {
+                    Answer::Auth(AuthVerdict::Accept(identity)) => {
+                        tracing::info!(
+                            client = %self.client.ip(),
+                            "AUTH succeeded for {}",
+                            identity.address
+                        );
+                        self.client.identity = Some(identity);
+                        self.reply(out, reply::AUTH_SUCCEEDED);
+                    }
+                    Answer::Auth(AuthVerdict::Reject(r)) => self.auth_failed(out, r),
+                    Answer::Verdict(_) | Answer::Rcpt(_) | Answer::Data(_) => {
+                        self.auth_failed(out, mismatched_answer())
+                    }
+                }
+            }
+        }
+    }
+
+    /// A failed AUTH: its reply, and the session closed once it has failed too often.
+    fn auth_failed(&mut self, out: &mut Vec<Output>, refusal: Refusal) {
+        self.auth_failures += 1;
+        self.refuse(out, "AUTH", refusal);
+        if self.auth_failures >= self.config.max_auth_failures && self.phase != Phase::Closed {
+            out.push(Output::Send(reply::TOO_MANY_AUTH_FAILURES.to_wire()));
+            out.push(Output::Close);
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// AUTH (RFC 4954 §4), offered on the submission listener only, after STARTTLS.
+    fn auth(&mut self, mechanism: u64, initial: &str, out: &mut Vec<Output>) {
+        if !self.config.submission {
+            return self.reply(out, reply::NOT_IMPLEMENTED);
+        }
+        match self.phase {
+            Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
+            Phase::Mail => return self.reply(out, reply::AUTH_IN_TRANSACTION),
+            _ => {}
+        }
+        if self.client.tls.is_none() {
+            return self.reply(out, reply::MUST_STARTTLS);
+        }
+        if self.client.identity.is_some() {
+            return self.reply(out, reply::AUTH_ALREADY_DONE);
+        }
+        let step = match mechanism {
+            AUTH_PLAIN => AuthStep::Plain,
+            AUTH_LOGIN => AuthStep::LoginUsername,
+            _ => return self.reply(out, reply::AUTH_UNKNOWN_MECHANISM),
+        };
+        if initial.is_empty() {
+            let challenge = match step {
+                AuthStep::Plain => reply::AUTH_CONTINUE,
+                _ => reply::AUTH_LOGIN_USERNAME,
+            };
+            self.auth_step = Some(step);
+            self.phase = Phase::Auth;
+            out.push(Output::Send(challenge.to_wire()));
+            return;
+        }
+        // RFC 4954 §4: "=" is an initial response of zero length.
+        let initial = if initial == "=" { "" } else { initial };
+        self.auth_step = Some(step);
+        self.phase = Phase::Auth;
+        self.auth_answer(initial.as_bytes(), out);
+    }
+
+    /// A line answering a 334 challenge.
+    fn auth_response(&mut self, line: &[u8], out: &mut Vec<Output>) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == b"*" {
+            // RFC 4954 §4: the client cancels the exchange.
+            self.auth_step = None;
+            self.phase = Phase::Ready;
+            return self.reply(out, reply::AUTH_CANCELLED);
+        }
+        self.auth_answer(line, out);
+    }
+
+    /// The client's answer (base64) to the current step: the next challenge, or the complete
+    /// credentials for the credential check.
+    fn auth_answer(&mut self, encoded: &[u8], out: &mut Vec<Output>) {
+        let Some(step) = self.auth_step.take() else {
+            self.phase = Phase::Ready;
+            return self.reply(out, reply::AUTH_BAD_RESPONSE);
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim_ascii())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok());
+        let Some(decoded) = decoded else {
+            self.phase = Phase::Ready;
+            return self.reply(out, reply::AUTH_BAD_RESPONSE);
+        };
+        let credentials = match step {
+            AuthStep::LoginUsername => {
+                self.auth_step = Some(AuthStep::LoginPassword { username: decoded });
+                out.push(Output::Send(reply::AUTH_LOGIN_PASSWORD.to_wire()));
+                return;
+            }
+            AuthStep::LoginPassword { username } => Credentials {
+                mechanism: "LOGIN",
+                username,
+                password: decoded,
+            },
+            AuthStep::Plain => {
+                // RFC 4616 §2: message = [authzid] NUL authcid NUL passwd.
+                let mut parts = decoded.splitn(3, '\0');
+                let (Some(authzid), Some(authcid), Some(password)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    self.phase = Phase::Ready;
+                    return self.reply(out, reply::AUTH_BAD_RESPONSE);
+                };
+                if authcid.is_empty() {
+                    self.phase = Phase::Ready;
+                    return self.reply(out, reply::AUTH_BAD_RESPONSE);
+                }
+                if !authzid.is_empty() && authzid != authcid {
+                    // Acting as another user is not offered; counted as a failure, and the
+                    // password is not checked.
+                    self.phase = Phase::Ready;
+                    let refusal = Refusal::new(
+                        reply::AUTH_AUTHZID_REFUSED,
+                        Reason::new(
+                            Stage::Session,
+                            "AUTH PLAIN named an authorization identity other than the user's own",
+                        ),
+                    );
+                    return self.auth_failed(out, refusal);
+                }
+                Credentials {
+                    mechanism: "PLAIN",
+                    username: authcid.to_string(),
+                    password: password.to_string(),
+                }
+            }
+        };
+        self.phase = Phase::Ready;
+        match self.policy.auth(&self.client, credentials) {
+            Decision::Ready(v) => self.resolve(Waiting::Auth, Answer::Auth(v), out),
+            Decision::Pending(f) => self.wait(Waiting::Auth, PendingDecision::auth(f), out),
         }
     }
 
@@ -575,8 +792,11 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             Request::Vrfy { .. } => self.reply(out, reply::VRFY_DISABLED),
             Request::Help { .. } => self.reply(out, reply::HELP),
             Request::StartTls => self.starttls(out),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response.as_ref(), out),
             Request::Expn { .. }
-            | Request::Auth { .. }
             | Request::Bdat { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -619,6 +839,11 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         if self.config.tls_available && self.client.tls.is_none() {
             lines.push("STARTTLS".to_string());
         }
+        // RFC 4954 §4 and RFC 6409: PLAIN and LOGIN send the password itself, so they are offered
+        // only inside TLS (Exchange Online: "STARTTLS required, TLS 1.2+").
+        if self.config.submission && self.client.tls.is_some() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
         let mut text = String::new();
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
@@ -635,6 +860,16 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
             Phase::Mail => return self.reply(out, reply::SENDER_ALREADY_GIVEN),
             _ => {}
+        }
+        if self.config.submission {
+            // RFC 6409 §4.1 lets a submission server require authentication; Exchange Online
+            // requires TLS, then AUTH, and refuses anonymous MAIL with 5.7.57.
+            if self.client.tls.is_none() {
+                return self.reply(out, reply::MUST_STARTTLS);
+            }
+            if self.client.identity.is_none() {
+                return self.reply(out, reply::ANONYMOUS_SUBMISSION);
+            }
         }
         if size > self.config.max_message_size {
             return self.reply(out, reply::MESSAGE_TOO_BIG);

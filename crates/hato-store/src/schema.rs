@@ -741,4 +741,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER dkim_keys_changed AFTER UPDATE ON dkim_keys
         BEGIN UPDATE dkim_version SET version = version + 1; END;
     "#,
+    // 28 (issue 10, client submission): Set-CASMailbox -SmtpClientAuthenticationDisabled per
+    // mailbox (`hato mailbox set --smtp-client-authentication-disabled`); off (SMTP AUTH
+    // allowed) for every existing mailbox.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN smtp_client_authentication_disabled INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

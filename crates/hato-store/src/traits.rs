@@ -100,6 +100,15 @@ pub trait RightsStore: Send + Sync {
     /// Sets (or clears) a mailbox's password hash; ends its open sessions.
     fn set_password(&self, mailbox: MailboxId, hash: Option<String>) -> Pending<()>;
     fn password_hash(&self, mailbox: MailboxId) -> Result<Option<String>>;
+    /// Turns SMTP AUTH off (or on again) for a mailbox: Exchange's `Set-CASMailbox
+    /// -SmtpClientAuthenticationDisabled`. Its password still logs in to the API.
+    fn set_smtp_client_authentication_disabled(
+        &self,
+        mailbox: MailboxId,
+        disabled: bool,
+    ) -> Pending<()>;
+    /// Whether SMTP AUTH is off for the mailbox; `NotFound` for no such mailbox.
+    fn smtp_client_authentication_disabled(&self, mailbox: MailboxId) -> Result<bool>;
 
     fn grant(&self, permission: Permission) -> Pending<()>;
     fn revoke(&self, permission: Permission) -> Pending<()>;

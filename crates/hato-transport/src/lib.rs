@@ -5,6 +5,8 @@
 //!   connection filters, the connection log).
 //! - [`content`]: the content stages after the data (malware filter, transport rules), per
 //!   recipient, before the final 250.
+//! - [`submission`]: client submission on the submission listener (AUTH's credential check as
+//!   a trait, send-as, quotas).
 //! - [`inbound`]: turning a finished SMTP transaction into a durable queue entry (the final 250).
 //! - [`delivery`]: the queue runner: local delivery, quota, failures, NDRs, trace retention.
 //! - [`digest`]: end-user quarantine notifications (the digest mail, its task, release tokens).
@@ -26,6 +28,7 @@ pub mod preview;
 pub mod routing;
 pub mod spam_learning;
 pub mod spam_stage;
+pub mod submission;
 
 // The header block and its fields are split in hato-core (`hato_core::header`), where the
 // stages that decide about a message read them too.

@@ -1,7 +1,9 @@
 //! The recipient decision at RCPT time, over the directory.
 //!
 //! - The domain is not an accepted domain of any tenant, or one still pending verification
-//!   (its owner has not shown that it controls it): relay. A client the edge attributed to a
+//!   (its owner has not shown that it controls it): relay. A mailbox's user who authenticated
+//!   with SMTP AUTH (the submission listener) relays: accepted with route `Remote` for the
+//!   user's tenant. A client the edge attributed to a
 //!   tenant (an on-premises inbound connector holds its IP, `hato_core::client::Attribution`)
 //!   whose MAIL FROM domain is a verified accepted domain of that tenant relays: accepted with
 //!   route `Remote` for that tenant (`exchange-online-behaviour.md` §9.1, §9.3). Another client
@@ -166,7 +168,7 @@ impl DirectoryPolicy {
         identity: Option<MailboxId>,
         rcpt: &Address,
     ) -> RcptVerdict {
-        match Self::decide(&self.directory, false, sender, identity, None, rcpt) {
+        match Self::decide(&self.directory, false, sender, identity, None, None, rcpt) {
             Ok(Routed::Final(v)) => v,
             // Without the DATA's sender authentication, nothing can lift the refusal.
             Ok(Routed::IfDomainAuthenticates { refuse, .. }) => refuse,
@@ -183,6 +185,7 @@ impl DirectoryPolicy {
         sender: Option<&Address>,
         identity: Option<MailboxId>,
         attributed: Option<&ConnectorAttribution>,
+        submitter: Option<TenantId>,
         rcpt: &Address,
     ) -> Result<Routed, StoreError> {
         let accept = |address: Address, tenant_id, route| {
@@ -273,6 +276,12 @@ impl DirectoryPolicy {
                 accept(rcpt.clone(), tenant.unwrap_or(NO_TENANT), Route::Postmaster)
             }
             Resolution::NotAccepted => {
+                if let Some(tenant) = submitter {
+                    // An authenticated submission (SMTP AUTH) goes to any domain, queued for
+                    // outbound delivery under the sender's tenant (exchange-online-behaviour.md
+                    // §9.3: "internal and external" recipients).
+                    return Ok(Routed::Final(accept(rcpt.clone(), tenant, Route::Remote)));
+                }
                 if let Some(a) = attributed
                     && a.vouched_sender.is_some()
                 {
@@ -393,6 +402,13 @@ impl SmtpPolicy for DirectoryPolicy {
         let rcpt = rcpt.clone();
         // Set by the edge at MAIL FROM (`EdgePolicy` with inbound connectors).
         let attributed = client.attribution();
+        // A mailbox's user authenticated with SMTP AUTH (the submission listener): its tenant
+        // relays.
+        let submitter = client
+            .identity
+            .as_ref()
+            .filter(|i| i.method == hato_core::client::AuthMethod::SmtpAuth)
+            .map(|i| i.tenant);
         Decision::later(async move {
             let lookup = tokio::task::spawn_blocking(move || {
                 let verdict = Self::decide(
@@ -401,6 +417,7 @@ impl SmtpPolicy for DirectoryPolicy {
                     sender.as_ref(),
                     identity,
                     attributed.as_ref(),
+                    submitter,
                     &rcpt,
                 );
                 (rcpt, verdict)

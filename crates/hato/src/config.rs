@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub server: ServerSection,
     pub smtp: SmtpSection,
+    /// The submission listener for mail clients (`[submission]`, RFC 6409).
+    pub submission: SubmissionSection,
     pub admin: AdminSection,
     pub queue: QueueSection,
     pub trace: TraceSection,
@@ -262,6 +264,45 @@ impl SmtpSection {
     /// `postmaster`, parsed (validation has checked it); `None` when empty.
     pub fn postmaster_address(&self) -> Option<hato_core::Address> {
         hato_core::Address::parse(&self.postmaster).ok()
+    }
+}
+
+/// The submission listener (RFC 6409): mail clients and devices send with STARTTLS and SMTP
+/// AUTH, as to Exchange Online's `smtp.office365.com:587`. Its TLS certificate is `[smtp]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionSection {
+    /// Addresses to listen on; empty: no submission listener.
+    pub listen: Vec<String>,
+    /// Messages (MAIL FROM) per mailbox per minute; more get `554 5.2.2`.
+    pub max_messages_per_minute: u32,
+    /// Recipients per mailbox per day; more get `554 5.2.2`.
+    pub max_recipients_per_day: u32,
+    /// Failed AUTH for one address before it is locked.
+    pub auth_max_failures: u32,
+    /// Failed AUTH from one client IP (any addresses) before it is locked.
+    pub auth_max_failures_per_ip: u32,
+    /// The first lock; each further failure doubles it, up to an hour.
+    pub auth_lockout_secs: u64,
+    /// Password hashes computed at once for AUTH.
+    pub auth_max_concurrent_hashes: usize,
+    /// Failed AUTH in one session before it is closed.
+    pub max_auth_failures_per_session: usize,
+}
+
+impl Default for SubmissionSection {
+    fn default() -> Self {
+        let limits = hato_transport::submission::SubmissionLimits::default();
+        SubmissionSection {
+            listen: vec!["127.0.0.1:2587".into()],
+            max_messages_per_minute: limits.max_messages_per_minute,
+            max_recipients_per_day: limits.max_recipients_per_day,
+            auth_max_failures: 5,
+            auth_max_failures_per_ip: 20,
+            auth_lockout_secs: 300,
+            auth_max_concurrent_hashes: 4,
+            max_auth_failures_per_session: 3,
+        }
     }
 }
 
@@ -628,6 +669,34 @@ impl Config {
                 "admin.login_max_concurrent_hashes",
                 self.admin.login_max_concurrent_hashes as u64,
             ),
+            (
+                "submission.max_messages_per_minute",
+                u64::from(self.submission.max_messages_per_minute),
+            ),
+            (
+                "submission.max_recipients_per_day",
+                u64::from(self.submission.max_recipients_per_day),
+            ),
+            (
+                "submission.auth_max_failures",
+                u64::from(self.submission.auth_max_failures),
+            ),
+            (
+                "submission.auth_max_failures_per_ip",
+                u64::from(self.submission.auth_max_failures_per_ip),
+            ),
+            (
+                "submission.auth_lockout_secs",
+                self.submission.auth_lockout_secs,
+            ),
+            (
+                "submission.auth_max_concurrent_hashes",
+                self.submission.auth_max_concurrent_hashes as u64,
+            ),
+            (
+                "submission.max_auth_failures_per_session",
+                self.submission.max_auth_failures_per_session as u64,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -636,6 +705,11 @@ impl Config {
             }
         }
         // The back-off stops doubling at an hour, so a longer first lock makes no sense.
+        if self.submission.auth_lockout_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "submission.auth_lockout_secs must be at most 3600 (the longest lock)".into(),
+            ));
+        }
         if self.admin.login_lockout_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "admin.login_lockout_secs must be at most 3600 (the longest lock)".into(),
@@ -797,6 +871,21 @@ pub fn template() -> String {
             &reply::server_busy("IP", "ASn").to_string(),
         )
         .replace("@BAD_HELO@", &reply::BAD_HELO.to_string())
+        .replace("@MUST_STARTTLS@", &codes(&reply::MUST_STARTTLS))
+        .replace(
+            "@ANONYMOUS_SUBMISSION@",
+            &codes(&reply::ANONYMOUS_SUBMISSION),
+        )
+        .replace("@SEND_AS_DENIED@", &codes(&reply::SEND_AS_DENIED))
+        .replace(
+            "@SUBMISSION_QUOTA_EXCEEDED@",
+            &reply::SUBMISSION_QUOTA_EXCEEDED.to_string(),
+        )
+        .replace("@AUTH_LOCKED@", &codes(&reply::AUTH_LOCKED))
+        .replace(
+            "@TOO_MANY_AUTH_FAILURES@",
+            &codes(&reply::TOO_MANY_AUTH_FAILURES),
+        )
         .replace("@EARLY_TALKER@", &reply::EARLY_TALKER.to_string())
         .replace(
             "@CUSTOMER_BLOCK_LIST@",
@@ -856,6 +945,29 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # first start (in data_dir/tls) and reused.
 #tls_cert = ""
 #tls_key = ""
+
+[submission]
+# The submission listener for mail clients and devices (RFC 6409), as Exchange Online's
+# smtp.office365.com:587: STARTTLS first ("@MUST_STARTTLS@" before it; the certificate is
+# [smtp]'s), then AUTH PLAIN or LOGIN with a mailbox's address and password; MAIL without AUTH
+# gets "@ANONYMOUS_SUBMISSION@". A mailbox sends as its own addresses, or as a mailbox it has
+# send-as on ("@SEND_AS_DENIED@" otherwise), to any domain.
+# Production: ["0.0.0.0:587", "[::]:587"]. Empty: no submission listener.
+#listen = ["127.0.0.1:2587"]
+# Per mailbox: messages a minute and recipients a day (Exchange Online's limits); beyond them
+# "@SUBMISSION_QUOTA_EXCEEDED@".
+#max_messages_per_minute = 30
+#max_recipients_per_day = 10000
+# After this many failed AUTH for one address, or from one client IP, it is locked for
+# auth_lockout_secs ("@AUTH_LOCKED@" without checking the password, even the right one); each
+# further failure doubles the lock, up to an hour. A success resets the address's count.
+#auth_max_failures = 5
+#auth_max_failures_per_ip = 20
+#auth_lockout_secs = 300
+# Password hashes (argon2) computed at once for AUTH; further attempts wait up to 5 s.
+#auth_max_concurrent_hashes = 4
+# Failed AUTH in one session before it is closed ("@TOO_MANY_AUTH_FAILURES@").
+#max_auth_failures_per_session = 3
 
 [admin]
 # The admin HTTP API (JSON under /api/v1/). Keep it on loopback or behind a TLS proxy.

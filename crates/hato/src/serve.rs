@@ -23,6 +23,7 @@ use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
 use hato_transport::routing::DirectoryPolicy;
 use hato_transport::spam_stage::SpamFilter;
+use hato_transport::submission::SubmissionPolicy;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Write;
@@ -374,6 +375,52 @@ impl NotificationSettingsSource for PolicyDigestSettings {
     }
 }
 
+/// The submission listener's server (RFC 6409): the SMTP listener's settings and certificate,
+/// without the greeting delay, with AUTH and the submission rules (`hato_transport::submission`)
+/// around the content stages and the directory; none of the edge's stages.
+fn submission_server(
+    config: &Config,
+    smtp: &ServerConfig,
+    store: &Arc<dyn Store>,
+    directory: &Arc<hato_directory::Directory>,
+    clock: &Arc<dyn Clock>,
+    content: Option<Arc<ContentPipeline>>,
+    submitter: Arc<Inbound>,
+) -> Arc<SmtpServer<SubmissionPolicy<ContentPolicy<DirectoryPolicy>>>> {
+    let s = &config.submission;
+    let limiter = hato_admin::LoginLimiter::new(
+        hato_admin::LoginLimits {
+            max_failures: s.auth_max_failures,
+            max_failures_per_ip: s.auth_max_failures_per_ip,
+            lockout_secs: s.auth_lockout_secs,
+            max_concurrent_hashes: s.auth_max_concurrent_hashes,
+        },
+        clock.clone(),
+    );
+    let authenticator = hato_admin::smtp_auth::PasswordAuthenticator::new(
+        store.clone(),
+        Arc::new(limiter),
+        config.smtp.ipv6_prefix_length,
+    );
+    let quotas = hato_transport::submission::Quotas::new(
+        hato_transport::submission::SubmissionLimits {
+            max_messages_per_minute: s.max_messages_per_minute,
+            max_recipients_per_day: s.max_recipients_per_day,
+        },
+        clock.clone(),
+    );
+    let policy = SubmissionPolicy::new(
+        ContentPolicy::new(DirectoryPolicy::new(directory.clone()), content),
+        directory.clone(),
+        Arc::new(authenticator),
+        Arc::new(quotas),
+    );
+    let mut server_config = smtp.clone();
+    server_config.session.submission = true;
+    server_config.greeting_delay = Duration::ZERO;
+    SmtpServer::new(server_config, Arc::new(policy), submitter)
+}
+
 /// Writes the transport rules' hit counts every few seconds, and once more when stopping.
 async fn count_rule_hits(pipeline: Arc<ContentPipeline>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -417,6 +464,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             header_filter: Some(Arc::new(hato_smtp::header_filter::HeaderDropRule::hato(
                 &config.server.hostname,
             ))),
+            submission: false,
+            max_auth_failures: config.submission.max_auth_failures_per_session,
         },
         max_connections: config.smtp.max_connections,
         max_connections_per_ip: config.smtp.max_connections_per_ip,
@@ -504,6 +553,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             tasks.push(tokio::spawn(learner.run(stop_rx.clone())));
         }
     }
+    let submission_content = content.clone();
     let policy = Arc::new(edge_policy(
         &config,
         &parts,
@@ -521,6 +571,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.server.hostname.clone(),
         queued.clone(),
     ));
+    let submission_server = submission_server(
+        &config,
+        &server_config,
+        &dyn_store,
+        &directory,
+        &clock,
+        submission_content,
+        inbound.clone(),
+    );
     let smtp = SmtpServer::new(server_config, policy, inbound);
     for addr in &config.smtp.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -531,6 +590,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .map_err(|e| ServeError::Io(e.to_string()))?;
         println!("hato: SMTP listening on {local}");
         tasks.push(tokio::spawn(smtp.clone().run(listener, stop_rx.clone())));
+    }
+    for addr in &config.submission.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Io(format!("cannot listen for submission on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Io(e.to_string()))?;
+        println!("hato: submission listening on {local}");
+        tasks.push(tokio::spawn(
+            submission_server.clone().run(listener, stop_rx.clone()),
+        ));
     }
 
     let login = hato_admin::LoginLimiter::new(

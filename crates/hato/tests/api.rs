@@ -808,6 +808,7 @@ fn full_mailbox() -> Value {
         "country_or_region": "US",
         "title": "Reception",
         "quota_mb": 2048,
+        "smtp_client_authentication_disabled": true,
     });
     for i in 1..=15 {
         v[format!("custom_attribute_{i}")] = json!(format!("value {i}"));

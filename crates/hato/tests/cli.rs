@@ -392,6 +392,7 @@ fn mailbox_add_show_set_list() {
         "country_or_region": "",
         "title": "Reception",
         "quota_mb": 2048,
+        "smtp_client_authentication_disabled": false,
         "used_bytes": 0,
     });
     for i in 1..=15 {
@@ -425,6 +426,7 @@ fn mailbox_add_show_set_list() {
     );
     assert_eq!(line("custom_attribute_15"), "last");
     assert_eq!(line("quota_mb"), "2048");
+    assert_eq!(line("smtp_client_authentication_disabled"), "false");
     assert!(
         !out.contains("custom_attribute_2 "),
         "empty fields are left out:\n{out}"

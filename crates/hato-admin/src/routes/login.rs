@@ -15,7 +15,6 @@ use hato_core::auth::Role;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{TokenInfo, hash_token};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,16 +47,6 @@ struct UserToken {
 
 /// How long a user's token lasts.
 const USER_TOKEN_SECS: i64 = 12 * 3600;
-
-/// A hash of a password nobody has, to verify against when the address is unknown or has no
-/// password: the same argon2 work as for a real account, so timing does not tell which
-/// addresses exist.
-fn dummy_hash() -> Option<&'static str> {
-    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    DUMMY
-        .get_or_init(|| crate::password::hash(&id::new_token()))
-        .as_deref()
-}
 
 fn too_many(retry_after_secs: u64) -> Response {
     let mut r = ApiError::new(
@@ -115,7 +104,7 @@ async fn login(
     let known = stored.is_some();
     let hash = match stored {
         Some(h) => h,
-        None => dummy_hash()
+        None => crate::password::dummy_hash()
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -56,6 +56,10 @@ struct MailboxInput {
     /// Default 51200; at least 1.
     #[schema(minimum = 1)]
     quota_mb: Option<u64>,
+    /// SMTP AUTH off for this mailbox (Exchange's `Set-CASMailbox
+    /// -SmtpClientAuthenticationDisabled`): the submission listener answers its right password
+    /// with `535 5.7.139`. Default `false`.
+    smtp_client_authentication_disabled: Option<bool>,
     /// `custom_attribute_1` … `custom_attribute_15`; anything else is refused.
     #[serde(flatten)]
     #[schema(value_type = CustomAttributes)]
@@ -106,6 +110,8 @@ struct MailboxView {
     #[serde(flatten)]
     custom_attributes: CustomAttributes,
     quota_mb: u64,
+    /// Whether SMTP AUTH is off for the mailbox (`Set-CASMailbox -SmtpClientAuthenticationDisabled`).
+    smtp_client_authentication_disabled: bool,
     /// What the mailbox's messages take now.
     #[schema(read_only)]
     used_bytes: u64,
@@ -196,7 +202,13 @@ impl MailboxInput {
     }
 }
 
-fn mailbox_json(m: &Mailbox) -> Value {
+/// `m` as the API shows it, with its SMTP AUTH setting (a store read).
+fn mailbox_view(s: &AppState, m: &Mailbox) -> ApiResult<Value> {
+    let disabled = s.store.smtp_client_authentication_disabled(m.id)?;
+    Ok(mailbox_json(m, disabled))
+}
+
+fn mailbox_json(m: &Mailbox, smtp_client_authentication_disabled: bool) -> Value {
     let a = &m.attributes;
     let mut o = Map::new();
     o.insert("address".into(), json!(m.address));
@@ -219,6 +231,10 @@ fn mailbox_json(m: &Mailbox) -> Value {
         o.insert(format!("custom_attribute_{}", i + 1), json!(v));
     }
     o.insert("quota_mb".into(), json!(m.quota_bytes / (1024 * 1024)));
+    o.insert(
+        "smtp_client_authentication_disabled".into(),
+        json!(smtp_client_authentication_disabled),
+    );
     o.insert("used_bytes".into(), json!(m.used_bytes));
     Value::Object(o)
 }
@@ -307,7 +323,13 @@ async fn create_mailbox(
     if let Some(hash) = password {
         s.store.set_password(m.id, hash).await?;
     }
-    Ok((StatusCode::CREATED, Json(mailbox_json(&m))).into_response())
+    let disabled = input.smtp_client_authentication_disabled.unwrap_or(false);
+    if disabled {
+        s.store
+            .set_smtp_client_authentication_disabled(m.id, true)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(mailbox_json(&m, disabled))).into_response())
 }
 
 /// The mailboxes of the caller's tenant (all for the operator), or of `tenant` (admins).
@@ -331,9 +353,11 @@ async fn list_mailboxes(
     require_admin(&p)?;
     s.blocking(move |s| {
         let scope = listing_scope(s, &p, f.tenant.as_deref())?;
-        Ok(Json(
-            s.store.mailboxes(scope)?.iter().map(mailbox_json).collect(),
-        ))
+        let mut out = Vec::new();
+        for m in s.store.mailboxes(scope)? {
+            out.push(mailbox_view(s, &m)?);
+        }
+        Ok(Json(out))
     })
     .await
 }
@@ -359,7 +383,7 @@ async fn get_mailbox(
     s.blocking(move |s| {
         let m = visible_mailbox(s, &p, &address)?;
         require_mailbox_read(s, &p, &m)?;
-        Ok(Json(mailbox_json(&m)))
+        Ok(Json(mailbox_view(s, &m)?))
     })
     .await
 }
@@ -425,7 +449,13 @@ async fn update_mailbox(
     if let Some(hash) = password {
         s.store.set_password(m.id, hash).await?;
     }
-    Ok(Json(mailbox_json(&updated)))
+    if let Some(disabled) = input.smtp_client_authentication_disabled {
+        s.store
+            .set_smtp_client_authentication_disabled(m.id, disabled)
+            .await?;
+    }
+    s.blocking(move |s| Ok(Json(mailbox_view(s, &updated)?)))
+        .await
 }
 
 /// RFC 8265-ish sanity: a password is 8–256 characters; an empty one clears the password

@@ -958,3 +958,278 @@ fn postmaster_without_a_domain() {
     assert!(t.contains("250 2.1.0"), "{t}");
     assert!(envs[0].envelope.sender.is_none());
 }
+
+/// The submission listener's credential check for the AUTH tests: `alice@contoso.test` with
+/// `secret`; counts the checks it was asked for.
+struct AuthPolicy {
+    checks: AtomicUsize,
+    /// Answers from a future, as the real check does (the blocking pool).
+    pending: bool,
+}
+
+impl AuthPolicy {
+    fn new(pending: bool) -> Arc<Self> {
+        Arc::new(AuthPolicy {
+            checks: AtomicUsize::new(0),
+            pending,
+        })
+    }
+}
+
+impl SmtpPolicy for AuthPolicy {
+    fn rcpt(
+        &self,
+        _: &ClientContext,
+        _: Option<&Address>,
+        rcpt: &Address,
+    ) -> Decision<RcptVerdict> {
+        Decision::Ready(lookup(rcpt))
+    }
+
+    fn auth(&self, _: &ClientContext, c: Credentials) -> Decision<AuthVerdict> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        let verdict = if c.username == "alice@contoso.test" && c.password == "secret" {
+            AuthVerdict::Accept(hato_core::client::AuthenticatedIdentity {
+                tenant: 1,
+                principal: hato_core::client::Principal::Mailbox(1),
+                address: Address::parse("alice@contoso.test").unwrap(),
+                method: hato_core::client::AuthMethod::SmtpAuth,
+            })
+        } else {
+            AuthVerdict::Reject(refusal(reply::AUTH_FAILED))
+        };
+        if self.pending {
+            Decision::later(async move { verdict })
+        } else {
+            Decision::Ready(verdict)
+        }
+    }
+}
+
+fn submission_config() -> SessionConfig {
+    SessionConfig {
+        submission: true,
+        ..config(true)
+    }
+}
+
+/// A submission session after the banner, EHLO, STARTTLS and EHLO again.
+fn submission(policy: Arc<AuthPolicy>) -> Session<AuthPolicy> {
+    let mut s = Session::new(submission_config(), policy, client());
+    let (t, _) = run(&mut s, b"EHLO c\r\nSTARTTLS\r\n");
+    assert!(t.ends_with("<TLS>"), "{t}");
+    s.tls_established(TlsInfo {
+        version: "TLS1.3".into(),
+        cipher: "X".into(),
+    });
+    let (t, _) = run(&mut s, b"EHLO c\r\n");
+    assert!(t.ends_with("250 AUTH PLAIN LOGIN\r\n"), "{t}");
+    s
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn auth_is_offered_on_the_submission_listener_only_and_only_inside_tls() {
+    let (t, _) = run(&mut session(true), b"EHLO c\r\n");
+    assert!(!t.contains("AUTH"), "{t}");
+    let (t, _) = run(
+        &mut session(true),
+        format!(
+            "EHLO c\r\nAUTH PLAIN {}\r\n",
+            b64("\0alice@contoso.test\0secret")
+        )
+        .as_bytes(),
+    );
+    assert!(t.ends_with("502 5.5.1 Command not implemented\r\n"), "{t}");
+
+    let policy = AuthPolicy::new(false);
+    let mut s = Session::new(submission_config(), policy.clone(), client());
+    let (t, _) = run(&mut s, b"EHLO c\r\n");
+    assert!(t.contains("STARTTLS") && !t.contains("AUTH"), "{t}");
+    let (t, _) = run(
+        &mut s,
+        format!("AUTH PLAIN {}\r\n", b64("\0alice@contoso.test\0secret")).as_bytes(),
+    );
+    assert_eq!(t, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    let (t, _) = run(&mut s, b"MAIL FROM:<alice@contoso.test>\r\n");
+    assert_eq!(t, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    assert_eq!(policy.checks.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn mail_on_the_submission_listener_needs_auth() {
+    let mut s = submission(AuthPolicy::new(false));
+    let (t, _) = run(&mut s, b"MAIL FROM:<alice@contoso.test>\r\n");
+    assert_eq!(
+        t,
+        "530 5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM\r\n"
+    );
+}
+
+#[test]
+fn auth_plain_with_an_initial_response() {
+    let policy = AuthPolicy::new(true);
+    let mut s = submission(policy.clone());
+    let line = format!("AUTH PLAIN {}\r\n", b64("\0alice@contoso.test\0secret"));
+    let (t, _) = run(&mut s, line.as_bytes());
+    assert_eq!(t, "<DECIDE>235 2.7.0 Authentication successful\r\n");
+    assert_eq!(s.client().authenticated_mailbox(), Some(1));
+    // The identity goes with the message, and the Received protocol says so (RFC 3848).
+    let (t, envs) = run(
+        &mut s,
+        b"MAIL FROM:<alice@contoso.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert!(
+        t.ends_with("250 2.6.0 <id-1> Queued mail for delivery\r\n"),
+        "{t}"
+    );
+    assert_eq!(envs[0].client.authenticated_mailbox(), Some(1));
+    assert_eq!(envs[0].protocol, "ESMTPSA");
+    // RFC 4954 §4: once authenticated, no second AUTH.
+    let (t, _) = run(&mut s, line.as_bytes());
+    assert!(t.starts_with("503 5.5.1"), "{t}");
+    assert_eq!(policy.checks.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn auth_plain_with_a_continuation_and_an_authzid() {
+    let mut s = submission(AuthPolicy::new(false));
+    let (t, _) = run(&mut s, b"AUTH PLAIN\r\n");
+    assert_eq!(t, "334 \r\n");
+    // The authorization identity may be the user's own.
+    let line = format!(
+        "{}\r\n",
+        b64("alice@contoso.test\0alice@contoso.test\0secret")
+    );
+    let (t, _) = run(&mut s, line.as_bytes());
+    assert_eq!(t, "235 2.7.0 Authentication successful\r\n");
+}
+
+#[test]
+fn auth_plain_refuses_another_authorization_identity_without_checking_the_password() {
+    let policy = AuthPolicy::new(false);
+    let mut s = submission(policy.clone());
+    let line = format!(
+        "AUTH PLAIN {}\r\n",
+        b64("bob@contoso.test\0alice@contoso.test\0secret")
+    );
+    let (t, _) = run(&mut s, line.as_bytes());
+    assert!(t.starts_with("535 5.7.3 "), "{t}");
+    assert_eq!(policy.checks.load(Ordering::SeqCst), 0);
+    assert_eq!(s.client().authenticated_mailbox(), None);
+}
+
+#[test]
+fn auth_login_with_and_without_an_initial_response() {
+    let mut s = submission(AuthPolicy::new(false));
+    let (t, _) = run(&mut s, b"AUTH LOGIN\r\n");
+    assert_eq!(t, "334 VXNlcm5hbWU6\r\n");
+    let (t, _) = run(
+        &mut s,
+        format!("{}\r\n", b64("alice@contoso.test")).as_bytes(),
+    );
+    assert_eq!(t, "334 UGFzc3dvcmQ6\r\n");
+    let (t, _) = run(&mut s, format!("{}\r\n", b64("secret")).as_bytes());
+    assert_eq!(t, "235 2.7.0 Authentication successful\r\n");
+
+    // Python's smtplib sends the user name with the command.
+    let mut s = submission(AuthPolicy::new(false));
+    let (t, _) = run(
+        &mut s,
+        format!(
+            "AUTH LOGIN {}\r\n{}\r\n",
+            b64("alice@contoso.test"),
+            b64("wrong")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        t,
+        "334 UGFzc3dvcmQ6\r\n535 5.7.3 Authentication unsuccessful\r\n"
+    );
+}
+
+#[test]
+fn auth_cancel_bad_base64_and_unknown_mechanisms() {
+    let policy = AuthPolicy::new(false);
+    let mut s = submission(policy.clone());
+    let (t, _) = run(&mut s, b"AUTH LOGIN\r\n*\r\n");
+    assert_eq!(
+        t,
+        "334 VXNlcm5hbWU6\r\n501 5.7.0 Authentication cancelled\r\n"
+    );
+    let (t, _) = run(&mut s, b"AUTH PLAIN\r\n%%%not base64\r\n");
+    assert_eq!(t, "334 \r\n501 5.5.2 Cannot decode response\r\n");
+    let (t, _) = run(&mut s, b"AUTH PLAIN !!!!\r\n");
+    assert_eq!(t, "501 5.5.2 Cannot decode response\r\n");
+    // Base64, but not a PLAIN message (no NULs).
+    let (t, _) = run(
+        &mut s,
+        format!("AUTH PLAIN {}\r\n", b64("alice")).as_bytes(),
+    );
+    assert_eq!(t, "501 5.5.2 Cannot decode response\r\n");
+    let (t, _) = run(&mut s, b"AUTH CRAM-MD5\r\n");
+    assert_eq!(t, "504 5.5.4 Unrecognized authentication type\r\n");
+    // After all that the session is back to commands.
+    let (t, _) = run(&mut s, b"NOOP\r\n");
+    assert_eq!(t, "250 2.0.0 OK\r\n");
+    assert_eq!(policy.checks.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_over_long_auth_line_is_refused_and_not_kept() {
+    let mut s = submission(AuthPolicy::new(false));
+    let (t, _) = run(&mut s, b"AUTH PLAIN\r\n");
+    assert_eq!(t, "334 \r\n");
+    // Fed in reads as the I/O loop does: the session keeps at most one line's limit of it.
+    for _ in 0..10 {
+        let (t, _) = run(&mut s, &[b'A'; 8192]);
+        assert_eq!(t, "");
+        assert!(
+            s.memory_used() <= MAX_AUTH_LINE + 8192,
+            "{}",
+            s.memory_used()
+        );
+    }
+    let (t, _) = run(&mut s, b"\r\n");
+    assert_eq!(t, "500 5.5.6 Authentication Exchange line is too long\r\n");
+    // An AUTH line of 12,288 octets may be long (RFC 4954 §4) where other commands may not.
+    let long = format!("AUTH PLAIN {}\r\n", b64(&"x".repeat(5000)));
+    assert!(long.len() > MAX_COMMAND_LINE && long.len() < MAX_AUTH_LINE);
+    let (t, _) = run(&mut s, long.as_bytes());
+    assert_eq!(t, "501 5.5.2 Cannot decode response\r\n");
+    let (t, _) = run(&mut s, b"NOOP\r\n");
+    assert_eq!(t, "250 2.0.0 OK\r\n");
+}
+
+#[test]
+fn auth_in_a_transaction_is_refused_and_failures_close_the_session() {
+    let mut s = submission(AuthPolicy::new(false));
+    let ok = format!("AUTH PLAIN {}\r\n", b64("\0alice@contoso.test\0secret"));
+    run(&mut s, ok.as_bytes());
+    let (t, _) = run(&mut s, b"MAIL FROM:<alice@contoso.test>\r\n");
+    assert_eq!(t, "250 2.1.0 Sender OK\r\n");
+    let (t, _) = run(&mut s, ok.as_bytes());
+    assert_eq!(
+        t,
+        "503 5.5.1 Bad sequence of commands: AUTH is not permitted during a mail transaction\r\n"
+    );
+
+    let mut s = submission(AuthPolicy::new(false));
+    let bad = format!("AUTH PLAIN {}\r\n", b64("\0alice@contoso.test\0guess"));
+    let (t, _) = run(&mut s, bad.as_bytes());
+    assert_eq!(t, "535 5.7.3 Authentication unsuccessful\r\n");
+    let (t, _) = run(&mut s, bad.as_bytes());
+    assert_eq!(t, "535 5.7.3 Authentication unsuccessful\r\n");
+    // The third failure (`max_auth_failures`) ends the session.
+    let (t, _) = run(&mut s, format!("{bad}NOOP\r\n").as_bytes());
+    assert_eq!(
+        t,
+        "535 5.7.3 Authentication unsuccessful\r\n\
+         421 4.7.0 Too many failed authentication attempts; closing connection\r\n<CLOSE>"
+    );
+    assert!(s.is_closed());
+}

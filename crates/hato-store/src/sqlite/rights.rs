@@ -36,6 +36,35 @@ impl RightsStore for SqliteStore {
         })
     }
 
+    fn set_smtp_client_authentication_disabled(
+        &self,
+        mailbox: MailboxId,
+        disabled: bool,
+    ) -> Pending<()> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE mailboxes SET smtp_client_authentication_disabled = ?1 WHERE id = ?2",
+                params![disabled, mailbox],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn smtp_client_authentication_disabled(&self, mailbox: MailboxId) -> Result<bool> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT smtp_client_authentication_disabled FROM mailboxes WHERE id = ?1",
+                [mailbox],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))
+        })
+    }
+
     fn grant(&self, p: Permission) -> Pending<()> {
         self.write(move |conn| {
             let tenant = tenant_of(conn, "mailboxes", p.mailbox)?;

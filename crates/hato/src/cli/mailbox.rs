@@ -64,6 +64,10 @@ pub(super) struct MailboxFields {
     /// The password the user logs in with ("" clears it).
     #[arg(long)]
     password: Option<String>,
+    /// Turn SMTP AUTH off for this mailbox (`true`) or on again (`false`): Exchange's
+    /// `Set-CASMailbox -SmtpClientAuthenticationDisabled`. Default `false`.
+    #[arg(long, value_name = "true|false")]
+    smtp_client_authentication_disabled: Option<bool>,
 }
 
 impl MailboxFields {
@@ -111,6 +115,9 @@ impl MailboxFields {
         }
         if let Some(p) = &self.password {
             m.insert("password".into(), json!(p));
+        }
+        if let Some(d) = self.smtp_client_authentication_disabled {
+            m.insert("smtp_client_authentication_disabled".into(), json!(d));
         }
         m
     }

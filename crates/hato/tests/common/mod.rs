@@ -17,6 +17,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub smtp: SocketAddr,
+    /// The submission listener (`[submission]`; a free port unless `extra` sets its own).
+    pub submission: SocketAddr,
     pub admin: SocketAddr,
     pub token: String,
     child: Option<Child>,
@@ -49,14 +51,21 @@ impl Server {
         } else {
             "[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout_ms = 2000\n"
         };
+        // Never the default port 2587: tests run side by side.
+        let submission = if extra.contains("[submission]") {
+            ""
+        } else {
+            "[submission]\nlisten = [\"127.0.0.1:0\"]\n"
+        };
         let text = format!(
-            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n\n{dns}\n{extra}\n"
+            "[server]\nhostname = \"mx.hato.test\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = [\"127.0.0.1:0\"]\n{extra_smtp}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra_admin}\n\n{dns}\n{submission}\n{extra}\n"
         );
         std::fs::write(&config, text).expect("write config");
         let mut s = Server {
             dir,
             config,
             smtp: "127.0.0.1:1".parse().unwrap(),
+            submission: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:1".parse().unwrap(),
             token: String::new(),
             child: None,
@@ -83,13 +92,21 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut smtp, mut admin) = (None, None);
-        while smtp.is_none() || admin.is_none() {
+        let mut submission = None;
+        // The submission listener starts after the SMTP one (and only when configured).
+        let wants_submission = std::fs::read_to_string(&self.config)
+            .map(|t| !t.contains("[submission]\nlisten = []"))
+            .unwrap_or(true);
+        while smtp.is_none() || admin.is_none() || (wants_submission && submission.is_none()) {
             assert!(Instant::now() < deadline, "hato serve did not start");
             let Some(Ok(line)) = lines.next() else {
                 panic!("hato serve exited early")
             };
             if let Some(a) = line.strip_prefix("hato: SMTP listening on ") {
                 smtp = Some(a.trim().parse().expect("smtp addr"));
+            }
+            if let Some(a) = line.strip_prefix("hato: submission listening on ") {
+                submission = Some(a.trim().parse().expect("submission addr"));
             }
             if let Some(a) = line.strip_prefix("hato: admin API listening on http://") {
                 admin = Some(
@@ -103,6 +120,9 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.smtp = smtp.unwrap();
+        if let Some(a) = submission {
+            self.submission = a;
+        }
         self.admin = admin.unwrap();
         self.token = std::fs::read_to_string(self.data_dir().join("operator.token"))
             .expect("token")

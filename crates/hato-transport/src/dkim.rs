@@ -13,8 +13,8 @@
 //! [`MAX_HEADER_BYTES`](hato_core::header::MAX_HEADER_BYTES)) is held, the body streams
 //! through the body hash, so a spooled message of any size costs linear time and bounded memory.
 
-use hato_core::directory::TenantId;
 use crate::outbound::OutboundSigner;
+use hato_core::directory::TenantId;
 use hato_core::header::MAX_HEADER_BYTES;
 use hato_smtp::client::conn::Message;
 use hato_store::{DkimKeyType, DkimSigningConfig, DkimStore, NewDkimKey, StoreError};
@@ -184,7 +184,6 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
-
 
 /// A config's active key, ready to sign.
 enum Key {

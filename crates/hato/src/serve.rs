@@ -681,7 +681,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         outbound_queued,
     )
     // DKIM: each tenant's enabled signing configs (`hato dkim`) sign its mail as it leaves.
-    .with_signer(Arc::new(hato_transport::dkim::DkimSigner::new(dyn_store.clone())));
+    .with_signer(Arc::new(hato_transport::dkim::DkimSigner::new(
+        dyn_store.clone(),
+    )));
     tasks.push(tokio::spawn(Arc::new(outbound).run(stop_rx.clone())));
     // End-user quarantine notifications: a look for recipients owed a digest every
     // `notification_interval_secs`; release links lead to the admin listener's page.

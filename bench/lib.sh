@@ -1,4 +1,4 @@
-# bench/lib.sh — shell functions shared by bench/inbound.sh, bench/memory.sh and bench/edge.sh
+# bench/lib.sh — shell functions shared by bench/inbound.sh, bench/memory.sh, bench/relay.sh and bench/edge.sh
 # (sourced, not run).
 #
 #   log TEXT...                 a timestamped line on stderr
@@ -13,6 +13,11 @@
 #                               listener)
 #   postfix_stop ETC SPOOL      stop the private instance of config directory ETC (queue directory
 #                               SPOOL) and wait up to 10 s for its master to exit
+#   hato_serve                  start a release hato for inbound.sh, memory.sh and relay.sh: writes
+#                               $HCFG (data under $H, SMTP on $HATO_PORT, admin on $ADMIN_PORT,
+#                               connection caps raised, $HATO_CONFIG appended), starts $HATO serve
+#                               (HATO_PID), waits for both listeners and adds tenant "bench" with
+#                               accepted domain bench.test
 #   stop_pid PID NAME           SIGTERM one process this script started, wait up to 10 s for it
 #                               to exit, then SIGKILL it (saying so)
 
@@ -86,4 +91,30 @@ stop_pid() {
         kill -9 "$pid"
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+hato_serve() {
+    mkdir -p "$H"
+    cat >"$HCFG" <<EOF
+[server]
+hostname = "bench-hato.localdomain"
+data_dir = "$H/data"
+
+[smtp]
+listen = ["127.0.0.1:$HATO_PORT"]
+max_connections = 5000
+max_connections_per_ip = 5000
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+${HATO_CONFIG:-}
+EOF
+    "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 9>&- &
+    HATO_PID=$!
+    if ! "${HELPER[@]}" wait-banner "$HATO_PORT" 60 >/dev/null || ! "${HELPER[@]}" wait-port "$ADMIN_PORT" 30; then
+        tail -20 "$H/serve.log" >&2
+        die "hato does not answer (SMTP $HATO_PORT, admin $ADMIN_PORT)"
+    fi
+    "$HATO" --config "$HCFG" tenant add bench >/dev/null || die "hato tenant add failed"
+    "$HATO" --config "$HCFG" domain add bench.test --tenant bench >/dev/null || die "hato domain add failed"
 }

@@ -147,29 +147,7 @@ hato_pending() {
 }
 
 run_hato() {
-    mkdir -p "$H"
-    cat >"$HCFG" <<EOF
-[server]
-hostname = "bench-hato.localdomain"
-data_dir = "$H/data"
-
-[smtp]
-listen = ["127.0.0.1:$HATO_PORT"]
-max_connections = 5000
-max_connections_per_ip = 5000
-
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-${HATO_CONFIG:-}
-EOF
-    "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 9>&- &
-    HATO_PID=$!
-    if ! "${HELPER[@]}" wait-banner "$HATO_PORT" 60 >/dev/null || ! "${HELPER[@]}" wait-port "$ADMIN_PORT" 30; then
-        tail -20 "$H/serve.log" >&2
-        die "hato does not answer (SMTP $HATO_PORT, admin $ADMIN_PORT)"
-    fi
-    hatoctl tenant add bench >/dev/null || die "hato tenant add failed"
-    hatoctl domain add bench.test --tenant bench >/dev/null || die "hato domain add failed"
+    hato_serve
     hatoctl mailbox add "$RCPT" --quota-mb 1000000 >/dev/null || die "hato mailbox add failed"
     log "hato: pid $HATO_PID, SMTP 127.0.0.1:$HATO_PORT; rss at start $("${HELPER[@]}" rss "$HATO_PID" VmRSS) MB"
     start_sampler "$TMP/hato.sampled" "$HATO_PID"

@@ -30,8 +30,11 @@ pub struct AppState {
     /// The provider's block list: the edge's snapshot, reloaded after each change, and the
     /// delist page's request limits.
     pub block_list: Arc<crate::block_list::BlockListService>,
-    /// DNS, for domain verification.
+    /// DNS, for domain verification (and outbound connector validation).
     pub resolver: Arc<dyn hato_core::dns::Resolver>,
+    /// The outbound agent's settings (MX port, pool, timeouts), for `validate`; `None`: the
+    /// defaults.
+    pub outbound: Option<Arc<hato_transport::outbound::OutboundSettings>>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

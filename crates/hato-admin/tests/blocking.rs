@@ -41,6 +41,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
             })
             .expect("resolver"),
         ),
+        outbound: None,
     }
 }
 

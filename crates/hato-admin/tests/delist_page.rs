@@ -47,6 +47,7 @@ fn fixture() -> Fixture {
         ),
         clock: dyn_clock,
         hostname: "mx.hato.test".into(),
+        outbound: None,
     };
     Fixture {
         _dir: dir,

@@ -42,6 +42,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
             })
             .expect("resolver"),
         ),
+        outbound: None,
     }
 }
 
@@ -140,6 +141,7 @@ async fn world() -> World {
                 reason: Reason::new(stage, format!("{trace_id} found")),
                 days: None,
             }),
+            connector: None,
         };
         store
             .enqueue(NewMessage {

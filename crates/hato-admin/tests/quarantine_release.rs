@@ -86,6 +86,7 @@ async fn world() -> World {
                     reason: Reason::new(Stage::Spam, "held by the test"),
                     days: None,
                 }),
+                connector: None,
             })
             .collect();
         store
@@ -143,6 +144,7 @@ async fn world() -> World {
         ),
         clock: dyn_clock,
         hostname: "mx.hato.test".into(),
+        outbound: None,
     };
     World {
         _dir: dir,

@@ -60,6 +60,9 @@ pub struct RecipientContent {
     /// Days a quarantine this recipient's verdict asks for is kept (the anti-spam policy's
     /// `QuarantineRetentionPeriod`); `None`: the server's setting for the kind.
     pub quarantine_days: Option<u16>,
+    /// The outbound connector a transport rule routes this recipient through
+    /// (`RouteMessageOutboundConnector`): kept with the queued recipient for the outbound agent.
+    pub connector: Option<String>,
 }
 
 /// What delivery does with a recipient because of a stage's verdict. Delivery carries every

@@ -355,8 +355,10 @@ replies! {
     /// A recipient queued for relay whose address a group took meanwhile: the group's
     /// restrictions were never checked for this message, so it is not delivered to the group.
     const ADDRESS_NOW_A_GROUP = (550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup (a group took this address after the message was queued; resend it)");
-    /// An unknown recipient of an internal-relay domain: hato has no outbound connector yet.
-    fn no_route_internal_relay(domain) = (550, "5.4.4", "Unable to route: no outbound connector for this internal-relay domain (domain {domain} is internal-relay and hato has no outbound delivery yet)");
+    /// A message that passed through more hosts than hato accepts (its `Received:` fields,
+    /// RFC 5321 §6.3): a mail loop, e.g. an internal-relay domain whose MX points back at
+    /// hato. Exchange's code and text for it.
+    const HOP_COUNT_EXCEEDED = (554, "5.4.14", "Hop count exceeded - possible mail loop");
     /// A moderator rejected a message to a moderated group, without a comment.
     fn moderation_rejected(moderator) = (550, "5.7.1", "RESOLVER.MOD.Rejected; the moderator ({moderator}) rejected the message");
     /// A moderator rejected a message to a moderated group, with a comment.

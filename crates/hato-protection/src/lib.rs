@@ -32,6 +32,7 @@ pub mod early_talker;
 pub mod helo;
 pub mod ip;
 pub mod malware;
+pub mod outbound_connector;
 pub mod provider_block_list;
 pub mod reverse_dns;
 pub mod rules;

@@ -747,4 +747,36 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE mailboxes ADD COLUMN smtp_client_authentication_disabled INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 29 (issue 10, outbound connectors): tenants' outbound connectors (Exchange's
+    // New-OutboundConnector: the settings as JSON,
+    // `hato_protection::outbound_connector::OutboundConnector`). Their changes move the
+    // connector version the inbound ones move, and so do the accepted domains' (an
+    // all-accepted-domains connector's reach is the tenant's domains): the outbound agent's
+    // selector rebuilds its snapshot when it moves. A transport rule's
+    // RouteMessageOutboundConnector choice is kept with the recipient (`connector`).
+    r#"
+    CREATE TABLE outbound_connectors(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        enabled INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE(tenant_id, name)
+    );
+    CREATE TRIGGER outbound_connectors_added AFTER INSERT ON outbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER outbound_connectors_changed AFTER UPDATE ON outbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER outbound_connectors_removed AFTER DELETE ON outbound_connectors
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER domains_added_connectors AFTER INSERT ON domains
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER domains_changed_connectors AFTER UPDATE ON domains
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    CREATE TRIGGER domains_removed_connectors AFTER DELETE ON domains
+        BEGIN UPDATE connector_version SET version = version + 1; END;
+    ALTER TABLE recipients ADD COLUMN connector TEXT;
+    "#,
 ];

@@ -340,6 +340,35 @@ pub trait ConnectorStore: Send + Sync {
     fn enabled_inbound_connectors(&self) -> Result<Vec<InboundConnectorRecord>>;
 }
 
+/// Tenants' outbound connectors (`New-OutboundConnector`, issue 10 item 4). Names are unique
+/// per tenant, compared in any case. Every change moves
+/// [`ConnectorStore::connector_version`].
+pub trait OutboundConnectorStore: Send + Sync {
+    /// A tenant's outbound connectors, by name.
+    fn outbound_connectors(&self, tenant: TenantId) -> Result<Vec<OutboundConnectorRecord>>;
+    /// One of them: `NotFound` naming it.
+    fn outbound_connector(&self, tenant: TenantId, name: &str) -> Result<OutboundConnectorRecord>;
+    /// Adds a connector (its settings validated again): `Conflict` when the tenant has one of
+    /// that name; `Invalid` past [`OUTBOUND_CONNECTORS_MAX`](crate::OUTBOUND_CONNECTORS_MAX).
+    fn add_outbound_connector(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        connector: hato_protection::outbound_connector::OutboundConnector,
+    ) -> Pending<OutboundConnectorRecord>;
+    /// Replaces a connector's settings.
+    fn set_outbound_connector(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        connector: hato_protection::outbound_connector::OutboundConnector,
+    ) -> Pending<OutboundConnectorRecord>;
+    fn remove_outbound_connector(&self, tenant: TenantId, name: &str) -> Pending<()>;
+    /// Every tenant's outbound connectors, enabled or not (the outbound agent's selector), by
+    /// tenant and name.
+    fn all_outbound_connectors(&self) -> Result<Vec<OutboundConnectorRecord>>;
+}
+
 /// Tenants' organisation-wide settings (`Get-`/`Set-OrganizationConfig`).
 pub trait OrganizationConfigStore: Send + Sync {
     /// The tenant's settings (the defaults until changed); `NotFound` for no such tenant.
@@ -698,6 +727,7 @@ pub trait Store:
     + MalwareFilterStore
     + SpamFilterStore
     + ConnectorStore
+    + OutboundConnectorStore
     + OrganizationConfigStore
     + DkimStore
 {
@@ -725,6 +755,7 @@ impl<T> Store for T where
         + MalwareFilterStore
         + SpamFilterStore
         + ConnectorStore
+        + OutboundConnectorStore
         + OrganizationConfigStore
         + DkimStore
 {

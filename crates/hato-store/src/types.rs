@@ -58,6 +58,9 @@ pub struct NewRecipient {
     /// Delivered to the Junk Email folder rather than the Inbox (the spam filter's verdict);
     /// group members inherit it with the stamp.
     pub junk: bool,
+    /// The outbound connector a transport rule routes this (outside) recipient through
+    /// (`RouteMessageOutboundConnector`); `None`: the connector its domain selects, or MX.
+    pub connector: Option<String>,
 }
 
 /// How a recipient was done with before it was queued (see [`NewRecipient::finished`]).
@@ -123,6 +126,8 @@ pub struct QueuedRecipient {
     pub junk: bool,
     /// Attempts deferred so far (the outbound agent's backoff counts them).
     pub attempts: u32,
+    /// See [`NewRecipient::connector`].
+    pub connector: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -233,6 +238,10 @@ pub enum RecipientOutcome {
     /// Handed to another server (the outbound agent): status `Delivered`, a `Send` trace event
     /// with the remote host, its reply and how the session went.
     Sent(SentRecord),
+    /// To be sent out after all (an internal-relay domain's recipient no one in the directory
+    /// answers to, issue 10 item 5): its route becomes `remote`, so the outbound agent takes
+    /// it at once (`due_remote`), with an `AgentInfo` event giving this reason.
+    Outbound(Reason),
 }
 
 /// How an outside recipient left hato: what its `Send` event records (message trace's remote
@@ -249,6 +258,8 @@ pub struct SentRecord {
     pub tls: Option<hato_core::TlsInfo>,
     /// The delivery pool the session went out from (`normal`, `high-risk`).
     pub pool: String,
+    /// The outbound connector that routed it (`None`: MX delivery without one).
+    pub connector: Option<String>,
 }
 
 /// A transient failure of one recipient (or of the NDR it owes): the one way anything in the
@@ -1590,6 +1601,23 @@ pub struct InboundConnectorRecord {
     pub tenant: String,
     pub name: String,
     pub connector: hato_protection::connector::InboundConnector,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A tenant may have at most this many outbound connectors.
+pub const OUTBOUND_CONNECTORS_MAX: usize = 100;
+
+/// A stored outbound connector (issue 10, item 4): its name (unique per tenant, any case), its
+/// settings (`hato_protection::outbound_connector::OutboundConnector`, stored as JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundConnectorRecord {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    pub name: String,
+    pub connector: hato_protection::outbound_connector::OutboundConnector,
     pub created: Timestamp,
     pub updated: Timestamp,
 }

@@ -84,6 +84,7 @@ impl World {
                         finished: None,
                         stamp: String::new(),
                         junk: false,
+                        connector: None,
                     })
                     .collect(),
                 receive_detail: "received".into(),

@@ -48,6 +48,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                connector: None,
             })
             .collect(),
         receive_detail: "received".into(),

@@ -63,6 +63,7 @@ fn message(
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                connector: None,
             })
             .collect(),
         receive_detail: "received".into(),
@@ -914,6 +915,7 @@ fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         pool: "normal".into(),
+        connector: None,
     };
     w.complete(&remote, RecipientOutcome::Sent(sent));
     let send = w.events("mixed", "Send");

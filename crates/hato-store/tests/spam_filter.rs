@@ -315,6 +315,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                connector: None,
             })
             .collect(),
         receive_detail: "received".into(),

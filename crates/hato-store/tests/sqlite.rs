@@ -63,6 +63,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             finished: None,
             stamp: String::new(),
             junk: false,
+            connector: None,
         }],
         receive_detail: "received".into(),
         reports_on: vec![],

@@ -74,6 +74,9 @@ pub struct ContentPipeline {
     spam: Option<Arc<SpamFilter>>,
     /// Where a spam verdict counts against the sending IP (the edge's throttling); `None`: off.
     throttle: Option<Arc<hato_protection::throttle::Throttle>>,
+    /// The tenants' outbound connectors, for transport rules that route to one
+    /// (`RouteMessageOutboundConnector`); `None`: such a rule's action is not applied.
+    outbound_connectors: Option<Arc<crate::outbound_connectors::OutboundConnectors>>,
     /// Each tenant's facts, with the store's policy generation they are known to be current
     /// at (`None`: check the versions).
     facts: std::sync::Mutex<HashMap<TenantId, KnownFacts>>,
@@ -243,6 +246,7 @@ impl Examined {
                             | RuleAction::BlindCopyTo { .. }
                             | RuleAction::AddToRecipients { .. }
                             | RuleAction::CopyTo { .. }
+                            | RuleAction::RouteOutboundConnector { .. }
                     )
                 })
             })
@@ -278,7 +282,41 @@ impl ContentPipeline {
             facts: std::sync::Mutex::new(HashMap::new()),
             spam: None,
             throttle: None,
+            outbound_connectors: None,
         }
+    }
+
+    /// Transport rules route recipients through these outbound connectors.
+    pub fn with_outbound_connectors(
+        mut self,
+        connectors: Arc<crate::outbound_connectors::OutboundConnectors>,
+    ) -> Self {
+        self.outbound_connectors = Some(connectors);
+        self
+    }
+
+    /// Whether `RouteMessageOutboundConnector { connector }` applies to a recipient routed
+    /// `route` of `tenant`: only to mail leaving hato (outside recipients, and an internal-relay
+    /// domain's, which may be relayed out), through an existing, enabled connector of the
+    /// tenant. The connector's canonical name, or why not. Blocks (a store read when the
+    /// connectors changed): the decision runs on the blocking pool when a rule routes
+    /// (`Examined::reads_store`).
+    fn outbound_connector_for(
+        &self,
+        tenant: TenantId,
+        route: Route,
+        connector: &str,
+    ) -> Result<String, String> {
+        if !matches!(route, Route::Remote | Route::Relay) {
+            return Err("the recipient is inside the organisation".into());
+        }
+        let Some(connectors) = &self.outbound_connectors else {
+            return Err("outbound connectors are not in use on this server".into());
+        };
+        let snapshot = connectors
+            .snapshot()
+            .map_err(|e| format!("the outbound connectors could not be read: {e}"))?;
+        snapshot.usable(tenant, connector).map(|h| h.name.clone())
     }
 
     /// The spam filter, when it runs.
@@ -994,6 +1032,7 @@ impl ContentPipeline {
                 }
                 for d in rr.decisions {
                     let rule_name = d.reason.rule.clone().unwrap_or_default();
+                    let mut not_applied: Option<String> = None;
                     let action = match &d.action {
                         RuleAction::Reject {
                             code,
@@ -1036,14 +1075,28 @@ impl ContentPipeline {
                             actions.push(d.action.clone());
                             Action::Deliver
                         }
-                        RuleAction::RouteOutboundConnector { .. }
-                        | RuleAction::IncidentReport { .. }
-                        | RuleAction::Audited { .. } => Action::Deliver,
+                        RuleAction::RouteOutboundConnector { connector } => {
+                            // Kept with the queued recipient: the outbound agent sends it
+                            // through this connector (Exchange's RouteMessageOutboundConnector).
+                            match self.outbound_connector_for(r.tenant_id, r.route, connector) {
+                                Ok(name) => r.content.connector = Some(name),
+                                Err(why) => not_applied = Some(why),
+                            }
+                            Action::Deliver
+                        }
+                        RuleAction::IncidentReport { .. } | RuleAction::Audited { .. } => {
+                            Action::Deliver
+                        }
                     };
-                    r.verdicts.push(RecipientVerdict {
-                        action,
-                        reason: d.reason,
-                    });
+                    let mut reason = d.reason;
+                    if let Some(why) = not_applied {
+                        reason.text = format!(
+                            "{} (route-message-outbound-connector not applied: {why})",
+                            reason.text
+                        );
+                        reason = reason.figure("not_applied", why);
+                    }
+                    r.verdicts.push(RecipientVerdict { action, reason });
                 }
             }
             // The spam filter, for a recipient every stage so far delivers to.

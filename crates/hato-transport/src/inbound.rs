@@ -144,6 +144,7 @@ impl Inbound {
                     finished: None,
                     stamp: content.stamp.clone(),
                     junk: false,
+                    connector: None,
                 });
             }
             let body = match (&quarantine, &finished, &content.changed) {
@@ -163,6 +164,7 @@ impl Inbound {
                 finished,
                 stamp: content.stamp,
                 junk: content.junk,
+                connector: content.connector,
             };
             if new.finished.is_some() && !copies.is_empty() {
                 copies[0].recipients.push(new);

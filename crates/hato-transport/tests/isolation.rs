@@ -139,6 +139,7 @@ impl World {
                     finished: None,
                     stamp: String::new(),
                     junk: false,
+                    connector: None,
                 }],
                 spooled: None,
                 authenticated: None,

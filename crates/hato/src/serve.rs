@@ -21,6 +21,7 @@ use hato_transport::digest::{
 };
 use hato_transport::edge::EdgePolicy;
 use hato_transport::inbound::Inbound;
+use hato_transport::outbound_connectors::OutboundConnectors;
 use hato_transport::routing::DirectoryPolicy;
 use hato_transport::spam_stage::SpamFilter;
 use hato_transport::submission::SubmissionPolicy;
@@ -218,6 +219,7 @@ fn content_pipeline(
     clock: &Arc<dyn Clock>,
     resolver: &Arc<dyn hato_core::dns::Resolver>,
     throttle: Option<Arc<hato_protection::throttle::Throttle>>,
+    outbound_connectors: Arc<OutboundConnectors>,
 ) -> Result<Option<Arc<ContentPipeline>>, ServeError> {
     if !config.content.pipeline {
         println!(
@@ -271,7 +273,9 @@ fn content_pipeline(
         Arc::new(scanner),
         config.server.hostname.clone(),
     )
-    .with_scan_budget_mb(config.content.scan_budget_mb);
+    .with_scan_budget_mb(config.content.scan_budget_mb)
+    // Transport rules' RouteMessageOutboundConnector checks the connector it names.
+    .with_outbound_connectors(outbound_connectors);
     if let Some(spam) = spam_filter(config, resolver)? {
         pipeline = pipeline.with_spam_filter(spam);
         // Spam verdicts count against the sending IP's reputation (the edge's throttling).
@@ -526,6 +530,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // The content stages (malware filter, transport rules) inside the edge: the edge's note
     // of the client's standing is in each recipient's slot before they run.
     let throttle_spam = config.throttle.enabled.then(|| throttle.clone());
+    // Tenants' outbound connectors: the outbound agent routes by them, transport rules name
+    // them. One snapshot for both, rebuilt when the store's connector version moves.
+    let outbound_connectors = Arc::new(OutboundConnectors::new(dyn_store.clone()));
     let content = content_pipeline(
         &config,
         &dyn_store,
@@ -533,6 +540,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         &clock,
         &resolver,
         throttle_spam,
+        outbound_connectors.clone(),
     )?;
     // RCPT accepts a restricted group provisionally only when the DATA's checks can settle it.
     let domain_authentication = content
@@ -613,6 +621,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         clock.clone(),
     );
+    let outbound_settings = config
+        .outbound
+        .settings(&config.server.hostname)
+        .map_err(|e| ServeError::Io(e.to_string()))?;
     let app = hato_admin::router(hato_admin::AppState {
         store: dyn_store.clone(),
         directory: directory.clone(),
@@ -622,6 +634,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         throttle: throttle.clone(),
         block_list,
         resolver: resolver.clone(),
+        outbound: Some(Arc::new(outbound_settings.clone())),
     });
     let outbound_resolver = resolver;
     let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
@@ -674,12 +687,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         outbound_resolver,
         outbound_clock,
         outbound_node,
-        config
-            .outbound
-            .settings(&config.server.hostname)
-            .map_err(|e| ServeError::Io(e.to_string()))?,
+        outbound_settings,
         outbound_queued,
     )
+    // Outbound connectors (`hato connector outbound`): smart hosts or MX per recipient domain,
+    // a transport rule's choice, the TLS settings; no connector → MX.
+    .with_selector(outbound_connectors.clone())
     // DKIM: each tenant's enabled signing configs (`hato dkim`) sign its mail as it leaves.
     .with_signer(Arc::new(hato_transport::dkim::DkimSigner::new(
         dyn_store.clone(),

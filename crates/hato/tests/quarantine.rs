@@ -34,6 +34,7 @@ fn queue_held_message(s: &mut Server) {
                 reason: Reason::new(stage, "held by the test"),
                 days: None,
             }),
+            connector: None,
         };
         store
             .enqueue(NewMessage {

@@ -39,6 +39,7 @@ fn queue_held_message(s: &mut Server) {
                 reason: Reason::new(stage, "held by the test"),
                 days: None,
             }),
+            connector: None,
         };
         store
             .enqueue(NewMessage {

@@ -29,6 +29,7 @@ mod mailboxes;
 mod malware_filter;
 mod moderation;
 mod organization_config;
+mod outbound_connectors;
 mod permissions;
 mod quarantine;
 mod quarantine_release;
@@ -79,6 +80,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(malware_filter::routes())
         .merge(spam_filter::routes())
         .merge(connectors::routes())
+        .merge(outbound_connectors::routes())
         .merge(organization_config::routes())
         .merge(dkim::routes())
         .merge(reports::routes())
@@ -203,6 +205,7 @@ mod tests {
                 })
                 .expect("resolver"),
             ),
+            outbound: None,
         }
     }
 

@@ -55,8 +55,8 @@ impl QueueStore for SqliteStore {
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
-                   quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                   quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days, connector) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -72,7 +72,8 @@ impl QueueStore for SqliteStore {
                     hold.map(|h| h.reason.to_json()),
                     r.stamp,
                     r.junk,
-                    hold.and_then(|h| h.days)
+                    hold.and_then(|h| h.days),
+                    r.connector
                 ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
@@ -421,7 +422,7 @@ fn take_due(
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, r.connector \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let due_sql = format!("{SELECT}{}", kind.clause());
@@ -449,6 +450,7 @@ fn take_due(
                 stamp: r.get(17)?,
                 junk: r.get::<_, i64>(18)? != 0,
                 attempts: u32::try_from(r.get::<_, i64>(21)?.max(0)).unwrap_or(u32::MAX),
+                connector: r.get(22)?,
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);
@@ -742,6 +744,19 @@ fn complete_one(
                 set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
                 add_event(conn, *rcpt, now.0, &send_event(sent))?;
             }
+            RecipientOutcome::Outbound(reason) => {
+                // Handed to the outbound agent: due now, unleased (the local agent's lease
+                // would keep `due_remote` from it until it ran out).
+                conn.prepare_cached(
+                    "UPDATE recipients SET route = 'remote', mailbox_id = NULL, group_id = NULL, \
+                     next_attempt = ?2, lease_owner = NULL, lease_until = NULL, updated = ?2 \
+                     WHERE id = ?1",
+                )?
+                .execute(params![rcpt, now.0])?;
+                let mut event = EventRecord::new(TraceEvent::AgentInfo, reason.text.as_str());
+                event.reason = Some(reason.clone());
+                add_event(conn, *rcpt, now.0, &event)?;
+            }
         }
     }
     release_spool(conn, o.message_id)?;
@@ -755,15 +770,22 @@ fn send_event(sent: &SentRecord) -> EventRecord {
         Some(t) => format!("over {} ({})", t.version, t.cipher),
         None => "without TLS".to_string(),
     };
+    let through = match &sent.connector {
+        Some(c) => format!(" through the outbound connector {c:?}"),
+        None => String::new(),
+    };
     let mut reason = Reason::new(
         Stage::Delivery,
         format!(
-            "Sent to {} [{}] {tls} from the {} pool",
+            "Sent to {} [{}]{through} {tls} from the {} pool",
             sent.remote_host, sent.remote_ip, sent.pool
         ),
     )
     .figure("remote_ip", sent.remote_ip.as_str())
     .figure("pool", sent.pool.as_str());
+    if let Some(c) = &sent.connector {
+        reason = reason.figure("connector", c.as_str());
+    }
     if let Some(t) = &sent.tls {
         reason = reason
             .figure("tls_version", t.version.as_str())

@@ -537,6 +537,8 @@ impl DeliveryAgent {
 
     fn deliver(&self, m: QueuedMessage) -> Result<DeliveryOutcome, StoreError> {
         let mut recipients = Vec::with_capacity(m.recipients.len());
+        // The message's `Received:` fields, counted once when a relay recipient needs them.
+        let mut hops: Option<usize> = None;
         let now = self.clock.now();
         for r in &m.recipients {
             if let Some(hold) = &r.quarantine {
@@ -565,7 +567,12 @@ impl DeliveryAgent {
                 },
                 Route::Postmaster => self.postmaster_outcome()?,
                 Route::Remote => outbound_outcome(now),
-                Route::Relay | Route::Group(_) => self.relay_outcome(&r.address)?,
+                Route::Relay | Route::Group(_) => {
+                    let hops = *hops.get_or_insert_with(|| {
+                        m.head().map(|h| received_count(&h)).unwrap_or_default()
+                    });
+                    self.relay_outcome(&r.address, hops)?
+                }
             };
             // The spam filter's verdict: the Junk Email folder of whichever mailbox takes it.
             let outcome = match outcome {
@@ -628,8 +635,11 @@ impl DeliveryAgent {
     }
 
     /// A recipient queued for relay: the directory is asked again (a mailbox may exist by now);
-    /// otherwise it fails, as no outbound connector can take it yet.
-    fn relay_outcome(&self, address: &str) -> Result<RecipientOutcome, StoreError> {
+    /// an internal-relay domain's recipient no one answers to is sent out (issue 10 item 5:
+    /// the outbound connector for its domain, else MX), unless the message has passed through
+    /// [`MAX_HOPS`] hosts already (`hops`, its `Received:` fields): a domain whose MX points
+    /// back at hato would loop, so it fails with Exchange's `5.4.14` instead.
+    fn relay_outcome(&self, address: &str, hops: usize) -> Result<RecipientOutcome, StoreError> {
         let fail = |reply, stage, text: String| {
             RecipientOutcome::Fail(Refusal::new(reply, Reason::new(stage, text)))
         };
@@ -652,13 +662,23 @@ impl DeliveryAgent {
                     "The group {address} took this address after the message was queued for relay; its restrictions were never checked for this message"
                 ),
             ),
-            Resolution::UnknownInRelayDomain { .. } => fail(
-                reply::no_route_internal_relay(addr.domain()),
+            Resolution::UnknownInRelayDomain { .. } if hops >= MAX_HOPS => fail(
+                reply::HOP_COUNT_EXCEEDED,
                 Stage::Delivery,
                 format!(
-                    "No recipient answers to {addr} and {} is an internal-relay domain, but hato has no outbound connector to relay it to",
+                    "No recipient answers to {addr} in the internal-relay domain {}, but the message has passed through {hops} hosts already ({MAX_HOPS} at most): a mail loop (does the domain's MX point back at hato?)",
                     addr.domain()
                 ),
+            ),
+            Resolution::UnknownInRelayDomain { .. } => RecipientOutcome::Outbound(
+                Reason::new(
+                    Stage::Delivery,
+                    format!(
+                        "No recipient answers to {addr} and {} is an internal-relay domain: relayed to the organisation's own server, through the outbound connector for the domain (or by MX)",
+                        addr.domain()
+                    ),
+                )
+                .figure("hops", hops),
             ),
             Resolution::Postmaster { .. } => self.postmaster_outcome()?,
             Resolution::UnknownInAuthoritativeDomain { .. } => fail(
@@ -676,6 +696,19 @@ impl DeliveryAgent {
             ),
         })
     }
+}
+
+/// The most `Received:` fields a message relayed out of an internal-relay domain may carry
+/// (RFC 5321 §6.3 asks for a loop limit; Postfix's `hopcount_limit` is 50 too).
+pub const MAX_HOPS: usize = 50;
+
+/// How many `Received:` fields the header block holds (RFC 5321 §4.4: one per host).
+fn received_count(head: &[u8]) -> usize {
+    let block = hato_core::header::header_block(head);
+    block
+        .split(|&b| b == b'\n')
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
 }
 
 /// A recipient outside every tenant (a mail contact reached through a group, relay through an

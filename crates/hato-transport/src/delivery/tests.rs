@@ -115,6 +115,7 @@ impl World {
                     finished: None,
                     stamp: String::new(),
                     junk: false,
+                    connector: None,
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],

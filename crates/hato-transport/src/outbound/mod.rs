@@ -34,7 +34,9 @@
 
 mod route;
 
-pub use route::{Host, MAX_ADDRESSES, MAX_HOSTS, RouteError, resolve, resolve_mx};
+pub use route::{
+    Host, MAX_ADDRESSES, MAX_HOSTS, RouteError, random_index, resolve, resolve_mx, split_port,
+};
 
 use crate::spam_stage::from_address;
 use hato_core::directory::TenantId;
@@ -59,17 +61,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
-/// Where a destination's mail goes next. The outbound connector work adds its choices here.
+/// Where a destination's mail goes next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NextHop {
     /// The recipient domain's MX hosts (RFC 5321 §5.1), on `[outbound] smtp_port`.
     Mx { domain: String },
     /// Smart hosts (an outbound connector's `--smart-hosts`): IPs or names, each with an
-    /// optional `:port`, tried in the order given, with the connector's TLS settings.
+    /// optional `:port` (a name's MX hosts first, else its A/AAAA), with the connector's TLS
+    /// settings. Each connection starts at the next host of a round robin that began at a
+    /// random one (Exchange: no priority between smart hosts, reference §9.2).
     SmartHosts {
         hosts: Vec<String>,
         tls: TlsSettings,
     },
+    /// The recipient domain's MX hosts as an outbound connector with `--use-mx-record` sends
+    /// to them: with the connector's TLS settings.
+    ConnectorMx { domain: String, tls: TlsSettings },
+}
+
+/// A next hop and the outbound connector that chose it (`None`: plain MX delivery), which the
+/// trace's `Send` event names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HopChoice {
+    pub hop: NextHop,
+    pub connector: Option<String>,
 }
 
 impl NextHop {
@@ -78,6 +93,7 @@ impl NextHop {
         match self {
             NextHop::Mx { domain } => format!("mx:{domain}"),
             NextHop::SmartHosts { hosts, tls } => format!("smart:{}:{tls:?}", hosts.join(",")),
+            NextHop::ConnectorMx { domain, tls } => format!("connector-mx:{domain}:{tls:?}"),
         }
     }
 
@@ -86,15 +102,30 @@ impl NextHop {
             // MX delivery to the Internet: STARTTLS when offered, any certificate (as Exchange
             // and Postfix's `may` level send).
             NextHop::Mx { .. } => TlsSettings::Opportunistic,
-            NextHop::SmartHosts { tls, .. } => tls.clone(),
+            NextHop::SmartHosts { tls, .. } | NextHop::ConnectorMx { tls, .. } => tls.clone(),
         }
     }
 }
 
 /// Chooses the next hop of an outside recipient: "where does this tenant's mail for this
-/// domain go". The default, [`MxRouting`], is MX delivery; outbound connectors plug in here.
+/// domain go". The default, [`MxRouting`], is MX delivery; outbound connectors
+/// (`crate::outbound_connectors`) plug in here.
 pub trait NextHopSelector: Send + Sync {
     fn next_hop(&self, tenant: TenantId, domain: &str) -> NextHop;
+
+    /// The next hop and the connector that chose it; `connector` is the one a transport rule
+    /// routed the recipient through (`RouteMessageOutboundConnector`), if any.
+    fn choose(&self, tenant: TenantId, domain: &str, connector: Option<&str>) -> HopChoice {
+        let _ = connector;
+        HopChoice {
+            hop: self.next_hop(tenant, domain),
+            connector: None,
+        }
+    }
+
+    /// Brings what the selector holds up to date (store reads: called on the blocking pool
+    /// before each batch of due recipients is routed).
+    fn refresh(&self) {}
 }
 
 /// Every outside domain by its MX records.
@@ -217,6 +248,8 @@ struct Job {
 /// A destination: a next hop from a pool, its queue and its connections.
 struct Dest {
     hop: NextHop,
+    /// The outbound connector that chose the hop.
+    connector: Option<String>,
     pool: Pool,
     jobs: VecDeque<Job>,
     active: usize,
@@ -229,6 +262,9 @@ struct State {
     /// Recipient ids queued or being sent: a lease that runs out while one waits must not
     /// hand it to this agent a second time.
     held: HashSet<i64>,
+    /// Smart hosts' round robin: per list of smart hosts, the position the next connection
+    /// starts at (the first one random).
+    round_robin: HashMap<String, usize>,
 }
 
 /// How a connection went, for the destination's concurrency.
@@ -350,9 +386,13 @@ impl OutboundAgent {
             until: now.plus_seconds(LEASE_SECS),
         };
         let store = self.store.clone();
-        let due = tokio::task::spawn_blocking(move || store.due_remote(now, &lease, room))
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
+        let selector = self.selector.clone();
+        let due = tokio::task::spawn_blocking(move || {
+            selector.refresh();
+            store.due_remote(now, &lease, room)
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))??;
         let (taken, unreadable) = self.queue_due(due);
         if !unreadable.is_empty() {
             self.store.defer(unreadable, now).await?;
@@ -391,7 +431,8 @@ impl OutboundAgent {
             let message = Arc::new(out_message(m));
             // Recipients by destination, in one pass (a map keyed by tenant and domain, then
             // by destination): linear in the recipients, whatever their domains.
-            let mut by_domain: HashMap<(TenantId, String), Vec<QueuedRecipient>> = HashMap::new();
+            type DomainKey = (TenantId, String, Option<String>);
+            let mut by_domain: HashMap<DomainKey, Vec<QueuedRecipient>> = HashMap::new();
             for r in fresh {
                 state.held.insert(r.id);
                 let domain = r
@@ -399,7 +440,10 @@ impl OutboundAgent {
                     .rsplit_once('@')
                     .map(|(_, d)| d.to_ascii_lowercase())
                     .unwrap_or_default();
-                by_domain.entry((r.tenant_id, domain)).or_default().push(r);
+                by_domain
+                    .entry((r.tenant_id, domain, r.connector.clone()))
+                    .or_default()
+                    .push(r);
             }
             let pool = if message.sender.is_empty() {
                 // Every NDR leaves from the high-risk pool (reference §7.2).
@@ -407,18 +451,25 @@ impl OutboundAgent {
             } else {
                 self.settings.normal.clone()
             };
-            let mut jobs: HashMap<String, (NextHop, Vec<QueuedRecipient>)> = HashMap::new();
-            for ((tenant, domain), recipients) in by_domain {
-                let hop = self.selector.next_hop(tenant, &domain);
-                let key = format!("{}|{}", hop.key(), pool.name);
+            let mut jobs: HashMap<String, (HopChoice, Vec<QueuedRecipient>)> = HashMap::new();
+            for ((tenant, domain, connector), recipients) in by_domain {
+                let choice = self.selector.choose(tenant, &domain, connector.as_deref());
+                // The connector is part of the key: the trace names it for each recipient.
+                let key = format!(
+                    "{}|{}|{}",
+                    choice.hop.key(),
+                    choice.connector.as_deref().unwrap_or_default(),
+                    pool.name
+                );
                 jobs.entry(key)
-                    .or_insert_with(|| (hop, Vec::new()))
+                    .or_insert_with(|| (choice, Vec::new()))
                     .1
                     .extend(recipients);
             }
-            for (key, (hop, recipients)) in jobs {
+            for (key, (choice, recipients)) in jobs {
                 let dest = state.dests.entry(key).or_insert_with(|| Dest {
-                    hop,
+                    hop: choice.hop,
+                    connector: choice.connector,
                     pool: pool.clone(),
                     jobs: VecDeque::new(),
                     active: 0,
@@ -448,7 +499,10 @@ impl OutboundAgent {
                 dest.active += 1;
                 starts.push((
                     key.clone(),
-                    dest.hop.clone(),
+                    HopChoice {
+                        hop: dest.hop.clone(),
+                        connector: dest.connector.clone(),
+                    },
                     dest.pool.clone(),
                     job,
                     permit,
@@ -487,7 +541,7 @@ impl OutboundAgent {
     async fn connection(
         self: Arc<Self>,
         key: String,
-        hop: NextHop,
+        hop: HopChoice,
         pool: Pool,
         first: Job,
         permit: OwnedSemaphorePermit,
@@ -510,10 +564,12 @@ impl OutboundAgent {
     async fn deliver_destination(
         &self,
         key: &str,
-        hop: &NextHop,
+        choice: &HopChoice,
         pool: &Pool,
         first: Job,
     ) -> Health {
+        let hop = &self.rotated(&choice.hop);
+        let connector = choice.connector.as_deref();
         let hosts = match route::resolve(&*self.resolver, hop, self.settings.smtp_port).await {
             Ok(hosts) => hosts,
             Err(e) => {
@@ -574,7 +630,9 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                let outcomes = self.send(&mut conn, &job, &host, address, pool).await;
+                let outcomes = self
+                    .send(&mut conn, &job, &host, address, pool, connector)
+                    .await;
                 delivered |= outcomes
                     .iter()
                     .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
@@ -594,9 +652,40 @@ impl OutboundAgent {
         Health::Good
     }
 
+    /// Smart hosts in the order this connection tries them: the list turned to start at the
+    /// next position of its round robin, which started at a random one (reference §9.2: first
+    /// pick random, then round robin, no priority). Other hops as they are.
+    fn rotated(&self, hop: &NextHop) -> NextHop {
+        let NextHop::SmartHosts { hosts, tls } = hop else {
+            return hop.clone();
+        };
+        if hosts.len() < 2 {
+            return hop.clone();
+        }
+        let start = {
+            let mut state = self.state();
+            let next = state
+                .round_robin
+                .entry(hop.key())
+                .or_insert_with(|| route::random_index(hosts.len()));
+            let start = *next % hosts.len();
+            *next = start + 1;
+            start
+        };
+        let mut order = hosts.clone();
+        order.rotate_left(start);
+        NextHop::SmartHosts {
+            hosts: order,
+            tls: tls.clone(),
+        }
+    }
+
     /// Opens a session with the first host (in order) that answers: a host that refuses the
     /// connection, times out or refuses the session is skipped for the next (RFC 5321 §5.1).
-    /// Fails with the last error and host when none does.
+    /// Fails with the last error and host when none does. A smart host that refuses the
+    /// session for good (a 5xx greeting or EHLO) ends the walk: the recipients fail at once
+    /// without the other smart hosts being tried (issue 10 item 4; Exchange's behaviour is
+    /// unconfirmed there, reference §9.2, and a 5xx is permanent by RFC 5321 §4.2.1).
     async fn connect(
         &self,
         hosts: &[Host],
@@ -623,7 +712,11 @@ impl OutboundAgent {
                             host.name,
                             failure.error
                         );
+                        let permanent = failure.error.is_permanent();
                         last = (failure.error, format!("{} [{address}]", host.name));
+                        if permanent && matches!(hop, NextHop::SmartHosts { .. }) {
+                            return Err(last);
+                        }
                     }
                 }
             }
@@ -639,6 +732,7 @@ impl OutboundAgent {
         host: &str,
         address: SocketAddr,
         pool: &Pool,
+        connector: Option<&str>,
     ) -> Vec<(i64, RecipientOutcome)> {
         let prepared = match self.prepare(job).await {
             Ok(p) => p,
@@ -692,7 +786,9 @@ impl OutboundAgent {
             )
             .map(|(r, res)| {
                 let outcome = match res {
-                    Some(res) => self.recipient_outcome(res, host, address, pool, tls.clone()),
+                    Some(res) => {
+                        self.recipient_outcome(res, host, address, pool, tls.clone(), connector)
+                    }
                     None => processing_defer(&"the SMTP client gave no result for this recipient"),
                 };
                 (r.id, outcome)
@@ -707,6 +803,7 @@ impl OutboundAgent {
         address: SocketAddr,
         pool: &Pool,
         tls: Option<hato_core::TlsInfo>,
+        connector: Option<&str>,
     ) -> RecipientOutcome {
         match res.status() {
             Status::Delivered => RecipientOutcome::Sent(SentRecord {
@@ -715,6 +812,7 @@ impl OutboundAgent {
                 remote_ip: address.to_string(),
                 tls,
                 pool: pool.name.clone(),
+                connector: connector.map(str::to_string),
             }),
             Status::Failed => RecipientOutcome::Fail(Refusal::new(
                 res.reply.clone(),
@@ -926,6 +1024,7 @@ fn hop_name(hop: &NextHop) -> String {
     match hop {
         NextHop::Mx { domain } => domain.clone(),
         NextHop::SmartHosts { hosts, .. } => hosts.join(", "),
+        NextHop::ConnectorMx { domain, .. } => domain.clone(),
     }
 }
 

@@ -57,7 +57,9 @@ pub async fn resolve(
     port: u16,
 ) -> Result<Vec<Host>, RouteError> {
     match hop {
-        NextHop::Mx { domain } => resolve_mx(resolver, domain, port).await,
+        NextHop::Mx { domain } | NextHop::ConnectorMx { domain, .. } => {
+            resolve_mx(resolver, domain, port).await
+        }
         NextHop::SmartHosts { hosts, .. } => resolve_smart_hosts(resolver, hosts, port).await,
     }
 }
@@ -66,6 +68,11 @@ pub async fn resolve(
 /// library's hasher keys are random per process and per `RandomState`).
 fn random_key() -> u64 {
     RandomState::new().build_hasher().finish()
+}
+
+/// A random position below `n` (at least 1): where a smart hosts' round robin starts.
+pub fn random_index(n: usize) -> usize {
+    usize::try_from(random_key() % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
 }
 
 /// RFC 5321 §5.1 for `domain`.
@@ -179,8 +186,11 @@ async fn addresses(resolver: &dyn Resolver, name: &str) -> Result<Vec<IpAddr>, D
 }
 
 /// Smart hosts as an outbound connector names them: an IP (`192.0.2.1`, `[2001:db8::1]`) or a
-/// host name, each with an optional `:port`, tried in the order given (the connector work
-/// decides the order: Exchange's round robin from a random start).
+/// host name, each with an optional `:port`, tried in the order given (the agent decides the
+/// order: Exchange's round robin from a random start). A host name is resolved as a mail
+/// domain: its MX hosts by preference, else its own A/AAAA (reference §9.2: "an FQDN smart
+/// host is resolved MX first", RFC 5321 §5.1), so primary and backup hosts can be built with
+/// an MX zone.
 async fn resolve_smart_hosts(
     resolver: &dyn Resolver,
     given: &[String],
@@ -200,16 +210,12 @@ async fn resolve_smart_hosts(
             });
             continue;
         }
-        match addresses(resolver, name).await {
-            Ok(addresses) => hosts.push(Host {
-                name: name.to_string(),
-                preference: 0,
-                addresses,
-                port: host_port,
-            }),
+        match resolve_mx(resolver, name, host_port).await {
+            Ok(found) => hosts.extend(found),
             Err(e) => failures.push(e.to_string()),
         }
     }
+    hosts.truncate(MAX_HOSTS);
     if hosts.is_empty() {
         let detail = failures.join("; ");
         return Err(RouteError::Temporary {
@@ -221,7 +227,7 @@ async fn resolve_smart_hosts(
 }
 
 /// `host:port` → (host, port); a bare IPv6 address or a name without a port keeps `default`.
-fn split_port(spec: &str, default: u16) -> (&str, u16) {
+pub fn split_port(spec: &str, default: u16) -> (&str, u16) {
     if let Some(rest) = spec.strip_prefix('[')
         && let Some((host, after)) = rest.split_once(']')
     {

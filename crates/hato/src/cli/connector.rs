@@ -1,7 +1,7 @@
 //! `hato connector inbound add|set|list|show|remove NAME --tenant T`: a tenant's inbound
 //! connectors (Exchange's `New-`/`Set-`/`Get-`/`Remove-InboundConnector`), every parameter as a
-//! kebab-case flag of its Exchange name with Exchange's default. Outbound connectors will join
-//! them under `hato connector outbound`.
+//! kebab-case flag of its Exchange name with Exchange's default. Outbound connectors are under
+//! `hato connector outbound` (`outbound_connector.rs`).
 
 use super::client::Client;
 use super::output::{enc, print_rows};
@@ -15,6 +15,10 @@ pub(super) enum ConnectorCmd {
     /// restricted to IPs).
     #[command(subcommand)]
     Inbound(InboundCmd),
+    /// Outbound connectors: where a tenant's mail for given domains goes (smart hosts or MX,
+    /// TLS settings), and a real test delivery through one (validate).
+    #[command(subcommand)]
+    Outbound(super::outbound_connector::OutboundCmd),
 }
 
 #[derive(Subcommand)]
@@ -201,7 +205,10 @@ fn joined(v: &Value) -> String {
 }
 
 pub(super) fn run(c: &Client, cmd: ConnectorCmd) -> Result<(), String> {
-    let ConnectorCmd::Inbound(cmd) = cmd;
+    let cmd = match cmd {
+        ConnectorCmd::Inbound(cmd) => cmd,
+        ConnectorCmd::Outbound(cmd) => return super::outbound_connector::run(c, cmd),
+    };
     let (v, json) = match cmd {
         InboundCmd::List { tenant, json } => {
             let v = c.json("GET", &connectors(&tenant), &[], None)?;

@@ -21,6 +21,7 @@ mod mailbox;
 mod malware_filter;
 mod moderation;
 mod organization_config;
+mod outbound_connector;
 mod output;
 mod quarantine;
 mod queue;
@@ -104,7 +105,8 @@ enum Command {
     /// A tenant's connection filter policy: its IP allow and block lists.
     #[command(subcommand)]
     ConnectionFilter(connection_filter::ConnectionFilterCmd),
-    /// A tenant's connectors: inbound (on-premises servers, partners).
+    /// A tenant's connectors: inbound (on-premises servers, partners) and outbound (smart
+    /// hosts, MX, TLS per recipient domain).
     #[command(subcommand)]
     Connector(connector::ConnectorCmd),
     /// A tenant's organisation-wide settings (Set-OrganizationConfig): RejectDirectSend.

@@ -140,6 +140,7 @@ async fn world() -> World {
                 reason: Reason::new(stage, format!("{trace_id} found")),
                 days: None,
             }),
+            dsn: Default::default(),
         };
         store
             .enqueue(NewMessage {
@@ -161,6 +162,7 @@ async fn world() -> World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .expect("enqueue");

@@ -86,6 +86,7 @@ async fn world() -> World {
                     reason: Reason::new(Stage::Spam, "held by the test"),
                     days: None,
                 }),
+                dsn: Default::default(),
             })
             .collect();
         store
@@ -108,6 +109,7 @@ async fn world() -> World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .expect("enqueue");

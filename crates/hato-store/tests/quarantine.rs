@@ -84,6 +84,7 @@ impl World {
                         finished: None,
                         stamp: String::new(),
                         junk: false,
+                        dsn: Default::default(),
                     })
                     .collect(),
                 receive_detail: "received".into(),
@@ -91,6 +92,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .wait()
             .unwrap();

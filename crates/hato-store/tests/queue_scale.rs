@@ -48,6 +48,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -56,6 +57,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 

@@ -63,6 +63,7 @@ fn message(
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -70,6 +71,7 @@ fn message(
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 
@@ -914,6 +916,7 @@ fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         pool: "normal".into(),
+        relayed_dsn: false,
     };
     w.complete(&remote, RecipientOutcome::Sent(sent));
     let send = w.events("mixed", "Send");

@@ -315,6 +315,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
                 finished: None,
                 stamp: String::new(),
                 junk: false,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -322,6 +323,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     })
     .wait()
     .unwrap();

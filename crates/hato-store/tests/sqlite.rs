@@ -63,12 +63,14 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             finished: None,
             stamp: String::new(),
             junk: false,
+            dsn: Default::default(),
         }],
         receive_detail: "received".into(),
         reports_on: vec![],
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 

@@ -144,6 +144,7 @@ impl Inbound {
                     finished: None,
                     stamp: content.stamp.clone(),
                     junk: false,
+                    dsn: r.dsn.clone(),
                 });
             }
             let body = match (&quarantine, &finished, &content.changed) {
@@ -163,6 +164,7 @@ impl Inbound {
                 finished,
                 stamp: content.stamp,
                 junk: content.junk,
+                dsn: r.dsn,
             };
             if new.finished.is_some() && !copies.is_empty() {
                 copies[0].recipients.push(new);
@@ -239,6 +241,7 @@ impl Inbound {
                 authenticated,
                 authenticated_from: message.domain_authenticated.clone(),
                 sender_auth_failed: message.sender_auth_failed,
+                dsn: message.envelope.dsn.clone(),
             });
         }
         Ok(out)
@@ -448,8 +451,10 @@ mod tests {
                 route: Route::Local(1),
                 verdicts: vec![],
                 content: Default::default(),
+                dsn: Default::default(),
             }],
             smtputf8,
+            dsn: Default::default(),
         };
         MessageContext::new(
             envelope,

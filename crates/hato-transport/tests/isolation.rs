@@ -139,6 +139,7 @@ impl World {
                     finished: None,
                     stamp: String::new(),
                     junk: false,
+                    dsn: Default::default(),
                 }],
                 spooled: None,
                 authenticated: None,
@@ -146,6 +147,7 @@ impl World {
                 sender_auth_failed: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
+                dsn: Default::default(),
             })
             .await
             .unwrap();

@@ -39,6 +39,7 @@ fn queue_held_message(s: &mut Server) {
                 reason: Reason::new(stage, "held by the test"),
                 days: None,
             }),
+            dsn: Default::default(),
         };
         store
             .enqueue(NewMessage {
@@ -62,6 +63,7 @@ fn queue_held_message(s: &mut Server) {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .wait()
             .expect("enqueue");

@@ -78,6 +78,7 @@ pub fn notification_recipient(
         finished: None,
         stamp: String::new(),
         junk: false,
+        dsn: Default::default(),
     })
 }
 
@@ -679,6 +680,7 @@ mod tests {
             finished: None,
             stamp: String::new(),
             junk: false,
+            dsn: Default::default(),
         }
     }
 

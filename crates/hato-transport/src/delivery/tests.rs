@@ -115,6 +115,7 @@ impl World {
                     finished: None,
                     stamp: String::new(),
                     junk: false,
+                    dsn: Default::default(),
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],
@@ -122,6 +123,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .unwrap();

@@ -142,6 +142,7 @@ async fn world() -> World {
                 days: None,
             }),
             connector: None,
+            dsn: Default::default(),
         };
         store
             .enqueue(NewMessage {
@@ -163,6 +164,7 @@ async fn world() -> World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .expect("enqueue");

@@ -87,6 +87,7 @@ async fn world() -> World {
                     days: None,
                 }),
                 connector: None,
+                dsn: Default::default(),
             })
             .collect();
         store
@@ -109,6 +110,7 @@ async fn world() -> World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .expect("enqueue");

@@ -14,6 +14,7 @@ pub mod client_key;
 pub mod clock;
 pub mod directory;
 pub mod dns;
+pub mod dsn;
 pub mod header;
 pub mod id;
 pub mod message;

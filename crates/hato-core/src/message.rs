@@ -25,6 +25,8 @@ pub struct Envelope {
     pub recipients: Vec<Recipient>,
     /// The client gave `SMTPUTF8` (RFC 6531) with MAIL.
     pub smtputf8: bool,
+    /// The DSN parameters of MAIL (RFC 3461 `RET`, `ENVID`).
+    pub dsn: crate::dsn::MessageDsn,
 }
 
 /// One accepted recipient, and what the stages decided for it.
@@ -38,6 +40,8 @@ pub struct Recipient {
     /// What this recipient receives when the stages changed it (its antispam report, a rule's
     /// header or disclaimer, the malware alert copy); the message as received otherwise.
     pub content: RecipientContent,
+    /// The DSN parameters of its RCPT (RFC 3461 `NOTIFY`, `ORCPT`).
+    pub dsn: crate::dsn::RecipientDsn,
 }
 
 /// What the content stages make of the message for one recipient. Recipients whose content
@@ -268,12 +272,14 @@ mod tests {
             route: Route::Local(1),
             verdicts: vec![],
             content: RecipientContent::default(),
+            dsn: Default::default(),
         };
         MessageContext::new(
             Envelope {
                 sender: Address::parse("a@fabrikam.test").ok(),
                 recipients: vec![rcpt("b@contoso.test"), rcpt("c@contoso.test")],
                 smtputf8: false,
+                dsn: Default::default(),
             },
             ClientContext::new(
                 "192.0.2.1:40000".parse().unwrap(),

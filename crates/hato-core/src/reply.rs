@@ -288,6 +288,9 @@ replies! {
     /// A MAIL or RCPT parameter hato does not implement (the session gives at most 40
     /// characters of it).
     fn unsupported_parameter(parameter) = (555, "5.5.4", "Unsupported parameter {parameter}");
+    /// A DSN parameter of MAIL or RCPT (RFC 3461 §4: RET, ENVID, NOTIFY, ORCPT) that breaks
+    /// its syntax, its length limit or the rule that it is given once; `problem` says which.
+    fn invalid_dsn_parameter(parameter, problem) = (501, "5.5.4", "Invalid DSN parameter {parameter}: {problem}");
     /// MAIL FROM with an address that is not an RFC 5321 mailbox.
     const BAD_SENDER_SYNTAX = (501, "5.1.7", "Bad sender address syntax");
     /// `MAIL FROM:<postmaster>`: `<postmaster>` is a recipient only (RFC 5321 §4.1.1.3); a

@@ -279,6 +279,7 @@ mod tests {
             route: Route::Local(1),
             verdicts: vec![],
             content: Default::default(),
+            dsn: Default::default(),
         };
         let verdict = |reason| RecipientVerdict {
             action: Action::Deliver,

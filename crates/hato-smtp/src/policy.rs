@@ -61,6 +61,7 @@ impl From<AcceptedRecipient> for Recipient {
             route: r.route,
             verdicts: Vec::new(),
             content: Default::default(),
+            dsn: Default::default(),
         }
     }
 }

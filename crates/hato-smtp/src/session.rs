@@ -14,6 +14,7 @@ use crate::policy::{
 };
 use base64::Engine as _;
 use hato_core::body::Spool;
+use hato_core::dsn::{self, DsnError, MessageDsn, RecipientDsn};
 use hato_core::message::{Envelope, MessageContext};
 use hato_core::reply::{self, Reply};
 use hato_core::{Address, ClientContext, MessageBody, Pregreet, Reason, Refusal, Stage, TlsInfo};
@@ -21,6 +22,12 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ProtoError, MAIL_SMTPUTF8, Req
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
 pub const MAX_COMMAND_LINE: usize = 512;
+
+/// RFC 3461 §4 ("the maximum command line length ... is increased"): a MAIL line may carry
+/// ENVID (100 characters) and RET, a RCPT line ORCPT (500) and NOTIFY, on top of RFC 5321's
+/// 512 octets.
+pub const MAX_MAIL_LINE: usize = MAX_COMMAND_LINE + 100 + 16;
+pub const MAX_RCPT_LINE: usize = MAX_COMMAND_LINE + 500 + 40;
 
 /// RFC 4954 §4: an AUTH command line, and each line of the authentication exchange, may be up
 /// to 12,288 octets; longer ones get `500 5.5.6`. The session holds no more of one.
@@ -121,8 +128,9 @@ enum Waiting {
     Mail {
         sender: Option<Address>,
         smtputf8: bool,
+        dsn: MessageDsn,
     },
-    Rcpt,
+    Rcpt(RecipientDsn),
     /// The end-of-data hook holds the message until it answers.
     EndOfData,
     /// The credential check.
@@ -150,7 +158,11 @@ pub struct Session<P: SmtpPolicy + ?Sized> {
     esmtp: bool,
     sender: Option<Address>,
     smtputf8: bool,
+    /// MAIL's DSN parameters (RFC 3461 §4.3, §4.4).
+    dsn: MessageDsn,
     recipients: Vec<AcceptedRecipient>,
+    /// Each accepted recipient's DSN parameters (RFC 3461 §4.1, §4.2), in `recipients`' order.
+    recipient_dsn: Vec<RecipientDsn>,
     content: MessageBody,
     data: Option<DataReceiver>,
     /// Input not yet processed (a partial line, or commands pipelined behind a DATA that is
@@ -176,7 +188,9 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             esmtp: false,
             sender: None,
             smtputf8: false,
+            dsn: MessageDsn::default(),
             recipients: Vec::new(),
+            recipient_dsn: Vec::new(),
             content: MessageBody::default(),
             data: None,
             input: Vec::new(),
@@ -308,7 +322,9 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
     fn reset_transaction(&mut self) {
         self.sender = None;
         self.smtputf8 = false;
+        self.dsn = MessageDsn::default();
         self.recipients.clear();
+        self.recipient_dsn.clear();
         // A message not committed leaves nothing behind: this drops its spool file.
         self.content = MessageBody::default();
         self.data = None;
@@ -404,6 +420,12 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                 && rest[..5].eq_ignore_ascii_case(b"AUTH "))
         {
             MAX_AUTH_LINE
+        } else if self.discarding_line || rest.len() < 5 {
+            MAX_COMMAND_LINE
+        } else if rest[..5].eq_ignore_ascii_case(b"RCPT ") {
+            MAX_RCPT_LINE
+        } else if rest[..5].eq_ignore_ascii_case(b"MAIL ") {
+            MAX_MAIL_LINE
         } else {
             MAX_COMMAND_LINE
         }
@@ -433,13 +455,19 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             self.reply(out, r);
             return;
         }
+        let mut recipient_dsn = std::mem::take(&mut self.recipient_dsn).into_iter();
         let envelope = Envelope {
             sender: self.sender.take(),
             recipients: std::mem::take(&mut self.recipients)
                 .into_iter()
-                .map(Into::into)
+                .map(|r| {
+                    let mut r: hato_core::message::Recipient = r.into();
+                    r.dsn = recipient_dsn.next().unwrap_or_default();
+                    r
+                })
                 .collect(),
             smtputf8: self.smtputf8,
+            dsn: std::mem::take(&mut self.dsn),
         };
         // RFC 3848 §1 (RFC 6531 §3.7.4 for UTF8): "A" when the client authenticated.
         let authenticated = self.client.authenticated_mailbox().is_some();
@@ -521,24 +549,31 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                 Verdict::Accept => self.hello_accepted(host, esmtp, out),
                 Verdict::Reject(r) => self.refuse(out, "EHLO", r),
             },
-            Waiting::Mail { sender, smtputf8 } => match verdict(answer) {
+            Waiting::Mail {
+                sender,
+                smtputf8,
+                dsn,
+            } => match verdict(answer) {
                 Verdict::Accept => {
                     self.sender = sender;
                     self.smtputf8 = smtputf8;
+                    self.dsn = dsn;
                     self.phase = Phase::Mail;
                     self.reply(out, reply::SENDER_OK);
                 }
                 Verdict::Reject(r) => self.refuse(out, "MAIL", r),
             },
-            Waiting::Rcpt => match answer {
+            Waiting::Rcpt(dsn) => match answer {
                 Answer::Rcpt(RcptVerdict::Accept(accepted)) => {
-                    // The same recipient twice in one transaction gets one copy.
+                    // The same recipient twice in one transaction gets one copy (with the
+                    // DSN parameters of its first RCPT).
                     if !self
                         .recipients
                         .iter()
                         .any(|r| r.address == accepted.address)
                     {
                         self.recipients.push(accepted);
+                        self.recipient_dsn.push(dsn);
                     }
                     self.reply(out, reply::RECIPIENT_OK);
                 }
@@ -739,6 +774,10 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
     }
 
     fn command(&mut self, line: &[u8], out: &mut Vec<Output>) {
+        // RFC 3461's parameters are hato's to parse (smtp-proto's limits are not RFC 3461's);
+        // the rest of the line goes to smtp-proto.
+        let (line, dsn_params) = split_dsn_parameters(line);
+        let line = &line[..];
         let parsed = Request::parse(&mut line.iter());
         let request = match parsed {
             Ok(r) => r,
@@ -769,11 +808,13 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
                     return self.reply(out, reply::SENDER_NEEDS_DOMAIN);
                 }
                 let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
-                self.mail(from.address.as_ref(), from.size, smtputf8, out)
+                let dsn = dsn::parse_mail_parameters(&dsn_params);
+                self.mail(from.address.as_ref(), from.size, smtputf8, dsn, out)
             }
             Request::Rcpt { to } => {
                 let postmaster = to.address.is_empty() && !path_is_empty(line);
-                self.rcpt(to.address.as_ref(), postmaster, out)
+                let dsn = dsn::parse_rcpt_parameters(&dsn_params);
+                self.rcpt(to.address.as_ref(), postmaster, dsn, out)
             }
             Request::Data => self.data(out),
             Request::Rset => {
@@ -835,6 +876,9 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             "8BITMIME".to_string(),
             "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
+            // RFC 3461: NOTIFY, ORCPT, RET and ENVID are taken and honoured (on the inbound
+            // listener and submission alike, as Exchange Online offers DSN on both).
+            "DSN".to_string(),
         ];
         if self.config.tls_available && self.client.tls.is_none() {
             lines.push("STARTTLS".to_string());
@@ -855,12 +899,23 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
         out.push(Output::Send(text.into_bytes()));
     }
 
-    fn mail(&mut self, address: &str, size: usize, smtputf8: bool, out: &mut Vec<Output>) {
+    fn mail(
+        &mut self,
+        address: &str,
+        size: usize,
+        smtputf8: bool,
+        dsn: Result<MessageDsn, DsnError>,
+        out: &mut Vec<Output>,
+    ) {
         match self.phase {
             Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
             Phase::Mail => return self.reply(out, reply::SENDER_ALREADY_GIVEN),
             _ => {}
         }
+        let dsn = match dsn {
+            Ok(d) => d,
+            Err(e) => return self.reply(out, reply::invalid_dsn_parameter(e.parameter, e.problem)),
+        };
         if self.config.submission {
             // RFC 6409 §4.1 lets a submission server require authentication; Exchange Online
             // requires TLS, then AUTH, and refuses anonymous MAIL with 5.7.57.
@@ -890,17 +945,35 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             }
         };
         let decision = self.policy.mail(&self.client, sender.as_ref());
-        self.ask(decision, Waiting::Mail { sender, smtputf8 }, out);
+        self.ask(
+            decision,
+            Waiting::Mail {
+                sender,
+                smtputf8,
+                dsn,
+            },
+            out,
+        );
     }
 
     /// `postmaster`: the path was `<postmaster>` without a domain (RFC 5321 §4.1.1.3), which
     /// every server accepts (§4.5.1); the policy routes it.
-    fn rcpt(&mut self, address: &str, postmaster: bool, out: &mut Vec<Output>) {
+    fn rcpt(
+        &mut self,
+        address: &str,
+        postmaster: bool,
+        dsn: Result<RecipientDsn, DsnError>,
+        out: &mut Vec<Output>,
+    ) {
         match self.phase {
             Phase::Connected => return self.reply(out, reply::SEND_HELO_FIRST),
             Phase::Mail => {}
             _ => return self.reply(out, reply::NEED_MAIL),
         }
+        let dsn = match dsn {
+            Ok(d) => d,
+            Err(e) => return self.reply(out, reply::invalid_dsn_parameter(e.parameter, e.problem)),
+        };
         if self.recipients.len() >= self.config.max_recipients {
             return self.reply(out, reply::TOO_MANY_RECIPIENTS);
         }
@@ -913,8 +986,8 @@ impl<P: SmtpPolicy + ?Sized> Session<P> {
             return self.reply(out, reply::NEEDS_SMTPUTF8);
         }
         match self.policy.rcpt(&self.client, self.sender.as_ref(), &rcpt) {
-            Decision::Ready(v) => self.resolve(Waiting::Rcpt, Answer::Rcpt(v), out),
-            Decision::Pending(f) => self.wait(Waiting::Rcpt, PendingDecision::rcpt(f), out),
+            Decision::Ready(v) => self.resolve(Waiting::Rcpt(dsn), Answer::Rcpt(v), out),
+            Decision::Pending(f) => self.wait(Waiting::Rcpt(dsn), PendingDecision::rcpt(f), out),
         }
     }
 
@@ -969,6 +1042,79 @@ fn mismatched_answer() -> Refusal {
             "The policy answered another question than the one it was asked",
         ),
     )
+}
+
+/// A MAIL or RCPT line without its DSN parameters (RET, ENVID, NOTIFY, ORCPT), and those
+/// parameters; any other line as it is. One pass over the line.
+fn split_dsn_parameters(line: &[u8]) -> (std::borrow::Cow<'_, [u8]>, String) {
+    let verb = line.get(..4).unwrap_or_default();
+    if !verb.eq_ignore_ascii_case(b"MAIL") && !verb.eq_ignore_ascii_case(b"RCPT") {
+        return (line.into(), String::new());
+    }
+    let start = parameters_start(line);
+    let params = String::from_utf8_lossy(trim_line_end(&line[start..]));
+    let is_dsn = |p: &&str| {
+        let key = p.split_once('=').map_or(*p, |(k, _)| k);
+        ["RET", "ENVID", "NOTIFY", "ORCPT"]
+            .iter()
+            .any(|d| key.eq_ignore_ascii_case(d))
+    };
+    let (dsn, other): (Vec<&str>, Vec<&str>) = params
+        .split([' ', '\t'])
+        .filter(|p| !p.is_empty())
+        .partition(is_dsn);
+    if dsn.is_empty() {
+        return (line.into(), String::new());
+    }
+    let mut rest = line[..start].to_vec();
+    for p in other {
+        rest.push(b' ');
+        rest.extend_from_slice(p.as_bytes());
+    }
+    rest.extend_from_slice(b"\r\n");
+    (rest.into(), dsn.join(" "))
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Where the esmtp-parameters of a MAIL or RCPT line start: after the path's closing `>` (a `>`
+/// inside a quoted local part or after a backslash does not close it; RFC 5321 §4.1.2), without
+/// the line ending. At most a command line's length, read once.
+fn parameters_start(line: &[u8]) -> usize {
+    let line = trim_line_end(line);
+    match memchr::memchr(b'<', line) {
+        Some(open) => {
+            let (mut quoted, mut escaped) = (false, false);
+            let mut end = line.len();
+            for (i, &b) in line.iter().enumerate().skip(open + 1) {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    quoted = !quoted;
+                } else if b == b'>' && !quoted {
+                    end = i + 1;
+                    break;
+                }
+            }
+            end
+        }
+        // `MAIL FROM:addr PARAMS` without brackets: the parameters follow the first space after
+        // the colon.
+        None => memchr::memchr(b':', line)
+            .and_then(|c| {
+                line[c + 1..]
+                    .iter()
+                    .position(|b| *b != b' ')
+                    .map(|p| c + 1 + p)
+            })
+            .and_then(|s| memchr::memchr(b' ', &line[s..]).map(|p| s + p))
+            .unwrap_or(line.len()),
+    }
 }
 
 /// Whether the path in a MAIL or RCPT line is `<>` (or absent). smtp-proto returns an empty

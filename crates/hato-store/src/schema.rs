@@ -779,4 +779,22 @@ pub const MIGRATIONS: &[&str] = &[
         BEGIN UPDATE connector_version SET version = version + 1; END;
     ALTER TABLE recipients ADD COLUMN connector TEXT;
     "#,
+    // 30 (issue 10, DSN: RFC 3461): MAIL's RET and ENVID per message, RCPT's NOTIFY (NULL: not
+    // given, FAILURE,DELAY applies) and ORCPT (`type;address`, decoded) per recipient. Per
+    // recipient too: `delay_notice` 0 while a delay notice may still be owed, 1 once it was
+    // sent or is never to be sent (NOTIFY without DELAY, a null or forged sender);
+    // `success_notice` 0 none owed, 1 a "delivered" notice owed, 2 a "relayed" one, 3 sent.
+    // Partial indexes keep the agent's per-step look for due notices to the few that qualify.
+    r#"
+    ALTER TABLE messages ADD COLUMN dsn_ret TEXT;
+    ALTER TABLE messages ADD COLUMN dsn_envid TEXT;
+    ALTER TABLE recipients ADD COLUMN dsn_notify TEXT;
+    ALTER TABLE recipients ADD COLUMN dsn_orcpt TEXT;
+    ALTER TABLE recipients ADD COLUMN delay_notice INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE recipients ADD COLUMN success_notice INTEGER NOT NULL DEFAULT 0;
+    UPDATE recipients SET delay_notice = 1;
+    CREATE INDEX recipients_delay_notice ON recipients(message_id)
+        WHERE status = 'Pending' AND delay_notice = 0 AND attempts > 0;
+    CREATE INDEX recipients_success_notice ON recipients(message_id) WHERE success_notice IN (1, 2);
+    "#,
 ];

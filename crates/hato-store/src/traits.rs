@@ -219,6 +219,22 @@ pub trait QueueStore: Send + Sync {
     /// grouped by message. Not leased: an NDR's trace id is derived from what it reports, so
     /// two nodes that build the same NDR queue it once.
     fn due_ndrs(&self, now: Timestamp, limit: usize) -> Result<Vec<NdrWork>>;
+    /// Recipients that owe their sender a delivery status notification other than an NDR,
+    /// grouped by message and kind (RFC 3461 §4.1): a delay notice for a recipient still pending
+    /// after at least one deferral whose message arrived at or before `arrived_by` (once per
+    /// recipient; never when its NOTIFY leaves DELAY out, nor to a null sender or one that
+    /// failed SPF/DMARC), and a success notice for one delivered or relayed with
+    /// `NOTIFY=SUCCESS`. Not leased: a notice's trace id is derived from what it reports.
+    fn due_notices(&self, arrived_by: Timestamp, limit: usize) -> Result<Vec<NoticeWork>>;
+    /// The notice of `kind` for these recipients is done with (queued, or it could not be
+    /// generated): none is owed any more, and each gets a `Dsn` event with `detail`.
+    fn notices_done(
+        &self,
+        kind: NoticeKind,
+        recipients: Vec<i64>,
+        detail: String,
+        now: Timestamp,
+    ) -> Pending<()>;
     /// Applies deferrals (see [`Deferral`]): for [`QueueWork::Delivery`], recipients still
     /// pending are counted, scheduled and given their last error, or fail at their expiry; for
     /// [`QueueWork::Ndr`], failed recipients still owing an NDR are retried the same way, and

@@ -61,6 +61,9 @@ pub struct NewRecipient {
     /// The outbound connector a transport rule routes this (outside) recipient through
     /// (`RouteMessageOutboundConnector`); `None`: the connector its domain selects, or MX.
     pub connector: Option<String>,
+    /// The DSN parameters of its RCPT (RFC 3461 `NOTIFY`, `ORCPT`): which reports its sender
+    /// gets, and the original address they quote.
+    pub dsn: hato_core::dsn::RecipientDsn,
 }
 
 /// How a recipient was done with before it was queued (see [`NewRecipient::finished`]).
@@ -108,6 +111,8 @@ pub struct NewMessage {
     /// is likely forged, so a failure never sends it an NDR (no backscatter, issue 10 item 7;
     /// Exchange sends no NDR to a spoofed sender either).
     pub sender_auth_failed: bool,
+    /// The DSN parameters of MAIL (RFC 3461 `RET`, `ENVID`).
+    pub dsn: hato_core::dsn::MessageDsn,
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +133,8 @@ pub struct QueuedRecipient {
     pub attempts: u32,
     /// See [`NewRecipient::connector`].
     pub connector: Option<String>,
+    /// See [`NewRecipient::dsn`]: passed on to a next hop that offers DSN.
+    pub dsn: hato_core::dsn::RecipientDsn,
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +156,8 @@ pub struct QueuedMessage {
     pub authenticated: Option<MailboxId>,
     /// As [`NewMessage::authenticated_from`].
     pub authenticated_from: Option<String>,
+    /// As [`NewMessage::dsn`]: passed on to a next hop that offers DSN.
+    pub dsn: hato_core::dsn::MessageDsn,
 }
 
 /// How much of a spooled message is read where only its header block is needed (Subject,
@@ -260,6 +269,9 @@ pub struct SentRecord {
     pub pool: String,
     /// The outbound connector that routed it (`None`: MX delivery without one).
     pub connector: Option<String>,
+    /// The sender asked for a success notice (`NOTIFY=SUCCESS`) and the next hop did not offer
+    /// DSN, so hato owes it a "relayed" notice (RFC 3461 §5.2.2).
+    pub relayed_dsn: bool,
 }
 
 /// A transient failure of one recipient (or of the NDR it owes): the one way anything in the
@@ -395,6 +407,8 @@ pub struct FailedRecipient {
     /// The SMTP reply that failed it (`554 5.2.2 mailbox full; …`), as its `Fail` event
     /// recorded it: code and enhanced code from their fields, the text from its detail.
     pub reply: Reply,
+    /// The recipient's `ORCPT` (RFC 3461 §4.2), for the report's `Original-Recipient`.
+    pub orcpt: Option<hato_core::dsn::Orcpt>,
 }
 
 /// A message some of whose recipients failed, and whose sender must get an NDR.
@@ -406,6 +420,51 @@ pub struct NdrWork {
     pub received: Timestamp,
     pub content: Vec<u8>,
     pub failed: Vec<FailedRecipient>,
+    /// The message's `ENVID` (RFC 3461 §4.4), for the report's `Original-Envelope-Id`.
+    pub envid: Option<String>,
+}
+
+/// Which delivery status notification other than an NDR a recipient owes its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Still deferred a while after arrival (RFC 3464 `Action: delayed`): sent once per
+    /// recipient unless its NOTIFY leaves DELAY out.
+    Delay,
+    /// Delivered (`Action: delivered`) or handed to a next hop without DSN (`Action:
+    /// relayed`), for `NOTIFY=SUCCESS`.
+    Success,
+}
+
+/// One recipient a notice reports on.
+#[derive(Clone, Debug)]
+pub struct NoticeRecipient {
+    pub id: i64,
+    pub address: String,
+    pub tenant_id: TenantId,
+    pub orcpt: Option<hato_core::dsn::Orcpt>,
+    /// RFC 3464 §2.3.3 `Action`: `delayed`, `delivered` or `relayed`.
+    pub action: &'static str,
+    /// The last deferral's reply (delay) or none (success).
+    pub reply: Option<Reply>,
+    /// When the recipient expires (delay notices' `Will-Retry-Until`).
+    pub expires: Timestamp,
+    /// Routed outside every tenant (the outbound agent's own expiry applies to it).
+    pub remote: bool,
+}
+
+/// A message some of whose recipients owe their sender a notice of one kind, grouped into one
+/// report.
+#[derive(Clone, Debug)]
+pub struct NoticeWork {
+    pub kind: NoticeKind,
+    pub message_id: i64,
+    pub trace_id: String,
+    pub sender: String,
+    pub received: Timestamp,
+    pub envid: Option<String>,
+    /// The original's beginning (at least its header block).
+    pub content: Vec<u8>,
+    pub recipients: Vec<NoticeRecipient>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

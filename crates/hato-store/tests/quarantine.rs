@@ -85,6 +85,7 @@ impl World {
                         stamp: String::new(),
                         junk: false,
                         connector: None,
+                        dsn: Default::default(),
                     })
                     .collect(),
                 receive_detail: "received".into(),
@@ -92,6 +93,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .wait()
             .unwrap();

@@ -86,6 +86,7 @@ impl World {
                         stamp: String::new(),
                         junk: false,
                         connector: None,
+                        dsn: Default::default(),
                     })
                     .collect(),
                 receive_detail: "received".into(),
@@ -93,6 +94,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .wait()
             .unwrap();

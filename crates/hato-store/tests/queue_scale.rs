@@ -49,6 +49,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
                 stamp: String::new(),
                 junk: false,
                 connector: None,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -57,6 +58,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 

@@ -64,6 +64,7 @@ fn message(
                 stamp: String::new(),
                 junk: false,
                 connector: None,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -71,6 +72,7 @@ fn message(
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 
@@ -916,6 +918,7 @@ fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
         }),
         pool: "normal".into(),
         connector: None,
+        relayed_dsn: false,
     };
     w.complete(&remote, RecipientOutcome::Sent(sent));
     let send = w.events("mixed", "Send");

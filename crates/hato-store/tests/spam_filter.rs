@@ -316,6 +316,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
                 stamp: String::new(),
                 junk: false,
                 connector: None,
+                dsn: Default::default(),
             })
             .collect(),
         receive_detail: "received".into(),
@@ -323,6 +324,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     })
     .wait()
     .unwrap();

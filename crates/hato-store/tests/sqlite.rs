@@ -64,12 +64,14 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
             stamp: String::new(),
             junk: false,
             connector: None,
+            dsn: Default::default(),
         }],
         receive_detail: "received".into(),
         reports_on: vec![],
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        dsn: Default::default(),
     }
 }
 

@@ -1249,6 +1249,7 @@ impl ContentPipeline {
                     reason: added_reason,
                 }],
                 content: RecipientContent::default(),
+                dsn: Default::default(),
             });
             content_actions.push(content_actions.get(source).cloned().unwrap_or_default());
             scl.push(scl.get(source).copied().flatten());

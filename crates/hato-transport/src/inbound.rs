@@ -145,6 +145,7 @@ impl Inbound {
                     stamp: content.stamp.clone(),
                     junk: false,
                     connector: None,
+                    dsn: r.dsn.clone(),
                 });
             }
             let body = match (&quarantine, &finished, &content.changed) {
@@ -165,6 +166,7 @@ impl Inbound {
                 stamp: content.stamp,
                 junk: content.junk,
                 connector: content.connector,
+                dsn: r.dsn,
             };
             if new.finished.is_some() && !copies.is_empty() {
                 copies[0].recipients.push(new);
@@ -241,6 +243,7 @@ impl Inbound {
                 authenticated,
                 authenticated_from: message.domain_authenticated.clone(),
                 sender_auth_failed: message.sender_auth_failed,
+                dsn: message.envelope.dsn.clone(),
             });
         }
         Ok(out)
@@ -450,8 +453,10 @@ mod tests {
                 route: Route::Local(1),
                 verdicts: vec![],
                 content: Default::default(),
+                dsn: Default::default(),
             }],
             smtputf8,
+            dsn: Default::default(),
         };
         MessageContext::new(
             envelope,

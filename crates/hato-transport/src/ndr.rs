@@ -1,11 +1,18 @@
 //! Non-delivery reports: RFC 3464 `multipart/report; report-type=delivery-status`, with a
 //! human-readable first part modelled on Exchange Online's (cause, how to fix it, and the
 //! diagnostic block for admins), the machine-readable status, and the original headers.
+//!
+//! The other delivery status notifications RFC 3461 lets a sender ask for are built here too
+//! ([`build_notice`]): the delay notice (`Action: delayed`) and the success notices
+//! (`Action: delivered`, `relayed`). Every report carries the original's header block only,
+//! whatever `RET` asked: `RET=FULL` is treated as `HDRS` (RFC 3461 §4.3 lets an MTA return
+//! headers only), so that an outside sender can never make hato store or send large content
+//! back (issue 10 item 7).
 
 use crate::headers::{HeaderBlock, Mailbox, is_addr_spec, without_controls};
 use crate::{header_block, summarize};
 use hato_core::{Reply, Timestamp};
-use hato_store::FailedRecipient;
+use hato_store::{FailedRecipient, NoticeRecipient};
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::{BodyPart, MimePart};
 
@@ -20,6 +27,8 @@ pub struct NdrInput<'a> {
     pub now: Timestamp,
     /// For the NDR's own Message-ID.
     pub ndr_trace_id: &'a str,
+    /// The original's `ENVID` (RFC 3461 §4.4): the report's `Original-Envelope-Id`.
+    pub envid: Option<&'a str>,
 }
 
 /// Cause and fix, in words a sender understands, chosen by enhanced status code as Exchange does.
@@ -110,13 +119,10 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
     ));
 
     // RFC 3464 §2.2 per-message fields, §2.3 per-recipient fields.
-    let mut status = format!(
-        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
-        input.hostname,
-        input.original_received.to_rfc5322()
-    );
+    let mut status = per_message_fields(input.hostname, input.envid, input.original_received);
     for (f, address) in input.failed.iter().zip(&recipients) {
         let mut fields = HeaderBlock::new();
+        original_recipient(&mut fields, f.orcpt.as_ref());
         fields
             .structured("Final-Recipient", &format!("rfc822; {address}"))
             .fixed("Action", "failed")
@@ -166,6 +172,185 @@ pub fn build(input: &NdrInput<'_>) -> std::io::Result<Vec<u8>> {
         // RFC 3834 §5: an automatic response; nobody should answer it automatically.
         .fixed("Auto-Submitted", "auto-replied");
     // An original Message-ID that is not a msg-id is not repeated (In-Reply-To is optional).
+    h.msg_id("In-Reply-To", &original.message_id);
+    h.fixed("MIME-Version", "1.0");
+    let mut out = h.into_bytes();
+    report.write_part(&mut out)?;
+    Ok(out)
+}
+
+/// RFC 3464 §2.2: the per-message fields: `Original-Envelope-Id` when the sender gave ENVID
+/// (§2.2.1; RFC 3461 §6.3 requires it then), the reporting MTA, the arrival date.
+fn per_message_fields(hostname: &str, envid: Option<&str>, received: Timestamp) -> String {
+    let mut fields = HeaderBlock::new();
+    if let Some(envid) = envid {
+        fields.structured("Original-Envelope-Id", &ascii(envid));
+    }
+    fields
+        .structured("Reporting-MTA", &format!("dns; {hostname}"))
+        .structured("Arrival-Date", &received.to_rfc5322());
+    fields.as_str().to_string()
+}
+
+/// RFC 3464 §2.3.1: `Original-Recipient` when the sender gave ORCPT (RFC 3461 §6.3 requires
+/// it then), before `Final-Recipient`.
+fn original_recipient(fields: &mut HeaderBlock, orcpt: Option<&hato_core::dsn::Orcpt>) {
+    if let Some(o) = orcpt {
+        fields.structured(
+            "Original-Recipient",
+            &format!("{}; {}", ascii(&o.addr_type), ascii(&o.address)),
+        );
+    }
+}
+
+/// A delay or success notice (RFC 3464, for RFC 3461's `NOTIFY=DELAY` and `NOTIFY=SUCCESS`).
+pub struct NoticeInput<'a> {
+    pub hostname: &'a str,
+    /// Original envelope sender: the notice's recipient.
+    pub sender: &'a str,
+    pub original_trace_id: &'a str,
+    pub original_received: Timestamp,
+    pub original_content: &'a [u8],
+    pub envid: Option<&'a str>,
+    /// The recipients reported on, all of one kind (delayed, or delivered/relayed).
+    pub recipients: &'a [NoticeRecipient],
+    /// Delay notices: until when delivery is tried (`Will-Retry-Until`, RFC 3464 §2.3.8), per
+    /// recipient in `recipients`' order.
+    pub retry_until: &'a [Timestamp],
+    pub now: Timestamp,
+    pub notice_trace_id: &'a str,
+}
+
+/// Builds a delay or success notice: the same `multipart/report` as an NDR, with Exchange's
+/// subjects (`Delivery delayed:`, `Delivered:`, `Relayed:`) and the original's headers only.
+pub fn build_notice(input: &NoticeInput<'_>) -> std::io::Result<Vec<u8>> {
+    let original = summarize(input.original_content);
+    let headers = truncated_headers(header_block(input.original_content), MAX_NDR_HEADERS);
+    let addresses: Vec<String> = input
+        .recipients
+        .iter()
+        .map(|r| without_controls(&r.address).into_owned())
+        .collect();
+    let delayed = input.recipients.iter().any(|r| r.action == "delayed");
+    let relayed = input.recipients.iter().all(|r| r.action == "relayed");
+    let mut text = String::new();
+    if delayed {
+        text.push_str(&format!(
+            "Delivery is delayed to these recipients: {}\r\n\r\n\
+             This message hasn't been delivered yet. Delivery will continue to be attempted; \
+             you don't need to resend it. You'll be notified if it can't be delivered in the end.\r\n\r\n",
+            addresses.join(", ")
+        ));
+        for ((r, address), until) in input
+            .recipients
+            .iter()
+            .zip(&addresses)
+            .zip(input.retry_until)
+        {
+            let last = r
+                .reply
+                .as_ref()
+                .map(|reply| ascii(&reply.to_string()))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "{address}\r\n  Trying until: {}\r\n  Last error: {last}\r\n\r\n",
+                until.to_rfc5322()
+            ));
+        }
+    } else if relayed {
+        text.push_str(&format!(
+            "Your message was relayed to these recipients' servers, which don't send delivery \
+             notifications; no further notification may come: {}\r\n\r\n",
+            addresses.join(", ")
+        ));
+    } else {
+        text.push_str(&format!(
+            "Your message has been delivered to the following recipients: {}\r\n\r\n",
+            addresses.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "Reporting server: {}\r\nMessage trace id: {}\r\n",
+        input.hostname, input.original_trace_id
+    ));
+
+    let mut status = per_message_fields(input.hostname, input.envid, input.original_received);
+    for (i, (r, address)) in input.recipients.iter().zip(&addresses).enumerate() {
+        let mut fields = HeaderBlock::new();
+        original_recipient(&mut fields, r.orcpt.as_ref());
+        fields.structured("Final-Recipient", &format!("rfc822; {address}"));
+        match r.action {
+            "delayed" => {
+                fields.fixed("Action", "delayed");
+                let (status, code) = match &r.reply {
+                    // RFC 3464 §2.3.4: a delay's status is a 4.x.x one.
+                    Some(reply) if !reply.is_permanent() => {
+                        (status_of(reply).to_string(), Some(reply))
+                    }
+                    Some(reply) => ("4.0.0".to_string(), Some(reply)),
+                    None => ("4.0.0".to_string(), None),
+                };
+                fields.structured("Status", &status);
+                if let Some(reply) = code {
+                    fields.structured("Diagnostic-Code", &format!("smtp; {}", diagnostic(reply)));
+                }
+                if let Some(until) = input.retry_until.get(i) {
+                    fields.structured("Will-Retry-Until", &until.to_rfc5322());
+                }
+            }
+            "relayed" => {
+                fields.fixed("Action", "relayed").fixed("Status", "2.0.0");
+            }
+            _ => {
+                fields.fixed("Action", "delivered").fixed("Status", "2.0.0");
+            }
+        }
+        status.push_str("\r\n");
+        status.push_str(fields.as_str());
+    }
+
+    let mut status_part = b"Content-Type: message/delivery-status\r\n\r\n".to_vec();
+    status_part.extend_from_slice(status.as_bytes());
+    let mut headers_part = b"Content-Type: text/rfc822-headers\r\n\r\n".to_vec();
+    headers_part.extend_from_slice(headers);
+    let report = MimePart::new(
+        ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
+        BodyPart::Multipart(vec![
+            MimePart::new("text/plain", text),
+            MimePart::raw(BodyPart::Binary(status_part.into())),
+            MimePart::raw(BodyPart::Binary(headers_part.into())),
+        ]),
+    );
+    let prefix = if delayed {
+        "Delivery delayed:"
+    } else if relayed {
+        "Relayed:"
+    } else {
+        "Delivered:"
+    };
+    let subject = if original.subject.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix} {}", original.subject)
+    };
+    let postmaster = postmaster_for(
+        input.recipients.first().map_or("", |r| r.address.as_str()),
+        input.hostname,
+    );
+    let mut h = HeaderBlock::new();
+    h.mailboxes(
+        "From",
+        &[Mailbox::new(Some("Mail Delivery System"), &postmaster)],
+    )
+    .mailboxes("To", &[Mailbox::new(None, input.sender)])
+    .text("Subject", &subject);
+    h.msg_id(
+        "Message-ID",
+        &format!("{}@{}", input.notice_trace_id, input.hostname),
+    );
+    h.date("Date", input.now)
+        // RFC 3834 §5: an automatic response; nobody should answer it automatically.
+        .fixed("Auto-Submitted", "auto-replied");
     h.msg_id("In-Reply-To", &original.message_id);
     h.fixed("MIME-Version", "1.0");
     let mut out = h.into_bytes();
@@ -237,6 +422,7 @@ mod tests {
             address: "alice@contoso.test".into(),
             tenant_id: 1,
             reply: hato_core::reply::MAILBOX_FULL,
+            orcpt: None,
         }];
         let original = b"From: bob@fabrikam.test\r\nSubject: Quarterly report\r\nMessage-ID: <m1@fabrikam.test>\r\n\r\nbody\r\n";
         let bytes = build(&NdrInput {
@@ -248,6 +434,7 @@ mod tests {
             failed: &failed,
             now: Timestamp(1_800_000_100_000_000),
             ndr_trace_id: "ndr-1",
+            envid: None,
         })
         .unwrap();
         let msg = MessageParser::new().parse(&bytes).unwrap();
@@ -281,6 +468,7 @@ mod tests {
             address: address.into(),
             tenant_id: 1,
             reply: Reply::stored(550, "5.7.1", text),
+            orcpt: None,
         }]
     }
 
@@ -294,6 +482,7 @@ mod tests {
             failed,
             now: Timestamp(1_800_000_100_000_000),
             ndr_trace_id: "ndr-1",
+            envid: None,
         })
         .unwrap()
     }
@@ -438,6 +627,7 @@ mod tests {
             address: "alice@contoso.test".into(),
             tenant_id: 1,
             reply: hato_core::reply::MESSAGE_EXPIRED,
+            orcpt: None,
         }];
         let bytes = build(&NdrInput {
             hostname: "mx.hato.test",
@@ -448,6 +638,7 @@ mod tests {
             failed: &failed,
             now: Timestamp(1_800_000_100_000_000),
             ndr_trace_id: "ndr-1",
+            envid: None,
         })
         .unwrap();
         // The report holds at most MAX_NDR_HEADERS of the original, plus its own few KB.
@@ -488,6 +679,7 @@ mod tests {
                     address: "alice@contoso.test".into(),
                     tenant_id: 1,
                     reply,
+                    orcpt: None,
                 }],
             );
             let text = String::from_utf8_lossy(&bytes).into_owned();

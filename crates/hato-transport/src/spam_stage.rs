@@ -259,6 +259,7 @@ mod tests {
             route: Route::Local(1),
             verdicts: Vec::new(),
             content: RecipientContent::default(),
+            dsn: Default::default(),
         }
     }
 

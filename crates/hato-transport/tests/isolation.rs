@@ -140,6 +140,7 @@ impl World {
                     stamp: String::new(),
                     junk: false,
                     connector: None,
+                    dsn: Default::default(),
                 }],
                 spooled: None,
                 authenticated: None,
@@ -147,6 +148,7 @@ impl World {
                 sender_auth_failed: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
+                dsn: Default::default(),
             })
             .await
             .unwrap();

@@ -96,6 +96,7 @@ async fn unanswered_moderation_expires_after_two_days_and_the_sender_is_told() {
             .into(),
         ],
         smtputf8: false,
+        dsn: Default::default(),
     };
     let envelope = MessageContext::new(
         envelope,

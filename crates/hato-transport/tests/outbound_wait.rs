@@ -163,6 +163,7 @@ impl World {
                     stamp: String::new(),
                     junk: false,
                     connector: None,
+                    dsn: Default::default(),
                 }],
                 spooled: None,
                 authenticated: None,
@@ -170,6 +171,7 @@ impl World {
                 sender_auth_failed: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
+                dsn: Default::default(),
             })
             .await
             .unwrap();

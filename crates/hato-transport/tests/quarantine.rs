@@ -103,12 +103,14 @@ impl World {
             route: Route::Local(mailbox),
             verdicts: vec![],
             content: Default::default(),
+            dsn: Default::default(),
         };
         let mut message = MessageContext::new(
             Envelope {
                 sender: Address::parse("mallory@fabrikam.test").ok(),
                 recipients: vec![rcpt("alice", self.alice), rcpt("bob", self.bob)],
                 smtputf8: false,
+                dsn: Default::default(),
             },
             ClientContext::new(
                 "192.0.2.1:40000".parse().unwrap(),

@@ -215,6 +215,7 @@ async fn routing_at_delivery_uses_the_identity_queued_with_the_message() {
                 .into(),
             ],
             smtputf8: false,
+            dsn: Default::default(),
         };
         let envelope = MessageContext::new(
             envelope,

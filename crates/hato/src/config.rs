@@ -61,6 +61,10 @@ pub struct OutboundSection {
     /// `550 4.4.7` and an NDR: 24 hours, Exchange's connector queue (reference §9.4, §13.9).
     /// Never later than `queue.message_expiration_hours`.
     pub expiration_secs: u64,
+    /// Seconds after its arrival a recipient still deferred gets its sender one delay notice
+    /// (RFC 3464 `Action: delayed`; none with `NOTIFY` without `DELAY`): 4 hours, Exchange's
+    /// `DelayNotificationTimeout`. For every deferred recipient, local ones included.
+    pub delay_notice_secs: u64,
     /// Seconds to wait for a TCP connection (RFC 5321 §4.5.3.2 leaves it to the client; 30).
     pub connect_timeout_secs: u64,
     /// The high-risk pool, which NDRs leave from (`[outbound.high_risk]`).
@@ -87,6 +91,7 @@ impl Default for OutboundSection {
             retry_first_secs: 300,
             retry_max_secs: 3600,
             expiration_secs: 24 * 3600,
+            delay_notice_secs: hato_transport::delivery::DEFAULT_DELAY_NOTICE_SECS,
             connect_timeout_secs: 30,
             high_risk: PoolSection::default(),
         }
@@ -612,6 +617,7 @@ impl Config {
             ("outbound.retry_first_secs", o.retry_first_secs),
             ("outbound.retry_max_secs", o.retry_max_secs),
             ("outbound.expiration_secs", o.expiration_secs),
+            ("outbound.delay_notice_secs", o.delay_notice_secs),
             ("outbound.connect_timeout_secs", o.connect_timeout_secs),
         ] {
             if v == 0 {
@@ -1149,6 +1155,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # Seconds after its arrival an outside recipient is tried (24 hours: Exchange's connector
 # queue); then it fails with "@MESSAGE_EXPIRED@" and the sender gets an NDR.
 #expiration_secs = 86400
+# Seconds after its arrival a recipient still deferred gets its sender one delay notice (4
+# hours, as Exchange; none when its RCPT said NOTIFY without DELAY, RFC 3461).
+#delay_notice_secs = 14400
 # Seconds to wait for a TCP connection to a host before the next one is tried.
 #connect_timeout_secs = 30
 

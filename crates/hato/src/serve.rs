@@ -677,6 +677,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         node,
     );
     agent.set_connection_log_retention_days(config.edge.connection_log_retention_days);
+    agent.set_delay_notice_secs(config.outbound.delay_notice_secs);
+    agent.set_remote_expiration_secs(config.outbound.expiration_secs);
     for (kind, _, days) in config.quarantine.days() {
         agent.set_quarantine_retention_days(kind, days);
     }

@@ -35,6 +35,7 @@ fn queue_held_message(s: &mut Server) {
                 days: None,
             }),
             connector: None,
+            dsn: Default::default(),
         };
         store
             .enqueue(NewMessage {
@@ -57,6 +58,7 @@ fn queue_held_message(s: &mut Server) {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .wait()
             .expect("enqueue");

@@ -126,6 +126,7 @@ fn ehlo_advertises_extensions() {
         "8BITMIME",
         "SMTPUTF8",
         "ENHANCEDSTATUSCODES",
+        "DSN",
         "STARTTLS",
     ] {
         assert!(t.contains(ext), "{ext} missing from {t}");
@@ -161,6 +162,127 @@ fn a_whole_transaction_pipelined() {
     assert_eq!(e.protocol, "ESMTP");
     assert_eq!(e.client.helo.as_deref(), Some("c"));
     assert_eq!(e.client.peer, "192.0.2.7:40000".parse().unwrap());
+}
+
+/// RFC 3461 §4: RET and ENVID with MAIL, NOTIFY and ORCPT with each RCPT reach the envelope
+/// (ENVID and ORCPT decoded from xtext); a recipient without NOTIFY has none (the default
+/// applies later); a repeated recipient keeps its first RCPT's parameters.
+#[test]
+fn dsn_parameters_reach_the_envelope() {
+    let mut s = session(false);
+    let (t, envs) = run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<x@fabrikam.test> RET=HDRS ENVID=QQ+2B314 SIZE=10\r\n\
+          RCPT TO:<alice@contoso.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Alice+2Bx@contoso.test\r\n\
+          RCPT TO:<bob@contoso.test>\r\n\
+          RCPT TO:<alice@contoso.test> NOTIFY=NEVER\r\n\
+          DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+    );
+    assert_eq!(
+        codes(&t),
+        ["250", "250", "250", "250", "250", "354", "250"],
+        "{t}"
+    );
+    let e = &envs[0].envelope;
+    assert_eq!(e.dsn.ret, Some(hato_core::dsn::Ret::Headers));
+    assert_eq!(e.dsn.envid.as_deref(), Some("QQ+314"));
+    let alice = &e.recipients[0].dsn;
+    assert_eq!(
+        alice.notify,
+        Some(hato_core::dsn::Notify {
+            success: true,
+            failure: false,
+            delay: true
+        })
+    );
+    assert_eq!(
+        alice.orcpt.as_ref().map(|o| o.as_stored()).as_deref(),
+        Some("rfc822;Alice+x@contoso.test")
+    );
+    assert_eq!(e.recipients[1].dsn, Default::default());
+    assert_eq!(e.recipients.len(), 2);
+}
+
+/// Bad DSN parameters get `501 5.5.4` saying what is wrong (RFC 3461 §4: syntax, NEVER alone,
+/// once each, ENVID ≤ 100 and ORCPT ≤ 500 characters); the transaction goes on.
+#[test]
+fn bad_dsn_parameters_are_refused_with_501() {
+    let long_envid = format!("MAIL FROM:<x@fabrikam.test> ENVID={}\r\n", "e".repeat(101));
+    let long_orcpt = format!(
+        "RCPT TO:<alice@contoso.test> ORCPT=rfc822;{}@contoso.test\r\n",
+        "o".repeat(500)
+    );
+    for (line, text) in [
+        (
+            "MAIL FROM:<x@fabrikam.test> RET=FULL RET=HDRS\r\n",
+            "Invalid DSN parameter RET: given more than once",
+        ),
+        (
+            "MAIL FROM:<x@fabrikam.test> ENVID=a ENVID=b\r\n",
+            "Invalid DSN parameter ENVID: given more than once",
+        ),
+        (
+            "MAIL FROM:<x@fabrikam.test> ENVID=a+2\r\n",
+            "Invalid DSN parameter ENVID: xtext",
+        ),
+        (
+            long_envid.as_str(),
+            "Invalid DSN parameter ENVID: longer than 100 characters",
+        ),
+    ] {
+        let mut s = session(false);
+        let (t, _) = run(&mut s, format!("EHLO c\r\n{line}").as_bytes());
+        let last = t.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("501 5.5.4 ") && last.contains(text),
+            "{line}: {t}"
+        );
+    }
+    for (line, text) in [
+        (
+            "RCPT TO:<alice@contoso.test> NOTIFY=NEVER,SUCCESS\r\n",
+            "NEVER cannot be combined",
+        ),
+        (
+            "RCPT TO:<alice@contoso.test> NOTIFY=SUCCESS,NEVER\r\n",
+            "NEVER cannot be combined",
+        ),
+        (
+            "RCPT TO:<alice@contoso.test> NOTIFY=FAILURE NOTIFY=DELAY\r\n",
+            "NOTIFY: given more than once",
+        ),
+        (
+            "RCPT TO:<alice@contoso.test> ORCPT=rfc822;a@b ORCPT=rfc822;c@d\r\n",
+            "ORCPT: given more than once",
+        ),
+        (
+            "RCPT TO:<alice@contoso.test> ORCPT=rfc822;a=b\r\n",
+            "ORCPT: xtext",
+        ),
+        (long_orcpt.as_str(), "ORCPT: longer than 500 characters"),
+    ] {
+        let mut s = session(false);
+        let (t, envs) = run(
+            &mut s,
+            format!(
+                "EHLO c\r\nMAIL FROM:<x@fabrikam.test>\r\n{line}RCPT TO:<bob@contoso.test>\r\nDATA\r\n\r\nhi\r\n.\r\n"
+            )
+            .as_bytes(),
+        );
+        let replies: Vec<&str> = t.lines().collect();
+        let refused = replies
+            .iter()
+            .find(|l| l.starts_with("501"))
+            .copied()
+            .unwrap_or_default();
+        assert!(
+            refused.starts_with("501 5.5.4 ") && refused.contains(text),
+            "{line}: {t}"
+        );
+        // The refused RCPT is not a recipient; the transaction goes on with the others.
+        assert_eq!(envs.len(), 1, "{t}");
+        assert_eq!(envs[0].envelope.recipients.len(), 1);
+    }
 }
 
 #[test]

@@ -511,7 +511,21 @@ pub(crate) fn set_status(
     // No backscatter (issue 10 item 7): a sender that failed SPF or DMARC at arrival is
     // likely forged, and an NDR would go to whoever the address really belongs to. Exchange
     // sends every NDR from its high-risk pool for the same reason; hato sends none at all.
-    let ndr_state = if ndr_state == 1 && sender_auth_failed(conn, recipient)? {
+    let ndr_state = if ndr_state == 1 && !notify_failure(conn, recipient)? {
+        // RFC 3461 §4.1: NOTIFY=NEVER, or a NOTIFY without FAILURE, asks for no NDR; the Fail
+        // itself stays in trace.
+        add_event(
+            conn,
+            recipient,
+            now,
+            &EventRecord::new(
+                TraceEvent::Dsn,
+                "No non-delivery report: the sender asked for none (RCPT TO NOTIFY without \
+                 FAILURE, RFC 3461 4.1)",
+            ),
+        )?;
+        0
+    } else if ndr_state == 1 && sender_auth_failed(conn, recipient)? {
         add_event(
             conn,
             recipient,
@@ -540,6 +554,19 @@ pub(crate) fn set_status(
     Ok(())
 }
 
+/// Whether the sender of `recipient` wants to hear of its failure: its NOTIFY has FAILURE, or
+/// it gave none (RFC 3461 §4.1: FAILURE,DELAY applies then, as Exchange does).
+fn notify_failure(conn: &Connection, recipient: i64) -> Result<bool> {
+    let notify: Option<Option<String>> = conn
+        .prepare_cached("SELECT dsn_notify FROM recipients WHERE id = ?1")?
+        .query_row([recipient], |r| r.get(0))
+        .optional()?;
+    Ok(match notify.flatten() {
+        None => true,
+        Some(n) => hato_core::dsn::Notify::from_stored(&n).is_none_or(|n| n.failure),
+    })
+}
+
 /// Whether the message of `recipient` came from a sender that failed SPF or DMARC.
 fn sender_auth_failed(conn: &Connection, recipient: i64) -> Result<bool> {
     Ok(conn
@@ -558,7 +585,8 @@ pub(crate) fn release_spool(conn: &Connection, message: i64) -> Result<()> {
     let released = conn
         .prepare_cached(
             "UPDATE messages SET content = NULL WHERE id = ?1 AND content IS NOT NULL AND NOT EXISTS (\
-               SELECT 1 FROM recipients WHERE message_id = ?1 AND (status = 'Pending' OR ndr_state = 1))",
+               SELECT 1 FROM recipients WHERE message_id = ?1 \
+                 AND (status = 'Pending' OR ndr_state = 1 OR success_notice IN (1, 2)))",
         )?
         .execute([message])?;
     if released > 0 {

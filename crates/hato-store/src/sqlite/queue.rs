@@ -34,8 +34,8 @@ impl QueueStore for SqliteStore {
         let expires = m.received.0.saturating_add(self.message_expiration);
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed, dsn_ret, dsn_envid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 m.trace_id,
@@ -50,13 +50,16 @@ impl QueueStore for SqliteStore {
                 m.authenticated,
                 spool,
                 m.authenticated_from,
-                m.sender_auth_failed
+                m.sender_auth_failed,
+                m.dsn.ret.map(hato_core::dsn::Ret::as_str),
+                m.dsn.envid
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
-                   quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days, connector) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                   quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days, connector, \
+                   dsn_notify, dsn_orcpt, delay_notice) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -65,6 +68,12 @@ impl QueueStore for SqliteStore {
                     _ => (None, None),
                 };
                 let hold = r.quarantine.as_ref();
+                // RFC 3461 §4.1: no delay notice without DELAY in NOTIFY (FAILURE,DELAY when
+                // not given); none to the null sender (RFC 5321 §4.5.5) nor, as for NDRs, to a
+                // sender that failed SPF or DMARC (no backscatter).
+                let no_delay_notice = m.sender.is_empty()
+                    || m.sender_auth_failed
+                    || !r.dsn.effective_notify().delay;
                 insert.execute(params![
                     message, r.tenant_id, r.address, r.route.kind(), mailbox, m.received.0, group, expires,
                     hold.map(|h| h.kind.as_str()),
@@ -73,7 +82,10 @@ impl QueueStore for SqliteStore {
                     r.stamp,
                     r.junk,
                     hold.and_then(|h| h.days),
-                    r.connector
+                    r.connector,
+                    r.dsn.notify.map(|n| n.as_stored()),
+                    r.dsn.orcpt.as_ref().map(hato_core::dsn::Orcpt::as_stored),
+                    no_delay_notice
                 ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
@@ -174,7 +186,7 @@ impl QueueStore for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, m.id, m.trace_id, m.sender, m.received, \
                    (SELECT e.id FROM trace_events e WHERE e.recipient_id = r.id AND e.event = 'Fail' ORDER BY e.id DESC LIMIT 1), \
-                   r.report_to \
+                   r.report_to, r.dsn_orcpt, m.dsn_envid \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.ndr_state = 1 AND r.next_attempt <= ?2 ORDER BY r.message_id, r.id LIMIT ?1",
             )?;
@@ -208,6 +220,10 @@ impl QueueStore for SqliteStore {
                     address: r.get(1)?,
                     tenant_id: r.get(2)?,
                     reply,
+                    orcpt: r
+                        .get::<_, Option<String>>(9)?
+                        .as_deref()
+                        .and_then(hato_core::dsn::Orcpt::from_stored),
                 };
                 let message: i64 = r.get(3)?;
                 let sender: String = r.get(5)?;
@@ -226,6 +242,7 @@ impl QueueStore for SqliteStore {
                                 received: Timestamp(r.get(6)?),
                                 content: Vec::new(),
                                 failed: vec![failed.clone()],
+                                envid: r.get(10)?,
                             });
                         }
                     }
@@ -250,6 +267,142 @@ impl QueueStore for SqliteStore {
             Ok(out)
         })
     }
+    fn due_notices(&self, arrived_by: Timestamp, limit: usize) -> Result<Vec<NoticeWork>> {
+        self.read(|conn| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            // Both through their partial indexes: only recipients that may owe a notice.
+            let mut delayed = conn.prepare_cached(
+                "SELECT r.id, r.address, r.tenant_id, r.dsn_orcpt, r.route, r.expires, \
+                   r.last_status, r.last_enhanced_status, r.last_detail, m.id \
+                 FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.status = 'Pending' AND r.delay_notice = 0 AND r.attempts > 0 \
+                   AND m.received <= ?1 \
+                 ORDER BY r.message_id, r.id LIMIT ?2",
+            )?;
+            let mut succeeded = conn.prepare_cached(
+                "SELECT r.id, r.address, r.tenant_id, r.dsn_orcpt, r.route, r.expires, \
+                   r.success_notice, NULL, NULL, m.id \
+                 FROM recipients r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.success_notice IN (1, 2) ORDER BY r.message_id, r.id LIMIT ?1",
+            )?;
+            let mut by_key: BTreeMap<(i64, bool), Vec<NoticeRecipient>> = BTreeMap::new();
+            let mut add = |kind: NoticeKind, mut rows: rusqlite::Rows<'_>| -> Result<()> {
+                while let Some(r) = rows.next()? {
+                    let (action, reply) = match kind {
+                        NoticeKind::Delay => {
+                            let code: Option<i64> = r.get(6)?;
+                            let reply = code.and_then(|c| u16::try_from(c).ok()).map(|c| {
+                                Reply::stored(
+                                    c,
+                                    r.get::<_, Option<String>>(7).ok().flatten().unwrap_or_default(),
+                                    r.get::<_, Option<String>>(8).ok().flatten().unwrap_or_default(),
+                                )
+                            });
+                            ("delayed", reply)
+                        }
+                        NoticeKind::Success => match r.get::<_, i64>(6)? {
+                            2 => ("relayed", None),
+                            _ => ("delivered", None),
+                        },
+                    };
+                    let route: String = r.get(4)?;
+                    let message: i64 = r.get(9)?;
+                    by_key
+                        .entry((message, kind == NoticeKind::Success))
+                        .or_default()
+                        .push(NoticeRecipient {
+                            id: r.get(0)?,
+                            address: r.get(1)?,
+                            tenant_id: r.get(2)?,
+                            orcpt: r
+                                .get::<_, Option<String>>(3)?
+                                .as_deref()
+                                .and_then(hato_core::dsn::Orcpt::from_stored),
+                            action,
+                            reply,
+                            expires: Timestamp(r.get(5)?),
+                            remote: route == "remote",
+                        });
+                }
+                Ok(())
+            };
+            add(NoticeKind::Delay, delayed.query(params![arrived_by.0, limit])?)?;
+            add(NoticeKind::Success, succeeded.query([limit])?)?;
+            let mut message = conn.prepare_cached(
+                "SELECT trace_id, sender, received, dsn_envid, content, spool FROM messages WHERE id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for ((id, success), recipients) in by_key {
+                let (trace_id, sender, received, envid, content, spool): (
+                    String,
+                    String,
+                    i64,
+                    Option<String>,
+                    Option<Vec<u8>>,
+                    Option<String>,
+                ) = message.query_row([id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })?;
+                let mut content = content.unwrap_or_default();
+                // A notice quotes the original's header block only (as an NDR does).
+                if let Some(name) = spool {
+                    match self.queue.head(&name, crate::HEAD_BYTES) {
+                        Ok(head) => content.extend(head),
+                        Err(e) => tracing::warn!("message {id}: queue file {name}: {e}"),
+                    }
+                }
+                out.push(NoticeWork {
+                    kind: if success {
+                        NoticeKind::Success
+                    } else {
+                        NoticeKind::Delay
+                    },
+                    message_id: id,
+                    trace_id,
+                    sender,
+                    received: Timestamp(received),
+                    envid,
+                    content,
+                    recipients,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn notices_done(
+        &self,
+        kind: NoticeKind,
+        recipients: Vec<i64>,
+        detail: String,
+        now: Timestamp,
+    ) -> Pending<()> {
+        self.write(move |conn| {
+            let sql = match kind {
+                NoticeKind::Delay => "UPDATE recipients SET delay_notice = 1 WHERE id = ?1 AND delay_notice = 0",
+                NoticeKind::Success => {
+                    "UPDATE recipients SET success_notice = 3 WHERE id = ?1 AND success_notice IN (1, 2)"
+                }
+            };
+            for id in &recipients {
+                // Done once: a replayed call (two nodes, or a retry) records nothing twice.
+                if conn.prepare_cached(sql)?.execute([id])? == 0 {
+                    continue;
+                }
+                add_event(conn, *id, now.0, &EventRecord::new(TraceEvent::Dsn, detail.as_str()))?;
+                if kind == NoticeKind::Success {
+                    let msg: i64 = conn.query_row(
+                        "SELECT message_id FROM recipients WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )?;
+                    release_spool(conn, msg)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn defer(&self, work: Vec<DeferredWork>, now: Timestamp) -> Pending<()> {
         let expiration = self.message_expiration;
         self.write(move |conn| {
@@ -422,7 +575,8 @@ fn take_due(
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, r.connector \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, r.connector, \
+         r.dsn_notify, r.dsn_orcpt, m.dsn_ret, m.dsn_envid \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let due_sql = format!("{SELECT}{}", kind.clause());
@@ -451,6 +605,16 @@ fn take_due(
                 junk: r.get::<_, i64>(18)? != 0,
                 attempts: u32::try_from(r.get::<_, i64>(21)?.max(0)).unwrap_or(u32::MAX),
                 connector: r.get(22)?,
+                dsn: hato_core::dsn::RecipientDsn {
+                    notify: r
+                        .get::<_, Option<String>>(23)?
+                        .as_deref()
+                        .and_then(hato_core::dsn::Notify::from_stored),
+                    orcpt: r
+                        .get::<_, Option<String>>(24)?
+                        .as_deref()
+                        .and_then(hato_core::dsn::Orcpt::from_stored),
+                },
             };
             if let Some((q, _)) = by_message.get_mut(&message) {
                 q.recipients.push(rcpt);
@@ -470,6 +634,13 @@ fn take_due(
                             recipients: vec![rcpt],
                             authenticated: r.get(12)?,
                             authenticated_from: r.get(20)?,
+                            dsn: hato_core::dsn::MessageDsn {
+                                ret: r
+                                    .get::<_, Option<String>>(25)?
+                                    .as_deref()
+                                    .and_then(hato_core::dsn::Ret::from_stored),
+                                envid: r.get(26)?,
+                            },
                         },
                         size,
                     ),
@@ -715,6 +886,7 @@ fn complete_one(
                         )?
                         .execute(params![o.size as i64, mailbox])?;
                         set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
+                        owe_success_notice(conn, *rcpt, 1)?;
                         let detail = format!(
                             "Delivered to folder {} of mailbox {address}",
                             folder.display_name()
@@ -742,6 +914,9 @@ fn complete_one(
             } => quarantine_one(conn, o, *rcpt, hold, *mailbox, *expires, now)?,
             RecipientOutcome::Sent(sent) => {
                 set_status(conn, *rcpt, RecipientStatus::Delivered, 0, now.0)?;
+                if sent.relayed_dsn {
+                    owe_success_notice(conn, *rcpt, 2)?;
+                }
                 add_event(conn, *rcpt, now.0, &send_event(sent))?;
             }
             RecipientOutcome::Outbound(reason) => {
@@ -760,6 +935,20 @@ fn complete_one(
         }
     }
     release_spool(conn, o.message_id)?;
+    Ok(())
+}
+
+/// RFC 3461 §4.1 `NOTIFY=SUCCESS`: the recipient owes its sender a success notice, "delivered"
+/// (`state` 1: hato filed it) or "relayed" (2: a next hop without DSN took it, §5.2.2). Nothing
+/// for a recipient that did not ask; a next hop that offers DSN reports success itself.
+fn owe_success_notice(conn: &rusqlite::Connection, rcpt: i64, state: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE recipients SET success_notice = ?1 \
+         WHERE id = ?2 AND success_notice = 0 AND dsn_notify LIKE '%SUCCESS%' \
+           AND EXISTS (SELECT 1 FROM messages m WHERE m.id = recipients.message_id \
+                       AND m.sender != '' AND m.sender_auth_failed = 0)",
+    )?
+    .execute(params![state, rcpt])?;
     Ok(())
 }
 

@@ -43,7 +43,7 @@ use hato_store::{
     StagedBlob, Store, StoreError,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -70,7 +70,17 @@ pub struct DeliveryAgent {
     postmaster: Option<Address>,
     /// This process's name on the leases of the recipients it works on.
     node: NodeId,
+    /// A recipient still deferred this long after its message arrived gets its sender one delay
+    /// notice (`[outbound] delay_notice_secs`).
+    delay_notice_secs: AtomicU64,
+    /// The outbound agent's expiry (`[outbound] expiration_secs`): outside recipients are tried
+    /// no longer than this, whatever the store's expiry; 0 for none.
+    remote_expiration_secs: AtomicU64,
 }
+
+/// Exchange sends a delay notice (a DSN with `Action: delayed`) after a message has waited 4
+/// hours (reference §9.4: `DelayNotificationTimeout`, 4 hours by default).
+pub const DEFAULT_DELAY_NOTICE_SECS: u64 = 4 * 3600;
 
 const BATCH: usize = 512;
 /// How often mail for an unconfigured platform postmaster is looked at again: a configuration
@@ -227,7 +237,21 @@ impl DeliveryAgent {
             }),
             postmaster,
             node,
+            delay_notice_secs: AtomicU64::new(DEFAULT_DELAY_NOTICE_SECS),
+            remote_expiration_secs: AtomicU64::new(24 * 3600),
         })
+    }
+
+    /// Delay notices go out for recipients still deferred `secs` after arrival (4 hours by
+    /// default).
+    pub fn set_delay_notice_secs(&self, secs: u64) {
+        self.delay_notice_secs.store(secs, Ordering::Relaxed);
+    }
+
+    /// The outbound agent's expiry, for the delay notice's `Will-Retry-Until` of outside
+    /// recipients.
+    pub fn set_remote_expiration_secs(&self, secs: u64) {
+        self.remote_expiration_secs.store(secs, Ordering::Relaxed);
     }
 
     /// Connection log rows older than `days` go with the hourly retention, like trace
@@ -399,11 +423,58 @@ impl DeliveryAgent {
         if !ndr_deferrals.is_empty() {
             self.store.defer(ndr_deferrals, now).await?;
         }
-        if m > 0 {
-            // The NDRs themselves may be local deliveries.
+        let notices = self.send_notices(now).await?;
+        if m + notices > 0 {
+            // The NDRs and notices themselves may be local deliveries.
             self.queued.notify_one();
         }
-        Ok(messages + m + expired)
+        Ok(messages + m + expired + notices)
+    }
+
+    /// Queues the delay and success notices that are due (RFC 3461 §4.1, RFC 3464), one per
+    /// message and kind, and marks the recipients they report on (a `Dsn` event each). A notice
+    /// that cannot be queued now (the store refused) is tried at the next step; one that cannot
+    /// be built is given up, and trace says so.
+    async fn send_notices(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let delay =
+            i64::try_from(self.delay_notice_secs.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let arrived_by = now.plus_seconds(delay.saturating_neg());
+        let remote =
+            i64::try_from(self.remote_expiration_secs.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let works = self.store.due_notices(arrived_by, BATCH)?;
+        let mut n = 0;
+        for work in works {
+            let retry_until: Vec<Timestamp> = work
+                .recipients
+                .iter()
+                .map(|r| {
+                    if r.remote && remote > 0 {
+                        r.expires.min(work.received.plus_seconds(remote))
+                    } else {
+                        r.expires
+                    }
+                })
+                .collect();
+            let what = match work.kind {
+                hato_store::NoticeKind::Delay => "Delay notice",
+                hato_store::NoticeKind::Success => "Delivery notice",
+            };
+            let detail = match self.notice_message(&work, &retry_until) {
+                Ok(message) => {
+                    let trace_id = message.trace_id.clone();
+                    if let Err(e) = enqueue_generated(&*self.store, message).await {
+                        tracing::warn!("{what} for message {}: {e}; tried again", work.trace_id);
+                        continue;
+                    }
+                    format!("{what} sent to the sender (trace id {trace_id})")
+                }
+                Err(e) => format!("No {what} was sent: generating it failed: {e}"),
+            };
+            let ids = work.recipients.iter().map(|r| r.id).collect();
+            self.store.notices_done(work.kind, ids, detail, now).await?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Writes one group routing decision. Each write recognises a first attempt's work, so a

@@ -79,6 +79,7 @@ pub fn notification_recipient(
         stamp: String::new(),
         junk: false,
         connector: None,
+        dsn: Default::default(),
     })
 }
 
@@ -681,6 +682,7 @@ mod tests {
             stamp: String::new(),
             junk: false,
             connector: None,
+            dsn: Default::default(),
         }
     }
 

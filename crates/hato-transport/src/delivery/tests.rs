@@ -116,6 +116,7 @@ impl World {
                     stamp: String::new(),
                     junk: false,
                     connector: None,
+                    dsn: Default::default(),
                 }],
                 receive_detail: "Received".into(),
                 reports_on: vec![],
@@ -123,6 +124,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                dsn: Default::default(),
             })
             .await
             .unwrap();

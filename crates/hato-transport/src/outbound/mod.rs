@@ -50,6 +50,7 @@ use hato_smtp::client::tls::TlsSettings;
 use hato_smtp::client::{
     Body, ClientError, Recipient, RecipientResult, Status, Transaction, is_eight_bit,
 };
+use hato_smtp::client::{Notify as ClientNotify, Ret as ClientRet};
 use hato_store::{
     Deferral, DeferredWork, DeliveryOutcome, Lease, QueueWork, QueuedMessage, QueuedRecipient,
     RecipientOutcome, SentRecord, StagedBlob, Store, StoreError,
@@ -237,6 +238,8 @@ struct OutMessage {
     received: Timestamp,
     content: Vec<u8>,
     spool: Option<PathBuf>,
+    /// MAIL's RET and ENVID, passed on to a next hop that offers DSN.
+    dsn: hato_core::dsn::MessageDsn,
 }
 
 /// One transaction to make: a message to the recipients of one destination.
@@ -813,6 +816,7 @@ impl OutboundAgent {
                 tls,
                 pool: pool.name.clone(),
                 connector: connector.map(str::to_string),
+                relayed_dsn: res.relayed_dsn,
             }),
             Status::Failed => RecipientOutcome::Fail(Refusal::new(
                 res.reply.clone(),
@@ -860,11 +864,7 @@ impl OutboundAgent {
             .map(|r| r.tenant_id)
             .unwrap_or_default();
         let signer = self.signer.clone();
-        let recipients: Vec<Recipient> = job
-            .recipients
-            .iter()
-            .map(|r| Recipient::new(r.address.clone()))
-            .collect();
+        let recipients: Vec<Recipient> = job.recipients.iter().map(client_recipient).collect();
         tokio::task::spawn_blocking(move || {
             let mut message = Message {
                 head: m.content.clone(),
@@ -898,6 +898,11 @@ impl OutboundAgent {
                 Body::SevenBit
             };
             tx.smtputf8 = utf8_headers;
+            tx.ret = m.dsn.ret.map(|r| match r {
+                hato_core::dsn::Ret::Full => ClientRet::Full,
+                hato_core::dsn::Ret::Headers => ClientRet::Headers,
+            });
+            tx.envid = m.dsn.envid.clone();
             Ok((tx, message))
         })
         .await
@@ -1036,6 +1041,35 @@ fn out_message(m: QueuedMessage) -> OutMessage {
         received: m.received,
         content: m.content,
         spool: m.spool,
+        dsn: m.dsn,
+    }
+}
+
+/// The client's DSN request for a queued recipient (RFC 3461 §5.2.1: an MTA relaying to a
+/// server that offers DSN passes NOTIFY and ORCPT on). An ORCPT is passed on only when it is an
+/// `rfc822` address the client can write unchanged; otherwise none (§4.2 makes it optional).
+fn client_recipient(r: &QueuedRecipient) -> Recipient {
+    let orcpt = r
+        .dsn
+        .orcpt
+        .as_ref()
+        .filter(|o| {
+            o.addr_type == "rfc822"
+                && !o.address.is_empty()
+                && o.address.len() <= 254
+                && o.address
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        })
+        .map(|o| o.address.clone());
+    Recipient {
+        address: r.address.clone(),
+        notify: r.dsn.notify.map(|n| ClientNotify {
+            success: n.success,
+            failure: n.failure,
+            delay: n.delay,
+        }),
+        orcpt,
     }
 }
 

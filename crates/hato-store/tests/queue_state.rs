@@ -914,6 +914,7 @@ fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
             cipher: "TLS13_AES_256_GCM_SHA384".into(),
         }),
         pool: "normal".into(),
+        mta_sts: None,
     };
     w.complete(&remote, RecipientOutcome::Sent(sent));
     let send = w.events("mixed", "Send");

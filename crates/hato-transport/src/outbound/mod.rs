@@ -32,6 +32,7 @@
 //! after its message arrived (24 hours, Exchange's connector queue, reference §9.4) fails with
 //! `550 4.4.7 QUEUE.Expired` and an NDR; the last attempt is made at the expiry.
 
+pub mod mta_sts;
 mod route;
 
 pub use route::{Host, MAX_ADDRESSES, MAX_HOSTS, RouteError, resolve, resolve_mx};
@@ -153,6 +154,9 @@ pub struct OutboundSettings {
     /// How long after its arrival an outside recipient is tried.
     pub expiration: Duration,
     pub timeouts: Timeouts,
+    /// Trust anchors for certificate checks instead of the system's (the system's plus
+    /// `[outbound] extra_ca_file`); `None`: the system's.
+    pub roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl OutboundSettings {
@@ -174,6 +178,7 @@ impl OutboundSettings {
             retry_max: Duration::from_secs(3600),
             expiration: Duration::from_secs(24 * 3600),
             timeouts: Timeouts::default(),
+            roots: None,
         }
     }
 
@@ -248,6 +253,8 @@ pub struct OutboundAgent {
     settings: OutboundSettings,
     selector: Arc<dyn NextHopSelector>,
     signer: Option<Arc<dyn OutboundSigner>>,
+    /// MTA-STS for MX delivery (RFC 8461); `None`: not honoured (`[outbound] mta_sts = false`).
+    mta_sts: Option<Arc<mta_sts::MtaSts>>,
     /// Notified when a failure owes an NDR: the local agent builds it.
     queued: Arc<Notify>,
     /// A connection ended: look at the destinations again.
@@ -274,6 +281,7 @@ impl OutboundAgent {
             settings,
             selector: Arc::new(MxRouting),
             signer: None,
+            mta_sts: None,
             queued,
             wake: Notify::new(),
             state: Mutex::new(State::default()),
@@ -290,6 +298,12 @@ impl OutboundAgent {
     /// Signs each message with `signer` before it is sent (DKIM).
     pub fn with_signer(mut self, signer: Arc<dyn OutboundSigner>) -> Self {
         self.signer = Some(signer);
+        self
+    }
+
+    /// Honours the MTA-STS policies of recipient domains for MX delivery.
+    pub fn with_mta_sts(mut self, mta_sts: Arc<mta_sts::MtaSts>) -> Self {
+        self.mta_sts = Some(mta_sts);
         self
     }
 
@@ -543,20 +557,50 @@ impl OutboundAgent {
                 return Health::Good;
             }
         };
+        let (targets, sts) = match self.apply_mta_sts(hop, hosts).await {
+            Ok(t) => t,
+            Err((reply, reason)) => {
+                // An enforced policy no MX host satisfies: everything queued waits (§5.1: the
+                // message is not delivered elsewhere), and is tried again later.
+                let mut jobs = vec![first];
+                jobs.extend(self.drain(key));
+                for job in jobs {
+                    let outcomes = job
+                        .recipients
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.id,
+                                RecipientOutcome::Defer(Deferral::new(
+                                    reply.clone(),
+                                    Reason::new(Stage::Delivery, reason.clone())
+                                        .rule("outbound.mta_sts"),
+                                )),
+                            )
+                        })
+                        .collect();
+                    self.finish(job, outcomes).await;
+                }
+                return Health::Good;
+            }
+        };
         let mut pending = Some(first);
         let mut delivered = false;
         while let Some(job) = pending.take() {
-            let (mut conn, host, address) = match self.connect(&hosts, hop, pool).await {
+            let (mut conn, host, address) = match self.connect(&targets, hop, pool).await {
                 Ok(c) => c,
                 Err((error, host)) => {
                     // No host answered: everything queued for the destination waits (or
                     // fails, when every host refused for good) with the last host's error.
                     let mut jobs = vec![job];
                     jobs.extend(self.drain(key));
-                    let reason = format!(
+                    let mut reason = format!(
                         "No host of {} could take the message; the last, {host}, failed: {error}",
                         hop_name(hop)
                     );
+                    if let Some(sts) = &sts {
+                        reason.push_str(&format!(" ({})", sts.text));
+                    }
                     for job in jobs {
                         let outcomes = job
                             .recipients
@@ -574,7 +618,8 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                let outcomes = self.send(&mut conn, &job, &host, address, pool).await;
+                let note = sts.as_ref().map(|s| s.note_for(&host));
+                let outcomes = self.send(&mut conn, &job, &host, address, pool, note).await;
                 delivered |= outcomes
                     .iter()
                     .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
@@ -594,12 +639,87 @@ impl OutboundAgent {
         Health::Good
     }
 
+    /// The hosts to try, each with its TLS settings: the hop's own, unless the recipient
+    /// domain's MTA-STS policy (MX delivery only) says otherwise. Under `enforce` (RFC 8461
+    /// §4.1, §4.2, §5.1) only the MX hosts matching the policy's patterns remain, each to be
+    /// reached over TLS with a certificate valid for its own name (`domain-validation`, which
+    /// fails with Exchange's `4.7.320` and moves on to the next host); none left: the reply
+    /// and reason to defer with. Under `testing` the hosts stay as they are, and what would
+    /// have failed is noted (the `Send` event's `mta_sts`, the log).
+    async fn apply_mta_sts(
+        &self,
+        hop: &NextHop,
+        hosts: Vec<Host>,
+    ) -> Result<(Vec<(Host, TlsSettings)>, Option<StsNote>), (hato_core::Reply, String)> {
+        let plain = |hosts: Vec<Host>| hosts.into_iter().map(|h| (h, hop.tls())).collect();
+        let (Some(sts), NextHop::Mx { domain }) = (&self.mta_sts, hop) else {
+            return Ok((plain(hosts), None));
+        };
+        let Some(applied) = sts.policy(domain).await else {
+            return Ok((plain(hosts), None));
+        };
+        let policy = &applied.policy;
+        let text = applied.describe();
+        match policy.mode {
+            mta_sts::Mode::None => Ok((plain(hosts), None)),
+            mta_sts::Mode::Testing => {
+                let failing: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| !policy.matches(&h.name))
+                    .map(|h| h.name.clone())
+                    .collect();
+                for name in &failing {
+                    tracing::warn!(
+                        "outbound: {domain}: MX host {name} does not match the MTA-STS policy \
+                         (testing mode: delivered anyway)"
+                    );
+                }
+                let note = StsNote {
+                    text,
+                    testing_mismatch: failing,
+                    patterns: policy.mx.join(", "),
+                };
+                Ok((plain(hosts), Some(note)))
+            }
+            mta_sts::Mode::Enforce => {
+                let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+                let kept: Vec<(Host, TlsSettings)> = hosts
+                    .into_iter()
+                    .filter(|h| policy.matches(&h.name))
+                    .map(|h| {
+                        let tls = TlsSettings::DomainValidation(h.name.to_ascii_lowercase());
+                        (h, tls)
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    let detail = format!(
+                        "no MX host of {domain} ({}) matches its MTA-STS policy's mx patterns ({})",
+                        names.join(", "),
+                        policy.mx.join(", ")
+                    );
+                    return Err((
+                        reply::mta_sts_no_valid_mx(&detail),
+                        format!("{detail}: {text}"),
+                    ));
+                }
+                Ok((
+                    kept,
+                    Some(StsNote {
+                        text,
+                        testing_mismatch: Vec::new(),
+                        patterns: policy.mx.join(", "),
+                    }),
+                ))
+            }
+        }
+    }
+
     /// Opens a session with the first host (in order) that answers: a host that refuses the
     /// connection, times out or refuses the session is skipped for the next (RFC 5321 §5.1).
     /// Fails with the last error and host when none does.
     async fn connect(
         &self,
-        hosts: &[Host],
+        hosts: &[(Host, TlsSettings)],
         hop: &NextHop,
         pool: &Pool,
     ) -> Result<(Connection, String, SocketAddr), (ClientError, String)> {
@@ -607,13 +727,14 @@ impl OutboundAgent {
             ClientError::Connect("no host to connect to".to_string()),
             hop_name(hop),
         );
-        for host in hosts {
+        for (host, tls) in hosts {
             for ip in &host.addresses {
                 let address = SocketAddr::new(*ip, host.port);
                 let mut options = ConnectOptions::new(address, pool.helo_name.clone());
                 options.host_name = Some(host.name.clone());
                 options.source = pool.source;
-                options.tls = hop.tls();
+                options.tls = tls.clone();
+                options.roots = self.settings.roots.clone();
                 options.timeouts = self.settings.timeouts;
                 match Connection::open(options).await {
                     Ok(conn) => return Ok((conn, host.name.clone(), address)),
@@ -639,6 +760,7 @@ impl OutboundAgent {
         host: &str,
         address: SocketAddr,
         pool: &Pool,
+        mta_sts: Option<String>,
     ) -> Vec<(i64, RecipientOutcome)> {
         let prepared = match self.prepare(job).await {
             Ok(p) => p,
@@ -692,7 +814,14 @@ impl OutboundAgent {
             )
             .map(|(r, res)| {
                 let outcome = match res {
-                    Some(res) => self.recipient_outcome(res, host, address, pool, tls.clone()),
+                    Some(res) => self.recipient_outcome(
+                        res,
+                        host,
+                        address,
+                        pool,
+                        tls.clone(),
+                        mta_sts.clone(),
+                    ),
                     None => processing_defer(&"the SMTP client gave no result for this recipient"),
                 };
                 (r.id, outcome)
@@ -707,6 +836,7 @@ impl OutboundAgent {
         address: SocketAddr,
         pool: &Pool,
         tls: Option<hato_core::TlsInfo>,
+        mta_sts: Option<String>,
     ) -> RecipientOutcome {
         match res.status() {
             Status::Delivered => RecipientOutcome::Sent(SentRecord {
@@ -715,6 +845,7 @@ impl OutboundAgent {
                 remote_ip: address.to_string(),
                 tls,
                 pool: pool.name.clone(),
+                mta_sts,
             }),
             Status::Failed => RecipientOutcome::Fail(Refusal::new(
                 res.reply.clone(),
@@ -882,6 +1013,30 @@ impl OutboundAgent {
         drop(state);
         if owes_ndr {
             self.queued.notify_one();
+        }
+    }
+}
+
+/// What an MTA-STS policy made of a destination, for trace.
+struct StsNote {
+    /// `MTA-STS enforce (policy id …)`.
+    text: String,
+    /// Under `testing`, the MX hosts the policy would have refused.
+    testing_mismatch: Vec<String>,
+    patterns: String,
+}
+
+impl StsNote {
+    /// The `Send` event's note for a session with `host`.
+    fn note_for(&self, host: &str) -> String {
+        if self.testing_mismatch.iter().any(|h| h == host) {
+            format!(
+                "{}: {host} does not match the policy's mx patterns ({}); delivered anyway \
+                 (testing mode)",
+                self.text, self.patterns
+            )
+        } else {
+            self.text.clone()
         }
     }
 }

@@ -370,7 +370,8 @@ fn enforce_with_an_untrusted_mx_certificate_defers_with_4_7_320() {
 }
 
 /// `testing`: delivered as without a policy (B's self-signed certificate and an MX host outside
-/// the patterns notwithstanding); the `Send` event says what the policy would have refused.
+/// the patterns notwithstanding): tried with the policy's TLS first, then as without it; the
+/// `Send` event says what the policy would have refused.
 #[test]
 fn testing_mode_delivers_and_notes_what_would_have_failed() {
     let w = world(false);
@@ -382,10 +383,29 @@ fn testing_mode_delivers_and_notes_what_would_have_failed() {
     assert!(
         reason.contains("MTA-STS testing (policy id t1)")
             && reason.contains("mx.fabrikam.test does not match")
+            && reason.contains(
+                "TLS with mx.fabrikam.test failed: the server's certificate failed validation"
+            )
             && reason.contains("delivered anyway"),
         "{send}"
     );
+    assert!(reason.contains("tls_version"), "still over TLS: {send}");
     w.wait_delivered("tested");
+}
+
+/// `testing` that the MX satisfies (its name in the patterns, its certificate from the trusted
+/// CA): the `Send` event names the policy and no failure.
+#[test]
+fn testing_mode_that_passes_notes_no_failure() {
+    let w = world(true);
+    w.https().policy(&policy("testing", &["mx.fabrikam.test"]));
+    w.publish("t2");
+    let id = w.send("tested-ok");
+    let send = w.event(&id, "Send");
+    let reason = send["reason"].to_string();
+    assert!(reason.contains("MTA-STS testing (policy id t2)"), "{send}");
+    assert!(!reason.contains("delivered anyway"), "{send}");
+    w.wait_delivered("tested-ok");
 }
 
 /// No `_mta-sts` TXT record: plain MX delivery, and no policy is fetched (even though the

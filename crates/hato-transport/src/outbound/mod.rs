@@ -587,7 +587,8 @@ impl OutboundAgent {
         let mut pending = Some(first);
         let mut delivered = false;
         while let Some(job) = pending.take() {
-            let (mut conn, host, address) = match self.connect(&targets, hop, pool).await {
+            let (mut conn, host, address, tls_note) = match self.connect(&targets, hop, pool).await
+            {
                 Ok(c) => c,
                 Err((error, host)) => {
                     // No host answered: everything queued for the destination waits (or
@@ -618,7 +619,7 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                let note = sts.as_ref().map(|s| s.note_for(&host));
+                let note = sts.as_ref().map(|s| s.note_for(&host, tls_note.as_deref()));
                 let outcomes = self.send(&mut conn, &job, &host, address, pool, note).await;
                 delivered |= outcomes
                     .iter()
@@ -644,14 +645,24 @@ impl OutboundAgent {
     /// §4.1, §4.2, §5.1) only the MX hosts matching the policy's patterns remain, each to be
     /// reached over TLS with a certificate valid for its own name (`domain-validation`, which
     /// fails with Exchange's `4.7.320` and moves on to the next host); none left: the reply
-    /// and reason to defer with. Under `testing` the hosts stay as they are, and what would
-    /// have failed is noted (the `Send` event's `mta_sts`, the log).
+    /// and reason to defer with. Under `testing` the hosts stay as they are, each tried first
+    /// as `enforce` would (`domain-validation` for its name) and, when TLS fails so, again as
+    /// without a policy; what would have failed is noted (the `Send` event's `mta_sts`, the log).
     async fn apply_mta_sts(
         &self,
         hop: &NextHop,
         hosts: Vec<Host>,
-    ) -> Result<(Vec<(Host, TlsSettings)>, Option<StsNote>), (hato_core::Reply, String)> {
-        let plain = |hosts: Vec<Host>| hosts.into_iter().map(|h| (h, hop.tls())).collect();
+    ) -> Result<(Vec<Target>, Option<StsNote>), (hato_core::Reply, String)> {
+        let plain = |hosts: Vec<Host>| {
+            hosts
+                .into_iter()
+                .map(|host| Target {
+                    host,
+                    tls: hop.tls(),
+                    fallback: None,
+                })
+                .collect()
+        };
         let (Some(sts), NextHop::Mx { domain }) = (&self.mta_sts, hop) else {
             return Ok((plain(hosts), None));
         };
@@ -679,16 +690,25 @@ impl OutboundAgent {
                     testing_mismatch: failing,
                     patterns: policy.mx.join(", "),
                 };
-                Ok((plain(hosts), Some(note)))
+                let targets = hosts
+                    .into_iter()
+                    .map(|host| Target {
+                        tls: TlsSettings::DomainValidation(host.name.to_ascii_lowercase()),
+                        fallback: Some(hop.tls()),
+                        host,
+                    })
+                    .collect();
+                Ok((targets, Some(note)))
             }
             mta_sts::Mode::Enforce => {
                 let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-                let kept: Vec<(Host, TlsSettings)> = hosts
+                let kept: Vec<Target> = hosts
                     .into_iter()
                     .filter(|h| policy.matches(&h.name))
-                    .map(|h| {
-                        let tls = TlsSettings::DomainValidation(h.name.to_ascii_lowercase());
-                        (h, tls)
+                    .map(|host| Target {
+                        tls: TlsSettings::DomainValidation(host.name.to_ascii_lowercase()),
+                        fallback: None,
+                        host,
                     })
                     .collect();
                 if kept.is_empty() {
@@ -716,18 +736,25 @@ impl OutboundAgent {
 
     /// Opens a session with the first host (in order) that answers: a host that refuses the
     /// connection, times out or refuses the session is skipped for the next (RFC 5321 §5.1).
-    /// Fails with the last error and host when none does.
+    /// Fails with the last error and host when none does. A target with a fallback whose TLS
+    /// fails (an MTA-STS `testing` policy's check) is tried again with the fallback; the
+    /// failure is returned with the session, for trace.
     async fn connect(
         &self,
-        hosts: &[(Host, TlsSettings)],
+        hosts: &[Target],
         hop: &NextHop,
         pool: &Pool,
-    ) -> Result<(Connection, String, SocketAddr), (ClientError, String)> {
+    ) -> Result<(Connection, String, SocketAddr, Option<String>), (ClientError, String)> {
         let mut last = (
             ClientError::Connect("no host to connect to".to_string()),
             hop_name(hop),
         );
-        for (host, tls) in hosts {
+        for Target {
+            host,
+            tls,
+            fallback,
+        } in hosts
+        {
             for ip in &host.addresses {
                 let address = SocketAddr::new(*ip, host.port);
                 let mut options = ConnectOptions::new(address, pool.helo_name.clone());
@@ -736,15 +763,25 @@ impl OutboundAgent {
                 options.tls = tls.clone();
                 options.roots = self.settings.roots.clone();
                 options.timeouts = self.settings.timeouts;
-                match Connection::open(options).await {
-                    Ok(conn) => return Ok((conn, host.name.clone(), address)),
-                    Err(failure) => {
-                        tracing::info!(
-                            "outbound: {} [{address}] failed: {}",
-                            host.name,
-                            failure.error
-                        );
-                        last = (failure.error, format!("{} [{address}]", host.name));
+                let mut opened = Connection::open(options.clone()).await.map_err(|f| f.error);
+                let mut tls_failure = None;
+                if let (Err(e), Some(fallback)) = (&opened, fallback)
+                    && is_tls_failure(e)
+                {
+                    tracing::warn!(
+                        "outbound: {} [{address}]: TLS as the MTA-STS policy asks failed \
+                         (testing mode: tried as without it): {e}",
+                        host.name
+                    );
+                    tls_failure = Some(e.to_string());
+                    options.tls = fallback.clone();
+                    opened = Connection::open(options).await.map_err(|f| f.error);
+                }
+                match opened {
+                    Ok(conn) => return Ok((conn, host.name.clone(), address, tls_failure)),
+                    Err(error) => {
+                        tracing::info!("outbound: {} [{address}] failed: {error}", host.name);
+                        last = (error, format!("{} [{address}]", host.name));
                     }
                 }
             }
@@ -1017,6 +1054,25 @@ impl OutboundAgent {
     }
 }
 
+/// A host to try, with the TLS settings to try it with, and those to try it with again when
+/// TLS fails so (an MTA-STS `testing` policy's check; `None`: none).
+struct Target {
+    host: Host,
+    tls: TlsSettings,
+    fallback: Option<TlsSettings>,
+}
+
+/// A session that failed for TLS (not offered, refused, the handshake, the certificate).
+fn is_tls_failure(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::TlsNotOffered
+            | ClientError::StartTlsRefused(_)
+            | ClientError::TlsHandshake(_)
+            | ClientError::Certificate(_)
+    )
+}
+
 /// What an MTA-STS policy made of a destination, for trace.
 struct StsNote {
     /// `MTA-STS enforce (policy id …)`.
@@ -1027,17 +1083,27 @@ struct StsNote {
 }
 
 impl StsNote {
-    /// The `Send` event's note for a session with `host`.
-    fn note_for(&self, host: &str) -> String {
+    /// The `Send` event's note for a session with `host`, whose TLS as the policy asks failed
+    /// with `tls_failure` (testing mode).
+    fn note_for(&self, host: &str, tls_failure: Option<&str>) -> String {
+        let mut failures = Vec::new();
         if self.testing_mismatch.iter().any(|h| h == host) {
-            format!(
-                "{}: {host} does not match the policy's mx patterns ({}); delivered anyway \
-                 (testing mode)",
-                self.text, self.patterns
-            )
-        } else {
-            self.text.clone()
+            failures.push(format!(
+                "{host} does not match the policy's mx patterns ({})",
+                self.patterns
+            ));
         }
+        if let Some(e) = tls_failure {
+            failures.push(format!("TLS with {host} failed: {e}"));
+        }
+        if failures.is_empty() {
+            return self.text.clone();
+        }
+        format!(
+            "{}: {}; delivered anyway (testing mode)",
+            self.text,
+            failures.join("; ")
+        )
     }
 }
 

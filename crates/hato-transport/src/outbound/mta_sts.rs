@@ -460,6 +460,9 @@ pub struct MtaSts {
     fetcher: Arc<dyn PolicyFetcher>,
     store: Option<Arc<dyn MtaStsStore>>,
     cache: Mutex<HashMap<String, CachedPolicy>>,
+    /// One look-up and fetch per domain at a time: the destination's other connections wait
+    /// for its answer instead of fetching the same policy again.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl MtaSts {
@@ -474,6 +477,7 @@ impl MtaSts {
             fetcher,
             store: None,
             cache: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -531,6 +535,34 @@ impl MtaSts {
     /// a fetch, and the cached policy when the fetch (or the TXT lookup) fails.
     pub async fn policy(&self, domain: &str) -> Option<Applied> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let gate = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(domain.clone())
+            .or_default()
+            .clone();
+        let held = gate.lock().await;
+        let applied = self.policy_now(&domain).await;
+        drop(held);
+        drop(gate);
+        let mut inflight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Nobody else holds or waits for the gate: it goes (the map stays as small as the
+        // look-ups under way).
+        if inflight
+            .get(&domain)
+            .is_some_and(|g| Arc::strong_count(g) == 1)
+        {
+            inflight.remove(&domain);
+        }
+        applied
+    }
+
+    async fn policy_now(&self, domain: &str) -> Option<Applied> {
+        let domain = domain.to_string();
         let now = self.clock.now();
         let txt = self
             .resolver
@@ -676,6 +708,156 @@ mod tests {
         assert!(!p.matches("a.b.example.net"));
         assert!(!p.matches("other.example.com"));
         assert!(!p.matches(".example.net"));
+    }
+
+    use hato_core::clock::ManualClock;
+    use hato_core::dns::{DnsError, DnsFuture, Mx, RecordKind};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// `_mta-sts.b.test`'s TXT records: `Ok(None)` none, `Err(())` the lookup times out.
+    struct Txt(Mutex<Result<Option<String>, ()>>);
+
+    impl Resolver for Txt {
+        fn lookup_a(&self, name: &str) -> DnsFuture<Vec<Ipv4Addr>> {
+            let e = DnsError::NxDomain { name: name.into() };
+            Box::pin(async move { Err(e) })
+        }
+        fn lookup_aaaa(&self, name: &str) -> DnsFuture<Vec<Ipv6Addr>> {
+            let e = DnsError::NxDomain { name: name.into() };
+            Box::pin(async move { Err(e) })
+        }
+        fn lookup_txt(&self, name: &str) -> DnsFuture<Vec<String>> {
+            let r = match &*self.0.lock().unwrap() {
+                Ok(Some(t)) => Ok(vec![t.clone()]),
+                Ok(None) => Err(DnsError::NxDomain { name: name.into() }),
+                Err(()) => Err(DnsError::Timeout {
+                    name: name.into(),
+                    kind: RecordKind::Txt,
+                    ms: 1,
+                }),
+            };
+            Box::pin(async move { r })
+        }
+        fn lookup_mx(&self, name: &str) -> DnsFuture<Vec<Mx>> {
+            let e = DnsError::NxDomain { name: name.into() };
+            Box::pin(async move { Err(e) })
+        }
+        fn lookup_ptr(&self, _ip: IpAddr) -> DnsFuture<Vec<String>> {
+            Box::pin(async { Ok(vec![]) })
+        }
+    }
+
+    /// Answers with its body, or fails; counts the fetches.
+    struct Fetcher {
+        body: Mutex<Option<String>>,
+        count: AtomicUsize,
+    }
+
+    impl PolicyFetcher for Fetcher {
+        fn fetch(&self, _domain: &str) -> FetchFuture {
+            self.count.fetch_add(1, Ordering::SeqCst);
+            let r = self
+                .body
+                .lock()
+                .unwrap()
+                .clone()
+                .ok_or(FetchError::Status(404));
+            // A fetch takes time: lookups that do not wait for it would fetch too.
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                r
+            })
+        }
+    }
+
+    struct Setup {
+        txt: Arc<Txt>,
+        fetcher: Arc<Fetcher>,
+        clock: Arc<ManualClock>,
+        sts: MtaSts,
+    }
+
+    fn setup() -> Setup {
+        let txt = Arc::new(Txt(Mutex::new(Ok(Some("v=STSv1; id=1".into())))));
+        let fetcher = Arc::new(Fetcher {
+            body: Mutex::new(Some(
+                "version: STSv1\nmode: enforce\nmx: mx.b.test\nmax_age: 3600\n".into(),
+            )),
+            count: AtomicUsize::new(0),
+        });
+        let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000_000)));
+        let sts = MtaSts::new(txt.clone(), clock.clone(), fetcher.clone());
+        Setup {
+            txt,
+            fetcher,
+            clock,
+            sts,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_policy_lives_for_its_max_age() {
+        let s = setup();
+        let p = s.sts.policy("B.test.").await.expect("a policy");
+        assert_eq!(
+            (p.id.as_str(), p.policy.mode, p.stale),
+            ("1", Mode::Enforce, false)
+        );
+        // Within max_age, the same id: no fetch; the TXT record gone: still the cached policy.
+        s.clock.advance_seconds(3599);
+        assert!(s.sts.policy("b.test").await.is_some());
+        *s.txt.0.lock().unwrap() = Ok(None);
+        assert!(s.sts.policy("b.test").await.is_some());
+        assert_eq!(s.fetcher.count.load(Ordering::SeqCst), 1);
+        // Expired, and no record: no policy.
+        s.clock.advance_seconds(2);
+        assert_eq!(s.sts.policy("b.test").await, None);
+    }
+
+    #[tokio::test]
+    async fn failures_fall_back_to_the_cache_until_it_expires() {
+        let s = setup();
+        assert!(s.sts.policy("b.test").await.is_some());
+        // The TXT lookup fails: the cached policy, marked stale.
+        *s.txt.0.lock().unwrap() = Err(());
+        let p = s.sts.policy("b.test").await.expect("cached");
+        assert!(
+            p.stale
+                && p.note
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("TXT lookup failed")
+        );
+        // A new id whose fetch fails: the cached policy, marked stale.
+        *s.txt.0.lock().unwrap() = Ok(Some("v=STSv1; id=2".into()));
+        *s.fetcher.body.lock().unwrap() = None;
+        let p = s.sts.policy("b.test").await.expect("cached");
+        assert_eq!((p.id.as_str(), p.stale), ("1", true));
+        assert_eq!(s.fetcher.count.load(Ordering::SeqCst), 2);
+        // Once it expired, a failed fetch leaves no policy (RFC 8461 §5.1: deliver as
+        // without one).
+        s.clock.advance_seconds(3601);
+        assert_eq!(s.sts.policy("b.test").await, None);
+        // A body that is no policy is as good as no answer.
+        *s.fetcher.body.lock().unwrap() = Some("<html>".into());
+        assert_eq!(s.sts.policy("b.test").await, None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_domain_fetch_once() {
+        let s = Arc::new(setup());
+        let runs: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.sts.policy("b.test").await })
+            })
+            .collect();
+        for r in runs {
+            assert!(r.await.unwrap().is_some());
+        }
+        assert_eq!(s.fetcher.count.load(Ordering::SeqCst), 1);
+        assert!(s.sts.inflight.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -358,7 +358,9 @@ where
             .to_string();
         let essence = media.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("text/plain") {
-            return Err(FetchError::MediaType(media));
+            // The server's text goes into trace: a bounded part of it.
+            let shown: String = media.chars().take(100).collect();
+            return Err(FetchError::MediaType(shown));
         }
         let body = http_body_util::Limited::new(response.into_body(), MAX_POLICY_BYTES)
             .collect()

@@ -450,6 +450,12 @@ replies! {
     /// Exchange Online's text: the server's certificate did not pass the outbound connector's
     /// TLS settings (`certificate-validation`, `domain-validation`).
     fn certificate_validation_failed(detail) = (450, "4.7.320", "Certificate validation failed [Message={detail}]");
+    /// The recipient domain's MTA-STS policy is `enforce` (RFC 8461 §5) and none of its MX
+    /// hosts matches the policy's `mx` patterns: nothing is sent, and the message is tried
+    /// again later (§5.1: never delivered to a host outside the policy). hato's text, in
+    /// Exchange's form; RFC 3463 X.7.5, cryptographic failure, as Postfix's TLS policy
+    /// deferrals use. A matching host whose certificate fails gets `4.7.320` above.
+    fn mta_sts_no_valid_mx(detail) = (450, "4.7.5", "MTA-STS policy not satisfied [Message={detail}]");
     /// The server's replies broke the protocol (malformed, out of order, over the client's
     /// 64 KiB limit): RFC 3463 X.5.0, other protocol status; tried again later.
     fn remote_protocol_error(detail) = (451, "4.5.0", "SMTP protocol error from the remote server [Message={detail}]");

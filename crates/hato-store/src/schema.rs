@@ -797,4 +797,16 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE status = 'Pending' AND delay_notice = 0 AND attempts > 0;
     CREATE INDEX recipients_success_notice ON recipients(message_id) WHERE success_notice IN (1, 2);
     "#,
+    // 31 (issue 10, MTA-STS): the policies fetched for recipient domains (RFC 8461 §5.1: a
+    // cached policy outlives a failed refresh, and a restart), one row per domain.
+    r#"
+    CREATE TABLE mta_sts_policies(
+        domain TEXT PRIMARY KEY,
+        policy_id TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        fetched INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+    );
+    CREATE INDEX mta_sts_policies_expires ON mta_sts_policies(expires);
+    "#,
 ];

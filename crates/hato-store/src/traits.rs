@@ -440,6 +440,16 @@ pub trait DkimStore: Send + Sync {
     fn enabled_dkim_signing_configs(&self) -> Result<Vec<DkimSigningConfig>>;
 }
 
+/// MTA-STS policies (RFC 8461) fetched for recipient domains, kept so that a restart still has
+/// them: §5.1 wants a cached policy used while it has not expired, when a refresh fails.
+pub trait MtaStsStore: Send + Sync {
+    /// The policy kept for `domain` (lower case), expired or not.
+    fn mta_sts_policy(&self, domain: &str) -> Result<Option<MtaStsPolicyRecord>>;
+    /// Keeps `policy` for its domain (replacing the one kept), and forgets policies that
+    /// expired before `policy.fetched`.
+    fn save_mta_sts_policy(&self, policy: MtaStsPolicyRecord) -> Pending<()>;
+}
+
 /// The hosted quarantine: one item per recipient a stage held (delivery stores them; see
 /// [`RecipientOutcome::Quarantine`]).
 pub trait QuarantineStore: Send + Sync {
@@ -746,6 +756,7 @@ pub trait Store:
     + OutboundConnectorStore
     + OrganizationConfigStore
     + DkimStore
+    + MtaStsStore
 {
 }
 impl<T> Store for T where
@@ -774,5 +785,6 @@ impl<T> Store for T where
         + OutboundConnectorStore
         + OrganizationConfigStore
         + DkimStore
+        + MtaStsStore
 {
 }

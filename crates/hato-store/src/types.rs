@@ -253,6 +253,20 @@ pub enum RecipientOutcome {
     Outbound(Reason),
 }
 
+/// An MTA-STS policy (RFC 8461) as the outbound agent keeps it for a recipient domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MtaStsPolicyRecord {
+    /// The recipient domain, lower case.
+    pub domain: String,
+    /// The `id` of the `_mta-sts` TXT record it was fetched for.
+    pub id: String,
+    /// The policy, as its text (`version: STSv1`, `mode: …`, …).
+    pub policy: String,
+    pub fetched: hato_core::Timestamp,
+    /// `fetched` plus its `max_age`.
+    pub expires: hato_core::Timestamp,
+}
+
 /// How an outside recipient left hato: what its `Send` event records (message trace's remote
 /// host, Exchange's `OutboundIpPoolName`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,6 +286,9 @@ pub struct SentRecord {
     /// The sender asked for a success notice (`NOTIFY=SUCCESS`) and the next hop did not offer
     /// DSN, so hato owes it a "relayed" notice (RFC 3461 §5.2.2).
     pub relayed_dsn: bool,
+    /// The recipient domain's MTA-STS policy as it applied (`MTA-STS enforce (policy id …)`,
+    /// or what a `testing` policy would have refused); `None`: no policy.
+    pub mta_sts: Option<String>,
 }
 
 /// A transient failure of one recipient (or of the NDR it owes): the one way anything in the

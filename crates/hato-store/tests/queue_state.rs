@@ -919,6 +919,7 @@ fn outside_recipients_go_to_the_outbound_agent_and_are_sent() {
         pool: "normal".into(),
         connector: None,
         relayed_dsn: false,
+        mta_sts: None,
     };
     w.complete(&remote, RecipientOutcome::Sent(sent));
     let send = w.events("mixed", "Send");

@@ -67,6 +67,17 @@ pub struct OutboundSection {
     pub delay_notice_secs: u64,
     /// Seconds to wait for a TCP connection (RFC 5321 §4.5.3.2 leaves it to the client; 30).
     pub connect_timeout_secs: u64,
+    /// Honour recipient domains' MTA-STS policies (RFC 8461) in MX delivery: on by default.
+    pub mta_sts: bool,
+    /// The port policies are fetched from (`https://mta-sts.<domain>/`: 443; tests point it
+    /// at their HTTPS server on loopback).
+    pub mta_sts_port: u16,
+    /// Seconds a policy fetch may take in all (address lookup, TLS, the answer).
+    pub mta_sts_timeout_secs: u64,
+    /// A PEM file of CA certificates trusted beside the system's, for certificate checks of
+    /// outbound TLS (connectors' `certificate-validation`/`domain-validation`, MTA-STS hosts)
+    /// and of MTA-STS policy servers: a private CA, a test's. Empty: the system's only.
+    pub extra_ca_file: PathBuf,
     /// The high-risk pool, which NDRs leave from (`[outbound.high_risk]`).
     pub high_risk: PoolSection,
 }
@@ -93,6 +104,10 @@ impl Default for OutboundSection {
             expiration_secs: 24 * 3600,
             delay_notice_secs: hato_transport::delivery::DEFAULT_DELAY_NOTICE_SECS,
             connect_timeout_secs: 30,
+            mta_sts: true,
+            mta_sts_port: 443,
+            mta_sts_timeout_secs: 20,
+            extra_ca_file: PathBuf::new(),
             high_risk: PoolSection::default(),
         }
     }
@@ -146,6 +161,12 @@ impl OutboundSection {
         s.retry_max = std::time::Duration::from_secs(self.retry_max_secs);
         s.expiration = std::time::Duration::from_secs(self.expiration_secs);
         s.timeouts.connect = std::time::Duration::from_secs(self.connect_timeout_secs);
+        if !self.extra_ca_file.as_os_str().is_empty() {
+            s.roots = Some(
+                hato_smtp::client::tls::roots_with(&self.extra_ca_file)
+                    .map_err(|e| ConfigError::Invalid(format!("outbound.extra_ca_file: {e}")))?,
+            );
+        }
         Ok(s)
     }
 }
@@ -597,6 +618,7 @@ impl Config {
         rebase(&mut config.server.data_dir);
         rebase(&mut config.smtp.tls_cert);
         rebase(&mut config.smtp.tls_key);
+        rebase(&mut config.outbound.extra_ca_file);
         config.validate()?;
         Ok((config, Some(path)))
     }
@@ -619,6 +641,8 @@ impl Config {
             ("outbound.expiration_secs", o.expiration_secs),
             ("outbound.delay_notice_secs", o.delay_notice_secs),
             ("outbound.connect_timeout_secs", o.connect_timeout_secs),
+            ("outbound.mta_sts_port", u64::from(o.mta_sts_port)),
+            ("outbound.mta_sts_timeout_secs", o.mta_sts_timeout_secs),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
@@ -1160,6 +1184,17 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #delay_notice_secs = 14400
 # Seconds to wait for a TCP connection to a host before the next one is tried.
 #connect_timeout_secs = 30
+# MTA-STS (RFC 8461): a recipient domain publishing "_mta-sts" TXT and a policy at
+# https://mta-sts.<domain>/.well-known/mta-sts.txt gets its mail only at the MX hosts the policy
+# names, over TLS with a certificate valid for the host ("enforce"; otherwise deferred), or as
+# before with the failures noted ("testing"). Policies are cached for their max_age, in the store.
+#mta_sts = true
+# The port policies are fetched from, and the seconds a fetch may take.
+#mta_sts_port = 443
+#mta_sts_timeout_secs = 20
+# A PEM file of CA certificates trusted beside the system's, for outbound TLS certificate checks
+# (connectors' certificate-validation and domain-validation, MTA-STS). Empty: the system's only.
+#extra_ca_file = ""
 
 [outbound.high_risk]
 # The high-risk pool, which every NDR leaves from (Exchange's high-risk delivery pool): its

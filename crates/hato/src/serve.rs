@@ -636,6 +636,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         resolver: resolver.clone(),
         outbound: Some(Arc::new(outbound_settings.clone())),
     });
+    let (mta_sts_resolver, mta_sts_resolver2) = (resolver.clone(), resolver.clone());
+    let mta_sts_clock = clock.clone();
     let outbound_resolver = resolver;
     let throttle_path = data_dir.join(crate::throttle::STATE_FILE);
     let snapshots = tokio::spawn(crate::throttle::keep(
@@ -699,6 +701,31 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .with_signer(Arc::new(hato_transport::dkim::DkimSigner::new(
         dyn_store.clone(),
     )));
+    // MTA-STS (RFC 8461) for MX delivery: policies fetched over HTTPS with the same trust
+    // anchors as outbound TLS, kept in the store.
+    let outbound = if config.outbound.mta_sts {
+        use hato_transport::outbound::mta_sts::{HttpsFetcher, MtaSts};
+        let roots = match &outbound.settings().roots {
+            Some(r) => r.clone(),
+            None => hato_smtp::client::tls::system_trust_roots().unwrap_or_else(|e| {
+                tracing::warn!("MTA-STS: {e}: no policy can be fetched");
+                Arc::new(rustls::RootCertStore::empty())
+            }),
+        };
+        let fetcher = HttpsFetcher::new(
+            mta_sts_resolver,
+            roots,
+            config.outbound.mta_sts_port,
+            Duration::from_secs(config.outbound.mta_sts_timeout_secs),
+        )
+        .map_err(ServeError::Io)?;
+        let store: Arc<dyn hato_store::MtaStsStore> = dyn_store.clone();
+        outbound.with_mta_sts(Arc::new(
+            MtaSts::new(mta_sts_resolver2, mta_sts_clock, Arc::new(fetcher)).with_store(store),
+        ))
+    } else {
+        outbound
+    };
     tasks.push(tokio::spawn(Arc::new(outbound).run(stop_rx.clone())));
     // End-user quarantine notifications: a look for recipients owed a digest every
     // `notification_interval_secs`; release links lead to the admin listener's page.

@@ -111,6 +111,33 @@ fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
     Ok(roots.clone())
 }
 
+/// The system's trust anchors plus every certificate of the PEM file `extra` (a private CA's,
+/// or a test's: `[outbound] extra_ca_file`), for certificate checks that must also accept it.
+/// The system may have none; the file must give at least one.
+pub fn roots_with(extra: &std::path::Path) -> Result<Arc<RootCertStore>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |e: &dyn std::fmt::Display| TlsError::Config(format!("{}: {e}", extra.display()));
+    let mut store = RootCertStore::empty();
+    if let Ok(system) = system_roots() {
+        store.roots.extend(system.roots.iter().cloned());
+    }
+    let mut added = 0;
+    for cert in CertificateDer::pem_file_iter(extra).map_err(|e| bad(&e))? {
+        let cert = cert.map_err(|e| bad(&e))?;
+        store.add(cert).map_err(|e| bad(&e))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(bad(&"no certificate in the file"));
+    }
+    Ok(Arc::new(store))
+}
+
+/// The system's trust anchors (shared, read once).
+pub fn system_trust_roots() -> Result<Arc<RootCertStore>, TlsError> {
+    system_roots()
+}
+
 /// The rustls configuration for `settings`; `roots` replaces the system's trust anchors (a
 /// private CA, or a test's).
 pub fn client_config(

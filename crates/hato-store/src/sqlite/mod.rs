@@ -18,6 +18,7 @@ mod mail;
 mod mailboxes;
 mod malware_filter;
 mod moderation;
+mod mta_sts;
 mod organization_config;
 mod outbound_connectors;
 mod quarantine;

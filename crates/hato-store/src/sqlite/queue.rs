@@ -980,6 +980,9 @@ fn send_event(sent: &SentRecord) -> EventRecord {
             .figure("tls_version", t.version.as_str())
             .figure("tls_cipher", t.cipher.as_str());
     }
+    if let Some(sts) = &sent.mta_sts {
+        reason = reason.figure("mta_sts", sts.as_str());
+    }
     EventRecord {
         event: TraceEvent::Send,
         detail: sent.reply.text.to_string(),

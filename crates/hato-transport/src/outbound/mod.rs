@@ -32,6 +32,7 @@
 //! after its message arrived (24 hours, Exchange's connector queue, reference §9.4) fails with
 //! `550 4.4.7 QUEUE.Expired` and an NDR; the last attempt is made at the expiry.
 
+pub mod mta_sts;
 mod route;
 
 pub use route::{
@@ -185,6 +186,9 @@ pub struct OutboundSettings {
     /// How long after its arrival an outside recipient is tried.
     pub expiration: Duration,
     pub timeouts: Timeouts,
+    /// Trust anchors for certificate checks instead of the system's (the system's plus
+    /// `[outbound] extra_ca_file`); `None`: the system's.
+    pub roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl OutboundSettings {
@@ -206,6 +210,7 @@ impl OutboundSettings {
             retry_max: Duration::from_secs(3600),
             expiration: Duration::from_secs(24 * 3600),
             timeouts: Timeouts::default(),
+            roots: None,
         }
     }
 
@@ -287,6 +292,8 @@ pub struct OutboundAgent {
     settings: OutboundSettings,
     selector: Arc<dyn NextHopSelector>,
     signer: Option<Arc<dyn OutboundSigner>>,
+    /// MTA-STS for MX delivery (RFC 8461); `None`: not honoured (`[outbound] mta_sts = false`).
+    mta_sts: Option<Arc<mta_sts::MtaSts>>,
     /// Notified when a failure owes an NDR: the local agent builds it.
     queued: Arc<Notify>,
     /// A connection ended: look at the destinations again.
@@ -313,6 +320,7 @@ impl OutboundAgent {
             settings,
             selector: Arc::new(MxRouting),
             signer: None,
+            mta_sts: None,
             queued,
             wake: Notify::new(),
             state: Mutex::new(State::default()),
@@ -329,6 +337,12 @@ impl OutboundAgent {
     /// Signs each message with `signer` before it is sent (DKIM).
     pub fn with_signer(mut self, signer: Arc<dyn OutboundSigner>) -> Self {
         self.signer = Some(signer);
+        self
+    }
+
+    /// Honours the MTA-STS policies of recipient domains for MX delivery.
+    pub fn with_mta_sts(mut self, mta_sts: Arc<mta_sts::MtaSts>) -> Self {
+        self.mta_sts = Some(mta_sts);
         self
     }
 
@@ -602,20 +616,51 @@ impl OutboundAgent {
                 return Health::Good;
             }
         };
+        let (targets, sts) = match self.apply_mta_sts(hop, hosts).await {
+            Ok(t) => t,
+            Err((reply, reason)) => {
+                // An enforced policy no MX host satisfies: everything queued waits (§5.1: the
+                // message is not delivered elsewhere), and is tried again later.
+                let mut jobs = vec![first];
+                jobs.extend(self.drain(key));
+                for job in jobs {
+                    let outcomes = job
+                        .recipients
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.id,
+                                RecipientOutcome::Defer(Deferral::new(
+                                    reply.clone(),
+                                    Reason::new(Stage::Delivery, reason.clone())
+                                        .rule("outbound.mta_sts"),
+                                )),
+                            )
+                        })
+                        .collect();
+                    self.finish(job, outcomes).await;
+                }
+                return Health::Good;
+            }
+        };
         let mut pending = Some(first);
         let mut delivered = false;
         while let Some(job) = pending.take() {
-            let (mut conn, host, address) = match self.connect(&hosts, hop, pool).await {
+            let (mut conn, host, address, tls_note) = match self.connect(&targets, hop, pool).await
+            {
                 Ok(c) => c,
                 Err((error, host)) => {
                     // No host answered: everything queued for the destination waits (or
                     // fails, when every host refused for good) with the last host's error.
                     let mut jobs = vec![job];
                     jobs.extend(self.drain(key));
-                    let reason = format!(
+                    let mut reason = format!(
                         "No host of {} could take the message; the last, {host}, failed: {error}",
                         hop_name(hop)
                     );
+                    if let Some(sts) = &sts {
+                        reason.push_str(&format!(" ({})", sts.text));
+                    }
                     for job in jobs {
                         let outcomes = job
                             .recipients
@@ -633,8 +678,9 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
+                let note = sts.as_ref().map(|s| s.note_for(&host, tls_note.as_deref()));
                 let outcomes = self
-                    .send(&mut conn, &job, &host, address, pool, connector)
+                    .send(&mut conn, &job, &host, address, pool, connector, note)
                     .await;
                 delivered |= outcomes
                     .iter()
@@ -683,40 +729,152 @@ impl OutboundAgent {
         }
     }
 
+    /// The hosts to try, each with its TLS settings: the hop's own, unless the recipient
+    /// domain's MTA-STS policy (MX delivery only) says otherwise. Under `enforce` (RFC 8461
+    /// §4.1, §4.2, §5.1) only the MX hosts matching the policy's patterns remain, each to be
+    /// reached over TLS with a certificate valid for its own name (`domain-validation`, which
+    /// fails with Exchange's `4.7.320` and moves on to the next host); none left: the reply
+    /// and reason to defer with. Under `testing` the hosts stay as they are, each tried first
+    /// as `enforce` would (`domain-validation` for its name) and, when TLS fails so, again as
+    /// without a policy; what would have failed is noted (the `Send` event's `mta_sts`, the log).
+    async fn apply_mta_sts(
+        &self,
+        hop: &NextHop,
+        hosts: Vec<Host>,
+    ) -> Result<(Vec<Target>, Option<StsNote>), (hato_core::Reply, String)> {
+        let plain = |hosts: Vec<Host>| {
+            hosts
+                .into_iter()
+                .map(|host| Target {
+                    host,
+                    tls: hop.tls(),
+                    fallback: None,
+                })
+                .collect()
+        };
+        let (Some(sts), NextHop::Mx { domain }) = (&self.mta_sts, hop) else {
+            return Ok((plain(hosts), None));
+        };
+        let Some(applied) = sts.policy(domain).await else {
+            return Ok((plain(hosts), None));
+        };
+        let policy = &applied.policy;
+        let text = applied.describe();
+        match policy.mode {
+            mta_sts::Mode::None => Ok((plain(hosts), None)),
+            mta_sts::Mode::Testing => {
+                let failing: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| !policy.matches(&h.name))
+                    .map(|h| h.name.clone())
+                    .collect();
+                for name in &failing {
+                    tracing::warn!(
+                        "outbound: {domain}: MX host {name} does not match the MTA-STS policy \
+                         (testing mode: delivered anyway)"
+                    );
+                }
+                let note = StsNote {
+                    text,
+                    testing_mismatch: failing,
+                    patterns: policy.mx.join(", "),
+                };
+                let targets = hosts
+                    .into_iter()
+                    .map(|host| Target {
+                        tls: TlsSettings::DomainValidation(host.name.to_ascii_lowercase()),
+                        fallback: Some(hop.tls()),
+                        host,
+                    })
+                    .collect();
+                Ok((targets, Some(note)))
+            }
+            mta_sts::Mode::Enforce => {
+                let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+                let kept: Vec<Target> = hosts
+                    .into_iter()
+                    .filter(|h| policy.matches(&h.name))
+                    .map(|host| Target {
+                        tls: TlsSettings::DomainValidation(host.name.to_ascii_lowercase()),
+                        fallback: None,
+                        host,
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    let detail = format!(
+                        "no MX host of {domain} ({}) matches its MTA-STS policy's mx patterns ({})",
+                        names.join(", "),
+                        policy.mx.join(", ")
+                    );
+                    return Err((
+                        reply::mta_sts_no_valid_mx(&detail),
+                        format!("{detail}: {text}"),
+                    ));
+                }
+                Ok((
+                    kept,
+                    Some(StsNote {
+                        text,
+                        testing_mismatch: Vec::new(),
+                        patterns: policy.mx.join(", "),
+                    }),
+                ))
+            }
+        }
+    }
+
     /// Opens a session with the first host (in order) that answers: a host that refuses the
     /// connection, times out or refuses the session is skipped for the next (RFC 5321 §5.1).
     /// Fails with the last error and host when none does. A smart host that refuses the
     /// session for good (a 5xx greeting or EHLO) ends the walk: the recipients fail at once
     /// without the other smart hosts being tried (issue 10 item 4; Exchange's behaviour is
     /// unconfirmed there, reference §9.2, and a 5xx is permanent by RFC 5321 §4.2.1).
+    /// A target with a fallback whose TLS fails (an MTA-STS `testing` policy's check) is tried again with the fallback; the
+    /// failure is returned with the session, for trace.
     async fn connect(
         &self,
-        hosts: &[Host],
+        hosts: &[Target],
         hop: &NextHop,
         pool: &Pool,
-    ) -> Result<(Connection, String, SocketAddr), (ClientError, String)> {
+    ) -> Result<(Connection, String, SocketAddr, Option<String>), (ClientError, String)> {
         let mut last = (
             ClientError::Connect("no host to connect to".to_string()),
             hop_name(hop),
         );
-        for host in hosts {
+        for Target {
+            host,
+            tls,
+            fallback,
+        } in hosts
+        {
             for ip in &host.addresses {
                 let address = SocketAddr::new(*ip, host.port);
                 let mut options = ConnectOptions::new(address, pool.helo_name.clone());
                 options.host_name = Some(host.name.clone());
                 options.source = pool.source;
-                options.tls = hop.tls();
+                options.tls = tls.clone();
+                options.roots = self.settings.roots.clone();
                 options.timeouts = self.settings.timeouts;
-                match Connection::open(options).await {
-                    Ok(conn) => return Ok((conn, host.name.clone(), address)),
-                    Err(failure) => {
-                        tracing::info!(
-                            "outbound: {} [{address}] failed: {}",
-                            host.name,
-                            failure.error
-                        );
-                        let permanent = failure.error.is_permanent();
-                        last = (failure.error, format!("{} [{address}]", host.name));
+                let mut opened = Connection::open(options.clone()).await.map_err(|f| f.error);
+                let mut tls_failure = None;
+                if let (Err(e), Some(fallback)) = (&opened, fallback)
+                    && is_tls_failure(e)
+                {
+                    tracing::warn!(
+                        "outbound: {} [{address}]: TLS as the MTA-STS policy asks failed \
+                         (testing mode: tried as without it): {e}",
+                        host.name
+                    );
+                    tls_failure = Some(e.to_string());
+                    options.tls = fallback.clone();
+                    opened = Connection::open(options).await.map_err(|f| f.error);
+                }
+                match opened {
+                    Ok(conn) => return Ok((conn, host.name.clone(), address, tls_failure)),
+                    Err(error) => {
+                        tracing::info!("outbound: {} [{address}] failed: {error}", host.name);
+                        let permanent = error.is_permanent();
+                        last = (error, format!("{} [{address}]", host.name));
                         if permanent && matches!(hop, NextHop::SmartHosts { .. }) {
                             return Err(last);
                         }
@@ -736,6 +894,7 @@ impl OutboundAgent {
         address: SocketAddr,
         pool: &Pool,
         connector: Option<&str>,
+        mta_sts: Option<String>,
     ) -> Vec<(i64, RecipientOutcome)> {
         let prepared = match self.prepare(job).await {
             Ok(p) => p,
@@ -789,9 +948,15 @@ impl OutboundAgent {
             )
             .map(|(r, res)| {
                 let outcome = match res {
-                    Some(res) => {
-                        self.recipient_outcome(res, host, address, pool, tls.clone(), connector)
-                    }
+                    Some(res) => self.recipient_outcome(
+                        res,
+                        host,
+                        address,
+                        pool,
+                        tls.clone(),
+                        connector,
+                        mta_sts.clone(),
+                    ),
                     None => processing_defer(&"the SMTP client gave no result for this recipient"),
                 };
                 (r.id, outcome)
@@ -807,6 +972,7 @@ impl OutboundAgent {
         pool: &Pool,
         tls: Option<hato_core::TlsInfo>,
         connector: Option<&str>,
+        mta_sts: Option<String>,
     ) -> RecipientOutcome {
         match res.status() {
             Status::Delivered => RecipientOutcome::Sent(SentRecord {
@@ -817,6 +983,7 @@ impl OutboundAgent {
                 pool: pool.name.clone(),
                 connector: connector.map(str::to_string),
                 relayed_dsn: res.relayed_dsn,
+                mta_sts,
             }),
             Status::Failed => RecipientOutcome::Fail(Refusal::new(
                 res.reply.clone(),
@@ -986,6 +1153,59 @@ impl OutboundAgent {
         if owes_ndr {
             self.queued.notify_one();
         }
+    }
+}
+
+/// A host to try, with the TLS settings to try it with, and those to try it with again when
+/// TLS fails so (an MTA-STS `testing` policy's check; `None`: none).
+struct Target {
+    host: Host,
+    tls: TlsSettings,
+    fallback: Option<TlsSettings>,
+}
+
+/// A session that failed for TLS (not offered, refused, the handshake, the certificate).
+fn is_tls_failure(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::TlsNotOffered
+            | ClientError::StartTlsRefused(_)
+            | ClientError::TlsHandshake(_)
+            | ClientError::Certificate(_)
+    )
+}
+
+/// What an MTA-STS policy made of a destination, for trace.
+struct StsNote {
+    /// `MTA-STS enforce (policy id …)`.
+    text: String,
+    /// Under `testing`, the MX hosts the policy would have refused.
+    testing_mismatch: Vec<String>,
+    patterns: String,
+}
+
+impl StsNote {
+    /// The `Send` event's note for a session with `host`, whose TLS as the policy asks failed
+    /// with `tls_failure` (testing mode).
+    fn note_for(&self, host: &str, tls_failure: Option<&str>) -> String {
+        let mut failures = Vec::new();
+        if self.testing_mismatch.iter().any(|h| h == host) {
+            failures.push(format!(
+                "{host} does not match the policy's mx patterns ({})",
+                self.patterns
+            ));
+        }
+        if let Some(e) = tls_failure {
+            failures.push(format!("TLS with {host} failed: {e}"));
+        }
+        if failures.is_empty() {
+            return self.text.clone();
+        }
+        format!(
+            "{}: {}; delivered anyway (testing mode)",
+            self.text,
+            failures.join("; ")
+        )
     }
 }
 

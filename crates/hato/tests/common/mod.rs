@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clamd;
+pub mod tls;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -530,6 +531,14 @@ impl Dns {
     pub fn txt_strings(&self, owner: &str, strings: &[&str]) {
         self.runtime
             .block_on(self.server.add_txt(owner, 300, strings))
+            .expect("add txt");
+    }
+
+    /// A TXT record with a TTL of `ttl` seconds (a record a test changes: resolvers cache it
+    /// for no longer).
+    pub fn txt_ttl(&self, owner: &str, ttl: u32, text: &str) {
+        self.runtime
+            .block_on(self.server.add_txt(owner, ttl, &[text]))
             .expect("add txt");
     }
 

@@ -161,6 +161,7 @@ async fn world() -> World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                high_risk: false,
             })
             .await
             .expect("enqueue");

@@ -131,6 +131,7 @@ fn the_generation_moves_with_policy_changes_only() {
             authenticated: None,
             authenticated_from: None,
             sender_auth_failed: false,
+            high_risk: false,
         })
         .wait()
         .unwrap();

@@ -91,6 +91,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                high_risk: false,
             })
             .wait()
             .unwrap();

@@ -56,6 +56,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        high_risk: false,
     }
 }
 

@@ -70,6 +70,7 @@ fn message(
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        high_risk: false,
     }
 }
 

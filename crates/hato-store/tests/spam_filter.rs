@@ -322,6 +322,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        high_risk: false,
     })
     .wait()
     .unwrap();

@@ -69,6 +69,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        high_risk: false,
     }
 }
 

@@ -239,6 +239,7 @@ impl Inbound {
                 authenticated,
                 authenticated_from: message.domain_authenticated.clone(),
                 sender_auth_failed: message.sender_auth_failed,
+                high_risk: message.high_risk,
             });
         }
         Ok(out)

@@ -24,6 +24,7 @@ pub mod headers;
 pub mod inbound;
 pub mod ndr;
 pub mod outbound;
+pub mod outbound_spam;
 pub mod preview;
 pub mod routing;
 pub mod spam_learning;

@@ -63,7 +63,7 @@ pub struct OutboundSection {
     pub expiration_secs: u64,
     /// Seconds to wait for a TCP connection (RFC 5321 §4.5.3.2 leaves it to the client; 30).
     pub connect_timeout_secs: u64,
-    /// The high-risk pool, which NDRs leave from (`[outbound.high_risk]`).
+    /// The high-risk pool, which NDRs and outbound spam leave from (`[outbound.high_risk]`).
     pub high_risk: PoolSection,
 }
 
@@ -1153,8 +1153,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #connect_timeout_secs = 30
 
 [outbound.high_risk]
-# The high-risk pool, which every NDR leaves from (Exchange's high-risk delivery pool): its
-# EHLO name and source address (empty: the normal pool's).
+# The high-risk pool, which every NDR and every outbound message the spam filter judges spam
+# (SCL 5 or more, or phish; submission and relay) leave from (Exchange's high-risk delivery
+# pool): its EHLO name and source address (empty: the normal pool's).
 #helo_name = ""
 #source_address = ""
 

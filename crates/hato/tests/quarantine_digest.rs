@@ -62,6 +62,7 @@ fn queue_held_message(s: &mut Server) {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                high_risk: false,
             })
             .wait()
             .expect("enqueue");

@@ -29,6 +29,7 @@ mod mailboxes;
 mod malware_filter;
 mod moderation;
 mod organization_config;
+mod outbound_spam;
 mod permissions;
 mod quarantine;
 mod quarantine_release;
@@ -80,6 +81,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(spam_filter::routes())
         .merge(connectors::routes())
         .merge(organization_config::routes())
+        .merge(outbound_spam::routes())
         .merge(dkim::routes())
         .merge(reports::routes())
 }

@@ -19,6 +19,7 @@ mod mailboxes;
 mod malware_filter;
 mod moderation;
 mod organization_config;
+mod outbound_spam;
 mod quarantine;
 mod quarantine_digest;
 mod queue;

@@ -34,8 +34,8 @@ impl QueueStore for SqliteStore {
         let expires = m.received.0.saturating_add(self.message_expiration);
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed, high_risk) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 m.trace_id,
@@ -50,7 +50,8 @@ impl QueueStore for SqliteStore {
                 m.authenticated,
                 spool,
                 m.authenticated_from,
-                m.sender_auth_failed
+                m.sender_auth_failed,
+                m.high_risk
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -421,7 +422,7 @@ fn take_due(
 ) -> Result<Vec<QueuedMessage>> {
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
-         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts \
+         r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, m.high_risk \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let due_sql = format!("{SELECT}{}", kind.clause());
@@ -468,6 +469,7 @@ fn take_due(
                             recipients: vec![rcpt],
                             authenticated: r.get(12)?,
                             authenticated_from: r.get(20)?,
+                            high_risk: r.get::<_, i64>(22)? != 0,
                         },
                         size,
                     ),

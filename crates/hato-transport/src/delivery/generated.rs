@@ -389,6 +389,7 @@ pub(crate) fn generated(
         authenticated: None,
         authenticated_from: None,
         sender_auth_failed: false,
+        high_risk: false,
     }
 }
 

@@ -36,7 +36,7 @@ use hato_core::directory::{Route, TenantId};
 use hato_core::message::{Action, RecipientVerdict};
 use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, Stage, reply};
 use hato_directory::Directory;
-use hato_protection::spam::outbound::{Exceeded, OutboundSpamPolicy, next_utc_day};
+use hato_protection::spam::outbound::{OutboundSpamPolicy, ThresholdAction, next_utc_day};
 use hato_smtp::{
     AuthVerdict, Credentials, DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict,
 };
@@ -134,15 +134,14 @@ impl OutboundSenders {
                 });
             }
             if exceeded.crossed {
-                self.alert(tenant, &sender, &policy, &exceeded, reason, None, false);
+                self.alert(tenant, &sender, &policy, reason, None, false);
             }
             return Ok(());
         }
+        // BlockUserForToday: "until the next day" (§7.1), UTC; BlockUser: until unblocked.
         let until = match action {
-            hato_protection::spam::outbound::ThresholdAction::BlockUserForToday => {
-                Some(next_utc_day(now))
-            }
-            _ => None,
+            ThresholdAction::BlockUserForToday => Some(next_utc_day(now)),
+            ThresholdAction::BlockUser | ThresholdAction::Alert => None,
         };
         let restricted = RestrictedSender {
             tenant_id: tenant,
@@ -158,27 +157,17 @@ impl OutboundSenders {
         } else {
             tracing::warn!("{}", reason.text);
         }
-        self.alert(
-            tenant,
-            &sender,
-            &policy,
-            &exceeded,
-            reason.clone(),
-            until,
-            true,
-        );
+        self.alert(tenant, &sender, &policy, reason.clone(), until, true);
         Err(Refusal::new(reply::BAD_OUTBOUND_SENDER, reason))
     }
 
     /// Queues the alert to the tenant's admins (and the policy's notification addresses) without
     /// holding up the reply.
-    #[allow(clippy::too_many_arguments)]
     fn alert(
         self: &Arc<Self>,
         tenant: TenantId,
         sender: &str,
         policy: &OutboundSpamPolicy,
-        _exceeded: &Exceeded,
         reason: Reason,
         until: Option<hato_core::Timestamp>,
         restricted: bool,
@@ -366,5 +355,56 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for OutboundSenderPolicy<P> {
             }
             verdict
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hato_core::client::{Attribution, AuthMethod, AuthenticatedIdentity, ConnectorAttribution};
+
+    fn client() -> ClientContext {
+        ClientContext::new(
+            "192.0.2.7:40000".parse().unwrap(),
+            "192.0.2.1:25".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn outbound_senders_are_authenticated_mailboxes_and_relayed_tenant_senders() {
+        // Direct send from the internet: inbound, none of this applies.
+        assert_eq!(outbound_sender(&client()), None);
+        let mut c = client();
+        c.identity = Some(AuthenticatedIdentity {
+            tenant: 3,
+            principal: Principal::Mailbox(9),
+            address: Address::parse("Alice@Contoso.test").unwrap(),
+            method: AuthMethod::SmtpAuth,
+        });
+        assert_eq!(outbound_sender(&c), Some((3, "alice@contoso.test".into())));
+        // Relay: the sender the on-premises connector vouches for (its tenant's domain).
+        let c = client();
+        c.session_state.with(|a: &mut Attribution| {
+            a.0 = Some(ConnectorAttribution {
+                tenant: 4,
+                connector_id: 1,
+                connector: "Relay".into(),
+                vouched_sender: Some("app@fabrikam.test".into()),
+                keep_internal_headers: false,
+            })
+        });
+        assert_eq!(outbound_sender(&c), Some((4, "app@fabrikam.test".into())));
+        // Attributed, but another domain's sender: not vouched for, not counted.
+        let c = client();
+        c.session_state.with(|a: &mut Attribution| {
+            a.0 = Some(ConnectorAttribution {
+                tenant: 4,
+                connector_id: 1,
+                connector: "Relay".into(),
+                vouched_sender: None,
+                keep_internal_headers: false,
+            })
+        });
+        assert_eq!(outbound_sender(&c), None);
     }
 }

@@ -41,6 +41,7 @@ use utoipa::{Modify, OpenApi};
         (name = "connectors", description = "Tenants' inbound connectors: on-premises servers (relay, attribution) and partners (TLS, IP restrictions)"),
         (name = "dkim", description = "Tenants' DKIM signing configs per accepted domain: keys, DNS records, rotation"),
         (name = "organization", description = "Tenants' organisation-wide settings (RejectDirectSend)"),
+        (name = "outbound spam", description = "Tenants' outbound spam filter policies (recipient limits, the action when reached) and restricted senders"),
         (name = "connection filter", description = "A tenant's IP allow and block lists (its connection filter policy)"),
         (name = "connections", description = "The connection log: connections the edge refused, deferred or cut"),
         (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),

@@ -111,6 +111,7 @@ async fn world() -> World {
                 authenticated_from: None,
                 sender_auth_failed: false,
                 dsn: Default::default(),
+                high_risk: false,
             })
             .await
             .expect("enqueue");

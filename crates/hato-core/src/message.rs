@@ -220,6 +220,10 @@ pub struct MessageContext {
     /// The sender failed SPF or DMARC (set by the content stages' sender authentication):
     /// queued with the message, so that no NDR is ever sent to a likely forged sender.
     pub sender_auth_failed: bool,
+    /// The content stages judged this outbound message (authenticated submission, relay
+    /// through an on-premises connector) spam: its outside recipients leave from the high-risk
+    /// delivery pool (`exchange-online-behaviour.md` §7.2). Queued with the message.
+    pub high_risk: bool,
 }
 
 impl MessageContext {
@@ -244,6 +248,7 @@ impl MessageContext {
             trace_id: None,
             domain_authenticated: None,
             sender_auth_failed: false,
+            high_risk: false,
         })
     }
 

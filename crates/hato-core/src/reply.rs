@@ -248,6 +248,11 @@ replies! {
     /// A mailbox over its submission limits (`submission.max_messages_per_minute` at MAIL,
     /// `submission.max_recipients_per_day` at RCPT): Exchange Online's 5.2.2 text.
     const SUBMISSION_QUOTA_EXCEEDED = (554, "5.2.2", "Submission quota exceeded");
+    /// A restricted sender (over its tenant's outbound spam policy limits with
+    /// `BlockUser`/`BlockUserForToday`, `hato restricted list`): Exchange Online's 5.1.8 text
+    /// (`exchange-online-behaviour.md` §7.3), at MAIL FROM and to the DATA of the message that
+    /// crossed the limit.
+    const BAD_OUTBOUND_SENDER = (550, "5.1.8", "Access denied, bad outbound sender");
 
     section "Edge protection: who is connecting (connection filter, HELO, early talkers)";
     /// The client's IP is on the IP block list of the recipient's tenant (its connection filter

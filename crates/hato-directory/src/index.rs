@@ -182,6 +182,11 @@ impl DirectoryIndex {
         self.dir.version
     }
 
+    /// The tenant's name.
+    pub fn tenant_name(&self) -> &str {
+        &self.dir.tenant_name
+    }
+
     pub fn mailbox(&self, id: MailboxId) -> Option<&Mailbox> {
         self.mailbox_pos.get(&id).map(|&i| &self.dir.mailboxes[i])
     }
@@ -361,6 +366,26 @@ impl DirectoryIndex {
             }
         }
         best
+    }
+
+    /// The tenant's global admins that have a mailbox: members (through security-type groups)
+    /// of a role group with the global admin role, Exchange's TenantAdmins, whom its default
+    /// alert policies notify (`exchange-online-behaviour.md` §7.1). Walks every mailbox: for
+    /// rare notices, not per message.
+    pub fn admins(&self) -> Vec<&Mailbox> {
+        if !self
+            .dir
+            .role_groups
+            .iter()
+            .any(|(_, r)| *r == Role::TenantAdmin)
+        {
+            return Vec::new();
+        }
+        self.dir
+            .mailboxes
+            .iter()
+            .filter(|m| self.role_of(m.id) == Some(Role::TenantAdmin))
+            .collect()
     }
 
     /// Whether `user` holds `right` on `mailbox`, directly or through security-type groups.

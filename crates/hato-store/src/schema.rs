@@ -809,4 +809,38 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mta_sts_policies_expires ON mta_sts_policies(expires);
     "#,
+    // 32 (issue 10 item 8, outbound spam): a tenant's outbound spam filter policy (Exchange's
+    // HostedOutboundSpamFilterPolicy, as JSON; the defaults until changed); per sender, its
+    // recipients in the current UTC hour (external, internal) and day, so a restart does not
+    // reset them; the restricted senders (`until` NULL: until an admin unblocks; else the start
+    // of the next UTC day); and the pool a queued message leaves from (high-risk: outbound
+    // spam). Everything goes with the tenant.
+    r#"
+    CREATE TABLE outbound_spam_policies(
+        tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        definition TEXT NOT NULL,
+        updated INTEGER NOT NULL
+    );
+    CREATE TABLE outbound_sender_counts(
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        hour_start INTEGER NOT NULL,
+        external_hour INTEGER NOT NULL,
+        internal_hour INTEGER NOT NULL,
+        day_start INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, sender)
+    );
+    CREATE INDEX outbound_sender_counts_day ON outbound_sender_counts(day_start);
+    CREATE TABLE restricted_senders(
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        blocked_at INTEGER NOT NULL,
+        until INTEGER,
+        PRIMARY KEY (tenant_id, sender)
+    );
+    ALTER TABLE messages ADD COLUMN high_risk INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

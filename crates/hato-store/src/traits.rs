@@ -398,6 +398,55 @@ pub trait OrganizationConfigStore: Send + Sync {
     fn reject_direct_send_tenants(&self) -> Result<Vec<TenantId>>;
 }
 
+/// Outbound spam (issue 10 item 8; `exchange-online-behaviour.md` §7): each tenant's outbound
+/// spam filter policy, the recipients each sender sent to in the current UTC hour and day
+/// (persisted, so a restart does not start them again), and the restricted senders.
+pub trait OutboundSpamStore: Send + Sync {
+    /// The tenant's policy (Exchange's defaults until changed); `NotFound` for no such tenant.
+    fn outbound_spam_filter(
+        &self,
+        tenant: TenantId,
+    ) -> Result<hato_protection::spam::outbound::OutboundSpamPolicy>;
+    fn set_outbound_spam_filter(
+        &self,
+        tenant: TenantId,
+        policy: hato_protection::spam::outbound::OutboundSpamPolicy,
+    ) -> Pending<hato_protection::spam::outbound::OutboundSpamPolicy>;
+    /// Adds one message's recipients to `sender`'s counts at `now`, in fixed windows: the UTC
+    /// hour (external and internal) and the UTC day (all), each starting again when `now` is in
+    /// a later one. Returns the counts before and after, in one write.
+    fn count_outbound_recipients(
+        &self,
+        tenant: TenantId,
+        sender: &str,
+        recipients: OutboundRecipients,
+        now: Timestamp,
+    ) -> Pending<(
+        hato_protection::spam::outbound::Tally,
+        hato_protection::spam::outbound::Tally,
+    )>;
+    /// Restricts a sender (replacing an earlier restriction of it).
+    fn restrict_sender(&self, restricted: RestrictedSender) -> Pending<()>;
+    /// The sender's restriction in force at `now`, if any.
+    fn restricted_sender(
+        &self,
+        tenant: TenantId,
+        sender: &str,
+        now: Timestamp,
+    ) -> Result<Option<RestrictedSender>>;
+    /// The tenant's restrictions in force at `now`, oldest first.
+    fn restricted_senders(&self, tenant: TenantId, now: Timestamp)
+    -> Result<Vec<RestrictedSender>>;
+    /// Unblocks a sender (`Remove-BlockedSenderAddress`): its restriction and its counts go, so
+    /// it starts afresh; `NotFound` when it is not restricted at `now`.
+    fn remove_restricted_sender(
+        &self,
+        tenant: TenantId,
+        sender: &str,
+        now: Timestamp,
+    ) -> Pending<RestrictedSender>;
+}
+
 /// DKIM signing configs per accepted domain (issue 10; Exchange's `New-`/`Set-`/`Rotate-`/
 /// `Remove-DkimSigningConfig`). The private keys are stored as PKCS#8 DER in the database, which
 /// then holds secrets. A config goes with its domain and with its tenant.
@@ -757,6 +806,7 @@ pub trait Store:
     + OrganizationConfigStore
     + DkimStore
     + MtaStsStore
+    + OutboundSpamStore
 {
 }
 impl<T> Store for T where
@@ -786,5 +836,6 @@ impl<T> Store for T where
         + OrganizationConfigStore
         + DkimStore
         + MtaStsStore
+        + OutboundSpamStore
 {
 }

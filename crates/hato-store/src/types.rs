@@ -113,6 +113,9 @@ pub struct NewMessage {
     pub sender_auth_failed: bool,
     /// The DSN parameters of MAIL (RFC 3461 `RET`, `ENVID`).
     pub dsn: hato_core::dsn::MessageDsn,
+    /// The content stages judged this outbound message spam: its outside recipients leave from
+    /// the high-risk delivery pool (`exchange-online-behaviour.md` §7.2; migration 32).
+    pub high_risk: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +161,8 @@ pub struct QueuedMessage {
     pub authenticated_from: Option<String>,
     /// As [`NewMessage::dsn`]: passed on to a next hop that offers DSN.
     pub dsn: hato_core::dsn::MessageDsn,
+    /// As [`NewMessage::high_risk`].
+    pub high_risk: bool,
 }
 
 /// How much of a spooled message is read where only its header block is needed (Subject,
@@ -1781,4 +1786,32 @@ impl DkimSigningConfig {
     pub fn active_selector(&self) -> &DkimSelectorKey {
         &self.selectors[usize::from(self.active.saturating_sub(1)).min(1)]
     }
+}
+
+// ----- Outbound spam (issue 10, item 8) --------------------------------------------------------
+
+/// A restricted sender (Exchange's "Restricted entities", `Get-BlockedSenderAddress`,
+/// `exchange-online-behaviour.md` §7.3): its submissions and relayed mail are refused with
+/// `550 5.1.8`; it still receives mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestrictedSender {
+    pub tenant_id: TenantId,
+    /// The sender's address, canonical: the authenticated mailbox's primary address, or the
+    /// MAIL FROM address an on-premises connector relayed for.
+    pub sender: String,
+    /// The policy's action that restricted it (`block-user`, `block-user-for-today`).
+    pub action: String,
+    /// Why, as the trace and the alert say it.
+    pub reason: String,
+    pub blocked_at: Timestamp,
+    /// When the restriction lifts by itself (the next UTC day for `block-user-for-today`);
+    /// `None`: when an admin unblocks it.
+    pub until: Option<Timestamp>,
+}
+
+/// One message's recipients counted for its sender.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboundRecipients {
+    pub external: u32,
+    pub internal: u32,
 }

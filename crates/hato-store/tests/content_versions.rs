@@ -132,6 +132,7 @@ fn the_generation_moves_with_policy_changes_only() {
             authenticated_from: None,
             sender_auth_failed: false,
             dsn: Default::default(),
+            high_risk: false,
         })
         .wait()
         .unwrap();

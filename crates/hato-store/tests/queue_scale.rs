@@ -59,6 +59,7 @@ fn message(trace_id: &str, tenant: i64, received: i64, to: &[(&str, Route)]) -> 
         authenticated_from: None,
         sender_auth_failed: false,
         dsn: Default::default(),
+        high_risk: false,
     }
 }
 

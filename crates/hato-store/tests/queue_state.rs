@@ -73,6 +73,7 @@ fn message(
         authenticated_from: None,
         sender_auth_failed: false,
         dsn: Default::default(),
+        high_risk: false,
     }
 }
 

@@ -325,6 +325,7 @@ fn deliver(s: &SqliteStore, tenant: i64, trace_id: &str, to: &[(i64, &str)], fol
         authenticated_from: None,
         sender_auth_failed: false,
         dsn: Default::default(),
+        high_risk: false,
     })
     .wait()
     .unwrap();

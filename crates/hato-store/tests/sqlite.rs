@@ -72,6 +72,7 @@ fn message(trace_id: &str, tenant: i64, mailbox: i64, received: i64, subject: &s
         authenticated_from: None,
         sender_auth_failed: false,
         dsn: Default::default(),
+        high_risk: false,
     }
 }
 

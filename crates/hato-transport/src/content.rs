@@ -786,11 +786,22 @@ impl ContentPipeline {
         }
         // The classifier's features, once for every tenant (each scores them with its own
         // personalisation when deciding).
+        // An authenticated client's mail to outside recipients is classified too: the outbound
+        // spam verdict (`decide`) picks its delivery pool.
+        let outbound = message
+            .envelope
+            .recipients
+            .iter()
+            .any(|r| r.route == Route::Remote);
         let (features, gtube) = match &self.spam {
-            Some(spam) if !tenants.is_empty() && message.client.identity.is_none() => (
-                Some(spam.classifier.extract(&raw)),
-                spam_stage::is_gtube(&raw),
-            ),
+            Some(spam)
+                if !tenants.is_empty() && (message.client.identity.is_none() || outbound) =>
+            {
+                (
+                    Some(spam.classifier.extract(&raw)),
+                    spam_stage::is_gtube(&raw),
+                )
+            }
             _ => (None, false),
         };
         let carried = self.carried_originals(message, features.as_ref());
@@ -922,6 +933,8 @@ impl ContentPipeline {
         let mut scl: Vec<Option<i8>> = Vec::new();
         let mut categories: Vec<Option<&'static str>> = Vec::new();
         let mut added: Vec<(Address, TenantId, Reason, usize)> = Vec::new();
+        // The outbound spam verdict of any outside recipient: the message's pool.
+        let mut outbound_spam = false;
         for (i, (r, rr)) in message
             .envelope
             .recipients
@@ -1102,7 +1115,36 @@ impl ContentPipeline {
             // The spam filter, for a recipient every stage so far delivers to.
             let mut spam_decision = None;
             let mut spam_header = String::new();
-            if let (Some(spam), Some(features), Some(facts)) = (&self.spam, &features, facts)
+            // Outbound mail (an outside recipient of a tenant's sender: submission or relay
+            // through an on-premises connector) is not filtered as inbound: judged spam, it
+            // leaves through the high-risk delivery pool (reference §2.5, §7.2), not refused.
+            if r.route == Route::Remote {
+                if let (Some(spam), Some(features)) = (&self.spam, &features)
+                    && r.verdicts.iter().all(|v| v.action.delivers())
+                {
+                    let content = content_by_tenant
+                        .entry(r.tenant_id)
+                        .or_insert_with(|| {
+                            let model = facts.and_then(|f| f.tenant_model.as_deref());
+                            let c = spam.classifier.signals(features, model);
+                            if gtube {
+                                spam_stage::gtube_signals(c)
+                            } else {
+                                c
+                            }
+                        })
+                        .clone();
+                    if let Some(reason) =
+                        hato_protection::spam::outbound::outbound_verdict(&content, rule_scl)
+                    {
+                        outbound_spam = true;
+                        r.verdicts.push(RecipientVerdict {
+                            action: Action::Deliver,
+                            reason,
+                        });
+                    }
+                }
+            } else if let (Some(spam), Some(features), Some(facts)) = (&self.spam, &features, facts)
                 && r.verdicts.iter().all(|v| v.action.delivers())
             {
                 let content = content_by_tenant
@@ -1185,6 +1227,7 @@ impl ContentPipeline {
             spam_headers.push(spam_header);
             spam_decisions.push(spam_decision);
         }
+        message.high_risk = outbound_spam;
         // Once per message, however many recipients: the filter itself judged it spam (not a
         // tenant's blocked-sender list or a rule, which say nothing of the IP).
         if let Some(throttle) = &self.throttle
@@ -1494,6 +1537,7 @@ impl Lost {
             trace_id: None,
             domain_authenticated: None,
             sender_auth_failed: false,
+            high_risk: false,
         };
         refuse(message, policy_failed(why))
     }

@@ -244,6 +244,7 @@ impl Inbound {
                 authenticated_from: message.domain_authenticated.clone(),
                 sender_auth_failed: message.sender_auth_failed,
                 dsn: message.envelope.dsn.clone(),
+                high_risk: message.high_risk,
             });
         }
         Ok(out)

@@ -25,6 +25,7 @@ pub mod inbound;
 pub mod ndr;
 pub mod outbound;
 pub mod outbound_connectors;
+pub mod outbound_spam;
 pub mod preview;
 pub mod routing;
 pub mod spam_learning;

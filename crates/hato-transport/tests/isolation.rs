@@ -146,6 +146,7 @@ impl World {
                 authenticated: None,
                 authenticated_from: None,
                 sender_auth_failed: false,
+                high_risk: false,
                 receive_detail: "Received".into(),
                 reports_on: vec![],
                 dsn: Default::default(),

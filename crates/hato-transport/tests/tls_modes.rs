@@ -312,6 +312,7 @@ impl World {
                 receive_detail: "Received".into(),
                 reports_on: vec![],
                 dsn: Default::default(),
+                high_risk: false,
             })
             .await
             .unwrap();

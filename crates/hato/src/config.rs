@@ -79,6 +79,7 @@ pub struct OutboundSection {
     /// and of MTA-STS policy servers: a private CA, a test's. Empty: the system's only.
     pub extra_ca_file: PathBuf,
     /// The high-risk pool, which NDRs leave from (`[outbound.high_risk]`).
+    /// The high-risk pool, which NDRs and outbound spam leave from (`[outbound.high_risk]`).
     pub high_risk: PoolSection,
 }
 
@@ -1197,8 +1198,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #extra_ca_file = ""
 
 [outbound.high_risk]
-# The high-risk pool, which every NDR leaves from (Exchange's high-risk delivery pool): its
-# EHLO name and source address (empty: the normal pool's).
+# The high-risk pool, which every NDR and every outbound message the spam filter judges spam
+# (SCL 5 or more, or phish; submission and relay) leave from (Exchange's high-risk delivery
+# pool): its EHLO name and source address (empty: the normal pool's).
 #helo_name = ""
 #source_address = ""
 

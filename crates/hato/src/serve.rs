@@ -15,6 +15,11 @@ use hato_smtp::SessionConfig;
 use hato_smtp::server::{ServerConfig, SmtpServer};
 use hato_store::{SqliteStore, Store, TokenStore, hash_token};
 use hato_transport::content::{ContentPipeline, ContentPolicy};
+use hato_transport::outbound_spam::{OutboundSenderPolicy, OutboundSenders};
+
+/// The stages inside the edge and the submission policy: the outbound spam limits and
+/// restricted senders around the content stages around the directory's recipient decision.
+type Stages = OutboundSenderPolicy<ContentPolicy<DirectoryPolicy>>;
 use hato_transport::delivery::DeliveryAgent;
 use hato_transport::digest::{
     DigestOptions, DigestSettings, Digester, FixedSettings, NotificationSettingsSource,
@@ -164,10 +169,10 @@ struct EdgeParts {
 fn edge_policy(
     config: &Config,
     parts: &EdgeParts,
-    directory: ContentPolicy<DirectoryPolicy>,
+    directory: Stages,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-) -> Result<EdgePolicy<ContentPolicy<DirectoryPolicy>>, ServeError> {
+) -> Result<EdgePolicy<Stages>, ServeError> {
     let edge = &config.edge;
     let mut checks = ConnectChecks::new().with(parts.block_list.clone())?;
     let zones = config
@@ -388,9 +393,9 @@ fn submission_server(
     store: &Arc<dyn Store>,
     directory: &Arc<hato_directory::Directory>,
     clock: &Arc<dyn Clock>,
-    content: Option<Arc<ContentPipeline>>,
+    stages: Stages,
     submitter: Arc<Inbound>,
-) -> Arc<SmtpServer<SubmissionPolicy<ContentPolicy<DirectoryPolicy>>>> {
+) -> Arc<SmtpServer<SubmissionPolicy<Stages>>> {
     let s = &config.submission;
     let limiter = hato_admin::LoginLimiter::new(
         hato_admin::LoginLimits {
@@ -414,7 +419,7 @@ fn submission_server(
         clock.clone(),
     );
     let policy = SubmissionPolicy::new(
-        ContentPolicy::new(DirectoryPolicy::new(directory.clone()), content),
+        stages,
         directory.clone(),
         Arc::new(authenticator),
         Arc::new(quotas),
@@ -562,13 +567,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }
     let submission_content = content.clone();
+    // Outbound spam's recipient limits and restricted senders (always on, as Exchange's
+    // outbound spam policy is), for submission and relay alike.
+    let senders = Arc::new(OutboundSenders::new(
+        dyn_store.clone(),
+        directory.clone(),
+        clock.clone(),
+        config.server.hostname.clone(),
+    ));
     let policy = Arc::new(edge_policy(
         &config,
         &parts,
-        ContentPolicy::new(
-            DirectoryPolicy::new(directory.clone())
-                .with_domain_authentication(domain_authentication),
-            content,
+        OutboundSenderPolicy::new(
+            ContentPolicy::new(
+                DirectoryPolicy::new(directory.clone())
+                    .with_domain_authentication(domain_authentication),
+                content,
+            ),
+            Some(senders.clone()),
         ),
         dyn_store.clone(),
         clock.clone(),
@@ -585,7 +601,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         &dyn_store,
         &directory,
         &clock,
-        submission_content,
+        OutboundSenderPolicy::new(
+            ContentPolicy::new(DirectoryPolicy::new(directory.clone()), submission_content),
+            Some(senders),
+        ),
         inbound.clone(),
     );
     let smtp = SmtpServer::new(server_config, policy, inbound);

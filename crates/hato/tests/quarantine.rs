@@ -59,6 +59,7 @@ fn queue_held_message(s: &mut Server) {
                 authenticated_from: None,
                 sender_auth_failed: false,
                 dsn: Default::default(),
+                high_risk: false,
             })
             .wait()
             .expect("enqueue");

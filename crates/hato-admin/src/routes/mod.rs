@@ -30,6 +30,7 @@ mod malware_filter;
 mod moderation;
 mod organization_config;
 mod outbound_connectors;
+mod outbound_spam;
 mod permissions;
 mod quarantine;
 mod quarantine_release;
@@ -82,6 +83,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(connectors::routes())
         .merge(outbound_connectors::routes())
         .merge(organization_config::routes())
+        .merge(outbound_spam::routes())
         .merge(dkim::routes())
         .merge(reports::routes())
 }

@@ -21,6 +21,7 @@ mod moderation;
 mod mta_sts;
 mod organization_config;
 mod outbound_connectors;
+mod outbound_spam;
 mod quarantine;
 mod quarantine_digest;
 mod queue;

@@ -34,8 +34,8 @@ impl QueueStore for SqliteStore {
         let expires = m.received.0.saturating_add(self.message_expiration);
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed, dsn_ret, dsn_envid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO messages(trace_id, received, sender, client_ip, helo, message_id, subject, size, content, authenticated_mailbox, spool, authenticated_from, sender_auth_failed, dsn_ret, dsn_envid, high_risk) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 m.trace_id,
@@ -52,7 +52,8 @@ impl QueueStore for SqliteStore {
                 m.authenticated_from,
                 m.sender_auth_failed,
                 m.dsn.ret.map(hato_core::dsn::Ret::as_str),
-                m.dsn.envid
+                m.dsn.envid,
+                m.high_risk
             ])?;
             let message = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
@@ -576,7 +577,7 @@ fn take_due(
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
          r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, r.connector, \
-         r.dsn_notify, r.dsn_orcpt, m.dsn_ret, m.dsn_envid \
+         r.dsn_notify, r.dsn_orcpt, m.dsn_ret, m.dsn_envid, m.high_risk \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let due_sql = format!("{SELECT}{}", kind.clause());
@@ -641,6 +642,7 @@ fn take_due(
                                     .and_then(hato_core::dsn::Ret::from_stored),
                                 envid: r.get(26)?,
                             },
+                            high_risk: r.get::<_, i64>(27)? != 0,
                         },
                         size,
                     ),

@@ -460,6 +460,7 @@ pub(crate) fn generated(
         authenticated_from: None,
         sender_auth_failed: false,
         dsn: Default::default(),
+        high_risk: false,
     }
 }
 

@@ -24,8 +24,9 @@ pub use generated::{DelistNotice, DelistNoticeKind, delist_notice, join_request_
 pub(crate) use generated::{derived_trace_id, generated};
 pub use notify::{
     INCIDENT_REPORT_MAX_ORIGINAL, IncidentReport, MAX_LISTED_CONDITIONS, MAX_LISTED_DETECTIONS,
-    MAX_LISTED_RECIPIENTS, MalwareNotice, ReportedRule, SenderScope, incident_report,
-    incident_report_addresses, malware_admin_notification, notification_recipient, reported_rules,
+    MAX_LISTED_RECIPIENTS, MalwareNotice, OutboundSpamAlert, ReportedRule, SenderScope,
+    incident_report, incident_report_addresses, malware_admin_notification, notification_recipient,
+    outbound_spam_alert, reported_rules,
 };
 
 use crate::groupmail;

@@ -125,6 +125,7 @@ impl World {
                 authenticated_from: None,
                 sender_auth_failed: false,
                 dsn: Default::default(),
+                high_risk: false,
             })
             .await
             .unwrap();

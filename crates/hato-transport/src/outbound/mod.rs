@@ -172,7 +172,7 @@ pub struct OutboundSettings {
     /// The port MX hosts are reached on (25; tests point it at a receiving server's port).
     pub smtp_port: u16,
     pub normal: Pool,
-    /// NDRs (null sender) leave from here.
+    /// NDRs (null sender) and outbound spam (`QueuedMessage::high_risk`) leave from here.
     pub high_risk: Pool,
     /// Connections a destination starts with.
     pub initial_concurrency: usize,
@@ -245,6 +245,8 @@ struct OutMessage {
     spool: Option<PathBuf>,
     /// MAIL's RET and ENVID, passed on to a next hop that offers DSN.
     dsn: hato_core::dsn::MessageDsn,
+    /// Judged outbound spam by the content stages: sent from the high-risk pool.
+    high_risk: bool,
 }
 
 /// One transaction to make: a message to the recipients of one destination.
@@ -462,8 +464,9 @@ impl OutboundAgent {
                     .or_default()
                     .push(r);
             }
-            let pool = if message.sender.is_empty() {
-                // Every NDR leaves from the high-risk pool (reference §7.2).
+            let pool = if message.sender.is_empty() || message.high_risk {
+                // Every NDR, and every message the content stages judged outbound spam,
+                // leaves from the high-risk pool (reference §7.2).
                 self.settings.high_risk.clone()
             } else {
                 self.settings.normal.clone()
@@ -1262,6 +1265,7 @@ fn out_message(m: QueuedMessage) -> OutMessage {
         content: m.content,
         spool: m.spool,
         dsn: m.dsn,
+        high_risk: m.high_risk,
     }
 }
 

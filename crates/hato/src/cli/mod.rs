@@ -22,6 +22,7 @@ mod malware_filter;
 mod moderation;
 mod organization_config;
 mod outbound_connector;
+mod outbound_spam;
 mod output;
 mod quarantine;
 mod queue;
@@ -112,6 +113,13 @@ enum Command {
     /// A tenant's organisation-wide settings (Set-OrganizationConfig): RejectDirectSend.
     #[command(subcommand)]
     OrganizationConfig(organization_config::OrganizationConfigCmd),
+    /// A tenant's outbound spam filter policy (Set-HostedOutboundSpamFilterPolicy): recipient
+    /// limits per hour and day, and the action when one is reached.
+    #[command(subcommand)]
+    OutboundSpamFilter(outbound_spam::OutboundSpamFilterCmd),
+    /// A tenant's restricted senders (over the outbound spam limits): list, unblock.
+    #[command(subcommand)]
+    Restricted(outbound_spam::RestrictedCmd),
     /// DKIM signing per accepted domain (New-DkimSigningConfig): keys, DNS records, rotation.
     #[command(subcommand)]
     Dkim(dkim::DkimCmd),
@@ -237,6 +245,8 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connector(cmd) => connector::run(c, cmd),
         Command::OrganizationConfig(cmd) => organization_config::run(c, cmd),
+        Command::OutboundSpamFilter(cmd) => outbound_spam::run(c, cmd),
+        Command::Restricted(cmd) => outbound_spam::run_restricted(c, cmd),
         Command::Dkim(cmd) => dkim::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),

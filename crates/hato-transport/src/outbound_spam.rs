@@ -1,0 +1,410 @@
+//! Outbound spam's limits and restricted senders around the content stages (issue 10 item 8;
+//! `exchange-online-behaviour.md` §7.1, §7.3): what Exchange Online's outbound spam policy
+//! does with a sender that sends to too many recipients.
+//!
+//! - **Who is an outbound sender**: an authenticated mailbox (submission; counted under its
+//!   primary address, whatever address it sends as) or a sender an on-premises inbound
+//!   connector relays for (the MAIL FROM address the connector vouches for). Other mail is
+//!   inbound and none of this applies.
+//! - **MAIL FROM**: a restricted sender gets `550 5.1.8 Access denied, bad outbound sender`
+//!   (the restriction in force at the injected clock's now: `BlockUserForToday` lifts at the
+//!   next UTC day by itself). It still receives mail: nothing here looks at recipients.
+//! - **End of data**, once the content stages accepted the message: its recipients are counted
+//!   for the sender in the store (outside recipients, route `Remote`, as external; the others
+//!   as internal), in fixed UTC windows — the hour for the hourly limits, the day for the daily
+//!   one — persisted, so a restart does not reset a day's count. Over a limit of the tenant's
+//!   policy (0 = the service default, 10,000):
+//!   - `BlockUser` / `BlockUserForToday`: the message is refused with 550 5.1.8 (Exchange blocks
+//!     mail over the limits rather than sending it through the high-risk pool, §7.2), the sender
+//!     is restricted (until an admin's `hato restricted remove`, or the next UTC day) and the
+//!     tenant's admins get an alert ("User restricted from sending email").
+//!   - `Alert`: the message goes; each of its recipients' trace says it was over the limit, and
+//!     the admins get one alert when the count crosses the limit ("Email sending limit
+//!     exceeded"), not one per message after it.
+//!
+//!   The admins are the members of the tenant's global admin role groups that have mailboxes
+//!   (Exchange's TenantAdmins), plus `NotifyOutboundSpamRecipients` when `NotifyOutboundSpam`
+//!   is on. The alert's trace (its `Receive` event's reason) records what happened to the
+//!   sender; the refused message itself is not kept (nothing is committed for it).
+//!
+//! Cost: one indexed store read at MAIL FROM and one read plus one write (group-committed)
+//! per accepted message, only for outbound senders; no memory kept per sender.
+
+use crate::delivery::{OutboundSpamAlert, notification_recipient, outbound_spam_alert};
+use hato_core::client::Principal;
+use hato_core::directory::{Route, TenantId};
+use hato_core::message::{Action, RecipientVerdict};
+use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, Stage, reply};
+use hato_directory::Directory;
+use hato_protection::spam::outbound::{OutboundSpamPolicy, ThresholdAction, next_utc_day};
+use hato_smtp::{
+    AuthVerdict, Credentials, DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict,
+};
+use hato_store::{OutboundRecipients, RestrictedSender, Store, StoreError};
+use std::sync::Arc;
+
+/// The sender an outbound message is counted and restricted under: the tenant and the
+/// canonical address. `None` for inbound mail.
+pub fn outbound_sender(client: &ClientContext) -> Option<(TenantId, String)> {
+    if let Some(identity) = &client.identity
+        && matches!(identity.principal, Principal::Mailbox(_))
+    {
+        return Some((identity.tenant, identity.address.to_string()));
+    }
+    let attribution = client.attribution()?;
+    let sender = attribution.vouched_sender?;
+    Some((attribution.tenant, sender))
+}
+
+/// What the layer shares between sessions.
+pub struct OutboundSenders {
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
+    hostname: String,
+}
+
+impl OutboundSenders {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        hostname: String,
+    ) -> Self {
+        OutboundSenders {
+            store,
+            directory,
+            clock,
+            hostname,
+        }
+    }
+
+    /// The refusal of a restricted sender, if it is one now.
+    async fn check(self: Arc<Self>, tenant: TenantId, sender: String) -> Option<Refusal> {
+        let now = self.clock.now();
+        let store = self.store.clone();
+        let who = sender.clone();
+        let found =
+            tokio::task::spawn_blocking(move || store.restricted_sender(tenant, &who, now)).await;
+        match found {
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some(r))) => Some(restricted_refusal(&r)),
+            Ok(Err(e)) => Some(store_failed(&e)),
+            Err(e) => Some(store_failed(&e)),
+        }
+    }
+
+    /// Counts an accepted message's recipients for its sender and applies the policy: `Err`
+    /// with the reply to the DATA when the message is refused.
+    async fn count(
+        self: Arc<Self>,
+        tenant: TenantId,
+        sender: String,
+        message: &mut MessageContext,
+    ) -> Result<(), Refusal> {
+        let mut recipients = OutboundRecipients::default();
+        for r in &message.envelope.recipients {
+            if r.route == Route::Remote {
+                recipients.external = recipients.external.saturating_add(1);
+            } else {
+                recipients.internal = recipients.internal.saturating_add(1);
+            }
+        }
+        let store = self.store.clone();
+        let policy = tokio::task::spawn_blocking(move || store.outbound_spam_filter(tenant))
+            .await
+            .map_err(|e| store_failed(&e))?
+            .map_err(|e| store_failed(&e))?;
+        let now = self.clock.now();
+        let (before, after) = self
+            .store
+            .count_outbound_recipients(tenant, &sender, recipients, now)
+            .await
+            .map_err(|e| store_failed(&e))?;
+        let Some(exceeded) = policy.exceeded(before, after) else {
+            return Ok(());
+        };
+        let action = policy.action_when_threshold_reached;
+        let reason = exceeded.reason(&sender, action);
+        if !action.blocks() {
+            for r in &mut message.envelope.recipients {
+                r.verdicts.push(RecipientVerdict {
+                    action: Action::Deliver,
+                    reason: reason.clone(),
+                });
+            }
+            if exceeded.crossed {
+                self.alert(tenant, &sender, &policy, reason, None, false);
+            }
+            return Ok(());
+        }
+        // BlockUserForToday: "until the next day" (§7.1), UTC; BlockUser: until unblocked.
+        let until = match action {
+            ThresholdAction::BlockUserForToday => Some(next_utc_day(now)),
+            ThresholdAction::BlockUser | ThresholdAction::Alert => None,
+        };
+        let restricted = RestrictedSender {
+            tenant_id: tenant,
+            sender: sender.clone(),
+            action: action.as_str().to_string(),
+            reason: reason.text.clone(),
+            blocked_at: now,
+            until,
+        };
+        if let Err(e) = self.store.restrict_sender(restricted.clone()).await {
+            // The message is refused all the same; the next one over the limit tries again.
+            tracing::error!("could not restrict {sender}: {e}");
+        } else {
+            tracing::warn!("{}", reason.text);
+        }
+        self.alert(tenant, &sender, &policy, reason.clone(), until, true);
+        Err(Refusal::new(reply::BAD_OUTBOUND_SENDER, reason))
+    }
+
+    /// Queues the alert to the tenant's admins (and the policy's notification addresses) without
+    /// holding up the reply.
+    fn alert(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        sender: &str,
+        policy: &OutboundSpamPolicy,
+        reason: Reason,
+        until: Option<hato_core::Timestamp>,
+        restricted: bool,
+    ) {
+        let this = self.clone();
+        let sender = sender.to_string();
+        let extra = if policy.notify_outbound_spam {
+            policy.notify_outbound_spam_recipients.clone()
+        } else {
+            Vec::new()
+        };
+        tokio::spawn(async move {
+            let at = this.clock.now();
+            let builder = this.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                let index = builder.directory.index(tenant)?;
+                let tenant_name = index.tenant_name().to_string();
+                let mut to: Vec<String> = index.admins().iter().map(|m| m.address.clone()).collect();
+                for a in extra {
+                    if !to.iter().any(|t| t.eq_ignore_ascii_case(&a)) {
+                        to.push(a);
+                    }
+                }
+                let mut out = Vec::new();
+                for address in to {
+                    match notification_recipient(&builder.directory, &address, tenant) {
+                        Ok(admin) => out.push(outbound_spam_alert(
+                            &OutboundSpamAlert {
+                                sender: &sender,
+                                tenant: &tenant_name,
+                                reason: &reason,
+                                restricted,
+                                until,
+                            },
+                            admin,
+                            &builder.hostname,
+                            at,
+                        )),
+                        Err(e) => tracing::warn!("outbound spam alert to {address}: {e}"),
+                    }
+                }
+                if out.is_empty() {
+                    tracing::warn!(
+                        "no admin to alert about {sender} (tenant {tenant_name} has no global admin role group with a mailbox): {}",
+                        reason.text
+                    );
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .await;
+            let notices = match built {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    tracing::warn!("could not build an outbound spam alert: {e}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("could not build an outbound spam alert: {e}");
+                    return;
+                }
+            };
+            for n in notices {
+                match this.store.enqueue(n).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => tracing::warn!("could not queue an outbound spam alert: {e}"),
+                }
+            }
+        });
+    }
+}
+
+fn restricted_refusal(r: &RestrictedSender) -> Refusal {
+    let until = match r.until {
+        Some(t) => format!("until {}", t.to_rfc5322()),
+        None => "until an admin unblocks it".to_string(),
+    };
+    Refusal::new(
+        reply::BAD_OUTBOUND_SENDER,
+        Reason::new(
+            Stage::Spam,
+            format!(
+                "{} is a restricted sender ({}, {until}): {}",
+                r.sender, r.action, r.reason
+            ),
+        )
+        .rule("RestrictedSender")
+        .figure("sender", r.sender.clone()),
+    )
+}
+
+fn store_failed(e: &dyn std::fmt::Display) -> Refusal {
+    tracing::error!("outbound spam limits: {e}");
+    Refusal::new(
+        reply::STORE_FAILED,
+        Reason::new(
+            Stage::Spam,
+            format!("The outbound spam limits could not be read or counted: {e}"),
+        ),
+    )
+}
+
+async fn decided<T>(d: Decision<T>) -> T {
+    match d {
+        Decision::Ready(v) => v,
+        Decision::Pending(f) => f.await,
+    }
+}
+
+/// The layer around `inner` (the content stages around the directory): inside the edge or the
+/// submission policy, so the client's identity or attribution is known when it decides.
+pub struct OutboundSenderPolicy<P> {
+    inner: P,
+    senders: Option<Arc<OutboundSenders>>,
+}
+
+impl<P> OutboundSenderPolicy<P> {
+    /// `senders` `None`: no limits and no restrictions (the layer passes everything on).
+    pub fn new(inner: P, senders: Option<Arc<OutboundSenders>>) -> Self {
+        OutboundSenderPolicy { inner, senders }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: SmtpPolicy + 'static> SmtpPolicy for OutboundSenderPolicy<P> {
+    fn connect(&self, client: &ClientContext) -> Decision<Verdict> {
+        self.inner.connect(client)
+    }
+
+    fn ehlo(&self, client: &ClientContext, host: &str) -> Decision<Verdict> {
+        self.inner.ehlo(client, host)
+    }
+
+    fn auth(&self, client: &ClientContext, credentials: Credentials) -> Decision<AuthVerdict> {
+        self.inner.auth(client, credentials)
+    }
+
+    fn mail(&self, client: &ClientContext, sender: Option<&Address>) -> Decision<Verdict> {
+        let inner = self.inner.mail(client, sender);
+        let Some(senders) = self.senders.clone() else {
+            return inner;
+        };
+        let client = client.clone();
+        // The edge attributes the client at MAIL FROM before it awaits this: read it then.
+        Decision::later(async move {
+            if let Some((tenant, sender)) = outbound_sender(&client)
+                && let Some(refusal) = senders.check(tenant, sender).await
+            {
+                return Verdict::Reject(refusal);
+            }
+            decided(inner).await
+        })
+    }
+
+    fn rcpt(
+        &self,
+        client: &ClientContext,
+        sender: Option<&Address>,
+        recipient: &Address,
+    ) -> Decision<RcptVerdict> {
+        self.inner.rcpt(client, sender, recipient)
+    }
+
+    fn cut(&self, client: &ClientContext, refusal: &Refusal) {
+        self.inner.cut(client, refusal)
+    }
+
+    fn end_of_data(&self, message: MessageContext) -> Decision<DataVerdict> {
+        let inner = self.inner.end_of_data(message);
+        let Some(senders) = self.senders.clone() else {
+            return inner;
+        };
+        Decision::later(async move {
+            let mut verdict = decided(inner).await;
+            if verdict.verdict != Verdict::Accept {
+                return verdict;
+            }
+            let Some((tenant, sender)) = outbound_sender(&verdict.message.client) else {
+                return verdict;
+            };
+            if let Err(refusal) = senders.count(tenant, sender, &mut verdict.message).await {
+                verdict.verdict = Verdict::Reject(refusal);
+            }
+            verdict
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hato_core::client::{Attribution, AuthMethod, AuthenticatedIdentity, ConnectorAttribution};
+
+    fn client() -> ClientContext {
+        ClientContext::new(
+            "192.0.2.7:40000".parse().unwrap(),
+            "192.0.2.1:25".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn outbound_senders_are_authenticated_mailboxes_and_relayed_tenant_senders() {
+        // Direct send from the internet: inbound, none of this applies.
+        assert_eq!(outbound_sender(&client()), None);
+        let mut c = client();
+        c.identity = Some(AuthenticatedIdentity {
+            tenant: 3,
+            principal: Principal::Mailbox(9),
+            address: Address::parse("Alice@Contoso.test").unwrap(),
+            method: AuthMethod::SmtpAuth,
+        });
+        assert_eq!(outbound_sender(&c), Some((3, "alice@contoso.test".into())));
+        // Relay: the sender the on-premises connector vouches for (its tenant's domain).
+        let c = client();
+        c.session_state.with(|a: &mut Attribution| {
+            a.0 = Some(ConnectorAttribution {
+                tenant: 4,
+                connector_id: 1,
+                connector: "Relay".into(),
+                vouched_sender: Some("app@fabrikam.test".into()),
+                keep_internal_headers: false,
+            })
+        });
+        assert_eq!(outbound_sender(&c), Some((4, "app@fabrikam.test".into())));
+        // Attributed, but another domain's sender: not vouched for, not counted.
+        let c = client();
+        c.session_state.with(|a: &mut Attribution| {
+            a.0 = Some(ConnectorAttribution {
+                tenant: 4,
+                connector_id: 1,
+                connector: "Relay".into(),
+                vouched_sender: None,
+                keep_internal_headers: false,
+            })
+        });
+        assert_eq!(outbound_sender(&c), None);
+    }
+}

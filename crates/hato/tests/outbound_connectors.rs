@@ -883,8 +883,7 @@ impl Sink {
     fn counter(&self, name: &str) -> usize {
         let text = std::fs::read_to_string(self.dir.path().join("counters")).unwrap_or_default();
         text.split(['\r', '\n'])
-            .filter(|l| l.contains("sess="))
-            .last()
+            .rfind(|l| l.contains("sess="))
             .and_then(|l| {
                 l.split_whitespace()
                     .find_map(|f| f.strip_prefix(&format!("{name}=")))

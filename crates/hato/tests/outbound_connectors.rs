@@ -789,6 +789,51 @@ fn validate_delivers_a_test_message_and_prints_the_transcript() {
         "not an address",
     ]);
     assert!(!ok && err.contains("recipient"), "{err}");
+    // TLS required (encryption-only) by a host that offers no STARTTLS: not sent.
+    s.ok(&[
+        "connector",
+        "outbound",
+        "set",
+        "Good",
+        "--tenant",
+        "contoso",
+        "--tls-settings",
+        "encryption-only",
+    ]);
+    let (ok, out, err) = s.cli(&[
+        "connector",
+        "outbound",
+        "validate",
+        "Good",
+        "--tenant",
+        "contoso",
+        "--recipient",
+        "test@partner.test",
+    ]);
+    assert!(
+        !ok && err.contains("FAILED") && err.contains("TLS"),
+        "{out}{err}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("C: MAIL")),
+        "nothing sent in clear: {out}"
+    );
+    // Only global admins (and the operator): a recipient admin may not send through it.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/tenants/contoso/tokens",
+        Some(serde_json::json!({ "role": "recipient-admin" })),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api_as(
+        v["token"].as_str().unwrap(),
+        "POST",
+        "/api/v1/tenants/contoso/connectors/outbound/Good/validate",
+        Some(serde_json::json!({ "recipient": "test@partner.test" })),
+    );
+    assert_eq!(status, 403, "{v}");
+    sink.wait_for_messages(1);
+    assert_eq!(sink.messages(), 1, "only the first validation delivered");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -903,6 +903,11 @@ fn tls_settings_against_a_self_signed_certificate() {
     );
     let defer = wait_event(&s, &id, "bob@fabrikam.test", "Defer");
     assert_eq!(defer["enhanced_status"], "4.7.320", "{defer}");
+    assert_eq!(
+        connector_of(&defer).as_deref(),
+        Some("Encrypted"),
+        "{defer}"
+    );
     assert_eq!(b.mail("bob@fabrikam.test").len(), 1, "not sent in clear");
 }
 

@@ -789,6 +789,126 @@ fn validate_delivers_a_test_message_and_prints_the_transcript() {
         "not an address",
     ]);
     assert!(!ok && err.contains("recipient"), "{err}");
+    // TLS required (encryption-only) by a host that offers no STARTTLS: not sent.
+    s.ok(&[
+        "connector",
+        "outbound",
+        "set",
+        "Good",
+        "--tenant",
+        "contoso",
+        "--tls-settings",
+        "encryption-only",
+    ]);
+    let (ok, out, err) = s.cli(&[
+        "connector",
+        "outbound",
+        "validate",
+        "Good",
+        "--tenant",
+        "contoso",
+        "--recipient",
+        "test@partner.test",
+    ]);
+    assert!(
+        !ok && err.contains("FAILED") && err.contains("TLS"),
+        "{out}{err}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("C: MAIL")),
+        "nothing sent in clear: {out}"
+    );
+    // Only global admins (and the operator): a recipient admin may not send through it.
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/tenants/contoso/tokens",
+        Some(serde_json::json!({ "role": "recipient-admin" })),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api_as(
+        v["token"].as_str().unwrap(),
+        "POST",
+        "/api/v1/tenants/contoso/connectors/outbound/Good/validate",
+        Some(serde_json::json!({ "recipient": "test@partner.test" })),
+    );
+    assert_eq!(status, 403, "{v}");
+    sink.wait_for_messages(1);
+    assert_eq!(sink.messages(), 1, "only the first validation delivered");
+}
+
+/// TLS settings against another hato, whose STARTTLS certificate is self-signed: encryption-only
+/// delivers over TLS; certificate-validation refuses the certificate, and the recipient is
+/// deferred with Exchange's `450 4.7.320` (reference §9.4), as `validate` reports too.
+#[test]
+fn tls_settings_against_a_self_signed_certificate() {
+    let dns = Dns::start(&["test"]);
+    let b = Server::start_with_config(
+        "",
+        "",
+        &format!("[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n", dns.addr()),
+    );
+    b.tenant("fabrikam");
+    b.mailbox("bob@fabrikam.test", &[]);
+    let s = hato(&dns, 25);
+    let host = format!("127.0.0.1:{}", b.smtp.port());
+    outbound(
+        &s,
+        "Encrypted",
+        &[
+            "--recipient-domains",
+            "fabrikam.test",
+            "--smart-hosts",
+            &host,
+            "--tls-settings",
+            "encryption-only",
+        ],
+    );
+    let id = send(
+        &s,
+        "alice@contoso.test",
+        &["bob@fabrikam.test"],
+        "encrypted",
+    );
+    let sent = wait_event(&s, &id, "bob@fabrikam.test", "Send");
+    assert!(sent.to_string().contains("tls_version"), "over TLS: {sent}");
+    b.wait_for("bob's copy", || b.mail("bob@fabrikam.test").len() == 1);
+
+    s.ok(&[
+        "connector",
+        "outbound",
+        "set",
+        "Encrypted",
+        "--tenant",
+        "contoso",
+        "--tls-settings",
+        "certificate-validation",
+    ]);
+    let (ok, out, err) = s.cli(&[
+        "connector",
+        "outbound",
+        "validate",
+        "Encrypted",
+        "--tenant",
+        "contoso",
+        "--recipient",
+        "bob@fabrikam.test",
+    ]);
+    assert!(!ok && err.contains("FAILED"), "{out}{err}");
+    assert!(out.contains("C: STARTTLS"), "{out}");
+    let id = send(
+        &s,
+        "alice@contoso.test",
+        &["bob@fabrikam.test"],
+        "validated",
+    );
+    let defer = wait_event(&s, &id, "bob@fabrikam.test", "Defer");
+    assert_eq!(defer["enhanced_status"], "4.7.320", "{defer}");
+    assert_eq!(
+        connector_of(&defer).as_deref(),
+        Some("Encrypted"),
+        "{defer}"
+    );
+    assert_eq!(b.mail("bob@fabrikam.test").len(), 1, "not sent in clear");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,8 +1003,7 @@ impl Sink {
     fn counter(&self, name: &str) -> usize {
         let text = std::fs::read_to_string(self.dir.path().join("counters")).unwrap_or_default();
         text.split(['\r', '\n'])
-            .filter(|l| l.contains("sess="))
-            .last()
+            .rfind(|l| l.contains("sess="))
             .and_then(|l| {
                 l.split_whitespace()
                     .find_map(|f| f.strip_prefix(&format!("{name}=")))

@@ -614,7 +614,7 @@ impl OutboundAgent {
                         .iter()
                         .map(|r| (r.id, outcome.clone()))
                         .collect();
-                    self.finish(job, outcomes).await;
+                    self.finish(job, through(outcomes, connector)).await;
                 }
                 return Health::Good;
             }
@@ -670,7 +670,7 @@ impl OutboundAgent {
                             .iter()
                             .map(|r| (r.id, self.session_failed(&error, &host, &reason)))
                             .collect();
-                        self.finish(job, outcomes).await;
+                        self.finish(job, through(outcomes, connector)).await;
                     }
                     return if delivered {
                         Health::Good
@@ -688,7 +688,7 @@ impl OutboundAgent {
                 delivered |= outcomes
                     .iter()
                     .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
-                self.finish(job, outcomes).await;
+                self.finish(job, through(outcomes, connector)).await;
                 if !conn.is_open() {
                     // The session ended (the server closed it, a failure): the next job gets a
                     // new one.
@@ -1239,6 +1239,35 @@ fn expired(
         reason = reason.figure("last_remote_host", d.remote_host.as_str());
     }
     RecipientOutcome::Fail(Refusal::new(reply::MESSAGE_EXPIRED, reason))
+}
+
+/// The outcomes with the outbound connector that routed them named in their reasons (figure
+/// `connector`), so a `Defer` or `Fail` in the trace says which connector's hosts answered, as
+/// the `Send` event does.
+fn through(
+    outcomes: Vec<(i64, RecipientOutcome)>,
+    connector: Option<&str>,
+) -> Vec<(i64, RecipientOutcome)> {
+    let Some(name) = connector else {
+        return outcomes;
+    };
+    outcomes
+        .into_iter()
+        .map(|(id, o)| {
+            let o = match o {
+                RecipientOutcome::Defer(mut d) => {
+                    d.reason = d.reason.figure("connector", name);
+                    RecipientOutcome::Defer(d)
+                }
+                RecipientOutcome::Fail(mut r) => {
+                    r.reason = Box::new(r.reason.figure("connector", name));
+                    RecipientOutcome::Fail(r)
+                }
+                other => other,
+            };
+            (id, o)
+        })
+        .collect()
 }
 
 fn processing_defer(error: &dyn std::fmt::Display) -> RecipientOutcome {

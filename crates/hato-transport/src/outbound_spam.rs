@@ -95,13 +95,13 @@ impl OutboundSenders {
     }
 
     /// Counts an accepted message's recipients for its sender and applies the policy: `Err`
-    /// with the reply to the DATA when the message is refused.
+    /// with the reply to the DATA when the message is refused; the policy otherwise.
     async fn count(
         self: Arc<Self>,
         tenant: TenantId,
         sender: String,
         message: &mut MessageContext,
-    ) -> Result<(), Refusal> {
+    ) -> Result<OutboundSpamPolicy, Refusal> {
         let mut recipients = OutboundRecipients::default();
         for r in &message.envelope.recipients {
             if r.route == Route::Remote {
@@ -122,7 +122,7 @@ impl OutboundSenders {
             .await
             .map_err(|e| store_failed(&e))?;
         let Some(exceeded) = policy.exceeded(before, after) else {
-            return Ok(());
+            return Ok(policy);
         };
         let action = policy.action_when_threshold_reached;
         let reason = exceeded.reason(&sender, action);
@@ -136,7 +136,7 @@ impl OutboundSenders {
             if exceeded.crossed {
                 self.alert(tenant, &sender, &policy, reason, None, false);
             }
-            return Ok(());
+            return Ok(policy);
         }
         // BlockUserForToday: "until the next day" (§7.1), UTC; BlockUser: until unblocked.
         let until = match action {
@@ -159,6 +159,71 @@ impl OutboundSenders {
         }
         self.alert(tenant, &sender, &policy, reason.clone(), until, true);
         Err(Refusal::new(reply::BAD_OUTBOUND_SENDER, reason))
+    }
+
+    /// `BccSuspiciousOutboundMail`: a message the content stages judged outbound spam gets the
+    /// policy's additional recipients, routed as a notice is (after the counting: they are
+    /// the tenant's, not the sender's). A failed lookup leaves the copy out, with a warning.
+    async fn bcc(
+        &self,
+        tenant: TenantId,
+        policy: &OutboundSpamPolicy,
+        message: &mut MessageContext,
+    ) {
+        if !message.high_risk
+            || !policy.bcc_suspicious_outbound_mail
+            || policy
+                .bcc_suspicious_outbound_additional_recipients
+                .is_empty()
+        {
+            return;
+        }
+        let directory = self.directory.clone();
+        let list = policy.bcc_suspicious_outbound_additional_recipients.clone();
+        let routed = tokio::task::spawn_blocking(move || {
+            list.iter()
+                .filter_map(|a| match notification_recipient(&directory, a, tenant) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::warn!("BccSuspiciousOutboundMail to {a}: {e}");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for r in routed {
+            let Ok(address) = Address::parse(&r.address) else {
+                continue;
+            };
+            let canonical = address.to_string();
+            if message
+                .envelope
+                .recipients
+                .iter()
+                .any(|m| m.address.to_string() == canonical)
+            {
+                continue;
+            }
+            message
+                .envelope
+                .recipients
+                .push(hato_core::message::Recipient {
+                    address,
+                    tenant_id: r.tenant_id,
+                    route: r.route,
+                    verdicts: vec![RecipientVerdict {
+                        action: Action::Deliver,
+                        reason: Reason::new(
+                            Stage::Spam,
+                            "A copy of suspicious outbound mail (BccSuspiciousOutboundMail)",
+                        )
+                        .rule("BccSuspiciousOutboundMail"),
+                    }],
+                    content: hato_core::message::RecipientContent::default(),
+                });
+        }
     }
 
     /// Queues the alert to the tenant's admins (and the policy's notification addresses) without
@@ -350,8 +415,13 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for OutboundSenderPolicy<P> {
             let Some((tenant, sender)) = outbound_sender(&verdict.message.client) else {
                 return verdict;
             };
-            if let Err(refusal) = senders.count(tenant, sender, &mut verdict.message).await {
-                verdict.verdict = Verdict::Reject(refusal);
+            match senders
+                .clone()
+                .count(tenant, sender, &mut verdict.message)
+                .await
+            {
+                Ok(policy) => senders.bcc(tenant, &policy, &mut verdict.message).await,
+                Err(refusal) => verdict.verdict = Verdict::Reject(refusal),
             }
             verdict
         })

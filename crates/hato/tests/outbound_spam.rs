@@ -172,6 +172,21 @@ fn the_policy_shows_exchanges_defaults_and_refuses_bad_values() {
         set.contains("notify-outbound-spam-recipients: secops@contoso.test, soc@fabrikam.test"),
         "{set}"
     );
+    assert!(set.contains("bcc-suspicious-outbound-mail: false"), "{set}");
+    let set = policy(
+        &s,
+        &[
+            "--bcc-suspicious-outbound-mail",
+            "true",
+            "--bcc-suspicious-outbound-additional-recipients",
+            "admin@contoso.test",
+        ],
+    );
+    assert!(set.contains("bcc-suspicious-outbound-mail: true"), "{set}");
+    assert!(
+        set.contains("bcc-suspicious-outbound-additional-recipients: admin@contoso.test"),
+        "{set}"
+    );
     // Only what is given changes.
     let set = policy(&s, &["--recipient-limit-per-day", "0"]);
     assert!(
@@ -203,6 +218,10 @@ fn the_policy_shows_exchanges_defaults_and_refuses_bad_values() {
         (
             vec!["--notify-outbound-spam-recipients", "not an address"],
             "is not an email address",
+        ),
+        (
+            vec!["--bcc-suspicious-outbound-additional-recipients", "a@b@c"],
+            "bcc_suspicious_outbound_additional_recipients: \"a@b@c\" is not an email address",
         ),
         (vec![], "nothing to change"),
     ] {
@@ -607,6 +626,16 @@ fn outbound_spam_leaves_from_the_high_risk_pool_and_other_mail_from_the_normal_o
     dns.a("mx.remote.test", Ipv4Addr::LOCALHOST);
     let sink = Sink::start();
     let s = sender(&dns, &sink);
+    // BccSuspiciousOutboundMail: the admin gets a copy of what is judged spam.
+    policy(
+        &s,
+        &[
+            "--bcc-suspicious-outbound-mail",
+            "true",
+            "--bcc-suspicious-outbound-additional-recipients",
+            "admin@contoso.test",
+        ],
+    );
 
     // Relayed through the on-premises connector: one ordinary, one GTUBE.
     let mut ids = Vec::new();
@@ -690,4 +719,12 @@ fn outbound_spam_leaves_from_the_high_risk_pool_and_other_mail_from_the_normal_o
         });
         assert_eq!(outbound_spam, spam, "{id}: {events:?}");
     }
+    // The Bcc copies: the two judged spam, not the others.
+    s.wait_for("the Bcc copies", || {
+        subjects(&s, "admin@contoso.test", "").len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut copies = subjects(&s, "admin@contoso.test", "");
+    copies.sort();
+    assert_eq!(copies, ["relay-spam", "sub-spam"]);
 }

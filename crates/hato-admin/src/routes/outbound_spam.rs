@@ -47,6 +47,10 @@ struct OutboundSpamFilterView {
     /// global admins always get them).
     notify_outbound_spam: bool,
     notify_outbound_spam_recipients: Vec<String>,
+    /// `BccSuspiciousOutboundMail`: a copy of each outbound message judged spam goes to
+    /// `bcc_suspicious_outbound_additional_recipients`.
+    bcc_suspicious_outbound_mail: bool,
+    bcc_suspicious_outbound_additional_recipients: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -71,6 +75,9 @@ fn view(t: &Tenant, p: OutboundSpamPolicy) -> OutboundSpamFilterView {
         action_when_threshold_reached: p.action_when_threshold_reached.as_str().to_string(),
         notify_outbound_spam: p.notify_outbound_spam,
         notify_outbound_spam_recipients: p.notify_outbound_spam_recipients,
+        bcc_suspicious_outbound_mail: p.bcc_suspicious_outbound_mail,
+        bcc_suspicious_outbound_additional_recipients: p
+            .bcc_suspicious_outbound_additional_recipients,
     }
 }
 
@@ -84,6 +91,20 @@ struct OutboundSpamFilterChange {
     action_when_threshold_reached: Option<String>,
     notify_outbound_spam: Option<bool>,
     notify_outbound_spam_recipients: Option<Vec<String>>,
+    bcc_suspicious_outbound_mail: Option<bool>,
+    bcc_suspicious_outbound_additional_recipients: Option<Vec<String>>,
+}
+
+/// A list of addresses as given, canonical; 400 naming the setting for one that is not one.
+fn addresses(name: &str, list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for a in list {
+        let parsed = hato_core::Address::parse(a.trim()).map_err(|e| {
+            ApiError::bad_request(format!("{name}: {a:?} is not an email address: {e}"))
+        })?;
+        out.push(parsed.to_string());
+    }
+    Ok(out)
 }
 
 fn limit(name: &str, v: i64) -> Result<u32, ApiError> {
@@ -175,16 +196,15 @@ async fn change(
         policy.notify_outbound_spam = v;
     }
     if let Some(list) = input.notify_outbound_spam_recipients {
-        let mut out = Vec::new();
-        for a in list {
-            let parsed = hato_core::Address::parse(a.trim()).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "notify_outbound_spam_recipients: {a:?} is not an email address: {e}"
-                ))
-            })?;
-            out.push(parsed.to_string());
-        }
-        policy.notify_outbound_spam_recipients = out;
+        policy.notify_outbound_spam_recipients =
+            addresses("notify_outbound_spam_recipients", list)?;
+    }
+    if let Some(v) = input.bcc_suspicious_outbound_mail {
+        policy.bcc_suspicious_outbound_mail = v;
+    }
+    if let Some(list) = input.bcc_suspicious_outbound_additional_recipients {
+        policy.bcc_suspicious_outbound_additional_recipients =
+            addresses("bcc_suspicious_outbound_additional_recipients", list)?;
     }
     let stored = s.store.set_outbound_spam_filter(t.id, policy).await?;
     Ok(Json(view(&t, stored)))

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// What a limit may be set to (`New-HostedOutboundSpamFilterPolicy`: 0-10000).
 pub const MAX_RECIPIENT_LIMIT: u32 = 10_000;
 
+/// The most addresses a notification or Bcc list holds.
+pub const MAX_ADDRESSES: usize = 100;
+
 /// What "0" means for each limit: the service default. Exchange documents one service-wide
 /// recipient rate limit, 10,000 recipients a day (§7.1, "Service-wide sending limits referenced
 /// by 0"), and no separate hourly figure; hato uses 10,000 for each limit left at 0, so the
@@ -79,6 +82,12 @@ pub struct OutboundSpamPolicy {
     pub notify_outbound_spam: bool,
     /// `NotifyOutboundSpamRecipients`.
     pub notify_outbound_spam_recipients: Vec<String>,
+    /// `BccSuspiciousOutboundMail`: a copy of every outbound message judged spam goes to
+    /// `bcc_suspicious_outbound_additional_recipients` (Exchange: only in the Default policy;
+    /// hato has one policy per tenant).
+    pub bcc_suspicious_outbound_mail: bool,
+    /// `BccSuspiciousOutboundAdditionalRecipients`.
+    pub bcc_suspicious_outbound_additional_recipients: Vec<String>,
 }
 
 /// Which limit a count reached.
@@ -179,14 +188,23 @@ impl OutboundSpamPolicy {
                 ));
             }
         }
-        if self.notify_outbound_spam_recipients.len() > 100 {
-            return Err("at most 100 notify_outbound_spam_recipients".into());
-        }
-        for a in &self.notify_outbound_spam_recipients {
-            if hato_core::Address::parse(a).is_err() {
-                return Err(format!(
-                    "notify_outbound_spam_recipients: {a:?} is not an email address"
-                ));
+        for (name, list) in [
+            (
+                "notify_outbound_spam_recipients",
+                &self.notify_outbound_spam_recipients,
+            ),
+            (
+                "bcc_suspicious_outbound_additional_recipients",
+                &self.bcc_suspicious_outbound_additional_recipients,
+            ),
+        ] {
+            if list.len() > MAX_ADDRESSES {
+                return Err(format!("at most {MAX_ADDRESSES} {name}"));
+            }
+            for a in list {
+                if hato_core::Address::parse(a).is_err() {
+                    return Err(format!("{name}: {a:?} is not an email address"));
+                }
             }
         }
         Ok(())

@@ -42,6 +42,13 @@ pub(super) enum OutboundSpamFilterCmd {
         /// NotifyOutboundSpamRecipients, comma-separated ("" for none).
         #[arg(long, value_name = "ADDRESSES")]
         notify_outbound_spam_recipients: Option<String>,
+        /// BccSuspiciousOutboundMail: a copy of each outbound message judged spam goes to
+        /// --bcc-suspicious-outbound-additional-recipients. Default false.
+        #[arg(long, value_name = "true|false")]
+        bcc_suspicious_outbound_mail: Option<bool>,
+        /// BccSuspiciousOutboundAdditionalRecipients, comma-separated ("" for none).
+        #[arg(long, value_name = "ADDRESSES")]
+        bcc_suspicious_outbound_additional_recipients: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +69,16 @@ pub(super) enum RestrictedCmd {
         #[arg(long)]
         tenant: String,
     },
+}
+
+/// A comma-separated list of addresses as JSON ("" for none).
+fn list(text: &str) -> Value {
+    json!(
+        text.split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+    )
 }
 
 fn policy_path(tenant: &str) -> String {
@@ -85,6 +102,8 @@ pub(super) fn run(c: &Client, cmd: OutboundSpamFilterCmd) -> Result<(), String> 
             action_when_threshold_reached,
             notify_outbound_spam,
             notify_outbound_spam_recipients,
+            bcc_suspicious_outbound_mail,
+            bcc_suspicious_outbound_additional_recipients,
             json,
         } => {
             let mut body = Map::new();
@@ -115,14 +134,15 @@ pub(super) fn run(c: &Client, cmd: OutboundSpamFilterCmd) -> Result<(), String> 
             );
             put(
                 "notify_outbound_spam_recipients",
-                notify_outbound_spam_recipients.map(|list| {
-                    json!(
-                        list.split(',')
-                            .map(str::trim)
-                            .filter(|a| !a.is_empty())
-                            .collect::<Vec<_>>()
-                    )
-                }),
+                notify_outbound_spam_recipients.map(|l| list(&l)),
+            );
+            put(
+                "bcc_suspicious_outbound_mail",
+                bcc_suspicious_outbound_mail.map(Value::from),
+            );
+            put(
+                "bcc_suspicious_outbound_additional_recipients",
+                bcc_suspicious_outbound_additional_recipients.map(|l| list(&l)),
             );
             if body.is_empty() {
                 return Err("nothing to change: give at least one setting (see --help)".into());
@@ -178,11 +198,26 @@ pub(super) fn run(c: &Client, cmd: OutboundSpamFilterCmd) -> Result<(), String> 
         "notify-outbound-spam: {}",
         v["notify_outbound_spam"].as_bool().unwrap_or_default()
     );
-    let recipients: Vec<&str> = v["notify_outbound_spam_recipients"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    println!("notify-outbound-spam-recipients: {}", recipients.join(", "));
+    let joined = |k: &str| -> String {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .join(", ")
+    };
+    println!(
+        "notify-outbound-spam-recipients: {}",
+        joined("notify_outbound_spam_recipients")
+    );
+    println!(
+        "bcc-suspicious-outbound-mail: {}",
+        v["bcc_suspicious_outbound_mail"]
+            .as_bool()
+            .unwrap_or_default()
+    );
+    println!(
+        "bcc-suspicious-outbound-additional-recipients: {}",
+        joined("bcc_suspicious_outbound_additional_recipients")
+    );
     Ok(())
 }
 

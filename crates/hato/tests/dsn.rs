@@ -23,10 +23,13 @@ use std::time::{Duration, Instant};
 // (451 4.7.1) every time, others accepted. It offers DSN when told to, and records each
 // MAIL and RCPT line as it came.
 
+/// Each message: the envelope sender, recipients, the content.
+type Messages = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
+
 struct Remote {
     addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
-    messages: Arc<Mutex<Vec<(String, Vec<String>, String)>>>,
+    messages: Messages,
     stop: Arc<AtomicBool>,
 }
 
@@ -71,8 +74,6 @@ impl Drop for Remote {
         let _ = TcpStream::connect(self.addr);
     }
 }
-
-type Messages = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
 
 fn serve(conn: TcpStream, dsn: bool, seen: Arc<Mutex<Vec<String>>>, messages: Messages) {
     conn.set_read_timeout(Some(Duration::from_secs(30)))

@@ -332,16 +332,11 @@ impl QueueStore for SqliteStore {
             )?;
             let mut out = Vec::new();
             for ((id, success), recipients) in by_key {
-                let (trace_id, sender, received, envid, content, spool): (
-                    String,
-                    String,
-                    i64,
-                    Option<String>,
-                    Option<Vec<u8>>,
-                    Option<String>,
-                ) = message.query_row([id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                })?;
+                type Row = (String, String, i64, Option<String>, Option<Vec<u8>>, Option<String>);
+                let (trace_id, sender, received, envid, content, spool): Row =
+                    message.query_row([id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })?;
                 let mut content = content.unwrap_or_default();
                 // A notice quotes the original's header block only (as an NDR does).
                 if let Some(name) = spool {

@@ -269,13 +269,17 @@ impl QueueStore for SqliteStore {
     fn due_notices(&self, arrived_by: Timestamp, limit: usize) -> Result<Vec<NoticeWork>> {
         self.read(|conn| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            // Both through their partial indexes: only recipients that may owe a notice.
+            // Both through their partial indexes: only recipients that may owe a notice. The
+            // delay query stops at the newest message old enough (ids grow with arrival), so a
+            // large backlog of recent deferrals is not read at every step.
             let mut delayed = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, r.dsn_orcpt, r.route, r.expires, \
                    r.last_status, r.last_enhanced_status, r.last_detail, m.id \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.status = 'Pending' AND r.delay_notice = 0 AND r.attempts > 0 \
                    AND m.received <= ?1 \
+                   AND r.message_id <= coalesce( \
+                     (SELECT id FROM messages WHERE received <= ?1 ORDER BY received DESC LIMIT 1), 0) \
                  ORDER BY r.message_id, r.id LIMIT ?2",
             )?;
             let mut succeeded = conn.prepare_cached(

@@ -277,7 +277,7 @@ impl QueueStore for SqliteStore {
                    r.last_status, r.last_enhanced_status, r.last_detail, m.id \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.status = 'Pending' AND r.delay_notice = 0 AND r.attempts > 0 \
-                   AND m.received <= ?1 \
+                   AND m.received <= ?1 AND m.sender != '' AND m.sender_auth_failed = 0 \
                    AND r.message_id <= coalesce( \
                      (SELECT id FROM messages WHERE received <= ?1 ORDER BY received DESC LIMIT 1), 0) \
                  ORDER BY r.message_id, r.id LIMIT ?2",

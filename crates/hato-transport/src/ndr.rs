@@ -604,6 +604,124 @@ mod tests {
         }
     }
 
+    /// RFC 3464 §2.2.1 and §2.3.1 (RFC 3461 §6.3): ENVID and ORCPT come back in the report,
+    /// before the fields they belong with.
+    #[test]
+    fn ndr_quotes_envid_and_orcpt() {
+        let mut failed = failed("a@contoso.test", "refused");
+        failed[0].orcpt = Some(hato_core::dsn::Orcpt {
+            addr_type: "rfc822".into(),
+            address: "Original@contoso.test".into(),
+        });
+        let bytes = build(&NdrInput {
+            hostname: "mx.hato.test",
+            sender: "bob@fabrikam.test",
+            original_trace_id: "trace-1",
+            original_received: Timestamp(1_800_000_000_000_000),
+            original_content: b"Subject: s\r\n\r\nbody\r\n",
+            failed: &failed,
+            now: Timestamp(1_800_000_100_000_000),
+            ndr_trace_id: "ndr-1",
+            envid: Some("ENV-1"),
+        })
+        .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains("Original-Envelope-Id: ENV-1\r\nReporting-MTA: dns; mx.hato.test\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Original-Recipient: rfc822; Original@contoso.test\r\nFinal-Recipient: rfc822; a@contoso.test\r\n"
+            ),
+            "{text}"
+        );
+    }
+
+    fn notice_recipient(
+        address: &str,
+        action: &'static str,
+        reply: Option<Reply>,
+    ) -> NoticeRecipient {
+        NoticeRecipient {
+            id: 1,
+            address: address.into(),
+            tenant_id: 1,
+            orcpt: None,
+            action,
+            reply,
+            expires: Timestamp(1_800_086_400_000_000),
+            remote: true,
+        }
+    }
+
+    fn notice(recipients: &[NoticeRecipient]) -> String {
+        let until: Vec<Timestamp> = recipients.iter().map(|r| r.expires).collect();
+        let bytes = build_notice(&NoticeInput {
+            hostname: "mx.hato.test",
+            sender: "bob@contoso.test",
+            original_trace_id: "trace-1",
+            original_received: Timestamp(1_800_000_000_000_000),
+            original_content:
+                b"Subject: Plans\r\nMessage-ID: <m1@contoso.test>\r\n\r\nSECRET-BODY\r\n",
+            envid: Some("E1"),
+            recipients,
+            retry_until: &until,
+            now: Timestamp(1_800_014_400_000_000),
+            notice_trace_id: "notice-1",
+        })
+        .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// RFC 3464 §2.3.3-2.3.8: a delay notice says `delayed`, the 4.x.x status and reply of the
+    /// last deferral, and until when hato tries; headers only.
+    #[test]
+    fn a_delay_notice_is_a_delivery_status_report() {
+        let text = notice(&[notice_recipient(
+            "x@fabrikam.test",
+            "delayed",
+            Some(Reply::stored(451, "4.4.316", "Connection refused")),
+        )]);
+        let msg = mail_parser::MessageParser::new()
+            .parse(text.as_bytes())
+            .unwrap();
+        assert_eq!(msg.subject(), Some("Delivery delayed: Plans"));
+        for want in [
+            "report-type=\"delivery-status\"",
+            "Original-Envelope-Id: E1",
+            "Final-Recipient: rfc822; x@fabrikam.test\r\nAction: delayed\r\nStatus: 4.4.316\r\n\
+             Diagnostic-Code: smtp; 451 4.4.316 Connection refused\r\nWill-Retry-Until: ",
+            "Auto-Submitted: auto-replied",
+            "In-Reply-To: <m1@contoso.test>",
+            "Content-Type: text/rfc822-headers",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        assert!(!text.contains("SECRET-BODY"));
+        // A permanent reply is never a delay's status.
+        let text = notice(&[notice_recipient(
+            "x@fabrikam.test",
+            "delayed",
+            Some(Reply::stored(550, "5.1.1", "odd")),
+        )]);
+        assert!(text.contains("Status: 4.0.0"), "{text}");
+    }
+
+    #[test]
+    fn success_notices_say_delivered_or_relayed() {
+        let text = notice(&[notice_recipient("a@contoso.test", "delivered", None)]);
+        assert!(text.contains("Subject: Delivered: Plans"), "{text}");
+        assert!(
+            text.contains("Action: delivered\r\nStatus: 2.0.0"),
+            "{text}"
+        );
+        assert!(!text.contains("Will-Retry-Until"), "{text}");
+        let text = notice(&[notice_recipient("x@fabrikam.test", "relayed", None)]);
+        assert!(text.contains("Subject: Relayed: Plans"), "{text}");
+        assert!(text.contains("Action: relayed\r\nStatus: 2.0.0"), "{text}");
+    }
+
     #[test]
     fn ndr_of_a_35_mb_header_keeps_a_bounded_prefix_cut_at_a_field() {
         // A References field of ~1 million identifiers, one per folded line (RFC 5321 lines are

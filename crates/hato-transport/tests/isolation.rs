@@ -315,9 +315,14 @@ async fn a_deleted_tenant_is_deferred_with_backoff_then_failed_with_an_ndr() {
         matches!(reason.figure_value("attempts"), Some(hato_core::reason::FigureValue::Integer(n)) if *n > 40),
         "{reason:?}"
     );
+    // The sender heard after 4 hours that delivery was delayed (RFC 3461's default NOTIFY is
+    // FAILURE,DELAY), then got the NDR.
     assert_eq!(
         w.subjects(w.b.sender),
-        vec!["Undeliverable: to a tenant that goes"]
+        vec![
+            "Undeliverable: to a tenant that goes",
+            "Delivery delayed: to a tenant that goes"
+        ]
     );
 }
 

@@ -319,12 +319,20 @@ async fn a_mail_contact_whose_mx_cannot_be_looked_up_waits_then_expires_with_an_
     assert_eq!(w.status("to partners", contact), "Failed");
     assert!(w.row(contact).is_none());
     let events = w.events("to partners", contact);
-    assert_eq!(names(&events), ["Expand", "Defer", "Fail", "Dsn"]);
+    // A delay notice after 4 hours (a `Dsn` event), the NDR at the expiry.
+    assert_eq!(names(&events), ["Expand", "Defer", "Dsn", "Fail", "Dsn"]);
+    assert!(events[2].detail.contains("Delay notice sent"), "{events:?}");
     assert_eq!(
-        (events[2].status, events[2].enhanced_status.as_deref()),
+        (events[3].status, events[3].enhanced_status.as_deref()),
         (Some(550), Some("4.4.7"))
     );
-    assert_eq!(w.mail(w.sender), ["Undeliverable: to partners"]);
+    assert_eq!(
+        w.mail(w.sender),
+        [
+            "Undeliverable: to partners",
+            "Delivery delayed: to partners"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -385,6 +393,7 @@ async fn mail_for_an_unconfigured_postmaster_waits_past_its_expiry() {
     let row = w.row("postmaster").expect("still queued");
     assert_eq!(row.attempts, 51);
     let events = w.events("for the postmaster", "postmaster");
-    assert_eq!(names(&events), ["Receive", "Defer"]);
+    // Its sender was told of the delay once, after 4 hours (a `Dsn` event).
+    assert_eq!(names(&events), ["Receive", "Defer", "Dsn"]);
     assert!(events[1].detail.contains("without expiry"), "{events:?}");
 }

@@ -803,7 +803,8 @@ fn record_last_error(
 /// in their fields), the remote host, and the reason with the attempt, the next attempt and the
 /// expiry (`bound`; `None`: kept past it) as figures. The event is left out when the
 /// recipient's last event is a `Defer` with the same reply and reason: one event per distinct
-/// error in a row, however often it is retried (the row keeps the count).
+/// error in a row, however often it is retried (the row keeps the count). `Dsn` events (a delay
+/// notice sent meanwhile) do not break the row.
 fn schedule(
     conn: &Connection,
     rcpt: i64,
@@ -819,7 +820,7 @@ fn schedule(
     let last: Option<Last> = conn
         .prepare_cached(
             "SELECT event, status, enhanced_status, detail, json_extract(reason, '$.text') \
-             FROM trace_events WHERE recipient_id = ?1 ORDER BY id DESC LIMIT 1",
+             FROM trace_events WHERE recipient_id = ?1 AND event != 'Dsn' ORDER BY id DESC LIMIT 1",
         )?
         .query_row([rcpt], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))

@@ -107,11 +107,12 @@ impl ModerationStore for SqliteStore {
                     let mut known = KnownAddresses::new(conn, message, members.len())?;
                     // Members are recipients of the same message: they expire with the group.
                     // They carry the group's stamp (its antispam report): the message is the same.
-                    // And its Junk Email verdict.
-                    let (expires, stamp, junk): (i64, String, i64) = conn.query_row("SELECT expires, stamp, junk FROM recipients WHERE id = ?1", [recipient], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    // And its Junk Email verdict, and whether a delay notice may go for it (not to a
+                    // null or forged sender, nor when the group's NOTIFY left DELAY out).
+                    let (expires, stamp, junk, delay_notice): (i64, String, i64, i64) = conn.query_row("SELECT expires, stamp, junk, delay_notice FROM recipients WHERE id = ?1", [recipient], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
                     let mut insert = conn.prepare_cached(
-                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to, expires, stamp, junk) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8, ?9, ?10, ?11)",
+                        "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, report_to, expires, stamp, junk, delay_notice) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'Pending', ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )?;
                     for m in members {
                         // A member already among the message's recipients, in any state, gets no
@@ -127,7 +128,7 @@ impl ModerationStore for SqliteStore {
                         };
                         // One address a line ('' = nobody); NULL = the sender.
                         let report_to = m.report_to.as_ref().map(|l| l.join("\n"));
-                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to, expires, stamp, junk])?;
+                        insert.execute(params![message, m.tenant_id, m.address, m.route.kind(), mailbox, group, now.0, report_to, expires, stamp, junk, delay_notice])?;
                         let id = conn.last_insert_rowid();
                         add_event(conn, id, now.0, &EventRecord::new(TraceEvent::Expand, m.detail.as_str()))?;
                         if let Some(refusal) = &m.fail {

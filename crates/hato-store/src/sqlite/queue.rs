@@ -271,13 +271,17 @@ impl QueueStore for SqliteStore {
     fn due_notices(&self, arrived_by: Timestamp, limit: usize) -> Result<Vec<NoticeWork>> {
         self.read(|conn| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            // Both through their partial indexes: only recipients that may owe a notice.
+            // Both through their partial indexes: only recipients that may owe a notice. The
+            // delay query stops at the newest message old enough (ids grow with arrival), so a
+            // large backlog of recent deferrals is not read at every step.
             let mut delayed = conn.prepare_cached(
                 "SELECT r.id, r.address, r.tenant_id, r.dsn_orcpt, r.route, r.expires, \
                    r.last_status, r.last_enhanced_status, r.last_detail, m.id \
                  FROM recipients r JOIN messages m ON m.id = r.message_id \
                  WHERE r.status = 'Pending' AND r.delay_notice = 0 AND r.attempts > 0 \
-                   AND m.received <= ?1 \
+                   AND m.received <= ?1 AND m.sender != '' AND m.sender_auth_failed = 0 \
+                   AND r.message_id <= coalesce( \
+                     (SELECT id FROM messages WHERE received <= ?1 ORDER BY received DESC LIMIT 1), 0) \
                  ORDER BY r.message_id, r.id LIMIT ?2",
             )?;
             let mut succeeded = conn.prepare_cached(
@@ -334,16 +338,11 @@ impl QueueStore for SqliteStore {
             )?;
             let mut out = Vec::new();
             for ((id, success), recipients) in by_key {
-                let (trace_id, sender, received, envid, content, spool): (
-                    String,
-                    String,
-                    i64,
-                    Option<String>,
-                    Option<Vec<u8>>,
-                    Option<String>,
-                ) = message.query_row([id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                })?;
+                type Row = (String, String, i64, Option<String>, Option<Vec<u8>>, Option<String>);
+                let (trace_id, sender, received, envid, content, spool): Row =
+                    message.query_row([id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })?;
                 let mut content = content.unwrap_or_default();
                 // A notice quotes the original's header block only (as an NDR does).
                 if let Some(name) = spool {

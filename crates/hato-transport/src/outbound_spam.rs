@@ -222,6 +222,12 @@ impl OutboundSenders {
                         .rule("BccSuspiciousOutboundMail"),
                     }],
                     content: hato_core::message::RecipientContent::default(),
+                    // A hidden copy for the organisation: its sender gets no report about it
+                    // (no NDR, delay or success notice, RFC 3461 NOTIFY=NEVER).
+                    dsn: hato_core::dsn::RecipientDsn {
+                        notify: Some(hato_core::dsn::Notify::NEVER),
+                        orcpt: None,
+                    },
                 });
         }
     }

@@ -249,6 +249,17 @@ struct OutMessage {
     high_risk: bool,
 }
 
+/// The open session a transaction goes over, as its recipients' outcomes record it.
+struct Peer<'a> {
+    host: &'a str,
+    address: SocketAddr,
+    pool: &'a Pool,
+    /// The outbound connector that routed it.
+    connector: Option<&'a str>,
+    /// The recipient domain's MTA-STS policy as it applied (the `Send` event's `mta_sts`).
+    mta_sts: Option<String>,
+}
+
 /// One transaction to make: a message to the recipients of one destination.
 struct Job {
     message: Arc<OutMessage>,
@@ -681,10 +692,14 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
-                let note = sts.as_ref().map(|s| s.note_for(&host, tls_note.as_deref()));
-                let outcomes = self
-                    .send(&mut conn, &job, &host, address, pool, connector, note)
-                    .await;
+                let peer = Peer {
+                    host: &host,
+                    address,
+                    pool,
+                    connector,
+                    mta_sts: sts.as_ref().map(|s| s.note_for(&host, tls_note.as_deref())),
+                };
+                let outcomes = self.send(&mut conn, &job, &peer).await;
                 delivered |= outcomes
                     .iter()
                     .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
@@ -893,12 +908,9 @@ impl OutboundAgent {
         &self,
         conn: &mut Connection,
         job: &Job,
-        host: &str,
-        address: SocketAddr,
-        pool: &Pool,
-        connector: Option<&str>,
-        mta_sts: Option<String>,
+        peer: &Peer<'_>,
     ) -> Vec<(i64, RecipientOutcome)> {
+        let (host, address) = (peer.host, peer.address);
         let prepared = match self.prepare(job).await {
             Ok(p) => p,
             Err(e) => {
@@ -951,15 +963,7 @@ impl OutboundAgent {
             )
             .map(|(r, res)| {
                 let outcome = match res {
-                    Some(res) => self.recipient_outcome(
-                        res,
-                        host,
-                        address,
-                        pool,
-                        tls.clone(),
-                        connector,
-                        mta_sts.clone(),
-                    ),
+                    Some(res) => self.recipient_outcome(res, peer, tls.clone()),
                     None => processing_defer(&"the SMTP client gave no result for this recipient"),
                 };
                 (r.id, outcome)
@@ -970,23 +974,20 @@ impl OutboundAgent {
     fn recipient_outcome(
         &self,
         res: &RecipientResult,
-        host: &str,
-        address: SocketAddr,
-        pool: &Pool,
+        peer: &Peer<'_>,
         tls: Option<hato_core::TlsInfo>,
-        connector: Option<&str>,
-        mta_sts: Option<String>,
     ) -> RecipientOutcome {
+        let (host, address) = (peer.host, peer.address);
         match res.status() {
             Status::Delivered => RecipientOutcome::Sent(SentRecord {
                 reply: res.reply.clone(),
                 remote_host: host.to_string(),
                 remote_ip: address.to_string(),
                 tls,
-                pool: pool.name.clone(),
-                connector: connector.map(str::to_string),
+                pool: peer.pool.name.clone(),
+                connector: peer.connector.map(str::to_string),
                 relayed_dsn: res.relayed_dsn,
-                mta_sts,
+                mta_sts: peer.mta_sts.clone(),
             }),
             Status::Failed => RecipientOutcome::Fail(Refusal::new(
                 res.reply.clone(),

@@ -338,7 +338,11 @@ impl ContentPipeline {
     }
 
     /// What sender authentication needs of a message, when the spam filter runs and a
-    /// tenant's recipient will be filtered (not for an authenticated client's mail).
+    /// tenant's recipient will be filtered as inbound mail: not for an authenticated client's
+    /// mail, and not when every recipient is outside (mail relayed out through an on-premises
+    /// connector: SPF, DKIM and DMARC judge who may send *to* the tenant; outbound mail gets the
+    /// outbound spam verdict, which does not read them, and their DNS lookups would cost every
+    /// relayed message their round trips).
     fn auth_request(&self, message: &MessageContext) -> Option<AuthRequest> {
         self.spam.as_ref()?;
         if message.client.identity.is_some()
@@ -346,7 +350,7 @@ impl ContentPipeline {
                 .envelope
                 .recipients
                 .iter()
-                .all(|r| r.tenant_id == NO_TENANT)
+                .all(|r| r.tenant_id == NO_TENANT || r.route == Route::Remote)
         {
             return None;
         }

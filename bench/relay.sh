@@ -15,7 +15,8 @@
 #   (a) hato, release build, default settings (the content pipeline on: malware filter,
 #       transport rules, spam filter), tenant "bench" with accepted domain bench.test, an
 #       on-premises inbound connector for 127.0.0.1 (so bench.test may relay from it) and an
-#       outbound connector for sink.test with smart host 127.0.0.1:<its sink>.
+#       outbound connector for sink.test with smart host 127.0.0.1:<its sink>, and the outbound
+#       spam policy's action "alert" (one sender goes over its 10,000 recipients an hour).
 #   (b) a private Postfix instance (own config, queue and data directories, listening on
 #       127.0.0.1:<free port> only), mynetworks 127.0.0.0/8, relayhost [127.0.0.1]:<its sink>,
 #       Postfix's default durability (queue files fsynced before the 250) and its defaults for
@@ -174,6 +175,11 @@ start_hato() {
         --sender-ip-addresses 127.0.0.1 >/dev/null || die "hato connector inbound add failed"
     hatoctl connector outbound add Sink --tenant bench --recipient-domains sink.test \
         --smart-hosts "127.0.0.1:$SINK_HATO" >/dev/null || die "hato connector outbound add failed"
+    # One sender relays 30,000+ messages an hour here: over the outbound spam policy's
+    # 10,000-recipient hourly limit, which by default (block-user-for-today) restricts it with
+    # 550 5.1.8, as Exchange would. The benchmark's sender is a known bulk source: alert only.
+    hatoctl outbound-spam-filter set --tenant bench --action-when-threshold-reached alert \
+        >/dev/null || die "hato outbound-spam-filter set failed"
     log "hato: pid $HATO_PID, SMTP 127.0.0.1:$HATO_PORT, admin 127.0.0.1:$ADMIN_PORT, smart host 127.0.0.1:$SINK_HATO"
 }
 

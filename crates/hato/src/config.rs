@@ -53,6 +53,10 @@ pub struct OutboundSection {
     pub destination_concurrency_limit: usize,
     /// Connections at once, all destinations together.
     pub max_connections: usize,
+    /// Milliseconds a session to a destination stays open, idle, for its next message
+    /// (Postfix's `smtp_connection_cache_time_limit`, 2 s); 0: each session ends when its
+    /// destination's queue is empty.
+    pub connection_cache_ms: u64,
     /// Seconds before the first retry of a deferred recipient (Exchange retries about every
     /// 5 minutes, reference §9.4); doubled after each deferral up to `retry_max_secs`.
     pub retry_first_secs: u64,
@@ -100,6 +104,7 @@ impl Default for OutboundSection {
             initial_destination_concurrency: 2,
             destination_concurrency_limit: 20,
             max_connections: 100,
+            connection_cache_ms: 2000,
             retry_first_secs: 300,
             retry_max_secs: 3600,
             expiration_secs: 24 * 3600,
@@ -158,6 +163,7 @@ impl OutboundSection {
         s.initial_concurrency = self.initial_destination_concurrency;
         s.max_concurrency = self.destination_concurrency_limit;
         s.max_connections = self.max_connections;
+        s.connection_cache_time = std::time::Duration::from_millis(self.connection_cache_ms);
         s.retry_first = std::time::Duration::from_secs(self.retry_first_secs);
         s.retry_max = std::time::Duration::from_secs(self.retry_max_secs);
         s.expiration = std::time::Duration::from_secs(self.expiration_secs);
@@ -648,6 +654,14 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        // A session kept idle holds one of `max_connections`: minutes of it would let idle
+        // sessions crowd out new destinations (Postfix caps reuse at 300 s).
+        if o.connection_cache_ms > 300_000 {
+            return Err(ConfigError::Invalid(format!(
+                "outbound.connection_cache_ms ({}) is above 300000 (5 minutes)",
+                o.connection_cache_ms
+            )));
         }
         if o.initial_destination_concurrency > o.destination_concurrency_limit {
             return Err(ConfigError::Invalid(format!(
@@ -1174,6 +1188,9 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #initial_destination_concurrency = 2
 #destination_concurrency_limit = 20
 #max_connections = 100
+# Milliseconds a session stays open, idle, for the next message to its destination (Postfix's
+# smtp_connection_cache_time_limit); 0: close it as soon as nothing more is queued for it.
+#connection_cache_ms = 2000
 # Seconds before the first retry of a deferred recipient, doubled after each, up to the most.
 #retry_first_secs = 300
 #retry_max_secs = 3600

@@ -329,6 +329,36 @@ fn messages_to_one_destination_reuse_a_connection_at_smtp_sink() {
     sink.wait_for_counters("sess=1 quit=1 mesg=3");
 }
 
+/// The connection cache (Postfix's `smtp_connection_cache_time_limit`): a session whose
+/// destination has nothing more queued stays open, idle, for `connection_cache_ms`, and the next
+/// message to that destination goes over it; with `connection_cache_ms = 0` each message, sent
+/// after the previous one left, gets a connection of its own.
+#[test]
+fn an_idle_session_carries_the_next_message_within_the_connection_cache_time() {
+    let dns = dns();
+    mx_to(&dns, "remote.test", LOOPBACK);
+    for (cache_ms, sessions) in [(20_000, 1), (0, 3)] {
+        let remote = Remote::start("127.0.0.1", 0, false);
+        let a = sender(
+            &dns,
+            remote.addr.port(),
+            &format!("connection_cache_ms = {cache_ms}\n"),
+        );
+        for i in 0..3 {
+            let rcpt = format!("user{i}@remote.test");
+            let id = relay(&a, &[&rcpt], &format!("cache{cache_ms}-{i}"), "hello");
+            // Delivered before the next is sent: the destination's queue is empty between.
+            wait_event(&a, &id, &rcpt, "Send");
+        }
+        assert_eq!(remote.messages().len(), 3);
+        assert_eq!(
+            remote.connections(),
+            sessions,
+            "connection_cache_ms = {cache_ms}"
+        );
+    }
+}
+
 /// A 5xx to RCPT fails the recipient with the remote reply and sends alice an NDR that quotes
 /// the original's headers, never its body; a 4xx defers it with the remote reply, and it is
 /// retried and sent.

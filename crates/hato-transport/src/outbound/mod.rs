@@ -180,6 +180,11 @@ pub struct OutboundSettings {
     pub max_concurrency: usize,
     /// Connections at once, all destinations together.
     pub max_connections: usize,
+    /// How long a session whose destination has nothing more queued stays open for the next
+    /// message to it (Postfix's `smtp_connection_cache_time_limit`, 2 s): mail that arrives
+    /// steadily goes over open sessions instead of a new connection, banner and EHLO each.
+    /// Zero: a session ends as soon as its destination's queue is empty.
+    pub connection_cache_time: Duration,
     /// The wait after the first deferral; doubled after each, up to `retry_max`.
     pub retry_first: Duration,
     pub retry_max: Duration,
@@ -206,6 +211,7 @@ impl OutboundSettings {
             initial_concurrency: 2,
             max_concurrency: 20,
             max_connections: 100,
+            connection_cache_time: Duration::from_secs(2),
             retry_first: Duration::from_secs(300),
             retry_max: Duration::from_secs(3600),
             expiration: Duration::from_secs(24 * 3600),
@@ -275,6 +281,13 @@ struct Dest {
     jobs: VecDeque<Job>,
     active: usize,
     limit: usize,
+    /// Open sessions (counted in `active`) waiting for a job: jobs for them start no new
+    /// connection.
+    idle: usize,
+    /// Notified once per job queued, waking one waiting session.
+    ready: Arc<Notify>,
+    /// Transactions that delivered since the limit last grew.
+    credit: usize,
 }
 
 #[derive(Default)]
@@ -505,11 +518,17 @@ impl OutboundAgent {
                     jobs: VecDeque::new(),
                     active: 0,
                     limit: self.settings.initial_concurrency.max(1),
+                    idle: 0,
+                    ready: Arc::new(Notify::new()),
+                    credit: 0,
                 });
                 dest.jobs.push_back(Job {
                     message: message.clone(),
                     recipients,
                 });
+                if dest.idle > 0 {
+                    dest.ready.notify_one();
+                }
             }
         }
         (taken, unreadable)
@@ -520,7 +539,8 @@ impl OutboundAgent {
         let mut state = self.state();
         let mut starts = Vec::new();
         'dests: for (key, dest) in state.dests.iter_mut() {
-            while dest.active < dest.limit && !dest.jobs.is_empty() {
+            // Jobs that sessions waiting idle will take start no connection.
+            while dest.active < dest.limit && dest.jobs.len() > dest.idle {
                 let Ok(permit) = self.connections.clone().try_acquire_owned() else {
                     break 'dests;
                 };
@@ -548,6 +568,55 @@ impl OutboundAgent {
         drop(state);
         for (key, hop, pool, job, permit) in starts {
             tokio::spawn(self.clone().connection(key, hop, pool, job, permit));
+        }
+    }
+
+    /// A transaction delivered: the destination's concurrency grows by one after as many
+    /// deliveries as it has connections (Postfix's positive feedback of 1/concurrency per
+    /// delivery), up to the limit; with a backlog, the agent starts the new connection.
+    fn delivered(&self, key: &str) {
+        let max = self.settings.max_concurrency.max(1);
+        let mut grew = false;
+        if let Some(dest) = self.state().dests.get_mut(key) {
+            dest.credit += 1;
+            if dest.credit >= dest.limit && dest.limit < max {
+                dest.limit += 1;
+                dest.credit = 0;
+                grew = dest.jobs.len() > dest.idle;
+            }
+        }
+        if grew {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The destination's next job for an open session: at once if one is queued, else the
+    /// first queued within the connection cache time; `None` when none comes.
+    async fn next_job_for_open_session(&self, key: &str) -> Option<Job> {
+        let limit = self.settings.connection_cache_time;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let ready = {
+                let mut state = self.state();
+                let dest = state.dests.get_mut(key)?;
+                if let Some(job) = dest.jobs.pop_front() {
+                    return Some(job);
+                }
+                if limit.is_zero() || tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                dest.idle += 1;
+                dest.ready.clone()
+            };
+            // A job queued between the lock's release and this wait leaves its notification
+            // stored (`notify_one`), so it is not missed.
+            let woke = tokio::time::timeout_at(deadline, ready.notified()).await;
+            if let Some(dest) = self.state().dests.get_mut(key) {
+                dest.idle = dest.idle.saturating_sub(1);
+            }
+            if woke.is_err() {
+                return self.next_job(key);
+            }
         }
     }
 
@@ -582,10 +651,11 @@ impl OutboundAgent {
             let mut state = self.state();
             if let Some(dest) = state.dests.get_mut(&key) {
                 dest.active = dest.active.saturating_sub(1);
-                dest.limit = match health {
-                    Health::Good => (dest.limit + 1).min(self.settings.max_concurrency.max(1)),
-                    Health::Dead => (dest.limit / 2).max(1),
-                };
+                // Growth comes from deliveries (`delivered`); a destination that could not be
+                // reached at all loses half its connections.
+                if health == Health::Dead {
+                    dest.limit = (dest.limit / 2).max(1);
+                }
             }
         }
         drop(permit);
@@ -700,17 +770,21 @@ impl OutboundAgent {
                     mta_sts: sts.as_ref().map(|s| s.note_for(&host, tls_note.as_deref())),
                 };
                 let outcomes = self.send(&mut conn, &job, &peer).await;
-                delivered |= outcomes
+                let sent = outcomes
                     .iter()
                     .any(|(_, o)| matches!(o, RecipientOutcome::Sent(_)));
+                delivered |= sent;
                 self.finish(job, through(outcomes, connector)).await;
+                if sent {
+                    self.delivered(key);
+                }
                 if !conn.is_open() {
                     // The session ended (the server closed it, a failure): the next job gets a
                     // new one.
                     pending = self.next_job(key);
                     break;
                 }
-                next = self.next_job(key);
+                next = self.next_job_for_open_session(key).await;
             }
             if conn.is_open() {
                 conn.quit().await;

@@ -843,4 +843,21 @@ pub const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE messages ADD COLUMN high_risk INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 34 (issue 11, the web console): console sign-in sessions, kept as the SHA-256 of their
+    // random 256-bit id only (a copy of the database signs nobody in), with the role they act
+    // with, when they began (absolute expiry) and were last used (idle expiry).
+    r#"
+    CREATE TABLE console_sessions(
+        hash TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        tenant_id INTEGER REFERENCES tenants(id) ON DELETE CASCADE,
+        mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    );
+    CREATE INDEX console_sessions_last_seen ON console_sessions(last_seen);
+    CREATE INDEX recipients_status_message ON recipients(status, message_id);
+    CREATE INDEX trace_events_event ON trace_events(event, recipient_id);
+    "#,
 ];

@@ -1815,3 +1815,48 @@ pub struct OutboundRecipients {
     pub external: u32,
     pub internal: u32,
 }
+
+// ----- the web console ----------------------------------------------------------------------------
+
+/// A console sign-in session (its id is kept only as a hash): who it acts as, and its times for
+/// the absolute and idle expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub role: hato_core::auth::Role,
+    pub tenant_id: Option<TenantId>,
+    /// The mailbox a user or a role-group member signed in as; `None` for the operator.
+    pub mailbox_id: Option<MailboxId>,
+    /// Who signed in, as the console shows it (an address, or `operator`).
+    pub name: String,
+    pub created: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// Mail flow since a time, as the console's home page counts it (per recipient but `received`
+/// and `refused`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailFlowCounts {
+    /// Messages accepted.
+    pub received: u64,
+    /// Recipients delivered (to a mailbox, or handed to the next server).
+    pub delivered: u64,
+    /// Recipients that failed (an NDR was owed).
+    pub failed: u64,
+    /// Connections and commands the edge refused (connection log rows with a 4xx/5xx reply).
+    pub refused: u64,
+    /// Recipients with a malware verdict.
+    pub malware: u64,
+    /// Transport rule actions taken.
+    pub rule_actions: u64,
+    /// Recipients filtered as spam (to Junk Email or quarantine).
+    pub spam: u64,
+    /// Recipients quarantined (malware, spam or a rule).
+    pub quarantined: u64,
+}
+
+/// An address and how many recipients it counted for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressCount {
+    pub address: String,
+    pub count: u64,
+}

@@ -25,11 +25,19 @@ impl TraceStore for SqliteStore {
         if let Some(t) = q.tenant {
             arg(&mut sql, " AND r.tenant_id = ?", Box::new(t));
         }
-        if let Some(s) = &q.sender {
-            arg(&mut sql, " AND m.sender = ?", Box::new(s.to_lowercase()));
-        }
-        if let Some(s) = &q.recipient {
-            arg(&mut sql, " AND r.address = ?", Box::new(s.to_lowercase()));
+        // `*@domain` matches every address of the domain (Get-MessageTrace's wildcard
+        // SenderAddress/RecipientAddress); anything else, one address.
+        for (column, value) in [("m.sender", &q.sender), ("r.address", &q.recipient)] {
+            let Some(v) = value else { continue };
+            let v = v.to_lowercase();
+            match v.strip_prefix("*@") {
+                Some(domain) => arg(
+                    &mut sql,
+                    &format!(" AND {column} LIKE ? ESCAPE '\\'"),
+                    Box::new(format!("%@{}", like_escape(domain))),
+                ),
+                None => arg(&mut sql, &format!(" AND {column} = ?"), Box::new(v)),
+            }
         }
         if let Some(s) = q.status {
             arg(&mut sql, " AND r.status = ?", Box::new(s.as_str()));
@@ -60,10 +68,7 @@ impl TraceStore for SqliteStore {
             arg(&mut sql, " AND m.received <= ?", Box::new(t.0));
         }
         if let Some(s) = &q.subject {
-            let escaped = s
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
+            let escaped = like_escape(s);
             let pattern = match q.subject_filter {
                 SubjectFilter::Contains => format!("%{escaped}%"),
                 SubjectFilter::StartsWith => format!("{escaped}%"),
@@ -161,4 +166,11 @@ impl TraceStore for SqliteStore {
             Ok(n)
         })
     }
+}
+
+/// `text` as a literal inside a LIKE pattern with `ESCAPE '\\'`.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -80,11 +80,13 @@ start = time.time()
 batch = 20000
 mid = con.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
 rid = con.execute("SELECT COALESCE(MAX(id), 0) FROM recipients").fetchone()[0]
+# Messages arrive in time order (their row ids grow with their arrival), over the last 30 days.
+times = sorted(now - rnd.randrange(span) for _ in range(rows))
 for base in range(0, rows, batch):
     msgs, rcpts = [], []
     for i in range(base, min(rows, base + batch)):
         mid += 1; rid += 1
-        t = now - rnd.randrange(span)
+        t = times[i]
         sender = f"s{rnd.randrange(2000)}@sender{rnd.randrange(200)}.test"
         subject = f"{rnd.choice(words)} {i}"
         msgs.append((mid, f"bench-{i:08d}", t, sender, f"192.0.2.{rnd.randrange(1, 255)}", "client.test",

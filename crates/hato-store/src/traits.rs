@@ -86,12 +86,13 @@ pub trait ConsoleStore: Send + Sync {
         idle_before: Timestamp,
         created_before: Timestamp,
     ) -> Pending<usize>;
-    /// Mail flow since `since` (one tenant's, or every tenant's for `None`).
+    /// Mail flow since each time of `since` (one tenant's, or every tenant's for `None`), in
+    /// one pass.
     fn mail_flow_counts(
         &self,
         tenant: Option<TenantId>,
-        since: Timestamp,
-    ) -> Result<MailFlowCounts>;
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>>;
     /// The senders and the recipients with the most recipients since `since`, at most `limit`
     /// of each, most first.
     fn top_addresses(

@@ -522,11 +522,47 @@ pub struct TraceQuery {
     pub end: Option<Timestamp>,
     pub subject: Option<String>,
     pub subject_filter: SubjectFilter,
+    /// Only recipients delivered here (`Inbound`) or leaving (`Outbound`).
+    pub direction: Option<TraceDirection>,
     /// The page to return, from 1 (0 means 1), of `page_size` rows each.
     pub page: usize,
     /// Rows per page (0 means [`TRACE_PAGE_SIZE_DEFAULT`]). The store takes any size; the API
     /// keeps to Exchange's limits.
     pub page_size: usize,
+}
+
+/// Which way a recipient's copy went, by its route: delivered here (a mailbox, a group, the
+/// postmaster) is inbound; relayed through a connector or sent to the Internet is outbound (the
+/// admin centre's message trace "Direction").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceDirection {
+    Inbound,
+    Outbound,
+}
+
+impl TraceDirection {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "inbound" => Some(TraceDirection::Inbound),
+            "outbound" => Some(TraceDirection::Outbound),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceDirection::Inbound => "Inbound",
+            TraceDirection::Outbound => "Outbound",
+        }
+    }
+
+    /// The routes (`recipients.route`) of this direction.
+    pub fn routes(self) -> &'static [&'static str] {
+        match self {
+            TraceDirection::Inbound => &["local", "group", "postmaster"],
+            TraceDirection::Outbound => &["relay", "remote"],
+        }
+    }
 }
 
 /// `Get-MessageTrace -PageSize`: 1,000 rows by default, at most 5,000.

@@ -336,6 +336,13 @@ fn trace_shows_a_tenants_messages_escaped_with_detail_and_related_links() {
     // The query builder: a domain wildcard, a status.
     let a = ga.get("/trace?sender=*%40outside.test&status=Delivered");
     assert!(a.body.contains("user@contoso.test"), "{}", a.body);
+    let a = ga.get("/trace?sender=*%40outside.test&direction=Outbound");
+    assert!(
+        !a.body.contains("user@contoso.test"),
+        "delivered here is inbound"
+    );
+    let a = ga.get("/trace?direction=Inbound");
+    assert!(a.body.contains("user@contoso.test"));
     let a = ga.get("/trace?sender=*%40elsewhere.test");
     assert!(!a.body.contains("user@contoso.test"));
     assert!(a.body.contains("No results."));

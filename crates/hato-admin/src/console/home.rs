@@ -89,12 +89,16 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx) -> Response {
         .blocking(move |s| {
             let tenant = listing_scope(s, &p, None)?;
             let since = |days: i64| now.plus_seconds(-days * DAY_SECS);
-            let (senders, recipients) = s.store.top_addresses(tenant, since(7), 5)?;
+            let (senders, recipients) = s.store.top_addresses(tenant, since(1), 5)?;
+            let counts = s
+                .store
+                .mail_flow_counts(tenant, &[since(1), since(7), since(30)])?;
+            let at = |i: usize| counts.get(i).copied().unwrap_or_default();
             Ok(Figures {
                 windows: [
-                    (i18n::LAST_24H, s.store.mail_flow_counts(tenant, since(1))?),
-                    (i18n::LAST_7D, s.store.mail_flow_counts(tenant, since(7))?),
-                    (i18n::LAST_30D, s.store.mail_flow_counts(tenant, since(30))?),
+                    (i18n::LAST_24H, at(0)),
+                    (i18n::LAST_7D, at(1)),
+                    (i18n::LAST_30D, at(2)),
                 ],
                 queued: s.store.queued_recipients(tenant)?,
                 senders,

@@ -96,20 +96,16 @@ fn refused(ctx: Option<&Ctx>, lang: Lang) -> Response {
 }
 
 impl Ctx {
-    /// Refuses (403) a state-changing request without this session's CSRF token or from
-    /// another origin.
-    pub fn check_csrf(
-        &self,
-        headers: &HeaderMap,
-        form_token: Option<&str>,
-    ) -> Result<(), Response> {
+    /// The refusal (403) of a state-changing request without this session's CSRF token or
+    /// from another origin; `None` when it may go on.
+    pub fn csrf_refusal(&self, headers: &HeaderMap, form_token: Option<&str>) -> Option<Response> {
         let token = form_token
             .or_else(|| headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()))
             .unwrap_or("");
         if same_origin(headers) && same(token.as_bytes(), self.csrf.as_bytes()) {
-            Ok(())
+            None
         } else {
-            Err(refused(Some(self), self.lang))
+            Some(refused(Some(self), self.lang))
         }
     }
 }
@@ -356,7 +352,7 @@ async fn operator_sign_in(
         .map_err(LoginRefused::Failed)?;
     let now = s.clock.now();
     match info {
-        Some(i) if i.role == Role::Operator && !i.expires.is_some_and(|e| e <= now) => {
+        Some(i) if i.role == Role::Operator && i.expires.is_none_or(|e| e > now) => {
             s.login.succeeded(OPERATOR);
             Ok((Role::Operator, None, None, OPERATOR.to_string()))
         }
@@ -379,8 +375,8 @@ pub async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = ctx.check_csrf(&headers, f.csrf.as_deref()) {
-        return r;
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
     }
     if let Err(e) = s.store.delete_console_session(&ctx.session_hash).await {
         return super::error_page(Some(&ctx), ctx.lang, e.into());

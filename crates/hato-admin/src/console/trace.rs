@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hato_core::trace::RecipientStatus;
-use hato_store::TraceRow;
+use hato_store::{TraceDirection, TraceRow};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -27,6 +27,7 @@ pub struct TraceForm {
     start: Option<String>,
     end: Option<String>,
     status: Option<String>,
+    direction: Option<String>,
     message_id: Option<String>,
     from_ip: Option<String>,
     subject: Option<String>,
@@ -50,6 +51,7 @@ impl TraceForm {
             ("start", Self::v(&self.start)),
             ("end", Self::v(&self.end)),
             ("status", Self::v(&self.status)),
+            ("direction", Self::v(&self.direction)),
             ("message_id", Self::v(&self.message_id)),
             ("from_ip", Self::v(&self.from_ip)),
             ("subject", Self::v(&self.subject)),
@@ -61,6 +63,7 @@ impl TraceForm {
             sender: self.sender.clone(),
             recipient: self.recipient.clone(),
             status: self.status.clone(),
+            direction: self.direction.clone(),
             message_id: self.message_id.clone(),
             from_ip: self.from_ip.clone(),
             start: self.start.clone(),
@@ -152,6 +155,7 @@ fn table_of(rows: Vec<TraceRow>, more: bool) -> Table {
 
 fn builder(lang: Lang, f: &TraceForm) -> Markup {
     let status = TraceForm::v(&f.status);
+    let direction = TraceForm::v(&f.direction);
     let field = |name: &'static str, label: i18n::Text, value: String, hint: Option<&str>| {
         html! {
             label { (label.get(lang))
@@ -171,6 +175,14 @@ fn builder(lang: Lang, f: &TraceForm) -> Markup {
                     option value="" { (i18n::ANY.get(lang)) }
                     @for s in RecipientStatus::ALL {
                         option value=(s.as_str()) selected[s.as_str() == status] { (s.as_str()) }
+                    }
+                }
+            }
+            label { (i18n::DIRECTION.get(lang))
+                select name="direction" {
+                    option value="" { (i18n::ANY.get(lang)) }
+                    @for (d, label) in [(TraceDirection::Inbound, i18n::INBOUND), (TraceDirection::Outbound, i18n::OUTBOUND)] {
+                        option value=(d.as_str()) selected[d.as_str() == direction] { (label.get(lang)) }
                     }
                 }
             }

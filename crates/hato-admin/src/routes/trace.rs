@@ -10,7 +10,7 @@ use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_store::{
     SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceDetailRow,
-    TraceQuery,
+    TraceDirection, TraceQuery,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,9 +30,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 pub(crate) struct TraceParams {
     /// The tenant's name (default: the caller's own; all tenants for the operator).
     pub(crate) tenant: Option<String>,
-    /// The envelope sender.
+    /// The envelope sender, or `*@domain` for every sender of a domain.
     pub(crate) sender: Option<String>,
-    /// A recipient.
+    /// A recipient, or `*@domain` for every recipient of a domain.
     pub(crate) recipient: Option<String>,
     /// `Pending`, `Delivered`, `Failed`, `Expanded`, `Quarantined` or `FilteredAsSpam`.
     pub(crate) status: Option<String>,
@@ -47,6 +47,8 @@ pub(crate) struct TraceParams {
     pub(crate) subject: Option<String>,
     /// `contains` (the default) or `starts_with`.
     pub(crate) subject_filter: Option<String>,
+    /// `Inbound` (delivered here) or `Outbound` (relayed or sent to the Internet).
+    pub(crate) direction: Option<String>,
     /// 1-1000, default 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub(crate) page: Option<String>,
@@ -168,8 +170,16 @@ pub(crate) async fn run(s: &AppState, p: Principal, q: TraceParams) -> ApiResult
             )));
         }
     };
+    let direction = nonempty(q.direction)
+        .map(|d| {
+            TraceDirection::parse(&d).ok_or_else(|| {
+                ApiError::bad_request(format!("unknown direction {d}: use Inbound or Outbound"))
+            })
+        })
+        .transpose()?;
     let query = TraceQuery {
         tenant,
+        direction,
         sender: address_pattern("sender", q.sender)?,
         recipient: address_pattern("recipient", q.recipient)?,
         status,

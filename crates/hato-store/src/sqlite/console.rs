@@ -10,6 +10,18 @@ use hato_core::auth::Role;
 use hato_core::directory::TenantId;
 use rusqlite::{OptionalExtension, params};
 
+/// The first recipient row of the first message received at or after `since`
+/// (messages_received, recipients_message); `i64::MAX` when none is.
+fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Result<i64> {
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(r.id) FROM recipients r WHERE r.message_id >= \
+               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1)",
+        )?
+        .query_row([since.0], |r| r.get(0))?;
+    Ok(id.unwrap_or(i64::MAX))
+}
+
 /// A count from SQLite (never negative) as an unsigned number.
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -88,54 +100,88 @@ impl ConsoleStore for SqliteStore {
     fn mail_flow_counts(
         &self,
         tenant: Option<TenantId>,
-        since: Timestamp,
-    ) -> Result<MailFlowCounts> {
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>> {
+        if since.is_empty() {
+            return Ok(Vec::new());
+        }
         self.read(|conn| {
-            // Per recipient of the messages received since `since` (messages_received), in one
-            // pass; the content stages' actions are their trace events.
-            let (received, delivered, failed, spam, quarantined) = conn
-                .prepare_cached(
-                    "SELECT COUNT(DISTINCT m.id), \
-                       COALESCE(SUM(r.status = 'Delivered'), 0), COALESCE(SUM(r.status = 'Failed'), 0), \
-                       COALESCE(SUM(r.status = 'FilteredAsSpam'), 0), COALESCE(SUM(r.status = 'Quarantined'), 0) \
-                     FROM messages m JOIN recipients r ON r.message_id = m.id \
-                     WHERE m.received >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2)",
-                )?
-                .query_row(params![since.0, tenant], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
+            // Messages are numbered as they arrive, so "received since T" is a range of row
+            // ids: from the first recipient of the first message at or after T, one pass over
+            // the recipients' rows in order counts every window at once, instead of a join over
+            // a month of mail per window.
+            let first = since
+                .iter()
+                .map(|t| first_recipient_since(conn, *t))
+                .collect::<Result<Vec<i64>>>()?;
+            let lowest = first.iter().copied().min().unwrap_or(i64::MAX);
+            // ?1: the tenant; ?2: the lowest first id; ?3..: each window's first id.
+            let mut cols = Vec::new();
+            for w in 0..since.len() {
+                let from = format!("id >= ?{}", w + 3);
+                cols.push(format!(
+                    "COUNT(DISTINCT CASE WHEN {from} THEN message_id END)"
+                ));
+                for status in ["Delivered", "Failed", "FilteredAsSpam", "Quarantined"] {
+                    cols.push(format!(
+                        "COALESCE(SUM(status = '{status}' AND {from}), 0)"
+                    ));
+                }
+            }
+            let sql = format!(
+                "SELECT {} FROM recipients WHERE id >= ?2 AND (?1 IS NULL OR tenant_id = ?1)",
+                cols.join(", ")
+            );
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+                vec![Box::new(tenant), Box::new(lowest)];
+            args.extend(
+                first
+                    .iter()
+                    .map(|f| Box::new(*f) as Box<dyn rusqlite::ToSql>),
+            );
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let mut out: Vec<MailFlowCounts> =
+                conn.prepare(&sql)?.query_row(refs.as_slice(), |r| {
+                    (0..since.len())
+                        .map(|w| {
+                            let at = |k: usize| -> rusqlite::Result<u64> {
+                                Ok(count(r.get::<_, i64>(w * 5 + k)?))
+                            };
+                            Ok(MailFlowCounts {
+                                received: at(0)?,
+                                delivered: at(1)?,
+                                failed: at(2)?,
+                                spam: at(3)?,
+                                quarantined: at(4)?,
+                                ..Default::default()
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
                 })?;
-            let (malware, rules) = conn
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(e.event = 'Malware'), 0), COALESCE(SUM(e.event = 'TransportRule'), 0) \
-                     FROM trace_events e JOIN recipients r ON r.id = e.recipient_id \
-                     WHERE e.event IN ('Malware', 'TransportRule') AND e.time >= ?1 \
-                       AND (?2 IS NULL OR r.tenant_id = ?2)",
-                )?
-                .query_row(params![since.0, tenant], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?;
-            let refused: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM connection_log WHERE time >= ?1 AND status >= 400 \
-                       AND (?2 IS NULL OR tenant_id = ?2)",
-                )?
-                .query_row(params![since.0, tenant], |r| r.get(0))?;
-            Ok(MailFlowCounts {
-                received: count(received),
-                delivered: count(delivered),
-                failed: count(failed),
-                refused: count(refused),
-                malware: count(malware),
-                rule_actions: count(rules),
-                spam: count(spam),
-                quarantined: count(quarantined),
-            })
+            // The content stages' actions are their trace events (trace_events_event_time); the
+            // edge's refusals, the connection log's rows with a 4xx/5xx reply.
+            for (c, t) in out.iter_mut().zip(since) {
+                let (malware, rules) = conn
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(e.event = 'Malware'), 0), COALESCE(SUM(e.event = 'TransportRule'), 0) \
+                         FROM trace_events e JOIN recipients r ON r.id = e.recipient_id \
+                         WHERE e.event IN ('Malware', 'TransportRule') AND e.time >= ?1 \
+                           AND (?2 IS NULL OR r.tenant_id = ?2)",
+                    )?
+                    .query_row(params![t.0, tenant], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })?;
+                let refused: i64 = conn
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM connection_log WHERE time >= ?1 AND status >= 400 \
+                           AND (?2 IS NULL OR tenant_id = ?2)",
+                    )?
+                    .query_row(params![t.0, tenant], |r| r.get(0))?;
+                c.malware = count(malware);
+                c.rule_actions = count(rules);
+                c.refused = count(refused);
+            }
+            Ok(out)
         })
     }
 
@@ -147,15 +193,17 @@ impl ConsoleStore for SqliteStore {
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|conn| {
+            // As `mail_flow_counts`: the window is a range of recipients' row ids.
+            let first = first_recipient_since(conn, since)?;
             let top = |column: &str| -> Result<Vec<AddressCount>> {
                 let sql = format!(
-                    "SELECT {column}, COUNT(*) AS n FROM messages m JOIN recipients r ON r.message_id = m.id \
-                     WHERE m.received >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND {column} <> '' \
+                    "SELECT {column}, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id \
+                     WHERE r.id >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND {column} <> '' \
                      GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?3"
                 );
                 let rows = conn
                     .prepare_cached(&sql)?
-                    .query_map(params![since.0, tenant, limit], |r| {
+                    .query_map(params![first, tenant, limit], |r| {
                         Ok(AddressCount {
                             address: r.get(0)?,
                             count: count(r.get(1)?),

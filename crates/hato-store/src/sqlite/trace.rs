@@ -13,9 +13,20 @@ use rusqlite::params;
 
 impl TraceStore for SqliteStore {
     fn trace(&self, q: &TraceQuery) -> Result<TracePage> {
-        let mut sql = String::from(
+        // The join's order decides the speed at a million rows. One recipient's address is
+        // selective (recipients_tenant_address): its rows first, then sorted. Otherwise the
+        // messages are walked newest first (messages_received, or messages_sender_received for
+        // one sender) and the walk stops once the page is full; `CROSS JOIN` keeps SQLite's
+        // planner from starting at the tenant's every recipient and sorting them all.
+        let one_recipient = q.recipient.as_deref().is_some_and(|r| !r.starts_with("*@"));
+        let from = if one_recipient {
+            "FROM recipients r JOIN messages m ON m.id = r.message_id"
+        } else {
+            "FROM messages m CROSS JOIN recipients r ON r.message_id = m.id"
+        };
+        let mut sql = format!(
             "SELECT m.received, m.sender, r.address, m.subject, r.status, m.trace_id, m.message_id, m.client_ip, m.size \
-             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE 1 = 1",
+             {from} WHERE 1 = 1"
         );
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         let mut arg = |sql: &mut String, clause: &str, v: Box<dyn rusqlite::ToSql>| {
@@ -38,6 +49,11 @@ impl TraceStore for SqliteStore {
                 ),
                 None => arg(&mut sql, &format!(" AND {column} = ?"), Box::new(v)),
             }
+        }
+        if let Some(d) = q.direction {
+            // The routes are hato's own words, never a caller's text.
+            let list: Vec<String> = d.routes().iter().map(|r| format!("'{r}'")).collect();
+            sql.push_str(&format!(" AND r.route IN ({})", list.join(", ")));
         }
         if let Some(s) = q.status {
             arg(&mut sql, " AND r.status = ?", Box::new(s.as_str()));

@@ -13,14 +13,15 @@ use rusqlite::params;
 
 impl TraceStore for SqliteStore {
     fn trace(&self, q: &TraceQuery) -> Result<TracePage> {
-        // The join's order decides the speed at a million rows. One recipient's address is
+        // The join's order decides the speed at a million rows, and SQLite's planner, drawn to
+        // messages_received by the ORDER BY, picks the wrong one. One recipient's address is
         // selective (recipients_tenant_address): its rows first, then sorted. Otherwise the
         // messages are walked newest first (messages_received, or messages_sender_received for
         // one sender) and the walk stops once the page is full; `CROSS JOIN` keeps SQLite's
         // planner from starting at the tenant's every recipient and sorting them all.
         let one_recipient = q.recipient.as_deref().is_some_and(|r| !r.starts_with("*@"));
         let from = if one_recipient {
-            "FROM recipients r JOIN messages m ON m.id = r.message_id"
+            "FROM recipients r CROSS JOIN messages m ON m.id = r.message_id"
         } else {
             "FROM messages m CROSS JOIN recipients r ON r.message_id = m.id"
         };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the peers the tests talk to when they are
-# missing (swaks, Python 3, clamd and ClamAV's test files, Postfix's smtp-sink; Debian packages),
+# missing (swaks, Python 3, clamd and ClamAV's test files, Postfix's smtp-sink, chromium and
+# chromium-driver; Debian packages; Python's selenium from PyPI),
 # then runs every test of the workspace. The malware tests start their own clamd with signatures
 # they write: the system's clamav-daemon and freshclam services are neither needed nor touched,
 # and no signature database is downloaded. HATO_REQUIRE_CLAMD=1 makes a missing clamd a failure,
@@ -17,6 +18,12 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 [ -d /usr/share/clamav-testfiles ] || need+=(clamav-testfiles)
 # The SMTP client's tests deliver to smtp-sink (Debian ships it with Postfix).
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+# The web console's browser test (tests/console_browser.rs): Debian's chromium and its driver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# Japanese glyphs in its screenshots (target/console-screenshots/).
+[ -d /usr/share/fonts/opentype/ipafont-gothic ] || need+=(fonts-ipafont-gothic)
+command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]} (Debian packages) for the end-to-end tests" >&2
   sudo=()
@@ -32,5 +39,14 @@ if [ ${#need[@]} -gt 0 ]; then
   }
 fi
 
+# Selenium drives chromium-driver (the Debian one: Selenium downloads no browser or driver when
+# given their paths).
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing Python selenium for the console's browser test" >&2
+  python3 -m pip install -q selenium 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages selenium
+fi
+
 export HATO_REQUIRE_CLAMD=1
+export HATO_REQUIRE_BROWSER=1
 cargo test --workspace "$@"

@@ -11,6 +11,7 @@
 //! server holds it (`block_list.rs`) and the delist page's limits (`delist_limit.rs`).
 
 pub mod block_list;
+pub mod console;
 pub mod delist_limit;
 mod error;
 pub mod login_limit;
@@ -21,6 +22,7 @@ pub mod smtp_auth;
 mod state;
 
 pub use block_list::BlockListService;
+pub use console::ConsoleSettings;
 pub use delist_limit::{DelistLimiter, DelistLimits};
 pub use error::ApiError;
 pub use login_limit::{LoginLimiter, LoginLimits};

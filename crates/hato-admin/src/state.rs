@@ -35,6 +35,8 @@ pub struct AppState {
     /// The outbound agent's settings (MX port, pool, timeouts), for `validate`; `None`: the
     /// defaults.
     pub outbound: Option<Arc<hato_transport::outbound::OutboundSettings>>,
+    /// The web console's session lifetimes and cookie settings.
+    pub console: crate::console::ConsoleSettings,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -95,21 +97,28 @@ impl FromRequestParts<AppState> for Principal {
                         "the token has expired; log in again",
                     ));
                 }
-                let mut p = Principal {
-                    role: info.role,
-                    tenant_id: info.tenant_id,
-                    mailbox_id: info.mailbox_id,
-                };
-                // A user who belongs to a role group acts with that role (seed A2: rights follow
-                // membership, so a transfer is one membership change).
-                if let (Role::User, Some(tenant)) = (p.role, p.tenant_id) {
-                    let ix = state.directory.index(tenant)?;
-                    p.role = hato_directory::policy::effective_role(&p, &ix);
-                }
-                Ok(p)
+                acting_principal(
+                    state,
+                    Principal {
+                        role: info.role,
+                        tenant_id: info.tenant_id,
+                        mailbox_id: info.mailbox_id,
+                    },
+                )
             })
             .await
     }
+}
+
+/// The caller as they act now: a user who belongs to a role group acts with that role (seed A2:
+/// rights follow membership, so a transfer is one membership change). The API's bearer tokens
+/// and the console's sessions both go through here, so both authorize alike.
+pub(crate) fn acting_principal(state: &AppState, mut p: Principal) -> ApiResult<Principal> {
+    if let (Role::User, Some(tenant)) = (p.role, p.tenant_id) {
+        let ix = state.directory.index(tenant)?;
+        p.role = hato_directory::policy::effective_role(&p, &ix);
+    }
+    Ok(p)
 }
 
 /// The client's IP, from the connection (`hato serve` serves with connect info). Without it (a

@@ -48,6 +48,7 @@ fn fixture() -> Fixture {
         clock: dyn_clock,
         hostname: "mx.hato.test".into(),
         outbound: None,
+        console: Default::default(),
     };
     Fixture {
         _dir: dir,

@@ -71,6 +71,40 @@ pub trait TokenStore: Send + Sync {
     fn token(&self, token_hash: &str) -> Result<Option<TokenInfo>>;
 }
 
+/// The web console's sign-in sessions (kept as hashes of their ids) and the figures of its home
+/// page.
+pub trait ConsoleStore: Send + Sync {
+    fn add_console_session(&self, id_hash: &str, session: ConsoleSession) -> Pending<()>;
+    fn console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
+    /// Records a use of the session at `now` (its idle expiry counts from the last use).
+    fn touch_console_session(&self, id_hash: &str, now: Timestamp) -> Pending<()>;
+    /// Signs the session out; nothing when there is none.
+    fn delete_console_session(&self, id_hash: &str) -> Pending<()>;
+    /// Deletes sessions idle since before `idle_before` or begun before `created_before`.
+    fn purge_console_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Pending<usize>;
+    /// Mail flow since each time of `since` (one tenant's, or every tenant's for `None`), in
+    /// one pass.
+    fn mail_flow_counts(
+        &self,
+        tenant: Option<TenantId>,
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>>;
+    /// The senders and the recipients with the most recipients since `since`, at most `limit`
+    /// of each, most first.
+    fn top_addresses(
+        &self,
+        tenant: Option<TenantId>,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)>;
+    /// Recipients waiting in the queue.
+    fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64>;
+}
+
 /// A tenant's whole directory in one read, and the version that says when to read it again.
 pub trait SnapshotStore: Send + Sync {
     /// Bumped by every change of the tenant's directory; a cached [`TenantDirectory`] of that
@@ -807,6 +841,7 @@ pub trait Store:
     + DkimStore
     + MtaStsStore
     + OutboundSpamStore
+    + ConsoleStore
 {
 }
 impl<T> Store for T where
@@ -837,5 +872,6 @@ impl<T> Store for T where
         + DkimStore
         + MtaStsStore
         + OutboundSpamStore
+        + ConsoleStore
 {
 }

@@ -522,11 +522,47 @@ pub struct TraceQuery {
     pub end: Option<Timestamp>,
     pub subject: Option<String>,
     pub subject_filter: SubjectFilter,
+    /// Only recipients delivered here (`Inbound`) or leaving (`Outbound`).
+    pub direction: Option<TraceDirection>,
     /// The page to return, from 1 (0 means 1), of `page_size` rows each.
     pub page: usize,
     /// Rows per page (0 means [`TRACE_PAGE_SIZE_DEFAULT`]). The store takes any size; the API
     /// keeps to Exchange's limits.
     pub page_size: usize,
+}
+
+/// Which way a recipient's copy went, by its route: delivered here (a mailbox, a group, the
+/// postmaster) is inbound; relayed through a connector or sent to the Internet is outbound (the
+/// admin centre's message trace "Direction").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceDirection {
+    Inbound,
+    Outbound,
+}
+
+impl TraceDirection {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "inbound" => Some(TraceDirection::Inbound),
+            "outbound" => Some(TraceDirection::Outbound),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceDirection::Inbound => "Inbound",
+            TraceDirection::Outbound => "Outbound",
+        }
+    }
+
+    /// The routes (`recipients.route`) of this direction.
+    pub fn routes(self) -> &'static [&'static str] {
+        match self {
+            TraceDirection::Inbound => &["local", "group", "postmaster"],
+            TraceDirection::Outbound => &["relay", "remote"],
+        }
+    }
 }
 
 /// `Get-MessageTrace -PageSize`: 1,000 rows by default, at most 5,000.
@@ -1814,4 +1850,49 @@ pub struct RestrictedSender {
 pub struct OutboundRecipients {
     pub external: u32,
     pub internal: u32,
+}
+
+// ----- the web console ----------------------------------------------------------------------------
+
+/// A console sign-in session (its id is kept only as a hash): who it acts as, and its times for
+/// the absolute and idle expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub role: hato_core::auth::Role,
+    pub tenant_id: Option<TenantId>,
+    /// The mailbox a user or a role-group member signed in as; `None` for the operator.
+    pub mailbox_id: Option<MailboxId>,
+    /// Who signed in, as the console shows it (an address, or `operator`).
+    pub name: String,
+    pub created: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// Mail flow since a time, as the console's home page counts it (per recipient but `received`
+/// and `refused`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailFlowCounts {
+    /// Messages accepted.
+    pub received: u64,
+    /// Recipients delivered (to a mailbox, or handed to the next server).
+    pub delivered: u64,
+    /// Recipients that failed (an NDR was owed).
+    pub failed: u64,
+    /// Connections and commands the edge refused (connection log rows with a 4xx/5xx reply).
+    pub refused: u64,
+    /// Recipients with a malware verdict.
+    pub malware: u64,
+    /// Transport rule actions taken.
+    pub rule_actions: u64,
+    /// Recipients filtered as spam (to Junk Email or quarantine).
+    pub spam: u64,
+    /// Recipients quarantined (malware, spam or a rule).
+    pub quarantined: u64,
+}
+
+/// An address and how many recipients it counted for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressCount {
+    pub address: String,
+    pub count: u64,
 }

@@ -1395,3 +1395,119 @@ fn a_domain_in_use_by_a_group_stays_and_wildcards_match_nothing() {
     // The mailbox's domain stays too.
     assert!(s.remove_domain("contoso.test").wait().is_err());
 }
+
+/// The console's sessions: kept by hash, touched, purged by idle and absolute age, deleted.
+#[test]
+fn console_sessions_are_found_touched_purged_and_deleted() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    let session = |created: i64| ConsoleSession {
+        role: hato_core::auth::Role::User,
+        tenant_id: Some(t),
+        mailbox_id: Some(m),
+        name: "alice@contoso.test".into(),
+        created: Timestamp(created),
+        last_seen: Timestamp(created),
+    };
+    s.add_console_session("h1", session(100)).wait().unwrap();
+    s.add_console_session("h2", session(100)).wait().unwrap();
+    s.add_console_session("h3", session(900)).wait().unwrap();
+    assert_eq!(s.console_session("h1").unwrap(), Some(session(100)));
+    assert_eq!(s.console_session("nope").unwrap(), None);
+    s.touch_console_session("h1", Timestamp(500))
+        .wait()
+        .unwrap();
+    // An older touch never moves last use back.
+    s.touch_console_session("h1", Timestamp(300))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        s.console_session("h1").unwrap().map(|x| x.last_seen),
+        Some(Timestamp(500))
+    );
+    // Idle since before 400: h2 goes; h1 (used at 500) and h3 stay.
+    assert_eq!(
+        s.purge_console_sessions(Timestamp(400), Timestamp(0))
+            .wait()
+            .unwrap(),
+        1
+    );
+    assert!(s.console_session("h2").unwrap().is_none());
+    // Begun before 200: h1 goes whatever its use.
+    assert_eq!(
+        s.purge_console_sessions(Timestamp(0), Timestamp(200))
+            .wait()
+            .unwrap(),
+        1
+    );
+    assert!(s.console_session("h1").unwrap().is_none());
+    s.delete_console_session("h3").wait().unwrap();
+    assert!(s.console_session("h3").unwrap().is_none());
+}
+
+/// `*@domain` in a trace query matches the domain's addresses only, its text taken literally.
+#[test]
+fn trace_sender_and_recipient_take_a_domain_wildcard() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    s.enqueue(message("w1", t, m, 1, "x")).wait().unwrap();
+    let mut other = message("w2", t, m, 2, "y");
+    other.sender = "carol@fabrikamXtest.example".into();
+    s.enqueue(other).wait().unwrap();
+    let ids = |sender: &str, recipient: Option<&str>| -> Vec<String> {
+        s.trace(&TraceQuery {
+            sender: Some(sender.into()),
+            recipient: recipient.map(String::from),
+            ..Default::default()
+        })
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.trace_id)
+        .collect()
+    };
+    assert_eq!(ids("*@fabrikam.test", None), ["w1"]);
+    assert_eq!(ids("*@FABRIKAM.test", Some("*@contoso.test")), ["w1"]);
+    assert!(ids("*@fabrikam.test", Some("*@other.test")).is_empty());
+    // `_` and `%` are not LIKE's wildcards here.
+    assert!(ids("*@fabrikam_test", None).is_empty());
+    assert!(ids("*@%", None).is_empty());
+}
+
+/// The home page's figures: received messages and recipients by status, since a time, per
+/// tenant; top senders and recipients; the queue.
+#[test]
+fn mail_flow_counts_and_top_addresses_since_a_time() {
+    let (_d, s) = store();
+    let (t, m) = setup(&s);
+    for (i, at) in [10, 20, 30].into_iter().enumerate() {
+        s.enqueue(message(&format!("c{i}"), t, m, at, "x"))
+            .wait()
+            .unwrap();
+    }
+    let counts = s
+        .mail_flow_counts(Some(t), &[Timestamp(0), Timestamp(15), Timestamp(31)])
+        .unwrap();
+    let received: Vec<u64> = counts.iter().map(|c| c.received).collect();
+    assert_eq!(received, [3, 2, 0]);
+    assert_eq!(
+        s.mail_flow_counts(Some(t + 1), &[Timestamp(0)]).unwrap()[0].received,
+        0
+    );
+    assert_eq!(
+        s.mail_flow_counts(None, &[Timestamp(0)]).unwrap()[0].received,
+        3
+    );
+    let (senders, recipients) = s.top_addresses(Some(t), Timestamp(15), 5).unwrap();
+    assert_eq!(
+        senders,
+        [AddressCount {
+            address: "bob@fabrikam.test".into(),
+            count: 2
+        }]
+    );
+    assert_eq!(recipients[0].address, "alice@contoso.test");
+    // Just queued: all three wait.
+    assert_eq!(s.queued_recipients(Some(t)).unwrap(), 3);
+    assert_eq!(s.queued_recipients(Some(t + 1)).unwrap(), 0);
+}

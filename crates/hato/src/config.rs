@@ -351,6 +351,13 @@ pub struct AdminSection {
     pub login_lockout_secs: u64,
     /// Password hashes computed at once; more logins wait, then get 503.
     pub login_max_concurrent_hashes: usize,
+    /// The web console: a session unused this long ends (seconds; default 30 minutes).
+    pub console_idle_secs: i64,
+    /// A console session ends this long after sign-in, used or not (seconds; default 12 hours).
+    pub console_max_secs: i64,
+    /// Marks the console's session cookie `Secure`: set it when a TLS proxy serves the admin
+    /// listener (which itself speaks plain HTTP).
+    pub console_secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -568,6 +575,9 @@ impl Default for AdminSection {
             login_max_failures_per_ip: 20,
             login_lockout_secs: 60,
             login_max_concurrent_hashes: 4,
+            console_idle_secs: 30 * 60,
+            console_max_secs: 12 * 3600,
+            console_secure_cookies: false,
         }
     }
 }
@@ -670,6 +680,18 @@ impl Config {
             )));
         }
         o.settings(&self.server.hostname)?;
+        let a = &self.admin;
+        // Up to a year: beyond, a session is no longer a session.
+        for (name, v) in [
+            ("admin.console_idle_secs", a.console_idle_secs),
+            ("admin.console_max_secs", a.console_max_secs),
+        ] {
+            if !(1..=366 * 86_400).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be from 1 to 31622400 seconds, not {v}"
+                )));
+            }
+        }
         let s = &self.smtp;
         if s.listen.is_empty() {
             return Err(ConfigError::Invalid(
@@ -1026,6 +1048,13 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 #login_lockout_secs = 60
 # Password hashes (argon2) computed at once; further logins wait up to 5 s, then get 503.
 #login_max_concurrent_hashes = 4
+# The web console at / (sign in with a mailbox's address and password; the operator as
+# "operator" with the operator token; the login limits above apply). A session ends after this
+# many seconds unused, this long after sign-in, or at sign-out. console_secure_cookies marks the
+# session cookie Secure: set it when a TLS proxy serves this listener.
+#console_idle_secs = 1800
+#console_max_secs = 43200
+#console_secure_cookies = false
 
 [queue]
 # Hours a message may wait in the queue (Exchange's MessageExpirationTimeout: 2 days; at most

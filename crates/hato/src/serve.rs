@@ -507,6 +507,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     std::fs::write(data_dir.join(ADMIN_ADDR_FILE), admin_addr.to_string())
         .map_err(|e| ServeError::Io(e.to_string()))?;
     println!("hato: admin API listening on http://{admin_addr}/api/v1/");
+    println!("hato: web console at http://{admin_addr}/");
     println!(
         "hato: data in {}; operator token in {}",
         data_dir.display(),
@@ -654,6 +655,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         block_list,
         resolver: resolver.clone(),
         outbound: Some(Arc::new(outbound_settings.clone())),
+        console: hato_admin::ConsoleSettings {
+            idle_secs: config.admin.console_idle_secs,
+            max_secs: config.admin.console_max_secs,
+            secure_cookies: config.admin.console_secure_cookies,
+        },
     });
     let (mta_sts_resolver, mta_sts_resolver2) = (resolver.clone(), resolver.clone());
     let mta_sts_clock = clock.clone();

@@ -12,6 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Role;
+use hato_core::directory::Mailbox;
 use hato_core::{Address, Timestamp, id};
 use hato_store::{TokenInfo, hash_token};
 use serde::{Deserialize, Serialize};
@@ -82,56 +83,15 @@ async fn login(
     payload: Result<Json<LoginInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     let input = body(payload)?;
-    let key = address_key(&input.address);
-    // While locked, the password is not even checked: the right one gets 429 too.
-    if let Err(locked) = s.login.check(&key, ip) {
-        return Ok(too_many(locked.retry_after_secs));
-    }
-    let address = input.address.clone();
-    let (account, stored) = s
-        .blocking(move |s| {
-            let account = match Address::parse(&address) {
-                Ok(a) => s.store.mailbox_by_address(&a.to_string())?,
-                Err(_) => None,
-            };
-            let stored = match &account {
-                Some(mb) => s.store.password_hash(mb.id)?,
-                None => None,
-            };
-            Ok((account, stored))
-        })
-        .await?;
-    let known = stored.is_some();
-    let hash = match stored {
-        Some(h) => h,
-        None => crate::password::dummy_hash()
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "could not prepare the password check",
-                )
-            })?
-            .to_string(),
-    };
-    let permit = s.login.hash_permit().await.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is busy checking other logins; try again in a few seconds",
-        )
-    })?;
-    let password = input.password;
-    let verified = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
-        .await
-        .unwrap_or(false);
-    drop(permit);
-    let mb = match account {
-        Some(mb) if verified && known => mb,
-        _ => {
-            s.login.failed(&key, ip);
+    let mb = match check_password(&s, ip, &input.address, input.password).await {
+        Ok(mb) => mb,
+        Err(LoginRefused::Locked(secs)) => return Ok(too_many(secs)),
+        Err(LoginRefused::Wrong) => {
             return Err(ApiError::unauthorized_with("wrong address or password"));
         }
+        Err(LoginRefused::Busy) => return Err(busy()),
+        Err(LoginRefused::Failed(e)) => return Err(e),
     };
-    s.login.succeeded(&key);
     let token = id::new_token();
     let expires = s.clock.now().plus_seconds(USER_TOKEN_SECS);
     s.store
@@ -152,4 +112,80 @@ async fn login(
         expires: Timestamp::to_rfc3339(expires),
     })
     .into_response())
+}
+
+/// Why a login was refused.
+pub(crate) enum LoginRefused {
+    /// The address or the client IP is locked for this many seconds (the password was not
+    /// even checked: the right one is refused too).
+    Locked(u64),
+    /// A wrong address or password (the same answer, and work, for an unknown address).
+    Wrong,
+    /// Too many password checks at once.
+    Busy,
+    Failed(ApiError),
+}
+
+pub(crate) fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is busy checking other logins; try again in a few seconds",
+    )
+}
+
+/// Checks a mailbox's address and password within the login limits, and counts the outcome
+/// against them: the API's login and the console's sign-in form both go through here.
+pub(crate) async fn check_password(
+    s: &AppState,
+    ip: std::net::IpAddr,
+    address: &str,
+    password: String,
+) -> Result<Mailbox, LoginRefused> {
+    let key = address_key(address);
+    // While locked, the password is not even checked: the right one gets 429 too.
+    if let Err(locked) = s.login.check(&key, ip) {
+        return Err(LoginRefused::Locked(locked.retry_after_secs));
+    }
+    let address = address.to_string();
+    let (account, stored) = s
+        .blocking(move |s| {
+            let account = match Address::parse(&address) {
+                Ok(a) => s.store.mailbox_by_address(&a.to_string())?,
+                Err(_) => None,
+            };
+            let stored = match &account {
+                Some(mb) => s.store.password_hash(mb.id)?,
+                None => None,
+            };
+            Ok((account, stored))
+        })
+        .await
+        .map_err(LoginRefused::Failed)?;
+    let known = stored.is_some();
+    let hash = match stored {
+        Some(h) => h,
+        None => crate::password::dummy_hash()
+            .ok_or_else(|| {
+                LoginRefused::Failed(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "could not prepare the password check",
+                ))
+            })?
+            .to_string(),
+    };
+    let permit = s.login.hash_permit().await.ok_or(LoginRefused::Busy)?;
+    let verified = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash))
+        .await
+        .unwrap_or(false);
+    drop(permit);
+    match account {
+        Some(mb) if verified && known => {
+            s.login.succeeded(&key);
+            Ok(mb)
+        }
+        _ => {
+            s.login.failed(&key, ip);
+            Err(LoginRefused::Wrong)
+        }
+    }
 }

@@ -11,7 +11,7 @@
 //! `quarantine_release::PATHS`; the tests check that the router serves those and no more.
 
 mod blocklist;
-mod common;
+pub(crate) mod common;
 mod connection_filter;
 mod connections;
 mod connectors;
@@ -23,7 +23,7 @@ mod group_content;
 mod group_members;
 mod groups;
 mod joining;
-mod login;
+pub(crate) mod login;
 mod mail;
 mod mailboxes;
 mod malware_filter;
@@ -41,7 +41,7 @@ mod rules;
 mod spam_filter;
 mod tenants;
 mod throttle;
-mod trace;
+pub(crate) mod trace;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -93,6 +93,7 @@ fn routes() -> Router<AppState> {
     let (api, _) = api().split_for_parts();
     api.merge(delist::pages())
         .merge(quarantine_release::pages())
+        .merge(crate::console::pages())
 }
 
 /// The answers to a path no route has and to a method a route does not take.
@@ -208,6 +209,7 @@ mod tests {
                 .expect("resolver"),
             ),
             outbound: None,
+            console: Default::default(),
         }
     }
 
@@ -229,6 +231,7 @@ mod tests {
         let pages: BTreeSet<String> = delist::PATHS
             .iter()
             .chain(quarantine_release::PATHS.iter())
+            .chain(crate::console::PATHS.iter())
             .map(|p| p.to_string())
             .collect();
         for page in &pages {

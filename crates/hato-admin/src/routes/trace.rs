@@ -10,7 +10,7 @@ use hato_core::auth::{Principal, Role};
 use hato_core::trace::RecipientStatus;
 use hato_store::{
     SubjectFilter, TRACE_PAGE_MAX, TRACE_PAGE_SIZE_DEFAULT, TRACE_PAGE_SIZE_MAX, TraceDetailRow,
-    TraceQuery,
+    TraceDirection, TraceQuery,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,44 +27,46 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct TraceParams {
+pub(crate) struct TraceParams {
     /// The tenant's name (default: the caller's own; all tenants for the operator).
-    tenant: Option<String>,
-    /// The envelope sender.
-    sender: Option<String>,
-    /// A recipient.
-    recipient: Option<String>,
+    pub(crate) tenant: Option<String>,
+    /// The envelope sender, or `*@domain` for every sender of a domain.
+    pub(crate) sender: Option<String>,
+    /// A recipient, or `*@domain` for every recipient of a domain.
+    pub(crate) recipient: Option<String>,
     /// `Pending`, `Delivered`, `Failed`, `Expanded`, `Quarantined` or `FilteredAsSpam`.
-    status: Option<String>,
-    message_id: Option<String>,
-    trace_id: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) message_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     /// The connecting client's IP.
-    from_ip: Option<String>,
+    pub(crate) from_ip: Option<String>,
     /// Received at or after: RFC 3339 (`2026-11-28T21:00:00Z`), a date or `YYYY-MM-DD HH:MM`, UTC.
-    start: Option<String>,
+    pub(crate) start: Option<String>,
     /// Received at or before, as `start`.
-    end: Option<String>,
-    subject: Option<String>,
+    pub(crate) end: Option<String>,
+    pub(crate) subject: Option<String>,
     /// `contains` (the default) or `starts_with`.
-    subject_filter: Option<String>,
+    pub(crate) subject_filter: Option<String>,
+    /// `Inbound` (delivered here) or `Outbound` (relayed or sent to the Internet).
+    pub(crate) direction: Option<String>,
     /// 1-1000, default 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    page: Option<String>,
+    pub(crate) page: Option<String>,
     /// 1-5000, default 1000.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
-    page_size: Option<String>,
+    pub(crate) page_size: Option<String>,
 }
 
 /// One page of message trace, as `Get-MessageTrace -PageSize -Page`.
 #[derive(Serialize, ToSchema)]
-struct TracePage {
+pub(crate) struct TracePage {
     /// One row per recipient, newest first.
     #[schema(value_type = Vec<TraceRow>)]
-    rows: Vec<hato_store::TraceRow>,
-    page: usize,
-    page_size: usize,
+    pub(crate) rows: Vec<hato_store::TraceRow>,
+    pub(crate) page: usize,
+    pub(crate) page_size: usize,
     /// Whether a later page has rows.
-    more: bool,
+    pub(crate) more: bool,
 }
 
 /// One recipient of one message (`hato_store::TraceRow` as the API writes it).
@@ -130,8 +132,15 @@ async fn trace(
     p: Principal,
     params: Result<Query<TraceParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<TracePage>> {
-    require_admin(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(run(&s, p, q).await?))
+}
+
+/// Message trace as `p` may see it: the API's `GET /api/v1/trace` and the console's trace page
+/// both answer from here (admins only; a tenant admin their tenant's rows; the operator every
+/// tenant's or the named one's).
+pub(crate) async fn run(s: &AppState, p: Principal, q: TraceParams) -> ApiResult<TracePage> {
+    require_admin(&p)?;
     let named = q.tenant.clone();
     let tenant = s
         .blocking(move |s| listing_scope(s, &p, named.as_deref()))
@@ -153,7 +162,7 @@ async fn trace(
         .map(|f| f.to_ascii_lowercase().replace('-', "_"))
     {
         None => SubjectFilter::Contains,
-        Some(f) if f == "contains" => SubjectFilter::Contains,
+        Some(f) if f == "contains" || f.is_empty() => SubjectFilter::Contains,
         Some(f) if f == "starts_with" || f == "startswith" => SubjectFilter::StartsWith,
         Some(f) => {
             return Err(ApiError::bad_request(format!(
@@ -161,10 +170,18 @@ async fn trace(
             )));
         }
     };
+    let direction = nonempty(q.direction)
+        .map(|d| {
+            TraceDirection::parse(&d).ok_or_else(|| {
+                ApiError::bad_request(format!("unknown direction {d}: use Inbound or Outbound"))
+            })
+        })
+        .transpose()?;
     let query = TraceQuery {
         tenant,
-        sender: address_param("sender", q.sender)?,
-        recipient: address_param("recipient", q.recipient)?,
+        direction,
+        sender: address_pattern("sender", q.sender)?,
+        recipient: address_pattern("recipient", q.recipient)?,
         status,
         message_id: nonempty(q.message_id),
         trace_id: nonempty(q.trace_id),
@@ -188,12 +205,35 @@ async fn trace(
     }
     let (page_number, page_size) = (query.page, query.page_size);
     let found = s.blocking(move |s| Ok(s.store.trace(&query)?)).await?;
-    Ok(Json(TracePage {
+    Ok(TracePage {
         rows: found.rows,
         page: page_number,
         page_size,
         more: found.more,
-    }))
+    })
+}
+
+/// A sender or recipient filter: one address, or `*@domain` for every address of a domain
+/// (Get-MessageTrace takes wildcards in SenderAddress and RecipientAddress).
+fn address_pattern(name: &str, v: Option<String>) -> ApiResult<Option<String>> {
+    match nonempty(v) {
+        Some(v) if v.starts_with("*@") => {
+            let domain = v[2..].trim().to_ascii_lowercase();
+            let valid = !domain.is_empty()
+                && domain.len() <= 253
+                && domain
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+            if valid {
+                Ok(Some(format!("*@{domain}")))
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "{name} {v}: not *@ followed by a domain"
+                )))
+            }
+        }
+        other => address_param(name, other),
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -226,12 +266,22 @@ async fn trace_detail(
     Path(trace_id): Path<String>,
     Query(d): Query<DetailParams>,
 ) -> ApiResult<Json<Vec<TraceDetailRow>>> {
+    let recipient = address_param("recipient", d.recipient)?;
+    Ok(Json(detail(&s, p, trace_id, recipient).await?))
+}
+
+/// The events of a message, as `p` may see them (the API's and the console's detail).
+pub(crate) async fn detail(
+    s: &AppState,
+    p: Principal,
+    trace_id: String,
+    recipient: Option<String>,
+) -> ApiResult<Vec<TraceDetailRow>> {
     require_admin(&p)?;
     let tenant = match p.role {
         Role::Operator => None,
         _ => Some(p.tenant_id.ok_or_else(ApiError::unauthorized)?),
     };
-    let recipient = address_param("recipient", d.recipient)?;
     s.blocking(move |s| {
         let rows = s
             .store
@@ -239,7 +289,7 @@ async fn trace_detail(
         if rows.is_empty() {
             return Err(ApiError::not_found(format!("no trace for {trace_id}")));
         }
-        Ok(Json(rows))
+        Ok(rows)
     })
     .await
 }

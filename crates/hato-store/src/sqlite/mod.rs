@@ -10,6 +10,7 @@ mod block_list;
 mod connection_filter;
 mod connections;
 mod connectors;
+mod console;
 mod contacts;
 mod dkim;
 mod group_mailbox;

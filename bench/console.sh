@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# bench/console.sh — the web console's message trace with a million trace rows, and page weights.
+#
+# What it measures (the real server, loopback only)
+#   1. Message trace through the console page (GET /trace, signed in as the operator, HTML
+#      rendered, 50 rows a page) with ROWS (default 1,000,000) trace rows stored: one message
+#      and one recipient each, written straight into the store's SQLite tables (messages,
+#      recipients) while the server is stopped, over 30 days, 2,000 senders, 5,000 recipients of
+#      one tenant, statuses mixed as real mail flow is. For each query below the median (and the
+#      largest) of RUNS requests, wall time from the request to the last byte. Target: < 300 ms.
+#        newest            no filter (the first page, newest first)
+#        sender            one sender's messages
+#        sender-domain     *@domain wildcard sender
+#        recipient         one recipient's messages
+#        status            Failed only
+#        subject           subject contains a word
+#        window            a one-day time range ten days back
+#   2. Page weight on first load (empty cache): the HTML of the sign-in page and of the
+#      message trace page (50 rows), plus the stylesheet and htmx they load. Target: < 150 KB.
+#
+# Run: bash bench/console.sh        Env: ROWS=1000000 RUNS=9 HATO=target/release/hato
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROWS=${ROWS:-1000000}
+RUNS=${RUNS:-9}
+HATO=${HATO:-}
+if [ -z "$HATO" ]; then
+  (cd "$ROOT" && cargo build --release -q -p hato)
+  HATO="${CARGO_TARGET_DIR:-$ROOT/target}/release/hato"
+fi
+
+TMP=$(mktemp -d)
+HATO_PID=""
+stop() {
+  if [ -n "$HATO_PID" ]; then kill "$HATO_PID" 2>/dev/null || true; wait "$HATO_PID" 2>/dev/null || true; fi
+  HATO_PID=""
+}
+cleanup() { stop; rm -rf "$TMP"; }
+trap cleanup EXIT
+cat > "$TMP/hato.toml" <<TOML
+[server]
+hostname = "mx.bench.test"
+data_dir = "data"
+[smtp]
+listen = ["127.0.0.1:0"]
+[submission]
+listen = []
+[admin]
+listen = "127.0.0.1:0"
+[dns]
+servers = ["127.0.0.1:9"]
+timeout_ms = 500
+TOML
+start() {
+  : > "$TMP/serve.log"
+  "$HATO" serve --config "$TMP/hato.toml" > "$TMP/serve.log" 2>&1 &
+  HATO_PID=$!
+  for _ in $(seq 1 300); do grep -q "admin API listening" "$TMP/serve.log" && break; sleep 0.1; done
+  ADMIN=$(grep -o 'admin API listening on http://[0-9.:]*' "$TMP/serve.log" | sed 's#.*http://##')
+}
+start
+"$HATO" --config "$TMP/hato.toml" tenant add bench >/dev/null
+"$HATO" --config "$TMP/hato.toml" domain add bench.test --tenant bench >/dev/null
+stop
+
+echo "== writing $ROWS trace rows =="
+python3 - "$TMP/data/hato.db" "$ROWS" <<'PY'
+import random, sqlite3, sys, time
+db, rows = sys.argv[1], int(sys.argv[2])
+con = sqlite3.connect(db)
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("PRAGMA synchronous=OFF")
+tenant = con.execute("SELECT id FROM tenants WHERE name = 'bench'").fetchone()[0]
+now = int(time.time() * 1_000_000)
+span = 30 * 86400 * 1_000_000
+rnd = random.Random(11)
+statuses = ["Delivered"] * 85 + ["Failed"] * 4 + ["FilteredAsSpam"] * 6 + ["Quarantined"] * 2 + ["Pending"] * 3
+words = ["invoice", "meeting", "report", "hello", "order", "shipping", "newsletter", "update"]
+start = time.time()
+batch = 20000
+mid = con.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+rid = con.execute("SELECT COALESCE(MAX(id), 0) FROM recipients").fetchone()[0]
+# Messages arrive in time order (their row ids grow with their arrival), over the last 30 days.
+times = sorted(now - rnd.randrange(span) for _ in range(rows))
+for base in range(0, rows, batch):
+    msgs, rcpts = [], []
+    for i in range(base, min(rows, base + batch)):
+        mid += 1; rid += 1
+        t = times[i]
+        sender = f"s{rnd.randrange(2000)}@sender{rnd.randrange(200)}.test"
+        subject = f"{rnd.choice(words)} {i}"
+        msgs.append((mid, f"bench-{i:08d}", t, sender, f"192.0.2.{rnd.randrange(1, 255)}", "client.test",
+                     f"<{i}@bench.test>", subject, 2048 + rnd.randrange(20000)))
+        st = rnd.choice(statuses)
+        rcpts.append((rid, mid, tenant, f"u{rnd.randrange(5000)}@bench.test", "local", st, t, t))
+    con.executemany("INSERT INTO messages(id, trace_id, received, sender, client_ip, helo, message_id, subject, size) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)", msgs)
+    con.executemany("INSERT INTO recipients(id, message_id, tenant_id, address, route, status, next_attempt, updated) "
+                    "VALUES (?,?,?,?,?,?,?,?)", rcpts)
+    con.commit()
+con.execute("ANALYZE")
+con.commit()
+print(f"{rows} rows in {time.time() - start:.1f} s")
+PY
+
+start
+echo "== message trace through the console (median and max of $RUNS, ms) =="
+python3 - "$ADMIN" "$(cat "$TMP/data/operator.token")" "$RUNS" <<'PY'
+import http.client, statistics, sys, time, urllib.parse
+admin, token, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+host, port = admin.rsplit(":", 1)
+def req(method, path, body=None, headers=None):
+    c = http.client.HTTPConnection(host, int(port), timeout=60)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+r, _ = req("POST", "/login", urllib.parse.urlencode({"address": "operator", "password": token, "next": "/"}),
+           {"Content-Type": "application/x-www-form-urlencoded"})
+assert r.status == 303, r.status
+cookie = r.getheader("Set-Cookie").split(";")[0]
+ten_days = time.gmtime(time.time() - 10 * 86400)
+day = time.strftime("%Y-%m-%d", ten_days)
+queries = {
+    "newest": "",
+    "sender": "sender=s17%40sender3.test",
+    "sender-domain": "sender=*%40sender42.test",
+    "recipient": "recipient=u123%40bench.test",
+    "status": "status=Failed",
+    "subject": "subject=invoice",
+    "window": f"start={day}&end={day}%2023:59",
+}
+worst = 0.0
+for name, q in queries.items():
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r, body = req("GET", "/trace?" + q, headers={"Cookie": cookie})
+        times.append((time.perf_counter() - t) * 1000)
+        assert r.status == 200, (name, r.status, body[:300])
+    med = statistics.median(times)
+    worst = max(worst, med)
+    rows = body.count(b"<tr>") - 1
+    print(f"  {name:14s} median {med:7.1f} ms   max {max(times):7.1f} ms   ({rows} rows on the page)")
+print(f"  slowest median {worst:.1f} ms (target < 300 ms): {'ok' if worst < 300 else 'OVER'}")
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    r, body = req("GET", "/", headers={"Cookie": cookie})
+    times.append((time.perf_counter() - t) * 1000)
+    assert r.status == 200, r.status
+print(f"  home page (mail flow over 24 h / 7 d / 30 d, top senders and recipients): median {statistics.median(times):.1f} ms of 3")
+
+print("== page weight, first load (bytes) ==")
+def weight(path):
+    r, html = req("GET", path, headers={"Cookie": cookie})
+    total = len(html)
+    parts = [f"HTML {len(html)}"]
+    text = html.decode()
+    for marker in ('href="/assets/', 'src="/assets/'):
+        at = text.find(marker)
+        if at >= 0:
+            url = text[at + len(marker) - len("/assets/"):].split('"')[0]
+            _, asset = req("GET", url)
+            total += len(asset)
+            parts.append(f"{url.split('/')[-1]} {len(asset)}")
+    print(f"  {path:20s} {total:7d} bytes ({total / 1024:.1f} KB): {', '.join(parts)}  target < 150 KB: {'ok' if total < 150 * 1024 else 'OVER'}")
+weight("/login")
+weight("/trace")
+weight("/")
+PY

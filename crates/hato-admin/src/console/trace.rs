@@ -1,0 +1,355 @@
+//! Message trace: the query builder, one row per recipient, a detail panel with every event and
+//! its reasons, "find related", CSV export. Rows and events come from `routes::trace::run` and
+//! `routes::trace::detail`, the API's own functions, with the API's authorization: admins see
+//! their tenant's messages (the operator every tenant's), users are refused as the API refuses
+//! them.
+
+use super::i18n::{self, Lang};
+use super::layout::{self, Nav};
+use super::session::Ctx;
+use super::table::{Cell, Column, Table, TableParams};
+use super::{error_page, query_string, url_encode};
+use crate::routes::trace::{TraceParams, detail as trace_detail, run};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use hato_core::trace::RecipientStatus;
+use hato_store::{TraceDirection, TraceRow};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+/// The query builder's fields and the table's parameters (all optional; unknown ones ignored).
+#[derive(Deserialize, Default, Clone)]
+pub struct TraceForm {
+    sender: Option<String>,
+    recipient: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    status: Option<String>,
+    direction: Option<String>,
+    message_id: Option<String>,
+    from_ip: Option<String>,
+    subject: Option<String>,
+    #[serde(flatten)]
+    table: TableParams,
+}
+
+/// The most rows one CSV export holds (Get-MessageTrace's largest page).
+const CSV_ROWS: usize = hato_store::TRACE_PAGE_SIZE_MAX;
+
+impl TraceForm {
+    fn v(o: &Option<String>) -> String {
+        o.as_deref().unwrap_or("").trim().to_string()
+    }
+
+    /// The builder's fields as query pairs (kept by the table's links and the export).
+    fn query(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("sender", Self::v(&self.sender)),
+            ("recipient", Self::v(&self.recipient)),
+            ("start", Self::v(&self.start)),
+            ("end", Self::v(&self.end)),
+            ("status", Self::v(&self.status)),
+            ("direction", Self::v(&self.direction)),
+            ("message_id", Self::v(&self.message_id)),
+            ("from_ip", Self::v(&self.from_ip)),
+            ("subject", Self::v(&self.subject)),
+        ]
+    }
+
+    fn params(&self, page: usize, page_size: usize) -> TraceParams {
+        TraceParams {
+            sender: self.sender.clone(),
+            recipient: self.recipient.clone(),
+            status: self.status.clone(),
+            direction: self.direction.clone(),
+            message_id: self.message_id.clone(),
+            from_ip: self.from_ip.clone(),
+            start: self.start.clone(),
+            end: self.end.clone(),
+            subject: self.subject.clone(),
+            page: Some(page.to_string()),
+            page_size: Some(page_size.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+fn columns() -> Vec<Column> {
+    vec![
+        Column {
+            key: "received",
+            label: i18n::RECEIVED,
+        },
+        Column {
+            key: "sender",
+            label: i18n::SENDER,
+        },
+        Column {
+            key: "recipient",
+            label: i18n::RECIPIENT,
+        },
+        Column {
+            key: "subject",
+            label: i18n::SUBJECT,
+        },
+        Column {
+            key: "status",
+            label: i18n::STATUS,
+        },
+        Column {
+            key: "from_ip",
+            label: i18n::CLIENT_IP,
+        },
+        Column {
+            key: "size",
+            label: i18n::SIZE,
+        },
+    ]
+}
+
+fn detail_href(r: &TraceRow) -> String {
+    format!(
+        "/trace/{}?recipient={}",
+        url_encode(&r.trace_id),
+        url_encode(&r.recipient)
+    )
+}
+
+fn table_of(rows: Vec<TraceRow>, more: bool) -> Table {
+    Table {
+        columns: columns(),
+        rows: rows
+            .into_iter()
+            .map(|r| {
+                let href = detail_href(&r);
+                vec![
+                    Cell::text(
+                        r.received
+                            .replace('T', " ")
+                            .trim_end_matches('Z')
+                            .to_string(),
+                    ),
+                    Cell::text(r.sender),
+                    Cell::text(r.recipient),
+                    Cell {
+                        text: r.subject,
+                        href: Some(href),
+                        class: None,
+                    },
+                    Cell {
+                        class: RecipientStatus::parse(&r.status)
+                            .map(|s| format!("status-{}", s.as_str())),
+                        text: r.status,
+                        href: None,
+                    },
+                    Cell::text(r.from_ip),
+                    Cell::text(r.size.to_string()),
+                ]
+            })
+            .collect(),
+        more,
+    }
+}
+
+fn builder(lang: Lang, f: &TraceForm) -> Markup {
+    let status = TraceForm::v(&f.status);
+    let direction = TraceForm::v(&f.direction);
+    let field = |name: &'static str, label: i18n::Text, value: String, hint: Option<&str>| {
+        html! {
+            label { (label.get(lang))
+                input type="text" name=(name) value=(value) placeholder=[hint];
+            }
+        }
+    };
+    html! {
+        form.query.panel method="get" action="/trace" role="search"
+            hx-get="/trace" hx-target="#results" hx-select="#results" hx-swap="outerHTML" hx-push-url="true" {
+            (field("sender", i18n::SENDERS, TraceForm::v(&f.sender), Some(i18n::WILDCARD_HINT.get(lang))))
+            (field("recipient", i18n::RECIPIENTS_FIELD, TraceForm::v(&f.recipient), Some(i18n::WILDCARD_HINT.get(lang))))
+            (field("start", i18n::START, TraceForm::v(&f.start), Some("2026-11-28 09:00")))
+            (field("end", i18n::END, TraceForm::v(&f.end), Some("2026-11-29")))
+            label { (i18n::STATUS.get(lang))
+                select name="status" {
+                    option value="" { (i18n::ANY.get(lang)) }
+                    @for s in RecipientStatus::ALL {
+                        option value=(s.as_str()) selected[s.as_str() == status] { (s.as_str()) }
+                    }
+                }
+            }
+            label { (i18n::DIRECTION.get(lang))
+                select name="direction" {
+                    option value="" { (i18n::ANY.get(lang)) }
+                    @for (d, label) in [(TraceDirection::Inbound, i18n::INBOUND), (TraceDirection::Outbound, i18n::OUTBOUND)] {
+                        option value=(d.as_str()) selected[d.as_str() == direction] { (label.get(lang)) }
+                    }
+                }
+            }
+            (field("message_id", i18n::MESSAGE_ID, TraceForm::v(&f.message_id), None))
+            (field("from_ip", i18n::CLIENT_IP, TraceForm::v(&f.from_ip), None))
+            (field("subject", i18n::SUBJECT, TraceForm::v(&f.subject), None))
+            input type="hidden" name="page_size" value=(f.table.page_size());
+            div.actions { button type="submit" { (i18n::SEARCH.get(lang)) } }
+        }
+    }
+}
+
+pub async fn page(State(s): State<AppState>, ctx: Ctx, Query(f): Query<TraceForm>) -> Response {
+    let (page, size) = (f.table.page(), f.table.page_size());
+    let found = match run(&s, ctx.p, f.params(page, size)).await {
+        Ok(found) => found,
+        Err(e) => return error_page(Some(&ctx), ctx.lang, e),
+    };
+    let mut table = table_of(found.rows, found.more);
+    table.apply(&f.table);
+    let lang = ctx.lang;
+    let body = html! {
+        (builder(lang, &f))
+        div #results hx-boost="true" hx-target="#results" hx-select="#results" hx-swap="outerHTML" {
+            (table.render(lang, &f.table, "/trace", &f.query(), "/trace.csv"))
+        }
+        div #detail {}
+    };
+    layout::page(&ctx, Some(Nav::Trace), i18n::MESSAGE_TRACE.get(lang), body).into_response()
+}
+
+/// The rows of the query (the first 5,000) as CSV.
+pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(f): Query<TraceForm>) -> Response {
+    let found = match run(&s, ctx.p, f.params(1, CSV_ROWS)).await {
+        Ok(found) => found,
+        Err(e) => return error_page(Some(&ctx), ctx.lang, e),
+    };
+    let mut table = table_of(found.rows, found.more);
+    table.apply(&TableParams {
+        filter: f.table.filter.clone(),
+        sort: f.table.sort.clone(),
+        desc: f.table.desc.clone(),
+        ..Default::default()
+    });
+    let mut r = table.csv(ctx.lang).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"message-trace.csv\""),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    recipient: Option<String>,
+}
+
+pub async fn detail(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Path(trace_id): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> Response {
+    let lang = ctx.lang;
+    let recipient = q
+        .recipient
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    let summary = TraceParams {
+        trace_id: Some(trace_id.clone()),
+        recipient: recipient.clone(),
+        page_size: Some("1".into()),
+        ..Default::default()
+    };
+    let rows = match run(&s, ctx.p, summary).await {
+        Ok(found) => found.rows,
+        Err(e) => return error_page(Some(&ctx), lang, e),
+    };
+    let recipient = match recipient
+        .map(|r| hato_core::Address::parse(&r).map(|a| a.to_string()))
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return error_page(
+                Some(&ctx),
+                lang,
+                crate::ApiError::bad_request(e.to_string()),
+            );
+        }
+    };
+    let events = match trace_detail(&s, ctx.p, trace_id.clone(), recipient).await {
+        Ok(events) => events,
+        Err(e) => return error_page(Some(&ctx), lang, e),
+    };
+    let first = rows.first();
+    let related = first.map(|r| {
+        (
+            format!(
+                "/trace?{}",
+                query_string(&[("message_id", r.message_id.clone())])
+            ),
+            format!("/trace?{}", query_string(&[("sender", r.sender.clone())])),
+        )
+    });
+    let body = html! {
+        div #detail.panel {
+            @if let Some(r) = first {
+                dl.facts {
+                    dt { (i18n::SUBJECT.get(lang)) } dd.subject { (r.subject) }
+                    dt { (i18n::SENDER.get(lang)) } dd { (r.sender) }
+                    dt { (i18n::RECIPIENT.get(lang)) } dd { (r.recipient) }
+                    dt { (i18n::RECEIVED.get(lang)) } dd { (r.received) }
+                    dt { (i18n::STATUS.get(lang)) } dd { (r.status) }
+                    dt { (i18n::MESSAGE_ID.get(lang)) } dd { (r.message_id) }
+                    dt { (i18n::TRACE_ID.get(lang)) } dd { (r.trace_id) }
+                    dt { (i18n::CLIENT_IP.get(lang)) } dd { (r.from_ip) }
+                }
+            }
+            @if let Some((same_id, same_sender)) = &related {
+                p.related { (i18n::FIND_RELATED.get(lang)) ": "
+                    a href=(same_id) { (i18n::SAME_MESSAGE_ID.get(lang)) } " · "
+                    a href=(same_sender) { (i18n::SAME_SENDER.get(lang)) }
+                }
+            }
+            h2 { (i18n::MESSAGE_EVENTS.get(lang)) }
+            table.data.events {
+                thead { tr {
+                    th { (i18n::TIME.get(lang)) } th { (i18n::RECIPIENT.get(lang)) }
+                    th { (i18n::EVENT.get(lang)) } th { (i18n::ACTION.get(lang)) }
+                    th { (i18n::REASON.get(lang)) }
+                } }
+                tbody {
+                    @for e in &events {
+                        tr {
+                            td { (e.time.replace('T', " ").trim_end_matches('Z')) }
+                            td { (e.recipient) }
+                            td.event { (e.event) }
+                            td {
+                                (e.detail)
+                                @if let Some(code) = e.status {
+                                    br; span.note { (i18n::REPLY.get(lang)) ": " (code) " " (e.enhanced_status.as_deref().unwrap_or("")) }
+                                }
+                                @if !e.remote_host.is_empty() { br; span.note { (e.remote_host) } }
+                            }
+                            td {
+                                @if let Some(r) = &e.reason {
+                                    span.stage { (i18n::STAGE.get(lang)) ": " (r.stage.as_str()) }
+                                    @if let Some(rule) = &r.rule { br; span { (i18n::RULE.get(lang)) ": " (rule) } }
+                                    br; span.why { (r.text) }
+                                    @if !r.figures.is_empty() {
+                                        ul.figures {
+                                            @for fig in &r.figures { li { (fig.name) " = " (fig.value.to_string()) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(&ctx, Some(Nav::Trace), i18n::DETAILS.get(lang), body).into_response()
+}

@@ -1,0 +1,229 @@
+//! The web console's sessions (hashes of their ids) and its home page's figures.
+
+use super::SqliteStore;
+use crate::error::Result;
+use crate::pending::Pending;
+use crate::traits::ConsoleStore;
+use crate::types::{AddressCount, ConsoleSession, MailFlowCounts};
+use hato_core::Timestamp;
+use hato_core::auth::Role;
+use hato_core::directory::TenantId;
+use rusqlite::{OptionalExtension, params};
+
+/// The first recipient row of the first message received at or after `since`
+/// (messages_received, recipients_message); `i64::MAX` when none is.
+fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Result<i64> {
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(r.id) FROM recipients r WHERE r.message_id >= \
+               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1)",
+        )?
+        .query_row([since.0], |r| r.get(0))?;
+    Ok(id.unwrap_or(i64::MAX))
+}
+
+/// A count from SQLite (never negative) as an unsigned number.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl ConsoleStore for SqliteStore {
+    fn add_console_session(&self, id_hash: &str, s: ConsoleSession) -> Pending<()> {
+        let hash = id_hash.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO console_sessions(hash, role, tenant_id, mailbox_id, name, created, last_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![hash, s.role.as_str(), s.tenant_id, s.mailbox_id, s.name, s.created.0, s.last_seen.0],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT role, tenant_id, mailbox_id, name, created, last_seen FROM console_sessions WHERE hash = ?1",
+                )?
+                .query_row([id_hash], |r| {
+                    let role: String = r.get(0)?;
+                    Ok(Role::parse(&role).map(|role| -> rusqlite::Result<ConsoleSession> {
+                        Ok(ConsoleSession {
+                            role,
+                            tenant_id: r.get(1)?,
+                            mailbox_id: r.get(2)?,
+                            name: r.get(3)?,
+                            created: Timestamp(r.get(4)?),
+                            last_seen: Timestamp(r.get(5)?),
+                        })
+                    }))
+                })
+                .optional()?;
+            // A role this hato does not know (a newer writer's) signs nobody in.
+            Ok(row.flatten().transpose()?)
+        })
+    }
+
+    fn touch_console_session(&self, id_hash: &str, now: Timestamp) -> Pending<()> {
+        let hash = id_hash.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE console_sessions SET last_seen = MAX(last_seen, ?2) WHERE hash = ?1",
+                params![hash, now.0],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_console_session(&self, id_hash: &str) -> Pending<()> {
+        let hash = id_hash.to_string();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM console_sessions WHERE hash = ?1", [hash])?;
+            Ok(())
+        })
+    }
+
+    fn purge_console_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Pending<usize> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM console_sessions WHERE last_seen < ?1 OR created < ?2",
+                params![idle_before.0, created_before.0],
+            )?)
+        })
+    }
+
+    fn mail_flow_counts(
+        &self,
+        tenant: Option<TenantId>,
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>> {
+        if since.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            // Messages are numbered as they arrive, so "received since T" is a range of row
+            // ids: from the first recipient of the first message at or after T, one pass over
+            // the recipients' rows in order counts every window at once, instead of a join over
+            // a month of mail per window.
+            let first = since
+                .iter()
+                .map(|t| first_recipient_since(conn, *t))
+                .collect::<Result<Vec<i64>>>()?;
+            let lowest = first.iter().copied().min().unwrap_or(i64::MAX);
+            // ?1: the tenant; ?2: the lowest first id; ?3..: each window's first id.
+            let mut cols = Vec::new();
+            for w in 0..since.len() {
+                let from = format!("id >= ?{}", w + 3);
+                cols.push(format!(
+                    "COUNT(DISTINCT CASE WHEN {from} THEN message_id END)"
+                ));
+                for status in ["Delivered", "Failed", "FilteredAsSpam", "Quarantined"] {
+                    cols.push(format!(
+                        "COALESCE(SUM(status = '{status}' AND {from}), 0)"
+                    ));
+                }
+            }
+            let sql = format!(
+                "SELECT {} FROM recipients WHERE id >= ?2 AND (?1 IS NULL OR tenant_id = ?1)",
+                cols.join(", ")
+            );
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+                vec![Box::new(tenant), Box::new(lowest)];
+            args.extend(
+                first
+                    .iter()
+                    .map(|f| Box::new(*f) as Box<dyn rusqlite::ToSql>),
+            );
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let mut out: Vec<MailFlowCounts> =
+                conn.prepare(&sql)?.query_row(refs.as_slice(), |r| {
+                    (0..since.len())
+                        .map(|w| {
+                            let at = |k: usize| -> rusqlite::Result<u64> {
+                                Ok(count(r.get::<_, i64>(w * 5 + k)?))
+                            };
+                            Ok(MailFlowCounts {
+                                received: at(0)?,
+                                delivered: at(1)?,
+                                failed: at(2)?,
+                                spam: at(3)?,
+                                quarantined: at(4)?,
+                                ..Default::default()
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })?;
+            // The content stages' actions are their trace events (trace_events_event_time); the
+            // edge's refusals, the connection log's rows with a 4xx/5xx reply.
+            for (c, t) in out.iter_mut().zip(since) {
+                let (malware, rules) = conn
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(e.event = 'Malware'), 0), COALESCE(SUM(e.event = 'TransportRule'), 0) \
+                         FROM trace_events e JOIN recipients r ON r.id = e.recipient_id \
+                         WHERE e.event IN ('Malware', 'TransportRule') AND e.time >= ?1 \
+                           AND (?2 IS NULL OR r.tenant_id = ?2)",
+                    )?
+                    .query_row(params![t.0, tenant], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })?;
+                let refused: i64 = conn
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM connection_log WHERE time >= ?1 AND status >= 400 \
+                           AND (?2 IS NULL OR tenant_id = ?2)",
+                    )?
+                    .query_row(params![t.0, tenant], |r| r.get(0))?;
+                c.malware = count(malware);
+                c.rule_actions = count(rules);
+                c.refused = count(refused);
+            }
+            Ok(out)
+        })
+    }
+
+    fn top_addresses(
+        &self,
+        tenant: Option<TenantId>,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            // As `mail_flow_counts`: the window is a range of recipients' row ids.
+            let first = first_recipient_since(conn, since)?;
+            let top = |column: &str| -> Result<Vec<AddressCount>> {
+                let sql = format!(
+                    "SELECT {column}, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id \
+                     WHERE r.id >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND {column} <> '' \
+                     GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?3"
+                );
+                let rows = conn
+                    .prepare_cached(&sql)?
+                    .query_map(params![first, tenant, limit], |r| {
+                        Ok(AddressCount {
+                            address: r.get(0)?,
+                            count: count(r.get(1)?),
+                        })
+                    })?
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(rows)
+            };
+            Ok((top("m.sender")?, top("r.address")?))
+        })
+    }
+
+    fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM recipients WHERE status = 'Pending' AND (?1 IS NULL OR tenant_id = ?1)",
+                )?
+                .query_row(params![tenant], |r| r.get(0))?;
+            Ok(count(n))
+        })
+    }
+}

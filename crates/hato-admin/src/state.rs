@@ -35,6 +35,9 @@ pub struct AppState {
     /// The outbound agent's settings (MX port, pool, timeouts), for `validate`; `None`: the
     /// defaults.
     pub outbound: Option<Arc<hato_transport::outbound::OutboundSettings>>,
+    /// The test clock (`[testing] manual_clock`), which the operator moves; `None`: the server
+    /// runs on the system clock and `/api/v1/testing/clock` answers 404.
+    pub test_clock: Option<Arc<crate::TestClock>>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -42,6 +42,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
             .expect("resolver"),
         ),
         outbound: None,
+        test_clock: None,
     }
 }
 

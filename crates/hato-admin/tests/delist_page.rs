@@ -48,6 +48,7 @@ fn fixture() -> Fixture {
         clock: dyn_clock,
         hostname: "mx.hato.test".into(),
         outbound: None,
+        test_clock: None,
     };
     Fixture {
         _dir: dir,

@@ -148,6 +148,7 @@ async fn world() -> World {
         clock: dyn_clock,
         hostname: "mx.hato.test".into(),
         outbound: None,
+        test_clock: None,
     };
     World {
         _dir: dir,

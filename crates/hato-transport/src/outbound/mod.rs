@@ -394,7 +394,7 @@ fn backoff_deferral(b: &OutboundBackoff) -> Deferral {
 fn paced_deferral(limit: u64, pool: &str, today: i64) -> Deferral {
     let next = warmup::day_start(today + 1);
     Deferral::new(
-        reply::warmup_daily_limit(&limit.to_string(), pool),
+        reply::warmup_daily_limit(limit, pool),
         Reason::new(
             Stage::Delivery,
             format!("warm-up: daily limit {limit} of pool {pool} reached"),

@@ -804,6 +804,18 @@ impl OutboundAgent {
         pool: &Pool,
         first: Job,
     ) -> Health {
+        // Jobs a back-off holds back (one that began after they were queued) are deferred
+        // without a connection; the first job not held back opens one.
+        let mut candidate = first;
+        let first = loop {
+            if let Some(job) = self.hold_back(candidate).await {
+                break job;
+            }
+            match self.next_job(key) {
+                Some(next) => candidate = next,
+                None => return Health::Good,
+            }
+        };
         let hop = &self.rotated(&choice.hop);
         let connector = choice.connector.as_deref();
         let hosts = match route::resolve(&*self.resolver, hop, self.settings.smtp_port).await {

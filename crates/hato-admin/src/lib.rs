@@ -20,6 +20,7 @@ mod password;
 mod routes;
 pub mod smtp_auth;
 mod state;
+pub mod test_clock;
 
 pub use block_list::BlockListService;
 pub use console::ConsoleSettings;
@@ -28,3 +29,4 @@ pub use error::ApiError;
 pub use login_limit::{LoginLimiter, LoginLimits};
 pub use routes::router;
 pub use state::AppState;
+pub use test_clock::TestClock;

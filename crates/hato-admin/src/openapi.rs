@@ -47,6 +47,8 @@ use utoipa::{Modify, OpenApi};
         (name = "block list", description = "The provider's block list and its delist requests (the operator's)"),
         (name = "quarantine", description = "Messages held in quarantine: listing, preview, release, deletion"),
         (name = "malware filter", description = "A tenant's malware filter policy (common attachments filter, response, notifications)"),
+        (name = "warm-up", description = "Outbound pools' warm-up plans, pacing and throttling back-offs (the operator's)"),
+        (name = "testing", description = "The test clock of a server started with [testing] manual_clock (tests only)"),
     )
 )]
 pub(crate) struct ApiDoc;

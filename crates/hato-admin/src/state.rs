@@ -37,6 +37,9 @@ pub struct AppState {
     pub outbound: Option<Arc<hato_transport::outbound::OutboundSettings>>,
     /// The web console's session lifetimes and cookie settings.
     pub console: crate::console::ConsoleSettings,
+    /// The test clock (`[testing] manual_clock`), which the operator moves; `None`: the server
+    /// runs on the system clock and `/api/v1/testing/clock` answers 404.
+    pub test_clock: Option<Arc<crate::TestClock>>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

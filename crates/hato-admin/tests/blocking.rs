@@ -43,6 +43,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
         ),
         outbound: None,
         console: Default::default(),
+        test_clock: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn fixture() -> Fixture {
         hostname: "mx.hato.test".into(),
         outbound: None,
         console: Default::default(),
+        test_clock: None,
     };
     Fixture {
         _dir: dir,

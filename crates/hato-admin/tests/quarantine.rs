@@ -44,6 +44,7 @@ fn state(store: Arc<SqliteStore>) -> AppState {
         ),
         outbound: None,
         console: Default::default(),
+        test_clock: None,
     }
 }
 

@@ -149,6 +149,7 @@ async fn world() -> World {
         hostname: "mx.hato.test".into(),
         outbound: None,
         console: Default::default(),
+        test_clock: None,
     };
     World {
         _dir: dir,

@@ -468,6 +468,15 @@ replies! {
     /// cut before the end of data (nothing is delivered) and the message tried again.
     fn content_unreadable(detail) = (451, "4.3.0", "The message could not be read from the queue [Message={detail}]");
 
+    section "Outbound: warm-up and throttling back-off";
+    /// The pool's warm-up plan allows no more recipients today (issue 10 item 9): the recipient
+    /// waits for the next UTC day's allowance (RFC 3463 X.4.5, congestion: hato's own pacing).
+    /// Never a failure by itself; the message's expiry still applies.
+    fn warmup_daily_limit(limit, pool) = (451, "4.4.5", "Warm-up: daily limit {limit} of pool {pool} reached; the message waits for the next day's allowance");
+    /// A receiver answered a throttling reply (`421`/`451 4.7.x`) to the pool: nothing more
+    /// goes from the pool to the domain until the back-off ends.
+    fn throttle_backoff(domain, pool, until) = (451, "4.4.5", "Backing off from {domain} for pool {pool} until {until} after a throttling reply");
+
     section "Outbound: MX delivery (routing an outside recipient)";
     /// Exchange Online's text (`exchange-online-behaviour.md` §9.4): the MX (or an MX host's
     /// address) lookup got no answer (timeout, SERVFAIL, REFUSED), or no MX host has an

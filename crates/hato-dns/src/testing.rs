@@ -6,30 +6,81 @@
 //! Each zone has an SOA whose minimum (the negative TTL, RFC 2308 §5) is
 //! [`NEGATIVE_TTL`] seconds, so a resolver's cache keeps "no such name/record" answers as a
 //! real zone makes it, and a test can tell whether something asked the server again.
+//!
+//! The server counts the queries it answered, by name and type ([`TestDnsServer::queries`]), so a
+//! test can tell which lookups a piece of work made (relayed mail makes no SPF, DKIM or DMARC
+//! lookups, say).
 
 use hato_core::dns::RecordKind;
 use hickory_server::Server;
+use hickory_server::net::runtime::Time;
 use hickory_server::proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The negative TTL of every test zone, in seconds.
 pub const NEGATIVE_TTL: u32 = 300;
+
+/// Queries answered, by (lower-case name without the final dot, type: `MX`, `TXT`, …).
+type Counts = Arc<Mutex<BTreeMap<(String, String), u64>>>;
+
+/// The catalog, counting each query before it answers it.
+struct Counting {
+    catalog: Catalog,
+    counts: Counts,
+}
+
+// The trait is declared with `#[async_trait]`; this is what that macro makes of the method,
+// written out so that no macro crate is added for one impl.
+impl RequestHandler for Counting {
+    fn handle_request<'life0, 'life1, 'async_trait, R, T>(
+        &'life0 self,
+        request: &'life1 Request,
+        response_handle: R,
+    ) -> Pin<Box<dyn Future<Output = ResponseInfo> + Send + 'async_trait>>
+    where
+        R: ResponseHandler + 'async_trait,
+        T: Time + 'async_trait,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        if let Ok(info) = request.request_info() {
+            let name = info.query.name().to_string();
+            let key = (
+                name.trim_end_matches('.').to_ascii_lowercase(),
+                info.query.query_type().to_string(),
+            );
+            *self
+                .counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_default() += 1;
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+    }
+}
 
 /// An authoritative DNS server on loopback. Dropping it stops it.
 pub struct TestDnsServer {
     addr: SocketAddr,
     zones: Vec<(Name, Arc<InMemoryZoneHandler>)>,
     serial: AtomicU32,
+    counts: Counts,
     /// Owns the listeners' tasks: dropping the server aborts them.
-    _server: Server<Catalog>,
+    _server: Server<Counting>,
 }
 
 fn name(text: &str) -> io::Result<Name> {
@@ -100,15 +151,47 @@ impl TestDnsServer {
             );
             handlers.push((origin, handler));
         }
-        let mut server = Server::new(catalog);
+        let counts = Counts::default();
+        let mut server = Server::new(Counting {
+            catalog,
+            counts: counts.clone(),
+        });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(10), 65_535);
         Ok(TestDnsServer {
             addr,
             zones: handlers,
             serial: AtomicU32::new(2),
+            counts,
             _server: server,
         })
+    }
+
+    /// The queries answered so far: (name in lower case without the final dot, type such as
+    /// `MX`, `TXT`, `A`) → how many.
+    pub fn queries(&self) -> BTreeMap<(String, String), u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many queries for `name` (any case, with or without the final dot) of `kind` (`MX`,
+    /// `TXT`, …) were answered.
+    pub fn query_count(&self, name: &str, kind: &str) -> u64 {
+        let key = (
+            name.trim_end_matches('.').to_ascii_lowercase(),
+            kind.to_ascii_uppercase(),
+        );
+        self.queries().get(&key).copied().unwrap_or(0)
+    }
+
+    /// Forgets the counts (a test's next step counts from zero).
+    pub fn reset_queries(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// `127.0.0.1:PORT`, for `[dns] servers`.

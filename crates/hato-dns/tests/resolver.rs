@@ -316,3 +316,39 @@ fn settings_are_checked() {
     assert!(d.servers.is_empty());
     assert_eq!((d.timeout_ms, d.cache_size), (5000, 10_000));
 }
+
+/// The test server counts what it answered, by name and type: a cached answer is not asked
+/// again, another type of the same name is its own count, names compare in any case.
+#[tokio::test]
+async fn the_test_server_counts_the_queries_it_answers() {
+    let dns = server().await;
+    dns.add_txt("contoso.test", 300, &["v=spf1 -all"])
+        .await
+        .unwrap();
+    dns.add_mx("contoso.test", 300, 10, "mx.contoso.test")
+        .await
+        .unwrap();
+    let r = resolver_for(dns.addr(), 2000);
+    assert_eq!(dns.query_count("contoso.test", "TXT"), 0);
+    r.lookup_txt("contoso.test").await.unwrap();
+    r.lookup_txt("contoso.test").await.unwrap();
+    r.lookup_mx("Contoso.Test").await.unwrap();
+    assert_eq!(
+        dns.query_count("contoso.test", "TXT"),
+        1,
+        "{:?}",
+        dns.queries()
+    );
+    assert_eq!(
+        dns.query_count("CONTOSO.test.", "mx"),
+        1,
+        "{:?}",
+        dns.queries()
+    );
+    assert_eq!(dns.query_count("_dmarc.contoso.test", "TXT"), 0);
+    // A name with no record is answered (NXDOMAIN) and counted too.
+    assert!(r.lookup_txt("_dmarc.contoso.test").await.is_err());
+    assert_eq!(dns.query_count("_dmarc.contoso.test", "TXT"), 1);
+    dns.reset_queries();
+    assert!(dns.queries().is_empty());
+}

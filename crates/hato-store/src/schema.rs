@@ -843,6 +843,40 @@ pub const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE messages ADD COLUMN high_risk INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 33 (issue 10 item 9, warm-up): each outbound pool's warm-up plan (its daily allowances as
+    // a JSON array), what each pool delivered and had deferred by pacing per UTC day (so a
+    // restart does not reset the day), and the pools' back-offs from destination domains after
+    // throttling replies (421/451 4.7.x). Pools are the server's: no tenant column.
+    r#"
+    CREATE TABLE warmup_plans(
+        pool TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        monthly_volume INTEGER,
+        daily_limits TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE warmup_days(
+        pool TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        sent INTEGER NOT NULL DEFAULT 0,
+        deferred INTEGER NOT NULL DEFAULT 0,
+        reduced INTEGER NOT NULL DEFAULT 0,
+        throttled INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (pool, day)
+    );
+    CREATE TABLE outbound_backoffs(
+        pool TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        until INTEGER NOT NULL,
+        last_reply TEXT NOT NULL,
+        last_host TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (pool, domain)
+    );
+    CREATE INDEX outbound_backoffs_updated ON outbound_backoffs(updated);
+    "#,
     // 34 (issue 11, the web console): console sign-in sessions, kept as the SHA-256 of their
     // random 256-bit id only (a copy of the database signs nobody in), with the role they act
     // with, when they began (absolute expiry) and were last used (idle expiry). Message trace

@@ -432,6 +432,30 @@ pub trait OrganizationConfigStore: Send + Sync {
     fn reject_direct_send_tenants(&self) -> Result<Vec<TenantId>>;
 }
 
+/// Outbound pools' warm-up (issue 10 item 9, migration 33): each pool's plan, what each pool
+/// delivered and had deferred by pacing per UTC day, and the pools' back-offs from destination
+/// domains after throttling replies. Pools are the server's, not a tenant's.
+pub trait WarmupStore: Send + Sync {
+    /// Every pool's plan, by pool name.
+    fn warmup_plans(&self) -> Result<Vec<WarmupPlan>>;
+    /// Sets (or replaces) the pool's plan.
+    fn set_warmup_plan(&self, plan: WarmupPlan) -> Pending<WarmupPlan>;
+    /// Removes the pool's plan; whether it had one. The day counts stay.
+    fn clear_warmup_plan(&self, pool: &str) -> Pending<bool>;
+    /// Every pool's counts for the UTC day `day` (pools with none are left out).
+    fn warmup_days(&self, day: i64) -> Result<Vec<WarmupDay>>;
+    /// Adds to the pool's counts of `day` (rows older than 60 days go in the same write).
+    fn count_warmup(&self, pool: &str, day: i64, sent: u64, deferred: u64) -> Pending<()>;
+    /// Every back-off (in force or not: the count of replies in a row is kept until a success).
+    fn outbound_backoffs(&self) -> Result<Vec<OutboundBackoff>>;
+    /// A throttling reply: the pool's back-off from the domain begins (or grows, when the last
+    /// one had ended without a success since) and the day's counts move; the back-off as now,
+    /// and whether this reply began it (`false`: one was in force already, left as it was).
+    fn record_throttle(&self, throttle: ThrottleReply) -> Pending<(OutboundBackoff, bool)>;
+    /// A success: the pool's back-off from the domain is forgotten.
+    fn clear_backoff(&self, pool: &str, domain: &str) -> Pending<()>;
+}
+
 /// Outbound spam (issue 10 item 8; `exchange-online-behaviour.md` §7): each tenant's outbound
 /// spam filter policy, the recipients each sender sent to in the current UTC hour and day
 /// (persisted, so a restart does not start them again), and the restricted senders.
@@ -842,6 +866,7 @@ pub trait Store:
     + MtaStsStore
     + OutboundSpamStore
     + ConsoleStore
+    + WarmupStore
 {
 }
 impl<T> Store for T where
@@ -873,5 +898,6 @@ impl<T> Store for T where
         + MtaStsStore
         + OutboundSpamStore
         + ConsoleStore
+        + WarmupStore
 {
 }

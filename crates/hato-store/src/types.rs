@@ -1896,3 +1896,68 @@ pub struct AddressCount {
     pub address: String,
     pub count: u64,
 }
+
+/// An outbound pool's warm-up plan (issue 10 item 9; seed D4): how many recipients the pool may
+/// deliver each UTC day of the plan, day 1 being the UTC day of `start`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WarmupPlan {
+    /// The pool's name (`normal`, `high-risk`).
+    pub pool: String,
+    /// `30-day`, `15-day` or `custom`.
+    pub kind: String,
+    /// The monthly volume the plan was made from (`None` for `custom`).
+    pub monthly_volume: Option<u64>,
+    /// One allowance per plan day.
+    pub daily_limits: Vec<u64>,
+    pub start: Timestamp,
+    pub created: Timestamp,
+}
+
+/// What one pool did on one UTC day (counted while the pool has a plan; kept, so a restart
+/// does not reset them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WarmupDay {
+    pub pool: String,
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    /// Recipients the remote servers accepted.
+    pub sent: u64,
+    /// Recipients deferred by pacing (the day's allowance used up).
+    pub deferred: u64,
+    /// Allowance taken away from the day by throttling replies.
+    pub reduced: u64,
+    /// Throttling back-offs that began on the day.
+    pub throttled: u64,
+}
+
+/// A pool's back-off from a destination domain after a throttling reply (`421`/`451 4.7.x`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundBackoff {
+    pub pool: String,
+    pub domain: String,
+    /// Throttling replies in a row (no success between): the back-off grows with it.
+    pub count: u32,
+    /// No delivery from the pool to the domain before this.
+    pub until: Timestamp,
+    /// The reply that began the back-off (`421 4.7.0 Try again later`).
+    pub last_reply: String,
+    pub last_host: String,
+    pub updated: Timestamp,
+}
+
+/// A throttling reply to record (`WarmupStore::record_throttle`).
+#[derive(Clone, Debug)]
+pub struct ThrottleReply {
+    pub pool: String,
+    pub domain: String,
+    pub reply: String,
+    pub host: String,
+    /// The UTC day it counts for.
+    pub day: i64,
+    /// The back-off after the first throttling reply in a row, and its cap; it doubles with
+    /// each further one.
+    pub first_secs: u64,
+    pub max_secs: u64,
+    /// Allowance to take away from the day (a warm-up plan in force), 0 for none.
+    pub reduce_by: u64,
+}

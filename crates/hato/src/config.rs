@@ -31,6 +31,18 @@ pub struct Config {
     pub spam: SpamSection,
     /// Delivery to other servers (`[outbound]`).
     pub outbound: OutboundSection,
+    /// Settings only end-to-end tests set (`[testing]`).
+    pub testing: TestingSection,
+}
+
+/// Settings for end-to-end tests only; never for a server that carries real mail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingSection {
+    /// The server runs on a clock that starts at the real time and then moves only when the
+    /// operator moves it forward (`POST /api/v1/testing/clock`): retries, delay notices, expiry
+    /// and warm-up days without waiting real hours. Off unless set.
+    pub manual_clock: bool,
 }
 
 /// Delivery to other servers: MX delivery of outside recipients (mail contacts, relay, NDRs to
@@ -1249,6 +1261,13 @@ const TEMPLATE: &str = r#"# hato settings. Every setting is shown with its defau
 # pool): its EHLO name and source address (empty: the normal pool's).
 #helo_name = ""
 #source_address = ""
+
+[testing]
+# FOR TESTS ONLY, never on a server that carries real mail: a clock that starts at the real
+# time and moves only when the operator moves it (POST /api/v1/testing/clock
+# {"advance_seconds": N}), so end-to-end tests see retries, delay notices, expiry and warm-up
+# days without waiting. Off, that API answers 404.
+#manual_clock = false
 
 [dns]
 # The DNS servers hato asks (DNS block lists, domain verification), each "IP" or "IP:port", over

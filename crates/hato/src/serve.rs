@@ -446,7 +446,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.server.data_dir.clone();
     // The one clock of the process: the store stamps its rows with it, the SMTP side, the
     // delivery agent and the API read it, so a test can move them all together.
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // `[testing] manual_clock` (end-to-end tests only): a clock held at the real time of the
+    // start, which the operator moves forward through the API.
+    let test_clock = config.testing.manual_clock.then(|| {
+        let manual = Arc::new(hato_core::clock::ManualClock::new(SystemClock.now()));
+        Arc::new(hato_admin::TestClock::new(manual))
+    });
+    let clock: Arc<dyn Clock> = match &test_clock {
+        Some(tc) => {
+            println!(
+                "hato: TEST CLOCK ([testing] manual_clock): time stands at {} until moved \
+                 through POST /api/v1/testing/clock; never use this setting for real mail",
+                tc.now().to_rfc3339()
+            );
+            tc.clone()
+        }
+        None => Arc::new(SystemClock),
+    };
     let store = Arc::new(
         SqliteStore::open_with_clock(&data_dir, clock.clone())?
             .with_message_expiration(config.queue.message_expiration_hours)
@@ -660,6 +676,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             max_secs: config.admin.console_max_secs,
             secure_cookies: config.admin.console_secure_cookies,
         },
+        test_clock: test_clock.clone(),
     });
     let (mta_sts_resolver, mta_sts_resolver2) = (resolver.clone(), resolver.clone());
     let mta_sts_clock = clock.clone();
@@ -694,6 +711,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (outbound_clock, outbound_queued, outbound_node) =
         (clock.clone(), queued.clone(), node.clone());
     tracing::info!("node id {node}: queue entries this process works on are leased to it");
+    if let Some(tc) = &test_clock {
+        // The delivery agent (delay notices, expiry, NDRs) looks at the queue when moved.
+        let q = queued.clone();
+        tc.on_advance(move || q.notify_one());
+    }
     let agent = DeliveryAgent::new(
         directory.clone(),
         clock,
@@ -751,7 +773,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     } else {
         outbound
     };
-    tasks.push(tokio::spawn(Arc::new(outbound).run(stop_rx.clone())));
+    let outbound = Arc::new(outbound);
+    if let Some(tc) = &test_clock {
+        // Retries, back-offs and the next warm-up day are due when the clock moves.
+        let agent = outbound.clone();
+        tc.on_advance(move || agent.wake());
+    }
+    tasks.push(tokio::spawn(outbound.run(stop_rx.clone())));
     // End-user quarantine notifications: a look for recipients owed a digest every
     // `notification_interval_secs`; release links lead to the admin listener's page.
     let release_url = config

@@ -40,8 +40,10 @@ mod roles;
 mod rules;
 mod spam_filter;
 mod tenants;
+mod testing;
 mod throttle;
 pub(crate) mod trace;
+mod warmup;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -86,6 +88,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(outbound_spam::routes())
         .merge(dkim::routes())
         .merge(reports::routes())
+        .merge(warmup::routes())
+        .merge(testing::routes())
 }
 
 /// The API's routes and the pages', before the fallbacks and the state.
@@ -210,6 +214,7 @@ mod tests {
             ),
             outbound: None,
             console: Default::default(),
+            test_clock: None,
         }
     }
 

@@ -34,6 +34,7 @@ mod throttle;
 mod tokens;
 mod trace;
 mod transport_rules;
+mod warmup;
 
 use crate::blobs::BlobDir;
 use crate::error::{Result, StoreError};

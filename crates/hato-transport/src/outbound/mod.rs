@@ -31,9 +31,25 @@
 //! minutes, then 10, 20, 40, 60, 60 …). **Expiry**: a recipient still deferred `expiration`
 //! after its message arrived (24 hours, Exchange's connector queue, reference §9.4) fails with
 //! `550 4.4.7 QUEUE.Expired` and an NDR; the last attempt is made at the expiry.
+//!
+//! **Warm-up pacing** ([`warmup`], issue 10 item 9): a pool with a warm-up plan in force
+//! delivers at most the plan day's allowance of recipients per UTC day. Recipients are reserved
+//! against the allowance when they are taken from the store; those beyond it are deferred to
+//! the start of the next UTC day (`451 4.4.5 Warm-up: daily limit N of pool P reached`, one
+//! `Defer` event per message: the store writes no second one with the same text), never failed
+//! for it — only the normal expiry applies. The day's sent count is written after each
+//! transaction, so a restart keeps it.
+//!
+//! **Throttling back-off**: a `421`/`451 4.7.x` from a receiver (and no recipient of the domain
+//! accepted in that transaction) makes the pool back off from the recipient domain: nothing from
+//! the pool goes to it for twice the first retry wait (10 minutes by default), doubling with
+//! each throttling in a row, at most 4 × `retry_max` (4 hours); a delivery to the domain ends
+//! it. While a warm-up plan is in force, each throttling also takes half of what remains of the
+//! pool's allowance for the day.
 
 pub mod mta_sts;
 mod route;
+pub mod warmup;
 
 pub use route::{
     Host, MAX_ADDRESSES, MAX_HOSTS, RouteError, random_index, resolve, resolve_mx, split_port,
@@ -53,8 +69,9 @@ use hato_smtp::client::{
 };
 use hato_smtp::client::{Notify as ClientNotify, Ret as ClientRet};
 use hato_store::{
-    Deferral, DeferredWork, DeliveryOutcome, Lease, QueueWork, QueuedMessage, QueuedRecipient,
-    RecipientOutcome, SentRecord, StagedBlob, Store, StoreError,
+    Deferral, DeferredWork, DeliveryOutcome, Lease, OutboundBackoff, QueueWork, QueuedMessage,
+    QueuedRecipient, RecipientOutcome, SentRecord, StagedBlob, Store, StoreError, ThrottleReply,
+    WarmupDay, WarmupPlan,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -270,6 +287,23 @@ struct Peer<'a> {
 struct Job {
     message: Arc<OutMessage>,
     recipients: Vec<QueuedRecipient>,
+    /// The pool it leaves from.
+    pool: String,
+    /// Recipients counted against the pool's warm-up allowance while under way (all of them
+    /// when the pool is paced, else 0).
+    reserved: u64,
+}
+
+/// A paced pool's standing on the current UTC day.
+#[derive(Default)]
+struct Pace {
+    day: i64,
+    /// Delivered today (the store's count, or more: what finished since it was read).
+    sent: u64,
+    /// Allowance taken away by throttling today.
+    reduced: u64,
+    /// Reserved by jobs under way.
+    in_flight: u64,
 }
 
 /// A destination: a next hop from a pool, its queue and its connections.
@@ -299,6 +333,91 @@ struct State {
     /// Smart hosts' round robin: per list of smart hosts, the position the next connection
     /// starts at (the first one random).
     round_robin: HashMap<String, usize>,
+    /// Warm-up plans by pool, as last read from the store.
+    plans: HashMap<String, WarmupPlan>,
+    /// Pools' standing today.
+    pace: HashMap<String, Pace>,
+    /// Throttling back-offs by pool and domain, as last read from the store (and since).
+    backoffs: HashMap<(String, String), OutboundBackoff>,
+}
+
+impl State {
+    /// The pool's standing on `day`, started afresh when the day has changed.
+    fn pace(&mut self, pool: &str, day: i64) -> &mut Pace {
+        let p = self.pace.entry(pool.to_string()).or_default();
+        if p.day != day {
+            p.day = day;
+            p.sent = 0;
+            p.reduced = 0;
+        }
+        p
+    }
+
+    /// The allowance of the pool's plan on `day`, when a plan is in force.
+    fn allowance(&self, pool: &str, day: i64) -> Option<u64> {
+        match warmup::plan_day(self.plans.get(pool)?, day) {
+            warmup::PlanDay::Day { limit, .. } => Some(limit),
+            _ => None,
+        }
+    }
+
+    /// What the pool may still deliver on `day`; `None`: not paced.
+    fn remaining(&mut self, pool: &str, day: i64) -> Option<u64> {
+        let limit = self.allowance(pool, day)?;
+        let p = self.pace(pool, day);
+        Some(limit.saturating_sub(p.sent + p.reduced + p.in_flight))
+    }
+
+    /// The back-off in force from `domain` for `pool` at `now`.
+    fn backoff(&self, pool: &str, domain: &str, now: Timestamp) -> Option<&OutboundBackoff> {
+        self.backoffs
+            .get(&(pool.to_string(), domain.to_string()))
+            .filter(|b| b.until > now)
+    }
+}
+
+/// A recipient's domain, lower case (the key of back-offs).
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The deferral of a recipient held back by a back-off in force.
+fn backoff_deferral(b: &OutboundBackoff) -> Deferral {
+    let until = b.until.to_rfc3339();
+    Deferral::new(
+        reply::throttle_backoff(&b.domain, &b.pool, &until),
+        Reason::new(
+            Stage::Delivery,
+            format!(
+                "throttling back-off: pool {} waits for {} until {until} after {} throttling \
+                 reply(ies) in a row (the last: {} from {})",
+                b.pool, b.domain, b.count, b.last_reply, b.last_host
+            ),
+        )
+        .rule("outbound.throttle_backoff")
+        .figure("backoff_until", until.as_str()),
+    )
+    .retry_at(b.until)
+}
+
+/// The deferral of a recipient beyond the pool's warm-up allowance.
+fn paced_deferral(limit: u64, pool: &str, today: i64) -> Deferral {
+    let next = warmup::day_start(today + 1);
+    Deferral::new(
+        reply::warmup_daily_limit(limit, pool),
+        Reason::new(
+            Stage::Delivery,
+            format!("warm-up: daily limit {limit} of pool {pool} reached"),
+        )
+        .rule("warmup.daily_limit")
+        .figure("limit", limit)
+        .figure("pool", pool)
+        .figure("next_day", next.to_rfc3339()),
+    )
+    .retry_at(next)
 }
 
 /// How a connection went, for the destination's concurrency.
@@ -430,25 +549,88 @@ impl OutboundAgent {
         };
         let store = self.store.clone();
         let selector = self.selector.clone();
-        let due = tokio::task::spawn_blocking(move || {
+        let today = warmup::utc_day(now);
+        let (due, plans, days, backoffs) = tokio::task::spawn_blocking(move || {
             selector.refresh();
-            store.due_remote(now, &lease, room)
+            // The pools' plans, today's counts and the back-offs: a few small rows, read each
+            // pass so a plan set through the API (or counts of another node) apply at once.
+            let plans = store.warmup_plans()?;
+            let days = store.warmup_days(today)?;
+            let backoffs = store.outbound_backoffs()?;
+            let due = store.due_remote(now, &lease, room)?;
+            Ok::<_, StoreError>((due, plans, days, backoffs))
         })
         .await
         .map_err(|e| StoreError::Io(e.to_string()))??;
-        let (taken, unreadable) = self.queue_due(due);
+        self.refresh_warmup(today, plans, days, backoffs);
+        let (taken, unreadable, held_back) = self.queue_due(due, now);
         if !unreadable.is_empty() {
             self.store.defer(unreadable, now).await?;
         }
+        let mut paced: HashMap<String, u64> = HashMap::new();
+        for (job, deferral) in held_back {
+            if deferral.reason.rule.as_deref() == Some("warmup.daily_limit") {
+                *paced.entry(job.pool.clone()).or_default() += job.recipients.len() as u64;
+            }
+            let outcomes = job
+                .recipients
+                .iter()
+                .map(|r| (r.id, RecipientOutcome::Defer(deferral.clone())))
+                .collect();
+            self.finish(job, outcomes).await;
+        }
+        for (pool, n) in paced {
+            tracing::info!(
+                "outbound: warm-up: {n} recipient(s) of pool {pool} wait for the next day"
+            );
+            self.store.count_warmup(&pool, today, 0, n).await?;
+        }
         Ok(taken)
+    }
+
+    /// Takes what the store says of warm-up plans, today's counts and back-offs.
+    fn refresh_warmup(
+        &self,
+        today: i64,
+        plans: Vec<WarmupPlan>,
+        days: Vec<WarmupDay>,
+        backoffs: Vec<OutboundBackoff>,
+    ) {
+        let mut state = self.state();
+        state.plans = plans.into_iter().map(|p| (p.pool.clone(), p)).collect();
+        state.backoffs = backoffs
+            .into_iter()
+            .map(|b| ((b.pool.clone(), b.domain.clone()), b))
+            .collect();
+        for d in days {
+            // Counts only grow within a day: a read older than a finish that followed it must
+            // not take back what the finish added.
+            let p = state.pace(&d.pool, today);
+            p.sent = p.sent.max(d.sent);
+            p.reduced = p.reduced.max(d.reduced);
+        }
+    }
+
+    /// Wakes the agent to look at the store now (the test clock moved, say).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Puts due recipients in their destinations' queues (those it holds already are left
     /// out); returns how many it took, and the deferrals of messages whose content is
     /// unreadable. Not async: the state's lock is never held across an await.
-    fn queue_due(&self, due: Vec<QueuedMessage>) -> (usize, Vec<DeferredWork>) {
+    /// Recipients held back (a back-off in force, the pool's warm-up allowance used up) are
+    /// returned with their deferrals.
+    #[allow(clippy::type_complexity)]
+    fn queue_due(
+        &self,
+        due: Vec<QueuedMessage>,
+        now: Timestamp,
+    ) -> (usize, Vec<DeferredWork>, Vec<(Job, Deferral)>) {
         let mut taken = 0;
         let mut unreadable = Vec::new();
+        let mut held_back = Vec::new();
+        let today = warmup::utc_day(now);
         let mut state = self.state();
         for mut m in due {
             let fresh: Vec<QueuedRecipient> = m
@@ -478,11 +660,7 @@ impl OutboundAgent {
             let mut by_domain: HashMap<DomainKey, Vec<QueuedRecipient>> = HashMap::new();
             for r in fresh {
                 state.held.insert(r.id);
-                let domain = r
-                    .address
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
+                let domain = domain_of(&r.address);
                 by_domain
                     .entry((r.tenant_id, domain, r.connector.clone()))
                     .or_default()
@@ -495,8 +673,34 @@ impl OutboundAgent {
             } else {
                 self.settings.normal.clone()
             };
-            let mut jobs: HashMap<String, (HopChoice, Vec<QueuedRecipient>)> = HashMap::new();
-            for ((tenant, domain, connector), recipients) in by_domain {
+            let mut jobs: HashMap<String, (HopChoice, Vec<QueuedRecipient>, u64)> = HashMap::new();
+            for ((tenant, domain, connector), mut recipients) in by_domain {
+                let job = |recipients: Vec<QueuedRecipient>| Job {
+                    message: message.clone(),
+                    recipients,
+                    pool: pool.name.clone(),
+                    reserved: 0,
+                };
+                if let Some(b) = state.backoff(&pool.name, &domain, now) {
+                    held_back.push((job(recipients), backoff_deferral(b)));
+                    continue;
+                }
+                let mut reserved = 0;
+                if let Some(remaining) = state.remaining(&pool.name, today) {
+                    let take = recipients
+                        .len()
+                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    let rest = recipients.split_off(take);
+                    reserved = take as u64;
+                    state.pace(&pool.name, today).in_flight += reserved;
+                    if !rest.is_empty() {
+                        let limit = state.allowance(&pool.name, today).unwrap_or_default();
+                        held_back.push((job(rest), paced_deferral(limit, &pool.name, today)));
+                    }
+                    if recipients.is_empty() {
+                        continue;
+                    }
+                }
                 let choice = self.selector.choose(tenant, &domain, connector.as_deref());
                 // The connector is part of the key: the trace names it for each recipient.
                 let key = format!(
@@ -505,12 +709,11 @@ impl OutboundAgent {
                     choice.connector.as_deref().unwrap_or_default(),
                     pool.name
                 );
-                jobs.entry(key)
-                    .or_insert_with(|| (choice, Vec::new()))
-                    .1
-                    .extend(recipients);
+                let entry = jobs.entry(key).or_insert_with(|| (choice, Vec::new(), 0));
+                entry.1.extend(recipients);
+                entry.2 += reserved;
             }
-            for (key, (choice, recipients)) in jobs {
+            for (key, (choice, recipients, reserved)) in jobs {
                 let dest = state.dests.entry(key).or_insert_with(|| Dest {
                     hop: choice.hop,
                     connector: choice.connector,
@@ -525,13 +728,15 @@ impl OutboundAgent {
                 dest.jobs.push_back(Job {
                     message: message.clone(),
                     recipients,
+                    pool: pool.name.clone(),
+                    reserved,
                 });
                 if dest.idle > 0 {
                     dest.ready.notify_one();
                 }
             }
         }
-        (taken, unreadable)
+        (taken, unreadable, held_back)
     }
 
     /// Starts connections where a destination has jobs and room, while the active set has.
@@ -669,6 +874,18 @@ impl OutboundAgent {
         pool: &Pool,
         first: Job,
     ) -> Health {
+        // Jobs a back-off holds back (one that began after they were queued) are deferred
+        // without a connection; the first job not held back opens one.
+        let mut candidate = first;
+        let first = loop {
+            if let Some(job) = self.hold_back(candidate).await {
+                break job;
+            }
+            match self.next_job(key) {
+                Some(next) => candidate = next,
+                None => return Health::Good,
+            }
+        };
         let hop = &self.rotated(&choice.hop);
         let connector = choice.connector.as_deref();
         let hosts = match route::resolve(&*self.resolver, hop, self.settings.smtp_port).await {
@@ -762,6 +979,12 @@ impl OutboundAgent {
             };
             let mut next = Some(job);
             while let Some(job) = next.take() {
+                // A back-off that began after the job was queued (another connection's
+                // throttling reply) holds it back too.
+                let Some(job) = self.hold_back(job).await else {
+                    next = self.next_job(key);
+                    continue;
+                };
                 let peer = Peer {
                     host: &host,
                     address,
@@ -1154,17 +1377,172 @@ impl OutboundAgent {
         .map_err(|e| e.to_string())?
     }
 
-    /// Applies a job's outcomes: deferrals on the outbound backoff, bounded by the outbound
-    /// expiry; then the store. What the store cannot apply is deferred as a processing failure.
+    /// The job without its recipients a back-off in force holds back (those are deferred
+    /// here); `None` when none is left.
+    async fn hold_back(&self, mut job: Job) -> Option<Job> {
+        let now = self.clock.now();
+        let mut held: Vec<(QueuedRecipient, Deferral)> = Vec::new();
+        {
+            let state = self.state();
+            if state.backoffs.is_empty() {
+                return Some(job);
+            }
+            let (keep, back): (Vec<_>, Vec<_>) = job.recipients.drain(..).partition(|r| {
+                state
+                    .backoff(&job.pool, &domain_of(&r.address), now)
+                    .is_none()
+            });
+            job.recipients = keep;
+            for r in back {
+                if let Some(b) = state.backoff(&job.pool, &domain_of(&r.address), now) {
+                    let d = backoff_deferral(b);
+                    held.push((r, d));
+                }
+            }
+        }
+        if held.is_empty() {
+            return Some(job);
+        }
+        let reserved = if job.reserved > 0 {
+            let n = held.len() as u64;
+            job.reserved = job.reserved.saturating_sub(n);
+            n
+        } else {
+            0
+        };
+        let outcomes = held
+            .iter()
+            .map(|(r, d)| (r.id, RecipientOutcome::Defer(d.clone())))
+            .collect();
+        let back = Job {
+            message: job.message.clone(),
+            recipients: held.into_iter().map(|(r, _)| r).collect(),
+            pool: job.pool.clone(),
+            reserved,
+        };
+        self.finish(back, outcomes).await;
+        (!job.recipients.is_empty()).then_some(job)
+    }
+
+    /// What the outcomes say of the receivers' throttling, per recipient domain: a back-off
+    /// ends with a delivery to its domain; a throttling reply (and no delivery to the domain in
+    /// the same transaction) begins or grows one, and takes half of what remains of the pool's
+    /// warm-up allowance today. Returns when each throttled domain's back-off ends.
+    async fn throttling(
+        &self,
+        job: &Job,
+        outcomes: &[(i64, RecipientOutcome)],
+        now: Timestamp,
+    ) -> HashMap<String, Timestamp> {
+        let domains: HashMap<i64, String> = job
+            .recipients
+            .iter()
+            .map(|r| (r.id, domain_of(&r.address)))
+            .collect();
+        let mut delivered: HashSet<&str> = HashSet::new();
+        let mut throttled: HashMap<&str, (String, String)> = HashMap::new();
+        for (id, outcome) in outcomes {
+            let Some(domain) = domains.get(id) else {
+                continue;
+            };
+            match outcome {
+                RecipientOutcome::Sent(_) => {
+                    delivered.insert(domain);
+                }
+                // Only what a remote server answered (local deferrals name no host).
+                RecipientOutcome::Defer(d)
+                    if !d.remote_host.is_empty()
+                        && warmup::is_throttling(d.reply.code, &d.reply.status) =>
+                {
+                    throttled
+                        .entry(domain)
+                        .or_insert_with(|| (d.reply.to_string(), d.remote_host.clone()));
+                }
+                _ => {}
+            }
+        }
+        let mut ends = HashMap::new();
+        for domain in &delivered {
+            let key = (job.pool.clone(), domain.to_string());
+            let had = self.state().backoffs.remove(&key).is_some();
+            if had && let Err(e) = self.store.clear_backoff(&job.pool, domain).await {
+                tracing::error!("outbound: ending the back-off from {domain} failed: {e}");
+            }
+        }
+        let today = warmup::utc_day(now);
+        for (domain, (reply, host)) in throttled {
+            if delivered.contains(domain) {
+                continue;
+            }
+            let reduce_by = self
+                .state()
+                .remaining(&job.pool, today)
+                .map(warmup::throttle_reduction)
+                .unwrap_or(0);
+            let first = self.settings.retry_first.as_secs().saturating_mul(2).max(1);
+            let record = ThrottleReply {
+                pool: job.pool.clone(),
+                domain: domain.to_string(),
+                reply: reply.clone(),
+                host,
+                day: today,
+                first_secs: first,
+                max_secs: self
+                    .settings
+                    .retry_max
+                    .as_secs()
+                    .saturating_mul(4)
+                    .max(first),
+                reduce_by,
+            };
+            match self.store.record_throttle(record).await {
+                Ok((b, began)) => {
+                    if began {
+                        tracing::warn!(
+                            "outbound: {domain} throttles pool {} ({reply}): backing off until {} \
+                             ({} in a row){}",
+                            job.pool,
+                            b.until.to_rfc3339(),
+                            b.count,
+                            if reduce_by > 0 {
+                                format!("; today's warm-up allowance lowered by {reduce_by}")
+                            } else {
+                                String::new()
+                            }
+                        );
+                        let mut state = self.state();
+                        state.pace(&job.pool, today).reduced += reduce_by;
+                    }
+                    ends.insert(domain.to_string(), b.until);
+                    self.state()
+                        .backoffs
+                        .insert((job.pool.clone(), domain.to_string()), b);
+                }
+                Err(e) => tracing::error!("outbound: recording a throttling reply failed: {e}"),
+            }
+        }
+        ends
+    }
+
+    /// Applies a job's outcomes: deferrals on the outbound backoff (or until a throttling
+    /// back-off, the next warm-up day), bounded by the outbound expiry; then the store. What
+    /// the store cannot apply is deferred as a processing failure.
     async fn finish(&self, job: Job, outcomes: Vec<(i64, RecipientOutcome)>) {
         let now = self.clock.now();
+        let backoff_ends = self.throttling(&job, &outcomes, now).await;
         let expires = job
             .message
             .received
             .plus_seconds(i64::try_from(self.settings.expiration.as_secs()).unwrap_or(i64::MAX));
         let attempts: HashMap<i64, u32> =
             job.recipients.iter().map(|r| (r.id, r.attempts)).collect();
+        let domains: HashMap<i64, String> = job
+            .recipients
+            .iter()
+            .map(|r| (r.id, domain_of(&r.address)))
+            .collect();
         let mut owes_ndr = false;
+        let mut sent = 0u64;
         let recipients = outcomes
             .into_iter()
             .map(|(id, outcome)| {
@@ -1176,12 +1554,24 @@ impl OutboundAgent {
                         let attempt = attempts.get(&id).copied().unwrap_or(0).saturating_add(1);
                         let wait = self.settings.retry_delay(attempt);
                         let wait = i64::try_from(wait.as_secs()).unwrap_or(i64::MAX);
+                        let backoff = domains.get(&id).and_then(|d| backoff_ends.get(d));
+                        // A throttled domain's recipients wait for the back-off; a held-back
+                        // one keeps its own time (the back-off's end, the next warm-up day).
+                        let retry = match (backoff, d.retry_at) {
+                            (Some(&until), _) => {
+                                d.reason = d.reason.figure("backoff_until", until.to_rfc3339());
+                                until
+                            }
+                            (None, Some(at)) => at,
+                            (None, None) => now.plus_seconds(wait),
+                        };
                         // The last attempt is made at the expiry.
-                        d.retry_at = Some(now.plus_seconds(wait).min(expires));
+                        d.retry_at = Some(retry.min(expires));
                         RecipientOutcome::Defer(d)
                     }
                     other => other,
                 };
+                sent += u64::from(matches!(outcome, RecipientOutcome::Sent(_)));
                 owes_ndr |= matches!(outcome, RecipientOutcome::Fail(_));
                 (id, outcome)
             })
@@ -1223,9 +1613,22 @@ impl OutboundAgent {
                 job.message.trace_id
             ),
         }
+        let today = warmup::utc_day(now);
+        let counted = sent > 0 && self.state().plans.contains_key(&job.pool);
+        if counted && let Err(e) = self.store.count_warmup(&job.pool, today, sent, 0).await {
+            tracing::error!(
+                "outbound: counting pool {}'s deliveries failed: {e}",
+                job.pool
+            );
+        }
         let mut state = self.state();
         for id in ids {
             state.held.remove(&id);
+        }
+        let pace = state.pace(&job.pool, today);
+        pace.in_flight = pace.in_flight.saturating_sub(job.reserved);
+        if counted {
+            pace.sent += sent;
         }
         drop(state);
         if owes_ndr {

@@ -34,6 +34,7 @@ mod tenant;
 mod throttle;
 mod token;
 mod trace;
+mod warmup;
 
 use crate::config::{Config, template};
 use clap::{Parser, Subcommand};
@@ -103,6 +104,9 @@ enum Command {
     /// IP throttling: a sending IP's status, releases, tenants' exemption lists.
     #[command(subcommand)]
     Throttle(throttle::ThrottleCmd),
+    /// Outbound pools' warm-up plans: pacing to a daily allowance, throttling back-offs.
+    #[command(subcommand)]
+    Warmup(warmup::WarmupCmd),
     /// A tenant's connection filter policy: its IP allow and block lists.
     #[command(subcommand)]
     ConnectionFilter(connection_filter::ConnectionFilterCmd),
@@ -242,6 +246,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Explain(args) => explain::run(c, args),
         Command::Queue(cmd) => queue::run(c, cmd),
         Command::Throttle(cmd) => throttle::run(c, cmd),
+        Command::Warmup(cmd) => warmup::run(c, cmd),
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connector(cmd) => connector::run(c, cmd),
         Command::OrganizationConfig(cmd) => organization_config::run(c, cmd),

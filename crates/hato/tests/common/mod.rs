@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clamd;
+pub mod sink;
 pub mod tls;
 
 use serde_json::Value;
@@ -283,6 +284,25 @@ impl Server {
     pub fn smtp(&self) -> Smtp {
         Smtp::connect(self.smtp)
     }
+
+    /// Moves the server's test clock `secs` forward (the server must have been started with
+    /// `[testing] manual_clock = true`); returns its time after the move (RFC 3339).
+    pub fn advance_clock(&self, secs: i64) -> String {
+        let (status, v) = self.api(
+            "POST",
+            "/api/v1/testing/clock",
+            Some(serde_json::json!({ "advance_seconds": secs })),
+        );
+        assert_eq!(status, 200, "moving the test clock: {v}");
+        v["now"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The server's time (its test clock's), RFC 3339.
+    pub fn clock_now(&self) -> String {
+        let (status, v) = self.api("GET", "/api/v1/testing/clock", None);
+        assert_eq!(status, 200, "reading the test clock: {v}");
+        v["now"].as_str().unwrap_or_default().to_string()
+    }
 }
 
 impl Drop for Server {
@@ -552,6 +572,20 @@ impl Dns {
         self.runtime
             .block_on(self.server.add_a(owner, 300, ip))
             .expect("add a");
+    }
+
+    /// The queries the server answered: (lower-case name, type) → how many.
+    pub fn queries(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.server.queries()
+    }
+
+    /// How many queries for `name` of `kind` (`MX`, `TXT`, `A`) the server answered.
+    pub fn query_count(&self, name: &str, kind: &str) -> u64 {
+        self.server.query_count(name, kind)
+    }
+
+    pub fn reset_queries(&self) {
+        self.server.reset_queries()
     }
 
     /// An MX record (`exchange` "." is a null MX, RFC 7505).

@@ -53,7 +53,6 @@ fn main() -> Result<(), String> {
             ..d.boost.clone()
         },
         seed: env("SEED", d.seed),
-        ..d
     };
     let seeds: Vec<u64> = match std::env::var("SEEDS") {
         Ok(v) if v.contains(',') => v

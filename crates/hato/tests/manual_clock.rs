@@ -21,6 +21,8 @@ fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 /// hato on the test clock, MX delivery to `port` (the defaults otherwise), tenant contoso with
 /// alice, and an on-premises connector that lets 127.0.0.1 relay for contoso.test.
+/// No connection cache: each attempt has a session of its own, so the sink's count of sessions
+/// is the count of attempts.
 fn sender(dns: &Dns, port: u16, manual: bool) -> Server {
     let testing = if manual {
         "[testing]\nmanual_clock = true\n"
@@ -28,7 +30,7 @@ fn sender(dns: &Dns, port: u16, manual: bool) -> Server {
         ""
     };
     let extra = format!(
-        "[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n\n[outbound]\nsmtp_port = {port}\n\n{testing}",
+        "[dns]\nservers = [\"{}\"]\ntimeout_ms = 2000\n\n[outbound]\nsmtp_port = {port}\nconnection_cache_ms = 0\n\n{testing}",
         dns.addr()
     );
     let s = Server::start_with_config("", "", &extra);

@@ -159,7 +159,9 @@ struct World {
 /// B hosts fabrikam.test (bob), its MX `mx.fabrikam.test` on loopback, presenting a certificate
 /// for that name from the test CA (`valid_mx_cert`) or its own self-signed one; the policy
 /// server for `mta-sts.fabrikam.test` with a certificate from the test CA; A relays for
-/// contoso.test, trusts the test CA and fetches policies from the policy server's port.
+/// contoso.test, trusts the test CA and fetches policies from the policy server's port. No
+/// connection cache: the policy is applied when a session starts, and each message here must
+/// start one to show the policy as it is then.
 fn world(valid_mx_cert: bool) -> World {
     let dns = Dns::start(&["test"]);
     let dir = tempfile::tempdir().unwrap();
@@ -187,7 +189,7 @@ fn world(valid_mx_cert: bool) -> World {
         "",
         "",
         &format!(
-            "{dns_section}\n[outbound]\nsmtp_port = {}\nretry_first_secs = 1\nretry_max_secs = 1\nmta_sts_port = {}\nextra_ca_file = \"{}\"\n",
+            "{dns_section}\n[outbound]\nsmtp_port = {}\nretry_first_secs = 1\nretry_max_secs = 1\nconnection_cache_ms = 0\nmta_sts_port = {}\nextra_ca_file = \"{}\"\n",
             b.smtp.port(),
             https.addr.port(),
             ca_file.display()

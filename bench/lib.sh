@@ -103,6 +103,11 @@ hato_serve() {
 servers = ["127.0.0.1:9"]
 timeout_ms = 500'
     case "${HATO_CONFIG:-}" in *'[dns]'*) dns= ;; esac
+    # No submission listener (its default, 127.0.0.1:2587, is one port: a second hato of the
+    # same run could not start), unless HATO_CONFIG brings its own [submission].
+    local submission='[submission]
+listen = []'
+    case "${HATO_CONFIG:-}" in *'[submission]'*) submission= ;; esac
     cat >"$HCFG" <<EOF
 [server]
 hostname = "bench-hato.localdomain"
@@ -117,6 +122,7 @@ max_connections_per_ip = 5000
 listen = "127.0.0.1:$ADMIN_PORT"
 
 $dns
+$submission
 ${HATO_CONFIG:-}
 EOF
     "$HATO" serve --config "$HCFG" >"$H/serve.log" 2>&1 9>&- &

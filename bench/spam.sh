@@ -438,6 +438,10 @@ reverse_dns = false
 servers = ["127.0.0.1:$DNS_PORT"]
 timeout_ms = 500
 
+# No submission listener: its default port (127.0.0.1:2587) is one, and two servers run here.
+[submission]
+listen = []
+
 [content]
 pipeline = true
 

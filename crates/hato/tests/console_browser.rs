@@ -10,28 +10,10 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Command;
-
-fn browser_available() -> bool {
-    std::path::Path::new("/usr/bin/chromium").exists()
-        && std::path::Path::new("/usr/bin/chromedriver").exists()
-        && Command::new("python3")
-            .args(["-c", "import selenium"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
 
 #[test]
 fn sign_in_trace_a_message_open_its_detail_and_switch_to_japanese() {
-    if !browser_available() {
-        assert!(
-            std::env::var("HATO_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "chromium, chromium-driver or Python selenium is missing"
-        );
-        eprintln!(
-            "skipped: no chromium, chromium-driver or Python selenium (scripts/test.sh installs them)"
-        );
+    if !browser::available() {
         return;
     }
     let s = Server::start();
@@ -66,26 +48,16 @@ fn sign_in_trace_a_message_open_its_detail_and_switch_to_japanese() {
             .iter()
             .any(|r| r["status"] == "Delivered")
     });
-    // target/console-screenshots/ of the workspace (CARGO_TARGET_DIR when set).
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let shots = target.join("console-screenshots");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}", s.admin))
-        .arg("admin@contoso.test")
-        .arg("browser-test-pw")
-        .arg(&trace_id)
-        .arg(&shots)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let shots = browser::screenshot_dir();
+    browser::run(
+        "console.py",
+        &[
+            &format!("http://{}", s.admin),
+            "admin@contoso.test",
+            "browser-test-pw",
+            &trace_id,
+            &shots.to_string_lossy(),
+        ],
     );
     for name in [
         "01-sign-in",

@@ -5,41 +5,20 @@ Signs in, finds the message in message trace, opens its detail and sees its even
 to Japanese and sees Japanese labels; a screenshot of each page goes to SCREENSHOT_DIR.
 Prints "ok" at the end; any failed check raises (non-zero exit).
 """
-import os
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+
+from hato_browser import Browser
 
 base, address, password, trace_id, shots = sys.argv[1:6]
-os.makedirs(shots, exist_ok=True)
-
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1400,1000", "--lang=en-US"):
-    options.add_argument(arg)
-# The Debian driver, never one Selenium would download.
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 15)
-console_errors = []
-
-
-def shot(name):
-    driver.save_screenshot(os.path.join(shots, name + ".png"))
+b = Browser(base, shots)
+driver, wait, shot = b.driver, b.wait, b.shot
 
 
 def check_console_log():
-    # A CSP violation (an inline script or style) shows up in the browser's log.
-    try:
-        for entry in driver.get_log("browser"):
-            if "Content Security Policy" in entry.get("message", ""):
-                console_errors.append(entry["message"])
-    except Exception:  # the log may not be available in every driver
-        pass
+    b.check_console_log()
 
 
 try:
@@ -101,7 +80,7 @@ try:
     wait.until(EC.presence_of_element_located((By.NAME, "password")))
     driver.get(base + "/trace")
     wait.until(EC.presence_of_element_located((By.NAME, "password")))
-    assert not console_errors, console_errors
+    b.finish()
     print("ok")
 finally:
-    driver.quit()
+    b.quit()

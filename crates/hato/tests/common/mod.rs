@@ -2,6 +2,7 @@
 //! and the clients the tests talk to it with (raw SMTP, the CLI, the HTTP API).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod clamd;
 pub mod sink;
 pub mod tls;

@@ -627,9 +627,12 @@ pub trait MalwareFilterStore: Send + Sync {
     /// to what it versions, so a cache of them stays valid while they stay.
     fn content_policy_versions(&self, tenant: TenantId) -> Result<ContentPolicyVersions>;
     /// A number that moves, in memory and without a read, after every committed change to any
-    /// tenant's directory, transport rules or malware filter policies, before the writer tells
-    /// the change's caller; `None` for a store that cannot know of every change (another
-    /// process may write). While it stays, versions read earlier are still the versions.
+    /// tenant's directory (its accepted domains too), transport rules, malware filter, spam
+    /// filter, outbound spam or connection filter policies, restricted senders, inbound or
+    /// outbound connectors or organization config, before the writer tells the change's caller;
+    /// `None` for a store that cannot know of every change (another process may write). While
+    /// it stays, versions read earlier are still the versions, and answers read earlier are
+    /// still the answers (`hato_transport::cache`).
     fn content_policy_generation(&self) -> Option<u64> {
         None
     }

@@ -20,7 +20,8 @@
 //!   any of its connectors matches the client by IP (an on-premises connector, or a partner
 //!   connector's `--sender-ip-addresses`), which makes the mail not direct send.
 
-use hato_core::directory::TenantId;
+use crate::cache::GenerationCache;
+use hato_core::directory::{DomainStatus, TenantId};
 use hato_core::reply;
 use hato_core::{Reason, Refusal, Stage};
 use hato_protection::connector::{CidrIndex, ConnectorType, InboundConnector, domain_matches};
@@ -217,11 +218,20 @@ impl Snapshot {
     }
 }
 
-/// The snapshot, rebuilt from the store when its connector version moved.
+/// The snapshot, rebuilt from the store when its connector version moved; with the store's
+/// policy generation ([`crate::cache`]; every connector, organization config and domain change
+/// moves it), the version is not even read while the generation stays.
 pub struct InboundConnectors {
     store: Arc<dyn Store>,
     held: Mutex<Arc<Snapshot>>,
+    current: GenerationCache<(), Arc<Snapshot>>,
+    /// The tenant that has a MAIL FROM domain as a verified accepted domain, by domain
+    /// (lowercase); bounded, as an outside sender chooses the domains.
+    owners: GenerationCache<String, Option<TenantId>>,
 }
+
+/// How many MAIL FROM domains' owners are kept.
+const OWNER_CACHE: usize = 16_384;
 
 impl InboundConnectors {
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -231,11 +241,23 @@ impl InboundConnectors {
                 version: -1,
                 ..Snapshot::default()
             })),
+            current: GenerationCache::new(1),
+            owners: GenerationCache::new(OWNER_CACHE),
         }
+    }
+
+    /// The current snapshot if it is known without a store read.
+    pub fn cached_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current
+            .get(self.store.content_policy_generation(), &())
     }
 
     /// The current snapshot. Blocks (store reads): call it on the blocking pool.
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let generation = self.store.content_policy_generation();
+        if let Some(held) = self.current.get(generation, &()) {
+            return Ok(held);
+        }
         let version = self.store.connector_version()?;
         let held = self
             .held
@@ -243,6 +265,7 @@ impl InboundConnectors {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if held.version == version {
+            self.current.insert(generation, (), held.clone());
             return Ok(held);
         }
         let fresh = Arc::new(Snapshot::build(
@@ -251,7 +274,33 @@ impl InboundConnectors {
             self.store.reject_direct_send_tenants()?,
         ));
         *self.held.lock().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+        self.current.insert(generation, (), fresh.clone());
         Ok(fresh)
+    }
+
+    /// The tenant that has `domain` as a verified accepted domain, if known without a read:
+    /// `Some(owner)` when known.
+    pub fn cached_owner(&self, domain: &str) -> Option<Option<TenantId>> {
+        self.owners.get(
+            self.store.content_policy_generation(),
+            &domain.to_ascii_lowercase(),
+        )
+    }
+
+    /// The tenant that has `domain` as a verified accepted domain. Blocks (a store read).
+    pub fn owner(&self, domain: &str) -> Result<Option<TenantId>, StoreError> {
+        let generation = self.store.content_policy_generation();
+        let key = domain.to_ascii_lowercase();
+        if let Some(owner) = self.owners.get(generation, &key) {
+            return Ok(owner);
+        }
+        let owner = self
+            .store
+            .domain_entry(domain)?
+            .filter(|e| e.status == DomainStatus::Verified)
+            .map(|e| e.tenant);
+        self.owners.insert(generation, key, owner);
+        Ok(owner)
     }
 }
 

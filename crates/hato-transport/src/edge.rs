@@ -37,11 +37,12 @@
 //! the notes made before it; the row is handed to the store's group commit and not waited for,
 //! so no reply waits for it.
 
+use crate::cache::GenerationCache;
 use crate::connectors::{InboundConnectors, Snapshot};
 use crate::routing::DirectoryPolicy;
 use hato_core::client::{Attribution, ConnectorAttribution};
+use hato_core::directory::Route;
 use hato_core::directory::TenantId;
-use hato_core::directory::{DomainStatus, Route};
 use hato_core::message::{Action, RecipientVerdict};
 use hato_core::reply;
 use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, Stage};
@@ -86,11 +87,30 @@ struct ConnectorSession {
 struct Filters {
     store: Arc<dyn Store>,
     cache: Mutex<HashMap<TenantId, (i64, Arc<ConnectionFilter>)>>,
+    /// With the store's policy generation ([`crate::cache`]; every change to a connection
+    /// filter moves it), not even the version is read while the generation stays.
+    current: GenerationCache<TenantId, Arc<ConnectionFilter>>,
 }
 
+/// How many tenants' built filters are known without a read.
+const FILTER_CACHE: usize = 4_096;
+
 impl Filters {
+    /// The tenant's filter if it is known without a store read.
+    fn cached(&self, tenant: TenantId) -> Option<Arc<ConnectionFilter>> {
+        self.current
+            .get(self.store.content_policy_generation(), &tenant)
+    }
+
     /// Blocks (store reads): call it on the blocking pool.
     fn get(&self, tenant: TenantId) -> Result<Arc<ConnectionFilter>, StoreError> {
+        let generation = self.store.content_policy_generation();
+        let filter = self.read(tenant)?;
+        self.current.insert(generation, tenant, filter.clone());
+        Ok(filter)
+    }
+
+    fn read(&self, tenant: TenantId) -> Result<Arc<ConnectionFilter>, StoreError> {
         let version = self.store.connection_filter_version(tenant)?;
         let cached = self
             .cache
@@ -233,6 +253,7 @@ impl<P: SmtpPolicy> EdgePolicy<P> {
             filters: Arc::new(Filters {
                 store: store.clone(),
                 cache: Mutex::new(HashMap::new()),
+                current: GenerationCache::new(FILTER_CACHE),
             }),
             connectors: None,
             log: Log { store, clock },
@@ -369,12 +390,23 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
         let inner = self.inner.mail(client, sender);
         let client = client.clone();
         let sender = sender.cloned();
-        let store = self.log.store.clone();
         Decision::later(async move {
             let ip = canonical_ip(client.ip());
-            let work =
-                tokio::task::spawn_blocking(move || attribute(&connectors, &*store, ip, sender))
-                    .await;
+            // Known without a store read (the common case: nothing changed since the last
+            // message), decided here; else on the blocking pool.
+            let known = connectors.cached_snapshot().and_then(|snapshot| {
+                let owner = match &sender {
+                    Some(s) => connectors.cached_owner(s.domain())?,
+                    None => None,
+                };
+                Some((snapshot, owner))
+            });
+            let work = match known {
+                Some((snapshot, owner)) => Ok(Ok(attribute_with(snapshot, owner, ip, sender))),
+                None => {
+                    tokio::task::spawn_blocking(move || attribute(&connectors, ip, sender)).await
+                }
+            };
             let (attributed, session) = match work {
                 Ok(Ok(found)) => found,
                 Ok(Err(e)) => {
@@ -430,7 +462,10 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
                 log.refused(&client, None, Some(tenant), &refusal);
                 return RcptVerdict::Reject(refusal);
             }
-            let read = tokio::task::spawn_blocking(move || filters.get(tenant)).await;
+            let read = match filters.cached(tenant) {
+                Some(filter) => Ok(Ok(filter)),
+                None => tokio::task::spawn_blocking(move || filters.get(tenant)).await,
+            };
             let filter = match read {
                 Ok(Ok(f)) => f,
                 Ok(Err(e)) => {
@@ -534,7 +569,6 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for EdgePolicy<P> {
 /// the RCPT checks need. Blocks (store reads).
 fn attribute(
     connectors: &InboundConnectors,
-    store: &dyn Store,
     ip: IpAddr,
     sender: Option<Address>,
 ) -> Result<(Option<ConnectorAttribution>, ConnectorSession), StoreError> {
@@ -543,12 +577,23 @@ fn attribute(
         return Ok((None, ConnectorSession::default()));
     }
     let owner = match &sender {
-        Some(s) => store
-            .domain_entry(s.domain())?
-            .filter(|e| e.status == DomainStatus::Verified)
-            .map(|e| e.tenant),
+        Some(s) => connectors.owner(s.domain())?,
         None => None,
     };
+    Ok(attribute_with(snapshot, owner, ip, sender))
+}
+
+/// [`attribute`] once the snapshot and the MAIL FROM domain's owner (the tenant that has it
+/// as a verified accepted domain) are known.
+fn attribute_with(
+    snapshot: Arc<Snapshot>,
+    owner: Option<TenantId>,
+    ip: IpAddr,
+    sender: Option<Address>,
+) -> (Option<ConnectorAttribution>, ConnectorSession) {
+    if snapshot.is_empty() {
+        return (None, ConnectorSession::default());
+    }
     let attributed = snapshot.attribute(ip, owner).map(|c| ConnectorAttribution {
         tenant: c.tenant,
         connector_id: c.id,
@@ -571,7 +616,7 @@ fn attribute(
         sender_domain: sender.map(|s| s.domain().to_string()),
         sender_owner: owner,
     };
-    Ok((attributed, session))
+    (attributed, session)
 }
 
 /// The partner connector's or RejectDirectSend's refusal of a recipient of `tenant`, if any.

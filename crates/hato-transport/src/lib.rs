@@ -13,6 +13,7 @@
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
+pub mod cache;
 pub mod connectors;
 pub mod content;
 pub mod delivery;

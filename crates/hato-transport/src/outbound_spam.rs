@@ -27,9 +27,12 @@
 //!   is on. The alert's trace (its `Receive` event's reason) records what happened to the
 //!   sender; the refused message itself is not kept (nothing is committed for it).
 //!
-//! Cost: one indexed store read at MAIL FROM and one read plus one write (group-committed)
-//! per accepted message, only for outbound senders; no memory kept per sender.
+//! Cost: one write (group-committed) per accepted message, only for outbound senders. The
+//! restriction and the policy are read once and kept while the store's policy generation stays
+//! ([`crate::cache`]; restricting or releasing a sender and changing the policy move it): at
+//! most 65,536 senders' answers are kept.
 
+use crate::cache::GenerationCache;
 use crate::delivery::{OutboundSpamAlert, notification_recipient, outbound_spam_alert};
 use hato_core::client::Principal;
 use hato_core::directory::{Route, TenantId};
@@ -62,7 +65,17 @@ pub struct OutboundSenders {
     directory: Arc<Directory>,
     clock: Arc<dyn Clock>,
     hostname: String,
+    /// Restrictions read at MAIL FROM, by tenant and sender (a restriction's end is checked
+    /// against the clock at each use: `BlockUserForToday` lifts by itself).
+    restricted: GenerationCache<(TenantId, String), Option<RestrictedSender>>,
+    /// The tenants' policies, read at the end of each DATA.
+    policies: GenerationCache<TenantId, OutboundSpamPolicy>,
 }
+
+/// How many senders' restrictions (or their absence) are kept; past it the cache starts again.
+const RESTRICTED_CACHE: usize = 65_536;
+/// How many tenants' policies are kept.
+const POLICY_CACHE: usize = 4_096;
 
 impl OutboundSenders {
     pub fn new(
@@ -76,22 +89,36 @@ impl OutboundSenders {
             directory,
             clock,
             hostname,
+            restricted: GenerationCache::new(RESTRICTED_CACHE),
+            policies: GenerationCache::new(POLICY_CACHE),
         }
     }
 
     /// The refusal of a restricted sender, if it is one now.
     async fn check(self: Arc<Self>, tenant: TenantId, sender: String) -> Option<Refusal> {
         let now = self.clock.now();
-        let store = self.store.clone();
-        let who = sender.clone();
-        let found =
-            tokio::task::spawn_blocking(move || store.restricted_sender(tenant, &who, now)).await;
-        match found {
-            Ok(Ok(None)) => None,
-            Ok(Ok(Some(r))) => Some(restricted_refusal(&r)),
-            Ok(Err(e)) => Some(store_failed(&e)),
-            Err(e) => Some(store_failed(&e)),
-        }
+        let generation = self.store.content_policy_generation();
+        let key = (tenant, sender);
+        let found = match self.restricted.get(generation, &key) {
+            Some(found) => found,
+            None => {
+                let store = self.store.clone();
+                let who = key.1.clone();
+                let read =
+                    tokio::task::spawn_blocking(move || store.restricted_sender(tenant, &who, now))
+                        .await;
+                let found = match read {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => return Some(store_failed(&e)),
+                    Err(e) => return Some(store_failed(&e)),
+                };
+                self.restricted.insert(generation, key, found.clone());
+                found
+            }
+        };
+        found
+            .filter(|r| r.until.is_none_or(|until| until > now))
+            .map(|r| restricted_refusal(&r))
     }
 
     /// Counts an accepted message's recipients for its sender and applies the policy: `Err`
@@ -110,11 +137,20 @@ impl OutboundSenders {
                 recipients.internal = recipients.internal.saturating_add(1);
             }
         }
-        let store = self.store.clone();
-        let policy = tokio::task::spawn_blocking(move || store.outbound_spam_filter(tenant))
-            .await
-            .map_err(|e| store_failed(&e))?
-            .map_err(|e| store_failed(&e))?;
+        let generation = self.store.content_policy_generation();
+        let policy = match self.policies.get(generation, &tenant) {
+            Some(policy) => policy,
+            None => {
+                let store = self.store.clone();
+                let policy =
+                    tokio::task::spawn_blocking(move || store.outbound_spam_filter(tenant))
+                        .await
+                        .map_err(|e| store_failed(&e))?
+                        .map_err(|e| store_failed(&e))?;
+                self.policies.insert(generation, tenant, policy.clone());
+                policy
+            }
+        };
         let now = self.clock.now();
         let (before, after) = self
             .store

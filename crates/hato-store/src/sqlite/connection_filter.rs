@@ -95,6 +95,8 @@ impl ConnectionFilterStore for SqliteStore {
                  ON CONFLICT(tenant_id) DO UPDATE SET version = version + 1",
             )?
             .execute([tenant])?;
+            // The edge keeps the built filters while the policy generation stays.
+            super::policy_changed();
             policy(conn, tenant)
         })
     }

@@ -192,6 +192,7 @@ impl ConnectorStore for SqliteStore {
                     now
                 ],
             )?;
+            super::policy_changed();
             one(conn, tenant, &name)
         })
     }
@@ -236,6 +237,7 @@ impl ConnectorStore for SqliteStore {
                     now
                 ],
             )?;
+            super::policy_changed();
             one(conn, tenant, &name)
         })
     }
@@ -247,6 +249,7 @@ impl ConnectorStore for SqliteStore {
                 "DELETE FROM inbound_connectors WHERE tenant_id = ?1 AND name = ?2",
                 params![tenant, name],
             )?;
+            super::policy_changed();
             if n == 0 {
                 return Err(StoreError::NotFound(format!("inbound connector {name:?}")));
             }

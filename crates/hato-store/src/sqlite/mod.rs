@@ -89,8 +89,9 @@ thread_local! {
     static POLICY_CHANGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the writer's current transaction as changing a tenant's directory, transport rules or
-/// malware filter policies: once it commits, the store's policy generation moves
+/// Marks the writer's current transaction as changing what the policy generation covers (a
+/// tenant's directory, its policies, connectors, restricted senders: the list is
+/// [`crate::MalwareFilterStore::content_policy_generation`]'s): once it commits, the store's policy generation moves
 /// ([`crate::MalwareFilterStore::content_policy_generation`]). A job rolled back alone leaves
 /// the mark: a generation moved for nothing only makes a cache read the versions again.
 pub(crate) fn policy_changed() {

@@ -44,6 +44,7 @@ impl OrganizationConfigStore for SqliteStore {
                  ON CONFLICT(tenant_id) DO UPDATE SET reject_direct_send = excluded.reject_direct_send, updated = excluded.updated",
                 params![tenant, new.reject_direct_send, now],
             )?;
+            super::policy_changed();
             config(conn, tenant)
         })
     }

@@ -123,6 +123,7 @@ impl OutboundConnectorStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![tenant, name, connector.enabled, json, now],
             )?;
+            super::policy_changed();
             one(conn, tenant, &name)
         })
     }
@@ -143,6 +144,7 @@ impl OutboundConnectorStore for SqliteStore {
                  WHERE id = ?1",
                 params![current.id, connector.enabled, json, now],
             )?;
+            super::policy_changed();
             one(conn, tenant, &name)
         })
     }
@@ -154,6 +156,7 @@ impl OutboundConnectorStore for SqliteStore {
                 "DELETE FROM outbound_connectors WHERE tenant_id = ?1 AND name = ?2",
                 params![tenant, name],
             )?;
+            super::policy_changed();
             if n == 0 {
                 return Err(StoreError::NotFound(format!("outbound connector {name:?}")));
             }

@@ -103,6 +103,8 @@ impl OutboundSpamStore for SqliteStore {
                  ON CONFLICT(tenant_id) DO UPDATE SET definition = excluded.definition, updated = excluded.updated",
                 params![tenant, definition, now],
             )?;
+            // Senders keep the policy in memory while the policy generation stays.
+            super::policy_changed();
             policy(conn, tenant)
         })
     }
@@ -189,6 +191,8 @@ impl OutboundSpamStore for SqliteStore {
                     r.until.map(|t| t.0)
                 ],
             )?;
+            // MAIL FROM keeps restrictions in memory while the policy generation stays.
+            super::policy_changed();
             Ok(())
         })
     }
@@ -236,6 +240,7 @@ impl OutboundSpamStore for SqliteStore {
                 "DELETE FROM restricted_senders WHERE tenant_id = ?1 AND sender = ?2",
                 params![tenant, sender],
             )?;
+            super::policy_changed();
             conn.execute(
                 "DELETE FROM outbound_sender_counts WHERE tenant_id = ?1 AND sender = ?2",
                 params![tenant, sender],

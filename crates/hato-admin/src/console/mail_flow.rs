@@ -455,13 +455,14 @@ async fn rules_page(
     let mut table = rules_table(ctx, t, &rules);
     table.apply(q);
     let body = html! {
+        // The test's answer first: it is what the person just asked for.
+        @if let Some(v) = &test.1 { (test_result(lang, v)) }
         p.note { (i18n::RULES_HELP.get(lang)) }
         div #results {
             (table.render(lang, q, RULES, &tenant_query(ctx, t), &format!("{RULES}/rules.csv")))
         }
         (rule_form(ctx, t, kept))
         (test_form(ctx, t, test.0))
-        @if let Some(v) = &test.1 { (test_result(lang, v)) }
     };
     frame(ctx, t, RULES, status, &notice, body)
 }

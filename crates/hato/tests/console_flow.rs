@@ -1017,6 +1017,25 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
             .body
             .contains("5.7.513")
     );
+    // In Japanese, as Exchange's Japanese admin centre names them.
+    assert_eq!(ga.get("/lang?set=ja&next=/protection").status, 303);
+    let ja = ga.get("/protection");
+    for label in [
+        "接続フィルター",
+        "IP 禁止一覧",
+        "マルウェア対策",
+        "スパム対策",
+        "接続ログ",
+        "追加",
+    ] {
+        assert!(ja.body.contains(label), "{label}");
+    }
+    let ja = ga.get("/mail-flow/connectors");
+    for label in ["コネクタ", "承認済みドメイン", "キュー", "コネクタの追加"]
+    {
+        assert!(ja.body.contains(label), "{label}");
+    }
+    assert_eq!(ga.get("/lang?set=en&next=/").status, 303);
     let log = ga.get("/protection/connections?ip=bad");
     assert_eq!(log.status, 400);
 }

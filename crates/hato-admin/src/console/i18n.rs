@@ -209,6 +209,166 @@ pub const USER_HOME_TEXT: Text = Text(
     "ここから自分の検疫とグループにアクセスできます。",
 );
 
+// Mail flow and Protection
+pub const YES: Text = Text("Yes", "はい");
+pub const NO: Text = Text("No", "いいえ");
+pub const TENANT: Text = Text("Organization", "組織");
+pub const CHOOSE_TENANT: Text = Text("Open", "開く");
+pub const TABS: Text = Text("Sections", "セクション");
+pub const DONE_CREATED: Text = Text("Added.", "追加しました。");
+pub const DONE_CHANGED: Text = Text("Saved.", "保存しました。");
+pub const DONE_REMOVED: Text = Text("Removed.", "削除しました。");
+pub const DONE_MOVED: Text = Text("Priority changed.", "優先度を変更しました。");
+pub const DONE_VERIFIED: Text = Text("Verified.", "確認しました。");
+pub const DONE_RETRIED: Text = Text("Queued for a new attempt.", "再試行を要求しました。");
+pub const DONE_RELEASED: Text = Text("Throttle released.", "調整を解除しました。");
+pub const RULES: Text = Text("Rules", "ルール");
+pub const ACCEPTED_DOMAINS: Text = Text("Accepted domains", "承認済みドメイン");
+pub const CONNECTORS: Text = Text("Connectors", "コネクタ");
+pub const MODE_ENFORCE: Text = Text("Enforce", "強制");
+pub const MODE_AUDIT: Text = Text("Test without policy tips", "ポリシー ヒントなしでテスト");
+pub const MODE_AUDIT_NOTIFY: Text = Text("Test with policy tips", "ポリシー ヒントありでテスト");
+pub const PRIORITY: Text = Text("Priority", "優先度");
+pub const NAME: Text = Text("Name", "名前");
+pub const ENABLED: Text = Text("Enabled", "有効");
+pub const MODE: Text = Text("Mode", "モード");
+pub const CONDITIONS: Text = Text("Conditions", "条件");
+pub const ACTIONS: Text = Text("Actions", "アクション");
+pub const HITS: Text = Text("Matches", "一致数");
+pub const NEW_RULE: Text = Text("New rule", "新しいルール");
+pub const CONDITION: Text = Text("Apply this rule if", "このルールを適用する条件");
+pub const VALUE: Text = Text("Value", "値");
+pub const LIST_HINT: Text = Text(
+    "one value, or several separated by commas",
+    "値 (複数の場合はコンマ区切り)",
+);
+pub const STOP_PROCESSING: Text = Text("Stop processing more rules", "以降のルールを処理しない");
+pub const CREATE: Text = Text("Save", "保存");
+pub const TEST_MESSAGE: Text = Text("Test a message", "メッセージのテスト");
+pub const TEST_HELP: Text = Text(
+    "See which rules match a message and what they would do, without sending it: paste a whole message (headers and body), or give its sender, recipients, subject and body.",
+    "メッセージを送信せずに、一致するルールとその動作を確認します。メッセージ全体 (ヘッダーと本文) を貼り付けるか、送信者、受信者、件名、本文を入力します。",
+);
+pub const BODY: Text = Text("Body", "本文");
+pub const WHOLE_MESSAGE: Text = Text(
+    "Or the whole message (headers and body)",
+    "またはメッセージ全体 (ヘッダーと本文)",
+);
+pub const RUN_TEST: Text = Text("Test", "テスト");
+pub const TEST_RESULT: Text = Text("Test result", "テスト結果");
+pub const MATCHED: Text = Text("Matched conditions", "一致した条件");
+pub const RULES_HELP: Text = Text(
+    "Rules apply in priority order (0 first) and take effect at once. Open a rule to move it, turn it on or off, set its mode or delete it.",
+    "ルールは優先度の順 (0 が最初) に適用され、すぐに有効になります。ルールを開くと、移動、有効化/無効化、モードの設定、削除ができます。",
+);
+pub const BACK: Text = Text("Back to the list", "一覧に戻る");
+pub const MOVE_UP: Text = Text("Move up", "上へ移動");
+pub const MOVE_DOWN: Text = Text("Move down", "下へ移動");
+pub const ENABLE: Text = Text("Enable", "有効にする");
+pub const DISABLE: Text = Text("Disable", "無効にする");
+pub const SET_MODE: Text = Text("Set mode", "モードを設定");
+pub const DELETE: Text = Text("Delete", "削除");
+pub const DOMAIN: Text = Text("Domain", "ドメイン");
+pub const DOMAIN_TYPE: Text = Text("Domain type", "ドメインの種類");
+pub const VERIFICATION: Text = Text("Status", "状態");
+pub const VERIFICATION_RECORD: Text = Text("TXT record to publish", "公開する TXT レコード");
+pub const DOMAINS_HELP: Text = Text(
+    "Mail for a domain you add is refused until its TXT record is seen in the DNS: publish it, then verify.",
+    "追加したドメイン宛てのメールは、その TXT レコードが DNS で確認されるまで拒否されます。レコードを公開してから確認してください。",
+);
+pub const ADD_DOMAIN: Text = Text("Add a domain", "ドメインの追加");
+pub const ADD: Text = Text("Add", "追加");
+pub const DOMAIN_ACTIONS: Text = Text("Verify or remove a domain", "ドメインの確認または削除");
+pub const VERIFY: Text = Text("Verify", "確認");
+pub const REMOVE: Text = Text("Remove", "削除");
+pub const CONNECTOR_TYPE: Text = Text("From / to", "種類");
+pub const CONNECTOR_SCOPE: Text = Text("Applies to", "適用対象");
+pub const COMMENT: Text = Text("Description", "説明");
+pub const PARTNER: Text = Text("Partner organization", "パートナー組織");
+pub const ON_PREMISES: Text = Text("Your organization's email server", "組織のメール サーバー");
+pub const SENDER_IPS: Text = Text(
+    "Sender IP addresses (inbound)",
+    "送信者の IP アドレス (受信)",
+);
+pub const SENDER_DOMAINS: Text = Text("Sender domains (inbound)", "送信者のドメイン (受信)");
+pub const INBOUND_ONLY: Text = Text("inbound connectors only", "受信コネクタのみ");
+pub const RECIPIENT_DOMAINS: Text = Text("Recipient domains (outbound)", "受信者のドメイン (送信)");
+pub const SMART_HOSTS: Text = Text(
+    "Smart hosts (outbound; empty: MX records)",
+    "スマート ホスト (送信。空の場合は MX レコード)",
+);
+pub const OUTBOUND_ONLY: Text = Text("outbound connectors only", "送信コネクタのみ");
+pub const NEW_CONNECTOR: Text = Text("Add a connector", "コネクタの追加");
+pub const EDIT: Text = Text("Edit", "編集");
+pub const SAVE: Text = Text("Save", "保存");
+pub const VALIDATE: Text = Text("Validate", "検証");
+pub const VALIDATE_HELP: Text = Text(
+    "Sends a test message through the connector and shows the SMTP conversation.",
+    "コネクタ経由でテスト メッセージを送信し、SMTP のやり取りを表示します。",
+);
+pub const VALIDATION_RESULT: Text = Text("Validation result", "検証結果");
+pub const QUEUE_STATUS: Text = Text("Queue status", "キューの状態");
+pub const ATTEMPTS: Text = Text("Attempts", "試行回数");
+pub const LAST_ERROR: Text = Text("Last error", "最後のエラー");
+pub const NEXT_ATTEMPT: Text = Text("Next attempt (UTC)", "次の試行 (UTC)");
+pub const QUEUE_ACTIONS: Text = Text("Retry or delete a message", "メッセージの再試行または削除");
+pub const WITH_NDR: Text = Text("Send the sender an NDR", "送信者に NDR を送信する");
+pub const RETRY: Text = Text("Retry", "再試行");
+pub const CONNECTION_FILTER: Text = Text("Connection filter", "接続フィルター");
+pub const PROVIDER_BLOCK_LIST: Text = Text("Provider block list", "プロバイダーのブロック リスト");
+pub const THROTTLE: Text = Text("Throttling", "調整");
+pub const MALWARE_POLICY: Text = Text("Anti-malware", "マルウェア対策");
+pub const SPAM_POLICIES: Text = Text("Anti-spam", "スパム対策");
+pub const CONNECTION_LOG: Text = Text("Connection log", "接続ログ");
+pub const IP_ALLOW_LIST: Text = Text("IP Allow list", "IP 許可一覧");
+pub const IP_BLOCK_LIST: Text = Text("IP Block list", "IP 禁止一覧");
+pub const IP_LIST: Text = Text("List", "一覧");
+pub const IP_ENTRY: Text = Text("IP address or range", "IP アドレスまたは範囲");
+pub const CONNECTION_FILTER_HELP: Text = Text(
+    "Always accept mail from the IP Allow list; refuse mail from the IP Block list (550 5.7.513). Changes apply at once.",
+    "IP 許可一覧からのメールは常に受け入れ、IP 禁止一覧からのメールは拒否します (550 5.7.513)。変更はすぐに適用されます。",
+);
+pub const CHANGE_IP_LISTS: Text = Text("Add or remove an entry", "エントリの追加または削除");
+pub const ADDED_BY: Text = Text("Added by", "追加者");
+pub const ADDED: Text = Text("Added (UTC)", "追加日時 (UTC)");
+pub const EXPIRES: Text = Text("Expires (UTC)", "有効期限 (UTC)");
+pub const EXPIRES_IN: Text = Text("Expires in", "有効期間");
+pub const BLOCK_LIST_OPERATOR: Text = Text(
+    "The provider block list is the platform's: the platform operator manages it. Senders listed there can ask to be removed on the delist page.",
+    "プロバイダーのブロック リストはプラットフォーム全体のもので、プラットフォーム運用者が管理します。登録された送信者は、登録解除ページから削除を依頼できます。",
+);
+pub const BLOCK_LIST_HELP: Text = Text(
+    "Connections from these addresses are refused for every tenant (550 5.7.606).",
+    "これらのアドレスからの接続は、すべてのテナントで拒否されます (550 5.7.606)。",
+);
+pub const CHANGE_BLOCK_LIST: Text = Text("Add or remove an entry", "エントリの追加または削除");
+pub const THROTTLE_HELP: Text = Text(
+    "Look up a sending IP: whether it is throttled, by which rule and until when. The platform operator can release it.",
+    "送信元 IP を調べます: 調整中かどうか、どのルールで、いつまで。プラットフォーム運用者は解除できます。",
+);
+pub const LOOK_UP: Text = Text("Look up", "検索");
+pub const THROTTLED: Text = Text("Throttled", "調整中");
+pub const NOT_THROTTLED: Text = Text("Not throttled", "調整されていません");
+pub const RELEASE: Text = Text("Release", "解除");
+pub const CHANGE_SETTING: Text = Text("Change a setting", "設定の変更");
+pub const SETTING: Text = Text("Setting", "設定");
+pub const MALWARE_HELP: Text = Text(
+    "The default anti-malware policy of the organization.",
+    "組織の既定のマルウェア対策ポリシーです。",
+);
+pub const INBOUND_SPAM: Text = Text("Anti-spam inbound policies", "スパム対策の受信ポリシー");
+pub const OUTBOUND_SPAM: Text = Text("Anti-spam outbound policy", "スパム対策の送信ポリシー");
+pub const SPAM_ACTION: Text = Text("Spam", "スパム");
+pub const HIGH_CONFIDENCE_SPAM_ACTION: Text = Text("High confidence spam", "高確度スパム");
+pub const PHISH_ACTION: Text = Text("Phishing", "フィッシング");
+pub const BULK_THRESHOLD: Text = Text("Bulk threshold", "バルク メールのしきい値");
+pub const PTR: Text = Text("Reverse DNS", "逆引き DNS");
+pub const HELO: Text = Text("HELO", "HELO");
+pub const CONNECTION_LOG_HELP: Text = Text(
+    "Connections refused, deferred or cut at the edge, newest first, with the reason.",
+    "エッジで拒否、延期、または切断された接続を、新しい順に理由とともに表示します。",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

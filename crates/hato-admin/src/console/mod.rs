@@ -10,10 +10,13 @@
 //! `layout::Nav` entry and its lines in `PATHS` and [`pages`].
 
 mod assets;
+mod flow_kit;
 mod home;
 pub mod i18n;
 mod layout;
+mod mail_flow;
 mod placeholder;
+mod protection;
 mod session;
 mod table;
 mod trace;
@@ -64,7 +67,30 @@ pub const PATHS: &[&str] = &[
     "/recipients",
     "/groups",
     "/mail-flow",
+    "/mail-flow/rules",
+    "/mail-flow/rules.csv",
+    "/mail-flow/rule/{name}",
+    "/mail-flow/rule-action",
+    "/mail-flow/test",
+    "/mail-flow/domains",
+    "/mail-flow/domains.csv",
+    "/mail-flow/connectors",
+    "/mail-flow/connectors.csv",
+    "/mail-flow/connectors/{direction}/{name}",
+    "/mail-flow/queue",
+    "/mail-flow/queue.csv",
     "/protection",
+    "/protection/connection-filter",
+    "/protection/connection-filter.csv",
+    "/protection/blocklist",
+    "/protection/blocklist.csv",
+    "/protection/throttle",
+    "/protection/throttle/release",
+    "/protection/malware",
+    "/protection/spam",
+    "/protection/spam.csv",
+    "/protection/connections",
+    "/protection/connections.csv",
     "/quarantine",
 ];
 
@@ -81,8 +107,64 @@ pub fn pages() -> Router<AppState> {
         .route("/trace/{trace_id}", get(trace::detail))
         .route("/recipients", get(placeholder::recipients))
         .route("/groups", get(placeholder::groups))
-        .route("/mail-flow", get(placeholder::mail_flow))
-        .route("/protection", get(placeholder::protection))
+        .route("/mail-flow", get(mail_flow::rules_tab))
+        .route("/mail-flow/rules", post(mail_flow::create_rule))
+        .route("/mail-flow/rules.csv", get(mail_flow::rules_csv))
+        .route("/mail-flow/rule/{name}", get(mail_flow::rule_detail))
+        .route("/mail-flow/rule-action", post(mail_flow::rule_action))
+        .route("/mail-flow/test", post(mail_flow::test_rules))
+        .route(
+            "/mail-flow/domains",
+            get(mail_flow::domains_tab).post(mail_flow::domain_action),
+        )
+        .route("/mail-flow/domains.csv", get(mail_flow::domains_csv))
+        .route(
+            "/mail-flow/connectors",
+            get(mail_flow::connectors_tab).post(mail_flow::create_connector),
+        )
+        .route("/mail-flow/connectors.csv", get(mail_flow::connectors_csv))
+        .route(
+            "/mail-flow/connectors/{direction}/{name}",
+            get(mail_flow::connector_detail).post(mail_flow::connector_action),
+        )
+        .route(
+            "/mail-flow/queue",
+            get(mail_flow::queue_tab).post(mail_flow::queue_action),
+        )
+        .route("/mail-flow/queue.csv", get(mail_flow::queue_csv))
+        .route("/protection", get(protection::filter_tab))
+        .route(
+            "/protection/connection-filter",
+            post(protection::filter_change),
+        )
+        .route(
+            "/protection/connection-filter.csv",
+            get(protection::filter_csv),
+        )
+        .route(
+            "/protection/blocklist",
+            get(protection::blocklist_tab).post(protection::blocklist_change),
+        )
+        .route("/protection/blocklist.csv", get(protection::blocklist_csv))
+        .route("/protection/throttle", get(protection::throttle_tab))
+        .route(
+            "/protection/throttle/release",
+            post(protection::throttle_release),
+        )
+        .route(
+            "/protection/malware",
+            get(protection::malware_tab).post(protection::malware_change),
+        )
+        .route(
+            "/protection/spam",
+            get(protection::spam_tab).post(protection::spam_change),
+        )
+        .route("/protection/spam.csv", get(protection::spam_csv))
+        .route("/protection/connections", get(protection::connections_tab))
+        .route(
+            "/protection/connections.csv",
+            get(protection::connections_csv),
+        )
         .route("/quarantine", get(placeholder::quarantine))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -30,12 +30,6 @@ pub async fn recipients(ctx: Ctx) -> Response {
 pub async fn groups(ctx: Ctx) -> Response {
     not_yet(ctx, Nav::Groups)
 }
-pub async fn mail_flow(ctx: Ctx) -> Response {
-    not_yet(ctx, Nav::MailFlow)
-}
-pub async fn protection(ctx: Ctx) -> Response {
-    not_yet(ctx, Nav::Protection)
-}
 pub async fn quarantine(ctx: Ctx) -> Response {
     not_yet(ctx, Nav::Quarantine)
 }

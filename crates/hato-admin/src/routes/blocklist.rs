@@ -34,7 +34,7 @@ const OPERATOR: &str = "operator";
 /// A new entry.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BlockListEntryInput {
+pub(crate) struct BlockListEntryInput {
     /// One IPv4 or IPv6 address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form
     /// (`192.0.2.0/24`, at most a /8; `2001:db8::/32`, at most a /16).
     entry: String,
@@ -48,7 +48,7 @@ struct BlockListEntryInput {
 
 /// An entry of the provider's block list.
 #[derive(Serialize, ToSchema)]
-struct BlockListEntry {
+pub(crate) struct BlockListEntry {
     /// The address or network, in canonical form (a single address without a prefix).
     entry: String,
     reason: String,
@@ -75,7 +75,7 @@ impl From<BlockEntry> for BlockListEntry {
 /// A request made on the delist page.
 #[derive(Serialize, ToSchema)]
 #[schema(as = DelistRequest)]
-struct DelistRecord {
+pub(crate) struct DelistRecord {
     id: i64,
     /// When it was made (RFC 3339, UTC).
     requested: String,
@@ -132,7 +132,7 @@ fn parse_entry(text: &str) -> ApiResult<IpNetwork> {
         (status = 409, description = "The entry is listed already", body = ErrorBody),
     )
 )]
-async fn add_entry(
+pub(crate) async fn add_entry(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<BlockListEntryInput>, JsonRejection>,
@@ -195,7 +195,7 @@ async fn add_entry(
         (status = 403, description = "Not the operator", body = ErrorBody),
     )
 )]
-async fn list_entries(
+pub(crate) async fn list_entries(
     State(s): State<AppState>,
     p: Principal,
 ) -> ApiResult<Json<Vec<BlockListEntry>>> {
@@ -223,7 +223,7 @@ async fn list_entries(
         (status = 404, description = "Not on the list", body = ErrorBody),
     )
 )]
-async fn remove_entry(
+pub(crate) async fn remove_entry(
     State(s): State<AppState>,
     p: Principal,
     Path(entry): Path<String>,
@@ -246,7 +246,7 @@ async fn remove_entry(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct RequestsParams {
+pub(crate) struct RequestsParams {
     /// 1-1000, default 100: the newest ones.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
@@ -266,7 +266,7 @@ struct RequestsParams {
         (status = 403, description = "Not the operator", body = ErrorBody),
     )
 )]
-async fn list_requests(
+pub(crate) async fn list_requests(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<RequestsParams>, QueryRejection>,

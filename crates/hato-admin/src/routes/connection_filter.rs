@@ -25,7 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// A tenant's connection filter policy.
 #[derive(Serialize, ToSchema)]
-struct ConnectionFilterView {
+pub(crate) struct ConnectionFilterView {
     tenant: String,
     /// Exchange's `IPAllowList`: these clients are let in (spam filtering skipped, the
     /// provider's block list lifted for this tenant's recipients; DNS block lists and the
@@ -39,7 +39,7 @@ struct ConnectionFilterView {
 /// addresses, a CIDR block /24 to /32, an IPv6 address or CIDR block /48 to /128.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ListChange {
+pub(crate) struct ListChange {
     #[serde(default)]
     add: Vec<String>,
     #[serde(default)]
@@ -49,7 +49,7 @@ struct ListChange {
 /// A change of the policy: removals first, then additions, in one write.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyChange {
+pub(crate) struct PolicyChange {
     #[serde(default)]
     ip_allow_list: ListChange,
     #[serde(default)]
@@ -92,7 +92,7 @@ fn canonical(list: &str, entries: &[String], bad: &mut Vec<String>) -> Vec<Strin
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     p: Principal,
     Query(q): Query<TenantFilter>,
@@ -121,7 +121,7 @@ async fn show(
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Query(q): Query<TenantFilter>,

@@ -24,7 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ConnectionParams {
+pub(crate) struct ConnectionParams {
     /// One client's address.
     ip: Option<String>,
     /// The tenant's name (default: the caller's own; every row for the operator).
@@ -43,7 +43,7 @@ struct ConnectionParams {
 
 /// One page of the connection log.
 #[derive(Serialize, ToSchema)]
-struct ConnectionPage {
+pub(crate) struct ConnectionPage {
     /// Newest first.
     #[schema(value_type = Vec<ConnectionRow>)]
     rows: Vec<hato_store::ConnectionRow>,
@@ -99,7 +99,7 @@ struct ConnectionRow {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn connections(
+pub(crate) async fn connections(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<ConnectionParams>, axum::extract::rejection::QueryRejection>,

@@ -35,7 +35,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// An inbound connector, Exchange's parameters in snake case, every setting with its value.
 #[derive(Serialize, ToSchema)]
-struct InboundConnectorView {
+pub(crate) struct InboundConnectorView {
     tenant: String,
     name: String,
     /// `on-premises` or `partner`.
@@ -82,7 +82,7 @@ fn view(r: InboundConnectorRecord) -> InboundConnectorView {
 /// A change: only the settings given change; a list given replaces the list (`[]` clears it).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConnectorChange {
+pub(crate) struct ConnectorChange {
     /// `on-premises` or `partner` (Exchange's `OnPremises`/`Partner` too); required to add.
     connector_type: Option<String>,
     sender_ip_addresses: Option<Vec<String>>,
@@ -189,7 +189,7 @@ fn check_name(name: &str) -> ApiResult<String> {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -219,7 +219,7 @@ async fn list(
         (status = 404, description = "No such tenant or connector (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,
@@ -235,7 +235,7 @@ async fn show(
 /// A new inbound connector: its name and what `PATCH` takes (`connector_type` required).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewConnector {
+pub(crate) struct NewConnector {
     name: String,
     #[serde(flatten)]
     settings: ConnectorChange,
@@ -257,7 +257,7 @@ struct NewConnector {
         (status = 409, description = "The tenant has a connector of that name, or an IP is on another tenant's on-premises connector (without force)", body = ErrorBody),
     )
 )]
-async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -303,7 +303,7 @@ async fn create(
         (status = 409, description = "A new IP is on another tenant's on-premises connector (without force)", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,
@@ -344,7 +344,7 @@ async fn change(
         (status = 404, description = "No such tenant or connector", body = ErrorBody),
     )
 )]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,

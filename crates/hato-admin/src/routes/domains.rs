@@ -32,7 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// A new accepted domain.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DomainInput {
+pub(crate) struct DomainInput {
     /// A domain name (U-labels or A-labels), not an address literal.
     domain: String,
     /// The tenant (default: a tenant admin's own; the operator must name one).
@@ -96,7 +96,7 @@ enum DomainKind {
         (status = 409, description = "The domain is held by a tenant (which one is not said)", body = ErrorBody),
     )
 )]
-async fn create_domain(
+pub(crate) async fn create_domain(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<DomainInput>, JsonRejection>,
@@ -156,7 +156,7 @@ async fn create_domain(
         (status = 404, description = "No such tenant", body = ErrorBody),
     )
 )]
-async fn list_domains(
+pub(crate) async fn list_domains(
     State(s): State<AppState>,
     p: Principal,
     Query(f): Query<TenantFilter>,
@@ -191,7 +191,7 @@ fn visible_domain(s: &AppState, p: &Principal, domain: &str) -> ApiResult<String
         (status = 404, description = "No such domain (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn get_domain(
+pub(crate) async fn get_domain(
     State(s): State<AppState>,
     p: Principal,
     Path(domain): Path<String>,
@@ -223,7 +223,7 @@ async fn get_domain(
         (status = 400, description = "Addresses still use the domain", body = ErrorBody),
     )
 )]
-async fn delete_domain(
+pub(crate) async fn delete_domain(
     State(s): State<AppState>,
     p: Principal,
     Path(domain): Path<String>,
@@ -251,7 +251,7 @@ async fn delete_domain(
         (status = 503, description = "The DNS lookup failed or timed out; try again", body = ErrorBody),
     )
 )]
-async fn verify_domain(
+pub(crate) async fn verify_domain(
     State(s): State<AppState>,
     p: Principal,
     Path(domain): Path<String>,

@@ -10,15 +10,15 @@
 //! quarantine release page), outside `/api/v1/`, listed in `delist::PATHS` and
 //! `quarantine_release::PATHS`; the tests check that the router serves those and no more.
 
-mod blocklist;
+pub(crate) mod blocklist;
 pub(crate) mod common;
-mod connection_filter;
-mod connections;
-mod connectors;
+pub(crate) mod connection_filter;
+pub(crate) mod connections;
+pub(crate) mod connectors;
 mod contacts;
 mod delist;
 mod dkim;
-mod domains;
+pub(crate) mod domains;
 mod group_content;
 mod group_members;
 mod groups;
@@ -26,22 +26,22 @@ mod joining;
 pub(crate) mod login;
 mod mail;
 mod mailboxes;
-mod malware_filter;
+pub(crate) mod malware_filter;
 mod moderation;
 mod organization_config;
-mod outbound_connectors;
-mod outbound_spam;
+pub(crate) mod outbound_connectors;
+pub(crate) mod outbound_spam;
 mod permissions;
 mod quarantine;
 mod quarantine_release;
-mod queue;
+pub(crate) mod queue;
 mod reports;
 mod roles;
-mod rules;
-mod spam_filter;
+pub(crate) mod rules;
+pub(crate) mod spam_filter;
 mod tenants;
 mod testing;
-mod throttle;
+pub(crate) mod throttle;
 pub(crate) mod trace;
 mod warmup;
 

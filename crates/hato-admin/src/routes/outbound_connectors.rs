@@ -35,7 +35,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// An outbound connector, Exchange's parameters in snake case, every setting with its value.
 #[derive(Serialize, ToSchema)]
-struct OutboundConnectorView {
+pub(crate) struct OutboundConnectorView {
     tenant: String,
     name: String,
     /// `partner` or `on-premises`.
@@ -81,7 +81,7 @@ fn view(r: OutboundConnectorRecord) -> OutboundConnectorView {
 /// A change: only the settings given change; a list given replaces the list (`[]` clears it).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConnectorChange {
+pub(crate) struct ConnectorChange {
     /// `partner` (default) or `on-premises`.
     connector_type: Option<String>,
     recipient_domains: Option<Vec<String>>,
@@ -201,7 +201,7 @@ fn check_name(name: &str) -> ApiResult<String> {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -231,7 +231,7 @@ async fn list(
         (status = 404, description = "No such tenant or connector (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,
@@ -247,7 +247,7 @@ async fn show(
 /// A new outbound connector: its name and what `PATCH` takes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewConnector {
+pub(crate) struct NewConnector {
     name: String,
     #[serde(flatten)]
     settings: ConnectorChange,
@@ -270,7 +270,7 @@ struct NewConnector {
         (status = 409, description = "The tenant has a connector of that name", body = ErrorBody),
     )
 )]
-async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -308,7 +308,7 @@ async fn create(
         (status = 404, description = "No such tenant or connector (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,
@@ -347,7 +347,7 @@ async fn change(
         (status = 404, description = "No such tenant or connector", body = ErrorBody),
     )
 )]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,
@@ -361,7 +361,7 @@ async fn remove(
 /// What to validate a connector with.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ValidateRequest {
+pub(crate) struct ValidateRequest {
     /// Where the test message goes.
     recipient: String,
     /// Its envelope and From address; default `postmaster@` the server's host name.
@@ -370,7 +370,7 @@ struct ValidateRequest {
 
 /// The validation's outcome.
 #[derive(Serialize, ToSchema)]
-struct ValidationView {
+pub(crate) struct ValidationView {
     connector: String,
     recipient: String,
     /// Whether a host took the test message (250 after the data).
@@ -402,7 +402,7 @@ struct ValidationView {
         (status = 404, description = "No such tenant or connector", body = ErrorBody),
     )
 )]
-async fn validate(
+pub(crate) async fn validate(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,

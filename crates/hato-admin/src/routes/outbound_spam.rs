@@ -30,7 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// The tenant's outbound spam filter policy.
 #[derive(Serialize, ToSchema)]
-struct OutboundSpamFilterView {
+pub(crate) struct OutboundSpamFilterView {
     tenant: String,
     /// `RecipientLimitExternalPerHour`: recipients outside the organisation a sender may send to
     /// per hour (UTC clock hour); 0 = the service default.
@@ -84,7 +84,7 @@ fn view(t: &Tenant, p: OutboundSpamPolicy) -> OutboundSpamFilterView {
 /// A change: only the settings given change.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OutboundSpamFilterChange {
+pub(crate) struct OutboundSpamFilterChange {
     recipient_limit_external_per_hour: Option<i64>,
     recipient_limit_internal_per_hour: Option<i64>,
     recipient_limit_per_day: Option<i64>,
@@ -131,7 +131,7 @@ fn limit(name: &str, v: i64) -> Result<u32, ApiError> {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -161,7 +161,7 @@ async fn show(
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,

@@ -27,7 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// Which queued recipients an action is for: one message's, or one recipient of it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QueueTarget {
+pub(crate) struct QueueTarget {
     trace_id: String,
     /// Only this recipient of the message.
     recipient: Option<String>,
@@ -41,7 +41,7 @@ struct QueueTarget {
 
 /// What an action did.
 #[derive(Serialize, ToSchema)]
-struct QueueActedView {
+pub(crate) struct QueueActedView {
     trace_id: String,
     /// Recipients retried or deleted.
     changed: usize,
@@ -103,7 +103,7 @@ async fn act(
         (status = 404, description = "No such message waiting (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn retry(
+pub(crate) async fn retry(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<QueueTarget>, axum::extract::rejection::JsonRejection>,
@@ -132,7 +132,7 @@ async fn retry(
         (status = 404, description = "No such message waiting (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<QueueTarget>, axum::extract::rejection::JsonRejection>,
@@ -147,7 +147,7 @@ async fn delete(
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct QueueParams {
+pub(crate) struct QueueParams {
     /// The tenant's name (default: the caller's own; all tenants for the operator).
     tenant: Option<String>,
     /// `Active` (a node is working on it), `Ready` (not attempted yet) or `Retry` (deferred,
@@ -169,7 +169,7 @@ struct QueueParams {
 
 /// One page of the queue, paged as message trace is.
 #[derive(Serialize, ToSchema)]
-struct QueuePage {
+pub(crate) struct QueuePage {
     /// One row per waiting recipient, oldest message first.
     #[schema(value_type = Vec<QueueRow>)]
     rows: Vec<hato_store::QueueRow>,
@@ -237,7 +237,7 @@ struct QueueLastError {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn queue(
+pub(crate) async fn queue(
     State(s): State<AppState>,
     p: Principal,
     params: Result<Query<QueueParams>, axum::extract::rejection::QueryRejection>,

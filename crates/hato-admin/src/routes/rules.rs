@@ -42,7 +42,7 @@ const RESERVED: [&str; 3] = ["export", "import", "test"];
 
 /// A transport rule as stored.
 #[derive(Serialize, ToSchema)]
-struct RuleView {
+pub(crate) struct RuleView {
     id: i64,
     name: String,
     /// 0 first; unique within the tenant.
@@ -105,7 +105,7 @@ struct ImportRequest {
 /// The envelope of a message to test the rules on.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct TestParams {
+pub(crate) struct TestParams {
     /// The envelope sender (`MAIL FROM`); empty for `<>`.
     from: Option<String>,
     /// The recipients, comma-separated.
@@ -121,7 +121,7 @@ struct TestParams {
 
 /// What the rules would do with a message, per recipient, without sending it.
 #[derive(Serialize, ToSchema)]
-struct TestResult {
+pub(crate) struct TestResult {
     /// Per recipient: `recipient`, `hits` (rule, priority, mode, the conditions that matched
     /// and their values) and `decisions` (each action with its reason).
     #[schema(value_type = Object)]
@@ -232,7 +232,7 @@ fn merge(target: &mut Value, patch: Value) {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     p: Principal,
     Path(name): Path<String>,
@@ -263,7 +263,7 @@ async fn list(
         (status = 409, description = "The tenant has a rule of this name", body = ErrorBody),
     )
 )]
-async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     p: Principal,
     Path(name): Path<String>,
@@ -328,7 +328,7 @@ fn one(
         (status = 404, description = "No such tenant or rule", body = ErrorBody),
     )
 )]
-async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     p: Principal,
     Path((tn, rn)): Path<(String, String)>,
@@ -358,7 +358,7 @@ async fn show(
         (status = 409, description = "Renamed to the name of another rule", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Path((tn, rn)): Path<(String, String)>,
@@ -417,7 +417,7 @@ async fn change(
         (status = 404, description = "No such tenant or rule", body = ErrorBody),
     )
 )]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<AppState>,
     p: Principal,
     Path((tn, rn)): Path<(String, String)>,
@@ -470,7 +470,7 @@ async fn set_enabled(
         (status = 404, description = "No such tenant or rule", body = ErrorBody),
     )
 )]
-async fn enable(
+pub(crate) async fn enable(
     State(s): State<AppState>,
     p: Principal,
     Path((tn, rn)): Path<(String, String)>,
@@ -494,7 +494,7 @@ async fn enable(
         (status = 404, description = "No such tenant or rule", body = ErrorBody),
     )
 )]
-async fn disable(
+pub(crate) async fn disable(
     State(s): State<AppState>,
     p: Principal,
     Path((tn, rn)): Path<(String, String)>,
@@ -660,7 +660,7 @@ fn summary(e: &Evaluation) -> Vec<String> {
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn test(
+pub(crate) async fn test(
     State(s): State<AppState>,
     p: Principal,
     Path(name): Path<String>,

@@ -39,7 +39,7 @@ const SUBJECT_PREFIX_MAX: usize = 255;
 /// A tenant's anti-spam policy, Exchange's parameters in snake case; every setting with its
 /// value, defaults included.
 #[derive(Serialize, ToSchema)]
-struct SpamFilterView {
+pub(crate) struct SpamFilterView {
     tenant: String,
     /// `Default`, or a custom policy's name.
     name: String,
@@ -116,7 +116,7 @@ struct ListEdit {
 /// A change: only the settings given change.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyChange {
+pub(crate) struct PolicyChange {
     /// Custom policies only: where it goes (0 first; the others move to make room).
     priority: Option<u32>,
     /// Custom policies only.
@@ -691,7 +691,7 @@ fn lookup_in(s: &AppState, tenant: i64) -> ApiResult<impl Fn(&str) -> Option<boo
         (status = 404, description = "No such tenant (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     p: Principal,
     Path(tenant): Path<String>,
@@ -754,7 +754,7 @@ async fn show(
         (status = 404, description = "No such tenant or policy (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn change(
+pub(crate) async fn change(
     State(s): State<AppState>,
     p: Principal,
     Path((tenant, name)): Path<(String, String)>,

@@ -40,7 +40,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// What the throttle knows about one sending IP.
 #[derive(Serialize, ToSchema)]
-struct StatusBody {
+pub(crate) struct StatusBody {
     /// The address asked about.
     ip: String,
     /// What it is tracked under: the IPv4 address, or its IPv6 prefix (`2001:db8:1:2::/64`).
@@ -131,7 +131,7 @@ struct FiguresBody {
 
 /// The answer to a release.
 #[derive(Serialize, ToSchema)]
-struct ReleaseAnswer {
+pub(crate) struct ReleaseAnswer {
     /// Whether a throttle was on.
     was_throttled: bool,
     status: StatusBody,
@@ -214,7 +214,7 @@ fn ip_param(text: &str) -> ApiResult<IpAddr> {
         (status = 403, description = "Not an admin", body = ErrorBody),
     )
 )]
-async fn status(
+pub(crate) async fn status(
     State(s): State<AppState>,
     p: Principal,
     Path(ip): Path<String>,
@@ -260,7 +260,7 @@ async fn status(
         (status = 403, description = "Not the operator", body = ErrorBody),
     )
 )]
-async fn release(
+pub(crate) async fn release(
     State(s): State<AppState>,
     p: Principal,
     Path(ip): Path<String>,

@@ -1,0 +1,1046 @@
+//! Protection: the connection filter (IP allow and block lists), the provider block list (the
+//! operator's), throttle status with release, the malware policy, the spam policies (inbound
+//! and outbound) and the connection log (paged in the store, by IP and time).
+//!
+//! As on the Mail flow page, every read and change is the API handler's own function
+//! (`routes::connection_filter`, `routes::blocklist`, `routes::throttle`,
+//! `routes::malware_filter`, `routes::spam_filter`, `routes::outbound_spam`,
+//! `routes::connections`) with the session's principal. The section is for global admins and
+//! the operator (`Nav::Protection`); within it, what only the operator may do (the provider
+//! block list, releasing a throttle) is refused to a tenant's admins by the API's own check.
+
+use super::flow_kit::{
+    Notice, Tab, body, done_href, exchange_name, facts, field, given, hidden, href, input, list,
+    tabs, tenant_of, tenant_picker, tenant_query, text, typed, value, yes_no,
+};
+use super::i18n::{self, Lang};
+use super::layout::{self, Nav};
+use super::session::Ctx;
+use super::table::{Cell, Column, Table, TableParams};
+use super::{error_page, see_other};
+use crate::error::ApiError;
+use crate::routes::{
+    blocklist, connection_filter, connections, malware_filter, outbound_spam, spam_filter, throttle,
+};
+use crate::state::{ApiResult, AppState, Path, TenantFilter};
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hato_core::auth::Role;
+use hato_core::directory::Tenant;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const FILTER: &str = "/protection";
+const BLOCKLIST: &str = "/protection/blocklist";
+const THROTTLE: &str = "/protection/throttle";
+const MALWARE: &str = "/protection/malware";
+const SPAM: &str = "/protection/spam";
+const CONNECTIONS: &str = "/protection/connections";
+
+const TABS: [Tab; 6] = [
+    Tab {
+        path: FILTER,
+        label: i18n::CONNECTION_FILTER,
+    },
+    Tab {
+        path: BLOCKLIST,
+        label: i18n::PROVIDER_BLOCK_LIST,
+    },
+    Tab {
+        path: THROTTLE,
+        label: i18n::THROTTLE,
+    },
+    Tab {
+        path: MALWARE,
+        label: i18n::MALWARE_POLICY,
+    },
+    Tab {
+        path: SPAM,
+        label: i18n::SPAM_POLICIES,
+    },
+    Tab {
+        path: CONNECTIONS,
+        label: i18n::CONNECTION_LOG,
+    },
+];
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    tenant: Option<String>,
+    done: Option<String>,
+    #[serde(flatten)]
+    table: TableParams,
+}
+
+async fn start(
+    s: &AppState,
+    ctx: &Ctx,
+    named: Option<&str>,
+    path: &str,
+) -> Result<Tenant, Response> {
+    let lang = ctx.lang;
+    if !Nav::Protection.visible_to(&ctx.p) {
+        return Err(error_page(
+            Some(ctx),
+            lang,
+            ApiError::forbidden(i18n::FORBIDDEN.get(lang)),
+        ));
+    }
+    match tenant_of(s, ctx, named).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => match tenant_picker(s, lang, path).await {
+            Ok(picker) => Err(layout::page(
+                ctx,
+                Some(Nav::Protection),
+                i18n::PROTECTION.get(lang),
+                picker,
+            )
+            .into_response()),
+            Err(e) => Err(error_page(Some(ctx), lang, e)),
+        },
+        Err(e) => Err(error_page(Some(ctx), lang, e)),
+    }
+}
+
+fn frame(
+    ctx: &Ctx,
+    t: &Tenant,
+    tab: &str,
+    status: StatusCode,
+    notice: &Notice,
+    body: Markup,
+) -> Response {
+    let lang = ctx.lang;
+    let page = html! {
+        p.tenant { (i18n::TENANT.get(lang)) ": " strong { (t.name) } }
+        (tabs(lang, &TABS, tab, &tenant_query(ctx, t)))
+        (notice.render(lang))
+        (body)
+    };
+    (
+        status,
+        layout::page(ctx, Some(Nav::Protection), i18n::PROTECTION.get(lang), page),
+    )
+        .into_response()
+}
+
+fn csv_of(mut table: Table, t: &TableParams, lang: Lang, name: &'static str) -> Response {
+    table.apply(&TableParams {
+        filter: t.filter.clone(),
+        sort: t.sort.clone(),
+        desc: t.desc.clone(),
+        ..Default::default()
+    });
+    let mut r = table.csv(lang).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+fn col(key: &'static str, label: i18n::Text) -> Column {
+    Column { key, label }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection filter.
+
+async fn filter_table(s: &AppState, ctx: &Ctx, t: &Tenant) -> Result<Table, ApiError> {
+    let lang = ctx.lang;
+    let v = value(
+        connection_filter::show(
+            State(s.clone()),
+            ctx.p,
+            Query(TenantFilter {
+                tenant: Some(t.name.clone()),
+            }),
+        )
+        .await,
+    )?;
+    let mut rows = Vec::new();
+    for (key, label) in [
+        ("ip_allow_list", i18n::IP_ALLOW_LIST),
+        ("ip_block_list", i18n::IP_BLOCK_LIST),
+    ] {
+        for e in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+            rows.push(vec![
+                Cell {
+                    text: label.get(lang).to_string(),
+                    href: None,
+                    class: Some(key.replace('_', "-")),
+                },
+                Cell::text(text(e)),
+            ]);
+        }
+    }
+    Ok(Table {
+        columns: vec![col("list", i18n::IP_LIST), col("entry", i18n::IP_ENTRY)],
+        rows,
+        more: false,
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct FilterForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    tenant: Option<String>,
+    list: Option<String>,
+    entry: Option<String>,
+    op: Option<String>,
+}
+
+async fn filter_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    q: &TableParams,
+    status: StatusCode,
+    notice: Notice,
+    kept: &FilterForm,
+) -> Response {
+    let lang = ctx.lang;
+    let mut table = match filter_table(s, ctx, t).await {
+        Ok(table) => table,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
+    table.apply(q);
+    let which = kept.list.clone().unwrap_or_default();
+    let body = html! {
+        p.note { (i18n::CONNECTION_FILTER_HELP.get(lang)) }
+        div #results {
+            (table.render(lang, q, FILTER, &tenant_query(ctx, t), &format!("{FILTER}/connection-filter.csv")))
+        }
+        form.panel.ip-form method="post" action={ (FILTER) "/connection-filter" } {
+            h2 { (i18n::CHANGE_IP_LISTS.get(lang)) }
+            (hidden(ctx, t))
+            label { (i18n::IP_LIST.get(lang))
+                select name="list" {
+                    option value="ip_block_list" selected[which == "ip_block_list"] { (i18n::IP_BLOCK_LIST.get(lang)) }
+                    option value="ip_allow_list" selected[which == "ip_allow_list"] { (i18n::IP_ALLOW_LIST.get(lang)) }
+                }
+            }
+            label { (i18n::IP_ENTRY.get(lang))
+                input type="text" name="entry" value=(kept.entry.clone().unwrap_or_default()) placeholder="192.0.2.0/24, 192.0.2.1-192.0.2.9" required;
+            }
+            div.actions {
+                button type="submit" name="op" value="add" { (i18n::ADD.get(lang)) }
+                " "
+                button type="submit" name="op" value="remove" { (i18n::REMOVE.get(lang)) }
+            }
+        }
+    };
+    frame(ctx, t, FILTER, status, &notice, body)
+}
+
+pub async fn filter_tab(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), FILTER).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    filter_page(
+        &s,
+        &ctx,
+        &t,
+        &q.table,
+        StatusCode::OK,
+        Notice::done(q.done.as_deref()),
+        &FilterForm::default(),
+    )
+    .await
+}
+
+pub async fn filter_csv(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), FILTER).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match filter_table(&s, &ctx, &t).await {
+        Ok(table) => csv_of(table, &q.table, ctx.lang, "connection-filter.csv"),
+        Err(e) => error_page(Some(&ctx), ctx.lang, e),
+    }
+}
+
+/// Adds entries to, or removes them from, the IP allow or block list.
+pub async fn filter_change(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<FilterForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), FILTER).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let which = f.list.clone().unwrap_or_default();
+    let op = f.op.clone().unwrap_or_default();
+    let entries = list(&f.entry);
+    let changed = match (which.as_str(), op.as_str()) {
+        ("ip_allow_list" | "ip_block_list", "add" | "remove") => {
+            match body(json!({ which.clone(): { op.clone(): entries } })) {
+                Ok(b) => connection_filter::change(
+                    State(s.clone()),
+                    ctx.p,
+                    Query(TenantFilter {
+                        tenant: Some(t.name.clone()),
+                    }),
+                    b,
+                )
+                .await
+                .map(|_| ()),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "unknown list or action {which:?} {op:?}: ip_allow_list or ip_block_list, add or remove"
+        ))),
+    };
+    match changed {
+        Ok(()) => see_other(&done_href(
+            &ctx,
+            &t,
+            FILTER,
+            if op == "add" { "created" } else { "removed" },
+        )),
+        Err(e) => {
+            filter_page(
+                &s,
+                &ctx,
+                &t,
+                &TableParams::default(),
+                e.status,
+                Notice::error(&e),
+                &f,
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider block list (the operator's).
+
+async fn blocklist_table(s: &AppState, ctx: &Ctx) -> Result<Table, ApiError> {
+    let v = value(blocklist::list_entries(State(s.clone()), ctx.p).await)?;
+    Ok(Table {
+        columns: vec![
+            col("entry", i18n::IP_ENTRY),
+            col("reason", i18n::REASON),
+            col("added_by", i18n::ADDED_BY),
+            col("added", i18n::ADDED),
+            col("expires", i18n::EXPIRES),
+        ],
+        rows: v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                ["entry", "reason", "added_by", "added", "expires"]
+                    .iter()
+                    .map(|k| Cell::text(field(e, k)))
+                    .collect()
+            })
+            .collect(),
+        more: false,
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct BlockForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    tenant: Option<String>,
+    entry: Option<String>,
+    reason: Option<String>,
+    expires_in: Option<String>,
+    op: Option<String>,
+}
+
+async fn blocklist_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    q: &TableParams,
+    status: StatusCode,
+    notice: Notice,
+    kept: &BlockForm,
+) -> Response {
+    let lang = ctx.lang;
+    if ctx.p.role != Role::Operator {
+        // The list is the platform's: the API shows and changes it to the operator only.
+        let body = html! { p.note { (i18n::BLOCK_LIST_OPERATOR.get(lang)) } };
+        return frame(ctx, t, BLOCKLIST, status, &notice, body);
+    }
+    let mut table = match blocklist_table(s, ctx).await {
+        Ok(table) => table,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
+    table.apply(q);
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let body = html! {
+        p.note { (i18n::BLOCK_LIST_HELP.get(lang)) }
+        div #results {
+            (table.render(lang, q, BLOCKLIST, &tenant_query(ctx, t), &format!("{BLOCKLIST}.csv")))
+        }
+        form.panel method="post" action=(BLOCKLIST) {
+            h2 { (i18n::CHANGE_BLOCK_LIST.get(lang)) }
+            (hidden(ctx, t))
+            label { (i18n::IP_ENTRY.get(lang)) input type="text" name="entry" value=(v(&kept.entry)) required; }
+            label { (i18n::REASON.get(lang)) input type="text" name="reason" value=(v(&kept.reason)); }
+            label { (i18n::EXPIRES_IN.get(lang)) input type="text" name="expires_in" value=(v(&kept.expires_in)) placeholder="30d"; }
+            div.actions {
+                button type="submit" name="op" value="add" { (i18n::ADD.get(lang)) }
+                " "
+                button type="submit" name="op" value="remove" { (i18n::REMOVE.get(lang)) }
+            }
+        }
+    };
+    frame(ctx, t, BLOCKLIST, status, &notice, body)
+}
+
+pub async fn blocklist_tab(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), BLOCKLIST).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    blocklist_page(
+        &s,
+        &ctx,
+        &t,
+        &q.table,
+        StatusCode::OK,
+        Notice::done(q.done.as_deref()),
+        &BlockForm::default(),
+    )
+    .await
+}
+
+pub async fn blocklist_csv(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    match blocklist_table(&s, &ctx).await {
+        Ok(table) => csv_of(table, &q.table, ctx.lang, "provider-block-list.csv"),
+        Err(e) => error_page(Some(&ctx), ctx.lang, e),
+    }
+}
+
+pub async fn blocklist_change(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<BlockForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), BLOCKLIST).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let entry = f.entry.clone().unwrap_or_default().trim().to_string();
+    let st = State(s.clone());
+    let done = match f.op.as_deref().unwrap_or("") {
+        "add" => {
+            let mut v = json!({ "entry": entry, "reason": f.reason.clone().unwrap_or_default() });
+            if let Some(e) = given(&f.expires_in) {
+                v["expires_in"] = json!(e);
+            }
+            match body(v) {
+                Ok(b) => blocklist::add_entry(st, ctx.p, b).await.map(|_| "created"),
+                Err(e) => Err(e),
+            }
+        }
+        "remove" => blocklist::remove_entry(st, ctx.p, Path(entry))
+            .await
+            .map(|_| "removed"),
+        other => Err(ApiError::bad_request(format!("unknown action {other:?}"))),
+    };
+    match done {
+        Ok(code) => see_other(&done_href(&ctx, &t, BLOCKLIST, code)),
+        Err(e) => {
+            blocklist_page(
+                &s,
+                &ctx,
+                &t,
+                &TableParams::default(),
+                e.status,
+                Notice::error(&e),
+                &f,
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttle status and release.
+
+#[derive(Deserialize, Default)]
+pub struct ThrottleQuery {
+    tenant: Option<String>,
+    done: Option<String>,
+    ip: Option<String>,
+}
+
+async fn throttle_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    ip: Option<String>,
+    status: StatusCode,
+    notice: Notice,
+) -> Response {
+    let lang = ctx.lang;
+    let found = match &ip {
+        Some(ip) => Some(value(
+            throttle::status(State(s.clone()), ctx.p, Path(ip.clone())).await,
+        )),
+        None => None,
+    };
+    let (status, notice) = match &found {
+        Some(Err(e)) if notice.error.is_none() => (e.status, Notice::error(e)),
+        _ => (status, notice),
+    };
+    let body = html! {
+        p.note { (i18n::THROTTLE_HELP.get(lang)) }
+        form.query.panel method="get" action=(THROTTLE) {
+            @for (k, val) in tenant_query(ctx, t) { input type="hidden" name=(k) value=(val); }
+            label { (i18n::CLIENT_IP.get(lang)) input type="text" name="ip" value=(ip.clone().unwrap_or_default()) required; }
+            div.actions { button type="submit" { (i18n::LOOK_UP.get(lang)) } }
+        }
+        @if let Some(Ok(v)) = &found {
+            section.panel #throttle-status {
+                @let throttled = v.get("throttled").and_then(Value::as_bool).unwrap_or(false);
+                p.throttle-state { strong {
+                    @if throttled { (i18n::THROTTLED.get(lang)) } @else { (i18n::NOT_THROTTLED.get(lang)) }
+                } }
+                (facts(v))
+                @if ctx.p.role == Role::Operator {
+                    form method="post" action={ (THROTTLE) "/release" } {
+                        (hidden(ctx, t))
+                        input type="hidden" name="ip" value=(field(v, "ip"));
+                        button type="submit" { (i18n::RELEASE.get(lang)) }
+                    }
+                }
+            }
+        }
+    };
+    frame(ctx, t, THROTTLE, status, &notice, body)
+}
+
+pub async fn throttle_tab(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ThrottleQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), THROTTLE).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    throttle_page(
+        &s,
+        &ctx,
+        &t,
+        given(&q.ip),
+        StatusCode::OK,
+        Notice::done(q.done.as_deref()),
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub struct ReleaseForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    tenant: Option<String>,
+    ip: Option<String>,
+}
+
+/// Ends an IP's throttle (the operator, as the API allows).
+pub async fn throttle_release(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<ReleaseForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), THROTTLE).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let ip = f.ip.clone().unwrap_or_default().trim().to_string();
+    match throttle::release(State(s.clone()), ctx.p, Path(ip.clone())).await {
+        Ok(_) => see_other(&href(
+            &ctx,
+            &t,
+            THROTTLE,
+            &[("ip", ip), ("done", "released".into())],
+        )),
+        Err(e) => error_page(Some(&ctx), ctx.lang, e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malware and spam policies: each shown whole, one setting changed at a time (the API's names;
+// the value typed as the API takes it).
+
+#[derive(Deserialize, Default)]
+pub struct SettingForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    tenant: Option<String>,
+    /// `inbound` (a spam policy, named by `policy`) or `outbound` on the spam tab.
+    kind: Option<String>,
+    policy: Option<String>,
+    setting: Option<String>,
+    value: Option<String>,
+}
+
+/// The form that changes one setting of a policy shown as `v` (its fields but the read-only
+/// ones).
+fn setting_form(
+    ctx: &Ctx,
+    t: &Tenant,
+    action: &str,
+    v: &Value,
+    extra: &[(&str, String)],
+    kept: &SettingForm,
+) -> Markup {
+    let lang = ctx.lang;
+    let chosen = kept.setting.clone().unwrap_or_default();
+    let keys: Vec<&String> = v
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| !matches!(k.as_str(), "tenant" | "name" | "effective_limits"))
+                .collect()
+        })
+        .unwrap_or_default();
+    html! {
+        form.panel.setting-form method="post" action=(action) {
+            h2 { (i18n::CHANGE_SETTING.get(lang)) }
+            (hidden(ctx, t))
+            @for (k, val) in extra { input type="hidden" name=(k) value=(val); }
+            label { (i18n::SETTING.get(lang))
+                select name="setting" {
+                    @for k in keys { option value=(k) selected[*k == chosen] { (exchange_name(k)) } }
+                }
+            }
+            label { (i18n::VALUE.get(lang))
+                input type="text" name="value" value=(kept.value.clone().unwrap_or_default()) placeholder=(i18n::LIST_HINT.get(lang));
+            }
+            div.actions { button type="submit" { (i18n::SAVE.get(lang)) } }
+        }
+    }
+}
+
+async fn malware_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    status: StatusCode,
+    notice: Notice,
+    kept: &SettingForm,
+) -> Response {
+    let lang = ctx.lang;
+    let params = match input::<malware_filter::PolicyParams>(json!({ "tenant": t.name })) {
+        Ok(p) => p,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
+    let v = match value(malware_filter::show(State(s.clone()), ctx.p, Query(params)).await) {
+        Ok(v) => v,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
+    let body = html! {
+        p.note { (i18n::MALWARE_HELP.get(lang)) }
+        (facts(&v))
+        (setting_form(ctx, t, MALWARE, &v, &[], kept))
+    };
+    frame(ctx, t, MALWARE, status, &notice, body)
+}
+
+pub async fn malware_tab(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), MALWARE).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    malware_page(
+        &s,
+        &ctx,
+        &t,
+        StatusCode::OK,
+        Notice::done(q.done.as_deref()),
+        &SettingForm::default(),
+    )
+    .await
+}
+
+/// The one-setting change as the API's JSON for the change type `T`.
+fn setting_change<T: serde::de::DeserializeOwned>(f: &SettingForm) -> ApiResult<Value> {
+    let setting = given(&f.setting).ok_or_else(|| ApiError::bad_request("choose a setting"))?;
+    let raw = f.value.clone().unwrap_or_default();
+    Ok(json!({ setting.clone(): typed::<T>(&setting, &raw) }))
+}
+
+pub async fn malware_change(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<SettingForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), MALWARE).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let changed = async {
+        let params = input::<malware_filter::PolicyParams>(json!({ "tenant": t.name }))?;
+        let change = setting_change::<malware_filter::PolicyChange>(&f)?;
+        malware_filter::change(State(s.clone()), ctx.p, Query(params), body(change)?).await
+    }
+    .await;
+    match changed {
+        Ok(_) => see_other(&done_href(&ctx, &t, MALWARE, "changed")),
+        Err(e) => malware_page(&s, &ctx, &t, e.status, Notice::error(&e), &f).await,
+    }
+}
+
+async fn spam_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    q: &TableParams,
+    status: StatusCode,
+    notice: Notice,
+    kept: &SettingForm,
+) -> Response {
+    let lang = ctx.lang;
+    let policies =
+        match value(spam_filter::list(State(s.clone()), ctx.p, Path(t.name.clone())).await) {
+            Ok(v) => v.as_array().cloned().unwrap_or_default(),
+            Err(e) => return error_page(Some(ctx), lang, e),
+        };
+    let outbound =
+        match value(outbound_spam::show(State(s.clone()), ctx.p, Path(t.name.clone())).await) {
+            Ok(v) => v,
+            Err(e) => return error_page(Some(ctx), lang, e),
+        };
+    let mut table = spam_table(lang, &policies);
+    table.apply(q);
+    let chosen = kept.policy.clone().unwrap_or_else(|| "Default".into());
+    let shown = policies
+        .iter()
+        .find(|p| field(p, "name") == chosen)
+        .or(policies.first())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let empty = SettingForm::default();
+    let (inbound_kept, outbound_kept) = if kept.kind.as_deref() == Some("outbound") {
+        (&empty, kept)
+    } else {
+        (kept, &empty)
+    };
+    let body = html! {
+        h2 { (i18n::INBOUND_SPAM.get(lang)) }
+        div #results {
+            (table.render(lang, q, SPAM, &tenant_query(ctx, t), &format!("{SPAM}.csv")))
+        }
+        details.policy {
+            summary { (field(&shown, "name")) }
+            (facts(&shown))
+        }
+        (setting_form(ctx, t, SPAM, &shown, &[("kind", "inbound".into()), ("policy", field(&shown, "name"))], inbound_kept))
+        h2 { (i18n::OUTBOUND_SPAM.get(lang)) }
+        (facts(&outbound))
+        (setting_form(ctx, t, SPAM, &outbound, &[("kind", "outbound".into())], outbound_kept))
+    };
+    frame(ctx, t, SPAM, status, &notice, body)
+}
+
+fn spam_table(lang: Lang, policies: &[Value]) -> Table {
+    Table {
+        columns: vec![
+            col("name", i18n::NAME),
+            col("priority", i18n::PRIORITY),
+            col("enabled", i18n::ENABLED),
+            col("spam_action", i18n::SPAM_ACTION),
+            col(
+                "high_confidence_spam_action",
+                i18n::HIGH_CONFIDENCE_SPAM_ACTION,
+            ),
+            col("phish_spam_action", i18n::PHISH_ACTION),
+            col("bulk_threshold", i18n::BULK_THRESHOLD),
+        ],
+        rows: policies
+            .iter()
+            .map(|p| {
+                vec![
+                    Cell::text(field(p, "name")),
+                    Cell::text(field(p, "priority")),
+                    Cell::text(yes_no(lang, p, "enabled")),
+                    Cell::text(field(p, "spam_action")),
+                    Cell::text(field(p, "high_confidence_spam_action")),
+                    Cell::text(field(p, "phish_spam_action")),
+                    Cell::text(field(p, "bulk_threshold")),
+                ]
+            })
+            .collect(),
+        more: false,
+    }
+}
+
+pub async fn spam_tab(State(s): State<AppState>, ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), SPAM).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    spam_page(
+        &s,
+        &ctx,
+        &t,
+        &q.table,
+        StatusCode::OK,
+        Notice::done(q.done.as_deref()),
+        &SettingForm::default(),
+    )
+    .await
+}
+
+pub async fn spam_csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), SPAM).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match value(spam_filter::list(State(s.clone()), ctx.p, Path(t.name.clone())).await) {
+        Ok(v) => csv_of(
+            spam_table(ctx.lang, v.as_array().map(Vec::as_slice).unwrap_or(&[])),
+            &q.table,
+            ctx.lang,
+            "spam-policies.csv",
+        ),
+        Err(e) => error_page(Some(&ctx), ctx.lang, e),
+    }
+}
+
+pub async fn spam_change(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<SettingForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), SPAM).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let changed = async {
+        if f.kind.as_deref() == Some("outbound") {
+            let change = setting_change::<outbound_spam::OutboundSpamFilterChange>(&f)?;
+            outbound_spam::change(State(s.clone()), ctx.p, Path(t.name.clone()), body(change)?)
+                .await
+                .map(|_| ())
+        } else {
+            let change = setting_change::<spam_filter::PolicyChange>(&f)?;
+            let policy = given(&f.policy).unwrap_or_else(|| "Default".into());
+            spam_filter::change(
+                State(s.clone()),
+                ctx.p,
+                Path((t.name.clone(), policy)),
+                body(change)?,
+            )
+            .await
+            .map(|_| ())
+        }
+    }
+    .await;
+    match changed {
+        Ok(()) => see_other(&done_href(&ctx, &t, SPAM, "changed")),
+        Err(e) => {
+            spam_page(
+                &s,
+                &ctx,
+                &t,
+                &TableParams::default(),
+                e.status,
+                Notice::error(&e),
+                &f,
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection log.
+
+#[derive(Deserialize, Default)]
+pub struct ConnectionsQuery {
+    tenant: Option<String>,
+    ip: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    #[serde(flatten)]
+    table: TableParams,
+}
+
+impl ConnectionsQuery {
+    fn filters(&self) -> Vec<(&'static str, String)> {
+        let v = |o: &Option<String>| o.clone().unwrap_or_default().trim().to_string();
+        vec![
+            ("ip", v(&self.ip)),
+            ("start", v(&self.start)),
+            ("end", v(&self.end)),
+        ]
+    }
+}
+
+/// One page of the log, read by the API's listing (paged in the store's query).
+async fn connections_table(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    q: &ConnectionsQuery,
+    page: usize,
+    page_size: usize,
+) -> Result<Table, ApiError> {
+    let mut params = json!({
+        "tenant": t.name,
+        "page": page.to_string(),
+        "page_size": page_size.to_string(),
+    });
+    for (k, v) in q.filters() {
+        if !v.is_empty() {
+            params[k] = json!(v);
+        }
+    }
+    let params: connections::ConnectionParams = input(params)?;
+    let v = value(connections::connections(State(s.clone()), ctx.p, Ok(Query(params))).await)?;
+    let tidy = |s: String| s.replace('T', " ").trim_end_matches('Z').to_string();
+    Ok(Table {
+        columns: vec![
+            col("time", i18n::TIME),
+            col("ip", i18n::CLIENT_IP),
+            col("ptr", i18n::PTR),
+            col("helo", i18n::HELO),
+            col("stage", i18n::STAGE),
+            col("rule", i18n::RULE),
+            col("reply", i18n::REPLY),
+            col("reason", i18n::REASON),
+        ],
+        rows: v
+            .get("rows")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                vec![
+                    Cell::text(tidy(field(r, "time"))),
+                    Cell::text(field(r, "ip")),
+                    Cell::text(field(r, "ptr")),
+                    Cell::text(field(r, "helo")),
+                    Cell::text(field(r, "stage")),
+                    Cell::text(field(r, "rule")),
+                    Cell::text(field(r, "reply")),
+                    Cell::text(r.pointer("/reason/text").map(text).unwrap_or_default()),
+                ]
+            })
+            .collect(),
+        more: v.get("more").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+pub async fn connections_tab(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ConnectionsQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTIONS).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let lang = ctx.lang;
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let filters = html! {
+        form.query.panel method="get" action=(CONNECTIONS) {
+            @for (k, val) in tenant_query(&ctx, &t) { input type="hidden" name=(k) value=(val); }
+            label { (i18n::CLIENT_IP.get(lang)) input type="text" name="ip" value=(v(&q.ip)); }
+            label { (i18n::START.get(lang)) input type="text" name="start" value=(v(&q.start)) placeholder="2026-11-28 09:00"; }
+            label { (i18n::END.get(lang)) input type="text" name="end" value=(v(&q.end)) placeholder="2026-11-29"; }
+            input type="hidden" name="page_size" value=(q.table.page_size());
+            div.actions { button type="submit" { (i18n::SEARCH.get(lang)) } }
+        }
+    };
+    let (page, size) = (q.table.page(), q.table.page_size());
+    let mut table = match connections_table(&s, &ctx, &t, &q, page, size).await {
+        Ok(table) => table,
+        Err(e) => return frame(&ctx, &t, CONNECTIONS, e.status, &Notice::error(&e), filters),
+    };
+    table.apply(&q.table);
+    let mut query = tenant_query(&ctx, &t);
+    query.extend(q.filters());
+    let body = html! {
+        p.note { (i18n::CONNECTION_LOG_HELP.get(lang)) }
+        (filters)
+        div #results {
+            (table.render(lang, &q.table, CONNECTIONS, &query, &format!("{CONNECTIONS}.csv")))
+        }
+    };
+    frame(
+        &ctx,
+        &t,
+        CONNECTIONS,
+        StatusCode::OK,
+        &Notice::default(),
+        body,
+    )
+}
+
+pub async fn connections_csv(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ConnectionsQuery>,
+) -> Response {
+    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTIONS).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match connections_table(&s, &ctx, &t, &q, 1, hato_store::TRACE_PAGE_SIZE_MAX).await {
+        Ok(table) => csv_of(table, &q.table, ctx.lang, "connection-log.csv"),
+        Err(e) => error_page(Some(&ctx), ctx.lang, e),
+    }
+}

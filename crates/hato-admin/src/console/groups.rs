@@ -191,7 +191,7 @@ fn tenant_field(ctx: &Ctx, lang: Lang, value: &str) -> Markup {
 
 /// A dynamic group's filter box: typing shows the members it would have (htmx posts the form
 /// to `/groups/preview` and puts the answer in `#preview`); without JavaScript, the Preview
-/// button posts the same form there and the answer is a page.
+/// button ([`preview_button`]) posts the same form there and the answer is a page.
 fn filter_box(lang: Lang, value: &str, preview: Markup) -> Markup {
     html! {
         label { (i18n::G_FILTER.get(lang))
@@ -199,8 +199,15 @@ fn filter_box(lang: Lang, value: &str, preview: Markup) -> Markup {
                 hx-trigger="input changed delay:400ms" hx-target="#preview" hx-swap="innerHTML" { (value) }
         }
         p.note { (i18n::G_FILTER_HINT.get(lang)) }
-        button.secondary type="submit" formaction="/groups/preview" formnovalidate { (i18n::G_PREVIEW.get(lang)) }
         div #preview.preview aria-live="polite" { (preview) }
+    }
+}
+
+/// The Preview button of a form with a filter box: after the form's own button, so that Enter
+/// in a field still submits the form (a form's default button is its first).
+fn preview_button(lang: Lang) -> Markup {
+    html! {
+        button.secondary type="submit" formaction="/groups/preview" formnovalidate { (i18n::G_PREVIEW.get(lang)) }
     }
 }
 
@@ -251,7 +258,10 @@ async fn list_page(
                         label { (i18n::G_MEMBERS.get(lang))
                             textarea name="members" rows="3" placeholder=(i18n::G_ONE_A_LINE.get(lang)) { (field(values, "members")) } }
                     }
-                    div.actions { button type="submit" { (i18n::P_CREATE.get(lang)) } }
+                    div.actions {
+                        button type="submit" { (i18n::P_CREATE.get(lang)) }
+                        @if kind == "dynamic" { " " (preview_button(lang)) }
+                    }
                 }
             }
         }
@@ -550,7 +560,7 @@ async fn group_page(
             form.stack.panel #filter method="post" action=(here) {
                 (hidden("filter")) (tenant_hidden)
                 (filter_box(lang, filter, preview_list(lang, found)))
-                div.actions { button type="submit" { (i18n::P_SAVE.get(lang)) } }
+                div.actions { button type="submit" { (i18n::P_SAVE.get(lang)) } " " (preview_button(lang)) }
             }
         }
         @if let Some(reqs) = &requests {
@@ -846,6 +856,7 @@ pub async fn preview(
             (csrf_field(&ctx))
             (tenant_field(&ctx, lang, &field(&f, "tenant")))
             (filter_box(lang, &filter, preview_list(lang, &found)))
+            div.actions { (preview_button(lang)) }
         }
     };
     let status = match &found {

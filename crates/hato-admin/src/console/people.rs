@@ -100,6 +100,15 @@ pub fn error_note(error: Option<&str>) -> Markup {
     }
 }
 
+/// The JSON body of an API handler's answer (a created object), read back in memory: the
+/// handler wrote it a moment ago, and it is small.
+pub async fn answer_json(r: Response) -> Value {
+    match axum::body::to_bytes(r.into_body(), 1 << 20).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,14 +120,5 @@ mod tests {
             ["a@x.test", "b@x.test", "c@x.test"]
         );
         assert!(list("").is_empty());
-    }
-}
-
-/// The JSON body of an API handler's answer (a created object), read back in memory: the
-/// handler wrote it a moment ago, and it is small.
-pub async fn answer_json(r: Response) -> Value {
-    match axum::body::to_bytes(r.into_body(), 1 << 20).await {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-        Err(_) => Value::Null,
     }
 }

@@ -50,6 +50,8 @@ pub trait MailboxStore: Send + Sync {
     fn create_mailbox(&self, mailbox: NewMailbox) -> Pending<Mailbox>;
     fn update_mailbox(&self, id: MailboxId, change: MailboxChange) -> Pending<Mailbox>;
     fn mailboxes(&self, tenant: Option<TenantId>) -> Result<Vec<Mailbox>>;
+    /// One page of mailboxes (the console's list), and whether more follow.
+    fn mailbox_page(&self, q: &RecipientPage) -> Result<(Vec<Mailbox>, bool)>;
     /// Finds a mailbox by its primary address or any alias (canonical form).
     fn mailbox_by_address(&self, address: &str) -> Result<Option<Mailbox>>;
     fn remove_mailbox(&self, id: MailboxId) -> Pending<()> {
@@ -126,6 +128,8 @@ pub trait GroupStore: Send + Sync {
 pub trait ContactStore: Send + Sync {
     fn create_contact(&self, contact: NewContact) -> Pending<Contact>;
     fn contacts(&self, tenant: Option<TenantId>) -> Result<Vec<Contact>>;
+    /// One page of contacts (the console's list), and whether more follow.
+    fn contact_page(&self, q: &RecipientPage) -> Result<(Vec<Contact>, bool)>;
     fn remove_contact(&self, id: ContactId) -> Pending<()>;
 }
 

@@ -1961,3 +1961,36 @@ pub struct ThrottleReply {
     /// Allowance to take away from the day (a warm-up plan in force), 0 for none.
     pub reduce_by: u64,
 }
+
+/// What a listing page of recipients (the console's Recipients page) asks the store for: one
+/// tenant's (or every tenant's), those whose address or display name contains `filter` (any
+/// case), sorted, one page. The store reads only that page (plus one row, to tell whether more
+/// follow), so a tenant of 100,000 mailboxes costs one page's worth.
+#[derive(Clone, Debug, Default)]
+pub struct RecipientPage {
+    pub tenant: Option<TenantId>,
+    /// Lower-cased by the store; empty for every row.
+    pub filter: String,
+    pub sort: RecipientSort,
+    pub descending: bool,
+    pub offset: usize,
+    /// At most 1,000 rows are read, whatever is asked.
+    pub limit: usize,
+}
+
+/// The column a recipient listing is sorted by (the address breaks ties).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecipientSort {
+    #[default]
+    Address,
+    DisplayName,
+    /// A mailbox's type (`user`, `shared`); contacts sort by address.
+    Type,
+    /// A mailbox's quota; contacts sort by address.
+    Quota,
+    /// What a mailbox uses; contacts sort by address.
+    Used,
+}
+
+/// The most rows one [`RecipientPage`] reads.
+pub const RECIPIENT_PAGE_MAX: usize = 1000;

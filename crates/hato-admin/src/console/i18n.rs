@@ -368,6 +368,173 @@ pub const CONNECTION_LOG_HELP: Text = Text(
     "Connections refused, deferred or cut at the edge, newest first, with the reason.",
     "エッジで拒否、延期、または切断された接続を、新しい順に理由とともに表示します。",
 );
+// Recipients and Groups
+pub const P_CREATED: Text = Text("Created.", "作成しました。");
+pub const P_SAVED: Text = Text("Saved.", "保存しました。");
+pub const P_DELETED: Text = Text("Deleted.", "削除しました。");
+pub const P_PASSWORD_SET: Text = Text("The password was reset.", "パスワードをリセットしました。");
+pub const P_DISPLAY_NAME: Text = Text("Display name", "表示名");
+pub const P_EMAIL_ADDRESS: Text = Text("Email address", "メール アドレス");
+pub const P_RECIPIENT_TYPE: Text = Text("Recipient type", "受信者の種類");
+pub const P_QUOTA_MB: Text = Text("Quota (MB)", "クォータ (MB)");
+pub const P_USED_MB: Text = Text("Used (MB)", "使用量 (MB)");
+pub const P_USER_MAILBOX: Text = Text("User mailbox", "ユーザー メールボックス");
+pub const P_SHARED_MAILBOX: Text = Text("Shared mailbox", "共有メールボックス");
+pub const P_MAILBOXES: Text = Text("Mailboxes", "メールボックス");
+pub const P_CONTACTS: Text = Text("Contacts", "連絡先");
+pub const P_ADD_MAILBOX: Text = Text("Add a mailbox", "メールボックスの追加");
+pub const P_ADD_CONTACT: Text = Text("Add a mail contact", "メール連絡先の追加");
+pub const P_CREATE: Text = Text("Create", "作成");
+pub const P_DEPARTMENT: Text = Text("Department", "部署");
+pub const P_COMPANY: Text = Text("Company", "会社");
+pub const P_OFFICE: Text = Text("Office", "事業所");
+pub const P_CITY: Text = Text("City", "市区町村");
+pub const P_STATE: Text = Text("State or province", "都道府県");
+pub const P_COUNTRY: Text = Text("Country or region", "国/地域");
+pub const P_JOB_TITLE: Text = Text("Job title", "役職");
+pub const P_TENANT: Text = Text("Tenant", "テナント");
+pub const P_GENERAL: Text = Text("General", "全般");
+pub const P_SMTP_AUTH_OFF: Text = Text(
+    "Authenticated SMTP off for this mailbox",
+    "このメールボックスの認証済み SMTP を無効にする",
+);
+pub const P_CUSTOM_ATTRIBUTES: Text = Text("Custom attributes", "カスタム属性");
+pub const P_CUSTOM_ATTRIBUTE: Text = Text("Custom attribute", "カスタム属性");
+pub const P_SAVE: Text = Text("Save", "保存");
+pub const P_ALIASES: Text = Text("Email addresses (aliases)", "メール アドレス (エイリアス)");
+pub const P_ADD_ALIAS: Text = Text("Add an alias", "エイリアスの追加");
+pub const P_ADD: Text = Text("Add", "追加");
+pub const P_REMOVE: Text = Text("Remove", "削除");
+pub const P_PASSWORD_RESET: Text = Text("Reset password", "パスワードのリセット");
+pub const P_NEW_PASSWORD: Text = Text("New password", "新しいパスワード");
+pub const P_SET_PASSWORD: Text = Text("Reset", "リセット");
+pub const P_PASSWORD_HINT: Text = Text(
+    "8 to 256 characters. Left empty, it removes the password: the user can no longer sign in. Signing in again is needed everywhere.",
+    "8 ～ 256 文字。空のままにするとパスワードが削除され、ユーザーはサインインできなくなります。すべての場所で再サインインが必要になります。",
+);
+pub const P_PERMISSIONS: Text = Text("Mailbox permissions", "メールボックスのアクセス許可");
+pub const P_TRUSTEE: Text = Text(
+    "User or security group",
+    "ユーザーまたはセキュリティ グループ",
+);
+pub const P_RIGHT: Text = Text("Permission", "アクセス許可");
+pub const P_FULL_ACCESS: Text = Text("Full access", "フル アクセス");
+pub const P_SEND_AS: Text = Text("Send as", "送信者として送信");
+pub const P_SEND_ON_BEHALF_NOTE: Text = Text(
+    "Send on behalf is not offered: hato's API grants full access and send as.",
+    "代理人として送信は提供されていません。hato の API で付与できるのはフル アクセスと送信者として送信です。",
+);
+pub const P_DELETE_MAILBOX: Text = Text("Delete mailbox", "メールボックスの削除");
+pub const P_TRANSFER_OWNERSHIP: Text = Text(
+    "Make this mailbox owner of the groups it alone owns (optional)",
+    "このメールボックスだけが所有するグループの新しい所有者 (省略可能)",
+);
+pub const P_DELETE: Text = Text("Delete", "削除");
+pub const P_DELETE_CONTACT: Text = Text("Delete the mail contact", "メール連絡先を削除");
+pub const P_CANCEL: Text = Text("Cancel", "キャンセル");
+pub const G_DISTRIBUTION: Text = Text("Distribution lists", "配布リスト");
+pub const G_M365: Text = Text("Microsoft 365 groups", "Microsoft 365 グループ");
+pub const G_MAIL_SECURITY: Text = Text("Mail-enabled security", "メールが有効なセキュリティ");
+pub const G_SECURITY: Text = Text("Security groups", "セキュリティ グループ");
+pub const G_DYNAMIC: Text = Text("Dynamic distribution lists", "動的配布リスト");
+pub const G_MODERATION: Text = Text("Moderation", "モデレーション");
+pub const G_JOINED: Text = Text("You joined the group.", "グループに参加しました。");
+pub const G_LEFT: Text = Text("You left the group.", "グループから脱退しました。");
+pub const G_REQUESTED: Text = Text(
+    "Your request was sent to the group's owners.",
+    "要求をグループの所有者に送信しました。",
+);
+pub const G_ALREADY_MEMBER: Text = Text("You are already a member.", "既にメンバーです。");
+pub const G_APPROVED: Text = Text("Approved.", "承認しました。");
+pub const G_REJECTED: Text = Text("Rejected.", "拒否しました。");
+pub const G_BYPASSED: Text = Text(
+    "Approved; this sender's messages to the group are no longer moderated.",
+    "承認しました。この送信者からグループへのメッセージは今後モデレートされません。",
+);
+pub const G_NAME: Text = Text("Name", "名前");
+pub const G_TYPE: Text = Text("Group type", "グループの種類");
+pub const G_OWNERS: Text = Text("Owners", "所有者");
+pub const G_MEMBERS: Text = Text("Members", "メンバー");
+pub const G_MEMBER_COUNT: Text = Text("Members", "メンバー数");
+pub const G_HIDDEN: Text = Text("hidden", "非表示");
+pub const G_ADD_GROUP: Text = Text("Add a group", "グループの追加");
+pub const G_ONE_A_LINE: Text = Text(
+    "Addresses (or group names), one a line",
+    "アドレス (またはグループ名) を 1 行に 1 つ",
+);
+pub const G_FILTER: Text = Text("Recipient filter (OPATH)", "受信者フィルター (OPATH)");
+pub const G_FILTER_HINT: Text = Text(
+    "For example: Department -eq 'Sales' -and RecipientType -eq 'UserMailbox'. The members it would have show as you type.",
+    "例: Department -eq 'Sales' -and RecipientType -eq 'UserMailbox'。入力すると、該当するメンバーが表示されます。",
+);
+pub const G_PREVIEW: Text = Text("Preview", "プレビュー");
+pub const G_PREVIEW_COUNT: Text = Text(
+    "{} recipients match now.",
+    "現在 {} 件の受信者が該当します。",
+);
+pub const G_BYPASS_CHECK: Text = Text(
+    "Bypass the security group manager check",
+    "セキュリティ グループ マネージャーのチェックをバイパスする",
+);
+pub const G_JOIN: Text = Text("Join", "参加");
+pub const G_LEAVE: Text = Text("Leave", "脱退");
+pub const G_ADD_OWNER: Text = Text("Add an owner", "所有者の追加");
+pub const G_ADD_MEMBER: Text = Text("Add a member", "メンバーの追加");
+pub const G_REQUESTS: Text = Text("Join and leave requests", "参加および脱退の要求");
+pub const G_REQUEST_KIND: Text = Text("Request", "要求");
+pub const G_APPROVE: Text = Text("Approve", "承認");
+pub const G_REJECT: Text = Text("Reject", "拒否");
+pub const G_APPROVE_BYPASS: Text = Text(
+    "Approve and stop moderating this sender",
+    "承認して今後この送信者をモデレートしない",
+);
+pub const G_SETTINGS: Text = Text("Settings", "設定");
+pub const G_OPEN: Text = Text("Open", "オープン");
+pub const G_CLOSED: Text = Text("Closed", "クローズ");
+pub const G_APPROVAL: Text = Text("Owner approval", "所有者の承認");
+pub const G_JOIN_RESTRICTION: Text = Text("Joining the group", "グループへの参加");
+pub const G_DEPART_RESTRICTION: Text = Text("Leaving the group", "グループからの脱退");
+pub const G_PRIVACY: Text = Text("Privacy", "プライバシー");
+pub const G_PUBLIC: Text = Text("Public", "パブリック");
+pub const G_PRIVATE: Text = Text("Private", "プライベート");
+pub const G_AUTO_SUBSCRIBE: Text = Text(
+    "Send copies of group conversations to members' inboxes",
+    "グループの会話のコピーをメンバーの受信トレイに送信する",
+);
+pub const G_DELIVERY: Text = Text("Delivery management", "配信管理");
+pub const G_SENDER_AUTH: Text = Text("Only senders inside the organisation", "組織内の送信者のみ");
+pub const G_ACCEPT_FROM: Text = Text(
+    "Accept messages only from",
+    "次の送信者からのメッセージのみを受け入れる",
+);
+pub const G_REJECT_FROM: Text = Text(
+    "Reject messages from",
+    "次の送信者からのメッセージを拒否する",
+);
+pub const G_MODERATION_ENABLED: Text = Text(
+    "Messages to this group need a moderator's approval",
+    "このグループへのメッセージにはモデレーターの承認が必要",
+);
+pub const G_MODERATED_BY: Text = Text(
+    "Moderators (none: the owners)",
+    "モデレーター (なし: 所有者)",
+);
+pub const G_BYPASS_FROM: Text = Text("Senders who don't need approval", "承認が不要な送信者");
+pub const G_REPORT_ORIGINATOR: Text = Text(
+    "Send delivery reports to the sender",
+    "配信レポートを送信者に送信する",
+);
+pub const G_REPORT_MANAGER: Text = Text(
+    "Send delivery reports to the group's owners",
+    "配信レポートをグループの所有者に送信する",
+);
+pub const G_DELETE_GROUP: Text = Text("Delete group", "グループの削除");
+pub const G_PENDING: Text = Text("Waiting", "保留中");
+pub const G_APPROVED_STATE: Text = Text("Approved", "承認済み");
+pub const G_REJECTED_STATE: Text = Text("Rejected", "拒否済み");
+pub const G_EXPIRED: Text = Text("Expired", "期限切れ");
+pub const G_EXPIRES: Text = Text("Expires (UTC)", "有効期限 (UTC)");
+pub const G_COMMENT: Text = Text("Comment (optional)", "コメント (省略可能)");
 
 #[cfg(test)]
 mod tests {

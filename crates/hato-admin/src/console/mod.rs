@@ -11,12 +11,15 @@
 
 mod assets;
 mod flow_kit;
+mod groups;
 mod home;
 pub mod i18n;
 mod layout;
 mod mail_flow;
+mod people;
 mod placeholder;
 mod protection;
+mod recipients;
 mod session;
 mod table;
 mod trace;
@@ -65,7 +68,17 @@ pub const PATHS: &[&str] = &[
     "/trace.csv",
     "/trace/{trace_id}",
     "/recipients",
+    "/recipients.csv",
+    "/recipients/mailbox/{address}",
+    "/recipients/contacts",
+    "/recipients/contacts.csv",
+    "/recipients/contacts/delete",
     "/groups",
+    "/groups.csv",
+    "/groups/g/{group}",
+    "/groups/preview",
+    "/groups/moderation",
+    "/groups/moderation/{id}",
     "/mail-flow",
     "/mail-flow/rules",
     "/mail-flow/rules.csv",
@@ -105,8 +118,6 @@ pub fn pages() -> Router<AppState> {
         .route("/trace", get(trace::page))
         .route("/trace.csv", get(trace::csv))
         .route("/trace/{trace_id}", get(trace::detail))
-        .route("/recipients", get(placeholder::recipients))
-        .route("/groups", get(placeholder::groups))
         .route("/mail-flow", get(mail_flow::rules_tab))
         .route("/mail-flow/rules", post(mail_flow::create_rule))
         .route("/mail-flow/rules.csv", get(mail_flow::rules_csv))
@@ -165,6 +176,33 @@ pub fn pages() -> Router<AppState> {
             "/protection/connections.csv",
             get(protection::connections_csv),
         )
+        .route(
+            "/recipients",
+            get(recipients::page).post(recipients::create),
+        )
+        .route("/recipients.csv", get(recipients::csv))
+        .route(
+            "/recipients/mailbox/{address}",
+            get(recipients::mailbox).post(recipients::mailbox_post),
+        )
+        .route(
+            "/recipients/contacts",
+            get(recipients::contacts).post(recipients::contact_create),
+        )
+        .route("/recipients/contacts.csv", get(recipients::contacts_csv))
+        .route(
+            "/recipients/contacts/delete",
+            post(recipients::contact_delete),
+        )
+        .route("/groups", get(groups::page).post(groups::create))
+        .route("/groups.csv", get(groups::csv))
+        .route(
+            "/groups/g/{group}",
+            get(groups::group).post(groups::group_post),
+        )
+        .route("/groups/preview", post(groups::preview))
+        .route("/groups/moderation", get(groups::moderation_page))
+        .route("/groups/moderation/{id}", post(groups::moderation_post))
         .route("/quarantine", get(placeholder::quarantine))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -24,12 +24,6 @@ fn not_yet(ctx: Ctx, section: Nav) -> Response {
     layout::page(&ctx, Some(section), section.label().get(lang), body).into_response()
 }
 
-pub async fn recipients(ctx: Ctx) -> Response {
-    not_yet(ctx, Nav::Recipients)
-}
-pub async fn groups(ctx: Ctx) -> Response {
-    not_yet(ctx, Nav::Groups)
-}
 pub async fn quarantine(ctx: Ctx) -> Response {
     not_yet(ctx, Nav::Quarantine)
 }

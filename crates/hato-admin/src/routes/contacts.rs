@@ -26,7 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// A new mail contact.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ContactInput {
+pub(crate) struct ContactInput {
     /// An outside address (not in an accepted domain).
     address: String,
     /// The display name (default: the address).
@@ -75,7 +75,7 @@ fn contact_json(c: &Contact) -> Value {
         (status = 409, description = "The address is taken in the tenant", body = ErrorBody),
     )
 )]
-async fn create_contact(
+pub(crate) async fn create_contact(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<ContactInput>, JsonRejection>,
@@ -151,7 +151,7 @@ async fn list_contacts(State(s): State<AppState>, p: Principal) -> ApiResult<Jso
         (status = 404, description = "No such contact (in the caller's tenant)", body = ErrorBody),
     )
 )]
-async fn delete_contact(
+pub(crate) async fn delete_contact(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,

@@ -41,7 +41,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list_members(
+pub(crate) async fn list_members(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -66,7 +66,7 @@ async fn list_members(
 /// Recipients to add to and remove from a list of a group.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ListChange {
+pub(crate) struct ListChange {
     /// Addresses (or names of groups).
     #[serde(default)]
     add: Vec<String>,
@@ -92,7 +92,7 @@ struct ListChange {
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn change_members(
+pub(crate) async fn change_members(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -168,7 +168,7 @@ fn members_change(
         (status = 409, description = "The change would leave the group without an owner", body = ErrorBody),
     )
 )]
-async fn change_owners(
+pub(crate) async fn change_owners(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,

@@ -41,7 +41,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// `members` and `hidden_group_membership_enabled` are for creation only.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupInput {
+pub(crate) struct GroupInput {
     /// Required for mail-enabled groups; none for `security`.
     address: Option<String>,
     /// Unique in the tenant (default: the address's local part).
@@ -85,7 +85,7 @@ struct GroupInput {
 /// Exchange's precanned dynamic-group form.
 #[derive(Deserialize, Default, Clone, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PrecannedInput {
+pub(crate) struct PrecannedInput {
     /// `MailboxUsers`, `MailContacts`, `MailGroups`, `MailUsers`, `Resources` or `AllRecipients`.
     #[serde(default)]
     included_recipients: Vec<String>,
@@ -254,7 +254,7 @@ impl GroupInput {
         (status = 409, description = "The name or the address is taken", body = ErrorBody),
     )
 )]
-async fn create_group(
+pub(crate) async fn create_group(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<GroupInput>, JsonRejection>,
@@ -394,7 +394,7 @@ fn new_group(
         (status = 404, description = "No such tenant", body = ErrorBody),
     )
 )]
-async fn list_groups(
+pub(crate) async fn list_groups(
     State(s): State<AppState>,
     p: Principal,
     Query(f): Query<TenantFilter>,
@@ -434,7 +434,7 @@ async fn list_groups(
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn get_group(
+pub(crate) async fn get_group(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -462,7 +462,7 @@ async fn get_group(
         (status = 409, description = "The new name is taken", body = ErrorBody),
     )
 )]
-async fn update_group(
+pub(crate) async fn update_group(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -539,7 +539,7 @@ fn group_update(
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct BypassParam {
+pub(crate) struct BypassParam {
     /// A global admin removes a group it does not manage.
     #[serde(default)]
     bypass_security_group_manager_check: bool,
@@ -558,7 +558,7 @@ struct BypassParam {
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn delete_group(
+pub(crate) async fn delete_group(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -585,7 +585,7 @@ async fn delete_group(
 /// A filter to try: `filter` or `precanned`, not both.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PreviewInput {
+pub(crate) struct PreviewInput {
     tenant: Option<String>,
     /// OPATH.
     filter: Option<String>,
@@ -606,7 +606,7 @@ struct PreviewInput {
         (status = 404, description = "No such tenant", body = ErrorBody),
     )
 )]
-async fn preview(
+pub(crate) async fn preview(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<PreviewInput>, JsonRejection>,

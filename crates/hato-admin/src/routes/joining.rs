@@ -68,7 +68,7 @@ fn me(p: &Principal) -> ApiResult<i64> {
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn join(
+pub(crate) async fn join(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -209,7 +209,7 @@ async fn membership_change(
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn leave(
+pub(crate) async fn leave(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -240,7 +240,7 @@ async fn leave(
         (status = 404, description = "No such group (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list_requests(
+pub(crate) async fn list_requests(
     State(s): State<AppState>,
     p: Principal,
     Path(ident): Path<String>,
@@ -277,7 +277,7 @@ async fn list_requests(
         (status = 404, description = "No such group or request, or a decision other than approve or reject", body = ErrorBody),
     )
 )]
-async fn decide_request(
+pub(crate) async fn decide_request(
     State(s): State<AppState>,
     p: Principal,
     Path((ident, id, decision)): Path<(String, i64, String)>,

@@ -31,7 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 /// Mailbox fields as the API takes them; every field optional (PATCH changes only those given).
 #[derive(Deserialize, Default, ToSchema)]
-struct MailboxInput {
+pub(crate) struct MailboxInput {
     /// The primary address (creation only; its domain names the tenant).
     address: Option<String>,
     /// Sets the password the user logs in with (stored as an argon2 hash); empty clears it.
@@ -254,7 +254,7 @@ fn mailbox_json(m: &Mailbox, smtp_client_authentication_disabled: bool) -> Value
         (status = 409, description = "The address is taken (by a mailbox, alias, group or contact)", body = ErrorBody),
     )
 )]
-async fn create_mailbox(
+pub(crate) async fn create_mailbox(
     State(s): State<AppState>,
     p: Principal,
     payload: Result<Json<MailboxInput>, JsonRejection>,
@@ -345,7 +345,7 @@ async fn create_mailbox(
         (status = 404, description = "No such tenant", body = ErrorBody),
     )
 )]
-async fn list_mailboxes(
+pub(crate) async fn list_mailboxes(
     State(s): State<AppState>,
     p: Principal,
     Query(f): Query<TenantFilter>,
@@ -375,7 +375,7 @@ async fn list_mailboxes(
         (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn get_mailbox(
+pub(crate) async fn get_mailbox(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
@@ -404,7 +404,7 @@ async fn get_mailbox(
         (status = 409, description = "An alias is taken", body = ErrorBody),
     )
 )]
-async fn update_mailbox(
+pub(crate) async fn update_mailbox(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
@@ -484,7 +484,7 @@ async fn password_hash(password: &str) -> ApiResult<Option<String>> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct RemoveQuery {
+pub(crate) struct RemoveQuery {
     /// A mailbox of the same tenant that becomes owner of the groups this one is the last owner of.
     transfer_ownership_to: Option<String>,
 }
@@ -507,7 +507,7 @@ struct RemoveQuery {
         (status = 409, description = "The mailbox is the last owner of groups (named), and ownership is not transferred", body = ErrorBody),
     )
 )]
-async fn delete_mailbox(
+pub(crate) async fn delete_mailbox(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,

@@ -1,15 +1,15 @@
 //! Messages held for moderated groups: the queue and moderators' decisions.
 
-use super::common::find_group;
+use super::common::{denied, find_group, resolve_ref};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, Path, listing_scope};
 use axum::Json;
 use axum::extract::{Query, State};
 use hato_core::auth::Principal;
-use hato_core::directory::Group;
+use hato_core::directory::{Group, GroupId};
 use hato_directory::DirectoryIndex;
-use hato_directory::policy;
-use hato_store::ModerationState;
+use hato_directory::policy::{self, GroupAction};
+use hato_store::{GroupChange, ModerationState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -24,7 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct ModerationFilter {
+pub(crate) struct ModerationFilter {
     /// Only this group's (address or name).
     group: Option<String>,
     /// `pending`, `approved`, `rejected` or `expired`.
@@ -83,7 +83,7 @@ fn may_moderate(p: &Principal, g: &Group) -> bool {
         (status = 404, description = "No such group", body = ErrorBody),
     )
 )]
-async fn moderation_list(
+pub(crate) async fn moderation_list(
     State(s): State<AppState>,
     p: Principal,
     Query(f): Query<ModerationFilter>,
@@ -121,6 +121,42 @@ async fn moderation_list(
     .await
 }
 
+/// The change that adds the held message's sender to the group's moderation bypass list
+/// ("approve and stop moderating this sender"): only with an approval, only for a sender the
+/// directory knows, and only by someone who may change the group's settings.
+fn sender_bypass(
+    p: &Principal,
+    ix: &DirectoryIndex,
+    g: &Group,
+    held: &hato_store::HeldMessage,
+    state: ModerationState,
+) -> ApiResult<(GroupId, GroupChange)> {
+    if state != ModerationState::Approved {
+        return Err(ApiError::bad_request(
+            "bypass_sender goes with approve: a rejected sender stays moderated",
+        ));
+    }
+    policy::authorize(p, ix, g, GroupAction::ChangeSettings, p.is_global_admin())
+        .map_err(denied)?;
+    let sender = resolve_ref(ix, &held.sender).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{} is not a recipient of the tenant: only mailboxes, contacts and groups can bypass moderation (add a mail contact first)",
+            held.sender
+        ))
+    })?;
+    let mut settings = g.settings.clone();
+    if !settings.bypass_moderation_from.contains(&sender) {
+        settings.bypass_moderation_from.push(sender);
+    }
+    Ok((
+        g.id,
+        GroupChange {
+            settings: Some(settings),
+            ..Default::default()
+        },
+    ))
+}
+
 /// The longest comment a moderator may give, in characters: it goes into the sender's NDR and
 /// stays with the held message, so its size is bounded as every other field of either.
 pub(crate) const MAX_COMMENT_CHARS: usize = 1000;
@@ -128,11 +164,18 @@ pub(crate) const MAX_COMMENT_CHARS: usize = 1000;
 /// A moderator's decision; the body may be left out.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+pub(crate) struct Decision {
     /// Goes into the rejection's NDR; at most 1,000 characters.
     #[serde(default)]
     #[schema(max_length = 1000)]
     comment: String,
+    /// With `approve`: "approve and stop moderating this sender" — the sender joins the group's
+    /// `bypass_moderation_from` (Exchange's BypassModerationFromSendersOrMembers), so their
+    /// next messages to it go straight through. The sender must be a recipient of the tenant
+    /// (a mailbox, contact or group), and the caller must be allowed to change the group's
+    /// settings (its owners; admins as for any settings change).
+    #[serde(default)]
+    bypass_sender: bool,
 }
 
 /// Approve (deliver) or reject (NDR to the sender) a held message (its moderators).
@@ -153,19 +196,21 @@ struct Decision {
         (status = 404, description = "No such held message, or a decision other than approve or reject", body = ErrorBody),
     )
 )]
-async fn moderation_decide(
+pub(crate) async fn moderation_decide(
     State(s): State<AppState>,
     p: Principal,
     Path((id, decision)): Path<(i64, String)>,
     payload: Option<Json<Decision>>,
 ) -> ApiResult<Json<Value>> {
-    let comment = payload.map(|Json(d)| d.comment).unwrap_or_default();
+    let (comment, bypass_sender) = payload
+        .map(|Json(d)| (d.comment, d.bypass_sender))
+        .unwrap_or_default();
     if comment.chars().count() > MAX_COMMENT_CHARS {
         return Err(ApiError::bad_request(format!(
             "comment: at most {MAX_COMMENT_CHARS} characters"
         )));
     }
-    let (ix, state, by) = s
+    let (ix, state, by, bypass) = s
         .blocking(move |s| {
             let tenant = listing_scope(s, &p, None)?;
             let held = s
@@ -188,17 +233,26 @@ async fn moderation_decide(
                 "reject" => ModerationState::Rejected,
                 _ => return Err(ApiError::not_found("use approve or reject")),
             };
+            // Checked in full before the decision, so a refused bypass decides nothing.
+            let bypass = if bypass_sender {
+                Some(sender_bypass(&p, &ix, g, &held, state)?)
+            } else {
+                None
+            };
             let by = p
                 .mailbox_id
                 .and_then(|m| ix.mailbox(m))
                 .map(|m| m.address.clone())
                 .unwrap_or_else(|| p.role.as_str().to_string());
-            Ok((ix, state, by))
+            Ok((ix, state, by, bypass))
         })
         .await?;
     let decided = s
         .store
         .decide_moderation(id, state, by, comment, s.clock.now())
         .await?;
+    if let Some((group, change)) = bypass {
+        s.store.update_group(group, change).await?;
+    }
     Ok(Json(held_json(&ix, &decided)))
 }

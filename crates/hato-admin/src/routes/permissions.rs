@@ -25,7 +25,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// A right on a mailbox, given to a user or a security group.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PermissionInput {
+pub(crate) struct PermissionInput {
     /// A mailbox address, or a security / mail-enabled security group (address or name).
     user: String,
     /// `full-access` or `send-as`.
@@ -102,7 +102,7 @@ fn permission_target(
         (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn add_permission(
+pub(crate) async fn add_permission(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
@@ -144,7 +144,7 @@ async fn add_permission(
         (status = 404, description = "No such mailbox, or no such right", body = ErrorBody),
     )
 )]
-async fn remove_permission(
+pub(crate) async fn remove_permission(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,
@@ -171,7 +171,7 @@ async fn remove_permission(
         (status = 404, description = "No such mailbox (or another tenant's)", body = ErrorBody),
     )
 )]
-async fn list_permissions(
+pub(crate) async fn list_permissions(
     State(s): State<AppState>,
     p: Principal,
     Path(address): Path<String>,

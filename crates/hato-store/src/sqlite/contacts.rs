@@ -4,7 +4,7 @@ use super::{SqliteStore, address_holder, bump_directory, check_reserved, tenant_
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::ContactStore;
-use crate::types::NewContact;
+use crate::types::{NewContact, RECIPIENT_PAGE_MAX, RecipientPage, RecipientSort};
 use hato_core::directory::{Contact, ContactId, MailboxAttributes, TenantId};
 use rusqlite::params;
 
@@ -68,6 +68,43 @@ impl ContactStore for SqliteStore {
             )?;
             let rows = stmt.query_map([tenant], load_contact)?.collect::<std::result::Result<Vec<_>, _>>()?;
             rows.into_iter().map(contact_from).collect()
+        })
+    }
+
+    fn contact_page(&self, q: &RecipientPage) -> Result<(Vec<Contact>, bool)> {
+        let column = match q.sort {
+            RecipientSort::DisplayName => "display_name COLLATE NOCASE",
+            _ => "address",
+        };
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let limit = q.limit.clamp(1, RECIPIENT_PAGE_MAX);
+        let filter = q.filter.trim().to_lowercase();
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT id, tenant_id, address, display_name, attributes FROM contacts \
+                 WHERE (?1 IS NULL OR tenant_id = ?1) \
+                 AND (?2 = '' OR instr(lower(address), ?2) > 0 OR instr(lower(display_name), ?2) > 0) \
+                 ORDER BY {column} {dir}, address {dir} LIMIT ?3 OFFSET ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        q.tenant,
+                        filter,
+                        (limit + 1) as i64,
+                        q.offset.min(i64::MAX as usize) as i64
+                    ],
+                    load_contact,
+                )?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut out = rows
+                .into_iter()
+                .map(contact_from)
+                .collect::<Result<Vec<_>>>()?;
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
         })
     }
 

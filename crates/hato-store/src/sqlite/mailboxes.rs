@@ -4,7 +4,7 @@ use super::{SqliteStore, address_holder, bump_directory, check_reserved, tenant_
 use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::MailboxStore;
-use crate::types::{MailboxChange, NewMailbox};
+use crate::types::{MailboxChange, NewMailbox, RECIPIENT_PAGE_MAX, RecipientPage, RecipientSort};
 use hato_core::directory::{Mailbox, MailboxAttributes, MailboxId, MailboxType, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -184,6 +184,43 @@ impl MailboxStore for SqliteStore {
                 out.push(mailbox_from_row(conn, r)?);
             }
             Ok(out)
+        })
+    }
+
+    fn mailbox_page(&self, q: &RecipientPage) -> Result<(Vec<Mailbox>, bool)> {
+        let column = match q.sort {
+            RecipientSort::Address => "m.address",
+            RecipientSort::DisplayName => "m.display_name COLLATE NOCASE",
+            RecipientSort::Type => "m.type",
+            RecipientSort::Quota => "m.quota_bytes",
+            RecipientSort::Used => "m.used_bytes",
+        };
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let limit = q.limit.clamp(1, RECIPIENT_PAGE_MAX);
+        let filter = q.filter.trim().to_lowercase();
+        self.read(|conn| {
+            // `instr` rather than LIKE: the filter is the person's text, with no wildcard to
+            // escape. One page plus one row is read: the extra row says whether more follow.
+            let sql = format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes m JOIN tenants t ON t.id = m.tenant_id \
+                 WHERE (?1 IS NULL OR m.tenant_id = ?1) \
+                 AND (?2 = '' OR instr(lower(m.address), ?2) > 0 OR instr(lower(m.display_name), ?2) > 0) \
+                 ORDER BY {column} {dir}, m.address {dir} LIMIT ?3 OFFSET ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![
+                q.tenant,
+                filter,
+                (limit + 1) as i64,
+                q.offset.min(i64::MAX as usize) as i64
+            ])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(mailbox_from_row(conn, r)?);
+            }
+            let more = out.len() > limit;
+            out.truncate(limit);
+            Ok((out, more))
         })
     }
 

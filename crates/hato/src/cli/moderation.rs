@@ -18,6 +18,10 @@ pub enum ModerationCmd {
     },
     Approve {
         id: i64,
+        /// Approve and stop moderating this sender: the sender joins the group's
+        /// bypass_moderation_from (needs the right to change the group's settings).
+        #[arg(long)]
+        bypass_sender: bool,
     },
     Reject {
         id: i64,
@@ -44,14 +48,18 @@ pub(super) fn run(c: &Client, cmd: ModerationCmd) -> Result<(), String> {
                 json,
             )
         }
-        ModerationCmd::Approve { id } => {
+        ModerationCmd::Approve { id, bypass_sender } => {
             c.json(
                 "POST",
                 &format!("/api/v1/moderation/{id}/approve"),
                 &[],
-                Some(json!({})),
+                Some(json!({ "bypass_sender": bypass_sender })),
             )?;
-            println!("message {id} approved");
+            if bypass_sender {
+                println!("message {id} approved; its sender is no longer moderated");
+            } else {
+                println!("message {id} approved");
+            }
             Ok(())
         }
         ModerationCmd::Reject { id, comment } => {

@@ -206,16 +206,31 @@ fn nested_cv(
     let fold = |i: usize| i % OUTER;
     let (mut caught, mut spam, mut fp, mut ham) = (0usize, 0usize, 0usize, 0usize);
     let mut scores = vec![0f32; n];
+    // SCORES=FILE: every outer fold's inner out-of-fold scores (what the cut is set on) and
+    // its held-out scores, one `fold inner|outer spam|ham score` a line, so cut rules can be
+    // compared on the same models without retraining.
+    let mut dump_scores = String::new();
     for k in 0..OUTER {
         let train: Vec<Sample> = (0..n)
             .filter(|i| fold(*i) != k)
             .map(|i| samples[i].clone())
             .collect();
-        let (c, _) = Classifier::train(&train, o);
+        let (c, report) = Classifier::train(&train, o);
+        for (s, x) in train.iter().zip(&report.oof_scores) {
+            dump_scores.push_str(&format!(
+                "{k} inner {} {x}\n",
+                if s.spam { "spam" } else { "ham" }
+            ));
+        }
         let (mut kc, mut ks, mut kf, mut kh) = (0, 0, 0, 0);
         for i in (0..n).filter(|i| fold(*i) == k) {
             let s = c.score(&c.extract(&raws[i]), None);
             scores[i] = s.score;
+            dump_scores.push_str(&format!(
+                "{k} outer {} {}\n",
+                if samples[i].spam { "spam" } else { "ham" },
+                s.score
+            ));
             if samples[i].spam {
                 ks += 1;
                 kc += usize::from(s.scl >= 5);
@@ -239,6 +254,10 @@ fn nested_cv(
         spam += ks;
         fp += kf;
         ham += kh;
+    }
+    if let Ok(path) = std::env::var("SCORES") {
+        let path = path.replace("{seed}", &o.seed.to_string());
+        std::fs::write(&path, &dump_scores).map_err(|e| format!("{path}: {e}"))?;
     }
     let labels: Vec<bool> = samples.iter().map(|s| s.spam).collect();
     // The ranking alone, the cuts aside: recall where the pooled held-out ham allow a share.

@@ -23,6 +23,9 @@
 //!   cut) on the other four and judges the held-out fold at its own SCL 5 cut. The pooled
 //!   recall and false-positive rate are what to expect on mail the model never saw, cut and
 //!   all — the figure to choose settings by, not the test split.
+//!   SCORES=FILE (`{seed}` in it is replaced by the seed) writes each outer fold's inner
+//!   out-of-fold scores and held-out scores, to compare SCL 5 cut rules on the same models
+//!   (docs/architecture.md, "How the SCL 5 cut is set").
 
 use hato_protection::spam::classifier::{
     Classifier, H, Sample, Split, TrainOptions, auc, corpus_split,

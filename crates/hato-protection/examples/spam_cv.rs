@@ -23,6 +23,9 @@
 //!   cut) on the other four and judges the held-out fold at its own SCL 5 cut. The pooled
 //!   recall and false-positive rate are what to expect on mail the model never saw, cut and
 //!   all — the figure to choose settings by, not the test split.
+//!   SCORES=FILE (`{seed}` in it is replaced by the seed) writes each outer fold's inner
+//!   out-of-fold scores and held-out scores, to compare SCL 5 cut rules on the same models
+//!   (docs/architecture.md, "How the SCL 5 cut is set").
 
 use hato_protection::spam::classifier::{
     Classifier, H, Sample, Split, TrainOptions, auc, corpus_split,
@@ -206,16 +209,31 @@ fn nested_cv(
     let fold = |i: usize| i % OUTER;
     let (mut caught, mut spam, mut fp, mut ham) = (0usize, 0usize, 0usize, 0usize);
     let mut scores = vec![0f32; n];
+    // SCORES=FILE: every outer fold's inner out-of-fold scores (what the cut is set on) and
+    // its held-out scores, one `fold inner|outer spam|ham score` a line, so cut rules can be
+    // compared on the same models without retraining.
+    let mut dump_scores = String::new();
     for k in 0..OUTER {
         let train: Vec<Sample> = (0..n)
             .filter(|i| fold(*i) != k)
             .map(|i| samples[i].clone())
             .collect();
-        let (c, _) = Classifier::train(&train, o);
+        let (c, report) = Classifier::train(&train, o);
+        for (s, x) in train.iter().zip(&report.oof_scores) {
+            dump_scores.push_str(&format!(
+                "{k} inner {} {x}\n",
+                if s.spam { "spam" } else { "ham" }
+            ));
+        }
         let (mut kc, mut ks, mut kf, mut kh) = (0, 0, 0, 0);
         for i in (0..n).filter(|i| fold(*i) == k) {
             let s = c.score(&c.extract(&raws[i]), None);
             scores[i] = s.score;
+            dump_scores.push_str(&format!(
+                "{k} outer {} {}\n",
+                if samples[i].spam { "spam" } else { "ham" },
+                s.score
+            ));
             if samples[i].spam {
                 ks += 1;
                 kc += usize::from(s.scl >= 5);
@@ -239,6 +257,10 @@ fn nested_cv(
         spam += ks;
         fp += kf;
         ham += kh;
+    }
+    if let Ok(path) = std::env::var("SCORES") {
+        let path = path.replace("{seed}", &o.seed.to_string());
+        std::fs::write(&path, &dump_scores).map_err(|e| format!("{path}: {e}"))?;
     }
     let labels: Vec<bool> = samples.iter().map(|s| s.spam).collect();
     // The ranking alone, the cuts aside: recall where the pooled held-out ham allow a share.

@@ -501,6 +501,18 @@ pub fn auc(scores: &[f32], spam: &[bool]) -> f64 {
 
 /// The cut points from out-of-fold fused scores: SCL 5 where at most `target_fp` of the ham
 /// scores at or above it, 7 above every ham, 6 and 8 between, 9 as far above 7 as 7 is above 5.
+///
+/// Why the SCL 5 cut is this order statistic (just above the (k+1)-th highest out-of-fold
+/// ham, k = ⌊target·n⌋) and no smoother estimate: on ham drawn like the out-of-fold ham it
+/// would overshoot a little (the share of unseen ham above the (k+1)-th highest of n has mean
+/// (k+1)/(n+1), 0.32 % at n = 3,085; `the_scl5_cut_on_synthetic_ham`), but the shipped model
+/// is trained on all the ham the out-of-fold models each saw four fifths of, and scores unseen
+/// ham lower: with the whole training simulated (`examples/spam_cv.rs` NESTED=1, train split
+/// only, training seeds 1–8) its held-out FP is 0.26 % on average and at most 0.29 %. Cuts
+/// from an exponential fit of the highest 20 or 40 ham (peaks over a threshold, unbiased
+/// on such a tail, with and without margins for the fit's variance) caught 0.2–0.3 points
+/// more spam where they did not cut higher, but let 0.32–0.36 % of the held-out ham through
+/// on some seeds; none kept every seed at or under 0.3 % and caught more (docs/architecture.md).
 fn cut_points(scores: &[f32], spam: &[bool], target_fp: f64) -> [f32; 5] {
     let mut ham: Vec<f32> = scores
         .iter()
@@ -621,6 +633,56 @@ mod tests {
         assert_eq!(above, 3);
         assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
         assert!(cuts[2] > 0.999);
+    }
+
+    /// `n` ham scores with an exponential distribution (Exp(1)), by a fixed-seed generator.
+    fn exponential_ham(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                // A uniform in (0, 1): 53 random bits, never 0.
+                let p = ((rng.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                -p.ln() as f32
+            })
+            .collect()
+    }
+
+    /// The cut rule on ham of a known distribution (Exp(1): the share at or above a cut x is
+    /// e^-x). On the scores it is set on, at most the target share of ham is at or above it,
+    /// every time. On unseen ham from the same distribution the share is (k+1)/(n+1) on
+    /// average (the (k+1)-th highest of n uniform shares is Beta(k+1, n−k)): with n = 3,085
+    /// and a target of 0.3 %, k = 9 and 0.324 %; the margin on real mail comes from the
+    /// shipped model being trained on more ham than the out-of-fold models (see
+    /// `cut_points`); a target of 0.27 % (k = 8) keeps it at or under 0.3 % even here.
+    #[test]
+    fn the_scl5_cut_on_synthetic_ham() {
+        let (n, draws) = (3085usize, 400usize);
+        let mut rng = Rng(0x5eed);
+        for (target, expected) in [(0.003, 10.0 / 3086.0), (0.0027, 9.0 / 3086.0)] {
+            let mut unseen = 0f64;
+            for _ in 0..draws {
+                let ham = exponential_ham(&mut rng, n);
+                let cuts = cut_points(&ham, &vec![false; n], target);
+                let above = ham.iter().filter(|x| **x >= cuts[0]).count();
+                assert!(above as f64 <= target * n as f64, "{above} of {n} above");
+                unseen += (-f64::from(cuts[0])).exp();
+            }
+            let mean = unseen / draws as f64;
+            // 400 draws: the mean's standard error is about 0.005 points.
+            assert!(
+                (mean - expected).abs() < 0.00015,
+                "target {target}: mean unseen FP {mean}, expected {expected}"
+            );
+        }
+        let mean_at = |target: f64, rng: &mut Rng| {
+            (0..draws)
+                .map(|_| {
+                    let ham = exponential_ham(rng, n);
+                    (-f64::from(cut_points(&ham, &vec![false; n], target)[0])).exp()
+                })
+                .sum::<f64>()
+                / draws as f64
+        };
+        assert!(mean_at(0.0027, &mut rng) <= 0.003);
     }
 
     #[test]

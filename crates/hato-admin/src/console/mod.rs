@@ -14,6 +14,7 @@ mod home;
 pub mod i18n;
 mod layout;
 mod placeholder;
+mod quarantine;
 mod session;
 mod table;
 mod trace;
@@ -66,6 +67,16 @@ pub const PATHS: &[&str] = &[
     "/mail-flow",
     "/protection",
     "/quarantine",
+    "/quarantine.csv",
+    "/quarantine/{id}",
+    "/quarantine/{id}/release",
+    "/quarantine/{id}/release-all",
+    "/quarantine/{id}/release-some",
+    "/quarantine/{id}/delete",
+    "/quarantine/mail",
+    "/quarantine/mail.csv",
+    "/quarantine/mail/{id}",
+    "/quarantine/mail/{id}/move",
 ];
 
 /// The console's routes, each answer with the security headers.
@@ -83,7 +94,23 @@ pub fn pages() -> Router<AppState> {
         .route("/groups", get(placeholder::groups))
         .route("/mail-flow", get(placeholder::mail_flow))
         .route("/protection", get(placeholder::protection))
-        .route("/quarantine", get(placeholder::quarantine))
+        .route("/quarantine", get(quarantine::page))
+        .route("/quarantine.csv", get(quarantine::csv))
+        .route("/quarantine/{id}", get(quarantine::detail))
+        .route("/quarantine/{id}/release", post(quarantine::release))
+        .route(
+            "/quarantine/{id}/release-all",
+            post(quarantine::release_all),
+        )
+        .route(
+            "/quarantine/{id}/release-some",
+            post(quarantine::release_some),
+        )
+        .route("/quarantine/{id}/delete", post(quarantine::delete))
+        .route("/quarantine/mail", get(quarantine::mail))
+        .route("/quarantine/mail.csv", get(quarantine::mail_csv))
+        .route("/quarantine/mail/{id}", get(quarantine::mail_item))
+        .route("/quarantine/mail/{id}/move", post(quarantine::move_message))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -36,6 +36,3 @@ pub async fn mail_flow(ctx: Ctx) -> Response {
 pub async fn protection(ctx: Ctx) -> Response {
     not_yet(ctx, Nav::Protection)
 }
-pub async fn quarantine(ctx: Ctx) -> Response {
-    not_yet(ctx, Nav::Quarantine)
-}

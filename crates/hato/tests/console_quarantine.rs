@@ -438,6 +438,20 @@ fn what_mail_carries_is_escaped_and_html_is_never_rendered() {
     for markup in ["<b>html</b>", "alert(3)", "tracker.test", "<img"] {
         assert!(!a.body.contains(markup), "{markup}: {}", a.body);
     }
+    // The API's preview says the text is the HTML body's.
+    let (status, v) = s.api(
+        "GET",
+        &format!("/api/v1/quarantine/{user_html}/preview"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["text_from_html"], true, "{v}");
+    assert!(
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Hello html world") && !t.contains('<')),
+        "{v}"
+    );
     // The admin sees the malware's name and the trace events with their reasons.
     let mut ga = Client::signed_in(&s, "ga@contoso.test", PASSWORD);
     let a = ga.get(&format!("/quarantine/{user_malware}"));
@@ -475,6 +489,24 @@ fn filters_release_to_some_and_to_all_and_csv() {
         assert_eq!(a.status, 200, "{query}: {}", a.body);
         assert_eq!(a.rows(), rows, "{query}: {}", a.body);
     }
+    // The API takes the same filters.
+    for (query, n) in [
+        ("policy=STRICT", 4),
+        ("expires_before=2000-01-01", 0),
+        ("expires_before=2999-01-01T00:00:00Z", 5),
+    ] {
+        let (status, v) = s.api("GET", &format!("/api/v1/quarantine?{query}"), None);
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(n), "{query}: {v}");
+    }
+    let (status, v) = s.api("GET", "/api/v1/quarantine?expires_before=soon", None);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("expires_before")),
+        "{v}"
+    );
     // A bad filter: the API's 400, with its words.
     let a = ga.get("/quarantine?kind=virus");
     assert_eq!(a.status, 400, "{}", a.body);

@@ -11,14 +11,19 @@ use hato_core::directory::TenantId;
 use rusqlite::{OptionalExtension, params};
 
 /// The first recipient row of the first message received at or after `since`
-/// (messages_received, recipients_message); `i64::MAX` when none is.
+/// (messages_received, then one seek in an index on recipients' message_id); `i64::MAX` when
+/// none is. Not `MIN(r.id) … WHERE r.message_id >= ?`: SQLite answers that by walking the
+/// recipients from the lowest id until one matches, the whole month before the window
+/// (0.9 s at a million rows).
 fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Result<i64> {
     let id: Option<i64> = conn
         .prepare_cached(
-            "SELECT MIN(r.id) FROM recipients r WHERE r.message_id >= \
-               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1)",
+            "SELECT r.id FROM recipients r WHERE r.message_id >= \
+               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1) \
+             ORDER BY r.message_id, r.id LIMIT 1",
         )?
-        .query_row([since.0], |r| r.get(0))?;
+        .query_row([since.0], |r| r.get(0))
+        .optional()?;
     Ok(id.unwrap_or(i64::MAX))
 }
 

@@ -159,12 +159,12 @@ mod tests {
     }
 
     #[test]
-    fn an_html_only_message_shows_no_text() {
+    fn an_html_only_message_shows_its_text_without_markup_or_links() {
         let p = preview(
             b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>hello</p><img src=http://x/>\r\n",
         );
-        assert_eq!(p.text, "");
-        assert!(p.has_html);
+        assert_eq!(p.text, "hello");
+        assert!(p.has_html && p.text_from_html);
     }
 
     #[test]

@@ -15,7 +15,11 @@
 #        status            Failed only
 #        subject           subject contains a word
 #        window            a one-day time range ten days back
-#   2. Page weight on first load (empty cache): the HTML of the sign-in page and of the
+#   2. Home (the operator's: mail flow over 24 h / 7 d / 30 d, the queue, top senders and
+#      recipients of 24 h) with the same rows. Its figures are the hourly counters that the
+#      store's triggers keep as rows are written (migration 37), so the rows written straight
+#      into the tables above fill them exactly as mail does. Target: < 300 ms.
+#   3. Page weight on first load (empty cache): the HTML of the sign-in page and of the
 #      message trace page (50 rows), plus the stylesheet and htmx they load. Target: < 150 KB.
 #
 # Run: bash bench/console.sh        Env: ROWS=1000000 RUNS=9 HATO=target/release/hato
@@ -145,12 +149,13 @@ for name, q in queries.items():
     print(f"  {name:14s} median {med:7.1f} ms   max {max(times):7.1f} ms   ({rows} rows on the page)")
 print(f"  slowest median {worst:.1f} ms (target < 300 ms): {'ok' if worst < 300 else 'OVER'}")
 times = []
-for _ in range(3):
+for _ in range(runs):
     t = time.perf_counter()
     r, body = req("GET", "/", headers={"Cookie": cookie})
     times.append((time.perf_counter() - t) * 1000)
     assert r.status == 200, r.status
-print(f"  home page (mail flow over 24 h / 7 d / 30 d, top senders and recipients): median {statistics.median(times):.1f} ms of 3")
+home = statistics.median(times)
+print(f"  home page (mail flow over 24 h / 7 d / 30 d, top senders and recipients): median {home:.1f} ms of {runs}, max {max(times):.1f} ms (target < 300 ms): {'ok' if home < 300 else 'OVER'}")
 
 print("== page weight, first load (bytes) ==")
 def weight(path):

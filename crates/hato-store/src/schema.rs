@@ -897,4 +897,91 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX trace_events_event_time ON trace_events(event, time);
     CREATE INDEX recipients_pending_tenant ON recipients(tenant_id) WHERE status = 'Pending';
     "#,
+    // 35 (issue 11, the console's Home at a million trace rows): mail-flow counters per tenant
+    // and UTC hour, kept by triggers in the transaction of every write they count (a recipient
+    // added or its status changed, a Malware or TransportRule trace event, an edge refusal in
+    // the connection log), so Home sums at most 720 rows a tenant for 30 days instead of
+    // scanning the trace, and no writer can forget them. `tenant_id` 0 holds refusals before a
+    // tenant was known; -1 counts each message once across tenants (the operator's "received").
+    // The hour is the message's arrival for its recipients' figures (as the trace's windows
+    // are), the event's or refusal's own time for the others. Backfilled from the rows there.
+    r#"
+    CREATE TABLE mail_flow_hours(
+        tenant_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        received INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        spam INTEGER NOT NULL DEFAULT 0,
+        quarantined INTEGER NOT NULL DEFAULT 0,
+        malware INTEGER NOT NULL DEFAULT 0,
+        rule_actions INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant_id, hour)
+    ) WITHOUT ROWID;
+    CREATE INDEX mail_flow_hours_hour ON mail_flow_hours(hour);
+    INSERT INTO mail_flow_hours(tenant_id, hour, received, delivered, failed, spam, quarantined)
+        SELECT r.tenant_id, m.received - m.received % 3600000000, COUNT(DISTINCT r.message_id),
+               SUM(r.status = 'Delivered'), SUM(r.status = 'Failed'),
+               SUM(r.status = 'FilteredAsSpam'), SUM(r.status = 'Quarantined')
+        FROM recipients r JOIN messages m ON m.id = r.message_id WHERE true GROUP BY 1, 2;
+    INSERT INTO mail_flow_hours(tenant_id, hour, received)
+        SELECT -1, m.received - m.received % 3600000000, COUNT(*) FROM messages m
+        WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) GROUP BY 1, 2;
+    INSERT INTO mail_flow_hours(tenant_id, hour, malware, rule_actions)
+        SELECT r.tenant_id, e.time - e.time % 3600000000, SUM(e.event = 'Malware'),
+               SUM(e.event = 'TransportRule')
+        FROM trace_events e JOIN recipients r ON r.id = e.recipient_id
+        WHERE e.event IN ('Malware', 'TransportRule') GROUP BY 1, 2
+        ON CONFLICT(tenant_id, hour) DO UPDATE SET malware = malware + excluded.malware,
+            rule_actions = rule_actions + excluded.rule_actions;
+    INSERT INTO mail_flow_hours(tenant_id, hour, refused)
+        SELECT COALESCE(tenant_id, 0), time - time % 3600000000, COUNT(*) FROM connection_log
+        WHERE status >= 400 GROUP BY 1, 2
+        ON CONFLICT(tenant_id, hour) DO UPDATE SET refused = refused + excluded.refused;
+    CREATE TRIGGER mail_flow_recipient_added AFTER INSERT ON recipients BEGIN
+        INSERT INTO mail_flow_hours(tenant_id, hour, received, delivered, failed, spam, quarantined)
+            SELECT NEW.tenant_id, m.received - m.received % 3600000000,
+                   NOT EXISTS (SELECT 1 FROM recipients o WHERE o.message_id = NEW.message_id
+                                 AND o.tenant_id = NEW.tenant_id AND o.id <> NEW.id),
+                   NEW.status = 'Delivered', NEW.status = 'Failed',
+                   NEW.status = 'FilteredAsSpam', NEW.status = 'Quarantined'
+            FROM messages m WHERE m.id = NEW.message_id
+            ON CONFLICT(tenant_id, hour) DO UPDATE SET received = received + excluded.received,
+                delivered = delivered + excluded.delivered, failed = failed + excluded.failed,
+                spam = spam + excluded.spam, quarantined = quarantined + excluded.quarantined;
+        INSERT INTO mail_flow_hours(tenant_id, hour, received)
+            SELECT -1, m.received - m.received % 3600000000, 1 FROM messages m
+            WHERE m.id = NEW.message_id AND NOT EXISTS (SELECT 1 FROM recipients o
+                WHERE o.message_id = NEW.message_id AND o.id <> NEW.id)
+            ON CONFLICT(tenant_id, hour) DO UPDATE SET received = received + 1;
+    END;
+    CREATE TRIGGER mail_flow_recipient_status AFTER UPDATE OF status ON recipients
+        WHEN OLD.status IS NOT NEW.status BEGIN
+        INSERT INTO mail_flow_hours(tenant_id, hour, delivered, failed, spam, quarantined)
+            SELECT NEW.tenant_id, m.received - m.received % 3600000000,
+                   (NEW.status = 'Delivered') - (OLD.status = 'Delivered'),
+                   (NEW.status = 'Failed') - (OLD.status = 'Failed'),
+                   (NEW.status = 'FilteredAsSpam') - (OLD.status = 'FilteredAsSpam'),
+                   (NEW.status = 'Quarantined') - (OLD.status = 'Quarantined')
+            FROM messages m WHERE m.id = NEW.message_id
+            ON CONFLICT(tenant_id, hour) DO UPDATE SET delivered = delivered + excluded.delivered,
+                failed = failed + excluded.failed, spam = spam + excluded.spam,
+                quarantined = quarantined + excluded.quarantined;
+    END;
+    CREATE TRIGGER mail_flow_event AFTER INSERT ON trace_events
+        WHEN NEW.event IN ('Malware', 'TransportRule') BEGIN
+        INSERT INTO mail_flow_hours(tenant_id, hour, malware, rule_actions)
+            SELECT r.tenant_id, NEW.time - NEW.time % 3600000000, NEW.event = 'Malware',
+                   NEW.event = 'TransportRule'
+            FROM recipients r WHERE r.id = NEW.recipient_id
+            ON CONFLICT(tenant_id, hour) DO UPDATE SET malware = malware + excluded.malware,
+                rule_actions = rule_actions + excluded.rule_actions;
+    END;
+    CREATE TRIGGER mail_flow_refusal AFTER INSERT ON connection_log WHEN NEW.status >= 400 BEGIN
+        INSERT INTO mail_flow_hours(tenant_id, hour, refused)
+            VALUES (COALESCE(NEW.tenant_id, 0), NEW.time - NEW.time % 3600000000, 1)
+            ON CONFLICT(tenant_id, hour) DO UPDATE SET refused = refused + 1;
+    END;
+    "#,
 ];

@@ -88,9 +88,18 @@ pub trait ConsoleStore: Send + Sync {
         idle_before: Timestamp,
         created_before: Timestamp,
     ) -> Pending<usize>;
-    /// Mail flow since each time of `since` (one tenant's, or every tenant's for `None`), in
-    /// one pass.
+    /// Mail flow since each time of `since` (one tenant's, or every tenant's for `None`), from
+    /// the counters kept per tenant and UTC hour as mail is written: each window starts at the
+    /// beginning of the hour of its `since` (up to an hour more than the exact window).
     fn mail_flow_counts(
+        &self,
+        tenant: Option<TenantId>,
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>>;
+    /// The same figures counted from the trace and the connection log themselves, the windows
+    /// starting at the same hours: slow (a pass over the rows of the widest window), for
+    /// checking the counters.
+    fn mail_flow_recount(
         &self,
         tenant: Option<TenantId>,
         since: &[Timestamp],

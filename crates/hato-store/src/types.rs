@@ -1302,6 +1302,10 @@ pub struct QuarantineQuery {
     /// Only the items of one message (its recipients' copies).
     pub trace_id: Option<String>,
     pub kind: Option<QuarantineKind>,
+    /// Only the items held by this policy or rule (its name, any case).
+    pub policy: Option<String>,
+    /// Only the items that expire before this time (Exchange's quarantine "Expires" filter).
+    pub expires_before: Option<Timestamp>,
     /// Leave out the kinds only admins see ([`QuarantineKind::admin_only`]).
     pub without_admin_only: bool,
     pub state: Option<QuarantineState>,

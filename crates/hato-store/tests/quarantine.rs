@@ -268,6 +268,30 @@ fn listing_filters_by_tenant_recipient_mailbox_kind_and_state() {
         spam,
         [("carol@contoso.test".to_string(), QuarantineKind::Spam)]
     );
+    // By policy (any case) and by expiry: t1's items expire a minute before t2's.
+    let by_policy = w.list(QuarantineQuery {
+        policy: Some("default".into()),
+        ..Default::default()
+    });
+    assert_eq!(by_policy.len(), 4);
+    assert!(
+        w.list(QuarantineQuery {
+            policy: Some("Strict".into()),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    let soon = w.list(QuarantineQuery {
+        expires_before: Some(w.clock.now().plus_seconds(30 * 86_400 - 30)),
+        ..Default::default()
+    });
+    assert_eq!(
+        soon,
+        [
+            ("carol@contoso.test".to_string(), QuarantineKind::Spam),
+            ("bob@contoso.test".to_string(), QuarantineKind::Malware)
+        ]
+    );
     // Paging: one row, and more follow.
     let page = w
         .store

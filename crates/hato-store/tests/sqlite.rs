@@ -1475,21 +1475,24 @@ fn trace_sender_and_recipient_take_a_domain_wildcard() {
 }
 
 /// The home page's figures: received messages and recipients by status, since a time, per
-/// tenant; top senders and recipients; the queue.
+/// tenant, from the hourly counters (each window from the start of its hour), equal to a
+/// recount from the trace; top senders and recipients; the queue.
 #[test]
 fn mail_flow_counts_and_top_addresses_since_a_time() {
     let (_d, s) = store();
     let (t, m) = setup(&s);
-    for (i, at) in [10, 20, 30].into_iter().enumerate() {
+    const H: i64 = 3_600_000_000;
+    for (i, at) in [10 * H, 20 * H, 30 * H + 5].into_iter().enumerate() {
         s.enqueue(message(&format!("c{i}"), t, m, at, "x"))
             .wait()
             .unwrap();
     }
-    let counts = s
-        .mail_flow_counts(Some(t), &[Timestamp(0), Timestamp(15), Timestamp(31)])
-        .unwrap();
+    // 15 h: from hour 15 (two); 30 h 30 min: from hour 30 (one: its hour counts whole).
+    let windows = [Timestamp(0), Timestamp(15 * H), Timestamp(30 * H + H / 2)];
+    let counts = s.mail_flow_counts(Some(t), &windows).unwrap();
     let received: Vec<u64> = counts.iter().map(|c| c.received).collect();
-    assert_eq!(received, [3, 2, 0]);
+    assert_eq!(received, [3, 2, 1]);
+    assert_eq!(counts, s.mail_flow_recount(Some(t), &windows).unwrap());
     assert_eq!(
         s.mail_flow_counts(Some(t + 1), &[Timestamp(0)]).unwrap()[0].received,
         0
@@ -1498,7 +1501,11 @@ fn mail_flow_counts_and_top_addresses_since_a_time() {
         s.mail_flow_counts(None, &[Timestamp(0)]).unwrap()[0].received,
         3
     );
-    let (senders, recipients) = s.top_addresses(Some(t), Timestamp(15), 5).unwrap();
+    assert_eq!(
+        s.mail_flow_counts(None, &windows).unwrap(),
+        s.mail_flow_recount(None, &windows).unwrap()
+    );
+    let (senders, recipients) = s.top_addresses(Some(t), Timestamp(15 * H), 5).unwrap();
     assert_eq!(
         senders,
         [AddressCount {

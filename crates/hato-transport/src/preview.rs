@@ -21,7 +21,10 @@ pub struct Preview {
     pub text: String,
     /// The text was cut at the bound.
     pub truncated: bool,
-    /// The message has an HTML body, which the preview does not show.
+    /// The text is the HTML body's converted to text (tags, `<style>`, `<script>` and
+    /// comments dropped, entities decoded): the message has no plain text part to show.
+    pub text_from_html: bool,
+    /// The message has an HTML body, which the preview does not show as HTML.
     pub has_html: bool,
     /// The attachments' names (`(unnamed)` for one without), at most
     /// [`PREVIEW_ATTACHMENTS_MAX`].
@@ -83,6 +86,30 @@ pub fn preview(content: &[u8]) -> Preview {
         out.text.push_str(&clean);
         shown += len;
     }
+    // No plain text part: the HTML body's text, as Exchange's quarantine preview shows an HTML
+    // message as text. mail-parser's conversion is one pass over the bytes (linear), and the
+    // result is bounded as the plain text is; nothing it names is fetched.
+    if shown == 0 {
+        for part in message.html_bodies() {
+            let PartType::Html(html) = &part.body else {
+                continue;
+            };
+            let text = mail_parser::decoders::html::html_to_text(html);
+            let clean = printable(text.trim(), true);
+            if clean.is_empty() {
+                continue;
+            }
+            out.text_from_html = true;
+            let len = clean.chars().count();
+            if len > PREVIEW_TEXT_MAX {
+                out.text.extend(clean.chars().take(PREVIEW_TEXT_MAX));
+                out.truncated = true;
+            } else {
+                out.text.push_str(&clean);
+            }
+            break;
+        }
+    }
     out.attachments = message
         .attachments()
         .take(PREVIEW_ATTACHMENTS_MAX)
@@ -100,6 +127,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_html_only_message_shows_its_text_never_its_markup() {
+        let msg = b"From: a@fabrikam.test\r\nSubject: hi\r\nContent-Type: text/html\r\n\r\n\
+<html><head><style>p{color:red}</style></head><body><p>Dear &amp; <b>valued</b></p>\
+<script>alert(1)</script><img src=\"http://tracker.test/x.png\">bye</body></html>\r\n";
+        let p = preview(msg);
+        assert!(p.has_html && p.text_from_html, "{p:?}");
+        assert!(p.text.contains("Dear & valued"), "{:?}", p.text);
+        assert!(p.text.contains("bye"), "{:?}", p.text);
+        for markup in ["<", "alert", "color", "tracker"] {
+            assert!(!p.text.contains(markup), "{markup} in {:?}", p.text);
+        }
+    }
+
+    #[test]
     fn shows_headers_and_plain_text_but_no_html_or_controls() {
         let msg = b"From: a@fabrikam.test\r\nSubject: hi\x1b[2J\r\n there\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
 --b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n\
@@ -112,18 +153,18 @@ mod tests {
         assert!(p.text.contains("plain words"), "{:?}", p.text);
         assert!(!p.text.contains('\x07'));
         assert!(!p.text.contains("html words") && !p.text.contains("script"));
-        assert!(p.has_html);
+        assert!(p.has_html && !p.text_from_html);
         assert_eq!(p.attachments, ["eicar.com"]);
         assert!(!p.truncated);
     }
 
     #[test]
-    fn an_html_only_message_shows_no_text() {
+    fn an_html_only_message_shows_its_text_without_markup_or_links() {
         let p = preview(
             b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>hello</p><img src=http://x/>\r\n",
         );
-        assert_eq!(p.text, "");
-        assert!(p.has_html);
+        assert_eq!(p.text, "hello");
+        assert!(p.has_html && p.text_from_html);
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn each_role_sees_its_navigation_and_is_refused_the_rest() {
         (
             "recipient admin",
             Client::signed_in(&s, "ra@contoso.test", PASSWORD),
-            vec!["/", "/recipients", "/groups", "/trace", "/quarantine"],
+            vec!["/", "/recipients", "/groups", "/trace"],
             "Recipient admin",
         ),
         (

@@ -535,6 +535,90 @@ pub const G_REJECTED_STATE: Text = Text("Rejected", "拒否済み");
 pub const G_EXPIRED: Text = Text("Expired", "期限切れ");
 pub const G_EXPIRES: Text = Text("Expires (UTC)", "有効期限 (UTC)");
 pub const G_COMMENT: Text = Text("Comment (optional)", "コメント (省略可能)");
+// Quarantine
+pub const Q_JUNK_EMAIL: Text = Text("Junk Email", "迷惑メール");
+pub const Q_INBOX: Text = Text("Inbox", "受信トレイ");
+pub const Q_REASON: Text = Text("Quarantine reason", "検疫の理由");
+pub const Q_POLICY: Text = Text("Policy", "ポリシー");
+pub const Q_EXPIRES: Text = Text("Expires (UTC)", "有効期限 (UTC)");
+pub const Q_EXPIRES_BEFORE: Text = Text("Expires before (UTC)", "有効期限がこれより前 (UTC)");
+pub const Q_RELEASE_STATUS: Text = Text("Release status", "解放の状態");
+pub const Q_HELD: Text = Text("Needs review", "要確認");
+pub const Q_RELEASED: Text = Text("Released", "解放済み");
+pub const Q_DELETED: Text = Text("Deleted", "削除済み");
+pub const Q_FROM: Text = Text("From", "差出人");
+pub const Q_DECIDED: Text = Text("Released or deleted by", "解放または削除したユーザー");
+pub const Q_WHY: Text = Text("Why it was held", "保留された理由");
+pub const Q_ACTIONS: Text = Text("Actions", "操作");
+pub const Q_RELEASE: Text = Text("Release", "解放");
+pub const Q_RELEASE_ALL: Text = Text("Release to all recipients", "すべての受信者に解放");
+pub const Q_RELEASE_SOME_TITLE: Text = Text("Release to some recipients", "一部の受信者に解放");
+pub const Q_RELEASE_SOME: Text = Text("Release to the selected recipients", "選択した受信者に解放");
+pub const Q_CHOOSE: Text = Text(
+    "Choose at least one recipient to release the message to.",
+    "メッセージを解放する受信者を 1 人以上選択してください。",
+);
+pub const Q_DELETE: Text = Text("Delete", "削除");
+pub const Q_PREVIEW: Text = Text("Preview", "プレビュー");
+pub const Q_HEADERS: Text = Text("Message header", "メッセージ ヘッダー");
+pub const Q_TEXT: Text = Text("Message text", "メッセージ本文");
+pub const Q_TEXT_FROM_HTML: Text = Text(
+    "The text of the HTML body: the HTML itself is never shown, and nothing it links to is loaded.",
+    "HTML 本文のテキストです。HTML 自体は表示されず、リンク先も読み込まれません。",
+);
+pub const Q_HTML_HIDDEN: Text = Text(
+    "The message also has an HTML body, which is not shown.",
+    "このメッセージには HTML 本文もありますが、表示されません。",
+);
+pub const Q_TRUNCATED: Text = Text(
+    "The text was cut at its limit.",
+    "本文は上限で切り詰められました。",
+);
+pub const Q_ATTACHMENTS: Text = Text("Attachments", "添付ファイル");
+pub const Q_NO_CONTENT: Text = Text(
+    "The message was deleted: its content is gone.",
+    "メッセージは削除されました。内容は残っていません。",
+);
+pub const Q_DONE_RELEASED: Text = Text(
+    "Released: {} recipient(s) get the message in their Inbox.",
+    "解放しました: {} 人の受信者の受信トレイに配信されます。",
+);
+pub const Q_DONE_DELETED: Text = Text("The message was deleted.", "メッセージを削除しました。");
+pub const Q_DONE_NOT_JUNK: Text = Text(
+    "Reported as not junk and moved to the Inbox.",
+    "迷惑メールではないメールとして報告し、受信トレイに移動しました。",
+);
+pub const Q_DONE_JUNK: Text = Text(
+    "Reported as junk and moved to Junk Email.",
+    "迷惑メールとして報告し、迷惑メール フォルダーに移動しました。",
+);
+pub const Q_USER_NOTE: Text = Text(
+    "Your own quarantined messages. Messages held as malware, high confidence phishing or by a mail flow rule are not listed: only admins can release them.",
+    "自分宛ての検疫済みメッセージです。マルウェア、高確度フィッシング、またはメール フロー ルールによって保留されたメッセージは表示されません。解放できるのは管理者のみです。",
+);
+pub const Q_NO_MAILBOX: Text = Text(
+    "You are signed in without a mailbox: there is no Junk Email or Inbox to show.",
+    "メールボックスなしでサインインしています。表示する迷惑メールや受信トレイはありません。",
+);
+pub const Q_JUNK_NOTE: Text = Text(
+    "Messages delivered to your Junk Email folder. Open one to report it as not junk: it moves to your Inbox.",
+    "迷惑メール フォルダーに配信されたメッセージです。メッセージを開いて迷惑メールではないと報告すると、受信トレイに移動します。",
+);
+pub const Q_INBOX_NOTE: Text = Text(
+    "Messages in your Inbox. Open one to report it as junk: it moves to Junk Email.",
+    "受信トレイのメッセージです。メッセージを開いて迷惑メールとして報告すると、迷惑メール フォルダーに移動します。",
+);
+pub const Q_FOLDER: Text = Text("Folder", "フォルダー");
+pub const Q_NOT_JUNK: Text = Text("Not junk", "迷惑メールではない");
+pub const Q_REPORT_JUNK: Text = Text("Junk", "迷惑メール");
+pub const Q_NOT_JUNK_NOTE: Text = Text(
+    "Reports the message to your administrator as not junk and moves it to your Inbox.",
+    "このメッセージを迷惑メールではないとして管理者に報告し、受信トレイに移動します。",
+);
+pub const Q_REPORT_JUNK_NOTE: Text = Text(
+    "Reports the message to your administrator as junk and moves it to Junk Email.",
+    "このメッセージを迷惑メールとして管理者に報告し、迷惑メール フォルダーに移動します。",
+);
 
 #[cfg(test)]
 mod tests {

@@ -59,11 +59,14 @@ impl Nav {
     /// Whether `p` may see the section, by the API's rules for what it holds: recipients and
     /// message trace are for admins (`require_admin`); mail flow (accepted domains, rules,
     /// connectors) and protection policies for global admins (`require_global_admin`), so a
-    /// recipient admin never sees accepted domains; groups and quarantine for everyone (a
-    /// user sees their own).
+    /// recipient admin never sees accepted domains; groups for everyone; quarantine for all
+    /// but recipient admins (a user sees their own).
     pub fn visible_to(self, p: &Principal) -> bool {
         match self {
-            Nav::Home | Nav::Groups | Nav::Quarantine => true,
+            Nav::Home | Nav::Groups => true,
+            // As `routes::quarantine` allows: not recipient admins (Exchange's Recipient
+            // Management role has no quarantine access).
+            Nav::Quarantine => p.role != Role::RecipientAdmin,
             Nav::Recipients | Nav::Trace => p.is_admin(),
             Nav::MailFlow | Nav::Protection => p.is_global_admin(),
         }

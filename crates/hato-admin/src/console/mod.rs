@@ -6,7 +6,8 @@
 //! Layout: `session.rs` (sign-in, sessions, CSRF), `layout.rs` (the page frame and navigation),
 //! `table.rs` (the one table: sort, filter, paging, CSV), `i18n.rs` (every string in English
 //! and Japanese), `assets.rs` (the stylesheet and htmx, embedded), one module per page
-//! (`home.rs`, `trace.rs`, `placeholder.rs`). A new page is a module with its handlers, a
+//! (`home.rs`, `trace.rs`, `recipients.rs`, `groups.rs`, `mail_flow.rs`, `protection.rs`,
+//! `quarantine.rs`). A new page is a module with its handlers, a
 //! `layout::Nav` entry and its lines in `PATHS` and [`pages`].
 
 mod assets;
@@ -17,8 +18,8 @@ pub mod i18n;
 mod layout;
 mod mail_flow;
 mod people;
-mod placeholder;
 mod protection;
+mod quarantine;
 mod recipients;
 mod session;
 mod table;
@@ -105,6 +106,16 @@ pub const PATHS: &[&str] = &[
     "/protection/connections",
     "/protection/connections.csv",
     "/quarantine",
+    "/quarantine.csv",
+    "/quarantine/{id}",
+    "/quarantine/{id}/release",
+    "/quarantine/{id}/release-all",
+    "/quarantine/{id}/release-some",
+    "/quarantine/{id}/delete",
+    "/quarantine/mail",
+    "/quarantine/mail.csv",
+    "/quarantine/mail/{id}",
+    "/quarantine/mail/{id}/move",
 ];
 
 /// The console's routes, each answer with the security headers.
@@ -203,7 +214,23 @@ pub fn pages() -> Router<AppState> {
         .route("/groups/preview", post(groups::preview))
         .route("/groups/moderation", get(groups::moderation_page))
         .route("/groups/moderation/{id}", post(groups::moderation_post))
-        .route("/quarantine", get(placeholder::quarantine))
+        .route("/quarantine", get(quarantine::page))
+        .route("/quarantine.csv", get(quarantine::csv))
+        .route("/quarantine/{id}", get(quarantine::detail))
+        .route("/quarantine/{id}/release", post(quarantine::release))
+        .route(
+            "/quarantine/{id}/release-all",
+            post(quarantine::release_all),
+        )
+        .route(
+            "/quarantine/{id}/release-some",
+            post(quarantine::release_some),
+        )
+        .route("/quarantine/{id}/delete", post(quarantine::delete))
+        .route("/quarantine/mail", get(quarantine::mail))
+        .route("/quarantine/mail.csv", get(quarantine::mail_csv))
+        .route("/quarantine/mail/{id}", get(quarantine::mail_item))
+        .route("/quarantine/mail/{id}/move", post(quarantine::move_message))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -476,20 +476,20 @@ pub(super) fn actor_name(s: &AppState, p: &Principal) -> ApiResult<String> {
 
 /// A stored junk / not-junk report as the API writes it.
 #[derive(Serialize, ToSchema)]
-pub(super) struct SpamReportView {
+pub(crate) struct SpamReportView {
     /// Reports are numbered in the order they were made.
-    pub(super) id: i64,
-    pub(super) trace_id: String,
-    pub(super) recipient: String,
+    pub(crate) id: i64,
+    pub(crate) trace_id: String,
+    pub(crate) recipient: String,
     /// `junk` or `not-junk`.
-    pub(super) verdict: String,
+    pub(crate) verdict: String,
     /// The verdict this report replaced (the same reporter said the opposite before).
-    pub(super) replaces: Option<String>,
-    pub(super) reporter: String,
+    pub(crate) replaces: Option<String>,
+    pub(crate) reporter: String,
     /// RFC 3339, UTC.
-    pub(super) reported: String,
+    pub(crate) reported: String,
     /// False when the same reporter had said the same already: nothing changed.
-    pub(super) recorded: bool,
+    pub(crate) recorded: bool,
 }
 
 /// Counts a new junk report for the sending IP's reputation (the throttle's junk figure, as a

@@ -81,15 +81,33 @@ async fn list_messages(
             })
         })
         .transpose()?;
-    s.blocking(move |s| {
-        let m = visible_mailbox(s, &p, &address)?;
-        require_mailbox_read(s, &p, &m)?;
-        Ok(Json(s.store.mail_page(
-            m.id,
+    Ok(Json(
+        messages(
+            &s,
+            p,
+            address,
             folder,
             f.limit.unwrap_or(i64::MAX as usize),
             f.offset.unwrap_or(0),
-        )?))
+        )
+        .await?,
+    ))
+}
+
+/// One page of the messages in mailbox `address` (one folder, or both), newest first, if `p`
+/// may read it (the API's listing; the console's Junk Email too).
+pub(crate) async fn messages(
+    s: &AppState,
+    p: Principal,
+    address: String,
+    folder: Option<Folder>,
+    limit: usize,
+    offset: usize,
+) -> ApiResult<Vec<MailItem>> {
+    s.blocking(move |s| {
+        let m = visible_mailbox(s, &p, &address)?;
+        require_mailbox_read(s, &p, &m)?;
+        Ok(s.store.mail_page(m.id, folder, limit, offset)?)
     })
     .await
 }
@@ -116,16 +134,27 @@ async fn raw_message(
     p: Principal,
     Path((address, id)): Path<(String, i64)>,
 ) -> ApiResult<Response> {
-    let bytes = s
-        .blocking(move |s| {
-            let m = visible_mailbox(s, &p, &address)?;
-            require_mailbox_read(s, &p, &m)?;
-            let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
-            let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
-            Ok(s.store.blob(&item.blob)?)
-        })
-        .await?;
+    let (_, bytes) = message(&s, p, address, id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
+}
+
+/// Message `id` of mailbox `address` and its stored bytes, if `p` may read the mailbox (the
+/// API's raw message; the console's Junk Email preview).
+pub(crate) async fn message(
+    s: &AppState,
+    p: Principal,
+    address: String,
+    id: i64,
+) -> ApiResult<(MailItem, Vec<u8>)> {
+    s.blocking(move |s| {
+        let m = visible_mailbox(s, &p, &address)?;
+        require_mailbox_read(s, &p, &m)?;
+        let not_found = || ApiError::not_found(format!("message {id} not found in {address}"));
+        let item = s.store.mail_item(m.id, id)?.ok_or_else(not_found)?;
+        let bytes = s.store.blob(&item.blob)?;
+        Ok((item, bytes))
+    })
+    .await
 }
 
 /// Where a message goes.
@@ -138,12 +167,12 @@ struct MoveTo {
 
 /// A message after a move, and the report the move made.
 #[derive(Serialize, ToSchema)]
-struct Moved {
+pub(crate) struct Moved {
     #[schema(value_type = Message)]
-    message: MailItem,
+    pub(crate) message: MailItem,
     /// Junk Email → Inbox: a not-junk report; Inbox → Junk Email: a junk report; null when the
     /// message was in that folder already or its trace is no longer kept.
-    report: Option<SpamReportView>,
+    pub(crate) report: Option<SpamReportView>,
 }
 
 /// Move a message between Inbox and Junk Email, as a user does in Outlook: out of Junk Email
@@ -175,6 +204,18 @@ async fn move_message(
     let folder = Folder::parse(to.folder.trim()).ok_or_else(|| {
         ApiError::bad_request(format!("unknown folder {}: use inbox or junk", to.folder))
     })?;
+    Ok(Json(move_to(&s, p, address, id, folder).await?))
+}
+
+/// Moves message `id` of mailbox `address` to `folder` if `p` may read the mailbox, with the
+/// junk or not-junk report the move makes (the API's move; the console's Junk / Not junk).
+pub(crate) async fn move_to(
+    s: &AppState,
+    p: Principal,
+    address: String,
+    id: i64,
+    folder: Folder,
+) -> ApiResult<Moved> {
     let (m, by) = s
         .blocking(move |s| {
             let m = visible_mailbox(s, &p, &address)?;
@@ -192,8 +233,8 @@ async fn move_message(
             }
             e => e.into(),
         })?;
-    Ok(Json(Moved {
+    Ok(Moved {
         message: moved.item,
-        report: moved.report.map(|r| counted_report(&s, r)),
-    }))
+        report: moved.report.map(|r| counted_report(s, r)),
+    })
 }

@@ -8,7 +8,7 @@
 //! saying so; anyone else's item, and another tenant's, answers 404 as if it did not exist.
 //! Recipient admins (Exchange's Recipient Management) do not manage quarantine: 403.
 
-use super::common::{TraceReason, address_param, nonempty, page_param};
+use super::common::{TraceReason, address_param, nonempty, page_param, time_param};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, Path, listing_scope};
 use axum::Json;
@@ -40,88 +40,96 @@ const PAGE_MAX: usize = 1000;
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+pub(crate) struct ListParams {
     /// The tenant's name (default: the caller's own; all tenants for the operator).
-    tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// The recipient the item was held for.
-    recipient: Option<String>,
+    pub(crate) recipient: Option<String>,
     /// `malware`, `transport-rule`, `spam`, `high-confidence-spam`, `phish`,
     /// `high-confidence-phish` or `bulk`.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// `held`, `released` or `deleted` (default: all).
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// One message's copies.
-    trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
+    /// The policy or transport rule that held the item (its name, any case).
+    pub(crate) policy: Option<String>,
+    /// Only items expiring before this time: RFC 3339, a date, or `YYYY-MM-DD HH:MM` (UTC).
+    pub(crate) expires_before: Option<String>,
     /// 1-1000, default 1.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    page: Option<String>,
+    pub(crate) page: Option<String>,
     /// 1-5000, default 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
-    page_size: Option<String>,
+    pub(crate) page_size: Option<String>,
 }
 
 /// One recipient's copy of a message held in quarantine.
 #[derive(Serialize, ToSchema)]
-struct Item {
-    id: i64,
-    tenant: String,
-    trace_id: String,
-    recipient: String,
+pub(crate) struct Item {
+    pub(crate) id: i64,
+    pub(crate) tenant: String,
+    pub(crate) trace_id: String,
+    pub(crate) recipient: String,
     /// The envelope sender (empty for `<>`).
-    sender: String,
+    pub(crate) sender: String,
     /// The From field, decoded.
-    from: String,
-    subject: String,
+    pub(crate) from: String,
+    pub(crate) subject: String,
     /// RFC 3339, UTC.
-    received: String,
-    quarantined: String,
-    expires: String,
+    pub(crate) received: String,
+    pub(crate) quarantined: String,
+    pub(crate) expires: String,
     /// `malware`, `transport-rule`, `spam`, `high-confidence-spam`, `phish`,
     /// `high-confidence-phish` or `bulk`.
-    kind: String,
+    pub(crate) kind: String,
     /// The policy or rule that held it.
-    policy: String,
+    pub(crate) policy: String,
     #[schema(value_type = Option<TraceReason>)]
-    reason: Option<hato_core::Reason>,
-    size: u64,
+    pub(crate) reason: Option<hato_core::Reason>,
+    pub(crate) size: u64,
     /// `held`, `released` or `deleted`.
-    state: String,
+    pub(crate) state: String,
     /// Who released or deleted it, and when.
-    decided_by: Option<String>,
-    decided: Option<String>,
+    pub(crate) decided_by: Option<String>,
+    pub(crate) decided: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct ItemPage {
+pub(crate) struct ItemPage {
     /// Newest first.
-    items: Vec<Item>,
-    page: usize,
-    page_size: usize,
+    pub(crate) items: Vec<Item>,
+    pub(crate) page: usize,
+    pub(crate) page_size: usize,
     /// Whether a later page has items.
-    more: bool,
+    pub(crate) more: bool,
 }
 
 /// A header field of the preview.
 #[derive(Serialize, ToSchema)]
-struct PreviewHeader {
-    name: String,
+pub(crate) struct PreviewHeader {
+    pub(crate) name: String,
     /// Unfolded, control characters removed, not decoded.
-    value: String,
+    pub(crate) value: String,
 }
 
 /// What the preview shows of a held message: its header fields and its plain text, bounded.
-/// HTML is never shown or rendered; attachments only by name.
+/// HTML is never shown or rendered (only its text, when there is no plain part); attachments
+/// only by name.
 #[derive(Serialize, ToSchema)]
-struct PreviewView {
-    id: i64,
-    headers: Vec<PreviewHeader>,
-    /// The text/plain parts, decoded, at most 65,536 characters, control characters removed.
-    text: String,
+pub(crate) struct PreviewView {
+    pub(crate) id: i64,
+    pub(crate) headers: Vec<PreviewHeader>,
+    /// The text/plain parts, decoded, at most 65,536 characters, control characters removed;
+    /// without one, the HTML body's text (tags, styles and scripts dropped, never rendered).
+    pub(crate) text: String,
     /// The text was cut at its bound.
-    truncated: bool,
-    /// The message has an HTML body, not shown.
-    has_html: bool,
-    attachments: Vec<String>,
+    pub(crate) truncated: bool,
+    /// The text is the HTML body's, converted (the message has no plain text part).
+    pub(crate) text_from_html: bool,
+    /// The message has an HTML body, not shown as HTML.
+    pub(crate) has_html: bool,
+    pub(crate) attachments: Vec<String>,
 }
 
 /// Tenants' names by id, read once per request.
@@ -230,6 +238,12 @@ async fn list(
 ) -> ApiResult<Json<ItemPage>> {
     require_quarantine_access(&p)?;
     let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(list_page(&s, p, q).await?))
+}
+
+/// One page of the quarantine as `p` may see it (the API's listing; the console's too).
+pub(crate) async fn list_page(s: &AppState, p: Principal, q: ListParams) -> ApiResult<ItemPage> {
+    require_quarantine_access(&p)?;
     let kind = nonempty(q.kind)
         .map(|k| {
             QuarantineKind::parse(&k).ok_or_else(|| {
@@ -248,6 +262,7 @@ async fn list(
         })
         .transpose()?;
     let recipient = address_param("recipient", q.recipient)?;
+    let expires_before = time_param("expires_before", nonempty(q.expires_before).as_deref())?;
     let page = page_param("page", q.page.as_deref(), 1, PAGE_MAX)?;
     let page_size = page_param(
         "page_size",
@@ -257,6 +272,7 @@ async fn list(
     )?;
     let named = q.tenant;
     let trace_id = nonempty(q.trace_id);
+    let policy = nonempty(q.policy);
     s.blocking(move |s| {
         let tenant = listing_scope(s, &p, named.as_deref())?;
         let user = !p.is_global_admin();
@@ -272,6 +288,8 @@ async fn list(
             without_admin_only: user,
             trace_id,
             kind,
+            policy,
+            expires_before,
             state,
             limit: page_size,
             offset: (page - 1).saturating_mul(page_size),
@@ -283,12 +301,12 @@ async fn list(
             .into_iter()
             .map(|it| item_view(&names, it))
             .collect();
-        Ok(Json(ItemPage {
+        Ok(ItemPage {
             items,
             page,
             page_size,
             more: found.more,
-        }))
+        })
     })
     .await
 }
@@ -312,9 +330,13 @@ async fn show(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Item>> {
+    Ok(Json(item(&s, p, id).await?))
+}
+
+/// The item `id` as `p` may see it (the API's `show`).
+pub(crate) async fn item(s: &AppState, p: Principal, id: i64) -> ApiResult<Item> {
     require_quarantine_access(&p)?;
-    s.blocking(move |s| Ok(Json(view(s, visible_item(s, &p, id)?)?)))
-        .await
+    s.blocking(move |s| view(s, visible_item(s, &p, id)?)).await
 }
 
 /// A quarantined message's header fields and plain text (bounded; HTML never shown).
@@ -336,6 +358,11 @@ async fn preview(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<PreviewView>> {
+    Ok(Json(preview_of(&s, p, id).await?))
+}
+
+/// The preview of item `id` as `p` may see it (the API's `preview`).
+pub(crate) async fn preview_of(s: &AppState, p: Principal, id: i64) -> ApiResult<PreviewView> {
     require_quarantine_access(&p)?;
     s.blocking(move |s| {
         let it = visible_item(s, &p, id)?;
@@ -346,7 +373,7 @@ async fn preview(
         };
         let content = s.store.blob(&blob)?;
         let shown = hato_transport::preview::preview(&content);
-        Ok(Json(PreviewView {
+        Ok(PreviewView {
             id,
             headers: shown
                 .headers
@@ -355,9 +382,10 @@ async fn preview(
                 .collect(),
             text: shown.text,
             truncated: shown.truncated,
+            text_from_html: shown.text_from_html,
             has_html: shown.has_html,
             attachments: shown.attachments,
-        }))
+        })
     })
     .await
 }
@@ -383,6 +411,11 @@ async fn release(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Item>> {
+    Ok(Json(release_one(&s, p, id).await?))
+}
+
+/// Releases item `id` if `p` may (the API's `release`).
+pub(crate) async fn release_one(s: &AppState, p: Principal, id: i64) -> ApiResult<Item> {
     require_quarantine_access(&p)?;
     let by = s
         .blocking(move |s| {
@@ -391,23 +424,23 @@ async fn release(
         })
         .await?;
     let released = s.store.release_quarantined(id, &by, s.clock.now()).await?;
-    s.blocking(move |s| Ok(Json(view(s, released)?))).await
+    s.blocking(move |s| view(s, released)).await
 }
 
 /// One recipient's copy that `release-all` could not release, and why.
 #[derive(Serialize, ToSchema)]
-struct Refused {
-    id: i64,
-    recipient: String,
-    error: String,
+pub(crate) struct Refused {
+    pub(crate) id: i64,
+    pub(crate) recipient: String,
+    pub(crate) error: String,
 }
 
 /// What `release-all` did.
 #[derive(Serialize, ToSchema)]
-struct ReleasedAll {
-    released: Vec<Item>,
+pub(crate) struct ReleasedAll {
+    pub(crate) released: Vec<Item>,
     /// Copies not released: released or deleted already, no mailbox, a full mailbox.
-    refused: Vec<Refused>,
+    pub(crate) refused: Vec<Refused>,
 }
 
 /// Release every recipient's held copy of the message this item belongs to (admins: the
@@ -431,6 +464,11 @@ async fn release_all(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ReleasedAll>> {
+    Ok(Json(release_every(&s, p, id).await?))
+}
+
+/// Releases every held copy of item `id`'s message if `p` may (the API's `release-all`).
+pub(crate) async fn release_every(s: &AppState, p: Principal, id: i64) -> ApiResult<ReleasedAll> {
     if !p.is_global_admin() {
         return Err(ApiError::forbidden(
             "releasing a message to all its recipients needs the global admin role",
@@ -466,13 +504,13 @@ async fn release_all(
     }
     s.blocking(move |s| {
         let names = tenant_names(s)?;
-        Ok(Json(ReleasedAll {
+        Ok(ReleasedAll {
             released: released
                 .into_iter()
                 .map(|it| item_view(&names, it))
                 .collect(),
             refused,
-        }))
+        })
     })
     .await
 }
@@ -498,6 +536,11 @@ async fn delete(
     p: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Item>> {
+    Ok(Json(delete_one(&s, p, id).await?))
+}
+
+/// Deletes item `id` if `p` may (the API's `delete`).
+pub(crate) async fn delete_one(s: &AppState, p: Principal, id: i64) -> ApiResult<Item> {
     require_quarantine_access(&p)?;
     let by = s
         .blocking(move |s| {
@@ -506,5 +549,5 @@ async fn delete(
         })
         .await?;
     let deleted = s.store.delete_quarantined(id, &by, s.clock.now()).await?;
-    s.blocking(move |s| Ok(Json(view(s, deleted)?))).await
+    s.blocking(move |s| view(s, deleted)).await
 }

@@ -11,15 +11,28 @@ use hato_core::directory::TenantId;
 use rusqlite::{OptionalExtension, params};
 
 /// The first recipient row of the first message received at or after `since`
-/// (messages_received, recipients_message); `i64::MAX` when none is.
+/// (messages_received, then one seek in an index on recipients' message_id); `i64::MAX` when
+/// none is. Not `MIN(r.id) … WHERE r.message_id >= ?`: SQLite answers that by walking the
+/// recipients from the lowest id until one matches, the whole month before the window
+/// (0.9 s at a million rows).
 fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Result<i64> {
     let id: Option<i64> = conn
         .prepare_cached(
-            "SELECT MIN(r.id) FROM recipients r WHERE r.message_id >= \
-               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1)",
+            "SELECT r.id FROM recipients r WHERE r.message_id >= \
+               (SELECT id FROM messages WHERE received >= ?1 ORDER BY received LIMIT 1) \
+             ORDER BY r.message_id, r.id LIMIT 1",
         )?
-        .query_row([since.0], |r| r.get(0))?;
+        .query_row([since.0], |r| r.get(0))
+        .optional()?;
     Ok(id.unwrap_or(i64::MAX))
+}
+
+/// One hour in microseconds: the counters' unit (`mail_flow_hours`).
+const HOUR: i64 = 3_600_000_000;
+
+/// The start of the UTC hour `t` falls in.
+fn hour_start(t: Timestamp) -> Timestamp {
+    Timestamp(t.0 - t.0.rem_euclid(HOUR))
 }
 
 /// A count from SQLite (never negative) as an unsigned number.
@@ -102,6 +115,54 @@ impl ConsoleStore for SqliteStore {
         tenant: Option<TenantId>,
         since: &[Timestamp],
     ) -> Result<Vec<MailFlowCounts>> {
+        self.read(|conn| {
+            // One tenant: its own rows. Every tenant: each message once (the row of tenant
+            // -1) for `received`, the sum of the tenants' rows (and of refusals without a
+            // tenant, row 0) for the rest. 24 rows a day per tenant, found by index: no scan.
+            const FIGURES: &str = "COALESCE(SUM(delivered), 0), COALESCE(SUM(failed), 0), \
+                 COALESCE(SUM(refused), 0), COALESCE(SUM(malware), 0), \
+                 COALESCE(SUM(rule_actions), 0), COALESCE(SUM(spam), 0), \
+                 COALESCE(SUM(quarantined), 0)";
+            let sql = if tenant.is_some() {
+                format!(
+                    "SELECT COALESCE(SUM(received), 0), {FIGURES} FROM mail_flow_hours \
+                     WHERE tenant_id = ?1 AND hour >= ?2"
+                )
+            } else {
+                format!(
+                    "SELECT COALESCE(SUM((tenant_id = -1) * received), 0), {FIGURES} \
+                     FROM mail_flow_hours WHERE ?1 IS NULL AND hour >= ?2"
+                )
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
+            since
+                .iter()
+                .map(|t| {
+                    Ok(stmt.query_row(params![tenant, hour_start(*t).0], |r| {
+                        let at = |k: usize| -> rusqlite::Result<u64> { Ok(count(r.get(k)?)) };
+                        Ok(MailFlowCounts {
+                            received: at(0)?,
+                            delivered: at(1)?,
+                            failed: at(2)?,
+                            refused: at(3)?,
+                            malware: at(4)?,
+                            rule_actions: at(5)?,
+                            spam: at(6)?,
+                            quarantined: at(7)?,
+                        })
+                    })?)
+                })
+                .collect()
+        })
+    }
+
+    fn mail_flow_recount(
+        &self,
+        tenant: Option<TenantId>,
+        since: &[Timestamp],
+    ) -> Result<Vec<MailFlowCounts>> {
+        let since: Vec<Timestamp> = since.iter().map(|t| hour_start(*t)).collect();
+        let since = since.as_slice();
         if since.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,11 +254,15 @@ impl ConsoleStore for SqliteStore {
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|conn| {
-            // As `mail_flow_counts`: the window is a range of recipients' row ids.
+            // Messages are numbered as they arrive, so the window is a range of the recipients'
+            // row ids, read through the primary key from the window's first row. `NOT INDEXED`
+            // and `CROSS JOIN` keep SQLite's planner from walking recipients_tenant_address for
+            // the GROUP BY's order instead: that reads every recipient ever kept (3.7 s at a
+            // million rows), this only the window's (tens of ms at a million rows a month).
             let first = first_recipient_since(conn, since)?;
             let top = |column: &str| -> Result<Vec<AddressCount>> {
                 let sql = format!(
-                    "SELECT {column}, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id \
+                    "SELECT {column}, COUNT(*) AS n FROM recipients r NOT INDEXED CROSS JOIN messages m ON m.id = r.message_id \
                      WHERE r.id >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND {column} <> '' \
                      GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?3"
                 );

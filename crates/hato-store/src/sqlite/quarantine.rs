@@ -97,6 +97,16 @@ impl QuarantineStore for SqliteStore {
         if let Some(st) = q.state {
             arg(&mut sql, " AND state = ?", Box::new(st.as_str()));
         }
+        if let Some(p) = &q.policy {
+            arg(
+                &mut sql,
+                " AND policy = ? COLLATE NOCASE",
+                Box::new(p.clone()),
+            );
+        }
+        if let Some(t) = q.expires_before {
+            arg(&mut sql, " AND expires < ?", Box::new(t.0));
+        }
         if q.without_admin_only {
             let user_kinds: Vec<String> = QuarantineKind::ALL
                 .into_iter()

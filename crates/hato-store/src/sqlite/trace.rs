@@ -180,6 +180,12 @@ impl TraceStore for SqliteStore {
                 "DELETE FROM messages WHERE received < ?1 AND content IS NULL",
                 [before.0],
             )?;
+            // The home page's counters outlive the trace by its widest window (30 days), so
+            // a short retention still shows a month of mail flow, and then go too.
+            conn.execute(
+                "DELETE FROM mail_flow_hours WHERE hour < ?1",
+                [before.0.saturating_sub(31 * 86_400 * 1_000_000)],
+            )?;
             Ok(n)
         })
     }

@@ -147,7 +147,9 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             if v["truncated"].as_bool() == Some(true) {
                 println!("[text cut at its bound]");
             }
-            if v["has_html"].as_bool() == Some(true) {
+            if v["text_from_html"].as_bool() == Some(true) {
+                println!("[the HTML body's text, converted; its markup is not shown]");
+            } else if v["has_html"].as_bool() == Some(true) {
                 println!("[an HTML body is not shown]");
             }
             for a in v["attachments"]

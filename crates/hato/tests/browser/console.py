@@ -57,8 +57,8 @@ try:
     shot("04-home")
 
     driver.find_element(By.LINK_TEXT, "Quarantine").click()
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.not-yet")))
-    shot("05-quarantine-not-yet")
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "form.query[action='/quarantine']")))
+    shot("05-quarantine")
 
     # Japanese.
     driver.find_element(By.LINK_TEXT, "日本語").click()

@@ -18,6 +18,10 @@ pub struct Directory {
     /// One lock per tenant, held while that tenant's index is rebuilt.
     builds: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
     rebuilt: AtomicU64,
+    /// The store's policy generation at which each tenant's cached index was last confirmed
+    /// current (read before its version was): while the generation stays there, no directory
+    /// change has committed since (every one moves it), and the version need not be read again.
+    confirmed: Mutex<HashMap<TenantId, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -32,6 +36,7 @@ impl Directory {
             cache: Mutex::new(HashMap::new()),
             builds: Mutex::new(HashMap::new()),
             rebuilt: AtomicU64::new(0),
+            confirmed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -55,6 +60,25 @@ impl Directory {
     /// The tenant's directory as it is now. Blocks (store reads, perhaps a rebuild): call it
     /// from blocking code, not from an async worker.
     pub fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, StoreError> {
+        let generation = self.store.content_policy_generation();
+        if let Some(g) = generation
+            && lock(&self.confirmed).get(&tenant) == Some(&g)
+            && let Some(ix) = lock(&self.cache).get(&tenant).cloned()
+        {
+            return Ok(ix);
+        }
+        let ix = self.index_at(tenant)?;
+        if let Some(g) = generation {
+            let mut confirmed = lock(&self.confirmed);
+            if confirmed.get(&tenant).is_none_or(|c| *c < g) {
+                confirmed.insert(tenant, g);
+            }
+        }
+        Ok(ix)
+    }
+
+    /// [`Directory::index`] by the store's directory version.
+    fn index_at(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, StoreError> {
         let version = self.store.directory_version(tenant)?;
         if let Some(ix) = self.cached(tenant, version) {
             return Ok(ix);

@@ -8,15 +8,7 @@ mod throttle;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// The server's allocator. Relaying mail allocates and frees many small buffers per message on
-/// many threads (the SMTP workers, the blocking pool, the store's writer); with glibc's malloc
-/// that was 13 % of the server's CPU in `bench/relay.sh` (perf: `_int_malloc`, `_int_free`,
-/// `malloc_consolidate`, `unlink_chunk`). mimalloc's per-thread free lists cost a fraction of
-/// it (`bash bench/relay.sh`, `bash bench/memory.sh` for its memory).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Fixes glibc's mmap threshold (still glibc's: SQLite and other C code allocate through it) at its initial 128 KiB. By default glibc raises the threshold
+/// Fixes glibc's mmap threshold at its initial 128 KiB. By default glibc raises the threshold
 /// to the size of each large mmapped block freed (up to 32 MiB), after which the buffers of
 /// large messages come from its arenas instead, and every arena (up to eight per core, one per
 /// busy thread of the blocking pool) keeps the most it ever held. With 200 sessions each

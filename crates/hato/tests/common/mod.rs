@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod clamd;
+pub mod console;
 pub mod sink;
 pub mod tls;
 

@@ -1,0 +1,139 @@
+//! A client of the web console for handler tests without a browser: it keeps the console's
+//! cookies, follows no redirect, and reads what the tests look at (headers, the CSRF field, the
+//! navigation entries). `tests/console*.rs` share it.
+
+use super::Server;
+use std::collections::BTreeMap;
+
+/// A client that keeps the console's cookies and follows no redirect.
+pub struct Client {
+    pub base: String,
+    pub agent: ureq::Agent,
+    pub cookies: BTreeMap<String, String>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The hidden CSRF field of the page's first form that has one.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"_csrf\" value=\"")
+            .expect("a CSRF field")
+            + 20;
+        self.body[at..at + 64].to_string()
+    }
+
+    /// The `data-nav` entries of the header.
+    pub fn nav(&self) -> Vec<String> {
+        self.body
+            .split("data-nav=\"")
+            .skip(1)
+            .map(|s| s[..s.find('"').unwrap_or(0)].to_string())
+            .collect()
+    }
+}
+
+impl Client {
+    pub fn new(s: &Server) -> Client {
+        Client {
+            base: format!("http://{}", s.admin),
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn finish(&mut self, r: Result<ureq::Response, ureq::Error>) -> Answer {
+        let r = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let status = r.status();
+        let headers: Vec<(String, String)> = r
+            .headers_names()
+            .into_iter()
+            .flat_map(|n| {
+                r.all(&n)
+                    .into_iter()
+                    .map(|v| (n.clone(), v.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                let pair = v.split(';').next().unwrap_or("");
+                if let Some((name, value)) = pair.split_once('=') {
+                    if v.contains("Max-Age=0") {
+                        self.cookies.remove(name);
+                    } else {
+                        self.cookies.insert(name.to_string(), value.to_string());
+                    }
+                }
+            }
+        }
+        let body = r.into_string().unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Answer {
+        let mut req = self.agent.get(&format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            req = req.set("Cookie", &self.cookie_header());
+        }
+        let r = req.call();
+        self.finish(r)
+    }
+
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Answer {
+        let mut req = self.agent.post(&format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            req = req.set("Cookie", &self.cookie_header());
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let r = req.send_form(form);
+        self.finish(r)
+    }
+
+    pub fn sign_in(&mut self, address: &str, password: &str) -> Answer {
+        self.post(
+            "/login",
+            &[("address", address), ("password", password), ("next", "/")],
+            &[],
+        )
+    }
+
+    pub fn signed_in(s: &Server, address: &str, password: &str) -> Client {
+        let mut c = Client::new(s);
+        let a = c.sign_in(address, password);
+        assert_eq!(a.status, 303, "sign-in of {address}: {}", a.body);
+        assert!(c.cookies.contains_key("hato_session"), "{:?}", a.headers);
+        c
+    }
+}

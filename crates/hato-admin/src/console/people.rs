@@ -13,7 +13,6 @@ use crate::error::ApiError;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -48,9 +47,7 @@ pub fn list(text: &str) -> Vec<String> {
 
 /// The API's input type built from `v` as the API would build it from a JSON body (its
 /// `deny_unknown_fields`, its types): a value it would refuse is refused with its words.
-pub fn input<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
-}
+pub use super::flow_kit::input;
 
 /// The CSRF refusal of a state-changing form, if any.
 pub fn check_csrf(ctx: &Ctx, headers: &HeaderMap, f: &Fields) -> Option<Response> {

@@ -4,7 +4,7 @@
 //! login limits on the sign-in form. `tests/console_browser.rs` drives a real browser.
 
 mod common;
-use common::console::{Answer, Client};
+use common::console::Client;
 use common::*;
 use serde_json::json;
 

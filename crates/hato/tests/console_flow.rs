@@ -6,7 +6,7 @@
 //! loopback, and a throttle's release. `tests/console_browser_flow.rs` drives a real browser.
 
 mod common;
-use common::console::{Answer, Client};
+use common::console::Client;
 use common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};

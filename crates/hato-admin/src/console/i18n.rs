@@ -620,47 +620,6 @@ pub const Q_REPORT_JUNK_NOTE: Text = Text(
     "このメッセージを迷惑メールとして管理者に報告し、迷惑メール フォルダーに移動します。",
 );
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(accept: &str, cookie: Option<&str>) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::ACCEPT_LANGUAGE,
-            HeaderValue::from_str(accept).expect("header"),
-        );
-        if let Some(c) = cookie {
-            h.insert(header::COOKIE, HeaderValue::from_str(c).expect("header"));
-        }
-        h
-    }
-
-    #[test]
-    fn the_language_comes_from_the_cookie_then_the_best_weighted_accept_language() {
-        assert_eq!(
-            Lang::of(&headers("ja-JP,ja;q=0.9,en;q=0.8", None)),
-            Lang::Ja
-        );
-        assert_eq!(Lang::of(&headers("en-US,ja;q=0.5", None)), Lang::En);
-        assert_eq!(Lang::of(&headers("fr, ja;q=0.3", None)), Lang::Ja);
-        assert_eq!(Lang::of(&headers("fr", None)), Lang::En);
-        assert_eq!(
-            Lang::of(&headers("ja", Some("a=b; hato_lang=en"))),
-            Lang::En
-        );
-        assert_eq!(Lang::of(&headers("en", Some("hato_lang=ja"))), Lang::Ja);
-    }
-
-    #[test]
-    fn the_locked_text_has_one_place_for_the_seconds() {
-        for l in [Lang::En, Lang::Ja] {
-            assert_eq!(LOCKED.get(l).matches("{}").count(), 1);
-        }
-    }
-}
-
 // s9 mail flow and protection: rule exceptions and editing, inbound connector validation,
 // custom malware policies, delist requests.
 
@@ -723,3 +682,44 @@ pub const S9_STORE_SORT_NOTE: Text = Text(
     "Sorting applies to every row; the row filter to the rows of this page.",
     "並べ替えはすべての行に適用されます。行フィルターはこのページの行に適用されます。",
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(accept: &str, cookie: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_str(accept).expect("header"),
+        );
+        if let Some(c) = cookie {
+            h.insert(header::COOKIE, HeaderValue::from_str(c).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn the_language_comes_from_the_cookie_then_the_best_weighted_accept_language() {
+        assert_eq!(
+            Lang::of(&headers("ja-JP,ja;q=0.9,en;q=0.8", None)),
+            Lang::Ja
+        );
+        assert_eq!(Lang::of(&headers("en-US,ja;q=0.5", None)), Lang::En);
+        assert_eq!(Lang::of(&headers("fr, ja;q=0.3", None)), Lang::Ja);
+        assert_eq!(Lang::of(&headers("fr", None)), Lang::En);
+        assert_eq!(
+            Lang::of(&headers("ja", Some("a=b; hato_lang=en"))),
+            Lang::En
+        );
+        assert_eq!(Lang::of(&headers("en", Some("hato_lang=ja"))), Lang::Ja);
+    }
+
+    #[test]
+    fn the_locked_text_has_one_place_for_the_seconds() {
+        for l in [Lang::En, Lang::Ja] {
+            assert_eq!(LOCKED.get(l).matches("{}").count(), 1);
+        }
+    }
+}

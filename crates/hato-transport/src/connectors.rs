@@ -21,9 +21,10 @@
 //!   connector's `--sender-ip-addresses`), which makes the mail not direct send.
 
 use crate::cache::GenerationCache;
+use hato_core::client::ConnectorAttribution;
 use hato_core::directory::{DomainStatus, TenantId};
 use hato_core::reply;
-use hato_core::{Reason, Refusal, Stage};
+use hato_core::{Address, Reason, Refusal, Stage};
 use hato_protection::connector::{CidrIndex, ConnectorType, InboundConnector, domain_matches};
 use hato_protection::ip::IpEntry;
 use hato_store::{InboundConnectorRecord, Store, StoreError};
@@ -123,8 +124,44 @@ impl Snapshot {
             .or_else(|| first(None))
     }
 
+    /// The attribution the edge sets at MAIL FROM for a client at `ip` whose MAIL FROM is
+    /// `sender`, `owner` being the tenant that has its domain as a verified accepted domain.
+    /// The connector vouches for the sender (relay to outside domains, seed E) only when that
+    /// tenant is the connector's own.
+    pub fn attribution(
+        &self,
+        ip: IpAddr,
+        owner: Option<TenantId>,
+        sender: Option<&Address>,
+    ) -> Option<ConnectorAttribution> {
+        self.attribute(ip, owner).map(|c| ConnectorAttribution {
+            tenant: c.tenant,
+            connector_id: c.id,
+            connector: c.name.clone(),
+            vouched_sender: sender
+                .filter(|_| owner == Some(c.tenant))
+                .map(|s| s.to_string()),
+            keep_internal_headers: c.connector.cloud_services_mail_enabled,
+        })
+    }
+
+    /// Every enabled on-premises connector whose `--sender-ip-addresses` hold `ip`, oldest
+    /// first (the attribution rule's order), one entry per connector.
+    pub fn holders(&self, ip: IpAddr) -> Vec<&Held> {
+        let mut matched = self.on_premises.matching(ip);
+        matched.sort_unstable();
+        matched.dedup();
+        matched.into_iter().map(|i| &self.connectors[i]).collect()
+    }
+
+    /// Whether the enabled connector `id` lists `ip` (an on-premises connector's IPs, or a
+    /// partner connector's `--sender-ip-addresses`).
+    pub fn connector_holds(&self, id: i64, ip: IpAddr) -> bool {
+        self.connectors.iter().any(|c| c.id == id && c.holds(ip))
+    }
+
     /// The partner connector of `tenant` that applies to mail from `sender_domain`, if any.
-    fn partner_for(&self, tenant: TenantId, sender_domain: &str) -> Option<&Held> {
+    pub fn partner_for(&self, tenant: TenantId, sender_domain: &str) -> Option<&Held> {
         let exact = |c: &Held| {
             c.connector
                 .sender_domains

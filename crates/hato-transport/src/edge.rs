@@ -594,16 +594,7 @@ fn attribute_with(
     if snapshot.is_empty() {
         return (None, ConnectorSession::default());
     }
-    let attributed = snapshot.attribute(ip, owner).map(|c| ConnectorAttribution {
-        tenant: c.tenant,
-        connector_id: c.id,
-        connector: c.name.clone(),
-        vouched_sender: sender
-            .as_ref()
-            .filter(|_| owner == Some(c.tenant))
-            .map(|s| s.to_string()),
-        keep_internal_headers: c.connector.cloud_services_mail_enabled,
-    });
+    let attributed = snapshot.attribution(ip, owner, sender.as_ref());
     if let Some(a) = &attributed {
         tracing::debug!(
             "client {ip} attributed to tenant {} by the inbound connector {:?}",

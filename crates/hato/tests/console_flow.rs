@@ -166,17 +166,13 @@ fn each_role_sees_what_the_api_lets_it_and_forged_or_tokenless_posts_are_refused
         a.body
     );
     let token = a.csrf();
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/blocklist",
-        &[
-            ("_csrf", &token),
-            ("op", "add"),
-            ("entry", "198.51.100.0/24"),
-            ("reason", "x"),
-        ],
-        &[],
+        &token,
+        &[("op", "add"), ("entry", "198.51.100.0/24"), ("reason", "x")],
+        403,
+        None,
     );
-    assert_eq!(a.status, 403, "{}", a.body);
     // No token, a wrong one, another origin: 403, nothing changes.
     let a = ga.post(
         "/mail-flow/rules",
@@ -289,32 +285,32 @@ fn rules_are_created_escaped_reordered_switched_tested_and_deleted() {
     assert!(first(&page.body));
 
     // Refused: an unknown condition (a forged form) and a bad value, each shown with the form kept.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/rules",
+        &token,
         &[
-            ("_csrf", &token),
             ("name", "Kept name"),
             ("condition", "no_such_condition"),
             ("condition_value", "x"),
             ("action", "delete_message"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("no_such_condition"), "{}", a.body);
     assert!(a.body.contains("value=\"Kept name\""), "{}", a.body);
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/rules",
+        &token,
         &[
-            ("_csrf", &token),
             ("name", "Bad range"),
             ("condition", "sender_ip_ranges"),
             ("condition_value", "300.0.0.1"),
             ("action", "delete_message"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("300.0.0.1"), "{}", a.body);
     assert!(a.body.contains("value=\"Bad range\""), "{}", a.body);
     assert_eq!(rules(&s).len(), 2);
@@ -324,38 +320,39 @@ fn rules_are_created_escaped_reordered_switched_tested_and_deleted() {
     assert_eq!(detail.status, 200, "{}", detail.body);
     assert!(detail.body.contains("data-op=\"up\""));
     assert!(!detail.body.contains("data-op=\"down\""), "the last rule");
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/rule-action",
-        &[("_csrf", &token), ("rule", "Second"), ("op", "up")],
-        &[],
+        &token,
+        &[("rule", "Second"), ("op", "up")],
+        303,
+        Some("/mail-flow?done=moved"),
     );
-    assert_eq!(a.status, 303, "{}", a.body);
-    assert_eq!(a.header("location"), Some("/mail-flow?done=moved"));
     let order: Vec<(String, u64)> = rules(&s).into_iter().map(|r| (r.0, r.1)).collect();
     assert_eq!(order, [("Second".to_string(), 0), (evil.to_string(), 1)]);
     assert!(!first(&ga.get("/mail-flow").body));
     // And down again.
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/rule-action",
-        &[("_csrf", &token), ("rule", "Second"), ("op", "down")],
-        &[],
+        &token,
+        &[("rule", "Second"), ("op", "down")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(rules(&s)[1].0, "Second");
 
     // Test a message: the matching rules, by the same engine as mail.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/test",
+        &token,
         &[
-            ("_csrf", &token),
             ("from", "sender@outside.test"),
             ("to", "user@contoso.test"),
             ("subject", "Your invoice"),
             ("body", "see attached"),
         ],
-        &[],
+        200,
+        None,
     );
-    assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("id=\"test-result\""), "{}", a.body);
     assert!(
         a.body
@@ -369,28 +366,29 @@ fn rules_are_created_escaped_reordered_switched_tested_and_deleted() {
         "the form is kept"
     );
     // A pasted message whose subject matches nothing.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/test",
+        &token,
         &[
-            ("_csrf", &token),
             ("to", "user@contoso.test"),
             (
                 "message",
                 "From: a@outside.test\nTo: user@contoso.test\nSubject: lunch\n\nhi\n",
             ),
         ],
-        &[],
+        200,
+        None,
     );
-    assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("no rule matches"), "{}", a.body);
     assert!(!a.body.contains("class=\"hit-rule\""));
     // A bad recipient: the API's refusal.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/test",
-        &[("_csrf", &token), ("to", "not an address")],
-        &[],
+        &token,
+        &[("to", "not an address")],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("not an address"), "{}", a.body);
 
     // Disable, mode, delete.
@@ -412,12 +410,13 @@ fn rules_are_created_escaped_reordered_switched_tested_and_deleted() {
             .body
             .contains("data-op=\"enable\"")
     );
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/rule-action",
-        &[("_csrf", &token), ("rule", "Second"), ("op", "delete")],
-        &[],
+        &token,
+        &[("rule", "Second"), ("op", "delete")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303);
     assert_eq!(rules(&s).len(), 1);
     // The CSV has the rule, defused and quoted.
     let csv = ga.get("/mail-flow/rules.csv");
@@ -491,17 +490,17 @@ fn domains_and_connectors_are_added_changed_validated_and_removed() {
     let token = page.csrf();
 
     // A domain: added pending with its TXT record; verifying without it is refused, with why.
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/domains",
+        &token,
         &[
-            ("_csrf", &token),
             ("op", "add"),
             ("domain", "new.contoso.test"),
             ("type", "authoritative"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/domains/new.contoso.test", None);
     assert_eq!(v["status"], "pending", "{v}");
     let page = ga.get("/mail-flow/domains");
@@ -526,60 +525,57 @@ fn domains_and_connectors_are_added_changed_validated_and_removed() {
         a.body
     );
     // A bad name: refused, the value kept.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/domains",
+        &token,
         &[
-            ("_csrf", &token),
             ("op", "add"),
             ("domain", "bad..name"),
             ("type", "authoritative"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("value=\"bad..name\""), "{}", a.body);
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/domains",
-        &[
-            ("_csrf", &token),
-            ("op", "remove"),
-            ("domain", "new.contoso.test"),
-        ],
-        &[],
+        &token,
+        &[("op", "remove"), ("domain", "new.contoso.test")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (status, _) = s.api("GET", "/api/v1/domains/new.contoso.test", None);
     assert_eq!(status, 404);
 
     // An inbound connector with a name that is markup; a bad IP is refused with the form kept.
     let evil = "<b>Partner";
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/connectors",
+        &token,
         &[
-            ("_csrf", &token),
             ("direction", "inbound"),
             ("name", "Bad IP"),
             ("connector_type", "partner"),
             ("sender_ip_addresses", "300.1.1.1"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("300.1.1.1"), "{}", a.body);
     assert!(a.body.contains("value=\"Bad IP\""), "{}", a.body);
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/connectors",
+        &token,
         &[
-            ("_csrf", &token),
             ("direction", "inbound"),
             ("name", evil),
             ("connector_type", "partner"),
             ("sender_domains", "partner.test"),
             ("comment", "from the console"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/tenants/contoso/connectors/inbound", None);
     assert_eq!(v[0]["name"], evil, "{v}");
     assert_eq!(v[0]["sender_domains"], json!(["partner.test"]));
@@ -589,20 +585,19 @@ fn domains_and_connectors_are_added_changed_validated_and_removed() {
     // Disabled, then edited, on its page.
     let path = "/mail-flow/connectors/inbound/%3Cb%3EPartner";
     assert_eq!(ga.get(path).status, 200);
-    let a = ga.post(path, &[("_csrf", &token), ("op", "disable")], &[]);
-    assert_eq!(a.status, 303, "{}", a.body);
-    let a = ga.post(
+    ga.post_and_expect(path, &token, &[("op", "disable")], 303, None);
+    ga.post_and_expect(
         path,
+        &token,
         &[
-            ("_csrf", &token),
             ("op", "save"),
             ("connector_type", "partner"),
             ("sender_domains", "partner.test\nother.test"),
             ("comment", "changed"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/tenants/contoso/connectors/inbound", None);
     assert_eq!(v[0]["enabled"], false, "{v}");
     assert_eq!(
@@ -613,29 +608,26 @@ fn domains_and_connectors_are_added_changed_validated_and_removed() {
 
     // An outbound connector to a loopback sink: validate shows the SMTP transcript.
     let port = sink();
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/connectors",
+        &token,
         &[
-            ("_csrf", &token),
             ("direction", "outbound"),
             ("name", "To partner"),
             ("connector_type", "partner"),
             ("recipient_domains", "partner.test"),
             ("smart_hosts", &format!("127.0.0.1:{port}")),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/connectors/outbound/To%20partner",
-        &[
-            ("_csrf", &token),
-            ("op", "validate"),
-            ("recipient", "test@partner.test"),
-        ],
-        &[],
+        &token,
+        &[("op", "validate"), ("recipient", "test@partner.test")],
+        200,
+        None,
     );
-    assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("id=\"validation\""), "{}", a.body);
     for want in [
         "C: RCPT TO:&lt;test@partner.test&gt;",
@@ -647,24 +639,26 @@ fn domains_and_connectors_are_added_changed_validated_and_removed() {
     assert!(a.body.contains("OK: 127.0.0.1"), "{}", a.body);
 
     // Deleted.
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/connectors/outbound/To%20partner",
-        &[("_csrf", &token), ("op", "delete")],
-        &[],
+        &token,
+        &[("op", "delete")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303);
     let (_, v) = s.api("GET", "/api/v1/tenants/contoso/connectors/outbound", None);
     assert_eq!(v, json!([]));
 
     // The queue: empty, and a retry of a message that is not there is the API's 404.
     let q = ga.get("/mail-flow/queue");
     assert_eq!(q.status, 200);
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/mail-flow/queue",
-        &[("_csrf", &token), ("op", "retry"), ("trace_id", "nosuchid")],
-        &[],
+        &token,
+        &[("op", "retry"), ("trace_id", "nosuchid")],
+        404,
+        None,
     );
-    assert_eq!(a.status, 404, "{}", a.body);
     assert!(a.body.contains("waits in the queue"), "{}", a.body);
 }
 
@@ -685,17 +679,17 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     let page = ga.get("/protection");
     assert_eq!(page.status, 200);
     let token = page.csrf();
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/connection-filter",
+        &token,
         &[
-            ("_csrf", &token),
             ("list", "ip_block_list"),
             ("op", "add"),
             ("entry", "192.0.2.7, 198.51.100.0/24"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/connection-filter?tenant=contoso", None);
     assert_eq!(
         v["ip_block_list"],
@@ -705,30 +699,30 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     let page = ga.get("/protection");
     assert!(page.body.contains("198.51.100.0/24"));
     // An invalid range: the API's reason, the value kept.
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/protection/connection-filter",
+        &token,
         &[
-            ("_csrf", &token),
             ("list", "ip_allow_list"),
             ("op", "add"),
             ("entry", "10.0.0.0/8"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("10.0.0.0/8"), "{}", a.body);
     assert!(a.body.contains("value=\"10.0.0.0/8\""), "{}", a.body);
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/connection-filter",
+        &token,
         &[
-            ("_csrf", &token),
             ("list", "ip_block_list"),
             ("op", "remove"),
             ("entry", "192.0.2.7"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303);
     let (_, v) = s.api("GET", "/api/v1/connection-filter?tenant=contoso", None);
     assert_eq!(v["ip_block_list"], json!(["198.51.100.0/24"]), "{v}");
 
@@ -737,12 +731,13 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("<strong>Throttled</strong>"), "{}", a.body);
     assert!(!a.body.contains("/protection/throttle/release"));
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/throttle/release",
-        &[("_csrf", &token), ("ip", "203.0.113.9")],
-        &[],
+        &token,
+        &[("ip", "203.0.113.9")],
+        403,
+        None,
     );
-    assert_eq!(a.status, 403);
     let (_, v) = s.api("GET", "/api/v1/throttle/203.0.113.9", None);
     assert_eq!(v["throttled"], true);
     // A bad IP: the API's refusal.
@@ -759,16 +754,13 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
         a.body
     );
     let token = a.csrf();
-    let a = op.post(
+    let a = op.post_and_expect(
         "/protection/throttle/release",
-        &[
-            ("_csrf", &token),
-            ("tenant", "contoso"),
-            ("ip", "203.0.113.9"),
-        ],
-        &[],
+        &token,
+        &[("tenant", "contoso"), ("ip", "203.0.113.9")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/throttle/203.0.113.9", None);
     assert_eq!(v["throttled"], false, "{v}");
     let a = op.get(a.header("location").unwrap_or("/"));
@@ -776,18 +768,18 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     assert!(a.body.contains("<strong>Not throttled</strong>"));
 
     // The provider block list: the operator adds an entry.
-    let a = op.post(
+    op.post_and_expect(
         "/protection/blocklist",
+        &token,
         &[
-            ("_csrf", &token),
             ("tenant", "contoso"),
             ("op", "add"),
             ("entry", "198.51.100.77"),
             ("reason", "<i>spam run</i>"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/blocklist", None);
     assert!(v.to_string().contains("198.51.100.77"), "{v}");
     let page = op.get("/protection/blocklist?tenant=contoso");
@@ -801,43 +793,40 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     let page = ga.get("/protection/malware");
     assert_eq!(page.status, 200);
     let ga_token = page.csrf();
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/malware",
-        &[
-            ("_csrf", &ga_token),
-            ("setting", "enable_file_filter"),
-            ("value", "false"),
-        ],
-        &[],
+        &ga_token,
+        &[("setting", "enable_file_filter"), ("value", "false")],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api("GET", "/api/v1/malware-filter?tenant=contoso", None);
     assert_eq!(v["enable_file_filter"], false, "{v}");
-    let a = ga.post(
+    let a = ga.post_and_expect(
         "/protection/spam",
+        &ga_token,
         &[
-            ("_csrf", &ga_token),
             ("kind", "inbound"),
             ("policy", "Default"),
             ("setting", "bulk_threshold"),
             ("value", "12"),
         ],
-        &[],
+        400,
+        None,
     );
-    assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("value=\"12\""), "{}", a.body);
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/spam",
+        &ga_token,
         &[
-            ("_csrf", &ga_token),
             ("kind", "inbound"),
             ("policy", "Default"),
             ("setting", "bulk_threshold"),
             ("value", "5"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let (_, v) = s.api(
         "GET",
         "/api/v1/tenants/contoso/spam-filter/policies/Default",
@@ -848,17 +837,17 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
 
     // The connection log lists the refusals made on the tenant's policy: a client on the IP
     // block list, refused at RCPT (550 5.7.513), shows up with its reason.
-    let a = ga.post(
+    ga.post_and_expect(
         "/protection/connection-filter",
+        &ga_token,
         &[
-            ("_csrf", &ga_token),
             ("list", "ip_block_list"),
             ("op", "add"),
             ("entry", "127.0.0.5"),
         ],
-        &[],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     let mut c = Smtp::connect_from(s.smtp, "127.0.0.5");
     assert!(c.read_reply().starts_with("220"));
     assert!(c.cmd("EHLO blocked.example").starts_with("250"));
@@ -976,13 +965,13 @@ fn the_queue_lists_a_waiting_message_and_retries_and_deletes_it() {
     let a = ga.get("/mail-flow/queue?page=2&page_size=25");
     assert!(!a.body.contains(&trace_id));
     let token = page.csrf();
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/queue",
-        &[("_csrf", &token), ("op", "retry"), ("trace_id", &trace_id)],
-        &[],
+        &token,
+        &[("op", "retry"), ("trace_id", &trace_id)],
+        303,
+        Some("/mail-flow/queue?done=retried"),
     );
-    assert_eq!(a.status, 303, "{}", a.body);
-    assert_eq!(a.header("location"), Some("/mail-flow/queue?done=retried"));
     // Tried again at once (a second deferral), not 5 minutes later.
     s.wait_for("the retry", || {
         s.api("GET", "/api/v1/queue?recipient=partner@outside.test", None)
@@ -992,23 +981,21 @@ fn the_queue_lists_a_waiting_message_and_retries_and_deletes_it() {
     // A recipient admin may list and retry through the API, but Mail flow is not theirs.
     let mut ra = Client::signed_in(&s, "ra@contoso.test", PASSWORD);
     let ra_token = ra.get("/").csrf();
-    let a = ra.post(
+    ra.post_and_expect(
         "/mail-flow/queue",
-        &[
-            ("_csrf", &ra_token),
-            ("op", "delete"),
-            ("trace_id", &trace_id),
-        ],
-        &[],
+        &ra_token,
+        &[("op", "delete"), ("trace_id", &trace_id)],
+        403,
+        None,
     );
-    assert_eq!(a.status, 403);
     assert_eq!(waiting(&s), 1);
-    let a = ga.post(
+    ga.post_and_expect(
         "/mail-flow/queue",
-        &[("_csrf", &token), ("op", "delete"), ("trace_id", &trace_id)],
-        &[],
+        &token,
+        &[("op", "delete"), ("trace_id", &trace_id)],
+        303,
+        None,
     );
-    assert_eq!(a.status, 303, "{}", a.body);
     s.wait_for("the deletion", || waiting(&s) == 0);
     assert!(!ga.get("/mail-flow/queue").body.contains(&trace_id));
 }

@@ -7,12 +7,17 @@
 //! answers are serialised to JSON values, the very documents the API answers, and shown from
 //! those (maud escapes every value).
 
+use super::error_page;
 use super::i18n::{self, Lang, Text};
+use super::layout::{self, Nav};
 use super::session::{CSRF_FIELD, Ctx};
+use super::table::{Table, TableParams};
 use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, requested_tenant};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use hato_core::auth::Role;
 use hato_core::directory::Tenant;
 use maud::{Markup, html};
@@ -135,6 +140,132 @@ pub fn href(ctx: &Ctx, tenant: &Tenant, path: &str, extra: &[(&'static str, Stri
     } else {
         format!("{path}?{q}")
     }
+}
+
+/// A page of tabs about one tenant (Mail flow, Protection): its navigation entry and tabs. Every
+/// tab's handler starts the same way (who may see the section, which tenant), and answers in
+/// the same frame; the CSV exports share one shape too.
+pub struct Section {
+    pub nav: Nav,
+    pub tabs: &'static [Tab],
+}
+
+impl Section {
+    /// The page's tenant, or the answer to give instead: 403 to whom may not see the section
+    /// (as the API refuses them), the operator's tenant picker until one is chosen.
+    pub async fn start(
+        &self,
+        s: &AppState,
+        ctx: &Ctx,
+        named: Option<&str>,
+        path: &str,
+    ) -> Result<Tenant, Response> {
+        let lang = ctx.lang;
+        if !self.nav.visible_to(&ctx.p) {
+            return Err(error_page(
+                Some(ctx),
+                lang,
+                ApiError::forbidden(i18n::FORBIDDEN.get(lang)),
+            ));
+        }
+        match tenant_of(s, ctx, named).await {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => match tenant_picker(s, lang, path).await {
+                Ok(picker) => {
+                    Err(
+                        layout::page(ctx, Some(self.nav), self.nav.label().get(lang), picker)
+                            .into_response(),
+                    )
+                }
+                Err(e) => Err(error_page(Some(ctx), lang, e)),
+            },
+            Err(e) => Err(error_page(Some(ctx), lang, e)),
+        }
+    }
+
+    /// A tab's page: the tenant, the tab bar, the notice, the body.
+    pub fn frame(
+        &self,
+        ctx: &Ctx,
+        t: &Tenant,
+        tab: &str,
+        status: StatusCode,
+        notice: &Notice,
+        body: Markup,
+    ) -> Response {
+        let lang = ctx.lang;
+        let page = html! {
+            p.tenant { (i18n::TENANT.get(lang)) ": " strong { (t.name) } }
+            (tabs(lang, self.tabs, tab, &tenant_query(ctx, t)))
+            (notice.render(lang))
+            (body)
+        };
+        (
+            status,
+            layout::page(ctx, Some(self.nav), self.nav.label().get(lang), page),
+        )
+            .into_response()
+    }
+
+    /// A tab's GET handler: its tenant (or the answer instead), then `page` with the notice
+    /// of the action that led here (`done=`).
+    pub async fn tab_page(
+        &self,
+        s: &AppState,
+        ctx: &Ctx,
+        named: Option<&str>,
+        path: &str,
+        done: Option<&str>,
+        page: impl AsyncFnOnce(Tenant, Notice) -> Response,
+    ) -> Response {
+        match self.start(s, ctx, named, path).await {
+            Ok(t) => page(t, Notice::done(done)).await,
+            Err(r) => r,
+        }
+    }
+
+    /// A tab's CSV export: its tenant, then the table `rows` reads, with the page's filter
+    /// and sort, every row (`name` is the file's).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn tab_csv(
+        &self,
+        s: &AppState,
+        ctx: &Ctx,
+        named: Option<&str>,
+        path: &str,
+        params: &TableParams,
+        name: &'static str,
+        rows: impl AsyncFnOnce(Tenant) -> ApiResult<Table>,
+    ) -> Response {
+        let t = match self.start(s, ctx, named, path).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        match rows(t).await {
+            Ok(table) => csv_of(table, params, ctx.lang, name),
+            Err(e) => error_page(Some(ctx), ctx.lang, e),
+        }
+    }
+}
+
+/// The CSV of a table: its filter and sort, every row the page would list.
+pub fn csv_of(mut table: Table, t: &TableParams, lang: Lang, name: &'static str) -> Response {
+    table.apply(&TableParams {
+        filter: t.filter.clone(),
+        sort: t.sort.clone(),
+        desc: t.desc.clone(),
+        ..Default::default()
+    });
+    let mut r = table.csv(lang).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 /// One tab: its path and label.

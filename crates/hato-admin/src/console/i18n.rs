@@ -620,6 +620,69 @@ pub const Q_REPORT_JUNK_NOTE: Text = Text(
     "このメッセージを迷惑メールとして管理者に報告し、迷惑メール フォルダーに移動します。",
 );
 
+// s9 mail flow and protection: rule exceptions and editing, inbound connector validation,
+// custom malware policies, delist requests.
+
+pub const S9_EXCEPTIONS: Text = Text("Exceptions", "例外");
+pub const S9_PARAMETER: Text = Text("Parameter", "パラメーター");
+pub const S9_EDIT_RULE: Text = Text("Edit the rule", "ルールの編集");
+pub const S9_RULE_FORM_HELP: Text = Text(
+    "Every condition must hold (values within one are alternatives); any exception keeps the rule from applying. Leave a row at — to leave it out; clearing a row and saving removes it.",
+    "すべての条件が満たされる必要があります (1 つの条件内の値はいずれか)。例外のいずれかに一致するとルールは適用されません。行を — のままにすると使用されません。行を空にして保存すると削除されます。",
+);
+pub const S9_APPLY_IF: Text = Text("Apply this rule if", "このルールを適用する条件");
+pub const S9_EXCEPT_IF: Text = Text("Except if", "例外");
+pub const S9_DO_THE_FOLLOWING: Text = Text("Do the following", "実行する処理");
+pub const S9_EVERY_MESSAGE: Text = Text("Apply to all messages", "すべてのメッセージに適用");
+pub const S9_ACTIVATION_DATE: Text = Text("Activate this rule on", "このルールを有効にする日");
+pub const S9_EXPIRY_DATE: Text = Text("Deactivate this rule on", "このルールを無効にする日");
+pub const S9_COMMENTS: Text = Text("Comments", "コメント");
+pub const S9_SENDER_IP: Text = Text("Sending IP address", "送信元 IP アドレス");
+pub const S9_SENDER_ADDRESS: Text =
+    Text("Sender address (MAIL FROM)", "送信者アドレス (MAIL FROM)");
+pub const S9_CERTIFICATE_NAME: Text = Text("TLS certificate name", "TLS 証明書名");
+pub const S9_OVER_TLS: Text = Text(
+    "The client uses STARTTLS",
+    "クライアントが STARTTLS を使用する",
+);
+pub const S9_VALIDATE_INBOUND_HELP: Text = Text(
+    "Says which connector the SMTP edge would attribute a connection from this IP to, and why, and whether relay to outside domains would be allowed. Exchange has no such check; the answer comes from the same code as live mail.",
+    "この IP からの接続を SMTP エッジがどのコネクタに関連付けるか、その理由、および外部ドメインへのリレーが許可されるかを表示します。Exchange にはない確認です。実際のメールと同じコードで判定します。",
+);
+pub const S9_ATTRIBUTED: Text = Text("Attributed to", "関連付け先");
+pub const S9_RELAY: Text = Text("Relay to outside domains", "外部ドメインへのリレー");
+pub const S9_CUSTOM_POLICIES: Text = Text("Malware policies", "マルウェア対策ポリシー");
+pub const S9_NEW_MALWARE_POLICY: Text =
+    Text("Create a malware policy", "マルウェア対策ポリシーの作成");
+pub const S9_MALWARE_POLICIES_HELP: Text = Text(
+    "Custom policies apply to the recipients their conditions name, the first by priority (0 first); everyone else gets the default policy. Policies are never merged.",
+    "カスタム ポリシーは条件に一致する受信者に、優先度順 (0 が最初) で最初のものが適用されます。それ以外の受信者には既定のポリシーが適用されます。ポリシーは結合されません。",
+);
+pub const S9_POLICY: Text = Text("Policy", "ポリシー");
+pub const S9_DELIST_REQUESTS: Text = Text("Delist requests", "リスト解除要求");
+pub const S9_DELIST_HELP: Text = Text(
+    "Requests made on the public delist page. A sender confirms by the link mailed to it, which removes a single-address entry by itself; a network entry waits for you: remove it here, or leave it listed.",
+    "公開のリスト解除ページで行われた要求です。送信者がメールで届いたリンクで確認すると、単一アドレスのエントリは自動的に削除されます。ネットワークのエントリは管理者の判断を待ちます。ここで削除するか、そのまま残してください。",
+);
+pub const S9_OUTCOME: Text = Text("Outcome", "結果");
+pub const S9_REQUESTED_BY: Text = Text("Requested from", "要求元");
+pub const S9_CONFIRMED: Text = Text("Confirmed", "確認日時");
+pub const S9_REMOVE_ENTRY: Text = Text("Remove the entry (delist)", "エントリを削除 (リスト解除)");
+pub const S9_SENT_TO: Text = Text("SentTo (recipients)", "SentTo (受信者)");
+pub const S9_SENT_TO_MEMBER_OF: Text = Text("SentToMemberOf (groups)", "SentToMemberOf (グループ)");
+pub const S9_RECIPIENT_DOMAIN_IS: Text = Text(
+    "RecipientDomainIs (domains)",
+    "RecipientDomainIs (ドメイン)",
+);
+pub const S9_FILE_FILTER: Text = Text(
+    "Common attachments filter",
+    "一般的な添付ファイル フィルター",
+);
+pub const S9_STORE_SORT_NOTE: Text = Text(
+    "Sorting applies to every row; the row filter to the rows of this page.",
+    "並べ替えはすべての行に適用されます。行フィルターはこのページの行に適用されます。",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,22 +10,22 @@
 //! sees accepted domains or connectors.
 
 use super::flow_kit::{
-    Notice, Tab, body, done_href, exchange_name, facts, field, given, hidden, href, input, list,
-    tabs, tenant_of, tenant_picker, tenant_query, text, typed, value, yes_no,
+    Notice, Section, Tab, body, done_href, exchange_name, facts, field, given, hidden, href, input,
+    list, tenant_query, text, typed, value, yes_no,
 };
 use super::i18n::{self, Lang};
-use super::layout::{self, Nav};
+use super::layout::Nav;
 use super::session::Ctx;
 use super::table::{Cell, Column, Table, TableParams};
 use super::{error_page, see_other, url_encode};
 use crate::error::ApiError;
 use crate::routes::{connectors, domains, outbound_connectors, queue, rules};
-use crate::state::{AppState, Path, TenantFilter};
+use crate::state::{ApiResult, AppState, Path, TenantFilter};
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use hato_core::directory::Tenant;
 use hato_protection::rules::{Actions, Conditions};
 use maud::{Markup, html};
@@ -125,35 +125,20 @@ pub struct PageQuery {
     table: TableParams,
 }
 
-/// The page's tenant, or the answer to give instead: 403 to whom may not see the section (as
-/// the API refuses them), the operator's tenant picker until one is chosen.
+/// The section: its navigation entry and tabs (`flow_kit::Section`: the handlers' common
+/// start, frame and CSV export).
+const SECTION: Section = Section {
+    nav: Nav::MailFlow,
+    tabs: &TABS,
+};
+
 async fn start(
     s: &AppState,
     ctx: &Ctx,
     named: Option<&str>,
     path: &str,
 ) -> Result<Tenant, Response> {
-    let lang = ctx.lang;
-    if !Nav::MailFlow.visible_to(&ctx.p) {
-        return Err(error_page(
-            Some(ctx),
-            lang,
-            ApiError::forbidden(i18n::FORBIDDEN.get(lang)),
-        ));
-    }
-    match tenant_of(s, ctx, named).await {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => match tenant_picker(s, lang, path).await {
-            Ok(picker) => {
-                Err(
-                    layout::page(ctx, Some(Nav::MailFlow), i18n::MAIL_FLOW.get(lang), picker)
-                        .into_response(),
-                )
-            }
-            Err(e) => Err(error_page(Some(ctx), lang, e)),
-        },
-        Err(e) => Err(error_page(Some(ctx), lang, e)),
-    }
+    SECTION.start(s, ctx, named, path).await
 }
 
 fn frame(
@@ -164,43 +149,7 @@ fn frame(
     notice: &Notice,
     body: Markup,
 ) -> Response {
-    let lang = ctx.lang;
-    let page = html! {
-        p.tenant { (i18n::TENANT.get(lang)) ": " strong { (t.name) } }
-        (tabs(lang, &TABS, tab, &tenant_query(ctx, t)))
-        (notice.render(lang))
-        (body)
-    };
-    (
-        status,
-        layout::page(ctx, Some(Nav::MailFlow), i18n::MAIL_FLOW.get(lang), page),
-    )
-        .into_response()
-}
-
-/// A CSV answer of a table's rows.
-fn csv_answer(table: &Table, lang: Lang, name: &'static str) -> Response {
-    let mut r = table.csv(lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
-}
-
-/// The CSV of a table: its filter and sort, every row the page would list.
-fn csv_of(mut table: Table, t: &TableParams, lang: Lang, name: &'static str) -> Response {
-    table.apply(&TableParams {
-        filter: t.filter.clone(),
-        sort: t.sort.clone(),
-        desc: t.desc.clone(),
-        ..Default::default()
-    });
-    csv_answer(&table, lang, name)
+    SECTION.frame(ctx, t, tab, status, notice, body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,6 +176,10 @@ fn rule_columns() -> Vec<Column> {
         Column {
             key: "conditions",
             label: i18n::CONDITIONS,
+        },
+        Column {
+            key: "exceptions",
+            label: i18n::S9_EXCEPTIONS,
         },
         Column {
             key: "actions",
@@ -283,6 +236,7 @@ fn rules_table(ctx: &Ctx, t: &Tenant, rules: &[Value]) -> Table {
                     Cell::text(yes_no(lang, r, "enabled")),
                     Cell::text(rule.map(|r| field(r, "mode")).unwrap_or_default()),
                     Cell::text(pairs(rule.and_then(|r| r.get("conditions")))),
+                    Cell::text(pairs(rule.and_then(|r| r.get("exceptions")))),
                     Cell::text(pairs(rule.and_then(|r| r.get("actions")))),
                     Cell::text(field(r, "hits")),
                 ]
@@ -290,21 +244,6 @@ fn rules_table(ctx: &Ctx, t: &Tenant, rules: &[Value]) -> Table {
             .collect(),
         more: false,
     }
-}
-
-/// The fields of the new-rule form (kept when the API refuses it).
-#[derive(Deserialize, Default)]
-pub struct RuleForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
-    tenant: Option<String>,
-    name: Option<String>,
-    mode: Option<String>,
-    condition: Option<String>,
-    condition_value: Option<String>,
-    action: Option<String>,
-    action_value: Option<String>,
-    stop_rule_processing: Option<String>,
 }
 
 /// The fields of the rule test.
@@ -321,15 +260,217 @@ pub struct TestForm {
     ip: Option<String>,
 }
 
-fn rule_form(ctx: &Ctx, t: &Tenant, f: &RuleForm) -> Markup {
+/// The rule form's fields (kept when the API refuses them). `condition`/`condition_value`,
+/// `exception`/`exception_value` and `action`/`action_value` repeat, one pair a row, so the
+/// form is read from its pairs in order (a browser sends every row, an empty value too).
+#[derive(Default)]
+pub struct RuleForm {
+    csrf: Option<String>,
+    tenant: Option<String>,
+    name: Option<String>,
+    mode: Option<String>,
+    priority: Option<String>,
+    activation_date: Option<String>,
+    expiry_date: Option<String>,
+    comments: Option<String>,
+    stop_rule_processing: bool,
+    conditions: Vec<(String, String)>,
+    exceptions: Vec<(String, String)>,
+    actions: Vec<(String, String)>,
+}
+
+/// At most this many rows of each kind are read from one form (the API's rules hold far fewer).
+const ROWS_MAX: usize = 64;
+/// Empty rows the form offers beside a rule's own.
+const BLANK_ROWS: usize = 2;
+
+impl RuleForm {
+    fn read(pairs: Vec<(String, String)>) -> RuleForm {
+        let mut f = RuleForm::default();
+        let mut keys: [Vec<String>; 3] = Default::default();
+        let mut values: [Vec<String>; 3] = Default::default();
+        for (k, v) in pairs {
+            let row = |i: usize, list: &mut [Vec<String>; 3], v: String| {
+                if list[i].len() < ROWS_MAX {
+                    list[i].push(v);
+                }
+            };
+            match k.as_str() {
+                "_csrf" => f.csrf = Some(v),
+                "tenant" => f.tenant = Some(v),
+                "name" => f.name = Some(v),
+                "mode" => f.mode = Some(v),
+                "priority" => f.priority = Some(v),
+                "activation_date" => f.activation_date = Some(v),
+                "expiry_date" => f.expiry_date = Some(v),
+                "comments" => f.comments = Some(v),
+                "stop_rule_processing" => f.stop_rule_processing = true,
+                "condition" => row(0, &mut keys, v),
+                "condition_value" => row(0, &mut values, v),
+                "exception" => row(1, &mut keys, v),
+                "exception_value" => row(1, &mut values, v),
+                "action" => row(2, &mut keys, v),
+                "action_value" => row(2, &mut values, v),
+                _ => {}
+            }
+        }
+        let [ck, ek, ak] = keys;
+        let [cv, ev, av] = values;
+        let rows = |k: Vec<String>, v: Vec<String>| -> Vec<(String, String)> {
+            let mut v = v.into_iter();
+            k.into_iter()
+                .map(|k| (k.trim().to_string(), v.next().unwrap_or_default()))
+                .filter(|(k, _)| !k.is_empty())
+                .collect()
+        };
+        f.conditions = rows(ck, cv);
+        f.exceptions = rows(ek, ev);
+        f.actions = rows(ak, av);
+        f
+    }
+
+    /// The form of a rule as the API shows it (`RuleView.rule`), for editing.
+    fn of_rule(rule: &Value) -> RuleForm {
+        let s = |k: &str| rule.get(k).map(text).filter(|v| !v.is_empty());
+        let mut actions = rows_of(rule.get("actions"));
+        // SetHeader is two parameters in Exchange, one row here (`Name: value`).
+        let mut header = |k: &str| {
+            actions
+                .iter()
+                .position(|(key, _)| key == k)
+                .map(|i| actions.remove(i).1)
+        };
+        if let Some(name) = header("set_header_name") {
+            let value = header("set_header_value").unwrap_or_default();
+            actions.push(("set_header".into(), format!("{name}: {value}")));
+        }
+        RuleForm {
+            name: s("name"),
+            mode: s("mode"),
+            priority: s("priority"),
+            activation_date: s("activation_date"),
+            expiry_date: s("expiry_date"),
+            comments: s("comments"),
+            stop_rule_processing: rule
+                .get("stop_rule_processing")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            conditions: rows_of(rule.get("conditions")),
+            exceptions: rows_of(rule.get("exceptions")),
+            actions,
+            ..Default::default()
+        }
+    }
+}
+
+/// An object's fields as form rows: lists one item a line (a pattern may hold a comma).
+fn rows_of(v: Option<&Value>) -> Vec<(String, String)> {
+    match v {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join("\n"),
+                    other => text(other),
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A row's value as the API takes the field `key` of `T`: patterns one a line (a regular
+/// expression may hold a comma, `a{1,3}`), anything else as `typed` reads it.
+fn row_value<T: serde::de::DeserializeOwned>(key: &str, raw: &str) -> Value {
+    if key.ends_with("_patterns") {
+        return Value::Array(
+            raw.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Value::String(l.to_string()))
+                .collect(),
+        );
+    }
+    typed::<T>(key, raw)
+}
+
+/// Rows as the API's object for `T` (`Conditions` or `Actions`); a key given twice adds its
+/// values to the first's.
+fn rows_json<T: serde::de::DeserializeOwned>(
+    rows: &[(String, String)],
+) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for (k, raw) in rows {
+        if k == "set_header" {
+            let (name, val) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
+            out.insert("set_header_name".into(), json!(name.trim()));
+            out.insert("set_header_value".into(), json!(val.trim()));
+            continue;
+        }
+        let v = row_value::<T>(k, raw);
+        match (out.get_mut(k), v) {
+            (Some(Value::Array(have)), Value::Array(more)) => have.extend(more),
+            (_, v) => {
+                out.insert(k.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+/// The rows of one kind (conditions, exceptions or actions): each a choice of the API's names
+/// and a value; the rule's own rows first, then empty ones.
+fn rule_rows(
+    lang: Lang,
+    kind: &str,
+    legend: i18n::Text,
+    offered: &[&str],
+    rows: &[(String, String)],
+) -> Markup {
+    let value_name = format!("{kind}_value");
+    let blank = (String::new(), String::new());
+    let shown = rows.iter().chain(std::iter::repeat_n(&blank, BLANK_ROWS));
+    html! {
+        fieldset.rule-rows data-kind=(kind) {
+            legend { (legend.get(lang)) }
+            @for (key, val) in shown {
+                div.rule-row {
+                    label { (i18n::S9_PARAMETER.get(lang))
+                        select name=(kind) {
+                            option value="" selected[key.is_empty()] { "—" }
+                            @for o in offered {
+                                option value=(o) selected[*o == key.as_str()] { (exchange_name(o)) }
+                            }
+                            // A field of the rule the list does not offer (set through the
+                            // API): kept as it is.
+                            @if !key.is_empty() && !offered.contains(&key.as_str()) {
+                                option value=(key) selected { (exchange_name(key)) }
+                            }
+                        }
+                    }
+                    label { (i18n::VALUE.get(lang))
+                        textarea name=(value_name) rows="1" placeholder=(i18n::LIST_HINT.get(lang)) { (val) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rule form: new (`editing` none) or the change of the rule named.
+fn rule_form(ctx: &Ctx, t: &Tenant, f: &RuleForm, editing: Option<&str>) -> Markup {
     let lang = ctx.lang;
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let mode = v(&f.mode);
-    let condition = v(&f.condition);
-    let action = v(&f.action);
+    let action = match editing {
+        Some(name) => format!("{RULES}/rule/{}", url_encode(name)),
+        None => format!("{RULES}/rules"),
+    };
     html! {
-        form.panel.rule-form method="post" action={ (RULES) "/rules" } {
-            h2 { (i18n::NEW_RULE.get(lang)) }
+        form.panel.rule-form method="post" action=(action) {
+            h2 { @if editing.is_some() { (i18n::S9_EDIT_RULE.get(lang)) } @else { (i18n::NEW_RULE.get(lang)) } }
+            p.note { (i18n::S9_RULE_FORM_HELP.get(lang)) }
             (hidden(ctx, t))
             label { (i18n::NAME.get(lang))
                 input type="text" name="name" value=(v(&f.name)) required maxlength="64";
@@ -341,31 +482,26 @@ fn rule_form(ctx: &Ctx, t: &Tenant, f: &RuleForm) -> Markup {
                     }
                 }
             }
-            label { (i18n::CONDITION.get(lang))
-                select name="condition" {
-                    @for c in CONDITIONS {
-                        option value=(c) selected[*c == condition] { (exchange_name(c)) }
-                    }
-                }
+            label { (i18n::PRIORITY.get(lang))
+                input type="number" name="priority" min="0" value=(v(&f.priority));
             }
-            label { (i18n::VALUE.get(lang))
-                input type="text" name="condition_value" value=(v(&f.condition_value)) placeholder=(i18n::LIST_HINT.get(lang));
+            label { (i18n::S9_ACTIVATION_DATE.get(lang))
+                input type="text" name="activation_date" value=(v(&f.activation_date)) placeholder="2026-12-01T00:00:00Z";
             }
-            label { (i18n::ACTION.get(lang))
-                select name="action" {
-                    @for a in ACTIONS {
-                        option value=(a) selected[*a == action] { (exchange_name(a)) }
-                    }
-                }
+            label { (i18n::S9_EXPIRY_DATE.get(lang))
+                input type="text" name="expiry_date" value=(v(&f.expiry_date)) placeholder="2027-01-01T00:00:00Z";
             }
-            label { (i18n::VALUE.get(lang))
-                input type="text" name="action_value" value=(v(&f.action_value)) placeholder=(i18n::LIST_HINT.get(lang));
+            label.wide { (i18n::S9_COMMENTS.get(lang))
+                input type="text" name="comments" value=(v(&f.comments));
             }
+            (rule_rows(lang, "condition", i18n::S9_APPLY_IF, CONDITIONS, &f.conditions))
+            (rule_rows(lang, "exception", i18n::S9_EXCEPT_IF, CONDITIONS, &f.exceptions))
+            (rule_rows(lang, "action", i18n::S9_DO_THE_FOLLOWING, ACTIONS, &f.actions))
             label.check {
-                input type="checkbox" name="stop_rule_processing" value="1" checked[f.stop_rule_processing.is_some()];
+                input type="checkbox" name="stop_rule_processing" value="1" checked[f.stop_rule_processing];
                 " " (i18n::STOP_PROCESSING.get(lang))
             }
-            div.actions { button type="submit" { (i18n::CREATE.get(lang)) } }
+            div.actions { button type="submit" { @if editing.is_some() { (i18n::SAVE.get(lang)) } @else { (i18n::CREATE.get(lang)) } } }
         }
     }
 }
@@ -461,7 +597,7 @@ async fn rules_page(
         div #results {
             (table.render(lang, q, RULES, &tenant_query(ctx, t), &format!("{RULES}/rules.csv")))
         }
-        (rule_form(ctx, t, kept))
+        (rule_form(ctx, t, kept, None))
         (test_form(ctx, t, test.0))
     };
     frame(ctx, t, RULES, status, &notice, body)
@@ -472,21 +608,29 @@ pub async fn rules_tab(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), RULES).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    rules_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &RuleForm::default(),
-        (&TestForm::default(), None),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            RULES,
+            q.done.as_deref(),
+            async |t, notice| {
+                rules_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &RuleForm::default(),
+                    (&TestForm::default(), None),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn rules_csv(
@@ -494,52 +638,110 @@ pub async fn rules_csv(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), RULES).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match rules_of(&s, &ctx, &t).await {
-        Ok(rules) => csv_of(
-            rules_table(&ctx, &t, &rules),
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            RULES,
             &q.table,
-            ctx.lang,
             "transport-rules.csv",
-        ),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+            async |t| Ok(rules_table(ctx, &t, &rules_of(s, ctx, &t).await?)),
+        )
+        .await
 }
 
-/// The rule the form describes, as the API's JSON.
-fn rule_json(f: &RuleForm) -> Value {
+/// The rule the form describes, as the API's JSON (`New-TransportRule`'s parameters).
+fn rule_json(f: &RuleForm) -> ApiResult<Value> {
     let mut rule = json!({ "name": f.name.clone().unwrap_or_default().trim() });
     if let Some(m) = given(&f.mode) {
         rule["mode"] = json!(m);
     }
-    if let Some(c) = given(&f.condition) {
-        let raw = f.condition_value.clone().unwrap_or_default();
-        rule["conditions"] = json!({ c.clone(): typed::<Conditions>(&c, &raw) });
+    if let Some(p) = priority_of(f)? {
+        rule["priority"] = json!(p);
     }
-    if let Some(a) = given(&f.action) {
-        let raw = f.action_value.clone().unwrap_or_default();
-        rule["actions"] = if a == "set_header" {
-            let (name, val) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
-            json!({ "set_header_name": name.trim(), "set_header_value": val.trim() })
-        } else {
-            json!({ a.clone(): typed::<Actions>(&a, &raw) })
-        };
+    for (key, field) in [
+        ("activation_date", &f.activation_date),
+        ("expiry_date", &f.expiry_date),
+        ("comments", &f.comments),
+    ] {
+        if let Some(v) = given(field) {
+            rule[key] = json!(v);
+        }
     }
-    if f.stop_rule_processing.is_some() {
+    let conditions = rows_json::<Conditions>(&f.conditions);
+    let exceptions = rows_json::<Conditions>(&f.exceptions);
+    if !conditions.is_empty() {
+        rule["conditions"] = Value::Object(conditions);
+    }
+    if !exceptions.is_empty() {
+        rule["exceptions"] = Value::Object(exceptions);
+    }
+    rule["actions"] = Value::Object(rows_json::<Actions>(&f.actions));
+    if f.stop_rule_processing {
         rule["stop_rule_processing"] = json!(true);
     }
-    rule
+    Ok(rule)
+}
+
+fn priority_of(f: &RuleForm) -> ApiResult<Option<u64>> {
+    given(&f.priority)
+        .map(|p| {
+            p.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("--priority {p:?}: a whole number, 0 first"))
+            })
+        })
+        .transpose()
+}
+
+/// The change of a rule the form describes, as the API's merge patch (RFC 7396) of `old`
+/// (`RuleView.rule`): the form holds the whole rule, so what it no longer lists is removed
+/// (`null`), a condition, an exception, an action or a date.
+fn rule_patch(f: &RuleForm, old: &Value) -> ApiResult<Value> {
+    let new = rule_json(f)?;
+    let mut patch = serde_json::Map::new();
+    for key in ["conditions", "exceptions", "actions"] {
+        let mut part = serde_json::Map::new();
+        if let Some(Value::Object(had)) = old.get(key) {
+            for k in had.keys() {
+                part.insert(k.clone(), Value::Null);
+            }
+        }
+        if let Some(Value::Object(now)) = new.get(key) {
+            for (k, v) in now {
+                part.insert(k.clone(), v.clone());
+            }
+        }
+        patch.insert(key.into(), Value::Object(part));
+    }
+    for key in [
+        "name",
+        "mode",
+        "priority",
+        "activation_date",
+        "expiry_date",
+        "comments",
+    ] {
+        patch.insert(key.into(), new.get(key).cloned().unwrap_or(Value::Null));
+    }
+    // Absent from the form: the rule's mode and priority stay as they are.
+    for key in ["mode", "priority"] {
+        if patch.get(key) == Some(&Value::Null) {
+            patch.remove(key);
+        }
+    }
+    patch.insert("stop_rule_processing".into(), json!(f.stop_rule_processing));
+    Ok(Value::Object(patch))
 }
 
 pub async fn create_rule(
     State(s): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
-    Form(f): Form<RuleForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let f = RuleForm::read(pairs);
     if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
         return refusal;
     }
@@ -547,15 +749,19 @@ pub async fn create_rule(
         Ok(t) => t,
         Err(r) => return r,
     };
-    let created = rules::create(
-        State(s.clone()),
-        ctx.p,
-        Path(t.name.clone()),
-        Ok(axum::Json(rule_json(&f))),
-    )
-    .await;
+    let created = match rule_json(&f) {
+        Ok(rule) => rules::create(
+            State(s.clone()),
+            ctx.p,
+            Path(t.name.clone()),
+            Ok(axum::Json(rule)),
+        )
+        .await
+        .map(|_| ()),
+        Err(e) => Err(e),
+    };
     match created {
-        Ok(_) => see_other(&done_href(&ctx, &t, RULES, "created")),
+        Ok(()) => see_other(&done_href(&ctx, &t, RULES, "created")),
         Err(e) => {
             rules_page(
                 &s,
@@ -647,53 +853,123 @@ pub async fn test_rules(
     .await
 }
 
+/// A rule's description as Exchange's admin centre words it: apply this rule if…, except if…,
+/// do the following…, and its properties.
+fn rule_description(lang: Lang, rule: &Value) -> Markup {
+    let part = |key: &str| rows_of(rule.get(key));
+    let items = |rows: Vec<(String, String)>| {
+        html! {
+            ul {
+                @for (k, v) in rows {
+                    li { span.param { (exchange_name(&k)) } " " (v.replace('\n', ", ")) }
+                }
+            }
+        }
+    };
+    let (conditions, exceptions, actions) =
+        (part("conditions"), part("exceptions"), part("actions"));
+    html! {
+        dl.rule-description {
+            dt { (i18n::S9_APPLY_IF.get(lang)) }
+            dd.conditions {
+                @if conditions.is_empty() { (i18n::S9_EVERY_MESSAGE.get(lang)) } @else { (items(conditions)) }
+            }
+            @if !exceptions.is_empty() {
+                dt { (i18n::S9_EXCEPT_IF.get(lang)) }
+                dd.exceptions { (items(exceptions)) }
+            }
+            dt { (i18n::S9_DO_THE_FOLLOWING.get(lang)) }
+            dd.actions { (items(actions)) }
+            @if rule.get("stop_rule_processing").and_then(Value::as_bool) == Some(true) {
+                dd { (i18n::STOP_PROCESSING.get(lang)) }
+            }
+            dt { (i18n::MODE.get(lang)) } dd { (field(rule, "mode")) }
+            @for (key, label) in [("activation_date", i18n::S9_ACTIVATION_DATE), ("expiry_date", i18n::S9_EXPIRY_DATE), ("comments", i18n::S9_COMMENTS)] {
+                @if !field(rule, key).is_empty() { dt { (label.get(lang)) } dd { (field(rule, key)) } }
+            }
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub struct RuleQuery {
     tenant: Option<String>,
 }
 
-/// One rule: everything it holds, and its buttons.
+/// One rule: its description, its buttons and the form that changes it.
 pub async fn rule_detail(
     State(s): State<AppState>,
     ctx: Ctx,
     axum::extract::Path(name): axum::extract::Path<String>,
     Query(q): Query<RuleQuery>,
 ) -> Response {
-    let lang = ctx.lang;
     let t = match start(&s, &ctx, q.tenant.as_deref(), RULES).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let rule = match value(rules::show(State(s.clone()), ctx.p, Path((t.name.clone(), name))).await)
-    {
+    rule_page(
+        &s,
+        &ctx,
+        &t,
+        &name,
+        StatusCode::OK,
+        Notice::done(None),
+        None,
+    )
+    .await
+}
+
+async fn rule_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    name: &str,
+    status: StatusCode,
+    notice: Notice,
+    kept: Option<&RuleForm>,
+) -> Response {
+    let lang = ctx.lang;
+    let rule = match value(
+        rules::show(
+            State(s.clone()),
+            ctx.p,
+            Path((t.name.clone(), name.to_string())),
+        )
+        .await,
+    ) {
         Ok(v) => v,
-        Err(e) => return error_page(Some(&ctx), lang, e),
+        Err(e) => return error_page(Some(ctx), lang, e),
     };
-    let count = rules_of(&s, &ctx, &t).await.map(|r| r.len()).unwrap_or(0);
+    let count = rules_of(s, ctx, t).await.map(|r| r.len()).unwrap_or(0);
     let priority = rule.get("priority").and_then(Value::as_u64).unwrap_or(0);
     let enabled = rule.get("enabled").and_then(Value::as_bool).unwrap_or(true);
     let name = field(&rule, "name");
-    let mode = rule.pointer("/rule/mode").map(text).unwrap_or_default();
+    let whole = rule.get("rule").cloned().unwrap_or(Value::Null);
+    let mode = field(&whole, "mode");
     let last = priority + 1 >= count as u64;
     let button = |op: &'static str, label: i18n::Text| {
         html! {
             form.inline method="post" action={ (RULES) "/rule-action" } {
-                (hidden(&ctx, &t))
+                (hidden(ctx, t))
                 input type="hidden" name="rule" value=(name);
                 input type="hidden" name="op" value=(op);
                 button type="submit" data-op=(op) { (label.get(lang)) }
             }
         }
     };
+    let form = match kept {
+        Some(f) => rule_form(ctx, t, f, Some(&name)),
+        None => rule_form(ctx, t, &RuleForm::of_rule(&whole), Some(&name)),
+    };
     let body = html! {
-        p { a href=(href(&ctx, &t, RULES, &[])) { (i18n::BACK.get(lang)) } }
+        p { a href=(href(ctx, t, RULES, &[])) { (i18n::BACK.get(lang)) } }
         h2.rule-title { (name) }
         div.buttons {
             @if priority > 0 { (button("up", i18n::MOVE_UP)) }
             @if !last { (button("down", i18n::MOVE_DOWN)) }
             @if enabled { (button("disable", i18n::DISABLE)) } @else { (button("enable", i18n::ENABLE)) }
             form.inline method="post" action={ (RULES) "/rule-action" } {
-                (hidden(&ctx, &t))
+                (hidden(ctx, t))
                 input type="hidden" name="rule" value=(name);
                 input type="hidden" name="op" value="mode";
                 select name="mode" {
@@ -703,9 +979,50 @@ pub async fn rule_detail(
             }
             (button("delete", i18n::DELETE))
         }
-        (facts(&rule))
+        (rule_description(lang, &whole))
+        (form)
+        details.rule-facts {
+            summary { (i18n::DETAILS.get(lang)) }
+            (facts(&rule))
+        }
     };
-    frame(&ctx, &t, RULES, StatusCode::OK, &Notice::default(), body)
+    frame(ctx, t, RULES, status, &notice, body)
+}
+
+/// Changes a rule (`Set-TransportRule`) to what its form holds: conditions, exceptions,
+/// actions, name, mode, priority, dates, comments.
+pub async fn edit_rule(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let f = RuleForm::read(pairs);
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), RULES).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let st = || State(s.clone());
+    let path = || Path((t.name.clone(), name.clone()));
+    let changed = async {
+        let old = value(rules::show(st(), ctx.p, path()).await)?;
+        let patch = rule_patch(&f, old.get("rule").unwrap_or(&Value::Null))?;
+        value(rules::change(st(), ctx.p, path(), Ok(axum::Json(patch))).await)
+    }
+    .await;
+    match changed {
+        Ok(v) => see_other(&done_href(
+            &ctx,
+            &t,
+            &format!("{RULES}/rule/{}", url_encode(&field(&v, "name"))),
+            "changed",
+        )),
+        Err(e) => rule_page(&s, &ctx, &t, &name, e.status, Notice::error(&e), Some(&f)).await,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -902,20 +1219,28 @@ pub async fn domains_tab(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), DOMAINS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    domains_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &DomainForm::default(),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            DOMAINS,
+            q.done.as_deref(),
+            async |t, notice| {
+                domains_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &DomainForm::default(),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn domains_csv(
@@ -923,14 +1248,18 @@ pub async fn domains_csv(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), DOMAINS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match domains_table(&s, &ctx, &t).await {
-        Ok(table) => csv_of(table, &q.table, ctx.lang, "accepted-domains.csv"),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            DOMAINS,
+            &q.table,
+            "accepted-domains.csv",
+            async |t| domains_table(s, ctx, &t).await,
+        )
+        .await
 }
 
 /// Adds, verifies or removes an accepted domain.
@@ -1104,6 +1433,11 @@ pub struct ConnectorForm {
     /// `op` on the detail page: save, enable, disable, delete, validate.
     op: Option<String>,
     recipient: Option<String>,
+    /// An inbound connector's validation: the connection to judge.
+    sender_ip_address: Option<String>,
+    sender_address: Option<String>,
+    tls_certificate_name: Option<String>,
+    tls: Option<String>,
 }
 
 impl ConnectorForm {
@@ -1220,20 +1554,28 @@ pub async fn connectors_tab(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTORS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    connectors_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &ConnectorForm::default(),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            CONNECTORS,
+            q.done.as_deref(),
+            async |t, notice| {
+                connectors_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &ConnectorForm::default(),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn connectors_csv(
@@ -1241,19 +1583,18 @@ pub async fn connectors_csv(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTORS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match connectors_of(&s, &ctx, &t).await {
-        Ok(all) => csv_of(
-            connectors_table(&ctx, &t, &all),
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            CONNECTORS,
             &q.table,
-            ctx.lang,
             "connectors.csv",
-        ),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+            async |t| Ok(connectors_table(ctx, &t, &connectors_of(s, ctx, &t).await?)),
+        )
+        .await
 }
 
 pub async fn create_connector(
@@ -1375,7 +1716,32 @@ async fn connector_page(
                 div.actions { button type="submit" name="op" value="validate" { (i18n::VALIDATE.get(lang)) } }
             }
         }
-        @if let Some(v) = &validation {
+        @if dir == "inbound" {
+            @let k = |o: Option<&String>| o.cloned().unwrap_or_default();
+            form.panel.validate method="post" action=(action) {
+                h2 { (i18n::VALIDATE.get(lang)) }
+                p.note { (i18n::S9_VALIDATE_INBOUND_HELP.get(lang)) }
+                (hidden(ctx, t))
+                label { (i18n::S9_SENDER_IP.get(lang)) input type="text" name="sender_ip_address" value=(k(kept.and_then(|f| f.sender_ip_address.as_ref()))) required; }
+                label { (i18n::S9_SENDER_ADDRESS.get(lang)) input type="text" name="sender_address" value=(k(kept.and_then(|f| f.sender_address.as_ref()))); }
+                label { (i18n::S9_CERTIFICATE_NAME.get(lang)) input type="text" name="tls_certificate_name" value=(k(kept.and_then(|f| f.tls_certificate_name.as_ref()))); }
+                label.check { input type="checkbox" name="tls" value="1" checked[kept.is_some_and(|f| f.tls.is_some())]; " " (i18n::S9_OVER_TLS.get(lang)) }
+                div.actions { button type="submit" name="op" value="validate" { (i18n::VALIDATE.get(lang)) } }
+            }
+        }
+        @if let Some(v) = validation.as_ref().filter(|v| v.get("reasons").is_some()) {
+            section.panel #validation {
+                h2 { (i18n::VALIDATION_RESULT.get(lang)) }
+                dl.facts {
+                    dt { (i18n::S9_ATTRIBUTED.get(lang)) } dd.attributed { (v.get("attributed_to").filter(|a| !a.is_null()).map(text).unwrap_or_else(|| "—".into())) }
+                    dt { (i18n::S9_RELAY.get(lang)) } dd.relay { (yes_no(lang, v, "relay_allowed")) }
+                    @if let Some(r) = v.get("refusal").filter(|r| !r.is_null()) { dt { (i18n::REPLY.get(lang)) } dd.refusal { (text(r)) } }
+                }
+                ol.reasons {
+                    @for r in v.get("reasons").and_then(Value::as_array).into_iter().flatten() { li { (text(r)) } }
+                }
+            }
+        } @else if let Some(v) = &validation {
             section.panel #validation {
                 h2 { (i18n::VALIDATION_RESULT.get(lang)) }
                 p.summary { (field(v, "summary")) }
@@ -1477,11 +1843,28 @@ pub async fn connector_action(
             };
             removed.map(|_| ("removed", false))
         }
-        "validate" if !inbound => {
-            let v = json!({ "recipient": f.recipient.clone().unwrap_or_default() });
-            let answer = match body(v) {
-                Ok(b) => value(outbound_connectors::validate(st(), ctx.p, path(), b).await),
-                Err(e) => Err(e),
+        "validate" => {
+            let answer = if inbound {
+                let mut v = json!({
+                    "sender_ip_address": f.sender_ip_address.clone().unwrap_or_default(),
+                    "tls": f.tls.is_some(),
+                });
+                if let Some(a) = given(&f.sender_address) {
+                    v["sender_address"] = json!(a);
+                }
+                if let Some(c) = given(&f.tls_certificate_name) {
+                    v["tls_certificate_name"] = json!(c);
+                }
+                match body(v) {
+                    Ok(b) => value(connectors::validate(st(), ctx.p, path(), b).await),
+                    Err(e) => Err(e),
+                }
+            } else {
+                let v = json!({ "recipient": f.recipient.clone().unwrap_or_default() });
+                match body(v) {
+                    Ok(b) => value(outbound_connectors::validate(st(), ctx.p, path(), b).await),
+                    Err(e) => Err(e),
+                }
             };
             // The transcript is the answer: shown here, not after a redirect.
             return match answer {
@@ -1752,12 +2135,17 @@ pub async fn queue_tab(
     ctx: Ctx,
     Query(q): Query<QueueQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), QUEUE).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let notice = Notice::done(q.done.as_deref());
-    queue_page(&s, &ctx, &t, &q, StatusCode::OK, notice).await
+    let (s, ctx, q) = (&s, &ctx, &q);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            QUEUE,
+            q.done.as_deref(),
+            async |t, notice| queue_page(s, ctx, &t, q, StatusCode::OK, notice).await,
+        )
+        .await
 }
 
 pub async fn queue_csv(
@@ -1765,14 +2153,18 @@ pub async fn queue_csv(
     ctx: Ctx,
     Query(q): Query<QueueQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), QUEUE).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match queue_table(&s, &ctx, &t, &q, 1, hato_store::TRACE_PAGE_SIZE_MAX).await {
-        Ok(table) => csv_of(table, &q.table, ctx.lang, "queue.csv"),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    let (s, ctx, q) = (&s, &ctx, &q);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            QUEUE,
+            &q.table,
+            "queue.csv",
+            async |t| queue_table(s, ctx, &t, q, 1, hato_store::TRACE_PAGE_SIZE_MAX).await,
+        )
+        .await
 }
 
 /// Retries or deletes a message's queued recipients.
@@ -1869,6 +2261,82 @@ mod tests {
             json!(true)
         );
         assert_eq!(typed::<Actions>("delete_message", "false"), json!(false));
+    }
+
+    fn pairs_of(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_rule_form_pairs_its_rows_in_order_and_skips_empty_ones() {
+        let f = RuleForm::read(pairs_of(&[
+            ("name", "R"),
+            ("condition", "subject_contains_words"),
+            ("condition_value", "a, b"),
+            ("condition", ""),
+            ("condition_value", "ignored"),
+            ("condition", "subject_contains_words"),
+            ("condition_value", "c"),
+            ("exception", "subject_matches_patterns"),
+            ("exception_value", "x{1,3}\ny"),
+            ("action", "set_header"),
+            ("action_value", "X-A: b: c"),
+            ("action", "delete_message"),
+        ]));
+        let rule = rule_json(&f).unwrap();
+        // A key given twice adds its values; patterns are one a line, commas kept.
+        assert_eq!(
+            rule["conditions"],
+            json!({ "subject_contains_words": ["a", "b", "c"] })
+        );
+        assert_eq!(
+            rule["exceptions"],
+            json!({ "subject_matches_patterns": ["x{1,3}", "y"] })
+        );
+        assert_eq!(
+            rule["actions"],
+            json!({ "set_header_name": "X-A", "set_header_value": "b: c", "delete_message": true })
+        );
+        // A row's value missing (a forged form) is an empty value, never another row's.
+        assert_eq!(f.actions[1], ("delete_message".to_string(), String::new()));
+    }
+
+    #[test]
+    fn an_edit_removes_what_the_form_no_longer_holds() {
+        let old = json!({
+            "name": "R", "mode": "audit", "comments": "c", "expiry_date": "2027-01-01T00:00:00Z",
+            "conditions": { "sent_to": ["a@b.test"], "from": ["x@y.test"] },
+            "exceptions": { "from": ["boss@y.test"] },
+            "actions": { "set_header_name": "X-A", "set_header_value": "1", "quarantine": true }
+        });
+        let f = RuleForm::read(pairs_of(&[
+            ("name", "R"),
+            ("condition", "sent_to"),
+            ("condition_value", "a@b.test"),
+            ("action", "quarantine"),
+            ("action_value", "true"),
+        ]));
+        let patch = rule_patch(&f, &old).unwrap();
+        assert_eq!(
+            patch["conditions"],
+            json!({ "sent_to": ["a@b.test"], "from": null })
+        );
+        assert_eq!(patch["exceptions"], json!({ "from": null }));
+        assert_eq!(
+            patch["actions"],
+            json!({ "set_header_name": null, "set_header_value": null, "quarantine": true })
+        );
+        assert_eq!(patch["expiry_date"], Value::Null);
+        assert!(patch.get("mode").is_none(), "a mode not given stays");
+        // And the form of a rule shows its header as one row.
+        let back = RuleForm::of_rule(&old);
+        assert!(
+            back.actions
+                .contains(&("set_header".into(), "X-A: 1".into()))
+        );
+        assert_eq!(back.mode.as_deref(), Some("audit"));
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub const PATHS: &[&str] = &[
     "/protection/throttle",
     "/protection/throttle/release",
     "/protection/malware",
+    "/protection/malware.csv",
+    "/protection/malware/policies",
     "/protection/spam",
     "/protection/spam.csv",
     "/protection/connections",
@@ -132,7 +134,10 @@ pub fn pages() -> Router<AppState> {
         .route("/mail-flow", get(mail_flow::rules_tab))
         .route("/mail-flow/rules", post(mail_flow::create_rule))
         .route("/mail-flow/rules.csv", get(mail_flow::rules_csv))
-        .route("/mail-flow/rule/{name}", get(mail_flow::rule_detail))
+        .route(
+            "/mail-flow/rule/{name}",
+            get(mail_flow::rule_detail).post(mail_flow::edit_rule),
+        )
         .route("/mail-flow/rule-action", post(mail_flow::rule_action))
         .route("/mail-flow/test", post(mail_flow::test_rules))
         .route(
@@ -176,6 +181,11 @@ pub fn pages() -> Router<AppState> {
         .route(
             "/protection/malware",
             get(protection::malware_tab).post(protection::malware_change),
+        )
+        .route("/protection/malware.csv", get(protection::malware_csv))
+        .route(
+            "/protection/malware/policies",
+            post(protection::malware_policy_action),
         )
         .route(
             "/protection/spam",

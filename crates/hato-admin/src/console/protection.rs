@@ -10,11 +10,11 @@
 //! block list, releasing a throttle) is refused to a tenant's admins by the API's own check.
 
 use super::flow_kit::{
-    Notice, Tab, body, done_href, exchange_name, facts, field, given, hidden, href, input, list,
-    tabs, tenant_of, tenant_picker, tenant_query, text, typed, value, yes_no,
+    Notice, Section, Tab, body, csv_of, done_href, exchange_name, facts, field, given, hidden,
+    href, input, list, tenant_query, text, typed, value, yes_no,
 };
 use super::i18n::{self, Lang};
-use super::layout::{self, Nav};
+use super::layout::Nav;
 use super::session::Ctx;
 use super::table::{Cell, Column, Table, TableParams};
 use super::{error_page, see_other};
@@ -25,8 +25,8 @@ use crate::routes::{
 use crate::state::{ApiResult, AppState, Path, TenantFilter};
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use hato_core::auth::Role;
 use hato_core::directory::Tenant;
 use maud::{Markup, html};
@@ -75,34 +75,20 @@ pub struct PageQuery {
     table: TableParams,
 }
 
+/// The section: its navigation entry and tabs (`flow_kit::Section`: the handlers' common
+/// start, frame and CSV export).
+const SECTION: Section = Section {
+    nav: Nav::Protection,
+    tabs: &TABS,
+};
+
 async fn start(
     s: &AppState,
     ctx: &Ctx,
     named: Option<&str>,
     path: &str,
 ) -> Result<Tenant, Response> {
-    let lang = ctx.lang;
-    if !Nav::Protection.visible_to(&ctx.p) {
-        return Err(error_page(
-            Some(ctx),
-            lang,
-            ApiError::forbidden(i18n::FORBIDDEN.get(lang)),
-        ));
-    }
-    match tenant_of(s, ctx, named).await {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => match tenant_picker(s, lang, path).await {
-            Ok(picker) => Err(layout::page(
-                ctx,
-                Some(Nav::Protection),
-                i18n::PROTECTION.get(lang),
-                picker,
-            )
-            .into_response()),
-            Err(e) => Err(error_page(Some(ctx), lang, e)),
-        },
-        Err(e) => Err(error_page(Some(ctx), lang, e)),
-    }
+    SECTION.start(s, ctx, named, path).await
 }
 
 fn frame(
@@ -113,37 +99,7 @@ fn frame(
     notice: &Notice,
     body: Markup,
 ) -> Response {
-    let lang = ctx.lang;
-    let page = html! {
-        p.tenant { (i18n::TENANT.get(lang)) ": " strong { (t.name) } }
-        (tabs(lang, &TABS, tab, &tenant_query(ctx, t)))
-        (notice.render(lang))
-        (body)
-    };
-    (
-        status,
-        layout::page(ctx, Some(Nav::Protection), i18n::PROTECTION.get(lang), page),
-    )
-        .into_response()
-}
-
-fn csv_of(mut table: Table, t: &TableParams, lang: Lang, name: &'static str) -> Response {
-    table.apply(&TableParams {
-        filter: t.filter.clone(),
-        sort: t.sort.clone(),
-        desc: t.desc.clone(),
-        ..Default::default()
-    });
-    let mut r = table.csv(lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
+    SECTION.frame(ctx, t, tab, status, notice, body)
 }
 
 fn col(key: &'static str, label: i18n::Text) -> Column {
@@ -246,20 +202,28 @@ pub async fn filter_tab(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), FILTER).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    filter_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &FilterForm::default(),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            FILTER,
+            q.done.as_deref(),
+            async |t, notice| {
+                filter_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &FilterForm::default(),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn filter_csv(
@@ -267,14 +231,18 @@ pub async fn filter_csv(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), FILTER).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match filter_table(&s, &ctx, &t).await {
-        Ok(table) => csv_of(table, &q.table, ctx.lang, "connection-filter.csv"),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            FILTER,
+            &q.table,
+            "connection-filter.csv",
+            async |t| filter_table(s, ctx, &t).await,
+        )
+        .await
 }
 
 /// Adds entries to, or removes them from, the IP allow or block list.
@@ -364,6 +332,68 @@ async fn blocklist_table(s: &AppState, ctx: &Ctx) -> Result<Table, ApiError> {
     })
 }
 
+/// The newest requests made on the delist page (the API's default count).
+async fn delist_requests(s: &AppState, ctx: &Ctx) -> ApiResult<Vec<Value>> {
+    let params: blocklist::RequestsParams = input(json!({}))?;
+    let v = value(blocklist::list_requests(State(s.clone()), ctx.p, Ok(Query(params))).await)?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// The delist requests, and the operator's decision on those whose entry is still listed:
+/// remove it (the request is granted) or leave it (nothing to do: the entry stays). A single
+/// address's entry is removed by the requester's own confirmation; a network entry only here.
+fn delist_section(ctx: &Ctx, t: &Tenant, requests: &[Value], listed: &[String]) -> Markup {
+    let lang = ctx.lang;
+    let tidy = |s: String| s.replace('T', " ").trim_end_matches('Z').to_string();
+    let mut pending: Vec<String> = requests
+        .iter()
+        .map(|r| field(r, "entry"))
+        .filter(|e| !e.is_empty() && listed.contains(e))
+        .collect();
+    pending.sort();
+    pending.dedup();
+    html! {
+        section.panel #delist-requests {
+            h2 { (i18n::S9_DELIST_REQUESTS.get(lang)) }
+            p.note { (i18n::S9_DELIST_HELP.get(lang)) }
+            @if requests.is_empty() {
+                p.note { (i18n::NO_ROWS.get(lang)) }
+            } @else {
+                table.data.delist {
+                    thead { tr {
+                        th { (i18n::RECEIVED.get(lang)) } th { (i18n::IP_ENTRY.get(lang)) }
+                        th { (i18n::ADDRESS.get(lang)) } th { (i18n::S9_REQUESTED_BY.get(lang)) }
+                        th { (i18n::S9_OUTCOME.get(lang)) } th { (i18n::S9_CONFIRMED.get(lang)) }
+                    } }
+                    tbody {
+                        @for r in requests {
+                            tr {
+                                td { (tidy(field(r, "requested"))) }
+                                td { (field(r, "ip")) @let e = field(r, "entry"); @if !e.is_empty() { " (" (e) ")" } }
+                                td { (field(r, "address")) }
+                                td { (field(r, "client_ip")) }
+                                td.outcome { (field(r, "outcome")) }
+                                td { (tidy(field(r, "confirmed"))) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !pending.is_empty() {
+                form.inline method="post" action=(BLOCKLIST) {
+                    (hidden(ctx, t))
+                    input type="hidden" name="op" value="remove";
+                    label { (i18n::IP_ENTRY.get(lang))
+                        select name="entry" { @for e in &pending { option value=(e) { (e) } } }
+                    }
+                    " "
+                    button type="submit" data-op="delist" { (i18n::S9_REMOVE_ENTRY.get(lang)) }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub struct BlockForm {
     #[serde(rename = "_csrf")]
@@ -394,9 +424,15 @@ async fn blocklist_page(
         Ok(table) => table,
         Err(e) => return error_page(Some(ctx), lang, e),
     };
+    let listed: Vec<String> = table.rows.iter().map(|r| r[0].text.clone()).collect();
     table.apply(q);
+    let requests = match delist_requests(s, ctx).await {
+        Ok(r) => r,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let body = html! {
+        (delist_section(ctx, t, &requests, &listed))
         p.note { (i18n::BLOCK_LIST_HELP.get(lang)) }
         div #results {
             (table.render(lang, q, BLOCKLIST, &tenant_query(ctx, t), &format!("{BLOCKLIST}.csv")))
@@ -422,20 +458,28 @@ pub async fn blocklist_tab(
     ctx: Ctx,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), BLOCKLIST).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    blocklist_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &BlockForm::default(),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            BLOCKLIST,
+            q.done.as_deref(),
+            async |t, notice| {
+                blocklist_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &BlockForm::default(),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn blocklist_csv(
@@ -661,27 +705,182 @@ fn setting_form(
     }
 }
 
+#[derive(Deserialize, Default)]
+pub struct MalwareQuery {
+    tenant: Option<String>,
+    done: Option<String>,
+    /// The policy shown (default: `Default`).
+    policy: Option<String>,
+    #[serde(flatten)]
+    table: TableParams,
+}
+
+/// The policy parameters of the API for `name` (the default policy when none).
+fn malware_params(t: &Tenant, name: Option<&str>) -> ApiResult<malware_filter::PolicyParams> {
+    let mut v = json!({ "tenant": t.name });
+    if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        v["name"] = json!(n);
+    }
+    input(v)
+}
+
+fn malware_table(ctx: &Ctx, t: &Tenant, policies: &[Value]) -> Table {
+    let lang = ctx.lang;
+    Table {
+        columns: vec![
+            col("priority", i18n::PRIORITY),
+            col("name", i18n::NAME),
+            col("enabled", i18n::ENABLED),
+            col("sent_to", i18n::S9_SENT_TO),
+            col("sent_to_member_of", i18n::S9_SENT_TO_MEMBER_OF),
+            col("recipient_domain_is", i18n::S9_RECIPIENT_DOMAIN_IS),
+            col("action", i18n::ACTION),
+            col("enable_file_filter", i18n::S9_FILE_FILTER),
+        ],
+        rows: policies
+            .iter()
+            .map(|p| {
+                let name = field(p, "name");
+                vec![
+                    Cell::text(field(p, "priority")),
+                    Cell {
+                        href: Some(href(ctx, t, MALWARE, &[("policy", name.clone())])),
+                        text: name,
+                        class: Some("policy-name".into()),
+                    },
+                    Cell::text(yes_no(lang, p, "enabled")),
+                    Cell::text(field(p, "sent_to")),
+                    Cell::text(field(p, "sent_to_member_of")),
+                    Cell::text(field(p, "recipient_domain_is")),
+                    Cell::text(field(p, "action")),
+                    Cell::text(yes_no(lang, p, "enable_file_filter")),
+                ]
+            })
+            .collect(),
+        more: false,
+    }
+}
+
+async fn malware_policies(s: &AppState, ctx: &Ctx, t: &Tenant) -> ApiResult<Vec<Value>> {
+    let v = value(
+        malware_filter::list(
+            State(s.clone()),
+            ctx.p,
+            Query(TenantFilter {
+                tenant: Some(t.name.clone()),
+            }),
+        )
+        .await,
+    )?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// The fields of the new-policy form (kept when the API refuses them).
+#[derive(Deserialize, Default)]
+pub struct MalwarePolicyForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+    tenant: Option<String>,
+    /// `create` or `remove`.
+    op: Option<String>,
+    name: Option<String>,
+    priority: Option<String>,
+    sent_to: Option<String>,
+    sent_to_member_of: Option<String>,
+    recipient_domain_is: Option<String>,
+    action: Option<String>,
+    enable_file_filter: Option<String>,
+}
+
+/// `New-MalwareFilterPolicy`'s actions, as the API names them.
+const MALWARE_ACTIONS: [&str; 3] = [
+    "delete-message",
+    "delete-attachment-and-use-default-alert",
+    "delete-attachment-and-use-custom-alert",
+];
+
+fn malware_policy_form(ctx: &Ctx, t: &Tenant, f: &MalwarePolicyForm) -> Markup {
+    let lang = ctx.lang;
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let action = v(&f.action);
+    html! {
+        form.panel.malware-policy-form method="post" action={ (MALWARE) "/policies" } {
+            h2 { (i18n::S9_NEW_MALWARE_POLICY.get(lang)) }
+            (hidden(ctx, t))
+            input type="hidden" name="op" value="create";
+            label { (i18n::NAME.get(lang)) input type="text" name="name" value=(v(&f.name)) required maxlength="64"; }
+            label { (i18n::PRIORITY.get(lang)) input type="number" name="priority" min="0" value=(v(&f.priority)); }
+            label { (i18n::S9_SENT_TO.get(lang)) input type="text" name="sent_to" value=(v(&f.sent_to)) placeholder=(i18n::LIST_HINT.get(lang)); }
+            label { (i18n::S9_SENT_TO_MEMBER_OF.get(lang)) input type="text" name="sent_to_member_of" value=(v(&f.sent_to_member_of)) placeholder=(i18n::LIST_HINT.get(lang)); }
+            label { (i18n::S9_RECIPIENT_DOMAIN_IS.get(lang)) input type="text" name="recipient_domain_is" value=(v(&f.recipient_domain_is)) placeholder=(i18n::LIST_HINT.get(lang)); }
+            label { (i18n::ACTION.get(lang))
+                select name="action" {
+                    @for a in MALWARE_ACTIONS { option value=(a) selected[a == action] { (a) } }
+                }
+            }
+            label.check {
+                input type="checkbox" name="enable_file_filter" value="1" checked[f.enable_file_filter.is_some() || f.name.is_none()];
+                " " (i18n::S9_FILE_FILTER.get(lang))
+            }
+            div.actions { button type="submit" { (i18n::CREATE.get(lang)) } }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn malware_page(
     s: &AppState,
     ctx: &Ctx,
     t: &Tenant,
+    q: &MalwareQuery,
     status: StatusCode,
     notice: Notice,
     kept: &SettingForm,
+    kept_new: &MalwarePolicyForm,
 ) -> Response {
     let lang = ctx.lang;
-    let params = match input::<malware_filter::PolicyParams>(json!({ "tenant": t.name })) {
+    let policies = match malware_policies(s, ctx, t).await {
         Ok(p) => p,
         Err(e) => return error_page(Some(ctx), lang, e),
     };
-    let v = match value(malware_filter::show(State(s.clone()), ctx.p, Query(params)).await) {
+    let shown_name = q
+        .policy
+        .clone()
+        .or_else(|| kept.policy.clone())
+        .filter(|p| !p.trim().is_empty());
+    let shown = match malware_params(t, shown_name.as_deref()) {
+        Ok(params) => value(malware_filter::show(State(s.clone()), ctx.p, Query(params)).await),
+        Err(e) => Err(e),
+    };
+    let shown = match shown {
         Ok(v) => v,
         Err(e) => return error_page(Some(ctx), lang, e),
     };
+    let name = field(&shown, "name");
+    let custom = !shown.get("priority").is_none_or(Value::is_null);
+    let mut table = malware_table(ctx, t, &policies);
+    table.apply(&q.table);
     let body = html! {
-        p.note { (i18n::MALWARE_HELP.get(lang)) }
-        (facts(&v))
-        (setting_form(ctx, t, MALWARE, &v, &[], kept))
+        p.note { (i18n::S9_MALWARE_POLICIES_HELP.get(lang)) }
+        h2 { (i18n::S9_CUSTOM_POLICIES.get(lang)) }
+        div #results {
+            (table.render(lang, &q.table, MALWARE, &tenant_query(ctx, t), &format!("{MALWARE}.csv")))
+        }
+        section.panel.policy #malware-policy {
+            h2.policy-title { (i18n::S9_POLICY.get(lang)) ": " (name) }
+            @if !custom { p.note { (i18n::MALWARE_HELP.get(lang)) } }
+            (facts(&shown))
+            @if custom {
+                form.inline method="post" action={ (MALWARE) "/policies" } {
+                    (hidden(ctx, t))
+                    input type="hidden" name="op" value="remove";
+                    input type="hidden" name="name" value=(name);
+                    button type="submit" data-op="remove" { (i18n::DELETE.get(lang)) }
+                }
+            }
+        }
+        (setting_form(ctx, t, MALWARE, &shown, &[("policy", name.clone())], kept))
+        (malware_policy_form(ctx, t, kept_new))
     };
     frame(ctx, t, MALWARE, status, &notice, body)
 }
@@ -689,21 +888,50 @@ async fn malware_page(
 pub async fn malware_tab(
     State(s): State<AppState>,
     ctx: Ctx,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<MalwareQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), MALWARE).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    malware_page(
-        &s,
-        &ctx,
-        &t,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &SettingForm::default(),
-    )
-    .await
+    let (s, ctx, q) = (&s, &ctx, &q);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            MALWARE,
+            q.done.as_deref(),
+            async |t, notice| {
+                malware_page(
+                    s,
+                    ctx,
+                    &t,
+                    q,
+                    StatusCode::OK,
+                    notice,
+                    &SettingForm::default(),
+                    &MalwarePolicyForm::default(),
+                )
+                .await
+            },
+        )
+        .await
+}
+
+pub async fn malware_csv(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<MalwareQuery>,
+) -> Response {
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            MALWARE,
+            &q.table,
+            "malware-policies.csv",
+            async |t| Ok(malware_table(ctx, &t, &malware_policies(s, ctx, &t).await?)),
+        )
+        .await
 }
 
 /// The one-setting change as the API's JSON for the change type `T`.
@@ -713,6 +941,8 @@ fn setting_change<T: serde::de::DeserializeOwned>(f: &SettingForm) -> ApiResult<
     Ok(json!({ setting.clone(): typed::<T>(&setting, &raw) }))
 }
 
+/// Changes one setting of the policy named (`Set-MalwareFilterPolicy`, and for a custom
+/// policy `Set-MalwareFilterRule`'s conditions, priority and state).
 pub async fn malware_change(
     State(s): State<AppState>,
     ctx: Ctx,
@@ -727,14 +957,118 @@ pub async fn malware_change(
         Err(r) => return r,
     };
     let changed = async {
-        let params = input::<malware_filter::PolicyParams>(json!({ "tenant": t.name }))?;
+        let params = malware_params(&t, f.policy.as_deref())?;
         let change = setting_change::<malware_filter::PolicyChange>(&f)?;
         malware_filter::change(State(s.clone()), ctx.p, Query(params), body(change)?).await
     }
     .await;
+    let back = match given(&f.policy) {
+        Some(p) => href(
+            &ctx,
+            &t,
+            MALWARE,
+            &[("policy", p), ("done", "changed".into())],
+        ),
+        None => done_href(&ctx, &t, MALWARE, "changed"),
+    };
     match changed {
-        Ok(_) => see_other(&done_href(&ctx, &t, MALWARE, "changed")),
-        Err(e) => malware_page(&s, &ctx, &t, e.status, Notice::error(&e), &f).await,
+        Ok(_) => see_other(&back),
+        Err(e) => {
+            let q = MalwareQuery {
+                policy: f.policy.clone(),
+                ..Default::default()
+            };
+            malware_page(
+                &s,
+                &ctx,
+                &t,
+                &q,
+                e.status,
+                Notice::error(&e),
+                &f,
+                &MalwarePolicyForm::default(),
+            )
+            .await
+        }
+    }
+}
+
+/// Creates a custom malware policy (`New-MalwareFilterPolicy` with its
+/// `New-MalwareFilterRule`) or removes one.
+pub async fn malware_policy_action(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<MalwarePolicyForm>,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    let t = match start(&s, &ctx, f.tenant.as_deref(), MALWARE).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let filter = || {
+        Query(TenantFilter {
+            tenant: Some(t.name.clone()),
+        })
+    };
+    let name = f.name.clone().unwrap_or_default().trim().to_string();
+    let done = match f.op.as_deref().unwrap_or("") {
+        "create" => {
+            let created = async {
+                let mut v = json!({ "name": name });
+                if let Some(p) = given(&f.priority) {
+                    v["priority"] = json!(p.parse::<u32>().map_err(|_| {
+                        ApiError::bad_request(format!("priority {p:?}: a whole number, 0 first"))
+                    })?);
+                }
+                for (key, field) in [
+                    ("sent_to", &f.sent_to),
+                    ("sent_to_member_of", &f.sent_to_member_of),
+                    ("recipient_domain_is", &f.recipient_domain_is),
+                ] {
+                    let items = list(field);
+                    if !items.is_empty() {
+                        v[key] = json!(items);
+                    }
+                }
+                if let Some(a) = given(&f.action) {
+                    v["action"] = json!(a);
+                }
+                v["enable_file_filter"] = json!(f.enable_file_filter.is_some());
+                malware_filter::create(State(s.clone()), ctx.p, filter(), body(v)?).await
+            }
+            .await;
+            created.map(|_| ("created", Some(name.clone())))
+        }
+        "remove" => malware_filter::remove(State(s.clone()), ctx.p, Path(name.clone()), filter())
+            .await
+            .map(|_| ("removed", None)),
+        other => Err(ApiError::bad_request(format!("unknown action {other:?}"))),
+    };
+    match done {
+        Ok((code, shown)) => {
+            let mut extra = vec![("done", code.to_string())];
+            if let Some(p) = shown {
+                extra.push(("policy", p));
+            }
+            see_other(&href(&ctx, &t, MALWARE, &extra))
+        }
+        Err(e) => {
+            let q = MalwareQuery::default();
+            malware_page(
+                &s,
+                &ctx,
+                &t,
+                &q,
+                e.status,
+                Notice::error(&e),
+                &SettingForm::default(),
+                &f,
+            )
+            .await
+        }
     }
 }
 
@@ -823,36 +1157,50 @@ fn spam_table(lang: Lang, policies: &[Value]) -> Table {
 }
 
 pub async fn spam_tab(State(s): State<AppState>, ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), SPAM).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    spam_page(
-        &s,
-        &ctx,
-        &t,
-        &q.table,
-        StatusCode::OK,
-        Notice::done(q.done.as_deref()),
-        &SettingForm::default(),
-    )
-    .await
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            SPAM,
+            q.done.as_deref(),
+            async |t, notice| {
+                spam_page(
+                    s,
+                    ctx,
+                    &t,
+                    &q.table,
+                    StatusCode::OK,
+                    notice,
+                    &SettingForm::default(),
+                )
+                .await
+            },
+        )
+        .await
 }
 
 pub async fn spam_csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), SPAM).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match value(spam_filter::list(State(s.clone()), ctx.p, Path(t.name.clone())).await) {
-        Ok(v) => csv_of(
-            spam_table(ctx.lang, v.as_array().map(Vec::as_slice).unwrap_or(&[])),
+    let (s, ctx) = (&s, &ctx);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            SPAM,
             &q.table,
-            ctx.lang,
             "spam-policies.csv",
-        ),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+            async |t| {
+                let v =
+                    value(spam_filter::list(State(s.clone()), ctx.p, Path(t.name.clone())).await)?;
+                Ok(spam_table(
+                    ctx.lang,
+                    v.as_array().map(Vec::as_slice).unwrap_or(&[]),
+                ))
+            },
+        )
+        .await
 }
 
 pub async fn spam_change(
@@ -989,15 +1337,31 @@ pub async fn connections_tab(
     ctx: Ctx,
     Query(q): Query<ConnectionsQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTIONS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let (s, ctx, q) = (&s, &ctx, &q);
+    SECTION
+        .tab_page(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            CONNECTIONS,
+            None,
+            async |t, notice| connections_page(s, ctx, &t, q, notice).await,
+        )
+        .await
+}
+
+async fn connections_page(
+    s: &AppState,
+    ctx: &Ctx,
+    t: &Tenant,
+    q: &ConnectionsQuery,
+    notice: Notice,
+) -> Response {
     let lang = ctx.lang;
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let filters = html! {
         form.query.panel method="get" action=(CONNECTIONS) {
-            @for (k, val) in tenant_query(&ctx, &t) { input type="hidden" name=(k) value=(val); }
+            @for (k, val) in tenant_query(ctx, t) { input type="hidden" name=(k) value=(val); }
             label { (i18n::CLIENT_IP.get(lang)) input type="text" name="ip" value=(v(&q.ip)); }
             label { (i18n::START.get(lang)) input type="text" name="start" value=(v(&q.start)) placeholder="2026-11-28 09:00"; }
             label { (i18n::END.get(lang)) input type="text" name="end" value=(v(&q.end)) placeholder="2026-11-29"; }
@@ -1006,12 +1370,12 @@ pub async fn connections_tab(
         }
     };
     let (page, size) = (q.table.page(), q.table.page_size());
-    let mut table = match connections_table(&s, &ctx, &t, &q, page, size).await {
+    let mut table = match connections_table(s, ctx, t, q, page, size).await {
         Ok(table) => table,
-        Err(e) => return frame(&ctx, &t, CONNECTIONS, e.status, &Notice::error(&e), filters),
+        Err(e) => return frame(ctx, t, CONNECTIONS, e.status, &Notice::error(&e), filters),
     };
     table.apply(&q.table);
-    let mut query = tenant_query(&ctx, &t);
+    let mut query = tenant_query(ctx, t);
     query.extend(q.filters());
     let body = html! {
         p.note { (i18n::CONNECTION_LOG_HELP.get(lang)) }
@@ -1020,14 +1384,7 @@ pub async fn connections_tab(
             (table.render(lang, &q.table, CONNECTIONS, &query, &format!("{CONNECTIONS}.csv")))
         }
     };
-    frame(
-        &ctx,
-        &t,
-        CONNECTIONS,
-        StatusCode::OK,
-        &Notice::default(),
-        body,
-    )
+    frame(ctx, t, CONNECTIONS, StatusCode::OK, &notice, body)
 }
 
 pub async fn connections_csv(
@@ -1035,12 +1392,16 @@ pub async fn connections_csv(
     ctx: Ctx,
     Query(q): Query<ConnectionsQuery>,
 ) -> Response {
-    let t = match start(&s, &ctx, q.tenant.as_deref(), CONNECTIONS).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match connections_table(&s, &ctx, &t, &q, 1, hato_store::TRACE_PAGE_SIZE_MAX).await {
-        Ok(table) => csv_of(table, &q.table, ctx.lang, "connection-log.csv"),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    let (s, ctx, q) = (&s, &ctx, &q);
+    SECTION
+        .tab_csv(
+            s,
+            ctx,
+            q.tenant.as_deref(),
+            CONNECTIONS,
+            &q.table,
+            "connection-log.csv",
+            async |t| connections_table(s, ctx, &t, q, 1, hato_store::TRACE_PAGE_SIZE_MAX).await,
+        )
+        .await
 }

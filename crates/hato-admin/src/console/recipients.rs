@@ -182,7 +182,7 @@ async fn mailboxes_page(
             }
         }
         div #results hx-boost="true" hx-target="#results" hx-select="#results" hx-swap="outerHTML" {
-            (table.render(lang, &q.table, "/recipients", &[], "/recipients.csv"))
+            (table.render_store_sorted(lang, &q.table, "/recipients", &[], "/recipients.csv"))
         }
     };
     layout::page(ctx, Some(Nav::Recipients), i18n::RECIPIENTS.get(lang), body).into_response()
@@ -749,7 +749,7 @@ async fn contacts_page(
             }
         }
         div #results hx-boost="true" hx-target="#results" hx-select="#results" hx-swap="outerHTML" {
-            (table.render(lang, &q.table, "/recipients/contacts", &[], "/recipients/contacts.csv"))
+            (table.render_store_sorted(lang, &q.table, "/recipients/contacts", &[], "/recipients/contacts.csv"))
         }
     };
     layout::page(ctx, Some(Nav::Recipients), i18n::RECIPIENTS.get(lang), body).into_response()

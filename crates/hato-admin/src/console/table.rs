@@ -116,6 +116,33 @@ impl Table {
         query: &[(&str, String)],
         csv: &str,
     ) -> Markup {
+        // Sorting this page's rows is sorting all of them when they fit on one page.
+        let paged = self.more || t.page() > 1;
+        self.render_noted(lang, t, path, query, csv, paged.then_some(i18n::SORT_NOTE))
+    }
+
+    /// [`Table::render`] for a list the store sorts and pages (the sort column is the
+    /// store's order over every row): no note that sorting applies to this page only.
+    pub fn render_store_sorted(
+        &self,
+        lang: Lang,
+        t: &TableParams,
+        path: &str,
+        query: &[(&str, String)],
+        csv: &str,
+    ) -> Markup {
+        self.render_noted(lang, t, path, query, csv, Some(i18n::S9_STORE_SORT_NOTE))
+    }
+
+    fn render_noted(
+        &self,
+        lang: Lang,
+        t: &TableParams,
+        path: &str,
+        query: &[(&str, String)],
+        csv: &str,
+        note: Option<Text>,
+    ) -> Markup {
         let (page, size) = (t.page(), t.page_size());
         let link = |sort: Option<&str>, desc: bool, page: usize| {
             let mut q: Vec<(&str, String)> = query.to_vec();
@@ -194,7 +221,7 @@ impl Table {
                 span { (i18n::PAGE.get(lang)) " " (page) }
                 @if self.more { a rel="next" href=(link(sorted, t.descending(), page + 1)) { (i18n::NEXT.get(lang)) } }
             }
-            p.note { (i18n::SORT_NOTE.get(lang)) }
+            @if let Some(n) = note { p.note.sort-note { (n.get(lang)) } }
         }
     }
 

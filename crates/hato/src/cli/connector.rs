@@ -1,4 +1,4 @@
-//! `hato connector inbound add|set|list|show|remove NAME --tenant T`: a tenant's inbound
+//! `hato connector inbound add|set|list|show|remove|validate NAME --tenant T`: a tenant's inbound
 //! connectors (Exchange's `New-`/`Set-`/`Get-`/`Remove-InboundConnector`), every parameter as a
 //! kebab-case flag of its Exchange name with Exchange's default. Outbound connectors are under
 //! `hato connector outbound` (`outbound_connector.rs`).
@@ -65,6 +65,28 @@ pub(super) enum InboundCmd {
         #[arg(long)]
         tenant: String,
         name: String,
+    },
+    /// Which connector the SMTP edge would attribute a connection from an IP to, and why;
+    /// whether relay would be allowed; what a partner connector would refuse. hato's own
+    /// (Exchange has no such check), computed by the edge's code on the connectors as stored.
+    Validate {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// The sending server's IP.
+        #[arg(long, value_name = "IP")]
+        sender_ip_address: String,
+        /// The MAIL FROM address (none: the null sender).
+        #[arg(long, value_name = "ADDRESS")]
+        sender_address: Option<String>,
+        /// The name on the TLS certificate the server would present (implies STARTTLS).
+        #[arg(long, value_name = "NAME")]
+        tls_certificate_name: Option<String>,
+        /// Whether the server uses STARTTLS (default: when a certificate name is given).
+        #[arg(long, value_name = "true|false")]
+        tls: Option<bool>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -279,6 +301,63 @@ pub(super) fn run(c: &Client, cmd: ConnectorCmd) -> Result<(), String> {
                 Some(Value::Object(body)),
             )?;
             (v, json)
+        }
+        InboundCmd::Validate {
+            tenant,
+            name,
+            sender_ip_address,
+            sender_address,
+            tls_certificate_name,
+            tls,
+            json,
+        } => {
+            let mut body = Map::new();
+            body.insert("sender_ip_address".into(), json!(sender_ip_address));
+            if let Some(a) = sender_address {
+                body.insert("sender_address".into(), json!(a));
+            }
+            if let Some(n) = tls_certificate_name {
+                body.insert("tls_certificate_name".into(), json!(n));
+            }
+            if let Some(t) = tls {
+                body.insert("tls".into(), json!(t));
+            }
+            let v = c.json(
+                "POST",
+                &format!("{}/validate", connector(&tenant, &name)),
+                &[],
+                Some(Value::Object(body)),
+            )?;
+            if json {
+                return print_rows(&v, &[], true);
+            }
+            let text = |k: &str| match &v[k] {
+                Value::String(s) => s.clone(),
+                Value::Null => "none".to_string(),
+                other => other.to_string(),
+            };
+            println!(
+                "inbound connector {} of {}: a connection from {}{}",
+                text("connector"),
+                text("tenant"),
+                text("sender_ip_address"),
+                v["sender_address"]
+                    .as_str()
+                    .map(|a| format!(" with MAIL FROM <{a}>"))
+                    .unwrap_or_default()
+            );
+            println!("attributed-to: {}", text("attributed_to"));
+            println!("attributed-here: {}", text("attributed_here"));
+            println!("relay-allowed: {}", text("relay_allowed"));
+            println!("refusal: {}", text("refusal"));
+            for r in v["reasons"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                println!("  - {}", r.as_str().unwrap_or_default());
+            }
+            return Ok(());
         }
         InboundCmd::Remove { tenant, name } => {
             c.json("DELETE", &connector(&tenant, &name), &[], None)?;

@@ -121,6 +121,27 @@ impl Client {
         self.finish(r)
     }
 
+    /// Posts `form` with the CSRF token `token` and asserts the answer's status, and for a
+    /// redirect where it leads (`location`, when given); the answer is returned for more
+    /// checks (through the API, on the page).
+    pub fn post_and_expect(
+        &mut self,
+        path: &str,
+        token: &str,
+        form: &[(&str, &str)],
+        status: u16,
+        location: Option<&str>,
+    ) -> Answer {
+        let mut all = vec![("_csrf", token)];
+        all.extend_from_slice(form);
+        let a = self.post(path, &all, &[]);
+        assert_eq!(a.status, status, "POST {path} {form:?}: {}", a.body);
+        if let Some(to) = location {
+            assert_eq!(a.header("location"), Some(to), "POST {path} {form:?}");
+        }
+        a
+    }
+
     pub fn sign_in(&mut self, address: &str, password: &str) -> Answer {
         self.post(
             "/login",

@@ -984,45 +984,11 @@ pub const MIGRATIONS: &[&str] = &[
             ON CONFLICT(tenant_id, hour) DO UPDATE SET refused = refused + 1;
     END;
     "#,
-    // 36 (issue 11, Home's top senders and recipients at a million trace rows; message trace's
-    // saved queries). Per tenant, UTC hour and address, the recipients each sender sent to
-    // (`kind` 0) and each recipient received (`kind` 1), kept by one upsert in the transaction
-    // that writes the recipient row (the hour is the message's arrival, as the trace's windows),
-    // so "top 10 in the last 24 hours" reads the window's counter rows in key order and never
-    // the trace. The table holds at most one row per recipient written, the same order as the
-    // trace itself even when every message comes from a new random sender, and rows older than
-    // 31 days go with the hourly retention (`purge_trace`). Backfilled from the last 31 days.
-    // Saved queries: a person's named message trace queries (the query string the trace page
-    // and `GET /api/v1/trace` take), per owner (`tenant/mailbox`, `-` where there is none: the
-    // operator, or an admin's token without a mailbox), gone with the mailbox or the tenant.
+    // 36 (issue 11, message trace's saved queries): a person's named message trace queries (the
+    // query string the trace page and `GET /api/v1/trace` take), per owner (`tenant/mailbox`,
+    // `-` where there is none: the operator, or an admin's token without a mailbox), gone with
+    // the mailbox or the tenant.
     r#"
-    CREATE TABLE mail_flow_addresses(
-        tenant_id INTEGER NOT NULL,
-        kind INTEGER NOT NULL,
-        hour INTEGER NOT NULL,
-        address TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (tenant_id, kind, hour, address)
-    ) WITHOUT ROWID;
-    INSERT INTO mail_flow_addresses(tenant_id, kind, hour, address, count)
-        SELECT r.tenant_id, 0, m.received - m.received % 3600000000, m.sender, COUNT(*)
-        FROM recipients r JOIN messages m ON m.id = r.message_id
-        WHERE m.sender <> '' AND m.received >= (unixepoch() - 31 * 86400) * 1000000
-        GROUP BY 1, 2, 3, 4;
-    INSERT INTO mail_flow_addresses(tenant_id, kind, hour, address, count)
-        SELECT r.tenant_id, 1, m.received - m.received % 3600000000, r.address, COUNT(*)
-        FROM recipients r JOIN messages m ON m.id = r.message_id
-        WHERE r.address <> '' AND m.received >= (unixepoch() - 31 * 86400) * 1000000
-        GROUP BY 1, 2, 3, 4;
-    CREATE TRIGGER mail_flow_addresses_added AFTER INSERT ON recipients BEGIN
-        INSERT INTO mail_flow_addresses(tenant_id, kind, hour, address, count)
-            SELECT NEW.tenant_id, 0, m.received - m.received % 3600000000, m.sender, 1
-            FROM messages m WHERE m.id = NEW.message_id AND m.sender <> ''
-            UNION ALL
-            SELECT NEW.tenant_id, 1, m.received - m.received % 3600000000, NEW.address, 1
-            FROM messages m WHERE m.id = NEW.message_id AND NEW.address <> ''
-            ON CONFLICT(tenant_id, kind, hour, address) DO UPDATE SET count = count + 1;
-    END;
     CREATE TABLE trace_saved_queries(
         id INTEGER PRIMARY KEY,
         owner TEXT NOT NULL,

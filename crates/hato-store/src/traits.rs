@@ -105,9 +105,8 @@ pub trait ConsoleStore: Send + Sync {
         since: &[Timestamp],
     ) -> Result<Vec<MailFlowCounts>>;
     /// The senders and the recipients with the most recipients since `since`, at most `limit`
-    /// of each, most first (ties by address), from the counters kept per tenant, UTC hour and
-    /// address as recipients are written: the window starts at the beginning of the hour of
-    /// `since`, as [`ConsoleStore::mail_flow_counts`]'s.
+    /// of each, most first (ties by address): a pass over the window's recipients (the window
+    /// starts at the beginning of the hour of `since`, as [`ConsoleStore::mail_flow_counts`]'s).
     fn top_addresses(
         &self,
         tenant: Option<TenantId>,
@@ -116,14 +115,6 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)>;
     /// Recipients waiting in the queue.
     fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64>;
-    /// [`ConsoleStore::top_addresses`] counted from the trace itself (the same hour-aligned
-    /// window): a pass over the window's recipients, for checking the counters.
-    fn top_addresses_recount(
-        &self,
-        tenant: Option<TenantId>,
-        since: Timestamp,
-        limit: usize,
-    ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)>;
     /// `owner`'s saved message trace queries, by name.
     fn saved_trace_queries(&self, owner: SavedQueryOwner) -> Result<Vec<SavedTraceQuery>>;
     /// Saves `query` under `name` for `owner`, replacing one of the same name (any case); at

@@ -34,10 +34,6 @@ fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Resul
 /// One hour in microseconds: the counters' unit (`mail_flow_hours`).
 const HOUR: i64 = 3_600_000_000;
 
-/// `mail_flow_addresses.kind`: a sender's recipients, a recipient's messages.
-const SENDERS: i64 = 0;
-const RECIPIENTS: i64 = 1;
-
 /// The start of the UTC hour `t` falls in.
 fn hour_start(t: Timestamp) -> Timestamp {
     Timestamp(t.0 - t.0.rem_euclid(HOUR))
@@ -261,43 +257,6 @@ impl ConsoleStore for SqliteStore {
     }
 
     fn top_addresses(
-        &self,
-        tenant: Option<TenantId>,
-        since: Timestamp,
-        limit: usize,
-    ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            // The window's counter rows, read in primary-key order (tenant, kind, hour): one
-            // range a tenant, summed per address. Every tenant: the tenants that exist (a
-            // removed tenant's rows wait for the retention).
-            let sql = if tenant.is_some() {
-                "SELECT address, SUM(count) AS n FROM mail_flow_addresses \
-                 WHERE tenant_id = ?1 AND kind = ?2 AND hour >= ?3 \
-                 GROUP BY address ORDER BY n DESC, address LIMIT ?4"
-            } else {
-                "SELECT address, SUM(count) AS n FROM mail_flow_addresses \
-                 WHERE ?1 IS NULL AND tenant_id IN (SELECT id FROM tenants) AND kind = ?2 \
-                   AND hour >= ?3 \
-                 GROUP BY address ORDER BY n DESC, address LIMIT ?4"
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut top = |kind: i64| -> Result<Vec<AddressCount>> {
-                Ok(stmt
-                    .query_map(params![tenant, kind, hour_start(since).0, limit], |r| {
-                        Ok(AddressCount {
-                            address: r.get(0)?,
-                            count: count(r.get(1)?),
-                        })
-                    })?
-                    .collect::<std::result::Result<Vec<_>, _>>()?)
-            };
-            let senders = top(SENDERS)?;
-            Ok((senders, top(RECIPIENTS)?))
-        })
-    }
-
-    fn top_addresses_recount(
         &self,
         tenant: Option<TenantId>,
         since: Timestamp,

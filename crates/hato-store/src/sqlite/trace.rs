@@ -168,7 +168,6 @@ impl TraceStore for SqliteStore {
     }
 
     fn purge_trace(&self, before: Timestamp) -> Pending<usize> {
-        let now = self.now_micros();
         self.write(move |conn| {
             // A message still being worked on keeps its trace whatever its age. A queue file
             // left with a finished message goes with it.
@@ -183,14 +182,6 @@ impl TraceStore for SqliteStore {
             )?;
             // The home page's counters outlive the trace by its widest window (30 days), so
             // a short retention still shows a month of mail flow, and then go too.
-            // Home's top senders and recipients (per address and hour, migration 36) read 24
-            // hours; their rows go after the widest window whatever the trace's retention,
-            // read through their key (tenant, kind, hour) for each tenant that has counters.
-            conn.execute(
-                "DELETE FROM mail_flow_addresses WHERE tenant_id IN \
-                   (SELECT DISTINCT tenant_id FROM mail_flow_hours) AND kind IN (0, 1) AND hour < ?1",
-                [now.saturating_sub(31 * 86_400 * 1_000_000)],
-            )?;
             conn.execute(
                 "DELETE FROM mail_flow_hours WHERE hour < ?1",
                 [before.0.saturating_sub(31 * 86_400 * 1_000_000)],

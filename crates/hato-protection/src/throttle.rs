@@ -384,6 +384,18 @@ pub struct ActiveThrottle {
     pub limit: u64,
 }
 
+/// An IP throttled now, as [`Throttle::throttled`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThrottledIp {
+    /// What it is tracked under: the IPv4 address, or the IPv6 prefix (`2001:db8:1:2::/64`).
+    pub key: String,
+    pub rule: &'static str,
+    pub meaning: &'static str,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub strikes: u8,
+}
+
 /// An operator's release that still holds the rules off.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Release {
@@ -753,6 +765,88 @@ impl Throttle {
             }),
             exemptions: self.exemptions_of(ip),
             exempt_loopback: self.settings.exempt_loopback && ip.to_canonical().is_loopback(),
+        }
+    }
+
+    /// The IPs throttled at `now` (answered `451 4.7.500` at connect: not exempt, not
+    /// released), the latest throttle first, then by key; `offset` and `limit` page them. Also
+    /// returns how many there are. A pass over the table one shard (one lock) at a time; memory
+    /// holds `offset + limit` entries at most, whatever the number throttled.
+    pub fn throttled(
+        &self,
+        now: Timestamp,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<ThrottledIp>, usize) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let t = secs(now);
+        let keep = offset.saturating_add(limit);
+        // Ordered by (since descending, key): the heap's greatest is the first to drop.
+        // The rest of the entry (until, rule, strikes) rides along; it never decides the order.
+        let mut heap: BinaryHeap<(Reverse<u32>, u64, u32, u8, u8)> = BinaryHeap::new();
+        let mut total = 0usize;
+        if !self.settings.enabled {
+            return (Vec::new(), 0);
+        }
+        for shard in self.shards.iter() {
+            let found: Vec<(u64, Record)> = {
+                let s = shard.lock().unwrap_or_else(|e| e.into_inner());
+                s.map
+                    .iter()
+                    .filter(|(_, r)| r.throttled(t))
+                    .map(|(k, r)| (*k, *r))
+                    .collect()
+            };
+            for (key, r) in found {
+                let ip = self.key_ip(key);
+                if (self.settings.exempt_loopback && ip.to_canonical().is_loopback())
+                    || !self.exemptions_of(ip).is_empty()
+                {
+                    continue;
+                }
+                total += 1;
+                if keep == 0 {
+                    continue;
+                }
+                let entry = (Reverse(r.since), key, r.until, r.rule, r.strikes);
+                if heap.len() < keep {
+                    heap.push(entry);
+                } else if heap
+                    .peek()
+                    .is_some_and(|top| (top.0, top.1) > (entry.0, entry.1))
+                {
+                    heap.pop();
+                    heap.push(entry);
+                }
+            }
+        }
+        let list = heap
+            .into_sorted_vec()
+            .into_iter()
+            .skip(offset)
+            .map(|(Reverse(since), key, until, rule, strikes)| {
+                let rule = rule_of(rule).unwrap_or(&RULES[0]);
+                ThrottledIp {
+                    key: self.key_text(self.key_ip(key)),
+                    rule: rule.name,
+                    meaning: rule.meaning,
+                    since: timestamp(since),
+                    until: timestamp(until),
+                    strikes,
+                }
+            })
+            .collect();
+        (list, total)
+    }
+
+    /// The address a key stands for: the IPv4 address, or the first address of the IPv6
+    /// prefix.
+    fn key_ip(&self, key: u64) -> IpAddr {
+        if key & V4_TAG == V4_TAG {
+            IpAddr::V4(std::net::Ipv4Addr::from(key as u32))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(key) << 64))
         }
     }
 

@@ -984,4 +984,20 @@ pub const MIGRATIONS: &[&str] = &[
             ON CONFLICT(tenant_id, hour) DO UPDATE SET refused = refused + 1;
     END;
     "#,
+    // 36 (issue 11, message trace's saved queries): a person's named message trace queries (the
+    // query string the trace page and `GET /api/v1/trace` take), per owner (`tenant/mailbox`,
+    // `-` where there is none: the operator, or an admin's token without a mailbox), gone with
+    // the mailbox or the tenant.
+    r#"
+    CREATE TABLE trace_saved_queries(
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        tenant_id INTEGER REFERENCES tenants(id) ON DELETE CASCADE,
+        mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        query TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        UNIQUE (owner, name)
+    );
+    "#,
 ];

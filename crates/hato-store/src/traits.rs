@@ -105,7 +105,8 @@ pub trait ConsoleStore: Send + Sync {
         since: &[Timestamp],
     ) -> Result<Vec<MailFlowCounts>>;
     /// The senders and the recipients with the most recipients since `since`, at most `limit`
-    /// of each, most first.
+    /// of each, most first (ties by address): a pass over the window's recipients (the window
+    /// starts at the beginning of the hour of `since`, as [`ConsoleStore::mail_flow_counts`]'s).
     fn top_addresses(
         &self,
         tenant: Option<TenantId>,
@@ -114,6 +115,18 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)>;
     /// Recipients waiting in the queue.
     fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64>;
+    /// `owner`'s saved message trace queries, by name.
+    fn saved_trace_queries(&self, owner: SavedQueryOwner) -> Result<Vec<SavedTraceQuery>>;
+    /// Saves `query` under `name` for `owner`, replacing one of the same name (any case); at
+    /// most [`SAVED_QUERIES_MAX`] an owner (`Invalid` beyond).
+    fn save_trace_query(
+        &self,
+        owner: SavedQueryOwner,
+        name: &str,
+        query: &str,
+    ) -> Pending<SavedTraceQuery>;
+    /// Deletes `owner`'s saved query `name` (any case); `NotFound` when there is none.
+    fn delete_trace_query(&self, owner: SavedQueryOwner, name: &str) -> Pending<()>;
 }
 
 /// A tenant's whole directory in one read, and the version that says when to read it again.

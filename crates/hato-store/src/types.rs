@@ -1901,6 +1901,26 @@ pub struct AddressCount {
     pub count: u64,
 }
 
+/// Whose saved message trace queries: a mailbox's (an admin signed in as their mailbox), or,
+/// without a mailbox, the tenant's admins' (a token) or the operator's (neither).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedQueryOwner {
+    pub tenant_id: Option<TenantId>,
+    pub mailbox_id: Option<MailboxId>,
+}
+
+/// A message trace query saved under a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedTraceQuery {
+    pub name: String,
+    /// The query string the trace page and `GET /api/v1/trace` take (`sender=…&status=…`).
+    pub query: String,
+    pub created: Timestamp,
+}
+
+/// The most saved queries one owner keeps.
+pub const SAVED_QUERIES_MAX: usize = 100;
+
 /// An outbound pool's warm-up plan (issue 10 item 9; seed D4): how many recipients the pool may
 /// deliver each UTC day of the plan, day 1 being the UTC day of `start`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,12 +1,16 @@
 //! Home: mail flow over the last 24 hours, 7 and 30 days as bar charts (SVG drawn here, no
-//! script), the queue, the top senders and recipients. The figures are message trace's, so they
-//! are shown to whom message trace is (`require_admin`), for the same scope (`listing_scope`:
-//! a tenant admin's tenant, every tenant for the operator).
+//! script), the queue, the top senders and recipients, the throttled IPs. The figures are
+//! message trace's, so they are shown to whom message trace is (`require_admin`), for the same
+//! scope (`listing_scope`: a tenant admin's tenant, every tenant for the operator). Every figure
+//! is read from counters the store keeps as mail is written (per tenant and UTC hour, and per
+//! address and hour for the top ten), never from a pass over the trace, so Home costs the same
+//! at a million trace rows as at ten; the throttled IPs come from `routes::throttle::list`.
 
 use super::error_page;
 use super::i18n::{self, Lang, Text};
 use super::layout::{self, Nav};
 use super::session::Ctx;
+use super::throttled;
 use crate::state::{AppState, listing_scope, require_admin};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +18,8 @@ use hato_store::{AddressCount, MailFlowCounts};
 use maud::{Markup, html};
 
 const DAY_SECS: i64 = 86_400;
+/// Addresses in each top list, throttled IPs in theirs.
+const TOP: usize = 10;
 
 struct Figures {
     windows: [(Text, MailFlowCounts); 3],
@@ -89,7 +95,7 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx) -> Response {
         .blocking(move |s| {
             let tenant = listing_scope(s, &p, None)?;
             let since = |days: i64| now.plus_seconds(-days * DAY_SECS);
-            let (senders, recipients) = s.store.top_addresses(tenant, since(1), 5)?;
+            let (senders, recipients) = s.store.top_addresses(tenant, since(1), TOP)?;
             let counts = s
                 .store
                 .mail_flow_counts(tenant, &[since(1), since(7), since(30)])?;
@@ -110,6 +116,7 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx) -> Response {
         Ok(f) => f,
         Err(e) => return error_page(Some(&ctx), lang, e),
     };
+    let throttled = throttled::page_of(&s, &ctx, 1, TOP).await;
     let body = html! {
         h2 { (i18n::MAIL_FLOW_STATUS.get(lang)) }
         div.cards {
@@ -122,6 +129,7 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx) -> Response {
             }
             (top(lang, i18n::TOP_SENDERS, &f.senders))
             (top(lang, i18n::TOP_RECIPIENTS, &f.recipients))
+            (throttled::home_panel(lang, throttled))
         }
     };
     layout::page(&ctx, Some(Nav::Home), i18n::HOME.get(lang), body).into_response()

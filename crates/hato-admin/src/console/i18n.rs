@@ -682,6 +682,32 @@ pub const S9_STORE_SORT_NOTE: Text = Text(
     "Sorting applies to every row; the row filter to the rows of this page.",
     "並べ替えはすべての行に適用されます。行フィルターはこのページの行に適用されます。",
 );
+// s9 Home (throttled IPs) and Message trace (saved queries, live updates)
+pub const T_THROTTLED_IPS: Text = Text("Throttled IPs", "調整中の IP");
+pub const T_THROTTLED_NOW: Text = Text("Throttled now", "現在調整中");
+pub const T_ALL_THROTTLED: Text = Text("All throttled IPs", "調整中のすべての IP");
+pub const T_SINCE: Text = Text("Since", "開始");
+pub const T_UNTIL: Text = Text("Until", "終了");
+pub const T_STRIKES: Text = Text("Strikes", "回数");
+pub const TR_SAVED: Text = Text("Saved queries", "保存済みのクエリ");
+pub const TR_SAVE_AS: Text = Text("Save this query as", "このクエリに名前を付けて保存");
+pub const TR_NAME: Text = Text("Name", "名前");
+pub const TR_DELETE: Text = Text("Delete", "削除");
+pub const TR_NO_SAVED: Text = Text(
+    "No saved queries yet.",
+    "保存済みのクエリはまだありません。",
+);
+pub const TR_DONE_SAVED: Text = Text("Query saved.", "クエリを保存しました。");
+pub const TR_DONE_DELETED: Text = Text("Saved query deleted.", "保存済みのクエリを削除しました。");
+pub const TR_LIVE: Text = Text(
+    "New since the page was loaded",
+    "ページの読み込み後に届いたメッセージ",
+);
+pub const TR_LIVE_NOTE: Text = Text(
+    "New mail matching the query appears here every 5 seconds.",
+    "クエリに一致する新しいメールは 5 秒ごとにここに表示されます。",
+);
+pub const TR_REFRESH: Text = Text("Refresh", "最新の情報に更新");
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ mod quarantine;
 mod recipients;
 mod session;
 mod table;
+mod throttled;
 mod trace;
 
 use crate::error::ApiError;
@@ -68,6 +69,9 @@ pub const PATHS: &[&str] = &[
     "/trace",
     "/trace.csv",
     "/trace/{trace_id}",
+    "/trace/live",
+    "/trace/saved",
+    "/trace/saved/delete",
     "/recipients",
     "/recipients.csv",
     "/recipients/mailbox/{address}",
@@ -100,6 +104,7 @@ pub const PATHS: &[&str] = &[
     "/protection/blocklist.csv",
     "/protection/throttle",
     "/protection/throttle/release",
+    "/protection/throttle.csv",
     "/protection/malware",
     "/protection/malware.csv",
     "/protection/malware/policies",
@@ -131,6 +136,9 @@ pub fn pages() -> Router<AppState> {
         .route("/trace", get(trace::page))
         .route("/trace.csv", get(trace::csv))
         .route("/trace/{trace_id}", get(trace::detail))
+        .route("/trace/live", get(trace::live))
+        .route("/trace/saved", post(trace::save))
+        .route("/trace/saved/delete", post(trace::delete_saved))
         .route("/mail-flow", get(mail_flow::rules_tab))
         .route("/mail-flow/rules", post(mail_flow::create_rule))
         .route("/mail-flow/rules.csv", get(mail_flow::rules_csv))
@@ -174,6 +182,7 @@ pub fn pages() -> Router<AppState> {
         )
         .route("/protection/blocklist.csv", get(protection::blocklist_csv))
         .route("/protection/throttle", get(protection::throttle_tab))
+        .route("/protection/throttle.csv", get(throttled::csv))
         .route(
             "/protection/throttle/release",
             post(protection::throttle_release),

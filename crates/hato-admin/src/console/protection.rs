@@ -570,6 +570,7 @@ async fn throttle_page(
         Some(Err(e)) if notice.error.is_none() => (e.status, Notice::error(e)),
         _ => (status, notice),
     };
+    let throttled = super::throttled::tab_panel(s, ctx).await;
     let body = html! {
         p.note { (i18n::THROTTLE_HELP.get(lang)) }
         form.query.panel method="get" action=(THROTTLE) {
@@ -593,6 +594,7 @@ async fn throttle_page(
                 }
             }
         }
+        (throttled)
     };
     frame(ctx, t, THROTTLE, status, &notice, body)
 }

@@ -1,18 +1,26 @@
 //! Message trace: the query builder, one row per recipient, a detail panel with every event and
-//! its reasons, "find related", CSV export. Rows and events come from `routes::trace::run` and
+//! its reasons, "find related", CSV export, saved queries (`routes::trace::{saved_queries,
+//! save_query, delete_saved_query}`) and live updates: the first page polls `/trace/live` every
+//! 5 seconds with htmx for the rows of the same query newer than the newest it shows (without
+//! script, a Refresh link). Rows and events come from `routes::trace::run` and
 //! `routes::trace::detail`, the API's own functions, with the API's authorization: admins see
 //! their tenant's messages (the operator every tenant's), users are refused as the API refuses
 //! them.
 
 use super::i18n::{self, Lang};
 use super::layout::{self, Nav};
+use super::people::{Fields, check_csrf, csrf_field, done_note, field, refusal};
 use super::session::Ctx;
 use super::table::{Cell, Column, Table, TableParams};
-use super::{error_page, query_string, url_encode};
-use crate::routes::trace::{TraceParams, detail as trace_detail, run};
+use super::{error_page, query_string, see_other, url_encode};
+use crate::routes::trace::{
+    SaveQueryInput, SavedQuery, TraceParams, delete_saved_query, detail as trace_detail, run,
+    save_query, saved_queries,
+};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::Json;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hato_core::trace::RecipientStatus;
 use hato_store::{TraceDirection, TraceRow};
@@ -31,6 +39,8 @@ pub struct TraceForm {
     message_id: Option<String>,
     from_ip: Option<String>,
     subject: Option<String>,
+    /// The note after a redirect (`saved`, `deleted`): one of the page's own messages.
+    done: Option<String>,
     #[serde(flatten)]
     table: TableParams,
 }
@@ -201,14 +211,23 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx, Query(f): Query<TraceForm
         Ok(found) => found,
         Err(e) => return error_page(Some(&ctx), ctx.lang, e),
     };
+    // Live updates from the first page only: "newer than the newest shown".
+    let newest = (page == 1).then(|| Newest::of(&found.rows));
+    let saved = match saved_queries(State(s.clone()), ctx.p).await {
+        Ok(Json(saved)) => saved,
+        Err(e) => return error_page(Some(&ctx), ctx.lang, e),
+    };
     let mut table = table_of(found.rows, found.more);
     table.apply(&f.table);
     let lang = ctx.lang;
     let body = html! {
+        (done_note(lang, f.done.as_deref(), &[("saved", i18n::TR_DONE_SAVED), ("deleted", i18n::TR_DONE_DELETED)]))
         (builder(lang, &f))
         div #results hx-boost="true" hx-target="#results" hx-select="#results" hx-swap="outerHTML" {
+            @if let Some(n) = &newest { (live_panel(lang, &f, n, &[], false)) }
             (table.render(lang, &f.table, "/trace", &f.query(), "/trace.csv"))
         }
+        (saved_panel(&ctx, &f, &saved))
         div #detail {}
     };
     layout::page(&ctx, Some(Nav::Trace), i18n::MESSAGE_TRACE.get(lang), body).into_response()
@@ -352,4 +371,218 @@ pub async fn detail(
         }
     };
     layout::page(&ctx, Some(Nav::Trace), i18n::DETAILS.get(lang), body).into_response()
+}
+
+// ----- live updates ----------------------------------------------------------------------------
+
+/// The newest row a page shows: its arrival (to the second, as rows show it) and how many of the
+/// rows shown arrived in that second (those the poll leaves out). `None`: the page showed no
+/// row, so every row of the query is new.
+struct Newest(Option<(String, usize)>);
+
+impl Newest {
+    fn of(rows: &[TraceRow]) -> Newest {
+        Newest(rows.first().map(|first| {
+            let same = rows.iter().filter(|r| r.received == first.received).count();
+            (first.received.clone(), same)
+        }))
+    }
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        match &self.0 {
+            Some((since, skip)) => vec![("since", since.clone()), ("skip", skip.to_string())],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The most new rows a poll shows; beyond them, the Refresh link.
+const LIVE_ROWS: usize = 100;
+
+/// The poller: replaced by `/trace/live`'s answer every 5 seconds (the rows arrived since the
+/// page was loaded, all of them each time, so a missed poll loses nothing); without script, a
+/// link that runs the query again. Its own `hx-target`/`hx-select`, not those of `#results`
+/// around it, which htmx would otherwise let it inherit.
+fn live_panel(lang: Lang, f: &TraceForm, n: &Newest, rows: &[TraceRow], more: bool) -> Markup {
+    let mut q = f.query();
+    q.extend(n.query());
+    let poll = format!("/trace/live?{}", query_string(&q));
+    let refresh = format!("/trace?{}", query_string(&f.query()));
+    let cells = table_of(rows.to_vec(), false);
+    html! {
+        div #live hx-get=(poll) hx-trigger="every 5s" hx-target="this" hx-select="#live" hx-swap="outerHTML" {
+            p.note { (i18n::TR_LIVE_NOTE.get(lang)) " " a.refresh href=(refresh) { (i18n::TR_REFRESH.get(lang)) } }
+            @if !rows.is_empty() {
+                h2 { (i18n::TR_LIVE.get(lang)) " (" span #live-count { (rows.len()) @if more { "+" } } ")" }
+                table.data.live {
+                    thead { tr { @for c in &cells.columns { th { (c.label.get(lang)) } } } }
+                    tbody hx-boost="false" {
+                        @for r in &cells.rows {
+                            tr.new {
+                                @for c in r {
+                                    td class=[c.class.as_deref()] {
+                                        @if let Some(h) = &c.href { a href=(h) { (c.text) } }
+                                        @else { (c.text) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The query of a poll: the page's, and where its newest row was.
+#[derive(Deserialize, Default)]
+pub struct LiveForm {
+    since: Option<String>,
+    skip: Option<String>,
+    #[serde(flatten)]
+    form: TraceForm,
+}
+
+/// The rows of the page's query that arrived after its newest row, as the poller's new self:
+/// `run`, the API's function, with the session's principal (the same authorization and tenant
+/// scope as the page), the query's own start moved up to that row's second.
+pub async fn live(State(s): State<AppState>, ctx: Ctx, Query(l): Query<LiveForm>) -> Response {
+    let lang = ctx.lang;
+    let since = l.since.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let newest = match since {
+        Some(since) => {
+            let skip = l
+                .skip
+                .as_deref()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            Newest(Some((since.to_string(), skip)))
+        }
+        None => Newest(None),
+    };
+    let mut params = l.form.params(1, LIVE_ROWS + 1);
+    if let Some((since, skip)) = &newest.0 {
+        let Some(t) = hato_core::Timestamp::parse_human(since) else {
+            return error_page(
+                Some(&ctx),
+                lang,
+                crate::ApiError::bad_request(format!("since: cannot read {since:?} as a time")),
+            );
+        };
+        // The later of the query's own start and the newest row's second; rows of that second
+        // come too, and the ones the page showed (the oldest of them) are left out below.
+        let own = params
+            .start
+            .as_deref()
+            .and_then(hato_core::Timestamp::parse_human);
+        if own.is_none_or(|own| own < t) {
+            params.start = Some(since.clone());
+        }
+        params.page_size = Some((LIVE_ROWS + 1 + (*skip).min(LIVE_ROWS)).to_string());
+    }
+    let found = match run(&s, ctx.p, params).await {
+        Ok(found) => found,
+        Err(e) => return error_page(Some(&ctx), lang, e),
+    };
+    let mut rows = found.rows;
+    if let Some((since, skip)) = &newest.0 {
+        // Newest first: the rows of the newest shown second that the page had are the last
+        // `skip` of that second's rows (mail that came later arrived later in it).
+        let same: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| &r.received == since)
+            .map(|(i, _)| i)
+            .collect();
+        let shown: Vec<usize> = same.iter().rev().take(*skip).copied().collect();
+        let mut i = 0;
+        rows.retain(|_| {
+            let keep = !shown.contains(&i);
+            i += 1;
+            keep
+        });
+    }
+    let more = rows.len() > LIVE_ROWS || found.more;
+    rows.truncate(LIVE_ROWS);
+    axum::response::Html(live_panel(lang, &l.form, &newest, &rows, more).into_string())
+        .into_response()
+}
+
+// ----- saved queries ---------------------------------------------------------------------------
+
+/// The caller's saved queries (each runs as a link and has a delete form) and the form that
+/// saves the current query.
+fn saved_panel(ctx: &Ctx, f: &TraceForm, saved: &[SavedQuery]) -> Markup {
+    let lang = ctx.lang;
+    html! {
+        section.panel #saved-queries {
+            h2 { (i18n::TR_SAVED.get(lang)) }
+            @if saved.is_empty() { p.note { (i18n::TR_NO_SAVED.get(lang)) } }
+            @else {
+                ul.saved {
+                    @for q in saved {
+                        li {
+                            a.saved-query href={ "/trace?" (q.query) } { (q.name) }
+                            " "
+                            form.inline method="post" action="/trace/saved/delete" {
+                                (csrf_field(ctx))
+                                input type="hidden" name="name" value=(q.name);
+                                button type="submit" { (i18n::TR_DELETE.get(lang)) }
+                            }
+                        }
+                    }
+                }
+            }
+            form.inline method="post" action="/trace/saved" {
+                (csrf_field(ctx))
+                input type="hidden" name="query" value=(query_string(&f.query()));
+                label { (i18n::TR_SAVE_AS.get(lang)) " "
+                    input type="text" name="name" required maxlength="100";
+                }
+                " "
+                button type="submit" { (i18n::SAVE.get(lang)) }
+            }
+        }
+    }
+}
+
+/// Saves the current query under a name: `routes::trace::save_query` with the session's
+/// principal, so the names, limits and the checks of each filter are the API's.
+pub async fn save(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = check_csrf(&ctx, &headers, &f) {
+        return r;
+    }
+    let query = field(&f, "query");
+    let input = SaveQueryInput {
+        name: field(&f, "name"),
+        query: query.clone(),
+    };
+    match save_query(State(s), ctx.p, Ok(Json(input))).await {
+        Ok(_) => {
+            let sep = if query.is_empty() { "" } else { "&" };
+            see_other(&format!("/trace?{query}{sep}done=saved"))
+        }
+        Err(e) => refusal(&ctx, &e).unwrap_or_else(|| error_page(Some(&ctx), ctx.lang, e)),
+    }
+}
+
+/// Deletes one of the caller's saved queries (`routes::trace::delete_saved_query`).
+pub async fn delete_saved(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = check_csrf(&ctx, &headers, &f) {
+        return r;
+    }
+    match delete_saved_query(State(s), ctx.p, crate::state::Path(field(&f, "name"))).await {
+        Ok(_) => see_other("/trace?done=deleted"),
+        Err(e) => refusal(&ctx, &e).unwrap_or_else(|| error_page(Some(&ctx), ctx.lang, e)),
+    }
 }

@@ -10,6 +10,7 @@
 //! not ask. Only the operator releases a throttle. Exemption lists are a tenant's: its global
 //! admins (and the operator) change them, its admins read them.
 
+use super::common::page_param;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{
     ApiResult, AppState, Path, TenantFilter, body, listing_scope, reload_throttle_exemptions,
@@ -36,6 +37,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_exemption))
         .routes(routes!(status))
         .routes(routes!(release))
+        .routes(routes!(list))
 }
 
 /// What the throttle knows about one sending IP.
@@ -244,6 +246,96 @@ pub(crate) async fn status(
         })
         .await?;
     Ok(Json(status_body(status, false, Some(own))))
+}
+
+/// The paging of `GET /api/v1/throttle`.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    /// 1-1000, default 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) page: Option<String>,
+    /// 1-1000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) page_size: Option<String>,
+}
+
+/// One throttled IP in the list.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThrottledBody {
+    /// What is throttled: the IPv4 address, or the IPv6 prefix (`2001:db8:1:2::/64`).
+    pub(crate) ip: String,
+    /// The rule that fired (`AS1`…`AS6`).
+    pub(crate) rule: String,
+    pub(crate) meaning: String,
+    /// RFC 3339, UTC.
+    pub(crate) since: String,
+    /// When it ends by itself (RFC 3339, UTC).
+    pub(crate) until: String,
+    pub(crate) strikes: u8,
+}
+
+/// One page of the throttled IPs.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThrottledPage {
+    /// The latest throttle first.
+    pub(crate) throttled: Vec<ThrottledBody>,
+    /// How many IPs are throttled now.
+    pub(crate) total: usize,
+    pub(crate) page: usize,
+    pub(crate) page_size: usize,
+    /// Whether a later page has rows.
+    pub(crate) more: bool,
+}
+
+/// The IPs throttled now (answered `451 4.7.500 … (ASn)` at connect), the latest throttle
+/// first: the decision only (rule, since, until, strikes), as a tenant's admins see it for one
+/// IP; `GET /api/v1/throttle/{ip}` says more about each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/throttle",
+    tag = "throttle",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of throttled IPs", body = ThrottledPage),
+        (status = 400, description = "A bad page or page_size (the limits are named)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ThrottledPage>> {
+    require_admin(&p)?;
+    let Query(q) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let page = page_param("page", q.page.as_deref(), 1, 1000)?;
+    let page_size = page_param("page_size", q.page_size.as_deref(), 100, 1000)?;
+    let now = s.clock.now();
+    // A pass over the throttle's table (up to `max_tracked_ips` records): the blocking pool,
+    // not a worker every request shares.
+    let (rows, total) = s
+        .blocking(move |s| Ok(s.throttle.throttled(now, (page - 1) * page_size, page_size)))
+        .await?;
+    Ok(Json(ThrottledPage {
+        more: page * page_size < total,
+        throttled: rows
+            .into_iter()
+            .map(|t| ThrottledBody {
+                ip: t.key,
+                rule: t.rule.into(),
+                meaning: t.meaning.into(),
+                since: time(t.since),
+                until: time(t.until),
+                strikes: t.strikes,
+            })
+            .collect(),
+        total,
+        page,
+        page_size,
+    }))
 }
 
 /// End an IP's throttle (the operator): the throttle rules stay off for it for

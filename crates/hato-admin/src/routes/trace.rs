@@ -21,6 +21,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(trace))
         .routes(routes!(trace_detail))
+        .routes(routes!(saved_queries, save_query))
+        .routes(routes!(delete_saved_query))
+        .routes(routes!(run_saved_query))
 }
 
 /// Get-MessageTrace's filters; all optional, empty ones ignored.
@@ -140,6 +143,20 @@ async fn trace(
 /// both answer from here (admins only; a tenant admin their tenant's rows; the operator every
 /// tenant's or the named one's).
 pub(crate) async fn run(s: &AppState, p: Principal, q: TraceParams) -> ApiResult<TracePage> {
+    let query = query_of(s, p, q).await?;
+    let (page_number, page_size) = (query.page, query.page_size);
+    let found = s.blocking(move |s| Ok(s.store.trace(&query)?)).await?;
+    Ok(TracePage {
+        rows: found.rows,
+        page: page_number,
+        page_size,
+        more: found.more,
+    })
+}
+
+/// The store's query for `q` as `p` may ask it: every value checked (a 400 naming it), the
+/// tenant scope `p`'s.
+async fn query_of(s: &AppState, p: Principal, q: TraceParams) -> ApiResult<TraceQuery> {
     require_admin(&p)?;
     let named = q.tenant.clone();
     let tenant = s
@@ -203,14 +220,7 @@ pub(crate) async fn run(s: &AppState, p: Principal, q: TraceParams) -> ApiResult
     {
         return Err(ApiError::bad_request("start is after end"));
     }
-    let (page_number, page_size) = (query.page, query.page_size);
-    let found = s.blocking(move |s| Ok(s.store.trace(&query)?)).await?;
-    Ok(TracePage {
-        rows: found.rows,
-        page: page_number,
-        page_size,
-        more: found.more,
-    })
+    Ok(query)
 }
 
 /// A sender or recipient filter: one address, or `*@domain` for every address of a domain
@@ -292,4 +302,204 @@ pub(crate) async fn detail(
         Ok(rows)
     })
     .await
+}
+
+// ----- saved queries ---------------------------------------------------------------------------
+
+/// The longest name of a saved query, in characters.
+const SAVED_NAME_MAX: usize = 100;
+/// The longest saved query string, in bytes.
+const SAVED_QUERY_MAX: usize = 2_000;
+
+/// A message trace query saved under a name.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SavedQuery {
+    pub(crate) name: String,
+    /// The query string `GET /api/v1/trace` and the console's trace page take
+    /// (`sender=*%40contoso.com&status=Failed`).
+    pub(crate) query: String,
+    /// RFC 3339, UTC.
+    pub(crate) created: String,
+}
+
+impl From<hato_store::SavedTraceQuery> for SavedQuery {
+    fn from(q: hato_store::SavedTraceQuery) -> Self {
+        SavedQuery {
+            name: q.name,
+            query: q.query,
+            created: q.created.to_rfc3339(),
+        }
+    }
+}
+
+/// A query to save.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SaveQueryInput {
+    /// 1-100 characters; a query of the same name (any case) is replaced.
+    pub(crate) name: String,
+    /// The filters as `GET /api/v1/trace` takes them, as a query string (at most 2,000 bytes;
+    /// `page` and `page_size` are left out when it runs).
+    pub(crate) query: String,
+}
+
+/// Whose saved queries these are: the caller's mailbox, or without one its tenant's admins'
+/// (a token) or the operator's.
+fn owner(p: &Principal) -> hato_store::SavedQueryOwner {
+    hato_store::SavedQueryOwner {
+        tenant_id: p.tenant_id,
+        mailbox_id: p.mailbox_id,
+    }
+}
+
+/// A saved query string as the trace's parameters: refused with the API's words for a value
+/// `GET /api/v1/trace` would refuse (an unknown parameter too).
+fn saved_params(query: &str) -> ApiResult<TraceParams> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("query: not a query string"))?;
+    let Query(q) = Query::<TraceParams>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    Ok(q)
+}
+
+/// The caller's saved message trace queries, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trace/saved",
+    tag = "trace",
+    responses(
+        (status = 200, description = "The saved queries", body = [SavedQuery]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub(crate) async fn saved_queries(
+    State(s): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<SavedQuery>>> {
+    require_admin(&p)?;
+    s.blocking(move |s| {
+        let rows = s.store.saved_trace_queries(owner(&p))?;
+        Ok(Json(rows.into_iter().map(SavedQuery::from).collect()))
+    })
+    .await
+}
+
+/// Saves a message trace query under a name for the caller (replacing one of that name); its
+/// filters are checked as `GET /api/v1/trace` checks them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/trace/saved",
+    tag = "trace",
+    request_body = SaveQueryInput,
+    responses(
+        (status = 201, description = "Saved", body = SavedQuery),
+        (status = 400, description = "A bad name or filter (named), too many saved queries, or not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub(crate) async fn save_query(
+    State(s): State<AppState>,
+    p: Principal,
+    payload: Result<Json<SaveQueryInput>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(axum::http::StatusCode, Json<SavedQuery>)> {
+    require_admin(&p)?;
+    let input = crate::state::body(payload)?;
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > SAVED_NAME_MAX {
+        return Err(ApiError::bad_request(format!(
+            "name: 1 to {SAVED_NAME_MAX} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("name: no control characters"));
+    }
+    let query = input.query.trim().trim_start_matches('?').to_string();
+    if query.len() > SAVED_QUERY_MAX {
+        return Err(ApiError::bad_request(format!(
+            "query: at most {SAVED_QUERY_MAX} bytes"
+        )));
+    }
+    // Checked as it will run: each filter value, the caller's tenant scope.
+    query_of(&s, p, saved_params(&query)?).await?;
+    let saved = s.store.save_trace_query(owner(&p), &name, &query).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(SavedQuery::from(saved)),
+    ))
+}
+
+/// Deletes one of the caller's saved queries.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/trace/saved/{name}",
+    tag = "trace",
+    params(("name" = String, Path, description = "The saved query's name (any case)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No saved query of that name", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_saved_query(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    require_admin(&p)?;
+    s.store.delete_trace_query(owner(&p), name.trim()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The paging of a saved query's run.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunParams {
+    /// 1-1000, default 1.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) page: Option<String>,
+    /// 1-5000, default 1000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    pub(crate) page_size: Option<String>,
+}
+
+/// Runs one of the caller's saved queries: `GET /api/v1/trace` with its filters, now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trace/saved/{name}/run",
+    tag = "trace",
+    params(("name" = String, Path, description = "The saved query's name (any case)"), RunParams),
+    responses(
+        (status = 200, description = "One page", body = TracePage),
+        (status = 400, description = "A bad paging value, or a saved filter no longer valid", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No saved query of that name", body = ErrorBody),
+    )
+)]
+pub(crate) async fn run_saved_query(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    params: Result<Query<RunParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<TracePage>> {
+    require_admin(&p)?;
+    let Query(paging) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wanted = name.trim().to_string();
+    let saved = s
+        .blocking(move |s| {
+            let rows = s.store.saved_trace_queries(owner(&p))?;
+            rows.into_iter()
+                .find(|q| q.name.eq_ignore_ascii_case(&wanted))
+                .ok_or_else(|| ApiError::not_found(format!("saved query {wanted} not found")))
+        })
+        .await?;
+    let mut q = saved_params(&saved.query)?;
+    q.page = paging.page;
+    q.page_size = paging.page_size;
+    Ok(Json(run(&s, p, q).await?))
 }

@@ -642,3 +642,54 @@ fn loopback_clients_are_exempt_unless_the_setting_is_off() {
         assert!(throttled, "{a} is throttled when loopback is not exempt");
     }
 }
+
+/// Throttles `a` by the probation rule at `now` (101 recipients in its first hour).
+fn throttle_now(th: &Throttle, a: IpAddr, now: Timestamp) {
+    th.record_message(a, 101, now);
+    assert!(th.check(a, now).refuses(), "{a} throttled");
+}
+
+#[test]
+fn the_list_of_throttled_ips_is_newest_first_paged_and_leaves_out_ended_exempt_and_released_ones() {
+    let c = clock();
+    let th = Throttle::new(ThrottleSettings::default());
+    let (a, b, d, e) = (
+        ip("203.0.113.1"),
+        ip("203.0.113.2"),
+        ip("2001:db8:1:2::7"),
+        ip("198.51.100.9"),
+    );
+    throttle_now(&th, a, c.now());
+    c.advance_seconds(60);
+    throttle_now(&th, b, c.now());
+    c.advance_seconds(60);
+    throttle_now(&th, d, c.now());
+    // A clean IP is tracked, not listed.
+    assert!(!deliver(&th, e, 1, c.now()).refuses());
+    let (all, total) = th.throttled(c.now(), 0, 10);
+    assert_eq!(total, 3);
+    let keys: Vec<&str> = all.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["2001:db8:1:2::/64", "203.0.113.2", "203.0.113.1"]);
+    assert_eq!(all[2].rule, "AS1");
+    assert_eq!(all[2].since.to_rfc3339(), "2026-03-02T00:00:00Z");
+    assert_eq!(all[2].until.to_rfc3339(), "2026-03-02T01:00:00Z");
+    assert_eq!(all[2].strikes, 1);
+    // Paged: the second page of one holds the second newest; the total stays.
+    let (page, total) = th.throttled(c.now(), 1, 1);
+    assert_eq!(total, 3);
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].key, "203.0.113.2");
+    assert!(th.throttled(c.now(), 3, 10).0.is_empty());
+    // Released, exempted: no longer answered 451, so no longer listed.
+    th.release(b, c.now());
+    th.set_exemptions([Exemption {
+        tenant: "contoso".into(),
+        network: Network::parse("203.0.113.1").unwrap(),
+    }]);
+    let (rest, total) = th.throttled(c.now(), 0, 10);
+    assert_eq!(total, 1);
+    assert_eq!(rest[0].key, "2001:db8:1:2::/64");
+    // An hour later the throttle has ended by itself.
+    c.advance_seconds(3600);
+    assert_eq!(th.throttled(c.now(), 0, 10).1, 0);
+}

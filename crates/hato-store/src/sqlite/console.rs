@@ -2,9 +2,13 @@
 
 use super::SqliteStore;
 use crate::error::Result;
+use crate::error::StoreError;
 use crate::pending::Pending;
 use crate::traits::ConsoleStore;
-use crate::types::{AddressCount, ConsoleSession, MailFlowCounts};
+use crate::types::{
+    AddressCount, ConsoleSession, MailFlowCounts, SAVED_QUERIES_MAX, SavedQueryOwner,
+    SavedTraceQuery,
+};
 use hato_core::Timestamp;
 use hato_core::auth::Role;
 use hato_core::directory::TenantId;
@@ -33,6 +37,12 @@ const HOUR: i64 = 3_600_000_000;
 /// The start of the UTC hour `t` falls in.
 fn hour_start(t: Timestamp) -> Timestamp {
     Timestamp(t.0 - t.0.rem_euclid(HOUR))
+}
+
+/// The key of an owner's saved queries: `tenant/mailbox`, `-` for what is not there.
+fn owner_key(o: SavedQueryOwner) -> String {
+    let part = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    format!("{}/{}", part(o.tenant_id), part(o.mailbox_id))
 }
 
 /// A count from SQLite (never negative) as an unsigned number.
@@ -259,7 +269,7 @@ impl ConsoleStore for SqliteStore {
             // and `CROSS JOIN` keep SQLite's planner from walking recipients_tenant_address for
             // the GROUP BY's order instead: that reads every recipient ever kept (3.7 s at a
             // million rows), this only the window's (tens of ms at a million rows a month).
-            let first = first_recipient_since(conn, since)?;
+            let first = first_recipient_since(conn, hour_start(since))?;
             let top = |column: &str| -> Result<Vec<AddressCount>> {
                 let sql = format!(
                     "SELECT {column}, COUNT(*) AS n FROM recipients r NOT INDEXED CROSS JOIN messages m ON m.id = r.message_id \
@@ -289,6 +299,78 @@ impl ConsoleStore for SqliteStore {
                 )?
                 .query_row(params![tenant], |r| r.get(0))?;
             Ok(count(n))
+        })
+    }
+
+    fn saved_trace_queries(&self, owner: SavedQueryOwner) -> Result<Vec<SavedTraceQuery>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT name, query, created FROM trace_saved_queries WHERE owner = ?1 \
+                     ORDER BY name COLLATE NOCASE, id",
+                )?
+                .query_map([owner_key(owner)], |r| {
+                    Ok(SavedTraceQuery {
+                        name: r.get(0)?,
+                        query: r.get(1)?,
+                        created: Timestamp(r.get(2)?),
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn save_trace_query(
+        &self,
+        owner: SavedQueryOwner,
+        name: &str,
+        query: &str,
+    ) -> Pending<SavedTraceQuery> {
+        let (name, query) = (name.to_string(), query.to_string());
+        let created = self.now_micros();
+        self.write(move |conn| {
+            let key = owner_key(owner);
+            let replaced = conn.execute(
+                "UPDATE trace_saved_queries SET name = ?3, query = ?4, created = ?5 \
+                 WHERE owner = ?1 AND name = ?2",
+                params![key, name, name, query, created],
+            )?;
+            if replaced == 0 {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM trace_saved_queries WHERE owner = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )?;
+                if count(n) >= SAVED_QUERIES_MAX as u64 {
+                    return Err(StoreError::Invalid(format!(
+                        "at most {SAVED_QUERIES_MAX} saved queries: delete one first"
+                    )));
+                }
+                conn.execute(
+                    "INSERT INTO trace_saved_queries(owner, tenant_id, mailbox_id, name, query, created) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![key, owner.tenant_id, owner.mailbox_id, name, query, created],
+                )?;
+            }
+            Ok(SavedTraceQuery {
+                name,
+                query,
+                created: Timestamp(created),
+            })
+        })
+    }
+
+    fn delete_trace_query(&self, owner: SavedQueryOwner, name: &str) -> Pending<()> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM trace_saved_queries WHERE owner = ?1 AND name = ?2",
+                params![owner_key(owner), name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("saved query {name}")));
+            }
+            Ok(())
         })
     }
 }

@@ -18,6 +18,17 @@ pub(super) enum ThrottleCmd {
     /// End an IP's throttle (the operator); the rules stay off for it for
     /// throttle.release_grace_hours.
     Release { ip: String },
+    /// The IPs throttled now, the latest throttle first: rule, since, until, strikes.
+    List {
+        /// 1-1000.
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// 1-1000.
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// A tenant's exemption list: IPs and networks (IPv4 /24-/32, IPv6 /48-/128) never
     /// throttled, such as its on-premises servers.
     #[command(subcommand)]
@@ -69,6 +80,34 @@ pub(super) fn run(c: &Client, cmd: ThrottleCmd) -> Result<(), String> {
             } else {
                 println!("{ip} was not throttled; the rules stay off for it until {resume}");
             }
+            Ok(())
+        }
+        ThrottleCmd::List {
+            page,
+            page_size,
+            json,
+        } => {
+            let q = [
+                ("page", page.to_string()),
+                ("page_size", page_size.to_string()),
+            ];
+            let v = c.json("GET", "/api/v1/throttle", &q, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            print_rows(
+                &v["throttled"],
+                &["ip", "rule", "since", "until", "strikes"],
+                false,
+            )?;
+            let total = v["total"].as_u64().unwrap_or_default();
+            let more = if v["more"].as_bool() == Some(true) {
+                format!(" (more: --page {})", page.saturating_add(1))
+            } else {
+                String::new()
+            };
+            println!("{total} throttled{more}");
             Ok(())
         }
         ThrottleCmd::Exempt(ExemptCmd::Add { network, tenant }) => {

@@ -404,7 +404,7 @@ fn a_user_requests_release_where_the_policy_permits_only_that_and_an_admin_decid
         .flatten()
         .map(|i| i["id"].to_string())
         .collect();
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     let out = s.ok(&[
         "quarantine",
         "list",

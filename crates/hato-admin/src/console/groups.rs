@@ -343,7 +343,7 @@ pub async fn create(
                 kind: Some(kind),
                 ..Default::default()
             };
-            list_page(&s, &ctx, &q, Some(&error), &f).await
+            list_page(s, ctx, &q, Some(&error), f).await
         },
     )
     .await
@@ -818,7 +818,7 @@ pub async fn group_post(
             // A rename changes how the group is found: go to it by its new name.
             let to = match api::get_group(State(s.clone()), ctx.p, ApiPath(ident.clone())).await {
                 Ok(_) => ident.clone(),
-                Err(_) => given(&f, "name").unwrap_or_else(|| ident.clone()),
+                Err(_) => given(f, "name").unwrap_or_else(|| ident.clone()),
             };
             see_other(&format!(
                 "{}?{}",
@@ -826,7 +826,7 @@ pub async fn group_post(
                 query_string(&[("done", done)])
             ))
         },
-        |error| async move { group_page(&s, &ctx, &ident, None, Some(&error), &f).await },
+        |error| async move { group_page(s, ctx, ident, None, Some(&error), f).await },
     )
     .await
 }

@@ -276,9 +276,7 @@ pub async fn create(
             let address = made["address"].as_str().unwrap_or_default().to_string();
             see_other(&format!("{}?done=created", mailbox_href(&address)))
         },
-        |error| async move {
-            mailboxes_page(&s, &ctx, &ListQuery::default(), Some(&error), &f).await
-        },
+        |error| async move { mailboxes_page(s, ctx, &ListQuery::default(), Some(&error), f).await },
     )
     .await
 }
@@ -640,10 +638,10 @@ pub async fn mailbox_post(
         |done| async move {
             match done {
                 "deleted" => see_other("/recipients?done=deleted"),
-                done => see_other(&format!("{}?done={done}", mailbox_href(&address))),
+                done => see_other(&format!("{}?done={done}", mailbox_href(address))),
             }
         },
-        |error| async move { mailbox_page(&s, &ctx, &address, None, Some(&error), &f).await },
+        |error| async move { mailbox_page(s, ctx, address, None, Some(&error), f).await },
     )
     .await
 }
@@ -831,7 +829,7 @@ pub async fn contact_create(
         result,
         |()| async move { see_other("/recipients/contacts?done=created") },
         |error| async move {
-            contacts_page(&s, &ctx, &ContactsQuery::default(), Some(&error), &f).await
+            contacts_page(s, ctx, &ContactsQuery::default(), Some(&error), f).await
         },
     )
     .await
@@ -856,7 +854,7 @@ pub async fn contact_delete(
         result,
         |_| async move { see_other("/recipients/contacts?done=deleted") },
         |error| async move {
-            contacts_page(&s, &ctx, &ContactsQuery::default(), Some(&error), &f).await
+            contacts_page(s, ctx, &ContactsQuery::default(), Some(&error), f).await
         },
     )
     .await

@@ -426,10 +426,13 @@ pub(crate) async fn list_page(s: &AppState, p: Principal, q: ListParams) -> ApiR
         let mut policies: HashMap<TenantId, Vec<QuarantinePolicy>> = HashMap::new();
         let mut items = Vec::with_capacity(found.items.len());
         for it in found.items {
-            if !policies.contains_key(&it.tenant_id) {
-                policies.insert(it.tenant_id, tenant_policies(s, it.tenant_id)?);
-            }
-            let perms = permissions_in(&policies[&it.tenant_id], &it);
+            let known = match policies.entry(it.tenant_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(tenant_policies(s, it.tenant_id)?)
+                }
+            };
+            let perms = permissions_in(known, &it);
             items.push(item_view(&names, it, perms));
         }
         Ok(ItemPage {

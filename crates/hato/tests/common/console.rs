@@ -111,10 +111,10 @@ impl Client {
             }
         }
         let body = r.into_string().unwrap_or_default();
-        if let Some(at) = body.find("name=\"_csrf\" value=\"") {
-            if let Some(token) = body.get(at + 20..at + 84) {
-                self.csrf = token.to_string();
-            }
+        if let Some(at) = body.find("name=\"_csrf\" value=\"")
+            && let Some(token) = body.get(at + 20..at + 84)
+        {
+            self.csrf = token.to_string();
         }
         Answer {
             status,

@@ -142,6 +142,7 @@ async fn world() -> World {
                 policy: "Default".into(),
                 reason: Reason::new(stage, format!("{trace_id} found")),
                 days: None,
+                quarantine_policy: None,
             }),
             connector: None,
             dsn: Default::default(),

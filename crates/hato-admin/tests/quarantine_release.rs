@@ -85,6 +85,7 @@ async fn world() -> World {
                     policy: "Default".into(),
                     reason: Reason::new(Stage::Spam, "held by the test"),
                     days: None,
+                    quarantine_policy: None,
                 }),
                 connector: None,
                 dsn: Default::default(),

@@ -417,12 +417,14 @@ pub struct Contact {
     pub attributes: MailboxAttributes,
 }
 
-/// Mailbox permissions (Exchange's FullAccess and SendAs).
+/// Mailbox permissions (Exchange's FullAccess and SendAs, and `GrantSendOnBehalfTo`: the
+/// delegate sends with the mailbox in `From:` and itself in `Sender:`, RFC 5322 §3.6.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MailboxRight {
     FullAccess,
     SendAs,
+    SendOnBehalf,
 }
 
 impl MailboxRight {
@@ -430,6 +432,7 @@ impl MailboxRight {
         match self {
             MailboxRight::FullAccess => "full-access",
             MailboxRight::SendAs => "send-as",
+            MailboxRight::SendOnBehalf => "send-on-behalf",
         }
     }
 
@@ -437,6 +440,9 @@ impl MailboxRight {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "full-access" | "fullaccess" => Some(MailboxRight::FullAccess),
             "send-as" | "sendas" => Some(MailboxRight::SendAs),
+            "send-on-behalf" | "sendonbehalf" | "send-on-behalf-to" | "grant-send-on-behalf-to" => {
+                Some(MailboxRight::SendOnBehalf)
+            }
             _ => None,
         }
     }

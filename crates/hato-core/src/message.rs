@@ -64,6 +64,10 @@ pub struct RecipientContent {
     /// Days a quarantine this recipient's verdict asks for is kept (the anti-spam policy's
     /// `QuarantineRetentionPeriod`); `None`: the server's setting for the kind.
     pub quarantine_days: Option<u16>,
+    /// The quarantine policy (Exchange's quarantine tag) the verdict that holds this recipient
+    /// names: the anti-spam policy's `*QuarantineTag` for its verdict. `None`: the kind's
+    /// default ([`QuarantineKind::default_quarantine_policy`]).
+    pub quarantine_tag: Option<String>,
     /// The outbound connector a transport rule routes this recipient through
     /// (`RouteMessageOutboundConnector`): kept with the queued recipient for the outbound agent.
     pub connector: Option<String>,
@@ -169,6 +173,31 @@ impl QuarantineKind {
                 | QuarantineKind::HighConfidencePhish
                 | QuarantineKind::TransportRule
         )
+    }
+}
+
+/// Exchange's built-in quarantine policy without end-user access: only admins see, preview and
+/// release (malware, high confidence phishing and mail flow rule quarantine by default).
+pub const ADMIN_ONLY_ACCESS_POLICY: &str = "AdminOnlyAccessPolicy";
+/// Exchange's built-in quarantine policy with full end-user access (release, preview, delete,
+/// allow sender), no notifications: the default policy's tag for spam, high confidence spam,
+/// phish and bulk.
+pub const DEFAULT_FULL_ACCESS_POLICY: &str = "DefaultFullAccessPolicy";
+/// As [`DEFAULT_FULL_ACCESS_POLICY`], with quarantine notifications on.
+pub const DEFAULT_FULL_ACCESS_WITH_NOTIFICATION_POLICY: &str =
+    "DefaultFullAccessWithNotificationPolicy";
+
+impl QuarantineKind {
+    /// The quarantine policy an item of this kind gets when its stage names none: Exchange's
+    /// defaults (exchange-online-behaviour.md §4.1 `QuarantineTag` of the malware policy, §6.3
+    /// the default anti-spam policy's `*QuarantineTag`s; mail flow rule quarantine is always
+    /// admin-only).
+    pub fn default_quarantine_policy(self) -> &'static str {
+        if self.admin_only() {
+            ADMIN_ONLY_ACCESS_POLICY
+        } else {
+            DEFAULT_FULL_ACCESS_POLICY
+        }
     }
 }
 

@@ -1000,4 +1000,32 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (owner, name)
     );
     "#,
+    // 37 (issue 11 with issue 9, quarantine policies): a tenant's custom quarantine policies
+    // (Exchange's New-QuarantinePolicy: end-user permissions as its
+    // EndUserQuarantinePermissionsValue bits, ESNEnabled); the quarantine policy each held item
+    // was quarantined under (existing items get the defaults of their kind, which is what
+    // governed them before) and the spam verdict's tag queued with a recipient; a recipient's
+    // release request (pending, approved, denied; who and when).
+    r#"
+    CREATE TABLE quarantine_policies(
+        tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        permissions INTEGER NOT NULL,
+        notifications INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    );
+    ALTER TABLE recipients ADD COLUMN quarantine_tag TEXT;
+    ALTER TABLE quarantine ADD COLUMN quarantine_policy TEXT NOT NULL DEFAULT '';
+    UPDATE quarantine SET quarantine_policy = CASE
+        WHEN kind IN ('malware', 'transport-rule', 'high-confidence-phish') THEN 'AdminOnlyAccessPolicy'
+        ELSE 'DefaultFullAccessPolicy' END;
+    ALTER TABLE quarantine ADD COLUMN request_state TEXT;
+    ALTER TABLE quarantine ADD COLUMN requested_by TEXT;
+    ALTER TABLE quarantine ADD COLUMN requested INTEGER;
+    ALTER TABLE quarantine ADD COLUMN request_decided_by TEXT;
+    ALTER TABLE quarantine ADD COLUMN request_decided INTEGER;
+    CREATE INDEX quarantine_request ON quarantine(tenant_id, request_state, received)
+        WHERE request_state IS NOT NULL;
+    "#,
 ];

@@ -601,6 +601,26 @@ pub trait QuarantineStore: Send + Sync {
     /// Removes the items that expired at or before `now` (their content goes with the next
     /// blob garbage collection unless something else names it); returns how many.
     fn purge_quarantine(&self, now: Timestamp) -> Pending<usize>;
+    /// Records the recipient's request to release a held item (`by`: who asked). `InUse` when
+    /// the item is not held any more, or a request was made already (pending or denied).
+    fn request_release(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem>;
+    /// Denies a held item's pending release request (`by`: the admin); the item stays held.
+    /// `InUse` when there is no pending request or the item is not held.
+    fn deny_release(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem>;
+    /// A tenant's custom quarantine policies, by name (the built-in ones are not stored:
+    /// [`QuarantinePolicy::built_ins`]).
+    fn quarantine_policies(&self, tenant: TenantId) -> Result<Vec<QuarantinePolicy>>;
+    /// Creates (`create`: `InUse` when the name is taken) or replaces a custom policy;
+    /// `NotFound` when replacing one that does not exist.
+    fn put_quarantine_policy(
+        &self,
+        tenant: TenantId,
+        policy: QuarantinePolicy,
+        create: bool,
+        now: Timestamp,
+    ) -> Pending<()>;
+    /// Removes a custom policy; `NotFound` when there is none of that name.
+    fn remove_quarantine_policy(&self, tenant: TenantId, name: &str) -> Pending<()>;
 }
 
 /// End-user quarantine notifications (Exchange's quarantine notifications, formerly end-user spam

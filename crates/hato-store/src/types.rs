@@ -1228,6 +1228,10 @@ pub struct QuarantineHold {
     /// Days the item is kept when the stage's policy says (the anti-spam policy's
     /// `QuarantineRetentionPeriod`, 1–30); `None`: the server's setting for the kind.
     pub days: Option<u32>,
+    /// The quarantine policy (Exchange's quarantine tag) that governs what the recipient may
+    /// do with the item; `None`: the kind's default
+    /// ([`QuarantineKind::default_quarantine_policy`]).
+    pub quarantine_policy: Option<String>,
 }
 
 /// Where a quarantined item stands. A released or deleted item stays listed (so a second
@@ -1280,6 +1284,9 @@ pub struct QuarantineItem {
     pub quarantined: Timestamp,
     pub kind: QuarantineKind,
     pub policy: String,
+    /// The quarantine policy that applied (Exchange's quarantine tag): what the recipient may
+    /// do with the item.
+    pub quarantine_policy: String,
     pub reason: Option<Reason>,
     pub expires: Timestamp,
     pub size: u64,
@@ -1287,6 +1294,8 @@ pub struct QuarantineItem {
     /// Who released or deleted it, and when.
     pub decided_by: Option<String>,
     pub decided: Option<Timestamp>,
+    /// The recipient's release request, if one was made.
+    pub request: Option<ReleaseRequest>,
     /// The stored form's blob; `None` once the item is deleted.
     pub blob: Option<String>,
 }
@@ -1308,6 +1317,12 @@ pub struct QuarantineQuery {
     pub expires_before: Option<Timestamp>,
     /// Leave out the kinds only admins see ([`QuarantineKind::admin_only`]).
     pub without_admin_only: bool,
+    /// Only the items held under one of these quarantine policies (any case): a user's view,
+    /// the policies that give end users access.
+    pub quarantine_policies: Option<Vec<String>>,
+    /// Only the items whose release request stands so (`Pending`: Exchange's "Release
+    /// requested" filter).
+    pub request: Option<ReleaseRequestState>,
     pub state: Option<QuarantineState>,
     /// At most this many rows (0: [`TRACE_PAGE_SIZE_DEFAULT`]), after skipping `offset`.
     pub limit: usize,
@@ -1319,6 +1334,226 @@ pub struct QuarantineQuery {
 pub struct QuarantinePage {
     pub items: Vec<QuarantineItem>,
     pub more: bool,
+}
+
+/// Where a recipient's request to release an item stands (Exchange: a user whose quarantine
+/// policy grants *request release* asks; an admin approves, which releases, or denies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseRequestState {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl ReleaseRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseRequestState::Pending => "pending",
+            ReleaseRequestState::Approved => "approved",
+            ReleaseRequestState::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ReleaseRequestState::Pending,
+            ReleaseRequestState::Approved,
+            ReleaseRequestState::Denied,
+        ]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// A recipient's release request: who asked and when, and who approved or denied it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseRequest {
+    pub state: ReleaseRequestState,
+    pub by: String,
+    pub at: Timestamp,
+    pub decided_by: Option<String>,
+    pub decided: Option<Timestamp>,
+}
+
+/// One end-user permission of a quarantine policy: Exchange's
+/// `-EndUserQuarantinePermissionsValue` bits (exchange-online-behaviour.md §6.4, 128 → 1:
+/// PermissionToViewHeader, Download, AllowSender, BlockSender, RequestRelease, Release,
+/// Preview, Delete), named in kebab case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuarantinePermission {
+    ViewHeader,
+    Download,
+    AllowSender,
+    BlockSender,
+    RequestRelease,
+    Release,
+    Preview,
+    Delete,
+}
+
+impl QuarantinePermission {
+    pub const ALL: [QuarantinePermission; 8] = [
+        QuarantinePermission::ViewHeader,
+        QuarantinePermission::Download,
+        QuarantinePermission::AllowSender,
+        QuarantinePermission::BlockSender,
+        QuarantinePermission::RequestRelease,
+        QuarantinePermission::Release,
+        QuarantinePermission::Preview,
+        QuarantinePermission::Delete,
+    ];
+
+    /// The bit in Exchange's `EndUserQuarantinePermissionsValue`.
+    pub fn bit(self) -> u8 {
+        match self {
+            QuarantinePermission::ViewHeader => 128,
+            QuarantinePermission::Download => 64,
+            QuarantinePermission::AllowSender => 32,
+            QuarantinePermission::BlockSender => 16,
+            QuarantinePermission::RequestRelease => 8,
+            QuarantinePermission::Release => 4,
+            QuarantinePermission::Preview => 2,
+            QuarantinePermission::Delete => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantinePermission::ViewHeader => "view-header",
+            QuarantinePermission::Download => "download",
+            QuarantinePermission::AllowSender => "allow-sender",
+            QuarantinePermission::BlockSender => "block-sender",
+            QuarantinePermission::RequestRelease => "request-release",
+            QuarantinePermission::Release => "release",
+            QuarantinePermission::Preview => "preview",
+            QuarantinePermission::Delete => "delete",
+        }
+    }
+
+    /// Kebab case, or Exchange's `PermissionTo…` name; case-insensitive, `_` for `-`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        let s = s.strip_prefix("permissionto").unwrap_or(&s);
+        if s == "view" {
+            return Some(QuarantinePermission::ViewHeader);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s || p.as_str().replace('-', "") == s.replace('-', ""))
+    }
+}
+
+/// A set of end-user permissions (Exchange's `EndUserQuarantinePermissionsValue`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QuarantinePermissions(pub u8);
+
+impl QuarantinePermissions {
+    /// Exchange's "No access" preset.
+    pub const NO_ACCESS: QuarantinePermissions = QuarantinePermissions(0);
+    /// Exchange's "Limited access" preset (43): allow sender, request release, preview,
+    /// delete.
+    pub const LIMITED_ACCESS: QuarantinePermissions = QuarantinePermissions(43);
+    /// Exchange's "Full access" preset (39): allow sender, release, preview, delete.
+    pub const FULL_ACCESS: QuarantinePermissions = QuarantinePermissions(39);
+
+    pub fn has(self, p: QuarantinePermission) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    pub fn with(self, p: QuarantinePermission) -> Self {
+        QuarantinePermissions(self.0 | p.bit())
+    }
+
+    pub fn without(self, p: QuarantinePermission) -> Self {
+        QuarantinePermissions(self.0 & !p.bit())
+    }
+
+    /// Whether a user sees the items at all: Exchange's "No access" (0) hides them.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        QuarantinePermission::ALL
+            .into_iter()
+            .filter(|p| self.has(*p))
+            .map(QuarantinePermission::as_str)
+            .collect()
+    }
+
+    /// What a recipient may do with an item of `kind` under these permissions: Exchange never
+    /// lets users release their own malware or high confidence phishing, whatever the policy
+    /// says: *release* becomes *request release* (exchange-online-behaviour.md §4.3, §6.4).
+    pub fn for_kind(self, kind: QuarantineKind) -> Self {
+        match kind {
+            QuarantineKind::Malware | QuarantineKind::HighConfidencePhish
+                if self.has(QuarantinePermission::Release) =>
+            {
+                self.without(QuarantinePermission::Release)
+                    .with(QuarantinePermission::RequestRelease)
+            }
+            _ => self,
+        }
+    }
+}
+
+/// A quarantine policy (Exchange's `New-QuarantinePolicy`): what end users may do with the items
+/// it governs, and whether they get quarantine notifications (`ESNEnabled`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinePolicy {
+    pub name: String,
+    pub permissions: QuarantinePermissions,
+    pub notifications: bool,
+    /// One of Exchange's built-in policies (not stored, not changed, not removed).
+    pub built_in: bool,
+}
+
+impl QuarantinePolicy {
+    /// Exchange's built-in policies (exchange-online-behaviour.md §6.4): `AdminOnlyAccessPolicy`
+    /// (no access), `DefaultFullAccessPolicy` (full access), `DefaultFullAccessWithNotification
+    /// Policy` and `NotificationEnabledPolicy` (full access, notifications on).
+    pub fn built_ins() -> Vec<QuarantinePolicy> {
+        use hato_core::message::{
+            ADMIN_ONLY_ACCESS_POLICY, DEFAULT_FULL_ACCESS_POLICY,
+            DEFAULT_FULL_ACCESS_WITH_NOTIFICATION_POLICY,
+        };
+        let b = |name: &str, permissions, notifications| QuarantinePolicy {
+            name: name.to_string(),
+            permissions,
+            notifications,
+            built_in: true,
+        };
+        vec![
+            b(
+                ADMIN_ONLY_ACCESS_POLICY,
+                QuarantinePermissions::NO_ACCESS,
+                false,
+            ),
+            b(
+                DEFAULT_FULL_ACCESS_POLICY,
+                QuarantinePermissions::FULL_ACCESS,
+                false,
+            ),
+            b(
+                DEFAULT_FULL_ACCESS_WITH_NOTIFICATION_POLICY,
+                QuarantinePermissions::FULL_ACCESS,
+                true,
+            ),
+            b(
+                "NotificationEnabledPolicy",
+                QuarantinePermissions::FULL_ACCESS,
+                true,
+            ),
+        ]
+    }
+
+    /// The built-in policy of this name (any case).
+    pub fn built_in(name: &str) -> Option<QuarantinePolicy> {
+        Self::built_ins()
+            .into_iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name.trim()))
+    }
 }
 
 // ----- end-user quarantine notifications ----------------------------------------------------------

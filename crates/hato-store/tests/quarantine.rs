@@ -54,6 +54,7 @@ fn hold(kind: QuarantineKind) -> QuarantineHold {
         policy: "Default".into(),
         reason: Reason::new(Stage::Malware, "found something").rule("r"),
         days: None,
+        quarantine_policy: None,
     }
 }
 
@@ -597,5 +598,239 @@ fn the_first_matching_custom_policy_by_priority_applies_else_the_default() {
     assert_eq!(
         malware_policy_for(&bare, "a@contoso.test", |_| true).map(|p| p.name.as_str()),
         Some("Default")
+    );
+}
+
+#[test]
+fn items_record_their_quarantine_policy_and_release_requests_are_asked_once_then_decided() {
+    let w = world();
+    w.quarantine(
+        "q1",
+        &[(
+            w.tenant,
+            "bob@contoso.test",
+            Route::Local(w.mailbox),
+            QuarantineKind::Spam,
+        )],
+        1,
+    );
+    w.quarantine(
+        "q2",
+        &[(
+            w.tenant,
+            "bob@contoso.test",
+            Route::Local(w.mailbox),
+            QuarantineKind::Malware,
+        )],
+        1,
+    );
+    let all = w
+        .store
+        .quarantine_items(&QuarantineQuery::default())
+        .unwrap();
+    let of = |kind| {
+        all.items
+            .iter()
+            .find(|i| i.kind == kind)
+            .cloned()
+            .expect("item")
+    };
+    let (spam, malware) = (of(QuarantineKind::Spam), of(QuarantineKind::Malware));
+    // No policy named by the stage: Exchange's default of the kind.
+    assert_eq!(spam.quarantine_policy, "DefaultFullAccessPolicy");
+    assert_eq!(malware.quarantine_policy, "AdminOnlyAccessPolicy");
+    assert_eq!(spam.request, None);
+    // A user's view: only the policies that give access (any case).
+    let users = w
+        .store
+        .quarantine_items(&QuarantineQuery {
+            quarantine_policies: Some(vec!["defaultfullaccesspolicy".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(users.items.len(), 1);
+    assert_eq!(users.items[0].id, spam.id);
+    let none = w
+        .store
+        .quarantine_items(&QuarantineQuery {
+            quarantine_policies: Some(vec![]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(none.items.is_empty());
+
+    // Asked once; a second ask is refused naming the first.
+    let now = w.clock.now();
+    let asked = w
+        .store
+        .request_release(spam.id, "bob@contoso.test", now)
+        .wait()
+        .unwrap();
+    let r = asked.request.clone().expect("a request");
+    assert_eq!(
+        (r.state, r.by.as_str(), r.at),
+        (ReleaseRequestState::Pending, "bob@contoso.test", now)
+    );
+    let again = w
+        .store
+        .request_release(spam.id, "bob@contoso.test", now)
+        .wait()
+        .unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .contains("requested already by bob@contoso.test"),
+        "{again}"
+    );
+    let pending = w
+        .store
+        .quarantine_items(&QuarantineQuery {
+            request: Some(ReleaseRequestState::Pending),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(pending.items.len(), 1);
+    // Denied: still held, and not asked again.
+    let denied = w.store.deny_release(spam.id, "ga", now).wait().unwrap();
+    assert_eq!(denied.state, QuarantineState::Held);
+    let r = denied.request.expect("the request");
+    assert_eq!(
+        (r.state, r.decided_by.as_deref()),
+        (ReleaseRequestState::Denied, Some("ga"))
+    );
+    let e = w
+        .store
+        .request_release(spam.id, "bob@contoso.test", now)
+        .wait()
+        .unwrap_err();
+    assert!(e.to_string().contains("was denied by ga"), "{e}");
+    // Nothing pending to deny on the other item.
+    let e = w
+        .store
+        .deny_release(malware.id, "ga", now)
+        .wait()
+        .unwrap_err();
+    assert!(e.to_string().contains("no pending release request"), "{e}");
+    // A pending request released is approved.
+    w.store
+        .request_release(malware.id, "bob@contoso.test", now)
+        .wait()
+        .unwrap();
+    let released = w
+        .store
+        .release_quarantined(malware.id, "ga", now)
+        .wait()
+        .unwrap();
+    assert_eq!(released.state, QuarantineState::Released);
+    let r = released.request.expect("the request");
+    assert_eq!(
+        (r.state, r.decided_by.as_deref()),
+        (ReleaseRequestState::Approved, Some("ga"))
+    );
+}
+
+#[test]
+fn custom_quarantine_policies_are_kept_per_tenant() {
+    let w = world();
+    let now = w.clock.now();
+    let p = QuarantinePolicy {
+        name: "RequestOnly".into(),
+        permissions: QuarantinePermissions::NO_ACCESS
+            .with(QuarantinePermission::RequestRelease)
+            .with(QuarantinePermission::Preview),
+        notifications: true,
+        built_in: false,
+    };
+    w.store
+        .put_quarantine_policy(w.tenant, p.clone(), true, now)
+        .wait()
+        .unwrap();
+    assert_eq!(
+        w.store.quarantine_policies(w.tenant).unwrap(),
+        vec![p.clone()]
+    );
+    assert!(w.store.quarantine_policies(w.other).unwrap().is_empty());
+    // The name is taken (any case); a change needs an existing one.
+    let mut taken = p.clone();
+    taken.name = "requestonly".into();
+    let e = w
+        .store
+        .put_quarantine_policy(w.tenant, taken, true, now)
+        .wait()
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    let mut missing = p.clone();
+    missing.name = "Nope".into();
+    let e = w
+        .store
+        .put_quarantine_policy(w.tenant, missing, false, now)
+        .wait()
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    let mut changed = p.clone();
+    changed.permissions = QuarantinePermissions::FULL_ACCESS;
+    w.store
+        .put_quarantine_policy(w.tenant, changed.clone(), false, now)
+        .wait()
+        .unwrap();
+    assert_eq!(
+        w.store.quarantine_policies(w.tenant).unwrap(),
+        vec![changed]
+    );
+    w.store
+        .remove_quarantine_policy(w.tenant, "requestonly")
+        .wait()
+        .unwrap();
+    assert!(w.store.quarantine_policies(w.tenant).unwrap().is_empty());
+    assert!(matches!(
+        w.store
+            .remove_quarantine_policy(w.tenant, "RequestOnly")
+            .wait()
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+}
+
+#[test]
+fn permissions_follow_exchanges_bits_presets_and_the_malware_rule() {
+    use QuarantinePermission as P;
+    // EndUserQuarantinePermissionsValue: Limited 43 and Full 39 (exchange-online-behaviour.md §6.4).
+    assert_eq!(
+        QuarantinePermissions::LIMITED_ACCESS.names(),
+        ["allow-sender", "request-release", "preview", "delete"]
+    );
+    assert_eq!(
+        QuarantinePermissions::FULL_ACCESS.names(),
+        ["allow-sender", "release", "preview", "delete"]
+    );
+    assert_eq!(
+        P::parse("PermissionToRequestRelease"),
+        Some(P::RequestRelease)
+    );
+    assert_eq!(P::parse("block_sender"), Some(P::BlockSender));
+    assert_eq!(P::parse("view"), Some(P::ViewHeader));
+    assert_eq!(P::parse("fly"), None);
+    // Users never release their own malware or high confidence phishing: release becomes
+    // request release; other kinds keep the policy's.
+    let full = QuarantinePermissions::FULL_ACCESS;
+    for kind in [QuarantineKind::Malware, QuarantineKind::HighConfidencePhish] {
+        let p = full.for_kind(kind);
+        assert!(!p.has(P::Release) && p.has(P::RequestRelease), "{kind}");
+    }
+    assert_eq!(full.for_kind(QuarantineKind::Spam), full);
+    assert!(!QuarantinePermissions::NO_ACCESS.any());
+    let built = QuarantinePolicy::built_ins();
+    let names: Vec<&str> = built.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "AdminOnlyAccessPolicy",
+            "DefaultFullAccessPolicy",
+            "DefaultFullAccessWithNotificationPolicy",
+            "NotificationEnabledPolicy"
+        ]
+    );
+    assert!(
+        QuarantinePolicy::built_in("adminonlyaccesspolicy").is_some_and(|p| !p.permissions.any())
     );
 }

@@ -81,6 +81,7 @@ impl World {
                             policy: "Default".into(),
                             reason: Reason::new(Stage::Spam, "held by the test"),
                             days: None,
+                            quarantine_policy: None,
                         }),
                         finished: None,
                         stamp: String::new(),

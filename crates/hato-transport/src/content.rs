@@ -1210,6 +1210,14 @@ impl ContentPipeline {
                 let d = hato_protection::spam::decide::decide(&signals, &record.policy);
                 let applied =
                     spam_stage::apply(&d, &record.name, &signals.content, tenant_auth.as_ref(), r);
+                if matches!(
+                    d.outcome,
+                    hato_protection::spam::decide::SpamOutcome::Quarantine { .. }
+                ) {
+                    // The policy's `*QuarantineTag` for the verdict governs the item (Exchange).
+                    r.content.quarantine_tag =
+                        Some(record.policy.quarantine_tag(d.quarantine_kind()).to_owned());
+                }
                 spam_header = applied.header;
                 if let Some(text) = applied.subject_prefix {
                     actions.push(RuleAction::PrependSubject { text });

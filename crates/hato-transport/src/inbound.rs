@@ -114,7 +114,11 @@ impl Inbound {
         let recipients = std::mem::take(&mut message.envelope.recipients);
         for r in recipients {
             let content = r.content;
-            let disposition = disposition(&r.verdicts, content.quarantine_days);
+            let disposition = disposition(
+                &r.verdicts,
+                content.quarantine_days,
+                content.quarantine_tag.as_deref(),
+            );
             let (standing, others): (Vec<RecipientVerdict>, Vec<RecipientVerdict>) =
                 r.verdicts.into_iter().partition(|v| is_standing(&v.reason));
             let mut standing = standing.into_iter();
@@ -299,7 +303,7 @@ enum Disposition {
     Finished(Finished),
 }
 
-fn disposition(verdicts: &[RecipientVerdict], days: Option<u16>) -> Disposition {
+fn disposition(verdicts: &[RecipientVerdict], days: Option<u16>, tag: Option<&str>) -> Disposition {
     for v in verdicts {
         match &v.action {
             Action::Deliver => continue,
@@ -309,6 +313,7 @@ fn disposition(verdicts: &[RecipientVerdict], days: Option<u16>) -> Disposition 
                     policy: policy.clone(),
                     reason: v.reason.clone(),
                     days: days.map(u32::from),
+                    quarantine_policy: tag.map(str::to_owned),
                 });
             }
             Action::Reject(reply) => {

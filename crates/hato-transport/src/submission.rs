@@ -9,7 +9,10 @@
 //!   otherwise `550 5.7.60 SMTP; Client does not have permissions to send as this sender`.
 //!   Exchange gives 5.7.60 at the end of the data; hato refuses at MAIL FROM, before the client
 //!   sends the message, and checks the From header field against the same rule after the data
-//!   (a From of another address without SendAs is 5.7.60 too).
+//!   (a From of another address without SendAs is 5.7.60 too). Send on behalf (Exchange's
+//!   `GrantSendOnBehalfTo`): a From of a mailbox the identity has SendOnBehalf on passes when
+//!   the `Sender` field is the identity's own address (RFC 5322 §3.6.2); the envelope sender
+//!   stays the delegate's own (the MAIL FROM rule above), so bounces go to who sent it.
 //! - Quotas ([`Quotas`]): per mailbox, `max_messages_per_minute` (30 by default) counted at
 //!   MAIL FROM and `max_recipients_per_day` (10,000) counted at RCPT, in fixed windows that start
 //!   with the first count after the last one ended; over them, `554 5.2.2 Submission quota
@@ -220,6 +223,33 @@ pub fn may_send_as(
     })
 }
 
+/// Whether the mailbox `identity` authenticated as may send on behalf of `address`
+/// (Exchange's `GrantSendOnBehalfTo`): a mailbox of its tenant it has SendOnBehalf on (directly
+/// or through a security group), and the message names the sender in its `Sender` field as one
+/// of the identity's own addresses (RFC 5322 §3.6.2: `Sender:` is the agent responsible for the
+/// transmission when it is not the author). Blocks (the directory index).
+pub fn may_send_on_behalf(
+    directory: &Directory,
+    identity: &AuthenticatedIdentity,
+    mailbox: MailboxId,
+    address: &Address,
+    sender_field: Option<&Address>,
+) -> Result<bool, hato_store::StoreError> {
+    let Some(sender_field) = sender_field else {
+        return Ok(false);
+    };
+    let ix = directory.index(identity.tenant)?;
+    let owner = match ix.lookup(&address.to_string()) {
+        Some(Addressee::Mailbox(owner)) => owner,
+        Some(Addressee::Group(_)) | None => return Ok(false),
+    };
+    let own_sender = matches!(
+        ix.lookup(&sender_field.to_string()),
+        Some(Addressee::Mailbox(m)) if m == mailbox
+    );
+    Ok(own_sender && ix.has_right(mailbox, owner, MailboxRight::SendOnBehalf))
+}
+
 fn send_as_denied(address: &str, field: &str, identity: &AuthenticatedIdentity) -> Refusal {
     Refusal::new(
         reply::SEND_AS_DENIED,
@@ -227,7 +257,8 @@ fn send_as_denied(address: &str, field: &str, identity: &AuthenticatedIdentity) 
             Stage::Session,
             format!(
                 "{} authenticated, and the {field} address {address} is neither one of its own \
-                 nor of a mailbox it has SendAs on",
+                 nor of a mailbox it has SendAs on (nor, with its own address in Sender, of one \
+                 it has SendOnBehalf on)",
                 identity.address
             ),
         )
@@ -243,6 +274,21 @@ fn directory_failed(error: &dyn std::fmt::Display) -> Refusal {
             format!("The send-as check could not read the directory: {error}"),
         ),
     )
+}
+
+/// The address of the Sender header field (RFC 5322 §3.6.2: one mailbox), canonical; `None`
+/// without one, or when it is not one address.
+fn sender_address(headers: &hato_core::header::Headers) -> Option<Address> {
+    headers.first("Sender")?;
+    let block = hato_core::header::only_fields(headers.block(), &["Sender"]);
+    let parsed = mail_parser::MessageParser::new().parse_headers(&block[..])?;
+    let value = parsed.header_values("Sender").next()?.as_address()?;
+    let mut all = value.iter();
+    let first = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    Address::parse(first.address.as_deref()?).ok()
 }
 
 /// The addresses of the From header fields of a header block, canonical; `Err` with the text of
@@ -400,6 +446,7 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for SubmissionPolicy<P> {
             }
         };
         let froms = from_addresses(&message.headers);
+        let sender_field = sender_address(&message.headers);
         let inner = self.inner.clone();
         let directory = self.directory.clone();
         Decision::later(async move {
@@ -416,7 +463,18 @@ impl<P: SmtpPolicy + 'static> SmtpPolicy for SubmissionPolicy<P> {
                 let who = identity.clone();
                 let checked = tokio::task::spawn_blocking(move || {
                     for from in froms {
-                        match may_send_as(&directory, &who, mailbox, &from) {
+                        match may_send_as(&directory, &who, mailbox, &from).and_then(|ok| {
+                            if ok {
+                                return Ok(true);
+                            }
+                            may_send_on_behalf(
+                                &directory,
+                                &who,
+                                mailbox,
+                                &from,
+                                sender_field.as_ref(),
+                            )
+                        }) {
                             Ok(true) => {}
                             Ok(false) => return Ok(Some(from)),
                             Err(e) => return Err(e.to_string()),

@@ -9,151 +9,15 @@
 //! high-confidence spam action is Quarantine.
 
 mod common;
+use common::console::Client;
 use common::*;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 /// EICAR's test file (eicar.org), the standard anti-malware test string.
 const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 /// GTUBE, the standard anti-spam test string (high confidence spam).
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 const PASSWORD: &str = "correct horse battery";
-
-/// A client that keeps the console's cookies and follows no redirect.
-struct Client {
-    base: String,
-    agent: ureq::Agent,
-    cookies: BTreeMap<String, String>,
-    csrf: String,
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The rows of the page's data table (`<tr>` in its body).
-    fn rows(&self) -> usize {
-        self.body
-            .split("<tbody")
-            .nth(1)
-            .map(|t| {
-                t.split("</tbody>")
-                    .next()
-                    .unwrap_or("")
-                    .matches("<tr>")
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Client {
-    fn new(s: &Server) -> Client {
-        Client {
-            base: format!("http://{}", s.admin),
-            agent: ureq::AgentBuilder::new().redirects(0).build(),
-            cookies: BTreeMap::new(),
-            csrf: String::new(),
-        }
-    }
-
-    fn finish(&mut self, r: Result<ureq::Response, ureq::Error>) -> Answer {
-        let r = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("request failed: {e}"),
-        };
-        let status = r.status();
-        let headers: Vec<(String, String)> = r
-            .headers_names()
-            .into_iter()
-            .flat_map(|n| {
-                r.all(&n)
-                    .into_iter()
-                    .map(|v| (n.clone(), v.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for (k, v) in &headers {
-            if k.eq_ignore_ascii_case("set-cookie") {
-                let pair = v.split(';').next().unwrap_or("");
-                if let Some((name, value)) = pair.split_once('=') {
-                    self.cookies.insert(name.to_string(), value.to_string());
-                }
-            }
-        }
-        let body = r.into_string().unwrap_or_default();
-        if let Some(at) = body.find("name=\"_csrf\" value=\"") {
-            self.csrf = body[at + 20..at + 84].to_string();
-        }
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn get(&mut self, path: &str) -> Answer {
-        let mut req = self.agent.get(&format!("{}{path}", self.base));
-        if !self.cookies.is_empty() {
-            req = req.set("Cookie", &self.cookie_header());
-        }
-        let r = req.call();
-        self.finish(r)
-    }
-
-    /// A POST of `form`, with the session's CSRF token unless `csrf` is false.
-    fn post_with(&mut self, path: &str, form: &[(&str, &str)], csrf: bool) -> Answer {
-        let mut req = self.agent.post(&format!("{}{path}", self.base));
-        if !self.cookies.is_empty() {
-            req = req.set("Cookie", &self.cookie_header());
-        }
-        let token = self.csrf.clone();
-        let mut fields: Vec<(&str, &str)> = form.to_vec();
-        if csrf {
-            fields.push(("_csrf", &token));
-        }
-        let r = req.send_form(&fields);
-        self.finish(r)
-    }
-
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
-        self.post_with(path, form, true)
-    }
-
-    fn signed_in(s: &Server, address: &str, password: &str) -> Client {
-        let mut c = Client::new(s);
-        let a = c.post_with(
-            "/login",
-            &[("address", address), ("password", password), ("next", "/")],
-            false,
-        );
-        assert_eq!(a.status, 303, "sign-in of {address}: {}", a.body);
-        // A page with a form, for the session's CSRF token.
-        let home = c.get("/");
-        assert_eq!(home.status, 200, "{}", home.body);
-        assert_eq!(c.csrf.len(), 64, "a CSRF token");
-        c
-    }
-}
 
 /// contoso with users, a recipient admin and a global admin (through role groups), fabrikam
 /// with a user; a spam filter policy for contoso.test quarantining high confidence spam.
@@ -297,17 +161,17 @@ fn each_role_sees_and_does_exactly_what_the_api_allows() {
     let bob_spam = id_of(&items, "bob@contoso.test", "high-confidence-spam", "cheap");
 
     // A global admin sees every item of the tenant.
-    let mut ga = Client::signed_in(&s, "ga@contoso.test", PASSWORD);
+    let mut ga = Client::signed_in_csrf(&s, "ga@contoso.test", PASSWORD);
     let a = ga.get("/quarantine");
     assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(a.rows(), 5, "{}", a.body);
+    assert_eq!(a.table_rows(), 5, "{}", a.body);
     assert!(a.body.contains("Malware") && a.body.contains("Strict"));
 
     // A user: their own items of the kinds users manage, nothing else.
-    let mut user = Client::signed_in(&s, "user@contoso.test", PASSWORD);
+    let mut user = Client::signed_in_csrf(&s, "user@contoso.test", PASSWORD);
     let a = user.get("/quarantine");
     assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(a.rows(), 2, "{}", a.body);
+    assert_eq!(a.table_rows(), 2, "{}", a.body);
     assert!(!a.body.contains("invoice attached"), "{}", a.body);
     assert!(!a.body.contains("bob@contoso.test"), "{}", a.body);
     // Another's item is not there for them (the API's 404); their own malware is the API's
@@ -329,10 +193,10 @@ fn each_role_sees_and_does_exactly_what_the_api_allows() {
         format!("/quarantine/{user_malware}/delete"),
         format!("/quarantine/{user_spam}/release-all"),
     ] {
-        let a = user.post(&path, &[]);
+        let a = user.post_csrf(&path, &[]);
         assert_eq!(a.status, 403, "{path}: {}", a.body);
     }
-    let a = user.post(
+    let a = user.post_csrf(
         &format!("/quarantine/{user_malware}/release-some"),
         &[(&format!("copy-{user_malware}"), "1")],
     );
@@ -344,7 +208,7 @@ fn each_role_sees_and_does_exactly_what_the_api_allows() {
     assert_eq!(state_of(&s, &user_spam), "held");
 
     // A recipient admin does not manage quarantine (the API's 403).
-    let mut ra = Client::signed_in(&s, "ra@contoso.test", PASSWORD);
+    let mut ra = Client::signed_in_csrf(&s, "ra@contoso.test", PASSWORD);
     let a = ra.get("/quarantine");
     assert_eq!(a.status, 403, "{}", a.body);
     assert!(
@@ -352,23 +216,23 @@ fn each_role_sees_and_does_exactly_what_the_api_allows() {
         "{}",
         a.body
     );
-    let a = ra.post(&format!("/quarantine/{user_spam}/release"), &[]);
+    let a = ra.post_csrf(&format!("/quarantine/{user_spam}/release"), &[]);
     assert_eq!(a.status, 403, "{}", a.body);
 
     // Another tenant's user never learns of contoso's items.
-    let mut other = Client::signed_in(&s, "other@fabrikam.test", PASSWORD);
+    let mut other = Client::signed_in_csrf(&s, "other@fabrikam.test", PASSWORD);
     let a = other.get(&format!("/quarantine/{user_spam}"));
     assert_eq!(a.status, 404, "{}", a.body);
     let a = other.get("/quarantine");
-    assert_eq!((a.status, a.rows()), (200, 0), "{}", a.body);
+    assert_eq!((a.status, a.table_rows()), (200, 0), "{}", a.body);
 
     // The operator sees every tenant's.
-    let mut op = Client::signed_in(&s, "operator", &s.token);
+    let mut op = Client::signed_in_csrf(&s, "operator", &s.token);
     let a = op.get("/quarantine");
-    assert_eq!((a.status, a.rows()), (200, 5), "{}", a.body);
+    assert_eq!((a.status, a.table_rows()), (200, 5), "{}", a.body);
 
     // The user releases their own spam: delivered to their Inbox, traced.
-    let a = user.post(&format!("/quarantine/{user_spam}/release"), &[]);
+    let a = user.post_csrf(&format!("/quarantine/{user_spam}/release"), &[]);
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(
         a.header("location"),
@@ -383,10 +247,10 @@ fn each_role_sees_and_does_exactly_what_the_api_allows() {
     let a = user.get(&format!("/quarantine/{user_spam}?done=released&n=1"));
     assert!(a.body.contains("Released: 1 recipient"), "{}", a.body);
     // Once only: the API's 409.
-    let a = user.post(&format!("/quarantine/{user_spam}/release"), &[]);
+    let a = user.post_csrf(&format!("/quarantine/{user_spam}/release"), &[]);
     assert_eq!(a.status, 409, "{}", a.body);
     // The user deletes their HTML one.
-    let a = user.post(&format!("/quarantine/{user_html}/delete"), &[]);
+    let a = user.post_csrf(&format!("/quarantine/{user_html}/delete"), &[]);
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(state_of(&s, &user_html), "deleted");
     let a = user.get(&format!("/quarantine/{user_html}"));
@@ -404,7 +268,7 @@ fn what_mail_carries_is_escaped_and_html_is_never_rendered() {
     let user_spam = id_of(&items, "user@contoso.test", "high-confidence-spam", "cheap");
     let user_html = id_of(&items, "user@contoso.test", "high-confidence-spam", "html");
     let user_malware = id_of(&items, "user@contoso.test", "malware", "invoice");
-    let mut user = Client::signed_in(&s, "user@contoso.test", PASSWORD);
+    let mut user = Client::signed_in_csrf(&s, "user@contoso.test", PASSWORD);
     for page in [
         "/quarantine".to_string(),
         format!("/quarantine/{user_spam}"),
@@ -453,7 +317,7 @@ fn what_mail_carries_is_escaped_and_html_is_never_rendered() {
         "{v}"
     );
     // The admin sees the malware's name and the trace events with their reasons.
-    let mut ga = Client::signed_in(&s, "ga@contoso.test", PASSWORD);
+    let mut ga = Client::signed_in_csrf(&s, "ga@contoso.test", PASSWORD);
     let a = ga.get(&format!("/quarantine/{user_malware}"));
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("Eicar-Test-Signature"), "{}", a.body);
@@ -473,7 +337,7 @@ fn filters_release_to_some_and_to_all_and_csv() {
         "high-confidence-spam",
         "cheap",
     );
-    let mut ga = Client::signed_in(&s, "ga@contoso.test", PASSWORD);
+    let mut ga = Client::signed_in_csrf(&s, "ga@contoso.test", PASSWORD);
     for (query, rows) in [
         ("kind=malware", 1),
         ("kind=high-confidence-spam", 4),
@@ -487,7 +351,7 @@ fn filters_release_to_some_and_to_all_and_csv() {
     ] {
         let a = ga.get(&format!("/quarantine?{query}"));
         assert_eq!(a.status, 200, "{query}: {}", a.body);
-        assert_eq!(a.rows(), rows, "{query}: {}", a.body);
+        assert_eq!(a.table_rows(), rows, "{query}: {}", a.body);
     }
     // The API takes the same filters.
     for (query, n) in [
@@ -530,7 +394,7 @@ fn filters_release_to_some_and_to_all_and_csv() {
             a.body
         );
     }
-    let a = ga.post(
+    let a = ga.post_csrf(
         &format!("/quarantine/{user_spam}/release-some"),
         &[(&format!("copy-{bob_spam}"), "1")],
     );
@@ -547,18 +411,18 @@ fn filters_release_to_some_and_to_all_and_csv() {
     assert!(s.mail("user@contoso.test").is_empty());
     // A copy of another message does not ride along.
     let malware = id_of(&items, "user@contoso.test", "malware", "invoice");
-    let a = ga.post(
+    let a = ga.post_csrf(
         &format!("/quarantine/{user_spam}/release-some"),
         &[(&format!("copy-{malware}"), "1")],
     );
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(state_of(&s, &malware), "held");
     // Nothing chosen: said so.
-    let a = ga.post(&format!("/quarantine/{user_spam}/release-some"), &[]);
+    let a = ga.post_csrf(&format!("/quarantine/{user_spam}/release-some"), &[]);
     assert_eq!(a.status, 400, "{}", a.body);
 
     // Release to all: the copies still held (user's and carol's).
-    let a = ga.post(&format!("/quarantine/{carol_spam}/release-all"), &[]);
+    let a = ga.post_csrf(&format!("/quarantine/{carol_spam}/release-all"), &[]);
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(
         a.header("location"),
@@ -569,9 +433,9 @@ fn filters_release_to_some_and_to_all_and_csv() {
     }
     s.wait_for("carol's copy", || !s.mail("carol@contoso.test").is_empty());
     let a = ga.get("/quarantine?state=released");
-    assert_eq!(a.rows(), 3, "{}", a.body);
+    assert_eq!(a.table_rows(), 3, "{}", a.body);
     // The admin releases the malware; the trace says who.
-    let a = ga.post(&format!("/quarantine/{malware}/release"), &[]);
+    let a = ga.post_csrf(&format!("/quarantine/{malware}/release"), &[]);
     assert_eq!(a.status, 303, "{}", a.body);
     let (status, v) = s.api("GET", &format!("/api/v1/quarantine/{malware}"), None);
     assert_eq!(status, 200);
@@ -598,21 +462,21 @@ fn a_user_reports_not_junk_and_junk_from_their_own_folders() {
         .as_i64()
         .expect("id")
         .to_string();
-    let mut user = Client::signed_in(&s, "user@contoso.test", PASSWORD);
+    let mut user = Client::signed_in_csrf(&s, "user@contoso.test", PASSWORD);
     let a = user.get("/quarantine/mail?folder=junk");
-    assert_eq!((a.status, a.rows()), (200, 1), "{}", a.body);
+    assert_eq!((a.status, a.table_rows()), (200, 1), "{}", a.body);
     assert!(
         a.body.contains("&lt;b&gt;weekly&lt;/b&gt; news"),
         "{}",
         a.body
     );
     let a = user.get("/quarantine/mail?folder=inbox");
-    assert_eq!((a.status, a.rows()), (200, 0), "{}", a.body);
+    assert_eq!((a.status, a.table_rows()), (200, 0), "{}", a.body);
     // Another user cannot open it (the API's refusal), nor move it.
-    let mut bob = Client::signed_in(&s, "bob@contoso.test", PASSWORD);
+    let mut bob = Client::signed_in_csrf(&s, "bob@contoso.test", PASSWORD);
     let a = bob.get(&format!("/quarantine/mail/{id}"));
     assert_eq!(a.status, 404, "{}", a.body);
-    let a = bob.post(
+    let a = bob.post_csrf(
         &format!("/quarantine/mail/{id}/move"),
         &[("folder", "inbox")],
     );
@@ -627,7 +491,7 @@ fn a_user_reports_not_junk_and_junk_from_their_own_folders() {
     let a = user.get(&format!("/quarantine/mail/{id}"));
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("Not junk"), "{}", a.body);
-    let a = user.post(
+    let a = user.post_csrf(
         &format!("/quarantine/mail/{id}/move"),
         &[("folder", "inbox")],
     );
@@ -649,7 +513,7 @@ fn a_user_reports_not_junk_and_junk_from_their_own_folders() {
     let a = user.get("/quarantine/mail?folder=junk&done=not-junk");
     assert!(a.body.contains("Reported as not junk"), "{}", a.body);
     // And back: junk.
-    let a = user.post(
+    let a = user.post_csrf(
         &format!("/quarantine/mail/{id}/move"),
         &[("folder", "junk")],
     );
@@ -657,7 +521,7 @@ fn a_user_reports_not_junk_and_junk_from_their_own_folders() {
     assert_eq!(s.mail("user@contoso.test")[0]["folder"], "junk");
     assert!(said("junk"));
     // The operator has no mailbox: no folders to show, said so.
-    let mut op = Client::signed_in(&s, "operator", &s.token);
+    let mut op = Client::signed_in_csrf(&s, "operator", &s.token);
     let a = op.get("/quarantine/mail?folder=junk");
     assert_eq!(a.status, 404, "{}", a.body);
     assert!(a.body.contains("without a mailbox"), "{}", a.body);

@@ -38,6 +38,7 @@ fn queue_held_message(s: &mut Server) {
                 policy: "Default".into(),
                 reason: Reason::new(stage, "held by the test"),
                 days: None,
+                quarantine_policy: None,
             }),
             connector: None,
             dsn: Default::default(),

@@ -13,8 +13,8 @@
 use super::i18n::{self, Lang, Text};
 use super::layout::{self, Nav};
 use super::people::{
-    Fields, again, answer_json, check_csrf, csrf_field, done_note, error_note, field, given, input,
-    list, refusal, ticked,
+    Fields, answer_json, check_csrf, csrf_field, done_note, error_note, field, given, input, list,
+    outcome, refusal, ticked,
 };
 use super::session::Ctx;
 use super::table::{Cell, Column, Table, TableParams};
@@ -329,23 +329,24 @@ pub async fn create(
         Ok(i) => api::create_group(State(s.clone()), ctx.p, Ok(Json(i))).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(r) => {
+    // The closures below share the request's values.
+    let (s, ctx, f) = (&s, &ctx, &f);
+    outcome(
+        ctx,
+        result,
+        |r| async move {
             let g = answer_json(r).await;
             see_other(&format!("{}?done=created", group_href(&ident_of(&g))))
-        }
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
-            }
+        },
+        |error| async move {
             let q = ListQuery {
                 kind: Some(kind),
                 ..Default::default()
             };
-            let page = list_page(&s, &ctx, &q, Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+            list_page(s, ctx, &q, Some(&error), f).await
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -804,28 +805,30 @@ pub async fn group_post(
     if let Some(refusal) = check_csrf(&ctx, &headers, &f) {
         return refusal;
     }
-    match group_action(&s, &ctx, &ident, &f).await {
-        Ok(done) if done == "deleted" => see_other("/groups?done=deleted"),
-        Ok(done) => {
+    let result = group_action(&s, &ctx, &ident, &f).await;
+    // The closures below share the request's values.
+    let (s, ctx, f, ident) = (&s, &ctx, &f, &ident);
+    outcome(
+        ctx,
+        result,
+        |done| async move {
+            if done == "deleted" {
+                return see_other("/groups?done=deleted");
+            }
             // A rename changes how the group is found: go to it by its new name.
             let to = match api::get_group(State(s.clone()), ctx.p, ApiPath(ident.clone())).await {
                 Ok(_) => ident.clone(),
-                Err(_) => given(&f, "name").unwrap_or_else(|| ident.clone()),
+                Err(_) => given(f, "name").unwrap_or_else(|| ident.clone()),
             };
             see_other(&format!(
                 "{}?{}",
                 group_href(&to),
                 query_string(&[("done", done)])
             ))
-        }
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
-            }
-            let page = group_page(&s, &ctx, &ident, None, Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+        },
+        |error| async move { group_page(s, ctx, ident, None, Some(&error), f).await },
+    )
+    .await
 }
 
 /// `POST /groups/preview`: the members a filter would have. To htmx (`HX-Request`), the list

@@ -421,8 +421,8 @@ pub const P_RIGHT: Text = Text("Permission", "アクセス許可");
 pub const P_FULL_ACCESS: Text = Text("Full access", "フル アクセス");
 pub const P_SEND_AS: Text = Text("Send as", "送信者として送信");
 pub const P_SEND_ON_BEHALF_NOTE: Text = Text(
-    "Send on behalf is not offered: hato's API grants full access and send as.",
-    "代理人として送信は提供されていません。hato の API で付与できるのはフル アクセスと送信者として送信です。",
+    "Send as: the user sends as the mailbox itself. Send on behalf (Exchange's GrantSendOnBehalfTo): the user sends with the mailbox in From and themselves in Sender.",
+    "送信者として送信: ユーザーはこのメールボックスとして送信します。代理人として送信: ユーザーは差出人 (From) をこのメールボックス、送信者 (Sender) を自分自身として送信します。",
 );
 pub const P_DELETE_MAILBOX: Text = Text("Delete mailbox", "メールボックスの削除");
 pub const P_TRANSFER_OWNERSHIP: Text = Text(
@@ -593,8 +593,8 @@ pub const Q_DONE_JUNK: Text = Text(
     "迷惑メールとして報告し、迷惑メール フォルダーに移動しました。",
 );
 pub const Q_USER_NOTE: Text = Text(
-    "Your own quarantined messages. Messages held as malware, high confidence phishing or by a mail flow rule are not listed: only admins can release them.",
-    "自分宛ての検疫済みメッセージです。マルウェア、高確度フィッシング、またはメール フロー ルールによって保留されたメッセージは表示されません。解放できるのは管理者のみです。",
+    "Your own quarantined messages, as each one's quarantine policy lets you see them: what you may do with a message (release, request release, preview, delete) is its policy's. Messages held by a mail flow rule, and others whose policy gives no access, are not listed: only admins can release them.",
+    "自分宛ての検疫済みメッセージのうち、検疫ポリシーで表示が許可されているものです。メッセージに対して実行できる操作 (解放、解放の要求、プレビュー、削除) は、そのポリシーによって決まります。メール フロー ルールによって保留されたメッセージや、アクセス権のないポリシーのメッセージは表示されません。解放できるのは管理者のみです。",
 );
 pub const Q_NO_MAILBOX: Text = Text(
     "You are signed in without a mailbox: there is no Junk Email or Inbox to show.",
@@ -708,6 +708,30 @@ pub const TR_LIVE_NOTE: Text = Text(
     "クエリに一致する新しいメールは 5 秒ごとにここに表示されます。",
 );
 pub const TR_REFRESH: Text = Text("Refresh", "最新の情報に更新");
+// s9 quarantine policies, release requests, send on behalf
+pub const QP_QUARANTINE_POLICY: Text = Text("Quarantine policy", "検疫ポリシー");
+pub const QP_PERMISSIONS: Text = Text("Recipient's permissions", "受信者のアクセス許可");
+pub const QP_NO_ACCESS: Text = Text("No access", "アクセス権なし");
+pub const QP_REQUEST: Text = Text("Release request", "解放の要求");
+pub const QP_REQ_PENDING: Text = Text("Release requested", "解放が要求されました");
+pub const QP_REQ_APPROVED: Text = Text("Approved", "承認済み");
+pub const QP_REQ_DENIED: Text = Text("Denied", "拒否済み");
+pub const QP_REQUEST_RELEASE: Text = Text("Request release", "解放を要求");
+pub const QP_APPROVE: Text = Text("Approve and release", "承認して解放");
+pub const QP_DENY: Text = Text("Deny release", "解放を拒否");
+pub const QP_DONE_REQUESTED: Text = Text(
+    "Release requested: an admin will approve or deny it.",
+    "解放を要求しました。管理者が承認または拒否します。",
+);
+pub const QP_DONE_DENIED: Text = Text(
+    "The release request was denied: the message stays in quarantine.",
+    "解放の要求を拒否しました。メッセージは検疫に残ります。",
+);
+pub const QP_NO_PREVIEW: Text = Text(
+    "The message's quarantine policy does not permit you to preview it.",
+    "このメッセージの検疫ポリシーでは、プレビューは許可されていません。",
+);
+pub const QP_SEND_ON_BEHALF: Text = Text("Send on behalf", "代理人として送信");
 
 #[cfg(test)]
 mod tests {

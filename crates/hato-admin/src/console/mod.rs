@@ -118,6 +118,8 @@ pub const PATHS: &[&str] = &[
     "/quarantine/{id}/release",
     "/quarantine/{id}/release-all",
     "/quarantine/{id}/release-some",
+    "/quarantine/{id}/request-release",
+    "/quarantine/{id}/deny-release",
     "/quarantine/{id}/delete",
     "/quarantine/mail",
     "/quarantine/mail.csv",
@@ -244,6 +246,14 @@ pub fn pages() -> Router<AppState> {
         .route(
             "/quarantine/{id}/release-some",
             post(quarantine::release_some),
+        )
+        .route(
+            "/quarantine/{id}/request-release",
+            post(quarantine::request_release),
+        )
+        .route(
+            "/quarantine/{id}/deny-release",
+            post(quarantine::deny_release),
         )
         .route("/quarantine/{id}/delete", post(quarantine::delete))
         .route("/quarantine/mail", get(quarantine::mail))

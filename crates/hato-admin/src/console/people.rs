@@ -81,6 +81,31 @@ pub fn again(mut page: Response, e: &ApiError) -> Response {
     page
 }
 
+/// The outcome of a form's action, the one place the pages write it: `done` makes the answer
+/// of a success (a 303 back with a note); a refusal the API answers 403/401 is the console's
+/// 403 page ([`refusal`]); any other refusal shows `form` again, given the API's words, with
+/// the API's status ([`again`]).
+pub async fn outcome<T, D, F>(
+    ctx: &Ctx,
+    result: Result<T, ApiError>,
+    done: impl FnOnce(T) -> D,
+    form: impl FnOnce(String) -> F,
+) -> Response
+where
+    D: Future<Output = Response>,
+    F: Future<Output = Response>,
+{
+    match result {
+        Ok(answer) => done(answer).await,
+        Err(e) => {
+            if let Some(r) = refusal(ctx, &e) {
+                return r;
+            }
+            again(form(e.message.clone()).await, &e)
+        }
+    }
+}
+
 /// The note after a redirect: `done=<key>` names one of the page's own messages (never text
 /// from the URL).
 pub fn done_note(lang: Lang, done: Option<&str>, messages: &[(&str, Text)]) -> Markup {

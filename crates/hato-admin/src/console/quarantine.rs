@@ -6,11 +6,14 @@
 //! junk by moving it, as Outlook does.
 //!
 //! Every read and action is the API's own function (`routes::quarantine::list_page`, `item`,
-//! `preview_of`, `release_one`, `release_every`, `delete_one`; `routes::mail::messages`,
-//! `message`, `move_to`), so the authorization is the API's: a global admin acts on their
-//! tenant's items (the operator on every tenant's), a user on their own items of the kinds users
-//! manage, and never on malware, high-confidence phishing or transport rule items (the API's
-//! 403, shown on the page with its words); a recipient admin is refused as the API refuses.
+//! `preview_of`, `release_one`, `release_every`, `delete_one`, `request_one`, `deny_one`;
+//! `routes::mail::messages`, `message`, `move_to`), so the authorization is the API's: a global
+//! admin acts on their tenant's items (the operator on every tenant's), a user on their own
+//! items as each item's quarantine policy permits (release, request release, preview, delete;
+//! never a release of their own malware or high-confidence phishing, and nothing of an item
+//! whose policy gives no access: the API's 403, shown on the page with its words); a recipient
+//! admin is refused as the API refuses. Admins see the release requests (the "release request"
+//! filter) and approve one by releasing or deny it.
 //! Each change is a form (POST, the session's CSRF token), answered with a 303 back to the page
 //! and a message of hato's own words.
 
@@ -22,7 +25,8 @@ use super::{error_page, query_string, see_other};
 use crate::error::ApiError;
 use crate::routes::mail::{message as mail_message, messages as mail_messages, move_to};
 use crate::routes::quarantine::{
-    Item, ListParams, delete_one, item, list_page, preview_of, release_every, release_one,
+    Item, ListParams, delete_one, deny_one, item, list_page, preview_of, release_every,
+    release_one, request_one,
 };
 use crate::routes::trace::detail as trace_detail;
 use crate::state::{AppState, require_admin};
@@ -74,6 +78,8 @@ pub struct QuarantineForm {
     recipient: Option<String>,
     expires_before: Option<String>,
     state: Option<String>,
+    /// The release request: `pending`, `approved`, `denied`.
+    request: Option<String>,
     /// The message a change was made to (`released`, …), for the page's note.
     done: Option<String>,
     n: Option<String>,
@@ -93,6 +99,7 @@ impl QuarantineForm {
             ("recipient", Self::v(&self.recipient)),
             ("expires_before", Self::v(&self.expires_before)),
             ("state", Self::v(&self.state)),
+            ("request", Self::v(&self.request)),
         ]
     }
 
@@ -103,6 +110,7 @@ impl QuarantineForm {
             recipient: self.recipient.clone(),
             expires_before: self.expires_before.clone(),
             state: self.state.clone(),
+            request: self.request.clone(),
             page: Some(page.to_string()),
             page_size: Some(page_size.to_string()),
             ..Default::default()
@@ -144,7 +152,20 @@ fn columns() -> Vec<Column> {
             key: "state",
             label: i18n::Q_RELEASE_STATUS,
         },
+        Column {
+            key: "quarantine_policy",
+            label: i18n::QP_QUARANTINE_POLICY,
+        },
     ]
+}
+
+/// A release request's state in the page's language.
+fn request_label(state: &str) -> Text {
+    match state {
+        "pending" => i18n::QP_REQ_PENDING,
+        "approved" => i18n::QP_REQ_APPROVED,
+        _ => i18n::QP_REQ_DENIED,
+    }
 }
 
 fn table_of(lang: Lang, items: Vec<Item>, more: bool) -> Table {
@@ -165,11 +186,21 @@ fn table_of(lang: Lang, items: Vec<Item>, more: bool) -> Table {
                     Cell::text(kind_label(lang, &it.kind)),
                     Cell::text(it.policy),
                     Cell::text(time(&it.expires)),
-                    Cell {
-                        text: state_label(&it.state).get(lang).to_string(),
-                        href: None,
-                        class: Some(format!("q-{}", it.state)),
+                    match it.release_request.as_deref() {
+                        // A pending request is what an admin looks for (Exchange's "Release
+                        // requested" status).
+                        Some("pending") if it.state == "held" => Cell {
+                            text: i18n::QP_REQ_PENDING.get(lang).to_string(),
+                            href: None,
+                            class: Some("q-requested".into()),
+                        },
+                        _ => Cell {
+                            text: state_label(&it.state).get(lang).to_string(),
+                            href: None,
+                            class: Some(format!("q-{}", it.state)),
+                        },
                     },
+                    Cell::text(it.quarantine_policy),
                 ]
             })
             .collect(),
@@ -208,6 +239,8 @@ fn done_note(lang: Lang, done: Option<&str>, n: Option<&str>) -> Markup {
             .replace("{}", &n.to_string()),
         Some("deleted") => i18n::Q_DONE_DELETED.get(lang).to_string(),
         Some("not-junk") => i18n::Q_DONE_NOT_JUNK.get(lang).to_string(),
+        Some("requested") => i18n::QP_DONE_REQUESTED.get(lang).to_string(),
+        Some("denied") => i18n::QP_DONE_DENIED.get(lang).to_string(),
         Some("junk") => i18n::Q_DONE_JUNK.get(lang).to_string(),
         _ => return html! {},
     };
@@ -218,11 +251,13 @@ fn filters(ctx: &Ctx, f: &QuarantineForm) -> Markup {
     let lang = ctx.lang;
     let kind = QuarantineForm::v(&f.kind);
     let state = QuarantineForm::v(&f.state);
+    let request = QuarantineForm::v(&f.request);
     let admin = ctx.p.is_global_admin();
-    // Users see only the kinds they manage (the API lists no other to them).
+    // Users never see a transport rule's items (admin-only whatever the policy); the others
+    // are theirs as their policies say.
     let kinds: Vec<QuarantineKind> = QuarantineKind::ALL
         .into_iter()
-        .filter(|k| admin || !k.admin_only())
+        .filter(|k| admin || *k != QuarantineKind::TransportRule)
         .collect();
     html! {
         form.query.panel method="get" action="/quarantine" role="search" {
@@ -250,6 +285,14 @@ fn filters(ctx: &Ctx, f: &QuarantineForm) -> Markup {
                     option value="" { (i18n::ANY.get(lang)) }
                     @for s in ["held", "released", "deleted"] {
                         option value=(s) selected[s == state] { (state_label(s).get(lang)) }
+                    }
+                }
+            }
+            label { (i18n::QP_REQUEST.get(lang))
+                select name="request" {
+                    option value="" { (i18n::ANY.get(lang)) }
+                    @for r in ["pending", "approved", "denied"] {
+                        option value=(r) selected[r == request] { (request_label(r).get(lang)) }
                     }
                 }
             }
@@ -342,17 +385,27 @@ pub async fn detail(
     Query(q): Query<DoneQuery>,
 ) -> Response {
     let lang = ctx.lang;
+    let admin = ctx.p.is_global_admin();
     let it = match item(&s, ctx.p, id).await {
         Ok(it) => it,
         Err(e) => return error_page(Some(&ctx), lang, e),
     };
     // The content goes when the item is deleted: the page still shows the facts.
+    // A user whose item's policy does not permit preview sees the facts without it.
+    let mut preview_refused = false;
     let preview = match preview_of(&s, ctx.p, id).await {
         Ok(p) => Some(p),
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => None,
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => {
+            preview_refused = true;
+            None
+        }
         Err(e) => return error_page(Some(&ctx), lang, e),
     };
-    let admin = ctx.p.is_global_admin();
+    // What the caller may do: everything for admins, the item's policy's permissions for its
+    // user (the API refuses the rest with its words).
+    let may = |perm: &str| admin || it.permissions.iter().any(|p| p == perm);
+    let pending = it.release_request.as_deref() == Some("pending");
     // The trace's events and their reasons, to whom the trace is shown (`require_admin`).
     let events = if require_admin(&ctx.p).is_ok() {
         trace_detail(&s, ctx.p, it.trace_id.clone(), Some(it.recipient.clone()))
@@ -396,6 +449,20 @@ pub async fn detail(
                 dt { (i18n::Q_EXPIRES.get(lang)) } dd { (time(&it.expires)) }
                 dt { (i18n::Q_REASON.get(lang)) } dd.kind { (kind_label(lang, &it.kind)) }
                 dt { (i18n::Q_POLICY.get(lang)) } dd { (it.policy) }
+                dt { (i18n::QP_QUARANTINE_POLICY.get(lang)) } dd.quarantine-policy { (it.quarantine_policy) }
+                dt { (i18n::QP_PERMISSIONS.get(lang)) } dd.permissions {
+                    @if it.permissions.is_empty() { (i18n::QP_NO_ACCESS.get(lang)) }
+                    @else { (it.permissions.join(", ")) }
+                }
+                @if let (Some(state), Some(by), Some(at)) = (&it.release_request, &it.requested_by, &it.requested) {
+                    dt { (i18n::QP_REQUEST.get(lang)) }
+                    dd.request {
+                        (request_label(state).get(lang)) " · " (by) " · " (time(at))
+                        @if let (Some(dby), Some(dat)) = (&it.request_decided_by, &it.request_decided) {
+                            " · " (dby) " · " (time(dat))
+                        }
+                    }
+                }
                 dt { (i18n::Q_RELEASE_STATUS.get(lang)) } dd.state { (state_label(&it.state).get(lang)) }
                 @if let (Some(by), Some(at)) = (&it.decided_by, &it.decided) {
                     dt { (i18n::Q_DECIDED.get(lang)) } dd { (by) " · " (time(at)) }
@@ -451,11 +518,21 @@ pub async fn detail(
         @if held {
             h2 { (i18n::Q_ACTIONS.get(lang)) }
             div.panel.actions {
-                (button_form(&ctx, &format!("/quarantine/{id}/release"), i18n::Q_RELEASE, "release"))
+                @if may("release") {
+                    (button_form(&ctx, &format!("/quarantine/{id}/release"), if admin && pending { i18n::QP_APPROVE } else { i18n::Q_RELEASE }, "release"))
+                }
+                @if !admin && !may("release") && may("request-release") && it.release_request.is_none() {
+                    (button_form(&ctx, &format!("/quarantine/{id}/request-release"), i18n::QP_REQUEST_RELEASE, "request-release"))
+                }
+                @if admin && pending {
+                    " " (button_form(&ctx, &format!("/quarantine/{id}/deny-release"), i18n::QP_DENY, "deny-release"))
+                }
                 @if admin {
                     " " (button_form(&ctx, &format!("/quarantine/{id}/release-all"), i18n::Q_RELEASE_ALL, "release-all"))
                 }
-                " " (button_form(&ctx, &format!("/quarantine/{id}/delete"), i18n::Q_DELETE, "delete"))
+                @if may("delete") {
+                    " " (button_form(&ctx, &format!("/quarantine/{id}/delete"), i18n::Q_DELETE, "delete"))
+                }
                 @if admin && copies.len() > 1 {
                     form.copies method="post" action={ "/quarantine/" (id) "/release-some" } {
                         input type="hidden" name=(CSRF_FIELD) value=(ctx.csrf);
@@ -475,6 +552,7 @@ pub async fn detail(
         }
         h2 { (i18n::Q_PREVIEW.get(lang)) }
         @match &preview {
+            None if preview_refused => p.note.no-preview { (i18n::QP_NO_PREVIEW.get(lang)) },
             None => p.note { (i18n::Q_NO_CONTENT.get(lang)) },
             Some(pv) => div.panel.preview {
                 h3 { (i18n::Q_HEADERS.get(lang)) }
@@ -504,7 +582,27 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-/// `POST /quarantine/{id}/release`: the API's release of one recipient's copy.
+/// What every one-button action of an item does: the CSRF check, then the API's call (a
+/// future: nothing runs when the check refuses), then what its answer makes of the page (a 303
+/// back with a note), or the API's refusal as a page with its words and status.
+async fn act<T>(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    f: &CsrfForm,
+    call: impl Future<Output = Result<T, ApiError>>,
+    done: impl FnOnce(T) -> Response,
+) -> Response {
+    if let Some(refusal) = ctx.csrf_refusal(headers, f.csrf.as_deref()) {
+        return refusal;
+    }
+    match call.await {
+        Ok(answer) => done(answer),
+        Err(e) => error_page(Some(ctx), ctx.lang, e),
+    }
+}
+
+/// `POST /quarantine/{id}/release`: the API's release of one recipient's copy (for a pending
+/// release request, its approval).
 pub async fn release(
     State(s): State<AppState>,
     ctx: Ctx,
@@ -512,13 +610,39 @@ pub async fn release(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
-        return refusal;
-    }
-    match release_one(&s, ctx.p, id).await {
-        Ok(_) => see_other(&format!("/quarantine/{id}?done=released&n=1")),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    act(&ctx, &headers, &f, release_one(&s, ctx.p, id), |_| {
+        see_other(&format!("/quarantine/{id}?done=released&n=1"))
+    })
+    .await
+}
+
+/// `POST /quarantine/{id}/request-release`: the API's release request (a user whose item's
+/// policy grants request release).
+pub async fn request_release(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(&ctx, &headers, &f, request_one(&s, ctx.p, id), |_| {
+        see_other(&format!("/quarantine/{id}?done=requested"))
+    })
+    .await
+}
+
+/// `POST /quarantine/{id}/deny-release`: the API's denial of a pending release request.
+pub async fn deny_release(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(&ctx, &headers, &f, deny_one(&s, ctx.p, id), |_| {
+        see_other(&format!("/quarantine/{id}?done=denied"))
+    })
+    .await
 }
 
 /// `POST /quarantine/{id}/release-all`: the API's release to every recipient (global admins).
@@ -529,11 +653,14 @@ pub async fn release_all(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
-        return refusal;
-    }
-    match release_every(&s, ctx.p, id).await {
-        Ok(done) if done.released.is_empty() => match done.refused.into_iter().next() {
+    act(&ctx, &headers, &f, release_every(&s, ctx.p, id), |done| {
+        if !done.released.is_empty() {
+            return see_other(&format!(
+                "/quarantine/{id}?done=released&n={}",
+                done.released.len()
+            ));
+        }
+        match done.refused.into_iter().next() {
             // Nothing released: the first copy's reason, as the API lists it.
             Some(r) => error_page(
                 Some(&ctx),
@@ -541,13 +668,9 @@ pub async fn release_all(
                 ApiError::new(axum::http::StatusCode::CONFLICT, r.error),
             ),
             None => see_other(&format!("/quarantine/{id}?done=released&n=0")),
-        },
-        Ok(done) => see_other(&format!(
-            "/quarantine/{id}?done=released&n={}",
-            done.released.len()
-        )),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+        }
+    })
+    .await
 }
 
 /// `POST /quarantine/{id}/release-some`: releases the checked copies (`copy-<id>`) of the
@@ -616,13 +739,10 @@ pub async fn delete(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refusal) = ctx.csrf_refusal(&headers, f.csrf.as_deref()) {
-        return refusal;
-    }
-    match delete_one(&s, ctx.p, id).await {
-        Ok(_) => see_other(&format!("/quarantine/{id}?done=deleted")),
-        Err(e) => error_page(Some(&ctx), ctx.lang, e),
-    }
+    act(&ctx, &headers, &f, delete_one(&s, ctx.p, id), |_| {
+        see_other(&format!("/quarantine/{id}?done=deleted"))
+    })
+    .await
 }
 
 // ----- a mailbox's Junk Email and Inbox -----------------------------------------------------------

@@ -12,8 +12,8 @@
 use super::i18n::{self, Lang};
 use super::layout::{self, Nav};
 use super::people::{
-    Fields, again, answer_json, check_csrf, csrf_field, done_note, error_note, field, given, input,
-    refusal, ticked,
+    Fields, answer_json, check_csrf, csrf_field, done_note, error_note, field, given, input,
+    outcome, ticked,
 };
 use super::session::Ctx;
 use super::table::{Cell, Column, Table, TableParams};
@@ -266,20 +266,19 @@ pub async fn create(
         Ok(i) => api::create_mailbox(State(s.clone()), ctx.p, Ok(Json(i))).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(r) => {
+    // The closures below share the request's values.
+    let (s, ctx, f) = (&s, &ctx, &f);
+    outcome(
+        ctx,
+        result,
+        |r| async move {
             let made = answer_json(r).await;
             let address = made["address"].as_str().unwrap_or_default().to_string();
             see_other(&format!("{}?done=created", mailbox_href(&address)))
-        }
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
-            }
-            let page = mailboxes_page(&s, &ctx, &ListQuery::default(), Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+        },
+        |error| async move { mailboxes_page(s, ctx, &ListQuery::default(), Some(&error), f).await },
+    )
+    .await
 }
 
 /// The detail page's parameters.
@@ -472,7 +471,7 @@ async fn mailbox_page(
                 " "
                 label { (i18n::P_RIGHT.get(lang)) " "
                     select name="right" {
-                        @for r in ["full-access", "send-as"] {
+                        @for r in ["full-access", "send-as", "send-on-behalf"] {
                             option value=(r) selected[typed("grant", "right") == r] { (right_label(lang, r)) }
                         }
                     }
@@ -497,6 +496,7 @@ fn right_label(lang: Lang, right: &str) -> &'static str {
     match right {
         "full-access" => i18n::P_FULL_ACCESS.get(lang),
         "send-as" => i18n::P_SEND_AS.get(lang),
+        "send-on-behalf" => i18n::QP_SEND_ON_BEHALF.get(lang),
         _ => "",
     }
 }
@@ -629,17 +629,21 @@ pub async fn mailbox_post(
     if let Some(refusal) = check_csrf(&ctx, &headers, &f) {
         return refusal;
     }
-    match mailbox_action(&s, &ctx, &address, &f).await {
-        Ok("deleted") => see_other("/recipients?done=deleted"),
-        Ok(done) => see_other(&format!("{}?done={done}", mailbox_href(&address))),
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
+    let result = mailbox_action(&s, &ctx, &address, &f).await;
+    // The closures below share the request's values.
+    let (s, ctx, f, address) = (&s, &ctx, &f, &address);
+    outcome(
+        ctx,
+        result,
+        |done| async move {
+            match done {
+                "deleted" => see_other("/recipients?done=deleted"),
+                done => see_other(&format!("{}?done={done}", mailbox_href(address))),
             }
-            let page = mailbox_page(&s, &ctx, &address, None, Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+        },
+        |error| async move { mailbox_page(s, ctx, address, None, Some(&error), f).await },
+    )
+    .await
 }
 
 // Contacts.
@@ -818,17 +822,17 @@ pub async fn contact_create(
             .map(|_| ()),
         Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => see_other("/recipients/contacts?done=created"),
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
-            }
-            let page =
-                contacts_page(&s, &ctx, &ContactsQuery::default(), Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+    // The closures below share the request's values.
+    let (s, ctx, f) = (&s, &ctx, &f);
+    outcome(
+        ctx,
+        result,
+        |()| async move { see_other("/recipients/contacts?done=created") },
+        |error| async move {
+            contacts_page(s, ctx, &ContactsQuery::default(), Some(&error), f).await
+        },
+    )
+    .await
 }
 
 /// `POST /recipients/contacts/delete` (`DELETE /api/v1/contacts/{address}`).
@@ -842,15 +846,16 @@ pub async fn contact_delete(
         return refusal;
     }
     let address = field(&f, "address");
-    match contacts_api::delete_contact(State(s.clone()), ctx.p, ApiPath(address)).await {
-        Ok(_) => see_other("/recipients/contacts?done=deleted"),
-        Err(e) => {
-            if let Some(r) = refusal(&ctx, &e) {
-                return r;
-            }
-            let page =
-                contacts_page(&s, &ctx, &ContactsQuery::default(), Some(&e.message), &f).await;
-            again(page, &e)
-        }
-    }
+    let result = contacts_api::delete_contact(State(s.clone()), ctx.p, ApiPath(address)).await;
+    // The closures below share the request's values.
+    let (s, ctx, f) = (&s, &ctx, &f);
+    outcome(
+        ctx,
+        result,
+        |_| async move { see_other("/recipients/contacts?done=deleted") },
+        |error| async move {
+            contacts_page(s, ctx, &ContactsQuery::default(), Some(&error), f).await
+        },
+    )
+    .await
 }

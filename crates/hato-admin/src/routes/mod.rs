@@ -33,6 +33,7 @@ pub(crate) mod outbound_connectors;
 pub(crate) mod outbound_spam;
 pub(crate) mod permissions;
 pub(crate) mod quarantine;
+pub(crate) mod quarantine_policies;
 mod quarantine_release;
 pub(crate) mod queue;
 mod reports;
@@ -80,6 +81,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(blocklist::routes())
         .merge(rules::routes())
         .merge(quarantine::routes())
+        .merge(quarantine_policies::routes())
         .merge(malware_filter::routes())
         .merge(spam_filter::routes())
         .merge(connectors::routes())
@@ -369,6 +371,13 @@ mod tests {
             (Method::GET, "/api/v1/quarantine/x/preview", "id", "x"),
             (Method::POST, "/api/v1/quarantine/x/release", "id", "x"),
             (Method::POST, "/api/v1/quarantine/x/release-all", "id", "x"),
+            (
+                Method::POST,
+                "/api/v1/quarantine/x/request-release",
+                "id",
+                "x",
+            ),
+            (Method::POST, "/api/v1/quarantine/x/deny-release", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -409,6 +418,8 @@ mod tests {
                     "/api/v1/quarantine/{id}/preview id",
                     "/api/v1/quarantine/{id}/release id",
                     "/api/v1/quarantine/{id}/release-all id",
+                    "/api/v1/quarantine/{id}/request-release id",
+                    "/api/v1/quarantine/{id}/deny-release id",
                 ]
                 .map(String::from)
             )

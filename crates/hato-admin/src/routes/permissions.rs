@@ -1,4 +1,5 @@
-//! Mailbox permissions (full access, send as) for users and security groups.
+//! Mailbox permissions (full access, send as, send on behalf: Exchange's `Add-MailboxPermission`,
+//! `Add-RecipientPermission` and `Set-Mailbox -GrantSendOnBehalfTo`) for users and security groups.
 
 use super::common::{refuse_non_security, require_may_manage_account, resolve_ref};
 use crate::error::{ApiError, ErrorBody};
@@ -28,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 pub(crate) struct PermissionInput {
     /// A mailbox address, or a security / mail-enabled security group (address or name).
     user: String,
-    /// `full-access` or `send-as`.
+    /// `full-access`, `send-as` or `send-on-behalf`.
     right: String,
 }
 
@@ -49,7 +50,7 @@ struct Granted {
 struct PermissionView {
     /// The user's address, or the group's address or name.
     user: String,
-    /// `full-access` or `send-as`.
+    /// `full-access`, `send-as` or `send-on-behalf`.
     right: String,
 }
 
@@ -74,8 +75,9 @@ fn permission_target(
             )));
         }
     }
-    let right = MailboxRight::parse(&input.right)
-        .ok_or_else(|| ApiError::bad_request("right: use full-access or send-as"))?;
+    let right = MailboxRight::parse(&input.right).ok_or_else(|| {
+        ApiError::bad_request("right: use full-access, send-as or send-on-behalf")
+    })?;
     Ok((
         ix,
         Permission {

@@ -2,11 +2,15 @@
 //!
 //! Who sees what (Exchange's quarantine, exchange-online-behaviour.md §4.3 and §6.4): global
 //! admins of a tenant see and act on every item of their tenant, the operator on every tenant's;
-//! a user sees and releases only the items held for their own mailbox, and never malware,
-//! high-confidence phishing or transport rule items (AdminOnlyAccessPolicy: "users can never
-//! release their own malware messages"). A user asking for such an item of their own gets 403
-//! saying so; anyone else's item, and another tenant's, answers 404 as if it did not exist.
-//! Recipient admins (Exchange's Recipient Management) do not manage quarantine: 403.
+//! a user acts only on the items held for their own mailbox, and only as the item's quarantine
+//! policy permits (its end-user permissions, `routes::quarantine_policies`): a policy without
+//! any (AdminOnlyAccessPolicy, the default of malware, high-confidence phishing and transport
+//! rule items) hides the item from its user, who gets 403 saying so when asking for it; preview,
+//! release, request release and delete each need their permission, and a user can never release
+//! their own malware or high-confidence phishing, whatever the policy says: *release* becomes
+//! *request release* (Exchange). A request is approved by an admin's release or denied.
+//! Anyone else's item, and another tenant's, answers 404 as if it did not exist. Recipient
+//! admins (Exchange's Recipient Management) do not manage quarantine: 403.
 
 use super::common::{TraceReason, address_param, nonempty, page_param, time_param};
 use crate::error::{ApiError, ErrorBody};
@@ -14,8 +18,12 @@ use crate::state::{ApiResult, AppState, Path, listing_scope};
 use axum::Json;
 use axum::extract::{Query, State};
 use hato_core::auth::{Principal, Role};
+use hato_core::directory::TenantId;
 use hato_core::message::QuarantineKind;
-use hato_store::{QuarantineItem, QuarantineQuery, QuarantineState, TRACE_PAGE_SIZE_MAX};
+use hato_store::{
+    QuarantineItem, QuarantinePermission, QuarantinePermissions, QuarantinePolicy, QuarantineQuery,
+    QuarantineState, ReleaseRequestState, TRACE_PAGE_SIZE_MAX,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -29,6 +37,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(preview))
         .routes(routes!(release))
         .routes(routes!(release_all))
+        .routes(routes!(request_release))
+        .routes(routes!(deny_release))
 }
 
 /// Rows per page unless asked otherwise.
@@ -50,6 +60,9 @@ pub(crate) struct ListParams {
     pub(crate) kind: Option<String>,
     /// `held`, `released` or `deleted` (default: all).
     pub(crate) state: Option<String>,
+    /// The release request: `pending` (Exchange's "Release requested"), `approved` or
+    /// `denied`.
+    pub(crate) request: Option<String>,
     /// One message's copies.
     pub(crate) trace_id: Option<String>,
     /// The policy or transport rule that held the item (its name, any case).
@@ -93,6 +106,21 @@ pub(crate) struct Item {
     /// Who released or deleted it, and when.
     pub(crate) decided_by: Option<String>,
     pub(crate) decided: Option<String>,
+    /// The quarantine policy that applied (Exchange's quarantine tag).
+    pub(crate) quarantine_policy: String,
+    /// What the recipient may do with it: the policy's end-user permissions for its kind
+    /// (`view-header`, `download`, `allow-sender`, `block-sender`, `request-release`,
+    /// `release`, `preview`, `delete`; release becomes request-release for malware and high
+    /// confidence phishing).
+    pub(crate) permissions: Vec<String>,
+    /// The recipient's release request: `pending`, `approved` or `denied`; none asked.
+    pub(crate) release_request: Option<String>,
+    /// Who asked, and when.
+    pub(crate) requested_by: Option<String>,
+    pub(crate) requested: Option<String>,
+    /// Who approved or denied the request, and when.
+    pub(crate) request_decided_by: Option<String>,
+    pub(crate) request_decided: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,11 +171,55 @@ fn tenant_names(s: &AppState) -> ApiResult<HashMap<i64, String>> {
 
 fn view(s: &AppState, it: QuarantineItem) -> ApiResult<Item> {
     let names = tenant_names(s)?;
-    Ok(item_view(&names, it))
+    let perms = permissions_of(s, &it)?;
+    Ok(item_view(&names, it, perms))
 }
 
-fn item_view(names: &HashMap<i64, String>, it: QuarantineItem) -> Item {
+/// Every quarantine policy of a tenant: the built-in ones, then its custom ones.
+pub(crate) fn tenant_policies(s: &AppState, tenant: TenantId) -> ApiResult<Vec<QuarantinePolicy>> {
+    let mut all = QuarantinePolicy::built_ins();
+    all.extend(s.store.quarantine_policies(tenant)?);
+    Ok(all)
+}
+
+/// The end-user permissions an item's recipient has: its quarantine policy's (a policy removed
+/// since gives none: admins still act), adjusted for its kind ([`QuarantinePermissions::for_kind`]);
+/// none ever for a transport rule's item (Exchange: mail flow rule quarantine is admin-only).
+fn permissions_in(policies: &[QuarantinePolicy], it: &QuarantineItem) -> QuarantinePermissions {
+    if it.kind == QuarantineKind::TransportRule {
+        return QuarantinePermissions::NO_ACCESS;
+    }
+    policies
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(&it.quarantine_policy))
+        .map(|p| p.permissions.for_kind(it.kind))
+        .unwrap_or_default()
+}
+
+/// The end-user permissions of an item's recipient (see [`permissions_in`]).
+pub(crate) fn permissions_of(
+    s: &AppState,
+    it: &QuarantineItem,
+) -> ApiResult<QuarantinePermissions> {
+    Ok(permissions_in(&tenant_policies(s, it.tenant_id)?, it))
+}
+
+fn item_view(
+    names: &HashMap<i64, String>,
+    it: QuarantineItem,
+    perms: QuarantinePermissions,
+) -> Item {
+    let request = it.request.clone();
     Item {
+        quarantine_policy: it.quarantine_policy.clone(),
+        permissions: perms.names().into_iter().map(String::from).collect(),
+        release_request: request.as_ref().map(|r| r.state.as_str().to_string()),
+        requested_by: request.as_ref().map(|r| r.by.clone()),
+        requested: request.as_ref().map(|r| r.at.to_rfc3339()),
+        request_decided_by: request.as_ref().and_then(|r| r.decided_by.clone()),
+        request_decided: request
+            .as_ref()
+            .and_then(|r| r.decided.map(|t| t.to_rfc3339())),
         id: it.id,
         tenant: names.get(&it.tenant_id).cloned().unwrap_or_default(),
         trace_id: it.trace_id,
@@ -178,26 +250,57 @@ fn require_quarantine_access(p: &Principal) -> ApiResult<()> {
     }
 }
 
-/// The item `id` if the caller may see it (see the module's rules).
+/// The item `id` if the caller may see it (see the module's rules), with what its recipient
+/// may do with it.
 fn visible_item(s: &AppState, p: &Principal, id: i64) -> ApiResult<QuarantineItem> {
+    Ok(visible_item_with(s, p, id)?.0)
+}
+
+/// What a user's action needs, refused with the policy's name when it does not permit it.
+fn require_permission(
+    p: &Principal,
+    it: &QuarantineItem,
+    perms: QuarantinePermissions,
+    needed: QuarantinePermission,
+) -> ApiResult<()> {
+    if p.is_global_admin() || perms.has(needed) {
+        return Ok(());
+    }
+    let mut text = format!(
+        "the quarantine policy {} does not permit you to {} this message",
+        it.quarantine_policy,
+        needed.as_str().replace('-', " ")
+    );
+    if needed == QuarantinePermission::Release && perms.has(QuarantinePermission::RequestRelease) {
+        text.push_str(": request its release instead (an admin decides)");
+    }
+    Err(ApiError::forbidden(text))
+}
+
+fn visible_item_with(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+) -> ApiResult<(QuarantineItem, QuarantinePermissions)> {
     let not_found = || ApiError::not_found(format!("quarantined message {id} not found"));
     let it = s.store.quarantine_item(id)?.ok_or_else(not_found)?;
     if !p.sees(it.tenant_id) {
         return Err(not_found());
     }
+    let perms = permissions_of(s, &it)?;
     if p.is_global_admin() {
-        return Ok(it);
+        return Ok((it, perms));
     }
     if p.role != Role::User || p.mailbox_id.is_none() || it.mailbox_id != p.mailbox_id {
         return Err(not_found());
     }
-    if it.kind.admin_only() {
+    if !perms.any() {
         return Err(ApiError::forbidden(format!(
-            "only admins may see or release messages quarantined as {}",
-            it.kind
+            "only admins may see or release messages quarantined as {} (quarantine policy {})",
+            it.kind, it.quarantine_policy
         )));
     }
-    Ok(it)
+    Ok((it, perms))
 }
 
 /// The name recorded as having released or deleted: a user's address, else the role.
@@ -270,13 +373,37 @@ pub(crate) async fn list_page(s: &AppState, p: Principal, q: ListParams) -> ApiR
         PAGE_SIZE_DEFAULT,
         TRACE_PAGE_SIZE_MAX,
     )?;
+    let request = nonempty(q.request)
+        .map(|r| {
+            ReleaseRequestState::parse(&r).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown request {r}: use one of pending, approved, denied"
+                ))
+            })
+        })
+        .transpose()?;
     let named = q.tenant;
     let trace_id = nonempty(q.trace_id);
     let policy = nonempty(q.policy);
     s.blocking(move |s| {
         let tenant = listing_scope(s, &p, named.as_deref())?;
         let user = !p.is_global_admin();
+        // A user's items are those under a policy that gives users any access (Exchange: "No
+        // access" hides them), never a transport rule's.
+        let user_policies = match (user, p.tenant_id) {
+            (true, Some(t)) => Some(
+                tenant_policies(s, t)?
+                    .into_iter()
+                    .filter(|q| q.permissions.any())
+                    .map(|q| q.name)
+                    .collect(),
+            ),
+            (true, None) => Some(Vec::new()),
+            (false, _) => None,
+        };
         let query = QuarantineQuery {
+            quarantine_policies: user_policies,
+            request,
             tenant,
             recipient,
             // A user's own items, without the kinds only admins see.
@@ -285,7 +412,7 @@ pub(crate) async fn list_page(s: &AppState, p: Principal, q: ListParams) -> ApiR
             } else {
                 None
             },
-            without_admin_only: user,
+            without_admin_only: false,
             trace_id,
             kind,
             policy,
@@ -296,11 +423,18 @@ pub(crate) async fn list_page(s: &AppState, p: Principal, q: ListParams) -> ApiR
         };
         let found = s.store.quarantine_items(&query)?;
         let names = tenant_names(s)?;
-        let items = found
-            .items
-            .into_iter()
-            .map(|it| item_view(&names, it))
-            .collect();
+        let mut policies: HashMap<TenantId, Vec<QuarantinePolicy>> = HashMap::new();
+        let mut items = Vec::with_capacity(found.items.len());
+        for it in found.items {
+            let known = match policies.entry(it.tenant_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(tenant_policies(s, it.tenant_id)?)
+                }
+            };
+            let perms = permissions_in(known, &it);
+            items.push(item_view(&names, it, perms));
+        }
         Ok(ItemPage {
             items,
             page,
@@ -365,7 +499,8 @@ async fn preview(
 pub(crate) async fn preview_of(s: &AppState, p: Principal, id: i64) -> ApiResult<PreviewView> {
     require_quarantine_access(&p)?;
     s.blocking(move |s| {
-        let it = visible_item(s, &p, id)?;
+        let (it, perms) = visible_item_with(s, &p, id)?;
+        require_permission(&p, &it, perms, QuarantinePermission::Preview)?;
         let Some(blob) = it.blob else {
             return Err(ApiError::not_found(format!(
                 "quarantined message {id} was deleted: its content is gone"
@@ -419,12 +554,98 @@ pub(crate) async fn release_one(s: &AppState, p: Principal, id: i64) -> ApiResul
     require_quarantine_access(&p)?;
     let by = s
         .blocking(move |s| {
-            visible_item(s, &p, id)?;
+            let (it, perms) = visible_item_with(s, &p, id)?;
+            require_permission(&p, &it, perms, QuarantinePermission::Release)?;
             actor(s, &p)
         })
         .await?;
     let released = s.store.release_quarantined(id, &by, s.clock.now()).await?;
     s.blocking(move |s| view(s, released)).await
+}
+
+/// Ask an admin to release a held message (a user whose quarantine policy grants *request
+/// release*, Exchange's `PermissionToRequestRelease`; for malware and high confidence
+/// phishing, *release* grants it too). Once: a pending or denied request is not made again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/request-release",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item, its release requested", body = Item),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The item's policy does not permit it, an admin (who releases instead), or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item (or one the caller may not see)", body = ErrorBody),
+        (status = 409, description = "Released or deleted already, or requested or denied already", body = ErrorBody),
+    )
+)]
+async fn request_release(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Item>> {
+    Ok(Json(request_one(&s, p, id).await?))
+}
+
+/// Requests the release of item `id` if `p` may (the API's `request-release`).
+pub(crate) async fn request_one(s: &AppState, p: Principal, id: i64) -> ApiResult<Item> {
+    require_quarantine_access(&p)?;
+    if p.is_global_admin() {
+        return Err(ApiError::forbidden(
+            "admins release quarantined messages themselves; a release request is a user's",
+        ));
+    }
+    let by = s
+        .blocking(move |s| {
+            let (it, perms) = visible_item_with(s, &p, id)?;
+            require_permission(&p, &it, perms, QuarantinePermission::RequestRelease)?;
+            actor(s, &p)
+        })
+        .await?;
+    let asked = s.store.request_release(id, &by, s.clock.now()).await?;
+    s.blocking(move |s| view(s, asked)).await
+}
+
+/// Deny a user's pending release request: the message stays in quarantine, and the user sees
+/// the request denied. To approve, release the message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/deny-release",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item, its request denied", body = Item),
+        (status = 400, description = "An id that is not a whole number", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not a global admin nor the operator", body = ErrorBody),
+        (status = 404, description = "No such item (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "No pending request, or the item is not held", body = ErrorBody),
+    )
+)]
+async fn deny_release(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Item>> {
+    Ok(Json(deny_one(&s, p, id).await?))
+}
+
+/// Denies item `id`'s release request if `p` may (the API's `deny-release`).
+pub(crate) async fn deny_one(s: &AppState, p: Principal, id: i64) -> ApiResult<Item> {
+    if !p.is_global_admin() {
+        return Err(ApiError::forbidden(
+            "deciding release requests needs the global admin role",
+        ));
+    }
+    let by = s
+        .blocking(move |s| {
+            visible_item(s, &p, id)?;
+            actor(s, &p)
+        })
+        .await?;
+    let denied = s.store.deny_release(id, &by, s.clock.now()).await?;
+    s.blocking(move |s| view(s, denied)).await
 }
 
 /// One recipient's copy that `release-all` could not release, and why.
@@ -504,11 +725,13 @@ pub(crate) async fn release_every(s: &AppState, p: Principal, id: i64) -> ApiRes
     }
     s.blocking(move |s| {
         let names = tenant_names(s)?;
+        let mut views = Vec::with_capacity(released.len());
+        for it in released {
+            let perms = permissions_of(s, &it)?;
+            views.push(item_view(&names, it, perms));
+        }
         Ok(ReleasedAll {
-            released: released
-                .into_iter()
-                .map(|it| item_view(&names, it))
-                .collect(),
+            released: views,
             refused,
         })
     })
@@ -544,7 +767,8 @@ pub(crate) async fn delete_one(s: &AppState, p: Principal, id: i64) -> ApiResult
     require_quarantine_access(&p)?;
     let by = s
         .blocking(move |s| {
-            visible_item(s, &p, id)?;
+            let (it, perms) = visible_item_with(s, &p, id)?;
+            require_permission(&p, &it, perms, QuarantinePermission::Delete)?;
             actor(s, &p)
         })
         .await?;

@@ -275,11 +275,19 @@ async fn authorized(s: &AppState, t: String, now: Timestamp) -> Result<Quarantin
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
             };
-            Ok(Ok((s.store.quarantine_item(claim.item)?, claim)))
+            let item = s.store.quarantine_item(claim.item)?;
+            // What the item's quarantine policy lets its recipient do (a link is the
+            // recipient's release, so it releases only what the policy permits).
+            let releases = match &item {
+                Some(it) => super::quarantine::permissions_of(s, it)?
+                    .has(hato_store::QuarantinePermission::Release),
+                None => false,
+            };
+            Ok(Ok(((item, releases), claim)))
         })
         .await
         .map_err(|e| Refused::Failed(e.message))?;
-    let (item, claim) = match found {
+    let ((item, releases), claim) = match found {
         Ok(found) => found,
         Err(TokenError::Expired) => return Err(Refused::Expired),
         Err(TokenError::Malformed | TokenError::BadSignature) => return Err(Refused::NotValid),
@@ -295,7 +303,7 @@ async fn authorized(s: &AppState, t: String, now: Timestamp) -> Result<Quarantin
     }
     // Checked here, not trusted to the token: even a token made with this server's secret
     // for an admin-only item (a digest never lists one) does not release it.
-    if item.kind.admin_only() {
+    if item.kind.admin_only() || !releases {
         return Err(Refused::AdminOnly);
     }
     if now >= item.expires {

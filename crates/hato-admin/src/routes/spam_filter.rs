@@ -93,6 +93,14 @@ pub(crate) struct SpamFilterView {
     end_user_spam_notification_frequency: u16,
     /// `default` or a language code.
     end_user_spam_notification_language: String,
+    /// The quarantine policy (`routes::quarantine_policies`) each verdict's quarantined items
+    /// get: Exchange's `SpamQuarantineTag`, `HighConfidenceSpamQuarantineTag`,
+    /// `PhishQuarantineTag`, `HighConfidencePhishQuarantineTag`, `BulkQuarantineTag`.
+    spam_quarantine_tag: String,
+    high_confidence_spam_quarantine_tag: String,
+    phish_quarantine_tag: String,
+    high_confidence_phish_quarantine_tag: String,
+    bulk_quarantine_tag: String,
 }
 
 /// A list setting's change: an array replaces the list; `{"add": [...], "remove": [...]}`
@@ -155,6 +163,12 @@ pub(crate) struct PolicyChange {
     enable_end_user_spam_notifications: Option<bool>,
     end_user_spam_notification_frequency: Option<i64>,
     end_user_spam_notification_language: Option<String>,
+    /// A quarantine policy's name (built-in or the tenant's own) per verdict.
+    spam_quarantine_tag: Option<String>,
+    high_confidence_spam_quarantine_tag: Option<String>,
+    phish_quarantine_tag: Option<String>,
+    high_confidence_phish_quarantine_tag: Option<String>,
+    bulk_quarantine_tag: Option<String>,
 }
 
 /// A value as an admin writes it, folded for comparison: any case, `-` and `_` ignored, so
@@ -597,6 +611,23 @@ fn apply(
             }
         }
     }
+    for (v, to) in [
+        (c.spam_quarantine_tag, &mut s.spam_quarantine_tag),
+        (
+            c.high_confidence_spam_quarantine_tag,
+            &mut s.high_confidence_spam_quarantine_tag,
+        ),
+        (c.phish_quarantine_tag, &mut s.phish_quarantine_tag),
+        (
+            c.high_confidence_phish_quarantine_tag,
+            &mut s.high_confidence_phish_quarantine_tag,
+        ),
+        (c.bulk_quarantine_tag, &mut s.bulk_quarantine_tag),
+    ] {
+        if let Some(v) = v {
+            *to = v.trim().to_string();
+        }
+    }
     // What the policy as a whole needs: the cmdlet's checks, and a rule needs a condition.
     if bad.is_empty() {
         if let Err(e) = p.policy.validate() {
@@ -665,7 +696,50 @@ fn view(t: &Tenant, r: SpamFilterPolicyRecord) -> SpamFilterView {
         enable_end_user_spam_notifications: p.enable_end_user_spam_notifications,
         end_user_spam_notification_frequency: p.end_user_spam_notification_frequency,
         end_user_spam_notification_language: p.end_user_spam_notification_language,
+        spam_quarantine_tag: p.spam_quarantine_tag,
+        high_confidence_spam_quarantine_tag: p.high_confidence_spam_quarantine_tag,
+        phish_quarantine_tag: p.phish_quarantine_tag,
+        high_confidence_phish_quarantine_tag: p.high_confidence_phish_quarantine_tag,
+        bulk_quarantine_tag: p.bulk_quarantine_tag,
     }
+}
+
+/// Each quarantine tag of `r` names a quarantine policy of the tenant (built-in or its own):
+/// written as the policy spells its name, else refused naming the setting (Exchange refuses a
+/// tag that names no policy).
+fn check_quarantine_tags(
+    s: &AppState,
+    tenant: i64,
+    r: &mut SpamFilterPolicyRecord,
+) -> ApiResult<()> {
+    let known = super::quarantine::tenant_policies(s, tenant)?;
+    let p = &mut r.policy;
+    for (setting, tag) in [
+        ("spam_quarantine_tag", &mut p.spam_quarantine_tag),
+        (
+            "high_confidence_spam_quarantine_tag",
+            &mut p.high_confidence_spam_quarantine_tag,
+        ),
+        ("phish_quarantine_tag", &mut p.phish_quarantine_tag),
+        (
+            "high_confidence_phish_quarantine_tag",
+            &mut p.high_confidence_phish_quarantine_tag,
+        ),
+        ("bulk_quarantine_tag", &mut p.bulk_quarantine_tag),
+    ] {
+        match known
+            .iter()
+            .find(|q| q.name.eq_ignore_ascii_case(tag.trim()))
+        {
+            Some(q) => *tag = q.name.clone(),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "{setting}: {tag:?} is not a quarantine policy of the tenant (hato quarantine-policy list)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a tenant's address is, for the conditions: a group, another recipient, or nobody.
@@ -767,7 +841,8 @@ pub(crate) async fn change(
             let t = visible_tenant(s, &p, &tenant)?;
             let current = s.store.spam_filter_named(t.id, &name)?;
             let lookup = lookup_in(s, t.id)?;
-            let changed = apply(current, input, &lookup).map_err(ApiError::bad_request)?;
+            let mut changed = apply(current, input, &lookup).map_err(ApiError::bad_request)?;
+            check_quarantine_tags(s, t.id, &mut changed)?;
             Ok((t, changed))
         })
         .await?;
@@ -832,6 +907,7 @@ async fn create(
             };
             let lookup = lookup_in(s, t.id)?;
             let mut new = apply(start, input.settings, &lookup).map_err(ApiError::bad_request)?;
+            check_quarantine_tags(s, t.id, &mut new)?;
             if new.priority == Some(u32::MAX) {
                 new.priority = None;
             }

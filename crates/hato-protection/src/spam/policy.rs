@@ -3,6 +3,7 @@
 //! policies have the same).
 
 use super::Asf;
+use hato_core::message::{ADMIN_ONLY_ACCESS_POLICY, DEFAULT_FULL_ACCESS_POLICY, QuarantineKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -144,6 +145,15 @@ pub struct SpamFilterPolicy {
     pub enable_end_user_spam_notifications: bool,
     pub end_user_spam_notification_frequency: u16,
     pub end_user_spam_notification_language: String,
+    /// `SpamQuarantineTag`, `HighConfidenceSpamQuarantineTag`, `PhishQuarantineTag`,
+    /// `HighConfidencePhishQuarantineTag`, `BulkQuarantineTag`: the quarantine policy an item
+    /// this policy quarantines for the verdict gets (Exchange's defaults:
+    /// `DefaultFullAccessPolicy`, and `AdminOnlyAccessPolicy` for high confidence phishing).
+    pub spam_quarantine_tag: String,
+    pub high_confidence_spam_quarantine_tag: String,
+    pub phish_quarantine_tag: String,
+    pub high_confidence_phish_quarantine_tag: String,
+    pub bulk_quarantine_tag: String,
 }
 
 /// `AddXHeaderValue`'s fallback when the configured name is not a valid field name (§6.3).
@@ -178,6 +188,11 @@ impl Default for SpamFilterPolicy {
             enable_end_user_spam_notifications: false,
             end_user_spam_notification_frequency: 3,
             end_user_spam_notification_language: "default".to_owned(),
+            spam_quarantine_tag: DEFAULT_FULL_ACCESS_POLICY.to_owned(),
+            high_confidence_spam_quarantine_tag: DEFAULT_FULL_ACCESS_POLICY.to_owned(),
+            phish_quarantine_tag: DEFAULT_FULL_ACCESS_POLICY.to_owned(),
+            high_confidence_phish_quarantine_tag: ADMIN_ONLY_ACCESS_POLICY.to_owned(),
+            bulk_quarantine_tag: DEFAULT_FULL_ACCESS_POLICY.to_owned(),
         }
     }
 }
@@ -219,8 +234,45 @@ impl SpamFilterPolicy {
         if valid { name } else { FALLBACK_X_HEADER }
     }
 
+    /// The `*QuarantineTag` for an item of `kind` this policy quarantines (the spam kinds;
+    /// another kind gets its default).
+    pub fn quarantine_tag(&self, kind: QuarantineKind) -> &str {
+        match kind {
+            QuarantineKind::Spam => &self.spam_quarantine_tag,
+            QuarantineKind::HighConfidenceSpam => &self.high_confidence_spam_quarantine_tag,
+            QuarantineKind::Phish => &self.phish_quarantine_tag,
+            QuarantineKind::HighConfidencePhish => &self.high_confidence_phish_quarantine_tag,
+            QuarantineKind::Bulk => &self.bulk_quarantine_tag,
+            other => other.default_quarantine_policy(),
+        }
+    }
+
+    /// The quarantine tags with their settings' names, for a check that each names a policy.
+    pub fn quarantine_tags(&self) -> [(&'static str, &str); 5] {
+        [
+            ("spam-quarantine-tag", &self.spam_quarantine_tag),
+            (
+                "high-confidence-spam-quarantine-tag",
+                &self.high_confidence_spam_quarantine_tag,
+            ),
+            ("phish-quarantine-tag", &self.phish_quarantine_tag),
+            (
+                "high-confidence-phish-quarantine-tag",
+                &self.high_confidence_phish_quarantine_tag,
+            ),
+            ("bulk-quarantine-tag", &self.bulk_quarantine_tag),
+        ]
+    }
+
     /// Checks the settings as `Set-HostedContentFilterPolicy` does.
     pub fn validate(&self) -> Result<(), SpamPolicyError> {
+        for (setting, tag) in self.quarantine_tags() {
+            if tag.trim().is_empty() {
+                return Err(SpamPolicyError::Invalid(format!(
+                    "{setting} must name a quarantine policy"
+                )));
+            }
+        }
         if !(1..=9).contains(&self.bulk_threshold) {
             return Err(SpamPolicyError::BulkThreshold(self.bulk_threshold));
         }

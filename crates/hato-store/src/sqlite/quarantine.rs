@@ -8,11 +8,13 @@ use crate::traits::QuarantineStore;
 use crate::types::*;
 use hato_core::Reason;
 use hato_core::Timestamp;
+use hato_core::directory::TenantId;
 use hato_core::trace::{EventRecord, RecipientStatus, TraceEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const COLUMNS: &str = "id, tenant_id, trace_id, recipient_id, recipient, mailbox_id, sender, from_header, subject, \
-     received, quarantined, kind, policy, reason, expires, size, state, decided_by, decided, blob";
+     received, quarantined, kind, policy, reason, expires, size, state, decided_by, decided, blob, \
+     quarantine_policy, request_state, requested_by, requested, request_decided_by, request_decided";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineItem> {
     let kind: String = r.get(11)?;
@@ -43,6 +45,18 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineItem> {
         decided_by: r.get(17)?,
         decided: r.get::<_, Option<i64>>(18)?.map(Timestamp),
         blob: r.get(19)?,
+        quarantine_policy: r.get(20)?,
+        request: match r.get::<_, Option<String>>(21)? {
+            None => None,
+            Some(state) => Some(ReleaseRequest {
+                // A state written by a newer hato reads as pending: an admin still decides.
+                state: ReleaseRequestState::parse(&state).unwrap_or(ReleaseRequestState::Pending),
+                by: r.get::<_, Option<String>>(22)?.unwrap_or_default(),
+                at: Timestamp(r.get::<_, Option<i64>>(23)?.unwrap_or_default()),
+                decided_by: r.get(24)?,
+                decided: r.get::<_, Option<i64>>(25)?.map(Timestamp),
+            }),
+        },
     })
 }
 
@@ -106,6 +120,25 @@ impl QuarantineStore for SqliteStore {
         }
         if let Some(t) = q.expires_before {
             arg(&mut sql, " AND expires < ?", Box::new(t.0));
+        }
+        if let Some(r) = q.request {
+            arg(&mut sql, " AND request_state = ?", Box::new(r.as_str()));
+        }
+        // After the last `arg`: the names are bound here, one parameter each.
+        if let Some(names) = &q.quarantine_policies {
+            if names.is_empty() {
+                sql.push_str(" AND 0");
+            } else {
+                let mut marks = Vec::new();
+                for n in names {
+                    args.push(Box::new(n.clone()));
+                    marks.push(format!("?{}", args.len()));
+                }
+                sql.push_str(&format!(
+                    " AND quarantine_policy COLLATE NOCASE IN ({})",
+                    marks.join(", ")
+                ));
+            }
         }
         if q.without_admin_only {
             let user_kinds: Vec<String> = QuarantineKind::ALL
@@ -211,7 +244,11 @@ impl QuarantineStore for SqliteStore {
             conn.prepare_cached("UPDATE mailboxes SET used_bytes = used_bytes + ?1 WHERE id = ?2")?
                 .execute(params![size, mailbox])?;
             conn.prepare_cached(
-                "UPDATE quarantine SET state = 'released', decided_by = ?1, decided = ?2 WHERE id = ?3",
+                "UPDATE quarantine SET state = 'released', decided_by = ?1, decided = ?2, \
+                 request_state = CASE request_state WHEN 'pending' THEN 'approved' ELSE request_state END, \
+                 request_decided_by = CASE request_state WHEN 'pending' THEN ?1 ELSE request_decided_by END, \
+                 request_decided = CASE request_state WHEN 'pending' THEN ?2 ELSE request_decided END \
+                 WHERE id = ?3",
             )?
             .execute(params![by, now.0, id])?;
             // The recipient's trace, while retention keeps it.
@@ -262,6 +299,127 @@ impl QuarantineStore for SqliteStore {
             )?
             .execute(params![by, now.0, id])?;
             item(conn, id)?.ok_or_else(|| not_found(id))
+        })
+    }
+
+    fn request_release(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem> {
+        let by = by.to_string();
+        self.write(move |conn| {
+            let it = item(conn, id)?.ok_or_else(|| not_found(id))?;
+            still_held(&it)?;
+            if let Some(r) = &it.request {
+                return Err(StoreError::InUse(match r.state {
+                    ReleaseRequestState::Denied => format!(
+                        "the release of quarantined message {id} was denied by {} at {}",
+                        r.decided_by.as_deref().unwrap_or("an admin"),
+                        r.decided.map(Timestamp::to_rfc3339).unwrap_or_default()
+                    ),
+                    _ => format!(
+                        "the release of quarantined message {id} was requested already by {} at {}",
+                        r.by,
+                        r.at.to_rfc3339()
+                    ),
+                }));
+            }
+            conn.prepare_cached(
+                "UPDATE quarantine SET request_state = 'pending', requested_by = ?1, requested = ?2, \
+                 request_decided_by = NULL, request_decided = NULL WHERE id = ?3",
+            )?
+            .execute(params![by, now.0, id])?;
+            item(conn, id)?.ok_or_else(|| not_found(id))
+        })
+    }
+
+    fn deny_release(&self, id: i64, by: &str, now: Timestamp) -> Pending<QuarantineItem> {
+        let by = by.to_string();
+        self.write(move |conn| {
+            let it = item(conn, id)?.ok_or_else(|| not_found(id))?;
+            still_held(&it)?;
+            if it.request.as_ref().map(|r| r.state) != Some(ReleaseRequestState::Pending) {
+                return Err(StoreError::InUse(format!(
+                    "quarantined message {id} has no pending release request"
+                )));
+            }
+            conn.prepare_cached(
+                "UPDATE quarantine SET request_state = 'denied', request_decided_by = ?1, request_decided = ?2 \
+                 WHERE id = ?3",
+            )?
+            .execute(params![by, now.0, id])?;
+            item(conn, id)?.ok_or_else(|| not_found(id))
+        })
+    }
+
+    fn quarantine_policies(&self, tenant: TenantId) -> Result<Vec<QuarantinePolicy>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, permissions, notifications FROM quarantine_policies \
+                 WHERE tenant_id = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([tenant], |r| {
+                Ok(QuarantinePolicy {
+                    name: r.get(0)?,
+                    permissions: QuarantinePermissions(
+                        u8::try_from(r.get::<_, i64>(1)?).unwrap_or_default(),
+                    ),
+                    notifications: r.get::<_, i64>(2)? != 0,
+                    built_in: false,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn put_quarantine_policy(
+        &self,
+        tenant: TenantId,
+        policy: QuarantinePolicy,
+        create: bool,
+        now: Timestamp,
+    ) -> Pending<()> {
+        self.write(move |conn| {
+            let perms = i64::from(policy.permissions.0);
+            if create {
+                conn.prepare_cached(
+                    "INSERT INTO quarantine_policies(tenant_id, name, permissions, notifications, updated) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![tenant, policy.name, perms, policy.notifications, now.0])
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("quarantine policy {}", policy.name))
+                    }
+                    other => other,
+                })?;
+            } else {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE quarantine_policies SET permissions = ?3, notifications = ?4, updated = ?5 \
+                         WHERE tenant_id = ?1 AND name = ?2",
+                    )?
+                    .execute(params![tenant, policy.name, perms, policy.notifications, now.0])?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "quarantine policy {}",
+                        policy.name
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_quarantine_policy(&self, tenant: TenantId, name: &str) -> Pending<()> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM quarantine_policies WHERE tenant_id = ?1 AND name = ?2",
+                )?
+                .execute(params![tenant, name])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("quarantine policy {name}")));
+            }
+            Ok(())
         })
     }
 

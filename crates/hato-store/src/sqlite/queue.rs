@@ -59,8 +59,8 @@ impl QueueStore for SqliteStore {
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients(message_id, tenant_id, address, route, mailbox_id, group_id, status, next_attempt, updated, expires, \
                    quarantine_kind, quarantine_policy, quarantine_reason, stamp, junk, quarantine_days, connector, \
-                   dsn_notify, dsn_orcpt, delay_notice) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                   dsn_notify, dsn_orcpt, delay_notice, quarantine_tag) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'Pending', ?6, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             for r in &m.recipients {
                 let (mailbox, group) = match r.route {
@@ -86,7 +86,8 @@ impl QueueStore for SqliteStore {
                     r.connector,
                     r.dsn.notify.map(|n| n.as_stored()),
                     r.dsn.orcpt.as_ref().map(hato_core::dsn::Orcpt::as_stored),
-                    no_delay_notice
+                    no_delay_notice,
+                    hold.and_then(|h| h.quarantine_policy.as_deref())
                 ])?;
                 let id = conn.last_insert_rowid();
                 let mut receive = EventRecord::new(TraceEvent::Receive, m.receive_detail.as_str());
@@ -576,7 +577,7 @@ fn take_due(
     // A recipient whose lease still runs is someone else's (or this node's, still at work).
     const SELECT: &str = "SELECT r.id, r.address, r.tenant_id, r.route, r.mailbox_id, m.id, m.trace_id, m.sender, m.received, r.group_id, r.approved, r.next_attempt, m.authenticated_mailbox, coalesce(length(m.content), 0), \
          r.quarantine_kind, r.quarantine_policy, r.quarantine_reason, r.stamp, r.junk, r.quarantine_days, m.authenticated_from, r.attempts, r.connector, \
-         r.dsn_notify, r.dsn_orcpt, m.dsn_ret, m.dsn_envid, m.high_risk \
+         r.dsn_notify, r.dsn_orcpt, m.dsn_ret, m.dsn_envid, m.high_risk, r.quarantine_tag \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.status = 'Pending' AND r.next_attempt <= ?1 AND (r.lease_until IS NULL OR r.lease_until <= ?1)";
     let due_sql = format!("{SELECT}{}", kind.clause());
@@ -591,6 +592,7 @@ fn take_due(
             let message: i64 = r.get(5)?;
             let kind: String = r.get(3)?;
             let days_kept: Option<u32> = r.get(19)?;
+            let tag: Option<String> = r.get(28)?;
             let rcpt = QueuedRecipient {
                 id: r.get(0)?,
                 address: r.get(1)?,
@@ -599,6 +601,7 @@ fn take_due(
                 approved: r.get::<_, i64>(10)? != 0,
                 quarantine: hold_from(r.get(14)?, r.get(15)?, r.get(16)?).map(|h| QuarantineHold {
                     days: days_kept,
+                    quarantine_policy: tag,
                     ..h
                 }),
                 stamp: r.get(17)?,
@@ -1009,6 +1012,7 @@ fn hold_from(
         reason: Reason::from_json(&reason_json)
             .unwrap_or_else(|| Reason::new(Stage::Queue, format!("Held in quarantine ({kind})"))),
         days: None,
+        quarantine_policy: None,
     })
 }
 
@@ -1036,8 +1040,8 @@ fn quarantine_one(
         })?;
     conn.prepare_cached(
         "INSERT INTO quarantine(tenant_id, recipient_id, trace_id, recipient, mailbox_id, sender, from_header, subject, \
-           received, quarantined, kind, policy, reason, expires, size, blob) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+           received, quarantined, kind, policy, reason, expires, size, blob, quarantine_policy) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
          ON CONFLICT(recipient_id) DO NOTHING",
     )?
     .execute(params![
@@ -1056,7 +1060,11 @@ fn quarantine_one(
         hold.reason.to_json(),
         expires.0,
         o.size as i64,
-        o.blob.hash
+        o.blob.hash,
+        // The quarantine policy the stage named, else Exchange's default for the kind.
+        hold.quarantine_policy
+            .as_deref()
+            .unwrap_or(hold.kind.default_quarantine_policy())
     ])?;
     set_status(conn, rcpt, RecipientStatus::Quarantined, 0, now.0)?;
     let detail = format!(

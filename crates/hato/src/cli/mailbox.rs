@@ -145,6 +145,12 @@ pub(super) enum MailboxCmd {
         address: String,
         #[command(flatten)]
         fields: MailboxFields,
+        /// Exchange's `-GrantSendOnBehalfTo`: let this user or security group send on behalf of
+        /// the mailbox (From: the mailbox, Sender: the delegate). Repeat for several; added to
+        /// those who have it (`hato mailbox permission remove … --right send-on-behalf` takes
+        /// it away).
+        #[arg(long = "grant-send-on-behalf-to", value_name = "USER")]
+        grant_send_on_behalf_to: Vec<String>,
     },
     Remove {
         address: String,
@@ -153,7 +159,7 @@ pub(super) enum MailboxCmd {
         #[arg(long)]
         transfer_ownership_to: Option<String>,
     },
-    /// Mailbox permissions (full-access, send-as) for users and security groups.
+    /// Mailbox permissions (full-access, send-as, send-on-behalf) for users and security groups.
     #[command(subcommand)]
     Permission(PermissionCmd),
 }
@@ -165,14 +171,14 @@ pub(super) enum PermissionCmd {
         mailbox: String,
         #[arg(long)]
         user: String,
-        #[arg(long, value_parser = ["full-access", "send-as"])]
+        #[arg(long, value_parser = ["full-access", "send-as", "send-on-behalf"])]
         right: String,
     },
     Remove {
         mailbox: String,
         #[arg(long)]
         user: String,
-        #[arg(long, value_parser = ["full-access", "send-as"])]
+        #[arg(long, value_parser = ["full-access", "send-as", "send-on-behalf"])]
         right: String,
     },
     List {
@@ -240,20 +246,35 @@ pub(super) fn run(c: &Client, cmd: MailboxCmd) -> Result<(), String> {
             }
             Ok(())
         }
-        MailboxCmd::Set { address, fields } => {
+        MailboxCmd::Set {
+            address,
+            fields,
+            grant_send_on_behalf_to,
+        } => {
             let body = fields.to_json(true);
-            if body.is_empty() {
+            if body.is_empty() && grant_send_on_behalf_to.is_empty() {
                 return Err(
                     "nothing to change: give at least one field (see hato mailbox set --help)"
                         .into(),
                 );
             }
-            c.json(
-                "PATCH",
-                &format!("/api/v1/mailboxes/{}", enc(&address)),
-                &[],
-                Some(Value::Object(body)),
-            )?;
+            if !body.is_empty() {
+                c.json(
+                    "PATCH",
+                    &format!("/api/v1/mailboxes/{}", enc(&address)),
+                    &[],
+                    Some(Value::Object(body)),
+                )?;
+            }
+            for user in grant_send_on_behalf_to {
+                c.json(
+                    "POST",
+                    &format!("/api/v1/mailboxes/{}/permissions", enc(&address)),
+                    &[],
+                    Some(json!({ "user": user, "right": "send-on-behalf" })),
+                )?;
+                println!("{user} may send on behalf of {address}");
+            }
             println!("mailbox {address} changed");
             Ok(())
         }

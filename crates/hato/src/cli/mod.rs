@@ -25,6 +25,7 @@ mod outbound_connector;
 mod outbound_spam;
 mod output;
 mod quarantine;
+mod quarantine_policy;
 mod queue;
 mod report;
 mod rules;
@@ -138,6 +139,10 @@ enum Command {
     /// Messages held in quarantine: list, show, preview, release, delete.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCmd),
+    /// A tenant's quarantine policies (New-/Set-/Get-/Remove-QuarantinePolicy): end-user
+    /// permissions and notifications of the items they govern.
+    #[command(subcommand)]
+    QuarantinePolicy(quarantine_policy::QuarantinePolicyCmd),
     /// A tenant's malware filter policy (common attachments filter, response, notifications).
     #[command(subcommand)]
     MalwareFilter(malware_filter::MalwareFilterCmd),
@@ -257,6 +262,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
         Command::Rule(cmd) => rules::run(c, cmd),
         Command::Quarantine(cmd) => quarantine::run(c, cmd),
+        Command::QuarantinePolicy(cmd) => quarantine_policy::run(c, cmd),
         Command::MalwareFilter(cmd) => malware_filter::run(c, cmd),
         Command::SpamFilter(cmd) => spam_filter::run(c, cmd),
         Command::Report(cmd) => report::run(c, cmd),

@@ -24,6 +24,9 @@ pub(super) enum QuarantineCmd {
         /// held, released or deleted (default: all).
         #[arg(long)]
         state: Option<String>,
+        /// The release request: pending ("release requested"), approved or denied.
+        #[arg(long)]
+        request: Option<String>,
         /// One message's copies.
         #[arg(long)]
         trace_id: Option<String>,
@@ -64,6 +67,19 @@ pub(super) enum QuarantineCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Ask an admin to release it (a user whose item's quarantine policy grants
+    /// request-release); an admin approves with `release` or refuses with `deny-release`.
+    RequestRelease {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny a user's pending release request (admins); the message stays held.
+    DenyRelease {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const COLUMNS: [&str; 9] = [
@@ -85,6 +101,7 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             recipient,
             kind,
             state,
+            request,
             trace_id,
             page,
             page_size,
@@ -96,6 +113,7 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
                 ("recipient", recipient),
                 ("kind", kind),
                 ("state", state),
+                ("request", request),
                 ("trace_id", trace_id),
                 ("page", page.map(|p| p.to_string())),
                 ("page_size", page_size.map(|p| p.to_string())),
@@ -216,6 +234,32 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             }
             item(&v, json)
         }
+        QuarantineCmd::RequestRelease { id, json } => {
+            let v = c.json(
+                "POST",
+                &format!("/api/v1/quarantine/{id}/request-release"),
+                &[],
+                None,
+            )?;
+            if !json {
+                println!("requested the release of {id}");
+                return Ok(());
+            }
+            item(&v, json)
+        }
+        QuarantineCmd::DenyRelease { id, json } => {
+            let v = c.json(
+                "POST",
+                &format!("/api/v1/quarantine/{id}/deny-release"),
+                &[],
+                None,
+            )?;
+            if !json {
+                println!("denied the release of {id}");
+                return Ok(());
+            }
+            item(&v, json)
+        }
         QuarantineCmd::Delete { id, json } => {
             let v = c.json("DELETE", &format!("/api/v1/quarantine/{id}"), &[], None)?;
             if !json {
@@ -244,10 +288,16 @@ fn item(v: &Value, json: bool) -> Result<(), String> {
         "expires",
         "kind",
         "policy",
+        "quarantine_policy",
         "size",
         "state",
         "decided_by",
         "decided",
+        "release_request",
+        "requested_by",
+        "requested",
+        "request_decided_by",
+        "request_decided",
     ] {
         let value = match &v[key] {
             Value::String(s) => s.clone(),

@@ -184,6 +184,23 @@ pub(super) struct Settings {
     /// EndUserSpamNotificationLanguage (default "default"): default or a language code (en, ja).
     #[arg(long, value_name = "LANG")]
     end_user_spam_notification_language: Option<String>,
+    /// SpamQuarantineTag: the quarantine policy of quarantined spam (default
+    /// DefaultFullAccessPolicy; `hato quarantine-policy list`).
+    #[arg(long, value_name = "POLICY")]
+    spam_quarantine_tag: Option<String>,
+    /// HighConfidenceSpamQuarantineTag (default DefaultFullAccessPolicy).
+    #[arg(long, value_name = "POLICY")]
+    high_confidence_spam_quarantine_tag: Option<String>,
+    /// PhishQuarantineTag (default DefaultFullAccessPolicy).
+    #[arg(long, value_name = "POLICY")]
+    phish_quarantine_tag: Option<String>,
+    /// HighConfidencePhishQuarantineTag (default AdminOnlyAccessPolicy; users never release
+    /// these themselves: release becomes request-release).
+    #[arg(long, value_name = "POLICY")]
+    high_confidence_phish_quarantine_tag: Option<String>,
+    /// BulkQuarantineTag (default DefaultFullAccessPolicy).
+    #[arg(long, value_name = "POLICY")]
+    bulk_quarantine_tag: Option<String>,
 }
 
 /// The ASF options (Exchange's `IncreaseScoreWith*` / `MarkAsSpam*`), each off (default), on or
@@ -343,6 +360,17 @@ impl Settings {
                 "end_user_spam_notification_language",
                 self.end_user_spam_notification_language,
             ),
+            ("spam_quarantine_tag", self.spam_quarantine_tag),
+            (
+                "high_confidence_spam_quarantine_tag",
+                self.high_confidence_spam_quarantine_tag,
+            ),
+            ("phish_quarantine_tag", self.phish_quarantine_tag),
+            (
+                "high_confidence_phish_quarantine_tag",
+                self.high_confidence_phish_quarantine_tag,
+            ),
+            ("bulk_quarantine_tag", self.bulk_quarantine_tag),
         ] {
             put(k, v.map(Value::String));
         }
@@ -427,7 +455,7 @@ impl Settings {
 }
 
 /// The settings in the order `show` prints them (the ASF options after `blocked-sender-domains`).
-const SETTINGS: [&str; 34] = [
+const SETTINGS: [&str; 39] = [
     "name",
     "priority",
     "enabled",
@@ -461,6 +489,11 @@ const SETTINGS: [&str; 34] = [
     "enable_end_user_spam_notifications",
     "end_user_spam_notification_frequency",
     "end_user_spam_notification_language",
+    "spam_quarantine_tag",
+    "high_confidence_spam_quarantine_tag",
+    "phish_quarantine_tag",
+    "high_confidence_phish_quarantine_tag",
+    "bulk_quarantine_tag",
     "tenant",
 ];
 

@@ -10,6 +10,8 @@ pub struct Client {
     pub base: String,
     pub agent: ureq::Agent,
     pub cookies: BTreeMap<String, String>,
+    /// The CSRF field of the last page that had one (for [`Client::post_csrf`]).
+    pub csrf: String,
 }
 
 pub struct Answer {
@@ -36,6 +38,21 @@ impl Answer {
         self.body[at..at + 64].to_string()
     }
 
+    /// The rows of the page's data table (`<tr>` in its body).
+    pub fn table_rows(&self) -> usize {
+        self.body
+            .split("<tbody")
+            .nth(1)
+            .map(|t| {
+                t.split("</tbody>")
+                    .next()
+                    .unwrap_or("")
+                    .matches("<tr>")
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// The `data-nav` entries of the header.
     pub fn nav(&self) -> Vec<String> {
         self.body
@@ -52,6 +69,7 @@ impl Client {
             base: format!("http://{}", s.admin),
             agent: ureq::AgentBuilder::new().redirects(0).build(),
             cookies: BTreeMap::new(),
+            csrf: String::new(),
         }
     }
 
@@ -93,6 +111,11 @@ impl Client {
             }
         }
         let body = r.into_string().unwrap_or_default();
+        if let Some(at) = body.find("name=\"_csrf\" value=\"")
+            && let Some(token) = body.get(at + 20..at + 84)
+        {
+            self.csrf = token.to_string();
+        }
         Answer {
             status,
             headers,
@@ -140,6 +163,31 @@ impl Client {
             assert_eq!(a.header("location"), Some(to), "POST {path} {form:?}");
         }
         a
+    }
+
+    /// A POST of `form` with the CSRF token the client last saw (unless `csrf` is false: a
+    /// forged POST).
+    pub fn post_with(&mut self, path: &str, form: &[(&str, &str)], csrf: bool) -> Answer {
+        let token = self.csrf.clone();
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        if csrf {
+            fields.push(("_csrf", &token));
+        }
+        self.post(path, &fields, &[])
+    }
+
+    /// A POST of `form` with the CSRF token the client last saw.
+    pub fn post_csrf(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.post_with(path, form, true)
+    }
+
+    /// Signed in, with the session's CSRF token read from the home page.
+    pub fn signed_in_csrf(s: &Server, address: &str, password: &str) -> Client {
+        let mut c = Client::signed_in(s, address, password);
+        let home = c.get("/");
+        assert_eq!(home.status, 200, "{}", home.body);
+        assert_eq!(c.csrf.len(), 64, "a CSRF token");
+        c
     }
 
     pub fn sign_in(&mut self, address: &str, password: &str) -> Answer {

@@ -49,6 +49,35 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
     /// Keeps `value`, read after `generation` was: if the generation has moved meanwhile, the
     /// entry is kept under the older one and never served.
     pub fn insert(&self, generation: Option<u64>, key: K, value: V) {
+        self.merge(generation, key, value, |kept, new| *kept = new);
+    }
+
+    /// Runs `f` on the answer kept for `key` under `generation`, under the cache's lock (so
+    /// what `f` does is ordered with every other update of the cache); `None` when there is
+    /// none.
+    pub fn update<R>(
+        &self,
+        generation: Option<u64>,
+        key: &K,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> Option<R> {
+        let generation = generation?;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.generation != Some(generation) {
+            return None;
+        }
+        held.map.get_mut(key).map(f)
+    }
+
+    /// Keeps `value` as [`GenerationCache::insert`] does, but when an answer is kept for `key`
+    /// under the same generation already, `combine` decides what stays (two lookups that raced).
+    pub fn merge(
+        &self,
+        generation: Option<u64>,
+        key: K,
+        value: V,
+        combine: impl FnOnce(&mut V, V),
+    ) {
         let Some(generation) = generation else {
             return;
         };
@@ -61,10 +90,20 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
             held.generation = Some(generation);
             held.map.clear();
         }
-        if held.map.len() >= self.capacity && !held.map.contains_key(&key) {
+        if let Some(kept) = held.map.get_mut(&key) {
+            combine(kept, value);
+            return;
+        }
+        if held.map.len() >= self.capacity {
             held.map.clear();
         }
         held.map.insert(key, value);
+    }
+
+    /// Forgets the answer kept for `key`, whatever its generation.
+    pub fn remove(&self, key: &K) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.map.remove(key);
     }
 }
 
@@ -89,6 +128,29 @@ mod tests {
         cache.insert(Some(3), "a", 9);
         assert_eq!(cache.get(Some(4), &"a"), None);
         assert_eq!(cache.get(Some(3), &"a"), None);
+    }
+
+    #[test]
+    fn an_update_changes_only_an_answer_of_the_current_generation() {
+        let cache = GenerationCache::new(8);
+        assert_eq!(cache.update(Some(1), &"a", |v| *v += 1), None);
+        cache.insert(Some(1), "a", 1);
+        assert_eq!(
+            cache.update(Some(1), &"a", |v| {
+                *v += 1;
+                *v
+            }),
+            Some(2)
+        );
+        assert_eq!(cache.get(Some(1), &"a"), Some(2));
+        assert_eq!(cache.update(Some(2), &"a", |v| *v += 1), None);
+        assert_eq!(cache.update(None, &"a", |v| *v += 1), None);
+        cache.merge(Some(1), "a", 5, |kept, new| *kept = (*kept).max(new));
+        assert_eq!(cache.get(Some(1), &"a"), Some(5));
+        cache.merge(Some(1), "a", 3, |kept, new| *kept = (*kept).max(new));
+        assert_eq!(cache.get(Some(1), &"a"), Some(5), "the larger stays");
+        cache.remove(&"a");
+        assert_eq!(cache.get(Some(1), &"a"), None);
     }
 
     #[test]

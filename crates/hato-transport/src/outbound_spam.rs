@@ -27,10 +27,13 @@
 //!   is on. The alert's trace (its `Receive` event's reason) records what happened to the
 //!   sender; the refused message itself is not kept (nothing is committed for it).
 //!
-//! Cost: one write (group-committed) per accepted message, only for outbound senders. The
-//! restriction and the policy are read once and kept while the store's policy generation stays
-//! ([`crate::cache`]; restricting or releasing a sender and changing the policy move it): at
-//! most 65,536 senders' answers are kept.
+//! Cost: one write (group-committed) per accepted message, only for outbound senders, and not
+//! waited for once the sender's counts are known in memory (the sender's first message after a
+//! start or a policy change waits for it). The restriction, the policy and the counts are read
+//! once and kept while the store's policy generation stays ([`crate::cache`]; restricting or
+//! releasing a sender and changing the policy move it): at most 65,536 senders' answers are
+//! kept. A store without a generation (another process may write) is read and waited for on
+//! every message.
 
 use crate::cache::GenerationCache;
 use crate::delivery::{OutboundSpamAlert, notification_recipient, outbound_spam_alert};
@@ -39,7 +42,9 @@ use hato_core::directory::{Route, TenantId};
 use hato_core::message::{Action, RecipientVerdict};
 use hato_core::{Address, ClientContext, Clock, MessageContext, Reason, Refusal, Stage, reply};
 use hato_directory::Directory;
-use hato_protection::spam::outbound::{OutboundSpamPolicy, ThresholdAction, next_utc_day};
+use hato_protection::spam::outbound::{
+    OutboundSpamPolicy, Tally, ThresholdAction, WindowedTally, next_utc_day, utc_windows,
+};
 use hato_smtp::{
     AuthVerdict, Credentials, DataVerdict, Decision, RcptVerdict, SmtpPolicy, Verdict,
 };
@@ -70,6 +75,16 @@ pub struct OutboundSenders {
     restricted: GenerationCache<(TenantId, String), Option<RestrictedSender>>,
     /// The tenants' policies, read at the end of each DATA.
     policies: GenerationCache<TenantId, OutboundSpamPolicy>,
+    /// Each sender's counts as this process counted them (and queued them to the store) while
+    /// the policy generation stays (releasing a restricted sender, which resets its counts,
+    /// moves it).
+    counts: GenerationCache<(TenantId, String), WindowedTally>,
+}
+
+/// Whether `a` counts more than `b`: a later window, or more in the same (counts only grow in
+/// a window).
+fn later(a: &WindowedTally, b: &WindowedTally) -> bool {
+    (a.day_start, a.hour_start, a.tally.day) > (b.day_start, b.hour_start, b.tally.day)
 }
 
 /// How many senders' restrictions (or their absence) are kept; past it the cache starts again.
@@ -91,6 +106,7 @@ impl OutboundSenders {
             hostname,
             restricted: GenerationCache::new(RESTRICTED_CACHE),
             policies: GenerationCache::new(POLICY_CACHE),
+            counts: GenerationCache::new(RESTRICTED_CACHE),
         }
     }
 
@@ -152,11 +168,30 @@ impl OutboundSenders {
             }
         };
         let now = self.clock.now();
-        let (before, after) = self
-            .store
-            .count_outbound_recipients(tenant, &sender, recipients, now)
-            .await
-            .map_err(|e| store_failed(&e))?;
+        let key = (tenant, sender.clone());
+        let (before, after) = match self.count_in_memory(generation, &key, recipients, now) {
+            Some(counted) => counted,
+            None => {
+                let (before, after) = self
+                    .store
+                    .count_outbound_recipients(tenant, &sender, recipients, now)
+                    .await
+                    .map_err(|e| store_failed(&e))?;
+                let (hour_start, day_start) = utc_windows(now);
+                let known = WindowedTally {
+                    hour_start,
+                    day_start,
+                    tally: after,
+                };
+                // Two first messages of a sender that raced: the later count has it all.
+                self.counts.merge(generation, key, known, |kept, new| {
+                    if later(&new, kept) {
+                        *kept = new;
+                    }
+                });
+                (before, after)
+            }
+        };
         let Some(exceeded) = policy.exceeded(before, after) else {
             return Ok(policy);
         };
@@ -195,6 +230,49 @@ impl OutboundSenders {
         }
         self.alert(tenant, &sender, &policy, reason.clone(), until, true);
         Err(Refusal::new(reply::BAD_OUTBOUND_SENDER, reason))
+    }
+
+    /// Counts the message from the sender's counts kept in memory, when they are: the store's
+    /// write of the same count is queued under the cache's lock (so the writes reach the
+    /// writer in the order they were counted in) and not awaited. The writer commits in order
+    /// and the message's own enqueue is queued after this, so no message is durable without
+    /// its count; a write that fails, or a store that counted otherwise, drops the sender's
+    /// kept counts and the next message reads them again.
+    fn count_in_memory(
+        self: &Arc<Self>,
+        generation: Option<u64>,
+        key: &(TenantId, String),
+        recipients: OutboundRecipients,
+        now: hato_core::Timestamp,
+    ) -> Option<(Tally, Tally)> {
+        let (before, after, written) = self.counts.update(generation, key, |known| {
+            let (before, after) =
+                WindowedTally::count(Some(*known), now, recipients.external, recipients.internal);
+            *known = after;
+            let written = self
+                .store
+                .count_outbound_recipients(key.0, &key.1, recipients, now);
+            (before, after.tally, written)
+        })?;
+        let this = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            match written.await {
+                Ok((_, stored)) if stored == after => {}
+                Ok((_, stored)) => {
+                    tracing::warn!(
+                        "the outbound count of {} was {stored:?} in the store, {after:?} in memory; it is read again",
+                        key.1
+                    );
+                    this.counts.remove(&key);
+                }
+                Err(e) => {
+                    tracing::error!("could not count the outbound recipients of {}: {e}", key.1);
+                    this.counts.remove(&key);
+                }
+            }
+        });
+        Some((before, after))
     }
 
     /// `BccSuspiciousOutboundMail`: a message the content stages judged outbound spam gets the

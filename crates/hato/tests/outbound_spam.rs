@@ -448,6 +448,81 @@ fn alert_only_alerts() {
     );
 }
 
+/// The counts are kept in memory after a sender's first message and written without holding up
+/// the reply: they are committed with (or before) the messages they count, so a restart right
+/// after keeps every count, and a sender's count goes on from it.
+#[test]
+fn counts_kept_in_memory_are_durable_across_a_restart() {
+    let mut s = contoso("");
+    policy(
+        &s,
+        &[
+            "--recipient-limit-external-per-hour",
+            "4",
+            "--action-when-threshold-reached",
+            "block-user",
+        ],
+    );
+    let alice = "alice@contoso.test";
+    let out = submit(
+        &s,
+        alice,
+        &[
+            // The first message reads the (absent) count and waits for its write; the other
+            // two are counted in memory.
+            (alice, &["one@remote.test"], "first", "one"),
+            (alice, &["two@remote.test"], "second", "two"),
+            (alice, &["three@remote.test"], "third", "three"),
+        ],
+    );
+    let data = step(&out, "DATA");
+    assert_eq!(data.len(), 3, "{out:?}");
+    assert!(data.iter().all(|d| d.starts_with("250 2.6.0")), "{out:?}");
+    s.restart();
+    let out = submit(
+        &s,
+        alice,
+        &[
+            (alice, &["four@remote.test"], "fourth", "four: at the limit"),
+            (alice, &["five@remote.test"], "fifth", "five: over it"),
+        ],
+    );
+    let data = step(&out, "DATA");
+    assert!(data[0].starts_with("250 2.6.0"), "{out:?}");
+    assert_eq!(
+        data[1], "550 5.1.8 Access denied, bad outbound sender",
+        "the three counted before the restart count after it: {out:?}"
+    );
+    // Released: the counts start again, in memory too.
+    s.ok(&["restricted", "remove", alice, "--tenant", "contoso"]);
+    let out = submit(
+        &s,
+        alice,
+        &[
+            (
+                alice,
+                &["six@remote.test", "seven@remote.test"],
+                "sixth",
+                "six",
+            ),
+            (
+                alice,
+                &["eight@remote.test", "nine@remote.test"],
+                "seventh",
+                "seven",
+            ),
+            (alice, &["ten@remote.test"], "eighth", "over again"),
+        ],
+    );
+    let data = step(&out, "DATA");
+    assert!(data[0].starts_with("250 2.6.0"), "{out:?}");
+    assert!(data[1].starts_with("250 2.6.0"), "{out:?}");
+    assert_eq!(
+        data[2], "550 5.1.8 Access denied, bad outbound sender",
+        "{out:?}"
+    );
+}
+
 /// The default action, BlockUserForToday, restricts until the start of the next UTC day (the
 /// lifting itself, with a manual clock: the store's and the protection crate's tests).
 #[test]

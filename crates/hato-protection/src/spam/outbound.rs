@@ -117,6 +117,78 @@ pub struct Tally {
     pub day: u32,
 }
 
+/// A sender's counts with the UTC windows they were counted in: what the store keeps per
+/// sender, and what the transport mirrors in memory (one rule for both, so they agree).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowedTally {
+    /// The start of the UTC hour the hourly counts are of (microseconds since the epoch).
+    pub hour_start: i64,
+    /// The start of the UTC day the daily count is of.
+    pub day_start: i64,
+    pub tally: Tally,
+}
+
+const HOUR_MICROS: i64 = 3_600 * 1_000_000;
+const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
+/// The start of the UTC hour and day `now` is in (Unix time has no leap seconds, so whole
+/// days since the epoch are UTC days).
+pub fn utc_windows(now: hato_core::Timestamp) -> (i64, i64) {
+    (
+        now.0 - now.0.rem_euclid(HOUR_MICROS),
+        now.0 - now.0.rem_euclid(DAY_MICROS),
+    )
+}
+
+impl WindowedTally {
+    /// The counts in force at `now`: a window that is not the current one counts nothing (a
+    /// clock set back keeps the later window's counts until it is reached again: they are not
+    /// lost).
+    pub fn at(known: Option<WindowedTally>, now: hato_core::Timestamp) -> Tally {
+        let (hour, day) = utc_windows(now);
+        match known {
+            Some(k) => Tally {
+                external_hour: if k.hour_start == hour {
+                    k.tally.external_hour
+                } else {
+                    0
+                },
+                internal_hour: if k.hour_start == hour {
+                    k.tally.internal_hour
+                } else {
+                    0
+                },
+                day: if k.day_start == day { k.tally.day } else { 0 },
+            },
+            None => Tally::default(),
+        }
+    }
+
+    /// Counts one message's recipients at `now`: the counts before it and the new state.
+    pub fn count(
+        known: Option<WindowedTally>,
+        now: hato_core::Timestamp,
+        external: u32,
+        internal: u32,
+    ) -> (Tally, WindowedTally) {
+        let (hour_start, day_start) = utc_windows(now);
+        let before = Self::at(known, now);
+        let tally = Tally {
+            external_hour: before.external_hour.saturating_add(external),
+            internal_hour: before.internal_hour.saturating_add(internal),
+            day: before.day.saturating_add(external).saturating_add(internal),
+        };
+        (
+            before,
+            WindowedTally {
+                hour_start,
+                day_start,
+                tally,
+            },
+        )
+    }
+}
+
 /// A limit the message took the sender over, with the figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exceeded {
@@ -244,7 +316,6 @@ impl OutboundSpamPolicy {
 /// ("until the next day", §7.1; Unix time has no leap seconds, so whole days since the epoch
 /// are UTC days).
 pub fn next_utc_day(now: hato_core::Timestamp) -> hato_core::Timestamp {
-    const DAY_MICROS: i64 = 24 * 3_600 * 1_000_000;
     hato_core::Timestamp(now.0 - now.0.rem_euclid(DAY_MICROS) + DAY_MICROS)
 }
 
@@ -281,6 +352,45 @@ pub fn outbound_verdict(content: &ContentSignals, rule_scl: Option<i8>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_are_utc_hours_and_days() {
+        let t = hato_core::Timestamp::parse_human("2026-12-01T13:45:10Z").unwrap();
+        let (h, d) = utc_windows(t);
+        assert_eq!(
+            hato_core::Timestamp(h),
+            hato_core::Timestamp::parse_human("2026-12-01T13:00:00Z").unwrap()
+        );
+        assert_eq!(
+            hato_core::Timestamp(d),
+            hato_core::Timestamp::parse_human("2026-12-01T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_windowed_tally_counts_in_the_current_windows_only() {
+        let t = |s: &str| hato_core::Timestamp::parse_human(s).unwrap();
+        let (before, first) = WindowedTally::count(None, t("2026-12-01T13:45:10Z"), 3, 1);
+        assert_eq!(before, tally(0, 0, 0));
+        assert_eq!(first.tally, tally(3, 1, 4));
+        // Same hour: everything adds up.
+        let (before, second) = WindowedTally::count(Some(first), t("2026-12-01T13:59:59Z"), 2, 0);
+        assert_eq!(before, tally(3, 1, 4));
+        assert_eq!(second.tally, tally(5, 1, 6));
+        // The next hour: the hourly counts start again, the day's goes on.
+        let (before, third) = WindowedTally::count(Some(second), t("2026-12-01T14:00:00Z"), 1, 0);
+        assert_eq!(before, tally(0, 0, 6));
+        assert_eq!(third.tally, tally(1, 0, 7));
+        // The next day: everything starts again.
+        let (before, fourth) = WindowedTally::count(Some(third), t("2026-12-02T14:00:00Z"), 1, 1);
+        assert_eq!(before, tally(0, 0, 0));
+        assert_eq!(fourth.tally, tally(1, 1, 2));
+        // A clock set back: the later windows' counts are not counted, and not lost either.
+        assert_eq!(
+            WindowedTally::at(Some(fourth), t("2026-12-01T14:00:00Z")),
+            tally(0, 0, 0)
+        );
+    }
 
     fn tally(e: u32, i: u32, d: u32) -> Tally {
         Tally {

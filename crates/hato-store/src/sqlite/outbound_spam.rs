@@ -8,20 +8,10 @@ use crate::traits::OutboundSpamStore;
 use crate::types::{OutboundRecipients, RestrictedSender};
 use hato_core::Timestamp;
 use hato_core::directory::TenantId;
-use hato_protection::spam::outbound::{OutboundSpamPolicy, Tally};
+use hato_protection::spam::outbound::{OutboundSpamPolicy, Tally, WindowedTally};
 use rusqlite::{Connection, OptionalExtension, params};
 
-const HOUR_MICROS: i64 = 3_600 * 1_000_000;
-const DAY_MICROS: i64 = 24 * HOUR_MICROS;
-
-/// The start of the UTC hour and day `now` is in (Unix time has no leap seconds, so whole
-/// days since the epoch are UTC days).
-fn windows(now: Timestamp) -> (i64, i64) {
-    (
-        now.0 - now.0.rem_euclid(HOUR_MICROS),
-        now.0 - now.0.rem_euclid(DAY_MICROS),
-    )
-}
+const DAY_MICROS: i64 = 24 * 3_600 * 1_000_000;
 
 fn tenant_exists(conn: &Connection, tenant: TenantId) -> Result<()> {
     let exists: Option<i64> = conn
@@ -118,35 +108,27 @@ impl OutboundSpamStore for SqliteStore {
     ) -> Pending<(Tally, Tally)> {
         let sender = sender.to_string();
         self.write(move |conn| {
-            let (hour, day) = windows(now);
-            let row: Option<(i64, i64, i64, i64, i64)> = conn
+            let count = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+            let known: Option<WindowedTally> = conn
                 .prepare_cached(
                     "SELECT hour_start, external_hour, internal_hour, day_start, day \
                      FROM outbound_sender_counts WHERE tenant_id = ?1 AND sender = ?2",
                 )?
                 .query_row(params![tenant, sender], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok(WindowedTally {
+                        hour_start: r.get(0)?,
+                        tally: Tally {
+                            external_hour: count(r.get(1)?),
+                            internal_hour: count(r.get(2)?),
+                            day: count(r.get(4)?),
+                        },
+                        day_start: r.get(3)?,
+                    })
                 })
                 .optional()?;
-            let count = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
-            // A window that is not the current one counts nothing (a clock set back keeps the
-            // later window's counts until it is reached again: they are not lost).
-            let before = match row {
-                Some((h, e, i, d, n)) => Tally {
-                    external_hour: if h == hour { count(e) } else { 0 },
-                    internal_hour: if h == hour { count(i) } else { 0 },
-                    day: if d == day { count(n) } else { 0 },
-                },
-                None => Tally::default(),
-            };
-            let after = Tally {
-                external_hour: before.external_hour.saturating_add(recipients.external),
-                internal_hour: before.internal_hour.saturating_add(recipients.internal),
-                day: before
-                    .day
-                    .saturating_add(recipients.external)
-                    .saturating_add(recipients.internal),
-            };
+            let (before, after) =
+                WindowedTally::count(known, now, recipients.external, recipients.internal);
+            let day = after.day_start;
             conn.prepare_cached(
                 "INSERT INTO outbound_sender_counts(tenant_id, sender, hour_start, external_hour, internal_hour, day_start, day) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -157,11 +139,11 @@ impl OutboundSpamStore for SqliteStore {
             .execute(params![
                 tenant,
                 sender,
-                hour,
-                after.external_hour,
-                after.internal_hour,
+                after.hour_start,
+                after.tally.external_hour,
+                after.tally.internal_hour,
                 day,
-                after.day
+                after.tally.day
             ])?;
             // Rows of earlier days count nothing any more: at most one sender's worth of rows
             // per day stays (bounded by the senders that sent today and yesterday).
@@ -170,7 +152,7 @@ impl OutboundSpamStore for SqliteStore {
                  (SELECT rowid FROM outbound_sender_counts WHERE day_start < ?1 LIMIT 16)",
             )?
             .execute([day - DAY_MICROS])?;
-            Ok((before, after))
+            Ok((before, after.tally))
         })
     }
 
@@ -247,24 +229,5 @@ impl OutboundSpamStore for SqliteStore {
             )?;
             Ok(found)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_are_utc_hours_and_days() {
-        let t = Timestamp::parse_human("2026-12-01T13:45:10Z").unwrap();
-        let (h, d) = windows(t);
-        assert_eq!(
-            Timestamp(h),
-            Timestamp::parse_human("2026-12-01T13:00:00Z").unwrap()
-        );
-        assert_eq!(
-            Timestamp(d),
-            Timestamp::parse_human("2026-12-01T00:00:00Z").unwrap()
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! login limits on the sign-in form. `tests/console_browser.rs` drives a real browser.
 
 mod common;
-use common::console::Client;
+use common::console::{Client, roles_fixture};
 use common::*;
 use serde_json::json;
 
@@ -21,34 +21,7 @@ const PASSWORD: &str = "correct horse battery";
 /// contoso with a user, a recipient admin and a global admin (both through role groups, as
 /// Exchange gives roles), and fabrikam with a user.
 fn setup(admin: &str) -> Server {
-    let s = Server::start_with_sections("", admin);
-    s.tenant("contoso");
-    s.tenant("fabrikam");
-    for m in ["user", "ra", "ga", "owner"] {
-        s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
-    }
-    s.mailbox("other@fabrikam.test", &["--password", PASSWORD]);
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
-    ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
-    }
-    s
+    roles_fixture(Server::start_with_sections("", admin), PASSWORD)
 }
 
 #[test]

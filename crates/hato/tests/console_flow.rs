@@ -6,7 +6,7 @@
 //! loopback, and a throttle's release. `tests/console_browser_flow.rs` drives a real browser.
 
 mod common;
-use common::console::Client;
+use common::console::{Client, roles_fixture};
 use common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -17,41 +17,7 @@ const PASSWORD: &str = "correct horse battery";
 /// contoso with a user, a recipient admin and a global admin (through role groups), and
 /// fabrikam with a user.
 fn setup() -> Server {
-    let s = Server::start();
-    s.tenant("contoso");
-    s.tenant("fabrikam");
-    for m in ["user", "ra", "ga", "owner"] {
-        s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
-    }
-    s.mailbox("other@fabrikam.test", &["--password", PASSWORD]);
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
-    ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
-    }
-    s
-}
-
-fn operator(s: &Server) -> Client {
-    let mut c = Client::new(s);
-    let a = c.sign_in("operator", &s.token);
-    assert_eq!(a.status, 303, "{}", a.body);
-    c
+    roles_fixture(Server::start(), PASSWORD)
 }
 
 /// The tenant's rules through the API: (name, priority, enabled, mode).
@@ -212,7 +178,7 @@ fn each_role_sees_what_the_api_lets_it_and_forged_or_tokenless_posts_are_refused
     assert_eq!(v["ip_block_list"], json!([]));
 
     // The operator picks a tenant first, then sees its pages.
-    let mut op = operator(&s);
+    let mut op = Client::operator(&s);
     let a = op.get("/mail-flow");
     assert_eq!(a.status, 200);
     assert!(a.body.contains("<option value=\"fabrikam\">"), "{}", a.body);
@@ -746,7 +712,7 @@ fn the_connection_filter_changes_and_a_throttle_is_released() {
     assert!(a.body.contains("not an IP address"), "{}", a.body);
 
     // The operator releases it.
-    let mut op = operator(&s);
+    let mut op = Client::operator(&s);
     let a = op.get("/protection/throttle?tenant=contoso&ip=203.0.113.9");
     assert!(
         a.body.contains("/protection/throttle/release"),

@@ -4,7 +4,7 @@
 //! validation also against the edge's own answer to a real SMTP client on loopback.
 
 mod common;
-use common::console::Client;
+use common::console::{Client, roles_fixture};
 use common::*;
 use serde_json::{Value, json};
 
@@ -13,40 +13,7 @@ const PASSWORD: &str = "correct horse battery";
 /// contoso with a user, a recipient admin and a global admin (through role groups), and
 /// fabrikam.
 fn setup() -> Server {
-    let s = Server::start();
-    s.tenant("contoso");
-    s.tenant("fabrikam");
-    for m in ["user", "ra", "ga", "owner"] {
-        s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
-    }
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
-    ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
-    }
-    s
-}
-
-fn operator(s: &Server) -> Client {
-    let mut c = Client::new(s);
-    let a = c.sign_in("operator", &s.token);
-    assert_eq!(a.status, 303, "{}", a.body);
-    c
+    roles_fixture(Server::start(), PASSWORD)
 }
 
 fn rule(s: &Server, name: &str) -> Value {
@@ -294,7 +261,7 @@ fn a_rule_with_several_conditions_exceptions_and_actions_is_created_edited_and_a
     assert_eq!(rule(&s, "Tag invoices")["name"], "Tag invoices");
 
     // The operator edits it for the tenant it names: renamed, in audit mode, with dates.
-    let mut op = operator(&s);
+    let mut op = Client::operator(&s);
     let token = op
         .get("/mail-flow/rule/Tag%20invoices?tenant=contoso")
         .csrf();
@@ -673,7 +640,7 @@ fn delist_requests_show_on_the_block_list_and_the_operator_removes_the_entry() {
     );
     assert_eq!(a.status, 200, "{}", a.body);
 
-    let mut op = operator(&s);
+    let mut op = Client::operator(&s);
     let page = op.get("/protection/blocklist?tenant=contoso");
     assert_eq!(page.status, 200);
     for want in [

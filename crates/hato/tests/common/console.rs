@@ -206,3 +206,47 @@ impl Client {
         c
     }
 }
+
+/// The console tests' tenants on a started server: contoso with a user, a recipient admin (`ra`,
+/// in "Recipient Desk") and a global admin (`ga`, in "Global Admins") — roles through role
+/// groups, as Exchange gives them — and the groups' owner; fabrikam with `other`. Every mailbox
+/// has `password`.
+pub fn roles_fixture(s: Server, password: &str) -> Server {
+    s.tenant("contoso");
+    s.tenant("fabrikam");
+    for m in ["user", "ra", "ga", "owner"] {
+        s.mailbox(&format!("{m}@contoso.test"), &["--password", password]);
+    }
+    s.mailbox("other@fabrikam.test", &["--password", password]);
+    for (name, member, role) in [
+        ("Global Admins", "ga@contoso.test", "global-admin"),
+        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
+    ] {
+        let (status, v) = s.api(
+            "POST",
+            "/api/v1/groups",
+            Some(
+                serde_json::json!({ "type": "security", "tenant": "contoso", "name": name,
+                         "owners": ["owner@contoso.test"], "members": [member] }),
+            ),
+        );
+        assert_eq!(status, 201, "{v}");
+        let (status, v) = s.api(
+            "POST",
+            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
+            Some(serde_json::json!({ "role": role })),
+        );
+        assert_eq!(status, 200, "{v}");
+    }
+    s
+}
+
+impl Client {
+    /// The operator, signed in with its token.
+    pub fn operator(s: &Server) -> Client {
+        let mut c = Client::new(s);
+        let a = c.sign_in("operator", &s.token);
+        assert_eq!(a.status, 303, "{}", a.body);
+        c
+    }
+}

@@ -6,41 +6,22 @@
 //! the query nor another tenant's. `tests/console_browser_trace_live.rs` drives a real browser.
 
 mod common;
-use common::console::{Answer, Client};
+use common::console::{Answer, Client, roles_fixture};
 use common::*;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// contoso with a user, a recipient admin and a global admin (through role groups); fabrikam
-/// with a user.
+/// The console tests' tenants and roles (`roles_fixture`), with alice and bob at contoso and
+/// carol at fabrikam.
 fn setup() -> Server {
-    let s = Server::start();
-    s.tenant("contoso");
-    s.tenant("fabrikam");
-    for m in ["user", "ra", "ga", "owner", "alice", "bob"] {
-        s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
-    }
-    s.mailbox("carol@fabrikam.test", &["--password", PASSWORD]);
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
+    let s = roles_fixture(Server::start(), PASSWORD);
+    for m in [
+        "alice@contoso.test",
+        "bob@contoso.test",
+        "carol@fabrikam.test",
     ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
+        s.mailbox(m, &["--password", PASSWORD]);
     }
     s
 }

@@ -18,26 +18,7 @@ fn release_as_admin_refused_as_user_for_malware_and_not_junk() {
     if !browser::available() {
         return;
     }
-    let s = Server::start();
-    s.tenant("contoso");
-    for m in ["admin@contoso.test", "user@contoso.test"] {
-        s.mailbox(m, &["--password", PASSWORD]);
-    }
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            json!({ "type": "security", "tenant": "contoso", "name": "Global Admins",
-                     "owners": ["admin@contoso.test"], "members": ["admin@contoso.test"] }),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Global%20Admins/roles",
-        Some(json!({ "role": "global-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
+    let s = console::admin_and_user_fixture(PASSWORD);
     // First under the default policy: high confidence spam to Junk Email.
     let reply = send_mime(
         &s,

@@ -16,26 +16,7 @@ fn a_user_requests_release_and_the_admin_denies_it_in_a_browser() {
     if !browser::available() {
         return;
     }
-    let s = Server::start();
-    s.tenant("contoso");
-    for m in ["admin@contoso.test", "user@contoso.test"] {
-        s.mailbox(m, &["--password", PASSWORD]);
-    }
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            json!({ "type": "security", "tenant": "contoso", "name": "Global Admins",
-                     "owners": ["admin@contoso.test"], "members": ["admin@contoso.test"] }),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Global%20Admins/roles",
-        Some(json!({ "role": "global-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
+    let s = console::admin_and_user_fixture(PASSWORD);
     s.ok(&[
         "quarantine-policy",
         "add",

@@ -250,3 +250,29 @@ impl Client {
         c
     }
 }
+
+/// contoso with `admin@` (a global admin through the "Global Admins" role group, which it owns)
+/// and `user@`, both with `password`: the browser tests' quarantine setup.
+pub fn admin_and_user_fixture(password: &str) -> Server {
+    let s = Server::start();
+    s.tenant("contoso");
+    for m in ["admin@contoso.test", "user@contoso.test"] {
+        s.mailbox(m, &["--password", password]);
+    }
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            serde_json::json!({ "type": "security", "tenant": "contoso", "name": "Global Admins",
+                     "owners": ["admin@contoso.test"], "members": ["admin@contoso.test"] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups/Global%20Admins/roles",
+        Some(serde_json::json!({ "role": "global-admin" })),
+    );
+    assert_eq!(status, 200, "{v}");
+    s
+}

@@ -15,7 +15,7 @@
 
 use super::heuristics::{self as hs, H};
 use crate::spam::{Asf, AsfHit, PhishLevel};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mail_parser::{HeaderName, MessageParser, MimeHeaders, PartType};
 use std::sync::OnceLock;
 
@@ -58,6 +58,9 @@ pub struct Stats {
 pub(crate) struct Origin {
     /// In `aux` (a prefixed token) rather than `doc`.
     pub aux: bool,
+    /// A byte 4-gram of `doc` (not a word): told by how it was hashed, so a reason names it
+    /// the same whichever of its occurrences is kept.
+    pub ngram: bool,
     pub start: u32,
     pub len: u16,
 }
@@ -165,15 +168,23 @@ fn phrases() -> Option<&'static Phrases> {
                 group.push(h);
             }
         }
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&pats)
-            .ok()?;
-        let brands = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .build(hs::BRANDS.iter().map(|(b, _)| *b))
-            .ok()?;
+        // A DFA, not the contiguous NFA the builder picks for more than 100 patterns: the
+        // same matches (the match semantics are the builder's, not the automaton's), one
+        // table lookup per byte of text, for a table of some hundred kilobytes built once.
+        // (Should the DFA not build, the builder's own choice finds the same matches.)
+        let build = |pats: &[&str]| {
+            let mut b = AhoCorasickBuilder::new();
+            b.ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard);
+            b.clone()
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(pats)
+                .or_else(|_| b.build(pats))
+                .ok()
+        };
+        let ac = build(&pats)?;
+        let brands: Vec<&str> = hs::BRANDS.iter().map(|(b, _)| *b).collect();
+        let brands = build(&brands)?;
         Some(Phrases { ac, group, brands })
     })
     .as_ref()
@@ -240,7 +251,7 @@ impl Ex {
         self.stats.tokens += 1;
         let start = self.aux.len();
         self.aux.push_str(prefix);
-        self.aux.push_str(cut(value, 64).as_str());
+        self.aux.push_str(cut_str(value, 64));
         let text = &self.aux.as_bytes()[start..];
         let b = bucket(fnv(NS_AUX, text), self.bits);
         let len = (self.aux.len() - start).min(u16::MAX as usize) as u16;
@@ -248,6 +259,7 @@ impl Ex {
             b,
             Origin {
                 aux: true,
+                ngram: false,
                 start: start as u32,
                 len,
             },
@@ -257,10 +269,41 @@ impl Ex {
     /// Appends decoded text to the document: whitespace collapsed, ASCII lower-cased,
     /// zero-width characters dropped (and counted: spam hides words behind them).
     fn push_text(&mut self, text: &str) {
-        for c in text.chars() {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
             if self.doc.len() >= MAX_TEXT_BYTES {
                 break;
             }
+            // ASCII, most of mail's text, byte by byte: what the general path below does for
+            // these characters (`char::is_whitespace` is exactly 0x09–0x0d and space in ASCII).
+            let b = bytes[i];
+            if b.is_ascii() {
+                i += 1;
+                match b {
+                    b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => {
+                        if !self.doc.is_empty() && !self.doc.ends_with(' ') {
+                            self.doc.push(' ');
+                        }
+                    }
+                    _ => {
+                        if b.is_ascii_alphabetic() {
+                            self.letters += 1;
+                            if b.is_ascii_uppercase() {
+                                self.capitals += 1;
+                            }
+                        } else if b == b'!' {
+                            self.exclamations += 1;
+                        }
+                        self.doc.push(char::from(b.to_ascii_lowercase()));
+                    }
+                }
+                continue;
+            }
+            let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                break;
+            };
+            i += c.len_utf8();
             match c {
                 '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}' => {
                     self.zero_width += 1;
@@ -376,8 +419,14 @@ pub(crate) fn extract(raw: &[u8], bits: u32) -> Features {
 
 /// The parser reads the allow-list only: the fields extraction looks at are parsed (or kept
 /// raw), every other field (Received, Delivered-To, X-Spam-*, …) is skipped unparsed — cheaper,
-/// and what is never parsed cannot become a feature.
-fn parser() -> MessageParser {
+/// and what is never parsed cannot become a feature. Built once (its table of header names is
+/// a hash map: building it per message was a dozen allocations).
+fn parser() -> &'static MessageParser {
+    static P: OnceLock<MessageParser> = OnceLock::new();
+    P.get_or_init(build_parser)
+}
+
+fn build_parser() -> MessageParser {
     let mut p = MessageParser::new()
         .with_mime_headers()
         .with_date_headers()
@@ -1686,6 +1735,7 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
                 bucket(h, bits),
                 Origin {
                     aux: true,
+                    ngram: false,
                     start: start as u32,
                     len,
                 },
@@ -1696,6 +1746,8 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
     // Byte 4-grams of the first NGRAM_BYTES of the text.
     let nb = doc.as_bytes();
     let n_end = nb.len().min(NGRAM_BYTES);
+    // Room for the 4-grams and about one word in five bytes, grown once rather than doubled.
+    ex.hashed.reserve(n_end + doc.len().min(MAX_TOKENS * 5) / 5);
     if n_end >= 4 {
         for s in 0..=n_end - 4 {
             let g = u32::from_le_bytes([nb[s], nb[s + 1], nb[s + 2], nb[s + 3]]);
@@ -1704,6 +1756,7 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
                 bucket(h, bits),
                 Origin {
                     aux: false,
+                    ngram: true,
                     start: s as u32,
                     len: 4,
                 },
@@ -1730,6 +1783,7 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
             bucket(fnv(NS_WORD, w.as_bytes()), bits),
             Origin {
                 aux: false,
+                ngram: false,
                 start: start as u32,
                 len: w.len() as u16,
             },
@@ -2015,11 +2069,8 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
     }
 
     // Sorted unique buckets (a feature counts once: binary features, as TREC's best filters).
-    let mut hashed = std::mem::take(&mut ex.hashed);
-    hashed.sort_unstable_by_key(|(b, _)| *b);
-    hashed.dedup_by_key(|(b, _)| *b);
-    let n = hashed.len();
-    let (buckets, origins): (Vec<u32>, Vec<Origin>) = hashed.into_iter().unzip();
+    let (buckets, origins) = sort_unique(std::mem::take(&mut ex.hashed), bits);
+    let n = buckets.len();
     ex.stats.hashed_features = n;
     Features {
         heur: ex.heur,
@@ -2038,6 +2089,52 @@ fn finish(mut ex: Ex, subject: &str, from_domain: &str, from_local: &str) -> Fea
         bounce_original_message_id: ex.bounce_id,
         stats: ex.stats,
     }
+}
+
+/// The hashed features sorted by bucket, each bucket once with the origin of its first
+/// occurrence (a stable sort). Buckets are below 2^`bits` (`bucket`): a least-significant-digit
+/// radix sort in two passes of half the bits each is linear, where a comparison sort of the
+/// ~10,000 features of a long message was a tenth of extraction's time.
+pub(crate) fn sort_unique(mut v: Vec<(u32, Origin)>, bits: u32) -> (Vec<u32>, Vec<Origin>) {
+    // Below this a comparison sort beats clearing two digit histograms.
+    const RADIX_FROM: usize = 1024;
+    if v.len() < RADIX_FROM || bits > 24 {
+        v.sort_by_key(|(b, _)| *b);
+    } else {
+        let low = bits / 2;
+        let placeholder = Origin {
+            aux: false,
+            ngram: false,
+            start: 0,
+            len: 0,
+        };
+        let mut out = vec![(0u32, placeholder); v.len()];
+        for (shift, width) in [(0, low), (low, bits - low)] {
+            let mask = (1u32 << width) - 1;
+            let mut at = vec![0usize; (1usize << width) + 1];
+            for (b, _) in &v {
+                at[((b >> shift) & mask) as usize + 1] += 1;
+            }
+            for d in 1..at.len() {
+                at[d] += at[d - 1];
+            }
+            for item in &v {
+                let d = ((item.0 >> shift) & mask) as usize;
+                out[at[d]] = *item;
+                at[d] += 1;
+            }
+            std::mem::swap(&mut v, &mut out);
+        }
+    }
+    let mut buckets = Vec::with_capacity(v.len());
+    let mut origins = Vec::with_capacity(v.len());
+    for (b, o) in v {
+        if buckets.last() != Some(&b) {
+            buckets.push(b);
+            origins.push(o);
+        }
+    }
+    (buckets, origins)
 }
 
 /// `v1agra`, `fr33`, `c0ck`: letters on both sides of a digit standing for a letter.
@@ -2064,11 +2161,11 @@ fn detect_language(doc: &str) -> Option<&'static str> {
     if sample.chars().filter(|c| c.is_alphabetic()).count() < 20 {
         return None;
     }
-    let info = whatlang::detect(sample)?;
-    if !info.is_reliable() {
+    let (lang, confidence) = super::lang::detect(sample)?;
+    if !super::lang::is_reliable(confidence) {
         return None;
     }
-    iso639_1(info.lang().code())
+    iso639_1(lang.code())
 }
 
 /// ISO 639-3 (whatlang's codes) to ISO 639-1.

@@ -25,6 +25,7 @@
 pub mod boost;
 pub mod extract;
 pub mod heuristics;
+mod lang;
 pub mod model;
 
 pub use boost::BoostOptions;
@@ -248,8 +249,11 @@ impl Classifier {
         let origin = f.origins.get(k);
         match origin {
             Some(o) if o.aux => text.to_owned(),
-            Some(o) if o.len == 4 && text.len() == 4 && !is_word_at(f, k) => {
-                format!("4-gram:{text:?}")
+            // A 4-gram may cut a multi-byte character: its bytes, the cut shown as U+FFFD.
+            Some(o) if o.ngram => {
+                let start = o.start as usize;
+                let bytes = f.doc.as_bytes().get(start..start + usize::from(o.len));
+                format!("4-gram:{:?}", String::from_utf8_lossy(bytes.unwrap_or(&[])))
             }
             _ => format!("word:{text}"),
         }
@@ -264,18 +268,6 @@ fn keep_best(best: &mut Vec<(f32, usize)>, k: usize, item: (f32, usize)) {
     let at = best.partition_point(|b| b.0 >= item.0);
     best.insert(at, item);
     best.truncate(k);
-}
-
-/// Whether hashed feature `k` of the document is a word (not a 4-gram of the same length).
-fn is_word_at(f: &Features, k: usize) -> bool {
-    let Some(o) = f.origins.get(k) else {
-        return false;
-    };
-    let start = o.start as usize;
-    let end = start + o.len as usize;
-    let b = f.doc.as_bytes();
-    let word_char = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphanumeric());
-    (start == 0 || !word_char(start - 1)) && !word_char(end)
 }
 
 /// A tenant's personalisation: sparse deltas on the shipped model's weights, learned online

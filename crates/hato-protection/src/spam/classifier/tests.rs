@@ -1024,3 +1024,102 @@ fn phish_traits_make_phish_only_when_the_classifier_leans_spam() {
         s.reasons
     );
 }
+
+/// whatlang's own answer, as `lang::detect` gives it (the confidence as bits).
+fn whatlang_answer(text: &str) -> Option<(whatlang::Lang, u64)> {
+    whatlang::detect(text).map(|i| (i.lang(), i.confidence().to_bits()))
+}
+
+fn our_answer(text: &str) -> Option<(whatlang::Lang, u64)> {
+    lang::detect(text).map(|(l, c)| (l, c.to_bits()))
+}
+
+#[test]
+fn language_detection_is_whatlangs_bit_for_bit() {
+    let texts = [
+        "",
+        "a",
+        "1234 ,.;",
+        "The quick brown fox jumps over the lazy dog while the committee reviews the report.",
+        "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG",
+        "Die Sonne scheint in das Büro der Grabdenkmalsfirma Heinrich Kroll & Söhne.",
+        "René Descartes est un mathématicien, physicien et philosophe français, né en 1596.",
+        "Tyrkiske språk eller turkotatariske språk er en språkgruppe bestående av minst 35 språk",
+        "İstanbul'da HAVA ÇOK GÜZEL, değil mi? Şimdi gidiyoruz.",
+        "Tiếng Việt là ngôn ngữ của người Việt và là ngôn ngữ chính thức tại Việt Nam.",
+        "Hello мир, this is mixed text with кириллица inside and more english words here",
+        "Además de todo lo anteriormente dicho, también encontramos...",
+        "ΣΟΦΙΑ and Latin text mixed: sigma ΌΣΟΣ final forms lower-cased in context",
+        "Ja kulkee kylmä hetki pariimme, Olet hauras kuin jää, Ja kulke",
+        "click here click here click here click here click here free free free",
+    ];
+    for t in texts {
+        assert_eq!(our_answer(t), whatlang_answer(t), "{t:?}");
+    }
+    // Every corpus message's text, sampled as extraction samples it (its first 512 bytes).
+    let Some(dir) = corpus() else {
+        eprintln!("no corpus beside the checkout; only the fixed texts are compared");
+        return;
+    };
+    let mut compared = 0;
+    let mut latin = 0;
+    for sub in ["ham", "spam"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let raw = std::fs::read(e.unwrap().path()).unwrap();
+            let f = Classifier::extract_with_bits(&raw, BITS);
+            let mut end = f.doc.len().min(512);
+            while !f.doc.is_char_boundary(end) {
+                end -= 1;
+            }
+            let sample = &f.doc[..end];
+            let ours = our_answer(sample);
+            assert_eq!(ours, whatlang_answer(sample), "{sample:?}");
+            compared += 1;
+            if whatlang::detect_script(sample) == Some(whatlang::Script::Latin) {
+                latin += 1;
+            }
+        }
+    }
+    assert!(
+        compared > 6000 && latin > 5000,
+        "{compared} texts, {latin} Latin"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn language_detection_is_whatlangs_on_generated_text(
+        text in "[a-zA-Z àáâäãåæçèéêëìíîïñòóôöõøœùúûüýÿßİıŞşĞğčšžłąęőűāēīūș,.!?0-9'\n-]{0,600}",
+        words in proptest::collection::vec("[a-zäöüéè]{1,9}", 0..120),
+        mixed in "[a-zа-яё ]{0,300}",
+    ) {
+        proptest::prop_assert_eq!(our_answer(&text), whatlang_answer(&text), "{:?}", text);
+        let joined = words.join(" ");
+        proptest::prop_assert_eq!(our_answer(&joined), whatlang_answer(&joined), "{:?}", joined);
+        proptest::prop_assert_eq!(our_answer(&mixed), whatlang_answer(&mixed), "{:?}", mixed);
+    }
+
+    #[test]
+    fn hashed_features_sort_stably_and_keep_the_first_of_each_bucket(
+        bits in 10u32..=24,
+        len in 0usize..6000,
+        seed in proptest::num::u64::ANY,
+    ) {
+        let mut g = Gen(seed | 1);
+        // Few distinct buckets, so most are repeated.
+        let distinct = 1 + (g.next() as usize % (len + 1));
+        let v: Vec<(u32, extract::Origin)> = (0..len)
+            .map(|i| {
+                let b = ((g.next() % distinct as u64) as u32).wrapping_mul(2_654_435_761) % (1u32 << bits);
+                (b, extract::Origin { aux: i % 3 == 0, ngram: i % 3 == 1, start: i as u32, len: 4 })
+            })
+            .collect();
+        let mut want = v.clone();
+        want.sort_by_key(|(b, _)| *b);
+        want.dedup_by_key(|(b, _)| *b);
+        let (buckets, origins) = extract::sort_unique(v, bits);
+        let got: Vec<(u32, extract::Origin)> = buckets.into_iter().zip(origins).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}

@@ -10,7 +10,7 @@
 mod common;
 use common::console::{Client, roles_fixture};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -379,7 +379,7 @@ fn the_malware_policy_quarantine_tag_in_the_console() {
         "{}",
         page.body
     );
-    // A recipient admin may not change it (the API's refusal), nor may a forged POST.
+    // A forged POST may not change it, nor may a recipient admin or a user.
     let a = ga.post_with(
         "/protection/malware",
         &[
@@ -389,16 +389,27 @@ fn the_malware_policy_quarantine_tag_in_the_console() {
         false,
     );
     assert_eq!(a.status, 403);
-    let mut ra = Client::signed_in_csrf(&s, "ra@contoso.test", PASSWORD);
-    let a = ra.post_csrf(
-        "/protection/malware",
-        &[
-            ("setting", "quarantine_tag"),
-            ("value", "AdminOnlyAccessPolicy"),
-        ],
-    );
-    assert_eq!(a.status, 403);
+    for who in ["ra@contoso.test", "user@contoso.test"] {
+        let mut c = Client::signed_in_csrf(&s, who, PASSWORD);
+        assert_eq!(c.get("/protection/malware").status, 403, "{who}");
+        let a = c.post_csrf(
+            "/protection/malware",
+            &[
+                ("setting", "quarantine_tag"),
+                ("value", "AdminOnlyAccessPolicy"),
+            ],
+        );
+        assert_eq!(a.status, 403, "{who}");
+    }
     let (_, v) = s.api("GET", "/api/v1/malware-filter?tenant=contoso", None);
     assert_eq!(v["quarantine_tag"], "DefaultFullAccessPolicy");
-    let _ = json!({});
+    // The operator sees it for the tenant it names.
+    let mut op = Client::operator(&s);
+    let page = op.get("/protection/malware?tenant=contoso");
+    assert!(
+        page.body
+            .contains("<dt>quarantine_tag</dt><dd>DefaultFullAccessPolicy</dd>"),
+        "{}",
+        page.body
+    );
 }

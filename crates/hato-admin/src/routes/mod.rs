@@ -378,6 +378,18 @@ mod tests {
                 "x",
             ),
             (Method::POST, "/api/v1/quarantine/x/deny-release", "id", "x"),
+            (
+                Method::POST,
+                "/api/v1/blocklist/requests/x/approve",
+                "id",
+                "x",
+            ),
+            (
+                Method::POST,
+                "/api/v1/blocklist/requests/1.5/deny",
+                "id",
+                "1.5",
+            ),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");

@@ -418,6 +418,8 @@ mod tests {
             integers,
             BTreeSet::from(
                 [
+                    "/api/v1/blocklist/requests/{id}/approve id",
+                    "/api/v1/blocklist/requests/{id}/deny id",
                     "/api/v1/groups/{group}/conversations/{id} id",
                     "/api/v1/groups/{group}/files/{item}/{index} index",
                     "/api/v1/groups/{group}/files/{item}/{index} item",

@@ -1028,4 +1028,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX quarantine_request ON quarantine(tenant_id, request_state, received)
         WHERE request_state IS NOT NULL;
     "#,
+    // 38 (issue 11): the operator's decision on a delist request: approved (the entry is
+    // removed) or denied (it stays, and the request's link removes nothing); who, when and
+    // why. NULL: not decided. Existing requests are undecided.
+    r#"
+    ALTER TABLE delist_requests ADD COLUMN decision TEXT;
+    ALTER TABLE delist_requests ADD COLUMN decided_by TEXT;
+    ALTER TABLE delist_requests ADD COLUMN decided INTEGER;
+    ALTER TABLE delist_requests ADD COLUMN decision_reason TEXT;
+    "#,
 ];

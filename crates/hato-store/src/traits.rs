@@ -841,7 +841,31 @@ pub trait BlockListStore: Send + Sync {
     /// is still there (the same row: an entry listed anew since is not removed).
     fn confirm_delist(&self, token_hash: &str, now: Timestamp) -> Pending<DelistConfirmation>;
     /// The recorded delist requests, newest first, at most `limit`.
-    fn delist_requests(&self, limit: usize) -> Result<Vec<DelistRequest>>;
+    fn delist_requests(&self, limit: usize) -> Result<Vec<DelistRequest>> {
+        self.delist_request_page(&DelistRequestQuery {
+            status: None,
+            offset: 0,
+            limit,
+        })
+    }
+    /// One page of the recorded delist requests, newest first, in the state asked for (the
+    /// filter and the page are the query's).
+    fn delist_request_page(&self, query: &DelistRequestQuery) -> Result<Vec<DelistRequest>>;
+    /// The request with this id.
+    fn delist_request(&self, id: i64) -> Result<Option<DelistRequest>>;
+    /// The operator's decision on a pending request, in one write: approving removes the
+    /// entry listed as the request's (by its text, whatever row lists it now), denying keeps
+    /// it and makes the request's link remove nothing. [`crate::StoreError::NotFound`] for an
+    /// unknown id; [`crate::StoreError::InUse`] (a conflict) for a request decided already or one with
+    /// nothing to decide (not pending).
+    fn decide_delist(
+        &self,
+        id: i64,
+        decision: DelistDecision,
+        by: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Pending<DelistDecided>;
 }
 
 /// Everything a hato node needs from its store.

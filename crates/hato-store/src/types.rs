@@ -1100,6 +1100,15 @@ pub enum DelistOutcome {
 }
 
 impl DelistOutcome {
+    /// An entry listed the IP and the requester's link has not settled it: the operator may
+    /// approve or deny.
+    pub fn awaits_decision(self) -> bool {
+        matches!(
+            self,
+            DelistOutcome::ListedInRange | DelistOutcome::ConfirmationSent
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DelistOutcome::NotListed => "not_listed",
@@ -1156,6 +1165,104 @@ pub struct DelistRequest {
     pub token_expires: Option<Timestamp>,
     /// When its link was used.
     pub confirmed: Option<Timestamp>,
+    /// The operator's decision on it, when one was made (migration 38).
+    pub decision: Option<DelistDecision>,
+    /// Who decided (`operator`), when, and why (optional).
+    pub decided_by: Option<String>,
+    pub decided: Option<Timestamp>,
+    pub decision_reason: Option<String>,
+}
+
+impl DelistRequest {
+    /// Where the request stands (see [`DelistStatus`]).
+    pub fn status(&self) -> DelistStatus {
+        match self.decision {
+            Some(DelistDecision::Approved) => DelistStatus::Approved,
+            Some(DelistDecision::Denied) => DelistStatus::Denied,
+            None if self.outcome.awaits_decision() => DelistStatus::Pending,
+            None => DelistStatus::Closed,
+        }
+    }
+}
+
+/// The operator's decision on a delist request. Stored by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelistDecision {
+    /// The entry is removed (the requester's IP is accepted again).
+    Approved,
+    /// The entry stays, and the request's confirmation link no longer removes it.
+    Denied,
+}
+
+impl DelistDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelistDecision::Approved => "approved",
+            DelistDecision::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [DelistDecision::Approved, DelistDecision::Denied]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// Where a delist request stands: `pending` (an entry listed the IP and the operator has not
+/// decided: whether the requester's own link was used or not, the entry may still be there),
+/// `approved` / `denied` (the operator decided), `closed` (nothing to decide: nothing listed
+/// the IP, or the requester's link already removed the entry or found it gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelistStatus {
+    Pending,
+    Approved,
+    Denied,
+    Closed,
+}
+
+impl DelistStatus {
+    pub const ALL: [DelistStatus; 4] = [
+        DelistStatus::Pending,
+        DelistStatus::Approved,
+        DelistStatus::Denied,
+        DelistStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelistStatus::Pending => "pending",
+            DelistStatus::Approved => "approved",
+            DelistStatus::Denied => "denied",
+            DelistStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// One page of delist requests, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelistRequestQuery {
+    /// Only the requests in this state; `None`: all.
+    pub status: Option<DelistStatus>,
+    /// Requests skipped (the newest ones): `(page - 1) * page size`.
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// What deciding a delist request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelistDecided {
+    /// The request as it stands now.
+    pub request: DelistRequest,
+    /// The entry an approval removed; `None` when it had gone already (or on a denial).
+    pub removed: Option<BlockEntry>,
 }
 
 /// What following a confirmation link did.
@@ -1170,6 +1277,8 @@ pub enum DelistConfirmation {
     AlreadyUsed { ip: String, at: Timestamp },
     /// The link's time is up.
     Expired { ip: String },
+    /// The operator denied the request: the link removes nothing.
+    Denied { ip: String },
     /// No request has this token.
     Unknown,
 }
@@ -1667,6 +1776,10 @@ pub struct MalwareFilterPolicy {
     pub enable_external_sender_admin_notifications: bool,
     pub external_sender_admin_address: Option<String>,
     pub encrypted_archive_action: EncryptedArchiveAction,
+    /// `QuarantineTag`: the quarantine policy of the items this policy quarantines (default
+    /// `AdminOnlyAccessPolicy`). Whatever it permits, a user only ever requests the release
+    /// of malware (`QuarantinePermissions::for_kind`).
+    pub quarantine_tag: String,
 }
 
 impl Default for MalwareFilterPolicy {
@@ -1688,6 +1801,7 @@ impl Default for MalwareFilterPolicy {
             enable_external_sender_admin_notifications: false,
             external_sender_admin_address: None,
             encrypted_archive_action: EncryptedArchiveAction::Pass,
+            quarantine_tag: hato_core::message::ADMIN_ONLY_ACCESS_POLICY.into(),
         }
     }
 }

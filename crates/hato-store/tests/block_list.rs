@@ -280,3 +280,115 @@ fn entries_survive_reopening_the_store() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].entry, "198.51.100.0/24");
 }
+
+/// The operator's decisions (migration 38): approving a pending request removes its entry,
+/// denying keeps it and makes the request's link remove nothing; neither twice, and a request
+/// with nothing to decide is refused; the listing filters by status and pages in the query.
+#[test]
+fn the_operator_approves_or_denies_a_pending_request_once() {
+    let (_dir, s) = store();
+    let until = t0().plus_seconds(86_400);
+    let a = s.add_block(new_entry("192.0.2.7", None)).wait().unwrap();
+    let b = s.add_block(new_entry("192.0.2.8", None)).wait().unwrap();
+    let approve_me = s
+        .add_delist_request(request("192.0.2.7", Some(&a), Some(("hash-a", until))))
+        .wait()
+        .unwrap();
+    let deny_me = s
+        .add_delist_request(request("192.0.2.8", Some(&b), Some(("hash-b", until))))
+        .wait()
+        .unwrap();
+    let nothing = s
+        .add_delist_request(request("192.0.2.9", None, None))
+        .wait()
+        .unwrap();
+    let status = |id| s.delist_request(id).unwrap().unwrap().status();
+    assert_eq!(status(approve_me), DelistStatus::Pending);
+    assert_eq!(status(nothing), DelistStatus::Closed);
+    let page = |status, offset, limit| -> Vec<i64> {
+        s.delist_request_page(&DelistRequestQuery {
+            status,
+            offset,
+            limit,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+    };
+    assert_eq!(
+        page(Some(DelistStatus::Pending), 0, 10),
+        [deny_me, approve_me]
+    );
+    assert_eq!(page(None, 1, 1), [deny_me]);
+    assert_eq!(page(Some(DelistStatus::Closed), 0, 10), [nothing]);
+
+    let at = t0().plus_seconds(60);
+    let done = s
+        .decide_delist(
+            approve_me,
+            DelistDecision::Approved,
+            "operator",
+            Some("cleaned up"),
+            at,
+        )
+        .wait()
+        .unwrap();
+    assert_eq!(done.removed, Some(a));
+    assert_eq!(
+        (
+            done.request.status(),
+            done.request.decided_by.as_deref(),
+            done.request.decided,
+            done.request.decision_reason.as_deref()
+        ),
+        (
+            DelistStatus::Approved,
+            Some("operator"),
+            Some(at),
+            Some("cleaned up")
+        )
+    );
+    assert_eq!(s.block_entries(at).unwrap(), vec![b.clone()]);
+    let denied = s
+        .decide_delist(deny_me, DelistDecision::Denied, "operator", None, at)
+        .wait()
+        .unwrap();
+    assert_eq!(
+        (denied.removed, denied.request.status()),
+        (None, DelistStatus::Denied)
+    );
+    // The denied request's link removes nothing, and is not used up by trying.
+    assert_eq!(
+        s.confirm_delist("hash-b", at).wait().unwrap(),
+        DelistConfirmation::Denied {
+            ip: "192.0.2.8".into()
+        }
+    );
+    assert_eq!(s.block_entries(at).unwrap(), vec![b]);
+    // Decided once: a second decision, either way, is a conflict saying who decided.
+    for (id, d) in [
+        (approve_me, DelistDecision::Denied),
+        (deny_me, DelistDecision::Approved),
+    ] {
+        let e = s
+            .decide_delist(id, d, "operator", None, at)
+            .wait()
+            .unwrap_err();
+        assert!(matches!(e, StoreError::InUse(_)), "{e}");
+        assert!(e.to_string().contains("already, by operator"), "{e}");
+    }
+    let e = s
+        .decide_delist(nothing, DelistDecision::Approved, "operator", None, at)
+        .wait()
+        .unwrap_err();
+    assert!(e.to_string().contains("nothing listed its IP"), "{e}");
+    let e = s
+        .decide_delist(9999, DelistDecision::Approved, "operator", None, at)
+        .wait()
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    assert_eq!(page(Some(DelistStatus::Approved), 0, 10), [approve_me]);
+    assert_eq!(page(Some(DelistStatus::Denied), 0, 10), [deny_me]);
+    assert_eq!(page(Some(DelistStatus::Pending), 0, 10), Vec::<i64>::new());
+}

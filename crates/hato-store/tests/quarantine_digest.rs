@@ -56,6 +56,24 @@ impl World {
     /// Queues a message to the mailboxes `to`, each held as `kind`, and delivery's quarantine
     /// outcome for each, at the clock's time; the items expire `days` later.
     fn hold(&self, trace_id: &str, to: &[(i64, &str)], kind: QuarantineKind, days: i64) {
+        self.hold_under(
+            trace_id,
+            to,
+            kind,
+            days,
+            Some("DefaultFullAccessWithNotificationPolicy"),
+        );
+    }
+
+    /// [`World::hold`] under the quarantine policy `policy` (`None`: the kind's default).
+    fn hold_under(
+        &self,
+        trace_id: &str,
+        to: &[(i64, &str)],
+        kind: QuarantineKind,
+        days: i64,
+        policy: Option<&str>,
+    ) {
         let now = self.clock.now();
         self.store
             .enqueue(NewMessage {
@@ -81,7 +99,7 @@ impl World {
                             policy: "Default".into(),
                             reason: Reason::new(Stage::Spam, "held by the test"),
                             days: None,
-                            quarantine_policy: None,
+                            quarantine_policy: policy.map(str::to_owned),
                         }),
                         finished: None,
                         stamp: String::new(),
@@ -203,6 +221,71 @@ fn only_the_kinds_users_manage_make_a_recipient_owed_a_digest() {
         .unwrap();
     assert_eq!(items.total, 1);
     assert_eq!(items.items[0].kind, QuarantineKind::Spam);
+}
+
+#[test]
+fn only_items_under_a_quarantine_policy_with_notifications_are_owed_a_digest() {
+    let w = world();
+    let alice = (w.alice, "alice@contoso.test");
+    let bob = (w.bob, "bob@contoso.test");
+    let custom = |name: &str, notifications| QuarantinePolicy {
+        name: name.into(),
+        permissions: QuarantinePermissions::FULL_ACCESS,
+        notifications,
+        built_in: false,
+    };
+    for p in [custom("Quiet", false), custom("Loud", true)] {
+        w.store
+            .put_quarantine_policy(w.tenant, p, true, w.clock.now())
+            .wait()
+            .unwrap();
+    }
+    // ESNEnabled off: the kind's default (DefaultFullAccessPolicy for spam), the built-in
+    // policies without notifications, a custom one without, one that does not exist.
+    for (i, policy) in [
+        None,
+        Some("DefaultFullAccessPolicy"),
+        Some("AdminOnlyAccessPolicy"),
+        Some("Quiet"),
+        Some("Gone"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.hold_under(
+            &format!("quiet-{i}"),
+            &[alice, bob],
+            QuarantineKind::Spam,
+            30,
+            policy,
+        );
+    }
+    assert_eq!(w.candidates(), vec![]);
+    // On: a built-in with notifications (any case), and the tenant's own with ESNEnabled.
+    w.clock.advance_seconds(60);
+    let t1 = w.clock.now();
+    w.hold_under(
+        "loud-1",
+        &[alice],
+        QuarantineKind::Spam,
+        30,
+        Some("notificationenabledpolicy"),
+    );
+    w.hold_under("loud-2", &[bob], QuarantineKind::Bulk, 30, Some("LOUD"));
+    assert_eq!(
+        w.candidates(),
+        vec![
+            ("alice@contoso.test".into(), None, t1),
+            ("bob@contoso.test".into(), None, t1),
+        ]
+    );
+    // The listing leaves out the quiet ones held before.
+    let items = w
+        .store
+        .digest_items(w.tenant, "bob@contoso.test", None, t1, w.clock.now(), 10)
+        .unwrap();
+    assert_eq!(items.total, 1);
+    assert_eq!(items.items[0].subject, "loud-2");
 }
 
 #[test]

@@ -997,6 +997,11 @@ impl ContentPipeline {
                     Action::Reject(reply::blocked_file_type(&types))
                 }
             };
+            if matches!(action, Action::Quarantine { .. }) {
+                // The malware policy's `QuarantineTag` governs the item (Exchange); a user may
+                // still only request release of malware (`QuarantinePermissions::for_kind`).
+                r.content.quarantine_tag = Some(stored.quarantine_tag.clone());
+            }
             for reason in malware.reasons {
                 r.verdicts.push(RecipientVerdict {
                     action: action.clone(),

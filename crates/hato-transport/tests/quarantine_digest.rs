@@ -109,7 +109,12 @@ impl World {
             tenant_id: self.tenant,
             route: Route::Local(mailbox),
             verdicts: vec![],
-            content: Default::default(),
+            // Held under a quarantine policy with notifications on (ESNEnabled): only such
+            // items are in a digest.
+            content: hato_core::message::RecipientContent {
+                quarantine_tag: Some("NotificationEnabledPolicy".into()),
+                ..Default::default()
+            },
             dsn: Default::default(),
         };
         let mut message = MessageContext::new(

@@ -327,10 +327,12 @@ fn spam_filter(
     ))))
 }
 
-/// Where the quarantine digest reads each recipient's notification settings. For now the same
-/// for everyone, from `[quarantine] end_user_spam_notification*` (Exchange's defaults: off);
-/// the anti-spam policy store's per-recipient source replaces it (see
-/// `hato_transport::digest::NotificationSettingsSource`).
+/// Where the quarantine digest reads each recipient's notification settings: the recipient's
+/// anti-spam policy when it turns them on, else `[quarantine] end_user_spam_notification*` (the
+/// server-wide switch; Exchange's defaults: off). Which items a digest lists is the items'
+/// quarantine policies' business: only those held under a policy with `ESNEnabled` (the
+/// store's `digest_candidates`/`digest_items`), as Exchange sends quarantine notifications
+/// only for such policies; a recipient whose items all have it off gets nothing.
 fn digest_settings(
     config: &Config,
     store: &Arc<dyn Store>,

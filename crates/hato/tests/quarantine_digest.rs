@@ -38,7 +38,9 @@ fn queue_held_message(s: &mut Server) {
                 policy: "Default".into(),
                 reason: Reason::new(stage, "held by the test"),
                 days: None,
-                quarantine_policy: None,
+                // Notifications on (ESNEnabled): only such items are in a digest; malware
+                // never is, whatever its policy.
+                quarantine_policy: Some("DefaultFullAccessWithNotificationPolicy".into()),
             }),
             connector: None,
             dsn: Default::default(),

@@ -331,6 +331,8 @@ pub const DONE: &[(&str, Text)] = &[
     ("verified", i18n::DONE_VERIFIED),
     ("retried", i18n::DONE_RETRIED),
     ("released", i18n::DONE_RELEASED),
+    ("approved", i18n::S10_DONE_APPROVED),
+    ("denied", i18n::S10_DONE_DENIED),
 ];
 
 fn done_text(code: &str) -> Option<Text> {

@@ -733,6 +733,37 @@ pub const QP_NO_PREVIEW: Text = Text(
 );
 pub const QP_SEND_ON_BEHALF: Text = Text("Send on behalf", "代理人として送信");
 
+// s10 console leftovers: delist decisions, the live trace's expired session, the malware
+// policy's quarantine tag.
+pub const S10_SESSION_EXPIRED: Text = Text(
+    "Your session has expired: live updates have stopped.",
+    "セッションの有効期限が切れたため、ライブ更新が停止しました。",
+);
+pub const S10_SIGN_IN_AGAIN: Text = Text("Sign in again", "もう一度サインイン");
+pub const S10_DELIST_HELP: Text = Text(
+    "Requests made on the public delist page. A sender's confirmation link removes a single-address entry by itself; a request whose entry is still listed is pending until you approve it (the entry is removed) or deny it (the entry stays and the request's link no longer works). A request is decided once.",
+    "公開のリスト解除ページで行われた要求です。送信者が確認リンクを開くと、単一アドレスのエントリは自動的に削除されます。エントリが残っている要求は、承認 (エントリを削除) または拒否 (エントリを残し、要求のリンクを無効化) するまで保留中です。決定は一度だけ行えます。",
+);
+pub const S10_REQUEST_STATUS: Text = Text("Status", "状態");
+pub const S10_ALL: Text = Text("All", "すべて");
+pub const S10_PENDING: Text = Text("Pending", "保留中");
+pub const S10_APPROVED: Text = Text("Approved", "承認済み");
+pub const S10_DENIED: Text = Text("Denied", "拒否済み");
+pub const S10_CLOSED: Text = Text("Closed", "完了");
+pub const S10_APPROVE: Text = Text("Approve", "承認");
+pub const S10_DENY: Text = Text("Deny", "拒否");
+pub const S10_DECIDED: Text = Text("Decided", "決定");
+pub const S10_DECISION_REASON: Text = Text("Reason (optional)", "理由 (省略可)");
+pub const S10_DONE_APPROVED: Text = Text(
+    "Approved: the entry was removed from the block list.",
+    "承認しました。エントリをブロック一覧から削除しました。",
+);
+pub const S10_DONE_DENIED: Text = Text(
+    "Denied: the entry stays on the block list.",
+    "拒否しました。エントリはブロック一覧に残ります。",
+);
+pub const S10_QUARANTINE_TAG: Text = Text("Quarantine policy", "検疫ポリシー");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,9 @@ const TABS: [Tab; 6] = [
 pub struct PageQuery {
     tenant: Option<String>,
     done: Option<String>,
+    /// The block list tab's delist requests: the status shown and the page.
+    status: Option<String>,
+    dpage: Option<String>,
     #[serde(flatten)]
     table: TableParams,
 }
@@ -332,30 +335,95 @@ async fn blocklist_table(s: &AppState, ctx: &Ctx) -> Result<Table, ApiError> {
     })
 }
 
-/// The newest requests made on the delist page (the API's default count).
-async fn delist_requests(s: &AppState, ctx: &Ctx) -> ApiResult<Vec<Value>> {
-    let params: blocklist::RequestsParams = input(json!({}))?;
+/// Delist requests shown a page.
+const DELIST_PAGE: usize = 50;
+
+/// The statuses the requests' filter offers (the API's names) and their labels.
+const DELIST_STATUSES: [(&str, i18n::Text); 4] = [
+    ("pending", i18n::S10_PENDING),
+    ("approved", i18n::S10_APPROVED),
+    ("denied", i18n::S10_DENIED),
+    ("closed", i18n::S10_CLOSED),
+];
+
+/// The requests' filter as asked: one of [`DELIST_STATUSES`], or all.
+fn delist_status(q: &PageQuery) -> Option<&'static str> {
+    let asked = q.status.as_deref().unwrap_or("").trim();
+    DELIST_STATUSES
+        .iter()
+        .map(|(k, _)| *k)
+        .find(|k| k.eq_ignore_ascii_case(asked))
+}
+
+/// The requests' page as asked (1 first).
+fn delist_page_no(q: &PageQuery) -> usize {
+    q.dpage
+        .as_deref()
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p| (1..=100_000).contains(p))
+        .unwrap_or(1)
+}
+
+/// One page of the requests made on the delist page, newest first, in the status asked for:
+/// the API's listing (filtered and paged in the store's query).
+async fn delist_requests(
+    s: &AppState,
+    ctx: &Ctx,
+    status: Option<&str>,
+    page: usize,
+) -> ApiResult<Vec<Value>> {
+    let mut q = json!({ "limit": DELIST_PAGE, "page": page });
+    if let Some(st) = status {
+        q["status"] = json!(st);
+    }
+    let params: blocklist::RequestsParams = input(q)?;
     let v = value(blocklist::list_requests(State(s.clone()), ctx.p, Ok(Query(params))).await)?;
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
-/// The delist requests, and the operator's decision on those whose entry is still listed:
-/// remove it (the request is granted) or leave it (nothing to do: the entry stays). A single
-/// address's entry is removed by the requester's own confirmation; a network entry only here.
-fn delist_section(ctx: &Ctx, t: &Tenant, requests: &[Value], listed: &[String]) -> Markup {
+/// The delist requests with their status, a filter by status, and the operator's decision on
+/// each pending one: Approve (the entry is removed) or Deny (it stays; the request's link no
+/// longer removes it), with an optional reason; `blocklist::approve_request`/`deny_request`.
+fn delist_section(
+    ctx: &Ctx,
+    t: &Tenant,
+    requests: &[Value],
+    status: Option<&str>,
+    page: usize,
+) -> Markup {
     let lang = ctx.lang;
     let tidy = |s: String| s.replace('T', " ").trim_end_matches('Z').to_string();
-    let mut pending: Vec<String> = requests
-        .iter()
-        .map(|r| field(r, "entry"))
-        .filter(|e| !e.is_empty() && listed.contains(e))
-        .collect();
-    pending.sort();
-    pending.dedup();
+    let label = |st: &str| {
+        DELIST_STATUSES
+            .iter()
+            .find(|(k, _)| *k == st)
+            .map(|(_, l)| l.get(lang).to_string())
+            .unwrap_or_else(|| st.to_string())
+    };
+    let link = |p: usize| {
+        let mut extra = vec![("dpage", p.to_string())];
+        if let Some(st) = status {
+            extra.push(("status", st.to_string()));
+        }
+        format!("{}#delist-requests", href(ctx, t, BLOCKLIST, &extra))
+    };
     html! {
         section.panel #delist-requests {
             h2 { (i18n::S9_DELIST_REQUESTS.get(lang)) }
-            p.note { (i18n::S9_DELIST_HELP.get(lang)) }
+            p.note { (i18n::S10_DELIST_HELP.get(lang)) }
+            form.query.inline method="get" action=(BLOCKLIST) {
+                @for (k, val) in tenant_query(ctx, t) { input type="hidden" name=(k) value=(val); }
+                label { (i18n::S10_REQUEST_STATUS.get(lang)) " "
+                    select name="status" {
+                        option value="" selected[status.is_none()] { (i18n::S10_ALL.get(lang)) }
+                        @for (k, l) in DELIST_STATUSES {
+                            option value=(k) selected[status == Some(k)] { (l.get(lang)) }
+                        }
+                    }
+                }
+                " "
+                button type="submit" { (i18n::SEARCH.get(lang)) }
+            }
             @if requests.is_empty() {
                 p.note { (i18n::NO_ROWS.get(lang)) }
             } @else {
@@ -364,31 +432,46 @@ fn delist_section(ctx: &Ctx, t: &Tenant, requests: &[Value], listed: &[String]) 
                         th { (i18n::RECEIVED.get(lang)) } th { (i18n::IP_ENTRY.get(lang)) }
                         th { (i18n::ADDRESS.get(lang)) } th { (i18n::S9_REQUESTED_BY.get(lang)) }
                         th { (i18n::S9_OUTCOME.get(lang)) } th { (i18n::S9_CONFIRMED.get(lang)) }
+                        th { (i18n::S10_REQUEST_STATUS.get(lang)) } th { (i18n::S10_DECIDED.get(lang)) }
                     } }
                     tbody {
                         @for r in requests {
-                            tr {
+                            @let st = field(r, "status");
+                            tr class=(format!("request-{st}")) {
                                 td { (tidy(field(r, "requested"))) }
                                 td { (field(r, "ip")) @let e = field(r, "entry"); @if !e.is_empty() { " (" (e) ")" } }
                                 td { (field(r, "address")) }
                                 td { (field(r, "client_ip")) }
                                 td.outcome { (field(r, "outcome")) }
                                 td { (tidy(field(r, "confirmed"))) }
+                                td.status { (label(&st)) }
+                                td.decision {
+                                    @if st == "pending" {
+                                        form.inline.decide method="post" action=(BLOCKLIST) {
+                                            (hidden(ctx, t))
+                                            input type="hidden" name="id" value=(field(r, "id"));
+                                            label { (i18n::S10_DECISION_REASON.get(lang)) " "
+                                                input type="text" name="reason" maxlength="500";
+                                            }
+                                            " "
+                                            button type="submit" name="op" value="approve" { (i18n::S10_APPROVE.get(lang)) }
+                                            " "
+                                            button type="submit" name="op" value="deny" { (i18n::S10_DENY.get(lang)) }
+                                        }
+                                    } @else {
+                                        (field(r, "decided_by")) " " (tidy(field(r, "decided")))
+                                        @let why = field(r, "decision_reason");
+                                        @if !why.is_empty() { br; span.reason { (why) } }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-            @if !pending.is_empty() {
-                form.inline method="post" action=(BLOCKLIST) {
-                    (hidden(ctx, t))
-                    input type="hidden" name="op" value="remove";
-                    label { (i18n::IP_ENTRY.get(lang))
-                        select name="entry" { @for e in &pending { option value=(e) { (e) } } }
-                    }
-                    " "
-                    button type="submit" data-op="delist" { (i18n::S9_REMOVE_ENTRY.get(lang)) }
-                }
+            nav.pager {
+                @if page > 1 { a rel="prev" href=(link(page - 1)) { (i18n::PREVIOUS.get(lang)) } " " }
+                @if requests.len() == DELIST_PAGE { a rel="next" href=(link(page + 1)) { (i18n::NEXT.get(lang)) } }
             }
         }
     }
@@ -403,13 +486,15 @@ pub struct BlockForm {
     reason: Option<String>,
     expires_in: Option<String>,
     op: Option<String>,
+    /// A delist request's id (`op` approve or deny).
+    id: Option<String>,
 }
 
 async fn blocklist_page(
     s: &AppState,
     ctx: &Ctx,
     t: &Tenant,
-    q: &TableParams,
+    q: &PageQuery,
     status: StatusCode,
     notice: Notice,
     kept: &BlockForm,
@@ -424,18 +509,18 @@ async fn blocklist_page(
         Ok(table) => table,
         Err(e) => return error_page(Some(ctx), lang, e),
     };
-    let listed: Vec<String> = table.rows.iter().map(|r| r[0].text.clone()).collect();
-    table.apply(q);
-    let requests = match delist_requests(s, ctx).await {
+    table.apply(&q.table);
+    let (filter, page) = (delist_status(q), delist_page_no(q));
+    let requests = match delist_requests(s, ctx, filter, page).await {
         Ok(r) => r,
         Err(e) => return error_page(Some(ctx), lang, e),
     };
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let body = html! {
-        (delist_section(ctx, t, &requests, &listed))
+        (delist_section(ctx, t, &requests, filter, page))
         p.note { (i18n::BLOCK_LIST_HELP.get(lang)) }
         div #results {
-            (table.render(lang, q, BLOCKLIST, &tenant_query(ctx, t), &format!("{BLOCKLIST}.csv")))
+            (table.render(lang, &q.table, BLOCKLIST, &tenant_query(ctx, t), &format!("{BLOCKLIST}.csv")))
         }
         form.panel method="post" action=(BLOCKLIST) {
             h2 { (i18n::CHANGE_BLOCK_LIST.get(lang)) }
@@ -471,7 +556,7 @@ pub async fn blocklist_tab(
                     s,
                     ctx,
                     &t,
-                    &q.table,
+                    &q,
                     StatusCode::OK,
                     notice,
                     &BlockForm::default(),
@@ -522,6 +607,26 @@ pub async fn blocklist_change(
         "remove" => blocklist::remove_entry(st, ctx.p, Path(entry))
             .await
             .map(|_| "removed"),
+        op @ ("approve" | "deny") => {
+            let id = f.id.as_deref().unwrap_or("").trim();
+            match id.parse::<i64>() {
+                Ok(id) => {
+                    let reason = given(&f.reason).map(|r| json!({ "reason": r }).to_string());
+                    let raw = axum::body::Bytes::from(reason.unwrap_or_default());
+                    let (decision, code) = if op == "approve" {
+                        (hato_store::DelistDecision::Approved, "approved")
+                    } else {
+                        (hato_store::DelistDecision::Denied, "denied")
+                    };
+                    blocklist::decide(&s, ctx.p, id, decision, &raw)
+                        .await
+                        .map(|_| code)
+                }
+                Err(_) => Err(ApiError::bad_request(format!(
+                    "id: {id:?} is not a delist request's id"
+                ))),
+            }
+        }
         other => Err(ApiError::bad_request(format!("unknown action {other:?}"))),
     };
     match done {
@@ -531,7 +636,7 @@ pub async fn blocklist_change(
                 &s,
                 &ctx,
                 &t,
-                &TableParams::default(),
+                &PageQuery::default(),
                 e.status,
                 Notice::error(&e),
                 &f,
@@ -738,6 +843,7 @@ fn malware_table(ctx: &Ctx, t: &Tenant, policies: &[Value]) -> Table {
             col("recipient_domain_is", i18n::S9_RECIPIENT_DOMAIN_IS),
             col("action", i18n::ACTION),
             col("enable_file_filter", i18n::S9_FILE_FILTER),
+            col("quarantine_tag", i18n::S10_QUARANTINE_TAG),
         ],
         rows: policies
             .iter()
@@ -756,6 +862,7 @@ fn malware_table(ctx: &Ctx, t: &Tenant, policies: &[Value]) -> Table {
                     Cell::text(field(p, "recipient_domain_is")),
                     Cell::text(field(p, "action")),
                     Cell::text(yes_no(lang, p, "enable_file_filter")),
+                    Cell::text(field(p, "quarantine_tag")),
                 ]
             })
             .collect(),
@@ -792,6 +899,23 @@ pub struct MalwarePolicyForm {
     recipient_domain_is: Option<String>,
     action: Option<String>,
     enable_file_filter: Option<String>,
+    /// `QuarantineTag`: a quarantine policy of the tenant.
+    quarantine_tag: Option<String>,
+}
+
+/// The names of the tenant's quarantine policies (built-in first), for the quarantine tag's
+/// choice: the API's own listing.
+async fn quarantine_policy_names(s: &AppState, ctx: &Ctx, t: &Tenant) -> ApiResult<Vec<String>> {
+    let v = value(
+        crate::routes::quarantine_policies::list(State(s.clone()), ctx.p, Path(t.name.clone()))
+            .await,
+    )?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| field(p, "name"))
+        .filter(|n| !n.is_empty())
+        .collect())
 }
 
 /// `New-MalwareFilterPolicy`'s actions, as the API names them.
@@ -801,10 +925,17 @@ const MALWARE_ACTIONS: [&str; 3] = [
     "delete-attachment-and-use-custom-alert",
 ];
 
-fn malware_policy_form(ctx: &Ctx, t: &Tenant, f: &MalwarePolicyForm) -> Markup {
+fn malware_policy_form(
+    ctx: &Ctx,
+    t: &Tenant,
+    f: &MalwarePolicyForm,
+    quarantine_policies: &[String],
+) -> Markup {
     let lang = ctx.lang;
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let action = v(&f.action);
+    let tag = given(&f.quarantine_tag)
+        .unwrap_or_else(|| hato_core::message::ADMIN_ONLY_ACCESS_POLICY.to_string());
     html! {
         form.panel.malware-policy-form method="post" action={ (MALWARE) "/policies" } {
             h2 { (i18n::S9_NEW_MALWARE_POLICY.get(lang)) }
@@ -818,6 +949,11 @@ fn malware_policy_form(ctx: &Ctx, t: &Tenant, f: &MalwarePolicyForm) -> Markup {
             label { (i18n::ACTION.get(lang))
                 select name="action" {
                     @for a in MALWARE_ACTIONS { option value=(a) selected[a == action] { (a) } }
+                }
+            }
+            label { (i18n::S10_QUARANTINE_TAG.get(lang)) " (QuarantineTag)"
+                select name="quarantine_tag" {
+                    @for q in quarantine_policies { option value=(q) selected[q.eq_ignore_ascii_case(&tag)] { (q) } }
                 }
             }
             label.check {
@@ -860,6 +996,10 @@ async fn malware_page(
     };
     let name = field(&shown, "name");
     let custom = !shown.get("priority").is_none_or(Value::is_null);
+    let quarantine_policies = match quarantine_policy_names(s, ctx, t).await {
+        Ok(names) => names,
+        Err(e) => return error_page(Some(ctx), lang, e),
+    };
     let mut table = malware_table(ctx, t, &policies);
     table.apply(&q.table);
     let body = html! {
@@ -882,7 +1022,7 @@ async fn malware_page(
             }
         }
         (setting_form(ctx, t, MALWARE, &shown, &[("policy", name.clone())], kept))
-        (malware_policy_form(ctx, t, kept_new))
+        (malware_policy_form(ctx, t, kept_new, &quarantine_policies))
     };
     frame(ctx, t, MALWARE, status, &notice, body)
 }
@@ -1039,6 +1179,9 @@ pub async fn malware_policy_action(
                     v["action"] = json!(a);
                 }
                 v["enable_file_filter"] = json!(f.enable_file_filter.is_some());
+                if let Some(q) = given(&f.quarantine_tag) {
+                    v["quarantine_tag"] = json!(q);
+                }
                 malware_filter::create(State(s.clone()), ctx.p, filter(), body(v)?).await
             }
             .await;

@@ -443,10 +443,60 @@ pub struct LiveForm {
     form: TraceForm,
 }
 
+/// A poll without a valid session (expired, signed out, or never): the sign-in page, then back
+/// to the trace page with the same query (not to the poll's fragment). htmx follows an XHR's
+/// redirect by itself and would swap in nothing from the sign-in page, leaving the page silent;
+/// so an htmx request gets `HX-Redirect`, which htmx turns into the whole page going there
+/// (htmx 2 reads it whatever the status), with a line saying so in place of the poller should
+/// htmx not follow. Anything else gets the usual 303. A stale session cookie goes either way.
+fn live_signed_out(lang: Lang, headers: &HeaderMap, f: &TraceForm, refused: Response) -> Response {
+    if refused.status() != axum::http::StatusCode::SEE_OTHER {
+        // Not a sign-in redirect (the store failed): as it is.
+        return refused;
+    }
+    let page = format!("/trace?{}", super::query_string(&f.query()));
+    let login = format!(
+        "/login?next={}",
+        super::url_encode(page.trim_end_matches('?'))
+    );
+    let mut r = if headers.get("HX-Request").is_some_and(|v| v == "true") {
+        let body = html! {
+            div #live {
+                p.note.expired role="alert" {
+                    (i18n::S10_SESSION_EXPIRED.get(lang)) " "
+                    a href=(login) { (i18n::S10_SIGN_IN_AGAIN.get(lang)) }
+                }
+            }
+        };
+        let mut r = axum::response::Html(body.into_string()).into_response();
+        if let Ok(v) = HeaderValue::from_str(&login) {
+            r.headers_mut().insert("HX-Redirect", v);
+        }
+        r
+    } else {
+        see_other(&login)
+    };
+    if let Some(c) = refused.headers().get(header::SET_COOKIE) {
+        r.headers_mut().insert(header::SET_COOKIE, c.clone());
+    }
+    r
+}
+
 /// The rows of the page's query that arrived after its newest row, as the poller's new self:
 /// `run`, the API's function, with the session's principal (the same authorization and tenant
 /// scope as the page), the query's own start moved up to that row's second.
-pub async fn live(State(s): State<AppState>, ctx: Ctx, Query(l): Query<LiveForm>) -> Response {
+pub async fn live(
+    State(s): State<AppState>,
+    ctx: Result<Ctx, Response>,
+    headers: HeaderMap,
+    Query(l): Query<LiveForm>,
+) -> Response {
+    let ctx = match ctx {
+        Ok(ctx) => ctx,
+        Err(refused) => {
+            return live_signed_out(super::i18n::Lang::of(&headers), &headers, &l.form, refused);
+        }
+    };
     let lang = ctx.lang;
     let since = l.since.as_deref().map(str::trim).filter(|v| !v.is_empty());
     let newest = match since {

@@ -1,10 +1,13 @@
 //! The provider's block list (the platform operator's, like Microsoft's blocked senders list;
 //! seed C1-C3): entries added, listed and removed by the operator only (403 for anyone else), and
-//! the record of requests made on the delist page. Every change reloads the edge's snapshot.
+//! the record of requests made on the delist page with the operator's decision on each pending
+//! one (approve: the entry is removed; deny: it stays and the request's link removes nothing;
+//! once). Every change reloads the edge's snapshot.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{ApiResult, AppState, Path, body, reload_block_list, require_operator};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -13,7 +16,10 @@ use hato_core::Timestamp;
 use hato_core::auth::Principal;
 use hato_protection::IpNetwork;
 use hato_protection::provider_block_list::parse_expiry;
-use hato_store::{BlockEntry, DelistRequest, NewBlockEntry};
+use hato_store::{
+    BlockEntry, DelistDecided, DelistDecision, DelistRequest, DelistRequestQuery, DelistStatus,
+    NewBlockEntry,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_entries, add_entry))
         .routes(routes!(remove_entry))
         .routes(routes!(list_requests))
+        .routes(routes!(approve_request))
+        .routes(routes!(deny_request))
 }
 
 /// The longest reason kept (it goes into the connection log with every refusal).
@@ -95,10 +103,18 @@ pub(crate) struct DelistRecord {
     link_expires: Option<String>,
     /// When the link was followed (RFC 3339, UTC).
     confirmed: Option<String>,
+    /// `pending` (an entry listed the IP; the operator may approve or deny), `approved`,
+    /// `denied`, or `closed` (nothing to decide: nothing listed the IP, or the link settled it).
+    status: String,
+    /// Who decided (`operator`), when (RFC 3339, UTC) and why.
+    decided_by: Option<String>,
+    decided: Option<String>,
+    decision_reason: Option<String>,
 }
 
 impl From<DelistRequest> for DelistRecord {
     fn from(r: DelistRequest) -> Self {
+        let status = r.status().as_str().to_string();
         DelistRecord {
             id: r.id,
             requested: r.requested.to_rfc3339(),
@@ -109,6 +125,10 @@ impl From<DelistRequest> for DelistRecord {
             entry: r.entry,
             link_expires: r.token_expires.map(Timestamp::to_rfc3339),
             confirmed: r.confirmed.map(Timestamp::to_rfc3339),
+            status,
+            decided_by: r.decided_by,
+            decided: r.decided.map(Timestamp::to_rfc3339),
+            decision_reason: r.decision_reason,
         }
     }
 }
@@ -247,9 +267,14 @@ pub(crate) async fn remove_entry(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RequestsParams {
-    /// 1-1000, default 100: the newest ones.
+    /// 1-1000, default 100: the newest ones (a page of this many).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The page (1 first, the newest), `limit` requests a page.
+    #[param(minimum = 1)]
+    page: Option<usize>,
+    /// Only the requests in this state: `pending`, `approved`, `denied` or `closed`.
+    status: Option<String>,
 }
 
 /// The requests made on the delist page, newest first: who asked (the web client's IP), when,
@@ -277,9 +302,165 @@ pub(crate) async fn list_requests(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit: from 1 to 1000"));
     }
+    let page = params.page.unwrap_or(1);
+    if !(1..=1_000_000).contains(&page) {
+        return Err(ApiError::bad_request("page: from 1"));
+    }
+    let status = match params.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => Some(DelistStatus::parse(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status: {v:?} is not one of pending, approved, denied, closed"
+            ))
+        })?),
+    };
+    let query = DelistRequestQuery {
+        status,
+        offset: (page - 1) * limit,
+        limit,
+    };
     s.blocking(move |s| {
-        let requests = s.store.delist_requests(limit)?;
+        let requests = s.store.delist_request_page(&query)?;
         Ok(Json(requests.into_iter().map(DelistRecord::from).collect()))
     })
     .await
+}
+
+/// Why the operator decided as they did (optional). The body may be empty.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionInput {
+    /// At most 500 characters, one line.
+    reason: Option<String>,
+}
+
+/// A decision taken: the request as it stands now, and the entry an approval removed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DecisionAnswer {
+    request: DelistRecord,
+    /// The entry removed (an approval of a request whose entry was still listed); null when
+    /// nothing was removed.
+    removed: Option<BlockListEntry>,
+}
+
+/// The reason given with a decision, checked as an entry's reason is: `None` when none.
+fn decision_reason(raw: &Bytes) -> ApiResult<Option<String>> {
+    let input: DecisionInput = if raw.iter().all(u8::is_ascii_whitespace) {
+        DecisionInput::default()
+    } else {
+        serde_json::from_slice(raw)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a decision: {e}")))?
+    };
+    let Some(reason) = input.reason.map(|r| r.trim().to_string()) else {
+        return Ok(None);
+    };
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "reason: at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "reason: no control characters (one line of text)",
+        ));
+    }
+    Ok((!reason.is_empty()).then_some(reason))
+}
+
+/// Records the operator's decision on a request (one write in the store), logs it, and
+/// reloads the edge's snapshot when an entry went.
+pub(crate) async fn decide(
+    s: &AppState,
+    p: Principal,
+    id: i64,
+    decision: DelistDecision,
+    raw: &Bytes,
+) -> ApiResult<Json<DecisionAnswer>> {
+    require_operator(&p)?;
+    let reason = decision_reason(raw)?;
+    let now = s.clock.now();
+    let DelistDecided { request, removed } = s
+        .store
+        .decide_delist(id, decision, OPERATOR, reason.as_deref(), now)
+        .await?;
+    match &removed {
+        Some(e) => tracing::info!(
+            "block list: {OPERATOR} approved delist request {id} for {}: {} removed (listed by {} on {}: {})",
+            request.ip,
+            e.entry,
+            e.added_by,
+            e.added.to_rfc3339(),
+            e.reason
+        ),
+        None => tracing::info!(
+            "block list: {OPERATOR} {} delist request {id} for {}{}",
+            decision.as_str(),
+            request.ip,
+            if decision == DelistDecision::Approved {
+                " (its entry had gone already)"
+            } else {
+                ""
+            }
+        ),
+    }
+    if removed.is_some() {
+        reload_block_list(s).await;
+    }
+    Ok(Json(DecisionAnswer {
+        request: DelistRecord::from(request),
+        removed: removed.map(BlockListEntry::from),
+    }))
+}
+
+/// Approve a pending delist request: its entry is removed from the block list at once
+/// (operator). A request decided already, or with nothing to decide, is a 409 saying so.
+#[utoipa::path(
+    post,
+    path = "/api/v1/blocklist/requests/{id}/approve",
+    tag = "block list",
+    params(("id" = i64, Path, description = "The request's id")),
+    request_body(content = DecisionInput, description = "Optional: why"),
+    responses(
+        (status = 200, description = "Approved; the entry removed (null: it had gone already)", body = DecisionAnswer),
+        (status = 400, description = "A bad reason, or a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the operator", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Decided already (by whom and when), or nothing to decide", body = ErrorBody),
+    )
+)]
+pub(crate) async fn approve_request(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> ApiResult<Json<DecisionAnswer>> {
+    decide(&s, p, id, DelistDecision::Approved, &raw).await
+}
+
+/// Deny a pending delist request: the entry stays, and the request's confirmation link no
+/// longer removes it (operator). A request decided already, or with nothing to decide, is a
+/// 409 saying so.
+#[utoipa::path(
+    post,
+    path = "/api/v1/blocklist/requests/{id}/deny",
+    tag = "block list",
+    params(("id" = i64, Path, description = "The request's id")),
+    request_body(content = DecisionInput, description = "Optional: why"),
+    responses(
+        (status = 200, description = "Denied", body = DecisionAnswer),
+        (status = 400, description = "A bad reason, or a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the operator", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "Decided already (by whom and when), or nothing to decide", body = ErrorBody),
+    )
+)]
+pub(crate) async fn deny_request(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> ApiResult<Json<DecisionAnswer>> {
+    decide(&s, p, id, DelistDecision::Denied, &raw).await
 }

@@ -18,7 +18,9 @@
 //!   a link changes nothing: mail scanners and link previews fetch links by themselves, and a
 //!   GET is safe (RFC 9110 §9.2.1).
 //! - `POST /delist/confirm`: uses the token once and removes the entry it was mailed for; a used
-//!   or expired token, or an entry gone meanwhile, is said so (200), an unknown token too (404).
+//!   or expired token, or an entry gone meanwhile, is said so (200), an unknown token too (404);
+//!   so is a request the operator denied (`POST /api/v1/blocklist/requests/{id}/deny`): its link
+//!   removes nothing.
 //!
 //! Every request and removal is logged and recorded (`GET /api/v1/blocklist/requests`).
 //! Everything echoed is HTML-escaped; forms are at most [`MAX_FORM_BYTES`].
@@ -33,7 +35,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use hato_core::{Address, Timestamp, id};
-use hato_store::{DelistConfirmation, DelistOutcome, NewDelistRequest, hash_token};
+use hato_store::{DelistConfirmation, DelistDecision, DelistOutcome, NewDelistRequest, hash_token};
 use hato_transport::delivery::{DelistNotice, DelistNoticeKind, delist_notice};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -314,6 +316,22 @@ fn expired(s: &AppState, ip: &str) -> Response {
     )
 }
 
+/// The operator denied the request this link was mailed for: the link removes nothing.
+fn denied(s: &AppState, ip: &str) -> Response {
+    page(
+        StatusCode::OK,
+        &s.hostname,
+        "This request was declined",
+        &format!(
+            "<p>The request to remove {} from the block list of {} was declined, so this link \
+             removes nothing. Write to postmaster@{} about it.</p>\n",
+            escape(ip),
+            escape(&s.hostname),
+            escape(&s.hostname)
+        ),
+    )
+}
+
 fn no_longer_listed(s: &AppState, ip: &str) -> Response {
     page(
         StatusCode::OK,
@@ -359,6 +377,9 @@ async fn confirm_page(
         Ok(None) => return not_valid(&s),
         Err(e) => return failed(&s, &e),
     };
+    if r.decision == Some(DelistDecision::Denied) {
+        return denied(&s, &r.ip);
+    }
     if let Some(at) = r.confirmed {
         return used(&s, &r.ip, at);
     }
@@ -438,6 +459,12 @@ async fn confirm(
         DelistConfirmation::Expired { ip } => {
             tracing::info!("delist confirmation from {client} for {ip}: the link has expired");
             expired(&s, &ip)
+        }
+        DelistConfirmation::Denied { ip } => {
+            tracing::info!(
+                "delist confirmation from {client} for {ip}: the operator denied the request"
+            );
+            denied(&s, &ip)
         }
         DelistConfirmation::Unknown => {
             tracing::info!("delist confirmation from {client} with an unknown token");

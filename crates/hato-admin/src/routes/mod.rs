@@ -378,6 +378,18 @@ mod tests {
                 "x",
             ),
             (Method::POST, "/api/v1/quarantine/x/deny-release", "id", "x"),
+            (
+                Method::POST,
+                "/api/v1/blocklist/requests/x/approve",
+                "id",
+                "x",
+            ),
+            (
+                Method::POST,
+                "/api/v1/blocklist/requests/1.5/deny",
+                "id",
+                "1.5",
+            ),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -406,6 +418,8 @@ mod tests {
             integers,
             BTreeSet::from(
                 [
+                    "/api/v1/blocklist/requests/{id}/approve id",
+                    "/api/v1/blocklist/requests/{id}/deny id",
                     "/api/v1/groups/{group}/conversations/{id} id",
                     "/api/v1/groups/{group}/files/{item}/{index} index",
                     "/api/v1/groups/{group}/files/{item}/{index} item",

@@ -308,7 +308,7 @@ pub(crate) async fn change(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not a global admin of the tenant, nor the operator", body = ErrorBody),
         (status = 404, description = "No such tenant or policy", body = ErrorBody),
-        (status = 409, description = "An anti-spam policy names it", body = ErrorBody),
+        (status = 409, description = "An anti-spam or malware filter policy names it", body = ErrorBody),
     )
 )]
 pub(crate) async fn remove(
@@ -334,6 +334,14 @@ pub(crate) async fn remove(
                     return Err(ApiError::new(StatusCode::CONFLICT, format!(
                         "quarantine policy {} is in use: the anti-spam policy {} names it as {setting}",
                         found.name, sp.name
+                    )));
+                }
+            }
+            for mp in s.store.malware_filters(t.id)? {
+                if mp.quarantine_tag.eq_ignore_ascii_case(&found.name) {
+                    return Err(ApiError::new(StatusCode::CONFLICT, format!(
+                        "quarantine policy {} is in use: the malware filter policy {} names it as quarantine_tag",
+                        found.name, mp.name
                     )));
                 }
             }

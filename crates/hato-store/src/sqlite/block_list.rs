@@ -5,14 +5,15 @@ use crate::error::{Result, StoreError};
 use crate::pending::Pending;
 use crate::traits::BlockListStore;
 use crate::types::{
-    BlockEntry, DelistConfirmation, DelistOutcome, DelistRequest, NewBlockEntry, NewDelistRequest,
+    BlockEntry, DelistConfirmation, DelistDecided, DelistDecision, DelistOutcome, DelistRequest,
+    DelistRequestQuery, DelistStatus, NewBlockEntry, NewDelistRequest,
 };
 use hato_core::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const ENTRY_COLUMNS: &str = "id, entry, reason, added_by, added, expires";
-const REQUEST_COLUMNS: &str =
-    "id, requested, ip, address, client_ip, outcome, entry_id, entry, token_expires, confirmed";
+const REQUEST_COLUMNS: &str = "id, requested, ip, address, client_ip, outcome, entry_id, entry, \
+     token_expires, confirmed, decision, decided_by, decided, decision_reason";
 
 fn entry_from(r: &Row<'_>) -> rusqlite::Result<BlockEntry> {
     Ok(BlockEntry {
@@ -34,6 +35,18 @@ fn request_from(r: &Row<'_>) -> rusqlite::Result<Result<DelistRequest>> {
             r.get::<_, i64>(0)?
         ))));
     };
+    let decision = match r.get::<_, Option<String>>(10)? {
+        None => None,
+        Some(d) => match DelistDecision::parse(&d) {
+            Some(d) => Some(d),
+            None => {
+                return Ok(Err(StoreError::Corrupt(format!(
+                    "delist request {}: unknown decision {d:?}",
+                    r.get::<_, i64>(0)?
+                ))));
+            }
+        },
+    };
     Ok(Ok(DelistRequest {
         id: r.get(0)?,
         requested: Timestamp(r.get(1)?),
@@ -45,7 +58,102 @@ fn request_from(r: &Row<'_>) -> rusqlite::Result<Result<DelistRequest>> {
         entry: r.get(7)?,
         token_expires: r.get::<_, Option<i64>>(8)?.map(Timestamp),
         confirmed: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+        decision,
+        decided_by: r.get(11)?,
+        decided: r.get::<_, Option<i64>>(12)?.map(Timestamp),
+        decision_reason: r.get(13)?,
     }))
+}
+
+/// The outcomes that leave a request for the operator to decide, as an SQL list of literals.
+fn awaiting_sql() -> String {
+    [
+        DelistOutcome::NotListed,
+        DelistOutcome::ListedInRange,
+        DelistOutcome::ConfirmationSent,
+        DelistOutcome::Removed,
+        DelistOutcome::NoLongerListed,
+    ]
+    .into_iter()
+    .filter(|o| o.awaits_decision())
+    .map(|o| format!("'{}'", o.as_str()))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// The `WHERE` clause of a status (see `DelistRequest::status`).
+fn status_sql(status: Option<DelistStatus>) -> String {
+    match status {
+        None => "1".into(),
+        Some(DelistStatus::Approved) => "decision = 'approved'".into(),
+        Some(DelistStatus::Denied) => "decision = 'denied'".into(),
+        Some(DelistStatus::Pending) => {
+            format!("decision IS NULL AND outcome IN ({})", awaiting_sql())
+        }
+        Some(DelistStatus::Closed) => {
+            format!("decision IS NULL AND outcome NOT IN ({})", awaiting_sql())
+        }
+    }
+}
+
+fn request_by_id(conn: &Connection, id: i64) -> Result<Option<DelistRequest>> {
+    conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM delist_requests WHERE id = ?1"
+    ))?
+    .query_row([id], request_from)
+    .optional()?
+    .transpose()
+}
+
+/// The decision on a pending request and, for an approval, the entry's removal: one write.
+fn decide(
+    conn: &Connection,
+    id: i64,
+    decision: DelistDecision,
+    by: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<DelistDecided> {
+    let r = request_by_id(conn, id)?
+        .ok_or_else(|| StoreError::NotFound(format!("delist request {id}")))?;
+    match r.status() {
+        DelistStatus::Pending => {}
+        DelistStatus::Approved | DelistStatus::Denied => {
+            return Err(StoreError::InUse(format!(
+                "delist request {id} was {} already, by {} on {}",
+                r.status().as_str(),
+                r.decided_by.as_deref().unwrap_or("?"),
+                r.decided.map(Timestamp::to_rfc3339).unwrap_or_default()
+            )));
+        }
+        DelistStatus::Closed => {
+            let why = match r.outcome {
+                DelistOutcome::NotListed => "nothing listed its IP when it was made",
+                DelistOutcome::Removed => "its confirmation link removed the entry",
+                _ => "its confirmation link found the entry gone",
+            };
+            return Err(StoreError::InUse(format!(
+                "delist request {id} has nothing left to decide: {why}"
+            )));
+        }
+    }
+    let removed = match (decision, &r.entry) {
+        (DelistDecision::Approved, Some(entry)) => conn
+            .prepare_cached(&format!(
+                "DELETE FROM block_list WHERE entry = ?1 RETURNING {ENTRY_COLUMNS}"
+            ))?
+            .query_row([entry], entry_from)
+            .optional()?,
+        _ => None,
+    };
+    conn.prepare_cached(
+        "UPDATE delist_requests SET decision = ?2, decided_by = ?3, decided = ?4, \
+         decision_reason = ?5 WHERE id = ?1",
+    )?
+    .execute(params![id, decision.as_str(), by, now.0, reason])?;
+    let request = request_by_id(conn, id)?
+        .ok_or_else(|| StoreError::NotFound(format!("delist request {id}")))?;
+    Ok(DelistDecided { request, removed })
 }
 
 fn not_listed(entry: &str) -> StoreError {
@@ -59,13 +167,14 @@ struct TokenRow {
     entry_id: Option<i64>,
     expires: Option<i64>,
     confirmed: Option<i64>,
+    denied: bool,
 }
 
 /// The token's request and whether it may still be used, then its use: one write.
 fn confirm(conn: &Connection, token_hash: &str, now: Timestamp) -> Result<DelistConfirmation> {
     let found = conn
         .prepare_cached(
-            "SELECT id, ip, entry_id, token_expires, confirmed FROM delist_requests \
+            "SELECT id, ip, entry_id, token_expires, confirmed, decision FROM delist_requests \
              WHERE token_hash = ?1",
         )?
         .query_row([token_hash], |r| {
@@ -75,6 +184,8 @@ fn confirm(conn: &Connection, token_hash: &str, now: Timestamp) -> Result<Delist
                 entry_id: r.get(2)?,
                 expires: r.get(3)?,
                 confirmed: r.get(4)?,
+                denied: r.get::<_, Option<String>>(5)?.as_deref()
+                    == Some(DelistDecision::Denied.as_str()),
             })
         })
         .optional()?;
@@ -84,10 +195,15 @@ fn confirm(conn: &Connection, token_hash: &str, now: Timestamp) -> Result<Delist
         entry_id,
         expires,
         confirmed,
+        denied,
     }) = found
     else {
         return Ok(DelistConfirmation::Unknown);
     };
+    // The operator's denial outranks the requester's link (the link is not used up by it).
+    if denied {
+        return Ok(DelistConfirmation::Denied { ip });
+    }
     if let Some(at) = confirmed {
         return Ok(DelistConfirmation::AlreadyUsed {
             ip,
@@ -262,15 +378,35 @@ impl BlockListStore for SqliteStore {
         self.write(move |conn| confirm(conn, &token_hash, now))
     }
 
-    fn delist_requests(&self, limit: usize) -> Result<Vec<DelistRequest>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    fn delist_request_page(&self, q: &DelistRequestQuery) -> Result<Vec<DelistRequest>> {
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM delist_requests WHERE {} \
+             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            status_sql(q.status)
+        );
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {REQUEST_COLUMNS} FROM delist_requests ORDER BY id DESC LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map([limit], request_from)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([limit, offset], request_from)?;
             rows.map(|r| r.map_err(StoreError::from).and_then(|r| r))
                 .collect()
         })
+    }
+
+    fn delist_request(&self, id: i64) -> Result<Option<DelistRequest>> {
+        self.read(|conn| request_by_id(conn, id))
+    }
+
+    fn decide_delist(
+        &self,
+        id: i64,
+        decision: DelistDecision,
+        by: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Pending<DelistDecided> {
+        let (by, reason) = (by.to_string(), reason.map(str::to_string));
+        self.write(move |conn| decide(conn, id, decision, &by, reason.as_deref(), now))
     }
 }

@@ -25,6 +25,24 @@ fn user_kinds_sql() -> String {
         .join(", ")
 }
 
+/// The item's quarantine policy has `ESNEnabled` (Exchange sends end-user quarantine
+/// notifications only for items under such a policy: exchange-online-behaviour.md §6.4): a
+/// built-in one with notifications on, or the tenant's own with `notifications` set. An SQL
+/// condition on the quarantine row `q` (a policy removed since notifies nobody).
+fn notifies_sql() -> String {
+    let built_in = QuarantinePolicy::built_ins()
+        .into_iter()
+        .filter(|p| p.notifications)
+        .map(|p| format!("'{}'", p.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(q.quarantine_policy COLLATE NOCASE IN ({built_in}) OR EXISTS (SELECT 1 FROM \
+         quarantine_policies p WHERE p.tenant_id = q.tenant_id AND p.name = q.quarantine_policy \
+         AND p.notifications != 0))"
+    )
+}
+
 /// The name of the release-link secret in `server_secrets`.
 const RELEASE_SECRET: &str = "quarantine-release-link";
 
@@ -50,12 +68,13 @@ impl QuarantineDigestStore for SqliteStore {
             "SELECT q.tenant_id, q.recipient, n.last_sent, n.covered_until, MAX(q.quarantined) \
              FROM quarantine q LEFT JOIN quarantine_notifications n \
                ON n.tenant_id = q.tenant_id AND n.recipient = q.recipient \
-             WHERE q.state = 'held' AND q.kind IN ({}) AND q.expires > ?1 \
+             WHERE q.state = 'held' AND q.kind IN ({}) AND q.expires > ?1 AND {} \
                AND (n.covered_until IS NULL OR q.quarantined > n.covered_until) \
                AND (q.tenant_id > ?2 OR (q.tenant_id = ?2 AND q.recipient > ?3)) \
              GROUP BY q.tenant_id, q.recipient \
              ORDER BY q.tenant_id, q.recipient LIMIT ?4",
-            user_kinds_sql()
+            user_kinds_sql(),
+            notifies_sql()
         );
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -87,9 +106,11 @@ impl QuarantineDigestStore for SqliteStore {
         limit: usize,
     ) -> Result<DigestItems> {
         let filter = format!(
-            "FROM quarantine WHERE tenant_id = ?1 AND recipient = ?2 AND state = 'held' \
-             AND kind IN ({}) AND expires > ?3 AND quarantined > ?4 AND quarantined <= ?5",
-            user_kinds_sql()
+            "FROM quarantine q WHERE q.tenant_id = ?1 AND q.recipient = ?2 AND q.state = 'held' \
+             AND q.kind IN ({}) AND q.expires > ?3 AND q.quarantined > ?4 AND q.quarantined <= ?5 \
+             AND {}",
+            user_kinds_sql(),
+            notifies_sql()
         );
         let since = since.map_or(i64::MIN, |t| t.0);
         let recipient = recipient.to_lowercase();
@@ -103,7 +124,7 @@ impl QuarantineDigestStore for SqliteStore {
             // `limit` whole rows however many are held.
             let ids = conn
                 .prepare_cached(&format!(
-                    "SELECT id {filter} ORDER BY quarantined DESC, id DESC LIMIT ?6"
+                    "SELECT q.id {filter} ORDER BY q.quarantined DESC, q.id DESC LIMIT ?6"
                 ))?
                 .query_map(
                     params![tenant, recipient, now.0, since, until.0, as_sql(limit)],

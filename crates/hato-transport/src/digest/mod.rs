@@ -4,7 +4,9 @@
 //! its language (`EndUserSpamNotificationLanguage`), listing the items held for the recipient
 //! since the last digest, of the kinds users manage (spam, high-confidence spam, phish, bulk;
 //! malware, high-confidence phish and transport-rule quarantine are admin-only and never in a
-//! digest), each with a release link (a signed, expiring token for that one item and that one
+//! digest) and held under a quarantine policy with `ESNEnabled` (the store's query: an item
+//! under `AdminOnlyAccessPolicy` or `DefaultFullAccessPolicy` notifies nobody), each with a
+//! release link (a signed, expiring token for that one item and that one
 //! recipient: [`token`]; the page is `hato-admin`'s `/quarantine/release`).
 //!
 //! - [`NotificationSettingsSource`]: where a recipient's settings come from (the anti-spam

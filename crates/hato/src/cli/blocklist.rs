@@ -25,7 +25,8 @@ pub(super) enum BlocklistCmd {
     },
     /// Remove an entry (as listed).
     Remove { entry: String },
-    /// The requests made on the delist page, newest first (kept 90 days).
+    /// The requests made on the delist page, newest first (kept 90 days), with their status;
+    /// `hato delist` filters them and decides the pending ones.
     Requests {
         /// How many (1-1000).
         #[arg(long, default_value_t = 100)]
@@ -95,6 +96,7 @@ pub(super) fn run(c: &Client, cmd: BlocklistCmd) -> Result<(), String> {
             print_rows(
                 &v,
                 &[
+                    "id",
                     "requested",
                     "ip",
                     "address",
@@ -102,6 +104,7 @@ pub(super) fn run(c: &Client, cmd: BlocklistCmd) -> Result<(), String> {
                     "outcome",
                     "entry",
                     "confirmed",
+                    "status",
                 ],
                 json,
             )

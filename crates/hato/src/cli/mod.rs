@@ -11,6 +11,7 @@ mod connection_filter;
 mod connections;
 mod connector;
 mod contact;
+mod delist;
 mod dkim;
 mod domain;
 mod explain;
@@ -133,6 +134,9 @@ enum Command {
     /// The provider's block list: IPs refused at connect (operator).
     #[command(subcommand)]
     Blocklist(blocklist::BlocklistCmd),
+    /// Requests made on the delist page: list, approve, deny (operator).
+    #[command(subcommand)]
+    Delist(delist::DelistCmd),
     /// A tenant's transport (mail flow) rules: New-/Set-/Get-/Remove-/Enable-/Disable-TransportRule.
     #[command(subcommand)]
     Rule(rules::RuleCmd),
@@ -260,6 +264,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::Dkim(cmd) => dkim::run(c, cmd),
         Command::Connections(args) => connections::run(c, args),
         Command::Blocklist(cmd) => blocklist::run(c, cmd),
+        Command::Delist(cmd) => delist::run(c, cmd),
         Command::Rule(cmd) => rules::run(c, cmd),
         Command::Quarantine(cmd) => quarantine::run(c, cmd),
         Command::QuarantinePolicy(cmd) => quarantine_policy::run(c, cmd),

@@ -91,10 +91,12 @@ case $LIMIT in '' | *[!0-9]*) die "LIMIT must be a number (0: all)" ;; esac
 case $SESSIONS in '' | *[!0-9]* | 0) die "SESSIONS must be a number of at least 1" ;; esac
 case $WARMUP in '' | *[!0-9]*) die "WARMUP must be a number (0: none)" ;; esac
 
-log "building the benchmarks (cargo build --release -p hato-protection --example malware_bench --example pipeline_bench)"
-(cd "$ROOT" && cargo build --release -q -p hato-protection --example malware_bench --example pipeline_bench) \
-    || die "cargo build failed"
-[ -x "$BENCH" ] && [ -x "$PIPELINE_BENCH" ] || die "no binaries at $BENCH, $PIPELINE_BENCH after the build"
+if part 1 || part 2a; then
+    log "building the benchmarks (cargo build --release -p hato-protection --example malware_bench --example pipeline_bench)"
+    (cd "$ROOT" && cargo build --release -q -p hato-protection --example malware_bench --example pipeline_bench) \
+        || die "cargo build failed"
+    [ -x "$BENCH" ] && [ -x "$PIPELINE_BENCH" ] || die "no binaries at $BENCH, $PIPELINE_BENCH after the build"
+fi
 if part 2b && [ "$HATO" = "$TARGET_DIR/release/hato" ]; then
     log "building hato (cargo build --release -p hato --bin hato)"
     (cd "$ROOT" && cargo build --release -q -p hato --bin hato) || die "cargo build failed"

@@ -1,7 +1,8 @@
 //! The content pipeline's speed per core, for `bench/content.sh` part 2a: per message what the
-//! SMTP path (`hato_transport::content`) does on its blocking steps — the built-in malware scan
-//! (`Scanner::scan_builtin`), the rules' view of the message (`RuleMessage::from_message` with
-//! the envelope's sender, the recipient and the client's IP), the tenant's transport rules
+//! SMTP path (`hato_transport::content`) does on its blocking steps — one parse of the message
+//! (`RuleMessage::parser`) shared by the built-in malware scan (`Scanner::scan_builtin_parsed`)
+//! and the rules' view of the message (`RuleMessage::from_parsed` with the envelope's sender,
+//! the recipient and the client's IP), the tenant's transport rules
 //! (`RuleSet::evaluate`, the rules of RULES_JSON, compiled once as the server's cache does) and
 //! the malware decision under the default policy (`decide`) — on one thread, RUNS times. Prints
 //! per run the messages, the malware verdicts that were not clean, the messages some rule
@@ -141,9 +142,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t0 = Instant::now();
         let (mut malware, mut matched, mut rejected) = (0usize, 0usize, 0usize);
         for raw in &messages {
-            let report = scanner.scan_builtin(raw);
-            let m = RuleMessage::from_message(
+            let parsed = RuleMessage::parser().parse(raw.as_slice());
+            let report = scanner.scan_builtin_parsed(raw, parsed.as_ref());
+            let m = RuleMessage::from_parsed(
                 raw,
+                parsed.as_ref(),
                 Some(ENVELOPE_FROM.to_owned()),
                 vec![RECIPIENT.to_owned()],
                 ip,

@@ -717,33 +717,45 @@ impl ContentPipeline {
         if let Err(e) = self.scanner.signatures.refresh_if_due() {
             tracing::warn!("malware signatures not reloaded: {e}; the set in use stays");
         }
-        let report = self.scanner.scan_builtin(&raw);
         let failed = |e: StoreError| {
             tracing::error!("content policies could not be read: {e}");
             policy_failed(&format!("The content policies could not be read: {e}"))
+        };
+        let mut order: Vec<TenantId> = Vec::new();
+        for r in &message.envelope.recipients {
+            // `<postmaster>` mail (`NO_TENANT`): the platform's, under the default policy.
+            if r.tenant_id != NO_TENANT && !order.contains(&r.tenant_id) {
+                order.push(r.tenant_id);
+            }
+        }
+        let mut facts_in_order = Vec::with_capacity(order.len());
+        for tenant in order {
+            facts_in_order.push((tenant, self.tenant_facts(tenant).map_err(failed)?));
+        }
+        // One parse of the message for the malware walk and, when a tenant has rules, for the
+        // rules' view of it (`RuleMessage`): the MIME structure and the text parts' decoding
+        // once, not twice.
+        let parser = facts_in_order
+            .iter()
+            .any(|(_, f)| !f.rules.is_empty())
+            .then(RuleMessage::parser);
+        let parsed = parser.as_ref().and_then(|p| p.parse(&raw));
+        let report = match &parser {
+            Some(_) => self.scanner.scan_builtin_parsed(&raw, parsed.as_ref()),
+            None => self.scanner.scan_builtin(&raw),
         };
         let mut tenants: HashMap<TenantId, Arc<TenantFacts>> = HashMap::new();
         let mut rules = vec![RecipientRules::default(); message.envelope.recipients.len()];
         let mut skipped = HashMap::new();
         let mut incidents = Vec::new();
         let mut rule_message: Option<RuleMessage> = None;
-        let mut order: Vec<TenantId> = Vec::new();
-        for r in &message.envelope.recipients {
-            if !order.contains(&r.tenant_id) {
-                order.push(r.tenant_id);
-            }
-        }
-        for tenant in order {
-            if tenant == NO_TENANT {
-                // `<postmaster>` mail: the platform's, under the default policy.
-                continue;
-            }
-            let facts = self.tenant_facts(tenant).map_err(failed)?;
+        for (tenant, facts) in facts_in_order {
             let set = facts.rules.clone();
             if !set.is_empty() {
                 let m = rule_message.get_or_insert_with(|| {
-                    let mut m = RuleMessage::from_message(
+                    let mut m = RuleMessage::from_parsed(
                         &raw,
+                        parsed.as_ref(),
                         message.envelope.sender.as_ref().map(|s| s.to_string()),
                         Vec::new(),
                         Some(message.client.ip()),
@@ -809,6 +821,8 @@ impl ContentPipeline {
             _ => (None, false),
         };
         let carried = self.carried_originals(message, features.as_ref());
+        // It borrows the content, which the examination keeps.
+        drop(parsed);
         Ok(Examined {
             raw: Arc::new(raw),
             report,

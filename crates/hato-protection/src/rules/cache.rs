@@ -7,15 +7,29 @@ use super::eval::{Evaluation, RuleSet};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Tenants' compilations that may run at once (each tenant always takes the same turn).
+const COMPILE_TURNS: usize = 16;
+
 /// Compiled rule sets by tenant, each with the version it was compiled at.
 #[derive(Default)]
 pub struct RuleSetCache {
     sets: Mutex<HashMap<i64, (i64, Arc<RuleSet>)>>,
+    /// One compilation at a time per tenant: the messages that arrive while a tenant's rules
+    /// compile (after a start or a change, under load: every session's next message) wait for
+    /// that one compilation and take its set, instead of each compiling the same rules — 50
+    /// rules take milliseconds of CPU, twenty of them at once starved the server for seconds.
+    turns: [Mutex<()>; COMPILE_TURNS],
 }
 
 impl RuleSetCache {
     pub fn new() -> Self {
         RuleSetCache::default()
+    }
+
+    fn cached(&self, tenant: i64, version: i64) -> Option<Arc<RuleSet>> {
+        let sets = self.sets.lock().ok()?;
+        let (v, set) = sets.get(&tenant)?;
+        (*v == version).then(|| set.clone())
     }
 
     /// The tenant's rules at `version` (the store's `transport_rules_version`): the cached set
@@ -26,13 +40,19 @@ impl RuleSetCache {
         version: i64,
         load: impl FnOnce() -> Result<Vec<(i64, Rule)>, E>,
     ) -> Result<Arc<RuleSet>, E> {
-        if let Ok(sets) = self.sets.lock()
-            && let Some((v, set)) = sets.get(&tenant)
-            && *v == version
-        {
-            return Ok(set.clone());
+        if let Some(set) = self.cached(tenant, version) {
+            return Ok(set);
         }
-        // Compiled outside the lock: other tenants' messages do not wait for it.
+        // Compiled outside the cache's lock: other tenants' messages do not wait for it
+        // (only those of tenants sharing the turn, while it compiles).
+        let turn = &self.turns[tenant.rem_euclid(COMPILE_TURNS as i64) as usize];
+        let _turn = turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Compiled by the message that had the turn before this one.
+        if let Some(set) = self.cached(tenant, version) {
+            return Ok(set);
+        }
         let set = Arc::new(RuleSet::from_stored(load()?));
         if let Ok(mut sets) = self.sets.lock() {
             sets.insert(tenant, (version, set.clone()));
@@ -110,6 +130,28 @@ mod tests {
             cache.get(3, 1, || Err::<Vec<(i64, Rule)>, _>("down")).err(),
             Some("down")
         );
+
+        // Many threads asking at once for a version not compiled yet: compiled once.
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let sets: Vec<Arc<RuleSet>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        cache
+                            .get(1, 7, || {
+                                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                // Long enough for the others to arrive while it compiles.
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                                Ok::<_, ()>(vec![(10, rule("a"))])
+                            })
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(sets.iter().all(|s| Arc::ptr_eq(s, &sets[0])));
 
         let batch = HitBatch::new();
         let m = RuleMessage {

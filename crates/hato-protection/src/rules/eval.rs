@@ -383,14 +383,16 @@ impl Tally {
         }
     }
 
-    /// Checks one present condition, unless the outcome is already known.
-    fn check(&mut self, name: &str, f: impl FnOnce() -> Option<String>) {
+    /// Checks one present condition, unless the outcome is already known. `name`: whether it
+    /// is an exception, and the condition's name; spelled out only for a hit (each message
+    /// checks every rule's conditions, and most fail).
+    fn check(&mut self, name: (bool, &'static str), f: impl FnOnce() -> Option<String>) {
         if self.decided.is_some() {
             return;
         }
         match f() {
             Some(v) => {
-                self.hits.push((name.to_string(), v));
+                self.hits.push((ext_prefix(name.0, name.1), v));
                 if !self.all {
                     self.decided = Some(true);
                 }
@@ -437,13 +439,14 @@ impl Compiled {
         dir: &dyn RuleDirectory,
         scanned: &Scanned<'_>,
     ) {
-        let n = |name: &str| ext_prefix(except, name);
+        // The condition's name is built only for a hit (`Tally::check`): most checks fail.
+        let n = |name: &'static str| (except, name);
         // `SenderAddressLocation` applies to From, FromAddressContainsWords,
         // FromAddressMatchesPatterns, FromMemberOf and SenderDomainIs only (reference §5.2);
         // the scope and the directory attributes are the header sender's.
-        let header_senders: Vec<&str> = m.header_from.iter().map(String::as_str).collect();
+        let header_senders = &m.header_from;
         if !self.from.is_empty() {
-            t.check(&n("from"), || {
+            t.check(n("from"), || {
                 senders
                     .iter()
                     .find(|s| self.from.iter().any(|f| f == *s))
@@ -451,7 +454,7 @@ impl Compiled {
             });
         }
         if let Some(scope) = self.from_scope {
-            t.check(&n("from-scope"), || {
+            t.check(n("from-scope"), || {
                 let inside = header_senders
                     .iter()
                     .any(|s| dir.sender_in_organization(s, m.authenticated));
@@ -467,7 +470,7 @@ impl Compiled {
             });
         }
         if !self.from_member_of.is_empty() {
-            t.check(&n("from-member-of"), || {
+            t.check(n("from-member-of"), || {
                 senders.iter().find_map(|s| {
                     self.from_member_of
                         .iter()
@@ -477,21 +480,21 @@ impl Compiled {
             });
         }
         if let Some(w) = &self.from_words {
-            t.check(&n("from-address-contains-words"), || {
+            t.check(n("from-address-contains-words"), || {
                 senders
                     .iter()
                     .find_map(|s| w.find(s, scanned).map(str::to_string))
             });
         }
         if let Some(p) = &self.from_patterns {
-            t.check(&n("from-address-matches-patterns"), || {
+            t.check(n("from-address-matches-patterns"), || {
                 senders
                     .iter()
                     .find_map(|s| p.find(s, scanned).map(str::to_string))
             });
         }
         if !self.sender_domain_is.is_empty() {
-            t.check(&n("sender-domain-is"), || {
+            t.check(n("sender-domain-is"), || {
                 senders
                     .iter()
                     .map(|s| domain(s))
@@ -500,7 +503,7 @@ impl Compiled {
             });
         }
         if !self.ip_ranges.is_empty() {
-            t.check(&n("sender-ip-ranges"), || {
+            t.check(n("sender-ip-ranges"), || {
                 let ip = m.client_ip?;
                 self.ip_ranges
                     .iter()
@@ -509,7 +512,7 @@ impl Compiled {
             });
         }
         if !self.attributes.is_empty() {
-            t.check(&n("sender-ad-attribute-contains-words"), || {
+            t.check(n("sender-ad-attribute-contains-words"), || {
                 header_senders.iter().find_map(|s| {
                     self.attributes.iter().find_map(|(attr, w, _)| {
                         let value = dir.attribute(s, attr)?;
@@ -519,7 +522,7 @@ impl Compiled {
             });
         }
         if !self.any_of_to_cc.is_empty() {
-            t.check(&n("any-of-to-cc-header"), || {
+            t.check(n("any-of-to-cc-header"), || {
                 m.to_cc
                     .iter()
                     .find(|a| self.any_of_to_cc.iter().any(|x| x == *a))
@@ -527,31 +530,31 @@ impl Compiled {
             });
         }
         if let Some(w) = &self.subject_words {
-            t.check(&n("subject-contains-words"), || {
+            t.check(n("subject-contains-words"), || {
                 w.find(&m.subject, scanned).map(str::to_string)
             });
         }
         if let Some(p) = &self.subject_patterns {
-            t.check(&n("subject-matches-patterns"), || {
+            t.check(n("subject-matches-patterns"), || {
                 p.find(&m.subject, scanned).map(str::to_string)
             });
         }
         if let Some(w) = &self.subject_or_body_words {
-            t.check(&n("subject-or-body-contains-words"), || {
+            t.check(n("subject-or-body-contains-words"), || {
                 w.find(&m.subject, scanned)
                     .or_else(|| w.find(&m.body_text, scanned))
                     .map(str::to_string)
             });
         }
         if let Some(p) = &self.subject_or_body_patterns {
-            t.check(&n("subject-or-body-matches-patterns"), || {
+            t.check(n("subject-or-body-matches-patterns"), || {
                 p.find(&m.subject, scanned)
                     .or_else(|| p.find(&m.body_text, scanned))
                     .map(str::to_string)
             });
         }
         if let Some(p) = &self.attachment_name_patterns {
-            t.check(&n("attachment-name-matches-patterns"), || {
+            t.check(n("attachment-name-matches-patterns"), || {
                 m.attachments
                     .iter()
                     .find(|a| p.find(&a.name, scanned).is_some())
@@ -559,7 +562,7 @@ impl Compiled {
             });
         }
         if !self.attachment_extensions.is_empty() {
-            t.check(&n("attachment-extension-matches-words"), || {
+            t.check(n("attachment-extension-matches-words"), || {
                 m.attachments
                     .iter()
                     .map(|a| a.extension())
@@ -567,7 +570,7 @@ impl Compiled {
             });
         }
         if let Some(w) = &self.attachment_words {
-            t.check(&n("attachment-contains-words"), || {
+            t.check(n("attachment-contains-words"), || {
                 m.attachments.iter().find_map(|a| {
                     w.find(&a.text, scanned)
                         .map(|word| format!("{}: {word}", a.name))
@@ -575,7 +578,7 @@ impl Compiled {
             });
         }
         if self.attachment_executable {
-            t.check(&n("attachment-has-executable-content"), || {
+            t.check(n("attachment-has-executable-content"), || {
                 m.attachments
                     .iter()
                     .find(|a| a.executable)
@@ -583,7 +586,7 @@ impl Compiled {
             });
         }
         if self.attachment_password {
-            t.check(&n("attachment-is-password-protected"), || {
+            t.check(n("attachment-is-password-protected"), || {
                 m.attachments
                     .iter()
                     .find(|a| a.password_protected)
@@ -591,7 +594,7 @@ impl Compiled {
             });
         }
         if let Some(size) = self.attachment_size_over {
-            t.check(&n("attachment-size-over"), || {
+            t.check(n("attachment-size-over"), || {
                 m.attachments
                     .iter()
                     .find(|a| a.size >= size)
@@ -599,31 +602,31 @@ impl Compiled {
             });
         }
         if let Some(size) = self.message_size_over {
-            t.check(&n("message-size-over"), || {
+            t.check(n("message-size-over"), || {
                 (m.size >= size).then(|| m.size.to_string())
             });
         }
         if let Some((name, w)) = &self.header_words {
-            t.check(&n("header-contains-words"), || {
+            t.check(n("header-contains-words"), || {
                 m.header_values(name)
                     .find_map(|v| w.find(v, scanned))
                     .map(|word| format!("{name}: {word}"))
             });
         }
         if let Some((name, p)) = &self.header_patterns {
-            t.check(&n("header-matches-patterns"), || {
+            t.check(n("header-matches-patterns"), || {
                 m.header_values(name)
                     .find_map(|v| p.find(v, scanned))
                     .map(|pat| format!("{name}: {pat}"))
             });
         }
         if let Some(scl) = self.scl_over {
-            t.check(&n("scl-over"), || {
+            t.check(n("scl-over"), || {
                 m.scl.filter(|s| *s >= scl).map(|s| s.to_string())
             });
         }
         if let Some(ty) = self.message_type {
-            t.check(&n("message-type-matches"), || {
+            t.check(n("message-type-matches"), || {
                 m.message_types.contains(&ty).then(|| {
                     serde_json::to_value(ty)
                         .ok()
@@ -643,9 +646,9 @@ impl Compiled {
         dir: &dyn RuleDirectory,
         scanned: &Scanned<'_>,
     ) {
-        let n = |name: &str| ext_prefix(except, name);
+        let n = |name: &'static str| (except, name);
         if !self.sent_to.is_empty() {
-            t.check(&n("sent-to"), || {
+            t.check(n("sent-to"), || {
                 self.sent_to
                     .iter()
                     .any(|a| a == rcpt)
@@ -653,7 +656,7 @@ impl Compiled {
             });
         }
         if let Some(scope) = self.sent_to_scope {
-            t.check(&n("sent-to-scope"), || {
+            t.check(n("sent-to-scope"), || {
                 let want = scope == Scope::InOrganization;
                 (dir.recipient_in_organization(rcpt) == want).then(|| {
                     if want {
@@ -666,7 +669,7 @@ impl Compiled {
             });
         }
         if !self.sent_to_member_of.is_empty() {
-            t.check(&n("sent-to-member-of"), || {
+            t.check(n("sent-to-member-of"), || {
                 self.sent_to_member_of
                     .iter()
                     .find(|g| dir.is_member_of(rcpt, g))
@@ -674,7 +677,7 @@ impl Compiled {
             });
         }
         if !self.recipient_domain_is.is_empty() {
-            t.check(&n("recipient-domain-is"), || {
+            t.check(n("recipient-domain-is"), || {
                 let d = domain(rcpt);
                 self.recipient_domain_is
                     .iter()
@@ -683,7 +686,7 @@ impl Compiled {
             });
         }
         if let Some(w) = &self.recipient_words {
-            t.check(&n("recipient-address-contains-words"), || {
+            t.check(n("recipient-address-contains-words"), || {
                 w.find(rcpt, scanned).map(str::to_string)
             });
         }
@@ -743,6 +746,8 @@ pub struct RuleSet {
     rules: Vec<Entry>,
     /// The words conditions over the subject, body and attachment texts, searched together.
     combined: Option<CombinedWords>,
+    /// [`RuleSet::passes_per_text`], counted once: the SMTP path asks it for every message.
+    passes: usize,
 }
 
 /// The actions of a rule as decisions, in Exchange's order of the parameter list.
@@ -884,7 +889,13 @@ impl RuleSet {
             .flatten()
         });
         let combined = CombinedWords::build(words);
-        RuleSet { rules, combined }
+        let mut set = RuleSet {
+            rules,
+            combined,
+            passes: 0,
+        };
+        set.passes = set.count_passes();
+        set
     }
 
     pub fn len(&self) -> usize {
@@ -895,6 +906,10 @@ impl RuleSet {
     /// combined words search, and each pattern or words condition that searches alone. (Times
     /// the message's size, a bound on the bytes one evaluation searches.)
     pub fn passes_per_text(&self) -> usize {
+        self.passes
+    }
+
+    fn count_passes(&self) -> usize {
         let alone = |c: &Compiled| {
             let patterns = [
                 &c.from_patterns,
@@ -955,6 +970,15 @@ impl RuleSet {
             ..Evaluation::default()
         };
         let mut stopped = vec![false; recipients.len()];
+        // The senders each `SenderAddressLocation` reads, lower case, once per message (not
+        // once per rule): the header's From addresses, then the envelope's.
+        let header_from: Vec<String> = m.header_from.iter().map(|s| s.to_lowercase()).collect();
+        let envelope_from: Option<String> = m.envelope_from.as_ref().map(|s| s.to_lowercase());
+        let both: Vec<&str> = header_from
+            .iter()
+            .chain(envelope_from.iter())
+            .map(String::as_str)
+            .collect();
         for entry in &self.rules {
             if stopped.iter().all(|s| *s) {
                 break;
@@ -984,30 +1008,21 @@ impl RuleSet {
                 continue;
             }
             let r = &rule.rule;
-            let senders: Vec<&str> = match r.sender_address_location {
-                SenderAddressLocation::Header => m.header_from.iter().map(String::as_str).collect(),
-                SenderAddressLocation::Envelope => {
-                    m.envelope_from.iter().map(String::as_str).collect()
-                }
-                SenderAddressLocation::HeaderOrEnvelope => m
-                    .header_from
-                    .iter()
-                    .chain(m.envelope_from.iter())
-                    .map(String::as_str)
-                    .collect(),
+            let senders: &[&str] = match r.sender_address_location {
+                SenderAddressLocation::Header => &both[..header_from.len()],
+                SenderAddressLocation::Envelope => &both[header_from.len()..],
+                SenderAddressLocation::HeaderOrEnvelope => &both,
             };
-            let senders: Vec<String> = senders.iter().map(|s| s.to_lowercase()).collect();
-            let senders: Vec<&str> = senders.iter().map(String::as_str).collect();
             // The message's part of the conditions and exceptions, once per rule.
             let mut conds = Tally::conditions();
             rule.conditions
-                .message(&mut conds, false, m, &senders, dir, &scanned);
+                .message(&mut conds, false, m, senders, dir, &scanned);
             if !conds.outcome() {
                 continue;
             }
             let mut excepts = Tally::exceptions();
             rule.exceptions
-                .message(&mut excepts, true, m, &senders, dir, &scanned);
+                .message(&mut excepts, true, m, senders, dir, &scanned);
             if excepts.outcome() {
                 continue;
             }

@@ -150,6 +150,18 @@ fn unspaced(c: char) -> bool {
         | 0x20000..=0x3FFFF) // CJK extensions B and later
 }
 
+/// Whether, in `text`, every character that an ASCII letter matches case-insensitively is
+/// ASCII: then an ASCII word occurs in it (as the words' regex finds it) only where an ASCII
+/// case-insensitive search finds it too, and that much faster search may rule the regex out.
+/// Under Unicode simple case folding (the `regex` crate's `(?i)`), the only characters outside
+/// ASCII that fold together with an ASCII letter are U+212A KELVIN SIGN (with `k`) and U+017F
+/// LATIN SMALL LETTER LONG S (with `s`) (Unicode `CaseFolding.txt`, status C and S): text
+/// without them — most non-ASCII text, accented Latin, Cyrillic, CJK — is as good as ASCII
+/// here. Linear: at most three passes over the text.
+fn ascii_folds_stay_ascii(text: &str) -> bool {
+    text.is_ascii() || !(text.contains('\u{212A}') || text.contains('\u{17F}'))
+}
+
 /// Words matched whole and case-insensitively (reference §5.3: "contoso" matches " Contoso"
 /// but not "Acontoso"): one regular expression `(?:^|\W)(word|…)(?:\W|$)` with Unicode word
 /// characters (letters, marks, digits, connector punctuation), so `ü` and `é` are letters and
@@ -157,10 +169,10 @@ fn unspaced(c: char) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Words {
     re: Regex,
-    /// The words, ASCII case-insensitively, when they are all ASCII: in an ASCII text the
-    /// regex can only match where one of them occurs (Unicode case folding of ASCII letters
-    /// stays ASCII in ASCII text), and this search is many times faster than the regex's, so
-    /// the regex runs only over texts that have one.
+    /// The words, ASCII case-insensitively, when they are all ASCII: in a text without the
+    /// two characters that fold with ASCII letters ([`ascii_folds_stay_ascii`]) the regex can
+    /// only match where one of them occurs, and this search is many times faster than the
+    /// regex's, so the regex runs only over texts that have one.
     prefilter: Option<aho_corasick::AhoCorasick>,
     /// The words, when they are all ASCII (for the rule set's [`CombinedWords`]).
     ascii_words: Vec<String>,
@@ -229,7 +241,7 @@ impl Words {
 
     /// The first word found in `text`, as it appears there.
     pub(crate) fn find<'t>(&self, text: &'t str, scanned: &Scanned<'_>) -> Option<&'t str> {
-        if self.prefilter.is_some() && text.is_ascii() {
+        if self.prefilter.is_some() && ascii_folds_stay_ascii(text) {
             // The rule set's one search over this text, else this condition's own.
             let present = match self.slot.and_then(|slot| scanned.present(text, slot)) {
                 Some(present) => present,
@@ -315,6 +327,12 @@ impl Patterns {
     /// The first pattern that matches `text`.
     pub(crate) fn find(&self, text: &str, scanned: &Scanned<'_>) -> Option<&str> {
         scanned.add(text.len());
+        // Most texts match none: `is_match` stops at the first match and needs no overlapping
+        // search; only a text that matches is read again (at most twice: still linear) for
+        // which pattern matched first.
+        if !self.set.is_match(text) {
+            return None;
+        }
         let m = self.set.matches(text);
         m.iter().next().map(|i| self.texts[i].as_str())
     }

@@ -135,6 +135,25 @@ pub(crate) fn is_password_protected(data: &[u8]) -> bool {
     false
 }
 
+/// A field's value unfolded (RFC 5322 §2.2.3: each CRLF, and each bare LF, removed) and
+/// trimmed, built in one string: a message has dozens of fields, each read for every message.
+fn unfolded(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    let mut out = String::with_capacity(text.len());
+    let mut rest: &str = &text;
+    while let Some(at) = rest.find('\n') {
+        let line = &rest[..at];
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    let end = out.trim_end().len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    out.drain(..start);
+    out
+}
+
 impl RuleMessage {
     /// The facts of a whole message (`content`: header and body, CRLF). The integrator passes the
     /// envelope's sender and recipients (canonical) and the client's IP; the SCL and
@@ -145,15 +164,46 @@ impl RuleMessage {
         recipients: Vec<String>,
         client_ip: Option<IpAddr>,
     ) -> RuleMessage {
+        let parsed = Self::parser().parse(content);
+        Self::from_parsed(
+            content,
+            parsed.as_ref(),
+            envelope_from,
+            recipients,
+            client_ip,
+        )
+    }
+
+    /// The parser whose parse [`RuleMessage::from_parsed`] reads: MIME for the body and
+    /// attachments, Subject, From, To and Cc (the other fields come from the header split);
+    /// the malware walk reads the same parse ([`crate::malware::walk::walk_parsed`]).
+    pub fn parser() -> MessageParser {
+        MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .header_address(HeaderName::From)
+            .header_address(HeaderName::To)
+            .header_address(HeaderName::Cc)
+            .default_header_ignore()
+    }
+
+    /// [`RuleMessage::from_message`] with `content` parsed already by
+    /// [`RuleMessage::parser`] (`None`: it does not parse as a message).
+    pub fn from_parsed(
+        content: &[u8],
+        parsed: Option<&mail_parser::Message<'_>>,
+        envelope_from: Option<String>,
+        recipients: Vec<String>,
+        client_ip: Option<IpAddr>,
+    ) -> RuleMessage {
         let headers = Headers::parse(content, MAX_HEADER_BYTES);
         let fields: Vec<(String, String)> = headers
             .fields()
             .map(|f| {
-                let name = String::from_utf8_lossy(f.name).into_owned();
-                let value: String = String::from_utf8_lossy(f.value)
-                    .replace("\r\n", "")
-                    .replace('\n', "");
-                (name, value.trim().to_string())
+                (
+                    String::from_utf8_lossy(f.name).into_owned(),
+                    unfolded(f.value),
+                )
             })
             .collect();
         let mut m = RuleMessage {
@@ -166,14 +216,7 @@ impl RuleMessage {
         };
         // The fields the rules read from the parse (the others come from the header split
         // above): MIME for the body and attachments, Subject, From, To and Cc.
-        let parser = MessageParser::new()
-            .with_mime_headers()
-            .header_text(HeaderName::Subject)
-            .header_address(HeaderName::From)
-            .header_address(HeaderName::To)
-            .header_address(HeaderName::Cc)
-            .default_header_ignore();
-        let Some(parsed) = parser.parse(content) else {
+        let Some(parsed) = parsed else {
             return m;
         };
         m.subject = parsed.subject().unwrap_or_default().to_string();
@@ -218,7 +261,7 @@ impl RuleMessage {
                 text,
             });
         }
-        m.message_types = message_types(&m.headers, &parsed);
+        m.message_types = message_types(&m.headers, parsed);
         m
     }
 
@@ -283,4 +326,33 @@ fn message_types(
         types.push(MessageType::Calendaring);
     }
     types
+}
+
+#[cfg(test)]
+mod unfold_tests {
+    use super::unfolded;
+
+    /// The same as removing every CRLF, then every LF, then trimming (what it replaces).
+    #[test]
+    fn a_value_is_unfolded_and_trimmed_as_before() {
+        let reference = |v: &[u8]| {
+            String::from_utf8_lossy(v)
+                .replace("\r\n", "")
+                .replace('\n', "")
+                .trim()
+                .to_string()
+        };
+        for v in [
+            &b" plain"[..],
+            b" folded\r\n\tvalue \r\n",
+            b"\r\r\n x\n\ny\r",
+            b" \xff\xfe bad utf-8\r\n ",
+            b"\n",
+            b"",
+            b" a\rb\r\n\r\n c \t",
+            " caf\u{e9}\r\n  \u{2003}".as_bytes(),
+        ] {
+            assert_eq!(unfolded(v), reference(v), "{v:?}");
+        }
+    }
 }

@@ -664,6 +664,16 @@ fn words_match_whole_words_case_insensitively_in_any_script() {
         ("機密", "これは機密です", true),
         ("invoice", "invoice", true),
         ("a.b", "axb", false),
+        // ASCII words in text that is not ASCII: the fast search rules texts out only where
+        // the regex could not match either. U+212A KELVIN SIGN and U+017F LONG S fold with
+        // `k` and `s` (Unicode simple case folding): found as the regex finds them.
+        ("invoice", "Ihre Rechnung (invoice) für März", true),
+        ("invoice", "Ihre Rechnung für März", false),
+        ("kilo", "ein \u{212A}ILO Äpfel", true),
+        ("kilo", "ein \u{212A}IL Äpfel", false),
+        ("secret", "\u{17F}ecret – geheim", true),
+        ("bank", "банк bank банк", true),
+        ("bank", "банкbank", false),
     ];
     for (word, text, want) in cases {
         let w = matcher::Words::new(&[word.to_string()]).unwrap().unwrap();
@@ -850,6 +860,22 @@ fn the_words_of_many_rules_are_searched_once_per_text() {
     // A word inside another word is no word (the closer look decides).
     m.body_text = "xcodeword3x".into();
     assert!(set.evaluate(&m, &Dir, NOW).recipients[0].hits.is_empty());
+    // A body that is not ASCII (accented Latin, as most European mail) is read once for all
+    // of them too, not once per rule with the slower Unicode search.
+    m.body_text = "lorem ipsum dolor sit amet, café ".repeat(40_000) + "über SECRET project 7, ça.";
+    let len = m.body_text.len() as u64;
+    let out = set.evaluate(&m, &Dir, NOW);
+    let names: Vec<&str> = out.recipients[0]
+        .hits
+        .iter()
+        .map(|h| h.rule.as_str())
+        .collect();
+    assert_eq!(names, ["r7"]);
+    assert!(
+        out.scanned_bytes <= 3 * len,
+        "{} > 3 × {len}",
+        out.scanned_bytes
+    );
 }
 
 #[test]

@@ -137,7 +137,7 @@ fn build() -> Option<Latin> {
         let li = u8::try_from(langs.len()).ok()?;
         langs.push(Lang::from_code(code)?);
         let chars: Vec<char> = trigrams.chars().collect();
-        if chars.len() % 3 != 0 {
+        if !chars.len().is_multiple_of(3) {
             return None;
         }
         for (rank, t) in chars.chunks_exact(3).enumerate() {

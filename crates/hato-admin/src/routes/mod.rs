@@ -23,6 +23,7 @@ mod group_content;
 pub(crate) mod group_members;
 pub(crate) mod groups;
 pub(crate) mod joining;
+pub(crate) mod junk_email;
 pub(crate) mod login;
 pub(crate) mod mail;
 pub(crate) mod mailboxes;
@@ -64,6 +65,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(domains::routes())
         .merge(mailboxes::routes())
         .merge(mail::routes())
+        .merge(junk_email::routes())
         .merge(trace::routes())
         .merge(queue::routes())
         .merge(login::routes())

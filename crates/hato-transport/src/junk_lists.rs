@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Mailboxes whose lists are kept at most (more starts over: a cache, not a bound).
 const CACHED: usize = 100_000;
 
+/// The generation the kept lists are current at, and the lists.
+type Kept = (Option<u64>, HashMap<MailboxId, Arc<UserJunkLists>>);
+
 #[derive(Default)]
 pub(crate) struct JunkListCache {
-    /// The generation the kept lists are current at, and the lists.
-    inner: Mutex<(Option<u64>, HashMap<MailboxId, Arc<UserJunkLists>>)>,
+    inner: Mutex<Kept>,
 }
 
 impl JunkListCache {

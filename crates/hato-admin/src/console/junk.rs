@@ -68,6 +68,13 @@ async fn address_of(s: &AppState, ctx: &Ctx, given: Option<&str>) -> Result<Stri
     own.ok_or_else(|| ApiError::not_found(i18n::Q_NO_MAILBOX.get(ctx.lang)))
 }
 
+/// Whether `address` is the caller's own mailbox's primary address.
+async fn is_own(s: &AppState, ctx: &Ctx, address: &str) -> bool {
+    address_of(s, ctx, None)
+        .await
+        .is_ok_and(|own| own.eq_ignore_ascii_case(address))
+}
+
 fn done_note(lang: Lang, done: Option<&str>) -> Markup {
     let text = match done {
         Some("added") => i18n::JE_DONE_ADDED,
@@ -182,7 +189,9 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<JunkQuery
         Err(e) => return error_page(Some(&ctx), lang, e),
     };
     let identity = trusted.identity.clone();
-    let own = q.address.is_none();
+    // The caller's own mailbox (a user's tab in the quarantine section), else an admin's view
+    // from Recipients.
+    let own = is_own(&s, &ctx, &identity).await;
     let pager = |page: usize, more: bool, trusted: bool| {
         let at = |p: usize| {
             if trusted {
@@ -311,7 +320,7 @@ pub async fn change(
     match write(&s, ctx.p, address.clone(), input).await {
         Ok(v) => {
             let mut pairs = vec![("done", done.to_string())];
-            if given.is_some() {
+            if !is_own(&s, &ctx, &v.identity).await {
                 pairs.insert(0, ("address", v.identity));
             }
             see_other(&format!("/junk-email?{}", query_string(&pairs)))

@@ -380,6 +380,8 @@ mod tests {
                 "x",
             ),
             (Method::POST, "/api/v1/quarantine/x/deny-release", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/allow-sender", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/block-sender", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -422,6 +424,8 @@ mod tests {
                     "/api/v1/quarantine/{id}/release-all id",
                     "/api/v1/quarantine/{id}/request-release id",
                     "/api/v1/quarantine/{id}/deny-release id",
+                    "/api/v1/quarantine/{id}/allow-sender id",
+                    "/api/v1/quarantine/{id}/block-sender id",
                 ]
                 .map(String::from)
             )

@@ -1037,4 +1037,21 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE delist_requests ADD COLUMN decided INTEGER;
     ALTER TABLE delist_requests ADD COLUMN decision_reason TEXT;
     "#,
+    // 39 (issue 9 with issue 11, mailbox junk email configuration): a mailbox's `Enabled`
+    // (a row once changed; enabled until then) and its Safe Senders / Blocked Senders entries
+    // (lower case addresses or domains), gone with the mailbox. The content pipeline reads a
+    // mailbox's entries by the primary key's prefix, never a scan.
+    r#"
+    CREATE TABLE junk_email_configs(
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        updated INTEGER NOT NULL
+    );
+    CREATE TABLE junk_email_senders(
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        list TEXT NOT NULL CHECK (list IN ('trusted', 'blocked')),
+        entry TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, list, entry)
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -910,6 +910,37 @@ pub trait TransportRuleStore: Send + Sync {
     fn count_transport_rule_hits(&self, hits: Vec<(i64, u64)>) -> Pending<()>;
 }
 
+/// Mailboxes' junk email configuration (Exchange's `Get-`/`Set-MailboxJunkEmailConfiguration`,
+/// migration 39): `Enabled` and the Safe Senders (`TrustedSendersAndDomains`) and Blocked
+/// Senders (`BlockedSendersAndDomains`) lists, each at most
+/// [`hato_protection::spam::junk::MAX_ENTRIES`] entries. Every change moves the store's policy
+/// generation ([`MalwareFilterStore::content_policy_generation`]), so the content pipeline's
+/// cache of the lists ends with it.
+pub trait JunkEmailStore: Send + Sync {
+    /// The mailbox's configuration (the defaults until changed: enabled, both lists empty);
+    /// `NotFound` for no such mailbox. One indexed read (the lists' primary key).
+    fn junk_email_config(&self, mailbox: MailboxId) -> Result<JunkEmailConfig>;
+    /// Changes it: entries normalized (`Invalid` for one that is neither an address nor a
+    /// domain, or a list that would hold more than the limit); removing an entry not there
+    /// changes nothing. `NotFound` for no such mailbox.
+    fn set_junk_email_config(
+        &self,
+        mailbox: MailboxId,
+        change: JunkEmailChange,
+    ) -> Pending<JunkEmailConfig>;
+    /// One page of a list (`trusted`: Safe Senders, else Blocked Senders), sorted, entries
+    /// containing `filter` (lower case; empty: all), and whether more follow: the console's
+    /// paged view, read by the primary key's range.
+    fn junk_email_entries(
+        &self,
+        mailbox: MailboxId,
+        trusted: bool,
+        filter: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool)>;
+}
+
 pub trait Store:
     TenantStore
     + MailboxStore
@@ -940,6 +971,7 @@ pub trait Store:
     + OutboundSpamStore
     + ConsoleStore
     + WarmupStore
+    + JunkEmailStore
 {
 }
 impl<T> Store for T where
@@ -972,5 +1004,6 @@ impl<T> Store for T where
         + OutboundSpamStore
         + ConsoleStore
         + WarmupStore
+        + JunkEmailStore
 {
 }

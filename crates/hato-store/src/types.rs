@@ -2367,3 +2367,38 @@ pub enum RecipientSort {
 
 /// The most rows one [`RecipientPage`] reads.
 pub const RECIPIENT_PAGE_MAX: usize = 1000;
+
+/// A mailbox's junk email configuration (Exchange's `Get-MailboxJunkEmailConfiguration`):
+/// whether its safe and blocked senders act, and the two lists (normalized entries, sorted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JunkEmailConfig {
+    pub mailbox_id: MailboxId,
+    /// `Enabled` (default true).
+    pub enabled: bool,
+    /// `TrustedSendersAndDomains`: Safe Senders.
+    pub trusted_senders_and_domains: Vec<String>,
+    /// `BlockedSendersAndDomains`: Blocked Senders.
+    pub blocked_senders_and_domains: Vec<String>,
+}
+
+/// A change of one list: Exchange's multi-valued parameter, either a whole new value or
+/// `@{Add=...; Remove=...}`. Entries are normalized by the store
+/// (`hato_protection::spam::junk::normalize_entry`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JunkListChange {
+    #[default]
+    Keep,
+    Replace(Vec<String>),
+    Edit {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+}
+
+/// `Set-MailboxJunkEmailConfiguration`'s parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JunkEmailChange {
+    pub enabled: Option<bool>,
+    pub trusted: JunkListChange,
+    pub blocked: JunkListChange,
+}

@@ -80,6 +80,8 @@ pub struct ContentPipeline {
     /// Each tenant's facts, with the store's policy generation they are known to be current
     /// at (`None`: check the versions).
     facts: std::sync::Mutex<HashMap<TenantId, KnownFacts>>,
+    /// Recipient mailboxes' safe and blocked senders (their junk email configuration).
+    junk: crate::junk_lists::JunkListCache,
 }
 
 /// A tenant's facts and the policy generation they are known current at.
@@ -280,6 +282,7 @@ impl ContentPipeline {
             hostname,
             budget: ScanBudget::new(DEFAULT_SCAN_BUDGET_MB),
             facts: std::sync::Mutex::new(HashMap::new()),
+            junk: Default::default(),
             spam: None,
             throttle: None,
             outbound_connectors: None,
@@ -697,6 +700,14 @@ impl ContentPipeline {
                 || self
                     .current_facts(r.tenant_id, generation)
                     .is_some_and(|f| f.reads_nothing_more() && f.rules_inline(message.body.len()))
+                    // The spam stage reads a mailbox's safe and blocked senders (not for an
+                    // authenticated client's mail, which it does not filter).
+                    && match r.route {
+                        Route::Local(m) if self.spam.is_some() && message.client.identity.is_none() => {
+                            self.junk.cached(generation, m).is_some()
+                        }
+                        _ => true,
+                    }
         })
     }
 
@@ -1226,7 +1237,32 @@ impl ContentPipeline {
                     from_address: from_address.clone(),
                     spoofs_own_domain: spoofs,
                 };
-                let d = hato_protection::spam::decide::decide(&signals, &record.policy);
+                let mut d = hato_protection::spam::decide::decide(&signals, &record.policy);
+                // The mailbox's own safe and blocked senders (its junk email configuration,
+                // `spam::junk`): per recipient, after the filter's verdict.
+                if let Route::Local(mailbox) = r.route {
+                    match self.junk.lists(self.store.as_ref(), mailbox) {
+                        Ok(lists) => {
+                            let m = hato_protection::spam::junk::user_list_match(&lists, &signals);
+                            d = hato_protection::spam::junk::apply_user_lists(d, &m);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                "a mailbox's junk email configuration could not be read: {e}"
+                            );
+                            return Decided {
+                                refusal: Some(deferral(
+                                    reply::POLICY_FAILED,
+                                    Stage::Spam,
+                                    format!(
+                                        "The junk email configuration of {address} could not be read: {e}"
+                                    ),
+                                )),
+                                notices: Vec::new(),
+                            };
+                        }
+                    }
+                }
                 let applied =
                     spam_stage::apply(&d, &record.name, &signals.content, tenant_auth.as_ref(), r);
                 if matches!(

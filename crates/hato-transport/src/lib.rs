@@ -23,6 +23,7 @@ pub mod edge;
 pub mod groupmail;
 pub mod headers;
 pub mod inbound;
+mod junk_lists;
 pub mod ndr;
 pub mod outbound;
 pub mod outbound_connectors;

@@ -190,6 +190,16 @@ pub(crate) fn apply(
         ),
         _ => format!("{} (SCL {})", decision.verdict.name(), decision.scl),
     };
+    // The recipient's own safe or blocked senders list said something: the trace's sentence
+    // says it first (`spam::junk`).
+    let text = match decision
+        .reasons
+        .iter()
+        .find(|w| w.rule.as_deref() == Some(hato_protection::spam::junk::RULE))
+    {
+        Some(why) => format!("{}. {text}", why.text),
+        None => text,
+    };
     let mut reason = Reason::new(Stage::Spam, text)
         .rule(policy)
         .figure("scl", i64::from(decision.scl))

@@ -763,6 +763,48 @@ pub const S10_DONE_DENIED: Text = Text(
     "拒否しました。エントリはブロック一覧に残ります。",
 );
 pub const S10_QUARANTINE_TAG: Text = Text("Quarantine policy", "検疫ポリシー");
+// s10 junk email configuration
+pub const JE_TITLE: Text = Text("Junk email settings", "迷惑メールの設定");
+pub const JE_ENABLED: Text = Text(
+    "Use my safe senders and blocked senders lists",
+    "差出人セーフ リストと受信拒否リストを使用する",
+);
+pub const JE_SAVE: Text = Text("Save", "保存");
+pub const JE_SAFE_SENDERS: Text = Text("Safe senders and domains", "差出人セーフ リスト");
+pub const JE_BLOCKED_SENDERS: Text = Text("Blocked senders and domains", "受信拒否リスト");
+pub const JE_SAFE_HINT: Text = Text(
+    "Mail from these addresses and domains goes to the Inbox, even when it looks like spam (malware and high confidence phishing are still quarantined).",
+    "これらのアドレスとドメインからのメールは、迷惑メールと判定されても受信トレイに配信されます (マルウェアと高確度フィッシングは引き続き検疫されます)。",
+);
+pub const JE_BLOCKED_HINT: Text = Text(
+    "Mail from these addresses and domains goes to the Junk Email folder.",
+    "これらのアドレスとドメインからのメールは迷惑メール フォルダーに移動されます。",
+);
+pub const JE_ENTRIES: Text = Text("Addresses or domains", "アドレスまたはドメイン");
+pub const JE_ENTRY: Text = Text("Address or domain", "アドレスまたはドメイン");
+pub const JE_LIST: Text = Text("List", "リスト");
+pub const JE_ADD: Text = Text("Add", "追加");
+pub const JE_REMOVE: Text = Text("Remove", "削除");
+pub const JE_EMPTY: Text = Text("The list is empty.", "リストは空です。");
+pub const JE_PREVIOUS: Text = Text("Previous", "前へ");
+pub const JE_NEXT: Text = Text("Next", "次へ");
+pub const JE_NOTHING: Text = Text(
+    "Type an address or a domain first.",
+    "先にアドレスまたはドメインを入力してください。",
+);
+pub const JE_DONE_ADDED: Text = Text("Added to the list.", "リストに追加しました。");
+pub const JE_DONE_REMOVED: Text = Text("Removed from the list.", "リストから削除しました。");
+pub const JE_DONE_SAVED: Text = Text("Settings saved.", "設定を保存しました。");
+pub const JE_ALLOW_SENDER: Text = Text("Allow sender", "送信者を許可");
+pub const JE_BLOCK_SENDER: Text = Text("Block sender", "送信者をブロック");
+pub const JE_DONE_SENDER_ALLOWED: Text = Text(
+    "The sender was added to the recipient's safe senders list.",
+    "送信者を受信者の差出人セーフ リストに追加しました。",
+);
+pub const JE_DONE_SENDER_BLOCKED: Text = Text(
+    "The sender was added to the recipient's blocked senders list.",
+    "送信者を受信者の受信拒否リストに追加しました。",
+);
 
 #[cfg(test)]
 mod tests {

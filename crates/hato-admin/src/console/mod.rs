@@ -15,6 +15,7 @@ mod flow_kit;
 mod groups;
 mod home;
 pub mod i18n;
+mod junk;
 mod layout;
 mod mail_flow;
 mod people;
@@ -125,6 +126,10 @@ pub const PATHS: &[&str] = &[
     "/quarantine/mail.csv",
     "/quarantine/mail/{id}",
     "/quarantine/mail/{id}/move",
+    "/quarantine/{id}/allow-sender",
+    "/quarantine/{id}/block-sender",
+    "/junk-email",
+    "/junk-email.csv",
 ];
 
 /// The console's routes, each answer with the security headers.
@@ -260,6 +265,10 @@ pub fn pages() -> Router<AppState> {
         .route("/quarantine/mail.csv", get(quarantine::mail_csv))
         .route("/quarantine/mail/{id}", get(quarantine::mail_item))
         .route("/quarantine/mail/{id}/move", post(quarantine::move_message))
+        .route("/quarantine/{id}/allow-sender", post(junk::allow_sender))
+        .route("/quarantine/{id}/block-sender", post(junk::block_sender))
+        .route("/junk-email", get(junk::page).post(junk::change))
+        .route("/junk-email.csv", get(junk::csv))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -216,6 +216,7 @@ fn tabs(ctx: &Ctx, current: &str) -> Markup {
     if ctx.p.mailbox_id.is_some() {
         list.push(("/quarantine/mail?folder=junk", i18n::Q_JUNK_EMAIL));
         list.push(("/quarantine/mail?folder=inbox", i18n::Q_INBOX));
+        list.push(("/junk-email", i18n::JE_TITLE));
     }
     html! {
         nav.tabs aria-label=(i18n::QUARANTINE.get(lang)) {
@@ -242,7 +243,10 @@ fn done_note(lang: Lang, done: Option<&str>, n: Option<&str>) -> Markup {
         Some("requested") => i18n::QP_DONE_REQUESTED.get(lang).to_string(),
         Some("denied") => i18n::QP_DONE_DENIED.get(lang).to_string(),
         Some("junk") => i18n::Q_DONE_JUNK.get(lang).to_string(),
-        _ => return html! {},
+        d => match super::junk::sender_note(lang, d) {
+            Some(t) => t.to_string(),
+            None => return html! {},
+        },
     };
     html! { p.done role="status" { (text) } }
 }
@@ -532,6 +536,12 @@ pub async fn detail(
                 }
                 @if may("delete") {
                     " " (button_form(&ctx, &format!("/quarantine/{id}/delete"), i18n::Q_DELETE, "delete"))
+                }
+                @if may("allow-sender") {
+                    " " (button_form(&ctx, &format!("/quarantine/{id}/allow-sender"), i18n::JE_ALLOW_SENDER, "allow-sender"))
+                }
+                @if may("block-sender") {
+                    " " (button_form(&ctx, &format!("/quarantine/{id}/block-sender"), i18n::JE_BLOCK_SENDER, "block-sender"))
                 }
                 @if admin && copies.len() > 1 {
                     form.copies method="post" action={ "/quarantine/" (id) "/release-some" } {

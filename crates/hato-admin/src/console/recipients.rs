@@ -379,6 +379,7 @@ async fn mailbox_page(
                     " / " (text_of(&m["quota_mb"])) " MB"
                 }
             }
+            p { a.junk-settings href={ "/junk-email?" (super::query_string(&[("address", text_of(&m["address"]))])) } { (i18n::JE_TITLE.get(lang)) } }
         }
         h2 { (i18n::P_GENERAL.get(lang)) }
         form.stack.panel #attributes method="post" action=(here) {

@@ -23,6 +23,7 @@ mod group_content;
 pub(crate) mod group_members;
 pub(crate) mod groups;
 pub(crate) mod joining;
+pub(crate) mod junk_email;
 pub(crate) mod login;
 pub(crate) mod mail;
 pub(crate) mod mailboxes;
@@ -64,6 +65,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(domains::routes())
         .merge(mailboxes::routes())
         .merge(mail::routes())
+        .merge(junk_email::routes())
         .merge(trace::routes())
         .merge(queue::routes())
         .merge(login::routes())
@@ -390,6 +392,8 @@ mod tests {
                 "id",
                 "1.5",
             ),
+            (Method::POST, "/api/v1/quarantine/x/allow-sender", "id", "x"),
+            (Method::POST, "/api/v1/quarantine/x/block-sender", "id", "x"),
         ] {
             let (status, kind, body) = ask(&app, method.clone(), uri, None).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
@@ -434,6 +438,8 @@ mod tests {
                     "/api/v1/quarantine/{id}/release-all id",
                     "/api/v1/quarantine/{id}/request-release id",
                     "/api/v1/quarantine/{id}/deny-release id",
+                    "/api/v1/quarantine/{id}/allow-sender id",
+                    "/api/v1/quarantine/{id}/block-sender id",
                 ]
                 .map(String::from)
             )

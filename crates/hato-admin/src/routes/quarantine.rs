@@ -39,6 +39,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(release_all))
         .routes(routes!(request_release))
         .routes(routes!(deny_release))
+        .routes(routes!(allow_sender))
+        .routes(routes!(block_sender))
 }
 
 /// Rows per page unless asked otherwise.
@@ -774,4 +776,153 @@ pub(crate) async fn delete_one(s: &AppState, p: Principal, id: i64) -> ApiResult
         .await?;
     let deleted = s.store.delete_quarantined(id, &by, s.clock.now()).await?;
     s.blocking(move |s| view(s, deleted)).await
+}
+
+/// What allow-sender / block-sender did: the entry added to the recipient's list.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SenderListed {
+    /// The item, unchanged (still held: releasing is its own action).
+    pub(crate) item: Item,
+    /// `trusted_senders_and_domains` or `blocked_senders_and_domains`.
+    pub(crate) list: String,
+    /// The address added (lower case).
+    pub(crate) entry: String,
+}
+
+/// The address a held item's sender is listed by: the From field's address, else the
+/// envelope sender (the lists match either, `hato_protection::spam::junk`).
+fn item_sender(it: &QuarantineItem) -> Option<String> {
+    let from = it.from_header.as_str();
+    let inner = match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &from[open + 1..close],
+        _ => from,
+    };
+    [inner, it.sender.as_str()].into_iter().find_map(|a| {
+        hato_protection::spam::junk::normalize_entry(a)
+            .ok()
+            .filter(|e| e.contains('@'))
+    })
+}
+
+/// Adds a held item's sender to its recipient's Safe Senders (`allow`) or Blocked Senders
+/// list, if `p` may: the item's quarantine policy grants the user *allow sender* / *block
+/// sender* (Exchange's `PermissionToAllowSender` / `PermissionToBlockSender`), or a global
+/// admin acts for the recipient. The item stays held (releasing is its own permission).
+pub(crate) async fn list_sender(
+    s: &AppState,
+    p: Principal,
+    id: i64,
+    allow: bool,
+) -> ApiResult<SenderListed> {
+    require_quarantine_access(&p)?;
+    let needed = if allow {
+        QuarantinePermission::AllowSender
+    } else {
+        QuarantinePermission::BlockSender
+    };
+    let (mailbox, entry) = s
+        .blocking(move |s| {
+            let (it, perms) = visible_item_with(s, &p, id)?;
+            require_permission(&p, &it, perms, needed)?;
+            let mailbox = it.mailbox_id.ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::CONFLICT, format!(
+                    "quarantined message {id} was held for {}, which is not a mailbox: it has no safe or blocked senders",
+                    it.recipient
+                ))
+            })?;
+            let entry = item_sender(&it).ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::CONFLICT, format!(
+                    "quarantined message {id} has no sender address to list (null sender, no From address)"
+                ))
+            })?;
+            Ok((mailbox, entry))
+        })
+        .await?;
+    let (change, list) = if allow {
+        (
+            hato_store::JunkEmailChange {
+                trusted: hato_store::JunkListChange::Edit {
+                    add: vec![entry.clone()],
+                    remove: Vec::new(),
+                },
+                ..Default::default()
+            },
+            "trusted_senders_and_domains",
+        )
+    } else {
+        (
+            hato_store::JunkEmailChange {
+                blocked: hato_store::JunkListChange::Edit {
+                    add: vec![entry.clone()],
+                    remove: Vec::new(),
+                },
+                ..Default::default()
+            },
+            "blocked_senders_and_domains",
+        )
+    };
+    s.store.set_junk_email_config(mailbox, change).await?;
+    let item = s
+        .blocking(move |s| {
+            let it = s.store.quarantine_item(id)?.ok_or_else(|| {
+                ApiError::not_found(format!("quarantined message {id} not found"))
+            })?;
+            view(s, it)
+        })
+        .await?;
+    Ok(SenderListed {
+        item,
+        list: list.into(),
+        entry,
+    })
+}
+
+/// Allow the sender of a held message: its address goes on the recipient's Safe Senders list
+/// (`trusted_senders_and_domains`), so their next messages reach the Inbox (`SFV:SFE`). Needs
+/// the item's quarantine policy's *allow sender* permission for a user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/allow-sender",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The sender is on the recipient's Safe Senders list", body = SenderListed),
+        (status = 400, description = "An id that is not a whole number, or the list is full (1,024 entries)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The item's policy does not permit it, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item (or one the caller may not see)", body = ErrorBody),
+        (status = 409, description = "No sender address, or the recipient is not a mailbox", body = ErrorBody),
+    )
+)]
+async fn allow_sender(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<SenderListed>> {
+    Ok(Json(list_sender(&s, p, id, true).await?))
+}
+
+/// Block the sender of a held message: its address goes on the recipient's Blocked Senders
+/// list (`blocked_senders_and_domains`), so their next messages go to Junk Email
+/// (`SFV:BLK`). Needs the item's quarantine policy's *block sender* permission for a user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/{id}/block-sender",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The sender is on the recipient's Blocked Senders list", body = SenderListed),
+        (status = 400, description = "An id that is not a whole number, or the list is full (1,024 entries)", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The item's policy does not permit it, or a recipient admin", body = ErrorBody),
+        (status = 404, description = "No such item (or one the caller may not see)", body = ErrorBody),
+        (status = 409, description = "No sender address, or the recipient is not a mailbox", body = ErrorBody),
+    )
+)]
+async fn block_sender(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<SenderListed>> {
+    Ok(Json(list_sender(&s, p, id, false).await?))
 }

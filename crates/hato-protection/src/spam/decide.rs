@@ -16,6 +16,9 @@
 //!    ASF options switched `on`, the language and region block lists, DMARC failures, spoofing
 //!    of the tenant's own domains, bulk at or above the policy's threshold.
 //!
+//! 4. **The recipient's own lists** (`super::junk`, applied by the caller after this decision):
+//!    Safe Senders (`SFV:SFE`) and Blocked Senders (`SFV:BLK`).
+//!
 //! When several verdicts apply the most severe wins: high confidence phish, phish, high
 //! confidence spam, spoof, spam, bulk (§2.3). A DMARC failure under `p=reject` is refused
 //! (`550 5.7.509`, Exchange's `DmarcRejectAction` default) unless a skip applies.
@@ -96,6 +99,10 @@ pub enum Sfv {
     Skb,
     /// Released from quarantine.
     Skq,
+    /// The recipient's Safe Senders: filtering skipped, allowed (`spam::junk`).
+    Sfe,
+    /// The recipient's Blocked Senders: to the Junk Email folder (`spam::junk`).
+    Blk,
     /// Not spam.
     Nspm,
 }
@@ -109,6 +116,8 @@ impl Sfv {
             Sfv::Ska => "SKA",
             Sfv::Skb => "SKB",
             Sfv::Skq => "SKQ",
+            Sfv::Sfe => "SFE",
+            Sfv::Blk => "BLK",
             Sfv::Nspm => "NSPM",
         }
     }

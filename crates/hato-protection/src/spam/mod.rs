@@ -19,6 +19,7 @@ pub mod auth;
 pub mod classifier;
 pub mod country;
 pub mod decide;
+pub mod junk;
 pub mod outbound;
 pub mod policy;
 

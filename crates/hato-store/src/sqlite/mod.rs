@@ -15,6 +15,7 @@ mod contacts;
 mod dkim;
 mod group_mailbox;
 mod groups;
+mod junk_email;
 mod mail;
 mod mailboxes;
 mod malware_filter;

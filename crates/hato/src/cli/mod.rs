@@ -16,6 +16,7 @@ mod dkim;
 mod domain;
 mod explain;
 mod group;
+mod junk_email;
 mod login;
 mod mail;
 mod mailbox;
@@ -119,6 +120,9 @@ enum Command {
     /// A tenant's organisation-wide settings (Set-OrganizationConfig): RejectDirectSend.
     #[command(subcommand)]
     OrganizationConfig(organization_config::OrganizationConfigCmd),
+    /// A mailbox's safe and blocked senders (Set-MailboxJunkEmailConfiguration).
+    #[command(subcommand)]
+    JunkEmailConfiguration(junk_email::JunkEmailCmd),
     /// A tenant's outbound spam filter policy (Set-HostedOutboundSpamFilterPolicy): recipient
     /// limits per hour and day, and the action when one is reached.
     #[command(subcommand)]
@@ -259,6 +263,7 @@ fn dispatch(c: &Client, command: Command) -> Result<(), String> {
         Command::ConnectionFilter(cmd) => connection_filter::run(c, cmd),
         Command::Connector(cmd) => connector::run(c, cmd),
         Command::OrganizationConfig(cmd) => organization_config::run(c, cmd),
+        Command::JunkEmailConfiguration(cmd) => junk_email::run(c, cmd),
         Command::OutboundSpamFilter(cmd) => outbound_spam::run(c, cmd),
         Command::Restricted(cmd) => outbound_spam::run_restricted(c, cmd),
         Command::Dkim(cmd) => dkim::run(c, cmd),

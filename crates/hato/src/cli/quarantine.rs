@@ -80,6 +80,20 @@ pub(super) enum QuarantineCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Put its sender on the recipient's Safe Senders list (the item's quarantine policy must
+    /// grant allow-sender); the message stays held.
+    AllowSender {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put its sender on the recipient's Blocked Senders list (the item's quarantine policy
+    /// must grant block-sender).
+    BlockSender {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const COLUMNS: [&str; 9] = [
@@ -247,6 +261,8 @@ pub(super) fn run(c: &Client, cmd: QuarantineCmd) -> Result<(), String> {
             }
             item(&v, json)
         }
+        QuarantineCmd::AllowSender { id, json } => list_sender(c, id, "allow-sender", json),
+        QuarantineCmd::BlockSender { id, json } => list_sender(c, id, "block-sender", json),
         QuarantineCmd::DenyRelease { id, json } => {
             let v = c.json(
                 "POST",
@@ -309,5 +325,28 @@ fn item(v: &Value, json: bool) -> Result<(), String> {
     if let Some(text) = v["reason"]["text"].as_str() {
         println!("reason: {text}");
     }
+    Ok(())
+}
+
+/// `allow-sender` / `block-sender`: the entry added to which list.
+fn list_sender(c: &Client, id: i64, action: &str, json: bool) -> Result<(), String> {
+    let v = c.json(
+        "POST",
+        &format!("/api/v1/quarantine/{id}/{action}"),
+        &[],
+        None,
+    )?;
+    if json {
+        return print_rows(&v, &[], true);
+    }
+    println!(
+        "added {} to {}'s {}",
+        v["entry"].as_str().unwrap_or_default(),
+        v["item"]["recipient"].as_str().unwrap_or_default(),
+        match v["list"].as_str() {
+            Some("trusted_senders_and_domains") => "safe senders (trusted-senders-and-domains)",
+            _ => "blocked senders (blocked-senders-and-domains)",
+        }
+    );
     Ok(())
 }

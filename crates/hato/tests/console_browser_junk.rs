@@ -1,0 +1,77 @@
+//! Junk email settings in a real browser (Debian's chromium through chromium-driver,
+//! `tests/browser/junk.py`): a high-confidence-spam message quarantined by the real pipeline;
+//! the user allows its sender from the item's page, sees it on the "Junk email settings" tab,
+//! adds and removes a blocked domain; the admin opens the user's settings from Recipients.
+//! Screenshots `junk-NN-*.png` go to `target/console-screenshots/`.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+const PASSWORD: &str = "browser-test-pw";
+
+#[test]
+fn a_user_allows_a_quarantined_sender_and_edits_the_lists_in_a_browser() {
+    if !browser::available() {
+        return;
+    }
+    let s = console::admin_and_user_fixture(PASSWORD);
+    s.ok(&[
+        "spam-filter",
+        "add",
+        "Strict",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+        "--sent-to",
+        "user@contoso.test",
+        "--high-confidence-spam-action",
+        "quarantine",
+    ]);
+    let reply = send_mime(
+        &s,
+        json!({"from": "spammer@outside.test", "to": ["user@contoso.test"],
+               "subject": "allow me", "body": format!("{GTUBE}\n")}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    let mut id = String::new();
+    s.wait_for("the held message", || {
+        let (_, v) = s.api("GET", "/api/v1/quarantine?tenant=contoso", None);
+        if let Some(i) = v["items"][0]["id"].as_i64() {
+            id = i.to_string();
+        }
+        !id.is_empty()
+    });
+    let shots = browser::screenshot_dir();
+    browser::run(
+        "junk.py",
+        &[
+            &format!("http://{}", s.admin),
+            "admin@contoso.test",
+            "user@contoso.test",
+            PASSWORD,
+            &id,
+            &shots.to_string_lossy(),
+        ],
+    );
+    let (_, v) = s.api(
+        "GET",
+        "/api/v1/mailboxes/user@contoso.test/junk-email-configuration",
+        None,
+    );
+    assert_eq!(
+        v["trusted_senders_and_domains"],
+        json!(["spammer@outside.test"]),
+        "{v}"
+    );
+    assert_eq!(v["blocked_senders_and_domains"], json!([]), "{v}");
+    for name in [
+        "junk-02-sender-allowed",
+        "junk-03-user-settings",
+        "junk-04-admin-view",
+    ] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
+    }
+}

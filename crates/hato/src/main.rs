@@ -1,6 +1,5 @@
 //! `hato`: the server (`hato serve`) and its command line, a client of the admin API.
 
-mod alloc;
 mod cli;
 mod config;
 mod serve;
@@ -8,10 +7,6 @@ mod throttle;
 
 use clap::Parser;
 use std::process::ExitCode;
-
-/// Small blocks from mimalloc, large ones from glibc: see [`alloc`].
-#[global_allocator]
-static GLOBAL: alloc::SplitAllocator = alloc::SplitAllocator;
 
 /// Fixes glibc's mmap threshold at its initial 128 KiB. By default glibc raises the threshold
 /// to the size of each large mmapped block freed (up to 32 MiB), after which the buffers of
@@ -35,7 +30,6 @@ fn fix_malloc_mmap_threshold() {}
 
 fn main() -> ExitCode {
     fix_malloc_mmap_threshold();
-    alloc::purge_freed_memory_at_once();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

@@ -6,8 +6,8 @@
 //! wait for that build (single flight) instead of each reading the directory again.
 
 use crate::index::DirectoryIndex;
-use hato_core::directory::TenantId;
-use hato_store::{Store, StoreError};
+use hato_core::directory::{DomainEntry, TenantId};
+use hato_store::{GenerationCache, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +22,14 @@ pub struct Directory {
     /// current (read before its version was): while the generation stays there, no directory
     /// change has committed since (every one moves it), and the version need not be read again.
     confirmed: Mutex<HashMap<TenantId, u64>>,
+    /// Accepted domains by name as the store answered under its current policy generation
+    /// (every domain change moves it: `bump_directory`), so that a RCPT decides from memory.
+    /// Bounded: an outside sender chooses the recipient domains looked up.
+    domains: GenerationCache<String, Option<DomainEntry>>,
 }
+
+/// How many recipient domains' answers are kept (when full the cache starts again empty).
+const DOMAIN_CACHE: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The maps stay consistent whatever a panicking holder was doing: every change is one insert.
@@ -37,7 +44,38 @@ impl Directory {
             builds: Mutex::new(HashMap::new()),
             rebuilt: AtomicU64::new(0),
             confirmed: Mutex::new(HashMap::new()),
+            domains: GenerationCache::new(DOMAIN_CACHE),
         }
+    }
+
+    /// The accepted domain `domain`, as [`hato_store::TenantStore::domain_entry`] answers it now.
+    /// Blocks on a miss (a store read): call it from blocking code.
+    pub fn domain_entry(&self, domain: &str) -> Result<Option<DomainEntry>, StoreError> {
+        // Read before the store is: a change committed meanwhile moves it past this one, and
+        // the answer is kept under the older generation, never served.
+        let generation = self.store.content_policy_generation();
+        if let Some(entry) = self.domains.get(generation, &domain.to_string()) {
+            return Ok(entry);
+        }
+        let entry = self.store.domain_entry(domain)?;
+        self.domains
+            .insert(generation, domain.to_string(), entry.clone());
+        Ok(entry)
+    }
+
+    /// [`Directory::domain_entry`] if it is known without a store read.
+    pub fn cached_domain_entry(&self, domain: &str) -> Option<Option<DomainEntry>> {
+        self.domains
+            .get(self.store.content_policy_generation(), &domain.to_string())
+    }
+
+    /// [`Directory::index`] if it is known current without a store read.
+    pub fn cached_index(&self, tenant: TenantId) -> Option<Arc<DirectoryIndex>> {
+        let generation = self.store.content_policy_generation()?;
+        if lock(&self.confirmed).get(&tenant) != Some(&generation) {
+            return None;
+        }
+        lock(&self.cache).get(&tenant).cloned()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -60,13 +98,10 @@ impl Directory {
     /// The tenant's directory as it is now. Blocks (store reads, perhaps a rebuild): call it
     /// from blocking code, not from an async worker.
     pub fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, StoreError> {
-        let generation = self.store.content_policy_generation();
-        if let Some(g) = generation
-            && lock(&self.confirmed).get(&tenant) == Some(&g)
-            && let Some(ix) = lock(&self.cache).get(&tenant).cloned()
-        {
+        if let Some(ix) = self.cached_index(tenant) {
             return Ok(ix);
         }
+        let generation = self.store.content_policy_generation();
         let ix = self.index_at(tenant)?;
         if let Some(g) = generation {
             let mut confirmed = lock(&self.confirmed);

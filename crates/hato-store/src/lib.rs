@@ -11,6 +11,7 @@
 //! per resource, shared connection handling in `sqlite/mod.rs`).
 
 mod blobs;
+pub mod cache;
 mod error;
 mod pending;
 mod schema;
@@ -20,6 +21,7 @@ mod traits;
 pub mod types;
 
 pub use blobs::{BlobDir, INLINE_BLOB_MAX};
+pub use cache::GenerationCache;
 pub use error::{Result, StoreError};
 pub use pending::Pending;
 /// The schema migrations, in order (tests build databases of older schemas from a prefix).

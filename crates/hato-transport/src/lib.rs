@@ -13,7 +13,8 @@
 //! - [`ndr`]: RFC 3464 non-delivery reports.
 //! - [`headers`]: the header fields of the messages hato writes, encoded and folded.
 
-pub mod cache;
+/// Moved to `hato-store` (the directory's recipient lookups use it too).
+pub use hato_store::cache;
 pub mod connectors;
 pub mod content;
 pub mod delivery;

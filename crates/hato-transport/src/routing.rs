@@ -34,7 +34,7 @@ use hato_core::dns::Resolver;
 use hato_core::reply;
 use hato_core::{Reason, Refusal, Stage};
 use hato_directory::policy::{Sender, check_sender};
-use hato_directory::{Addressee, Directory};
+use hato_directory::{Addressee, Directory, DirectoryIndex};
 use hato_smtp::{AcceptedRecipient, Decision, RcptVerdict, SmtpPolicy};
 use hato_store::StoreError;
 use std::sync::Arc;
@@ -89,7 +89,47 @@ pub enum Resolution {
 /// Trace rows of `<postmaster>` mail belong to no tenant: only the operator sees them.
 pub const NO_TENANT: TenantId = 0;
 
+/// Where the recipient decision reads the directory from.
+trait Lookup {
+    type Error;
+    fn domain_entry(&self, domain: &str) -> Result<Option<DomainEntry>, Self::Error>;
+    fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, Self::Error>;
+}
+
+/// The directory as it is now, read from the store when the cache does not know (blocks).
+impl Lookup for Directory {
+    type Error = StoreError;
+    fn domain_entry(&self, domain: &str) -> Result<Option<DomainEntry>, StoreError> {
+        Directory::domain_entry(self, domain)
+    }
+    fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, StoreError> {
+        Directory::index(self, tenant)
+    }
+}
+
+/// Only what the directory holds in memory under the store's current generation: a decision
+/// made from it is the one a read would make now, and it is made inline on the session's
+/// worker, without the hop to a blocking thread (`bench/relay.sh`). A miss is [`NotCached`].
+struct CachedOnly<'a>(&'a Directory);
+
+/// [`CachedOnly`] would have to read the store.
+struct NotCached;
+
+impl Lookup for CachedOnly<'_> {
+    type Error = NotCached;
+    fn domain_entry(&self, domain: &str) -> Result<Option<DomainEntry>, NotCached> {
+        self.0.cached_domain_entry(domain).ok_or(NotCached)
+    }
+    fn index(&self, tenant: TenantId) -> Result<Arc<DirectoryIndex>, NotCached> {
+        self.0.cached_index(tenant).ok_or(NotCached)
+    }
+}
+
 pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, StoreError> {
+    resolve_in(directory, rcpt)
+}
+
+fn resolve_in<L: Lookup + ?Sized>(directory: &L, rcpt: &Address) -> Result<Resolution, L::Error> {
     if rcpt.is_bare_postmaster() {
         return Ok(Resolution::Postmaster { tenant: None });
     }
@@ -101,7 +141,7 @@ pub fn resolve(directory: &Directory, rcpt: &Address) -> Result<Resolution, Stor
         domain_type: kind,
         status: DomainStatus::Verified,
         ..
-    }) = directory.store().domain_entry(rcpt.domain())?
+    }) = directory.domain_entry(rcpt.domain())?
     else {
         return Ok(Resolution::NotAccepted);
     };
@@ -168,7 +208,7 @@ impl DirectoryPolicy {
         identity: Option<MailboxId>,
         rcpt: &Address,
     ) -> RcptVerdict {
-        match Self::decide(&self.directory, false, sender, identity, None, None, rcpt) {
+        match Self::decide(&*self.directory, false, sender, identity, None, None, rcpt) {
             Ok(Routed::Final(v)) => v,
             // Without the DATA's sender authentication, nothing can lift the refusal.
             Ok(Routed::IfDomainAuthenticates { refuse, .. }) => refuse,
@@ -179,15 +219,15 @@ impl DirectoryPolicy {
         }
     }
 
-    fn decide(
-        directory: &Directory,
+    fn decide<L: Lookup + ?Sized>(
+        directory: &L,
         domain_authentication: bool,
         sender: Option<&Address>,
         identity: Option<MailboxId>,
         attributed: Option<&ConnectorAttribution>,
         submitter: Option<TenantId>,
         rcpt: &Address,
-    ) -> Result<Routed, StoreError> {
+    ) -> Result<Routed, L::Error> {
         let accept = |address: Address, tenant_id, route| {
             RcptVerdict::Accept(AcceptedRecipient {
                 address,
@@ -195,7 +235,7 @@ impl DirectoryPolicy {
                 route,
             })
         };
-        Ok(Routed::Final(match resolve(directory, rcpt)? {
+        Ok(Routed::Final(match resolve_in(directory, rcpt)? {
             Resolution::Mailbox {
                 tenant,
                 mailbox,
@@ -293,7 +333,6 @@ impl DirectoryPolicy {
                 // connector to match the client (Exchange Online's 5.7.64).
                 let owner = match sender {
                     Some(s) => directory
-                        .store()
                         .domain_entry(s.domain())?
                         .filter(|e| e.status == DomainStatus::Verified)
                         .map(|e| e.tenant),
@@ -325,7 +364,6 @@ impl DirectoryPolicy {
                 }
                 // Only for the log: a pending domain's mail is refused as any other's.
                 let pending = directory
-                    .store()
                     .domain_entry(rcpt.domain())?
                     .is_some_and(|e| e.status == DomainStatus::Pending);
                 let text = if pending {
@@ -385,21 +423,20 @@ pub fn platform_postmaster(
 }
 
 impl SmtpPolicy for DirectoryPolicy {
-    /// The directory is read (and a tenant's index perhaps rebuilt) on the blocking pool, never
-    /// on the async workers that run the sessions.
+    /// Decided inline when the directory's cache knows everything the decision reads (the
+    /// usual case: the recipient's domain and the tenant's index under the store's current
+    /// generation); otherwise the directory is read (and a tenant's index perhaps rebuilt) on
+    /// the blocking pool, never on the async workers that run the sessions.
     fn rcpt(
         &self,
         client: &ClientContext,
         sender: Option<&Address>,
         rcpt: &Address,
     ) -> Decision<RcptVerdict> {
-        let directory = self.directory.clone();
         let resolver = self.domain_authentication.clone();
         let domain_authentication = resolver.is_some();
         // Identity only from authentication (never from MAIL FROM): a mailbox's user.
         let identity = client.authenticated_mailbox();
-        let sender = sender.cloned();
-        let rcpt = rcpt.clone();
         // Set by the edge at MAIL FROM (`EdgePolicy` with inbound connectors).
         let attributed = client.attribution();
         // A mailbox's user authenticated with SMTP AUTH (the submission listener): its tenant
@@ -409,10 +446,27 @@ impl SmtpPolicy for DirectoryPolicy {
             .as_ref()
             .filter(|i| i.method == hato_core::client::AuthMethod::SmtpAuth)
             .map(|i| i.tenant);
+        if let Ok(routed) = Self::decide(
+            &CachedOnly(&self.directory),
+            domain_authentication,
+            sender,
+            identity,
+            attributed.as_ref(),
+            submitter,
+            rcpt,
+        ) {
+            return match routed {
+                Routed::Final(verdict) => Decision::Ready(verdict),
+                waiting => Decision::later(settle(waiting, resolver)),
+            };
+        }
+        let directory = self.directory.clone();
+        let sender = sender.cloned();
+        let rcpt = rcpt.clone();
         Decision::later(async move {
             let lookup = tokio::task::spawn_blocking(move || {
                 let verdict = Self::decide(
-                    &directory,
+                    &*directory,
                     domain_authentication,
                     sender.as_ref(),
                     identity,
@@ -424,34 +478,7 @@ impl SmtpPolicy for DirectoryPolicy {
             })
             .await;
             match lookup {
-                Ok((_, Ok(Routed::Final(v)))) => v,
-                Ok((
-                    _,
-                    Ok(Routed::IfDomainAuthenticates {
-                        accept,
-                        refuse,
-                        domain,
-                    }),
-                )) => match resolver {
-                    Some(resolver) => {
-                        match hato_protection::spam::auth::dmarc::publishes_policy(
-                            &*resolver, &domain,
-                        )
-                        .await
-                        {
-                            Ok(true) => accept,
-                            Ok(false) => refuse,
-                            Err(e) => {
-                                // Cannot tell: the refusal stands, as without DMARC.
-                                tracing::warn!(
-                                    "DMARC record of {domain} not read ({e}); a group's restriction refuses as for an unauthenticated sender"
-                                );
-                                refuse
-                            }
-                        }
-                    }
-                    None => refuse,
-                },
+                Ok((_, Ok(routed))) => settle(routed, resolver).await,
                 Ok((rcpt, Err(e))) => {
                     tracing::error!("directory lookup for {rcpt} failed: {e}");
                     RcptVerdict::Reject(directory_failed(&e))
@@ -462,5 +489,35 @@ impl SmtpPolicy for DirectoryPolicy {
                 }
             }
         })
+    }
+}
+
+/// The verdict of a decision, once whether the sender's domain publishes DMARC is known when
+/// it depends on that.
+async fn settle(routed: Routed, resolver: Option<Arc<dyn Resolver>>) -> RcptVerdict {
+    match routed {
+        Routed::Final(v) => v,
+        Routed::IfDomainAuthenticates {
+            accept,
+            refuse,
+            domain,
+        } => match resolver {
+            Some(resolver) => {
+                match hato_protection::spam::auth::dmarc::publishes_policy(&*resolver, &domain)
+                    .await
+                {
+                    Ok(true) => accept,
+                    Ok(false) => refuse,
+                    Err(e) => {
+                        // Cannot tell: the refusal stands, as without DMARC.
+                        tracing::warn!(
+                            "DMARC record of {domain} not read ({e}); a group's restriction refuses as for an unauthenticated sender"
+                        );
+                        refuse
+                    }
+                }
+            }
+            None => refuse,
+        },
     }
 }

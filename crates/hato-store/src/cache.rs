@@ -1,13 +1,14 @@
 //! Answers read from the store, kept in memory while the store's policy generation stays
-//! ([`hato_store::MalwareFilterStore::content_policy_generation`]): the generation moves after
+//! ([`crate::MalwareFilterStore::content_policy_generation`]): the generation moves after
 //! every committed change to what these answers come from, before the writer tells the change's
 //! caller, so an answer kept under the current generation is the answer a read would give now.
 //! A store that cannot know of every change (another process may write) has no generation, and
 //! nothing is kept: every lookup reads.
 //!
 //! This takes the store reads (and the hop to a blocking thread each needs) off the per-message
-//! path of relayed and submitted mail: the sender's domain at MAIL FROM, whether the sender is
-//! restricted, the tenant's outbound spam policy at the end of DATA (`bench/relay.sh`).
+//! path of relayed and submitted mail: the sender's domain at MAIL FROM, the recipient's domain
+//! at RCPT, whether the sender is restricted, the tenant's outbound spam policy at the end of
+//! DATA (`bench/relay.sh`).
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -569,6 +569,13 @@ pub trait DkimStore: Send + Sync {
     /// Moved by every change of any config (a domain's or tenant's removal included): the
     /// signer reloads only when it moved.
     fn dkim_version(&self) -> Result<i64>;
+    /// A number that moves after every committed change of any config or key (the store's
+    /// policy generation, [`MalwareFilterStore::content_policy_generation`]): while it stays,
+    /// the signer need not read [`DkimStore::dkim_version`] again. `None` when the store cannot
+    /// know of every change.
+    fn dkim_generation(&self) -> Option<u64> {
+        None
+    }
     /// Every enabled config of every tenant (the signer's).
     fn enabled_dkim_signing_configs(&self) -> Result<Vec<DkimSigningConfig>>;
 }

@@ -346,10 +346,15 @@ struct Snapshot {
 }
 
 /// Every tenant's enabled DKIM configs, loaded from the store and reloaded when its
-/// `dkim_version` moves (checked once per message: one indexed read).
+/// `dkim_version` moves. The version is read (one indexed read) only when the store's
+/// generation ([`DkimStore::dkim_generation`]) moved since the snapshot was last confirmed
+/// current: not once per message.
 pub struct DkimSigner {
     store: Arc<dyn DkimStore>,
     snapshot: Mutex<Option<Arc<Snapshot>>>,
+    /// The generation at which the snapshot was last confirmed current (read before the version
+    /// was: a change committed after that read moves the generation past it).
+    confirmed: Mutex<Option<u64>>,
 }
 
 impl DkimSigner {
@@ -357,17 +362,32 @@ impl DkimSigner {
         DkimSigner {
             store,
             snapshot: Mutex::new(None),
+            confirmed: Mutex::new(None),
         }
     }
 
     fn current(&self) -> Result<Arc<Snapshot>, DkimError> {
-        let version = self.store.dkim_version();
+        let generation = self.store.dkim_generation();
+        let mut confirmed = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut slot = self
             .snapshot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let (Some(g), Some(s)) = (generation, &*slot)
+            && *confirmed == Some(g)
+        {
+            return Ok(s.clone());
+        }
+        *confirmed = None;
+        let version = self.store.dkim_version();
         match (&*slot, &version) {
-            (Some(s), Ok(v)) if s.version == *v => return Ok(s.clone()),
+            (Some(s), Ok(v)) if s.version == *v => {
+                *confirmed = generation;
+                return Ok(s.clone());
+            }
             // The store cannot say: keep signing with what it said last.
             (Some(s), Err(e)) => {
                 tracing::warn!(error = %e, "DKIM: configs not reloaded");
@@ -389,6 +409,7 @@ impl DkimSigner {
         }
         let s = Arc::new(Snapshot { version, signers });
         *slot = Some(s.clone());
+        *confirmed = generation;
         Ok(s)
     }
 

@@ -8,6 +8,7 @@
 
 use crate::summarize;
 use hato_core::body::StoredBody;
+use hato_core::directory::Route;
 use hato_core::message::{Action, RecipientVerdict};
 use hato_core::reply::{self, Reply};
 use hato_core::{Clock, MessageContext, Refusal, id};
@@ -411,7 +412,15 @@ impl Submitter for Inbound {
             .map(|m| m.trace_id.clone())
             .unwrap_or_default();
         let store = self.store.clone();
-        let queued = self.queued.clone();
+        // The delivery agent is woken only for work of its own: mail for a local recipient, a
+        // quarantine hold, or a recipient refused on the way that owes an NDR. Mail that only
+        // leaves (relay, submission to outside recipients) is the outbound agent's, and waking
+        // the local agent for it cost each relayed message a pass over the queue for nothing
+        // (`bench/relay.sh`).
+        let queued = messages
+            .iter()
+            .any(wakes_delivery_agent)
+            .then(|| self.queued.clone());
         Box::pin(async move {
             // Copies are committed in turn; the 250 waits for all of them. A copy that fails
             // fails the reply, and the client sends again (the copies before it may then be
@@ -436,17 +445,27 @@ impl Submitter for Inbound {
                     return Err(reply::STORE_FAILED);
                 }
             }
-            queued.notify_one();
+            if let Some(queued) = queued {
+                queued.notify_one();
+            }
             Ok(trace_id)
         })
     }
+}
+
+/// Whether `message` has work for the local delivery agent (`QueueStore::due_deliveries` takes
+/// every recipient but an outside one that is not held; an NDR is built by that agent too).
+fn wakes_delivery_agent(message: &NewMessage) -> bool {
+    message
+        .recipients
+        .iter()
+        .any(|r| r.route != Route::Remote || r.quarantine.is_some() || r.finished.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use hato_core::Address;
-    use hato_core::directory::Route;
     use hato_core::message::{Envelope, Recipient};
     use hato_core::{ClientContext, TlsInfo};
 
@@ -552,5 +571,34 @@ mod tests {
         let first = h.split("\r\n").next().unwrap();
         assert_eq!(first, format!("Received: from {}", "a".repeat(255)));
         assert!(h.split("\r\n").skip(1).all(|l| l.len() <= 78), "{h}");
+    }
+
+    /// Mail that only leaves does not wake the local delivery agent (it would find nothing of
+    /// its own); mail for a local mailbox does.
+    #[tokio::test]
+    async fn only_mail_with_local_work_wakes_the_delivery_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(hato_store::SqliteStore::open(dir.path()).unwrap());
+        let queued = Arc::new(Notify::new());
+        let inbound = Inbound::new(
+            store,
+            Arc::new(hato_core::SystemClock),
+            "mx.hato.test".into(),
+            queued.clone(),
+        );
+        let woken = || async {
+            tokio::time::timeout(std::time::Duration::from_millis(200), queued.notified())
+                .await
+                .is_ok()
+        };
+        let mut out = envelope("bob@fabrikam.test", false, false);
+        out.envelope.recipients[0].route = Route::Remote;
+        out.body = b"Subject: out\r\n\r\nx\r\n".to_vec().into();
+        inbound.submit(out).await.unwrap();
+        assert!(!woken().await, "relayed mail is the outbound agent's");
+        let mut local = envelope("alice@contoso.test", false, false);
+        local.body = b"Subject: in\r\n\r\nx\r\n".to_vec().into();
+        inbound.submit(local).await.unwrap();
+        assert!(woken().await, "local mail wakes the delivery agent");
     }
 }

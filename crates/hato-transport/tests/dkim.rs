@@ -381,3 +381,20 @@ async fn a_large_message_streams_from_a_reader_and_verifies() {
         AuthResult::Pass
     );
 }
+
+/// The signer keeps its configs while the store's generation stays; removing the accepted
+/// domain removes its config with it, and the next message is unsigned at once.
+#[tokio::test]
+async fn a_removed_domain_is_unsigned_at_once() {
+    let w = world().await;
+    w.add(w.contoso, "contoso.test", DkimKeyType::Ed25519, 0)
+        .await;
+    let m = message("alice@contoso.test", "Hello.\r\n");
+    assert!(w.signer.sign(w.contoso, &m).is_some());
+    assert!(
+        w.signer.sign(w.contoso, &m).is_some(),
+        "from the kept snapshot"
+    );
+    w.store.remove_domain("contoso.test").await.unwrap();
+    assert_eq!(w.signer.sign(w.contoso, &m), None);
+}

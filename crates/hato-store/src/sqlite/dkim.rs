@@ -145,6 +145,8 @@ impl DkimStore for SqliteStore {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let now = self.now_micros();
         self.write(move |conn| {
+            // The signer's snapshot is kept under the policy generation (`dkim_generation`).
+            super::policy_changed();
             let held: Option<(TenantId, String)> = conn
                 .prepare_cached("SELECT tenant_id, status FROM domains WHERE domain = ?1")?
                 .query_row([&domain], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -206,6 +208,8 @@ impl DkimStore for SqliteStore {
     ) -> Pending<DkimSigningConfig> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         self.write(move |conn| {
+            // The signer's snapshot is kept under the policy generation (`dkim_generation`).
+            super::policy_changed();
             config(conn, tenant, &domain)?;
             conn.execute(
                 "UPDATE dkim_signing_configs SET enabled = ?1 WHERE domain = ?2",
@@ -224,6 +228,8 @@ impl DkimStore for SqliteStore {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let now = self.now_micros();
         self.write(move |conn| {
+            // The signer's snapshot is kept under the policy generation (`dkim_generation`).
+            super::policy_changed();
             let before = config(conn, tenant, &domain)?;
             let next = if before.active == 1 { 2 } else { 1 };
             conn.execute(
@@ -238,6 +244,8 @@ impl DkimStore for SqliteStore {
     fn remove_dkim_signing_config(&self, tenant: TenantId, domain: &str) -> Pending<()> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         self.write(move |conn| {
+            // The signer's snapshot is kept under the policy generation (`dkim_generation`).
+            super::policy_changed();
             let n = conn.execute(
                 "DELETE FROM dkim_signing_configs WHERE tenant_id = ?1 AND domain = ?2",
                 params![tenant, domain],
@@ -249,6 +257,10 @@ impl DkimStore for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn dkim_generation(&self) -> Option<u64> {
+        Some(self.policy_generation())
     }
 
     fn dkim_version(&self) -> Result<i64> {

@@ -12,6 +12,7 @@
 
 mod blobs;
 mod error;
+pub mod heavy_hitters;
 mod pending;
 mod schema;
 mod spool;

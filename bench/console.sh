@@ -65,6 +65,24 @@ listen = "127.0.0.1:0"
 servers = ["127.0.0.1:9"]
 timeout_ms = 500
 TOML
+# The console's HTTP client and the operator's sign-in, for the measurements below.
+cat > "$TMP/console_client.py" <<'PY'
+import http.client, sys, urllib.parse
+def connect(admin, token):
+    """`req(method, path, body, headers)` against the admin listener, and the operator's cookie."""
+    host, port = admin.rsplit(":", 1)
+    def req(method, path, body=None, headers=None):
+        c = http.client.HTTPConnection(host, int(port), timeout=60)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+    r, _ = req("POST", "/login", urllib.parse.urlencode({"address": "operator", "password": token, "next": "/"}),
+               {"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 303, r.status
+    return req, r.getheader("Set-Cookie").split(";")[0]
+PY
 start() {
   : > "$TMP/serve.log"
   "$HATO" serve --config "$TMP/hato.toml" > "$TMP/serve.log" 2>&1 &
@@ -119,21 +137,12 @@ PY
 
 start
 echo "== message trace through the console (median and max of $RUNS, ms) =="
-python3 - "$ADMIN" "$(cat "$TMP/data/operator.token")" "$RUNS" <<'PY'
-import http.client, statistics, sys, time, urllib.parse
+python3 - "$ADMIN" "$(cat "$TMP/data/operator.token")" "$RUNS" "$TMP" <<'PY'
+import statistics, sys, time
+sys.path.insert(0, sys.argv[4])
+from console_client import connect
 admin, token, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-host, port = admin.rsplit(":", 1)
-def req(method, path, body=None, headers=None):
-    c = http.client.HTTPConnection(host, int(port), timeout=60)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r, data
-r, _ = req("POST", "/login", urllib.parse.urlencode({"address": "operator", "password": token, "next": "/"}),
-           {"Content-Type": "application/x-www-form-urlencoded"})
-assert r.status == 303, r.status
-cookie = r.getheader("Set-Cookie").split(";")[0]
+req, cookie = connect(admin, token)
 ten_days = time.gmtime(time.time() - 10 * 86400)
 day = time.strftime("%Y-%m-%d", ten_days)
 queries = {
@@ -219,20 +228,12 @@ for base in range(0, len(senders), 20000):
 print(f"{len(senders)} rows in {time.time() - start:.1f} s")
 PY
 start
-python3 - "$ADMIN" "$(cat "$TMP/data/operator.token")" "$RUNS" "$TMP/data/hato.db" <<'PY'
-import http.client, re, sqlite3, statistics, sys, time, urllib.parse
-admin, token, runs, db = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-host, port = admin.rsplit(":", 1)
-def req(method, path, body=None, headers=None):
-    c = http.client.HTTPConnection(host, int(port), timeout=60)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r, data
-r, _ = req("POST", "/login", urllib.parse.urlencode({"address": "operator", "password": token, "next": "/"}),
-           {"Content-Type": "application/x-www-form-urlencoded"})
-cookie = r.getheader("Set-Cookie").split(";")[0]
+python3 - "$ADMIN" "$(cat "$TMP/data/operator.token")" "$RUNS" "$TMP" <<'PY'
+import re, sqlite3, statistics, sys, time
+sys.path.insert(0, sys.argv[4])
+from console_client import connect
+admin, token, runs, db = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] + "/data/hato.db"
+req, cookie = connect(admin, token)
 def top_senders(body):
     part = body.decode().split("Top senders")[1].split("</table>")[0]
     return re.findall(r"<td>([^<]*)</td><td>([^<]*)</td>", part)

@@ -120,16 +120,6 @@ fn home_lists_the_real_heavy_senders_among_a_spammers_single_use_ones() {
     assert!((1..=1024).contains(&largest), "{largest}");
 }
 
-fn form(s: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
-    let headers = if method == "POST" {
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-    } else {
-        ""
-    };
-    let (status, bytes) = http_raw(s.admin, method, path, headers, body);
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
 fn requests(s: &Server, query: &str) -> Vec<Value> {
     let (status, v) = s.api("GET", &format!("/api/v1/blocklist/requests{query}"), None);
     assert_eq!(status, 200, "{v}");
@@ -155,7 +145,7 @@ fn removing_an_entry_closes_its_pending_request_and_next_leads_to_rows() {
     s.tenant("contoso");
     s.mailbox("alice@contoso.test", &[]);
     s.ok(&["blocklist", "add", "192.0.2.7", "--reason", "spam run"]);
-    let (status, page) = form(
+    let (status, page) = http_form(
         &s,
         "POST",
         "/delist",
@@ -306,7 +296,7 @@ fn a_digest_lists_held_malware_with_a_release_request_link_never_a_release() {
     let token = path.split("t=").nth(1).expect("token").to_string();
 
     // The page offers the request, not a release, and changes nothing.
-    let (status, page) = form(&s, "GET", path, "");
+    let (status, page) = http_form(&s, "GET", path, "");
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("<button type=\"submit\">Request release</button>"),
@@ -316,7 +306,7 @@ fn a_digest_lists_held_malware_with_a_release_request_link_never_a_release() {
     assert!(!page.contains(">Release</button>"), "{page}");
     assert!(page.contains("invoice &lt;script&gt;"), "{page}");
     // A forged release: refused, the item still held without a request.
-    let (status, page) = form(&s, "POST", "/quarantine/release", &format!("t={token}"));
+    let (status, page) = http_form(&s, "POST", "/quarantine/release", &format!("t={token}"));
     assert_eq!(status, 403, "{page}");
     let (_, v) = s.api("GET", "/api/v1/quarantine?tenant=contoso", None);
     let item = &v["items"][0];
@@ -326,7 +316,7 @@ fn a_digest_lists_held_malware_with_a_release_request_link_never_a_release() {
         "{v}"
     );
     // The request: recorded by the recipient, the message still held; once.
-    let (status, page) = form(
+    let (status, page) = http_form(
         &s,
         "POST",
         "/quarantine/release",
@@ -349,7 +339,7 @@ fn a_digest_lists_held_malware_with_a_release_request_link_never_a_release() {
         ),
         "{v}"
     );
-    let (status, page) = form(
+    let (status, page) = http_form(
         &s,
         "POST",
         "/quarantine/release",

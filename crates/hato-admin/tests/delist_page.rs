@@ -160,7 +160,10 @@ async fn a_link_whose_entry_has_gone_says_so_and_removes_nothing() {
     let id = f.list("192.0.2.7", None).await;
     f.request("192.0.2.7", id, TOKEN).await;
     // The operator removes the entry and lists the IP anew: the link was for the old entry.
-    f.store.remove_block("192.0.2.7").await.expect("removed");
+    f.store
+        .remove_block("192.0.2.7", "operator", f.clock.now())
+        .await
+        .expect("removed");
     f.list("192.0.2.7", None).await;
     let gone = "<p>192.0.2.7 is no longer on the block list of mx.hato.test: there is nothing to \
                 remove.</p>";

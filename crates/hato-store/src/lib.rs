@@ -13,6 +13,7 @@
 mod blobs;
 pub mod cache;
 mod error;
+pub mod heavy_hitters;
 mod pending;
 mod schema;
 mod spool;

@@ -1054,4 +1054,26 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (mailbox_id, list, entry)
     ) WITHOUT ROWID;
     "#,
+    // 40 (issue 11, Home's top senders and recipients under attack): a Space-Saving summary
+    // (`heavy_hitters.rs`) per tenant (-1: every tenant), UTC hour and kind (0 senders, 1
+    // recipients), at most `TOP_CAPACITY` counters each, kept by `top_address_catch_up` from the
+    // recipients written since `top_address_progress`'s row (no trigger: a recipient's write
+    // costs what it did). Home merges the day's 24 summaries: bounded whatever the traffic.
+    r#"
+    CREATE TABLE top_address_hours(
+        tenant_id INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        error INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, kind, hour, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX top_address_hours_hour ON top_address_hours(hour);
+    CREATE TABLE top_address_progress(
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        recipient_id INTEGER NOT NULL
+    );
+    INSERT INTO top_address_progress(id, recipient_id) VALUES (0, 0);
+    "#,
 ];

@@ -105,14 +105,21 @@ pub trait ConsoleStore: Send + Sync {
         since: &[Timestamp],
     ) -> Result<Vec<MailFlowCounts>>;
     /// The senders and the recipients with the most recipients since `since`, at most `limit`
-    /// of each, most first (ties by address): a pass over the window's recipients (the window
-    /// starts at the beginning of the hour of `since`, as [`ConsoleStore::mail_flow_counts`]'s).
+    /// of each, most first by their guaranteed count (ties by address), from the hourly
+    /// summaries [`ConsoleStore::top_address_catch_up`] keeps (the window starts at the
+    /// beginning of the hour of `since`, as [`ConsoleStore::mail_flow_counts`]'s): at most
+    /// `TOP_CAPACITY` rows an hour whatever the number of distinct addresses.
     fn top_addresses(
         &self,
         tenant: Option<TenantId>,
         since: Timestamp,
         limit: usize,
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)>;
+    /// Feeds the recipients written since the last call (at most `max_rows`, and only those of
+    /// messages received from the hour of `from` on) into the hourly top-address summaries, and
+    /// drops summaries of hours before it; the number of recipients read (`max_rows`: call
+    /// again).
+    fn top_address_catch_up(&self, from: Timestamp, max_rows: usize) -> Pending<usize>;
     /// Recipients waiting in the queue.
     fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64>;
     /// `owner`'s saved message trace queries, by name.
@@ -830,8 +837,10 @@ pub trait BlockListStore: Send + Sync {
     fn block_entries(&self, now: Timestamp) -> Result<Vec<BlockEntry>>;
     /// The entry with this canonical text, expired or not.
     fn block_entry(&self, entry: &str) -> Result<Option<BlockEntry>>;
-    /// Removes an entry (canonical text); [`crate::StoreError::NotFound`] when none has it.
-    fn remove_block(&self, entry: &str) -> Pending<BlockEntry>;
+    /// Removes an entry (canonical text) and, in the same write, closes the pending delist
+    /// requests for it (`by` and `now` recorded, "entry removed" the reason);
+    /// [`crate::StoreError::NotFound`] when none has it.
+    fn remove_block(&self, entry: &str, by: &str, now: Timestamp) -> Pending<BlockEntry>;
     /// Removes the entries expired at `now` and the delist requests made before
     /// `requests_before`; returns how many of each.
     fn purge_block_list(

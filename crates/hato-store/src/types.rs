@@ -1179,6 +1179,7 @@ impl DelistRequest {
         match self.decision {
             Some(DelistDecision::Approved) => DelistStatus::Approved,
             Some(DelistDecision::Denied) => DelistStatus::Denied,
+            Some(DelistDecision::Closed) => DelistStatus::Closed,
             None if self.outcome.awaits_decision() => DelistStatus::Pending,
             None => DelistStatus::Closed,
         }
@@ -1193,6 +1194,10 @@ pub enum DelistDecision {
     Approved,
     /// The entry stays, and the request's confirmation link no longer removes it.
     Denied,
+    /// Not the operator's decision: the pending request's entry was removed by hand (API,
+    /// CLI or console), in the same write, so nothing is left to decide (status `closed`;
+    /// who removed it, when, and "entry removed" as the reason).
+    Closed,
 }
 
 impl DelistDecision {
@@ -1200,13 +1205,18 @@ impl DelistDecision {
         match self {
             DelistDecision::Approved => "approved",
             DelistDecision::Denied => "denied",
+            DelistDecision::Closed => "closed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [DelistDecision::Approved, DelistDecision::Denied]
-            .into_iter()
-            .find(|d| d.as_str() == s)
+        [
+            DelistDecision::Approved,
+            DelistDecision::Denied,
+            DelistDecision::Closed,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 }
 
@@ -1407,6 +1417,25 @@ pub struct QuarantineItem {
     pub request: Option<ReleaseRequest>,
     /// The stored form's blob; `None` once the item is deleted.
     pub blob: Option<String>,
+}
+
+impl QuarantineItem {
+    /// The end-user permissions of the item's recipient among `policies` (the built-in ones
+    /// and the tenant's): its quarantine policy's (a policy removed since gives none: admins
+    /// still act), adjusted for its kind ([`QuarantinePermissions::for_kind`]: release of
+    /// malware and high confidence phish becomes request release); none ever for a transport
+    /// rule's item (Exchange: mail flow rule quarantine is admin-only). The API, the console
+    /// and the quarantine notifications all ask this.
+    pub fn permissions_in(&self, policies: &[QuarantinePolicy]) -> QuarantinePermissions {
+        if self.kind == QuarantineKind::TransportRule {
+            return QuarantinePermissions::NO_ACCESS;
+        }
+        policies
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(&self.quarantine_policy))
+            .map(|p| p.permissions.for_kind(self.kind))
+            .unwrap_or_default()
+    }
 }
 
 /// A listing of quarantine items, newest first. Every filter is optional.
@@ -2243,12 +2272,21 @@ pub struct MailFlowCounts {
     pub quarantined: u64,
 }
 
-/// An address and how many recipients it counted for.
+/// An address and how many recipients it counted for: at least `count`, at most `count +
+/// error` (`error` is 0 while the hour's summaries held a counter for every address they saw,
+/// see `heavy_hitters`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressCount {
     pub address: String,
     pub count: u64,
+    pub error: u64,
 }
+
+/// Counters in each hour's summary of top senders or recipients (per tenant, and for every
+/// tenant): with a day's 24 hours, Home reads at most 2 × 25 × 1,024 rows whatever the
+/// traffic; an address sending more than 1/1,024 of an hour's mail always keeps its counter
+/// (with 400,000 single-use senders a day, ~17,000 an hour: any sender of 17 or more an hour).
+pub const TOP_CAPACITY: usize = 1024;
 
 /// Whose saved message trace queries: a mailbox's (an admin signed in as their mailbox), or,
 /// without a mailbox, the tenant's admins' (a token) or the operator's (neither).

@@ -75,9 +75,17 @@ fn entries_are_added_listed_and_removed() {
         e.to_string(),
         "the block list entry 192.0.2.7 already exists"
     );
-    assert_eq!(s.remove_block("192.0.2.7").wait().unwrap(), a);
     assert_eq!(
-        s.remove_block("192.0.2.7").wait().unwrap_err().to_string(),
+        s.remove_block("192.0.2.7", "operator", t0())
+            .wait()
+            .unwrap(),
+        a
+    );
+    assert_eq!(
+        s.remove_block("192.0.2.7", "operator", t0())
+            .wait()
+            .unwrap_err()
+            .to_string(),
         "the block list entry 192.0.2.7 not found"
     );
     assert_eq!(s.block_entries(t0()).unwrap(), vec![b]);
@@ -107,7 +115,9 @@ fn expired_entries_stop_being_listed_at_their_time_and_are_purged() {
     };
     let relisted = s.add_block(again).wait().unwrap();
     assert_eq!(listed(end), ["192.0.2.8", "192.0.2.7"]);
-    s.remove_block("192.0.2.7").wait().unwrap();
+    s.remove_block("192.0.2.7", "operator", t0())
+        .wait()
+        .unwrap();
     s.add_block(new_entry("192.0.2.9", Some(end)))
         .wait()
         .unwrap();
@@ -215,7 +225,20 @@ fn a_link_for_an_entry_no_longer_listed_removes_nothing() {
     s.add_delist_request(request("192.0.2.7", Some(&first), Some(("hash-1", until))))
         .wait()
         .unwrap();
-    s.remove_block("192.0.2.7").wait().unwrap();
+    s.remove_block("192.0.2.7", "operator", t0())
+        .wait()
+        .unwrap();
+    // The request waiting for the operator is closed by the removal, in its write.
+    let closed = &s.delist_requests(1).unwrap()[0];
+    assert_eq!(closed.status(), DelistStatus::Closed);
+    assert_eq!(
+        (
+            closed.decided_by.as_deref(),
+            closed.decided,
+            closed.decision_reason.as_deref()
+        ),
+        (Some("operator"), Some(t0()), Some("entry removed"))
+    );
     let relisted = s.add_block(new_entry("192.0.2.7", None)).wait().unwrap();
     assert_eq!(
         s.confirm_delist("hash-1", t0()).wait().unwrap(),

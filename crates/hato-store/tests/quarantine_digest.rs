@@ -178,8 +178,12 @@ impl World {
     }
 }
 
+/// Exchange notifies for any quarantined item whose quarantine policy has `ESNEnabled`: the
+/// admin-only kinds under their default (`AdminOnlyAccessPolicy`, no notifications) owe
+/// nothing, but malware held under a policy with notifications is listed (its link then
+/// requests the release: the digest's and the release page's business, not the store's).
 #[test]
-fn only_the_kinds_users_manage_make_a_recipient_owed_a_digest() {
+fn any_kind_under_a_policy_with_notifications_makes_a_recipient_owed_a_digest() {
     let w = world();
     let alice = (w.alice, "alice@contoso.test");
     let bob = (w.bob, "bob@contoso.test");
@@ -191,13 +195,14 @@ fn only_the_kinds_users_manage_make_a_recipient_owed_a_digest() {
     .into_iter()
     .enumerate()
     {
-        w.hold(&format!("admin-{i}"), &[alice], kind, 30);
+        w.hold_under(&format!("admin-{i}"), &[alice], kind, 30, None);
     }
     assert_eq!(w.candidates(), vec![]);
     let t0 = w.clock.now();
     w.hold("spam-1", &[alice, bob], QuarantineKind::Spam, 30);
     w.clock.advance_seconds(60);
     w.hold("bulk-1", &[bob], QuarantineKind::Bulk, 30);
+    w.hold("malware-1", &[bob], QuarantineKind::Malware, 30);
     let t1 = w.clock.now();
     assert_eq!(
         w.candidates(),
@@ -210,11 +215,18 @@ fn only_the_kinds_users_manage_make_a_recipient_owed_a_digest() {
         .store
         .digest_items(w.tenant, "bob@contoso.test", None, t1, w.clock.now(), 10)
         .unwrap();
-    assert_eq!(items.total, 2);
+    assert_eq!(items.total, 3);
     let kinds: Vec<QuarantineKind> = items.items.iter().map(|i| i.kind).collect();
-    // Newest first.
-    assert_eq!(kinds, [QuarantineKind::Bulk, QuarantineKind::Spam]);
-    // Alice's admin-only items are not listed with her spam.
+    // Newest first (the same time: the newest id first).
+    assert_eq!(
+        kinds,
+        [
+            QuarantineKind::Malware,
+            QuarantineKind::Bulk,
+            QuarantineKind::Spam
+        ]
+    );
+    // Alice's admin-only items under AdminOnlyAccessPolicy are not listed with her spam.
     let items = w
         .store
         .digest_items(w.tenant, "alice@contoso.test", None, t1, w.clock.now(), 10)

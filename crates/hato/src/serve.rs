@@ -444,6 +444,44 @@ async fn count_rule_hits(pipeline: Arc<ContentPipeline>, mut stop: watch::Receiv
     pipeline.flush_hits().await;
 }
 
+/// Recipients read by each of Home's top-address catch-ups: one short write at a time (a few
+/// ms), so the relay's writes queued behind it wait little.
+const TOP_BATCH: usize = 5_000;
+
+/// Keeps Home's top senders and recipients (`ConsoleStore::top_address_catch_up`'s hourly
+/// summaries) up with the trace: every 2 seconds, and once more when stopping, all recipients
+/// written since, a batch at a time. Off the write path, so a recipient's write costs what it
+/// did (per-address counters in a trigger made it 2.4x dearer, docs/architecture.md).
+async fn keep_top_addresses(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => catch_up_top_addresses(&*store, &*clock).await,
+            _ = stop.changed() => break,
+        }
+    }
+    catch_up_top_addresses(&*store, &*clock).await;
+}
+
+async fn catch_up_top_addresses(store: &dyn Store, clock: &dyn Clock) {
+    // Home lists the top of the last 24 hours, from the start of that hour.
+    let from = clock.now().plus_seconds(-25 * 3600);
+    loop {
+        match store.top_address_catch_up(from, TOP_BATCH).await {
+            Ok(n) if n >= TOP_BATCH => tokio::task::yield_now().await,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!("Home's top senders and recipients: {e}");
+                break;
+            }
+        }
+    }
+}
+
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.server.data_dir.clone();
     // The one clock of the process: the store stamps its rows with it, the SMTP side, the
@@ -542,6 +580,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let listed = block_list.reload(&*dyn_store, clock.now())?;
     println!("hato: delist page at {delist_url} ({listed} block list entries)");
     tasks.push(tokio::spawn(block_list.clone().run_maintenance(
+        dyn_store.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(keep_top_addresses(
         dyn_store.clone(),
         clock.clone(),
         stop_rx.clone(),

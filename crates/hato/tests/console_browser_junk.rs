@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 const PASSWORD: &str = "browser-test-pw";
 
 #[test]
@@ -16,34 +15,7 @@ fn a_user_allows_a_quarantined_sender_and_edits_the_lists_in_a_browser() {
     if !browser::available() {
         return;
     }
-    let s = console::admin_and_user_fixture(PASSWORD);
-    s.ok(&[
-        "spam-filter",
-        "add",
-        "Strict",
-        "--tenant",
-        "contoso",
-        "--priority",
-        "0",
-        "--sent-to",
-        "user@contoso.test",
-        "--high-confidence-spam-action",
-        "quarantine",
-    ]);
-    let reply = send_mime(
-        &s,
-        json!({"from": "spammer@outside.test", "to": ["user@contoso.test"],
-               "subject": "allow me", "body": format!("{GTUBE}\n")}),
-    );
-    assert!(reply.starts_with("250 "), "{reply}");
-    let mut id = String::new();
-    s.wait_for("the held message", || {
-        let (_, v) = s.api("GET", "/api/v1/quarantine?tenant=contoso", None);
-        if let Some(i) = v["items"][0]["id"].as_i64() {
-            id = i.to_string();
-        }
-        !id.is_empty()
-    });
+    let (s, id) = browser::admin_and_user_with_held_spam(PASSWORD, None, "allow me");
     let shots = browser::screenshot_dir();
     browser::run(
         "junk.py",

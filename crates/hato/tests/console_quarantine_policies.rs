@@ -25,26 +25,7 @@ fn setup() -> Server {
     for m in ["user", "bob", "ra", "ga", "owner"] {
         s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
     }
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
-    ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
-    }
+    console::admin_groups(&s);
     let (status, v) = s.api(
         "POST",
         "/api/v1/tenants/contoso/quarantine-policies",

@@ -10,20 +10,10 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn form(s: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
-    let headers = if method == "POST" {
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-    } else {
-        ""
-    };
-    let (status, bytes) = http_raw(s.admin, method, path, headers, body);
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
 /// A request on the delist page for `ip`, answered to `who`@contoso.test (the page takes
 /// three an hour per address).
 fn ask(s: &Server, ip: &str, who: &str) {
-    let (status, page) = form(
+    let (status, page) = http_form(
         s,
         "POST",
         "/delist",
@@ -220,14 +210,14 @@ fn the_operator_approves_or_denies_each_pending_request_once() {
         })
         .expect("a link")
         .to_string();
-    let (status, page) = form(&s, "GET", &format!("/delist/confirm?token={token}"), "");
+    let (status, page) = http_form(&s, "GET", &format!("/delist/confirm?token={token}"), "");
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("was declined, so this link removes nothing"),
         "{page}"
     );
     assert!(!page.contains("Delist IP"), "{page}");
-    let (status, page) = form(&s, "POST", "/delist/confirm", &format!("token={token}"));
+    let (status, page) = http_form(&s, "POST", "/delist/confirm", &format!("token={token}"));
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("was declined"), "{page}");
     assert_eq!(entries(&s), ["192.0.2.8", "198.51.100.0/24"]);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, send_mime as send};
+use common::{Server, console, send_mime as send};
 use serde_json::{Value, json};
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
@@ -25,38 +25,24 @@ fn setup() -> Server {
     for m in ["alice", "bob", "carol", "ra"] {
         s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
     }
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            json!({ "type": "security", "tenant": "contoso", "name": "Recipient Desk",
-                     "owners": ["alice@contoso.test"], "members": ["ra@contoso.test"] }),
-        ),
+    console::role_group(
+        &s,
+        "contoso",
+        "Recipient Desk",
+        "alice@contoso.test",
+        &["ra@contoso.test"],
+        "recipient-admin",
     );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Recipient%20Desk/roles",
-        Some(json!({ "role": "recipient-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
     s.tenant("fabrikam");
     s.mailbox("admin@fabrikam.test", &["--password", PASSWORD]);
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            json!({ "type": "security", "tenant": "fabrikam", "name": "Admins",
-                     "owners": ["admin@fabrikam.test"], "members": ["admin@fabrikam.test"] }),
-        ),
+    console::role_group(
+        &s,
+        "fabrikam",
+        "Admins",
+        "admin@fabrikam.test",
+        &["admin@fabrikam.test"],
+        "tenant-admin",
     );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Admins/roles",
-        Some(json!({ "role": "tenant-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
     s
 }
 

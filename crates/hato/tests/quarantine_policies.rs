@@ -33,21 +33,14 @@ fn setup() -> Server {
     for m in ["alice", "bob", "ra", "owner"] {
         s.mailbox(&format!("{m}@contoso.test"), &["--password", PASSWORD]);
     }
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            json!({ "type": "security", "tenant": "contoso", "name": "Recipient Desk",
-                     "owners": ["owner@contoso.test"], "members": ["ra@contoso.test"] }),
-        ),
+    console::role_group(
+        &s,
+        "contoso",
+        "Recipient Desk",
+        "owner@contoso.test",
+        &["ra@contoso.test"],
+        "recipient-admin",
     );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Recipient%20Desk/roles",
-        Some(json!({ "role": "recipient-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
     s.ok(&[
         "spam-filter",
         "add",

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::state::{ApiResult, AppState, requested_tenant};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hato_core::auth::Role;
 use hato_core::directory::Tenant;
@@ -256,16 +256,7 @@ pub fn csv_of(mut table: Table, t: &TableParams, lang: Lang, name: &'static str)
         desc: t.desc.clone(),
         ..Default::default()
     });
-    let mut r = table.csv(lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
+    super::table::csv_response(name, table.csv(lang))
 }
 
 /// One tab: its path and label.

@@ -288,17 +288,7 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>
         desc: q.table.desc.clone(),
         ..Default::default()
     });
-    let mut r = table.csv(ctx.lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        axum::http::header::CONTENT_DISPOSITION,
-        axum::http::HeaderValue::from_static("attachment; filename=\"groups.csv\""),
-    );
-    r
+    super::table::csv_response("groups.csv", table.csv(ctx.lang))
 }
 
 /// `POST /groups`: a new group (`POST /api/v1/groups`).

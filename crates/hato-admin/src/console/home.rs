@@ -2,9 +2,11 @@
 //! script), the queue, the top senders and recipients, the throttled IPs. The figures are
 //! message trace's, so they are shown to whom message trace is (`require_admin`), for the same
 //! scope (`listing_scope`: a tenant admin's tenant, every tenant for the operator). Every figure
-//! is read from counters the store keeps as mail is written (per tenant and UTC hour, and per
-//! address and hour for the top ten), never from a pass over the trace, so Home costs the same
-//! at a million trace rows as at ten; the throttled IPs come from `routes::throttle::list`.
+//! is read from counters the store keeps as mail is written (per tenant and UTC hour), and the
+//! top ten from hourly Space-Saving summaries of at most `TOP_CAPACITY` addresses (kept by
+//! `hato serve` every 2 seconds), never from a pass over the trace, so Home costs the same at a
+//! million trace rows, or 400,000 distinct senders a day, as at ten; the throttled IPs come
+//! from `routes::throttle::list`.
 
 use super::error_page;
 use super::i18n::{self, Lang, Text};
@@ -73,7 +75,11 @@ fn top(lang: Lang, title: Text, rows: &[AddressCount]) -> Markup {
             @else {
                 table.data {
                     thead { tr { th { (i18n::ADDRESS.get(lang)) } th { (i18n::COUNT.get(lang)) } } }
-                    tbody { @for r in rows { tr { td { (r.address) } td { (r.count) } } } }
+                    // A range when the hour's summaries were full (a spammer's many
+                    // addresses): at least `count`, at most `count + error`.
+                    tbody { @for r in rows { tr { td { (r.address) } td {
+                        (r.count) @if r.error > 0 { "–" (r.count + r.error) }
+                    } } } }
                 }
             }
         }

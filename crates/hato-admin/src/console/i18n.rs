@@ -660,14 +660,9 @@ pub const S9_MALWARE_POLICIES_HELP: Text = Text(
 );
 pub const S9_POLICY: Text = Text("Policy", "ポリシー");
 pub const S9_DELIST_REQUESTS: Text = Text("Delist requests", "リスト解除要求");
-pub const S9_DELIST_HELP: Text = Text(
-    "Requests made on the public delist page. A sender confirms by the link mailed to it, which removes a single-address entry by itself; a network entry waits for you: remove it here, or leave it listed.",
-    "公開のリスト解除ページで行われた要求です。送信者がメールで届いたリンクで確認すると、単一アドレスのエントリは自動的に削除されます。ネットワークのエントリは管理者の判断を待ちます。ここで削除するか、そのまま残してください。",
-);
 pub const S9_OUTCOME: Text = Text("Outcome", "結果");
 pub const S9_REQUESTED_BY: Text = Text("Requested from", "要求元");
 pub const S9_CONFIRMED: Text = Text("Confirmed", "確認日時");
-pub const S9_REMOVE_ENTRY: Text = Text("Remove the entry (delist)", "エントリを削除 (リスト解除)");
 pub const S9_SENT_TO: Text = Text("SentTo (recipients)", "SentTo (受信者)");
 pub const S9_SENT_TO_MEMBER_OF: Text = Text("SentToMemberOf (groups)", "SentToMemberOf (グループ)");
 pub const S9_RECIPIENT_DOMAIN_IS: Text = Text(

@@ -23,7 +23,7 @@ use crate::routes::quarantine::list_sender;
 use crate::state::AppState;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -372,17 +372,7 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<JunkQuery>
         rows,
         more: false,
     };
-    let mut r = table.csv(lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"junk-email.csv\""),
-    );
-    r
+    super::table::csv_response("junk-email.csv", table.csv(lang))
 }
 
 #[derive(Deserialize)]

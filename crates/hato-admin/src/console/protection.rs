@@ -366,19 +366,21 @@ fn delist_page_no(q: &PageQuery) -> usize {
 
 /// One page of the requests made on the delist page, newest first, in the status asked for:
 /// the API's listing (filtered and paged in the store's query).
+/// With whether a next page has any (`blocklist::request_page` reads one more).
 async fn delist_requests(
     s: &AppState,
     ctx: &Ctx,
     status: Option<&str>,
     page: usize,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<(Vec<Value>, bool)> {
     let mut q = json!({ "limit": DELIST_PAGE, "page": page });
     if let Some(st) = status {
         q["status"] = json!(st);
     }
     let params: blocklist::RequestsParams = input(q)?;
-    let v = value(blocklist::list_requests(State(s.clone()), ctx.p, Ok(Query(params))).await)?;
-    Ok(v.as_array().cloned().unwrap_or_default())
+    let (rows, more) = blocklist::request_page(s, ctx.p, params).await?;
+    let v = value(Ok(axum::Json(rows)))?;
+    Ok((v.as_array().cloned().unwrap_or_default(), more))
 }
 
 /// The delist requests with their status, a filter by status, and the operator's decision on
@@ -387,7 +389,7 @@ async fn delist_requests(
 fn delist_section(
     ctx: &Ctx,
     t: &Tenant,
-    requests: &[Value],
+    (requests, more): (&[Value], bool),
     status: Option<&str>,
     page: usize,
 ) -> Markup {
@@ -471,7 +473,7 @@ fn delist_section(
             }
             nav.pager {
                 @if page > 1 { a rel="prev" href=(link(page - 1)) { (i18n::PREVIOUS.get(lang)) } " " }
-                @if requests.len() == DELIST_PAGE { a rel="next" href=(link(page + 1)) { (i18n::NEXT.get(lang)) } }
+                @if more { a rel="next" href=(link(page + 1)) { (i18n::NEXT.get(lang)) } }
             }
         }
     }
@@ -517,7 +519,7 @@ async fn blocklist_page(
     };
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let body = html! {
-        (delist_section(ctx, t, &requests, filter, page))
+        (delist_section(ctx, t, (&requests.0, requests.1), filter, page))
         p.note { (i18n::BLOCK_LIST_HELP.get(lang)) }
         div #results {
             (table.render(lang, &q.table, BLOCKLIST, &tenant_query(ctx, t), &format!("{BLOCKLIST}.csv")))

@@ -32,7 +32,7 @@ use crate::routes::trace::detail as trace_detail;
 use crate::state::{AppState, require_admin};
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hato_core::message::QuarantineKind;
 use hato_store::Folder;
@@ -351,17 +351,7 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(f): Query<Quarantine
         desc: f.table.desc.clone(),
         ..Default::default()
     });
-    let mut r = table.csv(ctx.lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"quarantine.csv\""),
-    );
-    r
+    super::table::csv_response("quarantine.csv", table.csv(ctx.lang))
 }
 
 #[derive(Deserialize, Default)]
@@ -915,17 +905,7 @@ pub async fn mail_csv(State(s): State<AppState>, ctx: Ctx, Query(f): Query<MailF
             .collect(),
         more: false,
     };
-    let mut r = table.csv(ctx.lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"messages.csv\""),
-    );
-    r
+    super::table::csv_response("messages.csv", table.csv(ctx.lang))
 }
 
 /// `GET /quarantine/mail/{id}`: one message of the caller's mailbox, its plain text (never its

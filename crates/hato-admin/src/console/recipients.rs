@@ -23,7 +23,7 @@ use crate::routes::{contacts as contacts_api, mailboxes as api, permissions as p
 use crate::state::{AppState, Path as ApiPath, listing_scope, require_admin};
 use axum::Json;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hato_core::directory::{Contact, Mailbox};
 use hato_store::{RECIPIENT_PAGE_MAX, RecipientPage, RecipientSort};
@@ -192,17 +192,6 @@ pub async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery
     mailboxes_page(&s, &ctx, &q, None, &Fields::new()).await
 }
 
-fn csv_answer(body: String, name: &'static str) -> Response {
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(name));
-    r
-}
-
 /// Every mailbox of the list's filter and order (up to 100,000), a store page at a time.
 pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
     let mut all = Vec::new();
@@ -235,9 +224,9 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ListQuery>
         page += 1;
     }
     all.truncate(CSV_ROWS);
-    csv_answer(
+    super::table::csv_response(
+        "mailboxes.csv",
         mailbox_table(ctx.lang, all, false, false).csv(ctx.lang),
-        "attachment; filename=\"mailboxes.csv\"",
     )
 }
 
@@ -791,9 +780,9 @@ pub async fn contacts_csv(
         }
     }
     all.truncate(CSV_ROWS);
-    csv_answer(
+    super::table::csv_response(
+        "contacts.csv",
         contact_table(all, false, false).csv(ctx.lang),
-        "attachment; filename=\"contacts.csv\"",
     )
 }
 

@@ -260,6 +260,25 @@ impl Table {
     }
 }
 
+/// A CSV download (RFC 4180 §3's `text/csv`, UTF-8) saved as `name` (RFC 6266
+/// `attachment`): every export of the console answers through this.
+pub fn csv_response(name: &str, body: String) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    // The names are the console's own (ASCII, no quote); one that is not a header value
+    // leaves the browser to name the file.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

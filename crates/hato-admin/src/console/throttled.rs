@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::routes::throttle::{ListParams, ThrottledPage, list};
 use crate::state::AppState;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Uri;
+use axum::response::Response;
 use maud::{Markup, html};
 
 /// Where the whole list is.
@@ -182,15 +182,5 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(t): Query<TableParam
         desc: t.desc,
         ..Default::default()
     });
-    let mut r = table.csv(ctx.lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"throttled-ips.csv\""),
-    );
-    r
+    super::table::csv_response("throttled-ips.csv", table.csv(ctx.lang))
 }

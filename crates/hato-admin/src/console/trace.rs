@@ -246,17 +246,7 @@ pub async fn csv(State(s): State<AppState>, ctx: Ctx, Query(f): Query<TraceForm>
         desc: f.table.desc.clone(),
         ..Default::default()
     });
-    let mut r = table.csv(ctx.lang).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"message-trace.csv\""),
-    );
-    r
+    super::table::csv_response("message-trace.csv", table.csv(ctx.lang))
 }
 
 #[derive(Deserialize)]

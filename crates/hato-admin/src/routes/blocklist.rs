@@ -250,7 +250,11 @@ pub(crate) async fn remove_entry(
 ) -> ApiResult<StatusCode> {
     require_operator(&p)?;
     let network = parse_entry(&entry)?;
-    let removed = s.store.remove_block(&network.to_string()).await?;
+    // The pending delist requests for the entry are closed in the same write.
+    let removed = s
+        .store
+        .remove_block(&network.to_string(), OPERATOR, s.clock.now())
+        .await?;
     tracing::info!(
         "block list: {OPERATOR} removed {} (listed by {} on {}: {})",
         removed.entry,
@@ -296,8 +300,19 @@ pub(crate) async fn list_requests(
     p: Principal,
     params: Result<Query<RequestsParams>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DelistRecord>>> {
-    require_operator(&p)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(request_page(&s, p, params).await?.0))
+}
+
+/// One page of delist requests as `list_requests` answers it, and whether a next page has
+/// any: the store is asked for one more than the page (so a "Next" link never leads to an
+/// empty page).
+pub(crate) async fn request_page(
+    s: &AppState,
+    p: Principal,
+    params: RequestsParams,
+) -> ApiResult<(Vec<DelistRecord>, bool)> {
+    require_operator(&p)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit: from 1 to 1000"));
@@ -317,11 +332,13 @@ pub(crate) async fn list_requests(
     let query = DelistRequestQuery {
         status,
         offset: (page - 1) * limit,
-        limit,
+        limit: limit + 1,
     };
     s.blocking(move |s| {
-        let requests = s.store.delist_request_page(&query)?;
-        Ok(Json(requests.into_iter().map(DelistRecord::from).collect()))
+        let mut requests = s.store.delist_request_page(&query)?;
+        let more = requests.len() > limit;
+        requests.truncate(limit);
+        Ok((requests.into_iter().map(DelistRecord::from).collect(), more))
     })
     .await
 }

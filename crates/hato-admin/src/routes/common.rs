@@ -17,6 +17,27 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
+/// A read of one tenant's settings by its global admin (or the operator): the role checked,
+/// the tenant resolved as the caller may see it (another tenant's is a 404), then `f` on the
+/// blocking pool. The list handlers of connectors and quarantine policies share it.
+pub(crate) async fn tenant_read<R, F>(
+    s: &AppState,
+    p: Principal,
+    tenant: String,
+    f: F,
+) -> ApiResult<R>
+where
+    F: FnOnce(&AppState, hato_core::directory::Tenant) -> ApiResult<R> + Send + 'static,
+    R: Send + 'static,
+{
+    crate::state::require_global_admin(&p)?;
+    s.blocking(move |s| {
+        let t = crate::state::visible_tenant(s, &p, &tenant)?;
+        f(s, t)
+    })
+    .await
+}
+
 /// The `{group}` of a path: a group's address, or its name (security groups have none).
 pub(super) const GROUP_PARAM: &str = "The group's address, or its name";
 

@@ -195,9 +195,7 @@ pub(crate) async fn list(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<Vec<InboundConnectorView>>> {
-    require_global_admin(&p)?;
-    s.blocking(move |s| {
-        let t = visible_tenant(s, &p, &tenant)?;
+    super::common::tenant_read(&s, p, tenant, |s, t| {
         let all = s.store.inbound_connectors(t.id)?;
         Ok(Json(all.into_iter().map(view).collect()))
     })

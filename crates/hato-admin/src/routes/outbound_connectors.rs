@@ -206,9 +206,7 @@ pub(crate) async fn list(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<Vec<OutboundConnectorView>>> {
-    require_global_admin(&p)?;
-    s.blocking(move |s| {
-        let t = visible_tenant(s, &p, &tenant)?;
+    super::common::tenant_read(&s, p, tenant, |s, t| {
         let all = s.store.outbound_connectors(t.id)?;
         Ok(Json(all.into_iter().map(view).collect()))
     })

@@ -184,18 +184,9 @@ pub(crate) fn tenant_policies(s: &AppState, tenant: TenantId) -> ApiResult<Vec<Q
     Ok(all)
 }
 
-/// The end-user permissions an item's recipient has: its quarantine policy's (a policy removed
-/// since gives none: admins still act), adjusted for its kind ([`QuarantinePermissions::for_kind`]);
-/// none ever for a transport rule's item (Exchange: mail flow rule quarantine is admin-only).
+/// The end-user permissions an item's recipient has ([`QuarantineItem::permissions_in`]).
 fn permissions_in(policies: &[QuarantinePolicy], it: &QuarantineItem) -> QuarantinePermissions {
-    if it.kind == QuarantineKind::TransportRule {
-        return QuarantinePermissions::NO_ACCESS;
-    }
-    policies
-        .iter()
-        .find(|p| p.name.eq_ignore_ascii_case(&it.quarantine_policy))
-        .map(|p| p.permissions.for_kind(it.kind))
-        .unwrap_or_default()
+    it.permissions_in(policies)
 }
 
 /// The end-user permissions of an item's recipient (see [`permissions_in`]).

@@ -149,9 +149,7 @@ pub(crate) async fn list(
     p: Principal,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<Vec<QuarantinePolicyView>>> {
-    require_global_admin(&p)?;
-    s.blocking(move |s| {
-        let t = visible_tenant(s, &p, &tenant)?;
+    super::common::tenant_read(&s, p, tenant, |s, t| {
         Ok(Json(
             super::quarantine::tenant_policies(s, t.id)?
                 .into_iter()

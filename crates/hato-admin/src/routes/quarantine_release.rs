@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use hato_core::Timestamp;
-use hato_store::{QuarantineItem, QuarantineState, StoreError};
+use hato_store::{QuarantineItem, QuarantinePermission, QuarantineState, StoreError};
 use hato_transport::digest::content::{MAX_SENDER_CHARS, MAX_SUBJECT_CHARS};
 use hato_transport::digest::{DigestLanguage, TokenError, clean, date_text, kind_name, token};
 use serde::Deserialize;
@@ -53,6 +53,11 @@ struct TokenForm {
     /// The digest's language (`ja`; absent: English). Not signed: it only picks the words.
     #[serde(default)]
     l: String,
+    /// `request`: ask an admin to release the item (the link of an item the recipient may not
+    /// release itself); anything else: release it. Not signed: what the recipient may do is
+    /// the item's quarantine policy's, checked at each use.
+    #[serde(default)]
+    op: String,
 }
 
 /// What the page says, in one language.
@@ -75,6 +80,11 @@ struct Texts {
     released_to: fn(&str) -> String,
     could_not: &'static str,
     could_not_why: fn(&str) -> String,
+    /// (recipient, kind) -> the question, for an item whose release is requested.
+    request_intro: fn(&str, &str) -> String,
+    request_button: &'static str,
+    requested: &'static str,
+    requested_text: &'static str,
 }
 
 const ENGLISH: Texts = Texts {
@@ -124,6 +134,16 @@ const ENGLISH: Texts = Texts {
     released_to: |to| format!("The message has been released to the Inbox of {to}."),
     could_not: "The message could not be released",
     could_not_why: |why| format!("The message could not be released: {why}."),
+    request_intro: |to, kind| {
+        format!(
+            "This message to {to} is held in quarantine as {kind}: only an administrator can \
+             release it. Ask your administrator to release it to your Inbox?"
+        )
+    },
+    request_button: "Request release",
+    requested: "Release requested",
+    requested_text: "Your administrator has been asked to release this message. It stays in \
+         quarantine until they decide.",
 };
 
 const JAPANESE: Texts = Texts {
@@ -177,6 +197,16 @@ const JAPANESE: Texts = Texts {
     released_to: |to| format!("メッセージを {to} の受信トレイに解放しました。"),
     could_not: "メッセージを解放できませんでした",
     could_not_why: |why| format!("メッセージを解放できませんでした: {why}。"),
+    request_intro: |to, kind| {
+        format!(
+            "{to} 宛てのこのメッセージは {kind} として検疫に保留されており、解放できるのは管理者の\
+             みです。受信トレイへの解放を管理者に要求しますか?"
+        )
+    },
+    request_button: "解放を要求",
+    requested: "解放を要求しました",
+    requested_text: "このメッセージの解放を管理者に要求しました。管理者が判断するまで検疫に保留\
+         されます。",
 };
 
 /// The page's language: the digest's, from the link (`l`); English for anything else.
@@ -261,10 +291,25 @@ fn refusal(s: &AppState, lang: DigestLanguage, r: Refused) -> Response {
     }
 }
 
-/// The item a token releases, if it may release it at `now`: signed by this server, not
-/// expired, naming the item's own recipient, of a kind users release, still held. Reads only
-/// the secret and the one item the token names.
-async fn authorized(s: &AppState, t: String, now: Timestamp) -> Result<QuarantineItem, Refused> {
+/// What a link lets its recipient do with the item.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// Release it (a kind users release, under a policy that permits it).
+    Release,
+    /// Only ask an admin to (malware and high confidence phish, whose release Exchange turns
+    /// into request release, or a policy granting only that): never a release.
+    Request,
+}
+
+/// The item a token names and what its recipient may do with it at `now`: signed by this
+/// server, not expired, naming the item's own recipient, still held, and a release or a
+/// release request the item's quarantine policy permits. Reads only the secret and the one
+/// item the token names.
+async fn authorized(
+    s: &AppState,
+    t: String,
+    now: Timestamp,
+) -> Result<(QuarantineItem, Offer), Refused> {
     let found = s
         .blocking(move |s| {
             // No secret yet: no digest was ever sent, so no link can be genuine.
@@ -279,9 +324,17 @@ async fn authorized(s: &AppState, t: String, now: Timestamp) -> Result<Quarantin
             // What the item's quarantine policy lets its recipient do (a link is the
             // recipient's release, so it releases only what the policy permits).
             let releases = match &item {
-                Some(it) => super::quarantine::permissions_of(s, it)?
-                    .has(hato_store::QuarantinePermission::Release),
-                None => false,
+                Some(it) => {
+                    let perms = super::quarantine::permissions_of(s, it)?;
+                    if perms.has(QuarantinePermission::Release) && !it.kind.admin_only() {
+                        Some(Offer::Release)
+                    } else if perms.has(QuarantinePermission::RequestRelease) {
+                        Some(Offer::Request)
+                    } else {
+                        None
+                    }
+                }
+                None => None,
             };
             Ok(Ok(((item, releases), claim)))
         })
@@ -301,18 +354,18 @@ async fn authorized(s: &AppState, t: String, now: Timestamp) -> Result<Quarantin
     if item.recipient != claim.recipient {
         return Err(Refused::NotValid);
     }
-    // Checked here, not trusted to the token: even a token made with this server's secret
-    // for an admin-only item (a digest never lists one) does not release it.
-    if item.kind.admin_only() || !releases {
+    // Checked here, not trusted to the token: a token made with this server's secret for an
+    // item its recipient may neither release nor request the release of does nothing.
+    let Some(offer) = releases else {
         return Err(Refused::AdminOnly);
-    }
+    };
     if now >= item.expires {
         return Err(Refused::Expired);
     }
     if item.state != QuarantineState::Held {
         return Err(Refused::Decided(item.state, item.decided));
     }
-    Ok(item)
+    Ok((item, offer))
 }
 
 /// What the link would release, and the button that does it.
@@ -323,11 +376,20 @@ async fn show(
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let lang = language(&q.l);
     let now = s.clock.now();
-    let item = match authorized(&s, q.t.clone(), now).await {
-        Ok(item) => item,
+    let (item, offer) = match authorized(&s, q.t.clone(), now).await {
+        Ok(found) => found,
         Err(r) => return refusal(&s, lang, r),
     };
     let t = texts(lang);
+    let kind = kind_name(lang, item.kind);
+    let (intro, op, button) = match offer {
+        Offer::Release => ((t.intro)(&item.recipient, kind), "release", t.button),
+        Offer::Request => (
+            (t.request_intro)(&item.recipient, kind),
+            "request",
+            t.request_button,
+        ),
+    };
     let sender = if item.sender.is_empty() {
         "<>".to_string()
     } else {
@@ -341,21 +403,52 @@ async fn show(
          <form method=\"post\" action=\"release\">\n\
          <input type=\"hidden\" name=\"t\" value=\"{token}\">\n\
          <input type=\"hidden\" name=\"l\" value=\"{lang_tag}\">\n\
+         <input type=\"hidden\" name=\"op\" value=\"{op}\">\n\
          <p><button type=\"submit\">{button}</button></p>\n\
          </form>\n",
-        intro = escape(&(t.intro)(&item.recipient, kind_name(lang, item.kind))),
+        intro = escape(&intro),
         sender = escape(&sender),
         subject = escape(&clean(&item.subject, MAX_SUBJECT_CHARS)),
         received = escape(&date_text(lang, item.received)),
         expires = escape(&date_text(lang, item.expires)),
         token = escape(&q.t),
         lang_tag = lang.tag(),
-        button = t.button,
     );
     page(lang, StatusCode::OK, &s, t.title, &body)
 }
 
-/// Releases the one item the token names, to its recipient's Inbox, once.
+/// Asks an admin to release the item (the quarantine's release request, as the API's
+/// `request-release` makes it, by the recipient): once; a second request, or one denied,
+/// says so.
+async fn request(
+    s: &AppState,
+    lang: DigestLanguage,
+    client: std::net::IpAddr,
+    item: QuarantineItem,
+    now: Timestamp,
+) -> Response {
+    let t = texts(lang);
+    match s.store.request_release(item.id, &item.recipient, now).await {
+        Ok(it) => {
+            tracing::info!(
+                "quarantine item {}: release requested by {} through its link, from {client}",
+                it.id,
+                it.recipient
+            );
+            said(lang, StatusCode::OK, s, (t.requested, t.requested_text))
+        }
+        Err(StoreError::InUse(why)) => said(
+            lang,
+            StatusCode::CONFLICT,
+            s,
+            (t.could_not, &(t.could_not_why)(&why)),
+        ),
+        Err(e) => refusal(s, lang, Refused::Failed(e.to_string())),
+    }
+}
+
+/// Releases the one item the token names, to its recipient's Inbox, once (or, for an item
+/// whose recipient may only ask, requests its release: `op=request`).
 async fn release(
     State(s): State<AppState>,
     ClientIp(client): ClientIp,
@@ -365,8 +458,8 @@ async fn release(
     let lang = language(&f.l);
     let t = texts(lang);
     let now = s.clock.now();
-    let item = match authorized(&s, f.t, now).await {
-        Ok(item) => item,
+    let (item, offer) = match authorized(&s, f.t, now).await {
+        Ok(found) => found,
         Err(r) => {
             if !matches!(r, Refused::Failed(_)) {
                 tracing::info!("quarantine release link from {client} refused");
@@ -374,6 +467,15 @@ async fn release(
             return refusal(&s, lang, r);
         }
     };
+    if f.op == "request" && offer == Offer::Request {
+        return request(&s, lang, client, item, now).await;
+    }
+    // A release asked of an item whose recipient may only request it: refused, whatever the
+    // form says.
+    if offer != Offer::Release {
+        tracing::info!("quarantine release link from {client} refused: release not permitted");
+        return refusal(&s, lang, Refused::AdminOnly);
+    }
     // Released by the recipient (the token's), as the trace's `Release` event says.
     match s
         .store

@@ -90,9 +90,10 @@ fn status_sql(status: Option<DelistStatus>) -> String {
         Some(DelistStatus::Pending) => {
             format!("decision IS NULL AND outcome IN ({})", awaiting_sql())
         }
-        Some(DelistStatus::Closed) => {
-            format!("decision IS NULL AND outcome NOT IN ({})", awaiting_sql())
-        }
+        Some(DelistStatus::Closed) => format!(
+            "(decision = 'closed' OR (decision IS NULL AND outcome NOT IN ({})))",
+            awaiting_sql()
+        ),
     }
 }
 
@@ -116,6 +117,11 @@ fn decide(
 ) -> Result<DelistDecided> {
     let r = request_by_id(conn, id)?
         .ok_or_else(|| StoreError::NotFound(format!("delist request {id}")))?;
+    if decision == DelistDecision::Closed {
+        return Err(StoreError::Invalid(
+            "a request is closed by removing its entry, not decided closed".into(),
+        ));
+    }
     match r.status() {
         DelistStatus::Pending => {}
         DelistStatus::Approved | DelistStatus::Denied => {
@@ -127,7 +133,16 @@ fn decide(
             )));
         }
         DelistStatus::Closed => {
+            let removed;
             let why = match r.outcome {
+                _ if r.decision == Some(DelistDecision::Closed) => {
+                    removed = format!(
+                        "{} removed its entry on {}",
+                        r.decided_by.as_deref().unwrap_or("?"),
+                        r.decided.map(Timestamp::to_rfc3339).unwrap_or_default()
+                    );
+                    removed.as_str()
+                }
                 DelistOutcome::NotListed => "nothing listed its IP when it was made",
                 DelistOutcome::Removed => "its confirmation link removed the entry",
                 _ => "its confirmation link found the entry gone",
@@ -155,6 +170,9 @@ fn decide(
         .ok_or_else(|| StoreError::NotFound(format!("delist request {id}")))?;
     Ok(DelistDecided { request, removed })
 }
+
+/// The reason recorded on a request closed by its entry's removal.
+const ENTRY_REMOVED: &str = "entry removed";
 
 fn not_listed(entry: &str) -> StoreError {
     StoreError::NotFound(format!("the block list entry {entry}"))
@@ -304,15 +322,26 @@ impl BlockListStore for SqliteStore {
         })
     }
 
-    fn remove_block(&self, entry: &str) -> Pending<BlockEntry> {
-        let entry = entry.to_string();
+    fn remove_block(&self, entry: &str, by: &str, now: Timestamp) -> Pending<BlockEntry> {
+        let (entry, by) = (entry.to_string(), by.to_string());
         self.write(move |conn| {
+            let removed = conn
+                .prepare_cached(&format!(
+                    "DELETE FROM block_list WHERE entry = ?1 RETURNING {ENTRY_COLUMNS}"
+                ))?
+                .query_row([&entry], entry_from)
+                .optional()?
+                .ok_or_else(|| not_listed(&entry))?;
+            // The requests waiting for the operator about this entry have nothing left to
+            // decide: closed in the same write, saying who removed it and when.
             conn.prepare_cached(&format!(
-                "DELETE FROM block_list WHERE entry = ?1 RETURNING {ENTRY_COLUMNS}"
+                "UPDATE delist_requests SET decision = 'closed', decided_by = ?2, decided = ?3, \
+                 decision_reason = '{ENTRY_REMOVED}' \
+                 WHERE entry = ?1 AND decision IS NULL AND outcome IN ({})",
+                awaiting_sql()
             ))?
-            .query_row([&entry], entry_from)
-            .optional()?
-            .ok_or_else(|| not_listed(&entry))
+            .execute(params![entry, by, now.0])?;
+            Ok(removed)
         })
     }
 

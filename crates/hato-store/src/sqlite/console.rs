@@ -3,8 +3,10 @@
 use super::SqliteStore;
 use crate::error::Result;
 use crate::error::StoreError;
+use crate::heavy_hitters::{Counter, SpaceSaving, merge_top};
 use crate::pending::Pending;
 use crate::traits::ConsoleStore;
+use crate::types::TOP_CAPACITY;
 use crate::types::{
     AddressCount, ConsoleSession, MailFlowCounts, SAVED_QUERIES_MAX, SavedQueryOwner,
     SavedTraceQuery,
@@ -13,6 +15,7 @@ use hato_core::Timestamp;
 use hato_core::auth::Role;
 use hato_core::directory::TenantId;
 use rusqlite::{OptionalExtension, params};
+use std::collections::{HashMap, HashSet};
 
 /// The first recipient row of the first message received at or after `since`
 /// (messages_received, then one seek in an index on recipients' message_id); `i64::MAX` when
@@ -29,6 +32,140 @@ fn first_recipient_since(conn: &rusqlite::Connection, since: Timestamp) -> Resul
         .query_row([since.0], |r| r.get(0))
         .optional()?;
     Ok(id.unwrap_or(i64::MAX))
+}
+
+/// `top_address_hours`' kinds, and its tenant of every tenant's summaries.
+const SENDERS: i64 = 0;
+const RECIPIENTS: i64 = 1;
+const ALL_TENANTS: i64 = -1;
+
+/// One hour's summary of one kind for one tenant, as a catch-up changes it.
+struct Summary {
+    ss: SpaceSaving,
+    /// Addresses whose counter changed (to write) and whose counter was taken (to delete).
+    changed: HashSet<String>,
+    evicted: HashSet<String>,
+}
+
+/// `top_address_catch_up`: up to `max_rows` recipients after the last one read, fed into their
+/// hours' summaries, in the writer's transaction (so no recipient is read twice or skipped by
+/// two catch-ups at once). Rows of messages received before `from_hour` are skipped: no Home
+/// window reaches them. Recipients are read by row id, in order, so the cost is the rows read
+/// plus, per summary touched, its `TOP_CAPACITY` counters.
+fn catch_up(conn: &rusqlite::Connection, from_hour: Timestamp, max_rows: usize) -> Result<usize> {
+    let last: i64 = conn
+        .prepare_cached("SELECT recipient_id FROM top_address_progress WHERE id = 0")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let newest: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM recipients")?
+        .query_row([], |r| r.get(0))?;
+    // Row ids without AUTOINCREMENT may be handed out again after the newest rows went (a
+    // tenant's removal): follow them back rather than skip the new rows.
+    let last = last.min(newest);
+    let first = first_recipient_since(conn, from_hour)?;
+    let start = last.saturating_add(1).max(first);
+    let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
+    let rows: Vec<(i64, i64, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT r.id, r.tenant_id, r.address, m.sender, m.received \
+             FROM recipients r CROSS JOIN messages m ON m.id = r.message_id \
+             WHERE r.id >= ?1 ORDER BY r.id LIMIT ?2",
+        )?
+        .query_map(params![start, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    let read = rows.len();
+    let progress = match rows.last() {
+        Some(r) => r.0,
+        // Nothing after `start`: everything up to the newest row is done.
+        None => newest.max(last),
+    };
+    let mut summaries: HashMap<(i64, i64, i64), Summary> = HashMap::new();
+    let load =
+        |summaries: &mut HashMap<(i64, i64, i64), Summary>, key: (i64, i64, i64)| -> Result<()> {
+            if summaries.contains_key(&key) {
+                return Ok(());
+            }
+            let counters = conn
+                .prepare_cached(
+                    "SELECT address, count, error FROM top_address_hours \
+                 WHERE tenant_id = ?1 AND kind = ?2 AND hour = ?3",
+                )?
+                .query_map(params![key.0, key.1, key.2], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Counter {
+                            count: count(r.get(1)?),
+                            error: count(r.get(2)?),
+                        },
+                    ))
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            summaries.insert(
+                key,
+                Summary {
+                    ss: SpaceSaving::from_counters(TOP_CAPACITY, counters),
+                    changed: HashSet::new(),
+                    evicted: HashSet::new(),
+                },
+            );
+            Ok(())
+        };
+    let mut feeds = Vec::new();
+    for (_, tenant, recipient, sender, received) in &rows {
+        if *received < from_hour.0 {
+            continue;
+        }
+        let hour = hour_start(Timestamp(*received)).0;
+        for t in [*tenant, ALL_TENANTS] {
+            // The null sender (a bounce) is no sender to rank.
+            if !sender.is_empty() {
+                feeds.push(((t, SENDERS, hour), sender.as_str()));
+            }
+            if !recipient.is_empty() {
+                feeds.push(((t, RECIPIENTS, hour), recipient.as_str()));
+            }
+        }
+    }
+    for (key, address) in feeds {
+        load(&mut summaries, key)?;
+        if let Some(s) = summaries.get_mut(&key) {
+            if let Some(victim) = s.ss.offer(address) {
+                s.changed.remove(&victim);
+                s.evicted.insert(victim);
+            }
+            s.evicted.remove(address);
+            s.changed.insert(address.to_string());
+        }
+    }
+    for ((tenant, kind, hour), s) in &summaries {
+        let mut delete = conn.prepare_cached(
+            "DELETE FROM top_address_hours WHERE tenant_id = ?1 AND kind = ?2 AND hour = ?3 AND address = ?4",
+        )?;
+        for a in &s.evicted {
+            delete.execute(params![tenant, kind, hour, a])?;
+        }
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO top_address_hours(tenant_id, kind, hour, address, count, error) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tenant_id, kind, hour, address) \
+             DO UPDATE SET count = excluded.count, error = excluded.error",
+        )?;
+        for a in &s.changed {
+            if let Some(c) = s.ss.get(a) {
+                let n = i64::try_from(c.count).unwrap_or(i64::MAX);
+                let e = i64::try_from(c.error).unwrap_or(i64::MAX);
+                upsert.execute(params![tenant, kind, hour, a, n, e])?;
+            }
+        }
+    }
+    conn.prepare_cached("UPDATE top_address_progress SET recipient_id = ?1 WHERE id = 0")?
+        .execute([progress])?;
+    conn.prepare_cached("DELETE FROM top_address_hours WHERE hour < ?1")?
+        .execute([from_hour.0])?;
+    Ok(read)
 }
 
 /// One hour in microseconds: the counters' unit (`mail_flow_hours`).
@@ -262,33 +399,53 @@ impl ConsoleStore for SqliteStore {
         since: Timestamp,
         limit: usize,
     ) -> Result<(Vec<AddressCount>, Vec<AddressCount>)> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Every tenant's summaries are kept under -1, so the operator's Home reads as few rows
+        // as a tenant's.
+        let key = tenant.unwrap_or(ALL_TENANTS);
         self.read(|conn| {
-            // Messages are numbered as they arrive, so the window is a range of the recipients'
-            // row ids, read through the primary key from the window's first row. `NOT INDEXED`
-            // and `CROSS JOIN` keep SQLite's planner from walking recipients_tenant_address for
-            // the GROUP BY's order instead: that reads every recipient ever kept (3.7 s at a
-            // million rows), this only the window's (tens of ms at a million rows a month).
-            let first = first_recipient_since(conn, hour_start(since))?;
-            let top = |column: &str| -> Result<Vec<AddressCount>> {
-                let sql = format!(
-                    "SELECT {column}, COUNT(*) AS n FROM recipients r NOT INDEXED CROSS JOIN messages m ON m.id = r.message_id \
-                     WHERE r.id >= ?1 AND (?2 IS NULL OR r.tenant_id = ?2) AND {column} <> '' \
-                     GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?3"
-                );
-                let rows = conn
-                    .prepare_cached(&sql)?
-                    .query_map(params![first, tenant, limit], |r| {
-                        Ok(AddressCount {
-                            address: r.get(0)?,
-                            count: count(r.get(1)?),
-                        })
-                    })?
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(rows)
+            let top = |kind: i64| -> Result<Vec<AddressCount>> {
+                let mut hours: Vec<Vec<(String, Counter)>> = Vec::new();
+                let mut last_hour = None;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT hour, address, count, error FROM top_address_hours \
+                     WHERE tenant_id = ?1 AND kind = ?2 AND hour >= ?3 ORDER BY hour",
+                )?;
+                let rows = stmt.query_map(params![key, kind, hour_start(since).0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        Counter {
+                            count: count(r.get(2)?),
+                            error: count(r.get(3)?),
+                        },
+                    ))
+                })?;
+                for row in rows {
+                    let (hour, address, c) = row?;
+                    if last_hour != Some(hour) {
+                        hours.push(Vec::new());
+                        last_hour = Some(hour);
+                    }
+                    if let Some(h) = hours.last_mut() {
+                        h.push((address, c));
+                    }
+                }
+                Ok(merge_top(&hours, TOP_CAPACITY, limit)
+                    .into_iter()
+                    .map(|m| AddressCount {
+                        address: m.address,
+                        count: m.lower,
+                        error: m.upper - m.lower,
+                    })
+                    .collect())
             };
-            Ok((top("m.sender")?, top("r.address")?))
+            Ok((top(SENDERS)?, top(RECIPIENTS)?))
         })
+    }
+
+    fn top_address_catch_up(&self, from: Timestamp, max_rows: usize) -> Pending<usize> {
+        let max_rows = max_rows.max(1);
+        self.write(move |conn| catch_up(conn, hour_start(from), max_rows))
     }
 
     fn queued_recipients(&self, tenant: Option<TenantId>) -> Result<u64> {

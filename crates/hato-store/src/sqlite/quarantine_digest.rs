@@ -13,20 +13,10 @@ use hato_core::Timestamp;
 use hato_core::directory::TenantId;
 use rusqlite::{OptionalExtension, params};
 
-/// The kinds a user manages (and so finds in a digest), as an SQL list of literals: not
-/// malware, high-confidence phish or transport-rule quarantine, which only admins see and
-/// release (Exchange: AdminOnlyAccessPolicy; exchange-online-behaviour.md §6.4).
-fn user_kinds_sql() -> String {
-    QuarantineKind::ALL
-        .into_iter()
-        .filter(|k| !k.admin_only())
-        .map(|k| format!("'{}'", k.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The item's quarantine policy has `ESNEnabled` (Exchange sends end-user quarantine
-/// notifications only for items under such a policy: exchange-online-behaviour.md §6.4): a
+/// notifications for any quarantined item under such a policy, malware and high confidence
+/// phish too — the digest then links to a release request, never a release —, and only for
+/// those: exchange-online-behaviour.md §6.4): a
 /// built-in one with notifications on, or the tenant's own with `notifications` set. An SQL
 /// condition on the quarantine row `q` (a policy removed since notifies nobody).
 fn notifies_sql() -> String {
@@ -68,12 +58,11 @@ impl QuarantineDigestStore for SqliteStore {
             "SELECT q.tenant_id, q.recipient, n.last_sent, n.covered_until, MAX(q.quarantined) \
              FROM quarantine q LEFT JOIN quarantine_notifications n \
                ON n.tenant_id = q.tenant_id AND n.recipient = q.recipient \
-             WHERE q.state = 'held' AND q.kind IN ({}) AND q.expires > ?1 AND {} \
+             WHERE q.state = 'held' AND q.expires > ?1 AND {} \
                AND (n.covered_until IS NULL OR q.quarantined > n.covered_until) \
                AND (q.tenant_id > ?2 OR (q.tenant_id = ?2 AND q.recipient > ?3)) \
              GROUP BY q.tenant_id, q.recipient \
              ORDER BY q.tenant_id, q.recipient LIMIT ?4",
-            user_kinds_sql(),
             notifies_sql()
         );
         self.read(|conn| {
@@ -107,9 +96,7 @@ impl QuarantineDigestStore for SqliteStore {
     ) -> Result<DigestItems> {
         let filter = format!(
             "FROM quarantine q WHERE q.tenant_id = ?1 AND q.recipient = ?2 AND q.state = 'held' \
-             AND q.kind IN ({}) AND q.expires > ?3 AND q.quarantined > ?4 AND q.quarantined <= ?5 \
-             AND {}",
-            user_kinds_sql(),
+             AND q.expires > ?3 AND q.quarantined > ?4 AND q.quarantined <= ?5 AND {}",
             notifies_sql()
         );
         let since = since.map_or(i64::MIN, |t| t.0);

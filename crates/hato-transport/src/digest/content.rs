@@ -64,8 +64,22 @@ pub struct DigestEntry {
     pub received: Timestamp,
     pub expires: Timestamp,
     pub kind: QuarantineKind,
+    /// What the link offers.
+    pub action: DigestAction,
     /// The release page's address with the item's token.
     pub link: String,
+}
+
+/// What an entry's link lets its recipient do, from the item's quarantine policy and kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestAction {
+    /// Release it to the Inbox (the policy permits release).
+    Release,
+    /// Ask an admin to release it (malware and high confidence phish, whose release Exchange
+    /// turns into request release, or a policy granting only that): never a release.
+    RequestRelease,
+    /// Neither: no link, only an admin releases it.
+    AskAdmin,
 }
 
 /// A whole digest.
@@ -94,6 +108,10 @@ struct Texts {
     expires: &'static str,
     reason: &'static str,
     release: &'static str,
+    request_release: &'static str,
+    ask_admin: &'static str,
+    /// Said after the introduction when an entry's link requests rather than releases.
+    request_note: &'static str,
     more: fn(usize) -> String,
     footer: fn(&str) -> String,
     kind: fn(QuarantineKind) -> &'static str,
@@ -123,6 +141,10 @@ const ENGLISH: Texts = Texts {
     expires: "Expires",
     reason: "Reason",
     release: "Release",
+    request_release: "Request release",
+    ask_admin: "Only an administrator can release this message.",
+    request_note: "Messages held as malware or high confidence phishing are released only by an \
+         administrator: their link asks for the release, and an administrator decides.",
     more: |m| {
         if m == 1 {
             "...and 1 more message, not listed here.".into()
@@ -165,6 +187,10 @@ const JAPANESE: Texts = Texts {
     expires: "有効期限",
     reason: "理由",
     release: "解放",
+    request_release: "解放を要求",
+    ask_admin: "このメッセージは管理者のみが解放できます。",
+    request_note: "マルウェアまたは高確度のフィッシングとして保留されたメッセージは管理者のみが解放\
+         できます。そのリンクからは解放を要求でき、管理者が判断します。",
     more: |m| format!("ほかに {m} 件のメッセージがあります (ここには表示されていません)。"),
     footer: |host| {
         format!(
@@ -252,11 +278,41 @@ fn sender_of(e: &DigestEntry) -> String {
     }
 }
 
+/// The note on requests, when an entry's link requests rather than releases.
+fn requests(d: &Digest<'_>) -> bool {
+    d.entries.iter().any(|e| e.action != DigestAction::Release)
+}
+
+/// An entry's link line in the plain text.
+fn action_text(e: &DigestEntry, t: &Texts) -> String {
+    match e.action {
+        DigestAction::Release => format!("{}: {}", t.release, e.link),
+        DigestAction::RequestRelease => format!("{}: {}", t.request_release, e.link),
+        DigestAction::AskAdmin => t.ask_admin.to_string(),
+    }
+}
+
+/// An entry's link paragraph in the HTML.
+fn action_html(e: &DigestEntry, t: &Texts) -> String {
+    match e.action {
+        DigestAction::Release => format!("<a href=\"{}\">{}</a>", escape_html(&e.link), t.release),
+        DigestAction::RequestRelease => format!(
+            "<a href=\"{}\">{}</a>",
+            escape_html(&e.link),
+            t.request_release
+        ),
+        DigestAction::AskAdmin => escape_html(t.ask_admin),
+    }
+}
+
 fn plain_text(d: &Digest<'_>, t: &Texts, to: &str) -> String {
     let mut out = format!("{}\r\n\r\n", (t.intro)(to));
+    if requests(d) {
+        out.push_str(&format!("{}\r\n\r\n", t.request_note));
+    }
     for e in d.entries {
         out.push_str(&format!(
-            "{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
+            "{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n{}\r\n\r\n",
             t.sender,
             sender_of(e),
             t.subject_label,
@@ -267,8 +323,7 @@ fn plain_text(d: &Digest<'_>, t: &Texts, to: &str) -> String {
             (t.date)(e.expires),
             t.reason,
             (t.kind)(e.kind),
-            t.release,
-            e.link,
+            action_text(e, t),
         ));
     }
     let more = d.total.saturating_sub(d.entries.len());
@@ -287,11 +342,14 @@ fn html(d: &Digest<'_>, t: &Texts, to: &str) -> String {
         d.language.tag(),
         escape_html(&(t.intro)(to)),
     );
+    if requests(d) {
+        out.push_str(&format!("<p>{}</p>\r\n", escape_html(t.request_note)));
+    }
     for e in d.entries {
         out.push_str(&format!(
             "<dl>\r\n<dt>{}</dt><dd>{}</dd>\r\n<dt>{}</dt><dd>{}</dd>\r\n\
              <dt>{}</dt><dd>{}</dd>\r\n<dt>{}</dt><dd>{}</dd>\r\n<dt>{}</dt><dd>{}</dd>\r\n\
-             </dl>\r\n<p><a href=\"{}\">{}</a></p>\r\n<hr>\r\n",
+             </dl>\r\n<p>{}</p>\r\n<hr>\r\n",
             t.sender,
             escape_html(&sender_of(e)),
             t.subject_label,
@@ -302,8 +360,7 @@ fn html(d: &Digest<'_>, t: &Texts, to: &str) -> String {
             escape_html(&(t.date)(e.expires)),
             t.reason,
             (t.kind)(e.kind),
-            escape_html(&e.link),
-            t.release,
+            action_html(e, t),
         ));
     }
     let more = d.total.saturating_sub(d.entries.len());
@@ -363,6 +420,7 @@ mod tests {
             received: at("2026-11-28T12:00:00Z"),
             expires: at("2026-12-28T12:00:00Z"),
             kind,
+            action: DigestAction::Release,
             link: "https://mx.hato.test/quarantine/release?t=0123abcd".into(),
         }
     }
@@ -514,5 +572,48 @@ mod tests {
         let entries = [entry(&long, QuarantineKind::Spam)];
         let bytes = digest(DigestLanguage::English, &entries, 1);
         assert!(bytes.len() < 8_000, "{}", bytes.len());
+    }
+
+    #[test]
+    fn malware_links_to_a_release_request_and_a_rule_item_to_nothing() {
+        let entries = [
+            DigestEntry {
+                action: DigestAction::RequestRelease,
+                link: "https://mx.hato.test/quarantine/release?t=feed".into(),
+                ..entry("invoice", QuarantineKind::Malware)
+            },
+            DigestEntry {
+                action: DigestAction::AskAdmin,
+                link: "https://mx.hato.test/quarantine/release?t=beef".into(),
+                ..entry("ruled", QuarantineKind::TransportRule)
+            },
+        ];
+        let bytes = digest(DigestLanguage::English, &entries, 2);
+        let msg = MessageParser::new().parse(&bytes).expect("parses");
+        let text = msg.body_text(0).unwrap();
+        assert!(
+            text.contains("Request release: https://mx.hato.test/quarantine/release?t=feed"),
+            "{text}"
+        );
+        assert!(!text.contains("Release: https"), "{text}");
+        assert!(!text.contains("t=beef"), "{text}");
+        assert!(text.contains("Only an administrator can release this message."));
+        assert!(text.contains("their link asks for the release"), "{text}");
+        let html = msg.body_html(0).unwrap();
+        assert!(
+            html.contains(
+                "<a href=\"https://mx.hato.test/quarantine/release?t=feed\">Request release</a>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("t=beef"), "{html}");
+        let ja = digest(DigestLanguage::Japanese, &entries, 2);
+        let text = MessageParser::new()
+            .parse(&ja)
+            .expect("parses")
+            .body_text(0)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("解放を要求: https://"), "{text}");
     }
 }

@@ -2,12 +2,13 @@
 //! spam notifications; exchange-online-behaviour.md §6.4): one digest mail per recipient, at the
 //! frequency of the recipient's anti-spam policy (`EndUserSpamNotificationFrequency`, days), in
 //! its language (`EndUserSpamNotificationLanguage`), listing the items held for the recipient
-//! since the last digest, of the kinds users manage (spam, high-confidence spam, phish, bulk;
-//! malware, high-confidence phish and transport-rule quarantine are admin-only and never in a
-//! digest) and held under a quarantine policy with `ESNEnabled` (the store's query: an item
-//! under `AdminOnlyAccessPolicy` or `DefaultFullAccessPolicy` notifies nobody), each with a
-//! release link (a signed, expiring token for that one item and that one
-//! recipient: [`token`]; the page is `hato-admin`'s `/quarantine/release`).
+//! since the last digest under a quarantine policy with `ESNEnabled`, whatever their kind (the
+//! store's query: an item under `AdminOnlyAccessPolicy` or `DefaultFullAccessPolicy` notifies
+//! nobody), each with a link (a signed, expiring token for that one item and that one
+//! recipient: [`token`]; the page is `hato-admin`'s `/quarantine/release`) that releases it
+//! when the policy lets the recipient release it, and otherwise requests its release
+//! (malware and high confidence phish, whose release Exchange turns into request release), or
+//! none when the recipient may do neither ([`DigestAction`]).
 //!
 //! - [`NotificationSettingsSource`]: where a recipient's settings come from (the anti-spam
 //!   policy store; [`DigestSettings::from_policy`] reads a `SpamFilterPolicy`).
@@ -24,7 +25,8 @@ pub mod content;
 pub mod token;
 
 pub use content::{
-    DigestEntry, DigestLanguage, clean, date_text, digest_content, escape_html, kind_name,
+    DigestAction, DigestEntry, DigestLanguage, clean, date_text, digest_content, escape_html,
+    kind_name,
 };
 pub use token::{ReleaseClaim, TokenError};
 
@@ -34,7 +36,9 @@ use hato_core::directory::{Route, TenantId};
 use hato_core::{Address, Clock, Timestamp};
 use hato_directory::Directory;
 use hato_protection::spam::SpamFilterPolicy;
-use hato_store::{DigestCandidate, NewRecipient, Store, StoreError};
+use hato_store::{
+    DigestCandidate, NewRecipient, QuarantinePermission, QuarantinePolicy, Store, StoreError,
+};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -266,6 +270,10 @@ impl Digester {
         }
         let secret = self.secret()?;
         let base = self.options.release_url.trim_end_matches('/');
+        // What the recipient may do with each item decides its link (the release page checks
+        // the same again when the link is used).
+        let mut policies = QuarantinePolicy::built_ins();
+        policies.extend(self.store.quarantine_policies(c.tenant_id)?);
         let entries: Vec<DigestEntry> = found
             .items
             .iter()
@@ -279,12 +287,24 @@ impl Digester {
                         expires: it.expires,
                     },
                 );
+                let perms = it.permissions_in(&policies);
+                // Release where the policy lets the recipient release; for malware and high
+                // confidence phish (whose release becomes request release) and policies that
+                // grant only that, the release request; else no link (an admin's to release).
+                let action = if perms.has(QuarantinePermission::Release) {
+                    DigestAction::Release
+                } else if perms.has(QuarantinePermission::RequestRelease) {
+                    DigestAction::RequestRelease
+                } else {
+                    DigestAction::AskAdmin
+                };
                 DigestEntry {
                     sender: it.sender.clone(),
                     subject: it.subject.clone(),
                     received: it.received,
                     expires: it.expires,
                     kind: it.kind,
+                    action,
                     // The page speaks the digest's language; English needs no parameter.
                     link: match settings.language {
                         DigestLanguage::English => format!("{base}?t={token}"),

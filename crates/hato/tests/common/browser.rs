@@ -55,3 +55,63 @@ pub fn run(script: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// GTUBE, the standard anti-spam test string (high confidence spam).
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+/// The browser tests' quarantine setup: contoso's `admin@` and `user@`
+/// (`console::admin_and_user_fixture`), an anti-spam policy "Strict" for `user@` quarantining
+/// high confidence spam (under `tag`, a quarantine policy made with its name and permissions,
+/// when given), and one such message
+/// from `spammer@outside.test` with `subject` held by the real pipeline. The server and the
+/// held item's id.
+pub fn admin_and_user_with_held_spam(
+    password: &str,
+    tag: Option<(&str, &str)>,
+    subject: &str,
+) -> (super::Server, String) {
+    let s = super::console::admin_and_user_fixture(password);
+    if let Some((name, permissions)) = tag {
+        s.ok(&[
+            "quarantine-policy",
+            "add",
+            name,
+            "--tenant",
+            "contoso",
+            "--permissions",
+            permissions,
+        ]);
+    }
+    let mut args = vec![
+        "spam-filter",
+        "add",
+        "Strict",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+        "--sent-to",
+        "user@contoso.test",
+        "--high-confidence-spam-action",
+        "quarantine",
+    ];
+    if let Some((name, _)) = tag {
+        args.extend(["--high-confidence-spam-quarantine-tag", name]);
+    }
+    s.ok(&args);
+    let reply = super::send_mime(
+        &s,
+        serde_json::json!({"from": "spammer@outside.test", "to": ["user@contoso.test"],
+               "subject": subject, "body": format!("{GTUBE}\n")}),
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    let mut id = String::new();
+    s.wait_for("the held message", || {
+        let (_, v) = s.api("GET", "/api/v1/quarantine?tenant=contoso", None);
+        if let Some(i) = v["items"][0]["id"].as_i64() {
+            id = i.to_string();
+        }
+        !id.is_empty()
+    });
+    (s, id)
+}

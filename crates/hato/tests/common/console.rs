@@ -218,27 +218,48 @@ pub fn roles_fixture(s: Server, password: &str) -> Server {
         s.mailbox(&format!("{m}@contoso.test"), &["--password", password]);
     }
     s.mailbox("other@fabrikam.test", &["--password", password]);
-    for (name, member, role) in [
-        ("Global Admins", "ga@contoso.test", "global-admin"),
-        ("Recipient Desk", "ra@contoso.test", "recipient-admin"),
-    ] {
-        let (status, v) = s.api(
-            "POST",
-            "/api/v1/groups",
-            Some(
-                serde_json::json!({ "type": "security", "tenant": "contoso", "name": name,
-                         "owners": ["owner@contoso.test"], "members": [member] }),
-            ),
-        );
-        assert_eq!(status, 201, "{v}");
-        let (status, v) = s.api(
-            "POST",
-            &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
-            Some(serde_json::json!({ "role": role })),
-        );
-        assert_eq!(status, 200, "{v}");
-    }
+    admin_groups(&s);
     s
+}
+
+/// contoso's "Global Admins" (`ga@`) and "Recipient Desk" (`ra@`), owned by `owner@`: the
+/// console tests' admins, through role groups as Exchange gives the roles.
+pub fn admin_groups(s: &Server) {
+    role_group(
+        s,
+        "contoso",
+        "Global Admins",
+        "owner@contoso.test",
+        &["ga@contoso.test"],
+        "global-admin",
+    );
+    role_group(
+        s,
+        "contoso",
+        "Recipient Desk",
+        "owner@contoso.test",
+        &["ra@contoso.test"],
+        "recipient-admin",
+    );
+}
+
+/// A security group of `tenant` named `name`, owned by `owner`, with `members`, given `role`.
+pub fn role_group(s: &Server, tenant: &str, name: &str, owner: &str, members: &[&str], role: &str) {
+    let (status, v) = s.api(
+        "POST",
+        "/api/v1/groups",
+        Some(
+            serde_json::json!({ "type": "security", "tenant": tenant, "name": name,
+                                  "owners": [owner], "members": members }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = s.api(
+        "POST",
+        &format!("/api/v1/groups/{}/roles", name.replace(' ', "%20")),
+        Some(serde_json::json!({ "role": role })),
+    );
+    assert_eq!(status, 200, "{v}");
 }
 
 impl Client {
@@ -259,20 +280,13 @@ pub fn admin_and_user_fixture(password: &str) -> Server {
     for m in ["admin@contoso.test", "user@contoso.test"] {
         s.mailbox(m, &["--password", password]);
     }
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups",
-        Some(
-            serde_json::json!({ "type": "security", "tenant": "contoso", "name": "Global Admins",
-                     "owners": ["admin@contoso.test"], "members": ["admin@contoso.test"] }),
-        ),
+    role_group(
+        &s,
+        "contoso",
+        "Global Admins",
+        "admin@contoso.test",
+        &["admin@contoso.test"],
+        "global-admin",
     );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = s.api(
-        "POST",
-        "/api/v1/groups/Global%20Admins/roles",
-        Some(serde_json::json!({ "role": "global-admin" })),
-    );
-    assert_eq!(status, 200, "{v}");
     s
 }

@@ -334,6 +334,18 @@ pub fn http(
     )
 }
 
+/// A plain HTML form's request to the admin listener (`POST`: url-encoded `body`): the status
+/// and the page (the delist and release pages).
+pub fn http_form(s: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
+    let headers = if method == "POST" {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    } else {
+        ""
+    };
+    let (status, bytes) = http_raw(s.admin, method, path, headers, body);
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Sends a request with exactly these extra header lines (each ending in CRLF) and body.
 pub fn http_raw(
     addr: SocketAddr,

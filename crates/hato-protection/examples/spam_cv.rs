@@ -2,7 +2,7 @@
 //! split (never the test split): how the shipped model's settings were chosen.
 //!
 //! `cargo run --release -p hato-protection --example spam_cv -- CORPUS_DIR` (with ham/ and
-//! spam/); settings from the environment: BITS, EPOCHS, RATE, HAM_WEIGHT, TREES, DEPTH, SHRINK,
+//! spam/); settings from the environment: BITS, EPOCHS, RATE, HAM_WEIGHT, BAGS, TREES, DEPTH, SHRINK,
 //! TARGET_FP, FOLDS, SEED (the training's shuffle and inner folds); OUT=FILE writes the model
 //! (as `hato spam train --split train` does).
 //!
@@ -56,6 +56,7 @@ fn main() -> Result<(), String> {
             ..d.boost.clone()
         },
         seed: env("SEED", d.seed),
+        content_bags: env("BAGS", d.content_bags),
     };
     let seeds: Vec<u64> = match std::env::var("SEEDS") {
         Ok(v) if v.contains(',') => v
@@ -177,7 +178,8 @@ fn main() -> Result<(), String> {
             .filter(|i| !samples[**i].spam)
             .map(|i| r.oof_scores[*i])
             .collect();
-        ham.truncate((o.target_fp * r.ham as f64) as usize + 1);
+        // The training's rule (model.rs `cut_points`): ⌊target·(n+1)⌋ − 1 ham above the cut.
+        ham.truncate(((o.target_fp * (r.ham + 1) as f64) as usize).max(1));
         let cut = ham.last().copied().unwrap_or(0.0);
         println!("spam at or below the cut ({cut:+.3}):");
         for i in idx

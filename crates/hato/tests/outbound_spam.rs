@@ -742,7 +742,10 @@ fn outbound_spam_leaves_from_the_high_risk_pool_and_other_mail_from_the_normal_o
                 alice,
                 &["dave@remote.test"],
                 "sub-ham",
-                "See you at 3pm. MARKER-SUB-HAM",
+                // Ordinary mail, as a person writes it: a bare address and a four-word line are
+                // at the classifier's edge (no corpus ham is that bare; docs/architecture.md).
+                "Hi Dave, see you at 3pm in the usual room. I will bring the notes from last \
+                 week's meeting. MARKER-SUB-HAM",
             ),
             (
                 alice,
